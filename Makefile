@@ -1,0 +1,33 @@
+# asyncshim — build, test, demo, bench.  `make` builds target/release/libasyncshim.so and the launcher.
+CARGO   ?= cargo
+LIB     := target/release/libasyncshim.so
+LAUNCH  := target/release/asyncshim
+
+.PHONY: all build deps test rust-test c-test demo bench clean
+
+all: build
+
+build:
+	$(CARGO) build --release
+
+# Installs what the tests need on a fresh Debian 12 machine (idempotent, quiet when already there).
+deps:
+	scripts/install-deps.sh
+
+test: deps build rust-test c-test
+
+rust-test:
+	$(CARGO) test --release --lib
+
+c-test: build
+	scripts/run-c-tests.sh
+
+demo: build
+	scripts/demo.sh
+
+bench: build
+	scripts/bench.sh
+
+clean:
+	$(CARGO) clean
+	rm -rf c-tests/build

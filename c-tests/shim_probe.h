@@ -1,0 +1,71 @@
+/* shim_probe.h — lets a test tell whether it runs under libasyncshim.so.
+ *
+ * The library exports `int asyncshim_is_active(void)` (1 while its runtime is on) and
+ * `int asyncshim_worker_count(void)` (the configured maximum number of worker OS threads).
+ * Natively neither symbol exists, so both probes return 0. Include this before any system header,
+ * or define _GNU_SOURCE yourself. */
+#ifndef SHIM_PROBE_H
+#define SHIM_PROBE_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* 1 when the shim's runtime is active in this process, else 0. */
+static __attribute__((unused)) int under_shim(void)
+{
+    int (*is_active)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "asyncshim_is_active");
+    return is_active != NULL && is_active() != 0;
+}
+
+/* The shim's configured maximum number of worker OS threads; 0 when not under the shim. */
+static __attribute__((unused)) int shim_workers(void)
+{
+    if (!under_shim())
+        return 0;
+    int (*count)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "asyncshim_worker_count");
+    return count != NULL ? count() : 0;
+}
+
+/* Value of a numeric field of /proc/self/status ("Threads", "VmRSS" in KiB, ...), or -1.
+ * Uses only open/read (no stdio, no malloc) so it is safe to call from any thread. */
+static __attribute__((unused)) long proc_status_field(const char *field)
+{
+    char buf[8192];
+    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    size_t len = 0;
+    for (;;) {
+        ssize_t n = read(fd, buf + len, sizeof buf - 1 - len);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        if (len == sizeof buf - 1)
+            break;
+    }
+    close(fd);
+    buf[len] = '\0';
+    size_t flen = strlen(field);
+    for (char *line = buf; line && *line; ) {
+        if (strncmp(line, field, flen) == 0 && line[flen] == ':')
+            return strtol(line + flen + 1, NULL, 10);
+        line = strchr(line, '\n');
+        if (line)
+            line++;
+    }
+    return -1;
+}
+
+/* Number of OS threads (kernel tasks) in this process, from "Threads:" in /proc/self/status; -1 on error. */
+static __attribute__((unused)) int os_threads(void)
+{
+    return (int)proc_status_field("Threads");
+}
+
+#endif /* SHIM_PROBE_H */

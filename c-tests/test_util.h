@@ -1,0 +1,113 @@
+/* test_util.h — small helpers shared by the C differential tests (not a test itself).
+ *
+ * CHECK(cond, name) prints "name: ok" or "name: FAILED" on stdout and remembers failures;
+ * test_exit_status() is 0 when every check passed, else 1. Tests print every check (not just the
+ * first failure) so that a diff against the native run shows exactly which checks differ.
+ * Output is line-buffered by test_init() so that a crash keeps what was printed before it. */
+#ifndef TEST_UTIL_H
+#define TEST_UTIL_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static int test_failures;
+
+static __attribute__((unused)) void test_init(void)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+}
+
+static __attribute__((unused)) int check_impl(int ok, const char *name, const char *file, int line)
+{
+    if (ok) {
+        printf("%s: ok\n", name);
+    } else {
+        printf("%s: FAILED\n", name);
+        fprintf(stderr, "%s:%d: check failed: %s\n", file, line, name);
+        test_failures++;
+    }
+    return ok;
+}
+#define CHECK(cond, name) check_impl(!!(cond), (name), __FILE__, __LINE__)
+
+static __attribute__((unused)) int test_exit_status(void)
+{
+    if (test_failures)
+        printf("%d check(s) FAILED\n", test_failures);
+    return test_failures ? 1 : 0;
+}
+
+/* Name of an errno value, for deterministic output. */
+static __attribute__((unused)) const char *errname(int e)
+{
+    switch (e) {
+    case 0: return "0";
+    case EINVAL: return "EINVAL";
+    case ESRCH: return "ESRCH";
+    case EDEADLK: return "EDEADLK";
+    case EBUSY: return "EBUSY";
+    case ETIMEDOUT: return "ETIMEDOUT";
+    case EPERM: return "EPERM";
+    case EAGAIN: return "EAGAIN";
+    case EINTR: return "EINTR";
+    case ERANGE: return "ERANGE";
+    case ENOTSUP: return "ENOTSUP";
+    case EFAULT: return "EFAULT";
+    case ENOENT: return "ENOENT";
+    case ENOMEM: return "ENOMEM";
+    case ECHILD: return "ECHILD";
+    default: {
+        static __thread char buf[32];
+        snprintf(buf, sizeof buf, "errno%d", e);
+        return buf;
+    }
+    }
+}
+
+static __attribute__((unused)) int64_t now_ns(clockid_t clk)
+{
+    struct timespec ts;
+    clock_gettime(clk, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static __attribute__((unused)) int64_t mono_ns(void)
+{
+    return now_ns(CLOCK_MONOTONIC);
+}
+
+/* Sleep for ms milliseconds with nanosleep (restarted on EINTR). */
+static __attribute__((unused)) void sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+        ;
+}
+
+/* Atomic helpers (sequentially consistent). */
+#define ATOMIC_LOAD(p) __atomic_load_n((p), __ATOMIC_SEQ_CST)
+#define ATOMIC_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
+#define ATOMIC_ADD(p, v) __atomic_add_fetch((p), (v), __ATOMIC_SEQ_CST)
+
+/* Wait, polling with sleeps (never a futex wait), until *p >= target or timeout_ms passes.
+ * Returns 1 when reached. */
+static __attribute__((unused)) int wait_at_least(const int *p, int target, long poll_ms, long timeout_ms)
+{
+    int64_t deadline = mono_ns() + timeout_ms * 1000000LL;
+    while (ATOMIC_LOAD(p) < target) {
+        if (mono_ns() > deadline)
+            return 0;
+        sleep_ms(poll_ms);
+    }
+    return 1;
+}
+
+#endif /* TEST_UTIL_H */

@@ -1,0 +1,468 @@
+//! `asyncshim` — launcher for `libasyncshim.so`.
+//!
+//! ```text
+//! asyncshim [--workers N] [--stack-size S] [--stats DEST] [--off] [--lib PATH] [--] cmd args...
+//! ```
+//!
+//! It sets the shim's environment variables, prepends the library to `LD_PRELOAD` and replaces itself
+//! with the command (`execvp`), so the exit status, the signals and the process id are the command's own.
+//!
+//! This binary deliberately does NOT link the `asyncshim` library crate: the library exports
+//! `#[no_mangle]` replacements for libc functions (`pthread_create`, ...) which would take over the
+//! launcher itself. Only `std` and `libc` are used.
+//!
+//! It is also built with `#![no_main]`: std's runtime start-up sets `SIGPIPE` to "ignore" before `main`
+//! and `std::process::Command` clears the signal mask before exec. Defining the C `main` ourselves and
+//! calling `execvp` directly keeps the signal dispositions and the signal mask exactly as inherited, as
+//! env(1) does. (`std::env::args` still works: glibc passes argv to std's `.init_array` hook.)
+//!
+//! Exit status when the command does not run: 127 if it is not found, 126 if it cannot be executed
+//! (permission denied, not an executable, ...), like env(1); 2 for bad usage; 125 when the library
+//! cannot be found.
+#![cfg_attr(not(test), no_main)]
+// Under `cargo test` the harness supplies `main`, so the launcher's entry path is unused there.
+#![cfg_attr(test, allow(dead_code))]
+
+use std::ffi::{CStr, CString, OsStr, OsString};
+use std::io::Write;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+const LIB_NAME: &str = "libasyncshim.so";
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Smallest accepted `--stack-size` (the library ignores smaller ASYNCSHIM_STACK_SIZE values).
+const MIN_STACK: u64 = 16 * 1024;
+/// Largest accepted `--workers` (the library ignores larger ASYNCSHIM_WORKERS values).
+const MAX_WORKERS: u32 = 1024;
+
+const EXIT_USAGE: i32 = 2;
+const EXIT_LAUNCHER: i32 = 125;
+const EXIT_CANNOT_INVOKE: i32 = 126;
+const EXIT_NOT_FOUND: i32 = 127;
+
+const USAGE: &str = "\
+Usage: asyncshim [OPTIONS] [--] COMMAND [ARGS...]
+
+Run COMMAND with libasyncshim.so preloaded: its threads become coroutines scheduled on a few
+OS worker threads (M:N). The command replaces this launcher (same PID, exit status, signals).
+
+Options:
+  -w, --workers N       number of OS worker threads (1 to 1024; default: online CPUs)
+  -s, --stack-size S    default thread (coroutine) stack size in bytes, with an optional
+                        K, M or G suffix (powers of 1024); at least 16K (default: RLIMIT_STACK)
+      --stats DEST      write runtime statistics at exit to DEST: 'stderr' or a file path
+      --off             load the library in pass-through mode (ASYNCSHIM=off): real OS threads
+      --lib PATH        library to preload (default: $ASYNCSHIM_LIB, else libasyncshim.so
+                        next to this executable)
+  -h, --help            show this help and exit
+  -V, --version         show the version and exit
+
+Options may also be written --opt=VALUE. Option parsing stops at '--' or at the first
+argument that is not an option (the command); everything after it goes to the command.
+
+Environment set for the command: ASYNCSHIM_WORKERS, ASYNCSHIM_STACK_SIZE, ASYNCSHIM_STATS,
+ASYNCSHIM=off (with --off), and LD_PRELOAD (the library first, existing entries kept).
+
+Exit status: the command's own; 127 if COMMAND is not found, 126 if it cannot be executed,
+125 if the library cannot be found, 2 for bad usage.
+";
+
+/// What the command line asks for.
+#[derive(Debug, Default, PartialEq)]
+struct Options {
+    workers: Option<u32>,
+    stack_size: Option<u64>,
+    stats: Option<OsString>,
+    off: bool,
+    lib: Option<OsString>,
+    help: bool,
+    version: bool,
+    /// The command and its arguments (empty when none was given).
+    command: Vec<OsString>,
+}
+
+/// Parses a size: decimal digits with an optional K, M or G suffix (case-insensitive, powers of 1024;
+/// a trailing `B`/`iB` is tolerated: `64K`, `64KB`, `64KiB`). Returns bytes.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, suffix) = t.split_at(digits_end);
+    if num.is_empty() {
+        return Err(format!("invalid size '{s}': expected a number with an optional K, M or G suffix"));
+    }
+    let shift = match suffix.to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return Err(format!("invalid size '{s}': unknown suffix '{suffix}' (use K, M or G)")),
+    };
+    let n: u64 = num.parse().map_err(|_| format!("invalid size '{s}': number too large"))?;
+    n.checked_mul(1u64 << shift).ok_or_else(|| format!("invalid size '{s}': too large"))
+}
+
+/// Parses and checks a `--stack-size` value.
+fn parse_stack_size(s: &str) -> Result<u64, String> {
+    let n = parse_size(s)?;
+    if n < MIN_STACK {
+        return Err(format!("stack size '{s}' is too small (minimum 16K = {MIN_STACK} bytes)"));
+    }
+    // Must fit a size_t / be representable by the library; absurd values are most likely typos.
+    if n > (1u64 << 40) {
+        return Err(format!("stack size '{s}' is too large (maximum 1T)"));
+    }
+    Ok(n)
+}
+
+/// Parses and checks a `--workers` value.
+fn parse_workers(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(n) if (1..=MAX_WORKERS).contains(&n) => Ok(n),
+        Ok(0) => Err(format!("invalid worker count '{s}': must be at least 1")),
+        Ok(_) => Err(format!("invalid worker count '{s}': at most {MAX_WORKERS}")),
+        Err(_) => Err(format!("invalid worker count '{s}': expected an integer >= 1")),
+    }
+}
+
+fn parse_args(args: &[OsString]) -> Result<Options, String> {
+    let mut o = Options::default();
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        let bytes = arg.as_bytes();
+        if bytes == b"--" {
+            o.command = args[i + 1..].to_vec();
+            return Ok(o);
+        }
+        if bytes.len() < 2 || bytes[0] != b'-' {
+            // First non-option: the command. Everything from here on is its own.
+            o.command = args[i..].to_vec();
+            return Ok(o);
+        }
+        let s = arg.to_str().ok_or_else(|| format!("invalid option '{}'", arg.to_string_lossy()))?;
+        let (name, inline_value) = match s.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n, Some(v)),
+            _ => (s, None),
+        };
+        // Fetches the option's value: inline (`--opt=V`) or the next argument.
+        let mut value = |what: &str| -> Result<OsString, String> {
+            if let Some(v) = inline_value {
+                return Ok(OsString::from(v));
+            }
+            i += 1;
+            args.get(i).cloned().ok_or_else(|| format!("option '{name}' requires {what}"))
+        };
+        let utf8 = |v: OsString| -> Result<String, String> {
+            v.into_string().map_err(|v| format!("invalid value '{}' for '{name}'", v.to_string_lossy()))
+        };
+        match name {
+            "-w" | "--workers" => o.workers = Some(parse_workers(&utf8(value("a number")?)?)?),
+            "-s" | "--stack-size" => o.stack_size = Some(parse_stack_size(&utf8(value("a size")?)?)?),
+            "--stats" => {
+                let v = value("a destination ('stderr' or a file path)")?;
+                if v.is_empty() {
+                    return Err("option '--stats' requires a destination ('stderr' or a file path)".into());
+                }
+                o.stats = Some(v);
+            }
+            "--lib" => {
+                let v = value("a path")?;
+                if v.is_empty() {
+                    return Err("option '--lib' requires a path".into());
+                }
+                o.lib = Some(v);
+            }
+            "--off" | "-h" | "--help" | "-V" | "--version" if inline_value.is_some() => {
+                return Err(format!("option '{name}' does not take a value"));
+            }
+            "--off" => o.off = true,
+            "-h" | "--help" => o.help = true,
+            "-V" | "--version" => o.version = true,
+            _ => return Err(format!("unknown option '{s}'")),
+        }
+        i += 1;
+    }
+    Ok(o)
+}
+
+/// Splits an `LD_PRELOAD` value the way ld.so does (on spaces and colons), dropping empty entries.
+fn preload_entries(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value.split(|&b| b == b' ' || b == b':').filter(|e| !e.is_empty())
+}
+
+/// Composes the new `LD_PRELOAD`: `lib` first, then the existing entries in order, without `lib`
+/// itself (also when an entry names the same file through another path) and without empty entries.
+fn compose_ld_preload(lib: &Path, existing: Option<&OsStr>) -> OsString {
+    let lib_bytes = lib.as_os_str().as_bytes();
+    let lib_canon = std::fs::canonicalize(lib).ok();
+    let mut out: Vec<u8> = lib_bytes.to_vec();
+    if let Some(existing) = existing {
+        for entry in preload_entries(existing.as_bytes()) {
+            if entry == lib_bytes {
+                continue;
+            }
+            // Entries with a slash are paths (bare names are searched by ld.so): same file, other path?
+            if entry.contains(&b'/')
+                && let Some(canon) = &lib_canon
+                && std::fs::canonicalize(OsStr::from_bytes(entry)).is_ok_and(|p| p == *canon)
+            {
+                continue;
+            }
+            out.push(b':');
+            out.extend_from_slice(entry);
+        }
+    }
+    OsString::from_vec(out)
+}
+
+/// Where the library is: `--lib`, else `$ASYNCSHIM_LIB`, else next to this executable.
+fn find_library(opt_lib: Option<&OsStr>) -> Result<PathBuf, String> {
+    let (candidate, origin) = if let Some(p) = opt_lib {
+        (PathBuf::from(p), "--lib")
+    } else if let Some(p) = std::env::var_os("ASYNCSHIM_LIB").filter(|p| !p.is_empty()) {
+        (PathBuf::from(p), "ASYNCSHIM_LIB")
+    } else {
+        let exe = std::fs::read_link("/proc/self/exe")
+            .or_else(|_| std::env::current_exe())
+            .map_err(|e| format!("cannot locate this executable to find {LIB_NAME}: {e}"))?;
+        let dir = exe.parent().unwrap_or(Path::new("/"));
+        (dir.join(LIB_NAME), "next to the launcher")
+    };
+    let meta = std::fs::metadata(&candidate).map_err(|e| {
+        format!(
+            "cannot find the library {} ({origin}): {}; use --lib PATH or ASYNCSHIM_LIB",
+            candidate.display(),
+            strip_os_error(&e)
+        )
+    })?;
+    if !meta.is_file() {
+        return Err(format!("library {} ({origin}) is not a regular file", candidate.display()));
+    }
+    // Absolute, so that it still resolves if the program changes directory and runs other programs.
+    let abs = std::fs::canonicalize(&candidate).unwrap_or(candidate);
+    let b = abs.as_os_str().as_bytes();
+    if b.contains(&b' ') || b.contains(&b':') {
+        return Err(format!(
+            "library path {} contains a space or a colon, which LD_PRELOAD cannot express",
+            abs.display()
+        ));
+    }
+    Ok(abs)
+}
+
+/// `io::Error`'s text without the " (os error N)" tail.
+fn strip_os_error(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => strerror(code),
+        None => e.to_string(),
+    }
+}
+
+fn strerror(code: i32) -> String {
+    // SAFETY: strerror returns a valid NUL-terminated string; we are single-threaded.
+    unsafe { CStr::from_ptr(libc::strerror(code)).to_string_lossy().into_owned() }
+}
+
+fn die(code: i32, msg: &str) -> i32 {
+    let _ = writeln!(std::io::stderr(), "asyncshim: {msg}");
+    code
+}
+
+fn usage_error(msg: &str) -> i32 {
+    let _ = writeln!(std::io::stderr(), "asyncshim: {msg}\nTry 'asyncshim --help' for more information.");
+    EXIT_USAGE
+}
+
+/// Everything `main` does; returns the exit status when the command could not be run.
+fn run() -> i32 {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let o = match parse_args(&args) {
+        Ok(o) => o,
+        Err(msg) => return usage_error(&msg),
+    };
+    if o.help {
+        let _ = std::io::stdout().write_all(USAGE.as_bytes());
+        return 0;
+    }
+    if o.version {
+        let _ = writeln!(std::io::stdout(), "asyncshim {VERSION}");
+        return 0;
+    }
+    if o.command.is_empty() {
+        return usage_error("no command given");
+    }
+    let lib = match find_library(o.lib.as_deref()) {
+        Ok(p) => p,
+        Err(msg) => return die(EXIT_LAUNCHER, &msg),
+    };
+    let preload = compose_ld_preload(&lib, std::env::var_os("LD_PRELOAD").as_deref());
+
+    // SAFETY (set_var): the launcher is single-threaded.
+    unsafe {
+        if let Some(n) = o.workers {
+            std::env::set_var("ASYNCSHIM_WORKERS", n.to_string());
+        }
+        if let Some(n) = o.stack_size {
+            std::env::set_var("ASYNCSHIM_STACK_SIZE", n.to_string());
+        }
+        if let Some(d) = &o.stats {
+            std::env::set_var("ASYNCSHIM_STATS", d);
+        }
+        if o.off {
+            std::env::set_var("ASYNCSHIM", "off");
+        }
+        std::env::set_var("LD_PRELOAD", &preload);
+    }
+
+    let cargs: Result<Vec<CString>, _> =
+        o.command.iter().map(|a| CString::new(a.as_bytes().to_vec())).collect();
+    let cmd_name = o.command[0].to_string_lossy().into_owned();
+    let Ok(cargs) = cargs else {
+        return die(EXIT_CANNOT_INVOKE, &format!("cannot run {cmd_name}: argument contains a NUL byte"));
+    };
+    if cargs[0].as_bytes().is_empty() {
+        return die(EXIT_NOT_FOUND, "cannot run '': No such file or directory");
+    }
+    let mut argv: Vec<*const libc::c_char> = cargs.iter().map(|c| c.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let _ = std::io::stdout().flush();
+    // SAFETY: argv is a NULL-terminated array of valid C strings that outlive the call.
+    // execvp searches PATH (of the environment just set) and runs scripts without #! with /bin/sh.
+    unsafe { libc::execvp(argv[0], argv.as_ptr()) };
+    let err = std::io::Error::last_os_error();
+    let code = if err.raw_os_error() == Some(libc::ENOENT) { EXIT_NOT_FOUND } else { EXIT_CANNOT_INVOKE };
+    die(code, &format!("cannot run {cmd_name}: {}", strip_os_error(&err)))
+}
+
+#[cfg(not(test))]
+#[unsafe(no_mangle)]
+pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    let code = run();
+    let _ = std::io::stdout().flush();
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("16384"), Ok(16384));
+        assert_eq!(parse_size("64K"), Ok(64 * 1024));
+        assert_eq!(parse_size("64k"), Ok(64 * 1024));
+        assert_eq!(parse_size("64KiB"), Ok(64 * 1024));
+        assert_eq!(parse_size("64kb"), Ok(64 * 1024));
+        assert_eq!(parse_size("8M"), Ok(8 << 20));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert_eq!(parse_size("0"), Ok(0));
+        assert_eq!(parse_size(" 1M "), Ok(1 << 20));
+        assert!(parse_size("").is_err());
+        assert!(parse_size("K").is_err());
+        assert!(parse_size("-5").is_err());
+        assert!(parse_size("1.5M").is_err());
+        assert!(parse_size("10X").is_err());
+        assert!(parse_size("1MM").is_err());
+        assert!(parse_size("99999999999999999999").is_err());
+        assert!(parse_size("99999999999999G").is_err()); // overflows u64
+    }
+
+    #[test]
+    fn stack_sizes() {
+        assert_eq!(parse_stack_size("16K"), Ok(16384));
+        assert_eq!(parse_stack_size("16384"), Ok(16384));
+        assert!(parse_stack_size("16383").is_err());
+        assert!(parse_stack_size("8K").is_err());
+        assert!(parse_stack_size("0").is_err());
+        assert_eq!(parse_stack_size("256K"), Ok(262144));
+        assert!(parse_stack_size("2000G").is_err());
+    }
+
+    #[test]
+    fn workers() {
+        assert_eq!(parse_workers("1"), Ok(1));
+        assert_eq!(parse_workers("64"), Ok(64));
+        assert_eq!(parse_workers("1024"), Ok(1024));
+        assert!(parse_workers("1025").is_err());
+        assert!(parse_workers("99999999999").is_err());
+        assert!(parse_workers("0").is_err());
+        assert!(parse_workers("-1").is_err());
+        assert!(parse_workers("two").is_err());
+        assert!(parse_workers("1.5").is_err());
+        assert!(parse_workers("").is_err());
+    }
+
+    #[test]
+    fn args() {
+        let o = parse_args(&os(&["--workers", "4", "-s", "64K", "--", "ls", "-l"])).unwrap();
+        assert_eq!(o.workers, Some(4));
+        assert_eq!(o.stack_size, Some(65536));
+        assert_eq!(o.command, os(&["ls", "-l"]));
+
+        // The command without "--": options after it belong to the command.
+        let o = parse_args(&os(&["--off", "ls", "--workers", "x"])).unwrap();
+        assert!(o.off);
+        assert_eq!(o.command, os(&["ls", "--workers", "x"]));
+
+        let o = parse_args(&os(&["--workers=2", "--stack-size=1M", "--stats=stderr", "--lib=/x.so", "prog"]))
+            .unwrap();
+        assert_eq!(o.workers, Some(2));
+        assert_eq!(o.stack_size, Some(1 << 20));
+        assert_eq!(o.stats.as_deref(), Some(OsStr::new("stderr")));
+        assert_eq!(o.lib.as_deref(), Some(OsStr::new("/x.so")));
+
+        // "--" then a command starting with '-'.
+        let o = parse_args(&os(&["--", "-weird"])).unwrap();
+        assert_eq!(o.command, os(&["-weird"]));
+        // A lone "-" is a command name, not an option.
+        assert_eq!(parse_args(&os(&["-"])).unwrap().command, os(&["-"]));
+
+        assert!(parse_args(&os(&[])).unwrap().command.is_empty());
+        assert!(parse_args(&os(&["--"])).unwrap().command.is_empty());
+        assert!(parse_args(&os(&["--workers"])).is_err());
+        assert!(parse_args(&os(&["--workers", "0", "ls"])).is_err());
+        assert!(parse_args(&os(&["--stack-size", "4K", "ls"])).is_err());
+        assert!(parse_args(&os(&["--bogus", "ls"])).is_err());
+        assert!(parse_args(&os(&["--off=1", "ls"])).is_err());
+        assert!(parse_args(&os(&["--stats=", "ls"])).is_err());
+        assert!(parse_args(&os(&["--help"])).unwrap().help);
+        assert!(parse_args(&os(&["-V"])).unwrap().version);
+    }
+
+    #[test]
+    fn ld_preload() {
+        let lib = Path::new("/opt/x/libasyncshim.so");
+        let c = |e: Option<&str>| compose_ld_preload(lib, e.map(OsStr::new)).into_string().unwrap();
+        assert_eq!(c(None), "/opt/x/libasyncshim.so");
+        assert_eq!(c(Some("")), "/opt/x/libasyncshim.so");
+        assert_eq!(c(Some("/a.so")), "/opt/x/libasyncshim.so:/a.so");
+        // Space- and colon-separated lists, order kept, empty entries dropped.
+        assert_eq!(c(Some("/a.so /b.so")), "/opt/x/libasyncshim.so:/a.so:/b.so");
+        assert_eq!(c(Some(" /a.so::/b.so: ")), "/opt/x/libasyncshim.so:/a.so:/b.so");
+        // No duplicate of the library, wherever it was.
+        assert_eq!(c(Some("/opt/x/libasyncshim.so")), "/opt/x/libasyncshim.so");
+        assert_eq!(c(Some("/a.so:/opt/x/libasyncshim.so /b.so")), "/opt/x/libasyncshim.so:/a.so:/b.so");
+        // Bare names (searched by ld.so) are kept as they are.
+        assert_eq!(c(Some("libfoo.so")), "/opt/x/libasyncshim.so:libfoo.so");
+    }
+
+    #[test]
+    fn ld_preload_same_file_other_path() {
+        let dir = std::env::temp_dir().join(format!("asyncshim-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let real = dir.join("libasyncshim.so");
+        std::fs::write(&real, b"").unwrap();
+        let link = dir.join("link.so");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let real = std::fs::canonicalize(&real).unwrap();
+        let existing = format!("{}:/other.so", link.display());
+        let got = compose_ld_preload(&real, Some(OsStr::new(&existing)));
+        assert_eq!(got, OsString::from(format!("{}:/other.so", real.display())));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,17 @@
+//! Exported C entry points, one file per family. A hook checks whether its caller is a coroutine
+//! ([`crate::runtime::worker::current_task`]); if not — the shim is off, the runtime has not started, the
+//! caller is a thread the runtime did not create, or this is a forked child — it calls the real function.
+//! Otherwise it translates the call into a runtime call. Policy lives in the runtime, not here.
+
+pub mod probe;
+pub mod process;
+pub mod sleep;
+pub mod start;
+pub mod thread;
+
+/// Sets errno of the calling thread (the coroutine's own, since FS is its TCB).
+#[inline]
+pub(crate) fn set_errno(e: i32) {
+    // SAFETY: __errno_location returns the calling thread's errno slot.
+    unsafe { *libc::__errno_location() = e };
+}

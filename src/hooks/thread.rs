@@ -1,0 +1,326 @@
+//! pthread thread functions: create, join (all variants), detach, exit, attributes, names, once.
+//! Threads the runtime does not know (made before it started, or real threads it made on purpose) go to
+//! libc unchanged.
+
+use crate::real;
+use crate::runtime::thread::{self, JoinKind, Spawn, StartFn};
+use crate::runtime::{self, sys::time, worker};
+use std::ffi::{CStr, c_char, c_int, c_void};
+
+unsafe extern "C" {
+    fn pthread_getattr_default_np(attr: *mut libc::pthread_attr_t) -> c_int;
+    fn pthread_attr_getdetachstate(attr: *const libc::pthread_attr_t, state: *mut c_int) -> c_int;
+    fn pthread_attr_getstackaddr(attr: *const libc::pthread_attr_t, addr: *mut *mut c_void) -> c_int;
+}
+
+fn known(t: libc::pthread_t) -> Option<runtime::task::TaskRef> {
+    if !runtime::running() {
+        return None;
+    }
+    runtime::get().threads.lookup(t)
+}
+
+/// What to make of a `pthread_attr_t`.
+enum Plan {
+    Coroutine(Spawn),
+    /// Attributes a coroutine cannot honour (explicit scheduling policy, CPU affinity): a real thread.
+    RealThread,
+}
+
+unsafe fn plan(attr: *const libc::pthread_attr_t, start: StartFn, arg: *mut c_void) -> Plan {
+    let rt = runtime::get();
+    let mut spawn = Spawn { start, arg, stack_size: rt.default_stack, user_stack: None, detached: false, guard_size: 4096 };
+    // SAFETY (block): attr is NULL or an initialised attribute object, as pthread_create requires; the
+    // getters only read it.
+    unsafe {
+        if attr.is_null() {
+            let mut def: libc::pthread_attr_t = core::mem::zeroed();
+            if pthread_getattr_default_np(&mut def) == 0 {
+                let mut s = 0usize;
+                libc::pthread_attr_getstacksize(&def, &mut s);
+                libc::pthread_attr_destroy(&mut def);
+                spawn.stack_size = rt.config.stack_size.unwrap_or(s);
+            }
+            return Plan::Coroutine(spawn);
+        }
+        let mut detach = 0;
+        pthread_attr_getdetachstate(attr, &mut detach);
+        spawn.detached = detach == libc::PTHREAD_CREATE_DETACHED;
+        let mut inherit = 0;
+        libc::pthread_attr_getinheritsched(attr, &mut inherit);
+        if inherit == libc::PTHREAD_EXPLICIT_SCHED {
+            return Plan::RealThread;
+        }
+        let mut cpus: libc::cpu_set_t = core::mem::zeroed();
+        if libc::pthread_attr_getaffinity_np(attr, size_of::<libc::cpu_set_t>(), &mut cpus) == 0 {
+            let all = (0..libc::CPU_SETSIZE as usize).all(|i| libc::CPU_ISSET(i, &cpus));
+            if !all {
+                return Plan::RealThread;
+            }
+        }
+        let mut guard = 0usize;
+        libc::pthread_attr_getguardsize(attr, &mut guard);
+        spawn.guard_size = guard;
+        let mut addr: *mut c_void = core::ptr::null_mut();
+        let mut size = 0usize;
+        pthread_attr_getstackaddr(attr, &mut addr);
+        if !addr.is_null() {
+            libc::pthread_attr_getstack(attr, &mut addr, &mut size);
+            spawn.user_stack = Some((addr as usize, size));
+            return Plan::Coroutine(spawn);
+        }
+        libc::pthread_attr_getstacksize(attr, &mut size);
+        // An attribute left at glibc's default takes ASYNCSHIM_STACK_SIZE when that is set.
+        let glibc_default = {
+            let mut def: libc::pthread_attr_t = core::mem::zeroed();
+            let mut s = 0usize;
+            if pthread_getattr_default_np(&mut def) == 0 {
+                libc::pthread_attr_getstacksize(&def, &mut s);
+                libc::pthread_attr_destroy(&mut def);
+            }
+            s
+        };
+        spawn.stack_size = match rt.config.stack_size {
+            Some(cfg) if size == glibc_default => cfg,
+            _ => size,
+        };
+    }
+    Plan::Coroutine(spawn)
+}
+
+struct RealStart {
+    start: StartFn,
+    arg: *mut c_void,
+}
+
+/// A real thread started from a coroutine must not inherit its creator's GS (which names a worker).
+extern "C" fn real_thread_trampoline(p: *mut c_void) -> *mut c_void {
+    // SAFETY: p is the Box<RealStart> leaked by pthread_create below; GS 0 means "not a worker".
+    let rs = unsafe { Box::from_raw(p as *mut RealStart) };
+    unsafe { runtime::sys::fsgs::set_gs_base(0) };
+    (rs.start)(rs.arg)
+}
+
+/// # Safety
+/// C contract of pthread_create.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_create(
+    thread_out: *mut libc::pthread_t,
+    attr: *const libc::pthread_attr_t,
+    start: StartFn,
+    arg: *mut c_void,
+) -> c_int {
+    if worker::current_task().is_none() {
+        // SAFETY: pass-through with the caller's arguments.
+        return unsafe { real::pthread_create(thread_out, attr, start, arg) };
+    }
+    // SAFETY: attr follows pthread_create's contract.
+    match unsafe { plan(attr, start, arg) } {
+        Plan::Coroutine(spawn) => match thread::spawn(spawn) {
+            Ok(t) => {
+                // SAFETY: thread_out is the caller's out-pointer.
+                unsafe { *thread_out = t };
+                0
+            }
+            Err(e) => e,
+        },
+        Plan::RealThread => {
+            let boxed = Box::into_raw(Box::new(RealStart { start, arg })) as *mut c_void;
+            // SAFETY: as above; the trampoline takes ownership of `boxed` if the thread starts.
+            let r = unsafe { real::pthread_create(thread_out, attr, real_thread_trampoline, boxed) };
+            if r != 0 {
+                // SAFETY: the thread did not start, so the box is still ours.
+                drop(unsafe { Box::from_raw(boxed as *mut RealStart) });
+            }
+            r
+        }
+    }
+}
+
+unsafe fn finish_join(r: Result<*mut c_void, i32>, ret: *mut *mut c_void) -> c_int {
+    match r {
+        Ok(v) => {
+            if !ret.is_null() {
+                // SAFETY: the caller's out-pointer, as glibc writes it.
+                unsafe { *ret = v };
+            }
+            0
+        }
+        Err(e) => e,
+    }
+}
+
+/// # Safety
+/// C contract of pthread_join.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_join(t: libc::pthread_t, ret: *mut *mut c_void) -> c_int {
+    match known(t) {
+        // SAFETY: forwarding.
+        None => unsafe { real::pthread_join(t, ret) },
+        // SAFETY: ret is the caller's out-pointer.
+        Some(task) => unsafe { finish_join(thread::join(task, JoinKind::Block), ret) },
+    }
+}
+
+/// # Safety
+/// C contract of pthread_tryjoin_np.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_tryjoin_np(t: libc::pthread_t, ret: *mut *mut c_void) -> c_int {
+    match known(t) {
+        // SAFETY: forwarding.
+        None => unsafe { real::pthread_tryjoin_np(t, ret) },
+        // SAFETY: ret is the caller's out-pointer.
+        Some(task) => unsafe { finish_join(thread::join(task, JoinKind::Try), ret) },
+    }
+}
+
+/// Turns a join deadline into a JoinKind, with glibc's checks (bad clock or nanoseconds → EINVAL).
+fn abs_deadline(clock: libc::clockid_t, abstime: *const libc::timespec) -> Result<JoinKind, c_int> {
+    if clock != libc::CLOCK_REALTIME && clock != libc::CLOCK_MONOTONIC {
+        return Err(libc::EINVAL);
+    }
+    if abstime.is_null() {
+        return Ok(JoinKind::Block);
+    }
+    let ts = runtime::sys::usercopy::read(abstime).map_err(|e| e as c_int)?;
+    if !(0..1_000_000_000).contains(&ts.tv_nsec) {
+        return Err(libc::EINVAL);
+    }
+    if ts.tv_sec < 0 {
+        return Ok(JoinKind::Until(0));
+    }
+    let abs = time::timespec_ns(&ts).unwrap_or(u64::MAX);
+    Ok(JoinKind::Until(thread::deadline_from_abs(clock, abs)))
+}
+
+/// # Safety
+/// C contract of pthread_timedjoin_np.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_timedjoin_np(
+    t: libc::pthread_t,
+    ret: *mut *mut c_void,
+    abstime: *const libc::timespec,
+) -> c_int {
+    // SAFETY: forwarding to the common implementation.
+    unsafe { pthread_clockjoin_np(t, ret, libc::CLOCK_REALTIME, abstime) }
+}
+
+/// # Safety
+/// C contract of pthread_clockjoin_np.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_clockjoin_np(
+    t: libc::pthread_t,
+    ret: *mut *mut c_void,
+    clock: libc::clockid_t,
+    abstime: *const libc::timespec,
+) -> c_int {
+    let Some(task) = known(t) else {
+        // SAFETY: forwarding.
+        return unsafe { real::pthread_clockjoin_np(t, ret, clock, abstime) };
+    };
+    match abs_deadline(clock, abstime) {
+        // SAFETY: ret is the caller's out-pointer.
+        Ok(kind) => unsafe { finish_join(thread::join(task, kind), ret) },
+        Err(e) => e,
+    }
+}
+
+/// # Safety
+/// C contract of pthread_detach.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_detach(t: libc::pthread_t) -> c_int {
+    match known(t) {
+        // SAFETY: forwarding.
+        None => unsafe { real::pthread_detach(t) },
+        Some(task) => thread::detach(task),
+    }
+}
+
+/// glibc's own pthread_exit unwinds the coroutine's stack (cleanup handlers, C++ destructors) to the
+/// buffer the thread entry installed, so the same call serves coroutines and real threads.
+///
+/// # Safety
+/// C contract of pthread_exit.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_exit(ret: *mut c_void) -> ! {
+    // SAFETY: forwarding; glibc's pthread_exit does not return.
+    unsafe { real::pthread_exit(ret) };
+    unreachable!("pthread_exit returned")
+}
+
+/// # Safety
+/// C contract of pthread_getattr_np.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_getattr_np(t: libc::pthread_t, attr: *mut libc::pthread_attr_t) -> c_int {
+    let Some(task) = known(t) else {
+        // SAFETY: forwarding.
+        return unsafe { real::pthread_getattr_np(t, attr) };
+    };
+    let b = task.stack_bounds();
+    let detached = task.join.lock().detached;
+    // SAFETY: attr is the caller's uninitialised attribute object, which pthread_getattr_np initialises.
+    unsafe {
+        libc::pthread_attr_init(attr);
+        libc::pthread_attr_setstack(attr, b.low as *mut c_void, b.size);
+        libc::pthread_attr_setguardsize(attr, if task.is_main { 0 } else { task.guard_request.get() });
+        if detached {
+            libc::pthread_attr_setdetachstate(attr, libc::PTHREAD_CREATE_DETACHED);
+        }
+    }
+    0
+}
+
+/// # Safety
+/// C contract of pthread_setname_np.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_setname_np(t: libc::pthread_t, name: *const c_char) -> c_int {
+    let Some(task) = known(t) else {
+        // SAFETY: forwarding.
+        return unsafe { real::pthread_setname_np(t, name) };
+    };
+    // SAFETY: name is a NUL-terminated string per the contract.
+    let bytes = unsafe { CStr::from_ptr(name) }.to_bytes();
+    if bytes.len() > 15 {
+        return libc::ERANGE;
+    }
+    task.set_name(bytes);
+    0
+}
+
+/// # Safety
+/// C contract of pthread_getname_np.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_getname_np(t: libc::pthread_t, buf: *mut c_char, len: usize) -> c_int {
+    let Some(task) = known(t) else {
+        // SAFETY: forwarding.
+        return unsafe { real::pthread_getname_np(t, buf, len) };
+    };
+    let name = task.name();
+    let n = name.iter().position(|&b| b == 0).unwrap_or(15);
+    if len < n + 1 {
+        return libc::ERANGE;
+    }
+    // SAFETY: buf has room for len >= n + 1 bytes.
+    unsafe {
+        core::ptr::copy_nonoverlapping(name.as_ptr(), buf as *mut u8, n);
+        *buf.add(n) = 0;
+    }
+    0
+}
+
+/// # Safety
+/// C contract of pthread_once.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_once(once: *mut libc::pthread_once_t, init: extern "C" fn()) -> c_int {
+    // SAFETY: pthread_once_t is an int that every user accesses atomically.
+    let state = unsafe { &*(once as *const core::sync::atomic::AtomicI32) };
+    if runtime::once::done(state) {
+        return 0;
+    }
+    if worker::current_task().is_none() {
+        // SAFETY: forwarding.
+        return unsafe { real::pthread_once(once, init) };
+    }
+    runtime::once::call_once(state, init);
+    0
+}

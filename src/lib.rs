@@ -1,0 +1,22 @@
+//! asyncshim: `LD_PRELOAD=libasyncshim.so ./program` runs the program's threads as coroutines on a few
+//! worker OS threads (M:N), each coroutine keeping its own glibc thread identity.
+//!
+//! - [`hooks`]: the exported C functions (one file per family); they only translate C calls into runtime
+//!   calls, and pass through to libc when the caller is not a coroutine.
+//! - [`runtime`]: scheduler, workers, tasks, thread identity, stacks, timers.
+//! - [`real`]: the libc functions behind the hooks.
+
+pub mod config;
+#[cfg(not(test))]
+pub mod hooks;
+pub mod real;
+pub mod runtime;
+
+/// Resolves the real functions before `main` (and before most hooks can run).
+#[used]
+#[unsafe(link_section = ".init_array")]
+static CONSTRUCTOR: extern "C" fn() = constructor;
+
+extern "C" fn constructor() {
+    real::resolve_all();
+}

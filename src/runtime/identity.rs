@@ -1,0 +1,333 @@
+//! Per-coroutine glibc thread identity: each coroutine owns a glibc TCB (`struct pthread`) with static TLS,
+//! and the worker loads it into the FS base while the coroutine runs. errno, `__thread` data,
+//! `pthread_self()`, pthread keys, C++ `thread_local` and the stack protector are then the coroutine's own,
+//! whichever worker runs it. See `shared/notes/thread-identity.md` for the measured facts behind each step.
+//!
+//! The layout constants are glibc 2.36 x86-64 (Debian 12); [`init`] checks them against the `_thread_db_*`
+//! descriptors libc exports for debuggers and against libc's TLS symbols, and refuses to run otherwise.
+
+use super::sys::{self, fsgs};
+use std::ffi::{CStr, c_void};
+use std::sync::OnceLock;
+
+// struct pthread (nptl/descr.h), glibc 2.36 x86-64.
+const HDR_TCB: usize = 0x00;
+const HDR_SELF: usize = 0x10;
+const HDR_MULTIPLE_THREADS: usize = 0x18;
+const HDR_STACK_GUARD: usize = 0x28;
+const HDR_POINTER_GUARD: usize = 0x30;
+const PD_TID: usize = 720;
+const PD_ROBUST_HEAD: usize = 736;
+const PD_CLEANUP_JMP_BUF: usize = 768;
+const PD_CANCELHANDLING: usize = 776;
+const PD_SPECIFIC_1STBLOCK: usize = 784;
+const PD_SPECIFIC: usize = 1296;
+const PD_SPECIFIC_USED: usize = 1552;
+const PD_JOINID: usize = 1568;
+const PD_RESULT: usize = 1576;
+const PD_STACKBLOCK: usize = 1680;
+const PD_STACKBLOCK_SIZE: usize = 1688;
+const PD_RES: usize = 1720;
+const PD_RES_SIZE: usize = 568;
+const PD_RSEQ_CPU_ID: usize = 2340;
+const SIZEOF_PTHREAD: usize = 2368;
+
+const KEY_2NDLEVEL: usize = 32;
+const KEY_1STLEVEL: usize = 32;
+const KEYS_MAX: usize = 1024;
+const DESTRUCTOR_ITERATIONS: usize = 4;
+/// rseq cpu_id meaning "registration failed": glibc's sched_getcpu then asks the kernel.
+const RSEQ_CPU_ID_REGISTRATION_FAILED: u32 = (-2i32) as u32;
+
+// libc.so.6's own TLS block (0x90 bytes in 2.36): the words malloc owns are kept when a TCB is recycled,
+// so the thread cache and arena of the previous owner are reused instead of leaked
+// (`__libc_thread_freeres`, which would free them, is not exported).
+const LIBC_TLS_SIZE: usize = 0x90;
+const LIBC_TLS_RESP: usize = 0x08;
+const LIBC_TLS_ERRNO: usize = 0x10;
+const LIBC_TLS_DLERROR: usize = 0x40;
+const LIBC_TLS_H_ERRNO: usize = 0x74;
+const LIBC_TLS_MALLOC_WORDS: [usize; 3] = [0x48 /* tcache */, 0x50 /* tcache_shutting_down */, 0x58 /* thread_arena */];
+
+unsafe extern "C" {
+    fn _dl_allocate_tls(mem: *mut c_void) -> *mut c_void;
+    fn _dl_allocate_tls_init(tcb: *mut c_void, init_tls: bool) -> *mut c_void;
+    fn __ctype_init();
+    fn __call_tls_dtors();
+    static __pthread_keys: [PthreadKeyStruct; KEYS_MAX];
+}
+
+#[repr(C)]
+struct PthreadKeyStruct {
+    seq: usize,
+    destr: Option<unsafe extern "C" fn(*mut c_void)>,
+}
+
+#[repr(C)]
+struct PthreadKeyData {
+    seq: usize,
+    data: *mut c_void,
+}
+
+/// What [`init`] learned about this process's glibc.
+struct Layout {
+    /// Offset of libc's TLS block from the thread pointer (negative: TLS lies below the TCB).
+    libc_tls: isize,
+}
+
+static LAYOUT: OnceLock<Layout> = OnceLock::new();
+
+/// A coroutine's glibc thread descriptor; its address is the program's `pthread_t`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Tcb(pub usize);
+
+impl Tcb {
+    #[inline]
+    fn field<T>(self, off: usize) -> *mut T {
+        (self.0 + off) as *mut T
+    }
+
+    /// The TCB the calling code runs with.
+    #[inline]
+    pub fn current() -> Tcb {
+        Tcb(fsgs::fs_base())
+    }
+
+    pub fn set_tid(self, tid: i32) {
+        // SAFETY: the TCB is owned by the runtime and the field is an aligned int.
+        unsafe { self.field::<i32>(PD_TID).write(tid) }
+    }
+
+    /// Records the stack so glibc's alloca cutoff (stack size / 4) and unwinder bounds see it.
+    pub fn set_stack(self, low: usize, size: usize) {
+        // SAFETY: aligned pointer-sized fields of a runtime-owned TCB.
+        unsafe {
+            self.field::<usize>(PD_STACKBLOCK).write(low);
+            self.field::<usize>(PD_STACKBLOCK_SIZE).write(size);
+        }
+    }
+
+    /// Marks the descriptor detached or joinable the way glibc does (`joinid == self` means detached), for
+    /// glibc code that looks at it.
+    pub fn set_detached(self, detached: bool) {
+        let v = if detached { self.0 } else { 0 };
+        // SAFETY: aligned pointer field of a runtime-owned TCB.
+        unsafe { self.field::<usize>(PD_JOINID).write(v) }
+    }
+
+    /// The value glibc's own `pthread_exit` stored (read after a cancellation-style unwind reached the
+    /// coroutine's entry frame).
+    pub fn result(self) -> *mut c_void {
+        // SAFETY: aligned pointer field.
+        unsafe { self.field::<*mut c_void>(PD_RESULT).read() }
+    }
+
+    /// Address of the `cleanup_jmp_buf` slot, which the entry trampoline points at its outermost unwind
+    /// buffer so glibc's `pthread_exit` unwinds to it, running cleanup handlers and C++ destructors.
+    pub fn cleanup_jmp_buf_slot(self) -> *mut *mut c_void {
+        self.field(PD_CLEANUP_JMP_BUF)
+    }
+}
+
+fn thread_db_offset(sym: &CStr) -> Option<u32> {
+    // SAFETY: dlsym with a valid name; a descriptor is three u32 (bits, count, offset).
+    let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, sym.as_ptr()) } as *const u32;
+    if p.is_null() { None } else { Some(unsafe { *p.add(2) }) }
+}
+
+fn tls_symbol_offset(sym: &CStr, fs: usize) -> Option<isize> {
+    // SAFETY: dlsym of a TLS symbol returns its address in the calling thread.
+    let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, sym.as_ptr()) };
+    if p.is_null() { None } else { Some(p as isize - fs as isize) }
+}
+
+/// Checks that this glibc has the layout the constants describe. Called once, on the initial thread, with
+/// its own TCB in FS. Returns a reason when the shim must stay in pass-through mode.
+pub fn init() -> Result<(), String> {
+    // SAFETY: gnu_get_libc_version returns a static string.
+    let version = unsafe { CStr::from_ptr(libc::gnu_get_libc_version()) }.to_string_lossy().into_owned();
+    let checks: [(&CStr, u32); 4] = [
+        (c"_thread_db_pthread_tid", PD_TID as u32),
+        (c"_thread_db_pthread_specific", PD_SPECIFIC as u32),
+        (c"_thread_db_pthread_cancelhandling", PD_CANCELHANDLING as u32),
+        (c"_thread_db_pthread_start_routine", 1592),
+    ];
+    for (sym, want) in checks {
+        if thread_db_offset(sym) != Some(want) {
+            return Err(format!("glibc {version}: struct pthread layout differs from 2.36 ({sym:?})"));
+        }
+    }
+    // SAFETY: a single u32.
+    let size = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"_thread_db_sizeof_pthread".as_ptr()) } as *const u32;
+    if size.is_null() || unsafe { *size } != SIZEOF_PTHREAD as u32 {
+        return Err(format!("glibc {version}: sizeof(struct pthread) differs from 2.36"));
+    }
+    let fs = fsgs::fs_base();
+    // SAFETY: __errno_location has no preconditions.
+    let errno_off = unsafe { libc::__errno_location() } as isize - fs as isize;
+    let libc_tls = errno_off - LIBC_TLS_ERRNO as isize;
+    let tls_ok = tls_symbol_offset(c"__resp", fs) == Some(libc_tls + LIBC_TLS_RESP as isize)
+        && tls_symbol_offset(c"__h_errno", fs) == Some(libc_tls + LIBC_TLS_H_ERRNO as isize)
+        && tls_symbol_offset(c"__libc_dlerror_result", fs) == Some(libc_tls + LIBC_TLS_DLERROR as isize)
+        && libc_tls + (LIBC_TLS_SIZE as isize) <= 0;
+    if !tls_ok {
+        return Err(format!("glibc {version}: libc's TLS layout differs from Debian 12's 2.36"));
+    }
+    let _ = LAYOUT.set(Layout { libc_tls });
+    Ok(())
+}
+
+fn layout() -> &'static Layout {
+    LAYOUT.get().expect("identity::init ran")
+}
+
+/// Allocates and prepares a fresh TCB with the given (fake, stable) tid. Run from any context: it copies
+/// the stack-protector and pointer guards from the calling TCB, which are the same process-wide.
+pub fn allocate(tid: i32) -> Option<Tcb> {
+    // SAFETY: ld.so's allocator returns a zeroed struct pthread with a DTV and initialised static TLS.
+    let p = unsafe { _dl_allocate_tls(core::ptr::null_mut()) };
+    if p.is_null() {
+        return None;
+    }
+    let tcb = Tcb(p as usize);
+    let cur = Tcb::current();
+    // SAFETY: both TCBs are live; all fields are aligned and inside SIZEOF_PTHREAD.
+    unsafe {
+        tcb.field::<usize>(HDR_TCB).write(tcb.0);
+        tcb.field::<usize>(HDR_SELF).write(tcb.0);
+        tcb.field::<i32>(HDR_MULTIPLE_THREADS).write(1);
+        tcb.field::<usize>(HDR_STACK_GUARD).write(cur.field::<usize>(HDR_STACK_GUARD).read());
+        tcb.field::<usize>(HDR_POINTER_GUARD).write(cur.field::<usize>(HDR_POINTER_GUARD).read());
+        // The robust list is empty: its head points at itself; futex_offset is the same for every thread.
+        let robust = tcb.field::<usize>(PD_ROBUST_HEAD);
+        robust.write(robust as usize);
+        tcb.field::<isize>(PD_ROBUST_HEAD + 8).write(cur.field::<isize>(PD_ROBUST_HEAD + 8).read());
+        tcb.field::<usize>(PD_SPECIFIC).write(tcb.0 + PD_SPECIFIC_1STBLOCK);
+        tcb.field::<u32>(PD_RSEQ_CPU_ID).write(RSEQ_CPU_ID_REGISTRATION_FAILED);
+    }
+    tcb.set_tid(tid);
+    Some(tcb)
+}
+
+/// Makes a TCB whose thread has ended ready for a new thread: fresh TLS images for every module except the
+/// words malloc owns in libc's block, empty key data, no leftovers of the previous owner.
+/// Runs on the worker's own context (FS is not `tcb`).
+pub fn recycle(tcb: Tcb, tid: i32) {
+    let libc_block = (tcb.0 as isize + layout().libc_tls) as usize;
+    let mut kept = [0usize; LIBC_TLS_MALLOC_WORDS.len()];
+    // SAFETY: the TCB belongs to a finished thread; its DTV and TLS blocks are ld.so's layout.
+    unsafe {
+        for (slot, off) in kept.iter_mut().zip(LIBC_TLS_MALLOC_WORDS) {
+            *slot = ((libc_block + off) as *const usize).read();
+        }
+        free_dynamic_tls(tcb);
+        _dl_allocate_tls_init(tcb.0 as *mut c_void, true);
+        for (val, off) in kept.iter().zip(LIBC_TLS_MALLOC_WORDS) {
+            ((libc_block + off) as *mut usize).write(*val);
+        }
+        core::ptr::write_bytes(tcb.field::<u8>(PD_SPECIFIC_1STBLOCK), 0, PD_SPECIFIC - PD_SPECIFIC_1STBLOCK);
+        core::ptr::write_bytes(tcb.field::<u8>(PD_RES), 0, PD_RES_SIZE);
+        tcb.field::<i32>(PD_CANCELHANDLING).write(0);
+        tcb.field::<usize>(PD_CLEANUP_JMP_BUF).write(0);
+        tcb.field::<usize>(PD_RESULT).write(0);
+        tcb.field::<u32>(PD_RSEQ_CPU_ID).write(RSEQ_CPU_ID_REGISTRATION_FAILED);
+    }
+    tcb.set_tid(tid);
+}
+
+/// Frees TLS blocks of dlopen()ed modules that `__tls_get_addr` allocated for this thread; re-initialising
+/// the DTV would otherwise leak them.
+unsafe fn free_dynamic_tls(tcb: Tcb) {
+    // SAFETY (whole fn): header.dtv points at dtv[0]; dtv[-1].counter is the number of module slots;
+    // each slot is {val, to_free}, and to_free is the malloc'ed block or NULL for static TLS.
+    unsafe {
+        let dtv = tcb.field::<*mut [usize; 2]>(8).read();
+        let len = (*dtv.offset(-1))[0];
+        for i in 1..=len {
+            let slot = dtv.add(i);
+            let to_free = (*slot)[1];
+            if to_free != 0 {
+                libc::free(to_free as *mut c_void);
+                (*slot)[0] = usize::MAX; // TLS_DTV_UNALLOCATED
+                (*slot)[1] = 0;
+            }
+        }
+    }
+}
+
+/// Per-thread libc state a new thread starts with. Runs on the coroutine itself (FS = its TCB), first thing.
+pub fn on_thread_start() {
+    let tcb = Tcb::current();
+    let libc_block = (tcb.0 as isize + layout().libc_tls) as usize;
+    // SAFETY: FS is this coroutine's TCB; __resp must point at the thread's own resolver state, as glibc's
+    // start_thread sets it, and the ctype tables must be initialised or isalpha() crashes.
+    unsafe {
+        ((libc_block + LIBC_TLS_RESP) as *mut usize).write(tcb.0 + PD_RES);
+        __ctype_init();
+        *libc::__errno_location() = 0;
+    }
+}
+
+/// Runs what glibc runs when a thread ends, on the coroutine itself (FS = its TCB): C++ `thread_local` and
+/// `__cxa_thread_atexit` destructors, then pthread key destructors (up to PTHREAD_DESTRUCTOR_ITERATIONS
+/// rounds), then frees the key data blocks.
+pub fn on_thread_exit() {
+    // SAFETY: FS is the exiting coroutine's TCB, as glibc requires for both.
+    unsafe {
+        __call_tls_dtors();
+        run_key_destructors(Tcb::current());
+    }
+}
+
+unsafe fn run_key_destructors(tcb: Tcb) {
+    // SAFETY (whole fn): specific[] holds KEY_1STLEVEL pointers to arrays of KEY_2NDLEVEL key data, as in
+    // glibc's __nptl_deallocate_tsd, which this mirrors; __pthread_keys is libc's key table.
+    unsafe {
+        let used = tcb.field::<bool>(PD_SPECIFIC_USED);
+        let level1 = tcb.field::<*mut PthreadKeyData>(PD_SPECIFIC);
+        if used.read() {
+            let mut round = 0;
+            loop {
+                used.write(false);
+                for i in 0..KEY_1STLEVEL {
+                    let level2 = level1.add(i).read();
+                    if level2.is_null() {
+                        continue;
+                    }
+                    for j in 0..KEY_2NDLEVEL {
+                        let idx = i * KEY_2NDLEVEL + j;
+                        let slot = &mut *level2.add(j);
+                        let data = slot.data;
+                        if data.is_null() {
+                            continue;
+                        }
+                        slot.data = core::ptr::null_mut();
+                        let key = &__pthread_keys[idx];
+                        if slot.seq == key.seq {
+                            if let Some(d) = key.destr {
+                                d(data);
+                            }
+                        }
+                    }
+                }
+                round += 1;
+                if !used.read() || round >= DESTRUCTOR_ITERATIONS {
+                    break;
+                }
+            }
+        }
+        for i in 1..KEY_1STLEVEL {
+            let level2 = level1.add(i).read();
+            if !level2.is_null() {
+                libc::free(level2 as *mut c_void);
+                level1.add(i).write(core::ptr::null_mut());
+            }
+        }
+        used.write(false);
+    }
+}
+
+/// Writes a diagnostic naming why the runtime is off; kept here so every refusal reads the same.
+pub fn refuse(reason: &str) {
+    sys::write_stderr(format!("asyncshim: {reason}; running without coroutines (pass-through)\n").as_bytes());
+}

@@ -1,0 +1,179 @@
+//! The runtime: workers that run the program's threads as coroutines, with their own glibc identities,
+//! on lazily committed stacks, woken by the workers' own timers.
+//!
+//! | module | job |
+//! |---|---|
+//! | [`scheduler`] | run queues, work stealing, lazy worker start, timers hand-off |
+//! | [`worker`] | the loop each worker OS thread runs; "which coroutine am I?" via GS |
+//! | [`task`] | one program thread: coroutine, park/wake state machine, join state |
+//! | [`thread`] | pthread semantics on tasks: create, exit, join, detach, registry |
+//! | [`identity`] | glibc TCB/TLS per coroutine |
+//! | [`stack`] | coroutine stacks: arenas, guards, reuse |
+//! | [`timers`] | deadline heap for sleeps and timed waits |
+//! | [`signals`] | SIGSEGV: stack-overflow reports and EFAULT fix-ups |
+//! | [`sys`] | raw system calls, futex, FS/GS bases, clocks, memory |
+
+pub mod identity;
+pub mod lock;
+pub mod once;
+pub mod scheduler;
+pub mod signals;
+pub mod stack;
+pub mod sys;
+pub mod task;
+pub mod thread;
+pub mod timers;
+pub mod worker;
+
+use crate::config::Config;
+use identity::Tcb;
+use scheduler::Scheduler;
+use stack::StackPool;
+use std::ffi::{c_char, c_int, c_void};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use sys::fsgs;
+use task::{Switch, Wake};
+use thread::Threads;
+
+pub struct Runtime {
+    pub config: Config,
+    pub sched: Scheduler,
+    pub stacks: StackPool,
+    pub threads: Threads,
+    /// Stack size glibc would give a new thread (RLIMIT_STACK, or 32 MiB when unlimited) unless the program
+    /// or ASYNCSHIM_STACK_SIZE changed it.
+    pub default_stack: usize,
+}
+
+static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+static FORKED_CHILD: AtomicBool = AtomicBool::new(false);
+
+/// The runtime; only called where it is known to be running (a coroutine or worker exists).
+pub fn get() -> &'static Runtime {
+    RUNTIME.get().expect("runtime started")
+}
+
+pub fn running() -> bool {
+    RUNTIME.get().is_some() && !forked_child()
+}
+
+/// True in the child of a fork: the child has one OS thread and runs in pass-through mode.
+pub fn forked_child() -> bool {
+    FORKED_CHILD.load(Ordering::Relaxed)
+}
+
+type MainFn = extern "C" fn(c_int, *mut *mut c_char, *mut *mut c_char) -> c_int;
+
+struct MainArgs {
+    main: MainFn,
+    argc: c_int,
+    argv: *mut *mut c_char,
+    envp: *mut *mut c_char,
+}
+
+static MAIN_ARGS: OnceLock<MainArgsCell> = OnceLock::new();
+struct MainArgsCell(MainArgs);
+// SAFETY: written once before any worker starts, then only read.
+unsafe impl Sync for MainArgsCell {}
+// SAFETY: as above.
+unsafe impl Send for MainArgsCell {}
+
+fn rlimit_stack() -> usize {
+    let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: valid out-pointer.
+    unsafe { libc::getrlimit(libc::RLIMIT_STACK, &mut rl) };
+    if rl.rlim_cur == libc::RLIM_INFINITY { 32 << 20 } else { (rl.rlim_cur as usize).max(64 << 10) }
+}
+
+/// Runs the program's `main` as the first coroutine on this (the initial) thread, which becomes worker 0.
+/// Returns only if the runtime cannot or must not start; the caller then runs `main` plainly.
+pub fn run_main(main: MainFn, argc: c_int, argv: *mut *mut c_char, envp: *mut *mut c_char) -> Option<c_int> {
+    let config = Config::from_env();
+    if !config.enabled {
+        return None;
+    }
+    fsgs::init(config.force_arch_prctl);
+    if let Err(reason) = identity::init() {
+        identity::refuse(&reason);
+        return None;
+    }
+    let main_tcb = Tcb::current();
+    let default_stack = config.stack_size.unwrap_or_else(rlimit_stack);
+    let workers = config.workers;
+    if RUNTIME
+        .set(Runtime { sched: Scheduler::new(workers), stacks: StackPool::new(), threads: Threads::new(), config, default_stack })
+        .is_err()
+    {
+        return None;
+    }
+    let _ = MAIN_ARGS.set(MainArgsCell(MainArgs { main, argc, argv, envp }));
+    signals::install();
+    // SAFETY: the handlers only touch atomics and the GS base.
+    unsafe { libc::pthread_atfork(None, None, Some(atfork_child)) };
+
+    // Worker 0's own context needs a TCB of its own: the initial TCB now belongs to the main coroutine.
+    let rt = get();
+    let Some(own) = identity::allocate(sys::getpid()) else {
+        identity::refuse("cannot allocate a thread control block");
+        return None;
+    };
+    let main_stack_size = rlimit_stack().max(default_stack);
+    let Some(stack) = rt.stacks.get(main_stack_size) else {
+        identity::refuse("cannot reserve the main stack");
+        return None;
+    };
+    let name = thread_name_of_this_os_thread();
+    let main_task = thread::main_task(main_tcb, &name);
+    let guard = stack.guard();
+    thread::prepare(main_task, stack, main_trampoline, core::ptr::null_mut(), guard);
+    main_task.set_runnable();
+    let w0 = &rt.sched.workers[0];
+    // SAFETY: `own` was just initialised as a TCB; from here on this thread's own context runs on it.
+    unsafe { fsgs::set_fs_base(own.0) };
+    worker::enter(w0);
+    rt.sched.push_local(w0, main_task);
+    worker::run(&rt.sched, w0)
+}
+
+extern "C" fn main_trampoline(_: *mut c_void) -> *mut c_void {
+    let a = &MAIN_ARGS.get().expect("main args").0;
+    let code = (a.main)(a.argc, a.argv, a.envp);
+    // SAFETY: returning from main means exit(main's value), as in __libc_start_call_main.
+    unsafe { libc::exit(code) }
+}
+
+fn thread_name_of_this_os_thread() -> Vec<u8> {
+    let mut buf = [0u8; 17];
+    // SAFETY: PR_GET_NAME writes at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_GET_NAME, buf.as_mut_ptr()) };
+    buf.iter().take_while(|&&b| b != 0).copied().collect()
+}
+
+extern "C" fn atfork_child() {
+    // The child has only this OS thread: it carries on as a plain thread, every hook passing through.
+    FORKED_CHILD.store(true, Ordering::Relaxed);
+    // SAFETY: clearing GS makes this thread "not a worker"; the worker records stay valid but unused.
+    unsafe { fsgs::set_gs_base(0) };
+}
+
+/// Suspends the calling coroutine until `deadline` (monotonic ns). Returns Wake::TimedOut when it passed.
+pub fn sleep_until(deadline: u64) -> Wake {
+    let Some(me) = worker::current_task() else { return Wake::TimedOut };
+    let park = me.begin_park();
+    get().sched.add_timer(deadline, me, park);
+    me.switch_out(Switch::Park);
+    me.last_wake.get()
+}
+
+/// Lets other coroutines run; the caller goes to the back of its worker's queue.
+pub fn yield_now() {
+    if let Some(me) = worker::current_task() {
+        me.switch_out(Switch::Yield);
+    }
+}
+
+/// Whether the caller is a coroutine, for the exported probe.
+pub fn caller_is_coroutine() -> bool {
+    worker::current_task().is_some()
+}

@@ -1,0 +1,195 @@
+//! Where runnable coroutines wait for a worker: a local queue per worker, a global queue for wake-ups that
+//! come from outside the workers, and stealing between workers (safe because every coroutine carries its own
+//! thread identity). Workers start lazily, only when there is work no running worker can take, and idle
+//! workers sleep on a futex until work or the earliest timer arrives.
+
+use super::lock::Lock;
+use super::task::{TaskRef, Wake};
+use super::timers::Timers;
+use super::worker::{self, AWAKE, NOTIFIED, SLEEPING, Worker};
+use super::sys::{futex, time};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+pub struct Scheduler {
+    pub workers: &'static [Worker],
+    started: AtomicUsize,
+    global: Lock<VecDeque<TaskRef>>,
+    timers: Lock<Timers>,
+    /// Earliest timer deadline (u64::MAX if none), readable without the lock.
+    earliest: AtomicU64,
+    spawning: Lock<()>,
+}
+
+impl Scheduler {
+    pub fn new(max_workers: usize) -> Scheduler {
+        let workers: Vec<Worker> = (0..max_workers).map(Worker::new).collect();
+        Scheduler {
+            workers: Box::leak(workers.into_boxed_slice()),
+            started: AtomicUsize::new(1),
+            global: Lock::new(VecDeque::new()),
+            timers: Lock::new(Timers::default()),
+            earliest: AtomicU64::new(u64::MAX),
+            spawning: Lock::new(()),
+        }
+    }
+
+    pub fn started(&self) -> usize {
+        self.started.load(Ordering::Acquire)
+    }
+
+    /// Queues a runnable task: on the calling worker if there is one, else globally.
+    pub fn push(&self, task: TaskRef) {
+        match worker::current_worker() {
+            Some(w) => self.push_local(w, task),
+            None => {
+                self.global.lock().push_back(task);
+                self.notify();
+            }
+        }
+    }
+
+    /// Queues on worker `w`. If others are idle, one is woken to steal; if none is idle and more may start,
+    /// one is started.
+    pub fn push_local(&self, w: &Worker, task: TaskRef) {
+        let was_empty = {
+            let mut q = w.queue.lock();
+            q.push_back(task);
+            q.len() == 1
+        };
+        // A worker in its own context with an empty queue runs the task next; others are needed only when
+        // work piles up or when the pusher is a coroutine that keeps its worker busy.
+        if !was_empty || worker::current_task().is_some() {
+            self.notify();
+        }
+    }
+
+    fn notify(&self) {
+        let n = self.started();
+        for w in &self.workers[..n] {
+            if w.sleep.compare_exchange(SLEEPING, NOTIFIED, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                futex::wake(&w.sleep, 1);
+                return;
+            }
+        }
+        if n < self.workers.len() {
+            self.start_worker();
+        }
+    }
+
+    fn start_worker(&self) {
+        let Some(_g) = self.spawning.try_lock() else { return };
+        let id = self.started();
+        if id >= self.workers.len() {
+            return;
+        }
+        if super::thread::start_os_thread(worker_main, &self.workers[id] as *const Worker as *mut libc::c_void) {
+            self.started.store(id + 1, Ordering::Release);
+        }
+    }
+
+    /// Next task for worker `w`: its own queue, then the global queue, then half of another worker's queue.
+    pub fn next_task(&self, w: &Worker) -> Option<TaskRef> {
+        if let Some(t) = w.queue.lock().pop_front() {
+            return Some(t);
+        }
+        if let Some(t) = self.global.lock().pop_front() {
+            return Some(t);
+        }
+        self.steal(w)
+    }
+
+    fn steal(&self, w: &Worker) -> Option<TaskRef> {
+        let n = self.started();
+        for i in 1..n {
+            let victim = &self.workers[(w.id + i) % n];
+            let mut stolen: VecDeque<TaskRef> = {
+                let Some(mut q) = victim.queue.try_lock() else { continue };
+                let take = q.len().div_ceil(2);
+                if take == 0 {
+                    continue;
+                }
+                q.drain(..take).collect()
+            };
+            let first = stolen.pop_front();
+            if !stolen.is_empty() {
+                w.queue.lock().extend(stolen);
+            }
+            return first;
+        }
+        None
+    }
+
+    pub fn has_work(&self, w: &Worker) -> bool {
+        !w.queue.lock().is_empty()
+            || !self.global.lock().is_empty()
+            || self.workers[..self.started()].iter().any(|o| !o.queue.lock().is_empty())
+            || self.next_deadline().is_some_and(|d| d <= time::monotonic_ns())
+    }
+
+    pub fn next_deadline(&self) -> Option<u64> {
+        match self.earliest.load(Ordering::Acquire) {
+            u64::MAX => None,
+            d => Some(d),
+        }
+    }
+
+    /// Wakes `task` from park `park` at monotonic `deadline` unless something else wakes it first.
+    pub fn add_timer(&self, deadline: u64, task: TaskRef, park: u32) {
+        let earliest = {
+            let mut t = self.timers.lock();
+            let e = t.add(deadline, task, park);
+            self.earliest.store(t.next_deadline().unwrap_or(u64::MAX), Ordering::Release);
+            e
+        };
+        // An idle worker may be sleeping until a later deadline.
+        if earliest {
+            let n = self.started();
+            for w in &self.workers[..n] {
+                if w.sleep.compare_exchange(SLEEPING, NOTIFIED, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                    futex::wake(&w.sleep, 1);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Fires due timers; run by every worker at every scheduling point.
+    pub fn fire_timers(&self, buf: &mut Vec<(TaskRef, u32)>) {
+        let now = time::monotonic_ns();
+        if self.earliest.load(Ordering::Acquire) > now {
+            return;
+        }
+        {
+            let Some(mut t) = self.timers.try_lock() else { return };
+            t.expire(now, buf);
+            self.earliest.store(t.next_deadline().unwrap_or(u64::MAX), Ordering::Release);
+        }
+        for (task, park) in buf.drain(..) {
+            self.wake(task, park, Wake::TimedOut);
+        }
+    }
+
+    /// Ends park `park` of `task` (if it is still that park) and queues the task.
+    pub fn wake(&self, task: TaskRef, park: u32, why: Wake) -> bool {
+        let (won, queue) = task.try_wake(park, why);
+        if queue {
+            self.push(task);
+        }
+        won
+    }
+}
+
+/// Body of worker OS threads 1..N (worker 0 is the program's initial thread).
+extern "C" fn worker_main(arg: *mut libc::c_void) -> *mut libc::c_void {
+    // SAFETY: arg is a &'static Worker passed by start_worker.
+    let w: &'static Worker = unsafe { &*(arg as *const Worker) };
+    worker::enter(w);
+    w.sleep.store(AWAKE, Ordering::SeqCst);
+    worker::run(&super::get().sched, w)
+}
+
+/// A coroutine returned: give back its stack and let its joiner (or the pool) have it.
+pub fn finished(_sched: &Scheduler, task: TaskRef) {
+    super::thread::on_coroutine_finished(task);
+}

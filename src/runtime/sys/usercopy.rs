@@ -1,0 +1,60 @@
+//! Copies from and to memory the program passed in, turning a bad pointer into EFAULT instead of a crash,
+//! the way the kernel's own copy_from_user does: the copy is one `rep movsb` whose faults the SIGSEGV
+//! handler recognises by address and resumes at a fixup that returns EFAULT.
+
+use core::arch::global_asm;
+
+global_asm!(
+    ".pushsection .text.asyncshim_user_copy,\"ax\",@progbits",
+    ".globl asyncshim_user_copy",
+    ".hidden asyncshim_user_copy",
+    ".type asyncshim_user_copy,@function",
+    "asyncshim_user_copy:",
+    "    xor eax, eax",
+    "    mov rcx, rdx",
+    ".globl asyncshim_user_copy_insn",
+    ".hidden asyncshim_user_copy_insn",
+    "asyncshim_user_copy_insn:",
+    "    rep movsb",
+    "    ret",
+    ".globl asyncshim_user_copy_fixup",
+    ".hidden asyncshim_user_copy_fixup",
+    "asyncshim_user_copy_fixup:",
+    "    mov eax, 14",
+    "    ret",
+    ".size asyncshim_user_copy, .-asyncshim_user_copy",
+    ".popsection",
+);
+
+unsafe extern "C" {
+    fn asyncshim_user_copy(dst: *mut u8, src: *const u8, len: usize) -> i32;
+    static asyncshim_user_copy_insn: u8;
+    static asyncshim_user_copy_fixup: u8;
+}
+
+/// If `pc` is the faulting copy instruction, the address to resume at instead.
+pub fn fixup_for(pc: usize) -> Option<usize> {
+    // SAFETY: only the addresses of the asm labels are taken.
+    let insn = unsafe { &asyncshim_user_copy_insn as *const u8 as usize };
+    (pc == insn).then(|| unsafe { &asyncshim_user_copy_fixup as *const u8 as usize })
+}
+
+/// Reads a `T` from a program-supplied pointer; Err(EFAULT) if it is not readable.
+pub fn read<T: Copy>(src: *const T) -> Result<T, i32> {
+    let mut v = core::mem::MaybeUninit::<T>::uninit();
+    // SAFETY: the destination is our own MaybeUninit; faults on the source are caught and reported.
+    match unsafe { asyncshim_user_copy(v.as_mut_ptr() as *mut u8, src as *const u8, size_of::<T>()) } {
+        // SAFETY: all size_of::<T>() bytes were copied and T is plain data (Copy).
+        0 => Ok(unsafe { v.assume_init() }),
+        e => Err(e),
+    }
+}
+
+/// Writes a `T` to a program-supplied pointer; Err(EFAULT) if it is not writable.
+pub fn write<T: Copy>(dst: *mut T, val: T) -> Result<(), i32> {
+    // SAFETY: the source is a local; faults on the destination are caught and reported.
+    match unsafe { asyncshim_user_copy(dst as *mut u8, &val as *const T as *const u8, size_of::<T>()) } {
+        0 => Ok(()),
+        e => Err(e),
+    }
+}

@@ -1,0 +1,258 @@
+//! A task is one program thread run as a coroutine: its stack, its glibc identity (TCB), its scheduling
+//! state, and the pthread-level facts others ask about (join, detach, name).
+//!
+//! Tasks are pooled, never freed: a finished task's TCB and record are reused by a later thread, so a
+//! `pthread_t` always points at valid memory (as glibc's cached descriptors do) and churn does not grow RSS.
+//!
+//! ## Parking
+//! `state` packs a park generation (high 32 bits) with a phase (low bits). A waker names the generation it
+//! wants to wake, so a timer that fires after its park already ended can never wake a later park.
+//! Phases: RUNNING → PARKING (about to switch out) → PARKED; a waker moves PARKING → NOTIFIED (the worker
+//! requeues it after the switch completes) or PARKED → RUNNABLE (the waker queues it). The TIMED_OUT bit
+//! records why a park ended.
+
+use super::identity::Tcb;
+use super::lock::Lock;
+use super::stack::CoStack;
+use core::cell::{Cell, UnsafeCell};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use corosensei::{Coroutine, Yielder};
+use std::ffi::c_void;
+use std::ptr::NonNull;
+
+pub const RUNNING: u32 = 0;
+pub const PARKING: u32 = 1;
+pub const PARKED: u32 = 2;
+pub const NOTIFIED: u32 = 3;
+pub const RUNNABLE: u32 = 4;
+const PHASE_MASK: u32 = 0xff;
+pub const TIMED_OUT: u32 = 0x100;
+
+/// What a coroutine tells its worker when it switches out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Switch {
+    /// Put me at the back of the run queue.
+    Yield,
+    /// I parked; a waker will queue me.
+    Park,
+}
+
+pub type Co = Coroutine<(), Switch, (), CoStack>;
+
+/// Why a park ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wake {
+    Unparked,
+    TimedOut,
+}
+
+/// Who waits for a thread to end: a coroutine (woken by unpark) or a plain OS thread (woken by futex).
+#[derive(Clone, Copy)]
+pub enum Waiter {
+    Task(TaskRef, u32),
+    Thread(*const AtomicU32),
+}
+
+// SAFETY: the pointers refer to pooled tasks or to a futex word that outlives the wait.
+unsafe impl Send for Waiter {}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Life {
+    /// In the pool: no thread. Joining it is EINVAL, as glibc answers for a reaped descriptor.
+    Free,
+    Running,
+    /// Ended, waiting to be joined.
+    Exited,
+}
+
+pub struct JoinState {
+    pub life: Life,
+    pub detached: bool,
+    pub joiner: Option<Waiter>,
+    pub result: *mut c_void,
+}
+
+// SAFETY: result is an opaque value handed from the thread to its joiner.
+unsafe impl Send for JoinState {}
+
+/// Stack facts readable from a signal handler.
+#[derive(Clone, Copy)]
+pub struct StackBounds {
+    pub low: usize,
+    pub size: usize,
+    pub requested: usize,
+    pub guard: Option<(usize, usize)>,
+}
+
+pub struct Task {
+    pub state: AtomicU64,
+    pub tcb: Tcb,
+    pub tid: Cell<i32>,
+    pub is_main: bool,
+    co: UnsafeCell<Option<Co>>,
+    yielder: Cell<*const Yielder<(), Switch>>,
+    stack: Cell<StackBounds>,
+    pub join: Lock<JoinState>,
+    name: Lock<[u8; 16]>,
+    /// Guard size the program asked for, reported back by pthread_getattr_np.
+    pub guard_request: Cell<usize>,
+    /// Why the last park ended; written by the worker before resuming, read by the coroutine after.
+    pub last_wake: Cell<Wake>,
+}
+
+// SAFETY: a task is touched by one worker at a time (the one running it, or the one finishing it);
+// the fields others read (state, join, name) are atomics or behind locks.
+unsafe impl Send for Task {}
+// SAFETY: as above.
+unsafe impl Sync for Task {}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub struct TaskRef(pub NonNull<Task>);
+
+// SAFETY: tasks are pooled for the life of the process; see Task.
+unsafe impl Send for TaskRef {}
+// SAFETY: as above.
+unsafe impl Sync for TaskRef {}
+
+impl core::ops::Deref for TaskRef {
+    type Target = Task;
+    fn deref(&self) -> &Task {
+        // SAFETY: tasks are never freed.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl Task {
+    pub fn new(tcb: Tcb, tid: i32, is_main: bool) -> TaskRef {
+        let t = Box::new(Task {
+            state: AtomicU64::new(RUNNABLE as u64),
+            tcb,
+            tid: Cell::new(tid),
+            is_main,
+            co: UnsafeCell::new(None),
+            yielder: Cell::new(core::ptr::null()),
+            stack: Cell::new(StackBounds { low: 0, size: 0, requested: 0, guard: None }),
+            join: Lock::new(JoinState { life: Life::Free, detached: false, joiner: None, result: core::ptr::null_mut() }),
+            name: Lock::new([0; 16]),
+            guard_request: Cell::new(0),
+            last_wake: Cell::new(Wake::Unparked),
+        });
+        TaskRef(NonNull::from(Box::leak(t)))
+    }
+
+    /// Installs the coroutine to run; the task must not be running.
+    ///
+    /// # Safety
+    /// No worker may be running or finishing this task.
+    pub unsafe fn set_coroutine(&self, co: Co, bounds: StackBounds) {
+        self.stack.set(bounds);
+        // SAFETY: exclusive access per the contract.
+        unsafe { *self.co.get() = Some(co) };
+    }
+
+    /// # Safety
+    /// Only the worker that owns the task right now (about to resume or finishing it) may call this.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn coroutine(&self) -> &mut Option<Co> {
+        // SAFETY: exclusive access per the contract.
+        unsafe { &mut *self.co.get() }
+    }
+
+    pub fn set_yielder(&self, y: &Yielder<(), Switch>) {
+        self.yielder.set(y as *const _);
+    }
+
+    pub fn stack_bounds(&self) -> StackBounds {
+        self.stack.get()
+    }
+
+    /// Switches from this coroutine back to its worker. Must run on this task's own stack.
+    pub fn switch_out(&self, why: Switch) {
+        let y = self.yielder.get();
+        // SAFETY: the yielder lives at the bottom of this coroutine's stack for its whole life, and we are
+        // running on that stack.
+        unsafe { (*y).suspend(why) };
+    }
+
+    pub fn name_bytes(&self) -> &[u8] {
+        // Lock-free read for the fault handler: names are at most 15 bytes and a torn read is harmless.
+        // SAFETY: the array lives as long as the task.
+        let raw = unsafe { &*(self.name.data_ptr()) };
+        let n = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+        &raw[..n]
+    }
+
+    pub fn name(&self) -> [u8; 16] {
+        *self.name.lock()
+    }
+
+    pub fn set_name(&self, name: &[u8]) {
+        let mut n = [0u8; 16];
+        let len = name.len().min(15);
+        n[..len].copy_from_slice(&name[..len]);
+        *self.name.lock() = n;
+    }
+
+    #[inline]
+    pub fn generation(&self) -> u32 {
+        (self.state.load(Ordering::Acquire) >> 32) as u32
+    }
+
+    /// Begins a park: a new generation in phase PARKING. Returns the generation wakers must name.
+    pub fn begin_park(&self) -> u32 {
+        let park = self.generation().wrapping_add(1);
+        self.state.store(((park as u64) << 32) | PARKING as u64, Ordering::Release);
+        park
+    }
+
+    /// Called by the worker after the coroutine switched out with `Switch::Park`. Returns true if a waker
+    /// already came (the task must be queued now).
+    pub fn finish_park(&self) -> bool {
+        let cur = self.state.load(Ordering::Acquire);
+        let park = cur & !(u32::MAX as u64);
+        match self.state.compare_exchange(park | PARKING as u64, park | PARKED as u64, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => false,
+            Err(now) => {
+                debug_assert_eq!(now as u32 & PHASE_MASK, NOTIFIED);
+                let timed = now as u32 & TIMED_OUT;
+                self.state.store(park | (RUNNABLE | timed) as u64, Ordering::Release);
+                true
+            }
+        }
+    }
+
+    /// Tries to end park `park`. Returns true if the caller must queue the task (it was fully parked);
+    /// false if the park already ended or the worker will queue it.
+    pub fn try_wake(&self, park: u32, why: Wake) -> (bool, bool) {
+        let timed = if why == Wake::TimedOut { TIMED_OUT } else { 0 };
+        let g = (park as u64) << 32;
+        loop {
+            let cur = self.state.load(Ordering::Acquire);
+            if cur & !(u32::MAX as u64) != g {
+                return (false, false);
+            }
+            let (next, queue) = match cur as u32 & PHASE_MASK {
+                PARKING => (NOTIFIED | timed, false),
+                PARKED => (RUNNABLE | timed, true),
+                _ => return (false, false),
+            };
+            if self.state.compare_exchange(cur, g | next as u64, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                return (true, queue);
+            }
+        }
+    }
+
+    /// Marks the task running (by the worker about to resume it); returns why its last park ended.
+    pub fn mark_running(&self) -> Wake {
+        let cur = self.state.load(Ordering::Acquire);
+        self.state.store((cur & !(u32::MAX as u64)) | RUNNING as u64, Ordering::Release);
+        if cur as u32 & TIMED_OUT != 0 { Wake::TimedOut } else { Wake::Unparked }
+    }
+
+    /// Marks a task that yielded (or is new) as queued.
+    pub fn set_runnable(&self) {
+        let cur = self.state.load(Ordering::Acquire);
+        self.state.store((cur & !(u32::MAX as u64)) | RUNNABLE as u64, Ordering::Release);
+    }
+}
+

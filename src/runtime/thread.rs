@@ -1,0 +1,376 @@
+//! Program threads as coroutines: create, exit, join, detach, and the registry that maps a `pthread_t`
+//! back to its task. Errors follow glibc 2.36's answers case by case (see `join`).
+
+use super::identity::{self, Tcb};
+use super::lock::Lock;
+use super::stack::CoStack;
+use super::sys::{self, futex, time};
+use super::task::{JoinState, Life, StackBounds, Switch, Task, TaskRef, Wake, Waiter};
+use super::worker;
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicUsize, Ordering};
+
+pub type StartFn = extern "C" fn(*mut c_void) -> *mut c_void;
+
+unsafe extern "C" {
+    /// src/runtime/thread_entry.c: runs `start(arg)` under an outermost cancellation buffer.
+    fn asyncshim_thread_entry(start: StartFn, arg: *mut c_void, slot: *mut *mut c_void, unwound: *mut i32)
+    -> *mut c_void;
+}
+
+/// Fake tids for coroutines: stable per thread (recursive mutexes record the owner's tid), above any real
+/// pid (pid_max ≤ 2^22) and below FUTEX_TID_MASK.
+const FAKE_TID_BASE: i32 = 0x2000_0000;
+const FAKE_TID_SPAN: i32 = 0x1000_0000;
+
+pub struct Threads {
+    registry: Lock<HashMap<usize, TaskRef>>,
+    pool: Lock<Vec<TaskRef>>,
+    next_tid: AtomicI32,
+    /// Program threads alive (coroutines and real threads the shim started for the program).
+    live: AtomicUsize,
+    multithreaded: AtomicBool,
+}
+
+/// How to run a new thread.
+pub struct Spawn {
+    pub start: StartFn,
+    pub arg: *mut c_void,
+    pub stack_size: usize,
+    pub user_stack: Option<(usize, usize)>,
+    pub detached: bool,
+    pub guard_size: usize,
+}
+
+/// Closure state handed to the coroutine body.
+struct Body {
+    task: TaskRef,
+    start: StartFn,
+    arg: *mut c_void,
+}
+
+// SAFETY: moved once into the coroutine that runs it.
+unsafe impl Send for Body {}
+
+impl Threads {
+    pub fn new() -> Threads {
+        Threads {
+            registry: Lock::new(HashMap::new()),
+            pool: Lock::new(Vec::new()),
+            next_tid: AtomicI32::new(0),
+            live: AtomicUsize::new(1),
+            multithreaded: AtomicBool::new(false),
+        }
+    }
+
+    fn fresh_tid(&self) -> i32 {
+        FAKE_TID_BASE + self.next_tid.fetch_add(1, Ordering::Relaxed).rem_euclid(FAKE_TID_SPAN)
+    }
+
+    pub fn lookup(&self, t: libc::pthread_t) -> Option<TaskRef> {
+        self.registry.lock().get(&(t as usize)).copied()
+    }
+
+    fn register(&self, task: TaskRef) {
+        self.registry.lock().insert(task.tcb.0, task);
+    }
+}
+
+/// Registers the program's initial thread (whose glibc TCB it keeps) as the main task.
+pub fn main_task(tcb: Tcb, name: &[u8]) -> TaskRef {
+    let task = Task::new(tcb, sys::getpid(), true);
+    task.set_name(name);
+    task.join.lock().life = Life::Running;
+    super::get().threads.register(task);
+    task
+}
+
+/// Gives `task` a stack and a coroutine that runs `start(arg)` as a thread body.
+pub fn prepare(task: TaskRef, stack: CoStack, start: StartFn, arg: *mut c_void, guard: Option<(usize, usize)>) {
+    let bounds = StackBounds { low: stack.low(), size: stack.size(), requested: stack.requested, guard };
+    if !task.is_main {
+        task.tcb.set_stack(stack.low(), stack.size());
+    }
+    let body = Body { task, start, arg };
+    let co = super::task::Co::with_stack(stack, move |yielder, ()| {
+        let body = body;
+        body.task.set_yielder(yielder);
+        run_body(body);
+    });
+    // SAFETY: the task is not queued yet, so nothing else touches it.
+    unsafe { task.set_coroutine(co, bounds) };
+}
+
+fn run_body(body: Body) {
+    let task = body.task;
+    if !task.is_main {
+        identity::on_thread_start();
+    }
+    let mut unwound = 0i32;
+    // SAFETY: FS is this task's TCB; the slot is its cleanup_jmp_buf field.
+    let ret = unsafe { asyncshim_thread_entry(body.start, body.arg, task.tcb.cleanup_jmp_buf_slot(), &mut unwound) };
+    let ret = if unwound != 0 { task.tcb.result() } else { ret };
+    thread_exit(task, ret);
+}
+
+/// What glibc does when a thread's start routine returns or it calls pthread_exit, run on the coroutine.
+fn thread_exit(task: TaskRef, ret: *mut c_void) {
+    identity::on_thread_exit();
+    task.join.lock().result = ret;
+    if super::forked_child() {
+        // In a forked child this thread is a plain OS thread now; it ends the process if it is the last one.
+        // SAFETY: exit/_exit-style calls have no preconditions.
+        unsafe {
+            if os_thread_count() <= 1 {
+                libc::exit(0);
+            }
+            let _ = sys::syscall::syscall1(libc::SYS_exit, 0);
+        }
+    }
+    if super::get().threads.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+        // The last thread ended (main called pthread_exit earlier): the process exits with status 0, as glibc does.
+        // SAFETY: exit may be called from any thread.
+        unsafe { libc::exit(0) };
+    }
+}
+
+fn os_thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(1)
+}
+
+/// Creates a coroutine thread. Returns its pthread_t or an errno (EAGAIN when no stack or TCB can be had).
+pub fn spawn(req: Spawn) -> Result<libc::pthread_t, i32> {
+    let rt = super::get();
+    if !rt.threads.multithreaded.swap(true, Ordering::AcqRel) {
+        mark_process_multithreaded();
+    }
+    let stack = match req.user_stack {
+        Some((low, size)) => CoStack::user(low, size),
+        None => rt.stacks.get(req.stack_size).ok_or(libc::EAGAIN)?,
+    };
+    let guard = stack.guard();
+    let tid = rt.threads.fresh_tid();
+    let task = match rt.threads.pool.lock().pop() {
+        Some(t) => {
+            identity::recycle(t.tcb, tid);
+            t.tid.set(tid);
+            t
+        }
+        None => {
+            let Some(tcb) = identity::allocate(tid) else {
+                rt.stacks.put(stack);
+                return Err(libc::EAGAIN);
+            };
+            let t = Task::new(tcb, tid, false);
+            rt.threads.register(t);
+            t
+        }
+    };
+    task.tcb.set_detached(req.detached);
+    task.guard_request.set(req.guard_size);
+    if let Some(me) = worker::current_task() {
+        task.set_name(&me.name());
+    }
+    *task.join.lock() = JoinState { life: Life::Running, detached: req.detached, joiner: None, result: core::ptr::null_mut() };
+    prepare(task, stack, req.start, req.arg, guard);
+    rt.threads.live.fetch_add(1, Ordering::AcqRel);
+    task.set_runnable();
+    rt.sched.push(task);
+    Ok(task.tcb.0 as libc::pthread_t)
+}
+
+/// glibc switches to its multi-threaded paths (stdio locking, atomic reference counts, `__libc_single_threaded`)
+/// the first time a real thread is created. Coroutines are not real threads, so create and join one tiny
+/// real thread, once, before the first coroutine thread.
+fn mark_process_multithreaded() {
+    extern "C" fn nothing(_: *mut c_void) -> *mut c_void {
+        core::ptr::null_mut()
+    }
+    let mut t: libc::pthread_t = 0;
+    // SAFETY: plain create/join of a thread that returns at once.
+    unsafe {
+        if crate::real::pthread_create(&mut t, core::ptr::null(), nothing, core::ptr::null_mut()) == 0 {
+            crate::real::pthread_join(t, core::ptr::null_mut());
+        }
+    }
+}
+
+/// Starts a real OS thread for the runtime (a worker), with GS cleared so it does not pose as its creator.
+pub fn start_os_thread(f: StartFn, arg: *mut c_void) -> bool {
+    let mut t: libc::pthread_t = 0;
+    // SAFETY: attr is initialised before use and destroyed after; f/arg are valid for the thread's life.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = core::mem::zeroed();
+        libc::pthread_attr_init(&mut attr);
+        libc::pthread_attr_setstacksize(&mut attr, 1 << 20);
+        libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
+        let r = crate::real::pthread_create(&mut t, &attr, f, arg);
+        libc::pthread_attr_destroy(&mut attr);
+        r == 0
+    }
+}
+
+/// The coroutine of `task` returned (on its worker): recycle the stack, then hand the thread to its joiner,
+/// or to the pool if detached.
+pub fn on_coroutine_finished(task: TaskRef) {
+    let rt = super::get();
+    // SAFETY: the worker that ran the task is the only one touching it now.
+    if let Some(co) = unsafe { task.coroutine() }.take() {
+        rt.stacks.put(co.into_stack());
+    }
+    let waiter = {
+        let mut j = task.join.lock();
+        j.life = Life::Exited;
+        if j.detached {
+            None
+        } else {
+            match j.joiner.take() {
+                Some(w) => Some(w),
+                None => return,
+            }
+        }
+    };
+    match waiter {
+        None => release(task),
+        Some(w) => wake_waiter(w),
+    }
+}
+
+fn wake_waiter(w: Waiter) {
+    match w {
+        Waiter::Task(t, park) => {
+            super::get().sched.wake(t, park, Wake::Unparked);
+        }
+        Waiter::Thread(word) => {
+            // SAFETY: the joining thread keeps the word alive until it sees the store.
+            let word = unsafe { &*word };
+            word.store(1, Ordering::Release);
+            futex::wake(word, 1);
+        }
+    }
+}
+
+/// Returns an ended thread's task to the pool (the main thread's TCB is glibc's and stays as it is).
+fn release(task: TaskRef) {
+    task.join.lock().life = Life::Free;
+    if !task.is_main {
+        super::get().threads.pool.lock().push(task);
+    }
+}
+
+pub enum JoinKind {
+    Block,
+    Try,
+    /// Absolute CLOCK_MONOTONIC deadline in ns.
+    Until(u64),
+}
+
+/// pthread_join and its _np variants for a target that is a coroutine thread. Same results as glibc 2.36:
+/// reaped → ESRCH; detached → EINVAL; self, or a thread joining us → EDEADLK; already being joined →
+/// EINVAL; tryjoin of a running thread → EBUSY; deadline passed → ETIMEDOUT.
+pub fn join(target: TaskRef, kind: JoinKind) -> Result<*mut c_void, i32> {
+    let me = worker::current_task();
+    let rt = super::get();
+    let flag = AtomicU32::new(0);
+    let park;
+    // Checked before taking the target's lock: two threads joining each other must not lock in opposite orders.
+    let joined_by_target = me.is_some_and(|me| matches!(me.join.lock().joiner, Some(Waiter::Task(t, _)) if t == target));
+    {
+        let mut j = target.join.lock();
+        if j.life == Life::Free {
+            return Err(libc::ESRCH);
+        }
+        if matches!(kind, JoinKind::Try) && j.life == Life::Running {
+            return Err(libc::EBUSY);
+        }
+        if j.detached {
+            return Err(libc::EINVAL);
+        }
+        if me == Some(target) || (joined_by_target && j.life == Life::Running) {
+            return Err(libc::EDEADLK);
+        }
+        if j.joiner.is_some() {
+            return Err(libc::EINVAL);
+        }
+        if j.life == Life::Exited {
+            let r = j.result;
+            drop(j);
+            release(target);
+            return Ok(r);
+        }
+        park = match me {
+            Some(me) => {
+                let g = me.begin_park();
+                j.joiner = Some(Waiter::Task(me, g));
+                g
+            }
+            None => {
+                j.joiner = Some(Waiter::Thread(&flag));
+                0
+            }
+        };
+    }
+    let deadline = match kind {
+        JoinKind::Until(d) => Some(d),
+        _ => None,
+    };
+    let timed_out = match me {
+        Some(me) => {
+            if let Some(d) = deadline {
+                rt.sched.add_timer(d, me, park);
+            }
+            me.switch_out(Switch::Park);
+            me.last_wake.get() == Wake::TimedOut
+        }
+        None => loop {
+            if flag.load(Ordering::Acquire) != 0 {
+                break false;
+            }
+            if !futex::wait(&flag, 0, deadline) && flag.load(Ordering::Acquire) == 0 {
+                break true;
+            }
+        },
+    };
+    let mut j = target.join.lock();
+    if timed_out && j.life != Life::Exited {
+        j.joiner = None;
+        return Err(libc::ETIMEDOUT);
+    }
+    j.joiner = None;
+    let r = j.result;
+    drop(j);
+    release(target);
+    Ok(r)
+}
+
+/// pthread_detach for a coroutine thread.
+pub fn detach(target: TaskRef) -> i32 {
+    let mut j = target.join.lock();
+    match j.life {
+        Life::Free => libc::ESRCH,
+        _ if j.detached => libc::EINVAL,
+        // glibc leaves a thread that someone is joining as it is, and reports success.
+        _ if j.joiner.is_some() => 0,
+        Life::Exited => {
+            j.detached = true;
+            drop(j);
+            target.tcb.set_detached(true);
+            release(target);
+            0
+        }
+        Life::Running => {
+            j.detached = true;
+            drop(j);
+            target.tcb.set_detached(true);
+            0
+        }
+    }
+}
+
+/// Monotonic deadline for an absolute time on `clock`, as the kernel would measure it.
+pub fn deadline_from_abs(clock: libc::clockid_t, abs_ns: u64) -> u64 {
+    let now_clock = time::now_ns(clock).unwrap_or(0);
+    let now_mono = time::monotonic_ns();
+    now_mono.saturating_add(abs_ns.saturating_sub(now_clock))
+}

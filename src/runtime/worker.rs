@@ -1,0 +1,145 @@
+//! A worker is one OS thread that runs coroutines. Its record is reached through the GS base (never
+//! FS-relative TLS, since FS belongs to whichever coroutine runs), so hooks can ask "am I a coroutine, and
+//! which?" with one instruction.
+//!
+//! The worker's own context (the loop below) runs with the worker's own TCB in FS; resuming a coroutine
+//! loads the coroutine's TCB, and the switch back restores the worker's.
+
+use super::scheduler::{self, Scheduler};
+use super::signals;
+use super::sys::{fsgs, futex, time};
+use super::task::{Switch, TaskRef};
+use core::cell::Cell;
+use core::sync::atomic::{AtomicU32, Ordering};
+use corosensei::CoroutineResult;
+
+pub const AWAKE: u32 = 0;
+pub const SLEEPING: u32 = 1;
+pub const NOTIFIED: u32 = 2;
+
+#[repr(C)]
+pub struct Worker {
+    pub id: usize,
+    /// The coroutine this worker is running, or null in the worker's own context.
+    current: Cell<*const super::task::Task>,
+    /// FS base of the worker's own context.
+    own_tcb: Cell<usize>,
+    pub sleep: AtomicU32,
+    pub queue: super::lock::Lock<std::collections::VecDeque<TaskRef>>,
+}
+
+// SAFETY: `current` and `own_tcb` are only touched by the worker's own OS thread; the rest is atomic or locked.
+unsafe impl Sync for Worker {}
+
+impl Worker {
+    pub fn new(id: usize) -> Worker {
+        Worker {
+            id,
+            current: Cell::new(core::ptr::null()),
+            own_tcb: Cell::new(0),
+            sleep: AtomicU32::new(AWAKE),
+            queue: super::lock::Lock::new(std::collections::VecDeque::new()),
+        }
+    }
+}
+
+/// The worker the calling OS thread is, if any.
+#[inline(always)]
+pub fn current_worker() -> Option<&'static Worker> {
+    let gs = fsgs::gs_base();
+    // SAFETY: GS is either 0 or the address of a Worker, which lives for the whole process.
+    if gs == 0 { None } else { Some(unsafe { &*(gs as *const Worker) }) }
+}
+
+/// The coroutine the caller runs in, or None for plain threads, the worker's own context, a forked child,
+/// or a shim that is off. This is the test every hook makes first.
+#[inline(always)]
+pub fn current_task() -> Option<TaskRef> {
+    let w = current_worker()?;
+    let t = w.current.get();
+    core::ptr::NonNull::new(t as *mut super::task::Task).map(TaskRef)
+}
+
+/// Same as [`current_task`]; named for the signal handler, where the answer is "the coroutine that was
+/// interrupted", which is what an overflow report needs.
+pub fn current_task_any_context() -> Option<TaskRef> {
+    current_task()
+}
+
+/// Prepares the calling OS thread to be worker `w`: GS, alternate signal stack, own TCB.
+pub fn enter(w: &'static Worker) {
+    // SAFETY: the worker record lives for the process.
+    unsafe { fsgs::set_gs_base(w as *const Worker as usize) };
+    w.own_tcb.set(fsgs::fs_base());
+    signals::alt_stack_for_this_thread();
+}
+
+/// Runs the scheduling loop forever on worker `w` (the calling OS thread).
+pub fn run(sched: &'static Scheduler, w: &'static Worker) -> ! {
+    let mut expired = Vec::new();
+    loop {
+        sched.fire_timers(&mut expired);
+        if let Some(task) = sched.next_task(w) {
+            run_one(sched, w, task);
+            continue;
+        }
+        idle(sched, w);
+    }
+}
+
+fn idle(sched: &Scheduler, w: &Worker) {
+    w.sleep.store(SLEEPING, Ordering::SeqCst);
+    if sched.has_work(w) {
+        w.sleep.store(AWAKE, Ordering::SeqCst);
+        return;
+    }
+    let deadline = sched.next_deadline();
+    if deadline.is_none_or(|d| d > time::monotonic_ns()) {
+        futex::wait(&w.sleep, SLEEPING, deadline);
+    }
+    w.sleep.store(AWAKE, Ordering::SeqCst);
+}
+
+fn run_one(sched: &Scheduler, w: &Worker, task: TaskRef) {
+    let why = task.mark_running();
+    task.last_wake.set(why);
+    w.current.set(task.0.as_ptr());
+    // SAFETY: this worker dequeued the task, so it alone owns it until it switches out; its TCB is
+    // initialised.
+    let result = unsafe {
+        fsgs::set_fs_base(task.tcb.0);
+        let co = task.coroutine().as_mut().expect("queued task has a coroutine");
+        let r = co.resume(());
+        fsgs::set_fs_base(w.own_tcb.get());
+        r
+    };
+    w.current.set(core::ptr::null());
+    check_canary(&task);
+    match result {
+        CoroutineResult::Yield(Switch::Yield) => {
+            task.set_runnable();
+            sched.push_local(w, task);
+        }
+        CoroutineResult::Yield(Switch::Park) => {
+            if task.finish_park() {
+                sched.push_local(w, task);
+            }
+        }
+        CoroutineResult::Return(()) => scheduler::finished(sched, task),
+    }
+}
+
+fn check_canary(task: &TaskRef) {
+    // SAFETY: the worker owns the task between resume and requeue.
+    let b = task.stack_bounds();
+    let intact = b.guard.is_none() || super::stack::canary_intact_at(b.low);
+    if !intact {
+        signals::report_overflow(task.name_bytes(), b.requested, b.size);
+        // The neighbouring stack may be corrupt: stop now, as a guard page would have.
+        // SAFETY: raising a signal has no preconditions.
+        unsafe {
+            libc::signal(libc::SIGSEGV, libc::SIG_DFL);
+            libc::raise(libc::SIGSEGV);
+        }
+    }
+}
