@@ -6,7 +6,8 @@
 #   create_join.c  thread create + join latency (ns per pthread_create + pthread_join)
 #   switch.c       two threads ping-ponging with sched_yield(): ns per yield. Shim: ASYNCSHIM_WORKERS=1;
 #                  native: both threads pinned to one CPU, so both numbers are one-CPU switches
-#   idle_mem.c     N idle (sleeping) threads: (RSS + page tables) growth per thread, OS threads
+#   idle_mem.c     N idle (sleeping) threads: (RSS + page tables) growth per thread, OS threads, and the
+#                  growth of KernelStack in /proc/meminfo (system-wide: disturbed by other processes)
 #
 # Environment:
 #   QUICK=1          fewer iterations, one repetition (well under a minute)
@@ -35,8 +36,9 @@ IDLE_N=${BENCH_THREADS:-10000}
 
 die() { echo "bench: $*" >&2; exit 1; }
 log() { echo "bench: $*" >&2; }
-for v in REPS RUN_TIMEOUT IDLE_N; do
-    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
+for v in REPS:BENCH_REPS RUN_TIMEOUT:BENCH_TIMEOUT IDLE_N:BENCH_THREADS; do
+    var=${v%%:*}
+    [[ ${!var} =~ ^[1-9][0-9]*$ ]] || die "${v#*:} must be a positive integer (got '${!var}')"
 done
 command -v gcc >/dev/null || die "gcc is required (scripts/install-deps.sh)"
 command -v timeout >/dev/null || die "timeout (coreutils) is required"
@@ -173,6 +175,7 @@ idle_row() { # KEY LABEL UNIT METRIC
 idle_row idle_mem "idle thread: RSS + page tables (bytes/thread)" "bytes/thread" bytes_per_thread
 idle_row idle_mem_rss "idle thread: RSS (bytes/thread)" "bytes/thread" rss_bytes_per_thread
 idle_row idle_mem_pte "idle thread: page tables (bytes/thread)" "bytes/thread" pte_bytes_per_thread
+idle_row idle_kstack "idle thread: kernel stack (bytes/thread, system-wide delta, noisy)" "bytes/thread" kernel_stack_bytes_per_thread
 idle_row idle_os_threads "OS threads with $IDLE_N idle threads" "threads" os_threads
 idle_row idle_create "create $IDLE_N idle threads (ms)" "ms" create_ms
 

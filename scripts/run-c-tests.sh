@@ -139,7 +139,7 @@ run() {
     # it does not apply to setsid or timeout themselves.
     setsid timeout -k 5 "$limit" "${envset[@]}" "$exe" "$@" </dev/null >"$out" 2>"$err" &
     local pid=$!
-    wait "$pid"
+    wait "$pid" 2>/dev/null
     RUN_STATUS=$?
     local t1=$EPOCHREALTIME
     RUN_SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')

@@ -236,6 +236,17 @@ pub unsafe extern "C" fn pthread_detach(t: libc::pthread_t) -> c_int {
     }
 }
 
+/// # Safety
+/// C contract of pthread_kill.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_kill(t: libc::pthread_t, sig: c_int) -> c_int {
+    match known(t) {
+        // SAFETY: forwarding.
+        None => unsafe { real::pthread_kill(t, sig) },
+        Some(task) => thread::kill(task, sig),
+    }
+}
+
 /// glibc's own pthread_exit unwinds the coroutine's stack (cleanup handlers, C++ destructors) to the
 /// buffer the thread entry installed, so the same call serves coroutines and real threads.
 ///

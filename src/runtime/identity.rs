@@ -16,6 +16,7 @@ const HDR_SELF: usize = 0x10;
 const HDR_MULTIPLE_THREADS: usize = 0x18;
 const HDR_STACK_GUARD: usize = 0x28;
 const HDR_POINTER_GUARD: usize = 0x30;
+const PD_LIST: usize = 704;
 const PD_TID: usize = 720;
 const PD_ROBUST_HEAD: usize = 736;
 const PD_CLEANUP_JMP_BUF: usize = 768;
@@ -23,6 +24,7 @@ const PD_CANCELHANDLING: usize = 776;
 const PD_SPECIFIC_1STBLOCK: usize = 784;
 const PD_SPECIFIC: usize = 1296;
 const PD_SPECIFIC_USED: usize = 1552;
+const PD_USER_STACK: usize = 1554;
 const PD_JOINID: usize = 1568;
 const PD_RESULT: usize = 1576;
 const PD_STACKBLOCK: usize = 1680;
@@ -203,6 +205,12 @@ pub fn allocate(tid: i32) -> Option<Tcb> {
         robust.write(robust as usize);
         tcb.field::<isize>(PD_ROBUST_HEAD + 8).write(cur.field::<isize>(PD_ROBUST_HEAD + 8).read());
         tcb.field::<usize>(PD_SPECIFIC).write(tcb.0 + PD_SPECIFIC_1STBLOCK);
+        // fork() unlinks the forking thread's descriptor from glibc's thread list in the child: make it a
+        // valid one-element list, and mark its stack as not glibc's to free.
+        let list = tcb.field::<usize>(PD_LIST);
+        list.write(list as usize);
+        list.add(1).write(list as usize);
+        tcb.field::<bool>(PD_USER_STACK).write(true);
         tcb.field::<u32>(PD_RSEQ_CPU_ID).write(RSEQ_CPU_ID_REGISTRATION_FAILED);
     }
     tcb.set_tid(tid);

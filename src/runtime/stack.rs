@@ -14,7 +14,7 @@
 use super::lock::Lock;
 use super::sys::mem;
 use corosensei::stack::{Stack, StackPointer};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 const MIN_SLOT_SHIFT: u32 = 17; // 128 KiB
 const MAX_SLOT_SHIFT: u32 = 40; // 1 TiB
@@ -36,6 +36,9 @@ pub struct CoStack {
     pub requested: usize,
     /// Slot this stack came from, or None for a stack the program supplied (`pthread_attr_setstack`).
     slot: Option<(u8, usize)>,
+    /// True when the slot has no guard markers (old kernel): a canary word at the limit stands in, checked
+    /// at every switch. It is not used otherwise, since writing it would commit the stack's lowest page.
+    pub canary: bool,
 }
 
 // SAFETY: base and limit describe memory owned by this stack and aligned to 16 bytes.
@@ -60,10 +63,6 @@ impl CoStack {
     pub fn guard(&self) -> Option<(usize, usize)> {
         self.slot.map(|(class, slot)| (slot, guard_len(class_slot_size(class as usize))))
     }
-    #[cfg(test)]
-    fn canary_intact(&self) -> bool {
-        self.slot.is_none() || canary_intact_at(self.limit)
-    }
     fn set_canary(&self) {
         // SAFETY: as above.
         unsafe { (self.limit as *mut u64).write(CANARY) }
@@ -73,7 +72,7 @@ impl CoStack {
     pub fn user(low: usize, size: usize) -> CoStack {
         let base = (low + size) & !15;
         let limit = (low + 15) & !15;
-        CoStack { base, limit, requested: size, slot: None }
+        CoStack { base, limit, requested: size, slot: None, canary: false }
     }
 }
 
@@ -106,6 +105,10 @@ pub struct StackPool {
 }
 
 static MPROTECT_GUARDS: AtomicUsize = AtomicUsize::new(0);
+/// Slots carved without any guard (kernel without MADV_GUARD_INSTALL and the PROT_NONE budget spent).
+pub static UNGUARDED: AtomicUsize = AtomicUsize::new(0);
+/// Whether the kernel takes MADV_GUARD_INSTALL (assumed until it refuses).
+static GUARD_MARKERS: AtomicBool = AtomicBool::new(true);
 
 impl StackPool {
     pub const fn new() -> StackPool {
@@ -138,13 +141,19 @@ impl StackPool {
                     let s = c.next;
                     c.next += slot_size;
                     drop(c);
-                    install_guard(s, guard);
+                    if !install_guard(s, guard) {
+                        UNGUARDED.fetch_add(1, Ordering::Relaxed);
+                    }
                     s
                 }
             }
         };
-        let stack = CoStack { base: slot + slot_size, limit: slot + guard, requested: size, slot: Some((class as u8, slot)) };
-        stack.set_canary();
+        let canary = !GUARD_MARKERS.load(Ordering::Relaxed);
+        let stack =
+            CoStack { base: slot + slot_size, limit: slot + guard, requested: size, slot: Some((class as u8, slot)), canary };
+        if canary {
+            stack.set_canary();
+        }
         Some(stack)
     }
 
@@ -172,13 +181,15 @@ fn new_region(slot_size: usize) -> Option<(usize, usize)> {
     Some((start, end - ((end - start) % slot_size)))
 }
 
-fn install_guard(slot: usize, len: usize) {
-    if mem::guard_install(slot as *mut u8, len) {
-        return;
+/// Installs the guard below a new slot; false if the slot stays unguarded.
+fn install_guard(slot: usize, len: usize) -> bool {
+    if GUARD_MARKERS.load(Ordering::Relaxed) {
+        if mem::guard_install(slot as *mut u8, len) {
+            return true;
+        }
+        GUARD_MARKERS.store(false, Ordering::Relaxed);
     }
-    if MPROTECT_GUARDS.fetch_add(1, Ordering::Relaxed) < MPROTECT_GUARD_BUDGET {
-        mem::protect_none(slot as *mut u8, len);
-    }
+    MPROTECT_GUARDS.fetch_add(1, Ordering::Relaxed) < MPROTECT_GUARD_BUDGET && mem::protect_none(slot as *mut u8, len)
 }
 
 #[cfg(test)]
@@ -190,7 +201,7 @@ mod tests {
         let pool = StackPool::new();
         let s = pool.get(8 << 20).unwrap();
         assert!(s.size() >= 8 << 20);
-        assert!(s.canary_intact());
+        assert!(!s.canary || canary_intact_at(s.low()));
         let (g, glen) = s.guard().unwrap();
         assert_eq!(g + glen, s.low());
         // The stack is writable at both ends.

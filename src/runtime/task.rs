@@ -15,7 +15,7 @@ use super::identity::Tcb;
 use super::lock::Lock;
 use super::stack::CoStack;
 use core::cell::{Cell, UnsafeCell};
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use corosensei::{Coroutine, Yielder};
 use std::ffi::c_void;
 use std::ptr::NonNull;
@@ -82,6 +82,8 @@ pub struct StackBounds {
     pub size: usize,
     pub requested: usize,
     pub guard: Option<(usize, usize)>,
+    /// The stack carries a canary word at `low` to check at every switch.
+    pub canary: bool,
 }
 
 pub struct Task {
@@ -98,6 +100,8 @@ pub struct Task {
     pub guard_request: Cell<usize>,
     /// Why the last park ended; written by the worker before resuming, read by the coroutine after.
     pub last_wake: Cell<Wake>,
+    /// Worker that last ran the task.
+    pub last_worker: AtomicUsize,
 }
 
 // SAFETY: a task is touched by one worker at a time (the one running it, or the one finishing it);
@@ -131,11 +135,12 @@ impl Task {
             is_main,
             co: UnsafeCell::new(None),
             yielder: Cell::new(core::ptr::null()),
-            stack: Cell::new(StackBounds { low: 0, size: 0, requested: 0, guard: None }),
+            stack: Cell::new(StackBounds { low: 0, size: 0, requested: 0, guard: None, canary: false }),
             join: Lock::new(JoinState { life: Life::Free, detached: false, joiner: None, result: core::ptr::null_mut() }),
             name: Lock::new([0; 16]),
             guard_request: Cell::new(0),
             last_wake: Cell::new(Wake::Unparked),
+            last_worker: AtomicUsize::new(0),
         });
         TaskRef(NonNull::from(Box::leak(t)))
     }

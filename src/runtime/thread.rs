@@ -88,7 +88,8 @@ pub fn main_task(tcb: Tcb, name: &[u8]) -> TaskRef {
 
 /// Gives `task` a stack and a coroutine that runs `start(arg)` as a thread body.
 pub fn prepare(task: TaskRef, stack: CoStack, start: StartFn, arg: *mut c_void, guard: Option<(usize, usize)>) {
-    let bounds = StackBounds { low: stack.low(), size: stack.size(), requested: stack.requested, guard };
+    let bounds =
+        StackBounds { low: stack.low(), size: stack.size(), requested: stack.requested, guard, canary: stack.canary };
     if !task.is_main {
         task.tcb.set_stack(stack.low(), stack.size());
     }
@@ -373,4 +374,32 @@ pub fn deadline_from_abs(clock: libc::clockid_t, abs_ns: u64) -> u64 {
     let now_clock = time::now_ns(clock).unwrap_or(0);
     let now_mono = time::monotonic_ns();
     now_mono.saturating_add(abs_ns.saturating_sub(now_clock))
+}
+
+/// pthread_kill for a coroutine thread. Signal 0 checks existence; glibc's reserved and out-of-range
+/// numbers are EINVAL. A signal a thread sends itself is raised on its own worker, so the handler runs in
+/// its context as natively; one aimed at another coroutine goes to the worker that last ran it (per-coroutine
+/// delivery is not emulated yet).
+pub fn kill(target: TaskRef, sig: i32) -> i32 {
+    // SIGCANCEL (32) and SIGSETXID (33) are glibc's own.
+    if !(0..libc::SIGRTMAX() + 1).contains(&sig) || sig == 32 || sig == 33 {
+        return libc::EINVAL;
+    }
+    if target.join.lock().life == Life::Free {
+        return libc::ESRCH;
+    }
+    if sig == 0 {
+        return 0;
+    }
+    let rt = super::get();
+    let os_tid = if worker::current_task() == Some(target) {
+        sys::gettid()
+    } else {
+        rt.sched.workers[target.last_worker.load(Ordering::Relaxed)].os_tid.load(Ordering::Relaxed)
+    };
+    // SAFETY: tgkill with our own pid and a tid of this process.
+    match unsafe { sys::syscall::syscall3(libc::SYS_tgkill, sys::getpid() as usize, os_tid as usize, sig as usize) } {
+        Ok(_) => 0,
+        Err(e) => e.0,
+    }
 }

@@ -10,7 +10,7 @@ use super::signals;
 use super::sys::{fsgs, futex, time};
 use super::task::{Switch, TaskRef};
 use core::cell::Cell;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use corosensei::CoroutineResult;
 
 pub const AWAKE: u32 = 0;
@@ -25,6 +25,8 @@ pub struct Worker {
     /// FS base of the worker's own context.
     own_tcb: Cell<usize>,
     pub sleep: AtomicU32,
+    /// Kernel tid of the worker's OS thread (for directing signals at it).
+    pub os_tid: AtomicI32,
     pub queue: super::lock::Lock<std::collections::VecDeque<TaskRef>>,
 }
 
@@ -38,6 +40,7 @@ impl Worker {
             current: Cell::new(core::ptr::null()),
             own_tcb: Cell::new(0),
             sleep: AtomicU32::new(AWAKE),
+            os_tid: AtomicI32::new(0),
             queue: super::lock::Lock::new(std::collections::VecDeque::new()),
         }
     }
@@ -71,6 +74,7 @@ pub fn enter(w: &'static Worker) {
     // SAFETY: the worker record lives for the process.
     unsafe { fsgs::set_gs_base(w as *const Worker as usize) };
     w.own_tcb.set(fsgs::fs_base());
+    w.os_tid.store(super::sys::gettid(), Ordering::Relaxed);
     signals::alt_stack_for_this_thread();
 }
 
@@ -104,6 +108,7 @@ fn run_one(sched: &Scheduler, w: &Worker, task: TaskRef) {
     let why = task.mark_running();
     task.last_wake.set(why);
     w.current.set(task.0.as_ptr());
+    task.last_worker.store(w.id, Ordering::Relaxed);
     // SAFETY: this worker dequeued the task, so it alone owns it until it switches out; its TCB is
     // initialised.
     let result = unsafe {
@@ -132,7 +137,7 @@ fn run_one(sched: &Scheduler, w: &Worker, task: TaskRef) {
 fn check_canary(task: &TaskRef) {
     // SAFETY: the worker owns the task between resume and requeue.
     let b = task.stack_bounds();
-    let intact = b.guard.is_none() || super::stack::canary_intact_at(b.low);
+    let intact = !b.canary || super::stack::canary_intact_at(b.low);
     if !intact {
         signals::report_overflow(task.name_bytes(), b.requested, b.size);
         // The neighbouring stack may be corrupt: stop now, as a guard page would have.
