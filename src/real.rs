@@ -87,6 +87,10 @@ declare_real! {
     fn pthread_getname_np(t: libc::pthread_t, name: *mut c_char, len: usize) -> c_int;
     fn pthread_once(once: *mut libc::pthread_once_t, init: extern "C" fn()) -> c_int;
     fn sched_yield() -> c_int;
+    fn pthread_sigmask(how: c_int, set: *const libc::sigset_t, old: *mut libc::sigset_t) -> c_int;
+    fn sigprocmask(how: c_int, set: *const libc::sigset_t, old: *mut libc::sigset_t) -> c_int;
+    fn sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int;
+    fn signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t;
     fn sleep(secs: libc::c_uint) -> libc::c_uint;
     fn usleep(usecs: libc::useconds_t) -> c_int;
     fn nanosleep(req: *const libc::timespec, rem: *mut libc::timespec) -> c_int;

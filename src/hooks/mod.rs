@@ -5,6 +5,7 @@
 
 pub mod probe;
 pub mod process;
+pub mod signal;
 pub mod sleep;
 pub mod start;
 pub mod thread;

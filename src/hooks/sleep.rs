@@ -3,6 +3,7 @@
 use super::set_errno;
 use crate::real;
 use crate::runtime::sys::{time, usercopy};
+use crate::runtime::task::Wake;
 use crate::runtime::{self, thread, worker};
 use std::ffi::c_int;
 
@@ -18,8 +19,13 @@ pub unsafe extern "C" fn sched_yield() -> c_int {
     0
 }
 
-fn sleep_ns(ns: u64) {
-    runtime::sleep_until(time::monotonic_ns().saturating_add(ns));
+/// Sleeps `ns`; on a handled signal returns Err(remaining ns), as the kernel reports it.
+fn sleep_ns(ns: u64) -> Result<(), u64> {
+    let deadline = time::monotonic_ns().saturating_add(ns);
+    match runtime::sleep_until_interruptible(deadline) {
+        Wake::Interrupted => Err(deadline.saturating_sub(time::monotonic_ns())),
+        _ => Ok(()),
+    }
 }
 
 /// # Safety
@@ -30,8 +36,11 @@ pub unsafe extern "C" fn sleep(secs: libc::c_uint) -> libc::c_uint {
         // SAFETY: forwarding.
         return unsafe { real::sleep(secs) };
     }
-    sleep_ns(secs as u64 * 1_000_000_000);
-    0
+    match sleep_ns(secs as u64 * 1_000_000_000) {
+        Ok(()) => 0,
+        // sleep() reports whole seconds left, rounded up as glibc does from nanosleep's remainder.
+        Err(left) => left.div_ceil(1_000_000_000) as libc::c_uint,
+    }
 }
 
 /// # Safety
@@ -42,8 +51,13 @@ pub unsafe extern "C" fn usleep(usecs: libc::useconds_t) -> c_int {
         // SAFETY: forwarding.
         return unsafe { real::usleep(usecs) };
     }
-    sleep_ns(usecs as u64 * 1000);
-    0
+    match sleep_ns(usecs as u64 * 1000) {
+        Ok(()) => 0,
+        Err(_) => {
+            set_errno(libc::EINTR);
+            -1
+        }
+    }
 }
 
 /// Reads and checks a relative or absolute sleep request: EFAULT for an unreadable pointer, EINVAL for
@@ -61,15 +75,25 @@ pub unsafe extern "C" fn nanosleep(req: *const libc::timespec, rem: *mut libc::t
         // SAFETY: forwarding.
         return unsafe { real::nanosleep(req, rem) };
     }
-    match read_request(req) {
-        Ok(ns) => {
-            sleep_ns(ns);
-            0
-        }
+    let result = read_request(req).and_then(|ns| sleep_ns(ns).map_err(|left| interrupted(left, rem)));
+    match result {
+        Ok(()) => 0,
         Err(e) => {
             set_errno(e);
             -1
         }
+    }
+}
+
+/// Reports the time left of an interrupted relative sleep in `rem` (if given) and yields EINTR, or EFAULT
+/// if `rem` cannot be written, as the kernel does.
+fn interrupted(left: u64, rem: *mut libc::timespec) -> c_int {
+    if rem.is_null() {
+        return libc::EINTR;
+    }
+    match usercopy::write(rem, time::ns_timespec(left)) {
+        Ok(()) => libc::EINTR,
+        Err(e) => e,
     }
 }
 
@@ -96,11 +120,15 @@ pub unsafe extern "C" fn clock_nanosleep(
         Ok(ns) => ns,
         Err(e) => return e,
     };
-    let deadline = if flags & libc::TIMER_ABSTIME != 0 {
-        thread::deadline_from_abs(clock, ns)
-    } else {
-        time::monotonic_ns().saturating_add(ns)
-    };
-    runtime::sleep_until(deadline);
-    0
+    if flags & libc::TIMER_ABSTIME != 0 {
+        // An absolute sleep reports no remainder: the caller simply sleeps again until the same time.
+        return match runtime::sleep_until_interruptible(thread::deadline_from_abs(clock, ns)) {
+            Wake::Interrupted => libc::EINTR,
+            _ => 0,
+        };
+    }
+    match sleep_ns(ns) {
+        Ok(()) => 0,
+        Err(left) => interrupted(left, rem),
+    }
 }

@@ -166,6 +166,17 @@ pub fn sleep_until(deadline: u64) -> Wake {
     me.last_wake.get()
 }
 
+/// Like [`sleep_until`], but a handled signal ends the sleep early with `Wake::Interrupted` (EINTR).
+pub fn sleep_until_interruptible(deadline: u64) -> Wake {
+    let Some(me) = worker::current_task() else { return Wake::TimedOut };
+    let park = me.begin_park();
+    me.interruptible.store(park + 1, Ordering::Release);
+    get().sched.add_timer(deadline, me, park);
+    me.switch_out(Switch::Park);
+    me.interruptible.store(0, Ordering::Release);
+    me.last_wake.get()
+}
+
 /// Lets other coroutines run; the caller goes to the back of its worker's queue.
 pub fn yield_now() {
     if let Some(me) = worker::current_task() {

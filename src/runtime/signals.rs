@@ -1,18 +1,48 @@
-//! The runtime's SIGSEGV handler, run on a per-worker alternate signal stack. It does two jobs:
-//! resumes a faulting [`sys::usercopy`] at its EFAULT fixup, and reports a coroutine stack overflow
-//! clearly (which thread, its stack size, how to raise it) before the process dies of SIGSEGV as it would
-//! natively. Any other fault gets the default action, exactly as without the shim.
+//! Signals. The program's handlers are installed behind a wrapper so that the runtime knows when one ran:
+//! hooks called inside a handler pass through (a handler must never park), and a handled signal
+//! interrupts a coroutine waiting in an interruptible call (EINTR), as the kernel would interrupt the
+//! thread it delivered the signal to. The program still sees its own handlers, flags and masks.
+//!
+//! The runtime's own SIGSEGV handler runs on a per-worker alternate signal stack and does three jobs:
+//! resumes a faulting [`sys::usercopy`] at its EFAULT fixup, reports a coroutine stack overflow clearly
+//! (which thread, its stack size, how to raise it) before the process dies of SIGSEGV as natively, and
+//! passes every other fault to the program's own SIGSEGV handler or the default action.
 
-use super::sys::{self, mem, usercopy};
+use super::lock::Lock;
+use super::sys::{self, futex, mem, usercopy};
 use super::worker;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
 const ALT_STACK_SIZE: usize = 64 << 10;
+const NSIG: usize = 65;
+/// Set by glibc on every handler it installs (x86-64), and reported back by the kernel.
+const SA_RESTORER: i32 = 0x0400_0000;
 
-/// The handler that was installed before ours (usually SIG_DFL), restored for faults that are not ours.
-static PREVIOUS: AtomicUsize = AtomicUsize::new(0);
+/// The program's handler per signal as the kernel would call it (a function, SIG_DFL or SIG_IGN), and its
+/// flags; read by the wrappers inside signal context, so atomics only.
+static HANDLER: [AtomicUsize; NSIG] = [const { AtomicUsize::new(libc::SIG_DFL) }; NSIG];
+static FLAGS: [AtomicI32; NSIG] = [const { AtomicI32::new(0) }; NSIG];
+/// The program's last `struct sigaction` per signal when the kernel holds our wrapper instead, reported
+/// back as the old action.
+static PROGRAM_ACTIONS: Lock<[Option<SigAction>; NSIG]> = Lock::new([None; NSIG]);
+/// Handled signals not yet turned into EINTR for a waiting coroutine.
+pub static PENDING_INTERRUPTS: AtomicUsize = AtomicUsize::new(0);
 
-/// Installs the SIGSEGV/SIGBUS handler once, process-wide.
+#[derive(Clone, Copy)]
+struct SigAction(libc::sigaction);
+// SAFETY: plain data (a function address, flags, a mask).
+unsafe impl Send for SigAction {}
+
+fn kernel_sigaction(sig: i32, act: *const libc::sigaction, old: *mut libc::sigaction) -> Result<(), i32> {
+    // SAFETY: the pointers are null or valid sigaction structs.
+    match unsafe { crate::real::sigaction(sig, act, old) } {
+        0 => Ok(()),
+        // SAFETY: errno of the calling thread.
+        _ => Err(unsafe { *libc::__errno_location() }),
+    }
+}
+
+/// Installs the SIGSEGV handler once, process-wide, remembering what was there.
 pub fn install() {
     // SAFETY: a zeroed sigaction is a valid starting point; the handler is async-signal-safe (raw syscalls,
     // no allocation, no locks).
@@ -22,8 +52,128 @@ pub fn install() {
         sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_NODEFER;
         libc::sigemptyset(&mut sa.sa_mask);
         let mut old: libc::sigaction = core::mem::zeroed();
-        libc::sigaction(libc::SIGSEGV, &sa, &mut old);
-        PREVIOUS.store(old.sa_sigaction, Ordering::Relaxed);
+        if kernel_sigaction(libc::SIGSEGV, &sa, &mut old).is_ok() {
+            HANDLER[libc::SIGSEGV as usize].store(old.sa_sigaction, Ordering::Relaxed);
+            FLAGS[libc::SIGSEGV as usize].store(old.sa_flags, Ordering::Relaxed);
+            PROGRAM_ACTIONS.lock()[libc::SIGSEGV as usize] = Some(SigAction(old));
+        }
+    }
+}
+
+/// sigaction(2) as the program sees it. Function handlers are installed behind [`program_handler`]
+/// (SIGSEGV behind the fault handler); SIG_DFL and SIG_IGN go to the kernel as they are.
+pub fn program_sigaction(sig: i32, act: Option<&libc::sigaction>, old: Option<&mut libc::sigaction>) -> Result<(), i32> {
+    let idx = sig as usize;
+    let mut actions = PROGRAM_ACTIONS.lock();
+    let mut kernel_old: libc::sigaction = unsafe { core::mem::zeroed() };
+    match act {
+        Some(a) => {
+            let is_fn = a.sa_sigaction != libc::SIG_DFL && a.sa_sigaction != libc::SIG_IGN;
+            let mut k = *a;
+            let ours = if sig == libc::SIGSEGV {
+                k.sa_sigaction = on_fault as *const () as usize;
+                k.sa_flags |= libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_NODEFER;
+                k.sa_flags &= !libc::SA_RESETHAND;
+                true
+            } else if is_fn {
+                k.sa_sigaction = program_handler as *const () as usize;
+                k.sa_flags |= libc::SA_SIGINFO;
+                true
+            } else {
+                false
+            };
+            kernel_sigaction(sig, &k, &mut kernel_old)?;
+            HANDLER[idx].store(a.sa_sigaction, Ordering::Release);
+            FLAGS[idx].store(a.sa_flags, Ordering::Release);
+            // What the program would read back natively: its handler and flags, plus what the kernel and
+            // glibc add (SA_RESTORER, the restorer, the mask without SIGKILL/SIGSTOP).
+            let mut seen = *a;
+            let mut kv: libc::sigaction = unsafe { core::mem::zeroed() };
+            if kernel_sigaction(sig, core::ptr::null(), &mut kv).is_ok() {
+                seen.sa_flags = a.sa_flags | (kv.sa_flags & SA_RESTORER);
+                seen.sa_restorer = kv.sa_restorer;
+                seen.sa_mask = kv.sa_mask;
+            }
+            let prev = core::mem::replace(&mut actions[idx], if ours { Some(SigAction(seen)) } else { None });
+            if let Some(o) = old {
+                *o = prev.map(|p| p.0).unwrap_or(kernel_old);
+                fix_reset(idx, o);
+            }
+        }
+        None => {
+            kernel_sigaction(sig, core::ptr::null(), &mut kernel_old)?;
+            if let Some(o) = old {
+                *o = actions[idx].map(|p| p.0).unwrap_or(kernel_old);
+                fix_reset(idx, o);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A handler with SA_RESETHAND that already ran reads as SIG_DFL.
+fn fix_reset(idx: usize, o: &mut libc::sigaction) {
+    if o.sa_flags & libc::SA_RESETHAND != 0 && HANDLER[idx].load(Ordering::Acquire) == libc::SIG_DFL {
+        o.sa_sigaction = libc::SIG_DFL;
+    }
+}
+
+/// Calls the program's handler for `sig` with the arguments its flags ask for.
+unsafe fn call_program_handler(sig: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) -> bool {
+    let idx = sig as usize;
+    let h = HANDLER[idx].load(Ordering::Acquire);
+    if h == libc::SIG_DFL || h == libc::SIG_IGN {
+        return false;
+    }
+    let flags = FLAGS[idx].load(Ordering::Acquire);
+    if flags & libc::SA_RESETHAND != 0 {
+        HANDLER[idx].store(libc::SIG_DFL, Ordering::Release);
+    }
+    // SAFETY: the program installed this function with these flags.
+    unsafe {
+        if flags & libc::SA_SIGINFO != 0 {
+            let f: extern "C" fn(i32, *mut libc::siginfo_t, *mut libc::c_void) = core::mem::transmute(h);
+            f(sig, info, ctx);
+        } else {
+            let f: extern "C" fn(i32) = core::mem::transmute(h);
+            f(sig);
+        }
+    }
+    true
+}
+
+/// The kernel-side handler for every signal the program handles.
+extern "C" fn program_handler(sig: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: errno is saved and restored around our own work, as a handler must.
+    let saved_errno = unsafe { *libc::__errno_location() };
+    let w = worker::current_worker();
+    if let Some(w) = w {
+        w.enter_handler();
+    }
+    // SAFETY: arguments as the kernel passed them.
+    let ran = unsafe { call_program_handler(sig, info, ctx) };
+    if let Some(w) = w {
+        w.leave_handler();
+    }
+    if ran {
+        note_handled_signal();
+    }
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = saved_errno };
+}
+
+/// A handler ran: some waiting coroutine must see EINTR. Workers do that at their next scheduling point;
+/// wake one in case all sleep. Async-signal-safe (atomics and a futex wake).
+fn note_handled_signal() {
+    PENDING_INTERRUPTS.fetch_add(1, Ordering::AcqRel);
+    if super::running() {
+        let sched = &super::get().sched;
+        for w in &sched.workers[..sched.started()] {
+            if w.sleep.compare_exchange(worker::SLEEPING, worker::NOTIFIED, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                futex::wake(&w.sleep, 1);
+                return;
+            }
+        }
     }
 }
 
@@ -55,11 +205,13 @@ extern "C" fn on_fault(sig: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_v
                 }
             }
         }
-        // Not ours to handle: reinstall the previous disposition and let the fault happen again.
-        let prev = PREVIOUS.load(Ordering::Relaxed);
+        // Not ours: the program's own SIGSEGV handler, or the default action (the fault happens again).
+        if call_program_handler(sig, info, ctx) {
+            return;
+        }
         let mut sa: libc::sigaction = core::mem::zeroed();
-        sa.sa_sigaction = if prev == on_fault as *const () as usize { libc::SIG_DFL } else { prev };
-        libc::sigaction(sig, &sa, core::ptr::null_mut());
+        sa.sa_sigaction = libc::SIG_DFL;
+        let _ = kernel_sigaction(sig, &sa, core::ptr::null_mut());
     }
 }
 

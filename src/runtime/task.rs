@@ -27,6 +27,7 @@ pub const NOTIFIED: u32 = 3;
 pub const RUNNABLE: u32 = 4;
 const PHASE_MASK: u32 = 0xff;
 pub const TIMED_OUT: u32 = 0x100;
+pub const INTERRUPTED: u32 = 0x200;
 
 /// What a coroutine tells its worker when it switches out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,6 +45,27 @@ pub type Co = Coroutine<(), Switch, (), CoStack>;
 pub enum Wake {
     Unparked,
     TimedOut,
+    /// A signal handler ran while the task waited in an interruptible call (EINTR).
+    Interrupted,
+}
+
+impl Wake {
+    fn bits(self) -> u32 {
+        match self {
+            Wake::Unparked => 0,
+            Wake::TimedOut => TIMED_OUT,
+            Wake::Interrupted => INTERRUPTED,
+        }
+    }
+    fn from_bits(b: u32) -> Wake {
+        if b & INTERRUPTED != 0 {
+            Wake::Interrupted
+        } else if b & TIMED_OUT != 0 {
+            Wake::TimedOut
+        } else {
+            Wake::Unparked
+        }
+    }
 }
 
 /// Who waits for a thread to end: a coroutine (woken by unpark) or a plain OS thread (woken by futex).
@@ -102,6 +124,10 @@ pub struct Task {
     pub last_wake: Cell<Wake>,
     /// Worker that last ran the task.
     pub last_worker: AtomicUsize,
+    /// Park generation + 1 while the task waits in a call a signal handler interrupts (EINTR), else 0.
+    pub interruptible: AtomicU32,
+    /// The thread's signal mask (the kernel's 64-bit sigset), loaded into its worker when it runs.
+    pub sigmask: Cell<u64>,
 }
 
 // SAFETY: a task is touched by one worker at a time (the one running it, or the one finishing it);
@@ -141,6 +167,8 @@ impl Task {
             guard_request: Cell::new(0),
             last_wake: Cell::new(Wake::Unparked),
             last_worker: AtomicUsize::new(0),
+            interruptible: AtomicU32::new(0),
+            sigmask: Cell::new(0),
         });
         TaskRef(NonNull::from(Box::leak(t)))
     }
@@ -205,7 +233,11 @@ impl Task {
 
     /// Begins a park: a new generation in phase PARKING. Returns the generation wakers must name.
     pub fn begin_park(&self) -> u32 {
-        let park = self.generation().wrapping_add(1);
+        // u32::MAX is skipped so that `park + 1` (see `interruptible`) is never 0.
+        let park = match self.generation().wrapping_add(1) {
+            u32::MAX => 0,
+            g => g,
+        };
         self.state.store(((park as u64) << 32) | PARKING as u64, Ordering::Release);
         park
     }
@@ -219,8 +251,8 @@ impl Task {
             Ok(_) => false,
             Err(now) => {
                 debug_assert_eq!(now as u32 & PHASE_MASK, NOTIFIED);
-                let timed = now as u32 & TIMED_OUT;
-                self.state.store(park | (RUNNABLE | timed) as u64, Ordering::Release);
+                let why = now as u32 & (TIMED_OUT | INTERRUPTED);
+                self.state.store(park | (RUNNABLE | why) as u64, Ordering::Release);
                 true
             }
         }
@@ -229,7 +261,7 @@ impl Task {
     /// Tries to end park `park`. Returns true if the caller must queue the task (it was fully parked);
     /// false if the park already ended or the worker will queue it.
     pub fn try_wake(&self, park: u32, why: Wake) -> (bool, bool) {
-        let timed = if why == Wake::TimedOut { TIMED_OUT } else { 0 };
+        let timed = why.bits();
         let g = (park as u64) << 32;
         loop {
             let cur = self.state.load(Ordering::Acquire);
@@ -251,7 +283,7 @@ impl Task {
     pub fn mark_running(&self) -> Wake {
         let cur = self.state.load(Ordering::Acquire);
         self.state.store((cur & !(u32::MAX as u64)) | RUNNING as u64, Ordering::Release);
-        if cur as u32 & TIMED_OUT != 0 { Wake::TimedOut } else { Wake::Unparked }
+        Wake::from_bits(cur as u32)
     }
 
     /// Marks a task that yielded (or is new) as queued.

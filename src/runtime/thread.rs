@@ -81,6 +81,7 @@ impl Threads {
 pub fn main_task(tcb: Tcb, name: &[u8]) -> TaskRef {
     let task = Task::new(tcb, sys::getpid(), true);
     task.set_name(name);
+    task.sigmask.set(sys::sigmask(None));
     task.join.lock().life = Life::Running;
     super::get().threads.register(task);
     task
@@ -172,6 +173,7 @@ pub fn spawn(req: Spawn) -> Result<libc::pthread_t, i32> {
     task.guard_request.set(req.guard_size);
     if let Some(me) = worker::current_task() {
         task.set_name(&me.name());
+        task.sigmask.set(me.sigmask.get());
     }
     *task.join.lock() = JoinState { life: Life::Running, detached: req.detached, joiner: None, result: core::ptr::null_mut() };
     prepare(task, stack, req.start, req.arg, guard);
@@ -401,5 +403,31 @@ pub fn kill(target: TaskRef, sig: i32) -> i32 {
     match unsafe { sys::syscall::syscall3(libc::SYS_tgkill, sys::getpid() as usize, os_tid as usize, sig as usize) } {
         Ok(_) => 0,
         Err(e) => e.0,
+    }
+}
+
+/// Ends one interruptible wait with EINTR, as the kernel does for the thread it delivers a handled signal
+/// to: the main thread first (Linux gives it first pick of process-directed signals), else any.
+pub fn interrupt_one_waiter() {
+    let rt = super::get();
+    let target = {
+        let reg = rt.threads.registry.lock();
+        let waiting = |t: &TaskRef| t.interruptible.load(Ordering::Acquire) != 0;
+        reg.values().find(|t| t.is_main && waiting(t)).or_else(|| reg.values().find(|t| waiting(t))).copied()
+    };
+    if let Some(t) = target {
+        let park = t.interruptible.load(Ordering::Acquire);
+        if park != 0 {
+            rt.sched.wake(t, park - 1, Wake::Interrupted);
+        }
+    }
+}
+
+/// After the program changed the calling coroutine's signal mask on its worker: remember it for the task.
+pub fn mask_changed() {
+    if let (Some(me), Some(w)) = (worker::current_task(), worker::current_worker()) {
+        let m = sys::sigmask(None);
+        me.sigmask.set(m);
+        w.mask_changed(m);
     }
 }

@@ -25,6 +25,14 @@ pub struct Worker {
     /// FS base of the worker's own context.
     own_tcb: Cell<usize>,
     pub sleep: AtomicU32,
+    /// Depth of program signal handlers running on this worker, the task they interrupted and the stack
+    /// pointer at the outermost one's entry (to notice a handler left by longjmp).
+    handler_depth: Cell<u32>,
+    handler_task: Cell<*const super::task::Task>,
+    handler_sp: Cell<usize>,
+    /// The signal mask now in the kernel for this OS thread, and the worker's own (used while idle).
+    kernel_mask: Cell<u64>,
+    own_mask: Cell<u64>,
     /// Kernel tid of the worker's OS thread (for directing signals at it).
     pub os_tid: AtomicI32,
     pub queue: super::lock::Lock<std::collections::VecDeque<TaskRef>>,
@@ -41,9 +49,59 @@ impl Worker {
             own_tcb: Cell::new(0),
             sleep: AtomicU32::new(AWAKE),
             os_tid: AtomicI32::new(0),
+            handler_depth: Cell::new(0),
+            kernel_mask: Cell::new(0),
+            own_mask: Cell::new(0),
+            handler_task: Cell::new(core::ptr::null()),
+            handler_sp: Cell::new(0),
             queue: super::lock::Lock::new(std::collections::VecDeque::new()),
         }
     }
+}
+
+impl Worker {
+    /// A program signal handler starts on this worker (called from signal context).
+    pub fn enter_handler(&self) {
+        let d = self.handler_depth.get();
+        if d == 0 {
+            self.handler_task.set(self.current.get());
+            self.handler_sp.set(stack_pointer());
+        }
+        self.handler_depth.set(d + 1);
+    }
+
+    /// The running coroutine changed its signal mask (already applied to this OS thread).
+    pub fn mask_changed(&self, mask: u64) {
+        self.kernel_mask.set(mask);
+    }
+
+    /// The mask this worker's own context runs with (inherited by the main thread's task).
+    pub fn own_mask(&self) -> u64 {
+        self.own_mask.get()
+    }
+
+    pub fn leave_handler(&self) {
+        self.handler_depth.set(self.handler_depth.get().saturating_sub(1));
+    }
+
+    /// True while a program signal handler runs on the current coroutine. A handler left by longjmp is
+    /// noticed by the stack pointer being above its entry point (or another task running) and forgotten.
+    #[cold]
+    fn in_handler_slow(&self) -> bool {
+        if self.handler_task.get() == self.current.get() && stack_pointer() < self.handler_sp.get() {
+            return true;
+        }
+        self.handler_depth.set(0);
+        false
+    }
+}
+
+#[inline(always)]
+fn stack_pointer() -> usize {
+    let sp: usize;
+    // SAFETY: reads rsp only.
+    unsafe { core::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
+    sp
 }
 
 /// The worker the calling OS thread is, if any.
@@ -59,14 +117,17 @@ pub fn current_worker() -> Option<&'static Worker> {
 #[inline(always)]
 pub fn current_task() -> Option<TaskRef> {
     let w = current_worker()?;
+    if w.handler_depth.get() != 0 && w.in_handler_slow() {
+        return None;
+    }
     let t = w.current.get();
     core::ptr::NonNull::new(t as *mut super::task::Task).map(TaskRef)
 }
 
-/// Same as [`current_task`]; named for the signal handler, where the answer is "the coroutine that was
-/// interrupted", which is what an overflow report needs.
+/// The coroutine this worker was running when a signal arrived, handler or not (for overflow reports).
 pub fn current_task_any_context() -> Option<TaskRef> {
-    current_task()
+    let w = current_worker()?;
+    core::ptr::NonNull::new(w.current.get() as *mut super::task::Task).map(TaskRef)
 }
 
 /// Prepares the calling OS thread to be worker `w`: GS, alternate signal stack, own TCB.
@@ -75,6 +136,9 @@ pub fn enter(w: &'static Worker) {
     unsafe { fsgs::set_gs_base(w as *const Worker as usize) };
     w.own_tcb.set(fsgs::fs_base());
     w.os_tid.store(super::sys::gettid(), Ordering::Relaxed);
+    let mask = super::sys::sigmask(None);
+    w.own_mask.set(mask);
+    w.kernel_mask.set(mask);
     signals::alt_stack_for_this_thread();
 }
 
@@ -83,6 +147,12 @@ pub fn run(sched: &'static Scheduler, w: &'static Worker) -> ! {
     let mut expired = Vec::new();
     loop {
         sched.fire_timers(&mut expired);
+        if signals::PENDING_INTERRUPTS.load(Ordering::Acquire) != 0 {
+            let n = signals::PENDING_INTERRUPTS.swap(0, Ordering::AcqRel);
+            for _ in 0..n {
+                super::thread::interrupt_one_waiter();
+            }
+        }
         if let Some(task) = sched.next_task(w) {
             run_one(sched, w, task);
             continue;
@@ -92,6 +162,11 @@ pub fn run(sched: &'static Scheduler, w: &'static Worker) -> ! {
 }
 
 fn idle(sched: &Scheduler, w: &Worker) {
+    // An idle worker accepts the signals its own context accepts, not those of the last coroutine.
+    if w.kernel_mask.get() != w.own_mask.get() {
+        super::sys::sigmask(Some(w.own_mask.get()));
+        w.kernel_mask.set(w.own_mask.get());
+    }
     w.sleep.store(SLEEPING, Ordering::SeqCst);
     if sched.has_work(w) {
         w.sleep.store(AWAKE, Ordering::SeqCst);
@@ -109,6 +184,11 @@ fn run_one(sched: &Scheduler, w: &Worker, task: TaskRef) {
     task.last_wake.set(why);
     w.current.set(task.0.as_ptr());
     task.last_worker.store(w.id, Ordering::Relaxed);
+    // Most programs never change masks, so this costs a compare; a system call only when masks differ.
+    if task.sigmask.get() != w.kernel_mask.get() {
+        super::sys::sigmask(Some(task.sigmask.get()));
+        w.kernel_mask.set(task.sigmask.get());
+    }
     // SAFETY: this worker dequeued the task, so it alone owns it until it switches out; its TCB is
     // initialised.
     let result = unsafe {

@@ -37,3 +37,14 @@ pub fn getpid() -> i32 {
     // SAFETY: getpid takes no arguments and cannot fail.
     unsafe { syscall::syscall0(libc::SYS_getpid).unwrap_or(0) as i32 }
 }
+
+/// The calling OS thread's signal mask, optionally replacing it with `set` (SIG_SETMASK).
+pub fn sigmask(set: Option<u64>) -> u64 {
+    let mut old = 0u64;
+    let new = set.as_ref().map_or(0, |s| s as *const u64 as usize);
+    // SAFETY: 8-byte kernel sigsets at valid addresses.
+    let _ = unsafe {
+        syscall::syscall4(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK as usize, new, &mut old as *mut u64 as usize, 8)
+    };
+    old
+}
