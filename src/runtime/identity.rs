@@ -49,9 +49,15 @@ const LIBC_TLS_RESP: usize = 0x08;
 const LIBC_TLS_ERRNO: usize = 0x10;
 const LIBC_TLS_DLERROR: usize = 0x40;
 const LIBC_TLS_H_ERRNO: usize = 0x74;
-const LIBC_TLS_MALLOC_WORDS: [usize; 3] = [0x48 /* tcache */, 0x50 /* tcache_shutting_down */, 0x58 /* thread_arena */];
+const LIBC_TLS_TCACHE: usize = 0x48;
+const LIBC_TLS_TCACHE_SHUTTING_DOWN: usize = 0x50;
+const LIBC_TLS_MALLOC_WORDS: [usize; 3] = [LIBC_TLS_TCACHE, LIBC_TLS_TCACHE_SHUTTING_DOWN, 0x58 /* thread_arena */];
+/// malloc's per-thread cache (2.36): `uint16_t counts[64]` then `tcache_entry *entries[64]`; each entry's
+/// `next` is mangled with its own address >> 12 (safe-linking) and followed by a `key` word.
+const TCACHE_BINS: usize = 64;
 
 unsafe extern "C" {
+    fn _dl_deallocate_tls(tcb: *mut c_void, dealloc_tcb: bool);
     fn _dl_allocate_tls(mem: *mut c_void) -> *mut c_void;
     fn _dl_allocate_tls_init(tcb: *mut c_void, init_tls: bool) -> *mut c_void;
     fn __ctype_init();
@@ -241,6 +247,45 @@ pub fn recycle(tcb: Tcb, tid: i32) {
         tcb.field::<u32>(PD_RSEQ_CPU_ID).write(RSEQ_CPU_ID_REGISTRATION_FAILED);
     }
     tcb.set_tid(tid);
+}
+
+/// Returns an ended thread's malloc cache to the arenas, as glibc's (unexported) tcache_thread_shutdown
+/// does at thread exit; its pointer is cleared first, so the chunks go to whoever frees them.
+fn release_malloc_cache(tcb: Tcb) {
+    let libc_block = (tcb.0 as isize + layout().libc_tls) as usize;
+    // SAFETY (block): the words are this thread's tcache pointer and shutting-down flag; with the pointer
+    // cleared first, free() sends each chunk straight to its arena. A link that is not 16-byte aligned means
+    // the layout is not what we expect: stop and leak rather than free garbage.
+    unsafe {
+        let slot = (libc_block + LIBC_TLS_TCACHE) as *mut usize;
+        let tc = slot.read();
+        if tc == 0 {
+            return;
+        }
+        slot.write(0);
+        ((libc_block + LIBC_TLS_TCACHE_SHUTTING_DOWN) as *mut u8).write(1);
+        let entries = (tc + TCACHE_BINS * 2) as *mut usize;
+        for i in 0..TCACHE_BINS {
+            let mut e = entries.add(i).read();
+            while e != 0 {
+                if e % 16 != 0 {
+                    return;
+                }
+                let next = (e as *const usize).read() ^ (e >> 12);
+                ((e + 8) as *mut usize).write(0);
+                libc::free(e as *mut c_void);
+                e = next;
+            }
+        }
+        libc::free(tc as *mut c_void);
+    }
+}
+
+/// Frees a TCB for good: its malloc cache, DTV, dynamic and static TLS, and the descriptor.
+pub fn destroy(tcb: Tcb) {
+    release_malloc_cache(tcb);
+    // SAFETY: the thread has ended and no code runs with this TCB; ld.so allocated it.
+    unsafe { _dl_deallocate_tls(tcb.0 as *mut c_void, true) };
 }
 
 /// Frees TLS blocks of dlopen()ed modules that `__tls_get_addr` allocated for this thread; re-initialising

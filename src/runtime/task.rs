@@ -110,7 +110,7 @@ pub struct StackBounds {
 
 pub struct Task {
     pub state: AtomicU64,
-    pub tcb: Tcb,
+    tcb: Cell<Tcb>,
     pub tid: Cell<i32>,
     pub is_main: bool,
     co: UnsafeCell<Option<Co>>,
@@ -156,7 +156,7 @@ impl Task {
     pub fn new(tcb: Tcb, tid: i32, is_main: bool) -> TaskRef {
         let t = Box::new(Task {
             state: AtomicU64::new(RUNNABLE as u64),
-            tcb,
+            tcb: Cell::new(tcb),
             tid: Cell::new(tid),
             is_main,
             co: UnsafeCell::new(None),
@@ -171,6 +171,20 @@ impl Task {
             sigmask: Cell::new(0),
         });
         TaskRef(NonNull::from(Box::leak(t)))
+    }
+
+    /// The thread's glibc descriptor; its address is the thread's `pthread_t`.
+    #[inline]
+    pub fn tcb(&self) -> Tcb {
+        self.tcb.get()
+    }
+
+    /// Gives a pooled task record a new descriptor.
+    ///
+    /// # Safety
+    /// The task must be free (in no queue, no thread).
+    pub unsafe fn set_tcb(&self, tcb: Tcb) {
+        self.tcb.set(tcb);
     }
 
     /// Installs the coroutine to run; the task must not be running.

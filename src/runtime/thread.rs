@@ -23,10 +23,21 @@ unsafe extern "C" {
 /// pid (pid_max ≤ 2^22) and below FUTEX_TID_MASK.
 const FAKE_TID_BASE: i32 = 0x2000_0000;
 const FAKE_TID_SPAN: i32 = 0x1000_0000;
+/// Ended threads whose TCB (about 5 KB with its TLS and malloc cache) is kept for reuse; beyond this a
+/// burst's TCBs are freed, so memory returns after the burst.
+const POOL_CAP: usize = 512;
+/// After this many TCBs were freed, ask malloc to give free pages back to the kernel.
+const TRIM_EVERY: usize = 4096;
 
 pub struct Threads {
     registry: Lock<HashMap<usize, TaskRef>>,
+    /// Ended tasks with a TCB, ready for reuse.
     pool: Lock<Vec<TaskRef>>,
+    /// Task records whose TCB was freed, reused with a new TCB.
+    bare: Lock<Vec<TaskRef>>,
+    /// Stands for every freed TCB address in the registry: joining it answers ESRCH, like a reaped thread.
+    tombstone: TaskRef,
+    freed_since_trim: AtomicUsize,
     next_tid: AtomicI32,
     /// Program threads alive (coroutines and real threads the shim started for the program).
     live: AtomicUsize,
@@ -58,6 +69,9 @@ impl Threads {
         Threads {
             registry: Lock::new(HashMap::new()),
             pool: Lock::new(Vec::new()),
+            bare: Lock::new(Vec::new()),
+            tombstone: Task::new(Tcb(0), 0, false),
+            freed_since_trim: AtomicUsize::new(0),
             next_tid: AtomicI32::new(0),
             live: AtomicUsize::new(1),
             multithreaded: AtomicBool::new(false),
@@ -73,7 +87,7 @@ impl Threads {
     }
 
     fn register(&self, task: TaskRef) {
-        self.registry.lock().insert(task.tcb.0, task);
+        self.registry.lock().insert(task.tcb().0, task);
     }
 }
 
@@ -92,7 +106,7 @@ pub fn prepare(task: TaskRef, stack: CoStack, start: StartFn, arg: *mut c_void, 
     let bounds =
         StackBounds { low: stack.low(), size: stack.size(), requested: stack.requested, guard, canary: stack.canary };
     if !task.is_main {
-        task.tcb.set_stack(stack.low(), stack.size());
+        task.tcb().set_stack(stack.low(), stack.size());
     }
     let body = Body { task, start, arg };
     let co = super::task::Co::with_stack(stack, move |yielder, ()| {
@@ -111,14 +125,15 @@ fn run_body(body: Body) {
     }
     let mut unwound = 0i32;
     // SAFETY: FS is this task's TCB; the slot is its cleanup_jmp_buf field.
-    let ret = unsafe { asyncshim_thread_entry(body.start, body.arg, task.tcb.cleanup_jmp_buf_slot(), &mut unwound) };
-    let ret = if unwound != 0 { task.tcb.result() } else { ret };
+    let ret = unsafe { asyncshim_thread_entry(body.start, body.arg, task.tcb().cleanup_jmp_buf_slot(), &mut unwound) };
+    let ret = if unwound != 0 { task.tcb().result() } else { ret };
     thread_exit(task, ret);
 }
 
 /// What glibc does when a thread's start routine returns or it calls pthread_exit, run on the coroutine.
 fn thread_exit(task: TaskRef, ret: *mut c_void) {
     identity::on_thread_exit();
+
     task.join.lock().result = ret;
     if super::forked_child() {
         // In a forked child this thread is a plain OS thread now; it ends the process if it is the last one.
@@ -153,9 +168,10 @@ pub fn spawn(req: Spawn) -> Result<libc::pthread_t, i32> {
     };
     let guard = stack.guard();
     let tid = rt.threads.fresh_tid();
-    let task = match rt.threads.pool.lock().pop() {
+    let pooled = rt.threads.pool.lock().pop();
+    let task = match pooled {
         Some(t) => {
-            identity::recycle(t.tcb, tid);
+            identity::recycle(t.tcb(), tid);
             t.tid.set(tid);
             t
         }
@@ -164,12 +180,21 @@ pub fn spawn(req: Spawn) -> Result<libc::pthread_t, i32> {
                 rt.stacks.put(stack);
                 return Err(libc::EAGAIN);
             };
-            let t = Task::new(tcb, tid, false);
+            let bare = rt.threads.bare.lock().pop();
+            let t = match bare {
+                Some(t) => {
+                    // SAFETY: a bare task is free: no thread, in no queue.
+                    unsafe { t.set_tcb(tcb) };
+                    t.tid.set(tid);
+                    t
+                }
+                None => Task::new(tcb, tid, false),
+            };
             rt.threads.register(t);
             t
         }
     };
-    task.tcb.set_detached(req.detached);
+    task.tcb().set_detached(req.detached);
     task.guard_request.set(req.guard_size);
     if let Some(me) = worker::current_task() {
         task.set_name(&me.name());
@@ -180,7 +205,7 @@ pub fn spawn(req: Spawn) -> Result<libc::pthread_t, i32> {
     rt.threads.live.fetch_add(1, Ordering::AcqRel);
     task.set_runnable();
     rt.sched.push(task);
-    Ok(task.tcb.0 as libc::pthread_t)
+    Ok(task.tcb().0 as libc::pthread_t)
 }
 
 /// glibc switches to its multi-threaded paths (stdio locking, atomic reference counts, `__libc_single_threaded`)
@@ -257,8 +282,25 @@ fn wake_waiter(w: Waiter) {
 /// Returns an ended thread's task to the pool (the main thread's TCB is glibc's and stays as it is).
 fn release(task: TaskRef) {
     task.join.lock().life = Life::Free;
-    if !task.is_main {
-        super::get().threads.pool.lock().push(task);
+    if task.is_main {
+        return;
+    }
+    let threads = &super::get().threads;
+    {
+        let mut pool = threads.pool.lock();
+        if pool.len() < POOL_CAP {
+            pool.push(task);
+            return;
+        }
+    }
+    let tcb = task.tcb();
+    threads.registry.lock().insert(tcb.0, threads.tombstone);
+    identity::destroy(tcb);
+    threads.bare.lock().push(task);
+    if threads.freed_since_trim.fetch_add(1, Ordering::Relaxed) + 1 >= TRIM_EVERY {
+        threads.freed_since_trim.store(0, Ordering::Relaxed);
+        // SAFETY: malloc_trim has no preconditions.
+        unsafe { libc::malloc_trim(0) };
     }
 }
 
@@ -358,14 +400,14 @@ pub fn detach(target: TaskRef) -> i32 {
         Life::Exited => {
             j.detached = true;
             drop(j);
-            target.tcb.set_detached(true);
+            target.tcb().set_detached(true);
             release(target);
             0
         }
         Life::Running => {
             j.detached = true;
             drop(j);
-            target.tcb.set_detached(true);
+            target.tcb().set_detached(true);
             0
         }
     }

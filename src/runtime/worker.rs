@@ -192,7 +192,7 @@ fn run_one(sched: &Scheduler, w: &Worker, task: TaskRef) {
     // SAFETY: this worker dequeued the task, so it alone owns it until it switches out; its TCB is
     // initialised.
     let result = unsafe {
-        fsgs::set_fs_base(task.tcb.0);
+        fsgs::set_fs_base(task.tcb().0);
         let co = task.coroutine().as_mut().expect("queued task has a coroutine");
         let r = co.resume(());
         fsgs::set_fs_base(w.own_tcb.get());
