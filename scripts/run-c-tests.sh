@@ -19,6 +19,7 @@
 #   MODES=native[,shim][,shim-w1]  only report these modes (native still runs as the reference)
 #   SHIM_LIB=PATH                  library to preload (default target/release/libasyncshim.so)
 #   CC, CXX                        compilers (default gcc, g++)
+# Runs are serialised by a lock on c-tests/build/.lock (a second invocation waits).
 # Output: one `PASS name [mode] (secs)` or `FAIL name [mode]: reason` line per test+mode, then
 # `N passed, M failed`; exit status 1 when anything failed.
 set -u
@@ -31,6 +32,13 @@ CC=${CC:-gcc}
 CXX=${CXX:-g++}
 ALL_MODES="native shim shim-w1"
 mkdir -p "$BUILD"
+# One run at a time: concurrent runs would share the binaries and output files in $BUILD (and disturb
+# each other's timings and thread counts). The lock is released when this script exits.
+exec 9>"$BUILD/.lock"
+if ! flock -n 9; then
+    echo "run-c-tests: waiting for another run-c-tests.sh to finish" >&2
+    flock 9
+fi
 ulimit -c 0 2>/dev/null || true   # a test that dies by a signal must not leave core files around
 
 # Modes to report (MODES override).
@@ -137,7 +145,7 @@ run() {
     # non-interactive shell is never a group leader, so setsid does not fork). timeout signals that
     # whole group when the limit passes. LD_PRELOAD is set by env right before exec'ing the test, so
     # it does not apply to setsid or timeout themselves.
-    setsid timeout -k 5 "$limit" "${envset[@]}" "$exe" "$@" </dev/null >"$out" 2>"$err" &
+    setsid timeout -k 5 "$limit" "${envset[@]}" "$exe" "$@" </dev/null >"$out" 2>"$err" 9>&- &
     local pid=$!
     wait "$pid" 2>/dev/null
     RUN_STATUS=$?

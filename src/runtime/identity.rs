@@ -57,6 +57,7 @@ const LIBC_TLS_MALLOC_WORDS: [usize; 3] = [LIBC_TLS_TCACHE, LIBC_TLS_TCACHE_SHUT
 const TCACHE_BINS: usize = 64;
 
 unsafe extern "C" {
+    fn _dl_get_tls_static_info(size: *mut usize, align: *mut usize);
     fn _dl_deallocate_tls(tcb: *mut c_void, dealloc_tcb: bool);
     fn _dl_allocate_tls(mem: *mut c_void) -> *mut c_void;
     fn _dl_allocate_tls_init(tcb: *mut c_void, init_tls: bool) -> *mut c_void;
@@ -81,6 +82,9 @@ struct PthreadKeyData {
 struct Layout {
     /// Offset of libc's TLS block from the thread pointer (negative: TLS lies below the TCB).
     libc_tls: isize,
+    /// Static TLS size including struct pthread, and its alignment (ld.so's figures).
+    static_size: usize,
+    static_align: usize,
 }
 
 static LAYOUT: OnceLock<Layout> = OnceLock::new();
@@ -181,12 +185,40 @@ pub fn init() -> Result<(), String> {
     if !tls_ok {
         return Err(format!("glibc {version}: libc's TLS layout differs from Debian 12's 2.36"));
     }
-    let _ = LAYOUT.set(Layout { libc_tls });
+    let (mut static_size, mut static_align) = (0usize, 0usize);
+    // SAFETY: two valid out-pointers.
+    unsafe { _dl_get_tls_static_info(&mut static_size, &mut static_align) };
+    let _ = LAYOUT.set(Layout { libc_tls, static_size, static_align: static_align.max(64) });
     Ok(())
 }
 
 fn layout() -> &'static Layout {
     LAYOUT.get().expect("identity::init ran")
+}
+
+/// Bytes a stack slot reserves at its top for a TCB and its static TLS, as glibc does with thread stacks.
+pub fn tls_reserve() -> usize {
+    let l = layout();
+    (l.static_size + l.static_align + 64 + 4095) & !4095
+}
+
+/// Where the TCB goes in a slot whose memory ends at `top`, and the highest stack address below its TLS.
+pub fn tcb_and_stack_top(top: usize) -> (Tcb, usize) {
+    let l = layout();
+    let tcb = (top - SIZEOF_PTHREAD - 64) & !(l.static_align - 1);
+    (Tcb(tcb), (tcb - (l.static_size - SIZEOF_PTHREAD)) & !63)
+}
+
+/// Prepares a TCB at `tcb` inside zeroed memory the caller owns (the top of a stack slot), with its static
+/// TLS below it; only the DTV is allocated.
+pub fn allocate_in(tcb: Tcb, tid: i32) -> Option<Tcb> {
+    // SAFETY: [tcb - static TLS, tcb + struct pthread) lies in zeroed memory owned by the caller.
+    let p = unsafe { _dl_allocate_tls(tcb.0 as *mut c_void) };
+    if p.is_null() {
+        return None;
+    }
+    init_header(tcb, tid);
+    Some(tcb)
 }
 
 /// Allocates and prepares a fresh TCB with the given (fake, stable) tid. Run from any context: it copies
@@ -198,6 +230,12 @@ pub fn allocate(tid: i32) -> Option<Tcb> {
         return None;
     }
     let tcb = Tcb(p as usize);
+    init_header(tcb, tid);
+    Some(tcb)
+}
+
+/// Fills in what glibc's pthread_create would in a new descriptor.
+fn init_header(tcb: Tcb, tid: i32) {
     let cur = Tcb::current();
     // SAFETY: both TCBs are live; all fields are aligned and inside SIZEOF_PTHREAD.
     unsafe {
@@ -220,7 +258,6 @@ pub fn allocate(tid: i32) -> Option<Tcb> {
         tcb.field::<u32>(PD_RSEQ_CPU_ID).write(RSEQ_CPU_ID_REGISTRATION_FAILED);
     }
     tcb.set_tid(tid);
-    Some(tcb)
 }
 
 /// Makes a TCB whose thread has ended ready for a new thread: fresh TLS images for every module except the
@@ -281,11 +318,12 @@ fn release_malloc_cache(tcb: Tcb) {
     }
 }
 
-/// Frees a TCB for good: its malloc cache, DTV, dynamic and static TLS, and the descriptor.
-pub fn destroy(tcb: Tcb) {
+/// Frees what an ended thread's TCB holds: its malloc cache, DTV and dynamic TLS, and with `owned` the
+/// descriptor itself (one from [`allocate`]; one from [`allocate_in`] lives in its slot).
+pub fn destroy(tcb: Tcb, owned: bool) {
     release_malloc_cache(tcb);
-    // SAFETY: the thread has ended and no code runs with this TCB; ld.so allocated it.
-    unsafe { _dl_deallocate_tls(tcb.0 as *mut c_void, true) };
+    // SAFETY: the thread has ended and no code runs with this TCB; ld.so allocated what is freed.
+    unsafe { _dl_deallocate_tls(tcb.0 as *mut c_void, owned) };
 }
 
 /// Frees TLS blocks of dlopen()ed modules that `__tls_get_addr` allocated for this thread; re-initialising

@@ -119,19 +119,18 @@ pub fn run_main(main: MainFn, argc: c_int, argv: *mut *mut c_char, envp: *mut *m
         return None;
     };
     let main_stack_size = rlimit_stack().max(default_stack);
-    let Some(stack) = rt.stacks.get(main_stack_size) else {
+    let Some(slot) = stack::class_for(main_stack_size, 0).and_then(|c| rt.stacks.take(c)) else {
         identity::refuse("cannot reserve the main stack");
         return None;
     };
     let name = thread_name_of_this_os_thread();
     let main_task = thread::main_task(main_tcb, &name);
-    let guard = stack.guard();
-    thread::prepare(main_task, stack, main_trampoline, core::ptr::null_mut(), guard);
+    thread::prepare(main_task, stack::CoStack::in_slot(slot, slot.end, main_stack_size), main_trampoline, core::ptr::null_mut());
     main_task.set_runnable();
     let w0 = &rt.sched.workers[0];
     // SAFETY: `own` was just initialised as a TCB; from here on this thread's own context runs on it.
     unsafe { fsgs::set_fs_base(own.0) };
-    worker::enter(w0);
+    worker::enter(w0, main_tcb.0);
     rt.sched.push_local(w0, main_task);
     worker::run(&rt.sched, w0)
 }
@@ -153,6 +152,7 @@ fn thread_name_of_this_os_thread() -> Vec<u8> {
 extern "C" fn atfork_child() {
     // The child has only this OS thread: it carries on as a plain thread, every hook passing through.
     FORKED_CHILD.store(true, Ordering::Relaxed);
+    worker::forget_rseq_after_fork();
     // SAFETY: clearing GS makes this thread "not a worker"; the worker records stay valid but unused.
     unsafe { fsgs::set_gs_base(0) };
 }

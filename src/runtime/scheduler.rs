@@ -184,7 +184,7 @@ impl Scheduler {
 extern "C" fn worker_main(arg: *mut libc::c_void) -> *mut libc::c_void {
     // SAFETY: arg is a &'static Worker passed by start_worker.
     let w: &'static Worker = unsafe { &*(arg as *const Worker) };
-    worker::enter(w);
+    worker::enter(w, super::sys::fsgs::fs_base());
     w.sleep.store(AWAKE, Ordering::SeqCst);
     worker::run(&super::get().sched, w)
 }

@@ -5,8 +5,11 @@
 //! (one VMA for thousands of stacks), so 100,000+ coroutines stay far below `vm.max_map_count`, and only
 //! touched pages cost memory. Every slot starts with a guard region installed with `MADV_GUARD_INSTALL`
 //! (page-table markers, no VMA split); where the kernel lacks it, a `PROT_NONE` guard is used while the
-//! mapping budget allows, and a canary word at the stack limit is checked at every switch in any case.
-//! An overflow that hits a guard is reported by the SIGSEGV handler in [`super::signals`].
+//! mapping budget allows, plus a canary word at the stack limit checked at every switch. An overflow that
+//! hits a guard is reported by the SIGSEGV handler in [`super::signals`].
+//!
+//! As in glibc, the top of a slot also holds the thread's TCB and static TLS (see [`super::thread`]), so a
+//! thread's memory is one unit: kept hot for reuse, or discarded whole with `MADV_DONTNEED`.
 //!
 //! Slots of 2 MiB and more start 1 MiB past a 2 MiB boundary: a stack's hot top pages and the guard of the
 //! slot above then share one page-table page instead of needing two.
@@ -18,15 +21,36 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 const MIN_SLOT_SHIFT: u32 = 17; // 128 KiB
 const MAX_SLOT_SHIFT: u32 = 40; // 1 TiB
-const CLASSES: usize = (MAX_SLOT_SHIFT - MIN_SLOT_SHIFT + 1) as usize;
+pub const CLASSES: usize = (MAX_SLOT_SHIFT - MIN_SLOT_SHIFT + 1) as usize;
 const SMALL_GUARD: usize = 64 << 10;
 const LARGE_GUARD: usize = 1 << 20;
 const TWO_MIB: usize = 2 << 20;
-/// Finished stacks kept committed per class for quick reuse; beyond this their pages are discarded.
-const HOT_PER_CLASS: usize = 32;
 /// PROT_NONE guards (one extra VMA each) allowed when MADV_GUARD_INSTALL is unavailable.
 const MPROTECT_GUARD_BUDGET: usize = 16_384;
 const CANARY: u64 = 0xA5C0_57AC_CA9A_17E5;
+
+static MPROTECT_GUARDS: AtomicUsize = AtomicUsize::new(0);
+/// Slots carved without any guard (kernel without MADV_GUARD_INSTALL and the PROT_NONE budget spent).
+pub static UNGUARDED: AtomicUsize = AtomicUsize::new(0);
+/// Whether the kernel takes MADV_GUARD_INSTALL (assumed until it refuses).
+static GUARD_MARKERS: AtomicBool = AtomicBool::new(true);
+
+/// One slot of a class region: `[start, start + guard)` is the guard, the rest is stack (and, at the top,
+/// possibly a TCB).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slot {
+    pub class: u8,
+    pub start: usize,
+    pub end: usize,
+    pub guard: usize,
+}
+
+impl Slot {
+    /// Lowest usable stack address.
+    pub fn low(&self) -> usize {
+        self.start + self.guard
+    }
+}
 
 /// A coroutine stack: `[limit, base)` is usable, growing down from `base`.
 pub struct CoStack {
@@ -34,10 +58,10 @@ pub struct CoStack {
     limit: usize,
     /// Size the program asked for (reported on overflow).
     pub requested: usize,
-    /// Slot this stack came from, or None for a stack the program supplied (`pthread_attr_setstack`).
-    slot: Option<(u8, usize)>,
+    /// The guard region below the stack, if the runtime owns one.
+    pub guard: Option<(usize, usize)>,
     /// True when the slot has no guard markers (old kernel): a canary word at the limit stands in, checked
-    /// at every switch. It is not used otherwise, since writing it would commit the stack's lowest page.
+    /// at every switch. Not used otherwise, since writing it would commit the stack's lowest page.
     pub canary: bool,
 }
 
@@ -59,20 +83,23 @@ impl CoStack {
     pub fn size(&self) -> usize {
         self.base - self.limit
     }
-    /// The guard region below the stack, if the runtime owns one.
-    pub fn guard(&self) -> Option<(usize, usize)> {
-        self.slot.map(|(class, slot)| (slot, guard_len(class_slot_size(class as usize))))
-    }
-    fn set_canary(&self) {
-        // SAFETY: as above.
-        unsafe { (self.limit as *mut u64).write(CANARY) }
+
+    /// The stack part of `slot`: everything between its guard and `top` (where the TCB area begins).
+    pub fn in_slot(slot: Slot, top: usize, requested: usize) -> CoStack {
+        let canary = !GUARD_MARKERS.load(Ordering::Relaxed);
+        let s = CoStack { base: top & !63, limit: slot.low(), requested, guard: Some((slot.start, slot.guard)), canary };
+        if canary {
+            // SAFETY: the canary word is the first word of the slot's usable stack.
+            unsafe { (s.limit as *mut u64).write(CANARY) };
+        }
+        s
     }
 
     /// A stack in memory the program supplied; the program owns it and its guard, if any.
     pub fn user(low: usize, size: usize) -> CoStack {
         let base = (low + size) & !15;
         let limit = (low + 15) & !15;
-        CoStack { base, limit, requested: size, slot: None, canary: false }
+        CoStack { base, limit, requested: size, guard: None, canary: false }
     }
 }
 
@@ -92,11 +119,22 @@ fn guard_len(slot_size: usize) -> usize {
     if slot_size >= 2 * LARGE_GUARD { LARGE_GUARD } else { SMALL_GUARD }
 }
 
+/// The smallest class whose slots hold a guard, `usable` bytes of stack and `reserve` bytes on top.
+pub fn class_for(usable: usize, reserve: usize) -> Option<usize> {
+    let need = usable.max(16 << 10).checked_add(reserve)?;
+    let mut class = need.checked_add(SMALL_GUARD)?.checked_next_power_of_two()?.trailing_zeros().saturating_sub(MIN_SLOT_SHIFT)
+        as usize;
+    while class < CLASSES && need + guard_len(class_slot_size(class)) > class_slot_size(class) {
+        class += 1;
+    }
+    (class < CLASSES).then_some(class)
+}
+
 struct Class {
     /// Next never-used slot in the current region, and the region's end.
     next: usize,
     end: usize,
-    hot: Vec<usize>,
+    /// Slots whose pages were given back (they read as zero).
     cold: Vec<usize>,
 }
 
@@ -104,70 +142,40 @@ pub struct StackPool {
     classes: [Lock<Class>; CLASSES],
 }
 
-static MPROTECT_GUARDS: AtomicUsize = AtomicUsize::new(0);
-/// Slots carved without any guard (kernel without MADV_GUARD_INSTALL and the PROT_NONE budget spent).
-pub static UNGUARDED: AtomicUsize = AtomicUsize::new(0);
-/// Whether the kernel takes MADV_GUARD_INSTALL (assumed until it refuses).
-static GUARD_MARKERS: AtomicBool = AtomicBool::new(true);
-
 impl StackPool {
     pub const fn new() -> StackPool {
-        StackPool { classes: [const { Lock::new(Class { next: 0, end: 0, hot: Vec::new(), cold: Vec::new() }) }; CLASSES] }
+        StackPool { classes: [const { Lock::new(Class { next: 0, end: 0, cold: Vec::new() }) }; CLASSES] }
     }
 
-    /// A stack with at least `size` usable bytes, or None if the address space is exhausted (EAGAIN).
-    pub fn get(&self, size: usize) -> Option<CoStack> {
-        let size = size.max(16 << 10);
-        let want = size.checked_add(SMALL_GUARD)?.checked_next_power_of_two()?;
-        let mut class = want.trailing_zeros().saturating_sub(MIN_SLOT_SHIFT) as usize;
-        if size + guard_len(class_slot_size(class)) > class_slot_size(class) {
-            class += 1;
-        }
-        if class >= CLASSES {
-            return None;
-        }
+    /// A slot of `class` whose memory reads as zero, or None if the address space is exhausted (EAGAIN).
+    pub fn take(&self, class: usize) -> Option<Slot> {
         let slot_size = class_slot_size(class);
         let guard = guard_len(slot_size);
-        let slot = {
-            let mut c = self.classes[class].lock();
-            match c.hot.pop().or_else(|| c.cold.pop()) {
-                Some(s) => s,
-                None => {
-                    if c.next + slot_size > c.end {
-                        let (start, end) = new_region(slot_size)?;
-                        c.next = start;
-                        c.end = end;
-                    }
-                    let s = c.next;
-                    c.next += slot_size;
-                    drop(c);
-                    if !install_guard(s, guard) {
-                        UNGUARDED.fetch_add(1, Ordering::Relaxed);
-                    }
-                    s
+        let mut c = self.classes[class].lock();
+        let start = match c.cold.pop() {
+            Some(s) => s,
+            None => {
+                if c.next + slot_size > c.end {
+                    let (start, end) = new_region(slot_size)?;
+                    c.next = start;
+                    c.end = end;
                 }
+                let s = c.next;
+                c.next += slot_size;
+                drop(c);
+                if !install_guard(s, guard) {
+                    UNGUARDED.fetch_add(1, Ordering::Relaxed);
+                }
+                s
             }
         };
-        let canary = !GUARD_MARKERS.load(Ordering::Relaxed);
-        let stack =
-            CoStack { base: slot + slot_size, limit: slot + guard, requested: size, slot: Some((class as u8, slot)), canary };
-        if canary {
-            stack.set_canary();
-        }
-        Some(stack)
+        Some(Slot { class: class as u8, start, end: start + slot_size, guard })
     }
 
-    /// Takes a stack back once no code runs on it.
-    pub fn put(&self, stack: CoStack) {
-        let Some((class, slot)) = stack.slot else { return };
-        let mut c = self.classes[class as usize].lock();
-        if c.hot.len() < HOT_PER_CLASS {
-            c.hot.push(slot);
-        } else {
-            drop(c);
-            mem::discard(stack.limit as *mut u8, stack.base - stack.limit);
-            self.classes[class as usize].lock().cold.push(slot);
-        }
+    /// Gives a slot's pages back to the kernel and keeps the slot for reuse (its guard stays).
+    pub fn give_back(&self, slot: Slot) {
+        mem::discard(slot.low() as *mut u8, slot.end - slot.low());
+        self.classes[slot.class as usize].lock().cold.push(slot.start);
     }
 }
 
@@ -197,35 +205,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_round_up_and_reuse() {
+    fn classes_hold_what_is_asked() {
+        for usable in [1, 16 << 10, 64 << 10, 1 << 20, 8 << 20, 100 << 20] {
+            let c = class_for(usable, 8192).unwrap();
+            assert!(class_slot_size(c) >= usable + 8192 + guard_len(class_slot_size(c)));
+        }
+        assert!(class_for(usize::MAX / 2, 0).is_none());
+    }
+
+    #[test]
+    fn slots_are_usable_and_reused() {
         let pool = StackPool::new();
-        let s = pool.get(8 << 20).unwrap();
+        let class = class_for(8 << 20, 8192).unwrap();
+        let slot = pool.take(class).unwrap();
+        let s = CoStack::in_slot(slot, slot.end - 8192, 8 << 20);
         assert!(s.size() >= 8 << 20);
-        assert!(!s.canary || canary_intact_at(s.low()));
-        let (g, glen) = s.guard().unwrap();
-        assert_eq!(g + glen, s.low());
-        // The stack is writable at both ends.
+        // SAFETY: both ends lie in the slot's usable part.
         unsafe {
             ((s.base - 8) as *mut u64).write(1);
             ((s.low() + 64) as *mut u64).write(1);
         }
-        let low = s.low();
-        pool.put(s);
-        let t = pool.get(8 << 20).unwrap();
-        assert_eq!(t.low(), low, "hot stack reused");
-        let small = pool.get(64 << 10).unwrap();
-        assert!(small.size() >= 64 << 10 && small.size() < 8 << 20);
-        assert!(pool.get(usize::MAX / 2).is_none());
+        pool.give_back(slot);
+        let again = pool.take(class).unwrap();
+        assert_eq!(again, slot, "given-back slot reused");
+        // SAFETY: as above; discarded pages read as zero.
+        assert_eq!(unsafe { ((s.base - 8) as *const u64).read() }, 0);
     }
 
     #[test]
-    fn many_stacks_one_mapping_each_region() {
+    fn many_stacks_few_mappings() {
         let pool = StackPool::new();
-        let stacks: Vec<_> = (0..2000).map(|_| pool.get(256 << 10).unwrap()).collect();
+        let class = class_for(256 << 10, 0).unwrap();
+        let slots: Vec<_> = (0..2000).map(|_| pool.take(class).unwrap()).collect();
         let maps = std::fs::read_to_string("/proc/self/maps").unwrap().lines().count();
         assert!(maps < 1000, "{maps} mappings for 2000 stacks");
-        for s in stacks {
-            pool.put(s);
+        for s in slots {
+            pool.give_back(s);
         }
     }
 }

@@ -111,6 +111,9 @@ pub struct StackBounds {
 pub struct Task {
     pub state: AtomicU64,
     tcb: Cell<Tcb>,
+    /// The stack slot that holds this thread's stack and TCB (None: the main thread's glibc TCB, or a
+    /// TCB allocated apart for a program-supplied stack).
+    pub slot: Cell<Option<super::stack::Slot>>,
     pub tid: Cell<i32>,
     pub is_main: bool,
     co: UnsafeCell<Option<Co>>,
@@ -157,6 +160,7 @@ impl Task {
         let t = Box::new(Task {
             state: AtomicU64::new(RUNNABLE as u64),
             tcb: Cell::new(tcb),
+            slot: Cell::new(None),
             tid: Cell::new(tid),
             is_main,
             co: UnsafeCell::new(None),

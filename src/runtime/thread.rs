@@ -3,7 +3,7 @@
 
 use super::identity::{self, Tcb};
 use super::lock::Lock;
-use super::stack::CoStack;
+use super::stack::{self, CoStack};
 use super::sys::{self, futex, time};
 use super::task::{JoinState, Life, StackBounds, Switch, Task, TaskRef, Wake, Waiter};
 use super::worker;
@@ -23,21 +23,21 @@ unsafe extern "C" {
 /// pid (pid_max ≤ 2^22) and below FUTEX_TID_MASK.
 const FAKE_TID_BASE: i32 = 0x2000_0000;
 const FAKE_TID_SPAN: i32 = 0x1000_0000;
-/// Ended threads whose TCB (about 5 KB with its TLS and malloc cache) is kept for reuse; beyond this a
-/// burst's TCBs are freed, so memory returns after the burst.
-const POOL_CAP: usize = 512;
-/// After this many TCBs were freed, ask malloc to give free pages back to the kernel.
-const TRIM_EVERY: usize = 4096;
+/// Ended threads kept ready for reuse per stack class (stack top pages and TCB committed, about 10 KB
+/// each); beyond this an ended thread's slot is given back to the kernel, so a burst does not pin memory.
+const HOT_PER_CLASS: usize = 64;
 
 pub struct Threads {
+    /// pthread_t (TCB address) → task. A slot's TCB address keeps its task record for the life of the
+    /// process, so a stale pthread_t always finds a record (ESRCH, or the thread now using the slot, as with
+    /// glibc's reused stacks).
     registry: Lock<HashMap<usize, TaskRef>>,
-    /// Ended tasks with a TCB, ready for reuse.
-    pool: Lock<Vec<TaskRef>>,
-    /// Task records whose TCB was freed, reused with a new TCB.
+    /// Ended threads ready for reuse, per stack class.
+    hot: [Lock<Vec<TaskRef>>; stack::CLASSES],
+    /// Task records of threads that ran on program-supplied stacks, whose TCB was freed.
     bare: Lock<Vec<TaskRef>>,
-    /// Stands for every freed TCB address in the registry: joining it answers ESRCH, like a reaped thread.
+    /// Stands for every freed separately-allocated TCB address: joining it answers ESRCH.
     tombstone: TaskRef,
-    freed_since_trim: AtomicUsize,
     next_tid: AtomicI32,
     /// Program threads alive (coroutines and real threads the shim started for the program).
     live: AtomicUsize,
@@ -68,10 +68,9 @@ impl Threads {
     pub fn new() -> Threads {
         Threads {
             registry: Lock::new(HashMap::new()),
-            pool: Lock::new(Vec::new()),
+            hot: [const { Lock::new(Vec::new()) }; stack::CLASSES],
             bare: Lock::new(Vec::new()),
             tombstone: Task::new(Tcb(0), 0, false),
-            freed_since_trim: AtomicUsize::new(0),
             next_tid: AtomicI32::new(0),
             live: AtomicUsize::new(1),
             multithreaded: AtomicBool::new(false),
@@ -102,12 +101,14 @@ pub fn main_task(tcb: Tcb, name: &[u8]) -> TaskRef {
 }
 
 /// Gives `task` a stack and a coroutine that runs `start(arg)` as a thread body.
-pub fn prepare(task: TaskRef, stack: CoStack, start: StartFn, arg: *mut c_void, guard: Option<(usize, usize)>) {
-    let bounds =
-        StackBounds { low: stack.low(), size: stack.size(), requested: stack.requested, guard, canary: stack.canary };
-    if !task.is_main {
-        task.tcb().set_stack(stack.low(), stack.size());
-    }
+pub fn prepare(task: TaskRef, stack: CoStack, start: StartFn, arg: *mut c_void) {
+    let bounds = StackBounds {
+        low: stack.low(),
+        size: stack.size(),
+        requested: stack.requested,
+        guard: stack.guard,
+        canary: stack.canary,
+    };
     let body = Body { task, start, arg };
     let co = super::task::Co::with_stack(stack, move |yielder, ()| {
         let body = body;
@@ -162,37 +163,10 @@ pub fn spawn(req: Spawn) -> Result<libc::pthread_t, i32> {
     if !rt.threads.multithreaded.swap(true, Ordering::AcqRel) {
         mark_process_multithreaded();
     }
-    let stack = match req.user_stack {
-        Some((low, size)) => CoStack::user(low, size),
-        None => rt.stacks.get(req.stack_size).ok_or(libc::EAGAIN)?,
-    };
-    let guard = stack.guard();
     let tid = rt.threads.fresh_tid();
-    let pooled = rt.threads.pool.lock().pop();
-    let task = match pooled {
-        Some(t) => {
-            identity::recycle(t.tcb(), tid);
-            t.tid.set(tid);
-            t
-        }
-        None => {
-            let Some(tcb) = identity::allocate(tid) else {
-                rt.stacks.put(stack);
-                return Err(libc::EAGAIN);
-            };
-            let bare = rt.threads.bare.lock().pop();
-            let t = match bare {
-                Some(t) => {
-                    // SAFETY: a bare task is free: no thread, in no queue.
-                    unsafe { t.set_tcb(tcb) };
-                    t.tid.set(tid);
-                    t
-                }
-                None => Task::new(tcb, tid, false),
-            };
-            rt.threads.register(t);
-            t
-        }
+    let (task, stack) = match req.user_stack {
+        Some((low, size)) => user_stack_thread(low, size, tid)?,
+        None => slot_thread(req.stack_size, tid)?,
     };
     task.tcb().set_detached(req.detached);
     task.guard_request.set(req.guard_size);
@@ -201,11 +175,69 @@ pub fn spawn(req: Spawn) -> Result<libc::pthread_t, i32> {
         task.sigmask.set(me.sigmask.get());
     }
     *task.join.lock() = JoinState { life: Life::Running, detached: req.detached, joiner: None, result: core::ptr::null_mut() };
-    prepare(task, stack, req.start, req.arg, guard);
+    prepare(task, stack, req.start, req.arg);
     rt.threads.live.fetch_add(1, Ordering::AcqRel);
     task.set_runnable();
     rt.sched.push(task);
     Ok(task.tcb().0 as libc::pthread_t)
+}
+
+/// A thread on a runtime stack slot: a hot one of the right class (TCB recycled, pages still committed),
+/// else a zeroed slot with a new TCB at its top.
+fn slot_thread(stack_size: usize, tid: i32) -> Result<(TaskRef, CoStack), i32> {
+    let rt = super::get();
+    let class = stack::class_for(stack_size, identity::tls_reserve()).ok_or(libc::EAGAIN)?;
+    let hot = rt.threads.hot[class].lock().pop();
+    let task = match hot {
+        Some(t) => {
+            identity::recycle(t.tcb(), tid);
+            t.tid.set(tid);
+            t
+        }
+        None => {
+            let slot = rt.stacks.take(class).ok_or(libc::EAGAIN)?;
+            let (tcb, _) = identity::tcb_and_stack_top(slot.end);
+            if identity::allocate_in(tcb, tid).is_none() {
+                rt.stacks.give_back(slot);
+                return Err(libc::EAGAIN);
+            }
+            let known = rt.threads.lookup(tcb.0 as libc::pthread_t);
+            let t = match known {
+                Some(t) => t,
+                None => {
+                    let t = Task::new(tcb, tid, false);
+                    rt.threads.register(t);
+                    t
+                }
+            };
+            t.tid.set(tid);
+            t.slot.set(Some(slot));
+            t
+        }
+    };
+    let slot = task.slot.get().expect("slot thread has a slot");
+    let (_, top) = identity::tcb_and_stack_top(slot.end);
+    task.tcb().set_stack(slot.low(), top - slot.low());
+    Ok((task, CoStack::in_slot(slot, top, stack_size)))
+}
+
+/// A thread on a stack the program supplied (pthread_attr_setstack): its TCB is allocated apart.
+fn user_stack_thread(low: usize, size: usize, tid: i32) -> Result<(TaskRef, CoStack), i32> {
+    let rt = super::get();
+    let tcb = identity::allocate(tid).ok_or(libc::EAGAIN)?;
+    let bare = rt.threads.bare.lock().pop();
+    let task = match bare {
+        Some(t) => {
+            // SAFETY: a bare task is free: no thread, in no queue.
+            unsafe { t.set_tcb(tcb) };
+            t.tid.set(tid);
+            t
+        }
+        None => Task::new(tcb, tid, false),
+    };
+    rt.threads.register(task);
+    task.tcb().set_stack(low, size);
+    Ok((task, CoStack::user(low, size)))
 }
 
 /// glibc switches to its multi-threaded paths (stdio locking, atomic reference counts, `__libc_single_threaded`)
@@ -242,10 +274,10 @@ pub fn start_os_thread(f: StartFn, arg: *mut c_void) -> bool {
 /// The coroutine of `task` returned (on its worker): recycle the stack, then hand the thread to its joiner,
 /// or to the pool if detached.
 pub fn on_coroutine_finished(task: TaskRef) {
-    let rt = super::get();
-    // SAFETY: the worker that ran the task is the only one touching it now.
+    // SAFETY: the worker that ran the task is the only one touching it now. The stack's memory belongs to
+    // the task's slot, released with it.
     if let Some(co) = unsafe { task.coroutine() }.take() {
-        rt.stacks.put(co.into_stack());
+        drop(co.into_stack());
     }
     let waiter = {
         let mut j = task.join.lock();
@@ -285,22 +317,27 @@ fn release(task: TaskRef) {
     if task.is_main {
         return;
     }
-    let threads = &super::get().threads;
-    {
-        let mut pool = threads.pool.lock();
-        if pool.len() < POOL_CAP {
-            pool.push(task);
-            return;
+    let rt = super::get();
+    let threads = &rt.threads;
+    match task.slot.get() {
+        Some(slot) => {
+            {
+                let mut hot = threads.hot[slot.class as usize].lock();
+                if hot.len() < HOT_PER_CLASS {
+                    hot.push(task);
+                    return;
+                }
+            }
+            identity::destroy(task.tcb(), false);
+            task.slot.set(None);
+            rt.stacks.give_back(slot);
         }
-    }
-    let tcb = task.tcb();
-    threads.registry.lock().insert(tcb.0, threads.tombstone);
-    identity::destroy(tcb);
-    threads.bare.lock().push(task);
-    if threads.freed_since_trim.fetch_add(1, Ordering::Relaxed) + 1 >= TRIM_EVERY {
-        threads.freed_since_trim.store(0, Ordering::Relaxed);
-        // SAFETY: malloc_trim has no preconditions.
-        unsafe { libc::malloc_trim(0) };
+        None => {
+            let tcb = task.tcb();
+            threads.registry.lock().insert(tcb.0, threads.tombstone);
+            identity::destroy(tcb, true);
+            threads.bare.lock().push(task);
+        }
     }
 }
 

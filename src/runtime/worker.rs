@@ -33,6 +33,8 @@ pub struct Worker {
     /// The signal mask now in the kernel for this OS thread, and the worker's own (used while idle).
     kernel_mask: Cell<u64>,
     own_mask: Cell<u64>,
+    /// The rseq area the kernel updates for this OS thread (inside the TCB glibc gave it at start).
+    rseq_area: Cell<usize>,
     /// Kernel tid of the worker's OS thread (for directing signals at it).
     pub os_tid: AtomicI32,
     pub queue: super::lock::Lock<std::collections::VecDeque<TaskRef>>,
@@ -50,6 +52,7 @@ impl Worker {
             sleep: AtomicU32::new(AWAKE),
             os_tid: AtomicI32::new(0),
             handler_depth: Cell::new(0),
+            rseq_area: Cell::new(0),
             kernel_mask: Cell::new(0),
             own_mask: Cell::new(0),
             handler_task: Cell::new(core::ptr::null()),
@@ -131,7 +134,9 @@ pub fn current_task_any_context() -> Option<TaskRef> {
 }
 
 /// Prepares the calling OS thread to be worker `w`: GS, alternate signal stack, own TCB.
-pub fn enter(w: &'static Worker) {
+/// `glibc_tcb` is the TCB glibc set up for this OS thread (where its rseq area is registered).
+pub fn enter(w: &'static Worker, glibc_tcb: usize) {
+    w.rseq_area.set(glibc_tcb.wrapping_add(rseq_offset()));
     // SAFETY: the worker record lives for the process.
     unsafe { fsgs::set_gs_base(w as *const Worker as usize) };
     w.own_tcb.set(fsgs::fs_base());
@@ -140,6 +145,34 @@ pub fn enter(w: &'static Worker) {
     w.own_mask.set(mask);
     w.kernel_mask.set(mask);
     signals::alt_stack_for_this_thread();
+}
+
+unsafe extern "C" {
+    static __rseq_offset: isize;
+    static __rseq_size: u32;
+}
+
+fn rseq_offset() -> usize {
+    // SAFETY: glibc exports these constants (2.35+).
+    unsafe { __rseq_offset as usize }
+}
+
+/// In a forked child: the kernel's rseq registration for this OS thread still points into the TCB of the
+/// worker that forked, which glibc in the child treats as a dead thread's and may reuse or unmap (the
+/// kernel would then kill the child with SIGSEGV). Unregister it; glibc's sched_getcpu falls back to the
+/// system call for our TCBs.
+pub fn forget_rseq_after_fork() {
+    const RSEQ_FLAG_UNREGISTER: usize = 1;
+    const RSEQ_SIG: usize = 0x5305_3053;
+    let Some(w) = current_worker() else { return };
+    let area = w.rseq_area.get();
+    // glibc registers its whole 32-byte rseq_area, larger than the __rseq_size feature size it publishes.
+    // SAFETY: __rseq_size is a glibc constant.
+    let size = if unsafe { __rseq_size } == 0 { 0 } else { 32 };
+    if area != 0 && size != 0 {
+        // SAFETY: unregistering the area this thread registered; the kernel checks address, size and signature.
+        let _ = unsafe { super::sys::syscall::syscall4(libc::SYS_rseq, area, size, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) };
+    }
 }
 
 /// Runs the scheduling loop forever on worker `w` (the calling OS thread).
