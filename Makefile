@@ -17,7 +17,7 @@ deps:
 test: deps build rust-test c-test
 
 rust-test:
-	$(CARGO) test --release --lib
+	$(CARGO) test --release --lib --bins
 
 c-test: build
 	scripts/run-c-tests.sh
