@@ -141,6 +141,8 @@ row "" "--------" "--------"
 row "OS threads (all alive)" "$(fmt os_threads 1 0 native)" "$(fmt os_threads 1 0 shim)"
 row "RSS MB" "$(fmt rss_kb 1024 1 native)" "$(fmt rss_kb 1024 1 shim)"
 row "page tables KB" "$(fmt pte_kb 1 0 native)" "$(fmt pte_kb 1 0 shim)"
+# Every OS thread also has a 16 KiB kernel stack (x86-64 THREAD_SIZE), which RSS does not show.
+row "kernel stacks MB" "$(fmt os_threads 64 1 native)" "$(fmt os_threads 64 1 shim)"
 row "create time ms" "$(fmt create_ms 1 1 native)" "$(fmt create_ms 1 1 shim)"
 row "total s" "$(fmt total_ms 1000 2 native)" "$(fmt total_ms 1000 2 shim)"
 row "TLS check errors" "$(fmt tls_errors 1 0 native)" "$(fmt tls_errors 1 0 shim)"
@@ -154,6 +156,7 @@ if [[ $native_ok -eq 1 && $shim_ok -eq 1 ]]; then
     awk -v n="$N" -v nt="$nt" -v st="$st" \
         -v nm="$(get "$TMP/native.out" rss_kb)" -v sm="$(get "$TMP/shim.out" rss_kb)" \
         -v np="$(get "$TMP/native.out" pte_kb)" -v sp="$(get "$TMP/shim.out" pte_kb)" \
+        -v nk="$(get "$TMP/native.out" os_threads)" -v sk="$(get "$TMP/shim.out" os_threads)" \
         -v nc="$(get "$TMP/native.out" create_ms)" -v sc="$(get "$TMP/shim.out" create_ms)" '
         function ratio(a, b,   r) {
             if (b <= 0) return "-";
@@ -164,8 +167,8 @@ if [[ $native_ok -eq 1 && $shim_ok -eq 1 ]]; then
         BEGIN {
             if (st + 0 < nt / 2) {
                 printf "Conclusion: under asyncshim the %d threads ran as coroutines on %d OS threads instead of %d, " \
-                       "using %s memory (RSS + page tables) and %s creation time, with every thread sleeping and " \
-                       "waking correctly.\n", n, st, nt, ratio(nm + np, sm + sp),
+                       "using %s memory (RSS + page tables + kernel stacks) and %s creation time, with every " \
+                       "thread sleeping and waking correctly.\n", n, st, nt, ratio(nm + np + 16 * nk, sm + sp + 16 * sk),
                        (sc > 0 ? (nc / sc >= 1 ? sprintf("%.1fx less", nc / sc) : sprintf("%.1fx more", sc / nc)) : "-");
             } else {
                 printf "Conclusion: the shim run worked but still used %d OS threads for %d threads: the threads " \

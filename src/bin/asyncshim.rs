@@ -314,8 +314,7 @@ fn run() -> i32 {
         std::env::set_var("LD_PRELOAD", &preload);
     }
 
-    let cargs: Result<Vec<CString>, _> =
-        o.command.iter().map(|a| CString::new(a.as_bytes().to_vec())).collect();
+    let cargs: Result<Vec<CString>, _> = o.command.iter().map(|a| CString::new(a.as_bytes().to_vec())).collect();
     let cmd_name = o.command[0].to_string_lossy().into_owned();
     let Ok(cargs) = cargs else {
         return die(EXIT_CANNOT_INVOKE, &format!("cannot run {cmd_name}: argument contains a NUL byte"));
@@ -408,8 +407,7 @@ mod tests {
         assert!(o.off);
         assert_eq!(o.command, os(&["ls", "--workers", "x"]));
 
-        let o = parse_args(&os(&["--workers=2", "--stack-size=1M", "--stats=stderr", "--lib=/x.so", "prog"]))
-            .unwrap();
+        let o = parse_args(&os(&["--workers=2", "--stack-size=1M", "--stats=stderr", "--lib=/x.so", "prog"])).unwrap();
         assert_eq!(o.workers, Some(2));
         assert_eq!(o.stack_size, Some(1 << 20));
         assert_eq!(o.stats.as_deref(), Some(OsStr::new("stderr")));

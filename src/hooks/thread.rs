@@ -29,7 +29,8 @@ enum Plan {
 
 unsafe fn plan(attr: *const libc::pthread_attr_t, start: StartFn, arg: *mut c_void) -> Plan {
     let rt = runtime::get();
-    let mut spawn = Spawn { start, arg, stack_size: rt.default_stack, user_stack: None, detached: false, guard_size: 4096 };
+    let mut spawn =
+        Spawn { start, arg, stack_size: rt.default_stack, user_stack: None, detached: false, guard_size: 4096 };
     // SAFETY (block): attr is NULL or an initialised attribute object, as pthread_create requires; the
     // getters only read it.
     unsafe {

@@ -51,7 +51,8 @@ const LIBC_TLS_DLERROR: usize = 0x40;
 const LIBC_TLS_H_ERRNO: usize = 0x74;
 const LIBC_TLS_TCACHE: usize = 0x48;
 const LIBC_TLS_TCACHE_SHUTTING_DOWN: usize = 0x50;
-const LIBC_TLS_MALLOC_WORDS: [usize; 3] = [LIBC_TLS_TCACHE, LIBC_TLS_TCACHE_SHUTTING_DOWN, 0x58 /* thread_arena */];
+const LIBC_TLS_MALLOC_WORDS: [usize; 3] =
+    [LIBC_TLS_TCACHE, LIBC_TLS_TCACHE_SHUTTING_DOWN, 0x58 /* thread_arena */];
 /// malloc's per-thread cache (2.36): `uint16_t counts[64]` then `tcache_entry *entries[64]`; each entry's
 /// `next` is mangled with its own address >> 12 (safe-linking) and followed by a `key` word.
 const TCACHE_BINS: usize = 64;
@@ -394,10 +395,10 @@ unsafe fn run_key_destructors(tcb: Tcb) {
                         }
                         slot.data = core::ptr::null_mut();
                         let key = &__pthread_keys[idx];
-                        if slot.seq == key.seq {
-                            if let Some(d) = key.destr {
-                                d(data);
-                            }
+                        if slot.seq == key.seq
+                            && let Some(d) = key.destr
+                        {
+                            d(data);
                         }
                     }
                 }

@@ -102,7 +102,13 @@ pub fn run_main(main: MainFn, argc: c_int, argv: *mut *mut c_char, envp: *mut *m
     let default_stack = config.stack_size.unwrap_or_else(rlimit_stack);
     let workers = config.workers;
     if RUNTIME
-        .set(Runtime { sched: Scheduler::new(workers), stacks: StackPool::new(), threads: Threads::new(), config, default_stack })
+        .set(Runtime {
+            sched: Scheduler::new(workers),
+            stacks: StackPool::new(),
+            threads: Threads::new(),
+            config,
+            default_stack,
+        })
         .is_err()
     {
         return None;
@@ -125,7 +131,12 @@ pub fn run_main(main: MainFn, argc: c_int, argv: *mut *mut c_char, envp: *mut *m
     };
     let name = thread_name_of_this_os_thread();
     let main_task = thread::main_task(main_tcb, &name);
-    thread::prepare(main_task, stack::CoStack::in_slot(slot, slot.end, main_stack_size), main_trampoline, core::ptr::null_mut());
+    thread::prepare(
+        main_task,
+        stack::CoStack::in_slot(slot, slot.end, main_stack_size),
+        main_trampoline,
+        core::ptr::null_mut(),
+    );
     main_task.set_runnable();
     let w0 = &rt.sched.workers[0];
     // SAFETY: `own` was just initialised as a TCB; from here on this thread's own context runs on it.

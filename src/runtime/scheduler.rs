@@ -4,10 +4,10 @@
 //! workers sleep on a futex until work or the earliest timer arrives.
 
 use super::lock::Lock;
+use super::sys::{futex, time};
 use super::task::{TaskRef, Wake};
 use super::timers::Timers;
 use super::worker::{self, AWAKE, NOTIFIED, SLEEPING, Worker};
-use super::sys::{futex, time};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -83,7 +83,9 @@ impl Scheduler {
         if id >= self.workers.len() {
             return;
         }
-        if super::thread::start_os_thread(worker_main, &self.workers[id] as *const Worker as *mut libc::c_void) {
+        let w = &self.workers[id] as *const Worker as *mut libc::c_void;
+        // SAFETY: workers live for the whole process.
+        if unsafe { super::thread::start_os_thread(worker_main, w) } {
             self.started.store(id + 1, Ordering::Release);
         }
     }

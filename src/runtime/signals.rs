@@ -62,7 +62,11 @@ pub fn install() {
 
 /// sigaction(2) as the program sees it. Function handlers are installed behind [`program_handler`]
 /// (SIGSEGV behind the fault handler); SIG_DFL and SIG_IGN go to the kernel as they are.
-pub fn program_sigaction(sig: i32, act: Option<&libc::sigaction>, old: Option<&mut libc::sigaction>) -> Result<(), i32> {
+pub fn program_sigaction(
+    sig: i32,
+    act: Option<&libc::sigaction>,
+    old: Option<&mut libc::sigaction>,
+) -> Result<(), i32> {
     let idx = sig as usize;
     let mut actions = PROGRAM_ACTIONS.lock();
     let mut kernel_old: libc::sigaction = unsafe { core::mem::zeroed() };
@@ -169,7 +173,8 @@ fn note_handled_signal() {
     if super::running() {
         let sched = &super::get().sched;
         for w in &sched.workers[..sched.started()] {
-            if w.sleep.compare_exchange(worker::SLEEPING, worker::NOTIFIED, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+            if w.sleep.compare_exchange(worker::SLEEPING, worker::NOTIFIED, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+            {
                 futex::wake(&w.sleep, 1);
                 return;
             }
@@ -225,8 +230,10 @@ pub fn report_overflow(name: &[u8], requested: usize, usable: usize) {
     w.num(requested);
     w.put(b" bytes (");
     w.num(usable);
-    w.put(b" usable). Raise it with ASYNCSHIM_STACK_SIZE=<bytes> (default for every thread, K/M/G suffixes) \
-or pthread_attr_setstacksize() in the program.\n");
+    w.put(
+        b" usable). Raise it with ASYNCSHIM_STACK_SIZE=<bytes> (default for every thread, K/M/G suffixes) \
+or pthread_attr_setstacksize() in the program.\n",
+    );
     let len = w.len;
     sys::write_stderr(&buf[..len]);
 }

@@ -87,7 +87,8 @@ impl CoStack {
     /// The stack part of `slot`: everything between its guard and `top` (where the TCB area begins).
     pub fn in_slot(slot: Slot, top: usize, requested: usize) -> CoStack {
         let canary = !GUARD_MARKERS.load(Ordering::Relaxed);
-        let s = CoStack { base: top & !63, limit: slot.low(), requested, guard: Some((slot.start, slot.guard)), canary };
+        let s =
+            CoStack { base: top & !63, limit: slot.low(), requested, guard: Some((slot.start, slot.guard)), canary };
         if canary {
             // SAFETY: the canary word is the first word of the slot's usable stack.
             unsafe { (s.limit as *mut u64).write(CANARY) };
@@ -122,8 +123,9 @@ fn guard_len(slot_size: usize) -> usize {
 /// The smallest class whose slots hold a guard, `usable` bytes of stack and `reserve` bytes on top.
 pub fn class_for(usable: usize, reserve: usize) -> Option<usize> {
     let need = usable.max(16 << 10).checked_add(reserve)?;
-    let mut class = need.checked_add(SMALL_GUARD)?.checked_next_power_of_two()?.trailing_zeros().saturating_sub(MIN_SLOT_SHIFT)
-        as usize;
+    let mut class =
+        need.checked_add(SMALL_GUARD)?.checked_next_power_of_two()?.trailing_zeros().saturating_sub(MIN_SLOT_SHIFT)
+            as usize;
     while class < CLASSES && need + guard_len(class_slot_size(class)) > class_slot_size(class) {
         class += 1;
     }
@@ -140,6 +142,12 @@ struct Class {
 
 pub struct StackPool {
     classes: [Lock<Class>; CLASSES],
+}
+
+impl Default for StackPool {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl StackPool {
@@ -181,7 +189,7 @@ impl StackPool {
 
 /// Reserves a region for slots of `slot_size`; returns the first slot address and the region end.
 fn new_region(slot_size: usize) -> Option<(usize, usize)> {
-    let region = (slot_size * 256).max(1 << 32).min(1 << 46);
+    let region = (slot_size * 256).clamp(1 << 32, 1 << 46);
     let len = region + TWO_MIB * 2;
     let p = mem::reserve(len).ok()? as usize;
     let start = if slot_size >= TWO_MIB { ((p + TWO_MIB - 1) & !(TWO_MIB - 1)) + TWO_MIB / 2 } else { p };

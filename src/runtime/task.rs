@@ -156,7 +156,7 @@ impl core::ops::Deref for TaskRef {
 }
 
 impl Task {
-    pub fn new(tcb: Tcb, tid: i32, is_main: bool) -> TaskRef {
+    pub fn alloc(tcb: Tcb, tid: i32, is_main: bool) -> TaskRef {
         let t = Box::new(Task {
             state: AtomicU64::new(RUNNABLE as u64),
             tcb: Cell::new(tcb),
@@ -166,7 +166,12 @@ impl Task {
             co: UnsafeCell::new(None),
             yielder: Cell::new(core::ptr::null()),
             stack: Cell::new(StackBounds { low: 0, size: 0, requested: 0, guard: None, canary: false }),
-            join: Lock::new(JoinState { life: Life::Free, detached: false, joiner: None, result: core::ptr::null_mut() }),
+            join: Lock::new(JoinState {
+                life: Life::Free,
+                detached: false,
+                joiner: None,
+                result: core::ptr::null_mut(),
+            }),
             name: Lock::new([0; 16]),
             guard_request: Cell::new(0),
             last_wake: Cell::new(Wake::Unparked),
@@ -265,7 +270,12 @@ impl Task {
     pub fn finish_park(&self) -> bool {
         let cur = self.state.load(Ordering::Acquire);
         let park = cur & !(u32::MAX as u64);
-        match self.state.compare_exchange(park | PARKING as u64, park | PARKED as u64, Ordering::AcqRel, Ordering::Acquire) {
+        match self.state.compare_exchange(
+            park | PARKING as u64,
+            park | PARKED as u64,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
             Ok(_) => false,
             Err(now) => {
                 debug_assert_eq!(now as u32 & PHASE_MASK, NOTIFIED);
@@ -310,4 +320,3 @@ impl Task {
         self.state.store((cur & !(u32::MAX as u64)) | RUNNABLE as u64, Ordering::Release);
     }
 }
-

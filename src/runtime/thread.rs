@@ -5,7 +5,7 @@ use super::identity::{self, Tcb};
 use super::lock::Lock;
 use super::stack::{self, CoStack};
 use super::sys::{self, futex, time};
-use super::task::{JoinState, Life, StackBounds, Switch, Task, TaskRef, Wake, Waiter};
+use super::task::{JoinState, Life, StackBounds, Switch, Task, TaskRef, Waiter, Wake};
 use super::worker;
 use std::collections::HashMap;
 use std::ffi::c_void;
@@ -15,8 +15,12 @@ pub type StartFn = extern "C" fn(*mut c_void) -> *mut c_void;
 
 unsafe extern "C" {
     /// src/runtime/thread_entry.c: runs `start(arg)` under an outermost cancellation buffer.
-    fn asyncshim_thread_entry(start: StartFn, arg: *mut c_void, slot: *mut *mut c_void, unwound: *mut i32)
-    -> *mut c_void;
+    fn asyncshim_thread_entry(
+        start: StartFn,
+        arg: *mut c_void,
+        slot: *mut *mut c_void,
+        unwound: *mut i32,
+    ) -> *mut c_void;
 }
 
 /// Fake tids for coroutines: stable per thread (recursive mutexes record the owner's tid), above any real
@@ -64,13 +68,19 @@ struct Body {
 // SAFETY: moved once into the coroutine that runs it.
 unsafe impl Send for Body {}
 
+impl Default for Threads {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Threads {
     pub fn new() -> Threads {
         Threads {
             registry: Lock::new(HashMap::new()),
             hot: [const { Lock::new(Vec::new()) }; stack::CLASSES],
             bare: Lock::new(Vec::new()),
-            tombstone: Task::new(Tcb(0), 0, false),
+            tombstone: Task::alloc(Tcb(0), 0, false),
             next_tid: AtomicI32::new(0),
             live: AtomicUsize::new(1),
             multithreaded: AtomicBool::new(false),
@@ -92,7 +102,7 @@ impl Threads {
 
 /// Registers the program's initial thread (whose glibc TCB it keeps) as the main task.
 pub fn main_task(tcb: Tcb, name: &[u8]) -> TaskRef {
-    let task = Task::new(tcb, sys::getpid(), true);
+    let task = Task::alloc(tcb, sys::getpid(), true);
     task.set_name(name);
     task.sigmask.set(sys::sigmask(None));
     task.join.lock().life = Life::Running;
@@ -174,7 +184,8 @@ pub fn spawn(req: Spawn) -> Result<libc::pthread_t, i32> {
         task.set_name(&me.name());
         task.sigmask.set(me.sigmask.get());
     }
-    *task.join.lock() = JoinState { life: Life::Running, detached: req.detached, joiner: None, result: core::ptr::null_mut() };
+    *task.join.lock() =
+        JoinState { life: Life::Running, detached: req.detached, joiner: None, result: core::ptr::null_mut() };
     prepare(task, stack, req.start, req.arg);
     rt.threads.live.fetch_add(1, Ordering::AcqRel);
     task.set_runnable();
@@ -205,7 +216,7 @@ fn slot_thread(stack_size: usize, tid: i32) -> Result<(TaskRef, CoStack), i32> {
             let t = match known {
                 Some(t) => t,
                 None => {
-                    let t = Task::new(tcb, tid, false);
+                    let t = Task::alloc(tcb, tid, false);
                     rt.threads.register(t);
                     t
                 }
@@ -233,7 +244,7 @@ fn user_stack_thread(low: usize, size: usize, tid: i32) -> Result<(TaskRef, CoSt
             t.tid.set(tid);
             t
         }
-        None => Task::new(tcb, tid, false),
+        None => Task::alloc(tcb, tid, false),
     };
     rt.threads.register(task);
     task.tcb().set_stack(low, size);
@@ -256,8 +267,11 @@ fn mark_process_multithreaded() {
     }
 }
 
-/// Starts a real OS thread for the runtime (a worker), with GS cleared so it does not pose as its creator.
-pub fn start_os_thread(f: StartFn, arg: *mut c_void) -> bool {
+/// Starts a real OS thread for the runtime (a worker).
+///
+/// # Safety
+/// `arg` must stay valid for as long as `f` uses it.
+pub unsafe fn start_os_thread(f: StartFn, arg: *mut c_void) -> bool {
     let mut t: libc::pthread_t = 0;
     // SAFETY: attr is initialised before use and destroyed after; f/arg are valid for the thread's life.
     unsafe {
@@ -277,7 +291,7 @@ pub fn on_coroutine_finished(task: TaskRef) {
     // SAFETY: the worker that ran the task is the only one touching it now. The stack's memory belongs to
     // the task's slot, released with it.
     if let Some(co) = unsafe { task.coroutine() }.take() {
-        drop(co.into_stack());
+        let _ = co.into_stack();
     }
     let waiter = {
         let mut j = task.join.lock();
@@ -357,7 +371,8 @@ pub fn join(target: TaskRef, kind: JoinKind) -> Result<*mut c_void, i32> {
     let flag = AtomicU32::new(0);
     let park;
     // Checked before taking the target's lock: two threads joining each other must not lock in opposite orders.
-    let joined_by_target = me.is_some_and(|me| matches!(me.join.lock().joiner, Some(Waiter::Task(t, _)) if t == target));
+    let joined_by_target =
+        me.is_some_and(|me| matches!(me.join.lock().joiner, Some(Waiter::Task(t, _)) if t == target));
     {
         let mut j = target.join.lock();
         if j.life == Life::Free {

@@ -17,7 +17,9 @@ fn decode(ret: isize) -> Result<usize, Errno> {
 pub unsafe fn syscall0(n: libc::c_long) -> Result<usize, Errno> {
     let ret: isize;
     // SAFETY: the syscall instruction clobbers rcx and r11 only; the caller vouches for the arguments.
-    unsafe { asm!("syscall", inlateout("rax") n as isize => ret, lateout("rcx") _, lateout("r11") _, options(nostack)) };
+    unsafe {
+        asm!("syscall", inlateout("rax") n as isize => ret, lateout("rcx") _, lateout("r11") _, options(nostack))
+    };
     decode(ret)
 }
 
@@ -77,7 +79,13 @@ pub unsafe fn syscall4(n: libc::c_long, a1: usize, a2: usize, a3: usize, a4: usi
 /// The caller must pass arguments valid for system call `n`.
 #[inline(always)]
 pub unsafe fn syscall6(
-    n: libc::c_long, a1: usize, a2: usize, a3: usize, a4: usize, a5: usize, a6: usize,
+    n: libc::c_long,
+    a1: usize,
+    a2: usize,
+    a3: usize,
+    a4: usize,
+    a5: usize,
+    a6: usize,
 ) -> Result<usize, Errno> {
     let ret: isize;
     // SAFETY: as for syscall0.

@@ -36,7 +36,9 @@ unsafe extern "C" {
 pub fn fixup_for(pc: usize) -> Option<usize> {
     // SAFETY: only the addresses of the asm labels are taken.
     let insn = unsafe { &asyncshim_user_copy_insn as *const u8 as usize };
-    (pc == insn).then(|| unsafe { &asyncshim_user_copy_fixup as *const u8 as usize })
+    // SAFETY: as above.
+    let fixup = unsafe { &asyncshim_user_copy_fixup as *const u8 as usize };
+    (pc == insn).then_some(fixup)
 }
 
 /// Reads a `T` from a program-supplied pointer; Err(EFAULT) if it is not readable.
