@@ -43,18 +43,9 @@ done
 command -v gcc >/dev/null || die "gcc is required (scripts/install-deps.sh)"
 command -v timeout >/dev/null || die "timeout (coreutils) is required"
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/asyncshim-bench.XXXXXX") || die "mktemp failed"
-CHILD=""
-cleanup() {
-    if [[ -n $CHILD ]] && kill -0 "$CHILD" 2>/dev/null; then
-        kill -TERM "$CHILD" 2>/dev/null   # timeout(1) passes it on to the program
-        wait "$CHILD" 2>/dev/null
-    fi
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# shellcheck source=scripts/common.sh
+source "$ROOT/scripts/common.sh"
+make_tmp bench
 
 # --- build ------------------------------------------------------------------------------------------
 mkdir -p "$BUILD" || die "cannot create $BUILD"
@@ -79,11 +70,8 @@ run() {
         shim-w1) envs+=("LD_PRELOAD=$LIB${LD_PRELOAD:+:$LD_PRELOAD}" ASYNCSHIM_WORKERS=1) ;;
         native) [[ -n ${LD_PRELOAD:-} ]] && envs+=("LD_PRELOAD=$LD_PRELOAD") ;;
     esac
-    timeout -k 3 "$RUN_TIMEOUT" "${envs[@]}" "$@" >"$out" 2>"$out.err" </dev/null &
-    CHILD=$!
-    wait "$CHILD" 2>/dev/null   # (2>/dev/null: no job notice for a crash; reported below)
+    run_bounded "$out" "$out.err" "${envs[@]}" "$@"
     rc=$?
-    CHILD=""
     if [[ $rc -eq 124 || $rc -eq 137 ]]; then
         echo "timed out after ${RUN_TIMEOUT}s" >"$TMP/reason"
     elif [[ $rc -gt 128 ]]; then

@@ -32,31 +32,10 @@ die() { echo "demo: $*" >&2; exit 1; }
 command -v gcc >/dev/null || die "gcc is required (scripts/install-deps.sh)"
 command -v timeout >/dev/null || die "timeout (coreutils) is required"
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/asyncshim-demo.XXXXXX") || die "mktemp failed"
-CHILD=""
-cleanup() {
-    if [[ -n $CHILD ]] && kill -0 "$CHILD" 2>/dev/null; then
-        kill -TERM "$CHILD" 2>/dev/null   # timeout(1) passes it on to the program
-        wait "$CHILD" 2>/dev/null
-    fi
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# shellcheck source=scripts/common.sh
+source "$ROOT/scripts/common.sh"
+make_tmp demo
 
-# run_bounded OUT ERR CMD... : runs CMD under timeout in the background (so that an interrupted demo can
-# end it by PID), returns its exit status (124 when the time limit struck).
-run_bounded() {
-    local out=$1 err=$2 rc
-    shift 2
-    timeout -k 3 "$RUN_TIMEOUT" "$@" >"$out" 2>"$err" </dev/null &
-    CHILD=$!
-    wait "$CHILD" 2>/dev/null   # (2>/dev/null: no "Aborted" job notice; the failure is described below)
-    rc=$?
-    CHILD=""
-    return $rc
-}
 
 # get FILE KEY : the value of KEY=... in FILE (empty when absent).
 get() { sed -n "s/^$2=//p" "$1" 2>/dev/null | head -n 1; }

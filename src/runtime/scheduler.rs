@@ -19,6 +19,8 @@ pub struct Scheduler {
     /// Earliest timer deadline (u64::MAX if none), readable without the lock.
     earliest: AtomicU64,
     spawning: Lock<()>,
+    /// How far the coarse monotonic clock may lag the precise one.
+    coarse_slack: u64,
 }
 
 impl Scheduler {
@@ -31,6 +33,7 @@ impl Scheduler {
             timers: Lock::new(Timers::default()),
             earliest: AtomicU64::new(u64::MAX),
             spawning: Lock::new(()),
+            coarse_slack: time::coarse_resolution_ns() * 2,
         }
     }
 
@@ -158,8 +161,17 @@ impl Scheduler {
 
     /// Fires due timers; run by every worker at every scheduling point.
     pub fn fire_timers(&self, buf: &mut Vec<(TaskRef, u32)>) {
+        let earliest = self.earliest.load(Ordering::Acquire);
+        // No clock read at all while no timer is pending.
+        if earliest == u64::MAX {
+            return;
+        }
+        // The coarse clock settles most checks cheaply; the precise one only near a deadline.
+        if earliest > time::monotonic_coarse_ns() + self.coarse_slack {
+            return;
+        }
         let now = time::monotonic_ns();
-        if self.earliest.load(Ordering::Acquire) > now {
+        if earliest > now {
             return;
         }
         {

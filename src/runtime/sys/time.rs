@@ -17,6 +17,22 @@ pub fn monotonic_ns() -> u64 {
     now_ns(libc::CLOCK_MONOTONIC).unwrap_or(0)
 }
 
+/// CLOCK_MONOTONIC_COARSE: a few ns to read instead of tens, but only as fine as the kernel tick.
+#[inline]
+pub fn monotonic_coarse_ns() -> u64 {
+    now_ns(libc::CLOCK_MONOTONIC_COARSE).unwrap_or(0)
+}
+
+/// How far CLOCK_MONOTONIC_COARSE may lag CLOCK_MONOTONIC (its resolution: one kernel tick).
+pub fn coarse_resolution_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: valid out-pointer.
+    if unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC_COARSE, &mut ts) } != 0 {
+        return 10_000_000;
+    }
+    timespec_ns(&ts).unwrap_or(10_000_000)
+}
+
 /// Converts a timespec to nanoseconds, or None if it is negative or not normalised (tv_nsec out of range).
 pub fn timespec_ns(ts: &libc::timespec) -> Option<u64> {
     if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
