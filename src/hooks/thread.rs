@@ -156,6 +156,7 @@ unsafe fn finish_join(r: Result<*mut c_void, i32>, ret: *mut *mut c_void) -> c_i
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pthread_join(t: libc::pthread_t, ret: *mut *mut c_void) -> c_int {
     match known(t) {
+        None if worker::current_task().is_some() => thread::join_os_thread(t, ret, JoinKind::Block),
         // SAFETY: forwarding.
         None => unsafe { real::pthread_join(t, ret) },
         // SAFETY: ret is the caller's out-pointer.
@@ -216,6 +217,12 @@ pub unsafe extern "C" fn pthread_clockjoin_np(
     abstime: *const libc::timespec,
 ) -> c_int {
     let Some(task) = known(t) else {
+        if worker::current_task().is_some() {
+            return match abs_deadline(clock, abstime) {
+                Ok(kind) => thread::join_os_thread(t, ret, kind),
+                Err(e) => e,
+            };
+        }
         // SAFETY: forwarding.
         return unsafe { real::pthread_clockjoin_np(t, ret, clock, abstime) };
     };

@@ -525,3 +525,26 @@ pub fn mask_changed() {
         w.mask_changed(m);
     }
 }
+
+/// A coroutine joining a real OS thread (one the runtime did not make a coroutine) must not block its
+/// worker: the thread it waits for may itself wait for coroutines queued behind it. It polls glibc's
+/// tryjoin, parking between polls with a backoff from 50 µs to 5 ms.
+pub fn join_os_thread(t: libc::pthread_t, ret: *mut *mut c_void, kind: JoinKind) -> i32 {
+    let mut pause = 50_000u64;
+    loop {
+        // SAFETY: the caller's thread handle and out-pointer, as for pthread_tryjoin_np.
+        let r = unsafe { crate::real::pthread_tryjoin_np(t, ret) };
+        if r != libc::EBUSY {
+            return r;
+        }
+        let now = time::monotonic_ns();
+        let wake = match kind {
+            JoinKind::Try => return libc::EBUSY,
+            JoinKind::Until(d) if d <= now => return libc::ETIMEDOUT,
+            JoinKind::Until(d) => d.min(now + pause),
+            JoinKind::Block => now + pause,
+        };
+        super::sleep_until(wake);
+        pause = (pause * 2).min(5_000_000);
+    }
+}
