@@ -4,10 +4,11 @@
 #   scripts/run-c-tests.sh [FILTER...]
 #
 # Builds every c-tests/*.c (gcc) and c-tests/*.cc (g++) into c-tests/build/, then runs each test in
-# every mode its `asyncshim-test: modes=` marker lists (default native,shim,shim-w1):
+# every mode its `asyncshim-test: modes=` marker lists (default native,shim,shim-w1,shim-arch):
 #   native   plain run (the reference)
 #   shim     LD_PRELOAD=target/release/libasyncshim.so
 #   shim-w1  the same with ASYNCSHIM_WORKERS=1
+#   shim-arch  the shim switching FS/GS with arch_prctl instead of FSGSBASE (ASYNCSHIM_NO_FSGSBASE=1)
 # A shim mode passes when its stdout equals native's byte for byte, its exit status (or terminating
 # signal) equals native's, and every regex line of c-tests/NAME.shim-stderr matches its stderr
 # (grep -Ei). The native run passes when its exit status is the one its `status=` marker expects
@@ -16,7 +17,7 @@
 #
 # FILTER: test names or shell globs (`exit_*`); default all tests.
 # Environment:
-#   MODES=native[,shim][,shim-w1]  only report these modes (native still runs as the reference)
+#   MODES=native[,shim][,shim-w1][,shim-arch]  only report these modes (native still runs as the reference)
 #   SHIM_LIB=PATH                  library to preload (default target/release/libasyncshim.so)
 #   CC, CXX                        compilers (default gcc, g++)
 # Runs are serialised by a lock on c-tests/build/.lock (a second invocation waits).
@@ -30,7 +31,7 @@ BUILD=$TESTDIR/build
 LIB=${SHIM_LIB:-$ROOT/target/release/libasyncshim.so}
 CC=${CC:-gcc}
 CXX=${CXX:-g++}
-ALL_MODES="native shim shim-w1"
+ALL_MODES="native shim shim-w1 shim-arch"
 mkdir -p "$BUILD"
 # One run at a time: concurrent runs would share the binaries and output files in $BUILD (and disturb
 # each other's timings and thread counts). The lock is released when this script exits.
@@ -139,6 +140,7 @@ run() {
         native)  envset=(env -u LD_PRELOAD) ;;
         shim)    envset=(env LD_PRELOAD="$LIB") ;;
         shim-w1) envset=(env LD_PRELOAD="$LIB" ASYNCSHIM_WORKERS=1) ;;
+        shim-arch) envset=(env LD_PRELOAD="$LIB" ASYNCSHIM_NO_FSGSBASE=1) ;;
     esac
     local t0=$EPOCHREALTIME
     # setsid: the test gets its own session and process group (pgid = this job's pid, since a job of a
@@ -191,7 +193,7 @@ for src in "${TESTS[@]}"; do
     limit=$(marker "$src" timeout)
     limit=${limit:-60}
     modes=$(marker "$src" modes)
-    modes=${modes:-native,shim,shim-w1}
+    modes=${modes:-native,shim,shim-w1,shim-arch}
     args=$(marker "$src" args)
     expect=$(marker "$src" status)
     expect=${expect:-0}
