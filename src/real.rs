@@ -8,11 +8,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub struct RealFn {
     addr: AtomicUsize,
     name: &'static str,
+    /// Symbol version to ask for with dlvsym ("" for the default version).
+    version: &'static str,
 }
 
 impl RealFn {
-    pub const fn new(name: &'static str) -> RealFn {
-        RealFn { addr: AtomicUsize::new(0), name }
+    pub const fn new(name: &'static str, version: &'static str) -> RealFn {
+        RealFn { addr: AtomicUsize::new(0), name, version }
     }
 
     #[inline(always)]
@@ -26,8 +28,14 @@ impl RealFn {
     #[cold]
     fn resolve(&self) -> usize {
         let name = CStr::from_bytes_with_nul(self.name.as_bytes()).expect("NUL-terminated name");
-        // SAFETY: dlsym with a valid handle and name.
-        let p = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) } as usize;
+        // SAFETY: dlsym/dlvsym with a valid handle and NUL-terminated strings.
+        let p = unsafe {
+            if self.version.is_empty() {
+                libc::dlsym(libc::RTLD_NEXT, name.as_ptr())
+            } else {
+                libc::dlvsym(libc::RTLD_NEXT, name.as_ptr(), self.version.as_ptr() as *const c_char)
+            }
+        } as usize;
         if p == 0 {
             crate::runtime::sys::write_stderr(
                 format!("asyncshim: libc has no {}; cannot continue\n", &self.name[..self.name.len() - 1]).as_bytes(),
@@ -41,10 +49,11 @@ impl RealFn {
 }
 
 macro_rules! declare_real {
-    ($( fn $name:ident($($arg:ident: $t:ty),* $(,)?) -> $ret:ty; )*) => {
+    ($( fn $name:ident($($arg:ident: $t:ty),* $(,)?) -> $ret:ty $(, $ver:literal)?; )*) => {
         #[allow(non_upper_case_globals)]
         mod slot {
-            $( pub static $name: super::RealFn = super::RealFn::new(concat!(stringify!($name), "\0")); )*
+            $( pub static $name: super::RealFn =
+                super::RealFn::new(concat!(stringify!($name), "\0"), concat!($($ver, "\0")?)); )*
         }
         $(
             /// The libc function of this name (not asyncshim's hook).
@@ -97,5 +106,37 @@ declare_real! {
     fn clock_nanosleep(clock: libc::clockid_t, flags: c_int, req: *const libc::timespec,
                        rem: *mut libc::timespec) -> c_int;
     fn vfork() -> libc::pid_t;
+    fn pthread_mutex_lock(m: *mut libc::pthread_mutex_t) -> c_int;
+    fn pthread_mutex_trylock(m: *mut libc::pthread_mutex_t) -> c_int;
+    fn pthread_mutex_timedlock(m: *mut libc::pthread_mutex_t, abstime: *const libc::timespec) -> c_int;
+    fn pthread_mutex_clocklock(m: *mut libc::pthread_mutex_t, clock: libc::clockid_t,
+                               abstime: *const libc::timespec) -> c_int;
+    fn pthread_mutex_unlock(m: *mut libc::pthread_mutex_t) -> c_int;
+    fn pthread_cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t) -> c_int, "GLIBC_2.3.2";
+    fn pthread_cond_timedwait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t,
+                              abstime: *const libc::timespec) -> c_int, "GLIBC_2.3.2";
+    fn pthread_cond_clockwait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t, clock: libc::clockid_t,
+                              abstime: *const libc::timespec) -> c_int;
+    fn pthread_cond_signal(c: *mut libc::pthread_cond_t) -> c_int, "GLIBC_2.3.2";
+    fn pthread_cond_broadcast(c: *mut libc::pthread_cond_t) -> c_int, "GLIBC_2.3.2";
+    fn pthread_rwlock_rdlock(l: *mut libc::pthread_rwlock_t) -> c_int;
+    fn pthread_rwlock_tryrdlock(l: *mut libc::pthread_rwlock_t) -> c_int;
+    fn pthread_rwlock_timedrdlock(l: *mut libc::pthread_rwlock_t, abstime: *const libc::timespec) -> c_int;
+    fn pthread_rwlock_clockrdlock(l: *mut libc::pthread_rwlock_t, clock: libc::clockid_t,
+                                  abstime: *const libc::timespec) -> c_int;
+    fn pthread_rwlock_wrlock(l: *mut libc::pthread_rwlock_t) -> c_int;
+    fn pthread_rwlock_trywrlock(l: *mut libc::pthread_rwlock_t) -> c_int;
+    fn pthread_rwlock_timedwrlock(l: *mut libc::pthread_rwlock_t, abstime: *const libc::timespec) -> c_int;
+    fn pthread_rwlock_clockwrlock(l: *mut libc::pthread_rwlock_t, clock: libc::clockid_t,
+                                  abstime: *const libc::timespec) -> c_int;
+    fn pthread_rwlock_unlock(l: *mut libc::pthread_rwlock_t) -> c_int;
+    fn pthread_spin_lock(l: *mut libc::pthread_spinlock_t) -> c_int;
+    fn pthread_barrier_wait(b: *mut libc::pthread_barrier_t) -> c_int;
+    fn pthread_barrier_destroy(b: *mut libc::pthread_barrier_t) -> c_int;
+    fn sem_wait(s: *mut libc::sem_t) -> c_int;
+    fn sem_trywait(s: *mut libc::sem_t) -> c_int;
+    fn sem_timedwait(s: *mut libc::sem_t, abstime: *const libc::timespec) -> c_int;
+    fn sem_clockwait(s: *mut libc::sem_t, clock: libc::clockid_t, abstime: *const libc::timespec) -> c_int;
+    fn sem_post(s: *mut libc::sem_t) -> c_int;
     fn fork() -> libc::pid_t;
 }

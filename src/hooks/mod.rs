@@ -8,6 +8,8 @@ pub mod process;
 pub mod signal;
 pub mod sleep;
 pub mod start;
+pub mod sync;
+pub mod syscall;
 pub mod thread;
 
 /// Sets errno of the calling thread (the coroutine's own, since FS is its TCB).

@@ -106,6 +106,13 @@ impl Tcb {
         Tcb(fsgs::fs_base())
     }
 
+    /// The thread's tid as glibc records it (a stable fake one for coroutines).
+    #[inline]
+    pub fn tid(self) -> i32 {
+        // SAFETY: the TCB is live and the field is an aligned int.
+        unsafe { self.field::<i32>(PD_TID).read() }
+    }
+
     pub fn set_tid(self, tid: i32) {
         // SAFETY: the TCB is owned by the runtime and the field is an aligned int.
         unsafe { self.field::<i32>(PD_TID).write(tid) }

@@ -16,9 +16,11 @@
 pub mod identity;
 pub mod lock;
 pub mod once;
+pub mod parking_lot;
 pub mod scheduler;
 pub mod signals;
 pub mod stack;
+pub mod sync;
 pub mod sys;
 pub mod task;
 pub mod thread;

@@ -129,6 +129,8 @@ pub struct Task {
     pub last_worker: AtomicUsize,
     /// Park generation + 1 while the task waits in a call a signal handler interrupts (EINTR), else 0.
     pub interruptible: AtomicU32,
+    /// Token handed over by whoever unparked the task from the parking lot (written under the bucket lock).
+    pub unpark_token: AtomicUsize,
     /// The thread's signal mask (the kernel's 64-bit sigset), loaded into its worker when it runs.
     pub sigmask: Cell<u64>,
 }
@@ -178,6 +180,7 @@ impl Task {
             last_worker: AtomicUsize::new(0),
             interruptible: AtomicU32::new(0),
             sigmask: Cell::new(0),
+            unpark_token: AtomicUsize::new(0),
         });
         TaskRef(NonNull::from(Box::leak(t)))
     }

@@ -6,6 +6,20 @@ use core::sync::atomic::AtomicU32;
 /// Sleeps while `*word == expected`, at most until the absolute CLOCK_MONOTONIC `deadline_ns` if given.
 /// Returns false on timeout; spurious returns are possible, so callers re-check their condition.
 pub fn wait(word: &AtomicU32, expected: u32, deadline_ns: Option<u64>) -> bool {
+    !matches!(wait_interruptible(word, expected, deadline_ns), WaitEnd::TimedOut)
+}
+
+/// How a [`wait_interruptible`] ended.
+pub enum WaitEnd {
+    /// Woken, or the word no longer held the expected value, or spuriously: re-check.
+    Woken,
+    TimedOut,
+    /// A signal handler ran.
+    Interrupted,
+}
+
+/// Like [`wait`], telling apart a timeout and a signal.
+pub fn wait_interruptible(word: &AtomicU32, expected: u32, deadline_ns: Option<u64>) -> WaitEnd {
     let ts;
     let ts_ptr = match deadline_ns {
         Some(ns) => {
@@ -20,7 +34,11 @@ pub fn wait(word: &AtomicU32, expected: u32, deadline_ns: Option<u64>) -> bool {
     let r = unsafe {
         syscall6(libc::SYS_futex, word.as_ptr() as usize, op as usize, expected as usize, ts_ptr, 0, u32::MAX as usize)
     };
-    !matches!(r, Err(Errno(libc::ETIMEDOUT)))
+    match r {
+        Err(Errno(libc::ETIMEDOUT)) => WaitEnd::TimedOut,
+        Err(Errno(libc::EINTR)) => WaitEnd::Interrupted,
+        _ => WaitEnd::Woken,
+    }
 }
 
 /// Wakes up to `n` threads sleeping in [`wait`] on `word`.

@@ -1,0 +1,450 @@
+//! pthread mutexes, condition variables, reader-writer locks, spin locks, barriers and semaphores.
+//! While the runtime runs, every caller — coroutine or plain thread — goes through the runtime's
+//! implementations (so each can wake the other); objects of kinds the runtime leaves to glibc
+//! (process-shared, robust, priority-inheritance) go to glibc, and a coroutine waits for those by
+//! retrying with short sleeps instead of blocking its worker.
+
+use super::set_errno;
+use crate::real;
+use crate::runtime::sync::{self, Unsupported, barrier::Barrier, cond::Cond, mutex::Mutex, rwlock::RwLock, sem::Sem};
+use crate::runtime::{self, sys::time, worker};
+use std::ffi::c_int;
+
+/// Retries a non-blocking attempt until it stops answering `busy` or `deadline` passes, sleeping 20 µs
+/// to 2 ms between attempts: how a coroutine waits for an object only glibc (or another process) can
+/// release, without blocking its worker.
+fn retry_cooperatively(busy: c_int, deadline: sync::Deadline, mut attempt: impl FnMut() -> c_int) -> c_int {
+    let mut pause = 20_000u64;
+    loop {
+        let r = attempt();
+        if r != busy {
+            return r;
+        }
+        let now = time::monotonic_ns();
+        if deadline.is_some_and(|d| d <= now) {
+            return libc::ETIMEDOUT;
+        }
+        runtime::sleep_until(deadline.map_or(now + pause, |d| d.min(now + pause)));
+        pause = (pause * 2).min(2_000_000);
+    }
+}
+
+fn valid_clock(clock: libc::clockid_t) -> bool {
+    clock == libc::CLOCK_REALTIME || clock == libc::CLOCK_MONOTONIC
+}
+
+// ---- mutexes ----------------------------------------------------------------------------------------
+
+/// # Safety
+/// C contract of pthread_mutex_lock.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_mutex_lock(m: *mut libc::pthread_mutex_t) -> c_int {
+    if runtime::running() {
+        // SAFETY: m is an initialised mutex per the contract.
+        match unsafe { Mutex::at(m) } {
+            Ok(mx) => return mx.lock(None, None),
+            Err(Unsupported) if worker::current_task().is_some() => {
+                // SAFETY: forwarding.
+                return retry_cooperatively(libc::EBUSY, None, || unsafe { real::pthread_mutex_trylock(m) });
+            }
+            Err(Unsupported) => {}
+        }
+    }
+    // SAFETY: forwarding.
+    unsafe { real::pthread_mutex_lock(m) }
+}
+
+/// # Safety
+/// C contract of pthread_mutex_trylock.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_mutex_trylock(m: *mut libc::pthread_mutex_t) -> c_int {
+    if runtime::running()
+        && let Ok(mx) = unsafe { Mutex::at(m) }
+    {
+        return mx.trylock();
+    }
+    // SAFETY: forwarding.
+    unsafe { real::pthread_mutex_trylock(m) }
+}
+
+/// # Safety
+/// C contract of pthread_mutex_timedlock.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_mutex_timedlock(
+    m: *mut libc::pthread_mutex_t,
+    abstime: *const libc::timespec,
+) -> c_int {
+    // SAFETY: forwarding to the common implementation.
+    unsafe { pthread_mutex_clocklock(m, libc::CLOCK_REALTIME, abstime) }
+}
+
+/// # Safety
+/// C contract of pthread_mutex_clocklock.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_mutex_clocklock(
+    m: *mut libc::pthread_mutex_t,
+    clock: libc::clockid_t,
+    abstime: *const libc::timespec,
+) -> c_int {
+    if runtime::running() {
+        if !valid_clock(clock) {
+            return libc::EINVAL;
+        }
+        // glibc looks at the time only when it has to wait.
+        let (deadline, error) = match sync::abs_deadline(clock, abstime) {
+            Ok(d) => (Some(d), None),
+            Err(e) => (None, Some(e)),
+        };
+        // SAFETY: m is an initialised mutex per the contract.
+        match unsafe { Mutex::at(m) } {
+            Ok(mx) => return mx.lock(deadline, error),
+            Err(Unsupported) if worker::current_task().is_some() => {
+                if let Some(e) = error {
+                    return e;
+                }
+                // SAFETY: forwarding.
+                return retry_cooperatively(libc::EBUSY, deadline, || unsafe { real::pthread_mutex_trylock(m) });
+            }
+            Err(Unsupported) => {}
+        }
+    }
+    // SAFETY: forwarding.
+    unsafe { real::pthread_mutex_clocklock(m, clock, abstime) }
+}
+
+/// # Safety
+/// C contract of pthread_mutex_unlock.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_mutex_unlock(m: *mut libc::pthread_mutex_t) -> c_int {
+    if runtime::running()
+        && let Ok(mx) = unsafe { Mutex::at(m) }
+    {
+        return mx.unlock();
+    }
+    // SAFETY: forwarding.
+    unsafe { real::pthread_mutex_unlock(m) }
+}
+
+// ---- condition variables ----------------------------------------------------------------------------
+
+/// The runtime's view of a condition variable and its mutex, if both are kinds it implements.
+unsafe fn cond_pair(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t) -> Option<(Cond, Mutex)> {
+    if !runtime::running() {
+        return None;
+    }
+    // SAFETY: both are initialised objects per the callers' contracts.
+    unsafe { Some((Cond::at(c).ok()?, Mutex::at(m).ok()?)) }
+}
+
+/// # Safety
+/// C contract of pthread_cond_wait.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t) -> c_int {
+    match unsafe { cond_pair(c, m) } {
+        Some((cv, mx)) => cv.wait(&mx, None),
+        // SAFETY: forwarding.
+        None => unsafe { real::pthread_cond_wait(c, m) },
+    }
+}
+
+/// # Safety
+/// C contract of pthread_cond_timedwait.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_cond_timedwait(
+    c: *mut libc::pthread_cond_t,
+    m: *mut libc::pthread_mutex_t,
+    abstime: *const libc::timespec,
+) -> c_int {
+    match unsafe { cond_pair(c, m) } {
+        Some((cv, mx)) => match sync::abs_deadline(cv.clock(), abstime) {
+            Ok(d) => cv.wait(&mx, Some(d)),
+            Err(e) => e,
+        },
+        // SAFETY: forwarding.
+        None => unsafe { real::pthread_cond_timedwait(c, m, abstime) },
+    }
+}
+
+/// # Safety
+/// C contract of pthread_cond_clockwait.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_cond_clockwait(
+    c: *mut libc::pthread_cond_t,
+    m: *mut libc::pthread_mutex_t,
+    clock: libc::clockid_t,
+    abstime: *const libc::timespec,
+) -> c_int {
+    match unsafe { cond_pair(c, m) } {
+        Some((cv, mx)) => match sync::abs_deadline(clock, abstime) {
+            Ok(d) => cv.wait(&mx, Some(d)),
+            Err(e) => e,
+        },
+        // SAFETY: forwarding.
+        None => unsafe { real::pthread_cond_clockwait(c, m, clock, abstime) },
+    }
+}
+
+/// # Safety
+/// C contract of pthread_cond_signal.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_cond_signal(c: *mut libc::pthread_cond_t) -> c_int {
+    if runtime::running()
+        && let Ok(cv) = unsafe { Cond::at(c) }
+    {
+        cv.signal();
+        return 0;
+    }
+    // SAFETY: forwarding.
+    unsafe { real::pthread_cond_signal(c) }
+}
+
+/// # Safety
+/// C contract of pthread_cond_broadcast.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_cond_broadcast(c: *mut libc::pthread_cond_t) -> c_int {
+    if runtime::running()
+        && let Ok(cv) = unsafe { Cond::at(c) }
+    {
+        cv.broadcast();
+        return 0;
+    }
+    // SAFETY: forwarding.
+    unsafe { real::pthread_cond_broadcast(c) }
+}
+
+// ---- reader-writer locks ----------------------------------------------------------------------------
+
+unsafe fn rwlock(l: *mut libc::pthread_rwlock_t) -> Option<RwLock> {
+    // SAFETY: an initialised rwlock per the callers' contracts.
+    if runtime::running() { unsafe { RwLock::at(l).ok() } } else { None }
+}
+
+/// glibc checks a timed rwlock request up front: a bad clock or nanoseconds is EINVAL at once.
+fn rw_deadline(clock: libc::clockid_t, abstime: *const libc::timespec) -> Result<u64, c_int> {
+    sync::abs_deadline(clock, abstime)
+}
+
+macro_rules! rwlock_hooks {
+    ($lock:ident, $try:ident, $timed:ident, $clock:ident, $method:ident, $try_method:ident) => {
+        /// # Safety
+        /// C contract of the pthread_rwlock function of this name.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $lock(l: *mut libc::pthread_rwlock_t) -> c_int {
+            match unsafe { rwlock(l) } {
+                Some(rw) => rw.$method(None, None),
+                None if runtime::running() && worker::current_task().is_some() => {
+                    // SAFETY: forwarding.
+                    retry_cooperatively(libc::EBUSY, None, || unsafe { real::$try(l) })
+                }
+                // SAFETY: forwarding.
+                None => unsafe { real::$lock(l) },
+            }
+        }
+
+        /// # Safety
+        /// C contract of the pthread_rwlock function of this name.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $try(l: *mut libc::pthread_rwlock_t) -> c_int {
+            match unsafe { rwlock(l) } {
+                Some(rw) => rw.$try_method(),
+                // SAFETY: forwarding.
+                None => unsafe { real::$try(l) },
+            }
+        }
+
+        /// # Safety
+        /// C contract of the pthread_rwlock function of this name.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $timed(l: *mut libc::pthread_rwlock_t, abstime: *const libc::timespec) -> c_int {
+            // SAFETY: forwarding to the clock variant.
+            unsafe { $clock(l, libc::CLOCK_REALTIME, abstime) }
+        }
+
+        /// # Safety
+        /// C contract of the pthread_rwlock function of this name.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $clock(
+            l: *mut libc::pthread_rwlock_t,
+            clock: libc::clockid_t,
+            abstime: *const libc::timespec,
+        ) -> c_int {
+            match unsafe { rwlock(l) } {
+                Some(rw) => match rw_deadline(clock, abstime) {
+                    Ok(d) => rw.$method(Some(d), None),
+                    Err(e) => e,
+                },
+                None if runtime::running() && worker::current_task().is_some() => match rw_deadline(clock, abstime) {
+                    // SAFETY: forwarding.
+                    Ok(d) => retry_cooperatively(libc::EBUSY, Some(d), || unsafe { real::$try(l) }),
+                    Err(e) => e,
+                },
+                // SAFETY: forwarding.
+                None => unsafe { real::$clock(l, clock, abstime) },
+            }
+        }
+    };
+}
+
+rwlock_hooks!(
+    pthread_rwlock_rdlock,
+    pthread_rwlock_tryrdlock,
+    pthread_rwlock_timedrdlock,
+    pthread_rwlock_clockrdlock,
+    read,
+    try_read
+);
+rwlock_hooks!(
+    pthread_rwlock_wrlock,
+    pthread_rwlock_trywrlock,
+    pthread_rwlock_timedwrlock,
+    pthread_rwlock_clockwrlock,
+    write,
+    try_write
+);
+
+/// # Safety
+/// C contract of pthread_rwlock_unlock.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_rwlock_unlock(l: *mut libc::pthread_rwlock_t) -> c_int {
+    match unsafe { rwlock(l) } {
+        Some(rw) => rw.unlock(),
+        // SAFETY: forwarding.
+        None => unsafe { real::pthread_rwlock_unlock(l) },
+    }
+}
+
+// ---- spin locks and barriers ------------------------------------------------------------------------
+
+/// # Safety
+/// C contract of pthread_spin_lock.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_spin_lock(l: *mut libc::pthread_spinlock_t) -> c_int {
+    if !runtime::running() {
+        // SAFETY: forwarding.
+        return unsafe { real::pthread_spin_lock(l) };
+    }
+    // SAFETY: l is a live spin lock per the contract.
+    unsafe { sync::spin::lock(l) };
+    0
+}
+
+/// # Safety
+/// C contract of pthread_barrier_wait.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_barrier_wait(b: *mut libc::pthread_barrier_t) -> c_int {
+    if runtime::running()
+        && let Ok(bar) = unsafe { Barrier::at(b) }
+    {
+        return bar.wait();
+    }
+    // SAFETY: forwarding.
+    unsafe { real::pthread_barrier_wait(b) }
+}
+
+/// # Safety
+/// C contract of pthread_barrier_destroy.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_barrier_destroy(b: *mut libc::pthread_barrier_t) -> c_int {
+    if runtime::running()
+        && let Ok(bar) = unsafe { Barrier::at(b) }
+    {
+        return if bar.busy() { libc::EBUSY } else { 0 };
+    }
+    // SAFETY: forwarding.
+    unsafe { real::pthread_barrier_destroy(b) }
+}
+
+// ---- semaphores --------------------------------------------------------------------------------------
+
+unsafe fn semaphore(s: *mut libc::sem_t) -> Option<Sem> {
+    // SAFETY: an initialised semaphore per the callers' contracts.
+    if runtime::running() { unsafe { Sem::at(s).ok() } } else { None }
+}
+
+fn sem_result(r: Result<(), c_int>) -> c_int {
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            set_errno(e);
+            -1
+        }
+    }
+}
+
+/// A coroutine waiting on a semaphore glibc must handle (named or process-shared).
+fn sem_shared_wait(s: *mut libc::sem_t, deadline: sync::Deadline) -> c_int {
+    // SAFETY: forwarding; trywait answers -1/EAGAIN while the value is 0.
+    let r = retry_cooperatively(libc::EAGAIN, deadline, || match unsafe { real::sem_trywait(s) } {
+        0 => 0,
+        // SAFETY: reading the calling thread's errno.
+        _ => unsafe { *libc::__errno_location() },
+    });
+    sem_result(if r == 0 { Ok(()) } else { Err(r) })
+}
+
+/// # Safety
+/// C contract of sem_wait.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sem_wait(s: *mut libc::sem_t) -> c_int {
+    match unsafe { semaphore(s) } {
+        Some(sem) => sem_result(sem.wait(None)),
+        None if runtime::running() && worker::current_task().is_some() => sem_shared_wait(s, None),
+        // SAFETY: forwarding.
+        None => unsafe { real::sem_wait(s) },
+    }
+}
+
+/// # Safety
+/// C contract of sem_trywait.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sem_trywait(s: *mut libc::sem_t) -> c_int {
+    match unsafe { semaphore(s) } {
+        Some(sem) => sem_result(if sem.try_wait() { Ok(()) } else { Err(libc::EAGAIN) }),
+        // SAFETY: forwarding.
+        None => unsafe { real::sem_trywait(s) },
+    }
+}
+
+/// # Safety
+/// C contract of sem_timedwait.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sem_timedwait(s: *mut libc::sem_t, abstime: *const libc::timespec) -> c_int {
+    // SAFETY: forwarding to the clock variant.
+    unsafe { sem_clockwait(s, libc::CLOCK_REALTIME, abstime) }
+}
+
+/// # Safety
+/// C contract of sem_clockwait.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sem_clockwait(
+    s: *mut libc::sem_t,
+    clock: libc::clockid_t,
+    abstime: *const libc::timespec,
+) -> c_int {
+    if !runtime::running() {
+        // SAFETY: forwarding.
+        return unsafe { real::sem_clockwait(s, clock, abstime) };
+    }
+    // glibc checks the clock and the time before anything else.
+    let deadline = match sync::abs_deadline(clock, abstime) {
+        Ok(d) => d,
+        Err(e) => return sem_result(Err(e)),
+    };
+    match unsafe { semaphore(s) } {
+        Some(sem) => sem_result(sem.wait(Some(deadline))),
+        None if worker::current_task().is_some() => sem_shared_wait(s, Some(deadline)),
+        // SAFETY: forwarding.
+        None => unsafe { real::sem_clockwait(s, clock, abstime) },
+    }
+}
+
+/// # Safety
+/// C contract of sem_post.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sem_post(s: *mut libc::sem_t) -> c_int {
+    match unsafe { semaphore(s) } {
+        Some(sem) => sem_result(sem.post()),
+        // SAFETY: forwarding.
+        None => unsafe { real::sem_post(s) },
+    }
+}

@@ -1,0 +1,36 @@
+//! libc's generic `syscall()`. Only the futex call changes: it is how Rust's std, C++20 atomic waits and
+//! hand-written locks wait, so it must park coroutines. Every other call is made as glibc would make it.
+//!
+//! `syscall` is variadic in C; on x86-64 a variadic callee receives integer arguments exactly as a
+//! fixed-arity one does (six registers, then the stack), so it is defined with all seven.
+
+use super::set_errno;
+use crate::runtime::{self, sync, sys::syscall::syscall6};
+use std::ffi::c_long;
+
+/// # Safety
+/// C contract of syscall(2).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn syscall(
+    n: c_long,
+    a1: usize,
+    a2: usize,
+    a3: usize,
+    a4: usize,
+    a5: usize,
+    a6: usize,
+) -> c_long {
+    let r = if n == libc::SYS_futex && runtime::running() {
+        sync::futex::futex(a1, a2 as i32, a3 as u32, a4, a5, a6 as u32)
+    } else {
+        // SAFETY: the program's own system call, made unchanged.
+        unsafe { syscall6(n, a1, a2, a3, a4, a5, a6) }
+    };
+    match r {
+        Ok(v) => v as c_long,
+        Err(e) => {
+            set_errno(e.0);
+            -1
+        }
+    }
+}

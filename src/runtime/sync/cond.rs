@@ -1,0 +1,65 @@
+//! Condition variables. A waiter queues on the condition variable's address and only then unlocks the
+//! mutex (under the parking lot's bucket lock ordering), so a signal sent after the unlock always finds
+//! it: no lost wake-ups. Nothing is stored in the `pthread_cond_t` except what `pthread_cond_init` put
+//! there (the clock and process-shared bits, which glibc keeps in `__wrefs`).
+
+use super::super::parking_lot::{self, Parked};
+use super::mutex::Mutex;
+use super::{Deadline, Unsupported};
+use core::sync::atomic::{AtomicU32, Ordering};
+
+/// `__wrefs` is the 10th 32-bit word of glibc's `struct __pthread_cond_s`.
+const WREFS_OFFSET: usize = 36;
+const WREFS_SHARED: u32 = 1;
+const WREFS_CLOCK_MONOTONIC: u32 = 2;
+
+pub struct Cond {
+    key: usize,
+    wrefs: u32,
+}
+
+impl Cond {
+    /// # Safety
+    /// `c` must point at a live, initialised `pthread_cond_t`.
+    pub unsafe fn at(c: *mut libc::pthread_cond_t) -> Result<Cond, Unsupported> {
+        // SAFETY: an aligned u32 inside the 48-byte object.
+        let wrefs = unsafe { (*((c as *const u8).add(WREFS_OFFSET) as *const AtomicU32)).load(Ordering::Relaxed) };
+        if wrefs & WREFS_SHARED != 0 {
+            return Err(Unsupported);
+        }
+        Ok(Cond { key: c as usize, wrefs })
+    }
+
+    /// The clock `pthread_cond_timedwait` measures its absolute time on (set by pthread_condattr_setclock).
+    pub fn clock(&self) -> libc::clockid_t {
+        if self.wrefs & WREFS_CLOCK_MONOTONIC != 0 { libc::CLOCK_MONOTONIC } else { libc::CLOCK_REALTIME }
+    }
+
+    /// Waits for a signal (or `deadline`), with `m` unlocked meanwhile and locked again on return.
+    /// Returns 0, ETIMEDOUT, or EPERM for an errorcheck/recursive mutex the caller does not own.
+    pub fn wait(&self, m: &Mutex, deadline: Deadline) -> i32 {
+        if m.not_owned_checked() {
+            return libc::EPERM;
+        }
+        let r = parking_lot::park(
+            self.key,
+            0,
+            || true,
+            || {
+                m.unlock();
+            },
+            deadline,
+            false,
+        );
+        m.lock(None, None);
+        if r == Parked::TimedOut { libc::ETIMEDOUT } else { 0 }
+    }
+
+    pub fn signal(&self) {
+        parking_lot::unpark_one(self.key, |_| 0);
+    }
+
+    pub fn broadcast(&self) {
+        parking_lot::unpark_all(self.key, 0);
+    }
+}

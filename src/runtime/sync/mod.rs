@@ -1,0 +1,49 @@
+//! pthread synchronisation that parks coroutines instead of blocking their worker, and plain threads on
+//! futexes of their own, both through the [`super::parking_lot`]. The state lives in the program's own
+//! objects, in glibc's layout where glibc reads it too (mutex lock word, owner, count, users; semaphore
+//! value; barrier count), so objects initialised by glibc — statically or by `*_init` — work as they are,
+//! and a forked child, which runs glibc's own functions, finds them consistent.
+//!
+//! Kinds the runtime does not implement (process-shared, robust, priority-inheritance/protect) are left to
+//! glibc: [`Unsupported`] tells the hook to call the real function.
+
+pub mod barrier;
+pub mod cond;
+pub mod futex;
+pub mod mutex;
+pub mod rwlock;
+pub mod sem;
+pub mod spin;
+
+use super::sys::time;
+
+/// The object is of a kind glibc must handle (process-shared, robust, PI/PP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unsupported;
+
+/// The calling thread's id as glibc records owners (coroutines: their stable fake tid).
+#[inline]
+pub fn my_tid() -> i32 {
+    super::identity::Tcb::current().tid()
+}
+
+/// A wait's end: forever, or an absolute CLOCK_MONOTONIC deadline in ns.
+pub type Deadline = Option<u64>;
+
+/// Checks an absolute timeout on `clock` as glibc's timed waits do and converts it to a monotonic
+/// deadline: EINVAL for a clock other than REALTIME/MONOTONIC or nanoseconds outside [0, 1e9), EFAULT for
+/// an unreadable pointer; a negative time has already passed.
+pub fn abs_deadline(clock: libc::clockid_t, abstime: *const libc::timespec) -> Result<u64, i32> {
+    if clock != libc::CLOCK_REALTIME && clock != libc::CLOCK_MONOTONIC {
+        return Err(libc::EINVAL);
+    }
+    let ts = super::sys::usercopy::read(abstime)?;
+    if !(0..1_000_000_000).contains(&ts.tv_nsec) {
+        return Err(libc::EINVAL);
+    }
+    if ts.tv_sec < 0 {
+        return Ok(0);
+    }
+    let abs = time::timespec_ns(&ts).unwrap_or(u64::MAX);
+    Ok(super::thread::deadline_from_abs(clock, abs))
+}

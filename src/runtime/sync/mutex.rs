@@ -1,0 +1,169 @@
+//! pthread mutexes (normal, recursive, errorcheck, adaptive; static initialisers or `pthread_mutex_init`)
+//! in glibc's own layout and lock protocol: lock word 0 free / 1 locked / 2 locked with waiters, owner
+//! tid, recursion count, user count. Waiters park in the parking lot keyed by the mutex address.
+
+use super::super::parking_lot::{self, Parked};
+use super::{Deadline, Unsupported, my_tid};
+use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+
+const KIND_TYPE_MASK: i32 = 127;
+const KIND_NORMAL: i32 = 0;
+const KIND_RECURSIVE: i32 = 1;
+const KIND_ERRORCHECK: i32 = 2;
+const KIND_ADAPTIVE: i32 = 3;
+/// Robust, priority-inheritance, priority-protect: types 16 and up within the type bits.
+const KIND_SPECIAL: i32 = 16 | 32 | 64;
+const KIND_PSHARED: i32 = 128;
+const SPINS: u32 = 100;
+
+/// View of a `pthread_mutex_t` (glibc x86-64 `struct __pthread_mutex_s`).
+pub struct Mutex {
+    lock: &'static AtomicI32,
+    count: &'static AtomicU32,
+    owner: &'static AtomicI32,
+    nusers: &'static AtomicU32,
+    kind: i32,
+}
+
+impl Mutex {
+    /// # Safety
+    /// `m` must point at a live, initialised `pthread_mutex_t`.
+    pub unsafe fn at(m: *mut libc::pthread_mutex_t) -> Result<Mutex, Unsupported> {
+        let p = m as *mut u8;
+        // SAFETY: the fields are aligned ints at glibc's offsets inside the 40-byte object.
+        let (lock, count, owner, nusers, kind) = unsafe {
+            (
+                &*(p as *const AtomicI32),
+                &*(p.add(4) as *const AtomicU32),
+                &*(p.add(8) as *const AtomicI32),
+                &*(p.add(12) as *const AtomicU32),
+                (*(p.add(16) as *const AtomicI32)).load(Ordering::Relaxed),
+            )
+        };
+        if kind & (KIND_SPECIAL | KIND_PSHARED) != 0 || kind & KIND_TYPE_MASK > KIND_ADAPTIVE {
+            return Err(Unsupported);
+        }
+        Ok(Mutex { lock, count, owner, nusers, kind: kind & KIND_TYPE_MASK })
+    }
+
+    fn key(&self) -> usize {
+        self.lock as *const AtomicI32 as usize
+    }
+
+    fn acquired(&self, tid: i32) {
+        self.owner.store(tid, Ordering::Relaxed);
+        if self.kind == KIND_RECURSIVE {
+            self.count.store(1, Ordering::Relaxed);
+        }
+        self.nusers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Owner checks before taking the lock; Some(result) ends the call.
+    fn reentry(&self, tid: i32) -> Option<i32> {
+        if self.owner.load(Ordering::Relaxed) != tid {
+            return None;
+        }
+        match self.kind {
+            KIND_RECURSIVE => {
+                let c = self.count.load(Ordering::Relaxed);
+                if c == u32::MAX {
+                    return Some(libc::EAGAIN);
+                }
+                self.count.store(c + 1, Ordering::Relaxed);
+                Some(0)
+            }
+            KIND_ERRORCHECK => Some(libc::EDEADLK),
+            _ => None,
+        }
+    }
+
+    pub fn trylock(&self) -> i32 {
+        let tid = my_tid();
+        if self.kind == KIND_RECURSIVE
+            && let Some(r) = self.reentry(tid)
+        {
+            return r;
+        }
+        if self.lock.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+            self.acquired(tid);
+            return 0;
+        }
+        libc::EBUSY
+    }
+
+    /// Locks, waiting until `deadline` (ETIMEDOUT after it). A timed lock whose deadline could not be read
+    /// passes Err through `deadline_error` only when it would have to wait, as glibc does.
+    pub fn lock(&self, deadline: Deadline, deadline_error: Option<i32>) -> i32 {
+        let tid = my_tid();
+        if let Some(r) = self.reentry(tid) {
+            return r;
+        }
+        if self.lock.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+            self.acquired(tid);
+            return 0;
+        }
+        if let Some(e) = deadline_error {
+            return e;
+        }
+        let spins = if self.kind == KIND_ADAPTIVE { SPINS * 10 } else { SPINS };
+        for _ in 0..spins {
+            core::hint::spin_loop();
+            if self.lock.load(Ordering::Relaxed) == 0
+                && self.lock.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_ok()
+            {
+                self.acquired(tid);
+                return 0;
+            }
+        }
+        loop {
+            if self.lock.swap(2, Ordering::Acquire) == 0 {
+                self.acquired(tid);
+                return 0;
+            }
+            let lock = self.lock;
+            match parking_lot::park(self.key(), 0, || lock.load(Ordering::Relaxed) == 2, || {}, deadline, false) {
+                Parked::TimedOut => return libc::ETIMEDOUT,
+                _ => continue,
+            }
+        }
+    }
+
+    pub fn unlock(&self) -> i32 {
+        match self.kind {
+            KIND_RECURSIVE => {
+                if self.owner.load(Ordering::Relaxed) != my_tid() {
+                    return libc::EPERM;
+                }
+                let c = self.count.load(Ordering::Relaxed);
+                if c > 1 {
+                    self.count.store(c - 1, Ordering::Relaxed);
+                    return 0;
+                }
+                self.count.store(0, Ordering::Relaxed);
+            }
+            KIND_ERRORCHECK => {
+                if self.owner.load(Ordering::Relaxed) != my_tid() || self.lock.load(Ordering::Relaxed) == 0 {
+                    return libc::EPERM;
+                }
+            }
+            _ => {}
+        }
+        self.owner.store(0, Ordering::Relaxed);
+        self.nusers.fetch_sub(1, Ordering::Relaxed);
+        if self.lock.swap(0, Ordering::Release) == 2 {
+            parking_lot::unpark_one(self.key(), |_| 0);
+        }
+        0
+    }
+
+    /// For condition variables: true when the caller may not wait with this mutex (errorcheck or
+    /// recursive, not owned by the caller: EPERM, as glibc's unlock inside pthread_cond_wait reports).
+    pub fn not_owned_checked(&self) -> bool {
+        (self.kind == KIND_ERRORCHECK || self.kind == KIND_RECURSIVE) && self.owner.load(Ordering::Relaxed) != my_tid()
+    }
+
+    /// Normal and adaptive mutexes need no owner checks in unlock.
+    pub fn is_plain(&self) -> bool {
+        self.kind == KIND_NORMAL || self.kind == KIND_ADAPTIVE
+    }
+}
