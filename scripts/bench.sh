@@ -28,9 +28,9 @@ OUT=${BENCH_OUT:-$ROOT/bench/results/latest.json}
 QUICK=${QUICK:-0}
 
 if [[ $QUICK == 1 ]]; then
-    CJ_ITERS=5000; SW_ROUNDS=50000; REPS=${BENCH_REPS:-1}; RUN_TIMEOUT=${BENCH_TIMEOUT:-30}
+    CJ_ITERS=5000; SW_ROUNDS=50000; MX_ITERS=2000000; MX_ROUNDS=20000; REPS=${BENCH_REPS:-1}; RUN_TIMEOUT=${BENCH_TIMEOUT:-30}
 else
-    CJ_ITERS=20000; SW_ROUNDS=200000; REPS=${BENCH_REPS:-3}; RUN_TIMEOUT=${BENCH_TIMEOUT:-60}
+    CJ_ITERS=20000; SW_ROUNDS=200000; MX_ITERS=10000000; MX_ROUNDS=100000; REPS=${BENCH_REPS:-3}; RUN_TIMEOUT=${BENCH_TIMEOUT:-60}
 fi
 IDLE_N=${BENCH_THREADS:-10000}
 
@@ -49,7 +49,7 @@ make_tmp bench
 
 # --- build ------------------------------------------------------------------------------------------
 mkdir -p "$BUILD" || die "cannot create $BUILD"
-for p in create_join switch idle_mem; do
+for p in create_join switch mutex idle_mem; do
     if [[ ! -x $BUILD/$p || $SRC/$p.c -nt $BUILD/$p || $SRC/bench_common.h -nt $BUILD/$p ]]; then
         gcc -O2 -pthread -Wall -o "$BUILD/$p" "$SRC/$p.c" -ldl || die "cannot build $SRC/$p.c"
     fi
@@ -147,6 +147,10 @@ timing_bench create_join "thread create+join (ns/op)" "ns/op" ns_per_op shim \
     "$BUILD/create_join" "$CJ_ITERS"
 timing_bench switch "sched_yield switch, 1 CPU (ns/yield)" "ns/yield" ns_per_yield shim-w1 \
     "$BUILD/switch" "$SW_ROUNDS"
+timing_bench mutex_uncontended "mutex lock+unlock, uncontended (ns)" "ns/op" ns_per_lock_unlock shim \
+    "$BUILD/mutex" "$MX_ITERS" 1000
+timing_bench mutex_handoff "mutex+cond hand-off between 2 threads, 1 CPU (ns)" "ns/handoff" ns_per_handoff shim-w1 \
+    "$BUILD/mutex" 1000 "$MX_ROUNDS"
 
 # idle_mem: one run per mode, several rows from it.
 PROG=idle_mem
@@ -218,6 +222,7 @@ for i in "${!R_KEY[@]}"; do
 done
 [[ $SHIM_INACTIVE -eq 1 ]] && notes+=("Warning: under LD_PRELOAD a program did not see asyncshim_is_active() return 1; the shim numbers may be native ones.")
 notes+=("switch: native pins both threads to one CPU; the shim runs with ASYNCSHIM_WORKERS=1.")
+notes+=("mutex hand-off: native pins both threads to one CPU; the shim runs with ASYNCSHIM_WORKERS=1.")
 for n in "${notes[@]}"; do echo "- $n"; done
 
 # --- JSON -------------------------------------------------------------------------------------------

@@ -39,6 +39,18 @@ fn valid_clock(clock: libc::clockid_t) -> bool {
 /// C contract of pthread_mutex_lock.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pthread_mutex_lock(m: *mut libc::pthread_mutex_t) -> c_int {
+    if runtime::running()
+        && let Some(r) = unsafe { sync::mutex::lock_fast(m) }
+    {
+        return r;
+    }
+    // SAFETY: as for this function.
+    unsafe { mutex_lock_slow(m) }
+}
+
+#[cold]
+#[inline(never)]
+unsafe fn mutex_lock_slow(m: *mut libc::pthread_mutex_t) -> c_int {
     if runtime::running() {
         // SAFETY: m is an initialised mutex per the contract.
         match unsafe { Mutex::at(m) } {
@@ -116,6 +128,18 @@ pub unsafe extern "C" fn pthread_mutex_clocklock(
 /// C contract of pthread_mutex_unlock.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pthread_mutex_unlock(m: *mut libc::pthread_mutex_t) -> c_int {
+    if runtime::running()
+        && let Some(r) = unsafe { sync::mutex::unlock_fast(m) }
+    {
+        return r;
+    }
+    // SAFETY: as for this function.
+    unsafe { mutex_unlock_slow(m) }
+}
+
+#[cold]
+#[inline(never)]
+unsafe fn mutex_unlock_slow(m: *mut libc::pthread_mutex_t) -> c_int {
     if runtime::running()
         && let Ok(mx) = unsafe { Mutex::at(m) }
     {

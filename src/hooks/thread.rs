@@ -336,7 +336,7 @@ pub unsafe extern "C" fn pthread_once(once: *mut libc::pthread_once_t, init: ext
     if runtime::once::done(state) {
         return 0;
     }
-    if worker::current_task().is_none() {
+    if !runtime::running() {
         // SAFETY: forwarding.
         return unsafe { real::pthread_once(once, init) };
     }

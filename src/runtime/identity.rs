@@ -149,6 +149,17 @@ impl Tcb {
     }
 }
 
+/// The calling thread's tid field, read FS-relative in one instruction (whichever way FS was set).
+#[inline(always)]
+pub fn current_tid() -> i32 {
+    let tid: i32;
+    // SAFETY: FS always holds a valid TCB (glibc's or one of ours); PD_TID is inside struct pthread.
+    unsafe {
+        core::arch::asm!("mov {0:e}, fs:[{1}]", out(reg) tid, const PD_TID, options(nostack, readonly, preserves_flags))
+    };
+    tid
+}
+
 fn thread_db_offset(sym: &CStr) -> Option<u32> {
     // SAFETY: dlsym with a valid name; a descriptor is three u32 (bits, count, offset).
     let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, sym.as_ptr()) } as *const u32;

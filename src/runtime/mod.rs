@@ -50,14 +50,17 @@ pub struct Runtime {
 
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 static FORKED_CHILD: AtomicBool = AtomicBool::new(false);
+/// The runtime is up and this is not a forked child: one load on every hook's path.
+static RUNNING: AtomicBool = AtomicBool::new(false);
 
 /// The runtime; only called where it is known to be running (a coroutine or worker exists).
 pub fn get() -> &'static Runtime {
     RUNTIME.get().expect("runtime started")
 }
 
+#[inline(always)]
 pub fn running() -> bool {
-    RUNTIME.get().is_some() && !forked_child()
+    RUNNING.load(Ordering::Relaxed)
 }
 
 /// True in the child of a fork: the child has one OS thread and runs in pass-through mode.
@@ -116,6 +119,7 @@ pub fn run_main(main: MainFn, argc: c_int, argv: *mut *mut c_char, envp: *mut *m
         return None;
     }
     let _ = MAIN_ARGS.set(MainArgsCell(MainArgs { main, argc, argv, envp }));
+    RUNNING.store(true, Ordering::Release);
     signals::install();
     // SAFETY: the handlers only touch atomics and the GS base.
     unsafe { libc::pthread_atfork(None, None, Some(atfork_child)) };
@@ -165,6 +169,7 @@ fn thread_name_of_this_os_thread() -> Vec<u8> {
 extern "C" fn atfork_child() {
     // The child has only this OS thread: it carries on as a plain thread, every hook passing through.
     FORKED_CHILD.store(true, Ordering::Relaxed);
+    RUNNING.store(false, Ordering::Relaxed);
     worker::forget_rseq_after_fork();
     // SAFETY: clearing GS makes this thread "not a worker"; the worker records stay valid but unused.
     unsafe { fsgs::set_gs_base(0) };

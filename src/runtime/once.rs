@@ -1,9 +1,9 @@
-//! pthread_once for coroutines, with glibc's state encoding (0 new, 1 running, 2 done) so coroutines and
-//! plain threads can share one `pthread_once_t`: a plain thread waits in glibc on the futex, which the
-//! coroutine that finishes the initialiser wakes. A coroutine that finds the initialiser running elsewhere
-//! yields, then sleeps in 1 ms steps, instead of blocking its worker (the parking lot will replace this).
+//! pthread_once for coroutines and plain threads, with glibc's state encoding (0 new, 1 running, 2 done)
+//! so an object initialised by glibc's own pthread_once (before the runtime started, or in a forked child)
+//! is understood. Callers that find the initialiser running elsewhere park on the object until it is done.
 
-use super::sys::{futex, time};
+use super::parking_lot;
+use super::sys::futex;
 use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
 const IN_PROGRESS: i32 = 1;
@@ -15,7 +15,7 @@ pub fn done(state: &AtomicI32) -> bool {
 }
 
 pub fn call_once(state: &AtomicI32, init: extern "C" fn()) {
-    let mut waits = 0u32;
+    let key = state as *const AtomicI32 as usize;
     loop {
         let s = state.load(Ordering::Acquire);
         if s == DONE {
@@ -25,17 +25,14 @@ pub fn call_once(state: &AtomicI32, init: extern "C" fn()) {
             if state.compare_exchange(s, IN_PROGRESS, Ordering::Acquire, Ordering::Acquire).is_ok() {
                 init();
                 state.store(DONE, Ordering::Release);
+                parking_lot::unpark_all(key, 0);
+                // A thread that entered glibc's pthread_once before the runtime started waits on the futex.
                 // SAFETY: AtomicI32 and AtomicU32 have the same layout; futex only uses the address.
                 futex::wake(unsafe { &*(state as *const AtomicI32 as *const AtomicU32) }, u32::MAX);
                 return;
             }
             continue;
         }
-        waits += 1;
-        if waits < 64 {
-            super::yield_now();
-        } else {
-            super::sleep_until(time::monotonic_ns() + 1_000_000);
-        }
+        parking_lot::park(key, 0, || state.load(Ordering::Acquire) & IN_PROGRESS != 0, || {}, None, false);
     }
 }

@@ -22,9 +22,9 @@ use super::sys::time;
 pub struct Unsupported;
 
 /// The calling thread's id as glibc records owners (coroutines: their stable fake tid).
-#[inline]
+#[inline(always)]
 pub fn my_tid() -> i32 {
-    super::identity::Tcb::current().tid()
+    super::identity::current_tid()
 }
 
 /// A wait's end: forever, or an absolute CLOCK_MONOTONIC deadline in ns.

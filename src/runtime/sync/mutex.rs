@@ -28,6 +28,7 @@ pub struct Mutex {
 impl Mutex {
     /// # Safety
     /// `m` must point at a live, initialised `pthread_mutex_t`.
+    #[inline(always)]
     pub unsafe fn at(m: *mut libc::pthread_mutex_t) -> Result<Mutex, Unsupported> {
         let p = m as *mut u8;
         // SAFETY: the fields are aligned ints at glibc's offsets inside the 40-byte object.
@@ -50,12 +51,14 @@ impl Mutex {
         self.lock as *const AtomicI32 as usize
     }
 
+    #[inline(always)]
     fn acquired(&self, tid: i32) {
         self.owner.store(tid, Ordering::Relaxed);
         if self.kind == KIND_RECURSIVE {
             self.count.store(1, Ordering::Relaxed);
         }
-        self.nusers.fetch_add(1, Ordering::Relaxed);
+        // Only the holder changes the user count, as in glibc: no atomic read-modify-write needed.
+        self.nusers.store(self.nusers.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
     }
 
     /// Owner checks before taking the lock; Some(result) ends the call.
@@ -92,16 +95,25 @@ impl Mutex {
     }
 
     /// Locks, waiting until `deadline` (ETIMEDOUT after it). A timed lock whose deadline could not be read
-    /// passes Err through `deadline_error` only when it would have to wait, as glibc does.
+    /// passes the error in `deadline_error`, returned only when it would have to wait, as glibc does.
+    #[inline(always)]
     pub fn lock(&self, deadline: Deadline, deadline_error: Option<i32>) -> i32 {
         let tid = my_tid();
-        if let Some(r) = self.reentry(tid) {
+        if self.kind != KIND_NORMAL
+            && let Some(r) = self.reentry(tid)
+        {
             return r;
         }
         if self.lock.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_ok() {
             self.acquired(tid);
             return 0;
         }
+        self.lock_contended(tid, deadline, deadline_error)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn lock_contended(&self, tid: i32, deadline: Deadline, deadline_error: Option<i32>) -> i32 {
         if let Some(e) = deadline_error {
             return e;
         }
@@ -128,6 +140,7 @@ impl Mutex {
         }
     }
 
+    #[inline(always)]
     pub fn unlock(&self) -> i32 {
         match self.kind {
             KIND_RECURSIVE => {
@@ -149,11 +162,17 @@ impl Mutex {
             _ => {}
         }
         self.owner.store(0, Ordering::Relaxed);
-        self.nusers.fetch_sub(1, Ordering::Relaxed);
+        self.nusers.store(self.nusers.load(Ordering::Relaxed).wrapping_sub(1), Ordering::Relaxed);
         if self.lock.swap(0, Ordering::Release) == 2 {
-            parking_lot::unpark_one(self.key(), |_| 0);
+            self.wake_one();
         }
         0
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn wake_one(&self) {
+        parking_lot::unpark_one(self.key(), |_| 0);
     }
 
     /// For condition variables: true when the caller may not wait with this mutex (errorcheck or
@@ -165,5 +184,63 @@ impl Mutex {
     /// Normal and adaptive mutexes need no owner checks in unlock.
     pub fn is_plain(&self) -> bool {
         self.kind == KIND_NORMAL || self.kind == KIND_ADAPTIVE
+    }
+}
+
+/// The uncontended lock of a normal or adaptive process-private mutex, with no call and no frame: the
+/// common case, kept as cheap as glibc's. None means "take the full path".
+///
+/// # Safety
+/// `m` must point at a live, initialised `pthread_mutex_t`.
+#[inline(always)]
+pub unsafe fn lock_fast(m: *mut libc::pthread_mutex_t) -> Option<i32> {
+    let p = m as *mut u8;
+    // SAFETY: glibc's field offsets inside the 40-byte object, as in `Mutex::at`.
+    unsafe {
+        let kind = (*(p.add(16) as *const AtomicI32)).load(Ordering::Relaxed);
+        if kind != KIND_NORMAL && kind != KIND_ADAPTIVE {
+            return None;
+        }
+        let lock = &*(p as *const AtomicI32);
+        if lock.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            return None;
+        }
+        (*(p.add(8) as *const AtomicI32)).store(my_tid(), Ordering::Relaxed);
+        let nusers = &*(p.add(12) as *const AtomicU32);
+        nusers.store(nusers.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+    }
+    Some(0)
+}
+
+/// The unlock of a normal or adaptive process-private mutex nobody waits for. None: take the full path.
+///
+/// # Safety
+/// `m` must point at a live, initialised `pthread_mutex_t`.
+#[inline(always)]
+pub unsafe fn unlock_fast(m: *mut libc::pthread_mutex_t) -> Option<i32> {
+    let p = m as *mut u8;
+    // SAFETY: as in `lock_fast`.
+    unsafe {
+        let kind = (*(p.add(16) as *const AtomicI32)).load(Ordering::Relaxed);
+        let lock = &*(p as *const AtomicI32);
+        if (kind != KIND_NORMAL && kind != KIND_ADAPTIVE) || lock.load(Ordering::Relaxed) != 1 {
+            return None;
+        }
+        (*(p.add(8) as *const AtomicI32)).store(0, Ordering::Relaxed);
+        let nusers = &*(p.add(12) as *const AtomicU32);
+        nusers.store(nusers.load(Ordering::Relaxed).wrapping_sub(1), Ordering::Relaxed);
+        if lock.compare_exchange(1, 0, Ordering::Release, Ordering::Relaxed).is_err() {
+            release_contended(lock);
+        }
+    }
+    Some(0)
+}
+
+/// A waiter arrived while the unlock was under way (the word is 2): release and wake one.
+#[cold]
+#[inline(never)]
+fn release_contended(lock: &AtomicI32) {
+    if lock.swap(0, Ordering::Release) == 2 {
+        parking_lot::unpark_one(lock as *const AtomicI32 as usize, |_| 0);
     }
 }
