@@ -159,7 +159,7 @@ extern "C" fn program_handler(sig: i32, info: *mut libc::siginfo_t, ctx: *mut li
     if let Some(w) = w {
         w.leave_handler();
     }
-    if ran {
+    if ran && !w.is_some_and(|w| w.directed_delivery.get()) {
         note_handled_signal();
     }
     // SAFETY: as above.
@@ -262,5 +262,47 @@ impl Writer<'_> {
             }
         }
         self.put(&digits[i..]);
+    }
+}
+
+/// What the kernel would do with a signal now.
+pub enum Disposition {
+    /// Default action that terminates, dumps core or stops the process.
+    Default,
+    Ignored,
+    Handled,
+}
+
+pub fn disposition(sig: i32) -> Disposition {
+    // SAFETY: a zeroed sigaction is a valid out-buffer.
+    let mut old: libc::sigaction = unsafe { core::mem::zeroed() };
+    if kernel_sigaction(sig, core::ptr::null(), &mut old).is_err() {
+        return Disposition::Ignored;
+    }
+    match old.sa_sigaction {
+        libc::SIG_IGN => Disposition::Ignored,
+        libc::SIG_DFL if matches!(sig, libc::SIGCHLD | libc::SIGCONT | libc::SIGURG | libc::SIGWINCH) => {
+            Disposition::Ignored
+        }
+        libc::SIG_DFL => Disposition::Default,
+        _ => Disposition::Handled,
+    }
+}
+
+/// Raises, on the current worker, the signals pthread_kill left pending on `task` (the running coroutine):
+/// their handlers run in its context. They do not count as process signals for EINTR purposes: the
+/// sender already interrupted the target's wait.
+pub fn deliver_pending(task: &super::task::Task) {
+    let bits = task.pending_signals.swap(0, Ordering::AcqRel);
+    let Some(w) = worker::current_worker() else { return };
+    for sig in 1..=64 {
+        if bits & (1 << (sig - 1)) != 0 {
+            w.directed_delivery.set(true);
+            // SAFETY: tgkill of our own thread.
+            let _ = unsafe {
+                sys::syscall::syscall3(libc::SYS_tgkill, sys::getpid() as usize, sys::gettid() as usize, sig as usize)
+            };
+            w.directed_delivery.set(false);
+        }
     }
 }

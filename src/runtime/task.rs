@@ -129,6 +129,9 @@ pub struct Task {
     pub last_worker: AtomicUsize,
     /// Park generation + 1 while the task waits in a call a signal handler interrupts (EINTR), else 0.
     pub interruptible: AtomicU32,
+    /// Signals sent to this thread with pthread_kill (bit n-1 for signal n), raised on its worker when it
+    /// next resumes, so the handler runs in its context.
+    pub pending_signals: AtomicU64,
     /// Token handed over by whoever unparked the task from the parking lot (written under the bucket lock).
     pub unpark_token: AtomicUsize,
     /// The thread's signal mask (the kernel's 64-bit sigset), loaded into its worker when it runs.
@@ -181,6 +184,7 @@ impl Task {
             interruptible: AtomicU32::new(0),
             sigmask: Cell::new(0),
             unpark_token: AtomicUsize::new(0),
+            pending_signals: AtomicU64::new(0),
         });
         TaskRef(NonNull::from(Box::leak(t)))
     }
@@ -231,6 +235,9 @@ impl Task {
         // SAFETY: the yielder lives at the bottom of this coroutine's stack for its whole life, and we are
         // running on that stack.
         unsafe { (*y).suspend(why) };
+        if self.pending_signals.load(Ordering::Relaxed) != 0 {
+            super::signals::deliver_pending(self);
+        }
     }
 
     pub fn name_bytes(&self) -> &[u8] {

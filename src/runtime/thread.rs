@@ -474,8 +474,9 @@ pub fn deadline_from_abs(clock: libc::clockid_t, abs_ns: u64) -> u64 {
 
 /// pthread_kill for a coroutine thread. Signal 0 checks existence; glibc's reserved and out-of-range
 /// numbers are EINVAL. A signal a thread sends itself is raised on its own worker, so the handler runs in
-/// its context as natively; one aimed at another coroutine goes to the worker that last ran it (per-coroutine
-/// delivery is not emulated yet).
+/// its context as natively. One aimed at another coroutine is kept pending on it and raised on its worker
+/// when it next resumes (interrupting an interruptible wait at once); one whose default action ends the
+/// process goes to the process.
 pub fn kill(target: TaskRef, sig: i32) -> i32 {
     // SIGCANCEL (32) and SIGSETXID (33) are glibc's own.
     if !(0..libc::SIGRTMAX() + 1).contains(&sig) || sig == 32 || sig == 33 {
@@ -487,17 +488,33 @@ pub fn kill(target: TaskRef, sig: i32) -> i32 {
     if sig == 0 {
         return 0;
     }
-    let rt = super::get();
-    let os_tid = if worker::current_task() == Some(target) {
-        sys::gettid()
-    } else {
-        rt.sched.workers[target.last_worker.load(Ordering::Relaxed)].os_tid.load(Ordering::Relaxed)
-    };
-    // SAFETY: tgkill with our own pid and a tid of this process.
-    match unsafe { sys::syscall::syscall3(libc::SYS_tgkill, sys::getpid() as usize, os_tid as usize, sig as usize) } {
-        Ok(_) => 0,
-        Err(e) => e.0,
+    if worker::current_task() == Some(target) {
+        // To oneself: raised on this worker, the handler runs now, in this thread, as natively.
+        // SAFETY: tgkill with our own pid and tid.
+        return match unsafe {
+            sys::syscall::syscall3(libc::SYS_tgkill, sys::getpid() as usize, sys::gettid() as usize, sig as usize)
+        } {
+            Ok(_) => 0,
+            Err(e) => e.0,
+        };
     }
+    match super::signals::disposition(sig) {
+        // The default action ends (or stops) the process: any thread of it may take the signal.
+        super::signals::Disposition::Default => {
+            // SAFETY: kill of our own process.
+            let _ = unsafe { sys::syscall::syscall2(libc::SYS_kill, sys::getpid() as usize, sig as usize) };
+        }
+        super::signals::Disposition::Ignored => {}
+        super::signals::Disposition::Handled => {
+            target.pending_signals.fetch_or(1 << (sig - 1), Ordering::AcqRel);
+            // A thread waiting in an interruptible call is interrupted by the signal (EINTR).
+            let park = target.interruptible.load(Ordering::Acquire);
+            if park != 0 {
+                super::get().sched.wake(target, park - 1, Wake::Interrupted);
+            }
+        }
+    }
+    0
 }
 
 /// Ends one interruptible wait with EINTR, as the kernel does for the thread it delivers a handled signal

@@ -33,6 +33,8 @@ pub struct Worker {
     /// The signal mask now in the kernel for this OS thread, and the worker's own (used while idle).
     kernel_mask: Cell<u64>,
     own_mask: Cell<u64>,
+    /// True while the worker raises a signal pthread_kill aimed at the running coroutine.
+    pub directed_delivery: Cell<bool>,
     /// The rseq area the kernel updates for this OS thread (inside the TCB glibc gave it at start).
     rseq_area: Cell<usize>,
     /// Kernel tid of the worker's OS thread (for directing signals at it).
@@ -53,6 +55,7 @@ impl Worker {
             os_tid: AtomicI32::new(0),
             handler_depth: Cell::new(0),
             rseq_area: Cell::new(0),
+            directed_delivery: Cell::new(false),
             kernel_mask: Cell::new(0),
             own_mask: Cell::new(0),
             handler_task: Cell::new(core::ptr::null()),
