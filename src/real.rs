@@ -106,6 +106,29 @@ declare_real! {
     fn clock_nanosleep(clock: libc::clockid_t, flags: c_int, req: *const libc::timespec,
                        rem: *mut libc::timespec) -> c_int;
     fn vfork() -> libc::pid_t;
+    fn read(fd: c_int, buf: *mut c_void, len: usize) -> isize;
+    fn write(fd: c_int, buf: *const c_void, len: usize) -> isize;
+    fn readv(fd: c_int, iov: *const libc::iovec, cnt: c_int) -> isize;
+    fn writev(fd: c_int, iov: *const libc::iovec, cnt: c_int) -> isize;
+    fn close(fd: c_int) -> c_int;
+    fn dup2(old: c_int, new: c_int) -> c_int;
+    fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int;
+    fn pipe(fds: *mut c_int) -> c_int;
+    fn pipe2(fds: *mut c_int, flags: c_int) -> c_int;
+    fn fclose(f: *mut libc::FILE) -> c_int;
+    fn recv(fd: c_int, buf: *mut c_void, len: usize, flags: c_int) -> isize;
+    fn recvfrom(fd: c_int, buf: *mut c_void, len: usize, flags: c_int, addr: *mut libc::sockaddr,
+                alen: *mut libc::socklen_t) -> isize;
+    fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> isize;
+    fn send(fd: c_int, buf: *const c_void, len: usize, flags: c_int) -> isize;
+    fn sendto(fd: c_int, buf: *const c_void, len: usize, flags: c_int, addr: *const libc::sockaddr,
+              alen: libc::socklen_t) -> isize;
+    fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> isize;
+    fn accept4(fd: c_int, addr: *mut libc::sockaddr, alen: *mut libc::socklen_t, flags: c_int) -> c_int;
+    fn connect(fd: c_int, addr: *const libc::sockaddr, alen: libc::socklen_t) -> c_int;
+    fn socket(domain: c_int, ty: c_int, proto: c_int) -> c_int;
+    fn socketpair(domain: c_int, ty: c_int, proto: c_int, fds: *mut c_int) -> c_int;
+    fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *const c_void, len: libc::socklen_t) -> c_int;
     fn pthread_mutex_lock(m: *mut libc::pthread_mutex_t) -> c_int;
     fn pthread_mutex_trylock(m: *mut libc::pthread_mutex_t) -> c_int;
     fn pthread_mutex_timedlock(m: *mut libc::pthread_mutex_t, abstime: *const libc::timespec) -> c_int;

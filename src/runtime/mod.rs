@@ -13,8 +13,12 @@
 //! | [`signals`] | SIGSEGV: stack-overflow reports and EFAULT fix-ups |
 //! | [`sys`] | raw system calls, futex, FS/GS bases, clocks, memory |
 
+pub mod fd;
 pub mod identity;
+pub mod io;
 pub mod lock;
+pub mod netpoll;
+pub mod offload;
 pub mod once;
 pub mod parking_lot;
 pub mod scheduler;
@@ -188,6 +192,7 @@ pub fn sleep_until(deadline: u64) -> Wake {
 pub fn sleep_until_interruptible(deadline: u64) -> Wake {
     let Some(me) = worker::current_task() else { return Wake::TimedOut };
     let park = me.begin_park();
+    me.restartable_wait.store(false, Ordering::Relaxed);
     me.interruptible.store(park + 1, Ordering::Release);
     get().sched.add_timer(deadline, me, park);
     me.switch_out(Switch::Park);

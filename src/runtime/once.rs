@@ -33,6 +33,13 @@ pub fn call_once(state: &AtomicI32, init: extern "C" fn()) {
             }
             continue;
         }
-        parking_lot::park(key, 0, || state.load(Ordering::Acquire) & IN_PROGRESS != 0, || {}, None, false);
+        parking_lot::park(
+            key,
+            0,
+            || state.load(Ordering::Acquire) & IN_PROGRESS != 0,
+            || {},
+            None,
+            parking_lot::Interrupt::No,
+        );
     }
 }

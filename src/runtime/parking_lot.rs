@@ -36,6 +36,17 @@ pub enum Filter {
     Stop,
 }
 
+/// Whether a handled signal ends a wait with EINTR, as the kernel decides for the call being emulated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interrupt {
+    /// Never (mutexes, condition variables).
+    No,
+    /// Always, whatever SA_RESTART says (sleeps, semaphores, futex waits, poll).
+    Always,
+    /// Unless the handler has SA_RESTART, in which case the call goes on (read, write, accept, ...).
+    UnlessRestart,
+}
+
 /// Facts given to an unpark's callback, run under the bucket lock before anyone is woken.
 #[derive(Clone, Copy, Debug)]
 pub struct Unparking {
@@ -48,6 +59,8 @@ pub struct Unparking {
 struct ThreadWaiter {
     woken: AtomicU32,
     token: AtomicUsize,
+    /// The key it is queued on now (a requeue moves it).
+    key: AtomicUsize,
 }
 
 #[derive(Clone, Copy)]
@@ -74,19 +87,18 @@ fn bucket(key: usize) -> &'static Lock<Vec<Entry>> {
 }
 
 /// Parks the caller on `key` unless `validate` (under the bucket lock) returns false. `deadline` is
-/// absolute CLOCK_MONOTONIC ns. With `interruptible`, a handled signal ends the wait (coroutines only;
-/// for plain threads the kernel does that on its own futex).
+/// absolute CLOCK_MONOTONIC ns. `interrupt` says whether a handled signal ends the wait.
 pub fn park(
     key: usize,
     token: usize,
     validate: impl FnOnce() -> bool,
     before_sleep: impl FnOnce(),
     deadline: Option<u64>,
-    interruptible: bool,
+    interrupt: Interrupt,
 ) -> Parked {
     match worker::current_task() {
-        Some(me) => park_task(me, key, token, validate, before_sleep, deadline, interruptible),
-        None => park_thread(key, token, validate, before_sleep, deadline, interruptible),
+        Some(me) => park_task(me, key, token, validate, before_sleep, deadline, interrupt),
+        None => park_thread(key, token, validate, before_sleep, deadline, interrupt),
     }
 }
 
@@ -97,7 +109,7 @@ fn park_task(
     validate: impl FnOnce() -> bool,
     before_sleep: impl FnOnce(),
     deadline: Option<u64>,
-    interruptible: bool,
+    interrupt: Interrupt,
 ) -> Parked {
     let park = {
         let mut b = bucket(key).lock();
@@ -105,18 +117,20 @@ fn park_task(
             return Parked::Invalid;
         }
         let park = me.begin_park();
+        me.park_key.store(key, Ordering::Relaxed);
         b.push(Entry { key, token, who: Who::Task(me, park) });
         park
     };
     before_sleep();
-    if interruptible {
+    if interrupt != Interrupt::No {
+        me.restartable_wait.store(interrupt == Interrupt::UnlessRestart, Ordering::Relaxed);
         me.interruptible.store(park.wrapping_add(1), Ordering::Release);
     }
     if let Some(d) = deadline {
         super::get().sched.add_timer(d, me, park);
     }
     me.switch_out(Switch::Park);
-    if interruptible {
+    if interrupt != Interrupt::No {
         me.interruptible.store(0, Ordering::Release);
     }
     let why = me.last_wake.get();
@@ -125,13 +139,30 @@ fn park_task(
     }
     // Timed out or interrupted: leave the queue, unless an unpark already took us out of it (then it
     // counted us as woken, and so must we).
-    let mut b = bucket(key).lock();
-    match b.iter().position(|e| matches!(e.who, Who::Task(t, p) if t == me && p == park)) {
-        Some(i) => {
-            b.remove(i);
-            if why == Wake::Interrupted { Parked::Interrupted } else { Parked::TimedOut }
+    let found = remove_entry(&me.park_key, |w| matches!(w, Who::Task(t, p) if t == me && p == park));
+    match found {
+        true if why == Wake::Interrupted => Parked::Interrupted,
+        true => Parked::TimedOut,
+        false => Parked::Unparked(me.unpark_token.load(Ordering::Acquire)),
+    }
+}
+
+/// Removes the caller's own entry from the queue of the key it is on now (read from `key`, which a
+/// requeue may change while we look). Returns false if it was no longer queued.
+fn remove_entry(key: &AtomicUsize, is_mine: impl Fn(Who) -> bool) -> bool {
+    loop {
+        let k = key.load(Ordering::Acquire);
+        let mut b = bucket(k).lock();
+        if key.load(Ordering::Acquire) != k {
+            continue;
         }
-        None => Parked::Unparked(me.unpark_token.load(Ordering::Acquire)),
+        return match b.iter().position(|e| is_mine(e.who)) {
+            Some(i) => {
+                b.remove(i);
+                true
+            }
+            None => false,
+        };
     }
 }
 
@@ -141,9 +172,9 @@ fn park_thread(
     validate: impl FnOnce() -> bool,
     before_sleep: impl FnOnce(),
     deadline: Option<u64>,
-    interruptible: bool,
+    interrupt: Interrupt,
 ) -> Parked {
-    let tw = ThreadWaiter { woken: AtomicU32::new(0), token: AtomicUsize::new(0) };
+    let tw = ThreadWaiter { woken: AtomicU32::new(0), token: AtomicUsize::new(0), key: AtomicUsize::new(key) };
     {
         let mut b = bucket(key).lock();
         if !validate() {
@@ -156,7 +187,8 @@ fn park_thread(
     while tw.woken.load(Ordering::Acquire) == 0 {
         match futex::wait_interruptible(&tw.woken, 0, deadline) {
             futex::WaitEnd::TimedOut => break,
-            futex::WaitEnd::Interrupted if interruptible => {
+            // The kernel interrupted our futex wait; for a restartable call, carry on as it would.
+            futex::WaitEnd::Interrupted if interrupt == Interrupt::Always => {
                 why = Parked::Interrupted;
                 break;
             }
@@ -164,12 +196,9 @@ fn park_thread(
         }
     }
     if tw.woken.load(Ordering::Acquire) == 0 {
-        let mut b = bucket(key).lock();
-        if let Some(i) = b.iter().position(|e| matches!(e.who, Who::Thread(p) if core::ptr::eq(p, &tw))) {
-            b.remove(i);
+        if remove_entry(&tw.key, |w| matches!(w, Who::Thread(p) if core::ptr::eq(p, &tw))) {
             return why;
         }
-        drop(b);
         // An unpark took us out of the queue and is about to mark us woken: wait for it, since `tw` is ours.
         while tw.woken.load(Ordering::Acquire) == 0 {
             futex::wait(&tw.woken, 0, None);
@@ -203,26 +232,11 @@ pub fn unpark_filter(
     let have_more = b.iter().any(|e| e.key == key);
     let token = callback(Unparking { woken: woken.len(), have_more });
     for w in &woken {
-        match *w {
-            Who::Task(t, _) => t.unpark_token.store(token, Ordering::Release),
-            // SAFETY: the thread waiter stays on its stack until `woken` is set below.
-            Who::Thread(p) => unsafe { (*p).token.store(token, Ordering::Release) },
-        }
+        set_token(*w, token);
     }
     drop(b);
     for w in &woken {
-        match *w {
-            Who::Task(t, park) => {
-                super::get().sched.wake(t, park, Wake::Unparked);
-            }
-            Who::Thread(p) => {
-                // SAFETY: as above; after this store the waiter may return and its stack frame go away,
-                // so the wake uses the address only as a key.
-                let word = unsafe { &(*p).woken };
-                word.store(1, Ordering::Release);
-                futex::wake(word, 1);
-            }
-        }
+        wake_one(*w);
     }
     woken.len()
 }
@@ -253,4 +267,90 @@ pub fn unpark_all(key: usize, token: usize) -> usize {
 /// Monotonic deadline `ns` from now.
 pub fn after(ns: u64) -> u64 {
     time::monotonic_ns().saturating_add(ns)
+}
+
+/// FUTEX_REQUEUE / FUTEX_CMP_REQUEUE: wakes up to `wake` waiters on `from` and moves up to `requeue` of
+/// the others to `to`, unless `check` (run with both queues locked) fails. Returns (woken, moved), or
+/// None if `check` failed.
+pub fn requeue(
+    from: usize,
+    to: usize,
+    wake: usize,
+    requeue: usize,
+    check: impl FnOnce() -> bool,
+) -> Option<(usize, usize)> {
+    let (b1, b2) = (bucket(from), bucket(to));
+    let same = core::ptr::eq(b1, b2);
+    // Lock in address order so two requeues cannot deadlock.
+    let (first, second) = if (b1 as *const _ as usize) <= (b2 as *const _ as usize) { (b1, b2) } else { (b2, b1) };
+    let mut g1 = first.lock();
+    let mut g2 = if same { None } else { Some(second.lock()) };
+    if !check() {
+        return None;
+    }
+    let mut woken: Vec<Who> = Vec::new();
+    let mut moved: Vec<Entry> = Vec::new();
+    {
+        let src: &mut Vec<Entry> = if core::ptr::eq(first, b1) { &mut g1 } else { g2.as_mut().expect("two buckets") };
+        let mut i = 0;
+        while i < src.len() {
+            if src[i].key != from {
+                i += 1;
+                continue;
+            }
+            if woken.len() < wake {
+                woken.push(src.remove(i).who);
+            } else if moved.len() < requeue {
+                let mut e = src.remove(i);
+                e.key = to;
+                moved.push(e);
+            } else {
+                break;
+            }
+        }
+    }
+    let n_moved = moved.len();
+    for e in &moved {
+        match e.who {
+            Who::Task(t, _) => t.park_key.store(to, Ordering::Release),
+            // SAFETY: the thread waiter stays on its stack while queued.
+            Who::Thread(p) => unsafe { (*p).key.store(to, Ordering::Release) },
+        }
+    }
+    {
+        let dst: &mut Vec<Entry> = if core::ptr::eq(first, b2) { &mut g1 } else { g2.as_mut().expect("two buckets") };
+        dst.extend(moved);
+    }
+    for w in &woken {
+        set_token(*w, 0);
+    }
+    drop(g1);
+    drop(g2);
+    for w in &woken {
+        wake_one(*w);
+    }
+    Some((woken.len(), n_moved))
+}
+
+fn set_token(w: Who, token: usize) {
+    match w {
+        Who::Task(t, _) => t.unpark_token.store(token, Ordering::Release),
+        // SAFETY: the thread waiter stays on its stack until woken.
+        Who::Thread(p) => unsafe { (*p).token.store(token, Ordering::Release) },
+    }
+}
+
+fn wake_one(w: Who) {
+    match w {
+        Who::Task(t, park) => {
+            super::get().sched.wake(t, park, Wake::Unparked);
+        }
+        Who::Thread(p) => {
+            // SAFETY: after this store the waiter may return and its frame go away; the wake uses the
+            // address only as a key.
+            let word = unsafe { &(*p).woken };
+            word.store(1, Ordering::Release);
+            futex::wake(word, 1);
+        }
+    }
 }

@@ -7,7 +7,7 @@ use super::lock::Lock;
 use super::sys::{futex, time};
 use super::task::{TaskRef, Wake};
 use super::timers::Timers;
-use super::worker::{self, AWAKE, NOTIFIED, SLEEPING, Worker};
+use super::worker::{self, AWAKE, NOTIFIED, SLEEPING, SLEEPING_IN_POLL, Worker};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -68,16 +68,30 @@ impl Scheduler {
     }
 
     fn notify(&self) {
+        if self.wake_sleeper() {
+            return;
+        }
+        if self.started() < self.workers.len() {
+            self.start_worker();
+        }
+    }
+
+    /// Wakes one idle worker (from its futex, or from epoll_wait through the netpoller's eventfd).
+    pub fn wake_sleeper(&self) -> bool {
         let n = self.started();
         for w in &self.workers[..n] {
             if w.sleep.compare_exchange(SLEEPING, NOTIFIED, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
                 futex::wake(&w.sleep, 1);
-                return;
+                return true;
             }
         }
-        if n < self.workers.len() {
-            self.start_worker();
+        for w in &self.workers[..n] {
+            if w.sleep.compare_exchange(SLEEPING_IN_POLL, NOTIFIED, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                super::netpoll::wake_waiter();
+                return true;
+            }
         }
+        false
     }
 
     fn start_worker(&self) {
@@ -149,13 +163,7 @@ impl Scheduler {
         };
         // An idle worker may be sleeping until a later deadline.
         if earliest {
-            let n = self.started();
-            for w in &self.workers[..n] {
-                if w.sleep.compare_exchange(SLEEPING, NOTIFIED, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
-                    futex::wake(&w.sleep, 1);
-                    break;
-                }
-            }
+            self.wake_sleeper();
         }
     }
 

@@ -9,7 +9,7 @@
 //! passes every other fault to the program's own SIGSEGV handler or the default action.
 
 use super::lock::Lock;
-use super::sys::{self, futex, mem, usercopy};
+use super::sys::{self, mem, usercopy};
 use super::worker;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
@@ -25,8 +25,10 @@ static FLAGS: [AtomicI32; NSIG] = [const { AtomicI32::new(0) }; NSIG];
 /// The program's last `struct sigaction` per signal when the kernel holds our wrapper instead, reported
 /// back as the old action.
 static PROGRAM_ACTIONS: Lock<[Option<SigAction>; NSIG]> = Lock::new([None; NSIG]);
-/// Handled signals not yet turned into EINTR for a waiting coroutine.
+/// Handled signals not yet turned into EINTR for a waiting coroutine: without SA_RESTART (they interrupt
+/// any interruptible wait) and with it (only waits that are never restarted, such as sleeps).
 pub static PENDING_INTERRUPTS: AtomicUsize = AtomicUsize::new(0);
+pub static PENDING_RESTARTING: AtomicUsize = AtomicUsize::new(0);
 
 #[derive(Clone, Copy)]
 struct SigAction(libc::sigaction);
@@ -160,7 +162,7 @@ extern "C" fn program_handler(sig: i32, info: *mut libc::siginfo_t, ctx: *mut li
         w.leave_handler();
     }
     if ran && !w.is_some_and(|w| w.directed_delivery.get()) {
-        note_handled_signal();
+        note_handled_signal(sig);
     }
     // SAFETY: as above.
     unsafe { *libc::__errno_location() = saved_errno };
@@ -168,17 +170,11 @@ extern "C" fn program_handler(sig: i32, info: *mut libc::siginfo_t, ctx: *mut li
 
 /// A handler ran: some waiting coroutine must see EINTR. Workers do that at their next scheduling point;
 /// wake one in case all sleep. Async-signal-safe (atomics and a futex wake).
-fn note_handled_signal() {
-    PENDING_INTERRUPTS.fetch_add(1, Ordering::AcqRel);
+fn note_handled_signal(sig: i32) {
+    let counter = if restarts(sig) { &PENDING_RESTARTING } else { &PENDING_INTERRUPTS };
+    counter.fetch_add(1, Ordering::AcqRel);
     if super::running() {
-        let sched = &super::get().sched;
-        for w in &sched.workers[..sched.started()] {
-            if w.sleep.compare_exchange(worker::SLEEPING, worker::NOTIFIED, Ordering::SeqCst, Ordering::SeqCst).is_ok()
-            {
-                futex::wake(&w.sleep, 1);
-                return;
-            }
-        }
+        super::get().sched.wake_sleeper();
     }
 }
 
@@ -263,6 +259,11 @@ impl Writer<'_> {
         }
         self.put(&digits[i..]);
     }
+}
+
+/// Whether the program's handler for `sig` asked for SA_RESTART.
+pub fn restarts(sig: i32) -> bool {
+    (1..NSIG as i32).contains(&sig) && FLAGS[sig as usize].load(Ordering::Relaxed) & libc::SA_RESTART != 0
 }
 
 /// What the kernel would do with a signal now.

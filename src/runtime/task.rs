@@ -129,9 +129,13 @@ pub struct Task {
     pub last_worker: AtomicUsize,
     /// Park generation + 1 while the task waits in a call a signal handler interrupts (EINTR), else 0.
     pub interruptible: AtomicU32,
+    /// The interruptible wait goes on if the handler has SA_RESTART (read, write, accept...).
+    pub restartable_wait: core::sync::atomic::AtomicBool,
     /// Signals sent to this thread with pthread_kill (bit n-1 for signal n), raised on its worker when it
     /// next resumes, so the handler runs in its context.
     pub pending_signals: AtomicU64,
+    /// The parking-lot key the task waits on now (a futex requeue moves it).
+    pub park_key: AtomicUsize,
     /// Token handed over by whoever unparked the task from the parking lot (written under the bucket lock).
     pub unpark_token: AtomicUsize,
     /// The thread's signal mask (the kernel's 64-bit sigset), loaded into its worker when it runs.
@@ -182,8 +186,10 @@ impl Task {
             last_wake: Cell::new(Wake::Unparked),
             last_worker: AtomicUsize::new(0),
             interruptible: AtomicU32::new(0),
+            restartable_wait: core::sync::atomic::AtomicBool::new(false),
             sigmask: Cell::new(0),
             unpark_token: AtomicUsize::new(0),
+            park_key: AtomicUsize::new(0),
             pending_signals: AtomicU64::new(0),
         });
         TaskRef(NonNull::from(Box::leak(t)))

@@ -507,9 +507,11 @@ pub fn kill(target: TaskRef, sig: i32) -> i32 {
         super::signals::Disposition::Ignored => {}
         super::signals::Disposition::Handled => {
             target.pending_signals.fetch_or(1 << (sig - 1), Ordering::AcqRel);
-            // A thread waiting in an interruptible call is interrupted by the signal (EINTR).
+            // A thread waiting in an interruptible call is interrupted by the signal (EINTR), unless the
+            // call restarts under SA_RESTART.
             let park = target.interruptible.load(Ordering::Acquire);
-            if park != 0 {
+            let restarts = super::signals::restarts(sig) && target.restartable_wait.load(Ordering::Relaxed);
+            if park != 0 && !restarts {
                 super::get().sched.wake(target, park - 1, Wake::Interrupted);
             }
         }
@@ -519,11 +521,13 @@ pub fn kill(target: TaskRef, sig: i32) -> i32 {
 
 /// Ends one interruptible wait with EINTR, as the kernel does for the thread it delivers a handled signal
 /// to: the main thread first (Linux gives it first pick of process-directed signals), else any.
-pub fn interrupt_one_waiter() {
+pub fn interrupt_one_waiter(restart: bool) {
     let rt = super::get();
     let target = {
         let reg = rt.threads.registry.lock();
-        let waiting = |t: &TaskRef| t.interruptible.load(Ordering::Acquire) != 0;
+        let waiting = |t: &TaskRef| {
+            t.interruptible.load(Ordering::Acquire) != 0 && !(restart && t.restartable_wait.load(Ordering::Relaxed))
+        };
         reg.values().find(|t| t.is_main && waiting(t)).or_else(|| reg.values().find(|t| waiting(t))).copied()
     };
     if let Some(t) = target {

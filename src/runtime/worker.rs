@@ -16,6 +16,10 @@ use corosensei::CoroutineResult;
 pub const AWAKE: u32 = 0;
 pub const SLEEPING: u32 = 1;
 pub const NOTIFIED: u32 = 2;
+/// Asleep in epoll_wait: woken through the netpoller's eventfd.
+pub const SLEEPING_IN_POLL: u32 = 3;
+/// Scheduling rounds between non-blocking netpoller checks while there is other work.
+const POLL_EVERY: u32 = 61;
 
 #[repr(C)]
 pub struct Worker {
@@ -181,16 +185,25 @@ pub fn forget_rseq_after_fork() {
 /// Runs the scheduling loop forever on worker `w` (the calling OS thread).
 pub fn run(sched: &'static Scheduler, w: &'static Worker) -> ! {
     let mut expired = Vec::new();
+    let mut rounds = 0u32;
     loop {
+        rounds = rounds.wrapping_add(1);
+        if rounds % POLL_EVERY == 0 && super::netpoll::exists() {
+            super::netpoll::poll(0);
+        }
         sched.fire_timers(&mut expired);
-        if signals::PENDING_INTERRUPTS.load(Ordering::Acquire) != 0 {
-            let n = signals::PENDING_INTERRUPTS.swap(0, Ordering::AcqRel);
-            for _ in 0..n {
-                super::thread::interrupt_one_waiter();
+        for (pending, restart) in [(&signals::PENDING_INTERRUPTS, false), (&signals::PENDING_RESTARTING, true)] {
+            if pending.load(Ordering::Relaxed) != 0 {
+                for _ in 0..pending.swap(0, Ordering::AcqRel) {
+                    super::thread::interrupt_one_waiter(restart);
+                }
             }
         }
         if let Some(task) = sched.next_task(w) {
             run_one(sched, w, task);
+            continue;
+        }
+        if super::netpoll::exists() && super::netpoll::poll(0) > 0 {
             continue;
         }
         idle(sched, w);
@@ -203,16 +216,27 @@ fn idle(sched: &Scheduler, w: &Worker) {
         super::sys::sigmask(Some(w.own_mask.get()));
         w.kernel_mask.set(w.own_mask.get());
     }
-    w.sleep.store(SLEEPING, Ordering::SeqCst);
-    if sched.has_work(w) {
-        w.sleep.store(AWAKE, Ordering::SeqCst);
-        return;
-    }
-    let deadline = sched.next_deadline();
-    if deadline.is_none_or(|d| d > time::monotonic_ns()) {
-        futex::wait(&w.sleep, SLEEPING, deadline);
+    // One idle worker waits in epoll_wait (so fd readiness wakes it); the others on their futex.
+    let poll_flag = super::netpoll::waiting_flag()
+        .filter(|f| f.compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed).is_ok());
+    let state = if poll_flag.is_some() { SLEEPING_IN_POLL } else { SLEEPING };
+    w.sleep.store(state, Ordering::SeqCst);
+    if !sched.has_work(w) {
+        let deadline = sched.next_deadline();
+        let now = time::monotonic_ns();
+        if deadline.is_none_or(|d| d > now) {
+            if poll_flag.is_some() {
+                let ms = deadline.map_or(-1, |d| ((d - now).div_ceil(1_000_000)).min(i32::MAX as u64) as i32);
+                super::netpoll::poll(ms);
+            } else {
+                futex::wait(&w.sleep, SLEEPING, deadline);
+            }
+        }
     }
     w.sleep.store(AWAKE, Ordering::SeqCst);
+    if let Some(f) = poll_flag {
+        f.store(false, Ordering::Release);
+    }
 }
 
 fn run_one(sched: &Scheduler, w: &Worker, task: TaskRef) {

@@ -49,7 +49,7 @@ impl Barrier {
                 || r.load(Ordering::Acquire) == round,
                 || {},
                 None,
-                false,
+                parking_lot::Interrupt::No,
             );
         }
         0

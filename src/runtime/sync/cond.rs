@@ -49,7 +49,7 @@ impl Cond {
                 m.unlock();
             },
             deadline,
-            false,
+            parking_lot::Interrupt::No,
         );
         m.lock(None, None);
         if r == Parked::TimedOut { libc::ETIMEDOUT } else { 0 }

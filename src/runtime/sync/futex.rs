@@ -1,22 +1,23 @@
 //! The raw futex system call as programs make it through libc's `syscall()` (Rust's std, C++20 atomic
 //! waits, hand-written locks). Private waits park in the parking lot keyed by the futex address, so
 //! coroutines wait without blocking their worker; private wakes wake parked waiters first and then the
-//! kernel's (waiters that reached the kernel some other way). Shared futexes may be shared with other
-//! processes and stay in the kernel; a coroutine waits on one in short slices, yielding in between.
+//! kernel's (waiters that reached the kernel some other way); private requeues move parked waiters.
+//! Shared futexes may be shared with another process, which only the kernel can hear from: a coroutine's
+//! wait on one is made in the kernel by a helper thread while it parks, and shared wakes go to the kernel.
 
-use super::super::parking_lot::{self, Filter, Parked};
+use super::super::parking_lot::{self, Filter, Interrupt, Parked};
 use super::super::sys::{syscall::Errno, syscall::syscall6, time};
-use super::super::worker;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 const FUTEX_WAIT: i32 = 0;
 const FUTEX_WAKE: i32 = 1;
 const FUTEX_WAIT_BITSET: i32 = 9;
+const FUTEX_REQUEUE: i32 = 3;
+const FUTEX_CMP_REQUEUE: i32 = 4;
 const FUTEX_WAKE_BITSET: i32 = 10;
 const FUTEX_PRIVATE: i32 = 128;
 const FUTEX_CLOCK_REALTIME: i32 = 256;
 const CMD_MASK: i32 = !(FUTEX_PRIVATE | FUTEX_CLOCK_REALTIME);
-const SHARED_SLICE_NS: u64 = 1_000_000;
 
 fn raw(addr: usize, op: i32, val: u32, timeout: usize, addr2: usize, val3: u32) -> Result<usize, Errno> {
     // SAFETY: the program's own futex call, passed on unchanged; the kernel validates every argument.
@@ -32,9 +33,9 @@ pub fn futex(addr: usize, op: i32, val: u32, timeout: usize, addr2: usize, val3:
         FUTEX_WAIT | FUTEX_WAIT_BITSET if private => {
             wait(addr, op, val, timeout, if cmd == FUTEX_WAIT { u32::MAX } else { val3 })
         }
-        FUTEX_WAIT | FUTEX_WAIT_BITSET if worker::current_task().is_some() => {
-            shared_wait(addr, op, val, timeout, addr2, val3)
-        }
+        // A shared futex may be woken from another process, which only the kernel hears of: the wait
+        // must really happen there, so a helper thread makes it while the coroutine parks.
+        FUTEX_WAIT | FUTEX_WAIT_BITSET => super::super::offload::run(move || raw(addr, op, val, timeout, addr2, val3)),
         FUTEX_WAKE | FUTEX_WAKE_BITSET if private => {
             let bits = if cmd == FUTEX_WAKE { u32::MAX } else { val3 };
             if bits == 0 {
@@ -60,6 +61,20 @@ pub fn futex(addr: usize, op: i32, val: u32, timeout: usize, addr2: usize, val3:
                 return Ok(woken + more);
             }
             Ok(woken)
+        }
+        FUTEX_REQUEUE | FUTEX_CMP_REQUEUE if private => {
+            // The fourth argument is the number to requeue, passed in the timeout slot.
+            let requeue = timeout.min(i32::MAX as usize);
+            if (val as i32) < 0 || (timeout as isize) < 0 || addr % 4 != 0 || addr2 % 4 != 0 {
+                return Err(Errno(libc::EINVAL));
+            }
+            let word = super::super::sys::usercopy::read(addr as *const u32).map_err(Errno)?;
+            let check = || cmd == FUTEX_REQUEUE || word == val3;
+            match parking_lot::requeue(addr, addr2, val as usize, requeue, check) {
+                None => Err(Errno(libc::EAGAIN)),
+                Some((woken, moved)) if cmd == FUTEX_CMP_REQUEUE => Ok(woken + moved),
+                Some((woken, _)) => Ok(woken),
+            }
         }
         _ => raw(addr, op, val, timeout, addr2, val3),
     }
@@ -92,29 +107,17 @@ fn wait(addr: usize, op: i32, val: u32, timeout: usize, bits: u32) -> Result<usi
     let deadline = deadline(op, timeout)?;
     // SAFETY: the word was just read successfully and futex words live as long as their waiters.
     let word = unsafe { &*(addr as *const AtomicU32) };
-    match parking_lot::park(addr, bits as usize, || word.load(Ordering::Relaxed) == val, || {}, deadline, true) {
+    match parking_lot::park(
+        addr,
+        bits as usize,
+        || word.load(Ordering::Relaxed) == val,
+        || {},
+        deadline,
+        Interrupt::Always,
+    ) {
         Parked::Unparked(_) => Ok(0),
         Parked::Invalid => Err(Errno(libc::EAGAIN)),
         Parked::TimedOut => Err(Errno(libc::ETIMEDOUT)),
         Parked::Interrupted => Err(Errno(libc::EINTR)),
-    }
-}
-
-/// A coroutine waiting on a possibly process-shared futex: kernel waits of at most 1 ms, yielding between.
-fn shared_wait(addr: usize, op: i32, val: u32, timeout: usize, addr2: usize, val3: u32) -> Result<usize, Errno> {
-    let end = deadline(op, timeout)?;
-    let bitset = if op & CMD_MASK == FUTEX_WAIT { u32::MAX } else { val3 };
-    loop {
-        let now = time::monotonic_ns();
-        if end.is_some_and(|e| e <= now) {
-            return Err(Errno(libc::ETIMEDOUT));
-        }
-        let slice_end = end.map_or(now + SHARED_SLICE_NS, |e| e.min(now + SHARED_SLICE_NS));
-        let ts = time::ns_timespec(slice_end);
-        let r = raw(addr, FUTEX_WAIT_BITSET, val, &ts as *const libc::timespec as usize, addr2, bitset);
-        match r {
-            Err(Errno(libc::ETIMEDOUT)) => super::super::yield_now(),
-            other => return other,
-        }
     }
 }

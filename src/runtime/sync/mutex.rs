@@ -133,7 +133,14 @@ impl Mutex {
                 return 0;
             }
             let lock = self.lock;
-            match parking_lot::park(self.key(), 0, || lock.load(Ordering::Relaxed) == 2, || {}, deadline, false) {
+            match parking_lot::park(
+                self.key(),
+                0,
+                || lock.load(Ordering::Relaxed) == 2,
+                || {},
+                deadline,
+                parking_lot::Interrupt::No,
+            ) {
                 Parked::TimedOut => return libc::ETIMEDOUT,
                 _ => continue,
             }

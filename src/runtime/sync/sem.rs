@@ -9,8 +9,9 @@ use core::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 const VALUE_MASK: u64 = 0xffff_ffff;
 const ONE_WAITER: u64 = 1 << 32;
 const SEM_VALUE_MAX: u64 = i32::MAX as u64;
-/// `private` holds FUTEX_PRIVATE_FLAG for process-private semaphores, 0 for shared ones.
-const PRIVATE: i32 = 128;
+/// `private` holds glibc's LLL_PRIVATE (0) for process-private semaphores and LLL_SHARED (128) for
+/// process-shared and named ones.
+const PRIVATE: i32 = 0;
 
 pub struct Sem {
     data: &'static AtomicU64,
@@ -59,7 +60,7 @@ impl Sem {
                 || data.load(Ordering::Relaxed) & VALUE_MASK == 0,
                 || {},
                 deadline,
-                true,
+                parking_lot::Interrupt::Always,
             );
             self.data.fetch_sub(ONE_WAITER, Ordering::Relaxed);
             match r {

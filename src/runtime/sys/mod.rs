@@ -3,6 +3,7 @@
 //! Nothing here goes through a libc function that asyncshim hooks, so the runtime can never re-enter its
 //! own hooks (a hooked `nanosleep` calling the runtime calling `nanosleep`...). Each file has one job.
 
+pub mod epoll;
 pub mod fsgs;
 pub mod futex;
 pub mod mem;

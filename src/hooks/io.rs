@@ -1,0 +1,191 @@
+//! read/write and their vector and fortified forms, and the fd bookkeeping every fd family needs
+//! (close, dup2/dup3, pipe/pipe2, fclose). A coroutine's blocking call parks on the netpoller
+//! (`runtime::io`); plain threads and the program's own non-blocking fds get the real call.
+
+use super::set_errno;
+use crate::real;
+use crate::runtime::fd::{self, Dir, Kind};
+use crate::runtime::io::{self, IoResult};
+use crate::runtime::parking_lot::Interrupt;
+use crate::runtime::worker;
+use std::ffi::{c_int, c_void};
+
+/// Turns a runtime result into the C convention: the count, or -1 with errno set.
+pub(crate) fn ret(r: IoResult) -> isize {
+    match r {
+        Ok(n) => n as isize,
+        Err(e) => {
+            set_errno(e.0);
+            -1
+        }
+    }
+}
+
+unsafe extern "C" {
+    fn __chk_fail() -> !;
+}
+
+/// # Safety
+/// C contract of read.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, len: usize) -> isize {
+    if worker::current_task().is_none() {
+        // SAFETY: forwarding.
+        return unsafe { real::read(fd, buf, len) };
+    }
+    ret(io::blocking(fd, Dir::Read, Interrupt::UnlessRestart, |kind| io::try_read(fd, buf as *mut u8, len, kind)))
+}
+
+/// # Safety
+/// C contract of __read_chk (the _FORTIFY_SOURCE read).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __read_chk(fd: c_int, buf: *mut c_void, len: usize, buflen: usize) -> isize {
+    if len > buflen {
+        // SAFETY: glibc's own fortify failure report.
+        unsafe { __chk_fail() }
+    }
+    // SAFETY: as for read.
+    unsafe { read(fd, buf, len) }
+}
+
+/// # Safety
+/// C contract of write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, len: usize) -> isize {
+    if worker::current_task().is_none() {
+        // SAFETY: forwarding.
+        return unsafe { real::write(fd, buf, len) };
+    }
+    let b = buf as *const u8;
+    ret(io::write_all(fd, len, |done, kind| io::try_write(fd, b.wrapping_add(done), len - done, kind)))
+}
+
+/// # Safety
+/// C contract of readv.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, cnt: c_int) -> isize {
+    if worker::current_task().is_none() || cnt < 0 {
+        // SAFETY: forwarding.
+        return unsafe { real::readv(fd, iov, cnt) };
+    }
+    ret(io::blocking(fd, Dir::Read, Interrupt::UnlessRestart, |kind| {
+        io::try_rwv(fd, iov, cnt as usize, Dir::Read, kind)
+    }))
+}
+
+/// # Safety
+/// C contract of writev.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, cnt: c_int) -> isize {
+    if worker::current_task().is_none() || cnt < 0 || cnt > io::IOV_MAX as c_int {
+        // SAFETY: forwarding (bad counts get the kernel's EINVAL).
+        return unsafe { real::writev(fd, iov, cnt) };
+    }
+    // SAFETY: the program's iovec array of cnt entries; copied so partial writes can advance it.
+    let Ok(vecs) = (0..cnt as usize)
+        .map(|i| crate::runtime::sys::usercopy::read(unsafe { iov.add(i) }))
+        .collect::<Result<Vec<_>, _>>()
+    else {
+        set_errno(libc::EFAULT);
+        return -1;
+    };
+    let total: usize = vecs.iter().map(|v| v.iov_len).sum();
+    ret(io::write_all(fd, total, |done, kind| {
+        let rest = io::advance(&vecs, done);
+        io::try_rwv(fd, rest.as_ptr(), rest.len(), Dir::Write, kind)
+    }))
+}
+
+/// # Safety
+/// C contract of close.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn close(fd: c_int) -> c_int {
+    if crate::runtime::running() {
+        fd::closing(fd);
+    }
+    // SAFETY: forwarding.
+    unsafe { real::close(fd) }
+}
+
+/// # Safety
+/// C contract of dup2.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
+    if crate::runtime::running() && old != new {
+        fd::closing(new);
+    }
+    // SAFETY: forwarding.
+    let r = unsafe { real::dup2(old, new) };
+    if r >= 0 && crate::runtime::running() {
+        fd::opened(r, Kind::Unknown);
+    }
+    r
+}
+
+/// # Safety
+/// C contract of dup3.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
+    if crate::runtime::running() && old != new {
+        fd::closing(new);
+    }
+    // SAFETY: forwarding.
+    let r = unsafe { real::dup3(old, new, flags) };
+    if r >= 0 && crate::runtime::running() {
+        fd::opened(r, Kind::Unknown);
+    }
+    r
+}
+
+/// # Safety
+/// C contract of pipe.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pipe(fds: *mut c_int) -> c_int {
+    // SAFETY: forwarding.
+    let r = unsafe { real::pipe(fds) };
+    if r == 0 && crate::runtime::running() {
+        // SAFETY: the kernel filled both.
+        unsafe { opened_pair(fds, Kind::NoWait) };
+    }
+    r
+}
+
+/// # Safety
+/// C contract of pipe2.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pipe2(fds: *mut c_int, flags: c_int) -> c_int {
+    // SAFETY: forwarding.
+    let r = unsafe { real::pipe2(fds, flags) };
+    if r == 0 && crate::runtime::running() {
+        // SAFETY: the kernel filled both.
+        unsafe { opened_pair(fds, Kind::NoWait) };
+    }
+    r
+}
+
+/// # Safety
+/// `fds` points at two fds the kernel just created.
+pub(crate) unsafe fn opened_pair(fds: *const c_int, kind: Kind) {
+    // SAFETY: per the contract.
+    unsafe {
+        fd::opened(*fds, kind);
+        fd::opened(*fds.add(1), kind);
+    }
+}
+
+/// stdio closes its fd with glibc's internal close, which no hook sees: forget the fd first.
+///
+/// # Safety
+/// C contract of fclose.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fclose(f: *mut libc::FILE) -> c_int {
+    if crate::runtime::running() && !f.is_null() {
+        // SAFETY: a live FILE per the contract.
+        let fd = unsafe { libc::fileno(f) };
+        if fd >= 0 {
+            fd::closing(fd);
+        }
+    }
+    // SAFETY: forwarding.
+    unsafe { real::fclose(f) }
+}

@@ -1,0 +1,351 @@
+//! Blocking fd calls made cooperative. A call is tried without blocking — and without touching the
+//! description's O_NONBLOCK, which other processes share — in the way the fd's kind allows (MSG_DONTWAIT
+//! on sockets, RWF_NOWAIT on pipes, poll-then-call one caller at a time elsewhere). On EAGAIN the
+//! coroutine parks on the fd's readiness sequence until the netpoller reports a change, its socket
+//! timeout passes (EAGAIN, as the kernel reports SO_RCVTIMEO), a handled signal interrupts it (EINTR
+//! unless SA_RESTART), or the fd is closed (EBADF). A program's own non-blocking fds never park.
+
+use super::fd::{self, Dir, FdEntry, Kind};
+use super::parking_lot::{self, Interrupt, Parked};
+use super::sys::syscall::{Errno, syscall2, syscall3, syscall4, syscall6};
+use super::sys::time;
+use core::sync::atomic::Ordering;
+
+pub type IoResult = Result<usize, Errno>;
+
+/// The kernel's limit on iovecs per call (UIO_MAXIOV).
+pub const IOV_MAX: usize = 1024;
+
+/// Finds what kind of object `fd` names (once per object), and forgets stale socket timeouts.
+fn kind_of(fd: i32, e: &FdEntry) -> Kind {
+    let k = e.kind();
+    if k != Kind::Unknown {
+        return k;
+    }
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: fstat into a local struct.
+    let k = match unsafe { syscall2(libc::SYS_fstat, fd as usize, &mut st as *mut libc::stat as usize) } {
+        Err(_) => return Kind::Blocking, // bad fd: the real call reports it
+        Ok(_) => match st.st_mode & libc::S_IFMT {
+            libc::S_IFSOCK => Kind::Socket,
+            libc::S_IFIFO => Kind::NoWait,
+            libc::S_IFCHR => Kind::Pollable,
+            _ => {
+                // eventfd, timerfd, signalfd, epoll, inotify: anonymous inodes that poll works on.
+                if st.st_mode & libc::S_IFMT == 0 { Kind::Pollable } else { Kind::Blocking }
+            }
+        },
+    };
+    e.timeout[0].store(fd::TIMEOUT_UNKNOWN, Ordering::Relaxed);
+    e.timeout[1].store(fd::TIMEOUT_UNKNOWN, Ordering::Relaxed);
+    e.set_kind(k);
+    k
+}
+
+/// Whether the program (or whoever shares the description) made it non-blocking: then EAGAIN is the answer.
+fn program_nonblocking(fd: i32) -> bool {
+    // SAFETY: F_GETFL has no side effects.
+    match unsafe { syscall2(libc::SYS_fcntl, fd as usize, libc::F_GETFL as usize) } {
+        Ok(flags) => flags as i32 & libc::O_NONBLOCK != 0,
+        Err(_) => true,
+    }
+}
+
+/// SO_RCVTIMEO / SO_SNDTIMEO of a socket in ns (0: none), looked up once per object.
+fn timeout_ns(fd: i32, e: &FdEntry, dir: Dir) -> u64 {
+    let slot = e.timeout(dir);
+    let t = slot.load(Ordering::Relaxed);
+    if t != fd::TIMEOUT_UNKNOWN {
+        return t;
+    }
+    let mut tv = libc::timeval { tv_sec: 0, tv_usec: 0 };
+    let mut len = size_of::<libc::timeval>() as libc::socklen_t;
+    let opt = if dir == Dir::Read { libc::SO_RCVTIMEO } else { libc::SO_SNDTIMEO };
+    // SAFETY: getsockopt into a local timeval.
+    let r = unsafe {
+        syscall6(
+            libc::SYS_getsockopt,
+            fd as usize,
+            libc::SOL_SOCKET as usize,
+            opt as usize,
+            &mut tv as *mut libc::timeval as usize,
+            &mut len as *mut libc::socklen_t as usize,
+            0,
+        )
+    };
+    let ns = match r {
+        Ok(_) => tv.tv_sec as u64 * 1_000_000_000 + tv.tv_usec as u64 * 1000,
+        Err(_) => 0,
+    };
+    slot.store(ns, Ordering::Relaxed);
+    ns
+}
+
+/// The program set a socket timeout (setsockopt): remember it.
+pub fn set_timeout(fd: i32, dir: Dir, tv: &libc::timeval) {
+    if let Some(e) = fd::entry(fd) {
+        let ns =
+            (tv.tv_sec.max(0) as u64).saturating_mul(1_000_000_000).saturating_add(tv.tv_usec.max(0) as u64 * 1000);
+        e.timeout(dir).store(ns, Ordering::Relaxed);
+    }
+}
+
+/// Runs one blocking call on `fd` cooperatively. `attempt(kind)` makes one try that must not block for
+/// kinds Socket, NoWait and Pollable (Blocking: the real call). `interrupt` tells how signals end the wait.
+pub fn blocking(fd: i32, dir: Dir, interrupt: Interrupt, mut attempt: impl FnMut(Kind) -> IoResult) -> IoResult {
+    let Some(e) = fd::entry(fd) else { return attempt(Kind::Blocking) };
+    let mut kind = kind_of(fd, e);
+    if kind == Kind::Blocking {
+        return attempt(Kind::Blocking);
+    }
+    let generation = e.generation.load(Ordering::Acquire);
+    let mut deadline: Option<Option<u64>> = None;
+    loop {
+        let seq = e.seq(dir).load(Ordering::Acquire);
+        match attempt(kind) {
+            Err(Errno(libc::EAGAIN)) => {}
+            // The number names another kind of object than we thought (closed and reused unseen).
+            Err(Errno(libc::ENOTSOCK)) if kind == Kind::Socket => {
+                e.set_kind(Kind::Unknown);
+                kind = kind_of(fd, e);
+                continue;
+            }
+            // No per-call non-blocking form for this object (a FIFO, a write to an eventfd).
+            Err(Errno(libc::EOPNOTSUPP | libc::EINVAL)) if kind == Kind::NoWait => {
+                e.set_kind(Kind::Pollable);
+                kind = Kind::Pollable;
+                continue;
+            }
+            r => return r,
+        }
+        if program_nonblocking(fd) {
+            return Err(Errno(libc::EAGAIN));
+        }
+        if super::netpoll::register(fd, e).is_err() {
+            e.set_kind(Kind::Blocking);
+            return attempt(Kind::Blocking);
+        }
+        let d = *deadline.get_or_insert_with(|| match timeout_ns(fd, e, dir) {
+            0 => None,
+            t => Some(time::monotonic_ns().saturating_add(t)),
+        });
+        let seqp = e.seq(dir);
+        let unchanged = || seqp.load(Ordering::Acquire) == seq && e.generation.load(Ordering::Acquire) == generation;
+        // A call with a socket timeout is never restarted after a signal (man 7 signal).
+        let interrupt =
+            if d.is_some() && interrupt == Interrupt::UnlessRestart { Interrupt::Always } else { interrupt };
+        match parking_lot::park(seqp as *const _ as usize, 0, unchanged, || {}, d, interrupt) {
+            Parked::TimedOut => return Err(Errno(libc::EAGAIN)),
+            Parked::Interrupted => return Err(Errno(libc::EINTR)),
+            _ => {}
+        }
+        if e.generation.load(Ordering::Acquire) != generation {
+            return Err(Errno(libc::EBADF));
+        }
+    }
+}
+
+/// For kinds without a non-blocking form: one caller at a time polls and, if ready, makes the real call
+/// (so two coroutines never both see "ready" and one block its worker). Others get EAGAIN and are woken
+/// when the caller is done.
+pub fn gated(fd: i32, dir: Dir, call: impl FnOnce() -> IoResult) -> IoResult {
+    let Some(e) = fd::entry(fd) else { return call() };
+    if e.gate(dir).swap(1, Ordering::Acquire) == 1 {
+        return Err(Errno(libc::EAGAIN));
+    }
+    let events = if dir == Dir::Read { libc::POLLIN } else { libc::POLLOUT };
+    let mut p = libc::pollfd { fd, events, revents: 0 };
+    // SAFETY: poll on one local pollfd with a zero timeout.
+    let ready = matches!(unsafe { syscall3(libc::SYS_poll, &mut p as *mut libc::pollfd as usize, 1, 0) }, Ok(1));
+    let r = if ready { call() } else { Err(Errno(libc::EAGAIN)) };
+    e.gate(dir).store(0, Ordering::Release);
+    if ready {
+        // Others waiting on this side retry: more may be ready, and edge-triggered polling will not say so.
+        e.notify(dir);
+    }
+    r
+}
+
+fn iov1(buf: *mut u8, len: usize) -> libc::iovec {
+    libc::iovec { iov_base: buf as *mut libc::c_void, iov_len: len }
+}
+
+/// preadv2/pwritev2 at the current position (-1) with RWF_NOWAIT.
+fn rw_nowait(nr: libc::c_long, fd: i32, iov: *const libc::iovec, cnt: usize) -> IoResult {
+    const RWF_NOWAIT: usize = 8;
+    // SAFETY: the iovecs are the caller's; the kernel validates them.
+    unsafe { syscall6(nr, fd as usize, iov as usize, cnt, usize::MAX, usize::MAX, RWF_NOWAIT) }
+}
+
+/// One try of read(fd, buf, len) for `kind`.
+pub fn try_read(fd: i32, buf: *mut u8, len: usize, kind: Kind) -> IoResult {
+    // SAFETY (all arms): the program's own buffer and fd; the kernel validates them (EFAULT, EBADF).
+    unsafe {
+        match kind {
+            Kind::Socket => {
+                syscall6(libc::SYS_recvfrom, fd as usize, buf as usize, len, libc::MSG_DONTWAIT as usize, 0, 0)
+            }
+            Kind::NoWait => {
+                let iov = iov1(buf, len);
+                rw_nowait(libc::SYS_preadv2, fd, &iov, 1)
+            }
+            Kind::Pollable => gated(fd, Dir::Read, || syscall3(libc::SYS_read, fd as usize, buf as usize, len)),
+            _ => syscall3(libc::SYS_read, fd as usize, buf as usize, len),
+        }
+    }
+}
+
+/// One try of write(fd, buf, len) for `kind`.
+pub fn try_write(fd: i32, buf: *const u8, len: usize, kind: Kind) -> IoResult {
+    // SAFETY (all arms): as in try_read.
+    unsafe {
+        match kind {
+            Kind::Socket => {
+                syscall6(libc::SYS_sendto, fd as usize, buf as usize, len, libc::MSG_DONTWAIT as usize, 0, 0)
+            }
+            Kind::NoWait => {
+                let iov = iov1(buf as *mut u8, len);
+                rw_nowait(libc::SYS_pwritev2, fd, &iov, 1)
+            }
+            Kind::Pollable => gated(fd, Dir::Write, || syscall3(libc::SYS_write, fd as usize, buf as usize, len)),
+            _ => syscall3(libc::SYS_write, fd as usize, buf as usize, len),
+        }
+    }
+}
+
+/// One try of readv/writev for `kind`.
+pub fn try_rwv(fd: i32, iov: *const libc::iovec, cnt: usize, dir: Dir, kind: Kind) -> IoResult {
+    let (plain, nowait) = match dir {
+        Dir::Read => (libc::SYS_readv, libc::SYS_preadv2),
+        Dir::Write => (libc::SYS_writev, libc::SYS_pwritev2),
+    };
+    // SAFETY (all arms): the program's iovec array; the kernel validates it.
+    unsafe {
+        match kind {
+            Kind::Socket => {
+                let mut msg: libc::msghdr = core::mem::zeroed();
+                msg.msg_iov = iov as *mut libc::iovec;
+                msg.msg_iovlen = cnt;
+                let nr = if dir == Dir::Read { libc::SYS_recvmsg } else { libc::SYS_sendmsg };
+                syscall3(nr, fd as usize, &msg as *const libc::msghdr as usize, libc::MSG_DONTWAIT as usize)
+            }
+            Kind::NoWait => rw_nowait(nowait, fd, iov, cnt),
+            Kind::Pollable => gated(fd, dir, || syscall3(plain, fd as usize, iov as usize, cnt)),
+            _ => syscall3(plain, fd as usize, iov as usize, cnt),
+        }
+    }
+}
+
+/// A blocking write on a stream returns only when all was written (or on an error or signal after some
+/// was: then the count so far), as the kernel's does.
+pub fn write_all(fd: i32, len: usize, mut attempt: impl FnMut(usize, Kind) -> IoResult) -> IoResult {
+    let mut done = 0usize;
+    loop {
+        match blocking(fd, Dir::Write, Interrupt::UnlessRestart, |kind| attempt(done, kind)) {
+            Ok(n) => {
+                done += n;
+                if done >= len || n == 0 {
+                    return Ok(done);
+                }
+            }
+            Err(e) if done > 0 && e.0 != libc::EFAULT => return Ok(done),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A stream socket: partial writes continue; datagrams go whole or not at all anyway.
+pub fn is_stream(fd: i32) -> bool {
+    let mut ty: i32 = 0;
+    let mut len = size_of::<i32>() as libc::socklen_t;
+    // SAFETY: getsockopt into a local int.
+    let r = unsafe {
+        syscall6(
+            libc::SYS_getsockopt,
+            fd as usize,
+            libc::SOL_SOCKET as usize,
+            libc::SO_TYPE as usize,
+            &mut ty as *mut i32 as usize,
+            &mut len as *mut libc::socklen_t as usize,
+            0,
+        )
+    };
+    r.is_err() || ty == libc::SOCK_STREAM
+}
+
+/// accept4 cooperatively: listening sockets have no per-call non-blocking form, so it is gated.
+pub fn accept(fd: i32, addr: *mut libc::sockaddr, len: *mut libc::socklen_t, flags: i32) -> IoResult {
+    blocking(fd, Dir::Read, Interrupt::UnlessRestart, |kind| {
+        let call = || unsafe {
+            // SAFETY: the program's own arguments; the kernel validates them.
+            syscall4(libc::SYS_accept4, fd as usize, addr as usize, len as usize, flags as usize)
+        };
+        if kind == Kind::Blocking { call() } else { gated(fd, Dir::Read, call) }
+    })
+}
+
+/// connect on a blocking socket: started non-blocking (the socket is new and not yet shared, so its
+/// O_NONBLOCK is set only for this call), then the coroutine parks until the socket is writable and reads
+/// the result, as the kernel's blocking connect reports it.
+pub fn connect(fd: i32, addr: *const libc::sockaddr, len: libc::socklen_t) -> IoResult {
+    // SAFETY (block): fcntl and connect with the program's arguments.
+    let flags = match unsafe { syscall2(libc::SYS_fcntl, fd as usize, libc::F_GETFL as usize) } {
+        Ok(f) => f as i32,
+        Err(e) => return Err(e),
+    };
+    if flags & libc::O_NONBLOCK != 0 {
+        // SAFETY: as above.
+        return unsafe { syscall3(libc::SYS_connect, fd as usize, addr as usize, len as usize) };
+    }
+    // SAFETY: as above.
+    unsafe {
+        let _ = syscall3(libc::SYS_fcntl, fd as usize, libc::F_SETFL as usize, (flags | libc::O_NONBLOCK) as usize);
+        let r = syscall3(libc::SYS_connect, fd as usize, addr as usize, len as usize);
+        let _ = syscall3(libc::SYS_fcntl, fd as usize, libc::F_SETFL as usize, flags as usize);
+        match r {
+            Err(Errno(libc::EINPROGRESS)) => {}
+            other => return other,
+        }
+    }
+    // Wait until writable, then read the outcome.
+    blocking(fd, Dir::Write, Interrupt::UnlessRestart, |_| {
+        let mut p = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
+        // SAFETY: poll on one local pollfd.
+        let ready = matches!(unsafe { syscall3(libc::SYS_poll, &mut p as *mut libc::pollfd as usize, 1, 0) }, Ok(1));
+        if !ready {
+            return Err(Errno(libc::EAGAIN));
+        }
+        let mut err: i32 = 0;
+        let mut l = size_of::<i32>() as libc::socklen_t;
+        // SAFETY: getsockopt into locals.
+        unsafe {
+            syscall6(
+                libc::SYS_getsockopt,
+                fd as usize,
+                libc::SOL_SOCKET as usize,
+                libc::SO_ERROR as usize,
+                &mut err as *mut i32 as usize,
+                &mut l as *mut libc::socklen_t as usize,
+                0,
+            )?
+        };
+        if err != 0 { Err(Errno(err)) } else { Ok(0) }
+    })
+}
+
+/// The iovecs that remain after the first `done` bytes.
+pub fn advance(vecs: &[libc::iovec], mut done: usize) -> Vec<libc::iovec> {
+    let mut out = Vec::with_capacity(vecs.len());
+    for v in vecs {
+        if done >= v.iov_len {
+            done -= v.iov_len;
+            continue;
+        }
+        out.push(libc::iovec {
+            iov_base: (v.iov_base as *mut u8).wrapping_add(done) as *mut libc::c_void,
+            iov_len: v.iov_len - done,
+        });
+        done = 0;
+    }
+    out
+}

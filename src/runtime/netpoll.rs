@@ -1,0 +1,116 @@
+//! The netpoller: one epoll instance for the process, created on first use. A file descriptor is
+//! registered once per object (edge-triggered, for both directions) the first time a coroutine has to
+//! wait on it; readiness bumps the fd entry's sequence number and wakes its waiters. Workers poll it
+//! without waiting between coroutines, and an idle worker waits in epoll_wait itself (an eventfd wakes it
+//! when other work arrives), so no thread exists just for polling.
+
+use super::fd::{self, Dir};
+use super::sys::epoll;
+use super::sys::syscall::Errno;
+use core::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+
+const EVENTS: u32 = (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLPRI | libc::EPOLLET) as u32;
+const WAKE_TOKEN: u64 = u64::MAX;
+const BATCH: usize = 128;
+
+pub struct Netpoller {
+    epfd: i32,
+    wake_fd: i32,
+    /// A worker is blocked in epoll_wait (only one at a time).
+    pub waiting: AtomicBool,
+}
+
+static POLLER: OnceLock<Option<Netpoller>> = OnceLock::new();
+
+/// The netpoller, if any fd was ever registered (programs that never wait on an fd have none).
+pub fn get() -> Option<&'static Netpoller> {
+    POLLER.get().and_then(|p| p.as_ref())
+}
+
+fn get_or_create() -> Option<&'static Netpoller> {
+    POLLER
+        .get_or_init(|| {
+            let epfd = epoll::create().ok()?;
+            let wake_fd = epoll::eventfd().ok()?;
+            epoll::ctl(epfd, libc::EPOLL_CTL_ADD, wake_fd, libc::EPOLLIN as u32, WAKE_TOKEN).ok()?;
+            Some(Netpoller { epfd, wake_fd, waiting: AtomicBool::new(false) })
+        })
+        .as_ref()
+}
+
+/// Makes sure `fd`'s current object is registered. Err(EPERM) for objects epoll cannot watch (regular
+/// files): the caller then makes the real, blocking call.
+pub fn register(fd: i32, e: &fd::FdEntry) -> Result<(), Errno> {
+    let p = get_or_create().ok_or(Errno(libc::ENOMEM))?;
+    fd::with_no_changes(|| {
+        let generation = e.generation.load(Ordering::Acquire);
+        if e.registered.load(Ordering::Acquire) == generation.wrapping_add(1) {
+            return Ok(());
+        }
+        let data = (fd as u32 as u64) | ((generation as u64) << 32);
+        match epoll::ctl(p.epfd, libc::EPOLL_CTL_ADD, fd, EVENTS, data) {
+            Err(Errno(libc::EEXIST)) => epoll::ctl(p.epfd, libc::EPOLL_CTL_MOD, fd, EVENTS, data)?,
+            r => r?,
+        }
+        e.registered.store(generation.wrapping_add(1), Ordering::Release);
+        Ok(())
+    })
+}
+
+/// Removes `fd` before it is closed or replaced (a duplicate elsewhere would keep the object, and its
+/// registration, alive).
+pub fn deregister(fd: i32) {
+    if let Some(p) = get() {
+        let _ = epoll::ctl(p.epfd, libc::EPOLL_CTL_DEL, fd, 0, 0);
+    }
+}
+
+/// Wakes a worker blocked in [`poll`].
+pub fn wake_waiter() {
+    if let Some(p) = get() {
+        epoll::eventfd_signal(p.wake_fd);
+    }
+}
+
+/// Collects readiness and wakes the coroutines waiting for it. `timeout_ms` 0 polls; a worker passes a
+/// positive value (or -1) only when idle. Returns the number of fd events handled.
+pub fn poll(timeout_ms: i32) -> usize {
+    let Some(p) = get() else { return 0 };
+    let mut events = [libc::epoll_event { events: 0, u64: 0 }; BATCH];
+    let n = epoll::wait(p.epfd, &mut events, timeout_ms).unwrap_or(0);
+    let mut handled = 0;
+    for ev in &events[..n] {
+        let data = ev.u64;
+        if data == WAKE_TOKEN {
+            epoll::eventfd_drain(p.wake_fd);
+            continue;
+        }
+        let fd = data as u32 as i32;
+        let generation = (data >> 32) as u32;
+        let Some(e) = fd::entry(fd) else { continue };
+        if e.generation.load(Ordering::Acquire) != generation {
+            continue;
+        }
+        let bits = ev.events as i32;
+        let err = libc::EPOLLERR | libc::EPOLLHUP;
+        if bits & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLPRI | err) != 0 {
+            e.notify(Dir::Read);
+        }
+        if bits & (libc::EPOLLOUT | err) != 0 {
+            e.notify(Dir::Write);
+        }
+        handled += 1;
+    }
+    handled
+}
+
+/// For the worker loop: the epoll instance's readiness for a non-blocking poll (cheap when none exists).
+#[inline]
+pub fn exists() -> bool {
+    get().is_some()
+}
+
+pub fn waiting_flag() -> Option<&'static AtomicBool> {
+    get().map(|p| &p.waiting)
+}
