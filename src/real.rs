@@ -106,6 +106,14 @@ declare_real! {
     fn clock_nanosleep(clock: libc::clockid_t, flags: c_int, req: *const libc::timespec,
                        rem: *mut libc::timespec) -> c_int;
     fn vfork() -> libc::pid_t;
+    fn poll(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: c_int) -> c_int;
+    fn ppoll(fds: *mut libc::pollfd, n: libc::nfds_t, ts: *const libc::timespec, mask: *const libc::sigset_t) -> c_int;
+    fn select(n: c_int, r: *mut libc::fd_set, w: *mut libc::fd_set, e: *mut libc::fd_set, tv: *mut libc::timeval) -> c_int;
+    fn pselect(n: c_int, r: *mut libc::fd_set, w: *mut libc::fd_set, e: *mut libc::fd_set, ts: *const libc::timespec,
+               mask: *const libc::sigset_t) -> c_int;
+    fn epoll_wait(epfd: c_int, events: *mut libc::epoll_event, max: c_int, timeout: c_int) -> c_int;
+    fn epoll_pwait(epfd: c_int, events: *mut libc::epoll_event, max: c_int, timeout: c_int,
+                   mask: *const libc::sigset_t) -> c_int;
     fn read(fd: c_int, buf: *mut c_void, len: usize) -> isize;
     fn write(fd: c_int, buf: *const c_void, len: usize) -> isize;
     fn readv(fd: c_int, iov: *const libc::iovec, cnt: c_int) -> isize;

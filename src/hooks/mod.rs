@@ -5,6 +5,7 @@
 
 pub mod io;
 pub mod net;
+pub mod poll;
 pub mod probe;
 pub mod process;
 pub mod signal;

@@ -349,3 +349,57 @@ pub fn advance(vecs: &[libc::iovec], mut done: usize) -> Vec<libc::iovec> {
     }
     out
 }
+
+/// poll(2) for a coroutine: the kernel answers at once with a zero timeout; if nothing is ready, the
+/// coroutine parks until one of the fds may have changed (its own readiness sequence for a single fd and
+/// direction, else the netpoller's epoch), the timeout passes, or a handled signal interrupts it (EINTR:
+/// poll is never restarted). `probe` makes the zero-timeout kernel call and returns its result.
+pub fn poll_wait(fds: &[libc::pollfd], deadline: Option<u64>, mut probe: impl FnMut() -> IoResult) -> IoResult {
+    // Register every valid fd so its readiness reaches us; note a single fd and direction.
+    let mut single: Option<(&'static FdEntry, Dir)> = None;
+    let mut watchable = 0;
+    for p in fds {
+        if p.fd < 0 {
+            continue;
+        }
+        let Some(e) = fd::entry(p.fd) else { continue };
+        if kind_of(p.fd, e) == Kind::Blocking || super::netpoll::register(p.fd, e).is_err() {
+            continue;
+        }
+        watchable += 1;
+        let dir = match (p.events & (libc::POLLIN | libc::POLLPRI) != 0, p.events & libc::POLLOUT != 0) {
+            (true, false) => Some(Dir::Read),
+            (false, true) => Some(Dir::Write),
+            _ => None,
+        };
+        single = dir.map(|d| (e, d));
+    }
+    if watchable != 1 {
+        single = None;
+    }
+    let multi = single.is_none();
+    if multi {
+        super::netpoll::MULTI_WAITERS.fetch_add(1, Ordering::AcqRel);
+    }
+    let result = loop {
+        let (key, seq) = match single {
+            Some((e, d)) => (e.seq(d) as *const _ as usize, e.seq(d).load(Ordering::Acquire)),
+            None => (&super::netpoll::EPOCH as *const _ as usize, super::netpoll::EPOCH.load(Ordering::Acquire)),
+        };
+        match probe() {
+            Ok(0) => {}
+            other => break other,
+        }
+        // SAFETY: the key is the address of a live AtomicU32 (an fd entry's sequence or the epoch).
+        let word = unsafe { &*(key as *const core::sync::atomic::AtomicU32) };
+        match parking_lot::park(key, 0, || word.load(Ordering::Acquire) == seq, || {}, deadline, Interrupt::Always) {
+            Parked::TimedOut => break probe(),
+            Parked::Interrupted => break Err(Errno(libc::EINTR)),
+            _ => {}
+        }
+    };
+    if multi {
+        super::netpoll::MULTI_WAITERS.fetch_sub(1, Ordering::AcqRel);
+    }
+    result
+}

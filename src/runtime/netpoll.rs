@@ -7,7 +7,7 @@
 use super::fd::{self, Dir};
 use super::sys::epoll;
 use super::sys::syscall::Errno;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::OnceLock;
 
 const EVENTS: u32 = (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLPRI | libc::EPOLLET) as u32;
@@ -102,8 +102,17 @@ pub fn poll(timeout_ms: i32) -> usize {
         }
         handled += 1;
     }
+    if handled > 0 && MULTI_WAITERS.load(Ordering::Acquire) != 0 {
+        EPOCH.fetch_add(1, Ordering::AcqRel);
+        super::parking_lot::unpark_all(&EPOCH as *const AtomicU32 as usize, 0);
+    }
     handled
 }
+
+/// Waiters on several fds at once (poll, select with more than one fd) park on this epoch, which any
+/// readiness bumps; they then look again. Single-fd waits park on the fd's own sequence instead.
+pub static EPOCH: AtomicU32 = AtomicU32::new(0);
+pub static MULTI_WAITERS: AtomicU32 = AtomicU32::new(0);
 
 /// For the worker loop: the epoll instance's readiness for a non-blocking poll (cheap when none exists).
 #[inline]
