@@ -11,9 +11,12 @@
  *  - a thread blocked in sem_wait / sem_timedwait (far deadline) / sem_clockwait is released by a
  *    sem_post 200 ms later, and not before;
  *  - process-shared: a named semaphore pair (sem_open O_CREAT|O_EXCL, sem_unlink) ping-ponged 50 times
- *    with a forked child (the child posts, the parent waits in sem_wait), O_EXCL on an existing name ->
- *    EEXIST, sem_unlink of a missing name -> ENOENT; and an unnamed pshared semaphore in MAP_SHARED memory
- *    that the child posts after 200 ms while two parent threads and the parent wait on it.
+ *    with a forked child (the child opens them by name and posts, the parent waits in sem_wait and
+ *    sem_timedwait), O_EXCL on an existing name -> EEXIST, sem_unlink while both have them open -> 0
+ *    (the names are removed as soon as the child has opened them, and by a SIGTERM/SIGINT handler should
+ *    the test be killed before), sem_unlink of a missing name -> ENOENT; and an unnamed pshared
+ *    semaphore in MAP_SHARED memory that the child posts after 200 ms while two parent threads and the
+ *    parent wait on it.
  * asyncshim-test: timeout=60 */
 #include "shim_probe.h"
 #include "test_util.h"
@@ -21,6 +24,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <semaphore.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 
@@ -274,11 +278,32 @@ static void semaphore_tests(void)
 
 #define PINGS 50
 
+/* The names are unlinked as soon as the child has opened them; should the test be killed before (a
+ * hang ends in the runner's SIGTERM), this handler removes them so that nothing is left in /dev/shm. */
+static char ping_name[64], pong_name[64], ping_path[96], pong_path[96];
+
+static void unlink_on_term(int sig)
+{
+    unlink(ping_path);
+    unlink(pong_path);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    sigaction(sig, &sa, NULL);
+    raise(sig);
+}
+
 static void named_test(void)
 {
-    char ping_name[64], pong_name[64];
     snprintf(ping_name, sizeof ping_name, "/asyncshim-sync-ping-%d", (int)getpid());
     snprintf(pong_name, sizeof pong_name, "/asyncshim-sync-pong-%d", (int)getpid());
+    snprintf(ping_path, sizeof ping_path, "/dev/shm/sem.%s", ping_name + 1);
+    snprintf(pong_path, sizeof pong_path, "/dev/shm/sem.%s", pong_name + 1);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = unlink_on_term;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
     sem_unlink(ping_name);
     sem_unlink(pong_name);
     sem_t *ping = sem_open(ping_name, O_CREAT | O_EXCL, 0600, 0);
@@ -295,7 +320,8 @@ static void named_test(void)
 
     pid_t pid = fork();
     if (pid == 0) {
-        /* child: opens by name too, then answers every ping with a pong (the first after 100 ms) */
+        /* child: opens both by name, says so with a pong 100 ms later, then answers every ping with a
+         * pong */
         sem_t *cping = sem_open(ping_name, 0), *cpong = sem_open(pong_name, 0);
         if (cping == SEM_FAILED || cpong == SEM_FAILED)
             _exit(2);
@@ -303,7 +329,8 @@ static void named_test(void)
         if (sem_post(cpong) != 0)
             _exit(3);
         for (int i = 0; i < PINGS; i++) {
-            if (sem_wait(cping) != 0)
+            struct timespec limit = deadline_in(CLOCK_REALTIME, 20000); /* never outlive a dead parent */
+            if (sem_timedwait(cping, &limit) != 0)
                 _exit(4);
             if (sem_post(cpong) != 0)
                 _exit(5);
@@ -314,6 +341,8 @@ static void named_test(void)
     if (pid < 0)
         return;
     int waits_ok = sem_wait(pong) == 0; /* the child's first post, 100 ms from now */
+    /* the child has both open now: the names can go (the semaphores live on until closed) */
+    int unlinked = sem_unlink(ping_name) == 0 && sem_unlink(pong_name) == 0;
     for (int i = 0; i < PINGS; i++) {
         if (sem_post(same) != 0)
             waits_ok = 0;
@@ -333,8 +362,12 @@ static void named_test(void)
     int val = -1;
     sem_getvalue(pong, &val);
     CHECK(val == 0, "named: value 0 at the end");
+    CHECK(unlinked, "named: sem_unlink while both processes have them open -> 0");
     CHECK(sem_close(ping) == 0 && sem_close(pong) == 0 && sem_close(same) == 0, "named: sem_close -> 0");
-    CHECK(sem_unlink(ping_name) == 0 && sem_unlink(pong_name) == 0, "named: sem_unlink -> 0");
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
     errno = 0;
     int rc = sem_unlink(ping_name);
     e = errno;

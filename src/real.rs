@@ -170,4 +170,6 @@ declare_real! {
     fn sem_clockwait(s: *mut libc::sem_t, clock: libc::clockid_t, abstime: *const libc::timespec) -> c_int;
     fn sem_post(s: *mut libc::sem_t) -> c_int;
     fn fork() -> libc::pid_t;
+    fn system(cmd: *const c_char) -> c_int;
+    fn pclose(f: *mut libc::FILE) -> c_int;
 }

@@ -1,9 +1,12 @@
 //! Processes. `fork()` needs no hook: the runtime's atfork handler puts the child in pass-through mode
 //! (this also covers glibc-internal forks such as `daemon()`). `posix_spawn`, `system` and `popen` use
-//! glibc's internal CLONE_VFORK path, which runs no hook before exec.
+//! glibc's internal CLONE_VFORK path, which runs no hook before exec. Waiting for children (waitpid and
+//! friends, and the waits inside system and pclose) is made by helper threads while coroutines park.
 
 use crate::real;
-use crate::runtime::worker;
+use crate::runtime::sys::syscall::{syscall4, syscall6};
+use crate::runtime::{offload, worker};
+use std::ffi::c_int;
 
 /// A vfork child shares its parent's stack and memory; run from a coroutine it would resume inside the
 /// shim's scheduler state. A coroutine gets a real fork instead, which POSIX allows for vfork.
@@ -18,4 +21,90 @@ pub unsafe extern "C" fn vfork() -> libc::pid_t {
     }
     // SAFETY: fork from a coroutine is supported (see the runtime's atfork handler).
     unsafe { real::fork() }
+}
+
+/// Waiting for a child cannot be polled without a pidfd per child (and `-1` means any child), so a
+/// coroutine's blocking wait is made by a helper thread while it parks (`runtime::offload`). WNOHANG
+/// calls answer at once and go straight to the kernel.
+fn wait4_cooperative(pid: libc::pid_t, status: *mut c_int, options: c_int, rusage: *mut libc::rusage) -> libc::pid_t {
+    let (status, rusage) = (status as usize, rusage as usize);
+    let call = move || {
+        // SAFETY: the program's own arguments; its memory stays valid while it waits for this call.
+        unsafe { syscall4(libc::SYS_wait4, pid as usize, status, options as usize, rusage) }
+    };
+    let r = if options & libc::WNOHANG != 0 || worker::current_task().is_none() { call() } else { offload::run(call) };
+    super::io::ret(r) as libc::pid_t
+}
+
+/// # Safety
+/// C contract of waitpid.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn waitpid(pid: libc::pid_t, status: *mut c_int, options: c_int) -> libc::pid_t {
+    wait4_cooperative(pid, status, options, core::ptr::null_mut())
+}
+
+/// # Safety
+/// C contract of wait.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wait(status: *mut c_int) -> libc::pid_t {
+    wait4_cooperative(-1, status, 0, core::ptr::null_mut())
+}
+
+/// # Safety
+/// C contract of wait4.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wait4(
+    pid: libc::pid_t,
+    status: *mut c_int,
+    options: c_int,
+    rusage: *mut libc::rusage,
+) -> libc::pid_t {
+    wait4_cooperative(pid, status, options, rusage)
+}
+
+/// # Safety
+/// C contract of waitid.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn waitid(
+    idtype: libc::idtype_t,
+    id: libc::id_t,
+    info: *mut libc::siginfo_t,
+    options: c_int,
+) -> c_int {
+    let info = info as usize;
+    let call = move || {
+        // SAFETY: as in wait4_cooperative.
+        unsafe { syscall6(libc::SYS_waitid, idtype as usize, id as usize, info, options as usize, 0, 0) }
+    };
+    let r = if options & libc::WNOHANG != 0 || worker::current_task().is_none() { call() } else { offload::run(call) };
+    super::io::ret(r) as c_int
+}
+
+/// system() waits for its child inside glibc: a coroutine has a helper thread run it.
+///
+/// # Safety
+/// C contract of system.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn system(cmd: *const std::ffi::c_char) -> c_int {
+    let cmd = cmd as usize;
+    // SAFETY: forwarding, on a helper thread for a coroutine; the string outlives the call.
+    offload::run(move || unsafe { real::system(cmd as *const std::ffi::c_char) })
+}
+
+/// pclose() waits for its child inside glibc: likewise.
+///
+/// # Safety
+/// C contract of pclose.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pclose(f: *mut libc::FILE) -> c_int {
+    if crate::runtime::running() && !f.is_null() {
+        // SAFETY: a live FILE per the contract.
+        let fd = unsafe { libc::fileno(f) };
+        if fd >= 0 {
+            crate::runtime::fd::closing(fd);
+        }
+    }
+    let f = f as usize;
+    // SAFETY: forwarding, on a helper thread for a coroutine.
+    offload::run(move || unsafe { real::pclose(f as *mut libc::FILE) })
 }
