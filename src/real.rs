@@ -119,6 +119,7 @@ declare_real! {
     fn readv(fd: c_int, iov: *const libc::iovec, cnt: c_int) -> isize;
     fn writev(fd: c_int, iov: *const libc::iovec, cnt: c_int) -> isize;
     fn close(fd: c_int) -> c_int;
+    fn dup(old: c_int) -> c_int;
     fn dup2(old: c_int, new: c_int) -> c_int;
     fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int;
     fn pipe(fds: *mut c_int) -> c_int;

@@ -108,6 +108,18 @@ pub unsafe extern "C" fn close(fd: c_int) -> c_int {
 }
 
 /// # Safety
+/// C contract of dup.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dup(old: c_int) -> c_int {
+    // SAFETY: forwarding.
+    let r = unsafe { real::dup(old) };
+    if r >= 0 && crate::runtime::running() {
+        fd::opened(r, Kind::Unknown);
+    }
+    r
+}
+
+/// # Safety
 /// C contract of dup2.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
