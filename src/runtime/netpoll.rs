@@ -31,12 +31,31 @@ pub fn get() -> Option<&'static Netpoller> {
 fn get_or_create() -> Option<&'static Netpoller> {
     POLLER
         .get_or_init(|| {
-            let epfd = epoll::create().ok()?;
-            let wake_fd = epoll::eventfd().ok()?;
+            let epfd = move_high(epoll::create().ok()?);
+            let wake_fd = move_high(epoll::eventfd().ok()?);
             epoll::ctl(epfd, libc::EPOLL_CTL_ADD, wake_fd, libc::EPOLLIN as u32, WAKE_TOKEN).ok()?;
             Some(Netpoller { epfd, wake_fd, waiting: AtomicBool::new(false) })
         })
         .as_ref()
+}
+
+/// Moves one of the shim's own fds to the top of the fd space, so the program's `socket()`, `open()` ...
+/// get the same numbers as without the shim.
+fn move_high(fd: i32) -> i32 {
+    use super::sys::syscall::{syscall1, syscall2, syscall3};
+    let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit into a local.
+    let _ =
+        unsafe { syscall2(libc::SYS_getrlimit, libc::RLIMIT_NOFILE as usize, &mut rl as *mut libc::rlimit as usize) };
+    let floor = (rl.rlim_cur.min(1 << 20) as usize).saturating_sub(16);
+    // SAFETY: F_DUPFD_CLOEXEC of our own fd, then closing the original.
+    match unsafe { syscall3(libc::SYS_fcntl, fd as usize, libc::F_DUPFD_CLOEXEC as usize, floor) } {
+        Ok(high) => {
+            let _ = unsafe { syscall1(libc::SYS_close, fd as usize) };
+            high as i32
+        }
+        Err(_) => fd,
+    }
 }
 
 /// Makes sure `fd`'s current object is registered. Err(EPERM) for objects epoll cannot watch (regular
