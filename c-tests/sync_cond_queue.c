@@ -28,18 +28,6 @@
 #define CONSUMERS 64
 #define ITEMS 50000
 
-static struct timespec deadline_in(clockid_t clk, long ms)
-{
-    int64_t t = now_ns(clk) + ms * MS;
-    struct timespec ts = { t / 1000000000LL, t % 1000000000LL };
-    return ts;
-}
-
-static int64_t ts_ns(const struct timespec *ts)
-{
-    return (int64_t)ts->tv_sec * 1000000000LL + ts->tv_nsec;
-}
-
 static void errorcheck_init(pthread_mutex_t *m)
 {
     pthread_mutexattr_t a;

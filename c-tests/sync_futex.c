@@ -44,18 +44,6 @@ static const char *res(long rc, int e, char *buf, size_t n)
     return buf;
 }
 
-static struct timespec deadline_in(clockid_t clk, long ms)
-{
-    int64_t t = now_ns(clk) + ms * MS;
-    struct timespec ts = { t / 1000000000LL, t % 1000000000LL };
-    return ts;
-}
-
-static int64_t ts_ns(const struct timespec *ts)
-{
-    return (int64_t)ts->tv_sec * 1000000000LL + ts->tv_nsec;
-}
-
 /* ---- simple calls ---- */
 
 static void simple_tests(int priv)

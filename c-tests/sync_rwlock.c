@@ -31,18 +31,6 @@
 #define R_ITERS 20000
 #define W_ITERS 5000
 
-static struct timespec deadline_in(clockid_t clk, long ms)
-{
-    int64_t t = now_ns(clk) + ms * MS;
-    struct timespec ts = { t / 1000000000LL, t % 1000000000LL };
-    return ts;
-}
-
-static int64_t ts_ns(const struct timespec *ts)
-{
-    return (int64_t)ts->tv_sec * 1000000000LL + ts->tv_nsec;
-}
-
 static void rwlock_init_kind(pthread_rwlock_t *rw, int kind)
 {
     pthread_rwlockattr_t a;

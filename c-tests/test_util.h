@@ -85,6 +85,19 @@ static __attribute__((unused)) int64_t mono_ns(void)
 }
 
 /* Sleep for ms milliseconds with nanosleep (restarted on EINTR). */
+/* An absolute time `ms` milliseconds from now on clock `clk`, for timed waits. */
+static __attribute__((unused)) struct timespec deadline_in(clockid_t clk, long ms)
+{
+    int64_t t = now_ns(clk) + ms * 1000000LL;
+    struct timespec ts = { t / 1000000000LL, t % 1000000000LL };
+    return ts;
+}
+
+static __attribute__((unused)) int64_t ts_ns(const struct timespec *ts)
+{
+    return (int64_t)ts->tv_sec * 1000000000LL + ts->tv_nsec;
+}
+
 static __attribute__((unused)) void sleep_ms(long ms)
 {
     struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
