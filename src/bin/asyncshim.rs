@@ -50,7 +50,8 @@ Options:
   -w, --workers N       number of OS worker threads (1 to 1024; default: online CPUs)
   -s, --stack-size S    default thread (coroutine) stack size in bytes, with an optional
                         K, M or G suffix (powers of 1024); at least 16K (default: RLIMIT_STACK)
-      --stats DEST      write runtime statistics at exit to DEST: 'stderr' or a file path
+      --stats DEST      sets ASYNCSHIM_STATS=DEST ('stderr' or a file path) for the runtime's
+                        statistics report (not written by the library yet)
       --off             load the library in pass-through mode (ASYNCSHIM=off): real OS threads
       --lib PATH        library to preload (default: $ASYNCSHIM_LIB, else libasyncshim.so
                         next to this executable)
