@@ -6,7 +6,6 @@ use super::set_errno;
 use crate::real;
 use crate::runtime::fd::{self, Dir, Kind};
 use crate::runtime::io::{self, IoResult};
-use crate::runtime::parking_lot::Interrupt;
 use crate::runtime::worker;
 use std::ffi::{c_int, c_void};
 
@@ -33,7 +32,12 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, len: usize) -> isize 
         // SAFETY: forwarding.
         return unsafe { real::read(fd, buf, len) };
     }
-    ret(io::blocking(fd, Dir::Read, Interrupt::UnlessRestart, |kind| io::try_read(fd, buf as *mut u8, len, kind)))
+    if len == 0 {
+        // Nothing to wait for: the kernel answers 0 (or an error) at once.
+        // SAFETY: forwarding.
+        return unsafe { real::read(fd, buf, len) };
+    }
+    ret(io::blocking_restarting(fd, Dir::Read, |kind| io::try_read(fd, buf as *mut u8, len, kind)))
 }
 
 /// # Safety
@@ -68,9 +72,7 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, cnt: c_int) -
         // SAFETY: forwarding.
         return unsafe { real::readv(fd, iov, cnt) };
     }
-    ret(io::blocking(fd, Dir::Read, Interrupt::UnlessRestart, |kind| {
-        io::try_rwv(fd, iov, cnt as usize, Dir::Read, kind)
-    }))
+    ret(io::blocking_restarting(fd, Dir::Read, |kind| io::try_rwv(fd, iov, cnt as usize, Dir::Read, kind)))
 }
 
 /// # Safety

@@ -49,7 +49,7 @@ fn recv_common(
         return ret(recv_once(fd, buf, len, flags, addr, alen));
     }
     if flags & libc::MSG_WAITALL == 0 || len == 0 {
-        return ret(io::blocking(fd, Dir::Read, Interrupt::UnlessRestart, |kind| match kind {
+        return ret(io::blocking_restarting(fd, Dir::Read, |kind| match kind {
             Kind::Socket => recv_once(fd, buf, len, flags, addr, alen),
             // Not a socket: let the kernel answer (ENOTSOCK) with a real call.
             _ => recv_once(fd, buf, len, flags & !libc::MSG_DONTWAIT, addr, alen),
@@ -68,6 +68,7 @@ fn recv_common(
                     return got as isize;
                 }
             }
+            Err(io::RESTART) if got == 0 => continue,
             Err(_) if got > 0 => return got as isize,
             Err(e) => return ret(Err(e)),
         }
@@ -143,7 +144,10 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int
         // SAFETY: forwarding.
         return unsafe { real::recvmsg(fd, msg, flags) };
     }
-    ret(io::blocking(fd, Dir::Read, Interrupt::UnlessRestart, |_| {
+    if flags & libc::MSG_WAITALL != 0 {
+        return recvmsg_waitall(fd, msg, flags);
+    }
+    ret(io::blocking_restarting(fd, Dir::Read, |_| {
         // SAFETY: the program's msghdr; the kernel validates it.
         unsafe {
             crate::runtime::sys::syscall::syscall3(
@@ -154,6 +158,64 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int
             )
         }
     }))
+}
+
+/// recvmsg with MSG_WAITALL: receives into what is left of the iovecs until they are full, the peer shuts
+/// down, or an error or signal (returning what arrived). Name, control data and flags come from the first
+/// part, as the kernel's single call would report them.
+fn recvmsg_waitall(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> isize {
+    let Ok(m) = crate::runtime::sys::usercopy::read(msg) else {
+        return ret(Err(Errno(libc::EFAULT)));
+    };
+    let Ok(vecs) = (0..m.msg_iovlen.min(io::IOV_MAX))
+        .map(|i| crate::runtime::sys::usercopy::read(m.msg_iov.wrapping_add(i)))
+        .collect::<Result<Vec<_>, _>>()
+    else {
+        return ret(Err(Errno(libc::EFAULT)));
+    };
+    let total: usize = vecs.iter().map(|v| v.iov_len).sum();
+    let mut got = 0usize;
+    loop {
+        let rest = io::advance(&vecs, got);
+        let mut part = m;
+        part.msg_iov = rest.as_ptr() as *mut libc::iovec;
+        part.msg_iovlen = rest.len();
+        if got > 0 {
+            part.msg_name = core::ptr::null_mut();
+            part.msg_namelen = 0;
+            part.msg_control = core::ptr::null_mut();
+            part.msg_controllen = 0;
+        }
+        let r = io::blocking(fd, Dir::Read, Interrupt::UnlessRestart, |_| {
+            // SAFETY: a msghdr built from the program's, pointing at our copy of its iovecs.
+            unsafe {
+                crate::runtime::sys::syscall::syscall3(
+                    libc::SYS_recvmsg,
+                    fd as usize,
+                    &mut part as *mut libc::msghdr as usize,
+                    ((flags & !libc::MSG_WAITALL) | libc::MSG_DONTWAIT) as usize,
+                )
+            }
+        });
+        match r {
+            Ok(n) => {
+                if got == 0 {
+                    let mut back = m;
+                    back.msg_namelen = part.msg_namelen;
+                    back.msg_controllen = part.msg_controllen;
+                    back.msg_flags = part.msg_flags;
+                    let _ = crate::runtime::sys::usercopy::write(msg, back);
+                }
+                got += n;
+                if n == 0 || got >= total {
+                    return got as isize;
+                }
+            }
+            Err(io::RESTART) if got == 0 => continue,
+            Err(_) if got > 0 => return got as isize,
+            Err(e) => return ret(Err(e)),
+        }
+    }
 }
 
 fn send_once(

@@ -13,6 +13,10 @@ use core::sync::atomic::Ordering;
 
 pub type IoResult = Result<usize, Errno>;
 
+/// A wait ended by a handler with SA_RESTART: the call goes on, unless it already made progress (then it
+/// returns what it did, as the kernel does). Never returned to the program.
+pub const RESTART: Errno = Errno(512);
+
 /// The kernel's limit on iovecs per call (UIO_MAXIOV).
 pub const IOV_MAX: usize = 1024;
 
@@ -136,11 +140,29 @@ pub fn blocking(fd: i32, dir: Dir, interrupt: Interrupt, mut attempt: impl FnMut
             if d.is_some() && interrupt == Interrupt::UnlessRestart { Interrupt::Always } else { interrupt };
         match parking_lot::park(seqp as *const _ as usize, 0, unchanged, || {}, d, interrupt) {
             Parked::TimedOut => return Err(Errno(libc::EAGAIN)),
-            Parked::Interrupted => return Err(Errno(libc::EINTR)),
+            Parked::Interrupted => return Err(interrupted()),
             _ => {}
         }
         if e.generation.load(Ordering::Acquire) != generation {
             return Err(Errno(libc::EBADF));
+        }
+    }
+}
+
+/// EINTR, or RESTART when the signal's handler has SA_RESTART and the call is restartable.
+fn interrupted() -> Errno {
+    match super::worker::current_task() {
+        Some(t) if t.interrupt_restarts.load(Ordering::Relaxed) => RESTART,
+        _ => Errno(libc::EINTR),
+    }
+}
+
+/// [`blocking`] for calls that make no partial progress: a restart simply retries.
+pub fn blocking_restarting(fd: i32, dir: Dir, mut attempt: impl FnMut(Kind) -> IoResult) -> IoResult {
+    loop {
+        match blocking(fd, dir, Interrupt::UnlessRestart, &mut attempt) {
+            Err(RESTART) => continue,
+            r => return r,
         }
     }
 }
@@ -248,6 +270,7 @@ pub fn write_all(fd: i32, len: usize, mut attempt: impl FnMut(usize, Kind) -> Io
                     return Ok(done);
                 }
             }
+            Err(RESTART) if done == 0 => continue,
             Err(e) if done > 0 && e.0 != libc::EFAULT => return Ok(done),
             Err(e) => return Err(e),
         }
@@ -275,12 +298,13 @@ pub fn is_stream(fd: i32) -> bool {
 
 /// accept4 cooperatively: listening sockets have no per-call non-blocking form, so it is gated.
 pub fn accept(fd: i32, addr: *mut libc::sockaddr, len: *mut libc::socklen_t, flags: i32) -> IoResult {
-    blocking(fd, Dir::Read, Interrupt::UnlessRestart, |kind| {
+    blocking_restarting(fd, Dir::Read, |kind| {
         let call = || unsafe {
             // SAFETY: the program's own arguments; the kernel validates them.
             syscall4(libc::SYS_accept4, fd as usize, addr as usize, len as usize, flags as usize)
         };
-        if kind == Kind::Blocking { call() } else { gated(fd, Dir::Read, call) }
+        // Not a socket: the kernel answers (ENOTSOCK) at once.
+        if kind == Kind::Socket { gated(fd, Dir::Read, call) } else { call() }
     })
 }
 
@@ -297,18 +321,28 @@ pub fn connect(fd: i32, addr: *const libc::sockaddr, len: libc::socklen_t) -> Io
         // SAFETY: as above.
         return unsafe { syscall3(libc::SYS_connect, fd as usize, addr as usize, len as usize) };
     }
-    // SAFETY: as above.
-    unsafe {
-        let _ = syscall3(libc::SYS_fcntl, fd as usize, libc::F_SETFL as usize, (flags | libc::O_NONBLOCK) as usize);
-        let r = syscall3(libc::SYS_connect, fd as usize, addr as usize, len as usize);
-        let _ = syscall3(libc::SYS_fcntl, fd as usize, libc::F_SETFL as usize, flags as usize);
+    let mut pause = 50_000u64;
+    loop {
+        // SAFETY: as above.
+        let r = unsafe {
+            let _ = syscall3(libc::SYS_fcntl, fd as usize, libc::F_SETFL as usize, (flags | libc::O_NONBLOCK) as usize);
+            let r = syscall3(libc::SYS_connect, fd as usize, addr as usize, len as usize);
+            let _ = syscall3(libc::SYS_fcntl, fd as usize, libc::F_SETFL as usize, flags as usize);
+            r
+        };
         match r {
-            Err(Errno(libc::EINPROGRESS)) => {}
+            Err(Errno(libc::EINPROGRESS)) => break,
+            // A Unix socket whose listener's backlog is full: a blocking connect waits for room, which
+            // nothing reports, so try again a little later.
+            Err(Errno(libc::EAGAIN)) => {
+                super::sleep_until(time::monotonic_ns() + pause);
+                pause = (pause * 2).min(5_000_000);
+            }
             other => return other,
         }
     }
     // Wait until writable, then read the outcome.
-    blocking(fd, Dir::Write, Interrupt::UnlessRestart, |_| {
+    blocking_restarting(fd, Dir::Write, |_| {
         let mut p = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
         // SAFETY: poll on one local pollfd.
         let ready = matches!(unsafe { syscall3(libc::SYS_poll, &mut p as *mut libc::pollfd as usize, 1, 0) }, Ok(1));
@@ -329,7 +363,14 @@ pub fn connect(fd: i32, addr: *const libc::sockaddr, len: libc::socklen_t) -> Io
                 0,
             )?
         };
-        if err != 0 { Err(Errno(err)) } else { Ok(0) }
+        if err != 0 {
+            return Err(Errno(err));
+        }
+        // A second connect moves the socket from "connecting" to "connected", as the blocking call's own
+        // wait does; otherwise the program's next connect would answer 0 instead of EISCONN.
+        // SAFETY: as above.
+        let _ = unsafe { syscall3(libc::SYS_connect, fd as usize, addr as usize, len as usize) };
+        Ok(0)
     })
 }
 

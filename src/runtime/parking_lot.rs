@@ -124,6 +124,7 @@ fn park_task(
     before_sleep();
     if interrupt != Interrupt::No {
         me.restartable_wait.store(interrupt == Interrupt::UnlessRestart, Ordering::Relaxed);
+        me.interrupt_restarts.store(false, Ordering::Relaxed);
         me.interruptible.store(park.wrapping_add(1), Ordering::Release);
     }
     if let Some(d) = deadline {

@@ -131,6 +131,8 @@ pub struct Task {
     pub interruptible: AtomicU32,
     /// The interruptible wait goes on if the handler has SA_RESTART (read, write, accept...).
     pub restartable_wait: core::sync::atomic::AtomicBool,
+    /// The signal that interrupted the last wait asks for the call to go on (SA_RESTART).
+    pub interrupt_restarts: core::sync::atomic::AtomicBool,
     /// Signals sent to this thread with pthread_kill (bit n-1 for signal n), raised on its worker when it
     /// next resumes, so the handler runs in its context.
     pub pending_signals: AtomicU64,
@@ -187,6 +189,7 @@ impl Task {
             last_worker: AtomicUsize::new(0),
             interruptible: AtomicU32::new(0),
             restartable_wait: core::sync::atomic::AtomicBool::new(false),
+            interrupt_restarts: core::sync::atomic::AtomicBool::new(false),
             sigmask: Cell::new(0),
             unpark_token: AtomicUsize::new(0),
             park_key: AtomicUsize::new(0),

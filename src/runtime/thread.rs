@@ -507,11 +507,12 @@ pub fn kill(target: TaskRef, sig: i32) -> i32 {
         super::signals::Disposition::Ignored => {}
         super::signals::Disposition::Handled => {
             target.pending_signals.fetch_or(1 << (sig - 1), Ordering::AcqRel);
-            // A thread waiting in an interruptible call is interrupted by the signal (EINTR), unless the
-            // call restarts under SA_RESTART.
+            // A thread waiting in an interruptible call is woken so its handler runs now; the call then
+            // ends with EINTR, or goes on if it is restartable and the handler has SA_RESTART.
             let park = target.interruptible.load(Ordering::Acquire);
-            let restarts = super::signals::restarts(sig) && target.restartable_wait.load(Ordering::Relaxed);
-            if park != 0 && !restarts {
+            if park != 0 {
+                let restarts = super::signals::restarts(sig) && target.restartable_wait.load(Ordering::Relaxed);
+                target.interrupt_restarts.store(restarts, Ordering::Relaxed);
                 super::get().sched.wake(target, park - 1, Wake::Interrupted);
             }
         }
