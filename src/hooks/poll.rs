@@ -11,6 +11,21 @@ use crate::runtime::sys::{time, usercopy};
 use crate::runtime::worker;
 use std::ffi::c_int;
 
+/// A wait with a temporary signal mask (ppoll, pselect, epoll_pwait): signals sent to this thread that the
+/// mask lets through are delivered now and end the call with EINTR, as the kernel's atomic mask switch
+/// would. Returns true when that happened.
+fn pending_let_through(mask: *const libc::sigset_t) -> bool {
+    if mask.is_null() {
+        return false;
+    }
+    let Some(me) = worker::current_task() else { return false };
+    if me.pending_signals.load(core::sync::atomic::Ordering::Relaxed) == 0 {
+        return false;
+    }
+    let Ok(m) = usercopy::read(mask as *const u64) else { return false };
+    crate::runtime::signals::deliver_pending_unblocked(&me, m)
+}
+
 fn deadline_ms(timeout: c_int) -> Option<u64> {
     (timeout >= 0).then(|| time::monotonic_ns().saturating_add(timeout as u64 * 1_000_000))
 }
@@ -86,6 +101,9 @@ pub unsafe extern "C" fn ppoll(
             None => return unsafe { real::ppoll(fds, n, ts, mask) },
         }
     };
+    if pending_let_through(mask) {
+        return ret(Err(Errno(libc::EINTR))) as c_int;
+    }
     let first = ppoll_probe(fds, n, mask);
     if !matches!(first, Ok(0)) {
         return ret(first) as c_int;
@@ -252,6 +270,9 @@ pub unsafe extern "C" fn pselect(
             _ => return unsafe { real::pselect(n, r, w, e, ts, mask) },
         }
     };
+    if pending_let_through(mask) {
+        return ret(Err(Errno(libc::EINTR))) as c_int;
+    }
     ret(select_common(n, r, w, e, deadline, mask)) as c_int
 }
 
@@ -267,6 +288,9 @@ fn epoll_common(
     deadline: Option<u64>,
     mask: *const libc::sigset_t,
 ) -> c_int {
+    if pending_let_through(mask) {
+        return ret(Err(Errno(libc::EINTR))) as c_int;
+    }
     let first = epoll_probe(epfd, events, max, mask);
     if !matches!(first, Ok(0)) {
         return ret(first) as c_int;

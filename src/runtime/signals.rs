@@ -293,17 +293,24 @@ pub fn disposition(sig: i32) -> Disposition {
 /// Raises, on the current worker, the signals pthread_kill left pending on `task` (the running coroutine):
 /// their handlers run in its context. They do not count as process signals for EINTR purposes: the
 /// sender already interrupted the target's wait.
-pub fn deliver_pending(task: &super::task::Task) {
-    let bits = task.pending_signals.swap(0, Ordering::AcqRel);
-    let Some(w) = worker::current_worker() else { return };
+pub fn deliver_pending(task: &super::task::Task) -> bool {
+    deliver_pending_unblocked(task, task.sigmask.get())
+}
+
+/// Raises the pending signals that `mask` does not block (the rest stay pending, as in the kernel).
+/// Returns true if any handler ran.
+pub fn deliver_pending_unblocked(task: &super::task::Task, mask: u64) -> bool {
+    let Some(w) = worker::current_worker() else { return false };
+    let bits = task.pending_signals.fetch_and(mask, Ordering::AcqRel) & !mask;
     for sig in 1..=64 {
         if bits & (1 << (sig - 1)) != 0 {
             w.directed_delivery.set(true);
-            // SAFETY: tgkill of our own thread.
+            // SAFETY: tgkill of our own thread (with `mask`'s signals not blocked on this worker now).
             let _ = unsafe {
                 sys::syscall::syscall3(libc::SYS_tgkill, sys::getpid() as usize, sys::gettid() as usize, sig as usize)
             };
             w.directed_delivery.set(false);
         }
     }
+    bits != 0
 }

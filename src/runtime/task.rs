@@ -245,7 +245,7 @@ impl Task {
         // running on that stack.
         unsafe { (*y).suspend(why) };
         if self.pending_signals.load(Ordering::Relaxed) != 0 {
-            super::signals::deliver_pending(self);
+            let _ = super::signals::deliver_pending(self);
         }
     }
 

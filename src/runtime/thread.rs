@@ -545,6 +545,10 @@ pub fn mask_changed() {
         let m = sys::sigmask(None);
         me.sigmask.set(m);
         w.mask_changed(m);
+        // Signals sent to this thread while blocked are delivered once unblocked.
+        if me.pending_signals.load(Ordering::Relaxed) & !m != 0 {
+            let _ = super::signals::deliver_pending(&me);
+        }
     }
 }
 
