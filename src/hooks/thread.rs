@@ -156,7 +156,8 @@ unsafe fn finish_join(r: Result<*mut c_void, i32>, ret: *mut *mut c_void) -> c_i
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pthread_join(t: libc::pthread_t, ret: *mut *mut c_void) -> c_int {
     match known(t) {
-        None if worker::current_task().is_some() => thread::join_os_thread(t, ret, JoinKind::Block),
+        // SAFETY: ret is the caller's out-pointer.
+        None if worker::current_task().is_some() => unsafe { thread::join_os_thread(t, ret, JoinKind::Block) },
         // SAFETY: forwarding.
         None => unsafe { real::pthread_join(t, ret) },
         // SAFETY: ret is the caller's out-pointer.
@@ -219,7 +220,8 @@ pub unsafe extern "C" fn pthread_clockjoin_np(
     let Some(task) = known(t) else {
         if worker::current_task().is_some() {
             return match abs_deadline(clock, abstime) {
-                Ok(kind) => thread::join_os_thread(t, ret, kind),
+                // SAFETY: ret is the caller's out-pointer.
+                Ok(kind) => unsafe { thread::join_os_thread(t, ret, kind) },
                 Err(e) => e,
             };
         }

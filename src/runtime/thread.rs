@@ -555,7 +555,10 @@ pub fn mask_changed() {
 /// A coroutine joining a real OS thread (one the runtime did not make a coroutine) must not block its
 /// worker: the thread it waits for may itself wait for coroutines queued behind it. It polls glibc's
 /// tryjoin, parking between polls with a backoff from 50 µs to 5 ms.
-pub fn join_os_thread(t: libc::pthread_t, ret: *mut *mut c_void, kind: JoinKind) -> i32 {
+///
+/// # Safety
+/// `ret` must be null or writable, as for pthread_join.
+pub unsafe fn join_os_thread(t: libc::pthread_t, ret: *mut *mut c_void, kind: JoinKind) -> i32 {
     let mut pause = 50_000u64;
     loop {
         // SAFETY: the caller's thread handle and out-pointer, as for pthread_tryjoin_np.

@@ -188,7 +188,7 @@ pub fn run(sched: &'static Scheduler, w: &'static Worker) -> ! {
     let mut rounds = 0u32;
     loop {
         rounds = rounds.wrapping_add(1);
-        if rounds % POLL_EVERY == 0 && super::netpoll::exists() {
+        if rounds.is_multiple_of(POLL_EVERY) && super::netpoll::exists() {
             super::netpoll::poll(0);
         }
         sched.fire_timers(&mut expired);

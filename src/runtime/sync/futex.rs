@@ -65,7 +65,7 @@ pub fn futex(addr: usize, op: i32, val: u32, timeout: usize, addr2: usize, val3:
         FUTEX_REQUEUE | FUTEX_CMP_REQUEUE if private => {
             // The fourth argument is the number to requeue, passed in the timeout slot.
             let requeue = timeout.min(i32::MAX as usize);
-            if (val as i32) < 0 || (timeout as isize) < 0 || addr % 4 != 0 || addr2 % 4 != 0 {
+            if (val as i32) < 0 || (timeout as isize) < 0 || !addr.is_multiple_of(4) || !addr2.is_multiple_of(4) {
                 return Err(Errno(libc::EINVAL));
             }
             let word = super::super::sys::usercopy::read(addr as *const u32).map_err(Errno)?;
@@ -96,7 +96,7 @@ fn deadline(op: i32, timeout: usize) -> Result<Option<u64>, Errno> {
 }
 
 fn wait(addr: usize, op: i32, val: u32, timeout: usize, bits: u32) -> Result<usize, Errno> {
-    if bits == 0 || addr % 4 != 0 {
+    if bits == 0 || !addr.is_multiple_of(4) {
         return Err(Errno(libc::EINVAL));
     }
     // The value check reads the program's word; an unreadable address is EFAULT, as from the kernel.

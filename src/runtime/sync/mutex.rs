@@ -161,10 +161,10 @@ impl Mutex {
                 }
                 self.count.store(0, Ordering::Relaxed);
             }
-            KIND_ERRORCHECK => {
-                if self.owner.load(Ordering::Relaxed) != my_tid() || self.lock.load(Ordering::Relaxed) == 0 {
-                    return libc::EPERM;
-                }
+            KIND_ERRORCHECK
+                if self.owner.load(Ordering::Relaxed) != my_tid() || self.lock.load(Ordering::Relaxed) == 0 =>
+            {
+                return libc::EPERM;
             }
             _ => {}
         }
