@@ -203,3 +203,57 @@ pub unsafe extern "C" fn fclose(f: *mut libc::FILE) -> c_int {
     // SAFETY: forwarding.
     unsafe { real::fclose(f) }
 }
+
+/// sendfile and splice have no per-call non-blocking form on a blocking fd and move data between two fds:
+/// a coroutine has a helper thread make the call while it parks (`runtime::offload`).
+fn offloaded(call: impl FnOnce() -> IoResult + Send + 'static) -> isize {
+    if worker::current_task().is_none() {
+        return ret(call());
+    }
+    ret(crate::runtime::offload::run(call))
+}
+
+/// # Safety
+/// C contract of sendfile.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sendfile(out: c_int, inp: c_int, off: *mut libc::off_t, count: usize) -> isize {
+    let off = off as usize;
+    // SAFETY: the program's own arguments; its memory stays valid while it waits for this call.
+    offloaded(move || unsafe {
+        crate::runtime::sys::syscall::syscall4(libc::SYS_sendfile, out as usize, inp as usize, off, count)
+    })
+}
+
+/// # Safety
+/// C contract of sendfile64 (the same call on x86-64).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sendfile64(out: c_int, inp: c_int, off: *mut libc::off_t, count: usize) -> isize {
+    // SAFETY: same contract.
+    unsafe { sendfile(out, inp, off, count) }
+}
+
+/// # Safety
+/// C contract of splice.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn splice(
+    fd_in: c_int,
+    off_in: *mut libc::loff_t,
+    fd_out: c_int,
+    off_out: *mut libc::loff_t,
+    len: usize,
+    flags: libc::c_uint,
+) -> isize {
+    let (off_in, off_out) = (off_in as usize, off_out as usize);
+    // SAFETY: as for sendfile.
+    offloaded(move || unsafe {
+        crate::runtime::sys::syscall::syscall6(
+            libc::SYS_splice,
+            fd_in as usize,
+            off_in,
+            fd_out as usize,
+            off_out,
+            len,
+            flags as usize,
+        )
+    })
+}

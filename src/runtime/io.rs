@@ -104,10 +104,16 @@ pub fn blocking(fd: i32, dir: Dir, interrupt: Interrupt, mut attempt: impl FnMut
     }
     let generation = e.generation.load(Ordering::Acquire);
     let mut deadline: Option<Option<u64>> = None;
+    let mut parked = false;
     loop {
         let seq = e.seq(dir).load(Ordering::Acquire);
         match attempt(kind) {
             Err(Errno(libc::EAGAIN)) => {}
+            // A call woken by its peer's close reports the socket's pending error (ECONNRESET when
+            // data was left unread), as the kernel's in-flight call would, before the EPIPE of a new one.
+            Err(Errno(libc::EPIPE)) if parked && kind == Kind::Socket => {
+                return Err(socket_error(fd).unwrap_or(Errno(libc::EPIPE)));
+            }
             // The number names another kind of object than we thought (closed and reused unseen).
             Err(Errno(libc::ENOTSOCK)) if kind == Kind::Socket => {
                 e.set_kind(Kind::Unknown);
@@ -138,6 +144,7 @@ pub fn blocking(fd: i32, dir: Dir, interrupt: Interrupt, mut attempt: impl FnMut
         // A call with a socket timeout is never restarted after a signal (man 7 signal).
         let interrupt =
             if d.is_some() && interrupt == Interrupt::UnlessRestart { Interrupt::Always } else { interrupt };
+        parked = true;
         match parking_lot::park(seqp as *const _ as usize, 0, unchanged, || {}, d, interrupt) {
             Parked::TimedOut => return Err(Errno(libc::EAGAIN)),
             Parked::Interrupted => return Err(interrupted()),
@@ -147,6 +154,25 @@ pub fn blocking(fd: i32, dir: Dir, interrupt: Interrupt, mut attempt: impl FnMut
             return Err(Errno(libc::EBADF));
         }
     }
+}
+
+/// The socket's pending error (SO_ERROR, which reading clears, as the kernel's own report does).
+fn socket_error(fd: i32) -> Option<Errno> {
+    let mut err: i32 = 0;
+    let mut l = size_of::<i32>() as libc::socklen_t;
+    // SAFETY: getsockopt into locals.
+    let r = unsafe {
+        syscall6(
+            libc::SYS_getsockopt,
+            fd as usize,
+            libc::SOL_SOCKET as usize,
+            libc::SO_ERROR as usize,
+            &mut err as *mut i32 as usize,
+            &mut l as *mut libc::socklen_t as usize,
+            0,
+        )
+    };
+    (r.is_ok() && err != 0).then_some(Errno(err))
 }
 
 /// EINTR, or RESTART when the signal's handler has SA_RESTART and the call is restartable.
