@@ -303,25 +303,6 @@ pub fn write_all(fd: i32, len: usize, mut attempt: impl FnMut(usize, Kind) -> Io
     }
 }
 
-/// A stream socket: partial writes continue; datagrams go whole or not at all anyway.
-pub fn is_stream(fd: i32) -> bool {
-    let mut ty: i32 = 0;
-    let mut len = size_of::<i32>() as libc::socklen_t;
-    // SAFETY: getsockopt into a local int.
-    let r = unsafe {
-        syscall6(
-            libc::SYS_getsockopt,
-            fd as usize,
-            libc::SOL_SOCKET as usize,
-            libc::SO_TYPE as usize,
-            &mut ty as *mut i32 as usize,
-            &mut len as *mut libc::socklen_t as usize,
-            0,
-        )
-    };
-    r.is_err() || ty == libc::SOCK_STREAM
-}
-
 /// accept4 cooperatively: listening sockets have no per-call non-blocking form, so it is gated.
 pub fn accept(fd: i32, addr: *mut libc::sockaddr, len: *mut libc::socklen_t, flags: i32) -> IoResult {
     blocking_restarting(fd, Dir::Read, |kind| {
@@ -375,22 +356,8 @@ pub fn connect(fd: i32, addr: *const libc::sockaddr, len: libc::socklen_t) -> Io
         if !ready {
             return Err(Errno(libc::EAGAIN));
         }
-        let mut err: i32 = 0;
-        let mut l = size_of::<i32>() as libc::socklen_t;
-        // SAFETY: getsockopt into locals.
-        unsafe {
-            syscall6(
-                libc::SYS_getsockopt,
-                fd as usize,
-                libc::SOL_SOCKET as usize,
-                libc::SO_ERROR as usize,
-                &mut err as *mut i32 as usize,
-                &mut l as *mut libc::socklen_t as usize,
-                0,
-            )?
-        };
-        if err != 0 {
-            return Err(Errno(err));
+        if let Some(err) = socket_error(fd) {
+            return Err(err);
         }
         // A second connect moves the socket from "connecting" to "connected", as the blocking call's own
         // wait does; otherwise the program's next connect would answer 0 instead of EISCONN.

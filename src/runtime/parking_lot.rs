@@ -9,7 +9,7 @@
 //! queued, so a wake-up between the two cannot be lost. Queues are FIFO per key.
 
 use super::lock::Lock;
-use super::sys::{futex, time};
+use super::sys::futex;
 use super::task::{Switch, TaskRef, Wake};
 use super::worker;
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -263,11 +263,6 @@ pub fn unpark_one(key: usize, callback: impl FnOnce(Unparking) -> usize) -> usiz
 /// Wakes every waiter on `key`.
 pub fn unpark_all(key: usize, token: usize) -> usize {
     unpark_filter(key, |_| Filter::Unpark, |_| token)
-}
-
-/// Monotonic deadline `ns` from now.
-pub fn after(ns: u64) -> u64 {
-    time::monotonic_ns().saturating_add(ns)
 }
 
 /// FUTEX_REQUEUE / FUTEX_CMP_REQUEUE: wakes up to `wake` waiters on `from` and moves up to `requeue` of

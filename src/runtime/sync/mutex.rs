@@ -187,11 +187,6 @@ impl Mutex {
     pub fn not_owned_checked(&self) -> bool {
         (self.kind == KIND_ERRORCHECK || self.kind == KIND_RECURSIVE) && self.owner.load(Ordering::Relaxed) != my_tid()
     }
-
-    /// Normal and adaptive mutexes need no owner checks in unlock.
-    pub fn is_plain(&self) -> bool {
-        self.kind == KIND_NORMAL || self.kind == KIND_ADAPTIVE
-    }
 }
 
 /// The uncontended lock of a normal or adaptive process-private mutex, with no call and no frame: the
