@@ -145,16 +145,21 @@ pub fn opened(fd: i32, kind: Kind) {
 /// object reported later is ignored.
 pub fn closing(fd: i32) {
     if let Some(e) = entry(fd) {
-        {
+        let was_registered = {
             let _g = table().changes.lock();
             e.generation.fetch_add(1, Ordering::AcqRel);
-            if e.registered.swap(0, Ordering::AcqRel) != 0 {
+            let was = e.registered.swap(0, Ordering::AcqRel) != 0;
+            if was {
                 super::netpoll::deregister(fd);
             }
             e.set_kind(Kind::Unknown);
+            was
+        };
+        // Waiters register before they park, so an fd never registered has none to wake.
+        if was_registered {
+            e.notify(Dir::Read);
+            e.notify(Dir::Write);
         }
-        e.notify(Dir::Read);
-        e.notify(Dir::Write);
     }
 }
 
