@@ -3,7 +3,7 @@ CARGO   ?= cargo
 LIB     := target/release/libasyncshim.so
 LAUNCH  := target/release/asyncshim
 
-.PHONY: all build deps test rust-test c-test demo bench clean
+.PHONY: all build deps test rust-test c-test app-test demo bench clean
 
 all: build
 
@@ -14,13 +14,18 @@ build:
 deps:
 	scripts/install-deps.sh
 
-test: deps build rust-test c-test
+test: deps build rust-test c-test app-test
 
 rust-test:
 	$(CARGO) test --release --lib --bins
 
 c-test: build
 	scripts/run-c-tests.sh
+
+# Real programs (MariaDB clients, PHP, CPython, everyday tools) natively and under the shim; starts a
+# private MariaDB when a test needs it (c-tests/README.md, "Application tests").
+app-test: build
+	scripts/run-app-tests.sh
 
 demo: build
 	scripts/demo.sh

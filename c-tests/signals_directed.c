@@ -65,8 +65,10 @@ int main(void)
     pthread_create(&s, NULL, sleeper, (void *)0);
     CHECK(wait_at_least(&ready, 2, 5, 5000), "threads started");
     sleep_ms(200);
-    CHECK(pthread_kill(s, SIGUSR1) == 0, "pthread_kill to a sleeping thread");
+    /* Checked after the join: the target prints its own checks as soon as it wakes. */
+    int killed = pthread_kill(s, SIGUSR1);
     pthread_join(s, NULL);
+    CHECK(killed == 0, "pthread_kill to a sleeping thread");
     CHECK(ATOMIC_LOAD(&handled_in[0]) == 1, "the handler ran once, in the target thread");
     CHECK(ATOMIC_LOAD(&handled_in[2]) == 0, "not in the bystander");
 
@@ -74,8 +76,9 @@ int main(void)
     pthread_create(&sp, NULL, spinner, (void *)1);
     CHECK(wait_at_least(&ready, 3, 5, 5000), "spinner started");
     sleep_ms(50);
-    CHECK(pthread_kill(sp, SIGUSR1) == 0, "pthread_kill to a yielding thread");
+    killed = pthread_kill(sp, SIGUSR1);
     pthread_join(sp, NULL);
+    CHECK(killed == 0, "pthread_kill to a yielding thread");
     CHECK(ATOMIC_LOAD(&handled_in[1]) == 1, "its handler ran in it");
 
     /* SIGCHLD's default action is to ignore it: nothing happens. */

@@ -105,6 +105,29 @@ static __attribute__((unused)) void sleep_ms(long ms)
         ;
 }
 
+/* A thread (start it with ticker_thread) that sleeps 10 ms in a loop from created_ns (set just before
+ * pthread_create) for run_ns, recording its worst lateness, the wait for its first turn included: the
+ * probe for "the other threads keep running". */
+struct ticker {
+    int64_t created_ns, run_ns, worst_ns;
+    int ticks;
+};
+
+static __attribute__((unused)) void *ticker_thread(void *arg)
+{
+    struct ticker *t = (struct ticker *)arg;
+    t->worst_ns = mono_ns() - t->created_ns;
+    while (mono_ns() < t->created_ns + t->run_ns) {
+        int64_t before = mono_ns();
+        sleep_ms(10);
+        int64_t late = mono_ns() - before - 10LL * 1000000;
+        if (late > t->worst_ns)
+            t->worst_ns = late;
+        t->ticks++;
+    }
+    return NULL;
+}
+
 /* Atomic helpers (sequentially consistent). */
 #define ATOMIC_LOAD(p) __atomic_load_n((p), __ATOMIC_SEQ_CST)
 #define ATOMIC_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)

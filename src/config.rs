@@ -6,6 +6,10 @@
 //! | `ASYNCSHIM_WORKERS=N` | at most N worker OS threads (default: online CPUs) |
 //! | `ASYNCSHIM_STACK_SIZE=S` | default thread stack in bytes, K/M/G suffixes (default: RLIMIT_STACK, as glibc) |
 //! | `ASYNCSHIM_NO_FSGSBASE=1` | use `arch_prctl` instead of the FSGSBASE instructions (for testing the fallback) |
+//! | `ASYNCSHIM_STALL_MS=N` | a worker that runs one coroutine this long while others wait is stalled (default 5) |
+//! | `ASYNCSHIM_MAX_SPARES=N` | at most N spare workers started while workers are stalled (default 256; 0: none) |
+//! | `ASYNCSHIM_STATS=stderr\|PATH` | write the runtime's statistics there at exit |
+//! | `ASYNCSHIM_STATS_SIGNAL=SIG` | also write them whenever this signal arrives (a number, or a name like `USR2`) |
 
 use std::ffi::CStr;
 
@@ -16,6 +20,12 @@ pub struct Config {
     /// Default stack for new threads; None means "what glibc would give".
     pub stack_size: Option<usize>,
     pub force_arch_prctl: bool,
+    /// How long a worker may run one coroutine while others wait before the monitor steps in.
+    pub stall_ns: u64,
+    pub max_spares: usize,
+    /// Where statistics go: None (not collected beyond counters), Some("stderr") or a path.
+    pub stats: Option<String>,
+    pub stats_signal: Option<i32>,
 }
 
 fn env(name: &CStr) -> Option<String> {
@@ -38,6 +48,54 @@ pub fn parse_size(s: &str) -> Option<usize> {
         _ => (s, 1),
     };
     digits.trim().parse::<usize>().ok()?.checked_mul(mult)
+}
+
+/// A signal by number or name (`USR2`, `SIGUSR2`, `RTMIN+3`); only signals a program may catch.
+pub fn parse_signal(s: &str) -> Option<i32> {
+    let s = s.trim().to_ascii_uppercase();
+    let name = s.strip_prefix("SIG").unwrap_or(&s);
+    let sig = if let Ok(n) = name.parse::<i32>() {
+        n
+    } else if let Some(off) = name.strip_prefix("RTMIN+") {
+        libc::SIGRTMIN() + off.parse::<i32>().ok()?
+    } else {
+        match name {
+            "HUP" => libc::SIGHUP,
+            "INT" => libc::SIGINT,
+            "QUIT" => libc::SIGQUIT,
+            "USR1" => libc::SIGUSR1,
+            "USR2" => libc::SIGUSR2,
+            "PIPE" => libc::SIGPIPE,
+            "ALRM" => libc::SIGALRM,
+            "TERM" => libc::SIGTERM,
+            "URG" => libc::SIGURG,
+            "WINCH" => libc::SIGWINCH,
+            "PWR" => libc::SIGPWR,
+            _ => return None,
+        }
+    };
+    let catchable = (1..=64).contains(&sig)
+        && ![libc::SIGKILL, libc::SIGSTOP, libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE, libc::SIGILL].contains(&sig);
+    catchable.then_some(sig)
+}
+
+/// A whole number from the environment within `range`, or `default` (with a warning when malformed).
+fn number(name: &CStr, default: usize, range: std::ops::RangeInclusive<usize>) -> usize {
+    match env(name) {
+        None => default,
+        Some(v) => match v.trim().parse::<usize>() {
+            Ok(n) if range.contains(&n) => n,
+            _ => {
+                warn(&format!(
+                    "ignoring {}={v:?} (want {}..={}); using {default}",
+                    name.to_string_lossy(),
+                    range.start(),
+                    range.end()
+                ));
+                default
+            }
+        },
+    }
 }
 
 fn warn(msg: &str) {
@@ -69,7 +127,26 @@ impl Config {
             }
         });
         let force_arch_prctl = matches!(env(c"ASYNCSHIM_NO_FSGSBASE").as_deref(), Some("1"));
-        Config { enabled, workers, stack_size, force_arch_prctl }
+        let stall_ms = number(c"ASYNCSHIM_STALL_MS", 5, 1..=10_000);
+        let max_spares = number(c"ASYNCSHIM_MAX_SPARES", 256, 0..=4096);
+        let stats = env(c"ASYNCSHIM_STATS").filter(|s| !s.is_empty());
+        let stats_signal = env(c"ASYNCSHIM_STATS_SIGNAL").and_then(|v| match parse_signal(&v) {
+            Some(sig) => Some(sig),
+            None => {
+                warn(&format!("ignoring ASYNCSHIM_STATS_SIGNAL={v:?} (want a signal number or name such as USR2)"));
+                None
+            }
+        });
+        Config {
+            enabled,
+            workers,
+            stack_size,
+            force_arch_prctl,
+            stall_ns: stall_ms as u64 * 1_000_000,
+            max_spares,
+            stats,
+            stats_signal,
+        }
     }
 }
 
@@ -87,5 +164,19 @@ mod tests {
         assert_eq!(parse_size("x"), None);
         assert_eq!(parse_size("-1K"), None);
         assert_eq!(parse_size("99999999999999999999G"), None);
+    }
+
+    #[test]
+    fn signals() {
+        use super::parse_signal;
+        assert_eq!(parse_signal("USR2"), Some(libc::SIGUSR2));
+        assert_eq!(parse_signal("sigusr1"), Some(libc::SIGUSR1));
+        assert_eq!(parse_signal("12"), Some(12));
+        assert_eq!(parse_signal("RTMIN+2"), Some(libc::SIGRTMIN() + 2));
+        assert_eq!(parse_signal("KILL"), None);
+        assert_eq!(parse_signal("9"), None);
+        assert_eq!(parse_signal("SEGV"), None);
+        assert_eq!(parse_signal("bogus"), None);
+        assert_eq!(parse_signal("0"), None);
     }
 }

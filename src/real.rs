@@ -61,6 +61,7 @@ macro_rules! declare_real {
             /// # Safety
             /// As for the libc function.
             #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
             pub unsafe fn $name($($arg: $t),*) -> $ret {
                 // SAFETY: the symbol has this C signature in glibc.
                 let f: unsafe extern "C" fn($($t),*) -> $ret = unsafe { core::mem::transmute(slot::$name.addr()) };
@@ -79,6 +80,23 @@ type StartFn = extern "C" fn(*mut c_void) -> *mut c_void;
 type MainFn = extern "C" fn(c_int, *mut *mut c_char, *mut *mut c_char) -> c_int;
 
 declare_real! {
+    fn pread(fd: c_int, buf: *mut c_void, len: usize, off: libc::off_t) -> isize;
+    fn pwrite(fd: c_int, buf: *const c_void, len: usize, off: libc::off_t) -> isize;
+    fn fsync(fd: c_int) -> c_int;
+    fn fdatasync(fd: c_int) -> c_int;
+    fn getaddrinfo(node: *const c_char, service: *const c_char, hints: *const libc::addrinfo,
+                   res: *mut *mut libc::addrinfo) -> c_int;
+    fn getnameinfo(sa: *const libc::sockaddr, salen: libc::socklen_t, host: *mut c_char, hostlen: libc::socklen_t,
+                   serv: *mut c_char, servlen: libc::socklen_t, flags: c_int) -> c_int;
+    fn gethostbyname(name: *const c_char) -> *mut libc::hostent;
+    fn gethostbyname2(name: *const c_char, af: c_int) -> *mut libc::hostent;
+    fn gethostbyaddr(addr: *const c_void, len: libc::socklen_t, af: c_int) -> *mut libc::hostent;
+    fn gethostbyname_r(name: *const c_char, ret: *mut libc::hostent, buf: *mut c_char, buflen: usize,
+                       result: *mut *mut libc::hostent, h_errnop: *mut c_int) -> c_int;
+    fn gethostbyname2_r(name: *const c_char, af: c_int, ret: *mut libc::hostent, buf: *mut c_char, buflen: usize,
+                        result: *mut *mut libc::hostent, h_errnop: *mut c_int) -> c_int;
+    fn gethostbyaddr_r(addr: *const c_void, len: libc::socklen_t, af: c_int, ret: *mut libc::hostent,
+                       buf: *mut c_char, buflen: usize, result: *mut *mut libc::hostent, h_errnop: *mut c_int) -> c_int;
     fn __libc_start_main(main: MainFn, argc: c_int, argv: *mut *mut c_char, init: usize, fini: usize,
                          rtld_fini: usize, stack_end: *mut c_void) -> c_int;
     fn pthread_create(t: *mut libc::pthread_t, attr: *const libc::pthread_attr_t, start: StartFn,

@@ -50,8 +50,9 @@ Options:
   -w, --workers N       number of OS worker threads (1 to 1024; default: online CPUs)
   -s, --stack-size S    default thread (coroutine) stack size in bytes, with an optional
                         K, M or G suffix (powers of 1024); at least 16K (default: RLIMIT_STACK)
-      --stats DEST      sets ASYNCSHIM_STATS=DEST ('stderr' or a file path) for the runtime's
-                        statistics report (not written by the library yet)
+      --stats DEST      sets ASYNCSHIM_STATS=DEST ('stderr' or a file path): at exit the
+                        runtime writes what it did (coroutines, parks, offloads, spare
+                        workers, and the places where a thread stalled its worker)
       --off             load the library in pass-through mode (ASYNCSHIM=off): real OS threads
       --lib PATH        library to preload (default: $ASYNCSHIM_LIB, else libasyncshim.so
                         next to this executable)

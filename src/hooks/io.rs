@@ -210,7 +210,7 @@ fn offloaded(call: impl FnOnce() -> IoResult + Send + 'static) -> isize {
     if worker::current_task().is_none() {
         return ret(call());
     }
-    ret(crate::runtime::offload::run(call))
+    ret(crate::runtime::offload::run(crate::runtime::stats::Offload::Other, call))
 }
 
 /// # Safety
@@ -256,4 +256,84 @@ pub unsafe extern "C" fn splice(
             flags as usize,
         )
     })
+}
+
+/// # Safety
+/// C contract of pread (pread64 is the same function on x86-64).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pread(fd: c_int, buf: *mut c_void, len: usize, off: libc::off_t) -> isize {
+    if worker::current_task().is_none() || len == 0 || off < 0 || !crate::runtime::file::is_file(fd) {
+        // SAFETY: forwarding (pipes and sockets answer ESPIPE, bad offsets EINVAL, at once).
+        return unsafe { real::pread(fd, buf, len, off) };
+    }
+    ret(crate::runtime::file::read(fd, buf as *mut u8, len, Some(off)))
+}
+
+/// # Safety
+/// C contract of pread64.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pread64(fd: c_int, buf: *mut c_void, len: usize, off: libc::off_t) -> isize {
+    // SAFETY: same contract.
+    unsafe { pread(fd, buf, len, off) }
+}
+
+/// # Safety
+/// C contract of __pread_chk / __pread64_chk (the _FORTIFY_SOURCE pread).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __pread_chk(fd: c_int, buf: *mut c_void, len: usize, off: libc::off_t, buflen: usize) -> isize {
+    if len > buflen {
+        // SAFETY: glibc's own overflow report and abort.
+        unsafe { __chk_fail() }
+    }
+    // SAFETY: same contract as pread once the length is checked.
+    unsafe { pread(fd, buf, len, off) }
+}
+
+/// # Safety
+/// As __pread_chk.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __pread64_chk(fd: c_int, buf: *mut c_void, len: usize, off: libc::off_t, buflen: usize) -> isize {
+    // SAFETY: same contract.
+    unsafe { __pread_chk(fd, buf, len, off, buflen) }
+}
+
+/// # Safety
+/// C contract of pwrite.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pwrite(fd: c_int, buf: *const c_void, len: usize, off: libc::off_t) -> isize {
+    if worker::current_task().is_none() || off < 0 || !crate::runtime::file::is_file(fd) {
+        // SAFETY: forwarding.
+        return unsafe { real::pwrite(fd, buf, len, off) };
+    }
+    ret(crate::runtime::file::write(fd, buf as *const u8, len, Some(off)))
+}
+
+/// # Safety
+/// C contract of pwrite64.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pwrite64(fd: c_int, buf: *const c_void, len: usize, off: libc::off_t) -> isize {
+    // SAFETY: same contract.
+    unsafe { pwrite(fd, buf, len, off) }
+}
+
+/// # Safety
+/// C contract of fsync.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fsync(fd: c_int) -> c_int {
+    if worker::current_task().is_none() {
+        // SAFETY: forwarding.
+        return unsafe { real::fsync(fd) };
+    }
+    ret(crate::runtime::file::sync(fd, false)) as c_int
+}
+
+/// # Safety
+/// C contract of fdatasync.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fdatasync(fd: c_int) -> c_int {
+    if worker::current_task().is_none() {
+        // SAFETY: forwarding.
+        return unsafe { real::fdatasync(fd) };
+    }
+    ret(crate::runtime::file::sync(fd, true)) as c_int
 }

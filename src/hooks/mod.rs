@@ -3,6 +3,7 @@
 //! caller is a thread the runtime did not create, or this is a forked child — it calls the real function.
 //! Otherwise it translates the call into a runtime call. Policy lives in the runtime, not here.
 
+pub mod dns;
 pub mod io;
 pub mod net;
 pub mod poll;

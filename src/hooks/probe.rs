@@ -7,8 +7,9 @@ pub extern "C" fn asyncshim_is_active() -> libc::c_int {
     crate::runtime::caller_is_coroutine() as libc::c_int
 }
 
-/// The configured maximum number of worker OS threads (0 when the runtime is not running).
+/// The configured number of worker OS threads (0 when the runtime is not running); spare workers started
+/// while workers are stalled come on top.
 #[unsafe(no_mangle)]
 pub extern "C" fn asyncshim_worker_count() -> libc::c_int {
-    if crate::runtime::running() { crate::runtime::get().sched.workers.len() as libc::c_int } else { 0 }
+    if crate::runtime::running() { crate::runtime::get().sched.base as libc::c_int } else { 0 }
 }

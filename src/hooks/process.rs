@@ -5,6 +5,7 @@
 
 use crate::real;
 use crate::runtime::sys::syscall::{syscall4, syscall6};
+use crate::runtime::stats::Offload;
 use crate::runtime::{offload, worker};
 use std::ffi::c_int;
 
@@ -32,7 +33,7 @@ fn wait4_cooperative(pid: libc::pid_t, status: *mut c_int, options: c_int, rusag
         // SAFETY: the program's own arguments; its memory stays valid while it waits for this call.
         unsafe { syscall4(libc::SYS_wait4, pid as usize, status, options as usize, rusage) }
     };
-    let r = if options & libc::WNOHANG != 0 || worker::current_task().is_none() { call() } else { offload::run(call) };
+    let r = if options & libc::WNOHANG != 0 || worker::current_task().is_none() { call() } else { offload::run(Offload::Process, call) };
     super::io::ret(r) as libc::pid_t
 }
 
@@ -76,7 +77,7 @@ pub unsafe extern "C" fn waitid(
         // SAFETY: as in wait4_cooperative.
         unsafe { syscall6(libc::SYS_waitid, idtype as usize, id as usize, info, options as usize, 0, 0) }
     };
-    let r = if options & libc::WNOHANG != 0 || worker::current_task().is_none() { call() } else { offload::run(call) };
+    let r = if options & libc::WNOHANG != 0 || worker::current_task().is_none() { call() } else { offload::run(Offload::Process, call) };
     super::io::ret(r) as c_int
 }
 
@@ -88,7 +89,7 @@ pub unsafe extern "C" fn waitid(
 pub unsafe extern "C" fn system(cmd: *const std::ffi::c_char) -> c_int {
     let cmd = cmd as usize;
     // SAFETY: forwarding, on a helper thread for a coroutine; the string outlives the call.
-    offload::run(move || unsafe { real::system(cmd as *const std::ffi::c_char) })
+    offload::run(Offload::Process, move || unsafe { real::system(cmd as *const std::ffi::c_char) })
 }
 
 /// pclose() waits for its child inside glibc: likewise.
@@ -106,5 +107,5 @@ pub unsafe extern "C" fn pclose(f: *mut libc::FILE) -> c_int {
     }
     let f = f as usize;
     // SAFETY: forwarding, on a helper thread for a coroutine.
-    offload::run(move || unsafe { real::pclose(f as *mut libc::FILE) })
+    offload::run(Offload::Process, move || unsafe { real::pclose(f as *mut libc::FILE) })
 }

@@ -24,8 +24,10 @@ pub enum Kind {
     NoWait = 2,
     /// poll(0), then the call, one caller at a time (FIFOs, terminals, eventfds, ...).
     Pollable = 3,
-    /// Never waits in a way epoll can see (regular files, directories): the real call.
+    /// Never waits in a way epoll can see (directories, block devices...): the real call.
     Blocking = 4,
+    /// A regular file: see `runtime::file` (RWF_NOWAIT tries, helper threads).
+    File = 5,
 }
 
 impl Kind {
@@ -35,6 +37,7 @@ impl Kind {
             2 => Kind::NoWait,
             3 => Kind::Pollable,
             4 => Kind::Blocking,
+            5 => Kind::File,
             _ => Kind::Unknown,
         }
     }
@@ -63,9 +66,17 @@ pub struct FdEntry {
     pub gate: [AtomicU32; 2],
     /// SO_RCVTIMEO / SO_SNDTIMEO in ns (0: none; TIMEOUT_UNKNOWN: not looked up).
     pub timeout: [AtomicU64; 2],
+    /// Regular files: whether RWF_NOWAIT writes work (see `runtime::file`).
+    nowait_writes: AtomicU32,
 }
 
 impl FdEntry {
+    pub fn nowait_writes(&self) -> u32 {
+        self.nowait_writes.load(Ordering::Relaxed)
+    }
+    pub fn set_nowait_writes(&self, v: u32) {
+        self.nowait_writes.store(v, Ordering::Relaxed);
+    }
     pub fn kind(&self) -> Kind {
         Kind::from_u32(self.kind.load(Ordering::Acquire))
     }

@@ -21,7 +21,7 @@ pub const RESTART: Errno = Errno(512);
 pub const IOV_MAX: usize = 1024;
 
 /// Finds what kind of object `fd` names (once per object), and forgets stale socket timeouts.
-fn kind_of(fd: i32, e: &FdEntry) -> Kind {
+pub fn kind_of(fd: i32, e: &FdEntry) -> Kind {
     let k = e.kind();
     if k != Kind::Unknown {
         return k;
@@ -34,6 +34,10 @@ fn kind_of(fd: i32, e: &FdEntry) -> Kind {
             libc::S_IFSOCK => Kind::Socket,
             libc::S_IFIFO => Kind::NoWait,
             libc::S_IFCHR => Kind::Pollable,
+            libc::S_IFREG => {
+                e.set_nowait_writes(0);
+                Kind::File
+            }
             _ => {
                 // eventfd, timerfd, signalfd, epoll, inotify: anonymous inodes that poll works on.
                 if st.st_mode & libc::S_IFMT == 0 { Kind::Pollable } else { Kind::Blocking }
@@ -99,8 +103,8 @@ pub fn set_timeout(fd: i32, dir: Dir, tv: &libc::timeval) {
 pub fn blocking(fd: i32, dir: Dir, interrupt: Interrupt, mut attempt: impl FnMut(Kind) -> IoResult) -> IoResult {
     let Some(e) = fd::entry(fd) else { return attempt(Kind::Blocking) };
     let mut kind = kind_of(fd, e);
-    if kind == Kind::Blocking {
-        return attempt(Kind::Blocking);
+    if kind == Kind::Blocking || kind == Kind::File {
+        return attempt(kind);
     }
     let generation = e.generation.load(Ordering::Acquire);
     let mut deadline: Option<Option<u64>> = None;
@@ -145,6 +149,7 @@ pub fn blocking(fd: i32, dir: Dir, interrupt: Interrupt, mut attempt: impl FnMut
         let interrupt =
             if d.is_some() && interrupt == Interrupt::UnlessRestart { Interrupt::Always } else { interrupt };
         parked = true;
+        super::stats::park(if dir == Dir::Read { super::stats::Park::FdRead } else { super::stats::Park::FdWrite });
         match parking_lot::park(seqp as *const _ as usize, 0, unchanged, || {}, d, interrupt) {
             Parked::TimedOut => return Err(Errno(libc::EAGAIN)),
             Parked::Interrupted => return Err(interrupted()),
@@ -238,6 +243,7 @@ pub fn try_read(fd: i32, buf: *mut u8, len: usize, kind: Kind) -> IoResult {
                 rw_nowait(libc::SYS_preadv2, fd, &iov, 1)
             }
             Kind::Pollable => gated(fd, Dir::Read, || syscall3(libc::SYS_read, fd as usize, buf as usize, len)),
+            Kind::File => super::file::read(fd, buf, len, None),
             _ => syscall3(libc::SYS_read, fd as usize, buf as usize, len),
         }
     }
@@ -256,6 +262,7 @@ pub fn try_write(fd: i32, buf: *const u8, len: usize, kind: Kind) -> IoResult {
                 rw_nowait(libc::SYS_pwritev2, fd, &iov, 1)
             }
             Kind::Pollable => gated(fd, Dir::Write, || syscall3(libc::SYS_write, fd as usize, buf as usize, len)),
+            Kind::File => super::file::write(fd, buf, len, None),
             _ => syscall3(libc::SYS_write, fd as usize, buf as usize, len),
         }
     }
@@ -287,6 +294,13 @@ pub fn try_rwv(fd: i32, iov: *const libc::iovec, cnt: usize, dir: Dir, kind: Kin
 /// A blocking write on a stream returns only when all was written (or on an error or signal after some
 /// was: then the count so far), as the kernel's does.
 pub fn write_all(fd: i32, len: usize, mut attempt: impl FnMut(usize, Kind) -> IoResult) -> IoResult {
+    // Files and other objects epoll cannot watch: one real call, whose count is the kernel's (a short
+    // count at ENOSPC or RLIMIT_FSIZE must not become a second call raising SIGXFSZ).
+    if let Some(e) = fd::entry(fd)
+        && matches!(kind_of(fd, e), Kind::File | Kind::Blocking)
+    {
+        return attempt(0, e.kind());
+    }
     let mut done = 0usize;
     loop {
         match blocking(fd, Dir::Write, Interrupt::UnlessRestart, |kind| attempt(done, kind)) {
@@ -426,6 +440,7 @@ pub fn poll_wait(fds: &[libc::pollfd], deadline: Option<u64>, mut probe: impl Fn
         }
         // SAFETY: the key is the address of a live AtomicU32 (an fd entry's sequence or the epoch).
         let word = unsafe { &*(key as *const core::sync::atomic::AtomicU32) };
+        super::stats::park(super::stats::Park::Poll);
         match parking_lot::park(key, 0, || word.load(Ordering::Acquire) == seq, || {}, deadline, Interrupt::Always) {
             Parked::TimedOut => break probe(),
             Parked::Interrupted => break Err(Errno(libc::EINTR)),

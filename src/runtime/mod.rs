@@ -11,12 +11,17 @@
 //! | [`stack`] | coroutine stacks: arenas, guards, reuse |
 //! | [`timers`] | deadline heap for sleeps and timed waits |
 //! | [`signals`] | SIGSEGV: stack-overflow reports and EFAULT fix-ups |
+//! | [`monitor`] | notices stalled workers and brings in spare workers |
+//! | [`stats`] | counters and the ASYNCSHIM_STATS report |
 //! | [`sys`] | raw system calls, futex, FS/GS bases, clocks, memory |
 
+pub mod dns;
 pub mod fd;
+pub mod file;
 pub mod identity;
 pub mod io;
 pub mod lock;
+pub mod monitor;
 pub mod netpoll;
 pub mod offload;
 pub mod once;
@@ -24,6 +29,7 @@ pub mod parking_lot;
 pub mod scheduler;
 pub mod signals;
 pub mod stack;
+pub mod stats;
 pub mod sync;
 pub mod sys;
 pub mod task;
@@ -112,7 +118,7 @@ pub fn run_main(main: MainFn, argc: c_int, argv: *mut *mut c_char, envp: *mut *m
     let workers = config.workers;
     if RUNTIME
         .set(Runtime {
-            sched: Scheduler::new(workers),
+            sched: Scheduler::new(workers, config.max_spares),
             stacks: StackPool::new(),
             threads: Threads::new(),
             config,
@@ -125,6 +131,11 @@ pub fn run_main(main: MainFn, argc: c_int, argv: *mut *mut c_char, envp: *mut *m
     let _ = MAIN_ARGS.set(MainArgsCell(MainArgs { main, argc, argv, envp }));
     RUNNING.store(true, Ordering::Release);
     signals::install();
+    stats::init(get().config.stats.as_deref(), get().config.stats_signal);
+    if get().config.stats.is_some() {
+        // The report signal is answered by the monitor, even in a program with one thread.
+        monitor::ensure_started();
+    }
     // SAFETY: the handlers only touch atomics and the GS base.
     unsafe { libc::pthread_atfork(None, None, Some(atfork_child)) };
 
@@ -183,6 +194,7 @@ extern "C" fn atfork_child() {
 pub fn sleep_until(deadline: u64) -> Wake {
     let Some(me) = worker::current_task() else { return Wake::TimedOut };
     let park = me.begin_park();
+    stats::park(stats::Park::Sleep);
     get().sched.add_timer(deadline, me, park);
     me.switch_out(Switch::Park);
     me.last_wake.get()
@@ -192,6 +204,7 @@ pub fn sleep_until(deadline: u64) -> Wake {
 pub fn sleep_until_interruptible(deadline: u64) -> Wake {
     let Some(me) = worker::current_task() else { return Wake::TimedOut };
     let park = me.begin_park();
+    stats::park(stats::Park::Sleep);
     me.restartable_wait.store(false, Ordering::Relaxed);
     me.interruptible.store(park + 1, Ordering::Release);
     get().sched.add_timer(deadline, me, park);

@@ -96,6 +96,12 @@ pub fn wake_waiter() {
 /// positive value (or -1) only when idle. Returns the number of fd events handled.
 pub fn poll(timeout_ms: i32) -> usize {
     let Some(p) = get() else { return 0 };
+    // A worker blocked in epoll_wait gets every event anyway. Scanning the ready list beside it is not
+    // only wasted: on this kernel (6.18) a concurrent non-blocking epoll_wait can leave the blocked one
+    // asleep with events ready (seen as a hang with a retired spare; a signal made it see them).
+    if timeout_ms == 0 && p.waiting.load(Ordering::Acquire) {
+        return 0;
+    }
     let mut events = [libc::epoll_event { events: 0, u64: 0 }; BATCH];
     let n = epoll::wait(p.epfd, &mut events, timeout_ms).unwrap_or(0);
     let mut handled = 0;

@@ -1,7 +1,8 @@
 //! Helper OS threads for calls that must really block in the kernel — because something outside the
 //! process is to wake them there (a futex shared with another process), or because nothing can be
 //! polled. The coroutine parks while a helper makes the call; a plain thread simply makes it itself.
-//! Helpers are made on demand and kept for reuse once idle.
+//! Helpers are made on demand and kept for reuse once idle; calls that always end by themselves share a
+//! bounded number of them.
 
 use super::lock::Lock;
 use super::parking_lot::{self, Interrupt, Parked};
@@ -20,13 +21,68 @@ struct Helper {
 
 static IDLE: Lock<Vec<&'static Helper>> = Lock::new(Vec::new());
 
+/// Calls that always end by themselves (name lookups, file I/O) share at most this many helpers (Go bounds its cgo lookups the same way), so 1,000
+/// threads resolving names at once do not make 1,000 OS threads; the rest wait their turn, parked. Calls
+/// that may wait indefinitely (process waits, shared futexes) are not limited: queueing them behind each
+/// other could deadlock.
+const BOUNDED_HELPERS: u32 = 128;
+static BOUNDED_IN_USE: AtomicU32 = AtomicU32::new(0);
+
+/// A place among the bounded helpers, given back on drop.
+struct Slot(bool);
+
+impl Slot {
+    fn take(kind: super::stats::Offload) -> Slot {
+        use super::stats::Offload;
+        if !matches!(kind, Offload::Dns | Offload::File) {
+            return Slot(false);
+        }
+        let key = &BOUNDED_IN_USE as *const AtomicU32 as usize;
+        loop {
+            let n = BOUNDED_IN_USE.load(Ordering::Acquire);
+            if n < BOUNDED_HELPERS {
+                if BOUNDED_IN_USE.compare_exchange(n, n + 1, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                    return Slot(true);
+                }
+                continue;
+            }
+            parking_lot::park(key, 0, || BOUNDED_IN_USE.load(Ordering::Acquire) >= BOUNDED_HELPERS, || {}, None, Interrupt::No);
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if self.0 {
+            BOUNDED_IN_USE.fetch_sub(1, Ordering::AcqRel);
+            parking_lot::unpark_one(&BOUNDED_IN_USE as *const AtomicU32 as usize, |_| 0);
+        }
+    }
+}
+
+/// Helper records whose threads ended after idling, ready for a new thread.
+static DORMANT: Lock<Vec<&'static Helper>> = Lock::new(Vec::new());
+/// A helper idle this long ends its thread: a burst of lookups must not leave the process with dozens of
+/// threads for the rest of its life.
+const IDLE_EXIT_NS: u64 = 1_000_000_000;
+
 extern "C" fn helper_main(arg: *mut c_void) -> *mut c_void {
     // SAFETY: arg is a leaked &'static Helper; GS is cleared so hooks see a plain thread.
     let h: &'static Helper = unsafe { &*(arg as *const Helper) };
     unsafe { super::sys::fsgs::set_gs_base(0) };
     loop {
+        let idle_until = super::sys::time::monotonic_ns() + IDLE_EXIT_NS;
         while h.has_job.load(Ordering::Acquire) == 0 {
-            futex::wait(&h.has_job, 0, None);
+            if !futex::wait(&h.has_job, 0, Some(idle_until)) {
+                // Timed out: leave if nobody took us from the idle list meanwhile (then a job is coming).
+                let mut idle = IDLE.lock();
+                if let Some(i) = idle.iter().position(|x| core::ptr::eq(*x, h)) {
+                    idle.swap_remove(i);
+                    drop(idle);
+                    DORMANT.lock().push(h);
+                    return core::ptr::null_mut();
+                }
+            }
         }
         let job = h.job.lock().take();
         h.has_job.store(0, Ordering::Release);
@@ -41,17 +97,27 @@ fn helper() -> Option<&'static Helper> {
     if let Some(h) = IDLE.lock().pop() {
         return Some(h);
     }
-    let h: &'static Helper = Box::leak(Box::new(Helper { has_job: AtomicU32::new(0), job: Lock::new(None) }));
+    let h: &'static Helper = match DORMANT.lock().pop() {
+        Some(h) => h,
+        None => Box::leak(Box::new(Helper { has_job: AtomicU32::new(0), job: Lock::new(None) })),
+    };
     // SAFETY: the helper record lives for the process.
-    unsafe { super::thread::start_os_thread(helper_main, h as *const Helper as *mut c_void) }.then_some(h)
+    if unsafe { super::thread::start_os_thread(helper_main, h as *const Helper as *mut c_void) } {
+        Some(h)
+    } else {
+        DORMANT.lock().push(h);
+        None
+    }
 }
 
 /// Runs `call` on a helper OS thread while the calling coroutine parks, and returns its result. A plain
 /// thread (or if no helper can be started) runs it directly.
-pub fn run<R: Send + 'static>(call: impl FnOnce() -> R + Send + 'static) -> R {
+pub fn run<R: Send + 'static>(kind: super::stats::Offload, call: impl FnOnce() -> R + Send + 'static) -> R {
     if worker::current_task().is_none() {
         return call();
     }
+    super::stats::offload(kind);
+    let _slot = Slot::take(kind);
     let Some(h) = helper() else { return call() };
     struct Done<R> {
         result: Lock<Option<R>>,
@@ -69,6 +135,7 @@ pub fn run<R: Send + 'static>(call: impl FnOnce() -> R + Send + 'static) -> R {
     futex::wake(&h.has_job, 1);
     while done.finished.load(Ordering::Acquire) == 0 {
         let finished = &done.finished;
+        super::stats::park(super::stats::Park::Offload);
         if parking_lot::park(key, 0, || finished.load(Ordering::Acquire) == 0, || {}, None, Interrupt::No)
             == Parked::Invalid
         {
@@ -79,5 +146,28 @@ pub fn run<R: Send + 'static>(call: impl FnOnce() -> R + Send + 'static) -> R {
     // SAFETY: the helper no longer touches `done` after setting `finished` (its unpark uses the address
     // only as a key), and only this coroutine frees it.
     drop(unsafe { Box::from_raw(done as *const Done<R> as *mut Done<R>) });
+    r
+}
+
+unsafe extern "C" {
+    fn __h_errno_location() -> *mut i32;
+}
+
+/// Like [`run`], for libc calls that report through errno and h_errno (the resolver): both are per-thread,
+/// so the helper's values are carried back into the coroutine, as if it had made the call itself.
+pub fn run_keeping_errno<R: Send + 'static>(kind: super::stats::Offload, call: impl FnOnce() -> R + Send + 'static) -> R {
+    if worker::current_task().is_none() {
+        return call();
+    }
+    // SAFETY: errno and h_errno locations of the calling thread (the helper's inside the closure, the
+    // coroutine's after it: FS is the coroutine's TCB again).
+    let (r, errno, h_errno) = run(kind, move || {
+        let r = call();
+        unsafe { (r, *libc::__errno_location(), *__h_errno_location()) }
+    });
+    unsafe {
+        *libc::__errno_location() = errno;
+        *__h_errno_location() = h_errno;
+    }
     r
 }

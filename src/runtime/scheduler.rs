@@ -2,18 +2,28 @@
 //! come from outside the workers, and stealing between workers (safe because every coroutine carries its own
 //! thread identity). Workers start lazily, only when there is work no running worker can take, and idle
 //! workers sleep on a futex until work or the earliest timer arrives.
+//!
+//! Beyond the configured workers, the monitor may start *spare* workers while workers are stalled (see
+//! [`super::monitor`]); a spare that falls idle while enough unstalled workers remain retires (sleeps until
+//! revived), so the number of workers running coroutines stays at the configured count.
 
 use super::lock::Lock;
 use super::sys::{futex, time};
 use super::task::{TaskRef, Wake};
 use super::timers::Timers;
-use super::worker::{self, AWAKE, NOTIFIED, SLEEPING, SLEEPING_IN_POLL, Worker};
+use super::worker::{self, AWAKE, NOTIFIED, RETIRED, SLEEPING, SLEEPING_IN_POLL, Worker};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 pub struct Scheduler {
+    /// The configured workers first, then room for spares.
     pub workers: &'static [Worker],
+    /// How many workers run coroutines when none is stalled (ASYNCSHIM_WORKERS).
+    pub base: usize,
     started: AtomicUsize,
+    /// Spares asleep in RETIRED, and workers the monitor marked stalled.
+    retired: AtomicUsize,
+    pub stalled: AtomicUsize,
     global: Lock<VecDeque<TaskRef>>,
     timers: Lock<Timers>,
     /// Earliest timer deadline (u64::MAX if none), readable without the lock.
@@ -24,11 +34,14 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    pub fn new(max_workers: usize) -> Scheduler {
-        let workers: Vec<Worker> = (0..max_workers).map(Worker::new).collect();
+    pub fn new(base: usize, max_spares: usize) -> Scheduler {
+        let workers: Vec<Worker> = (0..base + max_spares).map(Worker::new).collect();
         Scheduler {
             workers: Box::leak(workers.into_boxed_slice()),
+            base,
             started: AtomicUsize::new(1),
+            retired: AtomicUsize::new(0),
+            stalled: AtomicUsize::new(0),
             global: Lock::new(VecDeque::new()),
             timers: Lock::new(Timers::default()),
             earliest: AtomicU64::new(u64::MAX),
@@ -71,7 +84,7 @@ impl Scheduler {
         if self.wake_sleeper() {
             return;
         }
-        if self.started() < self.workers.len() {
+        if self.started() < self.base {
             self.start_worker();
         }
     }
@@ -94,17 +107,93 @@ impl Scheduler {
         false
     }
 
-    fn start_worker(&self) {
-        let Some(_g) = self.spawning.try_lock() else { return };
+    fn start_worker(&self) -> bool {
+        let Some(_g) = self.spawning.try_lock() else { return false };
         let id = self.started();
         if id >= self.workers.len() {
-            return;
+            return false;
         }
         let w = &self.workers[id] as *const Worker as *mut libc::c_void;
         // SAFETY: workers live for the whole process.
         if unsafe { super::thread::start_os_thread(worker_main, w) } {
             self.started.store(id + 1, Ordering::Release);
+            return true;
         }
+        false
+    }
+
+    /// Workers that take coroutines right now (started, not retired, not stalled).
+    pub fn unstalled_workers(&self) -> usize {
+        (self.started() - self.retired.load(Ordering::Acquire)).saturating_sub(self.stalled.load(Ordering::Acquire))
+    }
+
+    /// Queue lengths and sleep states, for the statistics report: (global, [(worker, queued, state)]).
+    pub fn snapshot(&self) -> (usize, Vec<(usize, usize, &'static str)>) {
+        let global = self.global.lock().len();
+        let workers = self.workers[..self.started()]
+            .iter()
+            .map(|w| {
+                let state = match w.sleep.load(Ordering::Relaxed) {
+                    AWAKE if w.running_task().is_some() => "running",
+                    AWAKE => "scheduling",
+                    SLEEPING => "idle",
+                    SLEEPING_IN_POLL => "idle in epoll_wait",
+                    NOTIFIED => "being woken",
+                    RETIRED => "retired",
+                    _ => "?",
+                };
+                (w.id, w.queue.lock().len(), state)
+            })
+            .collect();
+        (global, workers)
+    }
+
+    pub fn retired(&self) -> usize {
+        self.retired.load(Ordering::Acquire)
+    }
+
+    /// For the monitor: work is waiting while workers are stalled. Wakes an idle worker if there is one,
+    /// else revives a retired spare or starts a new one. Returns what it did.
+    pub fn add_worker_for_stall(&self) -> AddedWorker {
+        if self.wake_sleeper() {
+            return AddedWorker::Woken;
+        }
+        if self.unstalled_workers() >= self.base {
+            // As many workers as configured take coroutines: the waiting work is ordinary load.
+            return AddedWorker::None;
+        }
+        let n = self.started();
+        for w in &self.workers[..n] {
+            if w.sleep.compare_exchange(RETIRED, AWAKE, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                self.retired.fetch_sub(1, Ordering::AcqRel);
+                futex::wake(&w.sleep, 1);
+                return AddedWorker::Revived;
+            }
+        }
+        if self.start_worker() { AddedWorker::Started } else { AddedWorker::None }
+    }
+
+    /// An idle spare retires when the unstalled workers are enough without it.
+    pub fn should_retire(&self, w: &Worker) -> bool {
+        w.id >= self.base && self.unstalled_workers() > self.base
+    }
+
+    /// Puts idle spare `w` to sleep until [`Self::add_worker_for_stall`] revives it.
+    pub fn retire(&self, w: &Worker) {
+        // Counted before it becomes visible, so a reviver's decrement never comes first.
+        self.retired.fetch_add(1, Ordering::AcqRel);
+        w.sleep.store(RETIRED, Ordering::SeqCst);
+        super::stats::count(&super::stats::get().spares_retired);
+        while w.sleep.load(Ordering::Acquire) == RETIRED {
+            futex::wait(&w.sleep, RETIRED, None);
+        }
+    }
+
+    /// True when a worker could run something now: queued tasks anywhere or a due timer.
+    pub fn work_pending(&self) -> bool {
+        !self.global.lock().is_empty()
+            || self.workers[..self.started()].iter().any(|o| !o.queue.lock().is_empty())
+            || self.next_deadline().is_some_and(|d| d <= time::monotonic_ns())
     }
 
     /// Next task for worker `w`: its own queue, then the global queue, then half of another worker's queue.
@@ -200,6 +289,14 @@ impl Scheduler {
         }
         won
     }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum AddedWorker {
+    None,
+    Woken,
+    Revived,
+    Started,
 }
 
 /// Body of worker OS threads 1..N (worker 0 is the program's initial thread).

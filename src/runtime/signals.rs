@@ -29,6 +29,9 @@ static PROGRAM_ACTIONS: Lock<[Option<SigAction>; NSIG]> = Lock::new([None; NSIG]
 /// any interruptible wait) and with it (only waits that are never restarted, such as sleeps).
 pub static PENDING_INTERRUPTS: AtomicUsize = AtomicUsize::new(0);
 pub static PENDING_RESTARTING: AtomicUsize = AtomicUsize::new(0);
+/// ASYNCSHIM_STATS_SIGNAL: this signal asks for the statistics report (0: none). The runtime keeps its
+/// wrapper installed for it whatever the program sets; the program's own handler still runs.
+static REPORT_SIGNAL: AtomicI32 = AtomicI32::new(0);
 
 #[derive(Clone, Copy)]
 struct SigAction(libc::sigaction);
@@ -41,6 +44,31 @@ fn kernel_sigaction(sig: i32, act: *const libc::sigaction, old: *mut libc::sigac
         0 => Ok(()),
         // SAFETY: errno of the calling thread.
         _ => Err(unsafe { *libc::__errno_location() }),
+    }
+}
+
+/// Takes `sig` as the statistics report signal: the wrapper is installed for it now (the program's action,
+/// read back unchanged, still runs when it is a function; the default action becomes "write the report").
+pub fn set_report_signal(sig: i32) {
+    let idx = sig as usize;
+    let mut actions = PROGRAM_ACTIONS.lock();
+    // SAFETY: zeroed sigactions are valid buffers; the wrapper is async-signal-safe.
+    unsafe {
+        let mut old: libc::sigaction = core::mem::zeroed();
+        if kernel_sigaction(sig, core::ptr::null(), &mut old).is_err() {
+            return;
+        }
+        let mut k = old;
+        if old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN {
+            HANDLER[idx].store(old.sa_sigaction, Ordering::Release);
+            FLAGS[idx].store(old.sa_flags, Ordering::Release);
+        }
+        k.sa_sigaction = program_handler as *const () as usize;
+        k.sa_flags |= libc::SA_SIGINFO | libc::SA_RESTART;
+        REPORT_SIGNAL.store(sig, Ordering::Release);
+        if kernel_sigaction(sig, &k, core::ptr::null_mut()).is_ok() && actions[idx].is_none() {
+            actions[idx] = Some(SigAction(old));
+        }
     }
 }
 
@@ -81,7 +109,7 @@ pub fn program_sigaction(
                 k.sa_flags |= libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_NODEFER;
                 k.sa_flags &= !libc::SA_RESETHAND;
                 true
-            } else if is_fn {
+            } else if is_fn || sig == REPORT_SIGNAL.load(Ordering::Relaxed) {
                 k.sa_sigaction = program_handler as *const () as usize;
                 k.sa_flags |= libc::SA_SIGINFO;
                 true
@@ -152,6 +180,10 @@ unsafe fn call_program_handler(sig: i32, info: *mut libc::siginfo_t, ctx: *mut l
 extern "C" fn program_handler(sig: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: errno is saved and restored around our own work, as a handler must.
     let saved_errno = unsafe { *libc::__errno_location() };
+    if sig == REPORT_SIGNAL.load(Ordering::Relaxed) {
+        super::stats::REPORT_REQUESTED.store(true, Ordering::Release);
+        super::monitor::poke();
+    }
     let w = worker::current_worker();
     if let Some(w) = w {
         w.enter_handler();

@@ -44,7 +44,7 @@ pub struct Threads {
     tombstone: TaskRef,
     next_tid: AtomicI32,
     /// Program threads alive (coroutines and real threads the shim started for the program).
-    live: AtomicUsize,
+    pub live: AtomicUsize,
     multithreaded: AtomicBool,
 }
 
@@ -93,6 +93,22 @@ impl Threads {
 
     pub fn lookup(&self, t: libc::pthread_t) -> Option<TaskRef> {
         self.registry.lock().get(&(t as usize)).copied()
+    }
+
+    /// Live threads by scheduling phase (running, queued, parked), for the statistics report.
+    pub fn phases(&self) -> [usize; 3] {
+        let mut n = [0; 3];
+        for t in self.registry.lock().values() {
+            if t.join.lock().life != Life::Running {
+                continue;
+            }
+            match t.state.load(Ordering::Relaxed) as u32 & 0xff {
+                super::task::RUNNING => n[0] += 1,
+                super::task::RUNNABLE | super::task::NOTIFIED => n[1] += 1,
+                _ => n[2] += 1,
+            }
+        }
+        n
     }
 
     fn register(&self, task: TaskRef) {
@@ -187,7 +203,9 @@ pub fn spawn(req: Spawn) -> Result<libc::pthread_t, i32> {
     *task.join.lock() =
         JoinState { life: Life::Running, detached: req.detached, joiner: None, result: core::ptr::null_mut() };
     prepare(task, stack, req.start, req.arg);
-    rt.threads.live.fetch_add(1, Ordering::AcqRel);
+    let live = rt.threads.live.fetch_add(1, Ordering::AcqRel) + 1;
+    super::stats::thread_created(live as u64);
+    super::monitor::ensure_started();
     task.set_runnable();
     rt.sched.push(task);
     Ok(task.tcb().0 as libc::pthread_t)
@@ -399,6 +417,7 @@ pub fn join(target: TaskRef, kind: JoinKind) -> Result<*mut c_void, i32> {
         park = match me {
             Some(me) => {
                 let g = me.begin_park();
+                super::stats::park(super::stats::Park::Join);
                 j.joiner = Some(Waiter::Task(me, g));
                 g
             }

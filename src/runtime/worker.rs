@@ -10,7 +10,7 @@ use super::signals;
 use super::sys::{fsgs, futex, time};
 use super::task::{Switch, TaskRef};
 use core::cell::Cell;
-use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, Ordering};
 use corosensei::CoroutineResult;
 
 pub const AWAKE: u32 = 0;
@@ -18,21 +18,30 @@ pub const SLEEPING: u32 = 1;
 pub const NOTIFIED: u32 = 2;
 /// Asleep in epoll_wait: woken through the netpoller's eventfd.
 pub const SLEEPING_IN_POLL: u32 = 3;
+/// A spare worker no longer needed: asleep until the monitor revives it (never woken for ordinary work).
+pub const RETIRED: u32 = 4;
 /// Scheduling rounds between non-blocking netpoller checks while there is other work.
 const POLL_EVERY: u32 = 61;
 
 #[repr(C)]
 pub struct Worker {
     pub id: usize,
-    /// The coroutine this worker is running, or null in the worker's own context.
-    current: Cell<*const super::task::Task>,
+    /// The coroutine this worker is running, or null in the worker's own context. Atomic only so that
+    /// the monitor may read it; relaxed accesses compile to plain moves.
+    current: AtomicPtr<super::task::Task>,
+    /// Coroutines resumed so far (written by the worker only): the monitor's sign of progress.
+    pub switches: AtomicU32,
+    /// Set by the monitor when the running coroutine has kept this worker too long; cleared by the worker.
+    pub stalled: AtomicBool,
+    /// When the current stall began and where (see the monitor).
+    pub stall: super::monitor::StallRecord,
     /// FS base of the worker's own context.
     own_tcb: Cell<usize>,
     pub sleep: AtomicU32,
     /// Depth of program signal handlers running on this worker, the task they interrupted and the stack
     /// pointer at the outermost one's entry (to notice a handler left by longjmp).
     handler_depth: Cell<u32>,
-    handler_task: Cell<*const super::task::Task>,
+    handler_task: Cell<*mut super::task::Task>,
     handler_sp: Cell<usize>,
     /// The signal mask now in the kernel for this OS thread, and the worker's own (used while idle).
     kernel_mask: Cell<u64>,
@@ -46,14 +55,17 @@ pub struct Worker {
     pub queue: super::lock::Lock<std::collections::VecDeque<TaskRef>>,
 }
 
-// SAFETY: `current` and `own_tcb` are only touched by the worker's own OS thread; the rest is atomic or locked.
+// SAFETY: the Cells are only touched by the worker's own OS thread; the rest is atomic or locked.
 unsafe impl Sync for Worker {}
 
 impl Worker {
     pub fn new(id: usize) -> Worker {
         Worker {
             id,
-            current: Cell::new(core::ptr::null()),
+            current: AtomicPtr::new(core::ptr::null_mut()),
+            switches: AtomicU32::new(0),
+            stalled: AtomicBool::new(false),
+            stall: super::monitor::StallRecord::new(),
             own_tcb: Cell::new(0),
             sleep: AtomicU32::new(AWAKE),
             os_tid: AtomicI32::new(0),
@@ -62,7 +74,7 @@ impl Worker {
             directed_delivery: Cell::new(false),
             kernel_mask: Cell::new(0),
             own_mask: Cell::new(0),
-            handler_task: Cell::new(core::ptr::null()),
+            handler_task: Cell::new(core::ptr::null_mut()),
             handler_sp: Cell::new(0),
             queue: super::lock::Lock::new(std::collections::VecDeque::new()),
         }
@@ -74,7 +86,7 @@ impl Worker {
     pub fn enter_handler(&self) {
         let d = self.handler_depth.get();
         if d == 0 {
-            self.handler_task.set(self.current.get());
+            self.handler_task.set(self.current.load(Ordering::Relaxed));
             self.handler_sp.set(stack_pointer());
         }
         self.handler_depth.set(d + 1);
@@ -98,7 +110,7 @@ impl Worker {
     /// noticed by the stack pointer being above its entry point (or another task running) and forgotten.
     #[cold]
     fn in_handler_slow(&self) -> bool {
-        if self.handler_task.get() == self.current.get() && stack_pointer() < self.handler_sp.get() {
+        if self.handler_task.get() == self.current.load(Ordering::Relaxed) && stack_pointer() < self.handler_sp.get() {
             return true;
         }
         self.handler_depth.set(0);
@@ -130,14 +142,20 @@ pub fn current_task() -> Option<TaskRef> {
     if w.handler_depth.get() != 0 && w.in_handler_slow() {
         return None;
     }
-    let t = w.current.get();
-    core::ptr::NonNull::new(t as *mut super::task::Task).map(TaskRef)
+    core::ptr::NonNull::new(w.current.load(Ordering::Relaxed)).map(TaskRef)
+}
+
+impl Worker {
+    /// The coroutine this worker runs right now (for the monitor, from another thread).
+    pub fn running_task(&self) -> Option<TaskRef> {
+        core::ptr::NonNull::new(self.current.load(Ordering::Relaxed)).map(TaskRef)
+    }
 }
 
 /// The coroutine this worker was running when a signal arrived, handler or not (for overflow reports).
 pub fn current_task_any_context() -> Option<TaskRef> {
     let w = current_worker()?;
-    core::ptr::NonNull::new(w.current.get() as *mut super::task::Task).map(TaskRef)
+    core::ptr::NonNull::new(w.current.load(Ordering::Relaxed)).map(TaskRef)
 }
 
 /// Prepares the calling OS thread to be worker `w`: GS, alternate signal stack, own TCB.
@@ -199,6 +217,10 @@ pub fn run(sched: &'static Scheduler, w: &'static Worker) -> ! {
                 }
             }
         }
+        if w.stalled.load(Ordering::Relaxed) {
+            // Marked while between coroutines: the stall is over.
+            super::monitor::stall_ended(w);
+        }
         if let Some(task) = sched.next_task(w) {
             run_one(sched, w, task);
             continue;
@@ -211,6 +233,10 @@ pub fn run(sched: &'static Scheduler, w: &'static Worker) -> ! {
 }
 
 fn idle(sched: &Scheduler, w: &Worker) {
+    if sched.should_retire(w) {
+        sched.retire(w);
+        return;
+    }
     // An idle worker accepts the signals its own context accepts, not those of the last coroutine.
     if w.kernel_mask.get() != w.own_mask.get() {
         super::sys::sigmask(Some(w.own_mask.get()));
@@ -242,7 +268,8 @@ fn idle(sched: &Scheduler, w: &Worker) {
 fn run_one(sched: &Scheduler, w: &Worker, task: TaskRef) {
     let why = task.mark_running();
     task.last_wake.set(why);
-    w.current.set(task.0.as_ptr());
+    w.current.store(task.0.as_ptr(), Ordering::Relaxed);
+    w.switches.store(w.switches.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
     task.last_worker.store(w.id, Ordering::Relaxed);
     // Most programs never change masks, so this costs a compare; a system call only when masks differ.
     if task.sigmask.get() != w.kernel_mask.get() {
@@ -258,7 +285,10 @@ fn run_one(sched: &Scheduler, w: &Worker, task: TaskRef) {
         fsgs::set_fs_base(w.own_tcb.get());
         r
     };
-    w.current.set(core::ptr::null());
+    w.current.store(core::ptr::null_mut(), Ordering::Relaxed);
+    if w.stalled.load(Ordering::Relaxed) {
+        super::monitor::stall_ended(w);
+    }
     check_canary(&task);
     match result {
         CoroutineResult::Yield(Switch::Yield) => {

@@ -41,6 +41,7 @@ impl Cond {
         if m.not_owned_checked() {
             return libc::EPERM;
         }
+        super::super::stats::park(super::super::stats::Park::Cond);
         let r = parking_lot::park(
             self.key,
             0,

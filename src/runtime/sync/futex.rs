@@ -35,7 +35,7 @@ pub fn futex(addr: usize, op: i32, val: u32, timeout: usize, addr2: usize, val3:
         }
         // A shared futex may be woken from another process, which only the kernel hears of: the wait
         // must really happen there, so a helper thread makes it while the coroutine parks.
-        FUTEX_WAIT | FUTEX_WAIT_BITSET => super::super::offload::run(move || raw(addr, op, val, timeout, addr2, val3)),
+        FUTEX_WAIT | FUTEX_WAIT_BITSET => super::super::offload::run(super::super::stats::Offload::SharedFutex, move || raw(addr, op, val, timeout, addr2, val3)),
         FUTEX_WAKE | FUTEX_WAKE_BITSET if private => {
             let bits = if cmd == FUTEX_WAKE { u32::MAX } else { val3 };
             if bits == 0 {
@@ -107,6 +107,7 @@ fn wait(addr: usize, op: i32, val: u32, timeout: usize, bits: u32) -> Result<usi
     let deadline = deadline(op, timeout)?;
     // SAFETY: the word was just read successfully and futex words live as long as their waiters.
     let word = unsafe { &*(addr as *const AtomicU32) };
+    super::super::stats::park(super::super::stats::Park::Futex);
     match parking_lot::park(
         addr,
         bits as usize,

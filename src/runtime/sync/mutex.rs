@@ -133,6 +133,7 @@ impl Mutex {
                 return 0;
             }
             let lock = self.lock;
+            super::super::stats::park(super::super::stats::Park::Mutex);
             match parking_lot::park(
                 self.key(),
                 0,

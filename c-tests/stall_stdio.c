@@ -1,0 +1,198 @@
+/* stall_stdio.c — blocking calls the shim cannot see must not stop the other threads (issue 7).
+ * glibc's stdio calls its internal read/write, never the hooked ones, so fgets on an fdopen'd socket
+ * really blocks the worker that runs it. Under the shim the monitor notices and lets spare workers run
+ * the others; natively every thread has its own kernel thread anyway. Also with ASYNCSHIM_WORKERS=1.
+ *
+ * Part 1: eight threads block in fgets on fdopen'd socketpairs while a ticker keeps a 10 ms beat; then
+ *         main writes a line to each and every fgets returns it.
+ * Part 2: a thread-per-connection server whose handlers speak a line protocol with fdopen/fgets/fprintf
+ *         serves 300 concurrent clients (a forked client process with one plain thread per connection),
+ *         each doing 20 request/response rounds, every response checked.
+ * asyncshim-test: timeout=90 */
+#include "shim_probe.h"
+#include "test_util.h"
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#define BLOCKERS 8
+#define CLIENTS 300
+#define ROUNDS 20
+
+struct blocker {
+    FILE *in;
+    char line[64];
+    int got;
+};
+
+static void *blocked_reader(void *arg)
+{
+    struct blocker *b = arg;
+    b->got = fgets(b->line, sizeof b->line, b->in) != NULL;
+    return NULL;
+}
+
+static void part1(void)
+{
+    struct blocker b[BLOCKERS];
+    int peer[BLOCKERS];
+    pthread_t th[BLOCKERS];
+    for (int i = 0; i < BLOCKERS; i++) {
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) {
+            perror("socketpair");
+            exit(2);
+        }
+        peer[i] = sv[1];
+        b[i].in = fdopen(sv[0], "r");
+        b[i].got = 0;
+        pthread_create(&th[i], NULL, blocked_reader, &b[i]);
+    }
+    struct ticker t = { 0, 300LL * 1000000, 0, 0 };
+    pthread_t tk;
+    t.created_ns = mono_ns();
+    pthread_create(&tk, NULL, ticker_thread, &t);
+    pthread_join(tk, NULL);
+    fprintf(stderr, "part 1: ticker %d ticks, worst lateness %.1f ms\n", t.ticks, t.worst_ns / 1e6);
+    CHECK(t.worst_ns < 200LL * 1000000, "ticker kept its beat (never 200 ms late) while 8 threads sat in fgets");
+    int blocked = 0;
+    for (int i = 0; i < BLOCKERS; i++)
+        blocked += ATOMIC_LOAD(&b[i].got) == 0;
+    CHECK(blocked == BLOCKERS, "all 8 fgets still waiting before any data was sent");
+    for (int i = 0; i < BLOCKERS; i++) {
+        char msg[32];
+        int n = snprintf(msg, sizeof msg, "line for reader %d\n", i);
+        if (write(peer[i], msg, (size_t)n) != n)
+            perror("write");
+    }
+    int right = 0;
+    for (int i = 0; i < BLOCKERS; i++) {
+        pthread_join(th[i], NULL);
+        char want[32];
+        snprintf(want, sizeof want, "line for reader %d\n", i);
+        right += b[i].got && strcmp(b[i].line, want) == 0;
+        fclose(b[i].in);
+        close(peer[i]);
+    }
+    CHECK(right == BLOCKERS, "every fgets returned its own line once data arrived");
+}
+
+static int handlers_done;
+
+static void *handler(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    FILE *in = fdopen(fd, "r");
+    FILE *out = fdopen(dup(fd), "w");
+    char line[128];
+    while (fgets(line, sizeof line, in)) {
+        unsigned long v = strtoul(line, NULL, 10);
+        fprintf(out, "%lu squared is %lu\n", v, v * v);
+        fflush(out);
+    }
+    fclose(out);
+    fclose(in);
+    ATOMIC_ADD(&handlers_done, 1);
+    return NULL;
+}
+
+static void *acceptor(void *arg)
+{
+    int lfd = (int)(intptr_t)arg;
+    for (int i = 0; i < CLIENTS; i++) {
+        int c = accept(lfd, NULL, NULL);
+        if (c < 0) {
+            perror("accept");
+            continue;
+        }
+        pthread_t t;
+        pthread_attr_t a;
+        pthread_attr_init(&a);
+        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+        pthread_create(&t, &a, handler, (void *)(intptr_t)c);
+        pthread_attr_destroy(&a);
+    }
+    return NULL;
+}
+
+/* In the forked client process (plain threads there): one connection per thread. */
+static int port_g, client_ok;
+
+static void *client(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port_g) };
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        perror("connect");
+        close(fd);
+        return NULL;
+    }
+    FILE *in = fdopen(fd, "r");
+    int good = 0;
+    for (int r = 0; r < ROUNDS; r++) {
+        unsigned long v = (unsigned long)id * 1000 + r;
+        char req[32], want[96], got[96];
+        int n = snprintf(req, sizeof req, "%lu\n", v);
+        if (write(fd, req, (size_t)n) != n)
+            break;
+        snprintf(want, sizeof want, "%lu squared is %lu\n", v, v * v);
+        if (!fgets(got, sizeof got, in))
+            break;
+        good += strcmp(got, want) == 0;
+    }
+    fclose(in);
+    if (good == ROUNDS)
+        ATOMIC_ADD(&client_ok, 1);
+    return NULL;
+}
+
+static void part2(void)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = 0 };
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sa;
+    if (bind(lfd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(lfd, CLIENTS) != 0 ||
+        getsockname(lfd, (struct sockaddr *)&sa, &len) != 0) {
+        perror("listen");
+        exit(2);
+    }
+    port_g = ntohs(sa.sin_port);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(lfd);
+        pthread_t th[CLIENTS];
+        for (int i = 0; i < CLIENTS; i++)
+            pthread_create(&th[i], NULL, client, (void *)(intptr_t)i);
+        for (int i = 0; i < CLIENTS; i++)
+            pthread_join(th[i], NULL);
+        _exit(client_ok == CLIENTS ? 0 : 1);
+    }
+    pthread_t acc;
+    int64_t t0 = mono_ns();
+    pthread_create(&acc, NULL, acceptor, (void *)(intptr_t)lfd);
+    int status = -1;
+    waitpid(pid, &status, 0);
+    pthread_join(acc, NULL);
+    int done = wait_at_least(&handlers_done, CLIENTS, 5, 20000);
+    fprintf(stderr, "part 2: %d clients x %d rounds in %.0f ms; OS threads now %ld\n", CLIENTS, ROUNDS,
+            (mono_ns() - t0) / 1e6, proc_status_field("Threads"));
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "all 300 stdio clients got 20 correct responses each");
+    CHECK(done, "every stdio handler saw its client's EOF and ended");
+    close(lfd);
+}
+
+int main(void)
+{
+    test_init();
+    fprintf(stderr, "under shim: %d, workers %d\n", under_shim(), shim_workers());
+    part1();
+    part2();
+    return test_exit_status();
+}

@@ -1,0 +1,343 @@
+//! The monitor: one OS thread that keeps a worker stuck in one coroutine from stalling the coroutines queued
+//! behind it. The kernel preempts threads; coroutines switch only where the shim sees a call, so a CPU-bound
+//! thread, or a blocking call the shim cannot see (glibc's internal `read` under `fgets`, the resolver's
+//! `poll`), holds its worker. Modelled on Go's sysmon:
+//!
+//! - Every worker counts the coroutines it resumes. A worker whose count has not moved while it runs a
+//!   coroutine is marked *stalled* after `ASYNCSHIM_STALL_MS` (default 5 ms — about the time slice the
+//!   kernel's scheduler would have given a competing thread by then) if its OS thread sleeps in a system
+//!   call, and after four times that if it computes and really had a CPU (see [`is_stall`]).
+//! - While any worker is stalled and work is waiting (queued coroutines, due timers, fd readiness nobody
+//!   polls), an idle worker is woken to take it (coroutines carry their own identity, so any worker may run
+//!   them); if none is idle, a retired spare is revived or a new spare worker started, up to
+//!   `ASYNCSHIM_MAX_SPARES`. Spares retire when they fall idle while enough unstalled workers remain.
+//! - The monitor checks four times per stall period while a coroutine runs, and backs off to 50 ms while
+//!   all workers idle, so an idle process wakes it twenty times a second and a busy one about 800 times.
+//!
+//! With `ASYNCSHIM_STATS` it also samples where each stall happens (see [`site`]) and writes the report when
+//! the report signal arrives.
+
+use super::scheduler::AddedWorker;
+use super::stats;
+use super::sys::{self, futex, time};
+use super::task::TaskRef;
+use super::worker::Worker;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+static STARTED: AtomicBool = AtomicBool::new(false);
+/// The monitor sleeps on this word; bumped to wake it early (report requested).
+static WAKE: AtomicU32 = AtomicU32::new(0);
+const MAX_IDLE_TICK_NS: u64 = 50_000_000;
+
+/// Starts the monitor once the program has a second thread (a lone coroutine can stall nothing).
+#[inline]
+pub fn ensure_started() {
+    if !STARTED.load(Ordering::Relaxed) && !STARTED.swap(true, Ordering::AcqRel) {
+        // SAFETY: the monitor takes no argument and lives for the process.
+        if !unsafe { super::thread::start_os_thread(monitor_main, core::ptr::null_mut()) } {
+            STARTED.store(false, Ordering::Release);
+        }
+    }
+}
+
+/// Wakes the monitor now (async-signal-safe).
+pub fn poke() {
+    WAKE.fetch_add(1, Ordering::Release);
+    futex::wake(&WAKE, 1);
+}
+
+/// What the monitor remembers of one worker between checks.
+#[derive(Clone, Copy, Default)]
+struct Seen {
+    switches: u32,
+    since: u64,
+    /// When the worker became a stall candidate, and its OS thread's CPU time then (0: not a candidate).
+    candidate_at: u64,
+    cpu_at: u64,
+}
+
+/// Per worker: when its current stall began and where (written by the monitor, taken by the worker).
+pub struct StallRecord {
+    since: AtomicU64,
+    place: super::lock::Lock<Option<String>>,
+}
+
+impl StallRecord {
+    pub const fn new() -> StallRecord {
+        StallRecord { since: AtomicU64::new(0), place: super::lock::Lock::new(None) }
+    }
+}
+
+impl Default for StallRecord {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+extern "C" fn monitor_main(_: *mut libc::c_void) -> *mut libc::c_void {
+    // A plain thread for the hooks (GS 0), and no process signal may land here instead of in the program.
+    // SAFETY: clearing our own GS base; blocking signals in our own thread.
+    unsafe { sys::fsgs::set_gs_base(0) };
+    let _ = sys::sigmask(Some(!0));
+    let rt = super::get();
+    let sched = &rt.sched;
+    let stall_ns = rt.config.stall_ns;
+    let busy_tick = (stall_ns / 4).max(250_000);
+    let mut seen = vec![Seen::default(); sched.workers.len()];
+    let mut expired = Vec::new();
+    let mut tick = busy_tick;
+    loop {
+        let word = WAKE.load(Ordering::Acquire);
+        futex::wait(&WAKE, word, Some(time::monotonic_ns() + tick));
+        if stats::REPORT_REQUESTED.swap(false, Ordering::AcqRel) {
+            stats::write_report();
+        }
+        let now = time::monotonic_ns();
+        let mut busy = false;
+        for w in &sched.workers[..sched.started()] {
+            let s = &mut seen[w.id];
+            let switches = w.switches.load(Ordering::Relaxed);
+            let Some(task) = w.running_task() else {
+                *s = Seen { switches, since: now, ..Seen::default() };
+                continue;
+            };
+            busy = true;
+            if switches != s.switches {
+                *s = Seen { switches, since: now, ..Seen::default() };
+                continue;
+            }
+            if now - s.since < stall_ns || w.stalled.load(Ordering::Relaxed) {
+                continue;
+            }
+            if s.candidate_at == 0 {
+                s.candidate_at = now;
+                s.cpu_at = thread_cpu_ns(w);
+            }
+            if is_stall(w, s, now, stall_ns) {
+                mark_stalled(w, task, s.since);
+            }
+        }
+        if sched.stalled.load(Ordering::Acquire) > 0 {
+            relieve(sched, &mut expired);
+        }
+        tick = if busy { busy_tick } else { (tick * 2).min(MAX_IDLE_TICK_NS) };
+    }
+}
+
+fn mark_stalled(w: &Worker, task: TaskRef, since: u64) {
+    let rt = super::get();
+    w.stall.since.store(since, Ordering::Relaxed);
+    if stats::enabled() {
+        *w.stall.place.lock() = Some(site(w, task));
+    }
+    w.stalled.store(true, Ordering::Release);
+    rt.sched.stalled.fetch_add(1, Ordering::AcqRel);
+    // The worker may have moved on between our look and the mark; then undo it ourselves (once: swap).
+    if w.running_task() != Some(task) && w.stalled.swap(false, Ordering::AcqRel) {
+        rt.sched.stalled.fetch_sub(1, Ordering::AcqRel);
+        w.stall.place.lock().take();
+    }
+}
+
+/// Work waits while workers are stalled: run what stalled workers would have run, and get a worker for it —
+/// an idle one, or a spare as long as fewer than the configured number of workers are unstalled.
+fn relieve(sched: &super::scheduler::Scheduler, expired: &mut Vec<(TaskRef, u32)>) {
+    // Stalled workers neither fire timers nor poll fds; if no worker is left to do it, the monitor does
+    // (the woken coroutines go to the global queue).
+    if sched.unstalled_workers() == 0 {
+        sched.fire_timers(expired);
+        if super::netpoll::exists() {
+            super::netpoll::poll(0);
+        }
+    }
+    if !sched.work_pending() {
+        return;
+    }
+    let s = stats::get();
+    match sched.add_worker_for_stall() {
+        AddedWorker::Woken => stats::count(&s.idle_woken_for_stall),
+        AddedWorker::Revived => stats::count(&s.spares_revived),
+        AddedWorker::Started => stats::count(&s.spares_started),
+        AddedWorker::None => {}
+    }
+}
+
+/// Called by worker `w` at its next scheduling point after the monitor marked it stalled; `task` is the
+/// coroutine that stalled it when known.
+pub fn stall_ended(w: &Worker) {
+    if !w.stalled.swap(false, Ordering::AcqRel) {
+        return;
+    }
+    super::get().sched.stalled.fetch_sub(1, Ordering::AcqRel);
+    let since = w.stall.since.load(Ordering::Relaxed);
+    let place = w.stall.place.lock().take();
+    stats::stall(time::monotonic_ns().saturating_sub(since), place);
+}
+
+/// Whether worker `w`, which has run one coroutine for at least a stall period, is stalled by it:
+/// - blocked in a system call: yes — unless in the runtime's own lock wait (a short critical section of a
+///   worker the kernel preempted; a spare would only add to the crowd);
+/// - computing: only after four stall periods (bursts of calls that never need to park are common and
+///   short; a spare then only shares the CPUs differently), and only if its OS thread had a CPU for at
+///   least an eighth of the time since it became a candidate.
+fn is_stall(w: &Worker, s: &Seen, now: u64, stall_ns: u64) -> bool {
+    let tid = w.os_tid.load(Ordering::Relaxed);
+    let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).unwrap_or_default();
+    let mut fields = text.split_whitespace();
+    match fields.next().map(|nr| nr.parse::<i64>()) {
+        Some(Ok(nr)) if nr >= 0 && sleeping(tid) => {
+            let pc = text.split_whitespace().last().and_then(|p| usize::from_str_radix(p.trim_start_matches("0x"), 16).ok());
+            !(nr == libc::SYS_futex && pc.is_some_and(in_this_library))
+        }
+        _ => {
+            // Running or waiting for a CPU. An eighth of the window on the CPU is enough: on a loaded
+            // machine the kernel still time-slices native threads, so queued coroutines need a turn too,
+            // but a worker that hardly ran was only preempted, and a spare would only add to the crowd
+            // (and be preempted in turn: that feedback once made a loaded run start 115 spares).
+            let window = now - s.candidate_at;
+            now - s.since >= 4 * stall_ns && window > 0 && thread_cpu_ns(w).saturating_sub(s.cpu_at) * 8 >= window
+        }
+    }
+}
+
+/// True when the OS thread sleeps (state S or D): one the kernel preempted inside a system call also
+/// shows that call in /proc, but it waits for a CPU, not for an event.
+fn sleeping(tid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")) else { return false };
+    let state = stat.rfind(')').and_then(|i| stat[i + 1..].trim_start().chars().next());
+    matches!(state, Some('S' | 'D'))
+}
+
+/// CPU time consumed so far by worker `w`'s OS thread (its per-thread CPU clock, readable process-wide).
+fn thread_cpu_ns(w: &Worker) -> u64 {
+    let tid = w.os_tid.load(Ordering::Relaxed);
+    // The kernel's encoding of a thread's CPUCLOCK_SCHED clock (what pthread_getcpuclockid returns).
+    let clock = ((!tid) << 3) | 6;
+    time::now_ns(clock).unwrap_or(0)
+}
+
+/// True when `pc` is inside libasyncshim itself.
+fn in_this_library(pc: usize) -> bool {
+    let here = dl_info(in_this_library as *const () as usize).map(|i| i.dli_fbase as usize);
+    dl_info(pc).map(|i| i.dli_fbase as usize) == here && here.is_some()
+}
+
+/// Where `task` keeps worker `w`: the system call it is blocked in (from /proc/self/task/TID/syscall) and
+/// the callers found by scanning its stack for return addresses, or "running on the CPU".
+fn site(w: &Worker, task: TaskRef) -> String {
+    let name = String::from_utf8_lossy(task.name_bytes()).into_owned();
+    let tid = w.os_tid.load(Ordering::Relaxed);
+    let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).unwrap_or_default();
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    let hex = |s: &str| usize::from_str_radix(s.trim_start_matches("0x"), 16).ok();
+    let head = match fields.first() {
+        Some(&"running") | None => return format!("thread \"{name}\": running on the CPU (no system call)"),
+        Some(nr) => match nr.parse::<i64>() {
+            Ok(-1) => "blocked outside a system call".to_string(),
+            Ok(nr) => format!("blocked in {}()", syscall_name(nr)),
+            Err(_) => "blocked".to_string(),
+        },
+    };
+    let (Some(sp), Some(pc)) = (fields.get(fields.len().wrapping_sub(2)).and_then(|s| hex(s)), fields.last().and_then(|s| hex(s)))
+    else {
+        return format!("thread \"{name}\": {head}");
+    };
+    let mut frames = vec![symbol(pc)];
+    frames.extend(scan_stack(task, sp, 4).into_iter().map(symbol));
+    frames.dedup();
+    format!("thread \"{name}\": {head} at {}", frames.join(" <- "))
+}
+
+/// Likely return addresses on `task`'s stack above `sp`: words that point into a loaded object right after
+/// a call instruction. A heuristic (stale frames can show up), but it needs no frame pointers or unwind
+/// tables and never stops the thread.
+fn scan_stack(task: TaskRef, sp: usize, max: usize) -> Vec<usize> {
+    let b = task.stack_bounds();
+    let top = b.low + b.size;
+    let mut found = Vec::new();
+    if sp < b.low || sp >= top {
+        return found;
+    }
+    let end = top.min(sp + 32 * 1024);
+    let mut at = sp & !7;
+    while at + 8 <= end && found.len() < max {
+        if let Ok(v) = sys::usercopy::read(at as *const usize)
+            && after_call(v)
+        {
+            found.push(v);
+        }
+        at += 8;
+    }
+    found
+}
+
+/// True when `addr` lies in a loaded object and the bytes before it encode a call (e8 rel32, or ff /2).
+fn after_call(addr: usize) -> bool {
+    if addr < 4096 || dl_info(addr).is_none() {
+        return false;
+    }
+    let Ok(bytes) = sys::usercopy::read((addr - 8) as *const [u8; 8]) else { return false };
+    if bytes[3] == 0xe8 {
+        return true;
+    }
+    // ff /2 with a ModRM (and maybe SIB/displacement) ending right at addr: lengths 2..=7.
+    (2..=7).any(|len| {
+        let i = 8 - len;
+        bytes[i] == 0xff && (bytes[i + 1] >> 3) & 7 == 2
+    })
+}
+
+fn dl_info(addr: usize) -> Option<libc::Dl_info> {
+    // SAFETY: dladdr only reads the loader's tables; info is a valid out-buffer.
+    let mut info: libc::Dl_info = unsafe { core::mem::zeroed() };
+    (unsafe { libc::dladdr(addr as *const libc::c_void, &mut info) } != 0 && !info.dli_fname.is_null()).then_some(info)
+}
+
+/// `symbol+0xoff (object)` for a code address.
+fn symbol(addr: usize) -> String {
+    let Some(info) = dl_info(addr) else { return format!("{addr:#x}") };
+    // SAFETY: dladdr's strings are NUL-terminated and live as long as the object stays loaded.
+    let object = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) }.to_string_lossy();
+    let object = object.rsplit('/').next().unwrap_or(&object).to_string();
+    if info.dli_sname.is_null() {
+        return format!("{:#x} ({object})", addr - info.dli_fbase as usize);
+    }
+    // SAFETY: as above.
+    let sym = unsafe { std::ffi::CStr::from_ptr(info.dli_sname) }.to_string_lossy();
+    format!("{sym}+{:#x} ({object})", addr - info.dli_saddr as usize)
+}
+
+fn syscall_name(nr: i64) -> String {
+    let name = match nr {
+        0 => "read",
+        1 => "write",
+        7 => "poll",
+        17 => "pread64",
+        18 => "pwrite64",
+        19 => "readv",
+        20 => "writev",
+        23 => "select",
+        35 => "nanosleep",
+        42 => "connect",
+        43 => "accept",
+        44 => "sendto",
+        45 => "recvfrom",
+        46 => "sendmsg",
+        47 => "recvmsg",
+        61 => "wait4",
+        72 => "fcntl",
+        73 => "flock",
+        74 => "fsync",
+        75 => "fdatasync",
+        202 => "futex",
+        230 => "clock_nanosleep",
+        232 => "epoll_wait",
+        257 => "openat",
+        270 => "pselect6",
+        271 => "ppoll",
+        281 => "epoll_pwait",
+        288 => "accept4",
+        _ => return format!("system call {nr}"),
+    };
+    name.to_string()
+}
