@@ -27,12 +27,15 @@ c-test: build
 app-test: build
 	scripts/run-app-tests.sh
 
+# The thread-per-connection echo server natively and under the shim, same load, side by side (~40 s).
 demo: build
 	scripts/demo.sh
 
+# Every benchmark natively and under the shim: markdown on stdout, bench/results/latest.json and PNGs.
+# `make bench QUICK=1` is the short run (under 2 minutes once built); the full run takes about 10.
 bench: build
 	scripts/bench.sh
 
 clean:
 	$(CARGO) clean
-	rm -rf c-tests/build
+	rm -rf c-tests/build bench/loadgen/target

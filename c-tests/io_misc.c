@@ -1,10 +1,11 @@
 /* Calls the other I/O tests do not reach: sendmsg with several iovecs to a slow reader (a blocking send
  * moves everything) and with an fd passed as SCM_RIGHTS, wait4 and waitid on a child that exits later
- * while another thread keeps ticking, and the _FORTIFY_SOURCE entry points (__read_chk, __recv_chk,
+ * while another thread keeps ticking, and the _FORTIFY_SOURCE entry points (__read_chk, __pread_chk, __ppoll_chk, __recv_chk,
  * __recvfrom_chk, __poll_chk) that glibc's headers substitute when buffer sizes are known.
  * asyncshim-test: timeout=60 */
 #define _FORTIFY_SOURCE 2
 #include "test_util.h"
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -115,6 +116,15 @@ static void sendmsg_tests(void)
           "recvfrom (fortified) gets them");
     struct pollfd pf[1] = { { .fd = sv[1], .events = POLLIN } };
     CHECK(poll(pf, vone, 100) == 0, "poll (fortified) times out on an empty socket");
+    struct timespec ppto = { 0, 50 * 1000000 };
+    CHECK(ppoll(pf, vone, &ppto, NULL) == 0, "ppoll (fortified) times out on an empty socket");
+    send(sv[0], "z", 1, 0);
+    CHECK(ppoll(pf, vone, NULL, NULL) == 1 && (pf[0].revents & POLLIN), "ppoll (fortified) sees data arrive");
+    char z;
+    recv(sv[1], &z, 1, 0);
+    int pfd = open("/dev/null", O_RDONLY);
+    CHECK(pread(pfd, small, vlen8, 0) == 0, "pread (fortified) of /dev/null: 0");
+    close(pfd);
     errno = 0;
     CHECK(read(-1, small, vlen8) == -1 && errno == EBADF, "read (fortified) of a bad fd: EBADF");
     close(sv[0]);

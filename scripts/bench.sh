@@ -1,64 +1,138 @@
 #!/usr/bin/env bash
-# asyncshim benchmarks: each C program in c-tests/bench runs natively and under the shim
-# (LD_PRELOAD=target/release/libasyncshim.so). Prints a markdown table on stdout (progress goes to
-# stderr) and writes bench/results/latest.json.
+# asyncshim benchmarks, one command: every scenario natively and under the shim, side by side in one run
+# on one machine (absolute numbers move between machines; the ratios are what count).
 #
-#   create_join.c  thread create + join latency (ns per pthread_create + pthread_join)
-#   switch.c       two threads ping-ponging with sched_yield(): ns per yield. Shim: ASYNCSHIM_WORKERS=1;
-#                  native: both threads pinned to one CPU, so both numbers are one-CPU switches
-#   idle_mem.c     N idle (sleeping) threads: (RSS + page tables) growth per thread, OS threads, and the
-#                  growth of KernelStack in /proc/meminfo (system-wide: disturbed by other processes)
+# Prints a markdown report on stdout (progress goes to stderr) and writes bench/results/latest.json (with
+# the machine it ran on) and bench/results/{throughput,memory,latency_p99}.png.
+#
+# Scenarios
+#   echo servers   c-tests/bench/echo_threads.c (a detached thread per connection, blocking read/write),
+#                  echo_pool.c (acceptor + mutex/cond queue + workers), echo_epoll.c (hand-written epoll
+#                  loops: the reference), driven by bench/loadgen (closed-loop ping-pong, one epoll
+#                  thread, connections from 127.0.0.2..9) at 1 ... 19,000 connections. Each run also
+#                  yields the server's memory per idle connection (RSS + page tables + 16 KiB of kernel
+#                  stack per OS thread), its OS threads and CPU.
+#   micro          create_join.c, switch.c, mutex.c (uncontended; hand-off), idle_mem.c, ready_fd.c
+#                  (hooked read/write on a ready fd)
+#   CPython        bench/py/echo_server.py (socketserver.ThreadingTCPServer) natively, under the shim and
+#                  with gevent's monkey patching, at 100, 1,000 and 5,000 connections
+#   MariaDB        when scripts/mariadb.sh exists: mariadbd natively and under the shim, N client threads of
+#                  mariadb-slap running SELECT 1
 #
 # Environment:
-#   QUICK=1          fewer iterations, one repetition (well under a minute)
-#   BENCH_REPS=N     repetitions of the timing benchmarks, median reported (default 3; QUICK: 1)
+#   QUICK=1          short runs (under 2 minutes): fewer connection counts, 2 s windows, no MariaDB
+#   BENCH_CONNS="…"  connection counts of the echo scenario (default 1 100 1000 10000 19000; QUICK: 1 1000 10000)
+#   BENCH_DURATION=S measured seconds per echo run (default 8; QUICK: 2), after 1 s of warm-up (QUICK: 0.5)
+#   BENCH_SIZE=B     message size of the ping-pong (default 64)
+#   BENCH_ONLY="…"   run only these scenario groups: micro echo python mariadb (default: all)
+#   BENCH_REPS=N     repetitions of the micro timing benchmarks, median reported (default 3; QUICK: 1)
 #   BENCH_THREADS=N  threads for idle_mem (default 10000)
-#   BENCH_TIMEOUT=S  time limit per run in seconds (default 60; QUICK: 30)
-#   BENCH_OUT=PATH   JSON output (default bench/results/latest.json)
+#   BENCH_TIMEOUT=S  time limit per micro run in seconds (default 60; QUICK: 30)
+#   BENCH_OUT=PATH   JSON output (default bench/results/latest.json); plots go next to it
+#   BENCH_LIB=PATH   the library to measure (default target/release/libasyncshim.so; copied at the start)
 #
-# Exit status: 0 when every native run worked (shim failures are reported in the table and the JSON),
+# Exit status: 0 when every native run worked (shim failures are reported in the report and the JSON),
 # 1 otherwise.
 set -uo pipefail
 
+T_START=$(date +%s.%N)
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SRC=$ROOT/c-tests/bench
 BUILD=$ROOT/c-tests/build/bench
-LIB=$ROOT/target/release/libasyncshim.so
+LIB=${BENCH_LIB:-$ROOT/target/release/libasyncshim.so}
+LOADGEN_DIR=$ROOT/bench/loadgen
+LOADGEN=$LOADGEN_DIR/target/release/loadgen
 OUT=${BENCH_OUT:-$ROOT/bench/results/latest.json}
+PLOTS=$(dirname "$OUT")
 QUICK=${QUICK:-0}
+# Debian's interpreter, where python3-gevent is installed (a pyenv python3 earlier in PATH is another one).
+PY=/usr/bin/python3
 
 if [[ $QUICK == 1 ]]; then
-    CJ_ITERS=5000; SW_ROUNDS=50000; MX_ITERS=2000000; MX_ROUNDS=20000; REPS=${BENCH_REPS:-1}; RUN_TIMEOUT=${BENCH_TIMEOUT:-30}
+    CJ_ITERS=5000; SW_ROUNDS=50000; MX_ITERS=2000000; MX_ROUNDS=20000; RF_ITERS=200000
+    REPS=${BENCH_REPS:-1}; RUN_TIMEOUT=${BENCH_TIMEOUT:-30}
+    CONNS=${BENCH_CONNS:-"1 1000 10000"}; DURATION=${BENCH_DURATION:-2}; WARMUP=0.5
+    PY_CONNS="1000"; IDLE_N=${BENCH_THREADS:-5000}
 else
-    CJ_ITERS=20000; SW_ROUNDS=200000; MX_ITERS=10000000; MX_ROUNDS=100000; REPS=${BENCH_REPS:-3}; RUN_TIMEOUT=${BENCH_TIMEOUT:-60}
+    CJ_ITERS=20000; SW_ROUNDS=200000; MX_ITERS=10000000; MX_ROUNDS=100000; RF_ITERS=1000000
+    REPS=${BENCH_REPS:-3}; RUN_TIMEOUT=${BENCH_TIMEOUT:-60}
+    CONNS=${BENCH_CONNS:-"1 100 1000 10000 19000"}; DURATION=${BENCH_DURATION:-8}; WARMUP=1
+    PY_CONNS="100 1000 5000"; IDLE_N=${BENCH_THREADS:-10000}
 fi
-IDLE_N=${BENCH_THREADS:-10000}
+SIZE=${BENCH_SIZE:-64}
+ONLY=${BENCH_ONLY:-"micro echo python mariadb"}
 
 die() { echo "bench: $*" >&2; exit 1; }
 log() { echo "bench: $*" >&2; }
-for v in REPS:BENCH_REPS RUN_TIMEOUT:BENCH_TIMEOUT IDLE_N:BENCH_THREADS; do
+for v in REPS:BENCH_REPS RUN_TIMEOUT:BENCH_TIMEOUT IDLE_N:BENCH_THREADS DURATION:BENCH_DURATION SIZE:BENCH_SIZE; do
     var=${v%%:*}
     [[ ${!var} =~ ^[1-9][0-9]*$ ]] || die "${v#*:} must be a positive integer (got '${!var}')"
 done
+for c in $CONNS; do [[ $c =~ ^[1-9][0-9]*$ && $c -le 19500 ]] || die "BENCH_CONNS: '$c' is not a count in 1..19500 (20,000 fds per process)"; done
+want() { [[ " $ONLY " == *" $1 "* ]]; }
 command -v gcc >/dev/null || die "gcc is required (scripts/install-deps.sh)"
 command -v timeout >/dev/null || die "timeout (coreutils) is required"
+command -v cargo >/dev/null || die "cargo is required (the load generator is a Rust crate)"
 
 # shellcheck source=scripts/common.sh
 source "$ROOT/scripts/common.sh"
 make_tmp bench
+RECORDS=$TMP/records.jsonl
+: >"$RECORDS"
+
+# Debian packages the bench itself needs: the plot font, gevent for the CPython comparison. Installed
+# when missing and we may (root), else the scenario or the plots are left out with a note.
+ensure_pkg() { # FILE PACKAGE
+    [[ -e $1 ]] && return 0
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+        log "installing $2 (for $1) ..."
+        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "$2" >/dev/null 2>&1 \
+            || { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -qq >/dev/null 2>&1
+                 DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "$2" >/dev/null 2>&1; }
+    fi
+    [[ -e $1 ]] || { log "$2 is not installed: $3"; return 1; }
+}
+ensure_pkg /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf fonts-dejavu-core "no plots"
+HAVE_GEVENT=1
+if want python; then
+    [[ -x $PY ]] || ensure_pkg "$PY" python3 "no CPython scenario" || HAVE_GEVENT=0
+    ensure_pkg /usr/lib/python3/dist-packages/gevent/__init__.py python3-gevent "no gevent column" || HAVE_GEVENT=0
+fi
 
 # --- build ------------------------------------------------------------------------------------------
 mkdir -p "$BUILD" || die "cannot create $BUILD"
-for p in create_join switch mutex idle_mem; do
-    if [[ ! -x $BUILD/$p || $SRC/$p.c -nt $BUILD/$p || $SRC/bench_common.h -nt $BUILD/$p ]]; then
+for p in create_join switch mutex idle_mem ready_fd echo_threads echo_pool echo_epoll; do
+    if [[ ! -x $BUILD/$p || $SRC/$p.c -nt $BUILD/$p || $SRC/bench_common.h -nt $BUILD/$p || $SRC/echo_common.h -nt $BUILD/$p ]]; then
         gcc -O2 -pthread -Wall -o "$BUILD/$p" "$SRC/$p.c" -ldl || die "cannot build $SRC/$p.c"
     fi
 done
+log "building the load generator (bench/loadgen) ..."
+cargo build --release --quiet --manifest-path "$LOADGEN_DIR/Cargo.toml" >&2 || die "cannot build bench/loadgen"
 
 SHIM_AVAILABLE=1
-[[ -f $LIB ]] || { SHIM_AVAILABLE=0; log "library not built ($LIB missing): shim column will be n/a (run 'make build')"; }
+if [[ -f $LIB ]]; then
+    # Measure one library: a rebuild during the run (cargo replaces the file) must not mix two versions.
+    cp "$LIB" "$TMP/libasyncshim.so" || die "cannot copy $LIB"
+    LIB_BUILT=$(date -u -r "$LIB" +%Y-%m-%dT%H:%M:%SZ)
+    export BENCH_LIB_BUILT=$LIB_BUILT
+    LIB=$TMP/libasyncshim.so
+else
+    SHIM_AVAILABLE=0
+    log "library not built ($LIB missing): shim columns will be n/a (run 'make build')"
+fi
+NATIVE_FAILED=0
 
-# --- running ----------------------------------------------------------------------------------------
+# --- JSON helpers -----------------------------------------------------------------------------------
+json_str() { # JSON string literal
+    local s=$1
+    s=${s//\\/\\\\}; s=${s//\"/\\\"}; s=${s//$'\t'/ }; s=${s//$'\n'/ }; s=${s//$'\r'/}
+    printf '"%s"' "$s"
+}
+json_num() { [[ -z $1 ]] && printf 'null' || printf '%s' "$1"; }
+json_arr() { local first=1 v; printf '['; for v in $1; do ((first)) || printf ', '; first=0; printf '%s' "$v"; done; printf ']'; }
+json_err() { [[ -n $1 ]] && json_str "$1" || printf 'null'; }
+
+# --- micro-benchmarks -------------------------------------------------------------------------------
 # run MODE OUTFILE PROGRAM ARGS... : one bounded run. MODE is native, shim or shim-w1.
 # Returns the program's status; on failure leaves a one-line reason in $TMP/reason.
 run() {
@@ -90,15 +164,12 @@ run() {
 
 get() { sed -n "s/^$2=//p" "$1" 2>/dev/null | head -n 1; }
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
-
-# Results: parallel arrays, one entry per table row.
-R_KEY=() R_PROG=() R_LABEL=() R_UNIT=() R_NATIVE=() R_SHIM=() R_NSAMP=() R_SSAMP=() R_NERR=() R_SERR=()
-NATIVE_FAILED=0
 SHIM_INACTIVE=0
 
-add_row() { # KEY LABEL UNIT NATIVE SHIM NATIVE_SAMPLES SHIM_SAMPLES NATIVE_ERR SHIM_ERR  (uses $PROG)
-    R_KEY+=("$1"); R_PROG+=("$PROG"); R_LABEL+=("$2"); R_UNIT+=("$3"); R_NATIVE+=("$4"); R_SHIM+=("$5")
-    R_NSAMP+=("$6"); R_SSAMP+=("$7"); R_NERR+=("$8"); R_SERR+=("$9")
+add_micro() { # KEY LABEL UNIT NATIVE SHIM NATIVE_SAMPLES SHIM_SAMPLES NATIVE_ERR SHIM_ERR  (uses $PROG)
+    printf '{"kind": "micro", "key": %s, "program": %s, "label": %s, "unit": %s, "native": %s, "shim": %s, "native_samples": %s, "shim_samples": %s, "native_error": %s, "shim_error": %s}\n' \
+        "$(json_str "$1")" "$(json_str "$PROG.c")" "$(json_str "$2")" "$(json_str "$3")" "$(json_num "$4")" "$(json_num "$5")" \
+        "$(json_arr "$6")" "$(json_arr "$7")" "$(json_err "$8")" "$(json_err "$9")" >>"$RECORDS"
 }
 
 # measure MODE REPS PROGRAM ARGS... -> sets M_FILES (the runs' outputs) and M_ERR (why it failed, or empty)
@@ -140,127 +211,144 @@ timing_bench() {
     ssamp=$(values "$metric"); serr=$M_ERR
     [[ -n $nerr ]] && nsamp=""
     [[ -n $serr ]] && ssamp=""
-    add_row "$key" "$label" "$unit" "$(median <<<"$nsamp")" "$(median <<<"$ssamp")" "$nsamp" "$ssamp" "$nerr" "$serr"
+    add_micro "$key" "$label" "$unit" "$(median <<<"$nsamp")" "$(median <<<"$ssamp")" "$nsamp" "$ssamp" "$nerr" "$serr"
 }
 
-timing_bench create_join "thread create+join (ns/op)" "ns/op" ns_per_op shim \
-    "$BUILD/create_join" "$CJ_ITERS"
-timing_bench switch "sched_yield switch, 1 CPU (ns/yield)" "ns/yield" ns_per_yield shim-w1 \
-    "$BUILD/switch" "$SW_ROUNDS"
-timing_bench mutex_uncontended "mutex lock+unlock, uncontended (ns)" "ns/op" ns_per_lock_unlock shim \
-    "$BUILD/mutex" "$MX_ITERS" 1000
-timing_bench mutex_handoff "mutex+cond hand-off between 2 threads, 1 CPU (ns)" "ns/handoff" ns_per_handoff shim-w1 \
-    "$BUILD/mutex" 1000 "$MX_ROUNDS"
+if want micro; then
+    timing_bench create_join "thread create+join (ns/op)" "ns/op" ns_per_op shim \
+        "$BUILD/create_join" "$CJ_ITERS"
+    timing_bench switch "sched_yield switch, 1 CPU (ns/yield)" "ns/yield" ns_per_yield shim-w1 \
+        "$BUILD/switch" "$SW_ROUNDS"
+    timing_bench mutex_uncontended "mutex lock+unlock, uncontended (ns)" "ns/op" ns_per_lock_unlock shim \
+        "$BUILD/mutex" "$MX_ITERS" 1000
+    timing_bench mutex_handoff "mutex+cond hand-off between 2 threads, 1 CPU (ns)" "ns/handoff" ns_per_handoff shim-w1 \
+        "$BUILD/mutex" 1000 "$MX_ROUNDS"
+    timing_bench ready_pipe "read/write on a ready pipe (ns/call)" "ns/call" pipe_ns_per_call shim \
+        "$BUILD/ready_fd" "$RF_ITERS"
+    timing_bench ready_socket "read/write on a ready Unix socket (ns/call)" "ns/call" socket_ns_per_call shim \
+        "$BUILD/ready_fd" "$RF_ITERS"
 
-# idle_mem: one run per mode, several rows from it.
-PROG=idle_mem
-log "idle_mem ($IDLE_N threads): native ..."
-measure native 1 "$BUILD/idle_mem" "$IDLE_N"; IN_FILES=("${M_FILES[@]}"); IN_ERR=$M_ERR
-log "idle_mem ($IDLE_N threads): shim ..."
-measure shim 1 "$BUILD/idle_mem" "$IDLE_N"; IS_FILES=("${M_FILES[@]}"); IS_ERR=$M_ERR
-idle_row() { # KEY LABEL UNIT METRIC
-    local n="" s=""
-    [[ -z $IN_ERR && ${#IN_FILES[@]} -gt 0 ]] && n=$(get "${IN_FILES[0]}" "$4")
-    [[ -z $IS_ERR && ${#IS_FILES[@]} -gt 0 ]] && s=$(get "${IS_FILES[0]}" "$4")
-    add_row "$1" "$2" "$3" "$n" "$s" "$n" "$s" "$IN_ERR" "$IS_ERR"
+    # idle_mem: one run per mode, several rows from it.
+    PROG=idle_mem
+    log "idle_mem ($IDLE_N threads): native ..."
+    measure native 1 "$BUILD/idle_mem" "$IDLE_N"; IN_FILES=("${M_FILES[@]}"); IN_ERR=$M_ERR
+    log "idle_mem ($IDLE_N threads): shim ..."
+    measure shim 1 "$BUILD/idle_mem" "$IDLE_N"; IS_FILES=("${M_FILES[@]}"); IS_ERR=$M_ERR
+    idle_row() { # KEY LABEL UNIT METRIC
+        local n="" s=""
+        [[ -z $IN_ERR && ${#IN_FILES[@]} -gt 0 ]] && n=$(get "${IN_FILES[0]}" "$4")
+        [[ -z $IS_ERR && ${#IS_FILES[@]} -gt 0 ]] && s=$(get "${IS_FILES[0]}" "$4")
+        add_micro "$1" "$2" "$3" "$n" "$s" "$n" "$s" "$IN_ERR" "$IS_ERR"
+    }
+    idle_row idle_mem "idle thread: RSS + page tables (bytes/thread)" "bytes/thread" bytes_per_thread
+    idle_row idle_kstack "idle thread: kernel stack (bytes/thread, system-wide delta, noisy)" "bytes/thread" kernel_stack_bytes_per_thread
+    idle_row idle_os_threads "OS threads with $IDLE_N idle threads" "threads" os_threads
+    idle_row idle_create "create $IDLE_N idle threads (ms)" "ms" create_ms
+fi
+
+# --- servers under load -----------------------------------------------------------------------------
+# load_run KIND SERVER MODE CONNS LOADGEN_FLAGS -- CMD... : starts the server (CMD), drives it with the
+# load generator, stops it, appends one record. The server bounds its own life (its SECONDS argument);
+# the load generator runs under timeout(1).
+load_run() {
+    local kind=$1 server=$2 mode=$3 conns=$4 flags=$5
+    shift 6
+    local meta rc err="" lg_timeout
+    meta=$(printf '{"kind": %s, "server": %s, "mode": %s}' "$(json_str "$kind")" "$(json_str "$server")" "$(json_str "$mode")")
+    if [[ $mode != native && $mode != gevent && $SHIM_AVAILABLE -eq 0 ]]; then
+        printf '{"kind": %s, "server": %s, "mode": %s, "conns": %s, "error": "library not built"}\n' \
+            "$(json_str "$kind")" "$(json_str "$server")" "$(json_str "$mode")" "$conns" >>"$RECORDS"
+        return
+    fi
+    log "$kind $server $mode: $conns connections ..."
+    if ! start_server "$TMP/server.out" "$TMP/server.err" "$@"; then
+        err=$SERVER_ERR
+    else
+        # connect (bounded at 60 s by the load generator) + settle + warm-up + window + closing
+        lg_timeout=$(awk -v d="$DURATION" -v w="$WARMUP" 'BEGIN { printf "%d", 60 + d + w + 20 }')
+        # shellcheck disable=SC2086 # flags are words
+        timeout -k 3 "$lg_timeout" env -u LD_PRELOAD "$LOADGEN" run --port "$SERVER_PORT" --conns "$conns" --size "$SIZE" \
+            --warmup "$WARMUP" --duration "$DURATION" --pid "$SERVER_PID" $flags --meta "$meta" \
+            >"$TMP/lg.out" 2>"$TMP/lg.err" </dev/null &
+        CHILD=$!
+        wait "$CHILD"
+        rc=$?
+        CHILD=""
+        stop_server
+        [[ $rc -ne 0 ]] && err="load generator: exit status $rc ($(tail -n 1 "$TMP/lg.err" | cut -c1-150))"
+        [[ -n $SERVER_STATUS ]] && err="server died during the run ($SERVER_STATUS: $(tail -n 1 "$TMP/server.err" | cut -c1-150))${err:+; $err}"
+    fi
+    if [[ -z $err ]] && [[ -s $TMP/lg.out ]]; then
+        grep -q '"round_trips":0,' "$TMP/lg.out" && [[ $mode == native ]] && NATIVE_FAILED=1
+        cat "$TMP/lg.out" >>"$RECORDS"
+        echo >>"$RECORDS"
+    else
+        [[ -n $err ]] || err="no result"
+        log "  failed: $err"
+        [[ $mode == native ]] && NATIVE_FAILED=1
+        printf '{"kind": %s, "server": %s, "mode": %s, "conns": %s, "error": %s}\n' \
+            "$(json_str "$kind")" "$(json_str "$server")" "$(json_str "$mode")" "$conns" "$(json_str "$err")" >>"$RECORDS"
+    fi
+    rm -f "$TMP/lg.out"
 }
-idle_row idle_mem "idle thread: RSS + page tables (bytes/thread)" "bytes/thread" bytes_per_thread
-idle_row idle_mem_rss "idle thread: RSS (bytes/thread)" "bytes/thread" rss_bytes_per_thread
-idle_row idle_mem_pte "idle thread: page tables (bytes/thread)" "bytes/thread" pte_bytes_per_thread
-idle_row idle_kstack "idle thread: kernel stack (bytes/thread, system-wide delta, noisy)" "bytes/thread" kernel_stack_bytes_per_thread
-idle_row idle_os_threads "OS threads with $IDLE_N idle threads" "threads" os_threads
-idle_row idle_create "create $IDLE_N idle threads (ms)" "ms" create_ms
+
+# Each server runs at most this long (its own alarm), whatever happens to this script.
+SERVER_SECONDS=$(awk -v d="$DURATION" 'BEGIN { printf "%d", 60 + d + 60 }')
+SHIM_ENV=(env "LD_PRELOAD=$LIB${LD_PRELOAD:+:$LD_PRELOAD}")
+NATIVE_ENV=(env -u LD_PRELOAD)
+if want echo; then
+    for c in $CONNS; do
+        load_run echo threads native "$c" "" -- "${NATIVE_ENV[@]}" "$BUILD/echo_threads" 0 65535 "$SERVER_SECONDS"
+        load_run echo threads shim "$c" "" -- "${SHIM_ENV[@]}" "$BUILD/echo_threads" 0 65535 "$SERVER_SECONDS"
+        # A pool worker waits in read() on whichever connection it took: with a round trip per
+        # connection before the load starts, idle connections would hold all the workers.
+        load_run echo pool native "$c" "--no-handshake" -- "${NATIVE_ENV[@]}" "$BUILD/echo_pool" 0 65535 "$SERVER_SECONDS" 16
+        load_run echo pool shim "$c" "--no-handshake" -- "${SHIM_ENV[@]}" "$BUILD/echo_pool" 0 65535 "$SERVER_SECONDS" 16
+        load_run echo epoll native "$c" "" -- "${NATIVE_ENV[@]}" "$BUILD/echo_epoll" 0 65535 "$SERVER_SECONDS"
+    done
+fi
+
+if want python; then
+    if [[ ! -x $PY ]]; then
+        log "no $PY: CPython scenario skipped"
+    else
+        for c in $PY_CONNS; do
+            load_run python py native "$c" "" -- "${NATIVE_ENV[@]}" "$PY" "$ROOT/bench/py/echo_server.py" threads "$SERVER_SECONDS"
+            load_run python py shim "$c" "" -- "${SHIM_ENV[@]}" "$PY" "$ROOT/bench/py/echo_server.py" threads "$SERVER_SECONDS"
+            [[ $HAVE_GEVENT -eq 1 ]] &&
+                load_run python py gevent "$c" "" -- "${NATIVE_ENV[@]}" "$PY" "$ROOT/bench/py/echo_server.py" gevent "$SERVER_SECONDS"
+        done
+    fi
+fi
+
+# --- MariaDB ----------------------------------------------------------------------------------------
+if want mariadb && [[ $QUICK != 1 ]]; then
+    if [[ -x $ROOT/scripts/bench-mariadb.sh ]]; then
+        log "mariadb ..."
+        RUN_TIMEOUT=300 run_bounded "$TMP/maria.out" "$TMP/maria.err" env "BENCH_LIB=$LIB" "$ROOT/scripts/bench-mariadb.sh"
+        rc=$?
+        if [[ $rc -eq 0 ]]; then
+            grep '^{' "$TMP/maria.out" >>"$RECORDS"
+        else
+            log "  mariadb scenario failed (status $rc): $(tail -n 1 "$TMP/maria.err")"
+            printf '{"kind": "mariadb", "mode": "native", "threads": 0, "error": %s}\n' "$(json_str "scripts/bench-mariadb.sh: status $rc: $(tail -n 1 "$TMP/maria.err")")" >>"$RECORDS"
+        fi
+    else
+        log "scripts/bench-mariadb.sh missing: MariaDB scenario skipped"
+    fi
+fi
 
 # --- report -----------------------------------------------------------------------------------------
-ratio() { # SHIM NATIVE -> shim/native
-    if [[ -z $1 || -z $2 ]]; then echo ""; return; fi
-    awk -v s="$1" -v n="$2" 'BEGIN { if (n == 0) print ""; else printf "%.4g", s / n }'
-}
-rfmt() { # ratio for the table: 0.031x, 0.45x, 1.03x, 12.5x
-    [[ -z $1 ]] && { echo "n/a"; return; }
-    awk -v r="$1" 'BEGIN { if (r >= 10) printf "%.1fx", r; else if (r >= 0.1) printf "%.2fx", r; else printf "%.2gx", r }'
-}
-num() { # pretty number for the table
-    [[ -z $1 ]] && { echo "n/a"; return; }
-    awk -v v="$1" 'BEGIN { if (v == int(v) || v >= 100) printf "%.0f", v; else printf "%.1f", v }'
-}
-
-KERNEL=$(uname -r)
-NPROC=$(nproc)
-CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
-[[ -z $CPU ]] && CPU=$(uname -m)
-DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-
-echo "## asyncshim benchmarks"
-echo
-echo "$DATE, Linux $KERNEL, $NPROC CPUs, $CPU$([[ $QUICK == 1 ]] && echo ', QUICK=1')."
-echo "Timing rows: median of $REPS run(s). Ratio = shim / native (below 1: the shim is cheaper)."
-echo
-echo "| benchmark | native | shim | ratio |"
-echo "|---|---:|---:|---:|"
-for i in "${!R_KEY[@]}"; do
-    n=$(num "${R_NATIVE[$i]}"); s=$(num "${R_SHIM[$i]}")
-    [[ -n ${R_NERR[$i]} ]] && n="failed"
-    [[ -n ${R_SERR[$i]} ]] && s="failed"
-    [[ ${R_SERR[$i]} == "library not built" ]] && s="n/a"
-    r=$(rfmt "$(ratio "${R_SHIM[$i]}" "${R_NATIVE[$i]}")")
-    echo "| ${R_LABEL[$i]} | $n | $s | $r |"
-done
-echo
-notes=()
-[[ $SHIM_AVAILABLE -eq 0 ]] && notes+=("Shim: library not built ($LIB); run \`make build\`.")
-declare -A seen=()
-for i in "${!R_KEY[@]}"; do
-    for side in native shim; do
-        if [[ $side == native ]]; then e=${R_NERR[$i]}; else e=${R_SERR[$i]}; fi
-        [[ -z $e || $e == "library not built" ]] && continue
-        k="${R_PROG[$i]}/$side"
-        [[ -n ${seen[$k]:-} ]] && continue
-        seen[$k]=1
-        notes+=("${R_PROG[$i]} ($side) failed: $e.")
-    done
-done
-[[ $SHIM_INACTIVE -eq 1 ]] && notes+=("Warning: under LD_PRELOAD a program did not see asyncshim_is_active() return 1; the shim numbers may be native ones.")
-notes+=("switch: native pins both threads to one CPU; the shim runs with ASYNCSHIM_WORKERS=1.")
-notes+=("mutex hand-off: native pins both threads to one CPU; the shim runs with ASYNCSHIM_WORKERS=1.")
-for n in "${notes[@]}"; do echo "- $n"; done
-
-# --- JSON -------------------------------------------------------------------------------------------
-json_str() { # JSON string literal
-    local s=$1
-    s=${s//\\/\\\\}; s=${s//\"/\\\"}; s=${s//$'\t'/ }; s=${s//$'\n'/ }; s=${s//$'\r'/}
-    printf '"%s"' "$s"
-}
-json_num() { [[ -z $1 ]] && printf 'null' || printf '%s' "$1"; }
-json_arr() { local first=1 v; printf '['; for v in $1; do ((first)) || printf ', '; first=0; printf '%s' "$v"; done; printf ']'; }
-
-mkdir -p "$(dirname "$OUT")" || die "cannot create $(dirname "$OUT")"
-{
-    printf '{\n'
-    printf '  "date": %s,\n' "$(json_str "$DATE")"
-    printf '  "quick": %s,\n' "$([[ $QUICK == 1 ]] && echo true || echo false)"
-    printf '  "machine": {"kernel": %s, "nproc": %s, "cpu": %s},\n' "$(json_str "$KERNEL")" "$NPROC" "$(json_str "$CPU")"
-    printf '  "library": %s,\n' "$(json_str "$LIB")"
-    printf '  "shim_available": %s,\n' "$([[ $SHIM_AVAILABLE -eq 1 ]] && echo true || echo false)"
-    printf '  "shim_detected_active": %s,\n' "$([[ $SHIM_AVAILABLE -eq 1 && $SHIM_INACTIVE -eq 0 ]] && echo true || echo false)"
-    printf '  "config": {"repetitions": %s, "create_join_iterations": %s, "switch_rounds": %s, "idle_threads": %s, "timeout_s": %s},\n' \
-        "$REPS" "$CJ_ITERS" "$SW_ROUNDS" "$IDLE_N" "$RUN_TIMEOUT"
-    printf '  "results": [\n'
-    last=$((${#R_KEY[@]} - 1))
-    for i in "${!R_KEY[@]}"; do
-        printf '    {"benchmark": %s, "program": %s, "label": %s, "unit": %s, "native": %s, "shim": %s, "ratio": %s, ' \
-            "$(json_str "${R_KEY[$i]}")" "$(json_str "${R_PROG[$i]}.c")" "$(json_str "${R_LABEL[$i]}")" "$(json_str "${R_UNIT[$i]}")" \
-            "$(json_num "${R_NATIVE[$i]}")" "$(json_num "${R_SHIM[$i]}")" \
-            "$(json_num "$(ratio "${R_SHIM[$i]}" "${R_NATIVE[$i]}")")"
-        printf '"native_samples": %s, "shim_samples": %s, "native_error": %s, "shim_error": %s}' \
-            "$(json_arr "${R_NSAMP[$i]}")" "$(json_arr "${R_SSAMP[$i]}")" \
-            "$([[ -n ${R_NERR[$i]} ]] && json_str "${R_NERR[$i]}" || echo null)" \
-            "$([[ -n ${R_SERR[$i]} ]] && json_str "${R_SERR[$i]}" || echo null)"
-        [[ $i -lt $last ]] && printf ','
-        printf '\n'
-    done
-    printf '  ]\n}\n'
-} >"$OUT.tmp" && mv "$OUT.tmp" "$OUT" || die "cannot write $OUT"
-log "wrote ${OUT#"$ROOT"/}"
+[[ $SHIM_INACTIVE -eq 1 ]] && log "warning: under LD_PRELOAD a micro-benchmark did not see asyncshim_is_active() return 1"
+ELAPSED=$(awk -v a="$T_START" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f", b - a }')
+mkdir -p "$PLOTS" || die "cannot create $PLOTS"
+# From the repository root with relative paths, so the committed report names its plots portably.
+REL_PLOTS=$PLOTS
+[[ $PLOTS == "$ROOT"/* ]] && REL_PLOTS=${PLOTS#"$ROOT"/}
+BENCH_COMMIT=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
+export BENCH_COMMIT
+(cd "$ROOT" && "$LOADGEN" report --in "$RECORDS" --out "$OUT" --plots "$REL_PLOTS" --elapsed "$ELAPSED" $([[ $QUICK == 1 ]] && echo --quick)) ||
+    die "report failed"
+log "wrote ${OUT#"$ROOT"/} and plots in ${PLOTS#"$ROOT"/} ($ELAPSED s)"
 
 [[ $NATIVE_FAILED -eq 0 ]]

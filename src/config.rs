@@ -6,7 +6,7 @@
 //! | `ASYNCSHIM_WORKERS=N` | at most N worker OS threads (default: online CPUs) |
 //! | `ASYNCSHIM_STACK_SIZE=S` | default thread stack in bytes, K/M/G suffixes (default: RLIMIT_STACK, as glibc) |
 //! | `ASYNCSHIM_NO_FSGSBASE=1` | use `arch_prctl` instead of the FSGSBASE instructions (for testing the fallback) |
-//! | `ASYNCSHIM_STALL_MS=N` | a worker that runs one coroutine this long while others wait is stalled (default 5) |
+//! | `ASYNCSHIM_STALL_MS=N` | a worker kept this long by one blocked (or this long and this much CPU by one computing) coroutine while others wait is stalled (default 5; 0 turns the monitor off) |
 //! | `ASYNCSHIM_MAX_SPARES=N` | at most N spare workers started while workers are stalled (default 256; 0: none) |
 //! | `ASYNCSHIM_STATS=stderr\|PATH` | write the runtime's statistics there at exit |
 //! | `ASYNCSHIM_STATS_SIGNAL=SIG` | also write them whenever this signal arrives (a number, or a name like `USR2`) |
@@ -127,7 +127,7 @@ impl Config {
             }
         });
         let force_arch_prctl = matches!(env(c"ASYNCSHIM_NO_FSGSBASE").as_deref(), Some("1"));
-        let stall_ms = number(c"ASYNCSHIM_STALL_MS", 5, 1..=10_000);
+        let stall_ms = number(c"ASYNCSHIM_STALL_MS", 5, 0..=10_000);
         let max_spares = number(c"ASYNCSHIM_MAX_SPARES", 256, 0..=4096);
         let stats = env(c"ASYNCSHIM_STATS").filter(|s| !s.is_empty());
         let stats_signal = env(c"ASYNCSHIM_STATS_SIGNAL").and_then(|v| match parse_signal(&v) {

@@ -80,6 +80,8 @@ type StartFn = extern "C" fn(*mut c_void) -> *mut c_void;
 type MainFn = extern "C" fn(c_int, *mut *mut c_char, *mut *mut c_char) -> c_int;
 
 declare_real! {
+    fn recvmmsg(fd: c_int, vec: *mut libc::mmsghdr, vlen: libc::c_uint, flags: c_int, timeout: *mut libc::timespec) -> c_int;
+    fn sendmmsg(fd: c_int, vec: *mut libc::mmsghdr, vlen: libc::c_uint, flags: c_int) -> c_int;
     fn pread(fd: c_int, buf: *mut c_void, len: usize, off: libc::off_t) -> isize;
     fn pwrite(fd: c_int, buf: *const c_void, len: usize, off: libc::off_t) -> isize;
     fn fsync(fd: c_int) -> c_int;

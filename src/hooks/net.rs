@@ -418,3 +418,46 @@ pub unsafe extern "C" fn setsockopt(
     }
     r
 }
+
+/// # Safety
+/// C contract of recvmmsg.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn recvmmsg(
+    fd: c_int,
+    vec: *mut libc::mmsghdr,
+    vlen: libc::c_uint,
+    flags: c_int,
+    timeout: *mut libc::timespec,
+) -> c_int {
+    let t = if timeout.is_null() { Ok(None) } else { crate::runtime::sys::usercopy::read(timeout).map(Some) };
+    let valid_timeout = matches!(t, Ok(None)) || matches!(t, Ok(Some(ts)) if ts.tv_sec >= 0 && (0..1_000_000_000).contains(&ts.tv_nsec));
+    if worker::current_task().is_none() || flags & libc::MSG_DONTWAIT != 0 || vlen == 0 || !valid_timeout {
+        // SAFETY: forwarding (a bad timeout or vector gets the kernel's own EFAULT/EINVAL).
+        return unsafe { real::recvmmsg(fd, vec, vlen, flags, timeout) };
+    }
+    let now = crate::runtime::sys::time::monotonic_ns();
+    let deadline = t.ok().flatten().map(|ts| now.saturating_add(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64));
+    let r = crate::runtime::mmsg::recv_many(fd, vec, vlen.min(1024), flags, deadline);
+    // The kernel writes the time left back into the timeout once messages arrived.
+    if let (Ok(n), Some(d)) = (r, deadline)
+        && n > 0
+    {
+        let left = d.saturating_sub(crate::runtime::sys::time::monotonic_ns());
+        let ts = libc::timespec { tv_sec: (left / 1_000_000_000) as i64, tv_nsec: (left % 1_000_000_000) as i64 };
+        if crate::runtime::sys::usercopy::write(timeout, ts).is_err() {
+            return ret(Err(Errno(libc::EFAULT))) as c_int;
+        }
+    }
+    ret(r) as c_int
+}
+
+/// # Safety
+/// C contract of sendmmsg.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sendmmsg(fd: c_int, vec: *mut libc::mmsghdr, vlen: libc::c_uint, flags: c_int) -> c_int {
+    if worker::current_task().is_none() || flags & libc::MSG_DONTWAIT != 0 || vlen == 0 {
+        // SAFETY: forwarding.
+        return unsafe { real::sendmmsg(fd, vec, vlen, flags) };
+    }
+    ret(crate::runtime::mmsg::send_many(fd, vec, vlen.min(1024), flags)) as c_int
+}

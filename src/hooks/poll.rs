@@ -79,6 +79,27 @@ pub unsafe extern "C" fn __poll_chk(fds: *mut libc::pollfd, n: libc::nfds_t, tim
 }
 
 /// # Safety
+/// C contract of __ppoll_chk (the _FORTIFY_SOURCE ppoll).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __ppoll_chk(
+    fds: *mut libc::pollfd,
+    n: libc::nfds_t,
+    ts: *const libc::timespec,
+    mask: *const libc::sigset_t,
+    len: usize,
+) -> c_int {
+    if (len / size_of::<libc::pollfd>()) < n as usize {
+        unsafe extern "C" {
+            fn __chk_fail() -> !;
+        }
+        // SAFETY: glibc's fortify failure report.
+        unsafe { __chk_fail() }
+    }
+    // SAFETY: as for ppoll.
+    unsafe { ppoll(fds, n, ts, mask) }
+}
+
+/// # Safety
 /// C contract of ppoll.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ppoll(

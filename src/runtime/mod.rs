@@ -21,6 +21,7 @@ pub mod file;
 pub mod identity;
 pub mod io;
 pub mod lock;
+pub mod mmsg;
 pub mod monitor;
 pub mod netpoll;
 pub mod offload;

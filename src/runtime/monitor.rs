@@ -6,7 +6,7 @@
 //! - Every worker counts the coroutines it resumes. A worker whose count has not moved while it runs a
 //!   coroutine is marked *stalled* after `ASYNCSHIM_STALL_MS` (default 5 ms — about the time slice the
 //!   kernel's scheduler would have given a competing thread by then) if its OS thread sleeps in a system
-//!   call, and after four times that if it computes and really had a CPU (see [`is_stall`]).
+//!   call, and once it has also burnt that much CPU time if it computes (see [`is_stall`]).
 //! - While any worker is stalled and work is waiting (queued coroutines, due timers, fd readiness nobody
 //!   polls), an idle worker is woken to take it (coroutines carry their own identity, so any worker may run
 //!   them); if none is idle, a retired spare is revived or a new spare worker started, up to
@@ -33,6 +33,11 @@ const MAX_IDLE_TICK_NS: u64 = 50_000_000;
 #[inline]
 pub fn ensure_started() {
     if !STARTED.load(Ordering::Relaxed) && !STARTED.swap(true, Ordering::AcqRel) {
+        let config = &super::get().config;
+        // ASYNCSHIM_STALL_MS=0 turns stall detection off; the thread is then only there for the report signal.
+        if config.stall_ns == 0 && config.stats_signal.is_none() {
+            return;
+        }
         // SAFETY: the monitor takes no argument and lives for the process.
         if !unsafe { super::thread::start_os_thread(monitor_main, core::ptr::null_mut()) } {
             STARTED.store(false, Ordering::Release);
@@ -92,6 +97,10 @@ extern "C" fn monitor_main(_: *mut libc::c_void) -> *mut libc::c_void {
         if stats::REPORT_REQUESTED.swap(false, Ordering::AcqRel) {
             stats::write_report();
         }
+        if stall_ns == 0 {
+            tick = MAX_IDLE_TICK_NS;
+            continue;
+        }
         let now = time::monotonic_ns();
         let mut busy = false;
         for w in &sched.workers[..sched.started()] {
@@ -113,7 +122,7 @@ extern "C" fn monitor_main(_: *mut libc::c_void) -> *mut libc::c_void {
                 s.candidate_at = now;
                 s.cpu_at = thread_cpu_ns(w);
             }
-            if is_stall(w, s, now, stall_ns) {
+            if is_stall(w, s, stall_ns) {
                 mark_stalled(w, task, s.since);
             }
         }
@@ -177,10 +186,9 @@ pub fn stall_ended(w: &Worker) {
 /// Whether worker `w`, which has run one coroutine for at least a stall period, is stalled by it:
 /// - blocked in a system call: yes — unless in the runtime's own lock wait (a short critical section of a
 ///   worker the kernel preempted; a spare would only add to the crowd);
-/// - computing: only after four stall periods (bursts of calls that never need to park are common and
-///   short; a spare then only shares the CPUs differently), and only if its OS thread had a CPU for at
-///   least an eighth of the time since it became a candidate.
-fn is_stall(w: &Worker, s: &Seen, now: u64, stall_ns: u64) -> bool {
+/// - computing: once it has also used a stall period of CPU time since it became a candidate (so after
+///   10 ms on an idle machine, later on a loaded one, never for a worker that is only preempted).
+fn is_stall(w: &Worker, s: &Seen, stall_ns: u64) -> bool {
     let tid = w.os_tid.load(Ordering::Relaxed);
     let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).unwrap_or_default();
     let mut fields = text.split_whitespace();
@@ -190,12 +198,12 @@ fn is_stall(w: &Worker, s: &Seen, now: u64, stall_ns: u64) -> bool {
             !(nr == libc::SYS_futex && pc.is_some_and(in_this_library))
         }
         _ => {
-            // Running or waiting for a CPU. An eighth of the window on the CPU is enough: on a loaded
-            // machine the kernel still time-slices native threads, so queued coroutines need a turn too,
-            // but a worker that hardly ran was only preempted, and a spare would only add to the crowd
-            // (and be preempted in turn: that feedback once made a loaded run start 115 spares).
-            let window = now - s.candidate_at;
-            now - s.since >= 4 * stall_ns && window > 0 && thread_cpu_ns(w).saturating_sub(s.cpu_at) * 8 >= window
+            // Running, or waiting for a CPU. What marks a hog is CPU time, not wall time: one stall period
+            // of CPU consumed on this coroutine since it became a candidate. A worker the kernel merely
+            // preempted on a loaded machine accumulates none, and a spare for it would only add to the
+            // crowd (and be preempted in turn: wall-time rules once made a loaded run start 115 spares);
+            // a real hog is found after one period of its own CPU however loaded the machine is.
+            thread_cpu_ns(w).saturating_sub(s.cpu_at) >= stall_ns
         }
     }
 }

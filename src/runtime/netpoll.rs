@@ -62,6 +62,11 @@ fn move_high(fd: i32) -> i32 {
 /// files): the caller then makes the real, blocking call.
 pub fn register(fd: i32, e: &fd::FdEntry) -> Result<(), Errno> {
     let p = get_or_create().ok_or(Errno(libc::ENOMEM))?;
+    // Registered for this object already: the common case, without the table's lock. (A close racing
+    // with us bumps the generation, which the caller's park checks.)
+    if e.registered.load(Ordering::Acquire) == e.generation.load(Ordering::Acquire).wrapping_add(1) {
+        return Ok(());
+    }
     fd::with_no_changes(|| {
         let generation = e.generation.load(Ordering::Acquire);
         if e.registered.load(Ordering::Acquire) == generation.wrapping_add(1) {

@@ -183,6 +183,9 @@ impl Scheduler {
         // Counted before it becomes visible, so a reviver's decrement never comes first.
         self.retired.fetch_add(1, Ordering::AcqRel);
         w.sleep.store(RETIRED, Ordering::SeqCst);
+        // This spare may have been the idle worker in epoll_wait while others went to sleep on their
+        // futex: wake one so that it takes over the netpoller (it goes round its loop into idle()).
+        self.wake_sleeper();
         super::stats::count(&super::stats::get().spares_retired);
         while w.sleep.load(Ordering::Acquire) == RETIRED {
             futex::wait(&w.sleep, RETIRED, None);

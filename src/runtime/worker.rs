@@ -127,11 +127,22 @@ fn stack_pointer() -> usize {
 }
 
 /// The worker the calling OS thread is, if any.
+///
+/// GS alone is not proof: a thread made by glibc's own `pthread_create` (a library that finds it with
+/// `dlsym(RTLD_NEXT)`, as jemalloc does for its background threads) inherits its creator's GS. So the
+/// calling thread's TCB must also be the worker's own or that of the coroutine it runs.
 #[inline(always)]
 pub fn current_worker() -> Option<&'static Worker> {
     let gs = fsgs::gs_base();
-    // SAFETY: GS is either 0 or the address of a Worker, which lives for the whole process.
-    if gs == 0 { None } else { Some(unsafe { &*(gs as *const Worker) }) }
+    if gs == 0 {
+        return None;
+    }
+    // SAFETY: a nonzero GS is the address of a Worker, which lives for the whole process.
+    let w = unsafe { &*(gs as *const Worker) };
+    let me = fsgs::thread_self();
+    let running = w.current.load(Ordering::Relaxed);
+    // SAFETY: a non-null `current` points at a pooled task, never freed.
+    if me == w.own_tcb.get() || (!running.is_null() && unsafe { (*running).tcb().0 } == me) { Some(w) } else { None }
 }
 
 /// The coroutine the caller runs in, or None for plain threads, the worker's own context, a forked child,
@@ -247,7 +258,12 @@ fn idle(sched: &Scheduler, w: &Worker) {
         .filter(|f| f.compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed).is_ok());
     let state = if poll_flag.is_some() { SLEEPING_IN_POLL } else { SLEEPING };
     w.sleep.store(state, Ordering::SeqCst);
-    if !sched.has_work(w) {
+    // The poller may have left since we looked (a spare that then retired): some idle worker must wait
+    // in epoll_wait, or readiness is never collected. Go round and take the flag instead of sleeping.
+    // (A retiring poller wakes SLEEPING workers after its own store; SeqCst on both sides.)
+    let poller_left = poll_flag.is_none()
+        && super::netpoll::waiting_flag().is_some_and(|f| !f.load(Ordering::SeqCst));
+    if !poller_left && !sched.has_work(w) {
         let deadline = sched.next_deadline();
         let now = time::monotonic_ns();
         if deadline.is_none_or(|d| d > now) {
@@ -261,7 +277,7 @@ fn idle(sched: &Scheduler, w: &Worker) {
     }
     w.sleep.store(AWAKE, Ordering::SeqCst);
     if let Some(f) = poll_flag {
-        f.store(false, Ordering::Release);
+        f.store(false, Ordering::SeqCst);
     }
 }
 

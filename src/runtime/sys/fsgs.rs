@@ -56,6 +56,16 @@ pub unsafe fn set_fs_base(base: usize) {
     }
 }
 
+/// The calling thread's glibc TCB address, from its self pointer at fs:0x10 (glibc's THREAD_SELF): one
+/// load in both FS modes.
+#[inline(always)]
+pub fn thread_self() -> usize {
+    let v: usize;
+    // SAFETY: every thread that runs this code has a glibc TCB in FS whose word at 0x10 is its address.
+    unsafe { asm!("mov {}, qword ptr fs:[0x10]", out(reg) v, options(nostack, preserves_flags, readonly)) };
+    v
+}
+
 #[inline(always)]
 pub fn gs_base() -> usize {
     if have_fsgsbase() {

@@ -1,0 +1,97 @@
+//! recvmmsg and sendmmsg on blocking sockets, made of non-blocking kernel calls and parks that end where
+//! the kernel's blocking call would return:
+//!
+//! - recvmmsg waits for each of `vlen` messages in turn — unless MSG_WAITFORONE (return after the first)
+//!   or the timeout passed, which, as in the kernel, counts from the call's start but is only looked at
+//!   after a message arrived (so a call whose next message never comes waits for ever, natively too).
+//!   An error or signal after some messages returns their count.
+//! - sendmmsg sends every message in full: a stream socket can take part of one without blocking; the
+//!   rest of it is sent before the next, and its `msg_len` counts all of it, as the blocking call reports.
+
+use super::fd::Dir;
+use super::io::{self, IoResult};
+use super::sys::syscall::{Errno, syscall3, syscall6};
+use super::sys::{time, usercopy};
+
+/// recvmmsg(fd, vec, vlen, flags, timeout) for a coroutine. `deadline` is the call's start plus its
+/// timeout (monotonic ns), if it has one.
+pub fn recv_many(fd: i32, vec: *mut libc::mmsghdr, vlen: u32, flags: i32, deadline: Option<u64>) -> IoResult {
+    let mut got = 0usize;
+    loop {
+        let rest = vec.wrapping_add(got) as usize;
+        let left = vlen as usize - got;
+        let try_more = || {
+            // SAFETY: the program's mmsghdr array and flags; the kernel validates them.
+            unsafe { syscall6(libc::SYS_recvmmsg, fd as usize, rest, left, (flags | libc::MSG_DONTWAIT) as usize, 0, 0) }
+        };
+        // Every message, the first and the rest, is waited for without a time limit, as in the kernel.
+        let r = io::blocking_restarting(fd, Dir::Read, |_| try_more());
+        match r {
+            Ok(n) => got += n,
+            Err(_) if got > 0 => return Ok(got),
+            Err(e) => return Err(e),
+        }
+        let expired = deadline.is_some_and(|d| time::monotonic_ns() >= d);
+        if got >= vlen as usize || flags & libc::MSG_WAITFORONE != 0 || expired {
+            return Ok(got);
+        }
+    }
+}
+
+/// sendmmsg(fd, vec, vlen, flags) for a coroutine.
+pub fn send_many(fd: i32, vec: *mut libc::mmsghdr, vlen: u32, flags: i32) -> IoResult {
+    let mut sent = 0usize;
+    while sent < vlen as usize {
+        let rest = vec.wrapping_add(sent);
+        let left = vlen as usize - sent;
+        let r = io::blocking_restarting(fd, Dir::Write, |_| {
+            // SAFETY: the program's mmsghdr array; the kernel validates it.
+            unsafe {
+                syscall6(libc::SYS_sendmmsg, fd as usize, rest as usize, left, (flags | libc::MSG_DONTWAIT) as usize, 0, 0)
+            }
+        });
+        let n = match r {
+            Ok(n) => n,
+            Err(_) if sent > 0 => return Ok(sent),
+            Err(e) => return Err(e),
+        };
+        // The last message taken may be partial (stream sockets): finish it as the blocking call would.
+        let last = vec.wrapping_add(sent + n - 1);
+        if let Err(e) = finish_partial(fd, last, flags) {
+            return if sent + n > 1 { Ok(sent + n - 1) } else { Err(e) };
+        }
+        sent += n;
+    }
+    Ok(sent)
+}
+
+/// Sends what the kernel left of message `m` and sets its msg_len to the whole length.
+fn finish_partial(fd: i32, m: *mut libc::mmsghdr, flags: i32) -> Result<(), Errno> {
+    let mm = usercopy::read(m).map_err(Errno)?;
+    let vecs = (0..mm.msg_hdr.msg_iovlen.min(io::IOV_MAX))
+        .map(|i| usercopy::read(mm.msg_hdr.msg_iov.wrapping_add(i)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(Errno)?;
+    let total: usize = vecs.iter().map(|v| v.iov_len).sum();
+    let done = mm.msg_len as usize;
+    if done >= total {
+        return Ok(());
+    }
+    let r = io::write_all(fd, total - done, |more, _| {
+        let rest = io::advance(&vecs, done + more);
+        // The name and ancillary data went with the first part; the rest is plain stream data.
+        // SAFETY: an all-zero msghdr is valid.
+        let mut part: libc::msghdr = unsafe { core::mem::zeroed() };
+        part.msg_iov = rest.as_ptr() as *mut libc::iovec;
+        part.msg_iovlen = rest.len();
+        // SAFETY: a local msghdr over the program's buffers.
+        unsafe {
+            syscall3(libc::SYS_sendmsg, fd as usize, &part as *const libc::msghdr as usize, (flags | libc::MSG_DONTWAIT) as usize)
+        }
+    });
+    let more = r?;
+    let mut updated = mm;
+    updated.msg_len = (done + more) as u32;
+    usercopy::write(m, updated).map_err(Errno)?;
+    if more < total - done { Err(Errno(libc::EINTR)) } else { Ok(()) }
+}
