@@ -193,7 +193,10 @@ run() {
     # As in run-c-tests.sh: setsid gives the run its own session and process group (pgid = this job's
     # pid), which timeout signals as a whole at the limit. The script runs natively (LD_PRELOAD unset);
     # it applies SHIM_ENV only to the programs under test. It starts in its own scratch directory.
+    # Under `make test` the outer make's MAKELEVEL/MAKEFLAGS would reach the tests' own make runs (which
+    # then print "Entering directory" lines with the per-mode scratch path): the tests get a clean slate.
     (cd "$tmp" && exec setsid timeout -k 5 "$limit" env -u LD_PRELOAD -u ASYNCSHIM_WORKERS \
+        -u MAKELEVEL -u MAKEFLAGS -u MFLAGS -u MAKEOVERRIDES \
         MODE="$mode" SHIM_ENV="$shim_env" SHIM_LIB="$LIB" TEST_TMP="$tmp" "$@" \
         bash "$APPS_DIR/$name.sh" </dev/null >"$out" 2>"$err" 9>&-) &
     local pid=$!

@@ -253,6 +253,74 @@ pub fn allocate(tid: i32) -> Option<Tcb> {
     Some(tcb)
 }
 
+/// A coroutine thread ended holding robust mutexes: do what the kernel does for an OS thread that exits
+/// (handle_futex_death over its robust list, which the kernel never sees for a coroutine): each futex word
+/// still owned by `tid` gets FUTEX_OWNER_DIED, keeps its waiters bit, and one waiter is woken (glibc's
+/// robust mutexes always wait with shared futex operations), so the next locker gets EOWNERDEAD.
+pub fn release_robust_mutexes(tcb: Tcb, tid: i32) {
+    const FUTEX_WAITERS: u32 = 0x8000_0000;
+    const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
+    const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+    const LIMIT: usize = 2048; // the kernel's ROBUST_LIST_LIMIT
+    let head = tcb.0 + PD_ROBUST_HEAD;
+    // SAFETY: the TCB is live (its thread just ended on this worker); the list entries are the program's
+    // mutexes, read and written with fault-safe copies as the kernel would.
+    let futex_offset = unsafe { tcb.field::<isize>(PD_ROBUST_HEAD + 8).read() };
+    let pending = unsafe { tcb.field::<usize>(PD_ROBUST_HEAD + 16).read() };
+    let release = |entry: usize| {
+        let word = entry.wrapping_add_signed(futex_offset) as *mut u32;
+        // SAFETY: an aligned u32 inside a live mutex (checked by the fault-safe read).
+        let Ok(mut cur) = super::sys::usercopy::read(word as *const u32) else { return };
+        loop {
+            if cur & FUTEX_TID_MASK != tid as u32 {
+                return;
+            }
+            let new = (cur & FUTEX_WAITERS) | FUTEX_OWNER_DIED;
+            // SAFETY: the word is the mutex's futex, alive (read just above).
+            let atom = unsafe { &*(word as *const core::sync::atomic::AtomicU32) };
+            match atom.compare_exchange(cur, new, core::sync::atomic::Ordering::AcqRel, core::sync::atomic::Ordering::Acquire) {
+                Ok(_) => break,
+                Err(now) => cur = now,
+            }
+        }
+        if cur & FUTEX_WAITERS != 0 {
+            // SAFETY: FUTEX_WAKE only uses the address as a key.
+            let _ = unsafe {
+                super::sys::syscall::syscall4(libc::SYS_futex, word as usize, libc::FUTEX_WAKE as usize, 1, 0)
+            };
+        }
+    };
+    // SAFETY: reading list links that glibc maintains in the TCB and in the mutexes.
+    let mut entry = unsafe { (head as *const usize).read() };
+    let mut n = 0;
+    while entry != head && entry != 0 && n < LIMIT {
+        let next = super::sys::usercopy::read(entry as *const usize).unwrap_or(head);
+        if entry != pending {
+            release(entry & !1);
+        }
+        entry = next & !1;
+        n += 1;
+    }
+    if pending != 0 {
+        release(pending & !1);
+    }
+    // The list is the dead thread's; a recycled descriptor starts empty.
+    // SAFETY: writing the TCB's own list head.
+    unsafe {
+        (head as *mut usize).write(head);
+        tcb.field::<usize>(PD_ROBUST_HEAD + 16).write(0);
+    }
+}
+
+/// Registers the calling thread's glibc robust list with the kernel: in a forked child, whose only thread
+/// goes on with the forking coroutine's descriptor, so that the kernel releases that descriptor's robust
+/// mutexes (process-shared ones included) when the child dies, as it does natively.
+pub fn register_robust_list_here() {
+    let head = Tcb::current().0 + PD_ROBUST_HEAD;
+    // SAFETY: the head lives in the calling thread's TCB for as long as the thread.
+    let _ = unsafe { super::sys::syscall::syscall2(libc::SYS_set_robust_list, head, 24) };
+}
+
 /// Fills in what glibc's pthread_create would in a new descriptor.
 fn init_header(tcb: Tcb, tid: i32) {
     let cur = Tcb::current();

@@ -187,6 +187,7 @@ extern "C" fn atfork_child() {
     FORKED_CHILD.store(true, Ordering::Relaxed);
     RUNNING.store(false, Ordering::Relaxed);
     worker::forget_rseq_after_fork();
+    identity::register_robust_list_here();
     // SAFETY: clearing GS makes this thread "not a worker"; the worker records stay valid but unused.
     unsafe { fsgs::set_gs_base(0) };
 }

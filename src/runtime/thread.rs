@@ -306,6 +306,7 @@ pub unsafe fn start_os_thread(f: StartFn, arg: *mut c_void) -> bool {
 /// The coroutine of `task` returned (on its worker): recycle the stack, then hand the thread to its joiner,
 /// or to the pool if detached.
 pub fn on_coroutine_finished(task: TaskRef) {
+    identity::release_robust_mutexes(task.tcb(), task.tid.get());
     // SAFETY: the worker that ran the task is the only one touching it now. The stack's memory belongs to
     // the task's slot, released with it.
     if let Some(co) = unsafe { task.coroutine() }.take() {
