@@ -178,6 +178,16 @@ impl Scheduler {
         w.id >= self.base && self.unstalled_workers() > self.base
     }
 
+    /// Moves worker `w`'s queued coroutines to the global queue (a retiring spare's), waking a worker.
+    pub fn hand_off_queue(&self, w: &Worker) {
+        let tasks: VecDeque<TaskRef> = core::mem::take(&mut *w.queue.lock());
+        if tasks.is_empty() {
+            return;
+        }
+        self.global.lock().extend(tasks);
+        self.wake_sleeper();
+    }
+
     /// Puts idle spare `w` to sleep until [`Self::add_worker_for_stall`] revives it.
     pub fn retire(&self, w: &Worker) {
         // Counted before it becomes visible, so a reviver's decrement never comes first.

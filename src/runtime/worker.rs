@@ -232,6 +232,14 @@ pub fn run(sched: &'static Scheduler, w: &'static Worker) -> ! {
             // Marked while between coroutines: the stall is over.
             super::monitor::stall_ended(w);
         }
+        // A spare whose help is no longer needed steps back even under load (under load it would never
+        // fall idle, and one worker too many on the CPUs costs every coroutine), leaving its queue to
+        // the others.
+        if w.id >= sched.base && sched.should_retire(w) {
+            sched.hand_off_queue(w);
+            sched.retire(w);
+            continue;
+        }
         if let Some(task) = sched.next_task(w) {
             run_one(sched, w, task);
             continue;
