@@ -24,9 +24,7 @@ pub unsafe extern "C" fn getaddrinfo(
     }
     let (node, service, hints, res) = (node as usize, service as usize, hints as usize, res as usize);
     // SAFETY: forwarding; the caller's pointers stay valid while it waits for the helper.
-    run_keeping_errno(Dns, move || unsafe {
-        real::getaddrinfo(node as _, service as _, hints as _, res as _)
-    })
+    run_keeping_errno(Dns, move || unsafe { real::getaddrinfo(node as _, service as _, hints as _, res as _) })
 }
 
 /// # Safety

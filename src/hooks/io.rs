@@ -280,7 +280,13 @@ pub unsafe extern "C" fn pread64(fd: c_int, buf: *mut c_void, len: usize, off: l
 /// # Safety
 /// C contract of __pread_chk / __pread64_chk (the _FORTIFY_SOURCE pread).
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn __pread_chk(fd: c_int, buf: *mut c_void, len: usize, off: libc::off_t, buflen: usize) -> isize {
+pub unsafe extern "C" fn __pread_chk(
+    fd: c_int,
+    buf: *mut c_void,
+    len: usize,
+    off: libc::off_t,
+    buflen: usize,
+) -> isize {
     if len > buflen {
         // SAFETY: glibc's own overflow report and abort.
         unsafe { __chk_fail() }
@@ -292,7 +298,13 @@ pub unsafe extern "C" fn __pread_chk(fd: c_int, buf: *mut c_void, len: usize, of
 /// # Safety
 /// As __pread_chk.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn __pread64_chk(fd: c_int, buf: *mut c_void, len: usize, off: libc::off_t, buflen: usize) -> isize {
+pub unsafe extern "C" fn __pread64_chk(
+    fd: c_int,
+    buf: *mut c_void,
+    len: usize,
+    off: libc::off_t,
+    buflen: usize,
+) -> isize {
     // SAFETY: same contract.
     unsafe { __pread_chk(fd, buf, len, off, buflen) }
 }

@@ -430,7 +430,8 @@ pub unsafe extern "C" fn recvmmsg(
     timeout: *mut libc::timespec,
 ) -> c_int {
     let t = if timeout.is_null() { Ok(None) } else { crate::runtime::sys::usercopy::read(timeout).map(Some) };
-    let valid_timeout = matches!(t, Ok(None)) || matches!(t, Ok(Some(ts)) if ts.tv_sec >= 0 && (0..1_000_000_000).contains(&ts.tv_nsec));
+    let valid_timeout = matches!(t, Ok(None))
+        || matches!(t, Ok(Some(ts)) if ts.tv_sec >= 0 && (0..1_000_000_000).contains(&ts.tv_nsec));
     if worker::current_task().is_none() || flags & libc::MSG_DONTWAIT != 0 || vlen == 0 || !valid_timeout {
         // SAFETY: forwarding (a bad timeout or vector gets the kernel's own EFAULT/EINVAL).
         return unsafe { real::recvmmsg(fd, vec, vlen, flags, timeout) };

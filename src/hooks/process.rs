@@ -4,8 +4,8 @@
 //! friends, and the waits inside system and pclose) is made by helper threads while coroutines park.
 
 use crate::real;
-use crate::runtime::sys::syscall::{syscall4, syscall6};
 use crate::runtime::stats::Offload;
+use crate::runtime::sys::syscall::{syscall4, syscall6};
 use crate::runtime::{offload, worker};
 use std::ffi::c_int;
 
@@ -33,7 +33,11 @@ fn wait4_cooperative(pid: libc::pid_t, status: *mut c_int, options: c_int, rusag
         // SAFETY: the program's own arguments; its memory stays valid while it waits for this call.
         unsafe { syscall4(libc::SYS_wait4, pid as usize, status, options as usize, rusage) }
     };
-    let r = if options & libc::WNOHANG != 0 || worker::current_task().is_none() { call() } else { offload::run(Offload::Process, call) };
+    let r = if options & libc::WNOHANG != 0 || worker::current_task().is_none() {
+        call()
+    } else {
+        offload::run(Offload::Process, call)
+    };
     super::io::ret(r) as libc::pid_t
 }
 
@@ -77,7 +81,11 @@ pub unsafe extern "C" fn waitid(
         // SAFETY: as in wait4_cooperative.
         unsafe { syscall6(libc::SYS_waitid, idtype as usize, id as usize, info, options as usize, 0, 0) }
     };
-    let r = if options & libc::WNOHANG != 0 || worker::current_task().is_none() { call() } else { offload::run(Offload::Process, call) };
+    let r = if options & libc::WNOHANG != 0 || worker::current_task().is_none() {
+        call()
+    } else {
+        offload::run(Offload::Process, call)
+    };
     super::io::ret(r) as c_int
 }
 

@@ -8,7 +8,11 @@ use std::ffi::{CStr, c_char};
 ///
 /// # Safety
 /// `node` and `service` are null or NUL-terminated; `hints` is null or valid.
-pub unsafe fn answered_without_lookup(node: *const c_char, service: *const c_char, hints: *const libc::addrinfo) -> bool {
+pub unsafe fn answered_without_lookup(
+    node: *const c_char,
+    service: *const c_char,
+    hints: *const libc::addrinfo,
+) -> bool {
     // AI_CANONNAME asks for a reverse lookup of the address.
     // SAFETY: per the contract.
     if !hints.is_null() && unsafe { (*hints).ai_flags } & libc::AI_CANONNAME != 0 {

@@ -278,7 +278,12 @@ pub fn release_robust_mutexes(tcb: Tcb, tid: i32) {
             let new = (cur & FUTEX_WAITERS) | FUTEX_OWNER_DIED;
             // SAFETY: the word is the mutex's futex, alive (read just above).
             let atom = unsafe { &*(word as *const core::sync::atomic::AtomicU32) };
-            match atom.compare_exchange(cur, new, core::sync::atomic::Ordering::AcqRel, core::sync::atomic::Ordering::Acquire) {
+            match atom.compare_exchange(
+                cur,
+                new,
+                core::sync::atomic::Ordering::AcqRel,
+                core::sync::atomic::Ordering::Acquire,
+            ) {
                 Ok(_) => break,
                 Err(now) => cur = now,
             }

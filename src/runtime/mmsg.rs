@@ -22,7 +22,9 @@ pub fn recv_many(fd: i32, vec: *mut libc::mmsghdr, vlen: u32, flags: i32, deadli
         let left = vlen as usize - got;
         let try_more = || {
             // SAFETY: the program's mmsghdr array and flags; the kernel validates them.
-            unsafe { syscall6(libc::SYS_recvmmsg, fd as usize, rest, left, (flags | libc::MSG_DONTWAIT) as usize, 0, 0) }
+            unsafe {
+                syscall6(libc::SYS_recvmmsg, fd as usize, rest, left, (flags | libc::MSG_DONTWAIT) as usize, 0, 0)
+            }
         };
         // Every message, the first and the rest, is waited for without a time limit, as in the kernel.
         let r = io::blocking_restarting(fd, Dir::Read, |_| try_more());
@@ -47,7 +49,15 @@ pub fn send_many(fd: i32, vec: *mut libc::mmsghdr, vlen: u32, flags: i32) -> IoR
         let r = io::blocking_restarting(fd, Dir::Write, |_| {
             // SAFETY: the program's mmsghdr array; the kernel validates it.
             unsafe {
-                syscall6(libc::SYS_sendmmsg, fd as usize, rest as usize, left, (flags | libc::MSG_DONTWAIT) as usize, 0, 0)
+                syscall6(
+                    libc::SYS_sendmmsg,
+                    fd as usize,
+                    rest as usize,
+                    left,
+                    (flags | libc::MSG_DONTWAIT) as usize,
+                    0,
+                    0,
+                )
             }
         });
         let n = match r {
@@ -86,7 +96,12 @@ fn finish_partial(fd: i32, m: *mut libc::mmsghdr, flags: i32) -> Result<(), Errn
         part.msg_iovlen = rest.len();
         // SAFETY: a local msghdr over the program's buffers.
         unsafe {
-            syscall3(libc::SYS_sendmsg, fd as usize, &part as *const libc::msghdr as usize, (flags | libc::MSG_DONTWAIT) as usize)
+            syscall3(
+                libc::SYS_sendmsg,
+                fd as usize,
+                &part as *const libc::msghdr as usize,
+                (flags | libc::MSG_DONTWAIT) as usize,
+            )
         }
     });
     let more = r?;

@@ -213,7 +213,8 @@ fn is_stall(w: &Worker, s: &Seen, stall_ns: u64) -> bool {
     let mut fields = text.split_whitespace();
     match fields.next().map(|nr| nr.parse::<i64>()) {
         Some(Ok(nr)) if nr >= 0 && sleeping(tid) => {
-            let pc = text.split_whitespace().last().and_then(|p| usize::from_str_radix(p.trim_start_matches("0x"), 16).ok());
+            let pc =
+                text.split_whitespace().last().and_then(|p| usize::from_str_radix(p.trim_start_matches("0x"), 16).ok());
             !(nr == libc::SYS_futex && pc.is_some_and(in_this_library))
         }
         _ => {
@@ -265,7 +266,8 @@ fn site(w: &Worker, task: TaskRef) -> String {
             Err(_) => "blocked".to_string(),
         },
     };
-    let (Some(sp), Some(pc)) = (fields.get(fields.len().wrapping_sub(2)).and_then(|s| hex(s)), fields.last().and_then(|s| hex(s)))
+    let (Some(sp), Some(pc)) =
+        (fields.get(fields.len().wrapping_sub(2)).and_then(|s| hex(s)), fields.last().and_then(|s| hex(s)))
     else {
         return format!("thread \"{name}\": {head}");
     };

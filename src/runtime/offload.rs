@@ -46,7 +46,14 @@ impl Slot {
                 }
                 continue;
             }
-            parking_lot::park(key, 0, || BOUNDED_IN_USE.load(Ordering::Acquire) >= BOUNDED_HELPERS, || {}, None, Interrupt::No);
+            parking_lot::park(
+                key,
+                0,
+                || BOUNDED_IN_USE.load(Ordering::Acquire) >= BOUNDED_HELPERS,
+                || {},
+                None,
+                Interrupt::No,
+            );
         }
     }
 }
@@ -155,7 +162,10 @@ unsafe extern "C" {
 
 /// Like [`run`], for libc calls that report through errno and h_errno (the resolver): both are per-thread,
 /// so the helper's values are carried back into the coroutine, as if it had made the call itself.
-pub fn run_keeping_errno<R: Send + 'static>(kind: super::stats::Offload, call: impl FnOnce() -> R + Send + 'static) -> R {
+pub fn run_keeping_errno<R: Send + 'static>(
+    kind: super::stats::Offload,
+    call: impl FnOnce() -> R + Send + 'static,
+) -> R {
     if worker::current_task().is_none() {
         return call();
     }

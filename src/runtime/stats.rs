@@ -220,7 +220,11 @@ pub fn report() -> String {
         .filter(|(_, c)| c.load(r) > 0)
         .map(|(n, c)| format!("{n} {}", c.load(r)))
         .collect();
-    let _ = writeln!(out, "  offloaded to helper threads: {}", if offs.is_empty() { "none".into() } else { offs.join(", ") });
+    let _ = writeln!(
+        out,
+        "  offloaded to helper threads: {}",
+        if offs.is_empty() { "none".into() } else { offs.join(", ") }
+    );
     let _ = writeln!(
         out,
         "  stalls (a worker kept by one coroutine >= {} ms while others waited): {}, total {:.1} ms, longest {:.1} ms",
@@ -257,8 +261,13 @@ pub fn write_report() {
     let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND | libc::O_CLOEXEC;
     // SAFETY: raw open/write/close of the user's chosen report file; nothing the program owns.
     unsafe {
-        let Ok(fd) = sys::syscall::syscall4(libc::SYS_openat, libc::AT_FDCWD as usize, path.as_ptr() as usize, flags as usize, 0o644)
-        else {
+        let Ok(fd) = sys::syscall::syscall4(
+            libc::SYS_openat,
+            libc::AT_FDCWD as usize,
+            path.as_ptr() as usize,
+            flags as usize,
+            0o644,
+        ) else {
             sys::write_stderr(format!("asyncshim: cannot write statistics to {target}\n").as_bytes());
             return;
         };

@@ -269,8 +269,7 @@ fn idle(sched: &Scheduler, w: &Worker) {
     // The poller may have left since we looked (a spare that then retired): some idle worker must wait
     // in epoll_wait, or readiness is never collected. Go round and take the flag instead of sleeping.
     // (A retiring poller wakes SLEEPING workers after its own store; SeqCst on both sides.)
-    let poller_left = poll_flag.is_none()
-        && super::netpoll::waiting_flag().is_some_and(|f| !f.load(Ordering::SeqCst));
+    let poller_left = poll_flag.is_none() && super::netpoll::waiting_flag().is_some_and(|f| !f.load(Ordering::SeqCst));
     if !poller_left && !sched.has_work(w) {
         let deadline = sched.next_deadline();
         let now = time::monotonic_ns();

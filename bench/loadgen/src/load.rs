@@ -174,7 +174,8 @@ impl Gen {
             let mut src: libc::sockaddr_in = mem::zeroed();
             src.sin_family = libc::AF_INET as u16;
             src.sin_addr.s_addr = u32::from_be_bytes([127, 0, 0, 2 + (idx as u32 % self.cfg.src_ips) as u8]).to_be();
-            if libc::bind(fd, &src as *const _ as *const libc::sockaddr, mem::size_of::<libc::sockaddr_in>() as u32) < 0 {
+            if libc::bind(fd, &src as *const _ as *const libc::sockaddr, mem::size_of::<libc::sockaddr_in>() as u32) < 0
+            {
                 let e = errno();
                 self.note_error("bind", e);
             }
@@ -182,7 +183,11 @@ impl Gen {
             dst.sin_family = libc::AF_INET as u16;
             dst.sin_addr.s_addr = u32::from_be_bytes([127, 0, 0, 1]).to_be();
             dst.sin_port = self.cfg.port.to_be();
-            let rc = libc::connect(fd, &dst as *const _ as *const libc::sockaddr, mem::size_of::<libc::sockaddr_in>() as u32);
+            let rc = libc::connect(
+                fd,
+                &dst as *const _ as *const libc::sockaddr,
+                mem::size_of::<libc::sockaddr_in>() as u32,
+            );
             let c = &mut self.conns[idx];
             c.fd = fd;
             c.state = State::Connecting;
@@ -228,7 +233,8 @@ impl Gen {
             if c.sent >= size {
                 break;
             }
-            let n = unsafe { libc::send(c.fd, self.msg[c.sent..].as_ptr() as *const _, size - c.sent, libc::MSG_NOSIGNAL) };
+            let n =
+                unsafe { libc::send(c.fd, self.msg[c.sent..].as_ptr() as *const _, size - c.sent, libc::MSG_NOSIGNAL) };
             if n < 0 {
                 let e = errno();
                 if e == libc::EAGAIN || e == libc::EINTR {
@@ -297,7 +303,9 @@ impl Gen {
                 let fd = self.conns[idx].fd;
                 let mut err: libc::c_int = 0;
                 let mut len = mem::size_of::<libc::c_int>() as u32;
-                unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, &mut err as *mut _ as *mut _, &mut len) };
+                unsafe {
+                    libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, &mut err as *mut _ as *mut _, &mut len)
+                };
                 if err != 0 {
                     self.kill(idx, "connect", err);
                     return;
@@ -327,7 +335,8 @@ impl Gen {
                         self.up += 1;
                     } else {
                         if self.counting {
-                            let ns = now.duration_since(self.conns[idx].started).as_nanos().min(u32::MAX as u128) as u32;
+                            let ns =
+                                now.duration_since(self.conns[idx].started).as_nanos().min(u32::MAX as u128) as u32;
                             self.lat_ns.push(ns);
                             self.rts += 1;
                             self.conns[idx].done_in_window += 1;
@@ -339,7 +348,8 @@ impl Gen {
             State::Ready => {
                 // Nothing is expected from an idle connection: EOF or data means the server broke it.
                 let mut b = [0u8; 64];
-                let n = unsafe { libc::recv(self.conns[idx].fd, b.as_mut_ptr() as *mut _, b.len(), libc::MSG_DONTWAIT) };
+                let n =
+                    unsafe { libc::recv(self.conns[idx].fd, b.as_mut_ptr() as *mut _, b.len(), libc::MSG_DONTWAIT) };
                 if n == 0 {
                     self.kill(idx, "idle connection closed by the server", libc::ECONNRESET);
                 } else if n > 0 {
@@ -374,7 +384,11 @@ fn pct(sorted: &[u32], p: f64) -> f64 {
 }
 
 fn num(v: f64) -> Value {
-    if v.is_finite() { json!((v * 1000.0).round() / 1000.0) } else { Value::Null }
+    if v.is_finite() {
+        json!((v * 1000.0).round() / 1000.0)
+    } else {
+        Value::Null
+    }
 }
 
 pub fn run(cfg: Config) -> Value {
@@ -388,7 +402,15 @@ pub fn run(cfg: Config) -> Value {
         msg: (0..cfg.size).map(|i| b'a' + (i % 26) as u8).collect(),
         scratch: vec![0u8; cfg.size.max(4096)],
         conns: (0..n)
-            .map(|_| Conn { fd: -1, state: State::Dead, sent: 0, got: 0, started: now, want_out: false, done_in_window: 0 })
+            .map(|_| Conn {
+                fd: -1,
+                state: State::Dead,
+                sent: 0,
+                got: 0,
+                started: now,
+                want_out: false,
+                done_in_window: 0,
+            })
             .collect(),
         cfg,
         ep,
@@ -482,7 +504,8 @@ pub fn run(cfg: Config) -> Value {
     unsafe { libc::close(g.ep) };
     let mut lat = mem::take(&mut g.lat_ns);
     lat.sort_unstable();
-    let mean = if lat.is_empty() { f64::NAN } else { lat.iter().map(|&v| v as f64).sum::<f64>() / lat.len() as f64 / 1000.0 };
+    let mean =
+        if lat.is_empty() { f64::NAN } else { lat.iter().map(|&v| v as f64).sum::<f64>() / lat.len() as f64 / 1000.0 };
     let server_cpu = if w0.cpu_ticks >= 0 && w1.cpu_ticks >= 0 {
         (w1.cpu_ticks - w0.cpu_ticks) as f64 / ticks_per_s / window_s
     } else {

@@ -45,7 +45,11 @@ fn fmt_num(v: Option<f64>) -> String {
                 }
                 out.push(c);
             }
-            if r < 0 { format!("-{out}") } else { out }
+            if r < 0 {
+                format!("-{out}")
+            } else {
+                out
+            }
         }
         Some(x) if x == x.round() => format!("{x:.0}"),
         Some(x) if x.abs() >= 10.0 => format!("{x:.1}"),
@@ -91,7 +95,9 @@ impl Recs {
     }
     fn echo(&self, kind: &str, server: &str, mode: &str, conns: u64) -> Option<&Value> {
         self.kind(kind).find(|r| {
-            (kind != "echo" || s(r, "server") == server) && s(r, "mode") == mode && r.get("conns").and_then(|c| c.as_u64()) == Some(conns)
+            (kind != "echo" || s(r, "server") == server)
+                && s(r, "mode") == mode
+                && r.get("conns").and_then(|c| c.as_u64()) == Some(conns)
         })
     }
     fn echo_f(&self, kind: &str, server: &str, mode: &str, conns: u64, path: &[&str]) -> Option<f64> {
@@ -115,7 +121,16 @@ const ECHO_COLS: [(&str, &str, &str); 5] = [
 ];
 
 /// Cell for one echo run: the value, or "failed"/"n/a", and a footnote mark when the run had trouble.
-fn cell(r: &Recs, kind: &str, server: &str, mode: &str, conns: u64, path: &[&str], notes: &mut Vec<String>, fmt: fn(Option<f64>) -> String) -> String {
+fn cell(
+    r: &Recs,
+    kind: &str,
+    server: &str,
+    mode: &str,
+    conns: u64,
+    path: &[&str],
+    notes: &mut Vec<String>,
+    fmt: fn(Option<f64>) -> String,
+) -> String {
     match r.echo(kind, server, mode, conns) {
         None => "–".into(),
         Some(run) => {
@@ -129,7 +144,11 @@ fn cell(r: &Recs, kind: &str, server: &str, mode: &str, conns: u64, path: &[&str
                     "{tag}: {}{}{}",
                     err.unwrap_or("no error"),
                     if died > 0.0 { format!(", {died} connections failed or died") } else { String::new() },
-                    if starved > 0.0 { format!(", {starved} connections completed no round trip in the window") } else { String::new() }
+                    if starved > 0.0 {
+                        format!(", {starved} connections completed no round trip in the window")
+                    } else {
+                        String::new()
+                    }
                 );
                 if !notes.iter().any(|n| n.starts_with(&tag)) {
                     notes.push(note);
@@ -145,16 +164,24 @@ fn cell(r: &Recs, kind: &str, server: &str, mode: &str, conns: u64, path: &[&str
 fn machine() -> Value {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string()))
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
         .unwrap_or_default();
     let nproc = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
     let mut u: libc::utsname = unsafe { std::mem::zeroed() };
     unsafe { libc::uname(&mut u) };
     let cs = |a: &[libc::c_char]| unsafe { std::ffi::CStr::from_ptr(a.as_ptr()) }.to_string_lossy().into_owned();
     let glibc = unsafe { std::ffi::CStr::from_ptr(libc::gnu_get_libc_version()) }.to_string_lossy().into_owned();
-    let mem_kb = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| m.lines().find(|l| l.starts_with("MemTotal:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()));
+    let mem_kb = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines()
+            .find(|l| l.starts_with("MemTotal:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+    });
     json!({
         "cpu": cpu, "cores": nproc, "kernel": cs(&u.release), "arch": cs(&u.machine), "glibc": glibc,
         "mem_gib": mem_kb.map(|k| (k as f64 / 1048576.0 * 10.0).round() / 10.0),
@@ -165,7 +192,15 @@ fn now_utc() -> String {
     let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
     unsafe { libc::gmtime_r(&t, &mut tm) };
-    format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec)
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    )
 }
 
 pub fn report(input: &str, out: &str, plots: &str, quick: bool, elapsed: f64) -> Result<(), String> {
@@ -188,7 +223,11 @@ pub fn report(input: &str, out: &str, plots: &str, quick: bool, elapsed: f64) ->
     let _ = writeln!(
         w,
         "{date}; {} x {} ({} GiB), Linux {}, glibc {}{}{}.",
-        m["cores"], m["cpu"].as_str().unwrap_or("?"), m["mem_gib"], m["kernel"].as_str().unwrap_or("?"), m["glibc"].as_str().unwrap_or("?"),
+        m["cores"],
+        m["cpu"].as_str().unwrap_or("?"),
+        m["mem_gib"],
+        m["kernel"].as_str().unwrap_or("?"),
+        m["glibc"].as_str().unwrap_or("?"),
         if quick { "; QUICK=1 (short runs)" } else { "" },
         if elapsed.is_finite() { format!("; the whole run took {:.0} s", elapsed) } else { String::new() }
     );
@@ -217,7 +256,14 @@ pub fn report(input: &str, out: &str, plots: &str, quick: bool, elapsed: f64) ->
             let _ = writeln!(
                 w,
                 "| {} | {} | {} | **{}** | {} | {} | {} | **{}** |",
-                c.to_string(), cells[0], cells[1], fmt_ratio(ratio(ts, tn)), cells[2], cells[3], cells[4], fmt_ratio(ratio(ts, ep))
+                c.to_string(),
+                cells[0],
+                cells[1],
+                fmt_ratio(ratio(ts, tn)),
+                cells[2],
+                cells[3],
+                cells[4],
+                fmt_ratio(ratio(ts, ep))
             );
         }
         let _ = writeln!(w, "\n### Echo latency p50 / p99 / p99.9 (µs)\n");
@@ -244,13 +290,20 @@ pub fn report(input: &str, out: &str, plots: &str, quick: bool, elapsed: f64) ->
             "\n### Memory per idle connection\n\nServer's (RSS + page tables) growth from before the first connection to all connections up and idle, \
              plus 16 KiB of kernel stack per extra OS thread, divided by the connections. OS threads of the server in brackets.\n"
         );
-        let _ = writeln!(w, "| connections | threads native | threads shim | shim / native | pool native | pool shim | epoll |");
+        let _ = writeln!(
+            w,
+            "| connections | threads native | threads shim | shim / native | pool native | pool shim | epoll |"
+        );
         let _ = writeln!(w, "|---:|---:|---:|---:|---:|---:|---:|");
         // Below 100 connections the growth is a few pages, and per connection it says nothing.
         for &c in conns.iter().filter(|&&c| c >= 100) {
             let mem = |srv: &str, mode: &str| -> String {
                 match r.echo("echo", srv, mode, c) {
-                    Some(run) => format!("{} ({})", kb(f(run, &["idle_bytes_per_conn"])), fmt_num(f(run, &["proc", "idle", "threads"]))),
+                    Some(run) => format!(
+                        "{} ({})",
+                        kb(f(run, &["idle_bytes_per_conn"])),
+                        fmt_num(f(run, &["proc", "idle", "threads"]))
+                    ),
                     None => "–".into(),
                 }
             };
@@ -259,15 +312,22 @@ pub fn report(input: &str, out: &str, plots: &str, quick: bool, elapsed: f64) ->
             let _ = writeln!(
                 w,
                 "| {} | {} | {} | **{}** | {} | {} | {} |",
-                c.to_string(), mem("threads", "native"), mem("threads", "shim"), fmt_ratio(ratio(ts, tn)),
-                mem("pool", "native"), mem("pool", "shim"), mem("epoll", "native")
+                c.to_string(),
+                mem("threads", "native"),
+                mem("threads", "shim"),
+                fmt_ratio(ratio(ts, tn)),
+                mem("pool", "native"),
+                mem("pool", "shim"),
+                mem("epoll", "native")
             );
         }
         let _ = writeln!(w, "\nServer CPU (cores busy) under load at the largest connection count:");
         if let Some(&c) = conns.last() {
             let cpu: Vec<String> = ECHO_COLS
                 .iter()
-                .map(|(srv, mode, name)| format!("{name} {}", fmt_num(r.echo_f("echo", srv, mode, c, &["server_cpu_cores"]))))
+                .map(|(srv, mode, name)| {
+                    format!("{name} {}", fmt_num(r.echo_f("echo", srv, mode, c, &["server_cpu_cores"])))
+                })
                 .collect();
             let _ = writeln!(w, "{} connections: {}.", c.to_string(), cpu.join(", "));
         }
@@ -288,7 +348,14 @@ pub fn report(input: &str, out: &str, plots: &str, quick: bool, elapsed: f64) ->
                     fmt_num(f(x, &[side]))
                 }
             };
-            let _ = writeln!(w, "| {} | {} | {} | {} |", s(x, "label"), cellv("native"), cellv("shim"), fmt_ratio(ratio(f(x, &["shim"]), f(x, &["native"]))));
+            let _ = writeln!(
+                w,
+                "| {} | {} | {} | {} |",
+                s(x, "label"),
+                cellv("native"),
+                cellv("shim"),
+                fmt_ratio(ratio(f(x, &["shim"]), f(x, &["native"])))
+            );
             for side in ["native", "shim"] {
                 if let Some(e) = x.get(format!("{side}_error")).and_then(|e| e.as_str()) {
                     notes.push(format!("{} ({side}) failed: {e}", s(x, "key")));
@@ -309,13 +376,23 @@ pub fn report(input: &str, out: &str, plots: &str, quick: bool, elapsed: f64) ->
             let one = |mode: &str, notes: &mut Vec<String>| -> String {
                 let v = cell(&r, "python", "py", mode, c, &["rt_per_s"], notes, fmt_num);
                 let p99 = r.echo_f("python", "py", mode, c, &["lat_us", "p99"]);
-                if p99.is_some() { format!("{v} ({})", fmt_num(p99)) } else { v }
+                if p99.is_some() {
+                    format!("{v} ({})", fmt_num(p99))
+                } else {
+                    v
+                }
             };
             let (n, sh, g) = (one("native", &mut notes), one("shim", &mut notes), one("gevent", &mut notes));
             let rn = r.echo_f("python", "py", "native", c, &["rt_per_s"]);
             let rs = r.echo_f("python", "py", "shim", c, &["rt_per_s"]);
             let rg = r.echo_f("python", "py", "gevent", c, &["rt_per_s"]);
-            let _ = writeln!(w, "| {} | {n} | {sh} | {g} | {} | **{}** |", c.to_string(), fmt_ratio(ratio(rs, rn)), fmt_ratio(ratio(rs, rg)));
+            let _ = writeln!(
+                w,
+                "| {} | {n} | {sh} | {g} | {} | **{}** |",
+                c.to_string(),
+                fmt_ratio(ratio(rs, rn)),
+                fmt_ratio(ratio(rs, rg))
+            );
         }
         let _ = writeln!(w);
     }
@@ -328,7 +405,9 @@ pub fn report(input: &str, out: &str, plots: &str, quick: bool, elapsed: f64) ->
         let _ = writeln!(w, "| client threads | native | shim | shim / native |");
         let _ = writeln!(w, "|---:|---:|---:|---:|");
         for t in threads {
-            let get = |mode: &str| maria.iter().find(|x| s(x, "mode") == mode && x.get("threads").and_then(|v| v.as_u64()) == Some(t));
+            let get = |mode: &str| {
+                maria.iter().find(|x| s(x, "mode") == mode && x.get("threads").and_then(|v| v.as_u64()) == Some(t))
+            };
             let v = |mode: &str, notes: &mut Vec<String>| match get(mode) {
                 None => "–".to_string(),
                 Some(x) => {
@@ -396,7 +475,11 @@ pub fn report(input: &str, out: &str, plots: &str, quick: bool, elapsed: f64) ->
                                 return None;
                             }
                             let v = f(run, path)?;
-                            if v.is_finite() { Some((c as f64, v)) } else { None }
+                            if v.is_finite() {
+                                Some((c as f64, v))
+                            } else {
+                                None
+                            }
                         })
                         .collect();
                     (name.to_string(), pts)
@@ -416,7 +499,13 @@ pub fn report(input: &str, out: &str, plots: &str, quick: bool, elapsed: f64) ->
             // needs positive values.
             pts.retain(|p| p.1 > 0.0 && p.0 >= 100.0);
         }
-        line_plot(&mm, "Memory per idle connection vs connections", "KiB per connection (RSS + page tables + kernel stacks)", &mem, true)?;
+        line_plot(
+            &mm,
+            "Memory per idle connection vs connections",
+            "KiB per connection (RSS + page tables + kernel stacks)",
+            &mem,
+            true,
+        )?;
         pngs.push(mm);
         let l = format!("{plots}/latency_p99.png");
         line_plot(&l, "Echo p99 latency vs connections", "p99 latency, µs", &series(&["lat_us", "p99"], true), true)?;
@@ -488,7 +577,11 @@ fn targets(r: &Recs) -> Vec<Value> {
         let ln = r.echo_f("echo", "threads", "native", 1, &["lat_us", "p50"]);
         let ls = r.echo_f("echo", "threads", "shim", 1, &["lat_us", "p50"]);
         let x = ratio(ls, ln);
-        add("1-connection latency (p50) <= 1.10x native", format!("{} µs vs {} µs = {}", fmt_num(ls), fmt_num(ln), fmt_ratio(x)), x.map(|x| x <= 1.10));
+        add(
+            "1-connection latency (p50) <= 1.10x native",
+            format!("{} µs vs {} µs = {}", fmt_num(ls), fmt_num(ln), fmt_ratio(x)),
+            x.map(|x| x <= 1.10),
+        );
     }
     if let Some(cj) = r.micro("create_join") {
         let x = ratio(f(cj, &["native"]), f(cj, &["shim"]));
@@ -514,7 +607,13 @@ fn targets(r: &Recs) -> Vec<Value> {
     t
 }
 
-fn line_plot(path: &str, title: &str, ylabel: &str, series: &[(String, Vec<(f64, f64)>)], logy: bool) -> Result<(), String> {
+fn line_plot(
+    path: &str,
+    title: &str,
+    ylabel: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+    logy: bool,
+) -> Result<(), String> {
     let pts: Vec<(f64, f64)> = series.iter().flat_map(|(_, p)| p.iter().copied()).collect();
     if pts.is_empty() {
         return Ok(());
@@ -527,7 +626,13 @@ fn line_plot(path: &str, title: &str, ylabel: &str, series: &[(String, Vec<(f64,
     let root = BitMapBackend::new(path, (1000, 620)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     // In ECHO_COLS order: threads native, threads shim (the subject: red), pool native, pool shim, epoll.
-    let colors = [RGBColor(31, 119, 180), RGBColor(214, 39, 40), RGBColor(255, 127, 14), RGBColor(44, 160, 44), RGBColor(60, 60, 60)];
+    let colors = [
+        RGBColor(31, 119, 180),
+        RGBColor(214, 39, 40),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(60, 60, 60),
+    ];
     macro_rules! draw {
         ($chart:expr) => {{
             let mut chart = $chart;
@@ -566,7 +671,9 @@ fn line_plot(path: &str, title: &str, ylabel: &str, series: &[(String, Vec<(f64,
     let mut b = ChartBuilder::on(&root);
     b.caption(title, ("sans-serif", 24)).margin(15).x_label_area_size(45).y_label_area_size(90);
     if logy {
-        draw!(b.build_cartesian_2d((xmin..xmax).log_scale(), (ymin_pos.min(1.0)..ymax).log_scale()).map_err(|e| err(&e))?);
+        draw!(b
+            .build_cartesian_2d((xmin..xmax).log_scale(), (ymin_pos.min(1.0)..ymax).log_scale())
+            .map_err(|e| err(&e))?);
     } else {
         draw!(b.build_cartesian_2d((xmin..xmax).log_scale(), 0f64..ymax).map_err(|e| err(&e))?);
     }
@@ -591,7 +698,8 @@ pub fn load_font() -> Result<(), String> {
     for p in candidates {
         if let Ok(bytes) = std::fs::read(p) {
             let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-            return plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).map_err(|_| format!("{p}: not a usable font"));
+            return plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
+                .map_err(|_| format!("{p}: not a usable font"));
         }
     }
     Err("no DejaVuSans.ttf found (apt-get install fonts-dejavu-core)".into())

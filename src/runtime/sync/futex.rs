@@ -35,7 +35,11 @@ pub fn futex(addr: usize, op: i32, val: u32, timeout: usize, addr2: usize, val3:
         }
         // A shared futex may be woken from another process, which only the kernel hears of: the wait
         // must really happen there, so a helper thread makes it while the coroutine parks.
-        FUTEX_WAIT | FUTEX_WAIT_BITSET => super::super::offload::run(super::super::stats::Offload::SharedFutex, move || raw(addr, op, val, timeout, addr2, val3)),
+        FUTEX_WAIT | FUTEX_WAIT_BITSET => {
+            super::super::offload::run(super::super::stats::Offload::SharedFutex, move || {
+                raw(addr, op, val, timeout, addr2, val3)
+            })
+        }
         FUTEX_WAKE | FUTEX_WAKE_BITSET if private => {
             let bits = if cmd == FUTEX_WAKE { u32::MAX } else { val3 };
             if bits == 0 {
