@@ -233,6 +233,50 @@ static int inside(void)
         inet_ntop(AF_INET, h->h_addr_list[0], got, sizeof got);
     printf("gethostbyname host7: %s\n", got);
 
+    /* The other entry points: gethostbyname2, gethostbyname2_r, reverse lookups (the server answers
+     * NXDOMAIN to PTR queries), and a numeric address, which glibc parses without asking anyone. */
+    h = gethostbyname2("host300.asyncshim.test", AF_INET);
+    got[0] = 0;
+    if (h)
+        inet_ntop(AF_INET, h->h_addr_list[0], got, sizeof got);
+    printf("gethostbyname2 host300: %s\n", got);
+    struct hostent he, *hr = NULL;
+    char hbuf[1024];
+    int herr = 0;
+    int rc = gethostbyname2_r("host9.asyncshim.test", AF_INET, &he, hbuf, sizeof hbuf, &hr, &herr);
+    got[0] = 0;
+    if (rc == 0 && hr)
+        inet_ntop(AF_INET, hr->h_addr_list[0], got, sizeof got);
+    printf("gethostbyname2_r host9: %d %s\n", rc, got);
+    rc = gethostbyname2_r("missing.asyncshim.test", AF_INET, &he, hbuf, sizeof hbuf, &hr, &herr);
+    printf("gethostbyname2_r of a missing name: %d, result %s, h_errno %s\n", rc, hr ? "set" : "NULL",
+           herr == HOST_NOT_FOUND ? "HOST_NOT_FOUND" : "other");
+    struct in_addr a7;
+    inet_pton(AF_INET, "10.77.0.7", &a7);
+    h_errno = 0;
+    h = gethostbyaddr(&a7, sizeof a7, AF_INET);
+    printf("gethostbyaddr 10.77.0.7: %s, h_errno %s\n", h ? "found" : "NULL",
+           h_errno == HOST_NOT_FOUND ? "HOST_NOT_FOUND" : "other");
+    rc = gethostbyaddr_r(&a7, sizeof a7, AF_INET, &he, hbuf, sizeof hbuf, &hr, &herr);
+    printf("gethostbyaddr_r 10.77.0.7: result %s, h_errno %s\n", hr ? "set" : "NULL",
+           herr == HOST_NOT_FOUND ? "HOST_NOT_FOUND" : "other");
+    struct sockaddr_in s7 = { .sin_family = AF_INET, .sin_port = htons(8080), .sin_addr = a7 };
+    char host[NI_MAXHOST], serv[NI_MAXSERV];
+    rc = getnameinfo((struct sockaddr *)&s7, sizeof s7, host, sizeof host, serv, sizeof serv, NI_NUMERICSERV);
+    printf("getnameinfo 10.77.0.7:8080 (no PTR record): %d %s %s\n", rc, rc == 0 ? host : "-", rc == 0 ? serv : "-");
+    rc = getnameinfo((struct sockaddr *)&s7, sizeof s7, host, sizeof host, NULL, 0, NI_NAMEREQD);
+    printf("getnameinfo NI_NAMEREQD: %s\n", rc == EAI_NONAME ? "EAI_NONAME" : gai_strerror(rc));
+    res = NULL;
+    rc = getaddrinfo("127.0.0.1", "3306", &hints, &res);
+    got[0] = 0;
+    if (rc == 0 && res) {
+        inet_ntop(AF_INET, &((struct sockaddr_in *)res->ai_addr)->sin_addr, got, sizeof got);
+        printf("getaddrinfo of a numeric address: %s port %d\n", got, ntohs(((struct sockaddr_in *)res->ai_addr)->sin_port));
+        freeaddrinfo(res);
+    }
+    rc = getaddrinfo("127.0.0.1", "no-such-service-name", &hints, &res);
+    printf("getaddrinfo with an unknown service name: %s\n", rc == EAI_SERVICE ? "EAI_SERVICE" : gai_strerror(rc));
+
     kill(server, SIGKILL);
     waitpid(server, NULL, 0);
     return test_exit_status();
