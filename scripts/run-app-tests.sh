@@ -58,32 +58,11 @@ else
     for m in $ALL_MODES; do WANT_MODE[$m]=1; done
 fi
 
-passed=0
-failed=0
-pass() { echo "PASS $1 [$2] ($3s)"; passed=$((passed + 1)); }
-fail() { echo "FAIL $1 [$2]: $3"; failed=$((failed + 1)); }
-indent() { sed -e 's/^/    /'; }
-marker() {
-    grep -o "asyncshim-test: $2=[^*]*" "$1" | head -n 1 | sed -e "s/^asyncshim-test: $2=//" -e 's/[[:space:]]*$//'
-}
-describe() {
-    if [ "$1" -gt 128 ] && [ "$1" -lt 160 ]; then
-        echo "status $1 = signal $(($1 - 128)) (SIG$(kill -l $(($1 - 128)) 2>/dev/null))"
-    else
-        echo "exit $1"
-    fi
-}
+OUT_DIR=$APPS_BUILD
+# shellcheck source=scripts/differential.sh
+source "$ROOT/scripts/differential.sh"
 
 FILTERS=("$@")
-selected() {
-    local name=$1 f
-    [ ${#FILTERS[@]} -eq 0 ] && return 0
-    for f in "${FILTERS[@]}"; do
-        # shellcheck disable=SC2053
-        [[ $name == $f ]] && return 0
-    done
-    return 1
-}
 
 shopt -s nullglob
 TESTS=()
@@ -282,62 +261,8 @@ for src in "${TESTS[@]}"; do
         continue
     fi
 
-    run "$name" native "$limit" "${svc_env[@]}"
-    native_status=$RUN_STATUS
-    native_ok=1
-    native_reason=""
-    if [ "$RUN_TIMEDOUT" -eq 1 ]; then
-        native_ok=0; native_reason="timed out after ${limit}s"
-    elif [ "$native_status" -ne "$expect" ]; then
-        native_ok=0; native_reason="$(describe "$native_status"), expected $(describe "$expect")"
-    elif [ "$RUN_LEFTOVER" -eq 1 ]; then
-        native_ok=0; native_reason="left processes behind (killed)"
-    fi
-    if [ -n "${WANT_MODE[native]:-}" ] && [[ " ${report[*]} " == *" native "* ]]; then
-        if [ $native_ok -eq 1 ]; then
-            pass "$name" native "$RUN_SECS"
-        else
-            fail "$name" native "$native_reason"
-            show_failure "$name" native
-        fi
-    fi
-
-    for m in "${report[@]}"; do
-        [ "$m" = native ] && continue
-        if [ $native_ok -eq 0 ]; then
-            fail "$name" "$m" "not run: the native reference run failed ($native_reason)"
-            continue
-        fi
-        if [ ! -f "$LIB" ]; then
-            fail "$name" "$m" "library not found: $LIB (run cargo build --release, or MODES=native)"
-            continue
-        fi
-        run "$name" "$m" "$limit" "${svc_env[@]}"
-        reasons=()
-        if [ "$RUN_TIMEDOUT" -eq 1 ]; then
-            reasons+=("timed out after ${limit}s")
-        elif [ "$RUN_STATUS" -ne "$native_status" ]; then
-            reasons+=("$(describe "$RUN_STATUS"), native $(describe "$native_status")")
-        fi
-        if ! cmp -s "$APPS_BUILD/$name.native.out" "$APPS_BUILD/$name.$m.out"; then
-            reasons+=("stdout differs from native")
-        fi
-        if [ -f "$regexfile" ]; then
-            while IFS= read -r re || [ -n "$re" ]; do
-                [ -z "$re" ] && continue
-                [[ $re == \#* ]] && continue
-                grep -Eiq -e "$re" "$APPS_BUILD/$name.$m.err" || reasons+=("stderr lacks /$re/")
-            done <"$regexfile"
-        fi
-        [ "$RUN_LEFTOVER" -eq 1 ] && reasons+=("left processes behind (killed)")
-        if [ ${#reasons[@]} -eq 0 ]; then
-            pass "$name" "$m" "$RUN_SECS"
-        else
-            joined=$(printf '%s; ' "${reasons[@]}")
-            fail "$name" "$m" "${joined%; }"
-            show_failure "$name" "$m"
-        fi
-    done
+    RUN_EXTRA=("${svc_env[@]}")
+    judge "$name" "$limit" "$expect" "$regexfile" "${report[@]}"
 done
 
 echo "$passed passed, $failed failed"

@@ -55,47 +55,9 @@ else
     for m in $ALL_MODES; do WANT_MODE[$m]=1; done
 fi
 
-passed=0
-failed=0
-
-pass() { # name mode secs
-    echo "PASS $1 [$2] ($3s)"
-    passed=$((passed + 1))
-}
-fail() { # name mode reason
-    echo "FAIL $1 [$2]: $3"
-    failed=$((failed + 1))
-}
-
-# marker FILE KEY: value of the first `asyncshim-test: KEY=VALUE` marker (up to end of line or `*/`).
-marker() {
-    grep -o "asyncshim-test: $2=[^*]*" "$1" | head -n 1 | sed -e "s/^asyncshim-test: $2=//" -e 's/[[:space:]]*$//'
-}
-
-# describe STATUS: "exit N" or "signal N (SIGNAME)".
-describe() {
-    if [ "$1" -gt 128 ] && [ "$1" -lt 160 ]; then
-        echo "status $1 = signal $(($1 - 128)) (SIG$(kill -l $(($1 - 128)) 2>/dev/null))"
-    else
-        echo "exit $1"
-    fi
-}
-
-indent() { sed -e 's/^/    /'; }
-
-# Selected tests.
-selected() { # name
-    [ $# -gt 0 ] || return 1
-    local name=$1
-    shift
-    [ ${#FILTERS[@]} -eq 0 ] && return 0
-    local f
-    for f in "${FILTERS[@]}"; do
-        # shellcheck disable=SC2053
-        [[ $name == $f ]] && return 0
-    done
-    return 1
-}
+OUT_DIR=$BUILD
+# shellcheck source=scripts/differential.sh
+source "$ROOT/scripts/differential.sh"
 FILTERS=("$@")
 
 shopt -s nullglob
@@ -220,69 +182,9 @@ for src in "${TESTS[@]}"; do
         continue
     fi
 
-    # The native reference run.
-    # shellcheck disable=SC2086
-    run "$name" native "$limit" $args
-    native_status=$RUN_STATUS
-    native_ok=1
-    native_reason=""
-    if [ "$RUN_TIMEDOUT" -eq 1 ]; then
-        native_ok=0; native_reason="timed out after ${limit}s"
-    elif [ "$native_status" -ne "$expect" ]; then
-        native_ok=0; native_reason="$(describe "$native_status"), expected $(describe "$expect")"
-    elif [ "$RUN_LEFTOVER" -eq 1 ]; then
-        native_ok=0; native_reason="left processes behind (killed)"
-    fi
-    if [ -n "${WANT_MODE[native]:-}" ] && [[ " ${report[*]} " == *" native "* ]]; then
-        if [ $native_ok -eq 1 ]; then
-            pass "$name" native "$RUN_SECS"
-        else
-            fail "$name" native "$native_reason"
-            show_failure "$name" native
-        fi
-    fi
-
-    for m in "${report[@]}"; do
-        [ "$m" = native ] && continue
-        if [ $native_ok -eq 0 ]; then
-            fail "$name" "$m" "not run: the native reference run failed ($native_reason)"
-            continue
-        fi
-        if [ ! -f "$LIB" ]; then
-            fail "$name" "$m" "library not found: $LIB (run cargo build --release, or MODES=native)"
-            continue
-        fi
-        # shellcheck disable=SC2086
-        run "$name" "$m" "$limit" $args
-        reasons=()
-        if [ "$RUN_TIMEDOUT" -eq 1 ]; then
-            reasons+=("timed out after ${limit}s")
-        elif [ "$RUN_STATUS" -ne "$native_status" ]; then
-            reasons+=("$(describe "$RUN_STATUS"), native $(describe "$native_status")")
-        fi
-        if ! cmp -s "$BUILD/$name.native.out" "$BUILD/$name.$m.out"; then
-            reasons+=("stdout differs from native")
-        fi
-        if [ -f "$regexfile" ]; then
-            while IFS= read -r re || [ -n "$re" ]; do
-                [ -z "$re" ] && continue
-                [[ $re == \#* ]] && continue
-                if ! grep -Eiq -e "$re" "$BUILD/$name.$m.err"; then
-                    reasons+=("stderr lacks /$re/")
-                fi
-            done <"$regexfile"
-        fi
-        if [ "$RUN_LEFTOVER" -eq 1 ]; then
-            reasons+=("left processes behind (killed)")
-        fi
-        if [ ${#reasons[@]} -eq 0 ]; then
-            pass "$name" "$m" "$RUN_SECS"
-        else
-            joined=$(printf '%s; ' "${reasons[@]}")
-            fail "$name" "$m" "${joined%; }"
-            show_failure "$name" "$m"
-        fi
-    done
+    # shellcheck disable=SC2206  # the args marker is split into words on purpose
+    RUN_EXTRA=($args)
+    judge "$name" "$limit" "$expect" "$regexfile" "${report[@]}"
 done
 
 echo "$passed passed, $failed failed"
