@@ -3,7 +3,8 @@
 #   run NAME MODE LIMIT EXTRA...   one run; sets RUN_STATUS, RUN_SECS, RUN_TIMEDOUT, RUN_LEFTOVER and leaves
 #                                  stdout/stderr in $OUT_DIR/NAME.MODE.out / .err
 #   show_failure NAME MODE         what to print under a FAIL line
-# and the globals LIB (the library), OUT_DIR, WANT_MODE (modes to report) and FILTERS (name globs).
+# and the globals LIB (the library), OUT_DIR, ALL_MODES and FILTERS (name globs); `want_modes` fills
+# WANT_MODE from the MODES environment variable.
 
 passed=0
 failed=0
@@ -22,6 +23,39 @@ describe() {
         echo "status $1 = signal $(($1 - 128)) (SIG$(kill -l $(($1 - 128)) 2>/dev/null))"
     else
         echo "exit $1"
+    fi
+}
+
+# want_modes RUNNER: the modes to report, from MODES (a comma list of ALL_MODES) or all of them.
+declare -A WANT_MODE=()
+want_modes() {
+    local m
+    if [ -n "${MODES:-}" ]; then
+        for m in ${MODES//,/ }; do
+            case " $ALL_MODES " in
+                *" $m "*) WANT_MODE[$m]=1 ;;
+                *) echo "$1: unknown mode '$m' in MODES (known: $ALL_MODES)" >&2; exit 2 ;;
+            esac
+        done
+    else
+        for m in $ALL_MODES; do WANT_MODE[$m]=1; done
+    fi
+}
+
+# modes_to_report NAME MODES_MARKER: sets REPORT to the marker's modes that are wanted; false (after a
+# FAIL line) when the marker names an unknown mode.
+modes_to_report() {
+    local name=$1 modes=$2 m bad=""
+    REPORT=()
+    for m in ${modes//,/ }; do
+        case " $ALL_MODES " in
+            *" $m "*) [ -n "${WANT_MODE[$m]:-}" ] && REPORT+=("$m") ;;
+            *) bad=$m ;;
+        esac
+    done
+    if [ -n "$bad" ]; then
+        fail "$name" "$bad" "unknown mode in marker 'modes=$modes'"
+        return 1
     fi
 }
 

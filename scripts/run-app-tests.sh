@@ -46,21 +46,10 @@ if ! flock -n 9; then
 fi
 ulimit -c 0 2>/dev/null || true
 
-declare -A WANT_MODE=()
-if [ -n "${MODES:-}" ]; then
-    for m in ${MODES//,/ }; do
-        case " $ALL_MODES " in
-            *" $m "*) WANT_MODE[$m]=1 ;;
-            *) echo "run-app-tests: unknown mode '$m' in MODES (known: $ALL_MODES)" >&2; exit 2 ;;
-        esac
-    done
-else
-    for m in $ALL_MODES; do WANT_MODE[$m]=1; done
-fi
-
 OUT_DIR=$APPS_BUILD
 # shellcheck source=scripts/differential.sh
 source "$ROOT/scripts/differential.sh"
+want_modes run-app-tests
 
 FILTERS=("$@")
 
@@ -230,19 +219,8 @@ for src in "${TESTS[@]}"; do
     needs=$(marker "$src" needs)
     regexfile=$APPS_DIR/$name.shim-stderr
 
-    report=()
-    bad_mode=""
-    for m in ${modes//,/ }; do
-        case " $ALL_MODES " in
-            *" $m "*) [ -n "${WANT_MODE[$m]:-}" ] && report+=("$m") ;;
-            *) bad_mode=$m ;;
-        esac
-    done
-    if [ -n "$bad_mode" ]; then
-        fail "$name" "$bad_mode" "unknown mode in marker 'modes=$modes'"
-        continue
-    fi
-    [ ${#report[@]} -eq 0 ] && continue
+    modes_to_report "$name" "$modes" || continue
+    [ ${#REPORT[@]} -eq 0 ] && continue
 
     # Services: their env files become the test's environment (KEY=VALUE lines).
     svc_env=()
@@ -257,12 +235,12 @@ for src in "${TESTS[@]}"; do
         fi
     done
     if [ -n "$svc_bad" ]; then
-        for m in "${report[@]}"; do fail "$name" "$m" "service $svc_bad failed to start (see $APPS_BUILD/svc-$svc_bad.log)"; done
+        for m in "${REPORT[@]}"; do fail "$name" "$m" "service $svc_bad failed to start (see $APPS_BUILD/svc-$svc_bad.log)"; done
         continue
     fi
 
     RUN_EXTRA=("${svc_env[@]}")
-    judge "$name" "$limit" "$expect" "$regexfile" "${report[@]}"
+    judge "$name" "$limit" "$expect" "$regexfile" "${REPORT[@]}"
 done
 
 echo "$passed passed, $failed failed"

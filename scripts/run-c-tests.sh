@@ -42,22 +42,10 @@ if ! flock -n 9; then
 fi
 ulimit -c 0 2>/dev/null || true   # a test that dies by a signal must not leave core files around
 
-# Modes to report (MODES override).
-declare -A WANT_MODE=()
-if [ -n "${MODES:-}" ]; then
-    for m in ${MODES//,/ }; do
-        case " $ALL_MODES " in
-            *" $m "*) WANT_MODE[$m]=1 ;;
-            *) echo "run-c-tests: unknown mode '$m' in MODES (known: $ALL_MODES)" >&2; exit 2 ;;
-        esac
-    done
-else
-    for m in $ALL_MODES; do WANT_MODE[$m]=1; done
-fi
-
 OUT_DIR=$BUILD
 # shellcheck source=scripts/differential.sh
 source "$ROOT/scripts/differential.sh"
+want_modes run-c-tests
 FILTERS=("$@")
 
 shopt -s nullglob
@@ -162,29 +150,18 @@ for src in "${TESTS[@]}"; do
     regexfile=$TESTDIR/$name.shim-stderr
 
     # Modes to report for this test.
-    report=()
-    bad_mode=""
-    for m in ${modes//,/ }; do
-        case " $ALL_MODES " in
-            *" $m "*) [ -n "${WANT_MODE[$m]:-}" ] && report+=("$m") ;;
-            *) bad_mode=$m ;;
-        esac
-    done
-    if [ -n "$bad_mode" ]; then
-        fail "$name" "$bad_mode" "unknown mode in marker 'modes=$modes'"
-        continue
-    fi
-    [ ${#report[@]} -eq 0 ] && continue
+    modes_to_report "$name" "$modes" || continue
+    [ ${#REPORT[@]} -eq 0 ] && continue
 
     if ! build "$src" "$name"; then
-        for m in "${report[@]}"; do fail "$name" "$m" "build failed (see $BUILD/$name.build.log)"; done
+        for m in "${REPORT[@]}"; do fail "$name" "$m" "build failed (see $BUILD/$name.build.log)"; done
         tail -n 20 "$BUILD/$name.build.log" | indent
         continue
     fi
 
     # shellcheck disable=SC2206  # the args marker is split into words on purpose
     RUN_EXTRA=($args)
-    judge "$name" "$limit" "$expect" "$regexfile" "${report[@]}"
+    judge "$name" "$limit" "$expect" "$regexfile" "${REPORT[@]}"
 done
 
 echo "$passed passed, $failed failed"

@@ -24,15 +24,16 @@ const RWF_NOWAIT: usize = 8;
 /// preadv2/pwritev2's "use and update the file position" offset.
 const AT_POSITION: usize = usize::MAX;
 
-/// Whether RWF_NOWAIT writes work on this fd's file system (learned per object; 0 unknown).
-const NOWAIT_WRITES_UNKNOWN: u32 = 0;
+/// Whether RWF_NOWAIT writes work on this fd's file system (learned per object).
+pub const NOWAIT_WRITES_UNKNOWN: u32 = 0;
 const NOWAIT_WRITES_NO: u32 = 1;
 const NOWAIT_WRITES_YES: u32 = 2;
 
 fn nowait(nr: libc::c_long, fd: i32, buf: usize, len: usize, offset: usize) -> IoResult {
     let iov = libc::iovec { iov_base: buf as *mut libc::c_void, iov_len: len };
+    // The offset's high half (pos_h) is only for 32-bit callers: 0 here.
     // SAFETY: the program's buffer and fd; the kernel validates both (EFAULT, EBADF).
-    unsafe { syscall6(nr, fd as usize, &iov as *const libc::iovec as usize, 1, offset, offset >> 32 >> 32, RWF_NOWAIT) }
+    unsafe { syscall6(nr, fd as usize, &iov as *const libc::iovec as usize, 1, offset, 0, RWF_NOWAIT) }
 }
 
 /// read(2) or pread(2) (`offset` Some) of a regular file.
@@ -112,5 +113,3 @@ pub fn sync(fd: i32, data_only: bool) -> IoResult {
 pub fn is_file(fd: i32) -> bool {
     fd::entry(fd).is_some_and(|e| super::io::kind_of(fd, e) == Kind::File)
 }
-
-const _: () = assert!(NOWAIT_WRITES_UNKNOWN == 0);

@@ -35,7 +35,7 @@ pub fn kind_of(fd: i32, e: &FdEntry) -> Kind {
             libc::S_IFIFO => Kind::NoWait,
             libc::S_IFCHR => Kind::Pollable,
             libc::S_IFREG => {
-                e.set_nowait_writes(0);
+                e.set_nowait_writes(super::file::NOWAIT_WRITES_UNKNOWN);
                 Kind::File
             }
             _ => {

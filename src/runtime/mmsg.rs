@@ -10,7 +10,7 @@
 
 use super::fd::Dir;
 use super::io::{self, IoResult};
-use super::sys::syscall::{Errno, syscall3, syscall6};
+use super::sys::syscall::{syscall3, syscall6};
 use super::sys::{time, usercopy};
 
 /// recvmmsg(fd, vec, vlen, flags, timeout) for a coroutine. `deadline` is the call's start plus its
@@ -66,26 +66,31 @@ pub fn send_many(fd: i32, vec: *mut libc::mmsghdr, vlen: u32, flags: i32) -> IoR
             Err(e) => return Err(e),
         };
         // The last message taken may be partial (stream sockets): finish it as the blocking call would.
-        let last = vec.wrapping_add(sent + n - 1);
-        if let Err(e) = finish_partial(fd, last, flags) {
-            return if sent + n > 1 { Ok(sent + n - 1) } else { Err(e) };
-        }
+        // Part of it went out, so it counts either way; a signal or error while finishing ends the call
+        // there, with msg_len saying how much went, as the kernel's blocking sendmmsg reports it.
         sent += n;
+        if !finish_partial(fd, vec.wrapping_add(sent - 1), flags) {
+            return Ok(sent);
+        }
     }
     Ok(sent)
 }
 
-/// Sends what the kernel left of message `m` and sets its msg_len to the whole length.
-fn finish_partial(fd: i32, m: *mut libc::mmsghdr, flags: i32) -> Result<(), Errno> {
-    let mm = usercopy::read(m).map_err(Errno)?;
-    let vecs = (0..mm.msg_hdr.msg_iovlen.min(io::IOV_MAX))
+/// Sends what the kernel left of message `m` and sets its msg_len to what went in all. True when all of
+/// it went.
+fn finish_partial(fd: i32, m: *mut libc::mmsghdr, flags: i32) -> bool {
+    // The kernel just wrote msg_len there, so these reads succeed unless another thread unmapped it.
+    let Ok(mm) = usercopy::read(m) else { return false };
+    let Ok(vecs) = (0..mm.msg_hdr.msg_iovlen.min(io::IOV_MAX))
         .map(|i| usercopy::read(mm.msg_hdr.msg_iov.wrapping_add(i)))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(Errno)?;
+    else {
+        return false;
+    };
     let total: usize = vecs.iter().map(|v| v.iov_len).sum();
     let done = mm.msg_len as usize;
     if done >= total {
-        return Ok(());
+        return true;
     }
     let r = io::write_all(fd, total - done, |more, _| {
         let rest = io::advance(&vecs, done + more);
@@ -104,9 +109,8 @@ fn finish_partial(fd: i32, m: *mut libc::mmsghdr, flags: i32) -> Result<(), Errn
             )
         }
     });
-    let more = r?;
+    let more = r.unwrap_or(0);
     let mut updated = mm;
     updated.msg_len = (done + more) as u32;
-    usercopy::write(m, updated).map_err(Errno)?;
-    if more < total - done { Err(Errno(libc::EINTR)) } else { Ok(()) }
+    usercopy::write(m, updated).is_ok() && more == total - done
 }

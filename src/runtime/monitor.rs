@@ -209,14 +209,8 @@ pub fn stall_ended(w: &Worker) {
 ///   10 ms on an idle machine, later on a loaded one, never for a worker that is only preempted).
 fn is_stall(w: &Worker, s: &Seen, stall_ns: u64) -> bool {
     let tid = w.os_tid.load(Ordering::Relaxed);
-    let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).unwrap_or_default();
-    let mut fields = text.split_whitespace();
-    match fields.next().map(|nr| nr.parse::<i64>()) {
-        Some(Ok(nr)) if nr >= 0 && sleeping(tid) => {
-            let pc =
-                text.split_whitespace().last().and_then(|p| usize::from_str_radix(p.trim_start_matches("0x"), 16).ok());
-            !(nr == libc::SYS_futex && pc.is_some_and(in_this_library))
-        }
+    match in_kernel(tid) {
+        Some((nr, _, pc)) if nr >= 0 && sleeping(tid) => !(nr == libc::SYS_futex && in_this_library(pc)),
         _ => {
             // Running, or waiting for a CPU. What marks a hog is CPU time, not wall time: one stall period
             // of CPU consumed on this coroutine since it became a candidate. A worker the kernel merely
@@ -226,6 +220,20 @@ fn is_stall(w: &Worker, s: &Seen, stall_ns: u64) -> bool {
             thread_cpu_ns(w).saturating_sub(s.cpu_at) >= stall_ns
         }
     }
+}
+
+/// What /proc/self/task/TID/syscall says of a thread that is not running: the system call it is in (-1:
+/// none) and its stack and instruction pointers. None while it runs (or if the file cannot be read).
+fn in_kernel(tid: i32) -> Option<(i64, usize, usize)> {
+    let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).ok()?;
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    let hex = |s: &str| usize::from_str_radix(s.trim_start_matches("0x"), 16).ok();
+    let nr = fields.first()?.parse::<i64>().ok()?;
+    let (sp, pc) = match fields.len() {
+        n if n >= 3 => (hex(fields[n - 2])?, hex(fields[n - 1])?),
+        _ => return None,
+    };
+    Some((nr, sp, pc))
 }
 
 /// True when the OS thread sleeps (state S or D): one the kernel preempted inside a system call also
@@ -254,23 +262,11 @@ fn in_this_library(pc: usize) -> bool {
 /// the callers found by scanning its stack for return addresses, or "running on the CPU".
 fn site(w: &Worker, task: TaskRef) -> String {
     let name = String::from_utf8_lossy(task.name_bytes()).into_owned();
-    let tid = w.os_tid.load(Ordering::Relaxed);
-    let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).unwrap_or_default();
-    let fields: Vec<&str> = text.split_whitespace().collect();
-    let hex = |s: &str| usize::from_str_radix(s.trim_start_matches("0x"), 16).ok();
-    let head = match fields.first() {
-        Some(&"running") | None => return format!("thread \"{name}\": running on the CPU (no system call)"),
-        Some(nr) => match nr.parse::<i64>() {
-            Ok(-1) => "blocked outside a system call".to_string(),
-            Ok(nr) => format!("blocked in {}()", syscall_name(nr)),
-            Err(_) => "blocked".to_string(),
-        },
+    let Some((nr, sp, pc)) = in_kernel(w.os_tid.load(Ordering::Relaxed)) else {
+        return format!("thread \"{name}\": running on the CPU (no system call)");
     };
-    let (Some(sp), Some(pc)) =
-        (fields.get(fields.len().wrapping_sub(2)).and_then(|s| hex(s)), fields.last().and_then(|s| hex(s)))
-    else {
-        return format!("thread \"{name}\": {head}");
-    };
+    let head =
+        if nr < 0 { "blocked outside a system call".to_string() } else { format!("blocked in {}()", syscall_name(nr)) };
     let mut frames = vec![symbol(pc)];
     frames.extend(scan_stack(task, sp, 4).into_iter().map(symbol));
     frames.dedup();

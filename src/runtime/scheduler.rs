@@ -202,7 +202,8 @@ impl Scheduler {
         }
     }
 
-    /// True when a worker could run something now: queued tasks anywhere or a due timer.
+    /// True when a worker could run something now: queued tasks anywhere or a due timer (checked by an
+    /// idle worker before it sleeps, and by the monitor while workers are stalled).
     pub fn work_pending(&self) -> bool {
         !self.global.lock().is_empty()
             || self.workers[..self.started()].iter().any(|o| !o.queue.lock().is_empty())
@@ -239,13 +240,6 @@ impl Scheduler {
             return first;
         }
         None
-    }
-
-    pub fn has_work(&self, w: &Worker) -> bool {
-        !w.queue.lock().is_empty()
-            || !self.global.lock().is_empty()
-            || self.workers[..self.started()].iter().any(|o| !o.queue.lock().is_empty())
-            || self.next_deadline().is_some_and(|d| d <= time::monotonic_ns())
     }
 
     pub fn next_deadline(&self) -> Option<u64> {

@@ -270,7 +270,7 @@ fn idle(sched: &Scheduler, w: &Worker) {
     // in epoll_wait, or readiness is never collected. Go round and take the flag instead of sleeping.
     // (A retiring poller wakes SLEEPING workers after its own store; SeqCst on both sides.)
     let poller_left = poll_flag.is_none() && super::netpoll::waiting_flag().is_some_and(|f| !f.load(Ordering::SeqCst));
-    if !poller_left && !sched.has_work(w) {
+    if !poller_left && !sched.work_pending() {
         let deadline = sched.next_deadline();
         let now = time::monotonic_ns();
         if deadline.is_none_or(|d| d > now) {
