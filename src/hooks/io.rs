@@ -37,7 +37,7 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, len: usize) -> isize 
         // SAFETY: forwarding.
         return unsafe { real::read(fd, buf, len) };
     }
-    ret(io::blocking_restarting(fd, Dir::Read, |kind| io::try_read(fd, buf as *mut u8, len, kind)))
+    ret(io::blocking_restarting(fd, Dir::Read, |fd, kind| io::try_read(fd, buf as *mut u8, len, kind)))
 }
 
 /// # Safety
@@ -61,7 +61,7 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, len: usize) -> isi
         return unsafe { real::write(fd, buf, len) };
     }
     let b = buf as *const u8;
-    ret(io::write_all(fd, len, |done, kind| io::try_write(fd, b.wrapping_add(done), len - done, kind)))
+    ret(io::write_all(fd, len, |fd, done, kind| io::try_write(fd, b.wrapping_add(done), len - done, kind)))
 }
 
 /// # Safety
@@ -72,7 +72,7 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, cnt: c_int) -
         // SAFETY: forwarding.
         return unsafe { real::readv(fd, iov, cnt) };
     }
-    ret(io::blocking_restarting(fd, Dir::Read, |kind| io::try_rwv(fd, iov, cnt as usize, Dir::Read, kind)))
+    ret(io::blocking_restarting(fd, Dir::Read, |fd, kind| io::try_rwv(fd, iov, cnt as usize, Dir::Read, kind)))
 }
 
 /// # Safety
@@ -92,18 +92,25 @@ pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, cnt: c_int) 
         return -1;
     };
     let total: usize = vecs.iter().map(|v| v.iov_len).sum();
-    ret(io::write_all(fd, total, |done, kind| {
+    ret(io::write_all(fd, total, |fd, done, kind| {
         let rest = io::advance(&vecs, done);
         io::try_rwv(fd, rest.as_ptr(), rest.len(), Dir::Write, kind)
     }))
+}
+
+/// The answer for a number the program does not have open (one of the runtime's hidden duplicates).
+fn not_open() -> c_int {
+    // SAFETY: errno of the calling thread.
+    unsafe { *libc::__errno_location() = libc::EBADF };
+    -1
 }
 
 /// # Safety
 /// C contract of close.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn close(fd: c_int) -> c_int {
-    if crate::runtime::running() {
-        fd::closing(fd);
+    if crate::runtime::running() && fd::closing(fd) == fd::Closing::NotOpen {
+        return not_open();
     }
     // SAFETY: forwarding.
     unsafe { real::close(fd) }
@@ -125,8 +132,8 @@ pub unsafe extern "C" fn dup(old: c_int) -> c_int {
 /// C contract of dup2.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
-    if crate::runtime::running() && old != new {
-        fd::closing(new);
+    if crate::runtime::running() && old != new && fd::closing(new) == fd::Closing::NotOpen {
+        return not_open();
     }
     // SAFETY: forwarding.
     let r = unsafe { real::dup2(old, new) };
@@ -140,8 +147,8 @@ pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
 /// C contract of dup3.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
-    if crate::runtime::running() && old != new {
-        fd::closing(new);
+    if crate::runtime::running() && old != new && fd::closing(new) == fd::Closing::NotOpen {
+        return not_open();
     }
     // SAFETY: forwarding.
     let r = unsafe { real::dup3(old, new, flags) };
@@ -197,7 +204,7 @@ pub unsafe extern "C" fn fclose(f: *mut libc::FILE) -> c_int {
         // SAFETY: a live FILE per the contract.
         let fd = unsafe { libc::fileno(f) };
         if fd >= 0 {
-            fd::closing(fd);
+            let _ = fd::closing(fd);
         }
     }
     // SAFETY: forwarding.

@@ -49,15 +49,16 @@ fn recv_common(
         return ret(recv_once(fd, buf, len, flags, addr, alen));
     }
     if flags & libc::MSG_WAITALL == 0 || len == 0 {
-        return ret(io::blocking_restarting(fd, Dir::Read, |kind| match kind {
+        return ret(io::blocking_restarting(fd, Dir::Read, |fd, kind| match kind {
             Kind::Socket => recv_once(fd, buf, len, flags, addr, alen),
             // Not a socket: let the kernel answer (ENOTSOCK) with a real call.
             _ => recv_once(fd, buf, len, flags & !libc::MSG_DONTWAIT, addr, alen),
         }));
     }
     let mut got = 0usize;
+    let mut target = io::Target::new(fd);
     loop {
-        let r = io::blocking(fd, Dir::Read, Interrupt::UnlessRestart, |_| {
+        let r = io::blocking_on(&mut target, Dir::Read, Interrupt::UnlessRestart, |fd, _| {
             recv_once(fd, buf.wrapping_add(got), len - got, flags & !libc::MSG_WAITALL, addr, alen)
         });
         match r {
@@ -147,7 +148,7 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int
     if flags & libc::MSG_WAITALL != 0 {
         return recvmsg_waitall(fd, msg, flags);
     }
-    ret(io::blocking_restarting(fd, Dir::Read, |_| {
+    ret(io::blocking_restarting(fd, Dir::Read, |fd, _| {
         // SAFETY: the program's msghdr; the kernel validates it.
         unsafe {
             crate::runtime::sys::syscall::syscall3(
@@ -175,6 +176,7 @@ fn recvmsg_waitall(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> isize {
     };
     let total: usize = vecs.iter().map(|v| v.iov_len).sum();
     let mut got = 0usize;
+    let mut target = io::Target::new(fd);
     loop {
         let rest = io::advance(&vecs, got);
         let mut part = m;
@@ -186,7 +188,7 @@ fn recvmsg_waitall(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> isize {
             part.msg_control = core::ptr::null_mut();
             part.msg_controllen = 0;
         }
-        let r = io::blocking(fd, Dir::Read, Interrupt::UnlessRestart, |_| {
+        let r = io::blocking_on(&mut target, Dir::Read, Interrupt::UnlessRestart, |fd, _| {
             // SAFETY: a msghdr built from the program's, pointing at our copy of its iovecs.
             unsafe {
                 crate::runtime::sys::syscall::syscall3(
@@ -251,7 +253,7 @@ fn send_common(
     if flags & libc::MSG_DONTWAIT != 0 {
         return ret(send_once(fd, buf, len, flags, addr, alen));
     }
-    ret(io::write_all(fd, len, |done, _| send_once(fd, buf.wrapping_add(done), len - done, flags, addr, alen)))
+    ret(io::write_all(fd, len, |fd, done, _| send_once(fd, buf.wrapping_add(done), len - done, flags, addr, alen)))
 }
 
 /// # Safety
@@ -306,7 +308,7 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_i
     };
     let total: usize = vecs.iter().map(|v| v.iov_len).sum();
     let mut first = true;
-    ret(io::write_all(fd, total, |done, _| {
+    ret(io::write_all(fd, total, |fd, done, _| {
         let rest = io::advance(&vecs, done);
         let mut part = m;
         part.msg_iov = rest.as_ptr() as *mut libc::iovec;

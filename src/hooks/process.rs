@@ -110,7 +110,7 @@ pub unsafe extern "C" fn pclose(f: *mut libc::FILE) -> c_int {
         // SAFETY: a live FILE per the contract.
         let fd = unsafe { libc::fileno(f) };
         if fd >= 0 {
-            crate::runtime::fd::closing(fd);
+            let _ = crate::runtime::fd::closing(fd);
         }
     }
     let f = f as usize;

@@ -5,6 +5,12 @@
 //! The table is one lazily committed array indexed by fd number (up to RLIMIT_NOFILE's hard limit). A
 //! generation number changes whenever a number starts naming a new object (a hooked call created it, or
 //! it was closed), so readiness reported for an old object never wakes a waiter on a new one.
+//!
+//! Closing a number that coroutines are waiting on must not end their calls: in the kernel a blocked
+//! read holds its own reference to the file and goes on waiting on the old object (for its data, its EOF,
+//! its peer's reset) while the number is reused. So `closing` keeps a hidden duplicate of the object, at
+//! a high number the program never sees, hands it to the parked waiters, and closes it when the last of
+//! them has finished.
 
 use super::lock::Lock;
 use super::parking_lot;
@@ -68,6 +74,14 @@ pub struct FdEntry {
     pub timeout: [AtomicU64; 2],
     /// Regular files: whether RWF_NOWAIT writes work (see `runtime::file`).
     nowait_writes: AtomicU32,
+    /// Coroutines inside a cooperative call on this number that had to wait (parked or about to park).
+    pub waiters: AtomicU32,
+    /// A hidden duplicate: how many waiters still use it (it is closed when this reaches 0).
+    hidden_users: AtomicU32,
+    /// A hidden duplicate: (number it stands for << 32) | that number's generation when it was closed.
+    hidden_origin: AtomicU64,
+    /// Set when this number was closed under waiters: (closed generation << 32) | hidden duplicate.
+    moved: AtomicU64,
 }
 
 impl FdEntry {
@@ -152,25 +166,155 @@ pub fn opened(fd: i32, kind: Kind) {
     }
 }
 
-/// `fd` is being closed (or replaced by dup2): its waiters are woken and find it gone; readiness of the old
-/// object reported later is ignored.
-pub fn closing(fd: i32) {
-    if let Some(e) = entry(fd) {
-        let was_registered = {
-            let _g = table().changes.lock();
-            e.generation.fetch_add(1, Ordering::AcqRel);
-            let was = e.registered.swap(0, Ordering::AcqRel) != 0;
-            if was {
-                super::netpoll::deregister(fd);
-            }
-            e.set_kind(Kind::Unknown);
-            was
-        };
-        // Waiters register before they park, so an fd never registered has none to wake.
-        if was_registered {
-            e.notify(Dir::Read);
-            e.notify(Dir::Write);
+/// What a hook should do with a close, dup2 or dup3 of a number.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Closing {
+    /// Make the real call.
+    Proceed,
+    /// The number is one of the runtime's own (a hidden duplicate): natively it is not open, so EBADF.
+    NotOpen,
+}
+
+/// `fd` is being closed (or replaced by dup2): readiness of the old object reported later is ignored, and
+/// coroutines parked on it move to a hidden duplicate (woken with its number as their unpark token) so
+/// that they go on waiting on the old object, as the kernel's in-flight calls do.
+pub fn closing(fd: i32) -> Closing {
+    let Some(e) = entry(fd) else { return Closing::Proceed };
+    if e.hidden_users.load(Ordering::Acquire) != 0 {
+        return Closing::NotOpen;
+    }
+    let (was_registered, hidden) = {
+        let _g = table().changes.lock();
+        let generation = e.generation.fetch_add(1, Ordering::AcqRel);
+        let was = e.registered.swap(0, Ordering::AcqRel) != 0;
+        if was {
+            super::netpoll::deregister(fd);
         }
+        // Waiters register before they park, so an fd never registered has none.
+        let hidden = if was && e.waiters.load(Ordering::Acquire) != 0 { hide(fd, generation, e) } else { None };
+        e.set_kind(Kind::Unknown);
+        (was, hidden)
+    };
+    if was_registered {
+        match hidden {
+            Some(h) => {
+                let token = h as usize + 1;
+                let woken = parking_lot::unpark_all(e.seq(Dir::Read) as *const AtomicU32 as usize, token)
+                    + parking_lot::unpark_all(e.seq(Dir::Write) as *const AtomicU32 as usize, token);
+                // The bias `hide` set kept the duplicate alive while the waiters were being woken.
+                release_hidden_by(h, HIDDEN_BIAS - woken as u32);
+            }
+            None => {
+                e.notify(Dir::Read);
+                e.notify(Dir::Write);
+            }
+        }
+    }
+    Closing::Proceed
+}
+
+/// Held on a new hidden duplicate until its waiters are counted, so none of them can close it early.
+const HIDDEN_BIAS: u32 = 1 << 30;
+
+/// Duplicates `fd`'s object at a high number for its waiters (under the changes lock). None when no number
+/// is free: the waiters then end with EBADF.
+fn hide(fd: i32, generation: u32, e: &FdEntry) -> Option<i32> {
+    use super::sys::syscall::syscall3;
+    let floor = hidden_floor();
+    // SAFETY: F_DUPFD_CLOEXEC of a number the program still has open (its close has not happened yet).
+    let h = unsafe { syscall3(libc::SYS_fcntl, fd as usize, libc::F_DUPFD_CLOEXEC as usize, floor) }.ok()? as i32;
+    let Some(he) = entry(h) else {
+        // SAFETY: our own duplicate.
+        let _ = unsafe { super::sys::syscall::syscall1(libc::SYS_close, h as usize) };
+        return None;
+    };
+    he.generation.fetch_add(1, Ordering::AcqRel);
+    he.registered.store(0, Ordering::Release);
+    he.set_kind(e.kind());
+    for dir in [Dir::Read, Dir::Write] {
+        he.timeout(dir).store(e.timeout(dir).load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+    he.hidden_origin.store(((fd as u32 as u64) << 32) | generation as u64, Ordering::Release);
+    he.hidden_users.store(HIDDEN_BIAS, Ordering::Release);
+    e.moved.store(((generation as u64) << 32) | h as u32 as u64, Ordering::Release);
+    HIDDEN.lock().push(h);
+    Some(h)
+}
+
+/// The lowest number hidden duplicates take: well above what programs use, below the netpoller's own fds
+/// at the very top.
+fn hidden_floor() -> usize {
+    let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit into a local (a raw syscall: no hook).
+    let _ = unsafe {
+        super::sys::syscall::syscall2(
+            libc::SYS_getrlimit,
+            libc::RLIMIT_NOFILE as usize,
+            &mut rl as *mut libc::rlimit as usize,
+        )
+    };
+    let cur = rl.rlim_cur.min(1 << 20) as usize;
+    cur.saturating_sub(cur / 8).max(cur.saturating_sub(16 + 4096)).max(3)
+}
+
+/// Hidden duplicates alive now (closed in a forked child, which never had them natively).
+static HIDDEN: Lock<Vec<i32>> = Lock::new(Vec::new());
+
+/// A waiter that found `fd` closed under it (generation `generation`) without being handed the hidden
+/// duplicate (it was between a try and its park): takes a use of the duplicate if it still exists.
+pub fn adopt_hidden(fd: i32, generation: u32) -> Option<i32> {
+    let e = entry(fd)?;
+    let _g = table().changes.lock();
+    let moved = e.moved.load(Ordering::Acquire);
+    if (moved >> 32) as u32 != generation {
+        return None;
+    }
+    let h = moved as u32 as i32;
+    let he = entry(h)?;
+    if he.hidden_origin.load(Ordering::Acquire) != ((fd as u32 as u64) << 32) | generation as u64 {
+        return None;
+    }
+    let mut users = he.hidden_users.load(Ordering::Acquire);
+    loop {
+        if users == 0 {
+            return None;
+        }
+        match he.hidden_users.compare_exchange(users, users + 1, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return Some(h),
+            Err(now) => users = now,
+        }
+    }
+}
+
+/// A waiter is done with hidden duplicate `h`.
+pub fn release_hidden(h: i32) {
+    release_hidden_by(h, 1);
+}
+
+fn release_hidden_by(h: i32, n: u32) {
+    let Some(he) = entry(h) else { return };
+    if n == 0 || he.hidden_users.fetch_sub(n, Ordering::AcqRel) != n {
+        return;
+    }
+    let _g = table().changes.lock();
+    he.hidden_origin.store(0, Ordering::Release);
+    he.generation.fetch_add(1, Ordering::AcqRel);
+    if he.registered.swap(0, Ordering::AcqRel) != 0 {
+        super::netpoll::deregister(h);
+    }
+    he.set_kind(Kind::Unknown);
+    HIDDEN.lock().retain(|&x| x != h);
+    // SAFETY: our own duplicate, which no waiter uses any more.
+    let _ = unsafe { super::sys::syscall::syscall1(libc::SYS_close, h as usize) };
+}
+
+/// In a forked child: the hidden duplicates belong to the parent's waiters; the child never had them.
+pub fn close_hidden_in_child() {
+    // The child is single-threaded here, so the lock is free unless fork caught it held: then skip.
+    let Some(list) = HIDDEN.try_lock() else { return };
+    for &h in list.iter() {
+        // SAFETY: the child's copies of our own duplicates.
+        let _ = unsafe { super::sys::syscall::syscall1(libc::SYS_close, h as usize) };
     }
 }
 

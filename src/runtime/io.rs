@@ -2,8 +2,10 @@
 //! description's O_NONBLOCK, which other processes share — in the way the fd's kind allows (MSG_DONTWAIT
 //! on sockets, RWF_NOWAIT on pipes, poll-then-call one caller at a time elsewhere). On EAGAIN the
 //! coroutine parks on the fd's readiness sequence until the netpoller reports a change, its socket
-//! timeout passes (EAGAIN, as the kernel reports SO_RCVTIMEO), a handled signal interrupts it (EINTR
-//! unless SA_RESTART), or the fd is closed (EBADF). A program's own non-blocking fds never park.
+//! timeout passes (EAGAIN, as the kernel reports SO_RCVTIMEO), or a handled signal interrupts it (EINTR
+//! unless SA_RESTART). If the program closes the number meanwhile, the call goes on with a hidden
+//! duplicate of the same object, as the kernel's call keeps its own reference. A program's own
+//! non-blocking fds never park.
 
 use super::fd::{self, Dir, FdEntry, Kind};
 use super::parking_lot::{self, Interrupt, Parked};
@@ -98,30 +100,74 @@ pub fn set_timeout(fd: i32, dir: Dir, tv: &libc::timeval) {
     }
 }
 
-/// Runs one blocking call on `fd` cooperatively. `attempt(kind)` makes one try that must not block for
-/// kinds Socket, NoWait and Pollable (Blocking: the real call). `interrupt` tells how signals end the wait.
-pub fn blocking(fd: i32, dir: Dir, interrupt: Interrupt, mut attempt: impl FnMut(Kind) -> IoResult) -> IoResult {
-    let Some(e) = fd::entry(fd) else { return attempt(Kind::Blocking) };
-    let mut kind = kind_of(fd, e);
-    if kind == Kind::Blocking || kind == Kind::File {
-        return attempt(kind);
+/// The fd a cooperative call works on: the program's number, or, once the program closed or replaced that
+/// number under the waiting call, a hidden duplicate of the same object (see `fd::closing`), which the
+/// call uses until it returns.
+pub struct Target {
+    pub fd: i32,
+    hidden: bool,
+}
+
+impl Target {
+    pub fn new(fd: i32) -> Target {
+        Target { fd, hidden: false }
     }
-    let generation = e.generation.load(Ordering::Acquire);
+
+    fn move_to(&mut self, hidden: i32) {
+        if self.hidden {
+            fd::release_hidden(self.fd);
+        }
+        self.fd = hidden;
+        self.hidden = true;
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if self.hidden {
+            fd::release_hidden(self.fd);
+        }
+    }
+}
+
+/// Runs one blocking call on `fd` cooperatively. `attempt(fd, kind)` makes one try on the fd it is given
+/// that must not block for kinds Socket, NoWait and Pollable (Blocking: the real call). `interrupt` tells
+/// how signals end the wait.
+pub fn blocking(fd: i32, dir: Dir, interrupt: Interrupt, attempt: impl FnMut(i32, Kind) -> IoResult) -> IoResult {
+    blocking_on(&mut Target::new(fd), dir, interrupt, attempt)
+}
+
+/// [`blocking`] on a target that lives across several calls (a write that goes on until all is written).
+pub fn blocking_on(
+    t: &mut Target,
+    dir: Dir,
+    interrupt: Interrupt,
+    mut attempt: impl FnMut(i32, Kind) -> IoResult,
+) -> IoResult {
+    let Some(mut e) = fd::entry(t.fd) else { return attempt(t.fd, Kind::Blocking) };
+    let mut kind = kind_of(t.fd, e);
+    if kind == Kind::Blocking || kind == Kind::File {
+        return attempt(t.fd, kind);
+    }
+    let mut generation = e.generation.load(Ordering::Acquire);
     let mut deadline: Option<Option<u64>> = None;
     let mut parked = false;
-    loop {
+    // The entry whose `waiters` counts this call (from its first EAGAIN on), so a close knows to keep
+    // the object for it.
+    let mut counted: Option<&'static FdEntry> = None;
+    let result = loop {
         let seq = e.seq(dir).load(Ordering::Acquire);
-        match attempt(kind) {
+        match attempt(t.fd, kind) {
             Err(Errno(libc::EAGAIN)) => {}
             // A call woken by its peer's close reports the socket's pending error (ECONNRESET when
             // data was left unread), as the kernel's in-flight call would, before the EPIPE of a new one.
             Err(Errno(libc::EPIPE)) if parked && kind == Kind::Socket => {
-                return Err(socket_error(fd).unwrap_or(Errno(libc::EPIPE)));
+                break Err(socket_error(t.fd).unwrap_or(Errno(libc::EPIPE)));
             }
             // The number names another kind of object than we thought (closed and reused unseen).
             Err(Errno(libc::ENOTSOCK)) if kind == Kind::Socket => {
                 e.set_kind(Kind::Unknown);
-                kind = kind_of(fd, e);
+                kind = kind_of(t.fd, e);
                 continue;
             }
             // No per-call non-blocking form for this object (a FIFO, a write to an eventfd).
@@ -130,16 +176,20 @@ pub fn blocking(fd: i32, dir: Dir, interrupt: Interrupt, mut attempt: impl FnMut
                 kind = Kind::Pollable;
                 continue;
             }
-            r => return r,
+            r => break r,
         }
-        if program_nonblocking(fd) {
-            return Err(Errno(libc::EAGAIN));
+        if program_nonblocking(t.fd) {
+            break Err(Errno(libc::EAGAIN));
         }
-        if super::netpoll::register(fd, e).is_err() {
+        if counted.is_none() {
+            e.waiters.fetch_add(1, Ordering::AcqRel);
+            counted = Some(e);
+        }
+        if super::netpoll::register(t.fd, e).is_err() {
             e.set_kind(Kind::Blocking);
-            return attempt(Kind::Blocking);
+            break attempt(t.fd, Kind::Blocking);
         }
-        let d = *deadline.get_or_insert_with(|| match timeout_ns(fd, e, dir) {
+        let d = *deadline.get_or_insert_with(|| match timeout_ns(t.fd, e, dir) {
             0 => None,
             t => Some(time::monotonic_ns().saturating_add(t)),
         });
@@ -150,15 +200,32 @@ pub fn blocking(fd: i32, dir: Dir, interrupt: Interrupt, mut attempt: impl FnMut
             if d.is_some() && interrupt == Interrupt::UnlessRestart { Interrupt::Always } else { interrupt };
         parked = true;
         super::stats::park(if dir == Dir::Read { super::stats::Park::FdRead } else { super::stats::Park::FdWrite });
-        match parking_lot::park(seqp as *const _ as usize, 0, unchanged, || {}, d, interrupt) {
-            Parked::TimedOut => return Err(Errno(libc::EAGAIN)),
-            Parked::Interrupted => return Err(interrupted()),
-            _ => {}
+        let moved_to = match parking_lot::park(seqp as *const _ as usize, 0, unchanged, || {}, d, interrupt) {
+            Parked::TimedOut => break Err(Errno(libc::EAGAIN)),
+            Parked::Interrupted => break Err(interrupted()),
+            // The program closed the number: go on with the hidden duplicate the close handed over.
+            Parked::Unparked(token) if token != 0 => Some(token as i32 - 1),
+            _ if e.generation.load(Ordering::Acquire) != generation => match fd::adopt_hidden(t.fd, generation) {
+                Some(h) => Some(h),
+                None => break Err(Errno(libc::EBADF)),
+            },
+            _ => None,
+        };
+        if let Some(h) = moved_to {
+            let Some(he) = fd::entry(h) else { break Err(Errno(libc::EBADF)) };
+            t.move_to(h);
+            if let Some(c) = counted.replace(he) {
+                c.waiters.fetch_sub(1, Ordering::AcqRel);
+            }
+            he.waiters.fetch_add(1, Ordering::AcqRel);
+            e = he;
+            generation = e.generation.load(Ordering::Acquire);
         }
-        if e.generation.load(Ordering::Acquire) != generation {
-            return Err(Errno(libc::EBADF));
-        }
+    };
+    if let Some(c) = counted {
+        c.waiters.fetch_sub(1, Ordering::AcqRel);
     }
+    result
 }
 
 /// The socket's pending error (SO_ERROR, which reading clears, as the kernel's own report does).
@@ -189,9 +256,14 @@ fn interrupted() -> Errno {
 }
 
 /// [`blocking`] for calls that make no partial progress: a restart simply retries.
-pub fn blocking_restarting(fd: i32, dir: Dir, mut attempt: impl FnMut(Kind) -> IoResult) -> IoResult {
+pub fn blocking_restarting(fd: i32, dir: Dir, attempt: impl FnMut(i32, Kind) -> IoResult) -> IoResult {
+    blocking_on_restarting(&mut Target::new(fd), dir, attempt)
+}
+
+/// [`blocking_restarting`] on a target that lives across several calls.
+pub fn blocking_on_restarting(t: &mut Target, dir: Dir, mut attempt: impl FnMut(i32, Kind) -> IoResult) -> IoResult {
     loop {
-        match blocking(fd, dir, Interrupt::UnlessRestart, &mut attempt) {
+        match blocking_on(t, dir, Interrupt::UnlessRestart, &mut attempt) {
             Err(RESTART) => continue,
             r => return r,
         }
@@ -293,17 +365,18 @@ pub fn try_rwv(fd: i32, iov: *const libc::iovec, cnt: usize, dir: Dir, kind: Kin
 
 /// A blocking write on a stream returns only when all was written (or on an error or signal after some
 /// was: then the count so far), as the kernel's does.
-pub fn write_all(fd: i32, len: usize, mut attempt: impl FnMut(usize, Kind) -> IoResult) -> IoResult {
+pub fn write_all(fd: i32, len: usize, mut attempt: impl FnMut(i32, usize, Kind) -> IoResult) -> IoResult {
     // Files and other objects epoll cannot watch: one real call, whose count is the kernel's (a short
     // count at ENOSPC or RLIMIT_FSIZE must not become a second call raising SIGXFSZ).
     if let Some(e) = fd::entry(fd)
         && matches!(kind_of(fd, e), Kind::File | Kind::Blocking)
     {
-        return attempt(0, e.kind());
+        return attempt(fd, 0, e.kind());
     }
     let mut done = 0usize;
+    let mut t = Target::new(fd);
     loop {
-        match blocking(fd, Dir::Write, Interrupt::UnlessRestart, |kind| attempt(done, kind)) {
+        match blocking_on(&mut t, Dir::Write, Interrupt::UnlessRestart, |fd, kind| attempt(fd, done, kind)) {
             Ok(n) => {
                 done += n;
                 if done >= len || n == 0 {
@@ -319,7 +392,7 @@ pub fn write_all(fd: i32, len: usize, mut attempt: impl FnMut(usize, Kind) -> Io
 
 /// accept4 cooperatively: listening sockets have no per-call non-blocking form, so it is gated.
 pub fn accept(fd: i32, addr: *mut libc::sockaddr, len: *mut libc::socklen_t, flags: i32) -> IoResult {
-    blocking_restarting(fd, Dir::Read, |kind| {
+    blocking_restarting(fd, Dir::Read, |fd, kind| {
         let call = || unsafe {
             // SAFETY: the program's own arguments; the kernel validates them.
             syscall4(libc::SYS_accept4, fd as usize, addr as usize, len as usize, flags as usize)
@@ -363,7 +436,7 @@ pub fn connect(fd: i32, addr: *const libc::sockaddr, len: libc::socklen_t) -> Io
         }
     }
     // Wait until writable, then read the outcome.
-    blocking_restarting(fd, Dir::Write, |_| {
+    blocking_restarting(fd, Dir::Write, |fd, _| {
         let mut p = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
         // SAFETY: poll on one local pollfd.
         let ready = matches!(unsafe { syscall3(libc::SYS_poll, &mut p as *mut libc::pollfd as usize, 1, 0) }, Ok(1));
@@ -444,6 +517,9 @@ pub fn poll_wait(fds: &[libc::pollfd], deadline: Option<u64>, mut probe: impl Fn
         match parking_lot::park(key, 0, || word.load(Ordering::Acquire) == seq, || {}, deadline, Interrupt::Always) {
             Parked::TimedOut => break probe(),
             Parked::Interrupted => break Err(Errno(libc::EINTR)),
+            // The fd was closed and this wait was counted as a user of its hidden duplicate: poll looks
+            // at the numbers again instead (the closed one reports POLLNVAL).
+            Parked::Unparked(token) if token != 0 => fd::release_hidden(token as i32 - 1),
             _ => {}
         }
     };

@@ -17,17 +17,18 @@ use super::sys::{time, usercopy};
 /// timeout (monotonic ns), if it has one.
 pub fn recv_many(fd: i32, vec: *mut libc::mmsghdr, vlen: u32, flags: i32, deadline: Option<u64>) -> IoResult {
     let mut got = 0usize;
+    let mut target = io::Target::new(fd);
     loop {
         let rest = vec.wrapping_add(got) as usize;
         let left = vlen as usize - got;
-        let try_more = || {
+        let try_more = |fd: i32| {
             // SAFETY: the program's mmsghdr array and flags; the kernel validates them.
             unsafe {
                 syscall6(libc::SYS_recvmmsg, fd as usize, rest, left, (flags | libc::MSG_DONTWAIT) as usize, 0, 0)
             }
         };
         // Every message, the first and the rest, is waited for without a time limit, as in the kernel.
-        let r = io::blocking_restarting(fd, Dir::Read, |_| try_more());
+        let r = io::blocking_on_restarting(&mut target, Dir::Read, |fd, _| try_more(fd));
         match r {
             Ok(n) => got += n,
             Err(_) if got > 0 => return Ok(got),
@@ -43,10 +44,11 @@ pub fn recv_many(fd: i32, vec: *mut libc::mmsghdr, vlen: u32, flags: i32, deadli
 /// sendmmsg(fd, vec, vlen, flags) for a coroutine.
 pub fn send_many(fd: i32, vec: *mut libc::mmsghdr, vlen: u32, flags: i32) -> IoResult {
     let mut sent = 0usize;
+    let mut target = io::Target::new(fd);
     while sent < vlen as usize {
         let rest = vec.wrapping_add(sent);
         let left = vlen as usize - sent;
-        let r = io::blocking_restarting(fd, Dir::Write, |_| {
+        let r = io::blocking_on_restarting(&mut target, Dir::Write, |fd, _| {
             // SAFETY: the program's mmsghdr array; the kernel validates it.
             unsafe {
                 syscall6(
@@ -69,7 +71,7 @@ pub fn send_many(fd: i32, vec: *mut libc::mmsghdr, vlen: u32, flags: i32) -> IoR
         // Part of it went out, so it counts either way; a signal or error while finishing ends the call
         // there, with msg_len saying how much went, as the kernel's blocking sendmmsg reports it.
         sent += n;
-        if !finish_partial(fd, vec.wrapping_add(sent - 1), flags) {
+        if !finish_partial(target.fd, vec.wrapping_add(sent - 1), flags) {
             return Ok(sent);
         }
     }
@@ -92,7 +94,7 @@ fn finish_partial(fd: i32, m: *mut libc::mmsghdr, flags: i32) -> bool {
     if done >= total {
         return true;
     }
-    let r = io::write_all(fd, total - done, |more, _| {
+    let r = io::write_all(fd, total - done, |fd, more, _| {
         let rest = io::advance(&vecs, done + more);
         // The name and ancillary data went with the first part; the rest is plain stream data.
         // SAFETY: an all-zero msghdr is valid.
