@@ -7,7 +7,7 @@ use crate::real;
 use crate::runtime::fd::{self, Dir, Kind};
 use crate::runtime::io::{self, IoResult};
 use crate::runtime::worker;
-use std::ffi::{c_int, c_void};
+use std::ffi::{c_char, c_int, c_uint, c_void};
 
 /// Turns a runtime result into the C convention: the count, or -1 with errno set.
 pub(crate) fn ret(r: IoResult) -> isize {
@@ -200,6 +200,37 @@ pub(crate) unsafe fn opened_pair(fds: *const c_int, kind: Kind) {
 /// C contract of fclose.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fclose(f: *mut libc::FILE) -> c_int {
+    // SAFETY: a live FILE per the contract.
+    unsafe { stream_closing(f) };
+    // SAFETY: forwarding.
+    unsafe { real::fclose(f) }
+}
+
+/// freopen closes the stream's fd with glibc's internal close: forget it first.
+///
+/// # Safety
+/// C contract of freopen.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn freopen(path: *const c_char, mode: *const c_char, f: *mut libc::FILE) -> *mut libc::FILE {
+    // SAFETY: a live FILE per the contract.
+    unsafe { stream_closing(f) };
+    // SAFETY: forwarding.
+    unsafe { real::freopen(path, mode, f) }
+}
+
+/// # Safety
+/// C contract of freopen64.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn freopen64(path: *const c_char, mode: *const c_char, f: *mut libc::FILE) -> *mut libc::FILE {
+    // SAFETY: a live FILE per the contract.
+    unsafe { stream_closing(f) };
+    // SAFETY: forwarding.
+    unsafe { real::freopen64(path, mode, f) }
+}
+
+/// # Safety
+/// `f` is null or a live FILE.
+unsafe fn stream_closing(f: *mut libc::FILE) {
     if crate::runtime::running() && !f.is_null() {
         // SAFETY: a live FILE per the contract.
         let fd = unsafe { libc::fileno(f) };
@@ -207,8 +238,41 @@ pub unsafe extern "C" fn fclose(f: *mut libc::FILE) -> c_int {
             let _ = fd::closing(fd);
         }
     }
-    // SAFETY: forwarding.
-    unsafe { real::fclose(f) }
+}
+
+/// close_range closes many numbers at once: the runtime forgets the program's and keeps its own open.
+///
+/// # Safety
+/// C contract of close_range.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
+    if !crate::runtime::running() || flags as u32 & libc::CLOSE_RANGE_UNSHARE != 0 || first > last {
+        // SAFETY: the program's own call, unchanged (UNSHARE gives the caller a private table).
+        return ret_int(unsafe {
+            crate::runtime::sys::syscall::syscall3(libc::SYS_close_range, first as usize, last as usize, flags as usize)
+        });
+    }
+    ret_int(fd::close_range(first, last, flags as u32))
+}
+
+/// # Safety
+/// C contract of closefrom.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn closefrom(low: c_int) {
+    // glibc falls back to closing one by one when close_range fails; the runtime's version does not fail
+    // for a valid range.
+    // SAFETY: as close_range.
+    let _ = unsafe { close_range(low.max(0) as c_uint, c_uint::MAX, 0) };
+}
+
+fn ret_int(r: IoResult) -> c_int {
+    match r {
+        Ok(v) => v as c_int,
+        Err(e) => {
+            set_errno(e.0);
+            -1
+        }
+    }
 }
 
 /// sendfile and splice have no per-call non-blocking form on a blocking fd and move data between two fds:

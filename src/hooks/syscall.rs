@@ -1,5 +1,6 @@
-//! libc's generic `syscall()`. Only the futex call changes: it is how Rust's std, C++20 atomic waits and
-//! hand-written locks wait, so it must park coroutines. Every other call is made as glibc would make it.
+//! libc's generic `syscall()`. The futex call parks coroutines: it is how Rust's std, C++20 atomic waits
+//! and hand-written locks wait. close, dup2, dup3 and close_range go through their hooks so the fd table
+//! sees them. Every other call is made as glibc would make it.
 //!
 //! `syscall` is variadic in C; on x86-64 a variadic callee receives integer arguments exactly as a
 //! fixed-arity one does (six registers, then the stack), so it is defined with all seven.
@@ -20,6 +21,17 @@ pub unsafe extern "C" fn syscall(
     a5: usize,
     a6: usize,
 ) -> c_long {
+    // Calls that change what an fd number names go through their hooks, so the runtime's fd table sees them.
+    // SAFETY (these arms): the program's own arguments, passed to the hooks with their C contracts.
+    match n {
+        libc::SYS_close => return unsafe { super::io::close(a1 as i32) } as c_long,
+        libc::SYS_dup2 => return unsafe { super::io::dup2(a1 as i32, a2 as i32) } as c_long,
+        libc::SYS_dup3 => return unsafe { super::io::dup3(a1 as i32, a2 as i32, a3 as i32) } as c_long,
+        libc::SYS_close_range => {
+            return unsafe { super::io::close_range(a1 as u32, a2 as u32, a3 as i32) } as c_long;
+        }
+        _ => {}
+    }
     let r = if n == libc::SYS_futex && runtime::running() {
         sync::futex::futex(a1, a2 as i32, a3 as u32, a4, a5, a6 as u32)
     } else {

@@ -82,6 +82,8 @@ pub struct FdEntry {
     hidden_origin: AtomicU64,
     /// Set when this number was closed under waiters: (closed generation << 32) | hidden duplicate.
     moved: AtomicU64,
+    /// One of the runtime's own fds for its whole life (the netpoller's): the program never had it open.
+    runtime_own: AtomicU32,
 }
 
 impl FdEntry {
@@ -180,7 +182,7 @@ pub enum Closing {
 /// that they go on waiting on the old object, as the kernel's in-flight calls do.
 pub fn closing(fd: i32) -> Closing {
     let Some(e) = entry(fd) else { return Closing::Proceed };
-    if e.hidden_users.load(Ordering::Acquire) != 0 {
+    if e.hidden_users.load(Ordering::Acquire) != 0 || e.runtime_own.load(Ordering::Relaxed) != 0 {
         return Closing::NotOpen;
     }
     let (was_registered, hidden) = {
@@ -316,6 +318,55 @@ pub fn close_hidden_in_child() {
         // SAFETY: the child's copies of our own duplicates.
         let _ = unsafe { super::sys::syscall::syscall1(libc::SYS_close, h as usize) };
     }
+}
+
+/// `fd` is the runtime's own for the rest of the process (the netpoller's epoll and wake-up fds).
+pub fn mark_runtime_own(fd: i32) {
+    if let Some(e) = entry(fd) {
+        e.runtime_own.store(1, Ordering::Relaxed);
+    }
+}
+
+/// Whether `fd` is one of the runtime's numbers (its own or a hidden duplicate), which the program never had.
+pub fn is_runtime_own(fd: i32) -> bool {
+    entry(fd).is_some_and(|e| e.runtime_own.load(Ordering::Relaxed) != 0 || e.hidden_users.load(Ordering::Acquire) != 0)
+}
+
+/// close_range(first, last, flags) as the program means it: its own numbers in the range are closed (and
+/// forgotten), the runtime's are left open, as they would not exist natively. Returns the kernel's answer
+/// for the first sub-range that fails.
+pub fn close_range(first: u32, last: u32, flags: u32) -> Result<usize, super::sys::syscall::Errno> {
+    use super::sys::syscall::syscall3;
+    let t = table();
+    let top = (last as usize).min(t.len.saturating_sub(1));
+    let closes = flags & libc::CLOSE_RANGE_CLOEXEC == 0;
+    let mut own = Vec::new();
+    let mut fd = first as usize;
+    while fd <= top && t.len > 0 {
+        let f = fd as i32;
+        if is_runtime_own(f) {
+            own.push(fd as u32);
+        } else if closes {
+            let _ = closing(f);
+        }
+        fd += 1;
+    }
+    let mut start = first;
+    for o in own.into_iter().chain(core::iter::once(u32::MAX)) {
+        let end = if o == u32::MAX { last } else { o - 1 };
+        if o != start && start <= end {
+            // SAFETY: close_range over numbers the program owns.
+            unsafe { syscall3(libc::SYS_close_range, start as usize, end as usize, flags as usize) }?;
+        }
+        if o == u32::MAX {
+            break;
+        }
+        start = o + 1;
+        if start == 0 || start > last {
+            break;
+        }
+    }
+    Ok(0)
 }
 
 /// Runs `f` with fd-number changes held off (for registration).

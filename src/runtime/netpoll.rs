@@ -34,6 +34,8 @@ fn get_or_create() -> Option<&'static Netpoller> {
             let epfd = move_high(epoll::create().ok()?);
             let wake_fd = move_high(epoll::eventfd().ok()?);
             epoll::ctl(epfd, libc::EPOLL_CTL_ADD, wake_fd, libc::EPOLLIN as u32, WAKE_TOKEN).ok()?;
+            fd::mark_runtime_own(epfd);
+            fd::mark_runtime_own(wake_fd);
             Some(Netpoller { epfd, wake_fd, waiting: AtomicBool::new(false) })
         })
         .as_ref()
