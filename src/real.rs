@@ -2,7 +2,7 @@
 //! constructor (lazily if a hook runs before it). The runtime uses the same table whenever it needs a libc
 //! function that asyncshim also exports, so it never calls its own hooks by accident.
 
-use std::ffi::{CStr, c_char, c_int, c_void};
+use std::ffi::{CStr, c_char, c_int, c_uint, c_void};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub struct RealFn {
@@ -145,6 +145,9 @@ declare_real! {
     fn pipe(fds: *mut c_int) -> c_int;
     fn pipe2(fds: *mut c_int, flags: c_int) -> c_int;
     fn fclose(f: *mut libc::FILE) -> c_int;
+    fn eventfd(init: c_uint, flags: c_int) -> c_int;
+    fn timerfd_create(clock: c_int, flags: c_int) -> c_int;
+    fn signalfd(fd: c_int, mask: *const libc::sigset_t, flags: c_int) -> c_int;
     fn freopen(path: *const c_char, mode: *const c_char, f: *mut libc::FILE) -> *mut libc::FILE;
     fn freopen64(path: *const c_char, mode: *const c_char, f: *mut libc::FILE) -> *mut libc::FILE;
     fn recv(fd: c_int, buf: *mut c_void, len: usize, flags: c_int) -> isize;

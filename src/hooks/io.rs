@@ -1,5 +1,5 @@
 //! read/write and their vector and fortified forms, and the fd bookkeeping every fd family needs
-//! (close, dup2/dup3, pipe/pipe2, fclose). A coroutine's blocking call parks on the netpoller
+//! (close, close_range, dup2/dup3, pipe/pipe2, eventfd/timerfd/signalfd, fclose/freopen). A coroutine's blocking call parks on the netpoller
 //! (`runtime::io`); plain threads and the program's own non-blocking fds get the real call.
 
 use super::set_errno;
@@ -182,6 +182,60 @@ pub unsafe extern "C" fn pipe2(fds: *mut c_int, flags: c_int) -> c_int {
         unsafe { opened_pair(fds, Kind::NoWait) };
     }
     r
+}
+
+/// A number the kernel just created (or -1): the fd table forgets what it knew of the number.
+fn opened_one(fd: c_int, kind: Kind) -> c_int {
+    if fd >= 0 && crate::runtime::running() {
+        fd::opened(fd, kind);
+    }
+    fd
+}
+
+/// # Safety
+/// C contract of eventfd.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn eventfd(init: c_uint, flags: c_int) -> c_int {
+    // SAFETY: forwarding.
+    opened_one(unsafe { real::eventfd(init, flags) }, Kind::Pollable)
+}
+
+/// # Safety
+/// C contract of timerfd_create.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn timerfd_create(clock: c_int, flags: c_int) -> c_int {
+    // SAFETY: forwarding.
+    opened_one(unsafe { real::timerfd_create(clock, flags) }, Kind::Pollable)
+}
+
+/// signalfd with -1 creates a number; with an existing fd it only changes that one's mask.
+///
+/// # Safety
+/// C contract of signalfd.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn signalfd(fd: c_int, mask: *const libc::sigset_t, flags: c_int) -> c_int {
+    // SAFETY: forwarding.
+    let r = unsafe { real::signalfd(fd, mask, flags) };
+    if fd == -1 { opened_one(r, Kind::Pollable) } else { r }
+}
+
+/// eventfd_read and eventfd_write use glibc's internal read and write: made with the hooked ones instead, so
+/// a coroutine waiting for an eventfd parks.
+///
+/// # Safety
+/// C contract of eventfd_read.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn eventfd_read(fd: c_int, value: *mut u64) -> c_int {
+    // SAFETY: the program's pointer, as glibc passes it to read.
+    if unsafe { read(fd, value as *mut c_void, 8) } == 8 { 0 } else { -1 }
+}
+
+/// # Safety
+/// C contract of eventfd_write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn eventfd_write(fd: c_int, value: u64) -> c_int {
+    // SAFETY: a local value, as glibc passes it to write.
+    if unsafe { write(fd, &value as *const u64 as *const c_void, 8) } == 8 { 0 } else { -1 }
 }
 
 /// # Safety
