@@ -12,6 +12,10 @@ pub mod hooks;
 pub mod real;
 pub mod runtime;
 
+/// The runtime's heap: glibc's malloc, without giving coroutines a malloc thread cache they never asked for.
+#[global_allocator]
+static ALLOCATOR: runtime::identity::RuntimeAlloc = runtime::identity::RuntimeAlloc;
+
 /// Resolves the real functions before `main` (and before most hooks can run).
 #[used]
 #[unsafe(link_section = ".init_array")]

@@ -7,8 +7,10 @@
 //! descriptors libc exports for debuggers and against libc's TLS symbols, and refuses to run otherwise.
 
 use super::sys::{self, fsgs};
+use std::alloc::{GlobalAlloc, Layout as AllocLayout, System};
 use std::ffi::{CStr, c_void};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicIsize, Ordering};
 
 // struct pthread (nptl/descr.h), glibc 2.36 x86-64.
 const HDR_TCB: usize = 0x00;
@@ -208,7 +210,72 @@ pub fn init() -> Result<(), String> {
     // SAFETY: two valid out-pointers.
     unsafe { _dl_get_tls_static_info(&mut static_size, &mut static_align) };
     let _ = LAYOUT.set(Layout { libc_tls, static_size, static_align: static_align.max(64) });
+    LIBC_TLS_FOR_ALLOC.store(libc_tls, Ordering::Release);
     Ok(())
+}
+
+/// libc's TLS block offset from the thread pointer once [`init`] checked it (0 before: no layout known).
+static LIBC_TLS_FOR_ALLOC: AtomicIsize = AtomicIsize::new(0);
+
+/// The runtime's own heap (the library's `#[global_allocator]`): glibc's malloc, except that an allocation
+/// or free the runtime makes while a coroutine runs that has no malloc thread cache yet does not give it
+/// one. glibc creates a thread's cache (0x290 bytes, kept for the thread's life) at its first malloc or
+/// free; a thread that never allocates natively never has one, and the runtime's own bookkeeping on its
+/// behalf (a parking-lot queue growing while it parks in read(), say) must not add one. The coroutine's
+/// cache still appears, as natively, at the program's own first malloc in it.
+pub struct RuntimeAlloc;
+
+/// Runs `f` (a malloc-family call) with glibc's thread-cache creation held off if the calling context is
+/// a coroutine without a cache: `tcache_shutting_down` makes glibc's `tcache_init` do nothing, and the
+/// call uses the arenas directly.
+#[inline(always)]
+fn without_new_tcache<R>(f: impl FnOnce() -> R) -> R {
+    let libc_tls = LIBC_TLS_FOR_ALLOC.load(Ordering::Relaxed);
+    if libc_tls == 0 {
+        return f();
+    }
+    let tcache_off = libc_tls + LIBC_TLS_TCACHE as isize;
+    let tcache: usize;
+    // SAFETY: FS holds a glibc-layout TCB on every thread (init checked the layout); the word is libc's
+    // `tcache` pointer in the calling thread's static TLS.
+    unsafe {
+        core::arch::asm!("mov {0}, qword ptr fs:[{1}]", out(reg) tcache, in(reg) tcache_off,
+            options(nostack, readonly, preserves_flags))
+    };
+    if tcache != 0 || !super::thread::is_coroutine_tid(current_tid()) {
+        return f();
+    }
+    let flag = (fsgs::thread_self() as isize + libc_tls + LIBC_TLS_TCACHE_SHUTTING_DOWN as isize) as *mut u8;
+    // SAFETY: the flag is libc's `tcache_shutting_down` byte in the running coroutine's own static TLS;
+    // nothing switches coroutines inside a malloc call, so the same coroutine's byte is restored.
+    unsafe {
+        let was = flag.read();
+        flag.write(1);
+        let r = f();
+        flag.write(was);
+        r
+    }
+}
+
+// SAFETY: every method forwards to the system allocator with the caller's layout; only glibc's
+// per-thread cache creation is held off around the call (see without_new_tcache).
+unsafe impl GlobalAlloc for RuntimeAlloc {
+    unsafe fn alloc(&self, layout: AllocLayout) -> *mut u8 {
+        // SAFETY: the caller's contract is System's.
+        without_new_tcache(|| unsafe { System.alloc(layout) })
+    }
+    unsafe fn alloc_zeroed(&self, layout: AllocLayout) -> *mut u8 {
+        // SAFETY: as above.
+        without_new_tcache(|| unsafe { System.alloc_zeroed(layout) })
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: AllocLayout) {
+        // SAFETY: as above; ptr came from this allocator, that is from System.
+        without_new_tcache(|| unsafe { System.dealloc(ptr, layout) })
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: AllocLayout, new_size: usize) -> *mut u8 {
+        // SAFETY: as above.
+        without_new_tcache(|| unsafe { System.realloc(ptr, layout, new_size) })
+    }
 }
 
 fn layout() -> &'static Layout {

@@ -1,7 +1,10 @@
 //! Coroutine stacks: lazily committed, guarded without one mapping per stack, returned to the kernel when
 //! no longer hot.
 //!
-//! Stacks come in power-of-two slot classes. Each class carves slots out of large `MAP_NORESERVE` regions
+//! Stacks come in classes of power-of-two capacity. A slot holds its class's capacity, the TCB area and the
+//! guard, and nothing more (no rounding of the whole slot to a power of two), so small stacks pack densely
+//! and share page-table pages: a 64 KiB stack takes a 136 KiB slot, 15 to a page-table page, where a
+//! 256 KiB power-of-two slot fitted 8. Each class carves slots out of large `MAP_NORESERVE` regions
 //! (one VMA for thousands of stacks), so 100,000+ coroutines stay far below `vm.max_map_count`, and only
 //! touched pages cost memory. Every slot starts with a guard region installed with `MADV_GUARD_INSTALL`
 //! (page-table markers, no VMA split); where the kernel lacks it, a `PROT_NONE` guard is used while the
@@ -11,20 +14,26 @@
 //! As in glibc, the top of a slot also holds the thread's TCB and static TLS (see [`super::thread`]), so a
 //! thread's memory is one unit: kept hot for reuse, or discarded whole with `MADV_DONTNEED`.
 //!
-//! Slots of 2 MiB and more start 1 MiB past a 2 MiB boundary: a stack's hot top pages and the guard of the
-//! slot above then share one page-table page instead of needing two.
+//! Classes of 2 MiB and more have a 1 MiB guard and slots in whole 2 MiB units (8 MiB stacks: 10 MiB slots)
+//! that start 1 MiB past a 2 MiB boundary: a stack's hot top pages and the guard of the slot above then
+//! share one page-table page instead of needing two.
 
 use super::lock::Lock;
 use super::sys::mem;
 use corosensei::stack::{Stack, StackPointer};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-const MIN_SLOT_SHIFT: u32 = 17; // 128 KiB
-const MAX_SLOT_SHIFT: u32 = 40; // 1 TiB
-pub const CLASSES: usize = (MAX_SLOT_SHIFT - MIN_SLOT_SHIFT + 1) as usize;
+const MIN_CAP_SHIFT: u32 = 14; // 16 KiB, the smallest stack the shim gives
+const MAX_CAP_SHIFT: u32 = 40; // 1 TiB
+pub const CLASSES: usize = (MAX_CAP_SHIFT - MIN_CAP_SHIFT + 1) as usize;
+/// Room every slot has above its class capacity for a thread's TCB and static TLS (glibc 2.36's static TLS
+/// takes 8 KiB with its page rounding); a larger reserve counts against the capacity.
+const TOP_RESERVE: usize = 8 << 10;
 const SMALL_GUARD: usize = 64 << 10;
 const LARGE_GUARD: usize = 1 << 20;
 const TWO_MIB: usize = 2 << 20;
+/// Classes of at least this capacity get the large guard and whole 2 MiB units.
+const LARGE_CAP: usize = TWO_MIB;
 /// PROT_NONE guards (one extra VMA each) allowed when MADV_GUARD_INSTALL is unavailable.
 const MPROTECT_GUARD_BUDGET: usize = 16_384;
 const CANARY: u64 = 0xA5C0_57AC_CA9A_17E5;
@@ -112,23 +121,23 @@ pub fn canary_intact_at(low: usize) -> bool {
     unsafe { (low as *const u64).read() == CANARY }
 }
 
-fn class_slot_size(class: usize) -> usize {
-    1usize << (class as u32 + MIN_SLOT_SHIFT)
+fn class_capacity(class: usize) -> usize {
+    1usize << (class as u32 + MIN_CAP_SHIFT)
 }
 
-fn guard_len(slot_size: usize) -> usize {
-    if slot_size >= 2 * LARGE_GUARD { LARGE_GUARD } else { SMALL_GUARD }
+fn class_guard(class: usize) -> usize {
+    if class_capacity(class) >= LARGE_CAP { LARGE_GUARD } else { SMALL_GUARD }
+}
+
+fn class_slot_size(class: usize) -> usize {
+    let size = class_capacity(class) + TOP_RESERVE + class_guard(class);
+    if class_capacity(class) >= LARGE_CAP { size.next_multiple_of(TWO_MIB) } else { size }
 }
 
 /// The smallest class whose slots hold a guard, `usable` bytes of stack and `reserve` bytes on top.
 pub fn class_for(usable: usize, reserve: usize) -> Option<usize> {
-    let need = usable.max(16 << 10).checked_add(reserve)?;
-    let mut class =
-        need.checked_add(SMALL_GUARD)?.checked_next_power_of_two()?.trailing_zeros().saturating_sub(MIN_SLOT_SHIFT)
-            as usize;
-    while class < CLASSES && need + guard_len(class_slot_size(class)) > class_slot_size(class) {
-        class += 1;
-    }
+    let need = usable.max(1 << MIN_CAP_SHIFT).checked_add(reserve.saturating_sub(TOP_RESERVE))?;
+    let class = need.checked_next_power_of_two()?.trailing_zeros().saturating_sub(MIN_CAP_SHIFT) as usize;
     (class < CLASSES).then_some(class)
 }
 
@@ -158,7 +167,7 @@ impl StackPool {
     /// A slot of `class` whose memory reads as zero, or None if the address space is exhausted (EAGAIN).
     pub fn take(&self, class: usize) -> Option<Slot> {
         let slot_size = class_slot_size(class);
-        let guard = guard_len(slot_size);
+        let guard = class_guard(class);
         let mut c = self.classes[class].lock();
         let start = match c.cold.pop() {
             Some(s) => s,
@@ -192,7 +201,8 @@ fn new_region(slot_size: usize) -> Option<(usize, usize)> {
     let region = (slot_size * 256).clamp(1 << 32, 1 << 46);
     let len = region + TWO_MIB * 2;
     let p = mem::reserve(len).ok()? as usize;
-    let start = if slot_size >= TWO_MIB { ((p + TWO_MIB - 1) & !(TWO_MIB - 1)) + TWO_MIB / 2 } else { p };
+    let in_two_mib_units = slot_size.is_multiple_of(TWO_MIB);
+    let start = if in_two_mib_units { ((p + TWO_MIB - 1) & !(TWO_MIB - 1)) + TWO_MIB / 2 } else { p };
     let end = p + len;
     Some((start, end - ((end - start) % slot_size)))
 }
@@ -215,10 +225,16 @@ mod tests {
     #[test]
     fn classes_hold_what_is_asked() {
         for usable in [1, 16 << 10, 64 << 10, 1 << 20, 8 << 20, 100 << 20] {
-            let c = class_for(usable, 8192).unwrap();
-            assert!(class_slot_size(c) >= usable + 8192 + guard_len(class_slot_size(c)));
+            for reserve in [0, 8192, 64 << 10] {
+                let c = class_for(usable, reserve).unwrap();
+                assert!(class_slot_size(c) >= usable + reserve + class_guard(c), "{usable} + {reserve}");
+            }
         }
         assert!(class_for(usize::MAX / 2, 0).is_none());
+        // Slots fit what they hold: a 64 KiB stack with its TCB and guard in 136 KiB, 8 MiB in 10 MiB.
+        assert_eq!(class_slot_size(class_for(64 << 10, 8192).unwrap()), 136 << 10);
+        assert_eq!(class_slot_size(class_for(8 << 20, 8192).unwrap()), 10 << 20);
+        assert_eq!(class_slot_size(class_for(8 << 20, 0).unwrap()), 10 << 20);
     }
 
     #[test]

@@ -27,6 +27,12 @@ unsafe extern "C" {
 /// pid (pid_max ≤ 2^22) and below FUTEX_TID_MASK.
 const FAKE_TID_BASE: i32 = 0x2000_0000;
 const FAKE_TID_SPAN: i32 = 0x1000_0000;
+
+/// Whether `tid` (a TCB's tid field) is one of the fake tids coroutines carry rather than an OS thread's.
+#[inline(always)]
+pub fn is_coroutine_tid(tid: i32) -> bool {
+    (FAKE_TID_BASE..FAKE_TID_BASE + FAKE_TID_SPAN).contains(&tid)
+}
 /// Ended threads kept ready for reuse per stack class (stack top pages and TCB committed, about 10 KB
 /// each); beyond this an ended thread's slot is given back to the kernel, so a burst does not pin memory.
 const HOT_PER_CLASS: usize = 64;
