@@ -78,9 +78,23 @@ struct Entry {
 // SAFETY: a Thread pointer refers to a waiter that stays on its stack until it is woken or has removed itself.
 unsafe impl Send for Entry {}
 
-static TABLE: [Lock<Vec<Entry>>; BUCKETS] = [const { Lock::new(Vec::new()) }; BUCKETS];
+/// One hash bucket: the queue of waiters on every key that hashes here, and how many there are.
+///
+/// The count lets [`unpark_all`] skip the lock when nobody waits (the netpoller notifies both directions
+/// of every ready fd; the write side almost never has a waiter). It is changed only by read-modify-writes,
+/// with the lock held: a parker adds itself before `validate` reads the state it waits on, and a waker
+/// reads the count with a read-modify-write after changing that state. Either the waker's read comes after
+/// the parker's increment (it sees a waiter and takes the lock), or the parker's increment reads from it
+/// and so sees the state change, and does not sleep.
+struct Bucket {
+    queue: Lock<Vec<Entry>>,
+    waiters: AtomicUsize,
+}
 
-fn bucket(key: usize) -> &'static Lock<Vec<Entry>> {
+static TABLE: [Bucket; BUCKETS] =
+    [const { Bucket { queue: Lock::new(Vec::new()), waiters: AtomicUsize::new(0) } }; BUCKETS];
+
+fn bucket(key: usize) -> &'static Bucket {
     // Fibonacci hashing of the address; the low bits of aligned addresses carry little.
     let h = (key >> 2).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - 10);
     &TABLE[h]
@@ -112,8 +126,11 @@ fn park_task(
     interrupt: Interrupt,
 ) -> Parked {
     let park = {
-        let mut b = bucket(key).lock();
+        let bk = bucket(key);
+        let mut b = bk.queue.lock();
+        bk.waiters.fetch_add(1, Ordering::AcqRel);
         if !validate() {
+            bk.waiters.fetch_sub(1, Ordering::AcqRel);
             return Parked::Invalid;
         }
         let park = me.begin_park();
@@ -153,13 +170,15 @@ fn park_task(
 fn remove_entry(key: &AtomicUsize, is_mine: impl Fn(Who) -> bool) -> bool {
     loop {
         let k = key.load(Ordering::Acquire);
-        let mut b = bucket(k).lock();
+        let bk = bucket(k);
+        let mut b = bk.queue.lock();
         if key.load(Ordering::Acquire) != k {
             continue;
         }
         return match b.iter().position(|e| is_mine(e.who)) {
             Some(i) => {
                 b.remove(i);
+                bk.waiters.fetch_sub(1, Ordering::AcqRel);
                 true
             }
             None => false,
@@ -177,8 +196,11 @@ fn park_thread(
 ) -> Parked {
     let tw = ThreadWaiter { woken: AtomicU32::new(0), token: AtomicUsize::new(0), key: AtomicUsize::new(key) };
     {
-        let mut b = bucket(key).lock();
+        let bk = bucket(key);
+        let mut b = bk.queue.lock();
+        bk.waiters.fetch_add(1, Ordering::AcqRel);
         if !validate() {
+            bk.waiters.fetch_sub(1, Ordering::AcqRel);
             return Parked::Invalid;
         }
         b.push(Entry { key, token, who: Who::Thread(&tw) });
@@ -217,7 +239,8 @@ pub fn unpark_filter(
     callback: impl FnOnce(Unparking) -> usize,
 ) -> usize {
     let mut woken = Woken::new();
-    let mut b = bucket(key).lock();
+    let bk = bucket(key);
+    let mut b = bk.queue.lock();
     let mut i = 0;
     while i < b.len() {
         if b[i].key != key {
@@ -229,6 +252,9 @@ pub fn unpark_filter(
             Filter::Skip => i += 1,
             Filter::Stop => break,
         }
+    }
+    if woken.len() > 0 {
+        bk.waiters.fetch_sub(woken.len(), Ordering::AcqRel);
     }
     let have_more = b.iter().any(|e| e.key == key);
     let token = callback(Unparking { woken: woken.len(), have_more });
@@ -262,7 +288,7 @@ impl Woken {
         self.len
     }
     fn each(&self, mut f: impl FnMut(Who)) {
-        self.inline.iter().flatten().for_each(|w| f(*w));
+        self.inline[..self.len.min(self.inline.len())].iter().flatten().for_each(|w| f(*w));
         self.spill.iter().for_each(|w| f(*w));
     }
 }
@@ -285,8 +311,12 @@ pub fn unpark_one(key: usize, callback: impl FnOnce(Unparking) -> usize) -> usiz
     )
 }
 
-/// Wakes every waiter on `key`.
+/// Wakes every waiter on `key`. The caller has changed the state its waiters validate first (see [`Bucket`]).
 pub fn unpark_all(key: usize, token: usize) -> usize {
+    // A read-modify-write, not a load: see `Bucket` for why that keeps a concurrent park from being missed.
+    if bucket(key).waiters.fetch_add(0, Ordering::AcqRel) == 0 {
+        return 0;
+    }
     unpark_filter(key, |_| Filter::Unpark, |_| token)
 }
 
@@ -300,7 +330,8 @@ pub fn requeue(
     requeue: usize,
     check: impl FnOnce() -> bool,
 ) -> Option<(usize, usize)> {
-    let (b1, b2) = (bucket(from), bucket(to));
+    let (bk1, bk2) = (bucket(from), bucket(to));
+    let (b1, b2) = (&bk1.queue, &bk2.queue);
     let same = core::ptr::eq(b1, b2);
     // Lock in address order so two requeues cannot deadlock.
     let (first, second) = if (b1 as *const _ as usize) <= (b2 as *const _ as usize) { (b1, b2) } else { (b2, b1) };
@@ -331,6 +362,10 @@ pub fn requeue(
         }
     }
     let n_moved = moved.len();
+    if !woken.is_empty() || n_moved > 0 {
+        bk2.waiters.fetch_add(n_moved, Ordering::AcqRel);
+        bk1.waiters.fetch_sub(woken.len() + n_moved, Ordering::AcqRel);
+    }
     for e in &moved {
         match e.who {
             Who::Task(t, _) => t.park_key.store(to, Ordering::Release),
