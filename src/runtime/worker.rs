@@ -272,7 +272,8 @@ fn idle(sched: &Scheduler, w: &Worker) {
     let poller_left = poll_flag.is_none() && super::netpoll::waiting_flag().is_some_and(|f| !f.load(Ordering::SeqCst));
     if !poller_left && !sched.work_pending() {
         let deadline = sched.next_deadline();
-        let now = time::monotonic_ns();
+        // The clock is read only when a timer is pending.
+        let now = if deadline.is_some() { time::monotonic_ns() } else { 0 };
         if deadline.is_none_or(|d| d > now) {
             if poll_flag.is_some() {
                 let ms = deadline.map_or(-1, |d| ((d - now).div_ceil(1_000_000)).min(i32::MAX as u64) as i32);
