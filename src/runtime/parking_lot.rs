@@ -267,18 +267,20 @@ pub fn unpark_filter(
 /// The waiters one unpark takes out of their bucket. Almost always one or a few: kept on the stack, so a
 /// wake-up does not cost a heap allocation (that was 13% of a round trip's instructions in the echo bench).
 struct Woken {
-    inline: [Option<Who>; 8],
+    /// The first `len.min(INLINE)` slots are initialised (left uninitialised, not zeroed, at creation).
+    inline: [core::mem::MaybeUninit<Who>; Woken::INLINE],
     len: usize,
     spill: Vec<Who>,
 }
 
 impl Woken {
+    const INLINE: usize = 8;
     fn new() -> Woken {
-        Woken { inline: [None; 8], len: 0, spill: Vec::new() }
+        Woken { inline: [const { core::mem::MaybeUninit::uninit() }; Woken::INLINE], len: 0, spill: Vec::new() }
     }
     fn push(&mut self, w: Who) {
-        if self.len < self.inline.len() {
-            self.inline[self.len] = Some(w);
+        if self.len < Self::INLINE {
+            self.inline[self.len].write(w);
         } else {
             self.spill.push(w);
         }
@@ -288,7 +290,10 @@ impl Woken {
         self.len
     }
     fn each(&self, mut f: impl FnMut(Who)) {
-        self.inline[..self.len.min(self.inline.len())].iter().flatten().for_each(|w| f(*w));
+        for slot in &self.inline[..self.len.min(Self::INLINE)] {
+            // SAFETY: push initialised every slot below len (Who is Copy: nothing to drop).
+            f(unsafe { slot.assume_init() });
+        }
         self.spill.iter().for_each(|w| f(*w));
     }
 }
@@ -408,5 +413,106 @@ fn wake_one(w: Who) {
             word.store(1, Ordering::Release);
             futex::wake(word, 1);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+    use std::time::{Duration, Instant};
+
+    static WORDS: [AtomicU32; 512] = [const { AtomicU32::new(0) }; 512];
+
+    fn bucket_index(key: usize) -> usize {
+        (bucket(key) as *const Bucket as usize - TABLE.as_ptr() as usize) / size_of::<Bucket>()
+    }
+
+    /// A word whose bucket no other test uses (tests run in parallel and share the table): bucket index
+    /// congruent to `class` modulo 16, and `nth` such word.
+    fn word(class: usize, nth: usize) -> &'static AtomicU32 {
+        WORDS.iter().filter(|w| bucket_index(*w as *const AtomicU32 as usize) % 16 == class).nth(nth).expect("word")
+    }
+
+    fn key(w: &AtomicU32) -> usize {
+        w as *const AtomicU32 as usize
+    }
+
+    fn waiters(w: &AtomicU32) -> usize {
+        bucket(key(w)).waiters.load(Ordering::Acquire)
+    }
+
+    fn wait_for_waiters(w: &AtomicU32, n: usize) {
+        let start = Instant::now();
+        while waiters(w) != n {
+            assert!(start.elapsed() < Duration::from_secs(10), "waiter count stayed {} (want {n})", waiters(w));
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// A plain thread parks on `w` while it reads 0.
+    fn park_while_zero(w: &'static AtomicU32, deadline: Option<u64>) -> std::thread::JoinHandle<Parked> {
+        std::thread::spawn(move || park(key(w), 0, || w.load(Ordering::Acquire) == 0, || {}, deadline, Interrupt::No))
+    }
+
+    #[test]
+    fn unpark_all_counts_waiters_in_and_out() {
+        let w = word(0, 0);
+        assert_eq!(unpark_all(key(w), 0), 0, "nobody waits");
+        let parkers: Vec<_> = (0..3).map(|_| park_while_zero(w, None)).collect();
+        wait_for_waiters(w, 3);
+        w.store(1, Ordering::Release);
+        assert_eq!(unpark_all(key(w), 7), 3);
+        for p in parkers {
+            assert_eq!(p.join().unwrap(), Parked::Unparked(7));
+        }
+        assert_eq!(waiters(w), 0);
+    }
+
+    #[test]
+    fn refused_and_timed_out_parks_leave_no_count() {
+        let w = word(1, 0);
+        w.store(1, Ordering::Release);
+        assert_eq!(park_while_zero(w, None).join().unwrap(), Parked::Invalid);
+        assert_eq!(waiters(w), 0);
+        w.store(0, Ordering::Release);
+        let soon = crate::runtime::sys::time::monotonic_ns() + 20_000_000;
+        assert_eq!(park_while_zero(w, Some(soon)).join().unwrap(), Parked::TimedOut);
+        assert_eq!(waiters(w), 0);
+    }
+
+    #[test]
+    fn requeue_moves_the_count_with_the_waiters() {
+        let (from, to) = (word(2, 0), word(3, 0));
+        let parkers: Vec<_> = (0..3).map(|_| park_while_zero(from, None)).collect();
+        wait_for_waiters(from, 3);
+        from.store(1, Ordering::Release);
+        assert_eq!(requeue(key(from), key(to), 1, usize::MAX, || true), Some((1, 2)));
+        assert_eq!((waiters(from), waiters(to)), (0, 2));
+        assert_eq!(unpark_all(key(from), 0), 0, "nobody left on the old key");
+        assert_eq!(unpark_all(key(to), 0), 2);
+        for p in parkers {
+            assert!(matches!(p.join().unwrap(), Parked::Unparked(_)));
+        }
+        assert_eq!((waiters(from), waiters(to)), (0, 0));
+    }
+
+    #[test]
+    fn unpark_racing_park_is_never_lost() {
+        // The lock-free "no waiters" check of unpark_all against parks starting at the same time.
+        let w = word(4, 0);
+        for round in 0..2000u32 {
+            w.store(0, Ordering::Release);
+            // A lost wake-up shows as a timeout (bounded, so that it fails instead of hanging).
+            let p = park_while_zero(w, Some(crate::runtime::sys::time::monotonic_ns() + 10_000_000_000));
+            if round % 2 == 0 {
+                std::thread::yield_now();
+            }
+            w.store(1, Ordering::Release);
+            unpark_all(key(w), 0);
+            let r = p.join().unwrap();
+            assert!(matches!(r, Parked::Unparked(_) | Parked::Invalid), "round {round}: {r:?}");
+        }
+        assert_eq!(waiters(w), 0);
     }
 }
