@@ -90,16 +90,28 @@ impl Scheduler {
     }
 
     /// Wakes one idle worker (from its futex, or from epoll_wait through the netpoller's eventfd).
+    ///
+    /// Each state is read before it is swapped: under load every worker is awake and this is called for
+    /// most pushes, and a compare-exchange, even a failing one, takes the other workers' state lines
+    /// exclusive (they share a line with what a worker writes at every switch). The fence orders the
+    /// caller's publication of work (a queued task, an earlier timer) before these reads, as the
+    /// compare-exchanges did: a worker going to sleep stores its state (SeqCst) before it looks for work,
+    /// so either it sees the work or we see it asleep.
     pub fn wake_sleeper(&self) -> bool {
+        core::sync::atomic::fence(Ordering::SeqCst);
         let n = self.started();
+        let swap = |w: &Worker, from: u32| {
+            w.sleep.load(Ordering::SeqCst) == from
+                && w.sleep.compare_exchange(from, NOTIFIED, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+        };
         for w in &self.workers[..n] {
-            if w.sleep.compare_exchange(SLEEPING, NOTIFIED, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+            if swap(w, SLEEPING) {
                 futex::wake(&w.sleep, 1);
                 return true;
             }
         }
         for w in &self.workers[..n] {
-            if w.sleep.compare_exchange(SLEEPING_IN_POLL, NOTIFIED, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+            if swap(w, SLEEPING_IN_POLL) {
                 super::netpoll::wake_waiter();
                 return true;
             }
