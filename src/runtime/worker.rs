@@ -52,7 +52,7 @@ pub struct Worker {
     rseq_area: Cell<usize>,
     /// Kernel tid of the worker's OS thread (for directing signals at it).
     pub os_tid: AtomicI32,
-    pub queue: super::lock::Lock<std::collections::VecDeque<TaskRef>>,
+    pub queue: super::scheduler::RunQueue,
 }
 
 // SAFETY: the Cells are only touched by the worker's own OS thread; the rest is atomic or locked.
@@ -76,7 +76,7 @@ impl Worker {
             own_mask: Cell::new(0),
             handler_task: Cell::new(core::ptr::null_mut()),
             handler_sp: Cell::new(0),
-            queue: super::lock::Lock::new(std::collections::VecDeque::new()),
+            queue: super::scheduler::RunQueue::new(),
         }
     }
 }
