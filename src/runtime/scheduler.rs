@@ -217,8 +217,8 @@ impl Scheduler {
     /// a pusher stores the length before its fence in [`Self::wake_sleeper`], so one of the two sees the
     /// other (see [`RunQueue`]).
     pub fn work_pending(&self) -> bool {
-        self.global.len() != 0
-            || self.workers[..self.started()].iter().any(|o| o.queue.len() != 0)
+        !self.global.is_empty()
+            || self.workers[..self.started()].iter().any(|o| !o.queue.is_empty())
             || self.next_deadline().is_some_and(|d| d <= time::monotonic_ns())
     }
 
@@ -227,12 +227,12 @@ impl Scheduler {
     /// Empty queues are passed over without their locks (a task queued meanwhile is found by the idle
     /// worker's [`Self::work_pending`] before it sleeps). Only a worker itself adds to its own queue.
     pub fn next_task(&self, w: &Worker) -> Option<TaskRef> {
-        if w.queue.len() != 0
+        if !w.queue.is_empty()
             && let Some(t) = w.queue.pop()
         {
             return Some(t);
         }
-        if self.global.len() != 0
+        if !self.global.is_empty()
             && let Some(t) = self.global.pop()
         {
             return Some(t);
@@ -244,7 +244,7 @@ impl Scheduler {
         let n = self.started();
         for i in 1..n {
             let victim = &self.workers[(w.id + i) % n];
-            if victim.queue.len() == 0 {
+            if victim.queue.is_empty() {
                 continue;
             }
             let Some(mut stolen) = victim.queue.try_steal_half() else { continue };
@@ -332,6 +332,11 @@ impl RunQueue {
     #[inline]
     pub fn len(&self) -> usize {
         self.len.load(Ordering::SeqCst)
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Appends `task`; returns the new length.
