@@ -240,6 +240,8 @@ impl Scheduler {
         self.steal(w)
     }
 
+    /// Out of line: inlined, it made every call of [`Self::next_task`] save and restore its registers.
+    #[inline(never)]
     fn steal(&self, w: &Worker) -> Option<TaskRef> {
         let n = self.started();
         for i in 1..n {

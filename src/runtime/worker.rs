@@ -221,12 +221,10 @@ pub fn run(sched: &'static Scheduler, w: &'static Worker) -> ! {
             super::netpoll::poll(0);
         }
         sched.fire_timers(&mut expired);
-        for (pending, restart) in [(&signals::PENDING_INTERRUPTS, false), (&signals::PENDING_RESTARTING, true)] {
-            if pending.load(Ordering::Relaxed) != 0 {
-                for _ in 0..pending.swap(0, Ordering::AcqRel) {
-                    super::thread::interrupt_one_waiter(restart);
-                }
-            }
+        if signals::PENDING_INTERRUPTS.load(Ordering::Relaxed) | signals::PENDING_RESTARTING.load(Ordering::Relaxed)
+            != 0
+        {
+            interrupt_waiters();
         }
         if w.stalled.load(Ordering::Relaxed) {
             // Marked while between coroutines: the stall is over.
@@ -248,6 +246,19 @@ pub fn run(sched: &'static Scheduler, w: &'static Worker) -> ! {
         // in epoll_wait, and then idle() makes this worker that waiter, whose epoll_wait returns at once
         // if readiness is pending. At low load the extra poll found nothing on almost every round trip.
         idle(sched, w);
+    }
+}
+
+/// Signals that a handler ran for while coroutines waited: interrupt that many waiters.
+#[cold]
+#[inline(never)]
+fn interrupt_waiters() {
+    for (pending, restart) in [(&signals::PENDING_INTERRUPTS, false), (&signals::PENDING_RESTARTING, true)] {
+        if pending.load(Ordering::Relaxed) != 0 {
+            for _ in 0..pending.swap(0, Ordering::AcqRel) {
+                super::thread::interrupt_one_waiter(restart);
+            }
+        }
     }
 }
 
