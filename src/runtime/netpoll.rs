@@ -109,10 +109,10 @@ pub fn poll(timeout_ms: i32) -> usize {
     if timeout_ms == 0 && p.waiting.load(Ordering::Acquire) {
         return 0;
     }
-    let mut events = [libc::epoll_event { events: 0, u64: 0 }; BATCH];
-    let n = epoll::wait(p.epfd, &mut events, timeout_ms).unwrap_or(0);
+    let mut events = [core::mem::MaybeUninit::<libc::epoll_event>::uninit(); BATCH];
+    let ready = epoll::wait(p.epfd, &mut events, timeout_ms).unwrap_or(&[]);
     let mut handled = 0;
-    for ev in &events[..n] {
+    for ev in ready {
         let data = ev.u64;
         if data == WAKE_TOKEN {
             epoll::eventfd_drain(p.wake_fd);

@@ -78,9 +78,23 @@ struct Entry {
 // SAFETY: a Thread pointer refers to a waiter that stays on its stack until it is woken or has removed itself.
 unsafe impl Send for Entry {}
 
-static TABLE: [Lock<Vec<Entry>>; BUCKETS] = [const { Lock::new(Vec::new()) }; BUCKETS];
+/// One hash bucket: the queue of waiters on every key that hashes here, and how many there are.
+///
+/// The count lets [`unpark_all`] skip the lock when nobody waits (the netpoller notifies both directions
+/// of every ready fd; the write side almost never has a waiter). It is changed only by read-modify-writes,
+/// with the lock held: a parker adds itself before `validate` reads the state it waits on, and a waker
+/// reads the count with a read-modify-write after changing that state. Either the waker's read comes after
+/// the parker's increment (it sees a waiter and takes the lock), or the parker's increment reads from it
+/// and so sees the state change, and does not sleep.
+struct Bucket {
+    queue: Lock<Vec<Entry>>,
+    waiters: AtomicUsize,
+}
 
-fn bucket(key: usize) -> &'static Lock<Vec<Entry>> {
+static TABLE: [Bucket; BUCKETS] =
+    [const { Bucket { queue: Lock::new(Vec::new()), waiters: AtomicUsize::new(0) } }; BUCKETS];
+
+fn bucket(key: usize) -> &'static Bucket {
     // Fibonacci hashing of the address; the low bits of aligned addresses carry little.
     let h = (key >> 2).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - 10);
     &TABLE[h]
@@ -112,8 +126,11 @@ fn park_task(
     interrupt: Interrupt,
 ) -> Parked {
     let park = {
-        let mut b = bucket(key).lock();
+        let bk = bucket(key);
+        let mut b = bk.queue.lock();
+        bk.waiters.fetch_add(1, Ordering::AcqRel);
         if !validate() {
+            bk.waiters.fetch_sub(1, Ordering::AcqRel);
             return Parked::Invalid;
         }
         let park = me.begin_park();
@@ -153,13 +170,15 @@ fn park_task(
 fn remove_entry(key: &AtomicUsize, is_mine: impl Fn(Who) -> bool) -> bool {
     loop {
         let k = key.load(Ordering::Acquire);
-        let mut b = bucket(k).lock();
+        let bk = bucket(k);
+        let mut b = bk.queue.lock();
         if key.load(Ordering::Acquire) != k {
             continue;
         }
         return match b.iter().position(|e| is_mine(e.who)) {
             Some(i) => {
                 b.remove(i);
+                bk.waiters.fetch_sub(1, Ordering::AcqRel);
                 true
             }
             None => false,
@@ -177,8 +196,11 @@ fn park_thread(
 ) -> Parked {
     let tw = ThreadWaiter { woken: AtomicU32::new(0), token: AtomicUsize::new(0), key: AtomicUsize::new(key) };
     {
-        let mut b = bucket(key).lock();
+        let bk = bucket(key);
+        let mut b = bk.queue.lock();
+        bk.waiters.fetch_add(1, Ordering::AcqRel);
         if !validate() {
+            bk.waiters.fetch_sub(1, Ordering::AcqRel);
             return Parked::Invalid;
         }
         b.push(Entry { key, token, who: Who::Thread(&tw) });
@@ -217,7 +239,8 @@ pub fn unpark_filter(
     callback: impl FnOnce(Unparking) -> usize,
 ) -> usize {
     let mut woken = Woken::new();
-    let mut b = bucket(key).lock();
+    let bk = bucket(key);
+    let mut b = bk.queue.lock();
     let mut i = 0;
     while i < b.len() {
         if b[i].key != key {
@@ -230,6 +253,9 @@ pub fn unpark_filter(
             Filter::Stop => break,
         }
     }
+    if woken.len() > 0 {
+        bk.waiters.fetch_sub(woken.len(), Ordering::AcqRel);
+    }
     let have_more = b.iter().any(|e| e.key == key);
     let token = callback(Unparking { woken: woken.len(), have_more });
     woken.each(|w| set_token(w, token));
@@ -241,18 +267,20 @@ pub fn unpark_filter(
 /// The waiters one unpark takes out of their bucket. Almost always one or a few: kept on the stack, so a
 /// wake-up does not cost a heap allocation (that was 13% of a round trip's instructions in the echo bench).
 struct Woken {
-    inline: [Option<Who>; 8],
+    /// The first `len.min(INLINE)` slots are initialised (left uninitialised, not zeroed, at creation).
+    inline: [core::mem::MaybeUninit<Who>; Woken::INLINE],
     len: usize,
     spill: Vec<Who>,
 }
 
 impl Woken {
+    const INLINE: usize = 8;
     fn new() -> Woken {
-        Woken { inline: [None; 8], len: 0, spill: Vec::new() }
+        Woken { inline: [const { core::mem::MaybeUninit::uninit() }; Woken::INLINE], len: 0, spill: Vec::new() }
     }
     fn push(&mut self, w: Who) {
-        if self.len < self.inline.len() {
-            self.inline[self.len] = Some(w);
+        if self.len < Self::INLINE {
+            self.inline[self.len].write(w);
         } else {
             self.spill.push(w);
         }
@@ -262,7 +290,10 @@ impl Woken {
         self.len
     }
     fn each(&self, mut f: impl FnMut(Who)) {
-        self.inline.iter().flatten().for_each(|w| f(*w));
+        for slot in &self.inline[..self.len.min(Self::INLINE)] {
+            // SAFETY: push initialised every slot below len (Who is Copy: nothing to drop).
+            f(unsafe { slot.assume_init() });
+        }
         self.spill.iter().for_each(|w| f(*w));
     }
 }
@@ -285,8 +316,12 @@ pub fn unpark_one(key: usize, callback: impl FnOnce(Unparking) -> usize) -> usiz
     )
 }
 
-/// Wakes every waiter on `key`.
+/// Wakes every waiter on `key`. The caller has changed the state its waiters validate first (see [`Bucket`]).
 pub fn unpark_all(key: usize, token: usize) -> usize {
+    // A read-modify-write, not a load: see `Bucket` for why that keeps a concurrent park from being missed.
+    if bucket(key).waiters.fetch_add(0, Ordering::AcqRel) == 0 {
+        return 0;
+    }
     unpark_filter(key, |_| Filter::Unpark, |_| token)
 }
 
@@ -300,7 +335,8 @@ pub fn requeue(
     requeue: usize,
     check: impl FnOnce() -> bool,
 ) -> Option<(usize, usize)> {
-    let (b1, b2) = (bucket(from), bucket(to));
+    let (bk1, bk2) = (bucket(from), bucket(to));
+    let (b1, b2) = (&bk1.queue, &bk2.queue);
     let same = core::ptr::eq(b1, b2);
     // Lock in address order so two requeues cannot deadlock.
     let (first, second) = if (b1 as *const _ as usize) <= (b2 as *const _ as usize) { (b1, b2) } else { (b2, b1) };
@@ -331,6 +367,10 @@ pub fn requeue(
         }
     }
     let n_moved = moved.len();
+    if !woken.is_empty() || n_moved > 0 {
+        bk2.waiters.fetch_add(n_moved, Ordering::AcqRel);
+        bk1.waiters.fetch_sub(woken.len() + n_moved, Ordering::AcqRel);
+    }
     for e in &moved {
         match e.who {
             Who::Task(t, _) => t.park_key.store(to, Ordering::Release),
@@ -373,5 +413,106 @@ fn wake_one(w: Who) {
             word.store(1, Ordering::Release);
             futex::wake(word, 1);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+    use std::time::{Duration, Instant};
+
+    static WORDS: [AtomicU32; 512] = [const { AtomicU32::new(0) }; 512];
+
+    fn bucket_index(key: usize) -> usize {
+        (bucket(key) as *const Bucket as usize - TABLE.as_ptr() as usize) / size_of::<Bucket>()
+    }
+
+    /// A word whose bucket no other test uses (tests run in parallel and share the table): bucket index
+    /// congruent to `class` modulo 16, and `nth` such word.
+    fn word(class: usize, nth: usize) -> &'static AtomicU32 {
+        WORDS.iter().filter(|w| bucket_index(*w as *const AtomicU32 as usize) % 16 == class).nth(nth).expect("word")
+    }
+
+    fn key(w: &AtomicU32) -> usize {
+        w as *const AtomicU32 as usize
+    }
+
+    fn waiters(w: &AtomicU32) -> usize {
+        bucket(key(w)).waiters.load(Ordering::Acquire)
+    }
+
+    fn wait_for_waiters(w: &AtomicU32, n: usize) {
+        let start = Instant::now();
+        while waiters(w) != n {
+            assert!(start.elapsed() < Duration::from_secs(10), "waiter count stayed {} (want {n})", waiters(w));
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// A plain thread parks on `w` while it reads 0.
+    fn park_while_zero(w: &'static AtomicU32, deadline: Option<u64>) -> std::thread::JoinHandle<Parked> {
+        std::thread::spawn(move || park(key(w), 0, || w.load(Ordering::Acquire) == 0, || {}, deadline, Interrupt::No))
+    }
+
+    #[test]
+    fn unpark_all_counts_waiters_in_and_out() {
+        let w = word(0, 0);
+        assert_eq!(unpark_all(key(w), 0), 0, "nobody waits");
+        let parkers: Vec<_> = (0..3).map(|_| park_while_zero(w, None)).collect();
+        wait_for_waiters(w, 3);
+        w.store(1, Ordering::Release);
+        assert_eq!(unpark_all(key(w), 7), 3);
+        for p in parkers {
+            assert_eq!(p.join().unwrap(), Parked::Unparked(7));
+        }
+        assert_eq!(waiters(w), 0);
+    }
+
+    #[test]
+    fn refused_and_timed_out_parks_leave_no_count() {
+        let w = word(1, 0);
+        w.store(1, Ordering::Release);
+        assert_eq!(park_while_zero(w, None).join().unwrap(), Parked::Invalid);
+        assert_eq!(waiters(w), 0);
+        w.store(0, Ordering::Release);
+        let soon = crate::runtime::sys::time::monotonic_ns() + 20_000_000;
+        assert_eq!(park_while_zero(w, Some(soon)).join().unwrap(), Parked::TimedOut);
+        assert_eq!(waiters(w), 0);
+    }
+
+    #[test]
+    fn requeue_moves_the_count_with_the_waiters() {
+        let (from, to) = (word(2, 0), word(3, 0));
+        let parkers: Vec<_> = (0..3).map(|_| park_while_zero(from, None)).collect();
+        wait_for_waiters(from, 3);
+        from.store(1, Ordering::Release);
+        assert_eq!(requeue(key(from), key(to), 1, usize::MAX, || true), Some((1, 2)));
+        assert_eq!((waiters(from), waiters(to)), (0, 2));
+        assert_eq!(unpark_all(key(from), 0), 0, "nobody left on the old key");
+        assert_eq!(unpark_all(key(to), 0), 2);
+        for p in parkers {
+            assert!(matches!(p.join().unwrap(), Parked::Unparked(_)));
+        }
+        assert_eq!((waiters(from), waiters(to)), (0, 0));
+    }
+
+    #[test]
+    fn unpark_racing_park_is_never_lost() {
+        // The lock-free "no waiters" check of unpark_all against parks starting at the same time.
+        let w = word(4, 0);
+        for round in 0..2000u32 {
+            w.store(0, Ordering::Release);
+            // A lost wake-up shows as a timeout (bounded, so that it fails instead of hanging).
+            let p = park_while_zero(w, Some(crate::runtime::sys::time::monotonic_ns() + 10_000_000_000));
+            if round % 2 == 0 {
+                std::thread::yield_now();
+            }
+            w.store(1, Ordering::Release);
+            unpark_all(key(w), 0);
+            let r = p.join().unwrap();
+            assert!(matches!(r, Parked::Unparked(_) | Parked::Invalid), "round {round}: {r:?}");
+        }
+        assert_eq!(waiters(w), 0);
     }
 }

@@ -24,7 +24,7 @@ pub struct Scheduler {
     /// Spares asleep in RETIRED, and workers the monitor marked stalled.
     retired: AtomicUsize,
     pub stalled: AtomicUsize,
-    global: Lock<VecDeque<TaskRef>>,
+    global: RunQueue,
     timers: Lock<Timers>,
     /// Earliest timer deadline (u64::MAX if none), readable without the lock.
     earliest: AtomicU64,
@@ -42,7 +42,7 @@ impl Scheduler {
             started: AtomicUsize::new(1),
             retired: AtomicUsize::new(0),
             stalled: AtomicUsize::new(0),
-            global: Lock::new(VecDeque::new()),
+            global: RunQueue::new(),
             timers: Lock::new(Timers::default()),
             earliest: AtomicU64::new(u64::MAX),
             spawning: Lock::new(()),
@@ -59,7 +59,7 @@ impl Scheduler {
         match worker::current_worker() {
             Some(w) => self.push_local(w, task),
             None => {
-                self.global.lock().push_back(task);
+                self.global.push(task);
                 self.notify();
             }
         }
@@ -68,11 +68,7 @@ impl Scheduler {
     /// Queues on worker `w`. If others are idle, one is woken to steal; if none is idle and more may start,
     /// one is started.
     pub fn push_local(&self, w: &Worker, task: TaskRef) {
-        let was_empty = {
-            let mut q = w.queue.lock();
-            q.push_back(task);
-            q.len() == 1
-        };
+        let was_empty = w.queue.push(task) == 1;
         // A worker in its own context with an empty queue runs the task next; others are needed only when
         // work piles up or when the pusher is a coroutine that keeps its worker busy.
         if !was_empty || worker::current_task().is_some() {
@@ -90,16 +86,28 @@ impl Scheduler {
     }
 
     /// Wakes one idle worker (from its futex, or from epoll_wait through the netpoller's eventfd).
+    ///
+    /// Each state is read before it is swapped: under load every worker is awake and this is called for
+    /// most pushes, and a compare-exchange, even a failing one, takes the other workers' state lines
+    /// exclusive (they share a line with what a worker writes at every switch). The fence orders the
+    /// caller's publication of work (a queued task, an earlier timer) before these reads, as the
+    /// compare-exchanges did: a worker going to sleep stores its state (SeqCst) before it looks for work,
+    /// so either it sees the work or we see it asleep.
     pub fn wake_sleeper(&self) -> bool {
+        core::sync::atomic::fence(Ordering::SeqCst);
         let n = self.started();
+        let swap = |w: &Worker, from: u32| {
+            w.sleep.load(Ordering::SeqCst) == from
+                && w.sleep.compare_exchange(from, NOTIFIED, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+        };
         for w in &self.workers[..n] {
-            if w.sleep.compare_exchange(SLEEPING, NOTIFIED, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+            if swap(w, SLEEPING) {
                 futex::wake(&w.sleep, 1);
                 return true;
             }
         }
         for w in &self.workers[..n] {
-            if w.sleep.compare_exchange(SLEEPING_IN_POLL, NOTIFIED, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+            if swap(w, SLEEPING_IN_POLL) {
                 super::netpoll::wake_waiter();
                 return true;
             }
@@ -129,7 +137,7 @@ impl Scheduler {
 
     /// Queue lengths and sleep states, for the statistics report: (global, [(worker, queued, state)]).
     pub fn snapshot(&self) -> (usize, Vec<(usize, usize, &'static str)>) {
-        let global = self.global.lock().len();
+        let global = self.global.len();
         let workers = self.workers[..self.started()]
             .iter()
             .map(|w| {
@@ -142,7 +150,7 @@ impl Scheduler {
                     RETIRED => "retired",
                     _ => "?",
                 };
-                (w.id, w.queue.lock().len(), state)
+                (w.id, w.queue.len(), state)
             })
             .collect();
         (global, workers)
@@ -180,11 +188,11 @@ impl Scheduler {
 
     /// Moves worker `w`'s queued coroutines to the global queue (a retiring spare's), waking a worker.
     pub fn hand_off_queue(&self, w: &Worker) {
-        let tasks: VecDeque<TaskRef> = core::mem::take(&mut *w.queue.lock());
+        let tasks = w.queue.take_all();
         if tasks.is_empty() {
             return;
         }
-        self.global.lock().extend(tasks);
+        self.global.extend(tasks);
         self.wake_sleeper();
     }
 
@@ -204,38 +212,47 @@ impl Scheduler {
 
     /// True when a worker could run something now: queued tasks anywhere or a due timer (checked by an
     /// idle worker before it sleeps, and by the monitor while workers are stalled).
+    ///
+    /// Reads the queue lengths without their locks: the caller stored its sleep state (SeqCst) first, and
+    /// a pusher stores the length before its fence in [`Self::wake_sleeper`], so one of the two sees the
+    /// other (see [`RunQueue`]).
     pub fn work_pending(&self) -> bool {
-        !self.global.lock().is_empty()
-            || self.workers[..self.started()].iter().any(|o| !o.queue.lock().is_empty())
+        !self.global.is_empty()
+            || self.workers[..self.started()].iter().any(|o| !o.queue.is_empty())
             || self.next_deadline().is_some_and(|d| d <= time::monotonic_ns())
     }
 
     /// Next task for worker `w`: its own queue, then the global queue, then half of another worker's queue.
+    ///
+    /// Empty queues are passed over without their locks (a task queued meanwhile is found by the idle
+    /// worker's [`Self::work_pending`] before it sleeps). Only a worker itself adds to its own queue.
     pub fn next_task(&self, w: &Worker) -> Option<TaskRef> {
-        if let Some(t) = w.queue.lock().pop_front() {
+        if !w.queue.is_empty()
+            && let Some(t) = w.queue.pop()
+        {
             return Some(t);
         }
-        if let Some(t) = self.global.lock().pop_front() {
+        if !self.global.is_empty()
+            && let Some(t) = self.global.pop()
+        {
             return Some(t);
         }
         self.steal(w)
     }
 
+    /// Out of line: inlined, it made every call of [`Self::next_task`] save and restore its registers.
+    #[inline(never)]
     fn steal(&self, w: &Worker) -> Option<TaskRef> {
         let n = self.started();
         for i in 1..n {
             let victim = &self.workers[(w.id + i) % n];
-            let mut stolen: VecDeque<TaskRef> = {
-                let Some(mut q) = victim.queue.try_lock() else { continue };
-                let take = q.len().div_ceil(2);
-                if take == 0 {
-                    continue;
-                }
-                q.drain(..take).collect()
-            };
+            if victim.queue.is_empty() {
+                continue;
+            }
+            let Some(mut stolen) = victim.queue.try_steal_half() else { continue };
             let first = stolen.pop_front();
             if !stolen.is_empty() {
-                w.queue.lock().extend(stolen);
+                w.queue.extend(stolen);
             }
             return first;
         }
@@ -295,6 +312,78 @@ impl Scheduler {
             self.push(task);
         }
         won
+    }
+}
+
+/// A FIFO of runnable tasks under a lock, with its length also kept in an atomic so that empty queues
+/// can be passed over (and idle checks made) without taking the lock. The length is stored under the
+/// lock after every change. No wake-up is lost: a worker about to sleep stores its sleep state (SeqCst)
+/// and then reads the lengths (SeqCst); a pusher that relies on another worker stores the length and
+/// then, after the SeqCst fence in [`Scheduler::wake_sleeper`], reads the sleep states.
+pub struct RunQueue {
+    q: Lock<VecDeque<TaskRef>>,
+    len: AtomicUsize,
+}
+
+impl RunQueue {
+    pub fn new() -> RunQueue {
+        RunQueue { q: Lock::new(VecDeque::new()), len: AtomicUsize::new(0) }
+    }
+
+    /// The length as last stored (exact under the lock; a hint outside it).
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::SeqCst)
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends `task`; returns the new length.
+    pub fn push(&self, task: TaskRef) -> usize {
+        let mut q = self.q.lock();
+        q.push_back(task);
+        self.len.store(q.len(), Ordering::Release);
+        q.len()
+    }
+
+    pub fn pop(&self) -> Option<TaskRef> {
+        let mut q = self.q.lock();
+        let t = q.pop_front();
+        self.len.store(q.len(), Ordering::Release);
+        t
+    }
+
+    pub fn extend(&self, tasks: VecDeque<TaskRef>) {
+        let mut q = self.q.lock();
+        q.extend(tasks);
+        self.len.store(q.len(), Ordering::Release);
+    }
+
+    pub fn take_all(&self) -> VecDeque<TaskRef> {
+        let mut q = self.q.lock();
+        self.len.store(0, Ordering::Release);
+        core::mem::take(&mut *q)
+    }
+
+    /// The first half (rounded up) of the queue, unless it is empty or its lock is busy.
+    pub fn try_steal_half(&self) -> Option<VecDeque<TaskRef>> {
+        let mut q = self.q.try_lock()?;
+        let take = q.len().div_ceil(2);
+        if take == 0 {
+            return None;
+        }
+        let stolen = q.drain(..take).collect();
+        self.len.store(q.len(), Ordering::Release);
+        Some(stolen)
+    }
+}
+
+impl Default for RunQueue {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

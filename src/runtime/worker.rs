@@ -52,7 +52,7 @@ pub struct Worker {
     rseq_area: Cell<usize>,
     /// Kernel tid of the worker's OS thread (for directing signals at it).
     pub os_tid: AtomicI32,
-    pub queue: super::lock::Lock<std::collections::VecDeque<TaskRef>>,
+    pub queue: super::scheduler::RunQueue,
 }
 
 // SAFETY: the Cells are only touched by the worker's own OS thread; the rest is atomic or locked.
@@ -76,7 +76,7 @@ impl Worker {
             own_mask: Cell::new(0),
             handler_task: Cell::new(core::ptr::null_mut()),
             handler_sp: Cell::new(0),
-            queue: super::lock::Lock::new(std::collections::VecDeque::new()),
+            queue: super::scheduler::RunQueue::new(),
         }
     }
 }
@@ -221,12 +221,10 @@ pub fn run(sched: &'static Scheduler, w: &'static Worker) -> ! {
             super::netpoll::poll(0);
         }
         sched.fire_timers(&mut expired);
-        for (pending, restart) in [(&signals::PENDING_INTERRUPTS, false), (&signals::PENDING_RESTARTING, true)] {
-            if pending.load(Ordering::Relaxed) != 0 {
-                for _ in 0..pending.swap(0, Ordering::AcqRel) {
-                    super::thread::interrupt_one_waiter(restart);
-                }
-            }
+        if signals::PENDING_INTERRUPTS.load(Ordering::Relaxed) | signals::PENDING_RESTARTING.load(Ordering::Relaxed)
+            != 0
+        {
+            interrupt_waiters();
         }
         if w.stalled.load(Ordering::Relaxed) {
             // Marked while between coroutines: the stall is over.
@@ -244,10 +242,23 @@ pub fn run(sched: &'static Scheduler, w: &'static Worker) -> ! {
             run_one(sched, w, task);
             continue;
         }
-        if super::netpoll::exists() && super::netpoll::poll(0) > 0 {
-            continue;
-        }
+        // No non-blocking poll first: a poll(0) here could only make a system call while no worker waits
+        // in epoll_wait, and then idle() makes this worker that waiter, whose epoll_wait returns at once
+        // if readiness is pending. At low load the extra poll found nothing on almost every round trip.
         idle(sched, w);
+    }
+}
+
+/// Signals that a handler ran for while coroutines waited: interrupt that many waiters.
+#[cold]
+#[inline(never)]
+fn interrupt_waiters() {
+    for (pending, restart) in [(&signals::PENDING_INTERRUPTS, false), (&signals::PENDING_RESTARTING, true)] {
+        if pending.load(Ordering::Relaxed) != 0 {
+            for _ in 0..pending.swap(0, Ordering::AcqRel) {
+                super::thread::interrupt_one_waiter(restart);
+            }
+        }
     }
 }
 
@@ -272,7 +283,8 @@ fn idle(sched: &Scheduler, w: &Worker) {
     let poller_left = poll_flag.is_none() && super::netpoll::waiting_flag().is_some_and(|f| !f.load(Ordering::SeqCst));
     if !poller_left && !sched.work_pending() {
         let deadline = sched.next_deadline();
-        let now = time::monotonic_ns();
+        // The clock is read only when a timer is pending.
+        let now = if deadline.is_some() { time::monotonic_ns() } else { 0 };
         if deadline.is_none_or(|d| d > now) {
             if poll_flag.is_some() {
                 let ms = deadline.map_or(-1, |d| ((d - now).div_ceil(1_000_000)).min(i32::MAX as u64) as i32);

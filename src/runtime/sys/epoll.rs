@@ -1,6 +1,7 @@
 //! epoll and eventfd through raw system calls, for the netpoller.
 
 use super::syscall::{Errno, syscall1, syscall2, syscall4};
+use core::mem::MaybeUninit;
 
 pub fn create() -> Result<i32, Errno> {
     // SAFETY: epoll_create1 takes only flags.
@@ -24,9 +25,15 @@ pub fn ctl(epfd: i32, op: i32, fd: i32, events: u32, data: u64) -> Result<(), Er
 }
 
 /// Waits up to `timeout_ms` (-1: forever) for events; returns how many were stored in `out`.
-pub fn wait(epfd: i32, out: &mut [libc::epoll_event], timeout_ms: i32) -> Result<usize, Errno> {
+/// Waits for events into `out`, left uninitialised by the caller (zeroing 128 events cost more than the
+/// rest of a poll); returns the events the kernel wrote.
+pub fn wait(
+    epfd: i32,
+    out: &mut [MaybeUninit<libc::epoll_event>],
+    timeout_ms: i32,
+) -> Result<&[libc::epoll_event], Errno> {
     // SAFETY: out is a writable array of out.len() events.
-    unsafe {
+    let n = unsafe {
         super::syscall::syscall6(
             libc::SYS_epoll_pwait,
             epfd as usize,
@@ -36,7 +43,9 @@ pub fn wait(epfd: i32, out: &mut [libc::epoll_event], timeout_ms: i32) -> Result
             0,
             8,
         )
-    }
+    }?;
+    // SAFETY: the kernel wrote the first n events (n <= out.len()).
+    Ok(unsafe { core::slice::from_raw_parts(out.as_ptr() as *const libc::epoll_event, n.min(out.len())) })
 }
 
 pub fn eventfd() -> Result<i32, Errno> {
