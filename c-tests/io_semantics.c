@@ -522,6 +522,114 @@ static void blocks_until_write(const char *label, int rfd, int wfd)
         close(rfd); /* leaves the thread behind; main returns in the end */
 }
 
+static void park_once(int rfd, int wfd);
+
+/* A read in another thread that should answer EAGAIN at once: reports what it got within 2 s, and if it
+ * blocked instead, releases it with a byte through wfd. */
+static const char *read_now(int rfd, int wfd)
+{
+    static char out[64];
+    struct call c;
+    char b = 0;
+    call_start(&c, OP_READ, rfd, &b, 1, 0, 0);
+    if (call_join(&c, 2000)) {
+        snprintf(out, sizeof out, "%s", cres(&c));
+        return out;
+    }
+    write(wfd, "r", 1);
+    call_join(&c, 5000);
+    return "blocked";
+}
+
+/* O_NONBLOCK changed after the runtime saw the description blocking (it remembers that verdict for
+ * descriptions only this process can change): every way of changing it must still count. */
+static void case_nonblock_changes(void)
+{
+    int sv[2], d;
+    unix_pair(sv, 0);
+    park_once(sv[0], sv[1]);
+    fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+    say("C2 socketpair seen blocking, then fcntl(F_SETFL, O_NONBLOCK)", "read: %s", read_now(sv[0], sv[1]));
+    fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) & ~O_NONBLOCK);
+    blocks_until_write("C2 ... then O_NONBLOCK cleared", sv[0], sv[1]);
+    int on = 1;
+    ioctl(sv[0], FIONBIO, &on);
+    say("C2 ioctl(FIONBIO, 1)", "read: %s", read_now(sv[0], sv[1]));
+    on = 0;
+    ioctl(sv[0], FIONBIO, &on);
+    blocks_until_write("C2 ioctl(FIONBIO, 0)", sv[0], sv[1]);
+    syscall(SYS_fcntl, sv[0], F_SETFL, O_RDWR | O_NONBLOCK);
+    say("C2 syscall(SYS_fcntl, F_SETFL, O_NONBLOCK)", "read: %s", read_now(sv[0], sv[1]));
+    syscall(SYS_fcntl, sv[0], F_SETFL, O_RDWR);
+    d = dup(sv[0]);
+    park_once(sv[0], sv[1]);
+    fcntl(d, F_SETFL, O_RDWR | O_NONBLOCK);
+    say("C2 O_NONBLOCK set through a dup", "read through the original: %s", read_now(sv[0], sv[1]));
+    close(d);
+    close(sv[0]);
+    close(sv[1]);
+
+    /* a child sets O_NONBLOCK on an inherited pipe */
+    int p[2];
+    mkpipe(p);
+    park_once(p[0], p[1]);
+    pid_t pid = fork();
+    if (pid == 0) {
+        fcntl(p[0], F_SETFL, O_RDONLY | O_NONBLOCK);
+        _exit(0);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    say("C2 pipe seen blocking, a forked child sets O_NONBLOCK", "read: %s", read_now(p[0], p[1]));
+    close(p[0]);
+    close(p[1]);
+
+    /* a socket sent with SCM_RIGHTS to a process that existed before it, which sets O_NONBLOCK */
+    int link[2], ack[2];
+    unix_pair(link, 0);
+    mkpipe(ack);
+    pid = fork();
+    if (pid == 0) {
+        char byte;
+        char cbuf[CMSG_SPACE(sizeof(int))];
+        struct iovec iov = { &byte, 1 };
+        struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf };
+        if (recvmsg(link[1], &m, 0) == 1) {
+            int got;
+            memcpy(&got, CMSG_DATA(CMSG_FIRSTHDR(&m)), sizeof got);
+            fcntl(got, F_SETFL, O_RDWR | O_NONBLOCK);
+        }
+        write(ack[1], "k", 1);
+        _exit(0);
+    }
+    unix_pair(sv, 0);
+    park_once(sv[0], sv[1]);
+    {
+        char byte = 's';
+        char cbuf[CMSG_SPACE(sizeof(int))];
+        memset(cbuf, 0, sizeof cbuf);
+        struct iovec iov = { &byte, 1 };
+        struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf };
+        struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+        h->cmsg_level = SOL_SOCKET;
+        h->cmsg_type = SCM_RIGHTS;
+        h->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(h), &sv[0], sizeof(int));
+        ssize_t sent = sendmsg(link[0], &m, 0);
+        char k = 0;
+        ssize_t acked = read(ack[0], &k, 1);
+        waitpid(pid, &st, 0);
+        say("C2 socket sent with SCM_RIGHTS to an older process, which sets O_NONBLOCK",
+            "sendmsg %s; child done %s; read: %s", res(sent, errno), res(acked, errno), read_now(sv[0], sv[1]));
+    }
+    close(sv[0]);
+    close(sv[1]);
+    close(link[0]);
+    close(link[1]);
+    close(ack[0]);
+    close(ack[1]);
+}
+
 static void case_nonblocking(void)
 {
     int sv[2], c, s, p[2];
@@ -2145,7 +2253,8 @@ int main(void)
         { "A", case_no_short_writes }, { "B", case_waitall },      { "C", case_nonblocking },
         { "D", case_getfl_while_blocked }, { "E", case_children }, { "F", case_timeouts },
         { "G", case_connect },         { "H", case_concurrency },  { "I", case_shutdown },
-        { "J", case_close_while_blocked }, { "J", case_close_other_ways }, { "J", case_close_reuse },     { "K", case_errors },       { "L", case_signals },
+        { "C", case_nonblock_changes }, { "J", case_close_while_blocked }, { "J", case_close_other_ways },
+        { "J", case_close_reuse },     { "K", case_errors },       { "L", case_signals },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int64_t t0 = mono_ns();

@@ -146,6 +146,13 @@ declare_real! {
     fn pipe2(fds: *mut c_int, flags: c_int) -> c_int;
     fn fclose(f: *mut libc::FILE) -> c_int;
     fn eventfd(init: c_uint, flags: c_int) -> c_int;
+    fn fcntl64(fd: c_int, cmd: c_int, arg: usize) -> c_int;
+    fn posix_spawn(pid: *mut libc::pid_t, path: *const c_char, actions: *const libc::posix_spawn_file_actions_t,
+                   attr: *const libc::posix_spawnattr_t, argv: *const *mut c_char, envp: *const *mut c_char) -> c_int;
+    fn posix_spawnp(pid: *mut libc::pid_t, file: *const c_char, actions: *const libc::posix_spawn_file_actions_t,
+                    attr: *const libc::posix_spawnattr_t, argv: *const *mut c_char, envp: *const *mut c_char) -> c_int;
+    fn popen(cmd: *const c_char, mode: *const c_char) -> *mut libc::FILE;
+    fn ioctl(fd: c_int, request: libc::c_ulong, arg: usize) -> c_int;
     fn timerfd_create(clock: c_int, flags: c_int) -> c_int;
     fn signalfd(fd: c_int, mask: *const libc::sigset_t, flags: c_int) -> c_int;
     fn freopen(path: *const c_char, mode: *const c_char, f: *mut libc::FILE) -> *mut libc::FILE;

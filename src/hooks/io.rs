@@ -187,9 +187,51 @@ pub unsafe extern "C" fn pipe2(fds: *mut c_int, flags: c_int) -> c_int {
 /// A number the kernel just created (or -1): the fd table forgets what it knew of the number.
 fn opened_one(fd: c_int, kind: Kind) -> c_int {
     if fd >= 0 && crate::runtime::running() {
-        fd::opened(fd, kind);
+        fd::created(fd, kind);
     }
     fd
+}
+
+/// fcntl: F_SETFL may change O_NONBLOCK (the fd table's cached verdicts are looked up again) and
+/// F_DUPFD/F_DUPFD_CLOEXEC make a number. Variadic in C; the one optional argument arrives in the third
+/// integer register either way (see `syscall`).
+///
+/// # Safety
+/// C contract of fcntl.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: usize) -> c_int {
+    // SAFETY: as fcntl64.
+    unsafe { fcntl64(fd, cmd, arg) }
+}
+
+/// # Safety
+/// C contract of fcntl64.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: usize) -> c_int {
+    // SAFETY: forwarding.
+    let r = unsafe { real::fcntl64(fd, cmd, arg) };
+    if crate::runtime::running() {
+        match cmd {
+            libc::F_SETFL => fd::flags_changed(),
+            libc::F_DUPFD | libc::F_DUPFD_CLOEXEC if r >= 0 => fd::opened(r, Kind::Unknown),
+            _ => {}
+        }
+    }
+    r
+}
+
+/// ioctl: FIONBIO changes O_NONBLOCK. Variadic in C, like fcntl.
+///
+/// # Safety
+/// C contract of ioctl.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ioctl(fd: c_int, request: libc::c_ulong, arg: usize) -> c_int {
+    // SAFETY: forwarding.
+    let r = unsafe { real::ioctl(fd, request, arg) };
+    if request == libc::FIONBIO && crate::runtime::running() {
+        fd::flags_changed();
+    }
+    r
 }
 
 /// # Safety
@@ -243,8 +285,8 @@ pub unsafe extern "C" fn eventfd_write(fd: c_int, value: u64) -> c_int {
 pub(crate) unsafe fn opened_pair(fds: *const c_int, kind: Kind) {
     // SAFETY: per the contract.
     unsafe {
-        fd::opened(*fds, kind);
-        fd::opened(*fds.add(1), kind);
+        fd::created(*fds, kind);
+        fd::created(*fds.add(1), kind);
     }
 }
 

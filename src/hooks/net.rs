@@ -289,6 +289,11 @@ pub unsafe extern "C" fn sendto(
 /// C contract of sendmsg.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> isize {
+    if crate::runtime::running()
+        && let Ok(m) = crate::runtime::sys::usercopy::read(msg)
+    {
+        fd::sending(&m);
+    }
     if worker::current_task().is_none() || flags & libc::MSG_DONTWAIT != 0 {
         // SAFETY: forwarding.
         return unsafe { real::sendmsg(fd, msg, flags) };
@@ -355,7 +360,7 @@ pub unsafe extern "C" fn accept4(
         ret(io::accept(fd, addr, alen, flags)) as c_int
     };
     if r >= 0 && crate::runtime::running() {
-        fd::opened(r, Kind::Socket);
+        fd::created(r, Kind::Socket);
     }
     r
 }
@@ -378,7 +383,7 @@ pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, proto: c_int) -> c_int
     // SAFETY: forwarding.
     let r = unsafe { real::socket(domain, ty, proto) };
     if r >= 0 && crate::runtime::running() {
-        fd::opened(r, Kind::Socket);
+        fd::created(r, Kind::Socket);
     }
     r
 }
@@ -458,6 +463,14 @@ pub unsafe extern "C" fn recvmmsg(
 /// C contract of sendmmsg.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sendmmsg(fd: c_int, vec: *mut libc::mmsghdr, vlen: libc::c_uint, flags: c_int) -> c_int {
+    if crate::runtime::running() {
+        for i in 0..vlen.min(1024) as usize {
+            match crate::runtime::sys::usercopy::read(vec.wrapping_add(i)) {
+                Ok(m) => fd::sending(&m.msg_hdr),
+                Err(_) => break,
+            }
+        }
+    }
     if worker::current_task().is_none() || flags & libc::MSG_DONTWAIT != 0 || vlen == 0 {
         // SAFETY: forwarding.
         return unsafe { real::sendmmsg(fd, vec, vlen, flags) };

@@ -7,7 +7,7 @@ use crate::real;
 use crate::runtime::stats::Offload;
 use crate::runtime::sys::syscall::{syscall4, syscall6};
 use crate::runtime::{offload, worker};
-use std::ffi::c_int;
+use std::ffi::{c_char, c_int};
 
 /// A vfork child shares its parent's stack and memory; run from a coroutine it would resume inside the
 /// shim's scheduler state. A coroutine gets a real fork instead, which POSIX allows for vfork.
@@ -16,6 +16,7 @@ use std::ffi::c_int;
 /// C contract of vfork.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn vfork() -> libc::pid_t {
+    crate::runtime::fd::sharing_with_child();
     if worker::current_task().is_none() {
         // SAFETY: forwarding; a plain thread may vfork as usual.
         return unsafe { real::vfork() };
@@ -89,12 +90,57 @@ pub unsafe extern "C" fn waitid(
     super::io::ret(r) as c_int
 }
 
+/// posix_spawn, posix_spawnp and popen make a child that inherits descriptions (and may change their
+/// flags) without running the atfork handlers: the fd table hears of it first.
+///
+/// # Safety
+/// C contract of posix_spawn.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn posix_spawn(
+    pid: *mut libc::pid_t,
+    path: *const c_char,
+    actions: *const libc::posix_spawn_file_actions_t,
+    attr: *const libc::posix_spawnattr_t,
+    argv: *const *mut c_char,
+    envp: *const *mut c_char,
+) -> c_int {
+    crate::runtime::fd::sharing_with_child();
+    // SAFETY: forwarding.
+    unsafe { real::posix_spawn(pid, path, actions, attr, argv, envp) }
+}
+
+/// # Safety
+/// C contract of posix_spawnp.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn posix_spawnp(
+    pid: *mut libc::pid_t,
+    file: *const c_char,
+    actions: *const libc::posix_spawn_file_actions_t,
+    attr: *const libc::posix_spawnattr_t,
+    argv: *const *mut c_char,
+    envp: *const *mut c_char,
+) -> c_int {
+    crate::runtime::fd::sharing_with_child();
+    // SAFETY: forwarding.
+    unsafe { real::posix_spawnp(pid, file, actions, attr, argv, envp) }
+}
+
+/// # Safety
+/// C contract of popen.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn popen(cmd: *const c_char, mode: *const c_char) -> *mut libc::FILE {
+    crate::runtime::fd::sharing_with_child();
+    // SAFETY: forwarding.
+    unsafe { real::popen(cmd, mode) }
+}
+
 /// system() waits for its child inside glibc: a coroutine has a helper thread run it.
 ///
 /// # Safety
 /// C contract of system.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn system(cmd: *const std::ffi::c_char) -> c_int {
+    crate::runtime::fd::sharing_with_child();
     let cmd = cmd as usize;
     // SAFETY: forwarding, on a helper thread for a coroutine; the string outlives the call.
     offload::run(Offload::Process, move || unsafe { real::system(cmd as *const std::ffi::c_char) })

@@ -1,5 +1,5 @@
 //! libc's generic `syscall()`. The futex call parks coroutines: it is how Rust's std, C++20 atomic waits
-//! and hand-written locks wait. close, dup2, dup3 and close_range go through their hooks so the fd table
+//! and hand-written locks wait. close, dup2, dup3 and close_range go through their hooks, and fcntl/ioctl changes of O_NONBLOCK are noted so the fd table
 //! sees them. Every other call is made as glibc would make it.
 //!
 //! `syscall` is variadic in C; on x86-64 a variadic callee receives integer arguments exactly as a
@@ -38,6 +38,18 @@ pub unsafe extern "C" fn syscall(
         // SAFETY: the program's own system call, made unchanged.
         unsafe { syscall6(n, a1, a2, a3, a4, a5, a6) }
     };
+    if runtime::running() {
+        match (n, a2 as i32) {
+            (libc::SYS_fcntl, libc::F_SETFL) => runtime::fd::flags_changed(),
+            (libc::SYS_fcntl, libc::F_DUPFD | libc::F_DUPFD_CLOEXEC) => {
+                if let Ok(fd) = r {
+                    runtime::fd::opened(fd as i32, runtime::fd::Kind::Unknown);
+                }
+            }
+            (libc::SYS_ioctl, _) if a2 as libc::c_ulong == libc::FIONBIO => runtime::fd::flags_changed(),
+            _ => {}
+        }
+    }
     match r {
         Ok(v) => v as c_long,
         Err(e) => {

@@ -84,6 +84,12 @@ pub struct FdEntry {
     moved: AtomicU64,
     /// One of the runtime's own fds for its whole life (the netpoller's): the program never had it open.
     runtime_own: AtomicU32,
+    /// A hooked call created the description in this process since the last child process was made
+    /// (SHARING_EPOCH + 1 then), and it was not sent away with SCM_RIGHTS: only this process can change
+    /// its flags. 0: perhaps shared.
+    private_since: AtomicU32,
+    /// FLAGS_EPOCH when the description was last seen blocking (no O_NONBLOCK).
+    blocking_seen: AtomicU32,
 }
 
 impl FdEntry {
@@ -156,16 +162,109 @@ pub fn entry(fd: i32) -> Option<&'static FdEntry> {
     Some(unsafe { &*t.base.add(fd as usize) })
 }
 
-/// `fd` now names a new object (a hooked call created it): forget what was known of the number.
+/// `fd` now names another object (a dup of one made elsewhere, perhaps shared): forget what was known of
+/// the number.
 pub fn opened(fd: i32, kind: Kind) {
+    opened_with(fd, kind, 0);
+}
+
+/// `fd` names a description a hooked call just created (socket, accept, pipe, socketpair, eventfd...):
+/// only this process has it.
+pub fn created(fd: i32, kind: Kind) {
+    opened_with(fd, kind, SHARING_EPOCH.load(Ordering::Acquire).wrapping_add(1));
+}
+
+fn opened_with(fd: i32, kind: Kind, private_since: u32) {
     if let Some(e) = entry(fd) {
         let _g = table().changes.lock();
         e.generation.fetch_add(1, Ordering::AcqRel);
         e.registered.store(0, Ordering::Release);
+        e.private_since.store(private_since, Ordering::Release);
+        e.blocking_seen.store(0, Ordering::Release);
         e.set_kind(kind);
         e.timeout[0].store(TIMEOUT_UNKNOWN, Ordering::Relaxed);
         e.timeout[1].store(TIMEOUT_UNKNOWN, Ordering::Relaxed);
     }
+}
+
+/// Bumped (after the fact) whenever the process changes a description's flags (F_SETFL, FIONBIO): "seen
+/// blocking" verdicts from before are looked up again.
+static FLAGS_EPOCH: AtomicU32 = AtomicU32::new(1);
+/// Bumped (before the fact) whenever the process makes a child, which inherits descriptions and can
+/// change their flags behind our back.
+static SHARING_EPOCH: AtomicU32 = AtomicU32::new(0);
+
+/// The program changed (or may have changed) some description's O_NONBLOCK; call after the change.
+pub fn flags_changed() {
+    FLAGS_EPOCH.fetch_add(1, Ordering::AcqRel);
+}
+
+/// The process is about to make a child process (fork, vfork, posix_spawn, system, popen).
+pub fn sharing_with_child() {
+    SHARING_EPOCH.fetch_add(1, Ordering::AcqRel);
+}
+
+/// `fd`'s description is being sent to another process (SCM_RIGHTS).
+pub fn sent_away(fd: i32) {
+    if let Some(e) = entry(fd) {
+        e.private_since.store(0, Ordering::Release);
+    }
+}
+
+/// A message about to be sent: descriptions passed with SCM_RIGHTS may be shared from now on.
+pub fn sending(msg: &libc::msghdr) {
+    if msg.msg_control.is_null() || msg.msg_controllen < size_of::<libc::cmsghdr>() {
+        return;
+    }
+    let base = msg.msg_control as usize;
+    let end = base.saturating_add(msg.msg_controllen);
+    let mut at = base;
+    // Walks the control messages as CMSG_FIRSTHDR/CMSG_NXTHDR do, reading through usercopy: a bad buffer
+    // is the kernel's to report (EFAULT), not a reason to crash here.
+    while at + size_of::<libc::cmsghdr>() <= end {
+        let Ok(h) = super::sys::usercopy::read(at as *const libc::cmsghdr) else { return };
+        if h.cmsg_len < size_of::<libc::cmsghdr>() {
+            return;
+        }
+        if h.cmsg_level == libc::SOL_SOCKET && h.cmsg_type == libc::SCM_RIGHTS {
+            let data = at + size_of::<libc::cmsghdr>();
+            let n = (h.cmsg_len - size_of::<libc::cmsghdr>()) / size_of::<i32>();
+            for i in 0..n {
+                let p = data + i * size_of::<i32>();
+                if p + size_of::<i32>() > end {
+                    break;
+                }
+                if let Ok(fd) = super::sys::usercopy::read(p as *const i32) {
+                    sent_away(fd);
+                }
+            }
+        }
+        at += (h.cmsg_len + size_of::<usize>() - 1) & !(size_of::<usize>() - 1);
+    }
+}
+
+/// Whether the program (or whoever shares the description) made `fd` non-blocking: then EAGAIN is its
+/// answer. F_GETFL costs a system call per park, so a description only this process can change keeps
+/// the verdict "blocking" until the process changes some description's flags.
+pub fn program_nonblocking(fd: i32, e: &FdEntry) -> bool {
+    let flags_epoch = FLAGS_EPOCH.load(Ordering::Acquire);
+    let private = e.private_since.load(Ordering::Acquire);
+    let private = private != 0 && private == SHARING_EPOCH.load(Ordering::Acquire).wrapping_add(1);
+    if private && e.blocking_seen.load(Ordering::Acquire) == flags_epoch {
+        return false;
+    }
+    // SAFETY: F_GETFL has no side effects.
+    let nonblocking =
+        match unsafe { super::sys::syscall::syscall2(libc::SYS_fcntl, fd as usize, libc::F_GETFL as usize) } {
+            Ok(flags) => flags as i32 & libc::O_NONBLOCK != 0,
+            Err(_) => true,
+        };
+    // The epoch was read before F_GETFL and is bumped after a change: a change racing with this look
+    // leaves a verdict for an epoch that is already gone.
+    if private && !nonblocking {
+        e.blocking_seen.store(flags_epoch, Ordering::Release);
+    }
+    nonblocking
 }
 
 /// What a hook should do with a close, dup2 or dup3 of a number.

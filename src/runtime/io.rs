@@ -52,15 +52,6 @@ pub fn kind_of(fd: i32, e: &FdEntry) -> Kind {
     k
 }
 
-/// Whether the program (or whoever shares the description) made it non-blocking: then EAGAIN is the answer.
-fn program_nonblocking(fd: i32) -> bool {
-    // SAFETY: F_GETFL has no side effects.
-    match unsafe { syscall2(libc::SYS_fcntl, fd as usize, libc::F_GETFL as usize) } {
-        Ok(flags) => flags as i32 & libc::O_NONBLOCK != 0,
-        Err(_) => true,
-    }
-}
-
 /// SO_RCVTIMEO / SO_SNDTIMEO of a socket in ns (0: none), looked up once per object.
 fn timeout_ns(fd: i32, e: &FdEntry, dir: Dir) -> u64 {
     let slot = e.timeout(dir);
@@ -178,7 +169,7 @@ pub fn blocking_on(
             }
             r => break r,
         }
-        if program_nonblocking(t.fd) {
+        if fd::program_nonblocking(t.fd, e) {
             break Err(Errno(libc::EAGAIN));
         }
         if counted.is_none() {

@@ -138,7 +138,7 @@ pub fn run_main(main: MainFn, argc: c_int, argv: *mut *mut c_char, envp: *mut *m
         monitor::ensure_started();
     }
     // SAFETY: the handlers only touch atomics and the GS base.
-    unsafe { libc::pthread_atfork(None, None, Some(atfork_child)) };
+    unsafe { libc::pthread_atfork(Some(atfork_prepare), None, Some(atfork_child)) };
 
     // Worker 0's own context needs a TCB of its own: the initial TCB now belongs to the main coroutine.
     let rt = get();
@@ -180,6 +180,11 @@ fn thread_name_of_this_os_thread() -> Vec<u8> {
     // SAFETY: PR_GET_NAME writes at most 16 bytes.
     unsafe { libc::prctl(libc::PR_GET_NAME, buf.as_mut_ptr()) };
     buf.iter().take_while(|&&b| b != 0).copied().collect()
+}
+
+extern "C" fn atfork_prepare() {
+    // The child inherits every description and may change their flags.
+    fd::sharing_with_child();
 }
 
 extern "C" fn atfork_child() {
