@@ -9,13 +9,20 @@
  *    sigwaitinfo and sigtimedwait take it exactly once;
  * 3. only a waiter whose mask lets the signal through is interrupted; with SA_RESTART its read() goes
  *    on, its poll() ends with EINTR;
- * 4. the same with 100 readers that block the signal and one thread that does not.
+ * 4. the same with 100 readers that block the signal and one thread that does not;
+ * 5. when no thread blocks it, a process-directed signal goes to the main thread (Linux's first pick), even
+ *    while another thread runs: main's nanosleep or pause ends with EINTR, the handler runs in main;
+ *    and while main waits in pthread_join (the handler runs in main, the join goes on); a thread waiting
+ *    for a mutex that accepts it runs the handler too, and goes on waiting;
+ * 6. the sigwait pattern: every thread blocks SIGTERM (default action: terminate) and one takes it with
+ *    sigwait; a SIGTERM sent meanwhile or before stays pending and never kills the process.
  * asyncshim-test: timeout=120 */
 #include "test_util.h"
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
@@ -371,7 +378,6 @@ static void only_the_unblocked(int readers, int call, int restart)
     int (*pipes)[2] = calloc((size_t)readers + 1, sizeof *pipes);
     struct blocked_reader *br = calloc((size_t)readers, sizeof *br);
     pthread_t *bt = calloc((size_t)readers, sizeof *bt);
-    int ready = 0;
     for (int i = 0; i <= readers; i++)
         if (pipe(pipes[i]) != 0)
             return;
@@ -419,6 +425,146 @@ static void only_the_unblocked(int readers, int call, int restart)
     set_handler(0);
 }
 
+/* ---- 5. main first ---- */
+
+static int main_done;
+
+static void *spinner_main(void *arg)
+{
+    (void)arg;
+    int64_t end = mono_ns() + 5LL * 1000000000;
+    while (!ATOMIC_LOAD(&main_done) && mono_ns() < end)
+        sched_yield();
+    return NULL;
+}
+
+static void *delayed_kill_main(void *arg)
+{
+    sleep_ms(200);
+    kill(getpid(), (int)(intptr_t)arg);
+    return NULL;
+}
+
+static void main_first(int use_pause)
+{
+    const char *call = use_pause ? "pause" : "nanosleep";
+    ATOMIC_STORE(&handled, 0);
+    ATOMIC_STORE(&main_done, 0);
+    handled_by = 0;
+    usr1_mask(SIG_UNBLOCK);
+    pthread_t sp, k;
+    pthread_create(&sp, NULL, spinner_main, NULL);
+    pthread_create(&k, NULL, delayed_kill_main, (void *)(intptr_t)SIGUSR1);
+    struct timespec ts = { 3, 0 };
+    int64_t t0 = mono_ns();
+    int r = use_pause ? pause() : nanosleep(&ts, NULL);
+    int e = errno;
+    int64_t took = mono_ns() - t0;
+    usr1_mask(SIG_BLOCK);
+    ATOMIC_STORE(&main_done, 1);
+    join_bounded(sp, call);
+    join_bounded(k, call);
+    printf("nobody blocks, main in %s, another thread running: returned %d/%s, handler ran %d time(s), in main: "
+           "%s\n",
+           call, r, errname(e), ATOMIC_LOAD(&handled), yes(pthread_equal(handled_by, pthread_self())));
+    fprintf(stderr, "main in %s: %.1f ms\n", call, took / 1e6);
+}
+
+static void *sleep_300(void *arg)
+{
+    (void)arg;
+    sleep_ms(300);
+    return (void *)7;
+}
+
+static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_t locker_self;
+static int locker_got;
+
+static void *locker_main(void *arg)
+{
+    (void)arg;
+    locker_self = pthread_self();
+    usr1_mask(SIG_UNBLOCK);
+    pthread_mutex_lock(&held_lock);
+    ATOMIC_STORE(&locker_got, 1);
+    pthread_mutex_unlock(&held_lock);
+    return NULL;
+}
+
+static void parked_takers(void)
+{
+    /* main, waiting in pthread_join, is the only thread that accepts SIGUSR1. */
+    ATOMIC_STORE(&handled, 0);
+    handled_by = 0;
+    pthread_t sl, k;
+    pthread_create(&sl, NULL, sleep_300, NULL);
+    pthread_create(&k, NULL, delayed_kill_main, (void *)(intptr_t)SIGUSR1);
+    usr1_mask(SIG_UNBLOCK);
+    void *ret = NULL;
+    int r = pthread_join(sl, &ret);
+    usr1_mask(SIG_BLOCK);
+    join_bounded(k, "join");
+    printf("main in pthread_join takes it: join returned %d with %ld, handler ran %d time(s), in main: %s\n", r,
+           (long)(intptr_t)ret, ATOMIC_LOAD(&handled), yes(pthread_equal(handled_by, pthread_self())));
+
+    /* A thread waiting for a mutex main holds is the only one that accepts it. */
+    ATOMIC_STORE(&handled, 0);
+    handled_by = 0;
+    pthread_t lk;
+    pthread_mutex_lock(&held_lock);
+    pthread_create(&lk, NULL, locker_main, NULL);
+    sleep_ms(150);
+    kill(getpid(), SIGUSR1);
+    sleep_ms(150);
+    int got_before = ATOMIC_LOAD(&locker_got);
+    pthread_mutex_unlock(&held_lock);
+    join_bounded(lk, "mutex");
+    printf("a thread waiting for a mutex takes it: handler ran %d time(s), in it: %s; it kept waiting: %s, then "
+           "locked: %s\n",
+           ATOMIC_LOAD(&handled), yes(pthread_equal(handled_by, locker_self)), yes(!got_before),
+           yes(ATOMIC_LOAD(&locker_got)));
+}
+
+/* ---- 6. the sigwait pattern with a signal whose default action terminates ---- */
+
+static void *term_waiter_main(void *arg)
+{
+    int *got = arg;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    int sig = 0;
+    int r = sigwait(&set, &sig);
+    *got = r == 0 ? sig : -r;
+    return NULL;
+}
+
+static void sigwait_pattern(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    int got1 = 0, got2 = 0;
+    pthread_t t;
+    pthread_create(&t, NULL, term_waiter_main, &got1);
+    sleep_ms(150);
+    kill(getpid(), SIGTERM);
+    join_bounded(t, "sigwait SIGTERM");
+    printf("sigwait pattern: the waiter got signal %d\n", got1);
+    kill(getpid(), SIGTERM);
+    sleep_ms(100);
+    sigset_t p;
+    sigemptyset(&p);
+    sigpending(&p);
+    printf("sigwait pattern: SIGTERM sent while nobody waits is pending: %s\n", yes(sigismember(&p, SIGTERM)));
+    pthread_create(&t, NULL, term_waiter_main, &got2);
+    join_bounded(t, "sigwait SIGTERM (pending)");
+    printf("sigwait pattern: a later waiter got signal %d\n", got2);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
+
 int main(void)
 {
     test_init();
@@ -445,6 +591,11 @@ int main(void)
     only_the_unblocked(1, C_POLL, 1);
     only_the_unblocked(100, C_READ, 0);
     only_the_unblocked(100, C_SLEEP, 1);
+
+    main_first(0);
+    main_first(1);
+    parked_takers();
+    sigwait_pattern();
 
     CHECK(!usr1_pending(), "nothing left pending");
     return test_exit_status();

@@ -78,17 +78,14 @@ pub unsafe extern "C" fn signal(sig: c_int, handler: libc::sighandler_t) -> libc
 }
 
 /// The mask is per coroutine: the change is made on the worker now and carried with the coroutine.
+/// Signals pending in the kernel that it unblocks are delivered during the call, to this thread.
 ///
 /// # Safety
 /// C contract of pthread_sigmask.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pthread_sigmask(how: c_int, set: *const libc::sigset_t, old: *mut libc::sigset_t) -> c_int {
     // SAFETY: forwarding.
-    let r = unsafe { real::pthread_sigmask(how, set, old) };
-    if r == 0 && !set.is_null() && worker::current_task().is_some() {
-        runtime::thread::mask_changed();
-    }
-    r
+    runtime::thread::change_mask(set.is_null(), || unsafe { real::pthread_sigmask(how, set, old) })
 }
 
 /// # Safety
@@ -96,11 +93,7 @@ pub unsafe extern "C" fn pthread_sigmask(how: c_int, set: *const libc::sigset_t,
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sigprocmask(how: c_int, set: *const libc::sigset_t, old: *mut libc::sigset_t) -> c_int {
     // SAFETY: forwarding.
-    let r = unsafe { real::sigprocmask(how, set, old) };
-    if r == 0 && !set.is_null() && worker::current_task().is_some() {
-        runtime::thread::mask_changed();
-    }
-    r
+    runtime::thread::change_mask(set.is_null(), || unsafe { real::sigprocmask(how, set, old) })
 }
 
 fn read_set(set: *const libc::sigset_t) -> Result<u64, c_int> {
@@ -167,10 +160,10 @@ fn timed_wait(
     let deadline = if ts.is_null() {
         None
     } else {
-        match runtime::sys::usercopy::read(ts).ok().and_then(|t| runtime::sys::time::timespec_ns(&t)) {
-            Some(ns) => Some(runtime::sys::time::monotonic_ns().saturating_add(ns)),
-            None => None,
-        }
+        runtime::sys::usercopy::read(ts)
+            .ok()
+            .and_then(|t| runtime::sys::time::timespec_ns(&t))
+            .map(|ns| runtime::sys::time::monotonic_ns().saturating_add(ns))
     };
     let bad_timeout = !ts.is_null() && deadline.is_none();
     if !me_is_coroutine || bad_timeout || deadline == Some(0) {

@@ -223,9 +223,16 @@ extern "C" fn program_handler(sig: i32, info: *mut libc::siginfo_t, ctx: *mut li
     }
     if let Some(w) = w {
         // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
-        if !redelivery && w.task_in_context().is_none() && !is_fault(sig, unsafe { &*info }) {
-            // SAFETY: as above.
-            hold(sig, unsafe { &*info });
+        let info_ref = unsafe { &*info };
+        let hold_it = !redelivery
+            && !is_fault(sig, info_ref)
+            && match w.task_in_context() {
+                None => true,
+                // Linux gives a process-directed signal to the main thread when it accepts it.
+                Some(t) => !t.is_main && info_ref.si_code != libc::SI_TKILL && main_takes(sig),
+            };
+        if hold_it {
+            hold(sig, info_ref);
             // SAFETY: as below.
             unsafe { *libc::__errno_location() = saved_errno };
             return;
@@ -335,6 +342,22 @@ pub fn claim_held(task: &super::task::Task, accept: u64) -> u64 {
     got
 }
 
+/// The main thread's task, for routing (set once at start).
+static MAIN_TASK: core::sync::atomic::AtomicPtr<super::task::Task> =
+    core::sync::atomic::AtomicPtr::new(core::ptr::null_mut());
+
+pub fn set_main_task(t: TaskRef) {
+    MAIN_TASK.store(t.0.as_ptr(), Ordering::Release);
+}
+
+/// Whether the main thread accepts `sig`. Async-signal-safe.
+fn main_takes(sig: i32) -> bool {
+    core::ptr::NonNull::new(MAIN_TASK.load(Ordering::Acquire))
+        .map(TaskRef)
+        .and_then(|m| super::thread::signal_rank(&m, bit(sig)))
+        .is_some()
+}
+
 /// The siginfo a held signal came with, if it is still recorded (it is given out once).
 pub fn take_info(sig: i32) -> Option<libc::siginfo_t> {
     if INFO_VALID.fetch_and(!bit(sig), Ordering::AcqRel) & bit(sig) == 0 {
@@ -367,17 +390,29 @@ pub fn raise_here(sig: i32) {
     let _ = unsafe { sys::syscall::syscall3(libc::SYS_tgkill, pid, tid, sig as usize) };
 }
 
-/// Raises `sig` on this worker's own context now, with `sig` unblocked for the moment: the handler runs
-/// at once, though in no coroutine (used when every coroutine that accepts it is parked where a signal
-/// cannot end the wait, so its handler still runs promptly, as natively).
-pub fn raise_in_worker_context(sig: i32) {
-    let Some(w) = worker::current_worker() else { return };
-    let before = w.kernel_mask();
-    w.set_kernel_mask(before & !bit(sig));
-    w.directed_delivery.set(true);
-    raise_here(sig);
-    w.directed_delivery.set(false);
-    w.set_kernel_mask(before);
+/// Runs the handler of `sig` now in the context of `task`, which is parked where a signal does not end
+/// the wait (a join, a mutex, a condition variable), as the kernel runs it in a thread sleeping there: the
+/// worker claims the parked coroutine, raises the signal on itself with the task's TCB in FS and the
+/// task's mask in force, and puts the task back (queueing it if a waker came meanwhile). False if the
+/// task is not parked now (it is about to run and takes the signal then).
+pub fn run_in_parked(task: TaskRef, sig: i32) -> bool {
+    let Some(w) = worker::current_worker() else { return false };
+    if w.task_in_context().is_some() || !task.claim_parked() {
+        return false;
+    }
+    w.in_context_of(task, || {
+        let before = w.kernel_mask();
+        let mask = task.delivery_mask.load(Ordering::Acquire) & !bit(sig);
+        w.set_kernel_mask(mask);
+        w.directed_delivery.set(true);
+        raise_here(sig);
+        w.directed_delivery.set(false);
+        w.set_kernel_mask(before);
+    });
+    if task.finish_park() {
+        super::get().sched.push(task);
+    }
+    true
 }
 
 /// Signals with a program handler (installed behind the wrapper).
@@ -653,6 +688,12 @@ pub fn suspend(mask: u64) {
         }
         me.switch_out(Switch::Park);
         me.interruptible.store(0, Ordering::Release);
+        if me.last_wake.get() == Wake::Interrupted {
+            // A signal the mask lets through came: those the thread's own mask allows already ran as the
+            // coroutine resumed; the others run now, under the temporary mask.
+            temp.deliver_pending();
+            return;
+        }
     }
 }
 

@@ -334,6 +334,18 @@ impl Task {
         }
     }
 
+    /// Claims a fully parked task for a moment without resuming it (to run a signal handler in its
+    /// context): it goes back to PARKING, so a waker that comes meanwhile leaves the queueing to the
+    /// claimer, who ends the claim with [`Task::finish_park`]. False if it is not parked now.
+    pub fn claim_parked(&self) -> bool {
+        let cur = self.state.load(Ordering::Acquire);
+        if cur as u32 & PHASE_MASK != PARKED {
+            return false;
+        }
+        let g = cur & !(u32::MAX as u64);
+        self.state.compare_exchange(cur, g | PARKING as u64, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+
     /// Marks the task running (by the worker about to resume it); returns why its last park ended.
     pub fn mark_running(&self) -> Wake {
         let cur = self.state.load(Ordering::Acquire);

@@ -124,6 +124,7 @@ pub fn main_task(tcb: Tcb, name: &[u8]) -> TaskRef {
     task.sigmask.set(mask);
     task.delivery_mask.store(mask, Ordering::Release);
     super::signals::delivery_mask_changed(None, Some(mask));
+    super::signals::set_main_task(task);
     task.join.lock().life = Life::Running;
     super::get().threads.register(task);
     task
@@ -577,7 +578,8 @@ fn interrupt(target: TaskRef, sig: i32) {
 
 /// How readily a thread can take a signal now: waiting in a call the signal ends (0), running (1),
 /// queued (2), parked where a signal does not end the wait (3); None if it does not accept the signal.
-fn signal_rank(t: &TaskRef, b: u64) -> Option<u8> {
+/// Async-signal-safe (atomics only).
+pub fn signal_rank(t: &TaskRef, b: u64) -> Option<u8> {
     let waited_for = t.sigwait_set.load(Ordering::Acquire) & b != 0;
     if !waited_for && t.delivery_mask.load(Ordering::Acquire) & b != 0 {
         return None;
@@ -593,18 +595,17 @@ fn signal_rank(t: &TaskRef, b: u64) -> Option<u8> {
 }
 
 /// Routes a held process-directed signal as the kernel picks a thread: one that does not block it, the
-/// main thread first (unless it is parked where the signal cannot reach it at once), then one waiting in a
-/// call the signal ends, then a running one, then a queued one. The signal stays held when no thread
-/// accepts it. A thread that waits is woken (EINTR, or its sigwait returns); one that runs gets it on its
-/// worker now; one that is queued gets it when it resumes. When every accepting thread is parked where a
-/// signal does not end the wait (a join, a mutex), the handler runs now in the worker's own context, so
-/// that it is not delayed until that wait ends.
+/// main thread first, then one waiting in a call the signal ends, then a running one, then a queued one,
+/// then one parked where a signal does not end the wait. The signal stays held when no thread accepts
+/// it. A thread that waits is woken (EINTR, or its sigwait returns); one that runs gets it on its worker
+/// now; one that is queued gets it when it resumes; one parked in a join, a mutex or a condition variable
+/// runs the handler in its context now and goes on waiting (see `signals::run_in_parked`).
 pub fn route_process_signal(sig: i32) {
     let b = super::signals::bit(sig);
     let rt = super::get();
     let best = {
         let reg = rt.threads.registry.lock();
-        let main = reg.values().find(|t| t.is_main).and_then(|t| signal_rank(t, b).filter(|&r| r < 3).map(|r| (r, *t)));
+        let main = reg.values().find(|t| t.is_main).and_then(|t| signal_rank(t, b).map(|r| (r, *t)));
         main.or_else(|| reg.values().filter_map(|t| signal_rank(t, b).map(|r| (r, *t))).min_by_key(|(r, _)| *r))
     };
     let Some((rank, target)) = best else { return };
@@ -627,7 +628,7 @@ pub fn route_process_signal(sig: i32) {
                 )
             };
         }
-        3 => super::signals::raise_in_worker_context(sig),
+        3 if super::signals::run_in_parked(target, sig) => {}
         _ => {
             target.pending_signals.fetch_or(b, Ordering::AcqRel);
             interrupt(target, sig);
@@ -635,8 +636,23 @@ pub fn route_process_signal(sig: i32) {
     }
 }
 
+/// A pthread_sigmask/sigprocmask call by the program (`call` makes the real one; `query_only` when it
+/// only reads the mask). Signals pending in the kernel that the new mask lets through are delivered during
+/// the call to this thread, as natively (not routed to the main thread).
+pub fn change_mask(query_only: bool, call: impl FnOnce() -> i32) -> i32 {
+    let w = if query_only { None } else { worker::current_task().and(worker::current_worker()) };
+    let Some(w) = w else { return call() };
+    w.directed_delivery.set(true);
+    let r = call();
+    w.directed_delivery.set(false);
+    if r == 0 {
+        mask_changed();
+    }
+    r
+}
+
 /// After the program changed the calling coroutine's signal mask on its worker: remember it for the task.
-pub fn mask_changed() {
+fn mask_changed() {
     if let (Some(me), Some(w)) = (worker::current_task(), worker::current_worker()) {
         let m = sys::sigmask(None);
         let old = me.sigmask.replace(m);

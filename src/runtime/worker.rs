@@ -46,7 +46,9 @@ pub struct Worker {
     /// The signal mask now in the kernel for this OS thread: the running coroutine's, or while idle the
     /// signals no coroutine accepts (see `signals`).
     kernel_mask: Cell<u64>,
-    /// True while the worker raises a signal meant for the running coroutine (or its own context) itself.
+    /// True while the signals the kernel delivers on this worker are for the code running now, whatever
+    /// the routing rules: one the worker raises for the running coroutine (or its own context), or
+    /// pending ones the running coroutine just unblocked.
     pub directed_delivery: Cell<bool>,
     /// The rseq area the kernel updates for this OS thread (inside the TCB glibc gave it at start).
     rseq_area: Cell<usize>,
@@ -105,6 +107,19 @@ impl Worker {
     pub fn set_kernel_mask(&self, mask: u64) {
         super::sys::sigmask(Some(mask));
         self.kernel_mask.set(mask);
+    }
+
+    /// Runs `f` (from this worker's own context) in the context of `task`, a parked coroutine claimed
+    /// with `Task::claim_parked`: its TCB in FS and it as the current coroutine, on the worker's stack.
+    pub fn in_context_of(&self, task: TaskRef, f: impl FnOnce()) {
+        let prev = self.current.swap(task.0.as_ptr(), Ordering::Relaxed);
+        // SAFETY: the task is claimed, so no other worker resumes it or uses its TCB meanwhile; the
+        // worker's own TCB is restored before returning.
+        unsafe { fsgs::set_fs_base(task.tcb().0) };
+        f();
+        // SAFETY: as above.
+        unsafe { fsgs::set_fs_base(self.own_tcb.get()) };
+        self.current.store(prev, Ordering::Relaxed);
     }
 
     /// The coroutine whose context the calling code runs in (its TCB in FS), or None in the worker's own
@@ -243,7 +258,7 @@ pub fn run(sched: &'static Scheduler, w: &'static Worker) -> ! {
         // the others.
         if w.id >= sched.base && sched.should_retire(w) {
             sched.hand_off_queue(w);
-            sched.retire(w);
+            retire(sched, w);
             continue;
         }
         if let Some(task) = sched.next_task(w) {
@@ -257,9 +272,19 @@ pub fn run(sched: &'static Scheduler, w: &'static Worker) -> ! {
     }
 }
 
+/// A retired spare sleeps until the monitor revives it, which no signal-mask change does: it blocks every
+/// signal meanwhile, so none can land on it (it takes a mask again when it runs or idles).
+fn retire(sched: &Scheduler, w: &Worker) {
+    let all = signals::runtime_thread_mask();
+    if w.kernel_mask.get() != all {
+        w.set_kernel_mask(all);
+    }
+    sched.retire(w);
+}
+
 fn idle(sched: &Scheduler, w: &Worker) {
     if sched.should_retire(w) {
-        sched.retire(w);
+        retire(sched, w);
         return;
     }
     // One idle worker waits in epoll_wait (so fd readiness wakes it); the others on their futex.
