@@ -6,7 +6,8 @@
  *    once;
  * 2. a process-directed signal that every thread blocks stays pending (sigpending shows it, no handler)
  *    until a thread unblocks it (pthread_sigmask, sigprocmask) and then runs in that thread; sigwait,
- *    sigwaitinfo and sigtimedwait take it exactly once;
+ *    sigwaitinfo and sigtimedwait take it exactly once; raise() of a blocked signal leaves it pending on
+ *    the raising thread only;
  * 3. only a waiter whose mask lets the signal through is interrupted; with SA_RESTART its read() goes
  *    on, its poll() ends with EINTR;
  * 4. the same with 100 readers that block the signal and one thread that does not;
@@ -14,8 +15,10 @@
  *    while another thread runs: main's nanosleep or pause ends with EINTR, the handler runs in main;
  *    and while main waits in pthread_join (the handler runs in main, the join goes on); a thread waiting
  *    for a mutex that accepts it runs the handler too, and goes on waiting;
+ *    SIGPIPE from a write stays with the writing thread although main accepts it too;
  * 6. the sigwait pattern: every thread blocks SIGTERM (default action: terminate) and one takes it with
- *    sigwait; a SIGTERM sent meanwhile or before stays pending and never kills the process.
+ *    sigwait; a SIGTERM sent meanwhile or before stays pending and never kills the process; the same with
+ *    a thread reading a signalfd.
  * asyncshim-test: timeout=120 */
 #include "test_util.h"
 #include <poll.h>
@@ -26,6 +29,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
+#include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -241,6 +245,52 @@ static void pending_until_unblocked(int how)
            u.handled_after, ATOMIC_LOAD(&handled), yes(pthread_equal(handled_by, u.self)));
     snprintf(name, sizeof name, "after %s unblocked it: nothing pending", via);
     CHECK(!usr1_pending(), name);
+}
+
+struct raiser {
+    int pending_after_raise, handled_after_raise, handled_after_unblock, go;
+    pthread_t self;
+};
+
+static void *raiser_main(void *arg)
+{
+    struct raiser *r = arg;
+    r->self = pthread_self();
+    raise(SIGUSR1);
+    r->pending_after_raise = usr1_pending();
+    r->handled_after_raise = ATOMIC_LOAD(&handled);
+    while (!ATOMIC_LOAD(&r->go))
+        sleep_ms(5);
+    usr1_mask(SIG_UNBLOCK);
+    r->handled_after_unblock = ATOMIC_LOAD(&handled);
+    return NULL;
+}
+
+static void *pending_looker_main(void *arg)
+{
+    int *seen = arg;
+    *seen = usr1_pending();
+    return NULL;
+}
+
+static void raise_blocked(void)
+{
+    ATOMIC_STORE(&handled, 0);
+    handled_by = 0;
+    struct raiser r;
+    memset(&r, 0, sizeof r);
+    pthread_t t, o;
+    int other_saw = -1;
+    pthread_create(&t, NULL, raiser_main, &r);
+    sleep_ms(100);
+    pthread_create(&o, NULL, pending_looker_main, &other_saw);
+    join_bounded(o, "raise");
+    ATOMIC_STORE(&r.go, 1);
+    join_bounded(t, "raise");
+    printf("raise of a blocked signal: pending in the raiser: %s, in another thread: %s, handler before unblock %d, "
+           "after %d, in the raiser: %s\n",
+           yes(r.pending_after_raise), yes(other_saw), r.handled_after_raise, r.handled_after_unblock,
+           yes(pthread_equal(handled_by, r.self)));
 }
 
 enum { W_SIGWAIT, W_SIGWAITINFO, W_SIGTIMEDWAIT, W_SIGTIMEDWAIT_TIMEOUT };
@@ -526,6 +576,46 @@ static void parked_takers(void)
            yes(ATOMIC_LOAD(&locker_got)));
 }
 
+static int pipe_handled;
+static pthread_t pipe_handled_by;
+
+static void on_pipe(int sig)
+{
+    (void)sig;
+    pipe_handled_by = pthread_self();
+    ATOMIC_ADD(&pipe_handled, 1);
+}
+
+static void *broken_writer_main(void *arg)
+{
+    int *r = arg;
+    int p[2];
+    if (pipe(p) != 0)
+        return NULL;
+    close(p[0]);
+    r[0] = (int)write(p[1], "x", 1);
+    r[1] = errno;
+    r[2] = pthread_equal(pipe_handled_by, pthread_self());
+    close(p[1]);
+    return NULL;
+}
+
+static void sigpipe_stays(void)
+{
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_pipe;
+    sigaction(SIGPIPE, &sa, &old);
+    int r[3] = { 0, 0, 0 };
+    pthread_t t;
+    pthread_create(&t, NULL, broken_writer_main, r);
+    sleep_ms(100);
+    join_bounded(t, "sigpipe");
+    printf("SIGPIPE: write returned %d/%s, handler ran %d time(s), in the writer: %s\n", r[0], errname(r[1]),
+           ATOMIC_LOAD(&pipe_handled), yes(r[2]));
+    sigaction(SIGPIPE, &old, NULL);
+}
+
 /* ---- 6. the sigwait pattern with a signal whose default action terminates ---- */
 
 static void *term_waiter_main(void *arg)
@@ -565,6 +655,38 @@ static void sigwait_pattern(void)
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }
 
+static void *signalfd_reader_main(void *arg)
+{
+    int *got = arg;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    int fd = signalfd(-1, &set, SFD_CLOEXEC);
+    struct signalfd_siginfo si;
+    memset(&si, 0, sizeof si);
+    ssize_t n = read(fd, &si, sizeof si);
+    *got = n == (ssize_t)sizeof si ? (int)si.ssi_signo : -1;
+    got[1] = n == (ssize_t)sizeof si && si.ssi_code == SI_USER && si.ssi_pid == (uint32_t)getpid();
+    close(fd);
+    return NULL;
+}
+
+static void signalfd_pattern(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    int got[2] = { 0, 0 };
+    pthread_t t;
+    pthread_create(&t, NULL, signalfd_reader_main, got);
+    sleep_ms(150);
+    kill(getpid(), SIGTERM);
+    join_bounded(t, "signalfd");
+    printf("signalfd pattern: the reader got signal %d, sent by kill from this process: %s\n", got[0], yes(got[1]));
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
+
 int main(void)
 {
     test_init();
@@ -578,6 +700,7 @@ int main(void)
 
     pending_until_unblocked(0);
     pending_until_unblocked(1);
+    raise_blocked();
 
     for (int how = W_SIGWAIT; how <= W_SIGTIMEDWAIT; how++)
         for (int early = 0; early < 2; early++)
@@ -595,7 +718,9 @@ int main(void)
     main_first(0);
     main_first(1);
     parked_takers();
+    sigpipe_stays();
     sigwait_pattern();
+    signalfd_pattern();
 
     CHECK(!usr1_pending(), "nothing left pending");
     return test_exit_status();

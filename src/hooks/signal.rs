@@ -5,7 +5,7 @@
 
 use super::set_errno;
 use crate::real;
-use crate::runtime::sys::syscall::{syscall0, syscall2, syscall4};
+use crate::runtime::sys::syscall::{syscall0, syscall2, syscall3, syscall4};
 use crate::runtime::{self, signals, worker};
 use std::ffi::c_int;
 
@@ -247,6 +247,29 @@ pub unsafe extern "C" fn sigpending(set: *mut libc::sigset_t) -> c_int {
     unsafe { *(&mut out as *mut libc::sigset_t as *mut u64) = all };
     if runtime::sys::usercopy::write(set, out).is_err() {
         set_errno(libc::EFAULT);
+        return -1;
+    }
+    0
+}
+
+/// raise in a coroutine is pthread_kill of itself (glibc's own would signal the worker's OS thread).
+///
+/// # Safety
+/// C contract of raise.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn raise(sig: c_int) -> c_int {
+    let r = match worker::current_task() {
+        Some(me) => runtime::thread::kill(me, sig),
+        // SAFETY: forwarding to the kernel's tgkill of the calling thread, as glibc's raise does.
+        None => match unsafe {
+            syscall3(libc::SYS_tgkill, runtime::sys::getpid() as usize, runtime::sys::gettid() as usize, sig as usize)
+        } {
+            Ok(_) => 0,
+            Err(e) => e.0,
+        },
+    };
+    if r != 0 {
+        set_errno(r);
         return -1;
     }
     0

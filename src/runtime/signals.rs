@@ -229,7 +229,7 @@ extern "C" fn program_handler(sig: i32, info: *mut libc::siginfo_t, ctx: *mut li
             && match w.task_in_context() {
                 None => true,
                 // Linux gives a process-directed signal to the main thread when it accepts it.
-                Some(t) => !t.is_main && info_ref.si_code != libc::SI_TKILL && main_takes(sig),
+                Some(t) => !t.is_main && !thread_directed(sig, info_ref) && main_takes(sig),
             };
         if hold_it {
             hold(sig, info_ref);
@@ -257,8 +257,25 @@ fn is_fault(sig: i32, info: &libc::siginfo_t) -> bool {
     matches!(sig, libc::SIGBUS | libc::SIGFPE | libc::SIGILL | libc::SIGTRAP | libc::SIGSYS) && info.si_code > 0
 }
 
+/// A signal sent to the thread itself: by tgkill, or by the kernel for the thread's own write (SIGPIPE,
+/// SIGXFSZ; these carry SI_USER like kill(), so a kill() of them counts as the thread's own too).
+fn thread_directed(sig: i32, info: &libc::siginfo_t) -> bool {
+    info.si_code == libc::SI_TKILL || matches!(sig, libc::SIGPIPE | libc::SIGXFSZ)
+}
+
 pub const fn bit(sig: i32) -> u64 {
     1u64 << (sig - 1)
+}
+
+/// The signals in a set, lowest first.
+pub fn signals_in(mut set: u64) -> impl Iterator<Item = i32> {
+    core::iter::from_fn(move || {
+        (set != 0).then(|| {
+            let sig = set.trailing_zeros() as i32 + 1;
+            set &= set - 1;
+            sig
+        })
+    })
 }
 
 /// Never blocked on a worker: faults (the kernel forces them through anyway, resetting the handler),
@@ -309,11 +326,8 @@ pub fn route_held() {
     if !ROUTE_NEEDED.swap(false, Ordering::AcqRel) {
         return;
     }
-    let held = HELD.load(Ordering::Acquire);
-    for sig in 1..=64 {
-        if held & bit(sig) != 0 {
-            super::thread::route_process_signal(sig);
-        }
+    for sig in signals_in(HELD.load(Ordering::Acquire)) {
+        super::thread::route_process_signal(sig);
     }
 }
 
@@ -330,9 +344,8 @@ pub fn held() -> u64 {
 /// Moves the held signals in `accept` onto `task`'s pending set (it is about to take them itself).
 pub fn claim_held(task: &super::task::Task, accept: u64) -> u64 {
     let mut got = 0;
-    let bits = HELD.load(Ordering::Acquire) & accept;
-    for sig in 1..=64 {
-        if bits & bit(sig) != 0 && take_held(sig) {
+    for sig in signals_in(HELD.load(Ordering::Acquire) & accept) {
+        if take_held(sig) {
             got |= bit(sig);
         }
     }
@@ -431,19 +444,28 @@ pub fn delivery_mask_changed(old: Option<u64>, new: Option<u64>) {
     }
     let (before, after) = {
         let mut masks = MASKS.lock();
+        // The accepted set changes only when a mask value appears or disappears.
+        let mut reshaped = false;
         if let Some(o) = old
             && let Some(i) = masks.iter().position(|e| e.0 == o)
         {
             masks[i].1 -= 1;
             if masks[i].1 == 0 {
                 masks.swap_remove(i);
+                reshaped = true;
             }
         }
         if let Some(n) = new {
             match masks.iter_mut().find(|e| e.0 == n) {
                 Some(e) => e.1 += 1,
-                None => masks.push((n, 1)),
+                None => {
+                    masks.push((n, 1));
+                    reshaped = true;
+                }
             }
+        }
+        if !reshaped {
+            return;
         }
         let after = masks.iter().fold(0u64, |a, e| a | !e.0);
         (ACCEPTED.swap(after, Ordering::SeqCst), after)
@@ -601,12 +623,10 @@ pub fn deliver_pending_unblocked(task: &super::task::Task, mask: u64) -> bool {
     if before != mask {
         w.set_kernel_mask(mask);
     }
-    for sig in 1..=64 {
-        if bits & bit(sig) != 0 {
-            w.directed_delivery.set(true);
-            raise_here(sig);
-            w.directed_delivery.set(false);
-        }
+    for sig in signals_in(bits) {
+        w.directed_delivery.set(true);
+        raise_here(sig);
+        w.directed_delivery.set(false);
     }
     if before != mask {
         w.set_kernel_mask(before);
@@ -731,7 +751,7 @@ pub fn wait_for(set: u64, info: &mut libc::siginfo_t, deadline: Option<u64>) -> 
 fn take_waited(me: &TaskRef, set: u64, info: &mut libc::siginfo_t) -> Option<i32> {
     let mine = me.pending_signals.load(Ordering::Acquire) & set;
     let held = HELD.load(Ordering::Acquire) & set;
-    for sig in 1..=64 {
+    for sig in signals_in(mine | held) {
         let b = bit(sig);
         let got = (mine & b != 0 && me.pending_signals.fetch_and(!b, Ordering::AcqRel) & b != 0)
             || (held & b != 0 && take_held(sig));

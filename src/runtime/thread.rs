@@ -534,6 +534,11 @@ pub fn kill(target: TaskRef, sig: i32) -> i32 {
         return 0;
     }
     if worker::current_task() == Some(target) {
+        if target.sigmask.get() & super::signals::bit(sig) != 0 {
+            // Blocked: pending on this thread (not on its worker, which other coroutines share).
+            target.pending_signals.fetch_or(super::signals::bit(sig), Ordering::AcqRel);
+            return 0;
+        }
         // To oneself: raised on this worker, the handler runs now, in this thread, as natively.
         // SAFETY: tgkill with our own pid and tid.
         return match unsafe {
