@@ -481,9 +481,14 @@ pub fn delivery_mask_changed(old: Option<u64>, new: Option<u64>) {
     }
 }
 
-/// The kernel mask of an idle worker: it blocks what no live coroutine accepts.
+/// The kernel mask of an idle worker: it blocks what no live coroutine accepts (except the statistics
+/// report signal, which the runtime answers itself).
 pub fn idle_worker_mask() -> u64 {
-    !ACCEPTED.load(Ordering::SeqCst) & !NEVER_BLOCKED
+    let report = match REPORT_SIGNAL.load(Ordering::Relaxed) {
+        0 => 0,
+        s => bit(s),
+    };
+    !ACCEPTED.load(Ordering::SeqCst) & !NEVER_BLOCKED & !report
 }
 
 /// The mask runtime threads (workers before they start, the monitor, helpers) are created with.
