@@ -1,29 +1,40 @@
 //! poll, ppoll, select, pselect and the epoll waits. A coroutine's wait parks (see `runtime::io::poll_wait`)
 //! between zero-timeout kernel calls, which give exactly the kernel's answers (POLLNVAL, EBADF, EFAULT,
 //! EINVAL). A program's own epoll instance is watched through its fd, which epoll reports readable when
-//! it has events. Signal masks passed to ppoll/pselect/epoll_pwait apply to the kernel calls only.
+//! it has events. A signal mask passed to ppoll/pselect/epoll_pwait is the thread's for the whole call,
+//! parked or not (`signals::TempMask`): a signal it lets through ends the wait with EINTR after its
+//! handler ran in this thread.
 
 use super::io::ret;
 use crate::real;
-use crate::runtime::io;
 use crate::runtime::sys::syscall::{Errno, syscall6};
 use crate::runtime::sys::{time, usercopy};
 use crate::runtime::worker;
+use crate::runtime::{io, signals};
 use std::ffi::c_int;
 
-/// A wait with a temporary signal mask (ppoll, pselect, epoll_pwait): signals sent to this thread that the
-/// mask lets through are delivered now and end the call with EINTR, as the kernel's atomic mask switch
-/// would. Returns true when that happened.
-fn pending_let_through(mask: *const libc::sigset_t) -> bool {
+/// Starts the temporary mask of a ppoll/pselect/epoll_pwait (none for a null or unreadable one: the
+/// kernel probes report EFAULT).
+fn temp_mask(mask: *const libc::sigset_t) -> Option<signals::TempMask> {
     if mask.is_null() {
-        return false;
+        return None;
     }
-    let Some(me) = worker::current_task() else { return false };
-    if me.pending_signals.load(core::sync::atomic::Ordering::Relaxed) == 0 {
-        return false;
+    signals::TempMask::begin(usercopy::read(mask as *const u64).ok()?)
+}
+
+/// A wait with a temporary mask: signals sent to this thread that the mask lets through are delivered
+/// first and end the call with EINTR, as the kernel's atomic mask switch would; after the wait, those that
+/// interrupted it are delivered with the mask still in force.
+fn with_temp_mask(mask: *const libc::sigset_t, wait: impl FnOnce() -> io::IoResult) -> io::IoResult {
+    let temp = temp_mask(mask);
+    if temp.as_ref().is_some_and(|t| t.deliver_pending()) {
+        return Err(Errno(libc::EINTR));
     }
-    let Ok(m) = usercopy::read(mask as *const u64) else { return false };
-    crate::runtime::signals::deliver_pending_unblocked(&me, m)
+    let r = wait();
+    if let (Some(t), Err(Errno(libc::EINTR))) = (&temp, &r) {
+        t.deliver_pending();
+    }
+    r
 }
 
 fn deadline_ms(timeout: c_int) -> Option<u64> {
@@ -122,16 +133,15 @@ pub unsafe extern "C" fn ppoll(
             None => return unsafe { real::ppoll(fds, n, ts, mask) },
         }
     };
-    if pending_let_through(mask) {
-        return ret(Err(Errno(libc::EINTR))) as c_int;
-    }
-    let first = ppoll_probe(fds, n, mask);
-    if !matches!(first, Ok(0)) {
-        return ret(first) as c_int;
-    }
-    // SAFETY: the probe succeeded on this array.
-    let list = unsafe { pollfds(fds, n) };
-    ret(io::poll_wait(list, deadline, || ppoll_probe(fds, n, mask))) as c_int
+    ret(with_temp_mask(mask, || {
+        let first = ppoll_probe(fds, n, mask);
+        if !matches!(first, Ok(0)) {
+            return first;
+        }
+        // SAFETY: the probe succeeded on this array.
+        let list = unsafe { pollfds(fds, n) };
+        io::poll_wait(list, deadline, || ppoll_probe(fds, n, mask))
+    })) as c_int
 }
 
 /// One zero-timeout pselect6 on copies of the sets, written back only when something is ready (or at the
@@ -291,10 +301,7 @@ pub unsafe extern "C" fn pselect(
             _ => return unsafe { real::pselect(n, r, w, e, ts, mask) },
         }
     };
-    if pending_let_through(mask) {
-        return ret(Err(Errno(libc::EINTR))) as c_int;
-    }
-    ret(select_common(n, r, w, e, deadline, mask)) as c_int
+    ret(with_temp_mask(mask, || select_common(n, r, w, e, deadline, mask))) as c_int
 }
 
 fn epoll_probe(epfd: c_int, events: *mut libc::epoll_event, max: c_int, mask: *const libc::sigset_t) -> io::IoResult {
@@ -309,15 +316,14 @@ fn epoll_common(
     deadline: Option<u64>,
     mask: *const libc::sigset_t,
 ) -> c_int {
-    if pending_let_through(mask) {
-        return ret(Err(Errno(libc::EINTR))) as c_int;
-    }
-    let first = epoll_probe(epfd, events, max, mask);
-    if !matches!(first, Ok(0)) {
-        return ret(first) as c_int;
-    }
-    let me = [libc::pollfd { fd: epfd, events: libc::POLLIN, revents: 0 }];
-    ret(io::poll_wait(&me, deadline, || epoll_probe(epfd, events, max, mask))) as c_int
+    ret(with_temp_mask(mask, || {
+        let first = epoll_probe(epfd, events, max, mask);
+        if !matches!(first, Ok(0)) {
+            return first;
+        }
+        let me = [libc::pollfd { fd: epfd, events: libc::POLLIN, revents: 0 }];
+        io::poll_wait(&me, deadline, || epoll_probe(epfd, events, max, mask))
+    })) as c_int
 }
 
 /// # Safety

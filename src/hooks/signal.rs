@@ -1,8 +1,11 @@
 //! Signal dispositions: `sigaction` and `signal` install the program's handlers behind the runtime's
-//! wrapper (see [`crate::runtime::signals`]) and report the program's own view back.
+//! wrapper (see [`crate::runtime::signals`]) and report the program's own view back. Masks are per
+//! coroutine; `sigsuspend`, `pause` and the sigwait family park the coroutine; `sigpending` adds what
+//! the runtime keeps pending for the thread.
 
 use super::set_errno;
 use crate::real;
+use crate::runtime::sys::syscall::{syscall0, syscall2, syscall3, syscall4};
 use crate::runtime::{self, signals, worker};
 use std::ffi::c_int;
 
@@ -75,17 +78,14 @@ pub unsafe extern "C" fn signal(sig: c_int, handler: libc::sighandler_t) -> libc
 }
 
 /// The mask is per coroutine: the change is made on the worker now and carried with the coroutine.
+/// Signals pending in the kernel that it unblocks are delivered during the call, to this thread.
 ///
 /// # Safety
 /// C contract of pthread_sigmask.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pthread_sigmask(how: c_int, set: *const libc::sigset_t, old: *mut libc::sigset_t) -> c_int {
     // SAFETY: forwarding.
-    let r = unsafe { real::pthread_sigmask(how, set, old) };
-    if r == 0 && !set.is_null() && worker::current_task().is_some() {
-        runtime::thread::mask_changed();
-    }
-    r
+    runtime::thread::change_mask(set.is_null(), || unsafe { real::pthread_sigmask(how, set, old) })
 }
 
 /// # Safety
@@ -93,9 +93,184 @@ pub unsafe extern "C" fn pthread_sigmask(how: c_int, set: *const libc::sigset_t,
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sigprocmask(how: c_int, set: *const libc::sigset_t, old: *mut libc::sigset_t) -> c_int {
     // SAFETY: forwarding.
-    let r = unsafe { real::sigprocmask(how, set, old) };
-    if r == 0 && !set.is_null() && worker::current_task().is_some() {
-        runtime::thread::mask_changed();
+    runtime::thread::change_mask(set.is_null(), || unsafe { real::sigprocmask(how, set, old) })
+}
+
+fn read_set(set: *const libc::sigset_t) -> Result<u64, c_int> {
+    runtime::sys::usercopy::read(set as *const u64)
+}
+
+/// Other callers get the kernel's call itself.
+///
+/// # Safety
+/// C contract of sigsuspend.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sigsuspend(mask: *const libc::sigset_t) -> c_int {
+    if worker::current_task().is_some() {
+        match read_set(mask) {
+            Ok(m) => {
+                signals::suspend(m);
+                set_errno(libc::EINTR);
+                return -1;
+            }
+            Err(e) => {
+                set_errno(e);
+                return -1;
+            }
+        }
     }
-    r
+    // SAFETY: the kernel's sigsuspend with the program's mask.
+    match unsafe { syscall2(libc::SYS_rt_sigsuspend, mask as usize, 8) } {
+        Ok(r) => r as c_int,
+        Err(e) => {
+            set_errno(e.0);
+            -1
+        }
+    }
+}
+
+/// pause: sigsuspend with the thread's own mask.
+///
+/// # Safety
+/// C contract of pause.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pause() -> c_int {
+    match worker::current_task() {
+        Some(me) => {
+            signals::suspend(me.sigmask.get());
+            set_errno(libc::EINTR);
+            -1
+        }
+        None => {
+            // SAFETY: the kernel's pause.
+            let e = unsafe { syscall0(libc::SYS_pause) }.err().map_or(libc::EINTR, |e| e.0);
+            set_errno(e);
+            -1
+        }
+    }
+}
+
+/// The common part of the sigwait family: Ok(signal) or Err(errno).
+fn timed_wait(
+    set: *const libc::sigset_t,
+    info: *mut libc::siginfo_t,
+    ts: *const libc::timespec,
+) -> Result<c_int, c_int> {
+    let me_is_coroutine = worker::current_task().is_some();
+    let deadline = if ts.is_null() {
+        None
+    } else {
+        runtime::sys::usercopy::read(ts)
+            .ok()
+            .and_then(|t| runtime::sys::time::timespec_ns(&t))
+            .map(|ns| runtime::sys::time::monotonic_ns().saturating_add(ns))
+    };
+    let bad_timeout = !ts.is_null() && deadline.is_none();
+    if !me_is_coroutine || bad_timeout || deadline == Some(0) {
+        // SAFETY: the kernel's sigtimedwait with the program's arguments.
+        return unsafe { syscall4(libc::SYS_rt_sigtimedwait, set as usize, info as usize, ts as usize, 8) }
+            .map(|s| s as c_int)
+            .map_err(|e| e.0);
+    }
+    let mask = read_set(set)?;
+    // SAFETY: a zeroed siginfo is a valid buffer.
+    let mut local: libc::siginfo_t = unsafe { core::mem::zeroed() };
+    let sig = signals::wait_for(mask, &mut local, deadline)?;
+    if !info.is_null() && runtime::sys::usercopy::write(info, local).is_err() {
+        return Err(libc::EFAULT);
+    }
+    Ok(sig)
+}
+
+fn errno_result(r: Result<c_int, c_int>) -> c_int {
+    r.unwrap_or_else(|e| {
+        set_errno(e);
+        -1
+    })
+}
+
+/// # Safety
+/// C contract of sigtimedwait.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sigtimedwait(
+    set: *const libc::sigset_t,
+    info: *mut libc::siginfo_t,
+    ts: *const libc::timespec,
+) -> c_int {
+    errno_result(timed_wait(set, info, ts))
+}
+
+/// # Safety
+/// C contract of sigwaitinfo.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sigwaitinfo(set: *const libc::sigset_t, info: *mut libc::siginfo_t) -> c_int {
+    errno_result(timed_wait(set, info, core::ptr::null()))
+}
+
+/// sigwait returns the error number and retries when a handler interrupts it, as glibc's does.
+///
+/// # Safety
+/// C contract of sigwait.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sigwait(set: *const libc::sigset_t, sig: *mut c_int) -> c_int {
+    loop {
+        match timed_wait(set, core::ptr::null_mut(), core::ptr::null()) {
+            Ok(s) => {
+                if runtime::sys::usercopy::write(sig, s).is_err() {
+                    return libc::EFAULT;
+                }
+                return 0;
+            }
+            Err(libc::EINTR) => continue,
+            Err(e) => return e,
+        }
+    }
+}
+
+/// # Safety
+/// C contract of sigpending.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sigpending(set: *mut libc::sigset_t) -> c_int {
+    let mut kernel = 0u64;
+    // SAFETY: an 8-byte kernel sigset into a local.
+    if let Err(e) = unsafe { syscall2(libc::SYS_rt_sigpending, &mut kernel as *mut u64 as usize, 8) } {
+        set_errno(e.0);
+        return -1;
+    }
+    let all = match worker::current_task() {
+        Some(me) => signals::pending_for(&me, kernel),
+        None => kernel,
+    };
+    // SAFETY: a zeroed sigset_t is valid; its first word is the kernel's set.
+    let mut out: libc::sigset_t = unsafe { core::mem::zeroed() };
+    // SAFETY: sigset_t is at least 8 bytes.
+    unsafe { *(&mut out as *mut libc::sigset_t as *mut u64) = all };
+    if runtime::sys::usercopy::write(set, out).is_err() {
+        set_errno(libc::EFAULT);
+        return -1;
+    }
+    0
+}
+
+/// raise in a coroutine is pthread_kill of itself (glibc's own would signal the worker's OS thread).
+///
+/// # Safety
+/// C contract of raise.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn raise(sig: c_int) -> c_int {
+    let r = match worker::current_task() {
+        Some(me) => runtime::thread::kill(me, sig),
+        // SAFETY: forwarding to the kernel's tgkill of the calling thread, as glibc's raise does.
+        None => match unsafe {
+            syscall3(libc::SYS_tgkill, runtime::sys::getpid() as usize, runtime::sys::gettid() as usize, sig as usize)
+        } {
+            Ok(_) => 0,
+            Err(e) => e.0,
+        },
+    };
+    if r != 0 {
+        set_errno(r);
+        return -1;
+    }
+    0
 }

@@ -1,7 +1,15 @@
 //! Signals. The program's handlers are installed behind a wrapper so that the runtime knows when one ran:
-//! hooks called inside a handler pass through (a handler must never park), and a handled signal
-//! interrupts a coroutine waiting in an interruptible call (EINTR), as the kernel would interrupt the
-//! thread it delivered the signal to. The program still sees its own handlers, flags and masks.
+//! hooks called inside a handler pass through (a handler must never park). The program still sees its
+//! own handlers, flags and masks.
+//!
+//! Masks, as the kernel applies them to threads, are applied here to coroutines. A worker running a
+//! coroutine has that coroutine's mask in the kernel, so a signal the kernel gives it is one the coroutine
+//! accepts, and its handler runs there. An idle worker blocks exactly the signals no live coroutine would
+//! take (see [`delivery_mask_changed`]): those stay pending in the kernel, as when every thread blocks
+//! them, until a coroutine unblocks one (its worker's mask then lets the kernel deliver it, in that
+//! coroutine). A signal a worker takes in its own context is *held* and routed to a coroutine that
+//! accepts it, the main thread first, as Linux does ([`route_held`]): its handler then runs in that
+//! coroutine's context, and an interruptible wait it is in ends with EINTR.
 //!
 //! The runtime's own SIGSEGV handler runs on a per-worker alternate signal stack and does three jobs:
 //! resumes a faulting [`sys::usercopy`] at its EFAULT fixup, reports a coroutine stack overflow clearly
@@ -11,7 +19,9 @@
 use super::lock::Lock;
 use super::sys::{self, mem, usercopy};
 use super::worker;
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use core::cell::UnsafeCell;
+use core::mem::MaybeUninit;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 
 const ALT_STACK_SIZE: usize = 64 << 10;
 const NSIG: usize = 65;
@@ -25,10 +35,27 @@ static FLAGS: [AtomicI32; NSIG] = [const { AtomicI32::new(0) }; NSIG];
 /// The program's last `struct sigaction` per signal when the kernel holds our wrapper instead, reported
 /// back as the old action.
 static PROGRAM_ACTIONS: Lock<[Option<SigAction>; NSIG]> = Lock::new([None; NSIG]);
-/// Handled signals not yet turned into EINTR for a waiting coroutine: without SA_RESTART (they interrupt
-/// any interruptible wait) and with it (only waits that are never restarted, such as sleeps).
-pub static PENDING_INTERRUPTS: AtomicUsize = AtomicUsize::new(0);
-pub static PENDING_RESTARTING: AtomicUsize = AtomicUsize::new(0);
+/// Process-directed signals a worker took in its own context, not yet routed to a coroutine (bit n-1 for
+/// signal n). They stay here while no coroutine accepts them, as a blocked signal stays pending.
+static HELD: AtomicU64 = AtomicU64::new(0);
+/// A signal was held since the last routing.
+static ROUTE_NEEDED: AtomicBool = AtomicBool::new(false);
+/// The siginfo a held signal came with, given to its handler when it is raised again in the coroutine
+/// that takes it. `busy` guards the slot against two signal contexts (and a reader) at once.
+struct InfoSlot {
+    busy: AtomicBool,
+    info: UnsafeCell<MaybeUninit<libc::siginfo_t>>,
+}
+// SAFETY: the slot's contents are only touched by whoever set `busy`.
+unsafe impl Sync for InfoSlot {}
+static INFO: [InfoSlot; NSIG] =
+    [const { InfoSlot { busy: AtomicBool::new(false), info: UnsafeCell::new(MaybeUninit::uninit()) } }; NSIG];
+/// Signals whose INFO slot holds the siginfo to raise them with.
+static INFO_VALID: AtomicU64 = AtomicU64::new(0);
+/// Signals some live coroutine would take now: the union of the complements of their delivery masks.
+static ACCEPTED: AtomicU64 = AtomicU64::new(0);
+/// The delivery masks of live coroutines, with how many coroutines have each (few distinct values).
+static MASKS: Lock<Vec<(u64, usize)>> = Lock::new(Vec::new());
 /// ASYNCSHIM_STATS_SIGNAL: this signal asks for the statistics report (0: none). The runtime keeps its
 /// wrapper installed for it whatever the program sets; the program's own handler still runs.
 static REPORT_SIGNAL: AtomicI32 = AtomicI32::new(0);
@@ -176,38 +203,297 @@ unsafe fn call_program_handler(sig: i32, info: *mut libc::siginfo_t, ctx: *mut l
     true
 }
 
-/// The kernel-side handler for every signal the program handles.
+/// The kernel-side handler for every signal the program handles. On a worker running a coroutine (whose
+/// mask the kernel just applied) the program's handler runs at once, in that coroutine; in a worker's own
+/// context the signal is held and routed to a coroutine (faults excepted: they belong to the code that
+/// raised them).
 extern "C" fn program_handler(sig: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: errno is saved and restored around our own work, as a handler must.
     let saved_errno = unsafe { *libc::__errno_location() };
-    if sig == REPORT_SIGNAL.load(Ordering::Relaxed) {
+    let w = worker::current_worker();
+    let redelivery = w.is_some_and(|w| w.directed_delivery.get());
+    if sig == REPORT_SIGNAL.load(Ordering::Relaxed) && !redelivery {
         super::stats::REPORT_REQUESTED.store(true, Ordering::Release);
         super::monitor::poke();
+        if !is_function(HANDLER[sig as usize].load(Ordering::Acquire)) {
+            // SAFETY: as below.
+            unsafe { *libc::__errno_location() = saved_errno };
+            return;
+        }
     }
-    let w = worker::current_worker();
     if let Some(w) = w {
+        // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
+        let info_ref = unsafe { &*info };
+        let hold_it = !redelivery
+            && !is_fault(sig, info_ref)
+            && match w.task_in_context() {
+                None => true,
+                // Linux gives a process-directed signal to the main thread when it accepts it.
+                Some(t) => !t.is_main && !thread_directed(sig, info_ref) && main_takes(sig),
+            };
+        if hold_it {
+            hold(sig, info_ref);
+            // SAFETY: as below.
+            unsafe { *libc::__errno_location() = saved_errno };
+            return;
+        }
         w.enter_handler();
     }
     // SAFETY: arguments as the kernel passed them.
-    let ran = unsafe { call_program_handler(sig, info, ctx) };
+    unsafe { call_program_handler(sig, info, ctx) };
     if let Some(w) = w {
         w.leave_handler();
-    }
-    if ran && !w.is_some_and(|w| w.directed_delivery.get()) {
-        note_handled_signal(sig);
     }
     // SAFETY: as above.
     unsafe { *libc::__errno_location() = saved_errno };
 }
 
-/// A handler ran: some waiting coroutine must see EINTR. Workers do that at their next scheduling point;
-/// wake one in case all sleep. Async-signal-safe (atomics and a futex wake).
-fn note_handled_signal(sig: i32) {
-    let counter = if restarts(sig) { &PENDING_RESTARTING } else { &PENDING_INTERRUPTS };
-    counter.fetch_add(1, Ordering::AcqRel);
+fn is_function(h: usize) -> bool {
+    h != libc::SIG_DFL && h != libc::SIG_IGN
+}
+
+/// A synchronous fault (the kernel sends it to the thread whose instruction caused it).
+fn is_fault(sig: i32, info: &libc::siginfo_t) -> bool {
+    matches!(sig, libc::SIGBUS | libc::SIGFPE | libc::SIGILL | libc::SIGTRAP | libc::SIGSYS) && info.si_code > 0
+}
+
+/// A signal sent to the thread itself: by tgkill, or by the kernel for the thread's own write (SIGPIPE,
+/// SIGXFSZ; these carry SI_USER like kill(), so a kill() of them counts as the thread's own too).
+fn thread_directed(sig: i32, info: &libc::siginfo_t) -> bool {
+    info.si_code == libc::SI_TKILL || matches!(sig, libc::SIGPIPE | libc::SIGXFSZ)
+}
+
+pub const fn bit(sig: i32) -> u64 {
+    1u64 << (sig - 1)
+}
+
+/// The signals in a set, lowest first.
+pub fn signals_in(mut set: u64) -> impl Iterator<Item = i32> {
+    core::iter::from_fn(move || {
+        (set != 0).then(|| {
+            let sig = set.trailing_zeros() as i32 + 1;
+            set &= set - 1;
+            sig
+        })
+    })
+}
+
+/// Never blocked on a worker: faults (the kernel forces them through anyway, resetting the handler),
+/// SIGKILL and SIGSTOP, and glibc's SIGCANCEL and SIGSETXID (its set*id calls signal every OS thread).
+const NEVER_BLOCKED: u64 = bit(libc::SIGSEGV)
+    | bit(libc::SIGBUS)
+    | bit(libc::SIGFPE)
+    | bit(libc::SIGILL)
+    | bit(libc::SIGTRAP)
+    | bit(libc::SIGSYS)
+    | bit(libc::SIGKILL)
+    | bit(libc::SIGSTOP)
+    | bit(32)
+    | bit(33);
+
+/// What a mask the program passes can block (SIGKILL, SIGSTOP and glibc's two are never blocked).
+pub fn sanitize_mask(m: u64) -> u64 {
+    m & !(bit(libc::SIGKILL) | bit(libc::SIGSTOP) | bit(32) | bit(33))
+}
+
+/// Holds a process-directed signal a worker took in its own context and asks a worker to route it.
+/// Async-signal-safe (atomics and a futex wake).
+fn hold(sig: i32, info: &libc::siginfo_t) {
+    let b = bit(sig);
+    let slot = &INFO[sig as usize];
+    // A standard signal already held merges with this one, as in the kernel's pending set.
+    if HELD.load(Ordering::Acquire) & b == 0 && !slot.busy.swap(true, Ordering::Acquire) {
+        // SAFETY: `busy` gives us the slot.
+        unsafe { (*slot.info.get()).write(*info) };
+        INFO_VALID.fetch_or(b, Ordering::AcqRel);
+        slot.busy.store(false, Ordering::Release);
+    }
+    HELD.fetch_or(b, Ordering::AcqRel);
+    ROUTE_NEEDED.store(true, Ordering::Release);
     if super::running() {
         super::get().sched.wake_sleeper();
     }
+}
+
+/// A held signal waits to be routed (checked by workers before they sleep).
+pub fn routing_needed() -> bool {
+    ROUTE_NEEDED.load(Ordering::Acquire)
+}
+
+/// Routes the held signals (from a worker's scheduling loop): each goes to a coroutine that accepts it
+/// (see `thread::route_process_signal`); one that no coroutine accepts stays held.
+pub fn route_held() {
+    if !ROUTE_NEEDED.swap(false, Ordering::AcqRel) {
+        return;
+    }
+    for sig in signals_in(HELD.load(Ordering::Acquire)) {
+        super::thread::route_process_signal(sig);
+    }
+}
+
+/// Takes `sig` out of the held set (true if this caller got it).
+pub fn take_held(sig: i32) -> bool {
+    HELD.fetch_and(!bit(sig), Ordering::AcqRel) & bit(sig) != 0
+}
+
+/// Held signals (for sigpending).
+pub fn held() -> u64 {
+    HELD.load(Ordering::Acquire)
+}
+
+/// Moves the held signals in `accept` onto `task`'s pending set (it is about to take them itself).
+pub fn claim_held(task: &super::task::Task, accept: u64) -> u64 {
+    let mut got = 0;
+    for sig in signals_in(HELD.load(Ordering::Acquire) & accept) {
+        if take_held(sig) {
+            got |= bit(sig);
+        }
+    }
+    if got != 0 {
+        task.pending_signals.fetch_or(got, Ordering::AcqRel);
+    }
+    got
+}
+
+/// The main thread's task, for routing (set once at start).
+static MAIN_TASK: core::sync::atomic::AtomicPtr<super::task::Task> =
+    core::sync::atomic::AtomicPtr::new(core::ptr::null_mut());
+
+pub fn set_main_task(t: TaskRef) {
+    MAIN_TASK.store(t.0.as_ptr(), Ordering::Release);
+}
+
+/// Whether the main thread accepts `sig`. Async-signal-safe.
+fn main_takes(sig: i32) -> bool {
+    core::ptr::NonNull::new(MAIN_TASK.load(Ordering::Acquire))
+        .map(TaskRef)
+        .and_then(|m| super::thread::signal_rank(&m, bit(sig)))
+        .is_some()
+}
+
+/// The siginfo a held signal came with, if it is still recorded (it is given out once).
+pub fn take_info(sig: i32) -> Option<libc::siginfo_t> {
+    if INFO_VALID.fetch_and(!bit(sig), Ordering::AcqRel) & bit(sig) == 0 {
+        return None;
+    }
+    let slot = &INFO[sig as usize];
+    if slot.busy.swap(true, Ordering::Acquire) {
+        return None;
+    }
+    // SAFETY: `busy` gives us the slot; INFO_VALID said it was written.
+    let info = unsafe { (*slot.info.get()).assume_init() };
+    slot.busy.store(false, Ordering::Release);
+    Some(info)
+}
+
+/// Raises `sig` on the calling OS thread, with the siginfo it was held with when there is one (so the
+/// handler sees the sender's si_code and pid), else as tgkill.
+pub fn raise_here(sig: i32) {
+    let (pid, tid) = (sys::getpid() as usize, sys::gettid() as usize);
+    if let Some(info) = take_info(sig) {
+        // SAFETY: rt_tgsigqueueinfo to the calling thread itself (which may pass any si_code).
+        let r = unsafe {
+            sys::syscall::syscall4(libc::SYS_rt_tgsigqueueinfo, pid, tid, sig as usize, &info as *const _ as usize)
+        };
+        if r.is_ok() {
+            return;
+        }
+    }
+    // SAFETY: tgkill of our own thread.
+    let _ = unsafe { sys::syscall::syscall3(libc::SYS_tgkill, pid, tid, sig as usize) };
+}
+
+/// Runs the handler of `sig` now in the context of `task`, which is parked where a signal does not end
+/// the wait (a join, a mutex, a condition variable), as the kernel runs it in a thread sleeping there: the
+/// worker claims the parked coroutine, raises the signal on itself with the task's TCB in FS and the
+/// task's mask in force, and puts the task back (queueing it if a waker came meanwhile). False if the
+/// task is not parked now (it is about to run and takes the signal then).
+pub fn run_in_parked(task: TaskRef, sig: i32) -> bool {
+    let Some(w) = worker::current_worker() else { return false };
+    if w.task_in_context().is_some() || !task.claim_parked() {
+        return false;
+    }
+    w.in_context_of(task, || {
+        let before = w.kernel_mask();
+        let mask = task.delivery_mask.load(Ordering::Acquire) & !bit(sig);
+        w.set_kernel_mask(mask);
+        w.directed_delivery.set(true);
+        raise_here(sig);
+        w.directed_delivery.set(false);
+        w.set_kernel_mask(before);
+    });
+    if task.finish_park() {
+        super::get().sched.push(task);
+    }
+    true
+}
+
+/// Signals with a program handler (installed behind the wrapper).
+fn wrapped_signals() -> u64 {
+    (1..NSIG as i32).filter(|&s| is_function(HANDLER[s as usize].load(Ordering::Relaxed))).fold(0, |a, s| a | bit(s))
+}
+
+/// A live coroutine's delivery mask changes from `old` to `new` (None: the coroutine starts or ends).
+/// Keeps the set of signals some coroutine accepts, which idle workers let through. When it grows, an idle
+/// worker is woken to let the new ones through (a signal only a parked coroutine takes must not wait in
+/// the kernel); when signals without a handler leave it, every idle worker is woken to block them (their
+/// default action must not happen while every thread blocks them).
+pub fn delivery_mask_changed(old: Option<u64>, new: Option<u64>) {
+    if old == new {
+        return;
+    }
+    let (before, after) = {
+        let mut masks = MASKS.lock();
+        // The accepted set changes only when a mask value appears or disappears.
+        let mut reshaped = false;
+        if let Some(o) = old
+            && let Some(i) = masks.iter().position(|e| e.0 == o)
+        {
+            masks[i].1 -= 1;
+            if masks[i].1 == 0 {
+                masks.swap_remove(i);
+                reshaped = true;
+            }
+        }
+        if let Some(n) = new {
+            match masks.iter_mut().find(|e| e.0 == n) {
+                Some(e) => e.1 += 1,
+                None => {
+                    masks.push((n, 1));
+                    reshaped = true;
+                }
+            }
+        }
+        if !reshaped {
+            return;
+        }
+        let after = masks.iter().fold(0u64, |a, e| a | !e.0);
+        (ACCEPTED.swap(after, Ordering::SeqCst), after)
+    };
+    if before == after || !super::running() {
+        return;
+    }
+    let sched = &super::get().sched;
+    if (before & !after) & !wrapped_signals() != 0 {
+        while sched.wake_sleeper() {}
+    } else if after & !before != 0 {
+        sched.wake_sleeper();
+    }
+}
+
+/// The kernel mask of an idle worker: it blocks what no live coroutine accepts (except the statistics
+/// report signal, which the runtime answers itself).
+pub fn idle_worker_mask() -> u64 {
+    let report = match REPORT_SIGNAL.load(Ordering::Relaxed) {
+        0 => 0,
+        s => bit(s),
+    };
+    !ACCEPTED.load(Ordering::SeqCst) & !NEVER_BLOCKED & !report
+}
+
+/// The mask runtime threads (workers before they start, the monitor, helpers) are created with.
+pub fn runtime_thread_mask() -> u64 {
+    !NEVER_BLOCKED
 }
 
 /// Gives the calling OS thread an alternate signal stack, so an overflowed coroutine stack can still be
@@ -329,20 +615,196 @@ pub fn deliver_pending(task: &super::task::Task) -> bool {
     deliver_pending_unblocked(task, task.sigmask.get())
 }
 
-/// Raises the pending signals that `mask` does not block (the rest stay pending, as in the kernel).
-/// Returns true if any handler ran.
+/// Raises the pending signals that `mask` does not block (the rest stay pending, as in the kernel), with
+/// `mask` in force on the worker meanwhile (a pselect-style wait's temporary mask), so each handler runs
+/// with the mask it would natively. Returns true if any was raised.
 pub fn deliver_pending_unblocked(task: &super::task::Task, mask: u64) -> bool {
     let Some(w) = worker::current_worker() else { return false };
     let bits = task.pending_signals.fetch_and(mask, Ordering::AcqRel) & !mask;
-    for sig in 1..=64 {
-        if bits & (1 << (sig - 1)) != 0 {
-            w.directed_delivery.set(true);
-            // SAFETY: tgkill of our own thread (with `mask`'s signals not blocked on this worker now).
-            let _ = unsafe {
-                sys::syscall::syscall3(libc::SYS_tgkill, sys::getpid() as usize, sys::gettid() as usize, sig as usize)
-            };
-            w.directed_delivery.set(false);
+    if bits == 0 {
+        return false;
+    }
+    let before = w.kernel_mask();
+    if before != mask {
+        w.set_kernel_mask(mask);
+    }
+    for sig in signals_in(bits) {
+        w.directed_delivery.set(true);
+        raise_here(sig);
+        w.directed_delivery.set(false);
+    }
+    if before != mask {
+        w.set_kernel_mask(before);
+    }
+    true
+}
+
+/// A wait with a temporary signal mask (ppoll, pselect, epoll_pwait, sigsuspend) by the calling coroutine:
+/// while it lasts, the mask decides which signals may be delivered to the thread, parked or not (routing
+/// and pthread_kill look at it), as the kernel's atomic mask switch would. Ends when dropped.
+pub struct TempMask {
+    task: TaskRef,
+    mask: u64,
+}
+
+impl TempMask {
+    /// Starts one for the calling coroutine (None for other callers). Held process-directed signals the
+    /// mask lets through become this thread's.
+    pub fn begin(mask: u64) -> Option<TempMask> {
+        let task = worker::current_task()?;
+        let mask = sanitize_mask(mask);
+        let old = task.delivery_mask.swap(mask, Ordering::AcqRel);
+        delivery_mask_changed(Some(old), Some(mask));
+        claim_held(&task, !mask);
+        Some(TempMask { task, mask })
+    }
+
+    pub fn mask(&self) -> u64 {
+        self.mask
+    }
+
+    /// Runs the handlers of the signals pending for this thread that the mask lets through, with the mask
+    /// in force. True if any ran (the wait then ends with EINTR).
+    pub fn deliver_pending(&self) -> bool {
+        self.task.pending_signals.load(Ordering::Acquire) & !self.mask != 0
+            && deliver_pending_unblocked(&self.task, self.mask)
+    }
+}
+
+impl Drop for TempMask {
+    fn drop(&mut self) {
+        let normal = self.task.sigmask.get();
+        let old = self.task.delivery_mask.swap(normal, Ordering::AcqRel);
+        delivery_mask_changed(Some(old), Some(normal));
+    }
+}
+
+use super::task::{Switch, TaskRef, Wake};
+
+/// A zero-timeout ppoll with no fds and `mask`: the kernel delivers the signals pending for this OS
+/// thread (or the process) that the mask lets through, and says so with EINTR.
+fn kernel_pending_let_through(mask: u64) -> bool {
+    let ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: no fds, a local timeout and a local 8-byte mask.
+    let r = unsafe {
+        sys::syscall::syscall6(libc::SYS_ppoll, 0, 0, &ts as *const _ as usize, &mask as *const u64 as usize, 8, 0)
+    };
+    matches!(r, Err(sys::syscall::Errno(libc::EINTR)))
+}
+
+/// sigsuspend for a coroutine: parks with `mask` in force until a handler runs for a signal it lets
+/// through (pending ones at once). Always ends with EINTR, as natively.
+pub fn suspend(mask: u64) {
+    let Some(temp) = TempMask::begin(mask) else { return };
+    let me = temp.task;
+    let rt = super::get();
+    loop {
+        if temp.deliver_pending() || kernel_pending_let_through(temp.mask) {
+            return;
+        }
+        let park = me.begin_park();
+        super::stats::park(super::stats::Park::Sleep);
+        me.restartable_wait.store(false, Ordering::Relaxed);
+        me.interruptible.store(park.wrapping_add(1), Ordering::Release);
+        // A signal routed or sent between the check above and now found no interruptible wait: end the
+        // park at once ourselves.
+        if me.pending_signals.load(Ordering::Acquire) & !temp.mask != 0 {
+            rt.sched.wake(me, park, Wake::Interrupted);
+        }
+        me.switch_out(Switch::Park);
+        me.interruptible.store(0, Ordering::Release);
+        if me.last_wake.get() == Wake::Interrupted {
+            // A signal the mask lets through came: those the thread's own mask allows already ran as the
+            // coroutine resumed; the others run now, under the temporary mask.
+            temp.deliver_pending();
+            return;
         }
     }
-    bits != 0
+}
+
+/// sigwait/sigwaitinfo/sigtimedwait for a coroutine: takes a signal of `set` pending for this thread,
+/// held by the runtime or pending in the kernel, filling `info`; else parks until one comes or `deadline`
+/// (monotonic ns) passes. Signals the set holds that every worker blocks stay in the kernel, which does not
+/// say when one arrives, so the park is a poll (0.1 to 10 ms apart); pthread_kill and routed signals end
+/// it at once. Returns the signal, or EAGAIN (deadline) or EINTR (a handler for another signal ran).
+pub fn wait_for(set: u64, info: &mut libc::siginfo_t, deadline: Option<u64>) -> Result<i32, i32> {
+    let Some(me) = worker::current_task() else { return Err(libc::EINVAL) };
+    let set = sanitize_mask(set);
+    let mut pause = 100_000u64;
+    loop {
+        if let Some(sig) = take_waited(&me, set, info) {
+            return Ok(sig);
+        }
+        let now = sys::time::monotonic_ns();
+        if deadline.is_some_and(|d| d <= now) {
+            return Err(libc::EAGAIN);
+        }
+        me.sigwait_set.store(set, Ordering::Release);
+        let wake = super::sleep_until_interruptible(deadline.map_or(now + pause, |d| d.min(now + pause)));
+        me.sigwait_set.store(0, Ordering::Release);
+        if wake == Wake::Interrupted {
+            if let Some(sig) = take_waited(&me, set, info) {
+                return Ok(sig);
+            }
+            return Err(libc::EINTR);
+        }
+        pause = (pause * 2).min(10_000_000);
+    }
+}
+
+/// One signal of `set` for the calling thread: sent to it, held, or pending in the kernel.
+fn take_waited(me: &TaskRef, set: u64, info: &mut libc::siginfo_t) -> Option<i32> {
+    let mine = me.pending_signals.load(Ordering::Acquire) & set;
+    let held = HELD.load(Ordering::Acquire) & set;
+    for sig in signals_in(mine | held) {
+        let b = bit(sig);
+        let got = (mine & b != 0 && me.pending_signals.fetch_and(!b, Ordering::AcqRel) & b != 0)
+            || (held & b != 0 && take_held(sig));
+        if got {
+            *info = take_info(sig).unwrap_or_else(|| sent_by_this_process(sig));
+            return Some(sig);
+        }
+    }
+    let ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: a local set, the caller's info buffer, a zero timeout.
+    let r = unsafe {
+        sys::syscall::syscall4(
+            libc::SYS_rt_sigtimedwait,
+            &set as *const u64 as usize,
+            info as *mut libc::siginfo_t as usize,
+            &ts as *const _ as usize,
+            8,
+        )
+    };
+    r.ok().map(|s| s as i32)
+}
+
+/// The siginfo of a signal pthread_kill sent within this process (SI_TKILL, our pid and uid).
+fn sent_by_this_process(sig: i32) -> libc::siginfo_t {
+    /// The kill fields of siginfo_t on Linux (after signo, errno, code and padding).
+    #[repr(C)]
+    struct KillInfo {
+        signo: i32,
+        errno: i32,
+        code: i32,
+        pad: i32,
+        pid: i32,
+        uid: u32,
+    }
+    // SAFETY: a zeroed siginfo is valid; KillInfo is a prefix of its layout.
+    unsafe {
+        let mut info: libc::siginfo_t = core::mem::zeroed();
+        let k = &mut info as *mut libc::siginfo_t as *mut KillInfo;
+        (*k).signo = sig;
+        (*k).code = libc::SI_TKILL;
+        (*k).pid = sys::getpid();
+        (*k).uid = libc::getuid();
+        info
+    }
+}
+
+/// sigpending for a coroutine: what the kernel has for its worker and the process, plus the signals sent
+/// to this thread or held by the runtime, among those its mask blocks.
+pub fn pending_for(me: &TaskRef, kernel: u64) -> u64 {
+    kernel | ((me.pending_signals.load(Ordering::Acquire) | HELD.load(Ordering::Acquire)) & me.sigmask.get())
 }

@@ -142,6 +142,12 @@ pub struct Task {
     pub unpark_token: AtomicUsize,
     /// The thread's signal mask (the kernel's 64-bit sigset), loaded into its worker when it runs.
     pub sigmask: Cell<u64>,
+    /// The mask that decides whether a signal may be delivered to this thread now: `sigmask`, or the
+    /// temporary mask of a pselect/ppoll/epoll_pwait/sigsuspend wait; all ones while no thread uses the
+    /// record. Read by whoever routes a process-directed signal.
+    pub delivery_mask: AtomicU64,
+    /// Signals a sigwait/sigwaitinfo/sigtimedwait call of this thread waits for (0 when none).
+    pub sigwait_set: AtomicU64,
 }
 
 // SAFETY: a task is touched by one worker at a time (the one running it, or the one finishing it);
@@ -191,6 +197,8 @@ impl Task {
             restartable_wait: core::sync::atomic::AtomicBool::new(false),
             interrupt_restarts: core::sync::atomic::AtomicBool::new(false),
             sigmask: Cell::new(0),
+            delivery_mask: AtomicU64::new(u64::MAX),
+            sigwait_set: AtomicU64::new(0),
             unpark_token: AtomicUsize::new(0),
             park_key: AtomicUsize::new(0),
             pending_signals: AtomicU64::new(0),
@@ -324,6 +332,18 @@ impl Task {
                 return (true, queue);
             }
         }
+    }
+
+    /// Claims a fully parked task for a moment without resuming it (to run a signal handler in its
+    /// context): it goes back to PARKING, so a waker that comes meanwhile leaves the queueing to the
+    /// claimer, who ends the claim with [`Task::finish_park`]. False if it is not parked now.
+    pub fn claim_parked(&self) -> bool {
+        let cur = self.state.load(Ordering::Acquire);
+        if cur as u32 & PHASE_MASK != PARKED {
+            return false;
+        }
+        let g = cur & !(u32::MAX as u64);
+        self.state.compare_exchange(cur, g | PARKING as u64, Ordering::AcqRel, Ordering::Acquire).is_ok()
     }
 
     /// Marks the task running (by the worker about to resume it); returns why its last park ended.

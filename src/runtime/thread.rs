@@ -126,7 +126,11 @@ impl Threads {
 pub fn main_task(tcb: Tcb, name: &[u8]) -> TaskRef {
     let task = Task::alloc(tcb, sys::getpid(), true);
     task.set_name(name);
-    task.sigmask.set(sys::sigmask(None));
+    let mask = sys::sigmask(None);
+    task.sigmask.set(mask);
+    task.delivery_mask.store(mask, Ordering::Release);
+    super::signals::delivery_mask_changed(None, Some(mask));
+    super::signals::set_main_task(task);
     task.join.lock().life = Life::Running;
     super::get().threads.register(task);
     task
@@ -178,6 +182,9 @@ fn thread_exit(task: TaskRef, ret: *mut c_void) {
             let _ = sys::syscall::syscall1(libc::SYS_exit, 0);
         }
     }
+    // An ending thread takes no more signals (those sent to it alone are dropped, as by the kernel).
+    let mask = task.delivery_mask.swap(u64::MAX, Ordering::AcqRel);
+    super::signals::delivery_mask_changed(Some(mask), None);
     if super::get().threads.live.fetch_sub(1, Ordering::AcqRel) == 1 {
         // The last thread ended (main called pthread_exit earlier): the process exits with status 0, as glibc does.
         // SAFETY: exit may be called from any thread.
@@ -202,10 +209,19 @@ pub fn spawn(req: Spawn) -> Result<libc::pthread_t, i32> {
     };
     task.tcb().set_detached(req.detached);
     task.guard_request.set(req.guard_size);
-    if let Some(me) = worker::current_task() {
-        task.set_name(&me.name());
-        task.sigmask.set(me.sigmask.get());
-    }
+    let mask = match worker::current_task() {
+        Some(me) => {
+            task.set_name(&me.name());
+            me.sigmask.get()
+        }
+        None => sys::sigmask(None),
+    };
+    // A new thread has its creator's mask and nothing pending.
+    task.sigmask.set(mask);
+    task.pending_signals.store(0, Ordering::Relaxed);
+    task.sigwait_set.store(0, Ordering::Relaxed);
+    task.delivery_mask.store(mask, Ordering::Release);
+    super::signals::delivery_mask_changed(None, Some(mask));
     *task.join.lock() =
         JoinState { life: Life::Running, detached: req.detached, joiner: None, result: core::ptr::null_mut() };
     prepare(task, stack, req.start, req.arg);
@@ -297,11 +313,19 @@ fn mark_process_multithreaded() {
 /// `arg` must stay valid for as long as `f` uses it.
 pub unsafe fn start_os_thread(f: StartFn, arg: *mut c_void) -> bool {
     let mut t: libc::pthread_t = 0;
+    unsafe extern "C" {
+        fn pthread_attr_setsigmask_np(attr: *mut libc::pthread_attr_t, mask: *const libc::sigset_t) -> i32;
+    }
     // SAFETY: attr is initialised before use and destroyed after; f/arg are valid for the thread's life.
     unsafe {
         let mut attr: libc::pthread_attr_t = core::mem::zeroed();
         libc::pthread_attr_init(&mut attr);
         libc::pthread_attr_setstacksize(&mut attr, 1 << 20);
+        // A runtime thread starts with the program's signals blocked, so none lands in a helper or the
+        // monitor; a worker sets its own mask when it goes idle or runs a coroutine.
+        let mut set: libc::sigset_t = core::mem::zeroed();
+        *(&mut set as *mut libc::sigset_t as *mut u64) = super::signals::runtime_thread_mask();
+        pthread_attr_setsigmask_np(&mut attr, &set);
         libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
         let r = crate::real::pthread_create(&mut t, &attr, f, arg);
         libc::pthread_attr_destroy(&mut attr);
@@ -501,8 +525,9 @@ pub fn deadline_from_abs(clock: libc::clockid_t, abs_ns: u64) -> u64 {
 /// pthread_kill for a coroutine thread. Signal 0 checks existence; glibc's reserved and out-of-range
 /// numbers are EINVAL. A signal a thread sends itself is raised on its own worker, so the handler runs in
 /// its context as natively. One aimed at another coroutine is kept pending on it and raised on its worker
-/// when it next resumes (interrupting an interruptible wait at once); one whose default action ends the
-/// process goes to the process.
+/// when it next resumes (interrupting an interruptible wait at once if its mask lets the signal through);
+/// one whose default action ends the process goes to the process unless the target blocks it (then it
+/// stays pending on the target, as natively, until unblocked or taken by sigwait).
 pub fn kill(target: TaskRef, sig: i32) -> i32 {
     // SIGCANCEL (32) and SIGSETXID (33) are glibc's own.
     if !(0..libc::SIGRTMAX() + 1).contains(&sig) || sig == 32 || sig == 33 {
@@ -515,6 +540,11 @@ pub fn kill(target: TaskRef, sig: i32) -> i32 {
         return 0;
     }
     if worker::current_task() == Some(target) {
+        if target.sigmask.get() & super::signals::bit(sig) != 0 {
+            // Blocked: pending on this thread (not on its worker, which other coroutines share).
+            target.pending_signals.fetch_or(super::signals::bit(sig), Ordering::AcqRel);
+            return 0;
+        }
         // To oneself: raised on this worker, the handler runs now, in this thread, as natively.
         // SAFETY: tgkill with our own pid and tid.
         return match unsafe {
@@ -524,53 +554,126 @@ pub fn kill(target: TaskRef, sig: i32) -> i32 {
             Err(e) => e.0,
         };
     }
+    let b = super::signals::bit(sig);
+    let blocked = target.delivery_mask.load(Ordering::Acquire) & b != 0;
+    let waited_for = target.sigwait_set.load(Ordering::Acquire) & b != 0;
     match super::signals::disposition(sig) {
         // The default action ends (or stops) the process: any thread of it may take the signal.
-        super::signals::Disposition::Default => {
+        super::signals::Disposition::Default if !blocked && !waited_for => {
             // SAFETY: kill of our own process.
             let _ = unsafe { sys::syscall::syscall2(libc::SYS_kill, sys::getpid() as usize, sig as usize) };
         }
-        super::signals::Disposition::Ignored => {}
-        super::signals::Disposition::Handled => {
-            target.pending_signals.fetch_or(1 << (sig - 1), Ordering::AcqRel);
-            // A thread waiting in an interruptible call is woken so its handler runs now; the call then
-            // ends with EINTR, or goes on if it is restartable and the handler has SA_RESTART.
-            let park = target.interruptible.load(Ordering::Acquire);
-            if park != 0 {
-                let restarts = super::signals::restarts(sig) && target.restartable_wait.load(Ordering::Relaxed);
-                target.interrupt_restarts.store(restarts, Ordering::Relaxed);
-                super::get().sched.wake(target, park - 1, Wake::Interrupted);
+        // An ignored signal is dropped unless blocked (then it stays pending, as in the kernel).
+        super::signals::Disposition::Ignored if !blocked && !waited_for => {}
+        _ => {
+            target.pending_signals.fetch_or(b, Ordering::AcqRel);
+            if !blocked || waited_for {
+                interrupt(target, sig);
             }
         }
     }
     0
 }
 
-/// Ends one interruptible wait with EINTR, as the kernel does for the thread it delivers a handled signal
-/// to: the main thread first (Linux gives it first pick of process-directed signals), else any.
-pub fn interrupt_one_waiter(restart: bool) {
+/// A signal for `target` that its mask lets through (or that its sigwait waits for): if it waits in an
+/// interruptible call it is woken so its handler runs now; the call then ends with EINTR, or goes on if it
+/// is restartable and the handler has SA_RESTART.
+fn interrupt(target: TaskRef, sig: i32) {
+    let park = target.interruptible.load(Ordering::Acquire);
+    if park != 0 {
+        let restarts = super::signals::restarts(sig) && target.restartable_wait.load(Ordering::Relaxed);
+        target.interrupt_restarts.store(restarts, Ordering::Relaxed);
+        super::get().sched.wake(target, park - 1, Wake::Interrupted);
+    }
+}
+
+/// How readily a thread can take a signal now: waiting in a call the signal ends (0), running (1),
+/// queued (2), parked where a signal does not end the wait (3); None if it does not accept the signal.
+/// Async-signal-safe (atomics only).
+pub fn signal_rank(t: &TaskRef, b: u64) -> Option<u8> {
+    let waited_for = t.sigwait_set.load(Ordering::Acquire) & b != 0;
+    if !waited_for && t.delivery_mask.load(Ordering::Acquire) & b != 0 {
+        return None;
+    }
+    if waited_for || t.interruptible.load(Ordering::Acquire) != 0 {
+        return Some(0);
+    }
+    Some(match t.state.load(Ordering::Acquire) as u32 & 0xff {
+        super::task::RUNNING => 1,
+        super::task::RUNNABLE | super::task::NOTIFIED => 2,
+        _ => 3,
+    })
+}
+
+/// Routes a held process-directed signal as the kernel picks a thread: one that does not block it, the
+/// main thread first, then one waiting in a call the signal ends, then a running one, then a queued one,
+/// then one parked where a signal does not end the wait. The signal stays held when no thread accepts
+/// it. A thread that waits is woken (EINTR, or its sigwait returns); one that runs gets it on its worker
+/// now; one that is queued gets it when it resumes; one parked in a join, a mutex or a condition variable
+/// runs the handler in its context now and goes on waiting (see `signals::run_in_parked`).
+pub fn route_process_signal(sig: i32) {
+    let b = super::signals::bit(sig);
     let rt = super::get();
-    let target = {
+    let best = {
         let reg = rt.threads.registry.lock();
-        let waiting = |t: &TaskRef| {
-            t.interruptible.load(Ordering::Acquire) != 0 && !(restart && t.restartable_wait.load(Ordering::Relaxed))
-        };
-        reg.values().find(|t| t.is_main && waiting(t)).or_else(|| reg.values().find(|t| waiting(t))).copied()
+        let main = reg.values().find(|t| t.is_main).and_then(|t| signal_rank(t, b).map(|r| (r, *t)));
+        main.or_else(|| reg.values().filter_map(|t| signal_rank(t, b).map(|r| (r, *t))).min_by_key(|(r, _)| *r))
     };
-    if let Some(t) = target {
-        let park = t.interruptible.load(Ordering::Acquire);
-        if park != 0 {
-            rt.sched.wake(t, park - 1, Wake::Interrupted);
+    let Some((rank, target)) = best else { return };
+    if !super::signals::take_held(sig) {
+        return;
+    }
+    match rank {
+        1 => {
+            // Running: its worker has its mask in the kernel, so the signal is delivered there now (if the
+            // coroutine switched out meanwhile, that worker holds or delivers it again).
+            let w = &rt.sched.workers[target.last_worker.load(Ordering::Acquire)];
+            let _ = super::signals::take_info(sig);
+            // SAFETY: tgkill of one of our own threads.
+            let _ = unsafe {
+                sys::syscall::syscall3(
+                    libc::SYS_tgkill,
+                    sys::getpid() as usize,
+                    w.os_tid.load(Ordering::Relaxed) as usize,
+                    sig as usize,
+                )
+            };
+        }
+        3 if super::signals::run_in_parked(target, sig) => {}
+        _ => {
+            target.pending_signals.fetch_or(b, Ordering::AcqRel);
+            interrupt(target, sig);
         }
     }
 }
 
+/// A pthread_sigmask/sigprocmask call by the program (`call` makes the real one; `query_only` when it
+/// only reads the mask). Signals pending in the kernel that the new mask lets through are delivered during
+/// the call to this thread, as natively (not routed to the main thread).
+pub fn change_mask(query_only: bool, call: impl FnOnce() -> i32) -> i32 {
+    let w = if query_only { None } else { worker::current_task().and(worker::current_worker()) };
+    let Some(w) = w else { return call() };
+    w.directed_delivery.set(true);
+    let r = call();
+    w.directed_delivery.set(false);
+    if r == 0 {
+        mask_changed();
+    }
+    r
+}
+
 /// After the program changed the calling coroutine's signal mask on its worker: remember it for the task.
-pub fn mask_changed() {
+fn mask_changed() {
     if let (Some(me), Some(w)) = (worker::current_task(), worker::current_worker()) {
         let m = sys::sigmask(None);
-        me.sigmask.set(m);
+        let old = me.sigmask.replace(m);
         w.mask_changed(m);
+        if old != m {
+            me.delivery_mask.store(m, Ordering::Release);
+            super::signals::delivery_mask_changed(Some(old), Some(m));
+            // A process-directed signal held while every thread blocked it goes to this one now.
+            super::signals::claim_held(&me, !m);
+        }
         // Signals sent to this thread while blocked are delivered once unblocked.
         if me.pending_signals.load(Ordering::Relaxed) & !m != 0 {
             let _ = super::signals::deliver_pending(&me);

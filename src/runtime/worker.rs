@@ -43,10 +43,12 @@ pub struct Worker {
     handler_depth: Cell<u32>,
     handler_task: Cell<*mut super::task::Task>,
     handler_sp: Cell<usize>,
-    /// The signal mask now in the kernel for this OS thread, and the worker's own (used while idle).
+    /// The signal mask now in the kernel for this OS thread: the running coroutine's, or while idle the
+    /// signals no coroutine accepts (see `signals`).
     kernel_mask: Cell<u64>,
-    own_mask: Cell<u64>,
-    /// True while the worker raises a signal pthread_kill aimed at the running coroutine.
+    /// True while the signals the kernel delivers on this worker are for the code running now, whatever
+    /// the routing rules: one the worker raises for the running coroutine (or its own context), or
+    /// pending ones the running coroutine just unblocked.
     pub directed_delivery: Cell<bool>,
     /// The rseq area the kernel updates for this OS thread (inside the TCB glibc gave it at start).
     rseq_area: Cell<usize>,
@@ -73,7 +75,6 @@ impl Worker {
             rseq_area: Cell::new(0),
             directed_delivery: Cell::new(false),
             kernel_mask: Cell::new(0),
-            own_mask: Cell::new(0),
             handler_task: Cell::new(core::ptr::null_mut()),
             handler_sp: Cell::new(0),
             queue: super::scheduler::RunQueue::new(),
@@ -97,9 +98,35 @@ impl Worker {
         self.kernel_mask.set(mask);
     }
 
-    /// The mask this worker's own context runs with (inherited by the main thread's task).
-    pub fn own_mask(&self) -> u64 {
-        self.own_mask.get()
+    /// The signal mask in the kernel for this OS thread (called on the worker's own thread).
+    pub fn kernel_mask(&self) -> u64 {
+        self.kernel_mask.get()
+    }
+
+    /// Puts `mask` in the kernel for this OS thread (called on the worker's own thread).
+    pub fn set_kernel_mask(&self, mask: u64) {
+        super::sys::sigmask(Some(mask));
+        self.kernel_mask.set(mask);
+    }
+
+    /// Runs `f` (from this worker's own context) in the context of `task`, a parked coroutine claimed
+    /// with `Task::claim_parked`: its TCB in FS and it as the current coroutine, on the worker's stack.
+    pub fn in_context_of(&self, task: TaskRef, f: impl FnOnce()) {
+        let prev = self.current.swap(task.0.as_ptr(), Ordering::Relaxed);
+        // SAFETY: the task is claimed, so no other worker resumes it or uses its TCB meanwhile; the
+        // worker's own TCB is restored before returning.
+        unsafe { fsgs::set_fs_base(task.tcb().0) };
+        f();
+        // SAFETY: as above.
+        unsafe { fsgs::set_fs_base(self.own_tcb.get()) };
+        self.current.store(prev, Ordering::Relaxed);
+    }
+
+    /// The coroutine whose context the calling code runs in (its TCB in FS), or None in the worker's own
+    /// context, including the moments between coroutines. Async-signal-safe.
+    pub fn task_in_context(&self) -> Option<TaskRef> {
+        let running = core::ptr::NonNull::new(self.current.load(Ordering::Relaxed)).map(TaskRef)?;
+        (running.tcb().0 == fsgs::thread_self()).then_some(running)
     }
 
     pub fn leave_handler(&self) {
@@ -177,9 +204,7 @@ pub fn enter(w: &'static Worker, glibc_tcb: usize) {
     unsafe { fsgs::set_gs_base(w as *const Worker as usize) };
     w.own_tcb.set(fsgs::fs_base());
     w.os_tid.store(super::sys::gettid(), Ordering::Relaxed);
-    let mask = super::sys::sigmask(None);
-    w.own_mask.set(mask);
-    w.kernel_mask.set(mask);
+    w.kernel_mask.set(super::sys::sigmask(None));
     signals::alt_stack_for_this_thread();
 }
 
@@ -221,10 +246,8 @@ pub fn run(sched: &'static Scheduler, w: &'static Worker) -> ! {
             super::netpoll::poll(0);
         }
         sched.fire_timers(&mut expired);
-        if signals::PENDING_INTERRUPTS.load(Ordering::Relaxed) | signals::PENDING_RESTARTING.load(Ordering::Relaxed)
-            != 0
-        {
-            interrupt_waiters();
+        if signals::routing_needed() {
+            signals::route_held();
         }
         if w.stalled.load(Ordering::Relaxed) {
             // Marked while between coroutines: the stall is over.
@@ -235,7 +258,7 @@ pub fn run(sched: &'static Scheduler, w: &'static Worker) -> ! {
         // the others.
         if w.id >= sched.base && sched.should_retire(w) {
             sched.hand_off_queue(w);
-            sched.retire(w);
+            retire(sched, w);
             continue;
         }
         if let Some(task) = sched.next_task(w) {
@@ -249,39 +272,38 @@ pub fn run(sched: &'static Scheduler, w: &'static Worker) -> ! {
     }
 }
 
-/// Signals that a handler ran for while coroutines waited: interrupt that many waiters.
-#[cold]
-#[inline(never)]
-fn interrupt_waiters() {
-    for (pending, restart) in [(&signals::PENDING_INTERRUPTS, false), (&signals::PENDING_RESTARTING, true)] {
-        if pending.load(Ordering::Relaxed) != 0 {
-            for _ in 0..pending.swap(0, Ordering::AcqRel) {
-                super::thread::interrupt_one_waiter(restart);
-            }
-        }
+/// A retired spare sleeps until the monitor revives it, which no signal-mask change does: it blocks every
+/// signal meanwhile, so none can land on it (it takes a mask again when it runs or idles).
+fn retire(sched: &Scheduler, w: &Worker) {
+    let all = signals::runtime_thread_mask();
+    if w.kernel_mask.get() != all {
+        w.set_kernel_mask(all);
     }
+    sched.retire(w);
 }
 
 fn idle(sched: &Scheduler, w: &Worker) {
     if sched.should_retire(w) {
-        sched.retire(w);
+        retire(sched, w);
         return;
-    }
-    // An idle worker accepts the signals its own context accepts, not those of the last coroutine.
-    if w.kernel_mask.get() != w.own_mask.get() {
-        super::sys::sigmask(Some(w.own_mask.get()));
-        w.kernel_mask.set(w.own_mask.get());
     }
     // One idle worker waits in epoll_wait (so fd readiness wakes it); the others on their futex.
     let poll_flag = super::netpoll::waiting_flag()
         .filter(|f| f.compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed).is_ok());
     let state = if poll_flag.is_some() { SLEEPING_IN_POLL } else { SLEEPING };
     w.sleep.store(state, Ordering::SeqCst);
+    // An idle worker lets through the signals some coroutine accepts, and no others (those stay pending in
+    // the kernel, as when every thread blocks them). Read after the sleep state is published: a later
+    // change wakes this worker.
+    let idle_mask = signals::idle_worker_mask();
+    if w.kernel_mask.get() != idle_mask {
+        w.set_kernel_mask(idle_mask);
+    }
     // The poller may have left since we looked (a spare that then retired): some idle worker must wait
     // in epoll_wait, or readiness is never collected. Go round and take the flag instead of sleeping.
     // (A retiring poller wakes SLEEPING workers after its own store; SeqCst on both sides.)
     let poller_left = poll_flag.is_none() && super::netpoll::waiting_flag().is_some_and(|f| !f.load(Ordering::SeqCst));
-    if !poller_left && !sched.work_pending() {
+    if !poller_left && !sched.work_pending() && !signals::routing_needed() {
         let deadline = sched.next_deadline();
         // The clock is read only when a timer is pending.
         let now = if deadline.is_some() { time::monotonic_ns() } else { 0 };
