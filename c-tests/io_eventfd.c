@@ -1,5 +1,5 @@
-/* Blocking reads of eventfds (read and glibc's eventfd_read/eventfd_write) and timerfds from
- * many threads: each gets exactly its value or expiration count, natively and under the shim; under
+/* Blocking reads of eventfds (read and glibc's eventfd_read/eventfd_write), timerfds and a signalfd from
+ * many threads: each gets exactly its value, expiration count or signal, natively and under the shim; under
  * the shim the waiting threads park (OS threads stay at most workers + a few, where a blocked worker
  * would make the runtime start a spare per waiter).
  *
@@ -47,6 +47,17 @@ static void *timer_reader(void *arg)
     ssize_t r = read(tfd[i], &v, sizeof v);
     ticks[i] = r == (ssize_t)sizeof v ? v : 0;
     __atomic_add_fetch(&done_count, 1, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+static int sfd;
+static struct signalfd_siginfo sig_info;
+static ssize_t sig_read;
+
+static void *signal_reader(void *arg)
+{
+    (void)arg;
+    sig_read = read(sfd, &sig_info, sizeof sig_info);
     return NULL;
 }
 
@@ -127,5 +138,18 @@ int main(void)
     CHECK(ok, "semaphore eventfd: ten readers each took 1");
     close(sem);
 
+    /* a signalfd: SIGUSR2 blocked in every thread, a thread blocked reading the signalfd gets it */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    sfd = signalfd(-1, &set, SFD_CLOEXEC);
+    pthread_t st;
+    pthread_create(&st, NULL, signal_reader, NULL);
+    sleep_ms(100);
+    kill(getpid(), SIGUSR2);
+    pthread_join(st, NULL);
+    printf("signalfd read: %zd bytes, signal %s\n", sig_read, sig_info.ssi_signo == SIGUSR2 ? "SIGUSR2" : "other");
+    close(sfd);
     return test_exit_status();
 }
