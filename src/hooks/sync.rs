@@ -6,7 +6,9 @@
 
 use super::set_errno;
 use crate::real;
-use crate::runtime::sync::{self, Unsupported, barrier::Barrier, cond::Cond, mutex::Mutex, rwlock::RwLock, sem::Sem};
+use crate::runtime::sync::{
+    self, Unsupported, barrier::Barrier, cond::Cond, mutex::Mutex, proxy::Shared, rwlock::RwLock, sem::Sem,
+};
 use crate::runtime::{self, sys::time, worker};
 use std::ffi::c_int;
 
@@ -55,6 +57,8 @@ unsafe fn mutex_lock_slow(m: *mut libc::pthread_mutex_t) -> c_int {
         // SAFETY: m is an initialised mutex per the contract.
         match unsafe { Mutex::at(m) } {
             Ok(mx) => return mx.lock(None, None),
+            // SAFETY: as above.
+            Err(Unsupported) if let Some(sh) = unsafe { Shared::at(m) } => return sh.lock(None, None, false),
             Err(Unsupported) if worker::current_task().is_some() => {
                 // SAFETY: forwarding.
                 return retry_cooperatively(libc::EBUSY, None, || unsafe { real::pthread_mutex_trylock(m) });
@@ -70,10 +74,14 @@ unsafe fn mutex_lock_slow(m: *mut libc::pthread_mutex_t) -> c_int {
 /// C contract of pthread_mutex_trylock.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pthread_mutex_trylock(m: *mut libc::pthread_mutex_t) -> c_int {
-    if runtime::running()
-        && let Ok(mx) = unsafe { Mutex::at(m) }
-    {
-        return mx.trylock();
+    if runtime::running() {
+        // SAFETY: m is an initialised mutex per the contract.
+        match unsafe { Mutex::at(m) } {
+            Ok(mx) => return mx.trylock(),
+            // SAFETY: as above.
+            Err(Unsupported) if let Some(sh) = unsafe { Shared::at(m) } => return sh.lock(None, None, true),
+            Err(Unsupported) => {}
+        }
     }
     // SAFETY: forwarding.
     unsafe { real::pthread_mutex_trylock(m) }
@@ -110,6 +118,8 @@ pub unsafe extern "C" fn pthread_mutex_clocklock(
         // SAFETY: m is an initialised mutex per the contract.
         match unsafe { Mutex::at(m) } {
             Ok(mx) => return mx.lock(deadline, error),
+            // SAFETY: as above.
+            Err(Unsupported) if let Some(sh) = unsafe { Shared::at(m) } => return sh.lock(deadline, error, false),
             Err(Unsupported) if worker::current_task().is_some() => {
                 if let Some(e) = error {
                     return e;
@@ -140,10 +150,14 @@ pub unsafe extern "C" fn pthread_mutex_unlock(m: *mut libc::pthread_mutex_t) -> 
 #[cold]
 #[inline(never)]
 unsafe fn mutex_unlock_slow(m: *mut libc::pthread_mutex_t) -> c_int {
-    if runtime::running()
-        && let Ok(mx) = unsafe { Mutex::at(m) }
-    {
-        return mx.unlock();
+    if runtime::running() {
+        // SAFETY: m is an initialised mutex per the contract.
+        match unsafe { Mutex::at(m) } {
+            Ok(mx) => return mx.unlock(),
+            // SAFETY: as above.
+            Err(Unsupported) if let Some(sh) = unsafe { Shared::at(m) } => return sh.unlock(),
+            Err(Unsupported) => {}
+        }
     }
     // SAFETY: forwarding.
     unsafe { real::pthread_mutex_unlock(m) }

@@ -309,6 +309,8 @@ pub fn release_robust_mutexes(tcb: Tcb, tid: i32) {
     if pending != 0 {
         release(pending & !1);
     }
+    // Robust mutexes it held through the proxy owner are on the keeper's list instead.
+    super::sync::proxy::release_held_by(tid);
     // The list is the dead thread's; a recycled descriptor starts empty.
     // SAFETY: writing the TCB's own list head.
     unsafe {

@@ -12,6 +12,7 @@ pub mod cond;
 pub mod futex;
 pub mod mutex;
 mod pi;
+pub mod proxy;
 pub mod rwlock;
 pub mod sem;
 pub mod spin;

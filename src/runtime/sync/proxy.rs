@@ -1,0 +1,461 @@
+//! Robust mutexes and process-shared priority-inheritance mutexes held by coroutines, kept correct for the
+//! kernel and for other processes through a proxy owner: one real OS thread, the keeper.
+//!
+//! The kernel reads such a mutex's lock word in two places. At a thread's death its robust-list walk marks
+//! the mutexes whose word holds that thread's tid FUTEX_OWNER_DIED (so the next locker, perhaps in another
+//! process, gets EOWNERDEAD); and FUTEX_LOCK_PI/UNLOCK_PI find the owner task by the tid in the word. A
+//! coroutine's own tid is a fake one, and the worker running it changes, so when a coroutine takes one of
+//! these mutexes the word gets the keeper's tid instead: the mutex goes on the keeper's robust list
+//! (registered with the kernel, walked when the process dies — killed, or exiting from any thread), a
+//! contending PI locker elsewhere attaches to the keeper as owner, and an unlock that finds kernel PI
+//! waiters is done by the keeper itself (FUTEX_UNLOCK_PI must come from the owner). Which coroutine holds
+//! it is kept in the mutex's `__list.__prev` word, free while the keeper's list (singly linked through
+//! `__next`, all the kernel reads) holds the mutex; glibc's `__owner` keeps its usual meaning.
+//!
+//! Coroutines wait for these mutexes by retrying with short sleeps (the holder may be in another
+//! process). Plain threads keep using glibc with their real tids. A coroutine that ends holding one is
+//! released as the kernel would release a thread's ([`release_held_by`]).
+
+use super::super::sys::{self, futex, syscall, time};
+use super::{Deadline, my_tid};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex as StdMutex;
+
+const KIND_TYPE_MASK: i32 = 3;
+const KIND_RECURSIVE: i32 = 1;
+const KIND_ERRORCHECK: i32 = 2;
+const KIND_ROBUST: i32 = 16;
+const KIND_PI: i32 = 32;
+const KIND_PP: i32 = 64;
+const KIND_PSHARED: i32 = 128;
+
+const FUTEX_WAITERS: u32 = 0x8000_0000;
+const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
+const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+const OWNER_INCONSISTENT: i32 = i32::MAX;
+const OWNER_NOTRECOVERABLE: i32 = i32::MAX - 1;
+
+/// Offsets in glibc's x86-64 `struct __pthread_mutex_s`.
+const OFF_COUNT: usize = 4;
+const OFF_OWNER: usize = 8;
+const OFF_NUSERS: usize = 12;
+const OFF_KIND: usize = 16;
+const OFF_LIST_PREV: usize = 24;
+const OFF_LIST_NEXT: usize = 32;
+
+/// The kernel's `struct robust_list_head`, for the keeper.
+#[repr(C)]
+struct RobustHead {
+    list: AtomicUsize,
+    futex_offset: isize,
+    pending: AtomicUsize,
+}
+
+static HEAD: RobustHead =
+    RobustHead { list: AtomicUsize::new(0), futex_offset: -(OFF_LIST_NEXT as isize), pending: AtomicUsize::new(0) };
+/// Guards the keeper's list and its pending slot (one operation at a time, as for a thread's own list).
+static LIST_LOCK: AtomicBool = AtomicBool::new(false);
+
+const KEEPER_NONE: u8 = 0;
+const KEEPER_STARTING: u8 = 1;
+const KEEPER_READY: u8 = 2;
+const KEEPER_FAILED: u8 = 3;
+static KEEPER_STATE: AtomicU8 = AtomicU8::new(KEEPER_NONE);
+static KEEPER_TID: AtomicI32 = AtomicI32::new(0);
+/// PI words the keeper is to FUTEX_UNLOCK_PI, in order; `SERVED` counts those done.
+static REQUESTS: StdMutex<Vec<usize>> = StdMutex::new(Vec::new());
+static REQUESTED: AtomicU64 = AtomicU64::new(0);
+static SERVED: AtomicU64 = AtomicU64::new(0);
+static KEEPER_WAKE: AtomicU32 = AtomicU32::new(0);
+
+/// First and longest pause between attempts of a waiting coroutine.
+const PAUSE_MIN_NS: u64 = 20_000;
+const PAUSE_MAX_NS: u64 = 2_000_000;
+
+fn sleep_a_while(pause: &mut u64, deadline: Deadline) {
+    let now = time::monotonic_ns();
+    super::super::sleep_until(deadline.map_or(now + *pause, |d| d.min(now + *pause)));
+    *pause = (*pause * 2).min(PAUSE_MAX_NS);
+}
+
+extern "C" fn keeper_main(_: *mut libc::c_void) -> *mut libc::c_void {
+    // A plain thread for the hooks (GS 0); no process signal may land here instead of in the program.
+    // SAFETY: clearing our own GS base; blocking signals in our own thread.
+    unsafe { sys::fsgs::set_gs_base(0) };
+    let _ = sys::sigmask(Some(!0));
+    HEAD.list.store(&HEAD.list as *const AtomicUsize as usize, Ordering::Relaxed);
+    // SAFETY: HEAD is static, so it outlives the thread, as the kernel requires.
+    let registered = unsafe {
+        syscall::syscall2(libc::SYS_set_robust_list, &HEAD as *const RobustHead as usize, size_of::<RobustHead>())
+    };
+    if registered.is_err() {
+        KEEPER_STATE.store(KEEPER_FAILED, Ordering::Release);
+        return core::ptr::null_mut();
+    }
+    KEEPER_TID.store(sys::gettid(), Ordering::Relaxed);
+    KEEPER_STATE.store(KEEPER_READY, Ordering::Release);
+    loop {
+        let seen = KEEPER_WAKE.load(Ordering::Acquire);
+        let batch = core::mem::take(&mut *REQUESTS.lock().unwrap_or_else(|e| e.into_inner()));
+        if batch.is_empty() {
+            futex::wait(&KEEPER_WAKE, seen, None);
+            continue;
+        }
+        for word in batch {
+            // SAFETY: the requester waits for SERVED, so the mutex is alive; the keeper owns the PI word.
+            let _ = unsafe { syscall::syscall4(libc::SYS_futex, word, libc::FUTEX_UNLOCK_PI as usize, 0, 0) };
+            SERVED.fetch_add(1, Ordering::Release);
+        }
+    }
+}
+
+/// The keeper's tid, starting the keeper at first use; None if it cannot run (then the caller goes to
+/// glibc as before).
+fn keeper_tid() -> Option<u32> {
+    let mut pause = PAUSE_MIN_NS;
+    loop {
+        match KEEPER_STATE.load(Ordering::Acquire) {
+            KEEPER_READY => return Some(KEEPER_TID.load(Ordering::Relaxed) as u32),
+            KEEPER_FAILED => return None,
+            KEEPER_NONE => {
+                if KEEPER_STATE
+                    .compare_exchange(KEEPER_NONE, KEEPER_STARTING, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+                    // SAFETY: keeper_main takes no argument.
+                    && !unsafe { super::super::thread::start_os_thread(keeper_main, core::ptr::null_mut()) }
+                {
+                    KEEPER_STATE.store(KEEPER_FAILED, Ordering::Release);
+                    return None;
+                }
+            }
+            _ => sleep_a_while(&mut pause, None),
+        }
+    }
+}
+
+/// Has the keeper FUTEX_UNLOCK_PI `word` (which holds its tid and FUTEX_WAITERS) and, if `wait`, waits
+/// until it has: the caller's unlock must be complete before it returns (the mutex may then be freed).
+fn keeper_unlock_pi(word: usize, wait: bool) {
+    let ticket = {
+        let mut q = REQUESTS.lock().unwrap_or_else(|e| e.into_inner());
+        q.push(word);
+        REQUESTED.fetch_add(1, Ordering::Relaxed) + 1
+    };
+    KEEPER_WAKE.fetch_add(1, Ordering::Release);
+    futex::wake(&KEEPER_WAKE, 1);
+    let mut pause = PAUSE_MIN_NS;
+    while wait && SERVED.load(Ordering::Acquire) < ticket {
+        sleep_a_while(&mut pause, None);
+    }
+}
+
+struct ListGuard;
+
+fn lock_list() -> ListGuard {
+    while LIST_LOCK.swap(true, Ordering::Acquire) {
+        std::thread::yield_now();
+    }
+    ListGuard
+}
+
+impl Drop for ListGuard {
+    fn drop(&mut self) {
+        LIST_LOCK.store(false, Ordering::Release);
+    }
+}
+
+/// Puts `entry` (a mutex's `__list.__next`) at the front of the keeper's list; bit 0 marks a PI futex.
+fn enqueue(_: &ListGuard, entry: usize, pi: bool) {
+    // SAFETY: the entry is a mutex the keeper now owns; nobody else touches its list words.
+    unsafe { (entry as *mut usize).write(HEAD.list.load(Ordering::Relaxed)) };
+    HEAD.list.store(entry | pi as usize, Ordering::Release);
+}
+
+/// Takes `entry` off the keeper's list.
+fn dequeue(_: &ListGuard, entry: usize) {
+    let head = &HEAD.list as *const AtomicUsize as usize;
+    let mut link = head;
+    let mut n = 0;
+    // SAFETY: every link is the head or the `__next` word of a mutex on the list (owned by the keeper).
+    unsafe {
+        loop {
+            let next = (link as *const usize).read();
+            if next & !1 == head || n > 1_000_000 {
+                return;
+            }
+            if next & !1 == entry {
+                (link as *mut usize).write((entry as *const usize).read());
+                (entry as *mut usize).write(0);
+                return;
+            }
+            link = next & !1;
+            n += 1;
+        }
+    }
+}
+
+/// A robust or process-shared PI mutex, seen by a coroutine.
+pub struct Shared {
+    word: &'static AtomicU32,
+    count: &'static AtomicU32,
+    owner: &'static AtomicI32,
+    nusers: &'static AtomicU32,
+    holder: &'static AtomicUsize,
+    kind: i32,
+    pi: bool,
+    robust: bool,
+}
+
+impl Shared {
+    /// The proxied view of `m` when the caller is a coroutine and `m` is robust or a process-shared PI
+    /// mutex (not priority-protect), with the keeper running; None otherwise.
+    ///
+    /// # Safety
+    /// `m` must point at a live, initialised `pthread_mutex_t`.
+    pub unsafe fn at(m: *mut libc::pthread_mutex_t) -> Option<Shared> {
+        let p = m as *mut u8;
+        // SAFETY: aligned fields at glibc's offsets inside the 40-byte object.
+        let kind = unsafe { (*(p.add(OFF_KIND) as *const AtomicI32)).load(Ordering::Relaxed) };
+        let robust = kind & KIND_ROBUST != 0;
+        let pi = kind & KIND_PI != 0;
+        if kind & KIND_PP != 0 || !(robust || (pi && kind & KIND_PSHARED != 0)) {
+            return None;
+        }
+        super::super::worker::current_task()?;
+        keeper_tid()?;
+        // SAFETY: as above.
+        unsafe {
+            Some(Shared {
+                word: &*(p as *const AtomicU32),
+                count: &*(p.add(OFF_COUNT) as *const AtomicU32),
+                owner: &*(p.add(OFF_OWNER) as *const AtomicI32),
+                nusers: &*(p.add(OFF_NUSERS) as *const AtomicU32),
+                holder: &*(p.add(OFF_LIST_PREV) as *const AtomicUsize),
+                kind: kind & KIND_TYPE_MASK,
+                pi,
+                robust,
+            })
+        }
+    }
+
+    fn entry(&self) -> usize {
+        self.word as *const AtomicU32 as usize + OFF_LIST_NEXT
+    }
+
+    fn word_addr(&self) -> usize {
+        self.word as *const AtomicU32 as usize
+    }
+
+    /// True when the calling coroutine holds the mutex through the keeper.
+    fn held_by_me(&self, keeper: u32, me: i32) -> bool {
+        self.word.load(Ordering::Relaxed) & FUTEX_TID_MASK == keeper
+            && self.holder.load(Ordering::Relaxed) == me as usize
+    }
+
+    /// Locks (or only tries, `trying`), waiting until `deadline`. A timed lock whose time could not be read
+    /// passes the error in `deadline_error`, returned only when it would have to wait.
+    pub fn lock(&self, deadline: Deadline, deadline_error: Option<i32>, trying: bool) -> i32 {
+        let Some(keeper) = keeper_tid() else { return libc::EAGAIN };
+        let me = my_tid();
+        if self.held_by_me(keeper, me) {
+            match self.kind {
+                KIND_RECURSIVE => {
+                    let c = self.count.load(Ordering::Relaxed);
+                    if c == u32::MAX {
+                        return libc::EAGAIN;
+                    }
+                    self.count.store(c + 1, Ordering::Relaxed);
+                    return 0;
+                }
+                KIND_ERRORCHECK => return libc::EDEADLK,
+                // A plain one relocked by its holder: busy for trylock; lock waits forever (or times out),
+                // as natively.
+                _ => {}
+            }
+        }
+        if self.robust && !self.pi && self.owner.load(Ordering::Relaxed) == OWNER_NOTRECOVERABLE {
+            return libc::ENOTRECOVERABLE;
+        }
+        let mut pause = PAUSE_MIN_NS;
+        loop {
+            if let Some(prev) = self.take(keeper) {
+                return self.acquired(me, prev);
+            }
+            if trying {
+                return libc::EBUSY;
+            }
+            if let Some(e) = deadline_error {
+                return e;
+            }
+            if deadline.is_some_and(|d| d <= time::monotonic_ns()) {
+                return libc::ETIMEDOUT;
+            }
+            sleep_a_while(&mut pause, deadline);
+        }
+    }
+
+    /// One attempt: takes the word for the keeper if it has no owner (free, or its owner died — for a PI
+    /// word only while the kernel has no waiters on it, which it hands over itself). Some(previous word).
+    fn take(&self, keeper: u32) -> Option<u32> {
+        let cur = self.word.load(Ordering::Relaxed);
+        let ownerless = cur == 0
+            || (self.robust
+                && cur & FUTEX_TID_MASK == 0
+                && cur & FUTEX_OWNER_DIED != 0
+                && !(self.pi && cur & FUTEX_WAITERS != 0));
+        if !ownerless {
+            return None;
+        }
+        // A non-PI word keeps its waiters bit (they wait with FUTEX_WAIT and need the wake at unlock).
+        let new = keeper | if self.pi { 0 } else { cur & FUTEX_WAITERS };
+        let list = self.robust.then(lock_list);
+        if list.is_some() {
+            HEAD.pending.store(self.entry() | self.pi as usize, Ordering::Relaxed);
+        }
+        let won = self.word.compare_exchange(cur, new, Ordering::Acquire, Ordering::Relaxed).is_ok();
+        if let Some(g) = &list {
+            if won {
+                enqueue(g, self.entry(), self.pi);
+            }
+            HEAD.pending.store(0, Ordering::Release);
+        }
+        won.then_some(cur)
+    }
+
+    fn acquired(&self, me: i32, prev: u32) -> i32 {
+        self.holder.store(me as usize, Ordering::Relaxed);
+        if prev & FUTEX_OWNER_DIED != 0 {
+            self.count.store(1, Ordering::Relaxed);
+            self.owner.store(OWNER_INCONSISTENT, Ordering::Relaxed);
+            return libc::EOWNERDEAD;
+        }
+        if self.robust && self.owner.load(Ordering::Relaxed) == OWNER_NOTRECOVERABLE {
+            self.count.store(0, Ordering::Relaxed);
+            self.release();
+            return libc::ENOTRECOVERABLE;
+        }
+        self.count.store(1, Ordering::Relaxed);
+        self.owner.store(me, Ordering::Relaxed);
+        self.nusers.store(self.nusers.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+        0
+    }
+
+    pub fn unlock(&self) -> i32 {
+        let Some(keeper) = keeper_tid() else { return libc::EPERM };
+        let me = my_tid();
+        if !self.held_by_me(keeper, me) {
+            return libc::EPERM;
+        }
+        let inconsistent = self.robust && self.owner.load(Ordering::Relaxed) == OWNER_INCONSISTENT;
+        if self.kind == KIND_RECURSIVE {
+            let c = self.count.load(Ordering::Relaxed).wrapping_sub(1);
+            self.count.store(c, Ordering::Relaxed);
+            if c != 0 {
+                return if inconsistent { libc::ENOTRECOVERABLE } else { 0 };
+            }
+        }
+        self.owner.store(if inconsistent { OWNER_NOTRECOVERABLE } else { 0 }, Ordering::Relaxed);
+        self.nusers.store(self.nusers.load(Ordering::Relaxed).wrapping_sub(1), Ordering::Relaxed);
+        self.release();
+        0
+    }
+
+    /// Gives the word up (off the keeper's list first), waking a waiter as glibc's unlock would.
+    fn release(&self) {
+        self.holder.store(0, Ordering::Relaxed);
+        let list = self.robust.then(lock_list);
+        if let Some(g) = &list {
+            HEAD.pending.store(self.entry() | self.pi as usize, Ordering::Relaxed);
+            dequeue(g, self.entry());
+        }
+        let keeper_must_unlock = release_word(self.word, self.pi);
+        if list.is_some() {
+            HEAD.pending.store(0, Ordering::Release);
+        }
+        drop(list);
+        if keeper_must_unlock {
+            keeper_unlock_pi(self.word_addr(), true);
+        }
+    }
+}
+
+/// Releases a word the keeper holds: a non-PI one is set to 0 and one FUTEX_WAIT waiter woken if it had the
+/// waiters bit; a PI one without kernel waiters is set to 0. True when the kernel has PI waiters, so only
+/// the keeper's FUTEX_UNLOCK_PI may hand it on.
+fn release_word(word: &AtomicU32, pi: bool) -> bool {
+    if !pi {
+        if word.swap(0, Ordering::Release) & FUTEX_WAITERS != 0 {
+            wake_shared(word);
+        }
+        return false;
+    }
+    let mut cur = word.load(Ordering::Relaxed);
+    loop {
+        if cur & FUTEX_WAITERS != 0 {
+            return true;
+        }
+        match word.compare_exchange_weak(cur, 0, Ordering::Release, Ordering::Relaxed) {
+            Ok(_) => return false,
+            Err(now) => cur = now,
+        }
+    }
+}
+
+fn wake_shared(word: &AtomicU32) {
+    // SAFETY: FUTEX_WAKE only uses the address as a key (shared: robust and process-shared mutexes wait so).
+    let _ = unsafe { syscall::syscall4(libc::SYS_futex, word.as_ptr() as usize, libc::FUTEX_WAKE as usize, 1, 0) };
+}
+
+/// A coroutine thread ended: the robust mutexes it held through the keeper get FUTEX_OWNER_DIED, as the
+/// kernel does for a dying thread's, and come off the keeper's list; a waiter is woken (one of a non-PI
+/// mutex; a PI mutex with kernel waiters is handed on by the keeper, which the kernel does without
+/// telling the new owner its predecessor died: a known difference).
+pub fn release_held_by(tid: i32) {
+    if KEEPER_STATE.load(Ordering::Acquire) != KEEPER_READY {
+        return;
+    }
+    let head = &HEAD.list as *const AtomicUsize as usize;
+    let mut handed = Vec::new();
+    {
+        let g = lock_list();
+        let mut link = head;
+        // SAFETY: links are the head or `__next` words of mutexes the keeper owns.
+        unsafe {
+            loop {
+                let next = (link as *const usize).read();
+                let entry = next & !1;
+                if entry == head || entry == 0 {
+                    break;
+                }
+                let base = entry - OFF_LIST_NEXT;
+                let holder = &*((base + OFF_LIST_PREV) as *const AtomicUsize);
+                if holder.load(Ordering::Relaxed) != tid as usize {
+                    link = entry;
+                    continue;
+                }
+                let word = &*(base as *const AtomicU32);
+                let pi = next & 1 != 0;
+                holder.store(0, Ordering::Relaxed);
+                dequeue(&g, entry);
+                let cur = word.load(Ordering::Relaxed);
+                if pi && cur & FUTEX_WAITERS != 0 {
+                    handed.push(base);
+                } else if word
+                    .compare_exchange(
+                        cur,
+                        (cur & FUTEX_WAITERS) | FUTEX_OWNER_DIED,
+                        Ordering::Release,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+                    && cur & FUTEX_WAITERS != 0
+                {
+                    wake_shared(word);
+                }
+            }
+        }
+    }
+    for word in handed {
+        keeper_unlock_pi(word, false);
+    }
+}
