@@ -174,14 +174,59 @@ unsafe fn cond_pair(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t)
     unsafe { Some((Cond::at(c).ok()?, Mutex::at(m).ok()?)) }
 }
 
+/// A coroutine's condition wait with a mutex held through the proxy owner (robust, or process-shared PI).
+/// On a condition variable the runtime runs, the mutex is unlocked and relocked by the runtime; on a
+/// process-shared one, glibc's `real_wait` does both, so the mutex is handed to glibc's bookkeeping for
+/// the call and taken back after. None: not such a mutex, or not a coroutine.
+unsafe fn cond_wait_proxied(
+    c: *mut libc::pthread_cond_t,
+    m: *mut libc::pthread_mutex_t,
+    abstime: Option<(libc::clockid_t, *const libc::timespec)>,
+    real_wait: impl FnOnce() -> c_int,
+) -> Option<c_int> {
+    if !runtime::running() {
+        return None;
+    }
+    // SAFETY: an initialised mutex per the callers' contracts.
+    let sh = unsafe { Shared::at(m)? };
+    if sh.not_owned() {
+        return Some(libc::EPERM);
+    }
+    // SAFETY: an initialised condition variable per the callers' contracts.
+    let Ok(cv) = (unsafe { Cond::at(c) }) else {
+        let handed = sh.hand_to_glibc();
+        let r = real_wait();
+        return Some(if handed { sh.take_from_glibc(r) } else { r });
+    };
+    let deadline = match abstime {
+        None => None,
+        Some((clock, t)) => match sync::abs_deadline(if clock < 0 { cv.clock() } else { clock }, t) {
+            Ok(d) => Some(d),
+            Err(e) => return Some(e),
+        },
+    };
+    Some(cv.wait_with(
+        || {
+            sh.unlock();
+        },
+        || sh.lock(None, None, false),
+        deadline,
+    ))
+}
+
 /// # Safety
 /// C contract of pthread_cond_wait.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pthread_cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t) -> c_int {
     match unsafe { cond_pair(c, m) } {
         Some((cv, mx)) => cv.wait(&mx, None),
-        // SAFETY: forwarding.
-        None => unsafe { real::pthread_cond_wait(c, m) },
+        // SAFETY: as for this function.
+        // SAFETY: as for this function; the closure forwards.
+        None => match unsafe { cond_wait_proxied(c, m, None, || real::pthread_cond_wait(c, m)) } {
+            Some(r) => r,
+            // SAFETY: forwarding.
+            None => unsafe { real::pthread_cond_wait(c, m) },
+        },
     }
 }
 
@@ -198,8 +243,14 @@ pub unsafe extern "C" fn pthread_cond_timedwait(
             Ok(d) => cv.wait(&mx, Some(d)),
             Err(e) => e,
         },
-        // SAFETY: forwarding.
-        None => unsafe { real::pthread_cond_timedwait(c, m, abstime) },
+        // SAFETY: as for this function; -1: the condition variable's own clock.
+        None => match unsafe {
+            cond_wait_proxied(c, m, Some((-1, abstime)), || real::pthread_cond_timedwait(c, m, abstime))
+        } {
+            Some(r) => r,
+            // SAFETY: forwarding.
+            None => unsafe { real::pthread_cond_timedwait(c, m, abstime) },
+        },
     }
 }
 
@@ -217,8 +268,14 @@ pub unsafe extern "C" fn pthread_cond_clockwait(
             Ok(d) => cv.wait(&mx, Some(d)),
             Err(e) => e,
         },
-        // SAFETY: forwarding.
-        None => unsafe { real::pthread_cond_clockwait(c, m, clock, abstime) },
+        // SAFETY: as for this function.
+        None => match unsafe {
+            cond_wait_proxied(c, m, Some((clock, abstime)), || real::pthread_cond_clockwait(c, m, clock, abstime))
+        } {
+            Some(r) => r,
+            // SAFETY: forwarding.
+            None => unsafe { real::pthread_cond_clockwait(c, m, clock, abstime) },
+        },
     }
 }
 

@@ -340,6 +340,95 @@ impl Shared {
         0
     }
 
+    /// Hands the mutex, which the calling coroutine holds, over to glibc's own bookkeeping (its fake tid in
+    /// the word, the mutex on its own robust list) for a wait on a process-shared condition variable, which
+    /// glibc runs and which unlocks and relocks the mutex inside glibc. False when that cannot be done: a PI
+    /// word with kernel waiters, whose owner for the kernel must stay the keeper.
+    pub fn hand_to_glibc(&self) -> bool {
+        let Some(keeper) = keeper_tid() else { return false };
+        let me = my_tid();
+        let list = self.robust.then(lock_list);
+        let cur = self.word.load(Ordering::Relaxed);
+        if cur & FUTEX_TID_MASK != keeper || (self.pi && cur & FUTEX_WAITERS != 0) {
+            return false;
+        }
+        if list.is_some() {
+            HEAD.pending.store(self.entry() | self.pi as usize, Ordering::Relaxed);
+        }
+        let mine = (cur & !FUTEX_TID_MASK) | me as u32;
+        if self.word.compare_exchange(cur, mine, Ordering::AcqRel, Ordering::Relaxed).is_err() {
+            // Only a waiters bit can have been added meanwhile (non-PI): go round once more.
+            drop(list);
+            return self.hand_to_glibc();
+        }
+        if let Some(g) = &list {
+            dequeue(g, self.entry());
+            super::super::identity::robust_enqueue(self.entry(), self.pi);
+            HEAD.pending.store(0, Ordering::Release);
+        }
+        true
+    }
+
+    /// Takes back from glibc's bookkeeping a mutex the calling coroutine holds in its own name after the
+    /// condition wait relocked it. Returns the wait's result, `r`, or the relock's if it had to redo it.
+    ///
+    /// A contended PI relock was done by the kernel for the worker thread (its real tid in the word). With
+    /// no kernel waiters left the word simply becomes the keeper's; otherwise only the worker could hand
+    /// it on, so it does (FUTEX_UNLOCK_PI) and the mutex is locked again through the keeper. The coroutine
+    /// is still on that worker: nothing has run on it since glibc returned.
+    pub fn take_from_glibc(&self, r: i32) -> i32 {
+        let Some(keeper) = keeper_tid() else { return r };
+        let me = my_tid() as u32;
+        let worker = sys::gettid() as u32;
+        let list = self.robust.then(lock_list);
+        let mut cur = self.word.load(Ordering::Relaxed);
+        loop {
+            let tid = cur & FUTEX_TID_MASK;
+            if tid != me && tid != worker {
+                return r;
+            }
+            if list.is_some() {
+                HEAD.pending.store(self.entry() | self.pi as usize, Ordering::Relaxed);
+            }
+            if tid == worker && self.pi && cur & FUTEX_WAITERS != 0 {
+                if list.is_some() {
+                    super::super::identity::robust_dequeue(self.entry());
+                    HEAD.pending.store(0, Ordering::Release);
+                }
+                drop(list);
+                self.nusers.store(self.nusers.load(Ordering::Relaxed).wrapping_sub(1), Ordering::Relaxed);
+                let owner = self.owner.load(Ordering::Relaxed);
+                self.owner.store(0, Ordering::Relaxed);
+                // SAFETY: the calling thread is the kernel's owner of this PI word.
+                let _ = unsafe {
+                    syscall::syscall4(libc::SYS_futex, self.word_addr(), libc::FUTEX_UNLOCK_PI as usize, 0, 0)
+                };
+                let relocked = self.lock(None, None, false);
+                if relocked == 0 && owner == OWNER_INCONSISTENT {
+                    self.owner.store(OWNER_INCONSISTENT, Ordering::Relaxed);
+                }
+                return if relocked != 0 { relocked } else { r };
+            }
+            let kept = (cur & !FUTEX_TID_MASK) | keeper;
+            match self.word.compare_exchange(cur, kept, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(now) => cur = now,
+            }
+        }
+        if let Some(g) = &list {
+            super::super::identity::robust_dequeue(self.entry());
+            enqueue(g, self.entry(), self.pi);
+            HEAD.pending.store(0, Ordering::Release);
+        }
+        self.holder.store(me as usize, Ordering::Relaxed);
+        r
+    }
+
+    /// True when the calling coroutine does not hold the mutex (a condition wait with it is EPERM).
+    pub fn not_owned(&self) -> bool {
+        keeper_tid().is_none_or(|keeper| !self.held_by_me(keeper, my_tid()))
+    }
+
     pub fn unlock(&self) -> i32 {
         let Some(keeper) = keeper_tid() else { return libc::EPERM };
         let me = my_tid();
