@@ -236,7 +236,10 @@ pub unsafe fn lock_fast(m: *mut libc::pthread_mutex_t) -> Option<i32> {
     Some(0)
 }
 
-/// The unlock of a normal or adaptive process-private mutex nobody waits for. None: take the full path.
+/// The unlock of a normal or adaptive process-private mutex. None: take the full path. Nothing is checked
+/// before the release: for these kinds the full path does the same stores whatever the word holds (glibc
+/// does not check the owner either), and a word other than 1 — waiters, or not locked at all — goes to
+/// [`release_contended`].
 ///
 /// # Safety
 /// `m` must point at a live, initialised `pthread_mutex_t`.
@@ -247,7 +250,7 @@ pub unsafe fn unlock_fast(m: *mut libc::pthread_mutex_t) -> Option<i32> {
     unsafe {
         let kind = (*(p.add(16) as *const AtomicI32)).load(Ordering::Relaxed);
         let lock = &*(p as *const AtomicI32);
-        if (kind != KIND_NORMAL && kind != KIND_ADAPTIVE) || lock.load(Ordering::Relaxed) != 1 {
+        if kind != KIND_NORMAL && kind != KIND_ADAPTIVE {
             return None;
         }
         (*(p.add(8) as *const AtomicI32)).store(0, Ordering::Relaxed);
@@ -260,7 +263,7 @@ pub unsafe fn unlock_fast(m: *mut libc::pthread_mutex_t) -> Option<i32> {
     Some(0)
 }
 
-/// A waiter arrived while the unlock was under way (the word is 2): release and wake one.
+/// The word was not 1 at the release: 2 (waiters: release and wake one) or 0 (not locked: stays 0).
 #[cold]
 #[inline(never)]
 fn release_contended(lock: &AtomicI32) {
