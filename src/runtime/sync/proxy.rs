@@ -357,7 +357,10 @@ impl Shared {
         }
         let mine = (cur & !FUTEX_TID_MASK) | me as u32;
         if self.word.compare_exchange(cur, mine, Ordering::AcqRel, Ordering::Relaxed).is_err() {
-            // Only a waiters bit can have been added meanwhile (non-PI): go round once more.
+            // Only a waiters bit can have been added meanwhile: look again.
+            if list.is_some() {
+                HEAD.pending.store(0, Ordering::Release);
+            }
             drop(list);
             return self.hand_to_glibc();
         }
