@@ -97,6 +97,22 @@ static void *die_holding(void *arg)
     return (void *)(intptr_t)pthread_mutex_lock(&m);
 }
 
+static void *hold_then_die(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&m);
+    ATOMIC_STORE(&started, 1);
+    wait_at_least(&started, 2, 1, 5000);
+    return NULL;
+}
+
+static void *time_out(void *arg)
+{
+    (void)arg;
+    struct timespec ts = deadline_in(CLOCK_REALTIME, 20);
+    return (void *)(intptr_t)pthread_mutex_timedlock(&m, &ts);
+}
+
 static void robust_pi(void)
 {
     init_mutex(&m, PTHREAD_MUTEX_NORMAL, 1, 1, 0);
@@ -117,6 +133,25 @@ static void robust_pi(void)
     int again = pthread_mutex_lock(&m);
     printf("robust PI, real owner ended holding it: its lock %s; next lock %s, unlock %s, then %s\n",
            name((int)(intptr_t)r), name(e), name(u), name(again));
+    pthread_mutex_destroy(&m);
+    init_mutex(&m, PTHREAD_MUTEX_NORMAL, 1, 1, 0);
+
+    /* A real thread waited in the kernel and timed out, then the owner ended: the word may keep the
+     * kernel's waiters bit with no owner. */
+    ATOMIC_STORE(&started, 0);
+    t = start(hold_then_die, 1);
+    wait_at_least(&started, 1, 1, 5000);
+    pthread_t w = start(time_out, 1);
+    pthread_join(w, &r);
+    ATOMIC_STORE(&started, 2);
+    pthread_join(t, NULL);
+    fprintf(stderr, "word after the owner ended: %#x\n", *(unsigned *)&m);
+    struct timespec ts = deadline_in(CLOCK_REALTIME, 3000);
+    e = pthread_mutex_timedlock(&m, &ts);
+    c = e == EOWNERDEAD ? pthread_mutex_consistent(&m) : -1;
+    u = pthread_mutex_unlock(&m);
+    printf("robust PI, a waiter timed out, then the owner ended: waiter %s; next lock %s, consistent %d, unlock %s\n",
+           name((int)(intptr_t)r), name(e), c, name(u));
     pthread_mutex_destroy(&m);
 
     init_mutex(&m, PTHREAD_MUTEX_ERRORCHECK, 1, 1, 0);

@@ -62,8 +62,19 @@ const KEEPER_READY: u8 = 2;
 const KEEPER_FAILED: u8 = 3;
 static KEEPER_STATE: AtomicU8 = AtomicU8::new(KEEPER_NONE);
 static KEEPER_TID: AtomicI32 = AtomicI32::new(0);
-/// PI words the keeper is to FUTEX_UNLOCK_PI, in order; `SERVED` counts those done.
-static REQUESTS: StdMutex<Vec<usize>> = StdMutex::new(Vec::new());
+/// A PI futex operation the keeper makes as the owner: the word, FUTEX_UNLOCK_PI or FUTEX_TRYLOCK_PI, and
+/// where to put the result (0 or an errno), if anywhere.
+struct Request {
+    word: usize,
+    op: i32,
+    result: *const AtomicI32,
+}
+
+// SAFETY: `result` points at a requester's AtomicI32, alive until SERVED passes its ticket.
+unsafe impl Send for Request {}
+
+/// Operations for the keeper, in order; `SERVED` counts those done.
+static REQUESTS: StdMutex<Vec<Request>> = StdMutex::new(Vec::new());
 static REQUESTED: AtomicU64 = AtomicU64::new(0);
 static SERVED: AtomicU64 = AtomicU64::new(0);
 static KEEPER_WAKE: AtomicU32 = AtomicU32::new(0);
@@ -101,9 +112,14 @@ extern "C" fn keeper_main(_: *mut libc::c_void) -> *mut libc::c_void {
             futex::wait(&KEEPER_WAKE, seen, None);
             continue;
         }
-        for word in batch {
-            // SAFETY: the requester waits for SERVED, so the mutex is alive; the keeper owns the PI word.
-            let _ = unsafe { syscall::syscall4(libc::SYS_futex, word, libc::FUTEX_UNLOCK_PI as usize, 0, 0) };
+        for req in batch {
+            // SAFETY: the requester waits for SERVED (or the mutex is one a dead coroutine held), so the
+            // word is alive.
+            let r = unsafe { syscall::syscall4(libc::SYS_futex, req.word, req.op as usize, 0, 0) };
+            if !req.result.is_null() {
+                // SAFETY: see Request.
+                unsafe { (*req.result).store(r.map_or_else(|e| e.0, |_| 0), Ordering::Relaxed) };
+            }
             SERVED.fetch_add(1, Ordering::Release);
         }
     }
@@ -133,12 +149,14 @@ fn keeper_tid() -> Option<u32> {
     }
 }
 
-/// Has the keeper FUTEX_UNLOCK_PI `word` (which holds its tid and FUTEX_WAITERS) and, if `wait`, waits
-/// until it has: the caller's unlock must be complete before it returns (the mutex may then be freed).
-fn keeper_unlock_pi(word: usize, wait: bool) {
+/// Has the keeper make PI futex operation `op` on `word` as its owner, and if `wait`, waits until it has
+/// (an unlock must be complete before the caller returns: the mutex may then be freed). Returns the
+/// operation's result (0 or an errno) when waited for.
+fn keeper_op(word: usize, op: i32, wait: bool) -> i32 {
+    let result = AtomicI32::new(0);
     let ticket = {
         let mut q = REQUESTS.lock().unwrap_or_else(|e| e.into_inner());
-        q.push(word);
+        q.push(Request { word, op, result: if wait { &result } else { core::ptr::null() } });
         REQUESTED.fetch_add(1, Ordering::Relaxed) + 1
     };
     KEEPER_WAKE.fetch_add(1, Ordering::Release);
@@ -147,6 +165,7 @@ fn keeper_unlock_pi(word: usize, wait: bool) {
     while wait && SERVED.load(Ordering::Acquire) < ticket {
         sleep_a_while(&mut pause, None);
     }
+    result.load(Ordering::Relaxed)
 }
 
 struct ListGuard;
@@ -298,6 +317,9 @@ impl Shared {
     /// word only while the kernel has no waiters on it, which it hands over itself). Some(previous word).
     fn take(&self, keeper: u32) -> Option<u32> {
         let cur = self.word.load(Ordering::Relaxed);
+        if self.pi && cur & FUTEX_TID_MASK == 0 && cur & FUTEX_WAITERS != 0 {
+            return self.take_from_kernel(keeper);
+        }
         let ownerless = cur == 0
             || (self.robust
                 && cur & FUTEX_TID_MASK == 0
@@ -320,6 +342,21 @@ impl Shared {
             HEAD.pending.store(0, Ordering::Release);
         }
         won.then_some(cur)
+    }
+
+    /// A PI word with no owner but the kernel's waiters bit (left by a waiter that timed out, or being
+    /// handed on by the kernel): only the kernel may give it out, so the keeper asks with FUTEX_TRYLOCK_PI.
+    fn take_from_kernel(&self, keeper: u32) -> Option<u32> {
+        if keeper_op(self.word_addr(), libc::FUTEX_TRYLOCK_PI, true) != 0 {
+            return None;
+        }
+        let prev = self.word.fetch_and(!FUTEX_OWNER_DIED, Ordering::Acquire);
+        if self.robust {
+            let g = lock_list();
+            enqueue(&g, self.entry(), true);
+        }
+        debug_assert_eq!(prev & FUTEX_TID_MASK, keeper);
+        Some(prev & FUTEX_OWNER_DIED)
     }
 
     fn acquired(&self, me: i32, prev: u32) -> i32 {
@@ -466,7 +503,7 @@ impl Shared {
         }
         drop(list);
         if keeper_must_unlock {
-            keeper_unlock_pi(self.word_addr(), true);
+            keeper_op(self.word_addr(), libc::FUTEX_UNLOCK_PI, true);
         }
     }
 }
@@ -548,6 +585,6 @@ pub fn release_held_by(tid: i32) {
         }
     }
     for word in handed {
-        keeper_unlock_pi(word, false);
+        keeper_op(word, libc::FUTEX_UNLOCK_PI, false);
     }
 }
