@@ -324,6 +324,50 @@ static void process_death(const char *argv0, int pi, const char *how)
     close(fd);
 }
 
+static pthread_mutex_t *shared_mx;
+static int *shared_flags;
+
+static void *lock_then_end(void *arg)
+{
+    (void)arg;
+    int r = pthread_mutex_lock(shared_mx);
+    ATOMIC_STORE(&shared_flags[0], 1);
+    wait_at_least(&shared_flags[1], 1, 1, 5000); /* the other process is about to wait */
+    sleep_ms(50);
+    return (void *)(intptr_t)r; /* ends holding it */
+}
+
+/* A thread ends holding a robust process-shared mutex that a process forked earlier is waiting for. */
+static void thread_ends_while_other_process_waits(int pi)
+{
+    shared_mx = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    shared_flags = (int *)(shared_mx + 1);
+    init_mutex(shared_mx, PTHREAD_MUTEX_NORMAL, pi, 1, 1);
+    fflush(stdout);
+    pid_t c = fork();
+    if (c == 0) {
+        wait_at_least(&shared_flags[0], 1, 1, 5000);
+        ATOMIC_STORE(&shared_flags[1], 1);
+        struct timespec ts = deadline_in(CLOCK_REALTIME, 5000);
+        int e = pthread_mutex_timedlock(shared_mx, &ts);
+        if (e == EOWNERDEAD)
+            pthread_mutex_consistent(shared_mx);
+        if (e == 0 || e == EOWNERDEAD)
+            pthread_mutex_unlock(shared_mx);
+        _exit(e == EOWNERDEAD ? 0 : e == 0 ? 1 : 2);
+    }
+    pthread_t t = start(lock_then_end, 0);
+    void *r;
+    pthread_join(t, &r);
+    int st;
+    waitpid(c, &st, 0);
+    printf("robust pshared%s: thread locked it (%s) and ended while another process waited: that process "
+           "got %s\n",
+           pi ? " PI" : "", name((int)(intptr_t)r),
+           WEXITSTATUS(st) == 0 ? "EOWNERDEAD" : WEXITSTATUS(st) == 1 ? "0" : "an error or nothing");
+    munmap(shared_mx, 4096);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 4 && strcmp(argv[1], "child") == 0)
@@ -335,6 +379,7 @@ int main(int argc, char **argv)
         for (int pc = 0; pc < 2; pc++)
             for (int real = 0; real < 2; real++)
                 cond_with(pi, pc, real);
+    thread_ends_while_other_process_waits(0);
     process_death(argv[0], 0, "kill");
     process_death(argv[0], 0, "exit");
     process_death(argv[0], 1, "kill");
