@@ -16,10 +16,10 @@
 //! process). Plain threads keep using glibc with their real tids. A coroutine that ends holding one is
 //! released as the kernel would release a thread's ([`release_held_by`]).
 
+use super::super::lock::{Guard, Lock};
 use super::super::sys::{self, futex, syscall, time};
 use super::{Deadline, my_tid};
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex as StdMutex;
+use core::sync::atomic::{AtomicI32, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 const KIND_TYPE_MASK: i32 = 3;
 const KIND_RECURSIVE: i32 = 1;
@@ -54,7 +54,7 @@ struct RobustHead {
 static HEAD: RobustHead =
     RobustHead { list: AtomicUsize::new(0), futex_offset: -(OFF_LIST_NEXT as isize), pending: AtomicUsize::new(0) };
 /// Guards the keeper's list and its pending slot (one operation at a time, as for a thread's own list).
-static LIST_LOCK: AtomicBool = AtomicBool::new(false);
+static LIST: Lock<()> = Lock::new(());
 
 const KEEPER_NONE: u8 = 0;
 const KEEPER_STARTING: u8 = 1;
@@ -74,7 +74,7 @@ struct Request {
 unsafe impl Send for Request {}
 
 /// Operations for the keeper, in order; `SERVED` counts those done.
-static REQUESTS: StdMutex<Vec<Request>> = StdMutex::new(Vec::new());
+static REQUESTS: Lock<Vec<Request>> = Lock::new(Vec::new());
 static REQUESTED: AtomicU64 = AtomicU64::new(0);
 static SERVED: AtomicU64 = AtomicU64::new(0);
 static KEEPER_WAKE: AtomicU32 = AtomicU32::new(0);
@@ -107,7 +107,7 @@ extern "C" fn keeper_main(_: *mut libc::c_void) -> *mut libc::c_void {
     KEEPER_STATE.store(KEEPER_READY, Ordering::Release);
     loop {
         let seen = KEEPER_WAKE.load(Ordering::Acquire);
-        let batch = core::mem::take(&mut *REQUESTS.lock().unwrap_or_else(|e| e.into_inner()));
+        let batch = core::mem::take(&mut *REQUESTS.lock());
         if batch.is_empty() {
             futex::wait(&KEEPER_WAKE, seen, None);
             continue;
@@ -155,7 +155,7 @@ fn keeper_tid() -> Option<u32> {
 fn keeper_op(word: usize, op: i32, wait: bool) -> i32 {
     let result = AtomicI32::new(0);
     let ticket = {
-        let mut q = REQUESTS.lock().unwrap_or_else(|e| e.into_inner());
+        let mut q = REQUESTS.lock();
         q.push(Request { word, op, result: if wait { &result } else { core::ptr::null() } });
         REQUESTED.fetch_add(1, Ordering::Relaxed) + 1
     };
@@ -168,19 +168,10 @@ fn keeper_op(word: usize, op: i32, wait: bool) -> i32 {
     result.load(Ordering::Relaxed)
 }
 
-struct ListGuard;
+type ListGuard = Guard<'static, ()>;
 
 fn lock_list() -> ListGuard {
-    while LIST_LOCK.swap(true, Ordering::Acquire) {
-        std::thread::yield_now();
-    }
-    ListGuard
-}
-
-impl Drop for ListGuard {
-    fn drop(&mut self) {
-        LIST_LOCK.store(false, Ordering::Release);
-    }
+    LIST.lock()
 }
 
 /// Puts `entry` (a mutex's `__list.__next`) at the front of the keeper's list; bit 0 marks a PI futex.
