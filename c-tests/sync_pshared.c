@@ -113,6 +113,12 @@ static void *time_out(void *arg)
     return (void *)(intptr_t)pthread_mutex_timedlock(&m, &ts);
 }
 
+static void *try_from_other(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)pthread_mutex_trylock(&m);
+}
+
 static void robust_pi(void)
 {
     init_mutex(&m, PTHREAD_MUTEX_NORMAL, 1, 1, 0);
@@ -160,6 +166,19 @@ static void robust_pi(void)
     int d = pthread_mutex_unlock(&m), f = pthread_mutex_unlock(&m);
     printf("robust errorcheck PI: lock %s, relock %s, unlock %s, unlock again %s\n", name(a), name(b), name(d),
            name(f));
+    pthread_mutex_destroy(&m);
+
+    init_mutex(&m, PTHREAD_MUTEX_RECURSIVE, 1, 1, 0);
+    a = pthread_mutex_lock(&m);
+    b = pthread_mutex_trylock(&m);
+    t = start(try_from_other, 1);
+    pthread_join(t, &r);
+    d = pthread_mutex_unlock(&m);
+    f = pthread_mutex_unlock(&m);
+    int g = pthread_mutex_unlock(&m);
+    printf("robust recursive PI: lock %s, trylock %s, real thread's trylock %s, unlocks %s %s, one too many %s\n",
+           name(a), name(b), name((int)(intptr_t)r), name(d), name(f), name(g));
+    contend_with_main("robust recursive PI, real thread contends", 1);
     pthread_mutex_destroy(&m);
 }
 
