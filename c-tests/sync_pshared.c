@@ -1,10 +1,12 @@
 /* sync_pshared.c — robust and process-shared mutexes whose owner may be a coroutine (issue 4), as other
- * threads and processes see them: robust PI mutexes contended by a real OS thread and by a coroutine, their
- * owner ending holding them (EOWNERDEAD, then ENOTRECOVERABLE when not made consistent); a process-shared
- * PI mutex contended across fork in both directions; and robust process-shared mutexes (PI or not) held by
- * a thread of another process when that process is killed (SIGKILL) or exits from its main thread: the
- * kernel's robust-list walk must hand EOWNERDEAD to the next locker. Under the shim a coroutine's own tid
- * is one the kernel does not know.
+ * threads and processes see them: robust PI mutexes (normal, errorcheck, recursive) contended by a real OS
+ * thread and by a coroutine, their owner ending holding them (EOWNERDEAD, then ENOTRECOVERABLE when not
+ * made consistent), also after a kernel waiter timed out; a process-shared PI mutex contended across fork
+ * in both directions; condition waits (private and process-shared condition variables) with robust
+ * mutexes; a thread ending holding a robust process-shared mutex another process waits for; and robust
+ * process-shared mutexes (PI or not) held by a thread of another process when that process is killed
+ * (SIGKILL) or exits from its main thread: the kernel's robust-list walk must hand EOWNERDEAD to the next
+ * locker. Under the shim a coroutine's own tid is one the kernel does not know.
  * asyncshim-test: timeout=40 */
 #include "test_util.h"
 #include <pthread.h>
