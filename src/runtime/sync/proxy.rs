@@ -12,13 +12,11 @@
 //! it is kept in the mutex's `__list.__prev` word, free while the keeper's list (singly linked through
 //! `__next`, all the kernel reads) holds the mutex; glibc's `__owner` keeps its usual meaning.
 //!
-//! Coroutines wait for these mutexes parked, woken by a coroutine's release and otherwise looking again
-//! after 20 µs to 2 ms (the holder may be in another process, or a plain thread, which keeps using glibc
-//! with its real tid and wakes nobody here). A coroutine that ends holding one is
+//! Coroutines wait for these mutexes by retrying with short sleeps (the holder may be in another
+//! process). Plain threads keep using glibc with their real tids. A coroutine that ends holding one is
 //! released as the kernel would release a thread's ([`release_held_by`]).
 
 use super::super::lock::{Guard, Lock};
-use super::super::parking_lot;
 use super::super::sys::{self, futex, syscall, time};
 use super::{Deadline, my_tid};
 use core::sync::atomic::{AtomicI32, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -299,24 +297,10 @@ impl Shared {
             if let Some(e) = deadline_error {
                 return e;
             }
-            let now = time::monotonic_ns();
-            if deadline.is_some_and(|d| d <= now) {
+            if deadline.is_some_and(|d| d <= time::monotonic_ns()) {
                 return libc::ETIMEDOUT;
             }
-            // Park until a coroutine of this process releases it, or the next look (a holder elsewhere,
-            // or a plain thread in glibc, wakes nobody here).
-            let busy = self.word.load(Ordering::Relaxed);
-            let word = self.word;
-            super::super::stats::park(super::super::stats::Park::Mutex);
-            parking_lot::park(
-                self.word_addr(),
-                0,
-                || word.load(Ordering::Relaxed) == busy,
-                || {},
-                Some(deadline.map_or(now + pause, |d| d.min(now + pause))),
-                parking_lot::Interrupt::No,
-            );
-            pause = (pause * 2).min(PAUSE_MAX_NS);
+            sleep_a_while(&mut pause, deadline);
         }
     }
 
@@ -512,7 +496,6 @@ impl Shared {
         if keeper_must_unlock {
             keeper_op(self.word_addr(), libc::FUTEX_UNLOCK_PI, true);
         }
-        parking_lot::unpark_one(self.word_addr(), |_| 0);
     }
 }
 
@@ -589,7 +572,6 @@ pub fn release_held_by(tid: i32) {
                 {
                     wake_shared(word);
                 }
-                parking_lot::unpark_one(base, |_| 0);
             }
         }
     }
