@@ -16,7 +16,7 @@
 //! process). Plain threads keep using glibc with their real tids. A coroutine that ends holding one is
 //! released as the kernel would release a thread's ([`release_held_by`]).
 
-use super::super::lock::{Guard, Lock};
+use super::super::lock::Lock;
 use super::super::sys::{self, futex, syscall, time};
 use super::{Deadline, my_tid};
 use core::sync::atomic::{AtomicI32, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -53,8 +53,6 @@ struct RobustHead {
 
 static HEAD: RobustHead =
     RobustHead { list: AtomicUsize::new(0), futex_offset: -(OFF_LIST_NEXT as isize), pending: AtomicUsize::new(0) };
-/// Guards the keeper's list and its pending slot (one operation at a time, as for a thread's own list).
-static LIST: Lock<()> = Lock::new(());
 
 const KEEPER_NONE: u8 = 0;
 const KEEPER_STARTING: u8 = 1;
@@ -127,7 +125,17 @@ extern "C" fn keeper_main(_: *mut libc::c_void) -> *mut libc::c_void {
 
 /// The keeper's tid, starting the keeper at first use; None if it cannot run (then the caller goes to
 /// glibc as before).
+#[inline]
 fn keeper_tid() -> Option<u32> {
+    if KEEPER_STATE.load(Ordering::Acquire) == KEEPER_READY {
+        return Some(KEEPER_TID.load(Ordering::Relaxed) as u32);
+    }
+    start_keeper()
+}
+
+#[cold]
+#[inline(never)]
+fn start_keeper() -> Option<u32> {
     let mut pause = PAUSE_MIN_NS;
     loop {
         match KEEPER_STATE.load(Ordering::Acquire) {
@@ -168,11 +176,35 @@ fn keeper_op(word: usize, op: i32, wait: bool) -> i32 {
     result.load(Ordering::Relaxed)
 }
 
-type ListGuard = Guard<'static, ()>;
+/// The right to change the keeper's list: its pending slot, claimed with the entry being locked or
+/// unlocked (one atomic operation for both: the slot is what the kernel looks at if the process dies in
+/// the middle) and cleared when done. Only raw stores happen while it is held: nothing yields.
+struct ListGuard;
 
-fn lock_list() -> ListGuard {
-    LIST.lock()
+fn claim(entry: usize) -> ListGuard {
+    let mut spins = 0u32;
+    while HEAD.pending.compare_exchange_weak(0, entry, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        spins += 1;
+        if spins < 100 {
+            core::hint::spin_loop();
+        } else {
+            // The holder's worker was preempted: let it run.
+            // SAFETY: sched_yield has no arguments and no memory effects.
+            let _ = unsafe { syscall::syscall0(libc::SYS_sched_yield) };
+        }
+    }
+    ListGuard
 }
+
+impl Drop for ListGuard {
+    fn drop(&mut self) {
+        HEAD.pending.store(0, Ordering::Release);
+    }
+}
+
+/// A stand-in pending entry for list walks that concern no single mutex: a lock word of 0, which the
+/// kernel passes over (at most a futex wake nobody waits for).
+static NO_ENTRY: [AtomicUsize; 5] = [const { AtomicUsize::new(0) }; 5];
 
 /// Puts `entry` (a mutex's `__list.__next`) at the front of the keeper's list; bit 0 marks a PI futex.
 fn enqueue(_: &ListGuard, entry: usize, pi: bool) {
@@ -206,14 +238,12 @@ fn dequeue(_: &ListGuard, entry: usize) {
 
 /// A robust or process-shared PI mutex, seen by a coroutine.
 pub struct Shared {
-    word: &'static AtomicU32,
-    count: &'static AtomicU32,
-    owner: &'static AtomicI32,
-    nusers: &'static AtomicU32,
-    holder: &'static AtomicUsize,
+    /// The `pthread_mutex_t`, live and initialised (see [`Shared::at`]).
+    base: usize,
     kind: i32,
     pi: bool,
     robust: bool,
+    keeper: u32,
 }
 
 impl Shared {
@@ -232,49 +262,67 @@ impl Shared {
             return None;
         }
         super::super::worker::current_task()?;
-        keeper_tid()?;
-        // SAFETY: as above.
-        unsafe {
-            Some(Shared {
-                word: &*(p as *const AtomicU32),
-                count: &*(p.add(OFF_COUNT) as *const AtomicU32),
-                owner: &*(p.add(OFF_OWNER) as *const AtomicI32),
-                nusers: &*(p.add(OFF_NUSERS) as *const AtomicU32),
-                holder: &*(p.add(OFF_LIST_PREV) as *const AtomicUsize),
-                kind: kind & KIND_TYPE_MASK,
-                pi,
-                robust,
-            })
-        }
+        let keeper = keeper_tid()?;
+        Some(Shared { base: m as usize, kind: kind & KIND_TYPE_MASK, pi, robust, keeper })
+    }
+
+    fn field<T>(&self, offset: usize) -> &T {
+        // SAFETY: an aligned atomic field at glibc's offset inside the live mutex `at` was given.
+        unsafe { &*((self.base + offset) as *const T) }
+    }
+
+    fn word(&self) -> &AtomicU32 {
+        self.field(0)
+    }
+
+    fn count(&self) -> &AtomicU32 {
+        self.field(OFF_COUNT)
+    }
+
+    fn owner(&self) -> &AtomicI32 {
+        self.field(OFF_OWNER)
+    }
+
+    fn nusers(&self) -> &AtomicU32 {
+        self.field(OFF_NUSERS)
+    }
+
+    /// Which coroutine holds it through the keeper (the `__list.__prev` word, unused meanwhile).
+    fn holder(&self) -> &AtomicUsize {
+        self.field(OFF_LIST_PREV)
+    }
+
+    /// Claims the keeper's list for an operation on this mutex.
+    fn claim(&self) -> ListGuard {
+        claim(self.entry() | self.pi as usize)
     }
 
     fn entry(&self) -> usize {
-        self.word as *const AtomicU32 as usize + OFF_LIST_NEXT
+        self.base + OFF_LIST_NEXT
     }
 
     fn word_addr(&self) -> usize {
-        self.word as *const AtomicU32 as usize
+        self.base
     }
 
     /// True when the calling coroutine holds the mutex through the keeper.
-    fn held_by_me(&self, keeper: u32, me: i32) -> bool {
-        self.word.load(Ordering::Relaxed) & FUTEX_TID_MASK == keeper
-            && self.holder.load(Ordering::Relaxed) == me as usize
+    fn held_by_me(&self, me: i32) -> bool {
+        self.word().load(Ordering::Relaxed) & FUTEX_TID_MASK == self.keeper
+            && self.holder().load(Ordering::Relaxed) == me as usize
     }
 
     /// Locks (or only tries, `trying`), waiting until `deadline`. A timed lock whose time could not be read
     /// passes the error in `deadline_error`, returned only when it would have to wait.
     pub fn lock(&self, deadline: Deadline, deadline_error: Option<i32>, trying: bool) -> i32 {
-        let Some(keeper) = keeper_tid() else { return libc::EAGAIN };
         let me = my_tid();
-        if self.held_by_me(keeper, me) {
+        if self.held_by_me(me) {
             match self.kind {
                 KIND_RECURSIVE => {
-                    let c = self.count.load(Ordering::Relaxed);
+                    let c = self.count().load(Ordering::Relaxed);
                     if c == u32::MAX {
                         return libc::EAGAIN;
                     }
-                    self.count.store(c + 1, Ordering::Relaxed);
+                    self.count().store(c + 1, Ordering::Relaxed);
                     return 0;
                 }
                 KIND_ERRORCHECK => return libc::EDEADLK,
@@ -283,12 +331,12 @@ impl Shared {
                 _ => {}
             }
         }
-        if self.robust && !self.pi && self.owner.load(Ordering::Relaxed) == OWNER_NOTRECOVERABLE {
+        if self.robust && !self.pi && self.owner().load(Ordering::Relaxed) == OWNER_NOTRECOVERABLE {
             return libc::ENOTRECOVERABLE;
         }
         let mut pause = PAUSE_MIN_NS;
         loop {
-            if let Some(prev) = self.take(keeper) {
+            if let Some(prev) = self.take() {
                 return self.acquired(me, prev);
             }
             if trying {
@@ -306,10 +354,11 @@ impl Shared {
 
     /// One attempt: takes the word for the keeper if it has no owner (free, or its owner died — for a PI
     /// word only while the kernel has no waiters on it, which it hands over itself). Some(previous word).
-    fn take(&self, keeper: u32) -> Option<u32> {
-        let cur = self.word.load(Ordering::Relaxed);
+    fn take(&self) -> Option<u32> {
+        let keeper = self.keeper;
+        let cur = self.word().load(Ordering::Relaxed);
         if self.pi && cur & FUTEX_TID_MASK == 0 && cur & FUTEX_WAITERS != 0 {
-            return self.take_from_kernel(keeper);
+            return self.take_from_kernel();
         }
         let ownerless = cur == 0
             || (self.robust
@@ -321,50 +370,45 @@ impl Shared {
         }
         // A non-PI word keeps its waiters bit (they wait with FUTEX_WAIT and need the wake at unlock).
         let new = keeper | if self.pi { 0 } else { cur & FUTEX_WAITERS };
-        let list = self.robust.then(lock_list);
-        if list.is_some() {
-            HEAD.pending.store(self.entry() | self.pi as usize, Ordering::Relaxed);
-        }
-        let won = self.word.compare_exchange(cur, new, Ordering::Acquire, Ordering::Relaxed).is_ok();
-        if let Some(g) = &list {
-            if won {
-                enqueue(g, self.entry(), self.pi);
-            }
-            HEAD.pending.store(0, Ordering::Release);
+        let list = self.robust.then(|| self.claim());
+        let won = self.word().compare_exchange(cur, new, Ordering::Acquire, Ordering::Relaxed).is_ok();
+        if let Some(g) = &list
+            && won
+        {
+            enqueue(g, self.entry(), self.pi);
         }
         won.then_some(cur)
     }
 
     /// A PI word with no owner but the kernel's waiters bit (left by a waiter that timed out, or being
     /// handed on by the kernel): only the kernel may give it out, so the keeper asks with FUTEX_TRYLOCK_PI.
-    fn take_from_kernel(&self, keeper: u32) -> Option<u32> {
+    fn take_from_kernel(&self) -> Option<u32> {
         if keeper_op(self.word_addr(), libc::FUTEX_TRYLOCK_PI, true) != 0 {
             return None;
         }
-        let prev = self.word.fetch_and(!FUTEX_OWNER_DIED, Ordering::Acquire);
+        let prev = self.word().fetch_and(!FUTEX_OWNER_DIED, Ordering::Acquire);
         if self.robust {
-            let g = lock_list();
-            enqueue(&g, self.entry(), true);
+            enqueue(&self.claim(), self.entry(), true);
         }
-        debug_assert_eq!(prev & FUTEX_TID_MASK, keeper);
+        debug_assert_eq!(prev & FUTEX_TID_MASK, self.keeper);
         Some(prev & FUTEX_OWNER_DIED)
     }
 
     fn acquired(&self, me: i32, prev: u32) -> i32 {
-        self.holder.store(me as usize, Ordering::Relaxed);
+        self.holder().store(me as usize, Ordering::Relaxed);
         if prev & FUTEX_OWNER_DIED != 0 {
-            self.count.store(1, Ordering::Relaxed);
-            self.owner.store(OWNER_INCONSISTENT, Ordering::Relaxed);
+            self.count().store(1, Ordering::Relaxed);
+            self.owner().store(OWNER_INCONSISTENT, Ordering::Relaxed);
             return libc::EOWNERDEAD;
         }
-        if self.robust && self.owner.load(Ordering::Relaxed) == OWNER_NOTRECOVERABLE {
-            self.count.store(0, Ordering::Relaxed);
+        if self.robust && self.owner().load(Ordering::Relaxed) == OWNER_NOTRECOVERABLE {
+            self.count().store(0, Ordering::Relaxed);
             self.release();
             return libc::ENOTRECOVERABLE;
         }
-        self.count.store(1, Ordering::Relaxed);
-        self.owner.store(me, Ordering::Relaxed);
-        self.nusers.store(self.nusers.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+        self.count().store(1, Ordering::Relaxed);
+        self.owner().store(me, Ordering::Relaxed);
+        self.nusers().store(self.nusers().load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
         0
     }
 
@@ -373,29 +417,22 @@ impl Shared {
     /// glibc runs and which unlocks and relocks the mutex inside glibc. False when that cannot be done: a PI
     /// word with kernel waiters, whose owner for the kernel must stay the keeper.
     pub fn hand_to_glibc(&self) -> bool {
-        let Some(keeper) = keeper_tid() else { return false };
+        let keeper = self.keeper;
         let me = my_tid();
-        let list = self.robust.then(lock_list);
-        let cur = self.word.load(Ordering::Relaxed);
+        let list = self.robust.then(|| self.claim());
+        let cur = self.word().load(Ordering::Relaxed);
         if cur & FUTEX_TID_MASK != keeper || (self.pi && cur & FUTEX_WAITERS != 0) {
             return false;
         }
-        if list.is_some() {
-            HEAD.pending.store(self.entry() | self.pi as usize, Ordering::Relaxed);
-        }
         let mine = (cur & !FUTEX_TID_MASK) | me as u32;
-        if self.word.compare_exchange(cur, mine, Ordering::AcqRel, Ordering::Relaxed).is_err() {
+        if self.word().compare_exchange(cur, mine, Ordering::AcqRel, Ordering::Relaxed).is_err() {
             // Only a waiters bit can have been added meanwhile: look again.
-            if list.is_some() {
-                HEAD.pending.store(0, Ordering::Release);
-            }
             drop(list);
             return self.hand_to_glibc();
         }
         if let Some(g) = &list {
             dequeue(g, self.entry());
             super::super::identity::robust_enqueue(self.entry(), self.pi);
-            HEAD.pending.store(0, Ordering::Release);
         }
         true
     }
@@ -408,40 +445,36 @@ impl Shared {
     /// it on, so it does (FUTEX_UNLOCK_PI) and the mutex is locked again through the keeper. The coroutine
     /// is still on that worker: nothing has run on it since glibc returned.
     pub fn take_from_glibc(&self, r: i32) -> i32 {
-        let Some(keeper) = keeper_tid() else { return r };
+        let keeper = self.keeper;
         let me = my_tid() as u32;
         let worker = sys::gettid() as u32;
-        let list = self.robust.then(lock_list);
-        let mut cur = self.word.load(Ordering::Relaxed);
+        let list = self.robust.then(|| self.claim());
+        let mut cur = self.word().load(Ordering::Relaxed);
         loop {
             let tid = cur & FUTEX_TID_MASK;
             if tid != me && tid != worker {
                 return r;
             }
-            if list.is_some() {
-                HEAD.pending.store(self.entry() | self.pi as usize, Ordering::Relaxed);
-            }
             if tid == worker && self.pi && cur & FUTEX_WAITERS != 0 {
                 if list.is_some() {
                     super::super::identity::robust_dequeue(self.entry());
-                    HEAD.pending.store(0, Ordering::Release);
                 }
                 drop(list);
-                self.nusers.store(self.nusers.load(Ordering::Relaxed).wrapping_sub(1), Ordering::Relaxed);
-                let owner = self.owner.load(Ordering::Relaxed);
-                self.owner.store(0, Ordering::Relaxed);
+                self.nusers().store(self.nusers().load(Ordering::Relaxed).wrapping_sub(1), Ordering::Relaxed);
+                let owner = self.owner().load(Ordering::Relaxed);
+                self.owner().store(0, Ordering::Relaxed);
                 // SAFETY: the calling thread is the kernel's owner of this PI word.
                 let _ = unsafe {
                     syscall::syscall4(libc::SYS_futex, self.word_addr(), libc::FUTEX_UNLOCK_PI as usize, 0, 0)
                 };
                 let relocked = self.lock(None, None, false);
                 if relocked == 0 && owner == OWNER_INCONSISTENT {
-                    self.owner.store(OWNER_INCONSISTENT, Ordering::Relaxed);
+                    self.owner().store(OWNER_INCONSISTENT, Ordering::Relaxed);
                 }
                 return if relocked != 0 { relocked } else { r };
             }
             let kept = (cur & !FUTEX_TID_MASK) | keeper;
-            match self.word.compare_exchange(cur, kept, Ordering::AcqRel, Ordering::Relaxed) {
+            match self.word().compare_exchange(cur, kept, Ordering::AcqRel, Ordering::Relaxed) {
                 Ok(_) => break,
                 Err(now) => cur = now,
             }
@@ -449,49 +482,42 @@ impl Shared {
         if let Some(g) = &list {
             super::super::identity::robust_dequeue(self.entry());
             enqueue(g, self.entry(), self.pi);
-            HEAD.pending.store(0, Ordering::Release);
         }
-        self.holder.store(me as usize, Ordering::Relaxed);
+        self.holder().store(me as usize, Ordering::Relaxed);
         r
     }
 
     /// True when the calling coroutine does not hold the mutex (a condition wait with it is EPERM).
     pub fn not_owned(&self) -> bool {
-        keeper_tid().is_none_or(|keeper| !self.held_by_me(keeper, my_tid()))
+        !self.held_by_me(my_tid())
     }
 
     pub fn unlock(&self) -> i32 {
-        let Some(keeper) = keeper_tid() else { return libc::EPERM };
-        let me = my_tid();
-        if !self.held_by_me(keeper, me) {
+        if !self.held_by_me(my_tid()) {
             return libc::EPERM;
         }
-        let inconsistent = self.robust && self.owner.load(Ordering::Relaxed) == OWNER_INCONSISTENT;
+        let inconsistent = self.robust && self.owner().load(Ordering::Relaxed) == OWNER_INCONSISTENT;
         if self.kind == KIND_RECURSIVE {
-            let c = self.count.load(Ordering::Relaxed).wrapping_sub(1);
-            self.count.store(c, Ordering::Relaxed);
+            let c = self.count().load(Ordering::Relaxed).wrapping_sub(1);
+            self.count().store(c, Ordering::Relaxed);
             if c != 0 {
                 return if inconsistent { libc::ENOTRECOVERABLE } else { 0 };
             }
         }
-        self.owner.store(if inconsistent { OWNER_NOTRECOVERABLE } else { 0 }, Ordering::Relaxed);
-        self.nusers.store(self.nusers.load(Ordering::Relaxed).wrapping_sub(1), Ordering::Relaxed);
+        self.owner().store(if inconsistent { OWNER_NOTRECOVERABLE } else { 0 }, Ordering::Relaxed);
+        self.nusers().store(self.nusers().load(Ordering::Relaxed).wrapping_sub(1), Ordering::Relaxed);
         self.release();
         0
     }
 
     /// Gives the word up (off the keeper's list first), waking a waiter as glibc's unlock would.
     fn release(&self) {
-        self.holder.store(0, Ordering::Relaxed);
-        let list = self.robust.then(lock_list);
+        self.holder().store(0, Ordering::Relaxed);
+        let list = self.robust.then(|| self.claim());
         if let Some(g) = &list {
-            HEAD.pending.store(self.entry() | self.pi as usize, Ordering::Relaxed);
             dequeue(g, self.entry());
         }
-        let keeper_must_unlock = release_word(self.word, self.pi);
-        if list.is_some() {
-            HEAD.pending.store(0, Ordering::Release);
-        }
+        let keeper_must_unlock = release_word(self.word(), self.pi);
         drop(list);
         if keeper_must_unlock {
             keeper_op(self.word_addr(), libc::FUTEX_UNLOCK_PI, true);
@@ -537,7 +563,7 @@ pub fn release_held_by(tid: i32) {
     let head = &HEAD.list as *const AtomicUsize as usize;
     let mut handed = Vec::new();
     {
-        let g = lock_list();
+        let g = claim(&NO_ENTRY[OFF_LIST_NEXT / 8] as *const AtomicUsize as usize);
         let mut link = head;
         // SAFETY: links are the head or `__next` words of mutexes the keeper owns.
         unsafe {
