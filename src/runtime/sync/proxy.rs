@@ -10,7 +10,8 @@
 //! contending PI locker elsewhere attaches to the keeper as owner, and an unlock that finds kernel PI
 //! waiters is done by the keeper itself (FUTEX_UNLOCK_PI must come from the owner). Which coroutine holds
 //! it is kept in the mutex's `__list.__prev` word, free while the keeper's list (singly linked through
-//! `__next`, all the kernel reads) holds the mutex; glibc's `__owner` keeps its usual meaning.
+//! `__next`, all the kernel reads) holds the mutex; glibc's `__owner` keeps its usual meaning. All workers
+//! share that list: its pending slot, which the kernel also looks at, serves as its lock.
 //!
 //! Coroutines wait for these mutexes by retrying with short sleeps (the holder may be in another
 //! process). Plain threads keep using glibc with their real tids. A coroutine that ends holding one is
