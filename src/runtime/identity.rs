@@ -319,13 +319,6 @@ pub fn release_robust_mutexes(tcb: Tcb, tid: i32) {
     }
 }
 
-/// Sets the calling thread's `robust_head.list_op_pending` (glibc's marker for a robust mutex being
-/// locked or unlocked right now, looked at if the thread dies meanwhile).
-pub fn robust_list_op_pending(entry: usize) {
-    // SAFETY: a word of the calling thread's live TCB.
-    unsafe { Tcb::current().field::<usize>(PD_ROBUST_HEAD + 16).write(entry) }
-}
-
 /// Puts a robust mutex the calling thread holds on its own robust list, as glibc's ENQUEUE_MUTEX_BOTH
 /// does: `entry` is the mutex's `__list.__next`, its `__prev` the word before; the list is doubly linked
 /// through those, the word before the head (`robust_prev`) serving as the head's `__prev`. `pi` marks
