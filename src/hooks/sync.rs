@@ -1,12 +1,15 @@
 //! pthread mutexes, condition variables, reader-writer locks, spin locks, barriers and semaphores.
 //! While the runtime runs, every caller — coroutine or plain thread — goes through the runtime's
-//! implementations (so each can wake the other); objects of kinds the runtime leaves to glibc
-//! (process-shared, robust, priority-inheritance) go to glibc, and a coroutine waits for those by
-//! retrying with short sleeps instead of blocking its worker.
+//! implementations (so each can wake the other). A coroutine takes robust and process-shared PI mutexes
+//! through the runtime's proxy owner (`runtime::sync::proxy`), so the kernel and other processes see a
+//! real owner; other objects of kinds the runtime leaves to glibc (process-shared, priority-protect) go
+//! to glibc, and a coroutine waits for those by retrying with short sleeps instead of blocking its worker.
 
 use super::set_errno;
 use crate::real;
-use crate::runtime::sync::{self, Unsupported, barrier::Barrier, cond::Cond, mutex::Mutex, rwlock::RwLock, sem::Sem};
+use crate::runtime::sync::{
+    self, Unsupported, barrier::Barrier, cond::Cond, mutex::Mutex, proxy::Shared, rwlock::RwLock, sem::Sem,
+};
 use crate::runtime::{self, sys::time, worker};
 use std::ffi::c_int;
 
@@ -55,6 +58,8 @@ unsafe fn mutex_lock_slow(m: *mut libc::pthread_mutex_t) -> c_int {
         // SAFETY: m is an initialised mutex per the contract.
         match unsafe { Mutex::at(m) } {
             Ok(mx) => return mx.lock(None, None),
+            // SAFETY: as above.
+            Err(Unsupported) if let Some(sh) = unsafe { Shared::at(m) } => return sh.lock(None, None, false),
             Err(Unsupported) if worker::current_task().is_some() => {
                 // SAFETY: forwarding.
                 return retry_cooperatively(libc::EBUSY, None, || unsafe { real::pthread_mutex_trylock(m) });
@@ -70,10 +75,14 @@ unsafe fn mutex_lock_slow(m: *mut libc::pthread_mutex_t) -> c_int {
 /// C contract of pthread_mutex_trylock.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pthread_mutex_trylock(m: *mut libc::pthread_mutex_t) -> c_int {
-    if runtime::running()
-        && let Ok(mx) = unsafe { Mutex::at(m) }
-    {
-        return mx.trylock();
+    if runtime::running() {
+        // SAFETY: m is an initialised mutex per the contract.
+        match unsafe { Mutex::at(m) } {
+            Ok(mx) => return mx.trylock(),
+            // SAFETY: as above.
+            Err(Unsupported) if let Some(sh) = unsafe { Shared::at(m) } => return sh.lock(None, None, true),
+            Err(Unsupported) => {}
+        }
     }
     // SAFETY: forwarding.
     unsafe { real::pthread_mutex_trylock(m) }
@@ -110,6 +119,8 @@ pub unsafe extern "C" fn pthread_mutex_clocklock(
         // SAFETY: m is an initialised mutex per the contract.
         match unsafe { Mutex::at(m) } {
             Ok(mx) => return mx.lock(deadline, error),
+            // SAFETY: as above.
+            Err(Unsupported) if let Some(sh) = unsafe { Shared::at(m) } => return sh.lock(deadline, error, false),
             Err(Unsupported) if worker::current_task().is_some() => {
                 if let Some(e) = error {
                     return e;
@@ -140,10 +151,14 @@ pub unsafe extern "C" fn pthread_mutex_unlock(m: *mut libc::pthread_mutex_t) -> 
 #[cold]
 #[inline(never)]
 unsafe fn mutex_unlock_slow(m: *mut libc::pthread_mutex_t) -> c_int {
-    if runtime::running()
-        && let Ok(mx) = unsafe { Mutex::at(m) }
-    {
-        return mx.unlock();
+    if runtime::running() {
+        // SAFETY: m is an initialised mutex per the contract.
+        match unsafe { Mutex::at(m) } {
+            Ok(mx) => return mx.unlock(),
+            // SAFETY: as above.
+            Err(Unsupported) if let Some(sh) = unsafe { Shared::at(m) } => return sh.unlock(),
+            Err(Unsupported) => {}
+        }
     }
     // SAFETY: forwarding.
     unsafe { real::pthread_mutex_unlock(m) }
@@ -160,14 +175,59 @@ unsafe fn cond_pair(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t)
     unsafe { Some((Cond::at(c).ok()?, Mutex::at(m).ok()?)) }
 }
 
+/// A coroutine's condition wait with a mutex held through the proxy owner (robust, or process-shared PI).
+/// On a condition variable the runtime runs, the mutex is unlocked and relocked by the runtime; on a
+/// process-shared one, glibc's `real_wait` does both, so the mutex is handed to glibc's bookkeeping for
+/// the call and taken back after. None: not such a mutex, or not a coroutine.
+unsafe fn cond_wait_proxied(
+    c: *mut libc::pthread_cond_t,
+    m: *mut libc::pthread_mutex_t,
+    abstime: Option<(libc::clockid_t, *const libc::timespec)>,
+    real_wait: impl FnOnce() -> c_int,
+) -> Option<c_int> {
+    if !runtime::running() {
+        return None;
+    }
+    // SAFETY: an initialised mutex per the callers' contracts.
+    let sh = unsafe { Shared::at(m)? };
+    if sh.not_owned() {
+        return Some(libc::EPERM);
+    }
+    // SAFETY: an initialised condition variable per the callers' contracts.
+    let Ok(cv) = (unsafe { Cond::at(c) }) else {
+        let handed = sh.hand_to_glibc();
+        let r = real_wait();
+        return Some(if handed { sh.take_from_glibc(r) } else { r });
+    };
+    let deadline = match abstime {
+        None => None,
+        Some((clock, t)) => match sync::abs_deadline(if clock < 0 { cv.clock() } else { clock }, t) {
+            Ok(d) => Some(d),
+            Err(e) => return Some(e),
+        },
+    };
+    Some(cv.wait_with(
+        || {
+            sh.unlock();
+        },
+        || sh.lock(None, None, false),
+        deadline,
+    ))
+}
+
 /// # Safety
 /// C contract of pthread_cond_wait.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pthread_cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t) -> c_int {
     match unsafe { cond_pair(c, m) } {
         Some((cv, mx)) => cv.wait(&mx, None),
-        // SAFETY: forwarding.
-        None => unsafe { real::pthread_cond_wait(c, m) },
+        // SAFETY: as for this function.
+        // SAFETY: as for this function; the closure forwards.
+        None => match unsafe { cond_wait_proxied(c, m, None, || real::pthread_cond_wait(c, m)) } {
+            Some(r) => r,
+            // SAFETY: forwarding.
+            None => unsafe { real::pthread_cond_wait(c, m) },
+        },
     }
 }
 
@@ -184,8 +244,14 @@ pub unsafe extern "C" fn pthread_cond_timedwait(
             Ok(d) => cv.wait(&mx, Some(d)),
             Err(e) => e,
         },
-        // SAFETY: forwarding.
-        None => unsafe { real::pthread_cond_timedwait(c, m, abstime) },
+        // SAFETY: as for this function; -1: the condition variable's own clock.
+        None => match unsafe {
+            cond_wait_proxied(c, m, Some((-1, abstime)), || real::pthread_cond_timedwait(c, m, abstime))
+        } {
+            Some(r) => r,
+            // SAFETY: forwarding.
+            None => unsafe { real::pthread_cond_timedwait(c, m, abstime) },
+        },
     }
 }
 
@@ -203,8 +269,14 @@ pub unsafe extern "C" fn pthread_cond_clockwait(
             Ok(d) => cv.wait(&mx, Some(d)),
             Err(e) => e,
         },
-        // SAFETY: forwarding.
-        None => unsafe { real::pthread_cond_clockwait(c, m, clock, abstime) },
+        // SAFETY: as for this function.
+        None => match unsafe {
+            cond_wait_proxied(c, m, Some((clock, abstime)), || real::pthread_cond_clockwait(c, m, clock, abstime))
+        } {
+            Some(r) => r,
+            // SAFETY: forwarding.
+            None => unsafe { real::pthread_cond_clockwait(c, m, clock, abstime) },
+        },
     }
 }
 

@@ -376,11 +376,46 @@ pub fn release_robust_mutexes(tcb: Tcb, tid: i32) {
     if pending != 0 {
         release(pending & !1);
     }
+    // Robust mutexes it held through the proxy owner are on the keeper's list instead.
+    super::sync::proxy::release_held_by(tid);
     // The list is the dead thread's; a recycled descriptor starts empty.
     // SAFETY: writing the TCB's own list head.
     unsafe {
         (head as *mut usize).write(head);
         tcb.field::<usize>(PD_ROBUST_HEAD + 16).write(0);
+    }
+}
+
+/// Puts a robust mutex the calling thread holds on its own robust list, as glibc's ENQUEUE_MUTEX_BOTH
+/// does: `entry` is the mutex's `__list.__next`, its `__prev` the word before; the list is doubly linked
+/// through those, the word before the head (`robust_prev`) serving as the head's `__prev`. `pi` marks
+/// the entry (bit 0) as a PI futex.
+pub fn robust_enqueue(entry: usize, pi: bool) {
+    let head = Tcb::current().0 + PD_ROBUST_HEAD;
+    // SAFETY: the head and the first entry's node are live (the calling thread's TCB and a mutex it holds);
+    // the new entry is a mutex the caller holds.
+    unsafe {
+        let first = (head as *const usize).read();
+        ((first & !1) as *mut usize).sub(1).write(entry);
+        (entry as *mut usize).write(first);
+        (entry as *mut usize).sub(1).write(head);
+        core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+        (head as *mut usize).write(entry | pi as usize);
+    }
+}
+
+/// Takes a robust mutex the calling thread holds off its own robust list (glibc's DEQUEUE_MUTEX).
+pub fn robust_dequeue(entry: usize) {
+    // SAFETY: `entry` is on the calling thread's list (it holds the mutex); its neighbours are the head or
+    // mutexes the thread holds.
+    unsafe {
+        let next = (entry as *const usize).read();
+        let prev = (entry as *const usize).sub(1).read();
+        ((next & !1) as *mut usize).sub(1).write(prev);
+        ((prev & !1) as *mut usize).write(next);
+        core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+        (entry as *mut usize).sub(1).write(0);
+        (entry as *mut usize).write(0);
     }
 }
 

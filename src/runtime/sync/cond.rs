@@ -41,19 +41,25 @@ impl Cond {
         if m.not_owned_checked() {
             return libc::EPERM;
         }
-        super::super::stats::park(super::super::stats::Park::Cond);
-        let r = parking_lot::park(
-            self.key,
-            0,
-            || true,
+        self.wait_with(
             || {
                 m.unlock();
             },
+            || m.lock(None, None),
             deadline,
-            parking_lot::Interrupt::No,
-        );
-        m.lock(None, None);
-        if r == Parked::TimedOut { libc::ETIMEDOUT } else { 0 }
+        )
+    }
+
+    /// The wait itself, for any mutex the caller holds: `unlock` runs once the caller is queued (so no
+    /// signal sent after it is missed), `relock` after the wake-up; an error of the relock (EOWNERDEAD of a
+    /// robust mutex) is the wait's result, as in glibc.
+    pub fn wait_with(&self, unlock: impl FnOnce(), relock: impl FnOnce() -> i32, deadline: Deadline) -> i32 {
+        super::super::stats::park(super::super::stats::Park::Cond);
+        let r = parking_lot::park(self.key, 0, || true, unlock, deadline, parking_lot::Interrupt::No);
+        match relock() {
+            0 if r == Parked::TimedOut => libc::ETIMEDOUT,
+            e => e,
+        }
     }
 
     pub fn signal(&self) {

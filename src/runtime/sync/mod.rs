@@ -4,20 +4,22 @@
 //! value; barrier count), so objects initialised by glibc — statically or by `*_init` — work as they are,
 //! and a forked child, which runs glibc's own functions, finds them consistent.
 //!
-//! Kinds the runtime does not implement (process-shared, robust, priority-inheritance/protect) are left to
-//! glibc: [`Unsupported`] tells the hook to call the real function.
+//! Kinds the runtime does not implement (process-shared, priority-protect, robust mutexes without priority
+//! inheritance) are left to glibc: [`Unsupported`] tells the hook to call the real function.
 
 pub mod barrier;
 pub mod cond;
 pub mod futex;
 pub mod mutex;
+mod pi;
+pub mod proxy;
 pub mod rwlock;
 pub mod sem;
 pub mod spin;
 
 use super::sys::time;
 
-/// The object is of a kind glibc must handle (process-shared, robust, PI/PP).
+/// The object is of a kind glibc must handle (process-shared, priority-protect, robust non-PI).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unsupported;
 

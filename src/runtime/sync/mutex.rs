@@ -1,28 +1,37 @@
 //! pthread mutexes (normal, recursive, errorcheck, adaptive; static initialisers or `pthread_mutex_init`)
 //! in glibc's own layout and lock protocol: lock word 0 free / 1 locked / 2 locked with waiters, owner
 //! tid, recursion count, user count. Waiters park in the parking lot keyed by the mutex address.
+//! Process-private, non-robust priority-inheritance mutexes are run here too, with glibc's PI word (see
+//! [`super::pi`]); process-shared, robust and priority-protect mutexes are left to glibc.
 
 use super::super::parking_lot::{self, Parked};
 use super::{Deadline, Unsupported, my_tid};
 use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
-const KIND_TYPE_MASK: i32 = 127;
+const KIND_TYPE_MASK: i32 = 3;
 const KIND_NORMAL: i32 = 0;
-const KIND_RECURSIVE: i32 = 1;
-const KIND_ERRORCHECK: i32 = 2;
+pub(super) const KIND_RECURSIVE: i32 = 1;
+pub(super) const KIND_ERRORCHECK: i32 = 2;
 const KIND_ADAPTIVE: i32 = 3;
-/// Robust, priority-inheritance, priority-protect: types 16 and up within the type bits.
-const KIND_SPECIAL: i32 = 16 | 32 | 64;
-const KIND_PSHARED: i32 = 128;
+const KIND_PI: i32 = 32;
+/// The bits a mutex the runtime runs may have: its type and priority inheritance. Anything else (robust
+/// 16, priority-protect 64, process-shared 128 — which glibc also sets for every robust mutex) goes to
+/// glibc.
+const KIND_RUNTIME: i32 = KIND_TYPE_MASK | KIND_PI;
+/// glibc's lock-elision hints, which change nothing here.
+const KIND_ELISION_FLAGS: i32 = 256 | 512;
 const SPINS: u32 = 100;
 
 /// View of a `pthread_mutex_t` (glibc x86-64 `struct __pthread_mutex_s`).
 pub struct Mutex {
-    lock: &'static AtomicI32,
-    count: &'static AtomicU32,
-    owner: &'static AtomicI32,
-    nusers: &'static AtomicU32,
-    kind: i32,
+    pub(super) lock: &'static AtomicI32,
+    pub(super) count: &'static AtomicU32,
+    pub(super) owner: &'static AtomicI32,
+    pub(super) nusers: &'static AtomicU32,
+    /// The type bits (normal, recursive, errorcheck, adaptive).
+    pub(super) kind: i32,
+    /// Priority inheritance: glibc's PI word protocol, in [`super::pi`].
+    pi: bool,
 }
 
 impl Mutex {
@@ -38,16 +47,16 @@ impl Mutex {
                 &*(p.add(4) as *const AtomicU32),
                 &*(p.add(8) as *const AtomicI32),
                 &*(p.add(12) as *const AtomicU32),
-                (*(p.add(16) as *const AtomicI32)).load(Ordering::Relaxed),
+                (*(p.add(16) as *const AtomicI32)).load(Ordering::Relaxed) & !KIND_ELISION_FLAGS,
             )
         };
-        if kind & (KIND_SPECIAL | KIND_PSHARED) != 0 || kind & KIND_TYPE_MASK > KIND_ADAPTIVE {
+        if kind & !KIND_RUNTIME != 0 {
             return Err(Unsupported);
         }
-        Ok(Mutex { lock, count, owner, nusers, kind: kind & KIND_TYPE_MASK })
+        Ok(Mutex { lock, count, owner, nusers, kind: kind & KIND_TYPE_MASK, pi: kind & KIND_PI != 0 })
     }
 
-    fn key(&self) -> usize {
+    pub(super) fn key(&self) -> usize {
         self.lock as *const AtomicI32 as usize
     }
 
@@ -81,6 +90,9 @@ impl Mutex {
     }
 
     pub fn trylock(&self) -> i32 {
+        if self.pi {
+            return self.pi_trylock();
+        }
         let tid = my_tid();
         if self.kind == KIND_RECURSIVE
             && let Some(r) = self.reentry(tid)
@@ -98,6 +110,9 @@ impl Mutex {
     /// passes the error in `deadline_error`, returned only when it would have to wait, as glibc does.
     #[inline(always)]
     pub fn lock(&self, deadline: Deadline, deadline_error: Option<i32>) -> i32 {
+        if self.pi {
+            return self.pi_lock(deadline, deadline_error);
+        }
         let tid = my_tid();
         if self.kind != KIND_NORMAL
             && let Some(r) = self.reentry(tid)
@@ -150,6 +165,9 @@ impl Mutex {
 
     #[inline(always)]
     pub fn unlock(&self) -> i32 {
+        if self.pi {
+            return self.pi_unlock();
+        }
         match self.kind {
             KIND_RECURSIVE => {
                 if self.owner.load(Ordering::Relaxed) != my_tid() {
@@ -186,6 +204,9 @@ impl Mutex {
     /// For condition variables: true when the caller may not wait with this mutex (errorcheck or
     /// recursive, not owned by the caller: EPERM, as glibc's unlock inside pthread_cond_wait reports).
     pub fn not_owned_checked(&self) -> bool {
+        if self.pi {
+            return self.pi_not_owned();
+        }
         (self.kind == KIND_ERRORCHECK || self.kind == KIND_RECURSIVE) && self.owner.load(Ordering::Relaxed) != my_tid()
     }
 }
@@ -215,7 +236,10 @@ pub unsafe fn lock_fast(m: *mut libc::pthread_mutex_t) -> Option<i32> {
     Some(0)
 }
 
-/// The unlock of a normal or adaptive process-private mutex nobody waits for. None: take the full path.
+/// The unlock of a normal or adaptive process-private mutex. None: take the full path. Nothing is checked
+/// before the release: for these kinds the full path does the same stores whatever the word holds (glibc
+/// does not check the owner either), and a word other than 1 — waiters, or not locked at all — goes to
+/// [`release_contended`].
 ///
 /// # Safety
 /// `m` must point at a live, initialised `pthread_mutex_t`.
@@ -226,7 +250,7 @@ pub unsafe fn unlock_fast(m: *mut libc::pthread_mutex_t) -> Option<i32> {
     unsafe {
         let kind = (*(p.add(16) as *const AtomicI32)).load(Ordering::Relaxed);
         let lock = &*(p as *const AtomicI32);
-        if (kind != KIND_NORMAL && kind != KIND_ADAPTIVE) || lock.load(Ordering::Relaxed) != 1 {
+        if kind != KIND_NORMAL && kind != KIND_ADAPTIVE {
             return None;
         }
         (*(p.add(8) as *const AtomicI32)).store(0, Ordering::Relaxed);
@@ -239,7 +263,7 @@ pub unsafe fn unlock_fast(m: *mut libc::pthread_mutex_t) -> Option<i32> {
     Some(0)
 }
 
-/// A waiter arrived while the unlock was under way (the word is 2): release and wake one.
+/// The word was not 1 at the release: 2 (waiters: release and wake one) or 0 (not locked: stays 0).
 #[cold]
 #[inline(never)]
 fn release_contended(lock: &AtomicI32) {

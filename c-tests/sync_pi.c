@@ -1,0 +1,202 @@
+/* sync_pi.c — process-private priority-inheritance mutexes (issue 4): a PI mutex held by one thread and
+ * contended by another — coroutine or real OS thread (explicit scheduling attributes make one under the
+ * shim) — blocks the contender until the unlock; PI with errorcheck and recursive types, trylock and timed
+ * lock, a condition variable used with a PI mutex. Under the shim the owner may be a coroutine, whose tid
+ * the kernel's PI futex operations do not know. Robust and process-shared PI mutexes: sync_pi_shared.c.
+ * asyncshim-test: timeout=60 */
+#include "test_util.h"
+#include <pthread.h>
+#include <sched.h>
+
+static pthread_mutex_t m;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static int started, flag, result = -1, waited_ms;
+
+static const char *name(int e)
+{
+    return e == EOWNERDEAD ? "EOWNERDEAD" : e == ENOTRECOVERABLE ? "ENOTRECOVERABLE" : errname(e);
+}
+
+static void init_pi(pthread_mutex_t *mx, int type, int robust, int pshared)
+{
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_setprotocol(&a, PTHREAD_PRIO_INHERIT);
+    pthread_mutexattr_settype(&a, type);
+    if (robust)
+        pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    if (pshared)
+        pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    int r = pthread_mutex_init(mx, &a);
+    if (r)
+        fprintf(stderr, "pthread_mutex_init: %s\n", errname(r));
+    pthread_mutexattr_destroy(&a);
+}
+
+/* Starts `fn` as a real OS thread (explicit scheduling: the shim leaves such threads to the kernel) or
+ * as an ordinary thread (a coroutine under the shim). */
+static pthread_t start(void *(*fn)(void *), int real)
+{
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    if (real) {
+        pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
+        pthread_attr_setschedpolicy(&attr, SCHED_OTHER);
+        struct sched_param sp = { .sched_priority = 0 };
+        pthread_attr_setschedparam(&attr, &sp);
+    }
+    pthread_t t;
+    int r = pthread_create(&t, &attr, fn, NULL);
+    if (r)
+        fprintf(stderr, "pthread_create: %s\n", errname(r));
+    pthread_attr_destroy(&attr);
+    return t;
+}
+
+/* Contender: locks m (blocking until the holder unlocks), records how long that took, unlocks. */
+static void *contender(void *arg)
+{
+    (void)arg;
+    ATOMIC_STORE(&started, 1);
+    int64_t t0 = mono_ns();
+    int r = pthread_mutex_lock(&m);
+    ATOMIC_STORE(&waited_ms, (int)((mono_ns() - t0) / 1000000));
+    ATOMIC_STORE(&flag, 1); /* seen only after the holder let go */
+    if (r == 0)
+        r = pthread_mutex_unlock(&m);
+    ATOMIC_STORE(&result, r);
+    return NULL;
+}
+
+/* Holds m for 80 ms, then unlocks. */
+static void *holder(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&m);
+    ATOMIC_STORE(&started, 1);
+    sleep_ms(80);
+    ATOMIC_STORE(&flag, 2);
+    pthread_mutex_unlock(&m);
+    return NULL;
+}
+
+static void *try_and_time(void *arg)
+{
+    (void)arg;
+    int t = pthread_mutex_trylock(&m);
+    struct timespec ts = deadline_in(CLOCK_REALTIME, 30);
+    int d = pthread_mutex_timedlock(&m, &ts);
+    int u = pthread_mutex_unlock(&m);
+    printf("  other thread: trylock %s, timedlock %s, unlock %s\n", name(t), name(d), name(u));
+    return NULL;
+}
+
+/* The holder is the main thread; the contender a coroutine or a real thread. */
+static void contend_with_main(const char *what, int real)
+{
+    ATOMIC_STORE(&started, 0);
+    ATOMIC_STORE(&flag, 0);
+    ATOMIC_STORE(&result, -1);
+    int l = pthread_mutex_lock(&m);
+    pthread_t t = start(contender, real);
+    wait_at_least(&started, 1, 1, 5000);
+    sleep_ms(60);
+    int early = ATOMIC_LOAD(&flag);
+    int u = pthread_mutex_unlock(&m);
+    pthread_join(t, NULL);
+    printf("%s: main lock %s, contender got it before unlock %d, unlock %s, contender %s\n", what, name(l),
+           early, name(u), name(ATOMIC_LOAD(&result)));
+    CHECK(ATOMIC_LOAD(&waited_ms) >= 40, "contender waited for the unlock");
+}
+
+/* The holder is another thread (coroutine or real); main contends. */
+static void main_contends(const char *what, int real)
+{
+    ATOMIC_STORE(&started, 0);
+    ATOMIC_STORE(&flag, 0);
+    pthread_t t = start(holder, real);
+    wait_at_least(&started, 1, 1, 5000);
+    int l = pthread_mutex_lock(&m);
+    int seen = ATOMIC_LOAD(&flag);
+    int u = pthread_mutex_unlock(&m);
+    pthread_join(t, NULL);
+    printf("%s: main lock %s after the holder's unlock %d, unlock %s\n", what, name(l), seen == 2, name(u));
+}
+
+static int cond_ready;
+
+static void *signaller(void *arg)
+{
+    (void)arg;
+    sleep_ms(30);
+    pthread_mutex_lock(&m);
+    ATOMIC_STORE(&cond_ready, 1);
+    pthread_cond_signal(&cv);
+    pthread_mutex_unlock(&m);
+    return NULL;
+}
+
+static void cond_with_pi(const char *what, int real)
+{
+    ATOMIC_STORE(&cond_ready, 0);
+    pthread_mutex_lock(&m);
+    pthread_t t = start(signaller, real);
+    int r = 0;
+    while (!ATOMIC_LOAD(&cond_ready) && r == 0) {
+        struct timespec ts = deadline_in(CLOCK_REALTIME, 5000);
+        r = pthread_cond_timedwait(&cv, &m, &ts);
+    }
+    int u = pthread_mutex_unlock(&m);
+    pthread_join(t, NULL);
+    printf("%s: cond wait %s, ready %d, unlock %s\n", what, name(r), ATOMIC_LOAD(&cond_ready), name(u));
+}
+
+static void types(void)
+{
+    init_pi(&m, PTHREAD_MUTEX_ERRORCHECK, 0, 0);
+    int a = pthread_mutex_lock(&m), b = pthread_mutex_lock(&m), c = pthread_mutex_trylock(&m);
+    pthread_t t = start(try_and_time, 1);
+    pthread_join(t, NULL);
+    t = start(try_and_time, 0);
+    pthread_join(t, NULL);
+    int d = pthread_mutex_unlock(&m), e = pthread_mutex_unlock(&m);
+    printf("errorcheck PI: lock %s, relock %s, trylock %s, unlock %s, unlock again %s\n", name(a), name(b),
+           name(c), name(d), name(e));
+    pthread_mutex_destroy(&m);
+
+    init_pi(&m, PTHREAD_MUTEX_RECURSIVE, 0, 0);
+    a = pthread_mutex_lock(&m), b = pthread_mutex_lock(&m), c = pthread_mutex_trylock(&m);
+    t = start(try_and_time, 1);
+    pthread_join(t, NULL);
+    d = pthread_mutex_unlock(&m);
+    e = pthread_mutex_unlock(&m);
+    int f = pthread_mutex_unlock(&m), g = pthread_mutex_unlock(&m);
+    printf("recursive PI: lock %s, relock %s, trylock %s, unlocks %s %s %s, one too many %s\n", name(a), name(b),
+           name(c), name(d), name(e), name(f), name(g));
+    main_contends("recursive PI held by a real thread", 1);
+    pthread_mutex_destroy(&m);
+
+    init_pi(&m, PTHREAD_MUTEX_NORMAL, 0, 0);
+    a = pthread_mutex_trylock(&m);
+    b = pthread_mutex_trylock(&m);
+    struct timespec ts = deadline_in(CLOCK_MONOTONIC, 20);
+    c = pthread_mutex_clocklock(&m, CLOCK_MONOTONIC, &ts);
+    d = pthread_mutex_unlock(&m);
+    printf("normal PI: trylock %s, trylock again %s, clocklock %s, unlock %s\n", name(a), name(b), name(c), name(d));
+    pthread_mutex_destroy(&m);
+}
+
+int main(void)
+{
+    test_init();
+    init_pi(&m, PTHREAD_MUTEX_NORMAL, 0, 0);
+    contend_with_main("PI, main holds, real thread contends", 1);
+    contend_with_main("PI, main holds, coroutine contends", 0);
+    main_contends("PI, real thread holds", 1);
+    main_contends("PI, coroutine holds", 0);
+    cond_with_pi("PI cond, real signaller", 1);
+    cond_with_pi("PI cond, coroutine signaller", 0);
+    pthread_mutex_destroy(&m);
+    types();
+    return test_exit_status();
+}
