@@ -68,6 +68,8 @@ pub struct FdEntry {
     pub timeout: [AtomicU64; 2],
     /// Regular files: whether RWF_NOWAIT writes work (see `runtime::file`).
     nowait_writes: AtomicU32,
+    /// How stdio waits can look at unread data (see `runtime::stdio`); 0 until looked up for this object.
+    pub stdio_peek: AtomicU32,
 }
 
 impl FdEntry {
@@ -147,6 +149,7 @@ pub fn opened(fd: i32, kind: Kind) {
         e.generation.fetch_add(1, Ordering::AcqRel);
         e.registered.store(0, Ordering::Release);
         e.set_kind(kind);
+        e.stdio_peek.store(0, Ordering::Relaxed);
         e.timeout[0].store(TIMEOUT_UNKNOWN, Ordering::Relaxed);
         e.timeout[1].store(TIMEOUT_UNKNOWN, Ordering::Relaxed);
     }
@@ -164,6 +167,7 @@ pub fn closing(fd: i32) {
                 super::netpoll::deregister(fd);
             }
             e.set_kind(Kind::Unknown);
+            e.stdio_peek.store(0, Ordering::Relaxed);
             was
         };
         // Waiters register before they park, so an fd never registered has none to wake.

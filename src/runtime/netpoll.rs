@@ -41,7 +41,7 @@ fn get_or_create() -> Option<&'static Netpoller> {
 
 /// Moves one of the shim's own fds to the top of the fd space, so the program's `socket()`, `open()` ...
 /// get the same numbers as without the shim.
-fn move_high(fd: i32) -> i32 {
+pub(crate) fn move_high(fd: i32) -> i32 {
     use super::sys::syscall::{syscall1, syscall2, syscall3};
     let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit into a local.
