@@ -144,21 +144,68 @@ static void show(const char *what, enum kind k, const char *got, long n, int err
     printf(" errno=%s eof=%d error=%d\n", err ? errname(err) : "-", feof(f) != 0, ferror(f) != 0);
 }
 
-static void lines_in_pieces(enum kind k)
+static void lines_in_pieces(enum kind k, int mode)
 {
     int w;
     FILE *in = open_read(k, &w);
+    if (mode != _IOFBF)
+        setvbuf(in, NULL, mode, 0);
     static const char text[] = "hello, world\nsecond line\npartial";
     struct feed fd;
     feed_start(&fd, w, text, sizeof text - 1, 1, 2, 1);
     char line[64];
+    const char *what = mode == _IOFBF ? "fgets byte by byte" : mode == _IOLBF ? "fgets byte by byte, line-buffered FILE"
+                                                                               : "fgets byte by byte, unbuffered FILE";
     for (int i = 0; i < 4; i++) {
         errno = 0;
         char *r = fgets(line, sizeof line, in);
-        show("fgets byte by byte", k, r, r ? (long)strlen(r) : 0, r ? 0 : errno, in);
+        show(what, k, r, r ? (long)strlen(r) : 0, r ? 0 : errno, in);
     }
     feed_end(&fd);
     fclose(in);
+}
+
+/* One FILE opened "r+" on a socket: a request written and flushed, then the answer read, in turns. */
+static void *upper_echo(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char buf[256];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0) {
+        for (ssize_t i = 0; i < n; i++)
+            if (buf[i] >= 'a' && buf[i] <= 'z')
+                buf[i] -= 32;
+        sleep_ms(3);
+        for (ssize_t i = 0; i < n; i++) /* byte by byte */
+            if (write(fd, buf + i, 1) != 1)
+                return NULL;
+    }
+    close(fd);
+    return NULL;
+}
+
+static void read_write_file(enum kind k)
+{
+    int r, w;
+    make_pair(k, &r, &w);
+    pthread_t th;
+    pthread_create(&th, NULL, upper_echo, (void *)(intptr_t)w);
+    FILE *f = fdopen(r, "r+");
+    char line[64];
+    int good = 0;
+    for (int i = 0; i < 5; i++) {
+        char want[64];
+        fprintf(f, "request %d\n", i);
+        fflush(f);
+        snprintf(want, sizeof want, "REQUEST %d\n", i);
+        good += fgets(line, sizeof line, f) && strcmp(line, want) == 0;
+    }
+    shutdown(r, SHUT_WR);
+    char *end = fgets(line, sizeof line, f);
+    printf("r+ FILE [%s]: %d of 5 answers right, then %s eof=%d\n", kind_name[k], good, end ? "a line" : "NULL",
+           feof(f) != 0);
+    pthread_join(th, NULL);
+    fclose(f);
 }
 
 static void long_lines(enum kind k)
@@ -512,7 +559,11 @@ int main(void)
     }
     fprintf(stderr, "under shim: %d, workers %d\n", under_shim(), shim_workers());
     for (int k = 0; k < KINDS; k++) {
-        lines_in_pieces(k);
+        lines_in_pieces(k, _IOFBF);
+        lines_in_pieces(k, _IOLBF);
+        lines_in_pieces(k, _IONBF);
+        if (k != PIPE)
+            read_write_file(k);
         long_lines(k);
         fread_sizes(k);
         getline_getdelim(k);

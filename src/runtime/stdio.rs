@@ -61,6 +61,8 @@ pub struct IoFile {
 
 const _: () = assert!(core::mem::offset_of!(IoFile, fileno) == 112);
 const _: () = assert!(core::mem::offset_of!(IoFile, mode) == 192);
+const _: () = assert!(core::mem::offset_of!(IoFile, markers) == 96);
+const _: () = assert!(core::mem::offset_of!(IoFile, offset) == 144);
 
 /// `_flags` bits of libio.h.
 const MAGIC_MASK: c_int = 0xFFFF0000u32 as c_int;
@@ -79,6 +81,8 @@ const IS_FILEBUF: c_int = 0x2000;
 /// The most unread data a line wait looks at. A line still incomplete past it lets the real call run
 /// (it may then block its worker until the line ends).
 pub const PEEK_MAX: usize = 64 * 1024;
+/// The first look, on the stack.
+const PEEK_SMALL: usize = 256;
 
 /// `FdEntry::stdio_peek`: how unread data can be looked at (0: not looked up for this object).
 const PEEK_STREAM: u32 = 1;
@@ -266,7 +270,20 @@ impl Stream {
         if buffer_suffices(f, need) {
             return Check::Go(usize::MAX);
         }
-        let have = buffered(f);
+        let mut have = buffered(f);
+        // An empty buffer is refilled here, with the one read glibc's refill would make (so a line that
+        // arrived whole costs no more system calls than natively); only fread's larger needs, which glibc
+        // reads past the buffer, are left to glibc.
+        if have == 0 && !matches!(need, Need::Bytes(n) if n > 1) {
+            match self.refill(kind) {
+                Some(Ok(0)) => return Check::Go(usize::MAX),
+                Some(Ok(_)) if buffer_suffices(f, need) => return Check::Go(usize::MAX),
+                Some(Ok(_)) => have = buffered(f),
+                Some(Err(Errno(libc::EAGAIN))) => return Check::Wait,
+                Some(Err(e)) => return Check::Fail(e),
+                None => {}
+            }
+        }
         let peek = self.peek_kind(kind);
         if peek == PEEK_NONE {
             let (readable, end) = self.poll_now();
@@ -282,36 +299,27 @@ impl Stream {
                 n => Check::Go(have + n),
             },
             Need::Delim { delim, limit } => {
-                let window = (limit - have).min(PEEK_MAX);
-                let mut scratch: Vec<u8> = Vec::with_capacity(window);
-                let seen = if peek == PEEK_STREAM {
-                    // SAFETY: peeking into our own buffer of `window` bytes.
-                    unsafe {
-                        syscall6(
-                            libc::SYS_recvfrom,
-                            self.fd as usize,
-                            scratch.as_mut_ptr() as usize,
-                            window,
-                            (libc::MSG_PEEK | libc::MSG_DONTWAIT) as usize,
-                            0,
-                            0,
-                        )
-                    }
-                } else {
-                    match peek_pipe(self.fd, scratch.as_mut_ptr(), window) {
-                        Err(Errno(libc::EINVAL)) => {
-                            self.e.stdio_peek.store(PEEK_NONE, Ordering::Relaxed);
-                            return self.check(kind, need);
-                        }
-                        r => r,
-                    }
-                };
+                // Most lines are short: look at a few bytes on the stack first, more only if needed.
+                let rest = limit - have;
+                let mut small = [0u8; PEEK_SMALL];
+                let mut window = rest.min(PEEK_SMALL);
+                let mut seen = self.peek(peek, small.as_mut_ptr(), window);
+                let mut large: Vec<u8> = Vec::new();
+                let mut data = small.as_ptr();
+                if matches!(seen, Ok(k) if k == window && rest > window)
+                    // SAFETY: the kernel wrote `window` bytes.
+                    && unsafe { libc::memchr(data as *const c_void, delim as c_int, window).is_null() }
+                {
+                    window = rest.min(PEEK_MAX);
+                    large.reserve_exact(window);
+                    seen = self.peek(peek, large.as_mut_ptr(), window);
+                    data = large.as_ptr();
+                }
                 match seen {
                     Ok(0) => Check::Go(usize::MAX),
                     Ok(k) => {
-                        // SAFETY: the kernel wrote k bytes.
-                        let found =
-                            unsafe { !libc::memchr(scratch.as_ptr() as *const c_void, delim as c_int, k).is_null() };
+                        // SAFETY: the kernel wrote k bytes at `data`.
+                        let found = unsafe { !libc::memchr(data as *const c_void, delim as c_int, k).is_null() };
                         if found || k >= window || self.poll_now().1 {
                             return Check::Go(usize::MAX);
                         }
@@ -319,10 +327,69 @@ impl Stream {
                         if peek == PEEK_PIPE && self.kernel_unread() > k { Check::Go(usize::MAX) } else { Check::Wait }
                     }
                     Err(Errno(libc::EAGAIN)) => Check::Wait,
+                    // tee on something that is not a pipe after all: readiness alone decides from now on.
+                    Err(Errno(libc::EINVAL)) if peek == PEEK_PIPE => {
+                        self.e.stdio_peek.store(PEEK_NONE, Ordering::Relaxed);
+                        self.check(kind, need)
+                    }
                     Err(e) if peek == PEEK_STREAM => Check::Fail(e),
                     Err(_) => Check::Go(usize::MAX),
                 }
             }
+        }
+    }
+
+    /// Refills the FILE's empty buffer as glibc's underflow does after a read that returned data (read
+    /// pointers over the new bytes, write pointers at the buffer's start, the cached offset advanced), but
+    /// with a read that does not block. None for a FILE whose refill does more first (allocating the
+    /// buffer, flushing stdout for a line-buffered FILE, leaving put mode, keeping marks): glibc's call does
+    /// those. Ok(0) is an end of file, which glibc's own read will meet again.
+    fn refill(&self, kind: Kind) -> Option<Result<usize, Errno>> {
+        let f = file(self.f.cast());
+        if f.buf_base.is_null()
+            || f.buf_end <= f.buf_base
+            || f.flags & (LINE_BUF | UNBUFFERED | CURRENTLY_PUTTING | IN_BACKUP) != 0
+            || !f.markers.is_null()
+            || f.write_ptr > f.write_base
+        {
+            return None;
+        }
+        let size = f.buf_end as usize - f.buf_base as usize;
+        let r = io::try_read(self.fd, f.buf_base, size, kind);
+        if let Ok(n) = r
+            && n > 0
+        {
+            f.read_base = f.buf_base;
+            f.read_ptr = f.buf_base;
+            // SAFETY: n <= size bytes were written into the buffer.
+            f.read_end = unsafe { f.buf_base.add(n) };
+            f.write_base = f.buf_base;
+            f.write_ptr = f.buf_base;
+            f.write_end = f.buf_base;
+            if f.offset != -1 {
+                f.offset += n as i64;
+            }
+        }
+        Some(r)
+    }
+
+    /// Copies up to `window` unread bytes into `dst` without taking them.
+    fn peek(&self, peek: u32, dst: *mut u8, window: usize) -> Result<usize, Errno> {
+        if peek == PEEK_STREAM {
+            // SAFETY: peeking into the caller's buffer of `window` bytes.
+            unsafe {
+                syscall6(
+                    libc::SYS_recvfrom,
+                    self.fd as usize,
+                    dst as usize,
+                    window,
+                    (libc::MSG_PEEK | libc::MSG_DONTWAIT) as usize,
+                    0,
+                    0,
+                )
+            }
+        } else {
+            peek_pipe(self.fd, dst, window)
         }
     }
 
