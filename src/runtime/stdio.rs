@@ -133,6 +133,7 @@ fn buffered(f: &IoFile) -> usize {
 }
 
 /// Whether the FILE's buffer alone answers `need` (or sticky EOF ends the call without a read).
+#[inline(always)]
 fn buffer_suffices(f: &IoFile, need: Need) -> bool {
     if f.flags & EOF_SEEN != 0 {
         return true;
@@ -151,15 +152,19 @@ fn buffer_suffices(f: &IoFile, need: Need) -> bool {
 /// buffer already answers, or the object is not one the runtime parks on (files, the program's timeouts),
 /// or the FILE is in a state glibc's call would change before reading (see the module doc).
 /// For a coroutine's calls only.
+#[inline(always)]
 pub fn stream(f: *mut libc::FILE, need: Need) -> Option<Stream> {
-    if f.is_null() {
+    if f.is_null() || buffer_suffices(file(f), need) {
         return None;
     }
+    stream_to_wait_on(f)
+}
+
+/// [`stream`] past the buffer check, kept out of line so that the hooks' common path stays small.
+#[inline(never)]
+fn stream_to_wait_on(f: *mut libc::FILE) -> Option<Stream> {
     let file = file(f);
     let flags = file.flags;
-    if buffer_suffices(file, need) {
-        return None;
-    }
     if flags & MAGIC_MASK != MAGIC || flags & (IS_FILEBUF | NO_READS | IN_BACKUP) != IS_FILEBUF || file.mode > 0 {
         return None;
     }
@@ -545,6 +550,7 @@ impl Stream {
     /// getc and its forms, __uflow, __underflow (`line` None), made by `real` cooperatively. `locked`: take
     /// the FILE's lock around each look and the call (not for the _unlocked forms, whose caller holds it).
     /// `failed` is the function's failure value (NULL, EOF).
+    #[inline(never)]
     pub fn read_once<R: Copy>(
         &self,
         line: Option<(*mut c_char, usize)>,
@@ -572,6 +578,7 @@ impl Stream {
     }
 
     /// getdelim (getline) made by `real` cooperatively, the FILE locked around each look and the call.
+    #[inline(never)]
     pub fn getdelim(&self, line: *mut *mut c_char, n: *mut usize, delim: u8, mut real: impl FnMut() -> isize) -> isize {
         self.run(
             true,
@@ -653,6 +660,7 @@ impl Stream {
     ///
     /// # Safety
     /// `dst` has room for `total` bytes.
+    #[inline(never)]
     pub unsafe fn read_bytes(&self, dst: *mut u8, total: usize, locked: bool) -> usize {
         self.lock(locked);
         let mut done = 0usize;
