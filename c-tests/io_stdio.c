@@ -15,9 +15,10 @@
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
-enum kind { SOCKPAIR, PIPE, TCP, KINDS };
-static const char *kind_name[KINDS] = { "socketpair", "pipe", "tcp" };
+enum kind { SOCKPAIR, PIPE, TCP, FIFO, KINDS };
+static const char *kind_name[KINDS] = { "socketpair", "pipe", "tcp", "fifo" };
 
 static void die(const char *what)
 {
@@ -37,6 +38,18 @@ static void make_pair(enum kind k, int *r, int *w)
         if (pipe(sv) != 0)
             die("pipe");
         *r = sv[0], *w = sv[1];
+    } else if (k == FIFO) {
+        char path[64];
+        snprintf(path, sizeof path, "/tmp/io_stdio_fifo.%d", (int)getpid());
+        unlink(path);
+        if (mkfifo(path, 0600) != 0)
+            die("mkfifo");
+        *r = open(path, O_RDONLY | O_NONBLOCK);
+        *w = open(path, O_WRONLY);
+        if (*r < 0 || *w < 0)
+            die("open fifo");
+        fcntl(*r, F_SETFL, 0);
+        unlink(path);
     } else {
         int l = socket(AF_INET, SOCK_STREAM, 0);
         struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = 0 };
@@ -562,7 +575,7 @@ int main(void)
         lines_in_pieces(k, _IOFBF);
         lines_in_pieces(k, _IOLBF);
         lines_in_pieces(k, _IONBF);
-        if (k != PIPE)
+        if (k == SOCKPAIR || k == TCP)
             read_write_file(k);
         long_lines(k);
         fread_sizes(k);

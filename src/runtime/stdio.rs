@@ -285,6 +285,16 @@ impl Stream {
                 Some(Ok(_)) if buffer_suffices(f, need) => return Check::Go(usize::MAX),
                 Some(Ok(_)) => have = buffered(f),
                 Some(Err(Errno(libc::EAGAIN))) => return Check::Wait,
+                // No per-call non-blocking read for this pipe-like object (as in `io::blocking`).
+                Some(Err(Errno(libc::EOPNOTSUPP | libc::EINVAL))) if kind == Kind::NoWait => {
+                    self.e.set_kind(Kind::Pollable);
+                    return self.check(Kind::Pollable, need);
+                }
+                // Errors the read itself reports at once, taking nothing: the real call meets them too.
+                Some(Err(Errno(libc::EBADF | libc::EINVAL | libc::EOPNOTSUPP | libc::ENOTSOCK | libc::EFAULT))) => {
+                    return Check::Go(usize::MAX);
+                }
+                // A pending error (ECONNRESET...), which the kernel reports once.
                 Some(Err(e)) => return Check::Fail(e),
                 None => {}
             }
