@@ -323,6 +323,84 @@ static void chars(enum kind k)
     fclose(in);
 }
 
+/* The other entry points a program reaches: the _unlocked and fortified forms, getc_unlocked as a function. */
+extern char *__fgets_chk(char *buf, size_t size, int n, FILE *f);
+extern char *__fgets_unlocked_chk(char *buf, size_t size, int n, FILE *f);
+extern size_t __fread_chk(void *p, size_t plen, size_t size, size_t n, FILE *f);
+extern size_t __fread_unlocked_chk(void *p, size_t plen, size_t size, size_t n, FILE *f);
+extern int _IO_getc(FILE *f);
+
+static void other_forms(enum kind k)
+{
+    int w;
+    FILE *in = open_read(k, &w);
+    static const char text[] = "one\ntwo\nthree\nfour\n0123456789ABCDEFGHIJxyzw";
+    struct feed fd;
+    feed_start(&fd, w, text, sizeof text - 1, 1, 2, 1);
+    char line[64], got[64];
+    char *r = fgets_unlocked(line, sizeof line, in);
+    show("fgets_unlocked", k, r, r ? (long)strlen(r) : 0, 0, in);
+    r = __fgets_chk(line, sizeof line, 64, in);
+    show("__fgets_chk", k, r, r ? (long)strlen(r) : 0, 0, in);
+    r = __fgets_unlocked_chk(line, sizeof line, 64, in);
+    show("__fgets_unlocked_chk", k, r, r ? (long)strlen(r) : 0, 0, in);
+    size_t n = fread_unlocked(got, 1, 4, in);
+    show("fread_unlocked", k, got, (long)n, 0, in);
+    n = __fread_chk(got, sizeof got, 2, 5, in);
+    show("__fread_chk", k, got, (long)n * 2, 0, in);
+    n = __fread_unlocked_chk(got, sizeof got, 1, 10, in);
+    show("__fread_unlocked_chk", k, got, (long)n, 0, in);
+    int c[4];
+    c[0] = (getc_unlocked)(in);
+    c[1] = fgetc_unlocked(in);
+    c[2] = _IO_getc(in);
+    c[3] = (getc_unlocked)(in);
+    printf("getc_unlocked, fgetc_unlocked, _IO_getc [%s]: %c%c%c then %d eof=%d\n", kind_name[k], c[0], c[1], c[2],
+           c[3], feof(in) != 0);
+    feed_end(&fd);
+    fclose(in);
+}
+
+/* Two threads read lines from one FILE at once: every line goes whole to one of them. */
+struct sharer {
+    FILE *in;
+    int lines, intact;
+};
+
+static void *share_reader(void *arg)
+{
+    struct sharer *sh = arg;
+    char line[64];
+    while (fgets(line, sizeof line, sh->in)) {
+        int v;
+        char tail;
+        sh->lines++;
+        sh->intact += sscanf(line, "line %d%c", &v, &tail) == 2 && tail == '\n';
+    }
+    return NULL;
+}
+
+static void shared_file(enum kind k)
+{
+    int w;
+    FILE *in = open_read(k, &w);
+    static char text[2000];
+    size_t len = 0;
+    for (int i = 0; i < 100; i++)
+        len += (size_t)snprintf(text + len, sizeof text - len, "line %d\n", i);
+    struct feed fd;
+    feed_start(&fd, w, text, len, 3, 1, 1);
+    struct sharer a = { in, 0, 0 }, b = { in, 0, 0 };
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, share_reader, &a);
+    pthread_create(&tb, NULL, share_reader, &b);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    printf("two threads on one FILE [%s]: %d lines, %d whole\n", kind_name[k], a.lines + b.lines, a.intact + b.intact);
+    feed_end(&fd);
+    fclose(in);
+}
+
 static void stdin_getchar(void)
 {
     int r, w;
@@ -581,6 +659,8 @@ int main(void)
         fread_sizes(k);
         getline_getdelim(k);
         chars(k);
+        other_forms(k);
+        shared_file(k);
     }
     stdin_getchar();
     reset(SOCKPAIR);
