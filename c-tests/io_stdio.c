@@ -11,11 +11,13 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 enum kind { SOCKPAIR, PIPE, TCP, FIFO, KINDS };
 static const char *kind_name[KINDS] = { "socketpair", "pipe", "tcp", "fifo" };
@@ -554,6 +556,72 @@ static void nonblocking(enum kind k)
     fclose(in);
 }
 
+/* An interactive prompt: the program (this test re-executed with --prompt, on a pseudo-terminal) prints
+ * "Name? " without a newline and waits in fgets on the terminal; glibc flushes the line-buffered stdout
+ * before it reads a terminal, so the prompt must show before any input comes. */
+static int prompt_child(void)
+{
+    char name[64];
+    printf("Name? ");
+    if (!fgets(name, sizeof name, stdin))
+        return 1;
+    name[strcspn(name, "\r\n")] = 0;
+    printf("Hello %s\n", name);
+    return 0;
+}
+
+/* Reads the terminal's output until `want` shows or `ms` pass; 1 when it showed. */
+static int read_until(int master, char *buf, size_t size, size_t *len, const char *want, int ms)
+{
+    int64_t deadline = mono_ns() + ms * 1000000LL;
+    while (!strstr(buf, want) && mono_ns() < deadline) {
+        struct pollfd p = { master, POLLIN, 0 };
+        if (poll(&p, 1, 10) == 1) {
+            ssize_t n = read(master, buf + *len, size - 1 - *len);
+            if (n <= 0)
+                break;
+            *len += (size_t)n;
+            buf[*len] = 0;
+        }
+    }
+    return strstr(buf, want) != NULL;
+}
+
+static void terminal_prompt(const char *self)
+{
+    int master = posix_openpt(O_RDWR | O_NOCTTY);
+    if (master < 0 || grantpt(master) != 0 || unlockpt(master) != 0)
+        die("posix_openpt");
+    char slave_name[128];
+    if (ptsname_r(master, slave_name, sizeof slave_name) != 0)
+        die("ptsname");
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        setsid();
+        int s = open(slave_name, O_RDWR);
+        if (s < 0)
+            _exit(2);
+        dup2(s, 0), dup2(s, 1), dup2(s, 2);
+        if (s > 2)
+            close(s);
+        close(master);
+        execl(self, self, "--prompt", (char *)NULL);
+        _exit(2);
+    }
+    char out[256] = { 0 };
+    size_t len = 0;
+    int shown = read_until(master, out, sizeof out, &len, "Name? ", 3000);
+    CHECK(shown, "a prompt without newline shows before fgets on a terminal gets input");
+    if (write(master, "bob\n", 4) != 4)
+        die("write");
+    CHECK(read_until(master, out, sizeof out, &len, "Hello bob", 3000), "fgets on a terminal returns the typed line");
+    int status;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the prompting program ended well");
+    close(master);
+}
+
 /* The acceptance case: 1,000 threads in fgets on their own sockets. */
 #define MANY 1000
 static int many_got, many_started;
@@ -640,8 +708,10 @@ static void many(void)
     CHECK(replies == MANY, "every reply arrived");
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "--prompt") == 0)
+        return prompt_child();
     test_init();
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 2 * MANY + 100) {
@@ -669,6 +739,12 @@ int main(void)
         interrupted(k, 0);
         interrupted(k, 1);
         nonblocking(k);
+    }
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = 0;
+        terminal_prompt(self);
     }
     many();
     return test_exit_status();

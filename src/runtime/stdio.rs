@@ -8,11 +8,13 @@
 //! readiness like a `read` (`io::blocking`: the program's own non-blocking fds and socket timeouts are
 //! left to the real call).
 //!
-//! Looking at unread data without taking it: `recv(MSG_PEEK)` on stream sockets, `tee(2)` into a scratch
-//! pipe on pipes and FIFOs; other objects (terminals, datagram sockets) are ready when poll says readable.
-//! A wait that a signal ends without SA_RESTART finishes the way glibc's call would have when its `read`
-//! failed with EINTR: it takes what had arrived, sets the error flag and fails (see [`Op`]); an error a
-//! peek reports (ECONNRESET), which the kernel reports only once, is passed on the same way.
+//! An empty buffer is refilled here with the one read glibc's refill would make, but non-blocking, so a
+//! line that arrived whole costs what it costs natively. Looking at unread data without taking it:
+//! `recv(MSG_PEEK)` on stream sockets, `tee(2)` into a scratch pipe on pipes and FIFOs; other objects
+//! (terminals, datagram sockets) are ready when poll says readable. A wait that a signal ends without
+//! SA_RESTART finishes the way glibc's call would have when its `read` failed with EINTR: it takes what had
+//! arrived, sets the error flag and fails (NULL, EOF, or getline's partial line); an error a read or peek
+//! reports (ECONNRESET), which the kernel reports only once, is passed on the same way.
 //!
 //! Not cooperative (the real call, which may hold the worker; the monitor then brings in a spare):
 //! scanf family, wide-character reads, a FILE with unflushed output or ungetc'd bytes beyond its
@@ -411,7 +413,9 @@ impl Stream {
     /// Before the first wait: glibc flushes a line-buffered stdout when a line-buffered or unbuffered FILE
     /// needs input (a prompt must show before the program waits for its answer).
     fn flush_for_input(&self) {
-        if file(self.f.cast()).flags & (LINE_BUF | UNBUFFERED) == 0 {
+        let f = file(self.f.cast());
+        // A FILE on a terminal becomes line-buffered when glibc allocates its buffer, at its first read.
+        if f.flags & (LINE_BUF | UNBUFFERED) == 0 && !(f.buf_base.is_null() && self.is_terminal()) {
             return;
         }
         // SAFETY: glibc's stdout variable.
@@ -423,6 +427,15 @@ impl Stream {
             // SAFETY: a live FILE.
             unsafe { crate::real::fflush(out) };
         }
+    }
+
+    fn is_terminal(&self) -> bool {
+        let mut t: libc::termios = unsafe { core::mem::zeroed() };
+        // SAFETY: TCGETS into a local termios (all-zero is a valid one).
+        unsafe {
+            syscall3(libc::SYS_ioctl, self.fd as usize, libc::TCGETS as usize, &mut t as *mut libc::termios as usize)
+        }
+        .is_ok()
     }
 
     /// Runs `call(can_take)` once it will not block on `need` (with the FILE locked if `locked`), parking
