@@ -403,6 +403,46 @@ static void shared_file(enum kind k)
     fclose(in);
 }
 
+/* One thread holds the FILE's lock (flockfile) while it waits in getc_unlocked; another's fgets on the same
+ * FILE waits for the lock, then gets the next line. */
+struct holder {
+    FILE *in;
+    char got[16];
+    int locked;
+};
+
+static void *lock_holder(void *arg)
+{
+    struct holder *h = arg;
+    flockfile(h->in);
+    ATOMIC_STORE(&h->locked, 1);
+    int n = 0, c;
+    while ((c = getc_unlocked(h->in)) != EOF && c != '\n' && n < 15)
+        h->got[n++] = (char)c;
+    h->got[n] = 0;
+    funlockfile(h->in);
+    return NULL;
+}
+
+static void lock_held_while_waiting(enum kind k)
+{
+    int w;
+    FILE *in = open_read(k, &w);
+    struct holder h = { in, { 0 }, 0 };
+    pthread_t th;
+    pthread_create(&th, NULL, lock_holder, &h);
+    wait_at_least(&h.locked, 1, 1, 5000);
+    struct feed fd;
+    feed_start(&fd, w, "abc\nnext\n", 9, 1, 10, 1);
+    char line[64];
+    char *r = fgets(line, sizeof line, in);
+    pthread_join(th, NULL);
+    printf("flockfile holder got \"%s\" [%s]; ", h.got, kind_name[k]);
+    show("fgets after it", k, r, r ? (long)strlen(r) : 0, 0, in);
+    feed_end(&fd);
+    fclose(in);
+}
+
 static void stdin_getchar(void)
 {
     int r, w;
@@ -731,6 +771,7 @@ int main(int argc, char **argv)
         chars(k);
         other_forms(k);
         shared_file(k);
+        lock_held_while_waiting(k);
     }
     stdin_getchar();
     reset(SOCKPAIR);

@@ -208,7 +208,7 @@ declare_real! {
     fn getchar_unlocked() -> c_int;
     fn __uflow(f: *mut libc::FILE) -> c_int;
     fn __underflow(f: *mut libc::FILE) -> c_int;
-    fn flockfile(f: *mut libc::FILE) -> ();
+    fn ftrylockfile(f: *mut libc::FILE) -> c_int;
     fn funlockfile(f: *mut libc::FILE) -> ();
     fn fflush(f: *mut libc::FILE) -> c_int;
 }

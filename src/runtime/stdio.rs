@@ -195,10 +195,19 @@ enum Check {
 }
 
 impl Stream {
+    /// Takes the FILE's lock (recursive for its owner, the coroutine's TCB). It is a futex no hook sees,
+    /// and its holder may be a coroutine parked in a wait (fread's, or inside the program's own
+    /// flockfile section), so a contended lock is retried after short sleeps rather than blocking the
+    /// worker.
     fn lock(&self, locked: bool) {
-        if locked {
-            // SAFETY: a live FILE; glibc's lock is recursive for the owning thread (the coroutine's TCB).
-            unsafe { crate::real::flockfile(self.f as *mut libc::FILE) }
+        if !locked {
+            return;
+        }
+        let mut pause_ns = 20_000u64;
+        // SAFETY: a live FILE.
+        while unsafe { crate::real::ftrylockfile(self.f as *mut libc::FILE) } != 0 {
+            super::sleep_until(super::sys::time::monotonic_ns().saturating_add(pause_ns));
+            pause_ns = (pause_ns * 2).min(1_000_000);
         }
     }
 
