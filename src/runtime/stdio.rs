@@ -447,9 +447,10 @@ impl Stream {
         .is_ok()
     }
 
-    /// Runs `call(can_take)` once it will not block on `need` (with the FILE locked if `locked`), parking
-    /// cooperatively until then. A wait ended by the kernel's error or by a signal without SA_RESTART
-    /// runs `fail(errno)` instead, also locked.
+    /// Runs `call(can_take)` once it will not block on `need`, parking cooperatively until then. With
+    /// `locked`, the FILE's lock is held throughout, waits included, as glibc's call holds it while its
+    /// read blocks (so other threads' calls on the FILE wait for this one, as natively). A wait ended by
+    /// the kernel's error or by a signal without SA_RESTART runs `fail(errno)` instead.
     fn run<R>(
         &self,
         locked: bool,
@@ -457,16 +458,22 @@ impl Stream {
         mut call: impl FnMut(usize) -> R,
         mut fail: impl FnMut(Errno) -> R,
     ) -> R {
+        self.lock(locked);
+        let r = self.run_locked(need, &mut call, &mut fail);
+        self.unlock(locked);
+        r
+    }
+
+    fn run_locked<R>(&self, need: Need, call: &mut impl FnMut(usize) -> R, fail: &mut impl FnMut(Errno) -> R) -> R {
         let mut out: Option<R> = None;
         let mut flushed = false;
         loop {
             let r = io::blocking(self.fd, Dir::Read, Interrupt::UnlessRestart, |kind| {
-                self.lock(locked);
                 let verdict = match kind {
                     Kind::Socket | Kind::NoWait | Kind::Pollable => self.check(kind, need),
                     _ => Check::Go(usize::MAX),
                 };
-                let r = match verdict {
+                match verdict {
                     Check::Go(n) => {
                         out = Some(call(n));
                         Ok(0)
@@ -482,9 +489,7 @@ impl Stream {
                         }
                         Err(Errno(libc::EAGAIN))
                     }
-                };
-                self.unlock(locked);
-                r
+                }
             });
             let finish = match r {
                 Ok(_) => return out.take().expect("the call ran"),
@@ -494,16 +499,13 @@ impl Stream {
                 // while we waited (the real call reports what the number names now).
                 Err(_) => None,
             };
-            self.lock(locked);
             let kind = self.e.kind();
-            let r = match (finish, self.check(kind, need)) {
-                (Some(_), Check::Go(n)) | (None, Check::Go(n)) => call(n),
+            return match (finish, self.check(kind, need)) {
+                (_, Check::Go(n)) => call(n),
                 (_, Check::Fail(e)) => fail(e),
                 (Some(e), Check::Wait) => fail(e),
                 (None, Check::Wait) => call(usize::MAX),
             };
-            self.unlock(locked);
-            return r;
         }
     }
 
@@ -579,8 +581,8 @@ enum Taken {
 
 impl Stream {
     /// fgets and its forms (`line`: the buffer and at most how many bytes go in it, up to a newline) or
-    /// getc and its forms, __uflow, __underflow (`line` None), made by `real` cooperatively. `locked`: take
-    /// the FILE's lock around each look and the call (not for the _unlocked forms, whose caller holds it).
+    /// getc and its forms, __uflow, __underflow (`line` None), made by `real` cooperatively. `locked`: hold
+    /// the FILE's lock throughout (not for the _unlocked forms, whose caller holds it).
     /// `failed` is the function's failure value (NULL, EOF).
     #[inline(never)]
     pub fn read_once<R: Copy>(
@@ -609,7 +611,7 @@ impl Stream {
         )
     }
 
-    /// getdelim (getline) made by `real` cooperatively, the FILE locked around each look and the call.
+    /// getdelim (getline) made by `real` cooperatively, the FILE locked throughout.
     #[inline(never)]
     pub fn getdelim(&self, line: *mut *mut c_char, n: *mut usize, delim: u8, mut real: impl FnMut() -> isize) -> isize {
         self.run(
