@@ -1,6 +1,6 @@
 /* stats_report.c — ASYNCSHIM_STATS (issue 7): under the shim the program re-executes itself with
- * ASYNCSHIM_STATS=stderr and ASYNCSHIM_STATS_SIGNAL=USR2, blocks a thread in fgets on an fdopen'd socket
- * (which stalls its worker), asks for a report with SIGUSR2 (the program's own SIGUSR2 handler must still
+ * ASYNCSHIM_STATS=stderr and ASYNCSHIM_STATS_SIGNAL=USR2, blocks a thread in fscanf on an fdopen'd socket
+ * (glibc's internal read, which the shim does not make cooperative for scanf: it stalls its worker), asks for a report with SIGUSR2 (the program's own SIGUSR2 handler must still
  * run) and exits; the report must name the stall's place (stats_report.shim-stderr). Natively the same
  * program runs without the report; stdout is the same either way.
  * asyncshim-test: timeout=30 */
@@ -23,8 +23,8 @@ static void *stdio_reader(void *arg)
 {
     FILE *in = arg;
     char line[64];
-    char *r = fgets(line, sizeof line, in);
-    return r && strcmp(line, "hello\n") == 0 ? (void *)1 : NULL;
+    int r = fscanf(in, "%63s", line);
+    return r == 1 && strcmp(line, "hello") == 0 ? (void *)1 : NULL;
 }
 
 static void *sleeper(void *arg)
@@ -59,14 +59,14 @@ int main(int argc, char **argv)
     pthread_create(&s, NULL, sleeper, NULL);
     void *slept;
     pthread_join(s, &slept);
-    CHECK(slept != NULL, "a sleeping thread ran while another sat in fgets");
+    CHECK(slept != NULL, "a sleeping thread ran while another sat in fscanf");
     raise(SIGUSR2);
     sleep_ms(100); /* the report is written by the shim's monitor thread */
     CHECK(handled == 1, "the program's own SIGUSR2 handler ran once");
     CHECK(write(sv[1], "hello\n", 6) == 6, "line sent");
     void *got;
     pthread_join(r, &got);
-    CHECK(got != NULL, "fgets returned the line");
+    CHECK(got != NULL, "fscanf returned the word");
     fclose(in);
     close(sv[1]);
     return test_exit_status();

@@ -205,4 +205,22 @@ declare_real! {
     fn fork() -> libc::pid_t;
     fn system(cmd: *const c_char) -> c_int;
     fn pclose(f: *mut libc::FILE) -> c_int;
+    fn fgets(buf: *mut c_char, n: c_int, f: *mut libc::FILE) -> *mut c_char;
+    fn fgets_unlocked(buf: *mut c_char, n: c_int, f: *mut libc::FILE) -> *mut c_char;
+    fn __fgets_chk(buf: *mut c_char, size: usize, n: c_int, f: *mut libc::FILE) -> *mut c_char;
+    fn __fgets_unlocked_chk(buf: *mut c_char, size: usize, n: c_int, f: *mut libc::FILE) -> *mut c_char;
+    fn fread(p: *mut c_void, size: usize, count: usize, f: *mut libc::FILE) -> usize;
+    fn fread_unlocked(p: *mut c_void, size: usize, count: usize, f: *mut libc::FILE) -> usize;
+    fn __fread_chk(p: *mut c_void, plen: usize, size: usize, count: usize, f: *mut libc::FILE) -> usize;
+    fn __fread_unlocked_chk(p: *mut c_void, plen: usize, size: usize, count: usize, f: *mut libc::FILE) -> usize;
+    fn __getdelim(line: *mut *mut c_char, n: *mut usize, delim: c_int, f: *mut libc::FILE) -> isize;
+    fn fgetc(f: *mut libc::FILE) -> c_int;
+    fn fgetc_unlocked(f: *mut libc::FILE) -> c_int;
+    fn getchar() -> c_int;
+    fn getchar_unlocked() -> c_int;
+    fn __uflow(f: *mut libc::FILE) -> c_int;
+    fn __underflow(f: *mut libc::FILE) -> c_int;
+    fn ftrylockfile(f: *mut libc::FILE) -> c_int;
+    fn funlockfile(f: *mut libc::FILE) -> ();
+    fn fflush(f: *mut libc::FILE) -> c_int;
 }

@@ -12,6 +12,7 @@ pub mod process;
 pub mod signal;
 pub mod sleep;
 pub mod start;
+pub mod stdio;
 pub mod sync;
 pub mod syscall;
 pub mod thread;

@@ -90,6 +90,8 @@ pub struct FdEntry {
     private_since: AtomicU32,
     /// FLAGS_EPOCH when the description was last seen blocking (no O_NONBLOCK).
     blocking_seen: AtomicU32,
+    /// How stdio waits can look at unread data (see `runtime::stdio`); 0 until looked up for this object.
+    pub stdio_peek: AtomicU32,
 }
 
 impl FdEntry {
@@ -182,6 +184,7 @@ fn opened_with(fd: i32, kind: Kind, private_since: u32) {
         e.private_since.store(private_since, Ordering::Release);
         e.blocking_seen.store(0, Ordering::Release);
         e.set_kind(kind);
+        e.stdio_peek.store(0, Ordering::Relaxed);
         e.timeout[0].store(TIMEOUT_UNKNOWN, Ordering::Relaxed);
         e.timeout[1].store(TIMEOUT_UNKNOWN, Ordering::Relaxed);
     }
@@ -294,6 +297,7 @@ pub fn closing(fd: i32) -> Closing {
         // Waiters register before they park, so an fd never registered has none.
         let hidden = if was && e.waiters.load(Ordering::Acquire) != 0 { hide(fd, generation, e) } else { None };
         e.set_kind(Kind::Unknown);
+        e.stdio_peek.store(0, Ordering::Relaxed);
         (was, hidden)
     };
     if was_registered {
@@ -419,10 +423,17 @@ pub fn close_hidden_in_child() {
     }
 }
 
-/// `fd` is the runtime's own for the rest of the process (the netpoller's epoll and wake-up fds).
+/// `fd` is the runtime's own until it says otherwise (the netpoller's fds, stdio's scratch pipes).
 pub fn mark_runtime_own(fd: i32) {
     if let Some(e) = entry(fd) {
         e.runtime_own.store(1, Ordering::Relaxed);
+    }
+}
+
+/// The runtime is about to close one of its own fds.
+pub fn unmark_runtime_own(fd: i32) {
+    if let Some(e) = entry(fd) {
+        e.runtime_own.store(0, Ordering::Relaxed);
     }
 }
 

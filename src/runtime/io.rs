@@ -48,12 +48,13 @@ pub fn kind_of(fd: i32, e: &FdEntry) -> Kind {
     };
     e.timeout[0].store(fd::TIMEOUT_UNKNOWN, Ordering::Relaxed);
     e.timeout[1].store(fd::TIMEOUT_UNKNOWN, Ordering::Relaxed);
+    e.stdio_peek.store(0, Ordering::Relaxed);
     e.set_kind(k);
     k
 }
 
 /// SO_RCVTIMEO / SO_SNDTIMEO of a socket in ns (0: none), looked up once per object.
-fn timeout_ns(fd: i32, e: &FdEntry, dir: Dir) -> u64 {
+pub(crate) fn timeout_ns(fd: i32, e: &FdEntry, dir: Dir) -> u64 {
     let slot = e.timeout(dir);
     let t = slot.load(Ordering::Relaxed);
     if t != fd::TIMEOUT_UNKNOWN {

@@ -31,6 +31,7 @@ pub mod scheduler;
 pub mod signals;
 pub mod stack;
 pub mod stats;
+pub mod stdio;
 pub mod sync;
 pub mod sys;
 pub mod task;

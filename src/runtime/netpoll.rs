@@ -34,16 +34,14 @@ fn get_or_create() -> Option<&'static Netpoller> {
             let epfd = move_high(epoll::create().ok()?);
             let wake_fd = move_high(epoll::eventfd().ok()?);
             epoll::ctl(epfd, libc::EPOLL_CTL_ADD, wake_fd, libc::EPOLLIN as u32, WAKE_TOKEN).ok()?;
-            fd::mark_runtime_own(epfd);
-            fd::mark_runtime_own(wake_fd);
             Some(Netpoller { epfd, wake_fd, waiting: AtomicBool::new(false) })
         })
         .as_ref()
 }
 
 /// Moves one of the shim's own fds to the top of the fd space, so the program's `socket()`, `open()` ...
-/// get the same numbers as without the shim.
-fn move_high(fd: i32) -> i32 {
+/// get the same numbers as without the shim, and marks it the runtime's own (see `fd::closing`).
+pub(crate) fn move_high(fd: i32) -> i32 {
     use super::sys::syscall::{syscall1, syscall2, syscall3};
     let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit into a local.
@@ -54,9 +52,13 @@ fn move_high(fd: i32) -> i32 {
     match unsafe { syscall3(libc::SYS_fcntl, fd as usize, libc::F_DUPFD_CLOEXEC as usize, floor) } {
         Ok(high) => {
             let _ = unsafe { syscall1(libc::SYS_close, fd as usize) };
+            fd::mark_runtime_own(high as i32);
             high as i32
         }
-        Err(_) => fd,
+        Err(_) => {
+            fd::mark_runtime_own(fd);
+            fd
+        }
     }
 }
 

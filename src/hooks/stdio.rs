@@ -1,0 +1,248 @@
+//! stdio's read side: fgets, fread, getline/getdelim, getc and their _unlocked and fortified forms, and
+//! __uflow/__underflow (what the getc_unlocked/getchar_unlocked macros call). glibc refills a FILE with
+//! its internal read, which no hook sees; a coroutine's call on a socket, pipe or terminal FILE waits in
+//! `runtime::stdio` until the real call will not block. Everything else calls the real function.
+//! Not hooked (so not cooperative): the scanf family and the write side (see README).
+
+use crate::real;
+use crate::runtime::stdio::{self, Need};
+use crate::runtime::worker;
+use libc::FILE;
+use std::ffi::{c_char, c_int, c_void};
+
+/// The stream to wait on for `need`, if the caller is a coroutine and the FILE one the runtime parks on.
+#[inline]
+fn cooperative(f: *mut FILE, need: Need) -> Option<stdio::Stream> {
+    worker::current_task()?;
+    stdio::stream(f, need)
+}
+
+fn line(f: *mut FILE, limit: usize) -> Option<stdio::Stream> {
+    cooperative(f, Need::Delim { delim: b'\n', limit })
+}
+
+/// # Safety
+/// C contract of fgets.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fgets(buf: *mut c_char, n: c_int, f: *mut FILE) -> *mut c_char {
+    // SAFETY: forwarding.
+    let real = || unsafe { real::fgets(buf, n, f) };
+    // n <= 1 reads nothing.
+    match if n > 1 { line(f, n as usize - 1) } else { None } {
+        Some(s) => s.read_once(Some((buf, n as usize - 1)), true, core::ptr::null_mut(), real),
+        None => real(),
+    }
+}
+
+/// # Safety
+/// C contract of fgets_unlocked.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fgets_unlocked(buf: *mut c_char, n: c_int, f: *mut FILE) -> *mut c_char {
+    // SAFETY: forwarding.
+    let real = || unsafe { real::fgets_unlocked(buf, n, f) };
+    match if n > 1 { line(f, n as usize - 1) } else { None } {
+        Some(s) => s.read_once(Some((buf, n as usize - 1)), false, core::ptr::null_mut(), real),
+        None => real(),
+    }
+}
+
+/// # Safety
+/// C contract of __fgets_chk (the _FORTIFY_SOURCE fgets: reads at most min(n-1, size)).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __fgets_chk(buf: *mut c_char, size: usize, n: c_int, f: *mut FILE) -> *mut c_char {
+    // SAFETY: forwarding.
+    let real = || unsafe { real::__fgets_chk(buf, size, n, f) };
+    let limit = if n > 1 { (n as usize - 1).min(size) } else { 0 };
+    match if limit > 0 { line(f, limit) } else { None } {
+        Some(s) => s.read_once(Some((buf, limit)), true, core::ptr::null_mut(), real),
+        None => real(),
+    }
+}
+
+/// # Safety
+/// C contract of __fgets_unlocked_chk.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __fgets_unlocked_chk(buf: *mut c_char, size: usize, n: c_int, f: *mut FILE) -> *mut c_char {
+    // SAFETY: forwarding.
+    let real = || unsafe { real::__fgets_unlocked_chk(buf, size, n, f) };
+    let limit = if n > 1 { (n as usize - 1).min(size) } else { 0 };
+    match if limit > 0 { line(f, limit) } else { None } {
+        Some(s) => s.read_once(Some((buf, limit)), false, core::ptr::null_mut(), real),
+        None => real(),
+    }
+}
+
+/// fread's count of whole items for `bytes` read.
+fn items(bytes: usize, size: usize, count: usize, total: usize) -> usize {
+    if bytes == total { count } else { bytes / size }
+}
+
+/// # Safety
+/// C contract of fread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fread(p: *mut c_void, size: usize, count: usize, f: *mut FILE) -> usize {
+    match size.checked_mul(count).filter(|&t| t > 0).and_then(|t| Some((t, cooperative(f, Need::Bytes(t))?))) {
+        // SAFETY: the caller's buffer holds size * count bytes.
+        Some((total, s)) => items(unsafe { s.read_bytes(p as *mut u8, total, true) }, size, count, total),
+        // SAFETY: forwarding.
+        None => unsafe { real::fread(p, size, count, f) },
+    }
+}
+
+/// # Safety
+/// C contract of fread_unlocked.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fread_unlocked(p: *mut c_void, size: usize, count: usize, f: *mut FILE) -> usize {
+    match size.checked_mul(count).filter(|&t| t > 0).and_then(|t| Some((t, cooperative(f, Need::Bytes(t))?))) {
+        // SAFETY: the caller's buffer holds size * count bytes.
+        Some((total, s)) => items(unsafe { s.read_bytes(p as *mut u8, total, false) }, size, count, total),
+        // SAFETY: forwarding.
+        None => unsafe { real::fread_unlocked(p, size, count, f) },
+    }
+}
+
+/// # Safety
+/// C contract of __fread_chk (the _FORTIFY_SOURCE fread; an overflow of `plen` aborts in the real one).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __fread_chk(p: *mut c_void, plen: usize, size: usize, count: usize, f: *mut FILE) -> usize {
+    match size.checked_mul(count).filter(|&t| t > 0 && t <= plen) {
+        // SAFETY: the checks passed: an ordinary fread.
+        Some(_) => unsafe { fread(p, size, count, f) },
+        // SAFETY: forwarding (the real one reports the overflow).
+        None => unsafe { real::__fread_chk(p, plen, size, count, f) },
+    }
+}
+
+/// # Safety
+/// C contract of __fread_unlocked_chk.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __fread_unlocked_chk(
+    p: *mut c_void,
+    plen: usize,
+    size: usize,
+    count: usize,
+    f: *mut FILE,
+) -> usize {
+    match size.checked_mul(count).filter(|&t| t > 0 && t <= plen) {
+        // SAFETY: the checks passed: an ordinary fread_unlocked.
+        Some(_) => unsafe { fread_unlocked(p, size, count, f) },
+        // SAFETY: forwarding.
+        None => unsafe { real::__fread_unlocked_chk(p, plen, size, count, f) },
+    }
+}
+
+/// # Safety
+/// C contract of __getdelim.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __getdelim(line: *mut *mut c_char, n: *mut usize, delim: c_int, f: *mut FILE) -> isize {
+    // SAFETY: forwarding.
+    let real = || unsafe { real::__getdelim(line, n, delim, f) };
+    // Bad pointers fail at once (EINVAL); so does a FILE whose error flag is set (glibc returns -1).
+    if line.is_null() || n.is_null() || stdio::error_flag(f) {
+        return real();
+    }
+    match cooperative(f, Need::Delim { delim: delim as u8, limit: usize::MAX }) {
+        Some(s) => s.getdelim(line, n, delim as u8, real),
+        None => real(),
+    }
+}
+
+/// # Safety
+/// C contract of getdelim.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn getdelim(line: *mut *mut c_char, n: *mut usize, delim: c_int, f: *mut FILE) -> isize {
+    // SAFETY: same function.
+    unsafe { __getdelim(line, n, delim, f) }
+}
+
+/// # Safety
+/// C contract of getline.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn getline(line: *mut *mut c_char, n: *mut usize, f: *mut FILE) -> isize {
+    // SAFETY: getdelim with a newline.
+    unsafe { __getdelim(line, n, b'\n' as c_int, f) }
+}
+
+/// One character by `real` (locked per `locked`), cooperatively when the buffer is empty.
+#[inline]
+fn one_char(f: *mut FILE, locked: bool, real: impl FnMut() -> c_int) -> c_int {
+    match cooperative(f, Need::Bytes(1)) {
+        Some(s) => s.read_once(None, locked, libc::EOF, real),
+        None => {
+            let mut real = real;
+            real()
+        }
+    }
+}
+
+/// # Safety
+/// C contract of fgetc.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fgetc(f: *mut FILE) -> c_int {
+    // SAFETY: forwarding.
+    one_char(f, true, || unsafe { real::fgetc(f) })
+}
+
+/// # Safety
+/// C contract of getc (the same function as fgetc in glibc).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn getc(f: *mut FILE) -> c_int {
+    // SAFETY: same function.
+    unsafe { fgetc(f) }
+}
+
+/// # Safety
+/// C contract of _IO_getc (old name of getc).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn _IO_getc(f: *mut FILE) -> c_int {
+    // SAFETY: same function.
+    unsafe { fgetc(f) }
+}
+
+/// # Safety
+/// C contract of fgetc_unlocked.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fgetc_unlocked(f: *mut FILE) -> c_int {
+    // SAFETY: forwarding.
+    one_char(f, false, || unsafe { real::fgetc_unlocked(f) })
+}
+
+/// # Safety
+/// C contract of getc_unlocked (the function; the macro calls __uflow).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn getc_unlocked(f: *mut FILE) -> c_int {
+    // SAFETY: same function.
+    unsafe { fgetc_unlocked(f) }
+}
+
+/// # Safety
+/// C contract of getchar.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn getchar() -> c_int {
+    // SAFETY: forwarding.
+    one_char(stdio::stdin_file(), true, || unsafe { real::getchar() })
+}
+
+/// # Safety
+/// C contract of getchar_unlocked.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn getchar_unlocked() -> c_int {
+    // SAFETY: forwarding.
+    one_char(stdio::stdin_file(), false, || unsafe { real::getchar_unlocked() })
+}
+
+/// # Safety
+/// C contract of __uflow (what inlined getc_unlocked calls on an empty buffer).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __uflow(f: *mut FILE) -> c_int {
+    // SAFETY: forwarding.
+    one_char(f, false, || unsafe { real::__uflow(f) })
+}
+
+/// # Safety
+/// C contract of __underflow.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __underflow(f: *mut FILE) -> c_int {
+    // SAFETY: forwarding.
+    one_char(f, false, || unsafe { real::__underflow(f) })
+}
