@@ -5,7 +5,7 @@
 
 use crate::real;
 use crate::runtime::stats::Offload;
-use crate::runtime::sys::syscall::{syscall4, syscall6};
+use crate::runtime::sys::syscall::syscall6;
 use crate::runtime::{offload, worker};
 use std::ffi::{c_char, c_int};
 
@@ -25,21 +25,9 @@ pub unsafe extern "C" fn vfork() -> libc::pid_t {
     unsafe { real::fork() }
 }
 
-/// Waiting for a child cannot be polled without a pidfd per child (and `-1` means any child), so a
-/// coroutine's blocking wait is made by a helper thread while it parks (`runtime::offload`). WNOHANG
-/// calls answer at once and go straight to the kernel.
+/// wait4 and its forms go to `runtime::child` (a pidfd wait for one child, a helper thread otherwise).
 fn wait4_cooperative(pid: libc::pid_t, status: *mut c_int, options: c_int, rusage: *mut libc::rusage) -> libc::pid_t {
-    let (status, rusage) = (status as usize, rusage as usize);
-    let call = move || {
-        // SAFETY: the program's own arguments; its memory stays valid while it waits for this call.
-        unsafe { syscall4(libc::SYS_wait4, pid as usize, status, options as usize, rusage) }
-    };
-    let r = if options & libc::WNOHANG != 0 || worker::current_task().is_none() {
-        call()
-    } else {
-        offload::run(Offload::Process, call)
-    };
-    super::io::ret(r) as libc::pid_t
+    super::io::ret(crate::runtime::child::wait4(pid, status as usize, options, rusage as usize)) as libc::pid_t
 }
 
 /// # Safety

@@ -15,6 +15,7 @@
 //! | [`stats`] | counters and the ASYNCSHIM_STATS report |
 //! | [`sys`] | raw system calls, futex, FS/GS bases, clocks, memory |
 
+pub mod child;
 pub mod dns;
 pub mod fd;
 pub mod file;

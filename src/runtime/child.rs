@@ -1,0 +1,54 @@
+//! Waiting for child processes. A wait for one child's exit (`waitpid(pid > 0)` without WUNTRACED or
+//! WCONTINUED) parks on a pidfd, which the netpoller sees becoming readable when the child ends; the wait
+//! is then interrupted by a handled signal exactly as the kernel's is (EINTR, or restarted under
+//! SA_RESTART). Waits for any child or a process group, and waits for stops and continues, have nothing
+//! to poll: a helper thread makes them while the coroutine parks (a signal does not end those).
+
+use super::fd::{self, Dir};
+use super::io::{self, IoResult};
+use super::sys::syscall::{Errno, syscall1, syscall2, syscall4};
+
+/// wait4(pid, status, options, rusage) for the calling thread (a coroutine parks).
+pub fn wait4(pid: i32, status: usize, options: i32, rusage: usize) -> IoResult {
+    let call = move |options: i32| {
+        // SAFETY: the program's own arguments; its memory stays valid while it waits for this call.
+        unsafe { syscall4(libc::SYS_wait4, pid as usize, status, options as usize, rusage) }
+    };
+    if options & libc::WNOHANG != 0 || super::worker::current_task().is_none() {
+        return call(options);
+    }
+    if pid > 0
+        && options & (libc::WUNTRACED | libc::WCONTINUED) == 0
+        && let Some(r) = wait_on_pidfd(pid, || call(options | libc::WNOHANG))
+    {
+        return r;
+    }
+    super::offload::run(super::stats::Offload::Process, move || call(options))
+}
+
+/// Parks on a pidfd for `pid` until `try_reap` (a WNOHANG wait) finds the child. None when no pidfd can
+/// be had (the caller then waits on a helper thread; the kernel's own answer, ECHILD say, comes from there).
+fn wait_on_pidfd(pid: i32, mut try_reap: impl FnMut() -> IoResult) -> Option<IoResult> {
+    // SAFETY: pidfd_open with no flags creates a new fd.
+    let pidfd = unsafe { syscall2(libc::SYS_pidfd_open, pid as usize, 0) }.ok()? as i32;
+    let pidfd = super::netpoll::move_high(pidfd);
+    fd::opened(pidfd, fd::Kind::Pollable);
+    let mut attempt = |_: i32, _: fd::Kind| match try_reap() {
+        Ok(0) => Err(Errno(libc::EAGAIN)),
+        r => r,
+    };
+    let r = match io::blocking_restarting(pidfd, Dir::Read, &mut attempt) {
+        // The kernel looks for a waitable child before it reports a signal: a child that ended as the
+        // signal came is reaped, not an EINTR.
+        Err(Errno(libc::EINTR)) => match attempt(pidfd, fd::Kind::Pollable) {
+            Err(Errno(libc::EAGAIN)) => Err(Errno(libc::EINTR)),
+            r => r,
+        },
+        r => r,
+    };
+    fd::unmark_runtime_own(pidfd);
+    let _ = fd::closing(pidfd);
+    // SAFETY: our own pidfd, which nothing uses any more.
+    let _ = unsafe { syscall1(libc::SYS_close, pidfd as usize) };
+    Some(r)
+}
