@@ -479,6 +479,28 @@ pub fn close_range(first: u32, last: u32, flags: u32) -> Result<usize, super::sy
     Ok(0)
 }
 
+/// Grows the kernel's fd table to the top of RLIMIT_NOFILE now, while the process is still single-threaded.
+/// The runtime's own fds live up there (`netpoll::move_high`, hidden duplicates); growing the table of a
+/// multi-threaded process waits for an RCU grace period in the kernel (7–20 ms seen), which the first
+/// coroutine to wait on an fd would otherwise pay on its worker.
+pub fn grow_table_early() {
+    use super::sys::syscall::{syscall1, syscall2, syscall3};
+    let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit into a local.
+    let _ =
+        unsafe { syscall2(libc::SYS_getrlimit, libc::RLIMIT_NOFILE as usize, &mut rl as *mut libc::rlimit as usize) };
+    let top = (rl.rlim_cur.min(1 << 20) as usize).saturating_sub(1);
+    // An eventfd of our own to duplicate (the program's fds 0-2 may be closed).
+    // SAFETY: eventfd2 creates a new fd; F_DUPFD_CLOEXEC duplicates it; both are closed again.
+    unsafe {
+        let Ok(tmp) = syscall2(libc::SYS_eventfd2, 0, libc::EFD_CLOEXEC as usize) else { return };
+        if let Ok(high) = syscall3(libc::SYS_fcntl, tmp, libc::F_DUPFD_CLOEXEC as usize, top) {
+            let _ = syscall1(libc::SYS_close, high);
+        }
+        let _ = syscall1(libc::SYS_close, tmp);
+    }
+}
+
 /// Runs `f` with fd-number changes held off (for registration).
 pub fn with_no_changes<R>(f: impl FnOnce() -> R) -> R {
     let _g = table().changes.lock();

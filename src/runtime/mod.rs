@@ -117,6 +117,7 @@ pub fn run_main(main: MainFn, argc: c_int, argv: *mut *mut c_char, envp: *mut *m
         return None;
     }
     let main_tcb = Tcb::current();
+    fd::grow_table_early();
     let default_stack = config.stack_size.unwrap_or_else(rlimit_stack);
     let workers = config.workers;
     if RUNTIME
