@@ -111,7 +111,28 @@ int main(void)
     }
     CHECK(ok, "20 threads each reaped their own child with its status");
 
-    /* 5. waitpid for something that is not our child */
+    /* 5. waitid(P_PID): an alarm ends it with EINTR; without one it reports the child's exit */
+    set_handler(SIGALRM, on_alarm, 0);
+    p = child_sleeping(5000, 9);
+    setitimer(ITIMER_REAL, &it, NULL);
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    errno = 0;
+    int wr = waitid(P_PID, (id_t)p, &si, WEXITED);
+    e = errno;
+    printf("waitid(P_PID) with a 200 ms alarm: %d, errno %s\n", wr, errname(e));
+    kill(p, SIGKILL);
+    memset(&si, 0, sizeof si);
+    wr = waitid(P_PID, (id_t)p, &si, WEXITED);
+    printf("waitid after kill: %d, pid matches %d, code %s, status %s\n", wr, si.si_pid == p,
+           si.si_code == CLD_KILLED ? "CLD_KILLED" : "other", si.si_status == SIGKILL ? "SIGKILL" : "other");
+    p = child_sleeping(100, 5);
+    memset(&si, 0, sizeof si);
+    wr = waitid(P_PID, (id_t)p, &si, WEXITED);
+    printf("waitid for a child exiting with 5: %d, pid matches %d, code %s, status %d\n", wr, si.si_pid == p,
+           si.si_code == CLD_EXITED ? "CLD_EXITED" : "other", si.si_status);
+
+    /* 6. waitpid for something that is not our child */
     errno = 0;
     r = waitpid(1, &st, 0);
     printf("waitpid(1): %d, errno %s\n", (int)r, errname(errno));

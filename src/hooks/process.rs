@@ -5,7 +5,6 @@
 
 use crate::real;
 use crate::runtime::stats::Offload;
-use crate::runtime::sys::syscall::syscall6;
 use crate::runtime::{offload, worker};
 use std::ffi::{c_char, c_int};
 
@@ -65,17 +64,7 @@ pub unsafe extern "C" fn waitid(
     info: *mut libc::siginfo_t,
     options: c_int,
 ) -> c_int {
-    let info = info as usize;
-    let call = move || {
-        // SAFETY: as in wait4_cooperative.
-        unsafe { syscall6(libc::SYS_waitid, idtype as usize, id as usize, info, options as usize, 0, 0) }
-    };
-    let r = if options & libc::WNOHANG != 0 || worker::current_task().is_none() {
-        call()
-    } else {
-        offload::run(Offload::Process, call)
-    };
-    super::io::ret(r) as c_int
+    super::io::ret(crate::runtime::child::waitid(idtype, id, info, options)) as c_int
 }
 
 /// posix_spawn, posix_spawnp and popen make a child that inherits descriptions (and may change their

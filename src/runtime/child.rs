@@ -1,12 +1,13 @@
 //! Waiting for child processes. A wait for one child's exit (`waitpid(pid > 0)` without WUNTRACED or
-//! WCONTINUED) parks on a pidfd, which the netpoller sees becoming readable when the child ends; the wait
+//! WCONTINUED, `waitid(P_PID, pid)` for WEXITED only) parks on a pidfd, which the netpoller sees becoming readable when the child ends; the wait
 //! is then interrupted by a handled signal exactly as the kernel's is (EINTR, or restarted under
 //! SA_RESTART). Waits for any child or a process group, and waits for stops and continues, have nothing
 //! to poll: a helper thread makes them while the coroutine parks (a signal does not end those).
 
 use super::fd::{self, Dir};
 use super::io::{self, IoResult};
-use super::sys::syscall::{Errno, syscall1, syscall2, syscall4};
+use super::sys::syscall::{Errno, syscall1, syscall2, syscall4, syscall6};
+use super::sys::usercopy;
 
 /// wait4(pid, status, options, rusage) for the calling thread (a coroutine parks).
 pub fn wait4(pid: i32, status: usize, options: i32, rusage: usize) -> IoResult {
@@ -22,6 +23,38 @@ pub fn wait4(pid: i32, status: usize, options: i32, rusage: usize) -> IoResult {
         && let Some(r) = wait_on_pidfd(pid, || call(options | libc::WNOHANG))
     {
         return r;
+    }
+    super::offload::run(super::stats::Offload::Process, move || call(options))
+}
+
+/// waitid(idtype, id, info, options) for the calling thread (a coroutine parks).
+pub fn waitid(idtype: u32, id: u32, info: *mut libc::siginfo_t, options: i32) -> IoResult {
+    let info_addr = info as usize;
+    let call = move |options: i32| {
+        // SAFETY: the program's own arguments; its memory stays valid while it waits for this call.
+        unsafe { syscall6(libc::SYS_waitid, idtype as usize, id as usize, info_addr, options as usize, 0, 0) }
+    };
+    if options & libc::WNOHANG != 0 || super::worker::current_task().is_none() {
+        return call(options);
+    }
+    let exits_only = options & (libc::WSTOPPED | libc::WCONTINUED) == 0;
+    // With WNOHANG and no child ready the kernel answers 0 and writes si_signo 0 (without `info` the two
+    // cases cannot be told apart: then a helper waits).
+    if idtype == libc::P_PID
+        && id as i32 > 0
+        && exits_only
+        && !info.is_null()
+        && let Some(r) = wait_on_pidfd(id as i32, || match call(options | libc::WNOHANG) {
+            Ok(0) => match usercopy::read(info as *const libc::siginfo_t) {
+                Ok(si) if si.si_signo == 0 => Ok(0),
+                Ok(_) => Ok(1),
+                Err(_) => Err(Errno(libc::EFAULT)),
+            },
+            r => r,
+        })
+    {
+        // waitid answers 0 on success.
+        return r.map(|_| 0);
     }
     super::offload::run(super::stats::Offload::Process, move || call(options))
 }
