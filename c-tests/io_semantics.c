@@ -569,6 +569,24 @@ static void case_nonblock_changes(void)
     close(sv[0]);
     close(sv[1]);
 
+    /* the number of a socket seen blocking, closed and reused by a non-blocking fifo (open: unseen) */
+    {
+        char fpath[64];
+        snprintf(fpath, sizeof fpath, "/tmp/io_semantics_nbfifo.%d", (int)getpid());
+        unix_pair(sv, 0);
+        park_once(sv[0], sv[1]);
+        int num = sv[0];
+        close(sv[0]);
+        unlink(fpath);
+        mkfifo(fpath, 0600);
+        int f = open(fpath, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+        unlink(fpath);
+        say("C2 a socket seen blocking, closed; a non-blocking fifo opened on its number",
+            "reuses it: %s; read: %s", yesno(f == num), read_now(f, f));
+        close(f);
+        close(sv[1]);
+    }
+
     /* a child sets O_NONBLOCK on an inherited pipe */
     int p[2];
     mkpipe(p);

@@ -132,7 +132,7 @@ pub unsafe extern "C" fn dup(old: c_int) -> c_int {
 /// C contract of dup2.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
-    if crate::runtime::running() && old != new && fd::closing(new) == fd::Closing::NotOpen {
+    if crate::runtime::running() && old != new && fd::is_open(old) && fd::closing(new) == fd::Closing::NotOpen {
         return not_open();
     }
     // SAFETY: forwarding.
@@ -147,7 +147,7 @@ pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
 /// C contract of dup3.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
-    if crate::runtime::running() && old != new && fd::closing(new) == fd::Closing::NotOpen {
+    if crate::runtime::running() && old != new && fd::is_open(old) && fd::closing(new) == fd::Closing::NotOpen {
         return not_open();
     }
     // SAFETY: forwarding.

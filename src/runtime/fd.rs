@@ -176,8 +176,16 @@ pub fn created(fd: i32, kind: Kind) {
     opened_with(fd, kind, SHARING_EPOCH.load(Ordering::Acquire).wrapping_add(1));
 }
 
+/// One above the highest number the table has heard of: close_range need not look further.
+static HIGH_WATER: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+pub fn note_number(fd: i32) {
+    HIGH_WATER.fetch_max(fd as usize + 1, Ordering::AcqRel);
+}
+
 fn opened_with(fd: i32, kind: Kind, private_since: u32) {
     if let Some(e) = entry(fd) {
+        note_number(fd);
         let _g = table().changes.lock();
         e.generation.fetch_add(1, Ordering::AcqRel);
         e.registered.store(0, Ordering::Release);
@@ -226,7 +234,8 @@ pub fn sending(msg: &libc::msghdr) {
     // is the kernel's to report (EFAULT), not a reason to crash here.
     while at + size_of::<libc::cmsghdr>() <= end {
         let Ok(h) = super::sys::usercopy::read(at as *const libc::cmsghdr) else { return };
-        if h.cmsg_len < size_of::<libc::cmsghdr>() {
+        // A length past the buffer (or one that would wrap) is the kernel's EINVAL to report.
+        if h.cmsg_len < size_of::<libc::cmsghdr>() || h.cmsg_len > end - at {
             return;
         }
         if h.cmsg_level == libc::SOL_SOCKET && h.cmsg_type == libc::SCM_RIGHTS {
@@ -298,11 +307,17 @@ pub fn closing(fd: i32) -> Closing {
         let hidden = if was && e.waiters.load(Ordering::Acquire) != 0 { hide(fd, generation, e) } else { None };
         e.set_kind(Kind::Unknown);
         e.stdio_peek.store(0, Ordering::Relaxed);
+        // Whatever takes the number next (open, a descriptor received with SCM_RIGHTS) is not vouched for.
+        e.private_since.store(0, Ordering::Release);
+        e.blocking_seen.store(0, Ordering::Release);
         (was, hidden)
     };
     if was_registered {
         match hidden {
             Some(h) => {
+                // A poll between its probe and its park sees the change (it parks on these sequences).
+                e.read_seq.fetch_add(1, Ordering::AcqRel);
+                e.write_seq.fetch_add(1, Ordering::AcqRel);
                 let token = h as usize + 1;
                 let woken = parking_lot::unpark_all(e.seq(Dir::Read) as *const AtomicU32 as usize, token)
                     + parking_lot::unpark_all(e.seq(Dir::Write) as *const AtomicU32 as usize, token);
@@ -333,8 +348,11 @@ fn hide(fd: i32, generation: u32, e: &FdEntry) -> Option<i32> {
         let _ = unsafe { super::sys::syscall::syscall1(libc::SYS_close, h as usize) };
         return None;
     };
+    note_number(h);
     he.generation.fetch_add(1, Ordering::AcqRel);
     he.registered.store(0, Ordering::Release);
+    he.private_since.store(0, Ordering::Release);
+    he.blocking_seen.store(0, Ordering::Release);
     he.set_kind(e.kind());
     for dir in [Dir::Read, Dir::Write] {
         he.timeout(dir).store(e.timeout(dir).load(Ordering::Relaxed), Ordering::Relaxed);
@@ -426,6 +444,7 @@ pub fn close_hidden_in_child() {
 /// `fd` is the runtime's own until it says otherwise (the netpoller's fds, stdio's scratch pipes).
 pub fn mark_runtime_own(fd: i32) {
     if let Some(e) = entry(fd) {
+        note_number(fd);
         e.runtime_own.store(1, Ordering::Relaxed);
     }
 }
@@ -435,6 +454,12 @@ pub fn unmark_runtime_own(fd: i32) {
     if let Some(e) = entry(fd) {
         e.runtime_own.store(0, Ordering::Relaxed);
     }
+}
+
+/// Whether `fd` is open (a dup2 from a bad number fails before it touches the target).
+pub fn is_open(fd: i32) -> bool {
+    // SAFETY: F_GETFD has no side effects.
+    unsafe { super::sys::syscall::syscall2(libc::SYS_fcntl, fd as usize, libc::F_GETFD as usize) }.is_ok()
 }
 
 /// Whether `fd` is one of the runtime's numbers (its own or a hidden duplicate), which the program never had.
@@ -448,7 +473,12 @@ pub fn is_runtime_own(fd: i32) -> bool {
 pub fn close_range(first: u32, last: u32, flags: u32) -> Result<usize, super::sys::syscall::Errno> {
     use super::sys::syscall::syscall3;
     let t = table();
-    let top = (last as usize).min(t.len.saturating_sub(1));
+    if flags & !(libc::CLOSE_RANGE_CLOEXEC | libc::CLOSE_RANGE_UNSHARE) != 0 {
+        // SAFETY: the program's own call, which the kernel refuses (EINVAL) before closing anything.
+        return unsafe { syscall3(libc::SYS_close_range, first as usize, last as usize, flags as usize) };
+    }
+    // Numbers the table never heard of have nothing to forget and are none of the runtime's.
+    let top = (last as usize).min(t.len.saturating_sub(1)).min(HIGH_WATER.load(Ordering::Acquire).saturating_sub(1));
     let closes = flags & libc::CLOSE_RANGE_CLOEXEC == 0;
     let mut own = Vec::new();
     let mut fd = first as usize;

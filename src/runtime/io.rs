@@ -49,6 +49,7 @@ pub fn kind_of(fd: i32, e: &FdEntry) -> Kind {
     e.timeout[0].store(fd::TIMEOUT_UNKNOWN, Ordering::Relaxed);
     e.timeout[1].store(fd::TIMEOUT_UNKNOWN, Ordering::Relaxed);
     e.stdio_peek.store(0, Ordering::Relaxed);
+    fd::note_number(fd);
     e.set_kind(k);
     k
 }

@@ -54,6 +54,14 @@ static INFO: [InfoSlot; NSIG] =
 static INFO_VALID: AtomicU64 = AtomicU64::new(0);
 /// Signals some live coroutine would take now: the union of the complements of their delivery masks.
 static ACCEPTED: AtomicU64 = AtomicU64::new(0);
+/// Bumped after every change of ACCEPTED (under the MASKS lock): idle workers report which one their
+/// kernel mask reflects (`Worker::idle_mask_generation`).
+static ACCEPTED_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// The generation of the accepted set (read before computing an idle worker's mask from it).
+pub fn accepted_generation() -> u64 {
+    ACCEPTED_GENERATION.load(Ordering::SeqCst)
+}
 /// The delivery masks of live coroutines, with how many coroutines have each (few distinct values).
 static MASKS: Lock<Vec<(u64, usize)>> = Lock::new(Vec::new());
 /// ASYNCSHIM_STATS_SIGNAL: this signal asks for the statistics report (0: none). The runtime keeps its
@@ -159,6 +167,17 @@ pub fn program_sigaction(
             if let Some(o) = old {
                 *o = prev.map(|p| p.0).unwrap_or(kernel_old);
                 fix_reset(idx, o);
+            }
+            // A signal every thread blocks now acts by default: idle workers that were not woken when it
+            // left the accepted set (it had a handler then) must block it before this returns.
+            if a.sa_sigaction == libc::SIG_DFL
+                && ACCEPTED.load(Ordering::SeqCst) & bit(sig) == 0
+                && DEFAULT_IGNORED & bit(sig) == 0
+                && super::running()
+            {
+                drop(actions);
+                wake_all_sleepers();
+                settle_idle_workers(accepted_generation());
             }
         }
         None => {
@@ -439,10 +458,19 @@ fn wrapped_signals() -> u64 {
 /// the kernel); when signals without a handler leave it, every idle worker is woken to block them (their
 /// default action must not happen while every thread blocks them).
 pub fn delivery_mask_changed(old: Option<u64>, new: Option<u64>) {
-    if old == new {
-        return;
+    if let Some(generation) = accepted_set_changed(old, new) {
+        settle_idle_workers(generation);
     }
-    let (before, after) = {
+}
+
+/// [`delivery_mask_changed`] without waiting: for callers that must not switch (a coroutine starting or
+/// ending inside the scheduler). Returns the generation idle workers must reach when signals whose
+/// default action would act left the accepted set.
+pub fn accepted_set_changed(old: Option<u64>, new: Option<u64>) -> Option<u64> {
+    if old == new {
+        return None;
+    }
+    let (before, after, generation) = {
         let mut masks = MASKS.lock();
         // The accepted set changes only when a mask value appears or disappears.
         let mut reshaped = false;
@@ -465,19 +493,60 @@ pub fn delivery_mask_changed(old: Option<u64>, new: Option<u64>) {
             }
         }
         if !reshaped {
-            return;
+            return None;
         }
         let after = masks.iter().fold(0u64, |a, e| a | !e.0);
-        (ACCEPTED.swap(after, Ordering::SeqCst), after)
+        let before = ACCEPTED.swap(after, Ordering::SeqCst);
+        (before, after, ACCEPTED_GENERATION.fetch_add(1, Ordering::SeqCst) + 1)
     };
     if before == after || !super::running() {
-        return;
+        return None;
     }
     let sched = &super::get().sched;
-    if (before & !after) & !wrapped_signals() != 0 {
-        while sched.wake_sleeper() {}
-    } else if after & !before != 0 {
+    if (before & !after) & !wrapped_signals() & !DEFAULT_IGNORED != 0 {
+        wake_all_sleepers();
+        return Some(generation);
+    }
+    if after & !before != 0 {
         sched.wake_sleeper();
+    }
+    None
+}
+
+/// Signals whose default action is to do nothing: a stale mask letting them through harms nobody.
+const DEFAULT_IGNORED: u64 =
+    (1 << (libc::SIGCHLD - 1)) | (1 << (libc::SIGCONT - 1)) | (1 << (libc::SIGURG - 1)) | (1 << (libc::SIGWINCH - 1));
+
+fn wake_all_sleepers() {
+    let sched = &super::get().sched;
+    for _ in 0..sched.started() {
+        if !sched.wake_sleeper() {
+            break;
+        }
+    }
+}
+
+/// Waits until no idle worker still has a kernel mask older than `generation`: a signal every thread
+/// now blocks, whose default action would end the process, must stay pending as natively, not land on
+/// an idle worker that has not looked yet. The woken workers look within microseconds; the caller yields
+/// meanwhile (a coroutine) or yields its CPU (a plain thread).
+pub fn settle_idle_workers(generation: u64) {
+    let sched = &super::get().sched;
+    for _ in 0..100_000 {
+        let stale = sched.workers[..sched.started().min(sched.workers.len())].iter().any(|w| {
+            let g = w.idle_mask_generation.load(Ordering::Acquire);
+            g != worker::NOT_IDLE_MASK && g < generation
+        });
+        if !stale {
+            return;
+        }
+        wake_all_sleepers();
+        if worker::current_task().is_some() {
+            super::yield_now();
+        } else {
+            // SAFETY: sched_yield has no arguments.
+            let _ = unsafe { sys::syscall::syscall0(libc::SYS_sched_yield) };
+        }
     }
 }
 
@@ -612,7 +681,9 @@ pub fn disposition(sig: i32) -> Disposition {
 /// their handlers run in its context. They do not count as process signals for EINTR purposes: the
 /// sender already interrupted the target's wait.
 pub fn deliver_pending(task: &super::task::Task) -> bool {
-    deliver_pending_unblocked(task, task.sigmask.get())
+    // A temporary mask in force (ppoll, pselect, sigsuspend) blocks what it blocks here too; what it lets
+    // through beyond the normal mask is delivered by the waiting call itself, which then says EINTR.
+    deliver_pending_unblocked(task, task.sigmask.get() | task.delivery_mask.load(Ordering::Acquire))
 }
 
 /// Raises the pending signals that `mask` does not block (the rest stay pending, as in the kernel), with

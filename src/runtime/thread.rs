@@ -184,7 +184,8 @@ fn thread_exit(task: TaskRef, ret: *mut c_void) {
     }
     // An ending thread takes no more signals (those sent to it alone are dropped, as by the kernel).
     let mask = task.delivery_mask.swap(u64::MAX, Ordering::AcqRel);
-    super::signals::delivery_mask_changed(Some(mask), None);
+    // No waiting for idle workers here: the ending coroutine must not switch (they were woken).
+    let _ = super::signals::accepted_set_changed(Some(mask), None);
     if super::get().threads.live.fetch_sub(1, Ordering::AcqRel) == 1 {
         // The last thread ended (main called pthread_exit earlier): the process exits with status 0, as glibc does.
         // SAFETY: exit may be called from any thread.

@@ -55,7 +55,14 @@ pub struct Worker {
     /// Kernel tid of the worker's OS thread (for directing signals at it).
     pub os_tid: AtomicI32,
     pub queue: super::scheduler::RunQueue,
+    /// While the kernel mask is an idle worker's: the `signals::accepted_generation` it was computed from.
+    /// NOT_IDLE_MASK while the worker runs a coroutine (its mask is that coroutine's) or is retired (all
+    /// blocked), so a mask change that must not leave a stale idle mask behind knows whom to wait for.
+    pub idle_mask_generation: core::sync::atomic::AtomicU64,
 }
+
+/// `Worker::idle_mask_generation` while the kernel mask is not an idle worker's.
+pub const NOT_IDLE_MASK: u64 = u64::MAX;
 
 // SAFETY: the Cells are only touched by the worker's own OS thread; the rest is atomic or locked.
 unsafe impl Sync for Worker {}
@@ -78,6 +85,7 @@ impl Worker {
             handler_task: Cell::new(core::ptr::null_mut()),
             handler_sp: Cell::new(0),
             queue: super::scheduler::RunQueue::new(),
+            idle_mask_generation: core::sync::atomic::AtomicU64::new(NOT_IDLE_MASK),
         }
     }
 }
@@ -279,6 +287,7 @@ fn retire(sched: &Scheduler, w: &Worker) {
     if w.kernel_mask.get() != all {
         w.set_kernel_mask(all);
     }
+    w.idle_mask_generation.store(NOT_IDLE_MASK, Ordering::Release);
     sched.retire(w);
 }
 
@@ -295,10 +304,14 @@ fn idle(sched: &Scheduler, w: &Worker) {
     // An idle worker lets through the signals some coroutine accepts, and no others (those stay pending in
     // the kernel, as when every thread blocks them). Read after the sleep state is published: a later
     // change wakes this worker.
+    // The generation is read first: a mask computed from a newer accepted set is only ever reported as
+    // older, never the other way round.
+    let generation = signals::accepted_generation();
     let idle_mask = signals::idle_worker_mask();
     if w.kernel_mask.get() != idle_mask {
         w.set_kernel_mask(idle_mask);
     }
+    w.idle_mask_generation.store(generation, Ordering::Release);
     // The poller may have left since we looked (a spare that then retired): some idle worker must wait
     // in epoll_wait, or readiness is never collected. Go round and take the flag instead of sleeping.
     // (A retiring poller wakes SLEEPING workers after its own store; SeqCst on both sides.)
@@ -332,6 +345,9 @@ fn run_one(sched: &Scheduler, w: &Worker, task: TaskRef) {
     if task.sigmask.get() != w.kernel_mask.get() {
         super::sys::sigmask(Some(task.sigmask.get()));
         w.kernel_mask.set(task.sigmask.get());
+    }
+    if w.idle_mask_generation.load(Ordering::Relaxed) != NOT_IDLE_MASK {
+        w.idle_mask_generation.store(NOT_IDLE_MASK, Ordering::Release);
     }
     // SAFETY: this worker dequeued the task, so it alone owns it until it switches out; its TCB is
     // initialised.
