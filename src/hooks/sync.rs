@@ -208,7 +208,7 @@ unsafe fn cond_wait_proxied(
     };
     Some(cv.wait_with(
         || {
-            sh.unlock();
+            sh.unlock_in_park();
         },
         || sh.lock(None, None, false),
         deadline,
@@ -221,7 +221,6 @@ unsafe fn cond_wait_proxied(
 pub unsafe extern "C" fn pthread_cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t) -> c_int {
     match unsafe { cond_pair(c, m) } {
         Some((cv, mx)) => cv.wait(&mx, None),
-        // SAFETY: as for this function.
         // SAFETY: as for this function; the closure forwards.
         None => match unsafe { cond_wait_proxied(c, m, None, || real::pthread_cond_wait(c, m)) } {
             Some(r) => r,

@@ -404,7 +404,7 @@ impl Shared {
         }
         if self.robust && self.owner().load(Ordering::Relaxed) == OWNER_NOTRECOVERABLE {
             self.count().store(0, Ordering::Relaxed);
-            self.release();
+            self.release(true);
             return libc::ENOTRECOVERABLE;
         }
         self.count().store(1, Ordering::Relaxed);
@@ -494,6 +494,17 @@ impl Shared {
     }
 
     pub fn unlock(&self) -> i32 {
+        self.unlock_waiting(true)
+    }
+
+    /// [`Self::unlock`] from inside a park (a condition wait's `before_sleep`), which must not park again: a
+    /// hand-off the keeper must make is queued for it without waiting (the mutex outlives the wait, which
+    /// relocks it).
+    pub fn unlock_in_park(&self) -> i32 {
+        self.unlock_waiting(false)
+    }
+
+    fn unlock_waiting(&self, wait: bool) -> i32 {
         if !self.held_by_me(my_tid()) {
             return libc::EPERM;
         }
@@ -507,12 +518,13 @@ impl Shared {
         }
         self.owner().store(if inconsistent { OWNER_NOTRECOVERABLE } else { 0 }, Ordering::Relaxed);
         self.nusers().store(self.nusers().load(Ordering::Relaxed).wrapping_sub(1), Ordering::Relaxed);
-        self.release();
+        self.release(wait);
         0
     }
 
-    /// Gives the word up (off the keeper's list first), waking a waiter as glibc's unlock would.
-    fn release(&self) {
+    /// Gives the word up (off the keeper's list first), waking a waiter as glibc's unlock would; `wait`:
+    /// until the keeper has handed on a word the kernel has PI waiters for.
+    fn release(&self, wait: bool) {
         self.holder().store(0, Ordering::Relaxed);
         let list = self.robust.then(|| self.claim());
         if let Some(g) = &list {
@@ -521,7 +533,7 @@ impl Shared {
         let keeper_must_unlock = release_word(self.word(), self.pi);
         drop(list);
         if keeper_must_unlock {
-            keeper_op(self.word_addr(), libc::FUTEX_UNLOCK_PI, true);
+            keeper_op(self.word_addr(), libc::FUTEX_UNLOCK_PI, wait);
         }
     }
 }
