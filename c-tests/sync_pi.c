@@ -4,6 +4,7 @@
  * lock, a condition variable used with a PI mutex. Under the shim the owner may be a coroutine, whose tid
  * the kernel's PI futex operations do not know. Robust and process-shared PI mutexes: sync_pi_shared.c.
  * asyncshim-test: timeout=60 */
+#include "sync_util.h"
 #include "test_util.h"
 #include <pthread.h>
 #include <sched.h>
@@ -19,39 +20,9 @@ static const char *name(int e)
 
 static void init_pi(pthread_mutex_t *mx, int type, int robust, int pshared)
 {
-    pthread_mutexattr_t a;
-    pthread_mutexattr_init(&a);
-    pthread_mutexattr_setprotocol(&a, PTHREAD_PRIO_INHERIT);
-    pthread_mutexattr_settype(&a, type);
-    if (robust)
-        pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-    if (pshared)
-        pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-    int r = pthread_mutex_init(mx, &a);
-    if (r)
-        fprintf(stderr, "pthread_mutex_init: %s\n", errname(r));
-    pthread_mutexattr_destroy(&a);
+    init_mutex(mx, type, 1, robust, pshared);
 }
 
-/* Starts `fn` as a real OS thread (explicit scheduling: the shim leaves such threads to the kernel) or
- * as an ordinary thread (a coroutine under the shim). */
-static pthread_t start(void *(*fn)(void *), int real)
-{
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    if (real) {
-        pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
-        pthread_attr_setschedpolicy(&attr, SCHED_OTHER);
-        struct sched_param sp = { .sched_priority = 0 };
-        pthread_attr_setschedparam(&attr, &sp);
-    }
-    pthread_t t;
-    int r = pthread_create(&t, &attr, fn, NULL);
-    if (r)
-        fprintf(stderr, "pthread_create: %s\n", errname(r));
-    pthread_attr_destroy(&attr);
-    return t;
-}
 
 /* Contender: locks m (blocking until the holder unlocks), records how long that took, unlocks. */
 static void *contender(void *arg)
@@ -98,7 +69,7 @@ static void contend_with_main(const char *what, int real)
     ATOMIC_STORE(&flag, 0);
     ATOMIC_STORE(&result, -1);
     int l = pthread_mutex_lock(&m);
-    pthread_t t = start(contender, real);
+    pthread_t t = start_thread(contender, real);
     wait_at_least(&started, 1, 1, 5000);
     sleep_ms(60);
     int early = ATOMIC_LOAD(&flag);
@@ -114,7 +85,7 @@ static void main_contends(const char *what, int real)
 {
     ATOMIC_STORE(&started, 0);
     ATOMIC_STORE(&flag, 0);
-    pthread_t t = start(holder, real);
+    pthread_t t = start_thread(holder, real);
     wait_at_least(&started, 1, 1, 5000);
     int l = pthread_mutex_lock(&m);
     int seen = ATOMIC_LOAD(&flag);
@@ -140,7 +111,7 @@ static void cond_with_pi(const char *what, int real)
 {
     ATOMIC_STORE(&cond_ready, 0);
     pthread_mutex_lock(&m);
-    pthread_t t = start(signaller, real);
+    pthread_t t = start_thread(signaller, real);
     int r = 0;
     while (!ATOMIC_LOAD(&cond_ready) && r == 0) {
         struct timespec ts = deadline_in(CLOCK_REALTIME, 5000);
@@ -155,9 +126,9 @@ static void types(void)
 {
     init_pi(&m, PTHREAD_MUTEX_ERRORCHECK, 0, 0);
     int a = pthread_mutex_lock(&m), b = pthread_mutex_lock(&m), c = pthread_mutex_trylock(&m);
-    pthread_t t = start(try_and_time, 1);
+    pthread_t t = start_thread(try_and_time, 1);
     pthread_join(t, NULL);
-    t = start(try_and_time, 0);
+    t = start_thread(try_and_time, 0);
     pthread_join(t, NULL);
     int d = pthread_mutex_unlock(&m), e = pthread_mutex_unlock(&m);
     printf("errorcheck PI: lock %s, relock %s, trylock %s, unlock %s, unlock again %s\n", name(a), name(b),
@@ -166,7 +137,7 @@ static void types(void)
 
     init_pi(&m, PTHREAD_MUTEX_RECURSIVE, 0, 0);
     a = pthread_mutex_lock(&m), b = pthread_mutex_lock(&m), c = pthread_mutex_trylock(&m);
-    t = start(try_and_time, 1);
+    t = start_thread(try_and_time, 1);
     pthread_join(t, NULL);
     d = pthread_mutex_unlock(&m);
     e = pthread_mutex_unlock(&m);

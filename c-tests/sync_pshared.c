@@ -8,6 +8,7 @@
  * (SIGKILL) or exits from its main thread: the kernel's robust-list walk must hand EOWNERDEAD to the next
  * locker. Under the shim a coroutine's own tid is one the kernel does not know.
  * asyncshim-test: timeout=40 */
+#include "sync_util.h"
 #include "test_util.h"
 #include <pthread.h>
 #include <sched.h>
@@ -24,42 +25,7 @@ static const char *name(int e)
     return e == EOWNERDEAD ? "EOWNERDEAD" : e == ENOTRECOVERABLE ? "ENOTRECOVERABLE" : errname(e);
 }
 
-static void init_mutex(pthread_mutex_t *mx, int type, int pi, int robust, int pshared)
-{
-    pthread_mutexattr_t a;
-    pthread_mutexattr_init(&a);
-    if (pi)
-        pthread_mutexattr_setprotocol(&a, PTHREAD_PRIO_INHERIT);
-    pthread_mutexattr_settype(&a, type);
-    if (robust)
-        pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-    if (pshared)
-        pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-    int r = pthread_mutex_init(mx, &a);
-    if (r)
-        fprintf(stderr, "pthread_mutex_init: %s\n", errname(r));
-    pthread_mutexattr_destroy(&a);
-}
 
-/* Starts `fn` as a real OS thread (explicit scheduling: the shim leaves such threads to the kernel) or
- * as an ordinary thread (a coroutine under the shim). */
-static pthread_t start(void *(*fn)(void *), int real)
-{
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    if (real) {
-        pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
-        pthread_attr_setschedpolicy(&attr, SCHED_OTHER);
-        struct sched_param sp = { .sched_priority = 0 };
-        pthread_attr_setschedparam(&attr, &sp);
-    }
-    pthread_t t;
-    int r = pthread_create(&t, &attr, fn, NULL);
-    if (r)
-        fprintf(stderr, "pthread_create: %s\n", errname(r));
-    pthread_attr_destroy(&attr);
-    return t;
-}
 
 static void *contender(void *arg)
 {
@@ -82,7 +48,7 @@ static void contend_with_main(const char *what, int real)
     ATOMIC_STORE(&flag, 0);
     ATOMIC_STORE(&result, -1);
     int l = pthread_mutex_lock(&m);
-    pthread_t t = start(contender, real);
+    pthread_t t = start_thread(contender, real);
     wait_at_least(&started, 1, 1, 5000);
     sleep_ms(60);
     int early = ATOMIC_LOAD(&flag);
@@ -127,14 +93,14 @@ static void robust_pi(void)
     contend_with_main("robust PI, main holds, real thread contends", 1);
     contend_with_main("robust PI, main holds, coroutine contends", 0);
     void *r;
-    pthread_t t = start(die_holding, 0);
+    pthread_t t = start_thread(die_holding, 0);
     pthread_join(t, &r);
     int e = pthread_mutex_lock(&m);
     int c = pthread_mutex_consistent(&m);
     int u = pthread_mutex_unlock(&m);
     printf("robust PI, owner thread ended holding it: its lock %s; next lock %s, consistent %d, unlock %s\n",
            name((int)(intptr_t)r), name(e), c, name(u));
-    t = start(die_holding, 1);
+    t = start_thread(die_holding, 1);
     pthread_join(t, &r);
     e = pthread_mutex_lock(&m);
     u = pthread_mutex_unlock(&m);
@@ -147,9 +113,9 @@ static void robust_pi(void)
     /* A real thread waited in the kernel and timed out, then the owner ended: the word may keep the
      * kernel's waiters bit with no owner. */
     ATOMIC_STORE(&started, 0);
-    t = start(hold_then_die, 1);
+    t = start_thread(hold_then_die, 1);
     wait_at_least(&started, 1, 1, 5000);
-    pthread_t w = start(time_out, 1);
+    pthread_t w = start_thread(time_out, 1);
     pthread_join(w, &r);
     ATOMIC_STORE(&started, 2);
     pthread_join(t, NULL);
@@ -173,7 +139,7 @@ static void robust_pi(void)
     init_mutex(&m, PTHREAD_MUTEX_RECURSIVE, 1, 1, 0);
     a = pthread_mutex_lock(&m);
     b = pthread_mutex_trylock(&m);
-    t = start(try_from_other, 1);
+    t = start_thread(try_from_other, 1);
     pthread_join(t, &r);
     d = pthread_mutex_unlock(&m);
     f = pthread_mutex_unlock(&m);
@@ -261,7 +227,7 @@ static void cond_with(int pi, int pshared_cond, int real)
     struct timespec ts = deadline_in(CLOCK_REALTIME, 5000);
     int unowned = pthread_cond_timedwait(&cv, &m, &ts);
     pthread_mutex_lock(&m);
-    pthread_t t = start(signaller, real);
+    pthread_t t = start_thread(signaller, real);
     int r = 0;
     while (!ATOMIC_LOAD(&cond_ready) && r == 0) {
         ts = deadline_in(CLOCK_REALTIME, 5000);
@@ -301,7 +267,7 @@ static int child_main(int fd, const char *how)
     sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (sh == MAP_FAILED)
         return 3;
-    pthread_t t = start(hold_forever, 0);
+    pthread_t t = start_thread(hold_forever, 0);
     (void)t;
     while (ATOMIC_LOAD(&sh->held) == 0)
         sleep_ms(1);
@@ -377,7 +343,7 @@ static void thread_ends_while_other_process_waits(int pi)
             pthread_mutex_unlock(shared_mx);
         _exit(e == EOWNERDEAD ? 0 : e == 0 ? 1 : 2);
     }
-    pthread_t t = start(lock_then_end, 0);
+    pthread_t t = start_thread(lock_then_end, 0);
     void *r;
     pthread_join(t, &r);
     int st;

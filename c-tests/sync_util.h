@@ -1,0 +1,45 @@
+/* Helpers shared by the tests of process-shared, robust and priority-inheritance mutexes. */
+#ifndef SYNC_UTIL_H
+#define SYNC_UTIL_H
+#include "test_util.h"
+#include <pthread.h>
+#include <sched.h>
+
+/* Initialises *mx as `type`, with PTHREAD_PRIO_INHERIT when pi, robust and process-shared as asked. */
+static __attribute__((unused)) void init_mutex(pthread_mutex_t *mx, int type, int pi, int robust, int pshared)
+{
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    if (pi)
+        pthread_mutexattr_setprotocol(&a, PTHREAD_PRIO_INHERIT);
+    pthread_mutexattr_settype(&a, type);
+    if (robust)
+        pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    if (pshared)
+        pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    int r = pthread_mutex_init(mx, &a);
+    if (r)
+        fprintf(stderr, "pthread_mutex_init: %s\n", errname(r));
+    pthread_mutexattr_destroy(&a);
+}
+
+/* Starts `fn` as a real OS thread (explicit scheduling: the shim leaves such threads to the kernel) or
+ * as an ordinary thread (a coroutine under the shim). */
+static __attribute__((unused)) pthread_t start_thread(void *(*fn)(void *), int real)
+{
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    if (real) {
+        pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
+        pthread_attr_setschedpolicy(&attr, SCHED_OTHER);
+        struct sched_param sp = { .sched_priority = 0 };
+        pthread_attr_setschedparam(&attr, &sp);
+    }
+    pthread_t t;
+    int r = pthread_create(&t, &attr, fn, NULL);
+    if (r)
+        fprintf(stderr, "pthread_create: %s\n", errname(r));
+    pthread_attr_destroy(&attr);
+    return t;
+}
+#endif
