@@ -289,16 +289,16 @@ pub unsafe extern "C" fn sendto(
 /// C contract of sendmsg.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> isize {
-    if crate::runtime::running()
-        && let Ok(m) = crate::runtime::sys::usercopy::read(msg)
-    {
-        fd::sending(&m);
+    // Read once: for the descriptors it passes (SCM_RIGHTS) and for the cooperative send below.
+    let copy = if crate::runtime::running() { crate::runtime::sys::usercopy::read(msg).ok() } else { None };
+    if let Some(m) = &copy {
+        fd::sending(m);
     }
     if worker::current_task().is_none() || flags & libc::MSG_DONTWAIT != 0 {
         // SAFETY: forwarding.
         return unsafe { real::sendmsg(fd, msg, flags) };
     }
-    let Ok(m) = crate::runtime::sys::usercopy::read(msg) else {
+    let Some(m) = copy else {
         return ret(Err(Errno(libc::EFAULT)));
     };
     if m.msg_iovlen > io::IOV_MAX {

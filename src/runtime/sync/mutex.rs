@@ -75,6 +75,12 @@ impl Mutex {
         if self.owner.load(Ordering::Relaxed) != tid {
             return None;
         }
+        self.relock_by_owner()
+    }
+
+    /// The owner locks again: a recursive mutex counts (EAGAIN at the limit), an errorcheck one says
+    /// EDEADLK; None for the other kinds (the caller goes on as glibc does).
+    pub(super) fn relock_by_owner(&self) -> Option<i32> {
         match self.kind {
             KIND_RECURSIVE => {
                 let c = self.count.load(Ordering::Relaxed);

@@ -14,7 +14,7 @@
 //! private one cannot be told from one in shared memory, which must stay kernel-correct.
 
 use super::super::parking_lot::{self, Parked};
-use super::mutex::{KIND_ERRORCHECK, KIND_RECURSIVE, Mutex};
+use super::mutex::{KIND_RECURSIVE, Mutex};
 use super::{Deadline, my_tid};
 use core::sync::atomic::Ordering;
 
@@ -27,20 +27,8 @@ impl Mutex {
         if self.lock.load(Ordering::Relaxed) & FUTEX_TID_MASK != tid {
             return None;
         }
-        match self.kind {
-            KIND_RECURSIVE => {
-                let c = self.count.load(Ordering::Relaxed);
-                if c == u32::MAX {
-                    return Some(libc::EAGAIN);
-                }
-                self.count.store(c + 1, Ordering::Relaxed);
-                Some(0)
-            }
-            KIND_ERRORCHECK => Some(libc::EDEADLK),
-            // A plain PI mutex relocked by its owner: trylock says busy; lock deadlocks, as natively.
-            _ if trying => Some(libc::EBUSY),
-            _ => None,
-        }
+        // A plain PI mutex relocked by its owner: trylock says busy; lock deadlocks, as natively.
+        self.relock_by_owner().or(if trying { Some(libc::EBUSY) } else { None })
     }
 
     /// Takes the word if it is free, setting the waiters bit when `waiters` (the caller has parked, so
