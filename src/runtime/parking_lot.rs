@@ -6,12 +6,14 @@
 //!
 //! A waiter is queued under its bucket's lock after `validate` (run under that lock) confirms it should
 //! sleep, and `before_sleep` (for example: unlock the mutex of a condition variable) runs once it is
-//! queued, so a wake-up between the two cannot be lost. Queues are FIFO per key.
+//! queued, so a wake-up between the two cannot be lost. Queues are FIFO per key, linked through nodes in
+//! the waiters themselves (see [`WaitNode`]), so neither a timeout nor a wake-up copies the queue.
 
 use super::lock::Lock;
 use super::sys::futex;
 use super::task::{Switch, TaskRef, Wake};
 use super::worker;
+use core::cell::Cell;
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 const BUCKETS: usize = 1024;
@@ -61,6 +63,7 @@ struct ThreadWaiter {
     token: AtomicUsize,
     /// The key it is queued on now (a requeue moves it).
     key: AtomicUsize,
+    node: WaitNode,
 }
 
 #[derive(Clone, Copy)]
@@ -69,14 +72,101 @@ enum Who {
     Thread(*const ThreadWaiter),
 }
 
-struct Entry {
-    key: usize,
-    token: usize,
-    who: Who,
+/// A waiter's place in its bucket's queue: a link of an intrusive doubly linked list, so joining, leaving
+/// (a timeout, from anywhere in the queue) and waking the first waiter cost the same with 5,000 waiters
+/// on one key (the GIL of a threaded CPython server) as with one. It lives in the waiter itself — a task
+/// record (a task waits on one key at a time) or a plain thread's stack frame — and every field is touched
+/// only under the lock of the bucket the node is queued in.
+pub struct WaitNode {
+    key: Cell<usize>,
+    token: Cell<usize>,
+    who: Cell<Who>,
+    prev: Cell<*const WaitNode>,
+    next: Cell<*const WaitNode>,
+    queued: Cell<bool>,
 }
 
-// SAFETY: a Thread pointer refers to a waiter that stays on its stack until it is woken or has removed itself.
-unsafe impl Send for Entry {}
+impl WaitNode {
+    pub const fn new() -> WaitNode {
+        WaitNode {
+            key: Cell::new(0),
+            token: Cell::new(0),
+            who: Cell::new(Who::Thread(core::ptr::null())),
+            prev: Cell::new(core::ptr::null()),
+            next: Cell::new(core::ptr::null()),
+            queued: Cell::new(false),
+        }
+    }
+}
+
+impl Default for WaitNode {
+    fn default() -> Self {
+        WaitNode::new()
+    }
+}
+
+/// A bucket's FIFO of wait nodes (of every key that hashes to it).
+struct Queue {
+    head: *const WaitNode,
+    tail: *const WaitNode,
+}
+
+// SAFETY: the nodes are reached only under the bucket lock, and each stays where it is (a task record, or
+// a thread's frame that does not return) while queued.
+unsafe impl Send for Queue {}
+
+impl Queue {
+    const fn new() -> Queue {
+        Queue { head: core::ptr::null(), tail: core::ptr::null() }
+    }
+
+    /// Appends `n`, which is not queued anywhere.
+    fn push_back(&mut self, n: &WaitNode) {
+        n.prev.set(self.tail);
+        n.next.set(core::ptr::null());
+        n.queued.set(true);
+        if self.tail.is_null() {
+            self.head = n;
+        } else {
+            // SAFETY: the tail is a queued node (see Queue).
+            unsafe { (*self.tail).next.set(n) };
+        }
+        self.tail = n;
+    }
+
+    /// Unlinks `n`, which is queued here.
+    fn unlink(&mut self, n: &WaitNode) {
+        let (prev, next) = (n.prev.get(), n.next.get());
+        if prev.is_null() {
+            self.head = next;
+        } else {
+            // SAFETY: neighbours of a queued node are queued nodes.
+            unsafe { (*prev).next.set(next) };
+        }
+        if next.is_null() {
+            self.tail = prev;
+        } else {
+            // SAFETY: as above.
+            unsafe { (*next).prev.set(prev) };
+        }
+        n.queued.set(false);
+    }
+
+    /// The first node after `from` (the head if null) waiting on `key`.
+    fn find(&self, key: usize, from: *const WaitNode) -> *const WaitNode {
+        let mut n = if from.is_null() {
+            self.head
+        } else {
+            // SAFETY: `from` is a queued node.
+            unsafe { (*from).next.get() }
+        };
+        // SAFETY: every link points at a queued node or is null.
+        while !n.is_null() && unsafe { (*n).key.get() } != key {
+            n = unsafe { (*n).next.get() };
+        }
+        n
+    }
+}
 
 /// One hash bucket: the queue of waiters on every key that hashes here, and how many there are.
 ///
@@ -87,12 +177,12 @@ unsafe impl Send for Entry {}
 /// the parker's increment (it sees a waiter and takes the lock), or the parker's increment reads from it
 /// and so sees the state change, and does not sleep.
 struct Bucket {
-    queue: Lock<Vec<Entry>>,
+    queue: Lock<Queue>,
     waiters: AtomicUsize,
 }
 
 static TABLE: [Bucket; BUCKETS] =
-    [const { Bucket { queue: Lock::new(Vec::new()), waiters: AtomicUsize::new(0) } }; BUCKETS];
+    [const { Bucket { queue: Lock::new(Queue::new()), waiters: AtomicUsize::new(0) } }; BUCKETS];
 
 fn bucket(key: usize) -> &'static Bucket {
     // Fibonacci hashing of the address; the low bits of aligned addresses carry little.
@@ -116,6 +206,14 @@ pub fn park(
     }
 }
 
+/// Queues `node` for `key` (the bucket `q` belongs to).
+fn enqueue(q: &mut Queue, node: &WaitNode, key: usize, token: usize, who: Who) {
+    node.key.set(key);
+    node.token.set(token);
+    node.who.set(who);
+    q.push_back(node);
+}
+
 fn park_task(
     me: TaskRef,
     key: usize,
@@ -127,7 +225,7 @@ fn park_task(
 ) -> Parked {
     let park = {
         let bk = bucket(key);
-        let mut b = bk.queue.lock();
+        let mut q = bk.queue.lock();
         bk.waiters.fetch_add(1, Ordering::AcqRel);
         if !validate() {
             bk.waiters.fetch_sub(1, Ordering::AcqRel);
@@ -135,7 +233,7 @@ fn park_task(
         }
         let park = me.begin_park();
         me.park_key.store(key, Ordering::Relaxed);
-        b.push(Entry { key, token, who: Who::Task(me, park) });
+        enqueue(&mut q, &me.wait_node, key, token, Who::Task(me, park));
         park
     };
     before_sleep();
@@ -157,7 +255,7 @@ fn park_task(
     }
     // Timed out or interrupted: leave the queue, unless an unpark already took us out of it (then it
     // counted us as woken, and so must we).
-    let found = remove_entry(&me.park_key, |w| matches!(w, Who::Task(t, p) if t == me && p == park));
+    let found = remove_entry(&me.park_key, &me.wait_node);
     match found {
         true if why == Wake::Interrupted => Parked::Interrupted,
         true => Parked::TimedOut,
@@ -165,24 +263,22 @@ fn park_task(
     }
 }
 
-/// Removes the caller's own entry from the queue of the key it is on now (read from `key`, which a
+/// Takes the caller's own `node` out of the queue of the key it is on now (read from `key`, which a
 /// requeue may change while we look). Returns false if it was no longer queued.
-fn remove_entry(key: &AtomicUsize, is_mine: impl Fn(Who) -> bool) -> bool {
+fn remove_entry(key: &AtomicUsize, node: &WaitNode) -> bool {
     loop {
         let k = key.load(Ordering::Acquire);
         let bk = bucket(k);
-        let mut b = bk.queue.lock();
+        let mut q = bk.queue.lock();
         if key.load(Ordering::Acquire) != k {
             continue;
         }
-        return match b.iter().position(|e| is_mine(e.who)) {
-            Some(i) => {
-                b.remove(i);
-                bk.waiters.fetch_sub(1, Ordering::AcqRel);
-                true
-            }
-            None => false,
-        };
+        if !node.queued.get() {
+            return false;
+        }
+        q.unlink(node);
+        bk.waiters.fetch_sub(1, Ordering::AcqRel);
+        return true;
     }
 }
 
@@ -194,16 +290,21 @@ fn park_thread(
     deadline: Option<u64>,
     interrupt: Interrupt,
 ) -> Parked {
-    let tw = ThreadWaiter { woken: AtomicU32::new(0), token: AtomicUsize::new(0), key: AtomicUsize::new(key) };
+    let tw = ThreadWaiter {
+        woken: AtomicU32::new(0),
+        token: AtomicUsize::new(0),
+        key: AtomicUsize::new(key),
+        node: WaitNode::new(),
+    };
     {
         let bk = bucket(key);
-        let mut b = bk.queue.lock();
+        let mut q = bk.queue.lock();
         bk.waiters.fetch_add(1, Ordering::AcqRel);
         if !validate() {
             bk.waiters.fetch_sub(1, Ordering::AcqRel);
             return Parked::Invalid;
         }
-        b.push(Entry { key, token, who: Who::Thread(&tw) });
+        enqueue(&mut q, &tw.node, key, token, Who::Thread(&tw));
     }
     before_sleep();
     let mut why = Parked::TimedOut;
@@ -219,7 +320,7 @@ fn park_thread(
         }
     }
     if tw.woken.load(Ordering::Acquire) == 0 {
-        if remove_entry(&tw.key, |w| matches!(w, Who::Thread(p) if core::ptr::eq(p, &tw))) {
+        if remove_entry(&tw.key, &tw.node) {
             return why;
         }
         // An unpark took us out of the queue and is about to mark us woken: wait for it, since `tw` is ours.
@@ -240,30 +341,35 @@ pub fn unpark_filter(
 ) -> usize {
     let mut woken = Woken::new();
     let bk = bucket(key);
-    let mut b = bk.queue.lock();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i].key != key {
-            i += 1;
-            continue;
+    let mut q = bk.queue.lock();
+    let mut have_more = false;
+    let mut at = q.find(key, core::ptr::null());
+    while !at.is_null() {
+        // SAFETY: `find` returns queued nodes, which stay put while we hold the bucket lock.
+        let n = unsafe { &*at };
+        let next = q.find(key, at);
+        match filter(n.token.get()) {
+            Filter::Unpark => {
+                q.unlink(n);
+                woken.push(n.who.get());
+            }
+            Filter::Skip => have_more = true,
+            Filter::Stop => {
+                have_more = true;
+                break;
+            }
         }
-        match filter(b[i].token) {
-            Filter::Unpark => woken.push(b.remove(i).who),
-            Filter::Skip => i += 1,
-            Filter::Stop => break,
-        }
+        at = next;
     }
     if woken.len() > 0 {
         bk.waiters.fetch_sub(woken.len(), Ordering::AcqRel);
     }
-    let have_more = b.iter().any(|e| e.key == key);
     let token = callback(Unparking { woken: woken.len(), have_more });
     woken.each(|w| set_token(w, token));
-    drop(b);
+    drop(q);
     woken.each(wake_one);
     woken.len()
 }
-
 /// The waiters one unpark takes out of their bucket. Almost always one or a few: kept on the stack, so a
 /// wake-up does not cost a heap allocation (that was 13% of a round trip's instructions in the echo bench).
 struct Woken {
@@ -326,8 +432,8 @@ pub fn unpark_all(key: usize, token: usize) -> usize {
 }
 
 /// FUTEX_REQUEUE / FUTEX_CMP_REQUEUE: wakes up to `wake` waiters on `from` and moves up to `requeue` of
-/// the others to `to`, unless `check` (run with both queues locked) fails. Returns (woken, moved), or
-/// None if `check` failed.
+/// the others to `to` (behind its own waiters), unless `check` (run with both queues locked) fails.
+/// Returns (woken, moved), or None if `check` failed.
 pub fn requeue(
     from: usize,
     to: usize,
@@ -345,51 +451,47 @@ pub fn requeue(
     if !check() {
         return None;
     }
-    let mut woken: Vec<Who> = Vec::new();
-    let mut moved: Vec<Entry> = Vec::new();
+    let mut woken = Woken::new();
+    let mut moved: Vec<*const WaitNode> = Vec::new();
     {
-        let src: &mut Vec<Entry> = if core::ptr::eq(first, b1) { &mut g1 } else { g2.as_mut().expect("two buckets") };
-        let mut i = 0;
-        while i < src.len() {
-            if src[i].key != from {
-                i += 1;
-                continue;
-            }
+        let src: &mut Queue = if core::ptr::eq(first, b1) { &mut g1 } else { g2.as_mut().expect("two buckets") };
+        let mut at = src.find(from, core::ptr::null());
+        while !at.is_null() && (woken.len() < wake || moved.len() < requeue) {
+            let next = src.find(from, at);
+            // SAFETY: a queued node, stable under the lock.
+            let n = unsafe { &*at };
+            src.unlink(n);
             if woken.len() < wake {
-                woken.push(src.remove(i).who);
-            } else if moved.len() < requeue {
-                let mut e = src.remove(i);
-                e.key = to;
-                moved.push(e);
+                woken.push(n.who.get());
             } else {
-                break;
+                moved.push(at);
             }
+            at = next;
         }
     }
     let n_moved = moved.len();
-    if !woken.is_empty() || n_moved > 0 {
+    if woken.len() > 0 || n_moved > 0 {
         bk2.waiters.fetch_add(n_moved, Ordering::AcqRel);
         bk1.waiters.fetch_sub(woken.len() + n_moved, Ordering::AcqRel);
     }
-    for e in &moved {
-        match e.who {
-            Who::Task(t, _) => t.park_key.store(to, Ordering::Release),
-            // SAFETY: the thread waiter stays on its stack while queued.
-            Who::Thread(p) => unsafe { (*p).key.store(to, Ordering::Release) },
+    {
+        let dst: &mut Queue = if core::ptr::eq(first, b2) { &mut g1 } else { g2.as_mut().expect("two buckets") };
+        for &at in &moved {
+            // SAFETY: unlinked just now under the same locks; its owner still waits (it is not woken).
+            let n = unsafe { &*at };
+            n.key.set(to);
+            dst.push_back(n);
+            match n.who.get() {
+                Who::Task(t, _) => t.park_key.store(to, Ordering::Release),
+                // SAFETY: the thread waiter stays on its stack while queued.
+                Who::Thread(p) => unsafe { (*p).key.store(to, Ordering::Release) },
+            }
         }
     }
-    {
-        let dst: &mut Vec<Entry> = if core::ptr::eq(first, b2) { &mut g1 } else { g2.as_mut().expect("two buckets") };
-        dst.extend(moved);
-    }
-    for w in &woken {
-        set_token(*w, 0);
-    }
+    woken.each(|w| set_token(w, 0));
     drop(g1);
     drop(g2);
-    for w in &woken {
-        wake_one(*w);
-    }
+    woken.each(wake_one);
     Some((woken.len(), n_moved))
 }
 
@@ -495,6 +597,47 @@ mod tests {
             assert!(matches!(p.join().unwrap(), Parked::Unparked(_)));
         }
         assert_eq!((waiters(from), waiters(to)), (0, 0));
+    }
+
+    #[test]
+    fn timeouts_leave_from_the_middle_and_the_rest_wake_in_order() {
+        let w = word(5, 0);
+        let now = crate::runtime::sys::time::monotonic_ns();
+        // Six waiters queued in order; the second and fourth give up early.
+        let parkers: Vec<_> = (0..6)
+            .map(|i| {
+                let deadline = (i == 1 || i == 3).then_some(now + 50_000_000);
+                let p = park_while_zero(w, deadline);
+                wait_for_waiters(w, i + 1);
+                p
+            })
+            .collect();
+        wait_for_waiters(w, 4);
+        let mut next = 0;
+        for _ in 0..4 {
+            next += 1;
+            assert_eq!(
+                unpark_one(key(w), |u| {
+                    assert_eq!(u.have_more, next < 4, "waiters left after wake {next}");
+                    next
+                }),
+                1
+            );
+        }
+        assert_eq!(unpark_one(key(w), |u| u.woken), 0, "nobody left");
+        let results: Vec<Parked> = parkers.into_iter().map(|p| p.join().unwrap()).collect();
+        assert_eq!(
+            results,
+            [
+                Parked::Unparked(1),
+                Parked::TimedOut,
+                Parked::Unparked(2),
+                Parked::TimedOut,
+                Parked::Unparked(3),
+                Parked::Unparked(4)
+            ]
+        );
+        assert_eq!(waiters(w), 0);
     }
 
     #[test]

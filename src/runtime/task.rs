@@ -140,6 +140,8 @@ pub struct Task {
     pub park_key: AtomicUsize,
     /// Token handed over by whoever unparked the task from the parking lot (written under the bucket lock).
     pub unpark_token: AtomicUsize,
+    /// The task's place in a parking-lot queue while it waits there.
+    pub wait_node: super::parking_lot::WaitNode,
     /// The thread's signal mask (the kernel's 64-bit sigset), loaded into its worker when it runs.
     pub sigmask: Cell<u64>,
     /// The mask that decides whether a signal may be delivered to this thread now: `sigmask`, or the
@@ -201,6 +203,7 @@ impl Task {
             sigwait_set: AtomicU64::new(0),
             unpark_token: AtomicUsize::new(0),
             park_key: AtomicUsize::new(0),
+            wait_node: super::parking_lot::WaitNode::new(),
             pending_signals: AtomicU64::new(0),
         });
         TaskRef(NonNull::from(Box::leak(t)))
