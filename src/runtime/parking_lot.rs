@@ -613,16 +613,12 @@ mod tests {
             })
             .collect();
         wait_for_waiters(w, 4);
-        let mut next = 0;
-        for _ in 0..4 {
-            next += 1;
-            assert_eq!(
-                unpark_one(key(w), |u| {
-                    assert_eq!(u.have_more, next < 4, "waiters left after wake {next}");
-                    next
-                }),
-                1
-            );
+        for next in 1..=4 {
+            let woken = unpark_one(key(w), |u| {
+                assert_eq!(u.have_more, next < 4, "waiters left after wake {next}");
+                next
+            });
+            assert_eq!(woken, 1);
         }
         assert_eq!(unpark_one(key(w), |u| u.woken), 0, "nobody left");
         let results: Vec<Parked> = parkers.into_iter().map(|p| p.join().unwrap()).collect();
