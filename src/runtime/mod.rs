@@ -16,6 +16,7 @@
 //! | [`sys`] | raw system calls, futex, FS/GS bases, clocks, memory |
 
 pub mod child;
+pub mod convoy;
 pub mod dns;
 pub mod fd;
 pub mod file;

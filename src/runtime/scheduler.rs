@@ -148,6 +148,7 @@ impl Scheduler {
                     SLEEPING_IN_POLL => "idle in epoll_wait",
                     NOTIFIED => "being woken",
                     RETIRED => "retired",
+                    worker::SITTING_OUT => "sitting out a lock convoy",
                     _ => "?",
                 };
                 (w.id, w.queue.len(), state)
@@ -163,7 +164,7 @@ impl Scheduler {
     /// For the monitor: work is waiting while workers are stalled. Wakes an idle worker if there is one,
     /// else revives a retired spare or starts a new one. Returns what it did.
     pub fn add_worker_for_stall(&self) -> AddedWorker {
-        if self.wake_sleeper() {
+        if super::convoy::call_back(self) || self.wake_sleeper() {
             return AddedWorker::Woken;
         }
         if self.unstalled_workers() >= self.base {

@@ -72,6 +72,9 @@ pub struct Stats {
     pub spares_revived: AtomicU64,
     pub spares_retired: AtomicU64,
     pub idle_woken_for_stall: AtomicU64,
+    /// Times a worker stepped aside from a lock convoy, and for how long in all (see `convoy`).
+    pub convoy_sit_outs: AtomicU64,
+    pub convoy_sit_out_ns: AtomicU64,
     pub stalls: AtomicU64,
     pub stall_ns_total: AtomicU64,
     pub stall_ns_max: AtomicU64,
@@ -103,6 +106,8 @@ pub fn get() -> &'static Stats {
         spares_revived: AtomicU64::new(0),
         spares_retired: AtomicU64::new(0),
         idle_woken_for_stall: AtomicU64::new(0),
+        convoy_sit_outs: AtomicU64::new(0),
+        convoy_sit_out_ns: AtomicU64::new(0),
         stalls: AtomicU64::new(0),
         stall_ns_total: AtomicU64::new(0),
         stall_ns_max: AtomicU64::new(0),
@@ -119,6 +124,10 @@ pub fn count(c: &AtomicU64) {
 #[inline]
 pub fn park(kind: Park) {
     count(&get().parks[kind as usize]);
+    // The worker reads why once the coroutine has switched out (lock convoys, see `convoy`).
+    if let Some(t) = super::worker::current_task() {
+        t.park_reason.set(Some(kind));
+    }
 }
 
 #[inline]
@@ -195,6 +204,12 @@ pub fn report() -> String {
         s.spares_revived.load(r),
         s.spares_retired.load(r),
         s.idle_woken_for_stall.load(r)
+    );
+    let _ = writeln!(
+        out,
+        "  lock convoys: a worker sat out {} times, {:.1} ms in all",
+        s.convoy_sit_outs.load(r),
+        ms(s.convoy_sit_out_ns.load(r))
     );
     let (global, ws) = rt.sched.snapshot();
     let ws: Vec<String> = ws.iter().map(|(id, n, st)| format!("#{id} {st}, {n} queued")).collect();

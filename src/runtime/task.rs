@@ -140,6 +140,8 @@ pub struct Task {
     pub park_key: AtomicUsize,
     /// Token handed over by whoever unparked the task from the parking lot (written under the bucket lock).
     pub unpark_token: AtomicUsize,
+    /// Why the task is parking (set by `stats::park`, taken by the worker after the switch).
+    pub park_reason: Cell<Option<super::stats::Park>>,
     /// The task's place in a parking-lot queue while it waits there.
     pub wait_node: super::parking_lot::WaitNode,
     /// The thread's signal mask (the kernel's 64-bit sigset), loaded into its worker when it runs.
@@ -204,6 +206,7 @@ impl Task {
             unpark_token: AtomicUsize::new(0),
             park_key: AtomicUsize::new(0),
             wait_node: super::parking_lot::WaitNode::new(),
+            park_reason: Cell::new(None),
             pending_signals: AtomicU64::new(0),
         });
         TaskRef(NonNull::from(Box::leak(t)))

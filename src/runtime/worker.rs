@@ -20,6 +20,8 @@ pub const NOTIFIED: u32 = 2;
 pub const SLEEPING_IN_POLL: u32 = 3;
 /// A spare worker no longer needed: asleep until the monitor revives it (never woken for ordinary work).
 pub const RETIRED: u32 = 4;
+/// Stepped aside from a lock convoy for a while (see `convoy`): not woken for ordinary work either.
+pub const SITTING_OUT: u32 = 5;
 /// Scheduling rounds between non-blocking netpoller checks while there is other work.
 const POLL_EVERY: u32 = 61;
 
@@ -59,6 +61,7 @@ pub struct Worker {
     /// NOT_IDLE_MASK while the worker runs a coroutine (its mask is that coroutine's) or is retired (all
     /// blocked), so a mask change that must not leave a stale idle mask behind knows whom to wait for.
     pub idle_mask_generation: core::sync::atomic::AtomicU64,
+    pub convoy: super::convoy::Detector,
 }
 
 /// `Worker::idle_mask_generation` while the kernel mask is not an idle worker's.
@@ -86,6 +89,7 @@ impl Worker {
             handler_sp: Cell::new(0),
             queue: super::scheduler::RunQueue::new(),
             idle_mask_generation: core::sync::atomic::AtomicU64::new(NOT_IDLE_MASK),
+            convoy: super::convoy::Detector::new(),
         }
     }
 }
@@ -270,7 +274,9 @@ pub fn run(sched: &'static Scheduler, w: &'static Worker) -> ! {
             continue;
         }
         if let Some(task) = sched.next_task(w) {
-            run_one(sched, w, task);
+            if let Some(until) = run_one(sched, w, task) {
+                super::convoy::sit_out(w, until, || set_idle_mask(w));
+            }
             continue;
         }
         // No non-blocking poll first: a poll(0) here could only make a system call while no worker waits
@@ -301,17 +307,7 @@ fn idle(sched: &Scheduler, w: &Worker) {
         .filter(|f| f.compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed).is_ok());
     let state = if poll_flag.is_some() { SLEEPING_IN_POLL } else { SLEEPING };
     w.sleep.store(state, Ordering::SeqCst);
-    // An idle worker lets through the signals some coroutine accepts, and no others (those stay pending in
-    // the kernel, as when every thread blocks them). Read after the sleep state is published: a later
-    // change wakes this worker.
-    // The generation is read first: a mask computed from a newer accepted set is only ever reported as
-    // older, never the other way round.
-    let generation = signals::accepted_generation();
-    let idle_mask = signals::idle_worker_mask();
-    if w.kernel_mask.get() != idle_mask {
-        w.set_kernel_mask(idle_mask);
-    }
-    w.idle_mask_generation.store(generation, Ordering::Release);
+    set_idle_mask(w);
     // The poller may have left since we looked (a spare that then retired): some idle worker must wait
     // in epoll_wait, or readiness is never collected. Go round and take the flag instead of sleeping.
     // (A retiring poller wakes SLEEPING workers after its own store; SeqCst on both sides.)
@@ -335,7 +331,22 @@ fn idle(sched: &Scheduler, w: &Worker) {
     }
 }
 
-fn run_one(sched: &Scheduler, w: &Worker, task: TaskRef) {
+/// An idle worker lets through the signals some coroutine accepts, and no others (those stay pending in
+/// the kernel, as when every thread blocks them). Called after the sleep state is published: a later
+/// change wakes this worker.
+fn set_idle_mask(w: &Worker) {
+    // The generation is read first: a mask computed from a newer accepted set is only ever reported as
+    // older, never the other way round.
+    let generation = signals::accepted_generation();
+    let idle_mask = signals::idle_worker_mask();
+    if w.kernel_mask.get() != idle_mask {
+        w.set_kernel_mask(idle_mask);
+    }
+    w.idle_mask_generation.store(generation, Ordering::Release);
+}
+
+/// Runs `task` until it switches out. Returns a deadline when the worker is to sit out a lock convoy.
+fn run_one(sched: &Scheduler, w: &Worker, task: TaskRef) -> Option<u64> {
     let why = task.mark_running();
     task.last_wake.set(why);
     w.current.store(task.0.as_ptr(), Ordering::Relaxed);
@@ -369,12 +380,15 @@ fn run_one(sched: &Scheduler, w: &Worker, task: TaskRef) {
             sched.push_local(w, task);
         }
         CoroutineResult::Yield(Switch::Park) => {
+            let reason = task.park_reason.take();
             if task.finish_park() {
                 sched.push_local(w, task);
             }
+            return super::convoy::after_park(sched, w, reason);
         }
         CoroutineResult::Return(()) => scheduler::finished(sched, task),
     }
+    None
 }
 
 fn check_canary(task: &TaskRef) {
