@@ -166,46 +166,38 @@ unsafe fn mutex_unlock_slow(m: *mut libc::pthread_mutex_t) -> c_int {
 
 // ---- condition variables ----------------------------------------------------------------------------
 
-/// The runtime's view of a condition variable and its mutex, if both are kinds it implements.
-unsafe fn cond_pair(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t) -> Option<(Cond, Mutex)> {
-    if !runtime::running() {
-        return None;
-    }
-    // SAFETY: both are initialised objects per the callers' contracts.
-    unsafe { Some((Cond::at(c).ok()?, Mutex::at(m).ok()?)) }
-}
-
-/// A coroutine's condition wait with a mutex held through the proxy owner (robust, or process-shared PI).
-/// On a condition variable the runtime runs, the mutex is unlocked and relocked by the runtime; on a
-/// process-shared one, glibc's `real_wait` does both, so the mutex is handed to glibc's bookkeeping for
-/// the call and taken back after. None: not such a mutex, or not a coroutine.
-unsafe fn cond_wait_proxied(
-    c: *mut libc::pthread_cond_t,
+/// A coroutine's wait on a process-shared condition variable (glibc's `real_wait`) with a mutex held
+/// through the proxy owner (robust, or process-shared PI): glibc unlocks and relocks the mutex inside the
+/// wait, so it is handed to glibc's bookkeeping for the call and taken back after. None: not such a
+/// mutex, or not a coroutine.
+///
+/// # Safety
+/// `m` must point at a live, initialised `pthread_mutex_t`.
+unsafe fn cond_wait_proxied_in_glibc(
     m: *mut libc::pthread_mutex_t,
-    abstime: Option<(libc::clockid_t, *const libc::timespec)>,
     real_wait: impl FnOnce() -> c_int,
 ) -> Option<c_int> {
-    if !runtime::running() {
-        return None;
-    }
-    // SAFETY: an initialised mutex per the callers' contracts.
+    // SAFETY: as for this function.
     let sh = unsafe { Shared::at(m)? };
     if sh.not_owned() {
         return Some(libc::EPERM);
     }
-    // SAFETY: an initialised condition variable per the callers' contracts.
-    let Ok(cv) = (unsafe { Cond::at(c) }) else {
-        let handed = sh.hand_to_glibc();
-        let r = real_wait();
-        return Some(if handed { sh.take_from_glibc(r) } else { r });
-    };
-    let deadline = match abstime {
-        None => None,
-        Some((clock, t)) => match sync::abs_deadline(if clock < 0 { cv.clock() } else { clock }, t) {
-            Ok(d) => Some(d),
-            Err(e) => return Some(e),
-        },
-    };
+    let handed = sh.hand_to_glibc();
+    let r = real_wait();
+    Some(if handed { sh.take_from_glibc(r) } else { r })
+}
+
+/// A coroutine's wait on a condition variable the runtime runs with a mutex held through the proxy owner:
+/// the runtime unlocks and relocks the mutex. None: not such a mutex, or not a coroutine.
+///
+/// # Safety
+/// `m` must point at a live, initialised `pthread_mutex_t`.
+unsafe fn cond_wait_proxied(cv: &Cond, m: *mut libc::pthread_mutex_t, deadline: sync::Deadline) -> Option<c_int> {
+    // SAFETY: as for this function.
+    let sh = unsafe { Shared::at(m)? };
+    if sh.not_owned() {
+        return Some(libc::EPERM);
+    }
     Some(cv.wait_with(
         || {
             sh.unlock_in_park();
@@ -215,19 +207,130 @@ unsafe fn cond_wait_proxied(
     ))
 }
 
+/// A condition wait's time limit, as the three entry points give it.
+#[derive(Clone, Copy)]
+enum CondTimeout {
+    Never,
+    /// An absolute time on the condition variable's own clock (pthread_cond_timedwait).
+    OwnClock(*const libc::timespec),
+    /// An absolute time on the given clock (pthread_cond_clockwait).
+    Clock(libc::clockid_t, *const libc::timespec),
+}
+
+/// glibc's own condition wait, for the given time limit.
+///
+/// # Safety
+/// The C contract of the corresponding pthread_cond_*wait function.
+unsafe fn real_cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t, t: CondTimeout) -> c_int {
+    // SAFETY: forwarding.
+    unsafe {
+        match t {
+            CondTimeout::Never => real::pthread_cond_wait(c, m),
+            CondTimeout::OwnClock(abstime) => real::pthread_cond_timedwait(c, m, abstime),
+            CondTimeout::Clock(clock, abstime) => real::pthread_cond_clockwait(c, m, clock, abstime),
+        }
+    }
+}
+
+/// glibc's rule for a condition wait with a mutex the caller does not own: EPERM for the kinds whose
+/// unlock checks the owner (errorcheck, recursive, robust), read from glibc's `__kind` and `__owner`.
+///
+/// # Safety
+/// `m` must point at a live, initialised `pthread_mutex_t`.
+unsafe fn glibc_mutex_not_owned(m: *mut libc::pthread_mutex_t) -> bool {
+    let p = m as *const u8;
+    // SAFETY: aligned ints at glibc's offsets inside the 40-byte object.
+    let (kind, owner) = unsafe { (*(p.add(16) as *const c_int), *(p.add(8) as *const c_int)) };
+    let checks_owner = matches!(kind & 3, 1 | 2) || kind & 16 != 0;
+    checks_owner && owner != sync::my_tid()
+}
+
+/// Every condition wait: on a condition variable the runtime runs (process-private), the runtime queues
+/// the waiter and unlocks/relocks the mutex in the way its kind needs, so a signal through the runtime
+/// always finds it; on a process-shared one glibc runs the wait (other processes signal it through
+/// glibc's protocol), on a helper thread when the caller is a coroutine.
+///
+/// # Safety
+/// The C contract of the corresponding pthread_cond_*wait function.
+unsafe fn cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t, t: CondTimeout) -> c_int {
+    if !runtime::running() {
+        // SAFETY: forwarding.
+        return unsafe { real_cond_wait(c, m, t) };
+    }
+    // SAFETY: an initialised condition variable per the contract.
+    let Ok(cv) = (unsafe { Cond::at(c) }) else {
+        // SAFETY: as for this function; the closure forwards.
+        if let Some(r) = unsafe { cond_wait_proxied_in_glibc(m, || real_cond_wait(c, m, t)) } {
+            return r;
+        }
+        // SAFETY: an initialised mutex per the contract.
+        if worker::current_task().is_some() && unsafe { Mutex::at(m) }.is_err() {
+            let args = CondWaitArgs { c, m, t };
+            // SAFETY: the objects stay alive for the wait, which the coroutine waits out parked.
+            return unsafe { sync::glibc_cond::wait_on_helper(m, move || args.call()) };
+        }
+        // SAFETY: forwarding.
+        return unsafe { real_cond_wait(c, m, t) };
+    };
+    let deadline = match t {
+        CondTimeout::Never => None,
+        CondTimeout::OwnClock(abstime) => match sync::abs_deadline(cv.clock(), abstime) {
+            Ok(d) => Some(d),
+            Err(e) => return e,
+        },
+        CondTimeout::Clock(clock, abstime) => match sync::abs_deadline(clock, abstime) {
+            Ok(d) => Some(d),
+            Err(e) => return e,
+        },
+    };
+    // SAFETY: an initialised mutex per the contract.
+    if let Ok(mx) = unsafe { Mutex::at(m) } {
+        return cv.wait(&mx, deadline);
+    }
+    // SAFETY: as above.
+    if let Some(r) = unsafe { cond_wait_proxied(&cv, m, deadline) } {
+        return r;
+    }
+    // A mutex glibc runs (process-shared, priority-protect; robust ones for plain threads): glibc unlocks
+    // it once the waiter is queued and locks it again after (a coroutine without blocking its worker).
+    // SAFETY: as above.
+    if unsafe { glibc_mutex_not_owned(m) } {
+        return libc::EPERM;
+    }
+    cv.wait_with(
+        // SAFETY: the caller holds the mutex (checked above where glibc would check).
+        || unsafe {
+            real::pthread_mutex_unlock(m);
+        },
+        // SAFETY: as for this function.
+        || unsafe { mutex_lock_slow(m) },
+        deadline,
+    )
+}
+
+/// A condition wait's arguments, carried to a helper thread.
+struct CondWaitArgs {
+    c: *mut libc::pthread_cond_t,
+    m: *mut libc::pthread_mutex_t,
+    t: CondTimeout,
+}
+
+// SAFETY: the pointers name the program's objects, valid while the coroutine that made the call waits.
+unsafe impl Send for CondWaitArgs {}
+
+impl CondWaitArgs {
+    fn call(self) -> c_int {
+        // SAFETY: see CondWaitArgs.
+        unsafe { real_cond_wait(self.c, self.m, self.t) }
+    }
+}
+
 /// # Safety
 /// C contract of pthread_cond_wait.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pthread_cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t) -> c_int {
-    match unsafe { cond_pair(c, m) } {
-        Some((cv, mx)) => cv.wait(&mx, None),
-        // SAFETY: as for this function; the closure forwards.
-        None => match unsafe { cond_wait_proxied(c, m, None, || real::pthread_cond_wait(c, m)) } {
-            Some(r) => r,
-            // SAFETY: forwarding.
-            None => unsafe { real::pthread_cond_wait(c, m) },
-        },
-    }
+    // SAFETY: as for this function.
+    unsafe { cond_wait(c, m, CondTimeout::Never) }
 }
 
 /// # Safety
@@ -238,20 +341,8 @@ pub unsafe extern "C" fn pthread_cond_timedwait(
     m: *mut libc::pthread_mutex_t,
     abstime: *const libc::timespec,
 ) -> c_int {
-    match unsafe { cond_pair(c, m) } {
-        Some((cv, mx)) => match sync::abs_deadline(cv.clock(), abstime) {
-            Ok(d) => cv.wait(&mx, Some(d)),
-            Err(e) => e,
-        },
-        // SAFETY: as for this function; -1: the condition variable's own clock.
-        None => match unsafe {
-            cond_wait_proxied(c, m, Some((-1, abstime)), || real::pthread_cond_timedwait(c, m, abstime))
-        } {
-            Some(r) => r,
-            // SAFETY: forwarding.
-            None => unsafe { real::pthread_cond_timedwait(c, m, abstime) },
-        },
-    }
+    // SAFETY: as for this function.
+    unsafe { cond_wait(c, m, CondTimeout::OwnClock(abstime)) }
 }
 
 /// # Safety
@@ -263,20 +354,8 @@ pub unsafe extern "C" fn pthread_cond_clockwait(
     clock: libc::clockid_t,
     abstime: *const libc::timespec,
 ) -> c_int {
-    match unsafe { cond_pair(c, m) } {
-        Some((cv, mx)) => match sync::abs_deadline(clock, abstime) {
-            Ok(d) => cv.wait(&mx, Some(d)),
-            Err(e) => e,
-        },
-        // SAFETY: as for this function.
-        None => match unsafe {
-            cond_wait_proxied(c, m, Some((clock, abstime)), || real::pthread_cond_clockwait(c, m, clock, abstime))
-        } {
-            Some(r) => r,
-            // SAFETY: forwarding.
-            None => unsafe { real::pthread_cond_clockwait(c, m, clock, abstime) },
-        },
-    }
+    // SAFETY: as for this function.
+    unsafe { cond_wait(c, m, CondTimeout::Clock(clock, abstime)) }
 }
 
 /// # Safety

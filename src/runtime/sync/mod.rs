@@ -10,6 +10,7 @@
 pub mod barrier;
 pub mod cond;
 pub mod futex;
+pub mod glibc_cond;
 pub mod mutex;
 mod pi;
 pub mod proxy;

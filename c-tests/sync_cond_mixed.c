@@ -1,0 +1,235 @@
+/* sync_cond_mixed.c — condition waits whose condition variable and mutex are of different families:
+ *  A. a process-private condition variable with a process-shared mutex (which glibc runs): the signal
+ *     must reach the waiter (under the shim it used to go to the runtime's queue while the waiter slept in
+ *     glibc: the wait only ended at its timeout), EPERM for an errorcheck mutex the waiter does not own,
+ *     the mutex owned again after the wait;
+ *  B. a process-shared condition variable in shared memory with a process-shared mutex, signalled by this
+ *     process and by a forked child, timed out, EPERM, the mutex owned again after every wait — and under
+ *     the shim the wait must not keep its worker: a ticking thread runs meanwhile, and the statistics
+ *     report of the run shows no stall (the phase runs in a re-executed child to read its report).
+ * asyncshim-test: timeout=60 */
+#include "shim_probe.h"
+#include "test_util.h"
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+
+static struct timespec in_ms(clockid_t clock, long ms)
+{
+    struct timespec t;
+    clock_gettime(clock, &t);
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}
+
+static void init_mutex_kind(pthread_mutex_t *m, int type)
+{
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_settype(&a, type);
+    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    pthread_mutex_init(m, &a);
+    pthread_mutexattr_destroy(&a);
+}
+
+/* ---- A: private condition variable, process-shared mutex ---- */
+static pthread_mutex_t a_mutex;
+static pthread_cond_t a_cond = PTHREAD_COND_INITIALIZER;
+static int a_flag;
+
+static void *a_signaller(void *arg)
+{
+    (void)arg;
+    sleep_ms(50);
+    pthread_mutex_lock(&a_mutex);
+    a_flag = 1;
+    pthread_cond_signal(&a_cond);
+    pthread_mutex_unlock(&a_mutex);
+    return NULL;
+}
+
+static void part_a(void)
+{
+    for (int type = PTHREAD_MUTEX_NORMAL; type <= PTHREAD_MUTEX_ERRORCHECK; type++) {
+        const char *name = type == PTHREAD_MUTEX_NORMAL      ? "normal"
+                           : type == PTHREAD_MUTEX_RECURSIVE ? "recursive"
+                                                             : "errorcheck";
+        init_mutex_kind(&a_mutex, type);
+        a_flag = 0;
+        pthread_t t;
+        pthread_create(&t, NULL, a_signaller, NULL);
+        struct timespec until = in_ms(CLOCK_REALTIME, 5000);
+        pthread_mutex_lock(&a_mutex);
+        int r = 0;
+        while (!a_flag && r == 0)
+            r = pthread_cond_timedwait(&a_cond, &a_mutex, &until);
+        printf("A %s: signalled wait %s, flag %d\n", name, errname(r), a_flag);
+        printf("A %s: unlock after the wait %s\n", name, errname(pthread_mutex_unlock(&a_mutex)));
+        pthread_join(t, NULL);
+        until = in_ms(CLOCK_REALTIME, 20);
+        pthread_mutex_lock(&a_mutex);
+        printf("A %s: timed out wait %s\n", name, errname(pthread_cond_timedwait(&a_cond, &a_mutex, &until)));
+        printf("A %s: unlock %s\n", name, errname(pthread_mutex_unlock(&a_mutex)));
+        if (type != PTHREAD_MUTEX_NORMAL) {
+            until = in_ms(CLOCK_REALTIME, 20);
+            printf("A %s: wait without owning %s\n", name,
+                   errname(pthread_cond_timedwait(&a_cond, &a_mutex, &until)));
+        }
+        pthread_mutex_destroy(&a_mutex);
+    }
+}
+
+/* ---- B: process-shared condition variable and mutex in shared memory ---- */
+struct shared {
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+    int flag;
+};
+static struct shared *sh;
+static atomic_int ticks;
+static atomic_int stop_ticking;
+
+static void *ticker(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&stop_ticking)) {
+        sleep_ms(2);
+        atomic_fetch_add(&ticks, 1);
+    }
+    return NULL;
+}
+
+static void *b_signaller(void *arg)
+{
+    (void)arg;
+    /* Signal only once the ticker has run on while the main thread waits. */
+    int start = atomic_load(&ticks);
+    while (atomic_load(&ticks) < start + 20)
+        sleep_ms(1);
+    pthread_mutex_lock(&sh->mutex);
+    sh->flag = 1;
+    pthread_cond_signal(&sh->cond);
+    pthread_mutex_unlock(&sh->mutex);
+    return NULL;
+}
+
+static int wait_for_flag(int want, long limit_ms)
+{
+    struct timespec until = in_ms(CLOCK_REALTIME, limit_ms);
+    int r = 0;
+    while (sh->flag != want && r == 0)
+        r = pthread_cond_timedwait(&sh->cond, &sh->mutex, &until);
+    return r;
+}
+
+static int part_b(void)
+{
+    sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    init_mutex_kind(&sh->mutex, PTHREAD_MUTEX_ERRORCHECK);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setpshared(&ca, PTHREAD_PROCESS_SHARED);
+    pthread_cond_init(&sh->cond, &ca);
+    pthread_t tick, sig;
+    pthread_create(&tick, NULL, ticker, NULL);
+
+    /* Signalled by a thread of this process, which waits for 20 ticks first. */
+    pthread_create(&sig, NULL, b_signaller, NULL);
+    pthread_mutex_lock(&sh->mutex);
+    int r = wait_for_flag(1, 10000);
+    printf("B: wait signalled by a thread %s, flag %d\n", errname(r), sh->flag);
+    printf("B: unlock after the wait %s\n", errname(pthread_mutex_unlock(&sh->mutex)));
+    pthread_join(sig, NULL);
+
+    /* Signalled by another process. */
+    pthread_mutex_lock(&sh->mutex);
+    pid_t child = fork();
+    if (child == 0) {
+        sleep_ms(50);
+        pthread_mutex_lock(&sh->mutex);
+        sh->flag = 2;
+        pthread_cond_broadcast(&sh->cond);
+        pthread_mutex_unlock(&sh->mutex);
+        _exit(0);
+    }
+    r = wait_for_flag(2, 10000);
+    printf("B: wait signalled by another process %s, flag %d\n", errname(r), sh->flag);
+    printf("B: unlock after the wait %s\n", errname(pthread_mutex_unlock(&sh->mutex)));
+    int st;
+    waitpid(child, &st, 0);
+    printf("B: child exit %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+
+    struct timespec until = in_ms(CLOCK_REALTIME, 30);
+    pthread_mutex_lock(&sh->mutex);
+    printf("B: timed out wait %s\n", errname(pthread_cond_timedwait(&sh->cond, &sh->mutex, &until)));
+    printf("B: unlock %s\n", errname(pthread_mutex_unlock(&sh->mutex)));
+    until = in_ms(CLOCK_REALTIME, 30);
+    printf("B: wait without owning %s\n", errname(pthread_cond_timedwait(&sh->cond, &sh->mutex, &until)));
+
+    atomic_store(&stop_ticking, 1);
+    pthread_join(tick, NULL);
+    return test_exit_status();
+}
+
+/* Under the shim: part B again in a re-executed child whose statistics report goes to a file; returns
+ * the number of stalls it reports (-1 without a report). */
+static long stalls_of_part_b(const char *self)
+{
+    char report[64];
+    snprintf(report, sizeof report, "/tmp/sync_cond_mixed.%d", (int)getpid());
+    unlink(report);
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv("ASYNCSHIM_STATS", report, 1);
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, 1);
+        execl(self, self, "b", (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    long stalls = -1;
+    FILE *f = fopen(report, "r");
+    if (f) {
+        char line[512];
+        while (fgets(line, sizeof line, f)) {
+            char *p = strstr(line, "others waited): ");
+            if (p)
+                stalls = strtol(p + 16, NULL, 10);
+        }
+        fclose(f);
+        unlink(report);
+    }
+    return stalls;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "b") == 0)
+        return part_b();
+    test_init();
+    part_a();
+    fflush(stdout);
+    part_b();
+    if (under_shim()) {
+        char self[4096];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+        if (n <= 0)
+            return 2;
+        self[n] = 0;
+        long stalls = stalls_of_part_b(self);
+        fprintf(stderr, "part B again under the shim: %ld stalls\n", stalls);
+        CHECK(stalls == 0, "B: the waits kept no worker from its other threads");
+    } else {
+        CHECK(1, "B: the waits kept no worker from its other threads");
+    }
+    return test_exit_status();
+}
