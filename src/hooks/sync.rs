@@ -1,7 +1,7 @@
 //! pthread mutexes, condition variables, reader-writer locks, spin locks, barriers and semaphores.
 //! While the runtime runs, every caller — coroutine or plain thread — goes through the runtime's
 //! implementations (so each can wake the other). A coroutine takes robust and process-shared PI mutexes
-//! through the runtime's proxy owner (`runtime::sync::proxy`), so the kernel and other processes see a
+//! through the runtime's proxy owners (`runtime::sync::proxy`), so the kernel and other processes see a
 //! real owner; other objects of kinds the runtime leaves to glibc (process-shared, priority-protect) go
 //! to glibc, and a coroutine waits for those by retrying with short sleeps instead of blocking its worker.
 

@@ -376,7 +376,8 @@ pub fn release_robust_mutexes(tcb: Tcb, tid: i32) {
     if pending != 0 {
         release(pending & !1);
     }
-    // Robust mutexes it held through the proxy owner are on the keeper's list instead.
+    // Robust mutexes (not PI) it held through the shared keeper are on that keeper's list instead (PI ones
+    // are its own keeper's: see `proxy::holder_ended`).
     super::sync::proxy::release_held_by(tid);
     // The list is the dead thread's; a recycled descriptor starts empty.
     // SAFETY: writing the TCB's own list head.
@@ -423,9 +424,14 @@ pub fn robust_dequeue(entry: usize) {
 /// goes on with the forking coroutine's descriptor, so that the kernel releases that descriptor's robust
 /// mutexes (process-shared ones included) when the child dies, as it does natively.
 pub fn register_robust_list_here() {
-    let head = Tcb::current().0 + PD_ROBUST_HEAD;
+    let head = robust_head_here();
     // SAFETY: the head lives in the calling thread's TCB for as long as the thread.
     let _ = unsafe { super::sys::syscall::syscall2(libc::SYS_set_robust_list, head, 24) };
+}
+
+/// The address of the calling thread's robust-list head (glibc's, in its descriptor).
+pub fn robust_head_here() -> usize {
+    Tcb::current().0 + PD_ROBUST_HEAD
 }
 
 /// Fills in what glibc's pthread_create would in a new descriptor.

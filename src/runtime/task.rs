@@ -152,6 +152,9 @@ pub struct Task {
     pub delivery_mask: AtomicU64,
     /// Signals a sigwait/sigwaitinfo/sigtimedwait call of this thread waits for (0 when none).
     pub sigwait_set: AtomicU64,
+    /// The keeper (`sync::proxy`) through which the thread holds PI mutexes the kernel must see owned by a
+    /// real thread, while it has one (0 when none).
+    pub keeper: Cell<usize>,
 }
 
 // SAFETY: a task is touched by one worker at a time (the one running it, or the one finishing it);
@@ -208,6 +211,7 @@ impl Task {
             wait_node: super::parking_lot::WaitNode::new(),
             park_reason: Cell::new(None),
             pending_signals: AtomicU64::new(0),
+            keeper: Cell::new(0),
         });
         TaskRef(NonNull::from(Box::leak(t)))
     }

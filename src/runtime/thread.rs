@@ -313,6 +313,24 @@ fn mark_process_multithreaded() {
 /// # Safety
 /// `arg` must stay valid for as long as `f` uses it.
 pub unsafe fn start_os_thread(f: StartFn, arg: *mut c_void) -> bool {
+    // SAFETY: as for this function.
+    unsafe { spawn_os_thread(f, arg, true).is_some() }
+}
+
+/// [`start_os_thread`] for a thread the caller joins (with the real `pthread_join`).
+///
+/// # Safety
+/// As for [`start_os_thread`].
+pub unsafe fn start_joinable_os_thread(f: StartFn, arg: *mut c_void) -> Option<libc::pthread_t> {
+    // SAFETY: as for this function.
+    unsafe { spawn_os_thread(f, arg, false) }
+}
+
+/// Starts a runtime OS thread, detached or not; its `pthread_t` if it started.
+///
+/// # Safety
+/// As for [`start_os_thread`].
+unsafe fn spawn_os_thread(f: StartFn, arg: *mut c_void, detached: bool) -> Option<libc::pthread_t> {
     let mut t: libc::pthread_t = 0;
     unsafe extern "C" {
         fn pthread_attr_setsigmask_np(attr: *mut libc::pthread_attr_t, mask: *const libc::sigset_t) -> i32;
@@ -327,10 +345,12 @@ pub unsafe fn start_os_thread(f: StartFn, arg: *mut c_void) -> bool {
         let mut set: libc::sigset_t = core::mem::zeroed();
         *(&mut set as *mut libc::sigset_t as *mut u64) = super::signals::runtime_thread_mask();
         pthread_attr_setsigmask_np(&mut attr, &set);
-        libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
+        if detached {
+            libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
+        }
         let r = crate::real::pthread_create(&mut t, &attr, f, arg);
         libc::pthread_attr_destroy(&mut attr);
-        r == 0
+        (r == 0).then_some(t)
     }
 }
 
@@ -338,6 +358,7 @@ pub unsafe fn start_os_thread(f: StartFn, arg: *mut c_void) -> bool {
 /// or to the pool if detached.
 pub fn on_coroutine_finished(task: TaskRef) {
     identity::release_robust_mutexes(task.tcb(), task.tid.get());
+    super::sync::proxy::holder_ended(&task);
     // SAFETY: the worker that ran the task is the only one touching it now. The stack's memory belongs to
     // the task's slot, released with it.
     if let Some(co) = unsafe { task.coroutine() }.take() {

@@ -1,25 +1,36 @@
 //! Robust mutexes and process-shared priority-inheritance mutexes held by coroutines, kept correct for the
-//! kernel and for other processes through a proxy owner: one real OS thread, the keeper.
+//! kernel and for other processes through proxy owners: real OS threads, the keepers.
 //!
 //! The kernel reads such a mutex's lock word in two places. At a thread's death its robust-list walk marks
 //! the mutexes whose word holds that thread's tid FUTEX_OWNER_DIED (so the next locker, perhaps in another
-//! process, gets EOWNERDEAD); and FUTEX_LOCK_PI/UNLOCK_PI find the owner task by the tid in the word. A
+//! process, gets EOWNERDEAD), and its PI-state walk hands each PI mutex it owns to the top thread waiting
+//! for it in the kernel; and FUTEX_LOCK_PI/UNLOCK_PI find the owner task by the tid in the word. A
 //! coroutine's own tid is a fake one, and the worker running it changes, so when a coroutine takes one of
-//! these mutexes the word gets the keeper's tid instead: the mutex goes on the keeper's robust list
-//! (registered with the kernel, walked when the process dies — killed, or exiting from any thread), a
-//! contending PI locker elsewhere attaches to the keeper as owner, and an unlock that finds kernel PI
-//! waiters is done by the keeper itself (FUTEX_UNLOCK_PI must come from the owner). Which coroutine holds
-//! it is kept in the mutex's `__list.__prev` word, free while the keeper's list (singly linked through
-//! `__next`, all the kernel reads) holds the mutex; glibc's `__owner` keeps its usual meaning. All workers
-//! share that list: its pending slot, which the kernel also looks at, serves as its lock.
+//! these mutexes the word gets a keeper's tid instead: a robust mutex goes on the keeper's robust list
+//! (glibc's head in the keeper's descriptor, registered with the kernel, walked when the keeper or the
+//! process dies — killed, or exiting from any thread), a contending PI locker elsewhere attaches to the
+//! keeper as owner, and an unlock that finds kernel PI waiters is done by the keeper itself
+//! (FUTEX_UNLOCK_PI must come from the owner). Which coroutine holds it is kept in the mutex's
+//! `__list.__prev` word, free while the keeper's list (singly linked through `__next`, all the kernel
+//! reads) holds the mutex; glibc's `__owner` keeps its usual meaning. A keeper's pending slot, which the
+//! kernel also looks at, serves as the lock of its list.
+//!
+//! PI mutexes are held through a keeper of the holder's own, bound to the coroutine while it holds any (a
+//! few idle keepers wait for the next holder; a program that never takes one has none). When a coroutine
+//! ends holding some, its keeper's thread simply ends too, and the kernel releases them exactly as for any
+//! thread that dies holding them: EOWNERDEAD for the next locker, or for a thread already waiting in the
+//! kernel, to which the kernel hands the mutex ([`holder_ended`]). Robust mutexes that are not PI share one
+//! keeper, whose list all workers use; a coroutine that ends holding one of those is released as the
+//! kernel would release a thread's ([`release_held_by`]): their waiters wait with plain futex operations.
 //!
 //! Coroutines wait for these mutexes by retrying with short sleeps (the holder may be in another
-//! process). Plain threads keep using glibc with their real tids. A coroutine that ends holding one is
-//! released as the kernel would release a thread's ([`release_held_by`]).
+//! process), bound to no keeper meanwhile. Plain threads keep using glibc with their real tids.
 
 use super::super::lock::Lock;
 use super::super::sys::{self, futex, syscall, time};
+use super::super::task::{Task, TaskRef};
 use super::{Deadline, my_tid};
+use core::cell::Cell;
 use core::sync::atomic::{AtomicI32, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 const KIND_TYPE_MASK: i32 = 3;
@@ -44,7 +55,7 @@ const OFF_KIND: usize = 16;
 const OFF_LIST_PREV: usize = 24;
 const OFF_LIST_NEXT: usize = 32;
 
-/// The kernel's `struct robust_list_head`, for the keeper.
+/// The kernel's `struct robust_list_head`: glibc's, in each keeper's own descriptor.
 #[repr(C)]
 struct RobustHead {
     list: AtomicUsize,
@@ -52,31 +63,92 @@ struct RobustHead {
     pending: AtomicUsize,
 }
 
-static HEAD: RobustHead =
-    RobustHead { list: AtomicUsize::new(0), futex_offset: -(OFF_LIST_NEXT as isize), pending: AtomicUsize::new(0) };
-
 const KEEPER_NONE: u8 = 0;
 const KEEPER_STARTING: u8 = 1;
 const KEEPER_READY: u8 = 2;
 const KEEPER_FAILED: u8 = 3;
-static KEEPER_STATE: AtomicU8 = AtomicU8::new(KEEPER_NONE);
-static KEEPER_TID: AtomicI32 = AtomicI32::new(0);
-/// A PI futex operation the keeper makes as the owner: the word, FUTEX_UNLOCK_PI or FUTEX_TRYLOCK_PI, and
-/// where to put the result (0 or an errno), if anywhere.
+
+/// A PI futex operation a keeper makes as the owner: the word, FUTEX_UNLOCK_PI or FUTEX_TRYLOCK_PI (or
+/// [`OP_EXIT`]), and where to put the result (0 or an errno), if anywhere.
 struct Request {
     word: usize,
     op: i32,
     result: *const AtomicI32,
 }
 
-// SAFETY: `result` points at a requester's AtomicI32, alive until SERVED passes its ticket.
+// SAFETY: `result` points at a requester's AtomicI32, alive until `served` passes its ticket.
 unsafe impl Send for Request {}
 
-/// Operations for the keeper, in order; `SERVED` counts those done.
-static REQUESTS: Lock<Vec<Request>> = Lock::new(Vec::new());
-static REQUESTED: AtomicU64 = AtomicU64::new(0);
-static SERVED: AtomicU64 = AtomicU64::new(0);
-static KEEPER_WAKE: AtomicU32 = AtomicU32::new(0);
+/// Ends the keeper's thread, after the operations queued before it, without unlocking what it holds.
+const OP_EXIT: i32 = -1;
+
+/// A keeper: a real OS thread whose tid goes in the lock words of the mutexes it keeps, whose robust list
+/// (glibc's head in its own descriptor, registered with the kernel) holds the robust ones among them, and
+/// which makes the PI futex operations the kernel accepts only from the owner.
+struct Keeper {
+    state: AtomicU8,
+    tid: AtomicI32,
+    /// Address of its robust-list head.
+    head: AtomicUsize,
+    /// Operations for it, in order; `served` counts those done.
+    requests: Lock<Vec<Request>>,
+    requested: AtomicU64,
+    served: AtomicU64,
+    wake: AtomicU32,
+    /// A holder's keeper: how many PI mutexes its coroutine holds through it.
+    held: AtomicU32,
+    /// A holder's keeper: its `pthread_t`, joined when it ends.
+    thread: AtomicUsize,
+}
+
+impl Keeper {
+    const fn new(state: u8) -> Keeper {
+        Keeper {
+            state: AtomicU8::new(state),
+            tid: AtomicI32::new(0),
+            head: AtomicUsize::new(0),
+            requests: Lock::new(Vec::new()),
+            requested: AtomicU64::new(0),
+            served: AtomicU64::new(0),
+            wake: AtomicU32::new(0),
+            held: AtomicU32::new(0),
+            thread: AtomicUsize::new(0),
+        }
+    }
+
+    fn tid(&self) -> u32 {
+        self.tid.load(Ordering::Relaxed) as u32
+    }
+
+    fn head(&self) -> &RobustHead {
+        // SAFETY: set before the keeper became ready; the head lives in the keeper thread's descriptor for
+        // as long as anyone uses the keeper.
+        unsafe { &*(self.head.load(Ordering::Relaxed) as *const RobustHead) }
+    }
+
+    /// Has the keeper make PI futex operation `op` on `word` as its owner, and if `wait`, waits until it has
+    /// (an unlock must be complete before the caller returns: the mutex may then be freed). Returns the
+    /// operation's result (0 or an errno) when waited for.
+    fn op(&self, word: usize, op: i32, wait: bool) -> i32 {
+        let result = AtomicI32::new(0);
+        let ticket = {
+            let mut q = self.requests.lock();
+            q.push(Request { word, op, result: if wait { &result } else { core::ptr::null() } });
+            self.requested.fetch_add(1, Ordering::Relaxed) + 1
+        };
+        self.wake.fetch_add(1, Ordering::Release);
+        futex::wake(&self.wake, 1);
+        let mut pause = PAUSE_MIN_NS;
+        while wait && self.served.load(Ordering::Acquire) < ticket {
+            sleep_a_while(&mut pause, None);
+        }
+        result.load(Ordering::Relaxed)
+    }
+}
+
+/// The keeper robust mutexes that are not PI share: only its tid and its list are used (the owner-death of
+/// a coroutine holding one is done by [`release_held_by`], as the kernel would).
+static SHARED_KEEPER: Keeper = Keeper::new(KEEPER_NONE);
 
 /// First and longest pause between attempts of a waiting coroutine.
 const PAUSE_MIN_NS: u64 = 20_000;
@@ -88,68 +160,89 @@ fn sleep_a_while(pause: &mut u64, deadline: Deadline) {
     *pause = (*pause * 2).min(PAUSE_MAX_NS);
 }
 
-extern "C" fn keeper_main(_: *mut libc::c_void) -> *mut libc::c_void {
+extern "C" fn keeper_main(arg: *mut libc::c_void) -> *mut libc::c_void {
+    // SAFETY: `arg` is the keeper's record, alive until this thread has been joined (the shared one: for
+    // ever).
+    let k = unsafe { &*(arg as *const Keeper) };
     // A plain thread for the hooks (GS 0); no process signal may land here instead of in the program.
     // SAFETY: clearing our own GS base; blocking signals in our own thread.
     unsafe { sys::fsgs::set_gs_base(0) };
     let _ = sys::sigmask(Some(!0));
-    HEAD.list.store(&HEAD.list as *const AtomicUsize as usize, Ordering::Relaxed);
-    // SAFETY: HEAD is static, so it outlives the thread, as the kernel requires.
+    // The list is glibc's head in this thread's descriptor, which glibc leaves alone (this thread locks
+    // no mutex through glibc) and which outlives the kernel's walk of it when the thread ends.
+    let head = super::super::identity::robust_head_here();
+    // SAFETY: the head is this thread's own, 24 bytes at an aligned address; nobody else knows of it yet.
     let registered = unsafe {
-        syscall::syscall2(libc::SYS_set_robust_list, &HEAD as *const RobustHead as usize, size_of::<RobustHead>())
+        let h = &*(head as *const RobustHead);
+        h.list.store(head, Ordering::Relaxed);
+        h.pending.store(0, Ordering::Relaxed);
+        (head as *mut isize).add(1).write(-(OFF_LIST_NEXT as isize));
+        syscall::syscall2(libc::SYS_set_robust_list, head, size_of::<RobustHead>())
     };
     if registered.is_err() {
-        KEEPER_STATE.store(KEEPER_FAILED, Ordering::Release);
+        k.state.store(KEEPER_FAILED, Ordering::Release);
         return core::ptr::null_mut();
     }
-    KEEPER_TID.store(sys::gettid(), Ordering::Relaxed);
-    KEEPER_STATE.store(KEEPER_READY, Ordering::Release);
+    k.head.store(head, Ordering::Relaxed);
+    k.tid.store(sys::gettid(), Ordering::Relaxed);
+    k.state.store(KEEPER_READY, Ordering::Release);
     loop {
-        let seen = KEEPER_WAKE.load(Ordering::Acquire);
-        let batch = core::mem::take(&mut *REQUESTS.lock());
+        let seen = k.wake.load(Ordering::Acquire);
+        let batch = core::mem::take(&mut *k.requests.lock());
         if batch.is_empty() {
-            futex::wait(&KEEPER_WAKE, seen, None);
+            futex::wait(&k.wake, seen, None);
             continue;
         }
+        let mut exit = false;
         for req in batch {
-            // SAFETY: the requester waits for SERVED (or the mutex is one a dead coroutine held), so the
-            // word is alive.
+            if req.op == OP_EXIT {
+                exit = true;
+                continue;
+            }
+            // SAFETY: the requester waits for `served` (or the mutex is one its coroutine released and
+            // still relocks), so the word is alive.
             let r = unsafe { syscall::syscall4(libc::SYS_futex, req.word, req.op as usize, 0, 0) };
             if !req.result.is_null() {
                 // SAFETY: see Request.
                 unsafe { (*req.result).store(r.map_or_else(|e| e.0, |_| 0), Ordering::Relaxed) };
             }
-            SERVED.fetch_add(1, Ordering::Release);
+            k.served.fetch_add(1, Ordering::Release);
+        }
+        if exit {
+            return core::ptr::null_mut();
         }
     }
 }
 
-/// The keeper's tid, starting the keeper at first use; None if it cannot run (then the caller goes to
-/// glibc as before).
+/// The shared keeper, starting it at first use; None if it cannot run (then the caller goes to glibc as
+/// before).
 #[inline]
-fn keeper_tid() -> Option<u32> {
-    if KEEPER_STATE.load(Ordering::Acquire) == KEEPER_READY {
-        return Some(KEEPER_TID.load(Ordering::Relaxed) as u32);
+fn shared_keeper() -> Option<&'static Keeper> {
+    if SHARED_KEEPER.state.load(Ordering::Acquire) == KEEPER_READY {
+        return Some(&SHARED_KEEPER);
     }
-    start_keeper()
+    start_shared_keeper()
 }
 
 #[cold]
 #[inline(never)]
-fn start_keeper() -> Option<u32> {
+fn start_shared_keeper() -> Option<&'static Keeper> {
+    let k = &SHARED_KEEPER;
     let mut pause = PAUSE_MIN_NS;
     loop {
-        match KEEPER_STATE.load(Ordering::Acquire) {
-            KEEPER_READY => return Some(KEEPER_TID.load(Ordering::Relaxed) as u32),
+        match k.state.load(Ordering::Acquire) {
+            KEEPER_READY => return Some(k),
             KEEPER_FAILED => return None,
             KEEPER_NONE => {
-                if KEEPER_STATE
+                if k.state
                     .compare_exchange(KEEPER_NONE, KEEPER_STARTING, Ordering::AcqRel, Ordering::Relaxed)
                     .is_ok()
-                    // SAFETY: keeper_main takes no argument.
-                    && !unsafe { super::super::thread::start_os_thread(keeper_main, core::ptr::null_mut()) }
+                    // SAFETY: the record is static.
+                    && !unsafe {
+                        super::super::thread::start_os_thread(keeper_main, k as *const Keeper as *mut libc::c_void)
+                    }
                 {
-                    KEEPER_STATE.store(KEEPER_FAILED, Ordering::Release);
+                    k.state.store(KEEPER_FAILED, Ordering::Release);
                     return None;
                 }
             }
@@ -158,33 +251,139 @@ fn start_keeper() -> Option<u32> {
     }
 }
 
-/// Has the keeper make PI futex operation `op` on `word` as its owner, and if `wait`, waits until it has
-/// (an unlock must be complete before the caller returns: the mutex may then be freed). Returns the
-/// operation's result (0 or an errno) when waited for.
-fn keeper_op(word: usize, op: i32, wait: bool) -> i32 {
-    let result = AtomicI32::new(0);
-    let ticket = {
-        let mut q = REQUESTS.lock();
-        q.push(Request { word, op, result: if wait { &result } else { core::ptr::null() } });
-        REQUESTED.fetch_add(1, Ordering::Relaxed) + 1
-    };
-    KEEPER_WAKE.fetch_add(1, Ordering::Release);
-    futex::wake(&KEEPER_WAKE, 1);
-    let mut pause = PAUSE_MIN_NS;
-    while wait && SERVED.load(Ordering::Acquire) < ticket {
-        sleep_a_while(&mut pause, None);
-    }
-    result.load(Ordering::Relaxed)
+/// Holders' keepers not bound to a coroutine, ready for the next one: the last one given back, in a slot
+/// taken and filled with one atomic operation (a coroutine that locks and unlocks one PI mutex at a time
+/// rebinds the same keeper cheaply), and at most [`IDLE_MAX`] more; more end.
+static SPARE: AtomicUsize = AtomicUsize::new(0);
+static IDLE: Lock<Vec<usize>> = Lock::new(Vec::new());
+const IDLE_MAX: usize = 4;
+/// Holders' keepers told to end by a coroutine, which does not block its worker to join them: joined
+/// (when done) and freed at the next binding.
+static ENDING: Lock<Vec<usize>> = Lock::new(Vec::new());
+static ENDING_COUNT: AtomicUsize = AtomicUsize::new(0);
+
+/// The keeper bound to coroutine `task`, if any.
+fn bound_keeper(task: TaskRef) -> Option<&'static Keeper> {
+    let bound = task.keeper.get();
+    // SAFETY: a bound keeper's record lives until it is unbound and its thread joined.
+    (bound != 0).then(|| unsafe { &*(bound as *const Keeper) })
 }
 
-/// The right to change the keeper's list: its pending slot, claimed with the entry being locked or
+/// The calling coroutine's own keeper for PI mutexes, binding one (idle, or a new one) if it has none;
+/// None if none can run.
+fn own_keeper(task: TaskRef) -> Option<&'static Keeper> {
+    if let Some(k) = bound_keeper(task) {
+        return Some(k);
+    }
+    let k = bind_keeper()?;
+    task.keeper.set(k as *const Keeper as usize);
+    Some(k)
+}
+
+fn bind_keeper() -> Option<&'static Keeper> {
+    match SPARE.swap(0, Ordering::Acquire) {
+        0 => bind_another_keeper(),
+        // SAFETY: idle keepers' records are alive (see own_keeper).
+        k => Some(unsafe { &*(k as *const Keeper) }),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn bind_another_keeper() -> Option<&'static Keeper> {
+    reap_ended();
+    if let Some(k) = IDLE.lock().pop() {
+        // SAFETY: idle keepers' records are alive (see own_keeper).
+        return Some(unsafe { &*(k as *const Keeper) });
+    }
+    let k: &'static Keeper = Box::leak(Box::new(Keeper::new(KEEPER_STARTING)));
+    // SAFETY: the record lives until the thread is joined.
+    let Some(thread) = (unsafe {
+        super::super::thread::start_joinable_os_thread(keeper_main, k as *const Keeper as *mut libc::c_void)
+    }) else {
+        // SAFETY: no thread knows of the record.
+        drop(unsafe { Box::from_raw(k as *const Keeper as *mut Keeper) });
+        return None;
+    };
+    k.thread.store(thread as usize, Ordering::Relaxed);
+    let mut pause = PAUSE_MIN_NS;
+    loop {
+        match k.state.load(Ordering::Acquire) {
+            KEEPER_READY => return Some(k),
+            KEEPER_FAILED => {
+                end_later(k);
+                return None;
+            }
+            _ => sleep_a_while(&mut pause, None),
+        }
+    }
+}
+
+/// A holder's keeper its coroutine no longer needs (it holds nothing through it): idle, or ended if enough
+/// are; `join_now` (not from a coroutine) joins it at once.
+fn put_back(k: &'static Keeper, join_now: bool) {
+    let addr = k as *const Keeper as usize;
+    if SPARE.compare_exchange(0, addr, Ordering::Release, Ordering::Relaxed).is_ok() {
+        return;
+    }
+    {
+        let mut idle = IDLE.lock();
+        if idle.len() < IDLE_MAX {
+            idle.push(addr);
+            return;
+        }
+    }
+    k.op(0, OP_EXIT, false);
+    if join_now {
+        join_and_free(k);
+    } else {
+        end_later(k);
+    }
+}
+
+fn end_later(k: &'static Keeper) {
+    ENDING.lock().push(k as *const Keeper as usize);
+    ENDING_COUNT.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Waits for an ending keeper's thread to be gone — the kernel has then released what it held — and
+/// frees its record.
+fn join_and_free(k: &'static Keeper) {
+    let thread = k.thread.load(Ordering::Relaxed) as libc::pthread_t;
+    // SAFETY: the keeper's thread is joinable and joined only here; after the join nothing uses the record.
+    unsafe {
+        crate::real::pthread_join(thread, core::ptr::null_mut());
+        drop(Box::from_raw(k as *const Keeper as *mut Keeper));
+    }
+}
+
+/// Joins and frees the keepers of [`ENDING`] whose threads are gone.
+fn reap_ended() {
+    if ENDING_COUNT.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    ENDING.lock().retain(|&k| {
+        // SAFETY: the records of ending keepers are alive until joined here.
+        let thread = unsafe { (*(k as *const Keeper)).thread.load(Ordering::Relaxed) } as libc::pthread_t;
+        // SAFETY: a joinable thread joined only here; pthread_tryjoin_np does not block.
+        if unsafe { crate::real::pthread_tryjoin_np(thread, core::ptr::null_mut()) } != 0 {
+            return true;
+        }
+        // SAFETY: the thread is gone; nothing else refers to the record.
+        drop(unsafe { Box::from_raw(k as *mut Keeper) });
+        ENDING_COUNT.fetch_sub(1, Ordering::Relaxed);
+        false
+    });
+}
+
+/// The right to change a keeper's list: its pending slot, claimed with the entry being locked or
 /// unlocked (one atomic operation for both: the slot is what the kernel looks at if the process dies in
 /// the middle) and cleared when done. Only raw stores happen while it is held: nothing yields.
-struct ListGuard;
+struct ListGuard<'a>(&'a RobustHead);
 
-fn claim(entry: usize) -> ListGuard {
+fn claim(head: &RobustHead, entry: usize) -> ListGuard<'_> {
     let mut spins = 0u32;
-    while HEAD.pending.compare_exchange_weak(0, entry, Ordering::Acquire, Ordering::Relaxed).is_err() {
+    while head.pending.compare_exchange_weak(0, entry, Ordering::Acquire, Ordering::Relaxed).is_err() {
         spins += 1;
         if spins < 100 {
             core::hint::spin_loop();
@@ -194,12 +393,12 @@ fn claim(entry: usize) -> ListGuard {
             let _ = unsafe { syscall::syscall0(libc::SYS_sched_yield) };
         }
     }
-    ListGuard
+    ListGuard(head)
 }
 
-impl Drop for ListGuard {
+impl Drop for ListGuard<'_> {
     fn drop(&mut self) {
-        HEAD.pending.store(0, Ordering::Release);
+        self.0.pending.store(0, Ordering::Release);
     }
 }
 
@@ -208,15 +407,15 @@ impl Drop for ListGuard {
 static NO_ENTRY: [AtomicUsize; 5] = [const { AtomicUsize::new(0) }; 5];
 
 /// Puts `entry` (a mutex's `__list.__next`) at the front of the keeper's list; bit 0 marks a PI futex.
-fn enqueue(_: &ListGuard, entry: usize, pi: bool) {
+fn enqueue(g: &ListGuard, entry: usize, pi: bool) {
     // SAFETY: the entry is a mutex the keeper now owns; nobody else touches its list words.
-    unsafe { (entry as *mut usize).write(HEAD.list.load(Ordering::Relaxed)) };
-    HEAD.list.store(entry | pi as usize, Ordering::Release);
+    unsafe { (entry as *mut usize).write(g.0.list.load(Ordering::Relaxed)) };
+    g.0.list.store(entry | pi as usize, Ordering::Release);
 }
 
 /// Takes `entry` off the keeper's list.
-fn dequeue(_: &ListGuard, entry: usize) {
-    let head = &HEAD.list as *const AtomicUsize as usize;
+fn dequeue(g: &ListGuard, entry: usize) {
+    let head = &g.0.list as *const AtomicUsize as usize;
     let mut link = head;
     let mut n = 0;
     // SAFETY: every link is the head or the `__next` word of a mutex on the list (owned by the keeper).
@@ -244,12 +443,15 @@ pub struct Shared {
     kind: i32,
     pi: bool,
     robust: bool,
-    keeper: u32,
+    /// A PI one: the calling coroutine's own keeper, bound when it takes the mutex (None until it has
+    /// one); otherwise the shared one.
+    keeper: Cell<Option<&'static Keeper>>,
+    task: TaskRef,
 }
 
 impl Shared {
     /// The proxied view of `m` when the caller is a coroutine and `m` is robust or a process-shared PI
-    /// mutex (not priority-protect), with the keeper running; None otherwise.
+    /// mutex (not priority-protect) and, if not PI, the shared keeper runs; None otherwise.
     ///
     /// # Safety
     /// `m` must point at a live, initialised `pthread_mutex_t`.
@@ -262,9 +464,9 @@ impl Shared {
         if kind & KIND_PP != 0 || !(robust || (pi && kind & KIND_PSHARED != 0)) {
             return None;
         }
-        super::super::worker::current_task()?;
-        let keeper = keeper_tid()?;
-        Some(Shared { base: m as usize, kind: kind & KIND_TYPE_MASK, pi, robust, keeper })
+        let task = super::super::worker::current_task()?;
+        let keeper = if pi { bound_keeper(task) } else { Some(shared_keeper()?) };
+        Some(Shared { base: m as usize, kind: kind & KIND_TYPE_MASK, pi, robust, keeper: Cell::new(keeper), task })
     }
 
     fn field<T>(&self, offset: usize) -> &T {
@@ -293,9 +495,45 @@ impl Shared {
         self.field(OFF_LIST_PREV)
     }
 
-    /// Claims the keeper's list for an operation on this mutex.
-    fn claim(&self) -> ListGuard {
-        claim(self.entry() | self.pi as usize)
+    fn keeper(&self) -> Option<&'static Keeper> {
+        self.keeper.get()
+    }
+
+    /// The keeper to take the mutex through, binding one to the calling coroutine for a PI mutex.
+    fn bind(&self) -> Option<&'static Keeper> {
+        if let Some(k) = self.keeper.get() {
+            return Some(k);
+        }
+        let k = own_keeper(self.task);
+        self.keeper.set(k);
+        k
+    }
+
+    /// Gives back a PI mutex's keeper when the calling coroutine holds nothing through it any more.
+    fn settle(&self) {
+        if let Some(k) = self.keeper.get()
+            && self.pi
+            && k.held.load(Ordering::Relaxed) == 0
+        {
+            self.keeper.set(None);
+            if self.task.keeper.get() == k as *const Keeper as usize {
+                self.task.keeper.set(0);
+                put_back(k, false);
+            }
+        }
+    }
+
+    /// Claims keeper `k`'s list for an operation on this mutex.
+    fn claim(&self, k: &'static Keeper) -> ListGuard<'static> {
+        claim(k.head(), self.entry() | self.pi as usize)
+    }
+
+    /// One more (or, `-1`, one fewer) PI mutex held through `k`, the calling coroutine's own keeper.
+    fn count_held(&self, k: &Keeper, n: i32) {
+        if self.pi {
+            // Only the coroutine bound to the keeper changes the count.
+            k.held.store(k.held.load(Ordering::Relaxed).wrapping_add(n as u32), Ordering::Relaxed);
+        }
     }
 
     fn entry(&self) -> usize {
@@ -308,8 +546,10 @@ impl Shared {
 
     /// True when the calling coroutine holds the mutex through the keeper.
     fn held_by_me(&self, me: i32) -> bool {
-        self.word().load(Ordering::Relaxed) & FUTEX_TID_MASK == self.keeper
-            && self.holder().load(Ordering::Relaxed) == me as usize
+        self.keeper().is_some_and(|k| {
+            self.word().load(Ordering::Relaxed) & FUTEX_TID_MASK == k.tid()
+                && self.holder().load(Ordering::Relaxed) == me as usize
+        })
     }
 
     /// Locks (or only tries, `trying`), waiting until `deadline`. A timed lock whose time could not be read
@@ -337,9 +577,13 @@ impl Shared {
         }
         let mut pause = PAUSE_MIN_NS;
         loop {
-            if let Some(prev) = self.take() {
-                return self.acquired(me, prev);
+            match self.take() {
+                Ok(Some(prev)) => return self.acquired(me, prev),
+                Ok(None) => {}
+                Err(e) => return e,
             }
+            // A waiting coroutine keeps no keeper it does not use.
+            self.settle();
             if trying {
                 return libc::EBUSY;
             }
@@ -354,9 +598,9 @@ impl Shared {
     }
 
     /// One attempt: takes the word for the keeper if it has no owner (free, or its owner died — for a PI
-    /// word only while the kernel has no waiters on it, which it hands over itself). Some(previous word).
-    fn take(&self) -> Option<u32> {
-        let keeper = self.keeper;
+    /// word only while the kernel has no waiters on it, which it hands over itself). Ok(Some(previous
+    /// word)) when taken; Err(EAGAIN) when no keeper thread can run.
+    fn take(&self) -> Result<Option<u32>, i32> {
         let cur = self.word().load(Ordering::Relaxed);
         if self.pi && cur & FUTEX_TID_MASK == 0 && cur & FUTEX_WAITERS != 0 {
             return self.take_from_kernel();
@@ -367,32 +611,39 @@ impl Shared {
                 && cur & FUTEX_OWNER_DIED != 0
                 && !(self.pi && cur & FUTEX_WAITERS != 0));
         if !ownerless {
-            return None;
+            return Ok(None);
         }
+        let k = self.bind().ok_or(libc::EAGAIN)?;
         // A non-PI word keeps its waiters bit (they wait with FUTEX_WAIT and need the wake at unlock).
-        let new = keeper | if self.pi { 0 } else { cur & FUTEX_WAITERS };
-        let list = self.robust.then(|| self.claim());
+        let new = k.tid() | if self.pi { 0 } else { cur & FUTEX_WAITERS };
+        let list = self.robust.then(|| self.claim(k));
         let won = self.word().compare_exchange(cur, new, Ordering::Acquire, Ordering::Relaxed).is_ok();
         if let Some(g) = &list
             && won
         {
             enqueue(g, self.entry(), self.pi);
         }
-        won.then_some(cur)
+        drop(list);
+        if won {
+            self.count_held(k, 1);
+        }
+        Ok(won.then_some(cur))
     }
 
     /// A PI word with no owner but the kernel's waiters bit (left by a waiter that timed out, or being
     /// handed on by the kernel): only the kernel may give it out, so the keeper asks with FUTEX_TRYLOCK_PI.
-    fn take_from_kernel(&self) -> Option<u32> {
-        if keeper_op(self.word_addr(), libc::FUTEX_TRYLOCK_PI, true) != 0 {
-            return None;
+    fn take_from_kernel(&self) -> Result<Option<u32>, i32> {
+        let k = self.bind().ok_or(libc::EAGAIN)?;
+        if k.op(self.word_addr(), libc::FUTEX_TRYLOCK_PI, true) != 0 {
+            return Ok(None);
         }
         let prev = self.word().fetch_and(!FUTEX_OWNER_DIED, Ordering::Acquire);
         if self.robust {
-            enqueue(&self.claim(), self.entry(), true);
+            enqueue(&self.claim(k), self.entry(), true);
         }
-        debug_assert_eq!(prev & FUTEX_TID_MASK, self.keeper);
-        Some(prev & FUTEX_OWNER_DIED)
+        self.count_held(k, 1);
+        debug_assert_eq!(prev & FUTEX_TID_MASK, k.tid());
+        Ok(Some(prev & FUTEX_OWNER_DIED))
     }
 
     fn acquired(&self, me: i32, prev: u32) -> i32 {
@@ -418,11 +669,11 @@ impl Shared {
     /// glibc runs and which unlocks and relocks the mutex inside glibc. False when that cannot be done: a PI
     /// word with kernel waiters, whose owner for the kernel must stay the keeper.
     pub fn hand_to_glibc(&self) -> bool {
-        let keeper = self.keeper;
+        let Some(k) = self.keeper() else { return false };
         let me = my_tid();
-        let list = self.robust.then(|| self.claim());
+        let list = self.robust.then(|| self.claim(k));
         let cur = self.word().load(Ordering::Relaxed);
-        if cur & FUTEX_TID_MASK != keeper || (self.pi && cur & FUTEX_WAITERS != 0) {
+        if cur & FUTEX_TID_MASK != k.tid() || (self.pi && cur & FUTEX_WAITERS != 0) {
             return false;
         }
         let mine = (cur & !FUTEX_TID_MASK) | me as u32;
@@ -435,6 +686,8 @@ impl Shared {
             dequeue(g, self.entry());
             super::super::identity::robust_enqueue(self.entry(), self.pi);
         }
+        drop(list);
+        self.count_held(k, -1);
         true
     }
 
@@ -444,12 +697,14 @@ impl Shared {
     /// A contended PI relock was done by the kernel for the worker thread (its real tid in the word). With
     /// no kernel waiters left the word simply becomes the keeper's; otherwise only the worker could hand
     /// it on, so it does (FUTEX_UNLOCK_PI) and the mutex is locked again through the keeper. The coroutine
-    /// is still on that worker: nothing has run on it since glibc returned.
+    /// is still on that worker: nothing has run on it since glibc returned. (The coroutine's keeper stayed
+    /// bound through the wait; were there none, the mutex would stay in glibc's bookkeeping.)
     pub fn take_from_glibc(&self, r: i32) -> i32 {
-        let keeper = self.keeper;
+        let Some(k) = self.bind() else { return r };
+        let keeper = k.tid();
         let me = my_tid() as u32;
         let worker = sys::gettid() as u32;
-        let list = self.robust.then(|| self.claim());
+        let list = self.robust.then(|| self.claim(k));
         let mut cur = self.word().load(Ordering::Relaxed);
         loop {
             let tid = cur & FUTEX_TID_MASK;
@@ -484,6 +739,8 @@ impl Shared {
             super::super::identity::robust_dequeue(self.entry());
             enqueue(g, self.entry(), self.pi);
         }
+        drop(list);
+        self.count_held(k, 1);
         self.holder().store(me as usize, Ordering::Relaxed);
         r
     }
@@ -525,15 +782,18 @@ impl Shared {
     /// Gives the word up (off the keeper's list first), waking a waiter as glibc's unlock would; `wait`:
     /// until the keeper has handed on a word the kernel has PI waiters for.
     fn release(&self, wait: bool) {
+        // The caller holds the mutex, so it has a keeper.
+        let Some(k) = self.keeper() else { return };
         self.holder().store(0, Ordering::Relaxed);
-        let list = self.robust.then(|| self.claim());
+        let list = self.robust.then(|| self.claim(k));
         if let Some(g) = &list {
             dequeue(g, self.entry());
         }
         let keeper_must_unlock = release_word(self.word(), self.pi);
         drop(list);
+        self.count_held(k, -1);
         if keeper_must_unlock {
-            keeper_op(self.word_addr(), libc::FUTEX_UNLOCK_PI, wait);
+            k.op(self.word_addr(), libc::FUTEX_UNLOCK_PI, wait);
         }
     }
 }
@@ -565,56 +825,69 @@ fn wake_shared(word: &AtomicU32) {
     let _ = unsafe { syscall::syscall4(libc::SYS_futex, word.as_ptr() as usize, libc::FUTEX_WAKE as usize, 1, 0) };
 }
 
-/// A coroutine thread ended: the robust mutexes it held through the keeper get FUTEX_OWNER_DIED, as the
-/// kernel does for a dying thread's, and come off the keeper's list; a waiter is woken (one of a non-PI
-/// mutex; a PI mutex with kernel waiters is handed on by the keeper, which the kernel does without
-/// telling the new owner its predecessor died: a known difference).
+/// A coroutine thread ended: the robust mutexes (not PI) it held through the shared keeper get
+/// FUTEX_OWNER_DIED, as the kernel does for a dying thread's, and come off the keeper's list; one waiter
+/// is woken. (Its PI mutexes are its own keeper's: see [`holder_ended`].)
 pub fn release_held_by(tid: i32) {
-    if KEEPER_STATE.load(Ordering::Acquire) != KEEPER_READY {
+    if SHARED_KEEPER.state.load(Ordering::Acquire) != KEEPER_READY {
         return;
     }
-    let head = &HEAD.list as *const AtomicUsize as usize;
-    let mut handed = Vec::new();
-    {
-        let g = claim(&NO_ENTRY[OFF_LIST_NEXT / 8] as *const AtomicUsize as usize);
-        let mut link = head;
-        // SAFETY: links are the head or `__next` words of mutexes the keeper owns.
-        unsafe {
-            loop {
-                let next = (link as *const usize).read();
-                let entry = next & !1;
-                if entry == head || entry == 0 {
-                    break;
-                }
-                let base = entry - OFF_LIST_NEXT;
-                let holder = &*((base + OFF_LIST_PREV) as *const AtomicUsize);
-                if holder.load(Ordering::Relaxed) != tid as usize {
-                    link = entry;
-                    continue;
-                }
-                let word = &*(base as *const AtomicU32);
-                let pi = next & 1 != 0;
-                holder.store(0, Ordering::Relaxed);
-                dequeue(&g, entry);
-                let cur = word.load(Ordering::Relaxed);
-                if pi && cur & FUTEX_WAITERS != 0 {
-                    handed.push(base);
-                } else if word
-                    .compare_exchange(
-                        cur,
-                        (cur & FUTEX_WAITERS) | FUTEX_OWNER_DIED,
-                        Ordering::Release,
-                        Ordering::Relaxed,
-                    )
-                    .is_ok()
-                    && cur & FUTEX_WAITERS != 0
-                {
-                    wake_shared(word);
-                }
+    let list = SHARED_KEEPER.head();
+    let head = &list.list as *const AtomicUsize as usize;
+    let g = claim(list, &NO_ENTRY[OFF_LIST_NEXT / 8] as *const AtomicUsize as usize);
+    let mut link = head;
+    // SAFETY: links are the head or `__next` words of mutexes the keeper owns.
+    unsafe {
+        loop {
+            let entry = (link as *const usize).read() & !1;
+            if entry == head || entry == 0 {
+                break;
+            }
+            let base = entry - OFF_LIST_NEXT;
+            let holder = &*((base + OFF_LIST_PREV) as *const AtomicUsize);
+            if holder.load(Ordering::Relaxed) != tid as usize {
+                link = entry;
+                continue;
+            }
+            holder.store(0, Ordering::Relaxed);
+            dequeue(&g, entry);
+            let word = &*(base as *const AtomicU32);
+            // A glibc waiter may add the waiters bit meanwhile.
+            let prev = word.fetch_update(Ordering::Release, Ordering::Relaxed, |cur| {
+                Some((cur & FUTEX_WAITERS) | FUTEX_OWNER_DIED)
+            });
+            if prev.is_ok_and(|cur| cur & FUTEX_WAITERS != 0) {
+                wake_shared(word);
             }
         }
     }
-    for word in handed {
-        keeper_op(word, libc::FUTEX_UNLOCK_PI, false);
+}
+
+/// A coroutine thread ended (its coroutine is gone; the caller is its worker, not a coroutine). If it
+/// still held PI mutexes through its own keeper, that keeper's thread ends without unlocking them, so the
+/// kernel releases them exactly as for any thread that dies holding them: the robust ones get
+/// FUTEX_OWNER_DIED (EOWNERDEAD for the next locker), and each is handed to the top thread waiting for
+/// it in the kernel, if any (which then gets EOWNERDEAD too, or 0 for one that is not robust). The
+/// thread is joined before the ended thread's joiner hears of the end, as natively. A keeper holding
+/// nothing goes back to the idle ones.
+pub fn holder_ended(task: &Task) {
+    let bound = task.keeper.replace(0);
+    if bound == 0 {
+        return;
+    }
+    // SAFETY: a bound keeper's record lives until its thread is joined.
+    let k: &'static Keeper = unsafe { &*(bound as *const Keeper) };
+    if k.held.load(Ordering::Relaxed) == 0 {
+        put_back(k, true);
+        return;
+    }
+    k.op(0, OP_EXIT, false);
+    join_and_free(k);
+}
+
+impl Drop for Shared {
+    /// A coroutine's own keeper through which it holds nothing any more goes back to the idle ones.
+    fn drop(&mut self) {
+        self.settle();
     }
 }
