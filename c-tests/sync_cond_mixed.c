@@ -6,10 +6,15 @@
  *  B. a process-shared condition variable in shared memory with a process-shared mutex, signalled by this
  *     process and by a forked child, timed out, EPERM, the mutex owned again after every wait — and under
  *     the shim the wait must not keep its worker: a ticking thread runs meanwhile, and the statistics
- *     report of the run shows no stall (the phase runs in a re-executed child to read its report).
+ *     report of the run shows no stall (the phase runs in a re-executed child to read its report);
+ *  C. a process-shared condition variable with a process-private mutex (which the runtime runs under the
+ *     shim), waited on by a thread and by a real OS thread while four threads hammer the mutex: glibc's
+ *     wait must not strand the mutex's other waiters (under the shim they used to stay parked for ever),
+ *     signalled by a thread and by another process, timed out, EPERM.
  * asyncshim-test: timeout=60 */
 #include "shim_probe.h"
 #include "test_util.h"
+#include "sync_util.h"
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -28,16 +33,6 @@ static struct timespec in_ms(clockid_t clock, long ms)
         t.tv_nsec -= 1000000000L;
     }
     return t;
-}
-
-static void init_mutex_kind(pthread_mutex_t *m, int type)
-{
-    pthread_mutexattr_t a;
-    pthread_mutexattr_init(&a);
-    pthread_mutexattr_settype(&a, type);
-    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-    pthread_mutex_init(m, &a);
-    pthread_mutexattr_destroy(&a);
 }
 
 /* ---- A: private condition variable, process-shared mutex ---- */
@@ -62,7 +57,7 @@ static void part_a(void)
         const char *name = type == PTHREAD_MUTEX_NORMAL      ? "normal"
                            : type == PTHREAD_MUTEX_RECURSIVE ? "recursive"
                                                              : "errorcheck";
-        init_mutex_kind(&a_mutex, type);
+        init_mutex(&a_mutex, type, 0, 0, 1);
         a_flag = 0;
         pthread_t t;
         pthread_create(&t, NULL, a_signaller, NULL);
@@ -133,7 +128,7 @@ static int wait_for_flag(int want, long limit_ms)
 static int part_b(void)
 {
     sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    init_mutex_kind(&sh->mutex, PTHREAD_MUTEX_ERRORCHECK);
+    init_mutex(&sh->mutex, PTHREAD_MUTEX_ERRORCHECK, 0, 0, 1);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setpshared(&ca, PTHREAD_PROCESS_SHARED);
@@ -179,6 +174,95 @@ static int part_b(void)
     return test_exit_status();
 }
 
+/* ---- C: process-shared condition variable, process-private mutex ---- */
+static pthread_mutex_t c_mutex;
+static atomic_int c_hammering;
+static long c_hammered;
+static int c_result;
+
+static void *c_hammer(void *arg)
+{
+    (void)arg;
+    while (atomic_load(&c_hammering)) {
+        pthread_mutex_lock(&c_mutex);
+        c_hammered++;
+        pthread_mutex_unlock(&c_mutex);
+    }
+    return NULL;
+}
+
+/* Waits for sh->flag to become 3 (set by a thread) or 4 (by another process); the result in c_result. */
+static void *c_waiter(void *arg)
+{
+    int want = (int)(long)arg;
+    struct timespec until = in_ms(CLOCK_REALTIME, 10000);
+    pthread_mutex_lock(&c_mutex);
+    int r = 0;
+    while (sh->flag != want && r == 0)
+        r = pthread_cond_timedwait(&sh->cond, &c_mutex, &until);
+    c_result = r;
+    int u = pthread_mutex_unlock(&c_mutex);
+    if (u != 0)
+        c_result = 1000 + u;
+    return NULL;
+}
+
+static int c_want;
+
+static void *c_waiter_for_want(void *arg)
+{
+    (void)arg;
+    return c_waiter((void *)(long)c_want);
+}
+
+static void part_c(void)
+{
+    for (int real = 0; real <= 1; real++) {
+        const char *who = real ? "a real thread" : "a thread";
+        init_mutex(&c_mutex, PTHREAD_MUTEX_ERRORCHECK, 0, 0, 0);
+        atomic_store(&c_hammering, 1);
+        pthread_t h[4];
+        for (int i = 0; i < 4; i++)
+            pthread_create(&h[i], NULL, c_hammer, NULL);
+        /* Signalled by a thread of this process. */
+        sh->flag = 0;
+        c_want = 3;
+        pthread_t w = start_thread(c_waiter_for_want, real);
+        sleep_ms(50);
+        pthread_mutex_lock(&c_mutex);
+        sh->flag = 3;
+        pthread_cond_broadcast(&sh->cond);
+        pthread_mutex_unlock(&c_mutex);
+        pthread_join(w, NULL);
+        printf("C %s: wait signalled by a thread %s, flag %d\n", who, errname(c_result), sh->flag);
+        /* Signalled by another process (which cannot take this process's mutex). */
+        c_want = 4;
+        w = start_thread(c_waiter_for_want, real);
+        sleep_ms(20);
+        pid_t child = fork();
+        if (child == 0) {
+            sleep_ms(50);
+            sh->flag = 4;
+            pthread_cond_broadcast(&sh->cond);
+            _exit(0);
+        }
+        pthread_join(w, NULL);
+        int st;
+        waitpid(child, &st, 0);
+        printf("C %s: wait signalled by another process %s, flag %d\n", who, errname(c_result), sh->flag);
+        atomic_store(&c_hammering, 0);
+        for (int i = 0; i < 4; i++)
+            pthread_join(h[i], NULL);
+        printf("C %s: the mutex's other users all finished: %s\n", who, c_hammered > 0 ? "yes" : "no");
+    }
+    struct timespec until = in_ms(CLOCK_REALTIME, 30);
+    pthread_mutex_lock(&c_mutex);
+    printf("C: timed out wait %s\n", errname(pthread_cond_timedwait(&sh->cond, &c_mutex, &until)));
+    printf("C: unlock %s\n", errname(pthread_mutex_unlock(&c_mutex)));
+    until = in_ms(CLOCK_REALTIME, 30);
+    printf("C: wait without owning %s\n", errname(pthread_cond_timedwait(&sh->cond, &c_mutex, &until)));
+}
+
 /* Under the shim: part B again in a re-executed child whose statistics report goes to a file; returns
  * the number of stalls it reports (-1 without a report). */
 static long stalls_of_part_b(const char *self)
@@ -219,6 +303,7 @@ int main(int argc, char **argv)
     part_a();
     fflush(stdout);
     part_b();
+    part_c();
     if (under_shim()) {
         char self[4096];
         ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);

@@ -263,11 +263,21 @@ unsafe fn cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t,
         if let Some(r) = unsafe { cond_wait_proxied_in_glibc(m, || real_cond_wait(c, m, t)) } {
             return r;
         }
+        let args = CondWaitArgs { c, m, t };
         // SAFETY: an initialised mutex per the contract.
-        if worker::current_task().is_some() && unsafe { Mutex::at(m) }.is_err() {
-            let args = CondWaitArgs { c, m, t };
-            // SAFETY: the objects stay alive for the wait, which the coroutine waits out parked.
-            return unsafe { sync::glibc_cond::wait_on_helper(m, move || args.call()) };
+        match unsafe { Mutex::at(m) } {
+            Ok(mx) => {
+                // SAFETY: the objects stay alive for the wait, which the caller waits out.
+                let stand_in_wait = move |stand_in| args.with_mutex(stand_in).call();
+                if let Some(r) = sync::glibc_cond::wait_with_runtime_mutex(&mx, stand_in_wait) {
+                    return r;
+                }
+            }
+            // SAFETY: as above.
+            Err(Unsupported) if worker::current_task().is_some() => {
+                return unsafe { sync::glibc_cond::wait_on_helper(m, move || args.call()) };
+            }
+            Err(Unsupported) => {}
         }
         // SAFETY: forwarding.
         return unsafe { real_cond_wait(c, m, t) };
@@ -309,6 +319,7 @@ unsafe fn cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t,
 }
 
 /// A condition wait's arguments, carried to a helper thread.
+#[derive(Clone, Copy)]
 struct CondWaitArgs {
     c: *mut libc::pthread_cond_t,
     m: *mut libc::pthread_mutex_t,
@@ -319,6 +330,10 @@ struct CondWaitArgs {
 unsafe impl Send for CondWaitArgs {}
 
 impl CondWaitArgs {
+    fn with_mutex(self, m: *mut libc::pthread_mutex_t) -> CondWaitArgs {
+        CondWaitArgs { m, ..self }
+    }
+
     fn call(self) -> c_int {
         // SAFETY: see CondWaitArgs.
         unsafe { real_cond_wait(self.c, self.m, self.t) }

@@ -120,16 +120,48 @@ fn helper() -> Option<&'static Helper> {
 /// Runs `call` on a helper OS thread while the calling coroutine parks, and returns its result. A plain
 /// thread (or if no helper can be started) runs it directly.
 pub fn run<R: Send + 'static>(kind: super::stats::Offload, call: impl FnOnce() -> R + Send + 'static) -> R {
+    start(kind, call).wait()
+}
+
+/// Where a helper leaves its call's result.
+struct Done<R> {
+    result: Lock<Option<R>>,
+    finished: AtomicU32,
+}
+
+/// A call started with [`start`]; [`Pending::wait`] gives its result (it must be waited for: the slot
+/// among the bounded helpers is held until then).
+pub struct Pending<R: 'static> {
+    state: PendingState<R>,
+}
+
+enum PendingState<R: 'static> {
+    Ready(R),
+    Running { done: &'static Done<R>, _slot: Slot },
+}
+
+/// Starts `call` on a helper OS thread and returns at once, for a coroutine that has something to do
+/// while the call runs (see [`run`]); a plain thread, or a coroutine when no helper can be started, makes
+/// the call here.
+pub fn start<R: Send + 'static>(kind: super::stats::Offload, call: impl FnOnce() -> R + Send + 'static) -> Pending<R> {
     if worker::current_task().is_none() {
-        return call();
+        return Pending { state: PendingState::Ready(call()) };
     }
+    match start_on_helper(kind, call) {
+        Ok(p) => p,
+        Err(call) => Pending { state: PendingState::Ready(call()) },
+    }
+}
+
+/// Like [`start`], but on a helper thread whoever calls, for a call its caller must overlap with
+/// something of its own; Err(call) when no helper thread can be started.
+pub fn start_on_helper<R: Send + 'static, F: FnOnce() -> R + Send + 'static>(
+    kind: super::stats::Offload,
+    call: F,
+) -> Result<Pending<R>, F> {
     super::stats::offload(kind);
-    let _slot = Slot::take(kind);
-    let Some(h) = helper() else { return call() };
-    struct Done<R> {
-        result: Lock<Option<R>>,
-        finished: AtomicU32,
-    }
+    let slot = Slot::take(kind);
+    let Some(h) = helper() else { return Err(call) };
     let done: &'static Done<R> = Box::leak(Box::new(Done { result: Lock::new(None), finished: AtomicU32::new(0) }));
     let key = done as *const Done<R> as usize;
     *h.job.lock() = Some(Box::new(move || {
@@ -140,20 +172,40 @@ pub fn run<R: Send + 'static>(kind: super::stats::Offload, call: impl FnOnce() -
     }));
     h.has_job.store(1, Ordering::Release);
     futex::wake(&h.has_job, 1);
-    while done.finished.load(Ordering::Acquire) == 0 {
-        let finished = &done.finished;
-        super::stats::park(super::stats::Park::Offload);
-        if parking_lot::park(key, 0, || finished.load(Ordering::Acquire) == 0, || {}, None, Interrupt::No)
-            == Parked::Invalid
-        {
-            break;
+    Ok(Pending { state: PendingState::Running { done, _slot: slot } })
+}
+
+impl<R: 'static> Pending<R> {
+    /// True once the call has returned.
+    pub fn finished(&self) -> bool {
+        match &self.state {
+            PendingState::Ready(_) => true,
+            PendingState::Running { done, .. } => done.finished.load(Ordering::Acquire) != 0,
         }
     }
-    let r = done.result.lock().take().expect("helper stored the result");
-    // SAFETY: the helper no longer touches `done` after setting `finished` (its unpark uses the address
-    // only as a key), and only this coroutine frees it.
-    drop(unsafe { Box::from_raw(done as *const Done<R> as *mut Done<R>) });
-    r
+
+    /// The call's result, parking the calling coroutine until it has one.
+    pub fn wait(self) -> R {
+        let (done, _slot) = match self.state {
+            PendingState::Ready(r) => return r,
+            PendingState::Running { done, _slot } => (done, _slot),
+        };
+        let key = done as *const Done<R> as usize;
+        while done.finished.load(Ordering::Acquire) == 0 {
+            let finished = &done.finished;
+            super::stats::park(super::stats::Park::Offload);
+            if parking_lot::park(key, 0, || finished.load(Ordering::Acquire) == 0, || {}, None, Interrupt::No)
+                == Parked::Invalid
+            {
+                break;
+            }
+        }
+        let r = done.result.lock().take().expect("helper stored the result");
+        // SAFETY: the helper no longer touches `done` after setting `finished` (its unpark uses the
+        // address only as a key), and only this coroutine frees it.
+        drop(unsafe { Box::from_raw(done as *const Done<R> as *mut Done<R>) });
+        r
+    }
 }
 
 unsafe extern "C" {

@@ -7,9 +7,18 @@
 //! recursive mutex must be the caller's), so the mutex is lent to the helper for the call: the helper's
 //! tid goes in the owner field before the wait, and the coroutine's comes back after it when glibc relocked
 //! the mutex for the helper. A mutex the caller does not own is not lent: glibc answers EPERM itself.
+//!
+//! With a mutex the runtime runs (process-private), glibc's wait cannot be given the mutex at all: its
+//! internal unlock would not wake the runtime's parked waiters, nor its relock park. The helper waits with
+//! a stand-in mutex of its own instead, and the caller unlocks the real one once glibc has queued the
+//! helper on the condition variable — glibc unlocks the stand-in right after queueing — so a signal sent
+//! once the caller's mutex is free always finds the waiter, as natively; the real mutex is locked again
+//! after the wait. Plain threads need this too, so the helper is used whoever calls.
 
 use super::super::offload;
 use super::super::stats::Offload;
+use super::super::sys::{futex, time};
+use super::mutex::Mutex;
 use super::my_tid;
 use core::sync::atomic::{AtomicI32, Ordering};
 
@@ -42,4 +51,58 @@ pub unsafe fn wait_on_helper(m: *mut libc::pthread_mutex_t, wait: impl FnOnce() 
         owner(m).store(me, Ordering::Relaxed);
     }
     r
+}
+
+/// Lock word of a locked glibc mutex that may have waiters: its unlock then always makes a futex wake.
+const LOCKED_WITH_WAITERS: i32 = 2;
+
+/// A wait on a process-shared condition variable with `mx`, a mutex the runtime runs, which the caller
+/// holds: `wait(stand_in)` is glibc's wait with the stand-in mutex, made on a helper thread (see the module
+/// doc). None when no helper thread can be started (the caller then lets glibc wait as before).
+pub fn wait_with_runtime_mutex(
+    mx: &Mutex,
+    wait: impl FnOnce(*mut libc::pthread_mutex_t) -> i32 + Send + 'static,
+) -> Option<i32> {
+    if mx.not_owned_checked() {
+        return Some(libc::EPERM);
+    }
+    // A default (normal) mutex, zeroed as PTHREAD_MUTEX_INITIALIZER is, held for the helper with the
+    // waiters mark, so that glibc's unlock of it is an exchange the caller can see.
+    // SAFETY: all-zero is a valid pthread_mutex_t.
+    let stand_in: Box<libc::pthread_mutex_t> = Box::new(unsafe { core::mem::zeroed() });
+    let stand_in = Box::into_raw(stand_in);
+    // SAFETY: the lock word is the first int of the object, which lives until the end of this function.
+    let word = unsafe { &*(stand_in as *const AtomicI32) };
+    word.store(LOCKED_WITH_WAITERS, Ordering::Relaxed);
+    let address = stand_in as usize;
+    let pending =
+        match offload::start_on_helper(Offload::SharedFutex, move || wait(address as *mut libc::pthread_mutex_t)) {
+            Ok(p) => p,
+            Err(_) => {
+                // SAFETY: made by Box::into_raw above and not shared.
+                drop(unsafe { Box::from_raw(stand_in) });
+                return None;
+            }
+        };
+    // glibc queues the helper and then unlocks the stand-in (within microseconds); a wait that ends at
+    // once (a bad time) never does.
+    let coroutine = super::super::worker::current_task().is_some();
+    let mut pause = 2_000u64;
+    while word.load(Ordering::Acquire) == LOCKED_WITH_WAITERS && !pending.finished() {
+        let until = time::monotonic_ns() + pause;
+        if coroutine {
+            super::super::sleep_until(until);
+        } else {
+            // SAFETY: same address and size as the lock word; glibc's unlock wakes it (a private futex).
+            let word32 = unsafe { &*(word as *const AtomicI32 as *const core::sync::atomic::AtomicU32) };
+            futex::wait(word32, LOCKED_WITH_WAITERS as u32, Some(until));
+        }
+        pause = (pause * 2).min(1_000_000);
+    }
+    mx.unlock();
+    let r = pending.wait();
+    let relocked = mx.lock(None, None);
+    // SAFETY: the helper's wait has returned: nothing refers to the stand-in any more.
+    drop(unsafe { Box::from_raw(stand_in) });
+    Some(if relocked != 0 { relocked } else { r })
 }
