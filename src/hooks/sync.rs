@@ -4,6 +4,8 @@
 //! through the runtime's proxy owners (`runtime::sync::proxy`), so the kernel and other processes see a
 //! real owner; other objects of kinds the runtime leaves to glibc (process-shared, priority-protect) go
 //! to glibc, and a coroutine waits for those by retrying with short sleeps instead of blocking its worker.
+//! A condition wait may pair a condition variable of one family with a mutex of another: `cond_wait`
+//! routes each pairing.
 
 use super::set_errno;
 use crate::real;
