@@ -73,6 +73,10 @@ static void part_a(void)
         pthread_mutex_lock(&a_mutex);
         printf("A %s: timed out wait %s\n", name, errname(pthread_cond_timedwait(&a_cond, &a_mutex, &until)));
         printf("A %s: unlock %s\n", name, errname(pthread_mutex_unlock(&a_mutex)));
+        struct timespec bad = { .tv_sec = 1, .tv_nsec = 1000000000L };
+        pthread_mutex_lock(&a_mutex);
+        printf("A %s: wait with a bad time %s\n", name, errname(pthread_cond_timedwait(&a_cond, &a_mutex, &bad)));
+        printf("A %s: unlock after it %s\n", name, errname(pthread_mutex_unlock(&a_mutex)));
         if (type != PTHREAD_MUTEX_NORMAL) {
             until = in_ms(CLOCK_REALTIME, 20);
             printf("A %s: wait without owning %s\n", name,
@@ -168,6 +172,10 @@ static int part_b(void)
     printf("B: unlock %s\n", errname(pthread_mutex_unlock(&sh->mutex)));
     until = in_ms(CLOCK_REALTIME, 30);
     printf("B: wait without owning %s\n", errname(pthread_cond_timedwait(&sh->cond, &sh->mutex, &until)));
+    struct timespec bad = { .tv_sec = 1, .tv_nsec = -1 };
+    pthread_mutex_lock(&sh->mutex);
+    printf("B: wait with a bad time %s\n", errname(pthread_cond_timedwait(&sh->cond, &sh->mutex, &bad)));
+    printf("B: unlock after it %s\n", errname(pthread_mutex_unlock(&sh->mutex)));
 
     atomic_store(&stop_ticking, 1);
     pthread_join(tick, NULL);
@@ -261,6 +269,10 @@ static void part_c(void)
     printf("C: unlock %s\n", errname(pthread_mutex_unlock(&c_mutex)));
     until = in_ms(CLOCK_REALTIME, 30);
     printf("C: wait without owning %s\n", errname(pthread_cond_timedwait(&sh->cond, &c_mutex, &until)));
+    struct timespec bad = { .tv_sec = 1, .tv_nsec = 2000000000L };
+    pthread_mutex_lock(&c_mutex);
+    printf("C: wait with a bad time %s\n", errname(pthread_cond_timedwait(&sh->cond, &c_mutex, &bad)));
+    printf("C: unlock after it %s\n", errname(pthread_mutex_unlock(&c_mutex)));
 }
 
 /* Under the shim: part B again in a re-executed child whose statistics report goes to a file; returns

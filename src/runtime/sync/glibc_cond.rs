@@ -85,10 +85,16 @@ pub fn wait_with_runtime_mutex(
             }
         };
     // glibc queues the helper and then unlocks the stand-in (within microseconds); a wait that ends at
-    // once (a bad time) never does.
+    // once (EINVAL for a bad time) never does, and then the caller's mutex is not touched either.
     let coroutine = super::super::worker::current_task().is_some();
     let mut pause = 2_000u64;
-    while word.load(Ordering::Acquire) == LOCKED_WITH_WAITERS && !pending.finished() {
+    let queued = loop {
+        if word.load(Ordering::Acquire) != LOCKED_WITH_WAITERS {
+            break true;
+        }
+        if pending.finished() {
+            break word.load(Ordering::Acquire) != LOCKED_WITH_WAITERS;
+        }
         let until = time::monotonic_ns() + pause;
         if coroutine {
             super::super::sleep_until(until);
@@ -98,6 +104,12 @@ pub fn wait_with_runtime_mutex(
             futex::wait(word32, LOCKED_WITH_WAITERS as u32, Some(until));
         }
         pause = (pause * 2).min(1_000_000);
+    };
+    if !queued {
+        let r = pending.wait();
+        // SAFETY: the helper's wait has returned: nothing refers to the stand-in any more.
+        drop(unsafe { Box::from_raw(stand_in) });
+        return Some(r);
     }
     mx.unlock();
     let r = pending.wait();
