@@ -12,6 +12,8 @@
 #endif
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <sys/wait.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -66,6 +68,45 @@ static __attribute__((unused)) long proc_status_field(const char *field)
 static __attribute__((unused)) int os_threads(void)
 {
     return (int)proc_status_field("Threads");
+}
+
+/* Under the shim: runs this program again as `self ARG` (stdout to /dev/null) with its statistics report
+ * going to a file, and returns the number of stalls the report counts (workers blocked while other threads
+ * waited: "others waited): N"), or -1 without a report. */
+static __attribute__((unused)) long stalls_of_rerun(const char *arg)
+{
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return -1;
+    self[n] = 0;
+    char report[64];
+    snprintf(report, sizeof report, "/tmp/asyncshim-stalls.%d", (int)getpid());
+    unlink(report);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv("ASYNCSHIM_STATS", report, 1);
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, 1);
+        execl(self, self, arg, (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    long stalls = -1;
+    FILE *f = fopen(report, "r");
+    if (f) {
+        char line[512];
+        while (fgets(line, sizeof line, f)) {
+            char *p = strstr(line, "others waited): ");
+            if (p)
+                stalls = strtol(p + 16, NULL, 10);
+        }
+        fclose(f);
+        unlink(report);
+    }
+    return stalls;
 }
 
 #endif /* SHIM_PROBE_H */

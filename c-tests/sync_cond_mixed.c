@@ -275,38 +275,6 @@ static void part_c(void)
     printf("C: unlock after it %s\n", errname(pthread_mutex_unlock(&c_mutex)));
 }
 
-/* Under the shim: part B again in a re-executed child whose statistics report goes to a file; returns
- * the number of stalls it reports (-1 without a report). */
-static long stalls_of_part_b(const char *self)
-{
-    char report[64];
-    snprintf(report, sizeof report, "/tmp/sync_cond_mixed.%d", (int)getpid());
-    unlink(report);
-    pid_t pid = fork();
-    if (pid == 0) {
-        setenv("ASYNCSHIM_STATS", report, 1);
-        int devnull = open("/dev/null", O_WRONLY);
-        dup2(devnull, 1);
-        execl(self, self, "b", (char *)NULL);
-        _exit(127);
-    }
-    int st;
-    waitpid(pid, &st, 0);
-    long stalls = -1;
-    FILE *f = fopen(report, "r");
-    if (f) {
-        char line[512];
-        while (fgets(line, sizeof line, f)) {
-            char *p = strstr(line, "others waited): ");
-            if (p)
-                stalls = strtol(p + 16, NULL, 10);
-        }
-        fclose(f);
-        unlink(report);
-    }
-    return stalls;
-}
-
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "b") == 0)
@@ -317,12 +285,7 @@ int main(int argc, char **argv)
     part_b();
     part_c();
     if (under_shim()) {
-        char self[4096];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-        if (n <= 0)
-            return 2;
-        self[n] = 0;
-        long stalls = stalls_of_part_b(self);
+        long stalls = stalls_of_rerun("b");
         fprintf(stderr, "part B again under the shim: %ld stalls\n", stalls);
         CHECK(stalls == 0, "B: the waits kept no worker from its other threads");
     } else {

@@ -168,25 +168,18 @@ unsafe fn mutex_unlock_slow(m: *mut libc::pthread_mutex_t) -> c_int {
 
 // ---- condition variables ----------------------------------------------------------------------------
 
-/// A coroutine's wait on a process-shared condition variable (glibc's `real_wait`) with a mutex held
-/// through the proxy owner (robust, or process-shared PI): glibc unlocks and relocks the mutex inside the
-/// wait, so it is handed to glibc's bookkeeping for the call and taken back after. None: not such a
-/// mutex, or not a coroutine.
+/// A coroutine's wait on a process-shared condition variable, which glibc runs, with a mutex held through
+/// the proxy owner (robust, or process-shared PI): glibc's wait runs on a real OS thread that holds the
+/// mutex for the kernel meanwhile (see `Shared::cond_wait_in_glibc`) while the coroutine parks. None: not
+/// such a mutex, or not a coroutine.
 ///
 /// # Safety
-/// `m` must point at a live, initialised `pthread_mutex_t`.
-unsafe fn cond_wait_proxied_in_glibc(
-    m: *mut libc::pthread_mutex_t,
-    real_wait: impl FnOnce() -> c_int,
-) -> Option<c_int> {
+/// `args.m` must point at a live, initialised `pthread_mutex_t`, and the objects must stay alive for the
+/// wait, as the wait itself requires.
+unsafe fn cond_wait_proxied_in_glibc(args: CondWaitArgs) -> Option<c_int> {
     // SAFETY: as for this function.
-    let sh = unsafe { Shared::at(m)? };
-    if sh.not_owned() {
-        return Some(libc::EPERM);
-    }
-    let handed = sh.hand_to_glibc();
-    let r = real_wait();
-    Some(if handed { sh.take_from_glibc(r) } else { r })
+    let sh = unsafe { Shared::at(args.m)? };
+    Some(sh.cond_wait_in_glibc(move || args.call()))
 }
 
 /// A coroutine's wait on a condition variable the runtime runs with a mutex held through the proxy owner:
@@ -261,11 +254,11 @@ unsafe fn cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t,
     }
     // SAFETY: an initialised condition variable per the contract.
     let Ok(cv) = (unsafe { Cond::at(c) }) else {
-        // SAFETY: as for this function; the closure forwards.
-        if let Some(r) = unsafe { cond_wait_proxied_in_glibc(m, || real_cond_wait(c, m, t)) } {
+        let args = CondWaitArgs { c, m, t };
+        // SAFETY: as for this function.
+        if let Some(r) = unsafe { cond_wait_proxied_in_glibc(args) } {
             return r;
         }
-        let args = CondWaitArgs { c, m, t };
         // SAFETY: an initialised mutex per the contract.
         match unsafe { Mutex::at(m) } {
             Ok(mx) => {

@@ -11,7 +11,8 @@ use super::worker;
 use core::sync::atomic::{AtomicU32, Ordering};
 use std::ffi::c_void;
 
-type Job = Box<dyn FnOnce() + Send>;
+/// A call for another thread to make, once.
+pub type Job = Box<dyn FnOnce() + Send>;
 
 struct Helper {
     /// 1 when a job is waiting for this helper.
@@ -162,17 +163,37 @@ pub fn start_on_helper<R: Send + 'static, F: FnOnce() -> R + Send + 'static>(
     super::stats::offload(kind);
     let slot = Slot::take(kind);
     let Some(h) = helper() else { return Err(call) };
+    let (job, pending) = job_for(call, slot);
+    *h.job.lock() = Some(job);
+    h.has_job.store(1, Ordering::Release);
+    futex::wake(&h.has_job, 1);
+    Ok(pending)
+}
+
+/// Like [`run`], with the call made by a thread the caller chooses rather than a helper: `submit` hands
+/// that thread the job, which it must run exactly once; the calling coroutine parks until it has.
+pub fn run_by<R: Send + 'static>(
+    kind: super::stats::Offload,
+    call: impl FnOnce() -> R + Send + 'static,
+    submit: impl FnOnce(Job),
+) -> R {
+    super::stats::offload(kind);
+    let (job, pending) = job_for(call, Slot(false));
+    submit(job);
+    pending.wait()
+}
+
+/// The job that makes `call` and leaves its result for the [`Pending`] returned with it, waking its waiter.
+fn job_for<R: Send + 'static>(call: impl FnOnce() -> R + Send + 'static, slot: Slot) -> (Job, Pending<R>) {
     let done: &'static Done<R> = Box::leak(Box::new(Done { result: Lock::new(None), finished: AtomicU32::new(0) }));
     let key = done as *const Done<R> as usize;
-    *h.job.lock() = Some(Box::new(move || {
+    let job: Job = Box::new(move || {
         let r = call();
         *done.result.lock() = Some(r);
         done.finished.store(1, Ordering::Release);
         parking_lot::unpark_all(key, 0);
-    }));
-    h.has_job.store(1, Ordering::Release);
-    futex::wake(&h.has_job, 1);
-    Ok(Pending { state: PendingState::Running { done, _slot: slot } })
+    });
+    (job, Pending { state: PendingState::Running { done, _slot: slot } })
 }
 
 impl<R: 'static> Pending<R> {

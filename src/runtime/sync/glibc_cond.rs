@@ -7,6 +7,8 @@
 //! recursive mutex must be the caller's), so the mutex is lent to the helper for the call: the helper's
 //! tid goes in the owner field before the wait, and the coroutine's comes back after it when glibc relocked
 //! the mutex for the helper. A mutex the caller does not own is not lent: glibc answers EPERM itself.
+//! (Robust and process-shared PI mutexes a coroutine holds through a proxy owner are handed over more
+//! fully, lock word and robust list too: see `proxy::Shared::cond_wait_in_glibc`.)
 //!
 //! With a mutex the runtime runs (process-private), glibc's wait cannot be given the mutex at all: its
 //! internal unlock would not wake the runtime's parked waiters, nor its relock park. The helper waits with
