@@ -91,6 +91,7 @@ struct shared {
     pthread_mutex_t mutex;
     pthread_cond_t cond;
     int flag;
+    int seen;
 };
 static struct shared *sh;
 static atomic_int ticks;
@@ -173,6 +174,9 @@ static int part_b(void)
     until = in_ms(CLOCK_REALTIME, 30);
     printf("B: wait without owning %s\n", errname(pthread_cond_timedwait(&sh->cond, &sh->mutex, &until)));
     struct timespec bad = { .tv_sec = 1, .tv_nsec = -1 };
+    printf("B: wait without owning, with a bad time %s\n", errname(pthread_cond_timedwait(&sh->cond, &sh->mutex, &bad)));
+    printf("B: clock wait without owning, on a bad clock %s\n",
+           errname(pthread_cond_clockwait(&sh->cond, &sh->mutex, 12345, &until)));
     pthread_mutex_lock(&sh->mutex);
     printf("B: wait with a bad time %s\n", errname(pthread_cond_timedwait(&sh->cond, &sh->mutex, &bad)));
     printf("B: unlock after it %s\n", errname(pthread_mutex_unlock(&sh->mutex)));
@@ -247,14 +251,21 @@ static void part_c(void)
         c_want = 4;
         w = start_thread(c_waiter_for_want, real);
         sleep_ms(20);
+        /* The child cannot take the mutex, so a broadcast can come before the waiter is queued: it sends
+         * one every 10 ms until the waiter has seen the flag. */
+        sh->seen = 0;
         pid_t child = fork();
         if (child == 0) {
             sleep_ms(50);
             sh->flag = 4;
-            pthread_cond_broadcast(&sh->cond);
+            for (int i = 0; i < 500 && !__atomic_load_n(&sh->seen, __ATOMIC_ACQUIRE); i++) {
+                pthread_cond_broadcast(&sh->cond);
+                sleep_ms(10);
+            }
             _exit(0);
         }
         pthread_join(w, NULL);
+        __atomic_store_n(&sh->seen, 1, __ATOMIC_RELEASE);
         int st;
         waitpid(child, &st, 0);
         printf("C %s: wait signalled by another process %s, flag %d\n", who, errname(c_result), sh->flag);
@@ -270,6 +281,7 @@ static void part_c(void)
     until = in_ms(CLOCK_REALTIME, 30);
     printf("C: wait without owning %s\n", errname(pthread_cond_timedwait(&sh->cond, &c_mutex, &until)));
     struct timespec bad = { .tv_sec = 1, .tv_nsec = 2000000000L };
+    printf("C: wait without owning, with a bad time %s\n", errname(pthread_cond_timedwait(&sh->cond, &c_mutex, &bad)));
     pthread_mutex_lock(&c_mutex);
     printf("C: wait with a bad time %s\n", errname(pthread_cond_timedwait(&sh->cond, &c_mutex, &bad)));
     printf("C: unlock after it %s\n", errname(pthread_mutex_unlock(&c_mutex)));

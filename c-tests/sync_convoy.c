@@ -1,9 +1,12 @@
 /* sync_convoy.c — a global interpreter lock built like CPython's (a mutex, a condition variable and a
  * "locked" flag; waiters re-check every 5 ms and then ask the holder to drop it; the holder that drops on
- * request waits until another thread has taken it), taken by 200 threads between socket round trips.
- * The lock must stay exclusive, no thread may be lost and every round trip must complete; under the shim
- * with two or more workers a worker must also have stepped aside from the convoy (the statistics report
- * says so), while four threads that compute between short lock waits must never make a worker step aside.
+ * request waits until another thread has taken it), taken by 200 threads between socket round trips with
+ * an echo thread. The lock must stay exclusive, no thread may be lost and every round trip must complete;
+ * under the shim with two or more workers a worker must have stepped aside from the convoy (the statistics
+ * report says so), while four threads that compute between short lock waits, and a pool of 128 threads
+ * taking 60 us jobs from a mutex/condition-variable queue, must never make a worker step aside. The phases
+ * run with ASYNCSHIM_CONVOY_STREAK=16 (a quarter of the default) so that the convoy is seen within the
+ * test's short run and the others are held to the stricter setting.
  * Each phase runs in a re-executed child so that under the shim its own report can be read.
  * asyncshim-test: timeout=120 */
 #include "shim_probe.h"
@@ -11,12 +14,13 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 
 #define GIL_THREADS 200
-#define GIL_ROUNDS 300
+#define GIL_ROUNDS 100
 #define PAR_THREADS 4
 #define PAR_ROUNDS 40
 
@@ -85,29 +89,49 @@ static void spin_ns(long ns)
     while ((b.tv_sec - a.tv_sec) * 1000000000L + (b.tv_nsec - a.tv_nsec) < ns);
 }
 
+/* The interpreter threads' sockets: each thread's near end, and the far ends one echo thread serves. */
+static int near_end[GIL_THREADS], far_end[GIL_THREADS];
+static atomic_int interpreters_done;
+
+static void *echo_thread(void *arg)
+{
+    (void)arg;
+    struct pollfd p[GIL_THREADS];
+    for (int i = 0; i < GIL_THREADS; i++)
+        p[i] = (struct pollfd){ .fd = far_end[i], .events = POLLIN };
+    while (atomic_load(&interpreters_done) < GIL_THREADS) {
+        if (poll(p, GIL_THREADS, 100) <= 0)
+            continue;
+        for (int i = 0; i < GIL_THREADS; i++) {
+            char c;
+            if ((p[i].revents & POLLIN) && read(p[i].fd, &c, 1) == 1 && write(p[i].fd, &c, 1) != 1)
+                return NULL;
+        }
+    }
+    return NULL;
+}
+
 static void *interpreter_thread(void *arg)
 {
     long me = (long)arg;
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
-        return NULL;
+    int fd = near_end[me - 1];
     long done = 0;
     for (int i = 0; i < GIL_ROUNDS; i++) {
         take_gil(me);
         if (atomic_exchange(&holder, me) != 0)
             violations++;
-        spin_ns(300);
+        spin_ns(10000);
         total++;
         if (atomic_exchange(&holder, 0) != me)
             violations++;
         drop_gil(me);
-        /* A system call without the lock, as the interpreter makes them. */
+        /* A round trip without the lock, as the interpreter makes its system calls: the reply comes from
+         * the echo thread, so the read usually waits. */
         char c = (char)i, back = 0;
-        if (write(sv[0], &c, 1) == 1 && read(sv[1], &back, 1) == 1 && back == c)
+        if (write(fd, &c, 1) == 1 && read(fd, &back, 1) == 1 && back == c)
             done++;
     }
-    close(sv[0]);
-    close(sv[1]);
+    atomic_fetch_add(&interpreters_done, 1);
     return (void *)done;
 }
 
@@ -118,6 +142,15 @@ static int gil_phase(void)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&gil_cond, &ca);
     pthread_cond_init(&switch_cond, NULL);
+    for (int i = 0; i < GIL_THREADS; i++) {
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+            return 2;
+        near_end[i] = sv[0];
+        far_end[i] = sv[1];
+    }
+    pthread_t echo;
+    pthread_create(&echo, NULL, echo_thread, NULL);
     take_gil(-1);
     pthread_t t[GIL_THREADS];
     for (long i = 0; i < GIL_THREADS; i++)
@@ -130,6 +163,7 @@ static int gil_phase(void)
         pthread_join(t[i], &r);
         round_trips += (long)r;
     }
+    pthread_join(echo, NULL);
     printf("gil: total %ld of %d, violations %ld, round trips %ld\n", total, GIL_THREADS * GIL_ROUNDS, violations,
            round_trips);
     return total == GIL_THREADS * GIL_ROUNDS && violations == 0 && round_trips == total ? 0 : 1;
@@ -163,6 +197,56 @@ static int parallel_phase(void)
     return shared_count == PAR_THREADS * PAR_ROUNDS ? 0 : 1;
 }
 
+/* ---- a thread pool: workers take 60 us jobs from a mutex/condition-variable queue ---- */
+#define POOL_THREADS 128
+#define POOL_JOBS 4000
+static pthread_mutex_t pool_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pool_work = PTHREAD_COND_INITIALIZER, pool_room = PTHREAD_COND_INITIALIZER;
+static int pool_queued, pool_closed;
+static long pool_ran;
+
+static void *pool_worker(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        pthread_mutex_lock(&pool_mutex);
+        while (!pool_queued && !pool_closed)
+            pthread_cond_wait(&pool_work, &pool_mutex);
+        if (!pool_queued) {
+            pthread_mutex_unlock(&pool_mutex);
+            return NULL;
+        }
+        pool_queued--;
+        pool_ran++;
+        pthread_cond_signal(&pool_room);
+        pthread_mutex_unlock(&pool_mutex);
+        spin_ns(60000);
+    }
+}
+
+static int pool_phase(void)
+{
+    pthread_t t[POOL_THREADS];
+    for (int i = 0; i < POOL_THREADS; i++)
+        pthread_create(&t[i], NULL, pool_worker, NULL);
+    for (int j = 0; j < POOL_JOBS; j++) {
+        pthread_mutex_lock(&pool_mutex);
+        while (pool_queued >= 256)
+            pthread_cond_wait(&pool_room, &pool_mutex);
+        pool_queued++;
+        pthread_cond_signal(&pool_work);
+        pthread_mutex_unlock(&pool_mutex);
+    }
+    pthread_mutex_lock(&pool_mutex);
+    pool_closed = 1;
+    pthread_cond_broadcast(&pool_work);
+    pthread_mutex_unlock(&pool_mutex);
+    for (int i = 0; i < POOL_THREADS; i++)
+        pthread_join(t[i], NULL);
+    printf("pool: ran %ld of %d jobs\n", pool_ran, POOL_JOBS);
+    return pool_ran == POOL_JOBS ? 0 : 1;
+}
+
 /* Runs this program again for `phase`; under the shim its statistics go to a file, whose "sat out N
  * times" is returned in *sat_out (-1 when there is no report). Returns the child's exit status. */
 static int run_phase(const char *self, const char *phase, long *sat_out)
@@ -174,6 +258,7 @@ static int run_phase(const char *self, const char *phase, long *sat_out)
     pid_t pid = fork();
     if (pid == 0) {
         setenv("ASYNCSHIM_STATS", report, 1);
+        setenv("ASYNCSHIM_CONVOY_STREAK", "16", 1);
         execl(self, self, phase, (char *)NULL);
         _exit(127);
     }
@@ -201,6 +286,8 @@ int main(int argc, char **argv)
         return gil_phase();
     if (argc > 1 && strcmp(argv[1], "parallel") == 0)
         return parallel_phase();
+    if (argc > 1 && strcmp(argv[1], "pool") == 0)
+        return pool_phase();
     test_init();
     char self[4096];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -218,5 +305,9 @@ int main(int argc, char **argv)
     if (judge)
         fprintf(stderr, "parallel phase: a worker sat out %ld times\n", sat_out);
     CHECK(!judge || sat_out == 0, "parallel: computing threads never make a worker step aside");
+    CHECK(run_phase(self, "pool", &sat_out) == 0, "pool: phase exit status 0");
+    if (judge)
+        fprintf(stderr, "pool phase: a worker sat out %ld times\n", sat_out);
+    CHECK(!judge || sat_out == 0, "pool: a thread pool's workers never make a worker step aside");
     return test_exit_status();
 }

@@ -8,6 +8,7 @@
 //! | `ASYNCSHIM_NO_FSGSBASE=1` | use `arch_prctl` instead of the FSGSBASE instructions (for testing the fallback) |
 //! | `ASYNCSHIM_STALL_MS=N` | a worker kept this long by one blocked (or this long and this much CPU by one computing) coroutine while others wait is stalled (default 5; 0 turns the monitor off) |
 //! | `ASYNCSHIM_MAX_SPARES=N` | at most N spare workers started while workers are stalled (default 256; 0: none) |
+//! | `ASYNCSHIM_CONVOY_STREAK=N` | lock waits in a row that make a worker sit out a lock convoy (default 64; 0: never) |
 //! | `ASYNCSHIM_STATS=stderr\|PATH` | write the runtime's statistics there at exit |
 //! | `ASYNCSHIM_STATS_SIGNAL=SIG` | also write them whenever this signal arrives (a number, or a name like `USR2`) |
 
@@ -23,6 +24,8 @@ pub struct Config {
     /// How long a worker may run one coroutine while others wait before the monitor steps in.
     pub stall_ns: u64,
     pub max_spares: usize,
+    /// Lock waits in a row that make a worker sit out a lock convoy (`runtime::convoy`); 0: never.
+    pub convoy_streak: u32,
     /// Where statistics go: None (not collected beyond counters), Some("stderr") or a path.
     pub stats: Option<String>,
     pub stats_signal: Option<i32>,
@@ -129,6 +132,7 @@ impl Config {
         let force_arch_prctl = matches!(env(c"ASYNCSHIM_NO_FSGSBASE").as_deref(), Some("1"));
         let stall_ms = number(c"ASYNCSHIM_STALL_MS", 5, 0..=10_000);
         let max_spares = number(c"ASYNCSHIM_MAX_SPARES", 256, 0..=4096);
+        let convoy_streak = number(c"ASYNCSHIM_CONVOY_STREAK", 64, 0..=1_000_000) as u32;
         let stats = env(c"ASYNCSHIM_STATS").filter(|s| !s.is_empty());
         let stats_signal = env(c"ASYNCSHIM_STATS_SIGNAL").and_then(|v| match parse_signal(&v) {
             Some(sig) => Some(sig),
@@ -144,6 +148,7 @@ impl Config {
             force_arch_prctl,
             stall_ns: stall_ms as u64 * 1_000_000,
             max_spares,
+            convoy_streak,
             stats,
             stats_signal,
         }

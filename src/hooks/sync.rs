@@ -254,6 +254,15 @@ unsafe fn cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t,
     }
     // SAFETY: an initialised condition variable per the contract.
     let Ok(cv) = (unsafe { Cond::at(c) }) else {
+        // glibc checks the time before the mutex (EINVAL, not EPERM, for both wrong).
+        let checked = match t {
+            CondTimeout::Never => Ok(0),
+            CondTimeout::OwnClock(abstime) => sync::abs_deadline(libc::CLOCK_REALTIME, abstime),
+            CondTimeout::Clock(clock, abstime) => sync::abs_deadline(clock, abstime),
+        };
+        if let Err(e) = checked {
+            return e;
+        }
         let args = CondWaitArgs { c, m, t };
         // SAFETY: as for this function.
         if let Some(r) = unsafe { cond_wait_proxied_in_glibc(args) } {

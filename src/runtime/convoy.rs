@@ -7,24 +7,26 @@
 //! gathers thousands of waiters whose timeouts then force extra hand-offs. Measured with the bench's
 //! CPython echo server at 5,000 connections: 34-38k round trips/s on two workers, 62k on one (gevent: 52k).
 //!
-//! So a worker that has parked [`STREAK`] coroutines in a row on locks (mutexes, condition variables,
-//! rwlocks, futexes), each within [`QUICK_NS`] of the one before, while it still has coroutines queued and
-//! another worker is running one, *sits out*: it hands its queue to that worker and sleeps for a while (1 ms,
-//! doubling while convoys recur within a second, up to 64 ms), then competes again. A program with real
-//! parallelism between its lock waits never builds such a streak: a coroutine that computes between lock
-//! waits breaks it, and a worker with nothing else queued never sits out. At least one worker always stays
-//! (a sit-out is refused when it would leave none), and the monitor calls sitting-out workers back when a
-//! worker stalls. Nothing about a program's results depends on it: only which worker runs what, and when.
+//! So a worker that has seen 64 (`ASYNCSHIM_CONVOY_STREAK`) coroutines in a row come back from some other
+//! wait (I/O, a sleep) and block on a lock (mutex, condition variable, rwlock, futex), each within
+//! [`QUICK_NS`] of the one before, while it still has coroutines queued and another worker is running one,
+//! *sits out*: it hands its queue to that worker and sleeps for a while (1 ms, doubling while convoys recur
+//! within a second, up to 64 ms), then competes again. A coroutine woken from a lock wait that waits for a
+//! lock again (a thread pool's workers finding the queue empty, a herd woken by a broadcast) shows
+//! contention among waiters, not a convoy, and neither counts nor breaks a streak; a worker that computes
+//! between lock waits breaks it, and a worker with nothing else queued never sits out. At least one worker
+//! always stays (a sit-out is refused when it would leave none), the monitor calls sitting-out workers back
+//! when a worker stalls, and a process signal waiting to be routed ends a sit-out. Nothing about a program's
+//! results depends on it: only which worker runs what, and when.
 
 use super::scheduler::Scheduler;
 use super::stats::{self, Park};
 use super::sys::{futex, time};
+use super::task::Task;
 use super::worker::{AWAKE, SITTING_OUT, Worker};
 use core::cell::Cell;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-/// Lock parks in a row that make a convoy.
-const STREAK: u32 = 64;
 /// Longest gap between two lock parks of a streak.
 const QUICK_NS: u64 = 50_000;
 const SIT_OUT_MIN_NS: u64 = 1_000_000;
@@ -34,6 +36,11 @@ const RECUR_WINDOW_NS: u64 = 1_000_000_000;
 
 /// Workers sitting out now.
 static SITTING: AtomicUsize = AtomicUsize::new(0);
+
+/// How many workers sit out now (they take no coroutines meanwhile).
+pub fn sitting() -> usize {
+    SITTING.load(Ordering::Acquire)
+}
 
 /// A worker's convoy detector; touched by the worker's own thread only.
 pub struct Detector {
@@ -64,10 +71,17 @@ fn is_lock_wait(reason: Park) -> bool {
     matches!(reason, Park::Mutex | Park::Cond | Park::RwLock | Park::Futex)
 }
 
-/// Worker `w` has just seen a coroutine park for `reason`. Returns the deadline (monotonic ns) until
+/// Worker `w` has just seen coroutine `task` park for `reason`. Returns the deadline (monotonic ns) until
 /// which `w` is to sit out, having handed its queue over, when this park completes a convoy streak.
-pub fn after_park(sched: &Scheduler, w: &Worker, reason: Option<Park>) -> Option<u64> {
-    if !reason.is_some_and(is_lock_wait) {
+///
+/// Only a lock wait that follows some other kind of wait (I/O, a sleep) counts: a coroutine that came
+/// back with work of its own and found the lock taken. One woken from a lock wait that waits for a lock
+/// again (a thread pool's workers finding the queue empty, a herd woken by a broadcast) is contention
+/// among waiters, which a second worker does not make worse: such parks neither count nor break a streak.
+pub fn after_park(sched: &Scheduler, w: &Worker, task: &Task, reason: Option<Park>) -> Option<u64> {
+    let lock = reason.is_some_and(is_lock_wait);
+    let streak = super::get().config.convoy_streak;
+    if task.lock_waited_last.replace(lock) || !lock || streak == 0 {
         return None;
     }
     let d = &w.convoy;
@@ -75,7 +89,7 @@ pub fn after_park(sched: &Scheduler, w: &Worker, reason: Option<Park>) -> Option
     let quick = now.saturating_sub(d.last_lock_park.get()) <= QUICK_NS;
     d.last_lock_park.set(now);
     d.streak.set(if quick { d.streak.get() + 1 } else { 1 });
-    if d.streak.get() < STREAK || w.queue.is_empty() {
+    if d.streak.get() < streak || w.queue.is_empty() {
         return None;
     }
     let busy = sched.workers[..sched.started()].iter().find(|o| {
@@ -84,8 +98,10 @@ pub fn after_park(sched: &Scheduler, w: &Worker, reason: Option<Park>) -> Option
             && o.running_task().is_some()
             && !o.stalled.load(Ordering::Relaxed)
     })?;
-    // Never the last worker taking coroutines.
-    if SITTING.fetch_add(1, Ordering::AcqRel) + 1 >= sched.unstalled_workers() {
+    // Never the last worker taking coroutines (the count of those excludes the workers sitting out,
+    // this one included once counted).
+    SITTING.fetch_add(1, Ordering::AcqRel);
+    if sched.unstalled_workers() == 0 {
         SITTING.fetch_sub(1, Ordering::AcqRel);
         return None;
     }
@@ -114,7 +130,11 @@ pub fn sit_out(w: &Worker, deadline: u64, idle_mask: impl FnOnce()) {
     w.sleep.store(SITTING_OUT, Ordering::SeqCst);
     idle_mask();
     while w.sleep.load(Ordering::Acquire) == SITTING_OUT {
-        if !futex::wait(&w.sleep, SITTING_OUT, Some(deadline)) || time::monotonic_ns() >= deadline {
+        // A process signal that landed here (an idle worker's mask) and waits to be routed ends it too.
+        if !futex::wait(&w.sleep, SITTING_OUT, Some(deadline))
+            || time::monotonic_ns() >= deadline
+            || super::signals::routing_needed()
+        {
             break;
         }
     }

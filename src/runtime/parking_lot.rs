@@ -243,6 +243,8 @@ fn park_task(
         bk.waiters.fetch_add(1, Ordering::AcqRel);
         if !validate() {
             bk.waiters.fetch_sub(1, Ordering::AcqRel);
+            // No park after all: its reason must not be taken for a later one's.
+            me.park_reason.set(None);
             return Parked::Invalid;
         }
         let park = me.begin_park();

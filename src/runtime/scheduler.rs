@@ -130,9 +130,11 @@ impl Scheduler {
         false
     }
 
-    /// Workers that take coroutines right now (started, not retired, not stalled).
+    /// Workers that take coroutines right now (started, not retired, not stalled, not sitting out a lock
+    /// convoy).
     pub fn unstalled_workers(&self) -> usize {
-        (self.started() - self.retired.load(Ordering::Acquire)).saturating_sub(self.stalled.load(Ordering::Acquire))
+        (self.started() - self.retired.load(Ordering::Acquire))
+            .saturating_sub(self.stalled.load(Ordering::Acquire) + super::convoy::sitting())
     }
 
     /// Queue lengths and sleep states, for the statistics report: (global, [(worker, queued, state)]).

@@ -142,6 +142,8 @@ pub struct Task {
     pub unpark_token: AtomicUsize,
     /// Why the task is parking (set by `stats::park`, taken by the worker after the switch).
     pub park_reason: Cell<Option<super::stats::Park>>,
+    /// The task's last park was a lock wait (or it has not parked yet): see `convoy`.
+    pub lock_waited_last: Cell<bool>,
     /// The task's place in a parking-lot queue while it waits there.
     pub wait_node: super::parking_lot::WaitNode,
     /// The thread's signal mask (the kernel's 64-bit sigset), loaded into its worker when it runs.
@@ -210,6 +212,7 @@ impl Task {
             park_key: AtomicUsize::new(0),
             wait_node: super::parking_lot::WaitNode::new(),
             park_reason: Cell::new(None),
+            lock_waited_last: Cell::new(true),
             pending_signals: AtomicU64::new(0),
             keeper: Cell::new(0),
         });

@@ -221,6 +221,7 @@ pub fn spawn(req: Spawn) -> Result<libc::pthread_t, i32> {
     task.sigmask.set(mask);
     task.pending_signals.store(0, Ordering::Relaxed);
     task.sigwait_set.store(0, Ordering::Relaxed);
+    task.lock_waited_last.set(true);
     task.delivery_mask.store(mask, Ordering::Release);
     super::signals::delivery_mask_changed(None, Some(mask));
     *task.join.lock() =

@@ -384,7 +384,7 @@ fn run_one(sched: &Scheduler, w: &Worker, task: TaskRef) -> Option<u64> {
             if task.finish_park() {
                 sched.push_local(w, task);
             }
-            return super::convoy::after_park(sched, w, reason);
+            return super::convoy::after_park(sched, w, &task, reason);
         }
         CoroutineResult::Return(()) => scheduler::finished(sched, task),
     }
