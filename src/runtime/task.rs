@@ -108,8 +108,13 @@ pub struct StackBounds {
     pub canary: bool,
 }
 
+/// `repr(C)` keeps the fields a wake-up touches — the parking-lot node and the state word — together at
+/// the start, on one or two cache lines (an unparker reads the node, then wakes through the state).
+#[repr(C)]
 pub struct Task {
     pub state: AtomicU64,
+    /// The task's place in a parking-lot queue while it waits there.
+    pub wait_node: super::parking_lot::WaitNode,
     tcb: Cell<Tcb>,
     /// The stack slot that holds this thread's stack and TCB (None: the main thread's glibc TCB, or a
     /// TCB allocated apart for a program-supplied stack).
@@ -144,8 +149,6 @@ pub struct Task {
     pub park_reason: Cell<Option<super::stats::Park>>,
     /// The task's last park was a lock wait (or it has not parked yet): see `convoy`.
     pub lock_waited_last: Cell<bool>,
-    /// The task's place in a parking-lot queue while it waits there.
-    pub wait_node: super::parking_lot::WaitNode,
     /// The thread's signal mask (the kernel's 64-bit sigset), loaded into its worker when it runs.
     pub sigmask: Cell<u64>,
     /// The mask that decides whether a signal may be delivered to this thread now: `sigmask`, or the
