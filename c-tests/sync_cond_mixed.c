@@ -22,19 +22,6 @@
 #include <sys/wait.h>
 #include <time.h>
 
-static struct timespec in_ms(clockid_t clock, long ms)
-{
-    struct timespec t;
-    clock_gettime(clock, &t);
-    t.tv_sec += ms / 1000;
-    t.tv_nsec += (ms % 1000) * 1000000L;
-    if (t.tv_nsec >= 1000000000L) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000L;
-    }
-    return t;
-}
-
 /* ---- A: private condition variable, process-shared mutex ---- */
 static pthread_mutex_t a_mutex;
 static pthread_cond_t a_cond = PTHREAD_COND_INITIALIZER;
@@ -61,7 +48,7 @@ static void part_a(void)
         a_flag = 0;
         pthread_t t;
         pthread_create(&t, NULL, a_signaller, NULL);
-        struct timespec until = in_ms(CLOCK_REALTIME, 5000);
+        struct timespec until = deadline_in(CLOCK_REALTIME, 5000);
         pthread_mutex_lock(&a_mutex);
         int r = 0;
         while (!a_flag && r == 0)
@@ -69,7 +56,7 @@ static void part_a(void)
         printf("A %s: signalled wait %s, flag %d\n", name, errname(r), a_flag);
         printf("A %s: unlock after the wait %s\n", name, errname(pthread_mutex_unlock(&a_mutex)));
         pthread_join(t, NULL);
-        until = in_ms(CLOCK_REALTIME, 20);
+        until = deadline_in(CLOCK_REALTIME, 20);
         pthread_mutex_lock(&a_mutex);
         printf("A %s: timed out wait %s\n", name, errname(pthread_cond_timedwait(&a_cond, &a_mutex, &until)));
         printf("A %s: unlock %s\n", name, errname(pthread_mutex_unlock(&a_mutex)));
@@ -78,7 +65,7 @@ static void part_a(void)
         printf("A %s: wait with a bad time %s\n", name, errname(pthread_cond_timedwait(&a_cond, &a_mutex, &bad)));
         printf("A %s: unlock after it %s\n", name, errname(pthread_mutex_unlock(&a_mutex)));
         if (type != PTHREAD_MUTEX_NORMAL) {
-            until = in_ms(CLOCK_REALTIME, 20);
+            until = deadline_in(CLOCK_REALTIME, 20);
             printf("A %s: wait without owning %s\n", name,
                    errname(pthread_cond_timedwait(&a_cond, &a_mutex, &until)));
         }
@@ -94,26 +81,12 @@ struct shared {
     int seen;
 };
 static struct shared *sh;
-static atomic_int ticks;
-static atomic_int stop_ticking;
-
-static void *ticker(void *arg)
-{
-    (void)arg;
-    while (!atomic_load(&stop_ticking)) {
-        sleep_ms(2);
-        atomic_fetch_add(&ticks, 1);
-    }
-    return NULL;
-}
 
 static void *b_signaller(void *arg)
 {
     (void)arg;
     /* Signal only once the ticker has run on while the main thread waits. */
-    int start = atomic_load(&ticks);
-    while (atomic_load(&ticks) < start + 20)
-        sleep_ms(1);
+    wait_for_ticks(20);
     pthread_mutex_lock(&sh->mutex);
     sh->flag = 1;
     pthread_cond_signal(&sh->cond);
@@ -123,7 +96,7 @@ static void *b_signaller(void *arg)
 
 static int wait_for_flag(int want, long limit_ms)
 {
-    struct timespec until = in_ms(CLOCK_REALTIME, limit_ms);
+    struct timespec until = deadline_in(CLOCK_REALTIME, limit_ms);
     int r = 0;
     while (sh->flag != want && r == 0)
         r = pthread_cond_timedwait(&sh->cond, &sh->mutex, &until);
@@ -167,11 +140,11 @@ static int part_b(void)
     waitpid(child, &st, 0);
     printf("B: child exit %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 
-    struct timespec until = in_ms(CLOCK_REALTIME, 30);
+    struct timespec until = deadline_in(CLOCK_REALTIME, 30);
     pthread_mutex_lock(&sh->mutex);
     printf("B: timed out wait %s\n", errname(pthread_cond_timedwait(&sh->cond, &sh->mutex, &until)));
     printf("B: unlock %s\n", errname(pthread_mutex_unlock(&sh->mutex)));
-    until = in_ms(CLOCK_REALTIME, 30);
+    until = deadline_in(CLOCK_REALTIME, 30);
     printf("B: wait without owning %s\n", errname(pthread_cond_timedwait(&sh->cond, &sh->mutex, &until)));
     struct timespec bad = { .tv_sec = 1, .tv_nsec = -1 };
     printf("B: wait without owning, with a bad time %s\n", errname(pthread_cond_timedwait(&sh->cond, &sh->mutex, &bad)));
@@ -207,7 +180,7 @@ static void *c_hammer(void *arg)
 static void *c_waiter(void *arg)
 {
     int want = (int)(long)arg;
-    struct timespec until = in_ms(CLOCK_REALTIME, 10000);
+    struct timespec until = deadline_in(CLOCK_REALTIME, 10000);
     pthread_mutex_lock(&c_mutex);
     int r = 0;
     while (sh->flag != want && r == 0)
@@ -274,11 +247,11 @@ static void part_c(void)
             pthread_join(h[i], NULL);
         printf("C %s: the mutex's other users all finished: %s\n", who, c_hammered > 0 ? "yes" : "no");
     }
-    struct timespec until = in_ms(CLOCK_REALTIME, 30);
+    struct timespec until = deadline_in(CLOCK_REALTIME, 30);
     pthread_mutex_lock(&c_mutex);
     printf("C: timed out wait %s\n", errname(pthread_cond_timedwait(&sh->cond, &c_mutex, &until)));
     printf("C: unlock %s\n", errname(pthread_mutex_unlock(&c_mutex)));
-    until = in_ms(CLOCK_REALTIME, 30);
+    until = deadline_in(CLOCK_REALTIME, 30);
     printf("C: wait without owning %s\n", errname(pthread_cond_timedwait(&sh->cond, &c_mutex, &until)));
     struct timespec bad = { .tv_sec = 1, .tv_nsec = 2000000000L };
     printf("C: wait without owning, with a bad time %s\n", errname(pthread_cond_timedwait(&sh->cond, &c_mutex, &bad)));

@@ -29,31 +29,17 @@ struct shared {
 };
 
 static struct shared *sh;
-static atomic_int ticks;
-static atomic_int stop_ticking;
 
 static const char *name(int e)
 {
     return e == EOWNERDEAD ? "EOWNERDEAD" : e == ENOTRECOVERABLE ? "ENOTRECOVERABLE" : errname(e);
 }
 
-static void *ticker(void *arg)
-{
-    (void)arg;
-    while (!atomic_load(&stop_ticking)) {
-        sleep_ms(2);
-        atomic_fetch_add(&ticks, 1);
-    }
-    return NULL;
-}
-
 /* Sets the flag to 1 and signals, once the ticker has run on while the main thread waits. */
 static void *signaller(void *arg)
 {
     (void)arg;
-    int start = atomic_load(&ticks);
-    while (atomic_load(&ticks) < start + 20)
-        sleep_ms(1);
+    wait_for_ticks(20);
     pthread_mutex_lock(&sh->mutex);
     sh->flag = 1;
     pthread_cond_signal(&sh->cond);

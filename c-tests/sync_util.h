@@ -3,6 +3,7 @@
 #define SYNC_UTIL_H
 #include "test_util.h"
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sched.h>
 
 /* Initialises *mx as `type`, with PTHREAD_PRIO_INHERIT when pi, robust and process-shared as asked. */
@@ -41,5 +42,27 @@ static __attribute__((unused)) pthread_t start_thread(void *(*fn)(void *), int r
         fprintf(stderr, "pthread_create: %s\n", errname(r));
     pthread_attr_destroy(&attr);
     return t;
+}
+/* A thread that counts 2 ms ticks until stop_ticking is set: run beside a wait, it shows whether the wait
+ * left its worker free for other threads (see wait_for_ticks). */
+static __attribute__((unused)) atomic_int ticks;
+static __attribute__((unused)) atomic_int stop_ticking;
+
+static __attribute__((unused)) void *ticker(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&stop_ticking)) {
+        sleep_ms(2);
+        atomic_fetch_add(&ticks, 1);
+    }
+    return NULL;
+}
+
+/* Returns once the ticker has ticked n more times. */
+static __attribute__((unused)) void wait_for_ticks(int n)
+{
+    int start = atomic_load(&ticks);
+    while (atomic_load(&ticks) < start + n)
+        sleep_ms(1);
 }
 #endif
