@@ -70,43 +70,60 @@ static __attribute__((unused)) int os_threads(void)
     return (int)proc_status_field("Threads");
 }
 
-/* Under the shim: runs this program again as `self ARG` (stdout to /dev/null) with its statistics report
- * going to a file, and returns the number of stalls the report counts (workers blocked while other threads
- * waited: "others waited): N"), or -1 without a report. */
-static __attribute__((unused)) long stalls_of_rerun(const char *arg)
+/* Runs this program again as `self ARG` with the shim's statistics report going to a file (and, when
+ * `env_name` is set, that variable set to `env_value`), its stdout kept when `keep_stdout`, else sent to
+ * /dev/null. Returns the number that follows `marker` on the last report line holding it, or -1 without
+ * one (natively there is no report); the child's exit status (128+signal if killed) goes to *status. */
+static __attribute__((unused)) long rerun_for_report(const char *arg, const char *env_name, const char *env_value,
+                                                     int keep_stdout, const char *marker, int *status)
 {
     char self[4096];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    *status = -1;
     if (n <= 0)
         return -1;
     self[n] = 0;
-    char report[64];
-    snprintf(report, sizeof report, "/tmp/asyncshim-stalls.%d", (int)getpid());
+    char report[96];
+    snprintf(report, sizeof report, "/tmp/asyncshim-report.%d.%s", (int)getpid(), arg);
     unlink(report);
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
         setenv("ASYNCSHIM_STATS", report, 1);
-        int devnull = open("/dev/null", O_WRONLY);
-        dup2(devnull, 1);
+        if (env_name)
+            setenv(env_name, env_value, 1);
+        if (!keep_stdout) {
+            int devnull = open("/dev/null", O_WRONLY);
+            dup2(devnull, 1);
+        }
         execl(self, self, arg, (char *)NULL);
         _exit(127);
     }
     int st;
     waitpid(pid, &st, 0);
-    long stalls = -1;
+    *status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    long value = -1;
     FILE *f = fopen(report, "r");
     if (f) {
         char line[512];
+        size_t len = strlen(marker);
         while (fgets(line, sizeof line, f)) {
-            char *p = strstr(line, "others waited): ");
+            char *p = strstr(line, marker);
             if (p)
-                stalls = strtol(p + 16, NULL, 10);
+                value = strtol(p + len, NULL, 10);
         }
         fclose(f);
         unlink(report);
     }
-    return stalls;
+    return value;
+}
+
+/* Under the shim: runs this program again as `self ARG` (stdout to /dev/null) and returns the number of
+ * stalls its statistics report counts (workers blocked while other threads waited), or -1 without one. */
+static __attribute__((unused)) long stalls_of_rerun(const char *arg)
+{
+    int status;
+    return rerun_for_report(arg, NULL, NULL, 0, "others waited): ", &status);
 }
 
 #endif /* SHIM_PROBE_H */

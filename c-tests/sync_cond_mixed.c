@@ -31,10 +31,7 @@ static void *a_signaller(void *arg)
 {
     (void)arg;
     sleep_ms(50);
-    pthread_mutex_lock(&a_mutex);
-    a_flag = 1;
-    pthread_cond_signal(&a_cond);
-    pthread_mutex_unlock(&a_mutex);
+    signal_flag(&a_cond, &a_mutex, &a_flag, 1);
     return NULL;
 }
 
@@ -48,15 +45,12 @@ static void part_a(void)
         a_flag = 0;
         pthread_t t;
         pthread_create(&t, NULL, a_signaller, NULL);
-        struct timespec until = deadline_in(CLOCK_REALTIME, 5000);
         pthread_mutex_lock(&a_mutex);
-        int r = 0;
-        while (!a_flag && r == 0)
-            r = pthread_cond_timedwait(&a_cond, &a_mutex, &until);
+        int r = wait_for_flag(&a_cond, &a_mutex, &a_flag, 1, 5000);
         printf("A %s: signalled wait %s, flag %d\n", name, errname(r), a_flag);
         printf("A %s: unlock after the wait %s\n", name, errname(pthread_mutex_unlock(&a_mutex)));
         pthread_join(t, NULL);
-        until = deadline_in(CLOCK_REALTIME, 20);
+        struct timespec until = deadline_in(CLOCK_REALTIME, 20);
         pthread_mutex_lock(&a_mutex);
         printf("A %s: timed out wait %s\n", name, errname(pthread_cond_timedwait(&a_cond, &a_mutex, &until)));
         printf("A %s: unlock %s\n", name, errname(pthread_mutex_unlock(&a_mutex)));
@@ -87,20 +81,8 @@ static void *b_signaller(void *arg)
     (void)arg;
     /* Signal only once the ticker has run on while the main thread waits. */
     wait_for_ticks(20);
-    pthread_mutex_lock(&sh->mutex);
-    sh->flag = 1;
-    pthread_cond_signal(&sh->cond);
-    pthread_mutex_unlock(&sh->mutex);
+    signal_flag(&sh->cond, &sh->mutex, &sh->flag, 1);
     return NULL;
-}
-
-static int wait_for_flag(int want, long limit_ms)
-{
-    struct timespec until = deadline_in(CLOCK_REALTIME, limit_ms);
-    int r = 0;
-    while (sh->flag != want && r == 0)
-        r = pthread_cond_timedwait(&sh->cond, &sh->mutex, &until);
-    return r;
 }
 
 static int part_b(void)
@@ -117,7 +99,7 @@ static int part_b(void)
     /* Signalled by a thread of this process, which waits for 20 ticks first. */
     pthread_create(&sig, NULL, b_signaller, NULL);
     pthread_mutex_lock(&sh->mutex);
-    int r = wait_for_flag(1, 10000);
+    int r = wait_for_flag(&sh->cond, &sh->mutex, &sh->flag, 1, 10000);
     printf("B: wait signalled by a thread %s, flag %d\n", errname(r), sh->flag);
     printf("B: unlock after the wait %s\n", errname(pthread_mutex_unlock(&sh->mutex)));
     pthread_join(sig, NULL);
@@ -133,7 +115,7 @@ static int part_b(void)
         pthread_mutex_unlock(&sh->mutex);
         _exit(0);
     }
-    r = wait_for_flag(2, 10000);
+    r = wait_for_flag(&sh->cond, &sh->mutex, &sh->flag, 2, 10000);
     printf("B: wait signalled by another process %s, flag %d\n", errname(r), sh->flag);
     printf("B: unlock after the wait %s\n", errname(pthread_mutex_unlock(&sh->mutex)));
     int st;
@@ -180,11 +162,8 @@ static void *c_hammer(void *arg)
 static void *c_waiter(void *arg)
 {
     int want = (int)(long)arg;
-    struct timespec until = deadline_in(CLOCK_REALTIME, 10000);
     pthread_mutex_lock(&c_mutex);
-    int r = 0;
-    while (sh->flag != want && r == 0)
-        r = pthread_cond_timedwait(&sh->cond, &c_mutex, &until);
+    int r = wait_for_flag(&sh->cond, &c_mutex, &sh->flag, want, 10000);
     c_result = r;
     int u = pthread_mutex_unlock(&c_mutex);
     if (u != 0)

@@ -247,36 +247,13 @@ static int pool_phase(void)
     return pool_ran == POOL_JOBS ? 0 : 1;
 }
 
-/* Runs this program again for `phase`; under the shim its statistics go to a file, whose "sat out N
- * times" is returned in *sat_out (-1 when there is no report). Returns the child's exit status. */
-static int run_phase(const char *self, const char *phase, long *sat_out)
+/* Runs this program again for `phase` with a shorter convoy streak; under the shim its report's "sat out N
+ * times" goes to *sat_out (-1 without a report). Returns the phase's exit status. */
+static int run_phase(const char *phase, long *sat_out)
 {
-    char report[64];
-    snprintf(report, sizeof report, "/tmp/sync_convoy.%d.%s", (int)getpid(), phase);
-    unlink(report);
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        setenv("ASYNCSHIM_STATS", report, 1);
-        setenv("ASYNCSHIM_CONVOY_STREAK", "16", 1);
-        execl(self, self, phase, (char *)NULL);
-        _exit(127);
-    }
-    int st = -1;
-    waitpid(pid, &st, 0);
-    *sat_out = -1;
-    FILE *f = fopen(report, "r");
-    if (f) {
-        char line[512];
-        while (fgets(line, sizeof line, f)) {
-            char *p = strstr(line, "sat out ");
-            if (p)
-                *sat_out = strtol(p + 8, NULL, 10);
-        }
-        fclose(f);
-        unlink(report);
-    }
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    int status;
+    *sat_out = rerun_for_report(phase, "ASYNCSHIM_CONVOY_STREAK", "16", 1, "sat out ", &status);
+    return status;
 }
 
 int main(int argc, char **argv)
@@ -289,23 +266,18 @@ int main(int argc, char **argv)
     if (argc > 1 && strcmp(argv[1], "pool") == 0)
         return pool_phase();
     test_init();
-    char self[4096];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0)
-        return 2;
-    self[n] = 0;
     /* Only with two or more workers can one step aside; natively there is nothing to check. */
     int judge = shim_workers() >= 2;
     long sat_out;
-    CHECK(run_phase(self, "gil", &sat_out) == 0, "gil: phase exit status 0");
+    CHECK(run_phase("gil", &sat_out) == 0, "gil: phase exit status 0");
     if (judge)
         fprintf(stderr, "gil phase: a worker sat out %ld times\n", sat_out);
     CHECK(!judge || sat_out > 0, "gil: under the shim with 2+ workers a worker stepped aside from the convoy");
-    CHECK(run_phase(self, "parallel", &sat_out) == 0, "parallel: phase exit status 0");
+    CHECK(run_phase("parallel", &sat_out) == 0, "parallel: phase exit status 0");
     if (judge)
         fprintf(stderr, "parallel phase: a worker sat out %ld times\n", sat_out);
     CHECK(!judge || sat_out == 0, "parallel: computing threads never make a worker step aside");
-    CHECK(run_phase(self, "pool", &sat_out) == 0, "pool: phase exit status 0");
+    CHECK(run_phase("pool", &sat_out) == 0, "pool: phase exit status 0");
     if (judge)
         fprintf(stderr, "pool phase: a worker sat out %ld times\n", sat_out);
     CHECK(!judge || sat_out == 0, "pool: a thread pool's workers never make a worker step aside");

@@ -40,21 +40,8 @@ static void *signaller(void *arg)
 {
     (void)arg;
     wait_for_ticks(20);
-    pthread_mutex_lock(&sh->mutex);
-    sh->flag = 1;
-    pthread_cond_signal(&sh->cond);
-    pthread_mutex_unlock(&sh->mutex);
+    signal_flag(&sh->cond, &sh->mutex, &sh->flag, 1);
     return NULL;
-}
-
-/* Waits (the mutex held) until the flag is `want`, at most limit_ms; the last wait's result. */
-static int wait_for_flag(int want, long limit_ms)
-{
-    struct timespec until = deadline_in(CLOCK_REALTIME, limit_ms);
-    int r = 0;
-    while (ATOMIC_LOAD(&sh->flag) != want && r == 0)
-        r = pthread_cond_timedwait(&sh->cond, &sh->mutex, &until);
-    return r;
 }
 
 /* Polls (bounded) until a thread waits for the mutex in the kernel: it then has set the waiters bit. */
@@ -114,7 +101,7 @@ static void kind(int type, int pi, int robust)
     pthread_create(&sig, NULL, signaller, NULL);
     int lo = pthread_mutex_lock(&sh->other);
     int l = pthread_mutex_lock(&sh->mutex);
-    int r = wait_for_flag(1, 10000);
+    int r = wait_for_flag(&sh->cond, &sh->mutex, &sh->flag, 1, 10000);
     int lo2 = pthread_mutex_trylock(&sh->other);
     int u = pthread_mutex_unlock(&sh->mutex);
     int uo2 = lo2 == 0 ? pthread_mutex_unlock(&sh->other) : -1;
@@ -143,7 +130,7 @@ static void kind(int type, int pi, int robust)
         int cu = pthread_mutex_unlock(&sh->mutex);
         _exit(cl == 0 && cu == 0 ? 0 : 1);
     }
-    r = wait_for_flag(2, 10000);
+    r = wait_for_flag(&sh->cond, &sh->mutex, &sh->flag, 2, 10000);
     u = pthread_mutex_unlock(&sh->mutex);
     printf("%s: lock %s, wait signalled by another process %s, flag %d, unlock %s, child exit %d\n", what,
            name(l), name(r), sh->flag, name(u), child_exit(c));
@@ -171,7 +158,7 @@ static void kind(int type, int pi, int robust)
         _exit(cl == 0 && cu == 0 ? 0 : 1);
     }
     int waiter = kernel_waiter();
-    r = wait_for_flag(3, 10000);
+    r = wait_for_flag(&sh->cond, &sh->mutex, &sh->flag, 3, 10000);
     u = pthread_mutex_unlock(&sh->mutex);
     printf("%s: lock %s, kernel waiter %d, wait %s, flag %d, unlock %s, child exit %d\n", what, name(l), waiter,
            name(r), sh->flag, name(u), child_exit(c));
@@ -189,7 +176,7 @@ static void kind(int type, int pi, int robust)
             _exit(0);
         }
         waiter = kernel_waiter();
-        r = wait_for_flag(4, 10000);
+        r = wait_for_flag(&sh->cond, &sh->mutex, &sh->flag, 4, 10000);
         int cons = r == EOWNERDEAD ? pthread_mutex_consistent(&sh->mutex) : -1;
         u = pthread_mutex_unlock(&sh->mutex);
         int again = pthread_mutex_trylock(&sh->mutex);
@@ -209,7 +196,7 @@ static void *wait_then_hold(void *arg)
     (void)arg;
     pthread_mutex_lock(&sh->mutex);
     ATOMIC_STORE(&sh->woken, 1);
-    int r = wait_for_flag(5, 10000);
+    int r = wait_for_flag(&sh->cond, &sh->mutex, &sh->flag, 5, 10000);
     ATOMIC_STORE(&sh->woken, r == 0 ? 2 : 3);
     sleep_ms(20000); /* holding the mutex until killed */
     return NULL;

@@ -65,4 +65,23 @@ static __attribute__((unused)) void wait_for_ticks(int n)
     while (atomic_load(&ticks) < start + n)
         sleep_ms(1);
 }
+/* Waits, holding `m`, until *flag is `want`, at most limit_ms (CLOCK_REALTIME); the last wait's result. */
+static __attribute__((unused)) int wait_for_flag(pthread_cond_t *c, pthread_mutex_t *m, int *flag, int want,
+                                                 long limit_ms)
+{
+    struct timespec until = deadline_in(CLOCK_REALTIME, limit_ms);
+    int r = 0;
+    while (__atomic_load_n(flag, __ATOMIC_ACQUIRE) != want && r == 0)
+        r = pthread_cond_timedwait(c, m, &until);
+    return r;
+}
+
+/* Sets *flag to `value` under `m` and signals `c`. */
+static __attribute__((unused)) void signal_flag(pthread_cond_t *c, pthread_mutex_t *m, int *flag, int value)
+{
+    pthread_mutex_lock(m);
+    __atomic_store_n(flag, value, __ATOMIC_RELEASE);
+    pthread_cond_signal(c);
+    pthread_mutex_unlock(m);
+}
 #endif
