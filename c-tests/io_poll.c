@@ -24,6 +24,7 @@
  * asyncshim-test: timeout=120 */
 #include "shim_probe.h"
 #include "test_util.h"
+#include "glibc_compat.h"
 #include "io_util.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -32,6 +32,7 @@
  * asyncshim-test: timeout=90 */
 #include "shim_probe.h"
 #include "test_util.h"
+#include "glibc_compat.h"
 #include "io_util.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>
