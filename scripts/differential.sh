@@ -163,6 +163,25 @@ selected() {
     return 1
 }
 
+# select_tests RUNNER FILES...: TESTS = the FILES whose name (file name without its extension) FILTERS
+# select, sorted by path; exits 2 when none is.
+select_tests() {
+    local runner=$1 src name
+    shift
+    TESTS=()
+    for src in "$@"; do
+        name=${src##*/}
+        name=${name%.*}
+        selected "$name" && TESTS+=("$src")
+    done
+    if [ ${#TESTS[@]} -eq 0 ]; then
+        echo "$runner: no test matches: ${FILTERS[*]}" >&2
+        echo "0 passed, 0 failed"
+        exit 2
+    fi
+    mapfile -t TESTS < <(printf '%s\n' "${TESTS[@]}" | sort)
+}
+
 # --- the shim is really active ---------------------------------------------------------------------
 # A library that does not load makes every shim run fail on its own, but one that loads and passes
 # through (its runtime off, every thread a real OS thread) gives exactly native's output: every

@@ -47,19 +47,9 @@ SHIM_ACTIVE_EXE=$APPS_BUILD/shim_active
 build_shim_active "$APPS_BUILD" || true
 
 shopt -s nullglob
-TESTS=()
-for src in "$APPS_DIR"/*.sh; do
-    name=${src##*/}
-    name=${name%.sh}
-    [ "$name" = lib ] && continue
-    selected "$name" && TESTS+=("$src")
-done
-if [ ${#TESTS[@]} -eq 0 ]; then
-    echo "run-app-tests: no test matches: $*" >&2
-    echo "0 passed, 0 failed"
-    exit 2
-fi
-mapfile -t TESTS < <(printf '%s\n' "${TESTS[@]}" | sort)
+APP_SCRIPTS=()
+for src in "$APPS_DIR"/*.sh; do [ "${src##*/}" = lib.sh ] || APP_SCRIPTS+=("$src"); done
+select_tests run-app-tests "${APP_SCRIPTS[@]}"
 
 # --- helper programs ------------------------------------------------------------------------------
 # Built before any test runs (they are cheap); a helper that fails to build is reported as a failure of

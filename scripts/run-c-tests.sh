@@ -50,19 +50,7 @@ runner_start run-c-tests "$TESTDIR/build/.lock"
 SHIM_ACTIVE_EXE=$BIN_DIR/shim_active
 
 shopt -s nullglob
-TESTS=()
-for src in "$TESTDIR"/*.c "$TESTDIR"/*.cc; do
-    base=${src##*/}
-    name=${base%.*}
-    selected "$name" && TESTS+=("$src")
-done
-if [ ${#TESTS[@]} -eq 0 ]; then
-    echo "run-c-tests: no test matches: $*" >&2
-    echo "0 passed, 0 failed"
-    exit 2
-fi
-# Stable order: by name.
-mapfile -t TESTS < <(printf '%s\n' "${TESTS[@]}" | sort)
+select_tests run-c-tests "$TESTDIR"/*.c "$TESTDIR"/*.cc
 # A test is rebuilt when it is older than its source, a shared helper or this script (the flags).
 BUILD_DEPS=("$TESTDIR"/lib/*.h "$ROOT/scripts/run-c-tests.sh")
 
