@@ -3,7 +3,7 @@ CARGO   ?= cargo
 LIB     := target/release/libasyncshim.so
 LAUNCH  := target/release/asyncshim
 
-.PHONY: all build deps test rust-test c-test app-test demo bench clean
+.PHONY: all build deps test rust-test c-test app-test glibc-test demo bench clean
 
 all: build
 
@@ -14,7 +14,7 @@ build:
 deps:
 	scripts/install-deps.sh
 
-test: deps build rust-test c-test app-test
+test: deps build rust-test c-test app-test glibc-test
 
 rust-test:
 	$(CARGO) test --release --lib --bins
@@ -26,6 +26,13 @@ c-test: build
 # private MariaDB when a test needs it (c-tests/README.md, "Application tests").
 app-test: build
 	scripts/run-app-tests.sh
+
+# The C differential suite on other glibc versions with this one build of the library (needs root):
+# Debian 11 (glibc 2.31), 13 (2.41) and sid in cached debootstrap chroots (c-tests/README.md, "The glibc
+# matrix"). `make glibc-test GLIBC_RELEASES=trixie` runs one release.
+GLIBC_RELEASES ?= bullseye trixie sid
+glibc-test: build
+	scripts/glibc-matrix.sh $(GLIBC_RELEASES)
 
 # The thread-per-connection echo server natively and under the shim, same load, side by side (~40 s).
 demo: build

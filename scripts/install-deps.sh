@@ -15,6 +15,12 @@ have_cmd make make
 have_cmd timeout coreutils
 have_cmd setsid util-linux
 have_file /usr/include/pthread.h libc6-dev
+# The glibc matrix (scripts/glibc-matrix.sh): chroots of other Debian releases, cached as zstd tarballs.
+have_cmd debootstrap debootstrap
+have_cmd zstd zstd
+have_cmd unshare util-linux
+have_cmd setpriv util-linux
+have_file /usr/share/keyrings/debian-archive-keyring.gpg debian-archive-keyring
 
 # App tests (c-tests/apps): MariaDB server, client and C library, PHP with mysqli/PDO, PyMySQL, gevent.
 have_file /usr/sbin/mariadbd mariadb-server
