@@ -243,7 +243,10 @@ fn slot_thread(stack_size: usize, tid: i32) -> Result<(TaskRef, CoStack), i32> {
     let hot = rt.threads.hot[class].lock().pop();
     let task = match hot {
         Some(t) => {
-            identity::recycle(t.tcb(), tid);
+            if !identity::recycle(t.tcb(), tid) {
+                rt.threads.hot[class].lock().push(t);
+                return Err(libc::EAGAIN);
+            }
             t.tid.set(tid);
             t
         }
@@ -359,6 +362,9 @@ unsafe fn spawn_os_thread(f: StartFn, arg: *mut c_void, detached: bool) -> Optio
 /// or to the pool if detached.
 pub fn on_coroutine_finished(task: TaskRef) {
     identity::release_robust_mutexes(task.tcb(), task.tid.get());
+    // Robust mutexes (not PI) it held through the shared keeper are on that keeper's list instead (PI ones
+    // are its own keeper's: see `proxy::holder_ended`).
+    super::sync::proxy::release_held_by(task.tid.get());
     super::sync::proxy::holder_ended(&task);
     // SAFETY: the worker that ran the task is the only one touching it now. The stack's memory belongs to
     // the task's slot, released with it.
