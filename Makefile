@@ -1,4 +1,6 @@
-# asyncshim — build, test, demo, bench.  `make` builds target/release/libasyncshim.so and the launcher.
+# asyncshim — build, test, demo, bench.  `make` builds target/release/libasyncshim.so and the launcher,
+# linked against glibc 2.31 (scripts/glibc-sysroot.sh, scripts/link-portable) so that the one build loads
+# on every glibc from 2.31 (Debian 11) on; scripts/check-glibc-versions.sh verifies it.
 CARGO   ?= cargo
 LIB     := target/release/libasyncshim.so
 LAUNCH  := target/release/asyncshim
@@ -8,7 +10,9 @@ LAUNCH  := target/release/asyncshim
 all: build
 
 build:
+	@scripts/glibc-sysroot.sh >/dev/null
 	$(CARGO) build --release
+	@scripts/check-glibc-versions.sh $(LIB) $(LAUNCH)
 
 # Installs what the tests need on a fresh Debian 12 machine (idempotent, quiet when already there).
 deps:
