@@ -5,7 +5,7 @@ CARGO   ?= cargo
 LIB     := target/release/libasyncshim.so
 LAUNCH  := target/release/asyncshim
 
-.PHONY: all build deps test rust-test c-test app-test demo bench clean
+.PHONY: all build deps test rust-test c-test passthrough-test app-test demo bench clean
 
 all: build
 
@@ -18,13 +18,18 @@ build:
 deps:
 	scripts/install-deps.sh
 
-test: deps build rust-test c-test app-test
+test: deps build rust-test c-test passthrough-test app-test
 
 rust-test:
 	$(CARGO) test --release --lib --bins
 
 c-test: build
 	scripts/run-c-tests.sh
+
+# A glibc the shim does not know (simulated with a test-only build in target/knobs): pass-through with one
+# line naming the fact, once per process tree, output as natively.
+passthrough-test: build
+	scripts/test-passthrough.sh
 
 # Real programs (MariaDB clients, PHP, CPython, everyday tools) natively and under the shim; starts a
 # private MariaDB when a test needs it (c-tests/README.md, "Application tests").
