@@ -120,7 +120,7 @@ pub struct Learned {
     pub observations: Observations,
 }
 
-const FACTS: &[&str] = &[
+pub const FACTS: &[&str] = &[
     "size",
     "list",
     "tid",
