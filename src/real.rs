@@ -78,6 +78,11 @@ macro_rules! declare_real {
             slot::vfork.addr()
         }
 
+        /// Address of the real `pthread_detach`, for the start-up probe's thread.
+        pub fn pthread_detach_addr() -> usize {
+            slot::pthread_detach.addr()
+        }
+
         /// Address of the real `fork`.
         pub fn fork_addr() -> usize {
             slot::fork.addr()

@@ -5,6 +5,7 @@
 //!   `pthread_setspecific`, after a `__pthread_register_cancel`, and (still in the probe's memory) after
 //!   it was joined. Fields are found by the values glibc put there: its tid, the key data, the cleanup
 //!   buffer, the stack bounds, the result, what a pthread_detach changes (undone before the join).
+//!   Two wake-ups in all (the thread's "done" and its exit), since under load each costs a time slice.
 //! - The main thread's own malloc cache: where its pointer is (the cache whose first bin holds a chunk
 //!   just freed), how many bins, whether links are mangled (safe-linking), which word is the arena.
 //! - A `pthread_cond_init` with process-shared and monotonic attributes: the one word with both bits is
@@ -26,7 +27,9 @@ pub const MAGIC_KEY_DATA: usize = 0x5a17_c0de_0000_0033;
 /// `((locale_t) -1)`, the global locale (locale.h).
 const LC_GLOBAL_LOCALE: libc::locale_t = -1isize as libc::locale_t;
 /// Largest descriptor (plus alignment) the probe copies.
-const SNAPSHOT_MAX: usize = 16 << 10;
+const SNAPSHOT_MAX: usize = 8 << 10;
+/// Copies the probe thread takes of itself (see ThreadShared::snapshots).
+const SNAPSHOTS: usize = 5;
 
 /// What the probe thread saw of itself.
 #[repr(C)]
@@ -38,14 +41,15 @@ struct ThreadShared {
     cancel_buf: [usize; 16],
     resp_offset: isize,
     rseq_offset: Option<isize>,
-    snapshots: [*mut u8; 3],
+    /// At start, after setspecific, after register_cancel, before and after pthread_detach.
+    snapshots: [*mut u8; SNAPSHOTS],
+    detach: usize,
     tp: usize,
     tid: i32,
     resp: usize,
     rseq_cpu_id: i32,
-    /// Set by the thread once it has looked at itself; it then waits for `go` while the creator detaches it.
+    /// Set by the thread once it has looked at itself and is joinable again: the creator may join it.
     ready: AtomicU32,
-    go: AtomicU32,
 }
 
 /// A module of the process (from dl_iterate_phdr).
@@ -365,11 +369,23 @@ extern "C" fn probe_thread(arg: *mut c_void) -> *mut c_void {
             s.rseq_cpu_id = ((tp as isize + off + 4) as *const i32).read_volatile();
         }
     }
+    // How glibc marks a thread detached: seen around a pthread_detach of itself, whose changes are then
+    // undone (the creator joins only once this is done, so it never sees the thread detached).
+    // SAFETY: as above; the detach function is glibc's and nothing else looks at this descriptor meanwhile.
+    unsafe {
+        let detach: unsafe extern "C" fn(libc::pthread_t) -> c_int = core::mem::transmute(s.detach);
+        core::ptr::copy_nonoverlapping(tp as *const u8, s.snapshots[3], len);
+        detach(tp as libc::pthread_t);
+        core::ptr::copy_nonoverlapping(tp as *const u8, s.snapshots[4], len);
+        for i in 0..len {
+            let before = s.snapshots[3].add(i).read();
+            if s.snapshots[4].add(i).read() != before {
+                ((tp + i) as *mut u8).write_volatile(before);
+            }
+        }
+    }
     s.ready.store(1, Ordering::Release);
     super::super::sys::futex::wake(&s.ready, 1);
-    while s.go.load(Ordering::Acquire) == 0 {
-        super::super::sys::futex::wait(&s.go, 0, None);
-    }
     MAGIC_RESULT as *mut c_void
 }
 
@@ -404,7 +420,7 @@ fn thread(o: &mut Observations) {
         return;
     }
     let low = low as usize;
-    let mut snaps = vec![0u8; 3 * SNAPSHOT_MAX];
+    let mut snaps = vec![0u8; SNAPSHOTS * SNAPSHOT_MAX];
     let base = snaps.as_mut_ptr();
     let mut s = ThreadShared {
         top: low + size,
@@ -414,14 +430,14 @@ fn thread(o: &mut Observations) {
         cancel_buf: [0; 16],
         resp_offset: o.tls_symbols[0].1.map_or(0, |a| a as isize - o.main_tp as isize),
         rseq_offset: o.rseq.filter(|r| r.1 > 0).map(|r| r.0),
-        // SAFETY: three disjoint SNAPSHOT_MAX pieces of `snaps`.
-        snapshots: unsafe { [base, base.add(SNAPSHOT_MAX), base.add(2 * SNAPSHOT_MAX)] },
+        // SAFETY: disjoint SNAPSHOT_MAX pieces of `snaps`.
+        snapshots: core::array::from_fn(|i| unsafe { base.add(i * SNAPSHOT_MAX) }),
+        detach: crate::real::pthread_detach_addr(),
         tp: 0,
         tid: 0,
         resp: 0,
         rseq_cpu_id: -1,
         ready: AtomicU32::new(0),
-        go: AtomicU32::new(0),
     };
     let single = dlsym(c"__libc_single_threaded") as *mut u8;
     // SAFETY: glibc's exported char (2.32+), read before and restored after: once the probe thread is
@@ -444,24 +460,12 @@ fn thread(o: &mut Observations) {
         while s.ready.load(Ordering::Acquire) == 0 {
             super::super::sys::futex::wait(&s.ready, 0, None);
         }
-        let len = (s.top - s.tp).min(SNAPSHOT_MAX);
-        // How glibc marks a thread detached, seen around a real pthread_detach while the thread waits; the
-        // bytes that changed are put back, which makes it joinable again, and it is joined as usual.
-        // SAFETY: the descriptor lies in the stack this probe mapped; the thread is blocked meanwhile.
-        unsafe {
-            o.before_detach = snapshot(s.tp, len);
-            crate::real::pthread_detach(t);
-            o.after_detach = snapshot(s.tp, len);
-            for (i, &b) in o.before_detach.iter().enumerate() {
-                if o.after_detach[i] != b {
-                    ((s.tp + i) as *mut u8).write_volatile(b);
-                }
-            }
-        }
-        s.go.store(1, Ordering::Release);
-        super::super::sys::futex::wake(&s.go, 1);
         // SAFETY: joining the thread just created (joinable again).
         unsafe { crate::real::pthread_join(t, &mut ret) };
+        let len = (s.top - s.tp).min(SNAPSHOT_MAX);
+        let piece = |i: usize| snaps[i * SNAPSHOT_MAX..i * SNAPSHOT_MAX + len].to_vec();
+        o.before_detach = piece(3);
+        o.after_detach = piece(4);
         o.tp = s.tp;
         o.top = s.top;
         o.stack_low = low;
@@ -471,10 +475,10 @@ fn thread(o: &mut Observations) {
         o.resp_in_thread = s.resp;
         o.rseq_cpu_id = s.rseq_cpu_id;
         o.start_routine = probe_thread as *const () as usize;
-        o.at_start = snaps[..len].to_vec();
-        o.after_setspecific = snaps[SNAPSHOT_MAX..SNAPSHOT_MAX + len].to_vec();
+        o.at_start = piece(0);
+        o.after_setspecific = piece(1);
         if s.register_cancel != 0 {
-            o.after_register_cancel = Some(snaps[2 * SNAPSHOT_MAX..2 * SNAPSHOT_MAX + len].to_vec());
+            o.after_register_cancel = Some(piece(2));
         }
         // SAFETY: the descriptor lies in the stack this probe mapped, still mapped; glibc is done with it.
         o.after_join = unsafe { snapshot(s.tp, len) };
