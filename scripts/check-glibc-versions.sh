@@ -15,7 +15,7 @@ for f in "$@"; do
             [ "$(printf '%s\n%s\n' "$n" "$OLDEST" | sort -V | tail -1)" = "$OLDEST" ] || echo "$v"
         done | tr '\n' ' ')
     if [ -n "$bad" ]; then
-        echo "check-glibc-versions: $f needs $bad(newer than glibc $OLDEST): it would not load there" >&2
+        echo "check-glibc-versions: $f needs $bad(newer than glibc $OLDEST, or private): it would not load there" >&2
         rc=1
     fi
     # objdump -T: VALUE FLAGS SECTION SIZE [VERSION] NAME; a strong undefined symbol has no 'w' flag.

@@ -61,8 +61,8 @@ check probe_answer_changed "result+8" \
     "asyncshim: glibc $version: result probed [0-9]+, table [0-9]+$tail"
 check table_entry_removed "drop-entry" \
     "asyncshim: glibc $version: not in the layout table \([0-9., ]+\), so its layout is not checked$tail"
-# A glibc newer than the table whose descriptor is this one: its offsets may move, its meanings must not
-# (this glibc's user_stack flag against the newest release's stack_mode, joinid against joinstate...).
+# A glibc newer than the table whose layout differs from the newest entry (this glibc's user_stack flag
+# against the newest release's stack_mode, joinid against joinstate...).
 check newer_glibc_other_semantics "version=2.99" \
     "asyncshim: glibc 2.99: [a-z_.]+( probed [0-9]+,| not found,|:) .*table \(2\.[0-9]+\).*$tail"
 

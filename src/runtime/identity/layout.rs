@@ -3,12 +3,13 @@
 //! against the release's entry in [`super::table`], which also supplies what no probe can see.
 //!
 //! Policy: a release in the table runs when every fact agrees with its entry. A glibc newer than the
-//! newest entry runs when every fact was found unambiguously (offsets may have moved) and its meanings
-//! (how joining works, what "no thread cache" looks like, ...) are the newest release's. Anything else
-//! passes through, with one line naming the fact and both values.
+//! newest entry runs when every fact was found unambiguously (or a probe confirmed the table's value) and
+//! agrees with the newest entry: its layout then did not change, and the newest release's meanings
+//! (which no probe sees) are taken to hold. Anything else passes through, with one line naming the fact
+//! and both values.
 
 use super::probe::{self, Observations};
-use super::table::{self, ENTRIES, Entry, Expect};
+use super::table::{ENTRIES, Entry, Expect};
 use std::fmt::Write;
 
 /// What the observations say about one fact.
@@ -419,7 +420,6 @@ fn check(ev: &mut Evidencer, entry: &Entry, newer: bool) -> Result<Vec<Fact>, Ve
     for &name in FACTS {
         let evidence = ev.get(name);
         let expect = entry.expect(name);
-        let moved_ok = newer && !table::SEMANTIC.contains(&name);
         let mut fact = |value, source| facts.push(Fact { name, evidence: evidence.clone(), value, source });
         match (&evidence, expect) {
             (Evidence::Wrong(why), _) => problems.push(format!("{name}: {why}")),
@@ -427,8 +427,11 @@ fn check(ev: &mut Evidencer, entry: &Entry, newer: bool) -> Result<Vec<Fact>, Ve
             (Evidence::Absent, None | Some(Expect::Absent)) => fact(None, Source::Observed),
             (Evidence::Unknown, Some(Expect::Absent)) => fact(None, Source::Table),
             (Evidence::Found(v), Some(Expect::Absent)) => problems.push(format!("{name} probed {v}, {table} none")),
-            (Evidence::Found(v), Some(e)) if moved_ok || matches(*v, e) => fact(Some(*v), Source::Observed),
+            (Evidence::Found(v), Some(e)) if matches(*v, e) => fact(Some(*v), Source::Observed),
             (Evidence::Found(v), Some(e)) => problems.push(format!("{name} probed {v}, {table} {}", show(e))),
+            (Evidence::Candidates(c), Some(e)) if newer => {
+                problems.push(format!("{name} probed one of {c:?}, {table} {}", show(e)))
+            }
             (Evidence::Candidates(c), Some(e)) => match c.iter().filter(|&&v| matches(v, e)).collect::<Vec<_>>()[..] {
                 [v] => fact(Some(*v), Source::TableConfirmed),
                 _ => problems.push(format!("{name} probed one of {c:?}, {table} {}", show(e))),
