@@ -17,19 +17,9 @@ PREFIX=/usr/local
 T=$(mktemp -d "${TMPDIR:-/tmp}/asyncshim-install.XXXXXX") || exit 1
 trap 'rm -rf "$T"' EXIT
 D=$T/dest
-PASSED=0 FAILED=0
-pass() { echo "PASS install: $1"; PASSED=$((PASSED + 1)); }
-fail() { echo "FAIL install: $1: $2"; FAILED=$((FAILED + 1)); }
-check() { # NAME REASON-IF-FALSE TEST...
-    local name=$1 why=$2
-    shift 2
-    if "$@"; then pass "$name"; else fail "$name" "$why"; fi
-}
-finish() {
-    echo "$PASSED passed, $FAILED failed"
-    [[ $FAILED -eq 0 ]]
-    exit
-}
+CHECK_LABEL=install
+# shellcheck source=scripts/install-checks.sh
+source "$ROOT/scripts/install-checks.sh"
 # run_bounded OUT ERR CMD... : at most 60 s; returns CMD's status.
 run_bounded() {
     local out=$1 err=$2
@@ -85,26 +75,9 @@ if ! gcc -O2 -pthread -Wall -o "$PROBE" "$ROOT/c-tests/install/active_probe.c" -
     fail "build c-tests/install/active_probe.c" "$(head -n 3 "$T/gcc.err" | tr '\n' ' ')"
     finish
 fi
-# probe_checks NAME LIBRARY OUT STATS : judges one run of the probe under the shim.
-probe_checks() {
-    local name=$1 lib=$2 out=$3 stats=$4 os
-    check "$name: library is $lib" "probe says '$(sed -n 's/^library: //p' "$out")'" \
-        grep -qxF "library: $lib" "$out"
-    check "$name: main is a coroutine" "probe says '$(grep '^active in main' "$out")'" \
-        grep -qx 'active in main: 1' "$out"
-    check "$name: 50 threads are coroutines" "probe says '$(grep '^active in threads' "$out")'" \
-        grep -qx 'active in threads: 50/50' "$out"
-    # Natively 51; under the shim with 2 workers: the workers, the monitor, perhaps a helper.
-    os=$(sed -n 's/^os threads: //p' "$out")
-    check "$name: 50 live threads on ${os:-?} OS threads (<= 8)" "too many" eval '[[ $os =~ ^[0-9]+$ && $os -le 8 ]]'
-    if [[ -n $stats ]]; then
-        check "$name: statistics report: coroutines created 50" "report: $(grep -m1 'coroutines:' "$stats" 2>/dev/null)" \
-            grep -q 'coroutines: created 50,' "$stats"
-    fi
-}
 if run_bounded "$T/probe.out" "$T/probe.err" "${CLEAN_ENV[@]}" "$LAUNCHER" --workers 2 --stats "$T/stats" "$PROBE"; then
     pass "installed launcher runs the probe"
-    probe_checks "installed" "$INSTALLED_LIB" "$T/probe.out" "$T/stats"
+    probe_verdict "installed" "$INSTALLED_LIB" "$T/probe.out" "$T/probe.err" "$T/stats"
 else
     fail "installed launcher runs the probe" "status $? ($(tail -n 2 "$T/probe.err" | tr '\n' ' '))"
 fi
@@ -151,9 +124,7 @@ fi
 # --- uninstall
 if make -s --no-print-directory -C "$ROOT" uninstall PREFIX="$PREFIX" DESTDIR="$D" >"$T/uninstall.log" 2>&1; then
     (cd "$D" && find . -mindepth 1 ! -type d -printf '%P\n') >"$T/left"
-    check "make uninstall removes every file" "left: $(tr '\n' ' ' <"$T/left")" eval '[[ ! -s $T/left ]]'
-    check "make uninstall removes lib/asyncshim and share/doc/asyncshim" "still there" \
-        eval '[[ ! -e $D$PREFIX/lib/asyncshim && ! -e $D$PREFIX/share/doc/asyncshim ]]'
+    removal_verdict "make uninstall" "$T/left" "$D$PREFIX/lib/asyncshim" "$D$PREFIX/share/doc/asyncshim"
 else
     fail "make uninstall" "$(tail -n 3 "$T/uninstall.log" | tr '\n' ' ')"
 fi

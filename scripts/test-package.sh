@@ -44,20 +44,10 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-PASSED=0 FAILED=0
-pass() { echo "PASS package[$RELEASE]: $1"; PASSED=$((PASSED + 1)); }
-fail() { echo "FAIL package[$RELEASE]: $1: $2"; FAILED=$((FAILED + 1)); }
-note() { echo "  package[$RELEASE]: $*"; }
-check() { # NAME REASON-IF-FALSE TEST...
-    local name=$1 why=$2
-    shift 2
-    if "$@"; then pass "$name"; else fail "$name" "$why"; fi
-}
-finish() {
-    echo "$PASSED passed, $FAILED failed"
-    [[ $FAILED -eq 0 ]]
-    exit
-}
+CHECK_LABEL="package[$RELEASE]"
+# shellcheck source=scripts/install-checks.sh
+source "$ROOT/scripts/install-checks.sh"
+note() { echo "  $CHECK_LABEL: $*"; }
 
 # --- the overlay
 mount -t tmpfs -o mode=0700 asyncshim-package "$T" || { echo "test-package: cannot mount a tmpfs" >&2; exit 1; }
@@ -82,7 +72,6 @@ in_chroot() {
     timeout -k 5 300 chroot "$R" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
         HOME=/root LC_ALL=C DEBIAN_FRONTEND=noninteractive "$@" >"$out" 2>"$err" </dev/null
 }
-oneline() { tail -n "${2:-3}" "$1" | tr '\n' ' ' | cut -c1-400; }
 
 note "chroot $CHROOT (Debian $RELEASE, $(chroot "$R" /usr/bin/dpkg-query -W -f='libc6 ${Version}' libc6 2>/dev/null))"
 note "package $(basename "$DEB"): Depends: $(dpkg-deb -f "$DEB" Depends)"
@@ -131,20 +120,13 @@ if ! in_chroot "$T/gcc.out" "$T/gcc.err" gcc -O2 -pthread -o "$W/active_probe" "
 fi
 # probe NAME OUT ERR STATS CMD... : runs the probe (already prefixed by CMD) and judges it.
 probe() {
-    local name=$1 out=$2 err=$3 stats=$4 os
+    local name=$1 out=$2 err=$3 stats=$4
     shift 4
     if ! in_chroot "$out" "$err" "$@"; then
         fail "$name: the probe runs" "status $? ($(oneline "$err"))"
         return
     fi
-    check "$name: library /usr/lib/asyncshim/libasyncshim.so" "probe says '$(head -n 1 "$out")'; stderr: $(oneline "$err" 2)" \
-        grep -qx 'library: /usr/lib/asyncshim/libasyncshim.so' "$out"
-    check "$name: main and 50 threads are coroutines" "probe says '$(sed -n 2,3p "$out" | tr '\n' ' ')'; stderr: $(oneline "$err" 2)" \
-        eval 'grep -qx "active in main: 1" "$out" && grep -qx "active in threads: 50/50" "$out"'
-    os=$(sed -n 's/^os threads: //p' "$out")
-    check "$name: 50 live threads on ${os:-?} OS threads (<= 8)" "too many" eval '[[ $os =~ ^[0-9]+$ && $os -le 8 ]]'
-    check "$name: statistics report written" "report: '$(grep -m1 'coroutines:' "$R$stats" 2>/dev/null || echo none)'" \
-        grep -q 'coroutines: created 50,' "$R$stats"
+    probe_verdict "$name" /usr/lib/asyncshim/libasyncshim.so "$out" "$err" "$R$stats"
 }
 probe "launcher" "$T/p1.out" "$T/p1.err" "$W/stats1" \
     asyncshim --workers 2 --stats "$W/stats1" "$W/active_probe"
@@ -155,9 +137,7 @@ probe "LD_PRELOAD" "$T/p2.out" "$T/p2.err" "$W/stats2" \
 # --- removal
 if in_chroot "$T/purge.out" "$T/purge.err" dpkg --purge asyncshim; then
     while read -r f; do [[ -e $R$f ]] && echo "$f"; done <"$T/expected" >"$T/left"
-    check "dpkg --purge removes every file" "left: $(tr '\n' ' ' <"$T/left")" eval '[[ ! -s $T/left ]]'
-    check "dpkg --purge removes /usr/lib/asyncshim and /usr/share/doc/asyncshim" "still there" \
-        eval '[[ ! -e $R/usr/lib/asyncshim && ! -e $R/usr/share/doc/asyncshim ]]'
+    removal_verdict "dpkg --purge" "$T/left" "$R/usr/lib/asyncshim" "$R/usr/share/doc/asyncshim"
 else
     fail "dpkg --purge" "$(oneline "$T/purge.err")"
 fi
