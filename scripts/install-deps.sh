@@ -15,6 +15,9 @@ have_cmd make make
 have_cmd timeout coreutils
 have_cmd setsid util-linux
 have_file /usr/include/pthread.h libc6-dev
+# Installation and package tests (scripts/test-install.sh, build-deb.sh): man pages, Depends.
+have_cmd man man-db
+have_cmd dpkg-shlibdeps dpkg-dev
 
 # App tests (c-tests/apps): MariaDB server, client and C library, PHP with mysqli/PDO, PyMySQL, gevent.
 have_file /usr/sbin/mariadbd mariadb-server
