@@ -30,7 +30,13 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 const LIB_NAME: &str = "libasyncshim.so";
+/// Where the library is looked for, relative to the launcher's directory: beside it (the build tree,
+/// `target/release/`), then where `make install` puts it (`$PREFIX/bin/../lib/asyncshim/`).
+const LIB_PLACES: [&str; 2] = [LIB_NAME, "../lib/asyncshim/libasyncshim.so"];
 const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The commit the launcher was built from: `make build` passes `git describe --always --dirty`; empty or
+/// absent when built outside a git checkout or by plain `cargo build`.
+const GIT_COMMIT: Option<&str> = option_env!("ASYNCSHIM_GIT_COMMIT");
 /// Smallest accepted `--stack-size` (the library ignores smaller ASYNCSHIM_STACK_SIZE values).
 const MIN_STACK: u64 = 16 * 1024;
 /// Largest accepted `--workers` (the library ignores larger ASYNCSHIM_WORKERS values).
@@ -57,7 +63,8 @@ Options:
                         workers, and the places where a thread stalled its worker)
       --off             load the library in pass-through mode (ASYNCSHIM=off): real OS threads
       --lib PATH        library to preload (default: $ASYNCSHIM_LIB, else libasyncshim.so
-                        next to this executable)
+                        next to this executable, else ../lib/asyncshim/libasyncshim.so
+                        relative to it, where 'make install' puts it)
   -h, --help            show this help and exit
   -V, --version         show the version and exit
 
@@ -224,7 +231,8 @@ fn compose_ld_preload(lib: &Path, existing: Option<&OsStr>) -> OsString {
     OsString::from_vec(out)
 }
 
-/// Where the library is: `--lib`, else `$ASYNCSHIM_LIB`, else next to this executable.
+/// Where the library is: `--lib`, else `$ASYNCSHIM_LIB`, else the first of [`LIB_PLACES`] that exists
+/// relative to this executable (its real path, so a symlink on PATH leads to the real installation).
 fn find_library(opt_lib: Option<&OsStr>) -> Result<PathBuf, String> {
     let (candidate, origin) = if let Some(p) = opt_lib {
         (PathBuf::from(p), "--lib")
@@ -235,7 +243,17 @@ fn find_library(opt_lib: Option<&OsStr>) -> Result<PathBuf, String> {
             .or_else(|_| std::env::current_exe())
             .map_err(|e| format!("cannot locate this executable to find {LIB_NAME}: {e}"))?;
         let dir = exe.parent().unwrap_or(Path::new("/"));
-        (dir.join(LIB_NAME), "next to the launcher")
+        let places: Vec<PathBuf> = LIB_PLACES.iter().map(|rel| dir.join(rel)).collect();
+        match places.iter().find(|p| p.exists()) {
+            Some(p) => (p.clone(), "found relative to the launcher"),
+            None => {
+                let tried: Vec<String> = places.iter().map(|p| p.display().to_string()).collect();
+                return Err(format!(
+                    "cannot find the library {LIB_NAME} (tried {}); use --lib PATH or ASYNCSHIM_LIB",
+                    tried.join(", ")
+                ));
+            }
+        }
     };
     let meta = std::fs::metadata(&candidate).map_err(|e| {
         format!(
@@ -257,6 +275,14 @@ fn find_library(opt_lib: Option<&OsStr>) -> Result<PathBuf, String> {
         ));
     }
     Ok(abs)
+}
+
+/// `asyncshim VERSION`, plus `(git COMMIT)` when the build knew its commit.
+fn version_line() -> String {
+    match GIT_COMMIT.filter(|c| !c.is_empty()) {
+        Some(commit) => format!("asyncshim {VERSION} (git {commit})"),
+        None => format!("asyncshim {VERSION}"),
+    }
 }
 
 /// `io::Error`'s text without the " (os error N)" tail.
@@ -299,7 +325,7 @@ fn run() -> i32 {
         return 0;
     }
     if o.version {
-        let _ = writeln!(std::io::stdout(), "asyncshim {VERSION}");
+        let _ = writeln!(std::io::stdout(), "{}", version_line());
         return 0;
     }
     if o.command.is_empty() {
