@@ -1,29 +1,38 @@
-# asyncshim — build, test, demo, bench.  `make` builds target/release/libasyncshim.so and the launcher.
+# asyncshim — build, test, demo, bench.  `make` builds target/release/libasyncshim.so and the launcher,
+# linked against glibc 2.31 (scripts/glibc-sysroot.sh, scripts/link-portable) so that the one build loads
+# on every glibc from 2.31 (Debian 11) on; scripts/check-glibc-versions.sh verifies it.
 CARGO   ?= cargo
 LIB     := target/release/libasyncshim.so
 LAUNCH  := target/release/asyncshim
 # The commit `asyncshim --version` names (empty outside a git checkout); a change rebuilds only the launcher.
 GIT_COMMIT := $(shell git describe --always --dirty --abbrev=12 2>/dev/null)
 
-.PHONY: all build deps test rust-test c-test app-test install-test package-test demo bench clean \
-	install uninstall deb
+.PHONY: all build deps test rust-test c-test passthrough-test app-test install-test package-test demo \
+	bench clean install uninstall deb
 
 all: build
 
 build:
+	@scripts/glibc-sysroot.sh >/dev/null
 	ASYNCSHIM_GIT_COMMIT='$(GIT_COMMIT)' $(CARGO) build --release
+	@scripts/check-glibc-versions.sh $(LIB) $(LAUNCH)
 
 # Installs what the tests need on a fresh Debian 12 machine (idempotent, quiet when already there).
 deps:
 	scripts/install-deps.sh
 
-test: deps build rust-test c-test app-test install-test package-test
+test: deps build rust-test c-test passthrough-test app-test install-test package-test
 
 rust-test:
 	$(CARGO) test --release --lib --bins
 
 c-test: build
 	scripts/run-c-tests.sh
+
+# A glibc the shim does not know (simulated with a test-only build in target/knobs): pass-through with one
+# line naming the fact, once per process tree, output as natively.
+passthrough-test: build
+	scripts/test-passthrough.sh
 
 # Real programs (MariaDB clients, PHP, CPython, everyday tools) natively and under the shim; starts a
 # private MariaDB when a test needs it (c-tests/README.md, "Application tests").
