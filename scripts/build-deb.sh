@@ -13,7 +13,8 @@
 # give every coroutine its own TCB), for which dpkg pins the exact glibc it was built on. The library
 # checks that private layout itself at start-up and runs the program in pass-through mode when it does not
 # know it, so the pin would only forbid what it handles; it is dropped and the minimum from the public
-# symbol versions stays. Whether the package then installs and works on a release is what
+# symbol versions stays; for a build linked against the glibc 2.31 sysroot that minimum is 2.31 (see below).
+# Whether the package then installs and works on a release is what
 # scripts/test-package.sh checks in that release's chroot.
 #
 # Environment: DEB_MAINTAINER="Name <address>" (default: the author of the commit built), DEB_OUT=DIR
@@ -101,6 +102,14 @@ for item in "${items[@]}"; do
         *) DEPENDS+=("$item") ;;
     esac
 done
+# A build linked against the glibc 2.31 sysroot (scripts/glibc-sysroot.sh) needs nothing newer than 2.31,
+# which scripts/check-glibc-versions.sh verifies. dpkg-shlibdeps cannot see that: it reads this machine's
+# libc6 symbols file, where libpthread.so.0 and libdl.so.2 (stubs since 2.34) ask for 2.34.
+if scripts/check-glibc-versions.sh "$STAGE/usr/bin/asyncshim" "$STAGE/usr/lib/asyncshim/libasyncshim.so" 2>/dev/null; then
+    for i in "${!DEPENDS[@]}"; do
+        case ${DEPENDS[$i]} in 'libc6 (>= '*) DEPENDS[$i]='libc6 (>= 2.31)' ;; esac
+    done
+fi
 [[ " ${DEPENDS[*]} " == *' libc6 '* ]] || DEPENDS=("libc6" "${DEPENDS[@]}")
 DEPENDS_LINE=$(IFS=','; echo "${DEPENDS[*]}" | sed 's/,/, /g')
 if [[ -n $PINNED ]]; then
