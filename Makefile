@@ -45,13 +45,13 @@ install-test: build
 	scripts/test-install.sh
 
 # The Debian package installs, runs and is removed in a chroot: an overlay of this machine's own root (so
-# nothing here changes; needs root). The CI matrix runs `scripts/test-package.sh CHROOT_DIR` per release.
+# nothing here changes; needs root). glibc-test runs `scripts/test-package.sh CHROOT_DIR` per release.
 package-test: build
 	scripts/test-package.sh /
 
-# The C differential suite on other glibc versions with this one build of the library (needs root):
-# Debian 11 (glibc 2.31), 13 (2.41) and sid in cached debootstrap chroots (c-tests/README.md, "The glibc
-# matrix"). `make glibc-test GLIBC_RELEASES=trixie` runs one release.
+# The C differential suite and the package on other glibc versions with this one build of the library
+# (needs root): Debian 11 (glibc 2.31), 13 (2.41) and sid in cached debootstrap chroots (c-tests/README.md,
+# "The glibc matrix"). `make glibc-test GLIBC_RELEASES=trixie` runs one release.
 GLIBC_RELEASES ?= bullseye trixie sid
 glibc-test: build
 	scripts/glibc-matrix.sh $(GLIBC_RELEASES)

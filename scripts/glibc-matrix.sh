@@ -15,7 +15,9 @@
 # compiler; c-tests/lib/glibc_compat.h lets tests that call newer functions build there), and the same
 # programs run in every release: one build of the tests, like one build of the library. Before a shim
 # mode's first test, c-tests/lib/shim_active.c checks that the shim really runs coroutines there; when it
-# does not (pass-through), or the library does not load, that mode's runs all FAIL.
+# does not (pass-through), or the library does not load, that mode's runs all FAIL. Then the Debian package
+# (make deb, once) is installed, run and purged in each release by scripts/test-package.sh, with the
+# probe it runs built on bullseye too.
 #
 # Cache: one tarball per release in GLIBC_CHROOT_CACHE (default /var/cache/asyncshim/glibc-chroots, outside
 # the clone so a clean clone reuses it; keep that directory between CI runs to skip debootstrap). A tarball
@@ -145,6 +147,18 @@ bounded() {
 now() { echo "$EPOCHREALTIME"; }
 since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }'; }
 
+# show_start LOG PREFIX [-a]: fd $SHOW shows what is written to it as it comes, each line prefixed with
+# [PREFIX], and writes (-a: appends) it to LOG; show_end closes it once all is out. (A process
+# substitution, not a pipe: `bounded` must run in this shell for the traps to reach it.)
+show_start() {
+    exec {SHOW}> >(tee ${3:-} "$1" | sed -u -e "s/^/[$2] /")
+    SHOW_PID=$!
+}
+show_end() {
+    exec {SHOW}>&-
+    wait "$SHOW_PID"
+}
+
 # --- the mirror ---------------------------------------------------------------------------------------
 # The first `URIs:` of a deb822 stanza (or `deb URL SUITE` line) whose suites are not the security ones.
 mirror() {
@@ -252,6 +266,12 @@ in_chroot() {
 # --- the matrix -----------------------------------------------------------------------------------------
 declare -A RESULT=() GLIBC=()
 T_ALL=$(now)
+# The package every release installs (built here, once; a failure fails only the package checks).
+DEB=""
+if bounded 900 make -s --no-print-directory -C "$ROOT" deb >"$BUILD_DIR/deb.out" 2>"$BUILD_DIR/deb.log"; then
+    DEB=$(tail -n 1 "$BUILD_DIR/deb.out")
+fi
+[ -f "$DEB" ] || { DEB=""; echo "glibc-matrix: make deb failed (see $BUILD_DIR/deb.log)"; }
 # The builder first: without the test programs no release can run.
 ORDER=("$BUILDER")
 for r in "${RELEASES[@]}"; do [ "$r" = "$BUILDER" ] || ORDER+=("$r"); done
@@ -275,6 +295,10 @@ for release in "${ORDER[@]}"; do
         in_chroot "$release" 900 /usr/bin/env BIN_DIR="$BIN_DIR" BUILD_ONLY=1 \
             /bin/bash "$MOUNT_POINT/scripts/run-c-tests.sh" "${FILTERS[@]}" >"$BUILD_DIR/build.log" 2>&1
         rc=$?
+        # The installation probe of scripts/test-package.sh, for releases without a compiler.
+        in_chroot "$release" 300 /usr/bin/gcc -O2 -pthread -Wall -o "$MOUNT_POINT/$BIN_DIR/active_probe" \
+            "$MOUNT_POINT/c-tests/install/active_probe.c" -ldl >>"$BUILD_DIR/build.log" 2>&1 ||
+            echo "FAIL active_probe [build]: see $BUILD_DIR/build.log" >>"$BUILD_DIR/build.log"
         sed -e "s/^/[build on $release] /" "$BUILD_DIR/build.log" | grep -v '^\[[^]]*\] PASS'
         echo "glibc-matrix: test programs built on $release in $(since "$t0") s (exit $rc)"
         [ $rc -eq 0 ] && built=1
@@ -287,16 +311,12 @@ for release in "${ORDER[@]}"; do
     fi
     t0=$(now)
     mkdir -p "$BUILD_DIR/$release"
-    # Shown as it runs, each line prefixed (through a process substitution, not a pipe: `bounded` must
-    # run in this shell for the traps to reach it).
-    exec {show}> >(tee "$log" | sed -u -e "s/^/[$release] /")
-    show_pid=$!
+    show_start "$log" "$release"
     in_chroot "$release" "$RELEASE_TIMEOUT" /usr/bin/env BIN_DIR="$BIN_DIR" NO_BUILD=1 \
         OUT_DIR="c-tests/build/glibc/$release" MODES="$MODES" SHIM_LIB="$CHROOT_LIB" \
-        /bin/bash "$MOUNT_POINT/scripts/run-c-tests.sh" "${FILTERS[@]}" >&$show 2>&1
+        /bin/bash "$MOUNT_POINT/scripts/run-c-tests.sh" "${FILTERS[@]}" >&$SHOW 2>&1
     rc=$?
-    exec {show}>&-
-    wait "$show_pid"   # everything is shown and logged
+    show_end
     counts=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
     if [ "$rc" -eq 0 ]; then
         RESULT[$release]="ok: $counts"
@@ -309,6 +329,25 @@ for release in "${ORDER[@]}"; do
         [ -n "$inactive" ] && RESULT[$release]+="; shim not active: ${inactive:0:150}"
     fi
     RESULT[$release]+=" in $(since "$t0") s"
+    # The package in this release: in a mount namespace of its own too (its overlay and mounts go with it).
+    t0=$(now)
+    if [ -z "$DEB" ]; then
+        RESULT[$release]="FAIL: package not built; C suite ${RESULT[$release]}"
+    elif [ ! -x "$ROOT/$BIN_DIR/active_probe" ]; then
+        RESULT[$release]="FAIL: package probe not built; C suite ${RESULT[$release]}"
+    else
+        show_start "$log" "$release" -a
+        bounded 600 unshare --mount --propagation private /usr/bin/env ACTIVE_PROBE="$ROOT/$BIN_DIR/active_probe" \
+            "$ROOT/scripts/test-package.sh" "$WORK/$release" "$DEB" >&$SHOW 2>&1
+        rc=$?
+        show_end
+        counts=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
+        if [ "$rc" -eq 0 ]; then
+            RESULT[$release]+="; package ok ($counts, $(since "$t0") s)"
+        else
+            RESULT[$release]="FAIL: package ${counts:-exit $rc}; C suite ${RESULT[$release]}"
+        fi
+    fi
     rm -rf --one-file-system "${WORK:?}/$release"
 done
 
