@@ -3,7 +3,7 @@ CARGO   ?= cargo
 LIB     := target/release/libasyncshim.so
 LAUNCH  := target/release/asyncshim
 
-.PHONY: all build deps test rust-test c-test app-test demo bench clean
+.PHONY: all build deps test rust-test c-test app-test demo demo-web bench bench-web clean
 
 all: build
 
@@ -31,10 +31,19 @@ app-test: build
 demo: build
 	scripts/demo.sh
 
+# Act 2: a Django app on mysqlclient (a thread per connection) natively, under the shim and with gevent,
+# under the same load from wrk (~2 minutes; DEMO_CLIENTS, DEMO_SECONDS, DEMO_APP=wsgi).
+demo-web: build
+	scripts/demo-web.sh
+
 # Every benchmark natively and under the shim: markdown on stdout, bench/results/latest.json and PNGs.
 # `make bench QUICK=1` is the short run (under 2 minutes once built); the full run takes about 10.
 bench: build
 	scripts/bench.sh
+
+# The web scenario alone (also part of `make bench`): bench/results/web.json and web.png.
+bench-web: build
+	scripts/bench-web.sh
 
 clean:
 	$(CARGO) clean

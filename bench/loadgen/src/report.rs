@@ -30,7 +30,7 @@ fn ok(r: &Value) -> bool {
     f(r, &["round_trips"]).unwrap_or(0.0) > 0.0
 }
 
-fn fmt_num(v: Option<f64>) -> String {
+pub(crate) fn fmt_num(v: Option<f64>) -> String {
     match v {
         None => "n/a".into(),
         Some(x) if !x.is_finite() => "n/a".into(),
@@ -64,7 +64,7 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     }
 }
 
-fn fmt_ratio(r: Option<f64>) -> String {
+pub(crate) fn fmt_ratio(r: Option<f64>) -> String {
     match r {
         None => "n/a".into(),
         Some(r) if r >= 10.0 => format!("{r:.1}x"),
@@ -161,7 +161,7 @@ fn cell(
     }
 }
 
-fn machine() -> Value {
+pub(crate) fn machine() -> Value {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
@@ -188,7 +188,7 @@ fn machine() -> Value {
     })
 }
 
-fn now_utc() -> String {
+pub(crate) fn now_utc() -> String {
     let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
     unsafe { libc::gmtime_r(&t, &mut tm) };
