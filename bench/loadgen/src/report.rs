@@ -515,14 +515,8 @@ pub fn report(input: &str, out: &str, plots: &str, quick: bool, elapsed: f64) ->
     let _ = writeln!(w, "Plots: {}", pngs.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", "));
     print!("{md}");
 
-    let doc = json!({
-        "date": date,
-        "quick": quick,
-        // what was measured: bench.sh passes `git describe` of the tree (with -dirty for local changes)
-        "commit": std::env::var("BENCH_COMMIT").ok(),
-        "library_built": std::env::var("BENCH_LIB_BUILT").ok(),
+    let mut doc = json!({
         "elapsed_s": if elapsed.is_finite() { json!(elapsed) } else { Value::Null },
-        "machine": m,
         "targets": targets,
         "notes": notes,
         "micro": r.kind("micro").collect::<Vec<_>>(),
@@ -532,8 +526,22 @@ pub fn report(input: &str, out: &str, plots: &str, quick: bool, elapsed: f64) ->
         "plots": pngs,
         "markdown": md,
     });
+    write_result(out, &mut doc, &date, quick, m)
+}
+
+/// Adds what every result file says about what was measured, where and when, and writes `doc` to `out`
+/// (through a temporary file, so a reader never sees half of it).
+pub(crate) fn write_result(out: &str, doc: &mut Value, date: &str, quick: bool, machine: Value) -> Result<(), String> {
+    if let Some(o) = doc.as_object_mut() {
+        o.insert("date".into(), json!(date));
+        o.insert("quick".into(), json!(quick));
+        // what was measured: the scripts pass `git describe` of the tree (with -dirty for local changes)
+        o.insert("commit".into(), json!(std::env::var("BENCH_COMMIT").ok()));
+        o.insert("library_built".into(), json!(std::env::var("BENCH_LIB_BUILT").ok()));
+        o.insert("machine".into(), machine);
+    }
     let tmp = format!("{out}.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(&doc).unwrap() + "\n").map_err(|e| format!("{tmp}: {e}"))?;
+    std::fs::write(&tmp, serde_json::to_string_pretty(doc).unwrap() + "\n").map_err(|e| format!("{tmp}: {e}"))?;
     std::fs::rename(&tmp, out).map_err(|e| format!("{out}: {e}"))?;
     Ok(())
 }
@@ -658,14 +666,7 @@ fn line_plot(
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
                 chart.draw_series(p.iter().map(|&(x, y)| Circle::new((x, y), 4, style))).map_err(|e| err(&e))?;
             }
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .label_font(("sans-serif", 16))
-                .position(SeriesLabelPosition::UpperLeft)
-                .draw()
-                .map_err(|e| err(&e))?;
+            draw_legend(&mut chart, SeriesLabelPosition::UpperLeft).map_err(|e| err(&e))?;
         }};
     }
     let mut b = ChartBuilder::on(&root);
@@ -679,6 +680,25 @@ fn line_plot(
     }
     root.present().map_err(|e| err(&e))?;
     Ok(())
+}
+
+/// The legend box of every plot.
+pub(crate) fn draw_legend<'a, DB, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> Result<(), String>
+where
+    DB: DrawingBackend + 'a,
+    CT: CoordTranslate,
+{
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 16))
+        .position(position)
+        .draw()
+        .map_err(|e| e.to_string())
 }
 
 /// Axis labels: whole numbers with separators, small values with two significant digits.

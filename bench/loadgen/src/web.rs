@@ -3,7 +3,7 @@
 //! bench/web/check.lua) become the medians per cell, a markdown table on stdout, the JSON file and a
 //! grouped bar plot of requests/s. `--in` may also be a web.json written before (its runs are used).
 
-use crate::report::{fmt_num, fmt_ratio, load_font, machine, now_utc};
+use crate::report::{draw_legend, fmt_num, fmt_ratio, load_font, machine, now_utc, write_result};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde_json::{json, Value};
@@ -76,6 +76,9 @@ struct Cell {
     threads: Option<f64>,
     rss_mib: Option<f64>,
     cpu: Option<f64>,
+    /// The server's CPU time per request (median over the runs): what a request costs, which the load
+    /// of other processes on the machine moves far less than requests/s.
+    cpu_ms_per_request: Option<f64>,
     db_cpu: Option<f64>,
 }
 
@@ -107,6 +110,7 @@ fn cell(runs: &[&Value], app: &str, clients: u64, row: &str) -> Option<Cell> {
         threads: col(&|r| num(r, &["os_threads_max"])),
         rss_mib: col(&|r| num(r, &["rss_max_kb"]).map(|v| v / 1024.0)),
         cpu: col(&|r| num(r, &["server_cpu_cores"])),
+        cpu_ms_per_request: col(&|r| num(r, &["server_cpu_cores"]).zip(rps(r)).map(|(c, q)| c / q * 1e3)),
         db_cpu: col(&|r| num(r, &["mariadb_cpu_cores"])),
     })
 }
@@ -145,7 +149,9 @@ pub fn report(input: &str, out: &str, plot: &str, quick: bool) -> Result<(), Str
         w,
         "{date}; {} cores, Linux {}; medians of {reps} run(s) of {window:.0} s per cell{}; load average (1 min) at the runs' starts {}–{}. \
          wsgiref + ThreadingMixIn (bench/web/server.py), wrk with bench/web/check.lua checking every response; \
-         errors = wrong responses + wrk's socket errors and timeouts, summed over the runs; OS threads and RSS: the server's peaks.\n",
+         errors = wrong responses + wrk's socket errors and timeouts, summed over the runs; OS threads and RSS: the server's peaks; \
+         server CPU: its CPU time per request and cores busy during the window (on a loaded machine requests/s follows the CPU share a \
+         process gets, CPU per request much less).\n",
         m["cores"],
         m["kernel"].as_str().unwrap_or("?"),
         if quick { " (QUICK)" } else { "" },
@@ -161,8 +167,11 @@ pub fn report(input: &str, out: &str, plot: &str, quick: bool) -> Result<(), Str
             continue;
         }
         let _ = writeln!(w, "**{app}**: {what}\n");
-        let _ = writeln!(w, "| clients | server | requests/s | vs native | p50 / p99 ms | errors | OS threads | RSS MiB | CPU server / db |");
-        let _ = writeln!(w, "|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(
+            w,
+            "| clients | server | requests/s | vs native | p50 / p99 ms | errors | OS threads | RSS MiB | server CPU ms/request (cores) | db cores |"
+        );
+        let _ = writeln!(w, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         for &c in &clients {
             let native = cell(&runs, app, c, "native").and_then(|x| x.rps);
             let mut bars = Vec::new();
@@ -182,7 +191,7 @@ pub fn report(input: &str, out: &str, plot: &str, quick: bool) -> Result<(), Str
                 };
                 let _ = writeln!(
                     w,
-                    "| {c} | {label} | {}{mark} | {} | {} / {} | {} | {} | {} | {} / {} |",
+                    "| {c} | {label} | {}{mark} | {} | {} / {} | {} | {} | {} | {} ({}) | {} |",
                     fmt_num(x.rps),
                     fmt_ratio(x.rps.zip(native).map(|(a, b)| a / b)),
                     fmt_num(x.p50_ms),
@@ -190,6 +199,7 @@ pub fn report(input: &str, out: &str, plot: &str, quick: bool) -> Result<(), Str
                     fmt_num(Some(x.errors)),
                     fmt_num(x.threads),
                     fmt_num(x.rss_mib),
+                    fmt_num(x.cpu_ms_per_request),
                     fmt_num(x.cpu),
                     fmt_num(x.db_cpu),
                 );
@@ -200,7 +210,7 @@ pub fn report(input: &str, out: &str, plot: &str, quick: bool) -> Result<(), Str
                     "app": app, "clients": c, "row": row, "runs": x.runs, "failed": x.failed,
                     "rps": opt(x.rps), "rps_samples": x.rps_samples, "p50_ms": opt(x.p50_ms), "p99_ms": opt(x.p99_ms),
                     "errors": x.errors, "good_responses": x.good, "os_threads": opt(x.threads), "rss_mib": opt(x.rss_mib),
-                    "server_cpu_cores": opt(x.cpu), "mariadb_cpu_cores": opt(x.db_cpu),
+                    "server_cpu_cores": opt(x.cpu), "server_cpu_ms_per_request": opt(x.cpu_ms_per_request), "mariadb_cpu_cores": opt(x.db_cpu),
                 }));
                 by_row.push((row, x));
             }
@@ -235,22 +245,14 @@ pub fn report(input: &str, out: &str, plot: &str, quick: bool) -> Result<(), Str
     let _ = writeln!(w, "Plot: `{plot}`");
     print!("{md}");
 
-    let doc = json!({
-        "date": date,
-        "quick": quick,
-        "commit": std::env::var("BENCH_COMMIT").ok(),
-        "library_built": std::env::var("BENCH_LIB_BUILT").ok(),
-        "machine": m,
+    let mut doc = json!({
         "cells": cells_json,
         "targets": targets,
         "runs": runs,
         "plot": plot,
         "markdown": md,
     });
-    let tmp = format!("{out}.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(&doc).unwrap() + "\n").map_err(|e| format!("{tmp}: {e}"))?;
-    std::fs::rename(&tmp, out).map_err(|e| format!("{out}: {e}"))?;
-    Ok(())
+    write_result(out, &mut doc, &date, quick, m)
 }
 
 /// The shim row of one (app, clients) against the issue's targets; "yes"/"no" with the numbers.
@@ -337,14 +339,7 @@ fn bar_plot(path: &str, title: &str, groups: &[(String, Vec<(usize, f64)>)]) -> 
             .label(label)
             .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 16, y + 6)], style));
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 16))
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()
-        .map_err(|e| err(&e))?;
+    draw_legend(&mut chart, SeriesLabelPosition::UpperRight).map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))?;
     Ok(())
 }
