@@ -74,12 +74,12 @@ command -v cargo >/dev/null || die "cargo is required (the report and plot are m
 # shellcheck source=scripts/common.sh
 source "$ROOT/scripts/common.sh"
 make_tmp bench-web
-# The private database: scripts/mariadb.sh keeps everything under STATE_DIR; stopped on exit (by the PID
-# it recorded) after the server under test.
-export STATE_DIR=$TMP/mariadb
+# The private database: scripts/mariadb.sh keeps everything under STATE_DIR (outside $TMP, which cleanup
+# removes: mariadb.sh stop finds the server's PID there); stopped on exit after the server under test.
+export STATE_DIR=${TMPDIR:-/tmp}/asyncshim-bench-web-db.$$
 cleanup_web() {
     cleanup
-    [[ -d $STATE_DIR ]] && "$ROOT/scripts/mariadb.sh" stop >/dev/null 2>&1
+    "$ROOT/scripts/mariadb.sh" stop >/dev/null 2>&1
 }
 trap cleanup_web EXIT
 

@@ -46,7 +46,8 @@ RUN_TIMEOUT=$((4 * (SECS + 150) + 300)) run_bounded "$TMP/report.md" "$TMP/bench
     env QUICK=0 WEB_APPS="$APP" WEB_CLIENTS="$CLIENTS" WEB_REPS=1 WEB_DURATION="$SECS" \
     BENCH_WEB_OUT="$TMP/web.json" "$ROOT/scripts/bench-web.sh"
 rc=$?
-grep '^| ' "$TMP/report.md" | sed -n '1,6p'
+# The first table of the report: the rows of the one app and client count.
+awk '/^\|/ { print; seen = 1; next } seen { exit }' "$TMP/report.md"
 echo
 if [[ ! -s $TMP/web.json ]]; then
     echo "the run failed (status $rc):"
