@@ -533,12 +533,13 @@ pub fn report(input: &str, out: &str, plots: &str, quick: bool, elapsed: f64) ->
 /// (through a temporary file, so a reader never sees half of it).
 pub(crate) fn write_result(out: &str, doc: &mut Value, date: &str, quick: bool, machine: Value) -> Result<(), String> {
     if let Some(o) = doc.as_object_mut() {
-        o.insert("date".into(), json!(date));
-        o.insert("quick".into(), json!(quick));
+        // A report redrawn from an earlier result keeps what that one measured (set by the caller).
+        o.entry("date").or_insert(json!(date));
+        o.entry("quick").or_insert(json!(quick));
         // what was measured: the scripts pass `git describe` of the tree (with -dirty for local changes)
-        o.insert("commit".into(), json!(std::env::var("BENCH_COMMIT").ok()));
-        o.insert("library_built".into(), json!(std::env::var("BENCH_LIB_BUILT").ok()));
-        o.insert("machine".into(), machine);
+        o.entry("commit").or_insert(json!(std::env::var("BENCH_COMMIT").ok()));
+        o.entry("library_built").or_insert(json!(std::env::var("BENCH_LIB_BUILT").ok()));
+        o.entry("machine").or_insert(machine);
     }
     let tmp = format!("{out}.tmp");
     std::fs::write(&tmp, serde_json::to_string_pretty(doc).unwrap() + "\n").map_err(|e| format!("{tmp}: {e}"))?;

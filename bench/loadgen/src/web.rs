@@ -123,9 +123,9 @@ pub fn report(input: &str, out: &str, plot: &str, quick: bool) -> Result<(), Str
     let text = std::fs::read_to_string(input).map_err(|e| format!("{input}: {e}"))?;
     let mut all = Vec::new();
     // A previous web.json (its "runs") redraws the report; otherwise one record a line.
-    let doc = serde_json::from_str::<Value>(&text).ok();
-    if let Some(runs) = doc.as_ref().and_then(|d| d.get("runs")).and_then(|r| r.as_array()) {
-        all = runs.clone();
+    let earlier = serde_json::from_str::<Value>(&text).ok().filter(|d| d.get("runs").is_some_and(|r| r.is_array()));
+    if let Some(d) = &earlier {
+        all = d["runs"].as_array().cloned().unwrap_or_default();
     } else {
         for (i, line) in text.lines().enumerate() {
             if !line.trim().is_empty() {
@@ -139,8 +139,10 @@ pub fn report(input: &str, out: &str, plot: &str, quick: bool) -> Result<(), Str
     let reps = runs.iter().filter_map(|r| r["rep"].as_u64()).max().unwrap_or(0);
     let window = runs.iter().find_map(|r| num(r, &["duration_s"])).unwrap_or(f64::NAN);
     let loads: Vec<f64> = runs.iter().filter_map(|r| num(r, &["load1"])).collect();
-    let m = machine();
-    let date = now_utc();
+    // Redrawn from an earlier web.json: its date, machine and provenance, not today's.
+    let kept = |k: &str| earlier.as_ref().and_then(|d| d.get(k)).filter(|v| !v.is_null()).cloned();
+    let m = kept("machine").unwrap_or_else(machine);
+    let date = kept("date").and_then(|d| d.as_str().map(String::from)).unwrap_or_else(now_utc);
 
     let mut md = String::new();
     let w = &mut md;
@@ -252,6 +254,11 @@ pub fn report(input: &str, out: &str, plot: &str, quick: bool) -> Result<(), Str
         "plot": plot,
         "markdown": md,
     });
+    for k in ["commit", "library_built"] {
+        if let (Some(v), Some(o)) = (kept(k), doc.as_object_mut()) {
+            o.insert(k.into(), v);
+        }
+    }
     write_result(out, &mut doc, &date, quick, m)
 }
 
