@@ -41,7 +41,8 @@ demo-web: build
 bench: build
 	scripts/bench.sh
 
-# The web scenario alone (also part of `make bench`): bench/results/web.json and web.png.
+# The web scenario alone (also part of `make bench`, about 12 of its minutes; QUICK=1 about 1):
+# bench/results/web.json and web.png.
 bench-web: build
 	scripts/bench-web.sh
 
