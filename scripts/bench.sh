@@ -8,8 +8,10 @@
 # Scenarios
 #   echo servers   c-tests/bench/echo_threads.c (a detached thread per connection, blocking read/write),
 #                  echo_pool.c (acceptor + mutex/cond queue + workers), echo_epoll.c (hand-written epoll
-#                  loops: the reference), driven by bench/loadgen (closed-loop ping-pong, one epoll
-#                  thread, connections from 127.0.0.2..9) at 1 ... 19,000 connections. Each run also
+#                  server, run with one event loop per core and with a single loop: the better of the two
+#                  at each connection count is the reference every ratio is taken against), driven by
+#                  bench/loadgen (closed-loop ping-pong, one epoll thread, connections from
+#                  127.0.0.2..9) at 1 ... 19,000 connections. Each run also
 #                  yields the server's memory per idle connection (RSS + page tables + 16 KiB of kernel
 #                  stack per OS thread), its OS threads and CPU.
 #   micro          create_join.c, switch.c, mutex.c (uncontended; hand-off), idle_mem.c, ready_fd.c
@@ -305,6 +307,7 @@ if want echo; then
         load_run echo pool native "$c" "--no-handshake" -- "${NATIVE_ENV[@]}" "$BUILD/echo_pool" 0 65535 "$SERVER_SECONDS" 16
         load_run echo pool shim "$c" "--no-handshake" -- "${SHIM_ENV[@]}" "$BUILD/echo_pool" 0 65535 "$SERVER_SECONDS" 16
         load_run echo epoll native "$c" "" -- "${NATIVE_ENV[@]}" "$BUILD/echo_epoll" 0 65535 "$SERVER_SECONDS"
+        load_run echo epoll1 native "$c" "" -- "${NATIVE_ENV[@]}" "$BUILD/echo_epoll" 0 65535 "$SERVER_SECONDS" 1
     done
 fi
 

@@ -15,6 +15,14 @@ have_cmd make make
 have_cmd timeout coreutils
 have_cmd setsid util-linux
 have_file /usr/include/pthread.h libc6-dev
+# The portable build (scripts/glibc-sysroot.sh, scripts/check-glibc-versions.sh): Debian 11's glibc is
+# fetched with apt-get and checked with objdump; bullseye's archive key comes with debian-archive-keyring.
+have_cmd objdump binutils
+have_cmd dpkg-deb dpkg
+have_file /usr/share/keyrings/debian-archive-bullseye-stable.gpg debian-archive-keyring
+# Installation and package tests (scripts/test-install.sh, build-deb.sh): man pages, Depends.
+have_cmd man man-db
+have_cmd dpkg-shlibdeps dpkg-dev
 
 # App tests (c-tests/apps): MariaDB server, client and C library, PHP with mysqli/PDO, PyMySQL, gevent.
 have_file /usr/sbin/mariadbd mariadb-server

@@ -14,7 +14,7 @@ pub mod runtime;
 
 /// The runtime's heap: glibc's malloc, without giving coroutines a malloc thread cache they never asked for.
 #[global_allocator]
-static ALLOCATOR: runtime::identity::RuntimeAlloc = runtime::identity::RuntimeAlloc;
+static ALLOCATOR: runtime::alloc::RuntimeAlloc = runtime::alloc::RuntimeAlloc;
 
 /// Resolves the real functions before `main` (and before most hooks can run).
 #[used]

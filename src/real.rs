@@ -1,6 +1,10 @@
 //! The real libc functions behind every hook, looked up once with `dlsym(RTLD_NEXT)` in the library's
 //! constructor (lazily if a hook runs before it). The runtime uses the same table whenever it needs a libc
 //! function that asyncshim also exports, so it never calls its own hooks by accident.
+//!
+//! Looking functions up by name also keeps the library loadable on every glibc from 2.31 on: nothing here
+//! is bound to a symbol version at link time, and a function an older glibc lacks is an `Option`
+//! ([`pthread_attr_setsigmask_np`]) rather than a library that fails to load.
 
 use std::ffi::{CStr, c_char, c_int, c_uint, c_void};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -69,11 +73,50 @@ macro_rules! declare_real {
                 unsafe { f($($arg),*) }
             }
         )*
+        /// Address of the real `vfork`, for the frameless vfork hook.
+        pub fn vfork_addr() -> usize {
+            slot::vfork.addr()
+        }
+
+        /// Address of the real `pthread_detach`, for the start-up probe's thread.
+        pub fn pthread_detach_addr() -> usize {
+            slot::pthread_detach.addr()
+        }
+
+        /// Address of the real `fork`.
+        pub fn fork_addr() -> usize {
+            slot::fork.addr()
+        }
+
         /// Resolves every entry now (called from the constructor).
         pub fn resolve_all() {
             $( slot::$name.addr(); )*
         }
     };
+}
+
+/// A libc function that older glibc releases lack, looked up once; None there.
+fn optional(slot: &AtomicUsize, name: &CStr) -> Option<usize> {
+    const MISSING: usize = 1;
+    match slot.load(Ordering::Relaxed) {
+        0 => {
+            // SAFETY: dlsym with a valid handle and a NUL-terminated name.
+            let p = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) } as usize;
+            slot.store(if p == 0 { MISSING } else { p }, Ordering::Relaxed);
+            (p != 0).then_some(p)
+        }
+        MISSING => None,
+        p => Some(p),
+    }
+}
+
+type SetSigmaskFn = unsafe extern "C" fn(*mut libc::pthread_attr_t, *const libc::sigset_t) -> c_int;
+
+/// `pthread_attr_setsigmask_np` (glibc 2.32 on), or None on an older glibc.
+pub fn pthread_attr_setsigmask_np() -> Option<SetSigmaskFn> {
+    static SLOT: AtomicUsize = AtomicUsize::new(0);
+    // SAFETY: glibc's function of this signature.
+    optional(&SLOT, c"pthread_attr_setsigmask_np").map(|p| unsafe { core::mem::transmute::<usize, SetSigmaskFn>(p) })
 }
 
 type StartFn = extern "C" fn(*mut c_void) -> *mut c_void;

@@ -4,6 +4,10 @@
  * new connection wakes one loop, which then owns it. Level-triggered; a reply that does not fit in the
  * socket buffer is kept and finished on EPOLLOUT before the connection is read again.
  *
+ * scripts/bench.sh runs it twice per connection count, with one loop per core and with THREADS=1 (one
+ * loop, no cross-core wake-ups or cache-line traffic: faster when the load generator shares the cores),
+ * and takes the better of the two as the reference.
+ *
  * Usage: echo_epoll [PORT [BACKLOG [SECONDS [THREADS]]]]    (see echo_common.h)
  * Build: gcc -O2 -pthread echo_epoll.c -o echo_epoll
  */

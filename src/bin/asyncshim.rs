@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! asyncshim [--workers N] [--stack-size S] [--stats DEST] [--off] [--lib PATH] [--] cmd args...
+//! asyncshim doctor [--lib PATH]
 //! ```
 //!
 //! It sets the shim's environment variables, prepends the library to `LD_PRELOAD` and replaces itself
@@ -29,7 +30,13 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 const LIB_NAME: &str = "libasyncshim.so";
+/// Where the library is looked for, relative to the launcher's directory: beside it (the build tree,
+/// `target/release/`), then where `make install` puts it (`$PREFIX/bin/../lib/asyncshim/`).
+const LIB_PLACES: [&str; 2] = [LIB_NAME, "../lib/asyncshim/libasyncshim.so"];
 const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The commit the launcher was built from: `make build` passes `git describe --always --dirty`; empty or
+/// absent when built outside a git checkout or by plain `cargo build`.
+const GIT_COMMIT: Option<&str> = option_env!("ASYNCSHIM_GIT_COMMIT");
 /// Smallest accepted `--stack-size` (the library ignores smaller ASYNCSHIM_STACK_SIZE values).
 const MIN_STACK: u64 = 16 * 1024;
 /// Largest accepted `--workers` (the library ignores larger ASYNCSHIM_WORKERS values).
@@ -42,6 +49,7 @@ const EXIT_NOT_FOUND: i32 = 127;
 
 const USAGE: &str = "\
 Usage: asyncshim [OPTIONS] [--] COMMAND [ARGS...]
+       asyncshim doctor [--lib PATH]
 
 Run COMMAND with libasyncshim.so preloaded: its threads become coroutines scheduled on a few
 OS worker threads (M:N). The command replaces this launcher (same PID, exit status, signals).
@@ -55,9 +63,15 @@ Options:
                         workers, and the places where a thread stalled its worker)
       --off             load the library in pass-through mode (ASYNCSHIM=off): real OS threads
       --lib PATH        library to preload (default: $ASYNCSHIM_LIB, else libasyncshim.so
-                        next to this executable)
+                        next to this executable, else ../lib/asyncshim/libasyncshim.so
+                        relative to it, where 'make install' puts it)
   -h, --help            show this help and exit
   -V, --version         show the version and exit
+
+`asyncshim doctor` says whether the shim will run on this machine, and if not why: the glibc and
+the layout the library learns from it, FSGSBASE, the fd and memory-map limits, io_uring. It runs a
+child with the library preloaded and asks it. Exit status 0 when the shim runs here, 1 when not.
+(A program named doctor: `asyncshim -- doctor`.)
 
 Options may also be written --opt=VALUE. Option parsing stops at '--' or at the first
 argument that is not an option (the command); everything after it goes to the command.
@@ -217,7 +231,8 @@ fn compose_ld_preload(lib: &Path, existing: Option<&OsStr>) -> OsString {
     OsString::from_vec(out)
 }
 
-/// Where the library is: `--lib`, else `$ASYNCSHIM_LIB`, else next to this executable.
+/// Where the library is: `--lib`, else `$ASYNCSHIM_LIB`, else the first of [`LIB_PLACES`] that exists
+/// relative to this executable (its real path, so a symlink on PATH leads to the real installation).
 fn find_library(opt_lib: Option<&OsStr>) -> Result<PathBuf, String> {
     let (candidate, origin) = if let Some(p) = opt_lib {
         (PathBuf::from(p), "--lib")
@@ -228,7 +243,17 @@ fn find_library(opt_lib: Option<&OsStr>) -> Result<PathBuf, String> {
             .or_else(|_| std::env::current_exe())
             .map_err(|e| format!("cannot locate this executable to find {LIB_NAME}: {e}"))?;
         let dir = exe.parent().unwrap_or(Path::new("/"));
-        (dir.join(LIB_NAME), "next to the launcher")
+        let places: Vec<PathBuf> = LIB_PLACES.iter().map(|rel| dir.join(rel)).collect();
+        match places.iter().find(|p| p.exists()) {
+            Some(p) => (p.clone(), "found relative to the launcher"),
+            None => {
+                let tried: Vec<String> = places.iter().map(|p| p.display().to_string()).collect();
+                return Err(format!(
+                    "cannot find the library {LIB_NAME} (tried {}); use --lib PATH or ASYNCSHIM_LIB",
+                    tried.join(", ")
+                ));
+            }
+        }
     };
     let meta = std::fs::metadata(&candidate).map_err(|e| {
         format!(
@@ -250,6 +275,14 @@ fn find_library(opt_lib: Option<&OsStr>) -> Result<PathBuf, String> {
         ));
     }
     Ok(abs)
+}
+
+/// `asyncshim VERSION`, plus `(git COMMIT)` when the build knew its commit.
+fn version_line() -> String {
+    match GIT_COMMIT.filter(|c| !c.is_empty()) {
+        Some(commit) => format!("asyncshim {VERSION} (git {commit})"),
+        None => format!("asyncshim {VERSION}"),
+    }
 }
 
 /// `io::Error`'s text without the " (os error N)" tail.
@@ -278,6 +311,11 @@ fn usage_error(msg: &str) -> i32 {
 /// Everything `main` does; returns the exit status when the command could not be run.
 fn run() -> i32 {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    match args.first().map(|a| a.as_bytes()) {
+        Some(b"doctor") => return doctor::run(&args[1..]),
+        Some(doctor::CHILD_ARG) => return doctor::child(),
+        _ => {}
+    }
     let o = match parse_args(&args) {
         Ok(o) => o,
         Err(msg) => return usage_error(&msg),
@@ -287,7 +325,7 @@ fn run() -> i32 {
         return 0;
     }
     if o.version {
-        let _ = writeln!(std::io::stdout(), "asyncshim {VERSION}");
+        let _ = writeln!(std::io::stdout(), "{}", version_line());
         return 0;
     }
     if o.command.is_empty() {
@@ -333,6 +371,182 @@ fn run() -> i32 {
     let err = std::io::Error::last_os_error();
     let code = if err.raw_os_error() == Some(libc::ENOENT) { EXIT_NOT_FOUND } else { EXIT_CANNOT_INVOKE };
     die(code, &format!("cannot run {cmd_name}: {}", strip_os_error(&err)))
+}
+
+mod doctor {
+    //! `asyncshim doctor`: will the shim run on this machine, and if not, why.
+    //!
+    //! The launcher must not link the library (its hooks would take over the launcher), and what matters
+    //! is what a program started with it sees: so the doctor starts itself again as a child with the
+    //! library preloaded, exactly as `asyncshim CMD` would start CMD. The child asks the library for its
+    //! report (`asyncshim_layout_report`: the glibc version, every layout fact and where it came from, the
+    //! verdict) and checks that a thread it starts really runs as a coroutine. A library that does not load
+    //! at all shows as ld.so's own message in the child's stderr.
+
+    use super::*;
+    use std::fmt::Write as _;
+    use std::process::{Command, Stdio};
+
+    pub const CHILD_ARG: &[u8] = b"--doctor-child";
+
+    /// Runs in the child, under the library: prints its report, then whether a new thread is a coroutine.
+    pub fn child() -> i32 {
+        type Report = unsafe extern "C" fn(libc::c_int) -> libc::c_int;
+        type Active = unsafe extern "C" fn() -> libc::c_int;
+        // SAFETY: dlsym with NUL-terminated names; the symbols are the library's exported functions.
+        let (report, active) = unsafe {
+            (
+                libc::dlsym(libc::RTLD_DEFAULT, c"asyncshim_layout_report".as_ptr()),
+                libc::dlsym(libc::RTLD_DEFAULT, c"asyncshim_is_active".as_ptr()),
+            )
+        };
+        if report.is_null() || active.is_null() {
+            println!("library: not loaded");
+            return 1;
+        }
+        let _ = std::io::stdout().flush();
+        // SAFETY: the library's function of this signature.
+        unsafe { std::mem::transmute::<*mut libc::c_void, Report>(report)(1) };
+        // Asked on a new thread, which under a running shim is a coroutine.
+        let active = active as usize;
+        let in_thread = std::thread::spawn(move || {
+            // SAFETY: the address of the library's asyncshim_is_active.
+            unsafe { std::mem::transmute::<usize, Active>(active)() }
+        })
+        .join()
+        .unwrap_or(0);
+        println!("coroutines: {}", if in_thread == 1 { "yes" } else { "no" });
+        0
+    }
+
+    fn read_trimmed(path: &str) -> Option<String> {
+        std::fs::read_to_string(path).ok().map(|s| s.trim().to_string())
+    }
+
+    fn fsgsbase() -> String {
+        // SAFETY: getauxval has no preconditions.
+        let hw2 = unsafe { libc::getauxval(libc::AT_HWCAP2) };
+        if hw2 & 2 != 0 {
+            "yes (a coroutine switch loads the thread pointer with one instruction)".into()
+        } else {
+            "no (the thread pointer is switched with arch_prctl: about 300 ns more per switch)".into()
+        }
+    }
+
+    fn limits() -> (String, String) {
+        let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: getrlimit into a local.
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) };
+        let show = |v: libc::rlim_t| if v == libc::RLIM_INFINITY { "unlimited".to_string() } else { v.to_string() };
+        let nr_open = read_trimmed("/proc/sys/fs/nr_open").unwrap_or_else(|| "?".into());
+        let files = format!("soft {}, hard {} (fs.nr_open {nr_open})", show(rl.rlim_cur), show(rl.rlim_max));
+        let maps = match read_trimmed("/proc/sys/vm/max_map_count").and_then(|v| v.parse::<u64>().ok()) {
+            Some(n) => format!("vm.max_map_count {n} (stacks share mappings: the shim needs few of them)"),
+            None => "vm.max_map_count unknown".into(),
+        };
+        (files, maps)
+    }
+
+    fn io_uring() -> String {
+        let disabled = read_trimmed("/proc/sys/kernel/io_uring_disabled");
+        let mut params = [0u8; 120];
+        // SAFETY: io_uring_setup with one entry and a zeroed params struct (120 bytes); the fd is closed.
+        let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 1, params.as_mut_ptr()) };
+        if fd >= 0 {
+            // SAFETY: closing the fd just made.
+            unsafe { libc::close(fd as i32) };
+            return "available".into();
+        }
+        let err = std::io::Error::last_os_error();
+        match (err.raw_os_error(), disabled.as_deref()) {
+            (Some(libc::ENOSYS), _) => "not in this kernel".into(),
+            (_, Some(d)) if d != "0" => format!("disabled (kernel.io_uring_disabled = {d})"),
+            _ => format!("not available ({})", strip_os_error(&err)),
+        }
+    }
+
+    fn glibc_build(libc_path: Option<&str>) -> String {
+        // SAFETY: static strings from glibc.
+        let (version, release) = unsafe {
+            (
+                std::ffi::CStr::from_ptr(libc::gnu_get_libc_version()).to_string_lossy().into_owned(),
+                std::ffi::CStr::from_ptr(libc::gnu_get_libc_release()).to_string_lossy().into_owned(),
+            )
+        };
+        // libc.so.6 run as a program prints its build ("GNU C Library (Debian GLIBC 2.36-9+deb12u10) ...").
+        let banner = libc_path
+            .and_then(|p| Command::new(p).stdin(Stdio::null()).stderr(Stdio::null()).output().ok())
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).lines().next().map(str::to_string));
+        match banner {
+            Some(b) => format!("{version} ({release}): {b}"),
+            None => format!("{version} ({release})"),
+        }
+    }
+
+    pub fn run(args: &[OsString]) -> i32 {
+        let mut lib_opt: Option<OsString> = None;
+        let mut i = 0;
+        while i < args.len() {
+            let a = args[i].as_bytes();
+            if a == b"--lib" && i + 1 < args.len() {
+                lib_opt = Some(args[i + 1].clone());
+                i += 2;
+            } else if let Some(v) = a.strip_prefix(b"--lib=") {
+                lib_opt = Some(OsStr::from_bytes(v).to_os_string());
+                i += 1;
+            } else {
+                return usage_error(&format!("doctor: unknown argument '{}'", args[i].to_string_lossy()));
+            }
+        }
+        let lib = match find_library(lib_opt.as_deref()) {
+            Ok(p) => p,
+            Err(msg) => return die(EXIT_LAUNCHER, &msg),
+        };
+        let exe = match std::env::current_exe() {
+            Ok(e) => e,
+            Err(e) => return die(EXIT_LAUNCHER, &format!("cannot locate this executable: {}", strip_os_error(&e))),
+        };
+        let preload = compose_ld_preload(&lib, std::env::var_os("LD_PRELOAD").as_deref());
+        let child = Command::new(&exe)
+            .arg(OsStr::from_bytes(CHILD_ARG))
+            .env("LD_PRELOAD", &preload)
+            .stdin(Stdio::null())
+            .output();
+        let (out, err) = match child {
+            Ok(o) => (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned()),
+            Err(e) => return die(EXIT_LAUNCHER, &format!("cannot run the probe child: {}", strip_os_error(&e))),
+        };
+        let libc_path = out.lines().next().and_then(|l| l.split("(libc ").nth(1)).map(|s| s.trim_end_matches(')'));
+        let mut o = String::new();
+        let _ = writeln!(o, "asyncshim {VERSION} doctor");
+        let _ = writeln!(o, "library:    {}", lib.display());
+        let _ = writeln!(o, "glibc:      {}", glibc_build(libc_path));
+        let _ = writeln!(o, "FSGSBASE:   {}", fsgsbase());
+        let (files, maps) = limits();
+        let _ = writeln!(o, "open files: {files}");
+        let _ = writeln!(o, "memory map: {maps}");
+        let _ = writeln!(o, "io_uring:   {}", io_uring());
+        let loaded = !out.starts_with("library: not loaded") && !out.is_empty();
+        if loaded {
+            let _ = writeln!(o, "what the library learned in a child it was preloaded into:");
+            for line in out.lines().filter(|l| !l.starts_with("coroutines:")) {
+                let _ = writeln!(o, "  {line}");
+            }
+        }
+        let coroutines = out.lines().any(|l| l == "coroutines: yes");
+        let notice: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        let verdict = if coroutines {
+            "the shim runs here: a thread of the probe child ran as a coroutine".to_string()
+        } else if !loaded {
+            format!("the shim does NOT run here: the library did not load ({})", notice.join("; "))
+        } else {
+            let why = notice.iter().find(|l| l.starts_with("asyncshim:")).copied().unwrap_or("no reason given");
+            format!("the shim does NOT run here (programs run unchanged, without coroutines): {why}")
+        };
+        let _ = writeln!(o, "verdict:    {verdict}");
+        let _ = std::io::stdout().write_all(o.as_bytes());
+        if coroutines { 0 } else { 1 }
+    }
 }
 
 #[cfg(not(test))]

@@ -13,3 +13,21 @@ pub extern "C" fn asyncshim_is_active() -> libc::c_int {
 pub extern "C" fn asyncshim_worker_count() -> libc::c_int {
     if crate::runtime::running() { crate::runtime::get().sched.base as libc::c_int } else { 0 }
 }
+
+/// Writes what the shim learned about this process's glibc (version, layout facts and where each came
+/// from, the verdict) to `fd`; `asyncshim doctor` runs a child that calls it. Returns 0, or -1 when the
+/// write failed.
+#[unsafe(no_mangle)]
+pub extern "C" fn asyncshim_layout_report(fd: libc::c_int) -> libc::c_int {
+    let text = crate::runtime::identity::report();
+    let mut rest = text.as_bytes();
+    while !rest.is_empty() {
+        // SAFETY: writing the live slice `rest` to the caller's fd.
+        let n = unsafe { libc::write(fd, rest.as_ptr() as *const libc::c_void, rest.len()) };
+        if n <= 0 {
+            return -1;
+        }
+        rest = &rest[n as usize..];
+    }
+    0
+}

@@ -11,17 +11,30 @@ use std::ffi::{c_char, c_int};
 /// A vfork child shares its parent's stack and memory; run from a coroutine it would resume inside the
 /// shim's scheduler state. A coroutine gets a real fork instead, which POSIX allows for vfork.
 ///
+/// The hook has no stack frame when it gets to the real call: a vfork child returns from the call and
+/// goes on (calling exec) on the stack its parent resumes on, so a frame of ours there would be
+/// overwritten and the parent would return through garbage (a shell under the shim in pass-through died
+/// of SIGSEGV after its first vfork). It asks [`vfork_target`] which function to run, then jumps to it
+/// with the stack exactly as its caller left it.
+///
 /// # Safety
 /// C contract of vfork.
 #[unsafe(no_mangle)]
+#[unsafe(naked)]
 pub unsafe extern "C" fn vfork() -> libc::pid_t {
+    core::arch::naked_asm!(
+        "sub rsp, 8",
+        "call {target}",
+        "add rsp, 8",
+        "jmp rax",
+        target = sym vfork_target,
+    )
+}
+
+/// The function [`vfork`] hands over to: the real vfork for a plain thread, fork for a coroutine.
+extern "C" fn vfork_target() -> usize {
     crate::runtime::fd::sharing_with_child();
-    if worker::current_task().is_none() {
-        // SAFETY: forwarding; a plain thread may vfork as usual.
-        return unsafe { real::vfork() };
-    }
-    // SAFETY: fork from a coroutine is supported (see the runtime's atfork handler).
-    unsafe { real::fork() }
+    if worker::current_task().is_none() { real::vfork_addr() } else { real::fork_addr() }
 }
 
 /// wait4 and its forms go to `runtime::child` (a pidfd wait for one child, a helper thread otherwise).

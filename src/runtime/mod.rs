@@ -15,6 +15,7 @@
 //! | [`stats`] | counters and the ASYNCSHIM_STATS report |
 //! | [`sys`] | raw system calls, futex, FS/GS bases, clocks, memory |
 
+pub mod alloc;
 pub mod child;
 pub mod convoy;
 pub mod dns;

@@ -268,7 +268,9 @@ fn site(w: &Worker, task: TaskRef) -> String {
     let head =
         if nr < 0 { "blocked outside a system call".to_string() } else { format!("blocked in {}()", syscall_name(nr)) };
     let mut frames = vec![symbol(pc)];
-    frames.extend(scan_stack(task, sp, 4).into_iter().map(symbol));
+    // Ten callers: from glibc 2.41 a blocking call goes through three internal cancellation frames
+    // (__syscall_cancel and co.) before the function the program called.
+    frames.extend(scan_stack(task, sp, 10).into_iter().map(symbol));
     frames.dedup();
     format!("thread \"{name}\": {head} at {}", frames.join(" <- "))
 }

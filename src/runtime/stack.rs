@@ -26,8 +26,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 const MIN_CAP_SHIFT: u32 = 14; // 16 KiB, the smallest stack the shim gives
 const MAX_CAP_SHIFT: u32 = 40; // 1 TiB
 pub const CLASSES: usize = (MAX_CAP_SHIFT - MIN_CAP_SHIFT + 1) as usize;
-/// Room every slot has above its class capacity for a thread's TCB and static TLS (glibc 2.36's static TLS
-/// takes 8 KiB with its page rounding); a larger reserve counts against the capacity.
+/// Room every slot has above its class capacity for a thread's TCB and static TLS: 8 KiB with its page
+/// rounding for a program with little TLS of its own on glibc 2.31 to 2.43; the real size is learned at
+/// start-up (`identity::tls_reserve`), and a larger reserve counts against the capacity.
 const TOP_RESERVE: usize = 8 << 10;
 const SMALL_GUARD: usize = 64 << 10;
 const LARGE_GUARD: usize = 1 << 20;

@@ -243,7 +243,10 @@ fn slot_thread(stack_size: usize, tid: i32) -> Result<(TaskRef, CoStack), i32> {
     let hot = rt.threads.hot[class].lock().pop();
     let task = match hot {
         Some(t) => {
-            identity::recycle(t.tcb(), tid);
+            if !identity::recycle(t.tcb(), tid) {
+                rt.threads.hot[class].lock().push(t);
+                return Err(libc::EAGAIN);
+            }
             t.tid.set(tid);
             t
         }
@@ -333,9 +336,6 @@ pub unsafe fn start_joinable_os_thread(f: StartFn, arg: *mut c_void) -> Option<l
 /// As for [`start_os_thread`].
 unsafe fn spawn_os_thread(f: StartFn, arg: *mut c_void, detached: bool) -> Option<libc::pthread_t> {
     let mut t: libc::pthread_t = 0;
-    unsafe extern "C" {
-        fn pthread_attr_setsigmask_np(attr: *mut libc::pthread_attr_t, mask: *const libc::sigset_t) -> i32;
-    }
     // SAFETY: attr is initialised before use and destroyed after; f/arg are valid for the thread's life.
     unsafe {
         let mut attr: libc::pthread_attr_t = core::mem::zeroed();
@@ -343,13 +343,19 @@ unsafe fn spawn_os_thread(f: StartFn, arg: *mut c_void, detached: bool) -> Optio
         libc::pthread_attr_setstacksize(&mut attr, 1 << 20);
         // A runtime thread starts with the program's signals blocked, so none lands in a helper or the
         // monitor; a worker sets its own mask when it goes idle or runs a coroutine.
+        let mask = super::signals::runtime_thread_mask();
         let mut set: libc::sigset_t = core::mem::zeroed();
-        *(&mut set as *mut libc::sigset_t as *mut u64) = super::signals::runtime_thread_mask();
-        pthread_attr_setsigmask_np(&mut attr, &set);
+        *(&mut set as *mut libc::sigset_t as *mut u64) = mask;
+        // Before glibc 2.32 (no pthread_attr_setsigmask_np) the new thread inherits the creator's mask.
+        let set_in_attr = crate::real::pthread_attr_setsigmask_np().map(|set_mask| set_mask(&mut attr, &set));
         if detached {
             libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
         }
+        let inherited = set_in_attr.is_none().then(|| super::sys::sigmask(Some(mask)));
         let r = crate::real::pthread_create(&mut t, &attr, f, arg);
+        if let Some(old) = inherited {
+            super::sys::sigmask(Some(old));
+        }
         libc::pthread_attr_destroy(&mut attr);
         (r == 0).then_some(t)
     }
@@ -359,6 +365,9 @@ unsafe fn spawn_os_thread(f: StartFn, arg: *mut c_void, detached: bool) -> Optio
 /// or to the pool if detached.
 pub fn on_coroutine_finished(task: TaskRef) {
     identity::release_robust_mutexes(task.tcb(), task.tid.get());
+    // Robust mutexes (not PI) it held through the shared keeper are on that keeper's list instead (PI ones
+    // are its own keeper's: see `proxy::holder_ended`).
+    super::sync::proxy::release_held_by(task.tid.get());
     super::sync::proxy::holder_ended(&task);
     // SAFETY: the worker that ran the task is the only one touching it now. The stack's memory belongs to
     // the task's slot, released with it.

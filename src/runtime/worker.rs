@@ -211,23 +211,15 @@ pub fn current_task_any_context() -> Option<TaskRef> {
 /// Prepares the calling OS thread to be worker `w`: GS, alternate signal stack, own TCB.
 /// `glibc_tcb` is the TCB glibc set up for this OS thread (where its rseq area is registered).
 pub fn enter(w: &'static Worker, glibc_tcb: usize) {
-    w.rseq_area.set(glibc_tcb.wrapping_add(rseq_offset()));
+    if let Some((offset, _)) = super::identity::rseq_registration() {
+        w.rseq_area.set(glibc_tcb.wrapping_add_signed(offset));
+    }
     // SAFETY: the worker record lives for the process.
     unsafe { fsgs::set_gs_base(w as *const Worker as usize) };
     w.own_tcb.set(fsgs::fs_base());
     w.os_tid.store(super::sys::gettid(), Ordering::Relaxed);
     w.kernel_mask.set(super::sys::sigmask(None));
     signals::alt_stack_for_this_thread();
-}
-
-unsafe extern "C" {
-    static __rseq_offset: isize;
-    static __rseq_size: u32;
-}
-
-fn rseq_offset() -> usize {
-    // SAFETY: glibc exports these constants (2.35+).
-    unsafe { __rseq_offset as usize }
 }
 
 /// In a forked child: the kernel's rseq registration for this OS thread still points into the TCB of the
@@ -239,9 +231,9 @@ pub fn forget_rseq_after_fork() {
     const RSEQ_SIG: usize = 0x5305_3053;
     let Some(w) = current_worker() else { return };
     let area = w.rseq_area.get();
-    // glibc registers its whole 32-byte rseq_area, larger than the __rseq_size feature size it publishes.
-    // SAFETY: __rseq_size is a glibc constant.
-    let size = if unsafe { __rseq_size } == 0 { 0 } else { 32 };
+    // The length glibc registered (at least 32 bytes, more than the feature size it publishes); 0 when
+    // it registered none (glibc 2.31, or rseq turned off).
+    let size = super::identity::rseq_registration().map_or(0, |(_, len)| len as usize);
     if area != 0 && size != 0 {
         // SAFETY: unregistering the area this thread registered; the kernel checks address, size and signature.
         let _ = unsafe { super::sys::syscall::syscall4(libc::SYS_rseq, area, size, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) };

@@ -3,7 +3,8 @@
 //!
 //! Record kinds (the "kind" field):
 //!   micro   {key, label, unit, native, shim, native_samples, shim_samples, native_error, shim_error}
-//!   echo    a `loadgen run` result plus {server: threads|pool|epoll, mode: native|shim}
+//!   echo    a `loadgen run` result plus {server: threads|pool|epoll|epoll1, mode: native|shim}
+//!           (epoll: the hand-written epoll server with one loop per core; epoll1: the same with one loop)
 //!   python  a `loadgen run` result plus {mode: native|shim|gevent}
 //!   mariadb {mode: native|shim, threads, qps, seconds, error}
 //! A run that failed carries "error" (and whatever numbers it got); the report shows it as failed.
@@ -112,13 +113,31 @@ impl Recs {
     }
 }
 
-const ECHO_COLS: [(&str, &str, &str); 5] = [
+const ECHO_COLS: [(&str, &str, &str); 6] = [
     ("threads", "native", "threads native"),
     ("threads", "shim", "threads shim"),
     ("pool", "native", "pool native"),
     ("pool", "shim", "pool shim"),
-    ("epoll", "native", "epoll"),
+    ("epoll", "native", "epoll per core"),
+    ("epoll1", "native", "epoll 1 loop"),
 ];
+
+/// The hand-written epoll configurations (server names of ECHO_COLS): one event loop per core and one
+/// loop. The reference at a connection count is whichever did more round trips there, since which one
+/// wins depends on the machine (with the load generator on the same 2 cores, one loop does).
+const EPOLL_SERVERS: [&str; 2] = ["epoll", "epoll1"];
+
+/// The best epoll configuration at `conns`: (server, its ECHO_COLS label, round trips/s).
+fn best_epoll(r: &Recs, conns: u64) -> Option<(&'static str, &'static str, f64)> {
+    EPOLL_SERVERS
+        .iter()
+        .filter_map(|&srv| {
+            let v = r.echo_f("echo", srv, "native", conns, &["rt_per_s"])?;
+            let label = ECHO_COLS.iter().find(|(s, _, _)| *s == srv).map(|c| c.2).unwrap_or(srv);
+            Some((srv, label, v))
+        })
+        .max_by(|a, b| a.2.total_cmp(&b.2))
+}
 
 /// Cell for one echo run: the value, or "failed"/"n/a", and a footnote mark when the run had trouble.
 fn cell(
@@ -236,15 +255,20 @@ pub fn report(input: &str, out: &str, plots: &str, quick: bool, elapsed: f64) ->
     let _ = writeln!(
         w,
         "Echo servers under closed-loop {size:.0}-byte ping-pong from one load-generator thread (`bench/loadgen`), {win:.0} s measured per run; \
-         shim = the same binary with `LD_PRELOAD=libasyncshim.so` (workers = cores). Absolute numbers move between machines: compare the ratios.\n"
+         shim = the same binary with `LD_PRELOAD=libasyncshim.so` (workers = cores). The reference is the hand-written epoll server \
+         (`echo_epoll.c`) in its best configuration at each connection count: one event loop per core or a single loop. \
+         Absolute numbers move between machines: compare the ratios.\n"
     );
 
     // --- echo throughput
     let conns = r.conns("echo");
     if !conns.is_empty() {
         let _ = writeln!(w, "### Echo round trips per second\n");
-        let _ = writeln!(w, "| connections | threads native | threads shim | shim / native | pool native | pool shim | epoll | threads shim / epoll |");
-        let _ = writeln!(w, "|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(
+            w,
+            "| connections | threads native | threads shim | shim / native | pool native | pool shim | epoll per core | epoll 1 loop | threads shim / best epoll |"
+        );
+        let _ = writeln!(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for &c in &conns {
             let mut cells = Vec::new();
             for (srv, mode, _) in ECHO_COLS {
@@ -252,10 +276,16 @@ pub fn report(input: &str, out: &str, plots: &str, quick: bool, elapsed: f64) ->
             }
             let tn = r.echo_f("echo", "threads", "native", c, &["rt_per_s"]);
             let ts = r.echo_f("echo", "threads", "shim", c, &["rt_per_s"]);
-            let ep = r.echo_f("echo", "epoll", "native", c, &["rt_per_s"]);
+            let best = best_epoll(&r, c);
+            // The reference's own cell in bold, so the table says which configuration it was.
+            for (i, (srv, _, _)) in ECHO_COLS.iter().enumerate() {
+                if best.is_some_and(|b| b.0 == *srv) {
+                    cells[i] = format!("**{}**", cells[i]);
+                }
+            }
             let _ = writeln!(
                 w,
-                "| {} | {} | {} | **{}** | {} | {} | {} | **{}** |",
+                "| {} | {} | {} | **{}** | {} | {} | {} | {} | **{}** |",
                 c.to_string(),
                 cells[0],
                 cells[1],
@@ -263,12 +293,16 @@ pub fn report(input: &str, out: &str, plots: &str, quick: bool, elapsed: f64) ->
                 cells[2],
                 cells[3],
                 cells[4],
-                fmt_ratio(ratio(ts, ep))
+                cells[5],
+                fmt_ratio(ratio(ts, best.map(|b| b.2)))
             );
         }
         let _ = writeln!(w, "\n### Echo latency p50 / p99 / p99.9 (µs)\n");
-        let _ = writeln!(w, "| connections | threads native | threads shim | pool native | pool shim | epoll |");
-        let _ = writeln!(w, "|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(
+            w,
+            "| connections | threads native | threads shim | pool native | pool shim | epoll per core | epoll 1 loop |"
+        );
+        let _ = writeln!(w, "|---:|---:|---:|---:|---:|---:|---:|");
         let lat = |x: Option<&Value>| -> String {
             match x {
                 Some(run) if ok(run) => format!(
@@ -292,9 +326,9 @@ pub fn report(input: &str, out: &str, plots: &str, quick: bool, elapsed: f64) ->
         );
         let _ = writeln!(
             w,
-            "| connections | threads native | threads shim | shim / native | pool native | pool shim | epoll |"
+            "| connections | threads native | threads shim | shim / native | pool native | pool shim | epoll per core | epoll 1 loop |"
         );
-        let _ = writeln!(w, "|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(w, "|---:|---:|---:|---:|---:|---:|---:|---:|");
         // Below 100 connections the growth is a few pages, and per connection it says nothing.
         for &c in conns.iter().filter(|&&c| c >= 100) {
             let mem = |srv: &str, mode: &str| -> String {
@@ -311,14 +345,15 @@ pub fn report(input: &str, out: &str, plots: &str, quick: bool, elapsed: f64) ->
             let ts = r.echo("echo", "threads", "shim", c).and_then(|x| f(x, &["idle_bytes_per_conn"]));
             let _ = writeln!(
                 w,
-                "| {} | {} | {} | **{}** | {} | {} | {} |",
+                "| {} | {} | {} | **{}** | {} | {} | {} | {} |",
                 c.to_string(),
                 mem("threads", "native"),
                 mem("threads", "shim"),
                 fmt_ratio(ratio(ts, tn)),
                 mem("pool", "native"),
                 mem("pool", "shim"),
-                mem("epoll", "native")
+                mem("epoll", "native"),
+                mem("epoll1", "native")
             );
         }
         let _ = writeln!(w, "\nServer CPU (cores busy) under load at the largest connection count:");
@@ -515,12 +550,26 @@ pub fn report(input: &str, out: &str, plots: &str, quick: bool, elapsed: f64) ->
     let _ = writeln!(w, "Plots: {}", pngs.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", "));
     print!("{md}");
 
+    // Which epoll configuration was the reference at each connection count, and the ratio against it.
+    let epoll_reference: Vec<Value> = conns
+        .iter()
+        .filter_map(|&c| {
+            let (server, label, rt) = best_epoll(&r, c)?;
+            let ts = r.echo_f("echo", "threads", "shim", c, &["rt_per_s"]);
+            let tn = r.echo_f("echo", "threads", "native", c, &["rt_per_s"]);
+            Some(json!({
+                "conns": c, "server": server, "label": label, "rt_per_s": rt,
+                "threads_shim_ratio": ratio(ts, Some(rt)), "threads_native_ratio": ratio(tn, Some(rt)),
+            }))
+        })
+        .collect();
     let mut doc = json!({
         "elapsed_s": if elapsed.is_finite() { json!(elapsed) } else { Value::Null },
         "targets": targets,
         "notes": notes,
         "micro": r.kind("micro").collect::<Vec<_>>(),
         "echo": r.kind("echo").collect::<Vec<_>>(),
+        "epoll_reference": epoll_reference,
         "python": r.kind("python").collect::<Vec<_>>(),
         "mariadb": r.kind("mariadb").collect::<Vec<_>>(),
         "plots": pngs,
@@ -560,7 +609,8 @@ fn targets(r: &Recs) -> Vec<Value> {
     if let Some(c) = big {
         let tn = r.echo_f("echo", "threads", "native", c, &["rt_per_s"]);
         let ts = r.echo_f("echo", "threads", "shim", c, &["rt_per_s"]);
-        let ep = r.echo_f("echo", "epoll", "native", c, &["rt_per_s"]);
+        let best = best_epoll(r, c);
+        let ep = best.map(|b| b.2);
         let x = ratio(ts, tn);
         add(
             &format!("throughput at {} connections: shim >= 1.4x native threads", c.to_string()),
@@ -569,8 +619,14 @@ fn targets(r: &Recs) -> Vec<Value> {
         );
         let y = ratio(ts, ep);
         add(
-            &format!("throughput at {} connections: shim >= 90% of the epoll reference", c.to_string()),
-            format!("{} vs {} = {:.0}%", fmt_num(ts), fmt_num(ep), y.unwrap_or(f64::NAN) * 100.0),
+            &format!("throughput at {} connections: shim >= 90% of the best epoll server", c.to_string()),
+            format!(
+                "{} vs {} ({}) = {:.0}%",
+                fmt_num(ts),
+                fmt_num(ep),
+                best.map(|b| b.1).unwrap_or("none"),
+                y.unwrap_or(f64::NAN) * 100.0
+            ),
             y.map(|y| y >= 0.9),
         );
         let mn = r.echo("echo", "threads", "native", c).and_then(|x| f(x, &["idle_bytes_per_conn"]));
@@ -634,13 +690,15 @@ fn line_plot(
     let ymin_pos = pts.iter().map(|p| p.1).filter(|v| *v > 0.0).fold(f64::INFINITY, f64::min) / 1.5;
     let root = BitMapBackend::new(path, (1000, 620)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
-    // In ECHO_COLS order: threads native, threads shim (the subject: red), pool native, pool shim, epoll.
+    // In ECHO_COLS order: threads native, threads shim (the subject: red), pool native, pool shim, epoll
+    // per core (grey), epoll 1 loop (black).
     let colors = [
         RGBColor(31, 119, 180),
         RGBColor(214, 39, 40),
         RGBColor(255, 127, 14),
         RGBColor(44, 160, 44),
-        RGBColor(60, 60, 60),
+        RGBColor(150, 150, 150),
+        RGBColor(0, 0, 0),
     ];
     macro_rules! draw {
         ($chart:expr) => {{

@@ -8,8 +8,6 @@ use super::mutex::Mutex;
 use super::{Deadline, Unsupported};
 use core::sync::atomic::{AtomicU32, Ordering};
 
-/// `__wrefs` is the 10th 32-bit word of glibc's `struct __pthread_cond_s`.
-const WREFS_OFFSET: usize = 36;
 const WREFS_SHARED: u32 = 1;
 const WREFS_CLOCK_MONOTONIC: u32 = 2;
 
@@ -22,8 +20,10 @@ impl Cond {
     /// # Safety
     /// `c` must point at a live, initialised `pthread_cond_t`.
     pub unsafe fn at(c: *mut libc::pthread_cond_t) -> Result<Cond, Unsupported> {
+        // `__wrefs` of glibc's `struct __pthread_cond_s` (byte 36, 28 since 2.41 and in some 2.38-2.40 builds).
+        let at = super::super::identity::cond_wrefs_offset();
         // SAFETY: an aligned u32 inside the 48-byte object.
-        let wrefs = unsafe { (*((c as *const u8).add(WREFS_OFFSET) as *const AtomicU32)).load(Ordering::Relaxed) };
+        let wrefs = unsafe { (*((c as *const u8).add(at) as *const AtomicU32)).load(Ordering::Relaxed) };
         if wrefs & WREFS_SHARED != 0 {
             return Err(Unsupported);
         }
