@@ -8,7 +8,7 @@ LAUNCH  := target/release/asyncshim
 GIT_COMMIT := $(shell git describe --always --dirty --abbrev=12 2>/dev/null)
 
 .PHONY: all build deps test rust-test c-test passthrough-test app-test install-test package-test glibc-test \
-	demo bench clean install uninstall deb
+	demo demo-web bench bench-web clean install uninstall deb
 
 all: build
 
@@ -60,10 +60,20 @@ glibc-test: build
 demo: build
 	scripts/demo.sh
 
+# Act 2: a Django app on mysqlclient (a thread per connection) natively, under the shim and with gevent,
+# under the same load from wrk (~2 minutes; DEMO_CLIENTS, DEMO_SECONDS, DEMO_APP=wsgi).
+demo-web: build
+	scripts/demo-web.sh
+
 # Every benchmark natively and under the shim: markdown on stdout, bench/results/latest.json and PNGs.
 # `make bench QUICK=1` is the short run (under 2 minutes once built); the full run takes about 10.
 bench: build
 	scripts/bench.sh
+
+# The web scenario alone (also part of `make bench`, about 12 of its minutes; QUICK=1 about 1):
+# bench/results/web.json and web.png.
+bench-web: build
+	scripts/bench-web.sh
 
 # --- install ----------------------------------------------------------------------------------------
 # `make install PREFIX=/usr/local DESTDIR=` (DESTDIR: a staging root, as for packaging). The library goes

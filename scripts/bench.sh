@@ -26,7 +26,7 @@
 #   BENCH_CONNS="…"  connection counts of the echo scenario (default 1 100 1000 10000 19000; QUICK: 1 1000 10000)
 #   BENCH_DURATION=S measured seconds per echo run (default 8; QUICK: 2), after 1 s of warm-up (QUICK: 0.5)
 #   BENCH_SIZE=B     message size of the ping-pong (default 64)
-#   BENCH_ONLY="…"   run only these scenario groups: micro echo python mariadb (default: all)
+#   BENCH_ONLY="…"   run only these scenario groups: micro echo python mariadb web (default: all)
 #   BENCH_REPS=N     repetitions of the micro timing benchmarks, median reported (default 3; QUICK: 1)
 #   BENCH_THREADS=N  threads for idle_mem (default 10000)
 #   BENCH_TIMEOUT=S  time limit per micro run in seconds (default 60; QUICK: 30)
@@ -62,7 +62,7 @@ else
     PY_CONNS="100 1000 5000"; IDLE_N=${BENCH_THREADS:-10000}
 fi
 SIZE=${BENCH_SIZE:-64}
-ONLY=${BENCH_ONLY:-"micro echo python mariadb"}
+ONLY=${BENCH_ONLY:-"micro echo python mariadb web"}
 
 die() { echo "bench: $*" >&2; exit 1; }
 log() { echo "bench: $*" >&2; }
@@ -354,4 +354,5 @@ export BENCH_COMMIT
     die "report failed"
 log "wrote ${OUT#"$ROOT"/} and plots in ${PLOTS#"$ROOT"/} ($ELAPSED s)"
 
+want web && log "web (scripts/bench-web.sh, its own bench/results/web.json and web.png) ..." && { RUN_TIMEOUT=3600 run_bounded "$TMP/web.md" "$TMP/web.err" env "BENCH_LIB=$LIB" "QUICK=$QUICK" "BENCH_WEB_OUT=$PLOTS/web.json" "$ROOT/scripts/bench-web.sh" || log "web scenario failed: $(tail -n 1 "$TMP/web.err")"; cat "$TMP/web.md"; }
 [[ $NATIVE_FAILED -eq 0 ]]

@@ -6,8 +6,11 @@
 //!       one closed-loop ping-pong run (see load.rs); prints one JSON object (with --meta merged in)
 //!   loadgen report --in RECORDS.jsonl --out latest.json --plots DIR [--quick] [--elapsed S]
 //!       turns the records bench.sh collected into the markdown table (stdout), the JSON file and PNGs
+//!   loadgen web-report --in RECORDS.jsonl --out web.json --plot web.png [--quick]
+//!       the same for the runs of scripts/bench-web.sh (see web.rs)
 mod load;
 mod report;
+mod web;
 
 use std::process::exit;
 
@@ -16,6 +19,7 @@ fn usage(msg: &str) -> ! {
     eprintln!("usage: loadgen run --port P --conns N [--size B] [--warmup S] [--duration S] [--pid PID] [--src-ips K]");
     eprintln!("                   [--window W] [--no-handshake] [--connect-timeout S] [--idle-settle S] [--meta JSON]");
     eprintln!("       loadgen report --in RECORDS.jsonl --out FILE.json --plots DIR [--quick] [--elapsed S]");
+    eprintln!("       loadgen web-report --in RECORDS.jsonl --out FILE.json --plot FILE.png [--quick]");
     exit(2)
 }
 
@@ -101,6 +105,17 @@ fn main() {
             a.done();
             if let Err(e) = report::report(&input, &out, &plots, quick, elapsed) {
                 eprintln!("loadgen report: {e}");
+                exit(1);
+            }
+        }
+        "web-report" => {
+            let input = a.opt("--in").unwrap_or_else(|| usage("--in is required"));
+            let out = a.opt("--out").unwrap_or_else(|| usage("--out is required"));
+            let plot = a.opt("--plot").unwrap_or_else(|| usage("--plot is required"));
+            let quick = a.flag("--quick");
+            a.done();
+            if let Err(e) = web::report(&input, &out, &plot, quick) {
+                eprintln!("loadgen web-report: {e}");
                 exit(1);
             }
         }

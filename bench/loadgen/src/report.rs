@@ -31,7 +31,7 @@ fn ok(r: &Value) -> bool {
     f(r, &["round_trips"]).unwrap_or(0.0) > 0.0
 }
 
-fn fmt_num(v: Option<f64>) -> String {
+pub(crate) fn fmt_num(v: Option<f64>) -> String {
     match v {
         None => "n/a".into(),
         Some(x) if !x.is_finite() => "n/a".into(),
@@ -65,7 +65,7 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     }
 }
 
-fn fmt_ratio(r: Option<f64>) -> String {
+pub(crate) fn fmt_ratio(r: Option<f64>) -> String {
     match r {
         None => "n/a".into(),
         Some(r) if r >= 10.0 => format!("{r:.1}x"),
@@ -180,7 +180,7 @@ fn cell(
     }
 }
 
-fn machine() -> Value {
+pub(crate) fn machine() -> Value {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
@@ -207,7 +207,7 @@ fn machine() -> Value {
     })
 }
 
-fn now_utc() -> String {
+pub(crate) fn now_utc() -> String {
     let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
     unsafe { libc::gmtime_r(&t, &mut tm) };
@@ -563,14 +563,8 @@ pub fn report(input: &str, out: &str, plots: &str, quick: bool, elapsed: f64) ->
             }))
         })
         .collect();
-    let doc = json!({
-        "date": date,
-        "quick": quick,
-        // what was measured: bench.sh passes `git describe` of the tree (with -dirty for local changes)
-        "commit": std::env::var("BENCH_COMMIT").ok(),
-        "library_built": std::env::var("BENCH_LIB_BUILT").ok(),
+    let mut doc = json!({
         "elapsed_s": if elapsed.is_finite() { json!(elapsed) } else { Value::Null },
-        "machine": m,
         "targets": targets,
         "notes": notes,
         "micro": r.kind("micro").collect::<Vec<_>>(),
@@ -581,8 +575,23 @@ pub fn report(input: &str, out: &str, plots: &str, quick: bool, elapsed: f64) ->
         "plots": pngs,
         "markdown": md,
     });
+    write_result(out, &mut doc, &date, quick, m)
+}
+
+/// Adds what every result file says about what was measured, where and when, and writes `doc` to `out`
+/// (through a temporary file, so a reader never sees half of it).
+pub(crate) fn write_result(out: &str, doc: &mut Value, date: &str, quick: bool, machine: Value) -> Result<(), String> {
+    if let Some(o) = doc.as_object_mut() {
+        // A report redrawn from an earlier result keeps what that one measured (set by the caller).
+        o.entry("date").or_insert(json!(date));
+        o.entry("quick").or_insert(json!(quick));
+        // what was measured: the scripts pass `git describe` of the tree (with -dirty for local changes)
+        o.entry("commit").or_insert(json!(std::env::var("BENCH_COMMIT").ok()));
+        o.entry("library_built").or_insert(json!(std::env::var("BENCH_LIB_BUILT").ok()));
+        o.entry("machine").or_insert(machine);
+    }
     let tmp = format!("{out}.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(&doc).unwrap() + "\n").map_err(|e| format!("{tmp}: {e}"))?;
+    std::fs::write(&tmp, serde_json::to_string_pretty(doc).unwrap() + "\n").map_err(|e| format!("{tmp}: {e}"))?;
     std::fs::rename(&tmp, out).map_err(|e| format!("{out}: {e}"))?;
     Ok(())
 }
@@ -716,14 +725,7 @@ fn line_plot(
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
                 chart.draw_series(p.iter().map(|&(x, y)| Circle::new((x, y), 4, style))).map_err(|e| err(&e))?;
             }
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .label_font(("sans-serif", 16))
-                .position(SeriesLabelPosition::UpperLeft)
-                .draw()
-                .map_err(|e| err(&e))?;
+            draw_legend(&mut chart, SeriesLabelPosition::UpperLeft).map_err(|e| err(&e))?;
         }};
     }
     let mut b = ChartBuilder::on(&root);
@@ -737,6 +739,25 @@ fn line_plot(
     }
     root.present().map_err(|e| err(&e))?;
     Ok(())
+}
+
+/// The legend box of every plot.
+pub(crate) fn draw_legend<'a, DB, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> Result<(), String>
+where
+    DB: DrawingBackend + 'a,
+    CT: CoordTranslate,
+{
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 16))
+        .position(position)
+        .draw()
+        .map_err(|e| e.to_string())
 }
 
 /// Axis labels: whole numbers with separators, small values with two significant digits.
