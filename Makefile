@@ -7,8 +7,8 @@ LAUNCH  := target/release/asyncshim
 # The commit `asyncshim --version` names (empty outside a git checkout); a change rebuilds only the launcher.
 GIT_COMMIT := $(shell git describe --always --dirty --abbrev=12 2>/dev/null)
 
-.PHONY: all build deps test rust-test c-test passthrough-test app-test install-test package-test demo \
-	demo-web bench bench-web clean install uninstall deb
+.PHONY: all build deps test rust-test c-test passthrough-test app-test install-test package-test glibc-test \
+	demo demo-web bench bench-web clean install uninstall deb
 
 all: build
 
@@ -21,7 +21,7 @@ build:
 deps:
 	scripts/install-deps.sh
 
-test: deps build rust-test c-test passthrough-test app-test install-test package-test
+test: deps build rust-test c-test passthrough-test app-test install-test package-test glibc-test
 
 rust-test:
 	$(CARGO) test --release --lib --bins
@@ -45,9 +45,16 @@ install-test: build
 	scripts/test-install.sh
 
 # The Debian package installs, runs and is removed in a chroot: an overlay of this machine's own root (so
-# nothing here changes; needs root). The CI matrix runs `scripts/test-package.sh CHROOT_DIR` per release.
+# nothing here changes; needs root). glibc-test runs `scripts/test-package.sh CHROOT_DIR` per release.
 package-test: build
 	scripts/test-package.sh /
+
+# The C differential suite and the package on other glibc versions with this one build of the library
+# (needs root): Debian 11 (glibc 2.31), 13 (2.41) and sid in cached debootstrap chroots (c-tests/README.md,
+# "The glibc matrix"). `make glibc-test GLIBC_RELEASES=trixie` runs one release.
+GLIBC_RELEASES ?= bullseye trixie sid
+glibc-test: build
+	scripts/glibc-matrix.sh $(GLIBC_RELEASES)
 
 # The thread-per-connection echo server natively and under the shim, same load, side by side (~40 s).
 demo: build

@@ -14,6 +14,7 @@
  * asyncshim-test: args=--all */
 #include "shim_probe.h"
 #include "test_util.h"
+#include "glibc_compat.h"
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>

@@ -9,13 +9,16 @@
  *   - each idle thread has at most 4 pages present in the 64 KiB below its TCB (/proc/self/pagemap): the
  *     TCB's page, the entry frames' page and the buffer's page, plus one if a call chain crosses a page
  *     boundary (a large frame on the shim's park path would show here).
- * The probe for the cache is glibc 2.36's TLS layout (the tcache pointer lies 0x38 bytes past errno); it
- * is checked first on a thread that does call malloc. Per-thread RSS and page-table growth go to stderr.
+ * The probe for the cache is the tcache pointer in libc's TLS block, at a distance from errno that depends
+ * on the glibc the test runs on (tcache_from_errno); a thread has a cache when it points outside libc
+ * (2.43 points a thread without one at a dummy inside libc instead of NULL). It is checked first on a
+ * thread that does call malloc. Per-thread RSS and page-table growth go to stderr.
  *
  * asyncshim-test: timeout=60
  */
 #include "shim_probe.h"
 #include "test_util.h"
+#include "glibc_compat.h"
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -34,9 +37,27 @@ static struct conn conns[NTHREADS];
 static int started;
 static long errno_from_tp;
 
-static void *malloc_cache_of(pthread_t t)
+/* Where libc's TLS block keeps the thread's tcache pointer, relative to errno (measured on glibc 2.31,
+ * 2.35, 2.36, 2.39, 2.41, 2.42 and 2.43: libc's TLS words moved in 2.34, 2.41 and 2.43). */
+static long tcache_from_errno(void)
 {
-    return *(void **)((char *)t + errno_from_tp + 0x38);
+    if (glibc_at_least(2, 43))
+        return -0x10;
+    if (glibc_at_least(2, 41))
+        return 0x20;
+    if (glibc_at_least(2, 34))
+        return 0x38;
+    return 0x30;
+}
+
+/* Whether thread t has a malloc thread cache: its tcache pointer is set and points outside libc. */
+static int has_malloc_cache(pthread_t t)
+{
+    void *cache = *(void **)((char *)t + errno_from_tp + tcache_from_errno());
+    Dl_info info;
+    if (cache == NULL)
+        return 0;
+    return !(dladdr(cache, &info) != 0 && info.dli_fname != NULL && strstr(info.dli_fname, "libc.so") != NULL);
 }
 
 static void *serve(void *arg)
@@ -58,7 +79,7 @@ static void *allocating(void *arg)
     (void)arg;
     void *volatile p = malloc(100); /* volatile: the compiler may not drop the malloc/free pair */
     free(p);
-    return malloc_cache_of(pthread_self());
+    return (void *)(intptr_t)has_malloc_cache(pthread_self());
 }
 
 int main(void)
@@ -70,7 +91,7 @@ int main(void)
      * rather than freed), by the next thread of the same stack size class. */
     pthread_t t;
     pthread_attr_t attr;
-    void *cache = NULL;
+    void *cache = NULL; /* 1 when the allocating thread has a cache */
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 1 << 20);
     int rc = pthread_create(&t, &attr, allocating, NULL);
@@ -122,7 +143,7 @@ int main(void)
     int with_cache = 0, over_pages = 0, max_pages = 0;
     int pm = open("/proc/self/pagemap", O_RDONLY);
     for (int i = 0; i < created; i++) {
-        if (malloc_cache_of(conns[i].thread) != NULL)
+        if (has_malloc_cache(conns[i].thread))
             with_cache++;
         uintptr_t page = (uintptr_t)conns[i].thread & ~(uintptr_t)4095;
         int pages = 0;

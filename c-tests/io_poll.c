@@ -24,6 +24,8 @@
  * asyncshim-test: timeout=120 */
 #include "shim_probe.h"
 #include "test_util.h"
+#include "glibc_compat.h"
+#include "io_util.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -44,52 +46,6 @@
 #define MS 1000000LL
 
 /* ------------------------------------------------------------------ helpers */
-
-static const char *en(int e)
-{
-    switch (e) {
-    case EAGAIN: return "EAGAIN";
-    case EBADF: return "EBADF";
-    case EFAULT: return "EFAULT";
-    case EPIPE: return "EPIPE";
-    case ECONNRESET: return "ECONNRESET";
-    case EINTR: return "EINTR";
-    case EINVAL: return "EINVAL";
-    case ENOTSOCK: return "ENOTSOCK";
-    case EEXIST: return "EEXIST";
-    case EPERM: return "EPERM";
-    case 1234: return "1234";
-    default: return errname(e);
-    }
-}
-
-static const char *res(long rc, int err)
-{
-    static char bufs[16][48];
-    static int k;
-    char *b = bufs[k++ % 16];
-    if (rc >= 0)
-        snprintf(b, 48, "%ld", rc);
-    else
-        snprintf(b, 48, "%ld %s", rc, en(err));
-    return b;
-}
-
-static const char *yesno(int b)
-{
-    return b ? "yes" : "no";
-}
-
-static void say(const char *label, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(const char *label, const char *fmt, ...)
-{
-    char buf[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    printf("%s: %s\n", label, buf);
-}
 
 /* Poll/epoll event bits by name (POLLIN == EPOLLIN etc. on Linux). */
 static const char *evname(int ev)
@@ -115,70 +71,6 @@ static const char *evname(int ev)
     return b;
 }
 
-static unsigned char pat(size_t i, unsigned seed)
-{
-    return (unsigned char)(i * 7 + (i >> 12) * 3 + seed * 101 + 1);
-}
-
-static void set_nonblock(int fd, int on)
-{
-    int fl = fcntl(fd, F_GETFL);
-    fcntl(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK);
-}
-
-static int make_listener(struct sockaddr_in *a, int type_flags, int backlog)
-{
-    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | type_flags, 0);
-    int one = 1;
-    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    memset(a, 0, sizeof *a);
-    a->sin_family = AF_INET;
-    a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof *a;
-    if (bind(l, (struct sockaddr *)a, sizeof *a) != 0 || listen(l, backlog) != 0 ||
-        getsockname(l, (struct sockaddr *)a, &len) != 0) {
-        fprintf(stderr, "listener: %s\n", strerror(errno));
-        exit(3);
-    }
-    return l;
-}
-
-static void tcp_pair(int *c, int *s)
-{
-    struct sockaddr_in a;
-    int l = make_listener(&a, 0, 16);
-    *c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (*c < 0 || connect(*c, (struct sockaddr *)&a, sizeof a) != 0) {
-        fprintf(stderr, "tcp_pair connect: %s\n", strerror(errno));
-        exit(3);
-    }
-    *s = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-    if (*s < 0) {
-        fprintf(stderr, "tcp_pair accept: %s\n", strerror(errno));
-        exit(3);
-    }
-    close(l);
-    int one = 1;
-    setsockopt(*c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    setsockopt(*s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-}
-
-static void unix_pair(int sv[2])
-{
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-        fprintf(stderr, "socketpair: %s\n", strerror(errno));
-        exit(3);
-    }
-}
-
-static void mkpipe(int p[2])
-{
-    if (pipe2(p, O_CLOEXEC) != 0) {
-        fprintf(stderr, "pipe2: %s\n", strerror(errno));
-        exit(3);
-    }
-}
-
 static void drain_fd(int fd)
 {
     char buf[4096];
@@ -186,19 +78,6 @@ static void drain_fd(int fd)
     while (read(fd, buf, sizeof buf) > 0)
         ;
     set_nonblock(fd, 0);
-}
-
-static long fill_socket(int fd)
-{
-    static char junk[4096];
-    long total = 0;
-    ssize_t w;
-    for (int i = 0; i < 6; i++) {
-        while ((w = send(fd, junk, sizeof junk, MSG_DONTWAIT)) > 0)
-            total += w;
-        sleep_ms(20);
-    }
-    return total;
 }
 
 static struct timespec ts_of(long ms)
@@ -534,8 +413,8 @@ static void case_details(void)
 
     /* POLLOUT on a full socket, woken when the peer drains it */
     int sv[2];
-    unix_pair(sv);
-    long filled = fill_socket(sv[0]);
+    unix_pair(sv, 0);
+    long filled = fill(sv[0], 1);
     rc = poll(&(struct pollfd){ sv[0], POLLOUT, 0 }, 1, 0);
     say("P2 poll(POLLOUT, 0) on a full socket pair", "%d", rc);
     waiter_start(&w, PK_POLL, sv[0], POLLOUT, 3000, 100);
@@ -1401,37 +1280,24 @@ static void run_loop(int use_epoll)
     close(lp.timer_fd);
 }
 
+/* P7: the epoll loop, then the poll loop */
+static void case_event_loops(void)
+{
+    run_loop(1);
+    run_loop(0);
+}
+
 /* ------------------------------------------------------------------ main */
 
 int main(void)
 {
-    test_init();
-    fprintf(stderr, "under shim: %d, workers %d\n", under_shim(), shim_workers());
-    signal(SIGPIPE, SIG_IGN);
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 2048 && rl.rlim_max >= 2048) {
-        rl.rlim_cur = 2048;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-    big = malloc(BIG);
-    for (size_t i = 0; i < BIG; i++)
-        big[i] = pat(i, 0);
+    big = io_test_start(BIG);
 
-    static const struct {
-        const char *name;
-        void (*fn)(void);
-    } cases[] = {
+    static const struct io_case cases[] = {
         { "P1", case_timeouts }, { "P2", case_details },  { "P3", case_signals },
         { "P4", case_many },     { "P5", case_processes_and_copies }, { "P6", case_infinite },
+        { "P7", case_event_loops },
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        int64_t t0 = mono_ns();
-        cases[i].fn();
-        fprintf(stderr, "== case %s: %.1f ms\n", cases[i].name, (mono_ns() - t0) / 1e6);
-    }
-    int64_t t0 = mono_ns();
-    run_loop(1);
-    run_loop(0);
-    fprintf(stderr, "== case P7: %.1f ms\n", (mono_ns() - t0) / 1e6);
+    run_cases(cases, sizeof cases / sizeof cases[0]);
     return test_exit_status();
 }

@@ -32,6 +32,8 @@
  * asyncshim-test: timeout=90 */
 #include "shim_probe.h"
 #include "test_util.h"
+#include "glibc_compat.h"
+#include "io_util.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -50,179 +52,6 @@
 #include <stddef.h>
 
 #define MS 1000000LL
-
-/* ------------------------------------------------------------------ helpers */
-
-static const char *en(int e)
-{
-    switch (e) {
-    case EAGAIN: return "EAGAIN";
-    case EBADF: return "EBADF";
-    case EFAULT: return "EFAULT";
-    case EPIPE: return "EPIPE";
-    case ECONNRESET: return "ECONNRESET";
-    case ECONNREFUSED: return "ECONNREFUSED";
-    case EINPROGRESS: return "EINPROGRESS";
-    case EISCONN: return "EISCONN";
-    case ENOTCONN: return "ENOTCONN";
-    case EALREADY: return "EALREADY";
-    case EINTR: return "EINTR";
-    case EINVAL: return "EINVAL";
-    case ENOTSOCK: return "ENOTSOCK";
-    case ETIMEDOUT: return "ETIMEDOUT";
-    case EOPNOTSUPP: return "EOPNOTSUPP";
-    case ESPIPE: return "ESPIPE";
-    case EMSGSIZE: return "EMSGSIZE";
-    case 1234: return "1234";
-    default: return errname(e);
-    }
-}
-
-/* "N" or "-1 ENAME" */
-static const char *res(ssize_t rc, int err)
-{
-    static char bufs[16][48];
-    static int k;
-    char *b = bufs[k++ % 16];
-    if (rc >= 0)
-        snprintf(b, 48, "%zd", rc);
-    else
-        snprintf(b, 48, "%zd %s", rc, en(err));
-    return b;
-}
-
-/* Result of a call made right here: errno is captured after the call (not in argument order). */
-#define RES(expr)                                                                                                  \
-    ({                                                                                                             \
-        errno = 0;                                                                                                 \
-        ssize_t res_rc_ = (ssize_t)(expr);                                                                         \
-        int res_err_ = errno;                                                                                      \
-        res(res_rc_, res_err_);                                                                                    \
-    })
-
-static const char *yesno(int b)
-{
-    return b ? "yes" : "no";
-}
-
-static void say(const char *label, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(const char *label, const char *fmt, ...)
-{
-    char buf[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    printf("%s: %s\n", label, buf);
-}
-
-static unsigned char pat(size_t i, unsigned seed)
-{
-    return (unsigned char)(i * 7 + (i >> 12) * 3 + seed * 101 + 1);
-}
-
-static int nonblock_flag(int fd)
-{
-    int fl = fcntl(fd, F_GETFL);
-    return fl >= 0 && (fl & O_NONBLOCK) != 0;
-}
-
-static void set_nonblock(int fd, int on)
-{
-    int fl = fcntl(fd, F_GETFL);
-    fcntl(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK);
-}
-
-static int make_listener(struct sockaddr_in *a, int type_flags, int backlog)
-{
-    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | type_flags, 0);
-    int one = 1;
-    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    memset(a, 0, sizeof *a);
-    a->sin_family = AF_INET;
-    a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof *a;
-    if (bind(l, (struct sockaddr *)a, sizeof *a) != 0 || listen(l, backlog) != 0 ||
-        getsockname(l, (struct sockaddr *)a, &len) != 0) {
-        fprintf(stderr, "listener: %s\n", strerror(errno));
-        close(l);
-        return -1;
-    }
-    return l;
-}
-
-/* A connected TCP pair on 127.0.0.1: *c the connecting end, *s the accepted end. */
-static int tcp_pair(int *c, int *s)
-{
-    struct sockaddr_in a;
-    int l = make_listener(&a, 0, 16);
-    *c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (l < 0 || *c < 0 || connect(*c, (struct sockaddr *)&a, sizeof a) != 0) {
-        fprintf(stderr, "tcp_pair connect: %s\n", strerror(errno));
-        exit(3);
-    }
-    *s = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-    if (*s < 0) {
-        fprintf(stderr, "tcp_pair accept: %s\n", strerror(errno));
-        exit(3);
-    }
-    close(l);
-    int one = 1;
-    setsockopt(*c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    setsockopt(*s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    return 0;
-}
-
-static void unix_pair(int sv[2], int type_flags)
-{
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | type_flags, 0, sv) != 0) {
-        fprintf(stderr, "socketpair: %s\n", strerror(errno));
-        exit(3);
-    }
-}
-
-static void mkpipe(int p[2])
-{
-    if (pipe2(p, O_CLOEXEC) != 0) {
-        fprintf(stderr, "pipe2: %s\n", strerror(errno));
-        exit(3);
-    }
-}
-
-/* Fills a socket or pipe until a non-blocking write says EAGAIN; returns the bytes written. */
-static long fill(int fd, int is_socket)
-{
-    static char junk[4096];
-    long total = 0;
-    int was_nb = nonblock_flag(fd);
-    if (!is_socket)
-        set_nonblock(fd, 1);
-    for (;;) {
-        ssize_t w = is_socket ? send(fd, junk, sizeof junk, MSG_DONTWAIT) : write(fd, junk, sizeof junk);
-        if (w <= 0)
-            break;
-        total += w;
-    }
-    /* TCP may make room again a moment later (window updates): top up until it stays full. */
-    if (is_socket) {
-        for (int i = 0; i < 5; i++) {
-            sleep_ms(20);
-            ssize_t w;
-            while ((w = send(fd, junk, sizeof junk, MSG_DONTWAIT)) > 0)
-                total += w;
-        }
-    }
-    if (!is_socket && !was_nb)
-        set_nonblock(fd, 0);
-    return total;
-}
-
-static void set_timeo(int fd, int opt, long ms)
-{
-    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-    if (setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof tv) != 0)
-        fprintf(stderr, "setsockopt timeout: %s\n", strerror(errno));
-}
 
 /* ---- a call made by another thread: it records its result, errno (1234 before) and duration ---- */
 
@@ -2252,32 +2081,15 @@ static void case_signals(void)
 
 int main(void)
 {
-    test_init();
-    fprintf(stderr, "under shim: %d, workers %d\n", under_shim(), shim_workers());
-    signal(SIGPIPE, SIG_IGN);
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 2048 && rl.rlim_max >= 2048) {
-        rl.rlim_cur = 2048;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-    big = malloc(BIG);
-    for (size_t i = 0; i < BIG; i++)
-        big[i] = pat(i, 0);
+    big = io_test_start(BIG);
 
-    static const struct {
-        const char *name;
-        void (*fn)(void);
-    } cases[] = {
+    static const struct io_case cases[] = {
         { "A", case_no_short_writes }, { "B", case_waitall },      { "C", case_nonblocking },
         { "D", case_getfl_while_blocked }, { "E", case_children }, { "F", case_timeouts },
         { "G", case_connect },         { "H", case_concurrency },  { "I", case_shutdown },
         { "C", case_nonblock_changes }, { "J", case_close_while_blocked }, { "J", case_close_other_ways },
         { "J", case_close_reuse },     { "K", case_errors },       { "L", case_signals },
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        int64_t t0 = mono_ns();
-        cases[i].fn();
-        fprintf(stderr, "== case %s: %.1f ms\n", cases[i].name, (mono_ns() - t0) / 1e6);
-    }
+    run_cases(cases, sizeof cases / sizeof cases[0]);
     return test_exit_status();
 }

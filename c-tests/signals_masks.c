@@ -21,6 +21,7 @@
  *    a thread reading a signalfd.
  * asyncshim-test: timeout=120 */
 #include "test_util.h"
+#include "glibc_compat.h"
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>

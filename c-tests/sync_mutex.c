@@ -24,6 +24,7 @@
  * Timings go to stderr; stdout has only booleans and errno names.
  * asyncshim-test: timeout=60 */
 #include "shim_probe.h"
+#include "sync_util.h"
 #include "test_util.h"
 #include <pthread.h>
 #include <sched.h>
@@ -78,42 +79,20 @@ static int unlock_in_thread(pthread_mutex_t *m)
     return (int)(intptr_t)res;
 }
 
-/* A holder thread: locks, says so, holds at least hold_ms and until `release` is set, then sets
- * `released` and unlocks. */
-struct holder {
-    pthread_mutex_t *m;
-    long hold_ms;
-    int held, release, released, lock_rc, unlock_rc;
-    pthread_t t;
-};
-
-static void *holder_body(void *arg)
+static int lock_mutex(void *m)
 {
-    struct holder *h = arg;
-    h->lock_rc = pthread_mutex_lock(h->m);
-    ATOMIC_STORE(&h->held, 1);
-    sleep_ms(h->hold_ms);
-    while (!ATOMIC_LOAD(&h->release))
-        sleep_ms(2);
-    ATOMIC_STORE(&h->released, 1);
-    h->unlock_rc = pthread_mutex_unlock(h->m);
-    return NULL;
+    return pthread_mutex_lock((pthread_mutex_t *)m);
 }
 
+static int unlock_mutex(void *m)
+{
+    return pthread_mutex_unlock((pthread_mutex_t *)m);
+}
+
+/* A holder thread (sync_util.h): locks m, holds it at least hold_ms and until `release` is set. */
 static void holder_start(struct holder *h, pthread_mutex_t *m, long hold_ms)
 {
-    memset(h, 0, sizeof *h);
-    h->m = m;
-    h->hold_ms = hold_ms;
-    pthread_create(&h->t, NULL, holder_body, h);
-    wait_at_least(&h->held, 1, 1, 10000);
-}
-
-static int holder_finish(struct holder *h)
-{
-    ATOMIC_STORE(&h->release, 1);
-    pthread_join(h->t, NULL);
-    return h->lock_rc == 0 && h->unlock_rc == 0;
+    holder_start_with(h, lock_mutex, unlock_mutex, m, hold_ms, 0);
 }
 
 /* ---- mutual exclusion under contention ---- */

@@ -11,12 +11,7 @@
 
 static pthread_mutex_t m;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static int started, flag, result = -1, waited_ms;
-
-static const char *name(int e)
-{
-    return e == EOWNERDEAD ? "EOWNERDEAD" : e == ENOTRECOVERABLE ? "ENOTRECOVERABLE" : errname(e);
-}
+static struct contention cs = { .result = -1 };
 
 static void init_pi(pthread_mutex_t *mx, int type, int robust, int pshared)
 {
@@ -28,14 +23,14 @@ static void init_pi(pthread_mutex_t *mx, int type, int robust, int pshared)
 static void *contender(void *arg)
 {
     (void)arg;
-    ATOMIC_STORE(&started, 1);
+    ATOMIC_STORE(&cs.started, 1);
     int64_t t0 = mono_ns();
     int r = pthread_mutex_lock(&m);
-    ATOMIC_STORE(&waited_ms, (int)((mono_ns() - t0) / 1000000));
-    ATOMIC_STORE(&flag, 1); /* seen only after the holder let go */
+    ATOMIC_STORE(&cs.waited_ms, (int)((mono_ns() - t0) / 1000000));
+    ATOMIC_STORE(&cs.flag, 1); /* seen only after the holder let go */
     if (r == 0)
         r = pthread_mutex_unlock(&m);
-    ATOMIC_STORE(&result, r);
+    ATOMIC_STORE(&cs.result, r);
     return NULL;
 }
 
@@ -44,9 +39,9 @@ static void *holder(void *arg)
 {
     (void)arg;
     pthread_mutex_lock(&m);
-    ATOMIC_STORE(&started, 1);
+    ATOMIC_STORE(&cs.started, 1);
     sleep_ms(80);
-    ATOMIC_STORE(&flag, 2);
+    ATOMIC_STORE(&cs.flag, 2);
     pthread_mutex_unlock(&m);
     return NULL;
 }
@@ -58,40 +53,22 @@ static void *try_and_time(void *arg)
     struct timespec ts = deadline_in(CLOCK_REALTIME, 30);
     int d = pthread_mutex_timedlock(&m, &ts);
     int u = pthread_mutex_unlock(&m);
-    printf("  other thread: trylock %s, timedlock %s, unlock %s\n", name(t), name(d), name(u));
+    printf("  other thread: trylock %s, timedlock %s, unlock %s\n", errname(t), errname(d), errname(u));
     return NULL;
-}
-
-/* The holder is the main thread; the contender a coroutine or a real thread. */
-static void contend_with_main(const char *what, int real)
-{
-    ATOMIC_STORE(&started, 0);
-    ATOMIC_STORE(&flag, 0);
-    ATOMIC_STORE(&result, -1);
-    int l = pthread_mutex_lock(&m);
-    pthread_t t = start_thread(contender, real);
-    wait_at_least(&started, 1, 1, 5000);
-    sleep_ms(60);
-    int early = ATOMIC_LOAD(&flag);
-    int u = pthread_mutex_unlock(&m);
-    pthread_join(t, NULL);
-    printf("%s: main lock %s, contender got it before unlock %d, unlock %s, contender %s\n", what, name(l),
-           early, name(u), name(ATOMIC_LOAD(&result)));
-    CHECK(ATOMIC_LOAD(&waited_ms) >= 40, "contender waited for the unlock");
 }
 
 /* The holder is another thread (coroutine or real); main contends. */
 static void main_contends(const char *what, int real)
 {
-    ATOMIC_STORE(&started, 0);
-    ATOMIC_STORE(&flag, 0);
+    ATOMIC_STORE(&cs.started, 0);
+    ATOMIC_STORE(&cs.flag, 0);
     pthread_t t = start_thread(holder, real);
-    wait_at_least(&started, 1, 1, 5000);
+    wait_at_least(&cs.started, 1, 1, 5000);
     int l = pthread_mutex_lock(&m);
-    int seen = ATOMIC_LOAD(&flag);
+    int seen = ATOMIC_LOAD(&cs.flag);
     int u = pthread_mutex_unlock(&m);
     pthread_join(t, NULL);
-    printf("%s: main lock %s after the holder's unlock %d, unlock %s\n", what, name(l), seen == 2, name(u));
+    printf("%s: main lock %s after the holder's unlock %d, unlock %s\n", what, errname(l), seen == 2, errname(u));
 }
 
 static int cond_ready;
@@ -100,10 +77,7 @@ static void *signaller(void *arg)
 {
     (void)arg;
     sleep_ms(30);
-    pthread_mutex_lock(&m);
-    ATOMIC_STORE(&cond_ready, 1);
-    pthread_cond_signal(&cv);
-    pthread_mutex_unlock(&m);
+    signal_flag(&cv, &m, &cond_ready, 1);
     return NULL;
 }
 
@@ -112,14 +86,10 @@ static void cond_with_pi(const char *what, int real)
     ATOMIC_STORE(&cond_ready, 0);
     pthread_mutex_lock(&m);
     pthread_t t = start_thread(signaller, real);
-    int r = 0;
-    while (!ATOMIC_LOAD(&cond_ready) && r == 0) {
-        struct timespec ts = deadline_in(CLOCK_REALTIME, 5000);
-        r = pthread_cond_timedwait(&cv, &m, &ts);
-    }
+    int r = wait_for_flag(&cv, &m, &cond_ready, 1, 5000);
     int u = pthread_mutex_unlock(&m);
     pthread_join(t, NULL);
-    printf("%s: cond wait %s, ready %d, unlock %s\n", what, name(r), ATOMIC_LOAD(&cond_ready), name(u));
+    printf("%s: cond wait %s, ready %d, unlock %s\n", what, errname(r), ATOMIC_LOAD(&cond_ready), errname(u));
 }
 
 static void types(void)
@@ -131,8 +101,8 @@ static void types(void)
     t = start_thread(try_and_time, 0);
     pthread_join(t, NULL);
     int d = pthread_mutex_unlock(&m), e = pthread_mutex_unlock(&m);
-    printf("errorcheck PI: lock %s, relock %s, trylock %s, unlock %s, unlock again %s\n", name(a), name(b),
-           name(c), name(d), name(e));
+    printf("errorcheck PI: lock %s, relock %s, trylock %s, unlock %s, unlock again %s\n", errname(a), errname(b),
+           errname(c), errname(d), errname(e));
     pthread_mutex_destroy(&m);
 
     init_pi(&m, PTHREAD_MUTEX_RECURSIVE, 0, 0);
@@ -142,8 +112,8 @@ static void types(void)
     d = pthread_mutex_unlock(&m);
     e = pthread_mutex_unlock(&m);
     int f = pthread_mutex_unlock(&m), g = pthread_mutex_unlock(&m);
-    printf("recursive PI: lock %s, relock %s, trylock %s, unlocks %s %s %s, one too many %s\n", name(a), name(b),
-           name(c), name(d), name(e), name(f), name(g));
+    printf("recursive PI: lock %s, relock %s, trylock %s, unlocks %s %s %s, one too many %s\n", errname(a), errname(b),
+           errname(c), errname(d), errname(e), errname(f), errname(g));
     main_contends("recursive PI held by a real thread", 1);
     pthread_mutex_destroy(&m);
 
@@ -153,7 +123,7 @@ static void types(void)
     struct timespec ts = deadline_in(CLOCK_MONOTONIC, 20);
     c = pthread_mutex_clocklock(&m, CLOCK_MONOTONIC, &ts);
     d = pthread_mutex_unlock(&m);
-    printf("normal PI: trylock %s, trylock again %s, clocklock %s, unlock %s\n", name(a), name(b), name(c), name(d));
+    printf("normal PI: trylock %s, trylock again %s, clocklock %s, unlock %s\n", errname(a), errname(b), errname(c), errname(d));
     pthread_mutex_destroy(&m);
 }
 
@@ -161,8 +131,8 @@ int main(void)
 {
     test_init();
     init_pi(&m, PTHREAD_MUTEX_NORMAL, 0, 0);
-    contend_with_main("PI, main holds, real thread contends", 1);
-    contend_with_main("PI, main holds, coroutine contends", 0);
+    contend_with_main("PI, main holds, real thread contends", 1, &m, contender, &cs);
+    contend_with_main("PI, main holds, coroutine contends", 0, &m, contender, &cs);
     main_contends("PI, real thread holds", 1);
     main_contends("PI, coroutine holds", 0);
     cond_with_pi("PI cond, real signaller", 1);

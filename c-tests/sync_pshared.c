@@ -18,45 +18,22 @@
 #include <sys/wait.h>
 
 static pthread_mutex_t m;
-static int started, flag, result = -1, waited_ms;
-
-static const char *name(int e)
-{
-    return e == EOWNERDEAD ? "EOWNERDEAD" : e == ENOTRECOVERABLE ? "ENOTRECOVERABLE" : errname(e);
-}
-
+static struct contention cs = { .result = -1 };
 
 
 static void *contender(void *arg)
 {
     (void)arg;
-    ATOMIC_STORE(&started, 1);
+    ATOMIC_STORE(&cs.started, 1);
     int64_t t0 = mono_ns();
     struct timespec ts = deadline_in(CLOCK_REALTIME, 5000); /* bounded: a lost unlock fails, not hangs */
     int r = pthread_mutex_timedlock(&m, &ts);
-    ATOMIC_STORE(&waited_ms, (int)((mono_ns() - t0) / 1000000));
-    ATOMIC_STORE(&flag, 1);
+    ATOMIC_STORE(&cs.waited_ms, (int)((mono_ns() - t0) / 1000000));
+    ATOMIC_STORE(&cs.flag, 1);
     if (r == 0)
         r = pthread_mutex_unlock(&m);
-    ATOMIC_STORE(&result, r);
+    ATOMIC_STORE(&cs.result, r);
     return NULL;
-}
-
-static void contend_with_main(const char *what, int real)
-{
-    ATOMIC_STORE(&started, 0);
-    ATOMIC_STORE(&flag, 0);
-    ATOMIC_STORE(&result, -1);
-    int l = pthread_mutex_lock(&m);
-    pthread_t t = start_thread(contender, real);
-    wait_at_least(&started, 1, 1, 5000);
-    sleep_ms(60);
-    int early = ATOMIC_LOAD(&flag);
-    int u = pthread_mutex_unlock(&m);
-    pthread_join(t, NULL);
-    printf("%s: main lock %s, contender got it before unlock %d, unlock %s, contender %s\n", what, name(l),
-           early, name(u), name(ATOMIC_LOAD(&result)));
-    CHECK(ATOMIC_LOAD(&waited_ms) >= 40, "contender waited for the unlock");
 }
 
 static void *die_holding(void *arg)
@@ -69,8 +46,8 @@ static void *hold_then_die(void *arg)
 {
     (void)arg;
     pthread_mutex_lock(&m);
-    ATOMIC_STORE(&started, 1);
-    wait_at_least(&started, 2, 1, 5000);
+    ATOMIC_STORE(&cs.started, 1);
+    wait_at_least(&cs.started, 2, 1, 5000);
     return NULL;
 }
 
@@ -90,8 +67,8 @@ static void *try_from_other(void *arg)
 static void robust_pi(void)
 {
     init_mutex(&m, PTHREAD_MUTEX_NORMAL, 1, 1, 0);
-    contend_with_main("robust PI, main holds, real thread contends", 1);
-    contend_with_main("robust PI, main holds, coroutine contends", 0);
+    contend_with_main("robust PI, main holds, real thread contends", 1, &m, contender, &cs);
+    contend_with_main("robust PI, main holds, coroutine contends", 0, &m, contender, &cs);
     void *r;
     pthread_t t = start_thread(die_holding, 0);
     pthread_join(t, &r);
@@ -99,25 +76,25 @@ static void robust_pi(void)
     int c = pthread_mutex_consistent(&m);
     int u = pthread_mutex_unlock(&m);
     printf("robust PI, owner thread ended holding it: its lock %s; next lock %s, consistent %d, unlock %s\n",
-           name((int)(intptr_t)r), name(e), c, name(u));
+           errname((int)(intptr_t)r), errname(e), c, errname(u));
     t = start_thread(die_holding, 1);
     pthread_join(t, &r);
     e = pthread_mutex_lock(&m);
     u = pthread_mutex_unlock(&m);
     int again = pthread_mutex_lock(&m);
     printf("robust PI, real owner ended holding it: its lock %s; next lock %s, unlock %s, then %s\n",
-           name((int)(intptr_t)r), name(e), name(u), name(again));
+           errname((int)(intptr_t)r), errname(e), errname(u), errname(again));
     pthread_mutex_destroy(&m);
     init_mutex(&m, PTHREAD_MUTEX_NORMAL, 1, 1, 0);
 
     /* A real thread waited in the kernel and timed out, then the owner ended: the word may keep the
      * kernel's waiters bit with no owner. */
-    ATOMIC_STORE(&started, 0);
+    ATOMIC_STORE(&cs.started, 0);
     t = start_thread(hold_then_die, 1);
-    wait_at_least(&started, 1, 1, 5000);
+    wait_at_least(&cs.started, 1, 1, 5000);
     pthread_t w = start_thread(time_out, 1);
     pthread_join(w, &r);
-    ATOMIC_STORE(&started, 2);
+    ATOMIC_STORE(&cs.started, 2);
     pthread_join(t, NULL);
     fprintf(stderr, "word after the owner ended: %#x\n", *(unsigned *)&m);
     struct timespec ts = deadline_in(CLOCK_REALTIME, 3000);
@@ -125,15 +102,15 @@ static void robust_pi(void)
     c = e == EOWNERDEAD ? pthread_mutex_consistent(&m) : -1;
     u = pthread_mutex_unlock(&m);
     printf("robust PI, a waiter timed out, then the owner ended: waiter %s; next lock %s, consistent %d, unlock %s\n",
-           name((int)(intptr_t)r), name(e), c, name(u));
+           errname((int)(intptr_t)r), errname(e), c, errname(u));
     pthread_mutex_destroy(&m);
 
     init_mutex(&m, PTHREAD_MUTEX_ERRORCHECK, 1, 1, 0);
     int a = pthread_mutex_lock(&m), b = pthread_mutex_lock(&m);
-    contend_with_main("robust errorcheck PI held twice over, real thread contends", 1);
+    contend_with_main("robust errorcheck PI held twice over, real thread contends", 1, &m, contender, &cs);
     int d = pthread_mutex_unlock(&m), f = pthread_mutex_unlock(&m);
-    printf("robust errorcheck PI: lock %s, relock %s, unlock %s, unlock again %s\n", name(a), name(b), name(d),
-           name(f));
+    printf("robust errorcheck PI: lock %s, relock %s, unlock %s, unlock again %s\n", errname(a), errname(b), errname(d),
+           errname(f));
     pthread_mutex_destroy(&m);
 
     init_mutex(&m, PTHREAD_MUTEX_RECURSIVE, 1, 1, 0);
@@ -145,8 +122,8 @@ static void robust_pi(void)
     f = pthread_mutex_unlock(&m);
     int g = pthread_mutex_unlock(&m);
     printf("robust recursive PI: lock %s, trylock %s, real thread's trylock %s, unlocks %s %s, one too many %s\n",
-           name(a), name(b), name((int)(intptr_t)r), name(d), name(f), name(g));
-    contend_with_main("robust recursive PI, real thread contends", 1);
+           errname(a), errname(b), errname((int)(intptr_t)r), errname(d), errname(f), errname(g));
+    contend_with_main("robust recursive PI, real thread contends", 1, &m, contender, &cs);
     pthread_mutex_destroy(&m);
 }
 
@@ -174,7 +151,7 @@ static void pshared_pi(void)
     int u = pthread_mutex_unlock(pm);
     int st;
     waitpid(c, &st, 0);
-    printf("pshared PI, parent holds: lock %s, unlock %s, child exit %d\n", name(l), name(u), WEXITSTATUS(st));
+    printf("pshared PI, parent holds: lock %s, unlock %s, child exit %d\n", errname(l), errname(u), WEXITSTATUS(st));
 
     /* The child holds; the parent contends. */
     sf[0] = sf[1] = 0;
@@ -196,7 +173,7 @@ static void pshared_pi(void)
     u = pthread_mutex_unlock(pm);
     waitpid(c, &st, 0);
     printf("pshared PI, child holds: parent trylock %s, lock %s after the child's unlock %d, unlock %s\n",
-           name(t), name(l), after, name(u));
+           errname(t), errname(l), after, errname(u));
     munmap(sf, 4096);
     munmap(pm, sizeof *pm);
 }
@@ -208,10 +185,7 @@ static void *signaller(void *arg)
 {
     (void)arg;
     sleep_ms(30);
-    pthread_mutex_lock(&m);
-    ATOMIC_STORE(&cond_ready, 1);
-    pthread_cond_signal(&cv);
-    pthread_mutex_unlock(&m);
+    signal_flag(&cv, &m, &cond_ready, 1);
     return NULL;
 }
 
@@ -228,16 +202,12 @@ static void cond_with(int pi, int pshared_cond, int real)
     int unowned = pthread_cond_timedwait(&cv, &m, &ts);
     pthread_mutex_lock(&m);
     pthread_t t = start_thread(signaller, real);
-    int r = 0;
-    while (!ATOMIC_LOAD(&cond_ready) && r == 0) {
-        ts = deadline_in(CLOCK_REALTIME, 5000);
-        r = pthread_cond_timedwait(&cv, &m, &ts);
-    }
+    int r = wait_for_flag(&cv, &m, &cond_ready, 1, 5000);
     int u = pthread_mutex_unlock(&m);
     pthread_join(t, NULL);
     printf("%s cond, robust%s mutex, %s signaller: wait without the mutex %s; wait %s, ready %d, unlock %s\n",
-           pshared_cond ? "pshared" : "private", pi ? " PI" : "", real ? "real" : "coroutine", name(unowned),
-           name(r), ATOMIC_LOAD(&cond_ready), name(u));
+           pshared_cond ? "pshared" : "private", pi ? " PI" : "", real ? "real" : "coroutine", errname(unowned),
+           errname(r), ATOMIC_LOAD(&cond_ready), errname(u));
     pthread_mutex_destroy(&m);
     pthread_cond_destroy(&cv);
 }
@@ -306,7 +276,7 @@ static void process_death(const char *argv0, int pi, const char *how)
     printf("robust pshared%s held by a thread of a process that %s: held %d, %s; next lock %s, consistent %d, "
            "unlock %d\n",
            pi ? " PI" : "", strcmp(how, "kill") == 0 ? "was killed" : "exited", ok ? ATOMIC_LOAD(&sh->held) : 0,
-           WIFSIGNALED(st) ? strsignal(WTERMSIG(st)) : "exit status", name(e), cons, u);
+           WIFSIGNALED(st) ? strsignal(WTERMSIG(st)) : "exit status", errname(e), cons, u);
     munmap(sh, sizeof *sh);
     close(fd);
 }
@@ -350,7 +320,7 @@ static void thread_ends_while_other_process_waits(int pi)
     waitpid(c, &st, 0);
     printf("robust pshared%s: thread locked it (%s) and ended while another process waited: that process "
            "got %s\n",
-           pi ? " PI" : "", name((int)(intptr_t)r),
+           pi ? " PI" : "", errname((int)(intptr_t)r),
            WEXITSTATUS(st) == 0 ? "EOWNERDEAD" : WEXITSTATUS(st) == 1 ? "0" : "an error or nothing");
     munmap(shared_mx, 4096);
 }

@@ -30,11 +30,6 @@ struct shared {
 
 static struct shared *sh;
 
-static const char *name(int e)
-{
-    return e == EOWNERDEAD ? "EOWNERDEAD" : e == ENOTRECOVERABLE ? "ENOTRECOVERABLE" : errname(e);
-}
-
 /* Sets the flag to 1 and signals, once the ticker has run on while the main thread waits. */
 static void *signaller(void *arg)
 {
@@ -109,14 +104,14 @@ static void kind(int type, int pi, int robust)
     pthread_join(sig, NULL);
     printf("%s: lock %s, wait signalled by a thread %s, flag %d, unlock %s; the other mutex held across the "
            "wait: lock %s, trylock after the wait %s, unlocks %s %s\n",
-           what, name(l), name(r), sh->flag, name(u), name(lo), name(lo2), uo2 < 0 ? "none" : name(uo2), name(uo));
+           what, errname(l), errname(r), sh->flag, errname(u), errname(lo), errname(lo2), uo2 < 0 ? "none" : errname(uo2), errname(uo));
 
     /* An invalid time: refused before anything is unlocked. */
     l = pthread_mutex_lock(&sh->mutex);
     struct timespec bad = { 0, 2000000000L };
     r = pthread_cond_timedwait(&sh->cond, &sh->mutex, &bad);
     u = pthread_mutex_unlock(&sh->mutex);
-    printf("%s: lock %s, wait with an invalid time %s, unlock %s\n", what, name(l), name(r), name(u));
+    printf("%s: lock %s, wait with an invalid time %s, unlock %s\n", what, errname(l), errname(r), errname(u));
 
     /* Signalled by another process. */
     fflush(stdout);
@@ -133,7 +128,7 @@ static void kind(int type, int pi, int robust)
     r = wait_for_flag(&sh->cond, &sh->mutex, &sh->flag, 2, 10000);
     u = pthread_mutex_unlock(&sh->mutex);
     printf("%s: lock %s, wait signalled by another process %s, flag %d, unlock %s, child exit %d\n", what,
-           name(l), name(r), sh->flag, name(u), child_exit(c));
+           errname(l), errname(r), sh->flag, errname(u), child_exit(c));
 
     /* Timed out; then without owning the mutex. */
     l = pthread_mutex_lock(&sh->mutex);
@@ -142,8 +137,8 @@ static void kind(int type, int pi, int robust)
     u = pthread_mutex_unlock(&sh->mutex);
     until = deadline_in(CLOCK_REALTIME, 50);
     int unowned = pthread_cond_timedwait(&sh->cond, &sh->mutex, &until);
-    printf("%s: lock %s, timed out wait %s, unlock %s; wait without owning it %s\n", what, name(l), name(r),
-           name(u), name(unowned));
+    printf("%s: lock %s, timed out wait %s, unlock %s; wait without owning it %s\n", what, errname(l), errname(r),
+           errname(u), errname(unowned));
 
     /* A thread of another process waits for the mutex in the kernel when the wait begins: the wait's unlock
      * hands the mutex to it; it signals. */
@@ -160,8 +155,8 @@ static void kind(int type, int pi, int robust)
     int waiter = kernel_waiter();
     r = wait_for_flag(&sh->cond, &sh->mutex, &sh->flag, 3, 10000);
     u = pthread_mutex_unlock(&sh->mutex);
-    printf("%s: lock %s, kernel waiter %d, wait %s, flag %d, unlock %s, child exit %d\n", what, name(l), waiter,
-           name(r), sh->flag, name(u), child_exit(c));
+    printf("%s: lock %s, kernel waiter %d, wait %s, flag %d, unlock %s, child exit %d\n", what, errname(l), waiter,
+           errname(r), sh->flag, errname(u), child_exit(c));
 
     if (robust) {
         /* The other process takes the mutex from the wait, signals and dies holding it: the wait's relock
@@ -184,7 +179,7 @@ static void kind(int type, int pi, int robust)
             pthread_mutex_unlock(&sh->mutex);
         printf("%s: lock %s, kernel waiter %d, wait while the holder died %s, flag %d, consistent %d, unlock %s, "
                "trylock then %s, child exit %d\n",
-               what, name(l), waiter, name(r), sh->flag, cons, name(u), name(again), child_exit(c));
+               what, errname(l), waiter, errname(r), sh->flag, cons, errname(u), errname(again), child_exit(c));
     }
     end_area();
 }
@@ -255,8 +250,8 @@ static void killed_after_wait(int pi)
     int u2 = e == 0 || e == EOWNERDEAD ? pthread_mutex_unlock(&sh->mutex) : -1;
     printf("robust%s, a process killed holding it after a wait: child waiting %d, lock %s, signal, unlock %s; "
            "child held it after its wait %d (%s); child %s; next lock %s, consistent %d, unlock %s\n",
-           pi ? " PI" : "", waiting, name(l), name(u), held, woken == 2 ? "wait 0" : "wait failed",
-           st == 128 + SIGKILL ? "killed" : "not killed", name(e), cons, name(u2));
+           pi ? " PI" : "", waiting, errname(l), errname(u), held, woken == 2 ? "wait 0" : "wait failed",
+           st == 128 + SIGKILL ? "killed" : "not killed", errname(e), cons, errname(u2));
     munmap(sh, sizeof *sh);
     close(fd);
 }

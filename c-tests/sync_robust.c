@@ -41,11 +41,6 @@ static void *waiter(void *arg)
     return NULL;
 }
 
-static const char *name(int e)
-{
-    return e == EOWNERDEAD ? "EOWNERDEAD" : e == ENOTRECOVERABLE ? "ENOTRECOVERABLE" : errname(e);
-}
-
 int main(void)
 {
     test_init();
@@ -58,14 +53,14 @@ int main(void)
     void *r;
     pthread_create(&t, NULL, die_holding, NULL);
     pthread_join(t, &r);
-    printf("owner locked it: %s, then ended\n", name((int)(intptr_t)r));
+    printf("owner locked it: %s, then ended\n", errname((int)(intptr_t)r));
     int e = pthread_mutex_lock(&m);
-    printf("next lock: %s\n", name(e));
+    printf("next lock: %s\n", errname(e));
     int c1 = pthread_mutex_consistent(&m);
     int u1 = pthread_mutex_unlock(&m);
     printf("consistent: %d, unlock: %d\n", c1, u1);
     e = pthread_mutex_lock(&m);
-    printf("lock after recovery: %s\n", name(e));
+    printf("lock after recovery: %s\n", errname(e));
     pthread_mutex_unlock(&m);
 
     /* Not made consistent: the mutex becomes unusable. */
@@ -73,9 +68,9 @@ int main(void)
     pthread_join(t, NULL);
     e = pthread_mutex_lock(&m);
     int u2 = pthread_mutex_unlock(&m);
-    printf("lock of a dead owner's mutex again: %s; unlock without consistent: %d\n", name(e), u2);
+    printf("lock of a dead owner's mutex again: %s; unlock without consistent: %d\n", errname(e), u2);
     e = pthread_mutex_lock(&m);
-    printf("then: %s\n", name(e));
+    printf("then: %s\n", errname(e));
     pthread_mutex_destroy(&m);
     pthread_mutex_init(&m, &a);
 
@@ -86,7 +81,7 @@ int main(void)
     pthread_create(&w, NULL, waiter, NULL);
     pthread_join(o, NULL);
     pthread_join(w, NULL);
-    printf("waiter blocked while the owner died: %s\n", name(waiter_result));
+    printf("waiter blocked while the owner died: %s\n", errname(waiter_result));
 
     /* Process-shared robust mutex: a forked child locks it and dies. */
     pthread_mutex_t *pm = mmap(NULL, sizeof *pm, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -101,7 +96,7 @@ int main(void)
     int st;
     waitpid(c, &st, 0);
     e = pthread_mutex_lock(pm);
-    printf("child exit %d; parent's lock of the shared mutex: %s\n", WEXITSTATUS(st), name(e));
+    printf("child exit %d; parent's lock of the shared mutex: %s\n", WEXITSTATUS(st), errname(e));
     if (e == EOWNERDEAD)
         pthread_mutex_consistent(pm);
     pthread_mutex_unlock(pm);

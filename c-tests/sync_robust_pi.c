@@ -27,11 +27,6 @@ struct area {
 static struct area *ar;
 static int end_by_exit, wait_for_waiter, hold_other, make_consistent;
 
-static const char *name(int e)
-{
-    return e == EOWNERDEAD ? "EOWNERDEAD" : e == ENOTRECOVERABLE ? "ENOTRECOVERABLE" : errname(e);
-}
-
 /* Polls (bounded) until a thread waits for `mx` in the kernel: FUTEX_LOCK_PI sets the waiters bit. */
 static int kernel_waiter_on(pthread_mutex_t *mx)
 {
@@ -95,7 +90,7 @@ static const char *next_lock(void)
         pthread_mutex_consistent(&ar->mx);
     if (e == 0 || e == EOWNERDEAD)
         pthread_mutex_unlock(&ar->mx);
-    return name(e);
+    return errname(e);
 }
 
 static void new_area(int robust, int pshared)
@@ -133,9 +128,9 @@ static void other_process_waits(int exit_, int consistent)
     waitpid(c, &st, 0);
     printf("robust pshared PI, holder ended (%s) while another process waited: holder lock %s, kernel waiter %d, "
            "waiter got %s, its unlock%s %s; next lock %s; child exit %d\n",
-           ending(), name((int)(intptr_t)r), ATOMIC_LOAD(&ar->flags[SAW_WAITER]),
-           name(ATOMIC_LOAD(&ar->flags[WAITER_E])), consistent ? " after consistent" : "",
-           name(ATOMIC_LOAD(&ar->flags[WAITER_U])), next_lock(), WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+           ending(), errname((int)(intptr_t)r), ATOMIC_LOAD(&ar->flags[SAW_WAITER]),
+           errname(ATOMIC_LOAD(&ar->flags[WAITER_E])), consistent ? " after consistent" : "",
+           errname(ATOMIC_LOAD(&ar->flags[WAITER_U])), next_lock(), WIFEXITED(st) ? WEXITSTATUS(st) : -1);
     end_area();
 }
 
@@ -155,9 +150,9 @@ static void real_thread_waits(int exit_, int consistent)
     printf("robust PI, holder ended (%s) while a real thread waited: holder locks %#x, kernel waiter %d, "
            "waiter got %s, its unlock%s %s; next lock %s; the other mutex: trylock %s, consistent %d, "
            "unlock %d\n",
-           ending(), (int)(intptr_t)r, ATOMIC_LOAD(&ar->flags[SAW_WAITER]), name(ATOMIC_LOAD(&ar->flags[WAITER_E])),
-           consistent ? " after consistent" : "", name(ATOMIC_LOAD(&ar->flags[WAITER_U])), next_lock(),
-           name(other), oc, ou);
+           ending(), (int)(intptr_t)r, ATOMIC_LOAD(&ar->flags[SAW_WAITER]), errname(ATOMIC_LOAD(&ar->flags[WAITER_E])),
+           consistent ? " after consistent" : "", errname(ATOMIC_LOAD(&ar->flags[WAITER_U])), next_lock(),
+           errname(other), oc, ou);
     end_area();
 }
 
@@ -182,8 +177,8 @@ static void nobody_waits(int pshared, int exit_, int real_next, int consistent)
     pthread_join(start_thread(try_next, real_next), NULL);
     printf("robust%s PI, holder ended (%s), nobody waited: holder lock %s; %s trylock %s, consistent %d, "
            "unlock %s; next lock %s\n",
-           pshared ? " pshared" : "", ending(), name((int)(intptr_t)r), real_next ? "real thread's" : "thread's",
-           name(next_try), next_cons, name(next_unlock), next_lock());
+           pshared ? " pshared" : "", ending(), errname((int)(intptr_t)r), real_next ? "real thread's" : "thread's",
+           errname(next_try), next_cons, errname(next_unlock), next_lock());
     end_area();
 }
 
@@ -251,7 +246,7 @@ static void many_holders_and_waiters(void)
     fprintf(stderr, "OS threads: at first %d, after the holders %d; waiters: before %d, during %d\n", base,
             after_holders, before, during);
     printf("%d holders in 3 rounds, %d waiters for one mutex: main lock %s, unlock %s, failed calls %d\n", HOLDERS,
-           WAITERS, name(l), name(u), ATOMIC_LOAD(&bad));
+           WAITERS, errname(l), errname(u), ATOMIC_LOAD(&bad));
     CHECK(after_holders - base <= 8, "few threads stay after the holders ended");
     CHECK(under_shim() ? during - before < 8 : during - before >= WAITERS, "a waiting thread has no keeper");
 }

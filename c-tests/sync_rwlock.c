@@ -21,6 +21,7 @@
  * Timings and reader overlap go to stderr.
  * asyncshim-test: timeout=60 */
 #include "shim_probe.h"
+#include "sync_util.h"
 #include "test_util.h"
 #include <pthread.h>
 #include <sched.h>
@@ -160,39 +161,25 @@ static void stress_test(const char *label, int kind)
 
 /* ---- a holder thread ---- */
 
-struct holder {
-    pthread_rwlock_t *rw;
-    int write, held, release, released, lock_rc, unlock_rc;
-    pthread_t t;
-};
-
-static void *holder_body(void *arg)
+static int wrlock_rw(void *rw)
 {
-    struct holder *h = arg;
-    h->lock_rc = h->write ? pthread_rwlock_wrlock(h->rw) : pthread_rwlock_rdlock(h->rw);
-    ATOMIC_STORE(&h->held, 1);
-    while (!ATOMIC_LOAD(&h->release))
-        sleep_ms(2);
-    sleep_ms(100);
-    ATOMIC_STORE(&h->released, 1);
-    h->unlock_rc = pthread_rwlock_unlock(h->rw);
-    return NULL;
+    return pthread_rwlock_wrlock((pthread_rwlock_t *)rw);
 }
 
+static int rdlock_rw(void *rw)
+{
+    return pthread_rwlock_rdlock((pthread_rwlock_t *)rw);
+}
+
+static int unlock_rw(void *rw)
+{
+    return pthread_rwlock_unlock((pthread_rwlock_t *)rw);
+}
+
+/* A holder thread (sync_util.h): write- or read-locks rw until `release` is set, then 100 ms more. */
 static void holder_start(struct holder *h, pthread_rwlock_t *rw, int write)
 {
-    memset(h, 0, sizeof *h);
-    h->rw = rw;
-    h->write = write;
-    pthread_create(&h->t, NULL, holder_body, h);
-    wait_at_least(&h->held, 1, 1, 10000);
-}
-
-static int holder_finish(struct holder *h)
-{
-    ATOMIC_STORE(&h->release, 1);
-    pthread_join(h->t, NULL);
-    return h->lock_rc == 0 && h->unlock_rc == 0;
+    holder_start_with(h, write ? wrlock_rw : rdlock_rw, unlock_rw, rw, 0, 100);
 }
 
 enum tkind { T_TIMEDRD, T_TIMEDWR, T_CLOCKRD_MONO, T_CLOCKWR_MONO, T_CLOCKRD_REAL, T_CLOCKWR_REAL };

@@ -1,16 +1,23 @@
-# Shared by scripts/run-c-tests.sh and scripts/run-app-tests.sh (sourced, not run): how a test's runs are
-# judged. The runner defines
-#   run NAME MODE LIMIT EXTRA...   one run; sets RUN_STATUS, RUN_SECS, RUN_TIMEDOUT, RUN_LEFTOVER and leaves
-#                                  stdout/stderr in $OUT_DIR/NAME.MODE.out / .err
-#   show_failure NAME MODE         what to print under a FAIL line
-# and the globals LIB (the library), OUT_DIR, ALL_MODES and FILTERS (name globs); `want_modes` fills
-# WANT_MODE from the MODES environment variable.
+# The runner core shared by scripts/run-c-tests.sh and scripts/run-app-tests.sh (sourced, not run): the
+# modes and their environment, the one-at-a-time lock, bounded runs in their own process group, the check
+# that the shim really runs coroutines, and how a test's runs are judged against the native one.
+#
+# A runner sets ROOT, OUT_DIR (absolute; outputs go to OUT_DIR/NAME.MODE.out / .err), ALL_MODES, LIB and
+# FILTERS (name globs), calls `runner_start RUNNER LOCKFILE`, and defines
+#   run NAME MODE LIMIT EXTRA...   one run through `run_in_group`
+# and, when it has something to stop at exit, `runner_cleanup`.
 
 passed=0
 failed=0
 pass() { echo "PASS $1 [$2] ($3s)"; passed=$((passed + 1)); }
 fail() { echo "FAIL $1 [$2]: $3"; failed=$((failed + 1)); }
 indent() { sed -e 's/^/    /'; }
+
+# summary: the closing line and the runner's exit status.
+summary() {
+    echo "$passed passed, $failed failed"
+    [ "$failed" -eq 0 ]
+}
 
 # marker FILE KEY: value of the first `asyncshim-test: KEY=VALUE` marker (up to end of line or `*/`).
 marker() {
@@ -24,6 +31,92 @@ describe() {
     else
         echo "exit $1"
     fi
+}
+
+# mode_env MODE: the environment assignments that make MODE (space-separated; empty for native).
+mode_env() {
+    case $1 in
+        native) echo "" ;;
+        shim) echo "LD_PRELOAD=$LIB" ;;
+        shim-w1) echo "LD_PRELOAD=$LIB ASYNCSHIM_WORKERS=1" ;;
+        shim-arch) echo "LD_PRELOAD=$LIB ASYNCSHIM_NO_FSGSBASE=1" ;;
+    esac
+}
+
+# runner_start RUNNER LOCKFILE: one run of this kind at a time (concurrent runs would share binaries and
+# output files and disturb each other's timings and thread counts; a second one waits), no core files
+# from tests that die by a signal, the modes to report, and traps that end the run in progress (and call
+# `runner_cleanup`) when the runner exits, also on Ctrl-C or TERM.
+runner_start() {
+    local runner=$1 lockfile=$2
+    case $LIB in *[[:space:]]*) echo "$runner: the library path must not contain spaces: $LIB" >&2; exit 2 ;; esac
+    mkdir -p "$OUT_DIR" "${lockfile%/*}"
+    exec 9>"$lockfile"
+    if ! flock -n 9; then
+        echo "$runner: waiting for another $runner run to finish" >&2
+        flock 9
+    fi
+    ulimit -c 0 2>/dev/null || true
+    want_modes "$runner"
+    CURRENT_RUN=""
+    trap on_runner_exit EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+on_runner_exit() {
+    if [ -n "$CURRENT_RUN" ] && kill -0 -- "-$CURRENT_RUN" 2>/dev/null; then
+        kill -TERM -- "-$CURRENT_RUN" 2>/dev/null
+        sleep 1
+        kill -KILL -- "-$CURRENT_RUN" 2>/dev/null
+    fi
+    if declare -F runner_cleanup >/dev/null; then runner_cleanup; fi
+}
+
+# run_in_group DIR LIMIT OUT ERR CMD...: runs CMD in DIR with stdin from /dev/null; sets RUN_STATUS,
+# RUN_SECS, RUN_TIMEDOUT, RUN_LEFTOVER.
+# setsid gives the run its own session and process group (pgid = this job's pid, since a job of a
+# non-interactive shell is never a group leader, so setsid does not fork); timeout signals that whole
+# group when the limit passes (TERM, KILL 5 s later). Whatever is still in the group a second after the
+# run ended is a leftover and is killed.
+run_in_group() {
+    local dir=$1 limit=$2 out=$3 err=$4
+    shift 4
+    local t0=$EPOCHREALTIME
+    (cd "$dir" && exec setsid timeout -k 5 "$limit" "$@" </dev/null >"$out" 2>"$err" 9>&-) &
+    local pid=$!
+    CURRENT_RUN=$pid
+    wait "$pid" 2>/dev/null
+    RUN_STATUS=$?
+    local t1=$EPOCHREALTIME
+    RUN_SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+    RUN_TIMEDOUT=0
+    if [ "$RUN_STATUS" -eq 124 ] ||
+        { [ "$RUN_STATUS" -eq 137 ] && awk -v s="$RUN_SECS" -v l="$limit" 'BEGIN { exit !(s >= l) }'; }; then
+        RUN_TIMEDOUT=1
+    fi
+    RUN_LEFTOVER=0
+    local i
+    for i in 1 2 3 4 5 6 7 8 9 10; do
+        kill -0 -- "-$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 -- "-$pid" 2>/dev/null; then
+        RUN_LEFTOVER=1
+        kill -KILL -- "-$pid" 2>/dev/null
+    fi
+    CURRENT_RUN=""
+}
+
+# up_to_date EXE SRC DEPS...: true when EXE exists and is newer than SRC and every DEP (headers, the
+# scripts that choose the compiler flags).
+up_to_date() {
+    local exe=$1 dep
+    shift
+    [ -x "$exe" ] || return 1
+    for dep in "$@"; do
+        [ "$exe" -nt "$dep" ] || return 1
+    done
 }
 
 # want_modes RUNNER: the modes to report, from MODES (a comma list of ALL_MODES) or all of them.
@@ -70,10 +163,96 @@ selected() {
     return 1
 }
 
+# select_tests RUNNER FILES...: TESTS = the FILES whose name (file name without its extension) FILTERS
+# select, sorted by path; exits 2 when none is.
+select_tests() {
+    local runner=$1 src name
+    shift
+    TESTS=()
+    for src in "$@"; do
+        name=${src##*/}
+        name=${name%.*}
+        selected "$name" && TESTS+=("$src")
+    done
+    if [ ${#TESTS[@]} -eq 0 ]; then
+        echo "$runner: no test matches: ${FILTERS[*]}" >&2
+        echo "0 passed, 0 failed"
+        exit 2
+    fi
+    mapfile -t TESTS < <(printf '%s\n' "${TESTS[@]}" | sort)
+}
+
+# --- the shim is really active ---------------------------------------------------------------------
+# A library that does not load makes every shim run fail on its own, but one that loads and passes
+# through (its runtime off, every thread a real OS thread) gives exactly native's output: every
+# differential test would pass without testing anything. So before the first run of each shim mode
+# the runner runs c-tests/lib/shim_active.c in that mode (it checks asyncshim_is_active() and that 64
+# blocked threads use at most workers + 8 OS threads); when it fails, that mode's runs of every test
+# fail with its reason instead of being made.
+SHIM_ACTIVE_SRC=$ROOT/c-tests/lib/shim_active.c
+SHIM_ACTIVE_DEPS=("$ROOT"/c-tests/lib/*.h "$ROOT/scripts/differential.sh")
+declare -A SHIM_INACTIVE=()   # mode -> why the shim is not active there ("" = checked, active)
+
+# build_shim_active DIR: builds the check into DIR/shim_active unless it is up to date; 0 on success.
+build_shim_active() {
+    local exe=$1/shim_active
+    up_to_date "$exe" "$SHIM_ACTIVE_SRC" "${SHIM_ACTIVE_DEPS[@]}" && return 0
+    "${CC:-gcc}" -O2 -pthread -Wall -I"$ROOT/c-tests/lib" -o "$exe" "$SHIM_ACTIVE_SRC" -ldl \
+        >"$1/shim_active.build.log" 2>&1
+}
+
+# check_shim_active EXE MODE: runs the check once per mode (PASS/FAIL line `shim_active [MODE]`) and
+# remembers the verdict; true when the shim is active in MODE.
+check_shim_active() {
+    local exe=$1 mode=$2 reason=""
+    if [ -z "${SHIM_INACTIVE[$mode]+x}" ]; then
+        if [ ! -f "$LIB" ]; then
+            reason="library not found: $LIB (run cargo build --release, or MODES=native)"
+        elif [ ! -x "$exe" ]; then
+            reason="the check $exe is not built (see ${exe%/*}/shim_active.build.log)"
+        else
+            # shellcheck disable=SC2046  # the mode's assignments are separate words
+            run_in_group "$OUT_DIR" 30 "$OUT_DIR/shim_active.$mode.out" "$OUT_DIR/shim_active.$mode.err" \
+                env $(mode_env "$mode") "$exe"
+            if [ "$RUN_STATUS" -ne 0 ]; then
+                # (the loader's messages start with the program's path: left out)
+                reason="$(describe "$RUN_STATUS"): $(cat "$OUT_DIR/shim_active.$mode.out" \
+                    "$OUT_DIR/shim_active.$mode.err" 2>/dev/null | sed -e "s|^$exe: ||" | head -n 2 |
+                    paste -sd ' ' | cut -c1-300)"
+            fi
+        fi
+        SHIM_INACTIVE[$mode]=$reason
+        if [ -z "$reason" ]; then
+            pass shim_active "$mode" "$RUN_SECS"
+        else
+            fail shim_active "$mode" "the shim does not run coroutines in this mode: $reason"
+        fi
+    fi
+    [ -z "${SHIM_INACTIVE[$mode]}" ]
+}
+
+# --- judging ----------------------------------------------------------------------------------------
+show_failure() { # name mode
+    local name=$1 mode=$2
+    local out=$OUT_DIR/$name.$mode.out err=$OUT_DIR/$name.$mode.err
+    if [ "$mode" != native ] && ! cmp -s "$OUT_DIR/$name.native.out" "$out"; then
+        echo "  stdout diff (native vs $mode):"
+        diff -u --label native --label "$mode" "$OUT_DIR/$name.native.out" "$out" | head -n 25 | indent
+    elif [ "$mode" = native ]; then
+        echo "  stdout tail:"
+        tail -n 15 "$out" | indent
+    fi
+    if [ -s "$err" ]; then
+        echo "  stderr tail ($err):"
+        tail -n 12 "$err" | cut -c1-300 | indent
+    fi
+}
+
 # judge NAME LIMIT EXPECT REGEXFILE MODES...: runs the native reference (which must end with EXPECT),
 # then every other mode listed, each compared with it: same stdout byte for byte, same exit status,
-# every regex line of REGEXFILE (if it exists) found in its stderr, nothing left behind. Extra arguments
-# for `run` come from the array RUN_EXTRA.
+# every regex line of REGEXFILE (if it exists) found in its stderr, nothing left behind. A shim mode in
+# which the shim is not active (SHIM_ACTIVE_EXE, checked once per mode) fails without running. Extra
+# arguments for `run` come from the array RUN_EXTRA.
 judge() {
     local name=$1 limit=$2 expect=$3 regexfile=$4
     shift 4
@@ -103,8 +282,8 @@ judge() {
             fail "$name" "$m" "not run: the native reference run failed ($native_reason)"
             continue
         fi
-        if [ ! -f "$LIB" ]; then
-            fail "$name" "$m" "library not found: $LIB (run cargo build --release, or MODES=native)"
+        if ! check_shim_active "$SHIM_ACTIVE_EXE" "$m"; then
+            fail "$name" "$m" "not run: the shim does not run coroutines in this mode (see shim_active [$m])"
             continue
         fi
         run "$name" "$m" "$limit" "${RUN_EXTRA[@]}"

@@ -23,6 +23,12 @@ have_file /usr/share/keyrings/debian-archive-bullseye-stable.gpg debian-archive-
 # Installation and package tests (scripts/test-install.sh, build-deb.sh): man pages, Depends.
 have_cmd man man-db
 have_cmd dpkg-shlibdeps dpkg-dev
+# The glibc matrix (scripts/glibc-matrix.sh): chroots of other Debian releases, cached as zstd tarballs.
+have_cmd debootstrap debootstrap
+have_cmd zstd zstd
+have_cmd unshare util-linux
+have_cmd setpriv util-linux
+have_file /usr/share/keyrings/debian-archive-keyring.gpg debian-archive-keyring
 
 # App tests (c-tests/apps): MariaDB server, client and C library, PHP with mysqli/PDO, PyMySQL, gevent.
 have_file /usr/sbin/mariadbd mariadb-server

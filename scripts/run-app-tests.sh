@@ -30,65 +30,45 @@ cd "$(dirname "$0")/.." || exit 2
 ROOT=$PWD
 APPS_DIR=$ROOT/c-tests/apps
 APPS_BUILD=$ROOT/c-tests/build/apps
+OUT_DIR=$APPS_BUILD
 LIB=${SHIM_LIB:-$ROOT/target/release/libasyncshim.so}
 case $LIB in /*) ;; *) LIB=$ROOT/$LIB ;; esac
 CC=${CC:-gcc}
 PY=/usr/bin/python3
 ALL_MODES="native shim shim-w1"
+FILTERS=("$@")
 export APPS_DIR APPS_BUILD PY ROOT
-mkdir -p "$APPS_BUILD"
-# One app-test run at a time: runs share $APPS_BUILD, and tests check timings and thread counts that
-# a concurrent run would disturb. The lock is released when this script exits.
-exec 9>"$APPS_BUILD/.lock"
-if ! flock -n 9; then
-    echo "run-app-tests: waiting for another run-app-tests.sh to finish" >&2
-    flock 9
-fi
-ulimit -c 0 2>/dev/null || true
-
-OUT_DIR=$APPS_BUILD
 # shellcheck source=scripts/differential.sh
 source "$ROOT/scripts/differential.sh"
-want_modes run-app-tests
-
-FILTERS=("$@")
+# One app-test run at a time: runs share $APPS_BUILD, and tests check timings and thread counts that
+# a concurrent run would disturb.
+runner_start run-app-tests "$APPS_BUILD/.lock"
+SHIM_ACTIVE_EXE=$APPS_BUILD/shim_active
+build_shim_active "$APPS_BUILD" || true
 
 shopt -s nullglob
-TESTS=()
-for src in "$APPS_DIR"/*.sh; do
-    name=${src##*/}
-    name=${name%.sh}
-    [ "$name" = lib ] && continue
-    selected "$name" && TESTS+=("$src")
-done
-if [ ${#TESTS[@]} -eq 0 ]; then
-    echo "run-app-tests: no test matches: $*" >&2
-    echo "0 passed, 0 failed"
-    exit 2
-fi
-mapfile -t TESTS < <(printf '%s\n' "${TESTS[@]}" | sort)
+APP_SCRIPTS=()
+for src in "$APPS_DIR"/*.sh; do [ "${src##*/}" = lib.sh ] || APP_SCRIPTS+=("$src"); done
+select_tests run-app-tests "${APP_SCRIPTS[@]}"
 
 # --- helper programs ------------------------------------------------------------------------------
 # Built before any test runs (they are cheap); a helper that fails to build is reported as a failure of
 # its own and the tests that use it then fail on their own account.
-HEADERS=("$APPS_DIR"/*.h "$ROOT"/c-tests/*.h)
+BUILD_DEPS=("$APPS_DIR"/*.h "$ROOT"/c-tests/lib/*.h "$ROOT/scripts/run-app-tests.sh")
 build_helper() { # src -> 0 when $APPS_BUILD/NAME is up to date or built
-    local src=$1 name exe log h newer=0
+    local src=$1 name exe log
     name=${src##*/}
     name=${name%.c}
     exe=$APPS_BUILD/$name
     log=$APPS_BUILD/$name.build.log
-    if [ -x "$exe" ] && [ "$exe" -nt "$src" ] && [ "$exe" -nt "$0" ]; then
-        for h in "${HEADERS[@]}"; do [ "$h" -nt "$exe" ] && newer=1; done
-        [ $newer -eq 0 ] && return 0
-    fi
+    up_to_date "$exe" "$src" "${BUILD_DEPS[@]}" && return 0
     rm -f "$exe"
     local -a extra=()
     if grep -q 'asyncshim-test: link=mariadb' "$src"; then
         # shellcheck disable=SC2207
         extra=($(mariadb_config --cflags --libs 2>>"$log")) || return 1
     fi
-    "$CC" -O2 -pthread -Wall -I"$ROOT/c-tests" -I"$APPS_DIR" -o "$exe" "$src" "${extra[@]}" -ldl >"$log" 2>&1
+    "$CC" -O2 -pthread -Wall -I"$ROOT/c-tests/lib" -I"$APPS_DIR" -o "$exe" "$src" "${extra[@]}" -ldl >"$log" 2>&1
 }
 for src in "$APPS_DIR"/*.c; do
     if ! build_helper "$src"; then
@@ -109,18 +89,7 @@ stop_services() {
     done
     SERVICES_STARTED=()
 }
-CURRENT_RUN=""   # process group of the run in progress, killed if the runner itself is stopped
-on_runner_exit() {
-    if [ -n "$CURRENT_RUN" ] && kill -0 -- "-$CURRENT_RUN" 2>/dev/null; then
-        kill -TERM -- "-$CURRENT_RUN" 2>/dev/null
-        sleep 1
-        kill -KILL -- "-$CURRENT_RUN" 2>/dev/null
-    fi
-    stop_services
-}
-trap 'on_runner_exit' EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+runner_cleanup() { stop_services; }
 start_service() { # name -> 0 when running; its env file is $STATE_DIR/env
     local s=$1 dir=$APPS_BUILD/svc-$1
     [ -n "${SERVICE_STATE[$s]+x}" ] && [ -n "${SERVICE_STATE[$s]}" ] && return 0
@@ -145,66 +114,20 @@ start_service() { # name -> 0 when running; its env file is $STATE_DIR/env
 }
 
 # --- running --------------------------------------------------------------------------------------
-# run NAME MODE LIMIT SERVICE_ENV...: one run; sets RUN_STATUS, RUN_SECS, RUN_TIMEDOUT, RUN_LEFTOVER.
+# run NAME MODE LIMIT SERVICE_ENV...: one run of the test script, natively, in a fresh scratch directory;
+# it applies SHIM_ENV only to the programs under test.
 run() {
     local name=$1 mode=$2 limit=$3
     shift 3
-    local out=$APPS_BUILD/$name.$mode.out err=$APPS_BUILD/$name.$mode.err
-    local tmp=$APPS_BUILD/tmp/$name.$mode shim_env=""
-    case $mode in
-        shim) shim_env="LD_PRELOAD=$LIB" ;;
-        shim-w1) shim_env="LD_PRELOAD=$LIB ASYNCSHIM_WORKERS=1" ;;
-    esac
+    local tmp=$APPS_BUILD/tmp/$name.$mode
     rm -rf "$tmp"
     mkdir -p "$tmp"
-    local t0=$EPOCHREALTIME
-    # As in run-c-tests.sh: setsid gives the run its own session and process group (pgid = this job's
-    # pid), which timeout signals as a whole at the limit. The script runs natively (LD_PRELOAD unset);
-    # it applies SHIM_ENV only to the programs under test. It starts in its own scratch directory.
     # Under `make test` the outer make's MAKELEVEL/MAKEFLAGS would reach the tests' own make runs (which
     # then print "Entering directory" lines with the per-mode scratch path): the tests get a clean slate.
-    (cd "$tmp" && exec setsid timeout -k 5 "$limit" env -u LD_PRELOAD -u ASYNCSHIM_WORKERS \
-        -u MAKELEVEL -u MAKEFLAGS -u MFLAGS -u MAKEOVERRIDES \
-        MODE="$mode" SHIM_ENV="$shim_env" SHIM_LIB="$LIB" TEST_TMP="$tmp" "$@" \
-        bash "$APPS_DIR/$name.sh" </dev/null >"$out" 2>"$err" 9>&-) &
-    local pid=$!
-    CURRENT_RUN=$pid
-    wait "$pid" 2>/dev/null
-    RUN_STATUS=$?
-    local t1=$EPOCHREALTIME
-    RUN_SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
-    RUN_TIMEDOUT=0
-    if [ "$RUN_STATUS" -eq 124 ] ||
-        { [ "$RUN_STATUS" -eq 137 ] && awk -v s="$RUN_SECS" -v l="$limit" 'BEGIN { exit !(s >= l) }'; }; then
-        RUN_TIMEDOUT=1
-    fi
-    RUN_LEFTOVER=0
-    local i
-    for i in 1 2 3 4 5 6 7 8 9 10; do
-        kill -0 -- "-$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 -- "-$pid" 2>/dev/null; then
-        RUN_LEFTOVER=1
-        kill -KILL -- "-$pid" 2>/dev/null
-    fi
-    CURRENT_RUN=""
-}
-
-show_failure() { # name mode
-    local name=$1 mode=$2
-    local out=$APPS_BUILD/$name.$mode.out err=$APPS_BUILD/$name.$mode.err
-    if [ "$mode" != native ] && ! cmp -s "$APPS_BUILD/$name.native.out" "$out"; then
-        echo "  stdout diff (native vs $mode):"
-        diff -u --label native --label "$mode" "$APPS_BUILD/$name.native.out" "$out" | head -n 25 | indent
-    elif [ "$mode" = native ]; then
-        echo "  stdout tail:"
-        tail -n 15 "$out" | indent
-    fi
-    if [ -s "$err" ]; then
-        echo "  stderr tail ($err):"
-        tail -n 12 "$err" | cut -c1-300 | indent
-    fi
+    run_in_group "$tmp" "$limit" "$APPS_BUILD/$name.$mode.out" "$APPS_BUILD/$name.$mode.err" \
+        env -u LD_PRELOAD -u ASYNCSHIM_WORKERS -u MAKELEVEL -u MAKEFLAGS -u MFLAGS -u MAKEOVERRIDES \
+        MODE="$mode" SHIM_ENV="$(mode_env "$mode")" SHIM_LIB="$LIB" TEST_TMP="$tmp" "$@" \
+        bash "$APPS_DIR/$name.sh"
 }
 
 for src in "${TESTS[@]}"; do
@@ -243,5 +166,4 @@ for src in "${TESTS[@]}"; do
     judge "$name" "$limit" "$expect" "$regexfile" "${REPORT[@]}"
 done
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary

@@ -13,129 +13,96 @@
 # signal) equals native's, and every regex line of c-tests/NAME.shim-stderr matches its stderr
 # (grep -Ei). The native run passes when its exit status is the one its `status=` marker expects
 # (default 0). Every run is limited by `timeout -k 5 SECONDS` (marker `timeout=`, default 60), runs in
-# its own session/process group (setsid) and must leave no process behind.
+# its own session/process group (setsid) and must leave no process behind. Before the first run of each
+# shim mode, c-tests/lib/shim_active.c checks that the shim really runs coroutines in that mode
+# (`shim_active [MODE]`); when it does not, that mode's runs fail without being made. How runs are
+# judged lives in scripts/differential.sh, shared with scripts/run-app-tests.sh.
 #
 # FILTER: test names or shell globs (`exit_*`); default all tests.
 # Environment:
 #   MODES=native[,shim][,shim-w1][,shim-arch]  only report these modes (native still runs as the reference)
-#   SHIM_LIB=PATH                  library to preload (default target/release/libasyncshim.so)
-#   CC, CXX                        compilers (default gcc, g++)
+#   SHIM_LIB=PATH     library to preload (default target/release/libasyncshim.so)
+#   CC, CXX           compilers (default gcc, g++)
+#   BIN_DIR=DIR       where the test programs are built (default c-tests/build)
+#   OUT_DIR=DIR       where each run's NAME.MODE.out/.err go (default BIN_DIR)
+#   BUILD_ONLY=1      build the selected tests (and the shim check), run nothing
+#   NO_BUILD=1        build nothing: run the programs found in BIN_DIR (a missing one fails)
+# (BUILD_ONLY and NO_BUILD let scripts/glibc-matrix.sh build once on the oldest glibc and run elsewhere.)
 # Runs are serialised by a lock on c-tests/build/.lock (a second invocation waits).
 # Output: one `PASS name [mode] (secs)` or `FAIL name [mode]: reason` line per test+mode, then
-# `N passed, M failed`; exit status 1 when anything failed.
+# `N passed, M failed`; exit status 1 when anything failed, 2 for a filter that matches nothing.
 set -u
 cd "$(dirname "$0")/.." || exit 2
 ROOT=$PWD
-TESTDIR=c-tests
-BUILD=$TESTDIR/build
-LIB=${SHIM_LIB:-$ROOT/target/release/libasyncshim.so}
+TESTDIR=$ROOT/c-tests
+absolute() { case $1 in /*) echo "$1" ;; *) echo "$ROOT/$1" ;; esac; }
+BIN_DIR=$(absolute "${BIN_DIR:-c-tests/build}")
+OUT_DIR=$(absolute "${OUT_DIR:-$BIN_DIR}")
+LIB=$(absolute "${SHIM_LIB:-target/release/libasyncshim.so}")
 CC=${CC:-gcc}
 CXX=${CXX:-g++}
 ALL_MODES="native shim shim-w1 shim-arch"
-mkdir -p "$BUILD"
-# One run at a time: concurrent runs would share the binaries and output files in $BUILD (and disturb
-# each other's timings and thread counts). The lock is released when this script exits.
-exec 9>"$BUILD/.lock"
-if ! flock -n 9; then
-    echo "run-c-tests: waiting for another run-c-tests.sh to finish" >&2
-    flock 9
-fi
-ulimit -c 0 2>/dev/null || true   # a test that dies by a signal must not leave core files around
-
-OUT_DIR=$BUILD
+FILTERS=("$@")
 # shellcheck source=scripts/differential.sh
 source "$ROOT/scripts/differential.sh"
-want_modes run-c-tests
-FILTERS=("$@")
+mkdir -p "$BIN_DIR"
+runner_start run-c-tests "$TESTDIR/build/.lock"
+SHIM_ACTIVE_EXE=$BIN_DIR/shim_active
 
 shopt -s nullglob
-SOURCES=("$TESTDIR"/*.c "$TESTDIR"/*.cc)
-HEADERS=("$TESTDIR"/*.h)
-TESTS=()
-for src in "${SOURCES[@]}"; do
-    base=${src##*/}
-    name=${base%.*}
-    selected "$name" && TESTS+=("$src")
-done
-if [ ${#TESTS[@]} -eq 0 ]; then
-    echo "run-c-tests: no test matches: $*" >&2
-    echo "0 passed, 0 failed"
-    exit 2
-fi
-# Stable order: by name.
-mapfile -t TESTS < <(printf '%s\n' "${TESTS[@]}" | sort -t/ -k2)
+select_tests run-c-tests "$TESTDIR"/*.c "$TESTDIR"/*.cc
+# A test is rebuilt when it is older than its source, a shared helper or this script (the flags).
+BUILD_DEPS=("$TESTDIR"/lib/*.h "$ROOT/scripts/run-c-tests.sh")
 
-# build SRC NAME: compiles into $BUILD/NAME unless it is up to date; 0 on success.
+# build SRC NAME: compiles into $BIN_DIR/NAME unless it is up to date; 0 on success. C++ is C++17 (the
+# default of Debian 12's g++, not of Debian 11's, where scripts/glibc-matrix.sh builds).
 build() {
-    local src=$1 name=$2 exe=$BUILD/$2 log=$BUILD/$2.build.log
-    if [ -x "$exe" ] && [ "$exe" -nt "$src" ] && [ "$exe" -nt "$0" ]; then
-        local h newer=0
-        for h in "${HEADERS[@]}"; do [ "$h" -nt "$exe" ] && newer=1; done
-        [ $newer -eq 0 ] && return 0
-    fi
+    local src=$1 exe=$BIN_DIR/$2 log=$BIN_DIR/$2.build.log
+    up_to_date "$exe" "$src" "${BUILD_DEPS[@]}" && return 0
     rm -f "$exe"
     case $src in
-        *.cc) "$CXX" -O2 -pthread -Wall -o "$exe" "$src" -ldl >"$log" 2>&1 ;;
-        *)    "$CC" -O2 -pthread -Wall -o "$exe" "$src" -ldl >"$log" 2>&1 ;;
+        *.cc) "$CXX" -std=gnu++17 -O2 -pthread -Wall -I"$TESTDIR/lib" -o "$exe" "$src" -ldl >"$log" 2>&1 ;;
+        *)    "$CC" -O2 -pthread -Wall -I"$TESTDIR/lib" -o "$exe" "$src" -ldl >"$log" 2>&1 ;;
     esac
 }
 
-# run NAME MODE TIMEOUT ARGS...: runs one mode; sets RUN_STATUS, RUN_SECS, RUN_TIMEDOUT, RUN_LEFTOVER.
+# built SRC NAME: the program is there to run (built now, or by an earlier BUILD_ONLY run with NO_BUILD);
+# a FAIL line for each reported mode when it is not.
+built() {
+    local src=$1 name=$2 m
+    if [ -n "${NO_BUILD:-}" ]; then
+        [ -x "$BIN_DIR/$name" ] && return 0
+        for m in "${REPORT[@]}"; do fail "$name" "$m" "not built: no $BIN_DIR/$name (NO_BUILD is set)"; done
+        return 1
+    fi
+    build "$src" "$name" && return 0
+    for m in "${REPORT[@]}"; do fail "$name" "$m" "build failed (see $BIN_DIR/$name.build.log)"; done
+    tail -n 20 "$BIN_DIR/$name.build.log" | indent
+    return 1
+}
+
+# run NAME MODE LIMIT ARGS...: one run of the test program, in the repository, with MODE's environment.
 run() {
     local name=$1 mode=$2 limit=$3
     shift 3
-    local exe=$ROOT/$BUILD/$name out=$BUILD/$name.$mode.out err=$BUILD/$name.$mode.err
-    local -a envset
-    case $mode in
-        native)  envset=(env -u LD_PRELOAD) ;;
-        shim)    envset=(env LD_PRELOAD="$LIB") ;;
-        shim-w1) envset=(env LD_PRELOAD="$LIB" ASYNCSHIM_WORKERS=1) ;;
-        shim-arch) envset=(env LD_PRELOAD="$LIB" ASYNCSHIM_NO_FSGSBASE=1) ;;
-    esac
-    local t0=$EPOCHREALTIME
-    # setsid: the test gets its own session and process group (pgid = this job's pid, since a job of a
-    # non-interactive shell is never a group leader, so setsid does not fork). timeout signals that
-    # whole group when the limit passes. LD_PRELOAD is set by env right before exec'ing the test, so
-    # it does not apply to setsid or timeout themselves.
-    setsid timeout -k 5 "$limit" "${envset[@]}" "$exe" "$@" </dev/null >"$out" 2>"$err" 9>&- &
-    local pid=$!
-    wait "$pid" 2>/dev/null
-    RUN_STATUS=$?
-    local t1=$EPOCHREALTIME
-    RUN_SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
-    RUN_TIMEDOUT=0
-    if [ "$RUN_STATUS" -eq 124 ] ||
-        { [ "$RUN_STATUS" -eq 137 ] && awk -v s="$RUN_SECS" -v l="$limit" 'BEGIN { exit !(s >= l) }'; }; then
-        RUN_TIMEDOUT=1
-    fi
-    # Anything still in the test's process group is a leftover: give it a second, then kill the group.
-    RUN_LEFTOVER=0
-    local i
-    for i in 1 2 3 4 5 6 7 8 9 10; do
-        kill -0 -- "-$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 -- "-$pid" 2>/dev/null; then
-        RUN_LEFTOVER=1
-        kill -KILL -- "-$pid" 2>/dev/null
-    fi
+    # LD_PRELOAD is set by env right before exec'ing the test, so it does not apply to setsid or timeout.
+    # shellcheck disable=SC2046  # the mode's assignments are separate words
+    run_in_group "$ROOT" "$limit" "$OUT_DIR/$name.$mode.out" "$OUT_DIR/$name.$mode.err" \
+        env -u LD_PRELOAD $(mode_env "$mode") "$BIN_DIR/$name" "$@"
 }
 
-show_failure() { # name mode [difffile]
-    local name=$1 mode=$2
-    local out=$BUILD/$name.$mode.out err=$BUILD/$name.$mode.err
-    if [ "$mode" != native ] && ! cmp -s "$BUILD/$name.native.out" "$out"; then
-        echo "  stdout diff (native vs $mode):"
-        diff -u --label native --label "$mode" "$BUILD/$name.native.out" "$out" | head -n 25 | indent
-    elif [ "$mode" = native ]; then
-        echo "  stdout tail:"
-        tail -n 15 "$out" | indent
-    fi
-    if [ -s "$err" ]; then
-        echo "  stderr tail ($err):"
-        tail -n 12 "$err" | cut -c1-300 | indent
-    fi
-}
+if [ -n "${BUILD_ONLY:-}" ]; then
+    REPORT=(build)
+    build_shim_active "$BIN_DIR" || fail shim_active build "build failed (see $BIN_DIR/shim_active.build.log)"
+    for src in "${TESTS[@]}"; do
+        base=${src##*/}
+        built "$src" "${base%.*}" && passed=$((passed + 1))
+    done
+    echo "$passed built, $failed failed"
+    [ "$failed" -eq 0 ]
+    exit
+fi
+[ -n "${NO_BUILD:-}" ] || build_shim_active "$BIN_DIR" || true
 
 for src in "${TESTS[@]}"; do
     base=${src##*/}
@@ -152,17 +119,11 @@ for src in "${TESTS[@]}"; do
     # Modes to report for this test.
     modes_to_report "$name" "$modes" || continue
     [ ${#REPORT[@]} -eq 0 ] && continue
-
-    if ! build "$src" "$name"; then
-        for m in "${REPORT[@]}"; do fail "$name" "$m" "build failed (see $BUILD/$name.build.log)"; done
-        tail -n 20 "$BUILD/$name.build.log" | indent
-        continue
-    fi
+    built "$src" "$name" || continue
 
     # shellcheck disable=SC2206  # the args marker is split into words on purpose
     RUN_EXTRA=($args)
     judge "$name" "$limit" "$expect" "$regexfile" "${REPORT[@]}"
 done
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary

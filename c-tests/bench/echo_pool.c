@@ -63,15 +63,6 @@ int main(int argc, char **argv) {
         int rc = pthread_create(&t, NULL, worker, NULL);
         if (rc != 0) { fprintf(stderr, "pthread_create: %s\n", strerror(rc)); return 1; }
     }
-    for (;;) {
-        int fd = accept(lfd, NULL, NULL);
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED) continue;
-            perror("accept");
-            usleep(10000);
-            continue;
-        }
-        echo_nodelay(fd);
-        push(fd);
-    }
+    for (;;)
+        push(echo_accept(lfd));
 }

@@ -29,15 +29,7 @@ int main(int argc, char **argv) {
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     for (;;) {
-        int fd = accept(lfd, NULL, NULL);
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED) continue;
-            /* EMFILE and friends: back off instead of spinning; the load generator sees the refusal. */
-            perror("accept");
-            usleep(10000);
-            continue;
-        }
-        echo_nodelay(fd);
+        int fd = echo_accept(lfd);
         pthread_t t;
         int rc = pthread_create(&t, &attr, serve, (void *)(long)fd);
         if (rc != 0) {

@@ -64,6 +64,8 @@ static __attribute__((unused)) const char *errname(int e)
     case ENOENT: return "ENOENT";
     case ENOMEM: return "ENOMEM";
     case ECHILD: return "ECHILD";
+    case EOWNERDEAD: return "EOWNERDEAD";
+    case ENOTRECOVERABLE: return "ENOTRECOVERABLE";
     default: {
         static __thread char buf[32];
         snprintf(buf, sizeof buf, "errno%d", e);
@@ -84,7 +86,6 @@ static __attribute__((unused)) int64_t mono_ns(void)
     return now_ns(CLOCK_MONOTONIC);
 }
 
-/* Sleep for ms milliseconds with nanosleep (restarted on EINTR). */
 /* An absolute time `ms` milliseconds from now on clock `clk`, for timed waits. */
 static __attribute__((unused)) struct timespec deadline_in(clockid_t clk, long ms)
 {
@@ -98,6 +99,7 @@ static __attribute__((unused)) int64_t ts_ns(const struct timespec *ts)
     return (int64_t)ts->tv_sec * 1000000000LL + ts->tv_nsec;
 }
 
+/* Sleeps for ms milliseconds with nanosleep (restarted on EINTR). */
 static __attribute__((unused)) void sleep_ms(long ms)
 {
     struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };

@@ -1,0 +1,89 @@
+/* glibc_compat.h — lets a test that calls a libc function newer than glibc 2.31 build with 2.31's headers,
+ * and tells a test which glibc it runs on (glibc_at_least).
+ *
+ * scripts/glibc-matrix.sh builds every test once, on the oldest glibc the suite runs on (Debian 11's 2.31),
+ * and runs those programs on every newer one. With headers of a glibc that has the function, this file
+ * adds nothing and the call binds to libc as usual. With older headers it defines the function here, and
+ * the definition looks the name up at run time in the global scope, where a call from a program built on a
+ * newer glibc would bind: the shim's hook when the shim is preloaded, libc's function on a newer glibc.
+ * With neither (natively on an older glibc) it makes the system call glibc's own wrapper makes, so the
+ * native reference still exercises the kernel's behaviour. x86-64 system call numbers. */
+#ifndef GLIBC_COMPAT_H
+#define GLIBC_COMPAT_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <dlfcn.h>
+#include <features.h>
+#include <gnu/libc-version.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* True when the glibc this program runs on (not the one it was built with) is at least major.minor: for
+ * the few native results that changed between glibc versions. */
+static __attribute__((unused)) int glibc_at_least(int major, int minor)
+{
+    int ma = 0, mi = 0;
+    sscanf(gnu_get_libc_version(), "%d.%d", &ma, &mi);
+    return ma > major || (ma == major && mi >= minor);
+}
+
+/* The function NAME as a program linked against a newer glibc would reach it, or NULL. */
+#define COMPAT_LOOKUP(name) dlsym(RTLD_DEFAULT, name)
+
+#if !__GLIBC_PREREQ(2, 34)
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+static __attribute__((unused)) int close_range(unsigned int first, unsigned int last, int flags)
+{
+    int (*fn)(unsigned int, unsigned int, int) = (int (*)(unsigned int, unsigned int, int))COMPAT_LOOKUP("close_range");
+    return fn ? fn(first, last, flags) : (int)syscall(SYS_close_range, first, last, flags);
+}
+
+static __attribute__((unused)) void closefrom(int low)
+{
+    void (*fn)(int) = (void (*)(int))COMPAT_LOOKUP("closefrom");
+    if (fn)
+        fn(low);
+    else
+        syscall(SYS_close_range, (unsigned int)low, ~0U, 0);
+}
+#endif
+
+#if !__GLIBC_PREREQ(2, 35)
+#include <sys/epoll.h>
+#ifndef SYS_epoll_pwait2
+#define SYS_epoll_pwait2 441
+#endif
+static __attribute__((unused)) int epoll_pwait2(int epfd, struct epoll_event *events, int maxevents,
+                                                const struct timespec *timeout, const sigset_t *sigmask)
+{
+    int (*fn)(int, struct epoll_event *, int, const struct timespec *, const sigset_t *) =
+        (int (*)(int, struct epoll_event *, int, const struct timespec *, const sigset_t *))COMPAT_LOOKUP("epoll_pwait2");
+    /* glibc passes the kernel's sigset size, _NSIG / 8 */
+    return fn ? fn(epfd, events, maxevents, timeout, sigmask)
+              : (int)syscall(SYS_epoll_pwait2, epfd, events, maxevents, timeout, sigmask, 8);
+}
+#endif
+
+#if !__GLIBC_PREREQ(2, 32)
+/* glibc's abbreviations of the standard signals; NULL for others, as sigabbrev_np. */
+static __attribute__((unused)) const char *sigabbrev_np(int sig)
+{
+    static const char *const names[] = {
+        NULL,   "HUP",  "INT",  "QUIT", "ILL",  "TRAP",   "ABRT", "BUS",   "FPE",   "KILL", "USR1",
+        "SEGV", "USR2", "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT",  "STOP",  "TSTP", "TTIN",
+        "TTOU", "URG",  "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "POLL", "PWR",   "SYS",
+    };
+    const char *(*fn)(int) = (const char *(*)(int))COMPAT_LOOKUP("sigabbrev_np");
+    if (fn)
+        return fn(sig);
+    return sig > 0 && sig < (int)(sizeof names / sizeof names[0]) ? names[sig] : NULL;
+}
+#endif
+
+#endif /* GLIBC_COMPAT_H */
