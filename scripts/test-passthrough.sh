@@ -14,7 +14,7 @@ RELEASE=$ROOT/target/release/libasyncshim.so
 KNOBS=$ROOT/target/knobs/release/libasyncshim.so
 mkdir -p "$OUT"
 cargo build --release --lib --features test-knobs --target-dir target/knobs -q || { echo "0 passed, 1 failed"; exit 1; }
-cc -O2 -pthread -o "$OUT/program" tests/passthrough/program.c -ldl || { echo "0 passed, 1 failed"; exit 1; }
+cc -O2 -pthread -o "$OUT/program" c-tests/passthrough/program.c -ldl || { echo "0 passed, 1 failed"; exit 1; }
 
 passed=0
 failed=0
