@@ -17,6 +17,7 @@
 //! same number), the chunks freed stay in the cache they came from, `__libc_single_threaded` is restored.
 
 use super::x86_64;
+use crate::runtime::alloc::glibc;
 use core::ffi::{CStr, c_void};
 use core::sync::atomic::{AtomicU32, Ordering};
 use std::ffi::c_int;
@@ -501,8 +502,8 @@ fn malloc(o: &mut Observations) {
     }
     // SAFETY (block): plain malloc/free; the chunks freed end up in the main thread's cache, as any free.
     unsafe {
-        let p = libc::malloc(24) as usize;
-        libc::free(p as *mut c_void);
+        let p = glibc::malloc(24) as usize;
+        glibc::free(p as *mut c_void);
         // The cache is a chunk (16-aligned) whose entries[0] is `p`: entries follow `bins` u16 counts.
         let mut found = Vec::new();
         const MAX_BINS: usize = 512;
@@ -520,10 +521,10 @@ fn malloc(o: &mut Observations) {
         let [(off, cache, bins)] = found[..] else { return };
         o.tcache = Some(off);
         o.tcache_bins = Some(bins);
-        let a = libc::malloc(24) as usize;
-        let b = libc::malloc(24) as usize;
-        libc::free(a as *mut c_void);
-        libc::free(b as *mut c_void);
+        let a = glibc::malloc(24) as usize;
+        let b = glibc::malloc(24) as usize;
+        glibc::free(a as *mut c_void);
+        glibc::free(b as *mut c_void);
         if ((cache + 2 * bins) as *const usize).read() == b {
             let next = (b as *const usize).read();
             if next == a {
@@ -579,15 +580,15 @@ pub fn malloc_holds_off(tcache_addr: usize, none: usize, hold: impl Fn(bool)) ->
         slot.write(none);
         hold(true);
         let held = slot.read();
-        let p = libc::malloc(24);
+        let p = glibc::malloc(24);
         let mut made = slot.read() != held;
-        libc::free(p);
+        glibc::free(p);
         made |= slot.read() != held;
         hold(false);
         let extra = slot.read();
         slot.write(saved);
         if made && extra != held && extra != none && extra != 0 {
-            libc::free(extra as *mut c_void);
+            glibc::free(extra as *mut c_void);
         }
         !made
     }
