@@ -1,10 +1,12 @@
 /* stall_stdio.c — blocking calls the shim cannot see must not stop the other threads (issue 7).
- * glibc's stdio calls its internal read/write, never the hooked ones. The shim makes fgets, fread, getline
- * and getc wait cooperatively (runtime/stdio.rs), but not fscanf, so fscanf on an fdopen'd socket really
- * blocks the worker that runs it. Under the shim the monitor notices and lets spare workers run the others;
- * natively every thread has its own kernel thread anyway. Also with ASYNCSHIM_WORKERS=1.
+ * glibc's stdio calls its internal read/write, never the hooked ones. The shim makes fgets, fread, getline,
+ * getc and fscanf wait cooperatively (runtime/stdio.rs) and stdio output write cooperatively
+ * (runtime/stdio_write.rs); what stays glibc's own (fscanf with "%ms", here) really blocks the worker that
+ * runs it. Under the shim the monitor notices and lets spare workers run the others; natively every thread
+ * has its own kernel thread anyway. Also with ASYNCSHIM_WORKERS=1.
  *
- * Part 1: eight threads block in fscanf on fdopen'd socketpairs while a ticker keeps a 10 ms beat; then
+ * Part 1: eight threads block in fscanf("%m[^\n]") on fdopen'd socketpairs while a ticker keeps a 10 ms
+ *         beat; then
  *         main writes a line to each and every fscanf returns it.
  * Part 2: a thread-per-connection server whose handlers speak a line protocol with fdopen/fgets/fprintf
  *         serves 300 concurrent clients (a forked client process with one plain thread per connection),
@@ -33,7 +35,11 @@ struct blocker {
 static void *blocked_reader(void *arg)
 {
     struct blocker *b = arg;
-    b->got = fscanf(b->in, "%63[^\n]", b->line) == 1;
+    char *line = NULL;
+    b->got = fscanf(b->in, "%m[^\n]", &line) == 1;
+    if (b->got)
+        snprintf(b->line, sizeof b->line, "%s", line);
+    free(line);
     return NULL;
 }
 

@@ -1,7 +1,7 @@
 /* stats_report.c — ASYNCSHIM_STATS (issue 7): under the shim the program re-executes itself with
- * ASYNCSHIM_STATS=stderr and ASYNCSHIM_STATS_SIGNAL=USR2, blocks a thread in fscanf on an fdopen'd socket
- * (glibc's internal read, which the shim does not make cooperative for scanf: it stalls its worker), asks for a report with SIGUSR2 (the program's own SIGUSR2 handler must still
- * run) and exits; the report must name the stall's place (stats_report.shim-stderr). Natively the same
+ * ASYNCSHIM_STATS=stderr and ASYNCSHIM_STATS_SIGNAL=USR2, blocks a thread in fscanf("%ms") on an fdopen'd
+ * socket (glibc's internal read; scanf with an allocating conversion is left to glibc, so it stalls its
+ * worker), asks for a report with SIGUSR2 (the program's own SIGUSR2 handler must still run) and exits; the report must name the stall's place (stats_report.shim-stderr). Natively the same
  * program runs without the report; stdout is the same either way.
  * asyncshim-test: timeout=30 */
 #include "shim_probe.h"
@@ -22,9 +22,11 @@ static void on_usr2(int sig)
 static void *stdio_reader(void *arg)
 {
     FILE *in = arg;
-    char line[64];
-    int r = fscanf(in, "%63s", line);
-    return r == 1 && strcmp(line, "hello") == 0 ? (void *)1 : NULL;
+    char *line = NULL;
+    int r = fscanf(in, "%ms", &line);
+    int ok = r == 1 && strcmp(line, "hello") == 0;
+    free(line);
+    return ok ? (void *)1 : NULL;
 }
 
 static void *sleeper(void *arg)

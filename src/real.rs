@@ -78,6 +78,16 @@ macro_rules! declare_real {
             slot::vfork.addr()
         }
 
+        /// Address of the real `vfscanf` (GNU conversions), for the scanf family's trial runs.
+        pub fn vfscanf_addr() -> usize {
+            slot::vfscanf.addr()
+        }
+
+        /// Address of the real `__isoc99_vfscanf`.
+        pub fn isoc99_vfscanf_addr() -> usize {
+            slot::__isoc99_vfscanf.addr()
+        }
+
         /// Address of the real `pthread_detach`, for the start-up probe's thread.
         pub fn pthread_detach_addr() -> usize {
             slot::pthread_detach.addr()
@@ -117,6 +127,12 @@ pub fn pthread_attr_setsigmask_np() -> Option<SetSigmaskFn> {
     static SLOT: AtomicUsize = AtomicUsize::new(0);
     // SAFETY: glibc's function of this signature.
     optional(&SLOT, c"pthread_attr_setsigmask_np").map(|p| unsafe { core::mem::transmute::<usize, SetSigmaskFn>(p) })
+}
+
+/// `__isoc23_vfscanf` (glibc 2.38 on), or None on an older glibc.
+pub fn isoc23_vfscanf_addr() -> Option<usize> {
+    static SLOT: AtomicUsize = AtomicUsize::new(0);
+    optional(&SLOT, c"__isoc23_vfscanf")
 }
 
 type StartFn = extern "C" fn(*mut c_void) -> *mut c_void;
@@ -266,4 +282,23 @@ declare_real! {
     fn ftrylockfile(f: *mut libc::FILE) -> c_int;
     fn funlockfile(f: *mut libc::FILE) -> ();
     fn fflush(f: *mut libc::FILE) -> c_int;
+    fn fflush_unlocked(f: *mut libc::FILE) -> c_int;
+    fn __overflow(f: *mut libc::FILE, ch: c_int) -> c_int;
+    fn fwrite(p: *const c_void, size: usize, count: usize, f: *mut libc::FILE) -> usize;
+    fn fwrite_unlocked(p: *const c_void, size: usize, count: usize, f: *mut libc::FILE) -> usize;
+    fn fputs(s: *const c_char, f: *mut libc::FILE) -> c_int;
+    fn fputs_unlocked(s: *const c_char, f: *mut libc::FILE) -> c_int;
+    fn puts(s: *const c_char) -> c_int;
+    fn fputc(c: c_int, f: *mut libc::FILE) -> c_int;
+    fn putc(c: c_int, f: *mut libc::FILE) -> c_int;
+    fn fputc_unlocked(c: c_int, f: *mut libc::FILE) -> c_int;
+    fn putc_unlocked(c: c_int, f: *mut libc::FILE) -> c_int;
+    fn putchar(c: c_int) -> c_int;
+    fn putchar_unlocked(c: c_int) -> c_int;
+    fn vfprintf(f: *mut libc::FILE, fmt: *const c_char, ap: *mut c_void) -> c_int;
+    fn __vfprintf_chk(f: *mut libc::FILE, flag: c_int, fmt: *const c_char, ap: *mut c_void) -> c_int;
+    fn vdprintf(fd: c_int, fmt: *const c_char, ap: *mut c_void) -> c_int;
+    fn vfscanf(f: *mut libc::FILE, fmt: *const c_char, ap: *mut c_void) -> c_int;
+    fn __isoc99_vfscanf(f: *mut libc::FILE, fmt: *const c_char, ap: *mut c_void) -> c_int;
+    fn __vdprintf_chk(fd: c_int, flag: c_int, fmt: *const c_char, ap: *mut c_void) -> c_int;
 }

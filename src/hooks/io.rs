@@ -296,10 +296,23 @@ pub(crate) unsafe fn opened_pair(fds: *const c_int, kind: Kind) {
 /// C contract of fclose.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fclose(f: *mut libc::FILE) -> c_int {
+    let write_error = super::stdio_write::flush_before_close(f);
     // SAFETY: a live FILE per the contract.
     unsafe { stream_closing(f) };
     // SAFETY: forwarding.
-    unsafe { real::fclose(f) }
+    closed_after_flush(write_error, unsafe { real::fclose(f) })
+}
+
+/// fclose's result after the write before it failed with `write_error`: EOF with the write's errno, unless
+/// the close itself failed (glibc returns the close's status first).
+pub(crate) fn closed_after_flush(write_error: Option<c_int>, r: c_int) -> c_int {
+    match write_error {
+        Some(e) if r == 0 => {
+            set_errno(e);
+            libc::EOF
+        }
+        _ => r,
+    }
 }
 
 /// freopen closes the stream's fd with glibc's internal close: forget it first.

@@ -3,6 +3,27 @@
 //! caller is a thread the runtime did not create, or this is a forked child — it calls the real function.
 //! Otherwise it translates the call into a runtime call. Policy lives in the runtime, not here.
 
+/// Exports `name` as a jump to the C function `target`: all argument registers, AL (the count of vector
+/// registers a variadic call passes) and the stack arguments reach it untouched.
+macro_rules! variadic_export {
+    ($($name:ident => $target:ident;)*) => {
+        unsafe extern "C" {
+            $( fn $target(); )*
+        }
+        $(
+            /// Variadic entry; see the module doc.
+            ///
+            /// # Safety
+            /// C contract of the function of this name.
+            #[unsafe(no_mangle)]
+            #[unsafe(naked)]
+            pub unsafe extern "C" fn $name() {
+                core::arch::naked_asm!("jmp {t}", t = sym $target)
+            }
+        )*
+    };
+}
+
 pub mod dns;
 pub mod io;
 pub mod net;
@@ -13,6 +34,7 @@ pub mod signal;
 pub mod sleep;
 pub mod start;
 pub mod stdio;
+pub mod stdio_write;
 pub mod sync;
 pub mod syscall;
 pub mod thread;

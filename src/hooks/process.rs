@@ -142,6 +142,7 @@ pub unsafe extern "C" fn system(cmd: *const std::ffi::c_char) -> c_int {
 /// C contract of pclose.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pclose(f: *mut libc::FILE) -> c_int {
+    let write_error = super::stdio_write::flush_before_close(f);
     if crate::runtime::running() && !f.is_null() {
         // SAFETY: a live FILE per the contract.
         let fd = unsafe { libc::fileno(f) };
@@ -151,5 +152,6 @@ pub unsafe extern "C" fn pclose(f: *mut libc::FILE) -> c_int {
     }
     let f = f as usize;
     // SAFETY: forwarding, on a helper thread for a coroutine.
-    offload::run(Offload::Process, move || unsafe { real::pclose(f as *mut libc::FILE) })
+    let r = offload::run(Offload::Process, move || unsafe { real::pclose(f as *mut libc::FILE) });
+    super::io::closed_after_flush(write_error, r)
 }

@@ -2,10 +2,11 @@
 //! __uflow/__underflow (what the getc_unlocked/getchar_unlocked macros call). glibc refills a FILE with
 //! its internal read, which no hook sees; a coroutine's call on a socket, pipe or terminal FILE waits in
 //! `runtime::stdio` until the real call will not block. Everything else calls the real function.
-//! Not hooked (so not cooperative): the scanf family and the write side (see README).
+//! The scanf family waits there too, until a trial scan of what has arrived finishes (the C entries are
+//! in stdio_variadic.c). The write side is in `stdio_write.rs`.
 
 use crate::real;
-use crate::runtime::stdio::{self, Need};
+use crate::runtime::stdio::{self, Need, ScanVariant};
 use crate::runtime::worker;
 use libc::FILE;
 use std::ffi::{c_char, c_int, c_void};
@@ -245,4 +246,55 @@ pub unsafe extern "C" fn __uflow(f: *mut FILE) -> c_int {
 pub unsafe extern "C" fn __underflow(f: *mut FILE) -> c_int {
     // SAFETY: forwarding.
     one_char(f, false, || unsafe { real::__underflow(f) })
+}
+
+/// The scanf family's one entry (from stdio_variadic.c): `variant` 0 GNU, 1 C99, 2 C23 conversions.
+///
+/// # Safety
+/// `f`, `fmt` and `ap` as for vfscanf.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn asyncshim_vfscanf(f: *mut FILE, variant: c_int, fmt: *const c_char, ap: *mut c_void) -> c_int {
+    let variant = match variant {
+        0 => ScanVariant::Gnu,
+        1 => ScanVariant::C99,
+        _ => ScanVariant::C23,
+    };
+    if worker::current_task().is_some()
+        && let Some(s) = stdio::stream_for_scan(f, variant, fmt as *const u8)
+    {
+        // SAFETY: the call's format and va_list.
+        return unsafe { s.scan(variant, fmt as *const u8, ap) };
+    }
+    // SAFETY: forwarding to glibc's engine of the same variant.
+    unsafe {
+        match variant {
+            ScanVariant::Gnu => real::vfscanf(f, fmt, ap),
+            ScanVariant::C99 => real::__isoc99_vfscanf(f, fmt, ap),
+            ScanVariant::C23 => match crate::real::isoc23_vfscanf_addr() {
+                Some(a) => core::mem::transmute::<
+                    usize,
+                    unsafe extern "C" fn(*mut FILE, *const c_char, *mut c_void) -> c_int,
+                >(a)(f, fmt, ap),
+                None => {
+                    super::set_errno(libc::ENOSYS);
+                    libc::EOF
+                }
+            },
+        }
+    }
+}
+
+variadic_export! {
+    scanf => asyncshim_scanf_gnu;
+    fscanf => asyncshim_fscanf_gnu;
+    vscanf => asyncshim_vscanf_gnu;
+    vfscanf => asyncshim_vfscanf_gnu;
+    __isoc99_scanf => asyncshim_scanf_c99;
+    __isoc99_fscanf => asyncshim_fscanf_c99;
+    __isoc99_vscanf => asyncshim_vscanf_c99;
+    __isoc99_vfscanf => asyncshim_vfscanf_c99;
+    __isoc23_scanf => asyncshim_scanf_c23;
+    __isoc23_fscanf => asyncshim_fscanf_c23;
+    __isoc23_vscanf => asyncshim_vscanf_c23;
+    __isoc23_vfscanf => asyncshim_vfscanf_c23;
 }

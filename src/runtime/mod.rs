@@ -35,6 +35,7 @@ pub mod signals;
 pub mod stack;
 pub mod stats;
 pub mod stdio;
+pub mod stdio_write;
 pub mod sync;
 pub mod sys;
 pub mod task;

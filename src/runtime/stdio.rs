@@ -31,34 +31,34 @@ use std::ffi::{c_char, c_int, c_void};
 /// The head of glibc's `struct _IO_FILE` on x86-64 (public ABI, unchanged since glibc 2.1).
 #[repr(C)]
 pub struct IoFile {
-    flags: c_int,
-    read_ptr: *mut u8,
-    read_end: *mut u8,
-    read_base: *mut u8,
-    write_base: *mut u8,
-    write_ptr: *mut u8,
-    write_end: *mut u8,
-    buf_base: *mut u8,
-    buf_end: *mut u8,
-    save_base: *mut u8,
-    backup_base: *mut u8,
-    save_end: *mut u8,
-    markers: *mut c_void,
-    chain: *mut c_void,
-    fileno: c_int,
-    flags2: c_int,
-    old_offset: i64,
-    cur_column: u16,
-    vtable_offset: i8,
-    shortbuf: [u8; 1],
-    lock: *mut c_void,
-    offset: i64,
-    codecvt: *mut c_void,
-    wide_data: *mut c_void,
-    freeres_list: *mut c_void,
-    freeres_buf: *mut c_void,
-    pad5: usize,
-    mode: c_int,
+    pub(super) flags: c_int,
+    pub(super) read_ptr: *mut u8,
+    pub(super) read_end: *mut u8,
+    pub(super) read_base: *mut u8,
+    pub(super) write_base: *mut u8,
+    pub(super) write_ptr: *mut u8,
+    pub(super) write_end: *mut u8,
+    pub(super) buf_base: *mut u8,
+    pub(super) buf_end: *mut u8,
+    pub(super) save_base: *mut u8,
+    pub(super) backup_base: *mut u8,
+    pub(super) save_end: *mut u8,
+    pub(super) markers: *mut c_void,
+    pub(super) chain: *mut c_void,
+    pub(super) fileno: c_int,
+    pub(super) flags2: c_int,
+    pub(super) old_offset: i64,
+    pub(super) cur_column: u16,
+    pub(super) vtable_offset: i8,
+    pub(super) shortbuf: [u8; 1],
+    pub(super) lock: *mut c_void,
+    pub(super) offset: i64,
+    pub(super) codecvt: *mut c_void,
+    pub(super) wide_data: *mut c_void,
+    pub(super) freeres_list: *mut c_void,
+    pub(super) freeres_buf: *mut c_void,
+    pub(super) pad5: usize,
+    pub(super) mode: c_int,
 }
 
 const _: () = assert!(core::mem::offset_of!(IoFile, fileno) == 112);
@@ -66,19 +66,30 @@ const _: () = assert!(core::mem::offset_of!(IoFile, mode) == 192);
 const _: () = assert!(core::mem::offset_of!(IoFile, markers) == 96);
 const _: () = assert!(core::mem::offset_of!(IoFile, offset) == 144);
 
+/// x86-64's `va_list` element, copied to go through a format twice (what `va_copy` does).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(super) struct VaListTag {
+    gp_offset: u32,
+    fp_offset: u32,
+    overflow_arg_area: *mut c_void,
+    reg_save_area: *mut c_void,
+}
+
 /// `_flags` bits of libio.h.
-const MAGIC_MASK: c_int = 0xFFFF0000u32 as c_int;
-const MAGIC: c_int = 0xFBAD0000u32 as c_int;
-const UNBUFFERED: c_int = 0x0002;
-const NO_READS: c_int = 0x0004;
-const NO_WRITES: c_int = 0x0008;
-const EOF_SEEN: c_int = 0x0010;
-const ERR_SEEN: c_int = 0x0020;
-const LINKED: c_int = 0x0080;
-const IN_BACKUP: c_int = 0x0100;
-const LINE_BUF: c_int = 0x0200;
-const CURRENTLY_PUTTING: c_int = 0x0800;
-const IS_FILEBUF: c_int = 0x2000;
+pub(super) const MAGIC_MASK: c_int = 0xFFFF0000u32 as c_int;
+pub(super) const MAGIC: c_int = 0xFBAD0000u32 as c_int;
+pub(super) const UNBUFFERED: c_int = 0x0002;
+pub(super) const NO_READS: c_int = 0x0004;
+pub(super) const NO_WRITES: c_int = 0x0008;
+pub(super) const EOF_SEEN: c_int = 0x0010;
+pub(super) const ERR_SEEN: c_int = 0x0020;
+pub(super) const LINKED: c_int = 0x0080;
+pub(super) const IN_BACKUP: c_int = 0x0100;
+pub(super) const LINE_BUF: c_int = 0x0200;
+pub(super) const CURRENTLY_PUTTING: c_int = 0x0800;
+pub(super) const IS_FILEBUF: c_int = 0x2000;
+pub(super) const IS_APPENDING: c_int = 0x1000;
 
 /// The most unread data a line wait looks at. A line still incomplete past it lets the real call run
 /// (it may then block its worker until the line ends).
@@ -123,7 +134,7 @@ pub struct Stream {
     e: &'static FdEntry,
 }
 
-fn file(f: *mut libc::FILE) -> &'static mut IoFile {
+pub(super) fn file(f: *mut libc::FILE) -> &'static mut IoFile {
     // SAFETY: callers pass live FILEs (the C contract of the function hooked); glibc's FILE starts with
     // this layout.
     unsafe { &mut *(f as *mut IoFile) }
@@ -162,6 +173,16 @@ pub fn stream(f: *mut libc::FILE, need: Need) -> Option<Stream> {
     stream_to_wait_on(f)
 }
 
+/// The FILE a scanf-family call waits on, or None when the real call should simply run (see the module
+/// doc; also formats whose conversions allocate, `%ms` and GNU `%as`, which a trial run would leak).
+/// For a coroutine's calls only.
+pub fn stream_for_scan(f: *mut libc::FILE, variant: ScanVariant, fmt: *const u8) -> Option<Stream> {
+    if f.is_null() || fmt.is_null() || scan_allocates(fmt, variant) {
+        return None;
+    }
+    stream_to_wait_on(f)
+}
+
 /// [`stream`] past the buffer check, kept out of line so that the hooks' common path stays small.
 #[inline(never)]
 fn stream_to_wait_on(f: *mut libc::FILE) -> Option<Stream> {
@@ -195,63 +216,20 @@ enum Check {
 }
 
 impl Stream {
-    /// Takes the FILE's lock (recursive for its owner, the coroutine's TCB). It is a futex no hook sees,
-    /// and its holder may be a coroutine parked in a wait (fread's, or inside the program's own
-    /// flockfile section), so a contended lock is retried after short sleeps rather than blocking the
-    /// worker.
     fn lock(&self, locked: bool) {
-        if !locked {
-            return;
-        }
-        let mut pause_ns = 20_000u64;
-        // SAFETY: a live FILE.
-        while unsafe { crate::real::ftrylockfile(self.f as *mut libc::FILE) } != 0 {
-            super::sleep_until(super::sys::time::monotonic_ns().saturating_add(pause_ns));
-            pause_ns = (pause_ns * 2).min(1_000_000);
+        if locked {
+            lock_file(self.f.cast());
         }
     }
 
     fn unlock(&self, locked: bool) {
         if locked {
-            // SAFETY: locked by `lock`.
-            unsafe { crate::real::funlockfile(self.f as *mut libc::FILE) }
+            unlock_file(self.f.cast());
         }
     }
 
     fn peek_kind(&self, kind: Kind) -> u32 {
-        let v = self.e.stdio_peek.load(Ordering::Relaxed);
-        if v != 0 {
-            return v;
-        }
-        let v = match kind {
-            Kind::Socket => {
-                let mut ty: c_int = 0;
-                let mut len = size_of::<c_int>() as libc::socklen_t;
-                // SAFETY: getsockopt into locals.
-                let r = unsafe {
-                    syscall6(
-                        libc::SYS_getsockopt,
-                        self.fd as usize,
-                        libc::SOL_SOCKET as usize,
-                        libc::SO_TYPE as usize,
-                        &mut ty as *mut c_int as usize,
-                        &mut len as *mut libc::socklen_t as usize,
-                        0,
-                    )
-                };
-                if r.is_ok() && ty == libc::SOCK_STREAM { PEEK_STREAM } else { PEEK_NONE }
-            }
-            Kind::NoWait => PEEK_PIPE,
-            _ => {
-                // SAFETY: all-zero is a valid stat.
-                let mut st: libc::stat = unsafe { core::mem::zeroed() };
-                // SAFETY: fstat into a local struct.
-                let r = unsafe { syscall2(libc::SYS_fstat, self.fd as usize, &mut st as *mut libc::stat as usize) };
-                if r.is_ok() && st.st_mode & libc::S_IFMT == libc::S_IFIFO { PEEK_PIPE } else { PEEK_NONE }
-            }
-        };
-        self.e.stdio_peek.store(v, Ordering::Relaxed);
-        v
+        peek_kind(self.fd, self.e, kind)
     }
 
     /// Bytes the kernel holds unread (0 when it cannot say).
@@ -459,12 +437,18 @@ impl Stream {
         mut fail: impl FnMut(Errno) -> R,
     ) -> R {
         self.lock(locked);
-        let r = self.run_locked(need, &mut call, &mut fail);
+        let r = self.run_locked(&mut |s: &Self, kind| s.check(kind, need), &mut call, &mut fail);
         self.unlock(locked);
         r
     }
 
-    fn run_locked<R>(&self, need: Need, call: &mut impl FnMut(usize) -> R, fail: &mut impl FnMut(Errno) -> R) -> R {
+    /// [`run`](Self::run)'s loop with the FILE locked; `check` says whether the call can run now.
+    fn run_locked<R>(
+        &self,
+        check: &mut impl FnMut(&Self, Kind) -> Check,
+        call: &mut impl FnMut(usize) -> R,
+        fail: &mut impl FnMut(Errno) -> R,
+    ) -> R {
         let mut out: Option<R> = None;
         let mut flushed = false;
         loop {
@@ -472,7 +456,7 @@ impl Stream {
             // followed to the hidden duplicate (`fd::closing`): the checks keep looking at the number.
             let r = io::blocking(self.fd, Dir::Read, Interrupt::UnlessRestart, |_, kind| {
                 let verdict = match kind {
-                    Kind::Socket | Kind::NoWait | Kind::Pollable => self.check(kind, need),
+                    Kind::Socket | Kind::NoWait | Kind::Pollable => check(self, kind),
                     _ => Check::Go(usize::MAX),
                 };
                 match verdict {
@@ -502,7 +486,7 @@ impl Stream {
                 Err(_) => None,
             };
             let kind = self.e.kind();
-            return match (finish, self.check(kind, need)) {
+            return match (finish, check(self, kind)) {
                 (_, Check::Go(n)) => call(n),
                 (_, Check::Fail(e)) => fail(e),
                 (Some(e), Check::Wait) => fail(e),
@@ -527,6 +511,277 @@ impl Stream {
         }
         // SAFETY: `dst` has room for `limit` bytes (the caller's buffer).
         unsafe { crate::real::fread_unlocked(dst as *mut c_void, 1, n, self.f as *mut libc::FILE) }
+    }
+}
+
+/// Takes a FILE's lock (recursive for its owner, the coroutine's TCB). It is a futex no hook sees, and its
+/// holder may be a coroutine parked in a wait (a read's, a write's, or inside the program's own flockfile
+/// section), so a contended lock is retried after short sleeps rather than blocking the worker.
+pub(super) fn lock_file(f: *mut libc::FILE) {
+    let mut pause_ns = 20_000u64;
+    // SAFETY: a live FILE (the caller's C contract).
+    while unsafe { crate::real::ftrylockfile(f) } != 0 {
+        super::sleep_until(super::sys::time::monotonic_ns().saturating_add(pause_ns));
+        pause_ns = (pause_ns * 2).min(1_000_000);
+    }
+}
+
+/// Releases what [`lock_file`] took.
+pub(super) fn unlock_file(f: *mut libc::FILE) {
+    // SAFETY: locked by lock_file on this coroutine.
+    unsafe { crate::real::funlockfile(f) }
+}
+
+/// Whether `fd` (of `kind`) is a stream socket: the only sockets whose data stdio may split or join
+/// differently from glibc's own calls, since a stream has no message boundaries.
+pub(super) fn is_stream_socket(fd: i32, e: &FdEntry) -> bool {
+    peek_kind(fd, e, Kind::Socket) == PEEK_STREAM
+}
+
+/// How unread data of `fd` can be looked at (cached in the fd entry until the number is reused).
+fn peek_kind(fd: i32, e: &FdEntry, kind: Kind) -> u32 {
+    let v = e.stdio_peek.load(Ordering::Relaxed);
+    if v != 0 {
+        return v;
+    }
+    let v = match kind {
+        Kind::Socket => {
+            let mut ty: c_int = 0;
+            let mut len = size_of::<c_int>() as libc::socklen_t;
+            // SAFETY: getsockopt into locals.
+            let r = unsafe {
+                syscall6(
+                    libc::SYS_getsockopt,
+                    fd as usize,
+                    libc::SOL_SOCKET as usize,
+                    libc::SO_TYPE as usize,
+                    &mut ty as *mut c_int as usize,
+                    &mut len as *mut libc::socklen_t as usize,
+                    0,
+                )
+            };
+            if r.is_ok() && ty == libc::SOCK_STREAM { PEEK_STREAM } else { PEEK_NONE }
+        }
+        Kind::NoWait => PEEK_PIPE,
+        _ => {
+            // SAFETY: all-zero is a valid stat.
+            let mut st: libc::stat = unsafe { core::mem::zeroed() };
+            // SAFETY: fstat into a local struct.
+            let r = unsafe { syscall2(libc::SYS_fstat, fd as usize, &mut st as *mut libc::stat as usize) };
+            if r.is_ok() && st.st_mode & libc::S_IFMT == libc::S_IFIFO { PEEK_PIPE } else { PEEK_NONE }
+        }
+    };
+    e.stdio_peek.store(v, Ordering::Relaxed);
+    v
+}
+
+/// Which of glibc's scanf engines a call uses: their conversions differ (GNU `%as` allocates where C99's
+/// `%a` reads a float; C23 adds `%b` and 0b prefixes), so a trial run must use the call's own.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum ScanVariant {
+    Gnu,
+    C99,
+    C23,
+}
+
+/// Whether a scanf format has a conversion that allocates (`%ms`, `%m[`, GNU `%as`).
+fn scan_allocates(fmt: *const u8, variant: ScanVariant) -> bool {
+    // SAFETY: a NUL-terminated format string (the caller's C contract).
+    let fmt = unsafe { core::ffi::CStr::from_ptr(fmt.cast()) }.to_bytes();
+    let mut i = 0;
+    while i < fmt.len() {
+        if fmt[i] != b'%' {
+            i += 1;
+            continue;
+        }
+        i += 1;
+        if fmt.get(i) == Some(&b'%') {
+            i += 1;
+            continue;
+        }
+        while i < fmt.len() && b"*'I0123456789$".contains(&fmt[i]) {
+            i += 1;
+        }
+        if fmt.get(i) == Some(&b'm') {
+            return true;
+        }
+        if variant == ScanVariant::Gnu
+            && fmt.get(i) == Some(&b'a')
+            && matches!(fmt.get(i + 1), Some(b's' | b'S' | b'['))
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// glibc's vfscanf of `variant` (the C23 one exists from 2.38; a program that calls it has one).
+fn real_vfscanf(
+    variant: ScanVariant,
+) -> Option<unsafe extern "C" fn(*mut libc::FILE, *const u8, *mut c_void) -> c_int> {
+    // SAFETY: glibc's functions of this signature.
+    unsafe {
+        match variant {
+            ScanVariant::Gnu => Some(core::mem::transmute::<usize, _>(crate::real::vfscanf_addr())),
+            ScanVariant::C99 => Some(core::mem::transmute::<usize, _>(crate::real::isoc99_vfscanf_addr())),
+            ScanVariant::C23 => crate::real::isoc23_vfscanf_addr().map(|a| core::mem::transmute::<usize, _>(a)),
+        }
+    }
+}
+
+/// The bytes a trial scan reads, and whether it asked for more than there were.
+struct TrialInput {
+    data: *const u8,
+    len: usize,
+    pos: usize,
+    asked_beyond: bool,
+}
+
+unsafe extern "C" fn trial_read(cookie: *mut c_void, buf: *mut c_char, size: usize) -> isize {
+    // SAFETY: the cookie is the TrialInput `scan_completes` made, alive for the FILE's life.
+    let t = unsafe { &mut *(cookie as *mut TrialInput) };
+    let n = (t.len - t.pos).min(size);
+    if n == 0 {
+        t.asked_beyond = true;
+        return 0;
+    }
+    // SAFETY: n bytes from the trial data into glibc's buffer of `size` bytes.
+    unsafe { core::ptr::copy_nonoverlapping(t.data.add(t.pos), buf as *mut u8, n) };
+    t.pos += n;
+    n as isize
+}
+
+#[repr(C)]
+struct CookieFunctions {
+    read: Option<unsafe extern "C" fn(*mut c_void, *mut c_char, usize) -> isize>,
+    write: Option<unsafe extern "C" fn(*mut c_void, *const c_char, usize) -> isize>,
+    seek: Option<unsafe extern "C" fn(*mut c_void, *mut i64, c_int) -> c_int>,
+    close: Option<unsafe extern "C" fn(*mut c_void) -> c_int>,
+}
+
+unsafe extern "C" {
+    fn fopencookie(cookie: *mut c_void, mode: *const c_char, functions: CookieFunctions) -> *mut libc::FILE;
+}
+
+/// Whether scanning `data` with the call's engine, format and arguments finishes without asking for more
+/// input: then the real call, whose reads find those bytes, cannot block. The trial writes through the
+/// call's pointers what the real call writes again; errno is left as it was.
+///
+/// # Safety
+/// `fmt` and `ap` are the call's format and va_list (a copy is used).
+unsafe fn scan_completes(variant: ScanVariant, fmt: *const u8, ap: *mut c_void, data: &[u8]) -> bool {
+    let Some(vfscanf) = real_vfscanf(variant) else { return true };
+    let mut input = TrialInput { data: data.as_ptr(), len: data.len(), pos: 0, asked_beyond: false };
+    let functions = CookieFunctions { read: Some(trial_read), write: None, seek: None, close: None };
+    // SAFETY: errno slot of the caller; fopencookie/setvbuf/fclose in their documented order on a FILE that
+    // lives only here; the va_list copy is a plain copy of its one element (va_copy on x86-64).
+    unsafe {
+        let saved_errno = *libc::__errno_location();
+        let trial = fopencookie(&mut input as *mut TrialInput as *mut c_void, c"r".as_ptr(), functions);
+        if trial.is_null() {
+            return true;
+        }
+        let mut buffer = [0u8; 4096];
+        libc::setvbuf(trial, buffer.as_mut_ptr() as *mut c_char, libc::_IOFBF, buffer.len());
+        let mut copy = *(ap as *const VaListTag);
+        vfscanf(trial, fmt, &mut copy as *mut VaListTag as *mut c_void);
+        crate::real::fclose(trial);
+        *libc::__errno_location() = saved_errno;
+    }
+    !input.asked_beyond
+}
+
+impl Stream {
+    /// With the FILE locked: whether a scan can run now (see [`scan_completes`]).
+    fn check_scan(&self, kind: Kind, trial: &mut dyn FnMut(&[u8]) -> bool) -> Check {
+        let f = file(self.f.cast());
+        if f.flags & EOF_SEEN != 0 {
+            return Check::Go(usize::MAX);
+        }
+        let have = buffered(f);
+        // SAFETY: read_ptr..read_ptr+have is the FILE's unread buffer.
+        let buffer = if have == 0 { &[][..] } else { unsafe { core::slice::from_raw_parts(f.read_ptr, have) } };
+        let peek = self.peek_kind(kind);
+        if peek == PEEK_NONE {
+            // The kernel's data cannot be looked at: the buffer alone, or readiness, decides.
+            if have > 0 && trial(buffer) {
+                return Check::Go(usize::MAX);
+            }
+            let (readable, end) = self.poll_now();
+            return if readable || end { Check::Go(usize::MAX) } else { Check::Wait };
+        }
+        let unread = self.kernel_unread().min(PEEK_MAX);
+        let mut data: Vec<u8> = Vec::with_capacity(have + unread);
+        data.extend_from_slice(buffer);
+        if unread > 0 {
+            // SAFETY: the peek writes at most `unread` bytes into the reserved capacity.
+            match self.peek(peek, unsafe { data.as_mut_ptr().add(have) }, unread) {
+                // SAFETY: the kernel wrote k bytes.
+                Ok(k) => unsafe { data.set_len(have + k) },
+                Err(Errno(libc::EAGAIN)) => {}
+                Err(Errno(libc::EINVAL)) if peek == PEEK_PIPE => {
+                    self.e.stdio_peek.store(PEEK_NONE, Ordering::Relaxed);
+                    return self.check_scan(kind, trial);
+                }
+                Err(e) if peek == PEEK_STREAM => return Check::Fail(e),
+                Err(_) => return Check::Go(usize::MAX),
+            }
+        }
+        if trial(&data) {
+            return Check::Go(usize::MAX);
+        }
+        let seen = data.len() - have;
+        // An end or error is pending, the look is as far as it goes, or a pipe's tee showed less than
+        // there is (its slots): the real call runs (and takes what there is).
+        if self.poll_now().1 || seen >= PEEK_MAX || (peek == PEEK_PIPE && self.kernel_unread() > seen) {
+            return Check::Go(usize::MAX);
+        }
+        Check::Wait
+    }
+
+    /// The scanf family (`vfscanf` of `variant` with `fmt` and the va_list `ap`) made cooperatively: the
+    /// real call runs once a trial scan of what has arrived finishes, the FILE locked throughout like
+    /// glibc's call. A wait ended by a signal without SA_RESTART, or by an error the kernel reports once,
+    /// ends the call as glibc's does when its read fails: what arrived is scanned, then the read error
+    /// (error flag, errno, the count of conversions made or EOF).
+    ///
+    /// # Safety
+    /// `fmt` and `ap` are the call's format and va_list.
+    pub unsafe fn scan(&self, variant: ScanVariant, fmt: *const u8, ap: *mut c_void) -> c_int {
+        let Some(vfscanf) = real_vfscanf(variant) else {
+            // SAFETY: the caller's errno slot.
+            unsafe { *libc::__errno_location() = libc::ENOSYS };
+            return libc::EOF;
+        };
+        // SAFETY: the call's own arguments.
+        let real = || unsafe { vfscanf(self.f.cast(), fmt, ap) };
+        // SAFETY: as the caller's contract.
+        let mut trial = |data: &[u8]| unsafe { scan_completes(variant, fmt, ap, data) };
+        self.lock(true);
+        let r = self.run_locked(&mut |s: &Self, kind| s.check_scan(kind, &mut trial), &mut |_| real(), &mut |e| {
+            self.scan_failed(e, &real)
+        });
+        self.unlock(true);
+        r
+    }
+
+    /// The real scan over what has arrived, its next read made to fail (the FILE's number hidden for the
+    /// call), with `e` as the read's errno.
+    fn scan_failed(&self, e: Errno, real: &dyn Fn() -> c_int) -> c_int {
+        // What arrived goes into the FILE's buffer first, as glibc's reads before the failing one took it:
+        // glibc's own refill (which also allocates a buffer not made yet) finds data, so it does not block.
+        if buffered(file(self.f.cast())) == 0 && self.kernel_unread() > 0 {
+            // SAFETY: a live FILE, locked by this coroutine.
+            unsafe { crate::real::__underflow(self.f.cast()) };
+        }
+        let f = file(self.f.cast());
+        let number = f.fileno;
+        f.fileno = -1;
+        let r = real();
+        file(self.f.cast()).fileno = number;
+        // SAFETY: the calling coroutine's errno slot.
+        unsafe { *libc::__errno_location() = e.0 };
+        r
     }
 }
 
