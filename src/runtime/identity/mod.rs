@@ -23,6 +23,7 @@ pub mod table;
 pub mod x86_64;
 
 use super::sys;
+use super::sys::futex;
 use layout::{Join, Layout, Learned, UserStack};
 use std::ffi::{CStr, c_void};
 use std::sync::OnceLock;
@@ -266,47 +267,24 @@ pub fn allocate(tid: i32) -> Option<Tcb> {
 /// still owned by `tid` gets FUTEX_OWNER_DIED, keeps its waiters bit, and one waiter is woken (glibc's
 /// robust mutexes always wait with shared futex operations), so the next locker gets EOWNERDEAD.
 pub fn release_robust_mutexes(tcb: Tcb, tid: i32) {
-    const FUTEX_WAITERS: u32 = 0x8000_0000;
-    const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
-    const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
-    const LIMIT: usize = 2048; // the kernel's ROBUST_LIST_LIMIT
     let head = tcb.0 + layout().robust_head;
     // SAFETY: the TCB is live (its thread just ended on this worker); the list entries are the program's
     // mutexes, read and written with fault-safe copies as the kernel would.
     let futex_offset = unsafe { tcb.field::<isize>(layout().robust_head + 8).read() };
     let pending = unsafe { tcb.field::<usize>(layout().robust_head + 16).read() };
     let release = |entry: usize| {
-        let word = entry.wrapping_add_signed(futex_offset) as *mut u32;
+        let word = entry.wrapping_add_signed(futex_offset) as *const u32;
+        if super::sys::usercopy::read(word).is_err() {
+            return;
+        }
         // SAFETY: an aligned u32 inside a live mutex (checked by the fault-safe read).
-        let Ok(mut cur) = super::sys::usercopy::read(word as *const u32) else { return };
-        loop {
-            if cur & FUTEX_TID_MASK != tid as u32 {
-                return;
-            }
-            let new = (cur & FUTEX_WAITERS) | FUTEX_OWNER_DIED;
-            // SAFETY: the word is the mutex's futex, alive (read just above).
-            let atom = unsafe { &*(word as *const core::sync::atomic::AtomicU32) };
-            match atom.compare_exchange(
-                cur,
-                new,
-                core::sync::atomic::Ordering::AcqRel,
-                core::sync::atomic::Ordering::Acquire,
-            ) {
-                Ok(_) => break,
-                Err(now) => cur = now,
-            }
-        }
-        if cur & FUTEX_WAITERS != 0 {
-            // SAFETY: FUTEX_WAKE only uses the address as a key.
-            let _ = unsafe {
-                super::sys::syscall::syscall4(libc::SYS_futex, word as usize, libc::FUTEX_WAKE as usize, 1, 0)
-            };
-        }
+        let word = unsafe { &*(word as *const core::sync::atomic::AtomicU32) };
+        futex::mark_owner_died(word, Some(tid));
     };
     // SAFETY: reading list links that glibc maintains in the TCB and in the mutexes.
     let mut entry = unsafe { (head as *const usize).read() };
     let mut n = 0;
-    while entry != head && entry != 0 && n < LIMIT {
+    while entry != head && entry != 0 && n < futex::ROBUST_LIST_LIMIT {
         let next = super::sys::usercopy::read(entry as *const usize).unwrap_or(head);
         if entry != pending {
             release(entry & !1);
