@@ -17,6 +17,7 @@
 //! passes every other fault to the program's own SIGSEGV handler or the default action.
 
 use super::lock::Lock;
+use super::sys::signal::{SIGCANCEL, SIGSETXID};
 use super::sys::{self, mem, usercopy};
 use super::worker;
 use core::cell::UnsafeCell;
@@ -307,12 +308,12 @@ const NEVER_BLOCKED: u64 = bit(libc::SIGSEGV)
     | bit(libc::SIGSYS)
     | bit(libc::SIGKILL)
     | bit(libc::SIGSTOP)
-    | bit(32)
-    | bit(33);
+    | bit(SIGCANCEL)
+    | bit(SIGSETXID);
 
 /// What a mask the program passes can block (SIGKILL, SIGSTOP and glibc's two are never blocked).
 pub fn sanitize_mask(m: u64) -> u64 {
-    m & !(bit(libc::SIGKILL) | bit(libc::SIGSTOP) | bit(32) | bit(33))
+    m & !(bit(libc::SIGKILL) | bit(libc::SIGSTOP) | bit(SIGCANCEL) | bit(SIGSETXID))
 }
 
 /// Holds a process-directed signal a worker took in its own context and asks a worker to route it.

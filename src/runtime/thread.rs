@@ -561,8 +561,7 @@ pub fn deadline_from_abs(clock: libc::clockid_t, abs_ns: u64) -> u64 {
 /// one whose default action ends the process goes to the process unless the target blocks it (then it
 /// stays pending on the target, as natively, until unblocked or taken by sigwait).
 pub fn kill(target: TaskRef, sig: i32) -> i32 {
-    // SIGCANCEL (32) and SIGSETXID (33) are glibc's own.
-    if !(0..libc::SIGRTMAX() + 1).contains(&sig) || sig == 32 || sig == 33 {
+    if !(0..libc::SIGRTMAX() + 1).contains(&sig) || sys::signal::is_glibc_reserved(sig) {
         return libc::EINVAL;
     }
     if target.join.lock().life == Life::Free {
