@@ -120,6 +120,24 @@ impl FdEntry {
         &self.timeout[dir as usize]
     }
 
+    /// The number names another object now, or none: what was known of the old object is forgotten, here
+    /// and nowhere else. `kind`, `private_since` and `timeouts` are what is known of the new one. Returns
+    /// the old generation and whether the old object was registered with the netpoller (the caller
+    /// deregisters it). Called under the table's `changes` lock.
+    fn forget_object(&self, kind: Kind, private_since: u32, timeouts: [u64; 2]) -> (u32, bool) {
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel);
+        let was_registered = self.registered.swap(0, Ordering::AcqRel) != 0;
+        self.private_since.store(private_since, Ordering::Release);
+        self.blocking_seen.store(0, Ordering::Release);
+        self.set_kind(kind);
+        self.stdio_peek.store(0, Ordering::Relaxed);
+        self.nowait_writes.store(0, Ordering::Relaxed);
+        for (t, v) in self.timeout.iter().zip(timeouts) {
+            t.store(v, Ordering::Relaxed);
+        }
+        (generation, was_registered)
+    }
+
     /// Wakes every waiter on one side (they retry their call).
     pub fn notify(&self, dir: Dir) {
         let seq = self.seq(dir);
@@ -144,10 +162,7 @@ static TABLE: OnceLock<Table> = OnceLock::new();
 
 fn table() -> &'static Table {
     TABLE.get_or_init(|| {
-        let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-        // SAFETY: valid out-pointer.
-        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) };
-        let len = (rl.rlim_max.min(1 << 20) as usize).max(1024);
+        let len = super::sys::fd::open_files_limit().1.max(1024);
         let base = mem::reserve(len * size_of::<FdEntry>()).map(|p| p as *mut FdEntry).unwrap_or(core::ptr::null_mut());
         Table { base, len: if base.is_null() { 0 } else { len }, changes: Lock::new(()) }
     })
@@ -187,14 +202,7 @@ fn opened_with(fd: i32, kind: Kind, private_since: u32) {
     if let Some(e) = entry(fd) {
         note_number(fd);
         let _g = table().changes.lock();
-        e.generation.fetch_add(1, Ordering::AcqRel);
-        e.registered.store(0, Ordering::Release);
-        e.private_since.store(private_since, Ordering::Release);
-        e.blocking_seen.store(0, Ordering::Release);
-        e.set_kind(kind);
-        e.stdio_peek.store(0, Ordering::Relaxed);
-        e.timeout[0].store(TIMEOUT_UNKNOWN, Ordering::Relaxed);
-        e.timeout[1].store(TIMEOUT_UNKNOWN, Ordering::Relaxed);
+        e.forget_object(kind, private_since, [TIMEOUT_UNKNOWN; 2]);
     }
 }
 
@@ -298,18 +306,15 @@ pub fn closing(fd: i32) -> Closing {
     }
     let (was_registered, hidden) = {
         let _g = table().changes.lock();
-        let generation = e.generation.fetch_add(1, Ordering::AcqRel);
-        let was = e.registered.swap(0, Ordering::AcqRel) != 0;
+        let old =
+            Known { kind: e.kind(), timeouts: [Dir::Read, Dir::Write].map(|d| e.timeout(d).load(Ordering::Relaxed)) };
+        // Whatever takes the number next (open, a descriptor received with SCM_RIGHTS) is not vouched for.
+        let (generation, was) = e.forget_object(Kind::Unknown, 0, [TIMEOUT_UNKNOWN; 2]);
         if was {
             super::netpoll::deregister(fd);
         }
         // Waiters register before they park, so an fd never registered has none.
-        let hidden = if was && e.waiters.load(Ordering::Acquire) != 0 { hide(fd, generation, e) } else { None };
-        e.set_kind(Kind::Unknown);
-        e.stdio_peek.store(0, Ordering::Relaxed);
-        // Whatever takes the number next (open, a descriptor received with SCM_RIGHTS) is not vouched for.
-        e.private_since.store(0, Ordering::Release);
-        e.blocking_seen.store(0, Ordering::Release);
+        let hidden = if was && e.waiters.load(Ordering::Acquire) != 0 { hide(fd, generation, e, old) } else { None };
         (was, hidden)
     };
     if was_registered {
@@ -336,9 +341,15 @@ pub fn closing(fd: i32) -> Closing {
 /// Held on a new hidden duplicate until its waiters are counted, so none of them can close it early.
 const HIDDEN_BIAS: u32 = 1 << 30;
 
-/// Duplicates `fd`'s object at a high number for its waiters (under the changes lock). None when no number
-/// is free: the waiters then end with EBADF.
-fn hide(fd: i32, generation: u32, e: &FdEntry) -> Option<i32> {
+/// What `closing` knew of an object, for its hidden duplicate.
+struct Known {
+    kind: Kind,
+    timeouts: [u64; 2],
+}
+
+/// Duplicates `fd`'s object (`old`) at a high number for its waiters (under the changes lock). None when no
+/// number is free: the waiters then end with EBADF.
+fn hide(fd: i32, generation: u32, e: &FdEntry, old: Known) -> Option<i32> {
     use super::sys::syscall::syscall3;
     let floor = hidden_floor();
     // SAFETY: F_DUPFD_CLOEXEC of a number the program still has open (its close has not happened yet).
@@ -349,14 +360,7 @@ fn hide(fd: i32, generation: u32, e: &FdEntry) -> Option<i32> {
         return None;
     };
     note_number(h);
-    he.generation.fetch_add(1, Ordering::AcqRel);
-    he.registered.store(0, Ordering::Release);
-    he.private_since.store(0, Ordering::Release);
-    he.blocking_seen.store(0, Ordering::Release);
-    he.set_kind(e.kind());
-    for dir in [Dir::Read, Dir::Write] {
-        he.timeout(dir).store(e.timeout(dir).load(Ordering::Relaxed), Ordering::Relaxed);
-    }
+    he.forget_object(old.kind, 0, old.timeouts);
     he.hidden_origin.store(((fd as u32 as u64) << 32) | generation as u64, Ordering::Release);
     he.hidden_users.store(HIDDEN_BIAS, Ordering::Release);
     e.moved.store(((generation as u64) << 32) | h as u32 as u64, Ordering::Release);
@@ -367,16 +371,7 @@ fn hide(fd: i32, generation: u32, e: &FdEntry) -> Option<i32> {
 /// The lowest number hidden duplicates take: well above what programs use, below the netpoller's own fds
 /// at the very top.
 fn hidden_floor() -> usize {
-    let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit into a local (a raw syscall: no hook).
-    let _ = unsafe {
-        super::sys::syscall::syscall2(
-            libc::SYS_getrlimit,
-            libc::RLIMIT_NOFILE as usize,
-            &mut rl as *mut libc::rlimit as usize,
-        )
-    };
-    let cur = rl.rlim_cur.min(1 << 20) as usize;
+    let cur = super::sys::fd::open_files_limit().0;
     cur.saturating_sub(cur / 8).max(cur.saturating_sub(16 + 4096)).max(3)
 }
 
@@ -421,11 +416,9 @@ fn release_hidden_by(h: i32, n: u32) {
     }
     let _g = table().changes.lock();
     he.hidden_origin.store(0, Ordering::Release);
-    he.generation.fetch_add(1, Ordering::AcqRel);
-    if he.registered.swap(0, Ordering::AcqRel) != 0 {
+    if he.forget_object(Kind::Unknown, 0, [TIMEOUT_UNKNOWN; 2]).1 {
         super::netpoll::deregister(h);
     }
-    he.set_kind(Kind::Unknown);
     HIDDEN.lock().retain(|&x| x != h);
     // SAFETY: our own duplicate, which no waiter uses any more.
     let _ = unsafe { super::sys::syscall::syscall1(libc::SYS_close, h as usize) };
@@ -515,11 +508,7 @@ pub fn close_range(first: u32, last: u32, flags: u32) -> Result<usize, super::sy
 /// coroutine to wait on an fd would otherwise pay on its worker.
 pub fn grow_table_early() {
     use super::sys::syscall::{syscall1, syscall2, syscall3};
-    let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit into a local.
-    let _ =
-        unsafe { syscall2(libc::SYS_getrlimit, libc::RLIMIT_NOFILE as usize, &mut rl as *mut libc::rlimit as usize) };
-    let top = (rl.rlim_cur.min(1 << 20) as usize).saturating_sub(1);
+    let top = super::sys::fd::open_files_limit().0.saturating_sub(1);
     // An eventfd of our own to duplicate (the program's fds 0-2 may be closed).
     // SAFETY: eventfd2 creates a new fd; F_DUPFD_CLOEXEC duplicates it; both are closed again.
     unsafe {

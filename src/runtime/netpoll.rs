@@ -42,12 +42,8 @@ fn get_or_create() -> Option<&'static Netpoller> {
 /// Moves one of the shim's own fds to the top of the fd space, so the program's `socket()`, `open()` ...
 /// get the same numbers as without the shim, and marks it the runtime's own (see `fd::closing`).
 pub(crate) fn move_high(fd: i32) -> i32 {
-    use super::sys::syscall::{syscall1, syscall2, syscall3};
-    let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit into a local.
-    let _ =
-        unsafe { syscall2(libc::SYS_getrlimit, libc::RLIMIT_NOFILE as usize, &mut rl as *mut libc::rlimit as usize) };
-    let floor = (rl.rlim_cur.min(1 << 20) as usize).saturating_sub(16);
+    use super::sys::syscall::{syscall1, syscall3};
+    let floor = super::sys::fd::open_files_limit().0.saturating_sub(16);
     // SAFETY: F_DUPFD_CLOEXEC of our own fd, then closing the original.
     match unsafe { syscall3(libc::SYS_fcntl, fd as usize, libc::F_DUPFD_CLOEXEC as usize, floor) } {
         Ok(high) => {

@@ -4,6 +4,7 @@
 //! own hooks (a hooked `nanosleep` calling the runtime calling `nanosleep`...). Each file has one job.
 
 pub mod epoll;
+pub mod fd;
 pub mod fsgs;
 pub mod futex;
 pub mod mem;
