@@ -343,10 +343,8 @@ unsafe fn stream_closing(f: *mut libc::FILE) {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
     if !crate::runtime::running() || flags as u32 & libc::CLOSE_RANGE_UNSHARE != 0 || first > last {
-        // SAFETY: the program's own call, unchanged (UNSHARE gives the caller a private table).
-        return ret_int(unsafe {
-            crate::runtime::sys::syscall::syscall3(libc::SYS_close_range, first as usize, last as usize, flags as usize)
-        });
+        // The program's own call, unchanged (UNSHARE gives the caller a private table).
+        return ret_int(crate::runtime::sys::fd::close_range(first, last, flags as u32));
     }
     ret_int(fd::close_range(first, last, flags as u32))
 }
@@ -386,9 +384,7 @@ fn offloaded(call: impl FnOnce() -> IoResult + Send + 'static) -> isize {
 pub unsafe extern "C" fn sendfile(out: c_int, inp: c_int, off: *mut libc::off_t, count: usize) -> isize {
     let off = off as usize;
     // SAFETY: the program's own arguments; its memory stays valid while it waits for this call.
-    offloaded(move || unsafe {
-        crate::runtime::sys::syscall::syscall4(libc::SYS_sendfile, out as usize, inp as usize, off, count)
-    })
+    offloaded(move || unsafe { crate::runtime::sys::fd::sendfile(out, inp, off as *mut libc::off_t, count) })
 }
 
 /// # Safety
@@ -413,14 +409,13 @@ pub unsafe extern "C" fn splice(
     let (off_in, off_out) = (off_in as usize, off_out as usize);
     // SAFETY: as for sendfile.
     offloaded(move || unsafe {
-        crate::runtime::sys::syscall::syscall6(
-            libc::SYS_splice,
-            fd_in as usize,
-            off_in,
-            fd_out as usize,
-            off_out,
+        crate::runtime::sys::fd::splice(
+            fd_in,
+            off_in as *mut libc::loff_t,
+            fd_out,
+            off_out as *mut libc::loff_t,
             len,
-            flags as usize,
+            flags,
         )
     })
 }

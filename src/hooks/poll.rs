@@ -7,7 +7,7 @@
 
 use super::io::ret;
 use crate::real;
-use crate::runtime::sys::syscall::{Errno, syscall6};
+use crate::runtime::sys::syscall::Errno;
 use crate::runtime::sys::{time, usercopy};
 use crate::runtime::worker;
 use crate::runtime::{io, signals};
@@ -54,7 +54,7 @@ unsafe fn pollfds<'a>(fds: *const libc::pollfd, n: libc::nfds_t) -> &'a [libc::p
 fn ppoll_probe(fds: *mut libc::pollfd, n: libc::nfds_t, mask: *const libc::sigset_t) -> io::IoResult {
     let ts = zero_ts();
     // SAFETY: the program's own arguments with a zero timeout; the kernel validates them.
-    unsafe { syscall6(libc::SYS_ppoll, fds as usize, n as usize, &ts as *const _ as usize, mask as usize, 8, 0) }
+    unsafe { crate::runtime::sys::poll::ppoll(fds, n, &ts, mask) }
 }
 
 /// # Safety
@@ -155,15 +155,10 @@ struct SelectSets {
 impl SelectSets {
     fn probe(&self, mask: *const libc::sigset_t) -> io::IoResult {
         let mut work = self.orig;
-        let ptrs: Vec<usize> =
-            work.iter_mut().map(|s| s.as_mut().map_or(0, |s| s as *mut libc::fd_set as usize)).collect();
+        let ptrs = work.each_mut().map(|s| s.as_mut().map_or(core::ptr::null_mut(), |s| s as *mut libc::fd_set));
         let ts = zero_ts();
-        let sig = [mask as usize, 8usize];
-        let sigp = if mask.is_null() { 0 } else { sig.as_ptr() as usize };
         // SAFETY: local copies of the sets, a zero timeout and the program's mask.
-        let r = unsafe {
-            syscall6(libc::SYS_pselect6, self.n as usize, ptrs[0], ptrs[1], ptrs[2], &ts as *const _ as usize, sigp)
-        };
+        let r = unsafe { crate::runtime::sys::poll::pselect(self.n, ptrs, &ts, mask) };
         if matches!(r, Ok(n) if n > 0) {
             self.write_back(&work);
         }
@@ -306,7 +301,7 @@ pub unsafe extern "C" fn pselect(
 
 fn epoll_probe(epfd: c_int, events: *mut libc::epoll_event, max: c_int, mask: *const libc::sigset_t) -> io::IoResult {
     // SAFETY: the program's own arguments with a zero timeout; the kernel validates them.
-    unsafe { syscall6(libc::SYS_epoll_pwait, epfd as usize, events as usize, max as usize, 0, mask as usize, 8) }
+    unsafe { crate::runtime::sys::epoll::pwait(epfd, events, max, 0, mask) }
 }
 
 fn epoll_common(
@@ -366,17 +361,7 @@ pub unsafe extern "C" fn epoll_pwait2(
 ) -> c_int {
     let forward = || {
         // SAFETY: the kernel's own call with the program's arguments.
-        ret(unsafe {
-            syscall6(
-                libc::SYS_epoll_pwait2,
-                epfd as usize,
-                events as usize,
-                max as usize,
-                ts as usize,
-                mask as usize,
-                8,
-            )
-        }) as c_int
+        ret(unsafe { crate::runtime::sys::epoll::pwait2(epfd, events, max, ts, mask) }) as c_int
     };
     if worker::current_task().is_none() {
         return forward();

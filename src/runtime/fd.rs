@@ -14,7 +14,7 @@
 
 use super::lock::Lock;
 use super::parking_lot;
-use super::sys::mem;
+use super::sys::{self, mem};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::OnceLock;
 
@@ -162,7 +162,7 @@ static TABLE: OnceLock<Table> = OnceLock::new();
 
 fn table() -> &'static Table {
     TABLE.get_or_init(|| {
-        let len = super::sys::fd::open_files_limit().1.max(1024);
+        let len = sys::fd::open_files_limit().1.max(1024);
         let base = mem::reserve(len * size_of::<FdEntry>()).map(|p| p as *mut FdEntry).unwrap_or(core::ptr::null_mut());
         Table { base, len: if base.is_null() { 0 } else { len }, changes: Lock::new(()) }
     })
@@ -273,12 +273,10 @@ pub fn program_nonblocking(fd: i32, e: &FdEntry) -> bool {
     if private && e.blocking_seen.load(Ordering::Acquire) == flags_epoch {
         return false;
     }
-    // SAFETY: F_GETFL has no side effects.
-    let nonblocking =
-        match unsafe { super::sys::syscall::syscall2(libc::SYS_fcntl, fd as usize, libc::F_GETFL as usize) } {
-            Ok(flags) => flags as i32 & libc::O_NONBLOCK != 0,
-            Err(_) => true,
-        };
+    let nonblocking = match sys::fd::fcntl(fd, libc::F_GETFL, 0) {
+        Ok(flags) => flags as i32 & libc::O_NONBLOCK != 0,
+        Err(_) => true,
+    };
     // The epoch was read before F_GETFL and is bumped after a change: a change racing with this look
     // leaves a verdict for an epoch that is already gone.
     if private && !nonblocking {
@@ -350,13 +348,11 @@ struct Known {
 /// Duplicates `fd`'s object (`old`) at a high number for its waiters (under the changes lock). None when no
 /// number is free: the waiters then end with EBADF.
 fn hide(fd: i32, generation: u32, e: &FdEntry, old: Known) -> Option<i32> {
-    use super::sys::syscall::syscall3;
-    let floor = hidden_floor();
-    // SAFETY: F_DUPFD_CLOEXEC of a number the program still has open (its close has not happened yet).
-    let h = unsafe { syscall3(libc::SYS_fcntl, fd as usize, libc::F_DUPFD_CLOEXEC as usize, floor) }.ok()? as i32;
+    // A number the program still has open (its close has not happened yet).
+    let h = sys::fd::dup_from(fd, hidden_floor()).ok()?;
     let Some(he) = entry(h) else {
-        // SAFETY: our own duplicate.
-        let _ = unsafe { super::sys::syscall::syscall1(libc::SYS_close, h as usize) };
+        // Our own duplicate.
+        let _ = sys::fd::close(h);
         return None;
     };
     note_number(h);
@@ -371,7 +367,7 @@ fn hide(fd: i32, generation: u32, e: &FdEntry, old: Known) -> Option<i32> {
 /// The lowest number hidden duplicates take: well above what programs use, below the netpoller's own fds
 /// at the very top.
 fn hidden_floor() -> usize {
-    let cur = super::sys::fd::open_files_limit().0;
+    let cur = sys::fd::open_files_limit().0;
     cur.saturating_sub(cur / 8).max(cur.saturating_sub(16 + 4096)).max(3)
 }
 
@@ -420,8 +416,8 @@ fn release_hidden_by(h: i32, n: u32) {
         super::netpoll::deregister(h);
     }
     HIDDEN.lock().retain(|&x| x != h);
-    // SAFETY: our own duplicate, which no waiter uses any more.
-    let _ = unsafe { super::sys::syscall::syscall1(libc::SYS_close, h as usize) };
+    // Our own duplicate, which no waiter uses any more.
+    let _ = sys::fd::close(h);
 }
 
 /// In a forked child: the hidden duplicates belong to the parent's waiters; the child never had them.
@@ -429,8 +425,8 @@ pub fn close_hidden_in_child() {
     // The child is single-threaded here, so the lock is free unless fork caught it held: then skip.
     let Some(list) = HIDDEN.try_lock() else { return };
     for &h in list.iter() {
-        // SAFETY: the child's copies of our own duplicates.
-        let _ = unsafe { super::sys::syscall::syscall1(libc::SYS_close, h as usize) };
+        // The child's copies of our own duplicates.
+        let _ = sys::fd::close(h);
     }
 }
 
@@ -451,8 +447,8 @@ pub fn unmark_runtime_own(fd: i32) {
 
 /// Whether `fd` is open (a dup2 from a bad number fails before it touches the target).
 pub fn is_open(fd: i32) -> bool {
-    // SAFETY: F_GETFD has no side effects.
-    unsafe { super::sys::syscall::syscall2(libc::SYS_fcntl, fd as usize, libc::F_GETFD as usize) }.is_ok()
+    // F_GETFD has no side effects.
+    sys::fd::fcntl(fd, libc::F_GETFD, 0).is_ok()
 }
 
 /// Whether `fd` is one of the runtime's numbers (its own or a hidden duplicate), which the program never had.
@@ -463,12 +459,11 @@ pub fn is_runtime_own(fd: i32) -> bool {
 /// close_range(first, last, flags) as the program means it: its own numbers in the range are closed (and
 /// forgotten), the runtime's are left open, as they would not exist natively. Returns the kernel's answer
 /// for the first sub-range that fails.
-pub fn close_range(first: u32, last: u32, flags: u32) -> Result<usize, super::sys::syscall::Errno> {
-    use super::sys::syscall::syscall3;
+pub fn close_range(first: u32, last: u32, flags: u32) -> Result<usize, sys::Errno> {
     let t = table();
     if flags & !(libc::CLOSE_RANGE_CLOEXEC | libc::CLOSE_RANGE_UNSHARE) != 0 {
-        // SAFETY: the program's own call, which the kernel refuses (EINVAL) before closing anything.
-        return unsafe { syscall3(libc::SYS_close_range, first as usize, last as usize, flags as usize) };
+        // The program's own call, which the kernel refuses (EINVAL) before closing anything.
+        return sys::fd::close_range(first, last, flags);
     }
     // Numbers the table never heard of have nothing to forget and are none of the runtime's.
     let top = (last as usize).min(t.len.saturating_sub(1)).min(HIGH_WATER.load(Ordering::Acquire).saturating_sub(1));
@@ -488,8 +483,8 @@ pub fn close_range(first: u32, last: u32, flags: u32) -> Result<usize, super::sy
     for o in own.into_iter().chain(core::iter::once(u32::MAX)) {
         let end = if o == u32::MAX { last } else { o - 1 };
         if o != start && start <= end {
-            // SAFETY: close_range over numbers the program owns.
-            unsafe { syscall3(libc::SYS_close_range, start as usize, end as usize, flags as usize) }?;
+            // Numbers the program owns.
+            sys::fd::close_range(start, end, flags)?;
         }
         if o == u32::MAX {
             break;
@@ -507,17 +502,13 @@ pub fn close_range(first: u32, last: u32, flags: u32) -> Result<usize, super::sy
 /// multi-threaded process waits for an RCU grace period in the kernel (7–20 ms seen), which the first
 /// coroutine to wait on an fd would otherwise pay on its worker.
 pub fn grow_table_early() {
-    use super::sys::syscall::{syscall1, syscall2, syscall3};
-    let top = super::sys::fd::open_files_limit().0.saturating_sub(1);
-    // An eventfd of our own to duplicate (the program's fds 0-2 may be closed).
-    // SAFETY: eventfd2 creates a new fd; F_DUPFD_CLOEXEC duplicates it; both are closed again.
-    unsafe {
-        let Ok(tmp) = syscall2(libc::SYS_eventfd2, 0, libc::EFD_CLOEXEC as usize) else { return };
-        if let Ok(high) = syscall3(libc::SYS_fcntl, tmp, libc::F_DUPFD_CLOEXEC as usize, top) {
-            let _ = syscall1(libc::SYS_close, high);
-        }
-        let _ = syscall1(libc::SYS_close, tmp);
+    let top = sys::fd::open_files_limit().0.saturating_sub(1);
+    // An eventfd of our own to duplicate (the program's fds 0-2 may be closed), both closed again.
+    let Ok(tmp) = sys::eventfd::new() else { return };
+    if let Ok(high) = sys::fd::dup_from(tmp, top) {
+        let _ = sys::fd::close(high);
     }
+    let _ = sys::fd::close(tmp);
 }
 
 /// Runs `f` with fd-number changes held off (for registration).

@@ -32,6 +32,7 @@ pub mod once;
 pub mod parking_lot;
 pub mod scheduler;
 pub mod signals;
+pub mod socket;
 pub mod stack;
 pub mod stats;
 pub mod stdio;

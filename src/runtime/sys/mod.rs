@@ -4,15 +4,20 @@
 //! own hooks (a hooked `nanosleep` calling the runtime calling `nanosleep`...). Each file has one job.
 
 pub mod epoll;
+pub mod eventfd;
 pub mod fd;
 pub mod fsgs;
 pub mod futex;
 pub mod mem;
+pub mod poll;
+pub mod process;
 pub mod signal;
+pub mod socket;
 pub mod syscall;
 pub mod time;
 pub mod usercopy;
 
+pub use signal::sigmask;
 pub use syscall::Errno;
 
 /// Writes all of `msg` to stderr with raw `write(2)`; used for diagnostics from any context,
@@ -39,15 +44,4 @@ pub fn gettid() -> i32 {
 pub fn getpid() -> i32 {
     // SAFETY: getpid takes no arguments and cannot fail.
     unsafe { syscall::syscall0(libc::SYS_getpid).unwrap_or(0) as i32 }
-}
-
-/// The calling OS thread's signal mask, optionally replacing it with `set` (SIG_SETMASK).
-pub fn sigmask(set: Option<u64>) -> u64 {
-    let mut old = 0u64;
-    let new = set.as_ref().map_or(0, |s| s as *const u64 as usize);
-    // SAFETY: 8-byte kernel sigsets at valid addresses.
-    let _ = unsafe {
-        syscall::syscall4(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK as usize, new, &mut old as *mut u64 as usize, 8)
-    };
-    old
 }
