@@ -342,7 +342,7 @@ pub fn robust_dequeue(entry: usize) {
 pub fn register_robust_list_here() {
     let head = robust_head_here();
     // SAFETY: the head lives in the calling thread's TCB for as long as the thread.
-    let _ = unsafe { super::sys::syscall::syscall2(libc::SYS_set_robust_list, head, 24) };
+    let _ = unsafe { futex::set_robust_list(head, 24) };
 }
 
 /// The address of the calling thread's robust-list head (glibc's, in its descriptor).
@@ -503,19 +503,11 @@ fn parent_has_this_library() -> bool {
         return false;
     };
     let Ok(own) = std::ffi::CString::new(own) else { return false };
-    // SAFETY: stat into a zeroed struct with a NUL-terminated path.
-    let mut st: libc::stat = unsafe { core::mem::zeroed() };
-    // SAFETY: as above.
-    if unsafe { sys::syscall::syscall2(libc::SYS_stat, own.as_ptr() as usize, &mut st as *mut libc::stat as usize) }
-        .is_err()
-    {
-        return false;
-    }
+    let Ok(st) = sys::fs::stat(&own) else { return false };
     // A maps line: "start-end perms offset major:minor inode path".
     let dev = format!("{:02x}:{:02x}", libc::major(st.st_dev), libc::minor(st.st_dev));
     let ino = st.st_ino.to_string();
-    // SAFETY: getppid has no arguments.
-    let ppid = unsafe { sys::syscall::syscall0(libc::SYS_getppid) }.unwrap_or(0);
+    let ppid = sys::getppid();
     let Ok(path) = std::ffi::CString::new(format!("/proc/{ppid}/maps")) else { return false };
     let mut found = false;
     for_each_line(&path, |line| {
@@ -530,24 +522,15 @@ fn parent_has_this_library() -> bool {
 
 /// Reads a file with raw system calls (no hooked libc function), one line at a time, while `each` says go on.
 fn for_each_line(path: &CStr, mut each: impl FnMut(&[u8]) -> bool) {
-    // SAFETY: openat with a NUL-terminated path; the fd is closed below.
-    let Ok(fd) = (unsafe {
-        sys::syscall::syscall3(
-            libc::SYS_openat,
-            libc::AT_FDCWD as usize,
-            path.as_ptr() as usize,
-            libc::O_RDONLY as usize | libc::O_CLOEXEC as usize,
-        )
-    }) else {
+    // Closed below.
+    let Ok(fd) = sys::fs::open(path, libc::O_RDONLY | libc::O_CLOEXEC, 0) else {
         return;
     };
     let mut buf = vec![0u8; 64 << 10];
     let mut have = 0;
     'read: loop {
         // SAFETY: reading into the unused part of `buf`.
-        let n = match unsafe {
-            sys::syscall::syscall3(libc::SYS_read, fd, buf[have..].as_mut_ptr() as usize, buf.len() - have)
-        } {
+        let n = match unsafe { sys::fd::read(fd, buf[have..].as_mut_ptr(), buf.len() - have) } {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
@@ -565,6 +548,6 @@ fn for_each_line(path: &CStr, mut each: impl FnMut(&[u8]) -> bool) {
             have = 0; // a line longer than the buffer: skip it
         }
     }
-    // SAFETY: closing the fd opened above.
-    let _ = unsafe { sys::syscall::syscall1(libc::SYS_close, fd) };
+    // The fd opened above.
+    let _ = sys::fd::close(fd);
 }

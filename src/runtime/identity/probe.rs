@@ -132,26 +132,13 @@ fn dlsym(name: &CStr) -> usize {
     unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) as usize }
 }
 
-/// Whether the page holding `addr` can be read: FUTEX_WAIT reads a word of it and answers EFAULT if it
-/// cannot. The value compared is one no word holds by chance (a match would only wait out the zero timeout).
+/// Whether the page holding `addr` can be read (see `sys::futex::word_readable`).
 pub fn readable(addr: usize) -> bool {
-    const UNLIKELY: usize = 0xa5c3_5a3c;
     let word = addr & !3;
     if word < 4096 {
         return false;
     }
-    let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: FUTEX_WAIT only reads the word (the kernel reports a bad address) and the timeout is zero.
-    let r = unsafe {
-        super::super::sys::syscall::syscall4(
-            libc::SYS_futex,
-            word,
-            (libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG) as usize,
-            UNLIKELY,
-            &zero as *const libc::timespec as usize,
-        )
-    };
-    !matches!(r, Err(e) if e.0 == libc::EFAULT)
+    super::super::sys::futex::word_readable(word)
 }
 
 /// Whether all of [lo, hi) can be read (one check per page).
@@ -271,17 +258,9 @@ fn exports(o: &mut Observations) {
         // SAFETY: glibc's constants (ptrdiff_t and unsigned int).
         o.rseq = Some(unsafe { ((off as *const isize).read(), (size as *const u32).read()) });
     }
-    let (mut head, mut len) = (0usize, 0usize);
-    // SAFETY: get_robust_list(0) writes the calling thread's head and length to the out-pointers.
-    let r = unsafe {
-        super::super::sys::syscall::syscall3(
-            libc::SYS_get_robust_list,
-            0,
-            &mut head as *mut usize as usize,
-            &mut len as *mut usize as usize,
-        )
-    };
-    if r.is_ok() && head != 0 {
+    if let Ok((head, _)) = super::super::sys::futex::get_robust_list()
+        && head != 0
+    {
         o.robust_head = Some(head - o.main_tp);
     }
     // SAFETY: __errno_location has no preconditions.

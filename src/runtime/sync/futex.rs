@@ -6,7 +6,7 @@
 //! wait on one is made in the kernel by a helper thread while it parks, and shared wakes go to the kernel.
 
 use super::super::parking_lot::{self, Filter, Interrupt, Parked};
-use super::super::sys::{syscall::Errno, syscall::syscall6, time};
+use super::super::sys::{syscall::Errno, time};
 use core::sync::atomic::{AtomicU32, Ordering};
 
 const FUTEX_WAIT: i32 = 0;
@@ -21,7 +21,7 @@ const CMD_MASK: i32 = !(FUTEX_PRIVATE | FUTEX_CLOCK_REALTIME);
 
 fn raw(addr: usize, op: i32, val: u32, timeout: usize, addr2: usize, val3: u32) -> Result<usize, Errno> {
     // SAFETY: the program's own futex call, passed on unchanged; the kernel validates every argument.
-    unsafe { syscall6(libc::SYS_futex, addr, op as usize, val as usize, timeout, addr2, val3 as usize) }
+    unsafe { super::super::sys::futex::futex_raw(addr, op, val, timeout, addr2, val3) }
 }
 
 /// Handles `syscall(SYS_futex, addr, op, val, timeout, addr2, val3)` for the caller. Returns what the

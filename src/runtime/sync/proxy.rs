@@ -34,7 +34,7 @@
 use super::super::lock::Lock;
 use super::super::offload::{self, Job};
 use super::super::stats::Offload;
-use super::super::sys::{self, futex, syscall, time};
+use super::super::sys::{self, futex, time};
 use super::super::task::{Task, TaskRef};
 use super::{Deadline, my_tid};
 use core::cell::Cell;
@@ -193,7 +193,7 @@ extern "C" fn keeper_main(arg: *mut libc::c_void) -> *mut libc::c_void {
         h.list.store(head, Ordering::Relaxed);
         h.pending.store(0, Ordering::Relaxed);
         (head as *mut isize).add(1).write(-(OFF_LIST_NEXT as isize));
-        syscall::syscall2(libc::SYS_set_robust_list, head, size_of::<RobustHead>())
+        futex::set_robust_list(head, size_of::<RobustHead>())
     };
     if registered.is_err() {
         k.state.store(KEEPER_FAILED, Ordering::Release);
@@ -216,7 +216,7 @@ extern "C" fn keeper_main(arg: *mut libc::c_void) -> *mut libc::c_void {
                 Request::Futex { word, op, result } => {
                     // SAFETY: the requester waits for `served` (or the mutex is one its coroutine released
                     // and still relocks), so the word is alive.
-                    let r = unsafe { syscall::syscall4(libc::SYS_futex, word, op as usize, 0, 0) };
+                    let r = unsafe { futex::futex_raw(word, op, 0, 0, 0, 0) };
                     if !result.is_null() {
                         // SAFETY: see Request.
                         unsafe { (*result).store(r.map_or_else(|e| e.0, |_| 0), Ordering::Relaxed) };
@@ -407,8 +407,7 @@ fn claim(head: &RobustHead, entry: usize) -> ListGuard<'_> {
             core::hint::spin_loop();
         } else {
             // The holder's worker was preempted: let it run.
-            // SAFETY: sched_yield has no arguments and no memory effects.
-            let _ = unsafe { syscall::syscall0(libc::SYS_sched_yield) };
+            sys::sched_yield();
         }
     }
     ListGuard(head)

@@ -89,6 +89,20 @@ pub fn fsync(fd: i32, data_only: bool) -> Result<usize, Errno> {
     unsafe { syscall1(nr, fd as usize) }
 }
 
+/// Writes all of `bytes` to `fd` (retrying after a signal), or as much as goes before an error.
+/// Async-signal-safe.
+pub fn write_all(fd: i32, bytes: &[u8]) {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        // SAFETY: the pointer and length describe the live slice `rest`.
+        match unsafe { write(fd, rest.as_ptr(), rest.len()) } {
+            Ok(n) if n > 0 => rest = &rest[n..],
+            Err(Errno(libc::EINTR)) => continue,
+            _ => return,
+        }
+    }
+}
+
 /// readv(2) or writev(2).
 ///
 /// # Safety

@@ -6,6 +6,7 @@
 pub mod epoll;
 pub mod eventfd;
 pub mod fd;
+pub mod fs;
 pub mod fsgs;
 pub mod futex;
 pub mod mem;
@@ -23,15 +24,7 @@ pub use syscall::Errno;
 /// Writes all of `msg` to stderr with raw `write(2)`; used for diagnostics from any context,
 /// including a signal handler on an overflowed stack.
 pub fn write_stderr(msg: &[u8]) {
-    let mut rest = msg;
-    while !rest.is_empty() {
-        // SAFETY: the pointer and length describe the live slice `rest`.
-        match unsafe { syscall::syscall3(libc::SYS_write, 2, rest.as_ptr() as usize, rest.len()) } {
-            Ok(n) if n > 0 => rest = &rest[n..],
-            Err(Errno(libc::EINTR)) => continue,
-            _ => return,
-        }
-    }
+    fd::write_all(2, msg);
 }
 
 /// The calling OS thread's kernel thread id.
@@ -44,4 +37,16 @@ pub fn gettid() -> i32 {
 pub fn getpid() -> i32 {
     // SAFETY: getpid takes no arguments and cannot fail.
     unsafe { syscall::syscall0(libc::SYS_getpid).unwrap_or(0) as i32 }
+}
+
+/// This process's parent's id.
+pub fn getppid() -> i32 {
+    // SAFETY: getppid takes no arguments and cannot fail.
+    unsafe { syscall::syscall0(libc::SYS_getppid).unwrap_or(0) as i32 }
+}
+
+/// Gives the CPU to another runnable OS thread (sched_yield).
+pub fn sched_yield() {
+    // SAFETY: sched_yield takes no arguments and touches no memory.
+    let _ = unsafe { syscall::syscall0(libc::SYS_sched_yield) };
 }
