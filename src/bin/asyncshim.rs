@@ -23,6 +23,7 @@
 #![cfg_attr(not(test), no_main)]
 // Under `cargo test` the harness supplies `main`, so the launcher's entry path is unused there.
 #![cfg_attr(test, allow(dead_code))]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::io::Write;
@@ -295,7 +296,7 @@ fn run() -> i32 {
     };
     let preload = compose_ld_preload(&lib, std::env::var_os("LD_PRELOAD").as_deref());
 
-    // SAFETY (set_var): the launcher is single-threaded.
+    // SAFETY: set_var: the launcher is single-threaded.
     unsafe {
         if let Some(n) = o.workers {
             std::env::set_var("ASYNCSHIM_WORKERS", n.to_string());

@@ -127,9 +127,11 @@ pub unsafe extern "C" fn ppoll(
         None
     } else {
         match usercopy::read(ts).ok().and_then(|t| time::timespec_ns(&t)) {
+            // SAFETY: forwarding the program's own call.
             Some(0) => return unsafe { real::ppoll(fds, n, ts, mask) },
             Some(ns) => Some(time::monotonic_ns().saturating_add(ns)),
             // Bad pointer or time: the kernel's answer.
+            // SAFETY: forwarding the program's own call.
             None => return unsafe { real::ppoll(fds, n, ts, mask) },
         }
     };

@@ -31,6 +31,7 @@ pub unsafe extern "C" fn sigaction(sig: c_int, act: *const libc::sigaction, old:
             }
         }
     };
+    // SAFETY: all-zero is a valid sigaction.
     let mut old_val: libc::sigaction = unsafe { core::mem::zeroed() };
     match signals::program_sigaction(sig, act_val.as_ref(), Some(&mut old_val)) {
         Ok(()) => {
@@ -66,6 +67,7 @@ pub unsafe extern "C" fn signal(sig: c_int, handler: libc::sighandler_t) -> libc
         libc::sigemptyset(&mut act.sa_mask);
         libc::sigaddset(&mut act.sa_mask, sig);
     }
+    // SAFETY: all-zero is a valid sigaction.
     let mut old: libc::sigaction = unsafe { core::mem::zeroed() };
     match signals::program_sigaction(sig, Some(&act), Some(&mut old)) {
         Ok(()) => old.sa_sigaction,

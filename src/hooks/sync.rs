@@ -45,6 +45,7 @@ fn valid_clock(clock: libc::clockid_t) -> bool {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pthread_mutex_lock(m: *mut libc::pthread_mutex_t) -> c_int {
     if runtime::running()
+        // SAFETY: an initialised mutex per the contract.
         && let Some(r) = unsafe { sync::mutex::lock_fast(m) }
     {
         return r;
@@ -142,6 +143,7 @@ pub unsafe extern "C" fn pthread_mutex_clocklock(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pthread_mutex_unlock(m: *mut libc::pthread_mutex_t) -> c_int {
     if runtime::running()
+        // SAFETY: an initialised mutex per the contract.
         && let Some(r) = unsafe { sync::mutex::unlock_fast(m) }
     {
         return r;
@@ -279,6 +281,7 @@ unsafe fn cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t,
             }
             // SAFETY: as above.
             Err(Unsupported) if worker::current_task().is_some() => {
+                // SAFETY: the mutex and condition are the program's, initialised per the contract and alive while it waits.
                 return unsafe { sync::glibc_cond::wait_on_helper(m, move || args.call()) };
             }
             Err(Unsupported) => {}
@@ -382,6 +385,7 @@ pub unsafe extern "C" fn pthread_cond_clockwait(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pthread_cond_signal(c: *mut libc::pthread_cond_t) -> c_int {
     if runtime::running()
+        // SAFETY: an initialised condition variable per the contract.
         && let Ok(cv) = unsafe { Cond::at(c) }
     {
         cv.signal();
@@ -396,6 +400,7 @@ pub unsafe extern "C" fn pthread_cond_signal(c: *mut libc::pthread_cond_t) -> c_
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pthread_cond_broadcast(c: *mut libc::pthread_cond_t) -> c_int {
     if runtime::running()
+        // SAFETY: an initialised condition variable per the contract.
         && let Ok(cv) = unsafe { Cond::at(c) }
     {
         cv.broadcast();
@@ -423,6 +428,7 @@ macro_rules! rwlock_hooks {
         /// C contract of the pthread_rwlock function of this name.
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $lock(l: *mut libc::pthread_rwlock_t) -> c_int {
+            // SAFETY: an initialised rwlock per the contract.
             match unsafe { rwlock(l) } {
                 Some(rw) => rw.$method(None, None),
                 None if runtime::running() && worker::current_task().is_some() => {
@@ -438,6 +444,7 @@ macro_rules! rwlock_hooks {
         /// C contract of the pthread_rwlock function of this name.
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $try(l: *mut libc::pthread_rwlock_t) -> c_int {
+            // SAFETY: an initialised rwlock per the contract.
             match unsafe { rwlock(l) } {
                 Some(rw) => rw.$try_method(),
                 // SAFETY: forwarding.
@@ -461,6 +468,7 @@ macro_rules! rwlock_hooks {
             clock: libc::clockid_t,
             abstime: *const libc::timespec,
         ) -> c_int {
+            // SAFETY: an initialised rwlock per the contract.
             match unsafe { rwlock(l) } {
                 Some(rw) => match rw_deadline(clock, abstime) {
                     Ok(d) => rw.$method(Some(d), None),
@@ -499,6 +507,7 @@ rwlock_hooks!(
 /// C contract of pthread_rwlock_unlock.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pthread_rwlock_unlock(l: *mut libc::pthread_rwlock_t) -> c_int {
+    // SAFETY: an initialised rwlock per the contract.
     match unsafe { rwlock(l) } {
         Some(rw) => rw.unlock(),
         // SAFETY: forwarding.
@@ -526,6 +535,7 @@ pub unsafe extern "C" fn pthread_spin_lock(l: *mut libc::pthread_spinlock_t) -> 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pthread_barrier_wait(b: *mut libc::pthread_barrier_t) -> c_int {
     if runtime::running()
+        // SAFETY: an initialised barrier per the contract.
         && let Ok(bar) = unsafe { Barrier::at(b) }
     {
         return bar.wait();
@@ -539,6 +549,7 @@ pub unsafe extern "C" fn pthread_barrier_wait(b: *mut libc::pthread_barrier_t) -
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pthread_barrier_destroy(b: *mut libc::pthread_barrier_t) -> c_int {
     if runtime::running()
+        // SAFETY: an initialised barrier per the contract.
         && let Ok(bar) = unsafe { Barrier::at(b) }
     {
         return if bar.busy() { libc::EBUSY } else { 0 };
@@ -579,6 +590,7 @@ fn sem_shared_wait(s: *mut libc::sem_t, deadline: sync::Deadline) -> c_int {
 /// C contract of sem_wait.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sem_wait(s: *mut libc::sem_t) -> c_int {
+    // SAFETY: an initialised semaphore per the contract.
     match unsafe { semaphore(s) } {
         Some(sem) => sem_result(sem.wait(None)),
         None if runtime::running() && worker::current_task().is_some() => sem_shared_wait(s, None),
@@ -591,6 +603,7 @@ pub unsafe extern "C" fn sem_wait(s: *mut libc::sem_t) -> c_int {
 /// C contract of sem_trywait.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sem_trywait(s: *mut libc::sem_t) -> c_int {
+    // SAFETY: an initialised semaphore per the contract.
     match unsafe { semaphore(s) } {
         Some(sem) => sem_result(if sem.try_wait() { Ok(()) } else { Err(libc::EAGAIN) }),
         // SAFETY: forwarding.
@@ -623,6 +636,7 @@ pub unsafe extern "C" fn sem_clockwait(
         Ok(d) => d,
         Err(e) => return sem_result(Err(e)),
     };
+    // SAFETY: an initialised semaphore per the contract.
     match unsafe { semaphore(s) } {
         Some(sem) => sem_result(sem.wait(Some(deadline))),
         None if worker::current_task().is_some() => sem_shared_wait(s, Some(deadline)),
@@ -635,6 +649,7 @@ pub unsafe extern "C" fn sem_clockwait(
 /// C contract of sem_post.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sem_post(s: *mut libc::sem_t) -> c_int {
+    // SAFETY: an initialised semaphore per the contract.
     match unsafe { semaphore(s) } {
         Some(sem) => sem_result(sem.post()),
         // SAFETY: forwarding.

@@ -31,7 +31,7 @@ unsafe fn plan(attr: *const libc::pthread_attr_t, start: StartFn, arg: *mut c_vo
     let rt = runtime::get();
     let mut spawn =
         Spawn { start, arg, stack_size: rt.default_stack, user_stack: None, detached: false, guard_size: 4096 };
-    // SAFETY (block): attr is NULL or an initialised attribute object, as pthread_create requires; the
+    // SAFETY: attr is NULL or an initialised attribute object, as pthread_create requires; the
     // getters only read it.
     unsafe {
         if attr.is_null() {
@@ -98,6 +98,7 @@ struct RealStart {
 extern "C" fn real_thread_trampoline(p: *mut c_void) -> *mut c_void {
     // SAFETY: p is the Box<RealStart> leaked by pthread_create below; GS 0 means "not a worker".
     let rs = unsafe { Box::from_raw(p as *mut RealStart) };
+    // SAFETY: GS 0 marks a thread that is not a worker; nothing on this thread reads GS as a worker pointer yet.
     unsafe { runtime::sys::fsgs::set_gs_base(0) };
     (rs.start)(rs.arg)
 }

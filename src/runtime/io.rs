@@ -272,7 +272,7 @@ fn rw_nowait(dir: Dir, fd: i32, iov: *const libc::iovec, cnt: usize) -> IoResult
 
 /// One try of read(fd, buf, len) for `kind`.
 pub fn try_read(fd: i32, buf: *mut u8, len: usize, kind: Kind) -> IoResult {
-    // SAFETY (all arms): the program's own buffer and fd; the kernel validates them (EFAULT, EBADF).
+    // SAFETY: in every arm, the program's own buffer and fd; the kernel validates them (EFAULT, EBADF).
     unsafe {
         match kind {
             Kind::Socket => {
@@ -291,7 +291,7 @@ pub fn try_read(fd: i32, buf: *mut u8, len: usize, kind: Kind) -> IoResult {
 
 /// One try of write(fd, buf, len) for `kind`.
 pub fn try_write(fd: i32, buf: *const u8, len: usize, kind: Kind) -> IoResult {
-    // SAFETY (all arms): as in try_read.
+    // SAFETY: in every arm, as in try_read.
     unsafe {
         match kind {
             Kind::Socket => sys::socket::sendto(fd, buf, len, libc::MSG_DONTWAIT, core::ptr::null(), 0),
@@ -309,7 +309,7 @@ pub fn try_write(fd: i32, buf: *const u8, len: usize, kind: Kind) -> IoResult {
 /// One try of readv/writev for `kind`.
 pub fn try_rwv(fd: i32, iov: *const libc::iovec, cnt: usize, dir: Dir, kind: Kind) -> IoResult {
     let write = dir == Dir::Write;
-    // SAFETY (all arms): the program's iovec array; the kernel validates it.
+    // SAFETY: in every arm, the program's iovec array; the kernel validates it.
     unsafe {
         match kind {
             Kind::Socket => {

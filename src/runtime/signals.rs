@@ -135,6 +135,7 @@ pub fn program_sigaction(
 ) -> Result<(), i32> {
     let idx = sig as usize;
     let mut actions = PROGRAM_ACTIONS.lock();
+    // SAFETY: all-zero is a valid sigaction.
     let mut kernel_old: libc::sigaction = unsafe { core::mem::zeroed() };
     match act {
         Some(a) => {
@@ -158,6 +159,7 @@ pub fn program_sigaction(
             // What the program would read back natively: its handler and flags, plus what the kernel and
             // glibc add (SA_RESTORER, the restorer, the mask without SIGKILL/SIGSTOP).
             let mut seen = *a;
+            // SAFETY: all-zero is a valid sigaction.
             let mut kv: libc::sigaction = unsafe { core::mem::zeroed() };
             if kernel_sigaction(sig, core::ptr::null(), &mut kv).is_ok() {
                 seen.sa_flags = a.sa_flags | (kv.sa_flags & SA_RESTORER);

@@ -80,7 +80,7 @@ pub fn release_cache(l: &Layout, tcb: Tcb) {
     let block = (tcb.0 as isize + l.libc_tls) as usize;
     let m = &l.malloc;
     let slot = (block + m.tcache) as *mut usize;
-    // SAFETY (block): the words are the ended thread's cache pointer and hold-off state in its static TLS;
+    // SAFETY: the words are the ended thread's cache pointer and hold-off state in its static TLS;
     // with the pointer pointing at "no cache" (and creation held off) first, nothing can reach the chunks
     // through it again. A link that is not 16-byte aligned means the layout is not what was learned:
     // stop and leak rather than free garbage.

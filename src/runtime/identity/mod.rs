@@ -271,6 +271,7 @@ pub fn release_robust_mutexes(tcb: Tcb, tid: i32) {
     // SAFETY: the TCB is live (its thread just ended on this worker); the list entries are the program's
     // mutexes, read and written with fault-safe copies as the kernel would.
     let futex_offset = unsafe { tcb.field::<isize>(layout().robust_head + 8).read() };
+    // SAFETY: as above: a word of the live TCB's robust-list head.
     let pending = unsafe { tcb.field::<usize>(layout().robust_head + 16).read() };
     let release = |entry: usize| {
         let word = entry.wrapping_add_signed(futex_offset) as *const u32;
@@ -439,7 +440,7 @@ pub fn on_thread_exit() {
 unsafe fn run_key_destructors(tcb: Tcb) {
     let l = layout();
     let keys = l.keys as *const PthreadKeyStruct;
-    // SAFETY (whole fn): specific[] holds KEY_1STLEVEL pointers to arrays of KEY_2NDLEVEL key data, as in
+    // SAFETY: specific[] holds KEY_1STLEVEL pointers to arrays of KEY_2NDLEVEL key data, as in
     // glibc's __nptl_deallocate_tsd, which this mirrors; `keys` is libc's key table (1024 entries).
     unsafe {
         let used = tcb.field::<bool>(l.specific_used);

@@ -284,7 +284,7 @@ fn keys(o: &mut Observations) {
     o.key = Some(k);
     let destructor = key_probe_destructor as *const () as usize;
     let is_entry = |addr: usize| -> bool {
-        // SAFETY (closure): callers pass addresses inside a mapped writable segment or the exported table.
+        // SAFETY: callers pass addresses inside a mapped writable segment or the exported table.
         let (seq, destr) = unsafe { ((addr as *const usize).read(), ((addr + 8) as *const usize).read()) };
         seq % 2 == 1 && destr == destructor
     };
@@ -479,7 +479,7 @@ fn malloc(o: &mut Observations) {
     if block == 0 || o.libc.tls_size == 0 {
         return;
     }
-    // SAFETY (block): plain malloc/free; the chunks freed end up in the main thread's cache, as any free.
+    // SAFETY: plain malloc/free; the chunks freed end up in the main thread's cache, as any free.
     unsafe {
         let p = glibc::malloc(24) as usize;
         glibc::free(p as *mut c_void);
@@ -552,7 +552,7 @@ fn locale_word(block: usize, size: usize) -> Option<usize> {
 /// a cache has) and `hold` applied, do one malloc and one free leave the pointer alone (no cache made)?
 /// The main thread's cache is put back afterwards, and a cache made by mistake is freed.
 pub fn malloc_holds_off(tcache_addr: usize, none: usize, hold: impl Fn(bool)) -> bool {
-    // SAFETY (block): the words are this thread's cache pointer (and the hold's own); nothing else runs.
+    // SAFETY: the words are this thread's cache pointer (and the hold's own); nothing else runs.
     unsafe {
         let slot = tcache_addr as *mut usize;
         let saved = slot.read();
