@@ -358,11 +358,6 @@ pub fn take_held(sig: i32) -> bool {
     HELD.fetch_and(!bit(sig), Ordering::AcqRel) & bit(sig) != 0
 }
 
-/// Held signals (for sigpending).
-pub fn held() -> u64 {
-    HELD.load(Ordering::Acquire)
-}
-
 /// Moves the held signals in `accept` onto `task`'s pending set (it is about to take them itself).
 pub fn claim_held(task: &super::task::Task, accept: u64) -> u64 {
     let mut got = 0;

@@ -1,7 +1,24 @@
 //! The runtime's only door to the kernel: raw system calls and a few CPU instructions.
 //!
 //! Nothing here goes through a libc function that asyncshim hooks, so the runtime can never re-enter its
-//! own hooks (a hooked `nanosleep` calling the runtime calling `nanosleep`...). Each file has one job.
+//! own hooks (a hooked `nanosleep` calling the runtime calling `nanosleep`...). Each file is one OS
+//! facility, with typed wrappers over [`syscall`]'s raw instruction:
+//!
+//! | file | facility |
+//! |---|---|
+//! | [`fd`] | fd numbers (dup, close, fcntl, limit) and plain calls on what they name (read, write...) |
+//! | [`fs`] | files by path (open, stat) |
+//! | [`socket`] | send, receive, accept, connect, socket options |
+//! | [`poll`] | poll, ppoll, pselect |
+//! | [`epoll`] | epoll instances and waits |
+//! | [`eventfd`] | eventfds, how one thread wakes another that sleeps in epoll |
+//! | [`futex`] | futex wait/wake and the robust-futex ABI |
+//! | [`signal`] | masks, signal waits, sending signals; glibc's reserved numbers |
+//! | [`process`] | child processes: waits and pidfds |
+//! | [`mem`] | address-space reservations, guards, page discard |
+//! | [`time`] | clocks (the vDSO) |
+//! | [`fsgs`] | the FS and GS segment bases |
+//! | [`usercopy`] | fault-safe copies from and to the program's memory |
 
 pub mod epoll;
 pub mod eventfd;
