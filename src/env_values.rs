@@ -60,54 +60,46 @@ mod tests {
 
     #[test]
     fn sizes() {
-        assert_eq!(parse_size("16384"), Ok(16384));
-        assert_eq!(parse_size("64K"), Ok(64 * 1024));
-        assert_eq!(parse_size("64k"), Ok(64 * 1024));
-        assert_eq!(parse_size("64KiB"), Ok(64 * 1024));
-        assert_eq!(parse_size("64kb"), Ok(64 * 1024));
-        assert_eq!(parse_size("256K"), Ok(256 << 10));
-        assert_eq!(parse_size("8M"), Ok(8 << 20));
-        assert_eq!(parse_size("8m"), Ok(8 << 20));
-        assert_eq!(parse_size("2G"), Ok(2 << 30));
-        assert_eq!(parse_size("0"), Ok(0));
-        assert_eq!(parse_size(" 1M "), Ok(1 << 20));
-        assert!(parse_size("").is_err());
-        assert!(parse_size("x").is_err());
-        assert!(parse_size("K").is_err());
-        assert!(parse_size("-5").is_err());
-        assert!(parse_size("-1K").is_err());
-        assert!(parse_size("1.5M").is_err());
-        assert!(parse_size("10X").is_err());
-        assert!(parse_size("1MM").is_err());
-        assert!(parse_size("99999999999999999999").is_err());
-        assert!(parse_size("99999999999999G").is_err()); // overflows u64
-        assert!(parse_size("99999999999999999999G").is_err());
+        let good: [(&str, u64); 11] = [
+            ("16384", 16384),
+            ("64K", 64 << 10),
+            ("64k", 64 << 10),
+            ("64KiB", 64 << 10),
+            ("64kb", 64 << 10),
+            ("256K", 256 << 10),
+            ("8M", 8 << 20),
+            ("8m", 8 << 20),
+            ("2G", 2 << 30),
+            ("0", 0),
+            (" 1M ", 1 << 20),
+        ];
+        for (text, bytes) in good {
+            assert_eq!(parse_size(text), Ok(bytes), "{text:?}");
+        }
+        // The last two overflow a u64.
+        let bad = ["", "x", "K", "-5", "-1K", "1.5M", "10X", "1MM", "99999999999999999999", "99999999999999G"];
+        for text in bad {
+            assert!(parse_size(text).is_err(), "{text:?}");
+        }
     }
 
     #[test]
     fn stack_sizes() {
-        assert_eq!(parse_stack_size("16K"), Ok(16384));
-        assert_eq!(parse_stack_size("16384"), Ok(16384));
-        assert_eq!(parse_stack_size("64KiB"), Ok(65536));
-        assert!(parse_stack_size("16383").is_err());
-        assert!(parse_stack_size("8K").is_err());
-        assert!(parse_stack_size("0").is_err());
-        assert_eq!(parse_stack_size("256K"), Ok(262144));
-        assert!(parse_stack_size("2000G").is_err());
+        for (text, bytes) in [("16K", 16384), ("16384", 16384), ("64KiB", 65536), ("256K", 262144)] {
+            assert_eq!(parse_stack_size(text), Ok(bytes), "{text:?}");
+        }
+        for text in ["16383", "8K", "0", "2000G"] {
+            assert!(parse_stack_size(text).is_err(), "{text:?}");
+        }
     }
 
     #[test]
     fn workers() {
-        assert_eq!(parse_workers("1"), Ok(1));
-        assert_eq!(parse_workers("64"), Ok(64));
-        assert_eq!(parse_workers(" 4 "), Ok(4));
-        assert_eq!(parse_workers("1024"), Ok(1024));
-        assert!(parse_workers("1025").is_err());
-        assert!(parse_workers("99999999999").is_err());
-        assert!(parse_workers("0").is_err());
-        assert!(parse_workers("-1").is_err());
-        assert!(parse_workers("two").is_err());
-        assert!(parse_workers("1.5").is_err());
-        assert!(parse_workers("").is_err());
+        for (text, n) in [("1", 1), ("64", 64), (" 4 ", 4), ("1024", 1024)] {
+            assert_eq!(parse_workers(text), Ok(n), "{text:?}");
+        }
+        for text in ["1025", "99999999999", "0", "-1", "two", "1.5", ""] {
+            assert!(parse_workers(text).is_err(), "{text:?}");
+        }
     }
 }

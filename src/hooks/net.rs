@@ -22,7 +22,7 @@ pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: usize, flags: c_
         // SAFETY: forwarding.
         return unsafe { real::recv(fd, buf, len, flags) };
     }
-    ret(socket::recv(fd, buf as *mut u8, len, flags, core::ptr::null_mut(), core::ptr::null_mut()))
+    ret(socket::recv(fd, buf as *mut u8, len, flags, (core::ptr::null_mut(), core::ptr::null_mut())))
 }
 
 /// # Safety
@@ -40,7 +40,7 @@ pub unsafe extern "C" fn recvfrom(
         // SAFETY: forwarding.
         return unsafe { real::recvfrom(fd, buf, len, flags, addr, alen) };
     }
-    ret(socket::recv(fd, buf as *mut u8, len, flags, addr, alen))
+    ret(socket::recv(fd, buf as *mut u8, len, flags, (addr, alen)))
 }
 
 /// # Safety
@@ -94,7 +94,7 @@ pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: usize, flags: 
         // SAFETY: forwarding.
         return unsafe { real::send(fd, buf, len, flags) };
     }
-    ret(socket::send(fd, buf as *const u8, len, flags, core::ptr::null(), 0))
+    ret(socket::send(fd, buf as *const u8, len, flags, (core::ptr::null(), 0)))
 }
 
 /// # Safety
@@ -112,7 +112,7 @@ pub unsafe extern "C" fn sendto(
         // SAFETY: forwarding.
         return unsafe { real::sendto(fd, buf, len, flags, addr, alen) };
     }
-    ret(socket::send(fd, buf as *const u8, len, flags, addr, alen))
+    ret(socket::send(fd, buf as *const u8, len, flags, (addr, alen)))
 }
 
 /// # Safety

@@ -8,7 +8,7 @@
 use super::io::ret;
 use crate::real;
 use crate::runtime::sys::syscall::Errno;
-use crate::runtime::sys::{time, usercopy};
+use crate::runtime::sys::{epoll, time, usercopy};
 use crate::runtime::worker;
 use crate::runtime::{io, signals};
 use std::ffi::c_int;
@@ -303,7 +303,7 @@ pub unsafe extern "C" fn pselect(
 
 fn epoll_probe(epfd: c_int, events: *mut libc::epoll_event, max: c_int, mask: *const libc::sigset_t) -> io::IoResult {
     // SAFETY: the program's own arguments with a zero timeout; the kernel validates them.
-    unsafe { crate::runtime::sys::epoll::pwait(epfd, events, max, 0, mask) }
+    unsafe { epoll::pwait(epfd, events, max, epoll::Timeout::Ms(0), mask) }
 }
 
 fn epoll_common(
@@ -363,7 +363,7 @@ pub unsafe extern "C" fn epoll_pwait2(
 ) -> c_int {
     let forward = || {
         // SAFETY: the kernel's own call with the program's arguments.
-        ret(unsafe { crate::runtime::sys::epoll::pwait2(epfd, events, max, ts, mask) }) as c_int
+        ret(unsafe { epoll::pwait(epfd, events, max, epoll::Timeout::Spec(ts), mask) }) as c_int
     };
     if worker::current_task().is_none() {
         return forward();

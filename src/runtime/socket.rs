@@ -13,36 +13,28 @@ use super::sys::socket;
 use super::sys::syscall::Errno;
 use super::sys::usercopy;
 
-fn recv_once(
-    fd: i32,
-    buf: *mut u8,
-    len: usize,
-    flags: i32,
-    addr: *mut libc::sockaddr,
-    alen: *mut libc::socklen_t,
-) -> IoResult {
-    // SAFETY: the program's own arguments; the kernel validates them.
-    unsafe { socket::recvfrom(fd, buf, len, flags | libc::MSG_DONTWAIT, addr, alen) }
-}
-
 /// recvfrom for a coroutine; MSG_WAITALL gathers until the buffer is full, the peer shuts down, or an
 /// error.
+/// `from` is where the sender's address goes (recvfrom's last two arguments; null for recv).
 pub fn recv(
     fd: i32,
     buf: *mut u8,
     len: usize,
     flags: i32,
-    addr: *mut libc::sockaddr,
-    alen: *mut libc::socklen_t,
+    from: (*mut libc::sockaddr, *mut libc::socklen_t),
 ) -> IoResult {
+    let (addr, alen) = from;
+    // SAFETY: one try with the program's own arguments, which the kernel validates.
+    let recv_once =
+        |fd, buf, len, flags| unsafe { socket::recvfrom(fd, buf, len, flags | libc::MSG_DONTWAIT, addr, alen) };
     if flags & libc::MSG_DONTWAIT != 0 {
-        return recv_once(fd, buf, len, flags, addr, alen);
+        return recv_once(fd, buf, len, flags);
     }
     if flags & libc::MSG_WAITALL == 0 || len == 0 {
         return io::blocking_restarting(fd, Dir::Read, |fd, kind| match kind {
-            Kind::Socket => recv_once(fd, buf, len, flags, addr, alen),
+            Kind::Socket => recv_once(fd, buf, len, flags),
             // Not a socket: let the kernel answer (ENOTSOCK) with a real call.
-            // SAFETY: as in recv_once.
+            // SAFETY: as for `recv_once`.
             _ => unsafe { socket::recvfrom(fd, buf, len, flags, addr, alen) },
         });
     }
@@ -50,7 +42,7 @@ pub fn recv(
     let mut target = Target::new(fd);
     loop {
         let r = io::blocking_on(&mut target, Dir::Read, Interrupt::UnlessRestart, |fd, _| {
-            recv_once(fd, buf.wrapping_add(got), len - got, flags & !libc::MSG_WAITALL, addr, alen)
+            recv_once(fd, buf.wrapping_add(got), len - got, flags & !libc::MSG_WAITALL)
         });
         match r {
             Ok(0) => return Ok(got),
@@ -130,31 +122,16 @@ fn recvmsg_waitall(fd: i32, msg: *mut libc::msghdr, flags: i32) -> IoResult {
     }
 }
 
-fn send_once(
-    fd: i32,
-    buf: *const u8,
-    len: usize,
-    flags: i32,
-    addr: *const libc::sockaddr,
-    alen: libc::socklen_t,
-) -> IoResult {
-    // SAFETY: the program's own arguments; the kernel validates them.
-    unsafe { socket::sendto(fd, buf, len, flags | libc::MSG_DONTWAIT, addr, alen) }
-}
-
 /// sendto for a coroutine: on a stream, all of it (or an error or signal after part of it).
-pub fn send(
-    fd: i32,
-    buf: *const u8,
-    len: usize,
-    flags: i32,
-    addr: *const libc::sockaddr,
-    alen: libc::socklen_t,
-) -> IoResult {
+/// `to` is sendto's address (null and 0 for send).
+pub fn send(fd: i32, buf: *const u8, len: usize, flags: i32, to: (*const libc::sockaddr, libc::socklen_t)) -> IoResult {
+    let (addr, alen) = to;
+    // SAFETY: one try with the program's own arguments, which the kernel validates.
+    let send_once = |fd, buf, len| unsafe { socket::sendto(fd, buf, len, flags | libc::MSG_DONTWAIT, addr, alen) };
     if flags & libc::MSG_DONTWAIT != 0 {
-        return send_once(fd, buf, len, flags, addr, alen);
+        return send_once(fd, buf, len);
     }
-    io::write_all(fd, len, |fd, done, _| send_once(fd, buf.wrapping_add(done), len - done, flags, addr, alen))
+    io::write_all(fd, len, |fd, done, _| send_once(fd, buf.wrapping_add(done), len - done))
 }
 
 /// sendmsg for a coroutine (not MSG_DONTWAIT) of `m`, the caller's copy of the program's message

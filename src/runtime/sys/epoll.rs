@@ -48,52 +48,30 @@ pub fn wait(
     Ok(unsafe { core::slice::from_raw_parts(out.as_ptr() as *const libc::epoll_event, n.min(out.len())) })
 }
 
-/// epoll_pwait(2) with the program's own arguments, an 8-byte signal mask (or none).
+/// The timeout of a program's epoll wait: epoll_pwait's milliseconds (-1: none) or epoll_pwait2's
+/// timespec (null: none).
+pub enum Timeout {
+    Ms(i32),
+    Spec(*const libc::timespec),
+}
+
+/// epoll_pwait(2) or epoll_pwait2(2), after `timeout`'s form, with the program's own arguments and an
+/// 8-byte signal mask (or none).
 ///
 /// # Safety
-/// `events` (max entries) and `mask` are the program's own or valid for the call (or null).
+/// `events` (max entries), `mask` and a timespec timeout are the program's own or valid for the call
+/// (or null).
 pub unsafe fn pwait(
     epfd: i32,
     events: *mut libc::epoll_event,
     max: i32,
-    timeout_ms: i32,
+    timeout: Timeout,
     mask: *const libc::sigset_t,
 ) -> Result<usize, Errno> {
+    let (nr, t) = match timeout {
+        Timeout::Ms(ms) => (libc::SYS_epoll_pwait, ms as isize as usize),
+        Timeout::Spec(ts) => (libc::SYS_epoll_pwait2, ts as usize),
+    };
     // SAFETY: the caller vouches for the pointers.
-    unsafe {
-        syscall6(
-            libc::SYS_epoll_pwait,
-            epfd as usize,
-            events as usize,
-            max as usize,
-            timeout_ms as isize as usize,
-            mask as usize,
-            8,
-        )
-    }
-}
-
-/// epoll_pwait2(2) (a timespec timeout) with the program's own arguments.
-///
-/// # Safety
-/// As for [`pwait`]; `timeout` is the program's own or null.
-pub unsafe fn pwait2(
-    epfd: i32,
-    events: *mut libc::epoll_event,
-    max: i32,
-    timeout: *const libc::timespec,
-    mask: *const libc::sigset_t,
-) -> Result<usize, Errno> {
-    // SAFETY: the caller vouches for the pointers.
-    unsafe {
-        syscall6(
-            libc::SYS_epoll_pwait2,
-            epfd as usize,
-            events as usize,
-            max as usize,
-            timeout as usize,
-            mask as usize,
-            8,
-        )
-    }
+    unsafe { syscall6(nr, epfd as usize, events as usize, max as usize, t, mask as usize, 8) }
 }

@@ -152,18 +152,9 @@ pub unsafe fn splice(
     len: usize,
     flags: u32,
 ) -> Result<usize, Errno> {
+    let (a1, a3) = (fd_in as usize, fd_out as usize);
     // SAFETY: the caller vouches for the offsets.
-    unsafe {
-        syscall6(
-            libc::SYS_splice,
-            fd_in as usize,
-            off_in as usize,
-            fd_out as usize,
-            off_out as usize,
-            len,
-            flags as usize,
-        )
-    }
+    unsafe { syscall6(libc::SYS_splice, a1, off_in as usize, a3, off_out as usize, len, flags as usize) }
 }
 
 /// How many bytes the object behind `fd` holds unread (FIONREAD).
