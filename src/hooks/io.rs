@@ -424,7 +424,7 @@ pub unsafe extern "C" fn splice(
 /// C contract of pread (pread64 is the same function on x86-64).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pread(fd: c_int, buf: *mut c_void, len: usize, off: libc::off_t) -> isize {
-    if worker::current_task().is_none() || len == 0 || off < 0 || !crate::runtime::file::is_file(fd) {
+    if worker::current_task().is_none() || len == 0 || off < 0 || !crate::runtime::io::is_regular_file(fd) {
         // SAFETY: forwarding (pipes and sockets answer ESPIPE, bad offsets EINVAL, at once).
         return unsafe { real::pread(fd, buf, len, off) };
     }
@@ -475,7 +475,7 @@ pub unsafe extern "C" fn __pread64_chk(
 /// C contract of pwrite.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pwrite(fd: c_int, buf: *const c_void, len: usize, off: libc::off_t) -> isize {
-    if worker::current_task().is_none() || off < 0 || !crate::runtime::file::is_file(fd) {
+    if worker::current_task().is_none() || off < 0 || !crate::runtime::io::is_regular_file(fd) {
         // SAFETY: forwarding.
         return unsafe { real::pwrite(fd, buf, len, off) };
     }

@@ -13,7 +13,7 @@
 //! - **fsync/fdatasync** wait for the disk by design: always on a helper.
 //! - **open** stays inline: a cached path lookup costs ~2 µs against the 10–20 µs of a helper round trip.
 
-use super::fd::{self, Kind};
+use super::fd;
 use super::offload;
 use super::stats::Offload;
 use super::sys::{self, syscall::Errno};
@@ -104,9 +104,4 @@ pub fn write(fd: i32, buf: *const u8, len: usize, offset: Option<i64>) -> IoResu
 /// fsync(2) (`data_only` false) or fdatasync(2): on a helper thread.
 pub fn sync(fd: i32, data_only: bool) -> IoResult {
     offload::run(Offload::File, move || sys::fd::fsync(fd, data_only))
-}
-
-/// True when `fd` names a regular file (the kinds the functions above are for).
-pub fn is_file(fd: i32) -> bool {
-    fd::entry(fd).is_some_and(|e| super::io::kind_of(fd, e) == Kind::File)
 }

@@ -56,6 +56,11 @@ pub fn kind_of(fd: i32, e: &FdEntry) -> Kind {
     k
 }
 
+/// True when `fd` names a regular file (the kind `file`'s functions are for).
+pub fn is_regular_file(fd: i32) -> bool {
+    fd::entry(fd).is_some_and(|e| kind_of(fd, e) == Kind::File)
+}
+
 /// SO_RCVTIMEO / SO_SNDTIMEO of a socket in ns (0: none), looked up once per object.
 pub(crate) fn timeout_ns(fd: i32, e: &FdEntry, dir: Dir) -> u64 {
     let slot = e.timeout(dir);

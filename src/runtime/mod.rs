@@ -21,6 +21,7 @@
 //! | [`sync`] | pthread mutexes, conditions, rwlocks, barriers, semaphores, futexes that park |
 //! | [`lock`] | the runtime's own small mutex |
 //! | [`alloc`] | the runtime's heap: glibc's own malloc, never the program's |
+//! | [`libc_malloc`] | glibc's malloc by its `__libc_*` names |
 //! | **file descriptors** | |
 //! | [`fd`] | what is known of each fd number: kind, registration, readiness, hidden duplicates |
 //! | [`netpoll`] | one epoll instance that reports readiness changes to parked waiters |
@@ -43,6 +44,7 @@ pub mod fd;
 pub mod file;
 pub mod identity;
 pub mod io;
+pub mod libc_malloc;
 pub mod lock;
 pub mod mmsg;
 pub mod monitor;

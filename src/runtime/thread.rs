@@ -1,7 +1,7 @@
 //! Program threads as coroutines: create, exit, join, detach, and the registry that maps a `pthread_t`
 //! back to its task. Errors follow glibc 2.36's answers case by case (see `join`).
 
-use super::identity::{self, Tcb};
+use super::identity::{self, FAKE_TID_BASE, FAKE_TID_SPAN, Tcb};
 use super::lock::Lock;
 use super::stack::{self, CoStack};
 use super::sys::{self, futex, time};
@@ -23,16 +23,6 @@ unsafe extern "C" {
     ) -> *mut c_void;
 }
 
-/// Fake tids for coroutines: stable per thread (recursive mutexes record the owner's tid), above any real
-/// pid (pid_max ≤ 2^22) and below FUTEX_TID_MASK.
-const FAKE_TID_BASE: i32 = 0x2000_0000;
-const FAKE_TID_SPAN: i32 = 0x1000_0000;
-
-/// Whether `tid` (a TCB's tid field) is one of the fake tids coroutines carry rather than an OS thread's.
-#[inline(always)]
-pub fn is_coroutine_tid(tid: i32) -> bool {
-    (FAKE_TID_BASE..FAKE_TID_BASE + FAKE_TID_SPAN).contains(&tid)
-}
 /// Ended threads kept ready for reuse per stack class (stack top pages and TCB committed, about 10 KB
 /// each); beyond this an ended thread's slot is given back to the kernel, so a burst does not pin memory.
 const HOT_PER_CLASS: usize = 64;

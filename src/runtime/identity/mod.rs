@@ -29,6 +29,17 @@ use std::ffi::{CStr, c_void};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// Fake tids for coroutines' descriptors: stable per thread (recursive mutexes record the owner's tid),
+/// above any real pid (pid_max ≤ 2^22) and below FUTEX_TID_MASK.
+pub const FAKE_TID_BASE: i32 = 0x2000_0000;
+pub const FAKE_TID_SPAN: i32 = 0x1000_0000;
+
+/// Whether `tid` (a TCB's tid field) is one of the fake tids coroutines carry rather than an OS thread's.
+#[inline(always)]
+pub fn is_coroutine_tid(tid: i32) -> bool {
+    (FAKE_TID_BASE..FAKE_TID_BASE + FAKE_TID_SPAN).contains(&tid)
+}
+
 /// glibc's limits on pthread keys (bits/local_lim.h, nptl internals; the same in every release).
 const KEY_2NDLEVEL: usize = 32;
 const KEY_1STLEVEL: usize = 32;

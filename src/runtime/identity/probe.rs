@@ -17,7 +17,7 @@
 //! same number), the chunks freed stay in the cache they came from, `__libc_single_threaded` is restored.
 
 use super::x86_64;
-use crate::runtime::alloc::glibc;
+use crate::runtime::libc_malloc as glibc;
 use core::ffi::{CStr, c_void};
 use core::sync::atomic::{AtomicU32, Ordering};
 use std::ffi::c_int;
