@@ -221,7 +221,7 @@ fn select_common(
     mask: *const libc::sigset_t,
 ) -> Result<usize, Errno> {
     let read = |p: *mut libc::fd_set| if p.is_null() { Ok(None) } else { usercopy::read(p).map(Some) };
-    let orig = [read(r).map_err(Errno)?, read(w).map_err(Errno)?, read(e).map_err(Errno)?];
+    let orig = [read(r)?, read(w)?, read(e)?];
     let sets = SelectSets { n, sets: [r, w, e], orig };
     let first = sets.probe(mask);
     if !matches!(first, Ok(0)) {

@@ -26,7 +26,7 @@ pub unsafe extern "C" fn sigaction(sig: c_int, act: *const libc::sigaction, old:
         match runtime::sys::usercopy::read(act) {
             Ok(a) => Some(a),
             Err(e) => {
-                set_errno(e);
+                set_errno(e.0);
                 return -1;
             }
         }
@@ -98,7 +98,7 @@ pub unsafe extern "C" fn sigprocmask(how: c_int, set: *const libc::sigset_t, old
 }
 
 fn read_set(set: *const libc::sigset_t) -> Result<u64, c_int> {
-    runtime::sys::usercopy::read(set as *const u64)
+    runtime::sys::usercopy::read(set as *const u64).map_err(|e| e.0)
 }
 
 /// Other callers get the kernel's call itself.

@@ -12,7 +12,7 @@ use crate::real;
 use crate::runtime::sync::{
     self, Unsupported, barrier::Barrier, cond::Cond, mutex::Mutex, proxy::Shared, rwlock::RwLock, sem::Sem,
 };
-use crate::runtime::{self, sys::time, worker};
+use crate::runtime::{self, sys::Errno, sys::time, worker};
 use std::ffi::c_int;
 
 /// Retries a non-blocking attempt until it stops answering `busy` or `deadline` passes, sleeping 20 µs
@@ -117,7 +117,7 @@ pub unsafe extern "C" fn pthread_mutex_clocklock(
         // glibc looks at the time only when it has to wait.
         let (deadline, error) = match sync::abs_deadline(clock, abstime) {
             Ok(d) => (Some(d), None),
-            Err(e) => (None, Some(e)),
+            Err(e) => (None, Some(e.0)),
         };
         // SAFETY: m is an initialised mutex per the contract.
         match unsafe { Mutex::at(m) } {
@@ -263,7 +263,7 @@ unsafe fn cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t,
             CondTimeout::Clock(clock, abstime) => sync::abs_deadline(clock, abstime),
         };
         if let Err(e) = checked {
-            return e;
+            return e.0;
         }
         let args = CondWaitArgs { c, m, t };
         // SAFETY: as for this function.
@@ -293,11 +293,11 @@ unsafe fn cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t,
         CondTimeout::Never => None,
         CondTimeout::OwnClock(abstime) => match sync::abs_deadline(cv.clock(), abstime) {
             Ok(d) => Some(d),
-            Err(e) => return e,
+            Err(e) => return e.0,
         },
         CondTimeout::Clock(clock, abstime) => match sync::abs_deadline(clock, abstime) {
             Ok(d) => Some(d),
-            Err(e) => return e,
+            Err(e) => return e.0,
         },
     };
     // SAFETY: an initialised mutex per the contract.
@@ -419,7 +419,7 @@ unsafe fn rwlock(l: *mut libc::pthread_rwlock_t) -> Option<RwLock> {
 
 /// glibc checks a timed rwlock request up front: a bad clock or nanoseconds is EINVAL at once.
 fn rw_deadline(clock: libc::clockid_t, abstime: *const libc::timespec) -> Result<u64, c_int> {
-    sync::abs_deadline(clock, abstime)
+    sync::abs_deadline(clock, abstime).map_err(|e| e.0)
 }
 
 macro_rules! rwlock_hooks {
@@ -565,11 +565,11 @@ unsafe fn semaphore(s: *mut libc::sem_t) -> Option<Sem> {
     if runtime::running() { unsafe { Sem::at(s).ok() } } else { None }
 }
 
-fn sem_result(r: Result<(), c_int>) -> c_int {
+fn sem_result(r: Result<(), Errno>) -> c_int {
     match r {
         Ok(()) => 0,
         Err(e) => {
-            set_errno(e);
+            set_errno(e.0);
             -1
         }
     }
@@ -583,7 +583,7 @@ fn sem_shared_wait(s: *mut libc::sem_t, deadline: sync::Deadline) -> c_int {
         // SAFETY: reading the calling thread's errno.
         _ => unsafe { *libc::__errno_location() },
     });
-    sem_result(if r == 0 { Ok(()) } else { Err(r) })
+    sem_result(if r == 0 { Ok(()) } else { Err(Errno(r)) })
 }
 
 /// # Safety
@@ -605,7 +605,7 @@ pub unsafe extern "C" fn sem_wait(s: *mut libc::sem_t) -> c_int {
 pub unsafe extern "C" fn sem_trywait(s: *mut libc::sem_t) -> c_int {
     // SAFETY: an initialised semaphore per the contract.
     match unsafe { semaphore(s) } {
-        Some(sem) => sem_result(if sem.try_wait() { Ok(()) } else { Err(libc::EAGAIN) }),
+        Some(sem) => sem_result(if sem.try_wait() { Ok(()) } else { Err(Errno(libc::EAGAIN)) }),
         // SAFETY: forwarding.
         None => unsafe { real::sem_trywait(s) },
     }

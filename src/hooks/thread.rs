@@ -186,7 +186,7 @@ fn abs_deadline(clock: libc::clockid_t, abstime: *const libc::timespec) -> Resul
     if abstime.is_null() {
         return Ok(JoinKind::Block);
     }
-    let ts = runtime::sys::usercopy::read(abstime).map_err(|e| e as c_int)?;
+    let ts = runtime::sys::usercopy::read(abstime).map_err(|e| e.0)?;
     if !(0..1_000_000_000).contains(&ts.tv_nsec) {
         return Err(libc::EINVAL);
     }

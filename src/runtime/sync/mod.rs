@@ -18,7 +18,7 @@ pub mod rwlock;
 pub mod sem;
 pub mod spin;
 
-use super::sys::time;
+use super::sys::{Errno, time};
 
 /// The object is of a kind glibc must handle (process-shared, priority-protect, robust non-PI).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,13 +36,13 @@ pub type Deadline = Option<u64>;
 /// Checks an absolute timeout on `clock` as glibc's timed waits do and converts it to a monotonic
 /// deadline: EINVAL for a clock other than REALTIME/MONOTONIC or nanoseconds outside [0, 1e9), EFAULT for
 /// an unreadable pointer; a negative time has already passed.
-pub fn abs_deadline(clock: libc::clockid_t, abstime: *const libc::timespec) -> Result<u64, i32> {
+pub fn abs_deadline(clock: libc::clockid_t, abstime: *const libc::timespec) -> Result<u64, Errno> {
     if clock != libc::CLOCK_REALTIME && clock != libc::CLOCK_MONOTONIC {
-        return Err(libc::EINVAL);
+        return Err(Errno(libc::EINVAL));
     }
     let ts = super::sys::usercopy::read(abstime)?;
     if !(0..1_000_000_000).contains(&ts.tv_nsec) {
-        return Err(libc::EINVAL);
+        return Err(Errno(libc::EINVAL));
     }
     if ts.tv_sec < 0 {
         return Ok(0);
