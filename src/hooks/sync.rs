@@ -12,27 +12,8 @@ use crate::real;
 use crate::runtime::sync::{
     self, Unsupported, barrier::Barrier, cond::Cond, mutex::Mutex, proxy::Shared, rwlock::RwLock, sem::Sem,
 };
-use crate::runtime::{self, sys::Errno, sys::time, worker};
+use crate::runtime::{self, sys::Errno, worker};
 use std::ffi::c_int;
-
-/// Retries a non-blocking attempt until it stops answering `busy` or `deadline` passes, sleeping 20 µs
-/// to 2 ms between attempts: how a coroutine waits for an object only glibc (or another process) can
-/// release, without blocking its worker.
-fn retry_cooperatively(busy: c_int, deadline: sync::Deadline, mut attempt: impl FnMut() -> c_int) -> c_int {
-    let mut pause = 20_000u64;
-    loop {
-        let r = attempt();
-        if r != busy {
-            return r;
-        }
-        let now = time::monotonic_ns();
-        if deadline.is_some_and(|d| d <= now) {
-            return libc::ETIMEDOUT;
-        }
-        runtime::sleep_until(deadline.map_or(now + pause, |d| d.min(now + pause)));
-        pause = (pause * 2).min(2_000_000);
-    }
-}
 
 fn valid_clock(clock: libc::clockid_t) -> bool {
     clock == libc::CLOCK_REALTIME || clock == libc::CLOCK_MONOTONIC
@@ -65,7 +46,7 @@ unsafe fn mutex_lock_slow(m: *mut libc::pthread_mutex_t) -> c_int {
             Err(Unsupported) if let Some(sh) = unsafe { Shared::at(m) } => return sh.lock(None, None, false),
             Err(Unsupported) if worker::current_task().is_some() => {
                 // SAFETY: forwarding.
-                return retry_cooperatively(libc::EBUSY, None, || unsafe { real::pthread_mutex_trylock(m) });
+                return sync::retry_cooperatively(libc::EBUSY, None, || unsafe { real::pthread_mutex_trylock(m) });
             }
             Err(Unsupported) => {}
         }
@@ -129,7 +110,7 @@ pub unsafe extern "C" fn pthread_mutex_clocklock(
                     return e;
                 }
                 // SAFETY: forwarding.
-                return retry_cooperatively(libc::EBUSY, deadline, || unsafe { real::pthread_mutex_trylock(m) });
+                return sync::retry_cooperatively(libc::EBUSY, deadline, || unsafe { real::pthread_mutex_trylock(m) });
             }
             Err(Unsupported) => {}
         }
@@ -433,7 +414,7 @@ macro_rules! rwlock_hooks {
                 Some(rw) => rw.$method(None, None),
                 None if runtime::running() && worker::current_task().is_some() => {
                     // SAFETY: forwarding.
-                    retry_cooperatively(libc::EBUSY, None, || unsafe { real::$try(l) })
+                    sync::retry_cooperatively(libc::EBUSY, None, || unsafe { real::$try(l) })
                 }
                 // SAFETY: forwarding.
                 None => unsafe { real::$lock(l) },
@@ -476,7 +457,7 @@ macro_rules! rwlock_hooks {
                 },
                 None if runtime::running() && worker::current_task().is_some() => match rw_deadline(clock, abstime) {
                     // SAFETY: forwarding.
-                    Ok(d) => retry_cooperatively(libc::EBUSY, Some(d), || unsafe { real::$try(l) }),
+                    Ok(d) => sync::retry_cooperatively(libc::EBUSY, Some(d), || unsafe { real::$try(l) }),
                     Err(e) => e,
                 },
                 // SAFETY: forwarding.
@@ -578,7 +559,7 @@ fn sem_result(r: Result<(), Errno>) -> c_int {
 /// A coroutine waiting on a semaphore glibc must handle (named or process-shared).
 fn sem_shared_wait(s: *mut libc::sem_t, deadline: sync::Deadline) -> c_int {
     // SAFETY: forwarding; trywait answers -1/EAGAIN while the value is 0.
-    let r = retry_cooperatively(libc::EAGAIN, deadline, || match unsafe { real::sem_trywait(s) } {
+    let r = sync::retry_cooperatively(libc::EAGAIN, deadline, || match unsafe { real::sem_trywait(s) } {
         0 => 0,
         // SAFETY: reading the calling thread's errno.
         _ => unsafe { *libc::__errno_location() },

@@ -14,6 +14,7 @@
 //! | [`offload`] | helper OS threads for calls that must really block in the kernel |
 //! | **threads** | |
 //! | [`thread`] | pthread semantics on tasks: create, exit, join, detach, registry |
+//! | [`thread_attr`] | what a `pthread_attr_t` asks for, and whether a coroutine can give it |
 //! | [`identity`] | a glibc thread descriptor and static TLS per coroutine, learned from glibc itself |
 //! | [`stack`] | coroutine stacks: arenas, guards, reuse |
 //! | [`signals`] | the program's handlers, masks and routing; faults and the stack-overflow report |
@@ -62,6 +63,7 @@ pub mod sync;
 pub mod sys;
 pub mod task;
 pub mod thread;
+pub mod thread_attr;
 pub mod timers;
 pub mod worker;
 

@@ -50,3 +50,22 @@ pub fn abs_deadline(clock: libc::clockid_t, abstime: *const libc::timespec) -> R
     let abs = time::timespec_ns(&ts).unwrap_or(u64::MAX);
     Ok(super::thread::deadline_from_abs(clock, abs))
 }
+
+/// Retries a non-blocking attempt until it stops answering `busy` or `deadline` passes, sleeping 20 µs
+/// to 2 ms between attempts: how a coroutine waits for an object only glibc (or another process) can
+/// release, without blocking its worker.
+pub fn retry_cooperatively(busy: i32, deadline: Deadline, mut attempt: impl FnMut() -> i32) -> i32 {
+    let mut pause = 20_000u64;
+    loop {
+        let r = attempt();
+        if r != busy {
+            return r;
+        }
+        let now = time::monotonic_ns();
+        if deadline.is_some_and(|d| d <= now) {
+            return libc::ETIMEDOUT;
+        }
+        super::sleep_until(deadline.map_or(now + pause, |d| d.min(now + pause)));
+        pause = (pause * 2).min(2_000_000);
+    }
+}
