@@ -406,18 +406,14 @@ pub fn take_info(sig: i32) -> Option<libc::siginfo_t> {
 /// Raises `sig` on the calling OS thread, with the siginfo it was held with when there is one (so the
 /// handler sees the sender's si_code and pid), else as tgkill.
 pub fn raise_here(sig: i32) {
-    let (pid, tid) = (sys::getpid() as usize, sys::gettid() as usize);
-    if let Some(info) = take_info(sig) {
-        // SAFETY: rt_tgsigqueueinfo to the calling thread itself (which may pass any si_code).
-        let r = unsafe {
-            sys::syscall::syscall4(libc::SYS_rt_tgsigqueueinfo, pid, tid, sig as usize, &info as *const _ as usize)
-        };
-        if r.is_ok() {
-            return;
-        }
+    let (pid, tid) = (sys::getpid(), sys::gettid());
+    // To the calling thread itself, which may pass any si_code.
+    if let Some(info) = take_info(sig)
+        && sys::signal::tgsigqueueinfo(pid, tid, sig, &info).is_ok()
+    {
+        return;
     }
-    // SAFETY: tgkill of our own thread.
-    let _ = unsafe { sys::syscall::syscall3(libc::SYS_tgkill, pid, tid, sig as usize) };
+    let _ = sys::signal::tgkill(pid, tid, sig);
 }
 
 /// Runs the handler of `sig` now in the context of `task`, which is parked where a signal does not end
@@ -543,8 +539,7 @@ pub fn settle_idle_workers(generation: u64) {
         if worker::current_task().is_some() {
             super::yield_now();
         } else {
-            // SAFETY: sched_yield has no arguments.
-            let _ = unsafe { sys::syscall::syscall0(libc::SYS_sched_yield) };
+            sys::sched_yield();
         }
     }
 }
@@ -756,9 +751,7 @@ use super::task::{Switch, TaskRef, Wake};
 fn kernel_pending_let_through(mask: u64) -> bool {
     let ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: no fds, a local timeout and a local 8-byte mask.
-    let r = unsafe {
-        sys::syscall::syscall6(libc::SYS_ppoll, 0, 0, &ts as *const _ as usize, &mask as *const u64 as usize, 8, 0)
-    };
+    let r = unsafe { sys::poll::ppoll(core::ptr::null_mut(), 0, &ts, &mask as *const u64 as *const libc::sigset_t) };
     matches!(r, Err(sys::syscall::Errno(libc::EINTR)))
 }
 
@@ -837,16 +830,7 @@ fn take_waited(me: &TaskRef, set: u64, info: &mut libc::siginfo_t) -> Option<i32
     }
     let ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: a local set, the caller's info buffer, a zero timeout.
-    let r = unsafe {
-        sys::syscall::syscall4(
-            libc::SYS_rt_sigtimedwait,
-            &set as *const u64 as usize,
-            info as *mut libc::siginfo_t as usize,
-            &ts as *const _ as usize,
-            8,
-        )
-    };
-    r.ok().map(|s| s as i32)
+    unsafe { sys::signal::timedwait(&set as *const u64 as *const libc::sigset_t, info, &ts) }.ok()
 }
 
 /// The siginfo of a signal pthread_kill sent within this process (SI_TKILL, our pid and uid).

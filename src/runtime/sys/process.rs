@@ -20,6 +20,13 @@ pub unsafe fn waitid(idtype: u32, id: u32, info: *mut libc::siginfo_t, options: 
     unsafe { syscall6(libc::SYS_waitid, idtype as usize, id as usize, info as usize, options as usize, 0, 0) }
 }
 
+/// Ends the calling OS thread (exit(2), not exit_group): nothing of it runs after this.
+pub fn exit_thread(code: i32) -> ! {
+    // SAFETY: the thread ends here; no Rust frame of it runs again.
+    let _ = unsafe { super::syscall::syscall1(libc::SYS_exit, code as usize) };
+    unreachable!("exit(2) returned")
+}
+
 /// A pidfd for process `pid` (pidfd_open(2)), readable once it ended.
 pub fn pidfd_open(pid: i32) -> Result<i32, Errno> {
     // SAFETY: creates a new fd; touches no memory.

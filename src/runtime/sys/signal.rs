@@ -61,6 +61,21 @@ pub unsafe fn timedwait(
     unsafe { syscall4(libc::SYS_rt_sigtimedwait, set as usize, info as usize, timeout as usize, 8) }.map(|s| s as i32)
 }
 
+/// kill(2): `sig` to process `pid`.
+pub fn kill(pid: i32, sig: i32) -> Result<(), Errno> {
+    // SAFETY: touches no memory.
+    unsafe { syscall2(libc::SYS_kill, pid as usize, sig as usize) }.map(|_| ())
+}
+
+/// rt_tgsigqueueinfo(2): `sig` with `info` to thread `tid` of process `pid`.
+pub fn tgsigqueueinfo(pid: i32, tid: i32, sig: i32, info: &libc::siginfo_t) -> Result<(), Errno> {
+    // SAFETY: the kernel reads the siginfo, a live reference.
+    unsafe {
+        syscall4(libc::SYS_rt_tgsigqueueinfo, pid as usize, tid as usize, sig as usize, info as *const _ as usize)
+    }
+    .map(|_| ())
+}
+
 /// tgkill(2): `sig` to thread `tid` of process `pid`.
 pub fn tgkill(pid: i32, tid: i32, sig: i32) -> Result<(), Errno> {
     // SAFETY: touches no memory.
