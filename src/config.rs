@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `ASYNCSHIM=off` | pass every call through: the program runs exactly as without the shim |
 //! | `ASYNCSHIM_WORKERS=N` | at most N worker OS threads (default: online CPUs) |
-//! | `ASYNCSHIM_STACK_SIZE=S` | default thread stack in bytes, K/M/G suffixes (default: RLIMIT_STACK, as glibc) |
+//! | `ASYNCSHIM_STACK_SIZE=S` | default thread stack in bytes, K/M/G suffixes as `64K` or `64KiB` (grammar in `env_values`; default: RLIMIT_STACK, as glibc) |
 //! | `ASYNCSHIM_NO_FSGSBASE=1` | use `arch_prctl` instead of the FSGSBASE instructions (for testing the fallback) |
 //! | `ASYNCSHIM_STALL_MS=N` | a worker kept this long by one blocked (or this long and this much CPU by one computing) coroutine while others wait is stalled (default 5; 0 turns the monitor off) |
 //! | `ASYNCSHIM_MAX_SPARES=N` | at most N spare workers started while workers are stalled (default 256; 0: none) |
@@ -12,6 +12,7 @@
 //! | `ASYNCSHIM_STATS=stderr\|PATH` | write the runtime's statistics there at exit |
 //! | `ASYNCSHIM_STATS_SIGNAL=SIG` | also write them whenever this signal arrives (a number, or a name like `USR2`) |
 
+use crate::env_values::{parse_stack_size, parse_workers};
 use std::ffi::CStr;
 
 #[derive(Debug, Clone)]
@@ -39,18 +40,6 @@ fn env(name: &CStr) -> Option<String> {
     }
     // SAFETY: getenv returns a NUL-terminated string.
     Some(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
-}
-
-/// Parses a size such as `65536`, `256K`, `8M`, `1G` (binary units, case-insensitive).
-pub fn parse_size(s: &str) -> Option<usize> {
-    let s = s.trim();
-    let (digits, mult) = match s.chars().last()?.to_ascii_uppercase() {
-        'K' => (&s[..s.len() - 1], 1usize << 10),
-        'M' => (&s[..s.len() - 1], 1 << 20),
-        'G' => (&s[..s.len() - 1], 1 << 30),
-        _ => (s, 1),
-    };
-    digits.trim().parse::<usize>().ok()?.checked_mul(mult)
 }
 
 /// A signal by number or name (`USR2`, `SIGUSR2`, `RTMIN+3`); only signals a program may catch.
@@ -114,18 +103,18 @@ impl Config {
         let cpus = (unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }).clamp(1, 1024) as usize;
         let workers = match env(c"ASYNCSHIM_WORKERS") {
             None => cpus,
-            Some(v) => match v.trim().parse::<usize>() {
-                Ok(n) if (1..=1024).contains(&n) => n,
-                _ => {
-                    warn(&format!("ignoring ASYNCSHIM_WORKERS={v:?} (want 1..1024); using {cpus}"));
+            Some(v) => match parse_workers(&v) {
+                Ok(n) => n as usize,
+                Err(why) => {
+                    warn(&format!("ignoring ASYNCSHIM_WORKERS: {why}; using {cpus}"));
                     cpus
                 }
             },
         };
-        let stack_size = env(c"ASYNCSHIM_STACK_SIZE").and_then(|v| match parse_size(&v) {
-            Some(n) if n >= 16 * 1024 => Some(n),
-            _ => {
-                warn(&format!("ignoring ASYNCSHIM_STACK_SIZE={v:?} (want bytes >= 16K, K/M/G suffixes allowed)"));
+        let stack_size = env(c"ASYNCSHIM_STACK_SIZE").and_then(|v| match parse_stack_size(&v) {
+            Ok(n) => Some(n as usize),
+            Err(why) => {
+                warn(&format!("ignoring ASYNCSHIM_STACK_SIZE: {why}"));
                 None
             }
         });
@@ -157,20 +146,6 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("65536"), Some(65536));
-        assert_eq!(parse_size("256K"), Some(256 << 10));
-        assert_eq!(parse_size("8m"), Some(8 << 20));
-        assert_eq!(parse_size("1G"), Some(1 << 30));
-        assert_eq!(parse_size(""), None);
-        assert_eq!(parse_size("x"), None);
-        assert_eq!(parse_size("-1K"), None);
-        assert_eq!(parse_size("99999999999999999999G"), None);
-    }
-
     #[test]
     fn signals() {
         use super::parse_signal;

@@ -5,8 +5,14 @@
 //!   calls, and pass through to libc when the caller is not a coroutine.
 //! - [`runtime`]: scheduler, workers, tasks, thread identity, stacks, timers.
 //! - [`real`]: the libc functions behind the hooks.
+//! - [`config`]: the environment, read once at start-up; [`env_values`]: the grammar of the values the
+//!   launcher sets and the library reads, shared with the launcher.
+
+// Every unsafe block says in one line why it is sound.
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod config;
+pub mod env_values;
 #[cfg(not(test))]
 pub mod hooks;
 pub mod real;

@@ -164,7 +164,6 @@ declare_real! {
                       arg: *mut c_void) -> c_int;
     fn pthread_join(t: libc::pthread_t, ret: *mut *mut c_void) -> c_int;
     fn pthread_tryjoin_np(t: libc::pthread_t, ret: *mut *mut c_void) -> c_int;
-    fn pthread_timedjoin_np(t: libc::pthread_t, ret: *mut *mut c_void, abstime: *const libc::timespec) -> c_int;
     fn pthread_clockjoin_np(t: libc::pthread_t, ret: *mut *mut c_void, clock: libc::clockid_t,
                             abstime: *const libc::timespec) -> c_int;
     fn pthread_detach(t: libc::pthread_t) -> c_int;
@@ -231,7 +230,6 @@ declare_real! {
     fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *const c_void, len: libc::socklen_t) -> c_int;
     fn pthread_mutex_lock(m: *mut libc::pthread_mutex_t) -> c_int;
     fn pthread_mutex_trylock(m: *mut libc::pthread_mutex_t) -> c_int;
-    fn pthread_mutex_timedlock(m: *mut libc::pthread_mutex_t, abstime: *const libc::timespec) -> c_int;
     fn pthread_mutex_clocklock(m: *mut libc::pthread_mutex_t, clock: libc::clockid_t,
                                abstime: *const libc::timespec) -> c_int;
     fn pthread_mutex_unlock(m: *mut libc::pthread_mutex_t) -> c_int;
@@ -244,12 +242,10 @@ declare_real! {
     fn pthread_cond_broadcast(c: *mut libc::pthread_cond_t) -> c_int, "GLIBC_2.3.2";
     fn pthread_rwlock_rdlock(l: *mut libc::pthread_rwlock_t) -> c_int;
     fn pthread_rwlock_tryrdlock(l: *mut libc::pthread_rwlock_t) -> c_int;
-    fn pthread_rwlock_timedrdlock(l: *mut libc::pthread_rwlock_t, abstime: *const libc::timespec) -> c_int;
     fn pthread_rwlock_clockrdlock(l: *mut libc::pthread_rwlock_t, clock: libc::clockid_t,
                                   abstime: *const libc::timespec) -> c_int;
     fn pthread_rwlock_wrlock(l: *mut libc::pthread_rwlock_t) -> c_int;
     fn pthread_rwlock_trywrlock(l: *mut libc::pthread_rwlock_t) -> c_int;
-    fn pthread_rwlock_timedwrlock(l: *mut libc::pthread_rwlock_t, abstime: *const libc::timespec) -> c_int;
     fn pthread_rwlock_clockwrlock(l: *mut libc::pthread_rwlock_t, clock: libc::clockid_t,
                                   abstime: *const libc::timespec) -> c_int;
     fn pthread_rwlock_unlock(l: *mut libc::pthread_rwlock_t) -> c_int;
@@ -258,7 +254,6 @@ declare_real! {
     fn pthread_barrier_destroy(b: *mut libc::pthread_barrier_t) -> c_int;
     fn sem_wait(s: *mut libc::sem_t) -> c_int;
     fn sem_trywait(s: *mut libc::sem_t) -> c_int;
-    fn sem_timedwait(s: *mut libc::sem_t, abstime: *const libc::timespec) -> c_int;
     fn sem_clockwait(s: *mut libc::sem_t, clock: libc::clockid_t, abstime: *const libc::timespec) -> c_int;
     fn sem_post(s: *mut libc::sem_t) -> c_int;
     fn fork() -> libc::pid_t;

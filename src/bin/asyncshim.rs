@@ -23,11 +23,17 @@
 #![cfg_attr(not(test), no_main)]
 // Under `cargo test` the harness supplies `main`, so the launcher's entry path is unused there.
 #![cfg_attr(test, allow(dead_code))]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::io::Write;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+
+// The value grammar shared with the library (by path: this binary must not link the library crate).
+#[path = "../env_values.rs"]
+mod env_values;
+use env_values::{parse_stack_size, parse_workers};
 
 const LIB_NAME: &str = "libasyncshim.so";
 /// Where the library is looked for, relative to the launcher's directory: beside it (the build tree,
@@ -37,10 +43,6 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The commit the launcher was built from: `make build` passes `git describe --always --dirty`; empty or
 /// absent when built outside a git checkout or by plain `cargo build`.
 const GIT_COMMIT: Option<&str> = option_env!("ASYNCSHIM_GIT_COMMIT");
-/// Smallest accepted `--stack-size` (the library ignores smaller ASYNCSHIM_STACK_SIZE values).
-const MIN_STACK: u64 = 16 * 1024;
-/// Largest accepted `--workers` (the library ignores larger ASYNCSHIM_WORKERS values).
-const MAX_WORKERS: u32 = 1024;
 
 const EXIT_USAGE: i32 = 2;
 const EXIT_LAUNCHER: i32 = 125;
@@ -95,49 +97,6 @@ struct Options {
     version: bool,
     /// The command and its arguments (empty when none was given).
     command: Vec<OsString>,
-}
-
-/// Parses a size: decimal digits with an optional K, M or G suffix (case-insensitive, powers of 1024;
-/// a trailing `B`/`iB` is tolerated: `64K`, `64KB`, `64KiB`). Returns bytes.
-fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, suffix) = t.split_at(digits_end);
-    if num.is_empty() {
-        return Err(format!("invalid size '{s}': expected a number with an optional K, M or G suffix"));
-    }
-    let shift = match suffix.to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        _ => return Err(format!("invalid size '{s}': unknown suffix '{suffix}' (use K, M or G)")),
-    };
-    let n: u64 = num.parse().map_err(|_| format!("invalid size '{s}': number too large"))?;
-    n.checked_mul(1u64 << shift).ok_or_else(|| format!("invalid size '{s}': too large"))
-}
-
-/// Parses and checks a `--stack-size` value.
-fn parse_stack_size(s: &str) -> Result<u64, String> {
-    let n = parse_size(s)?;
-    if n < MIN_STACK {
-        return Err(format!("stack size '{s}' is too small (minimum 16K = {MIN_STACK} bytes)"));
-    }
-    // Must fit a size_t / be representable by the library; absurd values are most likely typos.
-    if n > (1u64 << 40) {
-        return Err(format!("stack size '{s}' is too large (maximum 1T)"));
-    }
-    Ok(n)
-}
-
-/// Parses and checks a `--workers` value.
-fn parse_workers(s: &str) -> Result<u32, String> {
-    match s.trim().parse::<u32>() {
-        Ok(n) if (1..=MAX_WORKERS).contains(&n) => Ok(n),
-        Ok(0) => Err(format!("invalid worker count '{s}': must be at least 1")),
-        Ok(_) => Err(format!("invalid worker count '{s}': at most {MAX_WORKERS}")),
-        Err(_) => Err(format!("invalid worker count '{s}': expected an integer >= 1")),
-    }
 }
 
 fn parse_args(args: &[OsString]) -> Result<Options, String> {
@@ -337,7 +296,7 @@ fn run() -> i32 {
     };
     let preload = compose_ld_preload(&lib, std::env::var_os("LD_PRELOAD").as_deref());
 
-    // SAFETY (set_var): the launcher is single-threaded.
+    // SAFETY: set_var: the launcher is single-threaded.
     unsafe {
         if let Some(n) = o.workers {
             std::env::set_var("ASYNCSHIM_WORKERS", n.to_string());
@@ -563,52 +522,6 @@ mod tests {
 
     fn os(v: &[&str]) -> Vec<OsString> {
         v.iter().map(OsString::from).collect()
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("16384"), Ok(16384));
-        assert_eq!(parse_size("64K"), Ok(64 * 1024));
-        assert_eq!(parse_size("64k"), Ok(64 * 1024));
-        assert_eq!(parse_size("64KiB"), Ok(64 * 1024));
-        assert_eq!(parse_size("64kb"), Ok(64 * 1024));
-        assert_eq!(parse_size("8M"), Ok(8 << 20));
-        assert_eq!(parse_size("2G"), Ok(2 << 30));
-        assert_eq!(parse_size("0"), Ok(0));
-        assert_eq!(parse_size(" 1M "), Ok(1 << 20));
-        assert!(parse_size("").is_err());
-        assert!(parse_size("K").is_err());
-        assert!(parse_size("-5").is_err());
-        assert!(parse_size("1.5M").is_err());
-        assert!(parse_size("10X").is_err());
-        assert!(parse_size("1MM").is_err());
-        assert!(parse_size("99999999999999999999").is_err());
-        assert!(parse_size("99999999999999G").is_err()); // overflows u64
-    }
-
-    #[test]
-    fn stack_sizes() {
-        assert_eq!(parse_stack_size("16K"), Ok(16384));
-        assert_eq!(parse_stack_size("16384"), Ok(16384));
-        assert!(parse_stack_size("16383").is_err());
-        assert!(parse_stack_size("8K").is_err());
-        assert!(parse_stack_size("0").is_err());
-        assert_eq!(parse_stack_size("256K"), Ok(262144));
-        assert!(parse_stack_size("2000G").is_err());
-    }
-
-    #[test]
-    fn workers() {
-        assert_eq!(parse_workers("1"), Ok(1));
-        assert_eq!(parse_workers("64"), Ok(64));
-        assert_eq!(parse_workers("1024"), Ok(1024));
-        assert!(parse_workers("1025").is_err());
-        assert!(parse_workers("99999999999").is_err());
-        assert!(parse_workers("0").is_err());
-        assert!(parse_workers("-1").is_err());
-        assert!(parse_workers("two").is_err());
-        assert!(parse_workers("1.5").is_err());
-        assert!(parse_workers("").is_err());
     }
 
     #[test]

@@ -356,10 +356,8 @@ unsafe fn stream_closing(f: *mut libc::FILE) {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
     if !crate::runtime::running() || flags as u32 & libc::CLOSE_RANGE_UNSHARE != 0 || first > last {
-        // SAFETY: the program's own call, unchanged (UNSHARE gives the caller a private table).
-        return ret_int(unsafe {
-            crate::runtime::sys::syscall::syscall3(libc::SYS_close_range, first as usize, last as usize, flags as usize)
-        });
+        // The program's own call, unchanged (UNSHARE gives the caller a private table).
+        return ret_int(crate::runtime::sys::fd::close_range(first, last, flags as u32));
     }
     ret_int(fd::close_range(first, last, flags as u32))
 }
@@ -399,9 +397,7 @@ fn offloaded(call: impl FnOnce() -> IoResult + Send + 'static) -> isize {
 pub unsafe extern "C" fn sendfile(out: c_int, inp: c_int, off: *mut libc::off_t, count: usize) -> isize {
     let off = off as usize;
     // SAFETY: the program's own arguments; its memory stays valid while it waits for this call.
-    offloaded(move || unsafe {
-        crate::runtime::sys::syscall::syscall4(libc::SYS_sendfile, out as usize, inp as usize, off, count)
-    })
+    offloaded(move || unsafe { crate::runtime::sys::fd::sendfile(out, inp, off as *mut libc::off_t, count) })
 }
 
 /// # Safety
@@ -426,14 +422,13 @@ pub unsafe extern "C" fn splice(
     let (off_in, off_out) = (off_in as usize, off_out as usize);
     // SAFETY: as for sendfile.
     offloaded(move || unsafe {
-        crate::runtime::sys::syscall::syscall6(
-            libc::SYS_splice,
-            fd_in as usize,
-            off_in,
-            fd_out as usize,
-            off_out,
+        crate::runtime::sys::fd::splice(
+            fd_in,
+            off_in as *mut libc::loff_t,
+            fd_out,
+            off_out as *mut libc::loff_t,
             len,
-            flags as usize,
+            flags,
         )
     })
 }
@@ -442,7 +437,7 @@ pub unsafe extern "C" fn splice(
 /// C contract of pread (pread64 is the same function on x86-64).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pread(fd: c_int, buf: *mut c_void, len: usize, off: libc::off_t) -> isize {
-    if worker::current_task().is_none() || len == 0 || off < 0 || !crate::runtime::file::is_file(fd) {
+    if worker::current_task().is_none() || len == 0 || off < 0 || !crate::runtime::io::is_regular_file(fd) {
         // SAFETY: forwarding (pipes and sockets answer ESPIPE, bad offsets EINVAL, at once).
         return unsafe { real::pread(fd, buf, len, off) };
     }
@@ -493,7 +488,7 @@ pub unsafe extern "C" fn __pread64_chk(
 /// C contract of pwrite.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pwrite(fd: c_int, buf: *const c_void, len: usize, off: libc::off_t) -> isize {
-    if worker::current_task().is_none() || off < 0 || !crate::runtime::file::is_file(fd) {
+    if worker::current_task().is_none() || off < 0 || !crate::runtime::io::is_regular_file(fd) {
         // SAFETY: forwarding.
         return unsafe { real::pwrite(fd, buf, len, off) };
     }

@@ -1,79 +1,17 @@
-//! Socket calls. Blocking ones park the coroutine on the netpoller (see `runtime::io`); creating ones
-//! record the new fd; setsockopt keeps the program's SO_RCVTIMEO/SO_SNDTIMEO for the timed waits.
+//! Socket calls. Blocking ones are `runtime::socket`'s (they park the coroutine on the netpoller);
+//! creating ones record the new fd; setsockopt keeps the program's SO_RCVTIMEO/SO_SNDTIMEO for the timed waits.
 
 use super::io::{opened_pair, ret};
 use crate::real;
 use crate::runtime::fd::{self, Dir, Kind};
 use crate::runtime::io;
-use crate::runtime::parking_lot::Interrupt;
-use crate::runtime::sys::syscall::{Errno, syscall6};
+use crate::runtime::socket;
+use crate::runtime::sys::syscall::Errno;
 use crate::runtime::worker;
 use std::ffi::{c_int, c_void};
 
 unsafe extern "C" {
     fn __chk_fail() -> !;
-}
-
-fn recv_once(
-    fd: c_int,
-    buf: *mut u8,
-    len: usize,
-    flags: c_int,
-    addr: *mut libc::sockaddr,
-    alen: *mut libc::socklen_t,
-) -> io::IoResult {
-    // SAFETY: the program's own arguments; the kernel validates them.
-    unsafe {
-        syscall6(
-            libc::SYS_recvfrom,
-            fd as usize,
-            buf as usize,
-            len,
-            (flags | libc::MSG_DONTWAIT) as usize,
-            addr as usize,
-            alen as usize,
-        )
-    }
-}
-
-/// recvfrom, cooperatively; MSG_WAITALL gathers until the buffer is full, the peer shuts down, or an error.
-fn recv_common(
-    fd: c_int,
-    buf: *mut u8,
-    len: usize,
-    flags: c_int,
-    addr: *mut libc::sockaddr,
-    alen: *mut libc::socklen_t,
-) -> isize {
-    if flags & libc::MSG_DONTWAIT != 0 {
-        return ret(recv_once(fd, buf, len, flags, addr, alen));
-    }
-    if flags & libc::MSG_WAITALL == 0 || len == 0 {
-        return ret(io::blocking_restarting(fd, Dir::Read, |fd, kind| match kind {
-            Kind::Socket => recv_once(fd, buf, len, flags, addr, alen),
-            // Not a socket: let the kernel answer (ENOTSOCK) with a real call.
-            _ => recv_once(fd, buf, len, flags & !libc::MSG_DONTWAIT, addr, alen),
-        }));
-    }
-    let mut got = 0usize;
-    let mut target = io::Target::new(fd);
-    loop {
-        let r = io::blocking_on(&mut target, Dir::Read, Interrupt::UnlessRestart, |fd, _| {
-            recv_once(fd, buf.wrapping_add(got), len - got, flags & !libc::MSG_WAITALL, addr, alen)
-        });
-        match r {
-            Ok(0) => return got as isize,
-            Ok(n) => {
-                got += n;
-                if got >= len {
-                    return got as isize;
-                }
-            }
-            Err(io::RESTART) if got == 0 => continue,
-            Err(_) if got > 0 => return got as isize,
-            Err(e) => return ret(Err(e)),
-        }
-    }
 }
 
 /// # Safety
@@ -84,7 +22,7 @@ pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: usize, flags: c_
         // SAFETY: forwarding.
         return unsafe { real::recv(fd, buf, len, flags) };
     }
-    recv_common(fd, buf as *mut u8, len, flags, core::ptr::null_mut(), core::ptr::null_mut())
+    ret(socket::recv(fd, buf as *mut u8, len, flags, (core::ptr::null_mut(), core::ptr::null_mut())))
 }
 
 /// # Safety
@@ -102,7 +40,7 @@ pub unsafe extern "C" fn recvfrom(
         // SAFETY: forwarding.
         return unsafe { real::recvfrom(fd, buf, len, flags, addr, alen) };
     }
-    recv_common(fd, buf as *mut u8, len, flags, addr, alen)
+    ret(socket::recv(fd, buf as *mut u8, len, flags, (addr, alen)))
 }
 
 /// # Safety
@@ -145,115 +83,7 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int
         // SAFETY: forwarding.
         return unsafe { real::recvmsg(fd, msg, flags) };
     }
-    if flags & libc::MSG_WAITALL != 0 {
-        return recvmsg_waitall(fd, msg, flags);
-    }
-    ret(io::blocking_restarting(fd, Dir::Read, |fd, _| {
-        // SAFETY: the program's msghdr; the kernel validates it.
-        unsafe {
-            crate::runtime::sys::syscall::syscall3(
-                libc::SYS_recvmsg,
-                fd as usize,
-                msg as usize,
-                (flags | libc::MSG_DONTWAIT) as usize,
-            )
-        }
-    }))
-}
-
-/// recvmsg with MSG_WAITALL: receives into what is left of the iovecs until they are full, the peer shuts
-/// down, or an error or signal (returning what arrived). Name, control data and flags come from the first
-/// part, as the kernel's single call would report them.
-fn recvmsg_waitall(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> isize {
-    let Ok(m) = crate::runtime::sys::usercopy::read(msg) else {
-        return ret(Err(Errno(libc::EFAULT)));
-    };
-    let Ok(vecs) = (0..m.msg_iovlen.min(io::IOV_MAX))
-        .map(|i| crate::runtime::sys::usercopy::read(m.msg_iov.wrapping_add(i)))
-        .collect::<Result<Vec<_>, _>>()
-    else {
-        return ret(Err(Errno(libc::EFAULT)));
-    };
-    let total: usize = vecs.iter().map(|v| v.iov_len).sum();
-    let mut got = 0usize;
-    let mut target = io::Target::new(fd);
-    loop {
-        let rest = io::advance(&vecs, got);
-        let mut part = m;
-        part.msg_iov = rest.as_ptr() as *mut libc::iovec;
-        part.msg_iovlen = rest.len();
-        if got > 0 {
-            part.msg_name = core::ptr::null_mut();
-            part.msg_namelen = 0;
-            part.msg_control = core::ptr::null_mut();
-            part.msg_controllen = 0;
-        }
-        let r = io::blocking_on(&mut target, Dir::Read, Interrupt::UnlessRestart, |fd, _| {
-            // SAFETY: a msghdr built from the program's, pointing at our copy of its iovecs.
-            unsafe {
-                crate::runtime::sys::syscall::syscall3(
-                    libc::SYS_recvmsg,
-                    fd as usize,
-                    &mut part as *mut libc::msghdr as usize,
-                    ((flags & !libc::MSG_WAITALL) | libc::MSG_DONTWAIT) as usize,
-                )
-            }
-        });
-        match r {
-            Ok(n) => {
-                if got == 0 {
-                    let mut back = m;
-                    back.msg_namelen = part.msg_namelen;
-                    back.msg_controllen = part.msg_controllen;
-                    back.msg_flags = part.msg_flags;
-                    let _ = crate::runtime::sys::usercopy::write(msg, back);
-                }
-                got += n;
-                if n == 0 || got >= total {
-                    return got as isize;
-                }
-            }
-            Err(io::RESTART) if got == 0 => continue,
-            Err(_) if got > 0 => return got as isize,
-            Err(e) => return ret(Err(e)),
-        }
-    }
-}
-
-fn send_once(
-    fd: c_int,
-    buf: *const u8,
-    len: usize,
-    flags: c_int,
-    addr: *const libc::sockaddr,
-    alen: libc::socklen_t,
-) -> io::IoResult {
-    // SAFETY: the program's own arguments; the kernel validates them.
-    unsafe {
-        syscall6(
-            libc::SYS_sendto,
-            fd as usize,
-            buf as usize,
-            len,
-            (flags | libc::MSG_DONTWAIT) as usize,
-            addr as usize,
-            alen as usize,
-        )
-    }
-}
-
-fn send_common(
-    fd: c_int,
-    buf: *const u8,
-    len: usize,
-    flags: c_int,
-    addr: *const libc::sockaddr,
-    alen: libc::socklen_t,
-) -> isize {
-    if flags & libc::MSG_DONTWAIT != 0 {
-        return ret(send_once(fd, buf, len, flags, addr, alen));
-    }
-    ret(io::write_all(fd, len, |fd, done, _| send_once(fd, buf.wrapping_add(done), len - done, flags, addr, alen)))
+    ret(socket::recvmsg(fd, msg, flags))
 }
 
 /// # Safety
@@ -264,7 +94,7 @@ pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: usize, flags: 
         // SAFETY: forwarding.
         return unsafe { real::send(fd, buf, len, flags) };
     }
-    send_common(fd, buf as *const u8, len, flags, core::ptr::null(), 0)
+    ret(socket::send(fd, buf as *const u8, len, flags, (core::ptr::null(), 0)))
 }
 
 /// # Safety
@@ -282,7 +112,7 @@ pub unsafe extern "C" fn sendto(
         // SAFETY: forwarding.
         return unsafe { real::sendto(fd, buf, len, flags, addr, alen) };
     }
-    send_common(fd, buf as *const u8, len, flags, addr, alen)
+    ret(socket::send(fd, buf as *const u8, len, flags, (addr, alen)))
 }
 
 /// # Safety
@@ -305,35 +135,7 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_i
         // SAFETY: forwarding (the kernel's EMSGSIZE).
         return unsafe { real::sendmsg(fd, msg, flags) };
     }
-    let Ok(vecs) = (0..m.msg_iovlen)
-        .map(|i| crate::runtime::sys::usercopy::read(m.msg_iov.wrapping_add(i)))
-        .collect::<Result<Vec<_>, _>>()
-    else {
-        return ret(Err(Errno(libc::EFAULT)));
-    };
-    let total: usize = vecs.iter().map(|v| v.iov_len).sum();
-    let mut first = true;
-    ret(io::write_all(fd, total, |fd, done, _| {
-        let rest = io::advance(&vecs, done);
-        let mut part = m;
-        part.msg_iov = rest.as_ptr() as *mut libc::iovec;
-        part.msg_iovlen = rest.len();
-        // Ancillary data (file descriptors, credentials) goes with the first part only.
-        if !first {
-            part.msg_control = core::ptr::null_mut();
-            part.msg_controllen = 0;
-        }
-        first = false;
-        // SAFETY: a msghdr built from the program's, pointing at our copy of its iovecs.
-        unsafe {
-            crate::runtime::sys::syscall::syscall3(
-                libc::SYS_sendmsg,
-                fd as usize,
-                &part as *const libc::msghdr as usize,
-                (flags | libc::MSG_DONTWAIT) as usize,
-            )
-        }
-    }))
+    ret(socket::sendmsg(fd, m, flags))
 }
 
 /// # Safety

@@ -7,8 +7,8 @@
 
 use super::io::ret;
 use crate::real;
-use crate::runtime::sys::syscall::{Errno, syscall6};
-use crate::runtime::sys::{time, usercopy};
+use crate::runtime::sys::syscall::Errno;
+use crate::runtime::sys::{epoll, time, usercopy};
 use crate::runtime::worker;
 use crate::runtime::{io, signals};
 use std::ffi::c_int;
@@ -54,7 +54,7 @@ unsafe fn pollfds<'a>(fds: *const libc::pollfd, n: libc::nfds_t) -> &'a [libc::p
 fn ppoll_probe(fds: *mut libc::pollfd, n: libc::nfds_t, mask: *const libc::sigset_t) -> io::IoResult {
     let ts = zero_ts();
     // SAFETY: the program's own arguments with a zero timeout; the kernel validates them.
-    unsafe { syscall6(libc::SYS_ppoll, fds as usize, n as usize, &ts as *const _ as usize, mask as usize, 8, 0) }
+    unsafe { crate::runtime::sys::poll::ppoll(fds, n, &ts, mask) }
 }
 
 /// # Safety
@@ -127,9 +127,11 @@ pub unsafe extern "C" fn ppoll(
         None
     } else {
         match usercopy::read(ts).ok().and_then(|t| time::timespec_ns(&t)) {
+            // SAFETY: forwarding the program's own call.
             Some(0) => return unsafe { real::ppoll(fds, n, ts, mask) },
             Some(ns) => Some(time::monotonic_ns().saturating_add(ns)),
             // Bad pointer or time: the kernel's answer.
+            // SAFETY: forwarding the program's own call.
             None => return unsafe { real::ppoll(fds, n, ts, mask) },
         }
     };
@@ -155,15 +157,10 @@ struct SelectSets {
 impl SelectSets {
     fn probe(&self, mask: *const libc::sigset_t) -> io::IoResult {
         let mut work = self.orig;
-        let ptrs: Vec<usize> =
-            work.iter_mut().map(|s| s.as_mut().map_or(0, |s| s as *mut libc::fd_set as usize)).collect();
+        let ptrs = work.each_mut().map(|s| s.as_mut().map_or(core::ptr::null_mut(), |s| s as *mut libc::fd_set));
         let ts = zero_ts();
-        let sig = [mask as usize, 8usize];
-        let sigp = if mask.is_null() { 0 } else { sig.as_ptr() as usize };
         // SAFETY: local copies of the sets, a zero timeout and the program's mask.
-        let r = unsafe {
-            syscall6(libc::SYS_pselect6, self.n as usize, ptrs[0], ptrs[1], ptrs[2], &ts as *const _ as usize, sigp)
-        };
+        let r = unsafe { crate::runtime::sys::poll::pselect(self.n, ptrs, &ts, mask) };
         if matches!(r, Ok(n) if n > 0) {
             self.write_back(&work);
         }
@@ -224,7 +221,7 @@ fn select_common(
     mask: *const libc::sigset_t,
 ) -> Result<usize, Errno> {
     let read = |p: *mut libc::fd_set| if p.is_null() { Ok(None) } else { usercopy::read(p).map(Some) };
-    let orig = [read(r).map_err(Errno)?, read(w).map_err(Errno)?, read(e).map_err(Errno)?];
+    let orig = [read(r)?, read(w)?, read(e)?];
     let sets = SelectSets { n, sets: [r, w, e], orig };
     let first = sets.probe(mask);
     if !matches!(first, Ok(0)) {
@@ -306,7 +303,7 @@ pub unsafe extern "C" fn pselect(
 
 fn epoll_probe(epfd: c_int, events: *mut libc::epoll_event, max: c_int, mask: *const libc::sigset_t) -> io::IoResult {
     // SAFETY: the program's own arguments with a zero timeout; the kernel validates them.
-    unsafe { syscall6(libc::SYS_epoll_pwait, epfd as usize, events as usize, max as usize, 0, mask as usize, 8) }
+    unsafe { epoll::pwait(epfd, events, max, epoll::Timeout::Ms(0), mask) }
 }
 
 fn epoll_common(
@@ -366,17 +363,7 @@ pub unsafe extern "C" fn epoll_pwait2(
 ) -> c_int {
     let forward = || {
         // SAFETY: the kernel's own call with the program's arguments.
-        ret(unsafe {
-            syscall6(
-                libc::SYS_epoll_pwait2,
-                epfd as usize,
-                events as usize,
-                max as usize,
-                ts as usize,
-                mask as usize,
-                8,
-            )
-        }) as c_int
+        ret(unsafe { epoll::pwait(epfd, events, max, epoll::Timeout::Spec(ts), mask) }) as c_int
     };
     if worker::current_task().is_none() {
         return forward();

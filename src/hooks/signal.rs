@@ -5,7 +5,6 @@
 
 use super::set_errno;
 use crate::real;
-use crate::runtime::sys::syscall::{syscall0, syscall2, syscall3, syscall4};
 use crate::runtime::{self, signals, worker};
 use std::ffi::c_int;
 
@@ -27,11 +26,12 @@ pub unsafe extern "C" fn sigaction(sig: c_int, act: *const libc::sigaction, old:
         match runtime::sys::usercopy::read(act) {
             Ok(a) => Some(a),
             Err(e) => {
-                set_errno(e);
+                set_errno(e.0);
                 return -1;
             }
         }
     };
+    // SAFETY: all-zero is a valid sigaction.
     let mut old_val: libc::sigaction = unsafe { core::mem::zeroed() };
     match signals::program_sigaction(sig, act_val.as_ref(), Some(&mut old_val)) {
         Ok(()) => {
@@ -67,6 +67,7 @@ pub unsafe extern "C" fn signal(sig: c_int, handler: libc::sighandler_t) -> libc
         libc::sigemptyset(&mut act.sa_mask);
         libc::sigaddset(&mut act.sa_mask, sig);
     }
+    // SAFETY: all-zero is a valid sigaction.
     let mut old: libc::sigaction = unsafe { core::mem::zeroed() };
     match signals::program_sigaction(sig, Some(&act), Some(&mut old)) {
         Ok(()) => old.sa_sigaction,
@@ -97,7 +98,7 @@ pub unsafe extern "C" fn sigprocmask(how: c_int, set: *const libc::sigset_t, old
 }
 
 fn read_set(set: *const libc::sigset_t) -> Result<u64, c_int> {
-    runtime::sys::usercopy::read(set as *const u64)
+    runtime::sys::usercopy::read(set as *const u64).map_err(|e| e.0)
 }
 
 /// Other callers get the kernel's call itself.
@@ -120,7 +121,7 @@ pub unsafe extern "C" fn sigsuspend(mask: *const libc::sigset_t) -> c_int {
         }
     }
     // SAFETY: the kernel's sigsuspend with the program's mask.
-    match unsafe { syscall2(libc::SYS_rt_sigsuspend, mask as usize, 8) } {
+    match unsafe { runtime::sys::signal::suspend(mask) } {
         Ok(r) => r as c_int,
         Err(e) => {
             set_errno(e.0);
@@ -142,9 +143,7 @@ pub unsafe extern "C" fn pause() -> c_int {
             -1
         }
         None => {
-            // SAFETY: the kernel's pause.
-            let e = unsafe { syscall0(libc::SYS_pause) }.err().map_or(libc::EINTR, |e| e.0);
-            set_errno(e);
+            set_errno(runtime::sys::signal::pause().0);
             -1
         }
     }
@@ -168,9 +167,7 @@ fn timed_wait(
     let bad_timeout = !ts.is_null() && deadline.is_none();
     if !me_is_coroutine || bad_timeout || deadline == Some(0) {
         // SAFETY: the kernel's sigtimedwait with the program's arguments.
-        return unsafe { syscall4(libc::SYS_rt_sigtimedwait, set as usize, info as usize, ts as usize, 8) }
-            .map(|s| s as c_int)
-            .map_err(|e| e.0);
+        return unsafe { runtime::sys::signal::timedwait(set, info, ts) }.map_err(|e| e.0);
     }
     let mask = read_set(set)?;
     // SAFETY: a zeroed siginfo is a valid buffer.
@@ -231,12 +228,13 @@ pub unsafe extern "C" fn sigwait(set: *const libc::sigset_t, sig: *mut c_int) ->
 /// C contract of sigpending.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sigpending(set: *mut libc::sigset_t) -> c_int {
-    let mut kernel = 0u64;
-    // SAFETY: an 8-byte kernel sigset into a local.
-    if let Err(e) = unsafe { syscall2(libc::SYS_rt_sigpending, &mut kernel as *mut u64 as usize, 8) } {
-        set_errno(e.0);
-        return -1;
-    }
+    let kernel = match runtime::sys::signal::pending() {
+        Ok(set) => set,
+        Err(e) => {
+            set_errno(e.0);
+            return -1;
+        }
+    };
     let all = match worker::current_task() {
         Some(me) => signals::pending_for(&me, kernel),
         None => kernel,
@@ -260,10 +258,8 @@ pub unsafe extern "C" fn sigpending(set: *mut libc::sigset_t) -> c_int {
 pub unsafe extern "C" fn raise(sig: c_int) -> c_int {
     let r = match worker::current_task() {
         Some(me) => runtime::thread::kill(me, sig),
-        // SAFETY: forwarding to the kernel's tgkill of the calling thread, as glibc's raise does.
-        None => match unsafe {
-            syscall3(libc::SYS_tgkill, runtime::sys::getpid() as usize, runtime::sys::gettid() as usize, sig as usize)
-        } {
+        // The kernel's tgkill of the calling thread, as glibc's raise does.
+        None => match runtime::sys::signal::tgkill(runtime::sys::getpid(), runtime::sys::gettid(), sig) {
             Ok(_) => 0,
             Err(e) => e.0,
         },

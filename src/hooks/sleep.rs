@@ -63,7 +63,7 @@ pub unsafe extern "C" fn usleep(usecs: libc::useconds_t) -> c_int {
 /// Reads and checks a relative or absolute sleep request: EFAULT for an unreadable pointer, EINVAL for
 /// a negative time or nanoseconds outside [0, 1e9), as the kernel answers.
 fn read_request(req: *const libc::timespec) -> Result<u64, c_int> {
-    let ts = usercopy::read(req).map_err(|e| e as c_int)?;
+    let ts = usercopy::read(req).map_err(|e| e.0)?;
     time::timespec_ns(&ts).ok_or(libc::EINVAL)
 }
 
@@ -93,7 +93,7 @@ fn interrupted(left: u64, rem: *mut libc::timespec) -> c_int {
     }
     match usercopy::write(rem, time::ns_timespec(left)) {
         Ok(()) => libc::EINTR,
-        Err(e) => e,
+        Err(e) => e.0,
     }
 }
 

@@ -12,27 +12,8 @@ use crate::real;
 use crate::runtime::sync::{
     self, Unsupported, barrier::Barrier, cond::Cond, mutex::Mutex, proxy::Shared, rwlock::RwLock, sem::Sem,
 };
-use crate::runtime::{self, sys::time, worker};
+use crate::runtime::{self, sys::Errno, worker};
 use std::ffi::c_int;
-
-/// Retries a non-blocking attempt until it stops answering `busy` or `deadline` passes, sleeping 20 µs
-/// to 2 ms between attempts: how a coroutine waits for an object only glibc (or another process) can
-/// release, without blocking its worker.
-fn retry_cooperatively(busy: c_int, deadline: sync::Deadline, mut attempt: impl FnMut() -> c_int) -> c_int {
-    let mut pause = 20_000u64;
-    loop {
-        let r = attempt();
-        if r != busy {
-            return r;
-        }
-        let now = time::monotonic_ns();
-        if deadline.is_some_and(|d| d <= now) {
-            return libc::ETIMEDOUT;
-        }
-        runtime::sleep_until(deadline.map_or(now + pause, |d| d.min(now + pause)));
-        pause = (pause * 2).min(2_000_000);
-    }
-}
 
 fn valid_clock(clock: libc::clockid_t) -> bool {
     clock == libc::CLOCK_REALTIME || clock == libc::CLOCK_MONOTONIC
@@ -45,6 +26,7 @@ fn valid_clock(clock: libc::clockid_t) -> bool {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pthread_mutex_lock(m: *mut libc::pthread_mutex_t) -> c_int {
     if runtime::running()
+        // SAFETY: an initialised mutex per the contract.
         && let Some(r) = unsafe { sync::mutex::lock_fast(m) }
     {
         return r;
@@ -64,7 +46,7 @@ unsafe fn mutex_lock_slow(m: *mut libc::pthread_mutex_t) -> c_int {
             Err(Unsupported) if let Some(sh) = unsafe { Shared::at(m) } => return sh.lock(None, None, false),
             Err(Unsupported) if worker::current_task().is_some() => {
                 // SAFETY: forwarding.
-                return retry_cooperatively(libc::EBUSY, None, || unsafe { real::pthread_mutex_trylock(m) });
+                return sync::retry_cooperatively(libc::EBUSY, None, || unsafe { real::pthread_mutex_trylock(m) });
             }
             Err(Unsupported) => {}
         }
@@ -116,7 +98,7 @@ pub unsafe extern "C" fn pthread_mutex_clocklock(
         // glibc looks at the time only when it has to wait.
         let (deadline, error) = match sync::abs_deadline(clock, abstime) {
             Ok(d) => (Some(d), None),
-            Err(e) => (None, Some(e)),
+            Err(e) => (None, Some(e.0)),
         };
         // SAFETY: m is an initialised mutex per the contract.
         match unsafe { Mutex::at(m) } {
@@ -128,7 +110,7 @@ pub unsafe extern "C" fn pthread_mutex_clocklock(
                     return e;
                 }
                 // SAFETY: forwarding.
-                return retry_cooperatively(libc::EBUSY, deadline, || unsafe { real::pthread_mutex_trylock(m) });
+                return sync::retry_cooperatively(libc::EBUSY, deadline, || unsafe { real::pthread_mutex_trylock(m) });
             }
             Err(Unsupported) => {}
         }
@@ -142,6 +124,7 @@ pub unsafe extern "C" fn pthread_mutex_clocklock(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pthread_mutex_unlock(m: *mut libc::pthread_mutex_t) -> c_int {
     if runtime::running()
+        // SAFETY: an initialised mutex per the contract.
         && let Some(r) = unsafe { sync::mutex::unlock_fast(m) }
     {
         return r;
@@ -261,7 +244,7 @@ unsafe fn cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t,
             CondTimeout::Clock(clock, abstime) => sync::abs_deadline(clock, abstime),
         };
         if let Err(e) = checked {
-            return e;
+            return e.0;
         }
         let args = CondWaitArgs { c, m, t };
         // SAFETY: as for this function.
@@ -279,6 +262,7 @@ unsafe fn cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t,
             }
             // SAFETY: as above.
             Err(Unsupported) if worker::current_task().is_some() => {
+                // SAFETY: the mutex and condition are the program's, initialised per the contract and alive while it waits.
                 return unsafe { sync::glibc_cond::wait_on_helper(m, move || args.call()) };
             }
             Err(Unsupported) => {}
@@ -290,11 +274,11 @@ unsafe fn cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t,
         CondTimeout::Never => None,
         CondTimeout::OwnClock(abstime) => match sync::abs_deadline(cv.clock(), abstime) {
             Ok(d) => Some(d),
-            Err(e) => return e,
+            Err(e) => return e.0,
         },
         CondTimeout::Clock(clock, abstime) => match sync::abs_deadline(clock, abstime) {
             Ok(d) => Some(d),
-            Err(e) => return e,
+            Err(e) => return e.0,
         },
     };
     // SAFETY: an initialised mutex per the contract.
@@ -382,6 +366,7 @@ pub unsafe extern "C" fn pthread_cond_clockwait(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pthread_cond_signal(c: *mut libc::pthread_cond_t) -> c_int {
     if runtime::running()
+        // SAFETY: an initialised condition variable per the contract.
         && let Ok(cv) = unsafe { Cond::at(c) }
     {
         cv.signal();
@@ -396,6 +381,7 @@ pub unsafe extern "C" fn pthread_cond_signal(c: *mut libc::pthread_cond_t) -> c_
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pthread_cond_broadcast(c: *mut libc::pthread_cond_t) -> c_int {
     if runtime::running()
+        // SAFETY: an initialised condition variable per the contract.
         && let Ok(cv) = unsafe { Cond::at(c) }
     {
         cv.broadcast();
@@ -414,7 +400,7 @@ unsafe fn rwlock(l: *mut libc::pthread_rwlock_t) -> Option<RwLock> {
 
 /// glibc checks a timed rwlock request up front: a bad clock or nanoseconds is EINVAL at once.
 fn rw_deadline(clock: libc::clockid_t, abstime: *const libc::timespec) -> Result<u64, c_int> {
-    sync::abs_deadline(clock, abstime)
+    sync::abs_deadline(clock, abstime).map_err(|e| e.0)
 }
 
 macro_rules! rwlock_hooks {
@@ -423,11 +409,12 @@ macro_rules! rwlock_hooks {
         /// C contract of the pthread_rwlock function of this name.
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $lock(l: *mut libc::pthread_rwlock_t) -> c_int {
+            // SAFETY: an initialised rwlock per the contract.
             match unsafe { rwlock(l) } {
                 Some(rw) => rw.$method(None, None),
                 None if runtime::running() && worker::current_task().is_some() => {
                     // SAFETY: forwarding.
-                    retry_cooperatively(libc::EBUSY, None, || unsafe { real::$try(l) })
+                    sync::retry_cooperatively(libc::EBUSY, None, || unsafe { real::$try(l) })
                 }
                 // SAFETY: forwarding.
                 None => unsafe { real::$lock(l) },
@@ -438,6 +425,7 @@ macro_rules! rwlock_hooks {
         /// C contract of the pthread_rwlock function of this name.
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $try(l: *mut libc::pthread_rwlock_t) -> c_int {
+            // SAFETY: an initialised rwlock per the contract.
             match unsafe { rwlock(l) } {
                 Some(rw) => rw.$try_method(),
                 // SAFETY: forwarding.
@@ -461,6 +449,7 @@ macro_rules! rwlock_hooks {
             clock: libc::clockid_t,
             abstime: *const libc::timespec,
         ) -> c_int {
+            // SAFETY: an initialised rwlock per the contract.
             match unsafe { rwlock(l) } {
                 Some(rw) => match rw_deadline(clock, abstime) {
                     Ok(d) => rw.$method(Some(d), None),
@@ -468,7 +457,7 @@ macro_rules! rwlock_hooks {
                 },
                 None if runtime::running() && worker::current_task().is_some() => match rw_deadline(clock, abstime) {
                     // SAFETY: forwarding.
-                    Ok(d) => retry_cooperatively(libc::EBUSY, Some(d), || unsafe { real::$try(l) }),
+                    Ok(d) => sync::retry_cooperatively(libc::EBUSY, Some(d), || unsafe { real::$try(l) }),
                     Err(e) => e,
                 },
                 // SAFETY: forwarding.
@@ -499,6 +488,7 @@ rwlock_hooks!(
 /// C contract of pthread_rwlock_unlock.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pthread_rwlock_unlock(l: *mut libc::pthread_rwlock_t) -> c_int {
+    // SAFETY: an initialised rwlock per the contract.
     match unsafe { rwlock(l) } {
         Some(rw) => rw.unlock(),
         // SAFETY: forwarding.
@@ -526,6 +516,7 @@ pub unsafe extern "C" fn pthread_spin_lock(l: *mut libc::pthread_spinlock_t) -> 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pthread_barrier_wait(b: *mut libc::pthread_barrier_t) -> c_int {
     if runtime::running()
+        // SAFETY: an initialised barrier per the contract.
         && let Ok(bar) = unsafe { Barrier::at(b) }
     {
         return bar.wait();
@@ -539,6 +530,7 @@ pub unsafe extern "C" fn pthread_barrier_wait(b: *mut libc::pthread_barrier_t) -
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pthread_barrier_destroy(b: *mut libc::pthread_barrier_t) -> c_int {
     if runtime::running()
+        // SAFETY: an initialised barrier per the contract.
         && let Ok(bar) = unsafe { Barrier::at(b) }
     {
         return if bar.busy() { libc::EBUSY } else { 0 };
@@ -554,11 +546,11 @@ unsafe fn semaphore(s: *mut libc::sem_t) -> Option<Sem> {
     if runtime::running() { unsafe { Sem::at(s).ok() } } else { None }
 }
 
-fn sem_result(r: Result<(), c_int>) -> c_int {
+fn sem_result(r: Result<(), Errno>) -> c_int {
     match r {
         Ok(()) => 0,
         Err(e) => {
-            set_errno(e);
+            set_errno(e.0);
             -1
         }
     }
@@ -567,18 +559,19 @@ fn sem_result(r: Result<(), c_int>) -> c_int {
 /// A coroutine waiting on a semaphore glibc must handle (named or process-shared).
 fn sem_shared_wait(s: *mut libc::sem_t, deadline: sync::Deadline) -> c_int {
     // SAFETY: forwarding; trywait answers -1/EAGAIN while the value is 0.
-    let r = retry_cooperatively(libc::EAGAIN, deadline, || match unsafe { real::sem_trywait(s) } {
+    let r = sync::retry_cooperatively(libc::EAGAIN, deadline, || match unsafe { real::sem_trywait(s) } {
         0 => 0,
         // SAFETY: reading the calling thread's errno.
         _ => unsafe { *libc::__errno_location() },
     });
-    sem_result(if r == 0 { Ok(()) } else { Err(r) })
+    sem_result(if r == 0 { Ok(()) } else { Err(Errno(r)) })
 }
 
 /// # Safety
 /// C contract of sem_wait.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sem_wait(s: *mut libc::sem_t) -> c_int {
+    // SAFETY: an initialised semaphore per the contract.
     match unsafe { semaphore(s) } {
         Some(sem) => sem_result(sem.wait(None)),
         None if runtime::running() && worker::current_task().is_some() => sem_shared_wait(s, None),
@@ -591,8 +584,9 @@ pub unsafe extern "C" fn sem_wait(s: *mut libc::sem_t) -> c_int {
 /// C contract of sem_trywait.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sem_trywait(s: *mut libc::sem_t) -> c_int {
+    // SAFETY: an initialised semaphore per the contract.
     match unsafe { semaphore(s) } {
-        Some(sem) => sem_result(if sem.try_wait() { Ok(()) } else { Err(libc::EAGAIN) }),
+        Some(sem) => sem_result(if sem.try_wait() { Ok(()) } else { Err(Errno(libc::EAGAIN)) }),
         // SAFETY: forwarding.
         None => unsafe { real::sem_trywait(s) },
     }
@@ -623,6 +617,7 @@ pub unsafe extern "C" fn sem_clockwait(
         Ok(d) => d,
         Err(e) => return sem_result(Err(e)),
     };
+    // SAFETY: an initialised semaphore per the contract.
     match unsafe { semaphore(s) } {
         Some(sem) => sem_result(sem.wait(Some(deadline))),
         None if worker::current_task().is_some() => sem_shared_wait(s, Some(deadline)),
@@ -635,6 +630,7 @@ pub unsafe extern "C" fn sem_clockwait(
 /// C contract of sem_post.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sem_post(s: *mut libc::sem_t) -> c_int {
+    // SAFETY: an initialised semaphore per the contract.
     match unsafe { semaphore(s) } {
         Some(sem) => sem_result(sem.post()),
         // SAFETY: forwarding.

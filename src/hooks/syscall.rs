@@ -22,12 +22,15 @@ pub unsafe extern "C" fn syscall(
     a6: usize,
 ) -> c_long {
     // Calls that change what an fd number names go through their hooks, so the runtime's fd table sees them.
-    // SAFETY (these arms): the program's own arguments, passed to the hooks with their C contracts.
     match n {
+        // SAFETY: the program's own arguments, passed to the hook with its C contract.
         libc::SYS_close => return unsafe { super::io::close(a1 as i32) } as c_long,
+        // SAFETY: as above.
         libc::SYS_dup2 => return unsafe { super::io::dup2(a1 as i32, a2 as i32) } as c_long,
+        // SAFETY: as above.
         libc::SYS_dup3 => return unsafe { super::io::dup3(a1 as i32, a2 as i32, a3 as i32) } as c_long,
         libc::SYS_close_range => {
+            // SAFETY: as above.
             return unsafe { super::io::close_range(a1 as u32, a2 as u32, a3 as i32) } as c_long;
         }
         _ => {}

@@ -3,90 +3,16 @@
 //! libc unchanged.
 
 use crate::real;
-use crate::runtime::thread::{self, JoinKind, Spawn, StartFn};
+use crate::runtime::thread::{self, JoinKind, StartFn};
+use crate::runtime::thread_attr::{self, Plan};
 use crate::runtime::{self, sys::time, worker};
 use std::ffi::{CStr, c_char, c_int, c_void};
-
-unsafe extern "C" {
-    fn pthread_getattr_default_np(attr: *mut libc::pthread_attr_t) -> c_int;
-    fn pthread_attr_getdetachstate(attr: *const libc::pthread_attr_t, state: *mut c_int) -> c_int;
-    fn pthread_attr_getstackaddr(attr: *const libc::pthread_attr_t, addr: *mut *mut c_void) -> c_int;
-}
 
 fn known(t: libc::pthread_t) -> Option<runtime::task::TaskRef> {
     if !runtime::running() {
         return None;
     }
     runtime::get().threads.lookup(t)
-}
-
-/// What to make of a `pthread_attr_t`.
-enum Plan {
-    Coroutine(Spawn),
-    /// Attributes a coroutine cannot honour (explicit scheduling policy, CPU affinity): a real thread.
-    RealThread,
-}
-
-unsafe fn plan(attr: *const libc::pthread_attr_t, start: StartFn, arg: *mut c_void) -> Plan {
-    let rt = runtime::get();
-    let mut spawn =
-        Spawn { start, arg, stack_size: rt.default_stack, user_stack: None, detached: false, guard_size: 4096 };
-    // SAFETY (block): attr is NULL or an initialised attribute object, as pthread_create requires; the
-    // getters only read it.
-    unsafe {
-        if attr.is_null() {
-            let mut def: libc::pthread_attr_t = core::mem::zeroed();
-            if pthread_getattr_default_np(&mut def) == 0 {
-                let mut s = 0usize;
-                libc::pthread_attr_getstacksize(&def, &mut s);
-                libc::pthread_attr_destroy(&mut def);
-                spawn.stack_size = rt.config.stack_size.unwrap_or(s);
-            }
-            return Plan::Coroutine(spawn);
-        }
-        let mut detach = 0;
-        pthread_attr_getdetachstate(attr, &mut detach);
-        spawn.detached = detach == libc::PTHREAD_CREATE_DETACHED;
-        let mut inherit = 0;
-        libc::pthread_attr_getinheritsched(attr, &mut inherit);
-        if inherit == libc::PTHREAD_EXPLICIT_SCHED {
-            return Plan::RealThread;
-        }
-        let mut cpus: libc::cpu_set_t = core::mem::zeroed();
-        if libc::pthread_attr_getaffinity_np(attr, size_of::<libc::cpu_set_t>(), &mut cpus) == 0 {
-            let all = (0..libc::CPU_SETSIZE as usize).all(|i| libc::CPU_ISSET(i, &cpus));
-            if !all {
-                return Plan::RealThread;
-            }
-        }
-        let mut guard = 0usize;
-        libc::pthread_attr_getguardsize(attr, &mut guard);
-        spawn.guard_size = guard;
-        let mut addr: *mut c_void = core::ptr::null_mut();
-        let mut size = 0usize;
-        pthread_attr_getstackaddr(attr, &mut addr);
-        if !addr.is_null() {
-            libc::pthread_attr_getstack(attr, &mut addr, &mut size);
-            spawn.user_stack = Some((addr as usize, size));
-            return Plan::Coroutine(spawn);
-        }
-        libc::pthread_attr_getstacksize(attr, &mut size);
-        // An attribute left at glibc's default takes ASYNCSHIM_STACK_SIZE when that is set.
-        let glibc_default = {
-            let mut def: libc::pthread_attr_t = core::mem::zeroed();
-            let mut s = 0usize;
-            if pthread_getattr_default_np(&mut def) == 0 {
-                libc::pthread_attr_getstacksize(&def, &mut s);
-                libc::pthread_attr_destroy(&mut def);
-            }
-            s
-        };
-        spawn.stack_size = match rt.config.stack_size {
-            Some(cfg) if size == glibc_default => cfg,
-            _ => size,
-        };
-    }
-    Plan::Coroutine(spawn)
 }
 
 struct RealStart {
@@ -98,6 +24,7 @@ struct RealStart {
 extern "C" fn real_thread_trampoline(p: *mut c_void) -> *mut c_void {
     // SAFETY: p is the Box<RealStart> leaked by pthread_create below; GS 0 means "not a worker".
     let rs = unsafe { Box::from_raw(p as *mut RealStart) };
+    // SAFETY: GS 0 marks a thread that is not a worker; nothing on this thread reads GS as a worker pointer yet.
     unsafe { runtime::sys::fsgs::set_gs_base(0) };
     (rs.start)(rs.arg)
 }
@@ -116,7 +43,7 @@ pub unsafe extern "C" fn pthread_create(
         return unsafe { real::pthread_create(thread_out, attr, start, arg) };
     }
     // SAFETY: attr follows pthread_create's contract.
-    match unsafe { plan(attr, start, arg) } {
+    match unsafe { thread_attr::plan(attr, start, arg) } {
         Plan::Coroutine(spawn) => match thread::spawn(spawn) {
             Ok(t) => {
                 // SAFETY: thread_out is the caller's out-pointer.
@@ -185,7 +112,7 @@ fn abs_deadline(clock: libc::clockid_t, abstime: *const libc::timespec) -> Resul
     if abstime.is_null() {
         return Ok(JoinKind::Block);
     }
-    let ts = runtime::sys::usercopy::read(abstime).map_err(|e| e as c_int)?;
+    let ts = runtime::sys::usercopy::read(abstime).map_err(|e| e.0)?;
     if !(0..1_000_000_000).contains(&ts.tv_nsec) {
         return Err(libc::EINVAL);
     }

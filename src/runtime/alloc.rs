@@ -11,25 +11,9 @@
 //! bookkeeping on its behalf (a parking-lot queue growing while it parks in read(), say) must not add one.
 
 use super::identity;
+use super::libc_malloc as glibc;
 use core::ffi::c_void;
 use std::alloc::{GlobalAlloc, Layout};
-
-/// glibc's malloc under the names it exports for exactly this (every release since 2.2.5).
-pub mod glibc {
-    use core::ffi::c_void;
-    unsafe extern "C" {
-        #[link_name = "__libc_malloc"]
-        pub fn malloc(size: usize) -> *mut c_void;
-        #[link_name = "__libc_calloc"]
-        pub fn calloc(n: usize, size: usize) -> *mut c_void;
-        #[link_name = "__libc_realloc"]
-        pub fn realloc(p: *mut c_void, size: usize) -> *mut c_void;
-        #[link_name = "__libc_memalign"]
-        pub fn memalign(align: usize, size: usize) -> *mut c_void;
-        #[link_name = "__libc_free"]
-        pub fn free(p: *mut c_void);
-    }
-}
 
 /// What glibc's malloc guarantees without being asked (2 × size_t on x86_64).
 const MALLOC_ALIGN: usize = 16;
@@ -40,7 +24,7 @@ pub struct RuntimeAlloc;
 /// a coroutine without a cache.
 #[inline(always)]
 fn without_new_tcache<R>(f: impl FnOnce() -> R) -> R {
-    if identity::malloc_cache_missing_here() && super::thread::is_coroutine_tid(identity::current_tid()) {
+    if identity::malloc_cache_missing_here() && identity::is_coroutine_tid(identity::current_tid()) {
         identity::without_malloc_cache_creation(f)
     } else {
         f()

@@ -6,14 +6,14 @@
 
 use super::fd::{self, Dir};
 use super::io::{self, IoResult};
-use super::sys::syscall::{Errno, syscall1, syscall2, syscall4, syscall6};
-use super::sys::usercopy;
+use super::sys::syscall::Errno;
+use super::sys::{self, process, usercopy};
 
 /// wait4(pid, status, options, rusage) for the calling thread (a coroutine parks).
 pub fn wait4(pid: i32, status: usize, options: i32, rusage: usize) -> IoResult {
     let call = move |options: i32| {
         // SAFETY: the program's own arguments; its memory stays valid while it waits for this call.
-        unsafe { syscall4(libc::SYS_wait4, pid as usize, status, options as usize, rusage) }
+        unsafe { process::wait4(pid, status as *mut i32, options, rusage as *mut libc::rusage) }
     };
     if options & libc::WNOHANG != 0 || super::worker::current_task().is_none() {
         return call(options);
@@ -32,7 +32,7 @@ pub fn waitid(idtype: u32, id: u32, info: *mut libc::siginfo_t, options: i32) ->
     let info_addr = info as usize;
     let call = move |options: i32| {
         // SAFETY: the program's own arguments; its memory stays valid while it waits for this call.
-        unsafe { syscall6(libc::SYS_waitid, idtype as usize, id as usize, info_addr, options as usize, 0, 0) }
+        unsafe { process::waitid(idtype, id, info_addr as *mut libc::siginfo_t, options) }
     };
     if options & libc::WNOHANG != 0 || super::worker::current_task().is_none() {
         return call(options);
@@ -62,8 +62,7 @@ pub fn waitid(idtype: u32, id: u32, info: *mut libc::siginfo_t, options: i32) ->
 /// Parks on a pidfd for `pid` until `try_reap` (a WNOHANG wait) finds the child. None when no pidfd can
 /// be had (the caller then waits on a helper thread; the kernel's own answer, ECHILD say, comes from there).
 fn wait_on_pidfd(pid: i32, mut try_reap: impl FnMut() -> IoResult) -> Option<IoResult> {
-    // SAFETY: pidfd_open with no flags creates a new fd.
-    let pidfd = unsafe { syscall2(libc::SYS_pidfd_open, pid as usize, 0) }.ok()? as i32;
+    let pidfd = process::pidfd_open(pid).ok()?;
     let pidfd = super::netpoll::move_high(pidfd);
     fd::opened(pidfd, fd::Kind::Pollable);
     let mut attempt = |_: i32, _: fd::Kind| match try_reap() {
@@ -81,7 +80,7 @@ fn wait_on_pidfd(pid: i32, mut try_reap: impl FnMut() -> IoResult) -> Option<IoR
     };
     fd::unmark_runtime_own(pidfd);
     let _ = fd::closing(pidfd);
-    // SAFETY: our own pidfd, which nothing uses any more.
-    let _ = unsafe { syscall1(libc::SYS_close, pidfd as usize) };
+    // Our own pidfd, which nothing uses any more.
+    let _ = sys::fd::close(pidfd);
     Some(r)
 }

@@ -20,9 +20,10 @@ pub unsafe fn answered_without_lookup(
     }
     // SAFETY: per the contract.
     let numeric_host = !node.is_null() && is_numeric_address(unsafe { CStr::from_ptr(node) }.to_bytes());
-    // SAFETY: per the contract.
-    let numeric_service =
-        service.is_null() || { unsafe { CStr::from_ptr(service) }.to_bytes() }.iter().all(u8::is_ascii_digit);
+    let numeric_service = service.is_null() || {
+        // SAFETY: a NUL-terminated string per the contract (checked non-null).
+        unsafe { CStr::from_ptr(service) }.to_bytes().iter().all(u8::is_ascii_digit)
+    };
     numeric_host && numeric_service
 }
 

@@ -14,7 +14,7 @@
 
 use super::lock::Lock;
 use super::parking_lot;
-use super::sys::mem;
+use super::sys::{self, mem};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::OnceLock;
 
@@ -120,6 +120,24 @@ impl FdEntry {
         &self.timeout[dir as usize]
     }
 
+    /// The number names another object now, or none: what was known of the old object is forgotten, here
+    /// and nowhere else. `kind`, `private_since` and `timeouts` are what is known of the new one. Returns
+    /// the old generation and whether the old object was registered with the netpoller (the caller
+    /// deregisters it). Called under the table's `changes` lock.
+    fn forget_object(&self, kind: Kind, private_since: u32, timeouts: [u64; 2]) -> (u32, bool) {
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel);
+        let was_registered = self.registered.swap(0, Ordering::AcqRel) != 0;
+        self.private_since.store(private_since, Ordering::Release);
+        self.blocking_seen.store(0, Ordering::Release);
+        self.set_kind(kind);
+        self.stdio_peek.store(0, Ordering::Relaxed);
+        self.nowait_writes.store(0, Ordering::Relaxed);
+        for (t, v) in self.timeout.iter().zip(timeouts) {
+            t.store(v, Ordering::Relaxed);
+        }
+        (generation, was_registered)
+    }
+
     /// Wakes every waiter on one side (they retry their call).
     pub fn notify(&self, dir: Dir) {
         let seq = self.seq(dir);
@@ -144,10 +162,7 @@ static TABLE: OnceLock<Table> = OnceLock::new();
 
 fn table() -> &'static Table {
     TABLE.get_or_init(|| {
-        let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-        // SAFETY: valid out-pointer.
-        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) };
-        let len = (rl.rlim_max.min(1 << 20) as usize).max(1024);
+        let len = sys::fd::open_files_limit().1.max(1024);
         let base = mem::reserve(len * size_of::<FdEntry>()).map(|p| p as *mut FdEntry).unwrap_or(core::ptr::null_mut());
         Table { base, len: if base.is_null() { 0 } else { len }, changes: Lock::new(()) }
     })
@@ -187,14 +202,7 @@ fn opened_with(fd: i32, kind: Kind, private_since: u32) {
     if let Some(e) = entry(fd) {
         note_number(fd);
         let _g = table().changes.lock();
-        e.generation.fetch_add(1, Ordering::AcqRel);
-        e.registered.store(0, Ordering::Release);
-        e.private_since.store(private_since, Ordering::Release);
-        e.blocking_seen.store(0, Ordering::Release);
-        e.set_kind(kind);
-        e.stdio_peek.store(0, Ordering::Relaxed);
-        e.timeout[0].store(TIMEOUT_UNKNOWN, Ordering::Relaxed);
-        e.timeout[1].store(TIMEOUT_UNKNOWN, Ordering::Relaxed);
+        e.forget_object(kind, private_since, [TIMEOUT_UNKNOWN; 2]);
     }
 }
 
@@ -265,12 +273,10 @@ pub fn program_nonblocking(fd: i32, e: &FdEntry) -> bool {
     if private && e.blocking_seen.load(Ordering::Acquire) == flags_epoch {
         return false;
     }
-    // SAFETY: F_GETFL has no side effects.
-    let nonblocking =
-        match unsafe { super::sys::syscall::syscall2(libc::SYS_fcntl, fd as usize, libc::F_GETFL as usize) } {
-            Ok(flags) => flags as i32 & libc::O_NONBLOCK != 0,
-            Err(_) => true,
-        };
+    let nonblocking = match sys::fd::fcntl(fd, libc::F_GETFL, 0) {
+        Ok(flags) => flags as i32 & libc::O_NONBLOCK != 0,
+        Err(_) => true,
+    };
     // The epoch was read before F_GETFL and is bumped after a change: a change racing with this look
     // leaves a verdict for an epoch that is already gone.
     if private && !nonblocking {
@@ -298,18 +304,15 @@ pub fn closing(fd: i32) -> Closing {
     }
     let (was_registered, hidden) = {
         let _g = table().changes.lock();
-        let generation = e.generation.fetch_add(1, Ordering::AcqRel);
-        let was = e.registered.swap(0, Ordering::AcqRel) != 0;
+        let old =
+            Known { kind: e.kind(), timeouts: [Dir::Read, Dir::Write].map(|d| e.timeout(d).load(Ordering::Relaxed)) };
+        // Whatever takes the number next (open, a descriptor received with SCM_RIGHTS) is not vouched for.
+        let (generation, was) = e.forget_object(Kind::Unknown, 0, [TIMEOUT_UNKNOWN; 2]);
         if was {
             super::netpoll::deregister(fd);
         }
         // Waiters register before they park, so an fd never registered has none.
-        let hidden = if was && e.waiters.load(Ordering::Acquire) != 0 { hide(fd, generation, e) } else { None };
-        e.set_kind(Kind::Unknown);
-        e.stdio_peek.store(0, Ordering::Relaxed);
-        // Whatever takes the number next (open, a descriptor received with SCM_RIGHTS) is not vouched for.
-        e.private_since.store(0, Ordering::Release);
-        e.blocking_seen.store(0, Ordering::Release);
+        let hidden = if was && e.waiters.load(Ordering::Acquire) != 0 { hide(fd, generation, e, old) } else { None };
         (was, hidden)
     };
     if was_registered {
@@ -336,27 +339,24 @@ pub fn closing(fd: i32) -> Closing {
 /// Held on a new hidden duplicate until its waiters are counted, so none of them can close it early.
 const HIDDEN_BIAS: u32 = 1 << 30;
 
-/// Duplicates `fd`'s object at a high number for its waiters (under the changes lock). None when no number
-/// is free: the waiters then end with EBADF.
-fn hide(fd: i32, generation: u32, e: &FdEntry) -> Option<i32> {
-    use super::sys::syscall::syscall3;
-    let floor = hidden_floor();
-    // SAFETY: F_DUPFD_CLOEXEC of a number the program still has open (its close has not happened yet).
-    let h = unsafe { syscall3(libc::SYS_fcntl, fd as usize, libc::F_DUPFD_CLOEXEC as usize, floor) }.ok()? as i32;
+/// What `closing` knew of an object, for its hidden duplicate.
+struct Known {
+    kind: Kind,
+    timeouts: [u64; 2],
+}
+
+/// Duplicates `fd`'s object (`old`) at a high number for its waiters (under the changes lock). None when no
+/// number is free: the waiters then end with EBADF.
+fn hide(fd: i32, generation: u32, e: &FdEntry, old: Known) -> Option<i32> {
+    // A number the program still has open (its close has not happened yet).
+    let h = sys::fd::dup_from(fd, hidden_floor()).ok()?;
     let Some(he) = entry(h) else {
-        // SAFETY: our own duplicate.
-        let _ = unsafe { super::sys::syscall::syscall1(libc::SYS_close, h as usize) };
+        // Our own duplicate.
+        let _ = sys::fd::close(h);
         return None;
     };
     note_number(h);
-    he.generation.fetch_add(1, Ordering::AcqRel);
-    he.registered.store(0, Ordering::Release);
-    he.private_since.store(0, Ordering::Release);
-    he.blocking_seen.store(0, Ordering::Release);
-    he.set_kind(e.kind());
-    for dir in [Dir::Read, Dir::Write] {
-        he.timeout(dir).store(e.timeout(dir).load(Ordering::Relaxed), Ordering::Relaxed);
-    }
+    he.forget_object(old.kind, 0, old.timeouts);
     he.hidden_origin.store(((fd as u32 as u64) << 32) | generation as u64, Ordering::Release);
     he.hidden_users.store(HIDDEN_BIAS, Ordering::Release);
     e.moved.store(((generation as u64) << 32) | h as u32 as u64, Ordering::Release);
@@ -367,16 +367,7 @@ fn hide(fd: i32, generation: u32, e: &FdEntry) -> Option<i32> {
 /// The lowest number hidden duplicates take: well above what programs use, below the netpoller's own fds
 /// at the very top.
 fn hidden_floor() -> usize {
-    let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit into a local (a raw syscall: no hook).
-    let _ = unsafe {
-        super::sys::syscall::syscall2(
-            libc::SYS_getrlimit,
-            libc::RLIMIT_NOFILE as usize,
-            &mut rl as *mut libc::rlimit as usize,
-        )
-    };
-    let cur = rl.rlim_cur.min(1 << 20) as usize;
+    let cur = sys::fd::open_files_limit().0;
     cur.saturating_sub(cur / 8).max(cur.saturating_sub(16 + 4096)).max(3)
 }
 
@@ -421,14 +412,12 @@ fn release_hidden_by(h: i32, n: u32) {
     }
     let _g = table().changes.lock();
     he.hidden_origin.store(0, Ordering::Release);
-    he.generation.fetch_add(1, Ordering::AcqRel);
-    if he.registered.swap(0, Ordering::AcqRel) != 0 {
+    if he.forget_object(Kind::Unknown, 0, [TIMEOUT_UNKNOWN; 2]).1 {
         super::netpoll::deregister(h);
     }
-    he.set_kind(Kind::Unknown);
     HIDDEN.lock().retain(|&x| x != h);
-    // SAFETY: our own duplicate, which no waiter uses any more.
-    let _ = unsafe { super::sys::syscall::syscall1(libc::SYS_close, h as usize) };
+    // Our own duplicate, which no waiter uses any more.
+    let _ = sys::fd::close(h);
 }
 
 /// In a forked child: the hidden duplicates belong to the parent's waiters; the child never had them.
@@ -436,8 +425,8 @@ pub fn close_hidden_in_child() {
     // The child is single-threaded here, so the lock is free unless fork caught it held: then skip.
     let Some(list) = HIDDEN.try_lock() else { return };
     for &h in list.iter() {
-        // SAFETY: the child's copies of our own duplicates.
-        let _ = unsafe { super::sys::syscall::syscall1(libc::SYS_close, h as usize) };
+        // The child's copies of our own duplicates.
+        let _ = sys::fd::close(h);
     }
 }
 
@@ -458,8 +447,8 @@ pub fn unmark_runtime_own(fd: i32) {
 
 /// Whether `fd` is open (a dup2 from a bad number fails before it touches the target).
 pub fn is_open(fd: i32) -> bool {
-    // SAFETY: F_GETFD has no side effects.
-    unsafe { super::sys::syscall::syscall2(libc::SYS_fcntl, fd as usize, libc::F_GETFD as usize) }.is_ok()
+    // F_GETFD has no side effects.
+    sys::fd::fcntl(fd, libc::F_GETFD, 0).is_ok()
 }
 
 /// Whether `fd` is one of the runtime's numbers (its own or a hidden duplicate), which the program never had.
@@ -470,12 +459,11 @@ pub fn is_runtime_own(fd: i32) -> bool {
 /// close_range(first, last, flags) as the program means it: its own numbers in the range are closed (and
 /// forgotten), the runtime's are left open, as they would not exist natively. Returns the kernel's answer
 /// for the first sub-range that fails.
-pub fn close_range(first: u32, last: u32, flags: u32) -> Result<usize, super::sys::syscall::Errno> {
-    use super::sys::syscall::syscall3;
+pub fn close_range(first: u32, last: u32, flags: u32) -> Result<usize, sys::Errno> {
     let t = table();
     if flags & !(libc::CLOSE_RANGE_CLOEXEC | libc::CLOSE_RANGE_UNSHARE) != 0 {
-        // SAFETY: the program's own call, which the kernel refuses (EINVAL) before closing anything.
-        return unsafe { syscall3(libc::SYS_close_range, first as usize, last as usize, flags as usize) };
+        // The program's own call, which the kernel refuses (EINVAL) before closing anything.
+        return sys::fd::close_range(first, last, flags);
     }
     // Numbers the table never heard of have nothing to forget and are none of the runtime's.
     let top = (last as usize).min(t.len.saturating_sub(1)).min(HIGH_WATER.load(Ordering::Acquire).saturating_sub(1));
@@ -495,8 +483,8 @@ pub fn close_range(first: u32, last: u32, flags: u32) -> Result<usize, super::sy
     for o in own.into_iter().chain(core::iter::once(u32::MAX)) {
         let end = if o == u32::MAX { last } else { o - 1 };
         if o != start && start <= end {
-            // SAFETY: close_range over numbers the program owns.
-            unsafe { syscall3(libc::SYS_close_range, start as usize, end as usize, flags as usize) }?;
+            // Numbers the program owns.
+            sys::fd::close_range(start, end, flags)?;
         }
         if o == u32::MAX {
             break;
@@ -514,21 +502,13 @@ pub fn close_range(first: u32, last: u32, flags: u32) -> Result<usize, super::sy
 /// multi-threaded process waits for an RCU grace period in the kernel (7–20 ms seen), which the first
 /// coroutine to wait on an fd would otherwise pay on its worker.
 pub fn grow_table_early() {
-    use super::sys::syscall::{syscall1, syscall2, syscall3};
-    let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit into a local.
-    let _ =
-        unsafe { syscall2(libc::SYS_getrlimit, libc::RLIMIT_NOFILE as usize, &mut rl as *mut libc::rlimit as usize) };
-    let top = (rl.rlim_cur.min(1 << 20) as usize).saturating_sub(1);
-    // An eventfd of our own to duplicate (the program's fds 0-2 may be closed).
-    // SAFETY: eventfd2 creates a new fd; F_DUPFD_CLOEXEC duplicates it; both are closed again.
-    unsafe {
-        let Ok(tmp) = syscall2(libc::SYS_eventfd2, 0, libc::EFD_CLOEXEC as usize) else { return };
-        if let Ok(high) = syscall3(libc::SYS_fcntl, tmp, libc::F_DUPFD_CLOEXEC as usize, top) {
-            let _ = syscall1(libc::SYS_close, high);
-        }
-        let _ = syscall1(libc::SYS_close, tmp);
+    let top = sys::fd::open_files_limit().0.saturating_sub(1);
+    // An eventfd of our own to duplicate (the program's fds 0-2 may be closed), both closed again.
+    let Ok(tmp) = sys::eventfd::new() else { return };
+    if let Ok(high) = sys::fd::dup_from(tmp, top) {
+        let _ = sys::fd::close(high);
     }
+    let _ = sys::fd::close(tmp);
 }
 
 /// Runs `f` with fd-number changes held off (for registration).

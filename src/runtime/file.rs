@@ -13,33 +13,32 @@
 //! - **fsync/fdatasync** wait for the disk by design: always on a helper.
 //! - **open** stays inline: a cached path lookup costs ~2 µs against the 10–20 µs of a helper round trip.
 
-use super::fd::{self, Kind};
+use super::fd;
 use super::offload;
 use super::stats::Offload;
-use super::sys::syscall::{Errno, syscall1, syscall3, syscall4, syscall6};
+use super::sys::{self, syscall::Errno};
 
 type IoResult = Result<usize, Errno>;
 
-const RWF_NOWAIT: usize = 8;
+const RWF_NOWAIT: u32 = 8;
 /// preadv2/pwritev2's "use and update the file position" offset.
-const AT_POSITION: usize = usize::MAX;
+const AT_POSITION: i64 = -1;
 
 /// Whether RWF_NOWAIT writes work on this fd's file system (learned per object).
 pub const NOWAIT_WRITES_UNKNOWN: u32 = 0;
 const NOWAIT_WRITES_NO: u32 = 1;
 const NOWAIT_WRITES_YES: u32 = 2;
 
-fn nowait(nr: libc::c_long, fd: i32, buf: usize, len: usize, offset: usize) -> IoResult {
+fn nowait(write: bool, fd: i32, buf: usize, len: usize, offset: i64) -> IoResult {
     let iov = libc::iovec { iov_base: buf as *mut libc::c_void, iov_len: len };
-    // The offset's high half (pos_h) is only for 32-bit callers: 0 here.
     // SAFETY: the program's buffer and fd; the kernel validates both (EFAULT, EBADF).
-    unsafe { syscall6(nr, fd as usize, &iov as *const libc::iovec as usize, 1, offset, 0, RWF_NOWAIT) }
+    unsafe { sys::fd::preadv2_pwritev2(write, fd, &iov, 1, offset, RWF_NOWAIT) }
 }
 
 /// read(2) or pread(2) (`offset` Some) of a regular file.
 pub fn read(fd: i32, buf: *mut u8, len: usize, offset: Option<i64>) -> IoResult {
-    let at = offset.map_or(AT_POSITION, |o| o as usize);
-    let first = match nowait(libc::SYS_preadv2, fd, buf as usize, len, at) {
+    let at = offset.unwrap_or(AT_POSITION);
+    let first = match nowait(false, fd, buf as usize, len, at) {
         Ok(n) if n == len || n == 0 => return Ok(n),
         Ok(n) => n,
         Err(Errno(libc::EAGAIN)) => 0,
@@ -60,8 +59,8 @@ fn real_read(fd: i32, buf: usize, len: usize, offset: Option<i64>) -> IoResult {
     // SAFETY: the program's buffer and fd.
     unsafe {
         match offset {
-            None => syscall3(libc::SYS_read, fd as usize, buf, len),
-            Some(o) => syscall4(libc::SYS_pread64, fd as usize, buf, len, o as usize),
+            None => sys::fd::read(fd, buf as *mut u8, len),
+            Some(o) => sys::fd::pread(fd, buf as *mut u8, len, o),
         }
     }
 }
@@ -70,8 +69,8 @@ fn real_write(fd: i32, buf: usize, len: usize, offset: Option<i64>) -> IoResult 
     // SAFETY: the program's buffer and fd.
     unsafe {
         match offset {
-            None => syscall3(libc::SYS_write, fd as usize, buf, len),
-            Some(o) => syscall4(libc::SYS_pwrite64, fd as usize, buf, len, o as usize),
+            None => sys::fd::write(fd, buf as *const u8, len),
+            Some(o) => sys::fd::pwrite(fd, buf as *const u8, len, o),
         }
     }
 }
@@ -83,8 +82,8 @@ pub fn write(fd: i32, buf: *const u8, len: usize, offset: Option<i64>) -> IoResu
     if len == 0 || e.nowait_writes() == NOWAIT_WRITES_NO {
         return real_write(fd, buf as usize, len, offset);
     }
-    let at = offset.map_or(AT_POSITION, |o| o as usize);
-    match nowait(libc::SYS_pwritev2, fd, buf as usize, len, at) {
+    let at = offset.unwrap_or(AT_POSITION);
+    match nowait(true, fd, buf as usize, len, at) {
         Ok(n) => {
             e.set_nowait_writes(NOWAIT_WRITES_YES);
             Ok(n)
@@ -104,12 +103,5 @@ pub fn write(fd: i32, buf: *const u8, len: usize, offset: Option<i64>) -> IoResu
 
 /// fsync(2) (`data_only` false) or fdatasync(2): on a helper thread.
 pub fn sync(fd: i32, data_only: bool) -> IoResult {
-    let nr = if data_only { libc::SYS_fdatasync } else { libc::SYS_fsync };
-    // SAFETY: fsync of the program's fd.
-    offload::run(Offload::File, move || unsafe { syscall1(nr, fd as usize) })
-}
-
-/// True when `fd` names a regular file (the kinds the functions above are for).
-pub fn is_file(fd: i32) -> bool {
-    fd::entry(fd).is_some_and(|e| super::io::kind_of(fd, e) == Kind::File)
+    offload::run(Offload::File, move || sys::fd::fsync(fd, data_only))
 }

@@ -6,11 +6,15 @@
 //! unless SA_RESTART). If the program closes the number meanwhile, the call goes on with a hidden
 //! duplicate of the same object, as the kernel's call keeps its own reference. A program's own
 //! non-blocking fds never park.
+// The pointers these functions take are the program's own (buffers, addresses, message headers), which
+// Rust code never dereferences: they go to the kernel, which checks them (EFAULT), as the program's own
+// call would have.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 use super::fd::{self, Dir, FdEntry, Kind};
 use super::parking_lot::{self, Interrupt, Parked};
-use super::sys::syscall::{Errno, syscall2, syscall3, syscall4, syscall6};
-use super::sys::time;
+use super::sys::syscall::Errno;
+use super::sys::{self, time};
 use core::sync::atomic::Ordering;
 
 pub type IoResult = Result<usize, Errno>;
@@ -28,11 +32,9 @@ pub fn kind_of(fd: i32, e: &FdEntry) -> Kind {
     if k != Kind::Unknown {
         return k;
     }
-    let mut st: libc::stat = unsafe { core::mem::zeroed() };
-    // SAFETY: fstat into a local struct.
-    let k = match unsafe { syscall2(libc::SYS_fstat, fd as usize, &mut st as *mut libc::stat as usize) } {
+    let k = match sys::fd::fstat(fd) {
         Err(_) => return Kind::Blocking, // bad fd: the real call reports it
-        Ok(_) => match st.st_mode & libc::S_IFMT {
+        Ok(st) => match st.st_mode & libc::S_IFMT {
             libc::S_IFSOCK => Kind::Socket,
             libc::S_IFIFO => Kind::NoWait,
             libc::S_IFCHR => Kind::Pollable,
@@ -54,6 +56,11 @@ pub fn kind_of(fd: i32, e: &FdEntry) -> Kind {
     k
 }
 
+/// True when `fd` names a regular file (the kind `file`'s functions are for).
+pub fn is_regular_file(fd: i32) -> bool {
+    fd::entry(fd).is_some_and(|e| kind_of(fd, e) == Kind::File)
+}
+
 /// SO_RCVTIMEO / SO_SNDTIMEO of a socket in ns (0: none), looked up once per object.
 pub(crate) fn timeout_ns(fd: i32, e: &FdEntry, dir: Dir) -> u64 {
     let slot = e.timeout(dir);
@@ -61,23 +68,9 @@ pub(crate) fn timeout_ns(fd: i32, e: &FdEntry, dir: Dir) -> u64 {
     if t != fd::TIMEOUT_UNKNOWN {
         return t;
     }
-    let mut tv = libc::timeval { tv_sec: 0, tv_usec: 0 };
-    let mut len = size_of::<libc::timeval>() as libc::socklen_t;
     let opt = if dir == Dir::Read { libc::SO_RCVTIMEO } else { libc::SO_SNDTIMEO };
-    // SAFETY: getsockopt into a local timeval.
-    let r = unsafe {
-        syscall6(
-            libc::SYS_getsockopt,
-            fd as usize,
-            libc::SOL_SOCKET as usize,
-            opt as usize,
-            &mut tv as *mut libc::timeval as usize,
-            &mut len as *mut libc::socklen_t as usize,
-            0,
-        )
-    };
-    let ns = match r {
-        Ok(_) => tv.tv_sec as u64 * 1_000_000_000 + tv.tv_usec as u64 * 1000,
+    let ns = match sys::socket::getsockopt_timeval(fd, libc::SOL_SOCKET, opt) {
+        Ok(tv) => tv.tv_sec as u64 * 1_000_000_000 + tv.tv_usec as u64 * 1000,
         Err(_) => 0,
     };
     slot.store(ns, Ordering::Relaxed);
@@ -223,21 +216,10 @@ pub fn blocking_on(
 
 /// The socket's pending error (SO_ERROR, which reading clears, as the kernel's own report does).
 fn socket_error(fd: i32) -> Option<Errno> {
-    let mut err: i32 = 0;
-    let mut l = size_of::<i32>() as libc::socklen_t;
-    // SAFETY: getsockopt into locals.
-    let r = unsafe {
-        syscall6(
-            libc::SYS_getsockopt,
-            fd as usize,
-            libc::SOL_SOCKET as usize,
-            libc::SO_ERROR as usize,
-            &mut err as *mut i32 as usize,
-            &mut l as *mut libc::socklen_t as usize,
-            0,
-        )
-    };
-    (r.is_ok() && err != 0).then_some(Errno(err))
+    match sys::socket::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_ERROR) {
+        Ok(err) if err != 0 => Some(Errno(err)),
+        _ => None,
+    }
 }
 
 /// EINTR, or RESTART when the signal's handler has SA_RESTART and the call is restartable.
@@ -272,9 +254,7 @@ pub fn gated(fd: i32, dir: Dir, call: impl FnOnce() -> IoResult) -> IoResult {
         return Err(Errno(libc::EAGAIN));
     }
     let events = if dir == Dir::Read { libc::POLLIN } else { libc::POLLOUT };
-    let mut p = libc::pollfd { fd, events, revents: 0 };
-    // SAFETY: poll on one local pollfd with a zero timeout.
-    let ready = matches!(unsafe { syscall3(libc::SYS_poll, &mut p as *mut libc::pollfd as usize, 1, 0) }, Ok(1));
+    let ready = sys::poll::ready_now(fd, events);
     let r = if ready { call() } else { Err(Errno(libc::EAGAIN)) };
     e.gate(dir).store(0, Ordering::Release);
     if ready {
@@ -289,69 +269,67 @@ fn iov1(buf: *mut u8, len: usize) -> libc::iovec {
 }
 
 /// preadv2/pwritev2 at the current position (-1) with RWF_NOWAIT.
-fn rw_nowait(nr: libc::c_long, fd: i32, iov: *const libc::iovec, cnt: usize) -> IoResult {
-    const RWF_NOWAIT: usize = 8;
+fn rw_nowait(dir: Dir, fd: i32, iov: *const libc::iovec, cnt: usize) -> IoResult {
+    const RWF_NOWAIT: u32 = 8;
     // SAFETY: the iovecs are the caller's; the kernel validates them.
-    unsafe { syscall6(nr, fd as usize, iov as usize, cnt, usize::MAX, usize::MAX, RWF_NOWAIT) }
+    unsafe { sys::fd::preadv2_pwritev2(dir == Dir::Write, fd, iov, cnt, -1, RWF_NOWAIT) }
 }
 
 /// One try of read(fd, buf, len) for `kind`.
 pub fn try_read(fd: i32, buf: *mut u8, len: usize, kind: Kind) -> IoResult {
-    // SAFETY (all arms): the program's own buffer and fd; the kernel validates them (EFAULT, EBADF).
+    // SAFETY: in every arm, the program's own buffer and fd; the kernel validates them (EFAULT, EBADF).
     unsafe {
         match kind {
             Kind::Socket => {
-                syscall6(libc::SYS_recvfrom, fd as usize, buf as usize, len, libc::MSG_DONTWAIT as usize, 0, 0)
+                sys::socket::recvfrom(fd, buf, len, libc::MSG_DONTWAIT, core::ptr::null_mut(), core::ptr::null_mut())
             }
             Kind::NoWait => {
                 let iov = iov1(buf, len);
-                rw_nowait(libc::SYS_preadv2, fd, &iov, 1)
+                rw_nowait(Dir::Read, fd, &iov, 1)
             }
-            Kind::Pollable => gated(fd, Dir::Read, || syscall3(libc::SYS_read, fd as usize, buf as usize, len)),
+            Kind::Pollable => gated(fd, Dir::Read, || sys::fd::read(fd, buf, len)),
             Kind::File => super::file::read(fd, buf, len, None),
-            _ => syscall3(libc::SYS_read, fd as usize, buf as usize, len),
+            _ => sys::fd::read(fd, buf, len),
         }
     }
 }
 
 /// One try of write(fd, buf, len) for `kind`.
 pub fn try_write(fd: i32, buf: *const u8, len: usize, kind: Kind) -> IoResult {
-    // SAFETY (all arms): as in try_read.
+    // SAFETY: in every arm, as in try_read.
     unsafe {
         match kind {
-            Kind::Socket => {
-                syscall6(libc::SYS_sendto, fd as usize, buf as usize, len, libc::MSG_DONTWAIT as usize, 0, 0)
-            }
+            Kind::Socket => sys::socket::sendto(fd, buf, len, libc::MSG_DONTWAIT, core::ptr::null(), 0),
             Kind::NoWait => {
                 let iov = iov1(buf as *mut u8, len);
-                rw_nowait(libc::SYS_pwritev2, fd, &iov, 1)
+                rw_nowait(Dir::Write, fd, &iov, 1)
             }
-            Kind::Pollable => gated(fd, Dir::Write, || syscall3(libc::SYS_write, fd as usize, buf as usize, len)),
+            Kind::Pollable => gated(fd, Dir::Write, || sys::fd::write(fd, buf, len)),
             Kind::File => super::file::write(fd, buf, len, None),
-            _ => syscall3(libc::SYS_write, fd as usize, buf as usize, len),
+            _ => sys::fd::write(fd, buf, len),
         }
     }
 }
 
 /// One try of readv/writev for `kind`.
 pub fn try_rwv(fd: i32, iov: *const libc::iovec, cnt: usize, dir: Dir, kind: Kind) -> IoResult {
-    let (plain, nowait) = match dir {
-        Dir::Read => (libc::SYS_readv, libc::SYS_preadv2),
-        Dir::Write => (libc::SYS_writev, libc::SYS_pwritev2),
-    };
-    // SAFETY (all arms): the program's iovec array; the kernel validates it.
+    let write = dir == Dir::Write;
+    // SAFETY: in every arm, the program's iovec array; the kernel validates it.
     unsafe {
         match kind {
             Kind::Socket => {
                 let mut msg: libc::msghdr = core::mem::zeroed();
                 msg.msg_iov = iov as *mut libc::iovec;
                 msg.msg_iovlen = cnt;
-                let nr = if dir == Dir::Read { libc::SYS_recvmsg } else { libc::SYS_sendmsg };
-                syscall3(nr, fd as usize, &msg as *const libc::msghdr as usize, libc::MSG_DONTWAIT as usize)
+                if write {
+                    sys::socket::sendmsg(fd, &msg, libc::MSG_DONTWAIT)
+                } else {
+                    sys::socket::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT)
+                }
             }
-            Kind::NoWait => rw_nowait(nowait, fd, iov, cnt),
-            Kind::Pollable => gated(fd, dir, || syscall3(plain, fd as usize, iov as usize, cnt)),
-            _ => syscall3(plain, fd as usize, iov as usize, cnt),
+            Kind::NoWait => rw_nowait(dir, fd, iov, cnt),
+            Kind::Pollable => gated(fd, dir, || sys::fd::readv_writev(write, fd, iov, cnt)),
+            _ => sys::fd::readv_writev(write, fd, iov, cnt),
         }
     }
 }
@@ -386,10 +364,8 @@ pub fn write_all(fd: i32, len: usize, mut attempt: impl FnMut(i32, usize, Kind) 
 /// accept4 cooperatively: listening sockets have no per-call non-blocking form, so it is gated.
 pub fn accept(fd: i32, addr: *mut libc::sockaddr, len: *mut libc::socklen_t, flags: i32) -> IoResult {
     blocking_restarting(fd, Dir::Read, |fd, kind| {
-        let call = || unsafe {
-            // SAFETY: the program's own arguments; the kernel validates them.
-            syscall4(libc::SYS_accept4, fd as usize, addr as usize, len as usize, flags as usize)
-        };
+        // SAFETY: the program's own arguments; the kernel validates them.
+        let call = || unsafe { sys::socket::accept4(fd, addr, len, flags) };
         // Not a socket: the kernel answers (ENOTSOCK) at once.
         if kind == Kind::Socket { gated(fd, Dir::Read, call) } else { call() }
     })
@@ -399,24 +375,20 @@ pub fn accept(fd: i32, addr: *mut libc::sockaddr, len: *mut libc::socklen_t, fla
 /// O_NONBLOCK is set only for this call), then the coroutine parks until the socket is writable and reads
 /// the result, as the kernel's blocking connect reports it.
 pub fn connect(fd: i32, addr: *const libc::sockaddr, len: libc::socklen_t) -> IoResult {
-    // SAFETY (block): fcntl and connect with the program's arguments.
-    let flags = match unsafe { syscall2(libc::SYS_fcntl, fd as usize, libc::F_GETFL as usize) } {
+    let flags = match sys::fd::fcntl(fd, libc::F_GETFL, 0) {
         Ok(f) => f as i32,
         Err(e) => return Err(e),
     };
     if flags & libc::O_NONBLOCK != 0 {
-        // SAFETY: as above.
-        return unsafe { syscall3(libc::SYS_connect, fd as usize, addr as usize, len as usize) };
+        // SAFETY: connect with the program's arguments; the kernel validates them.
+        return unsafe { sys::socket::connect(fd, addr, len) };
     }
     let mut pause = 50_000u64;
     loop {
+        let _ = sys::fd::fcntl(fd, libc::F_SETFL, (flags | libc::O_NONBLOCK) as usize);
         // SAFETY: as above.
-        let r = unsafe {
-            let _ = syscall3(libc::SYS_fcntl, fd as usize, libc::F_SETFL as usize, (flags | libc::O_NONBLOCK) as usize);
-            let r = syscall3(libc::SYS_connect, fd as usize, addr as usize, len as usize);
-            let _ = syscall3(libc::SYS_fcntl, fd as usize, libc::F_SETFL as usize, flags as usize);
-            r
-        };
+        let r = unsafe { sys::socket::connect(fd, addr, len) };
+        let _ = sys::fd::fcntl(fd, libc::F_SETFL, flags as usize);
         match r {
             Err(Errno(libc::EINPROGRESS)) => break,
             // A Unix socket whose listener's backlog is full: a blocking connect waits for room, which
@@ -430,10 +402,7 @@ pub fn connect(fd: i32, addr: *const libc::sockaddr, len: libc::socklen_t) -> Io
     }
     // Wait until writable, then read the outcome.
     blocking_restarting(fd, Dir::Write, |fd, _| {
-        let mut p = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
-        // SAFETY: poll on one local pollfd.
-        let ready = matches!(unsafe { syscall3(libc::SYS_poll, &mut p as *mut libc::pollfd as usize, 1, 0) }, Ok(1));
-        if !ready {
+        if !sys::poll::ready_now(fd, libc::POLLOUT) {
             return Err(Errno(libc::EAGAIN));
         }
         if let Some(err) = socket_error(fd) {
@@ -442,7 +411,7 @@ pub fn connect(fd: i32, addr: *const libc::sockaddr, len: libc::socklen_t) -> Io
         // A second connect moves the socket from "connecting" to "connected", as the blocking call's own
         // wait does; otherwise the program's next connect would answer 0 instead of EISCONN.
         // SAFETY: as above.
-        let _ = unsafe { syscall3(libc::SYS_connect, fd as usize, addr as usize, len as usize) };
+        let _ = unsafe { sys::socket::connect(fd, addr, len) };
         Ok(0)
     })
 }

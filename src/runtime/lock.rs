@@ -62,14 +62,6 @@ impl<T> Lock<T> {
             futex::wait(&self.state, CONTENDED, None);
         }
     }
-
-    /// Forgets any holder: only for a forked child, where the holder may be a thread that no longer exists.
-    ///
-    /// # Safety
-    /// No thread of this process may hold or be taking the lock.
-    pub unsafe fn force_unlock(&self) {
-        self.state.store(UNLOCKED, Ordering::Relaxed);
-    }
 }
 
 impl<T> Deref for Guard<'_, T> {

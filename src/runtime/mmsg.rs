@@ -10,7 +10,7 @@
 
 use super::fd::Dir;
 use super::io::{self, IoResult};
-use super::sys::syscall::{syscall3, syscall6};
+use super::sys::socket;
 use super::sys::{time, usercopy};
 
 /// recvmmsg(fd, vec, vlen, flags, timeout) for a coroutine. `deadline` is the call's start plus its
@@ -19,14 +19,10 @@ pub fn recv_many(fd: i32, vec: *mut libc::mmsghdr, vlen: u32, flags: i32, deadli
     let mut got = 0usize;
     let mut target = io::Target::new(fd);
     loop {
-        let rest = vec.wrapping_add(got) as usize;
+        let rest = vec.wrapping_add(got);
         let left = vlen as usize - got;
-        let try_more = |fd: i32| {
-            // SAFETY: the program's mmsghdr array and flags; the kernel validates them.
-            unsafe {
-                syscall6(libc::SYS_recvmmsg, fd as usize, rest, left, (flags | libc::MSG_DONTWAIT) as usize, 0, 0)
-            }
-        };
+        // SAFETY: the program's mmsghdr array and flags; the kernel validates them.
+        let try_more = |fd: i32| unsafe { socket::recvmmsg(fd, rest, left, flags | libc::MSG_DONTWAIT) };
         // Every message, the first and the rest, is waited for without a time limit, as in the kernel.
         let r = io::blocking_on_restarting(&mut target, Dir::Read, |fd, _| try_more(fd));
         match r {
@@ -50,17 +46,7 @@ pub fn send_many(fd: i32, vec: *mut libc::mmsghdr, vlen: u32, flags: i32) -> IoR
         let left = vlen as usize - sent;
         let r = io::blocking_on_restarting(&mut target, Dir::Write, |fd, _| {
             // SAFETY: the program's mmsghdr array; the kernel validates it.
-            unsafe {
-                syscall6(
-                    libc::SYS_sendmmsg,
-                    fd as usize,
-                    rest as usize,
-                    left,
-                    (flags | libc::MSG_DONTWAIT) as usize,
-                    0,
-                    0,
-                )
-            }
+            unsafe { socket::sendmmsg(fd, rest, left, flags | libc::MSG_DONTWAIT) }
         });
         let n = match r {
             Ok(n) => n,
@@ -102,14 +88,7 @@ fn finish_partial(fd: i32, m: *mut libc::mmsghdr, flags: i32) -> bool {
         part.msg_iov = rest.as_ptr() as *mut libc::iovec;
         part.msg_iovlen = rest.len();
         // SAFETY: a local msghdr over the program's buffers.
-        unsafe {
-            syscall3(
-                libc::SYS_sendmsg,
-                fd as usize,
-                &part as *const libc::msghdr as usize,
-                (flags | libc::MSG_DONTWAIT) as usize,
-            )
-        }
+        unsafe { socket::sendmsg(fd, &part, flags | libc::MSG_DONTWAIT) }
     });
     let more = r.unwrap_or(0);
     let mut updated = mm;

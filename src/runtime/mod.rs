@@ -3,17 +3,39 @@
 //!
 //! | module | job |
 //! |---|---|
+//! | **scheduling** | |
 //! | [`scheduler`] | run queues, work stealing, lazy worker start, timers hand-off |
 //! | [`worker`] | the loop each worker OS thread runs; "which coroutine am I?" via GS |
 //! | [`task`] | one program thread: coroutine, park/wake state machine, join state |
+//! | [`timers`] | deadlines for sleeps and timed waits, fired by the workers themselves |
+//! | [`parking_lot`] | queues of waiters keyed by an address in the program's memory |
+//! | [`monitor`] | notices workers stalled by one coroutine and brings in spare workers |
+//! | [`convoy`] | lets a worker sit out a lock convoy that a second worker would only slow down |
+//! | [`offload`] | helper OS threads for calls that must really block in the kernel |
+//! | **threads** | |
 //! | [`thread`] | pthread semantics on tasks: create, exit, join, detach, registry |
-//! | [`identity`] | glibc TCB/TLS per coroutine |
+//! | [`thread_attr`] | what a `pthread_attr_t` asks for, and whether a coroutine can give it |
+//! | [`identity`] | a glibc thread descriptor and static TLS per coroutine, learned from glibc itself |
 //! | [`stack`] | coroutine stacks: arenas, guards, reuse |
-//! | [`timers`] | deadline heap for sleeps and timed waits |
-//! | [`signals`] | SIGSEGV: stack-overflow reports and EFAULT fix-ups |
-//! | [`monitor`] | notices stalled workers and brings in spare workers |
+//! | [`signals`] | the program's handlers, masks and routing; faults and the stack-overflow report |
+//! | [`once`] | pthread_once in glibc's encoding, for coroutines and plain threads |
+//! | [`sync`] | pthread mutexes, conditions, rwlocks, barriers, semaphores, futexes that park |
+//! | [`lock`] | the runtime's own small mutex |
+//! | [`alloc`] | the runtime's heap: glibc's own malloc, never the program's |
+//! | [`libc_malloc`] | glibc's malloc by its `__libc_*` names |
+//! | **file descriptors** | |
+//! | [`fd`] | what is known of each fd number: kind, registration, readiness, hidden duplicates |
+//! | [`netpoll`] | one epoll instance that reports readiness changes to parked waiters |
+//! | [`io`] | blocking fd calls made cooperative: one try, then a park until ready |
+//! | [`socket`] | socket calls on top of `io`: MSG_DONTWAIT tries, MSG_WAITALL, sends in full |
+//! | [`mmsg`] | recvmmsg and sendmmsg on blocking sockets |
+//! | [`file`] | regular files: RWF_NOWAIT first, a helper thread for what the disk must supply |
+//! | [`stdio`] | stdio reads (fgets, getline...) on sockets, pipes and terminals |
+//! | [`child`] | waiting for child processes on a pidfd or a helper thread |
+//! | [`dns`] | which name lookups need a helper thread |
+//! | **around** | |
 //! | [`stats`] | counters and the ASYNCSHIM_STATS report |
-//! | [`sys`] | raw system calls, futex, FS/GS bases, clocks, memory |
+//! | [`sys`] | the only door to the kernel: raw system calls (one OS facility per file), FS/GS, clocks |
 
 pub mod alloc;
 pub mod child;
@@ -23,6 +45,7 @@ pub mod fd;
 pub mod file;
 pub mod identity;
 pub mod io;
+pub mod libc_malloc;
 pub mod lock;
 pub mod mmsg;
 pub mod monitor;
@@ -32,6 +55,7 @@ pub mod once;
 pub mod parking_lot;
 pub mod scheduler;
 pub mod signals;
+pub mod socket;
 pub mod stack;
 pub mod stats;
 pub mod stdio;
@@ -40,6 +64,7 @@ pub mod sync;
 pub mod sys;
 pub mod task;
 pub mod thread;
+pub mod thread_attr;
 pub mod timers;
 pub mod worker;
 

@@ -317,6 +317,7 @@ fn after_call(addr: usize) -> bool {
 fn dl_info(addr: usize) -> Option<libc::Dl_info> {
     // SAFETY: dladdr only reads the loader's tables; info is a valid out-buffer.
     let mut info: libc::Dl_info = unsafe { core::mem::zeroed() };
+    // SAFETY: dladdr only reads the loader's tables; info is a valid out-buffer.
     (unsafe { libc::dladdr(addr as *const libc::c_void, &mut info) } != 0 && !info.dli_fname.is_null()).then_some(info)
 }
 

@@ -5,8 +5,8 @@
 //! when other work arrives), so no thread exists just for polling.
 
 use super::fd::{self, Dir};
-use super::sys::epoll;
 use super::sys::syscall::Errno;
+use super::sys::{self, epoll, eventfd};
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::OnceLock;
 
@@ -32,7 +32,7 @@ fn get_or_create() -> Option<&'static Netpoller> {
     POLLER
         .get_or_init(|| {
             let epfd = move_high(epoll::create().ok()?);
-            let wake_fd = move_high(epoll::eventfd().ok()?);
+            let wake_fd = move_high(eventfd::new().ok()?);
             epoll::ctl(epfd, libc::EPOLL_CTL_ADD, wake_fd, libc::EPOLLIN as u32, WAKE_TOKEN).ok()?;
             Some(Netpoller { epfd, wake_fd, waiting: AtomicBool::new(false) })
         })
@@ -42,18 +42,13 @@ fn get_or_create() -> Option<&'static Netpoller> {
 /// Moves one of the shim's own fds to the top of the fd space, so the program's `socket()`, `open()` ...
 /// get the same numbers as without the shim, and marks it the runtime's own (see `fd::closing`).
 pub(crate) fn move_high(fd: i32) -> i32 {
-    use super::sys::syscall::{syscall1, syscall2, syscall3};
-    let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit into a local.
-    let _ =
-        unsafe { syscall2(libc::SYS_getrlimit, libc::RLIMIT_NOFILE as usize, &mut rl as *mut libc::rlimit as usize) };
-    let floor = (rl.rlim_cur.min(1 << 20) as usize).saturating_sub(16);
-    // SAFETY: F_DUPFD_CLOEXEC of our own fd, then closing the original.
-    match unsafe { syscall3(libc::SYS_fcntl, fd as usize, libc::F_DUPFD_CLOEXEC as usize, floor) } {
+    let floor = sys::fd::open_files_limit().0.saturating_sub(16);
+    // A duplicate of our own fd up there, then the original closed.
+    match sys::fd::dup_from(fd, floor) {
         Ok(high) => {
-            let _ = unsafe { syscall1(libc::SYS_close, fd as usize) };
-            fd::mark_runtime_own(high as i32);
-            high as i32
+            let _ = sys::fd::close(fd);
+            fd::mark_runtime_own(high);
+            high
         }
         Err(_) => {
             fd::mark_runtime_own(fd);
@@ -97,7 +92,7 @@ pub fn deregister(fd: i32) {
 /// Wakes a worker blocked in [`poll`].
 pub fn wake_waiter() {
     if let Some(p) = get() {
-        epoll::eventfd_signal(p.wake_fd);
+        eventfd::signal(p.wake_fd);
     }
 }
 
@@ -117,7 +112,7 @@ pub fn poll(timeout_ms: i32) -> usize {
     for ev in ready {
         let data = ev.u64;
         if data == WAKE_TOKEN {
-            epoll::eventfd_drain(p.wake_fd);
+            eventfd::drain(p.wake_fd);
             continue;
         }
         let fd = data as u32 as i32;

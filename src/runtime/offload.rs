@@ -77,6 +77,7 @@ const IDLE_EXIT_NS: u64 = 1_000_000_000;
 extern "C" fn helper_main(arg: *mut c_void) -> *mut c_void {
     // SAFETY: arg is a leaked &'static Helper; GS is cleared so hooks see a plain thread.
     let h: &'static Helper = unsafe { &*(arg as *const Helper) };
+    // SAFETY: GS 0 marks a thread that is not a worker; nothing on this thread reads GS as a worker pointer yet.
     unsafe { super::sys::fsgs::set_gs_base(0) };
     loop {
         let idle_until = super::sys::time::monotonic_ns() + IDLE_EXIT_NS;
@@ -242,12 +243,14 @@ pub fn run_keeping_errno<R: Send + 'static>(
     if worker::current_task().is_none() {
         return call();
     }
-    // SAFETY: errno and h_errno locations of the calling thread (the helper's inside the closure, the
-    // coroutine's after it: FS is the coroutine's TCB again).
+    // errno and h_errno are the calling thread's: the helper's inside the closure, the coroutine's after
+    // it (FS is the coroutine's TCB again).
     let (r, errno, h_errno) = run(kind, move || {
         let r = call();
+        // SAFETY: the helper thread's own errno and h_errno, read on it right after the call.
         unsafe { (r, *libc::__errno_location(), *__h_errno_location()) }
     });
+    // SAFETY: __errno_location and __h_errno_location point at the calling coroutine's own variables.
     unsafe {
         *libc::__errno_location() = errno;
         *__h_errno_location() = h_errno;

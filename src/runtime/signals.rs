@@ -17,6 +17,7 @@
 //! passes every other fault to the program's own SIGSEGV handler or the default action.
 
 use super::lock::Lock;
+use super::sys::signal::{SIGCANCEL, SIGSETXID};
 use super::sys::{self, mem, usercopy};
 use super::worker;
 use core::cell::UnsafeCell;
@@ -134,6 +135,7 @@ pub fn program_sigaction(
 ) -> Result<(), i32> {
     let idx = sig as usize;
     let mut actions = PROGRAM_ACTIONS.lock();
+    // SAFETY: all-zero is a valid sigaction.
     let mut kernel_old: libc::sigaction = unsafe { core::mem::zeroed() };
     match act {
         Some(a) => {
@@ -157,6 +159,7 @@ pub fn program_sigaction(
             // What the program would read back natively: its handler and flags, plus what the kernel and
             // glibc add (SA_RESTORER, the restorer, the mask without SIGKILL/SIGSTOP).
             let mut seen = *a;
+            // SAFETY: all-zero is a valid sigaction.
             let mut kv: libc::sigaction = unsafe { core::mem::zeroed() };
             if kernel_sigaction(sig, core::ptr::null(), &mut kv).is_ok() {
                 seen.sa_flags = a.sa_flags | (kv.sa_flags & SA_RESTORER);
@@ -307,12 +310,12 @@ const NEVER_BLOCKED: u64 = bit(libc::SIGSEGV)
     | bit(libc::SIGSYS)
     | bit(libc::SIGKILL)
     | bit(libc::SIGSTOP)
-    | bit(32)
-    | bit(33);
+    | bit(SIGCANCEL)
+    | bit(SIGSETXID);
 
 /// What a mask the program passes can block (SIGKILL, SIGSTOP and glibc's two are never blocked).
 pub fn sanitize_mask(m: u64) -> u64 {
-    m & !(bit(libc::SIGKILL) | bit(libc::SIGSTOP) | bit(32) | bit(33))
+    m & !(bit(libc::SIGKILL) | bit(libc::SIGSTOP) | bit(SIGCANCEL) | bit(SIGSETXID))
 }
 
 /// Holds a process-directed signal a worker took in its own context and asks a worker to route it.
@@ -353,11 +356,6 @@ pub fn route_held() {
 /// Takes `sig` out of the held set (true if this caller got it).
 pub fn take_held(sig: i32) -> bool {
     HELD.fetch_and(!bit(sig), Ordering::AcqRel) & bit(sig) != 0
-}
-
-/// Held signals (for sigpending).
-pub fn held() -> u64 {
-    HELD.load(Ordering::Acquire)
 }
 
 /// Moves the held signals in `accept` onto `task`'s pending set (it is about to take them itself).
@@ -408,18 +406,14 @@ pub fn take_info(sig: i32) -> Option<libc::siginfo_t> {
 /// Raises `sig` on the calling OS thread, with the siginfo it was held with when there is one (so the
 /// handler sees the sender's si_code and pid), else as tgkill.
 pub fn raise_here(sig: i32) {
-    let (pid, tid) = (sys::getpid() as usize, sys::gettid() as usize);
-    if let Some(info) = take_info(sig) {
-        // SAFETY: rt_tgsigqueueinfo to the calling thread itself (which may pass any si_code).
-        let r = unsafe {
-            sys::syscall::syscall4(libc::SYS_rt_tgsigqueueinfo, pid, tid, sig as usize, &info as *const _ as usize)
-        };
-        if r.is_ok() {
-            return;
-        }
+    let (pid, tid) = (sys::getpid(), sys::gettid());
+    // To the calling thread itself, which may pass any si_code.
+    if let Some(info) = take_info(sig)
+        && sys::signal::tgsigqueueinfo(pid, tid, sig, &info).is_ok()
+    {
+        return;
     }
-    // SAFETY: tgkill of our own thread.
-    let _ = unsafe { sys::syscall::syscall3(libc::SYS_tgkill, pid, tid, sig as usize) };
+    let _ = sys::signal::tgkill(pid, tid, sig);
 }
 
 /// Runs the handler of `sig` now in the context of `task`, which is parked where a signal does not end
@@ -545,8 +539,7 @@ pub fn settle_idle_workers(generation: u64) {
         if worker::current_task().is_some() {
             super::yield_now();
         } else {
-            // SAFETY: sched_yield has no arguments.
-            let _ = unsafe { sys::syscall::syscall0(libc::SYS_sched_yield) };
+            sys::sched_yield();
         }
     }
 }
@@ -758,9 +751,7 @@ use super::task::{Switch, TaskRef, Wake};
 fn kernel_pending_let_through(mask: u64) -> bool {
     let ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: no fds, a local timeout and a local 8-byte mask.
-    let r = unsafe {
-        sys::syscall::syscall6(libc::SYS_ppoll, 0, 0, &ts as *const _ as usize, &mask as *const u64 as usize, 8, 0)
-    };
+    let r = unsafe { sys::poll::ppoll(core::ptr::null_mut(), 0, &ts, &mask as *const u64 as *const libc::sigset_t) };
     matches!(r, Err(sys::syscall::Errno(libc::EINTR)))
 }
 
@@ -839,16 +830,7 @@ fn take_waited(me: &TaskRef, set: u64, info: &mut libc::siginfo_t) -> Option<i32
     }
     let ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: a local set, the caller's info buffer, a zero timeout.
-    let r = unsafe {
-        sys::syscall::syscall4(
-            libc::SYS_rt_sigtimedwait,
-            &set as *const u64 as usize,
-            info as *mut libc::siginfo_t as usize,
-            &ts as *const _ as usize,
-            8,
-        )
-    };
-    r.ok().map(|s| s as i32)
+    unsafe { sys::signal::timedwait(&set as *const u64 as *const libc::sigset_t, info, &ts) }.ok()
 }
 
 /// The siginfo of a signal pthread_kill sent within this process (SI_TKILL, our pid and uid).

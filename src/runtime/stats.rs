@@ -274,26 +274,11 @@ pub fn write_report() {
     }
     let Ok(path) = std::ffi::CString::new(target.as_str()) else { return };
     let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND | libc::O_CLOEXEC;
-    // SAFETY: raw open/write/close of the user's chosen report file; nothing the program owns.
-    unsafe {
-        let Ok(fd) = sys::syscall::syscall4(
-            libc::SYS_openat,
-            libc::AT_FDCWD as usize,
-            path.as_ptr() as usize,
-            flags as usize,
-            0o644,
-        ) else {
-            sys::write_stderr(format!("asyncshim: cannot write statistics to {target}\n").as_bytes());
-            return;
-        };
-        let mut rest = text.as_bytes();
-        while !rest.is_empty() {
-            match sys::syscall::syscall3(libc::SYS_write, fd, rest.as_ptr() as usize, rest.len()) {
-                Ok(n) if n > 0 => rest = &rest[n..],
-                Err(sys::Errno(libc::EINTR)) => continue,
-                _ => break,
-            }
-        }
-        let _ = sys::syscall::syscall1(libc::SYS_close, fd);
-    }
+    // The user's chosen report file, with raw calls: nothing the program owns.
+    let Ok(fd) = sys::fs::open(&path, flags, 0o644) else {
+        sys::write_stderr(format!("asyncshim: cannot write statistics to {target}\n").as_bytes());
+        return;
+    };
+    sys::fd::write_all(fd, text.as_bytes());
+    let _ = sys::fd::close(fd);
 }

@@ -24,7 +24,7 @@ use super::fd::{self, Dir, FdEntry, Kind};
 use super::io::{self, RESTART};
 use super::lock::Lock;
 use super::parking_lot::Interrupt;
-use super::sys::syscall::{Errno, syscall1, syscall2, syscall3, syscall4, syscall6};
+use super::sys::{self, syscall::Errno};
 use core::sync::atomic::Ordering;
 use std::ffi::{c_char, c_int, c_void};
 
@@ -234,26 +234,16 @@ impl Stream {
 
     /// Bytes the kernel holds unread (0 when it cannot say).
     fn kernel_unread(&self) -> usize {
-        let mut n: c_int = 0;
-        // SAFETY: FIONREAD into a local int.
-        match unsafe {
-            syscall3(libc::SYS_ioctl, self.fd as usize, libc::FIONREAD as usize, &mut n as *mut c_int as usize)
-        } {
-            Ok(_) => n.max(0) as usize,
-            Err(_) => 0,
-        }
+        sys::fd::unread_bytes(self.fd).unwrap_or(0)
     }
 
     /// poll(0) of the read side: (readable, an end or error is pending).
     fn poll_now(&self) -> (bool, bool) {
-        let mut p = libc::pollfd { fd: self.fd, events: libc::POLLIN | libc::POLLRDHUP, revents: 0 };
-        // SAFETY: poll on one local pollfd with a zero timeout.
-        match unsafe { syscall3(libc::SYS_poll, &mut p as *mut libc::pollfd as usize, 1, 0) } {
-            Ok(1) => {
-                let end = p.revents & (libc::POLLHUP | libc::POLLRDHUP | libc::POLLERR | libc::POLLNVAL) != 0;
-                (p.revents & libc::POLLIN != 0, end)
+        match sys::poll::revents_now(self.fd, libc::POLLIN | libc::POLLRDHUP) {
+            Ok(revents) => {
+                let end = revents & (libc::POLLHUP | libc::POLLRDHUP | libc::POLLERR | libc::POLLNVAL) != 0;
+                (revents & libc::POLLIN != 0, end)
             }
-            Ok(_) => (false, false),
             Err(_) => (true, true),
         }
     }
@@ -382,14 +372,13 @@ impl Stream {
         if peek == PEEK_STREAM {
             // SAFETY: peeking into the caller's buffer of `window` bytes.
             unsafe {
-                syscall6(
-                    libc::SYS_recvfrom,
-                    self.fd as usize,
-                    dst as usize,
+                sys::socket::recvfrom(
+                    self.fd,
+                    dst,
                     window,
-                    (libc::MSG_PEEK | libc::MSG_DONTWAIT) as usize,
-                    0,
-                    0,
+                    libc::MSG_PEEK | libc::MSG_DONTWAIT,
+                    core::ptr::null_mut(),
+                    core::ptr::null_mut(),
                 )
             }
         } else {
@@ -417,12 +406,7 @@ impl Stream {
     }
 
     fn is_terminal(&self) -> bool {
-        let mut t: libc::termios = unsafe { core::mem::zeroed() };
-        // SAFETY: TCGETS into a local termios (all-zero is a valid one).
-        unsafe {
-            syscall3(libc::SYS_ioctl, self.fd as usize, libc::TCGETS as usize, &mut t as *mut libc::termios as usize)
-        }
-        .is_ok()
+        sys::fd::is_terminal(self.fd)
     }
 
     /// Runs `call(can_take)` once it will not block on `need`, parking cooperatively until then. With
@@ -546,29 +530,13 @@ fn peek_kind(fd: i32, e: &FdEntry, kind: Kind) -> u32 {
     }
     let v = match kind {
         Kind::Socket => {
-            let mut ty: c_int = 0;
-            let mut len = size_of::<c_int>() as libc::socklen_t;
-            // SAFETY: getsockopt into locals.
-            let r = unsafe {
-                syscall6(
-                    libc::SYS_getsockopt,
-                    fd as usize,
-                    libc::SOL_SOCKET as usize,
-                    libc::SO_TYPE as usize,
-                    &mut ty as *mut c_int as usize,
-                    &mut len as *mut libc::socklen_t as usize,
-                    0,
-                )
-            };
-            if r.is_ok() && ty == libc::SOCK_STREAM { PEEK_STREAM } else { PEEK_NONE }
+            let ty = sys::socket::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_TYPE);
+            if ty == Ok(libc::SOCK_STREAM) { PEEK_STREAM } else { PEEK_NONE }
         }
         Kind::NoWait => PEEK_PIPE,
         _ => {
-            // SAFETY: all-zero is a valid stat.
-            let mut st: libc::stat = unsafe { core::mem::zeroed() };
-            // SAFETY: fstat into a local struct.
-            let r = unsafe { syscall2(libc::SYS_fstat, fd as usize, &mut st as *mut libc::stat as usize) };
-            if r.is_ok() && st.st_mode & libc::S_IFMT == libc::S_IFIFO { PEEK_PIPE } else { PEEK_NONE }
+            let fifo = sys::fd::fstat(fd).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFIFO);
+            if fifo { PEEK_PIPE } else { PEEK_NONE }
         }
     };
     e.stdio_peek.store(v, Ordering::Relaxed);
@@ -615,18 +583,18 @@ fn scan_allocates(fmt: *const u8, variant: ScanVariant) -> bool {
     false
 }
 
+/// glibc's vfscanf (any variant), on a va_list.
+type VfscanfFn = unsafe extern "C" fn(*mut libc::FILE, *const u8, *mut c_void) -> c_int;
+
 /// glibc's vfscanf of `variant` (the C23 one exists from 2.38; a program that calls it has one).
-fn real_vfscanf(
-    variant: ScanVariant,
-) -> Option<unsafe extern "C" fn(*mut libc::FILE, *const u8, *mut c_void) -> c_int> {
-    // SAFETY: glibc's functions of this signature.
-    unsafe {
-        match variant {
-            ScanVariant::Gnu => Some(core::mem::transmute::<usize, _>(crate::real::vfscanf_addr())),
-            ScanVariant::C99 => Some(core::mem::transmute::<usize, _>(crate::real::isoc99_vfscanf_addr())),
-            ScanVariant::C23 => crate::real::isoc23_vfscanf_addr().map(|a| core::mem::transmute::<usize, _>(a)),
-        }
-    }
+fn real_vfscanf(variant: ScanVariant) -> Option<VfscanfFn> {
+    let addr = match variant {
+        ScanVariant::Gnu => crate::real::vfscanf_addr(),
+        ScanVariant::C99 => crate::real::isoc99_vfscanf_addr(),
+        ScanVariant::C23 => crate::real::isoc23_vfscanf_addr()?,
+    };
+    // SAFETY: glibc's functions of this signature (a va_list is passed as a pointer on x86-64).
+    Some(unsafe { core::mem::transmute::<usize, VfscanfFn>(addr) })
 }
 
 /// The bytes a trial scan reads, and whether it asked for more than there were.
@@ -789,26 +757,24 @@ impl Stream {
 /// pipe, then read back from it. EINVAL: `fd` is not a pipe.
 fn peek_pipe(fd: i32, dst: *mut u8, window: usize) -> Result<usize, Errno> {
     let [r, w] = scratch_pipe_get()?;
-    const SPLICE_F_NONBLOCK: usize = 2;
-    // SAFETY: tee between two pipes; the scratch pipe is ours and empty.
-    let res = unsafe { syscall4(libc::SYS_tee, fd as usize, w as usize, window, SPLICE_F_NONBLOCK) };
+    const SPLICE_F_NONBLOCK: u32 = 2;
+    // The scratch pipe is ours and empty.
+    let res = sys::fd::tee(fd, w, window, SPLICE_F_NONBLOCK);
     let mut clean = true;
     if let Ok(k) = res
         && k > 0
     {
         // SAFETY: reading k bytes (at most `window`) into the caller's buffer of `window` bytes.
-        clean = matches!(unsafe { syscall3(libc::SYS_read, r as usize, dst as usize, k) }, Ok(got) if got == k);
+        clean = matches!(unsafe { sys::fd::read(r, dst, k) }, Ok(got) if got == k);
     }
     if clean {
         SCRATCH_PIPES.lock().push([r, w]);
     } else {
         super::fd::unmark_runtime_own(r);
         super::fd::unmark_runtime_own(w);
-        // SAFETY: closing our own fds.
-        unsafe {
-            let _ = syscall1(libc::SYS_close, r as usize);
-            let _ = syscall1(libc::SYS_close, w as usize);
-        }
+        // Our own fds.
+        let _ = sys::fd::close(r);
+        let _ = sys::fd::close(w);
     }
     res
 }
@@ -820,9 +786,7 @@ fn scratch_pipe_get() -> Result<[i32; 2], Errno> {
     if let Some(p) = SCRATCH_PIPES.lock().pop() {
         return Ok(p);
     }
-    let mut fds = [0i32; 2];
-    // SAFETY: pipe2 into a local array.
-    unsafe { syscall2(libc::SYS_pipe2, fds.as_mut_ptr() as usize, (libc::O_CLOEXEC | libc::O_NONBLOCK) as usize)? };
+    let fds = sys::fd::pipe2(libc::O_CLOEXEC | libc::O_NONBLOCK)?;
     Ok([super::netpoll::move_high(fds[0]), super::netpoll::move_high(fds[1])])
 }
 

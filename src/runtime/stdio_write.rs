@@ -23,7 +23,7 @@ use super::stdio::{
     CURRENTLY_PUTTING, ERR_SEEN, IS_APPENDING, IS_FILEBUF, IoFile, LINE_BUF, MAGIC, MAGIC_MASK, NO_WRITES, UNBUFFERED,
     VaListTag, file, is_stream_socket, lock_file, unlock_file,
 };
-use super::sys::syscall::syscall3;
+use super::sys;
 use std::ffi::{c_int, c_void};
 
 /// glibc's EOF, which its put functions return on failure.
@@ -133,10 +133,9 @@ impl Sink {
         } else if f.read_end != f.write_base {
             // Unread input before the put area: glibc seeks back over it first, and gives up writing if the
             // object cannot seek (a socket or pipe opened for both).
-            let delta = f.write_base as isize - f.read_end as isize;
-            // SAFETY: lseek on the FILE's fd with plain integer arguments.
-            match unsafe { syscall3(libc::SYS_lseek, self.fd as usize, delta as usize, libc::SEEK_CUR as usize) } {
-                Ok(pos) => f.offset = pos as i64,
+            let delta = f.write_base as i64 - f.read_end as i64;
+            match sys::fd::lseek(self.fd, delta, libc::SEEK_CUR) {
+                Ok(pos) => f.offset = pos,
                 Err(e) => {
                     set_errno(e.0);
                     return 0;
@@ -490,7 +489,7 @@ impl Formatted {
         out.len = n as usize;
         if out.len >= SMALL {
             // SAFETY: a fresh block of len + 1 bytes (vsnprintf writes the NUL too).
-            out.heap = unsafe { super::alloc::glibc::malloc(out.len + 1) } as *mut u8;
+            out.heap = unsafe { super::libc_malloc::malloc(out.len + 1) } as *mut u8;
             if out.heap.is_null() || format(out.heap, out.len + 1) != n {
                 return None;
             }
@@ -507,7 +506,7 @@ impl Drop for Formatted {
     fn drop(&mut self) {
         if !self.heap.is_null() {
             // SAFETY: allocated with glibc's malloc in `new`.
-            unsafe { super::alloc::glibc::free(self.heap as *mut c_void) };
+            unsafe { super::libc_malloc::free(self.heap as *mut c_void) };
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Program threads as coroutines: create, exit, join, detach, and the registry that maps a `pthread_t`
 //! back to its task. Errors follow glibc 2.36's answers case by case (see `join`).
 
-use super::identity::{self, Tcb};
+use super::identity::{self, FAKE_TID_BASE, FAKE_TID_SPAN, Tcb};
 use super::lock::Lock;
 use super::stack::{self, CoStack};
 use super::sys::{self, futex, time};
@@ -23,16 +23,6 @@ unsafe extern "C" {
     ) -> *mut c_void;
 }
 
-/// Fake tids for coroutines: stable per thread (recursive mutexes record the owner's tid), above any real
-/// pid (pid_max ≤ 2^22) and below FUTEX_TID_MASK.
-const FAKE_TID_BASE: i32 = 0x2000_0000;
-const FAKE_TID_SPAN: i32 = 0x1000_0000;
-
-/// Whether `tid` (a TCB's tid field) is one of the fake tids coroutines carry rather than an OS thread's.
-#[inline(always)]
-pub fn is_coroutine_tid(tid: i32) -> bool {
-    (FAKE_TID_BASE..FAKE_TID_BASE + FAKE_TID_SPAN).contains(&tid)
-}
 /// Ended threads kept ready for reuse per stack class (stack top pages and TCB committed, about 10 KB
 /// each); beyond this an ended thread's slot is given back to the kernel, so a burst does not pin memory.
 const HOT_PER_CLASS: usize = 64;
@@ -174,13 +164,11 @@ fn thread_exit(task: TaskRef, ret: *mut c_void) {
     task.join.lock().result = ret;
     if super::forked_child() {
         // In a forked child this thread is a plain OS thread now; it ends the process if it is the last one.
-        // SAFETY: exit/_exit-style calls have no preconditions.
-        unsafe {
-            if os_thread_count() <= 1 {
-                libc::exit(0);
-            }
-            let _ = sys::syscall::syscall1(libc::SYS_exit, 0);
+        if os_thread_count() <= 1 {
+            // SAFETY: exit has no preconditions.
+            unsafe { libc::exit(0) };
         }
+        sys::process::exit_thread(0);
     }
     // An ending thread takes no more signals (those sent to it alone are dropped, as by the kernel).
     let mask = task.delivery_mask.swap(u64::MAX, Ordering::AcqRel);
@@ -561,8 +549,7 @@ pub fn deadline_from_abs(clock: libc::clockid_t, abs_ns: u64) -> u64 {
 /// one whose default action ends the process goes to the process unless the target blocks it (then it
 /// stays pending on the target, as natively, until unblocked or taken by sigwait).
 pub fn kill(target: TaskRef, sig: i32) -> i32 {
-    // SIGCANCEL (32) and SIGSETXID (33) are glibc's own.
-    if !(0..libc::SIGRTMAX() + 1).contains(&sig) || sig == 32 || sig == 33 {
+    if !(0..libc::SIGRTMAX() + 1).contains(&sig) || sys::signal::is_glibc_reserved(sig) {
         return libc::EINVAL;
     }
     if target.join.lock().life == Life::Free {
@@ -578,11 +565,8 @@ pub fn kill(target: TaskRef, sig: i32) -> i32 {
             return 0;
         }
         // To oneself: raised on this worker, the handler runs now, in this thread, as natively.
-        // SAFETY: tgkill with our own pid and tid.
-        return match unsafe {
-            sys::syscall::syscall3(libc::SYS_tgkill, sys::getpid() as usize, sys::gettid() as usize, sig as usize)
-        } {
-            Ok(_) => 0,
+        return match sys::signal::tgkill(sys::getpid(), sys::gettid(), sig) {
+            Ok(()) => 0,
             Err(e) => e.0,
         };
     }
@@ -592,8 +576,8 @@ pub fn kill(target: TaskRef, sig: i32) -> i32 {
     match super::signals::disposition(sig) {
         // The default action ends (or stops) the process: any thread of it may take the signal.
         super::signals::Disposition::Default if !blocked && !waited_for => {
-            // SAFETY: kill of our own process.
-            let _ = unsafe { sys::syscall::syscall2(libc::SYS_kill, sys::getpid() as usize, sig as usize) };
+            // To our own process.
+            let _ = sys::signal::kill(sys::getpid(), sig);
         }
         // An ignored signal is dropped unless blocked (then it stays pending, as in the kernel).
         super::signals::Disposition::Ignored if !blocked && !waited_for => {}
@@ -661,15 +645,8 @@ pub fn route_process_signal(sig: i32) {
             // coroutine switched out meanwhile, that worker holds or delivers it again).
             let w = &rt.sched.workers[target.last_worker.load(Ordering::Acquire)];
             let _ = super::signals::take_info(sig);
-            // SAFETY: tgkill of one of our own threads.
-            let _ = unsafe {
-                sys::syscall::syscall3(
-                    libc::SYS_tgkill,
-                    sys::getpid() as usize,
-                    w.os_tid.load(Ordering::Relaxed) as usize,
-                    sig as usize,
-                )
-            };
+            // To one of our own threads.
+            let _ = sys::signal::tgkill(sys::getpid(), w.os_tid.load(Ordering::Relaxed), sig);
         }
         3 if super::signals::run_in_parked(target, sig) => {}
         _ => {

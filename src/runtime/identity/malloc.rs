@@ -9,7 +9,7 @@
 
 use super::layout::{Hold, Layout};
 use super::{Tcb, x86_64};
-use crate::runtime::alloc;
+use crate::runtime::libc_malloc;
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 
@@ -80,7 +80,7 @@ pub fn release_cache(l: &Layout, tcb: Tcb) {
     let block = (tcb.0 as isize + l.libc_tls) as usize;
     let m = &l.malloc;
     let slot = (block + m.tcache) as *mut usize;
-    // SAFETY (block): the words are the ended thread's cache pointer and hold-off state in its static TLS;
+    // SAFETY: the words are the ended thread's cache pointer and hold-off state in its static TLS;
     // with the pointer pointing at "no cache" (and creation held off) first, nothing can reach the chunks
     // through it again. A link that is not 16-byte aligned means the layout is not what was learned:
     // stop and leak rather than free garbage.
@@ -106,11 +106,11 @@ pub fn release_cache(l: &Layout, tcb: Tcb) {
                 let link = (e as *const usize).read();
                 let next = if m.safe_linking { link ^ (e >> 12) } else { link };
                 ((e + 8) as *mut usize).write(0);
-                alloc::glibc::free(e as *mut c_void);
+                libc_malloc::free(e as *mut c_void);
                 e = next;
             }
         }
-        alloc::glibc::free(tc as *mut c_void);
+        libc_malloc::free(tc as *mut c_void);
     }
 }
 

@@ -23,10 +23,22 @@ pub mod table;
 pub mod x86_64;
 
 use super::sys;
+use super::sys::futex;
 use layout::{Join, Layout, Learned, UserStack};
 use std::ffi::{CStr, c_void};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Fake tids for coroutines' descriptors: stable per thread (recursive mutexes record the owner's tid),
+/// above any real pid (pid_max ≤ 2^22) and below FUTEX_TID_MASK.
+pub const FAKE_TID_BASE: i32 = 0x2000_0000;
+pub const FAKE_TID_SPAN: i32 = 0x1000_0000;
+
+/// Whether `tid` (a TCB's tid field) is one of the fake tids coroutines carry rather than an OS thread's.
+#[inline(always)]
+pub fn is_coroutine_tid(tid: i32) -> bool {
+    (FAKE_TID_BASE..FAKE_TID_BASE + FAKE_TID_SPAN).contains(&tid)
+}
 
 /// glibc's limits on pthread keys (bits/local_lim.h, nptl internals; the same in every release).
 const KEY_2NDLEVEL: usize = 32;
@@ -266,47 +278,25 @@ pub fn allocate(tid: i32) -> Option<Tcb> {
 /// still owned by `tid` gets FUTEX_OWNER_DIED, keeps its waiters bit, and one waiter is woken (glibc's
 /// robust mutexes always wait with shared futex operations), so the next locker gets EOWNERDEAD.
 pub fn release_robust_mutexes(tcb: Tcb, tid: i32) {
-    const FUTEX_WAITERS: u32 = 0x8000_0000;
-    const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
-    const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
-    const LIMIT: usize = 2048; // the kernel's ROBUST_LIST_LIMIT
     let head = tcb.0 + layout().robust_head;
     // SAFETY: the TCB is live (its thread just ended on this worker); the list entries are the program's
     // mutexes, read and written with fault-safe copies as the kernel would.
     let futex_offset = unsafe { tcb.field::<isize>(layout().robust_head + 8).read() };
+    // SAFETY: as above: a word of the live TCB's robust-list head.
     let pending = unsafe { tcb.field::<usize>(layout().robust_head + 16).read() };
     let release = |entry: usize| {
-        let word = entry.wrapping_add_signed(futex_offset) as *mut u32;
+        let word = entry.wrapping_add_signed(futex_offset) as *const u32;
+        if super::sys::usercopy::read(word).is_err() {
+            return;
+        }
         // SAFETY: an aligned u32 inside a live mutex (checked by the fault-safe read).
-        let Ok(mut cur) = super::sys::usercopy::read(word as *const u32) else { return };
-        loop {
-            if cur & FUTEX_TID_MASK != tid as u32 {
-                return;
-            }
-            let new = (cur & FUTEX_WAITERS) | FUTEX_OWNER_DIED;
-            // SAFETY: the word is the mutex's futex, alive (read just above).
-            let atom = unsafe { &*(word as *const core::sync::atomic::AtomicU32) };
-            match atom.compare_exchange(
-                cur,
-                new,
-                core::sync::atomic::Ordering::AcqRel,
-                core::sync::atomic::Ordering::Acquire,
-            ) {
-                Ok(_) => break,
-                Err(now) => cur = now,
-            }
-        }
-        if cur & FUTEX_WAITERS != 0 {
-            // SAFETY: FUTEX_WAKE only uses the address as a key.
-            let _ = unsafe {
-                super::sys::syscall::syscall4(libc::SYS_futex, word as usize, libc::FUTEX_WAKE as usize, 1, 0)
-            };
-        }
+        let word = unsafe { &*(word as *const core::sync::atomic::AtomicU32) };
+        futex::mark_owner_died(word, Some(tid));
     };
     // SAFETY: reading list links that glibc maintains in the TCB and in the mutexes.
     let mut entry = unsafe { (head as *const usize).read() };
     let mut n = 0;
-    while entry != head && entry != 0 && n < LIMIT {
+    while entry != head && entry != 0 && n < futex::ROBUST_LIST_LIMIT {
         let next = super::sys::usercopy::read(entry as *const usize).unwrap_or(head);
         if entry != pending {
             release(entry & !1);
@@ -364,7 +354,7 @@ pub fn robust_dequeue(entry: usize) {
 pub fn register_robust_list_here() {
     let head = robust_head_here();
     // SAFETY: the head lives in the calling thread's TCB for as long as the thread.
-    let _ = unsafe { super::sys::syscall::syscall2(libc::SYS_set_robust_list, head, 24) };
+    let _ = unsafe { futex::set_robust_list(head, 24) };
 }
 
 /// The address of the calling thread's robust-list head (glibc's, in its descriptor).
@@ -461,7 +451,7 @@ pub fn on_thread_exit() {
 unsafe fn run_key_destructors(tcb: Tcb) {
     let l = layout();
     let keys = l.keys as *const PthreadKeyStruct;
-    // SAFETY (whole fn): specific[] holds KEY_1STLEVEL pointers to arrays of KEY_2NDLEVEL key data, as in
+    // SAFETY: specific[] holds KEY_1STLEVEL pointers to arrays of KEY_2NDLEVEL key data, as in
     // glibc's __nptl_deallocate_tsd, which this mirrors; `keys` is libc's key table (1024 entries).
     unsafe {
         let used = tcb.field::<bool>(l.specific_used);
@@ -525,19 +515,11 @@ fn parent_has_this_library() -> bool {
         return false;
     };
     let Ok(own) = std::ffi::CString::new(own) else { return false };
-    // SAFETY: stat into a zeroed struct with a NUL-terminated path.
-    let mut st: libc::stat = unsafe { core::mem::zeroed() };
-    // SAFETY: as above.
-    if unsafe { sys::syscall::syscall2(libc::SYS_stat, own.as_ptr() as usize, &mut st as *mut libc::stat as usize) }
-        .is_err()
-    {
-        return false;
-    }
+    let Ok(st) = sys::fs::stat(&own) else { return false };
     // A maps line: "start-end perms offset major:minor inode path".
     let dev = format!("{:02x}:{:02x}", libc::major(st.st_dev), libc::minor(st.st_dev));
     let ino = st.st_ino.to_string();
-    // SAFETY: getppid has no arguments.
-    let ppid = unsafe { sys::syscall::syscall0(libc::SYS_getppid) }.unwrap_or(0);
+    let ppid = sys::getppid();
     let Ok(path) = std::ffi::CString::new(format!("/proc/{ppid}/maps")) else { return false };
     let mut found = false;
     for_each_line(&path, |line| {
@@ -552,24 +534,15 @@ fn parent_has_this_library() -> bool {
 
 /// Reads a file with raw system calls (no hooked libc function), one line at a time, while `each` says go on.
 fn for_each_line(path: &CStr, mut each: impl FnMut(&[u8]) -> bool) {
-    // SAFETY: openat with a NUL-terminated path; the fd is closed below.
-    let Ok(fd) = (unsafe {
-        sys::syscall::syscall3(
-            libc::SYS_openat,
-            libc::AT_FDCWD as usize,
-            path.as_ptr() as usize,
-            libc::O_RDONLY as usize | libc::O_CLOEXEC as usize,
-        )
-    }) else {
+    // Closed below.
+    let Ok(fd) = sys::fs::open(path, libc::O_RDONLY | libc::O_CLOEXEC, 0) else {
         return;
     };
     let mut buf = vec![0u8; 64 << 10];
     let mut have = 0;
     'read: loop {
         // SAFETY: reading into the unused part of `buf`.
-        let n = match unsafe {
-            sys::syscall::syscall3(libc::SYS_read, fd, buf[have..].as_mut_ptr() as usize, buf.len() - have)
-        } {
+        let n = match unsafe { sys::fd::read(fd, buf[have..].as_mut_ptr(), buf.len() - have) } {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
@@ -587,6 +560,6 @@ fn for_each_line(path: &CStr, mut each: impl FnMut(&[u8]) -> bool) {
             have = 0; // a line longer than the buffer: skip it
         }
     }
-    // SAFETY: closing the fd opened above.
-    let _ = unsafe { sys::syscall::syscall1(libc::SYS_close, fd) };
+    // The fd opened above.
+    let _ = sys::fd::close(fd);
 }

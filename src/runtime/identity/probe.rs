@@ -17,7 +17,7 @@
 //! same number), the chunks freed stay in the cache they came from, `__libc_single_threaded` is restored.
 
 use super::x86_64;
-use crate::runtime::alloc::glibc;
+use crate::runtime::libc_malloc as glibc;
 use core::ffi::{CStr, c_void};
 use core::sync::atomic::{AtomicU32, Ordering};
 use std::ffi::c_int;
@@ -132,26 +132,13 @@ fn dlsym(name: &CStr) -> usize {
     unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) as usize }
 }
 
-/// Whether the page holding `addr` can be read: FUTEX_WAIT reads a word of it and answers EFAULT if it
-/// cannot. The value compared is one no word holds by chance (a match would only wait out the zero timeout).
+/// Whether the page holding `addr` can be read (see `sys::futex::word_readable`).
 pub fn readable(addr: usize) -> bool {
-    const UNLIKELY: usize = 0xa5c3_5a3c;
     let word = addr & !3;
     if word < 4096 {
         return false;
     }
-    let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: FUTEX_WAIT only reads the word (the kernel reports a bad address) and the timeout is zero.
-    let r = unsafe {
-        super::super::sys::syscall::syscall4(
-            libc::SYS_futex,
-            word,
-            (libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG) as usize,
-            UNLIKELY,
-            &zero as *const libc::timespec as usize,
-        )
-    };
-    !matches!(r, Err(e) if e.0 == libc::EFAULT)
+    super::super::sys::futex::word_readable(word)
 }
 
 /// Whether all of [lo, hi) can be read (one check per page).
@@ -271,17 +258,9 @@ fn exports(o: &mut Observations) {
         // SAFETY: glibc's constants (ptrdiff_t and unsigned int).
         o.rseq = Some(unsafe { ((off as *const isize).read(), (size as *const u32).read()) });
     }
-    let (mut head, mut len) = (0usize, 0usize);
-    // SAFETY: get_robust_list(0) writes the calling thread's head and length to the out-pointers.
-    let r = unsafe {
-        super::super::sys::syscall::syscall3(
-            libc::SYS_get_robust_list,
-            0,
-            &mut head as *mut usize as usize,
-            &mut len as *mut usize as usize,
-        )
-    };
-    if r.is_ok() && head != 0 {
+    if let Ok((head, _)) = super::super::sys::futex::get_robust_list()
+        && head != 0
+    {
         o.robust_head = Some(head - o.main_tp);
     }
     // SAFETY: __errno_location has no preconditions.
@@ -305,7 +284,7 @@ fn keys(o: &mut Observations) {
     o.key = Some(k);
     let destructor = key_probe_destructor as *const () as usize;
     let is_entry = |addr: usize| -> bool {
-        // SAFETY (closure): callers pass addresses inside a mapped writable segment or the exported table.
+        // SAFETY: callers pass addresses inside a mapped writable segment or the exported table.
         let (seq, destr) = unsafe { ((addr as *const usize).read(), ((addr + 8) as *const usize).read()) };
         seq % 2 == 1 && destr == destructor
     };
@@ -500,7 +479,7 @@ fn malloc(o: &mut Observations) {
     if block == 0 || o.libc.tls_size == 0 {
         return;
     }
-    // SAFETY (block): plain malloc/free; the chunks freed end up in the main thread's cache, as any free.
+    // SAFETY: plain malloc/free; the chunks freed end up in the main thread's cache, as any free.
     unsafe {
         let p = glibc::malloc(24) as usize;
         glibc::free(p as *mut c_void);
@@ -573,7 +552,7 @@ fn locale_word(block: usize, size: usize) -> Option<usize> {
 /// a cache has) and `hold` applied, do one malloc and one free leave the pointer alone (no cache made)?
 /// The main thread's cache is put back afterwards, and a cache made by mistake is freed.
 pub fn malloc_holds_off(tcache_addr: usize, none: usize, hold: impl Fn(bool)) -> bool {
-    // SAFETY (block): the words are this thread's cache pointer (and the hold's own); nothing else runs.
+    // SAFETY: the words are this thread's cache pointer (and the hold's own); nothing else runs.
     unsafe {
         let slot = tcache_addr as *mut usize;
         let saved = slot.read();

@@ -6,7 +6,7 @@
 //! wait on one is made in the kernel by a helper thread while it parks, and shared wakes go to the kernel.
 
 use super::super::parking_lot::{self, Filter, Interrupt, Parked};
-use super::super::sys::{syscall::Errno, syscall::syscall6, time};
+use super::super::sys::{syscall::Errno, time};
 use core::sync::atomic::{AtomicU32, Ordering};
 
 const FUTEX_WAIT: i32 = 0;
@@ -21,7 +21,7 @@ const CMD_MASK: i32 = !(FUTEX_PRIVATE | FUTEX_CLOCK_REALTIME);
 
 fn raw(addr: usize, op: i32, val: u32, timeout: usize, addr2: usize, val3: u32) -> Result<usize, Errno> {
     // SAFETY: the program's own futex call, passed on unchanged; the kernel validates every argument.
-    unsafe { syscall6(libc::SYS_futex, addr, op as usize, val as usize, timeout, addr2, val3 as usize) }
+    unsafe { super::super::sys::futex::futex_raw(addr, op, val, timeout, addr2, val3) }
 }
 
 /// Handles `syscall(SYS_futex, addr, op, val, timeout, addr2, val3)` for the caller. Returns what the
@@ -72,7 +72,7 @@ pub fn futex(addr: usize, op: i32, val: u32, timeout: usize, addr2: usize, val3:
             if (val as i32) < 0 || (timeout as isize) < 0 || !addr.is_multiple_of(4) || !addr2.is_multiple_of(4) {
                 return Err(Errno(libc::EINVAL));
             }
-            let word = super::super::sys::usercopy::read(addr as *const u32).map_err(Errno)?;
+            let word = super::super::sys::usercopy::read(addr as *const u32)?;
             let check = || cmd == FUTEX_REQUEUE || word == val3;
             match parking_lot::requeue(addr, addr2, val as usize, requeue, check) {
                 None => Err(Errno(libc::EAGAIN)),
@@ -90,7 +90,7 @@ fn deadline(op: i32, timeout: usize) -> Result<Option<u64>, Errno> {
     if timeout == 0 {
         return Ok(None);
     }
-    let ts = super::super::sys::usercopy::read(timeout as *const libc::timespec).map_err(Errno)?;
+    let ts = super::super::sys::usercopy::read(timeout as *const libc::timespec)?;
     let ns = time::timespec_ns(&ts).ok_or(Errno(libc::EINVAL))?;
     if op & CMD_MASK == FUTEX_WAIT {
         return Ok(Some(time::monotonic_ns().saturating_add(ns)));
@@ -104,7 +104,7 @@ fn wait(addr: usize, op: i32, val: u32, timeout: usize, bits: u32) -> Result<usi
         return Err(Errno(libc::EINVAL));
     }
     // The value check reads the program's word; an unreadable address is EFAULT, as from the kernel.
-    let current = super::super::sys::usercopy::read(addr as *const u32).map_err(Errno)?;
+    let current = super::super::sys::usercopy::read(addr as *const u32)?;
     if current != val {
         return Err(Errno(libc::EAGAIN));
     }

@@ -18,7 +18,7 @@ pub mod rwlock;
 pub mod sem;
 pub mod spin;
 
-use super::sys::time;
+use super::sys::{Errno, time};
 
 /// The object is of a kind glibc must handle (process-shared, priority-protect, robust non-PI).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,17 +36,36 @@ pub type Deadline = Option<u64>;
 /// Checks an absolute timeout on `clock` as glibc's timed waits do and converts it to a monotonic
 /// deadline: EINVAL for a clock other than REALTIME/MONOTONIC or nanoseconds outside [0, 1e9), EFAULT for
 /// an unreadable pointer; a negative time has already passed.
-pub fn abs_deadline(clock: libc::clockid_t, abstime: *const libc::timespec) -> Result<u64, i32> {
+pub fn abs_deadline(clock: libc::clockid_t, abstime: *const libc::timespec) -> Result<u64, Errno> {
     if clock != libc::CLOCK_REALTIME && clock != libc::CLOCK_MONOTONIC {
-        return Err(libc::EINVAL);
+        return Err(Errno(libc::EINVAL));
     }
     let ts = super::sys::usercopy::read(abstime)?;
     if !(0..1_000_000_000).contains(&ts.tv_nsec) {
-        return Err(libc::EINVAL);
+        return Err(Errno(libc::EINVAL));
     }
     if ts.tv_sec < 0 {
         return Ok(0);
     }
     let abs = time::timespec_ns(&ts).unwrap_or(u64::MAX);
     Ok(super::thread::deadline_from_abs(clock, abs))
+}
+
+/// Retries a non-blocking attempt until it stops answering `busy` or `deadline` passes, sleeping 20 µs
+/// to 2 ms between attempts: how a coroutine waits for an object only glibc (or another process) can
+/// release, without blocking its worker.
+pub fn retry_cooperatively(busy: i32, deadline: Deadline, mut attempt: impl FnMut() -> i32) -> i32 {
+    let mut pause = 20_000u64;
+    loop {
+        let r = attempt();
+        if r != busy {
+            return r;
+        }
+        let now = time::monotonic_ns();
+        if deadline.is_some_and(|d| d <= now) {
+            return libc::ETIMEDOUT;
+        }
+        super::sleep_until(deadline.map_or(now + pause, |d| d.min(now + pause)));
+        pause = (pause * 2).min(2_000_000);
+    }
 }

@@ -34,7 +34,7 @@
 use super::super::lock::Lock;
 use super::super::offload::{self, Job};
 use super::super::stats::Offload;
-use super::super::sys::{self, futex, syscall, time};
+use super::super::sys::{self, futex, time};
 use super::super::task::{Task, TaskRef};
 use super::{Deadline, my_tid};
 use core::cell::Cell;
@@ -48,9 +48,11 @@ const KIND_PI: i32 = 32;
 const KIND_PP: i32 = 64;
 const KIND_PSHARED: i32 = 128;
 
-const FUTEX_WAITERS: u32 = 0x8000_0000;
-const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
-const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+use futex::{FUTEX_OWNER_DIED, FUTEX_TID_MASK, FUTEX_WAITERS};
+/// A bound on walks of a keeper's list, against a corrupted (cyclic) list. It is not the kernel's
+/// ROBUST_LIST_LIMIT (2,048 entries of one thread's list): the shared keeper's list holds the robust
+/// mutexes of every coroutine that locked one through it, so it may legitimately be much longer.
+const KEEPER_LIST_WALK_LIMIT: usize = 1_000_000;
 const OWNER_INCONSISTENT: i32 = i32::MAX;
 const OWNER_NOTRECOVERABLE: i32 = i32::MAX - 1;
 
@@ -191,7 +193,7 @@ extern "C" fn keeper_main(arg: *mut libc::c_void) -> *mut libc::c_void {
         h.list.store(head, Ordering::Relaxed);
         h.pending.store(0, Ordering::Relaxed);
         (head as *mut isize).add(1).write(-(OFF_LIST_NEXT as isize));
-        syscall::syscall2(libc::SYS_set_robust_list, head, size_of::<RobustHead>())
+        futex::set_robust_list(head, size_of::<RobustHead>())
     };
     if registered.is_err() {
         k.state.store(KEEPER_FAILED, Ordering::Release);
@@ -214,7 +216,7 @@ extern "C" fn keeper_main(arg: *mut libc::c_void) -> *mut libc::c_void {
                 Request::Futex { word, op, result } => {
                     // SAFETY: the requester waits for `served` (or the mutex is one its coroutine released
                     // and still relocks), so the word is alive.
-                    let r = unsafe { syscall::syscall4(libc::SYS_futex, word, op as usize, 0, 0) };
+                    let r = unsafe { futex::futex_raw(word, op, 0, 0, 0, 0) };
                     if !result.is_null() {
                         // SAFETY: see Request.
                         unsafe { (*result).store(r.map_or_else(|e| e.0, |_| 0), Ordering::Relaxed) };
@@ -405,8 +407,7 @@ fn claim(head: &RobustHead, entry: usize) -> ListGuard<'_> {
             core::hint::spin_loop();
         } else {
             // The holder's worker was preempted: let it run.
-            // SAFETY: sched_yield has no arguments and no memory effects.
-            let _ = unsafe { syscall::syscall0(libc::SYS_sched_yield) };
+            sys::sched_yield();
         }
     }
     ListGuard(head)
@@ -438,7 +439,7 @@ fn dequeue(g: &ListGuard, entry: usize) {
     unsafe {
         loop {
             let next = (link as *const usize).read();
-            if next & !1 == head || n > 1_000_000 {
+            if next & !1 == head || n > KEEPER_LIST_WALK_LIMIT {
                 return;
             }
             if next & !1 == entry {
@@ -460,7 +461,7 @@ fn set_holder_of_all(g: &ListGuard, holder: i32) {
     let mut n = 0;
     // SAFETY: every link is the head or the `__next` word of a mutex on the list (owned by the keeper).
     unsafe {
-        while entry != head && entry != 0 && n < 1_000_000 {
+        while entry != head && entry != 0 && n < KEEPER_LIST_WALK_LIMIT {
             (*((entry - OFF_LIST_NEXT + OFF_LIST_PREV) as *const AtomicUsize))
                 .store(holder as usize, Ordering::Relaxed);
             entry = (entry as *const usize).read() & !1;
@@ -927,7 +928,7 @@ impl Shared {
 fn release_word(word: &AtomicU32, pi: bool) -> bool {
     if !pi {
         if word.swap(0, Ordering::Release) & FUTEX_WAITERS != 0 {
-            wake_shared(word);
+            futex::wake_shared(word, 1);
         }
         return false;
     }
@@ -941,11 +942,6 @@ fn release_word(word: &AtomicU32, pi: bool) -> bool {
             Err(now) => cur = now,
         }
     }
-}
-
-fn wake_shared(word: &AtomicU32) {
-    // SAFETY: FUTEX_WAKE only uses the address as a key (shared: robust and process-shared mutexes wait so).
-    let _ = unsafe { syscall::syscall4(libc::SYS_futex, word.as_ptr() as usize, libc::FUTEX_WAKE as usize, 1, 0) };
 }
 
 /// A coroutine thread ended: the robust mutexes (not PI) it held through the shared keeper get
@@ -974,14 +970,7 @@ pub fn release_held_by(tid: i32) {
             }
             holder.store(0, Ordering::Relaxed);
             dequeue(&g, entry);
-            let word = &*(base as *const AtomicU32);
-            // A glibc waiter may add the waiters bit meanwhile.
-            let prev = word.fetch_update(Ordering::Release, Ordering::Relaxed, |cur| {
-                Some((cur & FUTEX_WAITERS) | FUTEX_OWNER_DIED)
-            });
-            if prev.is_ok_and(|cur| cur & FUTEX_WAITERS != 0) {
-                wake_shared(word);
-            }
+            futex::mark_owner_died(&*(base as *const AtomicU32), None);
         }
     }
 }

@@ -3,6 +3,7 @@
 //! and a `private` flag. Named and process-shared semaphores are left to glibc.
 
 use super::super::parking_lot::{self, Parked};
+use super::super::sys::Errno;
 use super::{Deadline, Unsupported};
 use core::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 
@@ -47,7 +48,7 @@ impl Sem {
     }
 
     /// Waits for a unit. Err(EINTR) when a handled signal interrupts it, Err(ETIMEDOUT) after `deadline`.
-    pub fn wait(&self, deadline: Deadline) -> Result<(), i32> {
+    pub fn wait(&self, deadline: Deadline) -> Result<(), Errno> {
         loop {
             if self.try_wait() {
                 return Ok(());
@@ -65,19 +66,19 @@ impl Sem {
             );
             self.data.fetch_sub(ONE_WAITER, Ordering::Relaxed);
             match r {
-                Parked::TimedOut if !self.try_wait() => return Err(libc::ETIMEDOUT),
-                Parked::Interrupted => return Err(libc::EINTR),
+                Parked::TimedOut if !self.try_wait() => return Err(Errno(libc::ETIMEDOUT)),
+                Parked::Interrupted => return Err(Errno(libc::EINTR)),
                 Parked::TimedOut => return Ok(()),
                 _ => {}
             }
         }
     }
 
-    pub fn post(&self) -> Result<(), i32> {
+    pub fn post(&self) -> Result<(), Errno> {
         let mut d = self.data.load(Ordering::Relaxed);
         loop {
             if d & VALUE_MASK == SEM_VALUE_MAX {
-                return Err(libc::EOVERFLOW);
+                return Err(Errno(libc::EOVERFLOW));
             }
             match self.data.compare_exchange_weak(d, d + 1, Ordering::Release, Ordering::Relaxed) {
                 Ok(_) => break,

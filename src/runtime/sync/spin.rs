@@ -27,8 +27,7 @@ pub unsafe fn lock(lock: *mut libc::pthread_spinlock_t) {
             if super::super::worker::current_task().is_some() {
                 super::super::yield_now();
             } else {
-                // SAFETY: a plain sched_yield system call.
-                let _ = unsafe { super::super::sys::syscall::syscall0(libc::SYS_sched_yield) };
+                super::super::sys::sched_yield();
             }
         }
     }

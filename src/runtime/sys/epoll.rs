@@ -1,6 +1,6 @@
-//! epoll and eventfd through raw system calls, for the netpoller.
+//! epoll through raw system calls: the netpoller's, and the program's own waits.
 
-use super::syscall::{Errno, syscall1, syscall2, syscall4};
+use super::syscall::{Errno, syscall1, syscall4, syscall6};
 use core::mem::MaybeUninit;
 
 pub fn create() -> Result<i32, Errno> {
@@ -34,7 +34,7 @@ pub fn wait(
 ) -> Result<&[libc::epoll_event], Errno> {
     // SAFETY: out is a writable array of out.len() events.
     let n = unsafe {
-        super::syscall::syscall6(
+        syscall6(
             libc::SYS_epoll_pwait,
             epfd as usize,
             out.as_mut_ptr() as usize,
@@ -48,21 +48,30 @@ pub fn wait(
     Ok(unsafe { core::slice::from_raw_parts(out.as_ptr() as *const libc::epoll_event, n.min(out.len())) })
 }
 
-pub fn eventfd() -> Result<i32, Errno> {
-    // SAFETY: eventfd2 takes an initial value and flags.
-    unsafe { syscall2(libc::SYS_eventfd2, 0, (libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) as usize).map(|fd| fd as i32) }
+/// The timeout of a program's epoll wait: epoll_pwait's milliseconds (-1: none) or epoll_pwait2's
+/// timespec (null: none).
+pub enum Timeout {
+    Ms(i32),
+    Spec(*const libc::timespec),
 }
 
-/// Adds 1 to an eventfd, waking whoever waits for it to become readable.
-pub fn eventfd_signal(fd: i32) {
-    let one: u64 = 1;
-    // SAFETY: writes 8 bytes from a local.
-    let _ = unsafe { super::syscall::syscall3(libc::SYS_write, fd as usize, &one as *const u64 as usize, 8) };
-}
-
-/// Empties an eventfd.
-pub fn eventfd_drain(fd: i32) {
-    let mut v: u64 = 0;
-    // SAFETY: reads 8 bytes into a local; the fd is non-blocking.
-    let _ = unsafe { super::syscall::syscall3(libc::SYS_read, fd as usize, &mut v as *mut u64 as usize, 8) };
+/// epoll_pwait(2) or epoll_pwait2(2), after `timeout`'s form, with the program's own arguments and an
+/// 8-byte signal mask (or none).
+///
+/// # Safety
+/// `events` (max entries), `mask` and a timespec timeout are the program's own or valid for the call
+/// (or null).
+pub unsafe fn pwait(
+    epfd: i32,
+    events: *mut libc::epoll_event,
+    max: i32,
+    timeout: Timeout,
+    mask: *const libc::sigset_t,
+) -> Result<usize, Errno> {
+    let (nr, t) = match timeout {
+        Timeout::Ms(ms) => (libc::SYS_epoll_pwait, ms as isize as usize),
+        Timeout::Spec(ts) => (libc::SYS_epoll_pwait2, ts as usize),
+    };
+    // SAFETY: the caller vouches for the pointers.
+    unsafe { syscall6(nr, epfd as usize, events as usize, max as usize, t, mask as usize, 8) }
 }

@@ -1,30 +1,47 @@
 //! The runtime's only door to the kernel: raw system calls and a few CPU instructions.
 //!
 //! Nothing here goes through a libc function that asyncshim hooks, so the runtime can never re-enter its
-//! own hooks (a hooked `nanosleep` calling the runtime calling `nanosleep`...). Each file has one job.
+//! own hooks (a hooked `nanosleep` calling the runtime calling `nanosleep`...). Each file is one OS
+//! facility, with typed wrappers over [`syscall`]'s raw instruction:
+//!
+//! | file | facility |
+//! |---|---|
+//! | [`fd`] | fd numbers (dup, close, fcntl, limit) and plain calls on what they name (read, write...) |
+//! | [`fs`] | files by path (open, stat) |
+//! | [`socket`] | send, receive, accept, connect, socket options |
+//! | [`poll`] | poll, ppoll, pselect |
+//! | [`epoll`] | epoll instances and waits |
+//! | [`eventfd`] | eventfds, how one thread wakes another that sleeps in epoll |
+//! | [`futex`] | futex wait/wake and the robust-futex ABI |
+//! | [`signal`] | masks, signal waits, sending signals; glibc's reserved numbers |
+//! | [`process`] | child processes: waits and pidfds |
+//! | [`mem`] | address-space reservations, guards, page discard |
+//! | [`time`] | clocks (the vDSO) |
+//! | [`fsgs`] | the FS and GS segment bases |
+//! | [`usercopy`] | fault-safe copies from and to the program's memory |
 
 pub mod epoll;
+pub mod eventfd;
+pub mod fd;
+pub mod fs;
 pub mod fsgs;
 pub mod futex;
 pub mod mem;
+pub mod poll;
+pub mod process;
+pub mod signal;
+pub mod socket;
 pub mod syscall;
 pub mod time;
 pub mod usercopy;
 
+pub use signal::sigmask;
 pub use syscall::Errno;
 
 /// Writes all of `msg` to stderr with raw `write(2)`; used for diagnostics from any context,
 /// including a signal handler on an overflowed stack.
 pub fn write_stderr(msg: &[u8]) {
-    let mut rest = msg;
-    while !rest.is_empty() {
-        // SAFETY: the pointer and length describe the live slice `rest`.
-        match unsafe { syscall::syscall3(libc::SYS_write, 2, rest.as_ptr() as usize, rest.len()) } {
-            Ok(n) if n > 0 => rest = &rest[n..],
-            Err(Errno(libc::EINTR)) => continue,
-            _ => return,
-        }
-    }
+    fd::write_all(2, msg);
 }
 
 /// The calling OS thread's kernel thread id.
@@ -39,13 +56,14 @@ pub fn getpid() -> i32 {
     unsafe { syscall::syscall0(libc::SYS_getpid).unwrap_or(0) as i32 }
 }
 
-/// The calling OS thread's signal mask, optionally replacing it with `set` (SIG_SETMASK).
-pub fn sigmask(set: Option<u64>) -> u64 {
-    let mut old = 0u64;
-    let new = set.as_ref().map_or(0, |s| s as *const u64 as usize);
-    // SAFETY: 8-byte kernel sigsets at valid addresses.
-    let _ = unsafe {
-        syscall::syscall4(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK as usize, new, &mut old as *mut u64 as usize, 8)
-    };
-    old
+/// This process's parent's id.
+pub fn getppid() -> i32 {
+    // SAFETY: getppid takes no arguments and cannot fail.
+    unsafe { syscall::syscall0(libc::SYS_getppid).unwrap_or(0) as i32 }
+}
+
+/// Gives the CPU to another runnable OS thread (sched_yield).
+pub fn sched_yield() {
+    // SAFETY: sched_yield takes no arguments and touches no memory.
+    let _ = unsafe { syscall::syscall0(libc::SYS_sched_yield) };
 }

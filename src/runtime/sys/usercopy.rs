@@ -2,6 +2,7 @@
 //! the way the kernel's own copy_from_user does: the copy is one `rep movsb` whose faults the SIGSEGV
 //! handler recognises by address and resumes at a fixup that returns EFAULT.
 
+use super::syscall::Errno;
 use core::arch::global_asm;
 
 global_asm!(
@@ -42,21 +43,21 @@ pub fn fixup_for(pc: usize) -> Option<usize> {
 }
 
 /// Reads a `T` from a program-supplied pointer; Err(EFAULT) if it is not readable.
-pub fn read<T: Copy>(src: *const T) -> Result<T, i32> {
+pub fn read<T: Copy>(src: *const T) -> Result<T, Errno> {
     let mut v = core::mem::MaybeUninit::<T>::uninit();
     // SAFETY: the destination is our own MaybeUninit; faults on the source are caught and reported.
     match unsafe { asyncshim_user_copy(v.as_mut_ptr() as *mut u8, src as *const u8, size_of::<T>()) } {
         // SAFETY: all size_of::<T>() bytes were copied and T is plain data (Copy).
         0 => Ok(unsafe { v.assume_init() }),
-        e => Err(e),
+        e => Err(Errno(e)),
     }
 }
 
 /// Writes a `T` to a program-supplied pointer; Err(EFAULT) if it is not writable.
-pub fn write<T: Copy>(dst: *mut T, val: T) -> Result<(), i32> {
+pub fn write<T: Copy>(dst: *mut T, val: T) -> Result<(), Errno> {
     // SAFETY: the source is a local; faults on the destination are caught and reported.
     match unsafe { asyncshim_user_copy(dst as *mut u8, &val as *const T as *const u8, size_of::<T>()) } {
         0 => Ok(()),
-        e => Err(e),
+        e => Err(Errno(e)),
     }
 }

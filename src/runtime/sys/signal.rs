@@ -1,0 +1,83 @@
+//! Signals through raw system calls (masks, waits, sending), and the numbers glibc keeps for itself.
+//! Masks are the kernel's 8-byte sets.
+
+use super::syscall::{Errno, syscall0, syscall2, syscall3, syscall4};
+
+/// glibc's SIGCANCEL (the first real-time signal): thread cancellation. The program cannot use it;
+/// glibc's `sigaction`, `pthread_kill` and the masks the program sets refuse or drop it.
+pub const SIGCANCEL: i32 = 32;
+/// glibc's SIGSETXID: its `set*id` calls signal every OS thread with it to change their credentials.
+pub const SIGSETXID: i32 = 33;
+
+/// Whether `sig` is one of glibc's two reserved signals (SIGCANCEL, SIGSETXID).
+pub const fn is_glibc_reserved(sig: i32) -> bool {
+    sig == SIGCANCEL || sig == SIGSETXID
+}
+
+/// The calling OS thread's signal mask, optionally replacing it with `set` (SIG_SETMASK).
+pub fn sigmask(set: Option<u64>) -> u64 {
+    let mut old = 0u64;
+    let new = set.as_ref().map_or(0, |s| s as *const u64 as usize);
+    // SAFETY: 8-byte kernel sigsets at valid addresses.
+    let _ = unsafe {
+        syscall4(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK as usize, new, &mut old as *mut u64 as usize, 8)
+    };
+    old
+}
+
+/// The signals pending for the calling OS thread or its process (rt_sigpending).
+pub fn pending() -> Result<u64, Errno> {
+    let mut set = 0u64;
+    // SAFETY: an 8-byte kernel sigset into a local.
+    unsafe { syscall2(libc::SYS_rt_sigpending, &mut set as *mut u64 as usize, 8) }?;
+    Ok(set)
+}
+
+/// rt_sigsuspend(2) with the program's mask.
+///
+/// # Safety
+/// `mask` is the program's own (the kernel validates it).
+pub unsafe fn suspend(mask: *const libc::sigset_t) -> Result<usize, Errno> {
+    // SAFETY: the caller vouches for the mask.
+    unsafe { syscall2(libc::SYS_rt_sigsuspend, mask as usize, 8) }
+}
+
+/// pause(2): sleeps until a signal handler runs; always ends in an error (EINTR).
+pub fn pause() -> Errno {
+    // SAFETY: takes no arguments.
+    unsafe { syscall0(libc::SYS_pause) }.err().unwrap_or(Errno(libc::EINTR))
+}
+
+/// rt_sigtimedwait(2) with the program's arguments.
+///
+/// # Safety
+/// `set`, `info` and `timeout` are the program's own or valid for the call (`info`, `timeout`: or null).
+pub unsafe fn timedwait(
+    set: *const libc::sigset_t,
+    info: *mut libc::siginfo_t,
+    timeout: *const libc::timespec,
+) -> Result<i32, Errno> {
+    // SAFETY: the caller vouches for the pointers.
+    unsafe { syscall4(libc::SYS_rt_sigtimedwait, set as usize, info as usize, timeout as usize, 8) }.map(|s| s as i32)
+}
+
+/// kill(2): `sig` to process `pid`.
+pub fn kill(pid: i32, sig: i32) -> Result<(), Errno> {
+    // SAFETY: touches no memory.
+    unsafe { syscall2(libc::SYS_kill, pid as usize, sig as usize) }.map(|_| ())
+}
+
+/// rt_tgsigqueueinfo(2): `sig` with `info` to thread `tid` of process `pid`.
+pub fn tgsigqueueinfo(pid: i32, tid: i32, sig: i32, info: &libc::siginfo_t) -> Result<(), Errno> {
+    // SAFETY: the kernel reads the siginfo, a live reference.
+    unsafe {
+        syscall4(libc::SYS_rt_tgsigqueueinfo, pid as usize, tid as usize, sig as usize, info as *const _ as usize)
+    }
+    .map(|_| ())
+}
+
+/// tgkill(2): `sig` to thread `tid` of process `pid`.
+pub fn tgkill(pid: i32, tid: i32, sig: i32) -> Result<(), Errno> {
+    // SAFETY: touches no memory.
+    unsafe { syscall3(libc::SYS_tgkill, pid as usize, tid as usize, sig as usize) }.map(|_| ())
+}
