@@ -406,6 +406,13 @@ impl Sink {
     /// # Safety
     /// `fmt` and `ap` are a printf format and its arguments (a va_list).
     pub unsafe fn vfprintf(&self, flag: c_int, fmt: *const u8, ap: *mut c_void) -> Option<c_int> {
+        // The common case, as glibc does it: formatted straight into the buffer's room.
+        // SAFETY: per the contract.
+        match self.with_lock(true, |s| unsafe { s.format_in_buffer(flag, fmt, ap) }) {
+            InBuffer::Done(n) => return Some(n),
+            InBuffer::Failed => return None,
+            InBuffer::NoRoom => {}
+        }
         // SAFETY: per the contract.
         let text = unsafe { Formatted::new(flag, fmt, ap)? };
         Some(self.with_lock(true, |s| {
@@ -413,6 +420,55 @@ impl Sink {
             // SAFETY: the formatted bytes.
             if unsafe { s.xsputn(text.bytes(), text.len) } == text.len { text.len as c_int } else { EOF }
         }))
+    }
+
+    /// A fully buffered FILE in put mode takes the formatted output into its buffer's room when it fits
+    /// there (with the NUL vsnprintf adds): exactly what the put would do, with no copy. Bytes past the
+    /// put pointer are free space, so output that does not fit leaves nothing behind.
+    unsafe fn format_in_buffer(&self, flag: c_int, fmt: *const u8, ap: *mut c_void) -> InBuffer {
+        let f = self.file();
+        if f.flags & (LINE_BUF | UNBUFFERED | CURRENTLY_PUTTING) != CURRENTLY_PUTTING || f.write_base.is_null() {
+            return InBuffer::NoRoom;
+        }
+        let room = span(f.write_ptr, f.write_end);
+        if room < 2 {
+            return InBuffer::NoRoom;
+        }
+        self.orient_bytes();
+        // SAFETY: the buffer's free space, room bytes from write_ptr; per the caller's contract for the rest.
+        let n = unsafe { format_into(flag, fmt, ap, f.write_ptr, room) };
+        if n < 0 {
+            return InBuffer::Failed;
+        }
+        if n as usize >= room {
+            return InBuffer::NoRoom;
+        }
+        // SAFETY: n < room bytes were written from write_ptr.
+        f.write_ptr = unsafe { f.write_ptr.add(n as usize) };
+        InBuffer::Done(n)
+    }
+}
+
+enum InBuffer {
+    Done(c_int),
+    /// Formatting failed: glibc's own call must run.
+    Failed,
+    NoRoom,
+}
+
+/// vsnprintf (its fortified form for `flag` >= 0) into `buf` of `cap` bytes, from a copy of `ap`.
+///
+/// # Safety
+/// `buf` has `cap` writable bytes; `fmt` and `ap` are a printf format and its va_list.
+unsafe fn format_into(flag: c_int, fmt: *const u8, ap: *mut c_void, buf: *mut u8, cap: usize) -> c_int {
+    // SAFETY: `ap` is a va_list, that is a pointer to its one element; a copy is consumed (va_copy).
+    unsafe {
+        let mut copy = *(ap as *const VaListTag);
+        if flag >= 0 {
+            __vsnprintf_chk(buf, cap, flag, cap, fmt, &mut copy)
+        } else {
+            vsnprintf(buf, cap, fmt, &mut copy)
+        }
     }
 }
 
@@ -461,7 +517,7 @@ unsafe extern "C" {
 
 /// Output formatted with glibc's own printf engine: on the stack when short, else in glibc's heap.
 struct Formatted {
-    small: [u8; SMALL],
+    small: [core::mem::MaybeUninit<u8>; SMALL],
     heap: *mut u8,
     len: usize,
 }
@@ -472,17 +528,10 @@ impl Formatted {
     /// # Safety
     /// `fmt` and `ap` are a printf format and its arguments (a va_list, left unconsumed: copies are used).
     unsafe fn new(flag: c_int, fmt: *const u8, ap: *mut c_void) -> Option<Formatted> {
-        let mut out = Formatted { small: [0; SMALL], heap: core::ptr::null_mut(), len: 0 };
-        // SAFETY: `ap` is a va_list, that is a pointer to its one element; formatting uses copies of it.
-        let format = |buf: *mut u8, cap: usize| unsafe {
-            let mut copy = *(ap as *const VaListTag);
-            if flag >= 0 {
-                __vsnprintf_chk(buf, cap, flag, cap, fmt, &mut copy)
-            } else {
-                vsnprintf(buf, cap, fmt, &mut copy)
-            }
-        };
-        let n = format(out.small.as_mut_ptr(), SMALL);
+        let mut out =
+            Formatted { small: [core::mem::MaybeUninit::uninit(); SMALL], heap: core::ptr::null_mut(), len: 0 };
+        // SAFETY: the stack buffer's SMALL bytes; the format and va_list per the contract.
+        let n = unsafe { format_into(flag, fmt, ap, out.small.as_mut_ptr().cast(), SMALL) };
         if n < 0 {
             return None;
         }
@@ -490,7 +539,8 @@ impl Formatted {
         if out.len >= SMALL {
             // SAFETY: a fresh block of len + 1 bytes (vsnprintf writes the NUL too).
             out.heap = unsafe { super::libc_malloc::malloc(out.len + 1) } as *mut u8;
-            if out.heap.is_null() || format(out.heap, out.len + 1) != n {
+            // SAFETY: the block's len + 1 bytes.
+            if out.heap.is_null() || unsafe { format_into(flag, fmt, ap, out.heap, out.len + 1) } != n {
                 return None;
             }
         }
@@ -498,7 +548,7 @@ impl Formatted {
     }
 
     fn bytes(&self) -> *const u8 {
-        if self.heap.is_null() { self.small.as_ptr() } else { self.heap }
+        if self.heap.is_null() { self.small.as_ptr().cast() } else { self.heap }
     }
 }
 
