@@ -194,7 +194,9 @@ fn abs_deadline(clock: libc::clockid_t, abstime: *const libc::timespec) -> Resul
     if abstime.is_null() && !checks_up_front {
         return Ok(Deadline::Kind(JoinKind::Block));
     }
-    if clock != libc::CLOCK_REALTIME && clock != libc::CLOCK_MONOTONIC && (checks_up_front || time::now_ns(clock).is_none())
+    if clock != libc::CLOCK_REALTIME
+        && clock != libc::CLOCK_MONOTONIC
+        && (checks_up_front || time::now_ns(clock).is_none())
     {
         return Ok(invalid);
     }
@@ -214,7 +216,11 @@ fn abs_deadline(clock: libc::clockid_t, abstime: *const libc::timespec) -> Resul
 
 /// Joins with `join` as [`abs_deadline`] says: an invalid deadline is EINVAL at once, or (glibc 2.31) a
 /// try-join whose "still running" is EINVAL.
-fn join_by_deadline(clock: libc::clockid_t, abstime: *const libc::timespec, join: impl FnOnce(JoinKind) -> c_int) -> c_int {
+fn join_by_deadline(
+    clock: libc::clockid_t,
+    abstime: *const libc::timespec,
+    join: impl FnOnce(JoinKind) -> c_int,
+) -> c_int {
     match abs_deadline(clock, abstime) {
         Err(e) => e,
         Ok(Deadline::Invalid) => libc::EINVAL,

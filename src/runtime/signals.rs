@@ -584,8 +584,10 @@ struct KernelSigaction {
 fn kernel_rt_sigaction(sig: i32, act: Option<&KernelSigaction>, old: &mut KernelSigaction) -> bool {
     let act = act.map_or(0, |a| a as *const KernelSigaction as usize);
     // SAFETY: the pointers are null or valid kernel sigaction structs; 8-byte sigsets.
-    unsafe { sys::syscall::syscall4(libc::SYS_rt_sigaction, sig as usize, act, old as *mut KernelSigaction as usize, 8) }
-        .is_ok()
+    unsafe {
+        sys::syscall::syscall4(libc::SYS_rt_sigaction, sig as usize, act, old as *mut KernelSigaction as usize, 8)
+    }
+    .is_ok()
 }
 
 /// Puts [`on_setxid`] in front of glibc's SIGSETXID handler (once glibc has installed it: at its first

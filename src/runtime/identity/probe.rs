@@ -303,7 +303,12 @@ fn join_clock(o: &mut Observations) {
     let past = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: joining oneself never waits nor changes anything: glibc answers EINVAL or EDEADLK at once.
     o.self_join_cpu_clock = unsafe {
-        crate::real::pthread_clockjoin_np(libc::pthread_self(), core::ptr::null_mut(), libc::CLOCK_PROCESS_CPUTIME_ID, &past)
+        crate::real::pthread_clockjoin_np(
+            libc::pthread_self(),
+            core::ptr::null_mut(),
+            libc::CLOCK_PROCESS_CPUTIME_ID,
+            &past,
+        )
     };
 }
 

@@ -196,7 +196,12 @@ const CLOCK_CHECKED: Group = &[("join.clock_checked", Is(1))];
 
 /// Every known release, oldest first.
 pub static ENTRIES: &[Entry] = &[
-    Entry { version: (2, 31), name: "Debian 11", tested: true, facts: &[DEBIAN_11, DESCRIPTOR, JOIN_2_31, CACHE_FLAG, CLOCK_UNCHECKED] },
+    Entry {
+        version: (2, 31),
+        name: "Debian 11",
+        tested: true,
+        facts: &[DEBIAN_11, DESCRIPTOR, JOIN_2_31, CACHE_FLAG, CLOCK_UNCHECKED],
+    },
     Entry {
         version: (2, 34),
         name: "RHEL 9",
@@ -207,19 +212,48 @@ pub static ENTRIES: &[Entry] = &[
         version: (2, 35),
         name: "Ubuntu 22.04",
         tested: false,
-        facts: &[UBUNTU_22_04, DESCRIPTOR, JOIN_2_31, TLS_2_35, CACHE_FLAG, BINS_64_SAFE, WREFS_EITHER, KEYS_EXPORTED, CLOCK_CHECKED],
+        facts: &[
+            UBUNTU_22_04,
+            DESCRIPTOR,
+            JOIN_2_31,
+            TLS_2_35,
+            CACHE_FLAG,
+            BINS_64_SAFE,
+            WREFS_EITHER,
+            KEYS_EXPORTED,
+            CLOCK_CHECKED,
+        ],
     },
     Entry {
         version: (2, 36),
         name: "Debian 12",
         tested: true,
-        facts: &[DEBIAN_12, DESCRIPTOR, JOIN_2_36, TLS_2_35, CACHE_FLAG, BINS_64_SAFE, WREFS_EITHER, KEYS_EXPORTED, CLOCK_CHECKED],
+        facts: &[
+            DEBIAN_12,
+            DESCRIPTOR,
+            JOIN_2_36,
+            TLS_2_35,
+            CACHE_FLAG,
+            BINS_64_SAFE,
+            WREFS_EITHER,
+            KEYS_EXPORTED,
+            CLOCK_CHECKED,
+        ],
     },
     Entry {
         version: (2, 39),
         name: "Ubuntu 24.04",
         tested: false,
-        facts: &[UBUNTU_24_04, DESCRIPTOR, JOIN_2_36, CACHE_FLAG, BINS_64_SAFE, WREFS_EITHER, KEYS_EXPORTED, CLOCK_CHECKED],
+        facts: &[
+            UBUNTU_24_04,
+            DESCRIPTOR,
+            JOIN_2_36,
+            CACHE_FLAG,
+            BINS_64_SAFE,
+            WREFS_EITHER,
+            KEYS_EXPORTED,
+            CLOCK_CHECKED,
+        ],
     },
     Entry {
         version: (2, 41),
@@ -257,7 +291,16 @@ pub static ENTRIES: &[Entry] = &[
         version: (2, 43),
         name: "Debian sid",
         tested: true,
-        facts: &[DEBIAN_SID_2_43, RSEQ_IN_STATIC_TLS, DESCRIPTOR, JOIN_2_43, BINS_76_SAFE, WREFS_28, KEYS_EXPORTED, CLOCK_CHECKED],
+        facts: &[
+            DEBIAN_SID_2_43,
+            RSEQ_IN_STATIC_TLS,
+            DESCRIPTOR,
+            JOIN_2_43,
+            BINS_76_SAFE,
+            WREFS_28,
+            KEYS_EXPORTED,
+            CLOCK_CHECKED,
+        ],
     },
 ];
 
