@@ -5,7 +5,8 @@
  * a PI mutex they hold (a keeper under the shim), in waitpid (an offload helper), in sleeps (one with all
  * signals blocked), and one computes (a stalled worker: a spare under the shim), while the main thread
  * changes its ids and back: every call returns as natively and every thread sees the ids of the moment.
- * As root the ids change to 65534 and back; otherwise they are set to what they are.
+ * Then another thread sets the ids, and a forked child (one thread). As root the ids change to 65534 and
+ * back; otherwise they are set to what they are.
  *
  * asyncshim-test: timeout=60 */
 #define _GNU_SOURCE
@@ -115,6 +116,17 @@ static void *child_waiter(void *arg)
     return NULL;
 }
 
+static uid_t uid0;
+static gid_t gid0;
+
+/* set*id from a thread other than main, while main waits in a join. */
+static void *setter(void *arg)
+{
+    (void)arg;
+    int ok = setresgid(-1, gid0, -1) == 0 && setresuid(-1, uid0, -1) == 0 && seteuid(uid0) == 0;
+    return (void *)(intptr_t)ok;
+}
+
 /* Sets the effective ids to uid/gid (the real and saved ones stay), gid first while still allowed. */
 static void set_ids(const char *what, uid_t uid, gid_t gid)
 {
@@ -132,8 +144,8 @@ int main(void)
     test_init();
     int root = geteuid() == 0;
     printf("root: %s\n", root ? "yes" : "no");
-    uid_t uid0 = geteuid();
-    gid_t gid0 = getegid();
+    uid0 = geteuid();
+    gid0 = getegid();
     want_uid[1] = root ? 65534 : uid0;
     want_gid[1] = root ? 65534 : gid0;
     want_uid[2] = uid0;
@@ -191,5 +203,19 @@ int main(void)
     close(child_pipe[1]);
     pthread_join(t[noting], NULL);
     printf("child exit: %d\n", child_status);
+
+    pthread_t st_thread;
+    void *set_ok;
+    pthread_create(&st_thread, NULL, setter, NULL);
+    pthread_join(st_thread, &set_ok);
+    CHECK(set_ok == (void *)1, "set*id from another thread");
+
+    /* In a forked child, whose only thread is the one that forked. */
+    pid_t p = fork();
+    if (p == 0)
+        _exit(setresuid(-1, uid0, -1) == 0 && setresgid(-1, gid0, -1) == 0 && setgid(gid0) == 0 ? 0 : 1);
+    int st = -1;
+    waitpid(p, &st, 0);
+    printf("set*id in a forked child: exit %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
     return test_exit_status();
 }
