@@ -43,12 +43,21 @@ static void *spinner(void *arg)
     return NULL;
 }
 
+/* Sleeps in 20 ms pieces until main has sent every signal; its result (checked by main, so the line's
+ * place does not depend on when it wakes) says whether any sleep was interrupted. */
+static int signals_sent, bystander_interrupted = -1;
+
 static void *bystander(void *arg)
 {
     my_index = (int)(intptr_t)arg;
     ATOMIC_ADD(&ready, 1);
-    struct timespec req = { 0, 600 * 1000000L };
-    CHECK(nanosleep(&req, NULL) == 0, "another thread's sleep is not interrupted");
+    int interrupted = 0;
+    while (!ATOMIC_LOAD(&signals_sent)) {
+        struct timespec req = { 0, 20 * 1000000L };
+        if (nanosleep(&req, NULL) != 0)
+            interrupted = 1;
+    }
+    ATOMIC_STORE(&bystander_interrupted, interrupted);
     return NULL;
 }
 
@@ -83,6 +92,8 @@ int main(void)
 
     /* SIGCHLD's default action is to ignore it: nothing happens. */
     CHECK(pthread_kill(b, SIGCHLD) == 0, "pthread_kill with an ignored signal");
+    ATOMIC_STORE(&signals_sent, 1);
     pthread_join(b, NULL);
+    CHECK(ATOMIC_LOAD(&bystander_interrupted) == 0, "another thread's sleeps are not interrupted");
     return test_exit_status();
 }

@@ -257,6 +257,15 @@ declare_real! {
     fn sem_clockwait(s: *mut libc::sem_t, clock: libc::clockid_t, abstime: *const libc::timespec) -> c_int;
     fn sem_post(s: *mut libc::sem_t) -> c_int;
     fn fork() -> libc::pid_t;
+    fn setuid(uid: libc::uid_t) -> c_int;
+    fn setgid(gid: libc::gid_t) -> c_int;
+    fn seteuid(uid: libc::uid_t) -> c_int;
+    fn setegid(gid: libc::gid_t) -> c_int;
+    fn setreuid(ruid: libc::uid_t, euid: libc::uid_t) -> c_int;
+    fn setregid(rgid: libc::gid_t, egid: libc::gid_t) -> c_int;
+    fn setresuid(ruid: libc::uid_t, euid: libc::uid_t, suid: libc::uid_t) -> c_int;
+    fn setresgid(rgid: libc::gid_t, egid: libc::gid_t, sgid: libc::gid_t) -> c_int;
+    fn setgroups(n: usize, list: *const libc::gid_t) -> c_int;
     fn system(cmd: *const c_char) -> c_int;
     fn pclose(f: *mut libc::FILE) -> c_int;
     fn fgets(buf: *mut c_char, n: c_int, f: *mut libc::FILE) -> *mut c_char;

@@ -2,6 +2,7 @@
 //! (this also covers glibc-internal forks such as `daemon()`). `posix_spawn`, `system` and `popen` use
 //! glibc's internal CLONE_VFORK path, which runs no hook before exec. Waiting for children (waitpid and
 //! friends, and the waits inside system and pclose) is made by helper threads while coroutines park.
+//! The set*id calls, which glibc makes on every OS thread, run in the worker's own context.
 
 use crate::real;
 use crate::runtime::stats::Offload;
@@ -154,4 +155,31 @@ pub unsafe extern "C" fn pclose(f: *mut libc::FILE) -> c_int {
     // SAFETY: forwarding, on a helper thread for a coroutine.
     let r = offload::run(Offload::Process, move || unsafe { real::pclose(f as *mut libc::FILE) });
     super::io::closed_after_flush(write_error, r)
+}
+
+/// The set*id calls: glibc changes the credentials of every OS thread (signalling each one it knows);
+/// from a coroutine it must take the call for the worker's own OS thread's (see
+/// `worker::as_this_os_thread`), or one worker could keep the old ids.
+macro_rules! set_ids {
+    ($( $name:ident($($arg:ident: $t:ty),*); )*) => {$(
+        /// # Safety
+        #[doc = concat!("C contract of ", stringify!($name), ".")]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name($($arg: $t),*) -> c_int {
+            // SAFETY: forwarding.
+            worker::as_this_os_thread(|| unsafe { real::$name($($arg),*) })
+        }
+    )*};
+}
+
+set_ids! {
+    setuid(uid: libc::uid_t);
+    setgid(gid: libc::gid_t);
+    seteuid(uid: libc::uid_t);
+    setegid(gid: libc::gid_t);
+    setreuid(ruid: libc::uid_t, euid: libc::uid_t);
+    setregid(rgid: libc::gid_t, egid: libc::gid_t);
+    setresuid(ruid: libc::uid_t, euid: libc::uid_t, suid: libc::uid_t);
+    setresgid(rgid: libc::gid_t, egid: libc::gid_t, sgid: libc::gid_t);
+    setgroups(n: usize, list: *const libc::gid_t);
 }

@@ -104,23 +104,59 @@ pub unsafe extern "C" fn pthread_tryjoin_np(t: libc::pthread_t, ret: *mut *mut c
     }
 }
 
-/// Turns a join deadline into a JoinKind, with glibc's checks (bad clock or nanoseconds → EINVAL).
-fn abs_deadline(clock: libc::clockid_t, abstime: *const libc::timespec) -> Result<JoinKind, c_int> {
-    if clock != libc::CLOCK_REALTIME && clock != libc::CLOCK_MONOTONIC {
-        return Err(libc::EINVAL);
+/// A timed join's deadline as glibc judges it: a wait, or EINVAL — from glibc 2.32 before anything else,
+/// in 2.31 only once the target is found running (it checks the clock and the nanoseconds inside its wait,
+/// after the self-join and detached checks, and joins a target that has ended).
+enum Deadline {
+    Kind(JoinKind),
+    Invalid,
+    InvalidIfRunning,
+}
+
+/// Turns a join deadline into a [`Deadline`], with glibc's checks (bad clock or nanoseconds → EINVAL).
+fn abs_deadline(clock: libc::clockid_t, abstime: *const libc::timespec) -> Result<Deadline, c_int> {
+    let checks_up_front = runtime::identity::join_checks_clock();
+    let invalid = if checks_up_front { Deadline::Invalid } else { Deadline::InvalidIfRunning };
+    // 2.31 looks at neither the clock nor the time without a deadline: it simply waits.
+    if abstime.is_null() && !checks_up_front {
+        return Ok(Deadline::Kind(JoinKind::Block));
+    }
+    if clock != libc::CLOCK_REALTIME
+        && clock != libc::CLOCK_MONOTONIC
+        && (checks_up_front || time::now_ns(clock).is_none())
+    {
+        return Ok(invalid);
     }
     if abstime.is_null() {
-        return Ok(JoinKind::Block);
+        return Ok(Deadline::Kind(JoinKind::Block));
     }
     let ts = runtime::sys::usercopy::read(abstime).map_err(|e| e.0)?;
     if !(0..1_000_000_000).contains(&ts.tv_nsec) {
-        return Err(libc::EINVAL);
+        return Ok(invalid);
     }
     if ts.tv_sec < 0 {
-        return Ok(JoinKind::Until(0));
+        return Ok(Deadline::Kind(JoinKind::Until(0)));
     }
     let abs = time::timespec_ns(&ts).unwrap_or(u64::MAX);
-    Ok(JoinKind::Until(thread::deadline_from_abs(clock, abs)))
+    Ok(Deadline::Kind(JoinKind::Until(thread::deadline_from_abs(clock, abs))))
+}
+
+/// Joins with `join` as [`abs_deadline`] says: an invalid deadline is EINVAL at once, or (glibc 2.31) a
+/// try-join whose "still running" is EINVAL.
+fn join_by_deadline(
+    clock: libc::clockid_t,
+    abstime: *const libc::timespec,
+    join: impl FnOnce(JoinKind) -> c_int,
+) -> c_int {
+    match abs_deadline(clock, abstime) {
+        Err(e) => e,
+        Ok(Deadline::Invalid) => libc::EINVAL,
+        Ok(Deadline::Kind(kind)) => join(kind),
+        Ok(Deadline::InvalidIfRunning) => match join(JoinKind::Try) {
+            libc::EBUSY => libc::EINVAL,
+            r => r,
+        },
+    }
 }
 
 /// # Safety
@@ -146,20 +182,14 @@ pub unsafe extern "C" fn pthread_clockjoin_np(
 ) -> c_int {
     let Some(task) = known(t) else {
         if worker::current_task().is_some() {
-            return match abs_deadline(clock, abstime) {
-                // SAFETY: ret is the caller's out-pointer.
-                Ok(kind) => unsafe { thread::join_os_thread(t, ret, kind) },
-                Err(e) => e,
-            };
+            // SAFETY: ret is the caller's out-pointer.
+            return join_by_deadline(clock, abstime, |kind| unsafe { thread::join_os_thread(t, ret, kind) });
         }
         // SAFETY: forwarding.
         return unsafe { real::pthread_clockjoin_np(t, ret, clock, abstime) };
     };
-    match abs_deadline(clock, abstime) {
-        // SAFETY: ret is the caller's out-pointer.
-        Ok(kind) => unsafe { finish_join(thread::join(task, kind), ret) },
-        Err(e) => e,
-    }
+    // SAFETY: ret is the caller's out-pointer.
+    join_by_deadline(clock, abstime, |kind| unsafe { finish_join(thread::join(task, kind), ret) })
 }
 
 /// # Safety

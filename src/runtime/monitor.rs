@@ -83,10 +83,10 @@ impl Default for StallRecord {
 }
 
 extern "C" fn monitor_main(_: *mut libc::c_void) -> *mut libc::c_void {
-    // A plain thread for the hooks (GS 0), and no process signal may land here instead of in the program.
-    // SAFETY: clearing our own GS base; blocking signals in our own thread.
+    // A plain thread for the hooks (GS 0), and no process signal may land here instead of in the program
+    // (it was created with the runtime threads' mask, which leaves faults and glibc's set*id signal open).
+    // SAFETY: clearing our own GS base.
     unsafe { sys::fsgs::set_gs_base(0) };
-    let _ = sys::sigmask(Some(!0));
     let rt = super::get();
     let sched = &rt.sched;
     let stall_ns = rt.config.stall_ns;

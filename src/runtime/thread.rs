@@ -298,6 +298,7 @@ fn mark_process_multithreaded() {
             crate::real::pthread_join(t, core::ptr::null_mut());
         }
     }
+    super::signals::wrap_glibc_setxid();
 }
 
 /// Starts a real OS thread for the runtime (a worker).
@@ -345,6 +346,7 @@ unsafe fn spawn_os_thread(f: StartFn, arg: *mut c_void, detached: bool) -> Optio
             super::sys::sigmask(Some(old));
         }
         libc::pthread_attr_destroy(&mut attr);
+        super::signals::wrap_glibc_setxid();
         (r == 0).then_some(t)
     }
 }

@@ -39,6 +39,10 @@ pub struct Worker {
     pub stall: super::monitor::StallRecord,
     /// FS base of the worker's own context.
     own_tcb: Cell<usize>,
+    /// The descriptor glibc's thread list has for this OS thread (its tid there): the own TCB, but for
+    /// worker 0 the initial TCB, which the main coroutine carries. glibc's set*id signal handler must run
+    /// on it (see `signals::on_setxid`).
+    glibc_tcb: Cell<usize>,
     pub sleep: AtomicU32,
     /// Depth of program signal handlers running on this worker, the task they interrupted and the stack
     /// pointer at the outermost one's entry (to notice a handler left by longjmp).
@@ -79,6 +83,7 @@ impl Worker {
             stalled: AtomicBool::new(false),
             stall: super::monitor::StallRecord::new(),
             own_tcb: Cell::new(0),
+            glibc_tcb: Cell::new(0),
             sleep: AtomicU32::new(AWAKE),
             os_tid: AtomicI32::new(0),
             handler_depth: Cell::new(0),
@@ -184,6 +189,34 @@ pub fn current_worker() -> Option<&'static Worker> {
     if me == w.own_tcb.get() || (!running.is_null() && unsafe { (*running).tcb().0 } == me) { Some(w) } else { None }
 }
 
+/// The descriptor glibc's thread list has for the calling OS thread when it is a worker (see
+/// `Worker::glibc_tcb`); None on any other thread, whose TCB in FS is that descriptor. Async-signal-safe.
+pub fn glibc_tcb_of_this_worker() -> Option<usize> {
+    current_worker().map(|w| w.glibc_tcb.get()).filter(|&t| t != 0)
+}
+
+/// Runs `f` (a libc call) in the calling worker's own context, its own TCB in FS, and gives its errno to
+/// the calling coroutine: for glibc's set*id calls, which signal every OS thread glibc knows but the
+/// caller's own, taken to be THREAD_SELF's. A coroutine's TCB is in no list glibc walks but the main
+/// coroutine's, which is the initial OS thread's entry: from any other worker glibc would skip that OS
+/// thread. In the worker's own context every OS thread but this one is signalled, and this one makes
+/// the call itself. Outside a coroutine, just `f()`.
+pub fn as_this_os_thread<R>(f: impl FnOnce() -> R) -> R {
+    let Some(w) = current_worker().filter(|w| w.task_in_context().is_some()) else { return f() };
+    let coroutine_tcb = fsgs::fs_base();
+    // SAFETY: the worker's own TCB is valid on its own OS thread; the coroutine's is put back before
+    // anything else runs in its context (no switch happens inside `f`, a plain libc call).
+    unsafe { fsgs::set_fs_base(w.own_tcb.get()) };
+    let r = f();
+    // SAFETY: errno of the worker's own context, then of the coroutine's, each read/written in its context.
+    unsafe {
+        let e = *libc::__errno_location();
+        fsgs::set_fs_base(coroutine_tcb);
+        *libc::__errno_location() = e;
+    }
+    r
+}
+
 /// The coroutine the caller runs in, or None for plain threads, the worker's own context, a forked child,
 /// or a shim that is off. This is the test every hook makes first.
 #[inline(always)]
@@ -217,6 +250,7 @@ pub fn enter(w: &'static Worker, glibc_tcb: usize) {
     // SAFETY: the worker record lives for the process.
     unsafe { fsgs::set_gs_base(w as *const Worker as usize) };
     w.own_tcb.set(fsgs::fs_base());
+    w.glibc_tcb.set(glibc_tcb);
     w.os_tid.store(super::sys::gettid(), Ordering::Relaxed);
     w.kernel_mask.set(super::sys::sigmask(None));
     signals::alt_stack_for_this_thread();

@@ -69,6 +69,10 @@ pub struct Layout {
     pub keys: usize,
     pub static_size: usize,
     pub static_align: usize,
+    /// The timed joins refuse a clock other than CLOCK_REALTIME and CLOCK_MONOTONIC up front (2.32 on);
+    /// before, glibc waits on any clock `clock_gettime` knows and answers EINVAL only for one it does not,
+    /// and only while the target runs.
+    pub join_checks_clock: bool,
 }
 
 /// How the descriptor says "the stack is the user's, do not free it".
@@ -155,6 +159,7 @@ pub const FACTS: &[&str] = &[
     "cond.wrefs",
     "keys.exported",
     "keys.found",
+    "join.clock_checked",
 ];
 
 const MAGIC_KEY_DATA: u64 = probe::MAGIC_KEY_DATA as u64;
@@ -353,6 +358,12 @@ impl Evidencer<'_> {
             "cond.wrefs" => one_of(o.cond_wrefs.iter().map(|&v| v as i64).collect()),
             "keys.exported" => Evidence::Found(o.keys_exported as i64),
             "keys.found" => Evidence::Found(o.keys_table.is_some() as i64),
+            "join.clock_checked" => match o.self_join_cpu_clock {
+                libc::EINVAL => Evidence::Found(1),
+                libc::EDEADLK => Evidence::Found(0),
+                0 => Evidence::Unknown,
+                r => Evidence::Wrong(format!("a self-join on the CPU-time clock answered {r}")),
+            },
             _ => Evidence::Unknown,
         }
     }
@@ -624,6 +635,7 @@ fn build(o: &Observations, facts: &[Fact]) -> Result<Layout, String> {
         keys,
         static_size: o.static_size,
         static_align: o.static_align.max(64),
+        join_checks_clock: need("join.clock_checked")? != 0,
     })
 }
 

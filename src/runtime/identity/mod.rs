@@ -213,6 +213,12 @@ pub fn report() -> String {
 }
 
 /// Where glibc's condition variables keep `__wrefs` (clock and process-shared bits).
+/// Whether this glibc's timed joins refuse clocks other than CLOCK_REALTIME and CLOCK_MONOTONIC up front
+/// (2.32 on), rather than waiting on any clock `clock_gettime` knows (2.31).
+pub fn join_checks_clock() -> bool {
+    layout().join_checks_clock
+}
+
 pub fn cond_wrefs_offset() -> usize {
     layout().cond_wrefs
 }

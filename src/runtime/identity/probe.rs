@@ -125,6 +125,10 @@ pub struct Observations {
     pub cond_wrefs: Vec<usize>,
     pub keys_exported: bool,
     pub keys_table: Option<usize>,
+    /// What `pthread_clockjoin_np(pthread_self(), .., CLOCK_PROCESS_CPUTIME_ID, ..)` answers: EINVAL
+    /// where glibc checks the clock before anything else (2.32 on), EDEADLK where it checks it only while
+    /// waiting for a running thread (2.31).
+    pub self_join_cpu_clock: i32,
 }
 
 fn dlsym(name: &CStr) -> usize {
@@ -174,6 +178,7 @@ pub fn observe() -> Observations {
     thread(&mut o);
     malloc(&mut o);
     cond(&mut o);
+    join_clock(&mut o);
     if let Some(k) = o.key {
         // SAFETY: the key this probe created.
         unsafe { libc::pthread_key_delete(k) };
@@ -271,6 +276,19 @@ fn exports(o: &mut Observations) {
         let p = dlsym(sym);
         o.tls_symbols.push((name, (p != 0).then_some(p)));
     }
+}
+
+fn join_clock(o: &mut Observations) {
+    let past = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: joining oneself never waits nor changes anything: glibc answers EINVAL or EDEADLK at once.
+    o.self_join_cpu_clock = unsafe {
+        crate::real::pthread_clockjoin_np(
+            libc::pthread_self(),
+            core::ptr::null_mut(),
+            libc::CLOCK_PROCESS_CPUTIME_ID,
+            &past,
+        )
+    };
 }
 
 extern "C" fn key_probe_destructor(_: *mut c_void) {}

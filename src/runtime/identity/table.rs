@@ -8,7 +8,8 @@
 //! to it (the flag that stops a cache being made before 2.43, the "disabled" dummy from 2.43 on);
 //! `tcache.dummy` is 1 when a thread without a cache points at a read-only dummy instead of NULL (2.43);
 //! `cond.wrefs` is the offset of `__wrefs` in `pthread_cond_t`; `keys.exported` whether libc exports
-//! its key table `__pthread_keys`.
+//! its key table `__pthread_keys`; `join.clock_checked` whether the timed joins refuse other clocks than
+//! CLOCK_REALTIME and CLOCK_MONOTONIC before anything else (2.32 on; 2.31 waits on any clock).
 //!
 //! Values come from each release's own debug info (`gdb ptype /o`, libc6-dbg) and a probe program run in
 //! it (`shared/notes/glibc-layouts.md`); Ubuntu 22.04/24.04 were measured the same way from Ubuntu's
@@ -188,32 +189,71 @@ const DEBIAN_SID_2_43: Group = &[
     ("tcache.dummy", Is(1)),
 ];
 
+/// 2.31 validates a timed join's clock only while waiting for a running thread (and accepts any clock
+/// `clock_gettime` knows); 2.32 refuses all but CLOCK_REALTIME and CLOCK_MONOTONIC first.
+const CLOCK_UNCHECKED: Group = &[("join.clock_checked", Is(0))];
+const CLOCK_CHECKED: Group = &[("join.clock_checked", Is(1))];
+
 /// Every known release, oldest first.
 pub static ENTRIES: &[Entry] = &[
-    Entry { version: (2, 31), name: "Debian 11", tested: true, facts: &[DEBIAN_11, DESCRIPTOR, JOIN_2_31, CACHE_FLAG] },
+    Entry {
+        version: (2, 31),
+        name: "Debian 11",
+        tested: true,
+        facts: &[DEBIAN_11, DESCRIPTOR, JOIN_2_31, CACHE_FLAG, CLOCK_UNCHECKED],
+    },
     Entry {
         version: (2, 34),
         name: "RHEL 9",
         tested: false,
-        facts: &[DESCRIPTOR, JOIN_2_31, CACHE_FLAG, BINS_64_SAFE, WREFS_EITHER, KEYS_EXPORTED],
+        facts: &[DESCRIPTOR, JOIN_2_31, CACHE_FLAG, BINS_64_SAFE, WREFS_EITHER, KEYS_EXPORTED, CLOCK_CHECKED],
     },
     Entry {
         version: (2, 35),
         name: "Ubuntu 22.04",
         tested: false,
-        facts: &[UBUNTU_22_04, DESCRIPTOR, JOIN_2_31, TLS_2_35, CACHE_FLAG, BINS_64_SAFE, WREFS_EITHER, KEYS_EXPORTED],
+        facts: &[
+            UBUNTU_22_04,
+            DESCRIPTOR,
+            JOIN_2_31,
+            TLS_2_35,
+            CACHE_FLAG,
+            BINS_64_SAFE,
+            WREFS_EITHER,
+            KEYS_EXPORTED,
+            CLOCK_CHECKED,
+        ],
     },
     Entry {
         version: (2, 36),
         name: "Debian 12",
         tested: true,
-        facts: &[DEBIAN_12, DESCRIPTOR, JOIN_2_36, TLS_2_35, CACHE_FLAG, BINS_64_SAFE, WREFS_EITHER, KEYS_EXPORTED],
+        facts: &[
+            DEBIAN_12,
+            DESCRIPTOR,
+            JOIN_2_36,
+            TLS_2_35,
+            CACHE_FLAG,
+            BINS_64_SAFE,
+            WREFS_EITHER,
+            KEYS_EXPORTED,
+            CLOCK_CHECKED,
+        ],
     },
     Entry {
         version: (2, 39),
         name: "Ubuntu 24.04",
         tested: false,
-        facts: &[UBUNTU_24_04, DESCRIPTOR, JOIN_2_36, CACHE_FLAG, BINS_64_SAFE, WREFS_EITHER, KEYS_EXPORTED],
+        facts: &[
+            UBUNTU_24_04,
+            DESCRIPTOR,
+            JOIN_2_36,
+            CACHE_FLAG,
+            BINS_64_SAFE,
+            WREFS_EITHER,
+            KEYS_EXPORTED,
+            CLOCK_CHECKED,
+        ],
     },
     Entry {
         version: (2, 41),
@@ -228,6 +268,7 @@ pub static ENTRIES: &[Entry] = &[
             BINS_64_SAFE,
             WREFS_28,
             KEYS_EXPORTED,
+            CLOCK_CHECKED,
         ],
     },
     Entry {
@@ -243,13 +284,23 @@ pub static ENTRIES: &[Entry] = &[
             BINS_76_SAFE,
             WREFS_28,
             KEYS_EXPORTED,
+            CLOCK_CHECKED,
         ],
     },
     Entry {
         version: (2, 43),
         name: "Debian sid",
         tested: true,
-        facts: &[DEBIAN_SID_2_43, RSEQ_IN_STATIC_TLS, DESCRIPTOR, JOIN_2_43, BINS_76_SAFE, WREFS_28, KEYS_EXPORTED],
+        facts: &[
+            DEBIAN_SID_2_43,
+            RSEQ_IN_STATIC_TLS,
+            DESCRIPTOR,
+            JOIN_2_43,
+            BINS_76_SAFE,
+            WREFS_28,
+            KEYS_EXPORTED,
+            CLOCK_CHECKED,
+        ],
     },
 ];
 

@@ -180,10 +180,10 @@ extern "C" fn keeper_main(arg: *mut libc::c_void) -> *mut libc::c_void {
     // SAFETY: `arg` is the keeper's record, alive until this thread has been joined (the shared one: for
     // ever).
     let k = unsafe { &*(arg as *const Keeper) };
-    // A plain thread for the hooks (GS 0); no process signal may land here instead of in the program.
-    // SAFETY: clearing our own GS base; blocking signals in our own thread.
+    // A plain thread for the hooks (GS 0); no process signal may land here instead of in the program (it
+    // was created with the runtime threads' mask, which leaves faults and glibc's set*id signal open).
+    // SAFETY: clearing our own GS base.
     unsafe { sys::fsgs::set_gs_base(0) };
-    let _ = sys::sigmask(Some(!0));
     // The list is glibc's head in this thread's descriptor, which glibc leaves alone (this thread locks
     // no mutex through glibc) and which outlives the kernel's walk of it when the thread ends.
     let head = super::super::identity::robust_head_here();
