@@ -559,9 +559,7 @@ pub fn runtime_thread_mask() -> u64 {
     !NEVER_BLOCKED
 }
 
-/// glibc's SIGSETXID (33): its set*id calls signal every OS thread in glibc's thread list.
-const SIGSETXID: i32 = 33;
-/// glibc's own SIGSETXID handler, which the runtime's [`on_setxid`] calls (0 until wrapped).
+/// glibc's own SIGSETXID handler (its set*id calls signal every OS thread in glibc's thread list), which the runtime's [`on_setxid`] calls (0 until wrapped).
 static GLIBC_SETXID_HANDLER: AtomicUsize = AtomicUsize::new(0);
 
 /// The kernel's `struct sigaction` (rt_sigaction), for the signal glibc's `sigaction` refuses to touch.
