@@ -12,6 +12,7 @@
 //! | [`timers`] | deadline heap for sleeps and timed waits |
 //! | [`signals`] | SIGSEGV: stack-overflow reports and EFAULT fix-ups |
 //! | [`monitor`] | notices stalled workers and brings in spare workers |
+//! | [`preempt`] | makes a coroutine that computes past its time slice yield (signal + trampoline) |
 //! | [`stats`] | counters and the ASYNCSHIM_STATS report |
 //! | [`sys`] | raw system calls, futex, FS/GS bases, clocks, memory |
 
@@ -30,6 +31,7 @@ pub mod netpoll;
 pub mod offload;
 pub mod once;
 pub mod parking_lot;
+pub mod preempt;
 pub mod scheduler;
 pub mod signals;
 pub mod stack;
@@ -137,6 +139,7 @@ pub fn run_main(main: MainFn, argc: c_int, argv: *mut *mut c_char, envp: *mut *m
     let _ = MAIN_ARGS.set(MainArgsCell(MainArgs { main, argc, argv, envp }));
     RUNNING.store(true, Ordering::Release);
     signals::install();
+    preempt::init(get().config.slice_ns);
     stats::init(get().config.stats.as_deref(), get().config.stats_signal);
     if get().config.stats.is_some() {
         // The report signal is answered by the monitor, even in a program with one thread.

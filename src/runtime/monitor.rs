@@ -38,7 +38,7 @@ pub fn ensure_started() {
     if !STARTED.load(Ordering::Relaxed) && !STARTED.swap(true, Ordering::AcqRel) {
         let config = &super::get().config;
         // ASYNCSHIM_STALL_MS=0 turns stall detection off; the thread is then only there for the report signal.
-        if config.stall_ns == 0 && config.stats_signal.is_none() {
+        if config.stall_ns == 0 && config.slice_ns == 0 && config.stats_signal.is_none() {
             return;
         }
         // SAFETY: the monitor takes no argument and lives for the process.
@@ -100,7 +100,7 @@ extern "C" fn monitor_main(_: *mut libc::c_void) -> *mut libc::c_void {
         if stats::REPORT_REQUESTED.swap(false, Ordering::AcqRel) {
             stats::write_report();
         }
-        if stall_ns == 0 {
+        if stall_ns == 0 && super::preempt::slice_ns() == 0 {
             tick = MAX_IDLE_TICK_NS;
             continue;
         }
@@ -121,6 +121,14 @@ extern "C" fn monitor_main(_: *mut libc::c_void) -> *mut libc::c_void {
                 continue;
             }
             if w.stalled.load(Ordering::Relaxed) {
+                continue;
+            }
+            let tid = w.os_tid.load(Ordering::Relaxed);
+            let running = || in_kernel(tid).is_none_or(|(nr, _, _)| nr < 0);
+            if let Some(look) = super::preempt::monitor_look(w, switches, s.since, now, running) {
+                next_look = next_look.min(look.max(now + busy_tick / 2));
+            }
+            if stall_ns == 0 {
                 continue;
             }
             if now - s.since < stall_ns {
@@ -145,7 +153,7 @@ extern "C" fn monitor_main(_: *mut libc::c_void) -> *mut libc::c_void {
         tick = if relieving {
             busy_tick
         } else if busy {
-            next_look.saturating_sub(now).clamp(busy_tick, stall_ns)
+            next_look.saturating_sub(now).clamp(busy_tick, if stall_ns == 0 { MAX_IDLE_TICK_NS } else { stall_ns })
         } else {
             (tick * 2).min(MAX_IDLE_TICK_NS)
         };
@@ -217,7 +225,8 @@ fn is_stall(w: &Worker, s: &Seen, stall_ns: u64) -> bool {
             // preempted on a loaded machine accumulates none, and a spare for it would only add to the
             // crowd (and be preempted in turn: wall-time rules once made a loaded run start 115 spares);
             // a real hog is found after one period of its own CPU however loaded the machine is.
-            thread_cpu_ns(w).saturating_sub(s.cpu_at) >= stall_ns
+            // Preemption deals with a computing coroutine unless it has been failing for a while.
+            thread_cpu_ns(w).saturating_sub(s.cpu_at) >= stall_ns && !super::preempt::handles(w, stall_ns)
         }
     }
 }
@@ -263,7 +272,7 @@ fn in_this_library(pc: usize) -> bool {
 fn site(w: &Worker, task: TaskRef) -> String {
     let name = String::from_utf8_lossy(task.name_bytes()).into_owned();
     let Some((nr, sp, pc)) = in_kernel(w.os_tid.load(Ordering::Relaxed)) else {
-        return format!("thread \"{name}\": running on the CPU (no system call)");
+        return format!("thread \"{name}\": running on the CPU (no system call){}", super::preempt::stall_note(w));
     };
     let head =
         if nr < 0 { "blocked outside a system call".to_string() } else { format!("blocked in {}()", syscall_name(nr)) };
