@@ -3,7 +3,7 @@
  * time slice, as the kernel preempts threads natively.
  *
  * The program runs itself again with ASYNCSHIM_WORKERS=1 ASYNCSHIM_MAX_SPARES=0 (harmless natively). Two
- * spinners compute until the ticker has made 100 ticks of 1 ms (at most 20 s); they must be stopped by the
+ * spinners compute until the ticker has made 100 ticks of 1 ms (at most 8 s); they must be stopped by the
  * ticker, not by their own time limit, and both must have run meanwhile. Under the shim the process must
  * not have grown more OS threads than its one worker and the monitor. The ticker's worst gap goes to
  * stderr only (timings vary on a loaded machine).
@@ -36,7 +36,7 @@ static void note_threads(void)
 static void *spinner(void *arg)
 {
     struct spin *s = arg;
-    int64_t end = mono_ns() + 20LL * 1000000000;
+    int64_t end = mono_ns() + 8LL * 1000000000;
     unsigned long x = s->x;
     for (;;) {
         /* About a millisecond of arithmetic with no call at all. */

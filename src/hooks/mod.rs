@@ -4,6 +4,8 @@
 //! Otherwise it translates the call into a runtime call. Policy lives in the runtime, not here.
 
 pub mod dns;
+pub mod exec;
+pub mod filelock;
 pub mod io;
 pub mod net;
 pub mod poll;

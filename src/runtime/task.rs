@@ -270,9 +270,11 @@ impl Task {
     /// Switches from this coroutine back to its worker. Must run on this task's own stack.
     pub fn switch_out(&self, why: Switch) {
         let y = self.yielder.get();
+        let fp = super::preempt::FpControl::save();
         // SAFETY: the yielder lives at the bottom of this coroutine's stack for its whole life, and we are
         // running on that stack.
         unsafe { (*y).suspend(why) };
+        fp.restore();
         if self.pending_signals.load(Ordering::Relaxed) != 0 {
             let _ = super::signals::deliver_pending(self);
         }

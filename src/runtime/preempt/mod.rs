@@ -98,8 +98,10 @@ pub struct WorkerState {
     run_switches: AtomicU32,
     first_request_ns: AtomicU64,
     given_up: AtomicBool,
-    /// Set while the worker's coroutine calls exec (see [`exec`]); taken with `send` held.
-    pub(crate) exec_in_progress: AtomicBool,
+    /// The worker's switch count + 1 while its coroutine calls exec (see [`exec`]); set with `send` held.
+    /// It lapses by itself when the worker switches, so an exec that fails and returns through a hook
+    /// that cannot clear it (the variadic execl family) leaves preemption off only until then.
+    pub(crate) exec_in_progress: AtomicU64,
     /// Held by the monitor across "check, then send", and by exec to close that window.
     pub(crate) send: super::lock::Lock<()>,
 }
@@ -112,7 +114,7 @@ impl WorkerState {
             run_switches: AtomicU32::new(0),
             first_request_ns: AtomicU64::new(0),
             given_up: AtomicBool::new(false),
-            exec_in_progress: AtomicBool::new(false),
+            exec_in_progress: AtomicU64::new(0),
             send: super::lock::Lock::new(()),
         }
     }
@@ -157,7 +159,7 @@ static REFUSED: [AtomicU64; REFUSALS] = [const { AtomicU64::new(0) }; REFUSALS];
 static REQUESTS: AtomicU64 = AtomicU64::new(0);
 /// Times the monitor gave up on preempting a run and let the stall machinery take over.
 static GIVEN_UP: AtomicU64 = AtomicU64::new(0);
-/// `Refusal` counts are kept per reason; a request the handler never answered is counted here.
+/// Requests the handler had not taken when the next one was sent (in flight, or the handler replaced).
 static UNANSWERED: AtomicUsize = AtomicUsize::new(0);
 
 /// Turns preemption on (slice `slice_ns`, 0: off): installs the signal handler. Called once at start-up.
@@ -226,13 +228,14 @@ fn work_waits() -> bool {
 fn send_request(w: &super::worker::Worker, switches: u32) {
     let st = &w.preempt;
     let _g = st.send.lock();
-    if st.exec_in_progress.load(Ordering::Acquire) {
+    if st.exec_in_progress.load(Ordering::Acquire) == switches as u64 + 1 {
         return;
     }
     // An earlier request the handler never took (the signal lost to a handler glibc reinstalled, say):
     // counted, and replaced.
     if st.requested.swap(switches as u64 + 1, Ordering::AcqRel) != 0 {
         UNANSWERED.fetch_add(1, Ordering::Relaxed);
+        signal::take_over();
     }
     REQUESTS.fetch_add(1, Ordering::Relaxed);
     signal::send(w.os_tid.load(Ordering::Relaxed));
@@ -289,5 +292,50 @@ pub fn stall_note(w: &super::worker::Worker) -> String {
         (0, _) => String::new(),
         (_, Some(why)) => format!("; not preemptible: {}", why.describe()),
         (_, None) => "; preemption not answered".into(),
+    }
+}
+
+/// The floating-point control state the ABI says a call preserves (MXCSR's control bits and the x87
+/// control word). Coroutine switches are calls as far as each coroutine knows, but the switch itself
+/// does not keep them, so a coroutine that changed its rounding mode and parked would hand it to the next
+/// one; [`super::task::Task::switch_out`] keeps them with this. (A preempted coroutine's are also in its
+/// XSAVE area.)
+#[derive(Clone, Copy)]
+pub struct FpControl {
+    mxcsr: u32,
+    x87: u16,
+}
+
+impl FpControl {
+    #[inline(always)]
+    pub fn save() -> FpControl {
+        let mut mxcsr = 0u32;
+        let mut x87 = 0u16;
+        // SAFETY: stores of the control registers into locals.
+        unsafe {
+            core::arch::asm!(
+                "stmxcsr [{m}]",
+                "fnstcw [{c}]",
+                m = in(reg) &mut mxcsr,
+                c = in(reg) &mut x87,
+                options(nostack, preserves_flags)
+            )
+        };
+        FpControl { mxcsr, x87 }
+    }
+
+    /// Puts the saved state back where it differs (loading MXCSR or the control word costs more than a
+    /// compare).
+    #[inline(always)]
+    pub fn restore(self) {
+        let now = FpControl::save();
+        if now.mxcsr != self.mxcsr {
+            // SAFETY: a value read from MXCSR.
+            unsafe { core::arch::asm!("ldmxcsr [{}]", in(reg) &self.mxcsr, options(nostack, preserves_flags, readonly)) };
+        }
+        if now.x87 != self.x87 {
+            // SAFETY: a value read from the x87 control word.
+            unsafe { core::arch::asm!("fldcw [{}]", in(reg) &self.x87, options(nostack, preserves_flags, readonly)) };
+        }
     }
 }

@@ -164,7 +164,7 @@ unsafe fn check(w: &worker::Worker, asked: u64, uc: *const libc::ucontext_t) -> 
         return Err(Refusal::Moved);
     }
     let task = w.task_in_context().ok_or(Refusal::Moved)?;
-    if w.preempt.exec_in_progress.load(Ordering::Acquire) {
+    if w.preempt.exec_in_progress.load(Ordering::Acquire) == asked {
         return Err(Refusal::Exec);
     }
     match range_kind(pc) {
