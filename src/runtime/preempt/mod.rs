@@ -97,6 +97,8 @@ pub struct WorkerState {
     /// Monitor-only: the switch count of the run it is trying to preempt, and when it first asked.
     run_switches: AtomicU32,
     first_request_ns: AtomicU64,
+    /// When the pending request's signal was sent.
+    sent_at: AtomicU64,
     given_up: AtomicBool,
     /// The worker's switch count + 1 while its coroutine calls exec (see [`exec`]); set with `send` held.
     /// It lapses by itself when the worker switches, so an exec that fails and returns through a hook
@@ -113,6 +115,7 @@ impl WorkerState {
             last_refusal: AtomicU32::new(0),
             run_switches: AtomicU32::new(0),
             first_request_ns: AtomicU64::new(0),
+            sent_at: AtomicU64::new(0),
             given_up: AtomicBool::new(false),
             exec_in_progress: AtomicU64::new(0),
             send: super::lock::Lock::new(()),
@@ -151,6 +154,9 @@ impl Default for TaskState {
     }
 }
 
+/// A request still unanswered this long after its signal (or a slice, if longer) is sent again.
+const RESEND_AFTER_NS: u64 = 2_000_000;
+
 /// The slice in ns (0: off), set by [`init`].
 static SLICE_NS: AtomicU64 = AtomicU64::new(0);
 static PREEMPTIONS: AtomicU64 = AtomicU64::new(0);
@@ -159,7 +165,7 @@ static REFUSED: [AtomicU64; REFUSALS] = [const { AtomicU64::new(0) }; REFUSALS];
 static REQUESTS: AtomicU64 = AtomicU64::new(0);
 /// Times the monitor gave up on preempting a run and let the stall machinery take over.
 static GIVEN_UP: AtomicU64 = AtomicU64::new(0);
-/// Requests the handler had not taken when the next one was sent (in flight, or the handler replaced).
+/// Requests the handler had not taken a slice after they were sent.
 static UNANSWERED: AtomicUsize = AtomicUsize::new(0);
 
 /// Turns preemption on (slice `slice_ns`, 0: off): installs the signal handler. Called once at start-up.
@@ -216,7 +222,7 @@ pub fn monitor_look(
     if st.first_request_ns.load(Ordering::Relaxed) == 0 {
         st.first_request_ns.store(now, Ordering::Relaxed);
     }
-    send_request(w, switches);
+    send_request(w, switches, now);
     Some(now)
 }
 
@@ -225,18 +231,24 @@ fn work_waits() -> bool {
     super::get().sched.work_pending() || super::netpoll::exists()
 }
 
-fn send_request(w: &super::worker::Worker, switches: u32) {
+fn send_request(w: &super::worker::Worker, switches: u32, now: u64) {
     let st = &w.preempt;
     let _g = st.send.lock();
     if st.exec_in_progress.load(Ordering::Acquire) == switches as u64 + 1 {
         return;
     }
-    // An earlier request the handler never took (the signal lost to a handler glibc reinstalled, say):
-    // counted, and replaced.
-    if st.requested.swap(switches as u64 + 1, Ordering::AcqRel) != 0 {
+    // The signal for this run may still be on its way (the kernel has not run the worker's OS thread yet on
+    // a loaded machine): sent again only after a while, and then counted as unanswered, in case glibc
+    // replaced the handler (see `signal::take_over`).
+    if st.requested.load(Ordering::Acquire) == switches as u64 + 1 {
+        if now < st.sent_at.load(Ordering::Relaxed) + slice_ns().max(RESEND_AFTER_NS) {
+            return;
+        }
         UNANSWERED.fetch_add(1, Ordering::Relaxed);
         signal::take_over();
     }
+    st.requested.store(switches as u64 + 1, Ordering::Release);
+    st.sent_at.store(now, Ordering::Relaxed);
     REQUESTS.fetch_add(1, Ordering::Relaxed);
     signal::send(w.os_tid.load(Ordering::Relaxed));
 }
