@@ -281,7 +281,23 @@ fn site(w: &Worker, task: TaskRef) -> String {
     // (__syscall_cancel and co.) before the function the program called.
     frames.extend(scan_stack(task, sp, 10).into_iter().map(symbol));
     frames.dedup();
-    format!("thread \"{name}\": {head} at {}", frames.join(" <- "))
+    format!("thread \"{name}\": {head} at {}{}", frames.join(" <- "), invisible_cause(nr, pc))
+}
+
+/// Why the shim could not see a blocking call coming (the monitor is the last resort for these).
+fn invisible_cause(nr: i64, pc: usize) -> String {
+    let object = dl_info(pc).map(|i| {
+        // SAFETY: dladdr's file name is NUL-terminated and lives while the object is loaded.
+        let path = unsafe { std::ffi::CStr::from_ptr(i.dli_fname) }.to_string_lossy().into_owned();
+        path.rsplit('/').next().unwrap_or(&path).to_string()
+    });
+    let in_glibc = object.as_deref().is_some_and(|o| o.starts_with("libc.so") || o.starts_with("libpthread"));
+    match nr {
+        n if n < 0 => String::new(),
+        libc::SYS_futex if in_glibc => " [invisible to the shim: a glibc-internal futex wait]".into(),
+        libc::SYS_futex => " [invisible to the shim: a futex wait made directly]".into(),
+        _ => format!(" [invisible to the shim: {}() called where no hook sees it]", syscall_name(nr)),
+    }
 }
 
 /// Likely return addresses on `task`'s stack above `sp`: words that point into a loaded object right after

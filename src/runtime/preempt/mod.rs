@@ -79,7 +79,9 @@ const REFUSAL_NAMES: [&str; REFUSALS] = [
 impl Refusal {
     fn from_code(c: u8) -> Option<Refusal> {
         use Refusal::*;
-        [Moved, InLibc, InRuntime, LibcCallback, InHandler, FileLock, OtherStack, StackFull, Exec].get(c as usize).copied()
+        [Moved, InLibc, InRuntime, LibcCallback, InHandler, FileLock, OtherStack, StackFull, Exec]
+            .get(c as usize)
+            .copied()
     }
 
     pub fn describe(self) -> &'static str {
@@ -94,7 +96,7 @@ pub struct WorkerState {
     requested: AtomicU64,
     /// Last refusal (code + 1; 0: none since the last request that succeeded).
     last_refusal: AtomicU32,
-    /// Monitor-only: the switch count of the run it is trying to preempt, and when it first asked.
+    /// Monitor-only: the switch count of the run it is trying to preempt, and since when preemption is due.
     run_switches: AtomicU32,
     first_request_ns: AtomicU64,
     /// When the pending request's signal was sent.
@@ -216,13 +218,17 @@ pub fn monitor_look(
     if now < since + slice {
         return Some(since + slice);
     }
-    if !work_waits() || !running_in_user() {
+    if !work_waits() {
         return None;
     }
+    // From here preemption is due: if it cannot happen for a while (no chance to send the signal, or
+    // every attempt refused), the stall machinery takes over (see `handles`).
     if st.first_request_ns.load(Ordering::Relaxed) == 0 {
         st.first_request_ns.store(now, Ordering::Relaxed);
     }
-    send_request(w, switches, now);
+    if running_in_user() {
+        send_request(w, switches, now);
+    }
     Some(now)
 }
 
@@ -289,12 +295,7 @@ pub fn report_line() -> String {
         .map(|(n, c)| format!("{n} {}", c.load(r)))
         .collect();
     let _ = write!(out, "; refused: {}", if refused.is_empty() { "none".into() } else { refused.join(", ") });
-    let _ = write!(
-        out,
-        "; unanswered {}; left to spare workers {}",
-        UNANSWERED.load(r),
-        GIVEN_UP.load(r)
-    );
+    let _ = write!(out, "; unanswered {}; left to spare workers {}", UNANSWERED.load(r), GIVEN_UP.load(r));
     out
 }
 
@@ -343,7 +344,9 @@ impl FpControl {
         let now = FpControl::save();
         if now.mxcsr != self.mxcsr {
             // SAFETY: a value read from MXCSR.
-            unsafe { core::arch::asm!("ldmxcsr [{}]", in(reg) &self.mxcsr, options(nostack, preserves_flags, readonly)) };
+            unsafe {
+                core::arch::asm!("ldmxcsr [{}]", in(reg) &self.mxcsr, options(nostack, preserves_flags, readonly))
+            };
         }
         if now.x87 != self.x87 {
             // SAFETY: a value read from the x87 control word.
