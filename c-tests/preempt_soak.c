@@ -17,6 +17,7 @@
 
 #define THREADS 100
 #define ROUNDS 40
+static int rounds = ROUNDS;
 
 static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned long shared_sum;
@@ -65,7 +66,7 @@ static void *worker(void *arg)
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
         return (void *)-1L;
-    for (int r = 0; r < ROUNDS; r++) {
+    for (int r = 0; r < rounds; r++) {
         acc ^= compute(acc + (unsigned long)r, 300000);
 
         size_t len = 1000 + (acc % 50000);
@@ -129,6 +130,9 @@ int main(int argc, char **argv)
         return 1;
     }
     test_init();
+    /* PREEMPT_SOAK_ROUNDS=N soaks longer by hand (40 rounds take about 3 s natively). */
+    if (getenv("PREEMPT_SOAK_ROUNDS"))
+        rounds = atoi(getenv("PREEMPT_SOAK_ROUNDS"));
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_usr1;
@@ -142,7 +146,7 @@ int main(int argc, char **argv)
         pthread_create(&t[i], NULL, worker, (void *)i);
     /* Signals to the whole process while the threads run: the kernel (or the shim) picks a thread. */
     int sent = 0;
-    while (atomic_load(&finished) < THREADS / 2 && sent < 200) {
+    while (atomic_load(&finished) < THREADS / 2 && sent < 200 * (rounds / ROUNDS + 1)) {
         kill(getpid(), SIGUSR1);
         sent++;
         sleep_ms(5);

@@ -11,6 +11,11 @@
 //!   polls), an idle worker is woken to take it (coroutines carry their own identity, so any worker may run
 //!   them); if none is idle, a retired spare is revived or a new spare worker started, up to
 //!   `ASYNCSHIM_MAX_SPARES`. Spares retire when they fall idle while enough unstalled workers remain.
+//! - A coroutine that computes past its time slice while work waits is preempted first (see
+//!   [`super::preempt`]); only when preemption keeps failing for a stall period (the coroutine runs inside
+//!   glibc, in a callback glibc made, ...) does the stall rule above apply to it. The stall report then
+//!   says why it could not be preempted, and for a worker blocked in the kernel which call the shim could
+//!   not see (a glibc-internal futex, an unhooked call).
 //! - The monitor looks again when a worker could first be declared stalled (at most one stall period
 //!   later; a quarter of one while a computing candidate or a stall is being handled), and backs off to
 //!   50 ms while all workers idle: a busy server wakes it about 200 times a second, an idle process 20.
@@ -120,15 +125,14 @@ extern "C" fn monitor_main(_: *mut libc::c_void) -> *mut libc::c_void {
                 *s = Seen { switches, since: now, ..Seen::default() };
                 continue;
             }
-            if w.stalled.load(Ordering::Relaxed) {
-                continue;
-            }
+            // Preemption goes on being tried on a stalled worker too: it ends the stall sooner than the
+            // coroutine would.
             let tid = w.os_tid.load(Ordering::Relaxed);
             let running = || in_kernel(tid).is_none_or(|(nr, _, _)| nr < 0);
             if let Some(look) = super::preempt::monitor_look(w, switches, s.since, now, running) {
                 next_look = next_look.min(look.max(now + busy_tick / 2));
             }
-            if stall_ns == 0 {
+            if stall_ns == 0 || w.stalled.load(Ordering::Relaxed) {
                 continue;
             }
             if now - s.since < stall_ns {
