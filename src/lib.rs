@@ -27,4 +27,5 @@ extern "C" fn constructor() {
     for which in 0..3 {
         real::execl_family_addr(which);
     }
+    let _ = real::execveat();
 }

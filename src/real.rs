@@ -119,6 +119,16 @@ pub fn pthread_attr_setsigmask_np() -> Option<SetSigmaskFn> {
     optional(&SLOT, c"pthread_attr_setsigmask_np").map(|p| unsafe { core::mem::transmute::<usize, SetSigmaskFn>(p) })
 }
 
+type ExecveatFn =
+    unsafe extern "C" fn(c_int, *const c_char, *const *const c_char, *const *const c_char, c_int) -> c_int;
+
+/// `execveat` (glibc 2.34 on), or None on an older glibc.
+pub fn execveat() -> Option<ExecveatFn> {
+    static SLOT: AtomicUsize = AtomicUsize::new(0);
+    // SAFETY: glibc's function of this signature.
+    optional(&SLOT, c"execveat").map(|p| unsafe { core::mem::transmute::<usize, ExecveatFn>(p) })
+}
+
 /// The real execl, execle or execlp (`which` 0, 1, 2), for their frameless hooks (they are variadic).
 pub fn execl_family_addr(which: usize) -> usize {
     static SLOTS: [AtomicUsize; 3] = [const { AtomicUsize::new(0) }; 3];

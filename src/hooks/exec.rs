@@ -57,6 +57,24 @@ pub unsafe extern "C" fn fexecve(fd: c_int, argv: *const *const c_char, envp: *c
     guarded(|| unsafe { real::fexecve(fd, argv, envp) })
 }
 
+/// # Safety
+/// C contract of execveat (glibc 2.34 on; a program can only reach this hook where glibc has it).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn execveat(
+    dirfd: c_int,
+    path: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+    flags: c_int,
+) -> c_int {
+    let Some(real) = real::execveat() else {
+        crate::hooks::set_errno(libc::ENOSYS);
+        return -1;
+    };
+    // SAFETY: forwarding.
+    guarded(|| unsafe { real(dirfd, path, argv, envp, flags) })
+}
+
 /// Called by the variadic hooks: holds preemption off (until the worker next switches, as a failed call
 /// returns straight to the program) and gives the real function's address.
 extern "C" fn variadic_target(which: usize) -> usize {
