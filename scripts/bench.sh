@@ -16,6 +16,9 @@
 #                  stack per OS thread), its OS threads and CPU.
 #   micro          create_join.c, switch.c, mutex.c (uncontended; hand-off), idle_mem.c, ready_fd.c
 #                  (hooked read/write on a ready fd)
+#   preempt        compute_echo.c: a thread per connection, 1% of the requests compute for 20 ms; p99
+#                  latency of the other requests and the server's OS threads (50 connections, 4 s; a
+#                  forked load generator, plain threads in both modes)
 #   CPython        bench/py/echo_server.py (socketserver.ThreadingTCPServer) natively, under the shim and
 #                  with gevent's monkey patching, at 100, 1,000 and 5,000 connections
 #   MariaDB        when scripts/mariadb.sh exists: mariadbd natively and under the shim, N client threads of
@@ -26,7 +29,7 @@
 #   BENCH_CONNS="…"  connection counts of the echo scenario (default 1 100 1000 10000 19000; QUICK: 1 1000 10000)
 #   BENCH_DURATION=S measured seconds per echo run (default 8; QUICK: 2), after 1 s of warm-up (QUICK: 0.5)
 #   BENCH_SIZE=B     message size of the ping-pong (default 64)
-#   BENCH_ONLY="…"   run only these scenario groups: micro echo python mariadb web (default: all)
+#   BENCH_ONLY="…"   run only these scenario groups: micro preempt echo python mariadb web (default: all)
 #   BENCH_REPS=N     repetitions of the micro timing benchmarks, median reported (default 3; QUICK: 1)
 #   BENCH_THREADS=N  threads for idle_mem (default 10000)
 #   BENCH_TIMEOUT=S  time limit per micro run in seconds (default 60; QUICK: 30)
@@ -62,7 +65,7 @@ else
     PY_CONNS="100 1000 5000"; IDLE_N=${BENCH_THREADS:-10000}
 fi
 SIZE=${BENCH_SIZE:-64}
-ONLY=${BENCH_ONLY:-"micro echo python mariadb web"}
+ONLY=${BENCH_ONLY:-"micro preempt echo python mariadb web"}
 
 die() { echo "bench: $*" >&2; exit 1; }
 log() { echo "bench: $*" >&2; }
@@ -103,7 +106,7 @@ fi
 
 # --- build ------------------------------------------------------------------------------------------
 mkdir -p "$BUILD" || die "cannot create $BUILD"
-for p in create_join switch mutex idle_mem ready_fd echo_threads echo_pool echo_epoll; do
+for p in create_join switch mutex idle_mem ready_fd compute_echo echo_threads echo_pool echo_epoll; do
     if [[ ! -x $BUILD/$p || $SRC/$p.c -nt $BUILD/$p || $SRC/bench_common.h -nt $BUILD/$p || $SRC/echo_common.h -nt $BUILD/$p ]]; then
         gcc -O2 -pthread -Wall -o "$BUILD/$p" "$SRC/$p.c" -ldl || die "cannot build $SRC/$p.c"
     fi
@@ -246,6 +249,24 @@ if want micro; then
     idle_row idle_kstack "idle thread: kernel stack (bytes/thread, system-wide delta, noisy)" "bytes/thread" kernel_stack_bytes_per_thread
     idle_row idle_os_threads "OS threads with $IDLE_N idle threads" "threads" os_threads
     idle_row idle_create "create $IDLE_N idle threads (ms)" "ms" create_ms
+fi
+
+if want preempt; then
+    # One run per mode (the median of REPS), two rows from it.
+    PROG=compute_echo
+    log "compute_echo: native x$REPS ..."
+    measure native "$REPS" "$BUILD/compute_echo" 50 4 20; PN_FILES=("${M_FILES[@]}"); PN_ERR=$M_ERR
+    log "compute_echo: shim x$REPS ..."
+    measure shim "$REPS" "$BUILD/compute_echo" 50 4 20; PS_FILES=("${M_FILES[@]}"); PS_ERR=$M_ERR
+    preempt_row() { # KEY LABEL UNIT METRIC
+        local n s
+        M_FILES=("${PN_FILES[@]}"); n=$(values "$4"); [[ -n $PN_ERR ]] && n=""
+        M_FILES=("${PS_FILES[@]}"); s=$(values "$4"); [[ -n $PS_ERR ]] && s=""
+        add_micro "$1" "$2" "$3" "$(median <<<"$n")" "$(median <<<"$s")" "$n" "$s" "$PN_ERR" "$PS_ERR"
+    }
+    preempt_row preempt_p99 "echo, 1% of requests compute 20 ms: p99 of the others (µs)" "µs" p99_us
+    preempt_row preempt_p50 "echo, 1% of requests compute 20 ms: p50 of the others (µs)" "µs" p50_us
+    preempt_row preempt_threads "echo, 1% of requests compute 20 ms: server OS threads (50 connections)" "threads" os_threads
 fi
 
 # --- servers under load -----------------------------------------------------------------------------

@@ -29,4 +29,9 @@ static CONSTRUCTOR: extern "C" fn() = constructor;
 
 extern "C" fn constructor() {
     real::resolve_all();
+    // The variadic exec hooks may run in a vfork child, where dlsym must not.
+    for which in 0..3 {
+        real::execl_family_addr(which);
+    }
+    let _ = real::execveat();
 }

@@ -135,6 +135,23 @@ pub fn isoc23_vfscanf_addr() -> Option<usize> {
     optional(&SLOT, c"__isoc23_vfscanf")
 }
 
+type ExecveatFn =
+    unsafe extern "C" fn(c_int, *const c_char, *const *const c_char, *const *const c_char, c_int) -> c_int;
+
+/// `execveat` (glibc 2.34 on), or None on an older glibc.
+pub fn execveat() -> Option<ExecveatFn> {
+    static SLOT: AtomicUsize = AtomicUsize::new(0);
+    // SAFETY: glibc's function of this signature.
+    optional(&SLOT, c"execveat").map(|p| unsafe { core::mem::transmute::<usize, ExecveatFn>(p) })
+}
+
+/// The real execl, execle or execlp (`which` 0, 1, 2), for their frameless hooks (they are variadic).
+pub fn execl_family_addr(which: usize) -> usize {
+    static SLOTS: [AtomicUsize; 3] = [const { AtomicUsize::new(0) }; 3];
+    const NAMES: [&CStr; 3] = [c"execl", c"execle", c"execlp"];
+    optional(&SLOTS[which], NAMES[which]).unwrap_or(0)
+}
+
 type StartFn = extern "C" fn(*mut c_void) -> *mut c_void;
 type MainFn = extern "C" fn(c_int, *mut *mut c_char, *mut *mut c_char) -> c_int;
 
@@ -184,6 +201,11 @@ declare_real! {
     fn clock_nanosleep(clock: libc::clockid_t, flags: c_int, req: *const libc::timespec,
                        rem: *mut libc::timespec) -> c_int;
     fn vfork() -> libc::pid_t;
+    fn execve(path: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int;
+    fn execv(path: *const c_char, argv: *const *const c_char) -> c_int;
+    fn execvp(file: *const c_char, argv: *const *const c_char) -> c_int;
+    fn execvpe(file: *const c_char, argv: *const *const c_char, envp: *const *const c_char) -> c_int;
+    fn fexecve(fd: c_int, argv: *const *const c_char, envp: *const *const c_char) -> c_int;
     fn poll(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: c_int) -> c_int;
     fn ppoll(fds: *mut libc::pollfd, n: libc::nfds_t, ts: *const libc::timespec, mask: *const libc::sigset_t) -> c_int;
     fn select(n: c_int, r: *mut libc::fd_set, w: *mut libc::fd_set, e: *mut libc::fd_set, tv: *mut libc::timeval) -> c_int;
@@ -283,6 +305,7 @@ declare_real! {
     fn getchar_unlocked() -> c_int;
     fn __uflow(f: *mut libc::FILE) -> c_int;
     fn __underflow(f: *mut libc::FILE) -> c_int;
+    fn flockfile(f: *mut libc::FILE) -> ();
     fn ftrylockfile(f: *mut libc::FILE) -> c_int;
     fn funlockfile(f: *mut libc::FILE) -> ();
     fn fflush(f: *mut libc::FILE) -> c_int;

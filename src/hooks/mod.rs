@@ -25,6 +25,8 @@ macro_rules! variadic_export {
 }
 
 pub mod dns;
+pub mod exec;
+pub mod filelock;
 pub mod io;
 pub mod net;
 pub mod poll;

@@ -18,6 +18,7 @@
 //! | [`identity`] | a glibc thread descriptor and static TLS per coroutine, learned from glibc itself |
 //! | [`stack`] | coroutine stacks: arenas, guards, reuse |
 //! | [`signals`] | the program's handlers, masks and routing; faults and the stack-overflow report |
+//! | [`preempt`] | makes a coroutine that computes past its time slice yield (signal + trampoline) |
 //! | [`once`] | pthread_once in glibc's encoding, for coroutines and plain threads |
 //! | [`sync`] | pthread mutexes, conditions, rwlocks, barriers, semaphores, futexes that park |
 //! | [`lock`] | the runtime's own small mutex |
@@ -30,7 +31,8 @@
 //! | [`socket`] | socket calls on top of `io`: MSG_DONTWAIT tries, MSG_WAITALL, sends in full |
 //! | [`mmsg`] | recvmmsg and sendmmsg on blocking sockets |
 //! | [`file`] | regular files: RWF_NOWAIT first, a helper thread for what the disk must supply |
-//! | [`stdio`] | stdio reads (fgets, getline...) on sockets, pipes and terminals |
+//! | [`stdio`] | stdio reads (fgets, getline...) and scanf on sockets, pipes and terminals |
+//! | [`stdio_write`] | stdio output (fwrite, printf...) on sockets, pipes and terminals |
 //! | [`child`] | waiting for child processes on a pidfd or a helper thread |
 //! | [`dns`] | which name lookups need a helper thread |
 //! | **around** | |
@@ -53,6 +55,7 @@ pub mod netpoll;
 pub mod offload;
 pub mod once;
 pub mod parking_lot;
+pub mod preempt;
 pub mod scheduler;
 pub mod signals;
 pub mod socket;
@@ -163,6 +166,7 @@ pub fn run_main(main: MainFn, argc: c_int, argv: *mut *mut c_char, envp: *mut *m
     let _ = MAIN_ARGS.set(MainArgsCell(MainArgs { main, argc, argv, envp }));
     RUNNING.store(true, Ordering::Release);
     signals::install();
+    preempt::init(get().config.slice_ns);
     stats::init(get().config.stats.as_deref(), get().config.stats_signal);
     if get().config.stats.is_some() {
         // The report signal is answered by the monitor, even in a program with one thread.

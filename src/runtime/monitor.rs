@@ -11,6 +11,11 @@
 //!   polls), an idle worker is woken to take it (coroutines carry their own identity, so any worker may run
 //!   them); if none is idle, a retired spare is revived or a new spare worker started, up to
 //!   `ASYNCSHIM_MAX_SPARES`. Spares retire when they fall idle while enough unstalled workers remain.
+//! - A coroutine that computes past its time slice while work waits is preempted first (see
+//!   [`super::preempt`]); only when preemption keeps failing for a stall period (the coroutine runs inside
+//!   glibc, in a callback glibc made, ...) does the stall rule above apply to it. The stall report then
+//!   says why it could not be preempted, and for a worker blocked in the kernel which call the shim could
+//!   not see (a glibc-internal futex, an unhooked call).
 //! - The monitor looks again when a worker could first be declared stalled (at most one stall period
 //!   later; a quarter of one while a computing candidate or a stall is being handled), and backs off to
 //!   50 ms while all workers idle: a busy server wakes it about 200 times a second, an idle process 20.
@@ -38,7 +43,7 @@ pub fn ensure_started() {
     if !STARTED.load(Ordering::Relaxed) && !STARTED.swap(true, Ordering::AcqRel) {
         let config = &super::get().config;
         // ASYNCSHIM_STALL_MS=0 turns stall detection off; the thread is then only there for the report signal.
-        if config.stall_ns == 0 && config.stats_signal.is_none() {
+        if config.stall_ns == 0 && config.slice_ns == 0 && config.stats_signal.is_none() {
             return;
         }
         // SAFETY: the monitor takes no argument and lives for the process.
@@ -100,7 +105,7 @@ extern "C" fn monitor_main(_: *mut libc::c_void) -> *mut libc::c_void {
         if stats::REPORT_REQUESTED.swap(false, Ordering::AcqRel) {
             stats::write_report();
         }
-        if stall_ns == 0 {
+        if stall_ns == 0 && super::preempt::slice_ns() == 0 {
             tick = MAX_IDLE_TICK_NS;
             continue;
         }
@@ -120,7 +125,14 @@ extern "C" fn monitor_main(_: *mut libc::c_void) -> *mut libc::c_void {
                 *s = Seen { switches, since: now, ..Seen::default() };
                 continue;
             }
-            if w.stalled.load(Ordering::Relaxed) {
+            // Preemption goes on being tried on a stalled worker too: it ends the stall sooner than the
+            // coroutine would.
+            let tid = w.os_tid.load(Ordering::Relaxed);
+            let running = || in_kernel(tid).is_none_or(|(nr, _, _)| nr < 0);
+            if let Some(look) = super::preempt::monitor_look(w, switches, s.since, now, running) {
+                next_look = next_look.min(look.max(now + busy_tick / 2));
+            }
+            if stall_ns == 0 || w.stalled.load(Ordering::Relaxed) {
                 continue;
             }
             if now - s.since < stall_ns {
@@ -145,7 +157,7 @@ extern "C" fn monitor_main(_: *mut libc::c_void) -> *mut libc::c_void {
         tick = if relieving {
             busy_tick
         } else if busy {
-            next_look.saturating_sub(now).clamp(busy_tick, stall_ns)
+            next_look.saturating_sub(now).clamp(busy_tick, if stall_ns == 0 { MAX_IDLE_TICK_NS } else { stall_ns })
         } else {
             (tick * 2).min(MAX_IDLE_TICK_NS)
         };
@@ -217,7 +229,8 @@ fn is_stall(w: &Worker, s: &Seen, stall_ns: u64) -> bool {
             // preempted on a loaded machine accumulates none, and a spare for it would only add to the
             // crowd (and be preempted in turn: wall-time rules once made a loaded run start 115 spares);
             // a real hog is found after one period of its own CPU however loaded the machine is.
-            thread_cpu_ns(w).saturating_sub(s.cpu_at) >= stall_ns
+            // Preemption deals with a computing coroutine unless it has been failing for a while.
+            thread_cpu_ns(w).saturating_sub(s.cpu_at) >= stall_ns && !super::preempt::handles(w, stall_ns)
         }
     }
 }
@@ -263,7 +276,7 @@ fn in_this_library(pc: usize) -> bool {
 fn site(w: &Worker, task: TaskRef) -> String {
     let name = String::from_utf8_lossy(task.name_bytes()).into_owned();
     let Some((nr, sp, pc)) = in_kernel(w.os_tid.load(Ordering::Relaxed)) else {
-        return format!("thread \"{name}\": running on the CPU (no system call)");
+        return format!("thread \"{name}\": running on the CPU (no system call){}", super::preempt::stall_note(w));
     };
     let head =
         if nr < 0 { "blocked outside a system call".to_string() } else { format!("blocked in {}()", syscall_name(nr)) };
@@ -272,7 +285,23 @@ fn site(w: &Worker, task: TaskRef) -> String {
     // (__syscall_cancel and co.) before the function the program called.
     frames.extend(scan_stack(task, sp, 10).into_iter().map(symbol));
     frames.dedup();
-    format!("thread \"{name}\": {head} at {}", frames.join(" <- "))
+    format!("thread \"{name}\": {head} at {}{}", frames.join(" <- "), invisible_cause(nr, pc))
+}
+
+/// Why the shim could not see a blocking call coming (the monitor is the last resort for these).
+fn invisible_cause(nr: i64, pc: usize) -> String {
+    let object = dl_info(pc).map(|i| {
+        // SAFETY: dladdr's file name is NUL-terminated and lives while the object is loaded.
+        let path = unsafe { std::ffi::CStr::from_ptr(i.dli_fname) }.to_string_lossy().into_owned();
+        path.rsplit('/').next().unwrap_or(&path).to_string()
+    });
+    let in_glibc = object.as_deref().is_some_and(|o| o.starts_with("libc.so") || o.starts_with("libpthread"));
+    match nr {
+        n if n < 0 => String::new(),
+        libc::SYS_futex if in_glibc => " [invisible to the shim: a glibc-internal futex wait]".into(),
+        libc::SYS_futex => " [invisible to the shim: a futex wait made directly]".into(),
+        _ => format!(" [invisible to the shim: {}() called where no hook sees it]", syscall_name(nr)),
+    }
 }
 
 /// Likely return addresses on `task`'s stack above `sp`: words that point into a loaded object right after

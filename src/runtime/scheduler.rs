@@ -15,6 +15,10 @@ use super::worker::{self, AWAKE, NOTIFIED, RETIRED, SLEEPING, SLEEPING_IN_POLL, 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+/// A worker takes a preempted coroutine first on every this many picks, so that a steady stream of other
+/// work never starves it (Go takes from its global queue on every 61st pick for the same reason).
+const PREEMPTED_EVERY: u32 = 61;
+
 pub struct Scheduler {
     /// The configured workers first, then room for spares.
     pub workers: &'static [Worker],
@@ -25,6 +29,9 @@ pub struct Scheduler {
     retired: AtomicUsize,
     pub stalled: AtomicUsize,
     global: RunQueue,
+    /// Coroutines preempted at the end of their slice (see `preempt`): taken when nothing else waits, or
+    /// on every [`PREEMPTED_EVERY`]th pick of a worker.
+    preempted: RunQueue,
     timers: Lock<Timers>,
     /// Earliest timer deadline (u64::MAX if none), readable without the lock.
     earliest: AtomicU64,
@@ -43,6 +50,7 @@ impl Scheduler {
             retired: AtomicUsize::new(0),
             stalled: AtomicUsize::new(0),
             global: RunQueue::new(),
+            preempted: RunQueue::new(),
             timers: Lock::new(Timers::default()),
             earliest: AtomicU64::new(u64::MAX),
             spawning: Lock::new(()),
@@ -74,6 +82,12 @@ impl Scheduler {
         if !was_empty || worker::current_task().is_some() {
             self.notify();
         }
+    }
+
+    /// Queues a coroutine preempted at the end of its slice, waking an idle worker for it.
+    pub fn push_preempted(&self, task: TaskRef) {
+        self.preempted.push(task);
+        self.wake_sleeper();
     }
 
     fn notify(&self) {
@@ -221,6 +235,7 @@ impl Scheduler {
     /// other (see [`RunQueue`]).
     pub fn work_pending(&self) -> bool {
         !self.global.is_empty()
+            || !self.preempted.is_empty()
             || self.workers[..self.started()].iter().any(|o| !o.queue.is_empty())
             || self.next_deadline().is_some_and(|d| d <= time::monotonic_ns())
     }
@@ -230,6 +245,12 @@ impl Scheduler {
     /// Empty queues are passed over without their locks (a task queued meanwhile is found by the idle
     /// worker's [`Self::work_pending`] before it sleeps). Only a worker itself adds to its own queue.
     pub fn next_task(&self, w: &Worker) -> Option<TaskRef> {
+        if !self.preempted.is_empty()
+            && w.switches.load(Ordering::Relaxed).is_multiple_of(PREEMPTED_EVERY)
+            && let Some(t) = self.preempted.pop()
+        {
+            return Some(t);
+        }
         if !w.queue.is_empty()
             && let Some(t) = w.queue.pop()
         {
@@ -240,7 +261,23 @@ impl Scheduler {
         {
             return Some(t);
         }
-        self.steal(w)
+        self.steal(w).or_else(|| self.take_preempted(w))
+    }
+
+    /// A preempted coroutine, when nothing else is queued; first a look for fd readiness, which no worker
+    /// may have collected while the coroutine computed.
+    #[inline(never)]
+    fn take_preempted(&self, w: &Worker) -> Option<TaskRef> {
+        if self.preempted.is_empty() {
+            return None;
+        }
+        if super::netpoll::exists() {
+            super::netpoll::poll(0);
+            if let Some(t) = w.queue.pop().or_else(|| self.global.pop()) {
+                return Some(t);
+            }
+        }
+        self.preempted.pop()
     }
 
     /// Out of line: inlined, it made every call of [`Self::next_task`] save and restore its registers.

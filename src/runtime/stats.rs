@@ -248,6 +248,7 @@ pub fn report() -> String {
         ms(s.stall_ns_total.load(r)),
         ms(s.stall_ns_max.load(r))
     );
+    let _ = writeln!(out, "{}", super::preempt::report_line());
     let mut sites: Vec<(String, u64, u64, u64)> =
         s.sites.lock().iter().map(|x| (x.place.clone(), x.count, x.total_ns, x.max_ns)).collect();
     sites.sort_by_key(|s| std::cmp::Reverse(s.2));

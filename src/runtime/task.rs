@@ -36,6 +36,8 @@ pub enum Switch {
     Yield,
     /// I parked; a waker will queue me.
     Park,
+    /// I was preempted (see `preempt`): queue me behind the coroutines that did not run out their slice.
+    Preempted,
 }
 
 pub type Co = Coroutine<(), Switch, (), CoStack>;
@@ -160,6 +162,8 @@ pub struct Task {
     /// The keeper (`sync::proxy`) through which the thread holds PI mutexes the kernel must see owned by a
     /// real thread, while it has one (0 when none).
     pub keeper: Cell<usize>,
+    /// What preemption needs to know of the task (FILE locks held).
+    pub preempt: super::preempt::TaskState,
 }
 
 // SAFETY: a task is touched by one worker at a time (the one running it, or the one finishing it);
@@ -218,6 +222,7 @@ impl Task {
             lock_waited_last: Cell::new(true),
             pending_signals: AtomicU64::new(0),
             keeper: Cell::new(0),
+            preempt: super::preempt::TaskState::new(),
         });
         TaskRef(NonNull::from(Box::leak(t)))
     }
@@ -265,9 +270,11 @@ impl Task {
     /// Switches from this coroutine back to its worker. Must run on this task's own stack.
     pub fn switch_out(&self, why: Switch) {
         let y = self.yielder.get();
+        let fp = super::preempt::FpControl::save();
         // SAFETY: the yielder lives at the bottom of this coroutine's stack for its whole life, and we are
         // running on that stack.
         unsafe { (*y).suspend(why) };
+        fp.restore();
         if self.pending_signals.load(Ordering::Relaxed) != 0 {
             let _ = super::signals::deliver_pending(self);
         }

@@ -136,8 +136,11 @@ pub fn prepare(task: TaskRef, stack: CoStack, start: StartFn, arg: *mut c_void) 
         canary: stack.canary,
     };
     let body = Body { task, start, arg };
+    // A new thread starts with its creator's floating-point modes, as the kernel's clone copies them.
+    let fp = super::preempt::FpControl::save();
     let co = super::task::Co::with_stack(stack, move |yielder, ()| {
         let body = body;
+        fp.restore();
         body.task.set_yielder(yielder);
         run_body(body);
     });

@@ -66,6 +66,7 @@ pub struct Worker {
     /// blocked), so a mask change that must not leave a stale idle mask behind knows whom to wait for.
     pub idle_mask_generation: core::sync::atomic::AtomicU64,
     pub convoy: super::convoy::Detector,
+    pub preempt: super::preempt::WorkerState,
 }
 
 /// `Worker::idle_mask_generation` while the kernel mask is not an idle worker's.
@@ -95,6 +96,7 @@ impl Worker {
             queue: super::scheduler::RunQueue::new(),
             idle_mask_generation: core::sync::atomic::AtomicU64::new(NOT_IDLE_MASK),
             convoy: super::convoy::Detector::new(),
+            preempt: super::preempt::WorkerState::new(),
         }
     }
 }
@@ -144,6 +146,14 @@ impl Worker {
     pub fn task_in_context(&self) -> Option<TaskRef> {
         let running = core::ptr::NonNull::new(self.current.load(Ordering::Relaxed)).map(TaskRef)?;
         (running.tcb().0 == fsgs::thread_self()).then_some(running)
+    }
+
+    /// True while a program signal handler runs on the current coroutine below stack pointer `sp` (for
+    /// the preemption signal's handler, which runs on the alternate stack).
+    pub fn in_program_handler(&self, sp: usize) -> bool {
+        self.handler_depth.get() != 0
+            && self.handler_task.get() == self.current.load(Ordering::Relaxed)
+            && sp < self.handler_sp.get()
     }
 
     pub fn leave_handler(&self) {
@@ -404,6 +414,10 @@ fn run_one(sched: &Scheduler, w: &Worker, task: TaskRef) -> Option<u64> {
         CoroutineResult::Yield(Switch::Yield) => {
             task.set_runnable();
             sched.push_local(w, task);
+        }
+        CoroutineResult::Yield(Switch::Preempted) => {
+            task.set_runnable();
+            sched.push_preempted(task);
         }
         CoroutineResult::Yield(Switch::Park) => {
             let reason = task.park_reason.take();

@@ -1,0 +1,356 @@
+//! Asynchronous preemption: a coroutine that computes for longer than a time slice while other work waits
+//! is made to yield, as if it had called `sched_yield`, without any call of its own. Without it a CPU-bound
+//! thread keeps its worker until it makes a call the shim sees (the monitor could only add spare OS threads).
+//!
+//! How (after Go's `asyncPreempt`):
+//! - The monitor sees a worker that has run one coroutine for `ASYNCSHIM_SLICE_MS` (default 10; 0 turns
+//!   preemption off) in user space while work waits, records a request in the worker's [`WorkerState`] and
+//!   sends the worker's OS thread glibc's SIGCANCEL (32) with `rt_tgsigqueueinfo`, tagged with a
+//!   per-process cookie. Programs cannot handle, block or send that signal through glibc (glibc keeps it for
+//!   thread cancellation), so the program never sees ours; a SIGCANCEL that is not ours (no cookie) goes to
+//!   the handler glibc had installed, which we took over with the raw `rt_sigaction` system call.
+//! - The handler ([`signal`]) checks that the interrupted code is at a safe point (see [`Refusal`] for
+//!   every case that is not, each retried at the monitor's next look). If it is, it rewrites the signal
+//!   context so that, when the handler returns, the coroutine enters [`trampoline`] instead of its next
+//!   instruction: the trampoline saves every register, the flags and the full extended state (XSAVE),
+//!   switches out to the scheduler (reason "preempted") and, when resumed, restores it all and returns to
+//!   the interrupted instruction.
+//! - A preempted coroutine waits in the scheduler's preempted queue, which a worker takes from when its
+//!   other queues are empty or on every 61st pick (so it never starves), as Go does with its global queue.
+//! - If preemption keeps failing for a stall period, the monitor falls back to a spare worker, as before.
+//!
+//! Limits: a coroutine is not preempted while it runs inside glibc, the dynamic loader or the shim, inside
+//! a callback that glibc or the loader called (found by a scan of its stack for return addresses into them:
+//! a stale one can make a coroutine unpreemptible, never the reverse), in a signal handler, while it holds a
+//! stdio FILE lock taken with `flockfile`, on a stack that is not its own, with less than a few KiB of stack
+//! left, or while it calls `exec`. The program's signal mask never blocks preemption (glibc does not let a
+//! program block SIGCANCEL). The monitor sends the signal only to a thread it sees running in user space;
+//! a system call entered in the microseconds between that look and the signal is interrupted and, if it is
+//! one the kernel never restarts (select, epoll_wait, sigsuspend...), fails with EINTR.
+
+pub mod exec;
+pub mod signal;
+pub mod trampoline;
+
+use super::sys::time;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::fmt::Write;
+
+/// The preemption signal: glibc's SIGCANCEL.
+pub const SIGNAL: i32 = 32;
+
+/// Why a preemption request was refused (retried at the monitor's next look).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Refusal {
+    /// The worker had switched to another coroutine, or was between coroutines.
+    Moved = 0,
+    /// The interrupted code ran inside glibc or the dynamic loader (their internal locks and state).
+    InLibc,
+    /// The interrupted code ran inside the shim itself.
+    InRuntime,
+    /// A callback glibc or the loader called (qsort comparator, dl_iterate_phdr, fopencookie...).
+    LibcCallback,
+    /// A program signal handler was running.
+    InHandler,
+    /// The coroutine held a FILE lock (flockfile).
+    FileLock,
+    /// Not on the coroutine's own stack (a stack the program switched to, an alternate signal stack).
+    OtherStack,
+    /// Too little stack left for the saved state.
+    StackFull,
+    /// The coroutine is calling exec.
+    Exec,
+}
+
+const REFUSALS: usize = 9;
+const REFUSAL_NAMES: [&str; REFUSALS] = [
+    "switched away",
+    "inside glibc/ld.so",
+    "inside the shim",
+    "in a callback from glibc",
+    "in a signal handler",
+    "holding a FILE lock",
+    "on another stack",
+    "stack almost full",
+    "calling exec",
+];
+
+impl Refusal {
+    fn from_code(c: u8) -> Option<Refusal> {
+        use Refusal::*;
+        [Moved, InLibc, InRuntime, LibcCallback, InHandler, FileLock, OtherStack, StackFull, Exec]
+            .get(c as usize)
+            .copied()
+    }
+
+    pub fn describe(self) -> &'static str {
+        REFUSAL_NAMES[self as usize]
+    }
+}
+
+/// Per worker: the monitor's request and what became of it.
+pub struct WorkerState {
+    /// The worker's switch count + 1 when the monitor asked for the coroutine it runs to be preempted
+    /// (0: no request). Taken by the handler.
+    requested: AtomicU64,
+    /// Last refusal (code + 1; 0: none since the last request that succeeded).
+    last_refusal: AtomicU32,
+    /// Monitor-only: the switch count of the run it is trying to preempt, and since when preemption is due.
+    run_switches: AtomicU32,
+    first_request_ns: AtomicU64,
+    /// When the pending request's signal was sent.
+    sent_at: AtomicU64,
+    given_up: AtomicBool,
+    /// The worker's switch count + 1 while its coroutine calls exec (see [`exec`]); set with `send` held.
+    /// It lapses by itself when the worker switches, so an exec that fails and returns through a hook
+    /// that cannot clear it (the variadic execl family) leaves preemption off only until then.
+    pub(crate) exec_in_progress: AtomicU64,
+    /// Held by the monitor across "check, then send", and by exec to close that window.
+    pub(crate) send: super::lock::Lock<()>,
+}
+
+impl WorkerState {
+    pub const fn new() -> WorkerState {
+        WorkerState {
+            requested: AtomicU64::new(0),
+            last_refusal: AtomicU32::new(0),
+            run_switches: AtomicU32::new(0),
+            first_request_ns: AtomicU64::new(0),
+            sent_at: AtomicU64::new(0),
+            given_up: AtomicBool::new(false),
+            exec_in_progress: AtomicU64::new(0),
+            send: super::lock::Lock::new(()),
+        }
+    }
+
+    /// Why the last request for the current run was refused, if it was.
+    pub fn last_refusal(&self) -> Option<Refusal> {
+        match self.last_refusal.load(Ordering::Relaxed) {
+            0 => None,
+            c => Refusal::from_code((c - 1) as u8),
+        }
+    }
+}
+
+impl Default for WorkerState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Per task: FILE locks taken with flockfile and not yet released.
+pub struct TaskState {
+    pub file_locks: AtomicU32,
+}
+
+impl TaskState {
+    pub const fn new() -> TaskState {
+        TaskState { file_locks: AtomicU32::new(0) }
+    }
+}
+
+impl Default for TaskState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A request still unanswered this long after its signal (or a slice, if longer) is sent again.
+const RESEND_AFTER_NS: u64 = 2_000_000;
+
+/// The slice in ns (0: off), set by [`init`].
+static SLICE_NS: AtomicU64 = AtomicU64::new(0);
+static PREEMPTIONS: AtomicU64 = AtomicU64::new(0);
+static REFUSED: [AtomicU64; REFUSALS] = [const { AtomicU64::new(0) }; REFUSALS];
+/// Requests sent (signals), for the report.
+static REQUESTS: AtomicU64 = AtomicU64::new(0);
+/// Times the monitor gave up on preempting a run and let the stall machinery take over.
+static GIVEN_UP: AtomicU64 = AtomicU64::new(0);
+/// Requests the handler had not taken a slice after they were sent.
+static UNANSWERED: AtomicUsize = AtomicUsize::new(0);
+
+/// Turns preemption on (slice `slice_ns`, 0: off): installs the signal handler. Called once at start-up.
+pub fn init(slice_ns: u64) {
+    if slice_ns == 0 {
+        return;
+    }
+    if signal::install() {
+        SLICE_NS.store(slice_ns, Ordering::Release);
+    }
+}
+
+#[inline]
+pub fn slice_ns() -> u64 {
+    SLICE_NS.load(Ordering::Relaxed)
+}
+
+pub(crate) fn count_preemption() {
+    PREEMPTIONS.fetch_add(1, Ordering::Relaxed);
+}
+
+pub(crate) fn count_refusal(w: &WorkerState, why: Refusal) {
+    REFUSED[why as usize].fetch_add(1, Ordering::Relaxed);
+    w.last_refusal.store(why as u32 + 1, Ordering::Relaxed);
+}
+
+/// For the monitor, about worker `w` running one coroutine since `since` with switch count `switches`:
+/// returns when to look again if preemption is pending. `running_in_user` tells whether the OS thread is
+/// outside any system call now (the signal would interrupt a blocking one).
+pub fn monitor_look(
+    w: &super::worker::Worker,
+    switches: u32,
+    since: u64,
+    now: u64,
+    running_in_user: impl FnOnce() -> bool,
+) -> Option<u64> {
+    let slice = slice_ns();
+    if slice == 0 {
+        return None;
+    }
+    let st = &w.preempt;
+    if st.run_switches.load(Ordering::Relaxed) != switches {
+        st.run_switches.store(switches, Ordering::Relaxed);
+        st.first_request_ns.store(0, Ordering::Relaxed);
+        st.last_refusal.store(0, Ordering::Relaxed);
+        st.given_up.store(false, Ordering::Relaxed);
+    }
+    if now < since + slice {
+        return Some(since + slice);
+    }
+    if !work_waits() {
+        return None;
+    }
+    // From here preemption is due: if it cannot happen for a while (no chance to send the signal, or
+    // every attempt refused), the stall machinery takes over (see `handles`).
+    if st.first_request_ns.load(Ordering::Relaxed) == 0 {
+        st.first_request_ns.store(now, Ordering::Relaxed);
+    }
+    if running_in_user() {
+        send_request(w, switches, now);
+    }
+    Some(now)
+}
+
+/// Other coroutines could run: queued ones, due timers, or fd readiness no worker collects meanwhile.
+fn work_waits() -> bool {
+    super::get().sched.work_pending() || super::netpoll::exists()
+}
+
+fn send_request(w: &super::worker::Worker, switches: u32, now: u64) {
+    let st = &w.preempt;
+    let _g = st.send.lock();
+    if st.exec_in_progress.load(Ordering::Acquire) == switches as u64 + 1 {
+        return;
+    }
+    // The signal for this run may still be on its way (the kernel has not run the worker's OS thread yet on
+    // a loaded machine): sent again only after a while, and then counted as unanswered, in case glibc
+    // replaced the handler (see `signal::take_over`).
+    if st.requested.load(Ordering::Acquire) == switches as u64 + 1 {
+        if now < st.sent_at.load(Ordering::Relaxed) + slice_ns().max(RESEND_AFTER_NS) {
+            return;
+        }
+        UNANSWERED.fetch_add(1, Ordering::Relaxed);
+        signal::take_over();
+    }
+    st.requested.store(switches as u64 + 1, Ordering::Release);
+    st.sent_at.store(now, Ordering::Relaxed);
+    REQUESTS.fetch_add(1, Ordering::Relaxed);
+    signal::send(w.os_tid.load(Ordering::Relaxed));
+}
+
+/// Whether preemption still deals with worker `w`'s computing coroutine: it is on and has not been failing
+/// for a whole stall period (after which the monitor's stall handling, spare workers, takes over).
+pub fn handles(w: &super::worker::Worker, stall_ns: u64) -> bool {
+    if slice_ns() == 0 {
+        return false;
+    }
+    let first = w.preempt.first_request_ns.load(Ordering::Relaxed);
+    if first != 0 && time::monotonic_ns().saturating_sub(first) >= stall_ns.max(slice_ns()) {
+        if !w.preempt.given_up.swap(true, Ordering::Relaxed) {
+            GIVEN_UP.fetch_add(1, Ordering::Relaxed);
+        }
+        return false;
+    }
+    true
+}
+
+/// The report's line about preemption.
+pub fn report_line() -> String {
+    let r = Ordering::Relaxed;
+    let slice = slice_ns();
+    if slice == 0 {
+        return "  preemption: off".into();
+    }
+    let mut out = format!(
+        "  preemption (slice {} ms): {} preemptions, {} requests",
+        slice / 1_000_000,
+        PREEMPTIONS.load(r),
+        REQUESTS.load(r)
+    );
+    let refused: Vec<String> = REFUSAL_NAMES
+        .iter()
+        .zip(&REFUSED)
+        .filter(|(_, c)| c.load(r) > 0)
+        .map(|(n, c)| format!("{n} {}", c.load(r)))
+        .collect();
+    let _ = write!(out, "; refused: {}", if refused.is_empty() { "none".into() } else { refused.join(", ") });
+    let _ = write!(out, "; unanswered {}; left to spare workers {}", UNANSWERED.load(r), GIVEN_UP.load(r));
+    out
+}
+
+/// What the stall report adds about a computing coroutine preemption could not move.
+pub fn stall_note(w: &super::worker::Worker) -> String {
+    match (slice_ns(), w.preempt.last_refusal()) {
+        (0, _) => String::new(),
+        (_, Some(why)) => format!("; not preemptible: {}", why.describe()),
+        (_, None) => "; preemption not answered".into(),
+    }
+}
+
+/// The floating-point control state the ABI says a call preserves (MXCSR's control bits and the x87
+/// control word). Coroutine switches are calls as far as each coroutine knows, but the switch itself
+/// does not keep them, so a coroutine that changed its rounding mode and parked would hand it to the next
+/// one; [`super::task::Task::switch_out`] keeps them with this. (A preempted coroutine's are also in its
+/// XSAVE area.)
+#[derive(Clone, Copy)]
+pub struct FpControl {
+    mxcsr: u32,
+    x87: u16,
+}
+
+impl FpControl {
+    #[inline(always)]
+    pub fn save() -> FpControl {
+        let mut mxcsr = 0u32;
+        let mut x87 = 0u16;
+        // SAFETY: stores of the control registers into locals.
+        unsafe {
+            core::arch::asm!(
+                "stmxcsr [{m}]",
+                "fnstcw [{c}]",
+                m = in(reg) &mut mxcsr,
+                c = in(reg) &mut x87,
+                options(nostack, preserves_flags)
+            )
+        };
+        FpControl { mxcsr, x87 }
+    }
+
+    /// Puts the saved state back where it differs (loading MXCSR or the control word costs more than a
+    /// compare).
+    #[inline(always)]
+    pub fn restore(self) {
+        let now = FpControl::save();
+        if now.mxcsr != self.mxcsr {
+            // SAFETY: a value read from MXCSR.
+            unsafe {
+                core::arch::asm!("ldmxcsr [{}]", in(reg) &self.mxcsr, options(nostack, preserves_flags, readonly))
+            };
+        }
+        if now.x87 != self.x87 {
+            // SAFETY: a value read from the x87 control word.
+            unsafe { core::arch::asm!("fldcw [{}]", in(reg) &self.x87, options(nostack, preserves_flags, readonly)) };
+        }
+    }
+}

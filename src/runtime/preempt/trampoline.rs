@@ -1,0 +1,143 @@
+//! Where a preempted coroutine goes: [`entry`] saves the complete user-visible state (general registers,
+//! flags, and the extended state — x87, SSE, AVX, AVX-512 — with XSAVE, or FXSAVE without it), switches
+//! out to the worker, and on resumption restores it all and returns to the interrupted instruction.
+//!
+//! On entry (set up by `signal::redirect`) the stack holds the interrupted instruction's address with the
+//! interrupted code's 128-byte red zone above it; `ret 128` returns there and steps over the red zone in
+//! one instruction, so no register is needed to carry the address and nothing below the stack pointer is
+//! live at any moment.
+
+use crate::runtime::task::Switch;
+use crate::runtime::worker;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Bytes the extended-state area takes (CPUID leaf 0xD for the features the OS enabled), plus the 64
+/// bytes of alignment slack; 512 + 64 for FXSAVE.
+static AREA_SIZE: AtomicU64 = AtomicU64::new(0);
+/// 1 when XSAVE is usable (the OS enabled it), else FXSAVE is used. A byte the assembly compares.
+static USE_XSAVE: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+
+/// The stack the saved state needs (for the handler's room check).
+pub fn state_size() -> usize {
+    if AREA_SIZE.load(Ordering::Relaxed) == 0 {
+        measure();
+    }
+    AREA_SIZE.load(Ordering::Relaxed) as usize + 256
+}
+
+fn measure() {
+    let leaf1 = core::arch::x86_64::__cpuid(1);
+    let osxsave = leaf1.ecx & (1 << 27) != 0;
+    let size = if osxsave {
+        // Leaf 0xD exists when XSAVE does; EBX is the size for the features XCR0 enables now.
+        let d = core::arch::x86_64::__cpuid_count(0xd, 0);
+        USE_XSAVE.store(1, Ordering::Relaxed);
+        (d.ebx as u64).max(576)
+    } else {
+        512
+    };
+    AREA_SIZE.store((size + 64 + 63) & !63, Ordering::Relaxed);
+}
+
+/// The trampoline's address, for the handler.
+pub fn entry() -> usize {
+    trampoline as *const () as usize
+}
+
+/// The signal restorer our handler returns through (`rt_sigreturn`).
+///
+/// # Safety
+/// Only the kernel calls it, at the end of a signal handler, with the signal frame on the stack.
+#[unsafe(naked)]
+pub unsafe extern "C" fn restore_rt() {
+    core::arch::naked_asm!("mov eax, 15", "syscall", "ud2");
+}
+
+/// Entered instead of the interrupted instruction; see the module doc.
+///
+/// # Safety
+/// Only `signal::redirect` sends code here, with the return slot it sets up.
+#[unsafe(naked)]
+unsafe extern "C" fn trampoline() {
+    core::arch::naked_asm!(
+        "pushfq",
+        "push rax",
+        "push rbx",
+        "push rcx",
+        "push rdx",
+        "push rsi",
+        "push rdi",
+        "push rbp",
+        "push r8",
+        "push r9",
+        "push r10",
+        "push r11",
+        "push r12",
+        "push r13",
+        "push r14",
+        "push r15",
+        "cld",
+        "mov rbx, rsp",
+        "sub rsp, qword ptr [rip + {size}]",
+        "and rsp, -64",
+        // The XSAVE header (bytes 512..576) must start zeroed for XRSTOR to accept it.
+        "xor eax, eax",
+        "mov qword ptr [rsp + 512], rax",
+        "mov qword ptr [rsp + 520], rax",
+        "mov qword ptr [rsp + 528], rax",
+        "mov qword ptr [rsp + 536], rax",
+        "mov qword ptr [rsp + 544], rax",
+        "mov qword ptr [rsp + 552], rax",
+        "mov qword ptr [rsp + 560], rax",
+        "mov qword ptr [rsp + 568], rax",
+        "cmp byte ptr [rip + {xsave}], 0",
+        "je 2f",
+        "mov eax, -1",
+        "mov edx, -1",
+        "xsave64 [rsp]",
+        "call {switch}",
+        "mov eax, -1",
+        "mov edx, -1",
+        "xrstor64 [rsp]",
+        "jmp 3f",
+        "2:",
+        "fxsave64 [rsp]",
+        "call {switch}",
+        "fxrstor64 [rsp]",
+        "3:",
+        "mov rsp, rbx",
+        "pop r15",
+        "pop r14",
+        "pop r13",
+        "pop r12",
+        "pop r11",
+        "pop r10",
+        "pop r9",
+        "pop r8",
+        "pop rbp",
+        "pop rdi",
+        "pop rsi",
+        "pop rdx",
+        "pop rcx",
+        "pop rbx",
+        "pop rax",
+        "popfq",
+        "ret 128",
+        size = sym AREA_SIZE,
+        xsave = sym USE_XSAVE,
+        switch = sym preempted,
+    )
+}
+
+/// The preempted coroutine's switch out, called by the trampoline on the coroutine's stack with its TCB
+/// in FS. Keeps errno, which the runtime's code may change meanwhile.
+extern "C" fn preempted() {
+    // SAFETY: errno of the calling coroutine.
+    let errno = unsafe { *libc::__errno_location() };
+    if let Some(task) = worker::current_task() {
+        super::count_preemption();
+        task.switch_out(Switch::Preempted);
+    }
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = errno };
+}
