@@ -562,23 +562,10 @@ pub fn runtime_thread_mask() -> u64 {
 /// glibc's own SIGSETXID handler (its set*id calls signal every OS thread in glibc's thread list), which the runtime's [`on_setxid`] calls (0 until wrapped).
 static GLIBC_SETXID_HANDLER: AtomicUsize = AtomicUsize::new(0);
 
-/// The kernel's `struct sigaction` (rt_sigaction), for the signal glibc's `sigaction` refuses to touch.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct KernelSigaction {
-    handler: usize,
-    flags: u64,
-    restorer: usize,
-    mask: u64,
-}
+use sys::signal::KernelSigaction;
 
 fn kernel_rt_sigaction(sig: i32, act: Option<&KernelSigaction>, old: &mut KernelSigaction) -> bool {
-    let act = act.map_or(0, |a| a as *const KernelSigaction as usize);
-    // SAFETY: the pointers are null or valid kernel sigaction structs; 8-byte sigsets.
-    unsafe {
-        sys::syscall::syscall4(libc::SYS_rt_sigaction, sig as usize, act, old as *mut KernelSigaction as usize, 8)
-    }
-    .is_ok()
+    sys::signal::rt_sigaction(sig, act, Some(old)).is_ok()
 }
 
 /// Puts [`on_setxid`] in front of glibc's SIGSETXID handler (once glibc has installed it: at its first

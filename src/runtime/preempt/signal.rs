@@ -2,7 +2,6 @@
 //! point. The handler runs on the worker's alternate signal stack and only reads memory and atomics.
 
 use super::{Refusal, SIGNAL};
-use crate::runtime::sys::syscall::{syscall2, syscall4};
 use crate::runtime::{sys, worker};
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
@@ -14,15 +13,7 @@ const STACK_RESERVE: usize = 16 << 10;
 /// How far up its stack a coroutine is scanned for return addresses into glibc.
 const SCAN_LIMIT: usize = 256 << 10;
 
-/// The kernel's `struct sigaction` on x86-64 (rt_sigaction).
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct KernelAction {
-    handler: usize,
-    flags: u64,
-    restorer: usize,
-    mask: u64,
-}
+use sys::signal::KernelSigaction as KernelAction;
 
 /// glibc's action for SIGCANCEL before ours, as plain words (handler, flags, restorer, mask) so that the
 /// handler reads it without locks.
@@ -40,10 +31,7 @@ const KIND_LIBC: u8 = 1;
 const KIND_SHIM: u8 = 2;
 
 fn rt_sigaction(act: Option<&KernelAction>, old: Option<&mut KernelAction>) -> bool {
-    let a = act.map_or(0, |a| a as *const KernelAction as usize);
-    let o = old.map_or(0, |o| o as *mut KernelAction as usize);
-    // SAFETY: valid kernel sigaction structs or null, an 8-byte sigset.
-    unsafe { syscall4(libc::SYS_rt_sigaction, SIGNAL as usize, a, o, 8) }.is_ok()
+    sys::signal::rt_sigaction(SIGNAL, act, old).is_ok()
 }
 
 fn our_action() -> KernelAction {
@@ -91,10 +79,9 @@ pub fn send(tid: i32) {
     // SAFETY: getuid has no preconditions.
     info[2] = pid as u32 as u64 | ((unsafe { libc::getuid() } as u64) << 32);
     info[3] = COOKIE.load(Ordering::Relaxed) as u64;
-    // SAFETY: a siginfo buffer of the kernel's size for a thread of this process.
-    let _ = unsafe {
-        syscall4(libc::SYS_rt_tgsigqueueinfo, pid as usize, tid as usize, SIGNAL as usize, info.as_ptr() as usize)
-    };
+    // SAFETY: the buffer is a siginfo_t's size and alignment (16 u64), the fields above set as the kernel reads them.
+    let info = unsafe { &*(info.as_ptr() as *const libc::siginfo_t) };
+    let _ = sys::signal::tgsigqueueinfo(pid, tid, SIGNAL, info);
 }
 
 /// True for a signal this module sent (the cookie), false for glibc's own SIGCANCEL and anything else.
@@ -135,8 +122,8 @@ fn forward(sig: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
         libc::SIG_DFL => {
             let dfl = KernelAction { handler: libc::SIG_DFL, flags: 0, restorer: 0, mask: 0 };
             rt_sigaction(Some(&dfl), None);
-            // SAFETY: re-sending the signal to ourselves; it is blocked until this handler returns.
-            let _ = unsafe { syscall2(libc::SYS_kill, sys::getpid() as usize, sig as usize) };
+            // Re-sent to ourselves; it is blocked until this handler returns.
+            let _ = sys::signal::kill(sys::getpid(), sig);
         }
         // SAFETY: the function glibc installed for this signal, called as its flags say.
         h => unsafe {

@@ -61,6 +61,25 @@ pub unsafe fn timedwait(
     unsafe { syscall4(libc::SYS_rt_sigtimedwait, set as usize, info as usize, timeout as usize, 8) }.map(|s| s as i32)
 }
 
+/// The kernel's `struct sigaction` as rt_sigaction(2) takes it (8-byte mask): for the signals glibc's
+/// `sigaction` refuses to touch (SIGCANCEL, SIGSETXID).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct KernelSigaction {
+    pub handler: usize,
+    pub flags: u64,
+    pub restorer: usize,
+    pub mask: u64,
+}
+
+/// rt_sigaction(2) for `sig`: installs `act` when given, reads the action before into `old` when given.
+pub fn rt_sigaction(sig: i32, act: Option<&KernelSigaction>, old: Option<&mut KernelSigaction>) -> Result<(), Errno> {
+    let act = act.map_or(0, |a| a as *const KernelSigaction as usize);
+    let old = old.map_or(0, |o| o as *mut KernelSigaction as usize);
+    // SAFETY: the pointers are null or live kernel sigaction structs; 8-byte sigsets.
+    unsafe { syscall4(libc::SYS_rt_sigaction, sig as usize, act, old, 8) }.map(|_| ())
+}
+
 /// kill(2): `sig` to process `pid`.
 pub fn kill(pid: i32, sig: i32) -> Result<(), Errno> {
     // SAFETY: touches no memory.
