@@ -40,6 +40,7 @@ pub mod sys;
 pub mod task;
 pub mod thread;
 pub mod timers;
+pub mod unwind;
 pub mod worker;
 
 use crate::config::Config;

@@ -160,6 +160,9 @@ pub struct Task {
     /// The keeper (`sync::proxy`) through which the thread holds PI mutexes the kernel must see owned by a
     /// real thread, while it has one (0 when none).
     pub keeper: Cell<usize>,
+    /// Where the coroutine switched out last (pc, sp, bp): a parked coroutine's stack is walked from here
+    /// (see `unwind`).
+    pub switched_out_at: [AtomicUsize; 3],
 }
 
 // SAFETY: a task is touched by one worker at a time (the one running it, or the one finishing it);
@@ -218,6 +221,7 @@ impl Task {
             lock_waited_last: Cell::new(true),
             pending_signals: AtomicU64::new(0),
             keeper: Cell::new(0),
+            switched_out_at: [const { AtomicUsize::new(0) }; 3],
         });
         TaskRef(NonNull::from(Box::leak(t)))
     }
@@ -242,6 +246,7 @@ impl Task {
     /// No worker may be running or finishing this task.
     pub unsafe fn set_coroutine(&self, co: Co, bounds: StackBounds) {
         self.stack.set(bounds);
+        self.switched_out_at[0].store(0, Ordering::Relaxed);
         // SAFETY: exclusive access per the contract.
         unsafe { *self.co.get() = Some(co) };
     }
@@ -258,6 +263,12 @@ impl Task {
         self.yielder.set(y as *const _);
     }
 
+    /// The registers a walk of this parked coroutine's stack starts from (None before its first switch).
+    pub fn switched_out_regs(&self) -> Option<super::unwind::Regs> {
+        let [pc, sp, bp] = self.switched_out_at.each_ref().map(|a| a.load(Ordering::Relaxed));
+        (pc != 0).then_some(super::unwind::Regs { pc, sp, bp })
+    }
+
     pub fn stack_bounds(&self) -> StackBounds {
         self.stack.get()
     }
@@ -265,6 +276,10 @@ impl Task {
     /// Switches from this coroutine back to its worker. Must run on this task's own stack.
     pub fn switch_out(&self, why: Switch) {
         let y = self.yielder.get();
+        let here = super::unwind::capture_here();
+        for (slot, v) in self.switched_out_at.iter().zip([here.pc, here.sp, here.bp]) {
+            slot.store(v, Ordering::Relaxed);
+        }
         // SAFETY: the yielder lives at the bottom of this coroutine's stack for its whole life, and we are
         // running on that stack.
         unsafe { (*y).suspend(why) };
