@@ -208,7 +208,7 @@ extern "C" fn atfork_child() {
 pub fn sleep_until(deadline: u64) -> Wake {
     let Some(me) = worker::current_task() else { return Wake::TimedOut };
     let park = me.begin_park();
-    stats::park(stats::Park::Sleep);
+    stats::park(stats::Park::Sleep, deadline as usize);
     get().sched.add_timer(deadline, me, park);
     me.switch_out(Switch::Park);
     me.last_wake.get()
@@ -218,7 +218,7 @@ pub fn sleep_until(deadline: u64) -> Wake {
 pub fn sleep_until_interruptible(deadline: u64) -> Wake {
     let Some(me) = worker::current_task() else { return Wake::TimedOut };
     let park = me.begin_park();
-    stats::park(stats::Park::Sleep);
+    stats::park(stats::Park::Sleep, deadline as usize);
     me.restartable_wait.store(false, Ordering::Relaxed);
     me.interruptible.store(park + 1, Ordering::Release);
     get().sched.add_timer(deadline, me, park);

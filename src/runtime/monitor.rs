@@ -99,8 +99,9 @@ extern "C" fn monitor_main(_: *mut libc::c_void) -> *mut libc::c_void {
         let word = WAKE.load(Ordering::Acquire);
         futex::wait(&WAKE, word, Some(time::monotonic_ns() + tick));
         if stats::REPORT_REQUESTED.swap(false, Ordering::AcqRel) {
-            stats::write_report();
+            stats::write_report_with_threads();
         }
+        unwind::listing::serve_request();
         if stall_ns == 0 {
             tick = MAX_IDLE_TICK_NS;
             continue;
@@ -225,7 +226,7 @@ fn is_stall(w: &Worker, s: &Seen, stall_ns: u64) -> bool {
 
 /// What /proc/self/task/TID/syscall says of a thread that is not running: the system call it is in (-1:
 /// none) and its stack and instruction pointers. None while it runs (or if the file cannot be read).
-fn in_kernel(tid: i32) -> Option<(i64, usize, usize)> {
+pub(super) fn in_kernel(tid: i32) -> Option<(i64, usize, usize)> {
     let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).ok()?;
     let fields: Vec<&str> = text.split_whitespace().collect();
     let hex = |s: &str| usize::from_str_radix(s.trim_start_matches("0x"), 16).ok();
@@ -278,7 +279,7 @@ fn site(w: &Worker, task: TaskRef) -> String {
     format!("thread \"{name}\": {head} at {}", names.join(" <- "))
 }
 
-fn syscall_name(nr: i64) -> String {
+pub(super) fn syscall_name(nr: i64) -> String {
     let name = match nr {
         0 => "read",
         1 => "write",

@@ -775,7 +775,7 @@ pub fn suspend(mask: u64) {
             return;
         }
         let park = me.begin_park();
-        super::stats::park(super::stats::Park::Sleep);
+        super::stats::park(super::stats::Park::Sleep, 0);
         me.restartable_wait.store(false, Ordering::Relaxed);
         me.interruptible.store(park.wrapping_add(1), Ordering::Release);
         // A signal routed or sent between the check above and now found no interruptible wait: end the

@@ -163,6 +163,9 @@ pub struct Task {
     /// Where the coroutine switched out last (pc, sp, bp): a parked coroutine's stack is walked from here
     /// (see `unwind`).
     pub switched_out_at: [AtomicUsize; 3],
+    /// What the last park waited for, for the thread listing: the kind (`stats::Park` + 1), its object (fd,
+    /// address, deadline or thread, see `stats::park`) and when it began (coarse monotonic ns).
+    pub waiting_for: [AtomicU64; 3],
 }
 
 // SAFETY: a task is touched by one worker at a time (the one running it, or the one finishing it);
@@ -222,6 +225,7 @@ impl Task {
             pending_signals: AtomicU64::new(0),
             keeper: Cell::new(0),
             switched_out_at: [const { AtomicUsize::new(0) }; 3],
+            waiting_for: [const { AtomicU64::new(0) }; 3],
         });
         TaskRef(NonNull::from(Box::leak(t)))
     }

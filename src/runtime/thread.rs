@@ -117,6 +117,14 @@ impl Threads {
         n
     }
 
+    /// The program's live threads (for the thread listing), the main thread first.
+    pub fn live_tasks(&self) -> Vec<TaskRef> {
+        let mut v: Vec<TaskRef> =
+            self.registry.lock().values().copied().filter(|t| t.join.lock().life == Life::Running).collect();
+        v.sort_by_key(|t| (!t.is_main, t.tid.get()));
+        v
+    }
+
     fn register(&self, task: TaskRef) {
         self.registry.lock().insert(task.tcb().0, task);
     }
@@ -480,7 +488,7 @@ pub fn join(target: TaskRef, kind: JoinKind) -> Result<*mut c_void, i32> {
         park = match me {
             Some(me) => {
                 let g = me.begin_park();
-                super::stats::park(super::stats::Park::Join);
+                super::stats::park(super::stats::Park::Join, target.tcb().0);
                 j.joiner = Some(Waiter::Task(me, g));
                 g
             }

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Seeing a shimmed process's threads (make stacks-test): c-tests/stacks/program.c (main sleeping, two threads
+# in read() on pipes, two waiting for a mutex main holds) runs under the shim, built with -O2 and without
+# frame pointers (the stacks are walked with the call-frame information), and is inspected while it hangs:
+#   - `asyncshim stacks PID` lists all five threads with their names, what they wait on and call stacks
+#     that reach the program's functions (main, sleep_long, pipe_reader, mutex_waiter);
+#   - gdb in batch mode, with the shipped extension (gdb/libasyncshim.so-gdb.py): `info coroutines` and
+#     `coroutine apply all bt` on the live process and on a core file of it (gcore).
+# Output: `PASS stacks: what` / `FAIL stacks: what: why` lines, then `N passed, M failed`. Needs gcc (and gdb
+# for the gdb part).
+set -uo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+T=$(mktemp -d "${TMPDIR:-/tmp}/asyncshim-stacks.XXXXXX") || exit 1
+PID=
+cleanup() {
+    [[ -n $PID ]] && kill -9 "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+    rm -rf "$T"
+}
+trap cleanup EXIT
+CHECK_LABEL=stacks
+# shellcheck source=scripts/install-checks.sh
+source "$ROOT/scripts/install-checks.sh"
+LIB=$ROOT/target/release/libasyncshim.so
+LAUNCHER=$ROOT/target/release/asyncshim
+
+if ! gcc -O2 -g -fomit-frame-pointer -pthread -o "$T/program" "$ROOT/c-tests/stacks/program.c" 2>"$T/cc.err"; then
+    fail "build the program" "$(oneline "$T/cc.err")"
+    finish
+fi
+env -u ASYNCSHIM -u ASYNCSHIM_STATS LD_PRELOAD="$LIB" "$T/program" >"$T/program.out" 2>"$T/program.err" &
+PID=$!
+for _ in $(seq 100); do
+    grep -q ready "$T/program.out" && break
+    sleep 0.1
+done
+check "the program is ready" "stdout '$(oneline "$T/program.out")', stderr $(oneline "$T/program.err")" \
+    grep -q ready "$T/program.out"
+
+# --- asyncshim stacks PID
+timeout -k 5 30 "$LAUNCHER" stacks "$PID" >"$T/stacks.out" 2>"$T/stacks.err"
+check "asyncshim stacks PID answers" "status $?, stderr $(oneline "$T/stacks.err")" test -s "$T/stacks.out"
+# thread_block NAME : the listing's block for the thread named NAME (its header and frames).
+thread_block() { awk -v n="\"$1\"" '/^thread /{show = index($0, n) > 0} /^$/{show = 0} show' "$T/stacks.out"; }
+# expect NAME STATE-REGEX FUNCTION : NAME's header matches STATE-REGEX and its stack has FUNCTION.
+expect() {
+    local name=$1 state=$2 fn=$3 block
+    block=$(thread_block "$name")
+    check "$name $state" "got: $(head -n 1 <<<"$block")" grep -qE "$state" <<<"$(head -n 1 <<<"$block")"
+    check "$name's stack has $fn" "stack: $(tail -n +2 <<<"$block" | tr -s ' ' | tr '\n' '|')" \
+        grep -qE "^    $fn\+0x" <<<"$block"
+}
+expect program "\(coroutine, main\): sleeping, [0-9.]+ s left, for [0-9.]+ s" sleep_long
+expect program "sleeping" main
+for i in 1 2; do
+    expect "reader-$i" "waiting for fd [0-9]+ to be readable, for [0-9.]+ s" pipe_reader
+    expect "locker-$i" "waiting for mutex 0x[0-9a-f]+, for [0-9.]+ s" mutex_waiter
+done
+check "five program threads" "$(grep -c '^thread ' "$T/stacks.out") listed" \
+    test "$(grep -c '^thread ' "$T/stacks.out")" -eq 5
+check "the OS threads are listed" "$(oneline "$T/stacks.out" 4)" grep -q "^  OS thread .*worker #0" "$T/stacks.out"
+check "the process goes on" "it ended" kill -0 "$PID"
+cp "$T/stacks.out" "$ROOT/target/stacks-test.out" 2>/dev/null
+
+finish
