@@ -166,6 +166,10 @@ pub struct Task {
     /// What the last park waited for, for the thread listing: the kind (`stats::Park` + 1), its object (fd,
     /// address, deadline or thread, see `stats::park`) and when it began (coarse monotonic ns).
     pub waiting_for: [AtomicU64; 3],
+    /// 1 while a thread uses the record, for debuggers (see `unwind::debugger`).
+    pub debug_live: AtomicU32,
+    /// The record allocated before this one: every record ever allocated, for debuggers.
+    pub allocated_before: *const Task,
 }
 
 // SAFETY: a task is touched by one worker at a time (the one running it, or the one finishing it);
@@ -226,8 +230,10 @@ impl Task {
             keeper: Cell::new(0),
             switched_out_at: [const { AtomicUsize::new(0) }; 3],
             waiting_for: [const { AtomicU64::new(0) }; 3],
+            debug_live: AtomicU32::new(0),
+            allocated_before: core::ptr::null(),
         });
-        TaskRef(NonNull::from(Box::leak(t)))
+        TaskRef(NonNull::from(super::unwind::debugger::note_allocated(Box::leak(t))))
     }
 
     /// The thread's glibc descriptor; its address is the thread's `pthread_t`.

@@ -140,6 +140,7 @@ pub fn main_task(tcb: Tcb, name: &[u8]) -> TaskRef {
     super::signals::delivery_mask_changed(None, Some(mask));
     super::signals::set_main_task(task);
     task.join.lock().life = Life::Running;
+    task.debug_live.store(1, Ordering::Release);
     super::get().threads.register(task);
     task
 }
@@ -234,6 +235,7 @@ pub fn spawn(req: Spawn) -> Result<libc::pthread_t, i32> {
     super::signals::delivery_mask_changed(None, Some(mask));
     *task.join.lock() =
         JoinState { life: Life::Running, detached: req.detached, joiner: None, result: core::ptr::null_mut() };
+    task.debug_live.store(1, Ordering::Release);
     prepare(task, stack, req.start, req.arg);
     let live = rt.threads.live.fetch_add(1, Ordering::AcqRel) + 1;
     super::stats::thread_created(live as u64);
@@ -385,6 +387,7 @@ pub fn on_coroutine_finished(task: TaskRef) {
     let waiter = {
         let mut j = task.join.lock();
         j.life = Life::Exited;
+        task.debug_live.store(0, Ordering::Release);
         if j.detached {
             None
         } else {

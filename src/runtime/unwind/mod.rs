@@ -15,6 +15,7 @@
 //!
 //! [`Task::switch_out`]: super::task::Task::switch_out
 
+pub mod debugger;
 pub mod listing;
 pub mod symbols;
 
