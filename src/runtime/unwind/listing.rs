@@ -47,7 +47,7 @@ pub fn text() -> String {
     );
     for t in &tasks {
         let on_worker = workers.iter().find(|w| w.running_task() == Some(*t));
-        let name = String::from_utf8_lossy(&t.name_bytes()[..]).into_owned();
+        let name = String::from_utf8_lossy(t.name_bytes()).into_owned();
         let main = if t.is_main { ", main" } else { "" };
         let (what, regs) = match on_worker {
             Some(w) => {
