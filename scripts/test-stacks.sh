@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Seeing a shimmed process's threads (make stacks-test): c-tests/stacks/program.c (main sleeping, two threads
-# in read() on pipes, two waiting for a mutex main holds) runs under the shim, built with -O2 and without
+# in read() on pipes, two waiting for a mutex main holds, one on a condition variable, one joining it) runs
+# under the shim, built with -O2 and without
 # frame pointers (the stacks are walked with the call-frame information), and is inspected while it hangs:
-#   - `asyncshim stacks PID` lists all five threads with their names, what they wait on and call stacks
-#     that reach the program's functions (main, sleep_long, pipe_reader, mutex_waiter);
+#   - `asyncshim stacks PID` lists all seven threads with their names, what they wait on and call stacks
+#     that reach the program's functions (main, sleep_long, pipe_reader, mutex_waiter, cond_waiter, joiner);
 #   - gdb in batch mode, with the shipped extension (gdb/libasyncshim.so-gdb.py): `info coroutines` and
 #     `coroutine apply all bt` on the live process.
 # Output: `PASS stacks: what` / `FAIL stacks: what: why` lines, then `N passed, M failed`. Needs gcc (and gdb
@@ -55,21 +56,23 @@ for i in 1 2; do
     expect "reader-$i" "waiting for fd [0-9]+ to be readable, for [0-9.]+ s" pipe_reader
     expect "locker-$i" "waiting for mutex 0x[0-9a-f]+, for [0-9.]+ s" mutex_waiter
 done
-check "five program threads" "$(grep -c '^thread ' "$T/stacks.out") listed" \
-    test "$(grep -c '^thread ' "$T/stacks.out")" -eq 5
+expect cond-waiter "waiting on condition variable 0x[0-9a-f]+, for [0-9.]+ s" cond_waiter
+expect joiner "joining thread [0-9]+ \"cond-waiter\", for [0-9.]+ s" joiner
+check "seven program threads" "$(grep -c '^thread ' "$T/stacks.out") listed" \
+    test "$(grep -c '^thread ' "$T/stacks.out")" -eq 7
 check "the OS threads are listed" "$(oneline "$T/stacks.out" 4)" grep -q "^  OS thread .*worker #0" "$T/stacks.out"
 check "the process goes on" "it ended" kill -0 "$PID"
 
 # --- gdb with the extension, on the live process. (Not on a gcore core file here: gcore's reads fail over
 # the stacks' guard markers, MADV_GUARD_INSTALL, and it drops the whole 1 MiB chunk around each, so
 # most coroutine stacks read as zeros in such a core.)
-# gdb_expect WHERE FILE : FILE (gdb's output) has the five coroutines and their functions.
+# gdb_expect WHERE FILE : FILE (gdb's output) has the seven coroutines and their functions.
 gdb_expect() {
     local where=$1 out=$2
-    check "gdb $where: info coroutines lists five" "$(grep -c '^ *[0-9]  thread' "$out") listed; $(oneline "$out" 4)" \
-        test "$(grep -c '^ *[0-9]  thread' "$out")" -eq 5
+    check "gdb $where: info coroutines lists seven" "$(grep -c '^ *[0-9]  thread' "$out") listed; $(oneline "$out" 4)" \
+        test "$(grep -c '^ *[0-9]  thread' "$out")" -eq 7
     check "gdb $where: main is parked in sleep" "$(grep '(main)' "$out")" grep -qE '"program" +parked: sleep \(main\)' "$out"
-    for fn in sleep_long main pipe_reader mutex_waiter; do
+    for fn in sleep_long main pipe_reader mutex_waiter cond_waiter joiner; do
         check "gdb $where: a coroutine's stack has $fn" "$(oneline "$out" 6)" \
             grep -qE "^    #[0-9]+ .*\b$fn \(.*program.c:[0-9]+" "$out"
     done

@@ -1,6 +1,7 @@
-/* The program scripts/test-stacks.sh inspects (not a differential test): five threads that stay parked —
- * main sleeping, two blocked in read() on pipes, two waiting for a mutex main holds — named with
- * pthread_setname_np. It prints "ready" once they are all waiting and then sleeps until it is killed. */
+/* The program scripts/test-stacks.sh inspects (not a differential test): seven threads that stay parked —
+ * main sleeping, two blocked in read() on pipes, two waiting for a mutex main holds, one waiting on a
+ * condition variable nobody signals and one joining that one — named with pthread_setname_np. It prints
+ * "ready" once they are all waiting and then sleeps until it is killed. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdio.h>
@@ -10,6 +11,9 @@
 #include <unistd.h>
 
 static pthread_mutex_t held = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t cond_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t never = PTHREAD_COND_INITIALIZER;
+static pthread_t cond_thread;
 static int pipes[2][2];
 
 __attribute__((noinline)) static void *pipe_reader(void *arg)
@@ -30,6 +34,25 @@ __attribute__((noinline)) static void *mutex_waiter(void *arg)
     return NULL;
 }
 
+__attribute__((noinline)) static void *cond_waiter(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&cond_lock);
+    pthread_cond_wait(&never, &cond_lock);
+    fprintf(stderr, "cond waiter woke up\n");
+    pthread_mutex_unlock(&cond_lock);
+    return NULL;
+}
+
+__attribute__((noinline)) static void *joiner(void *arg)
+{
+    (void)arg;
+    void *result;
+    int r = pthread_join(cond_thread, &result);
+    fprintf(stderr, "joined: %d\n", r);
+    return NULL;
+}
+
 __attribute__((noinline)) static void sleep_long(void)
 {
     struct timespec ts = {120, 0};
@@ -39,7 +62,7 @@ __attribute__((noinline)) static void sleep_long(void)
 
 int main(void)
 {
-    pthread_t t[4];
+    pthread_t t[5];
     pthread_mutex_lock(&held);
     for (int i = 0; i < 2; i++) {
         char name[16];
@@ -52,6 +75,10 @@ int main(void)
         snprintf(name, sizeof name, "locker-%d", i + 1);
         pthread_setname_np(t[2 + i], name);
     }
+    pthread_create(&cond_thread, NULL, cond_waiter, NULL);
+    pthread_setname_np(cond_thread, "cond-waiter");
+    pthread_create(&t[4], NULL, joiner, NULL);
+    pthread_setname_np(t[4], "joiner");
     usleep(200 * 1000);
     printf("ready\n");
     fflush(stdout);
