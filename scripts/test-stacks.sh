@@ -28,7 +28,9 @@ if ! gcc -O2 -g -fomit-frame-pointer -pthread -o "$T/program" "$ROOT/c-tests/sta
     fail "build the program" "$(oneline "$T/cc.err")"
     finish
 fi
-env -u ASYNCSHIM -u ASYNCSHIM_STATS LD_PRELOAD="$LIB" "$T/program" >"$T/program.out" 2>"$T/program.err" &
+# In $T with core dumps on: the gdb part ends it with SIGABRT and reads the kernel's core file.
+(cd "$T" && ulimit -c unlimited && exec env -u ASYNCSHIM -u ASYNCSHIM_STATS LD_PRELOAD="$LIB" "$T/program") \
+    >"$T/program.out" 2>"$T/program.err" &
 PID=$!
 for _ in $(seq 100); do
     grep -q ready "$T/program.out" && break
@@ -63,9 +65,9 @@ check "seven program threads" "$(grep -c '^thread ' "$T/stacks.out") listed" \
 check "the OS threads are listed" "$(oneline "$T/stacks.out" 4)" grep -q "^  OS thread .*worker #0" "$T/stacks.out"
 check "the process goes on" "it ended" kill -0 "$PID"
 
-# --- gdb with the extension, on the live process. (Not on a gcore core file here: gcore's reads fail over
-# the stacks' guard markers, MADV_GUARD_INSTALL, and it drops the whole 1 MiB chunk around each, so
-# most coroutine stacks read as zeros in such a core.)
+# --- gdb with the extension, on the live process and on the kernel's core file of it. (Not on a gcore
+# core: gcore's reads fail over the stacks' guard markers, MADV_GUARD_INSTALL, and it drops the whole
+# 1 MiB chunk around each, so most coroutine stacks read as zeros in such a core.)
 # gdb_expect WHERE FILE : FILE (gdb's output) has the seven coroutines and their functions.
 gdb_expect() {
     local where=$1 out=$2
@@ -86,6 +88,19 @@ if command -v gdb >/dev/null; then
         >"$T/gdb-live.out" 2>&1 </dev/null
     gdb_expect "live" "$T/gdb-live.out"
     check "the process goes on after gdb" "it ended" kill -0 "$PID"
+    kill -ABRT "$PID"
+    wait "$PID" 2>/dev/null
+    PID=
+    pattern=$(cat /proc/sys/kernel/core_pattern)
+    core=$(find "$T" -maxdepth 1 -name 'core*' -type f | head -n 1)
+    if [[ -n $core ]]; then
+        "${GDB[@]}" "$T/program" "$core" -ex "info coroutines" -ex "coroutine apply all bt" \
+            >"$T/gdb-core.out" 2>&1 </dev/null
+        gdb_expect "core file" "$T/gdb-core.out"
+    else
+        fail "the kernel wrote a core file in the program's directory" \
+            "none (kernel.core_pattern is '$pattern'; this test needs a plain file name such as 'core')"
+    fi
 else
     fail "gdb" "not installed (make deps installs it)"
 fi
