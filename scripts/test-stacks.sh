@@ -83,7 +83,11 @@ gdb_expect() {
          test "$(grep -cE "^    #[0-9]+ .* in mutex_waiter " "$out")" -eq 2'
 }
 if command -v gdb >/dev/null; then
-    GDB=(timeout -k 5 120 gdb -q -nx -batch -x "$ROOT/gdb/libasyncshim.so-gdb.py")
+    # Loaded the way an installed copy is: gdb's auto-load finds <scripts-directory>/<library path>-gdb.py.
+    lib_real=$(realpath "$LIB")
+    install -D -m 0644 "$ROOT/gdb/libasyncshim.so-gdb.py" "$T/auto-load$lib_real-gdb.py"
+    GDB=(timeout -k 5 120 gdb -q -nx -batch -iex "set auto-load scripts-directory $T/auto-load"
+        -iex "set auto-load safe-path $T/auto-load")
     "${GDB[@]}" -p "$PID" -ex "info coroutines" -ex "coroutine apply all bt" \
         >"$T/gdb-live.out" 2>&1 </dev/null
     gdb_expect "live" "$T/gdb-live.out"
