@@ -272,7 +272,7 @@ fn site(w: &Worker, task: TaskRef) -> String {
         if nr < 0 { "blocked outside a system call".to_string() } else { format!("blocked in {}()", syscall_name(nr)) };
     // Eleven frames: from glibc 2.41 a blocking call goes through three internal cancellation frames
     // (__syscall_cancel and co.) before the function the program called.
-    let mut names = unwind::program_frames(unwind::Regs { pc, sp, bp: 0 }, 11);
+    let mut names = unwind::program_frames(unwind::Regs { pc, sp, bp: 0 }, 11, false);
     if names.is_empty() {
         names.push(unwind::symbols::describe(pc, true));
     }

@@ -7,6 +7,7 @@ pub mod epoll;
 pub mod fsgs;
 pub mod futex;
 pub mod mem;
+pub mod peek;
 pub mod syscall;
 pub mod time;
 pub mod usercopy;

@@ -65,7 +65,7 @@ pub fn text() -> String {
         let _ = writeln!(out, "\nthread {} \"{name}\" (coroutine{main}): {what}", t.tid.get());
         match regs {
             Some(r) => {
-                for f in program_frames(r, MAX_FRAMES) {
+                for f in program_frames(r, MAX_FRAMES, true) {
                     let _ = writeln!(out, "    {f}");
                 }
             }
@@ -149,7 +149,7 @@ fn os_threads(out: &mut String, workers: &[super::super::worker::Worker]) {
         if let (false, true, Some((nr, sp, pc))) = (is_worker, tid != me, kernel)
             && nr >= 0
         {
-            for f in program_frames(Regs { pc, sp, bp: 0 }, MAX_FRAMES) {
+            for f in program_frames(Regs { pc, sp, bp: 0 }, MAX_FRAMES, true) {
                 let _ = writeln!(out, "      {f}");
             }
         }

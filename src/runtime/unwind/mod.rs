@@ -1,7 +1,7 @@
 //! Exact call stacks of the program's threads, parked or stuck: DWARF call-frame information (the loaded
 //! objects' `.eh_frame`, found through `.eh_frame_hdr`) walked by the `framehop` crate from a set of saved
-//! registers, with every stack read through the fault-safe [`sys::usercopy`] (a thread may move on while
-//! its stack is read: the walk then ends early, it never faults).
+//! registers, with every stack read through [`sys::peek`], which never faults (a thread may move on while
+//! its stack is read, and a register the walk starts without is a guess: the walk then ends early).
 //!
 //! Where the registers come from:
 //! - a parked coroutine: [`capture_here`] records them in [`Task::switch_out`] just before the switch, at a
@@ -87,7 +87,7 @@ pub fn backtrace(regs: Regs, max: usize) -> Vec<usize> {
         *loaded = Some(Loaded { generation, unwinder, cache: CacheX86_64::new() });
     }
     let Some(l) = loaded.as_mut() else { return Vec::new() };
-    let mut read = |addr: u64| sys::usercopy::read(addr as usize as *const u64).map_err(|_| ());
+    let mut read = |addr: u64| sys::peek::word(addr as usize).ok_or(());
     let start = UnwindRegsX86_64::new(regs.pc as u64, regs.sp as u64, regs.bp as u64);
     let mut frames = l.unwinder.iter_frames(regs.pc as u64, start, &mut l.cache, &mut read);
     let mut out = Vec::new();
@@ -102,8 +102,9 @@ pub fn backtrace(regs: Regs, max: usize) -> Vec<usize> {
 
 /// The frames of `backtrace(regs)` that say something about the program, described: the runtime's own
 /// frames on top (the parking machinery) are folded into the hook the program called, and the walk ends
-/// at the runtime's thread entry (below it lie the coroutine's start-up frames).
-pub fn program_frames(regs: Regs, max: usize) -> Vec<String> {
+/// at the runtime's thread entry (below it lie the coroutine's start-up frames). `with_lines` adds file and
+/// line where debug information exists.
+pub fn program_frames(regs: Regs, max: usize, with_lines: bool) -> Vec<String> {
     let frames = backtrace(regs, max + 24);
     let ours = symbols::dl_info(program_frames as *const () as usize).map(|i| i.dli_fbase as usize);
     let in_runtime = |a: usize| symbols::dl_info(a).map(|i| i.dli_fbase as usize) == ours;
@@ -111,7 +112,7 @@ pub fn program_frames(regs: Regs, max: usize) -> Vec<String> {
     let first = if leading == frames.len() { 0 } else { leading.saturating_sub(1) };
     let mut out = Vec::new();
     for (i, &a) in frames.iter().enumerate().skip(first) {
-        let d = symbols::describe(a, i == 0);
+        let d = if with_lines { symbols::describe_with_line(a, i == 0) } else { symbols::describe(a, i == 0) };
         if d.starts_with("asyncshim_thread_entry+") || out.len() == max {
             break;
         }
