@@ -42,7 +42,15 @@ pub fn run(args: &[std::ffi::OsString]) -> i32 {
     }
     let start = Instant::now();
     while start.elapsed() < WAIT {
-        if let Ok(text) = std::fs::read_to_string(&answer) {
+        // Only an answer the process itself wrote (same owner as the process: nobody else's file in /tmp).
+        let owner_ok = |path: &str| {
+            use std::os::unix::fs::MetadataExt as _;
+            let owner = std::fs::metadata(format!("/proc/{pid}")).map(|m| m.uid()).ok();
+            std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file() && Some(m.uid()) == owner)
+        };
+        if owner_ok(&answer)
+            && let Ok(text) = std::fs::read_to_string(&answer)
+        {
             let _ = std::fs::remove_file(&answer);
             let _ = std::io::stdout().write_all(text.as_bytes());
             return 0;

@@ -17,7 +17,10 @@ type Reader = gimli::EndianSlice<'static, gimli::LittleEndian>;
 struct Object {
     position_independent: bool,
     functions: Vec<(u64, u64, String)>,
-    lines: Option<addr2line::Context<Reader>>,
+    /// The file with the DWARF sections, read the first time a line is asked for (the stall report never
+    /// asks: it costs the debug sections' size in memory).
+    dwarf_file: Option<String>,
+    lines: Option<Option<addr2line::Context<Reader>>>,
 }
 
 /// Objects by their load address (only the thread listing and the stall report use them, never a signal
@@ -51,10 +54,13 @@ fn describe_as(addr: usize, first: bool, with_line: bool) -> String {
             objects.len() - 1
         }
     };
-    let object = &objects[index].1;
+    let object = &mut objects[index].1;
     let key = if object.position_independent { (lookup - base) as u64 } else { lookup as u64 };
+    if with_line && object.lines.is_none() {
+        object.lines = Some(object.dwarf_file.as_deref().and_then(Elf::open).and_then(|f| f.line_context()));
+    }
     let line = match (&object.lines, with_line) {
-        (Some(ctx), true) => source_line(ctx, key).unwrap_or_default(),
+        (Some(Some(ctx)), true) => source_line(ctx, key).unwrap_or_default(),
         _ => String::new(),
     };
     let at = object.functions.partition_point(|f| f.0 <= key);
@@ -102,18 +108,23 @@ fn read_object(base: usize, path: &str) -> Object {
     // SAFETY: getauxval reads the auxiliary vector.
     let main_phdr = unsafe { libc::getauxval(libc::AT_PHDR) } as usize;
     let main = dl_info(main_phdr).map(|i| i.dli_fbase as usize) == Some(base);
-    let file = Elf::open(if main { "/proc/self/exe" } else { path });
+    let path = if main { "/proc/self/exe".to_string() } else { path.to_string() };
+    let file = Elf::open(&path);
     let debug = file.as_ref().and_then(|f| f.build_id()).and_then(|id| {
         let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
-        Elf::open(&format!("/usr/lib/debug/.build-id/{}/{}.debug", hex.get(..2)?, hex.get(2..)?))
+        let debug_path = format!("/usr/lib/debug/.build-id/{}/{}.debug", hex.get(..2)?, hex.get(2..)?);
+        Some((Elf::open(&debug_path)?, debug_path))
     });
-    let with = |f: &dyn Fn(&Elf) -> bool| debug.as_ref().filter(|d| f(d)).or(file.as_ref());
+    let with = |f: &dyn Fn(&Elf) -> bool| {
+        debug.as_ref().filter(|d| f(&d.0)).map(|d| (&d.0, d.1.clone())).or(file.as_ref().map(|f| (f, path.clone())))
+    };
     let symbols = with(&|d| d.section_index(".symtab").is_some());
     let dwarf = with(&|d| d.section_index(".debug_info").is_some());
     Object {
         position_independent: file.as_ref().is_none_or(|f| f.position_independent),
-        functions: symbols.map(Elf::functions).unwrap_or_default(),
-        lines: dwarf.and_then(Elf::line_context),
+        functions: symbols.map(|s| s.0.functions()).unwrap_or_default(),
+        dwarf_file: dwarf.map(|d| d.1),
+        lines: None,
     }
 }
 
