@@ -8,7 +8,7 @@
 //! on while it is being walked gives a shorter stack, never a fault (all reads are fault-safe).
 //!
 //! How `asyncshim stacks PID` asks: it creates the request file [`request_path`] (the monitor looks for it
-//! at every tick, at most 50 ms apart; one `newfstatat` a tick), and the monitor writes the listing to the
+//! every 50 ms, or at its next tick when it idles longer: one `newfstatat`), and the monitor writes the listing to the
 //! answer file beside it, created exclusively (no symbolic link followed), then renames it into place. A
 //! request is honoured only from the process's own user or root.
 
@@ -17,7 +17,7 @@ use super::super::stats::{self, Park};
 use super::super::sys::{self, syscall, time};
 use super::super::task::{self, TaskRef};
 use super::{Regs, program_frames};
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 use std::ffi::CString;
 use std::fmt::Write as _;
 use std::sync::OnceLock;
@@ -158,6 +158,13 @@ fn os_threads(out: &mut String, workers: &[super::super::worker::Worker]) {
 
 /// Answers a waiting `asyncshim stacks` request, if there is one (called by the monitor at every tick).
 pub fn serve_request() {
+    // At most 20 looks a second, however often the monitor ticks while it handles a stall.
+    static LAST_LOOK: AtomicU64 = AtomicU64::new(0);
+    let now = time::monotonic_coarse_ns();
+    if now.saturating_sub(LAST_LOOK.load(Ordering::Relaxed)) < 50_000_000 {
+        return;
+    }
+    LAST_LOOK.store(now, Ordering::Relaxed);
     static PATH: OnceLock<(CString, String)> = OnceLock::new();
     let (request, answer) = PATH.get_or_init(|| {
         let p = request_path(sys::getpid());
