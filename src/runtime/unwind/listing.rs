@@ -8,8 +8,9 @@
 //! on while it is being walked gives a shorter stack, never a fault (all reads are fault-safe).
 //!
 //! How `asyncshim stacks PID` asks: it creates the request file [`request_path`] (the monitor looks for it
-//! about every 50 ms: one `newfstatat`), and the monitor writes the listing to the answer file beside it, created exclusively (no symbolic link followed), then renames it into place. A
-//! request is honoured only from the process's own user or root.
+//! about every 50 ms: one `newfstatat`), and the monitor writes the listing to the answer file beside it,
+//! created exclusively (no symbolic link followed), then renamed into place. A request is honoured only
+//! from the process's own user or root.
 
 use super::super::monitor;
 use super::super::stats::{self, Park};
