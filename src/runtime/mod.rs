@@ -13,6 +13,7 @@
 //! | [`signals`] | SIGSEGV: stack-overflow reports and EFAULT fix-ups |
 //! | [`monitor`] | notices stalled workers and brings in spare workers |
 //! | [`stats`] | counters and the ASYNCSHIM_STATS report |
+//! | [`unwind`] | exact call stacks of parked and stuck threads, `asyncshim stacks`, what gdb reads |
 //! | [`sys`] | raw system calls, futex, FS/GS bases, clocks, memory |
 
 pub mod alloc;
