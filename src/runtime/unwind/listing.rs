@@ -170,8 +170,9 @@ pub fn serve_request() {
         let p = request_path(sys::getpid());
         (CString::new(p.clone()).unwrap_or_default(), format!("{p}.out"))
     });
-    // SAFETY: a zeroed stat is a valid out-buffer; the path is NUL-terminated.
+    // SAFETY: a zeroed stat is a valid out-buffer.
     let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: the path is NUL-terminated and `st` is ours to fill.
     let found = unsafe {
         syscall::syscall4(
             libc::SYS_newfstatat,
