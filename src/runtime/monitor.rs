@@ -49,6 +49,12 @@ pub fn ensure_started() {
     }
 }
 
+/// True once the monitor thread runs or is starting (async-signal-safe).
+pub fn started() -> bool {
+    let config = &super::get().config;
+    STARTED.load(Ordering::Acquire) && (config.stall_ns != 0 || config.stats_signal.is_some())
+}
+
 /// Wakes the monitor now (async-signal-safe).
 pub fn poke() {
     WAKE.fetch_add(1, Ordering::Release);
@@ -101,6 +107,7 @@ extern "C" fn monitor_main(_: *mut libc::c_void) -> *mut libc::c_void {
         if stats::REPORT_REQUESTED.swap(false, Ordering::AcqRel) {
             stats::write_report_with_threads();
         }
+        unwind::fault::serve();
         unwind::listing::serve_request();
         if stall_ns == 0 {
             tick = MAX_IDLE_TICK_NS;

@@ -10,12 +10,13 @@
 //!   instruction pointer; the frame pointer is not known there, so a walk that needs a caller's frame
 //!   pointer before any frame restored it ends at that frame).
 //!
-//! Used by the stall report ([`super::monitor`]), the thread listing ([`listing`]) and nothing that runs in a
-//! signal handler (the walk allocates).
+//! Used by the stall report ([`super::monitor`]), the thread listing ([`listing`]) and the stack-overflow
+//! report ([`fault`]), all on the monitor thread (the walk allocates: never in a signal handler).
 //!
 //! [`Task::switch_out`]: super::task::Task::switch_out
 
 pub mod debugger;
+pub mod fault;
 pub mod listing;
 pub mod symbols;
 
