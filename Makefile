@@ -7,7 +7,7 @@ LAUNCH  := target/release/asyncshim
 # The commit `asyncshim --version` names (empty outside a git checkout); a change rebuilds only the launcher.
 GIT_COMMIT := $(shell git describe --always --dirty --abbrev=12 2>/dev/null)
 
-.PHONY: all build deps test rust-test c-test passthrough-test app-test install-test package-test glibc-test \
+.PHONY: all build deps test rust-test c-test passthrough-test stacks-test app-test install-test package-test glibc-test \
 	demo demo-web bench bench-web clean install uninstall deb
 
 all: build
@@ -21,7 +21,7 @@ build:
 deps:
 	scripts/install-deps.sh
 
-test: deps build rust-test c-test passthrough-test app-test install-test package-test glibc-test
+test: deps build rust-test c-test passthrough-test stacks-test app-test install-test package-test glibc-test
 
 rust-test:
 	$(CARGO) test --release --lib --bins
@@ -33,6 +33,11 @@ c-test: build
 # line naming the fact, once per process tree, output as natively.
 passthrough-test: build
 	scripts/test-passthrough.sh
+
+# A hung program's five threads seen from outside: `asyncshim stacks PID`, and gdb with the shipped
+# extension on the live process and on a core file (scripts/test-stacks.sh).
+stacks-test: build
+	scripts/test-stacks.sh
 
 # Real programs (MariaDB clients, PHP, CPython, everyday tools) natively and under the shim; starts a
 # private MariaDB when a test needs it (c-tests/README.md, "Application tests").

@@ -2,7 +2,7 @@
  * per frame, so nothing can be optimised away). Natively it runs into the guard page and the process
  * dies of SIGSEGV (status 139). Under the shim the process must die the same way, and the library must
  * first report on stderr the stack overflow, the stack size and how to get a bigger stack
- * (ASYNCSHIM_STACK_SIZE, pthread_attr_setstacksize): see stack_overflow.shim-stderr.
+ * (ASYNCSHIM_STACK_SIZE, pthread_attr_setstacksize) and where it overflowed: see stack_overflow.shim-stderr.
  * asyncshim-test: status=139 */
 #include "shim_probe.h"
 #include "test_util.h"

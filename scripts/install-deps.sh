@@ -23,6 +23,8 @@ have_file /usr/share/keyrings/debian-archive-bullseye-stable.gpg debian-archive-
 # Installation and package tests (scripts/test-install.sh, build-deb.sh): man pages, Depends.
 have_cmd man man-db
 have_cmd dpkg-shlibdeps dpkg-dev
+# The stacks test (scripts/test-stacks.sh): the gdb extension on a live process and a core file.
+have_cmd gdb gdb
 # The glibc matrix (scripts/glibc-matrix.sh): chroots of other Debian releases, cached as zstd tarballs.
 have_cmd debootstrap debootstrap
 have_cmd zstd zstd

@@ -3,6 +3,7 @@
 //! ```text
 //! asyncshim [--workers N] [--stack-size S] [--stats DEST] [--off] [--lib PATH] [--] cmd args...
 //! asyncshim doctor [--lib PATH]
+//! asyncshim stacks PID
 //! ```
 //!
 //! It sets the shim's environment variables, prepends the library to `LD_PRELOAD` and replaces itself
@@ -24,6 +25,9 @@
 // Under `cargo test` the harness supplies `main`, so the launcher's entry path is unused there.
 #![cfg_attr(test, allow(dead_code))]
 #![deny(clippy::undocumented_unsafe_blocks)]
+
+#[path = "asyncshim/stacks.rs"]
+mod stacks;
 
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::io::Write;
@@ -52,6 +56,7 @@ const EXIT_NOT_FOUND: i32 = 127;
 const USAGE: &str = "\
 Usage: asyncshim [OPTIONS] [--] COMMAND [ARGS...]
        asyncshim doctor [--lib PATH]
+       asyncshim stacks PID
 
 Run COMMAND with libasyncshim.so preloaded: its threads become coroutines scheduled on a few
 OS worker threads (M:N). The command replaces this launcher (same PID, exit status, signals).
@@ -74,6 +79,11 @@ Options:
 the layout the library learns from it, FSGSBASE, the fd and memory-map limits, io_uring. It runs a
 child with the library preloaded and asks it. Exit status 0 when the shim runs here, 1 when not.
 (A program named doctor: `asyncshim -- doctor`.)
+
+`asyncshim stacks PID` lists every thread of a process running under the shim, coroutines and OS
+threads: its name, state, what it waits on (fd and direction, mutex, sleep, thread joined...), for
+how long, on which worker, and its call stack. The process answers from inside (its monitor thread
+writes the listing) and is never stopped.
 
 Options may also be written --opt=VALUE. Option parsing stops at '--' or at the first
 argument that is not an option (the command); everything after it goes to the command.
@@ -272,6 +282,7 @@ fn run() -> i32 {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     match args.first().map(|a| a.as_bytes()) {
         Some(b"doctor") => return doctor::run(&args[1..]),
+        Some(b"stacks") => return stacks::run(&args[1..]),
         Some(doctor::CHILD_ARG) => return doctor::child(),
         _ => {}
     }

@@ -185,7 +185,10 @@ pub fn blocking_on(
         let interrupt =
             if d.is_some() && interrupt == Interrupt::UnlessRestart { Interrupt::Always } else { interrupt };
         parked = true;
-        super::stats::park(if dir == Dir::Read { super::stats::Park::FdRead } else { super::stats::Park::FdWrite });
+        super::stats::park(
+            if dir == Dir::Read { super::stats::Park::FdRead } else { super::stats::Park::FdWrite },
+            t.fd as usize,
+        );
         let moved_to = match parking_lot::park(seqp as *const _ as usize, 0, unchanged, || {}, d, interrupt) {
             Parked::TimedOut => break Err(Errno(libc::EAGAIN)),
             Parked::Interrupted => break Err(interrupted()),
@@ -475,7 +478,7 @@ pub fn poll_wait(fds: &[libc::pollfd], deadline: Option<u64>, mut probe: impl Fn
         }
         // SAFETY: the key is the address of a live AtomicU32 (an fd entry's sequence or the epoch).
         let word = unsafe { &*(key as *const core::sync::atomic::AtomicU32) };
-        super::stats::park(super::stats::Park::Poll);
+        super::stats::park(super::stats::Park::Poll, 0);
         match parking_lot::park(key, 0, || word.load(Ordering::Acquire) == seq, || {}, deadline, Interrupt::Always) {
             Parked::TimedOut => break probe(),
             Parked::Interrupted => break Err(Errno(libc::EINTR)),

@@ -38,6 +38,7 @@
 //! | **around** | |
 //! | [`stats`] | counters and the ASYNCSHIM_STATS report |
 //! | [`sys`] | the only door to the kernel: raw system calls (one OS facility per file), FS/GS, clocks |
+//! | [`unwind`] | exact call stacks of parked and stuck threads, `asyncshim stacks`, what gdb reads |
 
 pub mod alloc;
 pub mod child;
@@ -69,6 +70,7 @@ pub mod task;
 pub mod thread;
 pub mod thread_attr;
 pub mod timers;
+pub mod unwind;
 pub mod worker;
 
 use crate::config::Config;
@@ -237,7 +239,7 @@ extern "C" fn atfork_child() {
 pub fn sleep_until(deadline: u64) -> Wake {
     let Some(me) = worker::current_task() else { return Wake::TimedOut };
     let park = me.begin_park();
-    stats::park(stats::Park::Sleep);
+    stats::park(stats::Park::Sleep, deadline as usize);
     get().sched.add_timer(deadline, me, park);
     me.switch_out(Switch::Park);
     me.last_wake.get()
@@ -247,7 +249,7 @@ pub fn sleep_until(deadline: u64) -> Wake {
 pub fn sleep_until_interruptible(deadline: u64) -> Wake {
     let Some(me) = worker::current_task() else { return Wake::TimedOut };
     let park = me.begin_park();
-    stats::park(stats::Park::Sleep);
+    stats::park(stats::Park::Sleep, deadline as usize);
     me.restartable_wait.store(false, Ordering::Relaxed);
     me.interruptible.store(park + 1, Ordering::Release);
     get().sched.add_timer(deadline, me, park);

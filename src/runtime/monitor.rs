@@ -29,6 +29,7 @@ use super::scheduler::AddedWorker;
 use super::stats;
 use super::sys::{self, futex, time};
 use super::task::TaskRef;
+use super::unwind::{self, symbols::dl_info};
 use super::worker::Worker;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
@@ -51,6 +52,12 @@ pub fn ensure_started() {
             STARTED.store(false, Ordering::Release);
         }
     }
+}
+
+/// True once the monitor thread runs or is starting (async-signal-safe).
+pub fn started() -> bool {
+    let config = &super::get().config;
+    STARTED.load(Ordering::Acquire) && (config.stall_ns != 0 || config.stats_signal.is_some())
 }
 
 /// Wakes the monitor now (async-signal-safe).
@@ -103,8 +110,10 @@ extern "C" fn monitor_main(_: *mut libc::c_void) -> *mut libc::c_void {
         let word = WAKE.load(Ordering::Acquire);
         futex::wait(&WAKE, word, Some(time::monotonic_ns() + tick));
         if stats::REPORT_REQUESTED.swap(false, Ordering::AcqRel) {
-            stats::write_report();
+            stats::write_report_with_threads();
         }
+        unwind::fault::serve();
+        unwind::listing::serve_request();
         if stall_ns == 0 && super::preempt::slice_ns() == 0 {
             tick = MAX_IDLE_TICK_NS;
             continue;
@@ -237,7 +246,7 @@ fn is_stall(w: &Worker, s: &Seen, stall_ns: u64) -> bool {
 
 /// What /proc/self/task/TID/syscall says of a thread that is not running: the system call it is in (-1:
 /// none) and its stack and instruction pointers. None while it runs (or if the file cannot be read).
-fn in_kernel(tid: i32) -> Option<(i64, usize, usize)> {
+pub(super) fn in_kernel(tid: i32) -> Option<(i64, usize, usize)> {
     let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).ok()?;
     let fields: Vec<&str> = text.split_whitespace().collect();
     let hex = |s: &str| usize::from_str_radix(s.trim_start_matches("0x"), 16).ok();
@@ -272,7 +281,8 @@ fn in_this_library(pc: usize) -> bool {
 }
 
 /// Where `task` keeps worker `w`: the system call it is blocked in (from /proc/self/task/TID/syscall) and
-/// the callers found by scanning its stack for return addresses, or "running on the CPU".
+/// its callers, walked exactly from the stack and instruction pointers the kernel shows (see `unwind`), or
+/// "running on the CPU".
 fn site(w: &Worker, task: TaskRef) -> String {
     let name = String::from_utf8_lossy(task.name_bytes()).into_owned();
     let Some((nr, sp, pc)) = in_kernel(w.os_tid.load(Ordering::Relaxed)) else {
@@ -280,12 +290,13 @@ fn site(w: &Worker, task: TaskRef) -> String {
     };
     let head =
         if nr < 0 { "blocked outside a system call".to_string() } else { format!("blocked in {}()", syscall_name(nr)) };
-    let mut frames = vec![symbol(pc)];
-    // Ten callers: from glibc 2.41 a blocking call goes through three internal cancellation frames
+    // Eleven frames: from glibc 2.41 a blocking call goes through three internal cancellation frames
     // (__syscall_cancel and co.) before the function the program called.
-    frames.extend(scan_stack(task, sp, 10).into_iter().map(symbol));
-    frames.dedup();
-    format!("thread \"{name}\": {head} at {}{}", frames.join(" <- "), invisible_cause(nr, pc))
+    let mut names = unwind::program_frames(unwind::Regs { pc, sp, bp: 0 }, 11, false);
+    if names.is_empty() {
+        names.push(unwind::symbols::describe(pc, true));
+    }
+    format!("thread \"{name}\": {head} at {}{}", names.join(" <- "), invisible_cause(nr, pc))
 }
 
 /// Why the shim could not see a blocking call coming (the monitor is the last resort for these).
@@ -304,67 +315,7 @@ fn invisible_cause(nr: i64, pc: usize) -> String {
     }
 }
 
-/// Likely return addresses on `task`'s stack above `sp`: words that point into a loaded object right after
-/// a call instruction. A heuristic (stale frames can show up), but it needs no frame pointers or unwind
-/// tables and never stops the thread.
-fn scan_stack(task: TaskRef, sp: usize, max: usize) -> Vec<usize> {
-    let b = task.stack_bounds();
-    let top = b.low + b.size;
-    let mut found = Vec::new();
-    if sp < b.low || sp >= top {
-        return found;
-    }
-    let end = top.min(sp + 32 * 1024);
-    let mut at = sp & !7;
-    while at + 8 <= end && found.len() < max {
-        if let Ok(v) = sys::usercopy::read(at as *const usize)
-            && after_call(v)
-        {
-            found.push(v);
-        }
-        at += 8;
-    }
-    found
-}
-
-/// True when `addr` lies in a loaded object and the bytes before it encode a call (e8 rel32, or ff /2).
-fn after_call(addr: usize) -> bool {
-    if addr < 4096 || dl_info(addr).is_none() {
-        return false;
-    }
-    let Ok(bytes) = sys::usercopy::read((addr - 8) as *const [u8; 8]) else { return false };
-    if bytes[3] == 0xe8 {
-        return true;
-    }
-    // ff /2 with a ModRM (and maybe SIB/displacement) ending right at addr: lengths 2..=7.
-    (2..=7).any(|len| {
-        let i = 8 - len;
-        bytes[i] == 0xff && (bytes[i + 1] >> 3) & 7 == 2
-    })
-}
-
-fn dl_info(addr: usize) -> Option<libc::Dl_info> {
-    // SAFETY: dladdr only reads the loader's tables; info is a valid out-buffer.
-    let mut info: libc::Dl_info = unsafe { core::mem::zeroed() };
-    // SAFETY: dladdr only reads the loader's tables; info is a valid out-buffer.
-    (unsafe { libc::dladdr(addr as *const libc::c_void, &mut info) } != 0 && !info.dli_fname.is_null()).then_some(info)
-}
-
-/// `symbol+0xoff (object)` for a code address.
-fn symbol(addr: usize) -> String {
-    let Some(info) = dl_info(addr) else { return format!("{addr:#x}") };
-    // SAFETY: dladdr's strings are NUL-terminated and live as long as the object stays loaded.
-    let object = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) }.to_string_lossy();
-    let object = object.rsplit('/').next().unwrap_or(&object).to_string();
-    if info.dli_sname.is_null() {
-        return format!("{:#x} ({object})", addr - info.dli_fbase as usize);
-    }
-    // SAFETY: as above.
-    let sym = unsafe { std::ffi::CStr::from_ptr(info.dli_sname) }.to_string_lossy();
-    format!("{sym}+{:#x} ({object})", addr - info.dli_saddr as usize)
-}
-
-fn syscall_name(nr: i64) -> String {
+pub(super) fn syscall_name(nr: i64) -> String {
     let name = match nr {
         0 => "read",
         1 => "write",

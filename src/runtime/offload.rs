@@ -215,7 +215,7 @@ impl<R: 'static> Pending<R> {
         let key = done as *const Done<R> as usize;
         while done.finished.load(Ordering::Acquire) == 0 {
             let finished = &done.finished;
-            super::stats::park(super::stats::Park::Offload);
+            super::stats::park(super::stats::Park::Offload, 0);
             if parking_lot::park(key, 0, || finished.load(Ordering::Acquire) == 0, || {}, None, Interrupt::No)
                 == Parked::Invalid
             {

@@ -33,7 +33,7 @@ pub fn call_once(state: &AtomicI32, init: extern "C" fn()) {
             }
             continue;
         }
-        super::stats::park(super::stats::Park::Once);
+        super::stats::park(super::stats::Park::Once, state as *const _ as usize);
         parking_lot::park(
             key,
             0,

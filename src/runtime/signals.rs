@@ -640,6 +640,13 @@ extern "C" fn on_fault(sig: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_v
                 // A frame larger than the guard can skip it; treat faults just below the stack as overflow too.
                 if addr >= glow.saturating_sub(glen) && addr < stack.low {
                     report_overflow(task.name_bytes(), stack.requested, stack.size);
+                    let g = &(*uc).uc_mcontext.gregs;
+                    let reg = |r: i32| g[r as usize] as usize;
+                    super::unwind::fault::write_backtrace(super::unwind::Regs {
+                        pc: reg(libc::REG_RIP),
+                        sp: reg(libc::REG_RSP),
+                        bp: reg(libc::REG_RBP),
+                    });
                 }
             }
         }
@@ -822,7 +829,7 @@ pub fn suspend(mask: u64) {
             return;
         }
         let park = me.begin_park();
-        super::stats::park(super::stats::Park::Sleep);
+        super::stats::park(super::stats::Park::Sleep, 0);
         me.restartable_wait.store(false, Ordering::Relaxed);
         me.interruptible.store(park.wrapping_add(1), Ordering::Release);
         // A signal routed or sent between the check above and now found no interruptible wait: end the

@@ -121,13 +121,39 @@ pub fn count(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
+/// A coroutine parks for `kind` on `on`: the fd (fd waits), the object's address (locks, condition
+/// variables, futexes...), the deadline in monotonic ns (sleeps), the awaited thread's `pthread_t` (join), or 0.
 #[inline]
-pub fn park(kind: Park) {
+pub fn park(kind: Park, on: usize) {
     count(&get().parks[kind as usize]);
     // The worker reads why once the coroutine has switched out (lock convoys, see `convoy`).
     if let Some(t) = super::worker::current_task() {
         t.park_reason.set(Some(kind));
+        let w = &t.waiting_for;
+        w[0].store(kind as u64 + 1, Ordering::Relaxed);
+        w[1].store(on as u64, Ordering::Relaxed);
+        w[2].store(sys::time::monotonic_coarse_ns(), Ordering::Relaxed);
     }
+}
+
+/// The name of a kind of wait (`Park` as a number), for the thread listing.
+pub fn park_kind(kind: usize) -> Option<Park> {
+    const ALL: [Park; 13] = [
+        Park::FdRead,
+        Park::FdWrite,
+        Park::Poll,
+        Park::Sleep,
+        Park::Mutex,
+        Park::Cond,
+        Park::RwLock,
+        Park::Semaphore,
+        Park::Barrier,
+        Park::Futex,
+        Park::Once,
+        Park::Join,
+        Park::Offload,
+    ];
+    ALL.get(kind).copied()
 }
 
 #[inline]
@@ -264,11 +290,20 @@ pub fn report() -> String {
 
 /// Writes the report where ASYNCSHIM_STATS says (appending to a file; "stderr" for standard error).
 pub fn write_report() {
+    write_report_as(report);
+}
+
+/// The report with every thread's state and stack added (the report signal's answer).
+pub fn write_report_with_threads() {
+    write_report_as(|| report() + &super::unwind::listing::text());
+}
+
+fn write_report_as(make: impl FnOnce() -> String) {
     let Some(target) = TARGET.get() else { return };
     if !super::running() {
         return;
     }
-    let text = report();
+    let text = make();
     if target == "stderr" {
         sys::write_stderr(text.as_bytes());
         return;

@@ -164,6 +164,16 @@ pub struct Task {
     pub keeper: Cell<usize>,
     /// What preemption needs to know of the task (FILE locks held).
     pub preempt: super::preempt::TaskState,
+    /// Where the coroutine switched out last (pc, sp, bp): a parked coroutine's stack is walked from here
+    /// (see `unwind`).
+    pub switched_out_at: [AtomicUsize; 3],
+    /// What the last park waited for, for the thread listing: the kind (`stats::Park` + 1), its object (fd,
+    /// address, deadline or thread, see `stats::park`) and when it began (coarse monotonic ns).
+    pub waiting_for: [AtomicU64; 3],
+    /// 1 while a thread uses the record, for debuggers (see `unwind::debugger`).
+    pub debug_live: AtomicU32,
+    /// The record allocated before this one: every record ever allocated, for debuggers.
+    pub allocated_before: *const Task,
 }
 
 // SAFETY: a task is touched by one worker at a time (the one running it, or the one finishing it);
@@ -223,8 +233,12 @@ impl Task {
             pending_signals: AtomicU64::new(0),
             keeper: Cell::new(0),
             preempt: super::preempt::TaskState::new(),
+            switched_out_at: [const { AtomicUsize::new(0) }; 3],
+            waiting_for: [const { AtomicU64::new(0) }; 3],
+            debug_live: AtomicU32::new(0),
+            allocated_before: core::ptr::null(),
         });
-        TaskRef(NonNull::from(Box::leak(t)))
+        TaskRef(NonNull::from(super::unwind::debugger::note_allocated(Box::leak(t))))
     }
 
     /// The thread's glibc descriptor; its address is the thread's `pthread_t`.
@@ -247,6 +261,7 @@ impl Task {
     /// No worker may be running or finishing this task.
     pub unsafe fn set_coroutine(&self, co: Co, bounds: StackBounds) {
         self.stack.set(bounds);
+        self.switched_out_at[0].store(0, Ordering::Relaxed);
         // SAFETY: exclusive access per the contract.
         unsafe { *self.co.get() = Some(co) };
     }
@@ -263,6 +278,12 @@ impl Task {
         self.yielder.set(y as *const _);
     }
 
+    /// The registers a walk of this parked coroutine's stack starts from (None before its first switch).
+    pub fn switched_out_regs(&self) -> Option<super::unwind::Regs> {
+        let [pc, sp, bp] = self.switched_out_at.each_ref().map(|a| a.load(Ordering::Relaxed));
+        (pc != 0).then_some(super::unwind::Regs { pc, sp, bp })
+    }
+
     pub fn stack_bounds(&self) -> StackBounds {
         self.stack.get()
     }
@@ -271,6 +292,10 @@ impl Task {
     pub fn switch_out(&self, why: Switch) {
         let y = self.yielder.get();
         let fp = super::preempt::FpControl::save();
+        let here = super::unwind::capture_here();
+        for (slot, v) in self.switched_out_at.iter().zip([here.pc, here.sp, here.bp]) {
+            slot.store(v, Ordering::Relaxed);
+        }
         // SAFETY: the yielder lives at the bottom of this coroutine's stack for its whole life, and we are
         // running on that stack.
         unsafe { (*y).suspend(why) };

@@ -107,6 +107,14 @@ impl Threads {
         n
     }
 
+    /// The program's live threads (for the thread listing), the main thread first.
+    pub fn live_tasks(&self) -> Vec<TaskRef> {
+        let mut v: Vec<TaskRef> =
+            self.registry.lock().values().copied().filter(|t| t.join.lock().life == Life::Running).collect();
+        v.sort_by_key(|t| (!t.is_main, t.tid.get()));
+        v
+    }
+
     fn register(&self, task: TaskRef) {
         self.registry.lock().insert(task.tcb().0, task);
     }
@@ -122,6 +130,7 @@ pub fn main_task(tcb: Tcb, name: &[u8]) -> TaskRef {
     super::signals::delivery_mask_changed(None, Some(mask));
     super::signals::set_main_task(task);
     task.join.lock().life = Life::Running;
+    task.debug_live.store(1, Ordering::Release);
     super::get().threads.register(task);
     task
 }
@@ -217,6 +226,7 @@ pub fn spawn(req: Spawn) -> Result<libc::pthread_t, i32> {
     super::signals::delivery_mask_changed(None, Some(mask));
     *task.join.lock() =
         JoinState { life: Life::Running, detached: req.detached, joiner: None, result: core::ptr::null_mut() };
+    task.debug_live.store(1, Ordering::Release);
     prepare(task, stack, req.start, req.arg);
     let live = rt.threads.live.fetch_add(1, Ordering::AcqRel) + 1;
     super::stats::thread_created(live as u64);
@@ -370,6 +380,7 @@ pub fn on_coroutine_finished(task: TaskRef) {
     let waiter = {
         let mut j = task.join.lock();
         j.life = Life::Exited;
+        task.debug_live.store(0, Ordering::Release);
         if j.detached {
             None
         } else {
@@ -473,7 +484,7 @@ pub fn join(target: TaskRef, kind: JoinKind) -> Result<*mut c_void, i32> {
         park = match me {
             Some(me) => {
                 let g = me.begin_park();
-                super::stats::park(super::stats::Park::Join);
+                super::stats::park(super::stats::Park::Join, target.tcb().0);
                 j.joiner = Some(Waiter::Task(me, g));
                 g
             }

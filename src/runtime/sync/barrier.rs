@@ -43,7 +43,7 @@ impl Barrier {
         }
         let r = self.round;
         while self.round.load(Ordering::Acquire) == round {
-            super::super::stats::park(super::super::stats::Park::Barrier);
+            super::super::stats::park(super::super::stats::Park::Barrier, r as *const _ as usize);
             parking_lot::park(
                 r as *const AtomicU32 as usize,
                 0,

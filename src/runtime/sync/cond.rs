@@ -54,7 +54,7 @@ impl Cond {
     /// signal sent after it is missed), `relock` after the wake-up; an error of the relock (EOWNERDEAD of a
     /// robust mutex) is the wait's result, as in glibc.
     pub fn wait_with(&self, unlock: impl FnOnce(), relock: impl FnOnce() -> i32, deadline: Deadline) -> i32 {
-        super::super::stats::park(super::super::stats::Park::Cond);
+        super::super::stats::park(super::super::stats::Park::Cond, self.key);
         let r = parking_lot::park(self.key, 0, || true, unlock, deadline, parking_lot::Interrupt::No);
         match relock() {
             0 if r == Parked::TimedOut => libc::ETIMEDOUT,

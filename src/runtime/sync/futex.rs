@@ -111,7 +111,7 @@ fn wait(addr: usize, op: i32, val: u32, timeout: usize, bits: u32) -> Result<usi
     let deadline = deadline(op, timeout)?;
     // SAFETY: the word was just read successfully and futex words live as long as their waiters.
     let word = unsafe { &*(addr as *const AtomicU32) };
-    super::super::stats::park(super::super::stats::Park::Futex);
+    super::super::stats::park(super::super::stats::Park::Futex, addr);
     match parking_lot::park(
         addr,
         bits as usize,

@@ -154,7 +154,7 @@ impl Mutex {
                 return 0;
             }
             let lock = self.lock;
-            super::super::stats::park(super::super::stats::Park::Mutex);
+            super::super::stats::park(super::super::stats::Park::Mutex, self.key());
             match parking_lot::park(
                 self.key(),
                 0,

@@ -81,7 +81,7 @@ impl Mutex {
                 continue;
             }
             let lock = self.lock;
-            super::super::stats::park(super::super::stats::Park::Mutex);
+            super::super::stats::park(super::super::stats::Park::Mutex, lock as *const _ as usize);
             let r = parking_lot::park(
                 self.key(),
                 0,

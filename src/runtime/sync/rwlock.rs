@@ -80,7 +80,7 @@ impl RwLock {
 
     fn park(&self, token: usize, blocked: impl Fn() -> bool, deadline: Deadline) -> Parked {
         self.parked.fetch_add(1, Ordering::Relaxed);
-        super::super::stats::park(super::super::stats::Park::RwLock);
+        super::super::stats::park(super::super::stats::Park::RwLock, self.key());
         let r = parking_lot::park(self.key(), token, blocked, || {}, deadline, parking_lot::Interrupt::No);
         self.parked.fetch_sub(1, Ordering::Relaxed);
         r

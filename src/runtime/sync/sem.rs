@@ -55,7 +55,7 @@ impl Sem {
             }
             self.data.fetch_add(ONE_WAITER, Ordering::Relaxed);
             let data = self.data;
-            super::super::stats::park(super::super::stats::Park::Semaphore);
+            super::super::stats::park(super::super::stats::Park::Semaphore, data as *const _ as usize);
             let r = parking_lot::park(
                 self.key(),
                 0,

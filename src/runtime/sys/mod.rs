@@ -27,6 +27,7 @@ pub mod fs;
 pub mod fsgs;
 pub mod futex;
 pub mod mem;
+pub mod peek;
 pub mod poll;
 pub mod process;
 pub mod signal;
