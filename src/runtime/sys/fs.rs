@@ -21,3 +21,20 @@ pub fn stat(path: &CStr) -> Result<libc::stat, Errno> {
     unsafe { syscall2(libc::SYS_stat, path.as_ptr() as usize, &mut st as *mut libc::stat as usize) }?;
     Ok(st)
 }
+
+/// lstat(2) (newfstatat with AT_SYMLINK_NOFOLLOW): a symbolic link is looked at, not followed.
+pub fn lstat(path: &CStr) -> Result<libc::stat, Errno> {
+    // SAFETY: all-zero is a valid stat.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a local struct to fill.
+    unsafe {
+        syscall4(
+            libc::SYS_newfstatat,
+            libc::AT_FDCWD as usize,
+            path.as_ptr() as usize,
+            &mut st as *mut libc::stat as usize,
+            libc::AT_SYMLINK_NOFOLLOW as usize,
+        )
+    }?;
+    Ok(st)
+}

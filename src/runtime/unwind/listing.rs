@@ -14,7 +14,7 @@
 
 use super::super::monitor;
 use super::super::stats::{self, Park};
-use super::super::sys::{self, syscall, time};
+use super::super::sys::{self, time};
 use super::super::task::{self, TaskRef};
 use super::{Regs, program_frames};
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -170,21 +170,7 @@ pub fn serve_request() {
         let p = request_path(sys::getpid());
         (CString::new(p.clone()).unwrap_or_default(), format!("{p}.out"))
     });
-    // SAFETY: a zeroed stat is a valid out-buffer.
-    let mut st: libc::stat = unsafe { core::mem::zeroed() };
-    // SAFETY: the path is NUL-terminated and `st` is ours to fill.
-    let found = unsafe {
-        syscall::syscall4(
-            libc::SYS_newfstatat,
-            libc::AT_FDCWD as usize,
-            request.as_ptr() as usize,
-            &mut st as *mut libc::stat as usize,
-            libc::AT_SYMLINK_NOFOLLOW as usize,
-        )
-    };
-    if found.is_err() {
-        return;
-    }
+    let Ok(st) = sys::fs::lstat(request) else { return };
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
     let _ = std::fs::remove_file(request.to_str().unwrap_or_default());
