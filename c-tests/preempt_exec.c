@@ -44,14 +44,7 @@ static void *execer(void *arg)
 
 int main(int argc, char **argv)
 {
-    if (!getenv("PREEMPT_EXEC_RERUN")) {
-        setenv("PREEMPT_EXEC_RERUN", "1", 1);
-        setenv("ASYNCSHIM_WORKERS", "1", 1);
-        setenv("ASYNCSHIM_MAX_SPARES", "0", 1);
-        execv("/proc/self/exe", argv);
-        perror("execv");
-        return 1;
-    }
+    rerun_with_env(argv, "PREEMPT_EXEC_RERUN", (const char *const[]){ "ASYNCSHIM_WORKERS", "1", "ASYNCSHIM_MAX_SPARES", "0", NULL });
     test_init();
     generation = argc > 1 ? atoi(argv[1]) : 0;
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);

@@ -122,13 +122,7 @@ static void *worker(void *arg)
 int main(int argc, char **argv)
 {
     (void)argc;
-    if (!getenv("PREEMPT_SOAK_RERUN")) {
-        setenv("PREEMPT_SOAK_RERUN", "1", 1);
-        setenv("ASYNCSHIM_SLICE_MS", "1", 1);
-        execv("/proc/self/exe", argv);
-        perror("execv");
-        return 1;
-    }
+    rerun_with_env(argv, "PREEMPT_SOAK_RERUN", (const char *const[]){ "ASYNCSHIM_SLICE_MS", "1", NULL });
     test_init();
     /* PREEMPT_SOAK_ROUNDS=N soaks longer by hand (40 rounds take about 3 s natively). */
     if (getenv("PREEMPT_SOAK_ROUNDS"))

@@ -55,14 +55,7 @@ static void *plain_thread(void *arg)
 
 int main(int argc, char **argv)
 {
-    if (!getenv("PREEMPT_STACK_RERUN")) {
-        setenv("PREEMPT_STACK_RERUN", "1", 1);
-        setenv("ASYNCSHIM_WORKERS", "1", 1);
-        setenv("ASYNCSHIM_MAX_SPARES", "0", 1);
-        execv("/proc/self/exe", argv);
-        perror("execv");
-        return 1;
-    }
+    rerun_with_env(argv, "PREEMPT_STACK_RERUN", (const char *const[]){ "ASYNCSHIM_WORKERS", "1", "ASYNCSHIM_MAX_SPARES", "0", NULL });
     test_init();
     pthread_attr_t a;
     pthread_attr_init(&a);

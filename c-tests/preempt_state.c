@@ -111,14 +111,7 @@ static void *worker(void *arg)
 int main(int argc, char **argv)
 {
     (void)argc;
-    if (!getenv("PREEMPT_STATE_RERUN")) {
-        setenv("PREEMPT_STATE_RERUN", "1", 1);
-        setenv("ASYNCSHIM_WORKERS", "1", 1);
-        setenv("ASYNCSHIM_MAX_SPARES", "0", 1);
-        execv("/proc/self/exe", argv);
-        perror("execv");
-        return 1;
-    }
+    rerun_with_env(argv, "PREEMPT_STATE_RERUN", (const char *const[]){ "ASYNCSHIM_WORKERS", "1", "ASYNCSHIM_MAX_SPARES", "0", NULL });
     test_init();
     __builtin_cpu_init();
     have_avx = __builtin_cpu_supports("avx");

@@ -77,14 +77,7 @@ static void *ticker(void *arg)
 int main(int argc, char **argv)
 {
     (void)argc;
-    if (!getenv("PREEMPT_TICKER_RERUN")) {
-        setenv("PREEMPT_TICKER_RERUN", "1", 1);
-        setenv("ASYNCSHIM_WORKERS", "1", 1);
-        setenv("ASYNCSHIM_MAX_SPARES", "0", 1);
-        execv("/proc/self/exe", argv);
-        perror("execv");
-        return 1;
-    }
+    rerun_with_env(argv, "PREEMPT_TICKER_RERUN", (const char *const[]){ "ASYNCSHIM_WORKERS", "1", "ASYNCSHIM_MAX_SPARES", "0", NULL });
     test_init();
     fprintf(stderr, "under shim: %d, workers %d\n", under_shim(), shim_workers());
     static struct spin spinners[2] = { { .x = 1 }, { .x = 2 } };

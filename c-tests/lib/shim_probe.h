@@ -126,4 +126,23 @@ static __attribute__((unused)) long stalls_of_rerun(const char *arg)
     return rerun_for_report(arg, NULL, NULL, 0, "others waited): ", &status);
 }
 
+/* Runs this program again with the same arguments and each NAME, VALUE pair of `env` (a NULL-ended list)
+ * set, unless `marker` is set (the re-run has it): for tests that need shim settings (one worker, no spare
+ * workers, a short slice) in every shim mode. Natively the settings mean nothing. Returns in the re-run. */
+static __attribute__((unused)) void rerun_with_env(char **argv, const char *marker, const char *const env[])
+{
+    if (getenv(marker))
+        return;
+    setenv(marker, "1", 1);
+    for (int i = 0; env[i] && env[i + 1]; i += 2)
+        setenv(env[i], env[i + 1], 1);
+    execv("/proc/self/exe", argv);
+    perror("execv");
+    exit(1);
+}
+
+/* CHECK that `threads` OS threads (counted while many threads waited) are at most the shim's workers and
+ * a few more under the shim; natively each thread is an OS thread and the check passes. */
+#define CHECK_FEW_OS_THREADS(threads, name) CHECK(!under_shim() || (threads) <= shim_workers() + 8, name)
+
 #endif /* SHIM_PROBE_H */

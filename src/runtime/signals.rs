@@ -213,15 +213,7 @@ unsafe fn call_program_handler(sig: i32, info: *mut libc::siginfo_t, ctx: *mut l
         HANDLER[idx].store(libc::SIG_DFL, Ordering::Release);
     }
     // SAFETY: the program installed this function with these flags.
-    unsafe {
-        if flags & libc::SA_SIGINFO != 0 {
-            let f: extern "C" fn(i32, *mut libc::siginfo_t, *mut libc::c_void) = core::mem::transmute(h);
-            f(sig, info, ctx);
-        } else {
-            let f: extern "C" fn(i32) = core::mem::transmute(h);
-            f(sig);
-        }
-    }
+    unsafe { call_handler(h, flags, sig, info, ctx) }
     true
 }
 
@@ -924,4 +916,21 @@ fn sent_by_this_process(sig: i32) -> libc::siginfo_t {
 /// to this thread or held by the runtime, among those its mask blocks.
 pub fn pending_for(me: &TaskRef, kernel: u64) -> u64 {
     kernel | ((me.pending_signals.load(Ordering::Acquire) | HELD.load(Ordering::Acquire)) & me.sigmask.get())
+}
+
+/// Calls the signal handler `h` the way its `flags` say (SA_SIGINFO: with the siginfo and context).
+///
+/// # Safety
+/// `h` is a handler function installed with `flags`; `info` and `ctx` are the signal's.
+pub(crate) unsafe fn call_handler(h: usize, flags: i32, sig: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: per the contract, `h` has the signature its flags give it.
+    unsafe {
+        if flags & libc::SA_SIGINFO != 0 {
+            let f: extern "C" fn(i32, *mut libc::siginfo_t, *mut libc::c_void) = core::mem::transmute(h);
+            f(sig, info, ctx);
+        } else {
+            let f: extern "C" fn(i32) = core::mem::transmute(h);
+            f(sig);
+        }
+    }
 }

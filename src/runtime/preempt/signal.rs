@@ -126,15 +126,7 @@ fn forward(sig: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
             let _ = sys::signal::kill(sys::getpid(), sig);
         }
         // SAFETY: the function glibc installed for this signal, called as its flags say.
-        h => unsafe {
-            if flags & libc::SA_SIGINFO != 0 {
-                let f: extern "C" fn(i32, *mut libc::siginfo_t, *mut libc::c_void) = core::mem::transmute(h);
-                f(sig, info, ctx);
-            } else {
-                let f: extern "C" fn(i32) = core::mem::transmute(h);
-                f(sig);
-            }
-        },
+        h => unsafe { crate::runtime::signals::call_handler(h, flags, sig, info, ctx) },
     }
 }
 
