@@ -271,16 +271,13 @@ pub fn enter(w: &'static Worker, glibc_tcb: usize) {
 /// kernel would then kill the child with SIGSEGV). Unregister it; glibc's sched_getcpu falls back to the
 /// system call for our TCBs.
 pub fn forget_rseq_after_fork() {
-    const RSEQ_FLAG_UNREGISTER: usize = 1;
-    const RSEQ_SIG: usize = 0x5305_3053;
     let Some(w) = current_worker() else { return };
     let area = w.rseq_area.get();
     // The length glibc registered (at least 32 bytes, more than the feature size it publishes); 0 when
     // it registered none (glibc 2.31, or rseq turned off).
     let size = super::identity::rseq_registration().map_or(0, |(_, len)| len as usize);
     if area != 0 && size != 0 {
-        // SAFETY: unregistering the area this thread registered; the kernel checks address, size and signature.
-        let _ = unsafe { super::sys::syscall::syscall4(libc::SYS_rseq, area, size, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) };
+        let _ = super::sys::process::rseq_unregister(area, size);
     }
 }
 

@@ -1,4 +1,5 @@
-//! Child processes through raw system calls: waiting for them, and pidfds to poll for their end.
+//! Processes and threads through raw system calls: waiting for children, pidfds to poll for their end, a
+//! thread's own exit and its rseq registration.
 
 use super::syscall::{Errno, syscall2, syscall4, syscall6};
 
@@ -31,4 +32,13 @@ pub fn exit_thread(code: i32) -> ! {
 pub fn pidfd_open(pid: i32) -> Result<i32, Errno> {
     // SAFETY: creates a new fd; touches no memory.
     unsafe { syscall2(libc::SYS_pidfd_open, pid as usize, 0) }.map(|fd| fd as i32)
+}
+
+/// rseq(2) with RSEQ_FLAG_UNREGISTER: takes back the calling thread's registration of `area` (`len` bytes,
+/// glibc's signature), so that the kernel no longer writes into it.
+pub fn rseq_unregister(area: usize, len: usize) -> Result<(), Errno> {
+    const RSEQ_FLAG_UNREGISTER: usize = 1;
+    const RSEQ_SIG: usize = 0x5305_3053;
+    // SAFETY: unregistering touches no memory; the kernel checks address, length and signature.
+    unsafe { syscall4(libc::SYS_rseq, area, len, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) }.map(|_| ())
 }
