@@ -152,10 +152,36 @@ pub fn execl_family_addr(which: usize) -> usize {
     optional(&SLOTS[which], NAMES[which]).unwrap_or(0)
 }
 
+type GettidNpFn = unsafe extern "C" fn(libc::pthread_t) -> libc::pid_t;
+
+/// `pthread_gettid_np` (glibc 2.42 on), or None on an older glibc.
+pub fn pthread_gettid_np() -> Option<GettidNpFn> {
+    static SLOT: AtomicUsize = AtomicUsize::new(0);
+    // SAFETY: glibc's function of this signature.
+    optional(&SLOT, c"pthread_gettid_np").map(|p| unsafe { core::mem::transmute::<usize, GettidNpFn>(p) })
+}
+
 type StartFn = extern "C" fn(*mut c_void) -> *mut c_void;
 type MainFn = extern "C" fn(c_int, *mut *mut c_char, *mut *mut c_char) -> c_int;
 
 declare_real! {
+    fn pthread_setschedparam(t: libc::pthread_t, policy: c_int, param: *const libc::sched_param) -> c_int;
+    fn pthread_getschedparam(t: libc::pthread_t, policy: *mut c_int, param: *mut libc::sched_param) -> c_int;
+    fn pthread_setschedprio(t: libc::pthread_t, prio: c_int) -> c_int;
+    fn pthread_setaffinity_np(t: libc::pthread_t, size: usize, set: *const libc::cpu_set_t) -> c_int;
+    fn pthread_getaffinity_np(t: libc::pthread_t, size: usize, set: *mut libc::cpu_set_t) -> c_int;
+    fn sched_setscheduler(pid: libc::pid_t, policy: c_int, param: *const libc::sched_param) -> c_int;
+    fn sched_getscheduler(pid: libc::pid_t) -> c_int;
+    fn sched_setparam(pid: libc::pid_t, param: *const libc::sched_param) -> c_int;
+    fn sched_getparam(pid: libc::pid_t, param: *mut libc::sched_param) -> c_int;
+    fn sched_setaffinity(pid: libc::pid_t, size: usize, set: *const libc::cpu_set_t) -> c_int;
+    fn sched_getaffinity(pid: libc::pid_t, size: usize, set: *mut libc::cpu_set_t) -> c_int;
+    fn sched_rr_get_interval(pid: libc::pid_t, ts: *mut libc::timespec) -> c_int;
+    fn setpriority(which: libc::__priority_which_t, who: libc::id_t, prio: c_int) -> c_int;
+    fn getpriority(which: libc::__priority_which_t, who: libc::id_t) -> c_int;
+    fn clock_gettime(clock: libc::clockid_t, ts: *mut libc::timespec) -> c_int;
+    fn clock_getres(clock: libc::clockid_t, ts: *mut libc::timespec) -> c_int;
+    fn getrusage(who: c_int, usage: *mut libc::rusage) -> c_int;
     fn recvmmsg(fd: c_int, vec: *mut libc::mmsghdr, vlen: libc::c_uint, flags: c_int, timeout: *mut libc::timespec) -> c_int;
     fn sendmmsg(fd: c_int, vec: *mut libc::mmsghdr, vlen: libc::c_uint, flags: c_int) -> c_int;
     fn pread(fd: c_int, buf: *mut c_void, len: usize, off: libc::off_t) -> isize;

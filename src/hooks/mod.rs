@@ -24,6 +24,7 @@ macro_rules! variadic_export {
     };
 }
 
+pub mod clock;
 pub mod dns;
 pub mod exec;
 pub mod filelock;
@@ -32,6 +33,7 @@ pub mod net;
 pub mod poll;
 pub mod probe;
 pub mod process;
+pub mod sched;
 pub mod signal;
 pub mod sleep;
 pub mod start;
@@ -46,4 +48,11 @@ pub mod thread;
 pub(crate) fn set_errno(e: i32) {
     // SAFETY: __errno_location returns the calling thread's errno slot.
     unsafe { *libc::__errno_location() = e };
+}
+
+/// errno of the calling thread.
+#[inline]
+pub(crate) fn errno_here() -> i32 {
+    // SAFETY: __errno_location returns the calling thread's errno slot.
+    unsafe { *libc::__errno_location() }
 }

@@ -112,6 +112,9 @@ pub unsafe extern "C" fn clock_nanosleep(
     req: *const libc::timespec,
     rem: *mut libc::timespec,
 ) -> c_int {
+    if let Some(r) = super::clock::nanosleep_on_thread_clock(clock, flags, req, rem) {
+        return r;
+    }
     if worker::current_task().is_none() || !timer_clock(clock) {
         // SAFETY: forwarding.
         return unsafe { real::clock_nanosleep(clock, flags, req, rem) };

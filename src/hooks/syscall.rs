@@ -1,5 +1,6 @@
 //! libc's generic `syscall()`. The futex call parks coroutines: it is how Rust's std, C++20 atomic waits
-//! and hand-written locks wait. close, dup2, dup3 and close_range go through their hooks, and fcntl/ioctl changes of O_NONBLOCK are noted so the fd table
+//! and hand-written locks wait. gettid, tgkill/tkill, the sched_* and priority calls and the CPU-clock
+//! calls go through their hooks (a coroutine's tid is the runtime's to answer for). close, dup2, dup3 and close_range go through their hooks, and fcntl/ioctl changes of O_NONBLOCK are noted so the fd table
 //! sees them. Every other call is made as glibc would make it.
 //!
 //! `syscall` is variadic in C; on x86-64 a variadic callee receives integer arguments exactly as a
@@ -34,6 +35,16 @@ pub unsafe extern "C" fn syscall(
             return unsafe { super::io::close_range(a1 as u32, a2 as u32, a3 as i32) } as c_long;
         }
         _ => {}
+    }
+    // Calls that name a thread by tid or read a thread's CPU clock: a coroutine's are the runtime's.
+    if let Some(r) = super::sched::raw(n, a1, a2, a3).or_else(|| super::clock::raw(n, a1, a2, a3, a4)) {
+        return match r {
+            Ok(v) => v as c_long,
+            Err(e) => {
+                set_errno(e);
+                -1
+            }
+        };
     }
     let r = if n == libc::SYS_futex && runtime::running() {
         sync::futex::futex(a1, a2 as i32, a3 as u32, a4, a5, a6 as u32)

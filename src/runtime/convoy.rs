@@ -128,6 +128,7 @@ pub fn after_park(sched: &Scheduler, w: &Worker, task: &Task, reason: Option<Par
 pub fn sit_out(w: &Worker, deadline: u64, idle_mask: impl FnOnce()) {
     let start = time::monotonic_ns();
     w.sleep.store(SITTING_OUT, Ordering::SeqCst);
+    w.cpu.before_sleep();
     idle_mask();
     while w.sleep.load(Ordering::Acquire) == SITTING_OUT {
         // A process signal that landed here (an idle worker's mask) and waits to be routed ends it too.

@@ -15,6 +15,8 @@
 //! | **threads** | |
 //! | [`thread`] | pthread semantics on tasks: create, exit, join, detach, registry |
 //! | [`thread_attr`] | what a `pthread_attr_t` asks for, and whether a coroutine can give it |
+//! | [`cputime`] | each thread's CPU time, accounted at its switches (its worker's clock holds the sum) |
+//! | [`sched_attr`] | each thread's scheduling policy, priority, nice value and affinity, kept as the kernel would |
 //! | [`identity`] | a glibc thread descriptor and static TLS per coroutine, learned from glibc itself |
 //! | [`stack`] | coroutine stacks: arenas, guards, reuse |
 //! | [`signals`] | the program's handlers, masks and routing; faults and the stack-overflow report |
@@ -43,6 +45,7 @@
 pub mod alloc;
 pub mod child;
 pub mod convoy;
+pub mod cputime;
 pub mod dns;
 pub mod fd;
 pub mod file;
@@ -57,6 +60,7 @@ pub mod offload;
 pub mod once;
 pub mod parking_lot;
 pub mod preempt;
+pub mod sched_attr;
 pub mod scheduler;
 pub mod signals;
 pub mod socket;
@@ -168,6 +172,7 @@ pub fn run_main(main: MainFn, argc: c_int, argv: *mut *mut c_char, envp: *mut *m
     let _ = MAIN_ARGS.set(MainArgsCell(MainArgs { main, argc, argv, envp }));
     RUNNING.store(true, Ordering::Release);
     signals::install();
+    cputime::init();
     preempt::init(get().config.slice_ns);
     stats::init(get().config.stats.as_deref(), get().config.stats_signal);
     if get().config.stats.is_some() {

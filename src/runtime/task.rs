@@ -174,6 +174,10 @@ pub struct Task {
     pub debug_live: AtomicU32,
     /// The record allocated before this one: every record ever allocated, for debuggers.
     pub allocated_before: *const Task,
+    /// The CPU time the thread used (see `cputime`).
+    pub cpu: super::cputime::TaskCpu,
+    /// Its scheduling policy, priority, nice value and CPU affinity (see `sched_attr`).
+    pub sched: super::sched_attr::TaskSched,
 }
 
 // SAFETY: a task is touched by one worker at a time (the one running it, or the one finishing it);
@@ -237,6 +241,8 @@ impl Task {
             waiting_for: [const { AtomicU64::new(0) }; 3],
             debug_live: AtomicU32::new(0),
             allocated_before: core::ptr::null(),
+            cpu: super::cputime::TaskCpu::new(),
+            sched: super::sched_attr::TaskSched::new(),
         });
         TaskRef(NonNull::from(super::unwind::debugger::note_allocated(Box::leak(t))))
     }

@@ -38,6 +38,9 @@ pub struct Threads {
     bare: Lock<Vec<TaskRef>>,
     /// Stands for every freed separately-allocated TCB address: joining it answers ESRCH.
     tombstone: TaskRef,
+    /// tid → live thread (coroutines by their fake tid, the main thread by the process id): what the
+    /// tid-taking calls (`tgkill`, `sched_*`, CPU-time clockids) name a thread by.
+    by_tid: Lock<HashMap<i32, TaskRef>>,
     next_tid: AtomicI32,
     /// Program threads alive (coroutines and real threads the shim started for the program).
     pub live: AtomicUsize,
@@ -77,6 +80,7 @@ impl Threads {
             hot: [const { Lock::new(Vec::new()) }; stack::CLASSES],
             bare: Lock::new(Vec::new()),
             tombstone: Task::alloc(Tcb(0), 0, false),
+            by_tid: Lock::new(HashMap::new()),
             next_tid: AtomicI32::new(0),
             live: AtomicUsize::new(1),
             multithreaded: AtomicBool::new(false),
@@ -118,6 +122,55 @@ impl Threads {
     fn register(&self, task: TaskRef) {
         self.registry.lock().insert(task.tcb().0, task);
     }
+
+    /// The live thread (running, not yet ended) whose tid is `tid`.
+    pub fn by_tid(&self, tid: i32) -> Option<TaskRef> {
+        self.by_tid.lock().get(&tid).copied()
+    }
+
+    /// A thread starts answering to its tid.
+    fn tid_live(&self, task: TaskRef) {
+        self.by_tid.lock().insert(task.tid.get(), task);
+    }
+
+    /// A thread ended: its tid names no thread any more (as a dead thread's tid in the kernel).
+    fn tid_dead(&self, task: TaskRef) {
+        let mut m = self.by_tid.lock();
+        if m.get(&task.tid.get()) == Some(&task) {
+            m.remove(&task.tid.get());
+        }
+    }
+}
+
+/// What a tid names, for the calls that take one.
+pub enum Named {
+    /// A thread the runtime runs (the main thread by the process id, a coroutine by its fake tid; 0 from
+    /// a coroutine is itself).
+    Thread(TaskRef),
+    /// A fake tid no live thread has: ESRCH, as for a dead thread's tid.
+    Gone,
+    /// Anything else: the kernel's business.
+    Kernel,
+}
+
+/// The thread `tid` names (0: the caller).
+pub fn named_by_tid(tid: i32) -> Named {
+    if !super::running() {
+        return Named::Kernel;
+    }
+    if tid == 0 {
+        return worker::current_task().map_or(Named::Kernel, Named::Thread);
+    }
+    match super::get().threads.by_tid(tid) {
+        Some(t) => Named::Thread(t),
+        None if identity::is_coroutine_tid(tid) => Named::Gone,
+        None => Named::Kernel,
+    }
+}
+
+/// A thread's tid while it runs (None once it ended: the kernel forgets a dead thread's tid).
+pub fn tid_while_running(task: TaskRef) -> Option<i32> {
+    (task.join.lock().life == Life::Running).then(|| task.tid.get())
 }
 
 /// Registers the program's initial thread (whose glibc TCB it keeps) as the main task.
@@ -131,7 +184,9 @@ pub fn main_task(tcb: Tcb, name: &[u8]) -> TaskRef {
     super::signals::set_main_task(task);
     task.join.lock().life = Life::Running;
     task.debug_live.store(1, Ordering::Release);
+    super::cputime::main_thread_started(&task);
     super::get().threads.register(task);
+    super::get().threads.tid_live(task);
     task
 }
 
@@ -227,7 +282,10 @@ pub fn spawn(req: Spawn) -> Result<libc::pthread_t, i32> {
     *task.join.lock() =
         JoinState { life: Life::Running, detached: req.detached, joiner: None, result: core::ptr::null_mut() };
     task.debug_live.store(1, Ordering::Release);
+    super::cputime::thread_started(&task);
+    super::sched_attr::thread_started(&task, worker::current_task());
     prepare(task, stack, req.start, req.arg);
+    rt.threads.tid_live(task);
     let live = rt.threads.live.fetch_add(1, Ordering::AcqRel) + 1;
     super::stats::thread_created(live as u64);
     super::monitor::ensure_started();
@@ -367,6 +425,7 @@ unsafe fn spawn_os_thread(f: StartFn, arg: *mut c_void, detached: bool) -> Optio
 /// The coroutine of `task` returned (on its worker): recycle the stack, then hand the thread to its joiner,
 /// or to the pool if detached.
 pub fn on_coroutine_finished(task: TaskRef) {
+    super::get().threads.tid_dead(task);
     identity::release_robust_mutexes(task.tcb(), task.tid.get());
     // Robust mutexes (not PI) it held through the shared keeper are on that keeper's list instead (PI ones
     // are its own keeper's: see `proxy::holder_ended`).

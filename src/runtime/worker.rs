@@ -67,6 +67,8 @@ pub struct Worker {
     pub idle_mask_generation: core::sync::atomic::AtomicU64,
     pub convoy: super::convoy::Detector,
     pub preempt: super::preempt::WorkerState,
+    /// Stamps and checkpoints for the CPU time of the coroutines it runs.
+    pub cpu: super::cputime::WorkerCpu,
 }
 
 /// `Worker::idle_mask_generation` while the kernel mask is not an idle worker's.
@@ -97,6 +99,7 @@ impl Worker {
             idle_mask_generation: core::sync::atomic::AtomicU64::new(NOT_IDLE_MASK),
             convoy: super::convoy::Detector::new(),
             preempt: super::preempt::WorkerState::new(),
+            cpu: super::cputime::WorkerCpu::new(),
         }
     }
 }
@@ -263,6 +266,7 @@ pub fn enter(w: &'static Worker, glibc_tcb: usize) {
     w.glibc_tcb.set(glibc_tcb);
     w.os_tid.store(super::sys::gettid(), Ordering::Relaxed);
     w.kernel_mask.set(super::sys::sigmask(None));
+    w.cpu.started();
     signals::alt_stack_for_this_thread();
 }
 
@@ -327,6 +331,7 @@ fn retire(sched: &Scheduler, w: &Worker) {
         w.set_kernel_mask(all);
     }
     w.idle_mask_generation.store(NOT_IDLE_MASK, Ordering::Release);
+    w.cpu.before_sleep();
     sched.retire(w);
 }
 
@@ -350,6 +355,7 @@ fn idle(sched: &Scheduler, w: &Worker) {
         // The clock is read only when a timer is pending.
         let now = if deadline.is_some() { time::monotonic_ns() } else { 0 };
         if deadline.is_none_or(|d| d > now) {
+            w.cpu.before_sleep();
             if poll_flag.is_some() {
                 let ms = deadline.map_or(-1, |d| ((d - now).div_ceil(1_000_000)).min(i32::MAX as u64) as i32);
                 super::netpoll::poll(ms);
@@ -395,6 +401,7 @@ fn run_one(sched: &Scheduler, w: &Worker, task: TaskRef) -> Option<u64> {
     }
     // SAFETY: this worker dequeued the task, so it alone owns it until it switches out; its TCB is
     // initialised.
+    w.cpu.switch_in(&task);
     let result = unsafe {
         fsgs::set_fs_base(task.tcb().0);
         let co = task.coroutine().as_mut().expect("queued task has a coroutine");
@@ -402,6 +409,7 @@ fn run_one(sched: &Scheduler, w: &Worker, task: TaskRef) -> Option<u64> {
         fsgs::set_fs_base(w.own_tcb.get());
         r
     };
+    w.cpu.switch_out(&task);
     w.current.store(core::ptr::null_mut(), Ordering::Relaxed);
     if w.stalled.load(Ordering::Relaxed) {
         super::monitor::stall_ended(w);

@@ -16,7 +16,8 @@
 //! | [`signal`] | masks, signal waits, sending signals; glibc's reserved numbers |
 //! | [`process`] | child processes: waits and pidfds |
 //! | [`mem`] | address-space reservations, guards, page discard |
-//! | [`time`] | clocks (the vDSO) |
+//! | [`time`] | clocks (the vDSO; CPU-time clocks, the time-stamp counter) |
+//! | [`sched`] | the calling OS thread's scheduling policy, priority, nice value and CPU affinity |
 //! | [`fsgs`] | the FS and GS segment bases |
 //! | [`usercopy`] | fault-safe copies from and to the program's memory |
 
@@ -30,6 +31,7 @@ pub mod mem;
 pub mod peek;
 pub mod poll;
 pub mod process;
+pub mod sched;
 pub mod signal;
 pub mod socket;
 pub mod syscall;

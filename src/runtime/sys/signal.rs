@@ -95,6 +95,12 @@ pub fn tgsigqueueinfo(pid: i32, tid: i32, sig: i32, info: &libc::siginfo_t) -> R
     .map(|_| ())
 }
 
+/// tkill(2): `sig` to thread `tid`.
+pub fn tkill(tid: i32, sig: i32) -> Result<(), Errno> {
+    // SAFETY: plain integer arguments.
+    unsafe { syscall2(libc::SYS_tkill, tid as usize, sig as usize) }.map(|_| ())
+}
+
 /// tgkill(2): `sig` to thread `tid` of process `pid`.
 pub fn tgkill(pid: i32, tid: i32, sig: i32) -> Result<(), Errno> {
     // SAFETY: touches no memory.

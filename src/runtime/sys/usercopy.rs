@@ -61,3 +61,21 @@ pub fn write<T: Copy>(dst: *mut T, val: T) -> Result<(), Errno> {
         e => Err(Errno(e)),
     }
 }
+
+/// Writes `src` to a program-supplied buffer; Err(EFAULT) if it is not writable.
+pub fn write_bytes(dst: *mut u8, src: &[u8]) -> Result<(), Errno> {
+    // SAFETY: the source is our own slice; faults on the destination are caught and reported.
+    match unsafe { asyncshim_user_copy(dst, src.as_ptr(), src.len()) } {
+        0 => Ok(()),
+        e => Err(Errno(e)),
+    }
+}
+
+/// Reads a program-supplied buffer into `dst`; Err(EFAULT) if it is not readable.
+pub fn read_bytes(dst: &mut [u8], src: *const u8) -> Result<(), Errno> {
+    // SAFETY: the destination is our own slice; faults on the source are caught and reported.
+    match unsafe { asyncshim_user_copy(dst.as_mut_ptr(), src, dst.len()) } {
+        0 => Ok(()),
+        e => Err(Errno(e)),
+    }
+}

@@ -1,0 +1,206 @@
+//! CPU-time clocks of threads: `clock_gettime`/`clock_getres` on CLOCK_THREAD_CPUTIME_ID or on a clockid
+//! from `pthread_getcpuclockid` (the tid inside it, glibc's MAKE_THREAD_CPUCLOCK), `clock_nanosleep` on
+//! another thread's, and `getrusage(RUSAGE_THREAD)`. A coroutine's CPU time is its own (see
+//! `runtime::cputime`); every other clock goes to libc (the vDSO) unchanged.
+
+use super::set_errno;
+use crate::real;
+use crate::runtime::task::TaskRef;
+use crate::runtime::thread::{self, Named};
+use crate::runtime::{self, cputime, sys::time, sys::usercopy, worker};
+use std::ffi::c_int;
+
+/// The kernel's CPU-clock kinds (CPUCLOCK_WHICH): user + system (0, CPUCLOCK_PROF), user, scheduler runtime.
+const CPUCLOCK_VIRT: i32 = 1;
+const CPUCLOCK_SCHED: i32 = 2;
+const CPUCLOCK_PERTHREAD_MASK: i32 = 4;
+
+/// What a clockid names when it is a thread's CPU-time clock the runtime answers for.
+pub enum ThreadClock {
+    /// The thread, and whether it is the caller.
+    Of(TaskRef, bool, i32),
+    /// A fake tid of a thread that ended: EINVAL, as for a tid the kernel does not know.
+    Gone,
+}
+
+/// The calling coroutine, in its own code or its signal handlers.
+fn caller() -> Option<TaskRef> {
+    worker::current_worker().and_then(|w| w.task_in_context())
+}
+
+/// Whether `clock` is a thread CPU-time clock of a coroutine (None: libc's business).
+pub fn thread_clock(clock: libc::clockid_t) -> Option<ThreadClock> {
+    if clock == libc::CLOCK_THREAD_CPUTIME_ID {
+        return caller().map(|t| ThreadClock::Of(t, true, CPUCLOCK_SCHED));
+    }
+    if clock >= 0 || clock & CPUCLOCK_PERTHREAD_MASK == 0 || clock & 3 == 3 || !runtime::running() {
+        return None;
+    }
+    let which = clock & 3;
+    let tid = !(clock >> 3);
+    if tid == 0 {
+        return caller().map(|t| ThreadClock::Of(t, true, which));
+    }
+    match thread::named_by_tid(tid) {
+        Named::Thread(t) => Some(ThreadClock::Of(t, caller() == Some(t), which)),
+        Named::Gone => Some(ThreadClock::Gone),
+        Named::Kernel => None,
+    }
+}
+
+/// A thread's clock of kind `which` now (ns): its CPU time; the user-only kind takes the user share.
+fn read(task: &TaskRef, which: i32) -> u64 {
+    let total = cputime::of(task);
+    if which != CPUCLOCK_VIRT {
+        return total;
+    }
+    let (u, s) = worker_rusage_us();
+    cputime::split_user_system(total, u, s).0
+}
+
+/// The calling OS thread's user and system time (µs), from the kernel.
+fn worker_rusage_us() -> (u64, u64) {
+    // SAFETY: a zeroed rusage is valid.
+    let mut ru: libc::rusage = unsafe { core::mem::zeroed() };
+    // SAFETY: ru is a valid out-pointer.
+    if unsafe { real::getrusage(libc::RUSAGE_THREAD, &mut ru) } != 0 {
+        return (1, 0);
+    }
+    let us = |tv: libc::timeval| tv.tv_sec as u64 * 1_000_000 + tv.tv_usec as u64;
+    (us(ru.ru_utime), us(ru.ru_stime))
+}
+
+/// # Safety
+/// C contract of clock_gettime.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn clock_gettime(clock: libc::clockid_t, ts: *mut libc::timespec) -> c_int {
+    // Every wall and monotonic clock (clockid >= 0 but 3) goes straight to the vDSO.
+    if clock >= 0 && clock != libc::CLOCK_THREAD_CPUTIME_ID {
+        // SAFETY: forwarding.
+        return unsafe { real::clock_gettime(clock, ts) };
+    }
+    match thread_clock(clock) {
+        // SAFETY: forwarding.
+        None => unsafe { real::clock_gettime(clock, ts) },
+        Some(ThreadClock::Gone) => {
+            set_errno(libc::EINVAL);
+            -1
+        }
+        Some(ThreadClock::Of(task, _, which)) => match usercopy::write(ts, time::ns_timespec(read(&task, which))) {
+            Ok(()) => 0,
+            Err(e) => {
+                set_errno(e.0);
+                -1
+            }
+        },
+    }
+}
+
+/// # Safety
+/// C contract of clock_getres.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn clock_getres(clock: libc::clockid_t, ts: *mut libc::timespec) -> c_int {
+    match thread_clock(clock) {
+        // SAFETY: forwarding.
+        None => unsafe { real::clock_getres(clock, ts) },
+        Some(ThreadClock::Gone) => {
+            set_errno(libc::EINVAL);
+            -1
+        }
+        // The same kind of clock of the calling OS thread has the same resolution (1 ns for the
+        // scheduler's, a tick for the sampled ones).
+        // SAFETY: forwarding with the caller's out-pointer (null is allowed).
+        Some(ThreadClock::Of(_, _, which)) => unsafe {
+            real::clock_getres(CPUCLOCK_PERTHREAD_MASK | which | !0 << 3, ts)
+        },
+    }
+}
+
+/// clock_nanosleep on a thread's CPU-time clock, for the `clock_nanosleep` hook: None when `clock` is
+/// not a coroutine's. The caller's own clock is EINVAL (glibc's answer for CLOCK_THREAD_CPUTIME_ID, the
+/// kernel's for its own tid); another thread's sleeps until it has used that much CPU time.
+pub fn nanosleep_on_thread_clock(
+    clock: libc::clockid_t,
+    flags: c_int,
+    req: *const libc::timespec,
+    rem: *mut libc::timespec,
+) -> Option<c_int> {
+    worker::current_task()?;
+    let (task, own) = match thread_clock(clock)? {
+        ThreadClock::Gone => return Some(libc::EINVAL),
+        ThreadClock::Of(t, own, _) => (t, own),
+    };
+    if own {
+        return Some(libc::EINVAL);
+    }
+    let ts = match usercopy::read(req) {
+        Ok(ts) => ts,
+        Err(e) => return Some(e.0),
+    };
+    let Some(ns) = time::timespec_ns(&ts) else { return Some(libc::EINVAL) };
+    let abs = flags & libc::TIMER_ABSTIME != 0;
+    let target = if abs { ns } else { cputime::of(&task).saturating_add(ns) };
+    Some(match cputime::sleep_until_used(&task, target) {
+        Ok(()) => 0,
+        Err(left) => {
+            if !abs && !rem.is_null() {
+                let _ = usercopy::write(rem, time::ns_timespec(left));
+            }
+            libc::EINTR
+        }
+    })
+}
+
+/// # Safety
+/// C contract of getrusage.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn getrusage(who: c_int, usage: *mut libc::rusage) -> c_int {
+    let Some(task) = (who == libc::RUSAGE_THREAD).then(caller).flatten() else {
+        // SAFETY: forwarding.
+        return unsafe { real::getrusage(who, usage) };
+    };
+    // The process-wide fields (maxrss) as the kernel gives them; the thread's own counters are its own:
+    // its CPU time, split as its worker's is, and no faults, switches or block I/O of its own known.
+    // SAFETY: a zeroed rusage is valid.
+    let mut ru: libc::rusage = unsafe { core::mem::zeroed() };
+    // SAFETY: ru is a valid out-pointer.
+    unsafe { real::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    let us = |tv: libc::timeval| tv.tv_sec as u64 * 1_000_000 + tv.tv_usec as u64;
+    let (u, s) = cputime::split_user_system(cputime::of(&task), us(ru.ru_utime), us(ru.ru_stime));
+    let tv =
+        |ns: u64| libc::timeval { tv_sec: (ns / 1_000_000_000) as i64, tv_usec: ((ns % 1_000_000_000) / 1000) as i64 };
+    // SAFETY: a zeroed rusage is valid.
+    let mut out: libc::rusage = unsafe { core::mem::zeroed() };
+    out.ru_utime = tv(u);
+    out.ru_stime = tv(s);
+    out.ru_maxrss = ru.ru_maxrss;
+    match usercopy::write(usage, out) {
+        Ok(()) => 0,
+        Err(e) => {
+            set_errno(e.0);
+            -1
+        }
+    }
+}
+
+/// The raw system calls among these, as `syscall()` makes them. None: not one of them, or not a
+/// coroutine's clock.
+pub fn raw(n: libc::c_long, a1: usize, a2: usize, a3: usize, a4: usize) -> Option<Result<usize, i32>> {
+    let errno = super::errno_here;
+    let c = |r: c_int| if r < 0 { Err(errno()) } else { Ok(r as usize) };
+    // SAFETY: the hooks take the program's own arguments under their C contracts.
+    unsafe {
+        match n {
+            libc::SYS_clock_gettime => thread_clock(a1 as i32).map(|_| c(clock_gettime(a1 as i32, a2 as *mut _))),
+            libc::SYS_clock_getres => thread_clock(a1 as i32).map(|_| c(clock_getres(a1 as i32, a2 as *mut _))),
+            libc::SYS_getrusage if a1 as c_int == libc::RUSAGE_THREAD && caller().is_some() => {
+                Some(c(getrusage(a1 as c_int, a2 as *mut _)))
+            }
+            libc::SYS_clock_nanosleep => {
+                nanosleep_on_thread_clock(a1 as i32, a2 as c_int, a3 as *const _, a4 as *mut _)
+                    .map(|r| if r == 0 { Ok(0) } else { Err(r) })
+            }
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,417 @@
+//! Calls that name a thread by its kernel tid or act on its scheduling: `gettid`, `tgkill`,
+//! `pthread_gettid_np`, `sched_*`, `setpriority`/`getpriority`, and the pthread scheduling and affinity
+//! functions. A coroutine's tid is its own (the fake one in its TCB, which no kernel task has), so each
+//! call that names one is answered by the runtime: signals go where `pthread_kill` sends them, and the
+//! scheduling attributes are the thread's own (see `runtime::sched_attr`). Everything else goes to libc.
+
+use super::set_errno;
+use crate::real;
+use crate::runtime::sched_attr::{self, Change, MASK_BYTES};
+use crate::runtime::task::TaskRef;
+use crate::runtime::thread::{self, Named};
+use crate::runtime::{self, sys::usercopy, worker};
+use std::ffi::c_int;
+
+/// An errno result as a libc wrapper returns it: -1 with errno set.
+fn fail(e: i32) -> c_int {
+    set_errno(e);
+    -1
+}
+
+fn known(t: libc::pthread_t) -> Option<TaskRef> {
+    if !runtime::running() {
+        return None;
+    }
+    runtime::get().threads.lookup(t)
+}
+
+/// The calling thread's tid: a coroutine's own (also in its signal handlers), else the kernel's.
+pub fn gettid_here() -> libc::pid_t {
+    match worker::current_worker().and_then(|w| w.task_in_context()) {
+        Some(t) => t.tid.get(),
+        None => runtime::sys::gettid(),
+    }
+}
+
+/// # Safety
+/// C contract of gettid.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gettid() -> libc::pid_t {
+    gettid_here()
+}
+
+/// # Safety
+/// C contract of pthread_gettid_np (glibc 2.42): the thread's tid, or -1 once it has ended.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_gettid_np(t: libc::pthread_t) -> libc::pid_t {
+    match known(t) {
+        Some(task) => thread::tid_while_running(task).unwrap_or(-1),
+        // SAFETY: forwarding (a program can only call this where glibc has it).
+        None => real::pthread_gettid_np().map_or(-1, |f| unsafe { f(t) }),
+    }
+}
+
+/// tgkill(2) and tkill(2) (`tgid` None): a coroutine's tid gets the signal as from pthread_kill.
+pub fn tgkill_result(tgid: Option<i32>, tid: i32, sig: i32) -> Result<(), i32> {
+    if tid <= 0 || tgid.is_some_and(|g| g <= 0) {
+        return Err(libc::EINVAL);
+    }
+    match thread::named_by_tid(tid) {
+        Named::Thread(task) => {
+            if tgid.is_some_and(|g| g != runtime::sys::getpid()) {
+                return Err(libc::ESRCH);
+            }
+            // The kernel checks the signal number only once it found the thread.
+            if !(0..=64).contains(&sig) {
+                return Err(libc::EINVAL);
+            }
+            match thread::kill(task, sig) {
+                0 => Ok(()),
+                e => Err(e),
+            }
+        }
+        Named::Gone => Err(libc::ESRCH),
+        Named::Kernel => {
+            let r = match tgid {
+                Some(g) => runtime::sys::signal::tgkill(g, tid, sig),
+                None => runtime::sys::signal::tkill(tid, sig),
+            };
+            r.map_err(|e| e.0)
+        }
+    }
+}
+
+/// # Safety
+/// C contract of tgkill.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tgkill(tgid: libc::pid_t, tid: libc::pid_t, sig: c_int) -> c_int {
+    match tgkill_result(Some(tgid), tid, sig) {
+        Ok(()) => 0,
+        Err(e) => fail(e),
+    }
+}
+
+/// Which thread a `sched_*`/`*priority` pid argument names: negative is EINVAL (the kernel's first check).
+fn target(pid: libc::pid_t) -> Result<Named, i32> {
+    if pid < 0 {
+        return Err(libc::EINVAL);
+    }
+    Ok(thread::named_by_tid(pid))
+}
+
+fn read_param(param: *const libc::sched_param) -> Result<i32, i32> {
+    if param.is_null() {
+        return Err(libc::EINVAL);
+    }
+    usercopy::read(param).map(|p| p.sched_priority).map_err(|e| e.0)
+}
+
+/// sched_setscheduler for a coroutine: the kernel's order of checks (policy < 0 before the copy).
+fn set_scheduler(task: &TaskRef, policy: c_int, param: *const libc::sched_param) -> Result<(), i32> {
+    if policy < 0 {
+        return Err(libc::EINVAL);
+    }
+    let priority = read_param(param)?;
+    sched_attr::change(task, Change::Scheduler { policy, priority })
+}
+
+fn set_param(task: &TaskRef, param: *const libc::sched_param) -> Result<(), i32> {
+    let priority = read_param(param)?;
+    sched_attr::change(task, Change::Param { priority })
+}
+
+fn set_affinity(task: &TaskRef, size: usize, set: *const libc::cpu_set_t) -> Result<(), i32> {
+    let mut mask = [0u8; MASK_BYTES];
+    let len = size.min(MASK_BYTES);
+    usercopy::read_bytes(&mut mask[..len], set as *const u8).map_err(|e| e.0)?;
+    sched_attr::change(task, Change::Affinity { mask, len })
+}
+
+fn to_c(r: Result<(), i32>) -> c_int {
+    match r {
+        Ok(()) => 0,
+        Err(e) => fail(e),
+    }
+}
+
+/// # Safety
+/// C contract of sched_setscheduler.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sched_setscheduler(pid: libc::pid_t, policy: c_int, param: *const libc::sched_param) -> c_int {
+    match target(pid) {
+        Ok(Named::Thread(task)) => to_c(set_scheduler(&task, policy, param)),
+        Ok(Named::Gone) => fail(libc::ESRCH),
+        // SAFETY: forwarding.
+        Ok(Named::Kernel) => unsafe { real::sched_setscheduler(pid, policy, param) },
+        Err(e) => fail(e),
+    }
+}
+
+/// # Safety
+/// C contract of sched_getscheduler.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sched_getscheduler(pid: libc::pid_t) -> c_int {
+    match target(pid) {
+        Ok(Named::Thread(task)) => sched_attr::get(&task).policy_with_flags(),
+        Ok(Named::Gone) => fail(libc::ESRCH),
+        // SAFETY: forwarding.
+        Ok(Named::Kernel) => unsafe { real::sched_getscheduler(pid) },
+        Err(e) => fail(e),
+    }
+}
+
+/// # Safety
+/// C contract of sched_setparam.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sched_setparam(pid: libc::pid_t, param: *const libc::sched_param) -> c_int {
+    match target(pid) {
+        Ok(Named::Thread(task)) => to_c(set_param(&task, param)),
+        Ok(Named::Gone) => fail(libc::ESRCH),
+        // SAFETY: forwarding.
+        Ok(Named::Kernel) => unsafe { real::sched_setparam(pid, param) },
+        Err(e) => fail(e),
+    }
+}
+
+/// # Safety
+/// C contract of sched_getparam.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sched_getparam(pid: libc::pid_t, param: *mut libc::sched_param) -> c_int {
+    match target(pid) {
+        Ok(Named::Thread(task)) => {
+            if param.is_null() {
+                return fail(libc::EINVAL);
+            }
+            let p = libc::sched_param { sched_priority: sched_attr::get(&task).priority };
+            to_c(usercopy::write(param, p).map_err(|e| e.0))
+        }
+        Ok(Named::Gone) => fail(libc::ESRCH),
+        // SAFETY: forwarding.
+        Ok(Named::Kernel) => unsafe { real::sched_getparam(pid, param) },
+        Err(e) => fail(e),
+    }
+}
+
+/// # Safety
+/// C contract of sched_setaffinity.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sched_setaffinity(pid: libc::pid_t, size: usize, set: *const libc::cpu_set_t) -> c_int {
+    match target(pid) {
+        Ok(Named::Thread(task)) => to_c(set_affinity(&task, size, set)),
+        Ok(Named::Gone) => fail(libc::ESRCH),
+        // SAFETY: forwarding.
+        Ok(Named::Kernel) => unsafe { real::sched_setaffinity(pid, size, set) },
+        Err(e) => fail(e),
+    }
+}
+
+/// glibc's sched_getaffinity and pthread_getaffinity_np: the mask, the rest of the buffer zeroed.
+fn get_affinity(task: &TaskRef, size: usize, set: *mut libc::cpu_set_t) -> Result<(), i32> {
+    let n = sched_attr::get_affinity(task, set as *mut u8, size)?;
+    if size > n {
+        let zeros = vec![0u8; size - n];
+        // SAFETY: inside the caller's buffer of `size` bytes.
+        usercopy::write_bytes(unsafe { (set as *mut u8).add(n) }, &zeros).map_err(|e| e.0)?;
+    }
+    Ok(())
+}
+
+/// # Safety
+/// C contract of sched_getaffinity.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sched_getaffinity(pid: libc::pid_t, size: usize, set: *mut libc::cpu_set_t) -> c_int {
+    match target(pid) {
+        Ok(Named::Thread(task)) => to_c(get_affinity(&task, size, set)),
+        Ok(Named::Gone) => fail(libc::ESRCH),
+        // SAFETY: forwarding.
+        Ok(Named::Kernel) => unsafe { real::sched_getaffinity(pid, size, set) },
+        Err(e) => fail(e),
+    }
+}
+
+/// # Safety
+/// C contract of sched_rr_get_interval.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sched_rr_get_interval(pid: libc::pid_t, ts: *mut libc::timespec) -> c_int {
+    match target(pid) {
+        // SCHED_RR's slice, 0 for SCHED_FIFO, and for the fair policies the kernel's current slice, which
+        // the calling worker (a fair thread like every worker) is given too.
+        Ok(Named::Thread(task)) => match sched_attr::get(&task).policy {
+            libc::SCHED_RR => {
+                to_c(usercopy::write(ts, runtime::sys::time::ns_timespec(RR_INTERVAL_NS)).map_err(|e| e.0))
+            }
+            libc::SCHED_FIFO => to_c(usercopy::write(ts, libc::timespec { tv_sec: 0, tv_nsec: 0 }).map_err(|e| e.0)),
+            // SAFETY: forwarding for the calling OS thread.
+            _ => unsafe { real::sched_rr_get_interval(0, ts) },
+        },
+        Ok(Named::Gone) => fail(libc::ESRCH),
+        // SAFETY: forwarding.
+        Ok(Named::Kernel) => unsafe { real::sched_rr_get_interval(pid, ts) },
+        Err(e) => fail(e),
+    }
+}
+
+/// The kernel's SCHED_RR time slice (RR_TIMESLICE, 100 ms; `sched_rr_timeslice_ms` can change it).
+const RR_INTERVAL_NS: u64 = 100_000_000;
+
+/// # Safety
+/// C contract of setpriority.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn setpriority(which: libc::__priority_which_t, who: libc::id_t, prio: c_int) -> c_int {
+    if which == libc::PRIO_PROCESS
+        && let Ok(Named::Thread(task)) = target(who as libc::pid_t)
+    {
+        // The kernel clamps the value to [-20, 19] before any check.
+        return to_c(sched_attr::change(&task, Change::Nice(prio.clamp(-20, 19))));
+    }
+    if which == libc::PRIO_PROCESS && matches!(target(who as libc::pid_t), Ok(Named::Gone)) {
+        return fail(libc::ESRCH);
+    }
+    // SAFETY: forwarding.
+    unsafe { real::setpriority(which, who, prio) }
+}
+
+/// # Safety
+/// C contract of getpriority (the nice value; errno tells -1 from an error).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn getpriority(which: libc::__priority_which_t, who: libc::id_t) -> c_int {
+    if which == libc::PRIO_PROCESS {
+        match target(who as libc::pid_t) {
+            Ok(Named::Thread(task)) => return sched_attr::get(&task).nice,
+            Ok(Named::Gone) => return fail(libc::ESRCH),
+            _ => {}
+        }
+    }
+    // SAFETY: forwarding.
+    unsafe { real::getpriority(which, who) }
+}
+
+/// # Safety
+/// C contract of pthread_setschedparam.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_setschedparam(
+    t: libc::pthread_t,
+    policy: c_int,
+    param: *const libc::sched_param,
+) -> c_int {
+    match known(t) {
+        Some(task) if thread::tid_while_running(task).is_some() => {
+            set_scheduler(&task, policy, param).err().unwrap_or(0)
+        }
+        Some(_) => libc::ESRCH,
+        // SAFETY: forwarding.
+        None => unsafe { real::pthread_setschedparam(t, policy, param) },
+    }
+}
+
+/// # Safety
+/// C contract of pthread_getschedparam.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_getschedparam(
+    t: libc::pthread_t,
+    policy: *mut c_int,
+    param: *mut libc::sched_param,
+) -> c_int {
+    match known(t) {
+        Some(task) if thread::tid_while_running(task).is_some() => {
+            let s = sched_attr::get(&task);
+            // SAFETY: the caller's out-pointers, which glibc writes unchecked.
+            unsafe {
+                *policy = s.policy_with_flags();
+                *param = libc::sched_param { sched_priority: s.priority };
+            }
+            0
+        }
+        Some(_) => libc::ESRCH,
+        // SAFETY: forwarding.
+        None => unsafe { real::pthread_getschedparam(t, policy, param) },
+    }
+}
+
+/// # Safety
+/// C contract of pthread_setschedprio.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_setschedprio(t: libc::pthread_t, prio: c_int) -> c_int {
+    match known(t) {
+        Some(task) if thread::tid_while_running(task).is_some() => {
+            sched_attr::change(&task, Change::Param { priority: prio }).err().unwrap_or(0)
+        }
+        Some(_) => libc::ESRCH,
+        // SAFETY: forwarding.
+        None => unsafe { real::pthread_setschedprio(t, prio) },
+    }
+}
+
+/// # Safety
+/// C contract of pthread_setaffinity_np.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_setaffinity_np(t: libc::pthread_t, size: usize, set: *const libc::cpu_set_t) -> c_int {
+    match known(t) {
+        Some(task) if thread::tid_while_running(task).is_some() => set_affinity(&task, size, set).err().unwrap_or(0),
+        Some(_) => libc::ESRCH,
+        // SAFETY: forwarding.
+        None => unsafe { real::pthread_setaffinity_np(t, size, set) },
+    }
+}
+
+/// # Safety
+/// C contract of pthread_getaffinity_np.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_getaffinity_np(t: libc::pthread_t, size: usize, set: *mut libc::cpu_set_t) -> c_int {
+    match known(t) {
+        Some(task) if thread::tid_while_running(task).is_some() => get_affinity(&task, size, set).err().unwrap_or(0),
+        Some(_) => libc::ESRCH,
+        // SAFETY: forwarding.
+        None => unsafe { real::pthread_getaffinity_np(t, size, set) },
+    }
+}
+
+/// The raw system calls among these, as `syscall()` makes them (results as the kernel returns them:
+/// getpriority's is 20 - nice, sched_getaffinity's the bytes written). None: not one of them.
+pub fn raw(n: libc::c_long, a1: usize, a2: usize, a3: usize) -> Option<Result<usize, i32>> {
+    if !runtime::running() {
+        return None;
+    }
+    let pid = a1 as libc::pid_t;
+    let named = match n {
+        libc::SYS_gettid => return Some(Ok(gettid_here() as usize)),
+        libc::SYS_tgkill => return Some(tgkill_result(Some(a1 as i32), a2 as i32, a3 as i32).map(|()| 0)),
+        libc::SYS_tkill => return Some(tgkill_result(None, a1 as i32, a2 as i32).map(|()| 0)),
+        libc::SYS_setpriority | libc::SYS_getpriority => {
+            if a1 as libc::__priority_which_t != libc::PRIO_PROCESS {
+                return None;
+            }
+            target(a2 as libc::pid_t)
+        }
+        libc::SYS_sched_setscheduler
+        | libc::SYS_sched_getscheduler
+        | libc::SYS_sched_setparam
+        | libc::SYS_sched_getparam
+        | libc::SYS_sched_setaffinity
+        | libc::SYS_sched_getaffinity
+        | libc::SYS_sched_rr_get_interval => target(pid),
+        _ => return None,
+    };
+    let task = match named {
+        Err(e) => return Some(Err(e)),
+        Ok(Named::Kernel) => return None,
+        Ok(Named::Gone) => return Some(Err(libc::ESRCH)),
+        Ok(Named::Thread(t)) => t,
+    };
+    let errno = || super::errno_here();
+    let c = |r: c_int| if r < 0 { Err(errno()) } else { Ok(r as usize) };
+    // SAFETY: each hook takes the program's own arguments under its C contract.
+    Some(unsafe {
+        match n {
+            libc::SYS_setpriority => c(setpriority(libc::PRIO_PROCESS, a2 as libc::id_t, a3 as c_int)),
+            libc::SYS_getpriority => Ok((20 - sched_attr::get(&task).nice) as usize),
+            libc::SYS_sched_setscheduler => set_scheduler(&task, a2 as c_int, a3 as *const _).map(|()| 0),
+            libc::SYS_sched_getscheduler => Ok(sched_attr::get(&task).policy_with_flags() as usize),
+            libc::SYS_sched_setparam => set_param(&task, a2 as *const _).map(|()| 0),
+            libc::SYS_sched_getparam => c(sched_getparam(pid, a2 as *mut _)),
+            libc::SYS_sched_setaffinity => set_affinity(&task, a2, a3 as *const _).map(|()| 0),
+            libc::SYS_sched_getaffinity => sched_attr::get_affinity(&task, a3 as *mut u8, a2),
+            _ => c(sched_rr_get_interval(pid, a2 as *mut _)),
+        }
+    })
+}

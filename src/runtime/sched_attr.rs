@@ -1,0 +1,222 @@
+//! Each thread's scheduling attributes — policy, real-time priority, nice value, the reset-on-fork flag
+//! and CPU affinity — kept per coroutine, as the kernel keeps them per thread. A coroutine is no kernel
+//! task: applying them to the worker that happens to run it would change every coroutine that worker
+//! runs (and the kernel knows nothing of the fake tid glibc passes), so they are remembered and answered.
+//!
+//! **Every verdict is the kernel's.** Whether a change is allowed depends on things user space cannot all
+//! see (privileges and capabilities, RLIMIT_RTPRIO and RLIMIT_NICE, the reset-on-fork rules, SCHED_IDLE's
+//! way back, a cgroup without real-time runtime, the cpuset a mask must meet). So a change is tried on a
+//! *probe*: a short-lived OS thread of the process, made from a worker (whose attributes are the
+//! process's initial ones), which takes on the coroutine's current attributes, makes the very call the
+//! program made on itself, and reads back what the kernel then holds. The answer (0, EPERM, EINVAL) and
+//! the resulting attributes (with the kernel's own normalisation: an affinity mask limited to the allowed
+//! CPUs, a nice value clamped to [-20, 19]) are the coroutine's. A change costs a thread creation (tens of
+//! µs) and blocks the worker that long; reading costs nothing.
+//!
+//! A new thread inherits its creator's attributes, and the reset-on-fork rule applies as in `sched_fork`.
+
+use super::lock::Lock;
+use super::sys::{self, sched};
+use super::task::TaskRef;
+use std::ffi::c_void;
+use std::sync::OnceLock;
+
+/// Bytes of affinity mask kept (CPU_SETSIZE: 1024 CPUs).
+pub const MASK_BYTES: usize = 128;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Sched {
+    /// The policy without the reset-on-fork flag.
+    pub policy: i32,
+    pub priority: i32,
+    pub nice: i32,
+    pub reset_on_fork: bool,
+    pub mask: [u8; MASK_BYTES],
+    /// Bytes of mask the kernel uses (its `cpumask_size()`).
+    pub mask_len: usize,
+}
+
+impl Sched {
+    /// The policy as sched_getscheduler and pthread_getschedparam report it.
+    pub fn policy_with_flags(&self) -> i32 {
+        self.policy | if self.reset_on_fork { libc::SCHED_RESET_ON_FORK } else { 0 }
+    }
+
+    /// What the calling OS thread has now, from the kernel.
+    fn of_this_os_thread() -> Option<Sched> {
+        let a = sched::getattr().ok()?;
+        let mut mask = [0u8; MASK_BYTES];
+        // SAFETY: `mask` is writable for its length.
+        let mask_len = unsafe { sched::getaffinity(mask.as_mut_ptr(), MASK_BYTES) }.ok()?;
+        Some(Sched {
+            policy: a.policy as i32,
+            priority: a.priority as i32,
+            nice: a.nice,
+            reset_on_fork: a.flags & sched::FLAG_RESET_ON_FORK != 0,
+            mask,
+            mask_len,
+        })
+    }
+
+    /// What a thread created by one with these attributes starts with (the kernel's `sched_fork`).
+    fn inherited(mut self) -> Sched {
+        if self.reset_on_fork {
+            if self.policy == libc::SCHED_FIFO || self.policy == libc::SCHED_RR {
+                self.policy = libc::SCHED_OTHER;
+                self.priority = 0;
+                self.nice = 0;
+            } else if self.nice < 0 {
+                self.nice = 0;
+            }
+            self.reset_on_fork = false;
+        }
+        self
+    }
+}
+
+/// A thread's attributes; None while they are still the process's initial ones (so that creating a
+/// thread costs no system call).
+pub struct TaskSched(Lock<Option<Sched>>);
+
+impl Default for TaskSched {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TaskSched {
+    pub const fn new() -> TaskSched {
+        TaskSched(Lock::new(None))
+    }
+}
+
+/// The process's initial attributes: those of every worker, which never change their own.
+fn initial() -> Sched {
+    static INITIAL: OnceLock<Sched> = OnceLock::new();
+    *INITIAL.get_or_init(|| {
+        Sched::of_this_os_thread().unwrap_or(Sched {
+            policy: libc::SCHED_OTHER,
+            priority: 0,
+            nice: 0,
+            reset_on_fork: false,
+            mask: [0xff; MASK_BYTES],
+            mask_len: MASK_BYTES,
+        })
+    })
+}
+
+/// `task`'s attributes now.
+pub fn get(task: &TaskRef) -> Sched {
+    let kept = *task.sched.0.lock();
+    kept.unwrap_or_else(initial)
+}
+
+/// A new thread, made by `creator` (None: by a thread the runtime does not run), starts with its
+/// creator's attributes.
+pub fn thread_started(task: &TaskRef, creator: Option<TaskRef>) {
+    let from = creator.and_then(|c| *c.sched.0.lock());
+    *task.sched.0.lock() = from.map(Sched::inherited);
+}
+
+/// A change the program asks for, made on itself by the probe as the program made it on the thread.
+#[derive(Clone, Copy)]
+pub enum Change {
+    /// sched_setscheduler / pthread_setschedparam (the policy may carry SCHED_RESET_ON_FORK).
+    Scheduler { policy: i32, priority: i32 },
+    /// sched_setparam / pthread_setschedprio.
+    Param { priority: i32 },
+    /// setpriority(PRIO_PROCESS).
+    Nice(i32),
+    /// sched_setaffinity / pthread_setaffinity_np, with the program's mask (up to MASK_BYTES of it: the
+    /// kernel reads no more than its own mask size, and a mask for more CPUs than exist adds nothing).
+    Affinity { mask: [u8; MASK_BYTES], len: usize },
+}
+
+struct Job {
+    start: Sched,
+    change: Change,
+    result: Result<(), i32>,
+    end: Option<Sched>,
+}
+
+/// Makes `change` to `task`'s attributes: the kernel's verdict (an errno) and, when allowed, the new
+/// attributes kept.
+pub fn change(task: &TaskRef, change: Change) -> Result<(), i32> {
+    let start = get(task);
+    let mut job = Job { start, change, result: Err(libc::EAGAIN), end: None };
+    // SAFETY: the job outlives the probe thread, which is joined before it is read.
+    let Some(t) = (unsafe { super::thread::start_joinable_os_thread(probe_main, &mut job as *mut Job as *mut c_void) })
+    else {
+        return Err(libc::EAGAIN);
+    };
+    // SAFETY: `t` is the joinable thread just started; it returns after a handful of system calls.
+    unsafe { crate::real::pthread_join(t, core::ptr::null_mut()) };
+    job.result?;
+    if let Some(end) = job.end {
+        *task.sched.0.lock() = Some(end);
+    }
+    Ok(())
+}
+
+/// The probe thread: take on the thread's attributes, make the change on itself, read back the result.
+extern "C" fn probe_main(arg: *mut c_void) -> *mut c_void {
+    // SAFETY: `arg` is the Job of `change`, which waits for this thread to end.
+    let job = unsafe { &mut *(arg as *mut Job) };
+    take_on(&job.start);
+    let r = match job.change {
+        Change::Scheduler { policy, priority } => sched::setscheduler(policy, priority),
+        Change::Param { priority } => sched::setparam(priority),
+        Change::Nice(nice) => sched::setnice(nice),
+        Change::Affinity { mask, len } => sched::setaffinity(&mask[..len]),
+    };
+    job.result = r.map_err(|e| e.0);
+    if job.result.is_ok() {
+        job.end = Sched::of_this_os_thread();
+    }
+    core::ptr::null_mut()
+}
+
+/// Puts the thread's current attributes on the calling (probe) thread, which starts with the initial ones.
+fn take_on(s: &Sched) {
+    let init = initial();
+    if s.policy != init.policy
+        || s.priority != init.priority
+        || s.nice != init.nice
+        || s.reset_on_fork != init.reset_on_fork
+    {
+        let flags = if s.reset_on_fork { sched::FLAG_RESET_ON_FORK } else { 0 };
+        // The nice value first, under a fair policy (a real-time policy keeps it but does not set it).
+        let fair = sched::SchedAttr { policy: libc::SCHED_OTHER as u32, nice: s.nice, ..Default::default() };
+        let _ = sched::setattr(&fair);
+        let attr = sched::SchedAttr {
+            policy: s.policy as u32,
+            flags,
+            nice: s.nice,
+            priority: s.priority as u32,
+            ..Default::default()
+        };
+        let _ = sched::setattr(&attr);
+    }
+    if s.mask[..s.mask_len] != init.mask[..init.mask_len] {
+        let _ = sched::setaffinity(&s.mask[..s.mask_len]);
+    }
+}
+
+/// What `sched_getaffinity` of `task` writes into a buffer of `len` bytes, and how many bytes: the
+/// kernel's verdict on the size (a buffer for fewer CPUs than exist, or not a whole number of longs, is
+/// EINVAL; asked of the calling OS thread, whose mask has the same size), then the thread's mask.
+pub fn get_affinity(task: &TaskRef, buf: *mut u8, len: usize) -> Result<usize, i32> {
+    if len > MASK_BYTES {
+        if len % core::mem::size_of::<libc::c_ulong>() != 0 {
+            return Err(libc::EINVAL);
+        }
+    } else {
+        let mut scratch = [0u8; MASK_BYTES];
+        // SAFETY: `scratch` is writable for the length passed.
+        unsafe { sched::getaffinity(scratch.as_mut_ptr(), len) }.map_err(|e| e.0)?;
+    }
+    let s = get(task);
+    let n = s.mask_len.min(len);
+    sys::usercopy::write_bytes(buf, &s.mask[..n]).map_err(|e| e.0)?;
+    Ok(n)
+}

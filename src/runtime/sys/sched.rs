@@ -1,0 +1,75 @@
+//! The calling OS thread's scheduling attributes (tid 0 = "myself" in every call): policy, real-time
+//! priority, nice value, the reset-on-fork flag, and CPU affinity.
+
+use super::Errno;
+use super::syscall::{syscall2, syscall3};
+
+/// The kernel's `struct sched_attr` (version 1, 56 bytes: without the utilisation clamps).
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct SchedAttr {
+    pub size: u32,
+    pub policy: u32,
+    pub flags: u64,
+    pub nice: i32,
+    pub priority: u32,
+    pub runtime: u64,
+    pub deadline: u64,
+    pub period: u64,
+}
+
+/// SCHED_FLAG_RESET_ON_FORK.
+pub const FLAG_RESET_ON_FORK: u64 = 1;
+
+/// sched_getattr(0): the calling thread's attributes.
+pub fn getattr() -> Result<SchedAttr, Errno> {
+    let mut a = SchedAttr::default();
+    let size = core::mem::size_of::<SchedAttr>();
+    // SAFETY: `a` is writable for `size` bytes; flags must be 0.
+    unsafe { super::syscall::syscall4(libc::SYS_sched_getattr, 0, &mut a as *mut _ as usize, size, 0) }?;
+    Ok(a)
+}
+
+/// sched_setattr(0, attr).
+pub fn setattr(attr: &SchedAttr) -> Result<(), Errno> {
+    let mut a = *attr;
+    a.size = core::mem::size_of::<SchedAttr>() as u32;
+    // SAFETY: `a` is a readable sched_attr of the size it declares; flags must be 0.
+    unsafe { syscall3(libc::SYS_sched_setattr, 0, &a as *const _ as usize, 0) }.map(|_| ())
+}
+
+/// sched_setscheduler(0, policy, {priority}).
+pub fn setscheduler(policy: i32, priority: i32) -> Result<(), Errno> {
+    let p = libc::sched_param { sched_priority: priority };
+    // SAFETY: `p` is a readable sched_param.
+    unsafe { syscall3(libc::SYS_sched_setscheduler, 0, policy as usize, &p as *const _ as usize) }.map(|_| ())
+}
+
+/// sched_setparam(0, {priority}).
+pub fn setparam(priority: i32) -> Result<(), Errno> {
+    let p = libc::sched_param { sched_priority: priority };
+    // SAFETY: `p` is a readable sched_param.
+    unsafe { syscall2(libc::SYS_sched_setparam, 0, &p as *const _ as usize) }.map(|_| ())
+}
+
+/// setpriority(PRIO_PROCESS, 0, nice): on Linux, the calling thread's nice value.
+pub fn setnice(nice: i32) -> Result<(), Errno> {
+    // SAFETY: plain integer arguments.
+    unsafe { syscall3(libc::SYS_setpriority, libc::PRIO_PROCESS as usize, 0, nice as usize) }.map(|_| ())
+}
+
+/// sched_setaffinity(0, mask).
+pub fn setaffinity(mask: &[u8]) -> Result<(), Errno> {
+    // SAFETY: `mask` is readable for its length.
+    unsafe { syscall3(libc::SYS_sched_setaffinity, 0, mask.len(), mask.as_ptr() as usize) }.map(|_| ())
+}
+
+/// sched_getaffinity(0, len, buf): the bytes the kernel wrote (its mask size), or its EINVAL for a buffer
+/// too small or not a multiple of a long.
+///
+/// # Safety
+/// `buf` must be writable for `len` bytes.
+pub unsafe fn getaffinity(buf: *mut u8, len: usize) -> Result<usize, Errno> {
+    // SAFETY: per the contract.
+    unsafe { syscall3(libc::SYS_sched_getaffinity, 0, len, buf as usize) }
+}
