@@ -446,6 +446,32 @@ def t_local():
     check(done and not bad and not hasattr(loc, "v"), "threading.local: 50 threads keep their own values")
 
 
+def t_native_id():
+    """threading.get_native_id() (the kernel tid, syscall(SYS_gettid)) is each thread's own; time.thread_time()
+    (CLOCK_THREAD_CPUTIME_ID) counts each thread's own CPU time from zero."""
+    ids = {}
+    cpu = {}
+    go = threading.Barrier(11)
+
+    def work(i):
+        go.wait(30)  # all 11 alive at once, so no tid can be a finished thread's
+        ids[i] = threading.get_native_id()
+        start = time.thread_time()
+        n = 0
+        while time.thread_time() - start < 0.02:
+            n += 1
+        cpu[i] = (start, time.thread_time())
+        go.wait(30)
+    done = run_threads(11, work)
+    print("  native ids: %s" % sorted(ids.values()), file=sys.stderr)
+    check(done and len(set(ids.values())) == 11, "threading.get_native_id() distinct in 11 threads")
+    check(threading.get_native_id() == os.getpid(), "main thread's native id is the process id")
+    starts = [s for s, _ in cpu.values()]
+    print("  thread_time at start: max %.4f s; main's %.4f s" % (max(starts), time.thread_time()), file=sys.stderr)
+    check(len(cpu) == 11 and all(e - s >= 0.02 for s, e in cpu.values()),
+          "time.thread_time() advances with the thread's own work")
+
+
 def t_executor():
     with concurrent.futures.ThreadPoolExecutor(max_workers=8) as ex:
         squares = list(ex.map(lambda x: (time.sleep(0.001 * (x % 5)), x * x)[1], range(200)))
@@ -472,7 +498,7 @@ def t_executor():
 def main():
     t0 = time.monotonic()
     for t in (t_lock, t_rlock, t_condition, t_event, t_semaphores, t_barrier, t_queue, t_sleep, t_sockets,
-              t_subprocess, t_timer, t_local, t_executor):
+              t_subprocess, t_timer, t_local, t_native_id, t_executor):
         t1 = time.monotonic()
         t()
         print("  %s: %.3f s" % (t.__name__, time.monotonic() - t1), file=sys.stderr)
