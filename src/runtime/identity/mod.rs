@@ -31,10 +31,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Fake tids for coroutines' descriptors: stable per thread (recursive mutexes record the owner's tid),
 /// above any real pid (pid_max ≤ 2^22, so no task can have one and a stray `kill` gets ESRCH) and below
-/// 2^29: a thread's CPU-time clockid carries the tid in 29 bits (glibc's MAKE_THREAD_CPUCLOCK, and 2.31's
-/// `pthread_getcpuclockid` answers ERANGE above), so every fake tid must survive that encoding.
-pub const FAKE_TID_BASE: i32 = 0x1000_0000;
-pub const FAKE_TID_SPAN: i32 = 0x1000_0000;
+/// 2^28: a thread's CPU-time clockid is `~tid << 3 | kind` in an int (glibc's MAKE_THREAD_CPUCLOCK), which
+/// the kernel decodes with an arithmetic shift, so a tid survives it only if bit 28 is clear too.
+pub const FAKE_TID_BASE: i32 = 0x0800_0000;
+pub const FAKE_TID_SPAN: i32 = 0x0800_0000;
 
 /// Whether `tid` (a TCB's tid field) is one of the fake tids coroutines carry rather than an OS thread's.
 #[inline(always)]
