@@ -296,7 +296,13 @@ pub unsafe extern "C" fn pthread_setschedparam(
 ) -> c_int {
     match known(t) {
         Some(task) if thread::tid_while_running(task).is_some() => {
-            set_scheduler(&task, policy, param).err().unwrap_or(0)
+            if policy < 0 {
+                return libc::EINVAL;
+            }
+            match read_param(param) {
+                Ok(priority) => sched_attr::pthread_set(&task, Some(policy), priority).err().unwrap_or(0),
+                Err(e) => e,
+            }
         }
         Some(_) => libc::ESRCH,
         // SAFETY: forwarding.
@@ -314,11 +320,11 @@ pub unsafe extern "C" fn pthread_getschedparam(
 ) -> c_int {
     match known(t) {
         Some(task) if thread::tid_while_running(task).is_some() => {
-            let s = sched_attr::get(&task);
+            let (p, priority) = sched_attr::glibc_view(&task);
             // SAFETY: the caller's out-pointers, which glibc writes unchecked.
             unsafe {
-                *policy = s.policy_with_flags();
-                *param = libc::sched_param { sched_priority: s.priority };
+                *policy = p;
+                *param = libc::sched_param { sched_priority: priority };
             }
             0
         }
@@ -334,7 +340,7 @@ pub unsafe extern "C" fn pthread_getschedparam(
 pub unsafe extern "C" fn pthread_setschedprio(t: libc::pthread_t, prio: c_int) -> c_int {
     match known(t) {
         Some(task) if thread::tid_while_running(task).is_some() => {
-            sched_attr::change(&task, Change::Param { priority: prio }).err().unwrap_or(0)
+            sched_attr::pthread_set(&task, None, prio).err().unwrap_or(0)
         }
         Some(_) => libc::ESRCH,
         // SAFETY: forwarding.

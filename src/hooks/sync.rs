@@ -44,6 +44,8 @@ unsafe fn mutex_lock_slow(m: *mut libc::pthread_mutex_t) -> c_int {
             Ok(mx) => return mx.lock(None, None),
             // SAFETY: as above.
             Err(Unsupported) if let Some(sh) = unsafe { Shared::at(m) } => return sh.lock(None, None, false),
+            // SAFETY: as above.
+            Err(Unsupported) if let Some((pp, me)) = unsafe { coroutine_pp(m) } => return pp.lock(&me, None, None),
             Err(Unsupported) if worker::current_task().is_some() => {
                 // SAFETY: forwarding.
                 return sync::retry_cooperatively(libc::EBUSY, None, || unsafe { real::pthread_mutex_trylock(m) });
@@ -65,6 +67,8 @@ pub unsafe extern "C" fn pthread_mutex_trylock(m: *mut libc::pthread_mutex_t) ->
             Ok(mx) => return mx.trylock(),
             // SAFETY: as above.
             Err(Unsupported) if let Some(sh) = unsafe { Shared::at(m) } => return sh.lock(None, None, true),
+            // SAFETY: as above.
+            Err(Unsupported) if let Some((pp, me)) = unsafe { coroutine_pp(m) } => return pp.trylock(&me),
             Err(Unsupported) => {}
         }
     }
@@ -105,6 +109,10 @@ pub unsafe extern "C" fn pthread_mutex_clocklock(
             Ok(mx) => return mx.lock(deadline, error),
             // SAFETY: as above.
             Err(Unsupported) if let Some(sh) = unsafe { Shared::at(m) } => return sh.lock(deadline, error, false),
+            // SAFETY: as above.
+            Err(Unsupported) if let Some((pp, me)) = unsafe { coroutine_pp(m) } => {
+                return pp.lock(&me, deadline, error);
+            }
             Err(Unsupported) if worker::current_task().is_some() => {
                 if let Some(e) = error {
                     return e;
@@ -142,11 +150,24 @@ unsafe fn mutex_unlock_slow(m: *mut libc::pthread_mutex_t) -> c_int {
             Ok(mx) => return mx.unlock(),
             // SAFETY: as above.
             Err(Unsupported) if let Some(sh) = unsafe { Shared::at(m) } => return sh.unlock(),
+            // SAFETY: as above.
+            Err(Unsupported) if let Some((pp, me)) = unsafe { coroutine_pp(m) } => return pp.unlock(&me),
             Err(Unsupported) => {}
         }
     }
     // SAFETY: forwarding.
     unsafe { real::pthread_mutex_unlock(m) }
+}
+
+/// A priority-protect mutex used by a coroutine, which `sync::pp` runs (glibc's code would ask the kernel
+/// about the coroutine's tid).
+///
+/// # Safety
+/// `m` must point at a live, initialised `pthread_mutex_t`.
+unsafe fn coroutine_pp(m: *mut libc::pthread_mutex_t) -> Option<(sync::pp::PpMutex, runtime::task::TaskRef)> {
+    let me = worker::current_task()?;
+    // SAFETY: per the contract.
+    unsafe { sync::pp::PpMutex::at(m) }.map(|pp| (pp, me))
 }
 
 // ---- condition variables ----------------------------------------------------------------------------

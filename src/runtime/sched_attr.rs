@@ -74,9 +74,19 @@ impl Sched {
     }
 }
 
-/// A thread's attributes; None while they are still the process's initial ones (so that creating a
-/// thread costs no system call).
-pub struct TaskSched(Lock<Option<Sched>>);
+/// A thread's attributes: the kernel's view (None while they are still the process's initial ones, so
+/// that creating a thread costs no system call), glibc's record of the policy and priority in the
+/// descriptor (ATTR_FLAG_POLICY_SET / ATTR_FLAG_SCHED_SET: taken from the kernel the first time glibc
+/// needs them, then kept, as `pthread_getschedparam` reports them), and the priority-protect mutexes it
+/// holds (glibc's `tpp`, see `sync::pp`).
+pub struct TaskSched(Lock<State>);
+
+struct State {
+    kernel: Option<Sched>,
+    glibc_policy: Option<i32>,
+    glibc_priority: Option<i32>,
+    tpp: Option<super::sync::pp::Tpp>,
+}
 
 impl Default for TaskSched {
     fn default() -> Self {
@@ -86,7 +96,7 @@ impl Default for TaskSched {
 
 impl TaskSched {
     pub const fn new() -> TaskSched {
-        TaskSched(Lock::new(None))
+        TaskSched(Lock::new(State { kernel: None, glibc_policy: None, glibc_priority: None, tpp: None }))
     }
 }
 
@@ -107,15 +117,52 @@ fn initial() -> Sched {
 
 /// `task`'s attributes now.
 pub fn get(task: &TaskRef) -> Sched {
-    let kept = *task.sched.0.lock();
+    let kept = task.sched.0.lock().kernel;
     kept.unwrap_or_else(initial)
 }
 
 /// A new thread, made by `creator` (None: by a thread the runtime does not run), starts with its
 /// creator's attributes.
 pub fn thread_started(task: &TaskRef, creator: Option<TaskRef>) {
-    let from = creator.and_then(|c| *c.sched.0.lock());
-    *task.sched.0.lock() = from.map(Sched::inherited);
+    let from = creator.and_then(|c| c.sched.0.lock().kernel);
+    *task.sched.0.lock() =
+        State { kernel: from.map(Sched::inherited), glibc_policy: None, glibc_priority: None, tpp: None };
+}
+
+/// glibc's record of the thread's policy and priority (what `pthread_getschedparam` answers), read
+/// from the kernel's view the first time, as glibc does.
+pub fn glibc_view(task: &TaskRef) -> (i32, i32) {
+    let k = get(task);
+    let mut s = task.sched.0.lock();
+    let policy = *s.glibc_policy.get_or_insert(k.policy_with_flags());
+    let priority = *s.glibc_priority.get_or_insert(k.priority);
+    (policy, priority)
+}
+
+/// The thread's priority-protect bookkeeping (a fresh one the first time, as glibc allocates it).
+pub fn tpp(task: &TaskRef) -> super::sync::pp::Tpp {
+    task.sched.0.lock().tpp.unwrap_or_default()
+}
+
+pub fn set_tpp(task: &TaskRef, tpp: super::sync::pp::Tpp) {
+    task.sched.0.lock().tpp = Some(tpp);
+}
+
+/// pthread_setschedparam (`policy` None: pthread_setschedprio): the kernel gets the priority raised to the
+/// highest ceiling of the priority-protect mutexes the thread holds, glibc's record the one asked for.
+pub fn pthread_set(task: &TaskRef, policy: Option<i32>, priority: i32) -> Result<(), i32> {
+    let boost = task.sched.0.lock().tpp.map_or(i32::MIN, |t| t.priomax());
+    let kernel_priority = if boost > priority { boost } else { priority };
+    match policy {
+        Some(policy) => change(task, Change::Scheduler { policy, priority: kernel_priority })?,
+        None => change(task, Change::Param { priority: kernel_priority })?,
+    }
+    let mut s = task.sched.0.lock();
+    if policy.is_some() {
+        s.glibc_policy = policy;
+    }
+    s.glibc_priority = Some(priority);
+    Ok(())
 }
 
 /// A change the program asks for, made on itself by the probe as the program made it on the thread.
@@ -153,7 +200,7 @@ pub fn change(task: &TaskRef, change: Change) -> Result<(), i32> {
     unsafe { crate::real::pthread_join(t, core::ptr::null_mut()) };
     job.result?;
     if let Some(end) = job.end {
-        *task.sched.0.lock() = Some(end);
+        task.sched.0.lock().kernel = Some(end);
     }
     Ok(())
 }
@@ -207,7 +254,7 @@ fn take_on(s: &Sched) {
 /// EINVAL; asked of the calling OS thread, whose mask has the same size), then the thread's mask.
 pub fn get_affinity(task: &TaskRef, buf: *mut u8, len: usize) -> Result<usize, i32> {
     if len > MASK_BYTES {
-        if len % core::mem::size_of::<libc::c_ulong>() != 0 {
+        if !len.is_multiple_of(core::mem::size_of::<libc::c_ulong>()) {
             return Err(libc::EINVAL);
         }
     } else {

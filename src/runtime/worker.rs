@@ -399,9 +399,9 @@ fn run_one(sched: &Scheduler, w: &Worker, task: TaskRef) -> Option<u64> {
     if w.idle_mask_generation.load(Ordering::Relaxed) != NOT_IDLE_MASK {
         w.idle_mask_generation.store(NOT_IDLE_MASK, Ordering::Release);
     }
+    w.cpu.switch_in(&task);
     // SAFETY: this worker dequeued the task, so it alone owns it until it switches out; its TCB is
     // initialised.
-    w.cpu.switch_in(&task);
     let result = unsafe {
         fsgs::set_fs_base(task.tcb().0);
         let co = task.coroutine().as_mut().expect("queued task has a coroutine");

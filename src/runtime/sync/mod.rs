@@ -4,8 +4,10 @@
 //! value; barrier count), so objects initialised by glibc — statically or by `*_init` — work as they are,
 //! and a forked child, which runs glibc's own functions, finds them consistent.
 //!
-//! Kinds the runtime does not implement (process-shared, priority-protect, robust mutexes without priority
-//! inheritance) are left to glibc: [`Unsupported`] tells the hook to call the real function.
+//! Kinds the runtime does not implement (process-shared, robust mutexes without priority inheritance) are
+//! left to glibc: [`Unsupported`] tells the hook to call the real function. Priority-protect mutexes are
+//! glibc's for plain threads and [`pp`]'s for coroutines (glibc's own code would ask the kernel about the
+//! coroutine's tid).
 
 pub mod barrier;
 pub mod cond;
@@ -13,6 +15,7 @@ pub mod futex;
 pub mod glibc_cond;
 pub mod mutex;
 mod pi;
+pub mod pp;
 pub mod proxy;
 pub mod rwlock;
 pub mod sem;

@@ -63,6 +63,8 @@ pub fn write<T: Copy>(dst: *mut T, val: T) -> Result<(), Errno> {
 }
 
 /// Writes `src` to a program-supplied buffer; Err(EFAULT) if it is not writable.
+// Safe to call with any pointer: a fault is caught and reported, which is this module's purpose.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub fn write_bytes(dst: *mut u8, src: &[u8]) -> Result<(), Errno> {
     // SAFETY: the source is our own slice; faults on the destination are caught and reported.
     match unsafe { asyncshim_user_copy(dst, src.as_ptr(), src.len()) } {
@@ -72,6 +74,8 @@ pub fn write_bytes(dst: *mut u8, src: &[u8]) -> Result<(), Errno> {
 }
 
 /// Reads a program-supplied buffer into `dst`; Err(EFAULT) if it is not readable.
+// Safe to call with any pointer: a fault is caught and reported, which is this module's purpose.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub fn read_bytes(dst: &mut [u8], src: *const u8) -> Result<(), Errno> {
     // SAFETY: the destination is our own slice; faults on the source are caught and reported.
     match unsafe { asyncshim_user_copy(dst.as_mut_ptr(), src, dst.len()) } {
