@@ -8,8 +8,10 @@
 #include "test_util.h"
 #include <pthread.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 
 static const char *pol(int p)
 {
@@ -152,6 +154,14 @@ static void *subject(void *arg)
     long raw = syscall(SYS_getpriority, PRIO_PROCESS, 0);
     printf("setpriority(tid, 5): %d %s; now %d; peer %d; raw %ld\n", r, errname(e), now, peer_nice, raw);
     show_child("child of a nice 5 thread");
+    fflush(stdout);
+    pid_t child = fork();
+    if (child == 0) {
+        errno = 0;
+        printf("forked child of a nice 5 thread: nice %d\n", getpriority(PRIO_PROCESS, 0));
+        _exit(0);
+    }
+    waitpid(child, NULL, 0);
     errno = 0;
     r = setpriority(PRIO_PROCESS, 0, 30);
     e = errno;
@@ -276,9 +286,15 @@ static void *pp_subject(void *arg)
     return NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     test_init();
+    if (argc == 3 && strcmp(argv[1], "--after-exec") == 0) {
+        /* The program the main thread exec'd: it keeps that thread's nice value. */
+        errno = 0;
+        printf("after exec: nice %d\n", getpriority(PRIO_PROCESS, 0));
+        return atoi(argv[2]);
+    }
     pthread_t p, s;
     pthread_create(&p, NULL, peer, NULL);
     wait_at_least(&peer_ready, 1, 1, 20000);
@@ -291,5 +307,11 @@ int main(void)
     show("main at the end", pthread_self());
     errno = 0;
     printf("getpriority(main): %d\n", getpriority(PRIO_PROCESS, 0));
-    return test_exit_status();
+    printf("main's setpriority(0, +2): %d\n", setpriority(PRIO_PROCESS, 0, getpriority(PRIO_PROCESS, 0) + 2));
+    char status[16];
+    snprintf(status, sizeof status, "%d", test_exit_status());
+    fflush(stdout);
+    execl("/proc/self/exe", argv[0], "--after-exec", status, (char *)NULL);
+    perror("execl");
+    return 1;
 }

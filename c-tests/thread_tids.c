@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
 
@@ -30,12 +31,53 @@ static void on_usr1(int sig)
     }
 }
 
+/* What /proc says of thread tid: its comm, and the pid and name in its stat line. */
+static int proc_ok[N];
+
+static int read_file(const char *path, char *buf, size_t len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = read(fd, buf, len - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = 0;
+    return (int)n;
+}
+
+static void check_proc(int i, pid_t tid)
+{
+    char path[96], buf[1024], want[32];
+    snprintf(want, sizeof want, "tids-%d", i);
+    pthread_setname_np(pthread_self(), want);
+    int ok = 1;
+    snprintf(path, sizeof path, "/proc/self/task/%d/comm", tid);
+    if (read_file(path, buf, sizeof buf) <= 0 || strncmp(buf, want, strlen(want)) != 0 || buf[strlen(want)] != '\n')
+        ok = 0;
+    snprintf(path, sizeof path, "/proc/%d/task/%d/stat", getpid(), tid);
+    char name[64] = "";
+    int pid = 0;
+    if (read_file(path, buf, sizeof buf) <= 0 || sscanf(buf, "%d (%63[^)])", &pid, name) != 2 || pid != tid ||
+        strcmp(name, want) != 0)
+        ok = 0;
+    FILE *f = fopen(path, "re");
+    if (!f || !fgets(buf, sizeof buf, f) || sscanf(buf, "%d", &pid) != 1 || pid != tid)
+        ok = 0;
+    if (f)
+        fclose(f);
+    snprintf(path, sizeof path, "/proc/self/task/%d/status", tid);
+    if (read_file(path, buf, sizeof buf) <= 0)
+        ok = 0;
+    proc_ok[i] = ok;
+}
+
 static void *worker(void *arg)
 {
     int i = (int)(intptr_t)arg;
     my_index = i;
     tids[i] = gettid();
     tids_raw[i] = (pid_t)syscall(SYS_gettid);
+    check_proc(i, tids[i]);
     ATOMIC_ADD(&started, 1);
     /* Sleep in pieces until main lets go: a signal ends a piece early. */
     while (!ATOMIC_LOAD(&release_all))
@@ -72,6 +114,10 @@ int main(void)
     }
     printf("threads: %d, distinct tids: %s\n", N, distinct ? "yes" : "no");
     CHECK(same_raw, "gettid() and syscall(SYS_gettid) agree in every thread");
+    int proc_all = 1;
+    for (int i = 0; i < N; i++)
+        proc_all &= proc_ok[i];
+    CHECK(proc_all, "each thread's /proc/self/task/TID: comm, stat (pid, name), status");
     CHECK(positive, "every thread's tid is positive and not the process id");
 
     if (glibc_at_least(2, 42)) {
@@ -134,6 +180,10 @@ int main(void)
     errno = 0;
     r = sched_getscheduler(tids[3]);
     printf("sched_getscheduler ended thread: %d %s\n", r, errname(errno));
+    char path[64], buf[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/comm", tids[3]);
+    r = read_file(path, buf, sizeof buf);
+    printf("/proc/self/task/TID/comm of an ended thread: %s\n", r < 0 ? errname(-r) : "opened");
     /* A new thread gets a tid of its own, different from the main thread's. */
     pthread_t t;
     pthread_create(&t, NULL, worker, (void *)(intptr_t)0);

@@ -165,6 +165,11 @@ type StartFn = extern "C" fn(*mut c_void) -> *mut c_void;
 type MainFn = extern "C" fn(c_int, *mut *mut c_char, *mut *mut c_char) -> c_int;
 
 declare_real! {
+    fn open(path: *const c_char, flags: c_int, mode: c_uint) -> c_int;
+    fn __open_2(path: *const c_char, flags: c_int) -> c_int;
+    fn openat(dirfd: c_int, path: *const c_char, flags: c_int, mode: c_uint) -> c_int;
+    fn __openat_2(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int;
+    fn fopen(path: *const c_char, mode: *const c_char) -> *mut libc::FILE;
     fn pthread_setschedparam(t: libc::pthread_t, policy: c_int, param: *const libc::sched_param) -> c_int;
     fn pthread_getschedparam(t: libc::pthread_t, policy: *mut c_int, param: *mut libc::sched_param) -> c_int;
     fn pthread_setschedprio(t: libc::pthread_t, prio: c_int) -> c_int;
@@ -179,6 +184,7 @@ declare_real! {
     fn sched_rr_get_interval(pid: libc::pid_t, ts: *mut libc::timespec) -> c_int;
     fn setpriority(which: libc::__priority_which_t, who: libc::id_t, prio: c_int) -> c_int;
     fn getpriority(which: libc::__priority_which_t, who: libc::id_t) -> c_int;
+    fn nice(incr: c_int) -> c_int;
     fn clock_gettime(clock: libc::clockid_t, ts: *mut libc::timespec) -> c_int;
     fn clock_getres(clock: libc::clockid_t, ts: *mut libc::timespec) -> c_int;
     fn getrusage(who: c_int, usage: *mut libc::rusage) -> c_int;

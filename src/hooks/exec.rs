@@ -9,7 +9,15 @@ use std::ffi::{c_char, c_int};
 /// Runs `f` (a real exec call) with preemption held off; it returns only if the exec failed.
 fn guarded(f: impl FnOnce() -> c_int) -> c_int {
     exec::begin();
+    // The new program keeps the thread's scheduling attributes, which the worker takes on for it.
+    let me = crate::runtime::worker::current_task();
+    if let Some(me) = me {
+        crate::runtime::sched_attr::apply_here(&me, false);
+    }
     let r = f();
+    if let Some(me) = me {
+        crate::runtime::sched_attr::restore_here(&me);
+    }
     // SAFETY: errno of the calling thread, kept across our bookkeeping.
     let e = unsafe { *libc::__errno_location() };
     exec::end();
@@ -76,9 +84,14 @@ pub unsafe extern "C" fn execveat(
 }
 
 /// Called by the variadic hooks: holds preemption off (until the worker next switches, as a failed call
-/// returns straight to the program) and gives the real function's address.
+/// returns straight to the program), puts the thread's scheduling attributes on the worker, and gives the
+/// real function's address.
 extern "C" fn variadic_target(which: usize) -> usize {
     exec::begin();
+    // The new program keeps the thread's scheduling attributes (if the call fails, the worker keeps them).
+    if let Some(me) = crate::runtime::worker::current_task() {
+        crate::runtime::sched_attr::apply_here(&me, false);
+    }
     real::execl_family_addr(which)
 }
 

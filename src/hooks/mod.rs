@@ -32,6 +32,7 @@ pub mod io;
 pub mod net;
 pub mod poll;
 pub mod probe;
+pub mod proc;
 pub mod process;
 pub mod sched;
 pub mod signal;

@@ -271,6 +271,26 @@ pub unsafe extern "C" fn setpriority(which: libc::__priority_which_t, who: libc:
     unsafe { real::setpriority(which, who, prio) }
 }
 
+/// nice(3): glibc's, on the thread's own nice value (glibc's calls setpriority inside libc, on whatever
+/// OS thread runs the coroutine).
+///
+/// # Safety
+/// C contract of nice.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn nice(incr: c_int) -> c_int {
+    let Some(me) = worker::current_task() else {
+        // SAFETY: forwarding.
+        return unsafe { real::nice(incr) };
+    };
+    let now = sched_attr::get(&me).nice;
+    match sched_attr::change(&me, Change::Nice(now.saturating_add(incr).clamp(-20, 19))) {
+        Ok(()) => sched_attr::get(&me).nice,
+        // glibc turns the kernel's EACCES (not allowed to lower) into nice's EPERM.
+        Err(libc::EACCES) => fail(libc::EPERM),
+        Err(e) => fail(e),
+    }
+}
+
 /// # Safety
 /// C contract of getpriority (the nice value; errno tells -1 from an error).
 #[unsafe(no_mangle)]

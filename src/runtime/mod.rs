@@ -15,6 +15,7 @@
 //! | **threads** | |
 //! | [`thread`] | pthread semantics on tasks: create, exit, join, detach, registry |
 //! | [`thread_attr`] | what a `pthread_attr_t` asks for, and whether a coroutine can give it |
+//! | [`proc_task`] | `/proc/self/task/TID` of a coroutine: its worker's entry, its own `comm` and `stat` |
 //! | [`cputime`] | each thread's CPU time, accounted at its switches (its worker's clock holds the sum) |
 //! | [`sched_attr`] | each thread's scheduling policy, priority, nice value and affinity, kept as the kernel would |
 //! | [`identity`] | a glibc thread descriptor and static TLS per coroutine, learned from glibc itself |
@@ -60,6 +61,7 @@ pub mod offload;
 pub mod once;
 pub mod parking_lot;
 pub mod preempt;
+pub mod proc_task;
 pub mod sched_attr;
 pub mod scheduler;
 pub mod signals;
@@ -233,6 +235,10 @@ extern "C" fn atfork_child() {
     // The child has only this OS thread: it carries on as a plain thread, every hook passing through.
     FORKED_CHILD.store(true, Ordering::Relaxed);
     RUNNING.store(false, Ordering::Relaxed);
+    // The child's thread has the forking thread's scheduling attributes (reset-on-fork rules applied).
+    if let Some(me) = worker::current_task() {
+        sched_attr::apply_here(&me, true);
+    }
     worker::forget_rseq_after_fork();
     identity::register_robust_list_here();
     fd::close_hidden_in_child();

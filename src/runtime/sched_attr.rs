@@ -51,7 +51,7 @@ impl Sched {
         Some(Sched {
             policy: a.policy as i32,
             priority: a.priority as i32,
-            nice: a.nice,
+            nice: sched::getnice().unwrap_or(a.nice),
             reset_on_fork: a.flags & sched::FLAG_RESET_ON_FORK != 0,
             mask,
             mask_len,
@@ -223,7 +223,8 @@ extern "C" fn probe_main(arg: *mut c_void) -> *mut c_void {
     core::ptr::null_mut()
 }
 
-/// Puts the thread's current attributes on the calling (probe) thread, which starts with the initial ones.
+/// Puts the thread's current attributes on the calling (probe, exec'ing or forked) thread, which has the
+/// initial ones.
 fn take_on(s: &Sched) {
     let init = initial();
     if s.policy != init.policy
@@ -266,4 +267,30 @@ pub fn get_affinity(task: &TaskRef, buf: *mut u8, len: usize) -> Result<usize, i
     let n = s.mask_len.min(len);
     sys::usercopy::write_bytes(buf, &s.mask[..n]).map_err(|e| e.0)?;
     Ok(n)
+}
+
+/// Puts `task`'s attributes on the calling OS thread, which is about to become another program's (exec) or
+/// a forked child's only thread (`forked`: the kernel's reset-on-fork rule applies first), as the kernel
+/// would have kept or passed on the thread's own. Nothing to do for a thread that has the initial ones.
+pub fn apply_here(task: &TaskRef, forked: bool) {
+    let Some(s) = task.sched.0.lock().kernel else { return };
+    let s = if forked { s.inherited() } else { s };
+    take_on(&s);
+}
+
+/// After an exec that failed: the worker takes back the process's initial attributes (as far as the
+/// kernel lets it: lowering is always allowed, raising may not be).
+pub fn restore_here(task: &TaskRef) {
+    if task.sched.0.lock().kernel.is_none() {
+        return;
+    }
+    let init = initial();
+    let fair = sched::SchedAttr {
+        policy: init.policy as u32,
+        nice: init.nice,
+        priority: init.priority as u32,
+        ..Default::default()
+    };
+    let _ = sched::setattr(&fair);
+    let _ = sched::setaffinity(&init.mask[..init.mask_len]);
 }

@@ -193,3 +193,11 @@ pub fn tee(fd_in: i32, fd_out: i32, len: usize, flags: u32) -> Result<usize, Err
     // SAFETY: moves data between two pipes; touches no memory of ours.
     unsafe { syscall4(libc::SYS_tee, fd_in as usize, fd_out as usize, len, flags as usize) }
 }
+
+/// memfd_create: an anonymous memory file (for contents the runtime makes up, such as a coroutine's
+/// `/proc` entries).
+pub fn memfd(cloexec: bool) -> Result<i32, Errno> {
+    let flags = if cloexec { libc::MFD_CLOEXEC } else { 0 };
+    // SAFETY: a NUL-terminated name and plain flags.
+    unsafe { syscall2(libc::SYS_memfd_create, c"asyncshim-proc".as_ptr() as usize, flags as usize) }.map(|fd| fd as i32)
+}

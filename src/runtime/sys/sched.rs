@@ -58,6 +58,13 @@ pub fn setnice(nice: i32) -> Result<(), Errno> {
     unsafe { syscall3(libc::SYS_setpriority, libc::PRIO_PROCESS as usize, 0, nice as usize) }.map(|_| ())
 }
 
+/// getpriority(PRIO_PROCESS, 0): the calling thread's nice value (sched_getattr reports 0 for a
+/// real-time thread, which keeps its nice value for when it returns to a fair policy).
+pub fn getnice() -> Result<i32, Errno> {
+    // SAFETY: plain integer arguments.
+    unsafe { super::syscall::syscall2(libc::SYS_getpriority, libc::PRIO_PROCESS as usize, 0) }.map(|v| 20 - v as i32)
+}
+
 /// sched_setaffinity(0, mask).
 pub fn setaffinity(mask: &[u8]) -> Result<(), Errno> {
     // SAFETY: `mask` is readable for its length.
