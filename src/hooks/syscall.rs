@@ -37,7 +37,9 @@ pub unsafe extern "C" fn syscall(
         _ => {}
     }
     // Calls that name a thread by tid or read a thread's CPU clock: a coroutine's are the runtime's.
-    if let Some(r) = super::sched::raw(n, a1, a2, a3).or_else(|| super::clock::raw(n, a1, a2, a3, a4)) {
+    if n != libc::SYS_futex
+        && let Some(r) = super::sched::raw(n, a1, a2, a3).or_else(|| super::clock::raw(n, a1, a2, a3, a4))
+    {
         return match r {
             Ok(v) => v as c_long,
             Err(e) => {

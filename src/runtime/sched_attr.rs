@@ -179,6 +179,43 @@ pub enum Change {
     Affinity { mask: [u8; MASK_BYTES], len: usize },
 }
 
+fn fair(policy: i32) -> bool {
+    matches!(policy, libc::SCHED_OTHER | libc::SCHED_BATCH | libc::SCHED_IDLE)
+}
+
+/// The changes whose verdict needs no probe, as the kernel's `__sched_setscheduler` and `set_one_prio`
+/// judge them: invalid values (EINVAL comes before any permission check), and what anyone may do — raise
+/// a nice value, move between the fair policies (not out of SCHED_IDLE, which RLIMIT_NICE governs) while
+/// keeping the reset-on-fork flag. None: ask the kernel.
+fn decided_here(start: &Sched, change: Change) -> Option<Result<Sched, i32>> {
+    let (policy, priority, reset) = match change {
+        Change::Nice(nice) => {
+            let nice = nice.clamp(-20, 19);
+            return (nice >= start.nice).then_some(Ok(Sched { nice, ..*start }));
+        }
+        Change::Affinity { .. } => return None,
+        Change::Scheduler { policy, priority } => {
+            (policy & !libc::SCHED_RESET_ON_FORK, priority, policy & libc::SCHED_RESET_ON_FORK != 0)
+        }
+        Change::Param { priority } => (start.policy, priority, start.reset_on_fork),
+    };
+    const SCHED_DEADLINE: i32 = 6;
+    let rt = policy == libc::SCHED_FIFO || policy == libc::SCHED_RR;
+    if !(fair(policy) || rt || policy == SCHED_DEADLINE) || !(0..=99).contains(&priority) {
+        return Some(Err(libc::EINVAL));
+    }
+    // A deadline policy needs parameters the legacy calls cannot give; a real-time one a priority, the
+    // others none.
+    if policy == SCHED_DEADLINE || rt != (priority != 0) {
+        return Some(Err(libc::EINVAL));
+    }
+    let keeps_reset = reset || !start.reset_on_fork;
+    if fair(policy) && start.policy != libc::SCHED_IDLE && keeps_reset {
+        return Some(Ok(Sched { policy, priority: 0, reset_on_fork: reset, ..*start }));
+    }
+    None
+}
+
 struct Job {
     start: Sched,
     change: Change,
@@ -190,6 +227,10 @@ struct Job {
 /// attributes kept.
 pub fn change(task: &TaskRef, change: Change) -> Result<(), i32> {
     let start = get(task);
+    if let Some(verdict) = decided_here(&start, change) {
+        task.sched.0.lock().kernel = Some(verdict?);
+        return Ok(());
+    }
     let mut job = Job { start, change, result: Err(libc::EAGAIN), end: None };
     // SAFETY: the job outlives the probe thread, which is joined before it is read.
     let Some(t) = (unsafe { super::thread::start_joinable_os_thread(probe_main, &mut job as *mut Job as *mut c_void) })
