@@ -8,6 +8,7 @@
 #include "test_util.h"
 #include <pthread.h>
 #include <sched.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -232,6 +233,83 @@ static void show_kernel(const char *what)
     printf("%s: kernel %s %d\n", what, pol(sched_getscheduler(0)), sp.sched_priority);
 }
 
+/* The kernel's struct sched_attr (version 1). */
+struct attr {
+    uint32_t size, policy;
+    uint64_t flags;
+    int32_t nice;
+    uint32_t priority;
+    uint64_t runtime, deadline, period;
+    uint32_t util_min, util_max;
+};
+
+static void show_attr(const char *what, pid_t tid)
+{
+    struct attr a;
+    memset(&a, 0xa5, sizeof a);
+    errno = 0;
+    long r = syscall(SYS_sched_getattr, tid, &a, sizeof a, 0);
+    int e = errno;
+    if (r != 0)
+        printf("%s: sched_getattr %ld %s\n", what, r, errname(e));
+    else
+        printf("%s: size %u %s flags %llu nice %d priority %u dl %llu/%llu/%llu\n", what, a.size, pol((int)a.policy),
+               (unsigned long long)a.flags, a.nice, a.priority, (unsigned long long)a.runtime,
+               (unsigned long long)a.deadline, (unsigned long long)a.period);
+}
+
+static void set_attr(const char *what, struct attr a, unsigned flags)
+{
+    errno = 0;
+    long r = syscall(SYS_sched_setattr, 0, &a, flags);
+    int e = errno;
+    printf("%s: %ld %s; size field now %u\n", what, r, errname(e), a.size);
+}
+
+/* sched_setattr/sched_getattr (the system calls; glibc 2.41 wraps them). */
+static void *attr_subject(void *arg)
+{
+    (void)arg;
+    pid_t tid = (pid_t)syscall(SYS_gettid);
+    show_attr("sched_getattr initial", 0);
+    show_attr("sched_getattr of the peer", tid_of_peer);
+    struct attr a;
+    errno = 0;
+    long r = syscall(SYS_sched_getattr, 0, &a, 40, 0);
+    printf("sched_getattr size 40: %ld %s\n", r, errname(errno));
+    errno = 0;
+    r = syscall(SYS_sched_getattr, 0, &a, sizeof a, 1);
+    printf("sched_getattr flags 1: %ld %s\n", r, errname(errno));
+    memset(&a, 0, sizeof a);
+    a.size = 48;
+    a.policy = SCHED_BATCH;
+    a.nice = 3;
+    set_attr("sched_setattr BATCH nice 3", a, 0);
+    show_attr("after it", tid);
+    errno = 0;
+    printf("sched_getscheduler %s, nice %d\n", pol(sched_getscheduler(0)), getpriority(PRIO_PROCESS, 0));
+    a.size = 20;
+    set_attr("sched_setattr size 20", a, 0);
+    a.size = 48;
+    set_attr("sched_setattr flags 1", a, 1);
+    a.policy = 77;
+    set_attr("sched_setattr policy 77", a, 0);
+    memset(&a, 0, sizeof a);
+    a.size = 48;
+    a.policy = 6; /* SCHED_DEADLINE */
+    a.runtime = 2000000;
+    a.deadline = 30000000;
+    a.period = 30000000;
+    set_attr("sched_setattr DEADLINE 2/30/30 ms", a, 0);
+    show_attr("after it", 0);
+    memset(&a, 0, sizeof a);
+    a.size = 56;
+    a.policy = SCHED_OTHER;
+    set_attr("sched_setattr OTHER", a, 0);
+    show_attr("at the end", 0);
+    return NULL;
+}
+
 /* Priority-protect mutexes: glibc raises the locking thread to the ceiling with sched_setscheduler under
  * its own policy. A SCHED_OTHER thread cannot be raised (EINVAL) — but glibc has recorded the ceiling
  * by then, so a second lock with the same ceiling succeeds. A SCHED_FIFO thread (where permitted) is
@@ -301,6 +379,8 @@ int main(int argc, char **argv)
     pthread_create(&s, NULL, subject, NULL);
     pthread_join(s, NULL);
     pthread_create(&s, NULL, pp_subject, NULL);
+    pthread_join(s, NULL);
+    pthread_create(&s, NULL, attr_subject, NULL);
     pthread_join(s, NULL);
     ATOMIC_STORE(&peer_stop, 1);
     pthread_join(p, NULL);

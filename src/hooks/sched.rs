@@ -216,6 +216,86 @@ fn get_affinity(task: &TaskRef, size: usize, set: *mut libc::cpu_set_t) -> Resul
     Ok(())
 }
 
+/// sched_setattr for a coroutine: the kernel's checks of the call, then the program's own bytes (as many
+/// as their size field says) made on the probe, which answers as the kernel would for the thread.
+fn set_attr(task: &TaskRef, uattr: *mut u8, flags: u32) -> Result<(), i32> {
+    let size = usercopy::read(uattr as *const u32).map_err(|e| e.0)? as usize;
+    let size = if size == 0 { runtime::sys::sched::ATTR_SIZE_VER0 } else { size };
+    let wanted = core::mem::size_of::<runtime::sys::sched::SchedAttr>() as u32;
+    if !(runtime::sys::sched::ATTR_SIZE_VER0..=4096).contains(&size) {
+        let _ = usercopy::write(uattr as *mut u32, wanted);
+        return Err(libc::E2BIG);
+    }
+    let mut bytes = vec![0u8; size];
+    usercopy::read_bytes(&mut bytes, uattr).map_err(|e| e.0)?;
+    let (r, back) = sched_attr::change_giving_back(task, Change::Attr { bytes, flags });
+    if r == Err(libc::E2BIG)
+        && let Change::Attr { bytes, .. } = back
+    {
+        // The kernel wrote the size it wants into the probe's copy: the program gets it.
+        let _ = usercopy::write_bytes(uattr, &bytes[..4]);
+    }
+    r
+}
+
+/// sched_getattr for a coroutine: its attributes in the kernel's form, as many bytes as both sides know.
+fn get_attr(task: &TaskRef, uattr: *mut u8, size: u32) -> Result<(), i32> {
+    let mut a = sched_attr::get(task).as_attr();
+    let n = (size as usize).min(core::mem::size_of::<runtime::sys::sched::SchedAttr>());
+    a.size = n as u32;
+    // SAFETY: `a` is plain data of at least `n` bytes.
+    let bytes = unsafe { core::slice::from_raw_parts(&a as *const _ as *const u8, n) };
+    usercopy::write_bytes(uattr, bytes).map_err(|e| e.0)
+}
+
+/// The kernel's first checks of sched_setattr/sched_getattr (`size` None: setattr).
+fn attr_call_valid(pid: libc::pid_t, uattr: *mut u8, size: Option<u32>, flags: u32) -> Result<Named, i32> {
+    let size_bad = size.is_some_and(|s| !(runtime::sys::sched::ATTR_SIZE_VER0 as u32..=4096).contains(&s));
+    if uattr.is_null() || pid < 0 || flags != 0 || size_bad {
+        return Err(libc::EINVAL);
+    }
+    target(pid)
+}
+
+/// # Safety
+/// C contract of sched_setattr (glibc 2.41; the system call before).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sched_setattr(pid: libc::pid_t, attr: *mut u8, flags: libc::c_uint) -> c_int {
+    match attr_call_valid(pid, attr, None, flags) {
+        Ok(Named::Thread(task)) => to_c(set_attr(&task, attr, flags)),
+        Ok(Named::Gone) => fail(libc::ESRCH),
+        Ok(Named::Kernel) | Err(_) => {
+            // SAFETY: the program's own call, made as glibc's wrapper makes it.
+            match unsafe { runtime::sys::sched::setattr_of(pid, attr, flags) } {
+                Ok(_) => 0,
+                Err(e) => fail(e.0),
+            }
+        }
+    }
+}
+
+/// # Safety
+/// C contract of sched_getattr (glibc 2.41; the system call before).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sched_getattr(
+    pid: libc::pid_t,
+    attr: *mut u8,
+    size: libc::c_uint,
+    flags: libc::c_uint,
+) -> c_int {
+    match attr_call_valid(pid, attr, Some(size), flags) {
+        Ok(Named::Thread(task)) => to_c(get_attr(&task, attr, size)),
+        Ok(Named::Gone) => fail(libc::ESRCH),
+        Ok(Named::Kernel) | Err(_) => {
+            // SAFETY: the program's own call, made as glibc's wrapper makes it.
+            match unsafe { runtime::sys::sched::getattr_of(pid, attr, size, flags) } {
+                Ok(_) => 0,
+                Err(e) => fail(e.0),
+            }
+        }
+    }
+}
+
 /// # Safety
 /// C contract of sched_getaffinity.
 #[unsafe(no_mangle)]
@@ -394,7 +474,7 @@ pub unsafe extern "C" fn pthread_getaffinity_np(t: libc::pthread_t, size: usize,
 
 /// The raw system calls among these, as `syscall()` makes them (results as the kernel returns them:
 /// getpriority's is 20 - nice, sched_getaffinity's the bytes written). None: not one of them.
-pub fn raw(n: libc::c_long, a1: usize, a2: usize, a3: usize) -> Option<Result<usize, i32>> {
+pub fn raw(n: libc::c_long, a1: usize, a2: usize, a3: usize, a4: usize) -> Option<Result<usize, i32>> {
     if !runtime::running() {
         return None;
     }
@@ -409,6 +489,14 @@ pub fn raw(n: libc::c_long, a1: usize, a2: usize, a3: usize) -> Option<Result<us
             }
             target(a2 as libc::pid_t)
         }
+        libc::SYS_sched_setattr => match attr_call_valid(pid, a2 as *mut u8, None, a3 as u32) {
+            Err(_) => return None,
+            r => r,
+        },
+        libc::SYS_sched_getattr => match attr_call_valid(pid, a2 as *mut u8, Some(a3 as u32), a4 as u32) {
+            Err(_) => return None,
+            r => r,
+        },
         libc::SYS_sched_setscheduler
         | libc::SYS_sched_getscheduler
         | libc::SYS_sched_setparam
@@ -436,6 +524,8 @@ pub fn raw(n: libc::c_long, a1: usize, a2: usize, a3: usize) -> Option<Result<us
             libc::SYS_sched_setparam => set_param(&task, a2 as *const _).map(|()| 0),
             libc::SYS_sched_getparam => c(sched_getparam(pid, a2 as *mut _)),
             libc::SYS_sched_setaffinity => set_affinity(&task, a2, a3 as *const _).map(|()| 0),
+            libc::SYS_sched_setattr => set_attr(&task, a2 as *mut u8, a3 as u32).map(|()| 0),
+            libc::SYS_sched_getattr => get_attr(&task, a2 as *mut u8, a3 as u32).map(|()| 0),
             libc::SYS_sched_getaffinity => sched_attr::get_affinity(&task, a3 as *mut u8, a2),
             _ => c(sched_rr_get_interval(pid, a2 as *mut _)),
         }

@@ -38,7 +38,7 @@ pub unsafe extern "C" fn syscall(
     }
     // Calls that name a thread by tid or read a thread's CPU clock: a coroutine's are the runtime's.
     if n != libc::SYS_futex
-        && let Some(r) = super::sched::raw(n, a1, a2, a3).or_else(|| super::clock::raw(n, a1, a2, a3, a4))
+        && let Some(r) = super::sched::raw(n, a1, a2, a3, a4).or_else(|| super::clock::raw(n, a1, a2, a3, a4))
     {
         return match r {
             Ok(v) => v as c_long,

@@ -34,12 +34,41 @@ pub struct Sched {
     pub mask: [u8; MASK_BYTES],
     /// Bytes of mask the kernel uses (its `cpumask_size()`).
     pub mask_len: usize,
+    /// What else `sched_getattr` reports: the deadline parameters, the utilisation clamps and their flags.
+    pub runtime: u64,
+    pub deadline: u64,
+    pub period: u64,
+    pub util: (u32, u32),
+    pub other_flags: u64,
 }
+
+/// SCHED_DEADLINE.
+pub const SCHED_DEADLINE: i32 = 6;
 
 impl Sched {
     /// The policy as sched_getscheduler and pthread_getschedparam report it.
     pub fn policy_with_flags(&self) -> i32 {
         self.policy | if self.reset_on_fork { libc::SCHED_RESET_ON_FORK } else { 0 }
+    }
+
+    /// What `sched_getattr` of the thread reports (the kernel's form: a real-time thread's nice value is
+    /// not shown, a fair one's priority is 0; deadline parameters only for SCHED_DEADLINE).
+    pub fn as_attr(&self) -> sched::SchedAttr {
+        let rt = self.policy == libc::SCHED_FIFO || self.policy == libc::SCHED_RR;
+        let dl = self.policy == SCHED_DEADLINE;
+        sched::SchedAttr {
+            size: core::mem::size_of::<sched::SchedAttr>() as u32,
+            policy: self.policy as u32,
+            flags: self.other_flags | if self.reset_on_fork { sched::FLAG_RESET_ON_FORK } else { 0 },
+            nice: if rt || dl { 0 } else { self.nice },
+            priority: if rt { self.priority as u32 } else { 0 },
+            // A fair thread's is its time slice (reported since Linux 6.12), a deadline one's its budget.
+            runtime: if rt { 0 } else { self.runtime },
+            deadline: if dl { self.deadline } else { 0 },
+            period: if dl { self.period } else { 0 },
+            util_min: self.util.0,
+            util_max: self.util.1,
+        }
     }
 
     /// What the calling OS thread has now, from the kernel.
@@ -55,13 +84,18 @@ impl Sched {
             reset_on_fork: a.flags & sched::FLAG_RESET_ON_FORK != 0,
             mask,
             mask_len,
+            runtime: a.runtime,
+            deadline: a.deadline,
+            period: a.period,
+            util: (a.util_min, a.util_max),
+            other_flags: a.flags & !sched::FLAG_RESET_ON_FORK,
         })
     }
 
     /// What a thread created by one with these attributes starts with (the kernel's `sched_fork`).
     fn inherited(mut self) -> Sched {
         if self.reset_on_fork {
-            if self.policy == libc::SCHED_FIFO || self.policy == libc::SCHED_RR {
+            if self.policy == libc::SCHED_FIFO || self.policy == libc::SCHED_RR || self.policy == SCHED_DEADLINE {
                 self.policy = libc::SCHED_OTHER;
                 self.priority = 0;
                 self.nice = 0;
@@ -111,6 +145,11 @@ fn initial() -> Sched {
             reset_on_fork: false,
             mask: [0xff; MASK_BYTES],
             mask_len: MASK_BYTES,
+            runtime: 0,
+            deadline: 0,
+            period: 0,
+            util: (0, 1024),
+            other_flags: 0,
         })
     })
 }
@@ -166,8 +205,10 @@ pub fn pthread_set(task: &TaskRef, policy: Option<i32>, priority: i32) -> Result
 }
 
 /// A change the program asks for, made on itself by the probe as the program made it on the thread.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub enum Change {
+    /// sched_setattr, with the program's bytes (as many as their size field says) and flags.
+    Attr { bytes: Vec<u8>, flags: u32 },
     /// sched_setscheduler / pthread_setschedparam (the policy may carry SCHED_RESET_ON_FORK).
     Scheduler { policy: i32, priority: i32 },
     /// sched_setparam / pthread_setschedprio.
@@ -187,19 +228,18 @@ fn fair(policy: i32) -> bool {
 /// judge them: invalid values (EINVAL comes before any permission check), and what anyone may do — raise
 /// a nice value, move between the fair policies (not out of SCHED_IDLE, which RLIMIT_NICE governs) while
 /// keeping the reset-on-fork flag. None: ask the kernel.
-fn decided_here(start: &Sched, change: Change) -> Option<Result<Sched, i32>> {
-    let (policy, priority, reset) = match change {
+fn decided_here(start: &Sched, change: &Change) -> Option<Result<Sched, i32>> {
+    let (policy, priority, reset) = match *change {
         Change::Nice(nice) => {
             let nice = nice.clamp(-20, 19);
             return (nice >= start.nice).then_some(Ok(Sched { nice, ..*start }));
         }
-        Change::Affinity { .. } => return None,
+        Change::Affinity { .. } | Change::Attr { .. } => return None,
         Change::Scheduler { policy, priority } => {
             (policy & !libc::SCHED_RESET_ON_FORK, priority, policy & libc::SCHED_RESET_ON_FORK != 0)
         }
         Change::Param { priority } => (start.policy, priority, start.reset_on_fork),
     };
-    const SCHED_DEADLINE: i32 = 6;
     let rt = policy == libc::SCHED_FIFO || policy == libc::SCHED_RR;
     if !(fair(policy) || rt || policy == SCHED_DEADLINE) || !(0..=99).contains(&priority) {
         return Some(Err(libc::EINVAL));
@@ -226,36 +266,48 @@ struct Job {
 /// Makes `change` to `task`'s attributes: the kernel's verdict (an errno) and, when allowed, the new
 /// attributes kept.
 pub fn change(task: &TaskRef, change: Change) -> Result<(), i32> {
+    change_giving_back(task, change).0
+}
+
+/// [`change`], giving the change back (a sched_setattr's bytes, into which the kernel may have written
+/// the size it wants, with E2BIG).
+pub fn change_giving_back(task: &TaskRef, change: Change) -> (Result<(), i32>, Change) {
     let start = get(task);
-    if let Some(verdict) = decided_here(&start, change) {
-        task.sched.0.lock().kernel = Some(verdict?);
-        return Ok(());
+    if let Some(verdict) = decided_here(&start, &change) {
+        return match verdict {
+            Ok(s) => {
+                task.sched.0.lock().kernel = Some(s);
+                (Ok(()), change)
+            }
+            Err(e) => (Err(e), change),
+        };
     }
     let mut job = Job { start, change, result: Err(libc::EAGAIN), end: None };
     // SAFETY: the job outlives the probe thread, which is joined before it is read.
     let Some(t) = (unsafe { super::thread::start_joinable_os_thread(probe_main, &mut job as *mut Job as *mut c_void) })
     else {
-        return Err(libc::EAGAIN);
+        return (Err(libc::EAGAIN), job.change);
     };
     // SAFETY: `t` is the joinable thread just started; it returns after a handful of system calls.
     unsafe { crate::real::pthread_join(t, core::ptr::null_mut()) };
-    job.result?;
-    if let Some(end) = job.end {
+    if job.result.is_ok()
+        && let Some(end) = job.end
+    {
         task.sched.0.lock().kernel = Some(end);
     }
-    Ok(())
+    (job.result, job.change)
 }
-
 /// The probe thread: take on the thread's attributes, make the change on itself, read back the result.
 extern "C" fn probe_main(arg: *mut c_void) -> *mut c_void {
     // SAFETY: `arg` is the Job of `change`, which waits for this thread to end.
     let job = unsafe { &mut *(arg as *mut Job) };
     take_on(&job.start);
-    let r = match job.change {
-        Change::Scheduler { policy, priority } => sched::setscheduler(policy, priority),
-        Change::Param { priority } => sched::setparam(priority),
-        Change::Nice(nice) => sched::setnice(nice),
-        Change::Affinity { mask, len } => sched::setaffinity(&mask[..len]),
+    let r = match &mut job.change {
+        Change::Attr { bytes, flags } => sched::setattr_raw(bytes, *flags),
+        Change::Scheduler { policy, priority } => sched::setscheduler(*policy, *priority),
+        Change::Param { priority } => sched::setparam(*priority),
+        Change::Nice(nice) => sched::setnice(*nice),
+        Change::Affinity { mask, len } => sched::setaffinity(&mask[..*len]),
     };
     job.result = r.map_err(|e| e.0);
     if job.result.is_ok() {
@@ -282,6 +334,9 @@ fn take_on(s: &Sched) {
             flags,
             nice: s.nice,
             priority: s.priority as u32,
+            runtime: s.runtime,
+            deadline: s.deadline,
+            period: s.period,
             ..Default::default()
         };
         let _ = sched::setattr(&attr);

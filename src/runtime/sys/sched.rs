@@ -4,9 +4,9 @@
 use super::Errno;
 use super::syscall::{syscall2, syscall3};
 
-/// The kernel's `struct sched_attr` (version 1, 56 bytes: without the utilisation clamps).
+/// The kernel's `struct sched_attr` (version 1, 56 bytes, with the utilisation clamps).
 #[repr(C)]
-#[derive(Clone, Copy, Default, Debug)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
 pub struct SchedAttr {
     pub size: u32,
     pub policy: u32,
@@ -16,7 +16,12 @@ pub struct SchedAttr {
     pub runtime: u64,
     pub deadline: u64,
     pub period: u64,
+    pub util_min: u32,
+    pub util_max: u32,
 }
+
+/// SCHED_ATTR_SIZE_VER0: the first version's size, without the clamps.
+pub const ATTR_SIZE_VER0: usize = 48;
 
 /// SCHED_FLAG_RESET_ON_FORK.
 pub const FLAG_RESET_ON_FORK: u64 = 1;
@@ -30,12 +35,19 @@ pub fn getattr() -> Result<SchedAttr, Errno> {
     Ok(a)
 }
 
-/// sched_setattr(0, attr).
+/// sched_setattr(0, attr), in the first version's size (no clamps: they are left as they are).
 pub fn setattr(attr: &SchedAttr) -> Result<(), Errno> {
     let mut a = *attr;
-    a.size = core::mem::size_of::<SchedAttr>() as u32;
+    a.size = ATTR_SIZE_VER0 as u32;
     // SAFETY: `a` is a readable sched_attr of the size it declares; flags must be 0.
     unsafe { syscall3(libc::SYS_sched_setattr, 0, &a as *const _ as usize, 0) }.map(|_| ())
+}
+
+/// sched_setattr(0, bytes, flags) with a program's own sched_attr bytes (its size field says how many).
+/// The kernel may write the size it wants back into `bytes` (E2BIG).
+pub fn setattr_raw(bytes: &mut [u8], flags: u32) -> Result<(), Errno> {
+    // SAFETY: `bytes` is readable and writable for its whole length, which covers the size it declares.
+    unsafe { syscall3(libc::SYS_sched_setattr, 0, bytes.as_mut_ptr() as usize, flags as usize) }.map(|_| ())
 }
 
 /// sched_setscheduler(0, policy, {priority}).
@@ -79,4 +91,25 @@ pub fn setaffinity(mask: &[u8]) -> Result<(), Errno> {
 pub unsafe fn getaffinity(buf: *mut u8, len: usize) -> Result<usize, Errno> {
     // SAFETY: per the contract.
     unsafe { syscall3(libc::SYS_sched_getaffinity, 0, len, buf as usize) }
+}
+
+/// sched_setattr(pid, attr, flags) as a program makes it (for a thread that is the kernel's).
+///
+/// # Safety
+/// As for the system call: the kernel checks the pointer.
+pub unsafe fn setattr_of(pid: i32, attr: *mut u8, flags: u32) -> Result<(), Errno> {
+    // SAFETY: per the contract.
+    unsafe { syscall3(libc::SYS_sched_setattr, pid as usize, attr as usize, flags as usize) }.map(|_| ())
+}
+
+/// sched_getattr(pid, attr, size, flags) as a program makes it (for a thread that is the kernel's).
+///
+/// # Safety
+/// As for the system call: the kernel checks the pointer.
+pub unsafe fn getattr_of(pid: i32, attr: *mut u8, size: u32, flags: u32) -> Result<(), Errno> {
+    // SAFETY: per the contract.
+    unsafe {
+        super::syscall::syscall4(libc::SYS_sched_getattr, pid as usize, attr as usize, size as usize, flags as usize)
+    }
+    .map(|_| ())
 }
