@@ -87,6 +87,12 @@ static void *worker(void *arg)
 
 typedef pid_t (*gettid_np_fn)(pthread_t);
 
+static void *record_tid(void *arg)
+{
+    *(pid_t *)arg = gettid();
+    return NULL;
+}
+
 int main(void)
 {
     test_init();
@@ -184,6 +190,29 @@ int main(void)
     snprintf(path, sizeof path, "/proc/self/task/%d/comm", tids[3]);
     r = read_file(path, buf, sizeof buf);
     printf("/proc/self/task/TID/comm of an ended thread: %s\n", r < 0 ? errname(-r) : "opened");
+    /* A thread alive while 5,000 others come and go is still found by its tid. */
+    static pid_t short_tid;
+    ATOMIC_STORE(&release_all, 0);
+    pthread_t longer;
+    pthread_create(&longer, NULL, worker, (void *)(intptr_t)1);
+    CHECK(wait_at_least(&started, N + 1, 1, 20000), "a long-lived thread started");
+    int distinct_from_long = 1;
+    for (int i = 0; i < 5000; i++) {
+        pthread_t t2;
+        pthread_create(&t2, NULL, record_tid, &short_tid);
+        pthread_join(t2, NULL);
+        if (short_tid == tids[1])
+            distinct_from_long = 0;
+    }
+    CHECK(distinct_from_long, "5,000 threads that came and went never had its tid");
+    CHECK(syscall(SYS_tgkill, getpid(), tids[1], 0) == 0, "tgkill signal 0 still finds the long-lived thread");
+    errno = 0;
+    r = sched_getscheduler(tids[1]);
+    printf("sched_getscheduler of the long-lived thread: %d %s\n", r, errname(errno));
+    ATOMIC_STORE(&release_all, 1);
+    pthread_join(longer, NULL);
+    started = N;
+
     /* A new thread gets a tid of its own, different from the main thread's. */
     pthread_t t;
     pthread_create(&t, NULL, worker, (void *)(intptr_t)0);

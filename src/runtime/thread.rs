@@ -38,9 +38,9 @@ pub struct Threads {
     bare: Lock<Vec<TaskRef>>,
     /// Stands for every freed separately-allocated TCB address: joining it answers ESRCH.
     tombstone: TaskRef,
-    /// tid → live thread (coroutines by their fake tid, the main thread by the process id): what the
-    /// tid-taking calls (`tgkill`, `sched_*`, CPU-time clockids) name a thread by.
-    by_tid: Lock<HashMap<i32, TaskRef>>,
+    /// tid → live thread: what the tid-taking calls (`tgkill`, `sched_*`, CPU-time clockids) name a
+    /// thread by.
+    tids: TidIndex,
     next_tid: AtomicI32,
     /// Program threads alive (coroutines and real threads the shim started for the program).
     pub live: AtomicUsize,
@@ -80,7 +80,7 @@ impl Threads {
             hot: [const { Lock::new(Vec::new()) }; stack::CLASSES],
             bare: Lock::new(Vec::new()),
             tombstone: Task::alloc(Tcb(0), 0, false),
-            by_tid: Lock::new(HashMap::new()),
+            tids: TidIndex::new(),
             next_tid: AtomicI32::new(0),
             live: AtomicUsize::new(1),
             multithreaded: AtomicBool::new(false),
@@ -125,20 +125,78 @@ impl Threads {
 
     /// The live thread (running, not yet ended) whose tid is `tid`.
     pub fn by_tid(&self, tid: i32) -> Option<TaskRef> {
-        self.by_tid.lock().get(&tid).copied()
+        let live = |t: TaskRef| t.tid.get() == tid && t.join.lock().life == Life::Running;
+        let main = core::ptr::NonNull::new(self.tids.main.load(Ordering::Acquire)).map(TaskRef);
+        if let Some(m) = main.filter(|m| m.tid.get() == tid) {
+            return live(m).then_some(m);
+        }
+        if !identity::is_coroutine_tid(tid) {
+            return None;
+        }
+        let slot = self.tids.slot(tid);
+        if slot.tid.load(Ordering::Acquire) == tid
+            && let Some(t) = core::ptr::NonNull::new(slot.task.load(Ordering::Acquire)).map(TaskRef)
+            && live(t)
+        {
+            return Some(t);
+        }
+        // Its entry went to a later thread: look through every thread.
+        let all: Vec<TaskRef> = self.registry.lock().values().copied().collect();
+        all.into_iter().find(|&t| live(t))
     }
 
     /// A thread starts answering to its tid.
     fn tid_live(&self, task: TaskRef) {
-        self.by_tid.lock().insert(task.tid.get(), task);
+        if task.is_main {
+            self.tids.main.store(task.0.as_ptr(), Ordering::Release);
+            return;
+        }
+        let slot = self.tids.slot(task.tid.get());
+        slot.tid.store(0, Ordering::Relaxed);
+        slot.task.store(task.0.as_ptr(), Ordering::Relaxed);
+        slot.tid.store(task.tid.get(), Ordering::Release);
     }
 
     /// A thread ended: its tid names no thread any more (as a dead thread's tid in the kernel).
     fn tid_dead(&self, task: TaskRef) {
-        let mut m = self.by_tid.lock();
-        if m.get(&task.tid.get()) == Some(&task) {
-            m.remove(&task.tid.get());
+        if task.is_main {
+            return;
         }
+        let tid = task.tid.get();
+        let _ = self.tids.slot(tid).tid.compare_exchange(tid, 0, Ordering::AcqRel, Ordering::Relaxed);
+    }
+}
+
+/// tid → thread. Coroutines get their tids in sequence, so a table indexed by a tid's low bits finds
+/// almost every live one with two loads (a thread creation costs two stores, no lock); one whose entry a
+/// later thread took is found by a walk of the registry. The main thread (tid = process id) is apart.
+struct TidIndex {
+    slots: Box<[TidSlot]>,
+    main: core::sync::atomic::AtomicPtr<Task>,
+}
+
+struct TidSlot {
+    tid: AtomicI32,
+    task: core::sync::atomic::AtomicPtr<Task>,
+}
+
+const TID_SLOTS: usize = 4096;
+
+impl TidIndex {
+    fn new() -> TidIndex {
+        TidIndex {
+            slots: (0..TID_SLOTS)
+                .map(|_| TidSlot {
+                    tid: AtomicI32::new(0),
+                    task: core::sync::atomic::AtomicPtr::new(core::ptr::null_mut()),
+                })
+                .collect(),
+            main: core::sync::atomic::AtomicPtr::new(core::ptr::null_mut()),
+        }
+    }
+
+    fn slot(&self, tid: i32) -> &TidSlot {
+        &self.slots[tid as usize & (TID_SLOTS - 1)]
     }
 }
 
