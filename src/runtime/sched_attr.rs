@@ -297,6 +297,7 @@ pub fn change_giving_back(task: &TaskRef, change: Change) -> (Result<(), i32>, C
     }
     (job.result, job.change)
 }
+
 /// The probe thread: take on the thread's attributes, make the change on itself, read back the result.
 extern "C" fn probe_main(arg: *mut c_void) -> *mut c_void {
     // SAFETY: `arg` is the Job of `change`, which waits for this thread to end.
@@ -324,6 +325,7 @@ fn take_on(s: &Sched) {
         || s.priority != init.priority
         || s.nice != init.nice
         || s.reset_on_fork != init.reset_on_fork
+        || (s.runtime, s.deadline, s.period) != (init.runtime, init.deadline, init.period)
     {
         let flags = if s.reset_on_fork { sched::FLAG_RESET_ON_FORK } else { 0 };
         // The nice value first, under a fair policy (a real-time policy keeps it but does not set it).
