@@ -4,6 +4,7 @@
 
 use super::set_errno;
 use crate::real;
+use crate::runtime::cancel;
 use crate::runtime::fd::{self, Dir, Kind};
 use crate::runtime::io::{self, IoResult};
 use crate::runtime::worker;
@@ -27,17 +28,19 @@ unsafe extern "C" {
 /// # Safety
 /// C contract of read.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, len: usize) -> isize {
-    if worker::current_task().is_none() {
-        // SAFETY: forwarding.
-        return unsafe { real::read(fd, buf, len) };
-    }
-    if len == 0 {
-        // Nothing to wait for: the kernel answers 0 (or an error) at once.
-        // SAFETY: forwarding.
-        return unsafe { real::read(fd, buf, len) };
-    }
-    ret(io::blocking_restarting(fd, Dir::Read, |fd, kind| io::try_read(fd, buf as *mut u8, len, kind)))
+pub unsafe extern "C-unwind" fn read(fd: c_int, buf: *mut c_void, len: usize) -> isize {
+    cancel::point(|| {
+        if worker::current_task().is_none() {
+            // SAFETY: forwarding.
+            return unsafe { real::read(fd, buf, len) };
+        }
+        if len == 0 {
+            // Nothing to wait for: the kernel answers 0 (or an error) at once.
+            // SAFETY: forwarding.
+            return unsafe { real::read(fd, buf, len) };
+        }
+        ret(io::blocking_restarting(fd, Dir::Read, |fd, kind| io::try_read(fd, buf as *mut u8, len, kind)))
+    })
 }
 
 /// # Safety
@@ -55,47 +58,53 @@ pub unsafe extern "C" fn __read_chk(fd: c_int, buf: *mut c_void, len: usize, buf
 /// # Safety
 /// C contract of write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, len: usize) -> isize {
-    if worker::current_task().is_none() {
-        // SAFETY: forwarding.
-        return unsafe { real::write(fd, buf, len) };
-    }
-    let b = buf as *const u8;
-    ret(io::write_all(fd, len, |fd, done, kind| io::try_write(fd, b.wrapping_add(done), len - done, kind)))
+pub unsafe extern "C-unwind" fn write(fd: c_int, buf: *const c_void, len: usize) -> isize {
+    cancel::point(|| {
+        if worker::current_task().is_none() {
+            // SAFETY: forwarding.
+            return unsafe { real::write(fd, buf, len) };
+        }
+        let b = buf as *const u8;
+        ret(io::write_all(fd, len, |fd, done, kind| io::try_write(fd, b.wrapping_add(done), len - done, kind)))
+    })
 }
 
 /// # Safety
 /// C contract of readv.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, cnt: c_int) -> isize {
-    if worker::current_task().is_none() || cnt < 0 {
-        // SAFETY: forwarding.
-        return unsafe { real::readv(fd, iov, cnt) };
-    }
-    ret(io::blocking_restarting(fd, Dir::Read, |fd, kind| io::try_rwv(fd, iov, cnt as usize, Dir::Read, kind)))
+pub unsafe extern "C-unwind" fn readv(fd: c_int, iov: *const libc::iovec, cnt: c_int) -> isize {
+    cancel::point(|| {
+        if worker::current_task().is_none() || cnt < 0 {
+            // SAFETY: forwarding.
+            return unsafe { real::readv(fd, iov, cnt) };
+        }
+        ret(io::blocking_restarting(fd, Dir::Read, |fd, kind| io::try_rwv(fd, iov, cnt as usize, Dir::Read, kind)))
+    })
 }
 
 /// # Safety
 /// C contract of writev.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, cnt: c_int) -> isize {
-    if worker::current_task().is_none() || cnt < 0 || cnt > io::IOV_MAX as c_int {
-        // SAFETY: forwarding (bad counts get the kernel's EINVAL).
-        return unsafe { real::writev(fd, iov, cnt) };
-    }
-    // SAFETY: the program's iovec array of cnt entries; copied so partial writes can advance it.
-    let Ok(vecs) = (0..cnt as usize)
-        .map(|i| crate::runtime::sys::usercopy::read(unsafe { iov.add(i) }))
-        .collect::<Result<Vec<_>, _>>()
-    else {
-        set_errno(libc::EFAULT);
-        return -1;
-    };
-    let total: usize = vecs.iter().map(|v| v.iov_len).sum();
-    ret(io::write_all(fd, total, |fd, done, kind| {
-        let rest = io::advance(&vecs, done);
-        io::try_rwv(fd, rest.as_ptr(), rest.len(), Dir::Write, kind)
-    }))
+pub unsafe extern "C-unwind" fn writev(fd: c_int, iov: *const libc::iovec, cnt: c_int) -> isize {
+    cancel::point(|| {
+        if worker::current_task().is_none() || cnt < 0 || cnt > io::IOV_MAX as c_int {
+            // SAFETY: forwarding (bad counts get the kernel's EINVAL).
+            return unsafe { real::writev(fd, iov, cnt) };
+        }
+        // SAFETY: the program's iovec array of cnt entries; copied so partial writes can advance it.
+        let Ok(vecs) = (0..cnt as usize)
+            .map(|i| crate::runtime::sys::usercopy::read(unsafe { iov.add(i) }))
+            .collect::<Result<Vec<_>, _>>()
+        else {
+            set_errno(libc::EFAULT);
+            return -1;
+        };
+        let total: usize = vecs.iter().map(|v| v.iov_len).sum();
+        ret(io::write_all(fd, total, |fd, done, kind| {
+            let rest = io::advance(&vecs, done);
+            io::try_rwv(fd, rest.as_ptr(), rest.len(), Dir::Write, kind)
+        }))
+    })
 }
 
 /// The answer for a number the program does not have open (one of the runtime's hidden duplicates).
@@ -108,12 +117,14 @@ fn not_open() -> c_int {
 /// # Safety
 /// C contract of close.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn close(fd: c_int) -> c_int {
-    if crate::runtime::running() && fd::closing(fd) == fd::Closing::NotOpen {
-        return not_open();
-    }
-    // SAFETY: forwarding.
-    unsafe { real::close(fd) }
+pub unsafe extern "C-unwind" fn close(fd: c_int) -> c_int {
+    cancel::point(|| {
+        if crate::runtime::running() && fd::closing(fd) == fd::Closing::NotOpen {
+            return not_open();
+        }
+        // SAFETY: forwarding.
+        unsafe { real::close(fd) }
+    })
 }
 
 /// # Safety
@@ -436,20 +447,24 @@ pub unsafe extern "C" fn splice(
 /// # Safety
 /// C contract of pread (pread64 is the same function on x86-64).
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn pread(fd: c_int, buf: *mut c_void, len: usize, off: libc::off_t) -> isize {
-    if worker::current_task().is_none() || len == 0 || off < 0 || !crate::runtime::io::is_regular_file(fd) {
-        // SAFETY: forwarding (pipes and sockets answer ESPIPE, bad offsets EINVAL, at once).
-        return unsafe { real::pread(fd, buf, len, off) };
-    }
-    ret(crate::runtime::file::read(fd, buf as *mut u8, len, Some(off)))
+pub unsafe extern "C-unwind" fn pread(fd: c_int, buf: *mut c_void, len: usize, off: libc::off_t) -> isize {
+    cancel::point(|| {
+        if worker::current_task().is_none() || len == 0 || off < 0 || !crate::runtime::io::is_regular_file(fd) {
+            // SAFETY: forwarding (pipes and sockets answer ESPIPE, bad offsets EINVAL, at once).
+            return unsafe { real::pread(fd, buf, len, off) };
+        }
+        ret(crate::runtime::file::read(fd, buf as *mut u8, len, Some(off)))
+    })
 }
 
 /// # Safety
 /// C contract of pread64.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn pread64(fd: c_int, buf: *mut c_void, len: usize, off: libc::off_t) -> isize {
-    // SAFETY: same contract.
-    unsafe { pread(fd, buf, len, off) }
+pub unsafe extern "C-unwind" fn pread64(fd: c_int, buf: *mut c_void, len: usize, off: libc::off_t) -> isize {
+    cancel::point(|| {
+        // SAFETY: same contract.
+        unsafe { pread(fd, buf, len, off) }
+    })
 }
 
 /// # Safety
@@ -487,40 +502,48 @@ pub unsafe extern "C" fn __pread64_chk(
 /// # Safety
 /// C contract of pwrite.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn pwrite(fd: c_int, buf: *const c_void, len: usize, off: libc::off_t) -> isize {
-    if worker::current_task().is_none() || off < 0 || !crate::runtime::io::is_regular_file(fd) {
-        // SAFETY: forwarding.
-        return unsafe { real::pwrite(fd, buf, len, off) };
-    }
-    ret(crate::runtime::file::write(fd, buf as *const u8, len, Some(off)))
+pub unsafe extern "C-unwind" fn pwrite(fd: c_int, buf: *const c_void, len: usize, off: libc::off_t) -> isize {
+    cancel::point(|| {
+        if worker::current_task().is_none() || off < 0 || !crate::runtime::io::is_regular_file(fd) {
+            // SAFETY: forwarding.
+            return unsafe { real::pwrite(fd, buf, len, off) };
+        }
+        ret(crate::runtime::file::write(fd, buf as *const u8, len, Some(off)))
+    })
 }
 
 /// # Safety
 /// C contract of pwrite64.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn pwrite64(fd: c_int, buf: *const c_void, len: usize, off: libc::off_t) -> isize {
-    // SAFETY: same contract.
-    unsafe { pwrite(fd, buf, len, off) }
+pub unsafe extern "C-unwind" fn pwrite64(fd: c_int, buf: *const c_void, len: usize, off: libc::off_t) -> isize {
+    cancel::point(|| {
+        // SAFETY: same contract.
+        unsafe { pwrite(fd, buf, len, off) }
+    })
 }
 
 /// # Safety
 /// C contract of fsync.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn fsync(fd: c_int) -> c_int {
-    if worker::current_task().is_none() {
-        // SAFETY: forwarding.
-        return unsafe { real::fsync(fd) };
-    }
-    ret(crate::runtime::file::sync(fd, false)) as c_int
+pub unsafe extern "C-unwind" fn fsync(fd: c_int) -> c_int {
+    cancel::point(|| {
+        if worker::current_task().is_none() {
+            // SAFETY: forwarding.
+            return unsafe { real::fsync(fd) };
+        }
+        ret(crate::runtime::file::sync(fd, false)) as c_int
+    })
 }
 
 /// # Safety
 /// C contract of fdatasync.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn fdatasync(fd: c_int) -> c_int {
-    if worker::current_task().is_none() {
-        // SAFETY: forwarding.
-        return unsafe { real::fdatasync(fd) };
-    }
-    ret(crate::runtime::file::sync(fd, true)) as c_int
+pub unsafe extern "C-unwind" fn fdatasync(fd: c_int) -> c_int {
+    cancel::point(|| {
+        if worker::current_task().is_none() {
+            // SAFETY: forwarding.
+            return unsafe { real::fdatasync(fd) };
+        }
+        ret(crate::runtime::file::sync(fd, true)) as c_int
+    })
 }

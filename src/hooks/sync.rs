@@ -9,6 +9,7 @@
 
 use super::set_errno;
 use crate::real;
+use crate::runtime::cancel;
 use crate::runtime::sync::{
     self, Unsupported, barrier::Barrier, cond::Cond, mutex::Mutex, proxy::Shared, rwlock::RwLock, sem::Sem,
 };
@@ -331,34 +332,43 @@ impl CondWaitArgs {
 /// # Safety
 /// C contract of pthread_cond_wait.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn pthread_cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t) -> c_int {
-    // SAFETY: as for this function.
-    unsafe { cond_wait(c, m, CondTimeout::Never) }
+pub unsafe extern "C-unwind" fn pthread_cond_wait(
+    c: *mut libc::pthread_cond_t,
+    m: *mut libc::pthread_mutex_t,
+) -> c_int {
+    cancel::point(|| {
+        // SAFETY: as for this function.
+        unsafe { cond_wait(c, m, CondTimeout::Never) }
+    })
 }
 
 /// # Safety
 /// C contract of pthread_cond_timedwait.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn pthread_cond_timedwait(
+pub unsafe extern "C-unwind" fn pthread_cond_timedwait(
     c: *mut libc::pthread_cond_t,
     m: *mut libc::pthread_mutex_t,
     abstime: *const libc::timespec,
 ) -> c_int {
-    // SAFETY: as for this function.
-    unsafe { cond_wait(c, m, CondTimeout::OwnClock(abstime)) }
+    cancel::point(|| {
+        // SAFETY: as for this function.
+        unsafe { cond_wait(c, m, CondTimeout::OwnClock(abstime)) }
+    })
 }
 
 /// # Safety
 /// C contract of pthread_cond_clockwait.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn pthread_cond_clockwait(
+pub unsafe extern "C-unwind" fn pthread_cond_clockwait(
     c: *mut libc::pthread_cond_t,
     m: *mut libc::pthread_mutex_t,
     clock: libc::clockid_t,
     abstime: *const libc::timespec,
 ) -> c_int {
-    // SAFETY: as for this function.
-    unsafe { cond_wait(c, m, CondTimeout::Clock(clock, abstime)) }
+    cancel::point(|| {
+        // SAFETY: as for this function.
+        unsafe { cond_wait(c, m, CondTimeout::Clock(clock, abstime)) }
+    })
 }
 
 /// # Safety
@@ -570,14 +580,16 @@ fn sem_shared_wait(s: *mut libc::sem_t, deadline: sync::Deadline) -> c_int {
 /// # Safety
 /// C contract of sem_wait.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn sem_wait(s: *mut libc::sem_t) -> c_int {
-    // SAFETY: an initialised semaphore per the contract.
-    match unsafe { semaphore(s) } {
-        Some(sem) => sem_result(sem.wait(None)),
-        None if runtime::running() && worker::current_task().is_some() => sem_shared_wait(s, None),
-        // SAFETY: forwarding.
-        None => unsafe { real::sem_wait(s) },
-    }
+pub unsafe extern "C-unwind" fn sem_wait(s: *mut libc::sem_t) -> c_int {
+    cancel::point(|| {
+        // SAFETY: an initialised semaphore per the contract.
+        match unsafe { semaphore(s) } {
+            Some(sem) => sem_result(sem.wait(None)),
+            None if runtime::running() && worker::current_task().is_some() => sem_shared_wait(s, None),
+            // SAFETY: forwarding.
+            None => unsafe { real::sem_wait(s) },
+        }
+    })
 }
 
 /// # Safety
@@ -595,35 +607,39 @@ pub unsafe extern "C" fn sem_trywait(s: *mut libc::sem_t) -> c_int {
 /// # Safety
 /// C contract of sem_timedwait.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn sem_timedwait(s: *mut libc::sem_t, abstime: *const libc::timespec) -> c_int {
-    // SAFETY: forwarding to the clock variant.
-    unsafe { sem_clockwait(s, libc::CLOCK_REALTIME, abstime) }
+pub unsafe extern "C-unwind" fn sem_timedwait(s: *mut libc::sem_t, abstime: *const libc::timespec) -> c_int {
+    cancel::point(|| {
+        // SAFETY: forwarding to the clock variant.
+        unsafe { sem_clockwait(s, libc::CLOCK_REALTIME, abstime) }
+    })
 }
 
 /// # Safety
 /// C contract of sem_clockwait.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn sem_clockwait(
+pub unsafe extern "C-unwind" fn sem_clockwait(
     s: *mut libc::sem_t,
     clock: libc::clockid_t,
     abstime: *const libc::timespec,
 ) -> c_int {
-    if !runtime::running() {
-        // SAFETY: forwarding.
-        return unsafe { real::sem_clockwait(s, clock, abstime) };
-    }
-    // glibc checks the clock and the time before anything else.
-    let deadline = match sync::abs_deadline(clock, abstime) {
-        Ok(d) => d,
-        Err(e) => return sem_result(Err(e)),
-    };
-    // SAFETY: an initialised semaphore per the contract.
-    match unsafe { semaphore(s) } {
-        Some(sem) => sem_result(sem.wait(Some(deadline))),
-        None if worker::current_task().is_some() => sem_shared_wait(s, Some(deadline)),
-        // SAFETY: forwarding.
-        None => unsafe { real::sem_clockwait(s, clock, abstime) },
-    }
+    cancel::point(|| {
+        if !runtime::running() {
+            // SAFETY: forwarding.
+            return unsafe { real::sem_clockwait(s, clock, abstime) };
+        }
+        // glibc checks the clock and the time before anything else.
+        let deadline = match sync::abs_deadline(clock, abstime) {
+            Ok(d) => d,
+            Err(e) => return sem_result(Err(e)),
+        };
+        // SAFETY: an initialised semaphore per the contract.
+        match unsafe { semaphore(s) } {
+            Some(sem) => sem_result(sem.wait(Some(deadline))),
+            None if worker::current_task().is_some() => sem_shared_wait(s, Some(deadline)),
+            // SAFETY: forwarding.
+            None => unsafe { real::sem_clockwait(s, clock, abstime) },
+        }
+    })
 }
 
 /// # Safety

@@ -41,6 +41,7 @@
 //! | [`unwind`] | exact call stacks of parked and stuck threads, `asyncshim stacks`, what gdb reads |
 
 pub mod alloc;
+pub mod cancel;
 pub mod child;
 pub mod convoy;
 pub mod dns;

@@ -14,7 +14,22 @@ pub fn done(state: &AtomicI32) -> bool {
     state.load(Ordering::Acquire) == DONE
 }
 
-pub fn call_once(state: &AtomicI32, init: extern "C" fn()) {
+/// Undoes a once whose initialiser did not return (cancelled, or left by pthread_exit): glibc's cleanup
+/// handler leaves the object as if it had never been called and wakes the waiters, one of which then
+/// runs the initialiser. Runs during the forced unwind.
+struct Unwinding<'a>(&'a AtomicI32);
+
+impl Drop for Unwinding<'_> {
+    fn drop(&mut self) {
+        self.0.store(0, Ordering::Release);
+        parking_lot::unpark_all(self.0 as *const AtomicI32 as usize, 0);
+        // SAFETY: AtomicI32 and AtomicU32 have the same layout; futex only uses the address.
+        futex::wake(unsafe { &*(self.0 as *const AtomicI32 as *const AtomicU32) }, u32::MAX);
+    }
+}
+
+/// Runs `init` once for `state`. `init` may unwind (thread cancellation): see [`Unwinding`].
+pub fn call_once(state: &AtomicI32, init: extern "C-unwind" fn()) {
     let key = state as *const AtomicI32 as usize;
     loop {
         let s = state.load(Ordering::Acquire);
@@ -23,7 +38,9 @@ pub fn call_once(state: &AtomicI32, init: extern "C" fn()) {
         }
         if s & IN_PROGRESS == 0 {
             if state.compare_exchange(s, IN_PROGRESS, Ordering::Acquire, Ordering::Acquire).is_ok() {
+                let undo = Unwinding(state);
                 init();
+                core::mem::forget(undo);
                 state.store(DONE, Ordering::Release);
                 parking_lot::unpark_all(key, 0);
                 // A thread that entered glibc's pthread_once before the runtime started waits on the futex.

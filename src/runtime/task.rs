@@ -174,6 +174,12 @@ pub struct Task {
     pub debug_live: AtomicU32,
     /// The record allocated before this one: every record ever allocated, for debuggers.
     pub allocated_before: *const Task,
+    /// pthread cancellation state and request (bits of `cancel`).
+    pub cancel: AtomicU32,
+    /// Park generation + 1 while the task waits parked inside a cancellation point, else 0 (`cancel`).
+    pub cancel_park: AtomicU32,
+    /// The task is inside a cancellation point (set by the point's hook).
+    pub at_point: Cell<bool>,
 }
 
 // SAFETY: a task is touched by one worker at a time (the one running it, or the one finishing it);
@@ -237,6 +243,9 @@ impl Task {
             waiting_for: [const { AtomicU64::new(0) }; 3],
             debug_live: AtomicU32::new(0),
             allocated_before: core::ptr::null(),
+            cancel: AtomicU32::new(0),
+            cancel_park: AtomicU32::new(0),
+            at_point: Cell::new(false),
         });
         TaskRef(NonNull::from(super::unwind::debugger::note_allocated(Box::leak(t))))
     }
@@ -337,6 +346,7 @@ impl Task {
             g => g,
         };
         self.state.store(((park as u64) << 32) | PARKING as u64, Ordering::Release);
+        super::cancel::on_park(self, park);
         park
     }
 

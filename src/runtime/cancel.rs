@@ -1,0 +1,252 @@
+//! pthread cancellation of coroutines, with glibc's semantics and glibc's own unwinding.
+//!
+//! Natively glibc keeps a thread's cancellation state in its descriptor (`cancelhandling`) and acts on a
+//! request at a cancellation point by a forced unwind (`__pthread_unwind`: cleanup handlers, C++
+//! destructors, `abi::__forced_unwind`) that ends in the thread's outermost cancellation buffer. A blocked
+//! cancellation point is interrupted by SIGCANCEL sent to the thread's kernel task — which a coroutine does
+//! not have, and whose descriptor bits glibc would act on inside the shim's own calls into libc. So the
+//! state of a coroutine lives here, in its task record ([`Task::cancel`]), and glibc only does the part it
+//! does best: when a request is acted on, glibc's own `pthread_exit(PTHREAD_CANCELED)` runs the very same
+//! forced unwind a cancellation runs (its `__do_cancel`), to the buffer `thread_entry.c` set up.
+//!
+//! - A request (`pthread_cancel`) is recorded; if the target waits parked in a cancellation point with
+//!   cancellation enabled, the park is ended as by an interruption (one place: [`on_park`], called by
+//!   `Task::begin_park` for every park). The call returns early (EINTR inside the runtime, a spurious
+//!   wake-up for a condition variable, which re-locks its mutex first) and the hook acts on the request as
+//!   it returns ([`Point`]).
+//! - Hooks of cancellation points bracket their work with [`Point::enter`] / [`Point::leave`]: a pending
+//!   request is acted on at entry; one that ended the call's park, at exit.
+//! - Asynchronous cancellation (PTHREAD_CANCEL_ASYNCHRONOUS) of a running coroutine uses the preemption
+//!   signal: the preempted coroutine unwinds from the preemption trampoline (whose unwind information leads
+//!   back to the interrupted instruction, as the kernel's signal frame does natively) instead of yielding;
+//!   one that is not running acts when it is next preempted or reaches a cancellation point.
+//! - Threads the shim does not run as coroutines keep glibc's own cancellation untouched (the hooks pass
+//!   them through).
+
+use super::task::{TaskRef, Wake};
+use super::worker;
+use core::sync::atomic::Ordering;
+
+/// Cancellation disabled (pthread_setcancelstate).
+pub const DISABLED: u32 = 1;
+/// Asynchronous cancellation type.
+pub const ASYNC: u32 = 2;
+/// Cancellation was requested.
+pub const REQUESTED: u32 = 4;
+/// The thread is exiting (pthread_exit, or a cancellation being acted on): no further request is acted on.
+pub const EXITING: u32 = 8;
+/// A request ended the park of the current cancellation point: act when the point returns.
+pub const WOKEN: u32 = 16;
+
+/// glibc's PTHREAD_CANCEL_ENABLE, _DISABLE, _DEFERRED, _ASYNCHRONOUS (pthread.h).
+const CANCEL_ENABLE: i32 = 0;
+const CANCEL_DISABLE: i32 = 1;
+const CANCEL_DEFERRED: i32 = 0;
+const CANCEL_ASYNCHRONOUS: i32 = 1;
+
+/// glibc's PTHREAD_CANCELED.
+pub const CANCELED: *mut core::ffi::c_void = usize::MAX as *mut core::ffi::c_void;
+
+/// Whether a request is to be acted on at a cancellation point now.
+#[inline]
+fn actionable(c: u32) -> bool {
+    c & (DISABLED | REQUESTED | EXITING) == REQUESTED
+}
+
+/// Whether a request is to be acted on at once, anywhere (asynchronous type).
+#[inline]
+fn actionable_async(c: u32) -> bool {
+    actionable(c) && c & ASYNC != 0
+}
+
+/// Resets the state for a new thread on a (possibly reused) task record.
+pub fn reset(task: TaskRef) {
+    task.cancel.store(0, Ordering::SeqCst);
+    task.cancel_park.store(0, Ordering::SeqCst);
+    task.at_point.set(false);
+}
+
+/// Acts on a request: glibc's forced unwind with PTHREAD_CANCELED as the thread's result. Called on the
+/// coroutine's own stack, from a hook (which is `extern "C-unwind"`, like every frame between here and
+/// the program's code).
+pub fn act(me: TaskRef) -> ! {
+    me.cancel.fetch_or(EXITING, Ordering::SeqCst);
+    me.at_point.set(false);
+    // SAFETY: glibc's pthread_exit on the coroutine's own TCB and stack, under the outermost cancellation
+    // buffer thread_entry.c installed; it does not return.
+    unsafe { crate::real::pthread_exit(CANCELED) };
+    unreachable!("pthread_exit returned")
+}
+
+/// pthread_testcancel, and the check at the entry of every cancellation point.
+pub fn test() {
+    if let Some(me) = worker::current_task()
+        && actionable(me.cancel.load(Ordering::SeqCst))
+    {
+        act(me);
+    }
+}
+
+/// The thread calls pthread_exit: requests made from now on are not acted on (glibc sets EXITING).
+pub fn exiting() {
+    if let Some(me) = worker::current_task() {
+        me.cancel.fetch_or(EXITING, Ordering::SeqCst);
+    }
+}
+
+/// A cancellation point of the calling coroutine, from a hook: [`Point::enter`] acts on a pending request;
+/// parks meanwhile can be ended by a request; [`Point::leave`] acts on a request that ended one.
+pub struct Point {
+    me: Option<TaskRef>,
+    outer: bool,
+}
+
+impl Point {
+    #[inline]
+    pub fn enter() -> Point {
+        let Some(me) = worker::current_task() else { return Point { me: None, outer: false } };
+        let c = me.cancel.load(Ordering::SeqCst);
+        if actionable(c) {
+            act(me);
+        }
+        if c & WOKEN != 0 {
+            me.cancel.fetch_and(!WOKEN, Ordering::SeqCst);
+        }
+        Point { me: Some(me), outer: me.at_point.replace(true) }
+    }
+
+    /// Ends the point; acts on a request that ended a park during it. Returns `r` otherwise.
+    #[inline]
+    pub fn leave<R>(self, r: R) -> R {
+        if let Some(me) = self.me {
+            me.at_point.set(self.outer);
+            let c = me.cancel.load(Ordering::SeqCst);
+            if c & WOKEN != 0 && actionable(c) {
+                act(me);
+            }
+        }
+        r
+    }
+}
+
+/// Runs `f` as a cancellation point of the calling coroutine (see [`Point`]).
+#[inline]
+pub fn point<R>(f: impl FnOnce() -> R) -> R {
+    let p = Point::enter();
+    let r = f();
+    p.leave(r)
+}
+
+/// Called for every park a coroutine begins (generation `park`): inside a cancellation point, the park
+/// can be ended by a request; one already pending ends it at once. A second park in the same point (a
+/// condition variable re-locking its mutex, a restarted wait) is not ended again.
+#[inline]
+pub fn on_park(me: &super::task::Task, park: u32) {
+    if !me.at_point.get() || me.cancel.load(Ordering::Relaxed) & WOKEN != 0 {
+        me.cancel_park.store(0, Ordering::Relaxed);
+        return;
+    }
+    me.cancel_park.store(park.wrapping_add(1), Ordering::SeqCst);
+    if actionable(me.cancel.load(Ordering::SeqCst)) {
+        // A request came between the entry check and now: the park ends as soon as it begins.
+        me.cancel.fetch_or(WOKEN, Ordering::SeqCst);
+        me.interrupt_restarts.store(false, Ordering::Relaxed);
+        // SAFETY: tasks are pooled for the life of the process; `me` is the caller's own record.
+        let task = TaskRef(core::ptr::NonNull::from(me));
+        super::get().sched.wake(task, park, Wake::Interrupted);
+    }
+}
+
+/// Ends the target's park if it waits in a cancellation point.
+fn wake_parked(target: TaskRef) {
+    let p = target.cancel_park.load(Ordering::SeqCst);
+    if p == 0 {
+        return;
+    }
+    target.cancel.fetch_or(WOKEN, Ordering::SeqCst);
+    target.interrupt_restarts.store(false, Ordering::Relaxed);
+    if !super::get().sched.wake(target, p - 1, Wake::Interrupted) {
+        // The park had ended already (or it is another park now, which checks the request itself).
+        target.cancel.fetch_and(!WOKEN, Ordering::SeqCst);
+    }
+}
+
+/// What glibc's pthread_cancel answers for a thread that has ended but is not joined yet (its kernel tid
+/// cleared): ESRCH before glibc 2.34, 0 from 2.34 on (glibc bug 19193).
+fn ended_answer() -> i32 {
+    if super::identity::glibc_at_least(2, 34) { 0 } else { libc::ESRCH }
+}
+
+/// pthread_cancel of a coroutine thread.
+pub fn request(target: TaskRef) -> i32 {
+    match target.join.lock().life {
+        super::task::Life::Running => {}
+        _ => return ended_answer(),
+    }
+    let old = target.cancel.fetch_or(REQUESTED, Ordering::SeqCst);
+    let c = old | REQUESTED;
+    if old & REQUESTED != 0 || !actionable(c) {
+        // Already requested, disabled (acted on once enabled), or exiting.
+        return 0;
+    }
+    let me = worker::current_task();
+    if me == Some(target) {
+        // To itself: deferred waits for the next cancellation point, asynchronous acts now (as glibc).
+        if c & ASYNC != 0 {
+            act(target);
+        }
+        return 0;
+    }
+    wake_parked(target);
+    if c & ASYNC != 0 {
+        super::preempt::cancel_running(target);
+    }
+    0
+}
+
+/// pthread_setcancelstate for the calling coroutine: EINVAL for an unknown state; enabling with a
+/// pending request under the asynchronous type acts at once (as glibc).
+pub fn set_state(state: i32, old: Option<&mut i32>) -> i32 {
+    let Some(me) = worker::current_task() else { return libc::ENOSYS };
+    let bit = match state {
+        CANCEL_ENABLE => 0,
+        CANCEL_DISABLE => DISABLED,
+        _ => return libc::EINVAL,
+    };
+    let prev = me.cancel.load(Ordering::SeqCst);
+    let next = (prev & !DISABLED) | bit;
+    me.cancel.fetch_and(!DISABLED, Ordering::SeqCst);
+    me.cancel.fetch_or(bit, Ordering::SeqCst);
+    if let Some(o) = old {
+        *o = if prev & DISABLED != 0 { CANCEL_DISABLE } else { CANCEL_ENABLE };
+    }
+    if actionable_async(me.cancel.load(Ordering::SeqCst)) && !actionable_async(prev) && actionable_async(next) {
+        act(me);
+    }
+    0
+}
+
+/// pthread_setcanceltype for the calling coroutine (as [`set_state`]).
+pub fn set_type(kind: i32, old: Option<&mut i32>) -> i32 {
+    let Some(me) = worker::current_task() else { return libc::ENOSYS };
+    let bit = match kind {
+        CANCEL_DEFERRED => 0,
+        CANCEL_ASYNCHRONOUS => ASYNC,
+        _ => return libc::EINVAL,
+    };
+    let prev = me.cancel.load(Ordering::SeqCst);
+    me.cancel.fetch_and(!ASYNC, Ordering::SeqCst);
+    me.cancel.fetch_or(bit, Ordering::SeqCst);
+    if let Some(o) = old {
+        *o = if prev & ASYNC != 0 { CANCEL_ASYNCHRONOUS } else { CANCEL_DEFERRED };
+    }
+    if actionable_async(me.cancel.load(Ordering::SeqCst)) {
+        act(me);
+    }
+    0
+}
+
+/// For the preemption trampoline: the preempted (or resumed) coroutine acts on an asynchronous request.
+pub fn async_pending(me: &super::task::Task) -> bool {
+    actionable_async(me.cancel.load(Ordering::SeqCst))
+}
