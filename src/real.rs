@@ -67,10 +67,8 @@ macro_rules! declare_real {
             #[inline(always)]
             #[allow(clippy::too_many_arguments)]
             pub unsafe fn $name($($arg: $t),*) -> $ret {
-                // SAFETY: the symbol has this C signature in glibc. "C-unwind": a libc function that is a
-                // cancellation point may end in glibc's forced unwind (pthread_exit, thread cancellation).
-                let f: unsafe extern "C-unwind" fn($($t),*) -> $ret =
-                    unsafe { core::mem::transmute(slot::$name.addr()) };
+                // SAFETY: the symbol has this C signature in glibc.
+                let f: unsafe extern "C" fn($($t),*) -> $ret = unsafe { core::mem::transmute(slot::$name.addr()) };
                 // SAFETY: the caller upholds the libc function's contract.
                 unsafe { f($($arg),*) }
             }
@@ -191,7 +189,7 @@ declare_real! {
     fn pthread_getattr_np(t: libc::pthread_t, attr: *mut libc::pthread_attr_t) -> c_int;
     fn pthread_setname_np(t: libc::pthread_t, name: *const c_char) -> c_int;
     fn pthread_getname_np(t: libc::pthread_t, name: *mut c_char, len: usize) -> c_int;
-    fn pthread_once(once: *mut libc::pthread_once_t, init: extern "C-unwind" fn()) -> c_int;
+    fn pthread_once(once: *mut libc::pthread_once_t, init: extern "C" fn()) -> c_int;
     fn pthread_cancel(t: libc::pthread_t) -> c_int;
     fn pthread_setcancelstate(state: c_int, old: *mut c_int) -> c_int;
     fn pthread_setcanceltype(kind: c_int, old: *mut c_int) -> c_int;

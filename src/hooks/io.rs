@@ -28,7 +28,7 @@ unsafe extern "C" {
 /// # Safety
 /// C contract of read.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn read(fd: c_int, buf: *mut c_void, len: usize) -> isize {
+pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, len: usize) -> isize {
     cancel::point(|| {
         if worker::current_task().is_none() {
             // SAFETY: forwarding.
@@ -58,7 +58,7 @@ pub unsafe extern "C" fn __read_chk(fd: c_int, buf: *mut c_void, len: usize, buf
 /// # Safety
 /// C contract of write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn write(fd: c_int, buf: *const c_void, len: usize) -> isize {
+pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, len: usize) -> isize {
     cancel::point(|| {
         if worker::current_task().is_none() {
             // SAFETY: forwarding.
@@ -72,7 +72,7 @@ pub unsafe extern "C-unwind" fn write(fd: c_int, buf: *const c_void, len: usize)
 /// # Safety
 /// C contract of readv.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn readv(fd: c_int, iov: *const libc::iovec, cnt: c_int) -> isize {
+pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, cnt: c_int) -> isize {
     cancel::point(|| {
         if worker::current_task().is_none() || cnt < 0 {
             // SAFETY: forwarding.
@@ -85,7 +85,7 @@ pub unsafe extern "C-unwind" fn readv(fd: c_int, iov: *const libc::iovec, cnt: c
 /// # Safety
 /// C contract of writev.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn writev(fd: c_int, iov: *const libc::iovec, cnt: c_int) -> isize {
+pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, cnt: c_int) -> isize {
     cancel::point(|| {
         if worker::current_task().is_none() || cnt < 0 || cnt > io::IOV_MAX as c_int {
             // SAFETY: forwarding (bad counts get the kernel's EINVAL).
@@ -117,7 +117,7 @@ fn not_open() -> c_int {
 /// # Safety
 /// C contract of close.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn close(fd: c_int) -> c_int {
+pub unsafe extern "C" fn close(fd: c_int) -> c_int {
     cancel::point(|| {
         if crate::runtime::running() && fd::closing(fd) == fd::Closing::NotOpen {
             return not_open();
@@ -447,7 +447,7 @@ pub unsafe extern "C" fn splice(
 /// # Safety
 /// C contract of pread (pread64 is the same function on x86-64).
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn pread(fd: c_int, buf: *mut c_void, len: usize, off: libc::off_t) -> isize {
+pub unsafe extern "C" fn pread(fd: c_int, buf: *mut c_void, len: usize, off: libc::off_t) -> isize {
     cancel::point(|| {
         if worker::current_task().is_none() || len == 0 || off < 0 || !crate::runtime::io::is_regular_file(fd) {
             // SAFETY: forwarding (pipes and sockets answer ESPIPE, bad offsets EINVAL, at once).
@@ -460,7 +460,7 @@ pub unsafe extern "C-unwind" fn pread(fd: c_int, buf: *mut c_void, len: usize, o
 /// # Safety
 /// C contract of pread64.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn pread64(fd: c_int, buf: *mut c_void, len: usize, off: libc::off_t) -> isize {
+pub unsafe extern "C" fn pread64(fd: c_int, buf: *mut c_void, len: usize, off: libc::off_t) -> isize {
     cancel::point(|| {
         // SAFETY: same contract.
         unsafe { pread(fd, buf, len, off) }
@@ -502,7 +502,7 @@ pub unsafe extern "C" fn __pread64_chk(
 /// # Safety
 /// C contract of pwrite.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn pwrite(fd: c_int, buf: *const c_void, len: usize, off: libc::off_t) -> isize {
+pub unsafe extern "C" fn pwrite(fd: c_int, buf: *const c_void, len: usize, off: libc::off_t) -> isize {
     cancel::point(|| {
         if worker::current_task().is_none() || off < 0 || !crate::runtime::io::is_regular_file(fd) {
             // SAFETY: forwarding.
@@ -515,7 +515,7 @@ pub unsafe extern "C-unwind" fn pwrite(fd: c_int, buf: *const c_void, len: usize
 /// # Safety
 /// C contract of pwrite64.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn pwrite64(fd: c_int, buf: *const c_void, len: usize, off: libc::off_t) -> isize {
+pub unsafe extern "C" fn pwrite64(fd: c_int, buf: *const c_void, len: usize, off: libc::off_t) -> isize {
     cancel::point(|| {
         // SAFETY: same contract.
         unsafe { pwrite(fd, buf, len, off) }
@@ -525,7 +525,7 @@ pub unsafe extern "C-unwind" fn pwrite64(fd: c_int, buf: *const c_void, len: usi
 /// # Safety
 /// C contract of fsync.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn fsync(fd: c_int) -> c_int {
+pub unsafe extern "C" fn fsync(fd: c_int) -> c_int {
     cancel::point(|| {
         if worker::current_task().is_none() {
             // SAFETY: forwarding.
@@ -538,7 +538,7 @@ pub unsafe extern "C-unwind" fn fsync(fd: c_int) -> c_int {
 /// # Safety
 /// C contract of fdatasync.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn fdatasync(fd: c_int) -> c_int {
+pub unsafe extern "C" fn fdatasync(fd: c_int) -> c_int {
     cancel::point(|| {
         if worker::current_task().is_none() {
             // SAFETY: forwarding.
@@ -546,4 +546,63 @@ pub unsafe extern "C-unwind" fn fdatasync(fd: c_int) -> c_int {
         }
         ret(crate::runtime::file::sync(fd, true)) as c_int
     })
+}
+
+/// msgrcv: a cancellation point that may wait indefinitely on a System V message queue (no descriptor to
+/// poll): a coroutine tries without waiting and sleeps between tries (see `runtime::poll_call`).
+///
+/// # Safety
+/// C contract of msgrcv.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn msgrcv(id: c_int, msg: *mut c_void, size: usize, kind: libc::c_long, flags: c_int) -> isize {
+    if worker::current_task().is_none() || flags & libc::IPC_NOWAIT != 0 {
+        // SAFETY: forwarding.
+        return unsafe { real::msgrcv(id, msg, size, kind, flags) };
+    }
+    cancel::point(|| {
+        let r = crate::runtime::poll_call(libc::ENOMSG, || {
+            // SAFETY: the caller's arguments, as for msgrcv.
+            match unsafe { real::msgrcv(id, msg, size, kind, flags | libc::IPC_NOWAIT) } {
+                n if n >= 0 => Ok(n),
+                // SAFETY: errno of the calling thread.
+                _ => Err(unsafe { *libc::__errno_location() }),
+            }
+        });
+        ret_errno(r)
+    })
+}
+
+/// msgsnd: as [`msgrcv`], waiting for room in a full queue.
+///
+/// # Safety
+/// C contract of msgsnd.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn msgsnd(id: c_int, msg: *const c_void, size: usize, flags: c_int) -> c_int {
+    if worker::current_task().is_none() || flags & libc::IPC_NOWAIT != 0 {
+        // SAFETY: forwarding.
+        return unsafe { real::msgsnd(id, msg, size, flags) };
+    }
+    cancel::point(|| {
+        let r = crate::runtime::poll_call(libc::EAGAIN, || {
+            // SAFETY: the caller's arguments, as for msgsnd.
+            match unsafe { real::msgsnd(id, msg, size, flags | libc::IPC_NOWAIT) } {
+                0 => Ok(0isize),
+                // SAFETY: errno of the calling thread.
+                _ => Err(unsafe { *libc::__errno_location() }),
+            }
+        });
+        ret_errno(r) as c_int
+    })
+}
+
+/// -1 with errno for an error, else the value.
+fn ret_errno(r: Result<isize, i32>) -> isize {
+    match r {
+        Ok(n) => n,
+        Err(e) => {
+            // SAFETY: errno of the calling thread.
+            unsafe { *libc::__errno_location() = e };
+            -1
+        }
+    }
 }

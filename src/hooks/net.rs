@@ -18,7 +18,7 @@ unsafe extern "C" {
 /// # Safety
 /// C contract of recv.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn recv(fd: c_int, buf: *mut c_void, len: usize, flags: c_int) -> isize {
+pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: usize, flags: c_int) -> isize {
     cancel::point(|| {
         if worker::current_task().is_none() {
             // SAFETY: forwarding.
@@ -31,7 +31,7 @@ pub unsafe extern "C-unwind" fn recv(fd: c_int, buf: *mut c_void, len: usize, fl
 /// # Safety
 /// C contract of recvfrom.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn recvfrom(
+pub unsafe extern "C" fn recvfrom(
     fd: c_int,
     buf: *mut c_void,
     len: usize,
@@ -83,7 +83,7 @@ pub unsafe extern "C" fn __recvfrom_chk(
 /// # Safety
 /// C contract of recvmsg.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> isize {
+pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> isize {
     cancel::point(|| {
         if worker::current_task().is_none() || flags & libc::MSG_DONTWAIT != 0 {
             // SAFETY: forwarding.
@@ -96,7 +96,7 @@ pub unsafe extern "C-unwind" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags
 /// # Safety
 /// C contract of send.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn send(fd: c_int, buf: *const c_void, len: usize, flags: c_int) -> isize {
+pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: usize, flags: c_int) -> isize {
     cancel::point(|| {
         if worker::current_task().is_none() {
             // SAFETY: forwarding.
@@ -109,7 +109,7 @@ pub unsafe extern "C-unwind" fn send(fd: c_int, buf: *const c_void, len: usize, 
 /// # Safety
 /// C contract of sendto.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn sendto(
+pub unsafe extern "C" fn sendto(
     fd: c_int,
     buf: *const c_void,
     len: usize,
@@ -129,7 +129,7 @@ pub unsafe extern "C-unwind" fn sendto(
 /// # Safety
 /// C contract of sendmsg.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> isize {
+pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> isize {
     cancel::point(|| {
         // Read once: for the descriptors it passes (SCM_RIGHTS) and for the cooperative send below.
         let copy = if crate::runtime::running() { crate::runtime::sys::usercopy::read(msg).ok() } else { None };
@@ -154,7 +154,7 @@ pub unsafe extern "C-unwind" fn sendmsg(fd: c_int, msg: *const libc::msghdr, fla
 /// # Safety
 /// C contract of accept.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn accept(fd: c_int, addr: *mut libc::sockaddr, alen: *mut libc::socklen_t) -> c_int {
+pub unsafe extern "C" fn accept(fd: c_int, addr: *mut libc::sockaddr, alen: *mut libc::socklen_t) -> c_int {
     cancel::point(|| {
         // SAFETY: same contract.
         unsafe { accept4(fd, addr, alen, 0) }
@@ -164,7 +164,7 @@ pub unsafe extern "C-unwind" fn accept(fd: c_int, addr: *mut libc::sockaddr, ale
 /// # Safety
 /// C contract of accept4.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn accept4(
+pub unsafe extern "C" fn accept4(
     fd: c_int,
     addr: *mut libc::sockaddr,
     alen: *mut libc::socklen_t,
@@ -187,7 +187,7 @@ pub unsafe extern "C-unwind" fn accept4(
 /// # Safety
 /// C contract of connect.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn connect(fd: c_int, addr: *const libc::sockaddr, alen: libc::socklen_t) -> c_int {
+pub unsafe extern "C" fn connect(fd: c_int, addr: *const libc::sockaddr, alen: libc::socklen_t) -> c_int {
     cancel::point(|| {
         if worker::current_task().is_none() {
             // SAFETY: forwarding.
@@ -250,7 +250,7 @@ pub unsafe extern "C" fn setsockopt(
 /// # Safety
 /// C contract of recvmmsg.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn recvmmsg(
+pub unsafe extern "C" fn recvmmsg(
     fd: c_int,
     vec: *mut libc::mmsghdr,
     vlen: libc::c_uint,
@@ -286,12 +286,7 @@ pub unsafe extern "C-unwind" fn recvmmsg(
 /// # Safety
 /// C contract of sendmmsg.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn sendmmsg(
-    fd: c_int,
-    vec: *mut libc::mmsghdr,
-    vlen: libc::c_uint,
-    flags: c_int,
-) -> c_int {
+pub unsafe extern "C" fn sendmmsg(fd: c_int, vec: *mut libc::mmsghdr, vlen: libc::c_uint, flags: c_int) -> c_int {
     cancel::point(|| {
         if crate::runtime::running() {
             for i in 0..vlen.min(1024) as usize {

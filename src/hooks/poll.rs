@@ -61,7 +61,7 @@ fn ppoll_probe(fds: *mut libc::pollfd, n: libc::nfds_t, mask: *const libc::sigse
 /// # Safety
 /// C contract of poll.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn poll(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: c_int) -> c_int {
+pub unsafe extern "C" fn poll(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: c_int) -> c_int {
     cancel::point(|| {
         if timeout == 0 || worker::current_task().is_none() {
             // SAFETY: forwarding.
@@ -116,7 +116,7 @@ pub unsafe extern "C" fn __ppoll_chk(
 /// # Safety
 /// C contract of ppoll.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn ppoll(
+pub unsafe extern "C" fn ppoll(
     fds: *mut libc::pollfd,
     n: libc::nfds_t,
     ts: *const libc::timespec,
@@ -243,7 +243,7 @@ fn select_common(
 /// # Safety
 /// C contract of select (Linux: the timeout is updated to the time left).
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn select(
+pub unsafe extern "C" fn select(
     n: c_int,
     r: *mut libc::fd_set,
     w: *mut libc::fd_set,
@@ -286,7 +286,7 @@ pub unsafe extern "C-unwind" fn select(
 /// # Safety
 /// C contract of pselect.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn pselect(
+pub unsafe extern "C" fn pselect(
     n: c_int,
     r: *mut libc::fd_set,
     w: *mut libc::fd_set,
@@ -337,12 +337,7 @@ fn epoll_common(
 /// # Safety
 /// C contract of epoll_wait.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn epoll_wait(
-    epfd: c_int,
-    events: *mut libc::epoll_event,
-    max: c_int,
-    timeout: c_int,
-) -> c_int {
+pub unsafe extern "C" fn epoll_wait(epfd: c_int, events: *mut libc::epoll_event, max: c_int, timeout: c_int) -> c_int {
     cancel::point(|| {
         if timeout == 0 || worker::current_task().is_none() {
             // SAFETY: forwarding.
@@ -355,7 +350,7 @@ pub unsafe extern "C-unwind" fn epoll_wait(
 /// # Safety
 /// C contract of epoll_pwait.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn epoll_pwait(
+pub unsafe extern "C" fn epoll_pwait(
     epfd: c_int,
     events: *mut libc::epoll_event,
     max: c_int,
@@ -374,7 +369,7 @@ pub unsafe extern "C-unwind" fn epoll_pwait(
 /// # Safety
 /// C contract of epoll_pwait2.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn epoll_pwait2(
+pub unsafe extern "C" fn epoll_pwait2(
     epfd: c_int,
     events: *mut libc::epoll_event,
     max: c_int,

@@ -47,21 +47,21 @@ fn wait4_cooperative(pid: libc::pid_t, status: *mut c_int, options: c_int, rusag
 /// # Safety
 /// C contract of waitpid.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn waitpid(pid: libc::pid_t, status: *mut c_int, options: c_int) -> libc::pid_t {
+pub unsafe extern "C" fn waitpid(pid: libc::pid_t, status: *mut c_int, options: c_int) -> libc::pid_t {
     cancel::point(|| wait4_cooperative(pid, status, options, core::ptr::null_mut()))
 }
 
 /// # Safety
 /// C contract of wait.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn wait(status: *mut c_int) -> libc::pid_t {
+pub unsafe extern "C" fn wait(status: *mut c_int) -> libc::pid_t {
     cancel::point(|| wait4_cooperative(-1, status, 0, core::ptr::null_mut()))
 }
 
 /// # Safety
 /// C contract of wait4.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn wait4(
+pub unsafe extern "C" fn wait4(
     pid: libc::pid_t,
     status: *mut c_int,
     options: c_int,
@@ -73,7 +73,7 @@ pub unsafe extern "C-unwind" fn wait4(
 /// # Safety
 /// C contract of waitid.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn waitid(
+pub unsafe extern "C" fn waitid(
     idtype: libc::idtype_t,
     id: libc::id_t,
     info: *mut libc::siginfo_t,
@@ -131,7 +131,7 @@ pub unsafe extern "C" fn popen(cmd: *const c_char, mode: *const c_char) -> *mut 
 /// # Safety
 /// C contract of system.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn system(cmd: *const std::ffi::c_char) -> c_int {
+pub unsafe extern "C" fn system(cmd: *const std::ffi::c_char) -> c_int {
     cancel::point(|| {
         crate::runtime::fd::sharing_with_child();
         let cmd = cmd as usize;

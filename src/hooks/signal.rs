@@ -107,7 +107,7 @@ fn read_set(set: *const libc::sigset_t) -> Result<u64, c_int> {
 /// # Safety
 /// C contract of sigsuspend.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn sigsuspend(mask: *const libc::sigset_t) -> c_int {
+pub unsafe extern "C" fn sigsuspend(mask: *const libc::sigset_t) -> c_int {
     cancel::point(|| {
         if worker::current_task().is_some() {
             match read_set(mask) {
@@ -138,7 +138,7 @@ pub unsafe extern "C-unwind" fn sigsuspend(mask: *const libc::sigset_t) -> c_int
 /// # Safety
 /// C contract of pause.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn pause() -> c_int {
+pub unsafe extern "C" fn pause() -> c_int {
     cancel::point(|| match worker::current_task() {
         Some(me) => {
             signals::suspend(me.sigmask.get());
@@ -192,7 +192,7 @@ fn errno_result(r: Result<c_int, c_int>) -> c_int {
 /// # Safety
 /// C contract of sigtimedwait.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn sigtimedwait(
+pub unsafe extern "C" fn sigtimedwait(
     set: *const libc::sigset_t,
     info: *mut libc::siginfo_t,
     ts: *const libc::timespec,
@@ -203,7 +203,7 @@ pub unsafe extern "C-unwind" fn sigtimedwait(
 /// # Safety
 /// C contract of sigwaitinfo.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn sigwaitinfo(set: *const libc::sigset_t, info: *mut libc::siginfo_t) -> c_int {
+pub unsafe extern "C" fn sigwaitinfo(set: *const libc::sigset_t, info: *mut libc::siginfo_t) -> c_int {
     cancel::point(|| errno_result(timed_wait(set, info, core::ptr::null())))
 }
 
@@ -212,7 +212,7 @@ pub unsafe extern "C-unwind" fn sigwaitinfo(set: *const libc::sigset_t, info: *m
 /// # Safety
 /// C contract of sigwait.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn sigwait(set: *const libc::sigset_t, sig: *mut c_int) -> c_int {
+pub unsafe extern "C" fn sigwait(set: *const libc::sigset_t, sig: *mut c_int) -> c_int {
     cancel::point(|| {
         loop {
             match timed_wait(set, core::ptr::null_mut(), core::ptr::null()) {
@@ -222,7 +222,7 @@ pub unsafe extern "C-unwind" fn sigwait(set: *const libc::sigset_t, sig: *mut c_
                     }
                     return 0;
                 }
-                Err(libc::EINTR) => continue,
+                Err(libc::EINTR) if !cancel::woken() => continue,
                 Err(e) => return e,
             }
         }

@@ -32,7 +32,7 @@ fn sleep_ns(ns: u64) -> Result<(), u64> {
 /// # Safety
 /// C contract of sleep.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn sleep(secs: libc::c_uint) -> libc::c_uint {
+pub unsafe extern "C" fn sleep(secs: libc::c_uint) -> libc::c_uint {
     cancel::point(|| {
         if worker::current_task().is_none() {
             // SAFETY: forwarding.
@@ -49,7 +49,7 @@ pub unsafe extern "C-unwind" fn sleep(secs: libc::c_uint) -> libc::c_uint {
 /// # Safety
 /// C contract of usleep.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn usleep(usecs: libc::useconds_t) -> c_int {
+pub unsafe extern "C" fn usleep(usecs: libc::useconds_t) -> c_int {
     cancel::point(|| {
         if worker::current_task().is_none() {
             // SAFETY: forwarding.
@@ -75,7 +75,7 @@ fn read_request(req: *const libc::timespec) -> Result<u64, c_int> {
 /// # Safety
 /// C contract of nanosleep.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn nanosleep(req: *const libc::timespec, rem: *mut libc::timespec) -> c_int {
+pub unsafe extern "C" fn nanosleep(req: *const libc::timespec, rem: *mut libc::timespec) -> c_int {
     cancel::point(|| {
         if worker::current_task().is_none() {
             // SAFETY: forwarding.
@@ -113,7 +113,7 @@ fn timer_clock(clock: libc::clockid_t) -> bool {
 /// # Safety
 /// C contract of clock_nanosleep (returns the error number; errno is untouched).
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn clock_nanosleep(
+pub unsafe extern "C" fn clock_nanosleep(
     clock: libc::clockid_t,
     flags: c_int,
     req: *const libc::timespec,

@@ -332,10 +332,7 @@ impl CondWaitArgs {
 /// # Safety
 /// C contract of pthread_cond_wait.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn pthread_cond_wait(
-    c: *mut libc::pthread_cond_t,
-    m: *mut libc::pthread_mutex_t,
-) -> c_int {
+pub unsafe extern "C" fn pthread_cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t) -> c_int {
     cancel::point(|| {
         // SAFETY: as for this function.
         unsafe { cond_wait(c, m, CondTimeout::Never) }
@@ -345,7 +342,7 @@ pub unsafe extern "C-unwind" fn pthread_cond_wait(
 /// # Safety
 /// C contract of pthread_cond_timedwait.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn pthread_cond_timedwait(
+pub unsafe extern "C" fn pthread_cond_timedwait(
     c: *mut libc::pthread_cond_t,
     m: *mut libc::pthread_mutex_t,
     abstime: *const libc::timespec,
@@ -359,7 +356,7 @@ pub unsafe extern "C-unwind" fn pthread_cond_timedwait(
 /// # Safety
 /// C contract of pthread_cond_clockwait.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn pthread_cond_clockwait(
+pub unsafe extern "C" fn pthread_cond_clockwait(
     c: *mut libc::pthread_cond_t,
     m: *mut libc::pthread_mutex_t,
     clock: libc::clockid_t,
@@ -580,7 +577,7 @@ fn sem_shared_wait(s: *mut libc::sem_t, deadline: sync::Deadline) -> c_int {
 /// # Safety
 /// C contract of sem_wait.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn sem_wait(s: *mut libc::sem_t) -> c_int {
+pub unsafe extern "C" fn sem_wait(s: *mut libc::sem_t) -> c_int {
     cancel::point(|| {
         // SAFETY: an initialised semaphore per the contract.
         match unsafe { semaphore(s) } {
@@ -607,7 +604,7 @@ pub unsafe extern "C" fn sem_trywait(s: *mut libc::sem_t) -> c_int {
 /// # Safety
 /// C contract of sem_timedwait.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn sem_timedwait(s: *mut libc::sem_t, abstime: *const libc::timespec) -> c_int {
+pub unsafe extern "C" fn sem_timedwait(s: *mut libc::sem_t, abstime: *const libc::timespec) -> c_int {
     cancel::point(|| {
         // SAFETY: forwarding to the clock variant.
         unsafe { sem_clockwait(s, libc::CLOCK_REALTIME, abstime) }
@@ -617,7 +614,7 @@ pub unsafe extern "C-unwind" fn sem_timedwait(s: *mut libc::sem_t, abstime: *con
 /// # Safety
 /// C contract of sem_clockwait.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn sem_clockwait(
+pub unsafe extern "C" fn sem_clockwait(
     s: *mut libc::sem_t,
     clock: libc::clockid_t,
     abstime: *const libc::timespec,

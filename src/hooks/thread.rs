@@ -82,7 +82,7 @@ unsafe fn finish_join(r: Result<*mut c_void, i32>, ret: *mut *mut c_void) -> c_i
 /// # Safety
 /// C contract of pthread_join.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn pthread_join(t: libc::pthread_t, ret: *mut *mut c_void) -> c_int {
+pub unsafe extern "C" fn pthread_join(t: libc::pthread_t, ret: *mut *mut c_void) -> c_int {
     // A cancellation point (a cancelled joiner leaves its target joinable: see `thread::join`).
     let point = cancel::Point::enter();
     let r = match known(t) {
@@ -166,7 +166,7 @@ fn join_by_deadline(
 /// # Safety
 /// C contract of pthread_timedjoin_np.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn pthread_timedjoin_np(
+pub unsafe extern "C" fn pthread_timedjoin_np(
     t: libc::pthread_t,
     ret: *mut *mut c_void,
     abstime: *const libc::timespec,
@@ -178,7 +178,7 @@ pub unsafe extern "C-unwind" fn pthread_timedjoin_np(
 /// # Safety
 /// C contract of pthread_clockjoin_np.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn pthread_clockjoin_np(
+pub unsafe extern "C" fn pthread_clockjoin_np(
     t: libc::pthread_t,
     ret: *mut *mut c_void,
     clock: libc::clockid_t,
@@ -226,7 +226,7 @@ pub unsafe extern "C" fn pthread_kill(t: libc::pthread_t, sig: c_int) -> c_int {
 /// # Safety
 /// C contract of pthread_exit.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn pthread_exit(ret: *mut c_void) -> ! {
+pub unsafe extern "C" fn pthread_exit(ret: *mut c_void) -> ! {
     // Requests made from now on are not acted on, as glibc marks the thread exiting.
     cancel::exiting();
     // SAFETY: forwarding; glibc's pthread_exit does not return.
@@ -297,7 +297,7 @@ pub unsafe extern "C" fn pthread_getname_np(t: libc::pthread_t, buf: *mut c_char
 /// # Safety
 /// C contract of pthread_once.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn pthread_once(once: *mut libc::pthread_once_t, init: extern "C-unwind" fn()) -> c_int {
+pub unsafe extern "C" fn pthread_once(once: *mut libc::pthread_once_t, init: extern "C" fn()) -> c_int {
     // SAFETY: pthread_once_t is an int that every user accesses atomically.
     let state = unsafe { &*(once as *const core::sync::atomic::AtomicI32) };
     if runtime::once::done(state) {
@@ -317,7 +317,7 @@ pub unsafe extern "C-unwind" fn pthread_once(once: *mut libc::pthread_once_t, in
 /// # Safety
 /// C contract of pthread_cancel.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn pthread_cancel(t: libc::pthread_t) -> c_int {
+pub unsafe extern "C" fn pthread_cancel(t: libc::pthread_t) -> c_int {
     match known(t) {
         Some(task) => cancel::request(task),
         // SAFETY: forwarding.
@@ -328,7 +328,7 @@ pub unsafe extern "C-unwind" fn pthread_cancel(t: libc::pthread_t) -> c_int {
 /// # Safety
 /// C contract of pthread_setcancelstate.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn pthread_setcancelstate(state: c_int, old: *mut c_int) -> c_int {
+pub unsafe extern "C" fn pthread_setcancelstate(state: c_int, old: *mut c_int) -> c_int {
     if worker::current_task().is_none() {
         // SAFETY: forwarding.
         return unsafe { real::pthread_setcancelstate(state, old) };
@@ -340,7 +340,7 @@ pub unsafe extern "C-unwind" fn pthread_setcancelstate(state: c_int, old: *mut c
 /// # Safety
 /// C contract of pthread_setcanceltype.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn pthread_setcanceltype(kind: c_int, old: *mut c_int) -> c_int {
+pub unsafe extern "C" fn pthread_setcanceltype(kind: c_int, old: *mut c_int) -> c_int {
     if worker::current_task().is_none() {
         // SAFETY: forwarding.
         return unsafe { real::pthread_setcanceltype(kind, old) };
@@ -352,7 +352,7 @@ pub unsafe extern "C-unwind" fn pthread_setcanceltype(kind: c_int, old: *mut c_i
 /// # Safety
 /// C contract of pthread_testcancel.
 #[unsafe(no_mangle)]
-pub unsafe extern "C-unwind" fn pthread_testcancel() {
+pub unsafe extern "C" fn pthread_testcancel() {
     if worker::current_task().is_none() {
         // SAFETY: forwarding.
         return unsafe { real::pthread_testcancel() };

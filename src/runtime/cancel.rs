@@ -67,8 +67,9 @@ pub fn reset(task: TaskRef) {
 }
 
 /// Acts on a request: glibc's forced unwind with PTHREAD_CANCELED as the thread's result. Called on the
-/// coroutine's own stack, from a hook (which is `extern "C-unwind"`, like every frame between here and
-/// the program's code).
+/// coroutine's own stack, from a hook, holding nothing: the library is built with `panic = "abort"`, so
+/// its frames have no landing pads and the unwinder passes them by their frame information alone (which
+/// is also why nothing of the runtime may be mid-way when it is called).
 pub fn act(me: TaskRef) -> ! {
     me.cancel.fetch_or(EXITING, Ordering::SeqCst);
     me.at_point.set(false);
@@ -249,4 +250,10 @@ pub fn set_type(kind: i32, old: Option<&mut i32>) -> i32 {
 /// For the preemption trampoline: the preempted (or resumed) coroutine acts on an asynchronous request.
 pub fn async_pending(me: &super::task::Task) -> bool {
     actionable_async(me.cancel.load(Ordering::SeqCst))
+}
+
+/// Whether a cancellation request ended a park of the calling coroutine's current cancellation point:
+/// a hook that retries after EINTR by itself (sigwait) must return instead, so the request is acted on.
+pub fn woken() -> bool {
+    worker::current_task().is_some_and(|me| me.cancel.load(Ordering::SeqCst) & WOKEN != 0)
 }

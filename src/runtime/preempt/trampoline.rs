@@ -161,7 +161,7 @@ unsafe extern "C" fn trampoline() {
 /// A coroutine with an asynchronous cancellation request unwinds from here instead (before switching out,
 /// or when resumed if the request came meanwhile): glibc's forced unwind goes through the trampoline's
 /// frame, whose unwind information restores the interrupted code's registers, as a signal frame does.
-extern "C-unwind" fn preempted() {
+extern "C" fn preempted() {
     // SAFETY: errno of the calling coroutine.
     let errno = unsafe { *libc::__errno_location() };
     if let Some(task) = worker::current_task() {
