@@ -186,8 +186,8 @@ pub unsafe extern "C" fn pthread_clockjoin_np(
 ) -> c_int {
     let Some(task) = known(t) else {
         if worker::current_task().is_some() {
-            // SAFETY: ret is the caller's out-pointer.
             return cancel::point(|| {
+                // SAFETY: ret is the caller's out-pointer.
                 join_by_deadline(clock, abstime, |kind| unsafe { thread::join_os_thread(t, ret, kind) })
             });
         }
