@@ -24,7 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static int pipe_r[2], pipe_w[2], sock[2], lsock, epfd, msq;
+static int pipe_r[2], pipe_w[2], sock[2], lsock, epfd, msq, full_lsock;
+static struct sockaddr_in full_addr;
 static pid_t child;
 static sem_t sem;
 static pthread_mutex_t mtx;
@@ -46,6 +47,11 @@ static void unlock_cleanup(void *arg)
     /* An error-checking mutex: unlocking succeeds only if this thread holds it again. */
     mutex_held_in_cleanup = pthread_mutex_unlock(&mtx) == 0;
     atomic_fetch_add(&cleanups, 1);
+}
+
+static void close_fd(void *arg)
+{
+    close((int)(long)arg);
 }
 
 static struct timespec far_abs(clockid_t clock)
@@ -89,6 +95,11 @@ static void point(const char *name)
     } else if (!strcmp(name, "send")) {
         for (;;)
             send(sock[1], buf, sizeof buf, 0);
+    } else if (!strcmp(name, "connect")) {
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        pthread_cleanup_push(close_fd, (void *)(long)s);
+        connect(s, (struct sockaddr *)&full_addr, sizeof full_addr);
+        pthread_cleanup_pop(1);
     } else if (!strcmp(name, "accept")) {
         accept(lsock, NULL, NULL);
     } else if (!strcmp(name, "poll")) {
@@ -192,7 +203,7 @@ static void run(const char *name, void *(*fn)(void *))
 
 int main(void)
 {
-    static const char *points[] = {"read", "write", "recv", "send", "accept", "poll", "select", "epoll_wait",
+    static const char *points[] = {"read", "write", "recv", "send", "connect", "accept", "poll", "select", "epoll_wait",
                                    "sleep", "usleep", "nanosleep", "clock_nanosleep", "pause", "sigwait",
                                    "sigtimedwait", "sigsuspend", "waitpid", "sem_wait", "sem_timedwait",
                                    "pthread_join", "msgrcv", "pthread_testcancel"};
@@ -221,6 +232,18 @@ int main(void)
     lsock = socket(AF_INET, SOCK_STREAM, 0);
     if (bind(lsock, (struct sockaddr *)&sa, sizeof sa) || listen(lsock, 4))
         return 1;
+    /* A listener whose accept queue is full: a further connect waits for an answer that does not come. */
+    full_lsock = socket(AF_INET, SOCK_STREAM, 0);
+    full_addr = sa;
+    socklen_t alen = sizeof full_addr;
+    if (bind(full_lsock, (struct sockaddr *)&full_addr, sizeof full_addr) || listen(full_lsock, 0) ||
+        getsockname(full_lsock, (struct sockaddr *)&full_addr, &alen))
+        return 1;
+    for (int i = 0; i < 4; i++) {
+        int s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        connect(s, (struct sockaddr *)&full_addr, sizeof full_addr);
+    }
+    usleep(50000);
     epfd = epoll_create1(0);
     ev.data.fd = pipe_r[0];
     epoll_ctl(epfd, EPOLL_CTL_ADD, pipe_r[0], &ev);

@@ -124,6 +124,19 @@ static void *once_main(void *arg)
     return NULL;
 }
 
+static int self_rc = -1, self_after = 0;
+
+static void *self_main(void *arg)
+{
+    (void)arg;
+    self_rc = pthread_cancel(pthread_self());
+    /* Deferred: nothing happens until a cancellation point. */
+    self_after = 1;
+    pthread_testcancel();
+    self_after = 2;
+    return NULL;
+}
+
 static void *quick_main(void *arg)
 {
     return arg;
@@ -182,6 +195,10 @@ int main(void)
     printf("once: again=%d init runs=%d\n", rc, atomic_load(&init_runs));
     rc = pthread_once(&once, init_plain);
     printf("once: third=%d init runs=%d\n", rc, atomic_load(&init_runs));
+
+    pthread_create(&t, NULL, self_main, NULL);
+    jr = pthread_join(t, &res);
+    printf("self: cancel=%d join=%d canceled=%d reached=%d\n", self_rc, jr, res == PTHREAD_CANCELED, self_after);
 
     /* A thread that ended but is not joined: natively on glibc before 2.34 the answer turns to ESRCH once
      * the kernel cleared the thread's tid, which pthread_kill(t, 0) shows there. */
