@@ -124,6 +124,40 @@ static void *once_main(void *arg)
     return NULL;
 }
 
+/* Threads created with PTHREAD_EXPLICIT_SCHED are real OS threads under the shim too: glibc cancels
+ * them, also while they wait on a semaphore or condition variable the shim runs. */
+static sem_t plain_sem;
+static pthread_mutex_t plain_mtx = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t plain_cv = PTHREAD_COND_INITIALIZER;
+static int plain_cleanup;
+
+static void plain_unlock(void *arg)
+{
+    (void)arg;
+    plain_cleanup = pthread_mutex_unlock(&plain_mtx) == 0 ? 1 : 2;
+}
+
+static void *plain_sem_main(void *arg)
+{
+    (void)arg;
+    atomic_store(&ready, 1);
+    for (;;)
+        sem_wait(&plain_sem);
+    return NULL;
+}
+
+static void *plain_cond_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&plain_mtx);
+    pthread_cleanup_push(plain_unlock, NULL);
+    atomic_store(&ready, 1);
+    for (;;)
+        pthread_cond_wait(&plain_cv, &plain_mtx);
+    pthread_cleanup_pop(0);
+    return NULL;
+}
+
 static int self_rc = -1, self_after = 0;
 
 static void *self_main(void *arg)
@@ -199,6 +233,22 @@ int main(void)
     pthread_create(&t, NULL, self_main, NULL);
     jr = pthread_join(t, &res);
     printf("self: cancel=%d join=%d canceled=%d reached=%d\n", self_rc, jr, res == PTHREAD_CANCELED, self_after);
+
+    pthread_attr_t explicit_attr;
+    pthread_attr_init(&explicit_attr);
+    pthread_attr_setinheritsched(&explicit_attr, PTHREAD_EXPLICIT_SCHED);
+    sem_init(&plain_sem, 0, 0);
+    if (pthread_create(&t, &explicit_attr, plain_sem_main, NULL) == 0) {
+        wait_ready();
+        usleep(20000);
+        cancel_join("real thread sem_wait", t);
+    }
+    if (pthread_create(&t, &explicit_attr, plain_cond_main, NULL) == 0) {
+        wait_ready();
+        usleep(20000);
+        cancel_join("real thread cond_wait", t);
+        printf("real thread cond_wait: mutex held in cleanup %d\n", plain_cleanup);
+    }
 
     /* A thread that ended but is not joined: natively on glibc before 2.34 the answer turns to ESRCH once
      * the kernel cleared the thread's tid, which pthread_kill(t, 0) shows there. */

@@ -320,8 +320,15 @@ pub unsafe extern "C" fn pthread_once(once: *mut libc::pthread_once_t, init: ext
 pub unsafe extern "C" fn pthread_cancel(t: libc::pthread_t) -> c_int {
     match known(t) {
         Some(task) => cancel::request(task),
-        // SAFETY: forwarding.
-        None => unsafe { real::pthread_cancel(t) },
+        None => {
+            // SAFETY: forwarding.
+            let r = unsafe { real::pthread_cancel(t) };
+            if r == 0 && runtime::running() {
+                // A plain thread may wait in the runtime inside a cancellation point.
+                cancel::plain::poke(t);
+            }
+            r
+        }
     }
 }
 

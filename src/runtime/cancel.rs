@@ -100,12 +100,19 @@ pub fn exiting() {
 pub struct Point {
     me: Option<TaskRef>,
     outer: bool,
+    /// A plain thread's point (see [`plain`]).
+    plain: bool,
 }
 
 impl Point {
     #[inline]
     pub fn enter() -> Point {
-        let Some(me) = worker::current_task() else { return Point { me: None, outer: false } };
+        let Some(me) = worker::current_task() else {
+            if !super::running() || worker::current_worker().is_some() {
+                return Point { me: None, outer: false, plain: false };
+            }
+            return Point { me: None, outer: plain::enter(), plain: true };
+        };
         let c = me.cancel.load(Ordering::SeqCst);
         if actionable(c) {
             act(me);
@@ -113,12 +120,15 @@ impl Point {
         if c & WOKEN != 0 {
             me.cancel.fetch_and(!WOKEN, Ordering::SeqCst);
         }
-        Point { me: Some(me), outer: me.at_point.replace(true) }
+        Point { me: Some(me), outer: me.at_point.replace(true), plain: false }
     }
 
     /// Ends the point; acts on a request that ended a park during it. Returns `r` otherwise.
     #[inline]
     pub fn leave<R>(self, r: R) -> R {
+        if self.plain {
+            plain::leave(self.outer);
+        }
         if let Some(me) = self.me {
             me.at_point.set(self.outer);
             let c = me.cancel.load(Ordering::SeqCst);
@@ -256,4 +266,102 @@ pub fn async_pending(me: &super::task::Task) -> bool {
 /// a hook that retries after EINTR by itself (sigwait) must return instead, so the request is acted on.
 pub fn woken() -> bool {
     worker::current_task().is_some_and(|me| me.cancel.load(Ordering::SeqCst) & WOKEN != 0)
+}
+
+/// Cancellation of plain threads (real OS threads the shim does not run as coroutines) stays glibc's: its
+/// requests, state and unwinding. Only the waits the runtime makes for them inside a cancellation point
+/// (a condition variable or semaphore the runtime runs) are not glibc's, so glibc's request, which sends no
+/// signal to a thread with deferred cancellation, would not end them: `pthread_cancel` pokes such a wait
+/// (its futex word goes from 0 to [`POKE`]); the waiter, if its cancellation is enabled, ends the wait with
+/// cancellation disabled for a moment and the hook then lets glibc act (`pthread_testcancel`).
+pub mod plain {
+    use super::super::lock::Lock;
+    use super::super::sys::futex;
+    use core::cell::Cell;
+    use core::sync::atomic::{AtomicU32, Ordering};
+
+    /// The value a poke leaves in a parked plain thread's futex word (an unpark stores 1).
+    const POKE: u32 = 2;
+
+    /// Plain threads parked by the runtime inside a cancellation point: (pthread_t, futex word address).
+    static PARKED: Lock<Vec<(usize, usize)>> = Lock::new(Vec::new());
+
+    // Plain threads only (never read on a coroutine, whose FS names its own TLS): whether the thread is
+    // inside a cancellation point, and whether a wait of the point was ended for a request.
+    thread_local! {
+        static AT_POINT: Cell<bool> = const { Cell::new(false) };
+        static TAKEN: Cell<bool> = const { Cell::new(false) };
+    }
+
+    fn self_id() -> usize {
+        // SAFETY: pthread_self has no preconditions.
+        unsafe { libc::pthread_self() as usize }
+    }
+
+    /// Point entry of a plain thread: glibc acts on a pending request; returns the outer point flag.
+    pub(super) fn enter() -> bool {
+        // SAFETY: glibc's own check on the calling plain thread, as its cancellation points make.
+        unsafe { crate::real::pthread_testcancel() };
+        AT_POINT.with(|a| a.replace(true))
+    }
+
+    /// Point exit of a plain thread: if a wait ended for a request, enable cancellation again and let
+    /// glibc act on it.
+    pub(super) fn leave(outer: bool) {
+        AT_POINT.with(|a| a.set(outer));
+        if TAKEN.with(|t| t.replace(false)) {
+            // SAFETY: glibc's calls on the calling plain thread; testcancel unwinds it (glibc's request).
+            unsafe {
+                crate::real::pthread_setcancelstate(super::CANCEL_ENABLE, core::ptr::null_mut());
+                crate::real::pthread_testcancel();
+            }
+        }
+    }
+
+    /// A plain thread parks on `word` (0 until unparked): registered for pokes if inside a point.
+    pub fn parking(word: &AtomicU32) -> bool {
+        if super::super::worker::current_task().is_some() || !AT_POINT.with(|a| a.get()) {
+            return false;
+        }
+        PARKED.lock().push((self_id(), word as *const AtomicU32 as usize));
+        true
+    }
+
+    /// Whether a poke asks the parked plain thread to end its wait: only if its cancellation is enabled,
+    /// which is then disabled until the point's hook lets glibc act ([`leave`]).
+    pub fn poked(word: &AtomicU32) -> bool {
+        if word.compare_exchange(POKE, 0, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            return false;
+        }
+        let mut old = 0;
+        // SAFETY: glibc's call on the calling plain thread; disabling never acts on a request.
+        unsafe { crate::real::pthread_setcancelstate(super::CANCEL_DISABLE, &mut old) };
+        if old != super::CANCEL_ENABLE {
+            // Disabled: the request waits for the thread to enable it; the wait goes on.
+            return false;
+        }
+        TAKEN.with(|t| t.set(true));
+        true
+    }
+
+    /// The parked plain thread's wait ended: no more pokes, and none left in its word.
+    pub fn parked(word: &AtomicU32) {
+        let addr = word as *const AtomicU32 as usize;
+        let mut p = PARKED.lock();
+        p.retain(|&(_, w)| w != addr);
+        let _ = word.compare_exchange(POKE, 0, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// After glibc's pthread_cancel of plain thread `t`: pokes its wait if it is parked in a point.
+    pub fn poke(t: libc::pthread_t) {
+        let p = PARKED.lock();
+        for &(id, w) in p.iter().filter(|&&(id, _)| id == t as usize) {
+            let _ = id;
+            // SAFETY: registered words stay alive until their thread deregisters them under this lock.
+            let word = unsafe { &*(w as *const AtomicU32) };
+            if word.compare_exchange(0, POKE, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                futex::wake(word, 1);
+            }
+        }
+    }
 }
