@@ -262,8 +262,9 @@ pub fn async_pending(me: &super::task::Task) -> bool {
     actionable_async(me.cancel.load(Ordering::SeqCst))
 }
 
-/// Whether a cancellation request ended a park of the calling coroutine's current cancellation point:
-/// a hook that retries after EINTR by itself (sigwait) must return instead, so the request is acted on.
+/// Whether a cancellation request ended a park of the calling coroutine's current cancellation point
+/// (rather than a signal, say): a wait that would otherwise go on (a join, a hook that retries after
+/// EINTR by itself such as sigwait, a polling pause) must return instead, so the request is acted on.
 pub fn woken() -> bool {
     worker::current_task().is_some_and(|me| me.cancel.load(Ordering::SeqCst) & WOKEN != 0)
 }

@@ -507,7 +507,7 @@ pub fn join(target: TaskRef, kind: JoinKind) -> Result<*mut c_void, i32> {
             }
             me.switch_out(Switch::Park);
             // Ended by a cancellation request (see `cancel`): the target stays joinable, as glibc leaves it.
-            cancelled = me.last_wake.get() == Wake::Interrupted;
+            cancelled = me.last_wake.get() == Wake::Interrupted && super::cancel::woken();
             me.last_wake.get() == Wake::TimedOut
         }
         None => loop {
@@ -737,7 +737,7 @@ pub unsafe fn join_os_thread(t: libc::pthread_t, ret: *mut *mut c_void, kind: Jo
             JoinKind::Until(d) => d.min(now + pause),
             JoinKind::Block => now + pause,
         };
-        if super::sleep_until(wake) == Wake::Interrupted {
+        if super::sleep_until(wake) == Wake::Interrupted && super::cancel::woken() {
             // A cancellation request ended the pause (see `cancel`): the hook acts on it.
             return libc::EINTR;
         }
