@@ -10,10 +10,11 @@
 //! forced unwind a cancellation runs (its `__do_cancel`), to the buffer `thread_entry.c` set up.
 //!
 //! - A request (`pthread_cancel`) is recorded; if the target waits parked in a cancellation point with
-//!   cancellation enabled, the park is ended as by an interruption (one place: [`on_park`], called by
-//!   `Task::begin_park` for every park). The call returns early (EINTR inside the runtime, a spurious
-//!   wake-up for a condition variable, which re-locks its mutex first) and the hook acts on the request as
-//!   it returns ([`Point`]).
+//!   cancellation enabled, the park is claimed and ended as by an interruption (`Wake::Interrupted`). The
+//!   park code has two calls: `Task::begin_park` arms every park begun inside a point ([`on_park`]), and
+//!   `Task::switch_out` notes a park a request ended ([`after_park`]). The call returns early (EINTR
+//!   inside the runtime, a spurious wake-up for a condition variable, which re-locks its mutex first; a
+//!   wait that would go on asks [`woken`]) and the hook acts on the request as it returns ([`Point`]).
 //! - Hooks of cancellation points bracket their work with [`Point::enter`] / [`Point::leave`]: a pending
 //!   request is acted on at entry; one that ended the call's park, at exit.
 //! - Asynchronous cancellation (PTHREAD_CANCEL_ASYNCHRONOUS) of a running coroutine uses the preemption
@@ -35,8 +36,9 @@ pub const ASYNC: u32 = 2;
 pub const REQUESTED: u32 = 4;
 /// The thread is exiting (pthread_exit, or a cancellation being acted on): no further request is acted on.
 pub const EXITING: u32 = 8;
-/// A request ended the park of the current cancellation point: act when the point returns.
-pub const WOKEN: u32 = 16;
+
+/// In `Task::cancel_park` (park generation + 1 in the low 32 bits): a request claimed this park to end it.
+const CLAIMED: u64 = 1 << 32;
 
 /// glibc's PTHREAD_CANCEL_ENABLE, _DISABLE, _DEFERRED, _ASYNCHRONOUS (pthread.h).
 const CANCEL_ENABLE: i32 = 0;
@@ -64,6 +66,7 @@ pub fn reset(task: TaskRef) {
     task.cancel.store(0, Ordering::SeqCst);
     task.cancel_park.store(0, Ordering::SeqCst);
     task.at_point.set(false);
+    task.point_cancelled.set(false);
 }
 
 /// Acts on a request: glibc's forced unwind with PTHREAD_CANCELED as the thread's result. Called on the
@@ -113,14 +116,14 @@ impl Point {
             }
             return Point { me: None, outer: plain::enter(), plain: true };
         };
-        let c = me.cancel.load(Ordering::SeqCst);
-        if actionable(c) {
+        if actionable(me.cancel.load(Ordering::SeqCst)) {
             act(me);
         }
-        if c & WOKEN != 0 {
-            me.cancel.fetch_and(!WOKEN, Ordering::SeqCst);
+        let outer = me.at_point.replace(true);
+        if !outer {
+            me.point_cancelled.set(false);
         }
-        Point { me: Some(me), outer: me.at_point.replace(true), plain: false }
+        Point { me: Some(me), outer, plain: false }
     }
 
     /// Ends the point; acts on a request that ended a park during it. Returns `r` otherwise.
@@ -131,8 +134,12 @@ impl Point {
         }
         if let Some(me) = self.me {
             me.at_point.set(self.outer);
-            let c = me.cancel.load(Ordering::SeqCst);
-            if c & WOKEN != 0 && actionable(c) {
+            let cancelled = me.point_cancelled.get();
+            if !self.outer {
+                me.point_cancelled.set(false);
+                me.cancel_park.store(0, Ordering::Relaxed);
+            }
+            if cancelled && actionable(me.cancel.load(Ordering::SeqCst)) {
                 act(me);
             }
         }
@@ -148,19 +155,37 @@ pub fn point<R>(f: impl FnOnce() -> R) -> R {
     p.leave(r)
 }
 
+/// Called when a park of the coroutine ends (it runs again): if a request claimed the park and it ended
+/// as interrupted, the current cancellation point is cancelled (a signal may have won the race to end
+/// the park; the request is pending all the same, so acting on it is right).
+#[inline]
+pub fn after_park(me: &super::task::Task) {
+    if me.at_point.get()
+        && me.cancel_park.load(Ordering::SeqCst) & CLAIMED != 0
+        && me.last_wake.get() == Wake::Interrupted
+    {
+        me.point_cancelled.set(true);
+    }
+}
+
 /// Called for every park a coroutine begins (generation `park`): inside a cancellation point, the park
-/// can be ended by a request; one already pending ends it at once. A second park in the same point (a
-/// condition variable re-locking its mutex, a restarted wait) is not ended again.
+/// can be ended by a request, and one already pending ends it at once. Once a request ended a park of the
+/// point, the point's later parks (a condition variable re-locking its mutex) are not ended again: the
+/// point returns and acts.
 #[inline]
 pub fn on_park(me: &super::task::Task, park: u32) {
-    if !me.at_point.get() || me.cancel.load(Ordering::Relaxed) & WOKEN != 0 {
+    if !me.at_point.get() {
         me.cancel_park.store(0, Ordering::Relaxed);
         return;
     }
-    me.cancel_park.store(park.wrapping_add(1), Ordering::SeqCst);
+    if me.point_cancelled.get() {
+        me.cancel_park.store(0, Ordering::Relaxed);
+        return;
+    }
+    me.cancel_park.store(park as u64 + 1, Ordering::SeqCst);
     if actionable(me.cancel.load(Ordering::SeqCst)) {
         // A request came between the entry check and now: the park ends as soon as it begins.
-        me.cancel.fetch_or(WOKEN, Ordering::SeqCst);
+        me.cancel_park.store((park as u64 + 1) | CLAIMED, Ordering::SeqCst);
         me.interrupt_restarts.store(false, Ordering::Relaxed);
         // SAFETY: tasks are pooled for the life of the process; `me` is the caller's own record.
         let task = TaskRef(core::ptr::NonNull::from(me));
@@ -168,17 +193,16 @@ pub fn on_park(me: &super::task::Task, park: u32) {
     }
 }
 
-/// Ends the target's park if it waits in a cancellation point.
+/// Ends the target's park if it waits in a cancellation point: claims the park, then wakes it. A park
+/// begun after the look checks the request itself (see [`on_park`]).
 fn wake_parked(target: TaskRef) {
     let p = target.cancel_park.load(Ordering::SeqCst);
-    if p == 0 {
+    if p == 0 || p & CLAIMED != 0 {
         return;
     }
-    target.cancel.fetch_or(WOKEN, Ordering::SeqCst);
-    target.interrupt_restarts.store(false, Ordering::Relaxed);
-    if !super::get().sched.wake(target, p - 1, Wake::Interrupted) {
-        // The park had ended already (or it is another park now, which checks the request itself).
-        target.cancel.fetch_and(!WOKEN, Ordering::SeqCst);
+    if target.cancel_park.compare_exchange(p, p | CLAIMED, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+        target.interrupt_restarts.store(false, Ordering::Relaxed);
+        super::get().sched.wake(target, (p - 1) as u32, Wake::Interrupted);
     }
 }
 
@@ -215,6 +239,12 @@ pub fn request(target: TaskRef) -> i32 {
     0
 }
 
+/// Sets `mask` in the task's cancel word to `value` (a request may be recorded concurrently); returns the
+/// word before.
+fn set_bit(me: &TaskRef, mask: u32, value: u32) -> u32 {
+    me.cancel.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| Some((c & !mask) | value)).unwrap_or_else(|c| c)
+}
+
 /// pthread_setcancelstate for the calling coroutine: EINVAL for an unknown state; enabling with a
 /// pending request under the asynchronous type acts at once (as glibc).
 pub fn set_state(state: i32, old: Option<&mut i32>) -> i32 {
@@ -224,14 +254,11 @@ pub fn set_state(state: i32, old: Option<&mut i32>) -> i32 {
         CANCEL_DISABLE => DISABLED,
         _ => return libc::EINVAL,
     };
-    let prev = me.cancel.load(Ordering::SeqCst);
-    let next = (prev & !DISABLED) | bit;
-    me.cancel.fetch_and(!DISABLED, Ordering::SeqCst);
-    me.cancel.fetch_or(bit, Ordering::SeqCst);
+    let prev = set_bit(&me, DISABLED, bit);
     if let Some(o) = old {
         *o = if prev & DISABLED != 0 { CANCEL_DISABLE } else { CANCEL_ENABLE };
     }
-    if actionable_async(me.cancel.load(Ordering::SeqCst)) && !actionable_async(prev) && actionable_async(next) {
+    if actionable_async(me.cancel.load(Ordering::SeqCst)) {
         act(me);
     }
     0
@@ -245,9 +272,7 @@ pub fn set_type(kind: i32, old: Option<&mut i32>) -> i32 {
         CANCEL_ASYNCHRONOUS => ASYNC,
         _ => return libc::EINVAL,
     };
-    let prev = me.cancel.load(Ordering::SeqCst);
-    me.cancel.fetch_and(!ASYNC, Ordering::SeqCst);
-    me.cancel.fetch_or(bit, Ordering::SeqCst);
+    let prev = set_bit(&me, ASYNC, bit);
     if let Some(o) = old {
         *o = if prev & ASYNC != 0 { CANCEL_ASYNCHRONOUS } else { CANCEL_DEFERRED };
     }
@@ -266,7 +291,7 @@ pub fn async_pending(me: &super::task::Task) -> bool {
 /// (rather than a signal, say): a wait that would otherwise go on (a join, a hook that retries after
 /// EINTR by itself such as sigwait, a polling pause) must return instead, so the request is acted on.
 pub fn woken() -> bool {
-    worker::current_task().is_some_and(|me| me.cancel.load(Ordering::SeqCst) & WOKEN != 0)
+    worker::current_task().is_some_and(|me| me.point_cancelled.get())
 }
 
 /// Cancellation of plain threads (real OS threads the shim does not run as coroutines) stays glibc's: its
