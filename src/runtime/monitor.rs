@@ -17,8 +17,10 @@
 //!   says why it could not be preempted, and for a worker blocked in the kernel which call the shim could
 //!   not see (a glibc-internal futex, an unhooked call).
 //! - The monitor looks again when a worker could first be declared stalled (at most one stall period
-//!   later; a quarter of one while a computing candidate or a stall is being handled), and backs off to
-//!   50 ms while all workers idle: a busy server wakes it about 200 times a second, an idle process 20.
+//!   later; a quarter of one while a computing candidate or a stall is being handled) or when the run it
+//!   has just seen begin would use up its preemption slice, whichever is first, and backs off to
+//!   50 ms while all workers idle: at most once a slice while a worker is busy (an echo server at 1,000
+//!   connections wakes it ~90 times a second: its workers are often in `epoll_wait`), an idle process 20.
 //!   (Four looks per period cost a busy echo server ~10% of its throughput at 10,000 connections on this
 //!   2-vCPU VM, where each timer wake-up is expensive.)
 //!
@@ -71,6 +73,8 @@ pub fn poke() {
 struct Seen {
     switches: u32,
     since: u64,
+    /// The worker's OS thread CPU time when the run was seen to begin (0: not read yet).
+    run_cpu_at: u64,
     /// When the worker became a stall candidate, and its OS thread's CPU time then (0: not a candidate).
     candidate_at: u64,
     cpu_at: u64,
@@ -103,6 +107,8 @@ extern "C" fn monitor_main(_: *mut libc::c_void) -> *mut libc::c_void {
     let sched = &rt.sched;
     let stall_ns = rt.config.stall_ns;
     let busy_tick = (stall_ns / 4).max(250_000);
+    let slice_ns = super::preempt::slice_ns();
+    let min_tick = if slice_ns == 0 { busy_tick } else { busy_tick.min((slice_ns / 2).max(250_000)) };
     let mut seen = vec![Seen::default(); sched.workers.len()];
     let mut expired = Vec::new();
     let mut tick = busy_tick;
@@ -131,15 +137,32 @@ extern "C" fn monitor_main(_: *mut libc::c_void) -> *mut libc::c_void {
             };
             busy = true;
             if switches != s.switches {
-                *s = Seen { switches, since: now, ..Seen::default() };
+                *s = Seen {
+                    switches,
+                    since: now,
+                    run_cpu_at: if slice_ns != 0 { thread_cpu_ns(w) } else { 0 },
+                    ..Seen::default()
+                };
+                // A run that began since the last look: back when its slice ends.
+                if slice_ns != 0 {
+                    next_look = next_look.min(now + slice_ns);
+                }
                 continue;
             }
             // Preemption goes on being tried on a stalled worker too: it ends the stall sooner than the
             // coroutine would.
             let tid = w.os_tid.load(Ordering::Relaxed);
             let running = || in_kernel(tid).is_none_or(|(nr, _, _)| nr < 0);
-            if let Some(look) = super::preempt::monitor_look(w, switches, s.since, now, running) {
-                next_look = next_look.min(look.max(now + busy_tick / 2));
+            let run_cpu_at = &mut s.run_cpu_at;
+            let cpu_used = || {
+                let cpu = thread_cpu_ns(w);
+                if *run_cpu_at == 0 {
+                    *run_cpu_at = cpu;
+                }
+                cpu.saturating_sub(*run_cpu_at)
+            };
+            if let Some(look) = super::preempt::monitor_look(w, switches, s.since, now, cpu_used, running) {
+                next_look = next_look.min(look.max(now + min_tick / 2));
             }
             if stall_ns == 0 || w.stalled.load(Ordering::Relaxed) {
                 continue;
@@ -166,7 +189,7 @@ extern "C" fn monitor_main(_: *mut libc::c_void) -> *mut libc::c_void {
         tick = if relieving {
             busy_tick
         } else if busy {
-            next_look.saturating_sub(now).clamp(busy_tick, if stall_ns == 0 { MAX_IDLE_TICK_NS } else { stall_ns })
+            next_look.saturating_sub(now).clamp(min_tick, if stall_ns == 0 { MAX_IDLE_TICK_NS } else { stall_ns })
         } else {
             (tick * 2).min(MAX_IDLE_TICK_NS)
         };
