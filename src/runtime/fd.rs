@@ -92,7 +92,20 @@ pub struct FdEntry {
     blocking_seen: AtomicU32,
     /// How stdio waits can look at unread data (see `runtime::stdio`); 0 until looked up for this object.
     pub stdio_peek: AtomicU32,
+    /// The readiness sequence (+ 1; 0: none) before a read that left this TCP socket's receive queue empty
+    /// (see [`FdEntry::drained_since`]).
+    read_drained: AtomicU32,
+    /// Whether a short read proves the receive queue empty: one of the `DRAIN_*` values.
+    drain_proof: AtomicU32,
 }
+
+/// Not looked up yet for this object.
+const DRAIN_UNKNOWN: u32 = 0;
+/// A TCP socket: a short read empties the receive queue.
+const DRAIN_TCP: u32 = 1;
+/// Not TCP (datagrams, Unix sockets, which stop at a message carrying fds), or the peer shut down or sent
+/// urgent data (a read stops short at EOF and at the urgent mark with more to read).
+const DRAIN_NEVER: u32 = 2;
 
 impl FdEntry {
     pub fn nowait_writes(&self) -> u32 {
@@ -132,10 +145,63 @@ impl FdEntry {
         self.set_kind(kind);
         self.stdio_peek.store(0, Ordering::Relaxed);
         self.nowait_writes.store(0, Ordering::Relaxed);
+        self.read_drained.store(0, Ordering::Relaxed);
+        self.drain_proof.store(DRAIN_UNKNOWN, Ordering::Relaxed);
         for (t, v) in self.timeout.iter().zip(timeouts) {
             t.store(v, Ordering::Relaxed);
         }
         (generation, was_registered)
+    }
+
+    /// A read of `want` bytes on this socket (of kind Socket) returned `got`, after the read side's sequence
+    /// was `seq`. A short TCP read empties the receive queue, so until the netpoller reports the socket
+    /// again the next read needs no try (see [`Self::drained_since`]).
+    pub fn read_returned(&self, fd: i32, seq: u32, want: usize, got: usize) {
+        if got == 0 || got >= want {
+            return;
+        }
+        let proof = match self.drain_proof.load(Ordering::Acquire) {
+            DRAIN_UNKNOWN => {
+                let p = match sys::socket::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL) {
+                    Ok(libc::IPPROTO_TCP) => DRAIN_TCP,
+                    _ => DRAIN_NEVER,
+                };
+                // Only from unknown: the netpoller's DRAIN_NEVER (peer shut down) must not be undone.
+                let _ = self.drain_proof.compare_exchange(DRAIN_UNKNOWN, p, Ordering::AcqRel, Ordering::Acquire);
+                self.drain_proof.load(Ordering::Acquire)
+            }
+            p => p,
+        };
+        if proof == DRAIN_TCP {
+            self.read_drained.store(seq.wrapping_add(1), Ordering::Release);
+        }
+    }
+
+    /// True when the receive queue was left empty by a read begun at sequence `seq`, which is still the
+    /// read side's: the netpoller has not seen the socket since, so no data, EOF or error has arrived (an
+    /// arrival after the read is an edge epoll reports, which bumps the sequence). A blocking read then
+    /// parks without trying: the try could only fail.
+    ///
+    /// The netpoller marks the object DRAIN_NEVER before it bumps the sequence for an event with
+    /// EPOLLRDHUP, EPOLLPRI, EPOLLERR or EPOLLHUP: a reader that loaded the bumped sequence sees the mark.
+    #[inline]
+    pub fn drained_since(&self, seq: u32) -> bool {
+        self.read_drained.load(Ordering::Acquire) == seq.wrapping_add(1)
+            && self.drain_proof.load(Ordering::Acquire) == DRAIN_TCP
+    }
+
+    /// The netpoller's report for this object: `read` / `write` readiness, and `unusual` when the event
+    /// says the peer shut down, an error or urgent data (see [`Self::drained_since`]). Wakes the waiters.
+    pub fn ready(&self, read: bool, write: bool, unusual: bool) {
+        if unusual {
+            self.drain_proof.store(DRAIN_NEVER, Ordering::Release);
+        }
+        if read {
+            self.notify(Dir::Read);
+        }
+        if write {
+            self.notify(Dir::Write);
+        }
     }
 
     /// Wakes every waiter on one side (they retry their call).

@@ -128,6 +128,20 @@ pub fn blocking_on(
     t: &mut Target,
     dir: Dir,
     interrupt: Interrupt,
+    attempt: impl FnMut(i32, Kind) -> IoResult,
+) -> IoResult {
+    blocking_on_read_of(t, dir, interrupt, 0, attempt)
+}
+
+/// [`blocking_on`]; `read_len` is nonzero for a plain read of that many bytes (read(), recv without
+/// flags), which consumes what it returns: a short one on a TCP socket empties the receive queue, and the
+/// next such read parks without a try that could only fail until the netpoller has seen the socket again
+/// (see `FdEntry::drained_since`). Never for a program's own non-blocking fd, whose read must be tried.
+fn blocking_on_read_of(
+    t: &mut Target,
+    dir: Dir,
+    interrupt: Interrupt,
+    read_len: usize,
     mut attempt: impl FnMut(i32, Kind) -> IoResult,
 ) -> IoResult {
     let Some(mut e) = fd::entry(t.fd) else { return attempt(t.fd, Kind::Blocking) };
@@ -143,7 +157,18 @@ pub fn blocking_on(
     let mut counted: Option<&'static FdEntry> = None;
     let result = loop {
         let seq = e.seq(dir).load(Ordering::Acquire);
-        match attempt(t.fd, kind) {
+        // Only before the first park: after a wake-up the sequence has moved on anyway.
+        let skip = read_len != 0
+            && !parked
+            && kind == Kind::Socket
+            && e.drained_since(seq)
+            && !fd::program_nonblocking(t.fd, e);
+        let r = if skip { Err(Errno(libc::EAGAIN)) } else { attempt(t.fd, kind) };
+        match r {
+            Ok(n) if read_len != 0 && kind == Kind::Socket => {
+                e.read_returned(t.fd, seq, read_len, n);
+                break Ok(n);
+            }
             Err(Errno(libc::EAGAIN)) => {}
             // A call woken by its peer's close reports the socket's pending error (ECONNRESET when
             // data was left unread), as the kernel's in-flight call would, before the EPIPE of a new one.
@@ -164,7 +189,7 @@ pub fn blocking_on(
             }
             r => break r,
         }
-        if fd::program_nonblocking(t.fd, e) {
+        if !skip && fd::program_nonblocking(t.fd, e) {
             break Err(Errno(libc::EAGAIN));
         }
         if counted.is_none() {
@@ -236,6 +261,18 @@ fn interrupted() -> Errno {
 /// [`blocking`] for calls that make no partial progress: a restart simply retries.
 pub fn blocking_restarting(fd: i32, dir: Dir, attempt: impl FnMut(i32, Kind) -> IoResult) -> IoResult {
     blocking_on_restarting(&mut Target::new(fd), dir, attempt)
+}
+
+/// [`blocking_restarting`] for a plain read of `len` bytes (read(), recv without flags; 0: any other
+/// read): see [`blocking_on_read_of`].
+pub fn read_restarting(fd: i32, len: usize, mut attempt: impl FnMut(i32, Kind) -> IoResult) -> IoResult {
+    let mut t = Target::new(fd);
+    loop {
+        match blocking_on_read_of(&mut t, Dir::Read, Interrupt::UnlessRestart, len, &mut attempt) {
+            Err(RESTART) => continue,
+            r => return r,
+        }
+    }
 }
 
 /// [`blocking_restarting`] on a target that lives across several calls.

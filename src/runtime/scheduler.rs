@@ -62,9 +62,11 @@ impl Scheduler {
         self.started.load(Ordering::Acquire)
     }
 
-    /// Queues a runnable task: on the calling worker if there is one, else globally.
+    /// Queues a runnable task: on the calling worker if there is one, else globally. A worker waking the
+    /// waiters of a poll's ready fds collects them instead (see [`Self::poll_net`]).
     pub fn push(&self, task: TaskRef) {
         match worker::current_worker() {
+            Some(w) if w.collecting() => w.collect(task),
             Some(w) => self.push_local(w, task),
             None => {
                 self.global.push(task);
@@ -80,6 +82,38 @@ impl Scheduler {
         // A worker in its own context with an empty queue runs the task next; others are needed only when
         // work piles up or when the pusher is a coroutine that keeps its worker busy.
         if !was_empty || worker::current_task().is_some() {
+            self.notify();
+        }
+    }
+
+    /// Collects fd readiness (`timeout_ms` as for `netpoll::poll`) and makes its waiters runnable. Returns
+    /// the number of ready fds.
+    pub fn poll_net(&self, timeout_ms: i32) -> usize {
+        let mut list = super::netpoll::ReadyList::new();
+        let ready = super::netpoll::poll(timeout_ms, &mut list);
+        self.wake_ready(ready);
+        ready.len()
+    }
+
+    /// Wakes the waiters of a poll's ready fds. On a worker (in its own context) all of them are queued
+    /// with one lock and at most one other worker is woken, and only when more than one coroutine became
+    /// runnable: this worker runs the first itself, so a lone wake-up (a ping-pong connection) never
+    /// costs another worker's futex wake and the cache misses of moving there. Elsewhere (the monitor)
+    /// they go to the global queue one by one.
+    pub fn wake_ready(&self, ready: &[super::netpoll::Ready]) {
+        if ready.is_empty() {
+            return;
+        }
+        let Some(w) = worker::current_worker().filter(|_| worker::current_task().is_none()) else {
+            ready.iter().for_each(|r| r.wake());
+            super::netpoll::readiness_seen();
+            return;
+        };
+        w.begin_collecting();
+        ready.iter().for_each(|r| r.wake());
+        super::netpoll::readiness_seen();
+        let queued = w.end_collecting(|tasks| w.queue.push_all(tasks));
+        if queued > 1 {
             self.notify();
         }
     }
@@ -272,7 +306,7 @@ impl Scheduler {
             return None;
         }
         if super::netpoll::exists() {
-            super::netpoll::poll(0);
+            self.poll_net(0);
             if let Some(t) = w.queue.pop().or_else(|| self.global.pop()) {
                 return Some(t);
             }
@@ -394,6 +428,17 @@ impl RunQueue {
         let t = q.pop_front();
         self.len.store(q.len(), Ordering::Release);
         t
+    }
+
+    /// Appends `tasks` (under one lock); returns the new length (unchanged, without locking, if none).
+    pub fn push_all(&self, tasks: &[TaskRef]) -> usize {
+        if tasks.is_empty() {
+            return self.len();
+        }
+        let mut q = self.q.lock();
+        q.extend(tasks.iter().copied());
+        self.len.store(q.len(), Ordering::Release);
+        q.len()
     }
 
     pub fn extend(&self, tasks: VecDeque<TaskRef>) {
