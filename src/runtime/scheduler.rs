@@ -67,6 +67,13 @@ impl Scheduler {
     pub fn push(&self, task: TaskRef) {
         match worker::current_worker() {
             Some(w) if w.collecting() => w.collect(task),
+            // A coroutine woke it: it runs next on this worker, as soon as the waker parks (Go's
+            // `runnext`: a hand-off stays on the worker whose caches hold what it was handed). Another
+            // worker is still woken to take it meanwhile, since the waker may go on computing.
+            Some(w) if w.running_task().is_some() => {
+                w.queue.push_next(task);
+                self.notify();
+            }
             Some(w) => self.push_local(w, task),
             None => {
                 self.global.push(task);
@@ -394,14 +401,36 @@ impl Scheduler {
 /// lock after every change. No wake-up is lost: a worker about to sleep stores its sleep state (SeqCst)
 /// and then reads the lengths (SeqCst); a pusher that relies on another worker stores the length and
 /// then, after the SeqCst fence in [`Scheduler::wake_sleeper`], reads the sleep states.
+///
+/// A worker's queue also has a `next` slot, taken before the FIFO: the coroutine another coroutine on
+/// this worker woke last (see [`Scheduler::push`]). So that two coroutines handing work back and forth
+/// through it cannot starve the FIFO, the slot is passed over after [`NEXT_STREAK`] picks in a row.
 pub struct RunQueue {
-    q: Lock<VecDeque<TaskRef>>,
+    q: Lock<Queued>,
     len: AtomicUsize,
 }
 
+/// Picks from the `next` slot in a row before the FIFO's head gets a turn.
+const NEXT_STREAK: u32 = 16;
+
+struct Queued {
+    fifo: VecDeque<TaskRef>,
+    next: Option<TaskRef>,
+    next_streak: u32,
+}
+
+impl Queued {
+    fn len(&self) -> usize {
+        self.fifo.len() + self.next.is_some() as usize
+    }
+}
+
 impl RunQueue {
-    pub fn new() -> RunQueue {
-        RunQueue { q: Lock::new(VecDeque::new()), len: AtomicUsize::new(0) }
+    pub const fn new() -> RunQueue {
+        RunQueue {
+            q: Lock::new(Queued { fifo: VecDeque::new(), next: None, next_streak: 0 }),
+            len: AtomicUsize::new(0),
+        }
     }
 
     /// The length as last stored (exact under the lock; a hint outside it).
@@ -418,14 +447,32 @@ impl RunQueue {
     /// Appends `task`; returns the new length.
     pub fn push(&self, task: TaskRef) -> usize {
         let mut q = self.q.lock();
-        q.push_back(task);
-        self.len.store(q.len(), Ordering::Release);
-        q.len()
+        q.fifo.push_back(task);
+        let n = q.len();
+        self.len.store(n, Ordering::Release);
+        n
+    }
+
+    /// Puts `task` in the `next` slot; the one there before goes to the back of the FIFO.
+    pub fn push_next(&self, task: TaskRef) -> usize {
+        let mut q = self.q.lock();
+        if let Some(old) = q.next.replace(task) {
+            q.fifo.push_back(old);
+        }
+        let n = q.len();
+        self.len.store(n, Ordering::Release);
+        n
     }
 
     pub fn pop(&self) -> Option<TaskRef> {
         let mut q = self.q.lock();
-        let t = q.pop_front();
+        let t = if q.next.is_some() && (q.next_streak < NEXT_STREAK || q.fifo.is_empty()) {
+            q.next_streak += 1;
+            q.next.take()
+        } else {
+            q.next_streak = 0;
+            q.fifo.pop_front()
+        };
         self.len.store(q.len(), Ordering::Release);
         t
     }
@@ -436,31 +483,39 @@ impl RunQueue {
             return self.len();
         }
         let mut q = self.q.lock();
-        q.extend(tasks.iter().copied());
-        self.len.store(q.len(), Ordering::Release);
-        q.len()
+        q.fifo.extend(tasks.iter().copied());
+        let n = q.len();
+        self.len.store(n, Ordering::Release);
+        n
     }
 
     pub fn extend(&self, tasks: VecDeque<TaskRef>) {
         let mut q = self.q.lock();
-        q.extend(tasks);
+        q.fifo.extend(tasks);
         self.len.store(q.len(), Ordering::Release);
     }
 
+    /// Everything queued, the `next` slot first.
     pub fn take_all(&self) -> VecDeque<TaskRef> {
         let mut q = self.q.lock();
         self.len.store(0, Ordering::Release);
-        core::mem::take(&mut *q)
+        let mut all = core::mem::take(&mut q.fifo);
+        if let Some(t) = q.next.take() {
+            all.push_front(t);
+        }
+        all
     }
 
-    /// The first half (rounded up) of the queue, unless it is empty or its lock is busy.
+    /// The first half (rounded up) of the FIFO, or the `next` slot when the FIFO is empty, unless the
+    /// queue is empty or its lock is busy.
     pub fn try_steal_half(&self) -> Option<VecDeque<TaskRef>> {
         let mut q = self.q.try_lock()?;
-        let take = q.len().div_ceil(2);
-        if take == 0 {
+        let take = q.fifo.len().div_ceil(2);
+        let stolen: VecDeque<TaskRef> =
+            if take == 0 { q.next.take().into_iter().collect() } else { q.fifo.drain(..take).collect() };
+        if stolen.is_empty() {
             return None;
         }
-        let stolen = q.drain(..take).collect();
         self.len.store(q.len(), Ordering::Release);
         Some(stolen)
     }
