@@ -103,8 +103,8 @@ pub struct FdEntry {
 const DRAIN_UNKNOWN: u32 = 0;
 /// A TCP socket: a short read empties the receive queue.
 const DRAIN_TCP: u32 = 1;
-/// Not TCP (datagrams, Unix sockets, which stop at a message carrying fds), or the peer shut down or sent
-/// urgent data (a read stops short at EOF and at the urgent mark with more to read).
+/// Not plain TCP (datagrams, Unix sockets, kTLS), or the peer shut down or sent urgent data (a read stops
+/// short at EOF and at the urgent mark with more to read).
 const DRAIN_NEVER: u32 = 2;
 
 impl FdEntry {
@@ -154,40 +154,53 @@ impl FdEntry {
     }
 
     /// A read of `want` bytes on this socket (of kind Socket) returned `got`, after the read side's sequence
-    /// was `seq`. A short TCP read empties the receive queue, so until the netpoller reports the socket
-    /// again the next read needs no try (see [`Self::drained_since`]).
-    pub fn read_returned(&self, fd: i32, seq: u32, want: usize, got: usize) {
-        if got == 0 || got >= want {
+    /// was `seq`. A short read of a TCP socket empties its receive queue, so until the netpoller reports
+    /// the socket again the next read needs no try (see [`Self::drained_since`]).
+    #[inline]
+    pub fn read_returned(&self, seq: u32, want: usize, got: usize) {
+        if got == 0 || got >= want || self.drain_proof.load(Ordering::Relaxed) == DRAIN_NEVER {
             return;
         }
-        let proof = match self.drain_proof.load(Ordering::Acquire) {
-            DRAIN_UNKNOWN => {
-                let p = match sys::socket::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL) {
-                    Ok(libc::IPPROTO_TCP) => DRAIN_TCP,
-                    _ => DRAIN_NEVER,
-                };
-                // Only from unknown: the netpoller's DRAIN_NEVER (peer shut down) must not be undone.
-                let _ = self.drain_proof.compare_exchange(DRAIN_UNKNOWN, p, Ordering::AcqRel, Ordering::Acquire);
-                self.drain_proof.load(Ordering::Acquire)
-            }
-            p => p,
-        };
-        if proof == DRAIN_TCP {
-            self.read_drained.store(seq.wrapping_add(1), Ordering::Release);
+        self.read_drained.store(seq.wrapping_add(1), Ordering::Release);
+    }
+
+    /// True when the receive queue of socket `fd` was left empty by a read begun at sequence `seq`, which
+    /// is still the read side's: the netpoller has not seen the socket since, so no data, EOF or error has
+    /// arrived (an arrival after the read is an edge epoll reports, which bumps the sequence). A blocking
+    /// read then parks without trying: the try could only fail.
+    ///
+    /// Only for TCP without an upper-layer protocol (kTLS stops a read at a control record): a datagram
+    /// is one read however many wait, and a Unix stream read stops at a message carrying fds. Looked up
+    /// here, the first time the answer matters (two getsockopt calls per connection, no more than the
+    /// failing read they replace). The netpoller marks the object DRAIN_NEVER before it bumps the sequence
+    /// for an event with EPOLLRDHUP, EPOLLPRI, EPOLLERR or EPOLLHUP (a read stops short at EOF and at the
+    /// urgent mark with more to report): a reader that loaded the bumped sequence sees the mark.
+    #[inline]
+    pub fn drained_since(&self, fd: i32, seq: u32) -> bool {
+        if self.read_drained.load(Ordering::Acquire) != seq.wrapping_add(1) {
+            return false;
+        }
+        match self.drain_proof.load(Ordering::Acquire) {
+            DRAIN_TCP => true,
+            DRAIN_NEVER => false,
+            _ => self.look_up_drain_proof(fd),
         }
     }
 
-    /// True when the receive queue was left empty by a read begun at sequence `seq`, which is still the
-    /// read side's: the netpoller has not seen the socket since, so no data, EOF or error has arrived (an
-    /// arrival after the read is an edge epoll reports, which bumps the sequence). A blocking read then
-    /// parks without trying: the try could only fail.
-    ///
-    /// The netpoller marks the object DRAIN_NEVER before it bumps the sequence for an event with
-    /// EPOLLRDHUP, EPOLLPRI, EPOLLERR or EPOLLHUP: a reader that loaded the bumped sequence sees the mark.
-    #[inline]
-    pub fn drained_since(&self, seq: u32) -> bool {
-        self.read_drained.load(Ordering::Acquire) == seq.wrapping_add(1)
-            && self.drain_proof.load(Ordering::Acquire) == DRAIN_TCP
+    #[cold]
+    fn look_up_drain_proof(&self, fd: i32) -> bool {
+        let tcp = sys::socket::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL) == Ok(libc::IPPROTO_TCP);
+        // TCP_ULP's name is empty while none is attached.
+        let plain = tcp && sys::socket::getsockopt_bytes(fd, libc::SOL_TCP, libc::TCP_ULP, &mut [0u8; 16]) == Ok(0);
+        let p = if plain { DRAIN_TCP } else { DRAIN_NEVER };
+        // Only from unknown: the netpoller's DRAIN_NEVER (the peer shut down) must not be undone.
+        let _ = self.drain_proof.compare_exchange(DRAIN_UNKNOWN, p, Ordering::AcqRel, Ordering::Acquire);
+        self.drain_proof.load(Ordering::Acquire) == DRAIN_TCP
+    }
+
+    /// The program attached an upper-layer protocol to this TCP socket (setsockopt TCP_ULP: kTLS).
+    pub fn upper_layer_attached(&self) {
+        self.drain_proof.store(DRAIN_NEVER, Ordering::Release);
     }
 
     /// The netpoller's report for this object: `read` / `write` readiness, and `unusual` when the event

@@ -77,6 +77,24 @@ pub(crate) fn timeout_ns(fd: i32, e: &FdEntry, dir: Dir) -> u64 {
     ns
 }
 
+/// The program set socket option `level`/`name` on `fd` (setsockopt succeeded): what the runtime must
+/// know of it. `val` is the option's value, `len` bytes the kernel read.
+pub fn socket_option_set(fd: i32, level: i32, name: i32, val: *const u8, len: usize) {
+    match (level, name) {
+        (libc::SOL_SOCKET, libc::SO_RCVTIMEO | libc::SO_SNDTIMEO) if len >= size_of::<libc::timeval>() => {
+            let dir = if name == libc::SO_RCVTIMEO { Dir::Read } else { Dir::Write };
+            // SAFETY: the kernel just read a timeval from there (the program's own memory).
+            set_timeout(fd, dir, unsafe { &*(val as *const libc::timeval) });
+        }
+        (libc::SOL_TCP, libc::TCP_ULP) => {
+            if let Some(e) = fd::entry(fd) {
+                e.upper_layer_attached();
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The program set a socket timeout (setsockopt): remember it.
 pub fn set_timeout(fd: i32, dir: Dir, tv: &libc::timeval) {
     if let Some(e) = fd::entry(fd) {
@@ -161,12 +179,12 @@ fn blocking_on_read_of(
         let skip = read_len != 0
             && !parked
             && kind == Kind::Socket
-            && e.drained_since(seq)
+            && e.drained_since(t.fd, seq)
             && !fd::program_nonblocking(t.fd, e);
         let r = if skip { Err(Errno(libc::EAGAIN)) } else { attempt(t.fd, kind) };
         match r {
             Ok(n) if read_len != 0 && kind == Kind::Socket => {
-                e.read_returned(t.fd, seq, read_len, n);
+                e.read_returned(seq, read_len, n);
                 break Ok(n);
             }
             Err(Errno(libc::EAGAIN)) => {}
