@@ -97,6 +97,8 @@ pub struct FdEntry {
     read_drained: AtomicU32,
     /// Whether a short read proves the receive queue empty: one of the `DRAIN_*` values.
     drain_proof: AtomicU32,
+    /// Nonzero once something waited for this object to become writable (see [`FdEntry::ready`]).
+    write_waited: AtomicU32,
 }
 
 /// Not looked up yet for this object.
@@ -147,6 +149,7 @@ impl FdEntry {
         self.nowait_writes.store(0, Ordering::Relaxed);
         self.read_drained.store(0, Ordering::Relaxed);
         self.drain_proof.store(DRAIN_UNKNOWN, Ordering::Relaxed);
+        self.write_waited.store(0, Ordering::Relaxed);
         for (t, v) in self.timeout.iter().zip(timeouts) {
             t.store(v, Ordering::Relaxed);
         }
@@ -203,8 +206,25 @@ impl FdEntry {
         self.drain_proof.store(DRAIN_NEVER, Ordering::Release);
     }
 
+    /// Marks the object as waited on for writability; true the first time (the caller then tries once
+    /// more before it parks, see [`Self::ready`]).
+    pub fn note_write_wait(&self) -> bool {
+        if self.write_waited.load(Ordering::SeqCst) != 0 {
+            return false;
+        }
+        self.write_waited.store(1, Ordering::SeqCst);
+        true
+    }
+
     /// The netpoller's report for this object: `read` / `write` readiness, and `unusual` when the event
     /// says the peer shut down, an error or urgent data (see [`Self::drained_since`]). Wakes the waiters.
+    ///
+    /// Edge-triggered epoll reports a writable socket with every event, so a ping-pong connection's every
+    /// request would also move the write sequence and look for writers in the parking lot, though its
+    /// writes never wait. The write side is woken only once something has waited to write on the object:
+    /// a waiter marks it (`note_write_wait`) before the try that precedes its park, so an edge after that
+    /// try is reported after the mark and sees it; an edge before the mark came before the try, which saw
+    /// its room.
     pub fn ready(&self, read: bool, write: bool, unusual: bool) {
         if unusual {
             self.drain_proof.store(DRAIN_NEVER, Ordering::Release);
@@ -212,7 +232,7 @@ impl FdEntry {
         if read {
             self.notify(Dir::Read);
         }
-        if write {
+        if write && self.write_waited.load(Ordering::SeqCst) != 0 {
             self.notify(Dir::Write);
         }
     }

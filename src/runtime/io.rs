@@ -210,6 +210,10 @@ fn blocking_on_read_of(
         if !skip && fd::program_nonblocking(t.fd, e) {
             break Err(Errno(libc::EAGAIN));
         }
+        // The first wait for room on this object: mark it and try once more (see `FdEntry::ready`).
+        if dir == Dir::Write && e.note_write_wait() {
+            continue;
+        }
         if counted.is_none() {
             e.waiters.fetch_add(1, Ordering::AcqRel);
             counted = Some(e);
@@ -508,6 +512,10 @@ pub fn poll_wait(fds: &[libc::pollfd], deadline: Option<u64>, mut probe: impl Fn
             continue;
         }
         watchable += 1;
+        if p.events & libc::POLLOUT != 0 {
+            // Before the first probe: see `FdEntry::ready`.
+            e.note_write_wait();
+        }
         let dir = match (p.events & (libc::POLLIN | libc::POLLPRI) != 0, p.events & libc::POLLOUT != 0) {
             (true, false) => Some(Dir::Read),
             (false, true) => Some(Dir::Write),
