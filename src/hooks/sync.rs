@@ -10,7 +10,13 @@
 use super::set_errno;
 use crate::real;
 use crate::runtime::sync::{
-    self, Unsupported, barrier::Barrier, cond::Cond, mutex::Mutex, proxy::Shared, rwlock::RwLock, sem::Sem,
+    self, Unsupported,
+    barrier::{Barrier, SharedBarrier},
+    cond::Cond,
+    mutex::Mutex,
+    proxy::Shared,
+    rwlock::RwLock,
+    sem::Sem,
 };
 use crate::runtime::{self, sys::Errno, worker};
 use std::ffi::c_int;
@@ -253,7 +259,8 @@ unsafe fn cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t,
         }
         // SAFETY: an initialised mutex per the contract.
         match unsafe { Mutex::at(m) } {
-            Ok(mx) => {
+            // A process-shared one keeps glibc's own protocol, so glibc's wait can be given it as it is.
+            Ok(mx) if !mx.is_shared() => {
                 // SAFETY: the objects stay alive for the wait, which the caller waits out.
                 let stand_in_wait = move |stand_in| args.with_mutex(stand_in).call();
                 if let Some(r) = sync::glibc_cond::wait_with_runtime_mutex(&mx, stand_in_wait) {
@@ -261,11 +268,11 @@ unsafe fn cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t,
                 }
             }
             // SAFETY: as above.
-            Err(Unsupported) if worker::current_task().is_some() => {
+            Ok(_) | Err(Unsupported) if worker::current_task().is_some() => {
                 // SAFETY: the mutex and condition are the program's, initialised per the contract and alive while it waits.
                 return unsafe { sync::glibc_cond::wait_on_helper(m, move || args.call()) };
             }
-            Err(Unsupported) => {}
+            Ok(_) | Err(Unsupported) => {}
         }
         // SAFETY: forwarding.
         return unsafe { real_cond_wait(c, m, t) };
@@ -521,6 +528,12 @@ pub unsafe extern "C" fn pthread_barrier_wait(b: *mut libc::pthread_barrier_t) -
     {
         return bar.wait();
     }
+    if runtime::running()
+        // SAFETY: as above.
+        && let Some(bar) = unsafe { SharedBarrier::at(b) }
+    {
+        return bar.wait();
+    }
     // SAFETY: forwarding.
     unsafe { real::pthread_barrier_wait(b) }
 }
@@ -534,6 +547,12 @@ pub unsafe extern "C" fn pthread_barrier_destroy(b: *mut libc::pthread_barrier_t
         && let Ok(bar) = unsafe { Barrier::at(b) }
     {
         return if bar.busy() { libc::EBUSY } else { 0 };
+    }
+    if runtime::running()
+        // SAFETY: as above.
+        && let Some(bar) = unsafe { SharedBarrier::at(b) }
+    {
+        return bar.destroy();
     }
     // SAFETY: forwarding.
     unsafe { real::pthread_barrier_destroy(b) }

@@ -3,7 +3,8 @@
 //! coroutines wait without blocking their worker; private wakes wake parked waiters first and then the
 //! kernel's (waiters that reached the kernel some other way); private requeues move parked waiters.
 //! Shared futexes may be shared with another process, which only the kernel can hear from: a coroutine's
-//! wait on one is made in the kernel by a helper thread while it parks, and shared wakes go to the kernel.
+//! wait on one is queued in the kernel while it parks ([`super::kernel_wait`]), and shared wakes go to
+//! the kernel.
 
 use super::super::parking_lot::{self, Filter, Interrupt, Parked};
 use super::super::sys::{syscall::Errno, time};
@@ -34,11 +35,15 @@ pub fn futex(addr: usize, op: i32, val: u32, timeout: usize, addr2: usize, val3:
             wait(addr, op, val, timeout, if cmd == FUTEX_WAIT { u32::MAX } else { val3 })
         }
         // A shared futex may be woken from another process, which only the kernel hears of: the wait
-        // must really happen there, so a helper thread makes it while the coroutine parks.
-        FUTEX_WAIT | FUTEX_WAIT_BITSET => {
-            super::super::offload::run(super::super::stats::Offload::SharedFutex, move || {
-                raw(addr, op, val, timeout, addr2, val3)
-            })
+        // really happens there, queued by the kernel for the parked coroutine (see `kernel_wait`).
+        FUTEX_WAIT | FUTEX_WAIT_BITSET if super::super::worker::current_task().is_some() => {
+            let bits = if cmd == FUTEX_WAIT { u32::MAX } else { val3 };
+            if bits == 0 || !addr.is_multiple_of(4) {
+                return Err(Errno(libc::EINVAL));
+            }
+            let deadline = deadline(op, timeout)?;
+            super::super::stats::park(super::super::stats::Park::Futex, addr);
+            super::kernel_wait::wait(addr, val, bits, false, deadline, Interrupt::Always).map(|()| 0)
         }
         FUTEX_WAKE | FUTEX_WAKE_BITSET if private => {
             let bits = if cmd == FUTEX_WAKE { u32::MAX } else { val3 };

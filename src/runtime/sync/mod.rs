@@ -11,6 +11,7 @@ pub mod barrier;
 pub mod cond;
 pub mod futex;
 pub mod glibc_cond;
+pub mod kernel_wait;
 pub mod mutex;
 mod pi;
 pub mod proxy;
