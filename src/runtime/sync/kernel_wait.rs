@@ -127,6 +127,7 @@ pub fn wait(
             wait_here(addr, val, mask, private, deadline)
         });
     };
+    super::super::stats::count(&super::super::stats::get().kernel_futex_waits);
     let w = Waiter { result: AtomicI32::new(0), done: AtomicU32::new(0), released: AtomicU32::new(0) };
     let key = &w as *const Waiter as usize;
     {

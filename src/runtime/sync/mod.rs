@@ -66,6 +66,7 @@ pub fn retry_cooperatively(busy: i32, deadline: Deadline, mut attempt: impl FnMu
         if deadline.is_some_and(|d| d <= now) {
             return libc::ETIMEDOUT;
         }
+        super::stats::count(&super::stats::get().poll_retries);
         super::sleep_until(deadline.map_or(now + pause, |d| d.min(now + pause)));
         pause = (pause * 2).min(2_000_000);
     }
