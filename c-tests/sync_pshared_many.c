@@ -2,7 +2,7 @@
  * (4 threads each, running glibc's own code) on one set of process-shared objects at once: a barrier
  * (40 rounds; exactly one serial thread per round), a mutex guarding a counter, a condition variable
  * passing a turn around all 28 threads (broadcast) and handing out items one signal at a time, a
- * semaphore posted from another process, raw FUTEX_WAIT/FUTEX_WAKE on a shared word (every wake counted
+ * semaphore posted from another process, a reader-writer lock, raw FUTEX_WAIT/FUTEX_WAKE on a shared word (every wake counted
  * by FUTEX_WAKE reaches a waiter that then returns 0: none lost, none doubled), and timed waits that
  * must time out (semaphore, mutex held by another process, condition variable). Under the shim the
  * waits of coroutines are queued in the kernel (io_uring futex waits): a re-run checks in the stats
@@ -12,6 +12,7 @@
 #include "test_util.h"
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -29,12 +30,16 @@
 #define ITEMS_PER 20
 #define SEM_PER 30
 #define FUTEX_WAITERS_N 8
+#define RW_PER 40
 
 struct shared {
     pthread_mutex_t m;
     pthread_cond_t c;
     pthread_cond_t items_cv;
     pthread_barrier_t b;
+    pthread_rwlock_t rw;
+    long rw_written;
+    int rw_torn;
     sem_t s;
     sem_t empty;
     unsigned turn;
@@ -96,6 +101,23 @@ static void worker_body(int k)
         while (sem_wait(&sh->s) != 0)
             ;
         ATOMIC_ADD(&sh->sem_taken, 1);
+    }
+    pthread_barrier_wait(&sh->b);
+    /* A reader-writer lock: writers make two stores readers must never see apart. */
+    for (int i = 0; i < RW_PER; i++) {
+        if (i % 4 == 0) {
+            pthread_rwlock_wrlock(&sh->rw);
+            long v = sh->rw_written;
+            ATOMIC_STORE(&sh->rw_written, v + 1);
+            sched_yield();
+            ATOMIC_STORE(&sh->rw_written, v + 2);
+            pthread_rwlock_unlock(&sh->rw);
+        } else {
+            pthread_rwlock_rdlock(&sh->rw);
+            if (ATOMIC_LOAD(&sh->rw_written) % 2 != 0)
+                ATOMIC_ADD(&sh->rw_torn, 1);
+            pthread_rwlock_unlock(&sh->rw);
+        }
     }
     pthread_barrier_wait(&sh->b);
 }
@@ -173,6 +195,10 @@ static int run(void)
     pthread_barrierattr_init(&ba);
     pthread_barrierattr_setpshared(&ba, PTHREAD_PROCESS_SHARED);
     pthread_barrier_init(&sh->b, &ba, P);
+    pthread_rwlockattr_t ra;
+    pthread_rwlockattr_init(&ra);
+    pthread_rwlockattr_setpshared(&ra, PTHREAD_PROCESS_SHARED);
+    pthread_rwlock_init(&sh->rw, &ra);
     sem_init(&sh->s, 1, 0);
     sem_init(&sh->empty, 1, 0);
 
@@ -214,6 +240,11 @@ static int run(void)
     printf("cond broadcast: turn %u (want %d), out of order %d\n", sh->turn, P * CYCLES, sh->order_bad);
     printf("cond signal: consumed %d (want %d), left %d\n", sh->consumed, P * ITEMS_PER, sh->items);
     printf("semaphore: taken %d (want %d)\n", sh->sem_taken, P * SEM_PER);
+    printf("rwlock: written %ld (want %d), torn reads %d\n", sh->rw_written, 2 * P * (RW_PER / 4), sh->rw_torn);
+    pthread_rwlock_wrlock(&sh->rw);
+    printf("rwlock: rdlock by its writer: %s\n", errname(pthread_rwlock_rdlock(&sh->rw)));
+    printf("rwlock: wrlock by its writer: %s\n", errname(pthread_rwlock_wrlock(&sh->rw)));
+    pthread_rwlock_unlock(&sh->rw);
 
     /* Timed waits that must run out: an empty semaphore, a mutex another process holds, a condition
      * variable nobody signals. */

@@ -411,7 +411,7 @@ fn rw_deadline(clock: libc::clockid_t, abstime: *const libc::timespec) -> Result
 }
 
 macro_rules! rwlock_hooks {
-    ($lock:ident, $try:ident, $timed:ident, $clock:ident, $method:ident, $try_method:ident) => {
+    ($lock:ident, $try:ident, $timed:ident, $clock:ident, $method:ident, $try_method:ident, $write:expr) => {
         /// # Safety
         /// C contract of the pthread_rwlock function of this name.
         #[unsafe(no_mangle)]
@@ -420,8 +420,16 @@ macro_rules! rwlock_hooks {
             match unsafe { rwlock(l) } {
                 Some(rw) => rw.$method(None, None),
                 None if runtime::running() && worker::current_task().is_some() => {
-                    // SAFETY: forwarding.
-                    sync::retry_cooperatively(libc::EBUSY, None, || unsafe { real::$try(l) })
+                    let addr = l as usize;
+                    // SAFETY: forwarding; the rwlock stays alive while the caller waits.
+                    unsafe {
+                        sync::rwlock::glibc_wait_on_helper(
+                            l,
+                            $write,
+                            || real::$try(l),
+                            move || real::$lock(addr as *mut libc::pthread_rwlock_t),
+                        )
+                    }
                 }
                 // SAFETY: forwarding.
                 None => unsafe { real::$lock(l) },
@@ -463,8 +471,24 @@ macro_rules! rwlock_hooks {
                     Err(e) => e,
                 },
                 None if runtime::running() && worker::current_task().is_some() => match rw_deadline(clock, abstime) {
-                    // SAFETY: forwarding.
-                    Ok(d) => sync::retry_cooperatively(libc::EBUSY, Some(d), || unsafe { real::$try(l) }),
+                    Ok(_) => {
+                        let (addr, at) = (l as usize, abstime as usize);
+                        // SAFETY: forwarding; the rwlock and the time stay alive while the caller waits.
+                        unsafe {
+                            sync::rwlock::glibc_wait_on_helper(
+                                l,
+                                $write,
+                                || real::$try(l),
+                                move || {
+                                    real::$clock(
+                                        addr as *mut libc::pthread_rwlock_t,
+                                        clock,
+                                        at as *const libc::timespec,
+                                    )
+                                },
+                            )
+                        }
+                    }
                     Err(e) => e,
                 },
                 // SAFETY: forwarding.
@@ -480,7 +504,8 @@ rwlock_hooks!(
     pthread_rwlock_timedrdlock,
     pthread_rwlock_clockrdlock,
     read,
-    try_read
+    try_read,
+    false
 );
 rwlock_hooks!(
     pthread_rwlock_wrlock,
@@ -488,7 +513,8 @@ rwlock_hooks!(
     pthread_rwlock_timedwrlock,
     pthread_rwlock_clockwrlock,
     write,
-    try_write
+    try_write,
+    true
 );
 
 /// # Safety

@@ -41,18 +41,20 @@ pub unsafe fn wait_on_helper(m: *mut libc::pthread_mutex_t, wait: impl FnOnce() 
     let m = m as usize;
     let me = my_tid();
     let lend = owner(m).load(Ordering::Relaxed) == me;
-    let (r, helper) = offload::run(Offload::SharedFutex, move || {
+    offload::run(Offload::SharedFutex, move || {
         let helper = my_tid();
         if lend {
             owner(m).store(helper, Ordering::Relaxed);
         }
-        (wait(), helper)
-    });
-    // The wait relocked the mutex for the helper (whatever it returns, unless it refused at the start).
-    if helper != me && owner(m).load(Ordering::Relaxed) == helper {
-        owner(m).store(me, Ordering::Relaxed);
-    }
-    r
+        let r = wait();
+        // The wait relocked the mutex for the helper (whatever it returns, unless it refused at the
+        // start): it is the caller's again before this helper serves anyone else, whose glibc calls
+        // would otherwise take the helper for its owner.
+        if helper != me && owner(m).load(Ordering::Relaxed) == helper {
+            owner(m).store(me, Ordering::Relaxed);
+        }
+        r
+    })
 }
 
 /// Lock word of a locked glibc mutex that may have waiters: its unlock then always makes a futex wake.
