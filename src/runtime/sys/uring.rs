@@ -300,3 +300,52 @@ impl Ring {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// Reaps until `n` completions are in, keyed by user data.
+    fn completions(ring: &Ring, n: usize) -> HashMap<u64, i32> {
+        let mut got = HashMap::new();
+        while got.len() < n {
+            ring.reap(|data, res| {
+                got.insert(data, res);
+            });
+        }
+        got
+    }
+
+    #[test]
+    fn futex_waits_complete_as_the_kernel_decides() {
+        let Ok(ring) = Ring::for_futex_waits() else {
+            eprintln!("io_uring futex waits unavailable here: nothing to test");
+            return;
+        };
+        let word = Box::leak(Box::new(AtomicU32::new(7)));
+        let addr = word as *const AtomicU32 as usize;
+        // A wait whose value does not match ends at once with EAGAIN.
+        ring.submit_futex_wait(addr, 8, u32::MAX, false, 1).unwrap();
+        assert_eq!(completions(&ring, 1)[&1], -libc::EAGAIN);
+        // Two waits, one woken by a plain shared FUTEX_WAKE counting it, the other cancelled.
+        ring.submit_futex_wait(addr, 7, u32::MAX, false, 2).unwrap();
+        ring.submit_futex_wait(addr, 7, u32::MAX, false, 3).unwrap();
+        // SAFETY: FUTEX_WAKE uses the address only as a key.
+        let woke = unsafe { super::super::futex::futex_raw(addr, libc::FUTEX_WAKE, 1, 0, 0, 0) }.unwrap();
+        assert_eq!(woke, 1, "the kernel counted one queued wait");
+        ring.submit_cancel(3, 0).unwrap();
+        let got = completions(&ring, 3);
+        assert_eq!(got[&2], 0, "the first queued wait was woken");
+        assert_eq!(got[&3], -libc::ECANCELED);
+        // A private wait is woken by a private wake, not a shared one.
+        ring.submit_futex_wait(addr, 7, u32::MAX, true, 4).unwrap();
+        // SAFETY: as above.
+        let woke =
+            unsafe { super::super::futex::futex_raw(addr, libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, 1, 0, 0, 0) }
+                .unwrap();
+        assert_eq!(woke, 1);
+        assert_eq!(completions(&ring, 1)[&4], 0);
+        let _ = super::super::fd::close(ring.fd());
+    }
+}
