@@ -3,11 +3,15 @@
 //! a coroutine without blocking its worker.
 //!
 //! The kernel makes the wait itself through io_uring (IORING_OP_FUTEX_WAIT, Linux 6.7+): the coroutine
-//! queues it and parks, and one reaper thread, asleep in `io_uring_enter` for all of them, unparks each
-//! waiter whose wait completed. To the kernel the queued wait is an ordinary futex waiter, so FUTEX_WAKE
-//! counts are exact: a wake that reached the wait is the coroutine's (it returns 0, even if its time ran
-//! out meanwhile), a wait cancelled for a timeout or a signal was never woken. No thread per waiter, no
-//! polling.
+//! hands the request to one ring thread and parks; the ring thread, which owns the ring (its only
+//! submitter, so the kernel's work for completions runs there and never interrupts a worker), queues the
+//! wait, sleeps in `io_uring_enter` for all of them, and unparks each waiter whose wait completed. To the
+//! kernel the queued wait is an ordinary futex waiter, so FUTEX_WAKE counts are exact: a wake that
+//! reached the wait is the coroutine's (it returns 0, even if its time ran out meanwhile), a wait
+//! cancelled for a timeout or a signal was never woken. No thread per waiter, no polling.
+//!
+//! Requests reach the ring thread through a queue and a doorbell: a private futex word on which the ring
+//! thread itself keeps a futex wait queued in its ring, so one FUTEX_WAKE from a submitter wakes it.
 //!
 //! Where io_uring cannot make futex waits (an older kernel, `kernel.io_uring_disabled`, a seccomp filter:
 //! found out once, at the first wait), a helper thread makes each wait while its coroutine parks (counted
@@ -19,90 +23,157 @@ use super::super::parking_lot::{self, Interrupt, Parked};
 use super::super::sys::syscall::Errno;
 use super::super::sys::{futex, time, uring::Ring};
 use super::Deadline;
-use core::sync::atomic::{AtomicI32, AtomicPtr, AtomicU8, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use std::ffi::c_void;
 
 /// One coroutine's wait, on its stack, named by the io_uring request's user data.
 struct Waiter {
     result: AtomicI32,
-    /// Set by the reaper when the request completed.
+    /// Set by the ring thread when the request completed.
     done: AtomicU32,
-    /// Set by the reaper once it no longer touches the record (its unpark is over), so the record's
+    /// Set by the ring thread once it no longer touches the record (its unpark is over), so the record's
     /// address — the park key — is not reused while an unpark for it may still run.
     released: AtomicU32,
 }
 
+/// Work for the ring thread.
+enum Request {
+    Wait {
+        addr: usize,
+        val: u32,
+        mask: u32,
+        private: bool,
+        waiter: usize,
+    },
+    /// Cancel the wait of this waiter.
+    Cancel {
+        waiter: usize,
+    },
+}
+
+/// User data of the doorbell's own wait, and of cancel requests (whose completions say nothing needed).
+const DOORBELL_TAG: u64 = 1;
+const CANCEL_TAG: u64 = 2;
+
 const RING_UNTRIED: u8 = 0;
-const RING_READY: u8 = 1;
-const RING_NONE: u8 = 2;
+const RING_STARTING: u8 = 1;
+const RING_READY: u8 = 2;
+const RING_NONE: u8 = 3;
 
-static RING_STATE: AtomicU8 = AtomicU8::new(RING_UNTRIED);
-/// The ring, set once (leaked: it lives for the process).
-static RING: AtomicPtr<Ring> = AtomicPtr::new(core::ptr::null_mut());
-/// Serialises submissions, and the making of the ring.
-static SUBMIT: Lock<()> = Lock::new(());
+static RING_STATE: AtomicU32 = AtomicU32::new(RING_UNTRIED as u32);
+static QUEUE: Lock<Vec<Request>> = Lock::new(Vec::new());
+/// 1 when requests may be queued that the ring thread has not seen; a FUTEX_WAKE on it wakes the thread.
+static DOORBELL: AtomicU32 = AtomicU32::new(0);
+/// The ring's fd, for a forked child to close.
+static RING_FD: AtomicI32 = AtomicI32::new(-1);
 
-/// The ring, made (with its reaper thread) at the first wait; None when io_uring cannot make futex waits.
-fn ring() -> Option<&'static Ring> {
-    match RING_STATE.load(Ordering::Acquire) {
-        RING_READY => {
-            // SAFETY: set before RING_READY was published, and never freed.
-            return Some(unsafe { &*RING.load(Ordering::Acquire) });
-        }
-        RING_NONE => return None,
+/// Whether the ring thread runs, starting it at the first call (the caller waits for its answer).
+fn ring_ready() -> bool {
+    match RING_STATE.load(Ordering::Acquire) as u8 {
+        RING_READY => return true,
+        RING_NONE => return false,
         _ => {}
     }
-    let _serial = SUBMIT.lock();
-    match RING_STATE.load(Ordering::Acquire) {
-        // SAFETY: as above.
-        RING_READY => return Some(unsafe { &*RING.load(Ordering::Acquire) }),
-        RING_NONE => return None,
-        _ => {}
-    }
-    let made = match Ring::for_futex_waits() {
-        Ok(r) => {
-            let r: &'static Ring = Box::leak(Box::new(r));
-            super::super::fd::mark_runtime_own(r.fd());
-            // SAFETY: the reaper takes the ring, which lives for the process.
-            if unsafe { super::super::thread::start_os_thread(reaper_main, r as *const Ring as *mut c_void) } {
-                Some(r)
-            } else {
-                None
-            }
+    if RING_STATE
+        .compare_exchange(RING_UNTRIED as u32, RING_STARTING as u32, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+    {
+        // SAFETY: the ring thread takes no argument and runs for the process.
+        if !unsafe { super::super::thread::start_os_thread(ring_main, core::ptr::null_mut()) } {
+            RING_STATE.store(RING_NONE as u32, Ordering::Release);
+            futex::wake(&RING_STATE, u32::MAX);
         }
-        Err(_) => None,
-    };
-    if let Some(r) = made {
-        RING.store(r as *const Ring as *mut Ring, Ordering::Release);
     }
-    RING_STATE.store(if made.is_some() { RING_READY } else { RING_NONE }, Ordering::Release);
-    made
+    // The ring thread says whether it could make a ring (within microseconds).
+    loop {
+        let st = RING_STATE.load(Ordering::Acquire);
+        if st != RING_STARTING as u32 && st != RING_UNTRIED as u32 {
+            return st == RING_READY as u32;
+        }
+        futex::wait(&RING_STATE, st, Some(time::monotonic_ns() + 1_000_000));
+    }
 }
 
-/// Whether coroutines' kernel futex waits go through io_uring (made at the first call).
+/// Whether coroutines' kernel futex waits go through io_uring (the ring thread is started at the first call).
 pub fn uses_io_uring() -> bool {
-    ring().is_some()
+    ring_ready()
 }
 
-/// The reaper: sleeps in the kernel until waits complete, then hands each its result and unparks it.
-extern "C" fn reaper_main(arg: *mut c_void) -> *mut c_void {
+fn publish_state(st: u8) {
+    RING_STATE.store(st as u32, Ordering::Release);
+    futex::wake(&RING_STATE, u32::MAX);
+}
+
+/// The ring thread: makes the ring, then submits what is queued and delivers completions, for ever.
+extern "C" fn ring_main(_: *mut c_void) -> *mut c_void {
     // SAFETY: GS 0 marks a thread that is not a worker; hooks on this thread see a plain thread.
     unsafe { super::super::sys::fsgs::set_gs_base(0) };
-    // SAFETY: the leaked ring of `ring()`.
-    let ring: &'static Ring = unsafe { &*(arg as *const Ring) };
+    let ring = match Ring::for_futex_waits() {
+        Ok(r) => r,
+        Err(_) => {
+            publish_state(RING_NONE);
+            return core::ptr::null_mut();
+        }
+    };
+    RING_FD.store(ring.fd(), Ordering::Relaxed);
+    super::super::fd::mark_runtime_own(ring.fd());
+    let doorbell = &DOORBELL as *const AtomicU32 as usize;
+    if ring.submit_futex_wait(doorbell, 0, u32::MAX, true, DOORBELL_TAG).is_err() {
+        publish_state(RING_NONE);
+        return core::ptr::null_mut();
+    }
+    publish_state(RING_READY);
+    let mut pending: Vec<Request> = Vec::new();
     loop {
-        ring.reap(|data, res| {
-            if data == 0 {
-                // A cancel request's own completion: its target completes too, which is what matters.
-                return;
+        let mut rang = false;
+        ring.reap(|data, res| match data {
+            DOORBELL_TAG => rang = true,
+            CANCEL_TAG => {}
+            _ => {
+                // SAFETY: user data of a futex wait is its Waiter, which stays until `released` is set.
+                let w = unsafe { &*(data as *const Waiter) };
+                w.result.store(res, Ordering::Relaxed);
+                w.done.store(1, Ordering::Release);
+                parking_lot::unpark_all(data as usize, 0);
+                w.released.store(1, Ordering::Release);
             }
-            // SAFETY: user data of a futex wait is its Waiter, which stays until `released` is set.
-            let w = unsafe { &*(data as *const Waiter) };
-            w.result.store(res, Ordering::Relaxed);
-            w.done.store(1, Ordering::Release);
-            parking_lot::unpark_all(data as usize, 0);
-            w.released.store(1, Ordering::Release);
         });
+        if !rang {
+            continue;
+        }
+        // Reset the doorbell before taking the queue: a request queued after the take rings it again.
+        DOORBELL.store(0, Ordering::SeqCst);
+        core::mem::swap(&mut pending, &mut QUEUE.lock());
+        for req in pending.drain(..) {
+            let r = match req {
+                Request::Wait { addr, val, mask, private, waiter } => {
+                    ring.submit_futex_wait(addr, val, mask, private, waiter as u64)
+                }
+                Request::Cancel { waiter } => ring.submit_cancel(waiter as u64, CANCEL_TAG),
+            };
+            if let (Err(e), Request::Wait { waiter, .. }) = (r, req) {
+                // Not queued (the kernel refused the entry): the wait ends with that error.
+                // SAFETY: as above.
+                let w = unsafe { &*(waiter as *const Waiter) };
+                w.result.store(-e.0, Ordering::Relaxed);
+                w.done.store(1, Ordering::Release);
+                parking_lot::unpark_all(waiter, 0);
+                w.released.store(1, Ordering::Release);
+            }
+        }
+        // The doorbell's own wait again; if it rang meanwhile this completes at once (EAGAIN).
+        if ring.submit_futex_wait(doorbell, 0, u32::MAX, true, DOORBELL_TAG).is_err() {
+            // Cannot happen with entries submitted one at a time; keep serving what is queued.
+            DOORBELL.store(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Hands `req` to the ring thread.
+fn send(req: Request) {
+    QUEUE.lock().push(req);
+    if DOORBELL.swap(1, Ordering::SeqCst) == 0 {
+        futex::wake(&DOORBELL, 1);
     }
 }
 
@@ -122,26 +193,19 @@ pub fn wait(
     if super::super::worker::current_task().is_none() {
         return wait_here(addr, val, mask, private, deadline);
     }
-    let Some(ring) = ring() else {
+    if !ring_ready() {
         return super::super::offload::run(super::super::stats::Offload::SharedFutex, move || {
             wait_here(addr, val, mask, private, deadline)
         });
-    };
+    }
     super::super::stats::count(&super::super::stats::get().kernel_futex_waits);
     let w = Waiter { result: AtomicI32::new(0), done: AtomicU32::new(0), released: AtomicU32::new(0) };
     let key = &w as *const Waiter as usize;
-    {
-        let _serial = SUBMIT.lock();
-        ring.submit_futex_wait(addr, val, mask, private, key as u64)?;
-    }
-    let mut ended = parking_lot::park(key, 0, || w.done.load(Ordering::Acquire) == 0, || {}, deadline, interrupt);
+    send(Request::Wait { addr, val, mask, private, waiter: key });
+    let ended = parking_lot::park(key, 0, || w.done.load(Ordering::Acquire) == 0, || {}, deadline, interrupt);
     if matches!(ended, Parked::TimedOut | Parked::Interrupted) && w.done.load(Ordering::Acquire) == 0 {
         // Take the wait out of the kernel's queue; it completes either way (cancelled, or woken first).
-        let _serial = SUBMIT.lock();
-        if ring.submit_cancel(key as u64, 0).is_err() {
-            // Without a cancel the wait ends only when woken: then it is no longer timed.
-            ended = Parked::Unparked(0);
-        }
+        send(Request::Cancel { waiter: key });
     }
     while w.done.load(Ordering::Acquire) == 0 {
         parking_lot::park(key, 0, || w.done.load(Ordering::Acquire) == 0, || {}, None, Interrupt::No);
@@ -178,12 +242,12 @@ pub fn wake(addr: usize, n: u32, private: bool) -> usize {
     unsafe { futex::futex_raw(addr, op, n, 0, 0, 0) }.unwrap_or(0)
 }
 
-/// In a forked child: the parent's ring is not the child's (the child runs no coroutines).
+/// In a forked child: the parent's ring is not the child's (the child runs no coroutines, and has no ring
+/// thread).
 pub fn forget_in_child() {
-    if RING_STATE.load(Ordering::Relaxed) == RING_READY {
-        // SAFETY: as in `ring`.
-        let r = unsafe { &*RING.load(Ordering::Relaxed) };
-        let _ = super::super::sys::fd::close(r.fd());
+    let fd = RING_FD.swap(-1, Ordering::Relaxed);
+    if fd >= 0 {
+        let _ = super::super::sys::fd::close(fd);
     }
-    RING_STATE.store(RING_NONE, Ordering::Relaxed);
+    RING_STATE.store(RING_NONE as u32, Ordering::Relaxed);
 }

@@ -3,9 +3,12 @@
 //! another process's FUTEX_WAKE counts and wakes it exactly like a sleeping thread — and its completion
 //! says whether it was woken (0), found the word changed (-EAGAIN) or was cancelled (-ECANCELED).
 //!
-//! One ring per process: submissions come from any thread under a lock, and one thread waits for
-//! completions. The ring is mapped once (IORING_FEAT_SINGLE_MMAP, 5.4+) and the kernel keeps completions
-//! that do not fit (IORING_FEAT_NODROP, 5.5+), so a completion is never lost however many waits are queued.
+//! The ring belongs to the thread that makes it, its only submitter, which also waits for completions
+//! (IORING_SETUP_SINGLE_ISSUER and DEFER_TASKRUN, 6.1+): the kernel's work for a completion runs there
+//! when it waits, so no other thread is ever interrupted for it (a thread with io_uring work pending sees
+//! its blocking system calls interrupted, some with EINTR). The ring is mapped once
+//! (IORING_FEAT_SINGLE_MMAP, 5.4+) and the kernel keeps completions that do not fit (IORING_FEAT_NODROP,
+//! 5.5+), so a completion is never lost however many waits are queued.
 
 use super::syscall::{Errno, syscall2, syscall4, syscall6};
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -16,6 +19,8 @@ const SYS_IO_URING_REGISTER: libc::c_long = 427;
 
 const IORING_SETUP_CQSIZE: u32 = 1 << 3;
 const IORING_SETUP_CLAMP: u32 = 1 << 4;
+const IORING_SETUP_SINGLE_ISSUER: u32 = 1 << 12;
+const IORING_SETUP_DEFER_TASKRUN: u32 = 1 << 13;
 const IORING_FEAT_SINGLE_MMAP: u32 = 1 << 0;
 const IORING_FEAT_NODROP: u32 = 1 << 1;
 const IORING_ENTER_GETEVENTS: usize = 1;
@@ -103,7 +108,7 @@ struct Cqe {
     flags: u32,
 }
 
-/// A mapped ring. Submission is serialised by the caller; only one thread reaps.
+/// A mapped ring, used by the thread that made it only.
 pub struct Ring {
     fd: i32,
     sq_head: *const AtomicU32,
@@ -116,12 +121,6 @@ pub struct Ring {
     cq_mask: u32,
     cqes: *const Cqe,
 }
-
-// SAFETY: the pointers are into mappings that live as long as the Ring; the shared words are atomics and
-// the caller serialises submission (one submitter at a time) and reaping (one reaper).
-unsafe impl Send for Ring {}
-// SAFETY: as above.
-unsafe impl Sync for Ring {}
 
 fn mmap_ring(fd: i32, len: usize, offset: usize) -> Result<*mut u8, Errno> {
     // SAFETY: a fresh shared mapping of the ring fd at the kernel's documented offset; nothing is replaced.
@@ -143,9 +142,10 @@ impl Ring {
     /// A ring that can make futex waits, or the reason there is none: io_uring missing, disabled
     /// (`kernel.io_uring_disabled`, seccomp: EPERM/ENOSYS), a kernel before 6.7 (no IORING_OP_FUTEX_WAIT)
     /// or without single-mapping rings.
+    /// Only the calling thread may use it (submit, reap).
     pub fn for_futex_waits() -> Result<Ring, Errno> {
-        let mut p =
-            Params { cq_entries: CQ_ENTRIES, flags: IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP, ..Default::default() };
+        let flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+        let mut p = Params { cq_entries: CQ_ENTRIES, flags, ..Default::default() };
         // SAFETY: io_uring_setup reads and writes the params struct we own.
         let fd = unsafe { syscall2(SYS_IO_URING_SETUP, SQ_ENTRIES as usize, &mut p as *mut Params as usize) }? as i32;
         let close = |e: Errno| {
@@ -206,7 +206,7 @@ impl Ring {
         self.fd
     }
 
-    /// Queues one entry and hands it to the kernel. The caller serialises submissions.
+    /// Queues one entry and hands it to the kernel.
     fn submit(&self, fill: impl FnOnce(&mut Sqe)) -> Result<(), Errno> {
         // SAFETY: ring words inside the mapping; only this submitter writes the tail and the slots it owns.
         unsafe {
@@ -274,15 +274,16 @@ impl Ring {
         })
     }
 
-    /// Waits until at least one completion is there, then hands each to `f` (user_data, result) and
-    /// frees its slot. Only one thread may reap.
+    /// Waits until at least one completion is there (running the kernel's pending work for the ring),
+    /// then hands each to `f` (user_data, result) and frees its slot.
     pub fn reap(&self, mut f: impl FnMut(u64, i32)) {
         // SAFETY: ring words inside the mapping; the kernel writes the tail and the entries before it.
         unsafe {
-            if (*self.cq_head).load(Ordering::Relaxed) == (*self.cq_tail).load(Ordering::Acquire) {
-                // Also flushes completions the kernel kept aside when the ring was full.
-                let _ = syscall6(SYS_IO_URING_ENTER, self.fd as usize, 0, 1, IORING_ENTER_GETEVENTS, 0, 0);
-            }
+            // Runs the deferred work (posting completions, also those kept aside when the ring was full),
+            // sleeping until there is a completion.
+            let min =
+                if (*self.cq_head).load(Ordering::Relaxed) == (*self.cq_tail).load(Ordering::Acquire) { 1 } else { 0 };
+            let _ = syscall6(SYS_IO_URING_ENTER, self.fd as usize, 0, min, IORING_ENTER_GETEVENTS, 0, 0);
             let mut head = (*self.cq_head).load(Ordering::Relaxed);
             loop {
                 let tail = (*self.cq_tail).load(Ordering::Acquire);
