@@ -2,8 +2,9 @@
 //! While the runtime runs, every caller — coroutine or plain thread — goes through the runtime's
 //! implementations (so each can wake the other). A coroutine takes robust and process-shared PI mutexes
 //! through the runtime's proxy owners (`runtime::sync::proxy`), so the kernel and other processes see a
-//! real owner; other objects of kinds the runtime leaves to glibc (process-shared, priority-protect) go
-//! to glibc, and a coroutine waits for those by retrying with short sleeps instead of blocking its worker.
+//! real owner; other objects of kinds the runtime leaves to glibc go to glibc: a coroutine's wait on a
+//! process-shared condition variable or rwlock is made by glibc on a helper thread, and for a
+//! priority-protect mutex it retries with short sleeps, instead of blocking its worker.
 //! A condition wait may pair a condition variable of one family with a mutex of another: `cond_wait`
 //! routes each pairing.
 

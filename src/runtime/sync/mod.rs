@@ -4,8 +4,11 @@
 //! value; barrier count), so objects initialised by glibc — statically or by `*_init` — work as they are,
 //! and a forked child, which runs glibc's own functions, finds them consistent.
 //!
-//! Kinds the runtime does not implement (process-shared, priority-protect, robust mutexes without priority
-//! inheritance) are left to glibc: [`Unsupported`] tells the hook to call the real function.
+//! Process-shared mutexes, semaphores and barriers follow glibc's protocol with their waits in the
+//! kernel's futex queues ([`kernel_wait`]), since other processes use them with glibc's code. Kinds the
+//! runtime does not implement (process-shared condition variables and rwlocks, priority-protect mutexes,
+//! robust ones, which [`proxy`] holds for coroutines) are left to glibc: [`Unsupported`] tells the hook
+//! to call the real function.
 
 pub mod barrier;
 pub mod cond;
@@ -21,7 +24,7 @@ pub mod spin;
 
 use super::sys::{Errno, time};
 
-/// The object is of a kind glibc must handle (process-shared, priority-protect, robust non-PI).
+/// The object is of a kind glibc must handle (see the module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unsupported;
 
