@@ -145,9 +145,17 @@ impl Keeper {
     fn op(&self, word: usize, op: i32, wait: bool) -> i32 {
         let result = AtomicI32::new(0);
         let ticket = self.request(Request::Futex { word, op, result: if wait { &result } else { core::ptr::null() } });
-        let mut pause = PAUSE_MIN_NS;
-        while wait && self.served.load(Ordering::Acquire) < ticket {
-            sleep_a_while(&mut pause, None);
+        let served = &self.served;
+        while wait && served.load(Ordering::Acquire) < ticket {
+            // The keeper unparks the waiters of `served` after each request (a plain thread sleeps).
+            super::super::parking_lot::park(
+                served as *const AtomicU64 as usize,
+                0,
+                || served.load(Ordering::Acquire) < ticket,
+                || {},
+                None,
+                super::super::parking_lot::Interrupt::No,
+            );
         }
         result.load(Ordering::Relaxed)
     }
@@ -229,6 +237,7 @@ extern "C" fn keeper_main(arg: *mut libc::c_void) -> *mut libc::c_void {
                 Request::Run(job) => job(),
             }
             k.served.fetch_add(1, Ordering::Release);
+            super::super::parking_lot::unpark_all(&k.served as *const AtomicU64 as usize, 0);
         }
         if exit {
             return core::ptr::null_mut();
