@@ -108,15 +108,16 @@ fn publish_state(st: u8) {
 extern "C" fn ring_main(_: *mut c_void) -> *mut c_void {
     // SAFETY: GS 0 marks a thread that is not a worker; hooks on this thread see a plain thread.
     unsafe { super::super::sys::fsgs::set_gs_base(0) };
-    let ring = match Ring::for_futex_waits() {
+    let mut ring = match Ring::for_futex_waits() {
         Ok(r) => r,
         Err(_) => {
             publish_state(RING_NONE);
             return core::ptr::null_mut();
         }
     };
+    // Out of the program's way: its own fds get the numbers they get natively, and it cannot close ours.
+    ring.relocate_fd(super::super::netpoll::move_high);
     RING_FD.store(ring.fd(), Ordering::Relaxed);
-    super::super::fd::mark_runtime_own(ring.fd());
     let doorbell = &DOORBELL as *const AtomicU32 as usize;
     if ring.submit_futex_wait(doorbell, 0, u32::MAX, true, DOORBELL_TAG).is_err() {
         publish_state(RING_NONE);

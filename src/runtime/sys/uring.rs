@@ -201,9 +201,15 @@ impl Ring {
         u16::from_ne_bytes([probe[e + 2], probe[e + 3]]) & IO_URING_OP_SUPPORTED != 0
     }
 
-    /// The ring's fd (the caller keeps it from the program: see `fd::mark_runtime_own`).
+    /// The ring's fd.
     pub fn fd(&self) -> i32 {
         self.fd
+    }
+
+    /// Lets `relocate` give the ring another fd number (a duplicate of it, the original closed), which
+    /// it returns; the mappings stay.
+    pub fn relocate_fd(&mut self, relocate: impl FnOnce(i32) -> i32) {
+        self.fd = relocate(self.fd);
     }
 
     /// Queues one entry and hands it to the kernel.
