@@ -6,11 +6,18 @@
  * by FUTEX_WAKE reaches a waiter that then returns 0: none lost, none doubled), and timed waits that
  * must time out (semaphore, mutex held by another process, condition variable). Under the shim the
  * waits of coroutines are queued in the kernel (io_uring futex waits): a re-run checks in the stats
- * report that no wait polled. Counts only on stdout; no timing is judged.
- * asyncshim-test: timeout=90 */
+ * report that no wait polled. The whole run is made again in a new process where a seccomp filter makes
+ * io_uring_setup fail (ENOSYS), as on a kernel without it: the shim's helper threads must make the same
+ * waits (the stats must show no io_uring wait, and still no polling). Counts only on stdout; no timing is
+ * judged.
+ * asyncshim-test: timeout=120 */
 #include "shim_probe.h"
 #include "test_util.h"
+#include <linux/filter.h>
 #include <linux/futex.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <semaphore.h>
@@ -285,12 +292,55 @@ static int run(void)
     return 0;
 }
 
+/* Makes io_uring_setup fail with ENOSYS in every thread of this process and in those it makes. */
+static int refuse_io_uring(void)
+{
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 425 /* io_uring_setup */, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = { .len = sizeof f / sizeof f[0], .filter = f };
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        return -1;
+    return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog);
+}
+
 int main(int argc, char **argv)
 {
     test_init();
+    if (argc > 1 && strcmp(argv[1], "no-uring") == 0) {
+        if (refuse_io_uring() != 0) {
+            printf("seccomp filter refused: %s\n", errname(errno));
+            return 1;
+        }
+        return run();
+    }
     if (argc > 1 && strcmp(argv[1], "again") == 0)
         return run();
     run();
+    /* The same again where io_uring cannot be used. */
+    printf("without io_uring:\n");
+    fflush(stdout);
+    pid_t p = fork();
+    if (p == 0) {
+        execl("/proc/self/exe", argv[0], "no-uring", (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    waitpid(p, &st, 0);
+    printf("without io_uring: exit %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+    if (under_shim()) {
+        int status;
+        long queued = rerun_for_report("no-uring", NULL, NULL, 0, "kernel futex waits (io_uring): ", &status);
+        long polls = rerun_for_report("no-uring", NULL, NULL, 0, "polled retries: ", &status);
+        fprintf(stderr, "re-run without io_uring: kernel futex waits %ld, polled retries %ld, status %d\n", queued,
+                polls, status);
+        if (queued != 0 || polls != 0 || status != 0)
+            printf("re-run without io_uring under the shim: io_uring waits %ld, polled retries %ld, status %d\n",
+                   queued, polls, status);
+    }
     if (under_shim()) {
         /* The same run again with the stats report: no wait may have polled. */
         int status;
