@@ -6,7 +6,7 @@
 //! wait on one is queued in the kernel while it parks ([`super::kernel_wait`]), and shared wakes go to
 //! the kernel.
 
-use super::super::parking_lot::{self, Filter, Interrupt, Parked};
+use super::super::parking_lot::{self, Filter, Parked};
 use super::super::sys::{syscall::Errno, time};
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -43,7 +43,7 @@ pub fn futex(addr: usize, op: i32, val: u32, timeout: usize, addr2: usize, val3:
             }
             let deadline = deadline(op, timeout)?;
             super::super::stats::park(super::super::stats::Park::Futex, addr);
-            super::kernel_wait::wait(addr, val, bits, false, deadline, Interrupt::Always).map(|()| 0)
+            super::kernel_wait::wait(addr, val, bits, false, deadline, super::futex_interrupt(deadline)).map(|()| 0)
         }
         FUTEX_WAKE | FUTEX_WAKE_BITSET if private => {
             let bits = if cmd == FUTEX_WAKE { u32::MAX } else { val3 };
@@ -117,17 +117,21 @@ fn wait(addr: usize, op: i32, val: u32, timeout: usize, bits: u32) -> Result<usi
     // SAFETY: the word was just read successfully and futex words live as long as their waiters.
     let word = unsafe { &*(addr as *const AtomicU32) };
     super::super::stats::park(super::super::stats::Park::Futex, addr);
-    match parking_lot::park(
-        addr,
-        bits as usize,
-        || word.load(Ordering::Relaxed) == val,
-        || {},
-        deadline,
-        Interrupt::Always,
-    ) {
-        Parked::Unparked(_) => Ok(0),
-        Parked::Invalid => Err(Errno(libc::EAGAIN)),
-        Parked::TimedOut => Err(Errno(libc::ETIMEDOUT)),
-        Parked::Interrupted => Err(Errno(libc::EINTR)),
+    loop {
+        match parking_lot::park(
+            addr,
+            bits as usize,
+            || word.load(Ordering::Relaxed) == val,
+            || {},
+            deadline,
+            super::futex_interrupt(deadline),
+        ) {
+            Parked::Unparked(_) => return Ok(0),
+            Parked::Invalid => return Err(Errno(libc::EAGAIN)),
+            Parked::TimedOut => return Err(Errno(libc::ETIMEDOUT)),
+            // The kernel restarts an untimed wait whose handler has SA_RESTART (checking the word again).
+            Parked::Interrupted if super::interrupted_wait_restarts() => {}
+            Parked::Interrupted => return Err(Errno(libc::EINTR)),
+        }
     }
 }

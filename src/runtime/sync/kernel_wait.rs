@@ -191,6 +191,23 @@ pub fn wait(
     deadline: Deadline,
     interrupt: Interrupt,
 ) -> Result<(), Errno> {
+    loop {
+        match wait_once(addr, val, mask, private, deadline, interrupt) {
+            // Interrupted by a handler with SA_RESTART where the kernel restarts the wait: wait again.
+            Err(Errno(libc::EINTR)) if interrupt == Interrupt::UnlessRestart && super::interrupted_wait_restarts() => {}
+            r => return r,
+        }
+    }
+}
+
+fn wait_once(
+    addr: usize,
+    val: u32,
+    mask: u32,
+    private: bool,
+    deadline: Deadline,
+    interrupt: Interrupt,
+) -> Result<(), Errno> {
     if super::super::worker::current_task().is_none() {
         return wait_here(addr, val, mask, private, deadline);
     }

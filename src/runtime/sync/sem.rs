@@ -62,8 +62,8 @@ impl Sem {
             super::super::stats::park(super::super::stats::Park::Semaphore, data as *const _ as usize);
             if self.shared {
                 // glibc's do_futex_wait: sleep while the value (the low half, first in memory) is 0.
-                let r =
-                    super::kernel_wait::wait(self.key(), 0, u32::MAX, false, deadline, parking_lot::Interrupt::Always);
+                let interrupt = super::futex_interrupt(deadline);
+                let r = super::kernel_wait::wait(self.key(), 0, u32::MAX, false, deadline, interrupt);
                 self.data.fetch_sub(ONE_WAITER, Ordering::Relaxed);
                 match r {
                     Err(Errno(libc::ETIMEDOUT)) if !self.try_wait() => return Err(Errno(libc::ETIMEDOUT)),
@@ -78,11 +78,13 @@ impl Sem {
                 || data.load(Ordering::Relaxed) & VALUE_MASK == 0,
                 || {},
                 deadline,
-                parking_lot::Interrupt::Always,
+                super::futex_interrupt(deadline),
             );
             self.data.fetch_sub(ONE_WAITER, Ordering::Relaxed);
             match r {
                 Parked::TimedOut if !self.try_wait() => return Err(Errno(libc::ETIMEDOUT)),
+                // An untimed wait whose handler has SA_RESTART goes on, as the kernel restarts glibc's.
+                Parked::Interrupted if super::interrupted_wait_restarts() => {}
                 Parked::Interrupted => return Err(Errno(libc::EINTR)),
                 Parked::TimedOut => return Ok(()),
                 _ => {}
