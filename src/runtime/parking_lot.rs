@@ -324,7 +324,14 @@ fn park_thread(
     }
     before_sleep();
     let mut why = Parked::TimedOut;
-    while tw.woken.load(Ordering::Acquire) == 0 {
+    // Inside a cancellation point, a request (glibc's own, for a plain thread) pokes the wait (see
+    // `cancel::plain`).
+    let poke = super::cancel::plain::parking(&tw.woken);
+    while tw.woken.load(Ordering::Acquire) != 1 {
+        if poke && super::cancel::plain::poked(&tw.woken) {
+            why = Parked::Interrupted;
+            break;
+        }
         match futex::wait_interruptible(&tw.woken, 0, deadline) {
             futex::WaitEnd::TimedOut => break,
             // The kernel interrupted our futex wait; for a restartable call, carry on as it would.
@@ -335,6 +342,10 @@ fn park_thread(
             _ => {}
         }
     }
+    if poke {
+        super::cancel::plain::parked(&tw.woken);
+    }
+    // No poke can come now (and none is left in the word): 0 until an unpark makes it 1.
     if tw.woken.load(Ordering::Acquire) == 0 {
         if remove_entry(&tw.key, &tw.node) {
             return why;

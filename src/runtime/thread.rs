@@ -227,6 +227,7 @@ pub fn spawn(req: Spawn) -> Result<libc::pthread_t, i32> {
     *task.join.lock() =
         JoinState { life: Life::Running, detached: req.detached, joiner: None, result: core::ptr::null_mut() };
     task.debug_live.store(1, Ordering::Release);
+    super::cancel::reset(task);
     prepare(task, stack, req.start, req.arg);
     let live = rt.threads.live.fetch_add(1, Ordering::AcqRel) + 1;
     super::stats::thread_created(live as u64);
@@ -498,12 +499,15 @@ pub fn join(target: TaskRef, kind: JoinKind) -> Result<*mut c_void, i32> {
         JoinKind::Until(d) => Some(d),
         _ => None,
     };
+    let mut cancelled = false;
     let timed_out = match me {
         Some(me) => {
             if let Some(d) = deadline {
                 rt.sched.add_timer(d, me, park);
             }
             me.switch_out(Switch::Park);
+            // Ended by a cancellation request (see `cancel`): the target stays joinable, as glibc leaves it.
+            cancelled = me.last_wake.get() == Wake::Interrupted && super::cancel::woken();
             me.last_wake.get() == Wake::TimedOut
         }
         None => loop {
@@ -516,6 +520,12 @@ pub fn join(target: TaskRef, kind: JoinKind) -> Result<*mut c_void, i32> {
         },
     };
     let mut j = target.join.lock();
+    if cancelled {
+        if matches!(j.joiner, Some(Waiter::Task(t, _)) if Some(t) == me) {
+            j.joiner = None;
+        }
+        return Err(libc::EINTR);
+    }
     if timed_out && j.life != Life::Exited {
         j.joiner = None;
         return Err(libc::ETIMEDOUT);
@@ -727,7 +737,10 @@ pub unsafe fn join_os_thread(t: libc::pthread_t, ret: *mut *mut c_void, kind: Jo
             JoinKind::Until(d) => d.min(now + pause),
             JoinKind::Block => now + pause,
         };
-        super::sleep_until(wake);
+        if super::sleep_until(wake) == Wake::Interrupted && super::cancel::woken() {
+            // A cancellation request ended the pause (see `cancel`): the hook acts on it.
+            return libc::EINTR;
+        }
         pause = (pause * 2).min(5_000_000);
     }
 }

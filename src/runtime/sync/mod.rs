@@ -70,7 +70,12 @@ pub fn retry_cooperatively(busy: i32, deadline: Deadline, mut attempt: impl FnMu
             return libc::ETIMEDOUT;
         }
         super::stats::count(&super::stats::get().poll_retries);
-        super::sleep_until(deadline.map_or(now + pause, |d| d.min(now + pause)));
+        if super::sleep_until(deadline.map_or(now + pause, |d| d.min(now + pause))) == super::task::Wake::Interrupted
+            && super::cancel::woken()
+        {
+            // A cancellation request ended this sleep (see `cancel`): the hook acts on it.
+            return libc::EINTR;
+        }
         pause = (pause * 2).min(2_000_000);
     }
 }
