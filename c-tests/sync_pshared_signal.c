@@ -4,7 +4,9 @@
  * timeout) are restarted by the kernel and end only when posted or woken, while the timed ones still fail
  * with EINTR (the kernel's restart block). Under the shim these waits are queued in the kernel for the
  * parked coroutine (io_uring), so a signal must cancel the queued wait and queue it again when restarted.
- * Then a post from another process still finds its waiter. A sender thread repeats the signal every 20 ms
+ * Then a post from another process still finds its waiter, and a thread cancelled while it waits in
+ * sem_wait on the shared semaphore runs its cleanup handler, is joined as PTHREAD_CANCELED and consumes
+ * nothing (the next post stays in the semaphore). A sender thread repeats the signal every 20 ms
  * until the waiter is back (or, for a restarted wait, until its handler ran 3 times, then posts or wakes),
  * so a signal that arrives before the wait starts does not matter; bounded by 10-15 s limits.
  * asyncshim-test: timeout=60 */
@@ -106,6 +108,24 @@ static int do_futex_wait_untimed(void)
     return (int)syscall(SYS_futex, &sh->word, FUTEX_WAIT, 0, NULL, NULL, 0);
 }
 
+static int cleanups;
+
+static void cleanup(void *arg)
+{
+    (void)arg;
+    ATOMIC_ADD(&cleanups, 1);
+}
+
+static void *cancelled_waiter(void *arg)
+{
+    (void)arg;
+    pthread_cleanup_push(cleanup, NULL);
+    ATOMIC_STORE(&back, 1);
+    sem_wait(&sh->s);
+    pthread_cleanup_pop(0);
+    return NULL;
+}
+
 int main(void)
 {
     test_init();
@@ -141,5 +161,18 @@ int main(void)
     int v = -1;
     sem_getvalue(&sh->s, &v);
     printf("value left: %d, child exit %d\n", v, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+
+    ATOMIC_STORE(&back, 0);
+    pthread_t t;
+    pthread_create(&t, NULL, cancelled_waiter, NULL);
+    wait_at_least(&back, 1, 1, 10000);
+    sleep_ms(50); /* into its wait, most likely; a request before it is acted on at sem_wait's entry */
+    pthread_cancel(t);
+    void *res = NULL;
+    pthread_join(t, &res);
+    sem_post(&sh->s);
+    sem_getvalue(&sh->s, &v);
+    printf("cancelled in sem_wait: %s, cleanup ran %d, value after a post: %d\n",
+           res == PTHREAD_CANCELED ? "PTHREAD_CANCELED" : "not cancelled", ATOMIC_LOAD(&cleanups), v);
     return 0;
 }
