@@ -4,15 +4,18 @@
 //! value; barrier count), so objects initialised by glibc — statically or by `*_init` — work as they are,
 //! and a forked child, which runs glibc's own functions, finds them consistent.
 //!
-//! Kinds the runtime does not implement (process-shared, robust mutexes without priority inheritance) are
-//! left to glibc: [`Unsupported`] tells the hook to call the real function. Priority-protect mutexes are
-//! glibc's for plain threads and [`pp`]'s for coroutines (glibc's own code would ask the kernel about the
-//! coroutine's tid).
+//! Process-shared mutexes, semaphores and barriers follow glibc's protocol with their waits in the
+//! kernel's futex queues ([`kernel_wait`]), since other processes use them with glibc's code. Kinds the
+//! runtime does not implement (process-shared condition variables and rwlocks, robust mutexes, which
+//! [`proxy`] holds for coroutines) are left to glibc: [`Unsupported`] tells the hook to call the real
+//! function. Priority-protect mutexes are glibc's for plain threads and [`pp`]'s for coroutines (glibc's
+//! own code would ask the kernel about the coroutine's tid).
 
 pub mod barrier;
 pub mod cond;
 pub mod futex;
 pub mod glibc_cond;
+pub mod kernel_wait;
 pub mod mutex;
 mod pi;
 pub mod pp;
@@ -23,7 +26,7 @@ pub mod spin;
 
 use super::sys::{Errno, time};
 
-/// The object is of a kind glibc must handle (process-shared, priority-protect, robust non-PI).
+/// The object is of a kind glibc must handle (see the module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unsupported;
 
@@ -68,6 +71,7 @@ pub fn retry_cooperatively(busy: i32, deadline: Deadline, mut attempt: impl FnMu
         if deadline.is_some_and(|d| d <= now) {
             return libc::ETIMEDOUT;
         }
+        super::stats::count(&super::stats::get().poll_retries);
         if super::sleep_until(deadline.map_or(now + pause, |d| d.min(now + pause))) == super::task::Wake::Interrupted
             && super::cancel::woken()
         {
@@ -76,4 +80,21 @@ pub fn retry_cooperatively(busy: i32, deadline: Deadline, mut attempt: impl FnMu
         }
         pause = (pause * 2).min(2_000_000);
     }
+}
+
+/// The interruption rule of a futex wait, and of the semaphore waits glibc makes with one: a handled
+/// signal ends a timed one with EINTR whatever SA_RESTART says (the kernel's restart block), an untimed
+/// one only when the handler lacks SA_RESTART (otherwise the kernel restarts it).
+pub fn futex_interrupt(deadline: Deadline) -> super::parking_lot::Interrupt {
+    if deadline.is_some() {
+        super::parking_lot::Interrupt::Always
+    } else {
+        super::parking_lot::Interrupt::UnlessRestart
+    }
+}
+
+/// After a wait made with `Interrupt::UnlessRestart` ended Interrupted: true when the handler had
+/// SA_RESTART, so the wait goes on as the kernel would restart it.
+pub fn interrupted_wait_restarts() -> bool {
+    super::worker::current_task().is_some_and(|t| t.interrupt_restarts.load(core::sync::atomic::Ordering::Relaxed))
 }

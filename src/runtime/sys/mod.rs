@@ -19,6 +19,7 @@
 //! | [`time`] | clocks (the vDSO; CPU-time clocks, the time-stamp counter) |
 //! | [`sched`] | the calling OS thread's scheduling policy, priority, nice value and CPU affinity |
 //! | [`fsgs`] | the FS and GS segment bases |
+//! | [`uring`] | io_uring futex waits (the kernel waits for a coroutine without blocking a thread) |
 //! | [`usercopy`] | fault-safe copies from and to the program's memory |
 
 pub mod epoll;
@@ -36,6 +37,7 @@ pub mod signal;
 pub mod socket;
 pub mod syscall;
 pub mod time;
+pub mod uring;
 pub mod usercopy;
 
 pub use signal::sigmask;
