@@ -10,8 +10,9 @@
 //! the waiters themselves (see [`WaitNode`]), so neither a timeout nor a wake-up copies the queue.
 
 use super::lock::Lock;
+use super::park::{OnSignal, Parking, Wait};
 use super::sys::futex;
-use super::task::{Switch, TaskRef, Wake};
+use super::task::{TaskRef, Wake};
 use super::worker;
 use core::cell::Cell;
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -26,7 +27,8 @@ pub enum Parked {
     /// `validate` said not to sleep.
     Invalid,
     TimedOut,
-    /// A handled signal ended an interruptible wait (EINTR).
+    /// `park::interrupt` ended the wait (a handler ran in the waiter, or it is cancelled): the waiter is
+    /// out of the queue; its caller fails with EINTR or parks again, as its `OnSignal` says.
     Interrupted,
 }
 
@@ -36,17 +38,6 @@ pub enum Filter {
     Unpark,
     Skip,
     Stop,
-}
-
-/// Whether a handled signal ends a wait with EINTR, as the kernel decides for the call being emulated.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Interrupt {
-    /// Never (mutexes, condition variables).
-    No,
-    /// Always, whatever SA_RESTART says (sleeps, semaphores, futex waits, poll).
-    Always,
-    /// Unless the handler has SA_RESTART, in which case the call goes on (read, write, accept, ...).
-    UnlessRestart,
 }
 
 /// Facts given to an unpark's callback, run under the bucket lock before anyone is woken.
@@ -204,19 +195,18 @@ fn bucket(key: usize) -> &'static Bucket {
     &TABLE[h]
 }
 
-/// Parks the caller on `key` unless `validate` (under the bucket lock) returns false. `deadline` is
-/// absolute CLOCK_MONOTONIC ns. `interrupt` says whether a handled signal ends the wait.
+/// Parks the caller on `key` unless `validate` (under the bucket lock) returns false. `wait` says why
+/// (a coroutine's park carries it, see `park`), until when, and what a handled signal does to the wait.
 pub fn park(
     key: usize,
     token: usize,
     validate: impl FnOnce() -> bool,
     before_sleep: impl FnOnce(),
-    deadline: Option<u64>,
-    interrupt: Interrupt,
+    wait: Wait,
 ) -> Parked {
     match worker::current_task() {
-        Some(me) => park_task(me, key, token, validate, before_sleep, deadline, interrupt),
-        None => park_thread(key, token, validate, before_sleep, deadline, interrupt),
+        Some(me) => park_task(me, key, token, validate, before_sleep, wait),
+        None => park_thread(key, token, validate, before_sleep, wait),
     }
 }
 
@@ -234,49 +224,34 @@ fn park_task(
     token: usize,
     validate: impl FnOnce() -> bool,
     before_sleep: impl FnOnce(),
-    deadline: Option<u64>,
-    interrupt: Interrupt,
+    wait: Wait,
 ) -> Parked {
-    let park = {
+    let parking = {
         let bk = bucket(key);
         let mut q = bk.queue.lock();
         bk.waiters.fetch_add(1, Ordering::AcqRel);
         if !validate() {
             bk.waiters.fetch_sub(1, Ordering::AcqRel);
-            // No park after all: its reason must not be taken for a later one's.
-            me.park_reason.set(None);
             return Parked::Invalid;
         }
-        let park = me.begin_park();
+        let parking = Parking::begin(me, wait);
         me.park_key.store(key, Ordering::Relaxed);
-        enqueue(&mut q, &me.wait_node, key, token, Who::Task(me, park));
-        park
+        enqueue(&mut q, &me.wait_node, key, token, Who::Task(me, parking.generation()));
+        parking
     };
     before_sleep();
-    if interrupt != Interrupt::No {
-        me.restartable_wait.store(interrupt == Interrupt::UnlessRestart, Ordering::Relaxed);
-        me.interrupt_restarts.store(false, Ordering::Relaxed);
-        me.interruptible.store(park.wrapping_add(1), Ordering::Release);
-    }
-    if let Some(d) = deadline {
-        super::get().sched.add_timer(d, me, park);
-    }
-    me.switch_out(Switch::Park);
-    if interrupt != Interrupt::No {
-        me.interruptible.store(0, Ordering::Release);
-    }
-    let why = me.last_wake.get();
-    if why == Wake::Unparked {
-        return Parked::Unparked(me.unpark_token.load(Ordering::Acquire));
-    }
-    // Timed out or interrupted: leave the queue, unless an unpark already took us out of it (then it
-    // counted us as woken, and so must we).
-    let found = remove_entry(&me.park_key, &me.wait_node);
-    match found {
-        true if why == Wake::Interrupted => Parked::Interrupted,
-        true => Parked::TimedOut,
-        false => Parked::Unparked(me.unpark_token.load(Ordering::Acquire)),
-    }
+    parking.sleep(|why| {
+        if why == Wake::Unparked {
+            return Parked::Unparked(me.unpark_token.load(Ordering::Acquire));
+        }
+        // Timed out or interrupted: leave the queue (before any handler runs, which may longjmp out of the
+        // wait), unless an unpark already took us out of it (then it counted us as woken, and so must we).
+        match remove_entry(&me.park_key, &me.wait_node) {
+            true if why == Wake::Interrupted => Parked::Interrupted,
+            true => Parked::TimedOut,
+            false => Parked::Unparked(me.unpark_token.load(Ordering::Acquire)),
+        }
+    })
 }
 
 /// Takes the caller's own `node` out of the queue of the key it is on now (read from `key`, which a
@@ -303,9 +278,9 @@ fn park_thread(
     token: usize,
     validate: impl FnOnce() -> bool,
     before_sleep: impl FnOnce(),
-    deadline: Option<u64>,
-    interrupt: Interrupt,
+    wait: Wait,
 ) -> Parked {
+    let deadline = wait.deadline;
     let tw = ThreadWaiter {
         woken: AtomicU32::new(0),
         token: AtomicUsize::new(0),
@@ -327,8 +302,9 @@ fn park_thread(
     while tw.woken.load(Ordering::Acquire) == 0 {
         match futex::wait_interruptible(&tw.woken, 0, deadline) {
             futex::WaitEnd::TimedOut => break,
-            // The kernel interrupted our futex wait; for a restartable call, carry on as it would.
-            futex::WaitEnd::Interrupted if interrupt == Interrupt::Always => {
+            // The kernel interrupted our futex wait, and did not restart it (it restarts an untimed one
+            // itself when the handler has SA_RESTART): end the call as it would.
+            futex::WaitEnd::Interrupted if matches!(wait.on_signal, OnSignal::Fail | OnSignal::FailUnlessRestart) => {
                 why = Parked::Interrupted;
                 break;
             }
@@ -570,7 +546,8 @@ mod tests {
 
     /// A plain thread parks on `w` while it reads 0.
     fn park_while_zero(w: &'static AtomicU32, deadline: Option<u64>) -> std::thread::JoinHandle<Parked> {
-        std::thread::spawn(move || park(key(w), 0, || w.load(Ordering::Acquire) == 0, || {}, deadline, Interrupt::No))
+        let wait = Wait::new(crate::runtime::park::WaitReason::Futex, key(w), OnSignal::Resume).until(deadline);
+        std::thread::spawn(move || park(key(w), 0, || w.load(Ordering::Acquire) == 0, || {}, wait))
     }
 
     #[test]

@@ -137,6 +137,7 @@ extern "C" fn preempted() {
     if let Some(task) = worker::current_task() {
         super::count_preemption();
         task.switch_out(Switch::Preempted);
+        crate::runtime::park::resumed(&task);
     }
     // SAFETY: as above.
     unsafe { *libc::__errno_location() = errno };

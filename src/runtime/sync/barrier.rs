@@ -2,6 +2,7 @@
 //! `in`; the last one resets it, starts the next round and wakes the others, who wait for the round to
 //! change.
 
+use super::super::park::{OnSignal, Wait, WaitReason};
 use super::super::parking_lot;
 use super::Unsupported;
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -43,15 +44,10 @@ impl Barrier {
         }
         let r = self.round;
         while self.round.load(Ordering::Acquire) == round {
-            super::super::stats::park(super::super::stats::Park::Barrier, r as *const _ as usize);
-            parking_lot::park(
-                r as *const AtomicU32 as usize,
-                0,
-                || r.load(Ordering::Acquire) == round,
-                || {},
-                None,
-                parking_lot::Interrupt::No,
-            );
+            // Woken, or interrupted (a handler ran in this thread): the round decides.
+            let key = r as *const AtomicU32 as usize;
+            let wait = Wait::new(WaitReason::Barrier, key, OnSignal::Resume);
+            parking_lot::park(key, 0, || r.load(Ordering::Acquire) == round, || {}, wait);
         }
         0
     }

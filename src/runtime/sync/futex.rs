@@ -5,7 +5,8 @@
 //! Shared futexes may be shared with another process, which only the kernel can hear from: a coroutine's
 //! wait on one is made in the kernel by a helper thread while it parks, and shared wakes go to the kernel.
 
-use super::super::parking_lot::{self, Filter, Interrupt, Parked};
+use super::super::park::{OnSignal, Wait, WaitReason};
+use super::super::parking_lot::{self, Filter, Parked};
 use super::super::sys::{syscall::Errno, time};
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -111,18 +112,13 @@ fn wait(addr: usize, op: i32, val: u32, timeout: usize, bits: u32) -> Result<usi
     let deadline = deadline(op, timeout)?;
     // SAFETY: the word was just read successfully and futex words live as long as their waiters.
     let word = unsafe { &*(addr as *const AtomicU32) };
-    super::super::stats::park(super::super::stats::Park::Futex, addr);
-    match parking_lot::park(
-        addr,
-        bits as usize,
-        || word.load(Ordering::Relaxed) == val,
-        || {},
-        deadline,
-        Interrupt::Always,
-    ) {
+    // The kernel restarts an untimed wait after a handler with SA_RESTART (checking the value again).
+    let how = Wait::new(WaitReason::Futex, addr, OnSignal::FailUnlessRestart).until(deadline);
+    match parking_lot::park(addr, bits as usize, || word.load(Ordering::Relaxed) == val, || {}, how) {
         Parked::Unparked(_) => Ok(0),
         Parked::Invalid => Err(Errno(libc::EAGAIN)),
         Parked::TimedOut => Err(Errno(libc::ETIMEDOUT)),
+        Parked::Interrupted if super::restarts() => wait(addr, op, val, timeout, bits),
         Parked::Interrupted => Err(Errno(libc::EINTR)),
     }
 }

@@ -24,6 +24,12 @@ use super::sys::{Errno, time};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unsupported;
 
+/// After a wait of the calling coroutine ended with `Parked::Interrupted`: the handler that ran has
+/// SA_RESTART and the wait may go on (see `park::OnSignal::FailUnlessRestart`).
+pub fn restarts() -> bool {
+    super::worker::current_task().is_some_and(|t| t.interrupt_restarts.load(core::sync::atomic::Ordering::Relaxed))
+}
+
 /// The calling thread's id as glibc records owners (coroutines: their stable fake tid).
 #[inline(always)]
 pub fn my_tid() -> i32 {

@@ -4,6 +4,7 @@
 //! Process-private, non-robust priority-inheritance mutexes are run here too, with glibc's PI word (see
 //! [`super::pi`]); process-shared, robust and priority-protect mutexes are left to glibc.
 
+use super::super::park::{OnSignal, Wait, WaitReason};
 use super::super::parking_lot::{self, Parked};
 use super::{Deadline, Unsupported, my_tid};
 use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
@@ -154,15 +155,9 @@ impl Mutex {
                 return 0;
             }
             let lock = self.lock;
-            super::super::stats::park(super::super::stats::Park::Mutex, self.key());
-            match parking_lot::park(
-                self.key(),
-                0,
-                || lock.load(Ordering::Relaxed) == 2,
-                || {},
-                deadline,
-                parking_lot::Interrupt::No,
-            ) {
+            // Woken, or interrupted (a handler ran in this thread, as glibc's lock goes on after one): retry.
+            let wait = Wait::new(WaitReason::Mutex, self.key(), OnSignal::Resume).until(deadline);
+            match parking_lot::park(self.key(), 0, || lock.load(Ordering::Relaxed) == 2, || {}, wait) {
                 Parked::TimedOut => return libc::ETIMEDOUT,
                 _ => continue,
             }

@@ -4,6 +4,7 @@
 //! `__cur_writer` records the writing thread as glibc does (EDEADLK on relocking). The kind and
 //! process-shared flag are read from where `pthread_rwlock_init` and the static initialisers put them.
 
+use super::super::park::{OnSignal, Wait, WaitReason};
 use super::super::parking_lot::{self, Filter, Parked};
 use super::{Deadline, Unsupported, my_tid};
 use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
@@ -80,8 +81,8 @@ impl RwLock {
 
     fn park(&self, token: usize, blocked: impl Fn() -> bool, deadline: Deadline) -> Parked {
         self.parked.fetch_add(1, Ordering::Relaxed);
-        super::super::stats::park(super::super::stats::Park::RwLock, self.key());
-        let r = parking_lot::park(self.key(), token, blocked, || {}, deadline, parking_lot::Interrupt::No);
+        let wait = Wait::new(WaitReason::RwLock, self.key(), OnSignal::Resume).until(deadline);
+        let r = parking_lot::park(self.key(), token, blocked, || {}, wait);
         self.parked.fetch_sub(1, Ordering::Relaxed);
         r
     }

@@ -2,9 +2,10 @@
 //! whose high half counts waiters (glibc's own sem_post, used in a forked child, then still wakes them),
 //! and a `private` flag. Named and process-shared semaphores are left to glibc.
 
+use super::super::park::{OnSignal, Wait, WaitReason};
 use super::super::parking_lot::{self, Parked};
 use super::super::sys::Errno;
-use super::{Deadline, Unsupported};
+use super::{Deadline, Unsupported, restarts};
 use core::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 
 const VALUE_MASK: u64 = 0xffff_ffff;
@@ -55,18 +56,13 @@ impl Sem {
             }
             self.data.fetch_add(ONE_WAITER, Ordering::Relaxed);
             let data = self.data;
-            super::super::stats::park(super::super::stats::Park::Semaphore, data as *const _ as usize);
-            let r = parking_lot::park(
-                self.key(),
-                0,
-                || data.load(Ordering::Relaxed) & VALUE_MASK == 0,
-                || {},
-                deadline,
-                parking_lot::Interrupt::Always,
-            );
+            // glibc's sem_wait is a futex wait: a handler with SA_RESTART restarts an untimed one.
+            let wait = Wait::new(WaitReason::Semaphore, self.key(), OnSignal::FailUnlessRestart).until(deadline);
+            let r = parking_lot::park(self.key(), 0, || data.load(Ordering::Relaxed) & VALUE_MASK == 0, || {}, wait);
             self.data.fetch_sub(ONE_WAITER, Ordering::Relaxed);
             match r {
                 Parked::TimedOut if !self.try_wait() => return Err(Errno(libc::ETIMEDOUT)),
+                Parked::Interrupted if restarts() => {}
                 Parked::Interrupted => return Err(Errno(libc::EINTR)),
                 Parked::TimedOut => return Ok(()),
                 _ => {}
