@@ -204,9 +204,29 @@ pub fn park(
     before_sleep: impl FnOnce(),
     wait: Wait,
 ) -> Parked {
+    park_then(key, token, validate, before_sleep, wait, |_| {})
+}
+
+/// [`park`], with `after` run once the park is over (not when `validate` refused it) and before any
+/// signal handler runs in the waiter: for bookkeeping of its own the caller did around the park (waiter
+/// counts), which a handler leaving the wait by `siglongjmp` must not leave behind.
+pub fn park_then(
+    key: usize,
+    token: usize,
+    validate: impl FnOnce() -> bool,
+    before_sleep: impl FnOnce(),
+    wait: Wait,
+    after: impl FnOnce(Parked),
+) -> Parked {
     match worker::current_task() {
-        Some(me) => park_task(me, key, token, validate, before_sleep, wait),
-        None => park_thread(key, token, validate, before_sleep, wait),
+        Some(me) => park_task(me, key, token, validate, before_sleep, wait, after),
+        None => {
+            let r = park_thread(key, token, validate, before_sleep, wait);
+            if r != Parked::Invalid {
+                after(r);
+            }
+            r
+        }
     }
 }
 
@@ -225,6 +245,7 @@ fn park_task(
     validate: impl FnOnce() -> bool,
     before_sleep: impl FnOnce(),
     wait: Wait,
+    after: impl FnOnce(Parked),
 ) -> Parked {
     let parking = {
         let bk = bucket(key);
@@ -241,16 +262,18 @@ fn park_task(
     };
     before_sleep();
     parking.sleep(|why| {
-        if why == Wake::Unparked {
-            return Parked::Unparked(me.unpark_token.load(Ordering::Acquire));
-        }
         // Timed out or interrupted: leave the queue (before any handler runs, which may longjmp out of the
         // wait), unless an unpark already took us out of it (then it counted us as woken, and so must we).
-        match remove_entry(&me.park_key, &me.wait_node) {
-            true if why == Wake::Interrupted => Parked::Interrupted,
-            true => Parked::TimedOut,
-            false => Parked::Unparked(me.unpark_token.load(Ordering::Acquire)),
-        }
+        let r = match why {
+            Wake::Unparked => Parked::Unparked(me.unpark_token.load(Ordering::Acquire)),
+            _ => match remove_entry(&me.park_key, &me.wait_node) {
+                true if why == Wake::Interrupted => Parked::Interrupted,
+                true => Parked::TimedOut,
+                false => Parked::Unparked(me.unpark_token.load(Ordering::Acquire)),
+            },
+        };
+        after(r);
+        r
     })
 }
 

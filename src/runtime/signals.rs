@@ -253,9 +253,13 @@ extern "C" fn program_handler(sig: i32, info: *mut libc::siginfo_t, ctx: *mut li
         }
         w.enter_handler();
     }
+    // A redelivery's flag is down while the program's handler runs: it may leave by longjmp, and the
+    // worker must not take its next signals for redeliveries.
+    let directed = w.map(|w| w.directed_delivery.replace(false));
     // SAFETY: arguments as the kernel passed them.
     unsafe { call_program_handler(sig, info, ctx) };
     if let Some(w) = w {
+        w.directed_delivery.set(directed.unwrap_or(false));
         w.leave_handler();
     }
     // SAFETY: as above.

@@ -58,8 +58,14 @@ impl Sem {
             let data = self.data;
             // glibc's sem_wait is a futex wait: a handler with SA_RESTART restarts an untimed one.
             let wait = Wait::new(WaitReason::Semaphore, self.key(), OnSignal::FailUnlessRestart).until(deadline);
-            let r = parking_lot::park(self.key(), 0, || data.load(Ordering::Relaxed) & VALUE_MASK == 0, || {}, wait);
-            self.data.fetch_sub(ONE_WAITER, Ordering::Relaxed);
+            // The waiter count is taken back before a handler runs (it may leave by longjmp).
+            let gone = |_| {
+                data.fetch_sub(ONE_WAITER, Ordering::Relaxed);
+            };
+            let r = parking_lot::park_then(self.key(), 0, || data.load(Ordering::Relaxed) & VALUE_MASK == 0, || {}, wait, gone);
+            if r == Parked::Invalid {
+                self.data.fetch_sub(ONE_WAITER, Ordering::Relaxed);
+            }
             match r {
                 Parked::TimedOut if !self.try_wait() => return Err(Errno(libc::ETIMEDOUT)),
                 Parked::Interrupted if restarts() => {}
