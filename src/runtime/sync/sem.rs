@@ -62,7 +62,14 @@ impl Sem {
             let gone = |_| {
                 data.fetch_sub(ONE_WAITER, Ordering::Relaxed);
             };
-            let r = parking_lot::park_then(self.key(), 0, || data.load(Ordering::Relaxed) & VALUE_MASK == 0, || {}, wait, gone);
+            let r = parking_lot::park_then(
+                self.key(),
+                0,
+                || data.load(Ordering::Relaxed) & VALUE_MASK == 0,
+                || {},
+                wait,
+                gone,
+            );
             if r == Parked::Invalid {
                 self.data.fetch_sub(ONE_WAITER, Ordering::Relaxed);
             }
