@@ -17,8 +17,10 @@
 //!   says why it could not be preempted, and for a worker blocked in the kernel which call the shim could
 //!   not see (a glibc-internal futex, an unhooked call).
 //! - The monitor looks again when a worker could first be declared stalled (at most one stall period
-//!   later; a quarter of one while a computing candidate or a stall is being handled), and backs off to
-//!   50 ms while all workers idle: a busy server wakes it about 200 times a second, an idle process 20.
+//!   later; a quarter of one while a computing candidate or a stall is being handled) or when the run it
+//!   has just seen begin would use up its preemption slice, whichever is first, and backs off to
+//!   50 ms while all workers idle: at most once a slice while a worker is busy (an echo server at 1,000
+//!   connections wakes it ~90 times a second: its workers are often in `epoll_wait`), an idle process 20.
 //!   (Four looks per period cost a busy echo server ~10% of its throughput at 10,000 connections on this
 //!   2-vCPU VM, where each timer wake-up is expensive.)
 //!
@@ -103,6 +105,8 @@ extern "C" fn monitor_main(_: *mut libc::c_void) -> *mut libc::c_void {
     let sched = &rt.sched;
     let stall_ns = rt.config.stall_ns;
     let busy_tick = (stall_ns / 4).max(250_000);
+    let slice_ns = super::preempt::slice_ns();
+    let min_tick = if slice_ns == 0 { busy_tick } else { busy_tick.min((slice_ns / 2).max(250_000)) };
     let mut seen = vec![Seen::default(); sched.workers.len()];
     let mut expired = Vec::new();
     let mut tick = busy_tick;
@@ -132,6 +136,10 @@ extern "C" fn monitor_main(_: *mut libc::c_void) -> *mut libc::c_void {
             busy = true;
             if switches != s.switches {
                 *s = Seen { switches, since: now, ..Seen::default() };
+                // A run that began since the last look: back when its slice ends.
+                if slice_ns != 0 {
+                    next_look = next_look.min(now + slice_ns);
+                }
                 continue;
             }
             // Preemption goes on being tried on a stalled worker too: it ends the stall sooner than the
@@ -139,7 +147,7 @@ extern "C" fn monitor_main(_: *mut libc::c_void) -> *mut libc::c_void {
             let tid = w.os_tid.load(Ordering::Relaxed);
             let running = || in_kernel(tid).is_none_or(|(nr, _, _)| nr < 0);
             if let Some(look) = super::preempt::monitor_look(w, switches, s.since, now, running) {
-                next_look = next_look.min(look.max(now + busy_tick / 2));
+                next_look = next_look.min(look.max(now + min_tick / 2));
             }
             if stall_ns == 0 || w.stalled.load(Ordering::Relaxed) {
                 continue;
@@ -166,7 +174,7 @@ extern "C" fn monitor_main(_: *mut libc::c_void) -> *mut libc::c_void {
         tick = if relieving {
             busy_tick
         } else if busy {
-            next_look.saturating_sub(now).clamp(busy_tick, if stall_ns == 0 { MAX_IDLE_TICK_NS } else { stall_ns })
+            next_look.saturating_sub(now).clamp(min_tick, if stall_ns == 0 { MAX_IDLE_TICK_NS } else { stall_ns })
         } else {
             (tick * 2).min(MAX_IDLE_TICK_NS)
         };
