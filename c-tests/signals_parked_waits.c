@@ -4,7 +4,7 @@
  *  - the handler leaves by siglongjmp: the thread carries on from its sigsetjmp point, and everything it
  *    does later (waiting again, taking the same mutex, a semaphore it parks on) works;
  *  - the handler returns: a mutex, rwlock, barrier, condition variable, join or pthread_once wait goes on
- *    and completes normally when released; sem_wait and an untimed futex wait fail with EINTR, or go on
+ *    and completes normally when released (a condition variable wait returns once: no spurious wake-up); sem_wait and an untimed futex wait fail with EINTR, or go on
  *    with SA_RESTART; sem_timedwait fails with EINTR even with SA_RESTART.
  * Signals are sent with pthread_kill, and once with kill() to the process while every other thread
  * blocks the signal (routed to the parked thread). The signal is resent until it has done its work, so
@@ -47,7 +47,7 @@ static pthread_rwlock_t rwlock;
 static pthread_barrier_t barrier;
 static pthread_mutex_t cond_mutex;
 static pthread_cond_t cond;
-static int predicate;
+static int predicate, cond_returns;
 static sem_t sem, init_go, target_go;
 static pthread_once_t once;
 static int init_runs;
@@ -114,9 +114,11 @@ static int do_wait(void)
         pthread_mutex_lock(&cond_mutex);
         r = 0;
         far = deadline_in(CLOCK_REALTIME, 60000);
-        while (!predicate && r == 0)
+        while (!predicate && r == 0) {
             r = sc->kind == COND ? pthread_cond_wait(&cond, &cond_mutex)
                                  : pthread_cond_timedwait(&cond, &cond_mutex, &far);
+            cond_returns++;
+        }
         pthread_mutex_unlock(&cond_mutex);
         return r;
     case SEM:
@@ -278,7 +280,7 @@ static void setup(void)
     pthread_rwlock_init(&rwlock, NULL);
     pthread_barrier_init(&barrier, NULL, 2);
     pthread_cond_init(&cond, NULL);
-    predicate = 0;
+    predicate = cond_returns = 0;
     sem_init(&sem, 0, 0);
     sem_init(&init_go, 0, 0);
     sem_init(&target_go, 0, 0);
@@ -366,6 +368,9 @@ static void run(const struct scenario *s)
         printf("left the wait by siglongjmp; ");
     else
         printf("wait returned %s; ", wait_result == 1 && s->kind == BARRIER ? "ok" : errname(wait_result));
+    if (!jumped && (s->kind == COND || s->kind == COND_TIMED))
+        /* glibc's waiter goes on waiting after the handler: no spurious wake-up. */
+        printf("returned %d time(s); ", cond_returns);
     printf("later use: %s\n", errname(after_result));
     CHECK(ATOMIC_LOAD(&in_waiter) && ATOMIC_LOAD(&on_own_stack), "handler ran in the waiter on its stack");
 }

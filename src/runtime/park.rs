@@ -81,6 +81,12 @@ pub enum OnSignal {
     /// The call goes on waiting after the handler (mutexes, rwlocks, barriers, joins, `pthread_once`, the
     /// runtime's own polling sleeps): the park ends with [`Wake::Interrupted`] and the caller parks again.
     Resume,
+    /// As `Resume`, but a parking-lot waiter keeps its place in the queue while the handler runs, and a
+    /// wake-up meanwhile ends the wait (a condition variable: glibc's waiter stays counted in its group,
+    /// so it neither misses a signal sent during the handler nor returns without one). A handler that
+    /// leaves by `siglongjmp` leaves the place behind, as glibc leaves the waiter counted, until the
+    /// thread parks again (`parking_lot` takes it out then).
+    ResumeInPlace,
     /// The call fails with EINTR whatever SA_RESTART says (sleeps, poll, timed futex and semaphore waits).
     Fail,
     /// EINTR, unless the handler has SA_RESTART and the wait has no deadline: then the call goes on (read,
@@ -167,6 +173,10 @@ impl Parking {
     /// thread listing) and why (the convoy detector), and starts a new park generation. The caller then
     /// registers its waker with [`Parking::generation`] and calls [`Parking::sleep`].
     pub fn begin(me: TaskRef, wait: Wait) -> Parking {
+        if me.left_in_queue.replace(false) {
+            // A handler left an earlier in-place wait by longjmp (see `OnSignal::ResumeInPlace`).
+            super::parking_lot::leave_queue(&me);
+        }
         let park = me.begin_park();
         stats::count_park(wait.reason);
         me.park_reason.set(Some(wait.reason));
@@ -193,7 +203,8 @@ impl Parking {
             // The kernel restarts no timed wait (its remaining time would be lost).
             let restartable = wait.on_signal == OnSignal::FailUnlessRestart && wait.deadline.is_none();
             me.restartable_wait.store(restartable, Ordering::Relaxed);
-            me.signal_ends_wait.store(wait.on_signal != OnSignal::Resume, Ordering::Relaxed);
+            let ends = !matches!(wait.on_signal, OnSignal::Resume | OnSignal::ResumeInPlace);
+            me.signal_ends_wait.store(ends, Ordering::Relaxed);
             me.interrupt_restarts.store(false, Ordering::Relaxed);
             me.interruptible.store(park.wrapping_add(1), Ordering::Release);
             // A signal sent before we listened found no park to end: end it ourselves.

@@ -247,7 +247,13 @@ fn park_task(
     wait: Wait,
     after: impl FnOnce(Parked),
 ) -> Parked {
-    let parking = {
+    if me.left_in_queue.replace(false) {
+        // A handler left an earlier wait by longjmp and its place with it (taken out before the bucket
+        // lock: `Parking::begin` runs under it).
+        leave_queue(&me);
+    }
+    let in_place = wait.on_signal == OnSignal::ResumeInPlace;
+    let mut parking = {
         let bk = bucket(key);
         let mut q = bk.queue.lock();
         bk.waiters.fetch_add(1, Ordering::AcqRel);
@@ -261,20 +267,71 @@ fn park_task(
         parking
     };
     before_sleep();
-    parking.sleep(|why| {
-        // Timed out or interrupted: leave the queue (before any handler runs, which may longjmp out of the
-        // wait), unless an unpark already took us out of it (then it counted us as woken, and so must we).
-        let r = match why {
-            Wake::Unparked => Parked::Unparked(me.unpark_token.load(Ordering::Acquire)),
-            _ => match remove_entry(&me.park_key, &me.wait_node) {
-                true if why == Wake::Interrupted => Parked::Interrupted,
-                true => Parked::TimedOut,
-                false => Parked::Unparked(me.unpark_token.load(Ordering::Acquire)),
-            },
-        };
-        after(r);
-        r
-    })
+    let mut after = Some(after);
+    let mut done = |r: Parked| {
+        if let Some(f) = after.take() {
+            f(r);
+        }
+    };
+    loop {
+        let r = parking.sleep(|why| {
+            // Timed out or interrupted: leave the queue (before any handler runs, which may longjmp out of
+            // the wait), unless an unpark already took us out of it (then it counted us as woken, and so
+            // must we). An in-place wait keeps its place while the handler runs.
+            if why == Wake::Interrupted && in_place {
+                me.left_in_queue.set(true);
+                return Parked::Interrupted;
+            }
+            let r = match why {
+                Wake::Unparked => Parked::Unparked(me.unpark_token.load(Ordering::Acquire)),
+                _ => match remove_entry(&me.park_key, &me.wait_node) {
+                    true if why == Wake::Interrupted => Parked::Interrupted,
+                    true => Parked::TimedOut,
+                    false => Parked::Unparked(me.unpark_token.load(Ordering::Acquire)),
+                },
+            };
+            done(r);
+            r
+        });
+        if r != Parked::Interrupted || !in_place {
+            return r;
+        }
+        // The handlers returned: wait on in the same place, unless a wake-up took us out meanwhile.
+        me.left_in_queue.set(false);
+        match resume_in_place(me, wait) {
+            Some(p) => parking = p,
+            None => {
+                let r = Parked::Unparked(me.unpark_token.load(Ordering::Acquire));
+                done(r);
+                return r;
+            }
+        }
+    }
+}
+
+/// A task whose in-place wait was interrupted goes on waiting with a new park, in its old place in the
+/// queue (None if an unpark took it out meanwhile: the wait is over).
+fn resume_in_place(me: TaskRef, wait: Wait) -> Option<Parking> {
+    loop {
+        let k = me.park_key.load(Ordering::Acquire);
+        let _q = bucket(k).queue.lock();
+        if me.park_key.load(Ordering::Acquire) != k {
+            continue;
+        }
+        if !me.wait_node.queued.get() {
+            return None;
+        }
+        let parking = Parking::begin(me, wait);
+        me.wait_node.who.set(Who::Task(me, parking.generation()));
+        return Some(parking);
+    }
+}
+
+/// Takes task `me`'s wait node out of the queue it was left in when a handler left an
+/// `OnSignal::ResumeInPlace` wait by longjmp (if no unpark has taken it out since). The caller holds no
+/// bucket lock.
+pub fn leave_queue(me: &super::task::Task) {
+    remove_entry(&me.park_key, &me.wait_node);
 }
 
 /// Takes the caller's own `node` out of the queue of the key it is on now (read from `key`, which a

@@ -154,6 +154,9 @@ pub struct Task {
     pub park_reason: Cell<Option<super::park::WaitReason>>,
     /// The task's last park was a lock wait (or it has not parked yet): see `convoy`.
     pub lock_waited_last: Cell<bool>,
+    /// `wait_node` may still be queued in the parking lot: a handler left an `OnSignal::ResumeInPlace`
+    /// wait by longjmp (see `parking_lot::park`).
+    pub left_in_queue: Cell<bool>,
     /// The thread's signal mask (the kernel's 64-bit sigset), loaded into its worker when it runs.
     pub sigmask: Cell<u64>,
     /// The mask that decides whether a signal may be delivered to this thread now: `sigmask`, or the
@@ -234,6 +237,7 @@ impl Task {
             wait_node: super::parking_lot::WaitNode::new(),
             park_reason: Cell::new(None),
             lock_waited_last: Cell::new(true),
+            left_in_queue: Cell::new(false),
             pending_signals: AtomicU64::new(0),
             keeper: Cell::new(0),
             preempt: super::preempt::TaskState::new(),

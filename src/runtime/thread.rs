@@ -368,6 +368,10 @@ unsafe fn spawn_os_thread(f: StartFn, arg: *mut c_void, detached: bool) -> Optio
 /// The coroutine of `task` returned (on its worker): recycle the stack, then hand the thread to its joiner,
 /// or to the pool if detached.
 pub fn on_coroutine_finished(task: TaskRef) {
+    if task.left_in_queue.replace(false) {
+        // The thread left a condition-variable wait by longjmp from a handler and never parked again.
+        super::parking_lot::leave_queue(&task);
+    }
     identity::release_robust_mutexes(task.tcb(), task.tid.get());
     // Robust mutexes (not PI) it held through the shared keeper are on that keeper's list instead (PI ones
     // are its own keeper's: see `proxy::holder_ended`).

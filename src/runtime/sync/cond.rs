@@ -55,10 +55,9 @@ impl Cond {
     /// signal sent after it is missed), `relock` after the wake-up; an error of the relock (EOWNERDEAD of a
     /// robust mutex) is the wait's result, as in glibc.
     pub fn wait_with(&self, unlock: impl FnOnce(), relock: impl FnOnce() -> i32, deadline: Deadline) -> i32 {
-        // Interrupted (a handler ran in this thread): the waiter is out of the queue and cannot go back
-        // without missing a signal sent meanwhile, so it returns as from a spurious wake-up (POSIX allows
-        // them; glibc's waiter, counted in its group, would wait again).
-        let wait = Wait::new(WaitReason::Cond, self.key, OnSignal::Resume).until(deadline);
+        // A handler that ran in this thread meanwhile returned with the waiter still queued, as glibc's
+        // waiter stays counted in its group: the wait went on.
+        let wait = Wait::new(WaitReason::Cond, self.key, OnSignal::ResumeInPlace).until(deadline);
         let r = parking_lot::park(self.key, 0, || true, unlock, wait);
         match relock() {
             0 if r == Parked::TimedOut => libc::ETIMEDOUT,
