@@ -17,7 +17,7 @@
  *    try_lock_shared_for(100 ms) false while a writer holds it, try_lock_for(100 ms) false while a reader
  *    holds it;
  *  - std::call_once from 50 threads with an initialiser sleeping 200 ms: runs once, everyone waits;
- *  - std::promise/std::future: wait_for(50 ms) -> timeout, get() returns the value set 200 ms later;
+ *  - std::promise/std::future: wait_for(50 ms) -> timeout, get() returns the value set after it;
  *    a std::shared_future waited on by 10 threads; std::async(std::launch::async) results.
  * asyncshim-test: timeout=60 */
 #include "shim_probe.h"
@@ -459,17 +459,22 @@ static void future_test()
 {
     std::promise<int> p;
     std::future<int> f = p.get_future();
+    // The setter waits until the timed wait is over (not a fixed 200 ms, which a loaded machine can
+    // outlast between the waiter's timeout and its return), then sets the value a little later.
+    std::promise<void> timed_wait_over;
     std::thread setter([&] {
-        std::this_thread::sleep_for(200ms);
+        timed_wait_over.get_future().wait();
+        std::this_thread::sleep_for(100ms);
         p.set_value(42);
     });
     auto t0 = steady::now();
     auto st = f.wait_for(50ms);
     bool timed_ok = st == std::future_status::timeout && steady::now() - t0 >= 49ms;
+    timed_wait_over.set_value();
     int v = f.get();
     setter.join();
     CHECK(timed_ok, "future::wait_for(50ms) before the value is set -> timeout");
-    CHECK(v == 42, "future::get returns the value set 200 ms later");
+    CHECK(v == 42, "future::get returns the value set later");
 
     std::promise<int> p2;
     std::shared_future<int> sf = p2.get_future().share();

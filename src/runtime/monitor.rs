@@ -73,6 +73,8 @@ pub fn poke() {
 struct Seen {
     switches: u32,
     since: u64,
+    /// The worker's OS thread CPU time when the run was seen to begin (0: not read yet).
+    run_cpu_at: u64,
     /// When the worker became a stall candidate, and its OS thread's CPU time then (0: not a candidate).
     candidate_at: u64,
     cpu_at: u64,
@@ -135,7 +137,12 @@ extern "C" fn monitor_main(_: *mut libc::c_void) -> *mut libc::c_void {
             };
             busy = true;
             if switches != s.switches {
-                *s = Seen { switches, since: now, ..Seen::default() };
+                *s = Seen {
+                    switches,
+                    since: now,
+                    run_cpu_at: if slice_ns != 0 { thread_cpu_ns(w) } else { 0 },
+                    ..Seen::default()
+                };
                 // A run that began since the last look: back when its slice ends.
                 if slice_ns != 0 {
                     next_look = next_look.min(now + slice_ns);
@@ -146,7 +153,15 @@ extern "C" fn monitor_main(_: *mut libc::c_void) -> *mut libc::c_void {
             // coroutine would.
             let tid = w.os_tid.load(Ordering::Relaxed);
             let running = || in_kernel(tid).is_none_or(|(nr, _, _)| nr < 0);
-            if let Some(look) = super::preempt::monitor_look(w, switches, s.since, now, running) {
+            let run_cpu_at = &mut s.run_cpu_at;
+            let cpu_used = || {
+                let cpu = thread_cpu_ns(w);
+                if *run_cpu_at == 0 {
+                    *run_cpu_at = cpu;
+                }
+                cpu.saturating_sub(*run_cpu_at)
+            };
+            if let Some(look) = super::preempt::monitor_look(w, switches, s.since, now, cpu_used, running) {
                 next_look = next_look.min(look.max(now + min_tick / 2));
             }
             if stall_ns == 0 || w.stalled.load(Ordering::Relaxed) {

@@ -200,13 +200,17 @@ pub(crate) fn count_refusal(w: &WorkerState, why: Refusal) {
 }
 
 /// For the monitor, about worker `w` running one coroutine since `since` with switch count `switches`:
-/// returns when to look again if preemption is pending. `running_in_user` tells whether the OS thread is
-/// outside any system call now (the signal would interrupt a blocking one).
+/// returns when to look again if preemption is pending. `cpu_used` gives the CPU time the worker's OS thread
+/// has used since then: the slice is CPU time, as the kernel's is, so a worker the kernel keeps off the CPU
+/// on a loaded machine does not have its coroutine preempted for the wait (each preemption also leaves the
+/// signal frame's and the saved state's pages touched on the coroutine's stack). `running_in_user` tells
+/// whether the OS thread is outside any system call now (the signal would interrupt a blocking one).
 pub fn monitor_look(
     w: &super::worker::Worker,
     switches: u32,
     since: u64,
     now: u64,
+    cpu_used: impl FnOnce() -> u64,
     running_in_user: impl FnOnce() -> bool,
 ) -> Option<u64> {
     let slice = slice_ns();
@@ -222,6 +226,11 @@ pub fn monitor_look(
     }
     if now < since + slice {
         return Some(since + slice);
+    }
+    // Wall time is an upper bound of CPU time: only now is the CPU clock worth a system call.
+    let used = cpu_used();
+    if used < slice {
+        return Some(now + (slice - used));
     }
     if !work_waits() {
         return None;
