@@ -209,7 +209,8 @@ pub fn park(
 
 /// [`park`], with `after` run once the park is over (not when `validate` refused it) and before any
 /// signal handler runs in the waiter: for bookkeeping of its own the caller did around the park (waiter
-/// counts), which a handler leaving the wait by `siglongjmp` must not leave behind.
+/// counts), which a handler leaving the wait by `siglongjmp` must not leave behind. Not for
+/// `OnSignal::ResumeInPlace` waits (their handlers run with the waiter still queued).
 pub fn park_then(
     key: usize,
     token: usize,
@@ -253,7 +254,7 @@ fn park_task(
         leave_queue(&me);
     }
     let in_place = wait.on_signal == OnSignal::ResumeInPlace;
-    let mut parking = {
+    let parking = {
         let bk = bucket(key);
         let mut q = bk.queue.lock();
         bk.waiters.fetch_add(1, Ordering::AcqRel);
@@ -267,44 +268,57 @@ fn park_task(
         parking
     };
     before_sleep();
-    let mut after = Some(after);
-    let mut done = |r: Parked| {
-        if let Some(f) = after.take() {
-            f(r);
+    let r = parking.sleep(|why| {
+        // An in-place wait keeps its place while the handler runs (see `OnSignal::ResumeInPlace`).
+        if why == Wake::Interrupted && in_place {
+            me.left_in_queue.set(true);
+            return Parked::Interrupted;
         }
-    };
+        let r = leave(me, why);
+        after(r);
+        r
+    });
+    if r == Parked::Interrupted && in_place {
+        // The handlers returned (`after` was not run: in-place waits have none).
+        return wait_in_place(me, wait);
+    }
+    r
+}
+
+/// A parked task's wait ended: how, with the task out of the queue. Timed out or interrupted, it leaves
+/// the queue itself (before any handler runs, which may longjmp out of the wait), unless an unpark
+/// already took it out (then that counted it as woken, and so must it).
+#[inline(always)]
+fn leave(me: TaskRef, why: Wake) -> Parked {
+    match why {
+        Wake::Unparked => Parked::Unparked(me.unpark_token.load(Ordering::Acquire)),
+        _ => match remove_entry(&me.park_key, &me.wait_node) {
+            true if why == Wake::Interrupted => Parked::Interrupted,
+            true => Parked::TimedOut,
+            false => Parked::Unparked(me.unpark_token.load(Ordering::Acquire)),
+        },
+    }
+}
+
+/// An in-place wait whose handlers returned goes on in the same place until a wake-up, a timeout, or
+/// (after further handlers) a wake-up that came while they ran.
+#[cold]
+#[inline(never)]
+fn wait_in_place(me: TaskRef, wait: Wait) -> Parked {
     loop {
+        me.left_in_queue.set(false);
+        let Some(parking) = resume_in_place(me, wait) else {
+            return Parked::Unparked(me.unpark_token.load(Ordering::Acquire));
+        };
         let r = parking.sleep(|why| {
-            // Timed out or interrupted: leave the queue (before any handler runs, which may longjmp out of
-            // the wait), unless an unpark already took us out of it (then it counted us as woken, and so
-            // must we). An in-place wait keeps its place while the handler runs.
-            if why == Wake::Interrupted && in_place {
+            if why == Wake::Interrupted {
                 me.left_in_queue.set(true);
                 return Parked::Interrupted;
             }
-            let r = match why {
-                Wake::Unparked => Parked::Unparked(me.unpark_token.load(Ordering::Acquire)),
-                _ => match remove_entry(&me.park_key, &me.wait_node) {
-                    true if why == Wake::Interrupted => Parked::Interrupted,
-                    true => Parked::TimedOut,
-                    false => Parked::Unparked(me.unpark_token.load(Ordering::Acquire)),
-                },
-            };
-            done(r);
-            r
+            leave(me, why)
         });
-        if r != Parked::Interrupted || !in_place {
+        if r != Parked::Interrupted {
             return r;
-        }
-        // The handlers returned: wait on in the same place, unless a wake-up took us out meanwhile.
-        me.left_in_queue.set(false);
-        match resume_in_place(me, wait) {
-            Some(p) => parking = p,
-            None => {
-                let r = Parked::Unparked(me.unpark_token.load(Ordering::Acquire));
-                done(r);
-                return r;
-            }
         }
     }
 }
