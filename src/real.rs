@@ -190,6 +190,12 @@ declare_real! {
     fn pthread_setname_np(t: libc::pthread_t, name: *const c_char) -> c_int;
     fn pthread_getname_np(t: libc::pthread_t, name: *mut c_char, len: usize) -> c_int;
     fn pthread_once(once: *mut libc::pthread_once_t, init: extern "C" fn()) -> c_int;
+    fn pthread_cancel(t: libc::pthread_t) -> c_int;
+    fn pthread_setcancelstate(state: c_int, old: *mut c_int) -> c_int;
+    fn pthread_setcanceltype(kind: c_int, old: *mut c_int) -> c_int;
+    fn pthread_testcancel() -> ();
+    fn msgrcv(id: c_int, msg: *mut c_void, size: usize, kind: libc::c_long, flags: c_int) -> isize;
+    fn msgsnd(id: c_int, msg: *const c_void, size: usize, flags: c_int) -> c_int;
     fn sched_yield() -> c_int;
     fn pthread_sigmask(how: c_int, set: *const libc::sigset_t, old: *mut libc::sigset_t) -> c_int;
     fn sigprocmask(how: c_int, set: *const libc::sigset_t, old: *mut libc::sigset_t) -> c_int;

@@ -4,6 +4,7 @@
 
 use super::set_errno;
 use crate::real;
+use crate::runtime::cancel;
 use crate::runtime::fd::{self, Dir, Kind};
 use crate::runtime::io::{self, IoResult};
 use crate::runtime::worker;
@@ -28,16 +29,18 @@ unsafe extern "C" {
 /// C contract of read.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, len: usize) -> isize {
-    if worker::current_task().is_none() {
-        // SAFETY: forwarding.
-        return unsafe { real::read(fd, buf, len) };
-    }
-    if len == 0 {
-        // Nothing to wait for: the kernel answers 0 (or an error) at once.
-        // SAFETY: forwarding.
-        return unsafe { real::read(fd, buf, len) };
-    }
-    ret(io::blocking_restarting(fd, Dir::Read, |fd, kind| io::try_read(fd, buf as *mut u8, len, kind)))
+    cancel::point(|| {
+        if worker::current_task().is_none() {
+            // SAFETY: forwarding.
+            return unsafe { real::read(fd, buf, len) };
+        }
+        if len == 0 {
+            // Nothing to wait for: the kernel answers 0 (or an error) at once.
+            // SAFETY: forwarding.
+            return unsafe { real::read(fd, buf, len) };
+        }
+        ret(io::blocking_restarting(fd, Dir::Read, |fd, kind| io::try_read(fd, buf as *mut u8, len, kind)))
+    })
 }
 
 /// # Safety
@@ -56,46 +59,52 @@ pub unsafe extern "C" fn __read_chk(fd: c_int, buf: *mut c_void, len: usize, buf
 /// C contract of write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, len: usize) -> isize {
-    if worker::current_task().is_none() {
-        // SAFETY: forwarding.
-        return unsafe { real::write(fd, buf, len) };
-    }
-    let b = buf as *const u8;
-    ret(io::write_all(fd, len, |fd, done, kind| io::try_write(fd, b.wrapping_add(done), len - done, kind)))
+    cancel::point(|| {
+        if worker::current_task().is_none() {
+            // SAFETY: forwarding.
+            return unsafe { real::write(fd, buf, len) };
+        }
+        let b = buf as *const u8;
+        ret(io::write_all(fd, len, |fd, done, kind| io::try_write(fd, b.wrapping_add(done), len - done, kind)))
+    })
 }
 
 /// # Safety
 /// C contract of readv.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, cnt: c_int) -> isize {
-    if worker::current_task().is_none() || cnt < 0 {
-        // SAFETY: forwarding.
-        return unsafe { real::readv(fd, iov, cnt) };
-    }
-    ret(io::blocking_restarting(fd, Dir::Read, |fd, kind| io::try_rwv(fd, iov, cnt as usize, Dir::Read, kind)))
+    cancel::point(|| {
+        if worker::current_task().is_none() || cnt < 0 {
+            // SAFETY: forwarding.
+            return unsafe { real::readv(fd, iov, cnt) };
+        }
+        ret(io::blocking_restarting(fd, Dir::Read, |fd, kind| io::try_rwv(fd, iov, cnt as usize, Dir::Read, kind)))
+    })
 }
 
 /// # Safety
 /// C contract of writev.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, cnt: c_int) -> isize {
-    if worker::current_task().is_none() || cnt < 0 || cnt > io::IOV_MAX as c_int {
-        // SAFETY: forwarding (bad counts get the kernel's EINVAL).
-        return unsafe { real::writev(fd, iov, cnt) };
-    }
-    // SAFETY: the program's iovec array of cnt entries; copied so partial writes can advance it.
-    let Ok(vecs) = (0..cnt as usize)
-        .map(|i| crate::runtime::sys::usercopy::read(unsafe { iov.add(i) }))
-        .collect::<Result<Vec<_>, _>>()
-    else {
-        set_errno(libc::EFAULT);
-        return -1;
-    };
-    let total: usize = vecs.iter().map(|v| v.iov_len).sum();
-    ret(io::write_all(fd, total, |fd, done, kind| {
-        let rest = io::advance(&vecs, done);
-        io::try_rwv(fd, rest.as_ptr(), rest.len(), Dir::Write, kind)
-    }))
+    cancel::point(|| {
+        if worker::current_task().is_none() || cnt < 0 || cnt > io::IOV_MAX as c_int {
+            // SAFETY: forwarding (bad counts get the kernel's EINVAL).
+            return unsafe { real::writev(fd, iov, cnt) };
+        }
+        // SAFETY: the program's iovec array of cnt entries; copied so partial writes can advance it.
+        let Ok(vecs) = (0..cnt as usize)
+            .map(|i| crate::runtime::sys::usercopy::read(unsafe { iov.add(i) }))
+            .collect::<Result<Vec<_>, _>>()
+        else {
+            set_errno(libc::EFAULT);
+            return -1;
+        };
+        let total: usize = vecs.iter().map(|v| v.iov_len).sum();
+        ret(io::write_all(fd, total, |fd, done, kind| {
+            let rest = io::advance(&vecs, done);
+            io::try_rwv(fd, rest.as_ptr(), rest.len(), Dir::Write, kind)
+        }))
+    })
 }
 
 /// The answer for a number the program does not have open (one of the runtime's hidden duplicates).
@@ -109,11 +118,13 @@ fn not_open() -> c_int {
 /// C contract of close.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn close(fd: c_int) -> c_int {
-    if crate::runtime::running() && fd::closing(fd) == fd::Closing::NotOpen {
-        return not_open();
-    }
-    // SAFETY: forwarding.
-    unsafe { real::close(fd) }
+    cancel::point(|| {
+        if crate::runtime::running() && fd::closing(fd) == fd::Closing::NotOpen {
+            return not_open();
+        }
+        // SAFETY: forwarding.
+        unsafe { real::close(fd) }
+    })
 }
 
 /// # Safety
@@ -437,19 +448,23 @@ pub unsafe extern "C" fn splice(
 /// C contract of pread (pread64 is the same function on x86-64).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pread(fd: c_int, buf: *mut c_void, len: usize, off: libc::off_t) -> isize {
-    if worker::current_task().is_none() || len == 0 || off < 0 || !crate::runtime::io::is_regular_file(fd) {
-        // SAFETY: forwarding (pipes and sockets answer ESPIPE, bad offsets EINVAL, at once).
-        return unsafe { real::pread(fd, buf, len, off) };
-    }
-    ret(crate::runtime::file::read(fd, buf as *mut u8, len, Some(off)))
+    cancel::point(|| {
+        if worker::current_task().is_none() || len == 0 || off < 0 || !crate::runtime::io::is_regular_file(fd) {
+            // SAFETY: forwarding (pipes and sockets answer ESPIPE, bad offsets EINVAL, at once).
+            return unsafe { real::pread(fd, buf, len, off) };
+        }
+        ret(crate::runtime::file::read(fd, buf as *mut u8, len, Some(off)))
+    })
 }
 
 /// # Safety
 /// C contract of pread64.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pread64(fd: c_int, buf: *mut c_void, len: usize, off: libc::off_t) -> isize {
-    // SAFETY: same contract.
-    unsafe { pread(fd, buf, len, off) }
+    cancel::point(|| {
+        // SAFETY: same contract.
+        unsafe { pread(fd, buf, len, off) }
+    })
 }
 
 /// # Safety
@@ -488,39 +503,106 @@ pub unsafe extern "C" fn __pread64_chk(
 /// C contract of pwrite.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pwrite(fd: c_int, buf: *const c_void, len: usize, off: libc::off_t) -> isize {
-    if worker::current_task().is_none() || off < 0 || !crate::runtime::io::is_regular_file(fd) {
-        // SAFETY: forwarding.
-        return unsafe { real::pwrite(fd, buf, len, off) };
-    }
-    ret(crate::runtime::file::write(fd, buf as *const u8, len, Some(off)))
+    cancel::point(|| {
+        if worker::current_task().is_none() || off < 0 || !crate::runtime::io::is_regular_file(fd) {
+            // SAFETY: forwarding.
+            return unsafe { real::pwrite(fd, buf, len, off) };
+        }
+        ret(crate::runtime::file::write(fd, buf as *const u8, len, Some(off)))
+    })
 }
 
 /// # Safety
 /// C contract of pwrite64.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pwrite64(fd: c_int, buf: *const c_void, len: usize, off: libc::off_t) -> isize {
-    // SAFETY: same contract.
-    unsafe { pwrite(fd, buf, len, off) }
+    cancel::point(|| {
+        // SAFETY: same contract.
+        unsafe { pwrite(fd, buf, len, off) }
+    })
 }
 
 /// # Safety
 /// C contract of fsync.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fsync(fd: c_int) -> c_int {
-    if worker::current_task().is_none() {
-        // SAFETY: forwarding.
-        return unsafe { real::fsync(fd) };
-    }
-    ret(crate::runtime::file::sync(fd, false)) as c_int
+    cancel::point(|| {
+        if worker::current_task().is_none() {
+            // SAFETY: forwarding.
+            return unsafe { real::fsync(fd) };
+        }
+        ret(crate::runtime::file::sync(fd, false)) as c_int
+    })
 }
 
 /// # Safety
 /// C contract of fdatasync.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fdatasync(fd: c_int) -> c_int {
-    if worker::current_task().is_none() {
+    cancel::point(|| {
+        if worker::current_task().is_none() {
+            // SAFETY: forwarding.
+            return unsafe { real::fdatasync(fd) };
+        }
+        ret(crate::runtime::file::sync(fd, true)) as c_int
+    })
+}
+
+/// msgrcv: a cancellation point that may wait indefinitely on a System V message queue (no descriptor to
+/// poll): a coroutine tries without waiting and sleeps between tries (see `runtime::poll_call`).
+///
+/// # Safety
+/// C contract of msgrcv.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn msgrcv(id: c_int, msg: *mut c_void, size: usize, kind: libc::c_long, flags: c_int) -> isize {
+    if worker::current_task().is_none() || flags & libc::IPC_NOWAIT != 0 {
         // SAFETY: forwarding.
-        return unsafe { real::fdatasync(fd) };
+        return unsafe { real::msgrcv(id, msg, size, kind, flags) };
     }
-    ret(crate::runtime::file::sync(fd, true)) as c_int
+    cancel::point(|| {
+        let r = crate::runtime::poll_call(libc::ENOMSG, || {
+            // SAFETY: the caller's arguments, as for msgrcv.
+            match unsafe { real::msgrcv(id, msg, size, kind, flags | libc::IPC_NOWAIT) } {
+                n if n >= 0 => Ok(n),
+                // SAFETY: errno of the calling thread.
+                _ => Err(unsafe { *libc::__errno_location() }),
+            }
+        });
+        ret_errno(r)
+    })
+}
+
+/// msgsnd: as [`msgrcv`], waiting for room in a full queue.
+///
+/// # Safety
+/// C contract of msgsnd.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn msgsnd(id: c_int, msg: *const c_void, size: usize, flags: c_int) -> c_int {
+    if worker::current_task().is_none() || flags & libc::IPC_NOWAIT != 0 {
+        // SAFETY: forwarding.
+        return unsafe { real::msgsnd(id, msg, size, flags) };
+    }
+    cancel::point(|| {
+        let r = crate::runtime::poll_call(libc::EAGAIN, || {
+            // SAFETY: the caller's arguments, as for msgsnd.
+            match unsafe { real::msgsnd(id, msg, size, flags | libc::IPC_NOWAIT) } {
+                0 => Ok(0isize),
+                // SAFETY: errno of the calling thread.
+                _ => Err(unsafe { *libc::__errno_location() }),
+            }
+        });
+        ret_errno(r) as c_int
+    })
+}
+
+/// -1 with errno for an error, else the value.
+fn ret_errno(r: Result<isize, i32>) -> isize {
+    match r {
+        Ok(n) => n,
+        Err(e) => {
+            // SAFETY: errno of the calling thread.
+            unsafe { *libc::__errno_location() = e };
+            -1
+        }
+    }
 }

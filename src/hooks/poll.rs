@@ -7,6 +7,7 @@
 
 use super::io::ret;
 use crate::real;
+use crate::runtime::cancel;
 use crate::runtime::sys::syscall::Errno;
 use crate::runtime::sys::{epoll, time, usercopy};
 use crate::runtime::worker;
@@ -61,17 +62,19 @@ fn ppoll_probe(fds: *mut libc::pollfd, n: libc::nfds_t, mask: *const libc::sigse
 /// C contract of poll.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn poll(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: c_int) -> c_int {
-    if timeout == 0 || worker::current_task().is_none() {
-        // SAFETY: forwarding.
-        return unsafe { real::poll(fds, n, timeout) };
-    }
-    let first = ppoll_probe(fds, n, core::ptr::null());
-    if !matches!(first, Ok(0)) {
-        return ret(first) as c_int;
-    }
-    // SAFETY: the probe succeeded on this array.
-    let list = unsafe { pollfds(fds, n) };
-    ret(io::poll_wait(list, deadline_ms(timeout), || ppoll_probe(fds, n, core::ptr::null()))) as c_int
+    cancel::point(|| {
+        if timeout == 0 || worker::current_task().is_none() {
+            // SAFETY: forwarding.
+            return unsafe { real::poll(fds, n, timeout) };
+        }
+        let first = ppoll_probe(fds, n, core::ptr::null());
+        if !matches!(first, Ok(0)) {
+            return ret(first) as c_int;
+        }
+        // SAFETY: the probe succeeded on this array.
+        let list = unsafe { pollfds(fds, n) };
+        ret(io::poll_wait(list, deadline_ms(timeout), || ppoll_probe(fds, n, core::ptr::null()))) as c_int
+    })
 }
 
 /// # Safety
@@ -119,31 +122,33 @@ pub unsafe extern "C" fn ppoll(
     ts: *const libc::timespec,
     mask: *const libc::sigset_t,
 ) -> c_int {
-    if worker::current_task().is_none() {
-        // SAFETY: forwarding.
-        return unsafe { real::ppoll(fds, n, ts, mask) };
-    }
-    let deadline = if ts.is_null() {
-        None
-    } else {
-        match usercopy::read(ts).ok().and_then(|t| time::timespec_ns(&t)) {
-            // SAFETY: forwarding the program's own call.
-            Some(0) => return unsafe { real::ppoll(fds, n, ts, mask) },
-            Some(ns) => Some(time::monotonic_ns().saturating_add(ns)),
-            // Bad pointer or time: the kernel's answer.
-            // SAFETY: forwarding the program's own call.
-            None => return unsafe { real::ppoll(fds, n, ts, mask) },
+    cancel::point(|| {
+        if worker::current_task().is_none() {
+            // SAFETY: forwarding.
+            return unsafe { real::ppoll(fds, n, ts, mask) };
         }
-    };
-    ret(with_temp_mask(mask, || {
-        let first = ppoll_probe(fds, n, mask);
-        if !matches!(first, Ok(0)) {
-            return first;
-        }
-        // SAFETY: the probe succeeded on this array.
-        let list = unsafe { pollfds(fds, n) };
-        io::poll_wait(list, deadline, || ppoll_probe(fds, n, mask))
-    })) as c_int
+        let deadline = if ts.is_null() {
+            None
+        } else {
+            match usercopy::read(ts).ok().and_then(|t| time::timespec_ns(&t)) {
+                // SAFETY: forwarding the program's own call.
+                Some(0) => return unsafe { real::ppoll(fds, n, ts, mask) },
+                Some(ns) => Some(time::monotonic_ns().saturating_add(ns)),
+                // Bad pointer or time: the kernel's answer.
+                // SAFETY: forwarding the program's own call.
+                None => return unsafe { real::ppoll(fds, n, ts, mask) },
+            }
+        };
+        ret(with_temp_mask(mask, || {
+            let first = ppoll_probe(fds, n, mask);
+            if !matches!(first, Ok(0)) {
+                return first;
+            }
+            // SAFETY: the probe succeeded on this array.
+            let list = unsafe { pollfds(fds, n) };
+            io::poll_wait(list, deadline, || ppoll_probe(fds, n, mask))
+        })) as c_int
+    })
 }
 
 /// One zero-timeout pselect6 on copies of the sets, written back only when something is ready (or at the
@@ -245,33 +250,37 @@ pub unsafe extern "C" fn select(
     e: *mut libc::fd_set,
     tv: *mut libc::timeval,
 ) -> c_int {
-    if worker::current_task().is_none() || n < 0 || n > libc::FD_SETSIZE as c_int {
-        // SAFETY: forwarding (the kernel answers EINVAL for bad counts).
-        return unsafe { real::select(n, r, w, e, tv) };
-    }
-    let deadline = if tv.is_null() {
-        None
-    } else {
-        match usercopy::read(tv) {
-            Ok(t) if t.tv_sec >= 0 && (0..1_000_000).contains(&t.tv_usec) => {
-                if t.tv_sec == 0 && t.tv_usec == 0 {
-                    // SAFETY: forwarding a plain probe.
-                    return unsafe { real::select(n, r, w, e, tv) };
-                }
-                Some(time::monotonic_ns().saturating_add(t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1000))
-            }
-            // SAFETY: forwarding: the kernel reports the bad timeout.
-            _ => return unsafe { real::select(n, r, w, e, tv) },
+    cancel::point(|| {
+        if worker::current_task().is_none() || n < 0 || n > libc::FD_SETSIZE as c_int {
+            // SAFETY: forwarding (the kernel answers EINVAL for bad counts).
+            return unsafe { real::select(n, r, w, e, tv) };
         }
-    };
-    let res = select_common(n, r, w, e, deadline, core::ptr::null());
-    if let Some(d) = deadline {
-        let left = d.saturating_sub(time::monotonic_ns());
-        let t =
-            libc::timeval { tv_sec: (left / 1_000_000_000) as i64, tv_usec: ((left % 1_000_000_000) / 1000) as i64 };
-        let _ = usercopy::write(tv, t);
-    }
-    ret(res) as c_int
+        let deadline = if tv.is_null() {
+            None
+        } else {
+            match usercopy::read(tv) {
+                Ok(t) if t.tv_sec >= 0 && (0..1_000_000).contains(&t.tv_usec) => {
+                    if t.tv_sec == 0 && t.tv_usec == 0 {
+                        // SAFETY: forwarding a plain probe.
+                        return unsafe { real::select(n, r, w, e, tv) };
+                    }
+                    Some(time::monotonic_ns().saturating_add(t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1000))
+                }
+                // SAFETY: forwarding: the kernel reports the bad timeout.
+                _ => return unsafe { real::select(n, r, w, e, tv) },
+            }
+        };
+        let res = select_common(n, r, w, e, deadline, core::ptr::null());
+        if let Some(d) = deadline {
+            let left = d.saturating_sub(time::monotonic_ns());
+            let t = libc::timeval {
+                tv_sec: (left / 1_000_000_000) as i64,
+                tv_usec: ((left % 1_000_000_000) / 1000) as i64,
+            };
+            let _ = usercopy::write(tv, t);
+        }
+        ret(res) as c_int
+    })
 }
 
 /// # Safety
@@ -285,20 +294,22 @@ pub unsafe extern "C" fn pselect(
     ts: *const libc::timespec,
     mask: *const libc::sigset_t,
 ) -> c_int {
-    if worker::current_task().is_none() || n < 0 || n > libc::FD_SETSIZE as c_int {
-        // SAFETY: forwarding.
-        return unsafe { real::pselect(n, r, w, e, ts, mask) };
-    }
-    let deadline = if ts.is_null() {
-        None
-    } else {
-        match usercopy::read(ts).ok().and_then(|t| time::timespec_ns(&t)) {
-            Some(ns) if ns > 0 => Some(time::monotonic_ns().saturating_add(ns)),
-            // SAFETY: forwarding a zero timeout or a bad one.
-            _ => return unsafe { real::pselect(n, r, w, e, ts, mask) },
+    cancel::point(|| {
+        if worker::current_task().is_none() || n < 0 || n > libc::FD_SETSIZE as c_int {
+            // SAFETY: forwarding.
+            return unsafe { real::pselect(n, r, w, e, ts, mask) };
         }
-    };
-    ret(with_temp_mask(mask, || select_common(n, r, w, e, deadline, mask))) as c_int
+        let deadline = if ts.is_null() {
+            None
+        } else {
+            match usercopy::read(ts).ok().and_then(|t| time::timespec_ns(&t)) {
+                Some(ns) if ns > 0 => Some(time::monotonic_ns().saturating_add(ns)),
+                // SAFETY: forwarding a zero timeout or a bad one.
+                _ => return unsafe { real::pselect(n, r, w, e, ts, mask) },
+            }
+        };
+        ret(with_temp_mask(mask, || select_common(n, r, w, e, deadline, mask))) as c_int
+    })
 }
 
 fn epoll_probe(epfd: c_int, events: *mut libc::epoll_event, max: c_int, mask: *const libc::sigset_t) -> io::IoResult {
@@ -327,11 +338,13 @@ fn epoll_common(
 /// C contract of epoll_wait.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn epoll_wait(epfd: c_int, events: *mut libc::epoll_event, max: c_int, timeout: c_int) -> c_int {
-    if timeout == 0 || worker::current_task().is_none() {
-        // SAFETY: forwarding.
-        return unsafe { real::epoll_wait(epfd, events, max, timeout) };
-    }
-    epoll_common(epfd, events, max, deadline_ms(timeout), core::ptr::null())
+    cancel::point(|| {
+        if timeout == 0 || worker::current_task().is_none() {
+            // SAFETY: forwarding.
+            return unsafe { real::epoll_wait(epfd, events, max, timeout) };
+        }
+        epoll_common(epfd, events, max, deadline_ms(timeout), core::ptr::null())
+    })
 }
 
 /// # Safety
@@ -344,11 +357,13 @@ pub unsafe extern "C" fn epoll_pwait(
     timeout: c_int,
     mask: *const libc::sigset_t,
 ) -> c_int {
-    if timeout == 0 || worker::current_task().is_none() {
-        // SAFETY: forwarding.
-        return unsafe { real::epoll_pwait(epfd, events, max, timeout, mask) };
-    }
-    epoll_common(epfd, events, max, deadline_ms(timeout), mask)
+    cancel::point(|| {
+        if timeout == 0 || worker::current_task().is_none() {
+            // SAFETY: forwarding.
+            return unsafe { real::epoll_pwait(epfd, events, max, timeout, mask) };
+        }
+        epoll_common(epfd, events, max, deadline_ms(timeout), mask)
+    })
 }
 
 /// # Safety
@@ -361,20 +376,22 @@ pub unsafe extern "C" fn epoll_pwait2(
     ts: *const libc::timespec,
     mask: *const libc::sigset_t,
 ) -> c_int {
-    let forward = || {
-        // SAFETY: the kernel's own call with the program's arguments.
-        ret(unsafe { epoll::pwait(epfd, events, max, epoll::Timeout::Spec(ts), mask) }) as c_int
-    };
-    if worker::current_task().is_none() {
-        return forward();
-    }
-    let deadline = if ts.is_null() {
-        None
-    } else {
-        match usercopy::read(ts).ok().and_then(|t| time::timespec_ns(&t)) {
-            Some(ns) if ns > 0 => Some(time::monotonic_ns().saturating_add(ns)),
-            _ => return forward(),
+    cancel::point(|| {
+        let forward = || {
+            // SAFETY: the kernel's own call with the program's arguments.
+            ret(unsafe { epoll::pwait(epfd, events, max, epoll::Timeout::Spec(ts), mask) }) as c_int
+        };
+        if worker::current_task().is_none() {
+            return forward();
         }
-    };
-    epoll_common(epfd, events, max, deadline, mask)
+        let deadline = if ts.is_null() {
+            None
+        } else {
+            match usercopy::read(ts).ok().and_then(|t| time::timespec_ns(&t)) {
+                Some(ns) if ns > 0 => Some(time::monotonic_ns().saturating_add(ns)),
+                _ => return forward(),
+            }
+        };
+        epoll_common(epfd, events, max, deadline, mask)
+    })
 }

@@ -5,6 +5,7 @@
 //! The set*id calls, which glibc makes on every OS thread, run in the worker's own context.
 
 use crate::real;
+use crate::runtime::cancel;
 use crate::runtime::stats::Offload;
 use crate::runtime::{offload, worker};
 use std::ffi::{c_char, c_int};
@@ -47,14 +48,14 @@ fn wait4_cooperative(pid: libc::pid_t, status: *mut c_int, options: c_int, rusag
 /// C contract of waitpid.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn waitpid(pid: libc::pid_t, status: *mut c_int, options: c_int) -> libc::pid_t {
-    wait4_cooperative(pid, status, options, core::ptr::null_mut())
+    cancel::point(|| wait4_cooperative(pid, status, options, core::ptr::null_mut()))
 }
 
 /// # Safety
 /// C contract of wait.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn wait(status: *mut c_int) -> libc::pid_t {
-    wait4_cooperative(-1, status, 0, core::ptr::null_mut())
+    cancel::point(|| wait4_cooperative(-1, status, 0, core::ptr::null_mut()))
 }
 
 /// # Safety
@@ -66,7 +67,7 @@ pub unsafe extern "C" fn wait4(
     options: c_int,
     rusage: *mut libc::rusage,
 ) -> libc::pid_t {
-    wait4_cooperative(pid, status, options, rusage)
+    cancel::point(|| wait4_cooperative(pid, status, options, rusage))
 }
 
 /// # Safety
@@ -78,7 +79,7 @@ pub unsafe extern "C" fn waitid(
     info: *mut libc::siginfo_t,
     options: c_int,
 ) -> c_int {
-    super::io::ret(crate::runtime::child::waitid(idtype, id, info, options)) as c_int
+    cancel::point(|| super::io::ret(crate::runtime::child::waitid(idtype, id, info, options)) as c_int)
 }
 
 /// posix_spawn, posix_spawnp and popen make a child that inherits descriptions (and may change their
@@ -131,10 +132,12 @@ pub unsafe extern "C" fn popen(cmd: *const c_char, mode: *const c_char) -> *mut 
 /// C contract of system.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn system(cmd: *const std::ffi::c_char) -> c_int {
-    crate::runtime::fd::sharing_with_child();
-    let cmd = cmd as usize;
-    // SAFETY: forwarding, on a helper thread for a coroutine; the string outlives the call.
-    offload::run(Offload::Process, move || unsafe { real::system(cmd as *const std::ffi::c_char) })
+    cancel::point(|| {
+        crate::runtime::fd::sharing_with_child();
+        let cmd = cmd as usize;
+        // SAFETY: forwarding, on a helper thread for a coroutine; the string outlives the call.
+        offload::run(Offload::Process, move || unsafe { real::system(cmd as *const std::ffi::c_char) })
+    })
 }
 
 /// pclose() waits for its child inside glibc: likewise.

@@ -5,6 +5,7 @@
 
 use super::set_errno;
 use crate::real;
+use crate::runtime::cancel;
 use crate::runtime::{self, signals, worker};
 use std::ffi::c_int;
 
@@ -107,27 +108,29 @@ fn read_set(set: *const libc::sigset_t) -> Result<u64, c_int> {
 /// C contract of sigsuspend.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sigsuspend(mask: *const libc::sigset_t) -> c_int {
-    if worker::current_task().is_some() {
-        match read_set(mask) {
-            Ok(m) => {
-                signals::suspend(m);
-                set_errno(libc::EINTR);
-                return -1;
+    cancel::point(|| {
+        if worker::current_task().is_some() {
+            match read_set(mask) {
+                Ok(m) => {
+                    signals::suspend(m);
+                    set_errno(libc::EINTR);
+                    return -1;
+                }
+                Err(e) => {
+                    set_errno(e);
+                    return -1;
+                }
             }
+        }
+        // SAFETY: the kernel's sigsuspend with the program's mask.
+        match unsafe { runtime::sys::signal::suspend(mask) } {
+            Ok(r) => r as c_int,
             Err(e) => {
-                set_errno(e);
-                return -1;
+                set_errno(e.0);
+                -1
             }
         }
-    }
-    // SAFETY: the kernel's sigsuspend with the program's mask.
-    match unsafe { runtime::sys::signal::suspend(mask) } {
-        Ok(r) => r as c_int,
-        Err(e) => {
-            set_errno(e.0);
-            -1
-        }
-    }
+    })
 }
 
 /// pause: sigsuspend with the thread's own mask.
@@ -136,7 +139,7 @@ pub unsafe extern "C" fn sigsuspend(mask: *const libc::sigset_t) -> c_int {
 /// C contract of pause.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pause() -> c_int {
-    match worker::current_task() {
+    cancel::point(|| match worker::current_task() {
         Some(me) => {
             signals::suspend(me.sigmask.get());
             set_errno(libc::EINTR);
@@ -146,7 +149,7 @@ pub unsafe extern "C" fn pause() -> c_int {
             set_errno(runtime::sys::signal::pause().0);
             -1
         }
-    }
+    })
 }
 
 /// The common part of the sigwait family: Ok(signal) or Err(errno).
@@ -194,14 +197,14 @@ pub unsafe extern "C" fn sigtimedwait(
     info: *mut libc::siginfo_t,
     ts: *const libc::timespec,
 ) -> c_int {
-    errno_result(timed_wait(set, info, ts))
+    cancel::point(|| errno_result(timed_wait(set, info, ts)))
 }
 
 /// # Safety
 /// C contract of sigwaitinfo.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sigwaitinfo(set: *const libc::sigset_t, info: *mut libc::siginfo_t) -> c_int {
-    errno_result(timed_wait(set, info, core::ptr::null()))
+    cancel::point(|| errno_result(timed_wait(set, info, core::ptr::null())))
 }
 
 /// sigwait returns the error number and retries when a handler interrupts it, as glibc's does.
@@ -210,18 +213,20 @@ pub unsafe extern "C" fn sigwaitinfo(set: *const libc::sigset_t, info: *mut libc
 /// C contract of sigwait.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sigwait(set: *const libc::sigset_t, sig: *mut c_int) -> c_int {
-    loop {
-        match timed_wait(set, core::ptr::null_mut(), core::ptr::null()) {
-            Ok(s) => {
-                if runtime::sys::usercopy::write(sig, s).is_err() {
-                    return libc::EFAULT;
+    cancel::point(|| {
+        loop {
+            match timed_wait(set, core::ptr::null_mut(), core::ptr::null()) {
+                Ok(s) => {
+                    if runtime::sys::usercopy::write(sig, s).is_err() {
+                        return libc::EFAULT;
+                    }
+                    return 0;
                 }
-                return 0;
+                Err(libc::EINTR) if !cancel::woken() => continue,
+                Err(e) => return e,
             }
-            Err(libc::EINTR) => continue,
-            Err(e) => return e,
         }
-    }
+    })
 }
 
 /// # Safety

@@ -2,6 +2,7 @@
 
 use super::set_errno;
 use crate::real;
+use crate::runtime::cancel;
 use crate::runtime::sys::{time, usercopy};
 use crate::runtime::task::Wake;
 use crate::runtime::{self, thread, worker};
@@ -32,32 +33,36 @@ fn sleep_ns(ns: u64) -> Result<(), u64> {
 /// C contract of sleep.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sleep(secs: libc::c_uint) -> libc::c_uint {
-    if worker::current_task().is_none() {
-        // SAFETY: forwarding.
-        return unsafe { real::sleep(secs) };
-    }
-    match sleep_ns(secs as u64 * 1_000_000_000) {
-        Ok(()) => 0,
-        // sleep() reports whole seconds left, rounded up as glibc does from nanosleep's remainder.
-        Err(left) => left.div_ceil(1_000_000_000) as libc::c_uint,
-    }
+    cancel::point(|| {
+        if worker::current_task().is_none() {
+            // SAFETY: forwarding.
+            return unsafe { real::sleep(secs) };
+        }
+        match sleep_ns(secs as u64 * 1_000_000_000) {
+            Ok(()) => 0,
+            // sleep() reports whole seconds left, rounded up as glibc does from nanosleep's remainder.
+            Err(left) => left.div_ceil(1_000_000_000) as libc::c_uint,
+        }
+    })
 }
 
 /// # Safety
 /// C contract of usleep.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn usleep(usecs: libc::useconds_t) -> c_int {
-    if worker::current_task().is_none() {
-        // SAFETY: forwarding.
-        return unsafe { real::usleep(usecs) };
-    }
-    match sleep_ns(usecs as u64 * 1000) {
-        Ok(()) => 0,
-        Err(_) => {
-            set_errno(libc::EINTR);
-            -1
+    cancel::point(|| {
+        if worker::current_task().is_none() {
+            // SAFETY: forwarding.
+            return unsafe { real::usleep(usecs) };
         }
-    }
+        match sleep_ns(usecs as u64 * 1000) {
+            Ok(()) => 0,
+            Err(_) => {
+                set_errno(libc::EINTR);
+                -1
+            }
+        }
+    })
 }
 
 /// Reads and checks a relative or absolute sleep request: EFAULT for an unreadable pointer, EINVAL for
@@ -71,18 +76,20 @@ fn read_request(req: *const libc::timespec) -> Result<u64, c_int> {
 /// C contract of nanosleep.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn nanosleep(req: *const libc::timespec, rem: *mut libc::timespec) -> c_int {
-    if worker::current_task().is_none() {
-        // SAFETY: forwarding.
-        return unsafe { real::nanosleep(req, rem) };
-    }
-    let result = read_request(req).and_then(|ns| sleep_ns(ns).map_err(|left| interrupted(left, rem)));
-    match result {
-        Ok(()) => 0,
-        Err(e) => {
-            set_errno(e);
-            -1
+    cancel::point(|| {
+        if worker::current_task().is_none() {
+            // SAFETY: forwarding.
+            return unsafe { real::nanosleep(req, rem) };
         }
-    }
+        let result = read_request(req).and_then(|ns| sleep_ns(ns).map_err(|left| interrupted(left, rem)));
+        match result {
+            Ok(()) => 0,
+            Err(e) => {
+                set_errno(e);
+                -1
+            }
+        }
+    })
 }
 
 /// Reports the time left of an interrupted relative sleep in `rem` (if given) and yields EINTR, or EFAULT
@@ -112,23 +119,25 @@ pub unsafe extern "C" fn clock_nanosleep(
     req: *const libc::timespec,
     rem: *mut libc::timespec,
 ) -> c_int {
-    if worker::current_task().is_none() || !timer_clock(clock) {
-        // SAFETY: forwarding.
-        return unsafe { real::clock_nanosleep(clock, flags, req, rem) };
-    }
-    let ns = match read_request(req) {
-        Ok(ns) => ns,
-        Err(e) => return e,
-    };
-    if flags & libc::TIMER_ABSTIME != 0 {
-        // An absolute sleep reports no remainder: the caller simply sleeps again until the same time.
-        return match runtime::sleep_until_interruptible(thread::deadline_from_abs(clock, ns)) {
-            Wake::Interrupted => libc::EINTR,
-            _ => 0,
+    cancel::point(|| {
+        if worker::current_task().is_none() || !timer_clock(clock) {
+            // SAFETY: forwarding.
+            return unsafe { real::clock_nanosleep(clock, flags, req, rem) };
+        }
+        let ns = match read_request(req) {
+            Ok(ns) => ns,
+            Err(e) => return e,
         };
-    }
-    match sleep_ns(ns) {
-        Ok(()) => 0,
-        Err(left) => interrupted(left, rem),
-    }
+        if flags & libc::TIMER_ABSTIME != 0 {
+            // An absolute sleep reports no remainder: the caller simply sleeps again until the same time.
+            return match runtime::sleep_until_interruptible(thread::deadline_from_abs(clock, ns)) {
+                Wake::Interrupted => libc::EINTR,
+                _ => 0,
+            };
+        }
+        match sleep_ns(ns) {
+            Ok(()) => 0,
+            Err(left) => interrupted(left, rem),
+        }
+    })
 }

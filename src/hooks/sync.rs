@@ -9,6 +9,7 @@
 
 use super::set_errno;
 use crate::real;
+use crate::runtime::cancel;
 use crate::runtime::sync::{
     self, Unsupported, barrier::Barrier, cond::Cond, mutex::Mutex, proxy::Shared, rwlock::RwLock, sem::Sem,
 };
@@ -332,8 +333,10 @@ impl CondWaitArgs {
 /// C contract of pthread_cond_wait.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pthread_cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t) -> c_int {
-    // SAFETY: as for this function.
-    unsafe { cond_wait(c, m, CondTimeout::Never) }
+    cancel::point(|| {
+        // SAFETY: as for this function.
+        unsafe { cond_wait(c, m, CondTimeout::Never) }
+    })
 }
 
 /// # Safety
@@ -344,8 +347,10 @@ pub unsafe extern "C" fn pthread_cond_timedwait(
     m: *mut libc::pthread_mutex_t,
     abstime: *const libc::timespec,
 ) -> c_int {
-    // SAFETY: as for this function.
-    unsafe { cond_wait(c, m, CondTimeout::OwnClock(abstime)) }
+    cancel::point(|| {
+        // SAFETY: as for this function.
+        unsafe { cond_wait(c, m, CondTimeout::OwnClock(abstime)) }
+    })
 }
 
 /// # Safety
@@ -357,8 +362,10 @@ pub unsafe extern "C" fn pthread_cond_clockwait(
     clock: libc::clockid_t,
     abstime: *const libc::timespec,
 ) -> c_int {
-    // SAFETY: as for this function.
-    unsafe { cond_wait(c, m, CondTimeout::Clock(clock, abstime)) }
+    cancel::point(|| {
+        // SAFETY: as for this function.
+        unsafe { cond_wait(c, m, CondTimeout::Clock(clock, abstime)) }
+    })
 }
 
 /// # Safety
@@ -571,13 +578,15 @@ fn sem_shared_wait(s: *mut libc::sem_t, deadline: sync::Deadline) -> c_int {
 /// C contract of sem_wait.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sem_wait(s: *mut libc::sem_t) -> c_int {
-    // SAFETY: an initialised semaphore per the contract.
-    match unsafe { semaphore(s) } {
-        Some(sem) => sem_result(sem.wait(None)),
-        None if runtime::running() && worker::current_task().is_some() => sem_shared_wait(s, None),
-        // SAFETY: forwarding.
-        None => unsafe { real::sem_wait(s) },
-    }
+    cancel::point(|| {
+        // SAFETY: an initialised semaphore per the contract.
+        match unsafe { semaphore(s) } {
+            Some(sem) => sem_result(sem.wait(None)),
+            None if runtime::running() && worker::current_task().is_some() => sem_shared_wait(s, None),
+            // SAFETY: forwarding.
+            None => unsafe { real::sem_wait(s) },
+        }
+    })
 }
 
 /// # Safety
@@ -596,8 +605,10 @@ pub unsafe extern "C" fn sem_trywait(s: *mut libc::sem_t) -> c_int {
 /// C contract of sem_timedwait.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sem_timedwait(s: *mut libc::sem_t, abstime: *const libc::timespec) -> c_int {
-    // SAFETY: forwarding to the clock variant.
-    unsafe { sem_clockwait(s, libc::CLOCK_REALTIME, abstime) }
+    cancel::point(|| {
+        // SAFETY: forwarding to the clock variant.
+        unsafe { sem_clockwait(s, libc::CLOCK_REALTIME, abstime) }
+    })
 }
 
 /// # Safety
@@ -608,22 +619,24 @@ pub unsafe extern "C" fn sem_clockwait(
     clock: libc::clockid_t,
     abstime: *const libc::timespec,
 ) -> c_int {
-    if !runtime::running() {
-        // SAFETY: forwarding.
-        return unsafe { real::sem_clockwait(s, clock, abstime) };
-    }
-    // glibc checks the clock and the time before anything else.
-    let deadline = match sync::abs_deadline(clock, abstime) {
-        Ok(d) => d,
-        Err(e) => return sem_result(Err(e)),
-    };
-    // SAFETY: an initialised semaphore per the contract.
-    match unsafe { semaphore(s) } {
-        Some(sem) => sem_result(sem.wait(Some(deadline))),
-        None if worker::current_task().is_some() => sem_shared_wait(s, Some(deadline)),
-        // SAFETY: forwarding.
-        None => unsafe { real::sem_clockwait(s, clock, abstime) },
-    }
+    cancel::point(|| {
+        if !runtime::running() {
+            // SAFETY: forwarding.
+            return unsafe { real::sem_clockwait(s, clock, abstime) };
+        }
+        // glibc checks the clock and the time before anything else.
+        let deadline = match sync::abs_deadline(clock, abstime) {
+            Ok(d) => d,
+            Err(e) => return sem_result(Err(e)),
+        };
+        // SAFETY: an initialised semaphore per the contract.
+        match unsafe { semaphore(s) } {
+            Some(sem) => sem_result(sem.wait(Some(deadline))),
+            None if worker::current_task().is_some() => sem_shared_wait(s, Some(deadline)),
+            // SAFETY: forwarding.
+            None => unsafe { real::sem_clockwait(s, clock, abstime) },
+        }
+    })
 }
 
 /// # Safety

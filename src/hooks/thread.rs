@@ -3,6 +3,7 @@
 //! libc unchanged.
 
 use crate::real;
+use crate::runtime::cancel;
 use crate::runtime::thread::{self, JoinKind, StartFn};
 use crate::runtime::thread_attr::{self, Plan};
 use crate::runtime::{self, sys::time, worker};
@@ -82,14 +83,17 @@ unsafe fn finish_join(r: Result<*mut c_void, i32>, ret: *mut *mut c_void) -> c_i
 /// C contract of pthread_join.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pthread_join(t: libc::pthread_t, ret: *mut *mut c_void) -> c_int {
-    match known(t) {
+    // A cancellation point (a cancelled joiner leaves its target joinable: see `thread::join`).
+    let point = cancel::Point::enter();
+    let r = match known(t) {
         // SAFETY: ret is the caller's out-pointer.
         None if worker::current_task().is_some() => unsafe { thread::join_os_thread(t, ret, JoinKind::Block) },
         // SAFETY: forwarding.
         None => unsafe { real::pthread_join(t, ret) },
         // SAFETY: ret is the caller's out-pointer.
         Some(task) => unsafe { finish_join(thread::join(task, JoinKind::Block), ret) },
-    }
+    };
+    point.leave(r)
 }
 
 /// # Safety
@@ -182,14 +186,16 @@ pub unsafe extern "C" fn pthread_clockjoin_np(
 ) -> c_int {
     let Some(task) = known(t) else {
         if worker::current_task().is_some() {
-            // SAFETY: ret is the caller's out-pointer.
-            return join_by_deadline(clock, abstime, |kind| unsafe { thread::join_os_thread(t, ret, kind) });
+            return cancel::point(|| {
+                // SAFETY: ret is the caller's out-pointer.
+                join_by_deadline(clock, abstime, |kind| unsafe { thread::join_os_thread(t, ret, kind) })
+            });
         }
         // SAFETY: forwarding.
         return unsafe { real::pthread_clockjoin_np(t, ret, clock, abstime) };
     };
     // SAFETY: ret is the caller's out-pointer.
-    join_by_deadline(clock, abstime, |kind| unsafe { finish_join(thread::join(task, kind), ret) })
+    cancel::point(|| join_by_deadline(clock, abstime, |kind| unsafe { finish_join(thread::join(task, kind), ret) }))
 }
 
 /// # Safety
@@ -221,6 +227,8 @@ pub unsafe extern "C" fn pthread_kill(t: libc::pthread_t, sig: c_int) -> c_int {
 /// C contract of pthread_exit.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pthread_exit(ret: *mut c_void) -> ! {
+    // Requests made from now on are not acted on, as glibc marks the thread exiting.
+    cancel::exiting();
     // SAFETY: forwarding; glibc's pthread_exit does not return.
     unsafe { real::pthread_exit(ret) };
     unreachable!("pthread_exit returned")
@@ -301,4 +309,60 @@ pub unsafe extern "C" fn pthread_once(once: *mut libc::pthread_once_t, init: ext
     }
     runtime::once::call_once(state, init);
     0
+}
+
+/// pthread_cancel: a coroutine's request is the runtime's (see `runtime::cancel`); a thread the shim does
+/// not run as a coroutine is glibc's.
+///
+/// # Safety
+/// C contract of pthread_cancel.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_cancel(t: libc::pthread_t) -> c_int {
+    match known(t) {
+        Some(task) => cancel::request(task),
+        None => {
+            // SAFETY: forwarding.
+            let r = unsafe { real::pthread_cancel(t) };
+            if r == 0 && runtime::running() {
+                // A plain thread may wait in the runtime inside a cancellation point.
+                cancel::plain::poke(t);
+            }
+            r
+        }
+    }
+}
+
+/// # Safety
+/// C contract of pthread_setcancelstate.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_setcancelstate(state: c_int, old: *mut c_int) -> c_int {
+    if worker::current_task().is_none() {
+        // SAFETY: forwarding.
+        return unsafe { real::pthread_setcancelstate(state, old) };
+    }
+    // SAFETY: old is null or the caller's out-pointer.
+    cancel::set_state(state, unsafe { old.as_mut() })
+}
+
+/// # Safety
+/// C contract of pthread_setcanceltype.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_setcanceltype(kind: c_int, old: *mut c_int) -> c_int {
+    if worker::current_task().is_none() {
+        // SAFETY: forwarding.
+        return unsafe { real::pthread_setcanceltype(kind, old) };
+    }
+    // SAFETY: old is null or the caller's out-pointer.
+    cancel::set_type(kind, unsafe { old.as_mut() })
+}
+
+/// # Safety
+/// C contract of pthread_testcancel.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_testcancel() {
+    if worker::current_task().is_none() {
+        // SAFETY: forwarding.
+        return unsafe { real::pthread_testcancel() };
+    }
+    cancel::test();
 }

@@ -42,6 +42,7 @@
 //! | [`unwind`] | exact call stacks of parked and stuck threads, `asyncshim stacks`, what gdb reads |
 
 pub mod alloc;
+pub mod cancel;
 pub mod child;
 pub mod convoy;
 pub mod dns;
@@ -83,7 +84,7 @@ use std::ffi::{c_char, c_int, c_void};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use sys::fsgs;
-use task::Switch;
+use task::{Switch, Wake};
 use thread::Threads;
 
 pub struct Runtime {
@@ -250,4 +251,22 @@ pub fn yield_now() {
 /// Whether the caller is a coroutine, for the exported probe.
 pub fn caller_is_coroutine() -> bool {
     worker::current_task().is_some()
+}
+
+/// A call with no file descriptor to wait on (System V message queues), made to wait cooperatively:
+/// `attempt` is the non-blocking form; while it fails with `would_block` the coroutine sleeps between
+/// tries (50 µs doubling to 5 ms). A handled signal ends the wait with EINTR (these calls are never
+/// restarted), and so does a cancellation request (the hook acts on it).
+pub fn poll_call<R>(would_block: i32, mut attempt: impl FnMut() -> Result<R, i32>) -> Result<R, i32> {
+    let mut pause = 50_000u64;
+    loop {
+        match attempt() {
+            Err(e) if e == would_block => {}
+            r => return r,
+        }
+        if sleep_until_interruptible(sys::time::monotonic_ns() + pause) == Wake::Interrupted {
+            return Err(libc::EINTR);
+        }
+        pause = (pause * 2).min(5_000_000);
+    }
 }

@@ -118,14 +118,15 @@ impl Wait {
     }
 }
 
-/// Why [`interrupt`] wakes a parked thread.
+/// Why a parked thread is woken early ([`interrupt`], [`interrupt_park`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Interruption {
     /// A handled signal `sig` its mask lets through is pending for it (in `Task::pending_signals`).
     Signal(i32),
-    /// `pthread_cancel`: the caller has recorded the request where the cancelled thread looks for it; the
-    /// wait ends with [`Wake::Interrupted`] and its bookkeeping undone, and its caller acts on the request
-    /// at a cancellation point (a wait whose caller resumes — a mutex — just waits again).
+    /// `pthread_cancel`: the request is recorded where the cancelled thread looks for it (`cancel`, which
+    /// ends only parks begun inside a cancellation point, claimed by their generation); the wait ends with
+    /// [`Wake::Interrupted`] and its bookkeeping undone, never restarted, and the point acts on the request
+    /// (a wait whose caller would go on asks `cancel::woken`).
     Cancel,
 }
 
@@ -136,16 +137,22 @@ pub enum Interruption {
 ///
 /// Callable from any thread and from the runtime's signal handlers' callers (atomics and a run-queue push).
 pub fn interrupt(task: TaskRef, why: Interruption) -> bool {
-    let park = task.interruptible.load(Ordering::Acquire);
-    if park == 0 {
-        return false;
+    match task.interruptible.load(Ordering::Acquire) {
+        0 => false,
+        park => interrupt_park(task, park - 1, why),
     }
+}
+
+/// Ends park `park` of `task` (if it is still that park) because of `why`: the one place where a park is
+/// ended early, for a signal ([`interrupt`]) or a cancellation request (`cancel`, which knows the park it
+/// claimed). Returns true if this call ended it.
+pub fn interrupt_park(task: TaskRef, park: u32, why: Interruption) -> bool {
     let restarts = match why {
         Interruption::Signal(sig) => super::signals::restarts(sig) && task.restartable_wait.load(Ordering::Relaxed),
         Interruption::Cancel => false,
     };
     task.interrupt_restarts.store(restarts, Ordering::Relaxed);
-    super::get().sched.wake(task, park - 1, Wake::Interrupted)
+    super::get().sched.wake(task, park, Wake::Interrupted)
 }
 
 /// True while `task` is parked in a wait a handled signal ends with EINTR (the kernel's first choice of a

@@ -269,8 +269,9 @@ fn park_task(
     };
     before_sleep();
     let r = parking.sleep(|why| {
-        // An in-place wait keeps its place while the handler runs (see `OnSignal::ResumeInPlace`).
-        if why == Wake::Interrupted && in_place {
+        // An in-place wait keeps its place while the handler runs (see `OnSignal::ResumeInPlace`), unless
+        // a cancellation request ended it (the point returns and acts on it).
+        if why == Wake::Interrupted && in_place && !super::cancel::woken() {
             me.left_in_queue.set(true);
             return Parked::Interrupted;
         }
@@ -310,14 +311,16 @@ fn wait_in_place(me: TaskRef, wait: Wait) -> Parked {
         let Some(parking) = resume_in_place(me, wait) else {
             return Parked::Unparked(me.unpark_token.load(Ordering::Acquire));
         };
+        let mut cancelled = false;
         let r = parking.sleep(|why| {
-            if why == Wake::Interrupted {
+            cancelled = why == Wake::Interrupted && super::cancel::woken();
+            if why == Wake::Interrupted && !cancelled {
                 me.left_in_queue.set(true);
                 return Parked::Interrupted;
             }
             leave(me, why)
         });
-        if r != Parked::Interrupted {
+        if r != Parked::Interrupted || cancelled {
             return r;
         }
     }
@@ -393,7 +396,14 @@ fn park_thread(
     }
     before_sleep();
     let mut why = Parked::TimedOut;
-    while tw.woken.load(Ordering::Acquire) == 0 {
+    // Inside a cancellation point, a request (glibc's own, for a plain thread) pokes the wait (see
+    // `cancel::plain`).
+    let poke = super::cancel::plain::parking(&tw.woken);
+    while tw.woken.load(Ordering::Acquire) != 1 {
+        if poke && super::cancel::plain::poked(&tw.woken) {
+            why = Parked::Interrupted;
+            break;
+        }
         match futex::wait_interruptible(&tw.woken, 0, deadline) {
             futex::WaitEnd::TimedOut => break,
             // The kernel interrupted our futex wait, and did not restart it (it restarts an untimed one
@@ -405,6 +415,10 @@ fn park_thread(
             _ => {}
         }
     }
+    if poke {
+        super::cancel::plain::parked(&tw.woken);
+    }
+    // No poke can come now (and none is left in the word): 0 until an unpark makes it 1.
     if tw.woken.load(Ordering::Acquire) == 0 {
         if remove_entry(&tw.key, &tw.node) {
             return why;

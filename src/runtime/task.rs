@@ -180,6 +180,15 @@ pub struct Task {
     pub debug_live: AtomicU32,
     /// The record allocated before this one: every record ever allocated, for debuggers.
     pub allocated_before: *const Task,
+    /// pthread cancellation state and request (bits of `cancel`).
+    pub cancel: AtomicU32,
+    /// Park generation + 1 of the task's last park if it began inside a cancellation point, else 0; with
+    /// a bit a request sets to claim it (`cancel`).
+    pub cancel_park: AtomicU64,
+    /// A request ended a park of the task's current cancellation point (`cancel`).
+    pub point_cancelled: Cell<bool>,
+    /// The task is inside a cancellation point (set by the point's hook).
+    pub at_point: Cell<bool>,
 }
 
 // SAFETY: a task is touched by one worker at a time (the one running it, or the one finishing it);
@@ -245,6 +254,10 @@ impl Task {
             waiting_for: [const { AtomicU64::new(0) }; 3],
             debug_live: AtomicU32::new(0),
             allocated_before: core::ptr::null(),
+            cancel: AtomicU32::new(0),
+            cancel_park: AtomicU64::new(0),
+            point_cancelled: Cell::new(false),
+            at_point: Cell::new(false),
         });
         TaskRef(NonNull::from(super::unwind::debugger::note_allocated(Box::leak(t))))
     }
@@ -309,6 +322,9 @@ impl Task {
         // running on that stack.
         unsafe { (*y).suspend(why) };
         fp.restore();
+        if why == Switch::Park {
+            super::cancel::after_park(self);
+        }
     }
 
     pub fn name_bytes(&self) -> &[u8] {
@@ -343,6 +359,7 @@ impl Task {
             g => g,
         };
         self.state.store(((park as u64) << 32) | PARKING as u64, Ordering::Release);
+        super::cancel::on_park(self, park);
         park
     }
 

@@ -228,6 +228,7 @@ pub fn spawn(req: Spawn) -> Result<libc::pthread_t, i32> {
     *task.join.lock() =
         JoinState { life: Life::Running, detached: req.detached, joiner: None, result: core::ptr::null_mut() };
     task.debug_live.store(1, Ordering::Release);
+    super::cancel::reset(task);
     prepare(task, stack, req.start, req.arg);
     let live = rt.threads.live.fetch_add(1, Ordering::AcqRel) + 1;
     super::stats::thread_created(live as u64);
@@ -503,10 +504,14 @@ pub fn join(target: TaskRef, kind: JoinKind) -> Result<*mut c_void, i32> {
             }
         };
         let timed_out = match parking {
-            // Interrupted (a handler is to run in this thread, which may leave by longjmp) or timed out:
-            // the target must not keep pointing at this wait.
-            Some(p) => match p.sleep(|why| (why, why != Wake::Unparked && !forget_joiner(target))) {
-                (Wake::Interrupted, true) => continue,
+            // Interrupted (a handler is to run in this thread, which may leave by longjmp; or a
+            // cancellation request) or timed out: the target must not keep pointing at this wait.
+            Some(p) => match p.sleep(|why| (why, leave_join(target, me, why))) {
+                // Ended by a cancellation request (see `cancel`): the target stays joinable, as glibc leaves
+                // it, and the hook acts on the request.
+                (Wake::Interrupted, _) if super::cancel::woken() => return Err(libc::EINTR),
+                // The handlers returned: join again (the target may have ended meanwhile).
+                (Wake::Interrupted, _) => continue,
                 (why, still_waiting) => why == Wake::TimedOut && still_waiting,
             },
             None => loop {
@@ -531,15 +536,21 @@ pub fn join(target: TaskRef, kind: JoinKind) -> Result<*mut c_void, i32> {
     }
 }
 
-/// A joiner's wait ended early: it stops being the target's joiner unless the target has already ended
-/// (then the join completes). Returns true if the target had ended.
-fn forget_joiner(target: TaskRef) -> bool {
-    let mut j = target.join.lock();
-    if j.life == Life::Exited {
-        return true;
+/// A joiner's park ended (`why`): unless it was woken by the target's end, the target stops pointing at
+/// it — interrupted, always (the join starts again or ends); timed out, unless the target has already
+/// ended (then the join completes). Returns true if the joiner still waits for a running target.
+fn leave_join(target: TaskRef, me: Option<TaskRef>, why: Wake) -> bool {
+    if why == Wake::Unparked {
+        return false;
     }
-    j.joiner = None;
-    false
+    let mut j = target.join.lock();
+    if why == Wake::TimedOut && j.life == Life::Exited {
+        return false;
+    }
+    if matches!(j.joiner, Some(Waiter::Task(t, _)) if Some(t) == me) {
+        j.joiner = None;
+    }
+    true
 }
 
 /// pthread_detach for a coroutine thread.
@@ -738,7 +749,10 @@ pub unsafe fn join_os_thread(t: libc::pthread_t, ret: *mut *mut c_void, kind: Jo
             JoinKind::Until(d) => d.min(now + pause),
             JoinKind::Block => now + pause,
         };
-        super::sleep_until(wake);
+        if super::sleep_until(wake) == Wake::Interrupted && super::cancel::woken() {
+            // A cancellation request ended the pause (see `cancel`): the hook acts on it.
+            return libc::EINTR;
+        }
         pause = (pause * 2).min(5_000_000);
     }
 }

@@ -26,3 +26,12 @@ void *asyncshim_thread_entry(void *(*start)(void *), void *arg, void **cleanup_j
     *slot = NULL;
     return ret;
 }
+
+/* pthread_once's initialiser under a cleanup handler, as glibc runs it: if the initialiser is cancelled
+ * (or calls pthread_exit), glibc's forced unwind calls undo(arg), which resets the once object. */
+void asyncshim_once_call(void (*init)(void), void (*undo)(void *), void *arg)
+{
+    pthread_cleanup_push(undo, arg);
+    init();
+    pthread_cleanup_pop(0);
+}

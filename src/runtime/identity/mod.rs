@@ -569,3 +569,23 @@ fn for_each_line(path: &CStr, mut each: impl FnMut(&[u8]) -> bool) {
     // The fd opened above.
     let _ = sys::fd::close(fd);
 }
+
+/// Whether the running glibc's version is at least `major.minor` — for the few answers glibc changed
+/// without a trace in memory (what `pthread_cancel` says of an ended thread: its descriptor reads the
+/// same either way).
+pub fn glibc_at_least(major: u32, minor: u32) -> bool {
+    static VERSION: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+    let mut v = VERSION.load(core::sync::atomic::Ordering::Relaxed);
+    if v == 0 {
+        // SAFETY: gnu_get_libc_version returns a static NUL-terminated string.
+        let s = unsafe { std::ffi::CStr::from_ptr(libc::gnu_get_libc_version()) };
+        let mut parts = s
+            .to_bytes()
+            .split(|&b| b == b'.')
+            .map(|p| p.iter().take_while(|b| b.is_ascii_digit()).fold(0u32, |n, &b| n * 10 + (b - b'0') as u32));
+        let (a, b) = (parts.next().unwrap_or(2), parts.next().unwrap_or(0));
+        v = (a << 16) | b.min(0xffff);
+        VERSION.store(v, core::sync::atomic::Ordering::Relaxed);
+    }
+    v >= (major << 16) | minor
+}

@@ -224,16 +224,21 @@ pub fn monitor_look(
         st.last_refusal.store(0, Ordering::Relaxed);
         st.given_up.store(false, Ordering::Relaxed);
     }
-    if now < since + slice {
-        return Some(since + slice);
-    }
-    // Wall time is an upper bound of CPU time: only now is the CPU clock worth a system call.
-    let used = cpu_used();
-    if used < slice {
-        return Some(now + (slice - used));
-    }
-    if !work_waits() {
-        return None;
+    // An asynchronous cancellation request for the running coroutine is acted on through preemption at
+    // once (see `cancel`), slice or not, other work or not.
+    let cancel = w.running_task().is_some_and(|t| super::cancel::async_pending(&t));
+    if !cancel {
+        if now < since + slice {
+            return Some(since + slice);
+        }
+        // Wall time is an upper bound of CPU time: only now is the CPU clock worth a system call.
+        let used = cpu_used();
+        if used < slice {
+            return Some(now + (slice - used));
+        }
+        if !work_waits() {
+            return None;
+        }
     }
     // From here preemption is due: if it cannot happen for a while (no chance to send the signal, or
     // every attempt refused), the stall machinery takes over (see `handles`).
@@ -271,6 +276,21 @@ fn send_request(w: &super::worker::Worker, switches: u32, now: u64) {
     st.sent_at.store(now, Ordering::Relaxed);
     REQUESTS.fetch_add(1, Ordering::Relaxed);
     signal::send(w.os_tid.load(Ordering::Relaxed));
+}
+
+/// An asynchronous cancellation request for `target`: if a worker runs it now, that worker is sent the
+/// preemption signal, and the coroutine unwinds from the trampoline (see `trampoline::preempted`). The
+/// monitor repeats the request while it is refused (see [`monitor_look`]). Off with preemption.
+pub fn cancel_running(target: super::task::TaskRef) {
+    if slice_ns() == 0 {
+        return;
+    }
+    for w in super::get().sched.workers.iter() {
+        if w.running_task() == Some(target) {
+            send_request(w, w.switches.load(Ordering::Relaxed), time::monotonic_ns());
+        }
+    }
+    super::monitor::ensure_started();
 }
 
 /// Whether preemption still deals with worker `w`'s computing coroutine: it is on and has not been failing

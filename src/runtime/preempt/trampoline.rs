@@ -60,6 +60,15 @@ pub unsafe extern "C" fn restore_rt() {
 #[unsafe(naked)]
 unsafe extern "C" fn trampoline() {
     core::arch::naked_asm!(
+        // Unwind information (DWARF register numbers: rax 0, rdx 1, rcx 2, rbx 3, rsi 4, rdi 5, rbp 6,
+        // rsp 7, r8-r15 8-15, return address 16): the frame of the interrupted code is the caller, with
+        // its stack pointer 136 bytes above ours at entry (return slot + red zone) and every register
+        // saved below; a signal frame, so the unwinder looks up the interrupted instruction itself rather
+        // than the one before it. An asynchronous cancellation unwinds through it (see `preempted`).
+        ".cfi_startproc",
+        ".cfi_signal_frame",
+        ".cfi_def_cfa 7, 136",
+        ".cfi_offset 16, -136",
         "pushfq",
         "push rax",
         "push rbx",
@@ -78,6 +87,22 @@ unsafe extern "C" fn trampoline() {
         "push r15",
         "cld",
         "mov rbx, rsp",
+        ".cfi_def_cfa 3, 264",
+        ".cfi_offset 0, -152",
+        ".cfi_offset 3, -160",
+        ".cfi_offset 2, -168",
+        ".cfi_offset 1, -176",
+        ".cfi_offset 4, -184",
+        ".cfi_offset 5, -192",
+        ".cfi_offset 6, -200",
+        ".cfi_offset 8, -208",
+        ".cfi_offset 9, -216",
+        ".cfi_offset 10, -224",
+        ".cfi_offset 11, -232",
+        ".cfi_offset 12, -240",
+        ".cfi_offset 13, -248",
+        ".cfi_offset 14, -256",
+        ".cfi_offset 15, -264",
         "sub rsp, qword ptr [rip + {size}]",
         "and rsp, -64",
         // The XSAVE header (bytes 512..576) must start zeroed for XRSTOR to accept it.
@@ -123,6 +148,7 @@ unsafe extern "C" fn trampoline() {
         "pop rax",
         "popfq",
         "ret 128",
+        ".cfi_endproc",
         size = sym AREA_SIZE,
         xsave = sym USE_XSAVE,
         switch = sym preempted,
@@ -131,13 +157,23 @@ unsafe extern "C" fn trampoline() {
 
 /// The preempted coroutine's switch out, called by the trampoline on the coroutine's stack with its TCB
 /// in FS. Keeps errno, which the runtime's code may change meanwhile.
+///
+/// A coroutine with an asynchronous cancellation request unwinds from here instead (before switching out,
+/// or when resumed if the request came meanwhile): glibc's forced unwind goes through the trampoline's
+/// frame, whose unwind information restores the interrupted code's registers, as a signal frame does.
 extern "C" fn preempted() {
     // SAFETY: errno of the calling coroutine.
     let errno = unsafe { *libc::__errno_location() };
     if let Some(task) = worker::current_task() {
+        if crate::runtime::cancel::async_pending(&task) {
+            crate::runtime::cancel::act(task);
+        }
         super::count_preemption();
         task.switch_out(Switch::Preempted);
         crate::runtime::park::resumed(&task);
+        if crate::runtime::cancel::async_pending(&task) {
+            crate::runtime::cancel::act(task);
+        }
     }
     // SAFETY: as above.
     unsafe { *libc::__errno_location() = errno };

@@ -71,7 +71,12 @@ pub fn retry_cooperatively(busy: i32, deadline: Deadline, mut attempt: impl FnMu
         if deadline.is_some_and(|d| d <= now) {
             return libc::ETIMEDOUT;
         }
-        super::sleep_until(deadline.map_or(now + pause, |d| d.min(now + pause)));
+        if super::sleep_until(deadline.map_or(now + pause, |d| d.min(now + pause))) == super::task::Wake::Interrupted
+            && super::cancel::woken()
+        {
+            // A cancellation request ended this sleep (see `cancel`): the hook acts on it.
+            return libc::EINTR;
+        }
         pause = (pause * 2).min(2_000_000);
     }
 }
