@@ -8,13 +8,17 @@
 //! ## Interruptions
 //! A parked thread must run a signal handler meant for it on its own stack, as the kernel runs it in a
 //! thread asleep in a system call, and `pthread_cancel` must reach a thread parked at a cancellation point.
-//! Both go through [`interrupt`]: it ends the park early with [`Wake::Interrupted`]. The wait then leaves
+//! Both go through [`interrupt_park`] (a signal through [`interrupt`], a cancellation request through
+//! `cancel`, which claims the park it ends): it ends the park early with [`Wake::Interrupted`]. The wait
+//! then leaves
 //! its bookkeeping (the `leave` closure of [`Parking::sleep`]: out of the parking-lot queue, the join
 //! record, ...) *before* the handlers run, in [`Parking::sleep`], the one place where signals are
 //! delivered after a park. A handler may therefore `siglongjmp` out of any wait and leave nothing behind
 //! that points at the abandoned wait. After the handlers returned, [`OnSignal`] (given by the wait, as the
 //! kernel and glibc decide for the call it emulates) says whether the call fails with EINTR or its caller
-//! waits again (a mutex, a barrier, a join: the caller loops, re-checks its condition and parks anew).
+//! waits again (a mutex, a barrier, a join: the caller loops, re-checks its condition and parks anew; a
+//! condition variable keeps its place in the queue meanwhile, [`OnSignal::ResumeInPlace`]). A park a
+//! cancellation request ended is never resumed: the cancellation point returns and acts on it.
 //!
 //! Waits for a call a helper thread makes for the coroutine ([`OnSignal::Deferred`]) are the exception:
 //! the helper writes into the coroutine's stack until it is done, so the coroutine must not leave the wait
