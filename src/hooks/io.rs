@@ -39,7 +39,7 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, len: usize) -> isize 
             // SAFETY: forwarding.
             return unsafe { real::read(fd, buf, len) };
         }
-        ret(io::blocking_restarting(fd, Dir::Read, |fd, kind| io::try_read(fd, buf as *mut u8, len, kind)))
+        ret(io::read_restarting(fd, len, |fd, kind| io::try_read(fd, buf as *mut u8, len, kind)))
     })
 }
 

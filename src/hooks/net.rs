@@ -4,7 +4,7 @@
 use super::io::{opened_pair, ret};
 use crate::real;
 use crate::runtime::cancel;
-use crate::runtime::fd::{self, Dir, Kind};
+use crate::runtime::fd::{self, Kind};
 use crate::runtime::io;
 use crate::runtime::socket;
 use crate::runtime::sys::syscall::Errno;
@@ -234,15 +234,8 @@ pub unsafe extern "C" fn setsockopt(
 ) -> c_int {
     // SAFETY: forwarding.
     let r = unsafe { real::setsockopt(fd, level, name, val, len) };
-    if r == 0
-        && crate::runtime::running()
-        && level == libc::SOL_SOCKET
-        && (name == libc::SO_RCVTIMEO || name == libc::SO_SNDTIMEO)
-        && len as usize >= size_of::<libc::timeval>()
-    {
-        let dir = if name == libc::SO_RCVTIMEO { Dir::Read } else { Dir::Write };
-        // SAFETY: the kernel just read a timeval from there.
-        io::set_timeout(fd, dir, unsafe { &*(val as *const libc::timeval) });
+    if r == 0 && crate::runtime::running() {
+        io::socket_option_set(fd, level, name, val as *const u8, len as usize);
     }
     r
 }

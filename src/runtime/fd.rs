@@ -92,7 +92,22 @@ pub struct FdEntry {
     blocking_seen: AtomicU32,
     /// How stdio waits can look at unread data (see `runtime::stdio`); 0 until looked up for this object.
     pub stdio_peek: AtomicU32,
+    /// The readiness sequence (+ 1; 0: none) before a read that left this TCP socket's receive queue empty
+    /// (see [`FdEntry::drained_since`]).
+    read_drained: AtomicU32,
+    /// Whether a short read proves the receive queue empty: one of the `DRAIN_*` values.
+    drain_proof: AtomicU32,
+    /// Nonzero once something waited for this object to become writable (see [`FdEntry::ready`]).
+    write_waited: AtomicU32,
 }
+
+/// Not looked up yet for this object.
+const DRAIN_UNKNOWN: u32 = 0;
+/// A TCP socket: a short read empties the receive queue.
+const DRAIN_TCP: u32 = 1;
+/// Not plain TCP (datagrams, Unix sockets, kTLS), or the peer shut down or sent urgent data (a read stops
+/// short at EOF and at the urgent mark with more to read).
+const DRAIN_NEVER: u32 = 2;
 
 impl FdEntry {
     pub fn nowait_writes(&self) -> u32 {
@@ -132,10 +147,94 @@ impl FdEntry {
         self.set_kind(kind);
         self.stdio_peek.store(0, Ordering::Relaxed);
         self.nowait_writes.store(0, Ordering::Relaxed);
+        self.read_drained.store(0, Ordering::Relaxed);
+        self.drain_proof.store(DRAIN_UNKNOWN, Ordering::Relaxed);
+        self.write_waited.store(0, Ordering::Relaxed);
         for (t, v) in self.timeout.iter().zip(timeouts) {
             t.store(v, Ordering::Relaxed);
         }
         (generation, was_registered)
+    }
+
+    /// A read of `want` bytes on this socket (of kind Socket) returned `got`, after the read side's sequence
+    /// was `seq`. A short read of a TCP socket empties its receive queue, so until the netpoller reports
+    /// the socket again the next read needs no try (see [`Self::drained_since`]).
+    #[inline]
+    pub fn read_returned(&self, seq: u32, want: usize, got: usize) {
+        if got == 0 || got >= want || self.drain_proof.load(Ordering::Relaxed) == DRAIN_NEVER {
+            return;
+        }
+        self.read_drained.store(seq.wrapping_add(1), Ordering::Release);
+    }
+
+    /// True when the receive queue of socket `fd` was left empty by a read begun at sequence `seq`, which
+    /// is still the read side's: the netpoller has not seen the socket since, so no data, EOF or error has
+    /// arrived (an arrival after the read is an edge epoll reports, which bumps the sequence). A blocking
+    /// read then parks without trying: the try could only fail.
+    ///
+    /// Only for TCP without an upper-layer protocol (kTLS stops a read at a control record): a datagram
+    /// is one read however many wait, and a Unix stream read stops at a message carrying fds. Looked up
+    /// here, the first time the answer matters (two getsockopt calls per connection, no more than the
+    /// failing read they replace). The netpoller marks the object DRAIN_NEVER before it bumps the sequence
+    /// for an event with EPOLLRDHUP, EPOLLPRI, EPOLLERR or EPOLLHUP (a read stops short at EOF and at the
+    /// urgent mark with more to report): a reader that loaded the bumped sequence sees the mark.
+    #[inline]
+    pub fn drained_since(&self, fd: i32, seq: u32) -> bool {
+        if self.read_drained.load(Ordering::Acquire) != seq.wrapping_add(1) {
+            return false;
+        }
+        match self.drain_proof.load(Ordering::Acquire) {
+            DRAIN_TCP => true,
+            DRAIN_NEVER => false,
+            _ => self.look_up_drain_proof(fd),
+        }
+    }
+
+    #[cold]
+    fn look_up_drain_proof(&self, fd: i32) -> bool {
+        let tcp = sys::socket::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL) == Ok(libc::IPPROTO_TCP);
+        // TCP_ULP's name is empty while none is attached.
+        let plain = tcp && sys::socket::getsockopt_bytes(fd, libc::SOL_TCP, libc::TCP_ULP, &mut [0u8; 16]) == Ok(0);
+        let p = if plain { DRAIN_TCP } else { DRAIN_NEVER };
+        // Only from unknown: the netpoller's DRAIN_NEVER (the peer shut down) must not be undone.
+        let _ = self.drain_proof.compare_exchange(DRAIN_UNKNOWN, p, Ordering::AcqRel, Ordering::Acquire);
+        self.drain_proof.load(Ordering::Acquire) == DRAIN_TCP
+    }
+
+    /// The program attached an upper-layer protocol to this TCP socket (setsockopt TCP_ULP: kTLS).
+    pub fn upper_layer_attached(&self) {
+        self.drain_proof.store(DRAIN_NEVER, Ordering::Release);
+    }
+
+    /// Marks the object as waited on for writability; true the first time (the caller then tries once
+    /// more before it parks, see [`Self::ready`]).
+    pub fn note_write_wait(&self) -> bool {
+        if self.write_waited.load(Ordering::SeqCst) != 0 {
+            return false;
+        }
+        self.write_waited.store(1, Ordering::SeqCst);
+        true
+    }
+
+    /// The netpoller's report for this object: `read` / `write` readiness, and `unusual` when the event
+    /// says the peer shut down, an error or urgent data (see [`Self::drained_since`]). Wakes the waiters.
+    ///
+    /// Edge-triggered epoll reports a writable socket with every event, so a ping-pong connection's every
+    /// request would also move the write sequence and look for writers in the parking lot, though its
+    /// writes never wait. The write side is woken only once something has waited to write on the object:
+    /// a waiter marks it (`note_write_wait`) before the try that precedes its park, so an edge after that
+    /// try is reported after the mark and sees it; an edge before the mark came before the try, which saw
+    /// its room.
+    pub fn ready(&self, read: bool, write: bool, unusual: bool) {
+        if unusual {
+            self.drain_proof.store(DRAIN_NEVER, Ordering::Release);
+        }
+        if read {
+            self.notify(Dir::Read);
+        }
+        if write && self.write_waited.load(Ordering::SeqCst) != 0 {
+            self.notify(Dir::Write);
+        }
     }
 
     /// Wakes every waiter on one side (they retry their call).

@@ -78,6 +78,24 @@ pub(crate) fn timeout_ns(fd: i32, e: &FdEntry, dir: Dir) -> u64 {
     ns
 }
 
+/// The program set socket option `level`/`name` on `fd` (setsockopt succeeded): what the runtime must
+/// know of it. `val` is the option's value, `len` bytes the kernel read.
+pub fn socket_option_set(fd: i32, level: i32, name: i32, val: *const u8, len: usize) {
+    match (level, name) {
+        (libc::SOL_SOCKET, libc::SO_RCVTIMEO | libc::SO_SNDTIMEO) if len >= size_of::<libc::timeval>() => {
+            let dir = if name == libc::SO_RCVTIMEO { Dir::Read } else { Dir::Write };
+            // SAFETY: the kernel just read a timeval from there (the program's own memory).
+            set_timeout(fd, dir, unsafe { &*(val as *const libc::timeval) });
+        }
+        (libc::SOL_TCP, libc::TCP_ULP) => {
+            if let Some(e) = fd::entry(fd) {
+                e.upper_layer_attached();
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The program set a socket timeout (setsockopt): remember it.
 pub fn set_timeout(fd: i32, dir: Dir, tv: &libc::timeval) {
     if let Some(e) = fd::entry(fd) {
@@ -129,6 +147,20 @@ pub fn blocking_on(
     t: &mut Target,
     dir: Dir,
     on_signal: OnSignal,
+    attempt: impl FnMut(i32, Kind) -> IoResult,
+) -> IoResult {
+    blocking_on_read_of(t, dir, on_signal, 0, attempt)
+}
+
+/// [`blocking_on`]; `read_len` is nonzero for a plain read of that many bytes (read(), recv without
+/// flags), which consumes what it returns: a short one on a TCP socket empties the receive queue, and the
+/// next such read parks without a try that could only fail until the netpoller has seen the socket again
+/// (see `FdEntry::drained_since`). Never for a program's own non-blocking fd, whose read must be tried.
+fn blocking_on_read_of(
+    t: &mut Target,
+    dir: Dir,
+    on_signal: OnSignal,
+    read_len: usize,
     mut attempt: impl FnMut(i32, Kind) -> IoResult,
 ) -> IoResult {
     let Some(mut e) = fd::entry(t.fd) else { return attempt(t.fd, Kind::Blocking) };
@@ -144,7 +176,18 @@ pub fn blocking_on(
     let mut counted: Option<&'static FdEntry> = None;
     let result = loop {
         let seq = e.seq(dir).load(Ordering::Acquire);
-        match attempt(t.fd, kind) {
+        // Only before the first park: after a wake-up the sequence has moved on anyway.
+        let skip = read_len != 0
+            && !parked
+            && kind == Kind::Socket
+            && e.drained_since(t.fd, seq)
+            && !fd::program_nonblocking(t.fd, e);
+        let r = if skip { Err(Errno(libc::EAGAIN)) } else { attempt(t.fd, kind) };
+        match r {
+            Ok(n) if read_len != 0 && kind == Kind::Socket => {
+                e.read_returned(seq, read_len, n);
+                break Ok(n);
+            }
             Err(Errno(libc::EAGAIN)) => {}
             // A call woken by its peer's close reports the socket's pending error (ECONNRESET when
             // data was left unread), as the kernel's in-flight call would, before the EPIPE of a new one.
@@ -165,8 +208,12 @@ pub fn blocking_on(
             }
             r => break r,
         }
-        if fd::program_nonblocking(t.fd, e) {
+        if !skip && fd::program_nonblocking(t.fd, e) {
             break Err(Errno(libc::EAGAIN));
+        }
+        // The first wait for room on this object: mark it and try once more (see `FdEntry::ready`).
+        if dir == Dir::Write && e.note_write_wait() {
+            continue;
         }
         if counted.is_none() {
             e.waiters.fetch_add(1, Ordering::AcqRel);
@@ -233,6 +280,18 @@ fn interrupted() -> Errno {
 /// [`blocking`] for calls that make no partial progress: a restart simply retries.
 pub fn blocking_restarting(fd: i32, dir: Dir, attempt: impl FnMut(i32, Kind) -> IoResult) -> IoResult {
     blocking_on_restarting(&mut Target::new(fd), dir, attempt)
+}
+
+/// [`blocking_restarting`] for a plain read of `len` bytes (read(), recv without flags; 0: any other
+/// read): see [`blocking_on_read_of`].
+pub fn read_restarting(fd: i32, len: usize, mut attempt: impl FnMut(i32, Kind) -> IoResult) -> IoResult {
+    let mut t = Target::new(fd);
+    loop {
+        match blocking_on_read_of(&mut t, Dir::Read, OnSignal::FailUnlessRestart, len, &mut attempt) {
+            Err(RESTART) => continue,
+            r => return r,
+        }
+    }
 }
 
 /// [`blocking_restarting`] on a target that lives across several calls.
@@ -450,6 +509,10 @@ pub fn poll_wait(fds: &[libc::pollfd], deadline: Option<u64>, mut probe: impl Fn
             continue;
         }
         watchable += 1;
+        if p.events & libc::POLLOUT != 0 {
+            // Before the first probe: see `FdEntry::ready`.
+            e.note_write_wait();
+        }
         let dir = match (p.events & (libc::POLLIN | libc::POLLPRI) != 0, p.events & libc::POLLOUT != 0) {
             (true, false) => Some(Dir::Read),
             (false, true) => Some(Dir::Write),

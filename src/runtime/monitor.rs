@@ -219,7 +219,7 @@ fn relieve(sched: &super::scheduler::Scheduler, expired: &mut Vec<(TaskRef, u32)
     if sched.unstalled_workers() == 0 {
         sched.fire_timers(expired);
         if super::netpoll::exists() {
-            super::netpoll::poll(0);
+            sched.poll_net(0);
         }
     }
     if !sched.work_pending() {

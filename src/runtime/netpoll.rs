@@ -1,10 +1,11 @@
 //! The netpoller: one epoll instance for the process, created on first use. A file descriptor is
 //! registered once per object (edge-triggered, for both directions) the first time a coroutine has to
-//! wait on it; readiness bumps the fd entry's sequence number and wakes its waiters. Workers poll it
+//! wait on it; readiness bumps the fd entry's sequence number and wakes its waiters. [`poll`] returns the
+//! ready fds and its caller (the scheduler) wakes them, all of one `epoll_wait` in one batch. Workers poll
 //! without waiting between coroutines, and an idle worker waits in epoll_wait itself (an eventfd wakes it
 //! when other work arrives), so no thread exists just for polling.
 
-use super::fd::{self, Dir};
+use super::fd;
 use super::sys::syscall::Errno;
 use super::sys::{self, epoll, eventfd};
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -96,19 +97,60 @@ pub fn wake_waiter() {
     }
 }
 
-/// Collects readiness and wakes the coroutines waiting for it. `timeout_ms` 0 polls; a worker passes a
-/// positive value (or -1) only when idle. Returns the number of fd events handled.
-pub fn poll(timeout_ms: i32) -> usize {
-    let Some(p) = get() else { return 0 };
+/// One fd's readiness from one `epoll_wait`, for the caller to wake its waiters with [`Ready::wake`].
+#[derive(Clone, Copy)]
+pub struct Ready {
+    entry: &'static fd::FdEntry,
+    bits: u32,
+}
+
+impl Ready {
+    /// Wakes the coroutines (and threads) waiting on the fd for what the event reports.
+    pub fn wake(&self) {
+        let bits = self.bits as i32;
+        let err = libc::EPOLLERR | libc::EPOLLHUP;
+        let read = bits & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLPRI | err) != 0;
+        let write = bits & (libc::EPOLLOUT | err) != 0;
+        let unusual = bits & (libc::EPOLLRDHUP | libc::EPOLLPRI | err) != 0;
+        self.entry.ready(read, write, unusual);
+    }
+}
+
+/// Room for the events of one `epoll_wait`, on the caller's stack.
+pub struct ReadyList {
+    events: [core::mem::MaybeUninit<libc::epoll_event>; BATCH],
+    ready: [core::mem::MaybeUninit<Ready>; BATCH],
+}
+
+impl ReadyList {
+    pub fn new() -> ReadyList {
+        // Left uninitialised: zeroing 128 events cost more than the rest of a poll.
+        ReadyList {
+            events: [const { core::mem::MaybeUninit::uninit() }; BATCH],
+            ready: [const { core::mem::MaybeUninit::uninit() }; BATCH],
+        }
+    }
+}
+
+impl Default for ReadyList {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Collects readiness: the fds `epoll_wait` reported (readiness of an object since closed is dropped), for
+/// the caller to wake (see `Scheduler::poll_net`), as Go's `netpoll` returns the goroutines it made
+/// ready. `timeout_ms` 0 polls; a worker passes a positive value (or -1) only when idle.
+pub fn poll(timeout_ms: i32, list: &mut ReadyList) -> &[Ready] {
+    let Some(p) = get() else { return &[] };
     // A worker blocked in epoll_wait gets every event anyway. Scanning the ready list beside it is not
     // only wasted: on this kernel (6.18) a concurrent non-blocking epoll_wait can leave the blocked one
     // asleep with events ready (seen as a hang with a retired spare; a signal made it see them).
     if timeout_ms == 0 && p.waiting.load(Ordering::Acquire) {
-        return 0;
+        return &[];
     }
-    let mut events = [core::mem::MaybeUninit::<libc::epoll_event>::uninit(); BATCH];
-    let ready = epoll::wait(p.epfd, &mut events, timeout_ms).unwrap_or(&[]);
-    let mut handled = 0;
+    let ready = epoll::wait(p.epfd, &mut list.events, timeout_ms).unwrap_or(&[]);
+    let mut n = 0;
     for ev in ready {
         let data = ev.u64;
         if data == WAKE_TOKEN {
@@ -121,21 +163,19 @@ pub fn poll(timeout_ms: i32) -> usize {
         if e.generation.load(Ordering::Acquire) != generation {
             continue;
         }
-        let bits = ev.events as i32;
-        let err = libc::EPOLLERR | libc::EPOLLHUP;
-        if bits & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLPRI | err) != 0 {
-            e.notify(Dir::Read);
-        }
-        if bits & (libc::EPOLLOUT | err) != 0 {
-            e.notify(Dir::Write);
-        }
-        handled += 1;
+        list.ready[n].write(Ready { entry: e, bits: ev.events });
+        n += 1;
     }
-    if handled > 0 && MULTI_WAITERS.load(Ordering::Acquire) != 0 {
+    // SAFETY: the first n were written just now (Ready is Copy: nothing to drop).
+    unsafe { core::slice::from_raw_parts(list.ready.as_ptr() as *const Ready, n) }
+}
+
+/// After the caller woke a poll's ready fds: waiters on several fds at once look again.
+pub fn readiness_seen() {
+    if MULTI_WAITERS.load(Ordering::Acquire) != 0 {
         EPOCH.fetch_add(1, Ordering::AcqRel);
         super::parking_lot::unpark_all(&EPOCH as *const AtomicU32 as usize, 0);
     }
-    handled
 }
 
 /// Waiters on several fds at once (poll, select with more than one fd) park on this epoch, which any

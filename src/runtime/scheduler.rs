@@ -62,9 +62,18 @@ impl Scheduler {
         self.started.load(Ordering::Acquire)
     }
 
-    /// Queues a runnable task: on the calling worker if there is one, else globally.
+    /// Queues a runnable task: on the calling worker if there is one, else globally. A worker waking the
+    /// waiters of a poll's ready fds collects them instead (see [`Self::poll_net`]).
     pub fn push(&self, task: TaskRef) {
         match worker::current_worker() {
+            Some(w) if w.collecting() => w.collect(task),
+            // A coroutine woke it: it runs next on this worker, as soon as the waker parks (Go's
+            // `runnext`: a hand-off stays on the worker whose caches hold what it was handed). Another
+            // worker is still woken to take it meanwhile, since the waker may go on computing.
+            Some(w) if w.running_task().is_some() => {
+                w.queue.push_next(task);
+                self.notify();
+            }
             Some(w) => self.push_local(w, task),
             None => {
                 self.global.push(task);
@@ -80,6 +89,38 @@ impl Scheduler {
         // A worker in its own context with an empty queue runs the task next; others are needed only when
         // work piles up or when the pusher is a coroutine that keeps its worker busy.
         if !was_empty || worker::current_task().is_some() {
+            self.notify();
+        }
+    }
+
+    /// Collects fd readiness (`timeout_ms` as for `netpoll::poll`) and makes its waiters runnable. Returns
+    /// the number of ready fds.
+    pub fn poll_net(&self, timeout_ms: i32) -> usize {
+        let mut list = super::netpoll::ReadyList::new();
+        let ready = super::netpoll::poll(timeout_ms, &mut list);
+        self.wake_ready(ready);
+        ready.len()
+    }
+
+    /// Wakes the waiters of a poll's ready fds. On a worker (in its own context) all of them are queued
+    /// with one lock and at most one other worker is woken, and only when more than one coroutine became
+    /// runnable: this worker runs the first itself, so a lone wake-up (a ping-pong connection) never
+    /// costs another worker's futex wake and the cache misses of moving there. Elsewhere (the monitor)
+    /// they go to the global queue one by one.
+    pub fn wake_ready(&self, ready: &[super::netpoll::Ready]) {
+        if ready.is_empty() {
+            return;
+        }
+        let Some(w) = worker::current_worker().filter(|_| worker::current_task().is_none()) else {
+            ready.iter().for_each(|r| r.wake());
+            super::netpoll::readiness_seen();
+            return;
+        };
+        w.begin_collecting();
+        ready.iter().for_each(|r| r.wake());
+        super::netpoll::readiness_seen();
+        let queued = w.end_collecting(|tasks| w.queue.push_all(tasks));
+        if queued > 1 {
             self.notify();
         }
     }
@@ -272,7 +313,7 @@ impl Scheduler {
             return None;
         }
         if super::netpoll::exists() {
-            super::netpoll::poll(0);
+            self.poll_net(0);
             if let Some(t) = w.queue.pop().or_else(|| self.global.pop()) {
                 return Some(t);
             }
@@ -360,14 +401,36 @@ impl Scheduler {
 /// lock after every change. No wake-up is lost: a worker about to sleep stores its sleep state (SeqCst)
 /// and then reads the lengths (SeqCst); a pusher that relies on another worker stores the length and
 /// then, after the SeqCst fence in [`Scheduler::wake_sleeper`], reads the sleep states.
+///
+/// A worker's queue also has a `next` slot, taken before the FIFO: the coroutine another coroutine on
+/// this worker woke last (see [`Scheduler::push`]). So that two coroutines handing work back and forth
+/// through it cannot starve the FIFO, the slot is passed over after [`NEXT_STREAK`] picks in a row.
 pub struct RunQueue {
-    q: Lock<VecDeque<TaskRef>>,
+    q: Lock<Queued>,
     len: AtomicUsize,
 }
 
+/// Picks from the `next` slot in a row before the FIFO's head gets a turn.
+const NEXT_STREAK: u32 = 16;
+
+struct Queued {
+    fifo: VecDeque<TaskRef>,
+    next: Option<TaskRef>,
+    next_streak: u32,
+}
+
+impl Queued {
+    fn len(&self) -> usize {
+        self.fifo.len() + self.next.is_some() as usize
+    }
+}
+
 impl RunQueue {
-    pub fn new() -> RunQueue {
-        RunQueue { q: Lock::new(VecDeque::new()), len: AtomicUsize::new(0) }
+    pub const fn new() -> RunQueue {
+        RunQueue {
+            q: Lock::new(Queued { fifo: VecDeque::new(), next: None, next_streak: 0 }),
+            len: AtomicUsize::new(0),
+        }
     }
 
     /// The length as last stored (exact under the lock; a hint outside it).
@@ -384,38 +447,75 @@ impl RunQueue {
     /// Appends `task`; returns the new length.
     pub fn push(&self, task: TaskRef) -> usize {
         let mut q = self.q.lock();
-        q.push_back(task);
-        self.len.store(q.len(), Ordering::Release);
-        q.len()
+        q.fifo.push_back(task);
+        let n = q.len();
+        self.len.store(n, Ordering::Release);
+        n
+    }
+
+    /// Puts `task` in the `next` slot; the one there before goes to the back of the FIFO.
+    pub fn push_next(&self, task: TaskRef) -> usize {
+        let mut q = self.q.lock();
+        if let Some(old) = q.next.replace(task) {
+            q.fifo.push_back(old);
+        }
+        let n = q.len();
+        self.len.store(n, Ordering::Release);
+        n
     }
 
     pub fn pop(&self) -> Option<TaskRef> {
         let mut q = self.q.lock();
-        let t = q.pop_front();
+        let t = if q.next.is_some() && (q.next_streak < NEXT_STREAK || q.fifo.is_empty()) {
+            q.next_streak += 1;
+            q.next.take()
+        } else {
+            q.next_streak = 0;
+            q.fifo.pop_front()
+        };
         self.len.store(q.len(), Ordering::Release);
         t
     }
 
+    /// Appends `tasks` (under one lock); returns the new length (unchanged, without locking, if none).
+    pub fn push_all(&self, tasks: &[TaskRef]) -> usize {
+        if tasks.is_empty() {
+            return self.len();
+        }
+        let mut q = self.q.lock();
+        q.fifo.extend(tasks.iter().copied());
+        let n = q.len();
+        self.len.store(n, Ordering::Release);
+        n
+    }
+
     pub fn extend(&self, tasks: VecDeque<TaskRef>) {
         let mut q = self.q.lock();
-        q.extend(tasks);
+        q.fifo.extend(tasks);
         self.len.store(q.len(), Ordering::Release);
     }
 
+    /// Everything queued, the `next` slot first.
     pub fn take_all(&self) -> VecDeque<TaskRef> {
         let mut q = self.q.lock();
         self.len.store(0, Ordering::Release);
-        core::mem::take(&mut *q)
+        let mut all = core::mem::take(&mut q.fifo);
+        if let Some(t) = q.next.take() {
+            all.push_front(t);
+        }
+        all
     }
 
-    /// The first half (rounded up) of the queue, unless it is empty or its lock is busy.
+    /// The first half (rounded up) of the FIFO, or the `next` slot when the FIFO is empty, unless the
+    /// queue is empty or its lock is busy.
     pub fn try_steal_half(&self) -> Option<VecDeque<TaskRef>> {
         let mut q = self.q.try_lock()?;
-        let take = q.len().div_ceil(2);
-        if take == 0 {
+        let take = q.fifo.len().div_ceil(2);
+        let stolen: VecDeque<TaskRef> =
+            if take == 0 { q.next.take().into_iter().collect() } else { q.fifo.drain(..take).collect() };
+        if stolen.is_empty() {
             return None;
         }
-        let stolen = q.drain(..take).collect();
         self.len.store(q.len(), Ordering::Release);
         Some(stolen)
     }

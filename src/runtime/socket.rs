@@ -31,7 +31,9 @@ pub fn recv(
         return recv_once(fd, buf, len, flags);
     }
     if flags & libc::MSG_WAITALL == 0 || len == 0 {
-        return io::blocking_restarting(fd, Dir::Read, |fd, kind| match kind {
+        // A recv without flags consumes what it returns, as read() does (MSG_PEEK, MSG_OOB... do not).
+        let plain_len = if flags == 0 { len } else { 0 };
+        return io::read_restarting(fd, plain_len, |fd, kind| match kind {
             Kind::Socket => recv_once(fd, buf, len, flags),
             // Not a socket: let the kernel answer (ENOTSOCK) with a real call.
             // SAFETY: as for `recv_once`.

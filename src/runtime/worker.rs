@@ -67,6 +67,10 @@ pub struct Worker {
     pub idle_mask_generation: core::sync::atomic::AtomicU64,
     pub convoy: super::convoy::Detector,
     pub preempt: super::preempt::WorkerState,
+    /// While the worker wakes the waiters of a poll's ready fds: the coroutines made runnable, queued
+    /// together afterwards (see `Scheduler::wake_ready`). Its capacity is kept between polls.
+    batch: core::cell::UnsafeCell<Vec<TaskRef>>,
+    collecting: Cell<bool>,
 }
 
 /// `Worker::idle_mask_generation` while the kernel mask is not an idle worker's.
@@ -97,11 +101,44 @@ impl Worker {
             idle_mask_generation: core::sync::atomic::AtomicU64::new(NOT_IDLE_MASK),
             convoy: super::convoy::Detector::new(),
             preempt: super::preempt::WorkerState::new(),
+            batch: core::cell::UnsafeCell::new(Vec::new()),
+            collecting: Cell::new(false),
         }
     }
 }
 
 impl Worker {
+    /// True while this worker collects woken coroutines (called on its own OS thread). Not for code that
+    /// a signal handler runs meanwhile in a coroutine's context (see `in_context_of`): it queues as usual.
+    #[inline]
+    pub fn collecting(&self) -> bool {
+        self.collecting.get() && self.current.load(Ordering::Relaxed).is_null()
+    }
+
+    /// Wake-ups pushed from here on are collected, not queued (on the worker's own OS thread, in its own
+    /// context).
+    pub fn begin_collecting(&self) {
+        self.collecting.set(true);
+    }
+
+    /// A coroutine made runnable while collecting.
+    pub fn collect(&self, task: TaskRef) {
+        // SAFETY: only the worker's own OS thread touches the batch, and not re-entrantly: `collect` and
+        // `end_collecting` do not call each other, and a signal handler's code runs in a coroutine's
+        // context, where `collecting` is false.
+        unsafe { (*self.batch.get()).push(task) };
+    }
+
+    /// Ends collecting: hands the collected coroutines to `queue` and returns what it returns.
+    pub fn end_collecting(&self, queue: impl FnOnce(&[TaskRef]) -> usize) -> usize {
+        self.collecting.set(false);
+        // SAFETY: as in `collect`; collecting is over, so nothing pushes to the batch meanwhile.
+        let batch = unsafe { &mut *self.batch.get() };
+        let r = queue(batch);
+        batch.clear();
+        r
+    }
+
     /// A program signal handler starts on this worker (called from signal context).
     pub fn enter_handler(&self) {
         let d = self.handler_depth.get();
@@ -288,7 +325,7 @@ pub fn run(sched: &'static Scheduler, w: &'static Worker) -> ! {
     loop {
         rounds = rounds.wrapping_add(1);
         if rounds.is_multiple_of(POLL_EVERY) && super::netpoll::exists() {
-            super::netpoll::poll(0);
+            sched.poll_net(0);
         }
         sched.fire_timers(&mut expired);
         if signals::routing_needed() {
@@ -345,6 +382,8 @@ fn idle(sched: &Scheduler, w: &Worker) {
     // in epoll_wait, or readiness is never collected. Go round and take the flag instead of sleeping.
     // (A retiring poller wakes SLEEPING workers after its own store; SeqCst on both sides.)
     let poller_left = poll_flag.is_none() && super::netpoll::waiting_flag().is_some_and(|f| !f.load(Ordering::SeqCst));
+    let mut list = super::netpoll::ReadyList::new();
+    let mut ready: &[super::netpoll::Ready] = &[];
     if !poller_left && !sched.work_pending() && !signals::routing_needed() {
         let deadline = sched.next_deadline();
         // The clock is read only when a timer is pending.
@@ -352,7 +391,7 @@ fn idle(sched: &Scheduler, w: &Worker) {
         if deadline.is_none_or(|d| d > now) {
             if poll_flag.is_some() {
                 let ms = deadline.map_or(-1, |d| ((d - now).div_ceil(1_000_000)).min(i32::MAX as u64) as i32);
-                super::netpoll::poll(ms);
+                ready = super::netpoll::poll(ms, &mut list);
             } else {
                 futex::wait(&w.sleep, SLEEPING, deadline);
             }
@@ -362,6 +401,9 @@ fn idle(sched: &Scheduler, w: &Worker) {
     if let Some(f) = poll_flag {
         f.store(false, Ordering::SeqCst);
     }
+    // Awake before it wakes them: a wake-up of another worker must not pick this one, still marked asleep
+    // in epoll_wait, and signal the eventfd for nothing.
+    sched.wake_ready(ready);
 }
 
 /// An idle worker lets through the signals some coroutine accepts, and no others (those stay pending in

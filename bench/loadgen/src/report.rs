@@ -127,6 +127,21 @@ const ECHO_COLS: [(&str, &str, &str); 6] = [
 /// wins depends on the machine (with the load generator on the same 2 cores, one loop does).
 const EPOLL_SERVERS: [&str; 2] = ["epoll", "epoll1"];
 
+/// Server CPU time per round trip in µs (cores busy / round trips per second).
+fn cpu_per_rt(r: &Recs, server: &str, mode: &str, conns: u64) -> Option<f64> {
+    let cores = r.echo_f("echo", server, mode, conns, &["server_cpu_cores"])?;
+    let rt = r.echo_f("echo", server, mode, conns, &["rt_per_s"])?;
+    (rt > 0.0).then(|| cores * 1e6 / rt)
+}
+
+/// The epoll configuration that spent the least CPU per round trip at `conns`: (server, µs).
+fn cheapest_epoll(r: &Recs, conns: u64) -> Option<(&'static str, f64)> {
+    EPOLL_SERVERS
+        .iter()
+        .filter_map(|&srv| Some((srv, cpu_per_rt(r, srv, "native", conns)?)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+}
+
 /// The best epoll configuration at `conns`: (server, its ECHO_COLS label, round trips/s).
 fn best_epoll(r: &Recs, conns: u64) -> Option<(&'static str, &'static str, f64)> {
     EPOLL_SERVERS
@@ -318,6 +333,40 @@ pub fn report(input: &str, out: &str, plots: &str, quick: bool, elapsed: f64) ->
         for &c in &conns {
             let cells: Vec<String> = ECHO_COLS.iter().map(|(srv, mode, _)| lat(r.echo("echo", srv, mode, c))).collect();
             let _ = writeln!(w, "| {} | {} |", c.to_string(), cells.join(" | "));
+        }
+        let _ = writeln!(
+            w,
+            "\n### Server CPU per round trip (µs)\n\nThe server's CPU time (user + system) divided by its round trips. \
+             On a machine shared with other work, round trips per second measure the CPU share a server gets as \
+             much as its cost (a server with thousands of runnable threads gets a larger share); this is the cost. \
+             The last column is the cheaper epoll configuration's figure over the shim's (above 1: the shim is cheaper).\n"
+        );
+        let _ = writeln!(
+            w,
+            "| connections | threads native | threads shim | pool native | pool shim | epoll per core | epoll 1 loop | cheapest epoll / threads shim |"
+        );
+        let _ = writeln!(w, "|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for &c in &conns {
+            let cheapest = cheapest_epoll(&r, c);
+            let cells: Vec<String> = ECHO_COLS
+                .iter()
+                .map(|(srv, mode, _)| {
+                    let v = fmt_num(cpu_per_rt(&r, srv, mode, c));
+                    if cheapest.is_some_and(|b| b.0 == *srv && *mode == "native") {
+                        format!("**{v}**")
+                    } else {
+                        v
+                    }
+                })
+                .collect();
+            let ts = cpu_per_rt(&r, "threads", "shim", c);
+            let _ = writeln!(
+                w,
+                "| {} | {} | {} |",
+                c.to_string(),
+                cells.join(" | "),
+                fmt_ratio(ratio(cheapest.map(|b| b.1), ts))
+            );
         }
         let _ = writeln!(
             w,
@@ -557,9 +606,15 @@ pub fn report(input: &str, out: &str, plots: &str, quick: bool, elapsed: f64) ->
             let (server, label, rt) = best_epoll(&r, c)?;
             let ts = r.echo_f("echo", "threads", "shim", c, &["rt_per_s"]);
             let tn = r.echo_f("echo", "threads", "native", c, &["rt_per_s"]);
+            let cheapest = cheapest_epoll(&r, c);
             Some(json!({
                 "conns": c, "server": server, "label": label, "rt_per_s": rt,
                 "threads_shim_ratio": ratio(ts, Some(rt)), "threads_native_ratio": ratio(tn, Some(rt)),
+                // CPU per round trip: the cheaper epoll configuration's over the threads servers' (above 1:
+                // the threads server is cheaper).
+                "cpu_reference": cheapest.map(|b| b.0), "cpu_us_per_rt": cheapest.map(|b| b.1),
+                "threads_shim_cpu_ratio": ratio(cheapest.map(|b| b.1), cpu_per_rt(&r, "threads", "shim", c)),
+                "threads_native_cpu_ratio": ratio(cheapest.map(|b| b.1), cpu_per_rt(&r, "threads", "native", c)),
             }))
         })
         .collect();
