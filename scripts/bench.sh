@@ -14,8 +14,9 @@
 #                  127.0.0.2..9) at 1 ... 19,000 connections. Each run also
 #                  yields the server's memory per idle connection (RSS + page tables + 16 KiB of kernel
 #                  stack per OS thread), its OS threads and CPU.
-#   micro          create_join.c, switch.c, mutex.c (uncontended; hand-off), idle_mem.c, ready_fd.c
-#                  (hooked read/write on a ready fd)
+#   micro          create_join.c, switch.c, mutex.c (uncontended; hand-off), pshared.c (ping-pong with a
+#                  forked process through process-shared semaphores, mutex + condition variable, barrier;
+#                  one worker), idle_mem.c, ready_fd.c (hooked read/write on a ready fd)
 #   preempt        compute_echo.c: a thread per connection, 1% of the requests compute for 20 ms; p99
 #                  latency of the other requests and the server's OS threads (50 connections, 4 s; a
 #                  forked load generator, plain threads in both modes)
@@ -54,12 +55,12 @@ QUICK=${QUICK:-0}
 PY=/usr/bin/python3
 
 if [[ $QUICK == 1 ]]; then
-    CJ_ITERS=5000; SW_ROUNDS=50000; MX_ITERS=2000000; MX_ROUNDS=20000; RF_ITERS=200000
+    CJ_ITERS=5000; SW_ROUNDS=50000; MX_ITERS=2000000; MX_ROUNDS=20000; RF_ITERS=200000; PS_ROUNDS=5000
     REPS=${BENCH_REPS:-1}; RUN_TIMEOUT=${BENCH_TIMEOUT:-30}
     CONNS=${BENCH_CONNS:-"1 1000 10000"}; DURATION=${BENCH_DURATION:-2}; WARMUP=0.5
     PY_CONNS="1000"; IDLE_N=${BENCH_THREADS:-5000}
 else
-    CJ_ITERS=20000; SW_ROUNDS=200000; MX_ITERS=10000000; MX_ROUNDS=100000; RF_ITERS=1000000
+    CJ_ITERS=20000; SW_ROUNDS=200000; MX_ITERS=10000000; MX_ROUNDS=100000; RF_ITERS=1000000; PS_ROUNDS=20000
     REPS=${BENCH_REPS:-3}; RUN_TIMEOUT=${BENCH_TIMEOUT:-60}
     CONNS=${BENCH_CONNS:-"1 100 1000 10000 19000"}; DURATION=${BENCH_DURATION:-8}; WARMUP=1
     PY_CONNS="100 1000 5000"; IDLE_N=${BENCH_THREADS:-10000}
@@ -106,7 +107,7 @@ fi
 
 # --- build ------------------------------------------------------------------------------------------
 mkdir -p "$BUILD" || die "cannot create $BUILD"
-for p in create_join switch mutex idle_mem ready_fd compute_echo echo_threads echo_pool echo_epoll; do
+for p in create_join switch mutex pshared idle_mem ready_fd compute_echo echo_threads echo_pool echo_epoll; do
     if [[ ! -x $BUILD/$p || $SRC/$p.c -nt $BUILD/$p || $SRC/bench_common.h -nt $BUILD/$p || $SRC/echo_common.h -nt $BUILD/$p ]]; then
         gcc -O2 -pthread -Wall -o "$BUILD/$p" "$SRC/$p.c" -ldl || die "cannot build $SRC/$p.c"
     fi
@@ -228,6 +229,12 @@ if want micro; then
         "$BUILD/mutex" "$MX_ITERS" 1000
     timing_bench mutex_handoff "mutex+cond hand-off between 2 threads, 1 CPU (ns)" "ns/handoff" ns_per_handoff shim-w1 \
         "$BUILD/mutex" 1000 "$MX_ROUNDS"
+    timing_bench pshared_sem "process-shared semaphore round trip with another process, 1 worker (ns)" "ns/roundtrip" \
+        sem_ns_per_roundtrip shim-w1 "$BUILD/pshared" "$PS_ROUNDS"
+    timing_bench pshared_cond "process-shared mutex+cond round trip with another process, 1 worker (ns)" "ns/roundtrip" \
+        cond_ns_per_roundtrip shim-w1 "$BUILD/pshared" "$PS_ROUNDS"
+    timing_bench pshared_barrier "process-shared barrier, 2+2 threads in 2 processes, 1 worker (ns/round)" "ns/round" \
+        barrier_ns_per_round shim-w1 "$BUILD/pshared" "$PS_ROUNDS"
     timing_bench ready_pipe "read/write on a ready pipe (ns/call)" "ns/call" pipe_ns_per_call shim \
         "$BUILD/ready_fd" "$RF_ITERS"
     timing_bench ready_socket "read/write on a ready Unix socket (ns/call)" "ns/call" socket_ns_per_call shim \

@@ -2,8 +2,9 @@
 //! While the runtime runs, every caller — coroutine or plain thread — goes through the runtime's
 //! implementations (so each can wake the other). A coroutine takes robust and process-shared PI mutexes
 //! through the runtime's proxy owners (`runtime::sync::proxy`), so the kernel and other processes see a
-//! real owner; other objects of kinds the runtime leaves to glibc (process-shared, priority-protect) go
-//! to glibc, and a coroutine waits for those by retrying with short sleeps instead of blocking its worker.
+//! real owner; other objects of kinds the runtime leaves to glibc go to glibc: a coroutine's wait on a
+//! process-shared condition variable or rwlock is made by glibc on a helper thread, and for a
+//! priority-protect mutex it retries with short sleeps, instead of blocking its worker.
 //! A condition wait may pair a condition variable of one family with a mutex of another: `cond_wait`
 //! routes each pairing.
 
@@ -11,7 +12,13 @@ use super::set_errno;
 use crate::real;
 use crate::runtime::cancel;
 use crate::runtime::sync::{
-    self, Unsupported, barrier::Barrier, cond::Cond, mutex::Mutex, proxy::Shared, rwlock::RwLock, sem::Sem,
+    self, Unsupported,
+    barrier::{Barrier, SharedBarrier},
+    cond::Cond,
+    mutex::Mutex,
+    proxy::Shared,
+    rwlock::RwLock,
+    sem::Sem,
 };
 use crate::runtime::{self, sys::Errno, worker};
 use std::ffi::c_int;
@@ -254,7 +261,8 @@ unsafe fn cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t,
         }
         // SAFETY: an initialised mutex per the contract.
         match unsafe { Mutex::at(m) } {
-            Ok(mx) => {
+            // A process-shared one keeps glibc's own protocol, so glibc's wait can be given it as it is.
+            Ok(mx) if !mx.is_shared() => {
                 // SAFETY: the objects stay alive for the wait, which the caller waits out.
                 let stand_in_wait = move |stand_in| args.with_mutex(stand_in).call();
                 if let Some(r) = sync::glibc_cond::wait_with_runtime_mutex(&mx, stand_in_wait) {
@@ -262,11 +270,11 @@ unsafe fn cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t,
                 }
             }
             // SAFETY: as above.
-            Err(Unsupported) if worker::current_task().is_some() => {
+            Ok(_) | Err(Unsupported) if worker::current_task().is_some() => {
                 // SAFETY: the mutex and condition are the program's, initialised per the contract and alive while it waits.
                 return unsafe { sync::glibc_cond::wait_on_helper(m, move || args.call()) };
             }
-            Err(Unsupported) => {}
+            Ok(_) | Err(Unsupported) => {}
         }
         // SAFETY: forwarding.
         return unsafe { real_cond_wait(c, m, t) };
@@ -411,7 +419,7 @@ fn rw_deadline(clock: libc::clockid_t, abstime: *const libc::timespec) -> Result
 }
 
 macro_rules! rwlock_hooks {
-    ($lock:ident, $try:ident, $timed:ident, $clock:ident, $method:ident, $try_method:ident) => {
+    ($lock:ident, $try:ident, $timed:ident, $clock:ident, $method:ident, $try_method:ident, $write:expr) => {
         /// # Safety
         /// C contract of the pthread_rwlock function of this name.
         #[unsafe(no_mangle)]
@@ -420,8 +428,16 @@ macro_rules! rwlock_hooks {
             match unsafe { rwlock(l) } {
                 Some(rw) => rw.$method(None, None),
                 None if runtime::running() && worker::current_task().is_some() => {
-                    // SAFETY: forwarding.
-                    sync::retry_cooperatively(libc::EBUSY, None, || unsafe { real::$try(l) })
+                    let addr = l as usize;
+                    // SAFETY: forwarding; the rwlock stays alive while the caller waits.
+                    unsafe {
+                        sync::rwlock::glibc_wait_on_helper(
+                            l,
+                            $write,
+                            || real::$try(l),
+                            move || real::$lock(addr as *mut libc::pthread_rwlock_t),
+                        )
+                    }
                 }
                 // SAFETY: forwarding.
                 None => unsafe { real::$lock(l) },
@@ -463,8 +479,24 @@ macro_rules! rwlock_hooks {
                     Err(e) => e,
                 },
                 None if runtime::running() && worker::current_task().is_some() => match rw_deadline(clock, abstime) {
-                    // SAFETY: forwarding.
-                    Ok(d) => sync::retry_cooperatively(libc::EBUSY, Some(d), || unsafe { real::$try(l) }),
+                    Ok(_) => {
+                        let (addr, at) = (l as usize, abstime as usize);
+                        // SAFETY: forwarding; the rwlock and the time stay alive while the caller waits.
+                        unsafe {
+                            sync::rwlock::glibc_wait_on_helper(
+                                l,
+                                $write,
+                                || real::$try(l),
+                                move || {
+                                    real::$clock(
+                                        addr as *mut libc::pthread_rwlock_t,
+                                        clock,
+                                        at as *const libc::timespec,
+                                    )
+                                },
+                            )
+                        }
+                    }
                     Err(e) => e,
                 },
                 // SAFETY: forwarding.
@@ -480,7 +512,8 @@ rwlock_hooks!(
     pthread_rwlock_timedrdlock,
     pthread_rwlock_clockrdlock,
     read,
-    try_read
+    try_read,
+    false
 );
 rwlock_hooks!(
     pthread_rwlock_wrlock,
@@ -488,7 +521,8 @@ rwlock_hooks!(
     pthread_rwlock_timedwrlock,
     pthread_rwlock_clockwrlock,
     write,
-    try_write
+    try_write,
+    true
 );
 
 /// # Safety
@@ -528,6 +562,12 @@ pub unsafe extern "C" fn pthread_barrier_wait(b: *mut libc::pthread_barrier_t) -
     {
         return bar.wait();
     }
+    if runtime::running()
+        // SAFETY: as above.
+        && let Some(bar) = unsafe { SharedBarrier::at(b) }
+    {
+        return bar.wait();
+    }
     // SAFETY: forwarding.
     unsafe { real::pthread_barrier_wait(b) }
 }
@@ -541,6 +581,12 @@ pub unsafe extern "C" fn pthread_barrier_destroy(b: *mut libc::pthread_barrier_t
         && let Ok(bar) = unsafe { Barrier::at(b) }
     {
         return if bar.busy() { libc::EBUSY } else { 0 };
+    }
+    if runtime::running()
+        // SAFETY: as above.
+        && let Some(bar) = unsafe { SharedBarrier::at(b) }
+    {
+        return bar.destroy();
     }
     // SAFETY: forwarding.
     unsafe { real::pthread_barrier_destroy(b) }

@@ -234,6 +234,7 @@ extern "C" fn atfork_child() {
     worker::forget_rseq_after_fork();
     identity::register_robust_list_here();
     fd::close_hidden_in_child();
+    sync::kernel_wait::forget_in_child();
     // SAFETY: clearing GS makes this thread "not a worker"; the worker records stay valid but unused.
     unsafe { fsgs::set_gs_base(0) };
 }

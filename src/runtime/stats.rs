@@ -59,6 +59,10 @@ pub struct Stats {
     /// Times a worker stepped aside from a lock convoy, and for how long in all (see `convoy`).
     pub convoy_sit_outs: AtomicU64,
     pub convoy_sit_out_ns: AtomicU64,
+    /// Futex waits the kernel made for a parked coroutine through io_uring (see `sync::kernel_wait`).
+    pub kernel_futex_waits: AtomicU64,
+    /// Sleeps between attempts of a wait made by retrying (objects only glibc or a proxy can release).
+    pub poll_retries: AtomicU64,
     pub stalls: AtomicU64,
     pub stall_ns_total: AtomicU64,
     pub stall_ns_max: AtomicU64,
@@ -92,6 +96,8 @@ pub fn get() -> &'static Stats {
         idle_woken_for_stall: AtomicU64::new(0),
         convoy_sit_outs: AtomicU64::new(0),
         convoy_sit_out_ns: AtomicU64::new(0),
+        kernel_futex_waits: AtomicU64::new(0),
+        poll_retries: AtomicU64::new(0),
         stalls: AtomicU64::new(0),
         stall_ns_total: AtomicU64::new(0),
         stall_ns_max: AtomicU64::new(0),
@@ -220,6 +226,12 @@ pub fn report() -> String {
         out,
         "  offloaded to helper threads: {}",
         if offs.is_empty() { "none".into() } else { offs.join(", ") }
+    );
+    let _ = writeln!(
+        out,
+        "  kernel futex waits (io_uring): {}; polled retries: {}",
+        s.kernel_futex_waits.load(r),
+        s.poll_retries.load(r)
     );
     let _ = writeln!(
         out,

@@ -3,9 +3,10 @@
 //! coroutines wait without blocking their worker; private wakes wake parked waiters first and then the
 //! kernel's (waiters that reached the kernel some other way); private requeues move parked waiters.
 //! Shared futexes may be shared with another process, which only the kernel can hear from: a coroutine's
-//! wait on one is made in the kernel by a helper thread while it parks, and shared wakes go to the kernel.
+//! wait on one is queued in the kernel while it parks ([`super::kernel_wait`]), and shared wakes go to
+//! the kernel.
 
-use super::super::park::{OnSignal, Wait, WaitReason};
+use super::super::park::{Wait, WaitReason};
 use super::super::parking_lot::{self, Filter, Parked};
 use super::super::sys::{syscall::Errno, time};
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -35,11 +36,14 @@ pub fn futex(addr: usize, op: i32, val: u32, timeout: usize, addr2: usize, val3:
             wait(addr, op, val, timeout, if cmd == FUTEX_WAIT { u32::MAX } else { val3 })
         }
         // A shared futex may be woken from another process, which only the kernel hears of: the wait
-        // must really happen there, so a helper thread makes it while the coroutine parks.
-        FUTEX_WAIT | FUTEX_WAIT_BITSET => {
-            super::super::offload::run(super::super::stats::Offload::SharedFutex, move || {
-                raw(addr, op, val, timeout, addr2, val3)
-            })
+        // really happens there, queued by the kernel for the parked coroutine (see `kernel_wait`).
+        FUTEX_WAIT | FUTEX_WAIT_BITSET if super::super::worker::current_task().is_some() => {
+            let bits = if cmd == FUTEX_WAIT { u32::MAX } else { val3 };
+            if bits == 0 || !addr.is_multiple_of(4) {
+                return Err(Errno(libc::EINVAL));
+            }
+            let deadline = deadline(op, timeout)?;
+            super::kernel_wait::wait(addr, val, bits, false, deadline, super::futex_interrupt(deadline)).map(|()| 0)
         }
         FUTEX_WAKE | FUTEX_WAKE_BITSET if private => {
             let bits = if cmd == FUTEX_WAKE { u32::MAX } else { val3 };
@@ -112,13 +116,15 @@ fn wait(addr: usize, op: i32, val: u32, timeout: usize, bits: u32) -> Result<usi
     let deadline = deadline(op, timeout)?;
     // SAFETY: the word was just read successfully and futex words live as long as their waiters.
     let word = unsafe { &*(addr as *const AtomicU32) };
-    // The kernel restarts an untimed wait after a handler with SA_RESTART (checking the value again).
-    let how = Wait::new(WaitReason::Futex, addr, OnSignal::FailUnlessRestart).until(deadline);
-    match parking_lot::park(addr, bits as usize, || word.load(Ordering::Relaxed) == val, || {}, how) {
-        Parked::Unparked(_) => Ok(0),
-        Parked::Invalid => Err(Errno(libc::EAGAIN)),
-        Parked::TimedOut => Err(Errno(libc::ETIMEDOUT)),
-        Parked::Interrupted if super::restarts() => wait(addr, op, val, timeout, bits),
-        Parked::Interrupted => Err(Errno(libc::EINTR)),
+    let how = Wait::new(WaitReason::Futex, addr, super::futex_interrupt(deadline)).until(deadline);
+    loop {
+        match parking_lot::park(addr, bits as usize, || word.load(Ordering::Relaxed) == val, || {}, how) {
+            Parked::Unparked(_) => return Ok(0),
+            Parked::Invalid => return Err(Errno(libc::EAGAIN)),
+            Parked::TimedOut => return Err(Errno(libc::ETIMEDOUT)),
+            // The kernel restarts an untimed wait whose handler has SA_RESTART (checking the word again).
+            Parked::Interrupted if super::interrupted_wait_restarts() => {}
+            Parked::Interrupted => return Err(Errno(libc::EINTR)),
+        }
     }
 }

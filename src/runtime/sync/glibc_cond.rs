@@ -19,7 +19,7 @@
 
 use super::super::offload;
 use super::super::stats::Offload;
-use super::super::sys::{futex, time};
+use super::super::sys::time;
 use super::mutex::Mutex;
 use super::my_tid;
 use core::sync::atomic::{AtomicI32, Ordering};
@@ -41,18 +41,20 @@ pub unsafe fn wait_on_helper(m: *mut libc::pthread_mutex_t, wait: impl FnOnce() 
     let m = m as usize;
     let me = my_tid();
     let lend = owner(m).load(Ordering::Relaxed) == me;
-    let (r, helper) = offload::run(Offload::SharedFutex, move || {
+    offload::run(Offload::SharedFutex, move || {
         let helper = my_tid();
         if lend {
             owner(m).store(helper, Ordering::Relaxed);
         }
-        (wait(), helper)
-    });
-    // The wait relocked the mutex for the helper (whatever it returns, unless it refused at the start).
-    if helper != me && owner(m).load(Ordering::Relaxed) == helper {
-        owner(m).store(me, Ordering::Relaxed);
-    }
-    r
+        let r = wait();
+        // The wait relocked the mutex for the helper (whatever it returns, unless it refused at the
+        // start): it is the caller's again before this helper serves anyone else, whose glibc calls
+        // would otherwise take the helper for its owner.
+        if helper != me && owner(m).load(Ordering::Relaxed) == helper {
+            owner(m).store(me, Ordering::Relaxed);
+        }
+        r
+    })
 }
 
 /// Lock word of a locked glibc mutex that may have waiters: its unlock then always makes a futex wake.
@@ -86,10 +88,11 @@ pub fn wait_with_runtime_mutex(
                 return None;
             }
         };
-    // glibc queues the helper and then unlocks the stand-in (within microseconds); a wait that ends at
-    // once (EINVAL for a bad time) never does, and then the caller's mutex is not touched either.
-    let coroutine = super::super::worker::current_task().is_some();
-    let mut pause = 2_000u64;
+    // glibc queues the helper and then unlocks the stand-in (within microseconds), which wakes a futex
+    // waiter of its word: the caller waits there, in the kernel. A wait that ends at once (EINVAL for a
+    // bad time) never unlocks it, and then the caller's mutex is not touched either; the bounded waits
+    // notice that.
+    let mut pause = 1_000_000u64;
     let queued = loop {
         if word.load(Ordering::Acquire) != LOCKED_WITH_WAITERS {
             break true;
@@ -98,14 +101,16 @@ pub fn wait_with_runtime_mutex(
             break word.load(Ordering::Acquire) != LOCKED_WITH_WAITERS;
         }
         let until = time::monotonic_ns() + pause;
-        if coroutine {
-            super::super::sleep_until(until);
-        } else {
-            // SAFETY: same address and size as the lock word; glibc's unlock wakes it (a private futex).
-            let word32 = unsafe { &*(word as *const AtomicI32 as *const core::sync::atomic::AtomicU32) };
-            futex::wait(word32, LOCKED_WITH_WAITERS as u32, Some(until));
-        }
-        pause = (pause * 2).min(1_000_000);
+        // A private futex: glibc's unlock of the stand-in wakes it so.
+        let _ = super::kernel_wait::wait(
+            word as *const AtomicI32 as usize,
+            LOCKED_WITH_WAITERS as u32,
+            u32::MAX,
+            true,
+            Some(until),
+            super::super::park::OnSignal::Resume,
+        );
+        pause = (pause * 2).min(50_000_000);
     };
     if !queued {
         let r = pending.wait();

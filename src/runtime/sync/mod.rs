@@ -4,13 +4,17 @@
 //! value; barrier count), so objects initialised by glibc — statically or by `*_init` — work as they are,
 //! and a forked child, which runs glibc's own functions, finds them consistent.
 //!
-//! Kinds the runtime does not implement (process-shared, priority-protect, robust mutexes without priority
-//! inheritance) are left to glibc: [`Unsupported`] tells the hook to call the real function.
+//! Process-shared mutexes, semaphores and barriers follow glibc's protocol with their waits in the
+//! kernel's futex queues ([`kernel_wait`]), since other processes use them with glibc's code. Kinds the
+//! runtime does not implement (process-shared condition variables and rwlocks, priority-protect mutexes,
+//! robust ones, which [`proxy`] holds for coroutines) are left to glibc: [`Unsupported`] tells the hook
+//! to call the real function.
 
 pub mod barrier;
 pub mod cond;
 pub mod futex;
 pub mod glibc_cond;
+pub mod kernel_wait;
 pub mod mutex;
 mod pi;
 pub mod proxy;
@@ -20,15 +24,9 @@ pub mod spin;
 
 use super::sys::{Errno, time};
 
-/// The object is of a kind glibc must handle (process-shared, priority-protect, robust non-PI).
+/// The object is of a kind glibc must handle (see the module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unsupported;
-
-/// After a wait of the calling coroutine ended with `Parked::Interrupted`: the handler that ran has
-/// SA_RESTART and the wait may go on (see `park::OnSignal::FailUnlessRestart`).
-pub fn restarts() -> bool {
-    super::worker::current_task().is_some_and(|t| t.interrupt_restarts.load(core::sync::atomic::Ordering::Relaxed))
-}
 
 /// The calling thread's id as glibc records owners (coroutines: their stable fake tid).
 #[inline(always)]
@@ -71,6 +69,7 @@ pub fn retry_cooperatively(busy: i32, deadline: Deadline, mut attempt: impl FnMu
         if deadline.is_some_and(|d| d <= now) {
             return libc::ETIMEDOUT;
         }
+        super::stats::count(&super::stats::get().poll_retries);
         if super::sleep_until(deadline.map_or(now + pause, |d| d.min(now + pause))) == super::task::Wake::Interrupted
             && super::cancel::woken()
         {
@@ -79,4 +78,17 @@ pub fn retry_cooperatively(busy: i32, deadline: Deadline, mut attempt: impl FnMu
         }
         pause = (pause * 2).min(2_000_000);
     }
+}
+
+/// The interruption rule of a futex wait, and of the semaphore waits glibc makes with one: a handled
+/// signal ends a timed one with EINTR whatever SA_RESTART says (the kernel's restart block), an untimed
+/// one only when the handler lacks SA_RESTART (otherwise the kernel restarts it).
+pub fn futex_interrupt(deadline: Deadline) -> super::park::OnSignal {
+    if deadline.is_some() { super::park::OnSignal::Fail } else { super::park::OnSignal::FailUnlessRestart }
+}
+
+/// After a wait made with `OnSignal::FailUnlessRestart` ended Interrupted: true when the handler had
+/// SA_RESTART, so the wait goes on as the kernel would restart it.
+pub fn interrupted_wait_restarts() -> bool {
+    super::worker::current_task().is_some_and(|t| t.interrupt_restarts.load(core::sync::atomic::Ordering::Relaxed))
 }

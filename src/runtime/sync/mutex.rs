@@ -2,7 +2,10 @@
 //! in glibc's own layout and lock protocol: lock word 0 free / 1 locked / 2 locked with waiters, owner
 //! tid, recursion count, user count. Waiters park in the parking lot keyed by the mutex address.
 //! Process-private, non-robust priority-inheritance mutexes are run here too, with glibc's PI word (see
-//! [`super::pi`]); process-shared, robust and priority-protect mutexes are left to glibc.
+//! [`super::pi`]). Process-shared mutexes (not robust, not PI) are run here too, in the same protocol with
+//! the kernel's futex queue instead of the parking lot, since their waiters and wakers may be in other
+//! processes running glibc's code: contended waits are [`super::kernel_wait`]'s, unlocks wake in the
+//! kernel. Robust and priority-protect mutexes are left to glibc (or the proxies of [`super::proxy`]).
 
 use super::super::park::{OnSignal, Wait, WaitReason};
 use super::super::parking_lot::{self, Parked};
@@ -15,10 +18,11 @@ pub(super) const KIND_RECURSIVE: i32 = 1;
 pub(super) const KIND_ERRORCHECK: i32 = 2;
 const KIND_ADAPTIVE: i32 = 3;
 const KIND_PI: i32 = 32;
-/// The bits a mutex the runtime runs may have: its type and priority inheritance. Anything else (robust
-/// 16, priority-protect 64, process-shared 128 — which glibc also sets for every robust mutex) goes to
-/// glibc.
-const KIND_RUNTIME: i32 = KIND_TYPE_MASK | KIND_PI;
+const KIND_PSHARED: i32 = 128;
+/// The bits a mutex the runtime runs may have: its type, and priority inheritance or process-shared (not
+/// both: see `at`). Anything else (robust 16 — with which glibc also sets the process-shared bit —,
+/// priority-protect 64) goes to glibc.
+const KIND_RUNTIME: i32 = KIND_TYPE_MASK | KIND_PI | KIND_PSHARED;
 /// glibc's lock-elision hints, which change nothing here.
 const KIND_ELISION_FLAGS: i32 = 256 | 512;
 const SPINS: u32 = 100;
@@ -33,6 +37,8 @@ pub struct Mutex {
     pub(super) kind: i32,
     /// Priority inheritance: glibc's PI word protocol, in [`super::pi`].
     pi: bool,
+    /// Process-shared: waiters wait in the kernel's futex queue (see the module doc).
+    shared: bool,
 }
 
 impl Mutex {
@@ -51,10 +57,19 @@ impl Mutex {
                 (*(p.add(16) as *const AtomicI32)).load(Ordering::Relaxed) & !KIND_ELISION_FLAGS,
             )
         };
-        if kind & !KIND_RUNTIME != 0 {
+        // A process-shared PI mutex needs a real owner for the kernel: the proxies' (or glibc's).
+        if kind & !KIND_RUNTIME != 0 || kind & (KIND_PI | KIND_PSHARED) == KIND_PI | KIND_PSHARED {
             return Err(Unsupported);
         }
-        Ok(Mutex { lock, count, owner, nusers, kind: kind & KIND_TYPE_MASK, pi: kind & KIND_PI != 0 })
+        Ok(Mutex {
+            lock,
+            count,
+            owner,
+            nusers,
+            kind: kind & KIND_TYPE_MASK,
+            pi: kind & KIND_PI != 0,
+            shared: kind & KIND_PSHARED != 0,
+        })
     }
 
     pub(super) fn key(&self) -> usize {
@@ -155,6 +170,13 @@ impl Mutex {
                 return 0;
             }
             let lock = self.lock;
+            if self.shared {
+                // glibc's __lll_lock_wait: sleep while the word says "locked with waiters".
+                match super::kernel_wait::wait(self.key(), 2, u32::MAX, false, deadline, OnSignal::Resume) {
+                    Err(e) if e.0 == libc::ETIMEDOUT => return libc::ETIMEDOUT,
+                    _ => continue,
+                }
+            }
             // Woken, or interrupted (a handler ran in this thread, as glibc's lock goes on after one): retry.
             let wait = Wait::new(WaitReason::Mutex, self.key(), OnSignal::Resume).until(deadline);
             match parking_lot::park(self.key(), 0, || lock.load(Ordering::Relaxed) == 2, || {}, wait) {
@@ -199,7 +221,16 @@ impl Mutex {
     #[cold]
     #[inline(never)]
     fn wake_one(&self) {
+        if self.shared {
+            super::kernel_wait::wake(self.key(), 1, false);
+            return;
+        }
         parking_lot::unpark_one(self.key(), |_| 0);
+    }
+
+    /// Process-shared: glibc must make a condition wait with it itself (see `glibc_cond`).
+    pub fn is_shared(&self) -> bool {
+        self.shared
     }
 
     /// For condition variables: true when the caller may not wait with this mutex (errorcheck or

@@ -23,8 +23,11 @@
 //! keeper, whose list all workers use; a coroutine that ends holding one of those is released as the
 //! kernel would release a thread's ([`release_held_by`]): their waiters wait with plain futex operations.
 //!
-//! Coroutines wait for these mutexes by retrying with short sleeps (the holder may be in another
-//! process), bound to no keeper meanwhile. Plain threads keep using glibc with their real tids.
+//! Coroutines wait for a robust mutex that is not PI as glibc's threads do, in the kernel's futex queue
+//! of its word with the waiters bit set ([`super::kernel_wait`]: the holder may be in another process,
+//! and its unlock — or the kernel's release at its death — wakes them there); for a PI one, which only
+//! its would-be owner may wait for in the kernel (FUTEX_LOCK_PI), they retry with short sleeps. Either
+//! way they are bound to no keeper meanwhile. Plain threads keep using glibc with their real tids.
 //!
 //! A coroutine's wait on a process-shared condition variable with such a mutex is glibc's, whose unlock
 //! and relock inside the wait must come from the thread the word names: a PI one's own keeper makes the
@@ -142,9 +145,17 @@ impl Keeper {
     fn op(&self, word: usize, op: i32, wait: bool) -> i32 {
         let result = AtomicI32::new(0);
         let ticket = self.request(Request::Futex { word, op, result: if wait { &result } else { core::ptr::null() } });
-        let mut pause = PAUSE_MIN_NS;
-        while wait && self.served.load(Ordering::Acquire) < ticket {
-            sleep_a_while(&mut pause, None);
+        let served = &self.served;
+        while wait && served.load(Ordering::Acquire) < ticket {
+            // The keeper unparks the waiters of `served` after each request (a plain thread sleeps). It
+            // writes the result into this frame: the wait cannot be left early.
+            let key = served as *const AtomicU64 as usize;
+            let how = super::super::park::Wait::new(
+                super::super::park::WaitReason::Mutex,
+                word,
+                super::super::park::OnSignal::Deferred,
+            );
+            super::super::parking_lot::park(key, 0, || served.load(Ordering::Acquire) < ticket, || {}, how);
         }
         result.load(Ordering::Relaxed)
     }
@@ -171,6 +182,7 @@ const PAUSE_MIN_NS: u64 = 20_000;
 const PAUSE_MAX_NS: u64 = 2_000_000;
 
 fn sleep_a_while(pause: &mut u64, deadline: Deadline) {
+    super::super::stats::count(&super::super::stats::get().poll_retries);
     let now = time::monotonic_ns();
     super::super::sleep_until(deadline.map_or(now + *pause, |d| d.min(now + *pause)));
     *pause = (*pause * 2).min(PAUSE_MAX_NS);
@@ -225,6 +237,7 @@ extern "C" fn keeper_main(arg: *mut libc::c_void) -> *mut libc::c_void {
                 Request::Run(job) => job(),
             }
             k.served.fetch_add(1, Ordering::Release);
+            super::super::parking_lot::unpark_all(&k.served as *const AtomicU64 as usize, 0);
         }
         if exit {
             return core::ptr::null_mut();
@@ -711,8 +724,38 @@ impl Shared {
             if deadline.is_some_and(|d| d <= time::monotonic_ns()) {
                 return libc::ETIMEDOUT;
             }
-            sleep_a_while(&mut pause, deadline);
+            if self.pi {
+                // A PI word may only be waited for in the kernel with FUTEX_LOCK_PI, by the thread that is
+                // to own it: retry instead.
+                sleep_a_while(&mut pause, deadline);
+            } else {
+                self.wait_for_release(deadline);
+            }
         }
+    }
+
+    /// glibc's wait for a robust mutex that is not PI: mark the word as having waiters (so its holder's
+    /// unlock, or the kernel's release at the holder's death, makes a FUTEX_WAKE) and wait in the kernel
+    /// while it holds that value. Returns early whenever the word changed; the caller tries again.
+    fn wait_for_release(&self, deadline: Deadline) {
+        let cur = self.word().load(Ordering::Relaxed);
+        if cur & FUTEX_TID_MASK == 0 {
+            // No owner (free, or its owner died): take it.
+            return;
+        }
+        let want = cur | FUTEX_WAITERS;
+        if cur != want && self.word().compare_exchange(cur, want, Ordering::Relaxed, Ordering::Relaxed).is_err() {
+            return;
+        }
+        // Robust mutexes use shared futex operations whatever their kind (the kernel wakes them so).
+        let _ = super::kernel_wait::wait(
+            self.word_addr(),
+            want,
+            u32::MAX,
+            false,
+            deadline,
+            super::super::park::OnSignal::Resume,
+        );
     }
 
     /// One attempt: takes the word for the keeper if it has no owner (free, or its owner died — for a PI

@@ -177,3 +177,42 @@ impl RwLock {
         );
     }
 }
+
+/// A coroutine's wait for a process-shared rwlock, which glibc runs (other processes take it with glibc's
+/// own algorithm): `trylock` first (glibc's, on the coroutine), then `lock` — glibc's blocking call — on
+/// a helper thread while the coroutine parks, so the wait is glibc's own, in the kernel, and the worker
+/// runs other coroutines meanwhile. glibc records a writer's tid in `__cur_writer` and checks it on
+/// relock (EDEADLK) and unlock, so the check is made here for the caller, and a write lock taken by the
+/// helper is recorded as the caller's.
+///
+/// # Safety
+/// `l` must point at a live, initialised `pthread_rwlock_t` that stays so for the whole wait.
+pub unsafe fn glibc_wait_on_helper(
+    l: *mut libc::pthread_rwlock_t,
+    write: bool,
+    trylock: impl FnOnce() -> i32,
+    lock: impl FnOnce() -> i32 + Send + 'static,
+) -> i32 {
+    // SAFETY: `__cur_writer`, an aligned int of the live object (see RwLock::at).
+    let cur_writer = unsafe { &*((l as *const u8).add(24) as *const AtomicI32) };
+    let me = my_tid();
+    if cur_writer.load(Ordering::Relaxed) == me {
+        return libc::EDEADLK;
+    }
+    match trylock() {
+        libc::EBUSY => {}
+        r => return r,
+    }
+    let at = cur_writer as *const AtomicI32 as usize;
+    super::super::offload::run(super::super::stats::Offload::SharedFutex, move || {
+        let r = lock();
+        if r == 0 && write {
+            // Made the caller's before this helper can serve anyone else: glibc on a helper that still
+            // looked like the writer would answer the next call on it EDEADLK.
+            // SAFETY: the field of the rwlock the caller waits on, alive for the wait.
+            let field = unsafe { &*(at as *const AtomicI32) };
+            let _ = field.compare_exchange(my_tid(), me, Ordering::Relaxed, Ordering::Relaxed);
+        }
+        r
+    })
+}

@@ -18,6 +18,7 @@
 //! | [`mem`] | address-space reservations, guards, page discard |
 //! | [`time`] | clocks (the vDSO) |
 //! | [`fsgs`] | the FS and GS segment bases |
+//! | [`uring`] | io_uring futex waits (the kernel waits for a coroutine without blocking a thread) |
 //! | [`usercopy`] | fault-safe copies from and to the program's memory |
 
 pub mod epoll;
@@ -34,6 +35,7 @@ pub mod signal;
 pub mod socket;
 pub mod syscall;
 pub mod time;
+pub mod uring;
 pub mod usercopy;
 
 pub use signal::sigmask;

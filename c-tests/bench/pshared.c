@@ -1,0 +1,107 @@
+/* asyncshim benchmark: process-shared objects between this process and a forked one.
+ *
+ * sem: a round trip through two process-shared semaphores — this process posts one and waits on the
+ * other, a forked child does the reverse — ROUNDS times; ns per round trip. Under the shim this process's
+ * waits are queued in the kernel (io_uring futex waits) while its worker has nothing else to run.
+ * cond: the same ping-pong through a process-shared mutex and condition variable (glibc's wait, made on a
+ * helper thread under the shim); ns per round trip.
+ * barrier: 2 threads here and 2 in the child pass one process-shared barrier ROUNDS times; ns per round.
+ *
+ * Prints key=value lines: sem_ns_per_roundtrip, cond_ns_per_roundtrip, barrier_ns_per_round, shim_active.
+ * Usage: pshared [ROUNDS]       Build: gcc -O2 -pthread pshared.c -o pshared -ldl
+ */
+#include "bench_common.h"
+#include <pthread.h>
+#include <semaphore.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+
+struct shared {
+    sem_t ping, pong;
+    pthread_mutex_t m;
+    pthread_cond_t cv;
+    pthread_barrier_t b;
+    int turn;
+};
+
+static struct shared *sh;
+static long rounds;
+
+static void cond_player(int me)
+{
+    pthread_mutex_lock(&sh->m);
+    for (long r = 0; r < rounds; r++) {
+        while (sh->turn != me)
+            pthread_cond_wait(&sh->cv, &sh->m);
+        sh->turn = 1 - me;
+        pthread_cond_broadcast(&sh->cv);
+    }
+    pthread_mutex_unlock(&sh->m);
+}
+
+static void *barrier_player(void *arg)
+{
+    (void)arg;
+    for (long r = 0; r < rounds; r++)
+        pthread_barrier_wait(&sh->b);
+    return NULL;
+}
+
+static void barrier_pair(void)
+{
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, barrier_player, NULL);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+}
+
+int main(int argc, char **argv)
+{
+    rounds = bench_arg(argc, argv, 1, 20000);
+    sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (sh == MAP_FAILED)
+        return 1;
+    sem_init(&sh->ping, 1, 0);
+    sem_init(&sh->pong, 1, 0);
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
+    pthread_mutex_init(&sh->m, &ma);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setpshared(&ca, PTHREAD_PROCESS_SHARED);
+    pthread_cond_init(&sh->cv, &ca);
+    pthread_barrierattr_t ba;
+    pthread_barrierattr_init(&ba);
+    pthread_barrierattr_setpshared(&ba, PTHREAD_PROCESS_SHARED);
+    pthread_barrier_init(&sh->b, &ba, 4);
+
+    pid_t kid = fork();
+    if (kid == 0) {
+        for (long r = 0; r < rounds; r++) {
+            sem_wait(&sh->ping);
+            sem_post(&sh->pong);
+        }
+        cond_player(1);
+        barrier_pair();
+        _exit(0);
+    }
+    long long t0 = bench_now_ns();
+    for (long r = 0; r < rounds; r++) {
+        sem_post(&sh->ping);
+        sem_wait(&sh->pong);
+    }
+    long long t1 = bench_now_ns();
+    cond_player(0);
+    long long t2 = bench_now_ns();
+    barrier_pair();
+    long long t3 = bench_now_ns();
+    int st;
+    waitpid(kid, &st, 0);
+    printf("sem_ns_per_roundtrip=%.0f\n", (double)(t1 - t0) / rounds);
+    printf("cond_ns_per_roundtrip=%.0f\n", (double)(t2 - t1) / rounds);
+    printf("barrier_ns_per_round=%.0f\n", (double)(t3 - t2) / rounds);
+    printf("shim_active=%d\n", bench_shim_active());
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 1;
+}

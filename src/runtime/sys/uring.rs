@@ -1,0 +1,358 @@
+//! io_uring, for one thing only: futex waits the kernel makes on a thread's behalf without blocking it
+//! (IORING_OP_FUTEX_WAIT, Linux 6.7+). A wait queued this way is an ordinary futex waiter to the kernel —
+//! another process's FUTEX_WAKE counts and wakes it exactly like a sleeping thread — and its completion
+//! says whether it was woken (0), found the word changed (-EAGAIN) or was cancelled (-ECANCELED).
+//!
+//! The ring belongs to the thread that makes it, its only submitter, which also waits for completions
+//! (IORING_SETUP_SINGLE_ISSUER and DEFER_TASKRUN, 6.1+): the kernel's work for a completion runs there
+//! when it waits, so no other thread is ever interrupted for it (a thread with io_uring work pending sees
+//! its blocking system calls interrupted, some with EINTR). The ring is mapped once
+//! (IORING_FEAT_SINGLE_MMAP, 5.4+) and the kernel keeps completions that do not fit (IORING_FEAT_NODROP,
+//! 5.5+), so a completion is never lost however many waits are queued.
+
+use super::syscall::{Errno, syscall2, syscall4, syscall6};
+use core::sync::atomic::{AtomicU32, Ordering};
+
+const SYS_IO_URING_SETUP: libc::c_long = 425;
+const SYS_IO_URING_ENTER: libc::c_long = 426;
+const SYS_IO_URING_REGISTER: libc::c_long = 427;
+
+const IORING_SETUP_CQSIZE: u32 = 1 << 3;
+const IORING_SETUP_CLAMP: u32 = 1 << 4;
+const IORING_SETUP_SINGLE_ISSUER: u32 = 1 << 12;
+const IORING_SETUP_DEFER_TASKRUN: u32 = 1 << 13;
+const IORING_FEAT_SINGLE_MMAP: u32 = 1 << 0;
+const IORING_FEAT_NODROP: u32 = 1 << 1;
+const IORING_ENTER_GETEVENTS: usize = 1;
+const IORING_REGISTER_PROBE: usize = 8;
+const IO_URING_OP_SUPPORTED: u16 = 1;
+
+const IORING_OP_ASYNC_CANCEL: u8 = 14;
+const IORING_OP_FUTEX_WAIT: u8 = 51;
+
+/// futex2 flags: a 32-bit word; process-private.
+const FUTEX2_SIZE_U32: u32 = 0x02;
+const FUTEX2_PRIVATE: u32 = 128;
+
+/// Submission slots: each submission is handed to the kernel at once, so few are ever in use.
+const SQ_ENTRIES: u32 = 64;
+/// Completion slots (more are kept by the kernel if needed, with NODROP).
+const CQ_ENTRIES: u32 = 4096;
+
+#[repr(C)]
+#[derive(Default)]
+struct SqOffsets {
+    head: u32,
+    tail: u32,
+    ring_mask: u32,
+    ring_entries: u32,
+    flags: u32,
+    dropped: u32,
+    array: u32,
+    resv1: u32,
+    user_addr: u64,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct CqOffsets {
+    head: u32,
+    tail: u32,
+    ring_mask: u32,
+    ring_entries: u32,
+    overflow: u32,
+    cqes: u32,
+    flags: u32,
+    resv1: u32,
+    user_addr: u64,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct Params {
+    sq_entries: u32,
+    cq_entries: u32,
+    flags: u32,
+    sq_thread_cpu: u32,
+    sq_thread_idle: u32,
+    features: u32,
+    wq_fd: u32,
+    resv: [u32; 3],
+    sq_off: SqOffsets,
+    cq_off: CqOffsets,
+}
+
+/// The kernel's `struct io_uring_sqe`, with the fields the two operations used here need.
+#[repr(C)]
+struct Sqe {
+    opcode: u8,
+    flags: u8,
+    ioprio: u16,
+    fd: i32,
+    off: u64,
+    addr: u64,
+    len: u32,
+    op_flags: u32,
+    user_data: u64,
+    buf_index: u16,
+    personality: u16,
+    file_index: u32,
+    addr3: u64,
+    pad: u64,
+}
+
+#[repr(C)]
+struct Cqe {
+    user_data: u64,
+    res: i32,
+    flags: u32,
+}
+
+/// A mapped ring, used by the thread that made it only.
+pub struct Ring {
+    fd: i32,
+    sq_head: *const AtomicU32,
+    sq_tail: *const AtomicU32,
+    sq_mask: u32,
+    sq_array: *mut u32,
+    sqes: *mut Sqe,
+    cq_head: *const AtomicU32,
+    cq_tail: *const AtomicU32,
+    cq_mask: u32,
+    cqes: *const Cqe,
+}
+
+fn mmap_ring(fd: i32, len: usize, offset: usize) -> Result<*mut u8, Errno> {
+    // SAFETY: a fresh shared mapping of the ring fd at the kernel's documented offset; nothing is replaced.
+    let r = unsafe {
+        syscall6(
+            libc::SYS_mmap,
+            0,
+            len,
+            (libc::PROT_READ | libc::PROT_WRITE) as usize,
+            (libc::MAP_SHARED | libc::MAP_POPULATE) as usize,
+            fd as usize,
+            offset,
+        )
+    }?;
+    Ok(r as *mut u8)
+}
+
+impl Ring {
+    /// A ring that can make futex waits, or the reason there is none: io_uring missing, disabled
+    /// (`kernel.io_uring_disabled`, seccomp: EPERM/ENOSYS), a kernel before 6.7 (no IORING_OP_FUTEX_WAIT)
+    /// or without single-mapping rings.
+    /// Only the calling thread may use it (submit, reap).
+    pub fn for_futex_waits() -> Result<Ring, Errno> {
+        let flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+        let mut p = Params { cq_entries: CQ_ENTRIES, flags, ..Default::default() };
+        // SAFETY: io_uring_setup reads and writes the params struct we own.
+        let fd = unsafe { syscall2(SYS_IO_URING_SETUP, SQ_ENTRIES as usize, &mut p as *mut Params as usize) }? as i32;
+        let close = |e: Errno| {
+            let _ = super::fd::close(fd);
+            e
+        };
+        let need = IORING_FEAT_SINGLE_MMAP | IORING_FEAT_NODROP;
+        if p.features & need != need {
+            return Err(close(Errno(libc::ENOSYS)));
+        }
+        if !Self::supports(fd, IORING_OP_FUTEX_WAIT) || !Self::supports(fd, IORING_OP_ASYNC_CANCEL) {
+            return Err(close(Errno(libc::ENOSYS)));
+        }
+        let sq_len = p.sq_off.array as usize + p.sq_entries as usize * 4;
+        let cq_len = p.cq_off.cqes as usize + p.cq_entries as usize * size_of::<Cqe>();
+        let rings = mmap_ring(fd, sq_len.max(cq_len), 0).map_err(close)?;
+        let sqes = mmap_ring(fd, p.sq_entries as usize * size_of::<Sqe>(), 0x1000_0000).map_err(close)?;
+        // SAFETY: the offsets are the kernel's, inside the mapping just made; the mask words never change.
+        unsafe {
+            let at = |off: u32| rings.add(off as usize);
+            Ok(Ring {
+                fd,
+                sq_head: at(p.sq_off.head) as *const AtomicU32,
+                sq_tail: at(p.sq_off.tail) as *const AtomicU32,
+                sq_mask: *(at(p.sq_off.ring_mask) as *const u32),
+                sq_array: at(p.sq_off.array) as *mut u32,
+                sqes: sqes as *mut Sqe,
+                cq_head: at(p.cq_off.head) as *const AtomicU32,
+                cq_tail: at(p.cq_off.tail) as *const AtomicU32,
+                cq_mask: *(at(p.cq_off.ring_mask) as *const u32),
+                cqes: at(p.cq_off.cqes) as *const Cqe,
+            })
+        }
+    }
+
+    /// Whether the ring's kernel knows operation `op` (IORING_REGISTER_PROBE, 5.6+).
+    fn supports(fd: i32, op: u8) -> bool {
+        const OPS: usize = 256;
+        // 16-byte header, then 8 bytes per operation: op, resv, flags (u16), resv2 (u32).
+        let mut probe = vec![0u8; 16 + OPS * 8];
+        // SAFETY: the kernel writes at most OPS entries after the header into our buffer.
+        let r = unsafe {
+            syscall4(SYS_IO_URING_REGISTER, fd as usize, IORING_REGISTER_PROBE, probe.as_mut_ptr() as usize, OPS)
+        };
+        if r.is_err() {
+            return false;
+        }
+        let last_op = probe[0];
+        if op > last_op {
+            return false;
+        }
+        let e = 16 + op as usize * 8;
+        u16::from_ne_bytes([probe[e + 2], probe[e + 3]]) & IO_URING_OP_SUPPORTED != 0
+    }
+
+    /// The ring's fd.
+    pub fn fd(&self) -> i32 {
+        self.fd
+    }
+
+    /// Lets `relocate` give the ring another fd number (a duplicate of it, the original closed), which
+    /// it returns; the mappings stay.
+    pub fn relocate_fd(&mut self, relocate: impl FnOnce(i32) -> i32) {
+        self.fd = relocate(self.fd);
+    }
+
+    /// Queues one entry and hands it to the kernel.
+    fn submit(&self, fill: impl FnOnce(&mut Sqe)) -> Result<(), Errno> {
+        // SAFETY: ring words inside the mapping; only this submitter writes the tail and the slots it owns.
+        unsafe {
+            let tail = (*self.sq_tail).load(Ordering::Relaxed);
+            let head = (*self.sq_head).load(Ordering::Acquire);
+            if tail.wrapping_sub(head) > self.sq_mask {
+                // Cannot happen with every entry submitted at once; say so rather than overwrite one.
+                return Err(Errno(libc::EBUSY));
+            }
+            let i = tail & self.sq_mask;
+            let sqe = &mut *self.sqes.add(i as usize);
+            core::ptr::write_bytes(sqe as *mut Sqe, 0, 1);
+            fill(sqe);
+            self.sq_array.add(i as usize).write(i);
+            (*self.sq_tail).store(tail.wrapping_add(1), Ordering::Release);
+            loop {
+                match syscall6(SYS_IO_URING_ENTER, self.fd as usize, 1, 0, 0, 0, 0) {
+                    Ok(1) => return Ok(()),
+                    Err(Errno(libc::EINTR)) => continue,
+                    // EAGAIN/EBUSY: out of kernel memory or completions overflowing; try again shortly.
+                    Err(Errno(libc::EAGAIN | libc::EBUSY)) | Ok(0) => {
+                        let pause = AtomicU32::new(0);
+                        super::futex::wait(&pause, 0, Some(super::time::monotonic_ns() + 50_000));
+                        continue;
+                    }
+                    Ok(_) => return Ok(()),
+                    Err(e) => {
+                        // Take the entry back so the next submission does not hand it in twice.
+                        (*self.sq_tail).store(tail, Ordering::Release);
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts a futex wait on the 32-bit word at `addr` while it holds `val`, for waiters whose bits
+    /// intersect `mask`; `private` for a process-private futex. Its completion carries `user_data`.
+    pub fn submit_futex_wait(
+        &self,
+        addr: usize,
+        val: u32,
+        mask: u32,
+        private: bool,
+        user_data: u64,
+    ) -> Result<(), Errno> {
+        self.submit(|sqe| {
+            sqe.opcode = IORING_OP_FUTEX_WAIT;
+            sqe.fd = (FUTEX2_SIZE_U32 | if private { FUTEX2_PRIVATE } else { 0 }) as i32;
+            sqe.addr = addr as u64;
+            sqe.off = val as u64;
+            sqe.addr3 = mask as u64;
+            sqe.user_data = user_data;
+        })
+    }
+
+    /// Asks the kernel to cancel the request carrying `target`; this request's own completion carries
+    /// `user_data`. The cancelled request completes either way (-ECANCELED, or its result if it finished).
+    pub fn submit_cancel(&self, target: u64, user_data: u64) -> Result<(), Errno> {
+        self.submit(|sqe| {
+            sqe.opcode = IORING_OP_ASYNC_CANCEL;
+            sqe.fd = -1;
+            sqe.addr = target;
+            sqe.user_data = user_data;
+        })
+    }
+
+    /// Waits until at least one completion is there (running the kernel's pending work for the ring),
+    /// then hands each to `f` (user_data, result) and frees its slot.
+    pub fn reap(&self, mut f: impl FnMut(u64, i32)) {
+        // SAFETY: ring words inside the mapping; the kernel writes the tail and the entries before it.
+        unsafe {
+            // Runs the deferred work (posting completions, also those kept aside when the ring was full),
+            // sleeping until there is a completion.
+            let min =
+                if (*self.cq_head).load(Ordering::Relaxed) == (*self.cq_tail).load(Ordering::Acquire) { 1 } else { 0 };
+            let _ = syscall6(SYS_IO_URING_ENTER, self.fd as usize, 0, min, IORING_ENTER_GETEVENTS, 0, 0);
+            let mut head = (*self.cq_head).load(Ordering::Relaxed);
+            loop {
+                let tail = (*self.cq_tail).load(Ordering::Acquire);
+                if head == tail {
+                    break;
+                }
+                while head != tail {
+                    let c = &*self.cqes.add((head & self.cq_mask) as usize);
+                    let (data, res) = (c.user_data, c.res);
+                    head = head.wrapping_add(1);
+                    (*self.cq_head).store(head, Ordering::Release);
+                    f(data, res);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// Reaps until `n` completions are in, keyed by user data.
+    fn completions(ring: &Ring, n: usize) -> HashMap<u64, i32> {
+        let mut got = HashMap::new();
+        while got.len() < n {
+            ring.reap(|data, res| {
+                got.insert(data, res);
+            });
+        }
+        got
+    }
+
+    #[test]
+    fn futex_waits_complete_as_the_kernel_decides() {
+        let Ok(ring) = Ring::for_futex_waits() else {
+            eprintln!("io_uring futex waits unavailable here: nothing to test");
+            return;
+        };
+        let word = Box::leak(Box::new(AtomicU32::new(7)));
+        let addr = word as *const AtomicU32 as usize;
+        // A wait whose value does not match ends at once with EAGAIN.
+        ring.submit_futex_wait(addr, 8, u32::MAX, false, 1).unwrap();
+        assert_eq!(completions(&ring, 1)[&1], -libc::EAGAIN);
+        // Two waits, one woken by a plain shared FUTEX_WAKE counting it, the other cancelled.
+        ring.submit_futex_wait(addr, 7, u32::MAX, false, 2).unwrap();
+        ring.submit_futex_wait(addr, 7, u32::MAX, false, 3).unwrap();
+        // SAFETY: FUTEX_WAKE uses the address only as a key.
+        let woke = unsafe { super::super::futex::futex_raw(addr, libc::FUTEX_WAKE, 1, 0, 0, 0) }.unwrap();
+        assert_eq!(woke, 1, "the kernel counted one queued wait");
+        ring.submit_cancel(3, 0).unwrap();
+        let got = completions(&ring, 3);
+        assert_eq!(got[&2], 0, "the first queued wait was woken");
+        assert_eq!(got[&3], -libc::ECANCELED);
+        // A private wait is woken by a private wake, not a shared one.
+        ring.submit_futex_wait(addr, 7, u32::MAX, true, 4).unwrap();
+        // SAFETY: as above.
+        let woke =
+            unsafe { super::super::futex::futex_raw(addr, libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, 1, 0, 0, 0) }
+                .unwrap();
+        assert_eq!(woke, 1);
+        assert_eq!(completions(&ring, 1)[&4], 0);
+        let _ = super::super::fd::close(ring.fd());
+    }
+}
