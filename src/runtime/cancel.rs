@@ -24,6 +24,7 @@
 //! - Threads the shim does not run as coroutines keep glibc's own cancellation untouched (the hooks pass
 //!   them through).
 
+use super::park::Interruption;
 use super::task::{TaskRef, Wake};
 use super::worker;
 use core::sync::atomic::Ordering;
@@ -186,10 +187,9 @@ pub fn on_park(me: &super::task::Task, park: u32) {
     if actionable(me.cancel.load(Ordering::SeqCst)) {
         // A request came between the entry check and now: the park ends as soon as it begins.
         me.cancel_park.store((park as u64 + 1) | CLAIMED, Ordering::SeqCst);
-        me.interrupt_restarts.store(false, Ordering::Relaxed);
         // SAFETY: tasks are pooled for the life of the process; `me` is the caller's own record.
         let task = TaskRef(core::ptr::NonNull::from(me));
-        super::get().sched.wake(task, park, Wake::Interrupted);
+        super::park::interrupt_park(task, park, Interruption::Cancel);
     }
 }
 
@@ -201,8 +201,7 @@ fn wake_parked(target: TaskRef) {
         return;
     }
     if target.cancel_park.compare_exchange(p, p | CLAIMED, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
-        target.interrupt_restarts.store(false, Ordering::Relaxed);
-        super::get().sched.wake(target, (p - 1) as u32, Wake::Interrupted);
+        super::park::interrupt_park(target, (p - 1) as u32, Interruption::Cancel);
     }
 }
 

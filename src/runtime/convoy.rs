@@ -19,8 +19,9 @@
 //! when a worker stalls, and a process signal waiting to be routed ends a sit-out. Nothing about a program's
 //! results depends on it: only which worker runs what, and when.
 
+use super::park::WaitReason;
 use super::scheduler::Scheduler;
-use super::stats::{self, Park};
+use super::stats;
 use super::sys::{futex, time};
 use super::task::Task;
 use super::worker::{AWAKE, SITTING_OUT, Worker};
@@ -67,10 +68,6 @@ impl Default for Detector {
     }
 }
 
-fn is_lock_wait(reason: Park) -> bool {
-    matches!(reason, Park::Mutex | Park::Cond | Park::RwLock | Park::Futex)
-}
-
 /// Worker `w` has just seen coroutine `task` park for `reason`. Returns the deadline (monotonic ns) until
 /// which `w` is to sit out, having handed its queue over, when this park completes a convoy streak.
 ///
@@ -78,8 +75,8 @@ fn is_lock_wait(reason: Park) -> bool {
 /// back with work of its own and found the lock taken. One woken from a lock wait that waits for a lock
 /// again (a thread pool's workers finding the queue empty, a herd woken by a broadcast) is contention
 /// among waiters, which a second worker does not make worse: such parks neither count nor break a streak.
-pub fn after_park(sched: &Scheduler, w: &Worker, task: &Task, reason: Option<Park>) -> Option<u64> {
-    let lock = reason.is_some_and(is_lock_wait);
+pub fn after_park(sched: &Scheduler, w: &Worker, task: &Task, reason: Option<WaitReason>) -> Option<u64> {
+    let lock = reason.is_some_and(WaitReason::is_lock_wait);
     let streak = super::get().config.convoy_streak;
     if task.lock_waited_last.replace(lock) || !lock || streak == 0 {
         return None;

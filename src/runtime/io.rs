@@ -12,7 +12,8 @@
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 use super::fd::{self, Dir, FdEntry, Kind};
-use super::parking_lot::{self, Interrupt, Parked};
+use super::park::{OnSignal, Wait, WaitReason};
+use super::parking_lot::{self, Parked};
 use super::sys::syscall::Errno;
 use super::sys::{self, time};
 use core::sync::atomic::Ordering;
@@ -135,20 +136,20 @@ impl Drop for Target {
 }
 
 /// Runs one blocking call on `fd` cooperatively. `attempt(fd, kind)` makes one try on the fd it is given
-/// that must not block for kinds Socket, NoWait and Pollable (Blocking: the real call). `interrupt` tells
-/// how signals end the wait.
-pub fn blocking(fd: i32, dir: Dir, interrupt: Interrupt, attempt: impl FnMut(i32, Kind) -> IoResult) -> IoResult {
-    blocking_on(&mut Target::new(fd), dir, interrupt, attempt)
+/// that must not block for kinds Socket, NoWait and Pollable (Blocking: the real call). `on_signal` tells
+/// what a handled signal does to the wait.
+pub fn blocking(fd: i32, dir: Dir, on_signal: OnSignal, attempt: impl FnMut(i32, Kind) -> IoResult) -> IoResult {
+    blocking_on(&mut Target::new(fd), dir, on_signal, attempt)
 }
 
 /// [`blocking`] on a target that lives across several calls (a write that goes on until all is written).
 pub fn blocking_on(
     t: &mut Target,
     dir: Dir,
-    interrupt: Interrupt,
+    on_signal: OnSignal,
     attempt: impl FnMut(i32, Kind) -> IoResult,
 ) -> IoResult {
-    blocking_on_read_of(t, dir, interrupt, 0, attempt)
+    blocking_on_read_of(t, dir, on_signal, 0, attempt)
 }
 
 /// [`blocking_on`]; `read_len` is nonzero for a plain read of that many bytes (read(), recv without
@@ -158,7 +159,7 @@ pub fn blocking_on(
 fn blocking_on_read_of(
     t: &mut Target,
     dir: Dir,
-    interrupt: Interrupt,
+    on_signal: OnSignal,
     read_len: usize,
     mut attempt: impl FnMut(i32, Kind) -> IoResult,
 ) -> IoResult {
@@ -228,15 +229,11 @@ fn blocking_on_read_of(
         });
         let seqp = e.seq(dir);
         let unchanged = || seqp.load(Ordering::Acquire) == seq && e.generation.load(Ordering::Acquire) == generation;
-        // A call with a socket timeout is never restarted after a signal (man 7 signal).
-        let interrupt =
-            if d.is_some() && interrupt == Interrupt::UnlessRestart { Interrupt::Always } else { interrupt };
+        // A call with a socket timeout is never restarted after a signal (man 7 signal): `park` knows.
         parked = true;
-        super::stats::park(
-            if dir == Dir::Read { super::stats::Park::FdRead } else { super::stats::Park::FdWrite },
-            t.fd as usize,
-        );
-        let moved_to = match parking_lot::park(seqp as *const _ as usize, 0, unchanged, || {}, d, interrupt) {
+        let reason = if dir == Dir::Read { WaitReason::FdRead } else { WaitReason::FdWrite };
+        let wait = Wait::new(reason, t.fd as usize, on_signal).until(d);
+        let moved_to = match parking_lot::park(seqp as *const _ as usize, 0, unchanged, || {}, wait) {
             Parked::TimedOut => break Err(Errno(libc::EAGAIN)),
             Parked::Interrupted => break Err(interrupted()),
             // The program closed the number: go on with the hidden duplicate the close handed over.
@@ -290,7 +287,7 @@ pub fn blocking_restarting(fd: i32, dir: Dir, attempt: impl FnMut(i32, Kind) -> 
 pub fn read_restarting(fd: i32, len: usize, mut attempt: impl FnMut(i32, Kind) -> IoResult) -> IoResult {
     let mut t = Target::new(fd);
     loop {
-        match blocking_on_read_of(&mut t, Dir::Read, Interrupt::UnlessRestart, len, &mut attempt) {
+        match blocking_on_read_of(&mut t, Dir::Read, OnSignal::FailUnlessRestart, len, &mut attempt) {
             Err(RESTART) => continue,
             r => return r,
         }
@@ -300,7 +297,7 @@ pub fn read_restarting(fd: i32, len: usize, mut attempt: impl FnMut(i32, Kind) -
 /// [`blocking_restarting`] on a target that lives across several calls.
 pub fn blocking_on_restarting(t: &mut Target, dir: Dir, mut attempt: impl FnMut(i32, Kind) -> IoResult) -> IoResult {
     loop {
-        match blocking_on(t, dir, Interrupt::UnlessRestart, &mut attempt) {
+        match blocking_on(t, dir, OnSignal::FailUnlessRestart, &mut attempt) {
             Err(RESTART) => continue,
             r => return r,
         }
@@ -409,7 +406,7 @@ pub fn write_all(fd: i32, len: usize, mut attempt: impl FnMut(i32, usize, Kind) 
     let mut done = 0usize;
     let mut t = Target::new(fd);
     loop {
-        match blocking_on(&mut t, Dir::Write, Interrupt::UnlessRestart, |fd, kind| attempt(fd, done, kind)) {
+        match blocking_on(&mut t, Dir::Write, OnSignal::FailUnlessRestart, |fd, kind| attempt(fd, done, kind)) {
             Ok(n) => {
                 done += n;
                 if done >= len || n == 0 {
@@ -541,8 +538,8 @@ pub fn poll_wait(fds: &[libc::pollfd], deadline: Option<u64>, mut probe: impl Fn
         }
         // SAFETY: the key is the address of a live AtomicU32 (an fd entry's sequence or the epoch).
         let word = unsafe { &*(key as *const core::sync::atomic::AtomicU32) };
-        super::stats::park(super::stats::Park::Poll, 0);
-        match parking_lot::park(key, 0, || word.load(Ordering::Acquire) == seq, || {}, deadline, Interrupt::Always) {
+        let wait = Wait::new(WaitReason::Poll, 0, OnSignal::Fail).until(deadline);
+        match parking_lot::park(key, 0, || word.load(Ordering::Acquire) == seq, || {}, wait) {
             Parked::TimedOut => break probe(),
             Parked::Interrupted => break Err(Errno(libc::EINTR)),
             // The fd was closed and this wait was counted as a user of its hidden duplicate: poll looks

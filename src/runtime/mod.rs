@@ -8,6 +8,7 @@
 //! | [`worker`] | the loop each worker OS thread runs; "which coroutine am I?" via GS |
 //! | [`task`] | one program thread: coroutine, park/wake state machine, join state |
 //! | [`timers`] | deadlines for sleeps and timed waits, fired by the workers themselves |
+//! | [`park`] | the one way a coroutine waits: a typed wait reason, interruptions by signals and cancellation |
 //! | [`parking_lot`] | queues of waiters keyed by an address in the program's memory |
 //! | [`monitor`] | notices workers stalled by one coroutine and brings in spare workers |
 //! | [`convoy`] | lets a worker sit out a lock convoy that a second worker would only slow down |
@@ -60,6 +61,7 @@ pub mod monitor;
 pub mod netpoll;
 pub mod offload;
 pub mod once;
+pub mod park;
 pub mod parking_lot;
 pub mod preempt;
 pub mod proc_task;
@@ -248,33 +250,13 @@ extern "C" fn atfork_child() {
     unsafe { fsgs::set_gs_base(0) };
 }
 
-/// Suspends the calling coroutine until `deadline` (monotonic ns). Returns Wake::TimedOut when it passed.
-pub fn sleep_until(deadline: u64) -> Wake {
-    let Some(me) = worker::current_task() else { return Wake::TimedOut };
-    let park = me.begin_park();
-    stats::park(stats::Park::Sleep, deadline as usize);
-    get().sched.add_timer(deadline, me, park);
-    me.switch_out(Switch::Park);
-    me.last_wake.get()
-}
-
-/// Like [`sleep_until`], but a handled signal ends the sleep early with `Wake::Interrupted` (EINTR).
-pub fn sleep_until_interruptible(deadline: u64) -> Wake {
-    let Some(me) = worker::current_task() else { return Wake::TimedOut };
-    let park = me.begin_park();
-    stats::park(stats::Park::Sleep, deadline as usize);
-    me.restartable_wait.store(false, Ordering::Relaxed);
-    me.interruptible.store(park + 1, Ordering::Release);
-    get().sched.add_timer(deadline, me, park);
-    me.switch_out(Switch::Park);
-    me.interruptible.store(0, Ordering::Release);
-    me.last_wake.get()
-}
+pub use park::{sleep_until, sleep_until_interruptible};
 
 /// Lets other coroutines run; the caller goes to the back of its worker's queue.
 pub fn yield_now() {
     if let Some(me) = worker::current_task() {
         me.switch_out(Switch::Yield);
+        park::resumed(&me);
     }
 }
 

@@ -5,7 +5,8 @@
 //! bounded number of them.
 
 use super::lock::Lock;
-use super::parking_lot::{self, Interrupt, Parked};
+use super::park::{OnSignal, Wait, WaitReason};
+use super::parking_lot::{self, Parked};
 use super::sys::futex;
 use super::worker;
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -47,13 +48,13 @@ impl Slot {
                 }
                 continue;
             }
+            // Waiting for a helper to be free: nothing points into this stack yet, so a handler may run here.
             parking_lot::park(
                 key,
                 0,
                 || BOUNDED_IN_USE.load(Ordering::Acquire) >= BOUNDED_HELPERS,
                 || {},
-                None,
-                Interrupt::No,
+                Wait::new(WaitReason::Offload, 0, OnSignal::Resume),
             );
         }
     }
@@ -215,10 +216,9 @@ impl<R: 'static> Pending<R> {
         let key = done as *const Done<R> as usize;
         while done.finished.load(Ordering::Acquire) == 0 {
             let finished = &done.finished;
-            super::stats::park(super::stats::Park::Offload, 0);
-            if parking_lot::park(key, 0, || finished.load(Ordering::Acquire) == 0, || {}, None, Interrupt::No)
-                == Parked::Invalid
-            {
+            // The helper writes into this coroutine's stack until it is done: the wait cannot be left early.
+            let wait = Wait::new(WaitReason::Offload, 0, OnSignal::Deferred);
+            if parking_lot::park(key, 0, || finished.load(Ordering::Acquire) == 0, || {}, wait) == Parked::Invalid {
                 break;
             }
         }

@@ -2,6 +2,7 @@
 //! so an object initialised by glibc's own pthread_once (before the runtime started, or in a forked child)
 //! is understood. Callers that find the initialiser running elsewhere park on the object until it is done.
 
+use super::park::{OnSignal, Wait, WaitReason};
 use super::parking_lot;
 use super::sys::futex;
 use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
@@ -56,14 +57,13 @@ pub fn call_once(state: &AtomicI32, init: extern "C" fn()) {
             }
             continue;
         }
-        super::stats::park(super::stats::Park::Once, state as *const _ as usize);
+        // Interrupted (a handler ran in this thread): look again and wait again, as glibc's futex loop does.
         parking_lot::park(
             key,
             0,
             || state.load(Ordering::Acquire) & IN_PROGRESS != 0,
             || {},
-            None,
-            parking_lot::Interrupt::No,
+            Wait::new(WaitReason::Once, key, OnSignal::Resume),
         );
     }
 }

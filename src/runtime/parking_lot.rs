@@ -10,8 +10,9 @@
 //! the waiters themselves (see [`WaitNode`]), so neither a timeout nor a wake-up copies the queue.
 
 use super::lock::Lock;
+use super::park::{OnSignal, Parking, Wait};
 use super::sys::futex;
-use super::task::{Switch, TaskRef, Wake};
+use super::task::{TaskRef, Wake};
 use super::worker;
 use core::cell::Cell;
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -26,7 +27,8 @@ pub enum Parked {
     /// `validate` said not to sleep.
     Invalid,
     TimedOut,
-    /// A handled signal ended an interruptible wait (EINTR).
+    /// `park::interrupt` ended the wait (a handler ran in the waiter, or it is cancelled): the waiter is
+    /// out of the queue; its caller fails with EINTR or parks again, as its `OnSignal` says.
     Interrupted,
 }
 
@@ -36,17 +38,6 @@ pub enum Filter {
     Unpark,
     Skip,
     Stop,
-}
-
-/// Whether a handled signal ends a wait with EINTR, as the kernel decides for the call being emulated.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Interrupt {
-    /// Never (mutexes, condition variables).
-    No,
-    /// Always, whatever SA_RESTART says (sleeps, semaphores, futex waits, poll).
-    Always,
-    /// Unless the handler has SA_RESTART, in which case the call goes on (read, write, accept, ...).
-    UnlessRestart,
 }
 
 /// Facts given to an unpark's callback, run under the bucket lock before anyone is woken.
@@ -204,19 +195,39 @@ fn bucket(key: usize) -> &'static Bucket {
     &TABLE[h]
 }
 
-/// Parks the caller on `key` unless `validate` (under the bucket lock) returns false. `deadline` is
-/// absolute CLOCK_MONOTONIC ns. `interrupt` says whether a handled signal ends the wait.
+/// Parks the caller on `key` unless `validate` (under the bucket lock) returns false. `wait` says why
+/// (a coroutine's park carries it, see `park`), until when, and what a handled signal does to the wait.
 pub fn park(
     key: usize,
     token: usize,
     validate: impl FnOnce() -> bool,
     before_sleep: impl FnOnce(),
-    deadline: Option<u64>,
-    interrupt: Interrupt,
+    wait: Wait,
+) -> Parked {
+    park_then(key, token, validate, before_sleep, wait, |_| {})
+}
+
+/// [`park`], with `after` run once the park is over (not when `validate` refused it) and before any
+/// signal handler runs in the waiter: for bookkeeping of its own the caller did around the park (waiter
+/// counts), which a handler leaving the wait by `siglongjmp` must not leave behind. Not for
+/// `OnSignal::ResumeInPlace` waits (their handlers run with the waiter still queued).
+pub fn park_then(
+    key: usize,
+    token: usize,
+    validate: impl FnOnce() -> bool,
+    before_sleep: impl FnOnce(),
+    wait: Wait,
+    after: impl FnOnce(Parked),
 ) -> Parked {
     match worker::current_task() {
-        Some(me) => park_task(me, key, token, validate, before_sleep, deadline, interrupt),
-        None => park_thread(key, token, validate, before_sleep, deadline, interrupt),
+        Some(me) => park_task(me, key, token, validate, before_sleep, wait, after),
+        None => {
+            let r = park_thread(key, token, validate, before_sleep, wait);
+            if r != Parked::Invalid {
+                after(r);
+            }
+            r
+        }
     }
 }
 
@@ -234,49 +245,110 @@ fn park_task(
     token: usize,
     validate: impl FnOnce() -> bool,
     before_sleep: impl FnOnce(),
-    deadline: Option<u64>,
-    interrupt: Interrupt,
+    wait: Wait,
+    after: impl FnOnce(Parked),
 ) -> Parked {
-    let park = {
+    if me.left_in_queue.replace(false) {
+        // A handler left an earlier wait by longjmp and its place with it (taken out before the bucket
+        // lock: `Parking::begin` runs under it).
+        leave_queue(&me);
+    }
+    let in_place = wait.on_signal == OnSignal::ResumeInPlace;
+    let parking = {
         let bk = bucket(key);
         let mut q = bk.queue.lock();
         bk.waiters.fetch_add(1, Ordering::AcqRel);
         if !validate() {
             bk.waiters.fetch_sub(1, Ordering::AcqRel);
-            // No park after all: its reason must not be taken for a later one's.
-            me.park_reason.set(None);
             return Parked::Invalid;
         }
-        let park = me.begin_park();
+        let parking = Parking::begin(me, wait);
         me.park_key.store(key, Ordering::Relaxed);
-        enqueue(&mut q, &me.wait_node, key, token, Who::Task(me, park));
-        park
+        enqueue(&mut q, &me.wait_node, key, token, Who::Task(me, parking.generation()));
+        parking
     };
     before_sleep();
-    if interrupt != Interrupt::No {
-        me.restartable_wait.store(interrupt == Interrupt::UnlessRestart, Ordering::Relaxed);
-        me.interrupt_restarts.store(false, Ordering::Relaxed);
-        me.interruptible.store(park.wrapping_add(1), Ordering::Release);
+    let r = parking.sleep(|why| {
+        // An in-place wait keeps its place while the handler runs (see `OnSignal::ResumeInPlace`), unless
+        // a cancellation request ended it (the point returns and acts on it).
+        if why == Wake::Interrupted && in_place && !super::cancel::woken() {
+            me.left_in_queue.set(true);
+            return Parked::Interrupted;
+        }
+        let r = leave(me, why);
+        after(r);
+        r
+    });
+    if r == Parked::Interrupted && in_place {
+        // The handlers returned (`after` was not run: in-place waits have none).
+        return wait_in_place(me, wait);
     }
-    if let Some(d) = deadline {
-        super::get().sched.add_timer(d, me, park);
+    r
+}
+
+/// A parked task's wait ended: how, with the task out of the queue. Timed out or interrupted, it leaves
+/// the queue itself (before any handler runs, which may longjmp out of the wait), unless an unpark
+/// already took it out (then that counted it as woken, and so must it).
+#[inline(always)]
+fn leave(me: TaskRef, why: Wake) -> Parked {
+    match why {
+        Wake::Unparked => Parked::Unparked(me.unpark_token.load(Ordering::Acquire)),
+        _ => match remove_entry(&me.park_key, &me.wait_node) {
+            true if why == Wake::Interrupted => Parked::Interrupted,
+            true => Parked::TimedOut,
+            false => Parked::Unparked(me.unpark_token.load(Ordering::Acquire)),
+        },
     }
-    me.switch_out(Switch::Park);
-    if interrupt != Interrupt::No {
-        me.interruptible.store(0, Ordering::Release);
+}
+
+/// An in-place wait whose handlers returned goes on in the same place until a wake-up, a timeout, or
+/// (after further handlers) a wake-up that came while they ran.
+#[cold]
+#[inline(never)]
+fn wait_in_place(me: TaskRef, wait: Wait) -> Parked {
+    loop {
+        me.left_in_queue.set(false);
+        let Some(parking) = resume_in_place(me, wait) else {
+            return Parked::Unparked(me.unpark_token.load(Ordering::Acquire));
+        };
+        let mut cancelled = false;
+        let r = parking.sleep(|why| {
+            cancelled = why == Wake::Interrupted && super::cancel::woken();
+            if why == Wake::Interrupted && !cancelled {
+                me.left_in_queue.set(true);
+                return Parked::Interrupted;
+            }
+            leave(me, why)
+        });
+        if r != Parked::Interrupted || cancelled {
+            return r;
+        }
     }
-    let why = me.last_wake.get();
-    if why == Wake::Unparked {
-        return Parked::Unparked(me.unpark_token.load(Ordering::Acquire));
+}
+
+/// A task whose in-place wait was interrupted goes on waiting with a new park, in its old place in the
+/// queue (None if an unpark took it out meanwhile: the wait is over).
+fn resume_in_place(me: TaskRef, wait: Wait) -> Option<Parking> {
+    loop {
+        let k = me.park_key.load(Ordering::Acquire);
+        let _q = bucket(k).queue.lock();
+        if me.park_key.load(Ordering::Acquire) != k {
+            continue;
+        }
+        if !me.wait_node.queued.get() {
+            return None;
+        }
+        let parking = Parking::begin(me, wait);
+        me.wait_node.who.set(Who::Task(me, parking.generation()));
+        return Some(parking);
     }
-    // Timed out or interrupted: leave the queue, unless an unpark already took us out of it (then it
-    // counted us as woken, and so must we).
-    let found = remove_entry(&me.park_key, &me.wait_node);
-    match found {
-        true if why == Wake::Interrupted => Parked::Interrupted,
-        true => Parked::TimedOut,
-        false => Parked::Unparked(me.unpark_token.load(Ordering::Acquire)),
-    }
+}
+
+/// Takes task `me`'s wait node out of the queue it was left in when a handler left an
+/// `OnSignal::ResumeInPlace` wait by longjmp (if no unpark has taken it out since). The caller holds no
+/// bucket lock.
+pub fn leave_queue(me: &super::task::Task) {
+    remove_entry(&me.park_key, &me.wait_node);
 }
 
 /// Takes the caller's own `node` out of the queue of the key it is on now (read from `key`, which a
@@ -303,9 +375,9 @@ fn park_thread(
     token: usize,
     validate: impl FnOnce() -> bool,
     before_sleep: impl FnOnce(),
-    deadline: Option<u64>,
-    interrupt: Interrupt,
+    wait: Wait,
 ) -> Parked {
+    let deadline = wait.deadline;
     let tw = ThreadWaiter {
         woken: AtomicU32::new(0),
         token: AtomicUsize::new(0),
@@ -334,8 +406,9 @@ fn park_thread(
         }
         match futex::wait_interruptible(&tw.woken, 0, deadline) {
             futex::WaitEnd::TimedOut => break,
-            // The kernel interrupted our futex wait; for a restartable call, carry on as it would.
-            futex::WaitEnd::Interrupted if interrupt == Interrupt::Always => {
+            // The kernel interrupted our futex wait, and did not restart it (it restarts an untimed one
+            // itself when the handler has SA_RESTART): end the call as it would.
+            futex::WaitEnd::Interrupted if matches!(wait.on_signal, OnSignal::Fail | OnSignal::FailUnlessRestart) => {
                 why = Parked::Interrupted;
                 break;
             }
@@ -581,7 +654,8 @@ mod tests {
 
     /// A plain thread parks on `w` while it reads 0.
     fn park_while_zero(w: &'static AtomicU32, deadline: Option<u64>) -> std::thread::JoinHandle<Parked> {
-        std::thread::spawn(move || park(key(w), 0, || w.load(Ordering::Acquire) == 0, || {}, deadline, Interrupt::No))
+        let wait = Wait::new(crate::runtime::park::WaitReason::Futex, key(w), OnSignal::Resume).until(deadline);
+        std::thread::spawn(move || park(key(w), 0, || w.load(Ordering::Acquire) == 0, || {}, wait))
     }
 
     #[test]

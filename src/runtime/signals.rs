@@ -253,9 +253,13 @@ extern "C" fn program_handler(sig: i32, info: *mut libc::siginfo_t, ctx: *mut li
         }
         w.enter_handler();
     }
+    // A redelivery's flag is down while the program's handler runs: it may leave by longjmp, and the
+    // worker must not take its next signals for redeliveries.
+    let directed = w.map(|w| w.directed_delivery.replace(false));
     // SAFETY: arguments as the kernel passed them.
     unsafe { call_program_handler(sig, info, ctx) };
     if let Some(w) = w {
+        w.directed_delivery.set(directed.unwrap_or(false));
         w.leave_handler();
     }
     // SAFETY: as above.
@@ -799,7 +803,15 @@ impl Drop for TempMask {
     }
 }
 
-use super::task::{Switch, TaskRef, Wake};
+use super::park::{OnSignal, Parking, Wait, WaitReason};
+use super::task::{TaskRef, Wake};
+
+/// The lowest signal pending for `task` (sent to it, or routed to it) that the mask deciding delivery now
+/// lets through: it must not sleep through it. Async-signal-safe.
+pub fn deliverable_pending(task: &super::task::Task) -> Option<i32> {
+    let bits = task.pending_signals.load(Ordering::Acquire) & !task.delivery_mask.load(Ordering::Acquire);
+    signals_in(bits).next()
+}
 
 /// A zero-timeout ppoll with no fds and `mask`: the kernel delivers the signals pending for this OS
 /// thread (or the process) that the mask lets through, and says so with EINTR.
@@ -815,23 +827,13 @@ fn kernel_pending_let_through(mask: u64) -> bool {
 pub fn suspend(mask: u64) {
     let Some(temp) = TempMask::begin(mask) else { return };
     let me = temp.task;
-    let rt = super::get();
     loop {
         if temp.deliver_pending() || kernel_pending_let_through(temp.mask) {
             return;
         }
-        let park = me.begin_park();
-        super::stats::park(super::stats::Park::Sleep, 0);
-        me.restartable_wait.store(false, Ordering::Relaxed);
-        me.interruptible.store(park.wrapping_add(1), Ordering::Release);
-        // A signal routed or sent between the check above and now found no interruptible wait: end the
-        // park at once ourselves.
-        if me.pending_signals.load(Ordering::Acquire) & !temp.mask != 0 {
-            rt.sched.wake(me, park, Wake::Interrupted);
-        }
-        me.switch_out(Switch::Park);
-        me.interruptible.store(0, Ordering::Release);
-        if me.last_wake.get() == Wake::Interrupted {
+        // A signal sent between the check above and the park finds it (or the park sees it pending).
+        let wait = Wait::new(WaitReason::Sleep, 0, OnSignal::Fail);
+        if Parking::begin(me, wait).sleep(|why| why) == Wake::Interrupted {
             // A signal the mask lets through came: those the thread's own mask allows already ran as the
             // coroutine resumed; the others run now, under the temporary mask.
             temp.deliver_pending();
@@ -858,7 +860,7 @@ pub fn wait_for(set: u64, info: &mut libc::siginfo_t, deadline: Option<u64>) -> 
             return Err(libc::EAGAIN);
         }
         me.sigwait_set.store(set, Ordering::Release);
-        let wake = super::sleep_until_interruptible(deadline.map_or(now + pause, |d| d.min(now + pause)));
+        let wake = super::park::sleep_until_interruptible(deadline.map_or(now + pause, |d| d.min(now + pause)));
         me.sigwait_set.store(0, Ordering::Release);
         if wake == Wake::Interrupted {
             if let Some(sig) = take_waited(&me, set, info) {

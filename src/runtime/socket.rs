@@ -8,7 +8,7 @@
 
 use super::fd::{Dir, Kind};
 use super::io::{self, IoResult, Target};
-use super::parking_lot::Interrupt;
+use super::park::OnSignal;
 use super::sys::socket;
 use super::sys::syscall::Errno;
 use super::sys::usercopy;
@@ -43,7 +43,7 @@ pub fn recv(
     let mut got = 0usize;
     let mut target = Target::new(fd);
     loop {
-        let r = io::blocking_on(&mut target, Dir::Read, Interrupt::UnlessRestart, |fd, _| {
+        let r = io::blocking_on(&mut target, Dir::Read, OnSignal::FailUnlessRestart, |fd, _| {
             recv_once(fd, buf.wrapping_add(got), len - got, flags & !libc::MSG_WAITALL)
         });
         match r {
@@ -99,7 +99,7 @@ fn recvmsg_waitall(fd: i32, msg: *mut libc::msghdr, flags: i32) -> IoResult {
             part.msg_control = core::ptr::null_mut();
             part.msg_controllen = 0;
         }
-        let r = io::blocking_on(&mut target, Dir::Read, Interrupt::UnlessRestart, |fd, _| {
+        let r = io::blocking_on(&mut target, Dir::Read, OnSignal::FailUnlessRestart, |fd, _| {
             // SAFETY: a msghdr built from the program's, pointing at our copy of its iovecs.
             unsafe { socket::recvmsg(fd, &mut part, (flags & !libc::MSG_WAITALL) | libc::MSG_DONTWAIT) }
         });

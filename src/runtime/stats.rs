@@ -9,26 +9,10 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::fmt::Write as _;
 use std::sync::OnceLock;
 
-/// Why a coroutine parked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(usize)]
-pub enum Park {
-    FdRead,
-    FdWrite,
-    Poll,
-    Sleep,
-    Mutex,
-    Cond,
-    RwLock,
-    Semaphore,
-    Barrier,
-    Futex,
-    Once,
-    Join,
-    Offload,
-}
+use super::park::WaitReason;
 
-const PARK_NAMES: [&str; 13] = [
+/// The report's name of each [`WaitReason`].
+const PARK_NAMES: [&str; WaitReason::COUNT] = [
     "fd read (read/recv/accept...)",
     "fd write (write/send/connect...)",
     "poll/select/epoll_wait",
@@ -66,7 +50,7 @@ const OFFLOAD_NAMES: [&str; 5] = [
 pub struct Stats {
     pub created: AtomicU64,
     pub peak_live: AtomicU64,
-    parks: [AtomicU64; 13],
+    parks: [AtomicU64; WaitReason::COUNT],
     offloads: [AtomicU64; 5],
     pub spares_started: AtomicU64,
     pub spares_revived: AtomicU64,
@@ -104,7 +88,7 @@ pub fn get() -> &'static Stats {
     STATS.get_or_init(|| Stats {
         created: AtomicU64::new(0),
         peak_live: AtomicU64::new(0),
-        parks: [const { AtomicU64::new(0) }; 13],
+        parks: [const { AtomicU64::new(0) }; WaitReason::COUNT],
         offloads: [const { AtomicU64::new(0) }; 5],
         spares_started: AtomicU64::new(0),
         spares_revived: AtomicU64::new(0),
@@ -127,39 +111,10 @@ pub fn count(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
-/// A coroutine parks for `kind` on `on`: the fd (fd waits), the object's address (locks, condition
-/// variables, futexes...), the deadline in monotonic ns (sleeps), the awaited thread's `pthread_t` (join), or 0.
+/// A coroutine parks for `reason` (counted by `park::Parking::begin`).
 #[inline]
-pub fn park(kind: Park, on: usize) {
-    count(&get().parks[kind as usize]);
-    // The worker reads why once the coroutine has switched out (lock convoys, see `convoy`).
-    if let Some(t) = super::worker::current_task() {
-        t.park_reason.set(Some(kind));
-        let w = &t.waiting_for;
-        w[0].store(kind as u64 + 1, Ordering::Relaxed);
-        w[1].store(on as u64, Ordering::Relaxed);
-        w[2].store(sys::time::monotonic_coarse_ns(), Ordering::Relaxed);
-    }
-}
-
-/// The name of a kind of wait (`Park` as a number), for the thread listing.
-pub fn park_kind(kind: usize) -> Option<Park> {
-    const ALL: [Park; 13] = [
-        Park::FdRead,
-        Park::FdWrite,
-        Park::Poll,
-        Park::Sleep,
-        Park::Mutex,
-        Park::Cond,
-        Park::RwLock,
-        Park::Semaphore,
-        Park::Barrier,
-        Park::Futex,
-        Park::Once,
-        Park::Join,
-        Park::Offload,
-    ];
-    ALL.get(kind).copied()
+pub fn count_park(reason: WaitReason) {
+    count(&get().parks[reason as usize]);
 }
 
 #[inline]

@@ -23,7 +23,7 @@
 use super::fd::{self, Dir, FdEntry, Kind};
 use super::io::{self, RESTART};
 use super::lock::Lock;
-use super::parking_lot::Interrupt;
+use super::park::OnSignal;
 use super::sys::{self, syscall::Errno};
 use core::sync::atomic::Ordering;
 use std::ffi::{c_char, c_int, c_void};
@@ -438,7 +438,7 @@ impl Stream {
         loop {
             // The FILE reads through the program's number, so a number closed under this wait is not
             // followed to the hidden duplicate (`fd::closing`): the checks keep looking at the number.
-            let r = io::blocking(self.fd, Dir::Read, Interrupt::UnlessRestart, |_, kind| {
+            let r = io::blocking(self.fd, Dir::Read, OnSignal::FailUnlessRestart, |_, kind| {
                 let verdict = match kind {
                     Kind::Socket | Kind::NoWait | Kind::Pollable => check(self, kind),
                     _ => Check::Go(usize::MAX),

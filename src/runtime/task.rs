@@ -47,7 +47,7 @@ pub type Co = Coroutine<(), Switch, (), CoStack>;
 pub enum Wake {
     Unparked,
     TimedOut,
-    /// A signal handler ran while the task waited in an interruptible call (EINTR).
+    /// `park::interrupt` ended the wait: a signal handler is to run in the task, or it is cancelled.
     Interrupted,
 }
 
@@ -134,8 +134,11 @@ pub struct Task {
     pub last_wake: Cell<Wake>,
     /// Worker that last ran the task.
     pub last_worker: AtomicUsize,
-    /// Park generation + 1 while the task waits in a call a signal handler interrupts (EINTR), else 0.
+    /// Park generation + 1 while the task waits where `park::interrupt` can end the wait (every park but
+    /// one for a helper thread's call), else 0.
     pub interruptible: AtomicU32,
+    /// The wait in progress fails with EINTR on a handled signal (rather than going on after the handler).
+    pub signal_ends_wait: core::sync::atomic::AtomicBool,
     /// The interruptible wait goes on if the handler has SA_RESTART (read, write, accept...).
     pub restartable_wait: core::sync::atomic::AtomicBool,
     /// The signal that interrupted the last wait asks for the call to go on (SA_RESTART).
@@ -147,10 +150,13 @@ pub struct Task {
     pub park_key: AtomicUsize,
     /// Token handed over by whoever unparked the task from the parking lot (written under the bucket lock).
     pub unpark_token: AtomicUsize,
-    /// Why the task is parking (set by `stats::park`, taken by the worker after the switch).
-    pub park_reason: Cell<Option<super::stats::Park>>,
+    /// Why the task is parking (set by `park::Parking::begin`, taken by the worker after the switch).
+    pub park_reason: Cell<Option<super::park::WaitReason>>,
     /// The task's last park was a lock wait (or it has not parked yet): see `convoy`.
     pub lock_waited_last: Cell<bool>,
+    /// `wait_node` may still be queued in the parking lot: a handler left an `OnSignal::ResumeInPlace`
+    /// wait by longjmp (see `parking_lot::park`).
+    pub left_in_queue: Cell<bool>,
     /// The thread's signal mask (the kernel's 64-bit sigset), loaded into its worker when it runs.
     pub sigmask: Cell<u64>,
     /// The mask that decides whether a signal may be delivered to this thread now: `sigmask`, or the
@@ -167,8 +173,8 @@ pub struct Task {
     /// Where the coroutine switched out last (pc, sp, bp): a parked coroutine's stack is walked from here
     /// (see `unwind`).
     pub switched_out_at: [AtomicUsize; 3],
-    /// What the last park waited for, for the thread listing: the kind (`stats::Park` + 1), its object (fd,
-    /// address, deadline or thread, see `stats::park`) and when it began (coarse monotonic ns).
+    /// What the last park waited for, for the thread listing: the kind (`park::WaitReason` + 1), its object
+    /// (fd, address, deadline or thread, see `park::Wait`) and when it began (coarse monotonic ns).
     pub waiting_for: [AtomicU64; 3],
     /// 1 while a thread uses the record, for debuggers (see `unwind::debugger`).
     pub debug_live: AtomicU32,
@@ -233,6 +239,7 @@ impl Task {
             last_wake: Cell::new(Wake::Unparked),
             last_worker: AtomicUsize::new(0),
             interruptible: AtomicU32::new(0),
+            signal_ends_wait: core::sync::atomic::AtomicBool::new(false),
             restartable_wait: core::sync::atomic::AtomicBool::new(false),
             interrupt_restarts: core::sync::atomic::AtomicBool::new(false),
             sigmask: Cell::new(0),
@@ -243,6 +250,7 @@ impl Task {
             wait_node: super::parking_lot::WaitNode::new(),
             park_reason: Cell::new(None),
             lock_waited_last: Cell::new(true),
+            left_in_queue: Cell::new(false),
             pending_signals: AtomicU64::new(0),
             keeper: Cell::new(0),
             preempt: super::preempt::TaskState::new(),
@@ -307,7 +315,8 @@ impl Task {
         self.stack.get()
     }
 
-    /// Switches from this coroutine back to its worker. Must run on this task's own stack.
+    /// Switches from this coroutine back to its worker. Must run on this task's own stack. The caller
+    /// delivers the signals that came meanwhile (`park::resumed`).
     pub fn switch_out(&self, why: Switch) {
         let y = self.yielder.get();
         let fp = super::preempt::FpControl::save();
@@ -321,9 +330,6 @@ impl Task {
         fp.restore();
         if why == Switch::Park {
             super::cancel::after_park(self);
-        }
-        if self.pending_signals.load(Ordering::Relaxed) != 0 {
-            let _ = super::signals::deliver_pending(self);
         }
     }
 

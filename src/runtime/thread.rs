@@ -3,9 +3,10 @@
 
 use super::identity::{self, FAKE_TID_BASE, FAKE_TID_SPAN, Tcb};
 use super::lock::Lock;
+use super::park::{OnSignal, Parking, Wait, WaitReason};
 use super::stack::{self, CoStack};
 use super::sys::{self, futex, time};
-use super::task::{JoinState, Life, StackBounds, Switch, Task, TaskRef, Waiter, Wake};
+use super::task::{JoinState, Life, StackBounds, Task, TaskRef, Waiter, Wake};
 use super::worker;
 use std::collections::HashMap;
 use std::ffi::c_void;
@@ -485,6 +486,10 @@ unsafe fn spawn_os_thread(f: StartFn, arg: *mut c_void, detached: bool) -> Optio
 /// or to the pool if detached.
 pub fn on_coroutine_finished(task: TaskRef) {
     super::get().threads.tid_dead(task);
+    if task.left_in_queue.replace(false) {
+        // The thread left a condition-variable wait by longjmp from a handler and never parked again.
+        super::parking_lot::leave_queue(&task);
+    }
     identity::release_robust_mutexes(task.tcb(), task.tid.get());
     // Robust mutexes (not PI) it held through the shared keeper are on that keeper's list instead (PI ones
     // are its own keeper's: see `proxy::holder_ended`).
@@ -570,88 +575,99 @@ pub enum JoinKind {
 /// EINVAL; tryjoin of a running thread → EBUSY; deadline passed → ETIMEDOUT.
 pub fn join(target: TaskRef, kind: JoinKind) -> Result<*mut c_void, i32> {
     let me = worker::current_task();
-    let rt = super::get();
-    let flag = AtomicU32::new(0);
-    let park;
-    // Checked before taking the target's lock: two threads joining each other must not lock in opposite orders.
-    let joined_by_target =
-        me.is_some_and(|me| matches!(me.join.lock().joiner, Some(Waiter::Task(t, _)) if t == target));
-    {
-        let mut j = target.join.lock();
-        if j.life == Life::Free {
-            return Err(libc::ESRCH);
-        }
-        if matches!(kind, JoinKind::Try) && j.life == Life::Running {
-            return Err(libc::EBUSY);
-        }
-        if j.detached {
-            return Err(libc::EINVAL);
-        }
-        if me == Some(target) || (joined_by_target && j.life == Life::Running) {
-            return Err(libc::EDEADLK);
-        }
-        if j.joiner.is_some() {
-            return Err(libc::EINVAL);
-        }
-        if j.life == Life::Exited {
-            let r = j.result;
-            drop(j);
-            release(target);
-            return Ok(r);
-        }
-        park = match me {
-            Some(me) => {
-                let g = me.begin_park();
-                super::stats::park(super::stats::Park::Join, target.tcb().0);
-                j.joiner = Some(Waiter::Task(me, g));
-                g
-            }
-            None => {
-                j.joiner = Some(Waiter::Thread(&flag));
-                0
-            }
-        };
-    }
     let deadline = match kind {
         JoinKind::Until(d) => Some(d),
         _ => None,
     };
-    let mut cancelled = false;
-    let timed_out = match me {
-        Some(me) => {
-            if let Some(d) = deadline {
-                rt.sched.add_timer(d, me, park);
+    // Checked before taking the target's lock: two threads joining each other must not lock in opposite orders.
+    let joined_by_target =
+        me.is_some_and(|me| matches!(me.join.lock().joiner, Some(Waiter::Task(t, _)) if t == target));
+    let flag = AtomicU32::new(0);
+    loop {
+        let parking = {
+            let mut j = target.join.lock();
+            if j.life == Life::Free {
+                return Err(libc::ESRCH);
             }
-            me.switch_out(Switch::Park);
-            // Ended by a cancellation request (see `cancel`): the target stays joinable, as glibc leaves it.
-            cancelled = me.last_wake.get() == Wake::Interrupted && super::cancel::woken();
-            me.last_wake.get() == Wake::TimedOut
-        }
-        None => loop {
-            if flag.load(Ordering::Acquire) != 0 {
-                break false;
+            if matches!(kind, JoinKind::Try) && j.life == Life::Running {
+                return Err(libc::EBUSY);
             }
-            if !futex::wait(&flag, 0, deadline) && flag.load(Ordering::Acquire) == 0 {
-                break true;
+            if j.detached {
+                return Err(libc::EINVAL);
             }
-        },
-    };
-    let mut j = target.join.lock();
-    if cancelled {
-        if matches!(j.joiner, Some(Waiter::Task(t, _)) if Some(t) == me) {
+            if me == Some(target) || (joined_by_target && j.life == Life::Running) {
+                return Err(libc::EDEADLK);
+            }
+            if j.joiner.is_some() {
+                return Err(libc::EINVAL);
+            }
+            if j.life == Life::Exited {
+                let r = j.result;
+                drop(j);
+                release(target);
+                return Ok(r);
+            }
+            match me {
+                Some(me) => {
+                    let wait = Wait::new(WaitReason::Join, target.tcb().0, OnSignal::Resume).until(deadline);
+                    let p = Parking::begin(me, wait);
+                    j.joiner = Some(Waiter::Task(me, p.generation()));
+                    Some(p)
+                }
+                None => {
+                    j.joiner = Some(Waiter::Thread(&flag));
+                    None
+                }
+            }
+        };
+        let timed_out = match parking {
+            // Interrupted (a handler is to run in this thread, which may leave by longjmp; or a
+            // cancellation request) or timed out: the target must not keep pointing at this wait.
+            Some(p) => match p.sleep(|why| (why, leave_join(target, me, why))) {
+                // Ended by a cancellation request (see `cancel`): the target stays joinable, as glibc leaves
+                // it, and the hook acts on the request.
+                (Wake::Interrupted, _) if super::cancel::woken() => return Err(libc::EINTR),
+                // The handlers returned: join again (the target may have ended meanwhile).
+                (Wake::Interrupted, _) => continue,
+                (why, still_waiting) => why == Wake::TimedOut && still_waiting,
+            },
+            None => loop {
+                if flag.load(Ordering::Acquire) != 0 {
+                    break false;
+                }
+                if !futex::wait(&flag, 0, deadline) && flag.load(Ordering::Acquire) == 0 {
+                    break true;
+                }
+            },
+        };
+        let mut j = target.join.lock();
+        if timed_out && j.life != Life::Exited {
             j.joiner = None;
+            return Err(libc::ETIMEDOUT);
         }
-        return Err(libc::EINTR);
-    }
-    if timed_out && j.life != Life::Exited {
         j.joiner = None;
-        return Err(libc::ETIMEDOUT);
+        let r = j.result;
+        drop(j);
+        release(target);
+        return Ok(r);
     }
-    j.joiner = None;
-    let r = j.result;
-    drop(j);
-    release(target);
-    Ok(r)
+}
+
+/// A joiner's park ended (`why`): unless it was woken by the target's end, the target stops pointing at
+/// it — interrupted, always (the join starts again or ends); timed out, unless the target has already
+/// ended (then the join completes). Returns true if the joiner still waits for a running target.
+fn leave_join(target: TaskRef, me: Option<TaskRef>, why: Wake) -> bool {
+    if why == Wake::Unparked {
+        return false;
+    }
+    let mut j = target.join.lock();
+    if why == Wake::TimedOut && j.life == Life::Exited {
+        return false;
+    }
+    if matches!(j.joiner, Some(Waiter::Task(t, _)) if Some(t) == me) {
+        j.joiner = None;
+    }
+    true
 }
 
 /// pthread_detach for a coroutine thread.
@@ -734,16 +750,11 @@ pub fn kill(target: TaskRef, sig: i32) -> i32 {
     0
 }
 
-/// A signal for `target` that its mask lets through (or that its sigwait waits for): if it waits in an
-/// interruptible call it is woken so its handler runs now; the call then ends with EINTR, or goes on if it
-/// is restartable and the handler has SA_RESTART.
+/// A signal for `target` that its mask lets through (or that its sigwait waits for): if it is parked, it
+/// is woken so its handler runs now, in it (see `park::interrupt`); the call it waits in then ends with
+/// EINTR or goes on, as natively.
 fn interrupt(target: TaskRef, sig: i32) {
-    let park = target.interruptible.load(Ordering::Acquire);
-    if park != 0 {
-        let restarts = super::signals::restarts(sig) && target.restartable_wait.load(Ordering::Relaxed);
-        target.interrupt_restarts.store(restarts, Ordering::Relaxed);
-        super::get().sched.wake(target, park - 1, Wake::Interrupted);
-    }
+    super::park::interrupt(target, super::park::Interruption::Signal(sig));
 }
 
 /// How readily a thread can take a signal now: waiting in a call the signal ends (0), running (1),
@@ -754,7 +765,7 @@ pub fn signal_rank(t: &TaskRef, b: u64) -> Option<u8> {
     if !waited_for && t.delivery_mask.load(Ordering::Acquire) & b != 0 {
         return None;
     }
-    if waited_for || t.interruptible.load(Ordering::Acquire) != 0 {
+    if waited_for || super::park::in_wait_a_signal_ends(t) {
         return Some(0);
     }
     Some(match t.state.load(Ordering::Acquire) as u32 & 0xff {
@@ -769,7 +780,8 @@ pub fn signal_rank(t: &TaskRef, b: u64) -> Option<u8> {
 /// then one parked where a signal does not end the wait. The signal stays held when no thread accepts
 /// it. A thread that waits is woken (EINTR, or its sigwait returns); one that runs gets it on its worker
 /// now; one that is queued gets it when it resumes; one parked in a join, a mutex or a condition variable
-/// runs the handler in its context now and goes on waiting (see `signals::run_in_parked`).
+/// is woken too, runs the handler on its own stack and goes on waiting (see `park::interrupt`); one that
+/// waits for a helper thread's call runs the handler in its context now (see `signals::run_in_parked`).
 pub fn route_process_signal(sig: i32) {
     let b = super::signals::bit(sig);
     let rt = super::get();
@@ -791,7 +803,7 @@ pub fn route_process_signal(sig: i32) {
             // To one of our own threads.
             let _ = sys::signal::tgkill(sys::getpid(), w.os_tid.load(Ordering::Relaxed), sig);
         }
-        3 if super::signals::run_in_parked(target, sig) => {}
+        3 if !super::park::interruptible(&target) && super::signals::run_in_parked(target, sig) => {}
         _ => {
             target.pending_signals.fetch_or(b, Ordering::AcqRel);
             interrupt(target, sig);

@@ -170,6 +170,7 @@ extern "C" fn preempted() {
         }
         super::count_preemption();
         task.switch_out(Switch::Preempted);
+        crate::runtime::park::resumed(&task);
         if crate::runtime::cancel::async_pending(&task) {
             crate::runtime::cancel::act(task);
         }

@@ -4,7 +4,8 @@
 //! glibc's own code at the same time, follows glibc's algorithm exactly ([`SharedBarrier`]), its waits
 //! made in the kernel's futex queues ([`super::kernel_wait`]).
 
-use super::super::parking_lot::{self, Interrupt};
+use super::super::park::{OnSignal, Wait, WaitReason};
+use super::super::parking_lot;
 use super::Unsupported;
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -52,8 +53,7 @@ impl SharedBarrier {
 
     fn futex_wait(word: &AtomicU32, val: u32) {
         let addr = word as *const AtomicU32 as usize;
-        super::super::stats::park(super::super::stats::Park::Barrier, addr);
-        let _ = super::kernel_wait::wait(addr, val, u32::MAX, false, None, Interrupt::No);
+        let _ = super::kernel_wait::wait(addr, val, u32::MAX, false, None, OnSignal::Resume);
     }
 
     fn futex_wake_all(word: &AtomicU32) {
@@ -157,15 +157,10 @@ impl Barrier {
         }
         let r = self.round;
         while self.round.load(Ordering::Acquire) == round {
-            super::super::stats::park(super::super::stats::Park::Barrier, r as *const _ as usize);
-            parking_lot::park(
-                r as *const AtomicU32 as usize,
-                0,
-                || r.load(Ordering::Acquire) == round,
-                || {},
-                None,
-                Interrupt::No,
-            );
+            // Woken, or interrupted (a handler ran in this thread): the round decides.
+            let key = r as *const AtomicU32 as usize;
+            let wait = Wait::new(WaitReason::Barrier, key, OnSignal::Resume);
+            parking_lot::park(key, 0, || r.load(Ordering::Acquire) == round, || {}, wait);
         }
         0
     }

@@ -3,6 +3,7 @@
 //! it: no lost wake-ups. Nothing is stored in the `pthread_cond_t` except what `pthread_cond_init` put
 //! there (the clock and process-shared bits, which glibc keeps in `__wrefs`).
 
+use super::super::park::{OnSignal, Wait, WaitReason};
 use super::super::parking_lot::{self, Parked};
 use super::mutex::Mutex;
 use super::{Deadline, Unsupported};
@@ -54,8 +55,10 @@ impl Cond {
     /// signal sent after it is missed), `relock` after the wake-up; an error of the relock (EOWNERDEAD of a
     /// robust mutex) is the wait's result, as in glibc.
     pub fn wait_with(&self, unlock: impl FnOnce(), relock: impl FnOnce() -> i32, deadline: Deadline) -> i32 {
-        super::super::stats::park(super::super::stats::Park::Cond, self.key);
-        let r = parking_lot::park(self.key, 0, || true, unlock, deadline, parking_lot::Interrupt::No);
+        // A handler that ran in this thread meanwhile returned with the waiter still queued, as glibc's
+        // waiter stays counted in its group: the wait went on.
+        let wait = Wait::new(WaitReason::Cond, self.key, OnSignal::ResumeInPlace).until(deadline);
+        let r = parking_lot::park(self.key, 0, || true, unlock, wait);
         match relock() {
             0 if r == Parked::TimedOut => libc::ETIMEDOUT,
             e => e,

@@ -6,6 +6,7 @@
 //! wait on one is queued in the kernel while it parks ([`super::kernel_wait`]), and shared wakes go to
 //! the kernel.
 
+use super::super::park::{Wait, WaitReason};
 use super::super::parking_lot::{self, Filter, Parked};
 use super::super::sys::{syscall::Errno, time};
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -42,7 +43,6 @@ pub fn futex(addr: usize, op: i32, val: u32, timeout: usize, addr2: usize, val3:
                 return Err(Errno(libc::EINVAL));
             }
             let deadline = deadline(op, timeout)?;
-            super::super::stats::park(super::super::stats::Park::Futex, addr);
             super::kernel_wait::wait(addr, val, bits, false, deadline, super::futex_interrupt(deadline)).map(|()| 0)
         }
         FUTEX_WAKE | FUTEX_WAKE_BITSET if private => {
@@ -116,16 +116,9 @@ fn wait(addr: usize, op: i32, val: u32, timeout: usize, bits: u32) -> Result<usi
     let deadline = deadline(op, timeout)?;
     // SAFETY: the word was just read successfully and futex words live as long as their waiters.
     let word = unsafe { &*(addr as *const AtomicU32) };
-    super::super::stats::park(super::super::stats::Park::Futex, addr);
+    let how = Wait::new(WaitReason::Futex, addr, super::futex_interrupt(deadline)).until(deadline);
     loop {
-        match parking_lot::park(
-            addr,
-            bits as usize,
-            || word.load(Ordering::Relaxed) == val,
-            || {},
-            deadline,
-            super::futex_interrupt(deadline),
-        ) {
+        match parking_lot::park(addr, bits as usize, || word.load(Ordering::Relaxed) == val, || {}, how) {
             Parked::Unparked(_) => return Ok(0),
             Parked::Invalid => return Err(Errno(libc::EAGAIN)),
             Parked::TimedOut => return Err(Errno(libc::ETIMEDOUT)),

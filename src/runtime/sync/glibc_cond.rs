@@ -108,7 +108,7 @@ pub fn wait_with_runtime_mutex(
             u32::MAX,
             true,
             Some(until),
-            super::super::parking_lot::Interrupt::No,
+            super::super::park::OnSignal::Resume,
         );
         pause = (pause * 2).min(50_000_000);
     };

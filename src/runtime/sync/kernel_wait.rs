@@ -19,7 +19,8 @@
 //! thread (not a coroutine) simply makes the system call.
 
 use super::super::lock::Lock;
-use super::super::parking_lot::{self, Interrupt, Parked};
+use super::super::park::{OnSignal, Wait, WaitReason};
+use super::super::parking_lot::{self, Parked};
 use super::super::sys::syscall::Errno;
 use super::super::sys::{futex, time, uring::Ring};
 use super::Deadline;
@@ -189,12 +190,13 @@ pub fn wait(
     mask: u32,
     private: bool,
     deadline: Deadline,
-    interrupt: Interrupt,
+    interrupt: OnSignal,
 ) -> Result<(), Errno> {
     loop {
         match wait_once(addr, val, mask, private, deadline, interrupt) {
             // Interrupted by a handler with SA_RESTART where the kernel restarts the wait: wait again.
-            Err(Errno(libc::EINTR)) if interrupt == Interrupt::UnlessRestart && super::interrupted_wait_restarts() => {}
+            Err(Errno(libc::EINTR))
+                if interrupt == OnSignal::FailUnlessRestart && super::interrupted_wait_restarts() => {}
             r => return r,
         }
     }
@@ -206,7 +208,7 @@ fn wait_once(
     mask: u32,
     private: bool,
     deadline: Deadline,
-    interrupt: Interrupt,
+    interrupt: OnSignal,
 ) -> Result<(), Errno> {
     if super::super::worker::current_task().is_none() {
         return wait_here(addr, val, mask, private, deadline);
@@ -220,13 +222,16 @@ fn wait_once(
     let w = Waiter { result: AtomicI32::new(0), done: AtomicU32::new(0), released: AtomicU32::new(0) };
     let key = &w as *const Waiter as usize;
     send(Request::Wait { addr, val, mask, private, waiter: key });
-    let ended = parking_lot::park(key, 0, || w.done.load(Ordering::Acquire) == 0, || {}, deadline, interrupt);
+    let how = Wait::new(WaitReason::Futex, addr, interrupt).until(deadline);
+    let ended = parking_lot::park(key, 0, || w.done.load(Ordering::Acquire) == 0, || {}, how);
     if matches!(ended, Parked::TimedOut | Parked::Interrupted) && w.done.load(Ordering::Acquire) == 0 {
         // Take the wait out of the kernel's queue; it completes either way (cancelled, or woken first).
         send(Request::Cancel { waiter: key });
     }
     while w.done.load(Ordering::Acquire) == 0 {
-        parking_lot::park(key, 0, || w.done.load(Ordering::Acquire) == 0, || {}, None, Interrupt::No);
+        // The ring thread writes into `w` until it is done: this wait cannot be left early.
+        let how = Wait::new(WaitReason::Futex, addr, OnSignal::Deferred);
+        parking_lot::park(key, 0, || w.done.load(Ordering::Acquire) == 0, || {}, how);
     }
     while w.released.load(Ordering::Acquire) == 0 {
         // The reaper is between its two stores, a few instructions apart.

@@ -85,15 +85,11 @@ pub fn retry_cooperatively(busy: i32, deadline: Deadline, mut attempt: impl FnMu
 /// The interruption rule of a futex wait, and of the semaphore waits glibc makes with one: a handled
 /// signal ends a timed one with EINTR whatever SA_RESTART says (the kernel's restart block), an untimed
 /// one only when the handler lacks SA_RESTART (otherwise the kernel restarts it).
-pub fn futex_interrupt(deadline: Deadline) -> super::parking_lot::Interrupt {
-    if deadline.is_some() {
-        super::parking_lot::Interrupt::Always
-    } else {
-        super::parking_lot::Interrupt::UnlessRestart
-    }
+pub fn futex_interrupt(deadline: Deadline) -> super::park::OnSignal {
+    if deadline.is_some() { super::park::OnSignal::Fail } else { super::park::OnSignal::FailUnlessRestart }
 }
 
-/// After a wait made with `Interrupt::UnlessRestart` ended Interrupted: true when the handler had
+/// After a wait made with `OnSignal::FailUnlessRestart` ended Interrupted: true when the handler had
 /// SA_RESTART, so the wait goes on as the kernel would restart it.
 pub fn interrupted_wait_restarts() -> bool {
     super::worker::current_task().is_some_and(|t| t.interrupt_restarts.load(core::sync::atomic::Ordering::Relaxed))

@@ -7,6 +7,7 @@
 //! processes running glibc's code: contended waits are [`super::kernel_wait`]'s, unlocks wake in the
 //! kernel. Robust and priority-protect mutexes are left to glibc (or the proxies of [`super::proxy`]).
 
+use super::super::park::{OnSignal, Wait, WaitReason};
 use super::super::parking_lot::{self, Parked};
 use super::{Deadline, Unsupported, my_tid};
 use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
@@ -169,22 +170,16 @@ impl Mutex {
                 return 0;
             }
             let lock = self.lock;
-            super::super::stats::park(super::super::stats::Park::Mutex, self.key());
             if self.shared {
                 // glibc's __lll_lock_wait: sleep while the word says "locked with waiters".
-                match super::kernel_wait::wait(self.key(), 2, u32::MAX, false, deadline, parking_lot::Interrupt::No) {
+                match super::kernel_wait::wait(self.key(), 2, u32::MAX, false, deadline, OnSignal::Resume) {
                     Err(e) if e.0 == libc::ETIMEDOUT => return libc::ETIMEDOUT,
                     _ => continue,
                 }
             }
-            match parking_lot::park(
-                self.key(),
-                0,
-                || lock.load(Ordering::Relaxed) == 2,
-                || {},
-                deadline,
-                parking_lot::Interrupt::No,
-            ) {
+            // Woken, or interrupted (a handler ran in this thread, as glibc's lock goes on after one): retry.
+            let wait = Wait::new(WaitReason::Mutex, self.key(), OnSignal::Resume).until(deadline);
+            match parking_lot::park(self.key(), 0, || lock.load(Ordering::Relaxed) == 2, || {}, wait) {
                 Parked::TimedOut => return libc::ETIMEDOUT,
                 _ => continue,
             }

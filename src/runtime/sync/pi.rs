@@ -13,6 +13,7 @@
 //! Robust PI mutexes stay with glibc: glibc marks every robust mutex process-shared in its kind, so a
 //! private one cannot be told from one in shared memory, which must stay kernel-correct.
 
+use super::super::park::{OnSignal, Wait, WaitReason};
 use super::super::parking_lot::{self, Parked};
 use super::mutex::{KIND_RECURSIVE, Mutex};
 use super::{Deadline, my_tid};
@@ -81,15 +82,8 @@ impl Mutex {
                 continue;
             }
             let lock = self.lock;
-            super::super::stats::park(super::super::stats::Park::Mutex, lock as *const _ as usize);
-            let r = parking_lot::park(
-                self.key(),
-                0,
-                || lock.load(Ordering::Relaxed) == marked,
-                || {},
-                deadline,
-                parking_lot::Interrupt::No,
-            );
+            let wait = Wait::new(WaitReason::Mutex, self.key(), OnSignal::Resume).until(deadline);
+            let r = parking_lot::park(self.key(), 0, || lock.load(Ordering::Relaxed) == marked, || {}, wait);
             if r == Parked::TimedOut {
                 return Err(libc::ETIMEDOUT);
             }

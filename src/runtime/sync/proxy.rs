@@ -147,15 +147,15 @@ impl Keeper {
         let ticket = self.request(Request::Futex { word, op, result: if wait { &result } else { core::ptr::null() } });
         let served = &self.served;
         while wait && served.load(Ordering::Acquire) < ticket {
-            // The keeper unparks the waiters of `served` after each request (a plain thread sleeps).
-            super::super::parking_lot::park(
-                served as *const AtomicU64 as usize,
-                0,
-                || served.load(Ordering::Acquire) < ticket,
-                || {},
-                None,
-                super::super::parking_lot::Interrupt::No,
+            // The keeper unparks the waiters of `served` after each request (a plain thread sleeps). It
+            // writes the result into this frame: the wait cannot be left early.
+            let key = served as *const AtomicU64 as usize;
+            let how = super::super::park::Wait::new(
+                super::super::park::WaitReason::Mutex,
+                word,
+                super::super::park::OnSignal::Deferred,
             );
+            super::super::parking_lot::park(key, 0, || served.load(Ordering::Acquire) < ticket, || {}, how);
         }
         result.load(Ordering::Relaxed)
     }
@@ -747,7 +747,6 @@ impl Shared {
         if cur != want && self.word().compare_exchange(cur, want, Ordering::Relaxed, Ordering::Relaxed).is_err() {
             return;
         }
-        super::super::stats::park(super::super::stats::Park::Mutex, self.word_addr());
         // Robust mutexes use shared futex operations whatever their kind (the kernel wakes them so).
         let _ = super::kernel_wait::wait(
             self.word_addr(),
@@ -755,7 +754,7 @@ impl Shared {
             u32::MAX,
             false,
             deadline,
-            super::super::parking_lot::Interrupt::No,
+            super::super::park::OnSignal::Resume,
         );
     }
 

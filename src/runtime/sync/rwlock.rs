@@ -4,6 +4,7 @@
 //! `__cur_writer` records the writing thread as glibc does (EDEADLK on relocking). The kind and
 //! process-shared flag are read from where `pthread_rwlock_init` and the static initialisers put them.
 
+use super::super::park::{OnSignal, Wait, WaitReason};
 use super::super::parking_lot::{self, Filter, Parked};
 use super::{Deadline, Unsupported, my_tid};
 use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
@@ -78,12 +79,32 @@ impl RwLock {
         }
     }
 
+    /// Parks a reader or a writer (`token`) while `blocked`. The waiter counts are taken back before a
+    /// handler runs in the waiter (which may leave by longjmp); a writer's `writers_waiting`, counted by
+    /// the caller, with them.
     fn park(&self, token: usize, blocked: impl Fn() -> bool, deadline: Deadline) -> Parked {
         self.parked.fetch_add(1, Ordering::Relaxed);
-        super::super::stats::park(super::super::stats::Park::RwLock, self.key());
-        let r = parking_lot::park(self.key(), token, blocked, || {}, deadline, parking_lot::Interrupt::No);
-        self.parked.fetch_sub(1, Ordering::Relaxed);
+        let wait = Wait::new(WaitReason::RwLock, self.key(), OnSignal::Resume).until(deadline);
+        let left = |r: Parked| {
+            self.parked.fetch_sub(1, Ordering::Relaxed);
+            if token == TOKEN_WRITER {
+                self.writer_left(matches!(r, Parked::TimedOut | Parked::Interrupted));
+            }
+        };
+        let r = parking_lot::park_then(self.key(), token, blocked, || {}, wait, left);
+        if r == Parked::Invalid {
+            left(r);
+        }
         r
+    }
+
+    /// A waiting writer stops waiting (`gave_up`: timed out, or a handler is to run in it). Readers held
+    /// back for it may go when it was the last and gave up.
+    fn writer_left(&self, gave_up: bool) {
+        let left = self.writers_waiting.fetch_sub(1, Ordering::Relaxed) - 1;
+        if left == 0 && self.prefer_writer && gave_up {
+            self.wake(false);
+        }
     }
 
     pub fn read(&self, deadline: Deadline, deadline_error: Option<i32>) -> i32 {
@@ -117,13 +138,7 @@ impl RwLock {
                 return e;
             }
             self.writers_waiting.fetch_add(1, Ordering::Relaxed);
-            let r = self.park(TOKEN_WRITER, || self.state.load(Ordering::Relaxed) != 0, deadline);
-            let left = self.writers_waiting.fetch_sub(1, Ordering::Relaxed) - 1;
-            if r == Parked::TimedOut {
-                // Readers held back for this writer may go now.
-                if left == 0 && self.prefer_writer {
-                    self.wake(false);
-                }
+            if self.park(TOKEN_WRITER, || self.state.load(Ordering::Relaxed) != 0, deadline) == Parked::TimedOut {
                 return libc::ETIMEDOUT;
             }
         }

@@ -4,6 +4,7 @@
 //! named one, whose posters may be other processes running glibc's code, they wait in the kernel's futex
 //! queue of the value word ([`super::kernel_wait`]), and posts wake there, as glibc's do.
 
+use super::super::park::{OnSignal, Wait, WaitReason};
 use super::super::parking_lot::{self, Parked};
 use super::super::sys::Errno;
 use super::{Deadline, Unsupported};
@@ -59,11 +60,10 @@ impl Sem {
             }
             self.data.fetch_add(ONE_WAITER, Ordering::Relaxed);
             let data = self.data;
-            super::super::stats::park(super::super::stats::Park::Semaphore, data as *const _ as usize);
             if self.shared {
                 // glibc's do_futex_wait: sleep while the value (the low half, first in memory) is 0.
-                let interrupt = super::futex_interrupt(deadline);
-                let r = super::kernel_wait::wait(self.key(), 0, u32::MAX, false, deadline, interrupt);
+                let how = super::futex_interrupt(deadline);
+                let r = super::kernel_wait::wait(self.key(), 0, u32::MAX, false, deadline, how);
                 self.data.fetch_sub(ONE_WAITER, Ordering::Relaxed);
                 match r {
                     Err(Errno(libc::ETIMEDOUT)) if !self.try_wait() => return Err(Errno(libc::ETIMEDOUT)),
@@ -72,15 +72,23 @@ impl Sem {
                     _ => continue,
                 }
             }
-            let r = parking_lot::park(
+            // glibc's sem_wait is a futex wait: a handler with SA_RESTART restarts an untimed one.
+            let wait = Wait::new(WaitReason::Semaphore, self.key(), OnSignal::FailUnlessRestart).until(deadline);
+            // The waiter count is taken back before a handler runs (it may leave by longjmp).
+            let gone = |_| {
+                data.fetch_sub(ONE_WAITER, Ordering::Relaxed);
+            };
+            let r = parking_lot::park_then(
                 self.key(),
                 0,
                 || data.load(Ordering::Relaxed) & VALUE_MASK == 0,
                 || {},
-                deadline,
-                super::futex_interrupt(deadline),
+                wait,
+                gone,
             );
-            self.data.fetch_sub(ONE_WAITER, Ordering::Relaxed);
+            if r == Parked::Invalid {
+                self.data.fetch_sub(ONE_WAITER, Ordering::Relaxed);
+            }
             match r {
                 Parked::TimedOut if !self.try_wait() => return Err(Errno(libc::ETIMEDOUT)),
                 // An untimed wait whose handler has SA_RESTART goes on, as the kernel restarts glibc's.

@@ -28,7 +28,7 @@ pub struct TaskLayout {
     pub state: AtomicU32,
     /// 3 × u64: pc, sp, bp where the coroutine last switched out (pc 0: never).
     pub switched_out_at: AtomicU32,
-    /// 3 × u64: kind of wait (stats::Park + 1: 1 fd read, 2 fd write, 3 poll, 4 sleep, 5 mutex, 6 cond,
+    /// 3 × u64: kind of wait (park::WaitReason + 1: 1 fd read, 2 fd write, 3 poll, 4 sleep, 5 mutex, 6 cond,
     /// 7 rwlock, 8 semaphore, 9 barrier, 10 futex, 11 once, 12 join, 13 offload), its object, since when.
     pub waiting_for: AtomicU32,
     /// u8: 1 for the program's main thread.

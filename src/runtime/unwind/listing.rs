@@ -13,7 +13,7 @@
 //! from the process's own user or root.
 
 use super::super::monitor;
-use super::super::stats::{self, Park};
+use super::super::park::WaitReason;
 use super::super::sys::{self, time};
 use super::super::task::{self, TaskRef};
 use super::{Regs, program_frames};
@@ -88,30 +88,30 @@ fn state_of(t: &TaskRef, now: u64) -> String {
     }
     let [kind, on, since] = t.waiting_for.each_ref().map(|a| a.load(Ordering::Relaxed));
     let how_long = format!("{:.3} s", now.saturating_sub(since) as f64 / 1e9);
-    let what = match stats::park_kind((kind as usize).wrapping_sub(1)) {
-        Some(Park::FdRead) => format!("waiting for fd {on} to be readable"),
-        Some(Park::FdWrite) => format!("waiting for fd {on} to be writable"),
-        Some(Park::Poll) => "waiting in poll/select/epoll_wait".to_string(),
-        Some(Park::Sleep) if on != 0 => {
+    let what = match WaitReason::from_index((kind as usize).wrapping_sub(1)) {
+        Some(WaitReason::FdRead) => format!("waiting for fd {on} to be readable"),
+        Some(WaitReason::FdWrite) => format!("waiting for fd {on} to be writable"),
+        Some(WaitReason::Poll) => "waiting in poll/select/epoll_wait".to_string(),
+        Some(WaitReason::Sleep) if on != 0 => {
             let left = on.saturating_sub(time::monotonic_ns()) as f64 / 1e9;
             format!("sleeping, {left:.3} s left")
         }
-        Some(Park::Sleep) => "waiting for a signal".to_string(),
-        Some(Park::Mutex) => format!("waiting for mutex {on:#x}"),
-        Some(Park::Cond) => format!("waiting on condition variable {on:#x}"),
-        Some(Park::RwLock) => format!("waiting for rwlock {on:#x}"),
-        Some(Park::Semaphore) => format!("waiting on semaphore {on:#x}"),
-        Some(Park::Barrier) => format!("waiting at barrier {on:#x}"),
-        Some(Park::Futex) => format!("waiting on futex {on:#x}"),
-        Some(Park::Once) => format!("waiting for pthread_once {on:#x}"),
-        Some(Park::Join) => {
+        Some(WaitReason::Sleep) => "waiting for a signal".to_string(),
+        Some(WaitReason::Mutex) => format!("waiting for mutex {on:#x}"),
+        Some(WaitReason::Cond) => format!("waiting on condition variable {on:#x}"),
+        Some(WaitReason::RwLock) => format!("waiting for rwlock {on:#x}"),
+        Some(WaitReason::Semaphore) => format!("waiting on semaphore {on:#x}"),
+        Some(WaitReason::Barrier) => format!("waiting at barrier {on:#x}"),
+        Some(WaitReason::Futex) => format!("waiting on futex {on:#x}"),
+        Some(WaitReason::Once) => format!("waiting for pthread_once {on:#x}"),
+        Some(WaitReason::Join) => {
             let target = super::super::get().threads.lookup(on as libc::pthread_t);
             match target {
                 Some(x) => format!("joining thread {} \"{}\"", x.tid.get(), String::from_utf8_lossy(x.name_bytes())),
                 None => format!("joining thread {on:#x}"),
             }
         }
-        Some(Park::Offload) => "waiting for a call run on a helper thread".to_string(),
+        Some(WaitReason::Offload) => "waiting for a call run on a helper thread".to_string(),
         None => "parked".to_string(),
     };
     format!("{what}, for {how_long} (last ran on worker #{worker})")
