@@ -12,19 +12,22 @@ use super::super::parking_lot::{self, Parked};
 use super::{Deadline, Unsupported, my_tid};
 use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
-const KIND_TYPE_MASK: i32 = 3;
+// The bits of glibc's `__kind` (nptl's PTHREAD_MUTEX_*), for every lock path of `sync`.
+pub(super) const KIND_TYPE_MASK: i32 = 3;
 const KIND_NORMAL: i32 = 0;
 pub(super) const KIND_RECURSIVE: i32 = 1;
 pub(super) const KIND_ERRORCHECK: i32 = 2;
 const KIND_ADAPTIVE: i32 = 3;
-const KIND_PI: i32 = 32;
-const KIND_PSHARED: i32 = 128;
+pub(super) const KIND_ROBUST: i32 = 16;
+pub(super) const KIND_PI: i32 = 32;
+pub(super) const KIND_PP: i32 = 64;
+pub(super) const KIND_PSHARED: i32 = 128;
 /// The bits a mutex the runtime runs may have: its type, and priority inheritance or process-shared (not
 /// both: see `at`). Anything else (robust 16 — with which glibc also sets the process-shared bit —,
 /// priority-protect 64) goes to glibc.
 const KIND_RUNTIME: i32 = KIND_TYPE_MASK | KIND_PI | KIND_PSHARED;
 /// glibc's lock-elision hints, which change nothing here.
-const KIND_ELISION_FLAGS: i32 = 256 | 512;
+pub(super) const KIND_ELISION_FLAGS: i32 = 256 | 512;
 const SPINS: u32 = 100;
 
 /// View of a `pthread_mutex_t` (glibc x86-64 `struct __pthread_mutex_s`).

@@ -17,14 +17,9 @@ use super::super::task::TaskRef;
 use super::{Deadline, my_tid};
 use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
-const KIND_TYPE_MASK: i32 = 3;
-const KIND_RECURSIVE: i32 = 1;
-const KIND_ERRORCHECK: i32 = 2;
-const KIND_ROBUST: i32 = 16;
-const KIND_PI: i32 = 32;
-const KIND_PP: i32 = 64;
-const KIND_PSHARED: i32 = 128;
-const KIND_ELISION_FLAGS: i32 = 256 | 512;
+use super::mutex::{
+    KIND_ELISION_FLAGS, KIND_ERRORCHECK, KIND_PI, KIND_PP, KIND_PSHARED, KIND_RECURSIVE, KIND_ROBUST, KIND_TYPE_MASK,
+};
 const CEILING_MASK: i32 = 0xfff8_0000u32 as i32;
 const CEILING_SHIFT: u32 = 19;
 /// sched_get_priority_min/max(SCHED_FIFO) on Linux.

@@ -43,13 +43,7 @@ use super::{Deadline, my_tid};
 use core::cell::Cell;
 use core::sync::atomic::{AtomicI32, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-const KIND_TYPE_MASK: i32 = 3;
-const KIND_RECURSIVE: i32 = 1;
-const KIND_ERRORCHECK: i32 = 2;
-const KIND_ROBUST: i32 = 16;
-const KIND_PI: i32 = 32;
-const KIND_PP: i32 = 64;
-const KIND_PSHARED: i32 = 128;
+use super::mutex::{KIND_ERRORCHECK, KIND_PI, KIND_PP, KIND_PSHARED, KIND_RECURSIVE, KIND_ROBUST, KIND_TYPE_MASK};
 
 use futex::{FUTEX_OWNER_DIED, FUTEX_TID_MASK, FUTEX_WAITERS};
 /// A bound on walks of a keeper's list, against a corrupted (cyclic) list. It is not the kernel's

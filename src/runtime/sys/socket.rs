@@ -99,22 +99,12 @@ pub fn getsockopt_timeval(fd: i32, level: i32, name: i32) -> Result<libc::timeva
 
 /// getsockopt(2) of a string option (TCP_ULP, TCP_CONGESTION) into `out`: the option's length.
 pub fn getsockopt_bytes(fd: i32, level: i32, name: i32, out: &mut [u8]) -> Result<usize, Errno> {
-    let mut len = out.len() as libc::socklen_t;
-    // SAFETY: `out` is writable for its length, given; `len` is a local.
-    unsafe {
-        syscall6(
-            libc::SYS_getsockopt,
-            fd as usize,
-            level as usize,
-            name as usize,
-            out.as_mut_ptr() as usize,
-            &mut len as *mut libc::socklen_t as usize,
-            0,
-        )
-    }?;
-    Ok(len as usize)
+    // SAFETY: `out` is writable for its length.
+    unsafe { getsockopt_into(fd, level, name, out.as_mut_ptr() as usize, out.len()) }
 }
 
+/// getsockopt(2) into `size` bytes at `out`: the option's length.
+///
 /// # Safety
 /// `out` is writable for `size` bytes.
 unsafe fn getsockopt_into(fd: i32, level: i32, name: i32, out: usize, size: usize) -> Result<usize, Errno> {
@@ -130,7 +120,8 @@ unsafe fn getsockopt_into(fd: i32, level: i32, name: i32, out: usize, size: usiz
             &mut len as *mut libc::socklen_t as usize,
             0,
         )
-    }
+    }?;
+    Ok(len as usize)
 }
 
 /// recvmmsg(2) without a timeout.
