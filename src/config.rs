@@ -7,7 +7,7 @@
 //! | `ASYNCSHIM_STACK_SIZE=S` | default thread stack in bytes, K/M/G suffixes as `64K` or `64KiB` (grammar in `env_values`; default: RLIMIT_STACK, as glibc) |
 //! | `ASYNCSHIM_NO_FSGSBASE=1` | use `arch_prctl` instead of the FSGSBASE instructions (for testing the fallback) |
 //! | `ASYNCSHIM_STALL_MS=N` | a worker kept this long by one blocked (or this long and this much CPU by one computing) coroutine while others wait is stalled (default 5; 0 turns the monitor off) |
-//! | `ASYNCSHIM_SLICE_MS=N` | a coroutine computing this long while others wait is preempted (default 3; 0: never) |
+//! | `ASYNCSHIM_SLICE_MS=N` | a coroutine computing this long while others wait is preempted (default 2; 0: never) |
 //! | `ASYNCSHIM_MAX_SPARES=N` | at most N spare workers started while workers are stalled (default 256; 0: none) |
 //! | `ASYNCSHIM_CONVOY_STREAK=N` | lock waits in a row that make a worker sit out a lock convoy (default 64; 0: never) |
 //! | `ASYNCSHIM_STATS=stderr\|PATH` | write the runtime's statistics there at exit |
@@ -124,7 +124,7 @@ impl Config {
         let force_arch_prctl = matches!(env(c"ASYNCSHIM_NO_FSGSBASE").as_deref(), Some("1"));
         let stall_ms = number(c"ASYNCSHIM_STALL_MS", 5, 0..=10_000);
         let max_spares = number(c"ASYNCSHIM_MAX_SPARES", 256, 0..=4096);
-        let slice_ms = number(c"ASYNCSHIM_SLICE_MS", 3, 0..=10_000);
+        let slice_ms = number(c"ASYNCSHIM_SLICE_MS", 2, 0..=10_000);
         let convoy_streak = number(c"ASYNCSHIM_CONVOY_STREAK", 64, 0..=1_000_000) as u32;
         let stats = env(c"ASYNCSHIM_STATS").filter(|s| !s.is_empty());
         let stats_signal = env(c"ASYNCSHIM_STATS_SIGNAL").and_then(|v| match parse_signal(&v) {
