@@ -61,32 +61,69 @@ def expand(s):
         if part.strip():
             out += [prefix + x for x in expand(part)]
     return out
+def strip_macro_rules(text):
+    """Macro bodies name paths relative to where they are expanded, not where they are written."""
+    out = ''
+    while True:
+        m = text.find('macro_rules!')
+        if m < 0:
+            return out + text
+        open_at = text.find('{', m)
+        depth = 0
+        for i in range(open_at, len(text)):
+            depth += {'{': 1, '}': -1}.get(text[i], 0)
+            if depth == 0:
+                break
+        out += text[:m]
+        text = text[i + 1:]
 edges = {}
 for p, text in files.items():
     if p.startswith(os.path.join(root, 'bin')): continue
     # drop test modules
     text = re.split(r'#\[cfg\(test\)\]\s*mod tests', text)[0]
     text = re.sub(r'//[^\n]*', '', text)
+    text = strip_macro_rules(text)
     me = modpath(p)
     is_mod = p.endswith('mod.rs') or p.endswith('lib.rs')
     selfmod = me
-    paths = []
-    for u in re.finditer(r'\buse\s+([^;]+);', text):
-        paths += expand(u.group(1).replace('\n', ' '))
-    paths += re.findall(r'\b((?:crate|super|self)(?:::\w+)+)', text)
-    tgt = set()
-    for path in paths:
-        segs = [x for x in path.replace(' ', '').split('::') if x]
-        if not segs: continue
-        if segs[0] == 'crate': base = []; segs = segs[1:]
-        elif segs[0] in ('super', 'self'):
+    def absolute(segs, aliases):
+        """The path from the crate root that `segs` names here, or None for another crate's."""
+        if segs[0] == 'crate':
+            return segs[1:]
+        if segs[0] in ('super', 'self'):
             base = list(selfmod)
             while segs and segs[0] in ('super', 'self'):
-                if segs[0] == 'super': base = base[:-1]
+                if segs[0] == 'super':
+                    base = base[:-1]
                 segs = segs[1:]
-        else: continue
-        t = resolve(base + segs)
-        if t and t != p: tgt.add(t)
+            return base + segs
+        if segs[0] in aliases:
+            return aliases[segs[0]] + segs[1:]
+        if tuple(selfmod + segs[:1]) in bymod:  # a child module named without self::
+            return selfmod + segs
+        return None
+    uses = []
+    for u in re.finditer(r'\buse\s+([^;]+);', text):
+        uses += expand(u.group(1).replace('\n', ' '))
+    # A module brought in by `use` can then be named by its last segment: `use super::sync; sync::mutex::x`.
+    aliases = {}
+    for path in uses:
+        segs = [x for x in path.replace(' ', '').split('::') if x]
+        full = absolute(segs, {}) if segs else None
+        if full and tuple(full) in bymod:
+            aliases[full[-1]] = full
+    inline = re.findall(r'(?<![\w:])((?:\w+)(?:::\w+)+)', text)
+    tgt = set()
+    for path in uses + inline:
+        segs = [x for x in path.replace(' ', '').split('::') if x]
+        if not segs:
+            continue
+        full = absolute(segs, aliases)
+        if full is None:
+            continue
+        t = resolve(full)
+        if t and t != p:
+            tgt.add(t)
     edges[p] = tgt
 # Tarjan
 idx = {}; low = {}; st = []; on = set(); sccs = []; c = [0]
