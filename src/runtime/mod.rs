@@ -13,6 +13,7 @@
 //! | [`monitor`] | notices workers stalled by one coroutine and brings in spare workers |
 //! | [`convoy`] | lets a worker sit out a lock convoy that a second worker would only slow down |
 //! | [`offload`] | helper OS threads for calls that must really block in the kernel |
+//! | [`os_thread`] | starting the runtime's own OS threads (workers, monitor, helpers) with the runtime's mask |
 //! | **threads** | |
 //! | [`thread`] | pthread semantics on tasks: create, exit, join, detach, registry |
 //! | [`thread_attr`] | what a `pthread_attr_t` asks for, and whether a coroutine can give it |
@@ -61,6 +62,7 @@ pub mod monitor;
 pub mod netpoll;
 pub mod offload;
 pub mod once;
+pub mod os_thread;
 pub mod park;
 pub mod parking_lot;
 pub mod preempt;
@@ -176,6 +178,7 @@ pub fn run_main(main: MainFn, argc: c_int, argv: *mut *mut c_char, envp: *mut *m
     }
     let _ = MAIN_ARGS.set(MainArgsCell(MainArgs { main, argc, argv, envp }));
     RUNNING.store(true, Ordering::Release);
+    os_thread::set_signal_setup(signals::runtime_thread_mask(), signals::wrap_glibc_setxid);
     signals::install();
     cputime::init();
     preempt::init(get().config.slice_ns);

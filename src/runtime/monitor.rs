@@ -50,7 +50,7 @@ pub fn ensure_started() {
             return;
         }
         // SAFETY: the monitor takes no argument and lives for the process.
-        if !unsafe { super::thread::start_os_thread(monitor_main, core::ptr::null_mut()) } {
+        if !unsafe { super::os_thread::start(monitor_main, core::ptr::null_mut()) } {
             STARTED.store(false, Ordering::Release);
         }
     }

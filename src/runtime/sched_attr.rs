@@ -284,8 +284,7 @@ pub fn change_giving_back(task: &TaskRef, change: Change) -> (Result<(), i32>, C
     }
     let mut job = Job { start, change, result: Err(libc::EAGAIN), end: None };
     // SAFETY: the job outlives the probe thread, which is joined before it is read.
-    let Some(t) = (unsafe { super::thread::start_joinable_os_thread(probe_main, &mut job as *mut Job as *mut c_void) })
-    else {
+    let Some(t) = (unsafe { super::os_thread::start_joinable(probe_main, &mut job as *mut Job as *mut c_void) }) else {
         return (Err(libc::EAGAIN), job.change);
     };
     // SAFETY: `t` is the joinable thread just started; it returns after a handful of system calls.

@@ -178,7 +178,7 @@ impl Scheduler {
         }
         let w = &self.workers[id] as *const Worker as *mut libc::c_void;
         // SAFETY: workers live for the whole process.
-        if unsafe { super::thread::start_os_thread(worker_main, w) } {
+        if unsafe { super::os_thread::start(worker_main, w) } {
             self.started.store(id + 1, Ordering::Release);
             return true;
         }
