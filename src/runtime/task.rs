@@ -169,7 +169,7 @@ pub struct Task {
     /// real thread, while it has one (0 when none).
     pub keeper: Cell<usize>,
     /// What preemption needs to know of the task (FILE locks held).
-    pub preempt: super::preempt::TaskState,
+    pub preempt: super::preempt::state::TaskState,
     /// Where the coroutine switched out last (pc, sp, bp): a parked coroutine's stack is walked from here
     /// (see `unwind`).
     pub switched_out_at: [AtomicUsize; 3],
@@ -253,7 +253,7 @@ impl Task {
             left_in_queue: Cell::new(false),
             pending_signals: AtomicU64::new(0),
             keeper: Cell::new(0),
-            preempt: super::preempt::TaskState::new(),
+            preempt: super::preempt::state::TaskState::new(),
             switched_out_at: [const { AtomicUsize::new(0) }; 3],
             waiting_for: [const { AtomicU64::new(0) }; 3],
             debug_live: AtomicU32::new(0),
@@ -319,7 +319,7 @@ impl Task {
     /// delivers the signals that came meanwhile (`park::resumed`).
     pub fn switch_out(&self, why: Switch) {
         let y = self.yielder.get();
-        let fp = super::preempt::FpControl::save();
+        let fp = super::preempt::state::FpControl::save();
         let here = super::unwind::capture_here();
         for (slot, v) in self.switched_out_at.iter().zip([here.pc, here.sp, here.bp]) {
             slot.store(v, Ordering::Relaxed);

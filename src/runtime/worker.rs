@@ -66,7 +66,7 @@ pub struct Worker {
     /// blocked), so a mask change that must not leave a stale idle mask behind knows whom to wait for.
     pub idle_mask_generation: core::sync::atomic::AtomicU64,
     pub convoy: super::convoy::Detector,
-    pub preempt: super::preempt::WorkerState,
+    pub preempt: super::preempt::state::WorkerState,
     /// Stamps and checkpoints for the CPU time of the coroutines it runs.
     pub cpu: super::cputime::WorkerCpu,
     /// While the worker wakes the waiters of a poll's ready fds: the coroutines made runnable, queued
@@ -102,7 +102,7 @@ impl Worker {
             queue: super::scheduler::RunQueue::new(),
             idle_mask_generation: core::sync::atomic::AtomicU64::new(NOT_IDLE_MASK),
             convoy: super::convoy::Detector::new(),
-            preempt: super::preempt::WorkerState::new(),
+            preempt: super::preempt::state::WorkerState::new(),
             cpu: super::cputime::WorkerCpu::new(),
             batch: core::cell::UnsafeCell::new(Vec::new()),
             collecting: Cell::new(false),
