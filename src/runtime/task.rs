@@ -181,7 +181,7 @@ pub struct Task {
     /// The record allocated before this one: every record ever allocated, for debuggers.
     pub allocated_before: *const Task,
     /// The CPU time the thread used (see `cputime`).
-    pub cpu: super::cputime::TaskCpu,
+    pub cpu: super::cputime::account::TaskCpu,
     /// Its scheduling policy, priority, nice value and CPU affinity (see `sched_attr`).
     pub sched: super::sched_attr::TaskSched,
     /// pthread cancellation state and request (bits of `cancel`).
@@ -258,7 +258,7 @@ impl Task {
             waiting_for: [const { AtomicU64::new(0) }; 3],
             debug_live: AtomicU32::new(0),
             allocated_before: core::ptr::null(),
-            cpu: super::cputime::TaskCpu::new(),
+            cpu: super::cputime::account::TaskCpu::new(),
             sched: super::sched_attr::TaskSched::new(),
             cancel: AtomicU32::new(0),
             cancel_park: AtomicU64::new(0),

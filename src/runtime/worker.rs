@@ -68,7 +68,7 @@ pub struct Worker {
     pub convoy: super::convoy::Detector,
     pub preempt: super::preempt::state::WorkerState,
     /// Stamps and checkpoints for the CPU time of the coroutines it runs.
-    pub cpu: super::cputime::WorkerCpu,
+    pub cpu: super::cputime::account::WorkerCpu,
     /// While the worker wakes the waiters of a poll's ready fds: the coroutines made runnable, queued
     /// together afterwards (see `Scheduler::wake_ready`). Its capacity is kept between polls.
     batch: core::cell::UnsafeCell<Vec<TaskRef>>,
@@ -103,7 +103,7 @@ impl Worker {
             idle_mask_generation: core::sync::atomic::AtomicU64::new(NOT_IDLE_MASK),
             convoy: super::convoy::Detector::new(),
             preempt: super::preempt::state::WorkerState::new(),
-            cpu: super::cputime::WorkerCpu::new(),
+            cpu: super::cputime::account::WorkerCpu::new(),
             batch: core::cell::UnsafeCell::new(Vec::new()),
             collecting: Cell::new(false),
         }
@@ -441,7 +441,7 @@ fn run_one(sched: &Scheduler, w: &Worker, task: TaskRef) -> Option<u64> {
     if w.idle_mask_generation.load(Ordering::Relaxed) != NOT_IDLE_MASK {
         w.idle_mask_generation.store(NOT_IDLE_MASK, Ordering::Release);
     }
-    w.cpu.switch_in(&task);
+    w.cpu.switch_in(&task.cpu);
     // SAFETY: this worker dequeued the task, so it alone owns it until it switches out; its TCB is
     // initialised.
     let result = unsafe {
@@ -451,7 +451,7 @@ fn run_one(sched: &Scheduler, w: &Worker, task: TaskRef) -> Option<u64> {
         fsgs::set_fs_base(w.own_tcb.get());
         r
     };
-    w.cpu.switch_out(&task);
+    w.cpu.switch_out(&task.cpu);
     w.current.store(core::ptr::null_mut(), Ordering::Relaxed);
     if w.stalled.load(Ordering::Relaxed) {
         super::monitor::stall_ended(w);
