@@ -183,7 +183,7 @@ pub struct Task {
     /// The CPU time the thread used (see `cputime`).
     pub cpu: super::cputime::account::TaskCpu,
     /// Its scheduling policy, priority, nice value and CPU affinity (see `sched_attr`).
-    pub sched: super::sched_attr::TaskSched,
+    pub sched: super::sched_attr::state::TaskSched,
     /// pthread cancellation state and request (bits of `cancel`).
     pub cancel: AtomicU32,
     /// Park generation + 1 of the task's last park if it began inside a cancellation point, else 0; with
@@ -259,7 +259,7 @@ impl Task {
             debug_live: AtomicU32::new(0),
             allocated_before: core::ptr::null(),
             cpu: super::cputime::account::TaskCpu::new(),
-            sched: super::sched_attr::TaskSched::new(),
+            sched: super::sched_attr::state::TaskSched::new(),
             cancel: AtomicU32::new(0),
             cancel_park: AtomicU64::new(0),
             point_cancelled: Cell::new(false),
