@@ -239,6 +239,17 @@ impl Scheduler {
         if self.start_worker() { AddedWorker::Started } else { AddedWorker::None }
     }
 
+    /// Called by worker `w` at its next scheduling point after the monitor marked it stalled: the stall is
+    /// over, and counted with how long it lasted and where.
+    pub fn end_stall(&self, w: &Worker) {
+        if !w.stalled.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        self.stalled.fetch_sub(1, Ordering::AcqRel);
+        let (since, place) = w.stall.take();
+        super::stats::stall(time::monotonic_ns().saturating_sub(since), place);
+    }
+
     /// An idle spare retires when the unstalled workers are enough without it.
     pub fn should_retire(&self, w: &Worker) -> bool {
         w.id >= self.base && self.unstalled_workers() > self.base

@@ -36,7 +36,7 @@ pub struct Worker {
     /// Set by the monitor when the running coroutine has kept this worker too long; cleared by the worker.
     pub stalled: AtomicBool,
     /// When the current stall began and where (see the monitor).
-    pub stall: super::monitor::StallRecord,
+    pub stall: super::monitor::stall::StallRecord,
     /// FS base of the worker's own context.
     own_tcb: Cell<usize>,
     /// The descriptor glibc's thread list has for this OS thread (its tid there): the own TCB, but for
@@ -88,7 +88,7 @@ impl Worker {
             current: AtomicPtr::new(core::ptr::null_mut()),
             switches: AtomicU32::new(0),
             stalled: AtomicBool::new(false),
-            stall: super::monitor::StallRecord::new(),
+            stall: super::monitor::stall::StallRecord::new(),
             own_tcb: Cell::new(0),
             glibc_tcb: Cell::new(0),
             sleep: AtomicU32::new(AWAKE),
@@ -337,7 +337,7 @@ pub fn run(sched: &'static Scheduler, w: &'static Worker) -> ! {
         }
         if w.stalled.load(Ordering::Relaxed) {
             // Marked while between coroutines: the stall is over.
-            super::monitor::stall_ended(w);
+            sched.end_stall(w);
         }
         // A spare whose help is no longer needed steps back even under load (under load it would never
         // fall idle, and one worker too many on the CPUs costs every coroutine), leaving its queue to
@@ -454,7 +454,7 @@ fn run_one(sched: &Scheduler, w: &Worker, task: TaskRef) -> Option<u64> {
     w.cpu.switch_out(&task.cpu);
     w.current.store(core::ptr::null_mut(), Ordering::Relaxed);
     if w.stalled.load(Ordering::Relaxed) {
-        super::monitor::stall_ended(w);
+        sched.end_stall(w);
     }
     check_canary(&task);
     match result {

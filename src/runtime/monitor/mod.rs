@@ -24,6 +24,9 @@
 //!   (Four looks per period cost a busy echo server ~10% of its throughput at 10,000 connections on this
 //!   2-vCPU VM, where each timer wake-up is expensive.)
 //!
+//! A worker ends its stall itself at its next scheduling point (`Scheduler::end_stall`), from the record
+//! the monitor leaves in it ([`stall::StallRecord`], a leaf the core holds).
+//!
 //! With `ASYNCSHIM_STATS` it also samples where each stall happens (see [`site`]) and writes the report when
 //! the report signal arrives.
 
@@ -33,7 +36,9 @@ use super::sys::{self, futex, time};
 use super::task::TaskRef;
 use super::unwind::{self, symbols::dl_info};
 use super::worker::Worker;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+pub mod stall;
 
 static STARTED: AtomicBool = AtomicBool::new(false);
 /// The monitor sleeps on this word; bumped to wake it early (report requested).
@@ -78,24 +83,6 @@ struct Seen {
     /// When the worker became a stall candidate, and its OS thread's CPU time then (0: not a candidate).
     candidate_at: u64,
     cpu_at: u64,
-}
-
-/// Per worker: when its current stall began and where (written by the monitor, taken by the worker).
-pub struct StallRecord {
-    since: AtomicU64,
-    place: super::lock::Lock<Option<String>>,
-}
-
-impl StallRecord {
-    pub const fn new() -> StallRecord {
-        StallRecord { since: AtomicU64::new(0), place: super::lock::Lock::new(None) }
-    }
-}
-
-impl Default for StallRecord {
-    fn default() -> Self {
-        Self::new()
-    }
 }
 
 extern "C" fn monitor_main(_: *mut libc::c_void) -> *mut libc::c_void {
@@ -198,16 +185,13 @@ extern "C" fn monitor_main(_: *mut libc::c_void) -> *mut libc::c_void {
 
 fn mark_stalled(w: &Worker, task: TaskRef, since: u64) {
     let rt = super::get();
-    w.stall.since.store(since, Ordering::Relaxed);
-    if stats::enabled() {
-        *w.stall.place.lock() = Some(site(w, task));
-    }
+    w.stall.begin(since, stats::enabled().then(|| site(w, task)));
     w.stalled.store(true, Ordering::Release);
     rt.sched.stalled.fetch_add(1, Ordering::AcqRel);
     // The worker may have moved on between our look and the mark; then undo it ourselves (once: swap).
     if w.running_task() != Some(task) && w.stalled.swap(false, Ordering::AcqRel) {
         rt.sched.stalled.fetch_sub(1, Ordering::AcqRel);
-        w.stall.place.lock().take();
+        w.stall.take();
     }
 }
 
@@ -232,18 +216,6 @@ fn relieve(sched: &super::scheduler::Scheduler, expired: &mut Vec<(TaskRef, u32)
         AddedWorker::Started => stats::count(&s.spares_started),
         AddedWorker::None => {}
     }
-}
-
-/// Called by worker `w` at its next scheduling point after the monitor marked it stalled; `task` is the
-/// coroutine that stalled it when known.
-pub fn stall_ended(w: &Worker) {
-    if !w.stalled.swap(false, Ordering::AcqRel) {
-        return;
-    }
-    super::get().sched.stalled.fetch_sub(1, Ordering::AcqRel);
-    let since = w.stall.since.load(Ordering::Relaxed);
-    let place = w.stall.place.lock().take();
-    stats::stall(time::monotonic_ns().saturating_sub(since), place);
 }
 
 /// Whether worker `w`, which has run one coroutine for at least a stall period, is stalled by it:
