@@ -11,7 +11,7 @@
 //! | [`park`] | the one way a coroutine waits: a typed wait reason, interruptions by signals and cancellation |
 //! | [`parking_lot`] | queues of waiters keyed by an address in the program's memory |
 //! | [`monitor`] | notices workers stalled by one coroutine and brings in spare workers |
-//! | [`convoy`] | lets a worker sit out a lock convoy that a second worker would only slow down |
+//! | [`convoy`] | notices a lock convoy that a second worker would only slow down (the worker then sits out) |
 //! | [`offload`] | helper OS threads for calls that must really block in the kernel |
 //! | [`os_thread`] | starting the runtime's own OS threads (workers, monitor, helpers) with the runtime's mask |
 //! | **threads** | |
@@ -181,6 +181,7 @@ pub fn run_main(main: MainFn, argc: c_int, argv: *mut *mut c_char, envp: *mut *m
     os_thread::set_signal_setup(signals::runtime_thread_mask(), signals::wrap_glibc_setxid);
     signals::install();
     cputime::init();
+    convoy::init(get().config.convoy_streak);
     preempt::init(get().config.slice_ns);
     stats::init(get().config.stats.as_deref(), get().config.stats_signal);
     if get().config.stats.is_some() {

@@ -509,7 +509,7 @@ const DEFAULT_IGNORED: u64 =
 
 fn wake_all_sleepers() {
     let sched = &super::get().sched;
-    super::convoy::call_back(sched);
+    sched.call_back_sitting_out();
     for _ in 0..sched.started() {
         if !sched.wake_sleeper() {
             break;

@@ -349,7 +349,7 @@ pub fn run(sched: &'static Scheduler, w: &'static Worker) -> ! {
         }
         if let Some(task) = sched.next_task(w) {
             if let Some(until) = run_one(sched, w, task) {
-                super::convoy::sit_out(w, until, || set_idle_mask(w));
+                sit_out(w, until);
             }
             continue;
         }
@@ -412,6 +412,30 @@ fn idle(sched: &Scheduler, w: &Worker) {
     sched.wake_ready(ready);
 }
 
+/// Worker `w` sits out a lock convoy (see `convoy`) until `deadline` or until
+/// `Scheduler::call_back_sitting_out`: asleep in state SITTING_OUT, which no ordinary wake-up looks for.
+/// It takes an idle worker's signal mask once that state is published (a later change of the accepted
+/// signals calls it back).
+fn sit_out(w: &Worker, deadline: u64) {
+    let start = time::monotonic_ns();
+    w.sleep.store(SITTING_OUT, Ordering::SeqCst);
+    w.cpu.before_sleep();
+    set_idle_mask(w);
+    while w.sleep.load(Ordering::Acquire) == SITTING_OUT {
+        // A process signal that landed here (an idle worker's mask) and waits to be routed ends it too.
+        if !futex::wait(&w.sleep, SITTING_OUT, Some(deadline))
+            || time::monotonic_ns() >= deadline
+            || signals::routing_needed()
+        {
+            break;
+        }
+    }
+    w.sleep.store(AWAKE, Ordering::SeqCst);
+    let end = time::monotonic_ns();
+    w.convoy.end_sit_out(end);
+    super::stats::get().convoy_sit_out_ns.fetch_add(end - start, Ordering::Relaxed);
+}
+
 /// An idle worker lets through the signals some coroutine accepts, and no others (those stay pending in
 /// the kernel, as when every thread blocks them). Called after the sleep state is published: a later
 /// change wakes this worker.
@@ -467,11 +491,12 @@ fn run_one(sched: &Scheduler, w: &Worker, task: TaskRef) -> Option<u64> {
             sched.push_preempted(task);
         }
         CoroutineResult::Yield(Switch::Park) => {
-            let reason = task.park_reason.take();
+            let lock = task.park_reason.take().is_some_and(super::park::WaitReason::is_lock_wait);
             if task.finish_park() {
                 sched.push_local(w, task);
             }
-            return super::convoy::after_park(sched, w, &task, reason);
+            let now = w.convoy.lock_park(lock, task.lock_waited_last.replace(lock))?;
+            return sched.convoy_hand_off(w, now);
         }
         CoroutineResult::Return(()) => scheduler::finished(sched, task),
     }
