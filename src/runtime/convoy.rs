@@ -25,7 +25,7 @@
 
 use crate::runtime::sys::time;
 use core::cell::Cell;
-use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// Longest gap between two lock parks of a streak.
 const QUICK_NS: u64 = 50_000;
@@ -34,15 +34,8 @@ const SIT_OUT_MAX_NS: u64 = 64_000_000;
 /// A convoy this long after the last sit-out ended starts again from the shortest sit-out.
 const RECUR_WINDOW_NS: u64 = 1_000_000_000;
 
-/// Lock parks in a row that make a streak (`ASYNCSHIM_CONVOY_STREAK`; 0: never), set by [`init`].
-static STREAK: AtomicU32 = AtomicU32::new(0);
 /// Workers sitting out now.
 static SITTING: AtomicUsize = AtomicUsize::new(0);
-
-/// Sets the streak length (0: workers never sit out). Called once at start-up.
-pub fn init(streak: u32) {
-    STREAK.store(streak, Ordering::Relaxed);
-}
 
 /// How many workers sit out now (they take no coroutines meanwhile).
 pub fn sitting() -> usize {
@@ -78,7 +71,7 @@ impl Detector {
     /// break a streak.
     #[inline]
     pub fn lock_park(&self, lock: bool, lock_waited_last: bool) -> Option<u64> {
-        let streak = STREAK.load(Ordering::Relaxed);
+        let streak = crate::config::get().convoy_streak;
         if lock_waited_last || !lock || streak == 0 {
             return None;
         }

@@ -25,7 +25,7 @@ pub fn main_thread_started(task: &TaskRef) {
 /// The CPU time thread `task` has used, asked from anywhere (ns).
 pub fn of(task: &TaskRef) -> u64 {
     let own = super::worker::current_worker().and_then(|w| w.task_in_context()) == Some(*task);
-    let workers = super::get().sched.workers;
+    let workers = super::scheduler::get().workers;
     let worker =
         || workers.get(task.last_worker.load(Ordering::Relaxed)).map(|w| (w.os_tid.load(Ordering::Relaxed), &w.cpu));
     task.cpu.used_ns(own, worker)
@@ -46,7 +46,7 @@ pub fn sleep_until_used(task: &TaskRef, target: u64) -> Result<(), u64> {
             return Ok(());
         }
         let wait = (target - now).max(100_000);
-        if super::sleep_until_interruptible(time::monotonic_ns() + wait) == super::task::Wake::Interrupted {
+        if super::park::sleep_until_interruptible(time::monotonic_ns() + wait) == super::task::Wake::Interrupted {
             return Err(target.saturating_sub(of(task)).max(1));
         }
     }
