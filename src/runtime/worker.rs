@@ -491,7 +491,7 @@ fn run_one(sched: &Scheduler, w: &Worker, task: TaskRef) -> Option<u64> {
             sched.push_preempted(task);
         }
         CoroutineResult::Yield(Switch::Park) => {
-            let lock = task.park_reason.take().is_some_and(super::park::WaitReason::is_lock_wait);
+            let lock = task.park_reason.take().is_some_and(super::wait_reason::WaitReason::is_lock_wait);
             if task.finish_park() {
                 sched.push_local(w, task);
             }
