@@ -606,8 +606,3 @@ extern "C" fn worker_main(arg: *mut libc::c_void) -> *mut libc::c_void {
     w.sleep.store(AWAKE, Ordering::SeqCst);
     worker::run(get(), w)
 }
-
-/// A coroutine returned: give back its stack and let its joiner (or the pool) have it.
-pub fn finished(_sched: &Scheduler, task: TaskRef) {
-    super::thread::on_coroutine_finished(task);
-}

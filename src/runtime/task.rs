@@ -40,7 +40,12 @@ pub enum Switch {
     Preempted,
 }
 
-pub type Co = Coroutine<(), Switch, (), CoStack>;
+/// What a coroutine that returned leaves its worker to do once it is off the coroutine's stack (give the
+/// stack back, hand the thread to its joiner): the thread layer's answer, carried by the coroutine's
+/// return value so that the scheduler core need not import that layer.
+pub type Finish = fn(TaskRef);
+
+pub type Co = Coroutine<(), Switch, Finish, CoStack>;
 
 /// Why a park ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

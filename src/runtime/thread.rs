@@ -279,6 +279,7 @@ pub fn prepare(task: TaskRef, stack: CoStack, start: StartFn, arg: *mut c_void) 
         fp.restore();
         body.task.set_yielder(yielder);
         run_body(body);
+        on_coroutine_finished as super::task::Finish
     });
     // SAFETY: the task is not queued yet, so nothing else touches it.
     unsafe { task.set_coroutine(co, bounds) };

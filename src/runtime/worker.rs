@@ -5,7 +5,7 @@
 //! The worker's own context (the loop below) runs with the worker's own TCB in FS; resuming a coroutine
 //! loads the coroutine's TCB, and the switch back restores the worker's.
 
-use super::scheduler::{self, Scheduler};
+use super::scheduler::Scheduler;
 use super::signals;
 use super::sys::{fsgs, futex, time};
 use super::task::{Switch, TaskRef};
@@ -498,7 +498,8 @@ fn run_one(sched: &Scheduler, w: &Worker, task: TaskRef) -> Option<u64> {
             let now = w.convoy.lock_park(lock, task.lock_waited_last.replace(lock))?;
             return sched.convoy_hand_off(w, now);
         }
-        CoroutineResult::Return(()) => scheduler::finished(sched, task),
+        // The thread layer's end of a thread (see `task::Finish`).
+        CoroutineResult::Return(finish) => finish(task),
     }
     None
 }
