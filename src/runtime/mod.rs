@@ -11,20 +11,20 @@
 //! | [`park`] | the one way a coroutine waits: a typed wait reason, interruptions by signals and cancellation |
 //! | [`wait_reason`] | why a coroutine waits: the typed reason every park carries |
 //! | [`parking_lot`] | queues of waiters keyed by an address in the program's memory |
-//! | [`monitor`] | notices workers stalled by one coroutine and brings in spare workers |
-//! | [`convoy`] | notices a lock convoy that a second worker would only slow down (the worker then sits out) |
+//! | [`monitor`] | notices workers stalled by one coroutine and brings in spare workers (`monitor::stall`: the record a stalled worker holds, a leaf) |
+//! | [`convoy`] | notices a lock convoy that a second worker would only slow down (a leaf; the scheduler has the worker sit out) |
 //! | [`offload`] | helper OS threads for calls that must really block in the kernel |
 //! | [`os_thread`] | starting the runtime's own OS threads (workers, monitor, helpers) with the runtime's mask |
 //! | **threads** | |
 //! | [`thread`] | pthread semantics on tasks: create, exit, join, detach, registry |
 //! | [`thread_attr`] | what a `pthread_attr_t` asks for, and whether a coroutine can give it |
 //! | [`proc_task`] | `/proc/self/task/TID` of a coroutine: its worker's entry, its own `comm` and `stat` |
-//! | [`cputime`] | each thread's CPU time, accounted at its switches (its worker's clock holds the sum) |
-//! | [`sched_attr`] | each thread's scheduling policy, priority, nice value and affinity, kept as the kernel would |
+//! | [`cputime`] | each thread's CPU time, accounted at its switches (`cputime::account`, a leaf) and answered to the program |
+//! | [`sched_attr`] | each thread's scheduling policy, priority, nice value and affinity, kept as the kernel would (`sched_attr::state`: the record a task holds, a leaf) |
 //! | [`identity`] | a glibc thread descriptor and static TLS per coroutine, learned from glibc itself |
 //! | [`stack`] | coroutine stacks: arenas, guards, reuse |
 //! | [`signals`] | the program's handlers, masks and routing; faults and the stack-overflow report |
-//! | [`preempt`] | makes a coroutine that computes past its time slice yield (signal + trampoline) |
+//! | [`preempt`] | makes a coroutine that computes past its time slice yield (signal + trampoline; `preempt::state`: what task and worker hold, a leaf) |
 //! | [`once`] | pthread_once in glibc's encoding, for coroutines and plain threads |
 //! | [`sync`] | pthread mutexes, conditions, rwlocks, barriers, semaphores, futexes that park |
 //! | [`lock`] | the runtime's own small mutex |
