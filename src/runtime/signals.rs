@@ -229,7 +229,7 @@ extern "C" fn program_handler(sig: i32, info: *mut libc::siginfo_t, ctx: *mut li
     let redelivery = w.is_some_and(|w| w.directed_delivery.get());
     if sig == REPORT_SIGNAL.load(Ordering::Relaxed) && !redelivery {
         super::stats::REPORT_REQUESTED.store(true, Ordering::Release);
-        super::monitor::poke();
+        super::monitor::wake::poke();
         if !is_function(HANDLER[sig as usize].load(Ordering::Acquire)) {
             // SAFETY: as below.
             unsafe { *libc::__errno_location() = saved_errno };

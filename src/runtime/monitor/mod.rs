@@ -26,29 +26,33 @@
 //!
 //! A worker ends its stall itself at its next scheduling point (`Scheduler::end_stall`), from the record
 //! the monitor leaves in it ([`stall::StallRecord`], a leaf the core holds).
+//! What others need of the monitor is in leaves too: [`wake`] (whether it runs, and waking it early: the
+//! signal handlers and the fault report ring it) and [`kernel_view`] (what `/proc` shows of an OS thread,
+//! which the thread listing shows as well).
 //!
 //! With `ASYNCSHIM_STATS` it also samples where each stall happens (see [`site`]) and writes the report when
 //! the report signal arrives.
 
 use super::scheduler::{self, AddedWorker};
 use super::stats;
-use super::sys::{self, futex, time};
+use super::sys::{self, time};
 use super::task::TaskRef;
 use super::unwind::{self, symbols::dl_info};
 use super::worker::Worker;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::Ordering;
 
+pub mod kernel_view;
 pub mod stall;
+pub mod wake;
 
-static STARTED: AtomicBool = AtomicBool::new(false);
-/// The monitor sleeps on this word; bumped to wake it early (report requested).
-static WAKE: AtomicU32 = AtomicU32::new(0);
+use kernel_view::{in_kernel, sleeping, syscall_name};
+
 const MAX_IDLE_TICK_NS: u64 = 50_000_000;
 
 /// Starts the monitor once the program has a second thread (a lone coroutine can stall nothing).
 #[inline]
 pub fn ensure_started() {
-    if !STARTED.load(Ordering::Relaxed) && !STARTED.swap(true, Ordering::AcqRel) {
+    if wake::claim_start() {
         let config = &crate::config::get();
         // ASYNCSHIM_STALL_MS=0 turns stall detection off; the thread is then only there for the report signal.
         if config.stall_ns == 0 && config.slice_ns == 0 && config.stats_signal.is_none() {
@@ -56,21 +60,9 @@ pub fn ensure_started() {
         }
         // SAFETY: the monitor takes no argument and lives for the process.
         if !unsafe { super::os_thread::start(monitor_main, core::ptr::null_mut()) } {
-            STARTED.store(false, Ordering::Release);
+            wake::start_failed();
         }
     }
-}
-
-/// True once the monitor thread runs or is starting (async-signal-safe).
-pub fn started() -> bool {
-    let config = &crate::config::get();
-    STARTED.load(Ordering::Acquire) && (config.stall_ns != 0 || config.stats_signal.is_some())
-}
-
-/// Wakes the monitor now (async-signal-safe).
-pub fn poke() {
-    WAKE.fetch_add(1, Ordering::Release);
-    futex::wake(&WAKE, 1);
 }
 
 /// What the monitor remembers of one worker between checks.
@@ -99,8 +91,7 @@ extern "C" fn monitor_main(_: *mut libc::c_void) -> *mut libc::c_void {
     let mut expired = Vec::new();
     let mut tick = busy_tick;
     loop {
-        let word = WAKE.load(Ordering::Acquire);
-        futex::wait(&WAKE, word, Some(time::monotonic_ns() + tick));
+        wake::sleep(tick);
         if stats::REPORT_REQUESTED.swap(false, Ordering::AcqRel) {
             stats::report::write_report_with_threads();
         }
@@ -126,7 +117,11 @@ extern "C" fn monitor_main(_: *mut libc::c_void) -> *mut libc::c_void {
                 *s = Seen {
                     switches,
                     since: now,
-                    run_cpu_at: if slice_ns != 0 { thread_cpu_ns(w) } else { 0 },
+                    run_cpu_at: if slice_ns != 0 {
+                        kernel_view::thread_cpu_ns(w.os_tid.load(Ordering::Relaxed))
+                    } else {
+                        0
+                    },
                     ..Seen::default()
                 };
                 // A run that began since the last look: back when its slice ends.
@@ -141,7 +136,7 @@ extern "C" fn monitor_main(_: *mut libc::c_void) -> *mut libc::c_void {
             let running = || in_kernel(tid).is_none_or(|(nr, _, _)| nr < 0);
             let run_cpu_at = &mut s.run_cpu_at;
             let cpu_used = || {
-                let cpu = thread_cpu_ns(w);
+                let cpu = kernel_view::thread_cpu_ns(w.os_tid.load(Ordering::Relaxed));
                 if *run_cpu_at == 0 {
                     *run_cpu_at = cpu;
                 }
@@ -159,7 +154,7 @@ extern "C" fn monitor_main(_: *mut libc::c_void) -> *mut libc::c_void {
             }
             if s.candidate_at == 0 {
                 s.candidate_at = now;
-                s.cpu_at = thread_cpu_ns(w);
+                s.cpu_at = kernel_view::thread_cpu_ns(w.os_tid.load(Ordering::Relaxed));
             }
             if is_stall(w, s, stall_ns) {
                 mark_stalled(w, task, s.since);
@@ -232,39 +227,10 @@ fn is_stall(w: &Worker, s: &Seen, stall_ns: u64) -> bool {
             // crowd (and be preempted in turn: wall-time rules once made a loaded run start 115 spares);
             // a real hog is found after one period of its own CPU however loaded the machine is.
             // Preemption deals with a computing coroutine unless it has been failing for a while.
-            thread_cpu_ns(w).saturating_sub(s.cpu_at) >= stall_ns && !super::preempt::handles(w, stall_ns)
+            kernel_view::thread_cpu_ns(w.os_tid.load(Ordering::Relaxed)).saturating_sub(s.cpu_at) >= stall_ns
+                && !super::preempt::handles(w, stall_ns)
         }
     }
-}
-
-/// What /proc/self/task/TID/syscall says of a thread that is not running: the system call it is in (-1:
-/// none) and its stack and instruction pointers. None while it runs (or if the file cannot be read).
-pub(super) fn in_kernel(tid: i32) -> Option<(i64, usize, usize)> {
-    let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).ok()?;
-    let fields: Vec<&str> = text.split_whitespace().collect();
-    let hex = |s: &str| usize::from_str_radix(s.trim_start_matches("0x"), 16).ok();
-    let nr = fields.first()?.parse::<i64>().ok()?;
-    let (sp, pc) = match fields.len() {
-        n if n >= 3 => (hex(fields[n - 2])?, hex(fields[n - 1])?),
-        _ => return None,
-    };
-    Some((nr, sp, pc))
-}
-
-/// True when the OS thread sleeps (state S or D): one the kernel preempted inside a system call also
-/// shows that call in /proc, but it waits for a CPU, not for an event.
-fn sleeping(tid: i32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")) else { return false };
-    let state = stat.rfind(')').and_then(|i| stat[i + 1..].trim_start().chars().next());
-    matches!(state, Some('S' | 'D'))
-}
-
-/// CPU time consumed so far by worker `w`'s OS thread (its per-thread CPU clock, readable process-wide).
-fn thread_cpu_ns(w: &Worker) -> u64 {
-    let tid = w.os_tid.load(Ordering::Relaxed);
-    // The kernel's encoding of a thread's CPUCLOCK_SCHED clock (what pthread_getcpuclockid returns).
-    let clock = ((!tid) << 3) | 6;
-    time::now_ns(clock).unwrap_or(0)
 }
 
 /// True when `pc` is inside libasyncshim itself.
@@ -306,39 +272,4 @@ fn invisible_cause(nr: i64, pc: usize) -> String {
         libc::SYS_futex => " [invisible to the shim: a futex wait made directly]".into(),
         _ => format!(" [invisible to the shim: {}() called where no hook sees it]", syscall_name(nr)),
     }
-}
-
-pub(super) fn syscall_name(nr: i64) -> String {
-    let name = match nr {
-        0 => "read",
-        1 => "write",
-        7 => "poll",
-        17 => "pread64",
-        18 => "pwrite64",
-        19 => "readv",
-        20 => "writev",
-        23 => "select",
-        35 => "nanosleep",
-        42 => "connect",
-        43 => "accept",
-        44 => "sendto",
-        45 => "recvfrom",
-        46 => "sendmsg",
-        47 => "recvmsg",
-        61 => "wait4",
-        72 => "fcntl",
-        73 => "flock",
-        74 => "fsync",
-        75 => "fdatasync",
-        202 => "futex",
-        230 => "clock_nanosleep",
-        232 => "epoll_wait",
-        257 => "openat",
-        270 => "pselect6",
-        271 => "ppoll",
-        281 => "epoll_pwait",
-        288 => "accept4",
-        _ => return format!("system call {nr}"),
-    };
-    name.to_string()
 }
