@@ -265,7 +265,27 @@ impl Task {
             point_cancelled: Cell::new(false),
             at_point: Cell::new(false),
         });
-        TaskRef(NonNull::from(super::unwind::debugger::note_allocated(Box::leak(t))))
+        let task: &'static mut Task = Box::leak(t);
+        let base = task as *const Task as usize;
+        let name = task.name_bytes().as_ptr() as usize - base;
+        let record = task as *mut Task;
+        super::unwind::debugger::note_allocated(
+            record.cast(),
+            || super::unwind::debugger::Offsets {
+                allocated_before: core::mem::offset_of!(Task, allocated_before),
+                live: core::mem::offset_of!(Task, debug_live),
+                tid: core::mem::offset_of!(Task, tid),
+                name,
+                state: core::mem::offset_of!(Task, state),
+                switched_out_at: core::mem::offset_of!(Task, switched_out_at),
+                waiting_for: core::mem::offset_of!(Task, waiting_for),
+                is_main: core::mem::offset_of!(Task, is_main),
+            },
+            // SAFETY: the record was just leaked and is not published yet: we have it to ourselves.
+            |before| unsafe { (*record).allocated_before = before.cast() },
+        );
+        // SAFETY: leaked just above, never freed.
+        TaskRef(unsafe { NonNull::new_unchecked(record) })
     }
 
     /// The thread's glibc descriptor; its address is the thread's `pthread_t`.
