@@ -46,6 +46,7 @@
 
 pub mod alloc;
 pub mod cancel;
+pub mod cancel_state;
 pub mod child;
 pub mod convoy;
 pub mod cputime;

@@ -189,6 +189,10 @@ impl Parking {
             super::parking_lot::leave_queue(&me);
         }
         let park = me.begin_park();
+        if me.cancel.on_park(park) {
+            // A cancellation request came inside the point before this park: it ends as soon as it begins.
+            interrupt_park(me, park, Interruption::Cancel);
+        }
         stats::count_park(wait.reason);
         me.park_reason.set(Some(wait.reason));
         let w = &me.waiting_for;

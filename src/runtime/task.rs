@@ -184,15 +184,8 @@ pub struct Task {
     pub cpu: super::cputime::TaskCpu,
     /// Its scheduling policy, priority, nice value and CPU affinity (see `sched_attr`).
     pub sched: super::sched_attr::TaskSched,
-    /// pthread cancellation state and request (bits of `cancel`).
-    pub cancel: AtomicU32,
-    /// Park generation + 1 of the task's last park if it began inside a cancellation point, else 0; with
-    /// a bit a request sets to claim it (`cancel`).
-    pub cancel_park: AtomicU64,
-    /// A request ended a park of the task's current cancellation point (`cancel`).
-    pub point_cancelled: Cell<bool>,
-    /// The task is inside a cancellation point (set by the point's hook).
-    pub at_point: Cell<bool>,
+    /// pthread cancellation state (see `cancel`), armed and noted by every park.
+    pub cancel: super::cancel_state::CancelState,
 }
 
 // SAFETY: a task is touched by one worker at a time (the one running it, or the one finishing it);
@@ -260,10 +253,7 @@ impl Task {
             allocated_before: core::ptr::null(),
             cpu: super::cputime::TaskCpu::new(),
             sched: super::sched_attr::TaskSched::new(),
-            cancel: AtomicU32::new(0),
-            cancel_park: AtomicU64::new(0),
-            point_cancelled: Cell::new(false),
-            at_point: Cell::new(false),
+            cancel: super::cancel_state::CancelState::new(),
         });
         let task: &'static mut Task = Box::leak(t);
         let base = task as *const Task as usize;
@@ -349,7 +339,7 @@ impl Task {
         unsafe { (*y).suspend(why) };
         fp.restore();
         if why == Switch::Park {
-            super::cancel::after_park(self);
+            self.cancel.after_park(self.last_wake.get() == Wake::Interrupted);
         }
     }
 
@@ -377,7 +367,8 @@ impl Task {
         (self.state.load(Ordering::Acquire) >> 32) as u32
     }
 
-    /// Begins a park: a new generation in phase PARKING. Returns the generation wakers must name.
+    /// Begins a park: a new generation in phase PARKING. Returns the generation wakers must name. The
+    /// caller (`park::Parking::begin`) then arms it for cancellation (`CancelState::on_park`).
     pub fn begin_park(&self) -> u32 {
         // u32::MAX is skipped so that `park + 1` (see `interruptible`) is never 0.
         let park = match self.generation().wrapping_add(1) {
@@ -385,7 +376,6 @@ impl Task {
             g => g,
         };
         self.state.store(((park as u64) << 32) | PARKING as u64, Ordering::Release);
-        super::cancel::on_park(self, park);
         park
     }
 
