@@ -136,8 +136,9 @@ impl Default for CancelState {
 /// (its futex word goes from 0 to [`POKE`]); the waiter, if its cancellation is enabled, ends the wait with
 /// cancellation disabled for a moment and the hook then lets glibc act (`pthread_testcancel`).
 pub mod plain {
-    use super::super::lock::Lock;
-    use super::super::sys::futex;
+    use crate::runtime::cancel_state::{CANCEL_DISABLE, CANCEL_ENABLE};
+    use crate::runtime::lock::Lock;
+    use crate::runtime::sys::futex;
     use core::cell::Cell;
     use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -173,7 +174,7 @@ pub mod plain {
         if TAKEN.with(|t| t.replace(false)) {
             // SAFETY: glibc's calls on the calling plain thread; testcancel unwinds it (glibc's request).
             unsafe {
-                crate::real::pthread_setcancelstate(super::CANCEL_ENABLE, core::ptr::null_mut());
+                crate::real::pthread_setcancelstate(CANCEL_ENABLE, core::ptr::null_mut());
                 crate::real::pthread_testcancel();
             }
         }
@@ -197,8 +198,8 @@ pub mod plain {
         }
         let mut old = 0;
         // SAFETY: glibc's call on the calling plain thread; disabling never acts on a request.
-        unsafe { crate::real::pthread_setcancelstate(super::CANCEL_DISABLE, &mut old) };
-        if old != super::CANCEL_ENABLE {
+        unsafe { crate::real::pthread_setcancelstate(CANCEL_DISABLE, &mut old) };
+        if old != CANCEL_ENABLE {
             // Disabled: the request waits for the thread to enable it; the wait goes on.
             return false;
         }

@@ -24,6 +24,7 @@
 //! the helper writes into the coroutine's stack until it is done, so the coroutine must not leave the wait
 //! early; a handler for it runs in its context on the worker's stack (`signals::run_in_parked`).
 
+use super::parking_lot::{self, Parked, WaitNode, Waker};
 use super::task::{Switch, Task, TaskRef, Wake};
 use super::{stats, sys, worker};
 use core::sync::atomic::Ordering;
@@ -186,7 +187,7 @@ impl Parking {
     pub fn begin(me: TaskRef, wait: Wait) -> Parking {
         if me.left_in_queue.replace(false) {
             // A handler left an earlier in-place wait by longjmp (see `OnSignal::ResumeInPlace`).
-            super::parking_lot::leave_queue(&me);
+            parking_lot::leave_queue(&me.wait_node);
         }
         let park = me.begin_park();
         if me.cancel.on_park(park) {
@@ -268,4 +269,135 @@ pub fn sleep_until_interruptible(deadline: u64) -> Wake {
     let Some(me) = worker::current_task() else { return Wake::TimedOut };
     Parking::begin(me, Wait::new(WaitReason::Sleep, deadline as usize, OnSignal::Fail).until(Some(deadline)))
         .sleep(|why| why)
+}
+
+/// A coroutine's waits in the parking lot go through the task parker; a plain thread's wait is the lot's
+/// own (`parking_lot::ThreadParker`), which needs only the deadline and whether a signal ends it.
+impl parking_lot::Waiting for Wait {
+    type CoroutineParker = TaskParker;
+
+    #[inline]
+    fn coroutine_parker(self) -> Option<TaskParker> {
+        let me = worker::current_task()?;
+        if me.left_in_queue.replace(false) {
+            // A handler left an earlier wait by longjmp and its place with it (taken out before the bucket
+            // lock: `Parking::begin` runs under it).
+            parking_lot::leave_queue(&me.wait_node);
+        }
+        Some(TaskParker { me, wait: self, parking: None })
+    }
+
+    fn deadline(&self) -> Option<u64> {
+        self.deadline
+    }
+
+    fn signal_ends(&self) -> bool {
+        matches!(self.on_signal, OnSignal::Fail | OnSignal::FailUnlessRestart)
+    }
+}
+
+/// The task parker: a coroutine waits in the parking lot with a [`Parking`] (so its wait has a reason,
+/// a generation its wakers name, a deadline and interruptions like every other park), in its task
+/// record's `wait_node`.
+pub struct TaskParker {
+    me: TaskRef,
+    wait: Wait,
+    /// The park begun under the bucket lock, until it sleeps.
+    parking: Option<Parking>,
+}
+
+impl TaskParker {
+    /// The [`Waker`] of a task's node: ends the park it names.
+    fn wake(node: *const WaitNode, park: u32) {
+        // SAFETY: the task parker queues only task records' own `wait_node`, so the record is at the node's
+        // address less the field's offset; records are never freed.
+        let task = unsafe {
+            core::ptr::NonNull::new_unchecked(node.byte_sub(core::mem::offset_of!(Task, wait_node)) as *mut Task)
+        };
+        super::get().sched.wake(TaskRef(task), park, Wake::Unparked);
+    }
+
+    /// A parked task's wait ended: how, with the task out of the queue. Timed out or interrupted, it leaves
+    /// the queue itself (before any handler runs, which may longjmp out of the wait), unless an unpark
+    /// already took it out (then that counted it as woken, and so must it).
+    #[inline(always)]
+    fn leave(me: TaskRef, why: Wake) -> Parked {
+        match why {
+            Wake::Unparked => Parked::Unparked(me.wait_node.unpark_token()),
+            _ => match parking_lot::leave_queue(&me.wait_node) {
+                true if why == Wake::Interrupted => Parked::Interrupted,
+                true => Parked::TimedOut,
+                false => Parked::Unparked(me.wait_node.unpark_token()),
+            },
+        }
+    }
+
+    /// An in-place wait whose handlers returned goes on in the same place until a wake-up, a timeout, or
+    /// (after further handlers) a wake-up that came while they ran.
+    #[cold]
+    #[inline(never)]
+    fn wait_in_place(me: TaskRef, wait: Wait) -> Parked {
+        loop {
+            me.left_in_queue.set(false);
+            // A task whose in-place wait was interrupted goes on waiting with a new park, in its old place in
+            // the queue (None if an unpark took it out meanwhile: the wait is over).
+            let again = parking_lot::park_again_in_place(&me.wait_node, || {
+                let parking = Parking::begin(me, wait);
+                let waker = Waker::new(TaskParker::wake, parking.generation());
+                (parking, waker)
+            });
+            let Some(parking) = again else {
+                return Parked::Unparked(me.wait_node.unpark_token());
+            };
+            let mut cancelled = false;
+            let r = parking.sleep(|why| {
+                cancelled = why == Wake::Interrupted && me.cancel.point_cancelled();
+                if why == Wake::Interrupted && !cancelled {
+                    me.left_in_queue.set(true);
+                    return Parked::Interrupted;
+                }
+                TaskParker::leave(me, why)
+            });
+            if r != Parked::Interrupted || cancelled {
+                return r;
+            }
+        }
+    }
+}
+
+impl parking_lot::Parker for TaskParker {
+    #[inline]
+    fn node(&self) -> &WaitNode {
+        &self.me.wait_node
+    }
+
+    #[inline]
+    fn begin(&mut self) -> Waker {
+        let parking = Parking::begin(self.me, self.wait);
+        let waker = Waker::new(TaskParker::wake, parking.generation());
+        self.parking = Some(parking);
+        waker
+    }
+
+    fn sleep(&mut self, after: impl FnOnce(Parked)) -> Parked {
+        let (me, wait) = (self.me, self.wait);
+        let parking = self.parking.take().expect("the lot begins a park before it sleeps");
+        let in_place = wait.on_signal == OnSignal::ResumeInPlace;
+        let r = parking.sleep(|why| {
+            // An in-place wait keeps its place while the handler runs (see `OnSignal::ResumeInPlace`), unless
+            // a cancellation request ended it (the point returns and acts on it).
+            if why == Wake::Interrupted && in_place && !me.cancel.point_cancelled() {
+                me.left_in_queue.set(true);
+                return Parked::Interrupted;
+            }
+            let r = TaskParker::leave(me, why);
+            after(r);
+            r
+        });
+        if r == Parked::Interrupted && in_place {
+            // The handlers returned (`after` was not run: in-place waits have none).
+            return TaskParker::wait_in_place(me, wait);
+        }
+        r
+    }
 }

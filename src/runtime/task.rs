@@ -115,7 +115,8 @@ pub struct StackBounds {
 #[repr(C)]
 pub struct Task {
     pub state: AtomicU64,
-    /// The task's place in a parking-lot queue while it waits there.
+    /// The task's place in a parking-lot queue while it waits there (with the key it waits on and the
+    /// token its unpark handed over; see `park::TaskParker`).
     pub wait_node: super::parking_lot::WaitNode,
     tcb: Cell<Tcb>,
     /// The stack slot that holds this thread's stack and TCB (None: the main thread's glibc TCB, or a
@@ -146,16 +147,12 @@ pub struct Task {
     /// Signals sent to this thread with pthread_kill (bit n-1 for signal n), raised on its worker when it
     /// next resumes, so the handler runs in its context.
     pub pending_signals: AtomicU64,
-    /// The parking-lot key the task waits on now (a futex requeue moves it).
-    pub park_key: AtomicUsize,
-    /// Token handed over by whoever unparked the task from the parking lot (written under the bucket lock).
-    pub unpark_token: AtomicUsize,
     /// Why the task is parking (set by `park::Parking::begin`, taken by the worker after the switch).
     pub park_reason: Cell<Option<super::park::WaitReason>>,
     /// The task's last park was a lock wait (or it has not parked yet): see `convoy`.
     pub lock_waited_last: Cell<bool>,
     /// `wait_node` may still be queued in the parking lot: a handler left an `OnSignal::ResumeInPlace`
-    /// wait by longjmp (see `parking_lot::park`).
+    /// wait by longjmp (see `park::TaskParker`).
     pub left_in_queue: Cell<bool>,
     /// The thread's signal mask (the kernel's 64-bit sigset), loaded into its worker when it runs.
     pub sigmask: Cell<u64>,
@@ -238,8 +235,6 @@ impl Task {
             sigmask: Cell::new(0),
             delivery_mask: AtomicU64::new(u64::MAX),
             sigwait_set: AtomicU64::new(0),
-            unpark_token: AtomicUsize::new(0),
-            park_key: AtomicUsize::new(0),
             wait_node: super::parking_lot::WaitNode::new(),
             park_reason: Cell::new(None),
             lock_waited_last: Cell::new(true),

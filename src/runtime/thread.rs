@@ -488,7 +488,7 @@ pub fn on_coroutine_finished(task: TaskRef) {
     super::get().threads.tid_dead(task);
     if task.left_in_queue.replace(false) {
         // The thread left a condition-variable wait by longjmp from a handler and never parked again.
-        super::parking_lot::leave_queue(&task);
+        super::parking_lot::leave_queue(&task.wait_node);
     }
     identity::release_robust_mutexes(task.tcb(), task.tid.get());
     // Robust mutexes (not PI) it held through the shared keeper are on that keeper's list instead (PI ones
