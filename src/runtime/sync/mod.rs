@@ -54,7 +54,7 @@ pub fn abs_deadline(clock: libc::clockid_t, abstime: *const libc::timespec) -> R
         return Ok(0);
     }
     let abs = time::timespec_ns(&ts).unwrap_or(u64::MAX);
-    Ok(super::thread::deadline_from_abs(clock, abs))
+    Ok(time::deadline_from_abs(clock, abs))
 }
 
 /// Retries a non-blocking attempt until it stops answering `busy` or `deadline` passes, sleeping 20 µs
