@@ -23,6 +23,13 @@
 //! Waits for a call a helper thread makes for the coroutine ([`OnSignal::Deferred`]) are the exception:
 //! the helper writes into the coroutine's stack until it is done, so the coroutine must not leave the wait
 //! early; a handler for it runs in its context on the worker's stack (`signals::run_in_parked`).
+//!
+//! ## In the parking lot
+//! The parking lot keeps address-keyed queues and knows nothing of coroutines; a coroutine waits there
+//! through the [`TaskParker`] here, which [`Wait`] hands the lot when the caller is a coroutine (see
+//! `parking_lot::Waiting`). It begins the [`Parking`] under the bucket lock, once `validate` agreed, and
+//! gives the lot a waker that ends exactly that park (its generation). Its queue node lives in the task
+//! record, so a wake-up finds the task from the node's address.
 
 use super::parking_lot::{self, Parked, WaitNode, Waker};
 use super::task::{Switch, Task, TaskRef, Wake};
