@@ -142,15 +142,17 @@ impl Parking {
     /// Begins a park of the calling coroutine `me` for `wait`: counts it, records what it waits for (the
     /// thread listing) and why (the convoy detector), and starts a new park generation. The caller then
     /// registers its waker with [`Parking::generation`] and calls [`Parking::sleep`].
+    /// Inlined into every wait (the parking lot's among them): its rare branches are out of line.
+    #[inline(always)]
     pub fn begin(me: TaskRef, wait: Wait) -> Parking {
         if me.left_in_queue.replace(false) {
             // A handler left an earlier in-place wait by longjmp (see `OnSignal::ResumeInPlace`).
-            parking_lot::leave_queue(&me.wait_node);
+            leave_abandoned_queue(me);
         }
         let park = me.begin_park();
         if me.cancel.on_park(park) {
             // A cancellation request came inside the point before this park: it ends as soon as it begins.
-            interrupt_park(me, park, Interruption::Cancel);
+            cancelled_as_it_begins(me, park);
         }
         stats::count_park(wait.reason);
         me.park_reason.set(Some(wait.reason));
@@ -204,6 +206,21 @@ impl Parking {
     }
 }
 
+/// `Parking::begin`'s rare case: a queue place an earlier in-place wait left behind (see
+/// `OnSignal::ResumeInPlace`) is given up.
+#[cold]
+#[inline(never)]
+fn leave_abandoned_queue(me: TaskRef) {
+    parking_lot::leave_queue(&me.wait_node);
+}
+
+/// `Parking::begin`'s rare case: a cancellation request pending inside the point ends park `park` at once.
+#[cold]
+#[inline(never)]
+fn cancelled_as_it_begins(me: TaskRef, park: u32) {
+    interrupt_park(me, park, Interruption::Cancel);
+}
+
 /// What every coroutine does when it runs again after switching out (a park, a yield, a preemption): the
 /// handlers of the signals sent to it while it was away, that its mask lets through, run now in it.
 #[inline]
@@ -250,7 +267,7 @@ impl parking_lot::Waiting for Wait {
             // lock: `Parking::begin` runs under it).
             parking_lot::leave_queue(&me.wait_node);
         }
-        Some(TaskParker { me, wait: self, parking: None })
+        Some(TaskParker { me, wait: self, park: 0 })
     }
 
     fn deadline(&self) -> Option<u64> {
@@ -268,8 +285,10 @@ impl parking_lot::Waiting for Wait {
 pub struct TaskParker {
     me: TaskRef,
     wait: Wait,
-    /// The park begun under the bucket lock, until it sleeps.
-    parking: Option<Parking>,
+    /// The generation of the park [`Parker::begin`](parking_lot::Parker::begin) began under the bucket
+    /// lock; [`Parker::sleep`](parking_lot::Parker::sleep) sleeps that [`Parking`], made again from these
+    /// three parts (cheaper on this path than carrying an `Option<Parking>` across).
+    park: u32,
 }
 
 impl TaskParker {
@@ -337,17 +356,16 @@ impl parking_lot::Parker for TaskParker {
         &self.me.wait_node
     }
 
-    #[inline]
+    #[inline(always)]
     fn begin(&mut self) -> Waker {
-        let parking = Parking::begin(self.me, self.wait);
-        let waker = Waker::new(TaskParker::wake, parking.generation());
-        self.parking = Some(parking);
-        waker
+        self.park = Parking::begin(self.me, self.wait).generation();
+        Waker::new(TaskParker::wake, self.park)
     }
 
+    #[inline]
     fn sleep(&mut self, after: impl FnOnce(Parked)) -> Parked {
         let (me, wait) = (self.me, self.wait);
-        let parking = self.parking.take().expect("the lot begins a park before it sleeps");
+        let parking = Parking { me, park: self.park, wait };
         let in_place = wait.on_signal == OnSignal::ResumeInPlace;
         let r = parking.sleep(|why| {
             // An in-place wait keeps its place while the handler runs (see `OnSignal::ResumeInPlace`), unless
