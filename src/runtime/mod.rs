@@ -8,9 +8,9 @@
 //! | [`worker`] | the loop each worker OS thread runs; "which coroutine am I?" via GS |
 //! | [`task`] | one program thread: coroutine, park/wake state machine, join state |
 //! | [`timers`] | deadlines for sleeps and timed waits, fired by the workers themselves |
-//! | [`park`] | the one way a coroutine waits: a typed wait reason, interruptions by signals and cancellation |
+//! | [`park`] | the one way a coroutine waits: a typed wait reason, interruptions by signals and cancellation; the parking lot's task parker |
 //! | [`wait_reason`] | why a coroutine waits: the typed reason every park carries |
-//! | [`parking_lot`] | queues of waiters keyed by an address in the program's memory |
+//! | [`parking_lot`] | queues of waiters keyed by an address in the program's memory, over a parker seam (a leaf; its thread parker sleeps on a futex) |
 //! | [`monitor`] | notices workers stalled by one coroutine and brings in spare workers (`monitor::stall`: the record a stalled worker holds, a leaf) |
 //! | [`convoy`] | notices a lock convoy that a second worker would only slow down (a leaf; the scheduler has the worker sit out) |
 //! | [`offload`] | helper OS threads for calls that must really block in the kernel |
@@ -25,6 +25,8 @@
 //! | [`stack`] | coroutine stacks: arenas, guards, reuse |
 //! | [`signals`] | the program's handlers, masks and routing; faults and the stack-overflow report |
 //! | [`preempt`] | makes a coroutine that computes past its time slice yield (signal + trampoline; `preempt::state`: what task and worker hold, a leaf) |
+//! | [`cancel`] | pthread cancellation of coroutines: requests, cancellation points, glibc's unwinding |
+//! | [`cancel_state`] | the cancellation state parks arm and note: a coroutine's, and a plain thread's pokeable waits |
 //! | [`once`] | pthread_once in glibc's encoding, for coroutines and plain threads |
 //! | [`sync`] | pthread mutexes, conditions, rwlocks, barriers, semaphores, futexes that park |
 //! | [`lock`] | the runtime's own small mutex |
@@ -49,6 +51,7 @@
 
 pub mod alloc;
 pub mod cancel;
+pub mod cancel_state;
 pub mod child;
 pub mod convoy;
 pub mod cputime;

@@ -449,7 +449,7 @@ pub fn on_coroutine_finished(task: TaskRef) {
     registry().tid_dead(task);
     if task.left_in_queue.replace(false) {
         // The thread left a condition-variable wait by longjmp from a handler and never parked again.
-        super::parking_lot::leave_queue(&task);
+        super::parking_lot::leave_queue(&task.wait_node);
     }
     identity::release_robust_mutexes(task.tcb(), task.tid.get());
     // Robust mutexes (not PI) it held through the shared keeper are on that keeper's list instead (PI ones
@@ -654,12 +654,7 @@ pub fn detach(target: TaskRef) -> i32 {
     }
 }
 
-/// Monotonic deadline for an absolute time on `clock`, as the kernel would measure it.
-pub fn deadline_from_abs(clock: libc::clockid_t, abs_ns: u64) -> u64 {
-    let now_clock = time::now_ns(clock).unwrap_or(0);
-    let now_mono = time::monotonic_ns();
-    now_mono.saturating_add(abs_ns.saturating_sub(now_clock))
-}
+pub use super::sys::time::deadline_from_abs;
 
 /// pthread_kill for a coroutine thread. Signal 0 checks existence; glibc's reserved and out-of-range
 /// numbers are EINVAL. A signal a thread sends itself is raised on its own worker, so the handler runs in
