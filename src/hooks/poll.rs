@@ -1,4 +1,4 @@
-//! poll, ppoll, select, pselect and the epoll waits. A coroutine's wait parks (see `runtime::io::poll_wait`)
+//! poll, ppoll, select, pselect and the epoll waits. A coroutine's wait parks (see `runtime::io::poll::poll_wait`)
 //! between zero-timeout kernel calls, which give exactly the kernel's answers (POLLNVAL, EBADF, EFAULT,
 //! EINVAL). A program's own epoll instance is watched through its fd, which epoll reports readable when
 //! it has events. A signal mask passed to ppoll/pselect/epoll_pwait is the thread's for the whole call,
@@ -73,7 +73,7 @@ pub unsafe extern "C" fn poll(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: 
         }
         // SAFETY: the probe succeeded on this array.
         let list = unsafe { pollfds(fds, n) };
-        ret(io::poll_wait(list, deadline_ms(timeout), || ppoll_probe(fds, n, core::ptr::null()))) as c_int
+        ret(io::poll::poll_wait(list, deadline_ms(timeout), || ppoll_probe(fds, n, core::ptr::null()))) as c_int
     })
 }
 
@@ -146,7 +146,7 @@ pub unsafe extern "C" fn ppoll(
             }
             // SAFETY: the probe succeeded on this array.
             let list = unsafe { pollfds(fds, n) };
-            io::poll_wait(list, deadline, || ppoll_probe(fds, n, mask))
+            io::poll::poll_wait(list, deadline, || ppoll_probe(fds, n, mask))
         })) as c_int
     })
 }
@@ -233,7 +233,7 @@ fn select_common(
         return first;
     }
     let list = sets.pollfds();
-    let res = io::poll_wait(&list, deadline, || sets.probe(mask));
+    let res = io::poll::poll_wait(&list, deadline, || sets.probe(mask));
     if matches!(res, Ok(0)) {
         sets.clear();
     }
@@ -330,7 +330,7 @@ fn epoll_common(
             return first;
         }
         let me = [libc::pollfd { fd: epfd, events: libc::POLLIN, revents: 0 }];
-        io::poll_wait(&me, deadline, || epoll_probe(epfd, events, max, mask))
+        io::poll::poll_wait(&me, deadline, || epoll_probe(epfd, events, max, mask))
     })) as c_int
 }
 
