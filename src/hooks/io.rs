@@ -7,7 +7,7 @@ use super::set_errno;
 use crate::real;
 use crate::runtime::cancel;
 use crate::runtime::io::closing::{self, Closing};
-use crate::runtime::io::{IoResult, fd, file, kind, rw};
+use crate::runtime::io::{IoResult, fd, file, kind, msgq, rw};
 use crate::runtime::worker;
 use std::ffi::{c_char, c_int, c_uint, c_void};
 
@@ -500,8 +500,8 @@ pub unsafe extern "C" fn fdatasync(fd: c_int) -> c_int {
     })
 }
 
-/// msgrcv: a cancellation point that may wait indefinitely on a System V message queue (no descriptor to
-/// poll): a coroutine tries without waiting and sleeps between tries (see `runtime::poll_call`).
+/// msgrcv: a cancellation point that may wait indefinitely on a System V message queue; a coroutine's
+/// is `runtime::io::msgq`'s.
 ///
 /// # Safety
 /// C contract of msgrcv.
@@ -511,17 +511,7 @@ pub unsafe extern "C" fn msgrcv(id: c_int, msg: *mut c_void, size: usize, kind: 
         // SAFETY: forwarding.
         return unsafe { real::msgrcv(id, msg, size, kind, flags) };
     }
-    cancel::point(|| {
-        let r = crate::runtime::poll_call(libc::ENOMSG, || {
-            // SAFETY: the caller's arguments, as for msgrcv.
-            match unsafe { real::msgrcv(id, msg, size, kind, flags | libc::IPC_NOWAIT) } {
-                n if n >= 0 => Ok(n),
-                // SAFETY: errno of the calling thread.
-                _ => Err(unsafe { *libc::__errno_location() }),
-            }
-        });
-        ret_errno(r)
-    })
+    cancel::point(|| ret(msgq::receive(id, msg, size, kind, flags)))
 }
 
 /// msgsnd: as [`msgrcv`], waiting for room in a full queue.
@@ -534,27 +524,5 @@ pub unsafe extern "C" fn msgsnd(id: c_int, msg: *const c_void, size: usize, flag
         // SAFETY: forwarding.
         return unsafe { real::msgsnd(id, msg, size, flags) };
     }
-    cancel::point(|| {
-        let r = crate::runtime::poll_call(libc::EAGAIN, || {
-            // SAFETY: the caller's arguments, as for msgsnd.
-            match unsafe { real::msgsnd(id, msg, size, flags | libc::IPC_NOWAIT) } {
-                0 => Ok(0isize),
-                // SAFETY: errno of the calling thread.
-                _ => Err(unsafe { *libc::__errno_location() }),
-            }
-        });
-        ret_errno(r) as c_int
-    })
-}
-
-/// -1 with errno for an error, else the value.
-fn ret_errno(r: Result<isize, i32>) -> isize {
-    match r {
-        Ok(n) => n,
-        Err(e) => {
-            // SAFETY: errno of the calling thread.
-            unsafe { *libc::__errno_location() = e };
-            -1
-        }
-    }
+    cancel::point(|| ret(msgq::send(id, msg, size, flags)) as c_int)
 }

@@ -20,6 +20,7 @@
 //! | [`poll`] | poll, select and epoll waits of a coroutine on several fds |
 //! | [`socket`] | socket calls: MSG_DONTWAIT tries, MSG_WAITALL, sends in full, accept, connect, options |
 //! | [`mmsg`] | recvmmsg and sendmmsg on blocking sockets |
+//! | [`msgq`] | System V message queues: no fd to watch, so tries with sleeps between |
 //! | [`file`] | regular files: RWF_NOWAIT first, a helper thread for what the disk must supply |
 //! | [`stdio`] | stdio reads (fgets, getline...) and scanf on sockets, pipes and terminals |
 //! | [`stdio_write`] | stdio output (fwrite, printf...) on sockets, pipes and terminals |
@@ -34,6 +35,7 @@ pub mod fd;
 pub mod file;
 pub mod kind;
 pub mod mmsg;
+pub mod msgq;
 pub mod netpoll;
 pub mod poll;
 pub mod ready;
