@@ -340,8 +340,7 @@ unsafe fn stream_closing(f: *mut libc::FILE) {
 /// C contract of close_range.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
-    if !crate::runtime::running() || flags as u32 & libc::CLOSE_RANGE_UNSHARE != 0 || first > last {
-        // The program's own call, unchanged (UNSHARE gives the caller a private table).
+    if !crate::runtime::running() {
         return ret_int(crate::runtime::sys::fd::close_range(first, last, flags as u32));
     }
     ret_int(closing::close_range(first, last, flags as u32))

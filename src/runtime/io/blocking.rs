@@ -16,7 +16,7 @@ use super::{IoResult, RESTART};
 use core::sync::atomic::Ordering;
 
 /// The fd a cooperative call works on: the program's number, or, once the program closed or replaced that
-/// number under the waiting call, a hidden duplicate of the same object (see `fd::closing`), which the
+/// number under the waiting call, a hidden duplicate of the same object (see `closing::closing`), which the
 /// call uses until it returns.
 pub struct Target {
     pub fd: i32,

@@ -178,6 +178,11 @@ pub fn close_range(first: u32, last: u32, flags: u32) -> Result<usize, sys::Errn
         // The program's own call, which the kernel refuses (EINVAL) before closing anything.
         return sys::fd::close_range(first, last, flags);
     }
+    if flags & libc::CLOSE_RANGE_UNSHARE != 0 || first > last {
+        // The program's own call, unchanged: UNSHARE gives the caller a private table, and an empty range
+        // is the kernel's EINVAL.
+        return sys::fd::close_range(first, last, flags);
+    }
     // Numbers the table never heard of have nothing to forget and are none of the runtime's.
     let top = (last as usize).min(t.len.saturating_sub(1)).min(HIGH_WATER.load(Ordering::Acquire).saturating_sub(1));
     let closes = flags & libc::CLOSE_RANGE_CLOEXEC == 0;

@@ -440,7 +440,7 @@ impl Stream {
         let mut flushed = false;
         loop {
             // The FILE reads through the program's number, so a number closed under this wait is not
-            // followed to the hidden duplicate (`fd::closing`): the checks keep looking at the number.
+            // followed to the hidden duplicate (`closing::closing`): the checks keep looking at the number.
             let r = blocking(self.fd, Dir::Read, OnSignal::FailUnlessRestart, |_, kind| {
                 let verdict = match kind {
                     Kind::Socket | Kind::NoWait | Kind::Pollable => check(self, kind),

@@ -5,7 +5,7 @@
 //! does what glibc's `_IO_new_file_xsputn`, `_IO_default_xsputn`, `_IO_new_file_overflow`, `new_do_write`
 //! and `_IO_new_file_write` do (libio/fileops.c, the same from glibc 2.1 to today), step for step — the
 //! same buffering decisions, the same buffer pointers, flags, cached offset and return values — with one
-//! difference: the bytes go out through the runtime's cooperative write (`io::write_all`), which parks
+//! difference: the bytes go out through the runtime's cooperative write (`blocking::write_all`), which parks
 //! the coroutine while the socket or pipe is full. The FILE's own state is left exactly as glibc's call
 //! would leave it, so glibc's later calls on it (reads, seeks, fclose, the flush at exit) carry on.
 //!

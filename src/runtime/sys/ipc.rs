@@ -6,7 +6,13 @@ use super::syscall::{Errno, syscall4, syscall6};
 ///
 /// # Safety
 /// `msg` is the program's own buffer (or writable for `size` bytes plus the type).
-pub unsafe fn msgrcv(id: i32, msg: *mut libc::c_void, size: usize, kind: libc::c_long, flags: i32) -> Result<usize, Errno> {
+pub unsafe fn msgrcv(
+    id: i32,
+    msg: *mut libc::c_void,
+    size: usize,
+    kind: libc::c_long,
+    flags: i32,
+) -> Result<usize, Errno> {
     // SAFETY: the caller vouches for the buffer.
     unsafe { syscall6(libc::SYS_msgrcv, id as usize, msg as usize, size, kind as usize, flags as usize, 0) }
 }
