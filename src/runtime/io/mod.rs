@@ -1,7 +1,7 @@
 //! File descriptors for coroutines: what the runtime knows of each fd, how a blocking call on one is made
 //! without blocking the worker, and the netpoller that says when to try again.
 //!
-//! A blocking call on an fd goes: hook (`hooks/io.rs`, `hooks/net.rs`: C arguments in, errno out) →
+//! A blocking call on an fd goes: hook (`hooks/io.rs`, `net.rs`, `poll.rs`...: C arguments in, errno out) →
 //! the call's module here (`socket`, `file`, `stdio`...) → [`blocking`], which makes one try of the call
 //! that cannot block ([`attempt`], in the way the fd's [`kind`] allows) and on EAGAIN registers the fd
 //! with the [`netpoll`]er and parks on the fd entry's readiness sequence ([`fd`]). A worker's poll
@@ -21,12 +21,12 @@
 //! | [`socket`] | socket calls: MSG_DONTWAIT tries, MSG_WAITALL, sends in full, accept, connect, options |
 //! | [`mmsg`] | recvmmsg and sendmmsg on blocking sockets |
 //! | [`msgq`] | System V message queues: no fd to watch, so tries with sleeps between |
-//! | [`file`] | regular files: RWF_NOWAIT first, a helper thread for what the disk must supply |
+//! | [`file`] | regular files: RWF_NOWAIT first, a helper thread for what the disk must supply; sendfile, splice |
 //! | [`stdio`] | stdio reads (fgets, getline...) and scanf on sockets, pipes and terminals |
 //! | [`stdio_write`] | stdio output (fwrite, printf...) on sockets, pipes and terminals |
 //!
-//! Below the scheduler core: [`netpoll`] (which imports only `sys`), [`ready`] and [`fd`], which the
-//! worker loop uses; the rest is policy over core.
+//! Below the scheduler core, which calls them: [`netpoll`] (it imports only `sys`), [`ready`] and [`fd`]
+//! (the netpoller, the parking lot, `lock`, `sys`). The rest is policy over core.
 
 pub mod attempt;
 pub mod blocking;
