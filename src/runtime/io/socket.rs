@@ -161,12 +161,16 @@ pub fn sendmsg(fd: i32, msg: *const libc::msghdr, flags: i32) -> IoResult {
     if let Ok(m) = &copy {
         fd::sending(m);
     }
-    let m = match copy {
-        Ok(m) if flags & libc::MSG_DONTWAIT == 0 && m.msg_iovlen <= IOV_MAX => m,
-        // The program's own non-blocking call, and calls the kernel refuses (EMSGSIZE, EFAULT), as made.
-        // SAFETY: the program's own call; the kernel validates the message.
-        _ => return unsafe { socket::sendmsg(fd, msg, flags) },
-    };
+    // The program's own non-blocking call, and one the kernel refuses (EMSGSIZE), as made.
+    // SAFETY: the program's own call; the kernel validates the message.
+    let as_made = || unsafe { socket::sendmsg(fd, msg, flags) };
+    if flags & libc::MSG_DONTWAIT != 0 {
+        return as_made();
+    }
+    let Ok(m) = copy else { return Err(Errno(libc::EFAULT)) };
+    if m.msg_iovlen > IOV_MAX {
+        return as_made();
+    }
     sendmsg_all(fd, m, flags)
 }
 
