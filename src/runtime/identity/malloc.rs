@@ -6,9 +6,12 @@
 //! Until 2.42 a thread without a cache has a NULL pointer and the flag `tcache_shutting_down` stops one
 //! being made; from 2.43 the pointer is never NULL (it points at a read-only dummy) and pointing it at the
 //! dummy's `disabled` member stops one being made. Both come from the learned [`Layout`].
+//!
+//! A thread is named by its descriptor's address (`Tcb.0`), not by `Tcb`: this file is the lower part of
+//! `identity`, and `Tcb`'s methods in `mod.rs` call down into it.
 
 use super::layout::{Hold, Layout};
-use super::{Tcb, x86_64};
+use super::x86_64;
 use crate::runtime::libc_malloc;
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
@@ -76,8 +79,8 @@ pub fn without_cache_creation<R>(f: impl FnOnce() -> R) -> R {
 
 /// Returns an ended thread's malloc cache to the arenas, as glibc's (unexported) tcache_thread_shutdown
 /// does at thread exit. Runs on the worker's own context: the chunks go where the worker's frees go.
-pub fn release_cache(l: &Layout, tcb: Tcb) {
-    let block = (tcb.0 as isize + l.libc_tls) as usize;
+pub fn release_cache(l: &Layout, tcb: usize) {
+    let block = (tcb as isize + l.libc_tls) as usize;
     let m = &l.malloc;
     let slot = (block + m.tcache) as *mut usize;
     // SAFETY: the words are the ended thread's cache pointer and hold-off state in its static TLS;
@@ -116,8 +119,8 @@ pub fn release_cache(l: &Layout, tcb: Tcb) {
 
 /// The words of libc's TLS block malloc owns, read from a thread's static TLS (kept when a TCB is
 /// recycled: the next thread reuses the previous owner's cache and arena instead of leaking them).
-pub fn save(l: &Layout, tcb: Tcb) -> [usize; 3] {
-    let block = (tcb.0 as isize + l.libc_tls) as usize;
+pub fn save(l: &Layout, tcb: usize) -> [usize; 3] {
+    let block = (tcb as isize + l.libc_tls) as usize;
     let flag = match l.malloc.hold {
         Hold::Flag(off) => Some(off),
         Hold::Disabled(_) => None,
@@ -133,8 +136,8 @@ pub fn save(l: &Layout, tcb: Tcb) -> [usize; 3] {
 }
 
 /// Puts back what [`save`] read, after the block was re-initialised.
-pub fn restore(l: &Layout, tcb: Tcb, saved: [usize; 3]) {
-    let block = (tcb.0 as isize + l.libc_tls) as usize;
+pub fn restore(l: &Layout, tcb: usize, saved: [usize; 3]) {
+    let block = (tcb as isize + l.libc_tls) as usize;
     // SAFETY: as in save.
     unsafe {
         ((block + l.malloc.tcache) as *mut usize).write(saved[0]);

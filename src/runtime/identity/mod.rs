@@ -405,7 +405,7 @@ fn init_descriptor(tcb: Tcb, tid: i32) {
 pub fn recycle(tcb: Tcb, tid: i32) -> bool {
     let l = layout();
     let p = &state().private;
-    let kept = malloc::save(l, tcb);
+    let kept = malloc::save(l, tcb.0);
     // SAFETY: the TCB belongs to a finished thread and no code runs with it; its header's DTV is ld.so's.
     unsafe {
         let old_dtv = tcb.field::<usize>(x86_64::HDR_DTV).read();
@@ -418,7 +418,7 @@ pub fn recycle(tcb: Tcb, tid: i32) -> bool {
         (p.deallocate_tls)(old.as_mut_ptr() as *mut c_void, false);
         core::ptr::write_bytes(tcb.field::<u8>(l.list), 0, l.pthread_size - l.list);
     }
-    malloc::restore(l, tcb, kept);
+    malloc::restore(l, tcb.0, kept);
     init_descriptor(tcb, tid);
     true
 }
@@ -426,7 +426,7 @@ pub fn recycle(tcb: Tcb, tid: i32) -> bool {
 /// Frees what an ended thread's TCB holds: its malloc cache, DTV and dynamic TLS, and with `owned` the
 /// descriptor itself (one from [`allocate`]; one from [`allocate_in`] lives in its slot).
 pub fn destroy(tcb: Tcb, owned: bool) {
-    malloc::release_cache(layout(), tcb);
+    malloc::release_cache(layout(), tcb.0);
     // SAFETY: the thread has ended and no code runs with this TCB; ld.so allocated what is freed.
     unsafe { (state().private.deallocate_tls)(tcb.0 as *mut c_void, owned) };
 }
