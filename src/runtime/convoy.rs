@@ -3,15 +3,15 @@
 //! CPython's GIL is the common case: every thread takes it between system calls. On one worker the
 //! coroutines run in turn and each finds the GIL free. On two, the second worker resumes coroutine after
 //! coroutine only to see each block on the GIL at once (the lock's holder runs on the first worker): a
-//! switch in, a park, a 5 ms timed wait and a switch out for nothing, and the GIL's condition variable
-//! gathers thousands of waiters whose timeouts then force extra hand-offs. Measured with the bench's
-//! CPython echo server at 5,000 connections: 34-38k round trips/s on two workers, 62k on one (gevent: 52k).
+//! switch in, a park, a timed wait (CPython's switch interval) and a switch out for nothing, and the GIL's condition variable
+//! gathers thousands of waiters whose timeouts then force extra hand-offs: the bench's CPython echo server
+//! served fewer round trips on two workers than on one (README, Lock convoys, has the figures).
 //!
 //! So a worker that has seen 64 (`ASYNCSHIM_CONVOY_STREAK`) coroutines in a row come back from some other
 //! wait (I/O, a sleep) and block on a lock (mutex, condition variable, rwlock, futex), each within
 //! [`QUICK_NS`] of the one before, while it still has coroutines queued and another worker is running one,
-//! *sits out*: it hands its queue to that worker and sleeps for a while (1 ms, doubling while convoys recur
-//! within a second, up to 64 ms), then competes again. A coroutine woken from a lock wait that waits for a
+//! *sits out*: it hands its queue to that worker and sleeps for a while ([`SIT_OUT_MIN_NS`], doubling while
+//! convoys recur within [`RECUR_WINDOW_NS`], up to [`SIT_OUT_MAX_NS`]), then competes again. A coroutine woken from a lock wait that waits for a
 //! lock again (a thread pool's workers finding the queue empty, a herd woken by a broadcast) shows
 //! contention among waiters, not a convoy, and neither counts nor breaks a streak; a worker that computes
 //! between lock waits breaks it, and a worker with nothing else queued never sits out. At least one worker

@@ -1,5 +1,5 @@
 //! Starting the runtime's own OS threads: workers, the monitor, helper threads, probes and keepers. They
-//! are real glibc threads (the program never sees them as its own), made with a 1 MiB stack and the
+//! are real glibc threads (the program never sees them as its own), made with a [`STACK_SIZE`] stack and the
 //! signal mask runtime threads start with, so that no program signal lands on one before it has chosen
 //! its own mask.
 //!
@@ -11,6 +11,10 @@
 
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::ffi::c_void;
+
+/// The stack every runtime thread gets: the runtime's own frames, glibc's and the unwinder's, never the
+/// program's.
+const STACK_SIZE: usize = 1 << 20;
 
 pub type StartFn = extern "C" fn(*mut c_void) -> *mut c_void;
 
@@ -56,7 +60,7 @@ unsafe fn spawn(f: StartFn, arg: *mut c_void, detached: bool) -> Option<libc::pt
     let r = unsafe {
         let mut attr: libc::pthread_attr_t = core::mem::zeroed();
         libc::pthread_attr_init(&mut attr);
-        libc::pthread_attr_setstacksize(&mut attr, 1 << 20);
+        libc::pthread_attr_setstacksize(&mut attr, STACK_SIZE);
         // A runtime thread starts with the program's signals blocked, so none lands in a helper or the
         // monitor; a worker sets its own mask when it goes idle or runs a coroutine.
         let mut set: libc::sigset_t = core::mem::zeroed();

@@ -3,8 +3,8 @@
 //!
 //! Stacks come in classes of power-of-two capacity. A slot holds its class's capacity, the TCB area and the
 //! guard, and nothing more (no rounding of the whole slot to a power of two), so small stacks pack densely
-//! and share page-table pages: a 64 KiB stack takes a 136 KiB slot, 15 to a page-table page, where a
-//! 256 KiB power-of-two slot fitted 8. Each class carves slots out of large `MAP_NORESERVE` regions
+//! and more of them share a page-table page than power-of-two slots would (README's "Stacks and memory"
+//! gives the sizes). Each class carves slots out of large `MAP_NORESERVE` regions
 //! (one VMA for thousands of stacks), so 100,000+ coroutines stay far below `vm.max_map_count`, and only
 //! touched pages cost memory. Every slot starts with a guard region installed with `MADV_GUARD_INSTALL`
 //! (page-table markers, no VMA split); where the kernel lacks it, a `PROT_NONE` guard is used while the
@@ -14,9 +14,9 @@
 //! As in glibc, the top of a slot also holds the thread's TCB and static TLS (see [`super::thread`]), so a
 //! thread's memory is one unit: kept hot for reuse, or discarded whole with `MADV_DONTNEED`.
 //!
-//! Classes of 2 MiB and more have a 1 MiB guard and slots in whole 2 MiB units (8 MiB stacks: 10 MiB slots)
-//! that start 1 MiB past a 2 MiB boundary: a stack's hot top pages and the guard of the slot above then
-//! share one page-table page instead of needing two.
+//! Classes of [`LARGE_CAP`] and more have a [`LARGE_GUARD`] and slots in whole [`TWO_MIB`] units that
+//! start [`LARGE_GUARD`] past a [`TWO_MIB`] boundary: a stack's hot top pages and the guard of the slot
+//! above then share one page-table page instead of needing two.
 
 use super::lock::Lock;
 use super::sys::mem;

@@ -7,15 +7,15 @@
 //! each coroutine's share is accounted here, at its switches, from what it had used when it started.
 //!
 //! **Cheap at every switch.** Asking the kernel for the worker's CPU time is a system call (the vDSO serves
-//! only wall clocks): about 0.7 µs on the machine this was measured on, ten times a switch. So a switch
-//! reads the time-stamp counter only (~10 ns), once: the stamp that ends one coroutine's run starts the
+//! only wall clocks), several times what a whole switch costs. So a switch reads the time-stamp counter
+//! only, once (README, per-thread CPU time, has the measured costs): the stamp that ends one coroutine's run starts the
 //! next one's, and only a worker that slept takes a fresh one. A run shorter than [`LONG_RUN_TICKS`] is
 //! charged its TSC length: the kernel seldom takes a CPU away for less, and when it does, the run comes
 //! out longer than that and takes the exact path.
 //!
 //! **Exact where it matters.** A run at least that long (a coroutine computing, or a worker the kernel
 //! descheduled in the middle of a run) ends with one read of the worker's CPU clock, amortised over the
-//! run (< 1%): what the worker used since its last such checkpoint, less what short runs were charged in
+//! run: what the worker used since its last such checkpoint, less what short runs were charged in
 //! between, clamped to the run's wall length, is the run's CPU time. Time spent descheduled is so never
 //! counted as the coroutine's, on a loaded machine or not.
 //!

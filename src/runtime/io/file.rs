@@ -1,17 +1,16 @@
 //! Regular files. epoll cannot wait for them, and a read of data that is not in the page cache sleeps in
-//! the kernel for the disk. The rule, from measurements on ext4 (Linux 6.18, 2 vCPUs):
+//! the kernel for the disk. The rule, from measurements on ext4 (README, Regular files, has the figures):
 //!
-//! - **read/pread**: first `preadv2(RWF_NOWAIT)`, which costs what a plain read costs (4 KiB cached:
-//!   419 vs 423 ns) and fails with EAGAIN instead of waiting for the disk; only then does a helper thread
-//!   make the real call while the coroutine parks (a round trip of about 10–20 µs, small next to a disk
-//!   read). A partly cached range gives a short NOWAIT read; the helper reads the rest, so the program
+//! - **read/pread**: first `preadv2(RWF_NOWAIT)`, which costs what a plain read costs and fails with
+//!   EAGAIN instead of waiting for the disk; only then does a helper thread make the real call while the
+//!   coroutine parks (a helper round trip is small next to a disk read). A partly cached range gives a short NOWAIT read; the helper reads the rest, so the program
 //!   still sees one full read, as from the kernel.
 //! - **write/pwrite**: buffered writes only wait under dirty-page throttling or journal pressure. ext4 does
-//!   not support RWF_NOWAIT for them (EOPNOTSUPP), and offloading every write would make a 0.5 µs call
-//!   cost 20 µs, so they are made inline (where RWF_NOWAIT works, EAGAIN sends them to a helper); the
+//!   not support RWF_NOWAIT for them (EOPNOTSUPP), and offloading every write would make a cheap call cost
+//!   a helper round trip, many times more, so they are made inline (where RWF_NOWAIT works, EAGAIN sends them to a helper); the
 //!   monitor hands the worker's other coroutines on if one ever sleeps for long.
 //! - **fsync/fdatasync** wait for the disk by design: always on a helper.
-//! - **open** stays inline: a cached path lookup costs ~2 µs against the 10–20 µs of a helper round trip.
+//! - **open** stays inline: a cached path lookup costs far less than a helper round trip.
 
 // The pointers these functions take are the program's own (buffers, offsets), which Rust code never
 // dereferences: they go to the kernel, which checks them (EFAULT), as the program's own call would have.

@@ -19,10 +19,9 @@
 //! - The monitor looks again when a worker could first be declared stalled (at most one stall period
 //!   later; a quarter of one while a computing candidate or a stall is being handled) or when the run it
 //!   has just seen begin would use up its preemption slice, whichever is first, and backs off to
-//!   50 ms while all workers idle: at most once a slice while a worker is busy (an echo server at 1,000
-//!   connections wakes it ~90 times a second: its workers are often in `epoll_wait`), an idle process 20.
-//!   (Four looks per period cost a busy echo server ~10% of its throughput at 10,000 connections on this
-//!   2-vCPU VM, where each timer wake-up is expensive.)
+//!   [`MAX_IDLE_TICK_NS`] while all workers idle: at most once a slice while a worker is busy. Looking
+//!   more often costs a busy server throughput, since each timer wake-up is expensive (README, Stalls, has
+//!   the rates and costs measured).
 //!
 //! A worker ends its stall itself at its next scheduling point (`Scheduler::end_stall`), from the record
 //! the monitor leaves in it ([`stall::StallRecord`], a leaf the core holds).

@@ -9,12 +9,11 @@
 //!   per-process cookie. Programs cannot handle, block or send that signal through glibc (glibc keeps it for
 //!   thread cancellation), so the program never sees ours; a SIGCANCEL that is not ours (no cookie) goes to
 //!   the handler glibc had installed, which we took over with the raw `rt_sigaction` system call.
-//!   Why 2 ms of CPU time and not Go's 10: the kernel gives a thread that wakes next to a computing one
-//!   the CPU within a few ms, and a thread-per-connection server's short requests queued behind a
-//!   computing coroutine wait up to about two slices (the monitor sees a run start only at its next look);
-//!   next to 20 ms computations the other requests' p99 was twice native's with 10 ms, level with it with
-//!   3 ms on a quiet machine, and clearly below it with 2 ms; neither CPython's GIL nor the web scenario
-//!   moved measurably between 3 and 10 ms.
+//!   Why a slice shorter than Go's: the kernel gives a thread that wakes next to a computing one the CPU
+//!   within a few ms, and a thread-per-connection server's short requests queued behind a computing
+//!   coroutine wait up to about two slices (the monitor sees a run start only at its next look), so the
+//!   slice must be short enough that they do not wait longer than natively (README, Preemption, has the
+//!   p99 measured for each slice length).
 //! - The handler ([`signal`]) checks that the interrupted code is at a safe point (see [`Refusal`] for
 //!   every case that is not, each retried at the monitor's next look). If it is, it rewrites the signal
 //!   context so that, when the handler returns, the coroutine enters [`trampoline`] instead of its next

@@ -3,7 +3,7 @@
 //! touched by glibc, so scheduler state is found without FS-relative TLS.
 //!
 //! With FSGSBASE (Linux 5.9+, checked through AT_HWCAP2) the bases are read and written by single
-//! instructions; otherwise by `arch_prctl`, about 300 ns each.
+//! instructions; otherwise by `arch_prctl`, a system call each (which is why a switch prefers them).
 
 use super::syscall::syscall2;
 use core::arch::asm;

@@ -8,7 +8,7 @@
 //! on while it is being walked gives a shorter stack, never a fault (all reads are fault-safe).
 //!
 //! How `asyncshim stacks PID` asks: it creates the request file [`request_path`] (the monitor looks for it
-//! about every 50 ms: one `newfstatat`), and the monitor writes the listing to the answer file beside it,
+//! at least every `monitor::MAX_IDLE_TICK_NS`: one `newfstatat`), and the monitor writes the listing to the answer file beside it,
 //! created exclusively (no symbolic link followed), then renamed into place. A request is honoured only
 //! from the process's own user or root.
 
