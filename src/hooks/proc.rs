@@ -36,7 +36,7 @@ fn translated(path: *const c_char, flags: c_int, open: impl FnOnce(*const c_char
         Opened::Path(p) => Some(open(p.as_ptr())),
         Opened::File(Ok(fd)) => Some(fd),
         Opened::File(Err(e)) => {
-            set_errno(e);
+            set_errno(e.0);
             Some(-1)
         }
     }
@@ -146,7 +146,7 @@ fn fopen_translated(
             Some(f)
         }
         Opened::File(Err(e)) => {
-            set_errno(e);
+            set_errno(e.0);
             Some(core::ptr::null_mut())
         }
     }

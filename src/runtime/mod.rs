@@ -82,6 +82,7 @@ use identity::Tcb;
 use std::ffi::{c_char, c_int, c_void};
 use std::sync::OnceLock;
 use sys::fsgs;
+use sys::syscall::Errno;
 use task::Wake;
 
 pub use lifecycle::{forked_child, running};
@@ -216,7 +217,7 @@ pub fn caller_is_coroutine() -> bool {
 /// `attempt` is the non-blocking form; while it fails with `would_block` the coroutine sleeps between
 /// tries (50 µs doubling to 5 ms). A handled signal ends the wait with EINTR (these calls are never
 /// restarted), and so does a cancellation request (the hook acts on it).
-pub fn poll_call<R>(would_block: i32, mut attempt: impl FnMut() -> Result<R, i32>) -> Result<R, i32> {
+pub fn poll_call<R>(would_block: Errno, mut attempt: impl FnMut() -> Result<R, Errno>) -> Result<R, Errno> {
     let mut pause = 50_000u64;
     loop {
         match attempt() {
@@ -224,7 +225,7 @@ pub fn poll_call<R>(would_block: i32, mut attempt: impl FnMut() -> Result<R, i32
             r => return r,
         }
         if sleep_until_interruptible(sys::time::monotonic_ns() + pause) == Wake::Interrupted {
-            return Err(libc::EINTR);
+            return Err(Errno(libc::EINTR));
         }
         pause = (pause * 2).min(5_000_000);
     }

@@ -8,6 +8,7 @@
 
 use super::scheduler;
 use super::sys;
+use super::sys::syscall::Errno;
 use super::task::TaskRef;
 use super::thread::{self, Named};
 use std::ffi::CString;
@@ -16,8 +17,8 @@ use std::ffi::CString;
 pub enum Opened {
     /// Open this path instead.
     Path(CString),
-    /// Here is the open file (or the errno opening it failed with).
-    File(Result<i32, i32>),
+    /// Here is the open file (or the error opening it failed with).
+    File(Result<i32, Errno>),
 }
 
 /// Looks at `path` (the bytes of a path that starts with "/proc/"): None when it names no coroutine.
@@ -125,12 +126,12 @@ fn stat_of(task: &TaskRef, tid: i32, worker_tid: i32) -> Option<Vec<u8>> {
 }
 
 /// A memory file holding `text`, read from its start, with the caller's O_CLOEXEC.
-fn memory_file(text: &[u8], flags: i32) -> Result<i32, i32> {
-    let fd = sys::fd::memfd(flags & libc::O_CLOEXEC != 0).map_err(|e| e.0)?;
+fn memory_file(text: &[u8], flags: i32) -> Result<i32, Errno> {
+    let fd = sys::fd::memfd(flags & libc::O_CLOEXEC != 0)?;
     sys::fd::write_all(fd, text);
     if let Err(e) = sys::fd::lseek(fd, 0, libc::SEEK_SET) {
         let _ = sys::fd::close(fd);
-        return Err(e.0);
+        return Err(e);
     }
     Ok(fd)
 }

@@ -11,18 +11,16 @@ use super::IoResult;
 
 /// msgrcv(id, msg, size, kind, flags) (without IPC_NOWAIT: the caller makes that call itself).
 pub fn receive(id: i32, msg: *mut libc::c_void, size: usize, kind: libc::c_long, flags: i32) -> IoResult {
-    super::super::poll_call(libc::ENOMSG, || {
+    super::super::poll_call(Errno(libc::ENOMSG), || {
         // SAFETY: the program's own arguments; the kernel validates them.
-        unsafe { ipc::msgrcv(id, msg, size, kind, flags | libc::IPC_NOWAIT) }.map_err(|e| e.0)
+        unsafe { ipc::msgrcv(id, msg, size, kind, flags | libc::IPC_NOWAIT) }
     })
-    .map_err(Errno)
 }
 
 /// msgsnd(id, msg, size, flags) (without IPC_NOWAIT), waiting for room in a full queue.
 pub fn send(id: i32, msg: *const libc::c_void, size: usize, flags: i32) -> IoResult {
-    super::super::poll_call(libc::EAGAIN, || {
+    super::super::poll_call(Errno(libc::EAGAIN), || {
         // SAFETY: the program's own arguments; the kernel validates them.
-        unsafe { ipc::msgsnd(id, msg, size, flags | libc::IPC_NOWAIT) }.map_err(|e| e.0)
+        unsafe { ipc::msgsnd(id, msg, size, flags | libc::IPC_NOWAIT) }
     })
-    .map_err(Errno)
 }
