@@ -5,6 +5,7 @@
 
 use super::set_errno;
 use crate::real;
+use crate::runtime::sys::syscall::Errno;
 use crate::runtime::task::TaskRef;
 use crate::runtime::thread::{self, Named};
 use crate::runtime::{self, cputime, sys::time, sys::usercopy, worker};
@@ -185,9 +186,9 @@ pub unsafe extern "C" fn getrusage(who: c_int, usage: *mut libc::rusage) -> c_in
 
 /// The raw system calls among these, as `syscall()` makes them. None: not one of them, or not a
 /// coroutine's clock.
-pub fn raw(n: libc::c_long, a1: usize, a2: usize, a3: usize, a4: usize) -> Option<Result<usize, i32>> {
+pub fn raw(n: libc::c_long, a1: usize, a2: usize, a3: usize, a4: usize) -> Option<Result<usize, Errno>> {
     let errno = super::errno_here;
-    let c = |r: c_int| if r < 0 { Err(errno()) } else { Ok(r as usize) };
+    let c = |r: c_int| if r < 0 { Err(Errno(errno())) } else { Ok(r as usize) };
     // SAFETY: the hooks take the program's own arguments under their C contracts.
     unsafe {
         match n {
@@ -198,7 +199,7 @@ pub fn raw(n: libc::c_long, a1: usize, a2: usize, a3: usize, a4: usize) -> Optio
             }
             libc::SYS_clock_nanosleep => {
                 nanosleep_on_thread_clock(a1 as i32, a2 as c_int, a3 as *const _, a4 as *mut _)
-                    .map(|r| if r == 0 { Ok(0) } else { Err(r) })
+                    .map(|r| if r == 0 { Ok(0) } else { Err(Errno(r)) })
             }
             _ => None,
         }

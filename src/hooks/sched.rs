@@ -7,14 +7,15 @@
 use super::set_errno;
 use crate::real;
 use crate::runtime::sched_attr::{self, Change, MASK_BYTES};
+use crate::runtime::sys::syscall::Errno;
 use crate::runtime::task::TaskRef;
 use crate::runtime::thread::{self, Named};
 use crate::runtime::{self, sys::usercopy, worker};
 use std::ffi::c_int;
 
 /// An errno result as a libc wrapper returns it: -1 with errno set.
-fn fail(e: i32) -> c_int {
-    set_errno(e);
+fn fail(e: Errno) -> c_int {
+    set_errno(e.0);
     -1
 }
 
@@ -52,31 +53,31 @@ pub unsafe extern "C" fn pthread_gettid_np(t: libc::pthread_t) -> libc::pid_t {
 }
 
 /// tgkill(2) and tkill(2) (`tgid` None): a coroutine's tid gets the signal as from pthread_kill.
-pub fn tgkill_result(tgid: Option<i32>, tid: i32, sig: i32) -> Result<(), i32> {
+pub fn tgkill_result(tgid: Option<i32>, tid: i32, sig: i32) -> Result<(), Errno> {
     if tid <= 0 || tgid.is_some_and(|g| g <= 0) {
-        return Err(libc::EINVAL);
+        return Err(Errno(libc::EINVAL));
     }
     match thread::named_by_tid(tid) {
         Named::Thread(task) => {
             if tgid.is_some_and(|g| g != runtime::sys::getpid()) {
-                return Err(libc::ESRCH);
+                return Err(Errno(libc::ESRCH));
             }
             // The kernel checks the signal number only once it found the thread.
             if !(0..=64).contains(&sig) {
-                return Err(libc::EINVAL);
+                return Err(Errno(libc::EINVAL));
             }
             match thread::kill(task, sig) {
                 0 => Ok(()),
-                e => Err(e),
+                e => Err(Errno(e)),
             }
         }
-        Named::Gone => Err(libc::ESRCH),
+        Named::Gone => Err(Errno(libc::ESRCH)),
         Named::Kernel => {
             let r = match tgid {
                 Some(g) => runtime::sys::signal::tgkill(g, tid, sig),
                 None => runtime::sys::signal::tkill(tid, sig),
             };
-            r.map_err(|e| e.0)
+            r
         }
     }
 }
@@ -92,42 +93,42 @@ pub unsafe extern "C" fn tgkill(tgid: libc::pid_t, tid: libc::pid_t, sig: c_int)
 }
 
 /// Which thread a `sched_*`/`*priority` pid argument names: negative is EINVAL (the kernel's first check).
-fn target(pid: libc::pid_t) -> Result<Named, i32> {
+fn target(pid: libc::pid_t) -> Result<Named, Errno> {
     if pid < 0 {
-        return Err(libc::EINVAL);
+        return Err(Errno(libc::EINVAL));
     }
     Ok(thread::named_by_tid(pid))
 }
 
-fn read_param(param: *const libc::sched_param) -> Result<i32, i32> {
+fn read_param(param: *const libc::sched_param) -> Result<i32, Errno> {
     if param.is_null() {
-        return Err(libc::EINVAL);
+        return Err(Errno(libc::EINVAL));
     }
-    usercopy::read(param).map(|p| p.sched_priority).map_err(|e| e.0)
+    usercopy::read(param).map(|p| p.sched_priority)
 }
 
 /// sched_setscheduler for a coroutine: the kernel's order of checks (policy < 0 before the copy).
-fn set_scheduler(task: &TaskRef, policy: c_int, param: *const libc::sched_param) -> Result<(), i32> {
+fn set_scheduler(task: &TaskRef, policy: c_int, param: *const libc::sched_param) -> Result<(), Errno> {
     if policy < 0 {
-        return Err(libc::EINVAL);
+        return Err(Errno(libc::EINVAL));
     }
     let priority = read_param(param)?;
     sched_attr::change(task, Change::Scheduler { policy, priority })
 }
 
-fn set_param(task: &TaskRef, param: *const libc::sched_param) -> Result<(), i32> {
+fn set_param(task: &TaskRef, param: *const libc::sched_param) -> Result<(), Errno> {
     let priority = read_param(param)?;
     sched_attr::change(task, Change::Param { priority })
 }
 
-fn set_affinity(task: &TaskRef, size: usize, set: *const libc::cpu_set_t) -> Result<(), i32> {
+fn set_affinity(task: &TaskRef, size: usize, set: *const libc::cpu_set_t) -> Result<(), Errno> {
     let mut mask = [0u8; MASK_BYTES];
     let len = size.min(MASK_BYTES);
-    usercopy::read_bytes(&mut mask[..len], set as *const u8).map_err(|e| e.0)?;
+    usercopy::read_bytes(&mut mask[..len], set as *const u8)?;
     sched_attr::change(task, Change::Affinity { mask, len })
 }
 
-fn to_c(r: Result<(), i32>) -> c_int {
+fn to_c(r: Result<(), Errno>) -> c_int {
     match r {
         Ok(()) => 0,
         Err(e) => fail(e),
@@ -140,7 +141,7 @@ fn to_c(r: Result<(), i32>) -> c_int {
 pub unsafe extern "C" fn sched_setscheduler(pid: libc::pid_t, policy: c_int, param: *const libc::sched_param) -> c_int {
     match target(pid) {
         Ok(Named::Thread(task)) => to_c(set_scheduler(&task, policy, param)),
-        Ok(Named::Gone) => fail(libc::ESRCH),
+        Ok(Named::Gone) => fail(Errno(libc::ESRCH)),
         // SAFETY: forwarding.
         Ok(Named::Kernel) => unsafe { real::sched_setscheduler(pid, policy, param) },
         Err(e) => fail(e),
@@ -153,7 +154,7 @@ pub unsafe extern "C" fn sched_setscheduler(pid: libc::pid_t, policy: c_int, par
 pub unsafe extern "C" fn sched_getscheduler(pid: libc::pid_t) -> c_int {
     match target(pid) {
         Ok(Named::Thread(task)) => sched_attr::get(&task).policy_with_flags(),
-        Ok(Named::Gone) => fail(libc::ESRCH),
+        Ok(Named::Gone) => fail(Errno(libc::ESRCH)),
         // SAFETY: forwarding.
         Ok(Named::Kernel) => unsafe { real::sched_getscheduler(pid) },
         Err(e) => fail(e),
@@ -166,7 +167,7 @@ pub unsafe extern "C" fn sched_getscheduler(pid: libc::pid_t) -> c_int {
 pub unsafe extern "C" fn sched_setparam(pid: libc::pid_t, param: *const libc::sched_param) -> c_int {
     match target(pid) {
         Ok(Named::Thread(task)) => to_c(set_param(&task, param)),
-        Ok(Named::Gone) => fail(libc::ESRCH),
+        Ok(Named::Gone) => fail(Errno(libc::ESRCH)),
         // SAFETY: forwarding.
         Ok(Named::Kernel) => unsafe { real::sched_setparam(pid, param) },
         Err(e) => fail(e),
@@ -180,12 +181,12 @@ pub unsafe extern "C" fn sched_getparam(pid: libc::pid_t, param: *mut libc::sche
     match target(pid) {
         Ok(Named::Thread(task)) => {
             if param.is_null() {
-                return fail(libc::EINVAL);
+                return fail(Errno(libc::EINVAL));
             }
             let p = libc::sched_param { sched_priority: sched_attr::get(&task).priority };
-            to_c(usercopy::write(param, p).map_err(|e| e.0))
+            to_c(usercopy::write(param, p))
         }
-        Ok(Named::Gone) => fail(libc::ESRCH),
+        Ok(Named::Gone) => fail(Errno(libc::ESRCH)),
         // SAFETY: forwarding.
         Ok(Named::Kernel) => unsafe { real::sched_getparam(pid, param) },
         Err(e) => fail(e),
@@ -198,7 +199,7 @@ pub unsafe extern "C" fn sched_getparam(pid: libc::pid_t, param: *mut libc::sche
 pub unsafe extern "C" fn sched_setaffinity(pid: libc::pid_t, size: usize, set: *const libc::cpu_set_t) -> c_int {
     match target(pid) {
         Ok(Named::Thread(task)) => to_c(set_affinity(&task, size, set)),
-        Ok(Named::Gone) => fail(libc::ESRCH),
+        Ok(Named::Gone) => fail(Errno(libc::ESRCH)),
         // SAFETY: forwarding.
         Ok(Named::Kernel) => unsafe { real::sched_setaffinity(pid, size, set) },
         Err(e) => fail(e),
@@ -206,30 +207,30 @@ pub unsafe extern "C" fn sched_setaffinity(pid: libc::pid_t, size: usize, set: *
 }
 
 /// glibc's sched_getaffinity and pthread_getaffinity_np: the mask, the rest of the buffer zeroed.
-fn get_affinity(task: &TaskRef, size: usize, set: *mut libc::cpu_set_t) -> Result<(), i32> {
+fn get_affinity(task: &TaskRef, size: usize, set: *mut libc::cpu_set_t) -> Result<(), Errno> {
     let n = sched_attr::get_affinity(task, set as *mut u8, size)?;
     if size > n {
         let zeros = vec![0u8; size - n];
         // SAFETY: inside the caller's buffer of `size` bytes.
-        usercopy::write_bytes(unsafe { (set as *mut u8).add(n) }, &zeros).map_err(|e| e.0)?;
+        usercopy::write_bytes(unsafe { (set as *mut u8).add(n) }, &zeros)?;
     }
     Ok(())
 }
 
 /// sched_setattr for a coroutine: the kernel's checks of the call, then the program's own bytes (as many
 /// as their size field says) made on the probe, which answers as the kernel would for the thread.
-fn set_attr(task: &TaskRef, uattr: *mut u8, flags: u32) -> Result<(), i32> {
-    let size = usercopy::read(uattr as *const u32).map_err(|e| e.0)? as usize;
+fn set_attr(task: &TaskRef, uattr: *mut u8, flags: u32) -> Result<(), Errno> {
+    let size = usercopy::read(uattr as *const u32)? as usize;
     let size = if size == 0 { runtime::sys::sched::ATTR_SIZE_VER0 } else { size };
     let wanted = core::mem::size_of::<runtime::sys::sched::SchedAttr>() as u32;
     if !(runtime::sys::sched::ATTR_SIZE_VER0..=4096).contains(&size) {
         let _ = usercopy::write(uattr as *mut u32, wanted);
-        return Err(libc::E2BIG);
+        return Err(Errno(libc::E2BIG));
     }
     let mut bytes = vec![0u8; size];
-    usercopy::read_bytes(&mut bytes, uattr).map_err(|e| e.0)?;
+    usercopy::read_bytes(&mut bytes, uattr)?;
     let (r, back) = sched_attr::change_giving_back(task, Change::Attr { bytes, flags });
-    if r == Err(libc::E2BIG)
+    if r == Err(Errno(libc::E2BIG))
         && let Change::Attr { bytes, .. } = back
     {
         // The kernel wrote the size it wants into the probe's copy: the program gets it.
@@ -239,20 +240,20 @@ fn set_attr(task: &TaskRef, uattr: *mut u8, flags: u32) -> Result<(), i32> {
 }
 
 /// sched_getattr for a coroutine: its attributes in the kernel's form, as many bytes as both sides know.
-fn get_attr(task: &TaskRef, uattr: *mut u8, size: u32) -> Result<(), i32> {
+fn get_attr(task: &TaskRef, uattr: *mut u8, size: u32) -> Result<(), Errno> {
     let mut a = sched_attr::get(task).as_attr();
     let n = (size as usize).min(core::mem::size_of::<runtime::sys::sched::SchedAttr>());
     a.size = n as u32;
     // SAFETY: `a` is plain data of at least `n` bytes.
     let bytes = unsafe { core::slice::from_raw_parts(&a as *const _ as *const u8, n) };
-    usercopy::write_bytes(uattr, bytes).map_err(|e| e.0)
+    usercopy::write_bytes(uattr, bytes)
 }
 
 /// The kernel's first checks of sched_setattr/sched_getattr (`size` None: setattr).
-fn attr_call_valid(pid: libc::pid_t, uattr: *mut u8, size: Option<u32>, flags: u32) -> Result<Named, i32> {
+fn attr_call_valid(pid: libc::pid_t, uattr: *mut u8, size: Option<u32>, flags: u32) -> Result<Named, Errno> {
     let size_bad = size.is_some_and(|s| !(runtime::sys::sched::ATTR_SIZE_VER0 as u32..=4096).contains(&s));
     if uattr.is_null() || pid < 0 || flags != 0 || size_bad {
-        return Err(libc::EINVAL);
+        return Err(Errno(libc::EINVAL));
     }
     target(pid)
 }
@@ -263,12 +264,12 @@ fn attr_call_valid(pid: libc::pid_t, uattr: *mut u8, size: Option<u32>, flags: u
 pub unsafe extern "C" fn sched_setattr(pid: libc::pid_t, attr: *mut u8, flags: libc::c_uint) -> c_int {
     match attr_call_valid(pid, attr, None, flags) {
         Ok(Named::Thread(task)) => to_c(set_attr(&task, attr, flags)),
-        Ok(Named::Gone) => fail(libc::ESRCH),
+        Ok(Named::Gone) => fail(Errno(libc::ESRCH)),
         Ok(Named::Kernel) | Err(_) => {
             // SAFETY: the program's own call, made as glibc's wrapper makes it.
             match unsafe { runtime::sys::sched::setattr_of(pid, attr, flags) } {
                 Ok(_) => 0,
-                Err(e) => fail(e.0),
+                Err(e) => fail(e),
             }
         }
     }
@@ -285,12 +286,12 @@ pub unsafe extern "C" fn sched_getattr(
 ) -> c_int {
     match attr_call_valid(pid, attr, Some(size), flags) {
         Ok(Named::Thread(task)) => to_c(get_attr(&task, attr, size)),
-        Ok(Named::Gone) => fail(libc::ESRCH),
+        Ok(Named::Gone) => fail(Errno(libc::ESRCH)),
         Ok(Named::Kernel) | Err(_) => {
             // SAFETY: the program's own call, made as glibc's wrapper makes it.
             match unsafe { runtime::sys::sched::getattr_of(pid, attr, size, flags) } {
                 Ok(_) => 0,
-                Err(e) => fail(e.0),
+                Err(e) => fail(e),
             }
         }
     }
@@ -302,7 +303,7 @@ pub unsafe extern "C" fn sched_getattr(
 pub unsafe extern "C" fn sched_getaffinity(pid: libc::pid_t, size: usize, set: *mut libc::cpu_set_t) -> c_int {
     match target(pid) {
         Ok(Named::Thread(task)) => to_c(get_affinity(&task, size, set)),
-        Ok(Named::Gone) => fail(libc::ESRCH),
+        Ok(Named::Gone) => fail(Errno(libc::ESRCH)),
         // SAFETY: forwarding.
         Ok(Named::Kernel) => unsafe { real::sched_getaffinity(pid, size, set) },
         Err(e) => fail(e),
@@ -317,14 +318,12 @@ pub unsafe extern "C" fn sched_rr_get_interval(pid: libc::pid_t, ts: *mut libc::
         // SCHED_RR's slice, 0 for SCHED_FIFO, and for the fair policies the kernel's current slice, which
         // the calling worker (a fair thread like every worker) is given too.
         Ok(Named::Thread(task)) => match sched_attr::get(&task).policy {
-            libc::SCHED_RR => {
-                to_c(usercopy::write(ts, runtime::sys::time::ns_timespec(RR_INTERVAL_NS)).map_err(|e| e.0))
-            }
-            libc::SCHED_FIFO => to_c(usercopy::write(ts, libc::timespec { tv_sec: 0, tv_nsec: 0 }).map_err(|e| e.0)),
+            libc::SCHED_RR => to_c(usercopy::write(ts, runtime::sys::time::ns_timespec(RR_INTERVAL_NS))),
+            libc::SCHED_FIFO => to_c(usercopy::write(ts, libc::timespec { tv_sec: 0, tv_nsec: 0 })),
             // SAFETY: forwarding for the calling OS thread.
             _ => unsafe { real::sched_rr_get_interval(0, ts) },
         },
-        Ok(Named::Gone) => fail(libc::ESRCH),
+        Ok(Named::Gone) => fail(Errno(libc::ESRCH)),
         // SAFETY: forwarding.
         Ok(Named::Kernel) => unsafe { real::sched_rr_get_interval(pid, ts) },
         Err(e) => fail(e),
@@ -345,7 +344,7 @@ pub unsafe extern "C" fn setpriority(which: libc::__priority_which_t, who: libc:
         return to_c(sched_attr::change(&task, Change::Nice(prio.clamp(-20, 19))));
     }
     if which == libc::PRIO_PROCESS && matches!(target(who as libc::pid_t), Ok(Named::Gone)) {
-        return fail(libc::ESRCH);
+        return fail(Errno(libc::ESRCH));
     }
     // SAFETY: forwarding.
     unsafe { real::setpriority(which, who, prio) }
@@ -366,7 +365,7 @@ pub unsafe extern "C" fn nice(incr: c_int) -> c_int {
     match sched_attr::change(&me, Change::Nice(now.saturating_add(incr).clamp(-20, 19))) {
         Ok(()) => sched_attr::get(&me).nice,
         // glibc turns the kernel's EACCES (not allowed to lower) into nice's EPERM.
-        Err(libc::EACCES) => fail(libc::EPERM),
+        Err(Errno(libc::EACCES)) => fail(Errno(libc::EPERM)),
         Err(e) => fail(e),
     }
 }
@@ -378,7 +377,7 @@ pub unsafe extern "C" fn getpriority(which: libc::__priority_which_t, who: libc:
     if which == libc::PRIO_PROCESS {
         match target(who as libc::pid_t) {
             Ok(Named::Thread(task)) => return sched_attr::get(&task).nice,
-            Ok(Named::Gone) => return fail(libc::ESRCH),
+            Ok(Named::Gone) => return fail(Errno(libc::ESRCH)),
             _ => {}
         }
     }
@@ -400,8 +399,8 @@ pub unsafe extern "C" fn pthread_setschedparam(
                 return libc::EINVAL;
             }
             match read_param(param) {
-                Ok(priority) => sched_attr::pthread_set(&task, Some(policy), priority).err().unwrap_or(0),
-                Err(e) => e,
+                Ok(priority) => sched_attr::pthread_set(&task, Some(policy), priority).err().map_or(0, |e| e.0),
+                Err(e) => e.0,
             }
         }
         Some(_) => libc::ESRCH,
@@ -440,7 +439,7 @@ pub unsafe extern "C" fn pthread_getschedparam(
 pub unsafe extern "C" fn pthread_setschedprio(t: libc::pthread_t, prio: c_int) -> c_int {
     match known(t) {
         Some(task) if thread::tid_while_running(task).is_some() => {
-            sched_attr::pthread_set(&task, None, prio).err().unwrap_or(0)
+            sched_attr::pthread_set(&task, None, prio).err().map_or(0, |e| e.0)
         }
         Some(_) => libc::ESRCH,
         // SAFETY: forwarding.
@@ -453,7 +452,9 @@ pub unsafe extern "C" fn pthread_setschedprio(t: libc::pthread_t, prio: c_int) -
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pthread_setaffinity_np(t: libc::pthread_t, size: usize, set: *const libc::cpu_set_t) -> c_int {
     match known(t) {
-        Some(task) if thread::tid_while_running(task).is_some() => set_affinity(&task, size, set).err().unwrap_or(0),
+        Some(task) if thread::tid_while_running(task).is_some() => {
+            set_affinity(&task, size, set).err().map_or(0, |e| e.0)
+        }
         Some(_) => libc::ESRCH,
         // SAFETY: forwarding.
         None => unsafe { real::pthread_setaffinity_np(t, size, set) },
@@ -465,7 +466,9 @@ pub unsafe extern "C" fn pthread_setaffinity_np(t: libc::pthread_t, size: usize,
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pthread_getaffinity_np(t: libc::pthread_t, size: usize, set: *mut libc::cpu_set_t) -> c_int {
     match known(t) {
-        Some(task) if thread::tid_while_running(task).is_some() => get_affinity(&task, size, set).err().unwrap_or(0),
+        Some(task) if thread::tid_while_running(task).is_some() => {
+            get_affinity(&task, size, set).err().map_or(0, |e| e.0)
+        }
         Some(_) => libc::ESRCH,
         // SAFETY: forwarding.
         None => unsafe { real::pthread_getaffinity_np(t, size, set) },
@@ -474,7 +477,7 @@ pub unsafe extern "C" fn pthread_getaffinity_np(t: libc::pthread_t, size: usize,
 
 /// The raw system calls among these, as `syscall()` makes them (results as the kernel returns them:
 /// getpriority's is 20 - nice, sched_getaffinity's the bytes written). None: not one of them.
-pub fn raw(n: libc::c_long, a1: usize, a2: usize, a3: usize, a4: usize) -> Option<Result<usize, i32>> {
+pub fn raw(n: libc::c_long, a1: usize, a2: usize, a3: usize, a4: usize) -> Option<Result<usize, Errno>> {
     if !runtime::running() {
         return None;
     }
@@ -509,11 +512,11 @@ pub fn raw(n: libc::c_long, a1: usize, a2: usize, a3: usize, a4: usize) -> Optio
     let task = match named {
         Err(e) => return Some(Err(e)),
         Ok(Named::Kernel) => return None,
-        Ok(Named::Gone) => return Some(Err(libc::ESRCH)),
+        Ok(Named::Gone) => return Some(Err(Errno(libc::ESRCH))),
         Ok(Named::Thread(t)) => t,
     };
     let errno = || super::errno_here();
-    let c = |r: c_int| if r < 0 { Err(errno()) } else { Ok(r as usize) };
+    let c = |r: c_int| if r < 0 { Err(Errno(errno())) } else { Ok(r as usize) };
     // SAFETY: each hook takes the program's own arguments under its C contract.
     Some(unsafe {
         match n {

@@ -43,7 +43,7 @@ pub unsafe extern "C" fn syscall(
         return match r {
             Ok(v) => v as c_long,
             Err(e) => {
-                set_errno(e);
+                set_errno(e.0);
                 -1
             }
         };

@@ -15,6 +15,7 @@
 //!
 //! A new thread inherits its creator's attributes, and the reset-on-fork rule applies as in `sched_fork`.
 
+use super::sys::syscall::Errno;
 use super::sys::{self, sched};
 use super::task::TaskRef;
 use std::ffi::c_void;
@@ -101,7 +102,7 @@ pub fn set_tpp(task: &TaskRef, tpp: Tpp) {
 
 /// pthread_setschedparam (`policy` None: pthread_setschedprio): the kernel gets the priority raised to the
 /// highest ceiling of the priority-protect mutexes the thread holds, glibc's record the one asked for.
-pub fn pthread_set(task: &TaskRef, policy: Option<i32>, priority: i32) -> Result<(), i32> {
+pub fn pthread_set(task: &TaskRef, policy: Option<i32>, priority: i32) -> Result<(), Errno> {
     let boost = task.sched.0.lock().tpp.map_or(i32::MIN, |t| t.priomax());
     let kernel_priority = if boost > priority { boost } else { priority };
     match policy {
@@ -140,7 +141,7 @@ fn fair(policy: i32) -> bool {
 /// judge them: invalid values (EINVAL comes before any permission check), and what anyone may do — raise
 /// a nice value, move between the fair policies (not out of SCHED_IDLE, which RLIMIT_NICE governs) while
 /// keeping the reset-on-fork flag. None: ask the kernel.
-fn decided_here(start: &Sched, change: &Change) -> Option<Result<Sched, i32>> {
+fn decided_here(start: &Sched, change: &Change) -> Option<Result<Sched, Errno>> {
     let (policy, priority, reset) = match *change {
         Change::Nice(nice) => {
             let nice = nice.clamp(-20, 19);
@@ -154,12 +155,12 @@ fn decided_here(start: &Sched, change: &Change) -> Option<Result<Sched, i32>> {
     };
     let rt = policy == libc::SCHED_FIFO || policy == libc::SCHED_RR;
     if !(fair(policy) || rt || policy == SCHED_DEADLINE) || !(0..=99).contains(&priority) {
-        return Some(Err(libc::EINVAL));
+        return Some(Err(Errno(libc::EINVAL)));
     }
     // A deadline policy needs parameters the legacy calls cannot give; a real-time one a priority, the
     // others none.
     if policy == SCHED_DEADLINE || rt != (priority != 0) {
-        return Some(Err(libc::EINVAL));
+        return Some(Err(Errno(libc::EINVAL)));
     }
     let keeps_reset = reset || !start.reset_on_fork;
     if fair(policy) && start.policy != libc::SCHED_IDLE && keeps_reset {
@@ -171,19 +172,19 @@ fn decided_here(start: &Sched, change: &Change) -> Option<Result<Sched, i32>> {
 struct Job {
     start: Sched,
     change: Change,
-    result: Result<(), i32>,
+    result: Result<(), Errno>,
     end: Option<Sched>,
 }
 
 /// Makes `change` to `task`'s attributes: the kernel's verdict (an errno) and, when allowed, the new
 /// attributes kept.
-pub fn change(task: &TaskRef, change: Change) -> Result<(), i32> {
+pub fn change(task: &TaskRef, change: Change) -> Result<(), Errno> {
     change_giving_back(task, change).0
 }
 
 /// [`change`], giving the change back (a sched_setattr's bytes, into which the kernel may have written
 /// the size it wants, with E2BIG).
-pub fn change_giving_back(task: &TaskRef, change: Change) -> (Result<(), i32>, Change) {
+pub fn change_giving_back(task: &TaskRef, change: Change) -> (Result<(), Errno>, Change) {
     let start = get(task);
     if let Some(verdict) = decided_here(&start, &change) {
         return match verdict {
@@ -194,10 +195,10 @@ pub fn change_giving_back(task: &TaskRef, change: Change) -> (Result<(), i32>, C
             Err(e) => (Err(e), change),
         };
     }
-    let mut job = Job { start, change, result: Err(libc::EAGAIN), end: None };
+    let mut job = Job { start, change, result: Err(Errno(libc::EAGAIN)), end: None };
     // SAFETY: the job outlives the probe thread, which is joined before it is read.
     let Some(t) = (unsafe { super::os_thread::start_joinable(probe_main, &mut job as *mut Job as *mut c_void) }) else {
-        return (Err(libc::EAGAIN), job.change);
+        return (Err(Errno(libc::EAGAIN)), job.change);
     };
     // SAFETY: `t` is the joinable thread just started; it returns after a handful of system calls.
     unsafe { crate::real::pthread_join(t, core::ptr::null_mut()) };
@@ -221,7 +222,7 @@ extern "C" fn probe_main(arg: *mut c_void) -> *mut c_void {
         Change::Nice(nice) => sched::setnice(*nice),
         Change::Affinity { mask, len } => sched::setaffinity(&mask[..*len]),
     };
-    job.result = r.map_err(|e| e.0);
+    job.result = r;
     if job.result.is_ok() {
         job.end = of_this_os_thread();
     }
@@ -262,19 +263,19 @@ fn take_on(s: &Sched) {
 /// What `sched_getaffinity` of `task` writes into a buffer of `len` bytes, and how many bytes: the
 /// kernel's verdict on the size (a buffer for fewer CPUs than exist, or not a whole number of longs, is
 /// EINVAL; asked of the calling OS thread, whose mask has the same size), then the thread's mask.
-pub fn get_affinity(task: &TaskRef, buf: *mut u8, len: usize) -> Result<usize, i32> {
+pub fn get_affinity(task: &TaskRef, buf: *mut u8, len: usize) -> Result<usize, Errno> {
     if len > MASK_BYTES {
         if !len.is_multiple_of(core::mem::size_of::<libc::c_ulong>()) {
-            return Err(libc::EINVAL);
+            return Err(Errno(libc::EINVAL));
         }
     } else {
         let mut scratch = [0u8; MASK_BYTES];
         // SAFETY: `scratch` is writable for the length passed.
-        unsafe { sched::getaffinity(scratch.as_mut_ptr(), len) }.map_err(|e| e.0)?;
+        unsafe { sched::getaffinity(scratch.as_mut_ptr(), len) }?;
     }
     let s = get(task);
     let n = s.mask_len.min(len);
-    sys::usercopy::write_bytes(buf, &s.mask[..n]).map_err(|e| e.0)?;
+    sys::usercopy::write_bytes(buf, &s.mask[..n])?;
     Ok(n)
 }
 

@@ -216,7 +216,7 @@ fn change_priority(me: &TaskRef, previous: i32, new: i32) -> Result<(), i32> {
         if priority < newpriomax {
             priority = newpriomax;
         }
-        sched_attr::change(me, Change::Scheduler { policy, priority })?;
+        sched_attr::change(me, Change::Scheduler { policy, priority }).map_err(|e| e.0)?;
     }
     Ok(())
 }
