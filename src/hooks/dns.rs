@@ -27,105 +27,60 @@ pub unsafe extern "C" fn getaddrinfo(
     run_keeping_errno(Dns, move || unsafe { real::getaddrinfo(node as _, service as _, hints as _, res as _) })
 }
 
-/// # Safety
-/// C contract of getnameinfo.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn getnameinfo(
-    sa: *const libc::sockaddr,
-    salen: libc::socklen_t,
-    host: *mut c_char,
-    hostlen: libc::socklen_t,
-    serv: *mut c_char,
-    servlen: libc::socklen_t,
-    flags: c_int,
-) -> c_int {
-    let (sa, host, serv) = (sa as usize, host as usize, serv as usize);
-    // SAFETY: as above.
-    run_keeping_errno(Dns, move || unsafe {
-        real::getnameinfo(sa as _, salen, host as _, hostlen, serv as _, servlen, flags)
-    })
+/// The resolver calls below made on a helper thread: every argument crosses to it as a plain word (the
+/// caller's pointers are not `Send`, but stay valid while it waits for the helper) and goes back to its
+/// own type in the real call; a pointer result comes back the same way.
+macro_rules! offloaded {
+    ($( $name:ident($($arg:ident: $t:ty),*) -> $ret:ty $(as $word:ty)?; )*) => {$(
+        /// # Safety
+        #[doc = concat!("C contract of ", stringify!($name), ".")]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name($($arg: $t),*) -> $ret {
+            $( let $arg = $arg as usize; )*
+            // SAFETY: forwarding; the caller's pointers stay valid while it waits for the helper.
+            run_keeping_errno(Dns, move || unsafe { real::$name($($arg as _),*) $(as $word)? }) as $ret
+        }
+    )*};
 }
 
-/// # Safety
-/// C contract of gethostbyname.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gethostbyname(name: *const c_char) -> *mut libc::hostent {
-    let name = name as usize;
-    // SAFETY: as above.
-    run_keeping_errno(Dns, move || unsafe { real::gethostbyname(name as _) as usize }) as *mut libc::hostent
-}
-
-/// # Safety
-/// C contract of gethostbyname2.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gethostbyname2(name: *const c_char, af: c_int) -> *mut libc::hostent {
-    let name = name as usize;
-    // SAFETY: as above.
-    run_keeping_errno(Dns, move || unsafe { real::gethostbyname2(name as _, af) as usize }) as *mut libc::hostent
-}
-
-/// # Safety
-/// C contract of gethostbyaddr.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gethostbyaddr(addr: *const c_void, len: libc::socklen_t, af: c_int) -> *mut libc::hostent {
-    let addr = addr as usize;
-    // SAFETY: as above.
-    run_keeping_errno(Dns, move || unsafe { real::gethostbyaddr(addr as _, len, af) as usize }) as *mut libc::hostent
-}
-
-/// # Safety
-/// C contract of gethostbyname_r.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gethostbyname_r(
-    name: *const c_char,
-    ret: *mut libc::hostent,
-    buf: *mut c_char,
-    buflen: usize,
-    result: *mut *mut libc::hostent,
-    h_errnop: *mut c_int,
-) -> c_int {
-    let (name, ret, buf, result, h) = (name as usize, ret as usize, buf as usize, result as usize, h_errnop as usize);
-    // SAFETY: as above.
-    run_keeping_errno(Dns, move || unsafe {
-        real::gethostbyname_r(name as _, ret as _, buf as _, buflen, result as _, h as _)
-    })
-}
-
-/// # Safety
-/// C contract of gethostbyname2_r.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gethostbyname2_r(
-    name: *const c_char,
-    af: c_int,
-    ret: *mut libc::hostent,
-    buf: *mut c_char,
-    buflen: usize,
-    result: *mut *mut libc::hostent,
-    h_errnop: *mut c_int,
-) -> c_int {
-    let (name, ret, buf, result, h) = (name as usize, ret as usize, buf as usize, result as usize, h_errnop as usize);
-    // SAFETY: as above.
-    run_keeping_errno(Dns, move || unsafe {
-        real::gethostbyname2_r(name as _, af, ret as _, buf as _, buflen, result as _, h as _)
-    })
-}
-
-/// # Safety
-/// C contract of gethostbyaddr_r.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gethostbyaddr_r(
-    addr: *const c_void,
-    len: libc::socklen_t,
-    af: c_int,
-    ret: *mut libc::hostent,
-    buf: *mut c_char,
-    buflen: usize,
-    result: *mut *mut libc::hostent,
-    h_errnop: *mut c_int,
-) -> c_int {
-    let (addr, ret, buf, result, h) = (addr as usize, ret as usize, buf as usize, result as usize, h_errnop as usize);
-    // SAFETY: as above.
-    run_keeping_errno(Dns, move || unsafe {
-        real::gethostbyaddr_r(addr as _, len, af, ret as _, buf as _, buflen, result as _, h as _)
-    })
+offloaded! {
+    getnameinfo(
+        sa: *const libc::sockaddr,
+        salen: libc::socklen_t,
+        host: *mut c_char,
+        hostlen: libc::socklen_t,
+        serv: *mut c_char,
+        servlen: libc::socklen_t,
+        flags: c_int
+    ) -> c_int;
+    gethostbyname(name: *const c_char) -> *mut libc::hostent as usize;
+    gethostbyname2(name: *const c_char, af: c_int) -> *mut libc::hostent as usize;
+    gethostbyaddr(addr: *const c_void, len: libc::socklen_t, af: c_int) -> *mut libc::hostent as usize;
+    gethostbyname_r(
+        name: *const c_char,
+        ret: *mut libc::hostent,
+        buf: *mut c_char,
+        buflen: usize,
+        result: *mut *mut libc::hostent,
+        h_errnop: *mut c_int
+    ) -> c_int;
+    gethostbyname2_r(
+        name: *const c_char,
+        af: c_int,
+        ret: *mut libc::hostent,
+        buf: *mut c_char,
+        buflen: usize,
+        result: *mut *mut libc::hostent,
+        h_errnop: *mut c_int
+    ) -> c_int;
+    gethostbyaddr_r(
+        addr: *const c_void,
+        len: libc::socklen_t,
+        af: c_int,
+        ret: *mut libc::hostent,
+        buf: *mut c_char,
+        buflen: usize,
+        result: *mut *mut libc::hostent,
+        h_errnop: *mut c_int
+    ) -> c_int;
 }

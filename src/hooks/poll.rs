@@ -13,19 +13,51 @@ unsafe extern "C" {
     fn __chk_fail() -> !;
 }
 
-/// # Safety
-/// C contract of poll.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn poll(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: c_int) -> c_int {
-    cancel::point(|| {
-        if worker::current_task().is_some()
-            && let Some(r) = io_poll::poll(fds, n, timeout)
-        {
-            return ret(r) as c_int;
+/// The waits whose shape is the same: a coroutine's goes to `runtime::io::poll` (`$coop`, None when the
+/// runtime leaves the call as it is), a plain thread's and a left one to glibc; each is a cancellation point.
+macro_rules! waits {
+    ($( $(#[doc = $doc:literal])* $name:ident($($arg:ident: $t:ty),*) => $coop:expr; )*) => {$(
+        /// # Safety
+        $(#[doc = $doc])*
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name($($arg: $t),*) -> c_int {
+            cancel::point(|| {
+                if worker::current_task().is_some()
+                    && let Some(r) = $coop
+                {
+                    return ret(r) as c_int;
+                }
+                // SAFETY: forwarding.
+                unsafe { real::$name($($arg),*) }
+            })
         }
-        // SAFETY: forwarding.
-        unsafe { real::poll(fds, n, timeout) }
-    })
+    )*};
+}
+
+waits! {
+    /// C contract of poll.
+    poll(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: c_int) => io_poll::poll(fds, n, timeout);
+    /// C contract of ppoll.
+    ppoll(fds: *mut libc::pollfd, n: libc::nfds_t, ts: *const libc::timespec, mask: *const libc::sigset_t)
+        => io_poll::ppoll(fds, n, ts, mask);
+    /// C contract of select (Linux: the timeout is updated to the time left).
+    select(n: c_int, r: *mut libc::fd_set, w: *mut libc::fd_set, e: *mut libc::fd_set, tv: *mut libc::timeval)
+        => io_poll::select(n, r, w, e, tv);
+    /// C contract of pselect.
+    pselect(
+        n: c_int,
+        r: *mut libc::fd_set,
+        w: *mut libc::fd_set,
+        e: *mut libc::fd_set,
+        ts: *const libc::timespec,
+        mask: *const libc::sigset_t
+    ) => io_poll::pselect(n, r, w, e, ts, mask);
+    /// C contract of epoll_wait.
+    epoll_wait(epfd: c_int, events: *mut libc::epoll_event, max: c_int, timeout: c_int)
+        => io_poll::epoll_pwait(epfd, events, max, timeout, core::ptr::null());
+    /// C contract of epoll_pwait.
+    epoll_pwait(epfd: c_int, events: *mut libc::epoll_event, max: c_int, timeout: c_int, mask: *const libc::sigset_t)
+        => io_poll::epoll_pwait(epfd, events, max, timeout, mask);
 }
 
 /// # Safety
@@ -56,105 +88,6 @@ pub unsafe extern "C" fn __ppoll_chk(
     }
     // SAFETY: as for ppoll.
     unsafe { ppoll(fds, n, ts, mask) }
-}
-
-/// # Safety
-/// C contract of ppoll.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ppoll(
-    fds: *mut libc::pollfd,
-    n: libc::nfds_t,
-    ts: *const libc::timespec,
-    mask: *const libc::sigset_t,
-) -> c_int {
-    cancel::point(|| {
-        if worker::current_task().is_some()
-            && let Some(r) = io_poll::ppoll(fds, n, ts, mask)
-        {
-            return ret(r) as c_int;
-        }
-        // SAFETY: forwarding.
-        unsafe { real::ppoll(fds, n, ts, mask) }
-    })
-}
-
-/// # Safety
-/// C contract of select (Linux: the timeout is updated to the time left).
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn select(
-    n: c_int,
-    r: *mut libc::fd_set,
-    w: *mut libc::fd_set,
-    e: *mut libc::fd_set,
-    tv: *mut libc::timeval,
-) -> c_int {
-    cancel::point(|| {
-        if worker::current_task().is_some()
-            && let Some(res) = io_poll::select(n, r, w, e, tv)
-        {
-            return ret(res) as c_int;
-        }
-        // SAFETY: forwarding.
-        unsafe { real::select(n, r, w, e, tv) }
-    })
-}
-
-/// # Safety
-/// C contract of pselect.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pselect(
-    n: c_int,
-    r: *mut libc::fd_set,
-    w: *mut libc::fd_set,
-    e: *mut libc::fd_set,
-    ts: *const libc::timespec,
-    mask: *const libc::sigset_t,
-) -> c_int {
-    cancel::point(|| {
-        if worker::current_task().is_some()
-            && let Some(res) = io_poll::pselect(n, r, w, e, ts, mask)
-        {
-            return ret(res) as c_int;
-        }
-        // SAFETY: forwarding.
-        unsafe { real::pselect(n, r, w, e, ts, mask) }
-    })
-}
-
-/// # Safety
-/// C contract of epoll_wait.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn epoll_wait(epfd: c_int, events: *mut libc::epoll_event, max: c_int, timeout: c_int) -> c_int {
-    cancel::point(|| {
-        if worker::current_task().is_some()
-            && let Some(r) = io_poll::epoll_pwait(epfd, events, max, timeout, core::ptr::null())
-        {
-            return ret(r) as c_int;
-        }
-        // SAFETY: forwarding.
-        unsafe { real::epoll_wait(epfd, events, max, timeout) }
-    })
-}
-
-/// # Safety
-/// C contract of epoll_pwait.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn epoll_pwait(
-    epfd: c_int,
-    events: *mut libc::epoll_event,
-    max: c_int,
-    timeout: c_int,
-    mask: *const libc::sigset_t,
-) -> c_int {
-    cancel::point(|| {
-        if worker::current_task().is_some()
-            && let Some(r) = io_poll::epoll_pwait(epfd, events, max, timeout, mask)
-        {
-            return ret(r) as c_int;
-        }
-        // SAFETY: forwarding.
-        unsafe { real::epoll_pwait(epfd, events, max, timeout, mask) }
-    })
 }
 
 /// # Safety

@@ -83,47 +83,38 @@ pub unsafe extern "C" fn waitid(
 }
 
 /// posix_spawn, posix_spawnp and popen make a child that inherits descriptions (and may change their
-/// flags) without running the atfork handlers: the fd table hears of it first.
-///
-/// # Safety
-/// C contract of posix_spawn.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn posix_spawn(
-    pid: *mut libc::pid_t,
-    path: *const c_char,
-    actions: *const libc::posix_spawn_file_actions_t,
-    attr: *const libc::posix_spawnattr_t,
-    argv: *const *mut c_char,
-    envp: *const *mut c_char,
-) -> c_int {
-    crate::runtime::io::fd::sharing_with_child();
-    // SAFETY: forwarding.
-    unsafe { real::posix_spawn(pid, path, actions, attr, argv, envp) }
+/// flags) without running the atfork handlers: the fd table hears of it first, then glibc makes the call.
+macro_rules! shares_with_child {
+    ($( $name:ident($($arg:ident: $t:ty),*) -> $ret:ty; )*) => {$(
+        /// # Safety
+        #[doc = concat!("C contract of ", stringify!($name), ".")]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name($($arg: $t),*) -> $ret {
+            crate::runtime::io::fd::sharing_with_child();
+            // SAFETY: forwarding.
+            unsafe { real::$name($($arg),*) }
+        }
+    )*};
 }
 
-/// # Safety
-/// C contract of posix_spawnp.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn posix_spawnp(
-    pid: *mut libc::pid_t,
-    file: *const c_char,
-    actions: *const libc::posix_spawn_file_actions_t,
-    attr: *const libc::posix_spawnattr_t,
-    argv: *const *mut c_char,
-    envp: *const *mut c_char,
-) -> c_int {
-    crate::runtime::io::fd::sharing_with_child();
-    // SAFETY: forwarding.
-    unsafe { real::posix_spawnp(pid, file, actions, attr, argv, envp) }
-}
-
-/// # Safety
-/// C contract of popen.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn popen(cmd: *const c_char, mode: *const c_char) -> *mut libc::FILE {
-    crate::runtime::io::fd::sharing_with_child();
-    // SAFETY: forwarding.
-    unsafe { real::popen(cmd, mode) }
+shares_with_child! {
+    posix_spawn(
+        pid: *mut libc::pid_t,
+        path: *const c_char,
+        actions: *const libc::posix_spawn_file_actions_t,
+        attr: *const libc::posix_spawnattr_t,
+        argv: *const *mut c_char,
+        envp: *const *mut c_char
+    ) -> c_int;
+    posix_spawnp(
+        pid: *mut libc::pid_t,
+        file: *const c_char,
+        actions: *const libc::posix_spawn_file_actions_t,
+        attr: *const libc::posix_spawnattr_t,
+        argv: *const *mut c_char,
+        envp: *const *mut c_char
+    ) -> c_int;
+    popen(cmd: *const c_char, mode: *const c_char) -> *mut libc::FILE;
 }
 
 /// system() waits for its child inside glibc: a coroutine has a helper thread run it.
