@@ -72,13 +72,10 @@ pub fn tgkill_result(tgid: Option<i32>, tid: i32, sig: i32) -> Result<(), Errno>
             }
         }
         Named::Gone => Err(Errno(libc::ESRCH)),
-        Named::Kernel => {
-            let r = match tgid {
-                Some(g) => runtime::sys::signal::tgkill(g, tid, sig),
-                None => runtime::sys::signal::tkill(tid, sig),
-            };
-            r
-        }
+        Named::Kernel => match tgid {
+            Some(g) => runtime::sys::signal::tgkill(g, tid, sig),
+            None => runtime::sys::signal::tkill(tid, sig),
+        },
     }
 }
 
