@@ -132,75 +132,81 @@ fn to_c(r: Result<(), Errno>) -> c_int {
     }
 }
 
+/// A `sched_*` call on `pid`: a coroutine's is answered by `coroutine`, a tid no thread has any more is
+/// ESRCH, a kernel task's (or an OS thread's) goes to glibc through `real`.
+fn on_target(pid: libc::pid_t, coroutine: impl FnOnce(TaskRef) -> c_int, real: impl FnOnce() -> c_int) -> c_int {
+    match target(pid) {
+        Ok(Named::Thread(task)) => coroutine(task),
+        Ok(Named::Gone) => fail(Errno(libc::ESRCH)),
+        Ok(Named::Kernel) => real(),
+        Err(e) => fail(e),
+    }
+}
+
 /// # Safety
 /// C contract of sched_setscheduler.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sched_setscheduler(pid: libc::pid_t, policy: c_int, param: *const libc::sched_param) -> c_int {
-    match target(pid) {
-        Ok(Named::Thread(task)) => to_c(set_scheduler(&task, policy, param)),
-        Ok(Named::Gone) => fail(Errno(libc::ESRCH)),
+    on_target(
+        pid,
+        |task| to_c(set_scheduler(&task, policy, param)),
         // SAFETY: forwarding.
-        Ok(Named::Kernel) => unsafe { real::sched_setscheduler(pid, policy, param) },
-        Err(e) => fail(e),
-    }
+        || unsafe { real::sched_setscheduler(pid, policy, param) },
+    )
 }
 
 /// # Safety
 /// C contract of sched_getscheduler.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sched_getscheduler(pid: libc::pid_t) -> c_int {
-    match target(pid) {
-        Ok(Named::Thread(task)) => sched_attr::get(&task).policy_with_flags(),
-        Ok(Named::Gone) => fail(Errno(libc::ESRCH)),
+    on_target(
+        pid,
+        |task| sched_attr::get(&task).policy_with_flags(),
         // SAFETY: forwarding.
-        Ok(Named::Kernel) => unsafe { real::sched_getscheduler(pid) },
-        Err(e) => fail(e),
-    }
+        || unsafe { real::sched_getscheduler(pid) },
+    )
 }
 
 /// # Safety
 /// C contract of sched_setparam.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sched_setparam(pid: libc::pid_t, param: *const libc::sched_param) -> c_int {
-    match target(pid) {
-        Ok(Named::Thread(task)) => to_c(set_param(&task, param)),
-        Ok(Named::Gone) => fail(Errno(libc::ESRCH)),
+    on_target(
+        pid,
+        |task| to_c(set_param(&task, param)),
         // SAFETY: forwarding.
-        Ok(Named::Kernel) => unsafe { real::sched_setparam(pid, param) },
-        Err(e) => fail(e),
-    }
+        || unsafe { real::sched_setparam(pid, param) },
+    )
 }
 
 /// # Safety
 /// C contract of sched_getparam.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sched_getparam(pid: libc::pid_t, param: *mut libc::sched_param) -> c_int {
-    match target(pid) {
-        Ok(Named::Thread(task)) => {
+    on_target(
+        pid,
+        |task| {
             if param.is_null() {
                 return fail(Errno(libc::EINVAL));
             }
             let p = libc::sched_param { sched_priority: sched_attr::get(&task).priority };
             to_c(usercopy::write(param, p))
-        }
-        Ok(Named::Gone) => fail(Errno(libc::ESRCH)),
+        },
         // SAFETY: forwarding.
-        Ok(Named::Kernel) => unsafe { real::sched_getparam(pid, param) },
-        Err(e) => fail(e),
-    }
+        || unsafe { real::sched_getparam(pid, param) },
+    )
 }
 
 /// # Safety
 /// C contract of sched_setaffinity.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sched_setaffinity(pid: libc::pid_t, size: usize, set: *const libc::cpu_set_t) -> c_int {
-    match target(pid) {
-        Ok(Named::Thread(task)) => to_c(set_affinity(&task, size, set)),
-        Ok(Named::Gone) => fail(Errno(libc::ESRCH)),
+    on_target(
+        pid,
+        |task| to_c(set_affinity(&task, size, set)),
         // SAFETY: forwarding.
-        Ok(Named::Kernel) => unsafe { real::sched_setaffinity(pid, size, set) },
-        Err(e) => fail(e),
-    }
+        || unsafe { real::sched_setaffinity(pid, size, set) },
+    )
 }
 
 /// glibc's sched_getaffinity and pthread_getaffinity_np: the mask, the rest of the buffer zeroed.
@@ -298,33 +304,31 @@ pub unsafe extern "C" fn sched_getattr(
 /// C contract of sched_getaffinity.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sched_getaffinity(pid: libc::pid_t, size: usize, set: *mut libc::cpu_set_t) -> c_int {
-    match target(pid) {
-        Ok(Named::Thread(task)) => to_c(get_affinity(&task, size, set)),
-        Ok(Named::Gone) => fail(Errno(libc::ESRCH)),
+    on_target(
+        pid,
+        |task| to_c(get_affinity(&task, size, set)),
         // SAFETY: forwarding.
-        Ok(Named::Kernel) => unsafe { real::sched_getaffinity(pid, size, set) },
-        Err(e) => fail(e),
-    }
+        || unsafe { real::sched_getaffinity(pid, size, set) },
+    )
 }
 
 /// # Safety
 /// C contract of sched_rr_get_interval.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sched_rr_get_interval(pid: libc::pid_t, ts: *mut libc::timespec) -> c_int {
-    match target(pid) {
-        // SCHED_RR's slice, 0 for SCHED_FIFO, and for the fair policies the kernel's current slice, which
-        // the calling worker (a fair thread like every worker) is given too.
-        Ok(Named::Thread(task)) => match sched_attr::get(&task).policy {
+    // SCHED_RR's slice, 0 for SCHED_FIFO, and for the fair policies the kernel's current slice, which
+    // the calling worker (a fair thread like every worker) is given too.
+    on_target(
+        pid,
+        |task| match sched_attr::get(&task).policy {
             libc::SCHED_RR => to_c(usercopy::write(ts, runtime::sys::time::ns_timespec(RR_INTERVAL_NS))),
             libc::SCHED_FIFO => to_c(usercopy::write(ts, libc::timespec { tv_sec: 0, tv_nsec: 0 })),
             // SAFETY: forwarding for the calling OS thread.
             _ => unsafe { real::sched_rr_get_interval(0, ts) },
         },
-        Ok(Named::Gone) => fail(Errno(libc::ESRCH)),
         // SAFETY: forwarding.
-        Ok(Named::Kernel) => unsafe { real::sched_rr_get_interval(pid, ts) },
-        Err(e) => fail(e),
-    }
+        || unsafe { real::sched_rr_get_interval(pid, ts) },
+    )
 }
 
 /// The kernel's SCHED_RR time slice (RR_TIMESLICE, 100 ms; `sched_rr_timeslice_ms` can change it).
