@@ -39,6 +39,18 @@ pub fn poll(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: c_int) -> Option<I
     Some(poll_wait(list, deadline_ms(timeout), || ppoll_probe(fds, n, core::ptr::null())))
 }
 
+/// The deadline a `timespec` timeout asks for: Some(None) for none (null), None for a zero timeout (a plain
+/// probe) or a bad pointer or time, which the real call answers as the kernel does.
+fn timespec_deadline(ts: *const libc::timespec) -> Option<Option<u64>> {
+    if ts.is_null() {
+        return Some(None);
+    }
+    match usercopy::read(ts).ok().and_then(|t| time::timespec_ns(&t)) {
+        Some(ns) if ns > 0 => Some(Some(time::monotonic_ns().saturating_add(ns))),
+        _ => None,
+    }
+}
+
 /// ppoll(fds, n, ts, mask) for a coroutine.
 pub fn ppoll(
     fds: *mut libc::pollfd,
@@ -46,16 +58,7 @@ pub fn ppoll(
     ts: *const libc::timespec,
     mask: *const libc::sigset_t,
 ) -> Option<IoResult> {
-    let deadline = if ts.is_null() {
-        None
-    } else {
-        match usercopy::read(ts).ok().and_then(|t| time::timespec_ns(&t)) {
-            Some(0) => return None,
-            Some(ns) => Some(time::monotonic_ns().saturating_add(ns)),
-            // Bad pointer or time: the kernel's answer.
-            None => return None,
-        }
-    };
+    let deadline = timespec_deadline(ts)?;
     Some(with_temp_mask(mask, || {
         let first = ppoll_probe(fds, n, mask);
         if !matches!(first, Ok(0)) {
@@ -116,15 +119,7 @@ pub fn pselect(
     if n < 0 || n > libc::FD_SETSIZE as c_int {
         return None;
     }
-    let deadline = if ts.is_null() {
-        None
-    } else {
-        match usercopy::read(ts).ok().and_then(|t| time::timespec_ns(&t)) {
-            Some(ns) if ns > 0 => Some(time::monotonic_ns().saturating_add(ns)),
-            // A zero timeout or a bad one.
-            _ => return None,
-        }
-    };
+    let deadline = timespec_deadline(ts)?;
     Some(with_temp_mask(mask, || select_common(n, r, w, e, deadline, mask)))
 }
 
@@ -151,14 +146,7 @@ pub fn epoll_pwait2(
     ts: *const libc::timespec,
     mask: *const libc::sigset_t,
 ) -> IoResult {
-    let deadline = if ts.is_null() {
-        None
-    } else {
-        match usercopy::read(ts).ok().and_then(|t| time::timespec_ns(&t)) {
-            Some(ns) if ns > 0 => Some(time::monotonic_ns().saturating_add(ns)),
-            _ => return epoll_pwait2_now(epfd, events, max, ts, mask),
-        }
-    };
+    let Some(deadline) = timespec_deadline(ts) else { return epoll_pwait2_now(epfd, events, max, ts, mask) };
     epoll_common(epfd, events, max, deadline, mask)
 }
 
