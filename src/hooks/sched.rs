@@ -65,7 +65,7 @@ pub fn tgkill_result(tgid: Option<i32>, tid: i32, sig: i32) -> Result<(), i32> {
             if !(0..=64).contains(&sig) {
                 return Err(libc::EINVAL);
             }
-            match thread::kill(task, sig) {
+            match crate::runtime::signals::kill(task, sig) {
                 0 => Ok(()),
                 e => Err(e),
             }

@@ -87,7 +87,7 @@ pub unsafe extern "C" fn signal(sig: c_int, handler: libc::sighandler_t) -> libc
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pthread_sigmask(how: c_int, set: *const libc::sigset_t, old: *mut libc::sigset_t) -> c_int {
     // SAFETY: forwarding.
-    runtime::thread::change_mask(set.is_null(), || unsafe { real::pthread_sigmask(how, set, old) })
+    signals::change_mask(set.is_null(), || unsafe { real::pthread_sigmask(how, set, old) })
 }
 
 /// # Safety
@@ -95,7 +95,7 @@ pub unsafe extern "C" fn pthread_sigmask(how: c_int, set: *const libc::sigset_t,
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sigprocmask(how: c_int, set: *const libc::sigset_t, old: *mut libc::sigset_t) -> c_int {
     // SAFETY: forwarding.
-    runtime::thread::change_mask(set.is_null(), || unsafe { real::sigprocmask(how, set, old) })
+    signals::change_mask(set.is_null(), || unsafe { real::sigprocmask(how, set, old) })
 }
 
 fn read_set(set: *const libc::sigset_t) -> Result<u64, c_int> {
@@ -141,7 +141,7 @@ pub unsafe extern "C" fn sigsuspend(mask: *const libc::sigset_t) -> c_int {
 pub unsafe extern "C" fn pause() -> c_int {
     cancel::point(|| match worker::current_task() {
         Some(me) => {
-            signals::suspend(me.sigmask.get());
+            signals::suspend(me.signals.mask.get());
             set_errno(libc::EINTR);
             -1
         }
@@ -262,7 +262,7 @@ pub unsafe extern "C" fn sigpending(set: *mut libc::sigset_t) -> c_int {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn raise(sig: c_int) -> c_int {
     let r = match worker::current_task() {
-        Some(me) => runtime::thread::kill(me, sig),
+        Some(me) => signals::kill(me, sig),
         // The kernel's tgkill of the calling thread, as glibc's raise does.
         None => match runtime::sys::signal::tgkill(runtime::sys::getpid(), runtime::sys::gettid(), sig) {
             Ok(_) => 0,

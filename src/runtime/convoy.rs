@@ -131,7 +131,7 @@ pub fn sit_out(w: &Worker, deadline: u64, idle_mask: impl FnOnce()) {
         // A process signal that landed here (an idle worker's mask) and waits to be routed ends it too.
         if !futex::wait(&w.sleep, SITTING_OUT, Some(deadline))
             || time::monotonic_ns() >= deadline
-            || super::signals::routing_needed()
+            || super::signals::held::routing_needed()
         {
             break;
         }

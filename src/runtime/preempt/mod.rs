@@ -43,7 +43,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering
 use std::fmt::Write;
 
 /// The preemption signal: glibc's SIGCANCEL.
-pub const SIGNAL: i32 = 32;
+pub const SIGNAL: i32 = super::sys::signal::SIGCANCEL;
 
 /// Why a preemption request was refused (retried at the monitor's next look).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -126,7 +126,7 @@ fn forward(sig: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
             let _ = sys::signal::kill(sys::getpid(), sig);
         }
         // SAFETY: the function glibc installed for this signal, called as its flags say.
-        h => unsafe { crate::runtime::signals::call_handler(h, flags, sig, info, ctx) },
+        h => unsafe { crate::runtime::signals::handlers::call_handler(h, flags, sig, info, ctx) },
     }
 }
 
