@@ -6,6 +6,7 @@
 use super::handlers::{FLAGS, HANDLER, PROGRAM_ACTIONS, REPORT_SIGNAL, SigAction, fix_reset, kernel_sigaction};
 use super::set::{DEFAULT_IGNORED, bit};
 use super::{accepted, fault, masks, routing};
+use crate::runtime::lifecycle;
 use core::sync::atomic::Ordering;
 
 /// Set by glibc on every handler it installs (x86-64), and reported back by the kernel.
@@ -86,7 +87,7 @@ pub fn program_sigaction(
             if a.sa_sigaction == libc::SIG_DFL
                 && accepted::accepted() & bit(sig) == 0
                 && DEFAULT_IGNORED & bit(sig) == 0
-                && crate::runtime::running()
+                && lifecycle::running()
             {
                 drop(actions);
                 masks::wake_all_sleepers();

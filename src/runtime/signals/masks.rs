@@ -14,7 +14,7 @@ use super::handlers::wrapped_signals;
 use super::held::claim_held;
 use super::set::{DEFAULT_IGNORED, sanitize_mask};
 use crate::runtime::task::{Task, TaskRef};
-use crate::runtime::{convoy, sys, worker};
+use crate::runtime::{convoy, lifecycle, park, scheduler, sys, worker};
 use core::sync::atomic::Ordering;
 
 /// A thread starts with `mask` (its creator's, or the kernel's for the main thread) and nothing pending:
@@ -51,10 +51,10 @@ pub fn delivery_mask_changed(old: Option<u64>, new: Option<u64>) {
 /// default action would act left the accepted set.
 pub fn accepted_set_changed(old: Option<u64>, new: Option<u64>) -> Option<u64> {
     let (before, after, generation) = accepted::update(old, new)?;
-    if before == after || !crate::runtime::running() {
+    if before == after || !lifecycle::running() {
         return None;
     }
-    let sched = &crate::runtime::get().sched;
+    let sched = scheduler::get();
     if (before & !after) & !wrapped_signals() & !DEFAULT_IGNORED != 0 {
         wake_all_sleepers();
         return Some(generation);
@@ -66,7 +66,7 @@ pub fn accepted_set_changed(old: Option<u64>, new: Option<u64>) -> Option<u64> {
 }
 
 pub(super) fn wake_all_sleepers() {
-    let sched = &crate::runtime::get().sched;
+    let sched = scheduler::get();
     convoy::call_back(sched);
     for _ in 0..sched.started() {
         if !sched.wake_sleeper() {
@@ -80,7 +80,7 @@ pub(super) fn wake_all_sleepers() {
 /// an idle worker that has not looked yet. The woken workers look within microseconds; the caller yields
 /// meanwhile (a coroutine) or yields its CPU (a plain thread).
 pub fn settle_idle_workers(generation: u64) {
-    let sched = &crate::runtime::get().sched;
+    let sched = scheduler::get();
     for _ in 0..100_000 {
         let stale = sched.workers[..sched.started().min(sched.workers.len())].iter().any(|w| {
             let g = w.idle_mask_generation.load(Ordering::Acquire);
@@ -91,7 +91,7 @@ pub fn settle_idle_workers(generation: u64) {
         }
         wake_all_sleepers();
         if worker::current_task().is_some() {
-            crate::runtime::yield_now();
+            park::yield_now();
         } else {
             sys::sched_yield();
         }

@@ -17,7 +17,7 @@ use super::held::{self, take_held, take_info};
 use super::set::bit;
 use crate::runtime::sys::{self, signal::is_glibc_reserved};
 use crate::runtime::task::{Life, Task, TaskRef};
-use crate::runtime::{monitor, park, stats, worker};
+use crate::runtime::{lifecycle, monitor, park, scheduler, stats, thread, worker};
 use core::sync::atomic::{AtomicPtr, Ordering};
 
 /// The kernel-side handler for every signal the program handles. On a worker running a coroutine (whose
@@ -84,8 +84,8 @@ fn thread_directed(sig: i32, info: &libc::siginfo_t) -> bool {
 /// Async-signal-safe (atomics and a futex wake).
 fn hold(sig: i32, info: &libc::siginfo_t) {
     held::hold(sig, info);
-    if crate::runtime::running() {
-        crate::runtime::get().sched.wake_sleeper();
+    if lifecycle::running() {
+        scheduler::get().wake_sleeper();
     }
 }
 
@@ -187,8 +187,7 @@ pub fn signal_rank(t: &TaskRef, b: u64) -> Option<u8> {
 /// waits for a helper thread's call runs the handler in its context now (see [`run_in_parked`]).
 pub fn route_process_signal(sig: i32) {
     let b = bit(sig);
-    let rt = crate::runtime::get();
-    let best = rt.threads.with_registered(|reg| {
+    let best = thread::registry().with_registered(|reg| {
         let mut best: Option<(u8, TaskRef)> = None;
         for t in reg {
             let Some(rank) = signal_rank(t, b) else { continue };
@@ -209,7 +208,7 @@ pub fn route_process_signal(sig: i32) {
         1 => {
             // Running: its worker has its mask in the kernel, so the signal is delivered there now (if the
             // coroutine switched out meanwhile, that worker holds or delivers it again).
-            let w = &rt.sched.workers[target.last_worker.load(Ordering::Acquire)];
+            let w = &scheduler::get().workers[target.last_worker.load(Ordering::Acquire)];
             let _ = take_info(sig);
             // To one of our own threads.
             let _ = sys::signal::tgkill(sys::getpid(), w.os_tid.load(Ordering::Relaxed), sig);
@@ -236,7 +235,7 @@ pub fn run_in_parked(task: TaskRef, sig: i32) -> bool {
         w.raise_directed(bit(sig), task.signals.delivery_mask.load(Ordering::Acquire) & !bit(sig));
     });
     if task.finish_park() {
-        crate::runtime::get().sched.push(task);
+        scheduler::get().push(task);
     }
     true
 }
