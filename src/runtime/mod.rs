@@ -142,7 +142,7 @@ pub fn run_main(main: MainFn, argc: c_int, argv: *mut *mut c_char, envp: *mut *m
     signals::install();
     cputime::init();
     preempt::init(config.slice_ns);
-    stats::report::init(config.stats.as_deref(), config.stats_signal);
+    stats::report::init(config.stats.as_deref());
     if config.stats.is_some() {
         // The report signal is answered by the monitor, even in a program with one thread.
         monitor::ensure_started();

@@ -255,8 +255,7 @@ pub fn tid_while_running(task: TaskRef) -> Option<i32> {
 pub fn main_task(tcb: Tcb, name: &[u8]) -> TaskRef {
     let task = Task::alloc(tcb, sys::getpid(), true);
     task.set_name(name);
-    super::signals::masks::thread_starts(&task, sys::sigmask(None));
-    super::signals::routing::set_main_task(task);
+    super::signals::masks::thread_starts(task, sys::sigmask(None));
     task.join.lock().life = Life::Running;
     task.debug_live.store(1, Ordering::Release);
     super::cputime::main_thread_started(&task);
@@ -345,7 +344,7 @@ pub fn spawn(req: Spawn) -> Result<libc::pthread_t, i32> {
     };
     task.lock_waited_last.set(true);
     // A new thread has its creator's mask and nothing pending.
-    super::signals::masks::thread_starts(&task, mask);
+    super::signals::masks::thread_starts(task, mask);
     *task.join.lock() =
         JoinState { life: Life::Running, detached: req.detached, joiner: None, result: core::ptr::null_mut() };
     task.debug_live.store(1, Ordering::Release);

@@ -15,11 +15,23 @@ use super::held::claim_held;
 use super::set::{DEFAULT_IGNORED, sanitize_mask};
 use crate::runtime::task::{Task, TaskRef};
 use crate::runtime::{convoy, lifecycle, park, scheduler, sys, worker};
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+/// The main thread's task (set when it starts): a process-directed signal goes to it first when it
+/// accepts it (`routing`).
+static MAIN_TASK: AtomicPtr<Task> = AtomicPtr::new(core::ptr::null_mut());
+
+/// The main thread's task, once it started. Async-signal-safe.
+pub fn main_task() -> Option<TaskRef> {
+    core::ptr::NonNull::new(MAIN_TASK.load(Ordering::Acquire)).map(TaskRef)
+}
 
 /// A thread starts with `mask` (its creator's, or the kernel's for the main thread) and nothing pending:
 /// it accepts signals from now on.
-pub fn thread_starts(task: &Task, mask: u64) {
+pub fn thread_starts(task: TaskRef, mask: u64) {
+    if task.is_main {
+        MAIN_TASK.store(task.0.as_ptr(), Ordering::Release);
+    }
     let sigs = &task.signals;
     sigs.mask.set(mask);
     sigs.pending.store(0, Ordering::Relaxed);

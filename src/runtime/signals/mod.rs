@@ -46,14 +46,21 @@ pub mod setxid;
 pub mod state;
 pub mod wait;
 
-pub use action::{program_sigaction, set_report_signal};
+pub use action::program_sigaction;
 pub use masks::{TempMask, change_mask};
 pub use routing::kill;
 pub use wait::{pending_for, suspend, wait_for};
 
-/// Installs the runtime's signal machinery once, at start-up: the SIGSEGV handler, and the routing of held
-/// signals the workers run between coroutines.
+/// Installs the runtime's signal machinery once, at start-up: the SIGSEGV handler, the routing of held
+/// signals the workers run between coroutines, and the statistics report signal when a report is asked
+/// for (ASYNCSHIM_STATS with ASYNCSHIM_STATS_SIGNAL).
 pub fn install() {
     held::set_router(routing::route_process_signal);
     fault::install();
+    let config = crate::config::get();
+    if config.stats.is_some()
+        && let Some(sig) = config.stats_signal
+    {
+        action::set_report_signal(sig);
+    }
 }

@@ -14,11 +14,12 @@
 
 use super::handlers::{Disposition, HANDLER, REPORT_SIGNAL, call_program_handler, disposition, is_function};
 use super::held::{self, take_held, take_info};
+use super::masks;
 use super::set::bit;
 use crate::runtime::sys::{self, signal::is_glibc_reserved};
-use crate::runtime::task::{Life, Task, TaskRef};
+use crate::runtime::task::{Life, TaskRef};
 use crate::runtime::{lifecycle, monitor, park, scheduler, stats, thread, worker};
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::Ordering;
 
 /// The kernel-side handler for every signal the program handles. On a worker running a coroutine (whose
 /// mask the kernel just applied) the program's handler runs at once, in that coroutine; in a worker's own
@@ -89,19 +90,9 @@ fn hold(sig: i32, info: &libc::siginfo_t) {
     }
 }
 
-/// The main thread's task, for routing (set once at start).
-static MAIN_TASK: AtomicPtr<Task> = AtomicPtr::new(core::ptr::null_mut());
-
-pub fn set_main_task(t: TaskRef) {
-    MAIN_TASK.store(t.0.as_ptr(), Ordering::Release);
-}
-
 /// Whether the main thread accepts `sig`. Async-signal-safe.
 fn main_takes(sig: i32) -> bool {
-    core::ptr::NonNull::new(MAIN_TASK.load(Ordering::Acquire))
-        .map(TaskRef)
-        .and_then(|m| signal_rank(&m, bit(sig)))
-        .is_some()
+    masks::main_task().and_then(|m| signal_rank(&m, bit(sig))).is_some()
 }
 
 /// pthread_kill for a coroutine thread. Signal 0 checks existence; glibc's reserved and out-of-range
