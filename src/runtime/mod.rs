@@ -22,7 +22,7 @@
 //! | [`sched_attr`] | each thread's scheduling policy, priority, nice value and affinity, kept as the kernel would |
 //! | [`identity`] | a glibc thread descriptor and static TLS per coroutine, learned from glibc itself |
 //! | [`stack`] | coroutine stacks: arenas, guards, reuse |
-//! | [`signals`] | the program's handlers, masks and routing; faults and the stack-overflow report |
+//! | [`signals`] | all signal policy: the program's handlers behind a wrapper, masks, routing and the held set, temporary masks and sigwait, faults and the stack-overflow report (leaves for the core: `set`, `state`, `handlers`, `held`, `accepted`, `overflow`) |
 //! | [`preempt`] | makes a coroutine that computes past its time slice yield (signal + trampoline) |
 //! | [`once`] | pthread_once in glibc's encoding, for coroutines and plain threads |
 //! | [`sync`] | pthread mutexes, conditions, rwlocks, barriers, semaphores, futexes that park |

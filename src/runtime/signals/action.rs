@@ -4,7 +4,7 @@
 //! flags and masks. The statistics report signal keeps the wrapper whatever the program sets.
 
 use super::handlers::{FLAGS, HANDLER, PROGRAM_ACTIONS, REPORT_SIGNAL, SigAction, fix_reset, kernel_sigaction};
-use super::set::{DEFAULT_IGNORED, bit};
+use super::set::{DEFAULT_IGNORED, NSIG, bit};
 use super::{accepted, fault, masks, routing};
 use crate::runtime::lifecycle;
 use core::sync::atomic::Ordering;
@@ -35,6 +35,12 @@ pub fn set_report_signal(sig: i32) {
             actions[idx] = Some(SigAction(old));
         }
     }
+}
+
+/// Whether sigaction for `sig` goes through [`program_sigaction`] (once the runtime runs; SIGKILL,
+/// SIGSTOP and numbers out of range go to the C library as they are, which refuses them).
+pub fn wraps(sig: i32) -> bool {
+    lifecycle::running() && (1..NSIG as i32).contains(&sig) && sig != libc::SIGKILL && sig != libc::SIGSTOP
 }
 
 /// sigaction(2) as the program sees it. Function handlers are installed behind [`routing::program_handler`]

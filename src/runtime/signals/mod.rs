@@ -46,10 +46,10 @@ pub mod setxid;
 pub mod state;
 pub mod wait;
 
-pub use action::program_sigaction;
+pub use action::{program_sigaction, wraps};
 pub use masks::{TempMask, change_mask};
-pub use routing::kill;
-pub use wait::{pending_for, suspend, wait_for};
+pub use routing::{kill, raise};
+pub use wait::{pause, pending, sigsuspend, timed_wait};
 
 /// Installs the runtime's signal machinery once, at start-up: the SIGSEGV handler, the routing of held
 /// signals the workers run between coroutines, and the statistics report signal when a report is asked

@@ -144,6 +144,19 @@ pub fn kill(target: TaskRef, sig: i32) -> i32 {
     0
 }
 
+/// raise(3): in a coroutine, pthread_kill of itself ([`kill`]; glibc's own would signal the worker's OS
+/// thread); elsewhere the kernel's tgkill of the calling thread, as glibc's raise does. Returns an errno
+/// (0: sent).
+pub fn raise(sig: i32) -> i32 {
+    match worker::current_task() {
+        Some(me) => kill(me, sig),
+        None => match sys::signal::tgkill(sys::getpid(), sys::gettid(), sig) {
+            Ok(()) => 0,
+            Err(e) => e.0,
+        },
+    }
+}
+
 /// A signal for `target` that its mask lets through (or that its sigwait waits for): if it is parked, it
 /// is woken so its handler runs now, in it (see `park::interrupt`); the call it waits in then ends with
 /// EINTR or goes on, as natively.

@@ -1,12 +1,13 @@
-//! Waiting for signals: sigsuspend/pause ([`suspend`]) and the sigwait family ([`wait_for`]) for a
-//! coroutine, which park it instead of its worker, and sigpending ([`pending_for`]), which adds what the
-//! runtime keeps pending for the thread (sent to it, or held) to what the kernel has.
+//! Waiting for signals: sigsuspend/pause ([`sigsuspend`], [`pause`]) and the sigwait family
+//! ([`timed_wait`]), which park a coroutine instead of its worker, and sigpending ([`pending`]), which
+//! adds what the runtime keeps pending for the thread (sent to it, or held) to what the kernel has. Other
+//! callers (plain OS threads) get the kernel's calls themselves.
 
 use super::held::{held, take_held, take_info};
 use super::masks::TempMask;
 use super::set::{bit, sanitize_mask, signals_in};
 use crate::runtime::park::{self, OnSignal, Parking, Wait, WaitReason};
-use crate::runtime::sys;
+use crate::runtime::sys::{self, time, usercopy};
 use crate::runtime::task::{TaskRef, Wake};
 use crate::runtime::worker;
 use core::sync::atomic::Ordering;
@@ -18,6 +19,35 @@ fn kernel_pending_let_through(mask: u64) -> bool {
     // SAFETY: no fds, a local timeout and a local 8-byte mask.
     let r = unsafe { sys::poll::ppoll(core::ptr::null_mut(), 0, &ts, &mask as *const u64 as *const libc::sigset_t) };
     matches!(r, Err(sys::syscall::Errno(libc::EINTR)))
+}
+
+fn read_set(set: *const libc::sigset_t) -> Result<u64, i32> {
+    usercopy::read(set as *const u64).map_err(|e| e.0)
+}
+
+/// sigsuspend(2) with the program's mask: a coroutine parks ([`suspend`]); other callers make the
+/// kernel's call. Ok(what the kernel returned) or Err(errno): EINTR, as natively, once a handler ran.
+///
+/// # Safety
+/// `mask` is the program's own argument to sigsuspend (read fault-safely here, validated by the kernel).
+pub unsafe fn sigsuspend(mask: *const libc::sigset_t) -> Result<i32, i32> {
+    if worker::current_task().is_some() {
+        suspend(read_set(mask)?);
+        return Err(libc::EINTR);
+    }
+    // SAFETY: the kernel's sigsuspend with the program's mask, as the caller vouches.
+    unsafe { sys::signal::suspend(mask) }.map(|r| r as i32).map_err(|e| e.0)
+}
+
+/// pause(2): sigsuspend with the thread's own mask. Returns the errno it ends with (EINTR).
+pub fn pause() -> i32 {
+    match worker::current_task() {
+        Some(me) => {
+            suspend(me.signals.mask.get());
+            libc::EINTR
+        }
+        None => sys::signal::pause().0,
+    }
 }
 
 /// sigsuspend for a coroutine: parks with `mask` in force until a handler runs for a signal it lets
@@ -38,6 +68,39 @@ pub fn suspend(mask: u64) {
             return;
         }
     }
+}
+
+/// The sigwait family with the program's arguments: Ok(signal) or Err(errno). A coroutine waits with
+/// [`wait_for`] (an unreadable set is EFAULT, as natively); other callers, and a zero or invalid timeout,
+/// get the kernel's call.
+///
+/// # Safety
+/// The pointers are the program's own arguments to sigtimedwait (`info` and `ts` may be null); they are
+/// read and written fault-safely here, or handed to the kernel, which validates them.
+pub unsafe fn timed_wait(
+    set: *const libc::sigset_t,
+    info: *mut libc::siginfo_t,
+    ts: *const libc::timespec,
+) -> Result<i32, i32> {
+    let me_is_coroutine = worker::current_task().is_some();
+    let deadline = if ts.is_null() {
+        None
+    } else {
+        usercopy::read(ts).ok().and_then(|t| time::timespec_ns(&t)).map(|ns| time::monotonic_ns().saturating_add(ns))
+    };
+    let bad_timeout = !ts.is_null() && deadline.is_none();
+    if !me_is_coroutine || bad_timeout || deadline == Some(0) {
+        // SAFETY: the kernel's sigtimedwait with the program's arguments, as the caller vouches.
+        return unsafe { sys::signal::timedwait(set, info, ts) }.map_err(|e| e.0);
+    }
+    let mask = read_set(set)?;
+    // SAFETY: a zeroed siginfo is a valid buffer.
+    let mut local: libc::siginfo_t = unsafe { core::mem::zeroed() };
+    let sig = wait_for(mask, &mut local, deadline)?;
+    if !info.is_null() && usercopy::write(info, local).is_err() {
+        return Err(libc::EFAULT);
+    }
+    Ok(sig)
 }
 
 /// sigwait/sigwaitinfo/sigtimedwait for a coroutine: takes a signal of `set` pending for this thread,
@@ -110,6 +173,16 @@ fn sent_by_this_process(sig: i32) -> libc::siginfo_t {
         (*k).uid = libc::getuid();
         info
     }
+}
+
+/// sigpending(2): what the kernel has for the calling OS thread and the process; for a coroutine, plus
+/// the signals sent to it or held by the runtime that its mask blocks ([`pending_for`]).
+pub fn pending() -> Result<u64, i32> {
+    let kernel = sys::signal::pending().map_err(|e| e.0)?;
+    Ok(match worker::current_task() {
+        Some(me) => pending_for(&me, kernel),
+        None => kernel,
+    })
 }
 
 /// sigpending for a coroutine: what the kernel has for its worker and the process, plus the signals sent
