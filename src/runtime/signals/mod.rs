@@ -48,7 +48,7 @@ pub mod wait;
 
 pub use action::{program_sigaction, wraps};
 pub use masks::{TempMask, change_mask};
-pub use routing::{kill, raise};
+pub use routing::{kill, raise, tgkill};
 pub use wait::{pause, pending, sigsuspend, timed_wait};
 
 /// Installs the runtime's signal machinery once, at start-up: the SIGSEGV handler, the routing of held
