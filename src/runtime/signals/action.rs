@@ -7,10 +7,8 @@ use super::handlers::{FLAGS, HANDLER, PROGRAM_ACTIONS, REPORT_SIGNAL, SigAction,
 use super::set::{DEFAULT_IGNORED, NSIG, bit};
 use super::{accepted, fault, masks, routing};
 use crate::runtime::lifecycle;
+use crate::runtime::sys::signal::SA_RESTORER;
 use core::sync::atomic::Ordering;
-
-/// Set by glibc on every handler it installs (x86-64), and reported back by the kernel.
-const SA_RESTORER: i32 = 0x0400_0000;
 
 /// Takes `sig` as the statistics report signal: the wrapper is installed for it now (the program's action,
 /// read back unchanged, still runs when it is a function; the default action becomes "write the report").
