@@ -107,6 +107,7 @@ pub enum Disposition {
     Handled,
 }
 
+/// What the kernel would do with `sig` now, read from its installed action.
 pub fn disposition(sig: i32) -> Disposition {
     // SAFETY: a zeroed sigaction is a valid out-buffer.
     let mut old: libc::sigaction = unsafe { core::mem::zeroed() };

@@ -77,6 +77,8 @@ pub fn accepted_set_changed(old: Option<u64>, new: Option<u64>) -> Option<u64> {
     None
 }
 
+/// Wakes every idle worker (ending convoy sit-outs too), so each sets its idle mask from the accepted set
+/// again.
 pub(super) fn wake_all_sleepers() {
     let sched = scheduler::get();
     convoy::call_back(sched);
