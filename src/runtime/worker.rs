@@ -64,7 +64,7 @@ pub struct Worker {
     /// Kernel tid of the worker's OS thread (for directing signals at it).
     pub os_tid: AtomicI32,
     pub queue: super::scheduler::RunQueue,
-    /// While the kernel mask is an idle worker's: the `signals::accepted_generation` it was computed from.
+    /// While the kernel mask is an idle worker's: the `signals::accepted` generation it was computed from.
     /// NOT_IDLE_MASK while the worker runs a coroutine (its mask is that coroutine's) or is retired (all
     /// blocked), so a mask change that must not leave a stale idle mask behind knows whom to wait for.
     pub idle_mask_generation: core::sync::atomic::AtomicU64,

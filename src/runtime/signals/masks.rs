@@ -52,7 +52,7 @@ pub fn thread_ends(task: &Task) {
 /// worker is woken to let the new ones through (a signal only a parked coroutine takes must not wait in
 /// the kernel); when signals without a handler leave it, every idle worker is woken to block them (their
 /// default action must not happen while every thread blocks them).
-pub fn delivery_mask_changed(old: Option<u64>, new: Option<u64>) {
+fn delivery_mask_changed(old: Option<u64>, new: Option<u64>) {
     if let Some(generation) = accepted_set_changed(old, new) {
         settle_idle_workers(generation);
     }
@@ -61,7 +61,7 @@ pub fn delivery_mask_changed(old: Option<u64>, new: Option<u64>) {
 /// [`delivery_mask_changed`] without waiting: for callers that must not switch (a coroutine starting or
 /// ending inside the scheduler). Returns the generation idle workers must reach when signals whose
 /// default action would act left the accepted set.
-pub fn accepted_set_changed(old: Option<u64>, new: Option<u64>) -> Option<u64> {
+fn accepted_set_changed(old: Option<u64>, new: Option<u64>) -> Option<u64> {
     let (before, after, generation) = accepted::update(old, new)?;
     if before == after || !lifecycle::running() {
         return None;

@@ -198,7 +198,7 @@ fn interrupt(target: TaskRef, sig: i32) {
 /// How readily a thread can take a signal now: waiting in a call the signal ends (0), running (1),
 /// queued (2), parked where a signal does not end the wait (3); None if it does not accept the signal.
 /// Async-signal-safe (atomics only).
-pub fn signal_rank(t: &TaskRef, b: u64) -> Option<u8> {
+fn signal_rank(t: &TaskRef, b: u64) -> Option<u8> {
     let waited_for = t.signals.waited_for.load(Ordering::Acquire) & b != 0;
     if !waited_for && t.signals.delivery_mask.load(Ordering::Acquire) & b != 0 {
         return None;

@@ -108,7 +108,7 @@ pub unsafe fn timed_wait(
 /// (monotonic ns) passes. Signals the set holds that every worker blocks stay in the kernel, which does not
 /// say when one arrives, so the park is a poll (0.1 to 10 ms apart); pthread_kill and routed signals end
 /// it at once. Returns the signal, or EAGAIN (deadline) or EINTR (a handler for another signal ran).
-pub fn wait_for(set: u64, info: &mut libc::siginfo_t, deadline: Option<u64>) -> Result<i32, i32> {
+fn wait_for(set: u64, info: &mut libc::siginfo_t, deadline: Option<u64>) -> Result<i32, i32> {
     let Some(me) = worker::current_task() else { return Err(libc::EINVAL) };
     let set = sanitize_mask(set);
     let mut pause = 100_000u64;
@@ -187,6 +187,6 @@ pub fn pending() -> Result<u64, i32> {
 
 /// sigpending for a coroutine: what the kernel has for its worker and the process, plus the signals sent
 /// to this thread or held by the runtime, among those its mask blocks.
-pub fn pending_for(me: &TaskRef, kernel: u64) -> u64 {
+fn pending_for(me: &TaskRef, kernel: u64) -> u64 {
     kernel | ((me.signals.pending.load(Ordering::Acquire) | held()) & me.signals.mask.get())
 }
