@@ -14,7 +14,7 @@ use super::handlers::wrapped_signals;
 use super::held::claim_held;
 use super::set::{DEFAULT_IGNORED, sanitize_mask};
 use crate::runtime::task::{Task, TaskRef};
-use crate::runtime::{convoy, lifecycle, park, scheduler, sys, worker};
+use crate::runtime::{lifecycle, park, scheduler, sys, worker};
 use core::sync::atomic::{AtomicPtr, Ordering};
 
 /// The main thread's task (set when it starts): a process-directed signal goes to it first when it
@@ -81,7 +81,7 @@ fn accepted_set_changed(old: Option<u64>, new: Option<u64>) -> Option<u64> {
 /// again.
 pub(super) fn wake_all_sleepers() {
     let sched = scheduler::get();
-    convoy::call_back(sched);
+    sched.call_back_sitting_out();
     for _ in 0..sched.started() {
         if !sched.wake_sleeper() {
             break;

@@ -32,7 +32,7 @@ pub(super) extern "C" fn program_handler(sig: i32, info: *mut libc::siginfo_t, c
     let redelivery = w.is_some_and(|w| w.directed_delivery.get());
     if sig == REPORT_SIGNAL.load(Ordering::Relaxed) && !redelivery {
         stats::REPORT_REQUESTED.store(true, Ordering::Release);
-        monitor::poke();
+        monitor::wake::poke();
         if !is_function(HANDLER[sig as usize].load(Ordering::Acquire)) {
             // SAFETY: as below.
             unsafe { *libc::__errno_location() = saved_errno };
