@@ -130,6 +130,16 @@ pub fn point<R>(f: impl FnOnce() -> R) -> R {
     p.leave(r)
 }
 
+/// [`point`] for a hook that goes on differently for a coroutine: `f` gets the calling coroutine (None on
+/// a plain thread or a worker's own code), which the point's entry looked up anyway — the same answer as
+/// `worker::current_task`, without a second look-up on every call of the hook.
+#[inline]
+pub fn point_task<R>(f: impl FnOnce(Option<TaskRef>) -> R) -> R {
+    let p = Point::enter();
+    let r = f(p.me);
+    p.leave(r)
+}
+
 /// Ends the target's park if it waits in a cancellation point: claims the park, then wakes it. A park
 /// begun after the look checks the request itself (see `CancelState::on_park`, which `park` calls).
 fn wake_parked(target: TaskRef) {

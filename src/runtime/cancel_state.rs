@@ -149,7 +149,10 @@ pub mod plain {
     static PARKED: Lock<Vec<(usize, usize)>> = Lock::new(Vec::new());
 
     // Plain threads only (never read on a coroutine, whose FS names its own TLS): whether the thread is
-    // inside a cancellation point, and whether a wait of the point was ended for a request.
+    // inside a cancellation point, and whether a wait of the point was ended for a request. The functions
+    // that touch them are cold and never inlined: in a cdylib each access is a call of `__tls_get_addr`,
+    // which the compiler otherwise hoists out of the loops of the coroutines' read and write paths, where
+    // it ran on every call although only a plain thread uses the address.
     thread_local! {
         static AT_POINT: Cell<bool> = const { Cell::new(false) };
         static TAKEN: Cell<bool> = const { Cell::new(false) };
@@ -161,6 +164,8 @@ pub mod plain {
     }
 
     /// Point entry of a plain thread: glibc acts on a pending request; returns the outer point flag.
+    #[cold]
+    #[inline(never)]
     pub fn enter() -> bool {
         // SAFETY: glibc's own check on the calling plain thread, as its cancellation points make.
         unsafe { crate::real::pthread_testcancel() };
@@ -169,6 +174,8 @@ pub mod plain {
 
     /// Point exit of a plain thread: if a wait ended for a request, enable cancellation again and let
     /// glibc act on it.
+    #[cold]
+    #[inline(never)]
     pub fn leave(outer: bool) {
         AT_POINT.with(|a| a.set(outer));
         if TAKEN.with(|t| t.replace(false)) {
@@ -182,6 +189,8 @@ pub mod plain {
 
     /// A plain thread parks on `word` (0 until unparked): registered for pokes if inside a point. Only
     /// for plain threads (the parking lot's thread parker): a coroutine's FS names its own TLS.
+    #[cold]
+    #[inline(never)]
     pub fn parking(word: &AtomicU32) -> bool {
         if !AT_POINT.with(|a| a.get()) {
             return false;
@@ -192,6 +201,8 @@ pub mod plain {
 
     /// Whether a poke asks the parked plain thread to end its wait: only if its cancellation is enabled,
     /// which is then disabled until the point's hook lets glibc act ([`leave`]).
+    #[cold]
+    #[inline(never)]
     pub fn poked(word: &AtomicU32) -> bool {
         if word.compare_exchange(POKE, 0, Ordering::AcqRel, Ordering::Acquire).is_err() {
             return false;
@@ -208,6 +219,8 @@ pub mod plain {
     }
 
     /// The parked plain thread's wait ended: no more pokes, and none left in its word.
+    #[cold]
+    #[inline(never)]
     pub fn parked(word: &AtomicU32) {
         let addr = word as *const AtomicU32 as usize;
         let mut p = PARKED.lock();
