@@ -44,6 +44,10 @@ pub fn actionable_async(c: u32) -> bool {
 /// its park in `park` and then reads `word`; the requester sets REQUESTED in `word` and then reads `park`
 /// (both sequentially consistent). At least one of them sees the other's write, so either the requester
 /// claims and ends the park, or the parker sees the request and ends its own park as soon as it begins.
+/// The price is paid only by parks inside a cancellation point: one `xchg` on x86-64 for the parker's
+/// store (its loads are plain moves). A store followed by a load of another location needs that full
+/// barrier on one side or the other; moving it to the rare side (the requester forcing it on the parker
+/// with `membarrier`) would save the `xchg` at the cost of a start-up registration and a fallback.
 pub struct CancelState {
     /// pthread cancellation state and request (DISABLED, ASYNC, REQUESTED, EXITING).
     pub word: AtomicU32,
