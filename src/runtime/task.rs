@@ -40,7 +40,12 @@ pub enum Switch {
     Preempted,
 }
 
-pub type Co = Coroutine<(), Switch, (), CoStack>;
+/// What a coroutine that returned leaves its worker to do once it is off the coroutine's stack (give the
+/// stack back, hand the thread to its joiner): the thread layer's answer, carried by the coroutine's
+/// return value so that the scheduler core need not import that layer.
+pub type Finish = fn(TaskRef);
+
+pub type Co = Coroutine<(), Switch, Finish, CoStack>;
 
 /// Why a park ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -166,7 +171,7 @@ pub struct Task {
     /// real thread, while it has one (0 when none).
     pub keeper: Cell<usize>,
     /// What preemption needs to know of the task (FILE locks held).
-    pub preempt: super::preempt::TaskState,
+    pub preempt: super::preempt::state::TaskState,
     /// Where the coroutine switched out last (pc, sp, bp): a parked coroutine's stack is walked from here
     /// (see `unwind`).
     pub switched_out_at: [AtomicUsize; 3],
@@ -178,9 +183,9 @@ pub struct Task {
     /// The record allocated before this one: every record ever allocated, for debuggers.
     pub allocated_before: *const Task,
     /// The CPU time the thread used (see `cputime`).
-    pub cpu: super::cputime::TaskCpu,
+    pub cpu: super::cputime::account::TaskCpu,
     /// Its scheduling policy, priority, nice value and CPU affinity (see `sched_attr`).
-    pub sched: super::sched_attr::TaskSched,
+    pub sched: super::sched_attr::state::TaskSched,
     /// pthread cancellation state (see `cancel`), armed and noted by every park.
     pub cancel: super::cancel_state::CancelState,
 }
@@ -241,13 +246,13 @@ impl Task {
             left_in_queue: Cell::new(false),
             pending_signals: AtomicU64::new(0),
             keeper: Cell::new(0),
-            preempt: super::preempt::TaskState::new(),
+            preempt: super::preempt::state::TaskState::new(),
             switched_out_at: [const { AtomicUsize::new(0) }; 3],
             waiting_for: [const { AtomicU64::new(0) }; 3],
             debug_live: AtomicU32::new(0),
             allocated_before: core::ptr::null(),
-            cpu: super::cputime::TaskCpu::new(),
-            sched: super::sched_attr::TaskSched::new(),
+            cpu: super::cputime::account::TaskCpu::new(),
+            sched: super::sched_attr::state::TaskSched::new(),
             cancel: super::cancel_state::CancelState::new(),
         });
         let task: &'static mut Task = Box::leak(t);
@@ -324,7 +329,7 @@ impl Task {
     /// delivers the signals that came meanwhile (`park::resumed`).
     pub fn switch_out(&self, why: Switch) {
         let y = self.yielder.get();
-        let fp = super::preempt::FpControl::save();
+        let fp = super::preempt::state::FpControl::save();
         let here = super::unwind::capture_here();
         for (slot, v) in self.switched_out_at.iter().zip([here.pc, here.sp, here.bp]) {
             slot.store(v, Ordering::Relaxed);
