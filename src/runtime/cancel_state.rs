@@ -26,6 +26,9 @@ pub const CANCEL_DISABLE: i32 = 1;
 pub const CANCEL_DEFERRED: i32 = 0;
 pub const CANCEL_ASYNCHRONOUS: i32 = 1;
 
+/// glibc's PTHREAD_CANCELED.
+pub const CANCELED: *mut core::ffi::c_void = usize::MAX as *mut core::ffi::c_void;
+
 /// Whether a request is to be acted on at a cancellation point now.
 #[inline]
 pub fn actionable(c: u32) -> bool {
@@ -118,6 +121,28 @@ impl CancelState {
             return None;
         }
         self.park.compare_exchange(p, p | CLAIMED, Ordering::SeqCst, Ordering::SeqCst).ok().map(|_| (p - 1) as u32)
+    }
+
+    /// For the preemption trampoline: the preempted (or resumed) coroutine acts on an asynchronous request
+    /// ([`CancelState::act`]).
+    #[inline]
+    pub fn async_pending(&self) -> bool {
+        actionable_async(self.word.load(Ordering::SeqCst))
+    }
+
+    /// Acts on a request of the calling coroutine, whose state this is: glibc's forced unwind with
+    /// PTHREAD_CANCELED as the thread's result. Called on the coroutine's own stack, from a hook or the
+    /// preemption trampoline, holding nothing: the library is built with `panic = "abort"`, so its frames
+    /// have no landing pads and the unwinder passes them by their frame information alone (which is also
+    /// why nothing of the runtime may be mid-way when it is called). Here, in the leaf, so that the
+    /// trampoline needs nothing of the cancellation policy.
+    pub fn act(&self) -> ! {
+        self.word.fetch_or(EXITING, Ordering::SeqCst);
+        self.at_point.set(false);
+        // SAFETY: glibc's pthread_exit on the coroutine's own TCB and stack, under the outermost
+        // cancellation buffer thread_entry.c installed; it does not return.
+        unsafe { crate::real::pthread_exit(CANCELED) };
+        unreachable!("pthread_exit returned")
     }
 
     /// Whether a cancellation request ended a park of the current cancellation point.
