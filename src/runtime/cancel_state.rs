@@ -1,9 +1,10 @@
 //! The cancellation state the park paths read and write (a leaf): a coroutine's, in its task record
 //! ([`CancelState`]), and a plain thread's waits inside a cancellation point ([`plain`]).
 //!
-//! `cancel` holds the policy (pthread_cancel, cancellation points, glibc's unwinding) and acts on this
-//! state; the scheduler core only arms and notes parks through it ([`CancelState::on_park`],
-//! [`CancelState::after_park`]), so the core does not call up into the policy.
+//! `cancel` holds the policy (pthread_cancel, cancellation points, set state and type) over this state;
+//! the scheduler core only arms and notes parks through it ([`CancelState::on_park`],
+//! [`CancelState::after_park`]), and the preemption trampoline acts on an asynchronous request through it
+//! ([`CancelState::act`]), so neither calls up into the policy.
 
 use core::cell::Cell;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};

@@ -26,7 +26,7 @@
 //! | [`signals`] | the program's handlers, masks and routing; faults and the stack-overflow report |
 //! | [`preempt`] | makes a coroutine that computes past its time slice yield (signal + trampoline; `preempt::state`: what task and worker hold, a leaf) |
 //! | [`cancel`] | pthread cancellation of coroutines: requests, cancellation points, glibc's unwinding |
-//! | [`cancel_state`] | the cancellation state parks arm and note: a coroutine's, and a plain thread's pokeable waits |
+//! | [`cancel_state`] | a coroutine's cancellation state (armed by its parks, acted on by glibc's unwind) and a plain thread's pokeable waits |
 //! | [`once`] | pthread_once in glibc's encoding, for coroutines and plain threads |
 //! | [`sync`] | pthread mutexes, conditions, rwlocks, barriers, semaphores, futexes that park |
 //! | [`lock`] | the runtime's own small mutex |
