@@ -179,7 +179,7 @@ pub fn cancel_running(target: super::task::TaskRef) {
             send_request(w, w.switches.load(Ordering::Relaxed), time::monotonic_ns());
         }
     }
-    super::monitor::ensure_started();
+    super::monitor::wake::ensure_started();
 }
 
 /// Whether preemption still deals with worker `w`'s computing coroutine: it is on and has not been failing
