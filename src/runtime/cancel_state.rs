@@ -1,9 +1,10 @@
 //! The cancellation state the park paths read and write (a leaf): a coroutine's, in its task record
 //! ([`CancelState`]), and a plain thread's waits inside a cancellation point ([`plain`]).
 //!
-//! `cancel` holds the policy (pthread_cancel, cancellation points, glibc's unwinding) and acts on this
-//! state; the scheduler core only arms and notes parks through it ([`CancelState::on_park`],
-//! [`CancelState::after_park`]), so the core does not call up into the policy.
+//! `cancel` holds the policy (pthread_cancel, cancellation points, set state and type) over this state;
+//! the scheduler core only arms and notes parks through it ([`CancelState::on_park`],
+//! [`CancelState::after_park`]), and the preemption trampoline acts on an asynchronous request through it
+//! ([`CancelState::act`]), so neither calls up into the policy.
 
 use core::cell::Cell;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -26,6 +27,9 @@ pub const CANCEL_DISABLE: i32 = 1;
 pub const CANCEL_DEFERRED: i32 = 0;
 pub const CANCEL_ASYNCHRONOUS: i32 = 1;
 
+/// glibc's PTHREAD_CANCELED.
+pub const CANCELED: *mut core::ffi::c_void = usize::MAX as *mut core::ffi::c_void;
+
 /// Whether a request is to be acted on at a cancellation point now.
 #[inline]
 pub fn actionable(c: u32) -> bool {
@@ -44,6 +48,10 @@ pub fn actionable_async(c: u32) -> bool {
 /// its park in `park` and then reads `word`; the requester sets REQUESTED in `word` and then reads `park`
 /// (both sequentially consistent). At least one of them sees the other's write, so either the requester
 /// claims and ends the park, or the parker sees the request and ends its own park as soon as it begins.
+/// The price is paid only by parks inside a cancellation point: one `xchg` on x86-64 for the parker's
+/// store (its loads are plain moves). A store followed by a load of another location needs that full
+/// barrier on one side or the other; moving it to the rare side (the requester forcing it on the parker
+/// with `membarrier`) would save the `xchg` at the cost of a start-up registration and a fallback.
 pub struct CancelState {
     /// pthread cancellation state and request (DISABLED, ASYNC, REQUESTED, EXITING).
     pub word: AtomicU32,
@@ -114,6 +122,28 @@ impl CancelState {
             return None;
         }
         self.park.compare_exchange(p, p | CLAIMED, Ordering::SeqCst, Ordering::SeqCst).ok().map(|_| (p - 1) as u32)
+    }
+
+    /// For the preemption trampoline: the preempted (or resumed) coroutine acts on an asynchronous request
+    /// ([`CancelState::act`]).
+    #[inline]
+    pub fn async_pending(&self) -> bool {
+        actionable_async(self.word.load(Ordering::SeqCst))
+    }
+
+    /// Acts on a request of the calling coroutine, whose state this is: glibc's forced unwind with
+    /// PTHREAD_CANCELED as the thread's result. Called on the coroutine's own stack, from a hook or the
+    /// preemption trampoline, holding nothing: the library is built with `panic = "abort"`, so its frames
+    /// have no landing pads and the unwinder passes them by their frame information alone (which is also
+    /// why nothing of the runtime may be mid-way when it is called). Here, in the leaf, so that the
+    /// trampoline needs nothing of the cancellation policy.
+    pub fn act(&self) -> ! {
+        self.word.fetch_or(EXITING, Ordering::SeqCst);
+        self.at_point.set(false);
+        // SAFETY: glibc's pthread_exit on the coroutine's own TCB and stack, under the outermost
+        // cancellation buffer thread_entry.c installed; it does not return.
+        unsafe { crate::real::pthread_exit(CANCELED) };
+        unreachable!("pthread_exit returned")
     }
 
     /// Whether a cancellation request ended a park of the current cancellation point.
