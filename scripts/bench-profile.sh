@@ -70,7 +70,8 @@ echo
 echo "## Shim: calls per round trip"
 /usr/bin/python3 - "$OUTDIR/shim.callgrind" "$SHIM_RTS" <<'EOF'
 import collections, re, sys
-names, calls, cfn = {}, collections.Counter(), None
+names, calls, cfn, fn = {}, collections.Counter(), None, None
+parks = 0
 for line in open(sys.argv[1]):
     m = re.match(r'(c?fn)=\((\d+)\)(?: (.*))?$', line.rstrip('\n'))
     if m:
@@ -78,18 +79,24 @@ for line in open(sys.argv[1]):
         if name:
             names[idx] = name.strip()
         if kind == 'cfn':
-            cfn = names.get(idx, idx)
+            cfn = re.sub(r"'\d+$", '', names.get(idx, idx))
+        else:
+            fn = re.sub(r"'\d+$", '', names.get(idx, idx))
         continue
     m = re.match(r'calls=(\d+)', line)
     if m and cfn:
-        calls[re.sub(r"'\d+$", '', cfn)] += int(m.group(1))
+        calls[cfn] += int(m.group(1))
+        # Every park switches out (Task::switch_out, called from the hook the park is inlined into);
+        # callgrind also books each resume as a call of it from the worker's loop, which is not a park,
+        # and a yield or a preemption switches out without parking.
+        if cfn.endswith('task::Task::switch_out') and not re.search(r'worker::run|preempt|yield', fn or ''):
+            parks += int(m.group(1))
 rts = int(sys.argv[2])
 for k, v in calls.most_common():
     if re.search(r'runtime::(io::attempt::try_|io::fd::register|io::netpoll::|io::ready::|task::Task::switch_out|parking_lot::unpark|scheduler::Scheduler::(wake_sleeper|wake_ready|push$|next_task))', k):
         print(f"{v / rts:6.2f}  {k}")
-# Every park ends in convoy::after_park (worker::run_one). Under callgrind the server runs ~50x slower
-# than the load generator, so a read often finds the next request already there and does not park: the
-# instructions per round trip above depend on this fraction, which natively is close to 1.
-parks = sum(v for k, v in calls.items() if k.endswith('convoy::after_park'))
+# Under callgrind the server runs ~50x slower than the load generator, so a read often finds the next
+# request already there and does not park: the instructions per round trip above depend on this fraction,
+# which natively is close to 1.
 print(f"\nround trips that parked: {100 * parks / rts:.0f}% (compare instructions per round trip at equal fractions)")
 EOF

@@ -30,8 +30,8 @@ unsafe extern "C" {
 /// C contract of read.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, len: usize) -> isize {
-    cancel::point(|| {
-        if worker::current_task().is_none() {
+    cancel::point_task(|me| {
+        if me.is_none() {
             // SAFETY: forwarding.
             return unsafe { real::read(fd, buf, len) };
         }
@@ -55,8 +55,8 @@ pub unsafe extern "C" fn __read_chk(fd: c_int, buf: *mut c_void, len: usize, buf
 /// C contract of write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, len: usize) -> isize {
-    cancel::point(|| {
-        if worker::current_task().is_none() {
+    cancel::point_task(|me| {
+        if me.is_none() {
             // SAFETY: forwarding.
             return unsafe { real::write(fd, buf, len) };
         }
@@ -68,8 +68,8 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, len: usize) -> isi
 /// C contract of readv.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, cnt: c_int) -> isize {
-    cancel::point(|| {
-        if worker::current_task().is_none() || cnt < 0 {
+    cancel::point_task(|me| {
+        if me.is_none() || cnt < 0 {
             // SAFETY: forwarding.
             return unsafe { real::readv(fd, iov, cnt) };
         }
@@ -81,8 +81,8 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, cnt: c_int) -
 /// C contract of writev.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, cnt: c_int) -> isize {
-    cancel::point(|| {
-        if worker::current_task().is_none() || cnt < 0 {
+    cancel::point_task(|me| {
+        if me.is_none() || cnt < 0 {
             // SAFETY: forwarding (a negative count gets the kernel's EINVAL).
             return unsafe { real::writev(fd, iov, cnt) };
         }
@@ -399,8 +399,8 @@ pub unsafe extern "C" fn splice(
 /// C contract of pread (pread64 is the same function on x86-64).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pread(fd: c_int, buf: *mut c_void, len: usize, off: libc::off_t) -> isize {
-    cancel::point(|| {
-        if worker::current_task().is_none() {
+    cancel::point_task(|me| {
+        if me.is_none() {
             // SAFETY: forwarding.
             return unsafe { real::pread(fd, buf, len, off) };
         }
@@ -454,8 +454,8 @@ pub unsafe extern "C" fn __pread64_chk(
 /// C contract of pwrite.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pwrite(fd: c_int, buf: *const c_void, len: usize, off: libc::off_t) -> isize {
-    cancel::point(|| {
-        if worker::current_task().is_none() {
+    cancel::point_task(|me| {
+        if me.is_none() {
             // SAFETY: forwarding.
             return unsafe { real::pwrite(fd, buf, len, off) };
         }
@@ -477,8 +477,8 @@ pub unsafe extern "C" fn pwrite64(fd: c_int, buf: *const c_void, len: usize, off
 /// C contract of fsync.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fsync(fd: c_int) -> c_int {
-    cancel::point(|| {
-        if worker::current_task().is_none() {
+    cancel::point_task(|me| {
+        if me.is_none() {
             // SAFETY: forwarding.
             return unsafe { real::fsync(fd) };
         }
@@ -490,8 +490,8 @@ pub unsafe extern "C" fn fsync(fd: c_int) -> c_int {
 /// C contract of fdatasync.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fdatasync(fd: c_int) -> c_int {
-    cancel::point(|| {
-        if worker::current_task().is_none() {
+    cancel::point_task(|me| {
+        if me.is_none() {
             // SAFETY: forwarding.
             return unsafe { real::fdatasync(fd) };
         }

@@ -36,25 +36,17 @@ use super::task::TaskRef;
 use super::worker;
 use core::sync::atomic::Ordering;
 
-/// glibc's PTHREAD_CANCELED.
-pub const CANCELED: *mut core::ffi::c_void = usize::MAX as *mut core::ffi::c_void;
+pub use super::cancel_state::CANCELED;
 
 /// Resets the state for a new thread on a (possibly reused) task record.
 pub fn reset(task: TaskRef) {
     task.cancel.reset();
 }
 
-/// Acts on a request: glibc's forced unwind with PTHREAD_CANCELED as the thread's result. Called on the
-/// coroutine's own stack, from a hook, holding nothing: the library is built with `panic = "abort"`, so
-/// its frames have no landing pads and the unwinder passes them by their frame information alone (which
-/// is also why nothing of the runtime may be mid-way when it is called).
+/// Acts on a request (see `CancelState::act`): glibc's forced unwind with PTHREAD_CANCELED as the thread's
+/// result.
 pub fn act(me: TaskRef) -> ! {
-    me.cancel.word.fetch_or(EXITING, Ordering::SeqCst);
-    me.cancel.at_point.set(false);
-    // SAFETY: glibc's pthread_exit on the coroutine's own TCB and stack, under the outermost cancellation
-    // buffer thread_entry.c installed; it does not return.
-    unsafe { crate::real::pthread_exit(CANCELED) };
-    unreachable!("pthread_exit returned")
+    me.cancel.act()
 }
 
 /// pthread_testcancel, and the check at the entry of every cancellation point.
@@ -127,6 +119,16 @@ impl Point {
 pub fn point<R>(f: impl FnOnce() -> R) -> R {
     let p = Point::enter();
     let r = f();
+    p.leave(r)
+}
+
+/// [`point`] for a hook that goes on differently for a coroutine: `f` gets the calling coroutine (None on
+/// a plain thread or a worker's own code), which the point's entry looked up anyway — the same answer as
+/// `worker::current_task`, without a second look-up on every call of the hook.
+#[inline]
+pub fn point_task<R>(f: impl FnOnce(Option<TaskRef>) -> R) -> R {
+    let p = Point::enter();
+    let r = f(p.me);
     p.leave(r)
 }
 
@@ -212,11 +214,6 @@ pub fn set_type(kind: i32, old: Option<&mut i32>) -> i32 {
         act(me);
     }
     0
-}
-
-/// For the preemption trampoline: the preempted (or resumed) coroutine acts on an asynchronous request.
-pub fn async_pending(me: &super::task::Task) -> bool {
-    actionable_async(me.cancel.word.load(Ordering::SeqCst))
 }
 
 /// Whether a cancellation request ended a park of the calling coroutine's current cancellation point

@@ -1,9 +1,10 @@
 //! The cancellation state the park paths read and write (a leaf): a coroutine's, in its task record
 //! ([`CancelState`]), and a plain thread's waits inside a cancellation point ([`plain`]).
 //!
-//! `cancel` holds the policy (pthread_cancel, cancellation points, glibc's unwinding) and acts on this
-//! state; the scheduler core only arms and notes parks through it ([`CancelState::on_park`],
-//! [`CancelState::after_park`]), so the core does not call up into the policy.
+//! `cancel` holds the policy (pthread_cancel, cancellation points, set state and type) over this state;
+//! the scheduler core only arms and notes parks through it ([`CancelState::on_park`],
+//! [`CancelState::after_park`]), and the preemption trampoline acts on an asynchronous request through it
+//! ([`CancelState::act`]), so neither calls up into the policy.
 
 use core::cell::Cell;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -26,6 +27,9 @@ pub const CANCEL_DISABLE: i32 = 1;
 pub const CANCEL_DEFERRED: i32 = 0;
 pub const CANCEL_ASYNCHRONOUS: i32 = 1;
 
+/// glibc's PTHREAD_CANCELED.
+pub const CANCELED: *mut core::ffi::c_void = usize::MAX as *mut core::ffi::c_void;
+
 /// Whether a request is to be acted on at a cancellation point now.
 #[inline]
 pub fn actionable(c: u32) -> bool {
@@ -44,6 +48,10 @@ pub fn actionable_async(c: u32) -> bool {
 /// its park in `park` and then reads `word`; the requester sets REQUESTED in `word` and then reads `park`
 /// (both sequentially consistent). At least one of them sees the other's write, so either the requester
 /// claims and ends the park, or the parker sees the request and ends its own park as soon as it begins.
+/// The price is paid only by parks inside a cancellation point: one `xchg` on x86-64 for the parker's
+/// store (its loads are plain moves). A store followed by a load of another location needs that full
+/// barrier on one side or the other; moving it to the rare side (the requester forcing it on the parker
+/// with `membarrier`) would save the `xchg` at the cost of a start-up registration and a fallback.
 pub struct CancelState {
     /// pthread cancellation state and request (DISABLED, ASYNC, REQUESTED, EXITING).
     pub word: AtomicU32,
@@ -116,6 +124,28 @@ impl CancelState {
         self.park.compare_exchange(p, p | CLAIMED, Ordering::SeqCst, Ordering::SeqCst).ok().map(|_| (p - 1) as u32)
     }
 
+    /// For the preemption trampoline: the preempted (or resumed) coroutine acts on an asynchronous request
+    /// ([`CancelState::act`]).
+    #[inline]
+    pub fn async_pending(&self) -> bool {
+        actionable_async(self.word.load(Ordering::SeqCst))
+    }
+
+    /// Acts on a request of the calling coroutine, whose state this is: glibc's forced unwind with
+    /// PTHREAD_CANCELED as the thread's result. Called on the coroutine's own stack, from a hook or the
+    /// preemption trampoline, holding nothing: the library is built with `panic = "abort"`, so its frames
+    /// have no landing pads and the unwinder passes them by their frame information alone (which is also
+    /// why nothing of the runtime may be mid-way when it is called). Here, in the leaf, so that the
+    /// trampoline needs nothing of the cancellation policy.
+    pub fn act(&self) -> ! {
+        self.word.fetch_or(EXITING, Ordering::SeqCst);
+        self.at_point.set(false);
+        // SAFETY: glibc's pthread_exit on the coroutine's own TCB and stack, under the outermost
+        // cancellation buffer thread_entry.c installed; it does not return.
+        unsafe { crate::real::pthread_exit(CANCELED) };
+        unreachable!("pthread_exit returned")
+    }
+
     /// Whether a cancellation request ended a park of the current cancellation point.
     #[inline]
     pub fn point_cancelled(&self) -> bool {
@@ -149,7 +179,10 @@ pub mod plain {
     static PARKED: Lock<Vec<(usize, usize)>> = Lock::new(Vec::new());
 
     // Plain threads only (never read on a coroutine, whose FS names its own TLS): whether the thread is
-    // inside a cancellation point, and whether a wait of the point was ended for a request.
+    // inside a cancellation point, and whether a wait of the point was ended for a request. The functions
+    // that touch them are cold and never inlined: in a cdylib each access is a call of `__tls_get_addr`,
+    // which the compiler otherwise hoists out of the loops of the coroutines' read and write paths, where
+    // it ran on every call although only a plain thread uses the address.
     thread_local! {
         static AT_POINT: Cell<bool> = const { Cell::new(false) };
         static TAKEN: Cell<bool> = const { Cell::new(false) };
@@ -161,6 +194,8 @@ pub mod plain {
     }
 
     /// Point entry of a plain thread: glibc acts on a pending request; returns the outer point flag.
+    #[cold]
+    #[inline(never)]
     pub fn enter() -> bool {
         // SAFETY: glibc's own check on the calling plain thread, as its cancellation points make.
         unsafe { crate::real::pthread_testcancel() };
@@ -169,6 +204,8 @@ pub mod plain {
 
     /// Point exit of a plain thread: if a wait ended for a request, enable cancellation again and let
     /// glibc act on it.
+    #[cold]
+    #[inline(never)]
     pub fn leave(outer: bool) {
         AT_POINT.with(|a| a.set(outer));
         if TAKEN.with(|t| t.replace(false)) {
@@ -182,6 +219,8 @@ pub mod plain {
 
     /// A plain thread parks on `word` (0 until unparked): registered for pokes if inside a point. Only
     /// for plain threads (the parking lot's thread parker): a coroutine's FS names its own TLS.
+    #[cold]
+    #[inline(never)]
     pub fn parking(word: &AtomicU32) -> bool {
         if !AT_POINT.with(|a| a.get()) {
             return false;
@@ -192,6 +231,8 @@ pub mod plain {
 
     /// Whether a poke asks the parked plain thread to end its wait: only if its cancellation is enabled,
     /// which is then disabled until the point's hook lets glibc act ([`leave`]).
+    #[cold]
+    #[inline(never)]
     pub fn poked(word: &AtomicU32) -> bool {
         if word.compare_exchange(POKE, 0, Ordering::AcqRel, Ordering::Acquire).is_err() {
             return false;
@@ -208,6 +249,8 @@ pub mod plain {
     }
 
     /// The parked plain thread's wait ended: no more pokes, and none left in its word.
+    #[cold]
+    #[inline(never)]
     pub fn parked(word: &AtomicU32) {
         let addr = word as *const AtomicU32 as usize;
         let mut p = PARKED.lock();

@@ -26,7 +26,7 @@
 //! | [`signals`] | all signal policy: the program's handlers behind a wrapper, masks, routing and the held set, temporary masks and sigwait, faults and the stack-overflow report (leaves for the core: `set`, `state`, `handlers`, `held`, `accepted`, `overflow`) |
 //! | [`preempt`] | makes a coroutine computing past its time slice yield (signal + trampoline; leaf: `state`) |
 //! | [`cancel`] | pthread cancellation of coroutines: requests, cancellation points, glibc's unwinding |
-//! | [`cancel_state`] | the cancellation state parks arm and note: a coroutine's, and a plain thread's pokeable waits |
+//! | [`cancel_state`] | a coroutine's cancellation state (armed by its parks, acted on by glibc's unwind) and a plain thread's pokeable waits |
 //! | [`once`] | pthread_once in glibc's encoding, for coroutines and plain threads |
 //! | [`sync`] | pthread mutexes, conditions, rwlocks, barriers, semaphores, futexes that park |
 //! | [`lock`] | the runtime's own small mutex |

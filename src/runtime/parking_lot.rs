@@ -552,10 +552,31 @@ pub fn unpark_one(key: usize, callback: impl FnOnce(Unparking) -> usize) -> usiz
 /// Wakes every waiter on `key`. The caller has changed the state its waiters validate first (see [`Bucket`]).
 pub fn unpark_all(key: usize, token: usize) -> usize {
     // A read-modify-write, not a load: see `Bucket` for why that keeps a concurrent park from being missed.
-    if bucket(key).waiters.fetch_add(0, Ordering::AcqRel) == 0 {
+    let bk = bucket(key);
+    if bk.waiters.fetch_add(0, Ordering::AcqRel) == 0 {
         return 0;
     }
-    unpark_filter(key, |_| Filter::Unpark, |_| token)
+    // Every waiter on the key goes, so its whole list leaves the bucket at once: one look-up of the key
+    // instead of one per node to unlink it (this is the netpoller's wake-up of an fd's waiters, once per
+    // round trip of a server).
+    let mut woken = Woken::new();
+    let mut q = bk.queue.lock();
+    let Some(i) = q.index(key) else {
+        return 0;
+    };
+    let mut at = q.keys.swap_remove(i).head;
+    while !at.is_null() {
+        // SAFETY: the list's nodes are queued nodes, which stay put while we hold the bucket lock.
+        let n = unsafe { &*at };
+        at = n.next.get();
+        n.queued.set(false);
+        woken.push(n);
+    }
+    bk.waiters.fetch_sub(woken.len(), Ordering::AcqRel);
+    woken.each(|w| w.set_token(token));
+    drop(q);
+    woken.each(Wakeup::wake);
+    woken.len()
 }
 
 /// FUTEX_REQUEUE / FUTEX_CMP_REQUEUE: wakes up to `wake` waiters on `from` and moves up to `requeue` of

@@ -127,7 +127,7 @@ impl Scheduler {
         if events.is_empty() {
             return;
         }
-        let Some(w) = worker::current_worker().filter(|_| worker::current_task().is_none()) else {
+        let Some(w) = worker::current_worker().filter(|w| w.current_task().is_none()) else {
             ready::wake(events);
             return;
         };

@@ -292,14 +292,20 @@ pub fn as_this_os_thread<R>(f: impl FnOnce() -> R) -> R {
 /// or a shim that is off. This is the test every hook makes first.
 #[inline(always)]
 pub fn current_task() -> Option<TaskRef> {
-    let w = current_worker()?;
-    if w.handler_depth.get() != 0 && w.in_handler_slow() {
-        return None;
-    }
-    core::ptr::NonNull::new(w.current.load(Ordering::Relaxed)).map(TaskRef)
+    current_worker()?.current_task()
 }
 
 impl Worker {
+    /// [`current_task`] for a caller that has already found its worker `self` ([`current_worker`]): the
+    /// coroutine the caller runs in, None in the worker's own context or a handler's.
+    #[inline(always)]
+    pub fn current_task(&self) -> Option<TaskRef> {
+        if self.handler_depth.get() != 0 && self.in_handler_slow() {
+            return None;
+        }
+        core::ptr::NonNull::new(self.current.load(Ordering::Relaxed)).map(TaskRef)
+    }
+
     /// The coroutine this worker runs right now (for the monitor, from another thread).
     pub fn running_task(&self) -> Option<TaskRef> {
         core::ptr::NonNull::new(self.current.load(Ordering::Relaxed)).map(TaskRef)

@@ -114,8 +114,7 @@ pub fn monitor_look(
     }
     // An asynchronous cancellation request for the running coroutine is acted on through preemption at
     // once (see `cancel`), slice or not, other work or not.
-    let cancel =
-        w.running_task().is_some_and(|t| super::cancel_state::actionable_async(t.cancel.word.load(Ordering::SeqCst)));
+    let cancel = w.running_task().is_some_and(|t| t.cancel.async_pending());
     if !cancel {
         if now < since + slice {
             return Some(since + slice);

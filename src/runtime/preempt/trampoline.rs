@@ -165,14 +165,14 @@ extern "C" fn preempted() {
     // SAFETY: errno of the calling coroutine.
     let errno = unsafe { *libc::__errno_location() };
     if let Some(task) = worker::current_task() {
-        if crate::runtime::cancel::async_pending(&task) {
-            crate::runtime::cancel::act(task);
+        if task.cancel.async_pending() {
+            task.cancel.act();
         }
         super::count_preemption();
         task.switch_out(Switch::Preempted);
         crate::runtime::park::resumed(&task);
-        if crate::runtime::cancel::async_pending(&task) {
-            crate::runtime::cancel::act(task);
+        if task.cancel.async_pending() {
+            task.cancel.act();
         }
     }
     // SAFETY: as above.
