@@ -56,7 +56,7 @@ pub unsafe extern "C" fn pthread_gettid_np(t: libc::pthread_t) -> libc::pid_t {
 /// C contract of tgkill.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tgkill(tgid: libc::pid_t, tid: libc::pid_t, sig: c_int) -> c_int {
-    match runtime::signals::tgkill(Some(tgid), tid, sig).map_err(Errno) {
+    match runtime::signals::tgkill(Some(tgid), tid, sig) {
         Ok(()) => 0,
         Err(e) => fail(e),
     }
@@ -459,10 +459,10 @@ pub fn raw(n: libc::c_long, a1: usize, a2: usize, a3: usize, a4: usize) -> Optio
     let named = match n {
         libc::SYS_gettid => return Some(Ok(gettid_here() as usize)),
         libc::SYS_tgkill => {
-            return Some(runtime::signals::tgkill(Some(a1 as i32), a2 as i32, a3 as i32).map(|()| 0).map_err(Errno));
+            return Some(runtime::signals::tgkill(Some(a1 as i32), a2 as i32, a3 as i32).map(|()| 0));
         }
         libc::SYS_tkill => {
-            return Some(runtime::signals::tgkill(None, a1 as i32, a2 as i32).map(|()| 0).map_err(Errno));
+            return Some(runtime::signals::tgkill(None, a1 as i32, a2 as i32).map(|()| 0));
         }
         libc::SYS_setpriority | libc::SYS_getpriority => {
             if a1 as libc::__priority_which_t != libc::PRIO_PROCESS {

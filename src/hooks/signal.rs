@@ -6,6 +6,7 @@
 
 use super::set_errno;
 use crate::real;
+use crate::runtime::sys::syscall::Errno;
 use crate::runtime::{self, cancel, signals};
 use std::ffi::c_int;
 
@@ -39,7 +40,7 @@ pub unsafe extern "C" fn sigaction(sig: c_int, act: *const libc::sigaction, old:
             0
         }
         Err(e) => {
-            set_errno(e);
+            set_errno(e.0);
             -1
         }
     }
@@ -69,7 +70,7 @@ pub unsafe extern "C" fn signal(sig: c_int, handler: libc::sighandler_t) -> libc
     match signals::program_sigaction(sig, Some(&act), Some(&mut old)) {
         Ok(()) => old.sa_sigaction,
         Err(e) => {
-            set_errno(e);
+            set_errno(e.0);
             libc::SIG_ERR
         }
     }
@@ -112,9 +113,9 @@ pub unsafe extern "C" fn pause() -> c_int {
     })
 }
 
-fn errno_result(r: Result<c_int, c_int>) -> c_int {
+fn errno_result(r: Result<c_int, Errno>) -> c_int {
     r.unwrap_or_else(|e| {
-        set_errno(e);
+        set_errno(e.0);
         -1
     })
 }
@@ -155,8 +156,8 @@ pub unsafe extern "C" fn sigwait(set: *const libc::sigset_t, sig: *mut c_int) ->
                     }
                     return 0;
                 }
-                Err(libc::EINTR) if !cancel::woken() => continue,
-                Err(e) => return e,
+                Err(Errno(libc::EINTR)) if !cancel::woken() => continue,
+                Err(e) => return e.0,
             }
         }
     })
@@ -169,7 +170,7 @@ pub unsafe extern "C" fn sigpending(set: *mut libc::sigset_t) -> c_int {
     let all = match signals::pending() {
         Ok(set) => set,
         Err(e) => {
-            set_errno(e);
+            set_errno(e.0);
             return -1;
         }
     };

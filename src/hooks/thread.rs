@@ -4,6 +4,7 @@
 
 use crate::real;
 use crate::runtime::cancel;
+use crate::runtime::sys::syscall::Errno;
 use crate::runtime::thread::{self, JoinKind, StartFn};
 use crate::runtime::thread_attr::{self, Plan};
 use crate::runtime::{self, sys::time, worker};
@@ -51,7 +52,7 @@ pub unsafe extern "C" fn pthread_create(
                 unsafe { *thread_out = t };
                 0
             }
-            Err(e) => e,
+            Err(e) => e.0,
         },
         Plan::RealThread => {
             let boxed = Box::into_raw(Box::new(RealStart { start, arg })) as *mut c_void;
@@ -66,7 +67,7 @@ pub unsafe extern "C" fn pthread_create(
     }
 }
 
-unsafe fn finish_join(r: Result<*mut c_void, i32>, ret: *mut *mut c_void) -> c_int {
+unsafe fn finish_join(r: Result<*mut c_void, Errno>, ret: *mut *mut c_void) -> c_int {
     match r {
         Ok(v) => {
             if !ret.is_null() {
@@ -75,7 +76,7 @@ unsafe fn finish_join(r: Result<*mut c_void, i32>, ret: *mut *mut c_void) -> c_i
             }
             0
         }
-        Err(e) => e,
+        Err(e) => e.0,
     }
 }
 

@@ -5,6 +5,7 @@ use super::identity::{self, FAKE_TID_BASE, FAKE_TID_SPAN, Tcb};
 use super::lock::Lock;
 use super::park::{OnSignal, Parking, Wait, WaitReason};
 use super::stack::{self, CoStack};
+use super::sys::syscall::Errno;
 use super::sys::{self, futex, time};
 use super::task::{JoinState, Life, StackBounds, Task, TaskRef, Waiter, Wake};
 use super::{scheduler, worker};
@@ -325,7 +326,7 @@ fn os_thread_count() -> usize {
 }
 
 /// Creates a coroutine thread. Returns its pthread_t or an errno (EAGAIN when no stack or TCB can be had).
-pub fn spawn(req: Spawn) -> Result<libc::pthread_t, i32> {
+pub fn spawn(req: Spawn) -> Result<libc::pthread_t, Errno> {
     if !registry().multithreaded.swap(true, Ordering::AcqRel) {
         mark_process_multithreaded();
     }
@@ -364,24 +365,24 @@ pub fn spawn(req: Spawn) -> Result<libc::pthread_t, i32> {
 
 /// A thread on a runtime stack slot: a hot one of the right class (TCB recycled, pages still committed),
 /// else a zeroed slot with a new TCB at its top.
-fn slot_thread(stack_size: usize, tid: i32) -> Result<(TaskRef, CoStack), i32> {
-    let class = stack::class_for(stack_size, identity::tls_reserve()).ok_or(libc::EAGAIN)?;
+fn slot_thread(stack_size: usize, tid: i32) -> Result<(TaskRef, CoStack), Errno> {
+    let class = stack::class_for(stack_size, identity::tls_reserve()).ok_or(Errno(libc::EAGAIN))?;
     let hot = registry().hot[class].lock().pop();
     let task = match hot {
         Some(t) => {
             if !identity::recycle(t.tcb(), tid) {
                 registry().hot[class].lock().push(t);
-                return Err(libc::EAGAIN);
+                return Err(Errno(libc::EAGAIN));
             }
             t.tid.set(tid);
             t
         }
         None => {
-            let slot = stack::pool().take(class).ok_or(libc::EAGAIN)?;
+            let slot = stack::pool().take(class).ok_or(Errno(libc::EAGAIN))?;
             let (tcb, _) = identity::tcb_and_stack_top(slot.end);
             if identity::allocate_in(tcb, tid).is_none() {
                 stack::pool().give_back(slot);
-                return Err(libc::EAGAIN);
+                return Err(Errno(libc::EAGAIN));
             }
             let known = registry().lookup(tcb.0 as libc::pthread_t);
             let t = match known {
@@ -404,8 +405,8 @@ fn slot_thread(stack_size: usize, tid: i32) -> Result<(TaskRef, CoStack), i32> {
 }
 
 /// A thread on a stack the program supplied (pthread_attr_setstack): its TCB is allocated apart.
-fn user_stack_thread(low: usize, size: usize, tid: i32) -> Result<(TaskRef, CoStack), i32> {
-    let tcb = identity::allocate(tid).ok_or(libc::EAGAIN)?;
+fn user_stack_thread(low: usize, size: usize, tid: i32) -> Result<(TaskRef, CoStack), Errno> {
+    let tcb = identity::allocate(tid).ok_or(Errno(libc::EAGAIN))?;
     let bare = registry().bare.lock().pop();
     let task = match bare {
         Some(t) => {
@@ -528,7 +529,7 @@ pub enum JoinKind {
 /// pthread_join and its _np variants for a target that is a coroutine thread. Same results as glibc 2.36:
 /// reaped → ESRCH; detached → EINVAL; self, or a thread joining us → EDEADLK; already being joined →
 /// EINVAL; tryjoin of a running thread → EBUSY; deadline passed → ETIMEDOUT.
-pub fn join(target: TaskRef, kind: JoinKind) -> Result<*mut c_void, i32> {
+pub fn join(target: TaskRef, kind: JoinKind) -> Result<*mut c_void, Errno> {
     let me = worker::current_task();
     let deadline = match kind {
         JoinKind::Until(d) => Some(d),
@@ -542,19 +543,19 @@ pub fn join(target: TaskRef, kind: JoinKind) -> Result<*mut c_void, i32> {
         let parking = {
             let mut j = target.join.lock();
             if j.life == Life::Free {
-                return Err(libc::ESRCH);
+                return Err(Errno(libc::ESRCH));
             }
             if matches!(kind, JoinKind::Try) && j.life == Life::Running {
-                return Err(libc::EBUSY);
+                return Err(Errno(libc::EBUSY));
             }
             if j.detached {
-                return Err(libc::EINVAL);
+                return Err(Errno(libc::EINVAL));
             }
             if me == Some(target) || (joined_by_target && j.life == Life::Running) {
-                return Err(libc::EDEADLK);
+                return Err(Errno(libc::EDEADLK));
             }
             if j.joiner.is_some() {
-                return Err(libc::EINVAL);
+                return Err(Errno(libc::EINVAL));
             }
             if j.life == Life::Exited {
                 let r = j.result;
@@ -581,7 +582,7 @@ pub fn join(target: TaskRef, kind: JoinKind) -> Result<*mut c_void, i32> {
             Some(p) => match p.sleep(|why| (why, leave_join(target, me, why))) {
                 // Ended by a cancellation request (see `cancel`): the target stays joinable, as glibc leaves
                 // it, and the hook acts on the request.
-                (Wake::Interrupted, _) if super::cancel::woken() => return Err(libc::EINTR),
+                (Wake::Interrupted, _) if super::cancel::woken() => return Err(Errno(libc::EINTR)),
                 // The handlers returned: join again (the target may have ended meanwhile).
                 (Wake::Interrupted, _) => continue,
                 (why, still_waiting) => why == Wake::TimedOut && still_waiting,
@@ -598,7 +599,7 @@ pub fn join(target: TaskRef, kind: JoinKind) -> Result<*mut c_void, i32> {
         let mut j = target.join.lock();
         if timed_out && j.life != Life::Exited {
             j.joiner = None;
-            return Err(libc::ETIMEDOUT);
+            return Err(Errno(libc::ETIMEDOUT));
         }
         j.joiner = None;
         let r = j.result;

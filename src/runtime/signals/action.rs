@@ -8,6 +8,7 @@ use super::set::{DEFAULT_IGNORED, NSIG, bit};
 use super::{accepted, fault, masks, routing};
 use crate::runtime::lifecycle;
 use crate::runtime::sys::signal::SA_RESTORER;
+use crate::runtime::sys::syscall::Errno;
 use core::sync::atomic::Ordering;
 
 /// Takes `sig` as the statistics report signal: the wrapper is installed for it now (the program's action,
@@ -47,7 +48,7 @@ pub fn program_sigaction(
     sig: i32,
     act: Option<&libc::sigaction>,
     old: Option<&mut libc::sigaction>,
-) -> Result<(), i32> {
+) -> Result<(), Errno> {
     let idx = sig as usize;
     let mut actions = PROGRAM_ACTIONS.lock();
     // SAFETY: all-zero is a valid sigaction.

@@ -5,6 +5,7 @@
 
 use super::set::{DEFAULT_IGNORED, NSIG, bit};
 use crate::runtime::lock::Lock;
+use crate::runtime::sys::syscall::Errno;
 use core::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
 /// The program's handler per signal as the kernel would call it (a function, SIG_DFL or SIG_IGN), and its
@@ -33,12 +34,12 @@ pub fn report_signal_bit() -> u64 {
 }
 
 /// sigaction through the C library's real entry point, with errno as the error.
-pub(super) fn kernel_sigaction(sig: i32, act: *const libc::sigaction, old: *mut libc::sigaction) -> Result<(), i32> {
+pub(super) fn kernel_sigaction(sig: i32, act: *const libc::sigaction, old: *mut libc::sigaction) -> Result<(), Errno> {
     // SAFETY: the pointers are null or valid sigaction structs.
     match unsafe { crate::real::sigaction(sig, act, old) } {
         0 => Ok(()),
         // SAFETY: errno of the calling thread.
-        _ => Err(unsafe { *libc::__errno_location() }),
+        _ => Err(Errno(unsafe { *libc::__errno_location() })),
     }
 }
 

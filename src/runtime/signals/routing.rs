@@ -16,6 +16,7 @@ use super::handlers::{Disposition, HANDLER, REPORT_SIGNAL, call_program_handler,
 use super::held::{self, take_held, take_info};
 use super::masks;
 use super::set::{NSIG, bit};
+use crate::runtime::sys::syscall::Errno;
 use crate::runtime::sys::{self, signal::is_glibc_reserved};
 use crate::runtime::task::{Life, TaskRef};
 use crate::runtime::{lifecycle, monitor, park, scheduler, stats, thread, worker};
@@ -146,32 +147,29 @@ pub fn kill(target: TaskRef, sig: i32) -> i32 {
 
 /// tgkill(2) and tkill(2) (`tgid` None): a coroutine's tid gets the signal as from pthread_kill ([`kill`]);
 /// a tid the kernel knows gets the kernel's call; an ended coroutine's tid is ESRCH, as the kernel's.
-pub fn tgkill(tgid: Option<i32>, tid: i32, sig: i32) -> Result<(), i32> {
+pub fn tgkill(tgid: Option<i32>, tid: i32, sig: i32) -> Result<(), Errno> {
     if tid <= 0 || tgid.is_some_and(|g| g <= 0) {
-        return Err(libc::EINVAL);
+        return Err(Errno(libc::EINVAL));
     }
     match thread::named_by_tid(tid) {
         thread::Named::Thread(task) => {
             if tgid.is_some_and(|g| g != sys::getpid()) {
-                return Err(libc::ESRCH);
+                return Err(Errno(libc::ESRCH));
             }
             // The kernel checks the signal number only once it found the thread.
             if !(0..NSIG as i32).contains(&sig) {
-                return Err(libc::EINVAL);
+                return Err(Errno(libc::EINVAL));
             }
             match kill(task, sig) {
                 0 => Ok(()),
-                e => Err(e),
+                e => Err(Errno(e)),
             }
         }
-        thread::Named::Gone => Err(libc::ESRCH),
-        thread::Named::Kernel => {
-            let r = match tgid {
-                Some(g) => sys::signal::tgkill(g, tid, sig),
-                None => sys::signal::tkill(tid, sig),
-            };
-            r.map_err(|e| e.0)
-        }
+        thread::Named::Gone => Err(Errno(libc::ESRCH)),
+        thread::Named::Kernel => match tgid {
+            Some(g) => sys::signal::tgkill(g, tid, sig),
+            None => sys::signal::tkill(tid, sig),
+        },
     }
 }
 

@@ -7,6 +7,7 @@ use super::held::{held, take_held, take_info};
 use super::masks::TempMask;
 use super::set::{bit, sanitize_mask, signals_in};
 use crate::runtime::park::{self, OnSignal, Parking, Wait, WaitReason};
+use crate::runtime::sys::syscall::Errno;
 use crate::runtime::sys::{self, time, usercopy};
 use crate::runtime::task::{TaskRef, Wake};
 use crate::runtime::worker;
@@ -21,8 +22,8 @@ fn kernel_pending_let_through(mask: u64) -> bool {
     matches!(r, Err(sys::syscall::Errno(libc::EINTR)))
 }
 
-fn read_set(set: *const libc::sigset_t) -> Result<u64, i32> {
-    usercopy::read(set as *const u64).map_err(|e| e.0)
+fn read_set(set: *const libc::sigset_t) -> Result<u64, Errno> {
+    usercopy::read(set as *const u64)
 }
 
 /// sigsuspend(2) with the program's mask: a coroutine parks ([`suspend`]); other callers make the
@@ -30,13 +31,13 @@ fn read_set(set: *const libc::sigset_t) -> Result<u64, i32> {
 ///
 /// # Safety
 /// `mask` is the program's own argument to sigsuspend (read fault-safely here, validated by the kernel).
-pub unsafe fn sigsuspend(mask: *const libc::sigset_t) -> Result<i32, i32> {
+pub unsafe fn sigsuspend(mask: *const libc::sigset_t) -> Result<i32, Errno> {
     if worker::current_task().is_some() {
         suspend(read_set(mask)?);
-        return Err(libc::EINTR);
+        return Err(Errno(libc::EINTR));
     }
     // SAFETY: the kernel's sigsuspend with the program's mask, as the caller vouches.
-    unsafe { sys::signal::suspend(mask) }.map(|r| r as i32).map_err(|e| e.0)
+    unsafe { sys::signal::suspend(mask) }.map(|r| r as i32)
 }
 
 /// pause(2): sigsuspend with the thread's own mask. Returns the errno it ends with (EINTR).
@@ -81,7 +82,7 @@ pub unsafe fn timed_wait(
     set: *const libc::sigset_t,
     info: *mut libc::siginfo_t,
     ts: *const libc::timespec,
-) -> Result<i32, i32> {
+) -> Result<i32, Errno> {
     let me_is_coroutine = worker::current_task().is_some();
     let deadline = if ts.is_null() {
         None
@@ -91,14 +92,14 @@ pub unsafe fn timed_wait(
     let bad_timeout = !ts.is_null() && deadline.is_none();
     if !me_is_coroutine || bad_timeout || deadline == Some(0) {
         // SAFETY: the kernel's sigtimedwait with the program's arguments, as the caller vouches.
-        return unsafe { sys::signal::timedwait(set, info, ts) }.map_err(|e| e.0);
+        return unsafe { sys::signal::timedwait(set, info, ts) };
     }
     let mask = read_set(set)?;
     // SAFETY: a zeroed siginfo is a valid buffer.
     let mut local: libc::siginfo_t = unsafe { core::mem::zeroed() };
     let sig = wait_for(mask, &mut local, deadline)?;
     if !info.is_null() && usercopy::write(info, local).is_err() {
-        return Err(libc::EFAULT);
+        return Err(Errno(libc::EFAULT));
     }
     Ok(sig)
 }
@@ -108,8 +109,8 @@ pub unsafe fn timed_wait(
 /// (monotonic ns) passes. Signals the set holds that every worker blocks stay in the kernel, which does not
 /// say when one arrives, so the park is a poll (0.1 to 10 ms apart); pthread_kill and routed signals end
 /// it at once. Returns the signal, or EAGAIN (deadline) or EINTR (a handler for another signal ran).
-fn wait_for(set: u64, info: &mut libc::siginfo_t, deadline: Option<u64>) -> Result<i32, i32> {
-    let Some(me) = worker::current_task() else { return Err(libc::EINVAL) };
+fn wait_for(set: u64, info: &mut libc::siginfo_t, deadline: Option<u64>) -> Result<i32, Errno> {
+    let Some(me) = worker::current_task() else { return Err(Errno(libc::EINVAL)) };
     let set = sanitize_mask(set);
     let mut pause = 100_000u64;
     loop {
@@ -118,7 +119,7 @@ fn wait_for(set: u64, info: &mut libc::siginfo_t, deadline: Option<u64>) -> Resu
         }
         let now = sys::time::monotonic_ns();
         if deadline.is_some_and(|d| d <= now) {
-            return Err(libc::EAGAIN);
+            return Err(Errno(libc::EAGAIN));
         }
         me.signals.waited_for.store(set, Ordering::Release);
         let wake = park::sleep_until_interruptible(deadline.map_or(now + pause, |d| d.min(now + pause)));
@@ -127,7 +128,7 @@ fn wait_for(set: u64, info: &mut libc::siginfo_t, deadline: Option<u64>) -> Resu
             if let Some(sig) = take_waited(&me, set, info) {
                 return Ok(sig);
             }
-            return Err(libc::EINTR);
+            return Err(Errno(libc::EINTR));
         }
         pause = (pause * 2).min(10_000_000);
     }
@@ -177,8 +178,8 @@ fn sent_by_this_process(sig: i32) -> libc::siginfo_t {
 
 /// sigpending(2): what the kernel has for the calling OS thread and the process; for a coroutine, plus
 /// the signals sent to it or held by the runtime that its mask blocks ([`pending_for`]).
-pub fn pending() -> Result<u64, i32> {
-    let kernel = sys::signal::pending().map_err(|e| e.0)?;
+pub fn pending() -> Result<u64, Errno> {
+    let kernel = sys::signal::pending()?;
     Ok(match worker::current_task() {
         Some(me) => pending_for(&me, kernel),
         None => kernel,

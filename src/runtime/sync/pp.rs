@@ -15,6 +15,7 @@
 use super::super::sched_attr::{self, Change};
 use super::super::task::TaskRef;
 use super::{Deadline, my_tid};
+use crate::runtime::sys::syscall::Errno;
 use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
 use super::mutex::{
@@ -87,7 +88,7 @@ impl PpMutex {
                 return libc::EINVAL;
             }
             if let Err(e) = change_priority(me, oldprio, ceiling) {
-                return e;
+                return e.0;
             }
             let ceilval = ceiling << CEILING_SHIFT;
             oldprio = ceiling;
@@ -163,7 +164,7 @@ impl PpMutex {
                 super::super::sys::futex::wake(word, 1);
             }
         }
-        change_priority(me, newval >> CEILING_SHIFT, -1).err().unwrap_or(0)
+        change_priority(me, newval >> CEILING_SHIFT, -1).err().map_or(0, |e| e.0)
     }
 }
 
@@ -176,7 +177,7 @@ fn current_priority(me: &TaskRef) -> i32 {
 /// glibc's `__pthread_tpp_change_priority`: a hold at `new` begins (-1: none) and one at `previous` ends
 /// (-1: none); when the highest ceiling held changes, the thread is raised to it (or back) under its own
 /// policy, as the kernel allows. The new highest ceiling is recorded before the kernel is asked.
-fn change_priority(me: &TaskRef, previous: i32, new: i32) -> Result<(), i32> {
+fn change_priority(me: &TaskRef, previous: i32, new: i32) -> Result<(), Errno> {
     let (priomax, newpriomax) = {
         let mut tpp = sched_attr::tpp(me);
         let priomax = tpp.priomax;
@@ -184,7 +185,7 @@ fn change_priority(me: &TaskRef, previous: i32, new: i32) -> Result<(), i32> {
         if new != -1 {
             let slot = &mut tpp.priomap[(new - FIFO_MIN) as usize];
             if slot.wrapping_add(1) == 0 {
-                return Err(libc::EAGAIN);
+                return Err(Errno(libc::EAGAIN));
             }
             *slot += 1;
             if new > priomax {
@@ -216,7 +217,7 @@ fn change_priority(me: &TaskRef, previous: i32, new: i32) -> Result<(), i32> {
         if priority < newpriomax {
             priority = newpriomax;
         }
-        sched_attr::change(me, Change::Scheduler { policy, priority }).map_err(|e| e.0)?;
+        sched_attr::change(me, Change::Scheduler { policy, priority })?;
     }
     Ok(())
 }
