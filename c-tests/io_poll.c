@@ -547,23 +547,6 @@ static void case_details(void)
 
 /* ------------------------------------------------------------------ P3: signals */
 
-static int sig_count;
-static void on_usr1(int sig)
-{
-    (void)sig;
-    ATOMIC_ADD(&sig_count, 1);
-}
-
-static void set_handler(int restart)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_usr1;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = restart ? SA_RESTART : 0;
-    sigaction(SIGUSR1, &sa, NULL);
-}
-
 struct masked_waiter {
     int kind, fd;
     int rc, err, ready, go, done, handled_before;
@@ -583,7 +566,7 @@ static void *masked_body(void *arg)
     ATOMIC_STORE(&m->ready, 1);
     while (!ATOMIC_LOAD(&m->go))
         sleep_ms(1);
-    m->handled_before = ATOMIC_LOAD(&sig_count);
+    m->handled_before = ATOMIC_LOAD(&usr1_count);
     m->t0 = mono_ns();
     errno = 1234;
     struct pollfd p = { m->fd, POLLIN, 0 };
@@ -620,8 +603,8 @@ static void case_signals(void)
         for (int k = 0; k < PK_COUNT; k++) {
             int p[2];
             mkpipe(p);
-            set_handler(restart);
-            ATOMIC_STORE(&sig_count, 0);
+            count_usr1(restart);
+            ATOMIC_STORE(&usr1_count, 0);
             struct waiter w;
             waiter_start(&w, k, p[0], POLLIN, 3000, 100);
             int was = !ATOMIC_LOAD(&w.done);
@@ -630,7 +613,7 @@ static void case_signals(void)
             snprintf(label, sizeof label, "P3 %s (timeout 3 s), a signal with%s SA_RESTART 100 ms in", pk_name[k],
                      restart ? "" : "out");
             say(label, "waiting: %s; %s, at the signal: %s; handler ran %d time(s)", yesno(was),
-                ok ? res(w.rc, w.err) : "still waiting", yesno(ok && waiter_ms(&w) < 1500), ATOMIC_LOAD(&sig_count));
+                ok ? res(w.rc, w.err) : "still waiting", yesno(ok && waiter_ms(&w) < 1500), ATOMIC_LOAD(&usr1_count));
             if (!ok)
                 waiter_join(&w, 5000);
             close(p[0]);
@@ -642,21 +625,21 @@ static void case_signals(void)
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         int p[2];
         mkpipe(p);
-        set_handler(1);
-        ATOMIC_STORE(&sig_count, 0);
+        count_usr1(1);
+        ATOMIC_STORE(&usr1_count, 0);
         struct masked_waiter m = { .kind = kinds[i], .fd = p[0] };
         pthread_create(&m.th, NULL, masked_body, &m);
         wait_at_least(&m.ready, 1, 1, 5000);
         pthread_kill(m.th, SIGUSR1);
         sleep_ms(50);
-        int before = ATOMIC_LOAD(&sig_count);
+        int before = ATOMIC_LOAD(&usr1_count);
         ATOMIC_STORE(&m.go, 1);
         int ok = wait_at_least(&m.done, 1, 1, 6000);
         if (ok)
             pthread_join(m.th, NULL);
         snprintf(label, sizeof label, "P3 %s with a mask unblocking a pending SIGUSR1", pk_name[kinds[i]]);
         say(label, "handler ran before: %d; %s at once: %s; handler ran %d time(s)", before,
-            ok ? res(m.rc, m.err) : "still waiting", yesno(ok && m.t1 - m.t0 < 1500 * MS), ATOMIC_LOAD(&sig_count));
+            ok ? res(m.rc, m.err) : "still waiting", yesno(ok && m.t1 - m.t0 < 1500 * MS), ATOMIC_LOAD(&usr1_count));
         close(p[0]);
         close(p[1]);
     }

@@ -1899,38 +1899,20 @@ static void case_errors(void)
 
 /* ------------------------------------------------------------------ L: signals */
 
-static int sig_count;
-
-static void on_usr1(int sig)
-{
-    (void)sig;
-    ATOMIC_ADD(&sig_count, 1);
-}
-
-static void set_handler(int restart)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_usr1;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = restart ? SA_RESTART : 0;
-    sigaction(SIGUSR1, &sa, NULL);
-}
-
 /* Starts the call, signals its thread, and reports; `release` makes a blocked call return. */
 static void signal_case(const char *label, struct call *c, int restart, void (*release)(void *), void *arg)
 {
-    set_handler(restart);
-    ATOMIC_STORE(&sig_count, 0);
+    count_usr1(restart);
+    ATOMIC_STORE(&usr1_count, 0);
     int was = blocked(c);
     pthread_kill(c->th, SIGUSR1);
     int woke = wait_at_least(&c->done, 1, 1, 200);
-    int handled = ATOMIC_LOAD(&sig_count);
+    int handled = ATOMIC_LOAD(&usr1_count);
     if (!woke)
         release(arg);
     int ok = call_join(c, 5000);
     say(label, "blocked: %s; handler ran %d time(s) within 200 ms, %d in all; the call %s: %s", yesno(was), handled,
-        ATOMIC_LOAD(&sig_count), woke ? "returned at the signal" : "continued after it, then returned",
+        ATOMIC_LOAD(&usr1_count), woke ? "returned at the signal" : "continued after it, then returned",
         ok ? cres(c) : "still blocked");
 }
 
@@ -2024,17 +2006,17 @@ static void case_signals(void)
         snprintf(label, sizeof label, "L tcp recv(3000, MSG_WAITALL) with 1000 bytes there, signal with %s", how);
         if (restart) {
             /* with SA_RESTART the wait continues: release it with the rest */
-            set_handler(1);
-            ATOMIC_STORE(&sig_count, 0);
+            count_usr1(1);
+            ATOMIC_STORE(&usr1_count, 0);
             int was = blocked(&c);
             pthread_kill(c.th, SIGUSR1);
             int woke = wait_at_least(&c.done, 1, 1, 200);
-            int handled = ATOMIC_LOAD(&sig_count);
+            int handled = ATOMIC_LOAD(&usr1_count);
             if (!woke)
                 send(y, big + 1000, 2000, 0);
             int ok = call_join(&c, 5000);
             say(label, "blocked: %s; handler ran %d time(s) within 200 ms, %d in all; the call %s: %s", yesno(was),
-                handled, ATOMIC_LOAD(&sig_count), woke ? "returned at the signal" : "continued after it, then returned",
+                handled, ATOMIC_LOAD(&usr1_count), woke ? "returned at the signal" : "continued after it, then returned",
                 ok ? cres(&c) : "still blocked");
         } else {
             signal_case(label, &c, restart, rel_write, NULL);
@@ -2048,12 +2030,12 @@ static void case_signals(void)
         char *buf = malloc(BIG);
         ssize_t got = read(p[0], buf, 65536);
         sleep_ms(50);
-        set_handler(restart);
-        ATOMIC_STORE(&sig_count, 0);
+        count_usr1(restart);
+        ATOMIC_STORE(&usr1_count, 0);
         int was = blocked(&c);
         pthread_kill(c.th, SIGUSR1);
         int woke = wait_at_least(&c.done, 1, 1, 200);
-        int handled = ATOMIC_LOAD(&sig_count);
+        int handled = ATOMIC_LOAD(&usr1_count);
         if (!woke) {
             while (!ATOMIC_LOAD(&c.done)) {
                 ssize_t r = read(p[0], buf, BIG);
@@ -2065,7 +2047,7 @@ static void case_signals(void)
         call_join(&c, 5000);
         snprintf(label, sizeof label, "L pipe write(4 MiB) after 64 KiB was read, signal with %s", how);
         say(label, "blocked: %s; handler ran %d time(s) within 200 ms, %d in all; returned at the signal: %s; %s",
-            yesno(was), handled, ATOMIC_LOAD(&sig_count), yesno(woke),
+            yesno(was), handled, ATOMIC_LOAD(&usr1_count), yesno(woke),
             c.rc == (ssize_t)BIG ? "full count"
             : c.rc > 0 && c.rc < (ssize_t)BIG ? "a partial count (at least 64 KiB)"
                                              : res(c.rc, c.err));

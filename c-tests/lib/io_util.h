@@ -1,7 +1,8 @@
 /* io_util.h — helpers shared by the fd tests (io_poll, io_semantics; not a test itself): deterministic
  * printing of results and errno names, the byte pattern of test data, and the descriptors the tests
  * make (127.0.0.1 listeners and connected TCP pairs, AF_UNIX socket pairs, pipes), each exiting with
- * status 3 and a message on stderr when it cannot be made, and the frame of a test made of cases. */
+ * status 3 and a message on stderr when it cannot be made, a counting SIGUSR1 handler, and the frame of a
+ * test made of cases. */
 #ifndef IO_UTIL_H
 #define IO_UTIL_H
 
@@ -193,6 +194,21 @@ static __attribute__((unused)) void set_timeo(int fd, int opt, long ms)
     struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
     if (setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof tv) != 0)
         fprintf(stderr, "setsockopt timeout: %s\n", strerror(errno));
+}
+
+/* SIGUSR1 arriving during a call: count_usr1(restart) installs a handler that counts deliveries in
+ * usr1_count, with SA_RESTART or without. */
+static __attribute__((unused)) int usr1_count;
+
+static __attribute__((unused)) void on_usr1_count(int sig)
+{
+    (void)sig;
+    ATOMIC_ADD(&usr1_count, 1);
+}
+
+static __attribute__((unused)) void count_usr1(int restart)
+{
+    set_signal_handler(SIGUSR1, on_usr1_count, restart ? SA_RESTART : 0);
 }
 
 /* One case of an fd test. */
