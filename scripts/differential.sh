@@ -5,7 +5,11 @@
 # A runner sets ROOT, OUT_DIR (absolute; outputs go to OUT_DIR/NAME.MODE.out / .err), ALL_MODES, LIB and
 # FILTERS (name globs), calls `runner_start RUNNER LOCKFILE`, and defines
 #   run NAME MODE LIMIT EXTRA...   one run through `run_in_group`
-# and, when it has something to stop at exit, `runner_cleanup`.
+# and, when it has something to stop at exit, `runner_cleanup`. Runs are made by run_in_group of
+# scripts/common.sh (sourced here), the process control every script shares.
+
+# shellcheck source=scripts/common.sh
+source "$ROOT/scripts/common.sh"
 
 passed=0
 failed=0
@@ -58,54 +62,12 @@ runner_start() {
     fi
     ulimit -c 0 2>/dev/null || true
     want_modes "$runner"
-    CURRENT_RUN=""
-    trap on_runner_exit EXIT
-    trap 'exit 130' INT
-    trap 'exit 143' TERM
+    exit_traps on_runner_exit
 }
 
 on_runner_exit() {
-    if [ -n "$CURRENT_RUN" ] && kill -0 -- "-$CURRENT_RUN" 2>/dev/null; then
-        kill -TERM -- "-$CURRENT_RUN" 2>/dev/null
-        sleep 1
-        kill -KILL -- "-$CURRENT_RUN" 2>/dev/null
-    fi
+    stop_group
     if declare -F runner_cleanup >/dev/null; then runner_cleanup; fi
-}
-
-# run_in_group DIR LIMIT OUT ERR CMD...: runs CMD in DIR with stdin from /dev/null; sets RUN_STATUS,
-# RUN_SECS, RUN_TIMEDOUT, RUN_LEFTOVER.
-# setsid gives the run its own session and process group (pgid = this job's pid, since a job of a
-# non-interactive shell is never a group leader, so setsid does not fork); timeout signals that whole
-# group when the limit passes (TERM, KILL 5 s later). Whatever is still in the group a second after the
-# run ended is a leftover and is killed.
-run_in_group() {
-    local dir=$1 limit=$2 out=$3 err=$4
-    shift 4
-    local t0=$EPOCHREALTIME
-    (cd "$dir" && exec setsid timeout -k 5 "$limit" "$@" </dev/null >"$out" 2>"$err" 9>&-) &
-    local pid=$!
-    CURRENT_RUN=$pid
-    wait "$pid" 2>/dev/null
-    RUN_STATUS=$?
-    local t1=$EPOCHREALTIME
-    RUN_SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
-    RUN_TIMEDOUT=0
-    if [ "$RUN_STATUS" -eq 124 ] ||
-        { [ "$RUN_STATUS" -eq 137 ] && awk -v s="$RUN_SECS" -v l="$limit" 'BEGIN { exit !(s >= l) }'; }; then
-        RUN_TIMEDOUT=1
-    fi
-    RUN_LEFTOVER=0
-    local i
-    for i in 1 2 3 4 5 6 7 8 9 10; do
-        kill -0 -- "-$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 -- "-$pid" 2>/dev/null; then
-        RUN_LEFTOVER=1
-        kill -KILL -- "-$pid" 2>/dev/null
-    fi
-    CURRENT_RUN=""
 }
 
 # up_to_date EXE SRC DEPS...: true when EXE exists and is newer than SRC and every DEP (headers, the
@@ -190,7 +152,7 @@ select_tests() {
 # blocked threads use at most workers + 8 OS threads); when it fails, that mode's runs of every test
 # fail with its reason instead of being made.
 SHIM_ACTIVE_SRC=$ROOT/c-tests/lib/shim_active.c
-SHIM_ACTIVE_DEPS=("$ROOT"/c-tests/lib/*.h "$ROOT/scripts/differential.sh")
+SHIM_ACTIVE_DEPS=("$ROOT"/c-tests/lib/*.h "$ROOT/scripts/differential.sh" "$ROOT/scripts/common.sh")
 declare -A SHIM_INACTIVE=()   # mode -> why the shim is not active there ("" = checked, active)
 
 # build_shim_active DIR: builds the check into DIR/shim_active unless it is up to date; 0 on success.
