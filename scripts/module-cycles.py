@@ -76,6 +76,20 @@ def strip_macro_rules(text):
                 break
         out += text[:m]
         text = text[i + 1:]
+def inline_modules_as_self(text):
+    """In an inline `mod name { ... }`, `super::` names the file's own module."""
+    out = ''
+    while True:
+        m = re.search(r'\bmod \w+\s*\{', text)
+        if not m:
+            return out + text
+        depth = 0
+        for i in range(m.end() - 1, len(text)):
+            depth += {'{': 1, '}': -1}.get(text[i], 0)
+            if depth == 0:
+                break
+        out += text[:m.end()] + re.sub(r'\bsuper::', 'self::', text[m.end():i])
+        text = text[i:]
 edges = {}
 for p, text in files.items():
     if p.startswith(os.path.join(root, 'bin')): continue
@@ -83,6 +97,7 @@ for p, text in files.items():
     text = re.split(r'#\[cfg\(test\)\]\s*mod tests', text)[0]
     text = re.sub(r'//[^\n]*', '', text)
     text = strip_macro_rules(text)
+    text = inline_modules_as_self(text)
     me = modpath(p)
     is_mod = p.endswith('mod.rs') or p.endswith('lib.rs')
     selfmod = me
@@ -112,7 +127,7 @@ for p, text in files.items():
         full = absolute(segs, {}) if segs else None
         if full and tuple(full) in bymod:
             aliases[full[-1]] = full
-    inline = re.findall(r'(?<![\w:])((?:\w+)(?:::\w+)+)', text)
+    inline = re.findall(r'(?<![\w:])((?:\w+)(?:::\w+)+)', re.sub(r'\buse\s+[^;]+;', '', text))
     tgt = set()
     for path in uses + inline:
         segs = [x for x in path.replace(' ', '').split('::') if x]

@@ -97,6 +97,19 @@ fn warn(msg: &str) {
     super::runtime::sys::write_stderr(format!("asyncshim: {msg}\n").as_bytes());
 }
 
+static CONFIG: std::sync::OnceLock<Config> = std::sync::OnceLock::new();
+
+/// The configuration the runtime started with; only called once the runtime has started.
+pub fn get() -> &'static Config {
+    CONFIG.get().expect("configuration read at start-up")
+}
+
+/// Keeps `config` as the process's configuration (once, at start-up).
+pub fn set(config: Config) -> Result<&'static Config, Config> {
+    CONFIG.set(config)?;
+    Ok(get())
+}
+
 impl Config {
     pub fn from_env() -> Config {
         let enabled = !matches!(env(c"ASYNCSHIM").as_deref(), Some("off" | "0" | "false" | "no"));

@@ -11,7 +11,7 @@ pub extern "C" fn asyncshim_is_active() -> libc::c_int {
 /// while workers are stalled come on top.
 #[unsafe(no_mangle)]
 pub extern "C" fn asyncshim_worker_count() -> libc::c_int {
-    if crate::runtime::running() { crate::runtime::get().sched.base as libc::c_int } else { 0 }
+    if crate::runtime::running() { crate::runtime::scheduler::get().base as libc::c_int } else { 0 }
 }
 
 /// Writes what the shim learned about this process's glibc (version, layout facts and where each came

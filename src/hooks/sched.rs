@@ -22,7 +22,7 @@ fn known(t: libc::pthread_t) -> Option<TaskRef> {
     if !runtime::running() {
         return None;
     }
-    runtime::get().threads.lookup(t)
+    crate::runtime::thread::registry().lookup(t)
 }
 
 /// The calling thread's tid: a coroutine's own (also in its signal handlers), else the kernel's.

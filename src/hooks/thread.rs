@@ -13,7 +13,7 @@ fn known(t: libc::pthread_t) -> Option<runtime::task::TaskRef> {
     if !runtime::running() {
         return None;
     }
-    runtime::get().threads.lookup(t)
+    crate::runtime::thread::registry().lookup(t)
 }
 
 struct RealStart {

@@ -112,7 +112,7 @@ impl Point {
     #[inline]
     pub fn enter() -> Point {
         let Some(me) = worker::current_task() else {
-            if !super::running() || worker::current_worker().is_some() {
+            if !super::lifecycle::running() || worker::current_worker().is_some() {
                 return Point { me: None, outer: false, plain: false };
             }
             return Point { me: None, outer: plain::enter(), plain: true };

@@ -77,7 +77,7 @@ impl Default for Detector {
 /// among waiters, which a second worker does not make worse: such parks neither count nor break a streak.
 pub fn after_park(sched: &Scheduler, w: &Worker, task: &Task, reason: Option<WaitReason>) -> Option<u64> {
     let lock = reason.is_some_and(WaitReason::is_lock_wait);
-    let streak = super::get().config.convoy_streak;
+    let streak = crate::config::get().convoy_streak;
     if task.lock_waited_last.replace(lock) || !lock || streak == 0 {
         return None;
     }

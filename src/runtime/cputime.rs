@@ -20,6 +20,7 @@
 //! of baseline gives it to better than a part per million); a CPU without an invariant TSC uses
 //! CLOCK_MONOTONIC for the stamps instead (rate 1). Values a thread reads are kept non-decreasing.
 
+use super::scheduler;
 use super::sys::time;
 use super::task::{Task, TaskRef};
 use super::worker::Worker;
@@ -266,7 +267,7 @@ pub fn thread_cpu_ns(task: &Task, own: bool, worker_of: impl Fn(&Task) -> Option
 /// The CPU time thread `task` has used, asked from anywhere (ns).
 pub fn of(task: &TaskRef) -> u64 {
     let own = super::worker::current_worker().and_then(|w| w.task_in_context()) == Some(*task);
-    let workers = super::get().sched.workers;
+    let workers = scheduler::get().workers;
     thread_cpu_ns(task, own, |t| workers.get(t.last_worker.load(Ordering::Relaxed)))
 }
 
@@ -285,7 +286,7 @@ pub fn sleep_until_used(task: &TaskRef, target: u64) -> Result<(), u64> {
             return Ok(());
         }
         let wait = (target - now).max(100_000);
-        if super::sleep_until_interruptible(time::monotonic_ns() + wait) == super::task::Wake::Interrupted {
+        if super::park::sleep_until_interruptible(time::monotonic_ns() + wait) == super::task::Wake::Interrupted {
             return Err(target.saturating_sub(of(task)).max(1));
         }
     }

@@ -453,7 +453,7 @@ pub fn connect(fd: i32, addr: *const libc::sockaddr, len: libc::socklen_t) -> Io
             // A Unix socket whose listener's backlog is full: a blocking connect waits for room, which
             // nothing reports, so try again a little later.
             Err(Errno(libc::EAGAIN)) => {
-                super::sleep_until(time::monotonic_ns() + pause);
+                super::park::sleep_until(time::monotonic_ns() + pause);
                 pause = (pause * 2).min(5_000_000);
             }
             other => return other,

@@ -9,6 +9,7 @@
 //! | [`task`] | one program thread: coroutine, park/wake state machine, join state |
 //! | [`timers`] | deadlines for sleeps and timed waits, fired by the workers themselves |
 //! | [`park`] | the one way a coroutine waits: a typed wait reason, interruptions by signals and cancellation |
+//! | [`wait_reason`] | why a coroutine waits: the typed reason every park carries |
 //! | [`parking_lot`] | queues of waiters keyed by an address in the program's memory |
 //! | [`monitor`] | notices workers stalled by one coroutine and brings in spare workers |
 //! | [`convoy`] | lets a worker sit out a lock convoy that a second worker would only slow down |
@@ -28,6 +29,7 @@
 //! | [`lock`] | the runtime's own small mutex |
 //! | [`alloc`] | the runtime's heap: glibc's own malloc, never the program's |
 //! | [`libc_malloc`] | glibc's malloc by its `__libc_*` names |
+//! | [`lifecycle`] | whether the runtime runs in this process (not before start-up, not in a forked child) |
 //! | **file descriptors** | |
 //! | [`fd`] | what is known of each fd number: kind, registration, readiness, hidden duplicates |
 //! | [`netpoll`] | one epoll instance that reports readiness changes to parked waiters |
@@ -40,7 +42,7 @@
 //! | [`child`] | waiting for child processes on a pidfd or a helper thread |
 //! | [`dns`] | which name lookups need a helper thread |
 //! | **around** | |
-//! | [`stats`] | counters and the ASYNCSHIM_STATS report |
+//! | [`stats`] | counters every module may count in (a leaf); `stats::report` writes the ASYNCSHIM_STATS report |
 //! | [`sys`] | the only door to the kernel: raw system calls (one OS facility per file), FS/GS, clocks |
 //! | [`unwind`] | exact call stacks of parked and stuck threads, `asyncshim stacks`, what gdb reads |
 
@@ -55,6 +57,7 @@ pub mod file;
 pub mod identity;
 pub mod io;
 pub mod libc_malloc;
+pub mod lifecycle;
 pub mod lock;
 pub mod mmsg;
 pub mod monitor;
@@ -80,48 +83,17 @@ pub mod thread;
 pub mod thread_attr;
 pub mod timers;
 pub mod unwind;
+pub mod wait_reason;
 pub mod worker;
 
-use crate::config::Config;
+use crate::config::{self, Config};
 use identity::Tcb;
-use scheduler::Scheduler;
-use stack::StackPool;
 use std::ffi::{c_char, c_int, c_void};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, Ordering};
 use sys::fsgs;
-use task::{Switch, Wake};
-use thread::Threads;
+use task::Wake;
 
-pub struct Runtime {
-    pub config: Config,
-    pub sched: Scheduler,
-    pub stacks: StackPool,
-    pub threads: Threads,
-    /// Stack size glibc would give a new thread (RLIMIT_STACK, or 32 MiB when unlimited) unless the program
-    /// or ASYNCSHIM_STACK_SIZE changed it.
-    pub default_stack: usize,
-}
-
-static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-static FORKED_CHILD: AtomicBool = AtomicBool::new(false);
-/// The runtime is up and this is not a forked child: one load on every hook's path.
-static RUNNING: AtomicBool = AtomicBool::new(false);
-
-/// The runtime; only called where it is known to be running (a coroutine or worker exists).
-pub fn get() -> &'static Runtime {
-    RUNTIME.get().expect("runtime started")
-}
-
-#[inline(always)]
-pub fn running() -> bool {
-    RUNNING.load(Ordering::Relaxed)
-}
-
-/// True in the child of a fork: the child has one OS thread and runs in pass-through mode.
-pub fn forked_child() -> bool {
-    FORKED_CHILD.load(Ordering::Relaxed)
-}
+pub use lifecycle::{forked_child, running};
 
 type MainFn = extern "C" fn(c_int, *mut *mut c_char, *mut *mut c_char) -> c_int;
 
@@ -161,26 +133,17 @@ pub fn run_main(main: MainFn, argc: c_int, argv: *mut *mut c_char, envp: *mut *m
     let main_tcb = Tcb::current();
     fd::grow_table_early();
     let default_stack = config.stack_size.unwrap_or_else(rlimit_stack);
-    let workers = config.workers;
-    if RUNTIME
-        .set(Runtime {
-            sched: Scheduler::new(workers, config.max_spares),
-            stacks: StackPool::new(),
-            threads: Threads::new(),
-            config,
-            default_stack,
-        })
-        .is_err()
-    {
-        return None;
-    }
+    let Ok(config) = config::set(config) else { return None };
+    let sched = scheduler::init(config.workers, config.max_spares)?;
+    thread::init();
+    thread_attr::set_default_stack(default_stack);
     let _ = MAIN_ARGS.set(MainArgsCell(MainArgs { main, argc, argv, envp }));
-    RUNNING.store(true, Ordering::Release);
+    lifecycle::started();
     signals::install();
     cputime::init();
-    preempt::init(get().config.slice_ns);
-    stats::init(get().config.stats.as_deref(), get().config.stats_signal);
-    if get().config.stats.is_some() {
+    preempt::init(config.slice_ns);
+    stats::report::init(config.stats.as_deref(), config.stats_signal);
+    if config.stats.is_some() {
         // The report signal is answered by the monitor, even in a program with one thread.
         monitor::ensure_started();
     }
@@ -188,13 +151,12 @@ pub fn run_main(main: MainFn, argc: c_int, argv: *mut *mut c_char, envp: *mut *m
     unsafe { libc::pthread_atfork(Some(atfork_prepare), None, Some(atfork_child)) };
 
     // Worker 0's own context needs a TCB of its own: the initial TCB now belongs to the main coroutine.
-    let rt = get();
     let Some(own) = identity::allocate(sys::getpid()) else {
         identity::refuse("cannot allocate a thread control block");
         return None;
     };
     let main_stack_size = rlimit_stack().max(default_stack);
-    let Some(slot) = stack::class_for(main_stack_size, 0).and_then(|c| rt.stacks.take(c)) else {
+    let Some(slot) = stack::class_for(main_stack_size, 0).and_then(|c| stack::pool().take(c)) else {
         identity::refuse("cannot reserve the main stack");
         return None;
     };
@@ -207,12 +169,12 @@ pub fn run_main(main: MainFn, argc: c_int, argv: *mut *mut c_char, envp: *mut *m
         core::ptr::null_mut(),
     );
     main_task.set_runnable();
-    let w0 = &rt.sched.workers[0];
+    let w0 = &sched.workers[0];
     // SAFETY: `own` was just initialised as a TCB; from here on this thread's own context runs on it.
     unsafe { fsgs::set_fs_base(own.0) };
     worker::enter(w0, main_tcb.0);
-    rt.sched.push_local(w0, main_task);
-    worker::run(&rt.sched, w0)
+    sched.push_local(w0, main_task);
+    worker::run(sched, w0)
 }
 
 extern "C" fn main_trampoline(_: *mut c_void) -> *mut c_void {
@@ -236,8 +198,7 @@ extern "C" fn atfork_prepare() {
 
 extern "C" fn atfork_child() {
     // The child has only this OS thread: it carries on as a plain thread, every hook passing through.
-    FORKED_CHILD.store(true, Ordering::Relaxed);
-    RUNNING.store(false, Ordering::Relaxed);
+    lifecycle::forked();
     // The child's thread has the forking thread's scheduling attributes (reset-on-fork rules applied).
     if let Some(me) = worker::current_task() {
         sched_attr::apply_here(&me, true);
@@ -250,15 +211,7 @@ extern "C" fn atfork_child() {
     unsafe { fsgs::set_gs_base(0) };
 }
 
-pub use park::{sleep_until, sleep_until_interruptible};
-
-/// Lets other coroutines run; the caller goes to the back of its worker's queue.
-pub fn yield_now() {
-    if let Some(me) = worker::current_task() {
-        me.switch_out(Switch::Yield);
-        park::resumed(&me);
-    }
-}
+pub use park::{sleep_until, sleep_until_interruptible, yield_now};
 
 /// Whether the caller is a coroutine, for the exported probe.
 pub fn caller_is_coroutine() -> bool {

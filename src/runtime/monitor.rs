@@ -27,7 +27,7 @@
 //! With `ASYNCSHIM_STATS` it also samples where each stall happens (see [`site`]) and writes the report when
 //! the report signal arrives.
 
-use super::scheduler::AddedWorker;
+use super::scheduler::{self, AddedWorker};
 use super::stats;
 use super::sys::{self, futex, time};
 use super::task::TaskRef;
@@ -44,7 +44,7 @@ const MAX_IDLE_TICK_NS: u64 = 50_000_000;
 #[inline]
 pub fn ensure_started() {
     if !STARTED.load(Ordering::Relaxed) && !STARTED.swap(true, Ordering::AcqRel) {
-        let config = &super::get().config;
+        let config = &crate::config::get();
         // ASYNCSHIM_STALL_MS=0 turns stall detection off; the thread is then only there for the report signal.
         if config.stall_ns == 0 && config.slice_ns == 0 && config.stats_signal.is_none() {
             return;
@@ -58,7 +58,7 @@ pub fn ensure_started() {
 
 /// True once the monitor thread runs or is starting (async-signal-safe).
 pub fn started() -> bool {
-    let config = &super::get().config;
+    let config = &crate::config::get();
     STARTED.load(Ordering::Acquire) && (config.stall_ns != 0 || config.stats_signal.is_some())
 }
 
@@ -103,9 +103,8 @@ extern "C" fn monitor_main(_: *mut libc::c_void) -> *mut libc::c_void {
     // (it was created with the runtime threads' mask, which leaves faults and glibc's set*id signal open).
     // SAFETY: clearing our own GS base.
     unsafe { sys::fsgs::set_gs_base(0) };
-    let rt = super::get();
-    let sched = &rt.sched;
-    let stall_ns = rt.config.stall_ns;
+    let sched = scheduler::get();
+    let stall_ns = crate::config::get().stall_ns;
     let busy_tick = (stall_ns / 4).max(250_000);
     let slice_ns = super::preempt::slice_ns();
     let min_tick = if slice_ns == 0 { busy_tick } else { busy_tick.min((slice_ns / 2).max(250_000)) };
@@ -116,7 +115,7 @@ extern "C" fn monitor_main(_: *mut libc::c_void) -> *mut libc::c_void {
         let word = WAKE.load(Ordering::Acquire);
         futex::wait(&WAKE, word, Some(time::monotonic_ns() + tick));
         if stats::REPORT_REQUESTED.swap(false, Ordering::AcqRel) {
-            stats::write_report_with_threads();
+            stats::report::write_report_with_threads();
         }
         unwind::fault::serve();
         unwind::listing::serve_request();
@@ -197,16 +196,15 @@ extern "C" fn monitor_main(_: *mut libc::c_void) -> *mut libc::c_void {
 }
 
 fn mark_stalled(w: &Worker, task: TaskRef, since: u64) {
-    let rt = super::get();
     w.stall.since.store(since, Ordering::Relaxed);
     if stats::enabled() {
         *w.stall.place.lock() = Some(site(w, task));
     }
     w.stalled.store(true, Ordering::Release);
-    rt.sched.stalled.fetch_add(1, Ordering::AcqRel);
+    scheduler::get().stalled.fetch_add(1, Ordering::AcqRel);
     // The worker may have moved on between our look and the mark; then undo it ourselves (once: swap).
     if w.running_task() != Some(task) && w.stalled.swap(false, Ordering::AcqRel) {
-        rt.sched.stalled.fetch_sub(1, Ordering::AcqRel);
+        scheduler::get().stalled.fetch_sub(1, Ordering::AcqRel);
         w.stall.place.lock().take();
     }
 }
@@ -240,7 +238,7 @@ pub fn stall_ended(w: &Worker) {
     if !w.stalled.swap(false, Ordering::AcqRel) {
         return;
     }
-    super::get().sched.stalled.fetch_sub(1, Ordering::AcqRel);
+    scheduler::get().stalled.fetch_sub(1, Ordering::AcqRel);
     let since = w.stall.since.load(Ordering::Relaxed);
     let place = w.stall.place.lock().take();
     stats::stall(time::monotonic_ns().saturating_sub(since), place);

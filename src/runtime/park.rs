@@ -25,58 +25,9 @@
 //! early; a handler for it runs in its context on the worker's stack (`signals::run_in_parked`).
 
 use super::task::{Switch, Task, TaskRef, Wake};
-use super::{stats, sys, worker};
+pub use super::wait_reason::WaitReason;
+use super::{scheduler, stats, sys, worker};
 use core::sync::atomic::Ordering;
-
-/// Why a coroutine waits: the typed reason every park carries, counted in the statistics, read by the
-/// convoy detector and shown by the thread listing (as its index + 1 in `Task::waiting_for`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(usize)]
-pub enum WaitReason {
-    FdRead,
-    FdWrite,
-    Poll,
-    /// A sleep (the object is its deadline), or a wait for a signal (sigsuspend, sigwait: object 0).
-    Sleep,
-    Mutex,
-    Cond,
-    RwLock,
-    Semaphore,
-    Barrier,
-    Futex,
-    Once,
-    Join,
-    Offload,
-}
-
-impl WaitReason {
-    pub const COUNT: usize = 13;
-    const ALL: [WaitReason; WaitReason::COUNT] = [
-        WaitReason::FdRead,
-        WaitReason::FdWrite,
-        WaitReason::Poll,
-        WaitReason::Sleep,
-        WaitReason::Mutex,
-        WaitReason::Cond,
-        WaitReason::RwLock,
-        WaitReason::Semaphore,
-        WaitReason::Barrier,
-        WaitReason::Futex,
-        WaitReason::Once,
-        WaitReason::Join,
-        WaitReason::Offload,
-    ];
-
-    /// The reason with this index (`reason as usize`), for readers of `Task::waiting_for`.
-    pub fn from_index(i: usize) -> Option<WaitReason> {
-        Self::ALL.get(i).copied()
-    }
-
-    /// A wait for a lock some other thread holds (what the convoy detector watches).
-    pub fn is_lock_wait(self) -> bool {
-        matches!(self, WaitReason::Mutex | WaitReason::Cond | WaitReason::RwLock | WaitReason::Futex)
-    }
-}
 
 /// What a handled signal does to a wait: what the kernel (or glibc) does to the call the wait emulates.
 /// Whatever it says, the handler runs in the waiting thread, on its own stack, at once.
@@ -156,7 +107,7 @@ pub fn interrupt_park(task: TaskRef, park: u32, why: Interruption) -> bool {
         Interruption::Cancel => false,
     };
     task.interrupt_restarts.store(restarts, Ordering::Relaxed);
-    super::get().sched.wake(task, park, Wake::Interrupted)
+    scheduler::get().wake(task, park, Wake::Interrupted)
 }
 
 /// True while `task` is parked in a wait a handled signal ends with EINTR (the kernel's first choice of a
@@ -224,7 +175,7 @@ impl Parking {
             }
         }
         if let Some(d) = wait.deadline {
-            super::get().sched.add_timer(d, me, park);
+            scheduler::get().add_timer(d, me, park);
         }
         me.switch_out(Switch::Park);
         if listens {
@@ -247,6 +198,14 @@ impl Parking {
 pub fn resumed(me: &Task) {
     if me.pending_signals.load(Ordering::Relaxed) != 0 {
         let _ = super::signals::deliver_pending(me);
+    }
+}
+
+/// Lets other coroutines run; the caller goes to the back of its worker's queue.
+pub fn yield_now() {
+    if let Some(me) = worker::current_task() {
+        me.switch_out(Switch::Yield);
+        resumed(&me);
     }
 }
 

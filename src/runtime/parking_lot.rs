@@ -11,6 +11,7 @@
 
 use super::lock::Lock;
 use super::park::{OnSignal, Parking, Wait};
+use super::scheduler;
 use super::sys::futex;
 use super::task::{TaskRef, Wake};
 use super::worker;
@@ -606,7 +607,7 @@ fn set_token(w: Who, token: usize) {
 fn wake_one(w: Who) {
     match w {
         Who::Task(t, park) => {
-            super::get().sched.wake(t, park, Wake::Unparked);
+            scheduler::get().wake(t, park, Wake::Unparked);
         }
         Who::Thread(p) => {
             // SAFETY: after this store the waiter may return and its frame go away; the wake uses the

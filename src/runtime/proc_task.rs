@@ -6,6 +6,7 @@
 //! `getrusage(RUSAGE_THREAD)`). Opened for reading they are a memory file with that text; anything else
 //! is the worker's entry. A tid no live thread has is left to the kernel (ENOENT).
 
+use super::scheduler;
 use super::sys;
 use super::task::TaskRef;
 use super::thread::{self, Named};
@@ -68,7 +69,7 @@ fn parse_tid(s: &[u8]) -> Option<i32> {
 
 /// The OS thread that runs `task` now or ran it last.
 fn worker_tid_of(task: &TaskRef) -> i32 {
-    let workers = super::get().sched.workers;
+    let workers = scheduler::get().workers;
     let w = task.last_worker.load(core::sync::atomic::Ordering::Relaxed);
     workers.get(w).map_or(sys::getpid(), |w| w.os_tid.load(core::sync::atomic::Ordering::Relaxed))
 }

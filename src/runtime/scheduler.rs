@@ -40,6 +40,21 @@ pub struct Scheduler {
     coarse_slack: u64,
 }
 
+static SCHEDULER: std::sync::OnceLock<Scheduler> = std::sync::OnceLock::new();
+
+/// The process's scheduler; only called where the runtime is known to have started (a coroutine or a
+/// worker exists).
+#[inline]
+pub fn get() -> &'static Scheduler {
+    SCHEDULER.get().expect("scheduler started")
+}
+
+/// Makes the process's scheduler, once, at start-up; None if one exists already.
+pub fn init(base: usize, max_spares: usize) -> Option<&'static Scheduler> {
+    SCHEDULER.set(Scheduler::new(base, max_spares)).ok()?;
+    Some(get())
+}
+
 impl Scheduler {
     pub fn new(base: usize, max_spares: usize) -> Scheduler {
         let workers: Vec<Worker> = (0..base + max_spares).map(Worker::new).collect();
@@ -541,7 +556,7 @@ extern "C" fn worker_main(arg: *mut libc::c_void) -> *mut libc::c_void {
     let w: &'static Worker = unsafe { &*(arg as *const Worker) };
     worker::enter(w, super::sys::fsgs::fs_base());
     w.sleep.store(AWAKE, Ordering::SeqCst);
-    worker::run(&super::get().sched, w)
+    worker::run(get(), w)
 }
 
 /// A coroutine returned: give back its stack and let its joiner (or the pool) have it.

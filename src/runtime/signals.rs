@@ -17,6 +17,7 @@
 //! passes every other fault to the program's own SIGSEGV handler or the default action.
 
 use super::lock::Lock;
+use super::scheduler;
 use super::sys::signal::{SIGCANCEL, SIGSETXID};
 use super::sys::{self, mem, usercopy};
 use super::worker;
@@ -176,7 +177,7 @@ pub fn program_sigaction(
             if a.sa_sigaction == libc::SIG_DFL
                 && ACCEPTED.load(Ordering::SeqCst) & bit(sig) == 0
                 && DEFAULT_IGNORED & bit(sig) == 0
-                && super::running()
+                && super::lifecycle::running()
             {
                 drop(actions);
                 wake_all_sleepers();
@@ -328,8 +329,8 @@ fn hold(sig: i32, info: &libc::siginfo_t) {
     }
     HELD.fetch_or(b, Ordering::AcqRel);
     ROUTE_NEEDED.store(true, Ordering::Release);
-    if super::running() {
-        super::get().sched.wake_sleeper();
+    if super::lifecycle::running() {
+        scheduler::get().wake_sleeper();
     }
 }
 
@@ -432,7 +433,7 @@ pub fn run_in_parked(task: TaskRef, sig: i32) -> bool {
         w.set_kernel_mask(before);
     });
     if task.finish_park() {
-        super::get().sched.push(task);
+        scheduler::get().push(task);
     }
     true
 }
@@ -489,10 +490,10 @@ pub fn accepted_set_changed(old: Option<u64>, new: Option<u64>) -> Option<u64> {
         let before = ACCEPTED.swap(after, Ordering::SeqCst);
         (before, after, ACCEPTED_GENERATION.fetch_add(1, Ordering::SeqCst) + 1)
     };
-    if before == after || !super::running() {
+    if before == after || !super::lifecycle::running() {
         return None;
     }
-    let sched = &super::get().sched;
+    let sched = scheduler::get();
     if (before & !after) & !wrapped_signals() & !DEFAULT_IGNORED != 0 {
         wake_all_sleepers();
         return Some(generation);
@@ -508,7 +509,7 @@ const DEFAULT_IGNORED: u64 =
     (1 << (libc::SIGCHLD - 1)) | (1 << (libc::SIGCONT - 1)) | (1 << (libc::SIGURG - 1)) | (1 << (libc::SIGWINCH - 1));
 
 fn wake_all_sleepers() {
-    let sched = &super::get().sched;
+    let sched = scheduler::get();
     super::convoy::call_back(sched);
     for _ in 0..sched.started() {
         if !sched.wake_sleeper() {
@@ -522,7 +523,7 @@ fn wake_all_sleepers() {
 /// an idle worker that has not looked yet. The woken workers look within microseconds; the caller yields
 /// meanwhile (a coroutine) or yields its CPU (a plain thread).
 pub fn settle_idle_workers(generation: u64) {
-    let sched = &super::get().sched;
+    let sched = scheduler::get();
     for _ in 0..100_000 {
         let stale = sched.workers[..sched.started().min(sched.workers.len())].iter().any(|w| {
             let g = w.idle_mask_generation.load(Ordering::Acquire);
@@ -533,7 +534,7 @@ pub fn settle_idle_workers(generation: u64) {
         }
         wake_all_sleepers();
         if worker::current_task().is_some() {
-            super::yield_now();
+            super::park::yield_now();
         } else {
             sys::sched_yield();
         }

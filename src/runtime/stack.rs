@@ -160,6 +160,15 @@ impl Default for StackPool {
     }
 }
 
+/// The process's coroutine stacks.
+static POOL: StackPool = StackPool::new();
+
+/// The process's stack pool.
+#[inline]
+pub fn pool() -> &'static StackPool {
+    &POOL
+}
+
 impl StackPool {
     pub const fn new() -> StackPool {
         StackPool { classes: [const { Lock::new(Class { next: 0, end: 0, cold: Vec::new() }) }; CLASSES] }

@@ -505,7 +505,7 @@ pub(super) fn lock_file(f: *mut libc::FILE) {
     let mut pause_ns = 20_000u64;
     // SAFETY: a live FILE (the caller's C contract).
     while unsafe { crate::real::ftrylockfile(f) } != 0 {
-        super::sleep_until(super::sys::time::monotonic_ns().saturating_add(pause_ns));
+        super::park::sleep_until(super::sys::time::monotonic_ns().saturating_add(pause_ns));
         pause_ns = (pause_ns * 2).min(1_000_000);
     }
 }

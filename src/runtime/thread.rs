@@ -7,7 +7,7 @@ use super::park::{OnSignal, Parking, Wait, WaitReason};
 use super::stack::{self, CoStack};
 use super::sys::{self, futex, time};
 use super::task::{JoinState, Life, StackBounds, Task, TaskRef, Waiter, Wake};
-use super::worker;
+use super::{scheduler, worker};
 use std::collections::HashMap;
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicUsize, Ordering};
@@ -67,6 +67,19 @@ struct Body {
 
 // SAFETY: moved once into the coroutine that runs it.
 unsafe impl Send for Body {}
+
+static THREADS: std::sync::OnceLock<Threads> = std::sync::OnceLock::new();
+
+/// The process's thread registry (made at start-up by [`init`]).
+#[inline]
+pub fn registry() -> &'static Threads {
+    THREADS.get().expect("thread registry made at start-up")
+}
+
+/// Makes the thread registry, once, at start-up.
+pub fn init() {
+    let _ = THREADS.set(Threads::new());
+}
 
 impl Default for Threads {
     fn default() -> Self {
@@ -214,13 +227,13 @@ pub enum Named {
 
 /// The thread `tid` names (0: the caller).
 pub fn named_by_tid(tid: i32) -> Named {
-    if !super::running() {
+    if !super::lifecycle::running() {
         return Named::Kernel;
     }
     if tid == 0 {
         return worker::current_task().map_or(Named::Kernel, Named::Thread);
     }
-    match super::get().threads.by_tid(tid) {
+    match registry().by_tid(tid) {
         Some(t) => Named::Thread(t),
         None if identity::is_coroutine_tid(tid) => Named::Gone,
         None => Named::Kernel,
@@ -244,8 +257,8 @@ pub fn main_task(tcb: Tcb, name: &[u8]) -> TaskRef {
     task.join.lock().life = Life::Running;
     task.debug_live.store(1, Ordering::Release);
     super::cputime::main_thread_started(&task);
-    super::get().threads.register(task);
-    super::get().threads.tid_live(task);
+    registry().register(task);
+    registry().tid_live(task);
     task
 }
 
@@ -288,7 +301,7 @@ fn thread_exit(task: TaskRef, ret: *mut c_void) {
     identity::on_thread_exit();
 
     task.join.lock().result = ret;
-    if super::forked_child() {
+    if super::lifecycle::forked_child() {
         // In a forked child this thread is a plain OS thread now; it ends the process if it is the last one.
         if os_thread_count() <= 1 {
             // SAFETY: exit has no preconditions.
@@ -300,7 +313,7 @@ fn thread_exit(task: TaskRef, ret: *mut c_void) {
     let mask = task.delivery_mask.swap(u64::MAX, Ordering::AcqRel);
     // No waiting for idle workers here: the ending coroutine must not switch (they were woken).
     let _ = super::signals::accepted_set_changed(Some(mask), None);
-    if super::get().threads.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+    if registry().live.fetch_sub(1, Ordering::AcqRel) == 1 {
         // The last thread ended (main called pthread_exit earlier): the process exits with status 0, as glibc does.
         // SAFETY: exit may be called from any thread.
         unsafe { libc::exit(0) };
@@ -313,11 +326,10 @@ fn os_thread_count() -> usize {
 
 /// Creates a coroutine thread. Returns its pthread_t or an errno (EAGAIN when no stack or TCB can be had).
 pub fn spawn(req: Spawn) -> Result<libc::pthread_t, i32> {
-    let rt = super::get();
-    if !rt.threads.multithreaded.swap(true, Ordering::AcqRel) {
+    if !registry().multithreaded.swap(true, Ordering::AcqRel) {
         mark_process_multithreaded();
     }
-    let tid = rt.threads.fresh_tid();
+    let tid = registry().fresh_tid();
     let (task, stack) = match req.user_stack {
         Some((low, size)) => user_stack_thread(low, size, tid)?,
         None => slot_thread(req.stack_size, tid)?,
@@ -345,43 +357,42 @@ pub fn spawn(req: Spawn) -> Result<libc::pthread_t, i32> {
     super::sched_attr::thread_started(&task, worker::current_task());
     super::cancel::reset(task);
     prepare(task, stack, req.start, req.arg);
-    rt.threads.tid_live(task);
-    let live = rt.threads.live.fetch_add(1, Ordering::AcqRel) + 1;
+    registry().tid_live(task);
+    let live = registry().live.fetch_add(1, Ordering::AcqRel) + 1;
     super::stats::thread_created(live as u64);
     super::monitor::ensure_started();
     task.set_runnable();
-    rt.sched.push(task);
+    scheduler::get().push(task);
     Ok(task.tcb().0 as libc::pthread_t)
 }
 
 /// A thread on a runtime stack slot: a hot one of the right class (TCB recycled, pages still committed),
 /// else a zeroed slot with a new TCB at its top.
 fn slot_thread(stack_size: usize, tid: i32) -> Result<(TaskRef, CoStack), i32> {
-    let rt = super::get();
     let class = stack::class_for(stack_size, identity::tls_reserve()).ok_or(libc::EAGAIN)?;
-    let hot = rt.threads.hot[class].lock().pop();
+    let hot = registry().hot[class].lock().pop();
     let task = match hot {
         Some(t) => {
             if !identity::recycle(t.tcb(), tid) {
-                rt.threads.hot[class].lock().push(t);
+                registry().hot[class].lock().push(t);
                 return Err(libc::EAGAIN);
             }
             t.tid.set(tid);
             t
         }
         None => {
-            let slot = rt.stacks.take(class).ok_or(libc::EAGAIN)?;
+            let slot = stack::pool().take(class).ok_or(libc::EAGAIN)?;
             let (tcb, _) = identity::tcb_and_stack_top(slot.end);
             if identity::allocate_in(tcb, tid).is_none() {
-                rt.stacks.give_back(slot);
+                stack::pool().give_back(slot);
                 return Err(libc::EAGAIN);
             }
-            let known = rt.threads.lookup(tcb.0 as libc::pthread_t);
+            let known = registry().lookup(tcb.0 as libc::pthread_t);
             let t = match known {
                 Some(t) => t,
                 None => {
                     let t = Task::alloc(tcb, tid, false);
-                    rt.threads.register(t);
+                    registry().register(t);
                     t
                 }
             };
@@ -398,9 +409,8 @@ fn slot_thread(stack_size: usize, tid: i32) -> Result<(TaskRef, CoStack), i32> {
 
 /// A thread on a stack the program supplied (pthread_attr_setstack): its TCB is allocated apart.
 fn user_stack_thread(low: usize, size: usize, tid: i32) -> Result<(TaskRef, CoStack), i32> {
-    let rt = super::get();
     let tcb = identity::allocate(tid).ok_or(libc::EAGAIN)?;
-    let bare = rt.threads.bare.lock().pop();
+    let bare = registry().bare.lock().pop();
     let task = match bare {
         Some(t) => {
             // SAFETY: a bare task is free: no thread, in no queue.
@@ -410,7 +420,7 @@ fn user_stack_thread(low: usize, size: usize, tid: i32) -> Result<(TaskRef, CoSt
         }
         None => Task::alloc(tcb, tid, false),
     };
-    rt.threads.register(task);
+    registry().register(task);
     task.tcb().set_stack(low, size);
     Ok((task, CoStack::user(low, size)))
 }
@@ -485,7 +495,7 @@ unsafe fn spawn_os_thread(f: StartFn, arg: *mut c_void, detached: bool) -> Optio
 /// The coroutine of `task` returned (on its worker): recycle the stack, then hand the thread to its joiner,
 /// or to the pool if detached.
 pub fn on_coroutine_finished(task: TaskRef) {
-    super::get().threads.tid_dead(task);
+    registry().tid_dead(task);
     if task.left_in_queue.replace(false) {
         // The thread left a condition-variable wait by longjmp from a handler and never parked again.
         super::parking_lot::leave_queue(&task);
@@ -522,7 +532,7 @@ pub fn on_coroutine_finished(task: TaskRef) {
 fn wake_waiter(w: Waiter) {
     match w {
         Waiter::Task(t, park) => {
-            super::get().sched.wake(t, park, Wake::Unparked);
+            scheduler::get().wake(t, park, Wake::Unparked);
         }
         Waiter::Thread(word) => {
             // SAFETY: the joining thread keeps the word alive until it sees the store.
@@ -539,8 +549,7 @@ fn release(task: TaskRef) {
     if task.is_main {
         return;
     }
-    let rt = super::get();
-    let threads = &rt.threads;
+    let threads = registry();
     match task.slot.get() {
         Some(slot) => {
             {
@@ -552,7 +561,7 @@ fn release(task: TaskRef) {
             }
             identity::destroy(task.tcb(), false);
             task.slot.set(None);
-            rt.stacks.give_back(slot);
+            stack::pool().give_back(slot);
         }
         None => {
             let tcb = task.tcb();
@@ -784,9 +793,8 @@ pub fn signal_rank(t: &TaskRef, b: u64) -> Option<u8> {
 /// waits for a helper thread's call runs the handler in its context now (see `signals::run_in_parked`).
 pub fn route_process_signal(sig: i32) {
     let b = super::signals::bit(sig);
-    let rt = super::get();
     let best = {
-        let reg = rt.threads.registry.lock();
+        let reg = registry().registry.lock();
         let main = reg.values().find(|t| t.is_main).and_then(|t| signal_rank(t, b).map(|r| (r, *t)));
         main.or_else(|| reg.values().filter_map(|t| signal_rank(t, b).map(|r| (r, *t))).min_by_key(|(r, _)| *r))
     };
@@ -798,7 +806,7 @@ pub fn route_process_signal(sig: i32) {
         1 => {
             // Running: its worker has its mask in the kernel, so the signal is delivered there now (if the
             // coroutine switched out meanwhile, that worker holds or delivers it again).
-            let w = &rt.sched.workers[target.last_worker.load(Ordering::Acquire)];
+            let w = &scheduler::get().workers[target.last_worker.load(Ordering::Acquire)];
             let _ = super::signals::take_info(sig);
             // To one of our own threads.
             let _ = sys::signal::tgkill(sys::getpid(), w.os_tid.load(Ordering::Relaxed), sig);
@@ -866,7 +874,7 @@ pub unsafe fn join_os_thread(t: libc::pthread_t, ret: *mut *mut c_void, kind: Jo
             JoinKind::Until(d) => d.min(now + pause),
             JoinKind::Block => now + pause,
         };
-        if super::sleep_until(wake) == Wake::Interrupted && super::cancel::woken() {
+        if super::park::sleep_until(wake) == Wake::Interrupted && super::cancel::woken() {
             // A cancellation request ended the pause (see `cancel`): the hook acts on it.
             return libc::EINTR;
         }

@@ -4,7 +4,20 @@
 //! policy, a CPU affinity) call for a real thread.
 
 use super::thread::{Spawn, StartFn};
+use core::sync::atomic::{AtomicUsize, Ordering};
 use std::ffi::{c_int, c_void};
+
+/// Stack size glibc would give a new thread (RLIMIT_STACK, or 32 MiB when unlimited) unless the program or
+/// ASYNCSHIM_STACK_SIZE changed it; set at start-up.
+static DEFAULT_STACK: AtomicUsize = AtomicUsize::new(8 << 20);
+
+pub fn set_default_stack(size: usize) {
+    DEFAULT_STACK.store(size, Ordering::Relaxed);
+}
+
+fn default_stack() -> usize {
+    DEFAULT_STACK.load(Ordering::Relaxed)
+}
 
 unsafe extern "C" {
     fn pthread_getattr_default_np(attr: *mut libc::pthread_attr_t) -> c_int;
@@ -24,9 +37,8 @@ pub enum Plan {
 /// # Safety
 /// `attr` is null or an initialised attribute object, as pthread_create requires.
 pub unsafe fn plan(attr: *const libc::pthread_attr_t, start: StartFn, arg: *mut c_void) -> Plan {
-    let rt = super::get();
     let mut spawn =
-        Spawn { start, arg, stack_size: rt.default_stack, user_stack: None, detached: false, guard_size: 4096 };
+        Spawn { start, arg, stack_size: default_stack(), user_stack: None, detached: false, guard_size: 4096 };
     // SAFETY: attr is NULL or an initialised attribute object, as pthread_create requires; the
     // getters only read it.
     unsafe {
@@ -36,7 +48,7 @@ pub unsafe fn plan(attr: *const libc::pthread_attr_t, start: StartFn, arg: *mut 
                 let mut s = 0usize;
                 libc::pthread_attr_getstacksize(&def, &mut s);
                 libc::pthread_attr_destroy(&mut def);
-                spawn.stack_size = rt.config.stack_size.unwrap_or(s);
+                spawn.stack_size = crate::config::get().stack_size.unwrap_or(s);
             }
             return Plan::Coroutine(spawn);
         }
@@ -77,7 +89,7 @@ pub unsafe fn plan(attr: *const libc::pthread_attr_t, start: StartFn, arg: *mut 
             }
             s
         };
-        spawn.stack_size = match rt.config.stack_size {
+        spawn.stack_size = match crate::config::get().stack_size {
             Some(cfg) if size == glibc_default => cfg,
             _ => size,
         };

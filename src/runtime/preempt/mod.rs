@@ -38,6 +38,7 @@ pub mod exec;
 pub mod signal;
 pub mod trampoline;
 
+use super::scheduler;
 use super::sys::time;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::fmt::Write;
@@ -254,7 +255,7 @@ pub fn monitor_look(
 
 /// Other coroutines could run: queued ones, due timers, or fd readiness no worker collects meanwhile.
 fn work_waits() -> bool {
-    super::get().sched.work_pending() || super::netpoll::exists()
+    scheduler::get().work_pending() || super::netpoll::exists()
 }
 
 fn send_request(w: &super::worker::Worker, switches: u32, now: u64) {
@@ -286,7 +287,7 @@ pub fn cancel_running(target: super::task::TaskRef) {
     if slice_ns() == 0 {
         return;
     }
-    for w in super::get().sched.workers.iter() {
+    for w in scheduler::get().workers.iter() {
         if w.running_task() == Some(target) {
             send_request(w, w.switches.load(Ordering::Relaxed), time::monotonic_ns());
         }

@@ -72,7 +72,8 @@ pub fn retry_cooperatively(busy: i32, deadline: Deadline, mut attempt: impl FnMu
             return libc::ETIMEDOUT;
         }
         super::stats::count(&super::stats::get().poll_retries);
-        if super::sleep_until(deadline.map_or(now + pause, |d| d.min(now + pause))) == super::task::Wake::Interrupted
+        if super::park::sleep_until(deadline.map_or(now + pause, |d| d.min(now + pause)))
+            == super::task::Wake::Interrupted
             && super::cancel::woken()
         {
             // A cancellation request ended this sleep (see `cancel`): the hook acts on it.

@@ -178,7 +178,7 @@ const PAUSE_MAX_NS: u64 = 2_000_000;
 fn sleep_a_while(pause: &mut u64, deadline: Deadline) {
     super::super::stats::count(&super::super::stats::get().poll_retries);
     let now = time::monotonic_ns();
-    super::super::sleep_until(deadline.map_or(now + *pause, |d| d.min(now + *pause)));
+    super::super::park::sleep_until(deadline.map_or(now + *pause, |d| d.min(now + *pause)));
     *pause = (*pause * 2).min(PAUSE_MAX_NS);
 }
 

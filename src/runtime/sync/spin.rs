@@ -25,7 +25,7 @@ pub unsafe fn lock(lock: *mut libc::pthread_spinlock_t) {
         }
         if word.load(Ordering::Relaxed) <= 0 {
             if super::super::worker::current_task().is_some() {
-                super::super::yield_now();
+                super::super::park::yield_now();
             } else {
                 super::super::sys::sched_yield();
             }

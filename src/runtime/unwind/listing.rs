@@ -12,10 +12,10 @@
 //! created exclusively (no symbolic link followed), then renamed into place. A request is honoured only
 //! from the process's own user or root.
 
-use super::super::monitor;
 use super::super::park::WaitReason;
 use super::super::sys::{self, time};
 use super::super::task::{self, TaskRef};
+use super::super::{monitor, scheduler, thread};
 use super::{Regs, program_frames};
 use core::sync::atomic::{AtomicU64, Ordering};
 use std::ffi::CString;
@@ -33,11 +33,11 @@ pub fn request_path(pid: i32) -> String {
 
 /// The listing as text.
 pub fn text() -> String {
-    let rt = super::super::get();
     let mut out = String::new();
     let now = time::monotonic_coarse_ns();
-    let workers = &rt.sched.workers[..rt.sched.started()];
-    let tasks = rt.threads.live_tasks();
+    let sched = scheduler::get();
+    let workers = &sched.workers[..sched.started()];
+    let tasks = thread::registry().live_tasks();
     let _ = writeln!(
         out,
         "asyncshim threads: pid {}, {} program threads as coroutines on {} workers",
@@ -105,7 +105,7 @@ fn state_of(t: &TaskRef, now: u64) -> String {
         Some(WaitReason::Futex) => format!("waiting on futex {on:#x}"),
         Some(WaitReason::Once) => format!("waiting for pthread_once {on:#x}"),
         Some(WaitReason::Join) => {
-            let target = super::super::get().threads.lookup(on as libc::pthread_t);
+            let target = thread::registry().lookup(on as libc::pthread_t);
             match target {
                 Some(x) => format!("joining thread {} \"{}\"", x.tid.get(), String::from_utf8_lossy(x.name_bytes())),
                 None => format!("joining thread {on:#x}"),

@@ -1,0 +1,145 @@
+//! The statistics report: the counters with the scheduler's and the threads' state, written at exit, on
+//! the report signal (with every thread's stack) and where `ASYNCSHIM_STATS` says.
+
+use super::super::{lifecycle, preempt, scheduler, signals, sys, thread, unwind};
+use super::{OFFLOAD_NAMES, PARK_NAMES, TARGET, get};
+use crate::config;
+use core::sync::atomic::Ordering;
+use std::fmt::Write as _;
+
+/// Called once at start-up with the configuration.
+pub fn init(target: Option<&str>, signal: Option<i32>) {
+    let _ = get();
+    let Some(t) = target else { return };
+    let _ = TARGET.set(t.to_string());
+    extern "C" fn at_exit() {
+        write_report();
+    }
+    // SAFETY: registering a plain function.
+    unsafe { libc::atexit(at_exit) };
+    if let Some(sig) = signal {
+        signals::set_report_signal(sig);
+    }
+}
+
+fn ms(ns: u64) -> f64 {
+    ns as f64 / 1e6
+}
+
+/// The report as text.
+pub fn report() -> String {
+    let s = get();
+    let sched = scheduler::get();
+    let threads = thread::registry();
+    let config = config::get();
+    let mut out = String::new();
+    let r = Ordering::Relaxed;
+    let _ = writeln!(
+        out,
+        "asyncshim stats: pid {}, {:.3} s since start",
+        sys::getpid(),
+        ms(sys::time::monotonic_ns() - s.start_ns) / 1e3
+    );
+    let _ = writeln!(
+        out,
+        "  workers: {} configured, {} running now; spares started {}, revived {}, retired {}; idle workers woken for stalls {}",
+        sched.base,
+        sched.started().saturating_sub(sched.retired()),
+        s.spares_started.load(r),
+        s.spares_revived.load(r),
+        s.spares_retired.load(r),
+        s.idle_woken_for_stall.load(r)
+    );
+    let _ = writeln!(
+        out,
+        "  lock convoys: a worker sat out {} times, {:.1} ms in all",
+        s.convoy_sit_outs.load(r),
+        ms(s.convoy_sit_out_ns.load(r))
+    );
+    let (global, ws) = sched.snapshot();
+    let ws: Vec<String> = ws.iter().map(|(id, n, st)| format!("#{id} {st}, {n} queued")).collect();
+    let _ = writeln!(out, "  run queues: global {global}; workers: {}", ws.join("; "));
+    let [running, queued, parked] = threads.phases();
+    let _ = writeln!(
+        out,
+        "  coroutines: created {}, live {} (running {running}, queued {queued}, waiting {parked}), peak {}",
+        s.created.load(r),
+        threads.live.load(Ordering::Relaxed),
+        s.peak_live.load(r)
+    );
+    let parks: Vec<String> = PARK_NAMES
+        .iter()
+        .zip(&s.parks)
+        .filter(|(_, c)| c.load(r) > 0)
+        .map(|(n, c)| format!("{n} {}", c.load(r)))
+        .collect();
+    let _ = writeln!(out, "  parks: {}", if parks.is_empty() { "none".into() } else { parks.join(", ") });
+    let offs: Vec<String> = OFFLOAD_NAMES
+        .iter()
+        .zip(&s.offloads)
+        .filter(|(_, c)| c.load(r) > 0)
+        .map(|(n, c)| format!("{n} {}", c.load(r)))
+        .collect();
+    let _ = writeln!(
+        out,
+        "  offloaded to helper threads: {}",
+        if offs.is_empty() { "none".into() } else { offs.join(", ") }
+    );
+    let _ = writeln!(
+        out,
+        "  kernel futex waits (io_uring): {}; polled retries: {}",
+        s.kernel_futex_waits.load(r),
+        s.poll_retries.load(r)
+    );
+    let _ = writeln!(
+        out,
+        "  stalls (a worker kept by one coroutine >= {} ms while others waited): {}, total {:.1} ms, longest {:.1} ms",
+        config.stall_ns / 1_000_000,
+        s.stalls.load(r),
+        ms(s.stall_ns_total.load(r)),
+        ms(s.stall_ns_max.load(r))
+    );
+    let _ = writeln!(out, "{}", preempt::report_line());
+    let mut sites: Vec<(String, u64, u64, u64)> =
+        s.sites.lock().iter().map(|x| (x.place.clone(), x.count, x.total_ns, x.max_ns)).collect();
+    sites.sort_by_key(|s| std::cmp::Reverse(s.2));
+    if !sites.is_empty() {
+        let _ = writeln!(out, "  where the stalls were (by total time):");
+        let _ = writeln!(out, "    {:>7} {:>10} {:>9}  place", "count", "total ms", "max ms");
+        for (place, n, total, max) in sites.iter().take(20) {
+            let _ = writeln!(out, "    {n:>7} {:>10.1} {:>9.1}  {place}", ms(*total), ms(*max));
+        }
+    }
+    out
+}
+
+/// Writes the report where ASYNCSHIM_STATS says (appending to a file; "stderr" for standard error).
+pub fn write_report() {
+    write_report_as(report);
+}
+
+/// The report with every thread's state and stack added (the report signal's answer).
+pub fn write_report_with_threads() {
+    write_report_as(|| report() + &unwind::listing::text());
+}
+
+fn write_report_as(make: impl FnOnce() -> String) {
+    let Some(target) = TARGET.get() else { return };
+    if !lifecycle::running() {
+        return;
+    }
+    let text = make();
+    if target == "stderr" {
+        sys::write_stderr(text.as_bytes());
+        return;
+    }
+    let Ok(path) = std::ffi::CString::new(target.as_str()) else { return };
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND | libc::O_CLOEXEC;
+    // The user's chosen report file, with raw calls: nothing the program owns.
+    let Ok(fd) = sys::fs::open(&path, flags, 0o644) else {
+        sys::write_stderr(format!("asyncshim: cannot write statistics to {target}\n").as_bytes());
+        return;
+    };
+    sys::fd::write_all(fd, text.as_bytes());
+    let _ = sys::fd::close(fd);
+}
