@@ -1,8 +1,8 @@
-/* io_util.h — helpers shared by the fd tests (io_poll, io_semantics; not a test itself): deterministic
- * printing of results and errno names, the byte pattern of test data, and the descriptors the tests
- * make (127.0.0.1 listeners and connected TCP pairs, AF_UNIX socket pairs, pipes), each exiting with
- * status 3 and a message on stderr when it cannot be made, a call made by another thread (bg_call), a counting SIGUSR1
- * handler, and the frame of a test made of cases. */
+/* io_util.h — helpers shared by the fd tests (not a test itself): deterministic printing of results and
+ * errno names, the byte pattern of test data, the descriptors the tests make (127.0.0.1 listeners, which
+ * return -1 when they cannot be made, and connected TCP pairs, AF_UNIX socket pairs and pipes, which exit
+ * with status 3 then, each with a message on stderr), a call made by another thread (bg_call), a counting
+ * SIGUSR1 handler, and the frame of a test made of cases. */
 #ifndef IO_UTIL_H
 #define IO_UTIL_H
 
