@@ -81,6 +81,21 @@ up_to_date() {
     done
 }
 
+# compile EXE SRC LOG FLAGS...: builds the test program (or helper) SRC into EXE the one way both runners
+# do, compiler messages in LOG: `gcc -O2 -pthread -Wall -I c-tests/lib FLAGS... -ldl` ($CC), a *.cc with
+# `g++ -std=gnu++17` ($CXX; C++17 is the default of Debian 12's g++, not of Debian 11's, where
+# scripts/glibc-matrix.sh builds); FLAGS (include directories, libraries) follow the source. A stale EXE
+# is removed first, so that a failed build leaves none behind.
+compile() {
+    local exe=$1 src=$2 log=$3
+    shift 3
+    rm -f "$exe"
+    case $src in
+        *.cc) "${CXX:-g++}" -std=gnu++17 -O2 -pthread -Wall -I"$ROOT/c-tests/lib" -o "$exe" "$src" "$@" -ldl >"$log" 2>&1 ;;
+        *) "${CC:-gcc}" -O2 -pthread -Wall -I"$ROOT/c-tests/lib" -o "$exe" "$src" "$@" -ldl >"$log" 2>&1 ;;
+    esac
+}
+
 # want_modes RUNNER: the modes to report, from MODES (a comma list of ALL_MODES) or all of them.
 declare -A WANT_MODE=()
 want_modes() {
@@ -159,8 +174,7 @@ declare -A SHIM_INACTIVE=()   # mode -> why the shim is not active there ("" = c
 build_shim_active() {
     local exe=$1/shim_active
     up_to_date "$exe" "$SHIM_ACTIVE_SRC" "${SHIM_ACTIVE_DEPS[@]}" && return 0
-    "${CC:-gcc}" -O2 -pthread -Wall -I"$ROOT/c-tests/lib" -o "$exe" "$SHIM_ACTIVE_SRC" -ldl \
-        >"$1/shim_active.build.log" 2>&1
+    compile "$exe" "$SHIM_ACTIVE_SRC" "$1/shim_active.build.log"
 }
 
 # check_shim_active EXE MODE: runs the check once per mode (PASS/FAIL line `shim_active [MODE]`) and
