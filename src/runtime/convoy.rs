@@ -18,13 +18,12 @@
 //! always stays (a sit-out is refused when it would leave none), the monitor calls sitting-out workers back
 //! when a worker stalls, and a process signal waiting to be routed ends a sit-out. Nothing about a program's
 //! results depends on it: only which worker runs what, and when.
+//!
+//! This module is the detector: each worker's streak and sit-out lengths ([`Detector`], a leaf the worker
+//! record holds) and the count of workers sitting out. Sitting out itself (handing the queue over,
+//! sleeping in SITTING_OUT, being called back) is the scheduler's, as retiring a spare is.
 
-use super::park::WaitReason;
-use super::scheduler::Scheduler;
-use super::stats;
-use super::sys::{futex, time};
-use super::task::Task;
-use super::worker::{AWAKE, SITTING_OUT, Worker};
+use crate::runtime::sys::time;
 use core::cell::Cell;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -60,98 +59,59 @@ impl Detector {
             last_sit_out_end: Cell::new(0),
         }
     }
+
+    /// The worker has just seen a coroutine park; `lock`: for a lock, `lock_waited_last`: its park before
+    /// was one too. Returns the time now (monotonic ns) when this park completes a convoy streak: the
+    /// worker is then to sit out if it has coroutines queued and another worker runs one.
+    ///
+    /// Only a lock wait that follows some other kind of wait (I/O, a sleep) counts: a coroutine that came
+    /// back with work of its own and found the lock taken. One woken from a lock wait that waits for a
+    /// lock again (a thread pool's workers finding the queue empty, a herd woken by a broadcast) is
+    /// contention among waiters, which a second worker does not make worse: such parks neither count nor
+    /// break a streak.
+    #[inline]
+    pub fn lock_park(&self, lock: bool, lock_waited_last: bool) -> Option<u64> {
+        let streak = crate::config::get().convoy_streak;
+        if lock_waited_last || !lock || streak == 0 {
+            return None;
+        }
+        let now = time::monotonic_ns();
+        let quick = now.saturating_sub(self.last_lock_park.get()) <= QUICK_NS;
+        self.last_lock_park.set(now);
+        self.streak.set(if quick { self.streak.get() + 1 } else { 1 });
+        (self.streak.get() >= streak).then_some(now)
+    }
+
+    /// The worker sits out from `now`, counted among the workers sitting out, unless `unstalled` (the
+    /// workers taking coroutines, counted after this one is taken off) says none would be left. Returns
+    /// how long it sits out: the shortest sit-out, doubled while convoys recur within a second.
+    pub fn begin_sit_out(&self, now: u64, unstalled: impl FnOnce() -> usize) -> Option<u64> {
+        // Never the last worker taking coroutines (the count of those excludes the workers sitting out,
+        // this one included once counted).
+        SITTING.fetch_add(1, Ordering::AcqRel);
+        if unstalled() == 0 {
+            SITTING.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        self.streak.set(0);
+        let length = if now.saturating_sub(self.last_sit_out_end.get()) > RECUR_WINDOW_NS {
+            SIT_OUT_MIN_NS
+        } else {
+            (self.sit_out_ns.get() * 2).clamp(SIT_OUT_MIN_NS, SIT_OUT_MAX_NS)
+        };
+        self.sit_out_ns.set(length);
+        Some(length)
+    }
+
+    /// The sit-out begun with [`Self::begin_sit_out`] ended at `end`.
+    pub fn end_sit_out(&self, end: u64) {
+        self.last_sit_out_end.set(end);
+        SITTING.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Default for Detector {
     fn default() -> Self {
         Detector::new()
     }
-}
-
-/// Worker `w` has just seen coroutine `task` park for `reason`. Returns the deadline (monotonic ns) until
-/// which `w` is to sit out, having handed its queue over, when this park completes a convoy streak.
-///
-/// Only a lock wait that follows some other kind of wait (I/O, a sleep) counts: a coroutine that came
-/// back with work of its own and found the lock taken. One woken from a lock wait that waits for a lock
-/// again (a thread pool's workers finding the queue empty, a herd woken by a broadcast) is contention
-/// among waiters, which a second worker does not make worse: such parks neither count nor break a streak.
-pub fn after_park(sched: &Scheduler, w: &Worker, task: &Task, reason: Option<WaitReason>) -> Option<u64> {
-    let lock = reason.is_some_and(WaitReason::is_lock_wait);
-    let streak = crate::config::get().convoy_streak;
-    if task.lock_waited_last.replace(lock) || !lock || streak == 0 {
-        return None;
-    }
-    let d = &w.convoy;
-    let now = time::monotonic_ns();
-    let quick = now.saturating_sub(d.last_lock_park.get()) <= QUICK_NS;
-    d.last_lock_park.set(now);
-    d.streak.set(if quick { d.streak.get() + 1 } else { 1 });
-    if d.streak.get() < streak || w.queue.is_empty() {
-        return None;
-    }
-    let busy = sched.workers[..sched.started()].iter().find(|o| {
-        o.id != w.id
-            && o.sleep.load(Ordering::Relaxed) == AWAKE
-            && o.running_task().is_some()
-            && !o.stalled.load(Ordering::Relaxed)
-    })?;
-    // Never the last worker taking coroutines (the count of those excludes the workers sitting out,
-    // this one included once counted).
-    SITTING.fetch_add(1, Ordering::AcqRel);
-    if sched.unstalled_workers() == 0 {
-        SITTING.fetch_sub(1, Ordering::AcqRel);
-        return None;
-    }
-    d.streak.set(0);
-    let length = if now.saturating_sub(d.last_sit_out_end.get()) > RECUR_WINDOW_NS {
-        SIT_OUT_MIN_NS
-    } else {
-        (d.sit_out_ns.get() * 2).clamp(SIT_OUT_MIN_NS, SIT_OUT_MAX_NS)
-    };
-    d.sit_out_ns.set(length);
-    let tasks = w.queue.take_all();
-    if !tasks.is_empty() {
-        busy.queue.extend(tasks);
-        // The busy worker may have gone idle since we looked.
-        sched.wake_sleeper();
-    }
-    stats::count(&stats::get().convoy_sit_outs);
-    Some(now + length)
-}
-
-/// Worker `w` sits out until `deadline` or until [`call_back`]: asleep in state SITTING_OUT, which no
-/// ordinary wake-up looks for. `idle_mask` gives it an idle worker's signal mask once that state is
-/// published (a later change of the accepted signals calls it back).
-pub fn sit_out(w: &Worker, deadline: u64, idle_mask: impl FnOnce()) {
-    let start = time::monotonic_ns();
-    w.sleep.store(SITTING_OUT, Ordering::SeqCst);
-    w.cpu.before_sleep();
-    idle_mask();
-    while w.sleep.load(Ordering::Acquire) == SITTING_OUT {
-        // A process signal that landed here (an idle worker's mask) and waits to be routed ends it too.
-        if !futex::wait(&w.sleep, SITTING_OUT, Some(deadline))
-            || time::monotonic_ns() >= deadline
-            || super::signals::routing_needed()
-        {
-            break;
-        }
-    }
-    w.sleep.store(AWAKE, Ordering::SeqCst);
-    let end = time::monotonic_ns();
-    w.convoy.last_sit_out_end.set(end);
-    SITTING.fetch_sub(1, Ordering::AcqRel);
-    stats::get().convoy_sit_out_ns.fetch_add(end - start, Ordering::Relaxed);
-}
-
-/// Ends every sit-out now (the monitor found a stalled worker, or the signals idle workers must block
-/// changed). True if one was sitting out.
-pub fn call_back(sched: &Scheduler) -> bool {
-    let mut any = false;
-    for w in &sched.workers[..sched.started()] {
-        if w.sleep.compare_exchange(SITTING_OUT, AWAKE, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
-            futex::wake(&w.sleep, 1);
-            any = true;
-        }
-    }
-    any
 }

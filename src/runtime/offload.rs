@@ -112,7 +112,7 @@ fn helper() -> Option<&'static Helper> {
         None => Box::leak(Box::new(Helper { has_job: AtomicU32::new(0), job: Lock::new(None) })),
     };
     // SAFETY: the helper record lives for the process.
-    if unsafe { super::thread::start_os_thread(helper_main, h as *const Helper as *mut c_void) } {
+    if unsafe { super::os_thread::start(helper_main, h as *const Helper as *mut c_void) } {
         Some(h)
     } else {
         DORMANT.lock().push(h);

@@ -23,7 +23,15 @@
 //! Waits for a call a helper thread makes for the coroutine ([`OnSignal::Deferred`]) are the exception:
 //! the helper writes into the coroutine's stack until it is done, so the coroutine must not leave the wait
 //! early; a handler for it runs in its context on the worker's stack (`signals::run_in_parked`).
+//!
+//! ## In the parking lot
+//! The parking lot keeps address-keyed queues and knows nothing of coroutines; a coroutine waits there
+//! through the [`TaskParker`] here, which [`Wait`] hands the lot when the caller is a coroutine (see
+//! `parking_lot::Waiting`). It begins the [`Parking`] under the bucket lock, once `validate` agreed, and
+//! gives the lot a waker that ends exactly that park (its generation). Its queue node lives in the task
+//! record, so a wake-up finds the task from the node's address.
 
+use super::parking_lot::{self, Parked, WaitNode, Waker};
 use super::task::{Switch, Task, TaskRef, Wake};
 pub use super::wait_reason::WaitReason;
 use super::{scheduler, stats, sys, worker};
@@ -134,12 +142,18 @@ impl Parking {
     /// Begins a park of the calling coroutine `me` for `wait`: counts it, records what it waits for (the
     /// thread listing) and why (the convoy detector), and starts a new park generation. The caller then
     /// registers its waker with [`Parking::generation`] and calls [`Parking::sleep`].
+    /// Inlined into every wait (the parking lot's among them): its rare branches are out of line.
+    #[inline(always)]
     pub fn begin(me: TaskRef, wait: Wait) -> Parking {
         if me.left_in_queue.replace(false) {
             // A handler left an earlier in-place wait by longjmp (see `OnSignal::ResumeInPlace`).
-            super::parking_lot::leave_queue(&me);
+            leave_abandoned_queue(me);
         }
         let park = me.begin_park();
+        if me.cancel.on_park(park) {
+            // A cancellation request came inside the point before this park: it ends as soon as it begins.
+            cancelled_as_it_begins(me, park);
+        }
         stats::count_park(wait.reason);
         me.park_reason.set(Some(wait.reason));
         let w = &me.waiting_for;
@@ -192,6 +206,21 @@ impl Parking {
     }
 }
 
+/// `Parking::begin`'s rare case: a queue place an earlier in-place wait left behind (see
+/// `OnSignal::ResumeInPlace`) is given up.
+#[cold]
+#[inline(never)]
+fn leave_abandoned_queue(me: TaskRef) {
+    parking_lot::leave_queue(&me.wait_node);
+}
+
+/// `Parking::begin`'s rare case: a cancellation request pending inside the point ends park `park` at once.
+#[cold]
+#[inline(never)]
+fn cancelled_as_it_begins(me: TaskRef, park: u32) {
+    interrupt_park(me, park, Interruption::Cancel);
+}
+
 /// What every coroutine does when it runs again after switching out (a park, a yield, a preemption): the
 /// handlers of the signals sent to it while it was away, that its mask lets through, run now in it.
 #[inline]
@@ -223,4 +252,136 @@ pub fn sleep_until_interruptible(deadline: u64) -> Wake {
     let Some(me) = worker::current_task() else { return Wake::TimedOut };
     Parking::begin(me, Wait::new(WaitReason::Sleep, deadline as usize, OnSignal::Fail).until(Some(deadline)))
         .sleep(|why| why)
+}
+
+/// A coroutine's waits in the parking lot go through the task parker; a plain thread's wait is the lot's
+/// own (`parking_lot::ThreadParker`), which needs only the deadline and whether a signal ends it.
+impl parking_lot::Waiting for Wait {
+    type CoroutineParker = TaskParker;
+
+    #[inline]
+    fn coroutine_parker(self) -> Option<TaskParker> {
+        let me = worker::current_task()?;
+        if me.left_in_queue.replace(false) {
+            // A handler left an earlier wait by longjmp and its place with it (taken out before the bucket
+            // lock: `Parking::begin` runs under it).
+            parking_lot::leave_queue(&me.wait_node);
+        }
+        Some(TaskParker { me, wait: self, park: 0 })
+    }
+
+    fn deadline(&self) -> Option<u64> {
+        self.deadline
+    }
+
+    fn signal_ends(&self) -> bool {
+        matches!(self.on_signal, OnSignal::Fail | OnSignal::FailUnlessRestart)
+    }
+}
+
+/// The task parker: a coroutine waits in the parking lot with a [`Parking`] (so its wait has a reason,
+/// a generation its wakers name, a deadline and interruptions like every other park), in its task
+/// record's `wait_node`.
+pub struct TaskParker {
+    me: TaskRef,
+    wait: Wait,
+    /// The generation of the park [`Parker::begin`](parking_lot::Parker::begin) began under the bucket
+    /// lock; [`Parker::sleep`](parking_lot::Parker::sleep) sleeps that [`Parking`], made again from these
+    /// three parts (cheaper on this path than carrying an `Option<Parking>` across).
+    park: u32,
+}
+
+impl TaskParker {
+    /// The [`Waker`] of a task's node: ends the park it names.
+    fn wake(node: *const WaitNode, park: u32) {
+        // SAFETY: the task parker queues only task records' own `wait_node`, so the record is at the node's
+        // address less the field's offset; records are never freed.
+        let task = unsafe {
+            core::ptr::NonNull::new_unchecked(node.byte_sub(core::mem::offset_of!(Task, wait_node)) as *mut Task)
+        };
+        scheduler::get().wake(TaskRef(task), park, Wake::Unparked);
+    }
+
+    /// A parked task's wait ended: how, with the task out of the queue. Timed out or interrupted, it leaves
+    /// the queue itself (before any handler runs, which may longjmp out of the wait), unless an unpark
+    /// already took it out (then that counted it as woken, and so must it).
+    #[inline(always)]
+    fn leave(me: TaskRef, why: Wake) -> Parked {
+        match why {
+            Wake::Unparked => Parked::Unparked(me.wait_node.unpark_token()),
+            _ => match parking_lot::leave_queue(&me.wait_node) {
+                true if why == Wake::Interrupted => Parked::Interrupted,
+                true => Parked::TimedOut,
+                false => Parked::Unparked(me.wait_node.unpark_token()),
+            },
+        }
+    }
+
+    /// An in-place wait whose handlers returned goes on in the same place until a wake-up, a timeout, or
+    /// (after further handlers) a wake-up that came while they ran.
+    #[cold]
+    #[inline(never)]
+    fn wait_in_place(me: TaskRef, wait: Wait) -> Parked {
+        loop {
+            me.left_in_queue.set(false);
+            // A task whose in-place wait was interrupted goes on waiting with a new park, in its old place in
+            // the queue (None if an unpark took it out meanwhile: the wait is over).
+            let again = parking_lot::park_again_in_place(&me.wait_node, || {
+                let parking = Parking::begin(me, wait);
+                let waker = Waker::new(TaskParker::wake, parking.generation());
+                (parking, waker)
+            });
+            let Some(parking) = again else {
+                return Parked::Unparked(me.wait_node.unpark_token());
+            };
+            let mut cancelled = false;
+            let r = parking.sleep(|why| {
+                cancelled = why == Wake::Interrupted && me.cancel.point_cancelled();
+                if why == Wake::Interrupted && !cancelled {
+                    me.left_in_queue.set(true);
+                    return Parked::Interrupted;
+                }
+                TaskParker::leave(me, why)
+            });
+            if r != Parked::Interrupted || cancelled {
+                return r;
+            }
+        }
+    }
+}
+
+impl parking_lot::Parker for TaskParker {
+    #[inline]
+    fn node(&self) -> &WaitNode {
+        &self.me.wait_node
+    }
+
+    #[inline(always)]
+    fn begin(&mut self) -> Waker {
+        self.park = Parking::begin(self.me, self.wait).generation();
+        Waker::new(TaskParker::wake, self.park)
+    }
+
+    #[inline]
+    fn sleep(&mut self, after: impl FnOnce(Parked)) -> Parked {
+        let (me, wait) = (self.me, self.wait);
+        let parking = Parking { me, park: self.park, wait };
+        let in_place = wait.on_signal == OnSignal::ResumeInPlace;
+        let r = parking.sleep(|why| {
+            // An in-place wait keeps its place while the handler runs (see `OnSignal::ResumeInPlace`), unless
+            // a cancellation request ended it (the point returns and acts on it).
+            if why == Wake::Interrupted && in_place && !me.cancel.point_cancelled() {
+                me.left_in_queue.set(true);
+                return Parked::Interrupted;
+            }
+            let r = TaskParker::leave(me, why);
+            after(r);
+            r
+        });
+        if r == Parked::Interrupted && in_place {
+            // The handlers returned (`after` was not run: in-place waits have none).
+            return TaskParker::wait_in_place(me, wait);
+        }
+        r
+    }
 }

@@ -8,13 +8,19 @@
 //! sleep, and `before_sleep` (for example: unlock the mutex of a condition variable) runs once it is
 //! queued, so a wake-up between the two cannot be lost. Queues are FIFO per key, linked through nodes in
 //! the waiters themselves (see [`WaitNode`]), so neither a timeout nor a wake-up copies the queue.
+//!
+//! ## The parker seam
+//! The lot is a leaf: it keeps the queues and knows nothing of coroutines. How a waiter sleeps and is
+//! woken is a [`Parker`]'s business — "park me until unparked, timed out or interrupted" and "wake this
+//! waiter" (its [`Waker`], kept in its queue node). There are two: the task parker (a coroutine, which
+//! parks on its worker: `park::TaskParker`, with the scheduler core) and the [`ThreadParker`] here (a
+//! plain OS thread, asleep on a futex word). Which one waits is the wait's choice ([`Waiting`]): the
+//! runtime's `park::Wait` hands out the task parker when the caller is a coroutine, and a plain thread
+//! waits with the thread parker.
 
+use super::cancel_state::plain;
 use super::lock::Lock;
-use super::park::{OnSignal, Parking, Wait};
-use super::scheduler;
 use super::sys::futex;
-use super::task::{TaskRef, Wake};
-use super::worker;
 use core::cell::Cell;
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
@@ -49,30 +55,68 @@ pub struct Unparking {
     pub have_more: bool,
 }
 
-/// A plain OS thread's wait state, on its own stack.
-struct ThreadWaiter {
-    woken: AtomicU32,
-    token: AtomicUsize,
-    /// The key it is queued on now (a requeue moves it).
-    key: AtomicUsize,
-    node: WaitNode,
+/// A wait, as the parking lot sees it, and the seam to the waiter's parker: the parker of the calling
+/// coroutine if the caller is one, else the lot's own [`ThreadParker`] with what it needs of the wait.
+pub trait Waiting: Copy {
+    type CoroutineParker: Parker;
+    /// The calling coroutine's parker (None: the caller is a plain OS thread). Called before the bucket
+    /// lock is taken.
+    fn coroutine_parker(self) -> Option<Self::CoroutineParker>;
+    /// Until when the wait lasts (absolute CLOCK_MONOTONIC ns).
+    fn deadline(&self) -> Option<u64>;
+    /// Whether a handled signal that interrupts a plain thread's sleep (and that the kernel does not
+    /// restart) ends the wait, as it ends the call the wait emulates with EINTR.
+    fn signal_ends(&self) -> bool;
 }
 
-#[derive(Clone, Copy)]
-enum Who {
-    Task(TaskRef, u32),
-    Thread(*const ThreadWaiter),
+/// The parker seam: how one waiter sleeps in the lot. The lot queues [`Parker::node`] under the bucket
+/// lock (after `validate`, with the [`Waker`] [`Parker::begin`] returns) and then calls
+/// [`Parker::sleep`].
+pub trait Parker {
+    /// The waiter's queue node; it stays where it is until the park is over.
+    fn node(&self) -> &WaitNode;
+    /// Under the bucket lock, once `validate` said to sleep: begins the park; returns how an unpark wakes
+    /// this waiter.
+    fn begin(&mut self) -> Waker;
+    /// Sleeps until an unpark, the deadline or an interruption ends the park; leaves the queue if no unpark
+    /// took the waiter out ([`leave_queue`]); runs `after` with the outcome (see [`park_then`] for when)
+    /// and returns the outcome.
+    fn sleep(&mut self, after: impl FnOnce(Parked)) -> Parked;
 }
+
+/// How an unpark wakes a waiter, set by its parker when it queues: `wake(node, park)` runs after the
+/// bucket lock is released, with the waiter's queue node (whose owner the parker knows: it queued the
+/// node) and the park it names. A waiter that left the queue meanwhile must not be hurt by a late wake
+/// (a coroutine's park generation, a plain thread that waits for its wake before it returns).
+#[derive(Clone, Copy)]
+pub struct Waker {
+    wake: fn(*const WaitNode, u32),
+    park: u32,
+}
+
+impl Waker {
+    pub const fn new(wake: fn(*const WaitNode, u32), park: u32) -> Waker {
+        Waker { wake, park }
+    }
+}
+
+/// The waker of a node that waits nowhere.
+fn no_waiter(_: *const WaitNode, _: u32) {}
 
 /// A waiter's place in its bucket's queue: a link of an intrusive doubly linked list, so joining, leaving
 /// (a timeout, from anywhere in the queue) and waking the first waiter cost the same with 5,000 waiters
 /// on one key (the GIL of a threaded CPython server) as with one. It lives in the waiter itself — a task
-/// record (a task waits on one key at a time) or a plain thread's stack frame — and every field is touched
-/// only under the lock of the bucket the node is queued in.
+/// record (a task waits on one key at a time) or a plain thread's stack frame — and every field but the
+/// two atomics is touched only under the lock of the bucket the node is queued in.
 pub struct WaitNode {
-    key: Cell<usize>,
+    /// The key the node is queued on (a requeue moves it): written under the bucket lock, read without
+    /// one by the waiter to find the bucket to lock (and checked again under it).
+    key: AtomicUsize,
+    /// The token the waiter parked with.
     token: Cell<usize>,
-    who: Cell<Who>,
+    /// The token handed over by whoever unparked the waiter (written under the bucket lock).
+    unpark_token: AtomicUsize,
+    waker: Cell<Waker>,
     prev: Cell<*const WaitNode>,
     next: Cell<*const WaitNode>,
     queued: Cell<bool>,
@@ -81,13 +125,20 @@ pub struct WaitNode {
 impl WaitNode {
     pub const fn new() -> WaitNode {
         WaitNode {
-            key: Cell::new(0),
+            key: AtomicUsize::new(0),
             token: Cell::new(0),
-            who: Cell::new(Who::Thread(core::ptr::null())),
+            unpark_token: AtomicUsize::new(0),
+            waker: Cell::new(Waker::new(no_waiter, 0)),
             prev: Cell::new(core::ptr::null()),
             next: Cell::new(core::ptr::null()),
             queued: Cell::new(false),
         }
+    }
+
+    /// The token the unpark that took this waiter out handed over.
+    #[inline]
+    pub fn unpark_token(&self) -> usize {
+        self.unpark_token.load(Ordering::Acquire)
     }
 }
 
@@ -129,9 +180,9 @@ impl Queue {
     fn push_back(&mut self, n: &WaitNode) {
         n.next.set(core::ptr::null());
         n.queued.set(true);
-        let Some(i) = self.index(n.key.get()) else {
+        let Some(i) = self.index(n.key.load(Ordering::Relaxed)) else {
             n.prev.set(core::ptr::null());
-            self.keys.push(KeyQueue { key: n.key.get(), head: n, tail: n });
+            self.keys.push(KeyQueue { key: n.key.load(Ordering::Relaxed), head: n, tail: n });
             return;
         };
         let kq = &mut self.keys[i];
@@ -143,7 +194,7 @@ impl Queue {
 
     /// Unlinks `n`, which is queued here; its key leaves the array with its last waiter.
     fn unlink(&mut self, n: &WaitNode) {
-        let i = self.index(n.key.get()).expect("a queued node's key is in its bucket");
+        let i = self.index(n.key.load(Ordering::Relaxed)).expect("a queued node's key is in its bucket");
         let kq = &mut self.keys[i];
         let (prev, next) = (n.prev.get(), n.next.get());
         if prev.is_null() {
@@ -197,13 +248,14 @@ fn bucket(key: usize) -> &'static Bucket {
 }
 
 /// Parks the caller on `key` unless `validate` (under the bucket lock) returns false. `wait` says why
-/// (a coroutine's park carries it, see `park`), until when, and what a handled signal does to the wait.
-pub fn park(
+/// (a coroutine's park carries it, see `park`), until when, and what a handled signal does to the wait;
+/// it also chooses the parker (see [`Waiting`]).
+pub fn park<W: Waiting>(
     key: usize,
     token: usize,
     validate: impl FnOnce() -> bool,
     before_sleep: impl FnOnce(),
-    wait: Wait,
+    wait: W,
 ) -> Parked {
     park_then(key, token, validate, before_sleep, wait, |_| {})
 }
@@ -212,50 +264,34 @@ pub fn park(
 /// signal handler runs in the waiter: for bookkeeping of its own the caller did around the park (waiter
 /// counts), which a handler leaving the wait by `siglongjmp` must not leave behind. Not for
 /// `OnSignal::ResumeInPlace` waits (their handlers run with the waiter still queued).
-pub fn park_then(
+pub fn park_then<W: Waiting>(
     key: usize,
     token: usize,
     validate: impl FnOnce() -> bool,
     before_sleep: impl FnOnce(),
-    wait: Wait,
+    wait: W,
     after: impl FnOnce(Parked),
 ) -> Parked {
-    match worker::current_task() {
-        Some(me) => park_task(me, key, token, validate, before_sleep, wait, after),
+    match wait.coroutine_parker() {
+        Some(mut parker) => park_with(&mut parker, key, token, validate, before_sleep, after),
         None => {
-            let r = park_thread(key, token, validate, before_sleep, wait);
-            if r != Parked::Invalid {
-                after(r);
-            }
-            r
+            let mut parker = ThreadParker::new(wait.deadline(), wait.signal_ends());
+            park_with(&mut parker, key, token, validate, before_sleep, after)
         }
     }
 }
 
-/// Queues `node` for `key` (the bucket `q` belongs to).
-fn enqueue(q: &mut Queue, node: &WaitNode, key: usize, token: usize, who: Who) {
-    node.key.set(key);
-    node.token.set(token);
-    node.who.set(who);
-    q.push_back(node);
-}
-
-fn park_task(
-    me: TaskRef,
+/// The lot's half of every park: queue the parker's node if `validate` agrees, then let it sleep.
+#[inline(always)]
+fn park_with<P: Parker>(
+    parker: &mut P,
     key: usize,
     token: usize,
     validate: impl FnOnce() -> bool,
     before_sleep: impl FnOnce(),
-    wait: Wait,
     after: impl FnOnce(Parked),
 ) -> Parked {
-    if me.left_in_queue.replace(false) {
-        // A handler left an earlier wait by longjmp and its place with it (taken out before the bucket
-        // lock: `Parking::begin` runs under it).
-        leave_queue(&me);
-    }
-    let in_place = wait.on_signal == OnSignal::ResumeInPlace;
-    let parking = {
+    {
         let bk = bucket(key);
         let mut q = bk.queue.lock();
         bk.waiters.fetch_add(1, Ordering::AcqRel);
@@ -263,103 +299,30 @@ fn park_task(
             bk.waiters.fetch_sub(1, Ordering::AcqRel);
             return Parked::Invalid;
         }
-        let parking = Parking::begin(me, wait);
-        me.park_key.store(key, Ordering::Relaxed);
-        enqueue(&mut q, &me.wait_node, key, token, Who::Task(me, parking.generation()));
-        parking
-    };
+        let waker = parker.begin();
+        enqueue(&mut q, parker.node(), key, token, waker);
+    }
     before_sleep();
-    let r = parking.sleep(|why| {
-        // An in-place wait keeps its place while the handler runs (see `OnSignal::ResumeInPlace`), unless
-        // a cancellation request ended it (the point returns and acts on it).
-        if why == Wake::Interrupted && in_place && !super::cancel::woken() {
-            me.left_in_queue.set(true);
-            return Parked::Interrupted;
-        }
-        let r = leave(me, why);
-        after(r);
-        r
-    });
-    if r == Parked::Interrupted && in_place {
-        // The handlers returned (`after` was not run: in-place waits have none).
-        return wait_in_place(me, wait);
-    }
-    r
+    parker.sleep(after)
 }
 
-/// A parked task's wait ended: how, with the task out of the queue. Timed out or interrupted, it leaves
-/// the queue itself (before any handler runs, which may longjmp out of the wait), unless an unpark
-/// already took it out (then that counted it as woken, and so must it).
-#[inline(always)]
-fn leave(me: TaskRef, why: Wake) -> Parked {
-    match why {
-        Wake::Unparked => Parked::Unparked(me.unpark_token.load(Ordering::Acquire)),
-        _ => match remove_entry(&me.park_key, &me.wait_node) {
-            true if why == Wake::Interrupted => Parked::Interrupted,
-            true => Parked::TimedOut,
-            false => Parked::Unparked(me.unpark_token.load(Ordering::Acquire)),
-        },
-    }
+/// Queues `node` for `key` (the bucket `q` belongs to).
+fn enqueue(q: &mut Queue, node: &WaitNode, key: usize, token: usize, waker: Waker) {
+    node.key.store(key, Ordering::Relaxed);
+    node.token.set(token);
+    node.waker.set(waker);
+    q.push_back(node);
 }
 
-/// An in-place wait whose handlers returned goes on in the same place until a wake-up, a timeout, or
-/// (after further handlers) a wake-up that came while they ran.
-#[cold]
-#[inline(never)]
-fn wait_in_place(me: TaskRef, wait: Wait) -> Parked {
+/// Takes the caller's own `node` out of the queue of the key it is on now (read from the node, which a
+/// requeue may change while we look). Returns false if it was no longer queued (an unpark took it out:
+/// then that counted it as woken, and so must its owner). The caller holds no bucket lock.
+pub fn leave_queue(node: &WaitNode) -> bool {
     loop {
-        me.left_in_queue.set(false);
-        let Some(parking) = resume_in_place(me, wait) else {
-            return Parked::Unparked(me.unpark_token.load(Ordering::Acquire));
-        };
-        let mut cancelled = false;
-        let r = parking.sleep(|why| {
-            cancelled = why == Wake::Interrupted && super::cancel::woken();
-            if why == Wake::Interrupted && !cancelled {
-                me.left_in_queue.set(true);
-                return Parked::Interrupted;
-            }
-            leave(me, why)
-        });
-        if r != Parked::Interrupted || cancelled {
-            return r;
-        }
-    }
-}
-
-/// A task whose in-place wait was interrupted goes on waiting with a new park, in its old place in the
-/// queue (None if an unpark took it out meanwhile: the wait is over).
-fn resume_in_place(me: TaskRef, wait: Wait) -> Option<Parking> {
-    loop {
-        let k = me.park_key.load(Ordering::Acquire);
-        let _q = bucket(k).queue.lock();
-        if me.park_key.load(Ordering::Acquire) != k {
-            continue;
-        }
-        if !me.wait_node.queued.get() {
-            return None;
-        }
-        let parking = Parking::begin(me, wait);
-        me.wait_node.who.set(Who::Task(me, parking.generation()));
-        return Some(parking);
-    }
-}
-
-/// Takes task `me`'s wait node out of the queue it was left in when a handler left an
-/// `OnSignal::ResumeInPlace` wait by longjmp (if no unpark has taken it out since). The caller holds no
-/// bucket lock.
-pub fn leave_queue(me: &super::task::Task) {
-    remove_entry(&me.park_key, &me.wait_node);
-}
-
-/// Takes the caller's own `node` out of the queue of the key it is on now (read from `key`, which a
-/// requeue may change while we look). Returns false if it was no longer queued.
-fn remove_entry(key: &AtomicUsize, node: &WaitNode) -> bool {
-    loop {
-        let k = key.load(Ordering::Acquire);
+        let k = node.key.load(Ordering::Acquire);
         let bk = bucket(k);
         let mut q = bk.queue.lock();
-        if key.load(Ordering::Acquire) != k {
+        if node.key.load(Ordering::Acquire) != k {
             continue;
         }
         if !node.queued.get() {
@@ -371,65 +334,103 @@ fn remove_entry(key: &AtomicUsize, node: &WaitNode) -> bool {
     }
 }
 
-fn park_thread(
-    key: usize,
-    token: usize,
-    validate: impl FnOnce() -> bool,
-    before_sleep: impl FnOnce(),
-    wait: Wait,
-) -> Parked {
-    let deadline = wait.deadline;
-    let tw = ThreadWaiter {
-        woken: AtomicU32::new(0),
-        token: AtomicUsize::new(0),
-        key: AtomicUsize::new(key),
-        node: WaitNode::new(),
-    };
-    {
-        let bk = bucket(key);
-        let mut q = bk.queue.lock();
-        bk.waiters.fetch_add(1, Ordering::AcqRel);
-        if !validate() {
-            bk.waiters.fetch_sub(1, Ordering::AcqRel);
-            return Parked::Invalid;
+/// Under the lock of the bucket the caller's own `node` is queued in now, if it still is: `begin` starts a
+/// new park of the waiter, which keeps its place in the queue (an interrupted `OnSignal::ResumeInPlace`
+/// wait that goes on), and the node takes the waker it returns. None if an unpark took the node out
+/// meanwhile (the wait is over).
+pub fn park_again_in_place<R>(node: &WaitNode, begin: impl FnOnce() -> (R, Waker)) -> Option<R> {
+    loop {
+        let k = node.key.load(Ordering::Acquire);
+        let _q = bucket(k).queue.lock();
+        if node.key.load(Ordering::Acquire) != k {
+            continue;
         }
-        enqueue(&mut q, &tw.node, key, token, Who::Thread(&tw));
+        if !node.queued.get() {
+            return None;
+        }
+        let (r, waker) = begin();
+        node.waker.set(waker);
+        return Some(r);
     }
-    before_sleep();
-    let mut why = Parked::TimedOut;
-    // Inside a cancellation point, a request (glibc's own, for a plain thread) pokes the wait (see
-    // `cancel::plain`).
-    let poke = super::cancel::plain::parking(&tw.woken);
-    while tw.woken.load(Ordering::Acquire) != 1 {
-        if poke && super::cancel::plain::poked(&tw.woken) {
-            why = Parked::Interrupted;
-            break;
-        }
-        match futex::wait_interruptible(&tw.woken, 0, deadline) {
-            futex::WaitEnd::TimedOut => break,
-            // The kernel interrupted our futex wait, and did not restart it (it restarts an untimed one
-            // itself when the handler has SA_RESTART): end the call as it would.
-            futex::WaitEnd::Interrupted if matches!(wait.on_signal, OnSignal::Fail | OnSignal::FailUnlessRestart) => {
+}
+
+/// The thread parker: a plain OS thread (one the runtime does not run as a coroutine) waits on a futex word
+/// of its own, on its stack.
+pub struct ThreadParker {
+    /// 0 while it waits; 1 once an unpark woke it (or a cancellation poke, see `cancel_state::plain`).
+    woken: AtomicU32,
+    node: WaitNode,
+    deadline: Option<u64>,
+    signal_ends: bool,
+}
+
+impl ThreadParker {
+    fn new(deadline: Option<u64>, signal_ends: bool) -> ThreadParker {
+        ThreadParker { woken: AtomicU32::new(0), node: WaitNode::new(), deadline, signal_ends }
+    }
+
+    /// The [`Waker`] of a plain thread's node.
+    fn wake(node: *const WaitNode, _park: u32) {
+        // SAFETY: thread parkers queue only their own `node` field, so the parker is at the node's address
+        // less the field's offset; it stays on its thread's stack until `woken` is 1 (after this store the
+        // waiter may return and its frame go away; the futex wake uses the address only as a key).
+        let word = unsafe { &(*node.byte_sub(core::mem::offset_of!(ThreadParker, node)).cast::<ThreadParker>()).woken };
+        word.store(1, Ordering::Release);
+        futex::wake(word, 1);
+    }
+}
+
+impl Parker for ThreadParker {
+    fn node(&self) -> &WaitNode {
+        &self.node
+    }
+
+    fn begin(&mut self) -> Waker {
+        Waker::new(ThreadParker::wake, 0)
+    }
+
+    fn sleep(&mut self, after: impl FnOnce(Parked)) -> Parked {
+        let tw = &*self;
+        let mut why = Parked::TimedOut;
+        // Inside a cancellation point, a request (glibc's own, for a plain thread) pokes the wait (see
+        // `cancel_state::plain`).
+        let poke = plain::parking(&tw.woken);
+        while tw.woken.load(Ordering::Acquire) != 1 {
+            if poke && plain::poked(&tw.woken) {
                 why = Parked::Interrupted;
                 break;
             }
-            _ => {}
+            match futex::wait_interruptible(&tw.woken, 0, tw.deadline) {
+                futex::WaitEnd::TimedOut => break,
+                // The kernel interrupted our futex wait, and did not restart it (it restarts an untimed one
+                // itself when the handler has SA_RESTART): end the call as it would.
+                futex::WaitEnd::Interrupted if tw.signal_ends => {
+                    why = Parked::Interrupted;
+                    break;
+                }
+                _ => {}
+            }
         }
-    }
-    if poke {
-        super::cancel::plain::parked(&tw.woken);
-    }
-    // No poke can come now (and none is left in the word): 0 until an unpark makes it 1.
-    if tw.woken.load(Ordering::Acquire) == 0 {
-        if remove_entry(&tw.key, &tw.node) {
-            return why;
+        if poke {
+            plain::parked(&tw.woken);
         }
-        // An unpark took us out of the queue and is about to mark us woken: wait for it, since `tw` is ours.
-        while tw.woken.load(Ordering::Acquire) == 0 {
-            futex::wait(&tw.woken, 0, None);
-        }
+        // No poke can come now (and none is left in the word): 0 until an unpark makes it 1.
+        let r = 'ended: {
+            if tw.woken.load(Ordering::Acquire) == 0 {
+                if leave_queue(&tw.node) {
+                    break 'ended why;
+                }
+                // An unpark took us out of the queue and is about to mark us woken: wait for it, since the
+                // parker is ours.
+                while tw.woken.load(Ordering::Acquire) == 0 {
+                    futex::wait(&tw.woken, 0, None);
+                }
+            }
+            Parked::Unparked(tw.node.unpark_token())
+        };
+        after(r);
+        r
     }
-    Parked::Unparked(tw.token.load(Ordering::Acquire))
 }
 
 /// Wakes waiters on `key` in FIFO order as `filter` decides from their park tokens. `callback` runs under
@@ -452,7 +453,7 @@ pub fn unpark_filter(
         match filter(n.token.get()) {
             Filter::Unpark => {
                 q.unlink(n);
-                woken.push(n.who.get());
+                woken.push(n);
             }
             Filter::Skip => have_more = true,
             Filter::Stop => {
@@ -466,18 +467,41 @@ pub fn unpark_filter(
         bk.waiters.fetch_sub(woken.len(), Ordering::AcqRel);
     }
     let token = callback(Unparking { woken: woken.len(), have_more });
-    woken.each(|w| set_token(w, token));
+    woken.each(|w| w.set_token(token));
     drop(q);
-    woken.each(wake_one);
+    woken.each(Wakeup::wake);
     woken.len()
 }
+
+/// A waiter an unpark took out of its queue: its node and its waker, copied under the bucket lock (once
+/// the lock is released, a waiter that timed out meanwhile may park again and change its node).
+#[derive(Clone, Copy)]
+struct Wakeup {
+    node: *const WaitNode,
+    waker: Waker,
+}
+
+impl Wakeup {
+    /// Hands the waiter `token`; under the bucket lock.
+    fn set_token(self, token: usize) {
+        // SAFETY: the node was queued under the lock still held; its owner waits for this wake (a thread
+        // parker) or lives for the process (a task record).
+        unsafe { (*self.node).unpark_token.store(token, Ordering::Release) };
+    }
+
+    /// Wakes the waiter; after the bucket lock is released.
+    fn wake(self) {
+        (self.waker.wake)(self.node, self.waker.park);
+    }
+}
+
 /// The waiters one unpark takes out of their bucket. Almost always one or a few: kept on the stack, so a
 /// wake-up does not cost a heap allocation (that was 13% of a round trip's instructions in the echo bench).
 struct Woken {
     /// The first `len.min(INLINE)` slots are initialised (left uninitialised, not zeroed, at creation).
-    inline: [core::mem::MaybeUninit<Who>; Woken::INLINE],
+    inline: [core::mem::MaybeUninit<Wakeup>; Woken::INLINE],
     len: usize,
-    spill: Vec<Who>,
+    spill: Vec<Wakeup>,
 }
 
 impl Woken {
@@ -485,7 +509,9 @@ impl Woken {
     fn new() -> Woken {
         Woken { inline: [const { core::mem::MaybeUninit::uninit() }; Woken::INLINE], len: 0, spill: Vec::new() }
     }
-    fn push(&mut self, w: Who) {
+    /// Takes `n` (just unlinked, under the bucket lock) with its waker.
+    fn push(&mut self, n: &WaitNode) {
+        let w = Wakeup { node: n, waker: n.waker.get() };
         if self.len < Self::INLINE {
             self.inline[self.len].write(w);
         } else {
@@ -496,9 +522,9 @@ impl Woken {
     fn len(&self) -> usize {
         self.len
     }
-    fn each(&self, mut f: impl FnMut(Who)) {
+    fn each(&self, mut f: impl FnMut(Wakeup)) {
         for slot in &self.inline[..self.len.min(Self::INLINE)] {
-            // SAFETY: push initialised every slot below len (Who is Copy: nothing to drop).
+            // SAFETY: push initialised every slot below len (Wakeup is Copy: nothing to drop).
             f(unsafe { slot.assume_init() });
         }
         self.spill.iter().for_each(|w| f(*w));
@@ -563,7 +589,7 @@ pub fn requeue(
             let n = unsafe { &*at };
             src.unlink(n);
             if woken.len() < wake {
-                woken.push(n.who.get());
+                woken.push(n);
             } else {
                 moved.push(at);
             }
@@ -580,43 +606,15 @@ pub fn requeue(
         for &at in &moved {
             // SAFETY: unlinked just now under the same locks; its owner still waits (it is not woken).
             let n = unsafe { &*at };
-            n.key.set(to);
+            n.key.store(to, Ordering::Release);
             dst.push_back(n);
-            match n.who.get() {
-                Who::Task(t, _) => t.park_key.store(to, Ordering::Release),
-                // SAFETY: the thread waiter stays on its stack while queued.
-                Who::Thread(p) => unsafe { (*p).key.store(to, Ordering::Release) },
-            }
         }
     }
-    woken.each(|w| set_token(w, 0));
+    woken.each(|w| w.set_token(0));
     drop(g1);
     drop(g2);
-    woken.each(wake_one);
+    woken.each(Wakeup::wake);
     Some((woken.len(), n_moved))
-}
-
-fn set_token(w: Who, token: usize) {
-    match w {
-        Who::Task(t, _) => t.unpark_token.store(token, Ordering::Release),
-        // SAFETY: the thread waiter stays on its stack until woken.
-        Who::Thread(p) => unsafe { (*p).token.store(token, Ordering::Release) },
-    }
-}
-
-fn wake_one(w: Who) {
-    match w {
-        Who::Task(t, park) => {
-            scheduler::get().wake(t, park, Wake::Unparked);
-        }
-        Who::Thread(p) => {
-            // SAFETY: after this store the waiter may return and its frame go away; the wake uses the
-            // address only as a key.
-            let word = unsafe { &(*p).woken };
-            word.store(1, Ordering::Release);
-            futex::wake(word, 1);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -653,9 +651,26 @@ mod tests {
         }
     }
 
+    /// A plain thread's wait until `deadline` that no signal ends.
+    #[derive(Clone, Copy)]
+    struct PlainWait(Option<u64>);
+
+    impl Waiting for PlainWait {
+        type CoroutineParker = ThreadParker;
+        fn coroutine_parker(self) -> Option<ThreadParker> {
+            None
+        }
+        fn deadline(&self) -> Option<u64> {
+            self.0
+        }
+        fn signal_ends(&self) -> bool {
+            false
+        }
+    }
+
     /// A plain thread parks on `w` while it reads 0.
     fn park_while_zero(w: &'static AtomicU32, deadline: Option<u64>) -> std::thread::JoinHandle<Parked> {
-        let wait = Wait::new(crate::runtime::park::WaitReason::Futex, key(w), OnSignal::Resume).until(deadline);
+        let wait = PlainWait(deadline);
         std::thread::spawn(move || park(key(w), 0, || w.load(Ordering::Acquire) == 0, || {}, wait))
     }
 

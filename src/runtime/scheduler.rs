@@ -193,7 +193,7 @@ impl Scheduler {
         }
         let w = &self.workers[id] as *const Worker as *mut libc::c_void;
         // SAFETY: workers live for the whole process.
-        if unsafe { super::thread::start_os_thread(worker_main, w) } {
+        if unsafe { super::os_thread::start(worker_main, w) } {
             self.started.store(id + 1, Ordering::Release);
             return true;
         }
@@ -236,7 +236,7 @@ impl Scheduler {
     /// For the monitor: work is waiting while workers are stalled. Wakes an idle worker if there is one,
     /// else revives a retired spare or starts a new one. Returns what it did.
     pub fn add_worker_for_stall(&self) -> AddedWorker {
-        if super::convoy::call_back(self) || self.wake_sleeper() {
+        if self.call_back_sitting_out() || self.wake_sleeper() {
             return AddedWorker::Woken;
         }
         if self.unstalled_workers() >= self.base {
@@ -254,6 +254,17 @@ impl Scheduler {
         if self.start_worker() { AddedWorker::Started } else { AddedWorker::None }
     }
 
+    /// Called by worker `w` at its next scheduling point after the monitor marked it stalled: the stall is
+    /// over, and counted with how long it lasted and where.
+    pub fn end_stall(&self, w: &Worker) {
+        if !w.stalled.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        self.stalled.fetch_sub(1, Ordering::AcqRel);
+        let (since, place) = w.stall.take();
+        super::stats::stall(time::monotonic_ns().saturating_sub(since), place);
+    }
+
     /// An idle spare retires when the unstalled workers are enough without it.
     pub fn should_retire(&self, w: &Worker) -> bool {
         w.id >= self.base && self.unstalled_workers() > self.base
@@ -267,6 +278,43 @@ impl Scheduler {
         }
         self.global.extend(tasks);
         self.wake_sleeper();
+    }
+
+    /// Worker `w`, whose convoy detector has just completed a streak at `now`, sits out (see `convoy`) if it
+    /// has coroutines queued and another worker runs one and is not stalled: it hands its queue to that
+    /// worker. Returns the deadline until which `w` is to sit out.
+    pub fn convoy_hand_off(&self, w: &Worker, now: u64) -> Option<u64> {
+        if w.queue.is_empty() {
+            return None;
+        }
+        let busy = self.workers[..self.started()].iter().find(|o| {
+            o.id != w.id
+                && o.sleep.load(Ordering::Relaxed) == AWAKE
+                && o.running_task().is_some()
+                && !o.stalled.load(Ordering::Relaxed)
+        })?;
+        let length = w.convoy.begin_sit_out(now, || self.unstalled_workers())?;
+        let tasks = w.queue.take_all();
+        if !tasks.is_empty() {
+            busy.queue.extend(tasks);
+            // The busy worker may have gone idle since we looked.
+            self.wake_sleeper();
+        }
+        super::stats::count(&super::stats::get().convoy_sit_outs);
+        Some(now + length)
+    }
+
+    /// Ends every convoy sit-out now (the monitor found a stalled worker, or the signals idle workers must
+    /// block changed). True if one was sitting out.
+    pub fn call_back_sitting_out(&self) -> bool {
+        let mut any = false;
+        for w in &self.workers[..self.started()] {
+            if w.sleep.compare_exchange(worker::SITTING_OUT, AWAKE, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                futex::wake(&w.sleep, 1);
+                any = true;
+            }
+        }
+        any
     }
 
     /// Puts idle spare `w` to sleep until [`Self::add_worker_for_stall`] revives it.
@@ -557,9 +605,4 @@ extern "C" fn worker_main(arg: *mut libc::c_void) -> *mut libc::c_void {
     worker::enter(w, super::sys::fsgs::fs_base());
     w.sleep.store(AWAKE, Ordering::SeqCst);
     worker::run(get(), w)
-}
-
-/// A coroutine returned: give back its stack and let its joiner (or the pool) have it.
-pub fn finished(_sched: &Scheduler, task: TaskRef) {
-    super::thread::on_coroutine_finished(task);
 }

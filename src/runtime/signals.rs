@@ -229,7 +229,7 @@ extern "C" fn program_handler(sig: i32, info: *mut libc::siginfo_t, ctx: *mut li
     let redelivery = w.is_some_and(|w| w.directed_delivery.get());
     if sig == REPORT_SIGNAL.load(Ordering::Relaxed) && !redelivery {
         super::stats::REPORT_REQUESTED.store(true, Ordering::Release);
-        super::monitor::poke();
+        super::monitor::wake::poke();
         if !is_function(HANDLER[sig as usize].load(Ordering::Acquire)) {
             // SAFETY: as below.
             unsafe { *libc::__errno_location() = saved_errno };
@@ -510,7 +510,7 @@ const DEFAULT_IGNORED: u64 =
 
 fn wake_all_sleepers() {
     let sched = scheduler::get();
-    super::convoy::call_back(sched);
+    sched.call_back_sitting_out();
     for _ in 0..sched.started() {
         if !sched.wake_sleeper() {
             break;

@@ -40,7 +40,12 @@ pub enum Switch {
     Preempted,
 }
 
-pub type Co = Coroutine<(), Switch, (), CoStack>;
+/// What a coroutine that returned leaves its worker to do once it is off the coroutine's stack (give the
+/// stack back, hand the thread to its joiner): the thread layer's answer, carried by the coroutine's
+/// return value so that the scheduler core need not import that layer.
+pub type Finish = fn(TaskRef);
+
+pub type Co = Coroutine<(), Switch, Finish, CoStack>;
 
 /// Why a park ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,7 +120,8 @@ pub struct StackBounds {
 #[repr(C)]
 pub struct Task {
     pub state: AtomicU64,
-    /// The task's place in a parking-lot queue while it waits there.
+    /// The task's place in a parking-lot queue while it waits there (with the key it waits on and the
+    /// token its unpark handed over; see `park::TaskParker`).
     pub wait_node: super::parking_lot::WaitNode,
     tcb: Cell<Tcb>,
     /// The stack slot that holds this thread's stack and TCB (None: the main thread's glibc TCB, or a
@@ -146,16 +152,12 @@ pub struct Task {
     /// Signals sent to this thread with pthread_kill (bit n-1 for signal n), raised on its worker when it
     /// next resumes, so the handler runs in its context.
     pub pending_signals: AtomicU64,
-    /// The parking-lot key the task waits on now (a futex requeue moves it).
-    pub park_key: AtomicUsize,
-    /// Token handed over by whoever unparked the task from the parking lot (written under the bucket lock).
-    pub unpark_token: AtomicUsize,
     /// Why the task is parking (set by `park::Parking::begin`, taken by the worker after the switch).
     pub park_reason: Cell<Option<super::park::WaitReason>>,
     /// The task's last park was a lock wait (or it has not parked yet): see `convoy`.
     pub lock_waited_last: Cell<bool>,
     /// `wait_node` may still be queued in the parking lot: a handler left an `OnSignal::ResumeInPlace`
-    /// wait by longjmp (see `parking_lot::park`).
+    /// wait by longjmp (see `park::TaskParker`).
     pub left_in_queue: Cell<bool>,
     /// The thread's signal mask (the kernel's 64-bit sigset), loaded into its worker when it runs.
     pub sigmask: Cell<u64>,
@@ -169,7 +171,7 @@ pub struct Task {
     /// real thread, while it has one (0 when none).
     pub keeper: Cell<usize>,
     /// What preemption needs to know of the task (FILE locks held).
-    pub preempt: super::preempt::TaskState,
+    pub preempt: super::preempt::state::TaskState,
     /// Where the coroutine switched out last (pc, sp, bp): a parked coroutine's stack is walked from here
     /// (see `unwind`).
     pub switched_out_at: [AtomicUsize; 3],
@@ -181,18 +183,11 @@ pub struct Task {
     /// The record allocated before this one: every record ever allocated, for debuggers.
     pub allocated_before: *const Task,
     /// The CPU time the thread used (see `cputime`).
-    pub cpu: super::cputime::TaskCpu,
+    pub cpu: super::cputime::account::TaskCpu,
     /// Its scheduling policy, priority, nice value and CPU affinity (see `sched_attr`).
-    pub sched: super::sched_attr::TaskSched,
-    /// pthread cancellation state and request (bits of `cancel`).
-    pub cancel: AtomicU32,
-    /// Park generation + 1 of the task's last park if it began inside a cancellation point, else 0; with
-    /// a bit a request sets to claim it (`cancel`).
-    pub cancel_park: AtomicU64,
-    /// A request ended a park of the task's current cancellation point (`cancel`).
-    pub point_cancelled: Cell<bool>,
-    /// The task is inside a cancellation point (set by the point's hook).
-    pub at_point: Cell<bool>,
+    pub sched: super::sched_attr::state::TaskSched,
+    /// pthread cancellation state (see `cancel`), armed and noted by every park.
+    pub cancel: super::cancel_state::CancelState,
 }
 
 // SAFETY: a task is touched by one worker at a time (the one running it, or the one finishing it);
@@ -245,27 +240,42 @@ impl Task {
             sigmask: Cell::new(0),
             delivery_mask: AtomicU64::new(u64::MAX),
             sigwait_set: AtomicU64::new(0),
-            unpark_token: AtomicUsize::new(0),
-            park_key: AtomicUsize::new(0),
             wait_node: super::parking_lot::WaitNode::new(),
             park_reason: Cell::new(None),
             lock_waited_last: Cell::new(true),
             left_in_queue: Cell::new(false),
             pending_signals: AtomicU64::new(0),
             keeper: Cell::new(0),
-            preempt: super::preempt::TaskState::new(),
+            preempt: super::preempt::state::TaskState::new(),
             switched_out_at: [const { AtomicUsize::new(0) }; 3],
             waiting_for: [const { AtomicU64::new(0) }; 3],
             debug_live: AtomicU32::new(0),
             allocated_before: core::ptr::null(),
-            cpu: super::cputime::TaskCpu::new(),
-            sched: super::sched_attr::TaskSched::new(),
-            cancel: AtomicU32::new(0),
-            cancel_park: AtomicU64::new(0),
-            point_cancelled: Cell::new(false),
-            at_point: Cell::new(false),
+            cpu: super::cputime::account::TaskCpu::new(),
+            sched: super::sched_attr::state::TaskSched::new(),
+            cancel: super::cancel_state::CancelState::new(),
         });
-        TaskRef(NonNull::from(super::unwind::debugger::note_allocated(Box::leak(t))))
+        let task: &'static mut Task = Box::leak(t);
+        let base = task as *const Task as usize;
+        let name = task.name_bytes().as_ptr() as usize - base;
+        let record = task as *mut Task;
+        super::unwind::debugger::note_allocated(
+            record.cast(),
+            || super::unwind::debugger::Offsets {
+                allocated_before: core::mem::offset_of!(Task, allocated_before),
+                live: core::mem::offset_of!(Task, debug_live),
+                tid: core::mem::offset_of!(Task, tid),
+                name,
+                state: core::mem::offset_of!(Task, state),
+                switched_out_at: core::mem::offset_of!(Task, switched_out_at),
+                waiting_for: core::mem::offset_of!(Task, waiting_for),
+                is_main: core::mem::offset_of!(Task, is_main),
+            },
+            // SAFETY: the record was just leaked and is not published yet: we have it to ourselves.
+            |before| unsafe { (*record).allocated_before = before.cast() },
+        );
+        // SAFETY: leaked just above, never freed.
+        TaskRef(unsafe { NonNull::new_unchecked(record) })
     }
 
     /// The thread's glibc descriptor; its address is the thread's `pthread_t`.
@@ -319,7 +329,7 @@ impl Task {
     /// delivers the signals that came meanwhile (`park::resumed`).
     pub fn switch_out(&self, why: Switch) {
         let y = self.yielder.get();
-        let fp = super::preempt::FpControl::save();
+        let fp = super::preempt::state::FpControl::save();
         let here = super::unwind::capture_here();
         for (slot, v) in self.switched_out_at.iter().zip([here.pc, here.sp, here.bp]) {
             slot.store(v, Ordering::Relaxed);
@@ -329,7 +339,7 @@ impl Task {
         unsafe { (*y).suspend(why) };
         fp.restore();
         if why == Switch::Park {
-            super::cancel::after_park(self);
+            self.cancel.after_park(self.last_wake.get() == Wake::Interrupted);
         }
     }
 
@@ -357,7 +367,8 @@ impl Task {
         (self.state.load(Ordering::Acquire) >> 32) as u32
     }
 
-    /// Begins a park: a new generation in phase PARKING. Returns the generation wakers must name.
+    /// Begins a park: a new generation in phase PARKING. Returns the generation wakers must name. The
+    /// caller (`park::Parking::begin`) then arms it for cancellation (`CancelState::on_park`).
     pub fn begin_park(&self) -> u32 {
         // u32::MAX is skipped so that `park + 1` (see `interruptible`) is never 0.
         let park = match self.generation().wrapping_add(1) {
@@ -365,7 +376,6 @@ impl Task {
             g => g,
         };
         self.state.store(((park as u64) << 32) | PARKING as u64, Ordering::Release);
-        super::cancel::on_park(self, park);
         park
     }
 

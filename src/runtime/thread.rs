@@ -279,6 +279,7 @@ pub fn prepare(task: TaskRef, stack: CoStack, start: StartFn, arg: *mut c_void) 
         fp.restore();
         body.task.set_yielder(yielder);
         run_body(body);
+        on_coroutine_finished as super::task::Finish
     });
     // SAFETY: the task is not queued yet, so nothing else touches it.
     unsafe { task.set_coroutine(co, bounds) };
@@ -442,63 +443,13 @@ fn mark_process_multithreaded() {
     super::signals::wrap_glibc_setxid();
 }
 
-/// Starts a real OS thread for the runtime (a worker).
-///
-/// # Safety
-/// `arg` must stay valid for as long as `f` uses it.
-pub unsafe fn start_os_thread(f: StartFn, arg: *mut c_void) -> bool {
-    // SAFETY: as for this function.
-    unsafe { spawn_os_thread(f, arg, true).is_some() }
-}
-
-/// [`start_os_thread`] for a thread the caller joins (with the real `pthread_join`).
-///
-/// # Safety
-/// As for [`start_os_thread`].
-pub unsafe fn start_joinable_os_thread(f: StartFn, arg: *mut c_void) -> Option<libc::pthread_t> {
-    // SAFETY: as for this function.
-    unsafe { spawn_os_thread(f, arg, false) }
-}
-
-/// Starts a runtime OS thread, detached or not; its `pthread_t` if it started.
-///
-/// # Safety
-/// As for [`start_os_thread`].
-unsafe fn spawn_os_thread(f: StartFn, arg: *mut c_void, detached: bool) -> Option<libc::pthread_t> {
-    let mut t: libc::pthread_t = 0;
-    // SAFETY: attr is initialised before use and destroyed after; f/arg are valid for the thread's life.
-    unsafe {
-        let mut attr: libc::pthread_attr_t = core::mem::zeroed();
-        libc::pthread_attr_init(&mut attr);
-        libc::pthread_attr_setstacksize(&mut attr, 1 << 20);
-        // A runtime thread starts with the program's signals blocked, so none lands in a helper or the
-        // monitor; a worker sets its own mask when it goes idle or runs a coroutine.
-        let mask = super::signals::runtime_thread_mask();
-        let mut set: libc::sigset_t = core::mem::zeroed();
-        *(&mut set as *mut libc::sigset_t as *mut u64) = mask;
-        // Before glibc 2.32 (no pthread_attr_setsigmask_np) the new thread inherits the creator's mask.
-        let set_in_attr = crate::real::pthread_attr_setsigmask_np().map(|set_mask| set_mask(&mut attr, &set));
-        if detached {
-            libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
-        }
-        let inherited = set_in_attr.is_none().then(|| super::sys::sigmask(Some(mask)));
-        let r = crate::real::pthread_create(&mut t, &attr, f, arg);
-        if let Some(old) = inherited {
-            super::sys::sigmask(Some(old));
-        }
-        libc::pthread_attr_destroy(&mut attr);
-        super::signals::wrap_glibc_setxid();
-        (r == 0).then_some(t)
-    }
-}
-
 /// The coroutine of `task` returned (on its worker): recycle the stack, then hand the thread to its joiner,
 /// or to the pool if detached.
 pub fn on_coroutine_finished(task: TaskRef) {
     registry().tid_dead(task);
     if task.left_in_queue.replace(false) {
         // The thread left a condition-variable wait by longjmp from a handler and never parked again.
-        super::parking_lot::leave_queue(&task);
+        super::parking_lot::leave_queue(&task.wait_node);
     }
     identity::release_robust_mutexes(task.tcb(), task.tid.get());
     // Robust mutexes (not PI) it held through the shared keeper are on that keeper's list instead (PI ones
@@ -703,12 +654,7 @@ pub fn detach(target: TaskRef) -> i32 {
     }
 }
 
-/// Monotonic deadline for an absolute time on `clock`, as the kernel would measure it.
-pub fn deadline_from_abs(clock: libc::clockid_t, abs_ns: u64) -> u64 {
-    let now_clock = time::now_ns(clock).unwrap_or(0);
-    let now_mono = time::monotonic_ns();
-    now_mono.saturating_add(abs_ns.saturating_sub(now_clock))
-}
+pub use super::sys::time::deadline_from_abs;
 
 /// pthread_kill for a coroutine thread. Signal 0 checks existence; glibc's reserved and out-of-range
 /// numbers are EINVAL. A signal a thread sends itself is raised on its own worker, so the handler runs in

@@ -5,7 +5,7 @@
 //! The worker's own context (the loop below) runs with the worker's own TCB in FS; resuming a coroutine
 //! loads the coroutine's TCB, and the switch back restores the worker's.
 
-use super::scheduler::{self, Scheduler};
+use super::scheduler::Scheduler;
 use super::signals;
 use super::sys::{fsgs, futex, time};
 use super::task::{Switch, TaskRef};
@@ -36,7 +36,7 @@ pub struct Worker {
     /// Set by the monitor when the running coroutine has kept this worker too long; cleared by the worker.
     pub stalled: AtomicBool,
     /// When the current stall began and where (see the monitor).
-    pub stall: super::monitor::StallRecord,
+    pub stall: super::monitor::stall::StallRecord,
     /// FS base of the worker's own context.
     own_tcb: Cell<usize>,
     /// The descriptor glibc's thread list has for this OS thread (its tid there): the own TCB, but for
@@ -66,9 +66,9 @@ pub struct Worker {
     /// blocked), so a mask change that must not leave a stale idle mask behind knows whom to wait for.
     pub idle_mask_generation: core::sync::atomic::AtomicU64,
     pub convoy: super::convoy::Detector,
-    pub preempt: super::preempt::WorkerState,
+    pub preempt: super::preempt::state::WorkerState,
     /// Stamps and checkpoints for the CPU time of the coroutines it runs.
-    pub cpu: super::cputime::WorkerCpu,
+    pub cpu: super::cputime::account::WorkerCpu,
     /// While the worker wakes the waiters of a poll's ready fds: the coroutines made runnable, queued
     /// together afterwards (see `Scheduler::wake_ready`). Its capacity is kept between polls.
     batch: core::cell::UnsafeCell<Vec<TaskRef>>,
@@ -88,7 +88,7 @@ impl Worker {
             current: AtomicPtr::new(core::ptr::null_mut()),
             switches: AtomicU32::new(0),
             stalled: AtomicBool::new(false),
-            stall: super::monitor::StallRecord::new(),
+            stall: super::monitor::stall::StallRecord::new(),
             own_tcb: Cell::new(0),
             glibc_tcb: Cell::new(0),
             sleep: AtomicU32::new(AWAKE),
@@ -102,8 +102,8 @@ impl Worker {
             queue: super::scheduler::RunQueue::new(),
             idle_mask_generation: core::sync::atomic::AtomicU64::new(NOT_IDLE_MASK),
             convoy: super::convoy::Detector::new(),
-            preempt: super::preempt::WorkerState::new(),
-            cpu: super::cputime::WorkerCpu::new(),
+            preempt: super::preempt::state::WorkerState::new(),
+            cpu: super::cputime::account::WorkerCpu::new(),
             batch: core::cell::UnsafeCell::new(Vec::new()),
             collecting: Cell::new(false),
         }
@@ -337,7 +337,7 @@ pub fn run(sched: &'static Scheduler, w: &'static Worker) -> ! {
         }
         if w.stalled.load(Ordering::Relaxed) {
             // Marked while between coroutines: the stall is over.
-            super::monitor::stall_ended(w);
+            sched.end_stall(w);
         }
         // A spare whose help is no longer needed steps back even under load (under load it would never
         // fall idle, and one worker too many on the CPUs costs every coroutine), leaving its queue to
@@ -349,7 +349,7 @@ pub fn run(sched: &'static Scheduler, w: &'static Worker) -> ! {
         }
         if let Some(task) = sched.next_task(w) {
             if let Some(until) = run_one(sched, w, task) {
-                super::convoy::sit_out(w, until, || set_idle_mask(w));
+                sit_out(w, until);
             }
             continue;
         }
@@ -412,6 +412,30 @@ fn idle(sched: &Scheduler, w: &Worker) {
     sched.wake_ready(ready);
 }
 
+/// Worker `w` sits out a lock convoy (see `convoy`) until `deadline` or until
+/// `Scheduler::call_back_sitting_out`: asleep in state SITTING_OUT, which no ordinary wake-up looks for.
+/// It takes an idle worker's signal mask once that state is published (a later change of the accepted
+/// signals calls it back).
+fn sit_out(w: &Worker, deadline: u64) {
+    let start = time::monotonic_ns();
+    w.sleep.store(SITTING_OUT, Ordering::SeqCst);
+    w.cpu.before_sleep();
+    set_idle_mask(w);
+    while w.sleep.load(Ordering::Acquire) == SITTING_OUT {
+        // A process signal that landed here (an idle worker's mask) and waits to be routed ends it too.
+        if !futex::wait(&w.sleep, SITTING_OUT, Some(deadline))
+            || time::monotonic_ns() >= deadline
+            || signals::routing_needed()
+        {
+            break;
+        }
+    }
+    w.sleep.store(AWAKE, Ordering::SeqCst);
+    let end = time::monotonic_ns();
+    w.convoy.end_sit_out(end);
+    super::stats::get().convoy_sit_out_ns.fetch_add(end - start, Ordering::Relaxed);
+}
+
 /// An idle worker lets through the signals some coroutine accepts, and no others (those stay pending in
 /// the kernel, as when every thread blocks them). Called after the sleep state is published: a later
 /// change wakes this worker.
@@ -441,7 +465,7 @@ fn run_one(sched: &Scheduler, w: &Worker, task: TaskRef) -> Option<u64> {
     if w.idle_mask_generation.load(Ordering::Relaxed) != NOT_IDLE_MASK {
         w.idle_mask_generation.store(NOT_IDLE_MASK, Ordering::Release);
     }
-    w.cpu.switch_in(&task);
+    w.cpu.switch_in(&task.cpu);
     // SAFETY: this worker dequeued the task, so it alone owns it until it switches out; its TCB is
     // initialised.
     let result = unsafe {
@@ -451,10 +475,10 @@ fn run_one(sched: &Scheduler, w: &Worker, task: TaskRef) -> Option<u64> {
         fsgs::set_fs_base(w.own_tcb.get());
         r
     };
-    w.cpu.switch_out(&task);
+    w.cpu.switch_out(&task.cpu);
     w.current.store(core::ptr::null_mut(), Ordering::Relaxed);
     if w.stalled.load(Ordering::Relaxed) {
-        super::monitor::stall_ended(w);
+        sched.end_stall(w);
     }
     check_canary(&task);
     match result {
@@ -467,13 +491,15 @@ fn run_one(sched: &Scheduler, w: &Worker, task: TaskRef) -> Option<u64> {
             sched.push_preempted(task);
         }
         CoroutineResult::Yield(Switch::Park) => {
-            let reason = task.park_reason.take();
+            let lock = task.park_reason.take().is_some_and(super::wait_reason::WaitReason::is_lock_wait);
             if task.finish_park() {
                 sched.push_local(w, task);
             }
-            return super::convoy::after_park(sched, w, &task, reason);
+            let now = w.convoy.lock_park(lock, task.lock_waited_last.replace(lock))?;
+            return sched.convoy_hand_off(w, now);
         }
-        CoroutineResult::Return(()) => scheduler::finished(sched, task),
+        // The thread layer's end of a thread (see `task::Finish`).
+        CoroutineResult::Return(finish) => finish(task),
     }
     None
 }

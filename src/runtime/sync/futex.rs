@@ -101,7 +101,7 @@ fn deadline(op: i32, timeout: usize) -> Result<Option<u64>, Errno> {
         return Ok(Some(time::monotonic_ns().saturating_add(ns)));
     }
     let clock = if op & FUTEX_CLOCK_REALTIME != 0 { libc::CLOCK_REALTIME } else { libc::CLOCK_MONOTONIC };
-    Ok(Some(super::super::thread::deadline_from_abs(clock, ns)))
+    Ok(Some(time::deadline_from_abs(clock, ns)))
 }
 
 fn wait(addr: usize, op: i32, val: u32, timeout: usize, bits: u32) -> Result<usize, Errno> {

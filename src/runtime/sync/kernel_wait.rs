@@ -80,7 +80,7 @@ fn ring_ready() -> bool {
         .is_ok()
     {
         // SAFETY: the ring thread takes no argument and runs for the process.
-        if !unsafe { super::super::thread::start_os_thread(ring_main, core::ptr::null_mut()) } {
+        if !unsafe { super::super::os_thread::start(ring_main, core::ptr::null_mut()) } {
             RING_STATE.store(RING_NONE as u32, Ordering::Release);
             futex::wake(&RING_STATE, u32::MAX);
         }

@@ -54,7 +54,7 @@ pub fn abs_deadline(clock: libc::clockid_t, abstime: *const libc::timespec) -> R
         return Ok(0);
     }
     let abs = time::timespec_ns(&ts).unwrap_or(u64::MAX);
-    Ok(super::thread::deadline_from_abs(clock, abs))
+    Ok(time::deadline_from_abs(clock, abs))
 }
 
 /// Retries a non-blocking attempt until it stops answering `busy` or `deadline` passes, sleeping 20 µs
@@ -74,9 +74,10 @@ pub fn retry_cooperatively(busy: i32, deadline: Deadline, mut attempt: impl FnMu
         super::stats::count(&super::stats::get().poll_retries);
         if super::park::sleep_until(deadline.map_or(now + pause, |d| d.min(now + pause)))
             == super::task::Wake::Interrupted
-            && super::cancel::woken()
+            && super::worker::current_task().is_some_and(|me| me.cancel.point_cancelled())
         {
-            // A cancellation request ended this sleep (see `cancel`): the hook acts on it.
+            // A cancellation request ended this sleep (`cancel::woken`, read from the task's leaf state so
+            // that sync needs nothing of the cancellation policy): the hook acts on it.
             return libc::EINTR;
         }
         pause = (pause * 2).min(2_000_000);

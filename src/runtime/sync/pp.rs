@@ -22,30 +22,7 @@ use super::mutex::{
 };
 const CEILING_MASK: i32 = 0xfff8_0000u32 as i32;
 const CEILING_SHIFT: u32 = 19;
-/// sched_get_priority_min/max(SCHED_FIFO) on Linux.
-pub const FIFO_MIN: i32 = 1;
-pub const FIFO_MAX: i32 = 99;
-
-/// glibc's `struct priority_protection_data`: the highest ceiling the thread is raised to and how many
-/// holds it has at each ceiling.
-#[derive(Clone, Copy)]
-pub struct Tpp {
-    priomax: i32,
-    priomap: [u32; (FIFO_MAX - FIFO_MIN + 1) as usize],
-}
-
-impl Default for Tpp {
-    fn default() -> Self {
-        Tpp { priomax: FIFO_MIN - 1, priomap: [0; (FIFO_MAX - FIFO_MIN + 1) as usize] }
-    }
-}
-
-impl Tpp {
-    /// The ceiling the thread is raised to (below FIFO_MIN: none).
-    pub fn priomax(&self) -> i32 {
-        self.priomax
-    }
-}
+pub use super::super::sched_attr::state::{FIFO_MAX, FIFO_MIN, Tpp};
 
 /// View of a priority-protect `pthread_mutex_t` (glibc's x86-64 layout).
 pub struct PpMutex {

@@ -264,7 +264,7 @@ fn start_shared_keeper() -> Option<&'static Keeper> {
                     .is_ok()
                     // SAFETY: the record is static.
                     && !unsafe {
-                        super::super::thread::start_os_thread(keeper_main, k as *const Keeper as *mut libc::c_void)
+                        super::super::os_thread::start(keeper_main, k as *const Keeper as *mut libc::c_void)
                     }
                 {
                     k.state.store(KEEPER_FAILED, Ordering::Release);
@@ -323,9 +323,9 @@ fn bind_another_keeper() -> Option<&'static Keeper> {
     }
     let k: &'static Keeper = Box::leak(Box::new(Keeper::new(KEEPER_STARTING)));
     // SAFETY: the record lives until the thread is joined.
-    let Some(thread) = (unsafe {
-        super::super::thread::start_joinable_os_thread(keeper_main, k as *const Keeper as *mut libc::c_void)
-    }) else {
+    let Some(thread) =
+        (unsafe { super::super::os_thread::start_joinable(keeper_main, k as *const Keeper as *mut libc::c_void) })
+    else {
         // SAFETY: no thread knows of the record.
         drop(unsafe { Box::from_raw(k as *const Keeper as *mut Keeper) });
         return None;

@@ -11,6 +11,13 @@ pub fn now_ns(clock: libc::clockid_t) -> Option<u64> {
     Some(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
 }
 
+/// Monotonic deadline for an absolute time on `clock`, as the kernel would measure it.
+pub fn deadline_from_abs(clock: libc::clockid_t, abs_ns: u64) -> u64 {
+    let now_clock = now_ns(clock).unwrap_or(0);
+    let now_mono = monotonic_ns();
+    now_mono.saturating_add(abs_ns.saturating_sub(now_clock))
+}
+
 /// Monotonic nanoseconds since boot.
 #[inline]
 pub fn monotonic_ns() -> u64 {

@@ -2,13 +2,16 @@
 //! information (the release build has line tables only): `asyncshim_tasks`, the newest task record (each
 //! points to the one allocated before it; records are never freed), and `asyncshim_task_layout`, the
 //! offsets of the fields it reads. The gdb extension `gdb/libasyncshim.so-gdb.py` reads both.
+//!
+//! A leaf: it knows records only as addresses and the offsets `task` gives it ([`Offsets`]), so the task
+//! record's module (the scheduler core) can register its records here without this module naming it.
 
-use super::super::task::Task;
+use core::ffi::c_void;
 use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
-/// The newest task record.
+/// The newest task record (a `*const Task`; its type is the debugger's business, through the layout).
 #[unsafe(no_mangle)]
-pub static asyncshim_tasks: AtomicPtr<Task> = AtomicPtr::new(core::ptr::null_mut());
+pub static asyncshim_tasks: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
 
 /// Byte offsets inside a task record, filled when the first record is allocated (0 in `magic` until then).
 #[repr(C)]
@@ -49,27 +52,45 @@ pub static asyncshim_task_layout: TaskLayout = TaskLayout {
     is_main: AtomicU32::new(0),
 };
 
-/// Links a new record into `asyncshim_tasks` (under no lock: a compare-and-swap loop).
-pub fn note_allocated(task: &'static mut Task) -> &'static mut Task {
+/// Where a record's fields are, as byte offsets from its start: what `task` fills for
+/// [`asyncshim_task_layout`] (see [`TaskLayout`] for each field's type and meaning).
+pub struct Offsets {
+    pub allocated_before: usize,
+    pub live: usize,
+    pub tid: usize,
+    pub name: usize,
+    pub state: usize,
+    pub switched_out_at: usize,
+    pub waiting_for: usize,
+    pub is_main: usize,
+}
+
+/// Links a new record into `asyncshim_tasks` (under no lock: a compare-and-swap loop). `offsets` is asked
+/// once, for the first record; `link` stores the record allocated before into the new one (its
+/// `allocated_before` field) before the new one is published.
+pub fn note_allocated(record: *mut c_void, offsets: impl FnOnce() -> Offsets, mut link: impl FnMut(*mut c_void)) {
     let l = &asyncshim_task_layout;
     if l.magic.load(Ordering::Relaxed) == 0 {
-        let base = task as *const Task as usize;
-        let at = |p: *const u8| (p as usize - base) as u32;
-        l.allocated_before.store(core::mem::offset_of!(Task, allocated_before) as u32, Ordering::Relaxed);
-        l.live.store(core::mem::offset_of!(Task, debug_live) as u32, Ordering::Relaxed);
-        l.tid.store(core::mem::offset_of!(Task, tid) as u32, Ordering::Relaxed);
-        l.name.store(at(task.name_bytes().as_ptr()), Ordering::Relaxed);
-        l.state.store(core::mem::offset_of!(Task, state) as u32, Ordering::Relaxed);
-        l.switched_out_at.store(core::mem::offset_of!(Task, switched_out_at) as u32, Ordering::Relaxed);
-        l.waiting_for.store(core::mem::offset_of!(Task, waiting_for) as u32, Ordering::Relaxed);
-        l.is_main.store(core::mem::offset_of!(Task, is_main) as u32, Ordering::Relaxed);
+        let o = offsets();
+        for (field, at) in [
+            (&l.allocated_before, o.allocated_before),
+            (&l.live, o.live),
+            (&l.tid, o.tid),
+            (&l.name, o.name),
+            (&l.state, o.state),
+            (&l.switched_out_at, o.switched_out_at),
+            (&l.waiting_for, o.waiting_for),
+            (&l.is_main, o.is_main),
+        ] {
+            field.store(at as u32, Ordering::Relaxed);
+        }
         l.magic.store(0x6173_796e, Ordering::Release);
     }
     let mut head = asyncshim_tasks.load(Ordering::Acquire);
     loop {
-        task.allocated_before = head;
-        match asyncshim_tasks.compare_exchange_weak(head, task, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => return task,
+        link(head);
+        match asyncshim_tasks.compare_exchange_weak(head, record, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return,
             Err(now) => head = now,
         }
     }

@@ -5,7 +5,7 @@
 //! The faulting thread sits in its handler meanwhile, so its stack does not change under the walk. Without
 //! a monitor (a program with one thread) there is no call stack in the report.
 
-use super::super::monitor;
+use super::super::monitor::wake as monitor_wake;
 use super::super::sys::{self, futex, time};
 use super::{Regs, program_frames};
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -25,14 +25,14 @@ static REGS: [AtomicUsize; 3] = [const { AtomicUsize::new(0) }; 3];
 /// Called by the fault handler of a thread whose stack overflowed: has the monitor write its call stack
 /// (async-signal-safe: atomics, a futex, a clock).
 pub fn write_backtrace(regs: Regs) {
-    if !monitor::started() || STATE.compare_exchange(IDLE, ASKED, Ordering::AcqRel, Ordering::Acquire).is_err() {
+    if !monitor_wake::started() || STATE.compare_exchange(IDLE, ASKED, Ordering::AcqRel, Ordering::Acquire).is_err() {
         return;
     }
     for (slot, v) in REGS.iter().zip([regs.pc, regs.sp, regs.bp]) {
         slot.store(v, Ordering::Release);
     }
     STATE.store(ASKED, Ordering::Release);
-    monitor::poke();
+    monitor_wake::poke();
     let deadline = time::monotonic_ns() + WAIT_NS;
     while STATE.load(Ordering::Acquire) == ASKED && time::monotonic_ns() < deadline {
         futex::wait(&STATE, ASKED, Some(deadline));

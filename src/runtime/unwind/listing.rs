@@ -12,10 +12,11 @@
 //! created exclusively (no symbolic link followed), then renamed into place. A request is honoured only
 //! from the process's own user or root.
 
+use super::super::monitor::kernel_view;
 use super::super::park::WaitReason;
 use super::super::sys::{self, time};
 use super::super::task::{self, TaskRef};
-use super::super::{monitor, scheduler, thread};
+use super::super::{scheduler, thread};
 use super::{Regs, program_frames};
 use core::sync::atomic::{AtomicU64, Ordering};
 use std::ffi::CString;
@@ -52,9 +53,13 @@ pub fn text() -> String {
         let (what, regs) = match on_worker {
             Some(w) => {
                 let tid = w.os_tid.load(Ordering::Relaxed);
-                match monitor::in_kernel(tid) {
+                match kernel_view::in_kernel(tid) {
                     Some((nr, sp, pc)) if nr >= 0 => (
-                        format!("running, in {}() on worker #{} (OS thread {tid})", monitor::syscall_name(nr), w.id),
+                        format!(
+                            "running, in {}() on worker #{} (OS thread {tid})",
+                            kernel_view::syscall_name(nr),
+                            w.id
+                        ),
                         Some(Regs { pc, sp, bp: 0 }),
                     ),
                     _ => (format!("running on the CPU on worker #{} (OS thread {tid})", w.id), None),
@@ -136,9 +141,9 @@ fn os_threads(out: &mut String, workers: &[super::super::worker::Worker]) {
             None if tid == me => "the runtime's monitor (writing this listing)".to_string(),
             None => "not a worker".to_string(),
         };
-        let kernel = monitor::in_kernel(tid);
+        let kernel = kernel_view::in_kernel(tid);
         let state = match kernel {
-            Some((nr, _, _)) if nr >= 0 => format!("in {}()", monitor::syscall_name(nr)),
+            Some((nr, _, _)) if nr >= 0 => format!("in {}()", kernel_view::syscall_name(nr)),
             _ if tid == me => String::new(),
             _ => "running".to_string(),
         };

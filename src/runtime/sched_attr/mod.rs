@@ -15,130 +15,42 @@
 //!
 //! A new thread inherits its creator's attributes, and the reset-on-fork rule applies as in `sched_fork`.
 
-use super::lock::Lock;
 use super::sys::{self, sched};
 use super::task::TaskRef;
 use std::ffi::c_void;
 use std::sync::OnceLock;
 
-/// Bytes of affinity mask kept (CPU_SETSIZE: 1024 CPUs).
-pub const MASK_BYTES: usize = 128;
+pub mod state;
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct Sched {
-    /// The policy without the reset-on-fork flag.
-    pub policy: i32,
-    pub priority: i32,
-    pub nice: i32,
-    pub reset_on_fork: bool,
-    pub mask: [u8; MASK_BYTES],
-    /// Bytes of mask the kernel uses (its `cpumask_size()`).
-    pub mask_len: usize,
-    /// What else `sched_getattr` reports: the deadline parameters, the utilisation clamps and their flags.
-    pub runtime: u64,
-    pub deadline: u64,
-    pub period: u64,
-    pub util: (u32, u32),
-    pub other_flags: u64,
-}
+use state::State;
+pub use state::{MASK_BYTES, SCHED_DEADLINE, Sched, TaskSched, Tpp};
 
-/// SCHED_DEADLINE.
-pub const SCHED_DEADLINE: i32 = 6;
-
-impl Sched {
-    /// The policy as sched_getscheduler and pthread_getschedparam report it.
-    pub fn policy_with_flags(&self) -> i32 {
-        self.policy | if self.reset_on_fork { libc::SCHED_RESET_ON_FORK } else { 0 }
-    }
-
-    /// What `sched_getattr` of the thread reports (the kernel's form: a real-time thread's nice value is
-    /// not shown, a fair one's priority is 0; deadline parameters only for SCHED_DEADLINE).
-    pub fn as_attr(&self) -> sched::SchedAttr {
-        let rt = self.policy == libc::SCHED_FIFO || self.policy == libc::SCHED_RR;
-        let dl = self.policy == SCHED_DEADLINE;
-        sched::SchedAttr {
-            size: core::mem::size_of::<sched::SchedAttr>() as u32,
-            policy: self.policy as u32,
-            flags: self.other_flags | if self.reset_on_fork { sched::FLAG_RESET_ON_FORK } else { 0 },
-            nice: if rt || dl { 0 } else { self.nice },
-            priority: if rt { self.priority as u32 } else { 0 },
-            // A fair thread's is its time slice (reported since Linux 6.12), a deadline one's its budget.
-            runtime: if rt { 0 } else { self.runtime },
-            deadline: if dl { self.deadline } else { 0 },
-            period: if dl { self.period } else { 0 },
-            util_min: self.util.0,
-            util_max: self.util.1,
-        }
-    }
-
-    /// What the calling OS thread has now, from the kernel.
-    fn of_this_os_thread() -> Option<Sched> {
-        let a = sched::getattr().ok()?;
-        let mut mask = [0u8; MASK_BYTES];
-        // SAFETY: `mask` is writable for its length.
-        let mask_len = unsafe { sched::getaffinity(mask.as_mut_ptr(), MASK_BYTES) }.ok()?;
-        Some(Sched {
-            policy: a.policy as i32,
-            priority: a.priority as i32,
-            nice: sched::getnice().unwrap_or(a.nice),
-            reset_on_fork: a.flags & sched::FLAG_RESET_ON_FORK != 0,
-            mask,
-            mask_len,
-            runtime: a.runtime,
-            deadline: a.deadline,
-            period: a.period,
-            util: (a.util_min, a.util_max),
-            other_flags: a.flags & !sched::FLAG_RESET_ON_FORK,
-        })
-    }
-
-    /// What a thread created by one with these attributes starts with (the kernel's `sched_fork`).
-    fn inherited(mut self) -> Sched {
-        if self.reset_on_fork {
-            if self.policy == libc::SCHED_FIFO || self.policy == libc::SCHED_RR || self.policy == SCHED_DEADLINE {
-                self.policy = libc::SCHED_OTHER;
-                self.priority = 0;
-                self.nice = 0;
-            } else if self.nice < 0 {
-                self.nice = 0;
-            }
-            self.reset_on_fork = false;
-        }
-        self
-    }
-}
-
-/// A thread's attributes: the kernel's view (None while they are still the process's initial ones, so
-/// that creating a thread costs no system call), glibc's record of the policy and priority in the
-/// descriptor (ATTR_FLAG_POLICY_SET / ATTR_FLAG_SCHED_SET: taken from the kernel the first time glibc
-/// needs them, then kept, as `pthread_getschedparam` reports them), and the priority-protect mutexes it
-/// holds (glibc's `tpp`, see `sync::pp`).
-pub struct TaskSched(Lock<State>);
-
-struct State {
-    kernel: Option<Sched>,
-    glibc_policy: Option<i32>,
-    glibc_priority: Option<i32>,
-    tpp: Option<super::sync::pp::Tpp>,
-}
-
-impl Default for TaskSched {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl TaskSched {
-    pub const fn new() -> TaskSched {
-        TaskSched(Lock::new(State { kernel: None, glibc_policy: None, glibc_priority: None, tpp: None }))
-    }
+/// What the calling OS thread has now, from the kernel.
+fn of_this_os_thread() -> Option<Sched> {
+    let a = sched::getattr().ok()?;
+    let mut mask = [0u8; MASK_BYTES];
+    // SAFETY: `mask` is writable for its length.
+    let mask_len = unsafe { sched::getaffinity(mask.as_mut_ptr(), MASK_BYTES) }.ok()?;
+    Some(Sched {
+        policy: a.policy as i32,
+        priority: a.priority as i32,
+        nice: sched::getnice().unwrap_or(a.nice),
+        reset_on_fork: a.flags & sched::FLAG_RESET_ON_FORK != 0,
+        mask,
+        mask_len,
+        runtime: a.runtime,
+        deadline: a.deadline,
+        period: a.period,
+        util: (a.util_min, a.util_max),
+        other_flags: a.flags & !sched::FLAG_RESET_ON_FORK,
+    })
 }
 
 /// The process's initial attributes: those of every worker, which never change their own.
 fn initial() -> Sched {
     static INITIAL: OnceLock<Sched> = OnceLock::new();
     *INITIAL.get_or_init(|| {
-        Sched::of_this_os_thread().unwrap_or(Sched {
+        of_this_os_thread().unwrap_or(Sched {
             policy: libc::SCHED_OTHER,
             priority: 0,
             nice: 0,
@@ -179,11 +91,11 @@ pub fn glibc_view(task: &TaskRef) -> (i32, i32) {
 }
 
 /// The thread's priority-protect bookkeeping (a fresh one the first time, as glibc allocates it).
-pub fn tpp(task: &TaskRef) -> super::sync::pp::Tpp {
+pub fn tpp(task: &TaskRef) -> Tpp {
     task.sched.0.lock().tpp.unwrap_or_default()
 }
 
-pub fn set_tpp(task: &TaskRef, tpp: super::sync::pp::Tpp) {
+pub fn set_tpp(task: &TaskRef, tpp: Tpp) {
     task.sched.0.lock().tpp = Some(tpp);
 }
 
@@ -284,8 +196,7 @@ pub fn change_giving_back(task: &TaskRef, change: Change) -> (Result<(), i32>, C
     }
     let mut job = Job { start, change, result: Err(libc::EAGAIN), end: None };
     // SAFETY: the job outlives the probe thread, which is joined before it is read.
-    let Some(t) = (unsafe { super::thread::start_joinable_os_thread(probe_main, &mut job as *mut Job as *mut c_void) })
-    else {
+    let Some(t) = (unsafe { super::os_thread::start_joinable(probe_main, &mut job as *mut Job as *mut c_void) }) else {
         return (Err(libc::EAGAIN), job.change);
     };
     // SAFETY: `t` is the joinable thread just started; it returns after a handful of system calls.
@@ -312,7 +223,7 @@ extern "C" fn probe_main(arg: *mut c_void) -> *mut c_void {
     };
     job.result = r.map_err(|e| e.0);
     if job.result.is_ok() {
-        job.end = Sched::of_this_os_thread();
+        job.end = of_this_os_thread();
     }
     core::ptr::null_mut()
 }

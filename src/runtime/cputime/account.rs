@@ -1,7 +1,10 @@
-//! Per-thread CPU time for coroutines: what `CLOCK_THREAD_CPUTIME_ID`, a `pthread_getcpuclockid` clock
-//! and `getrusage(RUSAGE_THREAD)` answer for a thread the shim runs as a coroutine. The kernel counts CPU
-//! time per OS thread, so a worker's clock holds the sum of every coroutine it ran; each coroutine's share
-//! is accounted here, at its switches, starting at zero for a new thread.
+//! The CPU-time accounts the scheduler core keeps at every switch: [`TaskCpu`] per thread, [`WorkerCpu`]
+//! per worker, and the stamp clock they are kept in. A leaf (it imports only the clocks), so that `task` and
+//! `worker` hold the accounts and charge runs without depending on the policy that answers the program's
+//! CPU-time questions (the parent module).
+//!
+//! The kernel counts CPU time per OS thread, so a worker's clock holds the sum of every coroutine it ran;
+//! each coroutine's share is accounted here, at its switches, from what it had used when it started.
 //!
 //! **Cheap at every switch.** Asking the kernel for the worker's CPU time is a system call (the vDSO serves
 //! only wall clocks): about 0.7 µs on the machine this was measured on, ten times a switch. So a switch
@@ -20,10 +23,7 @@
 //! of baseline gives it to better than a part per million); a CPU without an invariant TSC uses
 //! CLOCK_MONOTONIC for the stamps instead (rate 1). Values a thread reads are kept non-decreasing.
 
-use super::scheduler;
-use super::sys::time;
-use super::task::{Task, TaskRef};
-use super::worker::Worker;
+use crate::runtime::sys::time;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 /// A run at least this long (in stamp units: TSC ticks, about 90 µs at 2.9 GHz) ends with an exact read
@@ -172,22 +172,21 @@ impl WorkerCpu {
         }
     }
 
-    /// `task` is about to run on this worker.
+    /// The thread whose account is `c` is about to run on this worker.
     #[inline(always)]
-    pub fn switch_in(&self, task: &Task) {
+    pub fn switch_in(&self, c: &TaskCpu) {
         let s = match self.stamp.load(Ordering::Relaxed) {
             0 => stamp(),
             s => s,
         };
-        task.cpu.since.store(s, Ordering::Relaxed);
+        c.since.store(s, Ordering::Relaxed);
     }
 
-    /// `task` switched out (or ended) on this worker: charge the run.
+    /// The thread whose account is `c` switched out (or ended) on this worker: charge the run.
     #[inline(always)]
-    pub fn switch_out(&self, task: &Task) {
+    pub fn switch_out(&self, c: &TaskCpu) {
         let now = stamp();
         self.stamp.store(now, Ordering::Relaxed);
-        let c = &task.cpu;
         let run = now.wrapping_sub(c.since.load(Ordering::Relaxed));
         if run < LONG_RUN_TICKS {
             c.ticks.store(c.ticks.load(Ordering::Relaxed) + run, Ordering::Relaxed);
@@ -212,93 +211,47 @@ impl WorkerCpu {
     }
 }
 
-/// A new thread's account starts at zero.
-pub fn thread_started(task: &TaskRef) {
-    start_at(task, 0);
-}
+impl TaskCpu {
+    /// A new account, for a thread that has used `ns` so far.
+    pub fn start_at(&self, ns: u64) {
+        let c = self;
+        c.ticks.store(0, Ordering::Relaxed);
+        c.exact_ns.store(ns, Ordering::Relaxed);
+        c.since.store(0, Ordering::Relaxed);
+        c.reported.store(0, Ordering::Relaxed);
+    }
 
-/// The main thread's account starts with what the initial OS thread used before the runtime took it
-/// over (loading, constructors), as its clock natively counts from the process's start.
-pub fn main_thread_started(task: &TaskRef) {
-    start_at(task, time::this_os_thread_cpu_ns());
-}
-
-fn start_at(task: &TaskRef, ns: u64) {
-    let c = &task.cpu;
-    c.ticks.store(0, Ordering::Relaxed);
-    c.exact_ns.store(ns, Ordering::Relaxed);
-    c.since.store(0, Ordering::Relaxed);
-    c.reported.store(0, Ordering::Relaxed);
-}
-
-/// The CPU time `task` has used, in ns: the calling coroutine's own (`task` is the caller), or another
-/// thread's, running or not. `worker_of` finds the worker a running task is on, to read its clock.
-pub fn thread_cpu_ns(task: &Task, own: bool, worker_of: impl Fn(&Task) -> Option<&'static Worker>) -> u64 {
-    let c = &task.cpu;
-    let value = loop {
-        let seen = c.switches.load(Ordering::Acquire);
-        let rate = ns_per_tick();
-        let mut v = c.exact_ns.load(Ordering::Relaxed) + to_ns(c.ticks.load(Ordering::Relaxed), rate);
-        let since = c.since.load(Ordering::Relaxed);
-        if since != 0 {
-            let run = stamp().wrapping_sub(since);
-            v += if run < LONG_RUN_TICKS {
-                to_ns(run, rate)
-            } else if let Some(w) = worker_of(task) {
-                // The running part of a long run, exactly: the worker's clock (the caller's own OS thread
-                // when the task is the caller; else that worker's, read through its tid's clock).
-                let now = if own {
-                    time::this_os_thread_cpu_ns()
+    /// The CPU time the thread has used, in ns: the calling coroutine's own (`own`: the thread is the
+    /// caller), or another thread's, running or not. `worker` gives the OS tid and the account of the worker
+    /// the thread last ran on, to read that worker's clock during a long run.
+    pub fn used_ns(&self, own: bool, worker: impl Fn() -> Option<(i32, &'static WorkerCpu)>) -> u64 {
+        let c = self;
+        let value = loop {
+            let seen = c.switches.load(Ordering::Acquire);
+            let rate = ns_per_tick();
+            let mut v = c.exact_ns.load(Ordering::Relaxed) + to_ns(c.ticks.load(Ordering::Relaxed), rate);
+            let since = c.since.load(Ordering::Relaxed);
+            if since != 0 {
+                let run = stamp().wrapping_sub(since);
+                v += if run < LONG_RUN_TICKS {
+                    to_ns(run, rate)
+                } else if let Some((tid, w)) = worker() {
+                    // The running part of a long run, exactly: the worker's clock (the caller's own OS thread
+                    // when the task is the caller; else that worker's, read through its tid's clock).
+                    let now = if own {
+                        time::this_os_thread_cpu_ns()
+                    } else {
+                        time::cpu_clock_ns(time::thread_cpu_clock_of(tid)).unwrap_or(0)
+                    };
+                    w.exact_share(run, now)
                 } else {
-                    time::cpu_clock_ns(time::thread_cpu_clock_of(w.os_tid.load(Ordering::Relaxed))).unwrap_or(0)
+                    to_ns(run, rate)
                 };
-                w.cpu.exact_share(run, now)
-            } else {
-                to_ns(run, rate)
-            };
-        }
-        if c.switches.load(Ordering::Acquire) == seen {
-            break v;
-        }
-    };
-    c.reported.fetch_max(value, Ordering::Relaxed).max(value)
-}
-
-/// The CPU time thread `task` has used, asked from anywhere (ns).
-pub fn of(task: &TaskRef) -> u64 {
-    let own = super::worker::current_worker().and_then(|w| w.task_in_context()) == Some(*task);
-    let workers = scheduler::get().workers;
-    thread_cpu_ns(task, own, |t| workers.get(t.last_worker.load(Ordering::Relaxed)))
-}
-
-/// Sleeps the calling coroutine until `task` (another thread) has used `target` ns of CPU time, as a
-/// clock_nanosleep on that thread's CPU-time clock: a thread's CPU time grows no faster than wall time,
-/// so sleeping for what is missing never sleeps past the moment (the kernel looks at CPU timers once a
-/// tick; the wait is at least 100 µs). Ends early, like the kernel's, when the thread ends. Err with
-/// the CPU time still missing when a signal handler ran.
-pub fn sleep_until_used(task: &TaskRef, target: u64) -> Result<(), u64> {
-    loop {
-        if task.join.lock().life != super::task::Life::Running {
-            return Ok(());
-        }
-        let now = of(task);
-        if now >= target {
-            return Ok(());
-        }
-        let wait = (target - now).max(100_000);
-        if super::park::sleep_until_interruptible(time::monotonic_ns() + wait) == super::task::Wake::Interrupted {
-            return Err(target.saturating_sub(of(task)).max(1));
-        }
+            }
+            if c.switches.load(Ordering::Acquire) == seen {
+                break v;
+            }
+        };
+        c.reported.fetch_max(value, Ordering::Relaxed).max(value)
     }
-}
-
-/// `utime` and `stime` for a thread that used `total` ns: split as the calling worker's own kernel
-/// accounting splits its time now (the kernel samples the two at ticks and scales them to the total).
-pub fn split_user_system(total: u64, worker_user_us: u64, worker_system_us: u64) -> (u64, u64) {
-    let sum = worker_user_us + worker_system_us;
-    if sum == 0 {
-        return (total, 0);
-    }
-    let user = (total as u128 * worker_user_us as u128 / sum as u128) as u64;
-    (user, total - user)
 }

@@ -24,48 +24,45 @@
 //!   (Four looks per period cost a busy echo server ~10% of its throughput at 10,000 connections on this
 //!   2-vCPU VM, where each timer wake-up is expensive.)
 //!
+//! A worker ends its stall itself at its next scheduling point (`Scheduler::end_stall`), from the record
+//! the monitor leaves in it ([`stall::StallRecord`], a leaf the core holds).
+//! What others need of the monitor is in leaves too: [`wake`] (whether it runs, and waking it early: the
+//! signal handlers and the fault report ring it) and [`kernel_view`] (what `/proc` shows of an OS thread,
+//! which the thread listing shows as well).
+//!
 //! With `ASYNCSHIM_STATS` it also samples where each stall happens (see [`site`]) and writes the report when
 //! the report signal arrives.
 
 use super::scheduler::{self, AddedWorker};
 use super::stats;
-use super::sys::{self, futex, time};
+use super::sys::{self, time};
 use super::task::TaskRef;
 use super::unwind::{self, symbols::dl_info};
 use super::worker::Worker;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 
-static STARTED: AtomicBool = AtomicBool::new(false);
-/// The monitor sleeps on this word; bumped to wake it early (report requested).
-static WAKE: AtomicU32 = AtomicU32::new(0);
+pub mod kernel_view;
+pub mod stall;
+pub mod wake;
+
+use kernel_view::{in_kernel, sleeping, syscall_name};
+
 const MAX_IDLE_TICK_NS: u64 = 50_000_000;
 
 /// Starts the monitor once the program has a second thread (a lone coroutine can stall nothing).
 #[inline]
 pub fn ensure_started() {
-    if !STARTED.load(Ordering::Relaxed) && !STARTED.swap(true, Ordering::AcqRel) {
+    if wake::claim_start() {
         let config = &crate::config::get();
         // ASYNCSHIM_STALL_MS=0 turns stall detection off; the thread is then only there for the report signal.
         if config.stall_ns == 0 && config.slice_ns == 0 && config.stats_signal.is_none() {
             return;
         }
         // SAFETY: the monitor takes no argument and lives for the process.
-        if !unsafe { super::thread::start_os_thread(monitor_main, core::ptr::null_mut()) } {
-            STARTED.store(false, Ordering::Release);
+        if !unsafe { super::os_thread::start(monitor_main, core::ptr::null_mut()) } {
+            wake::start_failed();
         }
     }
-}
-
-/// True once the monitor thread runs or is starting (async-signal-safe).
-pub fn started() -> bool {
-    let config = &crate::config::get();
-    STARTED.load(Ordering::Acquire) && (config.stall_ns != 0 || config.stats_signal.is_some())
-}
-
-/// Wakes the monitor now (async-signal-safe).
-pub fn poke() {
-    WAKE.fetch_add(1, Ordering::Release);
-    futex::wake(&WAKE, 1);
 }
 
 /// What the monitor remembers of one worker between checks.
@@ -78,24 +75,6 @@ struct Seen {
     /// When the worker became a stall candidate, and its OS thread's CPU time then (0: not a candidate).
     candidate_at: u64,
     cpu_at: u64,
-}
-
-/// Per worker: when its current stall began and where (written by the monitor, taken by the worker).
-pub struct StallRecord {
-    since: AtomicU64,
-    place: super::lock::Lock<Option<String>>,
-}
-
-impl StallRecord {
-    pub const fn new() -> StallRecord {
-        StallRecord { since: AtomicU64::new(0), place: super::lock::Lock::new(None) }
-    }
-}
-
-impl Default for StallRecord {
-    fn default() -> Self {
-        Self::new()
-    }
 }
 
 extern "C" fn monitor_main(_: *mut libc::c_void) -> *mut libc::c_void {
@@ -112,8 +91,7 @@ extern "C" fn monitor_main(_: *mut libc::c_void) -> *mut libc::c_void {
     let mut expired = Vec::new();
     let mut tick = busy_tick;
     loop {
-        let word = WAKE.load(Ordering::Acquire);
-        futex::wait(&WAKE, word, Some(time::monotonic_ns() + tick));
+        wake::sleep(tick);
         if stats::REPORT_REQUESTED.swap(false, Ordering::AcqRel) {
             stats::report::write_report_with_threads();
         }
@@ -139,7 +117,11 @@ extern "C" fn monitor_main(_: *mut libc::c_void) -> *mut libc::c_void {
                 *s = Seen {
                     switches,
                     since: now,
-                    run_cpu_at: if slice_ns != 0 { thread_cpu_ns(w) } else { 0 },
+                    run_cpu_at: if slice_ns != 0 {
+                        kernel_view::thread_cpu_ns(w.os_tid.load(Ordering::Relaxed))
+                    } else {
+                        0
+                    },
                     ..Seen::default()
                 };
                 // A run that began since the last look: back when its slice ends.
@@ -154,7 +136,7 @@ extern "C" fn monitor_main(_: *mut libc::c_void) -> *mut libc::c_void {
             let running = || in_kernel(tid).is_none_or(|(nr, _, _)| nr < 0);
             let run_cpu_at = &mut s.run_cpu_at;
             let cpu_used = || {
-                let cpu = thread_cpu_ns(w);
+                let cpu = kernel_view::thread_cpu_ns(w.os_tid.load(Ordering::Relaxed));
                 if *run_cpu_at == 0 {
                     *run_cpu_at = cpu;
                 }
@@ -172,7 +154,7 @@ extern "C" fn monitor_main(_: *mut libc::c_void) -> *mut libc::c_void {
             }
             if s.candidate_at == 0 {
                 s.candidate_at = now;
-                s.cpu_at = thread_cpu_ns(w);
+                s.cpu_at = kernel_view::thread_cpu_ns(w.os_tid.load(Ordering::Relaxed));
             }
             if is_stall(w, s, stall_ns) {
                 mark_stalled(w, task, s.since);
@@ -196,16 +178,13 @@ extern "C" fn monitor_main(_: *mut libc::c_void) -> *mut libc::c_void {
 }
 
 fn mark_stalled(w: &Worker, task: TaskRef, since: u64) {
-    w.stall.since.store(since, Ordering::Relaxed);
-    if stats::enabled() {
-        *w.stall.place.lock() = Some(site(w, task));
-    }
+    w.stall.begin(since, stats::enabled().then(|| site(w, task)));
     w.stalled.store(true, Ordering::Release);
     scheduler::get().stalled.fetch_add(1, Ordering::AcqRel);
     // The worker may have moved on between our look and the mark; then undo it ourselves (once: swap).
     if w.running_task() != Some(task) && w.stalled.swap(false, Ordering::AcqRel) {
         scheduler::get().stalled.fetch_sub(1, Ordering::AcqRel);
-        w.stall.place.lock().take();
+        w.stall.take();
     }
 }
 
@@ -232,18 +211,6 @@ fn relieve(sched: &super::scheduler::Scheduler, expired: &mut Vec<(TaskRef, u32)
     }
 }
 
-/// Called by worker `w` at its next scheduling point after the monitor marked it stalled; `task` is the
-/// coroutine that stalled it when known.
-pub fn stall_ended(w: &Worker) {
-    if !w.stalled.swap(false, Ordering::AcqRel) {
-        return;
-    }
-    scheduler::get().stalled.fetch_sub(1, Ordering::AcqRel);
-    let since = w.stall.since.load(Ordering::Relaxed);
-    let place = w.stall.place.lock().take();
-    stats::stall(time::monotonic_ns().saturating_sub(since), place);
-}
-
 /// Whether worker `w`, which has run one coroutine for at least a stall period, is stalled by it:
 /// - blocked in a system call: yes — unless in the runtime's own lock wait (a short critical section of a
 ///   worker the kernel preempted; a spare would only add to the crowd);
@@ -260,39 +227,10 @@ fn is_stall(w: &Worker, s: &Seen, stall_ns: u64) -> bool {
             // crowd (and be preempted in turn: wall-time rules once made a loaded run start 115 spares);
             // a real hog is found after one period of its own CPU however loaded the machine is.
             // Preemption deals with a computing coroutine unless it has been failing for a while.
-            thread_cpu_ns(w).saturating_sub(s.cpu_at) >= stall_ns && !super::preempt::handles(w, stall_ns)
+            kernel_view::thread_cpu_ns(w.os_tid.load(Ordering::Relaxed)).saturating_sub(s.cpu_at) >= stall_ns
+                && !super::preempt::handles(w, stall_ns)
         }
     }
-}
-
-/// What /proc/self/task/TID/syscall says of a thread that is not running: the system call it is in (-1:
-/// none) and its stack and instruction pointers. None while it runs (or if the file cannot be read).
-pub(super) fn in_kernel(tid: i32) -> Option<(i64, usize, usize)> {
-    let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).ok()?;
-    let fields: Vec<&str> = text.split_whitespace().collect();
-    let hex = |s: &str| usize::from_str_radix(s.trim_start_matches("0x"), 16).ok();
-    let nr = fields.first()?.parse::<i64>().ok()?;
-    let (sp, pc) = match fields.len() {
-        n if n >= 3 => (hex(fields[n - 2])?, hex(fields[n - 1])?),
-        _ => return None,
-    };
-    Some((nr, sp, pc))
-}
-
-/// True when the OS thread sleeps (state S or D): one the kernel preempted inside a system call also
-/// shows that call in /proc, but it waits for a CPU, not for an event.
-fn sleeping(tid: i32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")) else { return false };
-    let state = stat.rfind(')').and_then(|i| stat[i + 1..].trim_start().chars().next());
-    matches!(state, Some('S' | 'D'))
-}
-
-/// CPU time consumed so far by worker `w`'s OS thread (its per-thread CPU clock, readable process-wide).
-fn thread_cpu_ns(w: &Worker) -> u64 {
-    let tid = w.os_tid.load(Ordering::Relaxed);
-    // The kernel's encoding of a thread's CPUCLOCK_SCHED clock (what pthread_getcpuclockid returns).
-    let clock = ((!tid) << 3) | 6;
-    time::now_ns(clock).unwrap_or(0)
 }
 
 /// True when `pc` is inside libasyncshim itself.
@@ -334,39 +272,4 @@ fn invisible_cause(nr: i64, pc: usize) -> String {
         libc::SYS_futex => " [invisible to the shim: a futex wait made directly]".into(),
         _ => format!(" [invisible to the shim: {}() called where no hook sees it]", syscall_name(nr)),
     }
-}
-
-pub(super) fn syscall_name(nr: i64) -> String {
-    let name = match nr {
-        0 => "read",
-        1 => "write",
-        7 => "poll",
-        17 => "pread64",
-        18 => "pwrite64",
-        19 => "readv",
-        20 => "writev",
-        23 => "select",
-        35 => "nanosleep",
-        42 => "connect",
-        43 => "accept",
-        44 => "sendto",
-        45 => "recvfrom",
-        46 => "sendmsg",
-        47 => "recvmsg",
-        61 => "wait4",
-        72 => "fcntl",
-        73 => "flock",
-        74 => "fsync",
-        75 => "fdatasync",
-        202 => "futex",
-        230 => "clock_nanosleep",
-        232 => "epoll_wait",
-        257 => "openat",
-        270 => "pselect6",
-        271 => "ppoll",
-        281 => "epoll_pwait",
-        288 => "accept4",
-        _ => return format!("system call {nr}"),
-    };
-    name.to_string()
 }
