@@ -1,7 +1,7 @@
 /* stall_stdio.c — blocking calls the shim cannot see must not stop the other threads (issue 7).
  * glibc's stdio calls its internal read/write, never the hooked ones. The shim makes fgets, fread, getline,
- * getc and fscanf wait cooperatively (runtime/stdio.rs) and stdio output write cooperatively
- * (runtime/stdio_write.rs); what stays glibc's own (fscanf with "%ms", here) really blocks the worker that
+ * getc and fscanf wait cooperatively (runtime/io/stdio.rs) and stdio output write cooperatively
+ * (runtime/io/stdio_write.rs); what stays glibc's own (fscanf with "%ms", here) really blocks the worker that
  * runs it. Under the shim the monitor notices and lets spare workers run the others; natively every thread
  * has its own kernel thread anyway. Also with ASYNCSHIM_WORKERS=1.
  *

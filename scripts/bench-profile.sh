@@ -85,7 +85,7 @@ for line in open(sys.argv[1]):
         calls[re.sub(r"'\d+$", '', cfn)] += int(m.group(1))
 rts = int(sys.argv[2])
 for k, v in calls.most_common():
-    if re.search(r'runtime::(io::try_|task::Task::switch_out|netpoll::|parking_lot::unpark|scheduler::Scheduler::(wake_sleeper|wake_ready|push$|next_task))', k):
+    if re.search(r'runtime::(io::attempt::try_|io::fd::register|io::netpoll::|io::ready::|task::Task::switch_out|parking_lot::unpark|scheduler::Scheduler::(wake_sleeper|wake_ready|push$|next_task))', k):
         print(f"{v / rts:6.2f}  {k}")
 # Every park ends in convoy::after_park (worker::run_one). Under callgrind the server runs ~50x slower
 # than the load generator, so a read often finds the next request already there and does not park: the

@@ -1,12 +1,13 @@
-//! read/write and their vector and fortified forms, and the fd bookkeeping every fd family needs
-//! (close, close_range, dup2/dup3, pipe/pipe2, eventfd/timerfd/signalfd, fclose/freopen). A coroutine's blocking call parks on the netpoller
-//! (`runtime::io`); plain threads and the program's own non-blocking fds get the real call.
+//! read/write and their vector, positioned and fortified forms, and the fd bookkeeping every fd family
+//! needs (close, close_range, dup2/dup3, pipe/pipe2, eventfd/timerfd/signalfd, fcntl, fclose/freopen). A
+//! coroutine's call is `runtime::io`'s (it parks on the netpoller when it would block); a plain thread's
+//! is the real call. Calls that make or replace a number tell the runtime's fd table.
 
 use super::set_errno;
 use crate::real;
 use crate::runtime::cancel;
-use crate::runtime::fd::{self, Dir, Kind};
-use crate::runtime::io::{self, IoResult};
+use crate::runtime::io::closing::{self, Closing};
+use crate::runtime::io::{IoResult, fd, file, kind, msgq, rw};
 use crate::runtime::worker;
 use std::ffi::{c_char, c_int, c_uint, c_void};
 
@@ -34,12 +35,7 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, len: usize) -> isize 
             // SAFETY: forwarding.
             return unsafe { real::read(fd, buf, len) };
         }
-        if len == 0 {
-            // Nothing to wait for: the kernel answers 0 (or an error) at once.
-            // SAFETY: forwarding.
-            return unsafe { real::read(fd, buf, len) };
-        }
-        ret(io::read_restarting(fd, len, |fd, kind| io::try_read(fd, buf as *mut u8, len, kind)))
+        ret(rw::read(fd, buf as *mut u8, len))
     })
 }
 
@@ -64,8 +60,7 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, len: usize) -> isi
             // SAFETY: forwarding.
             return unsafe { real::write(fd, buf, len) };
         }
-        let b = buf as *const u8;
-        ret(io::write_all(fd, len, |fd, done, kind| io::try_write(fd, b.wrapping_add(done), len - done, kind)))
+        ret(rw::write(fd, buf as *const u8, len))
     })
 }
 
@@ -78,7 +73,7 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, cnt: c_int) -
             // SAFETY: forwarding.
             return unsafe { real::readv(fd, iov, cnt) };
         }
-        ret(io::blocking_restarting(fd, Dir::Read, |fd, kind| io::try_rwv(fd, iov, cnt as usize, Dir::Read, kind)))
+        ret(rw::readv(fd, iov, cnt as usize))
     })
 }
 
@@ -87,23 +82,11 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, cnt: c_int) -
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, cnt: c_int) -> isize {
     cancel::point(|| {
-        if worker::current_task().is_none() || cnt < 0 || cnt > io::IOV_MAX as c_int {
-            // SAFETY: forwarding (bad counts get the kernel's EINVAL).
+        if worker::current_task().is_none() || cnt < 0 {
+            // SAFETY: forwarding (a negative count gets the kernel's EINVAL).
             return unsafe { real::writev(fd, iov, cnt) };
         }
-        // SAFETY: the program's iovec array of cnt entries; copied so partial writes can advance it.
-        let Ok(vecs) = (0..cnt as usize)
-            .map(|i| crate::runtime::sys::usercopy::read(unsafe { iov.add(i) }))
-            .collect::<Result<Vec<_>, _>>()
-        else {
-            set_errno(libc::EFAULT);
-            return -1;
-        };
-        let total: usize = vecs.iter().map(|v| v.iov_len).sum();
-        ret(io::write_all(fd, total, |fd, done, kind| {
-            let rest = io::advance(&vecs, done);
-            io::try_rwv(fd, rest.as_ptr(), rest.len(), Dir::Write, kind)
-        }))
+        ret(rw::writev(fd, iov, cnt as usize))
     })
 }
 
@@ -119,7 +102,7 @@ fn not_open() -> c_int {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn close(fd: c_int) -> c_int {
     cancel::point(|| {
-        if crate::runtime::running() && fd::closing(fd) == fd::Closing::NotOpen {
+        if crate::runtime::running() && closing::closing(fd) == Closing::NotOpen {
             return not_open();
         }
         // SAFETY: forwarding.
@@ -134,7 +117,7 @@ pub unsafe extern "C" fn dup(old: c_int) -> c_int {
     // SAFETY: forwarding.
     let r = unsafe { real::dup(old) };
     if r >= 0 && crate::runtime::running() {
-        fd::opened(r, Kind::Unknown);
+        kind::duplicated(r);
     }
     r
 }
@@ -143,13 +126,13 @@ pub unsafe extern "C" fn dup(old: c_int) -> c_int {
 /// C contract of dup2.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
-    if crate::runtime::running() && old != new && fd::is_open(old) && fd::closing(new) == fd::Closing::NotOpen {
+    if crate::runtime::running() && closing::replacing(old, new) == Closing::NotOpen {
         return not_open();
     }
     // SAFETY: forwarding.
     let r = unsafe { real::dup2(old, new) };
     if r >= 0 && crate::runtime::running() {
-        fd::opened(r, Kind::Unknown);
+        kind::duplicated(r);
     }
     r
 }
@@ -158,13 +141,13 @@ pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
 /// C contract of dup3.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
-    if crate::runtime::running() && old != new && fd::is_open(old) && fd::closing(new) == fd::Closing::NotOpen {
+    if crate::runtime::running() && closing::replacing(old, new) == Closing::NotOpen {
         return not_open();
     }
     // SAFETY: forwarding.
     let r = unsafe { real::dup3(old, new, flags) };
     if r >= 0 && crate::runtime::running() {
-        fd::opened(r, Kind::Unknown);
+        kind::duplicated(r);
     }
     r
 }
@@ -177,7 +160,7 @@ pub unsafe extern "C" fn pipe(fds: *mut c_int) -> c_int {
     let r = unsafe { real::pipe(fds) };
     if r == 0 && crate::runtime::running() {
         // SAFETY: the kernel filled both.
-        unsafe { opened_pair(fds, Kind::NoWait) };
+        kind::pipe_created(unsafe { [*fds, *fds.add(1)] });
     }
     r
 }
@@ -190,15 +173,16 @@ pub unsafe extern "C" fn pipe2(fds: *mut c_int, flags: c_int) -> c_int {
     let r = unsafe { real::pipe2(fds, flags) };
     if r == 0 && crate::runtime::running() {
         // SAFETY: the kernel filled both.
-        unsafe { opened_pair(fds, Kind::NoWait) };
+        kind::pipe_created(unsafe { [*fds, *fds.add(1)] });
     }
     r
 }
 
-/// A number the kernel just created (or -1): the fd table forgets what it knew of the number.
-fn opened_one(fd: c_int, kind: Kind) -> c_int {
+/// An eventfd, timerfd or signalfd the kernel just created (or -1): the fd table forgets what it knew of
+/// the number.
+fn pollable_created(fd: c_int) -> c_int {
     if fd >= 0 && crate::runtime::running() {
-        fd::created(fd, kind);
+        kind::pollable_created(fd);
     }
     fd
 }
@@ -224,7 +208,7 @@ pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: usize) -> c_int {
     if crate::runtime::running() {
         match cmd {
             libc::F_SETFL => fd::flags_changed(),
-            libc::F_DUPFD | libc::F_DUPFD_CLOEXEC if r >= 0 => fd::opened(r, Kind::Unknown),
+            libc::F_DUPFD | libc::F_DUPFD_CLOEXEC if r >= 0 => kind::duplicated(r),
             _ => {}
         }
     }
@@ -250,7 +234,7 @@ pub unsafe extern "C" fn ioctl(fd: c_int, request: libc::c_ulong, arg: usize) ->
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn eventfd(init: c_uint, flags: c_int) -> c_int {
     // SAFETY: forwarding.
-    opened_one(unsafe { real::eventfd(init, flags) }, Kind::Pollable)
+    pollable_created(unsafe { real::eventfd(init, flags) })
 }
 
 /// # Safety
@@ -258,7 +242,7 @@ pub unsafe extern "C" fn eventfd(init: c_uint, flags: c_int) -> c_int {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn timerfd_create(clock: c_int, flags: c_int) -> c_int {
     // SAFETY: forwarding.
-    opened_one(unsafe { real::timerfd_create(clock, flags) }, Kind::Pollable)
+    pollable_created(unsafe { real::timerfd_create(clock, flags) })
 }
 
 /// signalfd with -1 creates a number; with an existing fd it only changes that one's mask.
@@ -269,7 +253,7 @@ pub unsafe extern "C" fn timerfd_create(clock: c_int, flags: c_int) -> c_int {
 pub unsafe extern "C" fn signalfd(fd: c_int, mask: *const libc::sigset_t, flags: c_int) -> c_int {
     // SAFETY: forwarding.
     let r = unsafe { real::signalfd(fd, mask, flags) };
-    if fd == -1 { opened_one(r, Kind::Pollable) } else { r }
+    if fd == -1 { pollable_created(r) } else { r }
 }
 
 /// eventfd_read and eventfd_write use glibc's internal read and write: made with the hooked ones instead, so
@@ -289,16 +273,6 @@ pub unsafe extern "C" fn eventfd_read(fd: c_int, value: *mut u64) -> c_int {
 pub unsafe extern "C" fn eventfd_write(fd: c_int, value: u64) -> c_int {
     // SAFETY: a local value, as glibc passes it to write.
     if unsafe { write(fd, &value as *const u64 as *const c_void, 8) } == 8 { 0 } else { -1 }
-}
-
-/// # Safety
-/// `fds` points at two fds the kernel just created.
-pub(crate) unsafe fn opened_pair(fds: *const c_int, kind: Kind) {
-    // SAFETY: per the contract.
-    unsafe {
-        fd::created(*fds, kind);
-        fd::created(*fds.add(1), kind);
-    }
 }
 
 /// stdio closes its fd with glibc's internal close, which no hook sees: forget the fd first.
@@ -355,7 +329,7 @@ unsafe fn stream_closing(f: *mut libc::FILE) {
         // SAFETY: a live FILE per the contract.
         let fd = unsafe { libc::fileno(f) };
         if fd >= 0 {
-            let _ = fd::closing(fd);
+            let _ = closing::closing(fd);
         }
     }
 }
@@ -366,11 +340,10 @@ unsafe fn stream_closing(f: *mut libc::FILE) {
 /// C contract of close_range.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
-    if !crate::runtime::running() || flags as u32 & libc::CLOSE_RANGE_UNSHARE != 0 || first > last {
-        // The program's own call, unchanged (UNSHARE gives the caller a private table).
+    if !crate::runtime::running() {
         return ret_int(crate::runtime::sys::fd::close_range(first, last, flags as u32));
     }
-    ret_int(fd::close_range(first, last, flags as u32))
+    ret_int(closing::close_range(first, last, flags as u32))
 }
 
 /// # Safety
@@ -393,22 +366,11 @@ fn ret_int(r: IoResult) -> c_int {
     }
 }
 
-/// sendfile and splice have no per-call non-blocking form on a blocking fd and move data between two fds:
-/// a coroutine has a helper thread make the call while it parks (`runtime::offload`).
-fn offloaded(call: impl FnOnce() -> IoResult + Send + 'static) -> isize {
-    if worker::current_task().is_none() {
-        return ret(call());
-    }
-    ret(crate::runtime::offload::run(crate::runtime::stats::Offload::Other, call))
-}
-
 /// # Safety
 /// C contract of sendfile.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sendfile(out: c_int, inp: c_int, off: *mut libc::off_t, count: usize) -> isize {
-    let off = off as usize;
-    // SAFETY: the program's own arguments; its memory stays valid while it waits for this call.
-    offloaded(move || unsafe { crate::runtime::sys::fd::sendfile(out, inp, off as *mut libc::off_t, count) })
+    ret(file::sendfile(out, inp, off, count))
 }
 
 /// # Safety
@@ -430,18 +392,7 @@ pub unsafe extern "C" fn splice(
     len: usize,
     flags: libc::c_uint,
 ) -> isize {
-    let (off_in, off_out) = (off_in as usize, off_out as usize);
-    // SAFETY: as for sendfile.
-    offloaded(move || unsafe {
-        crate::runtime::sys::fd::splice(
-            fd_in,
-            off_in as *mut libc::loff_t,
-            fd_out,
-            off_out as *mut libc::loff_t,
-            len,
-            flags,
-        )
-    })
+    ret(file::splice(fd_in, off_in, fd_out, off_out, len, flags))
 }
 
 /// # Safety
@@ -449,11 +400,11 @@ pub unsafe extern "C" fn splice(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pread(fd: c_int, buf: *mut c_void, len: usize, off: libc::off_t) -> isize {
     cancel::point(|| {
-        if worker::current_task().is_none() || len == 0 || off < 0 || !crate::runtime::io::is_regular_file(fd) {
-            // SAFETY: forwarding (pipes and sockets answer ESPIPE, bad offsets EINVAL, at once).
+        if worker::current_task().is_none() {
+            // SAFETY: forwarding.
             return unsafe { real::pread(fd, buf, len, off) };
         }
-        ret(crate::runtime::file::read(fd, buf as *mut u8, len, Some(off)))
+        ret(file::pread(fd, buf as *mut u8, len, off))
     })
 }
 
@@ -504,11 +455,11 @@ pub unsafe extern "C" fn __pread64_chk(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pwrite(fd: c_int, buf: *const c_void, len: usize, off: libc::off_t) -> isize {
     cancel::point(|| {
-        if worker::current_task().is_none() || off < 0 || !crate::runtime::io::is_regular_file(fd) {
+        if worker::current_task().is_none() {
             // SAFETY: forwarding.
             return unsafe { real::pwrite(fd, buf, len, off) };
         }
-        ret(crate::runtime::file::write(fd, buf as *const u8, len, Some(off)))
+        ret(file::pwrite(fd, buf as *const u8, len, off))
     })
 }
 
@@ -531,7 +482,7 @@ pub unsafe extern "C" fn fsync(fd: c_int) -> c_int {
             // SAFETY: forwarding.
             return unsafe { real::fsync(fd) };
         }
-        ret(crate::runtime::file::sync(fd, false)) as c_int
+        ret(file::sync(fd, false)) as c_int
     })
 }
 
@@ -544,12 +495,12 @@ pub unsafe extern "C" fn fdatasync(fd: c_int) -> c_int {
             // SAFETY: forwarding.
             return unsafe { real::fdatasync(fd) };
         }
-        ret(crate::runtime::file::sync(fd, true)) as c_int
+        ret(file::sync(fd, true)) as c_int
     })
 }
 
-/// msgrcv: a cancellation point that may wait indefinitely on a System V message queue (no descriptor to
-/// poll): a coroutine tries without waiting and sleeps between tries (see `runtime::poll_call`).
+/// msgrcv: a cancellation point that may wait indefinitely on a System V message queue; a coroutine's
+/// is `runtime::io::msgq`'s.
 ///
 /// # Safety
 /// C contract of msgrcv.
@@ -559,17 +510,7 @@ pub unsafe extern "C" fn msgrcv(id: c_int, msg: *mut c_void, size: usize, kind: 
         // SAFETY: forwarding.
         return unsafe { real::msgrcv(id, msg, size, kind, flags) };
     }
-    cancel::point(|| {
-        let r = crate::runtime::poll_call(libc::ENOMSG, || {
-            // SAFETY: the caller's arguments, as for msgrcv.
-            match unsafe { real::msgrcv(id, msg, size, kind, flags | libc::IPC_NOWAIT) } {
-                n if n >= 0 => Ok(n),
-                // SAFETY: errno of the calling thread.
-                _ => Err(unsafe { *libc::__errno_location() }),
-            }
-        });
-        ret_errno(r)
-    })
+    cancel::point(|| ret(msgq::receive(id, msg, size, kind, flags)))
 }
 
 /// msgsnd: as [`msgrcv`], waiting for room in a full queue.
@@ -582,27 +523,5 @@ pub unsafe extern "C" fn msgsnd(id: c_int, msg: *const c_void, size: usize, flag
         // SAFETY: forwarding.
         return unsafe { real::msgsnd(id, msg, size, flags) };
     }
-    cancel::point(|| {
-        let r = crate::runtime::poll_call(libc::EAGAIN, || {
-            // SAFETY: the caller's arguments, as for msgsnd.
-            match unsafe { real::msgsnd(id, msg, size, flags | libc::IPC_NOWAIT) } {
-                0 => Ok(0isize),
-                // SAFETY: errno of the calling thread.
-                _ => Err(unsafe { *libc::__errno_location() }),
-            }
-        });
-        ret_errno(r) as c_int
-    })
-}
-
-/// -1 with errno for an error, else the value.
-fn ret_errno(r: Result<isize, i32>) -> isize {
-    match r {
-        Ok(n) => n,
-        Err(e) => {
-            // SAFETY: errno of the calling thread.
-            unsafe { *libc::__errno_location() = e };
-            -1
-        }
-    }
+    cancel::point(|| ret(msgq::send(id, msg, size, flags)) as c_int)
 }

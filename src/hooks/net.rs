@@ -1,13 +1,11 @@
-//! Socket calls. Blocking ones are `runtime::socket`'s (they park the coroutine on the netpoller);
-//! creating ones record the new fd; setsockopt keeps the program's SO_RCVTIMEO/SO_SNDTIMEO for the timed waits.
+//! Socket calls. A coroutine's are `runtime::io::socket`'s and `runtime::io::mmsg`'s (they park it on the
+//! netpoller); a plain thread's are the real calls. Creating ones tell the runtime of the new socket;
+//! setsockopt tells it of the options it must know (SO_RCVTIMEO/SO_SNDTIMEO for the timed waits).
 
-use super::io::{opened_pair, ret};
+use super::io::ret;
 use crate::real;
 use crate::runtime::cancel;
-use crate::runtime::fd::{self, Kind};
-use crate::runtime::io;
-use crate::runtime::socket;
-use crate::runtime::sys::syscall::Errno;
+use crate::runtime::io::{kind, mmsg, socket};
 use crate::runtime::worker;
 use std::ffi::{c_int, c_void};
 
@@ -85,7 +83,7 @@ pub unsafe extern "C" fn __recvfrom_chk(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> isize {
     cancel::point(|| {
-        if worker::current_task().is_none() || flags & libc::MSG_DONTWAIT != 0 {
+        if worker::current_task().is_none() {
             // SAFETY: forwarding.
             return unsafe { real::recvmsg(fd, msg, flags) };
         }
@@ -131,23 +129,14 @@ pub unsafe extern "C" fn sendto(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> isize {
     cancel::point(|| {
-        // Read once: for the descriptors it passes (SCM_RIGHTS) and for the cooperative send below.
-        let copy = if crate::runtime::running() { crate::runtime::sys::usercopy::read(msg).ok() } else { None };
-        if let Some(m) = &copy {
-            fd::sending(m);
-        }
-        if worker::current_task().is_none() || flags & libc::MSG_DONTWAIT != 0 {
+        if worker::current_task().is_none() {
+            if crate::runtime::running() {
+                socket::sending(msg);
+            }
             // SAFETY: forwarding.
             return unsafe { real::sendmsg(fd, msg, flags) };
         }
-        let Some(m) = copy else {
-            return ret(Err(Errno(libc::EFAULT)));
-        };
-        if m.msg_iovlen > io::IOV_MAX {
-            // SAFETY: forwarding (the kernel's EMSGSIZE).
-            return unsafe { real::sendmsg(fd, msg, flags) };
-        }
-        ret(socket::sendmsg(fd, m, flags))
+        ret(socket::sendmsg(fd, msg, flags))
     })
 }
 
@@ -171,14 +160,13 @@ pub unsafe extern "C" fn accept4(
     flags: c_int,
 ) -> c_int {
     cancel::point(|| {
-        let r = if worker::current_task().is_none() {
-            // SAFETY: forwarding.
-            unsafe { real::accept4(fd, addr, alen, flags) }
-        } else {
-            ret(io::accept(fd, addr, alen, flags)) as c_int
-        };
+        if worker::current_task().is_some() {
+            return ret(socket::accept(fd, addr, alen, flags)) as c_int;
+        }
+        // SAFETY: forwarding.
+        let r = unsafe { real::accept4(fd, addr, alen, flags) };
         if r >= 0 && crate::runtime::running() {
-            fd::created(r, Kind::Socket);
+            kind::socket_created(r);
         }
         r
     })
@@ -193,7 +181,7 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const libc::sockaddr, alen: l
             // SAFETY: forwarding.
             return unsafe { real::connect(fd, addr, alen) };
         }
-        ret(io::connect(fd, addr, alen)) as c_int
+        ret(socket::connect(fd, addr, alen)) as c_int
     })
 }
 
@@ -204,7 +192,7 @@ pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, proto: c_int) -> c_int
     // SAFETY: forwarding.
     let r = unsafe { real::socket(domain, ty, proto) };
     if r >= 0 && crate::runtime::running() {
-        fd::created(r, Kind::Socket);
+        kind::socket_created(r);
     }
     r
 }
@@ -217,7 +205,7 @@ pub unsafe extern "C" fn socketpair(domain: c_int, ty: c_int, proto: c_int, fds:
     let r = unsafe { real::socketpair(domain, ty, proto, fds) };
     if r == 0 && crate::runtime::running() {
         // SAFETY: the kernel filled both.
-        unsafe { opened_pair(fds, Kind::Socket) };
+        kind::socket_pair_created(unsafe { [*fds, *fds.add(1)] });
     }
     r
 }
@@ -235,7 +223,7 @@ pub unsafe extern "C" fn setsockopt(
     // SAFETY: forwarding.
     let r = unsafe { real::setsockopt(fd, level, name, val, len) };
     if r == 0 && crate::runtime::running() {
-        io::socket_option_set(fd, level, name, val as *const u8, len as usize);
+        socket::option_set(fd, level, name, val as *const u8, len as usize);
     }
     r
 }
@@ -251,28 +239,11 @@ pub unsafe extern "C" fn recvmmsg(
     timeout: *mut libc::timespec,
 ) -> c_int {
     cancel::point(|| {
-        let t = if timeout.is_null() { Ok(None) } else { crate::runtime::sys::usercopy::read(timeout).map(Some) };
-        let valid_timeout = matches!(t, Ok(None))
-            || matches!(t, Ok(Some(ts)) if ts.tv_sec >= 0 && (0..1_000_000_000).contains(&ts.tv_nsec));
-        if worker::current_task().is_none() || flags & libc::MSG_DONTWAIT != 0 || vlen == 0 || !valid_timeout {
-            // SAFETY: forwarding (a bad timeout or vector gets the kernel's own EFAULT/EINVAL).
+        if worker::current_task().is_none() {
+            // SAFETY: forwarding.
             return unsafe { real::recvmmsg(fd, vec, vlen, flags, timeout) };
         }
-        let now = crate::runtime::sys::time::monotonic_ns();
-        let deadline =
-            t.ok().flatten().map(|ts| now.saturating_add(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64));
-        let r = crate::runtime::mmsg::recv_many(fd, vec, vlen.min(1024), flags, deadline);
-        // The kernel writes the time left back into the timeout once messages arrived.
-        if let (Ok(n), Some(d)) = (r, deadline)
-            && n > 0
-        {
-            let left = d.saturating_sub(crate::runtime::sys::time::monotonic_ns());
-            let ts = libc::timespec { tv_sec: (left / 1_000_000_000) as i64, tv_nsec: (left % 1_000_000_000) as i64 };
-            if crate::runtime::sys::usercopy::write(timeout, ts).is_err() {
-                return ret(Err(Errno(libc::EFAULT))) as c_int;
-            }
-        }
-        ret(r) as c_int
+        ret(mmsg::recvmmsg(fd, vec, vlen, flags, timeout)) as c_int
     })
 }
 
@@ -281,18 +252,13 @@ pub unsafe extern "C" fn recvmmsg(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sendmmsg(fd: c_int, vec: *mut libc::mmsghdr, vlen: libc::c_uint, flags: c_int) -> c_int {
     cancel::point(|| {
-        if crate::runtime::running() {
-            for i in 0..vlen.min(1024) as usize {
-                match crate::runtime::sys::usercopy::read(vec.wrapping_add(i)) {
-                    Ok(m) => fd::sending(&m.msg_hdr),
-                    Err(_) => break,
-                }
+        if worker::current_task().is_none() {
+            if crate::runtime::running() {
+                mmsg::sending(vec, vlen);
             }
-        }
-        if worker::current_task().is_none() || flags & libc::MSG_DONTWAIT != 0 || vlen == 0 {
             // SAFETY: forwarding.
             return unsafe { real::sendmmsg(fd, vec, vlen, flags) };
         }
-        ret(crate::runtime::mmsg::send_many(fd, vec, vlen.min(1024), flags)) as c_int
+        ret(mmsg::sendmmsg(fd, vec, vlen, flags)) as c_int
     })
 }

@@ -35,7 +35,7 @@ pub unsafe extern "C" fn vfork() -> libc::pid_t {
 
 /// The function [`vfork`] hands over to: the real vfork for a plain thread, fork for a coroutine.
 extern "C" fn vfork_target() -> usize {
-    crate::runtime::fd::sharing_with_child();
+    crate::runtime::io::fd::sharing_with_child();
     if worker::current_task().is_none() { real::vfork_addr() } else { real::fork_addr() }
 }
 
@@ -96,7 +96,7 @@ pub unsafe extern "C" fn posix_spawn(
     argv: *const *mut c_char,
     envp: *const *mut c_char,
 ) -> c_int {
-    crate::runtime::fd::sharing_with_child();
+    crate::runtime::io::fd::sharing_with_child();
     // SAFETY: forwarding.
     unsafe { real::posix_spawn(pid, path, actions, attr, argv, envp) }
 }
@@ -112,7 +112,7 @@ pub unsafe extern "C" fn posix_spawnp(
     argv: *const *mut c_char,
     envp: *const *mut c_char,
 ) -> c_int {
-    crate::runtime::fd::sharing_with_child();
+    crate::runtime::io::fd::sharing_with_child();
     // SAFETY: forwarding.
     unsafe { real::posix_spawnp(pid, file, actions, attr, argv, envp) }
 }
@@ -121,7 +121,7 @@ pub unsafe extern "C" fn posix_spawnp(
 /// C contract of popen.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn popen(cmd: *const c_char, mode: *const c_char) -> *mut libc::FILE {
-    crate::runtime::fd::sharing_with_child();
+    crate::runtime::io::fd::sharing_with_child();
     // SAFETY: forwarding.
     unsafe { real::popen(cmd, mode) }
 }
@@ -133,7 +133,7 @@ pub unsafe extern "C" fn popen(cmd: *const c_char, mode: *const c_char) -> *mut 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn system(cmd: *const std::ffi::c_char) -> c_int {
     cancel::point(|| {
-        crate::runtime::fd::sharing_with_child();
+        crate::runtime::io::fd::sharing_with_child();
         let cmd = cmd as usize;
         // SAFETY: forwarding, on a helper thread for a coroutine; the string outlives the call.
         offload::run(Offload::Process, move || unsafe { real::system(cmd as *const std::ffi::c_char) })
@@ -151,7 +151,7 @@ pub unsafe extern "C" fn pclose(f: *mut libc::FILE) -> c_int {
         // SAFETY: a live FILE per the contract.
         let fd = unsafe { libc::fileno(f) };
         if fd >= 0 {
-            let _ = crate::runtime::fd::closing(fd);
+            let _ = crate::runtime::io::closing::closing(fd);
         }
     }
     let f = f as usize;

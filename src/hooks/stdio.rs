@@ -1,12 +1,12 @@
 //! stdio's read side: fgets, fread, getline/getdelim, getc and their _unlocked and fortified forms, and
 //! __uflow/__underflow (what the getc_unlocked/getchar_unlocked macros call). glibc refills a FILE with
 //! its internal read, which no hook sees; a coroutine's call on a socket, pipe or terminal FILE waits in
-//! `runtime::stdio` until the real call will not block. Everything else calls the real function.
+//! `runtime::io::stdio` until the real call will not block. Everything else calls the real function.
 //! The scanf family waits there too, until a trial scan of what has arrived finishes (the C entries are
 //! in stdio_variadic.c). The write side is in `stdio_write.rs`.
 
 use crate::real;
-use crate::runtime::stdio::{self, Need, ScanVariant};
+use crate::runtime::io::stdio::{self, Need, ScanVariant};
 use crate::runtime::worker;
 use libc::FILE;
 use std::ffi::{c_char, c_int, c_void};

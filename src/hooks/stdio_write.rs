@@ -1,12 +1,12 @@
 //! stdio's write side: fwrite, fputs, puts, fputc/putc/putchar, `__overflow` (what the putc_unlocked
 //! macros call), fflush, the printf family and dprintf, with their _unlocked and fortified forms. glibc
 //! writes a FILE out with its internal write, which no hook sees; a coroutine's put on a socket, pipe or
-//! terminal FILE is made by `runtime::stdio_write`, whose writes park while the peer is slow. Everything
+//! terminal FILE is made by `runtime::io::stdio_write`, whose writes park while the peer is slow. Everything
 //! else calls the real function. The printf family is variadic, which Rust cannot define: the exported
 //! symbols jump to small C functions (stdio_variadic.c) that hand their va_list to `asyncshim_vfprintf`.
 
 use crate::real;
-use crate::runtime::stdio_write::{self, Sink};
+use crate::runtime::io::stdio_write::{self, Sink};
 use crate::runtime::worker;
 use libc::FILE;
 use std::ffi::{c_char, c_int, c_void};

@@ -56,13 +56,13 @@ pub unsafe extern "C" fn syscall(
     };
     if runtime::running() {
         match (n, a2 as i32) {
-            (libc::SYS_fcntl, libc::F_SETFL) => runtime::fd::flags_changed(),
+            (libc::SYS_fcntl, libc::F_SETFL) => runtime::io::fd::flags_changed(),
             (libc::SYS_fcntl, libc::F_DUPFD | libc::F_DUPFD_CLOEXEC) => {
                 if let Ok(fd) = r {
-                    runtime::fd::opened(fd as i32, runtime::fd::Kind::Unknown);
+                    runtime::io::kind::duplicated(fd as i32);
                 }
             }
-            (libc::SYS_ioctl, _) if a2 as libc::c_ulong == libc::FIONBIO => runtime::fd::flags_changed(),
+            (libc::SYS_ioctl, _) if a2 as libc::c_ulong == libc::FIONBIO => runtime::io::fd::flags_changed(),
             _ => {}
         }
     }

@@ -4,8 +4,8 @@
 //! SA_RESTART). Waits for any child or a process group, and waits for stops and continues, have nothing
 //! to poll: a helper thread makes them while the coroutine parks (a signal does not end those).
 
-use super::fd::{self, Dir};
-use super::io::{self, IoResult};
+use super::io::fd::{self, Dir};
+use super::io::{IoResult, blocking, closing};
 use super::sys::syscall::Errno;
 use super::sys::{self, process, usercopy};
 
@@ -63,13 +63,13 @@ pub fn waitid(idtype: u32, id: u32, info: *mut libc::siginfo_t, options: i32) ->
 /// be had (the caller then waits on a helper thread; the kernel's own answer, ECHILD say, comes from there).
 fn wait_on_pidfd(pid: i32, mut try_reap: impl FnMut() -> IoResult) -> Option<IoResult> {
     let pidfd = process::pidfd_open(pid).ok()?;
-    let pidfd = super::netpoll::move_high(pidfd);
+    let pidfd = fd::move_high(pidfd);
     fd::opened(pidfd, fd::Kind::Pollable);
     let mut attempt = |_: i32, _: fd::Kind| match try_reap() {
         Ok(0) => Err(Errno(libc::EAGAIN)),
         r => r,
     };
-    let r = match io::blocking_restarting(pidfd, Dir::Read, &mut attempt) {
+    let r = match blocking::blocking_restarting(pidfd, Dir::Read, &mut attempt) {
         // The kernel looks for a waitable child before it reports a signal: a child that ended as the
         // signal came is reaped, not an EINTR.
         Err(Errno(libc::EINTR)) => match attempt(pidfd, fd::Kind::Pollable) {
@@ -79,7 +79,7 @@ fn wait_on_pidfd(pid: i32, mut try_reap: impl FnMut() -> IoResult) -> Option<IoR
         r => r,
     };
     fd::unmark_runtime_own(pidfd);
-    let _ = fd::closing(pidfd);
+    let _ = closing::closing(pidfd);
     // Our own pidfd, which nothing uses any more.
     let _ = sys::fd::close(pidfd);
     Some(r)

@@ -34,14 +34,7 @@
 //! | [`libc_malloc`] | glibc's malloc by its `__libc_*` names |
 //! | [`lifecycle`] | whether the runtime runs in this process (not before start-up, not in a forked child) |
 //! | **file descriptors** | |
-//! | [`fd`] | what is known of each fd number: kind, registration, readiness, hidden duplicates |
-//! | [`netpoll`] | one epoll instance that reports readiness changes to parked waiters |
-//! | [`io`] | blocking fd calls made cooperative: one try, then a park until ready |
-//! | [`socket`] | socket calls on top of `io`: MSG_DONTWAIT tries, MSG_WAITALL, sends in full |
-//! | [`mmsg`] | recvmmsg and sendmmsg on blocking sockets |
-//! | [`file`] | regular files: RWF_NOWAIT first, a helper thread for what the disk must supply |
-//! | [`stdio`] | stdio reads (fgets, getline...) and scanf on sockets, pipes and terminals |
-//! | [`stdio_write`] | stdio output (fwrite, printf...) on sockets, pipes and terminals |
+//! | [`io`] | fds for coroutines: the fd table, the netpoller, cooperative calls (sockets, files, stdio) |
 //! | [`child`] | waiting for child processes on a pidfd or a helper thread |
 //! | [`dns`] | which name lookups need a helper thread |
 //! | **around** | |
@@ -56,16 +49,12 @@ pub mod child;
 pub mod convoy;
 pub mod cputime;
 pub mod dns;
-pub mod fd;
-pub mod file;
 pub mod identity;
 pub mod io;
 pub mod libc_malloc;
 pub mod lifecycle;
 pub mod lock;
-pub mod mmsg;
 pub mod monitor;
-pub mod netpoll;
 pub mod offload;
 pub mod once;
 pub mod os_thread;
@@ -76,11 +65,8 @@ pub mod proc_task;
 pub mod sched_attr;
 pub mod scheduler;
 pub mod signals;
-pub mod socket;
 pub mod stack;
 pub mod stats;
-pub mod stdio;
-pub mod stdio_write;
 pub mod sync;
 pub mod sys;
 pub mod task;
@@ -136,7 +122,7 @@ pub fn run_main(main: MainFn, argc: c_int, argv: *mut *mut c_char, envp: *mut *m
         return None;
     }
     let main_tcb = Tcb::current();
-    fd::grow_table_early();
+    io::fd::grow_table_early();
     let default_stack = config.stack_size.unwrap_or_else(rlimit_stack);
     let Ok(config) = config::set(config) else { return None };
     let sched = scheduler::init(config.workers, config.max_spares)?;
@@ -199,7 +185,7 @@ fn thread_name_of_this_os_thread() -> Vec<u8> {
 
 extern "C" fn atfork_prepare() {
     // The child inherits every description and may change their flags.
-    fd::sharing_with_child();
+    io::fd::sharing_with_child();
 }
 
 extern "C" fn atfork_child() {
@@ -211,7 +197,7 @@ extern "C" fn atfork_child() {
     }
     worker::forget_rseq_after_fork();
     identity::register_robust_list_here();
-    fd::close_hidden_in_child();
+    io::closing::close_hidden_in_child();
     sync::kernel_wait::forget_in_child();
     // SAFETY: clearing GS makes this thread "not a worker"; the worker records stay valid but unused.
     unsafe { fsgs::set_gs_base(0) };

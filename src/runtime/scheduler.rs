@@ -7,6 +7,7 @@
 //! [`super::monitor`]); a spare that falls idle while enough unstalled workers remain retires (sleeps until
 //! revived), so the number of workers running coroutines stays at the configured count.
 
+use super::io::{netpoll, ready};
 use super::lock::Lock;
 use super::sys::{futex, time};
 use super::task::{TaskRef, Wake};
@@ -111,29 +112,27 @@ impl Scheduler {
     /// Collects fd readiness (`timeout_ms` as for `netpoll::poll`) and makes its waiters runnable. Returns
     /// the number of ready fds.
     pub fn poll_net(&self, timeout_ms: i32) -> usize {
-        let mut list = super::netpoll::ReadyList::new();
-        let ready = super::netpoll::poll(timeout_ms, &mut list);
+        let mut list = netpoll::EventList::new();
+        let ready = netpoll::poll(timeout_ms, &mut list);
         self.wake_ready(ready);
         ready.len()
     }
 
-    /// Wakes the waiters of a poll's ready fds. On a worker (in its own context) all of them are queued
-    /// with one lock and at most one other worker is woken, and only when more than one coroutine became
-    /// runnable: this worker runs the first itself, so a lone wake-up (a ping-pong connection) never
-    /// costs another worker's futex wake and the cache misses of moving there. Elsewhere (the monitor)
-    /// they go to the global queue one by one.
-    pub fn wake_ready(&self, ready: &[super::netpoll::Ready]) {
-        if ready.is_empty() {
+    /// Wakes the waiters of a poll's ready fds (`io::ready` turns each event into its fd's waiters). On a
+    /// worker (in its own context) all of them are queued with one lock and at most one other worker is
+    /// woken, and only when more than one coroutine became runnable: this worker runs the first itself,
+    /// so a lone wake-up (a ping-pong connection) never costs another worker's futex wake and the cache
+    /// misses of moving there. Elsewhere (the monitor) they go to the global queue one by one.
+    pub fn wake_ready(&self, events: &[netpoll::Event]) {
+        if events.is_empty() {
             return;
         }
         let Some(w) = worker::current_worker().filter(|_| worker::current_task().is_none()) else {
-            ready.iter().for_each(|r| r.wake());
-            super::netpoll::readiness_seen();
+            ready::wake(events);
             return;
         };
         w.begin_collecting();
-        ready.iter().for_each(|r| r.wake());
-        super::netpoll::readiness_seen();
+        ready::wake(events);
         let queued = w.end_collecting(|tasks| w.queue.push_all(tasks));
         if queued > 1 {
             self.notify();
@@ -178,7 +177,7 @@ impl Scheduler {
         }
         for w in &self.workers[..n] {
             if swap(w, SLEEPING_IN_POLL) {
-                super::netpoll::wake_waiter();
+                netpoll::wake_waiter();
                 return true;
             }
         }
@@ -375,7 +374,7 @@ impl Scheduler {
         if self.preempted.is_empty() {
             return None;
         }
-        if super::netpoll::exists() {
+        if netpoll::exists() {
             self.poll_net(0);
             if let Some(t) = w.queue.pop().or_else(|| self.global.pop()) {
                 return Some(t);

@@ -328,7 +328,7 @@ pub fn run(sched: &'static Scheduler, w: &'static Worker) -> ! {
     let mut rounds = 0u32;
     loop {
         rounds = rounds.wrapping_add(1);
-        if rounds.is_multiple_of(POLL_EVERY) && super::netpoll::exists() {
+        if rounds.is_multiple_of(POLL_EVERY) && super::io::netpoll::exists() {
             sched.poll_net(0);
         }
         sched.fire_timers(&mut expired);
@@ -378,7 +378,7 @@ fn idle(sched: &Scheduler, w: &Worker) {
         return;
     }
     // One idle worker waits in epoll_wait (so fd readiness wakes it); the others on their futex.
-    let poll_flag = super::netpoll::waiting_flag()
+    let poll_flag = super::io::netpoll::waiting_flag()
         .filter(|f| f.compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed).is_ok());
     let state = if poll_flag.is_some() { SLEEPING_IN_POLL } else { SLEEPING };
     w.sleep.store(state, Ordering::SeqCst);
@@ -386,9 +386,10 @@ fn idle(sched: &Scheduler, w: &Worker) {
     // The poller may have left since we looked (a spare that then retired): some idle worker must wait
     // in epoll_wait, or readiness is never collected. Go round and take the flag instead of sleeping.
     // (A retiring poller wakes SLEEPING workers after its own store; SeqCst on both sides.)
-    let poller_left = poll_flag.is_none() && super::netpoll::waiting_flag().is_some_and(|f| !f.load(Ordering::SeqCst));
-    let mut list = super::netpoll::ReadyList::new();
-    let mut ready: &[super::netpoll::Ready] = &[];
+    let poller_left =
+        poll_flag.is_none() && super::io::netpoll::waiting_flag().is_some_and(|f| !f.load(Ordering::SeqCst));
+    let mut list = super::io::netpoll::EventList::new();
+    let mut ready: &[super::io::netpoll::Event] = &[];
     if !poller_left && !sched.work_pending() && !signals::routing_needed() {
         let deadline = sched.next_deadline();
         // The clock is read only when a timer is pending.
@@ -397,7 +398,7 @@ fn idle(sched: &Scheduler, w: &Worker) {
             w.cpu.before_sleep();
             if poll_flag.is_some() {
                 let ms = deadline.map_or(-1, |d| ((d - now).div_ceil(1_000_000)).min(i32::MAX as u64) as i32);
-                ready = super::netpoll::poll(ms, &mut list);
+                ready = super::io::netpoll::poll(ms, &mut list);
             } else {
                 futex::wait(&w.sleep, SLEEPING, deadline);
             }

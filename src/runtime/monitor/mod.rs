@@ -195,7 +195,7 @@ fn relieve(sched: &super::scheduler::Scheduler, expired: &mut Vec<(TaskRef, u32)
     // (the woken coroutines go to the global queue).
     if sched.unstalled_workers() == 0 {
         sched.fire_timers(expired);
-        if super::netpoll::exists() {
+        if super::io::netpoll::exists() {
             sched.poll_net(0);
         }
     }

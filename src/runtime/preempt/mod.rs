@@ -142,7 +142,7 @@ pub fn monitor_look(
 
 /// Other coroutines could run: queued ones, due timers, or fd readiness no worker collects meanwhile.
 fn work_waits() -> bool {
-    scheduler::get().work_pending() || super::netpoll::exists()
+    scheduler::get().work_pending() || super::io::netpoll::exists()
 }
 
 fn send_request(w: &super::worker::Worker, switches: u32, now: u64) {

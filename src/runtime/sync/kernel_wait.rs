@@ -117,7 +117,7 @@ extern "C" fn ring_main(_: *mut c_void) -> *mut c_void {
         }
     };
     // Out of the program's way: its own fds get the numbers they get natively, and it cannot close ours.
-    ring.relocate_fd(super::super::netpoll::move_high);
+    ring.relocate_fd(super::super::io::fd::move_high);
     RING_FD.store(ring.fd(), Ordering::Relaxed);
     let doorbell = &DOORBELL as *const AtomicU32 as usize;
     if ring.submit_futex_wait(doorbell, 0, u32::MAX, true, DOORBELL_TAG).is_err() {

@@ -13,6 +13,7 @@
 //! | [`epoll`] | epoll instances and waits |
 //! | [`eventfd`] | eventfds, how one thread wakes another that sleeps in epoll |
 //! | [`futex`] | futex wait/wake and the robust-futex ABI |
+//! | [`ipc`] | System V message queues |
 //! | [`signal`] | masks, signal waits, sending signals; glibc's reserved numbers |
 //! | [`process`] | child processes: waits and pidfds |
 //! | [`mem`] | address-space reservations, guards, page discard |
@@ -28,6 +29,7 @@ pub mod fd;
 pub mod fs;
 pub mod fsgs;
 pub mod futex;
+pub mod ipc;
 pub mod mem;
 pub mod peek;
 pub mod poll;

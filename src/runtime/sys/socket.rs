@@ -124,13 +124,19 @@ unsafe fn getsockopt_into(fd: i32, level: i32, name: i32, out: usize, size: usiz
     Ok(len as usize)
 }
 
-/// recvmmsg(2) without a timeout.
+/// recvmmsg(2) (`timeout` null: none).
 ///
 /// # Safety
-/// `vec` (vlen entries) and what it points at are the program's own or valid for the call.
-pub unsafe fn recvmmsg(fd: i32, vec: *mut libc::mmsghdr, vlen: usize, flags: i32) -> Result<usize, Errno> {
-    // SAFETY: the caller vouches for the messages.
-    unsafe { syscall6(libc::SYS_recvmmsg, fd as usize, vec as usize, vlen, flags as usize, 0, 0) }
+/// `vec` (vlen entries) and what it points at, and `timeout`, are the program's own or valid for the call.
+pub unsafe fn recvmmsg(
+    fd: i32,
+    vec: *mut libc::mmsghdr,
+    vlen: usize,
+    flags: i32,
+    timeout: *mut libc::timespec,
+) -> Result<usize, Errno> {
+    // SAFETY: the caller vouches for the messages and the timeout.
+    unsafe { syscall6(libc::SYS_recvmmsg, fd as usize, vec as usize, vlen, flags as usize, timeout as usize, 0) }
 }
 
 /// sendmmsg(2).
@@ -140,4 +146,12 @@ pub unsafe fn recvmmsg(fd: i32, vec: *mut libc::mmsghdr, vlen: usize, flags: i32
 pub unsafe fn sendmmsg(fd: i32, vec: *mut libc::mmsghdr, vlen: usize, flags: i32) -> Result<usize, Errno> {
     // SAFETY: the caller vouches for the messages.
     unsafe { syscall6(libc::SYS_sendmmsg, fd as usize, vec as usize, vlen, flags as usize, 0, 0) }
+}
+
+/// The socket's pending error (SO_ERROR, which reading clears, as the kernel's own report does), if any.
+pub fn take_error(fd: i32) -> Option<Errno> {
+    match getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_ERROR) {
+        Ok(err) if err != 0 => Some(Errno(err)),
+        _ => None,
+    }
 }

@@ -1,20 +1,21 @@
 //! What the runtime knows of each file descriptor number: which kind of object it names (and so how to
 //! try a call without blocking), whether it is registered with the netpoller, readiness sequence numbers
-//! that coroutines wait on, and the socket timeouts the program set.
+//! that coroutines wait on, the socket timeouts the program set, whether only this process can change
+//! the description's flags, and which numbers are the runtime's own.
 //!
 //! The table is one lazily committed array indexed by fd number (up to RLIMIT_NOFILE's hard limit). A
 //! generation number changes whenever a number starts naming a new object (a hooked call created it, or
-//! it was closed), so readiness reported for an old object never wakes a waiter on a new one.
+//! it was closed), so readiness reported for an old object never wakes a waiter on a new one; what was
+//! known of the old object is forgotten in one place ([`FdEntry::forget_object`]). Closing a number
+//! waiters use is `closing`'s.
 //!
-//! Closing a number that coroutines are waiting on must not end their calls: in the kernel a blocked
-//! read holds its own reference to the file and goes on waiting on the old object (for its data, its EOF,
-//! its peer's reset) while the number is reused. So `closing` keeps a hidden duplicate of the object, at
-//! a high number the program never sees, hands it to the parked waiters, and closes it when the last of
-//! them has finished.
+//! The worker loop wakes readiness waiters through `io::ready`, which reads this table, so it stays
+//! below the scheduler core: it imports the netpoller, the parking lot, `lock` and `sys`.
 
-use super::lock::Lock;
-use super::parking_lot;
-use super::sys::{self, mem};
+use super::super::lock::Lock;
+use super::super::parking_lot;
+use super::super::sys::{self, mem};
+use super::netpoll;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::OnceLock;
 
@@ -32,7 +33,7 @@ pub enum Kind {
     Pollable = 3,
     /// Never waits in a way epoll can see (directories, block devices...): the real call.
     Blocking = 4,
-    /// A regular file: see `runtime::file` (RWF_NOWAIT tries, helper threads).
+    /// A regular file: see `io::file` (RWF_NOWAIT tries, helper threads).
     File = 5,
 }
 
@@ -72,25 +73,25 @@ pub struct FdEntry {
     pub gate: [AtomicU32; 2],
     /// SO_RCVTIMEO / SO_SNDTIMEO in ns (0: none; TIMEOUT_UNKNOWN: not looked up).
     pub timeout: [AtomicU64; 2],
-    /// Regular files: whether RWF_NOWAIT writes work (see `runtime::file`).
+    /// Regular files: whether RWF_NOWAIT writes work (see `io::file`).
     nowait_writes: AtomicU32,
     /// Coroutines inside a cooperative call on this number that had to wait (parked or about to park).
     pub waiters: AtomicU32,
     /// A hidden duplicate: how many waiters still use it (it is closed when this reaches 0).
-    hidden_users: AtomicU32,
+    pub(super) hidden_users: AtomicU32,
     /// A hidden duplicate: (number it stands for << 32) | that number's generation when it was closed.
-    hidden_origin: AtomicU64,
+    pub(super) hidden_origin: AtomicU64,
     /// Set when this number was closed under waiters: (closed generation << 32) | hidden duplicate.
-    moved: AtomicU64,
+    pub(super) moved: AtomicU64,
     /// One of the runtime's own fds for its whole life (the netpoller's): the program never had it open.
-    runtime_own: AtomicU32,
+    pub(super) runtime_own: AtomicU32,
     /// A hooked call created the description in this process since the last child process was made
     /// (SHARING_EPOCH + 1 then), and it was not sent away with SCM_RIGHTS: only this process can change
     /// its flags. 0: perhaps shared.
     private_since: AtomicU32,
     /// FLAGS_EPOCH when the description was last seen blocking (no O_NONBLOCK).
     blocking_seen: AtomicU32,
-    /// How stdio waits can look at unread data (see `runtime::stdio`); 0 until looked up for this object.
+    /// How stdio waits can look at unread data (see `io::stdio`); 0 until looked up for this object.
     pub stdio_peek: AtomicU32,
     /// The readiness sequence (+ 1; 0: none) before a read that left this TCP socket's receive queue empty
     /// (see [`FdEntry::drained_since`]).
@@ -139,21 +140,46 @@ impl FdEntry {
     /// and nowhere else. `kind`, `private_since` and `timeouts` are what is known of the new one. Returns
     /// the old generation and whether the old object was registered with the netpoller (the caller
     /// deregisters it). Called under the table's `changes` lock.
-    fn forget_object(&self, kind: Kind, private_since: u32, timeouts: [u64; 2]) -> (u32, bool) {
+    pub(super) fn forget_object(&self, kind: Kind, private_since: u32, timeouts: [u64; 2]) -> (u32, bool) {
         let generation = self.generation.fetch_add(1, Ordering::AcqRel);
         let was_registered = self.registered.swap(0, Ordering::AcqRel) != 0;
         self.private_since.store(private_since, Ordering::Release);
         self.blocking_seen.store(0, Ordering::Release);
-        self.set_kind(kind);
-        self.stdio_peek.store(0, Ordering::Relaxed);
-        self.nowait_writes.store(0, Ordering::Relaxed);
         self.read_drained.store(0, Ordering::Relaxed);
         self.drain_proof.store(DRAIN_UNKNOWN, Ordering::Relaxed);
         self.write_waited.store(0, Ordering::Relaxed);
+        self.learned_kind(kind, timeouts);
+        (generation, was_registered)
+    }
+
+    /// What is known of the object's kind and of what depends on it: `kind` (from the call that made the
+    /// object, or looked up: see `io::kind`), the socket timeouts (`TIMEOUT_UNKNOWN` to look them up),
+    /// no stdio peek method yet, RWF_NOWAIT writes not tried. For a number first looked at (whose entry
+    /// is still all zeros, where a zero timeout would mean "none") or whose object changed unseen, and
+    /// from [`Self::forget_object`].
+    pub fn learned_kind(&self, kind: Kind, timeouts: [u64; 2]) {
         for (t, v) in self.timeout.iter().zip(timeouts) {
             t.store(v, Ordering::Relaxed);
         }
-        (generation, was_registered)
+        self.stdio_peek.store(0, Ordering::Relaxed);
+        self.nowait_writes.store(0, Ordering::Relaxed);
+        self.set_kind(kind);
+    }
+
+    /// SO_RCVTIMEO / SO_SNDTIMEO of this socket (`fd`) in ns (0: none), looked up once per object.
+    pub fn socket_timeout_ns(&self, fd: i32, dir: Dir) -> u64 {
+        let slot = self.timeout(dir);
+        let t = slot.load(Ordering::Relaxed);
+        if t != TIMEOUT_UNKNOWN {
+            return t;
+        }
+        let opt = if dir == Dir::Read { libc::SO_RCVTIMEO } else { libc::SO_SNDTIMEO };
+        let ns = match sys::socket::getsockopt_timeval(fd, libc::SOL_SOCKET, opt) {
+            Ok(tv) => tv.tv_sec as u64 * 1_000_000_000 + tv.tv_usec as u64 * 1000,
+            Err(_) => 0,
+        };
+        slot.store(ns, Ordering::Relaxed);
+        ns
     }
 
     /// A read of `want` bytes on this socket (of kind Socket) returned `got`, after the read side's sequence
@@ -245,11 +271,11 @@ impl FdEntry {
     }
 }
 
-struct Table {
+pub(super) struct Table {
     base: *mut FdEntry,
-    len: usize,
+    pub(super) len: usize,
     /// Serialises fd-number changes (creation, close, dup2) against registration.
-    changes: Lock<()>,
+    pub(super) changes: Lock<()>,
 }
 
 // SAFETY: entries are atomics; the pointer is to a mapping that lives for the process.
@@ -259,7 +285,7 @@ unsafe impl Send for Table {}
 
 static TABLE: OnceLock<Table> = OnceLock::new();
 
-fn table() -> &'static Table {
+pub(super) fn table() -> &'static Table {
     TABLE.get_or_init(|| {
         let len = sys::fd::open_files_limit().1.max(1024);
         let base = mem::reserve(len * size_of::<FdEntry>()).map(|p| p as *mut FdEntry).unwrap_or(core::ptr::null_mut());
@@ -291,7 +317,7 @@ pub fn created(fd: i32, kind: Kind) {
 }
 
 /// One above the highest number the table has heard of: close_range need not look further.
-static HIGH_WATER: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+pub(super) static HIGH_WATER: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
 
 pub fn note_number(fd: i32) {
     HIGH_WATER.fetch_max(fd as usize + 1, Ordering::AcqRel);
@@ -340,7 +366,7 @@ pub fn sending(msg: &libc::msghdr) {
     // Walks the control messages as CMSG_FIRSTHDR/CMSG_NXTHDR do, reading through usercopy: a bad buffer
     // is the kernel's to report (EFAULT), not a reason to crash here.
     while at + size_of::<libc::cmsghdr>() <= end {
-        let Ok(h) = super::sys::usercopy::read(at as *const libc::cmsghdr) else { return };
+        let Ok(h) = sys::usercopy::read(at as *const libc::cmsghdr) else { return };
         // A length past the buffer (or one that would wrap) is the kernel's EINVAL to report.
         if h.cmsg_len < size_of::<libc::cmsghdr>() || h.cmsg_len > end - at {
             return;
@@ -353,7 +379,7 @@ pub fn sending(msg: &libc::msghdr) {
                 if p + size_of::<i32>() > end {
                     break;
                 }
-                if let Ok(fd) = super::sys::usercopy::read(p as *const i32) {
+                if let Ok(fd) = sys::usercopy::read(p as *const i32) {
                     sent_away(fd);
                 }
             }
@@ -384,151 +410,6 @@ pub fn program_nonblocking(fd: i32, e: &FdEntry) -> bool {
     nonblocking
 }
 
-/// What a hook should do with a close, dup2 or dup3 of a number.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Closing {
-    /// Make the real call.
-    Proceed,
-    /// The number is one of the runtime's own (a hidden duplicate): natively it is not open, so EBADF.
-    NotOpen,
-}
-
-/// `fd` is being closed (or replaced by dup2): readiness of the old object reported later is ignored, and
-/// coroutines parked on it move to a hidden duplicate (woken with its number as their unpark token) so
-/// that they go on waiting on the old object, as the kernel's in-flight calls do.
-pub fn closing(fd: i32) -> Closing {
-    let Some(e) = entry(fd) else { return Closing::Proceed };
-    if e.hidden_users.load(Ordering::Acquire) != 0 || e.runtime_own.load(Ordering::Relaxed) != 0 {
-        return Closing::NotOpen;
-    }
-    let (was_registered, hidden) = {
-        let _g = table().changes.lock();
-        let old =
-            Known { kind: e.kind(), timeouts: [Dir::Read, Dir::Write].map(|d| e.timeout(d).load(Ordering::Relaxed)) };
-        // Whatever takes the number next (open, a descriptor received with SCM_RIGHTS) is not vouched for.
-        let (generation, was) = e.forget_object(Kind::Unknown, 0, [TIMEOUT_UNKNOWN; 2]);
-        if was {
-            super::netpoll::deregister(fd);
-        }
-        // Waiters register before they park, so an fd never registered has none.
-        let hidden = if was && e.waiters.load(Ordering::Acquire) != 0 { hide(fd, generation, e, old) } else { None };
-        (was, hidden)
-    };
-    if was_registered {
-        match hidden {
-            Some(h) => {
-                // A poll between its probe and its park sees the change (it parks on these sequences).
-                e.read_seq.fetch_add(1, Ordering::AcqRel);
-                e.write_seq.fetch_add(1, Ordering::AcqRel);
-                let token = h as usize + 1;
-                let woken = parking_lot::unpark_all(e.seq(Dir::Read) as *const AtomicU32 as usize, token)
-                    + parking_lot::unpark_all(e.seq(Dir::Write) as *const AtomicU32 as usize, token);
-                // The bias `hide` set kept the duplicate alive while the waiters were being woken.
-                release_hidden_by(h, HIDDEN_BIAS - woken as u32);
-            }
-            None => {
-                e.notify(Dir::Read);
-                e.notify(Dir::Write);
-            }
-        }
-    }
-    Closing::Proceed
-}
-
-/// Held on a new hidden duplicate until its waiters are counted, so none of them can close it early.
-const HIDDEN_BIAS: u32 = 1 << 30;
-
-/// What `closing` knew of an object, for its hidden duplicate.
-struct Known {
-    kind: Kind,
-    timeouts: [u64; 2],
-}
-
-/// Duplicates `fd`'s object (`old`) at a high number for its waiters (under the changes lock). None when no
-/// number is free: the waiters then end with EBADF.
-fn hide(fd: i32, generation: u32, e: &FdEntry, old: Known) -> Option<i32> {
-    // A number the program still has open (its close has not happened yet).
-    let h = sys::fd::dup_from(fd, hidden_floor()).ok()?;
-    let Some(he) = entry(h) else {
-        // Our own duplicate.
-        let _ = sys::fd::close(h);
-        return None;
-    };
-    note_number(h);
-    he.forget_object(old.kind, 0, old.timeouts);
-    he.hidden_origin.store(((fd as u32 as u64) << 32) | generation as u64, Ordering::Release);
-    he.hidden_users.store(HIDDEN_BIAS, Ordering::Release);
-    e.moved.store(((generation as u64) << 32) | h as u32 as u64, Ordering::Release);
-    HIDDEN.lock().push(h);
-    Some(h)
-}
-
-/// The lowest number hidden duplicates take: well above what programs use, below the netpoller's own fds
-/// at the very top.
-fn hidden_floor() -> usize {
-    let cur = sys::fd::open_files_limit().0;
-    cur.saturating_sub(cur / 8).max(cur.saturating_sub(16 + 4096)).max(3)
-}
-
-/// Hidden duplicates alive now (closed in a forked child, which never had them natively).
-static HIDDEN: Lock<Vec<i32>> = Lock::new(Vec::new());
-
-/// A waiter that found `fd` closed under it (generation `generation`) without being handed the hidden
-/// duplicate (it was between a try and its park): takes a use of the duplicate if it still exists.
-pub fn adopt_hidden(fd: i32, generation: u32) -> Option<i32> {
-    let e = entry(fd)?;
-    let _g = table().changes.lock();
-    let moved = e.moved.load(Ordering::Acquire);
-    if (moved >> 32) as u32 != generation {
-        return None;
-    }
-    let h = moved as u32 as i32;
-    let he = entry(h)?;
-    if he.hidden_origin.load(Ordering::Acquire) != ((fd as u32 as u64) << 32) | generation as u64 {
-        return None;
-    }
-    let mut users = he.hidden_users.load(Ordering::Acquire);
-    loop {
-        if users == 0 {
-            return None;
-        }
-        match he.hidden_users.compare_exchange(users, users + 1, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => return Some(h),
-            Err(now) => users = now,
-        }
-    }
-}
-
-/// A waiter is done with hidden duplicate `h`.
-pub fn release_hidden(h: i32) {
-    release_hidden_by(h, 1);
-}
-
-fn release_hidden_by(h: i32, n: u32) {
-    let Some(he) = entry(h) else { return };
-    if n == 0 || he.hidden_users.fetch_sub(n, Ordering::AcqRel) != n {
-        return;
-    }
-    let _g = table().changes.lock();
-    he.hidden_origin.store(0, Ordering::Release);
-    if he.forget_object(Kind::Unknown, 0, [TIMEOUT_UNKNOWN; 2]).1 {
-        super::netpoll::deregister(h);
-    }
-    HIDDEN.lock().retain(|&x| x != h);
-    // Our own duplicate, which no waiter uses any more.
-    let _ = sys::fd::close(h);
-}
-
-/// In a forked child: the hidden duplicates belong to the parent's waiters; the child never had them.
-pub fn close_hidden_in_child() {
-    // The child is single-threaded here, so the lock is free unless fork caught it held: then skip.
-    let Some(list) = HIDDEN.try_lock() else { return };
-    for &h in list.iter() {
-        // The child's copies of our own duplicates.
-        let _ = sys::fd::close(h);
-    }
-}
-
 /// `fd` is the runtime's own until it says otherwise (the netpoller's fds, stdio's scratch pipes).
 pub fn mark_runtime_own(fd: i32) {
     if let Some(e) = entry(fd) {
@@ -544,60 +425,13 @@ pub fn unmark_runtime_own(fd: i32) {
     }
 }
 
-/// Whether `fd` is open (a dup2 from a bad number fails before it touches the target).
-pub fn is_open(fd: i32) -> bool {
-    // F_GETFD has no side effects.
-    sys::fd::fcntl(fd, libc::F_GETFD, 0).is_ok()
-}
-
 /// Whether `fd` is one of the runtime's numbers (its own or a hidden duplicate), which the program never had.
 pub fn is_runtime_own(fd: i32) -> bool {
     entry(fd).is_some_and(|e| e.runtime_own.load(Ordering::Relaxed) != 0 || e.hidden_users.load(Ordering::Acquire) != 0)
 }
 
-/// close_range(first, last, flags) as the program means it: its own numbers in the range are closed (and
-/// forgotten), the runtime's are left open, as they would not exist natively. Returns the kernel's answer
-/// for the first sub-range that fails.
-pub fn close_range(first: u32, last: u32, flags: u32) -> Result<usize, sys::Errno> {
-    let t = table();
-    if flags & !(libc::CLOSE_RANGE_CLOEXEC | libc::CLOSE_RANGE_UNSHARE) != 0 {
-        // The program's own call, which the kernel refuses (EINVAL) before closing anything.
-        return sys::fd::close_range(first, last, flags);
-    }
-    // Numbers the table never heard of have nothing to forget and are none of the runtime's.
-    let top = (last as usize).min(t.len.saturating_sub(1)).min(HIGH_WATER.load(Ordering::Acquire).saturating_sub(1));
-    let closes = flags & libc::CLOSE_RANGE_CLOEXEC == 0;
-    let mut own = Vec::new();
-    let mut fd = first as usize;
-    while fd <= top && t.len > 0 {
-        let f = fd as i32;
-        if is_runtime_own(f) {
-            own.push(fd as u32);
-        } else if closes {
-            let _ = closing(f);
-        }
-        fd += 1;
-    }
-    let mut start = first;
-    for o in own.into_iter().chain(core::iter::once(u32::MAX)) {
-        let end = if o == u32::MAX { last } else { o - 1 };
-        if o != start && start <= end {
-            // Numbers the program owns.
-            sys::fd::close_range(start, end, flags)?;
-        }
-        if o == u32::MAX {
-            break;
-        }
-        start = o + 1;
-        if start == 0 || start > last {
-            break;
-        }
-    }
-    Ok(0)
-}
-
 /// Grows the kernel's fd table to the top of RLIMIT_NOFILE now, while the process is still single-threaded.
-/// The runtime's own fds live up there (`netpoll::move_high`, hidden duplicates); growing the table of a
+/// The runtime's own fds live up there ([`move_high`], hidden duplicates); growing the table of a
 /// multi-threaded process waits for an RCU grace period in the kernel (7–20 ms seen), which the first
 /// coroutine to wait on an fd would otherwise pay on its worker.
 pub fn grow_table_early() {
@@ -610,8 +444,53 @@ pub fn grow_table_early() {
     let _ = sys::fd::close(tmp);
 }
 
-/// Runs `f` with fd-number changes held off (for registration).
-pub fn with_no_changes<R>(f: impl FnOnce() -> R) -> R {
+/// The netpoller token of `fd`'s object of generation `generation` (see `io::ready`).
+#[inline]
+fn to_token(fd: i32, generation: u32) -> u64 {
+    (fd as u32 as u64) | ((generation as u64) << 32)
+}
+
+/// The fd number and generation a netpoller token names.
+#[inline]
+pub fn from_token(token: u64) -> (i32, u32) {
+    (token as u32 as i32, (token >> 32) as u32)
+}
+
+/// Makes sure `fd`'s current object (entry `e`) is watched by the netpoller, with a token that names
+/// this generation. Err(EPERM) for objects epoll cannot watch (regular files): the caller then makes the
+/// real, blocking call.
+pub fn register(fd: i32, e: &FdEntry) -> Result<(), sys::Errno> {
+    // Registered for this object already: the common case, without the table's lock (and so with a
+    // netpoller). (A close racing with us bumps the generation, which the caller's park checks.)
+    if e.registered.load(Ordering::Acquire) == e.generation.load(Ordering::Acquire).wrapping_add(1) {
+        return Ok(());
+    }
+    let p = netpoll::get_or_start(move_high).ok_or(sys::Errno(libc::ENOMEM))?;
+    // Under the lock, so that no close or dup2 changes the number between the look and the watch.
     let _g = table().changes.lock();
-    f()
+    let generation = e.generation.load(Ordering::Acquire);
+    if e.registered.load(Ordering::Acquire) == generation.wrapping_add(1) {
+        return Ok(());
+    }
+    p.watch(fd, to_token(fd, generation))?;
+    e.registered.store(generation.wrapping_add(1), Ordering::Release);
+    Ok(())
+}
+
+/// Moves one of the runtime's own fds to the top of the fd space, so the program's `socket()`, `open()`
+/// ... get the same numbers as without the shim, and marks it the runtime's own (see [`closing`]).
+pub(crate) fn move_high(fd: i32) -> i32 {
+    let floor = sys::fd::open_files_limit().0.saturating_sub(16);
+    // A duplicate of our own fd up there, then the original closed.
+    match sys::fd::dup_from(fd, floor) {
+        Ok(high) => {
+            let _ = sys::fd::close(fd);
+            mark_runtime_own(high);
+            high
+        }
+        Err(_) => {
+            mark_runtime_own(fd);
+            fd
+        }
+    }
 }

@@ -13,19 +13,22 @@
 //! - **fsync/fdatasync** wait for the disk by design: always on a helper.
 //! - **open** stays inline: a cached path lookup costs ~2 µs against the 10–20 µs of a helper round trip.
 
+// The pointers these functions take are the program's own (buffers, offsets), which Rust code never
+// dereferences: they go to the kernel, which checks them (EFAULT), as the program's own call would have.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+use super::super::offload;
+use super::super::stats::Offload;
+use super::super::sys::{self, syscall::Errno};
+use super::IoResult;
 use super::fd;
-use super::offload;
-use super::stats::Offload;
-use super::sys::{self, syscall::Errno};
-
-type IoResult = Result<usize, Errno>;
+use super::kind::is_regular_file;
 
 const RWF_NOWAIT: u32 = 8;
 /// preadv2/pwritev2's "use and update the file position" offset.
 const AT_POSITION: i64 = -1;
 
-/// Whether RWF_NOWAIT writes work on this fd's file system (learned per object).
-pub const NOWAIT_WRITES_UNKNOWN: u32 = 0;
+// Whether RWF_NOWAIT writes work on this fd's file system, learned per object (0, not tried yet, is what
+// the fd table sets for a new object).
 const NOWAIT_WRITES_NO: u32 = 1;
 const NOWAIT_WRITES_YES: u32 = 2;
 
@@ -104,4 +107,53 @@ pub fn write(fd: i32, buf: *const u8, len: usize, offset: Option<i64>) -> IoResu
 /// fsync(2) (`data_only` false) or fdatasync(2): on a helper thread.
 pub fn sync(fd: i32, data_only: bool) -> IoResult {
     offload::run(Offload::File, move || sys::fd::fsync(fd, data_only))
+}
+
+/// pread(fd, buf, len, off) for a coroutine: the rules above for a regular file; anything else answers
+/// at once (pipes and sockets ESPIPE, a bad offset EINVAL), as does an empty read.
+pub fn pread(fd: i32, buf: *mut u8, len: usize, off: i64) -> IoResult {
+    if len == 0 || off < 0 || !is_regular_file(fd) {
+        return real_read(fd, buf as usize, len, Some(off));
+    }
+    read(fd, buf, len, Some(off))
+}
+
+/// pwrite(fd, buf, len, off) for a coroutine, as [`pread`].
+pub fn pwrite(fd: i32, buf: *const u8, len: usize, off: i64) -> IoResult {
+    if off < 0 || !is_regular_file(fd) {
+        return real_write(fd, buf as usize, len, Some(off));
+    }
+    write(fd, buf, len, Some(off))
+}
+
+/// sendfile and splice have no per-call non-blocking form on a blocking fd and move data between two
+/// fds: a coroutine has a helper thread make the call while it parks; a plain thread makes it itself.
+fn transfer(call: impl FnOnce() -> IoResult + Send + 'static) -> IoResult {
+    if super::super::worker::current_task().is_none() {
+        return call();
+    }
+    offload::run(Offload::Other, call)
+}
+
+/// sendfile(out, inp, off, count): see [`transfer`].
+pub fn sendfile(out: i32, inp: i32, off: *mut libc::off_t, count: usize) -> IoResult {
+    let off = off as usize;
+    // SAFETY: the program's own arguments; its memory stays valid while it waits for this call.
+    transfer(move || unsafe { sys::fd::sendfile(out, inp, off as *mut libc::off_t, count) })
+}
+
+/// splice(fd_in, off_in, fd_out, off_out, len, flags): see [`transfer`].
+pub fn splice(
+    fd_in: i32,
+    off_in: *mut libc::loff_t,
+    fd_out: i32,
+    off_out: *mut libc::loff_t,
+    len: usize,
+    flags: u32,
+) -> IoResult {
+    let (off_in, off_out) = (off_in as usize, off_out as usize);
+    // SAFETY: as for sendfile.
+    transfer(move || unsafe {
+        sys::fd::splice(fd_in, off_in as *mut libc::loff_t, fd_out, off_out as *mut libc::loff_t, len, flags)
+    })
 }

@@ -8,23 +8,81 @@
 //! - sendmmsg sends every message in full: a stream socket can take part of one without blocking; the
 //!   rest of it is sent before the next, and its `msg_len` counts all of it, as the blocking call reports.
 
-use super::fd::Dir;
-use super::io::{self, IoResult};
-use super::sys::socket;
-use super::sys::{time, usercopy};
+// The pointers these functions take are the program's own (message vectors, timeouts), which Rust code
+// never dereferences but through `usercopy`: they go to the kernel, which checks them (EFAULT), as the
+// program's own call would have.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+use super::super::sys::socket;
+use super::super::sys::syscall::Errno;
+use super::super::sys::{time, usercopy};
+use super::blocking::{self, Target};
+use super::fd::{self, Dir};
+use super::{IOV_MAX, IoResult, advance};
+
+/// The most messages one call takes (UIO_MAXIOV): the kernel caps `vlen` there.
+const VLEN_MAX: u32 = 1024;
+
+/// recvmmsg(fd, vec, vlen, flags, timeout) for a coroutine. The program's own non-blocking call, an empty
+/// vector and a timeout the kernel refuses (EFAULT, EINVAL) are made as they are.
+pub fn recvmmsg(fd: i32, vec: *mut libc::mmsghdr, vlen: u32, flags: i32, timeout: *mut libc::timespec) -> IoResult {
+    let t = if timeout.is_null() { Ok(None) } else { usercopy::read(timeout).map(Some) };
+    let valid_timeout = matches!(t, Ok(None))
+        || matches!(t, Ok(Some(ts)) if ts.tv_sec >= 0 && (0..1_000_000_000).contains(&ts.tv_nsec));
+    if flags & libc::MSG_DONTWAIT != 0 || vlen == 0 || !valid_timeout {
+        // SAFETY: the program's own call; the kernel validates its arguments.
+        return unsafe { socket::recvmmsg(fd, vec, vlen as usize, flags, timeout) };
+    }
+    let now = time::monotonic_ns();
+    let deadline = t.ok().flatten().map(|ts| now.saturating_add(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64));
+    let r = recv_many(fd, vec, vlen.min(VLEN_MAX), flags, deadline);
+    // The kernel writes the time left back into the timeout once messages arrived.
+    if let (Ok(n), Some(d)) = (r, deadline)
+        && n > 0
+    {
+        let left = d.saturating_sub(time::monotonic_ns());
+        let ts = libc::timespec { tv_sec: (left / 1_000_000_000) as i64, tv_nsec: (left % 1_000_000_000) as i64 };
+        if usercopy::write(timeout, ts).is_err() {
+            return Err(Errno(libc::EFAULT));
+        }
+    }
+    r
+}
+
+/// Messages about to be sent (by a coroutine or a plain thread): descriptions they pass with SCM_RIGHTS
+/// may be shared from now on.
+pub fn sending(vec: *const libc::mmsghdr, vlen: u32) {
+    for i in 0..vlen.min(VLEN_MAX) as usize {
+        match usercopy::read(vec.wrapping_add(i)) {
+            Ok(m) => fd::sending(&m.msg_hdr),
+            Err(_) => break,
+        }
+    }
+}
+
+/// sendmmsg(fd, vec, vlen, flags) for a coroutine. The program's own non-blocking call and an empty
+/// vector are made as they are.
+pub fn sendmmsg(fd: i32, vec: *mut libc::mmsghdr, vlen: u32, flags: i32) -> IoResult {
+    sending(vec, vlen);
+    if flags & libc::MSG_DONTWAIT != 0 || vlen == 0 {
+        // SAFETY: the program's own call; the kernel validates its arguments.
+        return unsafe { socket::sendmmsg(fd, vec, vlen as usize, flags) };
+    }
+    send_many(fd, vec, vlen.min(VLEN_MAX), flags)
+}
 
 /// recvmmsg(fd, vec, vlen, flags, timeout) for a coroutine. `deadline` is the call's start plus its
 /// timeout (monotonic ns), if it has one.
-pub fn recv_many(fd: i32, vec: *mut libc::mmsghdr, vlen: u32, flags: i32, deadline: Option<u64>) -> IoResult {
+fn recv_many(fd: i32, vec: *mut libc::mmsghdr, vlen: u32, flags: i32, deadline: Option<u64>) -> IoResult {
     let mut got = 0usize;
-    let mut target = io::Target::new(fd);
+    let mut target = Target::new(fd);
     loop {
         let rest = vec.wrapping_add(got);
         let left = vlen as usize - got;
         // SAFETY: the program's mmsghdr array and flags; the kernel validates them.
-        let try_more = |fd: i32| unsafe { socket::recvmmsg(fd, rest, left, flags | libc::MSG_DONTWAIT) };
+        let try_more =
+            |fd: i32| unsafe { socket::recvmmsg(fd, rest, left, flags | libc::MSG_DONTWAIT, core::ptr::null_mut()) };
         // Every message, the first and the rest, is waited for without a time limit, as in the kernel.
-        let r = io::blocking_on_restarting(&mut target, Dir::Read, |fd, _| try_more(fd));
+        let r = blocking::blocking_on_restarting(&mut target, Dir::Read, |fd, _| try_more(fd));
         match r {
             Ok(n) => got += n,
             Err(_) if got > 0 => return Ok(got),
@@ -38,13 +96,13 @@ pub fn recv_many(fd: i32, vec: *mut libc::mmsghdr, vlen: u32, flags: i32, deadli
 }
 
 /// sendmmsg(fd, vec, vlen, flags) for a coroutine.
-pub fn send_many(fd: i32, vec: *mut libc::mmsghdr, vlen: u32, flags: i32) -> IoResult {
+fn send_many(fd: i32, vec: *mut libc::mmsghdr, vlen: u32, flags: i32) -> IoResult {
     let mut sent = 0usize;
-    let mut target = io::Target::new(fd);
+    let mut target = Target::new(fd);
     while sent < vlen as usize {
         let rest = vec.wrapping_add(sent);
         let left = vlen as usize - sent;
-        let r = io::blocking_on_restarting(&mut target, Dir::Write, |fd, _| {
+        let r = blocking::blocking_on_restarting(&mut target, Dir::Write, |fd, _| {
             // SAFETY: the program's mmsghdr array; the kernel validates it.
             unsafe { socket::sendmmsg(fd, rest, left, flags | libc::MSG_DONTWAIT) }
         });
@@ -69,7 +127,7 @@ pub fn send_many(fd: i32, vec: *mut libc::mmsghdr, vlen: u32, flags: i32) -> IoR
 fn finish_partial(fd: i32, m: *mut libc::mmsghdr, flags: i32) -> bool {
     // The kernel just wrote msg_len there, so these reads succeed unless another thread unmapped it.
     let Ok(mm) = usercopy::read(m) else { return false };
-    let Ok(vecs) = (0..mm.msg_hdr.msg_iovlen.min(io::IOV_MAX))
+    let Ok(vecs) = (0..mm.msg_hdr.msg_iovlen.min(IOV_MAX))
         .map(|i| usercopy::read(mm.msg_hdr.msg_iov.wrapping_add(i)))
         .collect::<Result<Vec<_>, _>>()
     else {
@@ -80,8 +138,8 @@ fn finish_partial(fd: i32, m: *mut libc::mmsghdr, flags: i32) -> bool {
     if done >= total {
         return true;
     }
-    let r = io::write_all(fd, total - done, |fd, more, _| {
-        let rest = io::advance(&vecs, done + more);
+    let r = blocking::write_all(fd, total - done, |fd, more, _| {
+        let rest = advance(&vecs, done + more);
         // The name and ancillary data went with the first part; the rest is plain stream data.
         // SAFETY: an all-zero msghdr is valid.
         let mut part: libc::msghdr = unsafe { core::mem::zeroed() };

@@ -20,11 +20,14 @@
 //! scanf family, wide-character reads, a FILE with unflushed output or ungetc'd bytes beyond its
 //! buffer (backup area), lines longer than [`PEEK_MAX`] that arrive slowly, and the write side.
 
+use super::super::lock::Lock;
+use super::super::park::OnSignal;
+use super::super::sys::{self, syscall::Errno};
+use super::RESTART;
+use super::attempt::try_read;
+use super::blocking::blocking;
 use super::fd::{self, Dir, FdEntry, Kind};
-use super::io::{self, RESTART};
-use super::lock::Lock;
-use super::park::OnSignal;
-use super::sys::{self, syscall::Errno};
+use super::kind::kind_of;
 use core::sync::atomic::Ordering;
 use std::ffi::{c_char, c_int, c_void};
 
@@ -196,8 +199,8 @@ fn stream_to_wait_on(f: *mut libc::FILE) -> Option<Stream> {
     }
     let fd = file.fileno;
     let e = fd::entry(fd)?;
-    match io::kind_of(fd, e) {
-        Kind::Socket if io::timeout_ns(fd, e, Dir::Read) == 0 => {}
+    match kind_of(fd, e) {
+        Kind::Socket if e.socket_timeout_ns(fd, Dir::Read) == 0 => {}
         Kind::NoWait | Kind::Pollable => {}
         _ => return None,
     }
@@ -349,7 +352,7 @@ impl Stream {
             return None;
         }
         let size = f.buf_end as usize - f.buf_base as usize;
-        let r = io::try_read(self.fd, f.buf_base, size, kind);
+        let r = try_read(self.fd, f.buf_base, size, kind);
         if let Ok(n) = r
             && n > 0
         {
@@ -437,8 +440,8 @@ impl Stream {
         let mut flushed = false;
         loop {
             // The FILE reads through the program's number, so a number closed under this wait is not
-            // followed to the hidden duplicate (`fd::closing`): the checks keep looking at the number.
-            let r = io::blocking(self.fd, Dir::Read, OnSignal::FailUnlessRestart, |_, kind| {
+            // followed to the hidden duplicate (`closing::closing`): the checks keep looking at the number.
+            let r = blocking(self.fd, Dir::Read, OnSignal::FailUnlessRestart, |_, kind| {
                 let verdict = match kind {
                     Kind::Socket | Kind::NoWait | Kind::Pollable => check(self, kind),
                     _ => Check::Go(usize::MAX),
@@ -505,7 +508,7 @@ pub(super) fn lock_file(f: *mut libc::FILE) {
     let mut pause_ns = 20_000u64;
     // SAFETY: a live FILE (the caller's C contract).
     while unsafe { crate::real::ftrylockfile(f) } != 0 {
-        super::park::sleep_until(super::sys::time::monotonic_ns().saturating_add(pause_ns));
+        super::super::park::sleep_until(sys::time::monotonic_ns().saturating_add(pause_ns));
         pause_ns = (pause_ns * 2).min(1_000_000);
     }
 }
@@ -770,8 +773,8 @@ fn peek_pipe(fd: i32, dst: *mut u8, window: usize) -> Result<usize, Errno> {
     if clean {
         SCRATCH_PIPES.lock().push([r, w]);
     } else {
-        super::fd::unmark_runtime_own(r);
-        super::fd::unmark_runtime_own(w);
+        fd::unmark_runtime_own(r);
+        fd::unmark_runtime_own(w);
         // Our own fds.
         let _ = sys::fd::close(r);
         let _ = sys::fd::close(w);
@@ -779,7 +782,7 @@ fn peek_pipe(fd: i32, dst: *mut u8, window: usize) -> Result<usize, Errno> {
     res
 }
 
-/// Empty non-blocking pipes for peeking, kept at the top of the fd space (see `netpoll::move_high`).
+/// Empty non-blocking pipes for peeking, kept at the top of the fd space (see `fd::move_high`).
 static SCRATCH_PIPES: Lock<Vec<[i32; 2]>> = Lock::new(Vec::new());
 
 fn scratch_pipe_get() -> Result<[i32; 2], Errno> {
@@ -787,7 +790,7 @@ fn scratch_pipe_get() -> Result<[i32; 2], Errno> {
         return Ok(p);
     }
     let fds = sys::fd::pipe2(libc::O_CLOEXEC | libc::O_NONBLOCK)?;
-    Ok([super::netpoll::move_high(fds[0]), super::netpoll::move_high(fds[1])])
+    Ok([fd::move_high(fds[0]), fd::move_high(fds[1])])
 }
 
 /// How a getdelim whose read failed ends.

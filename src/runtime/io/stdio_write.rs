@@ -5,7 +5,7 @@
 //! does what glibc's `_IO_new_file_xsputn`, `_IO_default_xsputn`, `_IO_new_file_overflow`, `new_do_write`
 //! and `_IO_new_file_write` do (libio/fileops.c, the same from glibc 2.1 to today), step for step — the
 //! same buffering decisions, the same buffer pointers, flags, cached offset and return values — with one
-//! difference: the bytes go out through the runtime's cooperative write (`io::write_all`), which parks
+//! difference: the bytes go out through the runtime's cooperative write (`blocking::write_all`), which parks
 //! the coroutine while the socket or pipe is full. The FILE's own state is left exactly as glibc's call
 //! would leave it, so glibc's later calls on it (reads, seeks, fclose, the flush at exit) carry on.
 //!
@@ -17,13 +17,15 @@
 //! fopencookie/fmemopen, the program's own non-blocking fds (the write reports EAGAIN as natively) —
 //! calls the real function.
 
+use super::super::sys;
+use super::attempt::try_write;
+use super::blocking::write_all;
 use super::fd::{self, Dir, Kind};
-use super::io;
+use super::kind::kind_of;
 use super::stdio::{
     CURRENTLY_PUTTING, ERR_SEEN, IS_APPENDING, IS_FILEBUF, IoFile, LINE_BUF, MAGIC, MAGIC_MASK, NO_WRITES, UNBUFFERED,
     VaListTag, file, is_stream_socket, lock_file, unlock_file,
 };
-use super::sys;
 use std::ffi::{c_int, c_void};
 
 /// glibc's EOF, which its put functions return on failure.
@@ -57,8 +59,8 @@ pub fn sink(f: *mut libc::FILE) -> Option<Sink> {
     }
     let fd = file.fileno;
     let e = fd::entry(fd)?;
-    match io::kind_of(fd, e) {
-        Kind::Socket if io::timeout_ns(fd, e, Dir::Write) == 0 && is_stream_socket(fd, e) => {}
+    match kind_of(fd, e) {
+        Kind::Socket if e.socket_timeout_ns(fd, Dir::Write) == 0 && is_stream_socket(fd, e) => {}
         Kind::NoWait | Kind::Pollable => {}
         _ => return None,
     }
@@ -106,9 +108,7 @@ impl Sink {
         let mut done = 0usize;
         while done < n {
             let (at, len) = (data.wrapping_add(done), n - done);
-            match io::write_all(self.fd, len, |fd, part, kind| {
-                io::try_write(fd, at.wrapping_add(part), len - part, kind)
-            }) {
+            match write_all(self.fd, len, |fd, part, kind| try_write(fd, at.wrapping_add(part), len - part, kind)) {
                 Ok(k) => done += k,
                 Err(e) => {
                     self.file().flags |= ERR_SEEN;
@@ -476,8 +476,8 @@ unsafe fn format_into(flag: c_int, fmt: *const u8, ap: *mut c_void, buf: *mut u8
 /// terminals): dprintf's condition.
 fn fd_writes_cooperatively(fd: i32) -> bool {
     let Some(e) = fd::entry(fd) else { return false };
-    match io::kind_of(fd, e) {
-        Kind::Socket => io::timeout_ns(fd, e, Dir::Write) == 0 && is_stream_socket(fd, e),
+    match kind_of(fd, e) {
+        Kind::Socket => e.socket_timeout_ns(fd, Dir::Write) == 0 && is_stream_socket(fd, e),
         Kind::NoWait | Kind::Pollable => true,
         _ => false,
     }
@@ -498,7 +498,7 @@ pub unsafe fn vdprintf(fd: i32, flag: c_int, fmt: *const u8, ap: *mut c_void) ->
     let mut done = 0usize;
     while done < text.len {
         let (at, len) = (text.bytes().wrapping_add(done), text.len - done);
-        match io::write_all(fd, len, |fd, part, kind| io::try_write(fd, at.wrapping_add(part), len - part, kind)) {
+        match write_all(fd, len, |fd, part, kind| try_write(fd, at.wrapping_add(part), len - part, kind)) {
             Ok(k) => done += k,
             Err(e) => {
                 set_errno(e.0);
@@ -538,7 +538,7 @@ impl Formatted {
         out.len = n as usize;
         if out.len >= SMALL {
             // SAFETY: a fresh block of len + 1 bytes (vsnprintf writes the NUL too).
-            out.heap = unsafe { super::libc_malloc::malloc(out.len + 1) } as *mut u8;
+            out.heap = unsafe { super::super::libc_malloc::malloc(out.len + 1) } as *mut u8;
             // SAFETY: the block's len + 1 bytes.
             if out.heap.is_null() || unsafe { format_into(flag, fmt, ap, out.heap, out.len + 1) } != n {
                 return None;
@@ -556,7 +556,7 @@ impl Drop for Formatted {
     fn drop(&mut self) {
         if !self.heap.is_null() {
             // SAFETY: allocated with glibc's malloc in `new`.
-            unsafe { super::libc_malloc::free(self.heap as *mut c_void) };
+            unsafe { super::super::libc_malloc::free(self.heap as *mut c_void) };
         }
     }
 }
