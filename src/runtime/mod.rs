@@ -11,20 +11,20 @@
 //! | [`park`] | the one way a coroutine waits: a typed wait reason, interruptions by signals and cancellation; the parking lot's task parker |
 //! | [`wait_reason`] | why a coroutine waits: the typed reason every park carries |
 //! | [`parking_lot`] | queues of waiters keyed by an address in the program's memory, over a parker seam (a leaf; its thread parker sleeps on a futex) |
-//! | [`monitor`] | notices workers stalled by one coroutine and brings in spare workers (`monitor::stall`: the record a stalled worker holds, a leaf) |
-//! | [`convoy`] | notices a lock convoy that a second worker would only slow down (a leaf; the scheduler has the worker sit out) |
+//! | [`monitor`] | notices workers stalled by one coroutine, brings in spare workers (leaves: `stall`, `wake`) |
+//! | [`convoy`] | notices a lock convoy a second worker only slows down (a leaf; the worker then sits out) |
 //! | [`offload`] | helper OS threads for calls that must really block in the kernel |
 //! | [`os_thread`] | starting the runtime's own OS threads (workers, monitor, helpers) with the runtime's mask |
 //! | **threads** | |
 //! | [`thread`] | pthread semantics on tasks: create, exit, join, detach, registry |
 //! | [`thread_attr`] | what a `pthread_attr_t` asks for, and whether a coroutine can give it |
 //! | [`proc_task`] | `/proc/self/task/TID` of a coroutine: its worker's entry, its own `comm` and `stat` |
-//! | [`cputime`] | each thread's CPU time, accounted at its switches (`cputime::account`, a leaf) and answered to the program |
-//! | [`sched_attr`] | each thread's scheduling policy, priority, nice value and affinity, kept as the kernel would (`sched_attr::state`: the record a task holds, a leaf) |
+//! | [`cputime`] | each thread's CPU time, charged at its switches (`cputime::account`, a leaf) |
+//! | [`sched_attr`] | each thread's policy, priority, nice value, affinity, as the kernel keeps them (leaf: `state`) |
 //! | [`identity`] | a glibc thread descriptor and static TLS per coroutine, learned from glibc itself |
 //! | [`stack`] | coroutine stacks: arenas, guards, reuse |
 //! | [`signals`] | the program's handlers, masks and routing; faults and the stack-overflow report |
-//! | [`preempt`] | makes a coroutine that computes past its time slice yield (signal + trampoline; `preempt::state`: what task and worker hold, a leaf) |
+//! | [`preempt`] | makes a coroutine computing past its time slice yield (signal + trampoline; leaf: `state`) |
 //! | [`cancel`] | pthread cancellation of coroutines: requests, cancellation points, glibc's unwinding |
 //! | [`cancel_state`] | the cancellation state parks arm and note: a coroutine's, and a plain thread's pokeable waits |
 //! | [`once`] | pthread_once in glibc's encoding, for coroutines and plain threads |
@@ -129,8 +129,10 @@ pub fn run_main(main: MainFn, argc: c_int, argv: *mut *mut c_char, envp: *mut *m
     thread::init();
     thread_attr::set_default_stack(default_stack);
     let _ = MAIN_ARGS.set(MainArgsCell(MainArgs { main, argc, argv, envp }));
-    lifecycle::started();
+    // The seams the leaves that start threads need, before anything can start one.
     os_thread::set_signal_setup(signals::runtime_thread_mask(), signals::wrap_glibc_setxid);
+    monitor::init();
+    lifecycle::started();
     signals::install();
     cputime::init();
     preempt::init(config.slice_ns);

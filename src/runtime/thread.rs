@@ -273,7 +273,7 @@ pub fn prepare(task: TaskRef, stack: CoStack, start: StartFn, arg: *mut c_void) 
     };
     let body = Body { task, start, arg };
     // A new thread starts with its creator's floating-point modes, as the kernel's clone copies them.
-    let fp = super::preempt::FpControl::save();
+    let fp = super::preempt::state::FpControl::save();
     let co = super::task::Co::with_stack(stack, move |yielder, ()| {
         let body = body;
         fp.restore();
@@ -361,7 +361,7 @@ pub fn spawn(req: Spawn) -> Result<libc::pthread_t, i32> {
     registry().tid_live(task);
     let live = registry().live.fetch_add(1, Ordering::AcqRel) + 1;
     super::stats::thread_created(live as u64);
-    super::monitor::ensure_started();
+    super::monitor::wake::ensure_started();
     task.set_runnable();
     scheduler::get().push(task);
     Ok(task.tcb().0 as libc::pthread_t)

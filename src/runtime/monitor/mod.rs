@@ -26,9 +26,9 @@
 //!
 //! A worker ends its stall itself at its next scheduling point (`Scheduler::end_stall`), from the record
 //! the monitor leaves in it ([`stall::StallRecord`], a leaf the core holds).
-//! What others need of the monitor is in leaves too: [`wake`] (whether it runs, and waking it early: the
-//! signal handlers and the fault report ring it) and [`kernel_view`] (what `/proc` shows of an OS thread,
-//! which the thread listing shows as well).
+//! What others need of the monitor is in leaves too: [`wake`] (starting it, whether it runs, and waking it
+//! early: the signal handlers and the fault report ring it) and [`kernel_view`] (what `/proc` shows of an OS
+//! thread, which the thread listing shows as well).
 //!
 //! With `ASYNCSHIM_STATS` it also samples where each stall happens (see [`site`]) and writes the report when
 //! the report signal arrives.
@@ -49,20 +49,11 @@ use kernel_view::{in_kernel, sleeping, syscall_name};
 
 const MAX_IDLE_TICK_NS: u64 = 50_000_000;
 
-/// Starts the monitor once the program has a second thread (a lone coroutine can stall nothing).
-#[inline]
-pub fn ensure_started() {
-    if wake::claim_start() {
-        let config = &crate::config::get();
-        // ASYNCSHIM_STALL_MS=0 turns stall detection off; the thread is then only there for the report signal.
-        if config.stall_ns == 0 && config.slice_ns == 0 && config.stats_signal.is_none() {
-            return;
-        }
-        // SAFETY: the monitor takes no argument and lives for the process.
-        if !unsafe { super::os_thread::start(monitor_main, core::ptr::null_mut()) } {
-            wake::start_failed();
-        }
-    }
+pub use wake::ensure_started;
+
+/// Makes the monitor startable (its thread's body, given to [`wake`]). Called once at start-up.
+pub fn init() {
+    wake::set_entry(monitor_main);
 }
 
 /// What the monitor remembers of one worker between checks.

@@ -115,7 +115,8 @@ pub fn monitor_look(
     }
     // An asynchronous cancellation request for the running coroutine is acted on through preemption at
     // once (see `cancel`), slice or not, other work or not.
-    let cancel = w.running_task().is_some_and(|t| super::cancel::async_pending(&t));
+    let cancel =
+        w.running_task().is_some_and(|t| super::cancel_state::actionable_async(t.cancel.word.load(Ordering::SeqCst)));
     if !cancel {
         if now < since + slice {
             return Some(since + slice);
@@ -179,7 +180,7 @@ pub fn cancel_running(target: super::task::TaskRef) {
             send_request(w, w.switches.load(Ordering::Relaxed), time::monotonic_ns());
         }
     }
-    super::monitor::ensure_started();
+    super::monitor::wake::ensure_started();
 }
 
 /// Whether preemption still deals with worker `w`'s computing coroutine: it is on and has not been failing
