@@ -7,7 +7,7 @@ LAUNCH  := target/release/asyncshim
 # The commit `asyncshim --version` names (empty outside a git checkout); a change rebuilds only the launcher.
 GIT_COMMIT := $(shell git describe --always --dirty --abbrev=12 2>/dev/null)
 
-.PHONY: all build deps test rust-test c-test passthrough-test stacks-test app-test install-test package-test glibc-test \
+.PHONY: structure-test all build deps test rust-test c-test passthrough-test stacks-test app-test install-test package-test glibc-test \
 	demo demo-web bench bench-web clean install uninstall deb
 
 all: build
@@ -21,7 +21,15 @@ build:
 deps:
 	scripts/install-deps.sh
 
-test: deps build rust-test c-test passthrough-test stacks-test app-test install-test package-test glibc-test
+test: deps build structure-test rust-test c-test passthrough-test stacks-test app-test install-test package-test glibc-test
+
+# The architecture's two rules a change can break unnoticed (issue 19): the only import circle among the
+# library's files is the scheduler core (task, worker, scheduler, park, timers), and system calls are made
+# only in src/runtime/sys/ (and the syscall() hook, which is one). The launcher (src/bin) links no library.
+structure-test:
+	scripts/module-cycles.py src --max 5
+	@if grep -rnE 'libc::syscall\(|\bsyscall[0-9]\(' src --include='*.rs' | grep -Ev '^src/runtime/sys/|^src/hooks/syscall.rs:|^src/bin/'; then \
+		echo 'raw system calls outside src/runtime/sys/ (above)' >&2; exit 1; fi
 
 rust-test:
 	$(CARGO) test --release --lib --bins

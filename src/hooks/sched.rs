@@ -51,41 +51,11 @@ pub unsafe extern "C" fn pthread_gettid_np(t: libc::pthread_t) -> libc::pid_t {
     }
 }
 
-/// tgkill(2) and tkill(2) (`tgid` None): a coroutine's tid gets the signal as from pthread_kill.
-pub fn tgkill_result(tgid: Option<i32>, tid: i32, sig: i32) -> Result<(), i32> {
-    if tid <= 0 || tgid.is_some_and(|g| g <= 0) {
-        return Err(libc::EINVAL);
-    }
-    match thread::named_by_tid(tid) {
-        Named::Thread(task) => {
-            if tgid.is_some_and(|g| g != runtime::sys::getpid()) {
-                return Err(libc::ESRCH);
-            }
-            // The kernel checks the signal number only once it found the thread.
-            if !(0..=64).contains(&sig) {
-                return Err(libc::EINVAL);
-            }
-            match thread::kill(task, sig) {
-                0 => Ok(()),
-                e => Err(e),
-            }
-        }
-        Named::Gone => Err(libc::ESRCH),
-        Named::Kernel => {
-            let r = match tgid {
-                Some(g) => runtime::sys::signal::tgkill(g, tid, sig),
-                None => runtime::sys::signal::tkill(tid, sig),
-            };
-            r.map_err(|e| e.0)
-        }
-    }
-}
-
 /// # Safety
 /// C contract of tgkill.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tgkill(tgid: libc::pid_t, tid: libc::pid_t, sig: c_int) -> c_int {
-    match tgkill_result(Some(tgid), tid, sig) {
+    match runtime::signals::tgkill(Some(tgid), tid, sig) {
         Ok(()) => 0,
         Err(e) => fail(e),
     }
@@ -481,8 +451,8 @@ pub fn raw(n: libc::c_long, a1: usize, a2: usize, a3: usize, a4: usize) -> Optio
     let pid = a1 as libc::pid_t;
     let named = match n {
         libc::SYS_gettid => return Some(Ok(gettid_here() as usize)),
-        libc::SYS_tgkill => return Some(tgkill_result(Some(a1 as i32), a2 as i32, a3 as i32).map(|()| 0)),
-        libc::SYS_tkill => return Some(tgkill_result(None, a1 as i32, a2 as i32).map(|()| 0)),
+        libc::SYS_tgkill => return Some(runtime::signals::tgkill(Some(a1 as i32), a2 as i32, a3 as i32).map(|()| 0)),
+        libc::SYS_tkill => return Some(runtime::signals::tgkill(None, a1 as i32, a2 as i32).map(|()| 0)),
         libc::SYS_setpriority | libc::SYS_getpriority => {
             if a1 as libc::__priority_which_t != libc::PRIO_PROCESS {
                 return None;

@@ -216,7 +216,7 @@ pub unsafe extern "C" fn pthread_kill(t: libc::pthread_t, sig: c_int) -> c_int {
     match known(t) {
         // SAFETY: forwarding.
         None => unsafe { real::pthread_kill(t, sig) },
-        Some(task) => thread::kill(task, sig),
+        Some(task) => crate::runtime::signals::kill(task, sig),
     }
 }
 

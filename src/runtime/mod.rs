@@ -23,7 +23,7 @@
 //! | [`sched_attr`] | each thread's policy, priority, nice value, affinity, as the kernel keeps them (leaf: `state`) |
 //! | [`identity`] | a glibc thread descriptor and static TLS per coroutine, learned from glibc itself |
 //! | [`stack`] | coroutine stacks: arenas, guards, reuse |
-//! | [`signals`] | the program's handlers, masks and routing; faults and the stack-overflow report |
+//! | [`signals`] | all signal policy: the program's handlers behind a wrapper, masks, routing and the held set, temporary masks and sigwait, faults and the stack-overflow report (leaves for the core: `set`, `state`, `handlers`, `held`, `accepted`, `overflow`) |
 //! | [`preempt`] | makes a coroutine computing past its time slice yield (signal + trampoline; leaf: `state`) |
 //! | [`cancel`] | pthread cancellation of coroutines: requests, cancellation points, glibc's unwinding |
 //! | [`cancel_state`] | the cancellation state parks arm and note: a coroutine's, and a plain thread's pokeable waits |
@@ -130,13 +130,13 @@ pub fn run_main(main: MainFn, argc: c_int, argv: *mut *mut c_char, envp: *mut *m
     thread_attr::set_default_stack(default_stack);
     let _ = MAIN_ARGS.set(MainArgsCell(MainArgs { main, argc, argv, envp }));
     // The seams the leaves that start threads need, before anything can start one.
-    os_thread::set_signal_setup(signals::runtime_thread_mask(), signals::wrap_glibc_setxid);
+    os_thread::set_signal_setup(signals::set::runtime_thread_mask(), signals::setxid::wrap_glibc_setxid);
     monitor::init();
     lifecycle::started();
     signals::install();
     cputime::init();
     preempt::init(config.slice_ns);
-    stats::report::init(config.stats.as_deref(), config.stats_signal);
+    stats::report::init(config.stats.as_deref());
     if config.stats.is_some() {
         // The report signal is answered by the monitor, even in a program with one thread.
         monitor::ensure_started();

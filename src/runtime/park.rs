@@ -22,7 +22,7 @@
 //!
 //! Waits for a call a helper thread makes for the coroutine ([`OnSignal::Deferred`]) are the exception:
 //! the helper writes into the coroutine's stack until it is done, so the coroutine must not leave the wait
-//! early; a handler for it runs in its context on the worker's stack (`signals::run_in_parked`).
+//! early; a handler for it runs in its context on the worker's stack (`signals::routing::run_in_parked`).
 //!
 //! ## In the parking lot
 //! The parking lot keeps address-keyed queues and knows nothing of coroutines; a coroutine waits there
@@ -84,7 +84,7 @@ impl Wait {
 /// Why a parked thread is woken early ([`interrupt`], [`interrupt_park`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Interruption {
-    /// A handled signal `sig` its mask lets through is pending for it (in `Task::pending_signals`).
+    /// A handled signal `sig` its mask lets through is pending for it (in `Task::signals`).
     Signal(i32),
     /// `pthread_cancel`: the request is recorded where the cancelled thread looks for it (`cancel`, which
     /// ends only parks begun inside a cancellation point, claimed by their generation); the wait ends with
@@ -111,7 +111,9 @@ pub fn interrupt(task: TaskRef, why: Interruption) -> bool {
 /// claimed). Returns true if this call ended it.
 pub fn interrupt_park(task: TaskRef, park: u32, why: Interruption) -> bool {
     let restarts = match why {
-        Interruption::Signal(sig) => super::signals::restarts(sig) && task.restartable_wait.load(Ordering::Relaxed),
+        Interruption::Signal(sig) => {
+            super::signals::handlers::restarts(sig) && task.restartable_wait.load(Ordering::Relaxed)
+        }
         Interruption::Cancel => false,
     };
     task.interrupt_restarts.store(restarts, Ordering::Relaxed);
@@ -184,7 +186,7 @@ impl Parking {
             me.interrupt_restarts.store(false, Ordering::Relaxed);
             me.interruptible.store(park.wrapping_add(1), Ordering::Release);
             // A signal sent before we listened found no park to end: end it ourselves.
-            if let Some(sig) = super::signals::deliverable_pending(&me) {
+            if let Some(sig) = me.signals.deliverable() {
                 interrupt(me, Interruption::Signal(sig));
             }
         }
@@ -225,8 +227,8 @@ fn cancelled_as_it_begins(me: TaskRef, park: u32) {
 /// handlers of the signals sent to it while it was away, that its mask lets through, run now in it.
 #[inline]
 pub fn resumed(me: &Task) {
-    if me.pending_signals.load(Ordering::Relaxed) != 0 {
-        let _ = super::signals::deliver_pending(me);
+    if me.signals.pending.load(Ordering::Relaxed) != 0 {
+        let _ = worker::deliver_pending(me);
     }
 }
 

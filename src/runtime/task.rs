@@ -149,9 +149,6 @@ pub struct Task {
     pub restartable_wait: core::sync::atomic::AtomicBool,
     /// The signal that interrupted the last wait asks for the call to go on (SA_RESTART).
     pub interrupt_restarts: core::sync::atomic::AtomicBool,
-    /// Signals sent to this thread with pthread_kill (bit n-1 for signal n), raised on its worker when it
-    /// next resumes, so the handler runs in its context.
-    pub pending_signals: AtomicU64,
     /// Why the task is parking (set by `park::Parking::begin`, taken by the worker after the switch).
     pub park_reason: Cell<Option<super::park::WaitReason>>,
     /// The task's last park was a lock wait (or it has not parked yet): see `convoy`.
@@ -159,14 +156,9 @@ pub struct Task {
     /// `wait_node` may still be queued in the parking lot: a handler left an `OnSignal::ResumeInPlace`
     /// wait by longjmp (see `park::TaskParker`).
     pub left_in_queue: Cell<bool>,
-    /// The thread's signal mask (the kernel's 64-bit sigset), loaded into its worker when it runs.
-    pub sigmask: Cell<u64>,
-    /// The mask that decides whether a signal may be delivered to this thread now: `sigmask`, or the
-    /// temporary mask of a pselect/ppoll/epoll_pwait/sigsuspend wait; all ones while no thread uses the
-    /// record. Read by whoever routes a process-directed signal.
-    pub delivery_mask: AtomicU64,
-    /// Signals a sigwait/sigwaitinfo/sigtimedwait call of this thread waits for (0 when none).
-    pub sigwait_set: AtomicU64,
+    /// Its signal mask, the mask deciding delivery now, the signals pending for it alone and those its
+    /// sigwait waits for (see `signals::state`).
+    pub signals: super::signals::state::TaskSignals,
     /// The keeper (`sync::proxy`) through which the thread holds PI mutexes the kernel must see owned by a
     /// real thread, while it has one (0 when none).
     pub keeper: Cell<usize>,
@@ -237,14 +229,11 @@ impl Task {
             signal_ends_wait: core::sync::atomic::AtomicBool::new(false),
             restartable_wait: core::sync::atomic::AtomicBool::new(false),
             interrupt_restarts: core::sync::atomic::AtomicBool::new(false),
-            sigmask: Cell::new(0),
-            delivery_mask: AtomicU64::new(u64::MAX),
-            sigwait_set: AtomicU64::new(0),
+            signals: super::signals::state::TaskSignals::new(),
             wait_node: super::parking_lot::WaitNode::new(),
             park_reason: Cell::new(None),
             lock_waited_last: Cell::new(true),
             left_in_queue: Cell::new(false),
-            pending_signals: AtomicU64::new(0),
             keeper: Cell::new(0),
             preempt: super::preempt::state::TaskState::new(),
             switched_out_at: [const { AtomicUsize::new(0) }; 3],

@@ -125,6 +125,12 @@ impl Threads {
         n
     }
 
+    /// Runs `f` over every task record in the registry, under its lock (a record no thread uses has an
+    /// all-ones delivery mask, so signal routing passes it over).
+    pub fn with_registered<R>(&self, f: impl FnOnce(&mut dyn Iterator<Item = &TaskRef>) -> R) -> R {
+        f(&mut self.registry.lock().values())
+    }
+
     /// The program's live threads (for the thread listing), the main thread first.
     pub fn live_tasks(&self) -> Vec<TaskRef> {
         let mut v: Vec<TaskRef> =
@@ -249,11 +255,7 @@ pub fn tid_while_running(task: TaskRef) -> Option<i32> {
 pub fn main_task(tcb: Tcb, name: &[u8]) -> TaskRef {
     let task = Task::alloc(tcb, sys::getpid(), true);
     task.set_name(name);
-    let mask = sys::sigmask(None);
-    task.sigmask.set(mask);
-    task.delivery_mask.store(mask, Ordering::Release);
-    super::signals::delivery_mask_changed(None, Some(mask));
-    super::signals::set_main_task(task);
+    super::signals::masks::thread_starts(task, sys::sigmask(None));
     task.join.lock().life = Life::Running;
     task.debug_live.store(1, Ordering::Release);
     super::cputime::main_thread_started(&task);
@@ -310,10 +312,7 @@ fn thread_exit(task: TaskRef, ret: *mut c_void) {
         }
         sys::process::exit_thread(0);
     }
-    // An ending thread takes no more signals (those sent to it alone are dropped, as by the kernel).
-    let mask = task.delivery_mask.swap(u64::MAX, Ordering::AcqRel);
-    // No waiting for idle workers here: the ending coroutine must not switch (they were woken).
-    let _ = super::signals::accepted_set_changed(Some(mask), None);
+    super::signals::masks::thread_ends(&task);
     if registry().live.fetch_sub(1, Ordering::AcqRel) == 1 {
         // The last thread ended (main called pthread_exit earlier): the process exits with status 0, as glibc does.
         // SAFETY: exit may be called from any thread.
@@ -340,17 +339,13 @@ pub fn spawn(req: Spawn) -> Result<libc::pthread_t, i32> {
     let mask = match worker::current_task() {
         Some(me) => {
             task.set_name(&me.name());
-            me.sigmask.get()
+            me.signals.mask.get()
         }
         None => sys::sigmask(None),
     };
-    // A new thread has its creator's mask and nothing pending.
-    task.sigmask.set(mask);
-    task.pending_signals.store(0, Ordering::Relaxed);
-    task.sigwait_set.store(0, Ordering::Relaxed);
     task.lock_waited_last.set(true);
-    task.delivery_mask.store(mask, Ordering::Release);
-    super::signals::delivery_mask_changed(None, Some(mask));
+    // A new thread has its creator's mask and nothing pending.
+    super::signals::masks::thread_starts(task, mask);
     *task.join.lock() =
         JoinState { life: Life::Running, detached: req.detached, joiner: None, result: core::ptr::null_mut() };
     task.debug_live.store(1, Ordering::Release);
@@ -440,7 +435,7 @@ fn mark_process_multithreaded() {
             crate::real::pthread_join(t, core::ptr::null_mut());
         }
     }
-    super::signals::wrap_glibc_setxid();
+    super::signals::setxid::wrap_glibc_setxid();
 }
 
 /// The coroutine of `task` returned (on its worker): recycle the stack, then hand the thread to its joiner,
@@ -655,149 +650,6 @@ pub fn detach(target: TaskRef) -> i32 {
 }
 
 pub use super::sys::time::deadline_from_abs;
-
-/// pthread_kill for a coroutine thread. Signal 0 checks existence; glibc's reserved and out-of-range
-/// numbers are EINVAL. A signal a thread sends itself is raised on its own worker, so the handler runs in
-/// its context as natively. One aimed at another coroutine is kept pending on it and raised on its worker
-/// when it next resumes (interrupting an interruptible wait at once if its mask lets the signal through);
-/// one whose default action ends the process goes to the process unless the target blocks it (then it
-/// stays pending on the target, as natively, until unblocked or taken by sigwait).
-pub fn kill(target: TaskRef, sig: i32) -> i32 {
-    if !(0..libc::SIGRTMAX() + 1).contains(&sig) || sys::signal::is_glibc_reserved(sig) {
-        return libc::EINVAL;
-    }
-    if target.join.lock().life == Life::Free {
-        return libc::ESRCH;
-    }
-    if sig == 0 {
-        return 0;
-    }
-    if worker::current_task() == Some(target) {
-        if target.sigmask.get() & super::signals::bit(sig) != 0 {
-            // Blocked: pending on this thread (not on its worker, which other coroutines share).
-            target.pending_signals.fetch_or(super::signals::bit(sig), Ordering::AcqRel);
-            return 0;
-        }
-        // To oneself: raised on this worker, the handler runs now, in this thread, as natively.
-        return match sys::signal::tgkill(sys::getpid(), sys::gettid(), sig) {
-            Ok(()) => 0,
-            Err(e) => e.0,
-        };
-    }
-    let b = super::signals::bit(sig);
-    let blocked = target.delivery_mask.load(Ordering::Acquire) & b != 0;
-    let waited_for = target.sigwait_set.load(Ordering::Acquire) & b != 0;
-    match super::signals::disposition(sig) {
-        // The default action ends (or stops) the process: any thread of it may take the signal.
-        super::signals::Disposition::Default if !blocked && !waited_for => {
-            // To our own process.
-            let _ = sys::signal::kill(sys::getpid(), sig);
-        }
-        // An ignored signal is dropped unless blocked (then it stays pending, as in the kernel).
-        super::signals::Disposition::Ignored if !blocked && !waited_for => {}
-        _ => {
-            target.pending_signals.fetch_or(b, Ordering::AcqRel);
-            if !blocked || waited_for {
-                interrupt(target, sig);
-            }
-        }
-    }
-    0
-}
-
-/// A signal for `target` that its mask lets through (or that its sigwait waits for): if it is parked, it
-/// is woken so its handler runs now, in it (see `park::interrupt`); the call it waits in then ends with
-/// EINTR or goes on, as natively.
-fn interrupt(target: TaskRef, sig: i32) {
-    super::park::interrupt(target, super::park::Interruption::Signal(sig));
-}
-
-/// How readily a thread can take a signal now: waiting in a call the signal ends (0), running (1),
-/// queued (2), parked where a signal does not end the wait (3); None if it does not accept the signal.
-/// Async-signal-safe (atomics only).
-pub fn signal_rank(t: &TaskRef, b: u64) -> Option<u8> {
-    let waited_for = t.sigwait_set.load(Ordering::Acquire) & b != 0;
-    if !waited_for && t.delivery_mask.load(Ordering::Acquire) & b != 0 {
-        return None;
-    }
-    if waited_for || super::park::in_wait_a_signal_ends(t) {
-        return Some(0);
-    }
-    Some(match t.state.load(Ordering::Acquire) as u32 & 0xff {
-        super::task::RUNNING => 1,
-        super::task::RUNNABLE | super::task::NOTIFIED => 2,
-        _ => 3,
-    })
-}
-
-/// Routes a held process-directed signal as the kernel picks a thread: one that does not block it, the
-/// main thread first, then one waiting in a call the signal ends, then a running one, then a queued one,
-/// then one parked where a signal does not end the wait. The signal stays held when no thread accepts
-/// it. A thread that waits is woken (EINTR, or its sigwait returns); one that runs gets it on its worker
-/// now; one that is queued gets it when it resumes; one parked in a join, a mutex or a condition variable
-/// is woken too, runs the handler on its own stack and goes on waiting (see `park::interrupt`); one that
-/// waits for a helper thread's call runs the handler in its context now (see `signals::run_in_parked`).
-pub fn route_process_signal(sig: i32) {
-    let b = super::signals::bit(sig);
-    let best = {
-        let reg = registry().registry.lock();
-        let main = reg.values().find(|t| t.is_main).and_then(|t| signal_rank(t, b).map(|r| (r, *t)));
-        main.or_else(|| reg.values().filter_map(|t| signal_rank(t, b).map(|r| (r, *t))).min_by_key(|(r, _)| *r))
-    };
-    let Some((rank, target)) = best else { return };
-    if !super::signals::take_held(sig) {
-        return;
-    }
-    match rank {
-        1 => {
-            // Running: its worker has its mask in the kernel, so the signal is delivered there now (if the
-            // coroutine switched out meanwhile, that worker holds or delivers it again).
-            let w = &scheduler::get().workers[target.last_worker.load(Ordering::Acquire)];
-            let _ = super::signals::take_info(sig);
-            // To one of our own threads.
-            let _ = sys::signal::tgkill(sys::getpid(), w.os_tid.load(Ordering::Relaxed), sig);
-        }
-        3 if !super::park::interruptible(&target) && super::signals::run_in_parked(target, sig) => {}
-        _ => {
-            target.pending_signals.fetch_or(b, Ordering::AcqRel);
-            interrupt(target, sig);
-        }
-    }
-}
-
-/// A pthread_sigmask/sigprocmask call by the program (`call` makes the real one; `query_only` when it
-/// only reads the mask). Signals pending in the kernel that the new mask lets through are delivered during
-/// the call to this thread, as natively (not routed to the main thread).
-pub fn change_mask(query_only: bool, call: impl FnOnce() -> i32) -> i32 {
-    let w = if query_only { None } else { worker::current_task().and(worker::current_worker()) };
-    let Some(w) = w else { return call() };
-    w.directed_delivery.set(true);
-    let r = call();
-    w.directed_delivery.set(false);
-    if r == 0 {
-        mask_changed();
-    }
-    r
-}
-
-/// After the program changed the calling coroutine's signal mask on its worker: remember it for the task.
-fn mask_changed() {
-    if let (Some(me), Some(w)) = (worker::current_task(), worker::current_worker()) {
-        let m = sys::sigmask(None);
-        let old = me.sigmask.replace(m);
-        w.mask_changed(m);
-        if old != m {
-            me.delivery_mask.store(m, Ordering::Release);
-            super::signals::delivery_mask_changed(Some(old), Some(m));
-            // A process-directed signal held while every thread blocked it goes to this one now.
-            super::signals::claim_held(&me, !m);
-        }
-        // Signals sent to this thread while blocked are delivered once unblocked.
-        if me.pending_signals.load(Ordering::Relaxed) & !m != 0 {
-            let _ = super::signals::deliver_pending(&me);
-        }
-    }
-}
 
 /// A coroutine joining a real OS thread (one the runtime did not make a coroutine) must not block its
 /// worker: the thread it waits for may itself wait for coroutines queued behind it. It polls glibc's

@@ -6,7 +6,10 @@
 //! loads the coroutine's TCB, and the switch back restores the worker's.
 
 use super::scheduler::Scheduler;
-use super::signals;
+use super::signals::accepted;
+use super::signals::held;
+use super::signals::overflow;
+use super::signals::set as sigset;
 use super::sys::{fsgs, futex, time};
 use super::task::{Switch, TaskRef};
 use core::cell::Cell;
@@ -41,7 +44,7 @@ pub struct Worker {
     own_tcb: Cell<usize>,
     /// The descriptor glibc's thread list has for this OS thread (its tid there): the own TCB, but for
     /// worker 0 the initial TCB, which the main coroutine carries. glibc's set*id signal handler must run
-    /// on it (see `signals::on_setxid`).
+    /// on it (see `signals::setxid`).
     glibc_tcb: Cell<usize>,
     pub sleep: AtomicU32,
     /// Depth of program signal handlers running on this worker, the task they interrupted and the stack
@@ -61,7 +64,7 @@ pub struct Worker {
     /// Kernel tid of the worker's OS thread (for directing signals at it).
     pub os_tid: AtomicI32,
     pub queue: super::scheduler::RunQueue,
-    /// While the kernel mask is an idle worker's: the `signals::accepted_generation` it was computed from.
+    /// While the kernel mask is an idle worker's: the `signals::accepted` generation it was computed from.
     /// NOT_IDLE_MASK while the worker runs a coroutine (its mask is that coroutine's) or is retired (all
     /// blocked), so a mask change that must not leave a stale idle mask behind knows whom to wait for.
     pub idle_mask_generation: core::sync::atomic::AtomicU64,
@@ -166,6 +169,24 @@ impl Worker {
     pub fn set_kernel_mask(&self, mask: u64) {
         super::sys::sigmask(Some(mask));
         self.kernel_mask.set(mask);
+    }
+
+    /// Raises `sigs` on this OS thread one by one, with `mask` in force meanwhile, as deliveries directed at
+    /// the code running now (the wrapper runs their handlers here rather than holding them; see
+    /// `signals::routing`). Called on the worker's own thread.
+    pub fn raise_directed(&self, sigs: u64, mask: u64) {
+        let before = self.kernel_mask();
+        if before != mask {
+            self.set_kernel_mask(mask);
+        }
+        for sig in sigset::signals_in(sigs) {
+            self.directed_delivery.set(true);
+            held::raise_here(sig);
+            self.directed_delivery.set(false);
+        }
+        if before != mask {
+            self.set_kernel_mask(before);
+        }
     }
 
     /// Runs `f` (from this worker's own context) in the context of `task`, a parked coroutine claimed
@@ -291,6 +312,27 @@ pub fn current_task_any_context() -> Option<TaskRef> {
     core::ptr::NonNull::new(w.current.load(Ordering::Relaxed)).map(TaskRef)
 }
 
+/// Raises, on the current worker, the signals pthread_kill (or routing) left pending on `task` (the
+/// running coroutine): their handlers run in its context. They do not count as process signals for EINTR
+/// purposes: the sender already interrupted the target's wait. The one place signals pending for a
+/// coroutine are delivered as it resumes (`park::resumed`), and after a mask change unblocks them.
+pub fn deliver_pending(task: &super::task::Task) -> bool {
+    deliver_pending_unblocked(task, task.signals.resume_mask())
+}
+
+/// Raises the pending signals that `mask` does not block (the rest stay pending, as in the kernel), with
+/// `mask` in force on the worker meanwhile (a pselect-style wait's temporary mask), so each handler runs
+/// with the mask it would natively. Returns true if any was raised.
+pub fn deliver_pending_unblocked(task: &super::task::Task, mask: u64) -> bool {
+    let Some(w) = current_worker() else { return false };
+    let bits = task.signals.take_unblocked(mask);
+    if bits == 0 {
+        return false;
+    }
+    w.raise_directed(bits, mask);
+    true
+}
+
 /// Prepares the calling OS thread to be worker `w`: GS, alternate signal stack, own TCB.
 /// `glibc_tcb` is the TCB glibc set up for this OS thread (where its rseq area is registered).
 pub fn enter(w: &'static Worker, glibc_tcb: usize) {
@@ -304,7 +346,7 @@ pub fn enter(w: &'static Worker, glibc_tcb: usize) {
     w.os_tid.store(super::sys::gettid(), Ordering::Relaxed);
     w.kernel_mask.set(super::sys::sigmask(None));
     w.cpu.started();
-    signals::alt_stack_for_this_thread();
+    overflow::alt_stack_for_this_thread();
 }
 
 /// In a forked child: the kernel's rseq registration for this OS thread still points into the TCB of the
@@ -332,8 +374,8 @@ pub fn run(sched: &'static Scheduler, w: &'static Worker) -> ! {
             sched.poll_net(0);
         }
         sched.fire_timers(&mut expired);
-        if signals::routing_needed() {
-            signals::route_held();
+        if held::routing_needed() {
+            held::route_held();
         }
         if w.stalled.load(Ordering::Relaxed) {
             // Marked while between coroutines: the stall is over.
@@ -363,7 +405,7 @@ pub fn run(sched: &'static Scheduler, w: &'static Worker) -> ! {
 /// A retired spare sleeps until the monitor revives it, which no signal-mask change does: it blocks every
 /// signal meanwhile, so none can land on it (it takes a mask again when it runs or idles).
 fn retire(sched: &Scheduler, w: &Worker) {
-    let all = signals::runtime_thread_mask();
+    let all = sigset::runtime_thread_mask();
     if w.kernel_mask.get() != all {
         w.set_kernel_mask(all);
     }
@@ -390,7 +432,7 @@ fn idle(sched: &Scheduler, w: &Worker) {
         poll_flag.is_none() && super::io::netpoll::waiting_flag().is_some_and(|f| !f.load(Ordering::SeqCst));
     let mut list = super::io::netpoll::EventList::new();
     let mut ready: &[super::io::netpoll::Event] = &[];
-    if !poller_left && !sched.work_pending() && !signals::routing_needed() {
+    if !poller_left && !sched.work_pending() && !held::routing_needed() {
         let deadline = sched.next_deadline();
         // The clock is read only when a timer is pending.
         let now = if deadline.is_some() { time::monotonic_ns() } else { 0 };
@@ -426,7 +468,7 @@ fn sit_out(w: &Worker, deadline: u64) {
         // A process signal that landed here (an idle worker's mask) and waits to be routed ends it too.
         if !futex::wait(&w.sleep, SITTING_OUT, Some(deadline))
             || time::monotonic_ns() >= deadline
-            || signals::routing_needed()
+            || held::routing_needed()
         {
             break;
         }
@@ -443,8 +485,8 @@ fn sit_out(w: &Worker, deadline: u64) {
 fn set_idle_mask(w: &Worker) {
     // The generation is read first: a mask computed from a newer accepted set is only ever reported as
     // older, never the other way round.
-    let generation = signals::accepted_generation();
-    let idle_mask = signals::idle_worker_mask();
+    let generation = accepted::accepted_generation();
+    let idle_mask = accepted::idle_worker_mask();
     if w.kernel_mask.get() != idle_mask {
         w.set_kernel_mask(idle_mask);
     }
@@ -459,9 +501,10 @@ fn run_one(sched: &Scheduler, w: &Worker, task: TaskRef) -> Option<u64> {
     w.switches.store(w.switches.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
     task.last_worker.store(w.id, Ordering::Relaxed);
     // Most programs never change masks, so this costs a compare; a system call only when masks differ.
-    if task.sigmask.get() != w.kernel_mask.get() {
-        super::sys::sigmask(Some(task.sigmask.get()));
-        w.kernel_mask.set(task.sigmask.get());
+    let mask = task.signals.mask.get();
+    if mask != w.kernel_mask.get() {
+        super::sys::sigmask(Some(mask));
+        w.kernel_mask.set(mask);
     }
     if w.idle_mask_generation.load(Ordering::Relaxed) != NOT_IDLE_MASK {
         w.idle_mask_generation.store(NOT_IDLE_MASK, Ordering::Release);
@@ -510,7 +553,7 @@ fn check_canary(task: &TaskRef) {
     let b = task.stack_bounds();
     let intact = !b.canary || super::stack::canary_intact_at(b.low);
     if !intact {
-        signals::report_overflow(task.name_bytes(), b.requested, b.size);
+        overflow::report_overflow(task.name_bytes(), b.requested, b.size);
         // The neighbouring stack may be corrupt: stop now, as a guard page would have.
         // SAFETY: raising a signal has no preconditions.
         unsafe {

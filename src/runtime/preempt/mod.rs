@@ -48,7 +48,7 @@ use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::fmt::Write;
 
 /// The preemption signal: glibc's SIGCANCEL.
-pub const SIGNAL: i32 = 32;
+pub const SIGNAL: i32 = super::sys::signal::SIGCANCEL;
 
 /// A request still unanswered this long after its signal (or a slice, if longer) is sent again.
 const RESEND_AFTER_NS: u64 = 2_000_000;

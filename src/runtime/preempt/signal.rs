@@ -5,7 +5,6 @@ use super::{Refusal, SIGNAL};
 use crate::runtime::{sys, worker};
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
-const SA_RESTORER: u64 = 0x0400_0000;
 const SI_QUEUE: i32 = -1;
 /// Stack the trampoline needs beyond the saved extended state: red zone, return slot, saved registers,
 /// alignment, and the switch out (and any signal handler run when the coroutine resumes).
@@ -37,7 +36,7 @@ fn rt_sigaction(act: Option<&KernelAction>, old: Option<&mut KernelAction>) -> b
 fn our_action() -> KernelAction {
     KernelAction {
         handler: on_signal as *const () as usize,
-        flags: (libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART) as u64 | SA_RESTORER,
+        flags: (libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART) as u64 | sys::signal::SA_RESTORER as u64,
         restorer: super::trampoline::restore_rt as *const () as usize,
         mask: 0,
     }
@@ -126,7 +125,7 @@ fn forward(sig: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
             let _ = sys::signal::kill(sys::getpid(), sig);
         }
         // SAFETY: the function glibc installed for this signal, called as its flags say.
-        h => unsafe { crate::runtime::signals::call_handler(h, flags, sig, info, ctx) },
+        h => unsafe { crate::runtime::signals::handlers::call_handler(h, flags, sig, info, ctx) },
     }
 }
 

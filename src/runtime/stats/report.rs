@@ -1,14 +1,14 @@
 //! The statistics report: the counters with the scheduler's and the threads' state, written at exit, on
 //! the report signal (with every thread's stack) and where `ASYNCSHIM_STATS` says.
 
-use super::super::{lifecycle, preempt, scheduler, signals, sys, thread, unwind};
+use super::super::{lifecycle, preempt, scheduler, sys, thread, unwind};
 use super::{OFFLOAD_NAMES, PARK_NAMES, TARGET, get};
 use crate::config;
 use core::sync::atomic::Ordering;
 use std::fmt::Write as _;
 
-/// Called once at start-up with the configuration.
-pub fn init(target: Option<&str>, signal: Option<i32>) {
+/// Called once at start-up with the configuration (the report signal is `signals::install`'s).
+pub fn init(target: Option<&str>) {
     let _ = get();
     let Some(t) = target else { return };
     let _ = TARGET.set(t.to_string());
@@ -17,9 +17,6 @@ pub fn init(target: Option<&str>, signal: Option<i32>) {
     }
     // SAFETY: registering a plain function.
     unsafe { libc::atexit(at_exit) };
-    if let Some(sig) = signal {
-        signals::set_report_signal(sig);
-    }
 }
 
 fn ms(ns: u64) -> f64 {

@@ -9,6 +9,10 @@ pub const SIGCANCEL: i32 = 32;
 /// glibc's SIGSETXID: its `set*id` calls signal every OS thread with it to change their credentials.
 pub const SIGSETXID: i32 = 33;
 
+/// Set by glibc on every handler it installs (x86-64: the kernel returns through `sa_restorer`), and
+/// reported back by the kernel.
+pub const SA_RESTORER: i32 = 0x0400_0000;
+
 /// Whether `sig` is one of glibc's two reserved signals (SIGCANCEL, SIGSETXID).
 pub const fn is_glibc_reserved(sig: i32) -> bool {
     sig == SIGCANCEL || sig == SIGSETXID

@@ -1,0 +1,276 @@
+//! Where a signal goes. Linux gives a process-directed signal to a thread that does not block it, the
+//! main thread first; a thread-directed one (pthread_kill, tgkill, a fault, the SIGPIPE of its own write)
+//! to its thread. Under the runtime the kernel only sees workers, so:
+//! - the wrapper ([`program_handler`]) runs the program's handler at once when the kernel delivered the
+//!   signal on a worker running a coroutine (that worker has the coroutine's mask in the kernel, so the
+//!   coroutine accepts it), unless the main thread should have it; otherwise the signal is *held* (see
+//!   `held`) and a worker routes it between coroutines ([`route_process_signal`]);
+//! - pthread_kill of a coroutine ([`kill`]) keeps the signal pending on that thread and interrupts its
+//!   wait; the handler runs in it when it resumes (`worker::deliver_pending`), or at once in a parked
+//!   thread whose wait a signal does not end ([`run_in_parked`]).
+//!
+//! An interruptible wait a routed or sent signal reaches ends with EINTR or goes on, as natively (see
+//! `park::interrupt`).
+
+use super::handlers::{Disposition, HANDLER, REPORT_SIGNAL, call_program_handler, disposition, is_function};
+use super::held::{self, take_held, take_info};
+use super::masks;
+use super::set::{NSIG, bit};
+use crate::runtime::sys::{self, signal::is_glibc_reserved};
+use crate::runtime::task::{Life, TaskRef};
+use crate::runtime::{lifecycle, monitor, park, scheduler, stats, thread, worker};
+use core::sync::atomic::Ordering;
+
+/// The kernel-side handler for every signal the program handles. On a worker running a coroutine (whose
+/// mask the kernel just applied) the program's handler runs at once, in that coroutine; in a worker's own
+/// context the signal is held and routed to a coroutine (faults excepted: they belong to the code that
+/// raised them).
+pub(super) extern "C" fn program_handler(sig: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: errno is saved and restored around our own work, as a handler must.
+    let saved_errno = unsafe { *libc::__errno_location() };
+    let w = worker::current_worker();
+    let redelivery = w.is_some_and(|w| w.directed_delivery.get());
+    if sig == REPORT_SIGNAL.load(Ordering::Relaxed) && !redelivery {
+        stats::REPORT_REQUESTED.store(true, Ordering::Release);
+        monitor::wake::poke();
+        if !is_function(HANDLER[sig as usize].load(Ordering::Acquire)) {
+            // SAFETY: as below.
+            unsafe { *libc::__errno_location() = saved_errno };
+            return;
+        }
+    }
+    if let Some(w) = w {
+        // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
+        let info_ref = unsafe { &*info };
+        let hold_it = !redelivery
+            && !is_fault(sig, info_ref)
+            && match w.task_in_context() {
+                None => true,
+                // Linux gives a process-directed signal to the main thread when it accepts it.
+                Some(t) => !t.is_main && !thread_directed(sig, info_ref) && main_takes(sig),
+            };
+        if hold_it {
+            hold(sig, info_ref);
+            // SAFETY: as below.
+            unsafe { *libc::__errno_location() = saved_errno };
+            return;
+        }
+        w.enter_handler();
+    }
+    // A redelivery's flag is down while the program's handler runs: it may leave by longjmp, and the
+    // worker must not take its next signals for redeliveries.
+    let directed = w.map(|w| w.directed_delivery.replace(false));
+    // SAFETY: arguments as the kernel passed them.
+    unsafe { call_program_handler(sig, info, ctx) };
+    if let Some(w) = w {
+        w.directed_delivery.set(directed.unwrap_or(false));
+        w.leave_handler();
+    }
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = saved_errno };
+}
+
+/// A synchronous fault (the kernel sends it to the thread whose instruction caused it).
+fn is_fault(sig: i32, info: &libc::siginfo_t) -> bool {
+    matches!(sig, libc::SIGBUS | libc::SIGFPE | libc::SIGILL | libc::SIGTRAP | libc::SIGSYS) && info.si_code > 0
+}
+
+/// A signal sent to the thread itself: by tgkill, or by the kernel for the thread's own write (SIGPIPE,
+/// SIGXFSZ; these carry SI_USER like kill(), so a kill() of them counts as the thread's own too).
+fn thread_directed(sig: i32, info: &libc::siginfo_t) -> bool {
+    info.si_code == libc::SI_TKILL || matches!(sig, libc::SIGPIPE | libc::SIGXFSZ)
+}
+
+/// Holds a process-directed signal a worker took in its own context and asks a worker to route it.
+/// Async-signal-safe (atomics and a futex wake).
+fn hold(sig: i32, info: &libc::siginfo_t) {
+    held::hold(sig, info);
+    if lifecycle::running() {
+        scheduler::get().wake_sleeper();
+    }
+}
+
+/// Whether the main thread accepts `sig`. Async-signal-safe.
+fn main_takes(sig: i32) -> bool {
+    masks::main_task().and_then(|m| signal_rank(&m, bit(sig))).is_some()
+}
+
+/// pthread_kill for a coroutine thread. Signal 0 checks existence; glibc's reserved and out-of-range
+/// numbers are EINVAL. A signal a thread sends itself is raised on its own worker, so the handler runs in
+/// its context as natively. One aimed at another coroutine is kept pending on it and raised on its worker
+/// when it next resumes (interrupting an interruptible wait at once if its mask lets the signal through);
+/// one whose default action ends the process goes to the process unless the target blocks it (then it
+/// stays pending on the target, as natively, until unblocked or taken by sigwait).
+pub fn kill(target: TaskRef, sig: i32) -> i32 {
+    if !(0..libc::SIGRTMAX() + 1).contains(&sig) || is_glibc_reserved(sig) {
+        return libc::EINVAL;
+    }
+    if target.join.lock().life == Life::Free {
+        return libc::ESRCH;
+    }
+    if sig == 0 {
+        return 0;
+    }
+    if worker::current_task() == Some(target) {
+        if target.signals.mask.get() & bit(sig) != 0 {
+            // Blocked: pending on this thread (not on its worker, which other coroutines share).
+            target.signals.pending.fetch_or(bit(sig), Ordering::AcqRel);
+            return 0;
+        }
+        // To oneself: raised on this worker, the handler runs now, in this thread, as natively.
+        return match sys::signal::tgkill(sys::getpid(), sys::gettid(), sig) {
+            Ok(()) => 0,
+            Err(e) => e.0,
+        };
+    }
+    let b = bit(sig);
+    let blocked = target.signals.delivery_mask.load(Ordering::Acquire) & b != 0;
+    let waited_for = target.signals.waited_for.load(Ordering::Acquire) & b != 0;
+    match disposition(sig) {
+        // The default action ends (or stops) the process: any thread of it may take the signal.
+        Disposition::Default if !blocked && !waited_for => {
+            // To our own process.
+            let _ = sys::signal::kill(sys::getpid(), sig);
+        }
+        // An ignored signal is dropped unless blocked (then it stays pending, as in the kernel).
+        Disposition::Ignored if !blocked && !waited_for => {}
+        _ => {
+            target.signals.pending.fetch_or(b, Ordering::AcqRel);
+            if !blocked || waited_for {
+                interrupt(target, sig);
+            }
+        }
+    }
+    0
+}
+
+/// tgkill(2) and tkill(2) (`tgid` None): a coroutine's tid gets the signal as from pthread_kill ([`kill`]);
+/// a tid the kernel knows gets the kernel's call; an ended coroutine's tid is ESRCH, as the kernel's.
+pub fn tgkill(tgid: Option<i32>, tid: i32, sig: i32) -> Result<(), i32> {
+    if tid <= 0 || tgid.is_some_and(|g| g <= 0) {
+        return Err(libc::EINVAL);
+    }
+    match thread::named_by_tid(tid) {
+        thread::Named::Thread(task) => {
+            if tgid.is_some_and(|g| g != sys::getpid()) {
+                return Err(libc::ESRCH);
+            }
+            // The kernel checks the signal number only once it found the thread.
+            if !(0..NSIG as i32).contains(&sig) {
+                return Err(libc::EINVAL);
+            }
+            match kill(task, sig) {
+                0 => Ok(()),
+                e => Err(e),
+            }
+        }
+        thread::Named::Gone => Err(libc::ESRCH),
+        thread::Named::Kernel => {
+            let r = match tgid {
+                Some(g) => sys::signal::tgkill(g, tid, sig),
+                None => sys::signal::tkill(tid, sig),
+            };
+            r.map_err(|e| e.0)
+        }
+    }
+}
+
+/// raise(3): in a coroutine, pthread_kill of itself ([`kill`]; glibc's own would signal the worker's OS
+/// thread); elsewhere the kernel's tgkill of the calling thread, as glibc's raise does. Returns an errno
+/// (0: sent).
+pub fn raise(sig: i32) -> i32 {
+    match worker::current_task() {
+        Some(me) => kill(me, sig),
+        None => match sys::signal::tgkill(sys::getpid(), sys::gettid(), sig) {
+            Ok(()) => 0,
+            Err(e) => e.0,
+        },
+    }
+}
+
+/// A signal for `target` that its mask lets through (or that its sigwait waits for): if it is parked, it
+/// is woken so its handler runs now, in it (see `park::interrupt`); the call it waits in then ends with
+/// EINTR or goes on, as natively.
+fn interrupt(target: TaskRef, sig: i32) {
+    park::interrupt(target, park::Interruption::Signal(sig));
+}
+
+/// How readily a thread can take a signal now: waiting in a call the signal ends (0), running (1),
+/// queued (2), parked where a signal does not end the wait (3); None if it does not accept the signal.
+/// Async-signal-safe (atomics only).
+fn signal_rank(t: &TaskRef, b: u64) -> Option<u8> {
+    let waited_for = t.signals.waited_for.load(Ordering::Acquire) & b != 0;
+    if !waited_for && t.signals.delivery_mask.load(Ordering::Acquire) & b != 0 {
+        return None;
+    }
+    if waited_for || park::in_wait_a_signal_ends(t) {
+        return Some(0);
+    }
+    Some(match t.state.load(Ordering::Acquire) as u32 & 0xff {
+        crate::runtime::task::RUNNING => 1,
+        crate::runtime::task::RUNNABLE | crate::runtime::task::NOTIFIED => 2,
+        _ => 3,
+    })
+}
+
+/// Routes a held process-directed signal as the kernel picks a thread: one that does not block it, the
+/// main thread first, then one waiting in a call the signal ends, then a running one, then a queued one,
+/// then one parked where a signal does not end the wait. The signal stays held when no thread accepts
+/// it. A thread that waits is woken (EINTR, or its sigwait returns); one that runs gets it on its worker
+/// now; one that is queued gets it when it resumes; one parked in a join, a mutex or a condition variable
+/// is woken too, runs the handler on its own stack and goes on waiting (see `park::interrupt`); one that
+/// waits for a helper thread's call runs the handler in its context now (see [`run_in_parked`]).
+pub fn route_process_signal(sig: i32) {
+    let b = bit(sig);
+    let best = thread::registry().with_registered(|reg| {
+        let mut best: Option<(u8, TaskRef)> = None;
+        for t in reg {
+            let Some(rank) = signal_rank(t, b) else { continue };
+            if t.is_main {
+                return Some((rank, *t));
+            }
+            if best.is_none_or(|(r, _)| rank < r) {
+                best = Some((rank, *t));
+            }
+        }
+        best
+    });
+    let Some((rank, target)) = best else { return };
+    if !take_held(sig) {
+        return;
+    }
+    match rank {
+        1 => {
+            // Running: its worker has its mask in the kernel, so the signal is delivered there now (if the
+            // coroutine switched out meanwhile, that worker holds or delivers it again).
+            let w = &scheduler::get().workers[target.last_worker.load(Ordering::Acquire)];
+            let _ = take_info(sig);
+            // To one of our own threads.
+            let _ = sys::signal::tgkill(sys::getpid(), w.os_tid.load(Ordering::Relaxed), sig);
+        }
+        3 if !park::interruptible(&target) && run_in_parked(target, sig) => {}
+        _ => {
+            target.signals.pending.fetch_or(b, Ordering::AcqRel);
+            interrupt(target, sig);
+        }
+    }
+}
+
+/// Runs the handler of `sig` now in the context of `task`, which is parked where a signal does not end
+/// the wait (a join, a mutex, a condition variable), as the kernel runs it in a thread sleeping there: the
+/// worker claims the parked coroutine, raises the signal on itself with the task's TCB in FS and the
+/// task's mask in force, and puts the task back (queueing it if a waker came meanwhile). False if the
+/// task is not parked now (it is about to run and takes the signal then).
+pub fn run_in_parked(task: TaskRef, sig: i32) -> bool {
+    let Some(w) = worker::current_worker() else { return false };
+    if w.task_in_context().is_some() || !task.claim_parked() {
+        return false;
+    }
+    w.in_context_of(task, || {
+        w.raise_directed(bit(sig), task.signals.delivery_mask.load(Ordering::Acquire) & !bit(sig));
+    });
+    if task.finish_park() {
+        scheduler::get().push(task);
+    }
+    true
+}

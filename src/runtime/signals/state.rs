@@ -1,0 +1,59 @@
+//! A thread's own signal state: its mask, the mask that decides delivery now, the signals pending for it
+//! alone, and those a sigwait of it waits for. The task record carries one (`Task::signals`); the
+//! scheduler core reads it on the resume and park paths ("is anything deliverable?"), the policy in
+//! `signals` writes it. A leaf: atomics and pure checks, async-signal-safe.
+
+use super::set::signals_in;
+use core::cell::Cell;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+pub struct TaskSignals {
+    /// The thread's signal mask (the kernel's 64-bit sigset), loaded into its worker when it runs.
+    pub mask: Cell<u64>,
+    /// The mask that decides whether a signal may be delivered to this thread now: `mask`, or the
+    /// temporary mask of a pselect/ppoll/epoll_pwait/sigsuspend wait; all ones while no thread uses the
+    /// record. Read by whoever routes a process-directed signal.
+    pub delivery_mask: AtomicU64,
+    /// Signals sent to this thread with pthread_kill, or routed to it (bit n-1 for signal n), raised on
+    /// its worker when it next resumes, so the handler runs in its context.
+    pub pending: AtomicU64,
+    /// Signals a sigwait/sigwaitinfo/sigtimedwait call of this thread waits for (0 when none).
+    pub waited_for: AtomicU64,
+}
+
+impl Default for TaskSignals {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TaskSignals {
+    pub const fn new() -> TaskSignals {
+        TaskSignals {
+            mask: Cell::new(0),
+            delivery_mask: AtomicU64::new(u64::MAX),
+            pending: AtomicU64::new(0),
+            waited_for: AtomicU64::new(0),
+        }
+    }
+
+    /// The lowest signal pending for the thread that the mask deciding delivery now lets through: a wait
+    /// must not sleep through it.
+    pub fn deliverable(&self) -> Option<i32> {
+        let bits = self.pending.load(Ordering::Acquire) & !self.delivery_mask.load(Ordering::Acquire);
+        signals_in(bits).next()
+    }
+
+    /// What blocks a pending signal's delivery when the thread resumes: its own mask, and a temporary mask
+    /// in force (ppoll, pselect, sigsuspend) blocks what it blocks too; what that one lets through beyond
+    /// the normal mask is delivered by the waiting call itself, which then says EINTR.
+    pub fn resume_mask(&self) -> u64 {
+        self.mask.get() | self.delivery_mask.load(Ordering::Acquire)
+    }
+
+    /// Takes the pending signals `mask` does not block out of the pending set (the rest stay pending, as
+    /// in the kernel), for raising now.
+    pub fn take_unblocked(&self, mask: u64) -> u64 {
+        self.pending.fetch_and(mask, Ordering::AcqRel) & !mask
+    }
+}

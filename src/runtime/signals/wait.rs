@@ -1,0 +1,192 @@
+//! Waiting for signals: sigsuspend/pause ([`sigsuspend`], [`pause`]) and the sigwait family
+//! ([`timed_wait`]), which park a coroutine instead of its worker, and sigpending ([`pending`]), which
+//! adds what the runtime keeps pending for the thread (sent to it, or held) to what the kernel has. Other
+//! callers (plain OS threads) get the kernel's calls themselves.
+
+use super::held::{held, take_held, take_info};
+use super::masks::TempMask;
+use super::set::{bit, sanitize_mask, signals_in};
+use crate::runtime::park::{self, OnSignal, Parking, Wait, WaitReason};
+use crate::runtime::sys::{self, time, usercopy};
+use crate::runtime::task::{TaskRef, Wake};
+use crate::runtime::worker;
+use core::sync::atomic::Ordering;
+
+/// A zero-timeout ppoll with no fds and `mask`: the kernel delivers the signals pending for this OS
+/// thread (or the process) that the mask lets through, and says so with EINTR.
+fn kernel_pending_let_through(mask: u64) -> bool {
+    let ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: no fds, a local timeout and a local 8-byte mask.
+    let r = unsafe { sys::poll::ppoll(core::ptr::null_mut(), 0, &ts, &mask as *const u64 as *const libc::sigset_t) };
+    matches!(r, Err(sys::syscall::Errno(libc::EINTR)))
+}
+
+fn read_set(set: *const libc::sigset_t) -> Result<u64, i32> {
+    usercopy::read(set as *const u64).map_err(|e| e.0)
+}
+
+/// sigsuspend(2) with the program's mask: a coroutine parks ([`suspend`]); other callers make the
+/// kernel's call. Ok(what the kernel returned) or Err(errno): EINTR, as natively, once a handler ran.
+///
+/// # Safety
+/// `mask` is the program's own argument to sigsuspend (read fault-safely here, validated by the kernel).
+pub unsafe fn sigsuspend(mask: *const libc::sigset_t) -> Result<i32, i32> {
+    if worker::current_task().is_some() {
+        suspend(read_set(mask)?);
+        return Err(libc::EINTR);
+    }
+    // SAFETY: the kernel's sigsuspend with the program's mask, as the caller vouches.
+    unsafe { sys::signal::suspend(mask) }.map(|r| r as i32).map_err(|e| e.0)
+}
+
+/// pause(2): sigsuspend with the thread's own mask. Returns the errno it ends with (EINTR).
+pub fn pause() -> i32 {
+    match worker::current_task() {
+        Some(me) => {
+            suspend(me.signals.mask.get());
+            libc::EINTR
+        }
+        None => sys::signal::pause().0,
+    }
+}
+
+/// sigsuspend for a coroutine: parks with `mask` in force until a handler runs for a signal it lets
+/// through (pending ones at once). Always ends with EINTR, as natively.
+pub fn suspend(mask: u64) {
+    let Some(temp) = TempMask::begin(mask) else { return };
+    let me = temp.task;
+    loop {
+        if temp.deliver_pending() || kernel_pending_let_through(temp.mask) {
+            return;
+        }
+        // A signal sent between the check above and the park finds it (or the park sees it pending).
+        let wait = Wait::new(WaitReason::Sleep, 0, OnSignal::Fail);
+        if Parking::begin(me, wait).sleep(|why| why) == Wake::Interrupted {
+            // A signal the mask lets through came: those the thread's own mask allows already ran as the
+            // coroutine resumed; the others run now, under the temporary mask.
+            temp.deliver_pending();
+            return;
+        }
+    }
+}
+
+/// The sigwait family with the program's arguments: Ok(signal) or Err(errno). A coroutine waits with
+/// [`wait_for`] (an unreadable set is EFAULT, as natively); other callers, and a zero or invalid timeout,
+/// get the kernel's call.
+///
+/// # Safety
+/// The pointers are the program's own arguments to sigtimedwait (`info` and `ts` may be null); they are
+/// read and written fault-safely here, or handed to the kernel, which validates them.
+pub unsafe fn timed_wait(
+    set: *const libc::sigset_t,
+    info: *mut libc::siginfo_t,
+    ts: *const libc::timespec,
+) -> Result<i32, i32> {
+    let me_is_coroutine = worker::current_task().is_some();
+    let deadline = if ts.is_null() {
+        None
+    } else {
+        usercopy::read(ts).ok().and_then(|t| time::timespec_ns(&t)).map(|ns| time::monotonic_ns().saturating_add(ns))
+    };
+    let bad_timeout = !ts.is_null() && deadline.is_none();
+    if !me_is_coroutine || bad_timeout || deadline == Some(0) {
+        // SAFETY: the kernel's sigtimedwait with the program's arguments, as the caller vouches.
+        return unsafe { sys::signal::timedwait(set, info, ts) }.map_err(|e| e.0);
+    }
+    let mask = read_set(set)?;
+    // SAFETY: a zeroed siginfo is a valid buffer.
+    let mut local: libc::siginfo_t = unsafe { core::mem::zeroed() };
+    let sig = wait_for(mask, &mut local, deadline)?;
+    if !info.is_null() && usercopy::write(info, local).is_err() {
+        return Err(libc::EFAULT);
+    }
+    Ok(sig)
+}
+
+/// sigwait/sigwaitinfo/sigtimedwait for a coroutine: takes a signal of `set` pending for this thread,
+/// held by the runtime or pending in the kernel, filling `info`; else parks until one comes or `deadline`
+/// (monotonic ns) passes. Signals the set holds that every worker blocks stay in the kernel, which does not
+/// say when one arrives, so the park is a poll (0.1 to 10 ms apart); pthread_kill and routed signals end
+/// it at once. Returns the signal, or EAGAIN (deadline) or EINTR (a handler for another signal ran).
+fn wait_for(set: u64, info: &mut libc::siginfo_t, deadline: Option<u64>) -> Result<i32, i32> {
+    let Some(me) = worker::current_task() else { return Err(libc::EINVAL) };
+    let set = sanitize_mask(set);
+    let mut pause = 100_000u64;
+    loop {
+        if let Some(sig) = take_waited(&me, set, info) {
+            return Ok(sig);
+        }
+        let now = sys::time::monotonic_ns();
+        if deadline.is_some_and(|d| d <= now) {
+            return Err(libc::EAGAIN);
+        }
+        me.signals.waited_for.store(set, Ordering::Release);
+        let wake = park::sleep_until_interruptible(deadline.map_or(now + pause, |d| d.min(now + pause)));
+        me.signals.waited_for.store(0, Ordering::Release);
+        if wake == Wake::Interrupted {
+            if let Some(sig) = take_waited(&me, set, info) {
+                return Ok(sig);
+            }
+            return Err(libc::EINTR);
+        }
+        pause = (pause * 2).min(10_000_000);
+    }
+}
+
+/// One signal of `set` for the calling thread: sent to it, held, or pending in the kernel.
+fn take_waited(me: &TaskRef, set: u64, info: &mut libc::siginfo_t) -> Option<i32> {
+    let mine = me.signals.pending.load(Ordering::Acquire) & set;
+    let held = held() & set;
+    for sig in signals_in(mine | held) {
+        let b = bit(sig);
+        let got = (mine & b != 0 && me.signals.pending.fetch_and(!b, Ordering::AcqRel) & b != 0)
+            || (held & b != 0 && take_held(sig));
+        if got {
+            *info = take_info(sig).unwrap_or_else(|| sent_by_this_process(sig));
+            return Some(sig);
+        }
+    }
+    let ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: a local set, the caller's info buffer, a zero timeout.
+    unsafe { sys::signal::timedwait(&set as *const u64 as *const libc::sigset_t, info, &ts) }.ok()
+}
+
+/// The siginfo of a signal pthread_kill sent within this process (SI_TKILL, our pid and uid).
+fn sent_by_this_process(sig: i32) -> libc::siginfo_t {
+    /// The kill fields of siginfo_t on Linux (after signo, errno, code and padding).
+    #[repr(C)]
+    struct KillInfo {
+        signo: i32,
+        errno: i32,
+        code: i32,
+        pad: i32,
+        pid: i32,
+        uid: u32,
+    }
+    // SAFETY: a zeroed siginfo is valid; KillInfo is a prefix of its layout.
+    unsafe {
+        let mut info: libc::siginfo_t = core::mem::zeroed();
+        let k = &mut info as *mut libc::siginfo_t as *mut KillInfo;
+        (*k).signo = sig;
+        (*k).code = libc::SI_TKILL;
+        (*k).pid = sys::getpid();
+        (*k).uid = libc::getuid();
+        info
+    }
+}
+
+/// sigpending(2): what the kernel has for the calling OS thread and the process; for a coroutine, plus
+/// the signals sent to it or held by the runtime that its mask blocks ([`pending_for`]).
+pub fn pending() -> Result<u64, i32> {
+    let kernel = sys::signal::pending().map_err(|e| e.0)?;
+    Ok(match worker::current_task() {
+        Some(me) => pending_for(&me, kernel),
+        None => kernel,
+    })
+}
+
+/// sigpending for a coroutine: what the kernel has for its worker and the process, plus the signals sent
+/// to this thread or held by the runtime, among those its mask blocks.
+fn pending_for(me: &TaskRef, kernel: u64) -> u64 {
+    kernel | ((me.signals.pending.load(Ordering::Acquire) | held()) & me.signals.mask.get())
+}
