@@ -51,14 +51,11 @@ struct job {
 
 static void inspect_self(struct job *j)
 {
-    pthread_attr_t a;
     void *addr = NULL;
     size_t size = 0;
     int local;
-    if (pthread_getattr_np(pthread_self(), &a) != 0)
+    if (own_stack(&addr, &size) != 0)
         return;
-    pthread_attr_getstack(&a, &addr, &size);
-    pthread_attr_destroy(&a);
     uintptr_t lo = (uintptr_t)addr, hi = lo + size, p = (uintptr_t)&local;
     j->local_in_stack = p >= lo && p < hi;
     j->size_ok = size >= j->requested;

@@ -12,6 +12,7 @@
  *  - RLIMIT_NOFILE's soft limit is raised to the hard limit first (4,001 descriptors are open at once).
  * stdout shows only totals; timings and thread counts go to stderr.
  * asyncshim-test: timeout=120 */
+#include "io_util.h"
 #include "shim_probe.h"
 #include "test_util.h"
 #include <arpa/inet.h>
@@ -285,17 +286,8 @@ int main(void)
     for (size_t i = 0; i < sizeof pattern; i++)
         pattern[i] = (unsigned char)(i * 7 + (i >> 8) * 13 + (i >> 16) + 1);
 
-    listen_fd = socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-    setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    memset(&server_addr, 0, sizeof server_addr);
-    server_addr.sin_family = AF_INET;
-    server_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    server_addr.sin_port = 0;
-    int ok = bind(listen_fd, (struct sockaddr *)&server_addr, sizeof server_addr) == 0 &&
-             listen(listen_fd, 4096) == 0;
-    socklen_t alen = sizeof server_addr;
-    ok = ok && getsockname(listen_fd, (struct sockaddr *)&server_addr, &alen) == 0 && server_addr.sin_port != 0;
+    listen_fd = make_listener(&server_addr, 0, 4096);
+    int ok = listen_fd >= 0 && server_addr.sin_port != 0;
     CHECK(ok, "listener on 127.0.0.1, port 0 read back with getsockname");
     if (!ok)
         return test_exit_status();

@@ -162,26 +162,18 @@ static int pwait(int kind, int fd, int events, long timeout_ms, int *rev)
     return rc;
 }
 
+/* A wait of kind `kind` made by another thread; rev is the events it reported. */
 struct waiter {
+    struct bg_call bg; /* the thread, result, errno and times */
     int kind, fd, events;
     long timeout_ms;
-    int rc, err, rev;
-    int started, done;
-    int64_t t0, t1;
-    pthread_t th;
+    int rev;
 };
 
-static void *waiter_body(void *arg)
+static ssize_t waiter_call(void *arg)
 {
     struct waiter *w = arg;
-    w->t0 = mono_ns();
-    ATOMIC_STORE(&w->started, 1);
-    errno = 1234;
-    w->rc = pwait(w->kind, w->fd, w->events, w->timeout_ms, &w->rev);
-    w->err = errno;
-    w->t1 = mono_ns();
-    ATOMIC_STORE(&w->done, 1);
-    return NULL;
+    return pwait(w->kind, w->fd, w->events, w->timeout_ms, &w->rev);
 }
 
 static void waiter_start(struct waiter *w, int kind, int fd, int events, long timeout_ms, long settle_ms)
@@ -191,24 +183,18 @@ static void waiter_start(struct waiter *w, int kind, int fd, int events, long ti
     w->fd = fd;
     w->events = events;
     w->timeout_ms = timeout_ms;
-    w->rc = -2;
-    pthread_create(&w->th, NULL, waiter_body, w);
-    wait_at_least(&w->started, 1, 1, 10000);
-    sleep_ms(settle_ms);
+    bg_call_start(&w->bg, waiter_call, w, settle_ms);
 }
 
 /* Joins the waiter if it returns within timeout_ms; 0 (thread left behind) if not. */
 static int waiter_join(struct waiter *w, long timeout_ms)
 {
-    if (!wait_at_least(&w->done, 1, 1, timeout_ms))
-        return 0;
-    pthread_join(w->th, NULL);
-    return 1;
+    return bg_call_join(&w->bg, timeout_ms);
 }
 
 static double waiter_ms(struct waiter *w)
 {
-    return (w->t1 - w->t0) / 1e6;
+    return bg_call_ms(&w->bg);
 }
 
 /* ------------------------------------------------------------------ P1: timeouts */
@@ -238,16 +224,16 @@ static void case_timeouts(void)
 
         struct waiter w;
         waiter_start(&w, k, p[0], POLLIN, 3000, 100);
-        int was = !ATOMIC_LOAD(&w.done);
+        int was = !ATOMIC_LOAD(&w.bg.done);
         int64_t tw = mono_ns();
         write(p[1], "x", 1);
         int ok = waiter_join(&w, 6000);
         fprintf(stderr, "%s woken by data: %.1f ms after start, %.1f after the write\n", pk_name[k], waiter_ms(&w),
-                (w.t1 - tw) / 1e6);
+                (w.bg.t1 - tw) / 1e6);
         snprintf(label, sizeof label, "P1 %s, timeout 3 s, data written 100 ms later by another thread", pk_name[k]);
         say(label, "waiting: %s; %s %s, woken by the data (not the timeout): %s; errno %s", yesno(was),
-            ok ? res(w.rc, w.err) : "still waiting", evname(w.rev), yesno(ok && w.t1 - tw < 1500 * MS),
-            ok ? en(w.err) : "-");
+            ok ? res(w.bg.rc, w.bg.err) : "still waiting", evname(w.rev), yesno(ok && w.bg.t1 - tw < 1500 * MS),
+            ok ? en(w.bg.err) : "-");
         if (!ok)
             waiter_join(&w, 5000);
         drain_fd(p[0]);
@@ -391,7 +377,7 @@ static void case_details(void)
     shutdown(s, SHUT_WR);
     int ok = waiter_join(&w, 6000);
     say("P2 poll(POLLIN|POLLRDHUP) on TCP, the peer shuts down writing 100 ms later", "%s %s, woken by it: %s",
-        ok ? res(w.rc, w.err) : "still waiting", evname(w.rev), yesno(ok && waiter_ms(&w) < 1500));
+        ok ? res(w.bg.rc, w.bg.err) : "still waiting", evname(w.rev), yesno(ok && waiter_ms(&w) < 1500));
     if (!ok)
         waiter_join(&w, 5000);
     close(c);
@@ -405,7 +391,7 @@ static void case_details(void)
     connect(cl, (struct sockaddr *)&a, sizeof a);
     ok = waiter_join(&w, 6000);
     say("P2 poll on a listener, a connect 100 ms later", "%s %s, woken by it: %s",
-        ok ? res(w.rc, w.err) : "still waiting", evname(w.rev), yesno(ok && waiter_ms(&w) < 1500));
+        ok ? res(w.bg.rc, w.bg.err) : "still waiting", evname(w.rev), yesno(ok && waiter_ms(&w) < 1500));
     if (!ok)
         waiter_join(&w, 5000);
     close(cl);
@@ -429,7 +415,7 @@ static void case_details(void)
     free(buf);
     ok = waiter_join(&w, 6000);
     say("P2 poll(POLLOUT) on a full socket pair, the peer drains it 100 ms later", "%s %s, woken by it: %s",
-        ok ? res(w.rc, w.err) : "still waiting", evname(w.rev), yesno(ok && waiter_ms(&w) < 1500));
+        ok ? res(w.bg.rc, w.bg.err) : "still waiting", evname(w.rev), yesno(ok && waiter_ms(&w) < 1500));
     if (!ok)
         waiter_join(&w, 5000);
     close(sv[0]);
@@ -490,13 +476,13 @@ static void case_details(void)
     struct waiter ww;
     waiter_start(&ww, PK_POLL, ep2, POLLIN, 3000, 0); /* poll on the epoll fd itself */
     sleep_ms(100);
-    int was = !ATOMIC_LOAD(&ww.done);
+    int was = !ATOMIC_LOAD(&ww.bg.done);
     write(q[1], "2", 1);
     ok = waiter_join(&ww, 6000);
     int r3 = epoll_wait(ep2, out, 4, 0);
     say("P2 EPOLLET pipe: wait, wait again, then poll on the epoll fd until new data",
         "%d, %d; poll on the epoll fd waiting: %s, then %s %s; epoll_wait %d", r1, r2, yesno(was),
-        ok ? res(ww.rc, ww.err) : "still waiting", evname(ww.rev), r3);
+        ok ? res(ww.bg.rc, ww.bg.err) : "still waiting", evname(ww.rev), r3);
     if (!ok)
         waiter_join(&ww, 5000);
 
@@ -511,7 +497,7 @@ static void case_details(void)
     write(q[1], "3", 1);
     ok = waiter_join(&ww, 6000);
     say("P2 epoll_wait on an epoll fd that holds an epoll fd, data 100 ms later", "%s %s, woken by it: %s",
-        ok ? res(ww.rc, ww.err) : "still waiting", evname(ww.rev), yesno(ok && waiter_ms(&ww) < 1500));
+        ok ? res(ww.bg.rc, ww.bg.err) : "still waiting", evname(ww.rev), yesno(ok && waiter_ms(&ww) < 1500));
     if (!ok)
         waiter_join(&ww, 5000);
     close(outer);
@@ -533,7 +519,7 @@ static void case_details(void)
             ok = waiter_join(&w2, 6000);
             char label[120];
             snprintf(label, sizeof label, "P2 %s on fd 1500, data 100 ms later", pk_name[k]);
-            say(label, "%s %s, woken by it: %s", ok ? res(w2.rc, w2.err) : "still waiting", evname(w2.rev),
+            say(label, "%s %s, woken by it: %s", ok ? res(w2.bg.rc, w2.bg.err) : "still waiting", evname(w2.rev),
                 yesno(ok && waiter_ms(&w2) < 1500));
             if (!ok)
                 waiter_join(&w2, 5000);
@@ -546,23 +532,6 @@ static void case_details(void)
 }
 
 /* ------------------------------------------------------------------ P3: signals */
-
-static int sig_count;
-static void on_usr1(int sig)
-{
-    (void)sig;
-    ATOMIC_ADD(&sig_count, 1);
-}
-
-static void set_handler(int restart)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_usr1;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = restart ? SA_RESTART : 0;
-    sigaction(SIGUSR1, &sa, NULL);
-}
 
 struct masked_waiter {
     int kind, fd;
@@ -583,7 +552,7 @@ static void *masked_body(void *arg)
     ATOMIC_STORE(&m->ready, 1);
     while (!ATOMIC_LOAD(&m->go))
         sleep_ms(1);
-    m->handled_before = ATOMIC_LOAD(&sig_count);
+    m->handled_before = ATOMIC_LOAD(&usr1_count);
     m->t0 = mono_ns();
     errno = 1234;
     struct pollfd p = { m->fd, POLLIN, 0 };
@@ -620,17 +589,17 @@ static void case_signals(void)
         for (int k = 0; k < PK_COUNT; k++) {
             int p[2];
             mkpipe(p);
-            set_handler(restart);
-            ATOMIC_STORE(&sig_count, 0);
+            count_usr1(restart);
+            ATOMIC_STORE(&usr1_count, 0);
             struct waiter w;
             waiter_start(&w, k, p[0], POLLIN, 3000, 100);
-            int was = !ATOMIC_LOAD(&w.done);
-            pthread_kill(w.th, SIGUSR1);
+            int was = !ATOMIC_LOAD(&w.bg.done);
+            pthread_kill(w.bg.th, SIGUSR1);
             int ok = waiter_join(&w, 6000);
             snprintf(label, sizeof label, "P3 %s (timeout 3 s), a signal with%s SA_RESTART 100 ms in", pk_name[k],
                      restart ? "" : "out");
             say(label, "waiting: %s; %s, at the signal: %s; handler ran %d time(s)", yesno(was),
-                ok ? res(w.rc, w.err) : "still waiting", yesno(ok && waiter_ms(&w) < 1500), ATOMIC_LOAD(&sig_count));
+                ok ? res(w.bg.rc, w.bg.err) : "still waiting", yesno(ok && waiter_ms(&w) < 1500), ATOMIC_LOAD(&usr1_count));
             if (!ok)
                 waiter_join(&w, 5000);
             close(p[0]);
@@ -642,21 +611,21 @@ static void case_signals(void)
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         int p[2];
         mkpipe(p);
-        set_handler(1);
-        ATOMIC_STORE(&sig_count, 0);
+        count_usr1(1);
+        ATOMIC_STORE(&usr1_count, 0);
         struct masked_waiter m = { .kind = kinds[i], .fd = p[0] };
         pthread_create(&m.th, NULL, masked_body, &m);
         wait_at_least(&m.ready, 1, 1, 5000);
         pthread_kill(m.th, SIGUSR1);
         sleep_ms(50);
-        int before = ATOMIC_LOAD(&sig_count);
+        int before = ATOMIC_LOAD(&usr1_count);
         ATOMIC_STORE(&m.go, 1);
         int ok = wait_at_least(&m.done, 1, 1, 6000);
         if (ok)
             pthread_join(m.th, NULL);
         snprintf(label, sizeof label, "P3 %s with a mask unblocking a pending SIGUSR1", pk_name[kinds[i]]);
         say(label, "handler ran before: %d; %s at once: %s; handler ran %d time(s)", before,
-            ok ? res(m.rc, m.err) : "still waiting", yesno(ok && m.t1 - m.t0 < 1500 * MS), ATOMIC_LOAD(&sig_count));
+            ok ? res(m.rc, m.err) : "still waiting", yesno(ok && m.t1 - m.t0 < 1500 * MS), ATOMIC_LOAD(&usr1_count));
         close(p[0]);
         close(p[1]);
     }
@@ -677,14 +646,14 @@ static void case_many(void)
     sleep_ms(100);
     int waiting = 0;
     for (int i = 0; i < N; i++)
-        waiting += !ATOMIC_LOAD(&w[i].done);
+        waiting += !ATOMIC_LOAD(&w[i].bg.done);
     for (int i = N - 1; i >= 0; i--)
         write(p[i][1], "m", 1);
     int woke = 0, ready = 0;
     for (int i = 0; i < N; i++) {
         if (waiter_join(&w[i], 6000)) {
             woke += waiter_ms(&w[i]) < 1500;
-            ready += w[i].rc == 1 && (w[i].rev & POLLIN);
+            ready += w[i].bg.rc == 1 && (w[i].rev & POLLIN);
         }
     }
     say("P4 16 threads in poll/epoll_wait (3 s) on 16 pipes, written in reverse order",
@@ -701,13 +670,13 @@ static void case_many(void)
     sleep_ms(100);
     waiting = 0;
     for (int i = 0; i < SAME; i++)
-        waiting += !ATOMIC_LOAD(&w[i].done);
+        waiting += !ATOMIC_LOAD(&w[i].bg.done);
     write(q[1], "s", 1);
     woke = ready = 0;
     for (int i = 0; i < SAME; i++) {
         if (waiter_join(&w[i], 6000)) {
             woke += waiter_ms(&w[i]) < 1500;
-            ready += w[i].rc == 1 && (w[i].rev & POLLIN);
+            ready += w[i].bg.rc == 1 && (w[i].rev & POLLIN);
         }
     }
     say("P4 8 threads in poll/select (3 s) on one pipe, one byte written", "waiting: %d; returned 1 with IN: %d; "
@@ -726,13 +695,13 @@ static void case_many(void)
     sleep_ms(100);
     waiting = 0;
     for (int i = 0; i < EPW; i++)
-        waiting += !ATOMIC_LOAD(&w[i].done);
+        waiting += !ATOMIC_LOAD(&w[i].bg.done);
     write(q[1], "e", 1);
     woke = ready = 0;
     for (int i = 0; i < EPW; i++) {
         if (waiter_join(&w[i], 6000)) {
             woke += waiter_ms(&w[i]) < 1500;
-            ready += w[i].rc == 1 && (w[i].rev & POLLIN);
+            ready += w[i].bg.rc == 1 && (w[i].rev & POLLIN);
         }
     }
     say("P4 4 threads in poll (3 s) on one epoll fd, one byte written to its pipe",
@@ -992,11 +961,11 @@ static void case_infinite(void)
         mkpipe(p);
         struct waiter w;
         waiter_start(&w, k, p[0], POLLIN, -1, 100);
-        int was = !ATOMIC_LOAD(&w.done);
+        int was = !ATOMIC_LOAD(&w.bg.done);
         write(p[1], "i", 1);
         int ok = waiter_join(&w, 10000);
         snprintf(label, sizeof label, "P6 %s with no timeout, data written 100 ms later by another thread", pk_name[k]);
-        say(label, "waiting: %s; %s %s", yesno(was), ok ? res(w.rc, w.err) : "still waiting", evname(w.rev));
+        say(label, "waiting: %s; %s %s", yesno(was), ok ? res(w.bg.rc, w.bg.err) : "still waiting", evname(w.rev));
         if (!ok) /* cannot be woken otherwise; the process exits with it */
             continue;
         close(p[0]);

@@ -58,25 +58,18 @@
 enum op { OP_READ, OP_RECV, OP_ACCEPT, OP_WRITE, OP_SEND, OP_CONNECT, OP_READV, OP_WRITEV };
 
 struct call {
+    struct bg_call bg; /* the thread, result, errno and times */
     enum op op;
     int fd, flags;
     void *buf;
     size_t len;
     const struct sockaddr *addr;
     socklen_t addrlen;
-    ssize_t rc;
-    int err;
-    int started, done;
-    int64_t t0, t1;
-    pthread_t th;
 };
 
-static void *call_body(void *arg)
+static ssize_t do_call(void *arg)
 {
     struct call *c = arg;
-    c->t0 = mono_ns();
-    ATOMIC_STORE(&c->started, 1);
-    errno = 1234;
     ssize_t rc = -1;
     switch (c->op) {
     case OP_READ: rc = read(c->fd, c->buf, c->len); break;
@@ -88,11 +81,7 @@ static void *call_body(void *arg)
     case OP_READV: rc = readv(c->fd, c->buf, (int)c->len); break;
     case OP_WRITEV: rc = writev(c->fd, c->buf, (int)c->len); break;
     }
-    c->err = errno;
-    c->rc = rc;
-    c->t1 = mono_ns();
-    ATOMIC_STORE(&c->done, 1);
-    return NULL;
+    return rc;
 }
 
 /* Starts the call in a new thread and gives it settle_ms to block. */
@@ -104,42 +93,33 @@ static void call_start(struct call *c, enum op op, int fd, void *buf, size_t len
     c->buf = buf;
     c->len = len;
     c->flags = flags;
-    c->rc = -2;
-    if (pthread_create(&c->th, NULL, call_body, c) != 0) {
-        fprintf(stderr, "pthread_create failed\n");
-        exit(3);
-    }
-    wait_at_least(&c->started, 1, 1, 10000);
-    sleep_ms(settle_ms);
+    bg_call_start(&c->bg, do_call, c, settle_ms);
 }
 
 static int blocked(struct call *c)
 {
-    return !ATOMIC_LOAD(&c->done);
+    return bg_call_blocked(&c->bg);
 }
 
 /* Waits for the call to return (up to timeout_ms); 1 when it did (and is joined). */
 static int call_join(struct call *c, long timeout_ms)
 {
-    if (!wait_at_least(&c->done, 1, 1, timeout_ms))
-        return 0;
-    pthread_join(c->th, NULL);
-    return 1;
+    return bg_call_join(&c->bg, timeout_ms);
 }
 
 static double call_ms(struct call *c)
 {
-    return (c->t1 - c->t0) / 1e6;
+    return bg_call_ms(&c->bg);
 }
 
 /* Result of a joined call, or "still blocked". */
 static const char *cres(struct call *c)
 {
-    if (!ATOMIC_LOAD(&c->done))
+    if (!ATOMIC_LOAD(&c->bg.done))
         return "still blocked";
-    if (c->op == OP_ACCEPT && c->rc >= 0)
+    if (c->op == OP_ACCEPT && c->bg.rc >= 0)
         return "an fd"; /* numbers differ under the shim, which keeps an epoll fd of its own */
-    return res(c->rc, c->err);
+    return res(c->bg.rc, c->bg.err);
 }
 
 /* Makes one call in another thread and waits up to 2 s for it: a call that should return at once but hangs
@@ -156,8 +136,7 @@ static const char *quick(enum op op, int fd, void *buf, size_t len, int flags, c
     c->flags = flags;
     c->addr = addr;
     c->addrlen = addrlen;
-    c->rc = -2;
-    pthread_create(&c->th, NULL, call_body, c);
+    bg_call_start(&c->bg, do_call, c, 0);
     if (!call_join(c, 2000))
         return "blocks (no return within 2 s)";
     const char *r = cres(c);
@@ -344,9 +323,9 @@ static void blocks_until_write(const char *label, int rfd, int wfd)
         fprintf(stderr, "%s: write: %s\n", label, strerror(errno));
     int ok = call_join(&c, 5000);
     fprintf(stderr, "%s: returned %.1f ms after start, %.1f ms after the write\n", label, call_ms(&c),
-            ok ? (c.t1 - tw) / 1e6 : -1.0);
+            ok ? (c.bg.t1 - tw) / 1e6 : -1.0);
     say(label, "blocked until the write 100 ms later: %s; read returns %s '%c', errno %s", yesno(was_blocked),
-        cres(&c), ok && c.rc == 1 ? b : '?', ok ? en(c.err) : "-");
+        cres(&c), ok && c.bg.rc == 1 ? b : '?', ok ? en(c.bg.err) : "-");
     if (!ok)
         close(rfd); /* leaves the thread behind; main returns in the end */
 }
@@ -647,9 +626,9 @@ static void case_getfl_while_blocked(void)
     int ce = errno;
     call_join(&c, 5000);
     say("D listener, after the accept", "connect %s, accept gave a socket: %s; its O_NONBLOCK: %s", res(cr, ce),
-        yesno(c.rc >= 0), yesno(c.rc >= 0 && nonblock_flag((int)c.rc)));
-    if (c.rc >= 0)
-        close((int)c.rc);
+        yesno(c.bg.rc >= 0), yesno(c.bg.rc >= 0 && nonblock_flag((int)c.bg.rc)));
+    if (c.bg.rc >= 0)
+        close((int)c.bg.rc);
     close(cl);
     close(l);
 }
@@ -816,7 +795,7 @@ static void case_children(void)
     say("E bystander thread blocked in read on another pipe meanwhile", "still blocked: %s", yesno(blocked(&bystander)));
     write(other[1], "z", 1);
     call_join(&bystander, 5000);
-    say("E bystander after a write", "read %s '%c'", cres(&bystander), bystander.rc == 1 ? b : '?');
+    say("E bystander after a write", "read %s '%c'", cres(&bystander), bystander.bg.rc == 1 ? b : '?');
     close(other[0]);
     close(other[1]);
 }
@@ -851,7 +830,7 @@ static void case_timeouts(void)
     send(s, "d", 1, 0);
     call_join(&call, 5000);
     say("F tcp SO_RCVTIMEO 2 s, data after 100 ms", "read %s '%c', before the timeout: %s", cres(&call),
-        call.rc == 1 ? b : '?', yesno(call_ms(&call) < 1900));
+        call.bg.rc == 1 ? b : '?', yesno(call_ms(&call) < 1900));
     /* MSG_WAITALL with a timeout: what arrived is returned */
     set_timeo(c, SO_RCVTIMEO, 200);
     send(s, big, 1000, 0);
@@ -879,7 +858,7 @@ static void case_timeouts(void)
     send(s, "f", 1, 0);
     call_join(&call, 5000);
     say("F tcp, SO_RCVTIMEO cleared again: read", "still blocked after 400 ms: %s, then %s '%c'", yesno(still),
-        cres(&call), call.rc == 1 ? b : '?');
+        cres(&call), call.bg.rc == 1 ? b : '?');
     close(c);
     close(s);
 
@@ -1008,15 +987,13 @@ static void case_connect(void)
     }
     say("G unix: two connects to a listener with backlog 1", "%d, %d", rcs[0], rcs[1]);
     uc[2] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct call c = { .op = OP_CONNECT, .fd = uc[2], .addr = (struct sockaddr *)&ua, .addrlen = ualen, .rc = -2 };
-    pthread_create(&c.th, NULL, call_body, &c);
-    wait_at_least(&c.started, 1, 1, 10000);
-    sleep_ms(150);
+    struct call c = { .op = OP_CONNECT, .fd = uc[2], .addr = (struct sockaddr *)&ua, .addrlen = ualen };
+    bg_call_start(&c.bg, do_call, &c, 150);
     int was_blocked = blocked(&c);
     int acc = accept(ul, NULL, NULL);
     call_join(&c, 5000);
     say("G unix: a third connect (backlog full)", "blocked until an accept 150 ms later: %s; then %s, errno %s",
-        yesno(was_blocked), cres(&c), en(c.err));
+        yesno(was_blocked), cres(&c), en(c.bg.err));
     close(acc);
     for (int k = 0; k < 3; k++)
         close(uc[k]);
@@ -1199,7 +1176,7 @@ static void case_concurrency(void)
     write(p[1], "ABCDEFGH", NREAD);
     int letters[NREAD] = { 0 }, rets = 1;
     for (int i = 0; i < NREAD; i++) {
-        if (!call_join(&rc[i], 5000) || rc[i].rc != 1) {
+        if (!call_join(&rc[i], 5000) || rc[i].bg.rc != 1) {
             rets = 0;
             continue;
         }
@@ -1241,7 +1218,7 @@ static void case_concurrency(void)
     free(buf);
     int full = 1;
     for (int i = 0; i < NWR; i++)
-        full &= call_join(&wc[i], 5000) && wc[i].rc == WLEN;
+        full &= call_join(&wc[i], 5000) && wc[i].bg.rc == WLEN;
     say("H 4 threads in write(100000) on one full pipe, then drained",
         "all blocked first: %s; every write returned the full count: %s; read back all bytes: %s", yesno(wblocked),
         yesno(full), yesno(got == want));
@@ -1262,14 +1239,14 @@ static void shutdown_reader(const char *label, int fd, int sfd, int how, int pee
     errno = 0;
     int r = shutdown(sfd, how);
     int e = errno;
-    int woke = wait_at_least(&c.done, 1, 1, 300);
+    int woke = wait_at_least(&c.bg.done, 1, 1, 300);
     if (!woke) {
         close(peer);
         peer = -1;
     }
     int ok = call_join(&c, 5000);
     say(label, "shutdown %s; blocked reader woken by it: %s, read %s%s", res(r, e), was ? yesno(woke) : "(not blocked)",
-        ok ? res(c.rc, c.err) : "still blocked", woke ? "" : " after the peer closed");
+        ok ? res(c.bg.rc, c.bg.err) : "still blocked", woke ? "" : " after the peer closed");
     if (peer >= 0)
         close(peer);
 }
@@ -1317,7 +1294,7 @@ static void case_shutdown(void)
     int was = blocked(&ac);
     int sr = shutdown(l, SHUT_RDWR);
     int e = errno;
-    int woke = wait_at_least(&ac.done, 1, 1, 300);
+    int woke = wait_at_least(&ac.bg.done, 1, 1, 300);
     if (!woke) { /* release it with a connection instead */
         close(l);
         l = make_listener(&a, 0, 16);
@@ -1325,8 +1302,8 @@ static void case_shutdown(void)
     call_join(&ac, 5000);
     say("I listener: shutdown(SHUT_RDWR) by another thread", "shutdown %s; blocked accept woken: %s, accept %s",
         res(sr, e), was ? yesno(woke) : "(not blocked)", cres(&ac));
-    if (ac.rc >= 0)
-        close((int)ac.rc);
+    if (ac.bg.rc >= 0)
+        close((int)ac.bg.rc);
     close(l);
 
     /* a writer blocked on a full TCP socket, its own socket shut down for writing by another thread */
@@ -1337,7 +1314,7 @@ static void case_shutdown(void)
     was = blocked(&wc);
     sr = shutdown(c, SHUT_WR);
     e = errno;
-    woke = wait_at_least(&wc.done, 1, 1, 300);
+    woke = wait_at_least(&wc.bg.done, 1, 1, 300);
     if (!woke) {
         close(s);
         s = -1;
@@ -1384,7 +1361,7 @@ static void case_close_while_blocked(void)
     write(A[1], "a", 1);
     int ok = call_join(&c, 5000);
     say("J pipe: data written to the old pipe's write end", "the old reader got %s '%c'", ok ? cres(&c) : "nothing",
-        ok && c.rc == 1 ? b : '?');
+        ok && c.bg.rc == 1 ? b : '?');
     close(A[1]);
     close(B[0]);
     close(B[1]);
@@ -1405,7 +1382,7 @@ static void case_close_while_blocked(void)
     write(S[1], "s", 1);
     ok = call_join(&c, 5000);
     say("J socketpair: the peer writes", "the old reader got %s '%c'", ok ? cres(&c) : "nothing",
-        ok && c.rc == 1 ? b : '?');
+        ok && c.bg.rc == 1 ? b : '?');
     close(S[1]);
 
     /* dup2 over an fd a thread is blocked reading */
@@ -1426,7 +1403,7 @@ static void case_close_while_blocked(void)
     write(A[1], "o", 1);
     ok = call_join(&c, 5000);
     say("J pipe: data written to the old pipe", "the old reader got %s '%c'", ok ? cres(&c) : "nothing",
-        ok && c.rc == 1 ? b : '?');
+        ok && c.bg.rc == 1 ? b : '?');
     close(A[0]);
     close(A[1]);
     close(B[0]);
@@ -1447,8 +1424,8 @@ static void case_close_while_blocked(void)
     say("J listener closed under accept, then a client connects", "close %s; was blocked: %s; connect %s; "
         "accept got %s",
         res(cr, 0), yesno(was), res(conn, conn_err), ok ? cres(&c) : "nothing");
-    if (ok && c.rc >= 0)
-        close((int)c.rc);
+    if (ok && c.bg.rc >= 0)
+        close((int)c.bg.rc);
     close(cl);
 
     /* the write end closed under a writer blocked on a full pipe: the reader drains, the write completes */
@@ -1543,7 +1520,7 @@ static void case_close_other_ways(void)
         say("J a socket's number closed by another call, then a fifo opened on a free number", "%s: %s; the fifo "
             "%s the number; a reader of the fifo got %s '%c'",
             how[k], res(r, err), (fifo == num || (f && fileno(f) == num)) ? "reuses or its stream holds" : "has not",
-            ok ? cres(&c) : "nothing", ok && c.rc == 1 ? b : '?');
+            ok ? cres(&c) : "nothing", ok && c.bg.rc == 1 ? b : '?');
         if (!ok) {
             /* unblock the stuck reader so the test can go on */
             write(fifo, "x", 1);
@@ -1563,7 +1540,7 @@ static void case_close_other_ways(void)
     write(P[1], "c", 1);
     int ok = call_join(&c, 3000);
     say("J closefrom above the program's numbers, then a blocking pipe read", "got %s '%c'", ok ? cres(&c) : "nothing",
-        ok && c.rc == 1 ? b : '?');
+        ok && c.bg.rc == 1 ? b : '?');
     errno = 0;
     int r = close(P[1] + 1);
     say("J close of a number the program never opened", "%s", res(r, errno));
@@ -1854,7 +1831,7 @@ static void case_errors(void)
     call_start(&cc, OP_READ, p[0], b, 1, 0, 100);
     write(p[1], "k", 1);
     call_join(&cc, 5000);
-    kept &= cc.rc == 1 && cc.err == 1234;
+    kept &= cc.bg.rc == 1 && cc.bg.err == 1234;
     long filled = fill(p[1], 0);
     call_start(&cc, OP_WRITE, p[1], big, 70000, 0, 100);
     char *drain = malloc(1 << 20);
@@ -1866,8 +1843,8 @@ static void case_errors(void)
         got += r;
     }
     call_join(&cc, 5000);
-    kept &= cc.rc == 70000 && cc.err == 1234;
-    fprintf(stderr, "K errno after blocked write: %s %s\n", res(cc.rc, cc.err), en(cc.err));
+    kept &= cc.bg.rc == 70000 && cc.bg.err == 1234;
+    fprintf(stderr, "K errno after blocked write: %s %s\n", res(cc.bg.rc, cc.bg.err), en(cc.bg.err));
     free(drain);
     close(p[0]);
     close(p[1]);
@@ -1877,16 +1854,16 @@ static void case_errors(void)
     int cr = connect(cl, (struct sockaddr *)&a, sizeof a);
     kept &= cr == 0 && errno == 1234;
     call_join(&cc, 5000);
-    kept &= cc.rc >= 0 && cc.err == 1234;
-    if (cc.rc >= 0) {
-        int as = (int)cc.rc;
+    kept &= cc.bg.rc >= 0 && cc.bg.err == 1234;
+    if (cc.bg.rc >= 0) {
+        int as = (int)cc.bg.rc;
         call_start(&cc, OP_RECV, as, b, 4, MSG_WAITALL, 100);
         errno = 1234;
         kept &= send(cl, "ab", 2, 0) == 2 && errno == 1234;
         sleep_ms(20);
         kept &= send(cl, "cd", 2, 0) == 2 && errno == 1234;
         call_join(&cc, 5000);
-        kept &= cc.rc == 4 && cc.err == 1234;
+        kept &= cc.bg.rc == 4 && cc.bg.err == 1234;
         errno = 1234;
         kept &= send(as, "xy", 2, MSG_DONTWAIT) == 2 && errno == 1234;
         kept &= recv(cl, b, 2, 0) == 2 && errno == 1234;
@@ -1899,38 +1876,20 @@ static void case_errors(void)
 
 /* ------------------------------------------------------------------ L: signals */
 
-static int sig_count;
-
-static void on_usr1(int sig)
-{
-    (void)sig;
-    ATOMIC_ADD(&sig_count, 1);
-}
-
-static void set_handler(int restart)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_usr1;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = restart ? SA_RESTART : 0;
-    sigaction(SIGUSR1, &sa, NULL);
-}
-
 /* Starts the call, signals its thread, and reports; `release` makes a blocked call return. */
 static void signal_case(const char *label, struct call *c, int restart, void (*release)(void *), void *arg)
 {
-    set_handler(restart);
-    ATOMIC_STORE(&sig_count, 0);
+    count_usr1(restart);
+    ATOMIC_STORE(&usr1_count, 0);
     int was = blocked(c);
-    pthread_kill(c->th, SIGUSR1);
-    int woke = wait_at_least(&c->done, 1, 1, 200);
-    int handled = ATOMIC_LOAD(&sig_count);
+    pthread_kill(c->bg.th, SIGUSR1);
+    int woke = wait_at_least(&c->bg.done, 1, 1, 200);
+    int handled = ATOMIC_LOAD(&usr1_count);
     if (!woke)
         release(arg);
     int ok = call_join(c, 5000);
     say(label, "blocked: %s; handler ran %d time(s) within 200 ms, %d in all; the call %s: %s", yesno(was), handled,
-        ATOMIC_LOAD(&sig_count), woke ? "returned at the signal" : "continued after it, then returned",
+        ATOMIC_LOAD(&usr1_count), woke ? "returned at the signal" : "continued after it, then returned",
         ok ? cres(c) : "still blocked");
 }
 
@@ -1989,8 +1948,8 @@ static void case_signals(void)
         call_start(&c, OP_ACCEPT, l, NULL, 0, 0, 100);
         snprintf(label, sizeof label, "L accept, signal with %s", how);
         signal_case(label, &c, restart, rel_connect, &cl);
-        if (c.rc >= 0)
-            close((int)c.rc);
+        if (c.bg.rc >= 0)
+            close((int)c.bg.rc);
         if (cl >= 0)
             close(cl);
         close(l);
@@ -2024,17 +1983,17 @@ static void case_signals(void)
         snprintf(label, sizeof label, "L tcp recv(3000, MSG_WAITALL) with 1000 bytes there, signal with %s", how);
         if (restart) {
             /* with SA_RESTART the wait continues: release it with the rest */
-            set_handler(1);
-            ATOMIC_STORE(&sig_count, 0);
+            count_usr1(1);
+            ATOMIC_STORE(&usr1_count, 0);
             int was = blocked(&c);
-            pthread_kill(c.th, SIGUSR1);
-            int woke = wait_at_least(&c.done, 1, 1, 200);
-            int handled = ATOMIC_LOAD(&sig_count);
+            pthread_kill(c.bg.th, SIGUSR1);
+            int woke = wait_at_least(&c.bg.done, 1, 1, 200);
+            int handled = ATOMIC_LOAD(&usr1_count);
             if (!woke)
                 send(y, big + 1000, 2000, 0);
             int ok = call_join(&c, 5000);
             say(label, "blocked: %s; handler ran %d time(s) within 200 ms, %d in all; the call %s: %s", yesno(was),
-                handled, ATOMIC_LOAD(&sig_count), woke ? "returned at the signal" : "continued after it, then returned",
+                handled, ATOMIC_LOAD(&usr1_count), woke ? "returned at the signal" : "continued after it, then returned",
                 ok ? cres(&c) : "still blocked");
         } else {
             signal_case(label, &c, restart, rel_write, NULL);
@@ -2048,14 +2007,14 @@ static void case_signals(void)
         char *buf = malloc(BIG);
         ssize_t got = read(p[0], buf, 65536);
         sleep_ms(50);
-        set_handler(restart);
-        ATOMIC_STORE(&sig_count, 0);
+        count_usr1(restart);
+        ATOMIC_STORE(&usr1_count, 0);
         int was = blocked(&c);
-        pthread_kill(c.th, SIGUSR1);
-        int woke = wait_at_least(&c.done, 1, 1, 200);
-        int handled = ATOMIC_LOAD(&sig_count);
+        pthread_kill(c.bg.th, SIGUSR1);
+        int woke = wait_at_least(&c.bg.done, 1, 1, 200);
+        int handled = ATOMIC_LOAD(&usr1_count);
         if (!woke) {
-            while (!ATOMIC_LOAD(&c.done)) {
+            while (!ATOMIC_LOAD(&c.bg.done)) {
                 ssize_t r = read(p[0], buf, BIG);
                 if (r <= 0)
                     break;
@@ -2065,11 +2024,11 @@ static void case_signals(void)
         call_join(&c, 5000);
         snprintf(label, sizeof label, "L pipe write(4 MiB) after 64 KiB was read, signal with %s", how);
         say(label, "blocked: %s; handler ran %d time(s) within 200 ms, %d in all; returned at the signal: %s; %s",
-            yesno(was), handled, ATOMIC_LOAD(&sig_count), yesno(woke),
-            c.rc == (ssize_t)BIG ? "full count"
-            : c.rc > 0 && c.rc < (ssize_t)BIG ? "a partial count (at least 64 KiB)"
-                                             : res(c.rc, c.err));
-        fprintf(stderr, "%s: %s\n", label, res(c.rc, c.err));
+            yesno(was), handled, ATOMIC_LOAD(&usr1_count), yesno(woke),
+            c.bg.rc == (ssize_t)BIG ? "full count"
+            : c.bg.rc > 0 && c.bg.rc < (ssize_t)BIG ? "a partial count (at least 64 KiB)"
+                                             : res(c.bg.rc, c.bg.err));
+        fprintf(stderr, "%s: %s\n", label, res(c.bg.rc, c.bg.err));
         free(buf);
         close(p[0]);
         close(p[1]);

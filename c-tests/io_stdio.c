@@ -507,11 +507,7 @@ static void on_usr1(int sig)
 /* A signal while a read waits: "ab" arrives, then SIGUSR1, then the rest. */
 static void interrupted(enum kind k, int restart)
 {
-    struct sigaction sa = { 0 };
-    sa.sa_handler = on_usr1;
-    sa.sa_flags = restart ? SA_RESTART : 0;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGUSR1, &sa, NULL);
+    set_signal_handler(SIGUSR1, on_usr1, restart ? SA_RESTART : 0);
     const char *how = restart ? "SA_RESTART" : "no SA_RESTART";
     for (int method = 0; method < 4; method++) {
         int w;

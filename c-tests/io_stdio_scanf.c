@@ -183,9 +183,7 @@ static void on_usr1(int sig)
 
 static void interrupted(void)
 {
-    struct sigaction sa = { 0 };
-    sa.sa_handler = on_usr1; /* no SA_RESTART: the wait ends with EINTR */
-    sigaction(SIGUSR1, &sa, NULL);
+    set_signal_handler(SIGUSR1, on_usr1, 0); /* no SA_RESTART: the wait ends with EINTR */
     for (int partial = 0; partial < 2; partial++) {
         int sv[2];
         unix_pair(sv, 0);

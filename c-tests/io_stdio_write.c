@@ -126,9 +126,7 @@ static void on_sigpipe(int sig)
 static void broken_pipe(void)
 {
     for (int handled = 0; handled < 2; handled++) {
-        struct sigaction sa = { 0 };
-        sa.sa_handler = handled ? on_sigpipe : SIG_IGN;
-        sigaction(SIGPIPE, &sa, NULL);
+        set_signal_handler(SIGPIPE, handled ? on_sigpipe : SIG_IGN, 0);
         sigpipes = 0;
         const char *how = handled ? "handled" : "ignored";
         int sv[2];

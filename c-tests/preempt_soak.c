@@ -127,11 +127,7 @@ int main(int argc, char **argv)
     /* PREEMPT_SOAK_ROUNDS=N soaks longer by hand (40 rounds take about 3 s natively). */
     if (getenv("PREEMPT_SOAK_ROUNDS"))
         rounds = atoi(getenv("PREEMPT_SOAK_ROUNDS"));
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_usr1;
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGUSR1, &sa, NULL);
+    set_signal_handler(SIGUSR1, on_usr1, SA_RESTART);
     shared_file = tmpfile();
     CHECK(shared_file != NULL, "tmpfile");
     pthread_t t[THREADS];

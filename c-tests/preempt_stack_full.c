@@ -38,12 +38,9 @@ __attribute__((noinline)) static unsigned long deep(int depth, unsigned long x)
 
 static void *full_stack_thread(void *arg)
 {
-    pthread_attr_t a;
-    void *addr;
-    size_t size;
-    pthread_getattr_np(pthread_self(), &a);
-    pthread_attr_getstack(&a, &addr, &size);
-    pthread_attr_destroy(&a);
+    void *addr = NULL;
+    size_t size = 0;
+    own_stack(&addr, &size);
     stack_low = (uintptr_t)addr;
     return (void *)(deep(0, (unsigned long)arg) | 1);
 }

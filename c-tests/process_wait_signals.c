@@ -20,16 +20,6 @@ static volatile sig_atomic_t alarms, chlds;
 static void on_alarm(int s) { (void)s; alarms++; }
 static void on_chld(int s) { (void)s; chlds++; }
 
-static void set_handler(int sig, void (*h)(int), int flags)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = h;
-    sa.sa_flags = flags;
-    sigemptyset(&sa.sa_mask);
-    sigaction(sig, &sa, NULL);
-}
-
 static pid_t child_sleeping(int ms, int code)
 {
     pid_t p = fork();
@@ -59,7 +49,7 @@ int main(void)
     int st = 0;
 
     /* 1. alarm ends the wait: EINTR, then the program kills the child and reaps it */
-    set_handler(SIGALRM, on_alarm, 0);
+    set_signal_handler(SIGALRM, on_alarm, 0);
     pid_t p = child_sleeping(5000, 7);
     struct itimerval it = { .it_value = { 0, 200 * 1000 } };
     setitimer(ITIMER_REAL, &it, NULL);
@@ -74,7 +64,7 @@ int main(void)
            WTERMSIG(st) == SIGKILL ? "SIGKILL" : "other");
 
     /* 2. with SA_RESTART the wait goes on to the child's exit */
-    set_handler(SIGALRM, on_alarm, SA_RESTART);
+    set_signal_handler(SIGALRM, on_alarm, SA_RESTART);
     p = child_sleeping(400, 3);
     setitimer(ITIMER_REAL, &it, NULL);
     errno = 0;
@@ -85,7 +75,7 @@ int main(void)
     (void)e;
 
     /* 3. SIGCHLD handler without SA_RESTART: the child ending is found, not an EINTR */
-    set_handler(SIGCHLD, on_chld, 0);
+    set_signal_handler(SIGCHLD, on_chld, 0);
     for (int round = 0; round < 10; round++) {
         p = child_sleeping(20, round);
         errno = 0;
@@ -96,7 +86,7 @@ int main(void)
         }
     }
     printf("10 waits with a SIGCHLD handler (no SA_RESTART): done, SIGCHLD seen %s\n", chlds >= 1 ? "yes" : "no");
-    set_handler(SIGCHLD, SIG_DFL, 0);
+    set_signal_handler(SIGCHLD, SIG_DFL, 0);
 
     /* 4. many threads, each waiting for its own child */
     for (int i = 0; i < KIDS; i++)
@@ -112,7 +102,7 @@ int main(void)
     CHECK(ok, "20 threads each reaped their own child with its status");
 
     /* 5. waitid(P_PID): an alarm ends it with EINTR; without one it reports the child's exit */
-    set_handler(SIGALRM, on_alarm, 0);
+    set_signal_handler(SIGALRM, on_alarm, 0);
     p = child_sleeping(5000, 9);
     setitimer(ITIMER_REAL, &it, NULL);
     siginfo_t si;

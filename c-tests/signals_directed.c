@@ -64,10 +64,7 @@ static void *bystander(void *arg)
 int main(void)
 {
     test_init();
-    struct sigaction sa = { 0 };
-    sa.sa_handler = on_usr1;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGUSR1, &sa, NULL);
+    set_signal_handler(SIGUSR1, on_usr1, 0);
 
     pthread_t s, b, sp;
     pthread_create(&b, NULL, bystander, (void *)2);

@@ -44,16 +44,6 @@ static void on_usr1(int sig)
     ATOMIC_ADD(&handled, 1);
 }
 
-static void set_handler(int flags)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_usr1;
-    sa.sa_flags = flags;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGUSR1, &sa, NULL);
-}
-
 static const char *yes(int b)
 {
     return b ? "yes" : "no";
@@ -423,7 +413,7 @@ static void *taker_main(void *arg)
 static void only_the_unblocked(int readers, int call, int restart)
 {
     char name[200];
-    set_handler(restart ? SA_RESTART : 0);
+    set_signal_handler(SIGUSR1, on_usr1, restart ? SA_RESTART : 0);
     ATOMIC_STORE(&handled, 0);
     handled_by = 0;
     int (*pipes)[2] = calloc((size_t)readers + 1, sizeof *pipes);
@@ -473,7 +463,7 @@ static void only_the_unblocked(int readers, int call, int restart)
     free(pipes);
     free(br);
     free(bt);
-    set_handler(0);
+    set_signal_handler(SIGUSR1, on_usr1, 0);
 }
 
 /* ---- 5. main first ---- */
@@ -691,7 +681,7 @@ static void signalfd_pattern(void)
 int main(void)
 {
     test_init();
-    set_handler(0);
+    set_signal_handler(SIGUSR1, on_usr1, 0);
     usr1_mask(SIG_BLOCK);
 
     for (int kind = 0; kind < K_COUNT; kind++)

@@ -168,12 +168,9 @@ static int use_again(void)
 static void *waiter_body(void *arg)
 {
     (void)arg;
-    pthread_attr_t a;
-    void *addr;
-    size_t size;
-    pthread_getattr_np(pthread_self(), &a);
-    pthread_attr_getstack(&a, &addr, &size);
-    pthread_attr_destroy(&a);
+    void *addr = NULL;
+    size_t size = 0;
+    own_stack(&addr, &size);
     stack_lo = addr;
     stack_hi = (char *)addr + size;
     sigset_t usr2;
@@ -316,12 +313,8 @@ static void run(const struct scenario *s)
     sc = s;
     armed = handled = on_own_stack = in_waiter = jumped = wait_done = released = 0;
     wait_result = after_result = -99;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sa.sa_flags = s->restart ? SA_RESTART : 0;
-    sigaction(SIGUSR1, &sa, NULL);
-    sigaction(SIGUSR2, &sa, NULL);
+    set_signal_handler(SIGUSR1, on_signal, s->restart ? SA_RESTART : 0);
+    set_signal_handler(SIGUSR2, on_signal, s->restart ? SA_RESTART : 0);
     setup();
     pthread_create(&waiter, NULL, waiter_body, NULL);
     while (!ATOMIC_LOAD(&armed))

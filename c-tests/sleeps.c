@@ -105,12 +105,7 @@ int main(void)
     CHECK(rc == 0 && mono_ns() - t0 < 500 * MS, "clock_nanosleep with a past absolute time returns 0 at once");
 
     /* interruption by a signal handler without SA_RESTART */
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_alarm;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = 0;
-    sigaction(SIGALRM, &sa, NULL);
+    set_signal_handler(SIGALRM, on_alarm, 0);
 
     alarms = 0;
     arm(100);

@@ -13,6 +13,7 @@
  *         each doing 20 request/response rounds, every response checked; under the shim its fgets waits
  *         are cooperative, so it needs no spare workers: the OS threads stay at most workers + a few.
  * asyncshim-test: timeout=90 */
+#include "io_util.h"
 #include "shim_probe.h"
 #include "test_util.h"
 #include <arpa/inet.h>
@@ -184,15 +185,10 @@ static void *thread_sampler(void *arg)
 
 static void part2(void)
 {
-    int lfd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = 0 };
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof sa;
-    if (bind(lfd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(lfd, CLIENTS) != 0 ||
-        getsockname(lfd, (struct sockaddr *)&sa, &len) != 0) {
-        perror("listen");
+    struct sockaddr_in sa;
+    int lfd = make_listener(&sa, 0, CLIENTS);
+    if (lfd < 0)
         exit(2);
-    }
     port_g = ntohs(sa.sin_port);
     fflush(stdout);
     pid_t pid = fork();

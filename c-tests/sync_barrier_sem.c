@@ -274,10 +274,7 @@ static void unlink_on_term(int sig)
 {
     unlink(ping_path);
     unlink(pong_path);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = SIG_DFL;
-    sigaction(sig, &sa, NULL);
+    set_signal_handler(sig, SIG_DFL, 0);
     raise(sig);
 }
 
@@ -287,11 +284,8 @@ static void named_test(void)
     snprintf(pong_name, sizeof pong_name, "/asyncshim-sync-pong-%d", (int)getpid());
     snprintf(ping_path, sizeof ping_path, "/dev/shm/sem.%s", ping_name + 1);
     snprintf(pong_path, sizeof pong_path, "/dev/shm/sem.%s", pong_name + 1);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = unlink_on_term;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    set_signal_handler(SIGTERM, unlink_on_term, 0);
+    set_signal_handler(SIGINT, unlink_on_term, 0);
     sem_unlink(ping_name);
     sem_unlink(pong_name);
     sem_t *ping = sem_open(ping_name, O_CREAT | O_EXCL, 0600, 0);
@@ -352,10 +346,8 @@ static void named_test(void)
     CHECK(val == 0, "named: value 0 at the end");
     CHECK(unlinked, "named: sem_unlink while both processes have them open -> 0");
     CHECK(sem_close(ping) == 0 && sem_close(pong) == 0 && sem_close(same) == 0, "named: sem_close -> 0");
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = SIG_DFL;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    set_signal_handler(SIGTERM, SIG_DFL, 0);
+    set_signal_handler(SIGINT, SIG_DFL, 0);
     errno = 0;
     int rc = sem_unlink(ping_name);
     e = errno;

@@ -87,12 +87,9 @@ static void *b_signaller(void *arg)
 
 static int part_b(void)
 {
-    sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    sh = shared_area(sizeof *sh);
     init_mutex(&sh->mutex, PTHREAD_MUTEX_ERRORCHECK, 0, 0, 1);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setpshared(&ca, PTHREAD_PROCESS_SHARED);
-    pthread_cond_init(&sh->cond, &ca);
+    init_cond(&sh->cond, 1);
     pthread_t tick, sig;
     pthread_create(&tick, NULL, ticker, NULL);
 

@@ -192,10 +192,7 @@ static void *signaller(void *arg)
 /* A condition variable (process-shared or not) used with a robust mutex (PI or not). */
 static void cond_with(int pi, int pshared_cond, int real)
 {
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setpshared(&ca, pshared_cond ? PTHREAD_PROCESS_SHARED : PTHREAD_PROCESS_PRIVATE);
-    pthread_cond_init(&cv, &ca);
+    init_cond(&cv, pshared_cond);
     init_mutex(&m, PTHREAD_MUTEX_ERRORCHECK, pi, 1, 0);
     ATOMIC_STORE(&cond_ready, 0);
     struct timespec ts = deadline_in(CLOCK_REALTIME, 5000);

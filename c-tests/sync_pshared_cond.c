@@ -4,6 +4,7 @@
  *
  * asyncshim-test: timeout=30 */
 #define _GNU_SOURCE
+#include "sync_util.h"
 #include "test_util.h"
 #include <errno.h>
 #include <pthread.h>
@@ -22,12 +23,8 @@ struct shared {
 int main(void)
 {
     test_init();
-    struct shared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    pthread_mutexattr_t a;
-    pthread_mutexattr_init(&a);
-    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-    pthread_mutexattr_setprotocol(&a, PTHREAD_PRIO_INHERIT);
-    pthread_mutex_init(&sh->m, &a);
+    struct shared *sh = shared_area(sizeof *sh);
+    init_mutex(&sh->m, PTHREAD_MUTEX_DEFAULT, 1, 0, 1);
     pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 
     for (int round = 0; round < 3; round++) {

@@ -61,18 +61,10 @@ static int child_exit(pid_t pid)
 
 static void new_area(int type, int pi, int robust)
 {
-    sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (sh == MAP_FAILED) {
-        perror("mmap");
-        exit(3);
-    }
+    sh = shared_area(sizeof *sh);
     init_mutex(&sh->mutex, type, pi, robust, 1);
     init_mutex(&sh->other, type, pi, robust, 1);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setpshared(&ca, PTHREAD_PROCESS_SHARED);
-    pthread_cond_init(&sh->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    init_cond(&sh->cond, 1);
 }
 
 static void end_area(void)
@@ -218,10 +210,7 @@ static void killed_after_wait(int pi)
     }
     sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     init_mutex(&sh->mutex, PTHREAD_MUTEX_NORMAL, pi, 1, 1);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setpshared(&ca, PTHREAD_PROCESS_SHARED);
-    pthread_cond_init(&sh->cond, &ca);
+    init_cond(&sh->cond, 1);
     fflush(stdout);
     pid_t c = fork();
     if (c == 0) {

@@ -12,6 +12,7 @@
  * judged.
  * asyncshim-test: timeout=120 */
 #include "shim_probe.h"
+#include "sync_util.h"
 #include "test_util.h"
 #include <linux/filter.h>
 #include <linux/futex.h>
@@ -185,27 +186,12 @@ static void child_process(int p)
 
 static int run(void)
 {
-    sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (sh == MAP_FAILED)
-        return 1;
-    memset(sh, 0, sizeof *sh);
-    pthread_mutexattr_t ma;
-    pthread_mutexattr_init(&ma);
-    pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
-    pthread_mutex_init(&sh->m, &ma);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setpshared(&ca, PTHREAD_PROCESS_SHARED);
-    pthread_cond_init(&sh->c, &ca);
-    pthread_cond_init(&sh->items_cv, &ca);
-    pthread_barrierattr_t ba;
-    pthread_barrierattr_init(&ba);
-    pthread_barrierattr_setpshared(&ba, PTHREAD_PROCESS_SHARED);
-    pthread_barrier_init(&sh->b, &ba, P);
-    pthread_rwlockattr_t ra;
-    pthread_rwlockattr_init(&ra);
-    pthread_rwlockattr_setpshared(&ra, PTHREAD_PROCESS_SHARED);
-    pthread_rwlock_init(&sh->rw, &ra);
+    sh = shared_area(sizeof *sh);
+    init_mutex(&sh->m, PTHREAD_MUTEX_DEFAULT, 0, 0, 1);
+    init_cond(&sh->c, 1);
+    init_cond(&sh->items_cv, 1);
+    init_pshared_barrier(&sh->b, P);
+    init_pshared_rwlock(&sh->rw);
     sem_init(&sh->s, 1, 0);
     sem_init(&sh->empty, 1, 0);
 

@@ -61,16 +61,6 @@ static void *sender(void *arg)
     return NULL;
 }
 
-static void handler(int flags)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_usr1;
-    sa.sa_flags = flags;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGUSR1, &sa, NULL);
-}
-
 /* Runs `wait` on this thread while a sender signals it; prints its result. */
 static void interrupted(const char *what, int (*wait)(void), int end_by)
 {
@@ -135,12 +125,12 @@ int main(void)
     sem_init(&sh->s, 1, 0);
     waiter = pthread_self();
 
-    handler(0);
+    set_signal_handler(SIGUSR1, on_usr1, 0);
     interrupted("sem_wait, handler without SA_RESTART", do_sem_wait, 0);
     interrupted("sem_timedwait, handler without SA_RESTART", do_sem_timedwait, 0);
     interrupted("shared FUTEX_WAIT with a timeout, handler without SA_RESTART", do_futex_wait, 0);
     interrupted("shared FUTEX_WAIT, handler without SA_RESTART", do_futex_wait_untimed, 0);
-    handler(SA_RESTART);
+    set_signal_handler(SIGUSR1, on_usr1, SA_RESTART);
     interrupted("sem_wait, handler with SA_RESTART (restarted, then posted)", do_sem_wait, 1);
     interrupted("sem_timedwait, handler with SA_RESTART", do_sem_timedwait, 0);
     interrupted("shared FUTEX_WAIT with a timeout, handler with SA_RESTART", do_futex_wait, 0);

@@ -96,10 +96,7 @@ static void *record_tid(void *arg)
 int main(void)
 {
     test_init();
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_usr1;
-    sigaction(SIGUSR1, &sa, NULL);
+    set_signal_handler(SIGUSR1, on_usr1, 0);
 
     CHECK(gettid() == getpid(), "main thread's gettid is the process id");
     CHECK(syscall(SYS_gettid) == getpid(), "main thread's SYS_gettid is the process id");

@@ -12,6 +12,8 @@
 # (default 100000), BENCH_LIB (the library; default target/release/libasyncshim.so).
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/common.sh
+source "$ROOT/scripts/common.sh"
 LIB=${BENCH_LIB:-$ROOT/target/release/libasyncshim.so}
 THREADS=${MARIADB_THREADS:-"1 16 64 256"}
 QUERIES=${MARIADB_QUERIES:-100000}
@@ -25,15 +27,14 @@ done
 [[ -f $LIB ]] || { log "library not built ($LIB)"; exit 1; }
 
 SERVER_PID=""
-cleanup() {
+cleanup_mariadb() {
+    stop_bounded
     # mariadb.sh stop ends the server named in $STATE_DIR/pid (ours, also after the shim restart).
     "$ROOT/scripts/mariadb.sh" stop >/dev/null 2>&1
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+exit_traps cleanup_mariadb
 
-timeout 120 "$ROOT/scripts/mariadb.sh" start >&2 || { log "scripts/mariadb.sh start failed"; exit 1; }
+bounded 120 "$ROOT/scripts/mariadb.sh" start >&2 || { log "scripts/mariadb.sh start failed"; exit 1; }
 # shellcheck disable=SC1091
 source "$STATE_DIR/env"
 SERVER_PID=$(cat "$STATE_DIR/pid")

@@ -175,26 +175,21 @@ web_run() {
         err=$SERVER_ERR
     else
         local url=http://127.0.0.1:$SERVER_PORT$path
-        timeout -k 3 $((WARMUP_S + 30)) wrk -t1 -c"$WARMUP_CLIENTS" -d"${WARMUP_S}s" --timeout 20s -s "$WEB/check.lua" "$url" -- "$expect" \
-            >"$TMP/warmup.out" 2>&1 </dev/null &
-        CHILD=$!
-        wait "$CHILD"
-        CHILD=""
+        bounded $((WARMUP_S + 30)) wrk -t1 -c"$WARMUP_CLIENTS" -d"${WARMUP_S}s" --timeout 20s -s "$WEB/check.lua" "$url" -- "$expect" \
+            >"$TMP/warmup.out" 2>&1 </dev/null
         sleep 0.5
         local cpu0 db0 t0 t1 threads_max=0 rss_max=0 th rss
         cpu0=$(cpu_ticks "$SERVER_PID"); db0=$(cpu_ticks "$MARIADB_PID"); t0=$(date +%s.%N)
-        timeout -k 3 $((DURATION + 60)) wrk -t2 -c"$clients" -d"${DURATION}s" --timeout 60s -s "$WEB/check.lua" "$url" -- "$expect" \
-            >"$TMP/wrk.out" 2>"$TMP/wrk.err" </dev/null &
-        CHILD=$!
+        start_bounded $((DURATION + 60)) wrk -t2 -c"$clients" -d"${DURATION}s" --timeout 60s -s "$WEB/check.lua" "$url" -- "$expect" \
+            >"$TMP/wrk.out" 2>"$TMP/wrk.err" </dev/null
         while kill -0 "$CHILD" 2>/dev/null; do
             th=$(status_kb "$SERVER_PID" Threads); rss=$(status_kb "$SERVER_PID" VmRSS)
             [[ -n $th && $th -gt $threads_max ]] && threads_max=$th
             [[ -n $rss && $rss -gt $rss_max ]] && rss_max=$rss
             sleep 0.25
         done
-        wait "$CHILD"
+        wait_bounded
         rc=$?
-        CHILD=""
         t1=$(date +%s.%N)
         local cpu1 db1 hz
         cpu1=$(cpu_ticks "$SERVER_PID"); db1=$(cpu_ticks "$MARIADB_PID"); hz=$(getconf CLK_TCK)

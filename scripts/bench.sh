@@ -297,13 +297,10 @@ load_run() {
         # connect (bounded at 60 s by the load generator) + settle + warm-up + window + closing
         lg_timeout=$(awk -v d="$DURATION" -v w="$WARMUP" 'BEGIN { printf "%d", 60 + d + w + 20 }')
         # shellcheck disable=SC2086 # flags are words
-        timeout -k 3 "$lg_timeout" env -u LD_PRELOAD "$LOADGEN" run --port "$SERVER_PORT" --conns "$conns" --size "$SIZE" \
+        bounded "$lg_timeout" env -u LD_PRELOAD "$LOADGEN" run --port "$SERVER_PORT" --conns "$conns" --size "$SIZE" \
             --warmup "$WARMUP" --duration "$DURATION" --pid "$SERVER_PID" $flags --meta "$meta" \
-            >"$TMP/lg.out" 2>"$TMP/lg.err" </dev/null &
-        CHILD=$!
-        wait "$CHILD"
+            >"$TMP/lg.out" 2>"$TMP/lg.err" </dev/null
         rc=$?
-        CHILD=""
         stop_server
         [[ $rc -ne 0 ]] && err="load generator: exit status $rc ($(tail -n 1 "$TMP/lg.err" | cut -c1-150))"
         [[ -n $SERVER_STATUS ]] && err="server died during the run ($SERVER_STATUS: $(tail -n 1 "$TMP/server.err" | cut -c1-150))${err:+; $err}"

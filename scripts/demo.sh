@@ -57,12 +57,9 @@ one() {
         echo "$SERVER_ERR" >"$TMP/$side.fail"
         return
     fi
-    timeout -k 3 $((SECS + 90)) env -u LD_PRELOAD "$LOADGEN" run --port "$SERVER_PORT" --conns "$N" --warmup 1 \
-        --duration "$SECS" --pid "$SERVER_PID" >"$TMP/$side.json" 2>"$TMP/$side.lg.err" </dev/null &
-    CHILD=$!
-    wait "$CHILD"
+    bounded $((SECS + 90)) env -u LD_PRELOAD "$LOADGEN" run --port "$SERVER_PORT" --conns "$N" --warmup 1 \
+        --duration "$SECS" --pid "$SERVER_PID" >"$TMP/$side.json" 2>"$TMP/$side.lg.err" </dev/null
     rc=$?
-    CHILD=""
     stop_server
     if [[ -n $SERVER_STATUS ]]; then
         echo "the server died during the run ($SERVER_STATUS): $(tail -n 2 "$TMP/$side.server.err" | tr '\n' ' ')" >"$TMP/$side.fail"

@@ -5,7 +5,11 @@
 # A runner sets ROOT, OUT_DIR (absolute; outputs go to OUT_DIR/NAME.MODE.out / .err), ALL_MODES, LIB and
 # FILTERS (name globs), calls `runner_start RUNNER LOCKFILE`, and defines
 #   run NAME MODE LIMIT EXTRA...   one run through `run_in_group`
-# and, when it has something to stop at exit, `runner_cleanup`.
+# and, when it has something to stop at exit, `runner_cleanup`. Runs are made by run_in_group of
+# scripts/common.sh (sourced here), the process control every script shares.
+
+# shellcheck source=scripts/common.sh
+source "$ROOT/scripts/common.sh"
 
 passed=0
 failed=0
@@ -58,54 +62,12 @@ runner_start() {
     fi
     ulimit -c 0 2>/dev/null || true
     want_modes "$runner"
-    CURRENT_RUN=""
-    trap on_runner_exit EXIT
-    trap 'exit 130' INT
-    trap 'exit 143' TERM
+    exit_traps on_runner_exit
 }
 
 on_runner_exit() {
-    if [ -n "$CURRENT_RUN" ] && kill -0 -- "-$CURRENT_RUN" 2>/dev/null; then
-        kill -TERM -- "-$CURRENT_RUN" 2>/dev/null
-        sleep 1
-        kill -KILL -- "-$CURRENT_RUN" 2>/dev/null
-    fi
+    stop_group
     if declare -F runner_cleanup >/dev/null; then runner_cleanup; fi
-}
-
-# run_in_group DIR LIMIT OUT ERR CMD...: runs CMD in DIR with stdin from /dev/null; sets RUN_STATUS,
-# RUN_SECS, RUN_TIMEDOUT, RUN_LEFTOVER.
-# setsid gives the run its own session and process group (pgid = this job's pid, since a job of a
-# non-interactive shell is never a group leader, so setsid does not fork); timeout signals that whole
-# group when the limit passes (TERM, KILL 5 s later). Whatever is still in the group a second after the
-# run ended is a leftover and is killed.
-run_in_group() {
-    local dir=$1 limit=$2 out=$3 err=$4
-    shift 4
-    local t0=$EPOCHREALTIME
-    (cd "$dir" && exec setsid timeout -k 5 "$limit" "$@" </dev/null >"$out" 2>"$err" 9>&-) &
-    local pid=$!
-    CURRENT_RUN=$pid
-    wait "$pid" 2>/dev/null
-    RUN_STATUS=$?
-    local t1=$EPOCHREALTIME
-    RUN_SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
-    RUN_TIMEDOUT=0
-    if [ "$RUN_STATUS" -eq 124 ] ||
-        { [ "$RUN_STATUS" -eq 137 ] && awk -v s="$RUN_SECS" -v l="$limit" 'BEGIN { exit !(s >= l) }'; }; then
-        RUN_TIMEDOUT=1
-    fi
-    RUN_LEFTOVER=0
-    local i
-    for i in 1 2 3 4 5 6 7 8 9 10; do
-        kill -0 -- "-$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 -- "-$pid" 2>/dev/null; then
-        RUN_LEFTOVER=1
-        kill -KILL -- "-$pid" 2>/dev/null
-    fi
-    CURRENT_RUN=""
 }
 
 # up_to_date EXE SRC DEPS...: true when EXE exists and is newer than SRC and every DEP (headers, the
@@ -117,6 +79,21 @@ up_to_date() {
     for dep in "$@"; do
         [ "$exe" -nt "$dep" ] || return 1
     done
+}
+
+# compile EXE SRC LOG FLAGS...: builds the test program (or helper) SRC into EXE the one way both runners
+# do, compiler messages in LOG: `gcc -O2 -pthread -Wall -I c-tests/lib FLAGS... -ldl` ($CC), a *.cc with
+# `g++ -std=gnu++17` ($CXX; C++17 is the default of Debian 12's g++, not of Debian 11's, where
+# scripts/glibc-matrix.sh builds); FLAGS (include directories, libraries) follow the source. A stale EXE
+# is removed first, so that a failed build leaves none behind.
+compile() {
+    local exe=$1 src=$2 log=$3
+    shift 3
+    rm -f "$exe"
+    case $src in
+        *.cc) "${CXX:-g++}" -std=gnu++17 -O2 -pthread -Wall -I"$ROOT/c-tests/lib" -o "$exe" "$src" "$@" -ldl >"$log" 2>&1 ;;
+        *) "${CC:-gcc}" -O2 -pthread -Wall -I"$ROOT/c-tests/lib" -o "$exe" "$src" "$@" -ldl >"$log" 2>&1 ;;
+    esac
 }
 
 # want_modes RUNNER: the modes to report, from MODES (a comma list of ALL_MODES) or all of them.
@@ -190,15 +167,14 @@ select_tests() {
 # blocked threads use at most workers + 8 OS threads); when it fails, that mode's runs of every test
 # fail with its reason instead of being made.
 SHIM_ACTIVE_SRC=$ROOT/c-tests/lib/shim_active.c
-SHIM_ACTIVE_DEPS=("$ROOT"/c-tests/lib/*.h "$ROOT/scripts/differential.sh")
+SHIM_ACTIVE_DEPS=("$ROOT"/c-tests/lib/*.h "$ROOT/scripts/differential.sh" "$ROOT/scripts/common.sh")
 declare -A SHIM_INACTIVE=()   # mode -> why the shim is not active there ("" = checked, active)
 
 # build_shim_active DIR: builds the check into DIR/shim_active unless it is up to date; 0 on success.
 build_shim_active() {
     local exe=$1/shim_active
     up_to_date "$exe" "$SHIM_ACTIVE_SRC" "${SHIM_ACTIVE_DEPS[@]}" && return 0
-    "${CC:-gcc}" -O2 -pthread -Wall -I"$ROOT/c-tests/lib" -o "$exe" "$SHIM_ACTIVE_SRC" -ldl \
-        >"$1/shim_active.build.log" 2>&1
+    compile "$exe" "$SHIM_ACTIVE_SRC" "$1/shim_active.build.log"
 }
 
 # check_shim_active EXE MODE: runs the check once per mode (PASS/FAIL line `shim_active [MODE]`) and

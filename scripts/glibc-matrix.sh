@@ -111,13 +111,13 @@ for stale in "$WORK_BASE"/asyncshim-glibc.*; do
 done
 WORK=$(mktemp -d "$WORK_BASE/asyncshim-glibc.XXXXXX") || die "mktemp failed"
 echo $$ >"$WORK/pid"
-CHILD=""   # the bounded command in progress (timeout's PID), ended if this script is stopped
-cleanup() {
-    if [ -n "$CHILD" ] && kill -0 "$CHILD" 2>/dev/null; then
-        # timeout passes TERM on to unshare, whose death kills the namespace (--kill-child)
-        kill -TERM "$CHILD" 2>/dev/null
-        wait "$CHILD" 2>/dev/null
-    fi
+# Every command that may take long (debootstrap, make deb, a release's run) goes through `bounded` of
+# scripts/common.sh: under timeout, ended by PID when this script is stopped, and dying with it (setpriv
+# --pdeathsig) should it be killed outright; with unshare (--kill-child) goes its namespace.
+# shellcheck source=scripts/common.sh
+source "$ROOT/scripts/common.sh"
+cleanup_matrix() {
+    stop_bounded   # timeout passes TERM on to unshare, whose death kills the namespace (--kill-child)
     # The mounts were made in namespaces that are gone (or only ever visible there), but a directory with
     # a mount below it is never removed: that could reach into the mounted checkout.
     if no_mounts_below "$WORK"; then
@@ -126,23 +126,7 @@ cleanup() {
         echo "glibc-matrix: something is mounted under $WORK; leaving it in place" >&2
     fi
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# bounded LIMIT CMD...: runs CMD under timeout in the background, so that a stopped script can end it by
-# PID; returns its status (124 when the limit struck). Should this script be killed outright (no trap
-# runs), timeout and CMD die with it (setpriv --pdeathsig), and with CMD its namespace.
-bounded() {
-    local limit=$1 rc
-    shift
-    setpriv --pdeathsig KILL -- timeout -k 10 "$limit" setpriv --pdeathsig KILL -- "$@" &
-    CHILD=$!
-    wait "$CHILD"
-    rc=$?
-    CHILD=""
-    return $rc
-}
+exit_traps cleanup_matrix
 
 now() { echo "$EPOCHREALTIME"; }
 since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }'; }

@@ -54,7 +54,7 @@ select_tests run-app-tests "${APP_SCRIPTS[@]}"
 # --- helper programs ------------------------------------------------------------------------------
 # Built before any test runs (they are cheap); a helper that fails to build is reported as a failure of
 # its own and the tests that use it then fail on their own account.
-BUILD_DEPS=("$APPS_DIR"/*.h "$ROOT"/c-tests/lib/*.h "$ROOT/scripts/run-app-tests.sh")
+BUILD_DEPS=("$APPS_DIR"/*.h "$ROOT"/c-tests/lib/*.h "$ROOT/scripts/run-app-tests.sh" "$ROOT/scripts/differential.sh")
 build_helper() { # src -> 0 when $APPS_BUILD/NAME is up to date or built
     local src=$1 name exe log
     name=${src##*/}
@@ -62,13 +62,12 @@ build_helper() { # src -> 0 when $APPS_BUILD/NAME is up to date or built
     exe=$APPS_BUILD/$name
     log=$APPS_BUILD/$name.build.log
     up_to_date "$exe" "$src" "${BUILD_DEPS[@]}" && return 0
-    rm -f "$exe"
     local -a extra=()
     if grep -q 'asyncshim-test: link=mariadb' "$src"; then
         # shellcheck disable=SC2207
-        extra=($(mariadb_config --cflags --libs 2>>"$log")) || return 1
+        extra=($(mariadb_config --cflags --libs 2>"$log")) || { rm -f "$exe"; return 1; }
     fi
-    "$CC" -O2 -pthread -Wall -I"$ROOT/c-tests/lib" -I"$APPS_DIR" -o "$exe" "$src" "${extra[@]}" -ldl >"$log" 2>&1
+    compile "$exe" "$src" "$log" -I"$APPS_DIR" "${extra[@]}"
 }
 for src in "$APPS_DIR"/*.c; do
     if ! build_helper "$src"; then

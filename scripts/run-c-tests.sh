@@ -52,18 +52,14 @@ SHIM_ACTIVE_EXE=$BIN_DIR/shim_active
 shopt -s nullglob
 select_tests run-c-tests "$TESTDIR"/*.c "$TESTDIR"/*.cc
 # A test is rebuilt when it is older than its source, a shared helper or this script (the flags).
-BUILD_DEPS=("$TESTDIR"/lib/*.h "$ROOT/scripts/run-c-tests.sh")
+BUILD_DEPS=("$TESTDIR"/lib/*.h "$ROOT/scripts/run-c-tests.sh" "$ROOT/scripts/differential.sh")
 
-# build SRC NAME: compiles into $BIN_DIR/NAME unless it is up to date; 0 on success. C++ is C++17 (the
-# default of Debian 12's g++, not of Debian 11's, where scripts/glibc-matrix.sh builds).
+# build SRC NAME: compiles into $BIN_DIR/NAME (`compile` of scripts/differential.sh) unless it is up to
+# date; 0 on success.
 build() {
-    local src=$1 exe=$BIN_DIR/$2 log=$BIN_DIR/$2.build.log
+    local src=$1 exe=$BIN_DIR/$2
     up_to_date "$exe" "$src" "${BUILD_DEPS[@]}" && return 0
-    rm -f "$exe"
-    case $src in
-        *.cc) "$CXX" -std=gnu++17 -O2 -pthread -Wall -I"$TESTDIR/lib" -o "$exe" "$src" -ldl >"$log" 2>&1 ;;
-        *)    "$CC" -O2 -pthread -Wall -I"$TESTDIR/lib" -o "$exe" "$src" -ldl >"$log" 2>&1 ;;
-    esac
+    compile "$exe" "$src" "$BIN_DIR/$2.build.log"
 }
 
 # built SRC NAME: the program is there to run (built now, or by an earlier BUILD_ONLY run with NO_BUILD);

@@ -15,17 +15,19 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PREFIX=/usr/local
 T=$(mktemp -d "${TMPDIR:-/tmp}/asyncshim-install.XXXXXX") || exit 1
-trap 'rm -rf "$T"' EXIT
+# shellcheck source=scripts/common.sh
+source "$ROOT/scripts/common.sh"
+cleanup_install() {
+    stop_bounded
+    rm -rf "$T"
+}
+exit_traps cleanup_install
 D=$T/dest
 CHECK_LABEL=install
 # shellcheck source=scripts/install-checks.sh
 source "$ROOT/scripts/install-checks.sh"
-# run_bounded OUT ERR CMD... : at most 60 s; returns CMD's status.
-run_bounded() {
-    local out=$1 err=$2
-    shift 2
-    timeout -k 5 60 "$@" >"$out" 2>"$err" </dev/null
-}
+# run_bounded OUT ERR CMD... (scripts/common.sh): at most 60 s; returns CMD's status.
+RUN_TIMEOUT=60
 # Environment of every run: no preload or library choice inherited from the caller.
 CLEAN_ENV=(env -u LD_PRELOAD -u ASYNCSHIM_LIB -u ASYNCSHIM -u ASYNCSHIM_WORKERS -u ASYNCSHIM_STATS)
 

@@ -35,16 +35,17 @@ RELEASE=$(cat "$CHROOT/etc/debian_version" 2>/dev/null || echo '?')
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/asyncshim-package.XXXXXX") || exit 1
 MOUNTED=()   # what this script mounted, unmounted in reverse order at exit
-cleanup() {
+# shellcheck source=scripts/common.sh
+source "$ROOT/scripts/common.sh"
+cleanup_package() {
+    stop_bounded   # (a command in the chroot keeps its mounts busy)
     local i
     for ((i = ${#MOUNTED[@]} - 1; i >= 0; i--)); do
         umount "${MOUNTED[i]}" 2>/dev/null || umount -l "${MOUNTED[i]}"
     done
     rm -rf "$T"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+exit_traps cleanup_package
 
 CHECK_LABEL="package[$RELEASE]"
 # shellcheck source=scripts/install-checks.sh
@@ -71,7 +72,7 @@ W=/tmp/asyncshim-test   # the same directory, seen from inside
 in_chroot() {
     local out=$1 err=$2
     shift 2
-    timeout -k 5 300 chroot "$R" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    bounded 300 chroot "$R" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
         HOME=/root LC_ALL=C DEBIAN_FRONTEND=noninteractive "$@" >"$out" 2>"$err" </dev/null
 }
 

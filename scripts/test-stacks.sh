@@ -13,11 +13,14 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 T=$(mktemp -d "${TMPDIR:-/tmp}/asyncshim-stacks.XXXXXX") || exit 1
 PID=
-cleanup() {
+# shellcheck source=scripts/common.sh
+source "$ROOT/scripts/common.sh"
+cleanup_stacks() {
+    stop_bounded
     [[ -n $PID ]] && kill -9 "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
     rm -rf "$T"
 }
-trap cleanup EXIT
+exit_traps cleanup_stacks
 CHECK_LABEL=stacks
 # shellcheck source=scripts/install-checks.sh
 source "$ROOT/scripts/install-checks.sh"
@@ -28,8 +31,10 @@ if ! gcc -O2 -g -fomit-frame-pointer -pthread -o "$T/program" "$ROOT/c-tests/sta
     fail "build the program" "$(oneline "$T/cc.err")"
     finish
 fi
-# In $T with core dumps on: the gdb part ends it with SIGABRT and reads the kernel's core file.
-(cd "$T" && ulimit -c unlimited && exec env -u ASYNCSHIM -u ASYNCSHIM_STATS LD_PRELOAD="$LIB" "$T/program") \
+# In $T with core dumps on: the gdb part ends it with SIGABRT and reads the kernel's core file. It hangs
+# until then (ended by PID at exit) and dies with this script should that be killed outright.
+(cd "$T" && ulimit -c unlimited &&
+    exec setpriv --pdeathsig KILL -- env -u ASYNCSHIM -u ASYNCSHIM_STATS LD_PRELOAD="$LIB" "$T/program") \
     >"$T/program.out" 2>"$T/program.err" &
 PID=$!
 for _ in $(seq 100); do
@@ -40,7 +45,7 @@ check "the program is ready" "stdout '$(oneline "$T/program.out")', stderr $(one
     grep -q ready "$T/program.out"
 
 # --- asyncshim stacks PID
-timeout -k 5 30 "$LAUNCHER" stacks "$PID" >"$T/stacks.out" 2>"$T/stacks.err"
+bounded 30 "$LAUNCHER" stacks "$PID" >"$T/stacks.out" 2>"$T/stacks.err"
 check "asyncshim stacks PID answers" "status $?, stderr $(oneline "$T/stacks.err")" test -s "$T/stacks.out"
 # thread_block NAME : the listing's block for the thread named NAME (its header and frames).
 thread_block() { awk -v n="\"$1\"" '/^thread /{show = index($0, n) > 0} /^$/{show = 0} show' "$T/stacks.out"; }
@@ -86,7 +91,7 @@ if command -v gdb >/dev/null; then
     # Loaded the way an installed copy is: gdb's auto-load finds <scripts-directory>/<library path>-gdb.py.
     lib_real=$(realpath "$LIB")
     install -D -m 0644 "$ROOT/gdb/libasyncshim.so-gdb.py" "$T/auto-load$lib_real-gdb.py"
-    GDB=(timeout -k 5 120 gdb -q -nx -batch -iex "set auto-load scripts-directory $T/auto-load"
+    GDB=(bounded 120 gdb -q -nx -batch -iex "set auto-load scripts-directory $T/auto-load"
         -iex "set auto-load safe-path $T/auto-load")
     "${GDB[@]}" -p "$PID" -ex "info coroutines" -ex "coroutine apply all bt" \
         >"$T/gdb-live.out" 2>&1 </dev/null

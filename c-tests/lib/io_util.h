@@ -1,7 +1,8 @@
-/* io_util.h — helpers shared by the fd tests (io_poll, io_semantics; not a test itself): deterministic
- * printing of results and errno names, the byte pattern of test data, and the descriptors the tests
- * make (127.0.0.1 listeners and connected TCP pairs, AF_UNIX socket pairs, pipes), each exiting with
- * status 3 and a message on stderr when it cannot be made, and the frame of a test made of cases. */
+/* io_util.h — helpers shared by the fd tests (not a test itself): deterministic printing of results and
+ * errno names, the byte pattern of test data, the descriptors the tests make (127.0.0.1 listeners, which
+ * return -1 when they cannot be made, and connected TCP pairs, AF_UNIX socket pairs and pipes, which exit
+ * with status 3 then, each with a message on stderr), a call made by another thread (bg_call), a counting
+ * SIGUSR1 handler, and the frame of a test made of cases. */
 #ifndef IO_UTIL_H
 #define IO_UTIL_H
 
@@ -11,6 +12,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -193,6 +195,87 @@ static __attribute__((unused)) void set_timeo(int fd, int opt, long ms)
     struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
     if (setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof tv) != 0)
         fprintf(stderr, "setsockopt timeout: %s\n", strerror(errno));
+}
+
+/* SIGUSR1 arriving during a call: count_usr1(restart) installs a handler that counts deliveries in
+ * usr1_count, with SA_RESTART or without. */
+static __attribute__((unused)) int usr1_count;
+
+static __attribute__((unused)) void on_usr1_count(int sig)
+{
+    (void)sig;
+    ATOMIC_ADD(&usr1_count, 1);
+}
+
+static __attribute__((unused)) void count_usr1(int restart)
+{
+    set_signal_handler(SIGUSR1, on_usr1_count, restart ? SA_RESTART : 0);
+}
+
+/* A call made by another thread, so that a test sees whether it blocks, what wakes it and what it returns:
+ * fn(arg) runs in a thread of its own with errno preset to 1234 (a call that leaves errno alone shows it),
+ * and its result, errno afterwards and start and end times are recorded. Embed it in a struct that says
+ * what to call (fn's arg). */
+struct bg_call {
+    ssize_t (*fn)(void *arg);
+    void *arg;
+    ssize_t rc;
+    int err;
+    int started, done;
+    int64_t t0, t1;
+    pthread_t th;
+};
+
+static __attribute__((unused)) void *bg_call_body(void *p)
+{
+    struct bg_call *c = (struct bg_call *)p;
+    c->t0 = mono_ns();
+    ATOMIC_STORE(&c->started, 1);
+    errno = 1234;
+    ssize_t rc = c->fn(c->arg);
+    c->err = errno;
+    c->rc = rc;
+    c->t1 = mono_ns();
+    ATOMIC_STORE(&c->done, 1);
+    return NULL;
+}
+
+/* Starts fn(arg) in a new thread (exit status 3 when that fails) and returns once it has started and then
+ * settle_ms have passed, time for it to block. */
+static __attribute__((unused)) void bg_call_start(struct bg_call *c, ssize_t (*fn)(void *), void *arg, long settle_ms)
+{
+    memset(c, 0, sizeof *c);
+    c->fn = fn;
+    c->arg = arg;
+    c->rc = -2;
+    if (pthread_create(&c->th, NULL, bg_call_body, c) != 0) {
+        fprintf(stderr, "pthread_create failed\n");
+        exit(3);
+    }
+    wait_at_least(&c->started, 1, 1, 10000);
+    sleep_ms(settle_ms);
+}
+
+/* 1 while the call has not returned. */
+static __attribute__((unused)) int bg_call_blocked(struct bg_call *c)
+{
+    return !ATOMIC_LOAD(&c->done);
+}
+
+/* Waits up to timeout_ms for the call to return: 1 when it did (and its thread is joined), 0 when not
+ * (the thread is left running). */
+static __attribute__((unused)) int bg_call_join(struct bg_call *c, long timeout_ms)
+{
+    if (!wait_at_least(&c->done, 1, 1, timeout_ms))
+        return 0;
+    pthread_join(c->th, NULL);
+    return 1;
+}
+
+/* How long the returned call took, in milliseconds. */
+static __attribute__((unused)) double bg_call_ms(struct bg_call *c)
+{
+    return (c->t1 - c->t0) / 1e6;
 }
 
 /* One case of an fd test. */

@@ -1,5 +1,5 @@
-/* sync_util.h — helpers shared by the synchronisation tests (not a test itself): mutex set-up, real and
- * ordinary threads, a ticker that shows whether a wait left its worker free, flag waits on a condition
+/* sync_util.h — helpers shared by the synchronisation tests (not a test itself): mutex set-up, memory and
+ * condition variables, barriers and rwlocks shared with forked children, real and ordinary threads, a ticker that shows whether a wait left its worker free, flag waits on a condition
  * variable, and a thread that holds a lock until told to let go. */
 #ifndef SYNC_UTIL_H
 #define SYNC_UTIL_H
@@ -7,6 +7,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sched.h>
+#include <stdlib.h>
+#include <sys/mman.h>
 
 /* Initialises *mx as `type`, with PTHREAD_PRIO_INHERIT when pi, robust and process-shared as asked. */
 static __attribute__((unused)) void init_mutex(pthread_mutex_t *mx, int type, int pi, int robust, int pshared)
@@ -24,6 +26,48 @@ static __attribute__((unused)) void init_mutex(pthread_mutex_t *mx, int type, in
     if (r)
         fprintf(stderr, "pthread_mutex_init: %s\n", errname(r));
     pthread_mutexattr_destroy(&a);
+}
+
+/* `size` zeroed bytes shared with the children this process forks (MAP_SHARED | MAP_ANONYMOUS); exits
+ * with status 3 (and a message on stderr) when they cannot be mapped. */
+static __attribute__((unused)) void *shared_area(size_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        perror("mmap");
+        exit(3);
+    }
+    return p;
+}
+
+/* Initialises *c as a process-shared condition variable when pshared, else a process-private one. */
+static __attribute__((unused)) void init_cond(pthread_cond_t *c, int pshared)
+{
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setpshared(&a, pshared ? PTHREAD_PROCESS_SHARED : PTHREAD_PROCESS_PRIVATE);
+    pthread_cond_init(c, &a);
+    pthread_condattr_destroy(&a);
+}
+
+/* Initialises *b as a process-shared barrier for n threads. */
+static __attribute__((unused)) void init_pshared_barrier(pthread_barrier_t *b, unsigned n)
+{
+    pthread_barrierattr_t a;
+    pthread_barrierattr_init(&a);
+    pthread_barrierattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    pthread_barrier_init(b, &a, n);
+    pthread_barrierattr_destroy(&a);
+}
+
+/* Initialises *rw as a process-shared rwlock. */
+static __attribute__((unused)) void init_pshared_rwlock(pthread_rwlock_t *rw)
+{
+    pthread_rwlockattr_t a;
+    pthread_rwlockattr_init(&a);
+    pthread_rwlockattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    pthread_rwlock_init(rw, &a);
+    pthread_rwlockattr_destroy(&a);
 }
 
 /* Starts `fn` as a real OS thread (explicit scheduling: the shim leaves such threads to the kernel) or

@@ -3,7 +3,9 @@
  * CHECK(cond, name) prints "name: ok" or "name: FAILED" on stdout and remembers failures;
  * test_exit_status() is 0 when every check passed, else 1. Tests print every check (not just the
  * first failure) so that a diff against the native run shows exactly which checks differ.
- * Output is line-buffered by test_init() so that a crash keeps what was printed before it. */
+ * Output is line-buffered by test_init() so that a crash keeps what was printed before it.
+ * Also: errno names, clocks and deadlines, sleeps, a lateness ticker, signal handler set-up, the thread's own stack, atomics and
+ * sleep-polling waits. */
 #ifndef TEST_UTIL_H
 #define TEST_UTIL_H
 
@@ -11,6 +13,8 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -128,6 +132,31 @@ static __attribute__((unused)) void *ticker_thread(void *arg)
         t->ticks++;
     }
     return NULL;
+}
+
+/* Installs handler h (or SIG_IGN, SIG_DFL) for sig with sa_flags `flags` (SA_RESTART or 0 mostly) and an
+ * empty sa_mask; sigaction's result. */
+static __attribute__((unused)) int set_signal_handler(int sig, void (*h)(int), int flags)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = h;
+    sa.sa_flags = flags;
+    sigemptyset(&sa.sa_mask);
+    return sigaction(sig, &sa, NULL);
+}
+
+/* The calling thread's stack as pthread_getattr_np reports it: its lowest address in *lo and its size in
+ * *size; pthread_getattr_np's result (0 on success, *lo and *size untouched otherwise). */
+static __attribute__((unused)) int own_stack(void **lo, size_t *size)
+{
+    pthread_attr_t a;
+    int r = pthread_getattr_np(pthread_self(), &a);
+    if (r != 0)
+        return r;
+    pthread_attr_getstack(&a, lo, size);
+    pthread_attr_destroy(&a);
+    return 0;
 }
 
 /* Atomic helpers (sequentially consistent). */
