@@ -83,7 +83,8 @@ impl RwLock {
     /// handler runs in the waiter (which may leave by longjmp); a writer's `writers_waiting`, counted by
     /// the caller, with them.
     fn park(&self, token: usize, blocked: impl Fn() -> bool, deadline: Deadline) -> Parked {
-        self.parked.fetch_add(1, Ordering::Relaxed);
+        // Counted with a read-modify-write that an unlocker's (in `wake`) is ordered against: see `wake`.
+        self.parked.fetch_add(1, Ordering::AcqRel);
         let wait = Wait::new(WaitReason::RwLock, self.key(), OnSignal::Resume).until(deadline);
         let left = |r: Parked| {
             self.parked.fetch_sub(1, Ordering::Relaxed);
@@ -159,7 +160,13 @@ impl RwLock {
     /// Wakes the readers and one writer (`with_writer`) after the lock became free; they race for it and
     /// the losers park again.
     fn wake(&self, with_writer: bool) {
-        if self.parked.load(Ordering::Acquire) == 0 {
+        // A read-modify-write, not a load: the unlocker stored the free state and now looks for waiters,
+        // while a waiter counted itself and then looks at the state (in `blocked`, under the bucket lock).
+        // With a plain load each could miss the other's store (x86 lets a load pass an earlier store), the
+        // waiter would sleep on a free lock and the wake-up be lost (a writer parked until its 30 s
+        // deadline in sync_rwlock). Two RMWs on `parked` are ordered: if ours reads 0, the waiter's comes
+        // later and acquires our release, so its check sees the lock free and it does not park.
+        if self.parked.fetch_add(0, Ordering::AcqRel) == 0 {
             return;
         }
         let mut writer_taken = !with_writer;
