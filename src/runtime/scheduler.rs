@@ -20,6 +20,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 /// work never starves it (Go takes from its global queue on every 61st pick for the same reason).
 const PREEMPTED_EVERY: u32 = 61;
 
+/// The shortest sleep of an idle worker waiting for a grace period to end (a hand-off's waker that has just
+/// parked makes the remaining time 0; the next look is then not worth a system call sooner).
+const MIN_HELD_WAIT_NS: u64 = 20_000;
+
 pub struct Scheduler {
     /// The configured workers first, then room for spares.
     pub workers: &'static [Worker],
@@ -39,6 +43,9 @@ pub struct Scheduler {
     spawning: Lock<()>,
     /// How far the coarse monotonic clock may lag the precise one.
     coarse_slack: u64,
+    /// How long a worker's hand-offs stay out of thieves' reach while its coroutine runs on
+    /// (`ASYNCSHIM_HANDOFF_GRACE_US`; see [`Self::may_take_held`]).
+    handoff_grace_ns: u64,
 }
 
 static SCHEDULER: std::sync::OnceLock<Scheduler> = std::sync::OnceLock::new();
@@ -51,13 +58,13 @@ pub fn get() -> &'static Scheduler {
 }
 
 /// Makes the process's scheduler, once, at start-up; None if one exists already.
-pub fn init(base: usize, max_spares: usize) -> Option<&'static Scheduler> {
-    SCHEDULER.set(Scheduler::new(base, max_spares)).ok()?;
+pub fn init(base: usize, max_spares: usize, handoff_grace_ns: u64) -> Option<&'static Scheduler> {
+    SCHEDULER.set(Scheduler::new(base, max_spares, handoff_grace_ns)).ok()?;
     Some(get())
 }
 
 impl Scheduler {
-    pub fn new(base: usize, max_spares: usize) -> Scheduler {
+    pub fn new(base: usize, max_spares: usize, handoff_grace_ns: u64) -> Scheduler {
         let workers: Vec<Worker> = (0..base + max_spares).map(Worker::new).collect();
         Scheduler {
             workers: Box::leak(workers.into_boxed_slice()),
@@ -71,6 +78,7 @@ impl Scheduler {
             earliest: AtomicU64::new(u64::MAX),
             spawning: Lock::new(()),
             coarse_slack: time::coarse_resolution_ns() * 2,
+            handoff_grace_ns,
         }
     }
 
@@ -84,8 +92,9 @@ impl Scheduler {
         match worker::current_worker() {
             Some(w) if w.collecting() => w.collect(task),
             // A coroutine woke it: it runs next on this worker, as soon as the waker parks (Go's
-            // `runnext`: a hand-off stays on the worker whose caches hold what it was handed). Another
-            // worker is still woken to take it meanwhile, since the waker may go on computing.
+            // `runnext`: a hand-off stays on the worker whose caches hold what it was handed), and no
+            // other worker takes it while the waker's run is young (see `may_take_held`). Another worker
+            // is still woken, to take it if the waker goes on computing.
             Some(w) if w.running_task().is_some() => {
                 w.queue.push_next(task);
                 self.notify();
@@ -172,12 +181,14 @@ impl Scheduler {
         for w in &self.workers[..n] {
             if swap(w, SLEEPING) {
                 futex::wake(&w.sleep, 1);
+                super::stats::count(&super::stats::get().idle_wakeups);
                 return true;
             }
         }
         for w in &self.workers[..n] {
             if swap(w, SLEEPING_IN_POLL) {
                 netpoll::wake_waiter();
+                super::stats::count(&super::stats::get().idle_wakeups);
                 return true;
             }
         }
@@ -339,8 +350,42 @@ impl Scheduler {
     pub fn work_pending(&self) -> bool {
         !self.global.is_empty()
             || !self.preempted.is_empty()
-            || self.workers[..self.started()].iter().any(|o| !o.queue.is_empty())
+            || self.workers[..self.started()]
+                .iter()
+                .any(|o| o.queue.free_len() != 0 || (!o.queue.is_empty() && self.may_take_held(o)))
             || self.next_deadline().is_some_and(|d| d <= time::monotonic_ns())
+    }
+
+    /// Whether a thief may take worker `victim`'s hand-offs now: when the coroutine that woke them has
+    /// run on for [`Self::handoff_grace_ns`] (it computes, so they would wait for nothing), when
+    /// `victim` is stalled, and when it runs no coroutine. A coroutine woken by another usually has
+    /// something to do with what the waker just did (took over a lock it let go, a request it handed
+    /// on): on the waker's worker it runs as soon as the waker parks, on a thief it would often find the
+    /// waker still holding what it needs and wait again (CPython's GIL: a waiter signalled by a
+    /// `drop_gil` around a system call finds the holder back at once; bench/web/ANALYSIS.md). Go's
+    /// thieves leave `runnext` alone for a few µs for the same reason.
+    fn may_take_held(&self, victim: &Worker) -> bool {
+        self.handoff_grace_ns == 0
+            || victim.stalled.load(Ordering::Relaxed)
+            || victim.running_task().is_none_or(|t| t.cpu.running_for_ns().is_none_or(|ns| ns >= self.handoff_grace_ns))
+    }
+
+    /// When an idle worker is to look again at hand-offs it may not take yet (monotonic ns): at the
+    /// earliest end of a grace period, else at the next timer deadline.
+    pub fn idle_deadline(&self) -> Option<u64> {
+        let timer = self.next_deadline();
+        let wait = self.workers[..self.started()]
+            .iter()
+            .filter(|o| !o.queue.is_empty())
+            .filter_map(|o| {
+                let ran = o.running_task()?.cpu.running_for_ns()?;
+                (!o.stalled.load(Ordering::Relaxed)).then(|| self.handoff_grace_ns.saturating_sub(ran))
+            })
+            .min();
+        match (timer, wait) {
+            (t, None) => t,
+            (t, Some(w)) => Some(t.unwrap_or(u64::MAX).min(time::monotonic_ns() + w.max(MIN_HELD_WAIT_NS))),
+        }
     }
 
     /// Next task for worker `w`: its own queue, then the global queue, then half of another worker's queue.
@@ -392,7 +437,13 @@ impl Scheduler {
             if victim.queue.is_empty() {
                 continue;
             }
-            let Some(mut stolen) = victim.queue.try_steal_half() else { continue };
+            let held = self.may_take_held(victim);
+            if !held && victim.queue.free_len() == 0 {
+                continue;
+            }
+            let Some(mut stolen) = victim.queue.try_steal_half(held) else { continue };
+            let stats = super::stats::get();
+            stats.stolen.fetch_add(stolen.len() as u64, Ordering::Relaxed);
             let first = stolen.pop_front();
             if !stolen.is_empty() {
                 w.queue.extend(stolen);
@@ -467,18 +518,32 @@ impl Scheduler {
 /// A worker's queue also has a `next` slot, taken before the FIFO: the coroutine another coroutine on
 /// this worker woke last (see [`Scheduler::push`]). So that two coroutines handing work back and forth
 /// through it cannot starve the FIFO, the slot is passed over after [`NEXT_STREAK`] picks in a row.
+///
+/// Hand-offs (the slot, and earlier hand-offs it pushed back into the FIFO) are *held*: a thief takes
+/// them only when the owner lets it (see [`Scheduler::may_take_held`]); the count of held entries is also
+/// kept in an atomic, so a thief can see a queue of nothing but hand-offs without its lock.
 pub struct RunQueue {
     q: Lock<Queued>,
     len: AtomicUsize,
+    held: AtomicUsize,
 }
 
 /// Picks from the `next` slot in a row before the FIFO's head gets a turn.
 const NEXT_STREAK: u32 = 16;
 
+#[derive(Clone, Copy)]
+struct Entry {
+    task: TaskRef,
+    /// A hand-off (see [`RunQueue`]).
+    held: bool,
+}
+
 struct Queued {
-    fifo: VecDeque<TaskRef>,
+    fifo: VecDeque<Entry>,
     next: Option<TaskRef>,
     next_streak: u32,
+    /// Held entries in `fifo` and `next`.
+    held: usize,
 }
 
 impl Queued {
@@ -490,8 +555,9 @@ impl Queued {
 impl RunQueue {
     pub const fn new() -> RunQueue {
         RunQueue {
-            q: Lock::new(Queued { fifo: VecDeque::new(), next: None, next_streak: 0 }),
+            q: Lock::new(Queued { fifo: VecDeque::new(), next: None, next_streak: 0, held: 0 }),
             len: AtomicUsize::new(0),
+            held: AtomicUsize::new(0),
         }
     }
 
@@ -506,36 +572,55 @@ impl RunQueue {
         self.len() == 0
     }
 
+    /// Entries a thief may take even while the owner holds its hand-offs (a hint, as [`Self::len`]).
+    #[inline]
+    pub fn free_len(&self) -> usize {
+        self.len().saturating_sub(self.held.load(Ordering::SeqCst))
+    }
+
+    /// Stores the lengths after a change (under the lock).
+    #[inline]
+    fn publish(&self, q: &Queued) -> usize {
+        let n = q.len();
+        self.held.store(q.held, Ordering::Release);
+        self.len.store(n, Ordering::Release);
+        n
+    }
+
     /// Appends `task`; returns the new length.
     pub fn push(&self, task: TaskRef) -> usize {
         let mut q = self.q.lock();
-        q.fifo.push_back(task);
+        q.fifo.push_back(Entry { task, held: false });
         let n = q.len();
         self.len.store(n, Ordering::Release);
         n
     }
 
-    /// Puts `task` in the `next` slot; the one there before goes to the back of the FIFO.
+    /// Puts `task` in the `next` slot, held; the one there before goes to the back of the FIFO, still held.
     pub fn push_next(&self, task: TaskRef) -> usize {
         let mut q = self.q.lock();
-        if let Some(old) = q.next.replace(task) {
-            q.fifo.push_back(old);
+        match q.next.replace(task) {
+            Some(old) => q.fifo.push_back(Entry { task: old, held: true }),
+            None => q.held += 1,
         }
-        let n = q.len();
-        self.len.store(n, Ordering::Release);
-        n
+        self.publish(&q)
     }
 
     pub fn pop(&self) -> Option<TaskRef> {
         let mut q = self.q.lock();
         let t = if q.next.is_some() && (q.next_streak < NEXT_STREAK || q.fifo.is_empty()) {
             q.next_streak += 1;
+            q.held -= 1;
             q.next.take()
         } else {
             q.next_streak = 0;
-            q.fifo.pop_front()
+            let e = q.fifo.pop_front();
+            if e.is_some_and(|e| e.held) {
+                q.held -= 1;
+            }
+            e.map(|e| e.task)
         };
-        self.len.store(q.len(), Ordering::Release);
+        self.publish(&q);
         t
     }
 
@@ -545,7 +630,7 @@ impl RunQueue {
             return self.len();
         }
         let mut q = self.q.lock();
-        q.fifo.extend(tasks.iter().copied());
+        q.fifo.extend(tasks.iter().map(|&task| Entry { task, held: false }));
         let n = q.len();
         self.len.store(n, Ordering::Release);
         n
@@ -553,32 +638,64 @@ impl RunQueue {
 
     pub fn extend(&self, tasks: VecDeque<TaskRef>) {
         let mut q = self.q.lock();
-        q.fifo.extend(tasks);
+        q.fifo.extend(tasks.into_iter().map(|task| Entry { task, held: false }));
         self.len.store(q.len(), Ordering::Release);
     }
 
     /// Everything queued, the `next` slot first.
     pub fn take_all(&self) -> VecDeque<TaskRef> {
         let mut q = self.q.lock();
-        self.len.store(0, Ordering::Release);
-        let mut all = core::mem::take(&mut q.fifo);
+        q.held = 0;
+        let mut all: VecDeque<TaskRef> = core::mem::take(&mut q.fifo).into_iter().map(|e| e.task).collect();
         if let Some(t) = q.next.take() {
             all.push_front(t);
         }
+        self.publish(&q);
         all
     }
 
     /// The first half (rounded up) of the FIFO, or the `next` slot when the FIFO is empty, unless the
-    /// queue is empty or its lock is busy.
-    pub fn try_steal_half(&self) -> Option<VecDeque<TaskRef>> {
+    /// queue is empty or its lock is busy. Without `held`, hand-offs stay: the first half of the other
+    /// entries, and never the slot.
+    pub fn try_steal_half(&self, held: bool) -> Option<VecDeque<TaskRef>> {
         let mut q = self.q.try_lock()?;
-        let take = q.fifo.len().div_ceil(2);
-        let stolen: VecDeque<TaskRef> =
-            if take == 0 { q.next.take().into_iter().collect() } else { q.fifo.drain(..take).collect() };
+        let stolen: VecDeque<TaskRef> = if held {
+            let take = q.fifo.len().div_ceil(2);
+            if take == 0 {
+                let slot: VecDeque<TaskRef> = q.next.take().into_iter().collect();
+                q.held -= slot.len();
+                slot
+            } else {
+                let mut held_taken = 0;
+                let stolen = q
+                    .fifo
+                    .drain(..take)
+                    .map(|e| {
+                        held_taken += e.held as usize;
+                        e.task
+                    })
+                    .collect();
+                q.held -= held_taken;
+                stolen
+            }
+        } else {
+            let in_slot = q.next.is_some() as usize;
+            let mut take = (q.fifo.len() + in_slot - q.held).div_ceil(2);
+            let mut stolen = VecDeque::with_capacity(take);
+            q.fifo.retain(|e| {
+                if take == 0 || e.held {
+                    return true;
+                }
+                take -= 1;
+                stolen.push_back(e.task);
+                false
+            });
+            stolen
+        };
         if stolen.is_empty() {
             return None;
         }
-        self.len.store(q.len(), Ordering::Release);
+        self.publish(&q);
         Some(stolen)
     }
 }

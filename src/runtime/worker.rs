@@ -439,8 +439,8 @@ fn idle(sched: &Scheduler, w: &Worker) {
     let mut list = super::io::netpoll::EventList::new();
     let mut ready: &[super::io::netpoll::Event] = &[];
     if !poller_left && !sched.work_pending() && !held::routing_needed() {
-        let deadline = sched.next_deadline();
-        // The clock is read only when a timer is pending.
+        let deadline = sched.idle_deadline();
+        // The clock is read only when a timer is pending or a hand-off waits out its grace period.
         let now = if deadline.is_some() { time::monotonic_ns() } else { 0 };
         if deadline.is_none_or(|d| d > now) {
             w.cpu.before_sleep();
@@ -505,7 +505,9 @@ fn run_one(sched: &Scheduler, w: &Worker, task: TaskRef) -> Option<u64> {
     task.last_wake.set(why);
     w.current.store(task.0.as_ptr(), Ordering::Relaxed);
     w.switches.store(w.switches.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
-    task.last_worker.store(w.id, Ordering::Relaxed);
+    if task.last_worker.swap(w.id, Ordering::Relaxed) != w.id {
+        super::stats::count(&super::stats::get().migrations);
+    }
     // Most programs never change masks, so this costs a compare; a system call only when masks differ.
     let mask = task.signals.mask.get();
     if mask != w.kernel_mask.get() {
@@ -542,16 +544,32 @@ fn run_one(sched: &Scheduler, w: &Worker, task: TaskRef) -> Option<u64> {
         }
         CoroutineResult::Yield(Switch::Park) => {
             let lock = task.park_reason.take().is_some_and(super::wait_reason::WaitReason::is_lock_wait);
+            let lock_waited_last = task.lock_waited_last.replace(lock);
+            if lock && lock_waited_last {
+                count_rewait(task.last_wake.get());
+            }
             if task.finish_park() {
                 sched.push_local(w, task);
             }
-            let now = w.convoy.lock_park(lock, task.lock_waited_last.replace(lock))?;
+            let now = w.convoy.lock_park(lock, lock_waited_last)?;
             return sched.convoy_hand_off(w, now);
         }
         // The thread layer's end of a thread (see `task::Finish`).
         CoroutineResult::Return(finish) => finish(task),
     }
     None
+}
+
+/// A coroutine woken from a lock wait (`why`) waits for a lock again without having parked for anything
+/// else: counted, cold, for the statistics.
+#[cold]
+fn count_rewait(why: super::task::Wake) {
+    let s = super::stats::get();
+    super::stats::count(if why == super::task::Wake::TimedOut {
+        &s.lock_rewaits_after_timeout
+    } else {
+        &s.lock_rewaits
+    });
 }
 
 fn check_canary(task: &TaskRef) {

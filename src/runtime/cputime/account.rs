@@ -122,6 +122,16 @@ impl TaskCpu {
             reported: AtomicU64::new(0),
         }
     }
+
+    /// How long the thread's current run has lasted (ns), None while it does not run. Read from any
+    /// thread (the scheduler asks it of another worker's coroutine); a read racing with the end of the run
+    /// sees that run or none.
+    pub fn running_for_ns(&self) -> Option<u64> {
+        match self.since.load(Ordering::Relaxed) {
+            0 => None,
+            since => Some(to_ns(stamp().saturating_sub(since), ns_per_tick())),
+        }
+    }
 }
 
 /// A worker's side: the stamp that ends a run and can start the next, and the last exact checkpoint.

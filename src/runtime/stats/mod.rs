@@ -63,6 +63,15 @@ pub struct Stats {
     /// Times a worker stepped aside from a lock convoy, and for how long in all (see `convoy`).
     pub convoy_sit_outs: AtomicU64,
     pub convoy_sit_out_ns: AtomicU64,
+    /// Coroutines taken from another worker's queue, resumed on another worker than the last time, and
+    /// idle workers woken for work (each a futex or eventfd wake-up): what hand-offs between workers cost.
+    pub stolen: AtomicU64,
+    pub migrations: AtomicU64,
+    pub idle_wakeups: AtomicU64,
+    /// Lock waits made right after a wake-up from a lock wait (the coroutine found the lock, or what the
+    /// lock guards, taken again: a futile wake-up), after a hand-off and after a timeout.
+    pub lock_rewaits: AtomicU64,
+    pub lock_rewaits_after_timeout: AtomicU64,
     /// Futex waits the kernel made for a parked coroutine through io_uring (see `sync::kernel_wait`).
     pub kernel_futex_waits: AtomicU64,
     /// Sleeps between attempts of a wait made by retrying (objects only glibc or a proxy can release).
@@ -100,6 +109,11 @@ pub fn get() -> &'static Stats {
         idle_woken_for_stall: AtomicU64::new(0),
         convoy_sit_outs: AtomicU64::new(0),
         convoy_sit_out_ns: AtomicU64::new(0),
+        stolen: AtomicU64::new(0),
+        migrations: AtomicU64::new(0),
+        idle_wakeups: AtomicU64::new(0),
+        lock_rewaits: AtomicU64::new(0),
+        lock_rewaits_after_timeout: AtomicU64::new(0),
         kernel_futex_waits: AtomicU64::new(0),
         poll_retries: AtomicU64::new(0),
         stalls: AtomicU64::new(0),

@@ -53,6 +53,15 @@ pub fn report() -> String {
         s.convoy_sit_outs.load(r),
         ms(s.convoy_sit_out_ns.load(r))
     );
+    let _ = writeln!(
+        out,
+        "  between workers: coroutines stolen {}, resumed on another worker {}, idle workers woken {}; lock waits right after a lock wait's wake-up {} (after its timeout {})",
+        s.stolen.load(r),
+        s.migrations.load(r),
+        s.idle_wakeups.load(r),
+        s.lock_rewaits.load(r),
+        s.lock_rewaits_after_timeout.load(r)
+    );
     let (global, ws) = sched.snapshot();
     let ws: Vec<String> = ws.iter().map(|(id, n, st)| format!("#{id} {st}, {n} queued")).collect();
     let _ = writeln!(out, "  run queues: global {global}; workers: {}", ws.join("; "));
