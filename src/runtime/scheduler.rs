@@ -20,6 +20,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 /// work never starves it (Go takes from its global queue on every 61st pick for the same reason).
 const PREEMPTED_EVERY: u32 = 61;
 
+/// The longest a hand-off is held (a waker that runs on longer than the monitor's stall threshold is
+/// stalled, and its hand-offs free to take anyway).
+const MAX_GRACE_NS: u64 = 4_000_000;
+
 /// The shortest sleep of an idle worker waiting for a grace period to end (a hand-off's waker that has just
 /// parked makes the remaining time 0; the next look is then not worth a system call sooner).
 const MIN_HELD_WAIT_NS: u64 = 20_000;
@@ -43,9 +47,11 @@ pub struct Scheduler {
     spawning: Lock<()>,
     /// How far the coarse monotonic clock may lag the precise one.
     coarse_slack: u64,
-    /// How long a worker's hand-offs stay out of thieves' reach while its coroutine runs on
-    /// (`ASYNCSHIM_HANDOFF_GRACE_US`; see [`Self::may_take_held`]).
-    handoff_grace_ns: u64,
+    /// How long a worker's hand-offs stay out of thieves' reach while its coroutine runs on (see
+    /// [`Self::may_take_held`]): from `ASYNCSHIM_HANDOFF_GRACE_US` (0: not at all) up to
+    /// [`MAX_GRACE_NS`], as [`Self::handoff_run_ended`] finds taking them early futile or not.
+    handoff_grace_ns: AtomicU64,
+    min_grace_ns: u64,
 }
 
 static SCHEDULER: std::sync::OnceLock<Scheduler> = std::sync::OnceLock::new();
@@ -78,7 +84,8 @@ impl Scheduler {
             earliest: AtomicU64::new(u64::MAX),
             spawning: Lock::new(()),
             coarse_slack: time::coarse_resolution_ns() * 2,
-            handoff_grace_ns,
+            handoff_grace_ns: AtomicU64::new(handoff_grace_ns),
+            min_grace_ns: handoff_grace_ns,
         }
     }
 
@@ -365,9 +372,24 @@ impl Scheduler {
     /// `drop_gil` around a system call finds the holder back at once; bench/web/ANALYSIS.md). Go's
     /// thieves leave `runnext` alone for a few µs for the same reason.
     fn may_take_held(&self, victim: &Worker) -> bool {
-        self.handoff_grace_ns == 0
+        let grace = self.handoff_grace_ns.load(Ordering::Relaxed);
+        grace == 0
             || victim.stalled.load(Ordering::Relaxed)
-            || victim.running_task().is_none_or(|t| t.cpu.running_for_ns().is_none_or(|ns| ns >= self.handoff_grace_ns))
+            || victim.running_task().is_none_or(|t| t.cpu.running_for_ns().is_none_or(|ns| ns >= grace))
+    }
+
+    /// A coroutine taken as a hand-off by a thief while its waker still ran (the grace period was over)
+    /// ended its first run there: `futile` when it waited for a lock at once. Where that is the rule (a
+    /// lock whose holder is the waker: CPython's GIL, whose holder signals a waiter at every system call
+    /// and takes the GIL back before the waiter can run) hand-offs are held longer, doubling up to
+    /// [`MAX_GRACE_NS`]; where the taken coroutines do work in parallel (a thread pool's jobs) the grace
+    /// halves back towards the configured one, so such programs keep their parallelism.
+    pub fn handoff_run_ended(&self, futile: bool) {
+        let grace = self.handoff_grace_ns.load(Ordering::Relaxed);
+        let new = if futile { (grace * 2).min(MAX_GRACE_NS.max(self.min_grace_ns)) } else { (grace / 2).max(self.min_grace_ns) };
+        if new != grace {
+            self.handoff_grace_ns.store(new, Ordering::Relaxed);
+        }
     }
 
     /// When an idle worker is to look again at hand-offs it may not take yet (monotonic ns): at the
@@ -379,7 +401,8 @@ impl Scheduler {
             .filter(|o| !o.queue.is_empty())
             .filter_map(|o| {
                 let ran = o.running_task()?.cpu.running_for_ns()?;
-                (!o.stalled.load(Ordering::Relaxed)).then(|| self.handoff_grace_ns.saturating_sub(ran))
+                (!o.stalled.load(Ordering::Relaxed))
+                    .then(|| self.handoff_grace_ns.load(Ordering::Relaxed).saturating_sub(ran))
             })
             .min();
         match (timer, wait) {
@@ -664,6 +687,7 @@ impl RunQueue {
             if take == 0 {
                 let slot: VecDeque<TaskRef> = q.next.take().into_iter().collect();
                 q.held -= slot.len();
+                slot.iter().for_each(|t| t.handoff_taken.set(true));
                 slot
             } else {
                 let mut held_taken = 0;
@@ -672,6 +696,7 @@ impl RunQueue {
                     .drain(..take)
                     .map(|e| {
                         held_taken += e.held as usize;
+                        e.task.handoff_taken.set(e.held);
                         e.task
                     })
                     .collect();

@@ -153,6 +153,9 @@ pub struct Task {
     pub park_reason: Cell<Option<super::park::WaitReason>>,
     /// The task's last park was a lock wait (or it has not parked yet): see `convoy`.
     pub lock_waited_last: Cell<bool>,
+    /// Another worker took it as a hand-off before its waker parked (see `scheduler::RunQueue`): what its
+    /// run does then tunes how long hand-offs are held.
+    pub handoff_taken: Cell<bool>,
     /// `wait_node` may still be queued in the parking lot: a handler left an `OnSignal::ResumeInPlace`
     /// wait by longjmp (see `park::TaskParker`).
     pub left_in_queue: Cell<bool>,
@@ -233,6 +236,7 @@ impl Task {
             wait_node: super::parking_lot::WaitNode::new(),
             park_reason: Cell::new(None),
             lock_waited_last: Cell::new(true),
+            handoff_taken: Cell::new(false),
             left_in_queue: Cell::new(false),
             keeper: Cell::new(0),
             preempt: super::preempt::state::TaskState::new(),

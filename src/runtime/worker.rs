@@ -533,6 +533,11 @@ fn run_one(sched: &Scheduler, w: &Worker, task: TaskRef) -> Option<u64> {
         sched.end_stall(w);
     }
     check_canary(&task);
+    // Taken as a hand-off by this worker while its waker ran: the run's end says whether that helped.
+    let taken = task.handoff_taken.replace(false);
+    if taken && !matches!(result, CoroutineResult::Yield(Switch::Park)) {
+        sched.handoff_run_ended(false);
+    }
     match result {
         CoroutineResult::Yield(Switch::Yield) => {
             task.set_runnable();
@@ -547,6 +552,9 @@ fn run_one(sched: &Scheduler, w: &Worker, task: TaskRef) -> Option<u64> {
             let lock_waited_last = task.lock_waited_last.replace(lock);
             if lock && lock_waited_last {
                 count_rewait(task.last_wake.get());
+            }
+            if taken {
+                sched.handoff_run_ended(lock);
             }
             if task.finish_park() {
                 sched.push_local(w, task);
