@@ -52,6 +52,9 @@ pub struct Scheduler {
     /// [`MAX_GRACE_NS`], as [`Self::handoff_run_ended`] finds taking them early futile or not.
     handoff_grace_ns: AtomicU64,
     min_grace_ns: u64,
+    /// Idle workers asleep until a grace period ends (see [`Self::idle_deadline`]): while there is one, a
+    /// new hand-off wakes nobody, since that worker looks again by then anyway.
+    handoff_watchers: AtomicUsize,
 }
 
 static SCHEDULER: std::sync::OnceLock<Scheduler> = std::sync::OnceLock::new();
@@ -86,6 +89,7 @@ impl Scheduler {
             coarse_slack: time::coarse_resolution_ns() * 2,
             handoff_grace_ns: AtomicU64::new(handoff_grace_ns),
             min_grace_ns: handoff_grace_ns,
+            handoff_watchers: AtomicUsize::new(0),
         }
     }
 
@@ -104,7 +108,9 @@ impl Scheduler {
             // is still woken, to take it if the waker goes on computing.
             Some(w) if w.running_task().is_some() => {
                 w.queue.push_next(task);
-                self.notify();
+                if self.handoff_watchers.load(Ordering::SeqCst) == 0 || self.min_grace_ns == 0 {
+                    self.notify();
+                }
             }
             Some(w) => self.push_local(w, task),
             None => {
@@ -393,8 +399,9 @@ impl Scheduler {
     }
 
     /// When an idle worker is to look again at hand-offs it may not take yet (monotonic ns): at the
-    /// earliest end of a grace period, else at the next timer deadline.
-    pub fn idle_deadline(&self) -> Option<u64> {
+    /// earliest end of a grace period, else at the next timer deadline; and a guard that counts the worker
+    /// among those watching hand-offs while it sleeps, if it waits for a grace period to end.
+    pub fn idle_deadline(&self) -> (Option<u64>, Option<HandoffWatch<'_>>) {
         let timer = self.next_deadline();
         let wait = self.workers[..self.started()]
             .iter()
@@ -406,8 +413,12 @@ impl Scheduler {
             })
             .min();
         match (timer, wait) {
-            (t, None) => t,
-            (t, Some(w)) => Some(t.unwrap_or(u64::MAX).min(time::monotonic_ns() + w.max(MIN_HELD_WAIT_NS))),
+            (t, None) => (t, None),
+            (t, Some(w)) => {
+                self.handoff_watchers.fetch_add(1, Ordering::SeqCst);
+                let d = t.unwrap_or(u64::MAX).min(time::monotonic_ns() + w.max(MIN_HELD_WAIT_NS));
+                (Some(d), Some(HandoffWatch(&self.handoff_watchers)))
+            }
         }
     }
 
@@ -728,6 +739,15 @@ impl RunQueue {
 impl Default for RunQueue {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// An idle worker watching hand-offs (see [`Scheduler::idle_deadline`]) until dropped.
+pub struct HandoffWatch<'a>(&'a AtomicUsize);
+
+impl Drop for HandoffWatch<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -439,7 +439,7 @@ fn idle(sched: &Scheduler, w: &Worker) {
     let mut list = super::io::netpoll::EventList::new();
     let mut ready: &[super::io::netpoll::Event] = &[];
     if !poller_left && !sched.work_pending() && !held::routing_needed() {
-        let deadline = sched.idle_deadline();
+        let (deadline, _watch) = sched.idle_deadline();
         // The clock is read only when a timer is pending or a hand-off waits out its grace period.
         let now = if deadline.is_some() { time::monotonic_ns() } else { 0 };
         if deadline.is_none_or(|d| d > now) {
