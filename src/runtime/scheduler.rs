@@ -384,6 +384,11 @@ impl Scheduler {
             || victim.running_task().is_none_or(|t| t.cpu.running_for_ns().is_none_or(|ns| ns >= grace))
     }
 
+    /// The hand-off grace period now (ns), for the statistics report.
+    pub fn handoff_grace_ns(&self) -> u64 {
+        self.handoff_grace_ns.load(Ordering::Relaxed)
+    }
+
     /// A coroutine taken as a hand-off by a thief while its waker still ran (the grace period was over)
     /// ended its first run there: `futile` when it waited for a lock at once. Where that is the rule (a
     /// lock whose holder is the waker: CPython's GIL, whose holder signals a waiter at every system call
@@ -392,7 +397,11 @@ impl Scheduler {
     /// halves back towards the configured one, so such programs keep their parallelism.
     pub fn handoff_run_ended(&self, futile: bool) {
         let grace = self.handoff_grace_ns.load(Ordering::Relaxed);
-        let new = if futile { (grace * 2).min(MAX_GRACE_NS.max(self.min_grace_ns)) } else { (grace / 2).max(self.min_grace_ns) };
+        let new = if futile {
+            (grace * 2).min(MAX_GRACE_NS.max(self.min_grace_ns))
+        } else {
+            (grace / 2).max(self.min_grace_ns)
+        };
         if new != grace {
             self.handoff_grace_ns.store(new, Ordering::Relaxed);
         }

@@ -55,12 +55,13 @@ pub fn report() -> String {
     );
     let _ = writeln!(
         out,
-        "  between workers: coroutines stolen {}, resumed on another worker {}, idle workers woken {}; lock waits right after a lock wait's wake-up {} (after its timeout {})",
+        "  between workers: coroutines stolen {}, resumed on another worker {}, idle workers woken {}; lock waits right after a lock wait's wake-up {} (after its timeout {}); hand-offs held {} µs now",
         s.stolen.load(r),
         s.migrations.load(r),
         s.idle_wakeups.load(r),
         s.lock_rewaits.load(r),
-        s.lock_rewaits_after_timeout.load(r)
+        s.lock_rewaits_after_timeout.load(r),
+        sched.handoff_grace_ns() / 1_000
     );
     let (global, ws) = sched.snapshot();
     let ws: Vec<String> = ws.iter().map(|(id, n, st)| format!("#{id} {st}, {n} queued")).collect();
