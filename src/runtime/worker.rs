@@ -505,7 +505,8 @@ fn run_one(sched: &Scheduler, w: &Worker, task: TaskRef) -> Option<u64> {
     task.last_wake.set(why);
     w.current.store(task.0.as_ptr(), Ordering::Relaxed);
     w.switches.store(w.switches.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
-    if task.last_worker.swap(w.id, Ordering::Relaxed) != w.id {
+    if task.last_worker.load(Ordering::Relaxed) != w.id {
+        task.last_worker.store(w.id, Ordering::Relaxed);
         super::stats::count(&super::stats::get().migrations);
     }
     // Most programs never change masks, so this costs a compare; a system call only when masks differ.
