@@ -642,10 +642,10 @@ impl RunQueue {
     /// Puts `task` in the `next` slot, held; the one there before goes to the back of the FIFO, still held.
     pub fn push_next(&self, task: TaskRef) -> usize {
         let mut q = self.q.lock();
-        match q.next.replace(task) {
-            Some(old) => q.fifo.push_back(Entry { task: old, held: true }),
-            None => q.held += 1,
+        if let Some(old) = q.next.replace(task) {
+            q.fifo.push_back(Entry { task: old, held: true });
         }
+        q.held += 1;
         self.publish(&q)
     }
 
@@ -775,4 +775,69 @@ extern "C" fn worker_main(arg: *mut libc::c_void) -> *mut libc::c_void {
     worker::enter(w, super::sys::fsgs::fs_base());
     w.sleep.store(AWAKE, Ordering::SeqCst);
     worker::run(get(), w)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{NEXT_STREAK, RunQueue, TaskRef};
+    use core::ptr::NonNull;
+
+    /// Distinct task handles that are never dereferenced: the queue's paths under test (pushes, pops, a
+    /// steal that leaves hand-offs) only move them around.
+    fn fake(i: usize) -> TaskRef {
+        TaskRef(NonNull::new((0x1000 * (i + 1)) as *mut super::super::task::Task).unwrap())
+    }
+
+    #[test]
+    fn hand_offs_stay_while_held() {
+        let q = RunQueue::new();
+        q.push(fake(0));
+        q.push(fake(1));
+        // Three hand-offs: the last in the slot, the two before pushed back into the FIFO, all held.
+        q.push_next(fake(2));
+        q.push_next(fake(3));
+        q.push_next(fake(4));
+        assert_eq!((q.len(), q.free_len()), (5, 2));
+        // A thief that may not take hand-offs gets the first of the two others (half, rounded up)...
+        let stolen = q.try_steal_half(false).unwrap();
+        assert_eq!(Vec::from(stolen), vec![fake(0)]);
+        assert_eq!((q.len(), q.free_len()), (4, 1));
+        let stolen = q.try_steal_half(false).unwrap();
+        assert_eq!(Vec::from(stolen), vec![fake(1)]);
+        // ...and then nothing: only hand-offs are left.
+        assert!(q.try_steal_half(false).is_none());
+        assert_eq!((q.len(), q.free_len()), (3, 0));
+        // The owner runs the slot first, then the hand-offs in the order they were made.
+        assert_eq!(q.pop(), Some(fake(4)));
+        assert_eq!(q.pop(), Some(fake(2)));
+        assert_eq!(q.pop(), Some(fake(3)));
+        assert_eq!(q.pop(), None);
+        assert_eq!((q.len(), q.free_len()), (0, 0));
+    }
+
+    #[test]
+    fn the_slot_yields_to_the_fifo_after_a_streak() {
+        let q = RunQueue::new();
+        q.push(fake(100));
+        for i in 0..NEXT_STREAK as usize {
+            q.push_next(fake(i));
+            assert_eq!(q.pop(), Some(fake(i)));
+        }
+        q.push_next(fake(50));
+        assert_eq!(q.pop(), Some(fake(100)));
+        assert_eq!(q.pop(), Some(fake(50)));
+        assert_eq!((q.len(), q.free_len()), (0, 0));
+    }
+
+    #[test]
+    fn take_all_clears_the_held_count() {
+        let q = RunQueue::new();
+        q.push_next(fake(0));
+        q.push_next(fake(1));
+        q.push(fake(2));
+        assert_eq!(Vec::from(q.take_all()), vec![fake(1), fake(0), fake(2)]);
+        assert_eq!((q.len(), q.free_len()), (0, 0));
+        q.push(fake(3));
+        assert_eq!(q.free_len(), 1);
+    }
 }
