@@ -412,6 +412,9 @@ impl Scheduler {
     /// among those watching hand-offs while it sleeps, if it waits for a grace period to end.
     pub fn idle_deadline(&self) -> (Option<u64>, Option<HandoffWatch<'_>>) {
         let timer = self.next_deadline();
+        if self.min_grace_ns == 0 {
+            return (timer, None);
+        }
         let wait = self.workers[..self.started()]
             .iter()
             .filter(|o| !o.queue.is_empty())
