@@ -654,19 +654,20 @@ impl RunQueue {
 
     pub fn pop(&self) -> Option<TaskRef> {
         let mut q = self.q.lock();
-        let t = if q.next.is_some() && (q.next_streak < NEXT_STREAK || q.fifo.is_empty()) {
+        let (t, held) = if q.next.is_some() && (q.next_streak < NEXT_STREAK || q.fifo.is_empty()) {
             q.next_streak += 1;
-            q.held -= 1;
-            q.next.take()
+            (q.next.take(), true)
         } else {
             q.next_streak = 0;
             let e = q.fifo.pop_front();
-            if e.is_some_and(|e| e.held) {
-                q.held -= 1;
-            }
-            e.map(|e| e.task)
+            (e.map(|e| e.task), e.is_some_and(|e| e.held))
         };
-        self.publish(&q);
+        // The held count is stored only when it changes (most pops are of ordinary entries).
+        if held {
+            q.held -= 1;
+            self.held.store(q.held, Ordering::Release);
+        }
+        self.len.store(q.len(), Ordering::Release);
         t
     }
 

@@ -535,9 +535,12 @@ fn run_one(sched: &Scheduler, w: &Worker, task: TaskRef) -> Option<u64> {
     }
     check_canary(&task);
     // Taken as a hand-off by this worker while its waker ran: the run's end says whether that helped.
-    let taken = task.handoff_taken.replace(false);
-    if taken && !matches!(result, CoroutineResult::Yield(Switch::Park)) {
-        sched.handoff_run_ended(false);
+    let taken = task.handoff_taken.get();
+    if taken {
+        task.handoff_taken.set(false);
+        if !matches!(result, CoroutineResult::Yield(Switch::Park)) {
+            sched.handoff_run_ended(false);
+        }
     }
     match result {
         CoroutineResult::Yield(Switch::Yield) => {
