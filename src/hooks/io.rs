@@ -203,6 +203,10 @@ pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: usize) -> c_int {
 /// C contract of fcntl64.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: usize) -> c_int {
+    if matches!(cmd, libc::F_SETLKW | libc::F_OFD_SETLKW) && worker::current_task().is_some() {
+        // A cancellation point (as glibc's): the lock wait goes to a helper thread.
+        return cancel::point(|| ret(crate::runtime::io::file::lock_wait(fd, cmd, arg)) as c_int);
+    }
     // SAFETY: forwarding.
     let r = unsafe { real::fcntl64(fd, cmd, arg) };
     if crate::runtime::running() {
