@@ -45,7 +45,8 @@ pub fn wait4(pid: i32, status: usize, options: i32, rusage: usize) -> IoResult {
         // EINVAL, at once.
         return call(options);
     }
-    let waitid_options = libc::WEXITED | (options & !libc::WUNTRACED) | if options & libc::WUNTRACED != 0 { libc::WSTOPPED } else { 0 };
+    let waitid_options =
+        libc::WEXITED | (options & !libc::WUNTRACED) | if options & libc::WUNTRACED != 0 { libc::WSTOPPED } else { 0 };
     wait_on_helper(idtype, id, waitid_options, || call(options | libc::WNOHANG))
 }
 
@@ -197,7 +198,9 @@ fn kill_children_of(tid: i32) -> bool {
     let _ = sys::fd::close(fd);
     let Ok(n) = n else { return true };
     let mut any = false;
-    for pid in buf[..n].split(|b| b.is_ascii_whitespace()).filter_map(|w| std::str::from_utf8(w).ok()?.parse::<i32>().ok()) {
+    for pid in
+        buf[..n].split(|b| b.is_ascii_whitespace()).filter_map(|w| std::str::from_utf8(w).ok()?.parse::<i32>().ok())
+    {
         // The child of our own helper's system().
         let _ = sys::signal::kill(pid, libc::SIGKILL);
         any = true;

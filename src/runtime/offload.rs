@@ -185,7 +185,9 @@ static NEVER_ABORTED: AtomicU32 = AtomicU32::new(0);
 pub enum Interrupted {
     No,
     /// A handled signal; `restarts`: its handler has SA_RESTART (the call may be made again).
-    Signal { restarts: bool },
+    Signal {
+        restarts: bool,
+    },
     /// A cancellation request (the cancellation point acts on it as it returns).
     Cancel,
 }

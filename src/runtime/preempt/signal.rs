@@ -78,7 +78,8 @@ pub fn send(tid: i32) {
 pub fn send_abort(tid: i32) {
     if COOKIE.load(Ordering::Relaxed) == 0 {
         // Preemption is off: the handler is installed for aborts only (once; racing callers agree).
-        let cookie = (&COOKIE as *const AtomicUsize as usize) ^ (sys::time::monotonic_ns() as usize).rotate_left(17) | 1;
+        let cookie =
+            (&COOKIE as *const AtomicUsize as usize) ^ (sys::time::monotonic_ns() as usize).rotate_left(17) | 1;
         let _ = COOKIE.compare_exchange(0, cookie, Ordering::AcqRel, Ordering::Acquire);
     }
     // glibc (2.34 on) puts its own handler back at its first pthread_cancel of a plain thread.
