@@ -1,10 +1,11 @@
 /* Signals and cancellation for a thread waiting in a call the shim hands to a helper thread: waitpid(-1),
- * wait(), waitid(P_ALL), waitpid(0) (its process group), system() and fcntl(F_SETLKW). As natively:
+ * wait(), waitid(P_ALL), waitpid(0) (its process group), system(), pclose() and fcntl(F_SETLKW). As
+ * natively:
  *  - a handler runs in the waiting thread, on its own stack, while the call waits;
  *  - a handler that leaves by siglongjmp abandons the call: the child a wait was waiting for is still
  *    there to reap afterwards (nothing else reaped it), the lock is not taken;
  *  - a handler that returns: the waits and the lock fail with EINTR without SA_RESTART and go on with it;
- *    system() goes on either way (glibc restarts its wait) and returns the child's status;
+ *    system() and pclose() go on either way (glibc restarts their wait) and return the child's status;
  *  - pthread_cancel acts while the call waits (the join returns before what it waits for is released):
  *    the cleanup handler runs, the join gets PTHREAD_CANCELED; a wait's child is left to reap, system()'s
  *    child is killed and reaped, the lock is not taken.
@@ -24,8 +25,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-enum kind { WAITPID_ANY, WAIT, WAITID_ALL, WAITPID_PGRP, SYSTEM, SETLKW, KINDS };
-static const char *kind_name[] = { "waitpid(-1)", "wait()", "waitid(P_ALL)", "waitpid(0)", "system()", "fcntl(F_SETLKW)" };
+enum kind { WAITPID_ANY, WAIT, WAITID_ALL, WAITPID_PGRP, SYSTEM, SETLKW, PCLOSE, KINDS };
+static const char *kind_name[] = { "waitpid(-1)", "wait()", "waitid(P_ALL)", "waitpid(0)", "system()", "fcntl(F_SETLKW)", "pclose()" };
 
 enum mode { LONGJMP, RETURN, RESTART, PROCESS_LONGJMP, PROCESS_RETURN, MODES };
 static const char *mode_name[] = { "handler longjmps", "handler returns", "handler returns, SA_RESTART",
@@ -81,6 +82,8 @@ static struct flock whole_file(short type)
 }
 
 /* The wait itself, made by the waiter. */
+static FILE *popened;
+
 static void do_wait(void)
 {
     siginfo_t si;
@@ -114,6 +117,10 @@ static void do_wait(void)
     case SETLKW:
         fl = whole_file(F_WRLCK);
         wait_result = fcntl(lock_fd, F_SETLKW, &fl);
+        break;
+    case PCLOSE:
+        wait_result = pclose(popened);
+        st = (int)wait_result;
         break;
     default:
         break;
@@ -150,7 +157,7 @@ static void setup(void)
     int go[2], ready[2];
     if (pipe(go) != 0 || pipe(ready) != 0)
         exit(3);
-    if (kind == SYSTEM) {
+    if (kind == SYSTEM || kind == PCLOSE) {
         /* The shell reads a line from go[0]; only the read end goes to it. */
         fcntl(go[1], F_SETFD, FD_CLOEXEC);
         shell_fd = go[0];
@@ -158,6 +165,13 @@ static void setup(void)
         close(ready[0]);
         close(ready[1]);
         child = -1;
+        if (kind == PCLOSE) {
+            char cmd[64];
+            snprintf(cmd, sizeof cmd, "read x <&%d; exit 3", shell_fd);
+            popened = popen(cmd, "r");
+            if (!popened)
+                exit(3);
+        }
         return;
     }
     if (kind == SETLKW) {
@@ -207,7 +221,7 @@ static void release(void)
 static void finish(int waiter_reaped)
 {
     int st = 0;
-    if (kind == SYSTEM) {
+    if (kind == SYSTEM || kind == PCLOSE) {
         /* The shell is gone or reaped (an abandoned system() leaves it natively to whoever waits next). */
         while (waitpid(-1, &st, 0) > 0)
             ;
@@ -251,6 +265,7 @@ static void print_result(void)
     }
     switch (kind) {
     case SYSTEM:
+    case PCLOSE:
         printf("  returned exit status %d\n", WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : -1);
         break;
     case SETLKW:
@@ -280,8 +295,8 @@ static void run_signal(enum kind k, enum mode m)
         sleep_ms(1);
     sleep_ms(30);
     int64_t give_up = mono_ns() + 60LL * 1000000000;
-    /* system() goes on after a handler that returns, whatever SA_RESTART says. */
-    int goes_on = !longjmps() && (restart || k == SYSTEM);
+    /* system() and pclose() go on after a handler that returns, whatever SA_RESTART says. */
+    int goes_on = !longjmps() && (restart || k == SYSTEM || k == PCLOSE);
     if (!goes_on) {
         while (!ATOMIC_LOAD(&wait_done) && mono_ns() < give_up) {
             send();
@@ -373,7 +388,9 @@ int main(void)
     for (int k = 0; k < KINDS; k++)
         for (int m = 0; m < MODES; m++)
             run_signal((enum kind)k, (enum mode)m);
+    /* pclose() is not a cancellation point to rely on. */
     for (int k = 0; k < KINDS; k++)
-        run_cancel((enum kind)k);
+        if (k != PCLOSE)
+            run_cancel((enum kind)k);
     return test_exit_status();
 }
