@@ -82,7 +82,7 @@ pub fn waitid(idtype: u32, id: u32, info: *mut libc::siginfo_t, options: i32) ->
     // The program's call made with WNOHANG, into its own siginfo or (when it passed none) ours, to tell a
     // child found (Ok(1)) from none (Ok(0)).
     let try_reap = || {
-        let mut ours: libc::siginfo_t = unsafe_zeroed_siginfo();
+        let mut ours: libc::siginfo_t = zeroed_siginfo();
         let target = if info.is_null() { &mut ours as *mut libc::siginfo_t } else { info };
         // SAFETY: the program's own siginfo, or ours.
         match unsafe { process::waitid(idtype, id, target, options | libc::WNOHANG) } {
@@ -98,7 +98,7 @@ pub fn waitid(idtype: u32, id: u32, info: *mut libc::siginfo_t, options: i32) ->
 }
 
 /// A zeroed siginfo_t.
-fn unsafe_zeroed_siginfo() -> libc::siginfo_t {
+fn zeroed_siginfo() -> libc::siginfo_t {
     // SAFETY: siginfo_t is plain data; all zeroes is a valid value.
     unsafe { core::mem::zeroed() }
 }
@@ -184,14 +184,8 @@ fn kill_children_of(tid: i32) -> bool {
     if tid == 0 {
         return false;
     }
-    let mut path = [0u8; 64];
-    let mut text = Vec::with_capacity(48);
-    text.extend_from_slice(b"/proc/self/task/");
-    text.extend_from_slice(tid.to_string().as_bytes());
-    text.extend_from_slice(b"/children\0");
-    path[..text.len()].copy_from_slice(&text);
-    let Ok(path) = std::ffi::CStr::from_bytes_until_nul(&path) else { return true };
-    let Ok(fd) = sys::fs::open(path, libc::O_RDONLY | libc::O_CLOEXEC, 0) else { return true };
+    let Ok(path) = std::ffi::CString::new(format!("/proc/self/task/{tid}/children")) else { return true };
+    let Ok(fd) = sys::fs::open(&path, libc::O_RDONLY | libc::O_CLOEXEC, 0) else { return true };
     let mut buf = [0u8; 256];
     // SAFETY: our own buffer.
     let n = unsafe { sys::fd::read(fd, buf.as_mut_ptr(), buf.len()) };
