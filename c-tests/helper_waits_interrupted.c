@@ -1,6 +1,6 @@
 /* Signals and cancellation for a thread waiting in a call the shim hands to a helper thread: waitpid(-1),
- * wait(), waitid(P_ALL), waitpid(0) (its process group), system(), pclose() and fcntl(F_SETLKW). As
- * natively:
+ * wait(), waitid(P_ALL), waitpid(0) (its process group), system(), pclose(), fcntl(F_SETLKW),
+ * lockf(F_LOCK) and flock(LOCK_EX). As natively:
  *  - a handler runs in the waiting thread, on its own stack, while the call waits;
  *  - a handler that leaves by siglongjmp abandons the call: the child a wait was waiting for is still
  *    there to reap afterwards (nothing else reaped it), the lock is not taken;
@@ -22,11 +22,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-enum kind { WAITPID_ANY, WAIT, WAITID_ALL, WAITPID_PGRP, SYSTEM, SETLKW, PCLOSE, KINDS };
-static const char *kind_name[] = { "waitpid(-1)", "wait()", "waitid(P_ALL)", "waitpid(0)", "system()", "fcntl(F_SETLKW)", "pclose()" };
+enum kind { WAITPID_ANY, WAIT, WAITID_ALL, WAITPID_PGRP, SYSTEM, SETLKW, PCLOSE, LOCKF, FLOCK, KINDS };
+static const char *kind_name[] = { "waitpid(-1)", "wait()", "waitid(P_ALL)", "waitpid(0)", "system()",
+                                   "fcntl(F_SETLKW)", "pclose()", "lockf(F_LOCK)", "flock(LOCK_EX)" };
+
+static int is_lock(enum kind k) { return k == SETLKW || k == LOCKF || k == FLOCK; }
 
 enum mode { LONGJMP, RETURN, RESTART, PROCESS_LONGJMP, PROCESS_RETURN, MODES };
 static const char *mode_name[] = { "handler longjmps", "handler returns", "handler returns, SA_RESTART",
@@ -122,6 +126,12 @@ static void do_wait(void)
         wait_result = pclose(popened);
         st = (int)wait_result;
         break;
+    case LOCKF:
+        wait_result = lockf(lock_fd, F_LOCK, 0);
+        break;
+    case FLOCK:
+        wait_result = flock(lock_fd, LOCK_EX);
+        break;
     default:
         break;
     }
@@ -144,6 +154,10 @@ static void *waiter_body(void *arg)
             struct flock fl = whole_file(F_UNLCK);
             fcntl(lock_fd, F_SETLK, &fl);
         }
+        if (kind == LOCKF && wait_result == 0)
+            lockf(lock_fd, F_ULOCK, 0);
+        if (kind == FLOCK && wait_result == 0)
+            flock(lock_fd, LOCK_UN);
     } else {
         ATOMIC_STORE(&jumped, 1);
     }
@@ -174,20 +188,25 @@ static void setup(void)
         }
         return;
     }
-    if (kind == SETLKW) {
+    if (is_lock(kind)) {
         strcpy(lock_path, "/tmp/asyncshim-lockXXXXXX");
         lock_fd = mkstemp(lock_path);
         if (lock_fd < 0)
             exit(3);
-        unlink(lock_path);
     }
     child = fork();
     if (child == 0) {
         close(go[1]);
         close(ready[0]);
-        if (kind == SETLKW) {
+        if (kind == SETLKW || kind == LOCKF) {
             struct flock fl = whole_file(F_WRLCK);
             if (fcntl(lock_fd, F_SETLK, &fl) != 0)
+                _exit(9);
+        }
+        if (kind == FLOCK) {
+            /* A BSD lock belongs to the open file description: the child's own. */
+            int own = open(lock_path, O_RDWR);
+            if (own < 0 || flock(own, LOCK_EX | LOCK_NB) != 0)
                 _exit(9);
         }
         char c;
@@ -235,13 +254,21 @@ static void finish(int waiter_reaped)
     else
         printf("  main's waitpid for the child: %s, exit status %d\n", r == child ? "got it" : r == -1 ? errname(errno) : "other",
                WIFEXITED(st) ? WEXITSTATUS(st) : -1);
-    if (kind == SETLKW) {
-        struct flock fl = whole_file(F_WRLCK);
-        printf("  lock free afterwards: %s\n", fcntl(lock_fd, F_SETLK, &fl) == 0 ? "yes" : errname(errno));
-        fl = whole_file(F_UNLCK);
-        fcntl(lock_fd, F_SETLK, &fl);
+    if (is_lock(kind)) {
+        if (kind == FLOCK) {
+            /* Another description: free unless the abandoned call took the lock for ours. */
+            int other = open(lock_path, O_RDWR);
+            printf("  lock free afterwards: %s\n", flock(other, LOCK_EX | LOCK_NB) == 0 ? "yes" : errname(errno));
+            close(other);
+        } else {
+            struct flock fl = whole_file(F_WRLCK);
+            printf("  lock free afterwards: %s\n", fcntl(lock_fd, F_SETLK, &fl) == 0 ? "yes" : errname(errno));
+            fl = whole_file(F_UNLCK);
+            fcntl(lock_fd, F_SETLK, &fl);
+        }
         close(lock_fd);
         lock_fd = -1;
+        unlink(lock_path);
     }
 }
 
@@ -269,6 +296,8 @@ static void print_result(void)
         printf("  returned exit status %d\n", WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : -1);
         break;
     case SETLKW:
+    case LOCKF:
+    case FLOCK:
         printf("  returned %ld (the lock)\n", wait_result);
         break;
     default:
@@ -320,7 +349,7 @@ static void run_signal(enum kind k, enum mode m)
     }
     pthread_join(waiter, NULL);
     print_result();
-    finish(!ATOMIC_LOAD(&jumped) && wait_result == child && k != SETLKW);
+    finish(!ATOMIC_LOAD(&jumped) && wait_result == child && !is_lock(k));
     fflush(stdout);
 }
 
@@ -388,9 +417,9 @@ int main(void)
     for (int k = 0; k < KINDS; k++)
         for (int m = 0; m < MODES; m++)
             run_signal((enum kind)k, (enum mode)m);
-    /* pclose() is not a cancellation point to rely on. */
+    /* pclose() is not a cancellation point to rely on; flock() is none. */
     for (int k = 0; k < KINDS; k++)
-        if (k != PCLOSE)
+        if (k != PCLOSE && k != FLOCK)
             run_cancel((enum kind)k);
     return test_exit_status();
 }
