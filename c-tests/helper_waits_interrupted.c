@@ -405,6 +405,60 @@ static void run_cancel(enum kind k)
     fflush(stdout);
 }
 
+/* Many threads in wait() for any child at once, the children ending together: each child is reaped
+ * exactly once, each waiter gets one. */
+#define MANY 16
+static pid_t many_got[MANY];
+
+static void *many_waiter(void *arg)
+{
+    int i = (int)(long)arg;
+    int st = 0;
+    many_got[i] = wait(&st);
+    if (many_got[i] > 0 && !(WIFEXITED(st) && WEXITSTATUS(st) == 6))
+        many_got[i] = -2;
+    return NULL;
+}
+
+static void run_many(void)
+{
+    int go[2];
+    if (pipe(go) != 0)
+        exit(3);
+    pid_t kids[MANY];
+    for (int i = 0; i < MANY; i++) {
+        kids[i] = fork();
+        if (kids[i] == 0) {
+            close(go[1]);
+            char c;
+            while (read(go[0], &c, 1) < 0 && errno == EINTR)
+                ;
+            _exit(6);
+        }
+    }
+    close(go[0]);
+    pthread_t t[MANY];
+    for (int i = 0; i < MANY; i++)
+        pthread_create(&t[i], NULL, many_waiter, (void *)(long)i);
+    sleep_ms(30);
+    close(go[1]); /* every child reads EOF and ends */
+    for (int i = 0; i < MANY; i++)
+        pthread_join(t[i], NULL);
+    int distinct = 0;
+    for (int i = 0; i < MANY; i++) {
+        int ours = 0, dup = 0;
+        for (int j = 0; j < MANY; j++)
+            ours |= many_got[i] == kids[j];
+        for (int j = 0; j < i; j++)
+            dup |= many_got[j] == many_got[i];
+        distinct += ours && !dup;
+    }
+    errno = 0;
+    pid_t left = waitpid(-1, NULL, WNOHANG);
+    printf("%d threads in wait() for %d children: %d reaped once each (exit status 6), then waitpid: %s\n", MANY,
+           MANY, distinct, left == -1 ? errname(errno) : "a child left");
+}
+
 int main(void)
 {
     test_init();
@@ -421,5 +475,6 @@ int main(void)
     for (int k = 0; k < KINDS; k++)
         if (k != PCLOSE && k != FLOCK)
             run_cancel((enum kind)k);
+    run_many();
     return test_exit_status();
 }
