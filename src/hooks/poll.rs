@@ -9,10 +9,6 @@ use crate::runtime::io::poll as io_poll;
 use crate::runtime::worker;
 use std::ffi::c_int;
 
-unsafe extern "C" {
-    fn __chk_fail() -> !;
-}
-
 /// The waits whose shape is the same: a coroutine's goes to `runtime::io::poll` (`$coop`, None when the
 /// runtime leaves the call as it is), a plain thread's and a left one to glibc; each is a cancellation point.
 macro_rules! waits {
@@ -60,34 +56,12 @@ waits! {
         => io_poll::epoll_pwait(epfd, events, max, timeout, mask);
 }
 
-/// # Safety
-/// C contract of __poll_chk.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn __poll_chk(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: c_int, len: usize) -> c_int {
-    if (len / size_of::<libc::pollfd>()) < n as usize {
-        // SAFETY: glibc's fortify failure report.
-        unsafe { __chk_fail() }
-    }
-    // SAFETY: as for poll.
-    unsafe { poll(fds, n, timeout) }
-}
-
-/// # Safety
-/// C contract of __ppoll_chk (the _FORTIFY_SOURCE ppoll).
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn __ppoll_chk(
-    fds: *mut libc::pollfd,
-    n: libc::nfds_t,
-    ts: *const libc::timespec,
-    mask: *const libc::sigset_t,
-    len: usize,
-) -> c_int {
-    if (len / size_of::<libc::pollfd>()) < n as usize {
-        // SAFETY: glibc's fortify failure report.
-        unsafe { __chk_fail() }
-    }
-    // SAFETY: as for ppoll.
-    unsafe { ppoll(fds, n, ts, mask) }
+fortified! {
+    __poll_chk(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: c_int, len: usize) -> c_int,
+        if len / size_of::<libc::pollfd>() >= n as usize => poll(fds, n, timeout);
+    __ppoll_chk(
+        fds: *mut libc::pollfd, n: libc::nfds_t, ts: *const libc::timespec, mask: *const libc::sigset_t, len: usize
+    ) -> c_int, if len / size_of::<libc::pollfd>() >= n as usize => ppoll(fds, n, ts, mask);
 }
 
 /// # Safety
