@@ -349,7 +349,11 @@ pub unsafe extern "C" fn splice(
     len: usize,
     flags: libc::c_uint,
 ) -> isize {
-    ret(file::splice(fd_in, off_in, fd_out, off_out, len, flags))
+    let (from, to) = (
+        file::SpliceEnd { fd: fd_in, offset: off_in as usize },
+        file::SpliceEnd { fd: fd_out, offset: off_out as usize },
+    );
+    ret(file::splice(from, to, len, flags))
 }
 
 /// msgrcv: a cancellation point that may wait indefinitely on a System V message queue; a coroutine's

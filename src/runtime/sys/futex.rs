@@ -33,7 +33,10 @@ pub fn wait_interruptible(word: &AtomicU32, expected: u32, deadline_ns: Option<u
     let op = libc::FUTEX_WAIT_BITSET | libc::FUTEX_PRIVATE_FLAG;
     // SAFETY: `word` is a live AtomicU32 and `ts_ptr` is null or points at `ts`, alive for the call.
     let r = unsafe {
-        syscall6(libc::SYS_futex, word.as_ptr() as usize, op as usize, expected as usize, ts_ptr, 0, u32::MAX as usize)
+        syscall6(
+            libc::SYS_futex,
+            [word.as_ptr() as usize, op as usize, expected as usize, ts_ptr, 0, u32::MAX as usize],
+        )
     };
     match r {
         Err(Errno(libc::ETIMEDOUT)) => WaitEnd::TimedOut,
@@ -98,7 +101,7 @@ pub unsafe fn futex_raw(
     val3: u32,
 ) -> Result<usize, Errno> {
     // SAFETY: the caller vouches for the arguments.
-    unsafe { syscall6(libc::SYS_futex, addr, op as usize, val as usize, timeout, addr2, val3 as usize) }
+    unsafe { syscall6(libc::SYS_futex, [addr, op as usize, val as usize, timeout, addr2, val3 as usize]) }
 }
 
 /// Whether the word at `addr` (4-byte aligned) can be read: FUTEX_WAIT reads it and answers EFAULT if
