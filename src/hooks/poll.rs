@@ -38,7 +38,7 @@ waits! {
         => io_poll::ppoll(fds, n, ts, mask);
     /// C contract of select (Linux: the timeout is updated to the time left).
     select(n: c_int, r: *mut libc::fd_set, w: *mut libc::fd_set, e: *mut libc::fd_set, tv: *mut libc::timeval)
-        => io_poll::select(n, r, w, e, tv);
+        => io_poll::select(io_poll::FdSets { n, sets: [r, w, e] }, tv);
     /// C contract of pselect.
     pselect(
         n: c_int,
@@ -47,13 +47,13 @@ waits! {
         e: *mut libc::fd_set,
         ts: *const libc::timespec,
         mask: *const libc::sigset_t
-    ) => io_poll::pselect(n, r, w, e, ts, mask);
+    ) => io_poll::pselect(io_poll::FdSets { n, sets: [r, w, e] }, ts, mask);
     /// C contract of epoll_wait.
     epoll_wait(epfd: c_int, events: *mut libc::epoll_event, max: c_int, timeout: c_int)
-        => io_poll::epoll_pwait(epfd, events, max, timeout, core::ptr::null());
+        => io_poll::epoll_pwait(io_poll::EpollEvents { epfd, events, max }, timeout, core::ptr::null());
     /// C contract of epoll_pwait.
     epoll_pwait(epfd: c_int, events: *mut libc::epoll_event, max: c_int, timeout: c_int, mask: *const libc::sigset_t)
-        => io_poll::epoll_pwait(epfd, events, max, timeout, mask);
+        => io_poll::epoll_pwait(io_poll::EpollEvents { epfd, events, max }, timeout, mask);
 }
 
 fortified! {
@@ -74,10 +74,5 @@ pub unsafe extern "C" fn epoll_pwait2(
     ts: *const libc::timespec,
     mask: *const libc::sigset_t,
 ) -> c_int {
-    cancel::point(|| {
-        if worker::current_task().is_none() {
-            return ret(io_poll::epoll_pwait2_now(epfd, events, max, ts, mask)) as c_int;
-        }
-        ret(io_poll::epoll_pwait2(epfd, events, max, ts, mask)) as c_int
-    })
+    cancel::point(|| ret(io_poll::epoll_pwait2(io_poll::EpollEvents { epfd, events, max }, ts, mask)) as c_int)
 }
