@@ -2,7 +2,7 @@
 //! kernel), and the kernel's robust-futex ABI (the word's bits, what happens to a dying owner's words).
 
 use super::syscall::{Errno, syscall2, syscall3, syscall4, syscall6};
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 /// Sleeps while `*word == expected`, at most until the absolute CLOCK_MONOTONIC `deadline_ns` if given.
 /// Returns false on timeout; spurious returns are possible, so callers re-check their condition.
@@ -120,6 +120,16 @@ pub fn word_readable(addr: usize) -> bool {
         )
     };
     !matches!(r, Err(e) if e.0 == libc::EFAULT)
+}
+
+/// The kernel's `struct robust_list_head` (glibc keeps one in each thread's descriptor): the list of the
+/// robust futexes a thread holds, the offset from an entry to its futex word, and the entry being
+/// locked or unlocked right now.
+#[repr(C)]
+pub struct RobustHead {
+    pub list: AtomicUsize,
+    pub futex_offset: isize,
+    pub pending: AtomicUsize,
 }
 
 /// Tells the kernel where the calling thread's robust list is (set_robust_list(2)); `len` is the size of
