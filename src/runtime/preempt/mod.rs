@@ -197,13 +197,7 @@ pub fn report_line() -> String {
         PREEMPTIONS.load(r),
         REQUESTS.load(r)
     );
-    let refused: Vec<String> = REFUSAL_NAMES
-        .iter()
-        .zip(&REFUSED)
-        .filter(|(_, c)| c.load(r) > 0)
-        .map(|(n, c)| format!("{n} {}", c.load(r)))
-        .collect();
-    let _ = write!(out, "; refused: {}", if refused.is_empty() { "none".into() } else { refused.join(", ") });
+    let _ = write!(out, "; refused: {}", super::stats::named_counts(&REFUSAL_NAMES, &REFUSED));
     let _ = write!(out, "; unanswered {}; left to spare workers {}", UNANSWERED.load(r), GIVEN_UP.load(r));
     out
 }
