@@ -330,12 +330,8 @@ pub unsafe extern "C" fn sendfile(out: c_int, inp: c_int, off: *mut libc::off_t,
     ret(file::sendfile(out, inp, off, count))
 }
 
-/// # Safety
-/// C contract of sendfile64 (the same call on x86-64).
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn sendfile64(out: c_int, inp: c_int, off: *mut libc::off_t, count: usize) -> isize {
-    // SAFETY: same contract.
-    unsafe { sendfile(out, inp, off, count) }
+same_function! {
+    sendfile64 = sendfile(out: c_int, inp: c_int, off: *mut libc::off_t, count: usize) -> isize;
 }
 
 /// # Safety

@@ -78,6 +78,19 @@ macro_rules! fortified {
     )*};
 }
 
+/// Functions glibc exports under a second name (`getc` for `fgetc`...): each calls its target hook.
+macro_rules! same_function {
+    ($( $alias:ident = $target:ident($($arg:ident: $t:ty),*) -> $ret:ty; )*) => {$(
+        /// # Safety
+        #[doc = concat!("C contract of ", stringify!($alias), " (the same function as ", stringify!($target), ").")]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $alias($($arg: $t),*) -> $ret {
+            // SAFETY: the same function, the same contract.
+            unsafe { $target($($arg),*) }
+        }
+    )*};
+}
+
 unsafe extern "C" {
     /// glibc's report of a buffer overflow a fortified call found; aborts.
     fn __chk_fail() -> !;
