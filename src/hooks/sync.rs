@@ -19,6 +19,7 @@ use crate::runtime::sync::{
     proxy::Shared,
     rwlock::RwLock,
     sem::Sem,
+    shared_cond::SharedCond,
 };
 use crate::runtime::{self, sys::Errno, worker};
 use std::ffi::c_int;
@@ -214,6 +215,40 @@ unsafe fn cond_wait_proxied(cv: &Cond, m: *mut libc::pthread_mutex_t, deadline: 
     ))
 }
 
+/// A coroutine's wait on a process-shared condition variable, run by the runtime in glibc's protocol
+/// (`runtime::sync::shared_cond`), with whatever mutex the caller holds: unlocked once the waiter is
+/// registered, locked again after, each kind its own way, EPERM where glibc's unlock would refuse.
+///
+/// # Safety
+/// `m` must point at a live, initialised `pthread_mutex_t`, and both objects must stay alive for the wait.
+unsafe fn shared_cond_wait(cv: SharedCond, m: *mut libc::pthread_mutex_t, deadline: sync::Deadline) -> c_int {
+    // SAFETY: an initialised mutex per the contract.
+    if let Ok(mx) = unsafe { Mutex::at(m) } {
+        if mx.not_owned_checked() {
+            return libc::EPERM;
+        }
+        return cv.wait_with(|| mx.unlock(), || mx.lock(None, None), deadline);
+    }
+    // SAFETY: as above.
+    if let Some(sh) = unsafe { Shared::at(m) } {
+        if sh.not_owned() {
+            return libc::EPERM;
+        }
+        return cv.wait_with(|| sh.unlock(), || sh.lock(None, None, false), deadline);
+    }
+    // SAFETY: as above.
+    if unsafe { glibc_mutex_not_owned(m) } {
+        return libc::EPERM;
+    }
+    cv.wait_with(
+        // SAFETY: the caller holds the mutex (checked above where glibc would check).
+        || unsafe { real::pthread_mutex_unlock(m) },
+        // SAFETY: as for this function.
+        || unsafe { mutex_lock_slow(m) },
+        deadline,
+    )
+}
+
 /// A condition wait's time limit, as the three entry points give it.
 #[derive(Clone, Copy)]
 enum CondTimeout {
@@ -272,8 +307,25 @@ unsafe fn cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t,
             CondTimeout::OwnClock(abstime) => sync::abs_deadline(libc::CLOCK_REALTIME, abstime),
             CondTimeout::Clock(clock, abstime) => sync::abs_deadline(clock, abstime),
         };
-        if let Err(e) = checked {
-            return e.0;
+        let deadline = match checked {
+            Err(e) => return e.0,
+            Ok(d) => d,
+        };
+        if worker::current_task().is_some()
+            // SAFETY: an initialised condition variable per the contract.
+            && let Some(scv) = unsafe { SharedCond::at(c) }
+        {
+            let deadline = match t {
+                CondTimeout::Never => None,
+                // Its own clock, which `Cond::at` did not read.
+                CondTimeout::OwnClock(abstime) => match sync::abs_deadline(scv.clock(), abstime) {
+                    Ok(d) => Some(d),
+                    Err(e) => return e.0,
+                },
+                CondTimeout::Clock(..) => Some(deadline),
+            };
+            // SAFETY: as for this function.
+            return unsafe { shared_cond_wait(scv, m, deadline) };
         }
         let args = CondWaitArgs { c, m, t };
         // SAFETY: as for this function.
@@ -408,6 +460,14 @@ pub unsafe extern "C" fn pthread_cond_signal(c: *mut libc::pthread_cond_t) -> c_
         cv.signal();
         return 0;
     }
+    if runtime::running()
+        && worker::current_task().is_some()
+        // SAFETY: as above.
+        && let Some(scv) = unsafe { SharedCond::at(c) }
+    {
+        scv.signal();
+        return 0;
+    }
     // SAFETY: forwarding.
     unsafe { real::pthread_cond_signal(c) }
 }
@@ -423,8 +483,35 @@ pub unsafe extern "C" fn pthread_cond_broadcast(c: *mut libc::pthread_cond_t) ->
         cv.broadcast();
         return 0;
     }
+    if runtime::running()
+        && worker::current_task().is_some()
+        // SAFETY: as above.
+        && let Some(scv) = unsafe { SharedCond::at(c) }
+    {
+        scv.broadcast();
+        return 0;
+    }
     // SAFETY: forwarding.
     unsafe { real::pthread_cond_broadcast(c) }
+}
+
+/// A coroutine destroying a process-shared condition variable waits for its last waiters to leave as
+/// glibc does, parked (they may be coroutines of its own worker); anyone else calls glibc.
+///
+/// # Safety
+/// C contract of pthread_cond_destroy.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_cond_destroy(c: *mut libc::pthread_cond_t) -> c_int {
+    if runtime::running()
+        && worker::current_task().is_some()
+        // SAFETY: an initialised condition variable per the contract.
+        && let Some(scv) = unsafe { SharedCond::at(c) }
+    {
+        scv.destroy();
+        return 0;
+    }
+    // SAFETY: forwarding.
+    unsafe { real::pthread_cond_destroy(c) }
 }
 
 // ---- reader-writer locks ----------------------------------------------------------------------------

@@ -22,6 +22,7 @@ pub mod pp;
 pub mod proxy;
 pub mod rwlock;
 pub mod sem;
+pub mod shared_cond;
 pub mod spin;
 
 use super::sys::{Errno, time};
