@@ -12,7 +12,7 @@
  * thread, so every broadcast woke 8 OS threads of this process.
  *
  * Prints key=value lines: sem_ns_per_roundtrip, cond_ns_per_roundtrip, barrier_ns_per_round,
- * cond_ring_ns_per_pass, shim_active.
+ * cond_ring_ns_per_pass, cond_ring_os_threads (peak OS threads of this process during the ring), shim_active.
  * Usage: pshared [ROUNDS]       Build: gcc -O2 -pthread pshared.c -o pshared -ldl
  */
 #include "bench_common.h"
@@ -32,6 +32,9 @@ struct shared {
 
 #define RING_LOCAL 8
 #define RING (RING_LOCAL + 1)
+
+/* Peak OS threads of this process seen by player 0 during the ring (every 8th of its turns). */
+static long ring_peak_threads;
 
 static struct shared *sh;
 static long rounds;
@@ -63,6 +66,11 @@ static void ring_player(int me)
             pthread_cond_wait(&sh->cv, &sh->m);
         if (sh->ring_turn >= passes)
             break;
+        if (me == 0 && sh->ring_turn % (8 * RING) == 0) {
+            long t = bench_status("Threads");
+            if (t > ring_peak_threads)
+                ring_peak_threads = t;
+        }
         sh->ring_turn++;
         pthread_cond_broadcast(&sh->cv);
     }
@@ -146,6 +154,7 @@ int main(int argc, char **argv)
     printf("cond_ns_per_roundtrip=%.0f\n", (double)(t2 - t1) / rounds);
     printf("barrier_ns_per_round=%.0f\n", (double)(t3 - t2) / rounds);
     printf("cond_ring_ns_per_pass=%.0f\n", (double)(t4 - t3) / ring_passes());
+    printf("cond_ring_os_threads=%ld\n", ring_peak_threads);
     printf("shim_active=%d\n", bench_shim_active());
     return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 1;
 }
