@@ -20,6 +20,7 @@ use crate::runtime::sync::{
     rwlock::RwLock,
     sem::Sem,
     shared_cond::SharedCond,
+    shared_rwlock::SharedRwLock,
 };
 use crate::runtime::{self, sys::Errno, worker};
 use std::ffi::c_int;
@@ -521,6 +522,20 @@ unsafe fn rwlock(l: *mut libc::pthread_rwlock_t) -> Option<RwLock> {
     if runtime::running() { unsafe { RwLock::at(l).ok() } } else { None }
 }
 
+/// A process-shared rwlock a coroutine locks: the runtime makes glibc's blocking acquisition with the
+/// coroutine parked (`runtime::sync::shared_rwlock`); its trylocks and unlock stay glibc's, which never
+/// wait. None for anyone else (glibc's own calls, exactly native).
+///
+/// # Safety
+/// `l` must point at a live, initialised `pthread_rwlock_t`.
+unsafe fn coroutine_shared_rwlock(l: *mut libc::pthread_rwlock_t) -> Option<SharedRwLock> {
+    if !runtime::running() || worker::current_task().is_none() {
+        return None;
+    }
+    // SAFETY: per the contract.
+    unsafe { SharedRwLock::at(l) }
+}
+
 /// glibc checks a timed rwlock request up front: a bad clock or nanoseconds is EINVAL at once.
 fn rw_deadline(clock: libc::clockid_t, abstime: *const libc::timespec) -> Result<u64, c_int> {
     sync::abs_deadline(clock, abstime).map_err(|e| e.0)
@@ -535,16 +550,12 @@ macro_rules! rwlock_hooks {
             // SAFETY: an initialised rwlock per the contract.
             match unsafe { rwlock(l) } {
                 Some(rw) => rw.$method(None, None),
-                None if runtime::running() && worker::current_task().is_some() => {
-                    let addr = l as usize;
-                    // SAFETY: forwarding; the rwlock stays alive while the caller waits.
-                    unsafe {
-                        sync::rwlock::glibc_wait_on_helper(
-                            l,
-                            $write,
-                            || real::$try(l),
-                            move || real::$lock(addr as *mut libc::pthread_rwlock_t),
-                        )
+                // SAFETY: as above.
+                None if let Some(rw) = unsafe { coroutine_shared_rwlock(l) } => {
+                    if $write {
+                        rw.write(None)
+                    } else {
+                        rw.read(None)
                     }
                 }
                 // SAFETY: forwarding.
@@ -586,23 +597,13 @@ macro_rules! rwlock_hooks {
                     Ok(d) => rw.$method(Some(d), None),
                     Err(e) => e,
                 },
-                None if runtime::running() && worker::current_task().is_some() => match rw_deadline(clock, abstime) {
-                    Ok(_) => {
-                        let (addr, at) = (l as usize, abstime as usize);
-                        // SAFETY: forwarding; the rwlock and the time stay alive while the caller waits.
-                        unsafe {
-                            sync::rwlock::glibc_wait_on_helper(
-                                l,
-                                $write,
-                                || real::$try(l),
-                                move || {
-                                    real::$clock(
-                                        addr as *mut libc::pthread_rwlock_t,
-                                        clock,
-                                        at as *const libc::timespec,
-                                    )
-                                },
-                            )
+                // SAFETY: as above.
+                None if let Some(rw) = unsafe { coroutine_shared_rwlock(l) } => match rw_deadline(clock, abstime) {
+                    Ok(d) => {
+                        if $write {
+                            rw.write(Some(d))
+                        } else {
+                            rw.read(Some(d))
                         }
                     }
                     Err(e) => e,

@@ -23,6 +23,7 @@ pub mod proxy;
 pub mod rwlock;
 pub mod sem;
 pub mod shared_cond;
+pub mod shared_rwlock;
 pub mod spin;
 
 use super::sys::{Errno, time};
