@@ -2,9 +2,11 @@
 //! While the runtime runs, every caller — coroutine or plain thread — goes through the runtime's
 //! implementations (so each can wake the other). A coroutine takes robust and process-shared PI mutexes
 //! through the runtime's proxy owners (`runtime::sync::proxy`), so the kernel and other processes see a
-//! real owner; other objects of kinds the runtime leaves to glibc go to glibc: a coroutine's wait on a
-//! process-shared condition variable or rwlock is made by glibc on a helper thread, and for a
-//! priority-protect mutex it retries with short sleeps, instead of blocking its worker.
+//! real owner. A coroutine's wait on a process-shared condition variable, and its blocking lock of a
+//! process-shared rwlock, run in glibc's own protocol with the coroutine parked
+//! (`runtime::sync::shared_cond`, `shared_rwlock`); plain threads use glibc for those. Other objects of
+//! kinds the runtime leaves to glibc go to glibc (for a priority-protect mutex a coroutine retries with
+//! short sleeps, instead of blocking its worker).
 //! A condition wait may pair a condition variable of one family with a mutex of another: `cond_wait`
 //! routes each pairing.
 
@@ -182,20 +184,6 @@ unsafe fn coroutine_pp(m: *mut libc::pthread_mutex_t) -> Option<(sync::pp::PpMut
 
 // ---- condition variables ----------------------------------------------------------------------------
 
-/// A coroutine's wait on a process-shared condition variable, which glibc runs, with a mutex held through
-/// the proxy owner (robust, or process-shared PI): glibc's wait runs on a real OS thread that holds the
-/// mutex for the kernel meanwhile (see `Shared::cond_wait_in_glibc`) while the coroutine parks. None: not
-/// such a mutex, or not a coroutine.
-///
-/// # Safety
-/// `args.m` must point at a live, initialised `pthread_mutex_t`, and the objects must stay alive for the
-/// wait, as the wait itself requires.
-unsafe fn cond_wait_proxied_in_glibc(args: CondWaitArgs) -> Option<c_int> {
-    // SAFETY: as for this function.
-    let sh = unsafe { Shared::at(args.m)? };
-    Some(sh.cond_wait_in_glibc(move || args.call()))
-}
-
 /// A coroutine's wait on a condition variable the runtime runs with a mutex held through the proxy owner:
 /// the runtime unlocks and relocks the mutex. None: not such a mutex, or not a coroutine.
 ///
@@ -290,8 +278,9 @@ unsafe fn glibc_mutex_not_owned(m: *mut libc::pthread_mutex_t) -> bool {
 
 /// Every condition wait: on a condition variable the runtime runs (process-private), the runtime queues
 /// the waiter and unlocks/relocks the mutex in the way its kind needs, so a signal through the runtime
-/// always finds it; on a process-shared one glibc runs the wait (other processes signal it through
-/// glibc's protocol), on a helper thread when the caller is a coroutine.
+/// always finds it; on a process-shared one (which other processes signal through glibc's protocol) a
+/// coroutine waits parked in glibc's protocol (`runtime::sync::shared_cond`), a plain thread in glibc's
+/// own wait (with a process-private mutex the runtime runs, through a stand-in on a helper thread).
 ///
 /// # Safety
 /// The C contract of the corresponding pthread_cond_*wait function.
@@ -302,37 +291,36 @@ unsafe fn cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t,
     }
     // SAFETY: an initialised condition variable per the contract.
     let Ok(cv) = (unsafe { Cond::at(c) }) else {
-        // glibc checks the time before the mutex (EINVAL, not EPERM, for both wrong).
+        // A process-shared one: a coroutine waits parked, in glibc's protocol, with any mutex.
+        if worker::current_task().is_some()
+            // SAFETY: an initialised condition variable per the contract.
+            && let Some(scv) = unsafe { SharedCond::at(c) }
+        {
+            // glibc checks the time before the mutex (EINVAL, not EPERM, for both wrong).
+            let deadline = match t {
+                CondTimeout::Never => None,
+                CondTimeout::OwnClock(abstime) => match sync::abs_deadline(scv.clock(), abstime) {
+                    Ok(d) => Some(d),
+                    Err(e) => return e.0,
+                },
+                CondTimeout::Clock(clock, abstime) => match sync::abs_deadline(clock, abstime) {
+                    Ok(d) => Some(d),
+                    Err(e) => return e.0,
+                },
+            };
+            // SAFETY: as for this function.
+            return unsafe { shared_cond_wait(scv, m, deadline) };
+        }
+        // A plain thread: glibc's own wait (as above, the time is checked first).
         let checked = match t {
             CondTimeout::Never => Ok(0),
             CondTimeout::OwnClock(abstime) => sync::abs_deadline(libc::CLOCK_REALTIME, abstime),
             CondTimeout::Clock(clock, abstime) => sync::abs_deadline(clock, abstime),
         };
-        let deadline = match checked {
-            Err(e) => return e.0,
-            Ok(d) => d,
-        };
-        if worker::current_task().is_some()
-            // SAFETY: an initialised condition variable per the contract.
-            && let Some(scv) = unsafe { SharedCond::at(c) }
-        {
-            let deadline = match t {
-                CondTimeout::Never => None,
-                // Its own clock, which `Cond::at` did not read.
-                CondTimeout::OwnClock(abstime) => match sync::abs_deadline(scv.clock(), abstime) {
-                    Ok(d) => Some(d),
-                    Err(e) => return e.0,
-                },
-                CondTimeout::Clock(..) => Some(deadline),
-            };
-            // SAFETY: as for this function.
-            return unsafe { shared_cond_wait(scv, m, deadline) };
+        if let Err(e) = checked {
+            return e.0;
         }
         let args = CondWaitArgs { c, m, t };
-        // SAFETY: as for this function.
-        if let Some(r) = unsafe { cond_wait_proxied_in_glibc(args) } {
-            return r;
-        }
         // SAFETY: an initialised mutex per the contract.
         match unsafe { Mutex::at(m) } {
             // A process-shared one keeps glibc's own protocol, so glibc's wait can be given it as it is.
@@ -342,11 +330,6 @@ unsafe fn cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t,
                 if let Some(r) = sync::glibc_cond::wait_with_runtime_mutex(&mx, stand_in_wait) {
                     return r;
                 }
-            }
-            // SAFETY: as above.
-            Ok(_) | Err(Unsupported) if worker::current_task().is_some() => {
-                // SAFETY: the mutex and condition are the program's, initialised per the contract and alive while it waits.
-                return unsafe { sync::glibc_cond::wait_on_helper(m, move || args.call()) };
             }
             Ok(_) | Err(Unsupported) => {}
         }
