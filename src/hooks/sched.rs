@@ -464,6 +464,10 @@ pub fn raw(n: libc::c_long, a1: usize, a2: usize, a3: usize, a4: usize) -> Optio
         libc::SYS_tkill => {
             return Some(runtime::signals::tgkill(None, a1 as i32, a2 as i32).map(|()| 0));
         }
+        libc::SYS_rt_tgsigqueueinfo => {
+            let info = usercopy::read(a4 as *const libc::siginfo_t);
+            return runtime::signals::tgsigqueueinfo(a1 as i32, a2 as i32, a3 as i32, info).map(|r| r.map(|()| 0));
+        }
         libc::SYS_setpriority | libc::SYS_getpriority => {
             if a1 as libc::__priority_which_t != libc::PRIO_PROCESS {
                 return None;

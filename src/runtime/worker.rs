@@ -174,14 +174,14 @@ impl Worker {
     /// Raises `sigs` on this OS thread one by one, with `mask` in force meanwhile, as deliveries directed at
     /// the code running now (the wrapper runs their handlers here rather than holding them; see
     /// `signals::routing`). Called on the worker's own thread.
-    pub fn raise_directed(&self, sigs: u64, mask: u64) {
+    pub fn raise_directed(&self, task: &super::signals::state::TaskSignals, sigs: u64, mask: u64) {
         let before = self.kernel_mask();
         if before != mask {
             self.set_kernel_mask(mask);
         }
         for sig in sigset::signals_in(sigs) {
             self.directed_delivery.set(true);
-            held::raise_here(sig);
+            held::raise_here(sig, task);
             self.directed_delivery.set(false);
         }
         if before != mask {
@@ -335,7 +335,7 @@ pub fn deliver_pending_unblocked(task: &super::task::Task, mask: u64) -> bool {
     if bits == 0 {
         return false;
     }
-    w.raise_directed(bits, mask);
+    w.raise_directed(&task.signals, bits, mask);
     true
 }
 
