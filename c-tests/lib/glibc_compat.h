@@ -86,4 +86,17 @@ static __attribute__((unused)) const char *sigabbrev_np(int sig)
 }
 #endif
 
+#if __GLIBC_PREREQ(2, 36)
+#include <sys/pidfd.h>
+#else
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+static __attribute__((unused)) int pidfd_open(pid_t pid, unsigned int flags)
+{
+    int (*fn)(pid_t, unsigned int) = (int (*)(pid_t, unsigned int))COMPAT_LOOKUP("pidfd_open");
+    return fn ? fn(pid, flags) : (int)syscall(SYS_pidfd_open, pid, flags);
+}
+#endif
+
 #endif /* GLIBC_COMPAT_H */
