@@ -104,6 +104,10 @@ pub struct TaskCpu {
     switches: AtomicU32,
     /// The largest value read so far (what a reader is given at least, so the clock never goes back).
     reported: AtomicU64,
+    /// Switches out to wait (parks) and while still runnable (yields, preemptions): the kernel's
+    /// voluntary and involuntary context switches of a thread, as `getrusage(RUSAGE_THREAD)` gives them.
+    voluntary: AtomicU64,
+    involuntary: AtomicU64,
 }
 
 impl Default for TaskCpu {
@@ -120,6 +124,8 @@ impl TaskCpu {
             since: AtomicU64::new(0),
             switches: AtomicU32::new(0),
             reported: AtomicU64::new(0),
+            voluntary: AtomicU64::new(0),
+            involuntary: AtomicU64::new(0),
         }
     }
 }
@@ -219,6 +225,20 @@ impl TaskCpu {
         c.exact_ns.store(ns, Ordering::Relaxed);
         c.since.store(0, Ordering::Relaxed);
         c.reported.store(0, Ordering::Relaxed);
+        c.voluntary.store(0, Ordering::Relaxed);
+        c.involuntary.store(0, Ordering::Relaxed);
+    }
+
+    /// The thread switches out (on its own stack): to wait (`voluntary`) or while still runnable.
+    #[inline(always)]
+    pub fn count_switch(&self, voluntary: bool) {
+        let n = if voluntary { &self.voluntary } else { &self.involuntary };
+        n.store(n.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    /// The thread's voluntary and involuntary context switches so far.
+    pub fn switch_counts(&self) -> (u64, u64) {
+        (self.voluntary.load(Ordering::Relaxed), self.involuntary.load(Ordering::Relaxed))
     }
 
     /// The CPU time the thread has used, in ns: the calling coroutine's own (`own`: the thread is the
