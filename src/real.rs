@@ -188,6 +188,11 @@ declare_real! {
     fn clock_gettime(clock: libc::clockid_t, ts: *mut libc::timespec) -> c_int;
     fn clock_getres(clock: libc::clockid_t, ts: *mut libc::timespec) -> c_int;
     fn getrusage(who: c_int, usage: *mut libc::rusage) -> c_int;
+    fn timer_create(clock: libc::clockid_t, sev: *mut libc::sigevent, id: *mut libc::timer_t) -> c_int;
+    fn timer_settime(id: libc::timer_t, flags: c_int, new: *const libc::itimerspec, old: *mut libc::itimerspec) -> c_int;
+    fn timer_gettime(id: libc::timer_t, cur: *mut libc::itimerspec) -> c_int;
+    fn timer_getoverrun(id: libc::timer_t) -> c_int;
+    fn timer_delete(id: libc::timer_t) -> c_int;
     fn recvmmsg(fd: c_int, vec: *mut libc::mmsghdr, vlen: libc::c_uint, flags: c_int, timeout: *mut libc::timespec) -> c_int;
     fn sendmmsg(fd: c_int, vec: *mut libc::mmsghdr, vlen: libc::c_uint, flags: c_int) -> c_int;
     fn pread(fd: c_int, buf: *mut c_void, len: usize, off: libc::off_t) -> isize;

@@ -339,6 +339,14 @@ pub fn deliver_pending_unblocked(task: &super::task::Task, mask: u64) -> bool {
     true
 }
 
+/// What a switch-out of a thread with a CPU-time timer armed on its clock runs (the policy's check of
+/// its timers, `cputime::timers`), set once when the first such timer is made.
+static CPU_TIMER_CHECK: std::sync::OnceLock<fn(TaskRef)> = std::sync::OnceLock::new();
+
+pub fn set_cpu_timer_check(check: fn(TaskRef)) {
+    let _ = CPU_TIMER_CHECK.set(check);
+}
+
 /// Prepares the calling OS thread to be worker `w`: GS, alternate signal stack, own TCB.
 /// `glibc_tcb` is the TCB glibc set up for this OS thread (where its rseq area is registered).
 pub fn enter(w: &'static Worker, glibc_tcb: usize) {
@@ -526,6 +534,11 @@ fn run_one(sched: &Scheduler, w: &Worker, task: TaskRef) -> Option<u64> {
         r
     };
     w.cpu.switch_out(&task.cpu);
+    if task.cpu.timer_armed()
+        && let Some(check) = CPU_TIMER_CHECK.get()
+    {
+        check(task);
+    }
     w.current.store(core::ptr::null_mut(), Ordering::Relaxed);
     if w.stalled.load(Ordering::Relaxed) {
         sched.end_stall(w);

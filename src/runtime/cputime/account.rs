@@ -108,6 +108,9 @@ pub struct TaskCpu {
     /// voluntary and involuntary context switches of a thread, as `getrusage(RUSAGE_THREAD)` gives them.
     voluntary: AtomicU64,
     involuntary: AtomicU64,
+    /// The earliest CPU time (ns) at which a CPU-time timer on the thread's clock may expire (u64::MAX:
+    /// none armed): looked at when the thread switches out and by the monitor while it runs.
+    timer_at: AtomicU64,
 }
 
 impl Default for TaskCpu {
@@ -126,6 +129,7 @@ impl TaskCpu {
             reported: AtomicU64::new(0),
             voluntary: AtomicU64::new(0),
             involuntary: AtomicU64::new(0),
+            timer_at: AtomicU64::new(u64::MAX),
         }
     }
 }
@@ -227,6 +231,26 @@ impl TaskCpu {
         c.reported.store(0, Ordering::Relaxed);
         c.voluntary.store(0, Ordering::Relaxed);
         c.involuntary.store(0, Ordering::Relaxed);
+        c.timer_at.store(u64::MAX, Ordering::Relaxed);
+    }
+
+    /// Sets the earliest CPU time a timer on the thread's clock may expire at (u64::MAX: none armed).
+    pub fn set_timer_at(&self, ns: u64) {
+        self.timer_at.store(ns, Ordering::Release);
+    }
+
+    /// Whether a timer on the thread's clock may have expired: one is armed and the time charged so far
+    /// (the runs that ended; called as the thread switches out) reaches it. One load when none is armed.
+    #[inline(always)]
+    pub fn timer_maybe_due(&self) -> bool {
+        let at = self.timer_at.load(Ordering::Relaxed);
+        at != u64::MAX
+            && self.exact_ns.load(Ordering::Relaxed) + to_ns(self.ticks.load(Ordering::Relaxed), ns_per_tick()) >= at
+    }
+
+    /// Whether a timer is armed on the thread's clock.
+    pub fn timer_armed(&self) -> bool {
+        self.timer_at.load(Ordering::Relaxed) != u64::MAX
     }
 
     /// The thread switches out (on its own stack): to wait (`voluntary`) or while still runnable.

@@ -184,6 +184,10 @@ fn send(target: TaskRef, sig: i32, info: Option<&libc::siginfo_t>) -> i32 {
             }
             if !blocked || waited_for {
                 interrupt(target, sig);
+                // A thread that computes takes it as soon as it is preempted (see `preempt`).
+                if target.state.load(Ordering::Acquire) as u32 & 0xff == crate::runtime::task::RUNNING {
+                    crate::runtime::preempt::preempt_running(target);
+                }
             }
         }
     }
