@@ -339,12 +339,22 @@ pub fn deliver_pending_unblocked(task: &super::task::Task, mask: u64) -> bool {
     true
 }
 
-/// What a switch-out of a thread with a CPU-time timer armed on its clock runs (the policy's check of
-/// its timers, `cputime::timers`), set once when the first such timer is made.
-static CPU_TIMER_CHECK: std::sync::OnceLock<fn(TaskRef)> = std::sync::OnceLock::new();
+/// The check of the timers on a thread's CPU-time clock (the policy's, `cputime::timers`, set once when
+/// the first such timer is made): run at a switch-out of a thread with one armed (`true`) and by the
+/// monitor for a running one; gives the CPU time until the next may expire.
+static CPU_TIMER_CHECK: std::sync::OnceLock<fn(TaskRef, bool) -> Option<u64>> = std::sync::OnceLock::new();
 
-pub fn set_cpu_timer_check(check: fn(TaskRef)) {
+pub fn set_cpu_timer_check(check: fn(TaskRef, bool) -> Option<u64>) {
     let _ = CPU_TIMER_CHECK.set(check);
+}
+
+/// The monitor's look at running thread `task`: its CPU-time timers that expired fire; the CPU time
+/// until the next may (None: none armed).
+pub fn check_cpu_timers(task: TaskRef) -> Option<u64> {
+    if !task.cpu.timer_armed() {
+        return None;
+    }
+    CPU_TIMER_CHECK.get().and_then(|check| check(task, false))
 }
 
 /// Prepares the calling OS thread to be worker `w`: GS, alternate signal stack, own TCB.
@@ -537,7 +547,7 @@ fn run_one(sched: &Scheduler, w: &Worker, task: TaskRef) -> Option<u64> {
     if task.cpu.timer_armed()
         && let Some(check) = CPU_TIMER_CHECK.get()
     {
-        check(task);
+        check(task, true);
     }
     w.current.store(core::ptr::null_mut(), Ordering::Relaxed);
     if w.stalled.load(Ordering::Relaxed) {

@@ -104,7 +104,7 @@ pub fn valid_signal(sig: i32) -> bool {
 /// timer made without a sigevent sends SIGALRM with its own id as the value). Returns its id.
 pub fn create(task: TaskRef, which: i32, notify: impl FnOnce(i32) -> Notify) -> Result<i32, Errno> {
     let _ = CHECK_SEAM.get_or_init(|| {
-        super::super::worker::set_cpu_timer_check(check_switched_out);
+        super::super::worker::set_cpu_timer_check(check);
     });
     let pid = sys::getpid();
     let mut table = TIMERS.lock();
@@ -299,7 +299,7 @@ pub fn fire_due(task: TaskRef) -> Option<u64> {
                 next = Some(next.map_or(t.due - now, |n| n.min(t.due - now)));
                 continue;
             }
-            let missed = if t.interval == 0 { 0 } else { (now - t.due) / t.interval };
+            let missed = (now - t.due).checked_div(t.interval).unwrap_or(0);
             t.overrun = missed.min(i32::MAX as u64) as i32;
             if t.interval == 0 {
                 t.due = 0;
@@ -345,17 +345,14 @@ pub fn fire_due(task: TaskRef) -> Option<u64> {
     next
 }
 
-/// At a switch-out of a thread with an armed timer (the worker's seam): its expired timers fire.
-fn check_switched_out(task: TaskRef) {
-    if task.cpu.timer_maybe_due() && task.join.lock().life == Life::Running {
-        fire_due(task);
+/// The worker's seam, at a switch-out of a thread with a timer armed (`switched_out`) or at the monitor's
+/// look at a running one: its expired timers fire. Returns the CPU time (ns) until the next may expire,
+/// which is also the wall time after which to look again at the earliest (CPU time grows no faster).
+fn check(task: TaskRef, switched_out: bool) -> Option<u64> {
+    if !task.cpu.timer_armed() || (switched_out && !task.cpu.timer_maybe_due()) {
+        return None;
     }
-}
-
-/// The monitor's look at a running thread with an armed timer: its expired timers fire. Returns the
-/// wall time (ns) after which to look again at the earliest (CPU time grows no faster).
-pub fn monitor_check(task: TaskRef) -> Option<u64> {
-    if !task.cpu.timer_armed() {
+    if task.join.lock().life != Life::Running {
         return None;
     }
     fire_due(task)
@@ -384,8 +381,8 @@ fn start_notify_thread(func: extern "C" fn(usize), value: usize, attr: Option<li
     let spawn = match plan {
         super::super::thread_attr::Plan::Coroutine(s) => Some(s),
         // Attributes a coroutine cannot honour: the default ones (a notification thread is ours to make).
-        // SAFETY: null attributes.
         super::super::thread_attr::Plan::RealThread => {
+            // SAFETY: null attributes.
             match unsafe { super::super::thread_attr::plan(core::ptr::null(), notify_thread_main, arg) } {
                 super::super::thread_attr::Plan::Coroutine(s) => Some(s),
                 super::super::thread_attr::Plan::RealThread => None,
