@@ -184,8 +184,12 @@ fn send(target: TaskRef, sig: i32, info: Option<&libc::siginfo_t>) -> i32 {
             }
             if !blocked || waited_for {
                 interrupt(target, sig);
-                // A thread that computes takes it as soon as it is preempted (see `preempt`).
-                if target.state.load(Ordering::Acquire) as u32 & 0xff == crate::runtime::task::RUNNING {
+                // A thread that computes takes it as soon as it is preempted (see `preempt`): asked now, or
+                // at the monitor's next look when sent from a signal handler (the request takes a lock the
+                // interrupted code may hold).
+                let in_handler = worker::current_worker()
+                    .is_some_and(|w| w.task_in_context().is_some() && w.current_task().is_none());
+                if !in_handler && target.state.load(Ordering::Acquire) as u32 & 0xff == crate::runtime::task::RUNNING {
                     crate::runtime::preempt::preempt_running(target);
                 }
             }
