@@ -5,8 +5,8 @@
  * call returns; rt_tgsigqueueinfo through syscall() to a thread's tid does the same (EPERM for a siginfo
  * that pretends to be the kernel's or tgkill's, ESRCH for a wrong process id, EINVAL for a bad signal);
  * sigqueue to the process, or to a thread's tid (which names the process), reaches the process's
- * handler. Bad signals are EINVAL (out of range, glibc's reserved one), signal 0 checks, and a thread that
- * ended is ESRCH.
+ * handler, and so does kill of a thread's tid. Bad signals are EINVAL (out of range, glibc's reserved
+ * one), signal 0 checks, and a thread that ended is ESRCH.
  * asyncshim-test: timeout=120 */
 #include "test_util.h"
 #include <pthread.h>
@@ -244,7 +244,9 @@ int main(void)
     v.sival_int = 6;
     r = sigqueue(tids[1], SIGRTMIN + 2, v);
     printf("sigqueue thread's tid: %d %s\n", r, r ? errname(errno) : "");
-    wait_count(0, 2, "sigqueue");
+    r = kill(tids[1], SIGRTMIN + 2);
+    printf("kill thread's tid: %d %s\n", r, r ? errname(errno) : "");
+    wait_count(0, 3, "sigqueue");
     print_recs("process", 0, 0);
 
     /* Bad values. */

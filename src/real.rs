@@ -224,6 +224,7 @@ declare_real! {
     fn pthread_kill(t: libc::pthread_t, sig: c_int) -> c_int;
     fn pthread_sigqueue(t: libc::pthread_t, sig: c_int, value: libc::sigval) -> c_int;
     fn sigqueue(pid: libc::pid_t, sig: c_int, value: libc::sigval) -> c_int;
+    fn kill(pid: libc::pid_t, sig: c_int) -> c_int;
     fn pthread_exit(ret: *mut c_void) -> ();
     fn pthread_getattr_np(t: libc::pthread_t, attr: *mut libc::pthread_attr_t) -> c_int;
     fn pthread_setname_np(t: libc::pthread_t, name: *const c_char) -> c_int;

@@ -48,8 +48,8 @@ pub unsafe extern "C" fn syscall(
             }
         };
     }
-    // rt_sigqueueinfo to a coroutine's tid reaches its process, as to any thread's tid.
-    let a1 = if n == libc::SYS_rt_sigqueueinfo && runtime::running() {
+    // kill and rt_sigqueueinfo to a coroutine's tid reach its process, as to any thread's tid.
+    let a1 = if (n == libc::SYS_rt_sigqueueinfo || n == libc::SYS_kill) && runtime::running() {
         runtime::signals::process_of_tid(a1 as i32) as usize
     } else {
         a1

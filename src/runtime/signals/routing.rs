@@ -266,11 +266,12 @@ pub fn tgsigqueueinfo(
     })
 }
 
-/// The process id a kill-style call (kill, sigqueue) aimed at `pid` reaches: a live coroutine's tid names
+/// The process id a kill-style call (kill, sigqueue, rt_sigqueueinfo) aimed at `pid` reaches: a live coroutine's tid names
 /// its process, as a thread's tid does for the kernel; an ended one's names nothing (kept: the kernel
 /// then says ESRCH); any other id is the kernel's.
 pub fn process_of_tid(pid: i32) -> i32 {
-    if pid <= 0 {
+    // No lookup (and no lock: kill is async-signal-safe) for an id no coroutine can have.
+    if pid <= 0 || !crate::runtime::identity::is_coroutine_tid(pid) {
         return pid;
     }
     match thread::named_by_tid(pid) {
