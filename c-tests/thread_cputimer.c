@@ -10,6 +10,7 @@
  * CPU amounts go to stderr.
  * asyncshim-test: timeout=180 */
 #include "test_util.h"
+#include "glibc_compat.h"
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
