@@ -137,8 +137,9 @@ static void *thread_a(void *arg)
     int64_t used = spin_until(&fired, 1, 20000 * MS);
     CHECK(ATOMIC_LOAD(&fired) == 1, "expired while computing");
     CHECK(fired_in_a, "handler ran in the thread");
+    /* Before glibc 2.34 a timer_t is librt's pointer, not the kernel's id that si_timerid carries. */
     printf("siginfo: %s value=%d timerid matches=%d\n", code_name(fired_code), fired_value,
-           fired_timerid == (int)(intptr_t)t);
+           !glibc_at_least(2, 34) || fired_timerid == (int)(intptr_t)t);
     CHECK(fired_cpu - armed_at >= 20 * MS, "not before its CPU time reached the value");
     fprintf(stderr, "fired after %lld ns of CPU (spun %lld)\n", (long long)(fired_cpu - armed_at), (long long)used);
     CHECK(left(t) == 0, "a one-shot is disarmed once expired");

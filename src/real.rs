@@ -127,14 +127,20 @@ fn timer_fn(slot: &AtomicUsize, name: &CStr) -> usize {
     if p != 0 {
         return p;
     }
-    // SAFETY: dlsym/dlopen with valid handles and NUL-terminated names.
+    // The version of the timer_t ABI in use (librt's since 2.3.3, kept by libc): an unversioned
+    // dlsym(RTLD_NEXT) may give the oldest, glibc 2.2's, whose ids are indexes, not pointers.
+    let version = c"GLIBC_2.3.3";
+    // SAFETY: dlvsym/dlsym/dlopen with valid handles and NUL-terminated names.
     let p = unsafe {
-        let mut p = libc::dlsym(libc::RTLD_NEXT, name.as_ptr());
+        let mut p = libc::dlvsym(libc::RTLD_NEXT, name.as_ptr(), version.as_ptr());
         if p.is_null() {
             let h = libc::dlopen(c"librt.so.1".as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL);
             if !h.is_null() {
-                p = libc::dlsym(h, name.as_ptr());
+                p = libc::dlvsym(h, name.as_ptr(), version.as_ptr());
             }
+        }
+        if p.is_null() {
+            p = libc::dlsym(libc::RTLD_NEXT, name.as_ptr());
         }
         p as usize
     };
