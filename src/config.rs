@@ -10,7 +10,7 @@
 //! | `ASYNCSHIM_SLICE_MS=N` | a coroutine computing this long while others wait is preempted (default 2; 0: never) |
 //! | `ASYNCSHIM_MAX_SPARES=N` | at most N spare workers started while workers are stalled (default 256; 0: none) |
 //! | `ASYNCSHIM_CONVOY_STREAK=N` | lock waits in a row that make a worker sit out a lock convoy (default 64; 0: never) |
-//! | `ASYNCSHIM_HANDOFF_GRACE_US=N` | a coroutine woken by another stays on the waker's worker, out of other workers' reach, while the waker's run is younger than this, longer (up to 4 ms) while such coroutines taken early only wait again (default 100; 0: others may take it at once, as before) |
+//! | `ASYNCSHIM_HANDOFF_GRACE_US=N` | a coroutine woken by another stays on the waker's worker, out of other workers' reach, while the waker's run is younger than this, longer (up to 4 ms) while such coroutines taken early only wait again (default 0: others may take it at once; 100 is the measured setting, see bench/web/ANALYSIS.md section 8) |
 //! | `ASYNCSHIM_STATS=stderr\|PATH` | write the runtime's statistics there at exit |
 //! | `ASYNCSHIM_STATS_SIGNAL=SIG` | also write them whenever this signal arrives (a number, or a name like `USR2`) |
 
@@ -143,7 +143,7 @@ impl Config {
         let max_spares = number(c"ASYNCSHIM_MAX_SPARES", 256, 0..=4096);
         let slice_ms = number(c"ASYNCSHIM_SLICE_MS", 2, 0..=10_000);
         let convoy_streak = number(c"ASYNCSHIM_CONVOY_STREAK", 64, 0..=1_000_000) as u32;
-        let handoff_grace_us = number(c"ASYNCSHIM_HANDOFF_GRACE_US", 100, 0..=1_000_000);
+        let handoff_grace_us = number(c"ASYNCSHIM_HANDOFF_GRACE_US", 0, 0..=1_000_000);
         let stats = env(c"ASYNCSHIM_STATS").filter(|s| !s.is_empty());
         let stats_signal = env(c"ASYNCSHIM_STATS_SIGNAL").and_then(|v| match parse_signal(&v) {
             Some(sig) => Some(sig),
