@@ -368,7 +368,8 @@ impl Ring {
             pad2: [u64; 3],
         }
         // No timeout; matched by user data.
-        let mut reg = SyncCancel { addr: user_data, fd: -1, flags: 0, timeout: [-1, -1], opcode: 0, pad: [0; 7], pad2: [0; 3] };
+        let mut reg =
+            SyncCancel { addr: user_data, fd: -1, flags: 0, timeout: [-1, -1], opcode: 0, pad: [0; 7], pad2: [0; 3] };
         loop {
             // SAFETY: the kernel reads the registration struct we own.
             let r = unsafe {
@@ -397,7 +398,8 @@ impl Ring {
             min_wait_usec: u32,
             ts: u64,
         }
-        let ts = timeout_ns.map(|ns| libc::timespec { tv_sec: (ns / 1_000_000_000) as i64, tv_nsec: (ns % 1_000_000_000) as i64 });
+        let ts = timeout_ns
+            .map(|ns| libc::timespec { tv_sec: (ns / 1_000_000_000) as i64, tv_nsec: (ns % 1_000_000_000) as i64 });
         let arg = GetEventsArg {
             sigmask: 0,
             sigmask_sz: 0,
