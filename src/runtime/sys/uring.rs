@@ -487,6 +487,49 @@ mod tests {
         got
     }
 
+    /// Waits for and collects completions until `n` are in: (user_data, result, flags).
+    fn netpoll_completions(ring: &Ring, n: usize) -> Vec<(u64, i32, u32)> {
+        let mut got = Vec::new();
+        while got.len() < n {
+            ring.wait(Some(5_000_000_000));
+            ring.reap_now(64, |d, r, f| got.push((d, r, f)));
+        }
+        got
+    }
+
+    #[test]
+    fn netpoll_multishot_polls_report_each_edge_until_cancelled() {
+        let Ok(ring) = Ring::for_netpoll() else {
+            eprintln!("io_uring netpoll rings unavailable here: nothing to test");
+            return;
+        };
+        let efd = super::super::eventfd::new().unwrap();
+        let events = (libc::EPOLLIN | libc::EPOLLOUT) as u32;
+        ring.submit_poll_multishot(efd, events, 7).unwrap();
+        // Writable at once: one completion now, the poll still armed.
+        let got = netpoll_completions(&ring, 1);
+        assert_eq!(got[0].0, 7);
+        assert_ne!(got[0].1 as u32 & libc::EPOLLOUT as u32, 0);
+        assert_ne!(got[0].2 & IORING_CQE_F_MORE, 0);
+        // Each write is an edge: another completion, readable now.
+        super::super::eventfd::signal(efd);
+        let got = netpoll_completions(&ring, 1);
+        assert_eq!(got[0].0, 7);
+        assert_ne!(got[0].1 as u32 & libc::EPOLLIN as u32, 0);
+        assert_ne!(got[0].2 & IORING_CQE_F_MORE, 0);
+        // A no-op wakes a waiter with its own completion.
+        ring.submit_nop(9).unwrap();
+        assert_eq!(netpoll_completions(&ring, 1)[0].0, 9);
+        // Cancelled synchronously: its last completion says so, and nothing is left to cancel.
+        ring.sync_cancel(7).unwrap();
+        let got = netpoll_completions(&ring, 1);
+        assert_eq!((got[0].0, got[0].1), (7, -libc::ECANCELED));
+        assert_eq!(got[0].2 & IORING_CQE_F_MORE, 0);
+        assert_eq!(ring.sync_cancel(7), Err(Errno(libc::ENOENT)));
+        let _ = super::super::fd::close(efd);
+        let _ = super::super::fd::close(ring.fd());
+    }
+
     #[test]
     fn futex_waits_complete_as_the_kernel_decides() {
         let Ok(ring) = Ring::for_futex_waits() else {
