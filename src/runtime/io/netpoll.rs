@@ -55,8 +55,13 @@ enum Source {
 /// The ring and what it watches.
 struct UringPoller {
     ring: SharedRing,
-    /// Serialises submissions (the submission queue has one producer at a time).
+    /// Serialises submissions (the submission queue has one producer at a time). Taken only through
+    /// [`UringPoller::submitting`], and by [`UringPoller::wake`] with a try-lock.
     submit: Lock<()>,
+    /// A wake-up is wanted: [`UringPoller::wake`] runs in signal handlers too (a held process signal),
+    /// where it must not wait for the submission lock that the interrupted thread may hold; it leaves
+    /// this for whoever holds the lock, who submits the wake-up after releasing it.
+    wake_pending: AtomicBool,
     /// Serialises reaping (the completion queue's head has one writer at a time).
     reap: Lock<()>,
     /// The token each watched fd number's poll carries: for cancelling it, and for arming it again when
@@ -89,6 +94,7 @@ pub fn get_or_start(own_fd: fn(i32) -> i32) -> Option<&'static Netpoller> {
                     let p = UringPoller {
                         ring: SharedRing(ring),
                         submit: Lock::new(()),
+                        wake_pending: AtomicBool::new(false),
                         reap: Lock::new(()),
                         armed: Lock::new(HashMap::new()),
                     };
@@ -140,10 +146,7 @@ impl UringPoller {
             // The number's earlier object, closed unseen: its poll (and the reference it holds) goes.
             let _ = self.ring.0.sync_cancel(old);
         }
-        let r = {
-            let _g = self.submit.lock();
-            self.ring.0.submit_poll_multishot(fd, POLL_EVENTS, token)
-        };
+        let r = self.submitting(|ring| ring.submit_poll_multishot(fd, POLL_EVENTS, token));
         if r.is_err() {
             armed.remove(&fd);
         }
@@ -162,8 +165,41 @@ impl UringPoller {
     fn rearm(&self, token: u64) {
         let armed = self.armed.lock();
         let Some((&fd, _)) = armed.iter().find(|&(_, &t)| t == token) else { return };
-        let _g = self.submit.lock();
-        let _ = self.ring.0.submit_poll_multishot(fd, POLL_EVENTS, token);
+        let _ = self.submitting(|ring| ring.submit_poll_multishot(fd, POLL_EVENTS, token));
+    }
+
+    /// Runs `f` with the ring's submission side to itself, then makes a wake-up asked for meanwhile.
+    fn submitting<R>(&self, f: impl FnOnce(&Ring) -> R) -> R {
+        let r = {
+            let _g = self.submit.lock();
+            f(&self.ring.0)
+        };
+        // Pairs with the fence in `wake`: either it saw the lock held after its request, or we see the
+        // request here.
+        core::sync::atomic::fence(Ordering::SeqCst);
+        if self.wake_pending.load(Ordering::Relaxed) {
+            self.wake();
+        }
+        r
+    }
+
+    /// Wakes the worker waiting in the ring with a no-op's completion. Async-signal-safe: when the
+    /// submission lock is held (perhaps by the thread this handler interrupted), its holder submits the
+    /// no-op after releasing it.
+    fn wake(&self) {
+        self.wake_pending.store(true, Ordering::Relaxed);
+        loop {
+            core::sync::atomic::fence(Ordering::SeqCst);
+            let Some(g) = self.submit.try_lock() else { return };
+            if self.wake_pending.swap(false, Ordering::AcqRel) {
+                let _ = self.ring.0.submit_nop(WAKE_TOKEN);
+            }
+            drop(g);
+            core::sync::atomic::fence(Ordering::SeqCst);
+            if !self.wake_pending.load(Ordering::Relaxed) {
+                return;
+            }
+        }
     }
 }
 
@@ -180,15 +216,12 @@ pub fn unwatch(fd: i32) {
     }
 }
 
-/// Wakes a worker blocked in [`poll`].
+/// Wakes a worker blocked in [`poll`]. Async-signal-safe.
 pub fn wake_waiter() {
     if let Some(p) = get() {
         match &p.source {
             Source::Epoll { wake_fd, .. } => eventfd::signal(*wake_fd),
-            Source::Uring(u) => {
-                let _g = u.submit.lock();
-                let _ = u.ring.0.submit_nop(WAKE_TOKEN);
-            }
+            Source::Uring(u) => u.wake(),
         }
     }
 }
