@@ -142,9 +142,15 @@ impl UringPoller {
             return Err(Errno(libc::EPERM));
         }
         let mut armed = self.armed.lock();
-        if let Some(old) = armed.insert(fd, token) {
+        match armed.insert(fd, token) {
+            // Armed for this very object already (one poll per token: its cancellation must not be
+            // taken for one to arm again).
+            Some(old) if old == token => return Ok(()),
             // The number's earlier object, closed unseen: its poll (and the reference it holds) goes.
-            let _ = self.ring.0.sync_cancel(old);
+            Some(old) => {
+                let _ = self.ring.0.sync_cancel(old);
+            }
+            None => {}
         }
         let r = self.submitting(|ring| ring.submit_poll_multishot(fd, POLL_EVENTS, token));
         if r.is_err() {
