@@ -265,6 +265,8 @@ declare_real! {
     fn fclose(f: *mut libc::FILE) -> c_int;
     fn eventfd(init: c_uint, flags: c_int) -> c_int;
     fn fcntl64(fd: c_int, cmd: c_int, arg: usize) -> c_int;
+    fn flock(fd: c_int, op: c_int) -> c_int;
+    fn lockf(fd: c_int, cmd: c_int, len: libc::off_t) -> c_int;
     fn posix_spawn(pid: *mut libc::pid_t, path: *const c_char, actions: *const libc::posix_spawn_file_actions_t,
                    attr: *const libc::posix_spawnattr_t, argv: *const *mut c_char, envp: *const *mut c_char) -> c_int;
     fn posix_spawnp(pid: *mut libc::pid_t, file: *const c_char, actions: *const libc::posix_spawn_file_actions_t,

@@ -199,10 +199,56 @@ pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: usize) -> c_int {
     unsafe { fcntl64(fd, cmd, arg) }
 }
 
+/// flock: a lock that must wait goes to a helper thread for a coroutine (`runtime::io::file::flock_wait`).
+///
+/// # Safety
+/// C contract of flock.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn flock(fd: c_int, op: c_int) -> c_int {
+    if op & libc::LOCK_NB == 0 && op & (libc::LOCK_SH | libc::LOCK_EX) != 0 && worker::current_task().is_some() {
+        return ret(file::flock_wait(fd, op)) as c_int;
+    }
+    // SAFETY: forwarding.
+    unsafe { real::flock(fd, op) }
+}
+
+/// lockf: F_LOCK is glibc's fcntl(F_SETLKW) on a write lock from the current offset for `len` bytes (a
+/// cancellation point, as glibc's), which goes to a helper thread for a coroutine; the rest is glibc's.
+///
+/// # Safety
+/// C contract of lockf.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lockf(fd: c_int, cmd: c_int, len: libc::off_t) -> c_int {
+    if cmd == libc::F_LOCK && worker::current_task().is_some() {
+        // SAFETY: flock is plain data; zeroes are a valid value.
+        let mut fl: libc::flock = unsafe { core::mem::zeroed() };
+        fl.l_type = libc::F_WRLCK as libc::c_short;
+        fl.l_whence = libc::SEEK_CUR as libc::c_short;
+        fl.l_start = 0;
+        fl.l_len = len;
+        let lock = &fl as *const libc::flock as usize;
+        return cancel::point(|| ret(file::lock_wait(fd, libc::F_SETLKW, lock)) as c_int);
+    }
+    // SAFETY: forwarding.
+    unsafe { real::lockf(fd, cmd, len) }
+}
+
+/// # Safety
+/// C contract of lockf64.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lockf64(fd: c_int, cmd: c_int, len: libc::off_t) -> c_int {
+    // SAFETY: the same function on x86-64.
+    unsafe { lockf(fd, cmd, len) }
+}
+
 /// # Safety
 /// C contract of fcntl64.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: usize) -> c_int {
+    if matches!(cmd, libc::F_SETLKW | libc::F_OFD_SETLKW) && worker::current_task().is_some() {
+        // A cancellation point (as glibc's): the lock wait goes to a helper thread.
+        return cancel::point(|| ret(file::lock_wait(fd, cmd, arg)) as c_int);
+    }
     // SAFETY: forwarding.
     let r = unsafe { real::fcntl64(fd, cmd, arg) };
     if crate::runtime::running() {

@@ -6,8 +6,7 @@
 
 use crate::real;
 use crate::runtime::cancel;
-use crate::runtime::stats::Offload;
-use crate::runtime::{offload, worker};
+use crate::runtime::worker;
 use std::ffi::{c_char, c_int};
 
 /// A vfork child shares its parent's stack and memory; run from a coroutine it would resume inside the
@@ -117,7 +116,9 @@ shares_with_child! {
     popen(cmd: *const c_char, mode: *const c_char) -> *mut libc::FILE;
 }
 
-/// system() waits for its child inside glibc: a coroutine has a helper thread run it.
+/// system() waits for its child inside glibc: a coroutine has a helper thread run it (see
+/// `runtime::child::system`), with its own copy of the command (a handler may leave the wait by
+/// `siglongjmp` while the helper still runs it).
 ///
 /// # Safety
 /// C contract of system.
@@ -125,9 +126,17 @@ shares_with_child! {
 pub unsafe extern "C" fn system(cmd: *const std::ffi::c_char) -> c_int {
     cancel::point(|| {
         crate::runtime::io::fd::sharing_with_child();
-        let cmd = cmd as usize;
-        // SAFETY: forwarding, on a helper thread for a coroutine; the string outlives the call.
-        offload::run(Offload::Process, move || unsafe { real::system(cmd as *const std::ffi::c_char) })
+        if worker::current_task().is_none() {
+            // SAFETY: forwarding.
+            return unsafe { real::system(cmd) };
+        }
+        // SAFETY: a C string per the contract (or null).
+        let owned = (!cmd.is_null()).then(|| unsafe { std::ffi::CStr::from_ptr(cmd) }.to_owned());
+        crate::runtime::child::system(move || {
+            let p = owned.as_ref().map_or(core::ptr::null(), |c| c.as_ptr());
+            // SAFETY: forwarding the copy, which lives until the call returns.
+            unsafe { real::system(p) }
+        })
     })
 }
 
@@ -146,8 +155,8 @@ pub unsafe extern "C" fn pclose(f: *mut libc::FILE) -> c_int {
         }
     }
     let f = f as usize;
-    // SAFETY: forwarding, on a helper thread for a coroutine.
-    let r = offload::run(Offload::Process, move || unsafe { real::pclose(f as *mut libc::FILE) });
+    // SAFETY: forwarding, on a helper thread for a coroutine (the FILE is glibc's, on the heap).
+    let r = crate::runtime::child::pclose(move || unsafe { real::pclose(f as *mut libc::FILE) });
     super::io::closed_after_flush(write_error, r)
 }
 

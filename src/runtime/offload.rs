@@ -3,13 +3,30 @@
 //! polled. The coroutine parks while a helper makes the call; a plain thread simply makes it itself.
 //! Helpers are made on demand and kept for reuse once idle; calls that always end by themselves share a
 //! bounded number of them.
+//!
+//! What a signal or a cancellation request for the waiting coroutine does depends on the call:
+//! - [`run`]: nothing, until the call returns (a regular-file read the disk serves, which the kernel does
+//!   not interrupt either). The helper may write into the coroutine's stack, so the coroutine cannot leave
+//!   the wait; a handler for it runs in its context on the worker's stack
+//!   (`signals::routing::run_in_parked`).
+//! - [`run_abortable`]: calls that wait in the kernel interruptibly (`waitid`, a blocking `fcntl` lock).
+//!   The helper makes them through `sys::abortable`; when the coroutine is interrupted its wait ends, the
+//!   helper's call is aborted (a signal to the helper) and the coroutine takes what it returned — its
+//!   result if it completed first, EINTR otherwise — *before* the handlers run on the coroutine's own stack
+//!   (so a handler may `siglongjmp` out: nothing is left running for the abandoned call). Its caller then
+//!   restarts the call or fails with EINTR as the kernel would.
+//! - [`run_detachable`]: calls glibc makes inside itself, that nothing can abort (`system`, `pclose`: a
+//!   wait that glibc restarts after EINTR). The helper uses only what the closure owns and the heap, so a
+//!   handler runs on the coroutine's own stack while the call goes on, and the coroutine then waits again;
+//!   one that leaves by `siglongjmp` abandons the call, which ends on the helper by itself. A cancellation
+//!   request is handed to the caller's `on_cancel` (say, to kill the child), then the call is waited for.
 
 use super::lock::Lock;
 use super::park::{OnSignal, Wait, WaitReason};
 use super::parking_lot::{self, Parked};
 use super::sys::futex;
 use super::worker;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use std::ffi::c_void;
 
 /// A call for another thread to make, once.
@@ -130,6 +147,10 @@ pub fn run<R: Send + 'static>(kind: super::stats::Offload, call: impl FnOnce() -
 struct Done<R> {
     result: Lock<Option<R>>,
     finished: AtomicU32,
+    /// Set to abort the call (see `sys::abortable`).
+    abort: AtomicU32,
+    /// The kernel tid of the helper making the call (0 until it starts), for the abort signal.
+    tid: AtomicI32,
 }
 
 /// A call started with [`start`]; [`Pending::wait`] gives its result (it must be waited for: the slot
@@ -156,12 +177,180 @@ pub fn start<R: Send + 'static>(kind: super::stats::Offload, call: impl FnOnce()
     }
 }
 
+/// The abort flag of a call made where nothing aborts it (a plain thread's own call).
+static NEVER_ABORTED: AtomicU32 = AtomicU32::new(0);
+
+/// How a wait for an abortable or detachable call was interrupted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interrupted {
+    No,
+    /// A handled signal; `restarts`: its handler has SA_RESTART (the call may be made again).
+    Signal {
+        restarts: bool,
+    },
+    /// A cancellation request (the cancellation point acts on it as it returns).
+    Cancel,
+}
+
+/// Runs `call` on a helper thread while the calling coroutine parks (a plain thread makes it itself);
+/// `call` gets the flag to make its system call through `sys::abortable` with. A handled signal or a
+/// cancellation request for the coroutine aborts the call (see the module documentation); the result is
+/// what the call returned (Err(EINTR) from `sys::abortable` if it was aborted before completing) and how
+/// the wait was interrupted. The handlers have run when this returns.
+pub fn run_abortable<R: Send + 'static, F: FnOnce(&AtomicU32) -> R + Send + 'static>(
+    kind: super::stats::Offload,
+    call: F,
+) -> (R, Interrupted) {
+    if worker::current_task().is_none() {
+        return (call(&NEVER_ABORTED), Interrupted::No);
+    }
+    let pending = match start_job(kind, call) {
+        Ok(p) => p,
+        // No helper thread: the worker makes the call (as before helpers existed).
+        Err(call) => return (call(&NEVER_ABORTED), Interrupted::No),
+    };
+    let (done, _slot) = match pending.state {
+        PendingState::Ready(r) => return (r, Interrupted::No),
+        PendingState::Running { done, _slot } => (done, _slot),
+    };
+    let key = done as *const Done<R> as usize;
+    let mut how = Interrupted::No;
+    while done.finished.load(Ordering::Acquire) == 0 {
+        let finished = &done.finished;
+        // The kernel restarts these waits under SA_RESTART (`interrupt_restarts` says which it was).
+        let wait = Wait::new(WaitReason::Offload, 0, OnSignal::FailUnlessRestart);
+        let r = parking_lot::park_then(
+            key,
+            0,
+            || finished.load(Ordering::Acquire) == 0,
+            || {},
+            wait,
+            // Before any handler runs: the helper's call is aborted and over.
+            |p| {
+                if p == Parked::Interrupted {
+                    abort(done);
+                }
+            },
+        );
+        if r == Parked::Interrupted {
+            how = match worker::current_task() {
+                Some(me) if me.cancel.point_cancelled() => Interrupted::Cancel,
+                Some(me) => Interrupted::Signal { restarts: me.interrupt_restarts.load(Ordering::Relaxed) },
+                None => Interrupted::No,
+            };
+            break;
+        }
+        if r == Parked::Invalid {
+            break;
+        }
+    }
+    (take_result(done), how)
+}
+
+/// Aborts the call behind `done` and waits until the helper is back from it. The helper returns at once
+/// (see `sys::abortable`), so the worker waits for it in place rather than parking the coroutine again:
+/// it must not run anything of the coroutine's (a handler) before the call is over.
+fn abort<R>(done: &Done<R>) {
+    done.abort.store(1, Ordering::SeqCst);
+    // The helper stores its tid before it looks at the flag: either it sees the flag, or we see its tid.
+    let tid = done.tid.load(Ordering::SeqCst);
+    if tid != 0 && done.finished.load(Ordering::Acquire) == 0 {
+        super::preempt::signal::send_abort(tid);
+    }
+    while done.finished.load(Ordering::Acquire) == 0 {
+        // Short sleeps, no wake-up: the helper wakes only the parking lot (the record is freed as soon as
+        // this sees `finished`, so nothing may touch its words after that).
+        let _ = futex::wait(&done.finished, 0, Some(super::sys::time::monotonic_ns() + 50_000));
+    }
+}
+
+/// The result a finished helper left, freeing its record.
+fn take_result<R>(done: &'static Done<R>) -> R {
+    let r = done.result.lock().take().expect("helper stored the result");
+    // SAFETY: the helper no longer touches `done` after setting `finished` (its unpark uses the address
+    // only as a key), and only this coroutine frees it.
+    drop(unsafe { Box::from_raw(done as *const Done<R> as *mut Done<R>) });
+    r
+}
+
+/// Runs `call` on a helper thread while the calling coroutine parks (a plain thread makes it itself), for
+/// calls nothing can abort whose caller must stay reachable by signals and cancellation: `call` must use
+/// only what it owns (never the coroutine's stack). A handler for the coroutine runs on its own stack
+/// while the call goes on, and the coroutine then waits again (one that leaves by `siglongjmp` abandons
+/// the call, which ends on the helper and is forgotten). A cancellation request calls `on_cancel` with
+/// the helper's kernel tid (0 if it has not started the call yet) until it returns true; the call is then
+/// waited for, and the cancellation point acts on the request.
+pub fn run_detachable<R: Send + 'static>(
+    kind: super::stats::Offload,
+    call: impl FnOnce() -> R + Send + 'static,
+    mut on_cancel: impl FnMut(i32) -> bool,
+) -> R {
+    let Some(me) = worker::current_task() else { return call() };
+    let pending = match start_on_helper(kind, call) {
+        Ok(p) => p,
+        Err(call) => return call(),
+    };
+    let (done, _slot) = match pending.state {
+        PendingState::Ready(r) => return r,
+        PendingState::Running { done, _slot } => (done, _slot),
+    };
+    let key = done as *const Done<R> as usize;
+    let mut cancel_handled = false;
+    while done.finished.load(Ordering::Acquire) == 0 {
+        let finished = &done.finished;
+        let cancelled = me.cancel.point_cancelled();
+        if cancelled && !cancel_handled {
+            cancel_handled = on_cancel(done.tid.load(Ordering::SeqCst));
+            if !cancel_handled {
+                // The helper has not got as far as the call's child yet: look again shortly.
+                super::park::sleep_until(super::sys::time::monotonic_ns() + 1_000_000);
+                continue;
+            }
+        }
+        // Once cancelled, the wait is only for the helper to finish (the point acts on the request then).
+        let on_signal = if cancelled { OnSignal::Deferred } else { OnSignal::Resume };
+        let wait = Wait::new(WaitReason::Offload, 0, on_signal);
+        if parking_lot::park(key, 0, || finished.load(Ordering::Acquire) == 0, || {}, wait) == Parked::Invalid {
+            break;
+        }
+    }
+    take_result(done)
+}
+
 /// Like [`start`], but on a helper thread whoever calls, for a call its caller must overlap with
 /// something of its own; Err(call) when no helper thread can be started.
 pub fn start_on_helper<R: Send + 'static, F: FnOnce() -> R + Send + 'static>(
     kind: super::stats::Offload,
     call: F,
 ) -> Result<Pending<R>, F> {
+    match start_job(kind, Plain(call)) {
+        Ok(p) => Ok(p),
+        Err(Plain(call)) => Err(call),
+    }
+}
+
+/// A call that takes no abort flag, as a [`HelperCall`].
+struct Plain<F>(F);
+
+/// What a helper runs: a call given its abort flag (which it may ignore).
+trait HelperCall<R>: Send + 'static {
+    fn call(self, abort: &AtomicU32) -> R;
+}
+
+impl<R, F: FnOnce() -> R + Send + 'static> HelperCall<R> for Plain<F> {
+    fn call(self, _: &AtomicU32) -> R {
+        (self.0)()
+    }
+}
+
+impl<R, F: FnOnce(&AtomicU32) -> R + Send + 'static> HelperCall<R> for F {
+    fn call(self, abort: &AtomicU32) -> R {
+        self(abort)
+    }
+}
+
+/// [`start_on_helper`] for any [`HelperCall`].
+fn start_job<R: Send + 'static, C: HelperCall<R>>(kind: super::stats::Offload, call: C) -> Result<Pending<R>, C> {
     super::stats::offload(kind);
     let slot = Slot::take(kind);
     let Some(h) = helper() else { return Err(call) };
@@ -180,17 +369,23 @@ pub fn run_by<R: Send + 'static>(
     submit: impl FnOnce(Job),
 ) -> R {
     super::stats::offload(kind);
-    let (job, pending) = job_for(call, Slot(false));
+    let (job, pending) = job_for(Plain(call), Slot(false));
     submit(job);
     pending.wait()
 }
 
 /// The job that makes `call` and leaves its result for the [`Pending`] returned with it, waking its waiter.
-fn job_for<R: Send + 'static>(call: impl FnOnce() -> R + Send + 'static, slot: Slot) -> (Job, Pending<R>) {
-    let done: &'static Done<R> = Box::leak(Box::new(Done { result: Lock::new(None), finished: AtomicU32::new(0) }));
+fn job_for<R: Send + 'static>(call: impl HelperCall<R>, slot: Slot) -> (Job, Pending<R>) {
+    let done: &'static Done<R> = Box::leak(Box::new(Done {
+        result: Lock::new(None),
+        finished: AtomicU32::new(0),
+        abort: AtomicU32::new(0),
+        tid: AtomicI32::new(0),
+    }));
     let key = done as *const Done<R> as usize;
     let job: Job = Box::new(move || {
-        let r = call();
+        done.tid.store(super::sys::gettid(), Ordering::SeqCst);
+        let r = call.call(&done.abort);
         *done.result.lock() = Some(r);
         done.finished.store(1, Ordering::Release);
         parking_lot::unpark_all(key, 0);
@@ -222,11 +417,7 @@ impl<R: 'static> Pending<R> {
                 break;
             }
         }
-        let r = done.result.lock().take().expect("helper stored the result");
-        // SAFETY: the helper no longer touches `done` after setting `finished` (its unpark uses the
-        // address only as a key), and only this coroutine frees it.
-        drop(unsafe { Box::from_raw(done as *const Done<R> as *mut Done<R>) });
-        r
+        take_result(done)
     }
 }
 

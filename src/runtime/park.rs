@@ -20,9 +20,11 @@
 //! condition variable keeps its place in the queue meanwhile, [`OnSignal::ResumeInPlace`]). A park a
 //! cancellation request ended is never resumed: the cancellation point returns and acts on it.
 //!
-//! Waits for a call a helper thread makes for the coroutine ([`OnSignal::Deferred`]) are the exception:
-//! the helper writes into the coroutine's stack until it is done, so the coroutine must not leave the wait
-//! early; a handler for it runs in its context on the worker's stack (`signals::routing::run_in_parked`).
+//! Waits for a call a helper thread makes for the coroutine that nothing can abort ([`OnSignal::Deferred`])
+//! are the exception: the helper writes into the coroutine's stack until it is done, so the coroutine
+//! must not leave the wait early; a handler for it runs in its context on the worker's stack
+//! (`signals::routing::run_in_parked`). (Helper calls that can be aborted, or that use no memory of the
+//! coroutine's, wait as the others do: see `offload`.)
 //!
 //! ## In the parking lot
 //! The parking lot keeps address-keyed queues and knows nothing of coroutines; a coroutine waits there

@@ -125,6 +125,39 @@ pub fn pwrite(fd: i32, buf: *const u8, len: usize, off: i64) -> IoResult {
     write(fd, buf, len, Some(off))
 }
 
+/// fcntl(fd, F_SETLKW or F_OFD_SETLKW, lock) for a coroutine (also `lockf(F_LOCK)`, which is that): a
+/// record lock waits in the kernel, which nothing can poll for, so a helper thread waits for it (record
+/// locks belong to the process or the open file description, not to a thread, so the lock the helper gets
+/// is the program's). A handled signal or a cancellation request aborts the helper's wait
+/// (`offload::run_abortable`): the call fails with EINTR, or waits again under SA_RESTART, as the
+/// kernel's — unless the lock was granted first, which then stands (the handler runs, and the call
+/// succeeds).
+pub fn lock_wait(fd: i32, cmd: i32, lock: usize) -> IoResult {
+    lock_on_helper(libc::SYS_fcntl, [fd as usize, cmd as usize, lock, 0, 0, 0])
+}
+
+/// flock(fd, op) without LOCK_NB for a coroutine: as [`lock_wait`] (a BSD lock belongs to the open file
+/// description).
+pub fn flock_wait(fd: i32, op: i32) -> IoResult {
+    lock_on_helper(libc::SYS_flock, [fd as usize, op as usize, 0, 0, 0, 0])
+}
+
+/// A lock call that waits in the kernel (see [`lock_wait`]), made on a helper thread.
+fn lock_on_helper(nr: libc::c_long, args: [usize; 6]) -> IoResult {
+    use super::super::offload::Interrupted;
+    loop {
+        let (r, how) = offload::run_abortable(Offload::Other, move |abort| {
+            // SAFETY: the program's own arguments; a lock description it passed stays valid while it waits
+            // for this call (the coroutine runs nothing until the helper is back).
+            unsafe { sys::abortable::call(abort, nr, args) }
+        });
+        match (r, how) {
+            (Err(Errno(libc::EINTR)), Interrupted::Signal { restarts: true }) => continue,
+            (r, _) => return r,
+        }
+    }
+}
+
 /// sendfile and splice have no per-call non-blocking form on a blocking fd and move data between two
 /// fds: a coroutine has a helper thread make the call while it parks; a plain thread makes it itself.
 fn transfer(call: impl FnOnce() -> IoResult + Send + 'static) -> IoResult {

@@ -70,6 +70,28 @@ pub fn take_over() -> bool {
 
 /// Sends the preemption signal to OS thread `tid` of this process.
 pub fn send(tid: i32) {
+    send_tagged(tid, COOKIE.load(Ordering::Relaxed));
+}
+
+/// Sends OS thread `tid` of this process (a helper thread) the request to abort the call it makes in
+/// `sys::abortable` (see there): the same signal with the other tag.
+pub fn send_abort(tid: i32) {
+    if COOKIE.load(Ordering::Relaxed) == 0 {
+        // Preemption is off: the handler is installed for aborts only (once; racing callers agree).
+        let cookie =
+            (&COOKIE as *const AtomicUsize as usize) ^ (sys::time::monotonic_ns() as usize).rotate_left(17) | 1;
+        let _ = COOKIE.compare_exchange(0, cookie, Ordering::AcqRel, Ordering::Acquire);
+    }
+    // glibc (2.34 on) puts its own handler back at its first pthread_cancel of a plain thread.
+    take_over();
+    send_tagged(tid, COOKIE.load(Ordering::Relaxed) ^ ABORT_TAG);
+}
+
+/// The tag of an abort request among our signals (the cookie's bit 1 flipped; the cookie itself is odd).
+const ABORT_TAG: usize = 2;
+
+/// Sends OS thread `tid` of this process the signal with `value` in its si_value.
+fn send_tagged(tid: i32, value: usize) {
     let pid = sys::getpid();
     let mut info = [0u64; 16];
     // siginfo_t: signo, errno, code (i32 each, then padding), then pid, uid (i32 each) and the value.
@@ -77,24 +99,41 @@ pub fn send(tid: i32) {
     info[1] = SI_QUEUE as u32 as u64;
     // SAFETY: getuid has no preconditions.
     info[2] = pid as u32 as u64 | ((unsafe { libc::getuid() } as u64) << 32);
-    info[3] = COOKIE.load(Ordering::Relaxed) as u64;
+    info[3] = value as u64;
     // SAFETY: the buffer is a siginfo_t's size and alignment (16 u64), the fields above set as the kernel reads them.
     let info = unsafe { &*(info.as_ptr() as *const libc::siginfo_t) };
     let _ = sys::signal::tgsigqueueinfo(pid, tid, SIGNAL, info);
 }
 
-/// True for a signal this module sent (the cookie), false for glibc's own SIGCANCEL and anything else.
-fn is_ours(info: *const libc::siginfo_t) -> bool {
+/// The tag of a signal this module sent: Some(false) for a preemption request, Some(true) for an abort
+/// request, None for glibc's own SIGCANCEL and anything else.
+fn ours(info: *const libc::siginfo_t) -> Option<bool> {
     let words = info as *const u64;
     // SAFETY: the kernel passes a full siginfo (128 bytes).
     let (code, pid_word, value) = unsafe { (*words.add(1) as u32 as i32, *words.add(2), *words.add(3)) };
-    code == SI_QUEUE && pid_word as u32 as i32 == sys::getpid() && value as usize == COOKIE.load(Ordering::Relaxed)
+    let cookie = COOKIE.load(Ordering::Relaxed);
+    if code != SI_QUEUE || pid_word as u32 as i32 != sys::getpid() || cookie == 0 {
+        return None;
+    }
+    match value as usize {
+        v if v == cookie => Some(false),
+        v if v == cookie ^ ABORT_TAG => Some(true),
+        _ => None,
+    }
 }
 
 extern "C" fn on_signal(sig: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
-    if !is_ours(info) {
-        forward(sig, info, ctx);
-        return;
+    match ours(info) {
+        None => {
+            forward(sig, info, ctx);
+            return;
+        }
+        Some(true) => {
+            // SAFETY: the context the kernel passed, on the thread it interrupted.
+            unsafe { sys::abortable::abort_in_context(ctx as *mut libc::ucontext_t) };
+            return;
+        }
+        Some(false) => {}
     }
     // A request the worker's coroutine already left behind (or a forked child's copy): nothing to do.
     let Some(w) = worker::current_worker() else { return };

@@ -6,6 +6,7 @@
 //!
 //! | file | facility |
 //! |---|---|
+//! | [`abortable`] | a system call another thread can abort (helper threads' calls for coroutines) |
 //! | [`fd`] | fd numbers (dup, close, fcntl, limit) and plain calls on what they name (read, write...) |
 //! | [`fs`] | files by path (open, stat) |
 //! | [`socket`] | send, receive, accept, connect, socket options |
@@ -23,6 +24,7 @@
 //! | [`uring`] | io_uring futex waits (the kernel waits for a coroutine without blocking a thread) |
 //! | [`usercopy`] | fault-safe copies from and to the program's memory |
 
+pub mod abortable;
 pub mod epoll;
 pub mod eventfd;
 pub mod fd;

@@ -1,0 +1,125 @@
+//! A system call that another thread can abort, before it starts or while it blocks, without losing its
+//! result if it completed first: for the calls helper threads make for coroutines (`waitid`, a blocking
+//! `fcntl` lock, ...), which must end when the coroutine they serve is interrupted by a signal or a
+//! cancellation request, as the coroutine's own call would.
+//!
+//! The call goes through one assembly routine whose *window* — from the check of the call's abort flag up
+//! to and including the `syscall` instruction — is known. The aborting thread sets the flag and then sends
+//! the helper a signal whose handler calls [`abort_in_context`]: if the helper is in the window (about to
+//! make the call, or in it and about to have it restarted — the kernel rewinds the instruction pointer to
+//! the `syscall` instruction before it runs the handler of a restartable call), the handler moves it to
+//! the routine's exit, which returns EINTR; if the call had completed, its result stands. A signal that
+//! comes before the routine is entered finds the flag set when the routine checks it. (musl closes its
+//! cancellation race the same way.)
+
+use super::syscall::Errno;
+use core::sync::atomic::AtomicU32;
+
+/// What [`call`] passes the routine: the flag's address, then the system call number and six arguments.
+#[repr(C)]
+struct Frame {
+    flag: *const AtomicU32,
+    nr: usize,
+    args: [usize; 6],
+}
+
+core::arch::global_asm!(
+    ".pushsection .text.asyncshim_abortable,\"ax\",@progbits",
+    ".p2align 4",
+    ".globl asyncshim_abortable_syscall",
+    ".hidden asyncshim_abortable_syscall",
+    ".type asyncshim_abortable_syscall,@function",
+    "asyncshim_abortable_syscall:",
+    ".cfi_startproc",
+    "push r12",
+    ".cfi_adjust_cfa_offset 8",
+    ".cfi_rel_offset r12, 0",
+    "mov r12, rdi",
+    "mov rax, [r12 + 8]",
+    "mov rdi, [r12 + 16]",
+    "mov rsi, [r12 + 24]",
+    "mov rdx, [r12 + 32]",
+    "mov r10, [r12 + 40]",
+    "mov r8, [r12 + 48]",
+    "mov r9, [r12 + 56]",
+    ".globl asyncshim_abortable_window",
+    ".hidden asyncshim_abortable_window",
+    "asyncshim_abortable_window:",
+    "mov rcx, [r12]",
+    "cmp dword ptr [rcx], 0",
+    "jne 2f",
+    ".globl asyncshim_abortable_syscall_insn",
+    ".hidden asyncshim_abortable_syscall_insn",
+    "asyncshim_abortable_syscall_insn:",
+    "syscall",
+    "pop r12",
+    ".cfi_adjust_cfa_offset -8",
+    ".cfi_restore r12",
+    "ret",
+    ".cfi_adjust_cfa_offset 8",
+    ".cfi_rel_offset r12, 0",
+    ".globl asyncshim_abortable_aborted",
+    ".hidden asyncshim_abortable_aborted",
+    "asyncshim_abortable_aborted:",
+    "2:",
+    "mov rax, -4",
+    "pop r12",
+    ".cfi_adjust_cfa_offset -8",
+    ".cfi_restore r12",
+    "ret",
+    ".cfi_endproc",
+    ".size asyncshim_abortable_syscall, . - asyncshim_abortable_syscall",
+    ".popsection",
+);
+
+unsafe extern "C" {
+    fn asyncshim_abortable_syscall(frame: *const Frame) -> isize;
+    static asyncshim_abortable_window: u8;
+    static asyncshim_abortable_syscall_insn: u8;
+    static asyncshim_abortable_aborted: u8;
+}
+
+/// Makes system call `nr` with `args` unless `flag` is (or, while it blocks, becomes) non-zero and the
+/// calling thread gets a signal whose handler calls [`abort_in_context`]: then Err(EINTR), and the call
+/// either never started or was interrupted before it completed. An EINTR with the flag still 0 came from a
+/// signal of no concern to the call, which is made again (as the coroutine's own call would not have been
+/// interrupted).
+///
+/// # Safety
+/// The arguments must be valid for system call `nr` until it returns.
+pub unsafe fn call(flag: &AtomicU32, nr: libc::c_long, args: [usize; 6]) -> Result<usize, Errno> {
+    let frame = Frame { flag, nr: nr as usize, args };
+    loop {
+        // SAFETY: the routine makes one system call with the frame's arguments, which the caller vouches
+        // for; it clobbers only what the C ABI lets a call clobber (r12 is saved and restored).
+        let ret = unsafe { asyncshim_abortable_syscall(&frame) };
+        if ret == -(libc::EINTR as isize) && flag.load(core::sync::atomic::Ordering::SeqCst) == 0 {
+            continue;
+        }
+        return if (-4095..0).contains(&ret) { Err(Errno(-ret as i32)) } else { Ok(ret as usize) };
+    }
+}
+
+/// For a signal handler on a thread that may be in [`call`]: if the interrupted code is in the window and
+/// its call's flag is set, it resumes at the routine's exit (EINTR) instead. Async-signal-safe.
+///
+/// # Safety
+/// `uc` is the context the kernel passed to the handler, running on the interrupted thread.
+pub unsafe fn abort_in_context(uc: *mut libc::ucontext_t) {
+    // SAFETY: per the contract; the labels are addresses in this library's text.
+    unsafe {
+        let gregs = &mut (*uc).uc_mcontext.gregs;
+        let pc = gregs[libc::REG_RIP as usize] as usize;
+        let start = &asyncshim_abortable_window as *const u8 as usize;
+        let insn = &asyncshim_abortable_syscall_insn as *const u8 as usize;
+        if pc < start || pc > insn {
+            return;
+        }
+        // In the window r12 holds the frame, whose first word is the flag's address.
+        let frame = gregs[libc::REG_R12 as usize] as usize as *const Frame;
+        if (*(*frame).flag).load(core::sync::atomic::Ordering::SeqCst) == 0 {
+            return;
+        }
+        gregs[libc::REG_RIP as usize] = &asyncshim_abortable_aborted as *const u8 as usize as i64;
+    }
+}
