@@ -38,6 +38,9 @@ use std::path::{Path, PathBuf};
 #[path = "../env_values.rs"]
 mod env_values;
 use env_values::{parse_stack_size, parse_workers};
+// The one system call the launcher makes itself (doctor's io_uring check), kept with the others in sys/.
+#[path = "../runtime/sys/uring_probe.rs"]
+mod uring_probe;
 
 const LIB_NAME: &str = "libasyncshim.so";
 /// Where the library is looked for, relative to the launcher's directory: beside it (the build tree,
@@ -419,15 +422,7 @@ mod doctor {
 
     fn io_uring() -> String {
         let disabled = read_trimmed("/proc/sys/kernel/io_uring_disabled");
-        let mut params = [0u8; 120];
-        // SAFETY: io_uring_setup with one entry and a zeroed params struct (120 bytes); the fd is closed.
-        let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 1, params.as_mut_ptr()) };
-        if fd >= 0 {
-            // SAFETY: closing the fd just made.
-            unsafe { libc::close(fd as i32) };
-            return "available".into();
-        }
-        let err = std::io::Error::last_os_error();
+        let Err(err) = uring_probe::io_uring_available() else { return "available".into() };
         match (err.raw_os_error(), disabled.as_deref()) {
             (Some(libc::ENOSYS), _) => "not in this kernel".into(),
             (_, Some(d)) if d != "0" => format!("disabled (kernel.io_uring_disabled = {d})"),

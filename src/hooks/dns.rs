@@ -29,9 +29,24 @@ pub unsafe extern "C" fn getaddrinfo(
 
 /// The resolver calls below made on a helper thread: every argument crosses to it as a plain word (the
 /// caller's pointers are not `Send`, but stay valid while it waits for the helper) and goes back to its
-/// own type in the real call; a pointer result comes back the same way.
+/// own type in the real call; a pointer result comes back the same way. The reentrant lookups all end in
+/// the same out-parameters (the caller's hostent, its buffer, where the result pointer and h_errno go):
+/// `; hostent_r` stands for them.
 macro_rules! offloaded {
-    ($( $name:ident($($arg:ident: $t:ty),*) -> $ret:ty $(as $word:ty)?; )*) => {$(
+    ($name:ident($($arg:ident: $t:ty),*; hostent_r) -> c_int; $($rest:tt)*) => {
+        offloaded! {
+            $name(
+                $($arg: $t,)*
+                ret: *mut libc::hostent,
+                buf: *mut c_char,
+                buflen: usize,
+                result: *mut *mut libc::hostent,
+                h_errnop: *mut c_int
+            ) -> c_int;
+            $($rest)*
+        }
+    };
+    ($name:ident($($arg:ident: $t:ty),*) -> $ret:ty $(as $word:ty)?; $($rest:tt)*) => {
         /// # Safety
         #[doc = concat!("C contract of ", stringify!($name), ".")]
         #[unsafe(no_mangle)]
@@ -40,7 +55,9 @@ macro_rules! offloaded {
             // SAFETY: forwarding; the caller's pointers stay valid while it waits for the helper.
             run_keeping_errno(Dns, move || unsafe { real::$name($($arg as _),*) $(as $word)? }) as $ret
         }
-    )*};
+        offloaded! { $($rest)* }
+    };
+    () => {};
 }
 
 offloaded! {
@@ -56,31 +73,7 @@ offloaded! {
     gethostbyname(name: *const c_char) -> *mut libc::hostent as usize;
     gethostbyname2(name: *const c_char, af: c_int) -> *mut libc::hostent as usize;
     gethostbyaddr(addr: *const c_void, len: libc::socklen_t, af: c_int) -> *mut libc::hostent as usize;
-    gethostbyname_r(
-        name: *const c_char,
-        ret: *mut libc::hostent,
-        buf: *mut c_char,
-        buflen: usize,
-        result: *mut *mut libc::hostent,
-        h_errnop: *mut c_int
-    ) -> c_int;
-    gethostbyname2_r(
-        name: *const c_char,
-        af: c_int,
-        ret: *mut libc::hostent,
-        buf: *mut c_char,
-        buflen: usize,
-        result: *mut *mut libc::hostent,
-        h_errnop: *mut c_int
-    ) -> c_int;
-    gethostbyaddr_r(
-        addr: *const c_void,
-        len: libc::socklen_t,
-        af: c_int,
-        ret: *mut libc::hostent,
-        buf: *mut c_char,
-        buflen: usize,
-        result: *mut *mut libc::hostent,
-        h_errnop: *mut c_int
-    ) -> c_int;
+    gethostbyname_r(name: *const c_char; hostent_r) -> c_int;
+    gethostbyname2_r(name: *const c_char, af: c_int; hostent_r) -> c_int;
+    gethostbyaddr_r(addr: *const c_void, len: libc::socklen_t, af: c_int; hostent_r) -> c_int;
 }

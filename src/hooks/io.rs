@@ -22,72 +22,29 @@ pub(crate) fn ret(r: IoResult) -> isize {
     }
 }
 
-unsafe extern "C" {
-    fn __chk_fail() -> !;
+coroutine_or_real! {
+    read(fd: c_int, buf: *mut c_void, len: usize) -> isize => rw::read(fd, buf as *mut u8, len);
+    write(fd: c_int, buf: *const c_void, len: usize) -> isize => rw::write(fd, buf as *const u8, len);
+    // A negative count gets the kernel's EINVAL.
+    readv(fd: c_int, iov: *const libc::iovec, cnt: c_int) -> isize, real if cnt < 0
+        => rw::readv(fd, iov, cnt as usize);
+    writev(fd: c_int, iov: *const libc::iovec, cnt: c_int) -> isize, real if cnt < 0
+        => rw::writev(fd, iov, cnt as usize);
+    pread(fd: c_int, buf: *mut c_void, len: usize, off: libc::off_t) -> isize, also pread64
+        => file::pread(fd, buf as *mut u8, len, off);
+    pwrite(fd: c_int, buf: *const c_void, len: usize, off: libc::off_t) -> isize, also pwrite64
+        => file::pwrite(fd, buf as *const u8, len, off);
+    fsync(fd: c_int) -> c_int => file::sync(fd, false);
+    fdatasync(fd: c_int) -> c_int => file::sync(fd, true);
 }
 
-/// # Safety
-/// C contract of read.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, len: usize) -> isize {
-    cancel::point_task(|me| {
-        if me.is_none() {
-            // SAFETY: forwarding.
-            return unsafe { real::read(fd, buf, len) };
-        }
-        ret(rw::read(fd, buf as *mut u8, len))
-    })
-}
-
-/// # Safety
-/// C contract of __read_chk (the _FORTIFY_SOURCE read).
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn __read_chk(fd: c_int, buf: *mut c_void, len: usize, buflen: usize) -> isize {
-    if len > buflen {
-        // SAFETY: glibc's own fortify failure report.
-        unsafe { __chk_fail() }
-    }
-    // SAFETY: as for read.
-    unsafe { read(fd, buf, len) }
-}
-
-/// # Safety
-/// C contract of write.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, len: usize) -> isize {
-    cancel::point_task(|me| {
-        if me.is_none() {
-            // SAFETY: forwarding.
-            return unsafe { real::write(fd, buf, len) };
-        }
-        ret(rw::write(fd, buf as *const u8, len))
-    })
-}
-
-/// # Safety
-/// C contract of readv.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, cnt: c_int) -> isize {
-    cancel::point_task(|me| {
-        if me.is_none() || cnt < 0 {
-            // SAFETY: forwarding.
-            return unsafe { real::readv(fd, iov, cnt) };
-        }
-        ret(rw::readv(fd, iov, cnt as usize))
-    })
-}
-
-/// # Safety
-/// C contract of writev.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, cnt: c_int) -> isize {
-    cancel::point_task(|me| {
-        if me.is_none() || cnt < 0 {
-            // SAFETY: forwarding (a negative count gets the kernel's EINVAL).
-            return unsafe { real::writev(fd, iov, cnt) };
-        }
-        ret(rw::writev(fd, iov, cnt as usize))
-    })
+fortified! {
+    __read_chk(fd: c_int, buf: *mut c_void, len: usize, buflen: usize) -> isize, if len <= buflen
+        => read(fd, buf, len);
+    __pread_chk(fd: c_int, buf: *mut c_void, len: usize, off: libc::off_t, buflen: usize) -> isize, if len <= buflen
+        => pread(fd, buf, len, off);
+    __pread64_chk(fd: c_int, buf: *mut c_void, len: usize, off: libc::off_t, buflen: usize) -> isize, if len <= buflen
+        => pread(fd, buf, len, off);
 }
 
 /// The answer for a number the program does not have open (one of the runtime's hidden duplicates).
@@ -419,12 +376,8 @@ pub unsafe extern "C" fn sendfile(out: c_int, inp: c_int, off: *mut libc::off_t,
     ret(file::sendfile(out, inp, off, count))
 }
 
-/// # Safety
-/// C contract of sendfile64 (the same call on x86-64).
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn sendfile64(out: c_int, inp: c_int, off: *mut libc::off_t, count: usize) -> isize {
-    // SAFETY: same contract.
-    unsafe { sendfile(out, inp, off, count) }
+same_function! {
+    sendfile64 = sendfile(out: c_int, inp: c_int, off: *mut libc::off_t, count: usize) -> isize;
 }
 
 /// # Safety
@@ -438,111 +391,11 @@ pub unsafe extern "C" fn splice(
     len: usize,
     flags: libc::c_uint,
 ) -> isize {
-    ret(file::splice(fd_in, off_in, fd_out, off_out, len, flags))
-}
-
-/// # Safety
-/// C contract of pread (pread64 is the same function on x86-64).
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pread(fd: c_int, buf: *mut c_void, len: usize, off: libc::off_t) -> isize {
-    cancel::point_task(|me| {
-        if me.is_none() {
-            // SAFETY: forwarding.
-            return unsafe { real::pread(fd, buf, len, off) };
-        }
-        ret(file::pread(fd, buf as *mut u8, len, off))
-    })
-}
-
-/// # Safety
-/// C contract of pread64.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pread64(fd: c_int, buf: *mut c_void, len: usize, off: libc::off_t) -> isize {
-    cancel::point(|| {
-        // SAFETY: same contract.
-        unsafe { pread(fd, buf, len, off) }
-    })
-}
-
-/// # Safety
-/// C contract of __pread_chk / __pread64_chk (the _FORTIFY_SOURCE pread).
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn __pread_chk(
-    fd: c_int,
-    buf: *mut c_void,
-    len: usize,
-    off: libc::off_t,
-    buflen: usize,
-) -> isize {
-    if len > buflen {
-        // SAFETY: glibc's own overflow report and abort.
-        unsafe { __chk_fail() }
-    }
-    // SAFETY: same contract as pread once the length is checked.
-    unsafe { pread(fd, buf, len, off) }
-}
-
-/// # Safety
-/// As __pread_chk.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn __pread64_chk(
-    fd: c_int,
-    buf: *mut c_void,
-    len: usize,
-    off: libc::off_t,
-    buflen: usize,
-) -> isize {
-    // SAFETY: same contract.
-    unsafe { __pread_chk(fd, buf, len, off, buflen) }
-}
-
-/// # Safety
-/// C contract of pwrite.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pwrite(fd: c_int, buf: *const c_void, len: usize, off: libc::off_t) -> isize {
-    cancel::point_task(|me| {
-        if me.is_none() {
-            // SAFETY: forwarding.
-            return unsafe { real::pwrite(fd, buf, len, off) };
-        }
-        ret(file::pwrite(fd, buf as *const u8, len, off))
-    })
-}
-
-/// # Safety
-/// C contract of pwrite64.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pwrite64(fd: c_int, buf: *const c_void, len: usize, off: libc::off_t) -> isize {
-    cancel::point(|| {
-        // SAFETY: same contract.
-        unsafe { pwrite(fd, buf, len, off) }
-    })
-}
-
-/// # Safety
-/// C contract of fsync.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn fsync(fd: c_int) -> c_int {
-    cancel::point_task(|me| {
-        if me.is_none() {
-            // SAFETY: forwarding.
-            return unsafe { real::fsync(fd) };
-        }
-        ret(file::sync(fd, false)) as c_int
-    })
-}
-
-/// # Safety
-/// C contract of fdatasync.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn fdatasync(fd: c_int) -> c_int {
-    cancel::point_task(|me| {
-        if me.is_none() {
-            // SAFETY: forwarding.
-            return unsafe { real::fdatasync(fd) };
-        }
-        ret(file::sync(fd, true)) as c_int
-    })
+    let (from, to) = (
+        file::SpliceEnd { fd: fd_in, offset: off_in as usize },
+        file::SpliceEnd { fd: fd_out, offset: off_out as usize },
+    );
+    ret(file::splice(from, to, len, flags))
 }
 
 /// msgrcv: a cancellation point that may wait indefinitely on a System V message queue; a coroutine's

@@ -9,119 +9,27 @@ use crate::runtime::io::{kind, mmsg, socket};
 use crate::runtime::worker;
 use std::ffi::{c_int, c_void};
 
-unsafe extern "C" {
-    fn __chk_fail() -> !;
+coroutine_or_real! {
+    recv(fd: c_int, buf: *mut c_void, len: usize, flags: c_int) -> isize
+        => socket::recv(fd, buf as *mut u8, len, flags, (core::ptr::null_mut(), core::ptr::null_mut()));
+    recvfrom(
+        fd: c_int, buf: *mut c_void, len: usize, flags: c_int, addr: *mut libc::sockaddr, alen: *mut libc::socklen_t
+    ) -> isize => socket::recv(fd, buf as *mut u8, len, flags, (addr, alen));
+    recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> isize => socket::recvmsg(fd, msg, flags);
+    send(fd: c_int, buf: *const c_void, len: usize, flags: c_int) -> isize
+        => socket::send(fd, buf as *const u8, len, flags, (core::ptr::null(), 0));
+    sendto(
+        fd: c_int, buf: *const c_void, len: usize, flags: c_int, addr: *const libc::sockaddr, alen: libc::socklen_t
+    ) -> isize => socket::send(fd, buf as *const u8, len, flags, (addr, alen));
 }
 
-/// # Safety
-/// C contract of recv.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: usize, flags: c_int) -> isize {
-    cancel::point(|| {
-        if worker::current_task().is_none() {
-            // SAFETY: forwarding.
-            return unsafe { real::recv(fd, buf, len, flags) };
-        }
-        ret(socket::recv(fd, buf as *mut u8, len, flags, (core::ptr::null_mut(), core::ptr::null_mut())))
-    })
-}
-
-/// # Safety
-/// C contract of recvfrom.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn recvfrom(
-    fd: c_int,
-    buf: *mut c_void,
-    len: usize,
-    flags: c_int,
-    addr: *mut libc::sockaddr,
-    alen: *mut libc::socklen_t,
-) -> isize {
-    cancel::point(|| {
-        if worker::current_task().is_none() {
-            // SAFETY: forwarding.
-            return unsafe { real::recvfrom(fd, buf, len, flags, addr, alen) };
-        }
-        ret(socket::recv(fd, buf as *mut u8, len, flags, (addr, alen)))
-    })
-}
-
-/// # Safety
-/// C contract of __recv_chk.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn __recv_chk(fd: c_int, buf: *mut c_void, len: usize, buflen: usize, flags: c_int) -> isize {
-    if len > buflen {
-        // SAFETY: glibc's own fortify failure report.
-        unsafe { __chk_fail() }
-    }
-    // SAFETY: as for recv.
-    unsafe { recv(fd, buf, len, flags) }
-}
-
-/// # Safety
-/// C contract of __recvfrom_chk.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn __recvfrom_chk(
-    fd: c_int,
-    buf: *mut c_void,
-    len: usize,
-    buflen: usize,
-    flags: c_int,
-    addr: *mut libc::sockaddr,
-    alen: *mut libc::socklen_t,
-) -> isize {
-    if len > buflen {
-        // SAFETY: glibc's own fortify failure report.
-        unsafe { __chk_fail() }
-    }
-    // SAFETY: as for recvfrom.
-    unsafe { recvfrom(fd, buf, len, flags, addr, alen) }
-}
-
-/// # Safety
-/// C contract of recvmsg.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> isize {
-    cancel::point(|| {
-        if worker::current_task().is_none() {
-            // SAFETY: forwarding.
-            return unsafe { real::recvmsg(fd, msg, flags) };
-        }
-        ret(socket::recvmsg(fd, msg, flags))
-    })
-}
-
-/// # Safety
-/// C contract of send.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: usize, flags: c_int) -> isize {
-    cancel::point(|| {
-        if worker::current_task().is_none() {
-            // SAFETY: forwarding.
-            return unsafe { real::send(fd, buf, len, flags) };
-        }
-        ret(socket::send(fd, buf as *const u8, len, flags, (core::ptr::null(), 0)))
-    })
-}
-
-/// # Safety
-/// C contract of sendto.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn sendto(
-    fd: c_int,
-    buf: *const c_void,
-    len: usize,
-    flags: c_int,
-    addr: *const libc::sockaddr,
-    alen: libc::socklen_t,
-) -> isize {
-    cancel::point(|| {
-        if worker::current_task().is_none() {
-            // SAFETY: forwarding.
-            return unsafe { real::sendto(fd, buf, len, flags, addr, alen) };
-        }
-        ret(socket::send(fd, buf as *const u8, len, flags, (addr, alen)))
-    })
+fortified! {
+    __recv_chk(fd: c_int, buf: *mut c_void, len: usize, buflen: usize, flags: c_int) -> isize, if len <= buflen
+        => recv(fd, buf, len, flags);
+    __recvfrom_chk(
+        fd: c_int, buf: *mut c_void, len: usize, buflen: usize, flags: c_int, addr: *mut libc::sockaddr,
+        alen: *mut libc::socklen_t
+    ) -> isize, if len <= buflen => recvfrom(fd, buf, len, flags, addr, alen);
 }
 
 /// # Safety

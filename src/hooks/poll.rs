@@ -9,10 +9,6 @@ use crate::runtime::io::poll as io_poll;
 use crate::runtime::worker;
 use std::ffi::c_int;
 
-unsafe extern "C" {
-    fn __chk_fail() -> !;
-}
-
 /// The waits whose shape is the same: a coroutine's goes to `runtime::io::poll` (`$coop`, None when the
 /// runtime leaves the call as it is), a plain thread's and a left one to glibc; each is a cancellation point.
 macro_rules! waits {
@@ -42,7 +38,7 @@ waits! {
         => io_poll::ppoll(fds, n, ts, mask);
     /// C contract of select (Linux: the timeout is updated to the time left).
     select(n: c_int, r: *mut libc::fd_set, w: *mut libc::fd_set, e: *mut libc::fd_set, tv: *mut libc::timeval)
-        => io_poll::select(n, r, w, e, tv);
+        => io_poll::select(io_poll::FdSets { n, sets: [r, w, e] }, tv);
     /// C contract of pselect.
     pselect(
         n: c_int,
@@ -51,43 +47,21 @@ waits! {
         e: *mut libc::fd_set,
         ts: *const libc::timespec,
         mask: *const libc::sigset_t
-    ) => io_poll::pselect(n, r, w, e, ts, mask);
+    ) => io_poll::pselect(io_poll::FdSets { n, sets: [r, w, e] }, ts, mask);
     /// C contract of epoll_wait.
     epoll_wait(epfd: c_int, events: *mut libc::epoll_event, max: c_int, timeout: c_int)
-        => io_poll::epoll_pwait(epfd, events, max, timeout, core::ptr::null());
+        => io_poll::epoll_pwait(io_poll::EpollEvents { epfd, events, max }, timeout, core::ptr::null());
     /// C contract of epoll_pwait.
     epoll_pwait(epfd: c_int, events: *mut libc::epoll_event, max: c_int, timeout: c_int, mask: *const libc::sigset_t)
-        => io_poll::epoll_pwait(epfd, events, max, timeout, mask);
+        => io_poll::epoll_pwait(io_poll::EpollEvents { epfd, events, max }, timeout, mask);
 }
 
-/// # Safety
-/// C contract of __poll_chk.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn __poll_chk(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: c_int, len: usize) -> c_int {
-    if (len / size_of::<libc::pollfd>()) < n as usize {
-        // SAFETY: glibc's fortify failure report.
-        unsafe { __chk_fail() }
-    }
-    // SAFETY: as for poll.
-    unsafe { poll(fds, n, timeout) }
-}
-
-/// # Safety
-/// C contract of __ppoll_chk (the _FORTIFY_SOURCE ppoll).
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn __ppoll_chk(
-    fds: *mut libc::pollfd,
-    n: libc::nfds_t,
-    ts: *const libc::timespec,
-    mask: *const libc::sigset_t,
-    len: usize,
-) -> c_int {
-    if (len / size_of::<libc::pollfd>()) < n as usize {
-        // SAFETY: glibc's fortify failure report.
-        unsafe { __chk_fail() }
-    }
-    // SAFETY: as for ppoll.
-    unsafe { ppoll(fds, n, ts, mask) }
+fortified! {
+    __poll_chk(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: c_int, len: usize) -> c_int,
+        if len / size_of::<libc::pollfd>() >= n as usize => poll(fds, n, timeout);
+    __ppoll_chk(
+        fds: *mut libc::pollfd, n: libc::nfds_t, ts: *const libc::timespec, mask: *const libc::sigset_t, len: usize
+    ) -> c_int, if len / size_of::<libc::pollfd>() >= n as usize => ppoll(fds, n, ts, mask);
 }
 
 /// # Safety
@@ -100,10 +74,5 @@ pub unsafe extern "C" fn epoll_pwait2(
     ts: *const libc::timespec,
     mask: *const libc::sigset_t,
 ) -> c_int {
-    cancel::point(|| {
-        if worker::current_task().is_none() {
-            return ret(io_poll::epoll_pwait2_now(epfd, events, max, ts, mask)) as c_int;
-        }
-        ret(io_poll::epoll_pwait2(epfd, events, max, ts, mask)) as c_int
-    })
+    cancel::point(|| ret(io_poll::epoll_pwait2(io_poll::EpollEvents { epfd, events, max }, ts, mask)) as c_int)
 }

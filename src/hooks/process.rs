@@ -83,8 +83,13 @@ pub unsafe extern "C" fn waitid(
 
 /// posix_spawn, posix_spawnp and popen make a child that inherits descriptions (and may change their
 /// flags) without running the atfork handlers: the fd table hears of it first, then glibc makes the call.
+/// `a | b(...)`: two functions with the same prototype (posix_spawnp differs from posix_spawn only in
+/// searching PATH for the file it is given).
 macro_rules! shares_with_child {
-    ($( $name:ident($($arg:ident: $t:ty),*) -> $ret:ty; )*) => {$(
+    ($a:ident | $b:ident($($params:tt)*) -> $ret:ty; $($rest:tt)*) => {
+        shares_with_child! { $a($($params)*) -> $ret; $b($($params)*) -> $ret; $($rest)* }
+    };
+    ($name:ident($($arg:ident: $t:ty),*) -> $ret:ty; $($rest:tt)*) => {
         /// # Safety
         #[doc = concat!("C contract of ", stringify!($name), ".")]
         #[unsafe(no_mangle)]
@@ -93,21 +98,15 @@ macro_rules! shares_with_child {
             // SAFETY: forwarding.
             unsafe { real::$name($($arg),*) }
         }
-    )*};
+        shares_with_child! { $($rest)* }
+    };
+    () => {};
 }
 
 shares_with_child! {
-    posix_spawn(
+    posix_spawn | posix_spawnp(
         pid: *mut libc::pid_t,
         path: *const c_char,
-        actions: *const libc::posix_spawn_file_actions_t,
-        attr: *const libc::posix_spawnattr_t,
-        argv: *const *mut c_char,
-        envp: *const *mut c_char
-    ) -> c_int;
-    posix_spawnp(
-        pid: *mut libc::pid_t,
-        file: *const c_char,
         actions: *const libc::posix_spawn_file_actions_t,
         attr: *const libc::posix_spawnattr_t,
         argv: *const *mut c_char,

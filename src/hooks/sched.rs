@@ -116,40 +116,31 @@ fn on_target(pid: libc::pid_t, coroutine: impl FnOnce(TaskRef) -> c_int, real: i
     }
 }
 
-/// # Safety
-/// C contract of sched_setscheduler.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn sched_setscheduler(pid: libc::pid_t, policy: c_int, param: *const libc::sched_param) -> c_int {
-    on_target(
-        pid,
-        |task| to_c(set_scheduler(&task, policy, param)),
-        // SAFETY: forwarding.
-        || unsafe { real::sched_setscheduler(pid, policy, param) },
-    )
+/// The calls that name one thread (by pid through [`on_target`], by pthread_t through [`on_pthread`])
+/// and act on it alone: a coroutine's through the runtime (`|task| ...`), another thread's by the real
+/// call.
+macro_rules! named_thread {
+    ($via:ident: $( $name:ident($who:ident: $wt:ty $(, $arg:ident: $t:ty)*) => |$task:ident| $coop:expr; )*) => {$(
+        /// # Safety
+        #[doc = concat!("C contract of ", stringify!($name), ".")]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name($who: $wt $(, $arg: $t)*) -> c_int {
+            // SAFETY: forwarding.
+            $via($who, |$task| $coop, || unsafe { real::$name($who $(, $arg)*) })
+        }
+    )*};
 }
 
-/// # Safety
-/// C contract of sched_getscheduler.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn sched_getscheduler(pid: libc::pid_t) -> c_int {
-    on_target(
-        pid,
-        |task| sched_attr::get(&task).policy_with_flags(),
-        // SAFETY: forwarding.
-        || unsafe { real::sched_getscheduler(pid) },
-    )
-}
-
-/// # Safety
-/// C contract of sched_setparam.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn sched_setparam(pid: libc::pid_t, param: *const libc::sched_param) -> c_int {
-    on_target(
-        pid,
-        |task| to_c(set_param(&task, param)),
-        // SAFETY: forwarding.
-        || unsafe { real::sched_setparam(pid, param) },
-    )
+named_thread! {
+    on_target:
+    sched_setscheduler(pid: libc::pid_t, policy: c_int, param: *const libc::sched_param)
+        => |task| to_c(set_scheduler(&task, policy, param));
+    sched_getscheduler(pid: libc::pid_t) => |task| sched_attr::get(&task).policy_with_flags();
+    sched_setparam(pid: libc::pid_t, param: *const libc::sched_param) => |task| to_c(set_param(&task, param));
+    sched_setaffinity(pid: libc::pid_t, size: usize, set: *const libc::cpu_set_t)
+        => |task| to_c(set_affinity(&task, size, set));
+    sched_getaffinity(pid: libc::pid_t, size: usize, set: *mut libc::cpu_set_t)
+        => |task| to_c(get_affinity(&task, size, set));
 }
 
 /// # Safety
@@ -167,18 +158,6 @@ pub unsafe extern "C" fn sched_getparam(pid: libc::pid_t, param: *mut libc::sche
         },
         // SAFETY: forwarding.
         || unsafe { real::sched_getparam(pid, param) },
-    )
-}
-
-/// # Safety
-/// C contract of sched_setaffinity.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn sched_setaffinity(pid: libc::pid_t, size: usize, set: *const libc::cpu_set_t) -> c_int {
-    on_target(
-        pid,
-        |task| to_c(set_affinity(&task, size, set)),
-        // SAFETY: forwarding.
-        || unsafe { real::sched_setaffinity(pid, size, set) },
     )
 }
 
@@ -274,18 +253,6 @@ pub unsafe extern "C" fn sched_getattr(
 }
 
 /// # Safety
-/// C contract of sched_getaffinity.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn sched_getaffinity(pid: libc::pid_t, size: usize, set: *mut libc::cpu_set_t) -> c_int {
-    on_target(
-        pid,
-        |task| to_c(get_affinity(&task, size, set)),
-        // SAFETY: forwarding.
-        || unsafe { real::sched_getaffinity(pid, size, set) },
-    )
-}
-
-/// # Safety
 /// C contract of sched_rr_get_interval.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sched_rr_get_interval(pid: libc::pid_t, ts: *mut libc::timespec) -> c_int {
@@ -359,94 +326,42 @@ pub unsafe extern "C" fn getpriority(which: libc::__priority_which_t, who: libc:
     unsafe { real::getpriority(which, who) }
 }
 
-/// # Safety
-/// C contract of pthread_setschedparam.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pthread_setschedparam(
+/// A pthread_* call on thread `t`: a running coroutine's goes to `coroutine` (its error is the call's
+/// result), one that has ended answers ESRCH, and a thread the runtime does not know gets the real call.
+fn on_pthread(
     t: libc::pthread_t,
-    policy: c_int,
-    param: *const libc::sched_param,
+    coroutine: impl FnOnce(TaskRef) -> Result<(), Errno>,
+    real: impl FnOnce() -> c_int,
 ) -> c_int {
     match known(t) {
-        Some(task) if thread::tid_while_running(task).is_some() => {
-            if policy < 0 {
-                return libc::EINVAL;
-            }
-            match read_param(param) {
-                Ok(priority) => sched_attr::pthread_set(&task, Some(policy), priority).err().map_or(0, |e| e.0),
-                Err(e) => e.0,
-            }
-        }
+        Some(task) if thread::tid_while_running(task).is_some() => coroutine(task).err().map_or(0, |e| e.0),
         Some(_) => libc::ESRCH,
-        // SAFETY: forwarding.
-        None => unsafe { real::pthread_setschedparam(t, policy, param) },
+        None => real(),
     }
 }
 
-/// # Safety
-/// C contract of pthread_getschedparam.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pthread_getschedparam(
-    t: libc::pthread_t,
-    policy: *mut c_int,
-    param: *mut libc::sched_param,
-) -> c_int {
-    match known(t) {
-        Some(task) if thread::tid_while_running(task).is_some() => {
-            let (p, priority) = sched_attr::glibc_view(&task);
-            // SAFETY: the caller's out-pointers, which glibc writes unchecked.
-            unsafe {
-                *policy = p;
-                *param = libc::sched_param { sched_priority: priority };
-            }
-            0
+named_thread! {
+    on_pthread:
+    pthread_setschedparam(t: libc::pthread_t, policy: c_int, param: *const libc::sched_param) => |task| {
+        if policy < 0 {
+            return Err(Errno(libc::EINVAL));
         }
-        Some(_) => libc::ESRCH,
-        // SAFETY: forwarding.
-        None => unsafe { real::pthread_getschedparam(t, policy, param) },
-    }
-}
-
-/// # Safety
-/// C contract of pthread_setschedprio.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pthread_setschedprio(t: libc::pthread_t, prio: c_int) -> c_int {
-    match known(t) {
-        Some(task) if thread::tid_while_running(task).is_some() => {
-            sched_attr::pthread_set(&task, None, prio).err().map_or(0, |e| e.0)
+        sched_attr::pthread_set(&task, Some(policy), read_param(param)?)
+    };
+    pthread_getschedparam(t: libc::pthread_t, policy: *mut c_int, param: *mut libc::sched_param) => |task| {
+        let (p, priority) = sched_attr::glibc_view(&task);
+        // SAFETY: the caller's out-pointers, which glibc writes unchecked.
+        unsafe {
+            *policy = p;
+            *param = libc::sched_param { sched_priority: priority };
         }
-        Some(_) => libc::ESRCH,
-        // SAFETY: forwarding.
-        None => unsafe { real::pthread_setschedprio(t, prio) },
-    }
-}
-
-/// # Safety
-/// C contract of pthread_setaffinity_np.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pthread_setaffinity_np(t: libc::pthread_t, size: usize, set: *const libc::cpu_set_t) -> c_int {
-    match known(t) {
-        Some(task) if thread::tid_while_running(task).is_some() => {
-            set_affinity(&task, size, set).err().map_or(0, |e| e.0)
-        }
-        Some(_) => libc::ESRCH,
-        // SAFETY: forwarding.
-        None => unsafe { real::pthread_setaffinity_np(t, size, set) },
-    }
-}
-
-/// # Safety
-/// C contract of pthread_getaffinity_np.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pthread_getaffinity_np(t: libc::pthread_t, size: usize, set: *mut libc::cpu_set_t) -> c_int {
-    match known(t) {
-        Some(task) if thread::tid_while_running(task).is_some() => {
-            get_affinity(&task, size, set).err().map_or(0, |e| e.0)
-        }
-        Some(_) => libc::ESRCH,
-        // SAFETY: forwarding.
-        None => unsafe { real::pthread_getaffinity_np(t, size, set) },
-    }
+        Ok(())
+    };
+    pthread_setschedprio(t: libc::pthread_t, prio: c_int) => |task| sched_attr::pthread_set(&task, None, prio);
+    pthread_setaffinity_np(t: libc::pthread_t, size: usize, set: *const libc::cpu_set_t)
+        => |task| set_affinity(&task, size, set);
+    pthread_getaffinity_np(t: libc::pthread_t, size: usize, set: *mut libc::cpu_set_t)
+        => |task| get_affinity(&task, size, set);
 }
 
 /// The raw system calls among these, as `syscall()` makes them (results as the kernel returns them:

@@ -22,17 +22,35 @@ fn line(f: *mut FILE, limit: usize) -> Option<stdio::Stream> {
     cooperative(f, Need::Delim { delim: b'\n', limit })
 }
 
+/// fgets and its forms: at most `limit` bytes (0: none, the real call answers) up to a newline into `buf`,
+/// `locked` or not, with `real` for a FILE that cannot be read cooperatively.
+fn fgets_into(
+    f: *mut FILE,
+    buf: *mut c_char,
+    limit: usize,
+    locked: bool,
+    real: impl FnMut() -> *mut c_char,
+) -> *mut c_char {
+    match if limit > 0 { line(f, limit) } else { None } {
+        Some(s) => s.read_once(Some((buf, limit)), locked, core::ptr::null_mut(), real),
+        None => {
+            let mut real = real;
+            real()
+        }
+    }
+}
+
+/// What fgets(buf, n, f) may read: n - 1 bytes (n <= 1 reads nothing).
+fn fgets_limit(n: c_int) -> usize {
+    if n > 1 { n as usize - 1 } else { 0 }
+}
+
 /// # Safety
 /// C contract of fgets.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fgets(buf: *mut c_char, n: c_int, f: *mut FILE) -> *mut c_char {
     // SAFETY: forwarding.
-    let real = || unsafe { real::fgets(buf, n, f) };
-    // n <= 1 reads nothing.
-    match if n > 1 { line(f, n as usize - 1) } else { None } {
-        Some(s) => s.read_once(Some((buf, n as usize - 1)), true, core::ptr::null_mut(), real),
-        None => real(),
-    }
+    fgets_into(f, buf, fgets_limit(n), true, || unsafe { real::fgets(buf, n, f) })
 }
 
 /// # Safety
@@ -40,11 +58,7 @@ pub unsafe extern "C" fn fgets(buf: *mut c_char, n: c_int, f: *mut FILE) -> *mut
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fgets_unlocked(buf: *mut c_char, n: c_int, f: *mut FILE) -> *mut c_char {
     // SAFETY: forwarding.
-    let real = || unsafe { real::fgets_unlocked(buf, n, f) };
-    match if n > 1 { line(f, n as usize - 1) } else { None } {
-        Some(s) => s.read_once(Some((buf, n as usize - 1)), false, core::ptr::null_mut(), real),
-        None => real(),
-    }
+    fgets_into(f, buf, fgets_limit(n), false, || unsafe { real::fgets_unlocked(buf, n, f) })
 }
 
 /// # Safety
@@ -52,12 +66,7 @@ pub unsafe extern "C" fn fgets_unlocked(buf: *mut c_char, n: c_int, f: *mut FILE
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn __fgets_chk(buf: *mut c_char, size: usize, n: c_int, f: *mut FILE) -> *mut c_char {
     // SAFETY: forwarding.
-    let real = || unsafe { real::__fgets_chk(buf, size, n, f) };
-    let limit = if n > 1 { (n as usize - 1).min(size) } else { 0 };
-    match if limit > 0 { line(f, limit) } else { None } {
-        Some(s) => s.read_once(Some((buf, limit)), true, core::ptr::null_mut(), real),
-        None => real(),
-    }
+    fgets_into(f, buf, fgets_limit(n).min(size), true, || unsafe { real::__fgets_chk(buf, size, n, f) })
 }
 
 /// # Safety
@@ -65,12 +74,7 @@ pub unsafe extern "C" fn __fgets_chk(buf: *mut c_char, size: usize, n: c_int, f:
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn __fgets_unlocked_chk(buf: *mut c_char, size: usize, n: c_int, f: *mut FILE) -> *mut c_char {
     // SAFETY: forwarding.
-    let real = || unsafe { real::__fgets_unlocked_chk(buf, size, n, f) };
-    let limit = if n > 1 { (n as usize - 1).min(size) } else { 0 };
-    match if limit > 0 { line(f, limit) } else { None } {
-        Some(s) => s.read_once(Some((buf, limit)), false, core::ptr::null_mut(), real),
-        None => real(),
-    }
+    fgets_into(f, buf, fgets_limit(n).min(size), false, || unsafe { real::__fgets_unlocked_chk(buf, size, n, f) })
 }
 
 /// fread's count of whole items for `bytes` read.
@@ -149,14 +153,6 @@ pub unsafe extern "C" fn __getdelim(line: *mut *mut c_char, n: *mut usize, delim
 }
 
 /// # Safety
-/// C contract of getdelim.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn getdelim(line: *mut *mut c_char, n: *mut usize, delim: c_int, f: *mut FILE) -> isize {
-    // SAFETY: same function.
-    unsafe { __getdelim(line, n, delim, f) }
-}
-
-/// # Safety
 /// C contract of getline.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn getline(line: *mut *mut c_char, n: *mut usize, f: *mut FILE) -> isize {
@@ -176,76 +172,37 @@ fn one_char(f: *mut FILE, locked: bool, real: impl FnMut() -> c_int) -> c_int {
     }
 }
 
-/// # Safety
-/// C contract of fgetc.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn fgetc(f: *mut FILE) -> c_int {
-    // SAFETY: forwarding.
-    one_char(f, true, || unsafe { real::fgetc(f) })
+/// The one-character reads, written once: each is [`one_char`] on its stream, `locked` or not as the
+/// call takes the FILE lock, with its real call for a FILE that cannot be read cooperatively.
+macro_rules! char_reads {
+    ($( $name:ident($($arg:ident: $t:ty),*) from $f:expr, locked: $locked:literal; )*) => {$(
+        /// # Safety
+        #[doc = concat!("C contract of ", stringify!($name), ".")]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name($($arg: $t),*) -> c_int {
+            // SAFETY: forwarding.
+            one_char($f, $locked, || unsafe { real::$name($($arg),*) })
+        }
+    )*};
 }
 
-/// # Safety
-/// C contract of getc (the same function as fgetc in glibc).
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn getc(f: *mut FILE) -> c_int {
-    // SAFETY: same function.
-    unsafe { fgetc(f) }
+char_reads! {
+    fgetc(f: *mut FILE) from f, locked: true;
+    fgetc_unlocked(f: *mut FILE) from f, locked: false;
+    getchar() from stdio::stdin_file(), locked: true;
+    getchar_unlocked() from stdio::stdin_file(), locked: false;
+    // What inlined getc_unlocked calls on an empty buffer, and libio's own refill.
+    __uflow(f: *mut FILE) from f, locked: false;
+    __underflow(f: *mut FILE) from f, locked: false;
 }
 
-/// # Safety
-/// C contract of _IO_getc (old name of getc).
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn _IO_getc(f: *mut FILE) -> c_int {
-    // SAFETY: same function.
-    unsafe { fgetc(f) }
-}
-
-/// # Safety
-/// C contract of fgetc_unlocked.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn fgetc_unlocked(f: *mut FILE) -> c_int {
-    // SAFETY: forwarding.
-    one_char(f, false, || unsafe { real::fgetc_unlocked(f) })
-}
-
-/// # Safety
-/// C contract of getc_unlocked (the function; the macro calls __uflow).
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn getc_unlocked(f: *mut FILE) -> c_int {
-    // SAFETY: same function.
-    unsafe { fgetc_unlocked(f) }
-}
-
-/// # Safety
-/// C contract of getchar.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn getchar() -> c_int {
-    // SAFETY: forwarding.
-    one_char(stdio::stdin_file(), true, || unsafe { real::getchar() })
-}
-
-/// # Safety
-/// C contract of getchar_unlocked.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn getchar_unlocked() -> c_int {
-    // SAFETY: forwarding.
-    one_char(stdio::stdin_file(), false, || unsafe { real::getchar_unlocked() })
-}
-
-/// # Safety
-/// C contract of __uflow (what inlined getc_unlocked calls on an empty buffer).
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn __uflow(f: *mut FILE) -> c_int {
-    // SAFETY: forwarding.
-    one_char(f, false, || unsafe { real::__uflow(f) })
-}
-
-/// # Safety
-/// C contract of __underflow.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn __underflow(f: *mut FILE) -> c_int {
-    // SAFETY: forwarding.
-    one_char(f, false, || unsafe { real::__underflow(f) })
+same_function! {
+    getc = fgetc(f: *mut FILE) -> c_int;
+    // getc's old name.
+    _IO_getc = fgetc(f: *mut FILE) -> c_int;
+    // The function; the macro calls __uflow.
+    getc_unlocked = fgetc_unlocked(f: *mut FILE) -> c_int;
+    getdelim = __getdelim(line: *mut *mut c_char, n: *mut usize, delim: c_int, f: *mut FILE) -> isize;
 }
 
 /// The scanf family's one entry (from stdio_variadic.c): `variant` 0 GNU, 1 C99, 2 C23 conversions.

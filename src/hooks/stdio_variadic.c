@@ -10,170 +10,40 @@ int asyncshim_vfprintf(FILE *f, int flag, const char *fmt, va_list ap);
 int asyncshim_vdprintf(int fd, int flag, const char *fmt, va_list ap);
 int asyncshim_vfscanf(FILE *f, int variant, const char *fmt, va_list ap);
 
-int asyncshim_printf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int r = asyncshim_vfprintf(stdout, -1, fmt, ap);
-    va_end(ap);
-    return r;
-}
+/* A variadic entry: its arguments after fmt become the va_list `ap` of `call`, whose result it returns. */
+#define VARIADIC(name, params, call) \
+    int name params                  \
+    {                                \
+        va_list ap;                  \
+        va_start(ap, fmt);           \
+        int r = call;                \
+        va_end(ap);                  \
+        return r;                    \
+    }
 
-int asyncshim_fprintf(FILE *f, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int r = asyncshim_vfprintf(f, -1, fmt, ap);
-    va_end(ap);
-    return r;
-}
+/* printf's forms: `flag` -1 for the unfortified ones, the caller's for the _chk ones. */
+VARIADIC(asyncshim_printf, (const char *fmt, ...), asyncshim_vfprintf(stdout, -1, fmt, ap))
+VARIADIC(asyncshim_fprintf, (FILE *f, const char *fmt, ...), asyncshim_vfprintf(f, -1, fmt, ap))
+int asyncshim_vprintf(const char *fmt, va_list ap) { return asyncshim_vfprintf(stdout, -1, fmt, ap); }
+int asyncshim_vfprintf_c(FILE *f, const char *fmt, va_list ap) { return asyncshim_vfprintf(f, -1, fmt, ap); }
+VARIADIC(asyncshim_printf_chk, (int flag, const char *fmt, ...), asyncshim_vfprintf(stdout, flag, fmt, ap))
+VARIADIC(asyncshim_fprintf_chk, (FILE *f, int flag, const char *fmt, ...), asyncshim_vfprintf(f, flag, fmt, ap))
+int asyncshim_vprintf_chk(int flag, const char *fmt, va_list ap) { return asyncshim_vfprintf(stdout, flag, fmt, ap); }
+int asyncshim_vfprintf_chk(FILE *f, int flag, const char *fmt, va_list ap) { return asyncshim_vfprintf(f, flag, fmt, ap); }
 
-int asyncshim_vprintf(const char *fmt, va_list ap)
-{
-    return asyncshim_vfprintf(stdout, -1, fmt, ap);
-}
+/* dprintf's. */
+VARIADIC(asyncshim_dprintf, (int fd, const char *fmt, ...), asyncshim_vdprintf(fd, -1, fmt, ap))
+int asyncshim_vdprintf_c(int fd, const char *fmt, va_list ap) { return asyncshim_vdprintf(fd, -1, fmt, ap); }
+VARIADIC(asyncshim_dprintf_chk, (int fd, int flag, const char *fmt, ...), asyncshim_vdprintf(fd, flag, fmt, ap))
+int asyncshim_vdprintf_chk(int fd, int flag, const char *fmt, va_list ap) { return asyncshim_vdprintf(fd, flag, fmt, ap); }
 
-int asyncshim_vfprintf_c(FILE *f, const char *fmt, va_list ap)
-{
-    return asyncshim_vfprintf(f, -1, fmt, ap);
-}
+/* The scanf family for one conversion variant. */
+#define SCANF_FAMILY(suffix, variant)                                                                     \
+    VARIADIC(asyncshim_scanf_##suffix, (const char *fmt, ...), asyncshim_vfscanf(stdin, variant, fmt, ap)) \
+    VARIADIC(asyncshim_fscanf_##suffix, (FILE *f, const char *fmt, ...), asyncshim_vfscanf(f, variant, fmt, ap)) \
+    int asyncshim_vscanf_##suffix(const char *fmt, va_list ap) { return asyncshim_vfscanf(stdin, variant, fmt, ap); } \
+    int asyncshim_vfscanf_##suffix(FILE *f, const char *fmt, va_list ap) { return asyncshim_vfscanf(f, variant, fmt, ap); }
 
-int asyncshim_printf_chk(int flag, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int r = asyncshim_vfprintf(stdout, flag, fmt, ap);
-    va_end(ap);
-    return r;
-}
-
-int asyncshim_fprintf_chk(FILE *f, int flag, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int r = asyncshim_vfprintf(f, flag, fmt, ap);
-    va_end(ap);
-    return r;
-}
-
-int asyncshim_vprintf_chk(int flag, const char *fmt, va_list ap)
-{
-    return asyncshim_vfprintf(stdout, flag, fmt, ap);
-}
-
-int asyncshim_vfprintf_chk(FILE *f, int flag, const char *fmt, va_list ap)
-{
-    return asyncshim_vfprintf(f, flag, fmt, ap);
-}
-
-int asyncshim_dprintf(int fd, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int r = asyncshim_vdprintf(fd, -1, fmt, ap);
-    va_end(ap);
-    return r;
-}
-
-int asyncshim_vdprintf_c(int fd, const char *fmt, va_list ap)
-{
-    return asyncshim_vdprintf(fd, -1, fmt, ap);
-}
-
-int asyncshim_dprintf_chk(int fd, int flag, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int r = asyncshim_vdprintf(fd, flag, fmt, ap);
-    va_end(ap);
-    return r;
-}
-
-int asyncshim_vdprintf_chk(int fd, int flag, const char *fmt, va_list ap)
-{
-    return asyncshim_vdprintf(fd, flag, fmt, ap);
-}
-
-int asyncshim_scanf_gnu(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int r = asyncshim_vfscanf(stdin, 0, fmt, ap);
-    va_end(ap);
-    return r;
-}
-
-int asyncshim_fscanf_gnu(FILE *f, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int r = asyncshim_vfscanf(f, 0, fmt, ap);
-    va_end(ap);
-    return r;
-}
-
-int asyncshim_vscanf_gnu(const char *fmt, va_list ap)
-{
-    return asyncshim_vfscanf(stdin, 0, fmt, ap);
-}
-
-int asyncshim_vfscanf_gnu(FILE *f, const char *fmt, va_list ap)
-{
-    return asyncshim_vfscanf(f, 0, fmt, ap);
-}
-
-int asyncshim_scanf_c99(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int r = asyncshim_vfscanf(stdin, 1, fmt, ap);
-    va_end(ap);
-    return r;
-}
-
-int asyncshim_fscanf_c99(FILE *f, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int r = asyncshim_vfscanf(f, 1, fmt, ap);
-    va_end(ap);
-    return r;
-}
-
-int asyncshim_vscanf_c99(const char *fmt, va_list ap)
-{
-    return asyncshim_vfscanf(stdin, 1, fmt, ap);
-}
-
-int asyncshim_vfscanf_c99(FILE *f, const char *fmt, va_list ap)
-{
-    return asyncshim_vfscanf(f, 1, fmt, ap);
-}
-
-int asyncshim_scanf_c23(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int r = asyncshim_vfscanf(stdin, 2, fmt, ap);
-    va_end(ap);
-    return r;
-}
-
-int asyncshim_fscanf_c23(FILE *f, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int r = asyncshim_vfscanf(f, 2, fmt, ap);
-    va_end(ap);
-    return r;
-}
-
-int asyncshim_vscanf_c23(const char *fmt, va_list ap)
-{
-    return asyncshim_vfscanf(stdin, 2, fmt, ap);
-}
-
-int asyncshim_vfscanf_c23(FILE *f, const char *fmt, va_list ap)
-{
-    return asyncshim_vfscanf(f, 2, fmt, ap);
-}
+SCANF_FAMILY(gnu, 0)
+SCANF_FAMILY(c99, 1)
+SCANF_FAMILY(c23, 2)

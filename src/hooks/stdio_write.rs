@@ -96,60 +96,32 @@ fn put_char(ch: c_int, f: *mut FILE, locked: bool, real: impl FnOnce() -> c_int)
     }
 }
 
-/// # Safety
-/// C contract of fputc.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn fputc(ch: c_int, f: *mut FILE) -> c_int {
-    // SAFETY: forwarding.
-    put_char(ch, f, true, || unsafe { real::fputc(ch, f) })
+/// The one-character writes, written once: each is [`put_char`] on its stream, `locked` or not as the
+/// call takes the FILE lock, with its real call for a FILE whose writes do not park.
+macro_rules! char_writes {
+    ($( $name:ident($($arg:ident: $t:ty),*) puts $ch:ident to $f:expr, locked: $locked:literal; )*) => {$(
+        /// # Safety
+        #[doc = concat!("C contract of ", stringify!($name), ".")]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name($($arg: $t),*) -> c_int {
+            // SAFETY: forwarding.
+            put_char($ch, $f, $locked, || unsafe { real::$name($($arg),*) })
+        }
+    )*};
 }
 
-/// # Safety
-/// C contract of putc.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn putc(ch: c_int, f: *mut FILE) -> c_int {
-    // SAFETY: forwarding.
-    put_char(ch, f, true, || unsafe { real::putc(ch, f) })
+char_writes! {
+    fputc(ch: c_int, f: *mut FILE) puts ch to f, locked: true;
+    putc(ch: c_int, f: *mut FILE) puts ch to f, locked: true;
+    fputc_unlocked(ch: c_int, f: *mut FILE) puts ch to f, locked: false;
+    putc_unlocked(ch: c_int, f: *mut FILE) puts ch to f, locked: false;
+    putchar(ch: c_int) puts ch to stdout_file(), locked: true;
+    putchar_unlocked(ch: c_int) puts ch to stdout_file(), locked: false;
 }
 
-/// # Safety
-/// C contract of _IO_putc (putc's old name; glibc's is an alias of putc).
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn _IO_putc(ch: c_int, f: *mut FILE) -> c_int {
-    // SAFETY: forwarding.
-    put_char(ch, f, true, || unsafe { real::putc(ch, f) })
-}
-
-/// # Safety
-/// C contract of fputc_unlocked.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn fputc_unlocked(ch: c_int, f: *mut FILE) -> c_int {
-    // SAFETY: forwarding.
-    put_char(ch, f, false, || unsafe { real::fputc_unlocked(ch, f) })
-}
-
-/// # Safety
-/// C contract of putc_unlocked.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn putc_unlocked(ch: c_int, f: *mut FILE) -> c_int {
-    // SAFETY: forwarding.
-    put_char(ch, f, false, || unsafe { real::putc_unlocked(ch, f) })
-}
-
-/// # Safety
-/// C contract of putchar.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn putchar(ch: c_int) -> c_int {
-    // SAFETY: forwarding.
-    put_char(ch, stdout_file(), true, || unsafe { real::putchar(ch) })
-}
-
-/// # Safety
-/// C contract of putchar_unlocked.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn putchar_unlocked(ch: c_int) -> c_int {
-    // SAFETY: forwarding.
-    put_char(ch, stdout_file(), false, || unsafe { real::putchar_unlocked(ch) })
+// putc's old name (glibc's is an alias of putc).
+same_function! {
+    _IO_putc = putc(ch: c_int, f: *mut FILE) -> c_int;
 }
 
 /// # Safety

@@ -52,7 +52,7 @@ pub unsafe extern "C" fn syscall(
         sync::futex::futex(a1, a2 as i32, a3 as u32, a4, a5, a6 as u32)
     } else {
         // SAFETY: the program's own system call, made unchanged.
-        unsafe { syscall6(n, a1, a2, a3, a4, a5, a6) }
+        unsafe { syscall6(n, [a1, a2, a3, a4, a5, a6]) }
     };
     if runtime::running() {
         match (n, a2 as i32) {

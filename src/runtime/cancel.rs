@@ -182,33 +182,26 @@ fn set_bit(me: &TaskRef, mask: u32, value: u32) -> u32 {
 /// pthread_setcancelstate for the calling coroutine: EINVAL for an unknown state; enabling with a
 /// pending request under the asynchronous type acts at once (as glibc).
 pub fn set_state(state: i32, old: Option<&mut i32>) -> i32 {
-    let Some(me) = worker::current_task() else { return libc::ENOSYS };
-    let bit = match state {
-        CANCEL_ENABLE => 0,
-        CANCEL_DISABLE => DISABLED,
-        _ => return libc::EINVAL,
-    };
-    let prev = set_bit(&me, DISABLED, bit);
-    if let Some(o) = old {
-        *o = if prev & DISABLED != 0 { CANCEL_DISABLE } else { CANCEL_ENABLE };
-    }
-    if actionable_async(me.cancel.word.load(Ordering::SeqCst)) {
-        act(me);
-    }
-    0
+    set_flag(DISABLED, [CANCEL_ENABLE, CANCEL_DISABLE], state, old)
 }
 
 /// pthread_setcanceltype for the calling coroutine (as [`set_state`]).
 pub fn set_type(kind: i32, old: Option<&mut i32>) -> i32 {
+    set_flag(ASYNC, [CANCEL_DEFERRED, CANCEL_ASYNCHRONOUS], kind, old)
+}
+
+/// Both setters: `flag` is the word's bit that `value` clears or sets, `[clear, set]` the C values that
+/// mean either; the previous value goes to `old`. A request the change makes actionable is acted on.
+fn set_flag(flag: u32, [clear, set]: [i32; 2], value: i32, old: Option<&mut i32>) -> i32 {
     let Some(me) = worker::current_task() else { return libc::ENOSYS };
-    let bit = match kind {
-        CANCEL_DEFERRED => 0,
-        CANCEL_ASYNCHRONOUS => ASYNC,
+    let bit = match value {
+        v if v == clear => 0,
+        v if v == set => flag,
         _ => return libc::EINVAL,
     };
-    let prev = set_bit(&me, ASYNC, bit);
+    let prev = set_bit(&me, flag, bit);
     if let Some(o) = old {
-        *o = if prev & ASYNC != 0 { CANCEL_ASYNCHRONOUS } else { CANCEL_DEFERRED };
+        *o = if prev & flag != 0 { set } else { clear };
     }
     if actionable_async(me.cancel.word.load(Ordering::SeqCst)) {
         act(me);

@@ -9,7 +9,7 @@
 //! and both values.
 
 use super::probe::{self, Observations};
-use super::table::{ENTRIES, Entry, Expect};
+use super::table::{Entry, Expect, entries};
 use std::fmt::Write;
 
 /// What the observations say about one fact.
@@ -514,7 +514,7 @@ fn simulate(
 pub fn learn() -> Learned {
     let o = probe::observe();
     let version = o.version.clone();
-    let entries: Vec<&'static Entry> = ENTRIES.iter().collect();
+    let entries: Vec<&'static Entry> = entries().iter().collect();
     let mut ev = Evidencer { o: &o, done: Vec::new() };
     for &name in FACTS {
         ev.get(name);

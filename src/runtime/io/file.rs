@@ -174,18 +174,10 @@ pub fn sendfile(out: i32, inp: i32, off: *mut libc::off_t, count: usize) -> IoRe
     transfer(move || unsafe { sys::fd::sendfile(out, inp, off as *mut libc::off_t, count) })
 }
 
-/// splice(fd_in, off_in, fd_out, off_out, len, flags): see [`transfer`].
-pub fn splice(
-    fd_in: i32,
-    off_in: *mut libc::loff_t,
-    fd_out: i32,
-    off_out: *mut libc::loff_t,
-    len: usize,
-    flags: u32,
-) -> IoResult {
-    let (off_in, off_out) = (off_in as usize, off_out as usize);
+pub use sys::fd::SpliceEnd;
+
+/// splice(2) from one end to the other: see [`transfer`].
+pub fn splice(from: SpliceEnd, to: SpliceEnd, len: usize, flags: u32) -> IoResult {
     // SAFETY: as for sendfile.
-    transfer(move || unsafe {
-        sys::fd::splice(fd_in, off_in as *mut libc::loff_t, fd_out, off_out as *mut libc::loff_t, len, flags)
-    })
+    transfer(move || unsafe { sys::fd::splice(from, to, len, flags) })
 }

@@ -17,6 +17,7 @@ use super::super::parking_lot::{self, Parked};
 use super::super::signals;
 use super::super::sys::syscall::Errno;
 use super::super::sys::{self, epoll, time, usercopy};
+use super::super::worker;
 use super::IoResult;
 use super::closing;
 use super::fd::{self, Dir, FdEntry, Kind};
@@ -70,18 +71,24 @@ pub fn ppoll(
     }))
 }
 
-/// select(n, r, w, e, tv) for a coroutine (Linux: the timeout is updated to the time left).
-pub fn select(
-    n: c_int,
-    r: *mut libc::fd_set,
-    w: *mut libc::fd_set,
-    e: *mut libc::fd_set,
-    tv: *mut libc::timeval,
-) -> Option<IoResult> {
-    if n < 0 || n > libc::FD_SETSIZE as c_int {
-        // The kernel answers EINVAL for bad counts.
-        return None;
+/// What select and pselect wait on: the count `n` and the read, write and exception sets (each may be
+/// null), as the program passed them.
+#[derive(Clone, Copy)]
+pub struct FdSets {
+    pub n: c_int,
+    pub sets: [*mut libc::fd_set; 3],
+}
+
+impl FdSets {
+    /// A count the kernel accepts; it answers EINVAL for the others, so those calls are left to it.
+    fn counted(self) -> Option<FdSets> {
+        (0..=libc::FD_SETSIZE as c_int).contains(&self.n).then_some(self)
     }
+}
+
+/// select(sets, tv) for a coroutine (Linux: the timeout is updated to the time left).
+pub fn select(sets: FdSets, tv: *mut libc::timeval) -> Option<IoResult> {
+    let sets = sets.counted()?;
     let deadline = if tv.is_null() {
         None
     } else {
@@ -97,7 +104,7 @@ pub fn select(
             _ => return None,
         }
     };
-    let res = select_common(n, r, w, e, deadline, core::ptr::null());
+    let res = select_common(sets, deadline, core::ptr::null());
     if let Some(d) = deadline {
         let left = d.saturating_sub(time::monotonic_ns());
         let t =
@@ -107,59 +114,44 @@ pub fn select(
     Some(res)
 }
 
-/// pselect(n, r, w, e, ts, mask) for a coroutine.
-pub fn pselect(
-    n: c_int,
-    r: *mut libc::fd_set,
-    w: *mut libc::fd_set,
-    e: *mut libc::fd_set,
-    ts: *const libc::timespec,
-    mask: *const libc::sigset_t,
-) -> Option<IoResult> {
-    if n < 0 || n > libc::FD_SETSIZE as c_int {
-        return None;
-    }
+/// pselect(sets, ts, mask) for a coroutine.
+pub fn pselect(sets: FdSets, ts: *const libc::timespec, mask: *const libc::sigset_t) -> Option<IoResult> {
+    let sets = sets.counted()?;
     let deadline = timespec_deadline(ts)?;
-    Some(with_temp_mask(mask, || select_common(n, r, w, e, deadline, mask)))
+    Some(with_temp_mask(mask, || select_common(sets, deadline, mask)))
+}
+
+/// What an epoll wait fills: the instance, the program's event array and its length.
+#[derive(Clone, Copy)]
+pub struct EpollEvents {
+    pub epfd: c_int,
+    pub events: *mut libc::epoll_event,
+    pub max: c_int,
+}
+
+impl EpollEvents {
+    /// One epoll_pwait2(2) with the program's own arguments; the kernel validates them.
+    fn wait(self, timeout: epoll::Timeout, mask: *const libc::sigset_t) -> IoResult {
+        // SAFETY: the program's own event array and mask, which the kernel checks.
+        unsafe { epoll::pwait(self.epfd, self.events, self.max, timeout, mask) }
+    }
 }
 
 /// epoll_wait (`timeout` in ms, -1: none; no mask) and epoll_pwait for a coroutine.
-pub fn epoll_pwait(
-    epfd: c_int,
-    events: *mut libc::epoll_event,
-    max: c_int,
-    timeout: c_int,
-    mask: *const libc::sigset_t,
-) -> Option<IoResult> {
+pub fn epoll_pwait(ev: EpollEvents, timeout: c_int, mask: *const libc::sigset_t) -> Option<IoResult> {
     if timeout == 0 {
         return None;
     }
-    Some(epoll_common(epfd, events, max, deadline_ms(timeout), mask))
+    Some(epoll_common(ev, deadline_ms(timeout), mask))
 }
 
-/// epoll_pwait2 for a coroutine. Its real call is always the kernel's own (glibc's wrapper adds nothing),
-/// so it is made here.
-pub fn epoll_pwait2(
-    epfd: c_int,
-    events: *mut libc::epoll_event,
-    max: c_int,
-    ts: *const libc::timespec,
-    mask: *const libc::sigset_t,
-) -> IoResult {
-    let Some(deadline) = timespec_deadline(ts) else { return epoll_pwait2_now(epfd, events, max, ts, mask) };
-    epoll_common(epfd, events, max, deadline, mask)
-}
-
-/// epoll_pwait2(2) as the program made it (a plain thread's, or one that cannot wait).
-pub fn epoll_pwait2_now(
-    epfd: c_int,
-    events: *mut libc::epoll_event,
-    max: c_int,
-    ts: *const libc::timespec,
-    mask: *const libc::sigset_t,
-) -> IoResult {
-    // SAFETY: the kernel's own call with the program's arguments.
-    unsafe { epoll::pwait(epfd, events, max, epoll::Timeout::Spec(ts), mask) }
+/// epoll_pwait2: a coroutine's waits here; a plain thread's, and one that cannot wait, is the kernel's
+/// own call (glibc's wrapper adds nothing), made here too.
+pub fn epoll_pwait2(ev: EpollEvents, ts: *const libc::timespec, mask: *const libc::sigset_t) -> IoResult {
+    match worker::current_task().and_then(|_| timespec_deadline(ts)) {
+        Some(deadline) => epoll_common(ev, deadline, mask),
+        None => ev.wait(epoll::Timeout::Spec(ts), mask),
+    }
 }
 
 fn deadline_ms(timeout: c_int) -> Option<u64> {
@@ -272,17 +264,11 @@ impl SelectSets {
     }
 }
 
-fn select_common(
-    n: c_int,
-    r: *mut libc::fd_set,
-    w: *mut libc::fd_set,
-    e: *mut libc::fd_set,
-    deadline: Option<u64>,
-    mask: *const libc::sigset_t,
-) -> Result<usize, Errno> {
+fn select_common(fds: FdSets, deadline: Option<u64>, mask: *const libc::sigset_t) -> Result<usize, Errno> {
     let read = |p: *mut libc::fd_set| if p.is_null() { Ok(None) } else { usercopy::read(p).map(Some) };
+    let [r, w, e] = fds.sets;
     let orig = [read(r)?, read(w)?, read(e)?];
-    let sets = SelectSets { n, sets: [r, w, e], orig };
+    let sets = SelectSets { n: fds.n, sets: fds.sets, orig };
     let first = sets.probe(mask);
     if !matches!(first, Ok(0)) {
         return first;
@@ -295,25 +281,14 @@ fn select_common(
     res
 }
 
-fn epoll_probe(epfd: c_int, events: *mut libc::epoll_event, max: c_int, mask: *const libc::sigset_t) -> IoResult {
-    // SAFETY: the program's own arguments with a zero timeout; the kernel validates them.
-    unsafe { epoll::pwait(epfd, events, max, epoll::Timeout::Ms(0), mask) }
-}
-
-fn epoll_common(
-    epfd: c_int,
-    events: *mut libc::epoll_event,
-    max: c_int,
-    deadline: Option<u64>,
-    mask: *const libc::sigset_t,
-) -> IoResult {
+fn epoll_common(ev: EpollEvents, deadline: Option<u64>, mask: *const libc::sigset_t) -> IoResult {
     with_temp_mask(mask, || {
-        let first = epoll_probe(epfd, events, max, mask);
+        let first = ev.wait(epoll::Timeout::Ms(0), mask);
         if !matches!(first, Ok(0)) {
             return first;
         }
-        let me = [libc::pollfd { fd: epfd, events: libc::POLLIN, revents: 0 }];
-        poll_wait(&me, deadline, || epoll_probe(epfd, events, max, mask))
+        let me = [libc::pollfd { fd: ev.epfd, events: libc::POLLIN, revents: 0 }];
+        poll_wait(&me, deadline, || ev.wait(epoll::Timeout::Ms(0), mask))
     })
 }
 

@@ -38,24 +38,20 @@ pub mod signal;
 pub mod state;
 pub mod trampoline;
 
+pub use signal::SIGNAL;
 pub use state::{FpControl, Refusal, TaskState, WorkerState};
-use state::{REFUSAL_NAMES, REFUSALS};
+use state::{PREEMPTIONS, REFUSAL_NAMES, REFUSED};
 
 use super::scheduler;
 use super::sys::time;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::fmt::Write;
 
-/// The preemption signal: glibc's SIGCANCEL.
-pub const SIGNAL: i32 = super::sys::signal::SIGCANCEL;
-
 /// A request still unanswered this long after its signal (or a slice, if longer) is sent again.
 const RESEND_AFTER_NS: u64 = 2_000_000;
 
 /// The slice in ns (0: off), set by [`init`].
 static SLICE_NS: AtomicU64 = AtomicU64::new(0);
-static PREEMPTIONS: AtomicU64 = AtomicU64::new(0);
-static REFUSED: [AtomicU64; REFUSALS] = [const { AtomicU64::new(0) }; REFUSALS];
 /// Requests sent (signals), for the report.
 static REQUESTS: AtomicU64 = AtomicU64::new(0);
 /// Times the monitor gave up on preempting a run and let the stall machinery take over.
@@ -76,15 +72,6 @@ pub fn init(slice_ns: u64) {
 #[inline]
 pub fn slice_ns() -> u64 {
     SLICE_NS.load(Ordering::Relaxed)
-}
-
-pub(crate) fn count_preemption() {
-    PREEMPTIONS.fetch_add(1, Ordering::Relaxed);
-}
-
-pub(crate) fn count_refusal(w: &WorkerState, why: Refusal) {
-    REFUSED[why as usize].fetch_add(1, Ordering::Relaxed);
-    w.last_refusal.store(why as u32 + 1, Ordering::Relaxed);
 }
 
 /// For the monitor, about worker `w` running one coroutine since `since` with switch count `switches`:
@@ -210,13 +197,7 @@ pub fn report_line() -> String {
         PREEMPTIONS.load(r),
         REQUESTS.load(r)
     );
-    let refused: Vec<String> = REFUSAL_NAMES
-        .iter()
-        .zip(&REFUSED)
-        .filter(|(_, c)| c.load(r) > 0)
-        .map(|(n, c)| format!("{n} {}", c.load(r)))
-        .collect();
-    let _ = write!(out, "; refused: {}", if refused.is_empty() { "none".into() } else { refused.join(", ") });
+    let _ = write!(out, "; refused: {}", super::stats::named_counts(&REFUSAL_NAMES, &REFUSED));
     let _ = write!(out, "; unanswered {}; left to spare workers {}", UNANSWERED.load(r), GIVEN_UP.load(r));
     out
 }

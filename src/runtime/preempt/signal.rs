@@ -1,10 +1,12 @@
 //! The preemption signal: sending it, its handler, and the checks that the interrupted code is at a safe
 //! point. The handler runs on the worker's alternate signal stack and only reads memory and atomics.
 
-use super::{Refusal, SIGNAL};
+use super::state::{Refusal, count_refusal};
 use crate::runtime::{sys, worker};
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
+/// The preemption signal: glibc's SIGCANCEL.
+pub const SIGNAL: i32 = sys::signal::SIGCANCEL;
 const SI_QUEUE: i32 = -1;
 /// Stack the trampoline needs beyond the saved extended state: red zone, return slot, saved registers,
 /// alignment, and the switch out (and any signal handler run when the coroutine resumes).
@@ -147,7 +149,7 @@ extern "C" fn on_signal(sig: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_
     match verdict {
         // SAFETY: `check` proved the interrupted code runs on its coroutine's stack with room below.
         Ok(()) => unsafe { redirect(uc) },
-        Err(why) => super::count_refusal(&w.preempt, why),
+        Err(why) => count_refusal(&w.preempt, why),
     }
 }
 

@@ -1,9 +1,10 @@
 //! What the scheduler core holds of preemption: the per-worker request record ([`WorkerState`]), the
 //! per-task facts the handler checks ([`TaskState`]), why a request was refused ([`Refusal`]), and the
-//! floating-point control state every switch keeps ([`FpControl`]). Plain state and its small accessors,
-//! importing nothing of the runtime but its lock, so that `task` and `worker` can hold them without
-//! depending on the preemption policy (the monitor's requests, the signal, the trampoline: the parent
-//! module), which acts on them.
+//! floating-point control state every switch keeps ([`FpControl`]), and the counters the handler and the
+//! trampoline bump for the report. Plain state and its small accessors, importing nothing of the runtime
+//! but its lock, so that `task` and `worker` can hold them without depending on the preemption policy
+//! (the monitor's requests, the signal, the trampoline: the parent module), which acts on them, and so
+//! that the handler and the trampoline need not call up into that policy.
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
@@ -55,6 +56,19 @@ impl Refusal {
     pub fn describe(self) -> &'static str {
         REFUSAL_NAMES[self as usize]
     }
+}
+
+/// Coroutines preempted, and requests refused by reason (for the report).
+pub(super) static PREEMPTIONS: AtomicU64 = AtomicU64::new(0);
+pub(super) static REFUSED: [AtomicU64; REFUSALS] = [const { AtomicU64::new(0) }; REFUSALS];
+
+pub(super) fn count_preemption() {
+    PREEMPTIONS.fetch_add(1, Ordering::Relaxed);
+}
+
+pub(super) fn count_refusal(w: &WorkerState, why: Refusal) {
+    REFUSED[why as usize].fetch_add(1, Ordering::Relaxed);
+    w.last_refusal.store(why as u32 + 1, Ordering::Relaxed);
 }
 
 /// Per worker: the monitor's request and what became of it.

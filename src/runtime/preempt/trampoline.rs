@@ -168,7 +168,7 @@ extern "C" fn preempted() {
         if task.cancel.async_pending() {
             task.cancel.act();
         }
-        super::count_preemption();
+        super::state::count_preemption();
         task.switch_out(Switch::Preempted);
         crate::runtime::park::resumed(&task);
         if task.cancel.async_pending() {

@@ -154,3 +154,12 @@ pub fn stall(ns: u64, place: Option<String>) {
         sites.push(Site { place, count: 1, total_ns: ns, max_ns: ns });
     }
 }
+
+/// "name count, ..." for the counters of `counts` that are not zero, named by `names` (in order);
+/// "none" when all are.
+pub fn named_counts(names: &[&str], counts: &[AtomicU64]) -> String {
+    let r = Ordering::Relaxed;
+    let nonzero: Vec<String> =
+        names.iter().zip(counts).filter(|(_, c)| c.load(r) > 0).map(|(n, c)| format!("{n} {}", c.load(r))).collect();
+    if nonzero.is_empty() { "none".into() } else { nonzero.join(", ") }
+}

@@ -2,7 +2,7 @@
 //! the report signal (with every thread's stack) and where `ASYNCSHIM_STATS` says.
 
 use super::super::{io, lifecycle, preempt, scheduler, sys, thread, unwind};
-use super::{OFFLOAD_NAMES, PARK_NAMES, TARGET, get};
+use super::{OFFLOAD_NAMES, PARK_NAMES, TARGET, get, named_counts};
 use crate::config;
 use core::sync::atomic::Ordering;
 use std::fmt::Write as _;
@@ -71,24 +71,8 @@ pub fn report() -> String {
         source.unwrap_or("not started"),
         (source == Some("uring")) as u8
     );
-    let parks: Vec<String> = PARK_NAMES
-        .iter()
-        .zip(&s.parks)
-        .filter(|(_, c)| c.load(r) > 0)
-        .map(|(n, c)| format!("{n} {}", c.load(r)))
-        .collect();
-    let _ = writeln!(out, "  parks: {}", if parks.is_empty() { "none".into() } else { parks.join(", ") });
-    let offs: Vec<String> = OFFLOAD_NAMES
-        .iter()
-        .zip(&s.offloads)
-        .filter(|(_, c)| c.load(r) > 0)
-        .map(|(n, c)| format!("{n} {}", c.load(r)))
-        .collect();
-    let _ = writeln!(
-        out,
-        "  offloaded to helper threads: {}",
-        if offs.is_empty() { "none".into() } else { offs.join(", ") }
-    );
+    let _ = writeln!(out, "  parks: {}", named_counts(&PARK_NAMES, &s.parks));
+    let _ = writeln!(out, "  offloaded to helper threads: {}", named_counts(&OFFLOAD_NAMES, &s.offloads));
     let _ = writeln!(
         out,
         "  kernel futex waits (io_uring): {}; polled retries: {}",

@@ -37,13 +37,20 @@ struct Waiter {
     released: AtomicU32,
 }
 
+/// What one wait is for: the 32-bit word at `addr` while it holds `val`, woken by a FUTEX_WAKE with a bit
+/// of `mask`; `private`: the futex is process-private.
+#[derive(Clone, Copy)]
+struct Word {
+    addr: usize,
+    val: u32,
+    mask: u32,
+    private: bool,
+}
+
 /// Work for the ring thread.
 enum Request {
     Wait {
-        addr: usize,
-        val: u32,
-        mask: u32,
-        private: bool,
+        word: Word,
         waiter: usize,
     },
     /// Cancel the wait of this waiter.
@@ -148,7 +155,7 @@ extern "C" fn ring_main(_: *mut c_void) -> *mut c_void {
         core::mem::swap(&mut pending, &mut QUEUE.lock());
         for req in pending.drain(..) {
             let r = match req {
-                Request::Wait { addr, val, mask, private, waiter } => {
+                Request::Wait { word: Word { addr, val, mask, private }, waiter } => {
                     ring.submit_futex_wait(addr, val, mask, private, waiter as u64)
                 }
                 Request::Cancel { waiter } => ring.submit_cancel(waiter as u64, CANCEL_TAG),
@@ -193,7 +200,7 @@ pub fn wait(
     interrupt: OnSignal,
 ) -> Result<(), Errno> {
     loop {
-        match wait_once(addr, val, mask, private, deadline, interrupt) {
+        match wait_once(Word { addr, val, mask, private }, deadline, interrupt) {
             // Interrupted by a handler with SA_RESTART where the kernel restarts the wait: wait again.
             Err(Errno(libc::EINTR))
                 if interrupt == OnSignal::FailUnlessRestart && super::interrupted_wait_restarts() => {}
@@ -202,26 +209,20 @@ pub fn wait(
     }
 }
 
-fn wait_once(
-    addr: usize,
-    val: u32,
-    mask: u32,
-    private: bool,
-    deadline: Deadline,
-    interrupt: OnSignal,
-) -> Result<(), Errno> {
+fn wait_once(word: Word, deadline: Deadline, interrupt: OnSignal) -> Result<(), Errno> {
+    let addr = word.addr;
     if super::super::worker::current_task().is_none() {
-        return wait_here(addr, val, mask, private, deadline);
+        return wait_here(word, deadline);
     }
     if !ring_ready() {
         return super::super::offload::run(super::super::stats::Offload::SharedFutex, move || {
-            wait_here(addr, val, mask, private, deadline)
+            wait_here(word, deadline)
         });
     }
     super::super::stats::count(&super::super::stats::get().kernel_futex_waits);
     let w = Waiter { result: AtomicI32::new(0), done: AtomicU32::new(0), released: AtomicU32::new(0) };
     let key = &w as *const Waiter as usize;
-    send(Request::Wait { addr, val, mask, private, waiter: key });
+    send(Request::Wait { word, waiter: key });
     let how = Wait::new(WaitReason::Futex, addr, interrupt).until(deadline);
     let ended = parking_lot::park(key, 0, || w.done.load(Ordering::Acquire) == 0, || {}, how);
     if matches!(ended, Parked::TimedOut | Parked::Interrupted) && w.done.load(Ordering::Acquire) == 0 {
@@ -249,7 +250,7 @@ fn wait_once(
 }
 
 /// The wait made by the calling OS thread itself (FUTEX_WAIT_BITSET, absolute monotonic deadline).
-fn wait_here(addr: usize, val: u32, mask: u32, private: bool, deadline: Deadline) -> Result<(), Errno> {
+fn wait_here(Word { addr, val, mask, private }: Word, deadline: Deadline) -> Result<(), Errno> {
     let ts = deadline.map(time::ns_timespec);
     let ts_ptr = ts.as_ref().map_or(0, |t| t as *const libc::timespec as usize);
     let op = libc::FUTEX_WAIT_BITSET | if private { libc::FUTEX_PRIVATE_FLAG } else { 0 };

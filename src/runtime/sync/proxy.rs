@@ -45,7 +45,7 @@ use core::sync::atomic::{AtomicI32, AtomicU8, AtomicU32, AtomicU64, AtomicUsize,
 
 use super::mutex::{KIND_ERRORCHECK, KIND_PI, KIND_PP, KIND_PSHARED, KIND_RECURSIVE, KIND_ROBUST, KIND_TYPE_MASK};
 
-use futex::{FUTEX_OWNER_DIED, FUTEX_TID_MASK, FUTEX_WAITERS};
+use futex::{FUTEX_OWNER_DIED, FUTEX_TID_MASK, FUTEX_WAITERS, RobustHead};
 /// A bound on walks of a keeper's list, against a corrupted (cyclic) list. It is not the kernel's
 /// ROBUST_LIST_LIMIT (2,048 entries of one thread's list): the shared keeper's list holds the robust
 /// mutexes of every coroutine that locked one through it, so it may legitimately be much longer.
@@ -60,14 +60,6 @@ const OFF_NUSERS: usize = 12;
 const OFF_KIND: usize = 16;
 const OFF_LIST_PREV: usize = 24;
 const OFF_LIST_NEXT: usize = 32;
-
-/// The kernel's `struct robust_list_head`: glibc's, in each keeper's own descriptor.
-#[repr(C)]
-struct RobustHead {
-    list: AtomicUsize,
-    futex_offset: isize,
-    pending: AtomicUsize,
-}
 
 const KEEPER_NONE: u8 = 0;
 const KEEPER_STARTING: u8 = 1;

@@ -36,12 +36,7 @@ pub fn wait(
     let n = unsafe {
         syscall6(
             libc::SYS_epoll_pwait,
-            epfd as usize,
-            out.as_mut_ptr() as usize,
-            out.len(),
-            timeout_ms as isize as usize,
-            0,
-            8,
+            [epfd as usize, out.as_mut_ptr() as usize, out.len(), timeout_ms as isize as usize, 0, 8],
         )
     }?;
     // SAFETY: the kernel wrote the first n events (n <= out.len()).
@@ -73,5 +68,5 @@ pub unsafe fn pwait(
         Timeout::Spec(ts) => (libc::SYS_epoll_pwait2, ts as usize),
     };
     // SAFETY: the caller vouches for the pointers.
-    unsafe { syscall6(nr, epfd as usize, events as usize, max as usize, t, mask as usize, 8) }
+    unsafe { syscall6(nr, [epfd as usize, events as usize, max as usize, t, mask as usize, 8]) }
 }

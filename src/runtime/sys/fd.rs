@@ -134,7 +134,7 @@ pub unsafe fn preadv2_pwritev2(
     let nr = if write { libc::SYS_pwritev2 } else { libc::SYS_preadv2 };
     // The offset's high half (pos_h) is only for 32-bit callers: 0 here.
     // SAFETY: the caller vouches for the iovecs.
-    unsafe { syscall6(nr, fd as usize, iov as usize, cnt, offset as usize, 0, flags as usize) }
+    unsafe { syscall6(nr, [fd as usize, iov as usize, cnt, offset as usize, 0, flags as usize]) }
 }
 
 /// sendfile(2).
@@ -146,21 +146,22 @@ pub unsafe fn sendfile(out: i32, inp: i32, offset: *mut libc::off_t, count: usiz
     unsafe { syscall4(libc::SYS_sendfile, out as usize, inp as usize, offset as usize, count) }
 }
 
+/// One end of a splice(2): the fd, and the address of the program's `loff_t` offset for it (0: the fd's
+/// own position), kept as a word so that the call can cross to a helper thread.
+#[derive(Clone, Copy)]
+pub struct SpliceEnd {
+    pub fd: i32,
+    pub offset: usize,
+}
+
 /// splice(2).
 ///
 /// # Safety
-/// `off_in` and `off_out` are null or the program's own offsets.
-pub unsafe fn splice(
-    fd_in: i32,
-    off_in: *mut libc::loff_t,
-    fd_out: i32,
-    off_out: *mut libc::loff_t,
-    len: usize,
-    flags: u32,
-) -> Result<usize, Errno> {
-    let (a1, a3) = (fd_in as usize, fd_out as usize);
+/// Each end's offset is 0 or the address of the program's own offset.
+pub unsafe fn splice(from: SpliceEnd, to: SpliceEnd, len: usize, flags: u32) -> Result<usize, Errno> {
+    let (a1, a3) = (from.fd as usize, to.fd as usize);
     // SAFETY: the caller vouches for the offsets.
-    unsafe { syscall6(libc::SYS_splice, a1, off_in as usize, a3, off_out as usize, len, flags as usize) }
+    unsafe { syscall6(libc::SYS_splice, [a1, from.offset, a3, to.offset, len, flags as usize]) }
 }
 
 /// How many bytes the object behind `fd` holds unread (FIONREAD).

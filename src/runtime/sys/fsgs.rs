@@ -28,34 +28,6 @@ pub fn have_fsgsbase() -> bool {
     HAVE_FSGSBASE.load(Ordering::Relaxed)
 }
 
-#[inline(always)]
-pub fn fs_base() -> usize {
-    if have_fsgsbase() {
-        let v: usize;
-        // SAFETY: rdfsbase is enabled (HWCAP2_FSGSBASE) and only reads the base.
-        unsafe { asm!("rdfsbase {}", out(reg) v, options(nomem, nostack, preserves_flags)) };
-        v
-    } else {
-        let mut v: usize = 0;
-        // SAFETY: ARCH_GET_FS writes one word to &mut v.
-        let _ = unsafe { syscall2(libc::SYS_arch_prctl, ARCH_GET_FS, &mut v as *mut usize as usize) };
-        v
-    }
-}
-
-/// # Safety
-/// `base` must be a valid glibc TCB for the code that runs until the next switch.
-#[inline(always)]
-pub unsafe fn set_fs_base(base: usize) {
-    if have_fsgsbase() {
-        // SAFETY: the caller vouches for the TCB; the instruction is enabled.
-        unsafe { asm!("wrfsbase {}", in(reg) base, options(nostack, preserves_flags)) };
-    } else {
-        // SAFETY: as above.
-        let _ = unsafe { syscall2(libc::SYS_arch_prctl, ARCH_SET_FS, base) };
-    }
-}
-
 /// The calling thread's glibc TCB address, from its self pointer at fs:0x10 (glibc's THREAD_SELF): one
 /// load in both FS modes.
 #[inline(always)]
@@ -66,30 +38,49 @@ pub fn thread_self() -> usize {
     v
 }
 
-#[inline(always)]
-pub fn gs_base() -> usize {
-    if have_fsgsbase() {
-        let v: usize;
-        // SAFETY: rdgsbase is enabled and only reads the base.
-        unsafe { asm!("rdgsbase {}", out(reg) v, options(nomem, nostack, preserves_flags)) };
-        v
-    } else {
-        let mut v: usize = 0;
-        // SAFETY: ARCH_GET_GS writes one word to &mut v.
-        let _ = unsafe { syscall2(libc::SYS_arch_prctl, ARCH_GET_GS, &mut v as *mut usize as usize) };
-        v
-    }
+/// A segment base's two accessors: the instruction when FSGSBASE is enabled, `arch_prctl` otherwise.
+macro_rules! segment_base {
+    ($get:ident: $rd:literal, $arch_get:ident; $(#[$set_doc:meta])* $set:ident: $wr:literal, $arch_set:ident;) => {
+        #[doc = concat!("The calling thread's base, read with ", $rd, " or arch_prctl.")]
+        #[inline(always)]
+        pub fn $get() -> usize {
+            if have_fsgsbase() {
+                let v: usize;
+                // SAFETY: the instruction is enabled (HWCAP2_FSGSBASE) and only reads the base.
+                unsafe { asm!(concat!($rd, " {}"), out(reg) v, options(nomem, nostack, preserves_flags)) };
+                v
+            } else {
+                let mut v: usize = 0;
+                // SAFETY: arch_prctl's GET writes one word to &mut v.
+                let _ = unsafe { syscall2(libc::SYS_arch_prctl, $arch_get, &mut v as *mut usize as usize) };
+                v
+            }
+        }
+
+        $(#[$set_doc])*
+        #[inline(always)]
+        pub unsafe fn $set(base: usize) {
+            if have_fsgsbase() {
+                // SAFETY: the caller vouches for the base; the instruction is enabled.
+                unsafe { asm!(concat!($wr, " {}"), in(reg) base, options(nostack, preserves_flags)) };
+            } else {
+                // SAFETY: as above.
+                let _ = unsafe { syscall2(libc::SYS_arch_prctl, $arch_set, base) };
+            }
+        }
+    };
 }
 
-/// # Safety
-/// `base` must be 0 or point at a live worker for as long as this OS thread runs with it.
-#[inline(always)]
-pub unsafe fn set_gs_base(base: usize) {
-    if have_fsgsbase() {
-        // SAFETY: the caller vouches for the pointer; the instruction is enabled.
-        unsafe { asm!("wrgsbase {}", in(reg) base, options(nostack, preserves_flags)) };
-    } else {
-        // SAFETY: as above.
-        let _ = unsafe { syscall2(libc::SYS_arch_prctl, ARCH_SET_GS, base) };
-    }
+segment_base! {
+    fs_base: "rdfsbase", ARCH_GET_FS;
+    /// # Safety
+    /// `base` must be a valid glibc TCB for the code that runs until the next switch.
+    set_fs_base: "wrfsbase", ARCH_SET_FS;
+}
+
+segment_base! {
+    gs_base: "rdgsbase", ARCH_GET_GS;
+    /// # Safety
+    /// `base` must be 0 or point at a live worker for as long as this OS thread runs with it.
+    set_gs_base: "wrgsbase", ARCH_SET_GS;
 }

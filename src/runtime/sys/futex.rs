@@ -2,7 +2,7 @@
 //! kernel), and the kernel's robust-futex ABI (the word's bits, what happens to a dying owner's words).
 
 use super::syscall::{Errno, syscall2, syscall3, syscall4, syscall6};
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 /// Sleeps while `*word == expected`, at most until the absolute CLOCK_MONOTONIC `deadline_ns` if given.
 /// Returns false on timeout; spurious returns are possible, so callers re-check their condition.
@@ -33,7 +33,10 @@ pub fn wait_interruptible(word: &AtomicU32, expected: u32, deadline_ns: Option<u
     let op = libc::FUTEX_WAIT_BITSET | libc::FUTEX_PRIVATE_FLAG;
     // SAFETY: `word` is a live AtomicU32 and `ts_ptr` is null or points at `ts`, alive for the call.
     let r = unsafe {
-        syscall6(libc::SYS_futex, word.as_ptr() as usize, op as usize, expected as usize, ts_ptr, 0, u32::MAX as usize)
+        syscall6(
+            libc::SYS_futex,
+            [word.as_ptr() as usize, op as usize, expected as usize, ts_ptr, 0, u32::MAX as usize],
+        )
     };
     match r {
         Err(Errno(libc::ETIMEDOUT)) => WaitEnd::TimedOut,
@@ -98,7 +101,7 @@ pub unsafe fn futex_raw(
     val3: u32,
 ) -> Result<usize, Errno> {
     // SAFETY: the caller vouches for the arguments.
-    unsafe { syscall6(libc::SYS_futex, addr, op as usize, val as usize, timeout, addr2, val3 as usize) }
+    unsafe { syscall6(libc::SYS_futex, [addr, op as usize, val as usize, timeout, addr2, val3 as usize]) }
 }
 
 /// Whether the word at `addr` (4-byte aligned) can be read: FUTEX_WAIT reads it and answers EFAULT if
@@ -117,6 +120,16 @@ pub fn word_readable(addr: usize) -> bool {
         )
     };
     !matches!(r, Err(e) if e.0 == libc::EFAULT)
+}
+
+/// The kernel's `struct robust_list_head` (glibc keeps one in each thread's descriptor): the list of the
+/// robust futexes a thread holds, the offset from an entry to its futex word, and the entry being
+/// locked or unlocked right now.
+#[repr(C)]
+pub struct RobustHead {
+    pub list: AtomicUsize,
+    pub futex_offset: isize,
+    pub pending: AtomicUsize,
 }
 
 /// Tells the kernel where the calling thread's robust list is (set_robust_list(2)); `len` is the size of

@@ -14,7 +14,7 @@ pub unsafe fn msgrcv(
     flags: i32,
 ) -> Result<usize, Errno> {
     // SAFETY: the caller vouches for the buffer.
-    unsafe { syscall6(libc::SYS_msgrcv, id as usize, msg as usize, size, kind as usize, flags as usize, 0) }
+    unsafe { syscall6(libc::SYS_msgrcv, [id as usize, msg as usize, size, kind as usize, flags as usize, 0]) }
 }
 
 /// msgsnd(2).

@@ -12,7 +12,7 @@ pub fn reserve(len: usize) -> Result<*mut u8, Errno> {
     let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
     // SAFETY: an anonymous mapping at a kernel-chosen address touches no existing memory.
     let p = unsafe {
-        syscall6(libc::SYS_mmap, 0, len, (libc::PROT_READ | libc::PROT_WRITE) as usize, flags as usize, usize::MAX, 0)
+        syscall6(libc::SYS_mmap, [0, len, (libc::PROT_READ | libc::PROT_WRITE) as usize, flags as usize, usize::MAX, 0])
     }?;
     Ok(p as *mut u8)
 }

@@ -22,6 +22,7 @@
 //! | [`sched`] | the calling OS thread's scheduling policy, priority, nice value and CPU affinity |
 //! | [`fsgs`] | the FS and GS segment bases |
 //! | [`uring`] | io_uring futex waits (the kernel waits for a coroutine without blocking a thread) |
+//! | `uring_probe.rs` | whether io_uring is available (the launcher's, included by path: not a module here) |
 //! | [`usercopy`] | fault-safe copies from and to the program's memory |
 
 pub mod abortable;

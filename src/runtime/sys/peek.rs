@@ -14,12 +14,14 @@ pub fn word(addr: usize) -> Option<u64> {
     let read = unsafe {
         syscall6(
             libc::SYS_process_vm_readv,
-            super::getpid() as usize,
-            &local as *const libc::iovec as usize,
-            1,
-            &remote as *const libc::iovec as usize,
-            1,
-            0,
+            [
+                super::getpid() as usize,
+                &local as *const libc::iovec as usize,
+                1,
+                &remote as *const libc::iovec as usize,
+                1,
+                0,
+            ],
         )
     };
     matches!(read, Ok(8)).then_some(value)

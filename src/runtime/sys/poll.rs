@@ -28,7 +28,7 @@ pub unsafe fn ppoll(
     mask: *const libc::sigset_t,
 ) -> Result<usize, Errno> {
     // SAFETY: the caller vouches for the pointers.
-    unsafe { syscall6(libc::SYS_ppoll, fds as usize, n as usize, timeout as usize, mask as usize, 8, 0) }
+    unsafe { syscall6(libc::SYS_ppoll, [fds as usize, n as usize, timeout as usize, mask as usize, 8, 0]) }
 }
 
 /// pselect6(2) with an 8-byte signal mask (or none).
@@ -48,12 +48,7 @@ pub unsafe fn pselect(
     unsafe {
         syscall6(
             libc::SYS_pselect6,
-            n as usize,
-            sets[0] as usize,
-            sets[1] as usize,
-            sets[2] as usize,
-            timeout as usize,
-            sigp,
+            [n as usize, sets[0] as usize, sets[1] as usize, sets[2] as usize, timeout as usize, sigp],
         )
     }
 }

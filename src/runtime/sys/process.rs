@@ -18,7 +18,7 @@ pub unsafe fn wait4(pid: i32, status: *mut i32, options: i32, rusage: *mut libc:
 /// `info` is null or the program's own.
 pub unsafe fn waitid(idtype: u32, id: u32, info: *mut libc::siginfo_t, options: i32) -> Result<usize, Errno> {
     // SAFETY: the caller vouches for the pointer.
-    unsafe { syscall6(libc::SYS_waitid, idtype as usize, id as usize, info as usize, options as usize, 0, 0) }
+    unsafe { syscall6(libc::SYS_waitid, [idtype as usize, id as usize, info as usize, options as usize, 0, 0]) }
 }
 
 /// Ends the calling OS thread (exit(2), not exit_group): nothing of it runs after this.

@@ -20,7 +20,7 @@ pub unsafe fn recvfrom(
 ) -> Result<usize, Errno> {
     // SAFETY: the caller vouches for the pointers.
     unsafe {
-        syscall6(libc::SYS_recvfrom, fd as usize, buf as usize, len, flags as usize, addr as usize, alen as usize)
+        syscall6(libc::SYS_recvfrom, [fd as usize, buf as usize, len, flags as usize, addr as usize, alen as usize])
     }
 }
 
@@ -37,7 +37,9 @@ pub unsafe fn sendto(
     alen: libc::socklen_t,
 ) -> Result<usize, Errno> {
     // SAFETY: the caller vouches for the pointers.
-    unsafe { syscall6(libc::SYS_sendto, fd as usize, buf as usize, len, flags as usize, addr as usize, alen as usize) }
+    unsafe {
+        syscall6(libc::SYS_sendto, [fd as usize, buf as usize, len, flags as usize, addr as usize, alen as usize])
+    }
 }
 
 /// recvmsg(2).
@@ -113,12 +115,7 @@ unsafe fn getsockopt_into(fd: i32, level: i32, name: i32, out: usize, size: usiz
     unsafe {
         syscall6(
             libc::SYS_getsockopt,
-            fd as usize,
-            level as usize,
-            name as usize,
-            out,
-            &mut len as *mut libc::socklen_t as usize,
-            0,
+            [fd as usize, level as usize, name as usize, out, &mut len as *mut libc::socklen_t as usize, 0],
         )
     }?;
     Ok(len as usize)
@@ -136,7 +133,7 @@ pub unsafe fn recvmmsg(
     timeout: *mut libc::timespec,
 ) -> Result<usize, Errno> {
     // SAFETY: the caller vouches for the messages and the timeout.
-    unsafe { syscall6(libc::SYS_recvmmsg, fd as usize, vec as usize, vlen, flags as usize, timeout as usize, 0) }
+    unsafe { syscall6(libc::SYS_recvmmsg, [fd as usize, vec as usize, vlen, flags as usize, timeout as usize, 0]) }
 }
 
 /// sendmmsg(2).
@@ -145,7 +142,7 @@ pub unsafe fn recvmmsg(
 /// As for [`recvmmsg`].
 pub unsafe fn sendmmsg(fd: i32, vec: *mut libc::mmsghdr, vlen: usize, flags: i32) -> Result<usize, Errno> {
     // SAFETY: the caller vouches for the messages.
-    unsafe { syscall6(libc::SYS_sendmmsg, fd as usize, vec as usize, vlen, flags as usize, 0, 0) }
+    unsafe { syscall6(libc::SYS_sendmmsg, [fd as usize, vec as usize, vlen, flags as usize, 0, 0]) }
 }
 
 /// The socket's pending error (SO_ERROR, which reading clears, as the kernel's own report does), if any.

@@ -78,15 +78,8 @@ pub unsafe fn syscall4(n: libc::c_long, a1: usize, a2: usize, a3: usize, a4: usi
 /// # Safety
 /// The caller must pass arguments valid for system call `n`.
 #[inline(always)]
-pub unsafe fn syscall6(
-    n: libc::c_long,
-    a1: usize,
-    a2: usize,
-    a3: usize,
-    a4: usize,
-    a5: usize,
-    a6: usize,
-) -> Result<usize, Errno> {
+pub unsafe fn syscall6(n: libc::c_long, args: [usize; 6]) -> Result<usize, Errno> {
+    let [a1, a2, a3, a4, a5, a6] = args;
     let ret: isize;
     // SAFETY: as for syscall0.
     unsafe {

@@ -147,12 +147,14 @@ fn mmap_ring(fd: i32, len: usize, offset: usize) -> Result<*mut u8, Errno> {
     let r = unsafe {
         syscall6(
             libc::SYS_mmap,
-            0,
-            len,
-            (libc::PROT_READ | libc::PROT_WRITE) as usize,
-            (libc::MAP_SHARED | libc::MAP_POPULATE) as usize,
-            fd as usize,
-            offset,
+            [
+                0,
+                len,
+                (libc::PROT_READ | libc::PROT_WRITE) as usize,
+                (libc::MAP_SHARED | libc::MAP_POPULATE) as usize,
+                fd as usize,
+                offset,
+            ],
         )
     }?;
     Ok(r as *mut u8)
@@ -279,7 +281,7 @@ impl Ring {
             self.sq_array.add(i as usize).write(i);
             (*self.sq_tail).store(tail.wrapping_add(1), Ordering::Release);
             loop {
-                match syscall6(SYS_IO_URING_ENTER, self.fd as usize, 1, 0, 0, 0, 0) {
+                match syscall6(SYS_IO_URING_ENTER, [self.fd as usize, 1, 0, 0, 0, 0]) {
                     Ok(1) => return Ok(()),
                     Err(Errno(libc::EINTR)) => continue,
                     // EAGAIN/EBUSY: out of kernel memory or completions overflowing; try again shortly.
@@ -452,7 +454,7 @@ impl Ring {
             // sleeping until there is a completion.
             let min =
                 if (*self.cq_head).load(Ordering::Relaxed) == (*self.cq_tail).load(Ordering::Acquire) { 1 } else { 0 };
-            let _ = syscall6(SYS_IO_URING_ENTER, self.fd as usize, 0, min, IORING_ENTER_GETEVENTS, 0, 0);
+            let _ = syscall6(SYS_IO_URING_ENTER, [self.fd as usize, 0, min, IORING_ENTER_GETEVENTS, 0, 0]);
             let mut head = (*self.cq_head).load(Ordering::Relaxed);
             loop {
                 let tail = (*self.cq_tail).load(Ordering::Acquire);
