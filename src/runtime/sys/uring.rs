@@ -412,12 +412,14 @@ impl Ring {
         let _ = unsafe {
             syscall6(
                 SYS_IO_URING_ENTER,
-                self.fd as usize,
-                0,
-                1,
-                IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG,
-                &arg as *const GetEventsArg as usize,
-                size_of::<GetEventsArg>(),
+                [
+                    self.fd as usize,
+                    0,
+                    1,
+                    IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG,
+                    &arg as *const GetEventsArg as usize,
+                    size_of::<GetEventsArg>(),
+                ],
             )
         };
     }
@@ -429,7 +431,7 @@ impl Ring {
         // SAFETY: ring words inside the mapping; the kernel writes the tail and the entries before it.
         unsafe {
             if (*self.sq_flags).load(Ordering::Acquire) & IORING_SQ_CQ_OVERFLOW != 0 {
-                let _ = syscall6(SYS_IO_URING_ENTER, self.fd as usize, 0, 0, IORING_ENTER_GETEVENTS, 0, 0);
+                let _ = syscall6(SYS_IO_URING_ENTER, [self.fd as usize, 0, 0, IORING_ENTER_GETEVENTS, 0, 0]);
             }
             let mut head = (*self.cq_head).load(Ordering::Relaxed);
             let tail = (*self.cq_tail).load(Ordering::Acquire);
