@@ -16,7 +16,10 @@
 //! cancels it synchronously before the close; a poll armed by a thread that exits, or one that ended for
 //! want of room in the completion queue, ends, and is armed again; io_uring polls every object, so
 //! regular files and directories are refused here as epoll refuses them. Where io_uring is missing or
-//! forbidden (kernel.io_uring_disabled, seccomp, a kernel before 6.0) the netpoller uses epoll.
+//! forbidden (kernel.io_uring_disabled, seccomp, a kernel before 6.0) the netpoller uses epoll. A forked
+//! child carries on as a plain thread with every hook passing through, so it never polls the ring (or the
+//! epoll instance) it inherited; exec closes both (close-on-exec), and the kernel cancels the polls a
+//! thread armed when it execs or exits (a poll so ended is armed again, above).
 //!
 //! A leaf: the scheduler core calls it, so it imports nothing but `sys`, the runtime's lock and the
 //! configuration.
