@@ -235,6 +235,10 @@ if want micro; then
         cond_ns_per_roundtrip shim-w1 "$BUILD/pshared" "$PS_ROUNDS"
     timing_bench pshared_barrier "process-shared barrier, 2+2 threads in 2 processes, 1 worker (ns/round)" "ns/round" \
         barrier_ns_per_round shim-w1 "$BUILD/pshared" "$PS_ROUNDS"
+    timing_bench pshared_cond_ring "process-shared cond: a turn around 8 threads + 1 in another process, 1 worker (ns/pass)" "ns/pass" \
+        cond_ring_ns_per_pass shim-w1 "$BUILD/pshared" "$PS_ROUNDS"
+    timing_bench pshared_cond_ring_threads "process-shared cond ring: peak OS threads of the process of the 8 (1 worker)" "threads" \
+        cond_ring_os_threads shim-w1 "$BUILD/pshared" "$PS_ROUNDS"
     timing_bench ready_pipe "read/write on a ready pipe (ns/call)" "ns/call" pipe_ns_per_call shim \
         "$BUILD/ready_fd" "$RF_ITERS"
     timing_bench ready_socket "read/write on a ready Unix socket (ns/call)" "ns/call" socket_ns_per_call shim \

@@ -302,6 +302,7 @@ declare_real! {
                               abstime: *const libc::timespec) -> c_int;
     fn pthread_cond_signal(c: *mut libc::pthread_cond_t) -> c_int, "GLIBC_2.3.2";
     fn pthread_cond_broadcast(c: *mut libc::pthread_cond_t) -> c_int, "GLIBC_2.3.2";
+    fn pthread_cond_destroy(c: *mut libc::pthread_cond_t) -> c_int, "GLIBC_2.3.2";
     fn pthread_rwlock_rdlock(l: *mut libc::pthread_rwlock_t) -> c_int;
     fn pthread_rwlock_tryrdlock(l: *mut libc::pthread_rwlock_t) -> c_int;
     fn pthread_rwlock_clockrdlock(l: *mut libc::pthread_rwlock_t, clock: libc::clockid_t,

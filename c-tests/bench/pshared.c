@@ -6,8 +6,13 @@
  * cond: the same ping-pong through a process-shared mutex and condition variable (glibc's wait, made on a
  * helper thread under the shim); ns per round trip.
  * barrier: 2 threads here and 2 in the child pass one process-shared barrier ROUNDS times; ns per round.
+ * cond_ring: a turn passed around 8 threads here and 1 in the child through one process-shared mutex and
+ * condition variable (each pass a broadcast: all other players wake and look), ROUNDS/4 passes; ns per
+ * pass. Before the runtime ran process-shared condition variables, each waiting coroutine held a helper
+ * thread, so every broadcast woke 8 OS threads of this process.
  *
- * Prints key=value lines: sem_ns_per_roundtrip, cond_ns_per_roundtrip, barrier_ns_per_round, shim_active.
+ * Prints key=value lines: sem_ns_per_roundtrip, cond_ns_per_roundtrip, barrier_ns_per_round,
+ * cond_ring_ns_per_pass, cond_ring_os_threads (peak OS threads of this process during the ring), shim_active.
  * Usage: pshared [ROUNDS]       Build: gcc -O2 -pthread pshared.c -o pshared -ldl
  */
 #include "bench_common.h"
@@ -22,7 +27,14 @@ struct shared {
     pthread_cond_t cv;
     pthread_barrier_t b;
     int turn;
+    int ring_turn;
 };
+
+#define RING_LOCAL 8
+#define RING (RING_LOCAL + 1)
+
+/* Peak OS threads of this process seen by player 0 during the ring (every 8th of its turns). */
+static long ring_peak_threads;
 
 static struct shared *sh;
 static long rounds;
@@ -37,6 +49,38 @@ static void cond_player(int me)
         pthread_cond_broadcast(&sh->cv);
     }
     pthread_mutex_unlock(&sh->m);
+}
+
+static long ring_passes(void)
+{
+    return rounds / 4 > 0 ? rounds / 4 : 1;
+}
+
+/* Player `me` of the ring: takes its turns until the pass count is reached. */
+static void ring_player(int me)
+{
+    long passes = ring_passes();
+    pthread_mutex_lock(&sh->m);
+    for (;;) {
+        while (sh->ring_turn % RING != me && sh->ring_turn < passes)
+            pthread_cond_wait(&sh->cv, &sh->m);
+        if (sh->ring_turn >= passes)
+            break;
+        if (me == 0 && sh->ring_turn % (8 * RING) == 0) {
+            long t = bench_status("Threads");
+            if (t > ring_peak_threads)
+                ring_peak_threads = t;
+        }
+        sh->ring_turn++;
+        pthread_cond_broadcast(&sh->cv);
+    }
+    pthread_mutex_unlock(&sh->m);
+}
+
+static void *ring_thread(void *arg)
+{
+    ring_player((int)(long)arg);
+    return NULL;
 }
 
 static void *barrier_player(void *arg)
@@ -85,6 +129,7 @@ int main(int argc, char **argv)
         }
         cond_player(1);
         barrier_pair();
+        ring_player(RING_LOCAL);
         _exit(0);
     }
     long long t0 = bench_now_ns();
@@ -97,11 +142,19 @@ int main(int argc, char **argv)
     long long t2 = bench_now_ns();
     barrier_pair();
     long long t3 = bench_now_ns();
+    pthread_t rt[RING_LOCAL];
+    for (long i = 0; i < RING_LOCAL; i++)
+        pthread_create(&rt[i], NULL, ring_thread, (void *)i);
+    for (int i = 0; i < RING_LOCAL; i++)
+        pthread_join(rt[i], NULL);
+    long long t4 = bench_now_ns();
     int st;
     waitpid(kid, &st, 0);
     printf("sem_ns_per_roundtrip=%.0f\n", (double)(t1 - t0) / rounds);
     printf("cond_ns_per_roundtrip=%.0f\n", (double)(t2 - t1) / rounds);
     printf("barrier_ns_per_round=%.0f\n", (double)(t3 - t2) / rounds);
+    printf("cond_ring_ns_per_pass=%.0f\n", (double)(t4 - t3) / ring_passes());
+    printf("cond_ring_os_threads=%ld\n", ring_peak_threads);
     printf("shim_active=%d\n", bench_shim_active());
     return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 1;
 }

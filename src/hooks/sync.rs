@@ -2,9 +2,11 @@
 //! While the runtime runs, every caller — coroutine or plain thread — goes through the runtime's
 //! implementations (so each can wake the other). A coroutine takes robust and process-shared PI mutexes
 //! through the runtime's proxy owners (`runtime::sync::proxy`), so the kernel and other processes see a
-//! real owner; other objects of kinds the runtime leaves to glibc go to glibc: a coroutine's wait on a
-//! process-shared condition variable or rwlock is made by glibc on a helper thread, and for a
-//! priority-protect mutex it retries with short sleeps, instead of blocking its worker.
+//! real owner. A coroutine's wait on a process-shared condition variable, and its blocking lock of a
+//! process-shared rwlock, run in glibc's own protocol with the coroutine parked
+//! (`runtime::sync::shared_cond`, `shared_rwlock`); plain threads use glibc for those. Other objects of
+//! kinds the runtime leaves to glibc go to glibc (for a priority-protect mutex a coroutine retries with
+//! short sleeps, instead of blocking its worker).
 //! A condition wait may pair a condition variable of one family with a mutex of another: `cond_wait`
 //! routes each pairing.
 
@@ -19,6 +21,8 @@ use crate::runtime::sync::{
     proxy::Shared,
     rwlock::RwLock,
     sem::Sem,
+    shared_cond::SharedCond,
+    shared_rwlock::SharedRwLock,
 };
 use crate::runtime::{self, sys::Errno, worker};
 use std::ffi::c_int;
@@ -180,20 +184,6 @@ unsafe fn coroutine_pp(m: *mut libc::pthread_mutex_t) -> Option<(sync::pp::PpMut
 
 // ---- condition variables ----------------------------------------------------------------------------
 
-/// A coroutine's wait on a process-shared condition variable, which glibc runs, with a mutex held through
-/// the proxy owner (robust, or process-shared PI): glibc's wait runs on a real OS thread that holds the
-/// mutex for the kernel meanwhile (see `Shared::cond_wait_in_glibc`) while the coroutine parks. None: not
-/// such a mutex, or not a coroutine.
-///
-/// # Safety
-/// `args.m` must point at a live, initialised `pthread_mutex_t`, and the objects must stay alive for the
-/// wait, as the wait itself requires.
-unsafe fn cond_wait_proxied_in_glibc(args: CondWaitArgs) -> Option<c_int> {
-    // SAFETY: as for this function.
-    let sh = unsafe { Shared::at(args.m)? };
-    Some(sh.cond_wait_in_glibc(move || args.call()))
-}
-
 /// A coroutine's wait on a condition variable the runtime runs with a mutex held through the proxy owner:
 /// the runtime unlocks and relocks the mutex. None: not such a mutex, or not a coroutine.
 ///
@@ -212,6 +202,40 @@ unsafe fn cond_wait_proxied(cv: &Cond, m: *mut libc::pthread_mutex_t, deadline: 
         || sh.lock(None, None, false),
         deadline,
     ))
+}
+
+/// A coroutine's wait on a process-shared condition variable, run by the runtime in glibc's protocol
+/// (`runtime::sync::shared_cond`), with whatever mutex the caller holds: unlocked once the waiter is
+/// registered, locked again after, each kind its own way, EPERM where glibc's unlock would refuse.
+///
+/// # Safety
+/// `m` must point at a live, initialised `pthread_mutex_t`, and both objects must stay alive for the wait.
+unsafe fn shared_cond_wait(cv: SharedCond, m: *mut libc::pthread_mutex_t, deadline: sync::Deadline) -> c_int {
+    // SAFETY: an initialised mutex per the contract.
+    if let Ok(mx) = unsafe { Mutex::at(m) } {
+        if mx.not_owned_checked() {
+            return libc::EPERM;
+        }
+        return cv.wait_with(|| mx.unlock(), || mx.lock(None, None), deadline);
+    }
+    // SAFETY: as above.
+    if let Some(sh) = unsafe { Shared::at(m) } {
+        if sh.not_owned() {
+            return libc::EPERM;
+        }
+        return cv.wait_with(|| sh.unlock(), || sh.lock(None, None, false), deadline);
+    }
+    // SAFETY: as above.
+    if unsafe { glibc_mutex_not_owned(m) } {
+        return libc::EPERM;
+    }
+    cv.wait_with(
+        // SAFETY: the caller holds the mutex (checked above where glibc would check).
+        || unsafe { real::pthread_mutex_unlock(m) },
+        // SAFETY: as for this function.
+        || unsafe { mutex_lock_slow(m) },
+        deadline,
+    )
 }
 
 /// A condition wait's time limit, as the three entry points give it.
@@ -254,8 +278,9 @@ unsafe fn glibc_mutex_not_owned(m: *mut libc::pthread_mutex_t) -> bool {
 
 /// Every condition wait: on a condition variable the runtime runs (process-private), the runtime queues
 /// the waiter and unlocks/relocks the mutex in the way its kind needs, so a signal through the runtime
-/// always finds it; on a process-shared one glibc runs the wait (other processes signal it through
-/// glibc's protocol), on a helper thread when the caller is a coroutine.
+/// always finds it; on a process-shared one (which other processes signal through glibc's protocol) a
+/// coroutine waits parked in glibc's protocol (`runtime::sync::shared_cond`), a plain thread in glibc's
+/// own wait (with a process-private mutex the runtime runs, through a stand-in on a helper thread).
 ///
 /// # Safety
 /// The C contract of the corresponding pthread_cond_*wait function.
@@ -266,7 +291,27 @@ unsafe fn cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t,
     }
     // SAFETY: an initialised condition variable per the contract.
     let Ok(cv) = (unsafe { Cond::at(c) }) else {
-        // glibc checks the time before the mutex (EINVAL, not EPERM, for both wrong).
+        // A process-shared one: a coroutine waits parked, in glibc's protocol, with any mutex.
+        if worker::current_task().is_some()
+            // SAFETY: an initialised condition variable per the contract.
+            && let Some(scv) = unsafe { SharedCond::at(c) }
+        {
+            // glibc checks the time before the mutex (EINVAL, not EPERM, for both wrong).
+            let deadline = match t {
+                CondTimeout::Never => None,
+                CondTimeout::OwnClock(abstime) => match sync::abs_deadline(scv.clock(), abstime) {
+                    Ok(d) => Some(d),
+                    Err(e) => return e.0,
+                },
+                CondTimeout::Clock(clock, abstime) => match sync::abs_deadline(clock, abstime) {
+                    Ok(d) => Some(d),
+                    Err(e) => return e.0,
+                },
+            };
+            // SAFETY: as for this function.
+            return unsafe { shared_cond_wait(scv, m, deadline) };
+        }
+        // A plain thread: glibc's own wait (as above, the time is checked first).
         let checked = match t {
             CondTimeout::Never => Ok(0),
             CondTimeout::OwnClock(abstime) => sync::abs_deadline(libc::CLOCK_REALTIME, abstime),
@@ -276,10 +321,6 @@ unsafe fn cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t,
             return e.0;
         }
         let args = CondWaitArgs { c, m, t };
-        // SAFETY: as for this function.
-        if let Some(r) = unsafe { cond_wait_proxied_in_glibc(args) } {
-            return r;
-        }
         // SAFETY: an initialised mutex per the contract.
         match unsafe { Mutex::at(m) } {
             // A process-shared one keeps glibc's own protocol, so glibc's wait can be given it as it is.
@@ -289,11 +330,6 @@ unsafe fn cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t,
                 if let Some(r) = sync::glibc_cond::wait_with_runtime_mutex(&mx, stand_in_wait) {
                     return r;
                 }
-            }
-            // SAFETY: as above.
-            Ok(_) | Err(Unsupported) if worker::current_task().is_some() => {
-                // SAFETY: the mutex and condition are the program's, initialised per the contract and alive while it waits.
-                return unsafe { sync::glibc_cond::wait_on_helper(m, move || args.call()) };
             }
             Ok(_) | Err(Unsupported) => {}
         }
@@ -408,6 +444,14 @@ pub unsafe extern "C" fn pthread_cond_signal(c: *mut libc::pthread_cond_t) -> c_
         cv.signal();
         return 0;
     }
+    if runtime::running()
+        && worker::current_task().is_some()
+        // SAFETY: as above.
+        && let Some(scv) = unsafe { SharedCond::at(c) }
+    {
+        scv.signal();
+        return 0;
+    }
     // SAFETY: forwarding.
     unsafe { real::pthread_cond_signal(c) }
 }
@@ -423,8 +467,35 @@ pub unsafe extern "C" fn pthread_cond_broadcast(c: *mut libc::pthread_cond_t) ->
         cv.broadcast();
         return 0;
     }
+    if runtime::running()
+        && worker::current_task().is_some()
+        // SAFETY: as above.
+        && let Some(scv) = unsafe { SharedCond::at(c) }
+    {
+        scv.broadcast();
+        return 0;
+    }
     // SAFETY: forwarding.
     unsafe { real::pthread_cond_broadcast(c) }
+}
+
+/// A coroutine destroying a process-shared condition variable waits for its last waiters to leave as
+/// glibc does, parked (they may be coroutines of its own worker); anyone else calls glibc.
+///
+/// # Safety
+/// C contract of pthread_cond_destroy.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_cond_destroy(c: *mut libc::pthread_cond_t) -> c_int {
+    if runtime::running()
+        && worker::current_task().is_some()
+        // SAFETY: an initialised condition variable per the contract.
+        && let Some(scv) = unsafe { SharedCond::at(c) }
+    {
+        scv.destroy();
+        return 0;
+    }
+    // SAFETY: forwarding.
+    unsafe { real::pthread_cond_destroy(c) }
 }
 
 // ---- reader-writer locks ----------------------------------------------------------------------------
@@ -432,6 +503,20 @@ pub unsafe extern "C" fn pthread_cond_broadcast(c: *mut libc::pthread_cond_t) ->
 unsafe fn rwlock(l: *mut libc::pthread_rwlock_t) -> Option<RwLock> {
     // SAFETY: an initialised rwlock per the callers' contracts.
     if runtime::running() { unsafe { RwLock::at(l).ok() } } else { None }
+}
+
+/// A process-shared rwlock a coroutine locks: the runtime makes glibc's blocking acquisition with the
+/// coroutine parked (`runtime::sync::shared_rwlock`); its trylocks and unlock stay glibc's, which never
+/// wait. None for anyone else (glibc's own calls, exactly native).
+///
+/// # Safety
+/// `l` must point at a live, initialised `pthread_rwlock_t`.
+unsafe fn coroutine_shared_rwlock(l: *mut libc::pthread_rwlock_t) -> Option<SharedRwLock> {
+    if !runtime::running() || worker::current_task().is_none() {
+        return None;
+    }
+    // SAFETY: per the contract.
+    unsafe { SharedRwLock::at(l) }
 }
 
 /// glibc checks a timed rwlock request up front: a bad clock or nanoseconds is EINVAL at once.
@@ -448,16 +533,12 @@ macro_rules! rwlock_hooks {
             // SAFETY: an initialised rwlock per the contract.
             match unsafe { rwlock(l) } {
                 Some(rw) => rw.$method(None, None),
-                None if runtime::running() && worker::current_task().is_some() => {
-                    let addr = l as usize;
-                    // SAFETY: forwarding; the rwlock stays alive while the caller waits.
-                    unsafe {
-                        sync::rwlock::glibc_wait_on_helper(
-                            l,
-                            $write,
-                            || real::$try(l),
-                            move || real::$lock(addr as *mut libc::pthread_rwlock_t),
-                        )
+                // SAFETY: as above.
+                None if let Some(rw) = unsafe { coroutine_shared_rwlock(l) } => {
+                    if $write {
+                        rw.write(None)
+                    } else {
+                        rw.read(None)
                     }
                 }
                 // SAFETY: forwarding.
@@ -499,23 +580,13 @@ macro_rules! rwlock_hooks {
                     Ok(d) => rw.$method(Some(d), None),
                     Err(e) => e,
                 },
-                None if runtime::running() && worker::current_task().is_some() => match rw_deadline(clock, abstime) {
-                    Ok(_) => {
-                        let (addr, at) = (l as usize, abstime as usize);
-                        // SAFETY: forwarding; the rwlock and the time stay alive while the caller waits.
-                        unsafe {
-                            sync::rwlock::glibc_wait_on_helper(
-                                l,
-                                $write,
-                                || real::$try(l),
-                                move || {
-                                    real::$clock(
-                                        addr as *mut libc::pthread_rwlock_t,
-                                        clock,
-                                        at as *const libc::timespec,
-                                    )
-                                },
-                            )
+                // SAFETY: as above.
+                None if let Some(rw) = unsafe { coroutine_shared_rwlock(l) } => match rw_deadline(clock, abstime) {
+                    Ok(d) => {
+                        if $write {
+                            rw.write(Some(d))
+                        } else {
+                            rw.read(Some(d))
                         }
                     }
                     Err(e) => e,

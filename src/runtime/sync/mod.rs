@@ -5,10 +5,11 @@
 //! and a forked child, which runs glibc's own functions, finds them consistent.
 //!
 //! Process-shared mutexes, semaphores and barriers follow glibc's protocol with their waits in the
-//! kernel's futex queues ([`kernel_wait`]), since other processes use them with glibc's code. Kinds the
-//! runtime does not implement (process-shared condition variables and rwlocks, robust mutexes, which
-//! [`proxy`] holds for coroutines) are left to glibc: [`Unsupported`] tells the hook to call the real
-//! function. Priority-protect mutexes are glibc's for plain threads and [`pp`]'s for coroutines (glibc's
+//! kernel's futex queues ([`kernel_wait`]), since other processes use them with glibc's code; so do a
+//! coroutine's waits on process-shared condition variables ([`shared_cond`]) and its blocking locks of
+//! process-shared rwlocks ([`shared_rwlock`]), whose other calls (and plain threads) stay glibc's. Kinds
+//! the runtime does not implement otherwise (robust mutexes, which [`proxy`] holds for coroutines) are
+//! left to glibc: [`Unsupported`] tells the hook to call the real function. Priority-protect mutexes are glibc's for plain threads and [`pp`]'s for coroutines (glibc's
 //! own code would ask the kernel about the coroutine's tid).
 
 pub mod barrier;
@@ -22,6 +23,8 @@ pub mod pp;
 pub mod proxy;
 pub mod rwlock;
 pub mod sem;
+pub mod shared_cond;
+pub mod shared_rwlock;
 pub mod spin;
 
 use super::sys::{Errno, time};

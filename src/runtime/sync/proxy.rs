@@ -29,14 +29,11 @@
 //! its would-be owner may wait for in the kernel (FUTEX_LOCK_PI), they retry with short sleeps. Either
 //! way they are bound to no keeper meanwhile. Plain threads keep using glibc with their real tids.
 //!
-//! A coroutine's wait on a process-shared condition variable with such a mutex is glibc's, whose unlock
-//! and relock inside the wait must come from the thread the word names: a PI one's own keeper makes the
-//! wait; a robust one that is not PI goes to a helper thread's glibc bookkeeping for it, since the shared
-//! keeper must never block ([`Shared::cond_wait_in_glibc`]). The coroutine parks meanwhile.
+//! A coroutine's condition wait with such a mutex — on a process-private condition variable or a
+//! process-shared one (`super::shared_cond`, glibc's protocol) — unlocks and relocks it here like any
+//! other unlock and lock of the coroutine's.
 
 use super::super::lock::Lock;
-use super::super::offload::{self, Job};
-use super::super::stats::Offload;
 use super::super::sys::{self, futex, time};
 use super::super::task::{Task, TaskRef};
 use super::{Deadline, my_tid};
@@ -71,9 +68,6 @@ enum Request {
     /// A PI futex operation it makes as the owner: the word, FUTEX_UNLOCK_PI or FUTEX_TRYLOCK_PI, and where
     /// to put the result (0 or an errno), if anywhere.
     Futex { word: usize, op: i32, result: *const AtomicI32 },
-    /// A call it makes as the owner of what it keeps: glibc's condition wait with a PI mutex its coroutine
-    /// holds (see [`Shared::cond_wait_in_glibc`]).
-    Run(Job),
     /// Ends the keeper's thread, after the requests queued before it, without unlocking what it holds.
     Exit,
 }
@@ -220,7 +214,6 @@ extern "C" fn keeper_main(arg: *mut libc::c_void) -> *mut libc::c_void {
                         unsafe { (*result).store(r.map_or_else(|e| e.0, |_| 0), Ordering::Relaxed) };
                     }
                 }
-                Request::Run(job) => job(),
             }
             k.served.fetch_add(1, Ordering::Release);
             super::super::parking_lot::unpark_all(&k.served as *const AtomicU64 as usize, 0);
@@ -448,107 +441,6 @@ fn dequeue(g: &ListGuard, entry: usize) {
             }
             link = next & !1;
             n += 1;
-        }
-    }
-}
-
-/// Sets the holder word (`__prev`) of every mutex on the list to `holder`: a holder's own keeper's list,
-/// whose mutexes are all its coroutine's.
-fn set_holder_of_all(g: &ListGuard, holder: i32) {
-    let head = &g.0.list as *const AtomicUsize as usize;
-    let mut entry = g.0.list.load(Ordering::Relaxed) & !1;
-    let mut n = 0;
-    // SAFETY: every link is the head or the `__next` word of a mutex on the list (owned by the keeper).
-    unsafe {
-        while entry != head && entry != 0 && n < KEEPER_LIST_WALK_LIMIT {
-            (*((entry - OFF_LIST_NEXT + OFF_LIST_PREV) as *const AtomicUsize))
-                .store(holder as usize, Ordering::Relaxed);
-            entry = (entry as *const usize).read() & !1;
-            n += 1;
-        }
-    }
-}
-
-/// A robust mutex (not PI) that a coroutine holds through the shared keeper, on its way to the glibc
-/// bookkeeping of the thread that makes a condition wait for it and back (see
-/// [`Shared::cond_wait_on_helper`]). Each move changes the word while both lists' pending slots name the
-/// mutex, so the kernel finds it at the process's death wherever it is.
-#[derive(Clone, Copy)]
-struct Handover {
-    /// The `pthread_mutex_t`.
-    base: usize,
-    keeper: &'static Keeper,
-    /// The coroutine holding it.
-    holder: i32,
-}
-
-impl Handover {
-    fn word(&self) -> &AtomicU32 {
-        // SAFETY: the mutex stays alive for the condition wait, which its coroutine waits out.
-        unsafe { &*(self.base as *const AtomicU32) }
-    }
-
-    fn owner(&self) -> &AtomicI32 {
-        // SAFETY: as for `word`.
-        unsafe { &*((self.base + OFF_OWNER) as *const AtomicI32) }
-    }
-
-    fn entry(&self) -> usize {
-        self.base + OFF_LIST_NEXT
-    }
-
-    /// The calling thread's own robust-list head (glibc's, in its descriptor).
-    fn own_head() -> &'static RobustHead {
-        // SAFETY: the calling thread's descriptor outlives this call; the head is 24 aligned bytes.
-        unsafe { &*(super::super::identity::robust_head_here() as *const RobustHead) }
-    }
-
-    /// Puts `tid` (the calling thread's, as glibc records it) in place of the keeper's in the word, whatever
-    /// bits waiters add meanwhile.
-    fn swap_tid(&self, from: u32, to: u32) -> bool {
-        self.word()
-            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |cur| {
-                (cur & FUTEX_TID_MASK == from).then_some((cur & !FUTEX_TID_MASK) | to)
-            })
-            .is_ok()
-    }
-
-    /// The mutex goes from the keeper to the calling thread, `tid`.
-    fn give_to_this_thread(&self, tid: i32) {
-        let own = Self::own_head();
-        let g = claim(self.keeper.head(), self.entry());
-        own.pending.store(self.entry(), Ordering::Relaxed);
-        if self.swap_tid(self.keeper.tid(), tid as u32) {
-            dequeue(&g, self.entry());
-            super::super::identity::robust_enqueue(self.entry(), false);
-        }
-        own.pending.store(0, Ordering::Release);
-        drop(g);
-        if self.owner().load(Ordering::Relaxed) == self.holder {
-            self.owner().store(tid, Ordering::Relaxed);
-        }
-    }
-
-    /// The mutex, relocked by glibc for the calling thread, `tid`, goes back to the keeper for its
-    /// coroutine; nothing to do if glibc's relock gave up (ENOTRECOVERABLE: then it is unlocked).
-    fn give_back_to_keeper(&self, tid: i32) {
-        if self.word().load(Ordering::Relaxed) & FUTEX_TID_MASK != tid as u32 {
-            return;
-        }
-        let own = Self::own_head();
-        let g = claim(self.keeper.head(), self.entry());
-        own.pending.store(self.entry(), Ordering::Relaxed);
-        super::super::identity::robust_dequeue(self.entry());
-        self.swap_tid(tid as u32, self.keeper.tid());
-        // SAFETY: the holder word (`__prev`) of a mutex the keeper now owns, off every list.
-        unsafe {
-            (*((self.base + OFF_LIST_PREV) as *const AtomicUsize)).store(self.holder as usize, Ordering::Relaxed)
-        };
-        enqueue(&g, self.entry(), false);
-        own.pending.store(0, Ordering::Release);
-        drop(g);
-        if self.owner().load(Ordering::Relaxed) == tid {
-            self.owner().store(self.holder, Ordering::Relaxed);
         }
     }
 }
@@ -809,93 +701,6 @@ impl Shared {
         self.owner().store(me, Ordering::Relaxed);
         self.nusers().store(self.nusers().load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
         0
-    }
-
-    /// A wait on a process-shared condition variable, which only glibc can run (`wait` is glibc's wait with
-    /// this mutex), by the calling coroutine: glibc's unlock and relock inside the wait must be made by the
-    /// thread the lock word names, so the wait runs on a real OS thread while the coroutine parks and its
-    /// worker runs others. A PI mutex's word already names the coroutine's own keeper, the kernel's owner,
-    /// so the keeper makes the wait ([`Self::cond_wait_on_keeper`]); a robust one that is not PI is handed
-    /// to a helper thread's own bookkeeping for the wait ([`Self::cond_wait_on_helper`]), since the
-    /// shared keeper must never block. EPERM when the coroutine does not hold the mutex, as glibc says.
-    pub fn cond_wait_in_glibc(&self, wait: impl FnOnce() -> i32 + Send + 'static) -> i32 {
-        if self.not_owned() {
-            return libc::EPERM;
-        }
-        // The caller holds the mutex, so it has a keeper.
-        let Some(k) = self.keeper() else { return libc::EPERM };
-        if self.pi { self.cond_wait_on_keeper(k, wait) } else { self.cond_wait_on_helper(k, wait) }
-    }
-
-    /// [`Self::cond_wait_in_glibc`] for a PI mutex: the wait runs on `k`, the coroutine's own keeper, as
-    /// its owner. glibc's unlock there is a FUTEX_UNLOCK_PI by the owner, which hands the mutex to a waiter
-    /// in the kernel if there is one; its relock locks it for the keeper again (FUTEX_LOCK_PI if contended,
-    /// so another process's holder inherits the keeper's priority, and the kernel hands it over with
-    /// EOWNERDEAD if that holder dies). glibc checks its owner field against the keeper's tid, so the field
-    /// is lent to the keeper for the wait. A robust one must be where glibc's unlock looks for it on the
-    /// keeper's list, which glibc links both ways: it goes to the front, with its `__prev` pointing at the
-    /// head; glibc's unlock and relock then write `__prev` words, where the other mutexes on the list keep
-    /// their holder, which is this coroutine, so their holder is written back after. The keeper serves
-    /// nothing else meanwhile: only its coroutine, parked in the wait, sends it work. If the process dies
-    /// during the wait, the mutex is either unlocked or on the keeper's list, which the kernel walks.
-    fn cond_wait_on_keeper(&self, k: &'static Keeper, wait: impl FnOnce() -> i32 + Send + 'static) -> i32 {
-        let me = my_tid();
-        if self.robust {
-            let g = self.claim(k);
-            dequeue(&g, self.entry());
-            // SAFETY: the entry is a mutex the keeper owns; nobody else touches its list words.
-            unsafe {
-                (self.entry() as *mut usize).write(g.0.list.load(Ordering::Relaxed));
-                self.holder().store(&g.0.list as *const AtomicUsize as usize, Ordering::Relaxed);
-            }
-            g.0.list.store(self.entry() | 1, Ordering::Release);
-        }
-        let keeper = k.tid() as i32;
-        if self.owner().load(Ordering::Relaxed) == me {
-            self.owner().store(keeper, Ordering::Relaxed);
-        }
-        let r = offload::run_by(Offload::SharedFutex, wait, |job| {
-            k.request(Request::Run(job));
-        });
-        if self.word().load(Ordering::Relaxed) & FUTEX_TID_MASK == k.tid() {
-            // Relocked for the keeper (or never unlocked: glibc refused the wait at once).
-            if self.robust {
-                set_holder_of_all(&self.claim(k), me);
-            } else {
-                self.holder().store(me as usize, Ordering::Relaxed);
-            }
-            if self.owner().load(Ordering::Relaxed) == keeper {
-                self.owner().store(me, Ordering::Relaxed);
-            }
-        } else {
-            // glibc's relock gave up (ENOTRECOVERABLE) and left it unlocked; its unlock took a robust one
-            // off the list.
-            if self.robust {
-                set_holder_of_all(&self.claim(k), me);
-            } else {
-                self.holder().store(0, Ordering::Relaxed);
-            }
-            self.count_held(k, -1);
-            self.settle();
-        }
-        r
-    }
-
-    /// [`Self::cond_wait_in_glibc`] for a robust mutex that is not PI, held through the shared keeper `k`:
-    /// on a helper thread, the mutex is handed to that thread's glibc bookkeeping (its tid in the word and
-    /// in the owner field, the mutex on its robust list), glibc waits, unlocks and relocks it as for any
-    /// thread of its own, and the helper hands it back to the keeper after. If the process dies while the
-    /// helper holds it, the kernel's walk of the helper's list gives the next locker EOWNERDEAD. (Should no
-    /// helper start, the coroutine does the same on its worker, in its own name.)
-    fn cond_wait_on_helper(&self, k: &'static Keeper, wait: impl FnOnce() -> i32 + Send + 'static) -> i32 {
-        let handover = Handover { base: self.base, keeper: k, holder: my_tid() };
-        offload::run(Offload::SharedFutex, move || {
-            let tid = my_tid();
-            handover.give_to_this_thread(tid);
-            let r = wait();
-            handover.give_back_to_keeper(tid);
-            r
-        })
     }
 
     /// True when the calling coroutine does not hold the mutex (a condition wait with it is EPERM).
