@@ -120,6 +120,89 @@ fn optional(slot: &AtomicUsize, name: &CStr) -> Option<usize> {
     }
 }
 
+/// A POSIX timer function: libc's from glibc 2.34, librt's before (loaded here if the program has not: it
+/// reaches a hook only if it linked librt, but a lookup of its own may come first).
+fn timer_fn(slot: &AtomicUsize, name: &CStr) -> usize {
+    let p = slot.load(Ordering::Relaxed);
+    if p != 0 {
+        return p;
+    }
+    // The version of the timer_t ABI in use (librt's since 2.3.3, kept by libc): an unversioned
+    // dlsym(RTLD_NEXT) may give the oldest, glibc 2.2's, whose ids are indexes, not pointers.
+    let version = c"GLIBC_2.3.3";
+    // SAFETY: dlvsym/dlsym/dlopen with valid handles and NUL-terminated names.
+    let p = unsafe {
+        let mut p = libc::dlvsym(libc::RTLD_NEXT, name.as_ptr(), version.as_ptr());
+        if p.is_null() {
+            let h = libc::dlopen(c"librt.so.1".as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL);
+            if !h.is_null() {
+                p = libc::dlvsym(h, name.as_ptr(), version.as_ptr());
+            }
+        }
+        if p.is_null() {
+            p = libc::dlsym(libc::RTLD_NEXT, name.as_ptr());
+        }
+        p as usize
+    };
+    if p == 0 {
+        crate::runtime::sys::write_stderr(format!("asyncshim: libc has no {name:?}; cannot continue\n").as_bytes());
+        // SAFETY: abort has no preconditions.
+        unsafe { libc::abort() };
+    }
+    slot.store(p, Ordering::Relaxed);
+    p
+}
+
+/// # Safety
+/// C contract of timer_create.
+pub unsafe fn timer_create(clock: libc::clockid_t, sev: *mut libc::sigevent, id: *mut libc::timer_t) -> c_int {
+    static SLOT: AtomicUsize = AtomicUsize::new(0);
+    type F = unsafe extern "C" fn(libc::clockid_t, *mut libc::sigevent, *mut libc::timer_t) -> c_int;
+    // SAFETY: glibc's function of this signature, called under its contract.
+    unsafe { core::mem::transmute::<usize, F>(timer_fn(&SLOT, c"timer_create"))(clock, sev, id) }
+}
+
+/// # Safety
+/// C contract of timer_settime.
+pub unsafe fn timer_settime(
+    id: libc::timer_t,
+    flags: c_int,
+    new: *const libc::itimerspec,
+    old: *mut libc::itimerspec,
+) -> c_int {
+    static SLOT: AtomicUsize = AtomicUsize::new(0);
+    type F = unsafe extern "C" fn(libc::timer_t, c_int, *const libc::itimerspec, *mut libc::itimerspec) -> c_int;
+    // SAFETY: glibc's function of this signature, called under its contract.
+    unsafe { core::mem::transmute::<usize, F>(timer_fn(&SLOT, c"timer_settime"))(id, flags, new, old) }
+}
+
+/// # Safety
+/// C contract of timer_gettime.
+pub unsafe fn timer_gettime(id: libc::timer_t, cur: *mut libc::itimerspec) -> c_int {
+    static SLOT: AtomicUsize = AtomicUsize::new(0);
+    type F = unsafe extern "C" fn(libc::timer_t, *mut libc::itimerspec) -> c_int;
+    // SAFETY: glibc's function of this signature, called under its contract.
+    unsafe { core::mem::transmute::<usize, F>(timer_fn(&SLOT, c"timer_gettime"))(id, cur) }
+}
+
+/// # Safety
+/// C contract of timer_getoverrun.
+pub unsafe fn timer_getoverrun(id: libc::timer_t) -> c_int {
+    static SLOT: AtomicUsize = AtomicUsize::new(0);
+    type F = unsafe extern "C" fn(libc::timer_t) -> c_int;
+    // SAFETY: glibc's function of this signature, called under its contract.
+    unsafe { core::mem::transmute::<usize, F>(timer_fn(&SLOT, c"timer_getoverrun"))(id) }
+}
+
+/// # Safety
+/// C contract of timer_delete.
+pub unsafe fn timer_delete(id: libc::timer_t) -> c_int {
+    static SLOT: AtomicUsize = AtomicUsize::new(0);
+    type F = unsafe extern "C" fn(libc::timer_t) -> c_int;
+    // SAFETY: glibc's function of this signature, called under its contract.
+    unsafe { core::mem::transmute::<usize, F>(timer_fn(&SLOT, c"timer_delete"))(id) }
+}
+
 type SetSigmaskFn = unsafe extern "C" fn(*mut libc::pthread_attr_t, *const libc::sigset_t) -> c_int;
 
 /// `pthread_attr_setsigmask_np` (glibc 2.32 on), or None on an older glibc.
@@ -217,6 +300,9 @@ declare_real! {
                             abstime: *const libc::timespec) -> c_int;
     fn pthread_detach(t: libc::pthread_t) -> c_int;
     fn pthread_kill(t: libc::pthread_t, sig: c_int) -> c_int;
+    fn pthread_sigqueue(t: libc::pthread_t, sig: c_int, value: libc::sigval) -> c_int;
+    fn sigqueue(pid: libc::pid_t, sig: c_int, value: libc::sigval) -> c_int;
+    fn kill(pid: libc::pid_t, sig: c_int) -> c_int;
     fn pthread_exit(ret: *mut c_void) -> ();
     fn pthread_getattr_np(t: libc::pthread_t, attr: *mut libc::pthread_attr_t) -> c_int;
     fn pthread_setname_np(t: libc::pthread_t, name: *const c_char) -> c_int;

@@ -7,7 +7,8 @@
  * the definition looks the name up at run time in the global scope, where a call from a program built on a
  * newer glibc would bind: the shim's hook when the shim is preloaded, libc's function on a newer glibc.
  * With neither (natively on an older glibc) it makes the system call glibc's own wrapper makes, so the
- * native reference still exercises the kernel's behaviour. x86-64 system call numbers. */
+ * native reference still exercises the kernel's behaviour (the timer functions, in librt before 2.34, are
+ * looked up there). x86-64 system call numbers. */
 #ifndef GLIBC_COMPAT_H
 #define GLIBC_COMPAT_H
 
@@ -83,6 +84,62 @@ static __attribute__((unused)) const char *sigabbrev_np(int sig)
     if (fn)
         return fn(sig);
     return sig > 0 && sig < (int)(sizeof names / sizeof names[0]) ? names[sig] : NULL;
+}
+#endif
+
+#if !__GLIBC_PREREQ(2, 34)
+/* Before 2.34 the POSIX timer functions live in librt, which the tests do not link: they are looked up
+ * where a program linked with -lrt would reach them (the shim's hooks when preloaded), else in librt. */
+#include <time.h>
+#include <signal.h>
+static __attribute__((unused)) void *compat_rt(const char *name)
+{
+    void *f = COMPAT_LOOKUP(name);
+    if (!f) {
+        void *h = dlopen("librt.so.1", RTLD_NOW | RTLD_GLOBAL);
+        f = h ? dlsym(h, name) : NULL;
+    }
+    return f;
+}
+static __attribute__((unused)) int compat_timer_create(clockid_t c, struct sigevent *e, timer_t *t)
+{
+    return ((int (*)(clockid_t, struct sigevent *, timer_t *))compat_rt("timer_create"))(c, e, t);
+}
+static __attribute__((unused)) int compat_timer_settime(timer_t t, int f, const struct itimerspec *n,
+                                                        struct itimerspec *o)
+{
+    return ((int (*)(timer_t, int, const struct itimerspec *, struct itimerspec *))compat_rt("timer_settime"))(t, f,
+                                                                                                             n, o);
+}
+static __attribute__((unused)) int compat_timer_gettime(timer_t t, struct itimerspec *c)
+{
+    return ((int (*)(timer_t, struct itimerspec *))compat_rt("timer_gettime"))(t, c);
+}
+static __attribute__((unused)) int compat_timer_getoverrun(timer_t t)
+{
+    return ((int (*)(timer_t))compat_rt("timer_getoverrun"))(t);
+}
+static __attribute__((unused)) int compat_timer_delete(timer_t t)
+{
+    return ((int (*)(timer_t))compat_rt("timer_delete"))(t);
+}
+#define timer_create compat_timer_create
+#define timer_settime compat_timer_settime
+#define timer_gettime compat_timer_gettime
+#define timer_getoverrun compat_timer_getoverrun
+#define timer_delete compat_timer_delete
+#endif
+
+#if __GLIBC_PREREQ(2, 36)
+#include <sys/pidfd.h>
+#else
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+static __attribute__((unused)) int pidfd_open(pid_t pid, unsigned int flags)
+{
+    int (*fn)(pid_t, unsigned int) = (int (*)(pid_t, unsigned int))COMPAT_LOOKUP("pidfd_open");
+    return fn ? fn(pid, flags) : (int)syscall(SYS_pidfd_open, pid, flags);
 }
 #endif
 

@@ -1,10 +1,12 @@
 //! CPU-time clocks of threads: `clock_gettime`/`clock_getres` on CLOCK_THREAD_CPUTIME_ID or on a clockid
 //! from `pthread_getcpuclockid` (the tid inside it, glibc's MAKE_THREAD_CPUCLOCK), `clock_nanosleep` on
-//! another thread's, and `getrusage(RUSAGE_THREAD)`. A coroutine's CPU time is its own (see
+//! another thread's, `getrusage(RUSAGE_THREAD)`, and the POSIX timer calls on such a clock (`timer_create`
+//! and the calls on the ids it gives, see `runtime::cputime::timers`). A coroutine's CPU time is its own (see
 //! `runtime::cputime`); every other clock goes to libc (the vDSO) unchanged.
 
 use super::set_errno;
 use crate::real;
+use crate::runtime::cputime::timers;
 use crate::runtime::sys::syscall::Errno;
 use crate::runtime::task::TaskRef;
 use crate::runtime::thread::{self, Named};
@@ -12,7 +14,6 @@ use crate::runtime::{self, cputime, sys::time, sys::usercopy, worker};
 use std::ffi::c_int;
 
 /// The kernel's CPU-clock kinds (CPUCLOCK_WHICH): user + system (0, CPUCLOCK_PROF), user, scheduler runtime.
-const CPUCLOCK_VIRT: i32 = 1;
 const CPUCLOCK_SCHED: i32 = 2;
 const CPUCLOCK_PERTHREAD_MASK: i32 = 4;
 
@@ -49,26 +50,9 @@ pub fn thread_clock(clock: libc::clockid_t) -> Option<ThreadClock> {
     }
 }
 
-/// A thread's clock of kind `which` now (ns): its CPU time; the user-only kind takes the user share.
+/// A thread's clock of kind `which` now (ns).
 fn read(task: &TaskRef, which: i32) -> u64 {
-    let total = cputime::of(task);
-    if which != CPUCLOCK_VIRT {
-        return total;
-    }
-    let (u, s) = worker_rusage_us();
-    cputime::split_user_system(total, u, s).0
-}
-
-/// The calling OS thread's user and system time (µs), from the kernel.
-fn worker_rusage_us() -> (u64, u64) {
-    // SAFETY: a zeroed rusage is valid.
-    let mut ru: libc::rusage = unsafe { core::mem::zeroed() };
-    // SAFETY: ru is a valid out-pointer.
-    if unsafe { real::getrusage(libc::RUSAGE_THREAD, &mut ru) } != 0 {
-        return (1, 0);
-    }
-    let us = |tv: libc::timeval| tv.tv_sec as u64 * 1_000_000 + tv.tv_usec as u64;
-    (us(ru.ru_utime), us(ru.ru_stime))
+    cputime::clock_ns(task, which)
 }
 
 /// # Safety
@@ -160,8 +144,10 @@ pub unsafe extern "C" fn getrusage(who: c_int, usage: *mut libc::rusage) -> c_in
         // SAFETY: forwarding.
         return unsafe { real::getrusage(who, usage) };
     };
-    // The process-wide fields (maxrss) as the kernel gives them; the thread's own counters are its own:
-    // its CPU time, split as its worker's is, and no faults, switches or block I/O of its own known.
+    // The process-wide field (maxrss) as the kernel gives it; the thread's own counters are its own: its
+    // CPU time, split as its worker's is, and its context switches (parks are voluntary, yields and
+    // preemptions involuntary); no faults or block I/O of its own are known (0). The other fields are 0
+    // on Linux for every thread.
     // SAFETY: a zeroed rusage is valid.
     let mut ru: libc::rusage = unsafe { core::mem::zeroed() };
     // SAFETY: ru is a valid out-pointer.
@@ -175,6 +161,9 @@ pub unsafe extern "C" fn getrusage(who: c_int, usage: *mut libc::rusage) -> c_in
     out.ru_utime = tv(u);
     out.ru_stime = tv(s);
     out.ru_maxrss = ru.ru_maxrss;
+    let (voluntary, involuntary) = task.cpu.switch_counts();
+    out.ru_nvcsw = voluntary as libc::c_long;
+    out.ru_nivcsw = involuntary as libc::c_long;
     match usercopy::write(usage, out) {
         Ok(()) => 0,
         Err(e) => {
@@ -197,6 +186,25 @@ pub fn raw(n: libc::c_long, a1: usize, a2: usize, a3: usize, a4: usize) -> Optio
             libc::SYS_getrusage if a1 as c_int == libc::RUSAGE_THREAD && caller().is_some() => {
                 Some(c(getrusage(a1 as c_int, a2 as *mut _)))
             }
+            libc::SYS_timer_create => create_on_thread_clock(a1 as i32, a2 as *const SigEvent, false).map(|r| {
+                let made = r?;
+                usercopy::write(a3 as *mut i32, made).inspect_err(|_| {
+                    let _ = timers::delete(made as i64);
+                })?;
+                Ok(0)
+            }),
+            libc::SYS_timer_settime if timers::is_ours(a1 as i32 as i64) => {
+                Some(settime(a1 as i32 as i64, a2 as c_int, a3 as *const _, a4 as *mut _).map(|()| 0))
+            }
+            libc::SYS_timer_gettime if timers::is_ours(a1 as i32 as i64) => {
+                Some(timers::gettime(a1 as i32 as i64).and_then(|v| write_itimerspec(a2 as *mut _, v)).map(|()| 0))
+            }
+            libc::SYS_timer_getoverrun if timers::is_ours(a1 as i32 as i64) => {
+                Some(timers::getoverrun(a1 as i32 as i64).map(|v| v as usize))
+            }
+            libc::SYS_timer_delete if timers::is_ours(a1 as i32 as i64) => {
+                Some(timers::delete(a1 as i32 as i64).map(|()| 0))
+            }
             libc::SYS_clock_nanosleep => {
                 nanosleep_on_thread_clock(a1 as i32, a2 as c_int, a3 as *const _, a4 as *mut _)
                     .map(|r| if r == 0 { Ok(0) } else { Err(Errno(r)) })
@@ -204,4 +212,159 @@ pub fn raw(n: libc::c_long, a1: usize, a2: usize, a3: usize, a4: usize) -> Optio
             _ => None,
         }
     }
+}
+
+/// The kernel's struct sigevent: value, signal, notification, then the thread id (SIGEV_THREAD_ID) or
+/// glibc's function and attributes (SIGEV_THREAD).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct SigEvent {
+    value: usize,
+    signo: c_int,
+    notify: c_int,
+    un: [usize; 6],
+}
+
+const SIGEV_THREAD_ID: c_int = 4;
+
+/// The notification a program's sigevent asks for, checked as the kernel checks it (`glibc`: made through
+/// glibc's timer_create, which runs SIGEV_THREAD functions itself; the raw system call does not know it).
+fn notify_of(sev: *const SigEvent, glibc: bool) -> Result<Box<dyn FnOnce(i32) -> timers::Notify>, Errno> {
+    if sev.is_null() {
+        return Ok(Box::new(|id| timers::Notify::Signal { sig: libc::SIGALRM, value: id as u32 as usize }));
+    }
+    let e = usercopy::read(sev)?;
+    let sig_ok = timers::valid_signal(e.signo);
+    Ok(match e.notify {
+        libc::SIGEV_NONE => Box::new(|_| timers::Notify::None),
+        libc::SIGEV_SIGNAL if sig_ok => Box::new(move |_| timers::Notify::Signal { sig: e.signo, value: e.value }),
+        SIGEV_THREAD_ID if sig_ok => {
+            Box::new(move |_| timers::Notify::ThreadId { tid: e.un[0] as i32, sig: e.signo, value: e.value })
+        }
+        // To the kernel SIGEV_THREAD is a signal to the process; glibc runs a function for it.
+        libc::SIGEV_THREAD if !glibc && sig_ok => {
+            Box::new(move |_| timers::Notify::Signal { sig: e.signo, value: e.value })
+        }
+        libc::SIGEV_THREAD if glibc && e.un[0] != 0 => {
+            let attr = if e.un[1] == 0 {
+                None
+            } else {
+                Some(Box::new(usercopy::read(e.un[1] as *const libc::pthread_attr_t)?))
+            };
+            // SAFETY: SIGEV_THREAD's function, `void (*)(union sigval)`: a sigval is passed as a word.
+            let func: extern "C" fn(usize) = unsafe { core::mem::transmute::<usize, extern "C" fn(usize)>(e.un[0]) };
+            Box::new(move |_| timers::Notify::Thread { func, value: e.value, attr })
+        }
+        _ => return Err(Errno(libc::EINVAL)),
+    })
+}
+
+/// timer_create on a coroutine's CPU-time clock: Some(id) made, None when `clock` is not one.
+fn create_on_thread_clock(clock: libc::clockid_t, sev: *const SigEvent, glibc: bool) -> Option<Result<i32, Errno>> {
+    let (task, which) = match thread_clock(clock)? {
+        ThreadClock::Gone => return Some(Err(Errno(libc::EINVAL))),
+        ThreadClock::Of(t, _, which) => (t, which),
+    };
+    Some(notify_of(sev, glibc).and_then(|n| timers::create(task, which, n)))
+}
+
+/// An itimerspec the program passes, checked as the kernel does (EINVAL for a negative or
+/// out-of-range field): (value, interval) in ns.
+fn read_itimerspec(p: *const libc::itimerspec) -> Result<(u64, u64), Errno> {
+    let its = usercopy::read(p)?;
+    let value = time::timespec_ns(&its.it_value).ok_or(Errno(libc::EINVAL))?;
+    let interval = time::timespec_ns(&its.it_interval).ok_or(Errno(libc::EINVAL))?;
+    Ok((value, interval))
+}
+
+fn write_itimerspec(p: *mut libc::itimerspec, (value, interval): (u64, u64)) -> Result<(), Errno> {
+    usercopy::write(
+        p,
+        libc::itimerspec { it_interval: time::ns_timespec(interval), it_value: time::ns_timespec(value) },
+    )
+}
+
+fn settime(id: i64, flags: c_int, new: *const libc::itimerspec, old: *mut libc::itimerspec) -> Result<(), Errno> {
+    let (value, interval) = read_itimerspec(new)?;
+    let before = timers::settime(id, flags & libc::TIMER_ABSTIME != 0, value, interval)?;
+    if !old.is_null() {
+        write_itimerspec(old, before)?;
+    }
+    Ok(())
+}
+
+fn c_result(r: Result<c_int, Errno>) -> c_int {
+    r.unwrap_or_else(|e| {
+        set_errno(e.0);
+        -1
+    })
+}
+
+/// # Safety
+/// C contract of timer_create.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn timer_create(
+    clock: libc::clockid_t,
+    sev: *mut libc::sigevent,
+    id: *mut libc::timer_t,
+) -> c_int {
+    match create_on_thread_clock(clock, sev as *const SigEvent, true) {
+        // SAFETY: forwarding.
+        None => unsafe { real::timer_create(clock, sev, id) },
+        Some(r) => c_result(r.and_then(|made| {
+            usercopy::write(id, made as isize as libc::timer_t).inspect_err(|_| {
+                let _ = timers::delete(made as i64);
+            })?;
+            Ok(0)
+        })),
+    }
+}
+
+/// # Safety
+/// C contract of timer_settime.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn timer_settime(
+    id: libc::timer_t,
+    flags: c_int,
+    new: *const libc::itimerspec,
+    old: *mut libc::itimerspec,
+) -> c_int {
+    if !timers::is_ours(id as i64) {
+        // SAFETY: forwarding.
+        return unsafe { real::timer_settime(id, flags, new, old) };
+    }
+    c_result(settime(id as i64, flags, new, old).map(|()| 0))
+}
+
+/// # Safety
+/// C contract of timer_gettime.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn timer_gettime(id: libc::timer_t, cur: *mut libc::itimerspec) -> c_int {
+    if !timers::is_ours(id as i64) {
+        // SAFETY: forwarding.
+        return unsafe { real::timer_gettime(id, cur) };
+    }
+    c_result(timers::gettime(id as i64).and_then(|v| write_itimerspec(cur, v)).map(|()| 0))
+}
+
+/// # Safety
+/// C contract of timer_getoverrun.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn timer_getoverrun(id: libc::timer_t) -> c_int {
+    if !timers::is_ours(id as i64) {
+        // SAFETY: forwarding.
+        return unsafe { real::timer_getoverrun(id) };
+    }
+    c_result(timers::getoverrun(id as i64))
+}
+
+/// # Safety
+/// C contract of timer_delete.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn timer_delete(id: libc::timer_t) -> c_int {
+    if !timers::is_ours(id as i64) {
+        // SAFETY: forwarding.
+        return unsafe { real::timer_delete(id) };
+    }
+    c_result(timers::delete(id as i64).map(|()| 0))
 }

@@ -1,6 +1,6 @@
 //! Calls that name a thread by its kernel tid or act on its scheduling: `gettid`, `tgkill`,
-//! `pthread_gettid_np`, `sched_*`, `setpriority`/`getpriority`, and the pthread scheduling and affinity
-//! functions. A coroutine's tid is its own (the fake one in its TCB, which no kernel task has), so each
+//! `pthread_gettid_np`, `sched_*`, `setpriority`/`getpriority`, `ioprio_set`/`ioprio_get`, `pidfd_open`,
+//! and the pthread scheduling and affinity functions. A coroutine's tid is its own (the fake one in its TCB, which no kernel task has), so each
 //! call that names one is answered by the runtime: signals go where `pthread_kill` sends them, and the
 //! scheduling attributes are the thread's own (see `runtime::sched_attr`). Everything else goes to libc.
 
@@ -58,6 +58,36 @@ pub unsafe extern "C" fn pthread_gettid_np(t: libc::pthread_t) -> libc::pid_t {
 pub unsafe extern "C" fn tgkill(tgid: libc::pid_t, tid: libc::pid_t, sig: c_int) -> c_int {
     match runtime::signals::tgkill(Some(tgid), tid, sig) {
         Ok(()) => 0,
+        Err(e) => fail(e),
+    }
+}
+
+/// pidfd_open's flags: PIDFD_NONBLOCK (O_NONBLOCK) and PIDFD_THREAD (O_EXCL, Linux 6.9).
+const PIDFD_NONBLOCK: u32 = libc::O_NONBLOCK as u32;
+const PIDFD_THREAD: u32 = libc::O_EXCL as u32;
+
+/// pidfd_open of a coroutine's tid: a thread other than the main one leads no thread group, which the
+/// kernel refuses without PIDFD_THREAD (after its checks of the flags and the id; EINVAL or ENOENT by
+/// release, asked of the kernel). None: the kernel's call (any other id; an ended coroutine's tid, which
+/// it answers ESRCH).
+fn pidfd_open_coroutine(pid: libc::pid_t, flags: u32) -> Option<Result<i32, Errno>> {
+    if pid <= 0 || flags & !(PIDFD_NONBLOCK | PIDFD_THREAD) != 0 || !runtime::running() {
+        return None;
+    }
+    match thread::named_by_tid(pid) {
+        Named::Thread(task) if !task.is_main && flags & PIDFD_THREAD == 0 => {
+            Some(Err(runtime::proc_task::pidfd_open_non_leader(flags)))
+        }
+        _ => None,
+    }
+}
+
+/// # Safety
+/// C contract of pidfd_open (glibc 2.36; the system call before).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pidfd_open(pid: libc::pid_t, flags: libc::c_uint) -> c_int {
+    match pidfd_open_coroutine(pid, flags).unwrap_or_else(|| runtime::sys::process::pidfd_open_flags(pid, flags)) {
+        Ok(fd) => fd,
         Err(e) => fail(e),
     }
 }
@@ -373,17 +403,33 @@ pub fn raw(n: libc::c_long, a1: usize, a2: usize, a3: usize, a4: usize) -> Optio
     let pid = a1 as libc::pid_t;
     let named = match n {
         libc::SYS_gettid => return Some(Ok(gettid_here() as usize)),
+        libc::SYS_pidfd_open => return pidfd_open_coroutine(a1 as i32, a2 as u32).map(|r| r.map(|fd| fd as usize)),
         libc::SYS_tgkill => {
             return Some(runtime::signals::tgkill(Some(a1 as i32), a2 as i32, a3 as i32).map(|()| 0));
         }
         libc::SYS_tkill => {
             return Some(runtime::signals::tgkill(None, a1 as i32, a2 as i32).map(|()| 0));
         }
+        libc::SYS_rt_tgsigqueueinfo => {
+            let info = usercopy::read(a4 as *const libc::siginfo_t);
+            return runtime::signals::tgsigqueueinfo(a1 as i32, a2 as i32, a3 as i32, info).map(|r| r.map(|()| 0));
+        }
         libc::SYS_setpriority | libc::SYS_getpriority => {
             if a1 as libc::__priority_which_t != libc::PRIO_PROCESS {
                 return None;
             }
             target(a2 as libc::pid_t)
+        }
+        libc::SYS_ioprio_set | libc::SYS_ioprio_get => {
+            // Another `which` (a process group, a user) and a tid no live coroutine has are the kernel's
+            // (whose checks of the value come before ESRCH for a tid it does not know).
+            if a1 as i32 != runtime::sys::sched::IOPRIO_WHO_PROCESS {
+                return None;
+            }
+            match target(a2 as libc::pid_t) {
+                Ok(Named::Thread(t)) => Ok(Named::Thread(t)),
+                _ => return None,
+            }
         }
         libc::SYS_sched_setattr => match attr_call_valid(pid, a2 as *mut u8, None, a3 as u32) {
             Err(_) => return None,
@@ -415,6 +461,8 @@ pub fn raw(n: libc::c_long, a1: usize, a2: usize, a3: usize, a4: usize) -> Optio
         match n {
             libc::SYS_setpriority => c(setpriority(libc::PRIO_PROCESS, a2 as libc::id_t, a3 as c_int)),
             libc::SYS_getpriority => Ok((20 - sched_attr::get(&task).nice) as usize),
+            libc::SYS_ioprio_set => sched_attr::change(&task, Change::IoPrio(a3 as c_int)).map(|()| 0),
+            libc::SYS_ioprio_get => sched_attr::ioprio_get(&task).map(|p| p as usize),
             libc::SYS_sched_setscheduler => set_scheduler(&task, a2 as c_int, a3 as *const _).map(|()| 0),
             libc::SYS_sched_getscheduler => Ok(sched_attr::get(&task).policy_with_flags() as usize),
             libc::SYS_sched_setparam => set_param(&task, a2 as *const _).map(|()| 0),

@@ -1,7 +1,9 @@
 //! Signal calls, translated into [`crate::runtime::signals`]: `sigaction` and `signal` install the
 //! program's handlers behind the runtime's wrapper and report the program's own view back; masks are per
 //! coroutine; `sigsuspend`, `pause` and the sigwait family park a coroutine; `sigpending` adds what the
-//! runtime keeps pending for the thread; `raise` in a coroutine signals that thread, not its worker.
+//! runtime keeps pending for the thread; `raise` in a coroutine signals that thread, not its worker;
+//! `pthread_sigqueue` to a coroutine queues the signal with its value for that thread; `kill` and
+//! `sigqueue` with a coroutine's tid reach the process.
 //! Here only the C calling conventions: the program's memory, errno, return values.
 
 use super::set_errno;
@@ -196,4 +198,47 @@ pub unsafe extern "C" fn raise(sig: c_int) -> c_int {
             -1
         }
     }
+}
+
+/// pthread_sigqueue(3) to a coroutine: the signal with SI_QUEUE, our pid and uid and `value`, as glibc
+/// builds it (glibc's own would make rt_tgsigqueueinfo with the fake tid, which the kernel does not know).
+/// glibc's checks first: a thread that ended is ESRCH, its reserved signals EINVAL.
+///
+/// # Safety
+/// C contract of pthread_sigqueue.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_sigqueue(t: libc::pthread_t, sig: c_int, value: libc::sigval) -> c_int {
+    let task = if runtime::running() { runtime::thread::registry().lookup(t) } else { None };
+    match task {
+        // SAFETY: forwarding.
+        None => unsafe { real::pthread_sigqueue(t, sig, value) },
+        Some(task) => {
+            if runtime::thread::tid_while_running(task).is_none() {
+                return libc::ESRCH;
+            }
+            let info = signals::queued::sent_here(sig, libc::SI_QUEUE, value.sival_ptr as usize);
+            signals::queue(task, sig, &info)
+        }
+    }
+}
+
+/// sigqueue(3): to the process, as glibc's. A coroutine's tid names the process, as any thread's tid does
+/// for the kernel's rt_sigqueueinfo.
+///
+/// # Safety
+/// C contract of sigqueue.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sigqueue(pid: libc::pid_t, sig: c_int, value: libc::sigval) -> c_int {
+    // SAFETY: forwarding.
+    unsafe { real::sigqueue(signals::process_of_tid(pid), sig, value) }
+}
+
+/// kill(2): a coroutine's tid names its process, as any thread's tid does for the kernel.
+///
+/// # Safety
+/// C contract of kill.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn kill(pid: libc::pid_t, sig: c_int) -> c_int {
+    // SAFETY: forwarding.
+    unsafe { real::kill(signals::process_of_tid(pid), sig) }
 }

@@ -48,6 +48,12 @@ pub unsafe extern "C" fn syscall(
             }
         };
     }
+    // kill and rt_sigqueueinfo to a coroutine's tid reach its process, as to any thread's tid.
+    let a1 = if (n == libc::SYS_rt_sigqueueinfo || n == libc::SYS_kill) && runtime::running() {
+        runtime::signals::process_of_tid(a1 as i32) as usize
+    } else {
+        a1
+    };
     let r = if n == libc::SYS_futex && runtime::running() {
         sync::futex::futex(a1, a2 as i32, a3 as u32, a4, a5, a6 as u32)
     } else {

@@ -5,6 +5,9 @@
 //! its tid, running or sleeping, its CPU time; the worker's for the rest, its fault counts zero as in
 //! `getrusage(RUSAGE_THREAD)`). Opened for reading they are a memory file with that text; anything else
 //! is the worker's entry. A tid no live thread has is left to the kernel (ENOENT).
+//!
+//! Also the kernel's answer to `pidfd_open` of a coroutine's tid ([`pidfd_open_non_leader`]): like any thread
+//! but the main one, it leads no thread group.
 
 use super::scheduler;
 use super::sys;
@@ -134,4 +137,35 @@ fn memory_file(text: &[u8], flags: i32) -> Result<i32, Errno> {
         return Err(e);
     }
     Ok(fd)
+}
+
+/// What pidfd_open(`tid`, `flags`) answers for a coroutine's tid when `flags` lack PIDFD_THREAD: the
+/// kernel's answer for a thread that leads no thread group (EINVAL before Linux 6.15 or so, ENOENT after),
+/// asked by a short-lived OS thread of the process about itself. Ok is not expected (the fd is closed,
+/// and EINVAL given).
+pub fn pidfd_open_non_leader(flags: u32) -> Errno {
+    struct Job {
+        flags: u32,
+        answer: Errno,
+    }
+    extern "C" fn probe(arg: *mut core::ffi::c_void) -> *mut core::ffi::c_void {
+        // SAFETY: `arg` is the Job below, which outlives this thread (joined before it is read).
+        let job = unsafe { &mut *(arg as *mut Job) };
+        job.answer = match sys::process::pidfd_open_flags(sys::gettid(), job.flags) {
+            Ok(fd) => {
+                let _ = sys::fd::close(fd);
+                Errno(libc::EINVAL)
+            }
+            Err(e) => e,
+        };
+        core::ptr::null_mut()
+    }
+    let mut job = Job { flags, answer: Errno(libc::EINVAL) };
+    // SAFETY: the job outlives the probe thread, which is joined before it is read.
+    if let Some(t) = unsafe { super::os_thread::start_joinable(probe, &mut job as *mut Job as *mut core::ffi::c_void) }
+    {
+        // SAFETY: `t` is the joinable thread just started; it returns after one system call.
+        unsafe { crate::real::pthread_join(t, core::ptr::null_mut()) };
+    }
+    job.answer
 }

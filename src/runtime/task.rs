@@ -323,6 +323,7 @@ impl Task {
         for (slot, v) in self.switched_out_at.iter().zip([here.pc, here.sp, here.bp]) {
             slot.store(v, Ordering::Relaxed);
         }
+        self.cpu.count_switch(why == Switch::Park);
         // SAFETY: the yielder lives at the bottom of this coroutine's stack for its whole life, and we are
         // running on that stack.
         unsafe { (*y).suspend(why) };

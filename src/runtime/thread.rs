@@ -57,6 +57,8 @@ pub struct Spawn {
     pub user_stack: Option<(usize, usize)>,
     pub detached: bool,
     pub guard_size: usize,
+    /// The new thread's signal mask, when not its creator's (a timer's SIGEV_THREAD thread: none blocked).
+    pub mask: Option<u64>,
 }
 
 /// Closure state handed to the coroutine body.
@@ -344,6 +346,7 @@ pub fn spawn(req: Spawn) -> Result<libc::pthread_t, Errno> {
         }
         None => sys::sigmask(None),
     };
+    let mask = req.mask.unwrap_or(mask);
     task.lock_waited_last.set(true);
     // A new thread has its creator's mask and nothing pending.
     super::signals::masks::thread_starts(task, mask);

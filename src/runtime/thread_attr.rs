@@ -37,8 +37,15 @@ pub enum Plan {
 /// # Safety
 /// `attr` is null or an initialised attribute object, as pthread_create requires.
 pub unsafe fn plan(attr: *const libc::pthread_attr_t, start: StartFn, arg: *mut c_void) -> Plan {
-    let mut spawn =
-        Spawn { start, arg, stack_size: default_stack(), user_stack: None, detached: false, guard_size: 4096 };
+    let mut spawn = Spawn {
+        start,
+        arg,
+        stack_size: default_stack(),
+        user_stack: None,
+        detached: false,
+        guard_size: 4096,
+        mask: None,
+    };
     // SAFETY: attr is NULL or an initialised attribute object, as pthread_create requires; the
     // getters only read it.
     unsafe {

@@ -174,14 +174,14 @@ impl Worker {
     /// Raises `sigs` on this OS thread one by one, with `mask` in force meanwhile, as deliveries directed at
     /// the code running now (the wrapper runs their handlers here rather than holding them; see
     /// `signals::routing`). Called on the worker's own thread.
-    pub fn raise_directed(&self, sigs: u64, mask: u64) {
+    pub fn raise_directed(&self, task: &super::signals::state::TaskSignals, sigs: u64, mask: u64) {
         let before = self.kernel_mask();
         if before != mask {
             self.set_kernel_mask(mask);
         }
         for sig in sigset::signals_in(sigs) {
             self.directed_delivery.set(true);
-            held::raise_here(sig);
+            held::raise_here(sig, task);
             self.directed_delivery.set(false);
         }
         if before != mask {
@@ -335,8 +335,26 @@ pub fn deliver_pending_unblocked(task: &super::task::Task, mask: u64) -> bool {
     if bits == 0 {
         return false;
     }
-    w.raise_directed(bits, mask);
+    w.raise_directed(&task.signals, bits, mask);
     true
+}
+
+/// The check of the timers on a thread's CPU-time clock (the policy's, `cputime::timers`, set once when
+/// the first such timer is made): run at a switch-out of a thread with one armed (`true`) and by the
+/// monitor for a running one; gives the CPU time until the next may expire.
+static CPU_TIMER_CHECK: std::sync::OnceLock<fn(TaskRef, bool) -> Option<u64>> = std::sync::OnceLock::new();
+
+pub fn set_cpu_timer_check(check: fn(TaskRef, bool) -> Option<u64>) {
+    let _ = CPU_TIMER_CHECK.set(check);
+}
+
+/// The monitor's look at running thread `task`: its CPU-time timers that expired fire; the CPU time
+/// until the next may (None: none armed).
+pub fn check_cpu_timers(task: TaskRef) -> Option<u64> {
+    if !task.cpu.timer_armed() {
+        return None;
+    }
+    CPU_TIMER_CHECK.get().and_then(|check| check(task, false))
 }
 
 /// Prepares the calling OS thread to be worker `w`: GS, alternate signal stack, own TCB.
@@ -526,6 +544,11 @@ fn run_one(sched: &Scheduler, w: &Worker, task: TaskRef) -> Option<u64> {
         r
     };
     w.cpu.switch_out(&task.cpu);
+    if task.cpu.timer_armed()
+        && let Some(check) = CPU_TIMER_CHECK.get()
+    {
+        check(task, true);
+    }
     w.current.store(core::ptr::null_mut(), Ordering::Relaxed);
     if w.stalled.load(Ordering::Relaxed) {
         sched.end_stall(w);

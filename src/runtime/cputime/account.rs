@@ -104,6 +104,13 @@ pub struct TaskCpu {
     switches: AtomicU32,
     /// The largest value read so far (what a reader is given at least, so the clock never goes back).
     reported: AtomicU64,
+    /// Switches out to wait (parks) and while still runnable (yields, preemptions): the kernel's
+    /// voluntary and involuntary context switches of a thread, as `getrusage(RUSAGE_THREAD)` gives them.
+    voluntary: AtomicU64,
+    involuntary: AtomicU64,
+    /// The earliest CPU time (ns) at which a CPU-time timer on the thread's clock may expire (u64::MAX:
+    /// none armed): looked at when the thread switches out and by the monitor while it runs.
+    timer_at: AtomicU64,
 }
 
 impl Default for TaskCpu {
@@ -120,6 +127,9 @@ impl TaskCpu {
             since: AtomicU64::new(0),
             switches: AtomicU32::new(0),
             reported: AtomicU64::new(0),
+            voluntary: AtomicU64::new(0),
+            involuntary: AtomicU64::new(0),
+            timer_at: AtomicU64::new(u64::MAX),
         }
     }
 }
@@ -219,6 +229,40 @@ impl TaskCpu {
         c.exact_ns.store(ns, Ordering::Relaxed);
         c.since.store(0, Ordering::Relaxed);
         c.reported.store(0, Ordering::Relaxed);
+        c.voluntary.store(0, Ordering::Relaxed);
+        c.involuntary.store(0, Ordering::Relaxed);
+        c.timer_at.store(u64::MAX, Ordering::Relaxed);
+    }
+
+    /// Sets the earliest CPU time a timer on the thread's clock may expire at (u64::MAX: none armed).
+    pub fn set_timer_at(&self, ns: u64) {
+        self.timer_at.store(ns, Ordering::Release);
+    }
+
+    /// Whether a timer on the thread's clock may have expired: one is armed and the time charged so far
+    /// (the runs that ended; called as the thread switches out) reaches it. One load when none is armed.
+    #[inline(always)]
+    pub fn timer_maybe_due(&self) -> bool {
+        let at = self.timer_at.load(Ordering::Relaxed);
+        at != u64::MAX
+            && self.exact_ns.load(Ordering::Relaxed) + to_ns(self.ticks.load(Ordering::Relaxed), ns_per_tick()) >= at
+    }
+
+    /// Whether a timer is armed on the thread's clock.
+    pub fn timer_armed(&self) -> bool {
+        self.timer_at.load(Ordering::Relaxed) != u64::MAX
+    }
+
+    /// The thread switches out (on its own stack): to wait (`voluntary`) or while still runnable.
+    #[inline(always)]
+    pub fn count_switch(&self, voluntary: bool) {
+        let n = if voluntary { &self.voluntary } else { &self.involuntary };
+        n.store(n.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    /// The thread's voluntary and involuntary context switches so far.
+    pub fn switch_counts(&self) -> (u64, u64) {
+        (self.voluntary.load(Ordering::Relaxed), self.involuntary.load(Ordering::Relaxed))
     }
 
     /// The CPU time the thread has used, in ns: the calling coroutine's own (`own`: the thread is the

@@ -1,10 +1,11 @@
 //! Per-thread CPU time for coroutines, as the program asks for it: `CLOCK_THREAD_CPUTIME_ID`, a
-//! `pthread_getcpuclockid` clock, `getrusage(RUSAGE_THREAD)`, and a sleep on another thread's CPU-time
-//! clock. The kernel counts CPU time per OS thread, so a worker's clock holds the sum of every coroutine it
+//! `pthread_getcpuclockid` clock, `getrusage(RUSAGE_THREAD)`, a sleep on another thread's CPU-time
+//! clock, and timers on it ([`timers`]). The kernel counts CPU time per OS thread, so a worker's clock holds the sum of every coroutine it
 //! ran; each coroutine's share is charged at its switches into the accounts of [`account`] (a leaf the
 //! scheduler core holds), and read here.
 
 pub mod account;
+pub mod timers;
 
 use super::sys::time;
 use super::task::TaskRef;
@@ -61,4 +62,25 @@ pub fn split_user_system(total: u64, worker_user_us: u64, worker_system_us: u64)
     }
     let user = (total as u128 * worker_user_us as u128 / sum as u128) as u64;
     (user, total - user)
+}
+
+/// The kernel's CPU-clock kinds (CPUCLOCK_WHICH): user + system (0, CPUCLOCK_PROF), user (CPUCLOCK_VIRT),
+/// scheduler runtime (2, CPUCLOCK_SCHED).
+pub const CPUCLOCK_VIRT: i32 = 1;
+
+/// Thread `task`'s CPU-time clock of kind `which` now (ns): its CPU time; the user-only kind takes the
+/// user share, split as the calling OS thread's own time is.
+pub fn clock_ns(task: &TaskRef, which: i32) -> u64 {
+    let total = of(task);
+    if which & 3 != CPUCLOCK_VIRT {
+        return total;
+    }
+    // SAFETY: a zeroed rusage is valid.
+    let mut ru: libc::rusage = unsafe { core::mem::zeroed() };
+    // SAFETY: ru is a valid out-pointer.
+    if unsafe { crate::real::getrusage(libc::RUSAGE_THREAD, &mut ru) } != 0 {
+        return total;
+    }
+    let us = |tv: libc::timeval| tv.tv_sec as u64 * 1_000_000 + tv.tv_usec as u64;
+    split_user_system(total, us(ru.ru_utime), us(ru.ru_stime)).0
 }

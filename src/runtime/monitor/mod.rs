@@ -103,6 +103,11 @@ extern "C" fn monitor_main(_: *mut libc::c_void) -> *mut libc::c_void {
                 continue;
             };
             busy = true;
+            // A timer on the running thread's CPU-time clock: fired when due, looked at again no later
+            // than the CPU time it has left.
+            if let Some(left) = super::worker::check_cpu_timers(task) {
+                next_look = next_look.min(now + left);
+            }
             if switches != s.switches {
                 *s = Seen {
                     switches,

@@ -100,8 +100,9 @@ pub fn monitor_look(
         st.given_up.store(false, Ordering::Relaxed);
     }
     // An asynchronous cancellation request for the running coroutine is acted on through preemption at
-    // once (see `cancel`), slice or not, other work or not.
-    let cancel = w.running_task().is_some_and(|t| t.cancel.async_pending());
+    // once (see `cancel`), slice or not, other work or not; so is a signal sent to it that its mask lets
+    // through (its handler runs as it resumes).
+    let cancel = w.running_task().is_some_and(|t| t.cancel.async_pending() || t.signals.deliverable().is_some());
     if !cancel {
         if now < since + slice {
             return Some(since + slice);
@@ -157,6 +158,12 @@ fn send_request(w: &super::worker::Worker, switches: u32, now: u64) {
 /// preemption signal, and the coroutine unwinds from the trampoline (see `trampoline::preempted`). The
 /// monitor repeats the request while it is refused (see [`monitor_look`]). Off with preemption.
 pub fn cancel_running(target: super::task::TaskRef) {
+    preempt_running(target);
+}
+
+/// Asks the worker running `target` now, if any, to preempt it at once (an asynchronous cancellation, a
+/// signal sent to it); the monitor repeats the request while it is refused. Off with preemption.
+pub fn preempt_running(target: super::task::TaskRef) {
     if slice_ns() == 0 {
         return;
     }

@@ -44,6 +44,7 @@ fn of_this_os_thread() -> Option<Sched> {
         period: a.period,
         util: (a.util_min, a.util_max),
         other_flags: a.flags & !sched::FLAG_RESET_ON_FORK,
+        ioprio: None,
     })
 }
 
@@ -63,6 +64,7 @@ fn initial() -> Sched {
             period: 0,
             util: (0, 1024),
             other_flags: 0,
+            ioprio: None,
         })
     })
 }
@@ -131,6 +133,8 @@ pub enum Change {
     /// sched_setaffinity / pthread_setaffinity_np, with the program's mask (up to MASK_BYTES of it: the
     /// kernel reads no more than its own mask size, and a mask for more CPUs than exist adds nothing).
     Affinity { mask: [u8; MASK_BYTES], len: usize },
+    /// ioprio_set(IOPRIO_WHO_PROCESS), with the program's value.
+    IoPrio(i32),
 }
 
 fn fair(policy: i32) -> bool {
@@ -147,7 +151,7 @@ fn decided_here(start: &Sched, change: &Change) -> Option<Result<Sched, Errno>> 
             let nice = nice.clamp(-20, 19);
             return (nice >= start.nice).then_some(Ok(Sched { nice, ..*start }));
         }
-        Change::Affinity { .. } | Change::Attr { .. } => return None,
+        Change::Affinity { .. } | Change::Attr { .. } | Change::IoPrio(_) => return None,
         Change::Scheduler { policy, priority } => {
             (policy & !libc::SCHED_RESET_ON_FORK, priority, policy & libc::SCHED_RESET_ON_FORK != 0)
         }
@@ -221,10 +225,12 @@ extern "C" fn probe_main(arg: *mut c_void) -> *mut c_void {
         Change::Param { priority } => sched::setparam(*priority),
         Change::Nice(nice) => sched::setnice(*nice),
         Change::Affinity { mask, len } => sched::setaffinity(&mask[..*len]),
+        Change::IoPrio(ioprio) => sched::ioprio_set_own(*ioprio),
     };
     job.result = r;
     if job.result.is_ok() {
-        job.end = of_this_os_thread();
+        let ioprio = if let Change::IoPrio(p) = job.change { Some(p) } else { job.start.ioprio };
+        job.end = of_this_os_thread().map(|s| Sched { ioprio, ..s });
     }
     core::ptr::null_mut()
 }
@@ -258,6 +264,40 @@ fn take_on(s: &Sched) {
     if s.mask[..s.mask_len] != init.mask[..init.mask_len] {
         let _ = sched::setaffinity(&s.mask[..s.mask_len]);
     }
+    if let Some(ioprio) = s.ioprio {
+        let _ = sched::ioprio_set_own(ioprio);
+    }
+}
+
+/// ioprio_get(IOPRIO_WHO_PROCESS) of `task`: what the kernel reports for a thread with its attributes
+/// (the I/O priority set, else one derived from its nice value and policy, by rules that changed between
+/// kernel releases). A thread with the initial attributes has what the calling worker has; any other is
+/// asked of a probe that takes them on.
+pub fn ioprio_get(task: &TaskRef) -> Result<i32, Errno> {
+    let Some(start) = task.sched.0.lock().kernel else { return sched::ioprio_get_own() };
+    let mut job = IoprioJob { start, result: Err(Errno(libc::EAGAIN)) };
+    // SAFETY: the job outlives the probe thread, which is joined before it is read.
+    let Some(t) =
+        (unsafe { super::os_thread::start_joinable(ioprio_probe, &mut job as *mut IoprioJob as *mut c_void) })
+    else {
+        return Err(Errno(libc::EAGAIN));
+    };
+    // SAFETY: `t` is the joinable thread just started; it returns after a handful of system calls.
+    unsafe { crate::real::pthread_join(t, core::ptr::null_mut()) };
+    job.result
+}
+
+struct IoprioJob {
+    start: Sched,
+    result: Result<i32, Errno>,
+}
+
+extern "C" fn ioprio_probe(arg: *mut c_void) -> *mut c_void {
+    // SAFETY: `arg` is the IoprioJob of `ioprio_get`, which waits for this thread to end.
+    let job = unsafe { &mut *(arg as *mut IoprioJob) };
+    take_on(&job.start);
+    job.result = sched::ioprio_get_own();
+    core::ptr::null_mut()
 }
 
 /// What `sched_getaffinity` of `task` writes into a buffer of `len` bytes, and how many bytes: the

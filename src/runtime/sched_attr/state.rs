@@ -26,6 +26,9 @@ pub struct Sched {
     pub period: u64,
     pub util: (u32, u32),
     pub other_flags: u64,
+    /// The I/O priority set with ioprio_set (None: none set since the process started, so the thread has
+    /// what the initial thread had).
+    pub ioprio: Option<i32>,
 }
 
 /// SCHED_DEADLINE.
@@ -68,6 +71,10 @@ impl Sched {
                 self.nice = 0;
             }
             self.reset_on_fork = false;
+        }
+        // The kernel's copy_io: a new thread has its creator's I/O priority when one of a class was set.
+        if self.ioprio.is_some_and(|p| p >> 13 == 0) {
+            self.ioprio = None;
         }
         self
     }

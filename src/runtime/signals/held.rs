@@ -113,10 +113,20 @@ pub fn take_info(sig: i32) -> Option<libc::siginfo_t> {
     Some(info)
 }
 
-/// Raises `sig` on the calling OS thread, with the siginfo it was held with when there is one (so the
-/// handler sees the sender's si_code and pid), else as tgkill.
-pub fn raise_here(sig: i32) {
+/// Raises `sig` on the calling OS thread for the thread whose signal state is `task`: each instance queued
+/// for it with its siginfo (see `queued`), in order, so the handler sees the sender's si_code, pid and
+/// value; else with the siginfo it was held with when there is one; else as tgkill.
+pub fn raise_here(sig: i32, task: &TaskSignals) {
     let (pid, tid) = (sys::getpid(), sys::gettid());
+    let owner = task as *const TaskSignals as usize;
+    let mut raised = false;
+    while let Some(info) = super::queued::take(owner, sig) {
+        // To the calling thread itself, which may pass any si_code.
+        raised |= sys::signal::tgsigqueueinfo(pid, tid, sig, &info).is_ok();
+    }
+    if raised {
+        return;
+    }
     // To the calling thread itself, which may pass any si_code.
     if let Some(info) = take_info(sig)
         && sys::signal::tgsigqueueinfo(pid, tid, sig, &info).is_ok()

@@ -45,6 +45,7 @@ pub fn thread_starts(task: TaskRef, mask: u64) {
 pub fn thread_ends(task: &Task) {
     let mask = task.signals.delivery_mask.swap(u64::MAX, Ordering::AcqRel);
     let _ = accepted_set_changed(Some(mask), None);
+    super::queued::forget(&task.signals as *const _ as usize);
 }
 
 /// A live coroutine's delivery mask changes from `old` to `new` (None: the coroutine starts or ends).

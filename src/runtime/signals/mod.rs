@@ -20,6 +20,7 @@
 //! | [`handlers`] | the program's handler and flags per signal as the wrappers read them; SA_RESTART; dispositions | leaf |
 //! | [`held`] | the held set and its siginfo; raising a signal on this OS thread; the routing seam | leaf |
 //! | [`accepted`] | the signals some coroutine accepts, which idle workers let through | leaf |
+//! | [`queued`] | signals queued for one thread with their siginfo (sigqueue, real-time pthread_kill) | leaf |
 //! | [`overflow`] | the stack-overflow report and the workers' alternate signal stacks | leaf |
 //! | [`action`] | sigaction as the program sees it; the statistics report signal | policy |
 //! | [`routing`] | the wrapper; which thread a signal goes to; pthread_kill; handlers in parked threads | policy |
@@ -40,6 +41,7 @@ pub mod handlers;
 pub mod held;
 pub mod masks;
 pub mod overflow;
+pub mod queued;
 pub mod routing;
 pub mod set;
 pub mod setxid;
@@ -48,7 +50,7 @@ pub mod wait;
 
 pub use action::{program_sigaction, wraps};
 pub use masks::{TempMask, change_mask};
-pub use routing::{kill, raise, tgkill};
+pub use routing::{kill, process_of_tid, queue, raise, tgkill, tgsigqueueinfo};
 pub use wait::{pause, pending, sigsuspend, timed_wait};
 
 /// Installs the runtime's signal machinery once, at start-up: the SIGSEGV handler, the routing of held

@@ -101,8 +101,19 @@ fn main_takes(sig: i32) -> bool {
 /// its context as natively. One aimed at another coroutine is kept pending on it and raised on its worker
 /// when it next resumes (interrupting an interruptible wait at once if its mask lets the signal through);
 /// one whose default action ends the process goes to the process unless the target blocks it (then it
-/// stays pending on the target, as natively, until unblocked or taken by sigwait).
+/// stays pending on the target, as natively, until unblocked or taken by sigwait). A real-time signal is
+/// queued once per send, as the kernel queues it (see `queued`).
 pub fn kill(target: TaskRef, sig: i32) -> i32 {
+    send(target, sig, None)
+}
+
+/// pthread_sigqueue / rt_tgsigqueueinfo for a coroutine thread: as [`kill`], the signal carrying `info`
+/// (SI_QUEUE and the sender's value) to the handler or to sigwaitinfo.
+pub fn queue(target: TaskRef, sig: i32, info: &libc::siginfo_t) -> i32 {
+    send(target, sig, Some(info))
+}
+
+fn send(target: TaskRef, sig: i32, info: Option<&libc::siginfo_t>) -> i32 {
     if !(0..libc::SIGRTMAX() + 1).contains(&sig) || is_glibc_reserved(sig) {
         return libc::EINVAL;
     }
@@ -112,13 +123,44 @@ pub fn kill(target: TaskRef, sig: i32) -> i32 {
     if sig == 0 {
         return 0;
     }
+    // What the kernel would queue for the thread: the sender's siginfo, or for a real-time signal (queued
+    // once per send) pthread_kill's.
+    let tkill_info;
+    let info = match info {
+        Some(i) => Some(i),
+        None if sig >= libc::SIGRTMIN() => {
+            tkill_info = super::queued::sent_here(sig, libc::SI_TKILL, 0);
+            Some(&tkill_info)
+        }
+        None => None,
+    };
+    // Keeps the signal pending on the thread, with its siginfo queued first.
+    let keep_pending = |b: u64| -> i32 {
+        if let Some(i) = info {
+            match super::queued::push(&target.signals as *const _ as usize, sig, i) {
+                Ok(_) => {}
+                Err(e) => return e.0,
+            }
+        }
+        target.signals.pending.fetch_or(b, Ordering::AcqRel);
+        0
+    };
     if worker::current_task() == Some(target) {
         if target.signals.mask.get() & bit(sig) != 0 {
             // Blocked: pending on this thread (not on its worker, which other coroutines share).
-            target.signals.pending.fetch_or(bit(sig), Ordering::AcqRel);
-            return 0;
+            return keep_pending(bit(sig));
         }
-        // To oneself: raised on this worker, the handler runs now, in this thread, as natively.
+        // To oneself: raised on this worker, the handler runs now, in this thread, as natively (one with a
+        // siginfo of its own as a directed delivery, which the wrapper does not take for the process's).
+        if info.is_some()
+            && let Some(w) = worker::current_worker()
+        {
+            let r = keep_pending(0);
+            if r == 0 {
+                w.raise_directed(&target.signals, bit(sig), w.kernel_mask());
+            }
+            return r;
+        }
         return match sys::signal::tgkill(sys::getpid(), sys::gettid(), sig) {
             Ok(()) => 0,
             Err(e) => e.0,
@@ -136,9 +178,20 @@ pub fn kill(target: TaskRef, sig: i32) -> i32 {
         // An ignored signal is dropped unless blocked (then it stays pending, as in the kernel).
         Disposition::Ignored if !blocked && !waited_for => {}
         _ => {
-            target.signals.pending.fetch_or(b, Ordering::AcqRel);
+            let r = keep_pending(b);
+            if r != 0 {
+                return r;
+            }
             if !blocked || waited_for {
                 interrupt(target, sig);
+                // A thread that computes takes it as soon as it is preempted (see `preempt`): asked now, or
+                // at the monitor's next look when sent from a signal handler (the request takes a lock the
+                // interrupted code may hold).
+                let in_handler = worker::current_worker()
+                    .is_some_and(|w| w.task_in_context().is_some() && w.current_task().is_none());
+                if !in_handler && target.state.load(Ordering::Acquire) as u32 & 0xff == crate::runtime::task::RUNNING {
+                    crate::runtime::preempt::preempt_running(target);
+                }
             }
         }
     }
@@ -170,6 +223,60 @@ pub fn tgkill(tgid: Option<i32>, tid: i32, sig: i32) -> Result<(), Errno> {
             Some(g) => sys::signal::tgkill(g, tid, sig),
             None => sys::signal::tkill(tid, sig),
         },
+    }
+}
+
+/// rt_tgsigqueueinfo(2) with the program's siginfo (`info`: Err when it could not be read): a coroutine's
+/// tid gets the signal with that siginfo ([`queue`]); a tid the kernel knows is None (the kernel's call).
+/// The kernel's checks, in its order: ids, the copy, a siginfo that pretends to come from the kernel or
+/// from tgkill sent to another thread (EPERM), the thread (ESRCH), the signal number.
+pub fn tgsigqueueinfo(
+    tgid: i32,
+    tid: i32,
+    sig: i32,
+    info: Result<libc::siginfo_t, Errno>,
+) -> Option<Result<(), Errno>> {
+    let named = thread::named_by_tid(tid);
+    if matches!(named, thread::Named::Kernel) && tid > 0 {
+        return None;
+    }
+    if tid <= 0 || tgid <= 0 {
+        return Some(Err(Errno(libc::EINVAL)));
+    }
+    let mut info = match info {
+        Ok(i) => i,
+        Err(e) => return Some(Err(e)),
+    };
+    info.si_signo = sig;
+    let caller = worker::current_worker().and_then(|w| w.task_in_context()).map_or_else(sys::gettid, |t| t.tid.get());
+    if (info.si_code >= 0 || info.si_code == libc::SI_TKILL) && caller != tid {
+        return Some(Err(Errno(libc::EPERM)));
+    }
+    Some(match named {
+        thread::Named::Thread(task) if tgid == sys::getpid() => {
+            if !(0..NSIG as i32).contains(&sig) {
+                return Some(Err(Errno(libc::EINVAL)));
+            }
+            match queue(task, sig, &info) {
+                0 => Ok(()),
+                e => Err(Errno(e)),
+            }
+        }
+        _ => Err(Errno(libc::ESRCH)),
+    })
+}
+
+/// The process id a kill-style call (kill, sigqueue, rt_sigqueueinfo) aimed at `pid` reaches: a live coroutine's tid names
+/// its process, as a thread's tid does for the kernel; an ended one's names nothing (kept: the kernel
+/// then says ESRCH); any other id is the kernel's.
+pub fn process_of_tid(pid: i32) -> i32 {
+    // No lookup (and no lock: kill is async-signal-safe) for an id no coroutine can have.
+    if pid <= 0 || !crate::runtime::identity::is_coroutine_tid(pid) {
+        return pid;
+    }
+    match thread::named_by_tid(pid) {
+        thread::Named::Thread(_) => sys::getpid(),
+        _ => pid,
     }
 }
 
@@ -265,7 +372,7 @@ pub fn run_in_parked(task: TaskRef, sig: i32) -> bool {
         return false;
     }
     w.in_context_of(task, || {
-        w.raise_directed(bit(sig), task.signals.delivery_mask.load(Ordering::Acquire) & !bit(sig));
+        w.raise_directed(&task.signals, bit(sig), task.signals.delivery_mask.load(Ordering::Acquire) & !bit(sig));
     });
     if task.finish_park() {
         scheduler::get().push(task);

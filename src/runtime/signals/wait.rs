@@ -5,6 +5,7 @@
 
 use super::held::{held, take_held, take_info};
 use super::masks::TempMask;
+use super::queued;
 use super::set::{bit, sanitize_mask, signals_in};
 use crate::runtime::park::{self, OnSignal, Parking, Wait, WaitReason};
 use crate::runtime::sys::syscall::Errno;
@@ -138,8 +139,22 @@ fn wait_for(set: u64, info: &mut libc::siginfo_t, deadline: Option<u64>) -> Resu
 fn take_waited(me: &TaskRef, set: u64, info: &mut libc::siginfo_t) -> Option<i32> {
     let mine = me.signals.pending.load(Ordering::Acquire) & set;
     let held = held() & set;
+    let owner = &me.signals as *const _ as usize;
     for sig in signals_in(mine | held) {
         let b = bit(sig);
+        // One queued with its siginfo (sigqueue, a real-time pthread_kill): the signal stays pending while
+        // more are queued (cleared first, so a send meanwhile sets it again).
+        if mine & b != 0 && queued::has(owner, sig) {
+            me.signals.pending.fetch_and(!b, Ordering::AcqRel);
+            let got = queued::take(owner, sig);
+            if queued::has(owner, sig) {
+                me.signals.pending.fetch_or(b, Ordering::AcqRel);
+            }
+            if let Some(i) = got {
+                *info = i;
+                return Some(sig);
+            }
+        }
         let got = (mine & b != 0 && me.signals.pending.fetch_and(!b, Ordering::AcqRel) & b != 0)
             || (held & b != 0 && take_held(sig));
         if got {

@@ -34,6 +34,12 @@ pub fn pidfd_open(pid: i32) -> Result<i32, Errno> {
     unsafe { syscall2(libc::SYS_pidfd_open, pid as usize, 0) }.map(|fd| fd as i32)
 }
 
+/// pidfd_open(2) with the program's flags.
+pub fn pidfd_open_flags(pid: i32, flags: u32) -> Result<i32, Errno> {
+    // SAFETY: creates a new fd; touches no memory.
+    unsafe { syscall2(libc::SYS_pidfd_open, pid as usize, flags as usize) }.map(|fd| fd as i32)
+}
+
 /// rseq(2) with RSEQ_FLAG_UNREGISTER: takes back the calling thread's registration of `area` (`len` bytes,
 /// glibc's signature), so that the kernel no longer writes into it.
 pub fn rseq_unregister(area: usize, len: usize) -> Result<(), Errno> {

@@ -113,3 +113,19 @@ pub unsafe fn getattr_of(pid: i32, attr: *mut u8, size: u32, flags: u32) -> Resu
     }
     .map(|_| ())
 }
+
+/// IOPRIO_WHO_PROCESS: ioprio_set/ioprio_get name one thread by tid (0: the caller).
+pub const IOPRIO_WHO_PROCESS: i32 = 1;
+
+/// ioprio_set(IOPRIO_WHO_PROCESS, 0, ioprio): the calling thread's I/O priority.
+pub fn ioprio_set_own(ioprio: i32) -> Result<(), Errno> {
+    // SAFETY: plain integer arguments.
+    unsafe { syscall3(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS as usize, 0, ioprio as usize) }.map(|_| ())
+}
+
+/// ioprio_get(IOPRIO_WHO_PROCESS, 0): the calling thread's I/O priority as the kernel reports it (derived
+/// from its nice value and policy while none was set).
+pub fn ioprio_get_own() -> Result<i32, Errno> {
+    // SAFETY: plain integer arguments.
+    unsafe { super::syscall::syscall2(libc::SYS_ioprio_get, IOPRIO_WHO_PROCESS as usize, 0) }.map(|v| v as i32)
+}

@@ -99,6 +99,12 @@ pub fn tgsigqueueinfo(pid: i32, tid: i32, sig: i32, info: &libc::siginfo_t) -> R
     .map(|_| ())
 }
 
+/// rt_sigqueueinfo(2): `sig` with `info` to process `pid`.
+pub fn sigqueueinfo(pid: i32, sig: i32, info: &libc::siginfo_t) -> Result<(), Errno> {
+    // SAFETY: the kernel reads the siginfo, a live reference.
+    unsafe { syscall3(libc::SYS_rt_sigqueueinfo, pid as usize, sig as usize, info as *const _ as usize) }.map(|_| ())
+}
+
 /// tkill(2): `sig` to thread `tid`.
 pub fn tkill(tid: i32, sig: i32) -> Result<(), Errno> {
     // SAFETY: plain integer arguments.
