@@ -44,6 +44,7 @@ mode_env() {
         shim) echo "LD_PRELOAD=$LIB" ;;
         shim-w1) echo "LD_PRELOAD=$LIB ASYNCSHIM_WORKERS=1" ;;
         shim-arch) echo "LD_PRELOAD=$LIB ASYNCSHIM_NO_FSGSBASE=1" ;;
+        shim-uring) echo "LD_PRELOAD=$LIB ASYNCSHIM_IO=uring" ;;
     esac
 }
 

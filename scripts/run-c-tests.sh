@@ -9,6 +9,8 @@
 #   shim     LD_PRELOAD=target/release/libasyncshim.so
 #   shim-w1  the same with ASYNCSHIM_WORKERS=1
 #   shim-arch  the shim switching FS/GS with arch_prctl instead of FSGSBASE (ASYNCSHIM_NO_FSGSBASE=1)
+#   shim-uring the shim with the io_uring netpoller (ASYNCSHIM_IO=uring); by default only for the tests
+#              of fd waits (io_* and the few others `uring_test` names), which are the ones it changes
 # A shim mode passes when its stdout equals native's byte for byte, its exit status (or terminating
 # signal) equals native's, and every regex line of c-tests/NAME.shim-stderr matches its stderr
 # (grep -Ei). The native run passes when its exit status is the one its `status=` marker expects
@@ -20,7 +22,7 @@
 #
 # FILTER: test names or shell globs (`exit_*`); default all tests.
 # Environment:
-#   MODES=native[,shim][,shim-w1][,shim-arch]  only report these modes (native still runs as the reference)
+#   MODES=native[,shim][,shim-w1][,shim-arch][,shim-uring]  only report these modes (native still runs as the reference)
 #   SHIM_LIB=PATH     library to preload (default target/release/libasyncshim.so)
 #   CC, CXX           compilers (default gcc, g++)
 #   BIN_DIR=DIR       where the test programs are built (default c-tests/build)
@@ -41,7 +43,12 @@ OUT_DIR=$(absolute "${OUT_DIR:-$BIN_DIR}")
 LIB=$(absolute "${SHIM_LIB:-target/release/libasyncshim.so}")
 CC=${CC:-gcc}
 CXX=${CXX:-g++}
-ALL_MODES="native shim shim-w1 shim-arch"
+ALL_MODES="native shim shim-w1 shim-arch shim-uring"
+# The tests that wait on fds through the netpoller, run with its io_uring source too (default modes).
+uring_test() {
+    case $1 in io_* | process_wait_signals | fork_system_popen | preempt_exec | signals_parked_waits) return 0 ;; esac
+    return 1
+}
 FILTERS=("$@")
 # shellcheck source=scripts/differential.sh
 source "$ROOT/scripts/differential.sh"
@@ -106,7 +113,10 @@ for src in "${TESTS[@]}"; do
     limit=$(marker "$src" timeout)
     limit=${limit:-60}
     modes=$(marker "$src" modes)
-    modes=${modes:-native,shim,shim-w1,shim-arch}
+    if [ -z "$modes" ]; then
+        modes=native,shim,shim-w1,shim-arch
+        uring_test "$name" && modes=$modes,shim-uring
+    fi
     args=$(marker "$src" args)
     expect=$(marker "$src" status)
     expect=${expect:-0}

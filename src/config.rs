@@ -11,6 +11,7 @@
 //! | `ASYNCSHIM_MAX_SPARES=N` | at most N spare workers started while workers are stalled (default 256; 0: none) |
 //! | `ASYNCSHIM_CONVOY_STREAK=N` | lock waits in a row that make a worker sit out a lock convoy (default 64; 0: never) |
 //! | `ASYNCSHIM_HANDOFF_GRACE_US=N` | a coroutine woken by another stays on the waker's worker, out of other workers' reach, while the waker's run is younger than this, longer (up to 4 ms) while such coroutines taken early only wait again (default 0: others may take it at once; 100 is the measured setting, see bench/web/ANALYSIS.md section 8) |
+//! | `ASYNCSHIM_IO=epoll\|uring` | the netpoller's readiness source: epoll (default) or io_uring multishot polls (falls back to epoll where io_uring is missing or forbidden) |
 //! | `ASYNCSHIM_STATS=stderr\|PATH` | write the runtime's statistics there at exit |
 //! | `ASYNCSHIM_STATS_SIGNAL=SIG` | also write them whenever this signal arrives (a number, or a name like `USR2`) |
 
@@ -37,6 +38,21 @@ pub struct Config {
     /// Where statistics go: None (not collected beyond counters), Some("stderr") or a path.
     pub stats: Option<String>,
     pub stats_signal: Option<i32>,
+    /// The netpoller's readiness source (`runtime::io::netpoll`).
+    pub io: IoSource,
+}
+
+/// Where the netpoller learns that fds became ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoSource {
+    Epoll,
+    /// io_uring multishot polls, if the kernel allows them (else epoll).
+    Uring,
+}
+
+/// The configured readiness source; the default before the configuration is read (unit tests).
+pub fn io_source() -> IoSource {
+    CONFIG.get().map_or(IoSource::Epoll, |c| c.io)
 }
 
 fn env(name: &CStr) -> Option<String> {
@@ -152,6 +168,14 @@ impl Config {
                 None
             }
         });
+        let io = match env(c"ASYNCSHIM_IO").as_deref() {
+            None | Some("" | "epoll") => IoSource::Epoll,
+            Some("uring" | "io_uring") => IoSource::Uring,
+            Some(v) => {
+                warn(&format!("ignoring ASYNCSHIM_IO={v:?} (want epoll or uring); using epoll"));
+                IoSource::Epoll
+            }
+        };
         Config {
             enabled,
             workers,
@@ -164,6 +188,7 @@ impl Config {
             handoff_grace_ns: handoff_grace_us as u64 * 1_000,
             stats,
             stats_signal,
+            io,
         }
     }
 }

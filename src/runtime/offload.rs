@@ -361,19 +361,6 @@ fn start_job<R: Send + 'static, C: HelperCall<R>>(kind: super::stats::Offload, c
     Ok(pending)
 }
 
-/// Like [`run`], with the call made by a thread the caller chooses rather than a helper: `submit` hands
-/// that thread the job, which it must run exactly once; the calling coroutine parks until it has.
-pub fn run_by<R: Send + 'static>(
-    kind: super::stats::Offload,
-    call: impl FnOnce() -> R + Send + 'static,
-    submit: impl FnOnce(Job),
-) -> R {
-    super::stats::offload(kind);
-    let (job, pending) = job_for(Plain(call), Slot(false));
-    submit(job);
-    pending.wait()
-}
-
 /// The job that makes `call` and leaves its result for the [`Pending`] returned with it, waking its waiter.
 fn job_for<R: Send + 'static>(call: impl HelperCall<R>, slot: Slot) -> (Job, Pending<R>) {
     let done: &'static Done<R> = Box::leak(Box::new(Done {

@@ -323,39 +323,6 @@ pub fn release_robust_mutexes(tcb: Tcb, tid: i32) {
     }
 }
 
-/// Puts a robust mutex the calling thread holds on its own robust list, as glibc's ENQUEUE_MUTEX_BOTH
-/// does: `entry` is the mutex's `__list.__next`, its `__prev` the word before; the list is doubly linked
-/// through those, the word before the head (`robust_prev`) serving as the head's `__prev`. `pi` marks
-/// the entry (bit 0) as a PI futex.
-pub fn robust_enqueue(entry: usize, pi: bool) {
-    let head = robust_head_here();
-    // SAFETY: the head and the first entry's node are live (the calling thread's TCB and a mutex it holds);
-    // the new entry is a mutex the caller holds.
-    unsafe {
-        let first = (head as *const usize).read();
-        ((first & !1) as *mut usize).sub(1).write(entry);
-        (entry as *mut usize).write(first);
-        (entry as *mut usize).sub(1).write(head);
-        core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
-        (head as *mut usize).write(entry | pi as usize);
-    }
-}
-
-/// Takes a robust mutex the calling thread holds off its own robust list (glibc's DEQUEUE_MUTEX).
-pub fn robust_dequeue(entry: usize) {
-    // SAFETY: `entry` is on the calling thread's list (it holds the mutex); its neighbours are the head or
-    // mutexes the thread holds.
-    unsafe {
-        let next = (entry as *const usize).read();
-        let prev = (entry as *const usize).sub(1).read();
-        ((next & !1) as *mut usize).sub(1).write(prev);
-        ((prev & !1) as *mut usize).write(next);
-        core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
-        (entry as *mut usize).sub(1).write(0);
-        (entry as *mut usize).write(0);
-    }
-}
-
 /// Registers the calling thread's glibc robust list with the kernel: in a forked child, whose only thread
 /// goes on with the forking coroutine's descriptor, so that the kernel releases that descriptor's robust
 /// mutexes (process-shared ones included) when the child dies, as it does natively.

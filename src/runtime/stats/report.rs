@@ -1,7 +1,7 @@
 //! The statistics report: the counters with the scheduler's and the threads' state, written at exit, on
 //! the report signal (with every thread's stack) and where `ASYNCSHIM_STATS` says.
 
-use super::super::{lifecycle, preempt, scheduler, sys, thread, unwind};
+use super::super::{io, lifecycle, preempt, scheduler, sys, thread, unwind};
 use super::{OFFLOAD_NAMES, PARK_NAMES, TARGET, get, named_counts};
 use crate::config;
 use core::sync::atomic::Ordering;
@@ -73,6 +73,13 @@ pub fn report() -> String {
         s.created.load(r),
         threads.live.load(Ordering::Relaxed),
         s.peak_live.load(r)
+    );
+    let source = io::netpoll::source_name();
+    let _ = writeln!(
+        out,
+        "  netpoller: {} (io_uring in use: {})",
+        source.unwrap_or("not started"),
+        (source == Some("uring")) as u8
     );
     let _ = writeln!(out, "  parks: {}", named_counts(&PARK_NAMES, &s.parks));
     let _ = writeln!(out, "  offloaded to helper threads: {}", named_counts(&OFFLOAD_NAMES, &s.offloads));

@@ -1,5 +1,6 @@
-//! io_uring, for one thing only: futex waits the kernel makes on a thread's behalf without blocking it
-//! (IORING_OP_FUTEX_WAIT, Linux 6.7+). A wait queued this way is an ordinary futex waiter to the kernel —
+//! io_uring, for two things: futex waits the kernel makes on a thread's behalf without blocking it
+//! (IORING_OP_FUTEX_WAIT, Linux 6.7+; [`Ring::for_futex_waits`]), and the netpoller's readiness source
+//! (multishot IORING_OP_POLL_ADD, one per watched fd; [`Ring::for_netpoll`], described there). For futex waits: A wait queued this way is an ordinary futex waiter to the kernel —
 //! another process's FUTEX_WAKE counts and wakes it exactly like a sleeping thread — and its completion
 //! says whether it was woken (0), found the word changed (-EAGAIN) or was cancelled (-ECANCELED).
 //!
@@ -24,9 +25,17 @@ const IORING_SETUP_DEFER_TASKRUN: u32 = 1 << 13;
 const IORING_FEAT_SINGLE_MMAP: u32 = 1 << 0;
 const IORING_FEAT_NODROP: u32 = 1 << 1;
 const IORING_ENTER_GETEVENTS: usize = 1;
+const IORING_ENTER_EXT_ARG: usize = 1 << 3;
 const IORING_REGISTER_PROBE: usize = 8;
+const IORING_REGISTER_SYNC_CANCEL: usize = 24;
+const IORING_SQ_CQ_OVERFLOW: u32 = 1 << 1;
+const IORING_POLL_ADD_MULTI: u32 = 1;
+/// A completion says more will follow from the same request (a multishot poll still armed).
+pub const IORING_CQE_F_MORE: u32 = 1 << 1;
 const IO_URING_OP_SUPPORTED: u16 = 1;
 
+const IORING_OP_NOP: u8 = 0;
+const IORING_OP_POLL_ADD: u8 = 6;
 const IORING_OP_ASYNC_CANCEL: u8 = 14;
 const IORING_OP_FUTEX_WAIT: u8 = 51;
 
@@ -38,6 +47,11 @@ const FUTEX2_PRIVATE: u32 = 128;
 const SQ_ENTRIES: u32 = 64;
 /// Completion slots (more are kept by the kernel if needed, with NODROP).
 const CQ_ENTRIES: u32 = 4096;
+/// The netpoller's: arms, cancellations and wake-ups, each handed in at once.
+const NETPOLL_SQ_ENTRIES: u32 = 64;
+/// Room for the readiness of many fds between two reaps (a multishot poll whose completion finds no room
+/// ends; the netpoller arms it again).
+const NETPOLL_CQ_ENTRIES: u32 = 16384;
 
 #[repr(C)]
 #[derive(Default)]
@@ -120,7 +134,13 @@ pub struct Ring {
     cq_tail: *const AtomicU32,
     cq_mask: u32,
     cqes: *const Cqe,
+    sq_flags: *const AtomicU32,
 }
+
+// SAFETY: the ring is shared memory of the process and an fd; a ring made for the netpoller is used by one
+// thread at a time (its owner serialises every use with a lock), and a futex-wait ring by its maker only
+// (the kernel refuses other submitters: SINGLE_ISSUER).
+unsafe impl Send for Ring {}
 
 fn mmap_ring(fd: i32, len: usize, offset: usize) -> Result<*mut u8, Errno> {
     // SAFETY: a fresh shared mapping of the ring fd at the kernel's documented offset; nothing is replaced.
@@ -147,9 +167,38 @@ impl Ring {
     /// Only the calling thread may use it (submit, reap).
     pub fn for_futex_waits() -> Result<Ring, Errno> {
         let flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
-        let mut p = Params { cq_entries: CQ_ENTRIES, flags, ..Default::default() };
+        Self::setup(SQ_ENTRIES, CQ_ENTRIES, flags, &[IORING_OP_FUTEX_WAIT, IORING_OP_ASYNC_CANCEL])
+    }
+
+    /// A ring for the netpoller, or the reason there is none: io_uring missing or forbidden
+    /// (`kernel.io_uring_disabled`, seccomp: EPERM/ENOSYS), or a kernel before 6.0 (no synchronous
+    /// cancellation, which also means multishot polls, 5.13, and timed waits, 5.11, are there).
+    ///
+    /// Any thread may submit to it and wait on it (no SINGLE_ISSUER: the netpoller is polled by every
+    /// worker and the monitor), one at a time except for [`Ring::wait`]. The kernel finishes a poll's
+    /// completion in the thread that armed it (task work, signalled): that thread is interrupted briefly
+    /// when the fd becomes ready, as a signal without handler would (system calls restart).
+    pub fn for_netpoll() -> Result<Ring, Errno> {
+        let ring = Self::setup(
+            NETPOLL_SQ_ENTRIES,
+            NETPOLL_CQ_ENTRIES,
+            IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP,
+            &[IORING_OP_NOP, IORING_OP_POLL_ADD, IORING_OP_ASYNC_CANCEL],
+        )?;
+        // A cancellation of nothing: ENOENT where synchronous cancellation exists (6.0+), EINVAL before.
+        match ring.sync_cancel(u64::MAX - 1) {
+            Err(Errno(libc::ENOENT)) => Ok(ring),
+            r => {
+                let _ = super::fd::close(ring.fd);
+                Err(r.err().unwrap_or(Errno(libc::ENOSYS)))
+            }
+        }
+    }
+
+    fn setup(sq_entries: u32, cq_entries: u32, flags: u32, ops: &[u8]) -> Result<Ring, Errno> {
+        let mut p = Params { cq_entries, flags, ..Default::default() };
         // SAFETY: io_uring_setup reads and writes the params struct we own.
-        let fd = unsafe { syscall2(SYS_IO_URING_SETUP, SQ_ENTRIES as usize, &mut p as *mut Params as usize) }? as i32;
+        let fd = unsafe { syscall2(SYS_IO_URING_SETUP, sq_entries as usize, &mut p as *mut Params as usize) }? as i32;
         let close = |e: Errno| {
             let _ = super::fd::close(fd);
             e
@@ -158,7 +207,7 @@ impl Ring {
         if p.features & need != need {
             return Err(close(Errno(libc::ENOSYS)));
         }
-        if !Self::supports(fd, IORING_OP_FUTEX_WAIT) || !Self::supports(fd, IORING_OP_ASYNC_CANCEL) {
+        if !ops.iter().all(|&op| Self::supports(fd, op)) {
             return Err(close(Errno(libc::ENOSYS)));
         }
         let sq_len = p.sq_off.array as usize + p.sq_entries as usize * 4;
@@ -179,6 +228,7 @@ impl Ring {
                 cq_tail: at(p.cq_off.tail) as *const AtomicU32,
                 cq_mask: *(at(p.cq_off.ring_mask) as *const u32),
                 cqes: at(p.cq_off.cqes) as *const Cqe,
+                sq_flags: at(p.sq_off.flags) as *const AtomicU32,
             })
         }
     }
@@ -282,6 +332,121 @@ impl Ring {
         })
     }
 
+    /// Arms a multishot poll of `fd` for `events` (EPOLLIN, EPOLLOUT, ...; edge-triggered as io_uring's
+    /// polls are unless asked otherwise): a completion carrying `user_data` and the ready bits each time
+    /// the object signals readiness, and one at once if it is ready now; IORING_CQE_F_MORE on all but a
+    /// last one (cancelled, or the poll ended for want of room in the completion queue).
+    pub fn submit_poll_multishot(&self, fd: i32, events: u32, user_data: u64) -> Result<(), Errno> {
+        self.submit(|sqe| {
+            sqe.opcode = IORING_OP_POLL_ADD;
+            sqe.fd = fd;
+            sqe.op_flags = events;
+            sqe.len = IORING_POLL_ADD_MULTI;
+            sqe.user_data = user_data;
+        })
+    }
+
+    /// A no-op whose completion (carrying `user_data`) is posted by this call: it wakes a thread waiting
+    /// in [`Ring::wait`].
+    pub fn submit_nop(&self, user_data: u64) -> Result<(), Errno> {
+        self.submit(|sqe| {
+            sqe.opcode = IORING_OP_NOP;
+            sqe.user_data = user_data;
+        })
+    }
+
+    /// Cancels the request carrying `user_data` now (IORING_REGISTER_SYNC_CANCEL, 6.0+): when this
+    /// returns it is disarmed (its last completion may still be on its way). Err(ENOENT): none.
+    /// Needs no exclusive use of the ring.
+    pub fn sync_cancel(&self, user_data: u64) -> Result<(), Errno> {
+        #[repr(C)]
+        struct SyncCancel {
+            addr: u64,
+            fd: i32,
+            flags: u32,
+            timeout: [i64; 2],
+            opcode: u8,
+            pad: [u8; 7],
+            pad2: [u64; 3],
+        }
+        // No timeout; matched by user data.
+        let mut reg =
+            SyncCancel { addr: user_data, fd: -1, flags: 0, timeout: [-1, -1], opcode: 0, pad: [0; 7], pad2: [0; 3] };
+        loop {
+            // SAFETY: the kernel reads the registration struct we own.
+            let r = unsafe {
+                syscall4(
+                    SYS_IO_URING_REGISTER,
+                    self.fd as usize,
+                    IORING_REGISTER_SYNC_CANCEL,
+                    &mut reg as *mut SyncCancel as usize,
+                    1,
+                )
+            };
+            match r {
+                Err(Errno(libc::EINTR)) => continue,
+                r => return r.map(|_| ()),
+            }
+        }
+    }
+
+    /// Sleeps until a completion is there, at most `timeout_ns` (None: no limit); a signal ends it early.
+    /// Reaps nothing ([`Ring::reap_now`] does). May run beside another thread's use of the ring.
+    pub fn wait(&self, timeout_ns: Option<u64>) {
+        #[repr(C)]
+        struct GetEventsArg {
+            sigmask: u64,
+            sigmask_sz: u32,
+            min_wait_usec: u32,
+            ts: u64,
+        }
+        let ts = timeout_ns
+            .map(|ns| libc::timespec { tv_sec: (ns / 1_000_000_000) as i64, tv_nsec: (ns % 1_000_000_000) as i64 });
+        let arg = GetEventsArg {
+            sigmask: 0,
+            sigmask_sz: 0,
+            min_wait_usec: 0,
+            ts: ts.as_ref().map_or(0, |t| t as *const libc::timespec as u64),
+        };
+        // SAFETY: the argument struct and timespec live across the call; no signal mask is passed.
+        let _ = unsafe {
+            syscall6(
+                SYS_IO_URING_ENTER,
+                [
+                    self.fd as usize,
+                    0,
+                    1,
+                    IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG,
+                    &arg as *const GetEventsArg as usize,
+                    size_of::<GetEventsArg>(),
+                ],
+            )
+        };
+    }
+
+    /// Hands up to `max` completions already there to `f` (user_data, result, flags) and frees their
+    /// slots, without a system call unless completions were kept aside when the queue was full.
+    /// Returns how many.
+    pub fn reap_now(&self, max: usize, mut f: impl FnMut(u64, i32, u32)) -> usize {
+        // SAFETY: ring words inside the mapping; the kernel writes the tail and the entries before it.
+        unsafe {
+            if (*self.sq_flags).load(Ordering::Acquire) & IORING_SQ_CQ_OVERFLOW != 0 {
+                let _ = syscall6(SYS_IO_URING_ENTER, [self.fd as usize, 0, 0, IORING_ENTER_GETEVENTS, 0, 0]);
+            }
+            let mut head = (*self.cq_head).load(Ordering::Relaxed);
+            let tail = (*self.cq_tail).load(Ordering::Acquire);
+            let mut n = 0;
+            while head != tail && n < max {
+                let c = &*self.cqes.add((head & self.cq_mask) as usize);
+                f(c.user_data, c.res, c.flags);
+                head = head.wrapping_add(1);
+                n += 1;
+            }
+            (*self.cq_head).store(head, Ordering::Release);
+            n
+        }
+    }
+
     /// Waits until at least one completion is there (running the kernel's pending work for the ring),
     /// then hands each to `f` (user_data, result) and frees its slot.
     pub fn reap(&self, mut f: impl FnMut(u64, i32)) {
@@ -324,6 +489,49 @@ mod tests {
             });
         }
         got
+    }
+
+    /// Waits for and collects completions until `n` are in: (user_data, result, flags).
+    fn netpoll_completions(ring: &Ring, n: usize) -> Vec<(u64, i32, u32)> {
+        let mut got = Vec::new();
+        while got.len() < n {
+            ring.wait(Some(5_000_000_000));
+            ring.reap_now(64, |d, r, f| got.push((d, r, f)));
+        }
+        got
+    }
+
+    #[test]
+    fn netpoll_multishot_polls_report_each_edge_until_cancelled() {
+        let Ok(ring) = Ring::for_netpoll() else {
+            eprintln!("io_uring netpoll rings unavailable here: nothing to test");
+            return;
+        };
+        let efd = super::super::eventfd::new().unwrap();
+        let events = (libc::EPOLLIN | libc::EPOLLOUT) as u32;
+        ring.submit_poll_multishot(efd, events, 7).unwrap();
+        // Writable at once: one completion now, the poll still armed.
+        let got = netpoll_completions(&ring, 1);
+        assert_eq!(got[0].0, 7);
+        assert_ne!(got[0].1 as u32 & libc::EPOLLOUT as u32, 0);
+        assert_ne!(got[0].2 & IORING_CQE_F_MORE, 0);
+        // Each write is an edge: another completion, readable now.
+        super::super::eventfd::signal(efd);
+        let got = netpoll_completions(&ring, 1);
+        assert_eq!(got[0].0, 7);
+        assert_ne!(got[0].1 as u32 & libc::EPOLLIN as u32, 0);
+        assert_ne!(got[0].2 & IORING_CQE_F_MORE, 0);
+        // A no-op wakes a waiter with its own completion.
+        ring.submit_nop(9).unwrap();
+        assert_eq!(netpoll_completions(&ring, 1)[0].0, 9);
+        // Cancelled synchronously: its last completion says so, and nothing is left to cancel.
+        ring.sync_cancel(7).unwrap();
+        let got = netpoll_completions(&ring, 1);
+        assert_eq!((got[0].0, got[0].1), (7, -libc::ECANCELED));
+        assert_eq!(got[0].2 & IORING_CQE_F_MORE, 0);
+        assert_eq!(ring.sync_cancel(7), Err(Errno(libc::ENOENT)));
+        let _ = super::super::fd::close(efd);
+        let _ = super::super::fd::close(ring.fd());
     }
 
     #[test]
