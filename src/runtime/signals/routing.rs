@@ -349,9 +349,15 @@ pub fn route_process_signal(sig: i32) {
             // Running: its worker has its mask in the kernel, so the signal is delivered there now (if the
             // coroutine switched out meanwhile, that worker holds or delivers it again).
             let w = &scheduler::get().workers[target.last_worker.load(Ordering::Acquire)];
-            let _ = take_info(sig);
-            // To one of our own threads.
-            let _ = sys::signal::tgkill(sys::getpid(), w.os_tid.load(Ordering::Relaxed), sig);
+            let (pid, tid) = (sys::getpid(), w.os_tid.load(Ordering::Relaxed));
+            // With the sender's siginfo where the kernel lets one thread pass it to another (a negative
+            // si_code other than SI_TKILL: sigqueue's SI_QUEUE, timers, ...); kill()'s SI_USER and the
+            // kernel's own codes it refuses (EPERM), and those go as tgkill.
+            let forwarded =
+                take_info(sig).is_some_and(|info| sys::signal::tgsigqueueinfo(pid, tid, sig, &info).is_ok());
+            if !forwarded {
+                let _ = sys::signal::tgkill(pid, tid, sig);
+            }
         }
         3 if !park::interruptible(&target) && run_in_parked(target, sig) => {}
         _ => {
