@@ -254,32 +254,6 @@ enum Fire {
     Thread { func: extern "C" fn(usize), value: usize, attr: Option<libc::pthread_attr_t> },
 }
 
-/// The siginfo of a timer's signal: SI_TIMER, its id, the overrun and the value.
-fn timer_info(sig: i32, id: i32, overrun: i32, value: usize) -> libc::siginfo_t {
-    /// The _timer fields of siginfo_t on Linux x86-64 (after signo, errno, code and padding).
-    #[repr(C)]
-    struct TimerInfo {
-        signo: i32,
-        errno: i32,
-        code: i32,
-        pad: i32,
-        tid: i32,
-        overrun: i32,
-        value: usize,
-    }
-    // SAFETY: a zeroed siginfo is valid; TimerInfo is a prefix of its layout.
-    unsafe {
-        let mut info: libc::siginfo_t = core::mem::zeroed();
-        let k = &mut info as *mut libc::siginfo_t as *mut TimerInfo;
-        (*k).signo = sig;
-        (*k).code = libc::SI_TIMER;
-        (*k).tid = id;
-        (*k).overrun = overrun;
-        (*k).value = value;
-        info
-    }
-}
-
 /// Acts on the thread's timers that have expired; returns the CPU time (ns) until the next one may.
 pub fn fire_due(task: TaskRef) -> Option<u64> {
     let mut fires = Vec::new();
@@ -310,11 +284,13 @@ pub fn fire_due(task: TaskRef) -> Option<u64> {
             let id = id_of(i);
             fires.push(match &t.notify {
                 Notify::Signal { sig, value } => {
-                    Fire::Process { sig: *sig, info: timer_info(*sig, id, t.overrun, *value) }
+                    Fire::Process { sig: *sig, info: sig_sys::siginfo(*sig, libc::SI_TIMER, id, t.overrun, *value) }
                 }
-                Notify::ThreadId { tid, sig, value } => {
-                    Fire::To { tid: *tid, sig: *sig, info: timer_info(*sig, id, t.overrun, *value) }
-                }
+                Notify::ThreadId { tid, sig, value } => Fire::To {
+                    tid: *tid,
+                    sig: *sig,
+                    info: sig_sys::siginfo(*sig, libc::SI_TIMER, id, t.overrun, *value),
+                },
                 Notify::Thread { func, value, attr } => {
                     Fire::Thread { func: *func, value: *value, attr: attr.as_deref().copied() }
                 }

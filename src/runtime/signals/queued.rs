@@ -142,26 +142,7 @@ pub fn forget(owner: usize) {
 /// The siginfo of a signal sent by this process: `code` SI_TKILL (pthread_kill, tgkill) or SI_QUEUE
 /// (sigqueue, with `value`), our pid and real uid, as the kernel and glibc fill it.
 pub fn sent_here(sig: i32, code: i32, value: usize) -> libc::siginfo_t {
-    /// The kill/rt fields of siginfo_t on Linux x86-64 (after signo, errno, code and padding).
-    #[repr(C)]
-    struct RtInfo {
-        signo: i32,
-        errno: i32,
-        code: i32,
-        pad: i32,
-        pid: i32,
-        uid: u32,
-        value: usize,
-    }
-    // SAFETY: a zeroed siginfo is valid; RtInfo is a prefix of its layout.
-    unsafe {
-        let mut info: libc::siginfo_t = core::mem::zeroed();
-        let k = &mut info as *mut libc::siginfo_t as *mut RtInfo;
-        (*k).signo = sig;
-        (*k).code = code;
-        (*k).pid = crate::runtime::sys::getpid();
-        (*k).uid = libc::getuid();
-        (*k).value = value;
-        info
-    }
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    crate::runtime::sys::signal::siginfo(sig, code, crate::runtime::sys::getpid(), uid as i32, value)
 }

@@ -158,37 +158,13 @@ fn take_waited(me: &TaskRef, set: u64, info: &mut libc::siginfo_t) -> Option<i32
         let got = (mine & b != 0 && me.signals.pending.fetch_and(!b, Ordering::AcqRel) & b != 0)
             || (held & b != 0 && take_held(sig));
         if got {
-            *info = take_info(sig).unwrap_or_else(|| sent_by_this_process(sig));
+            *info = take_info(sig).unwrap_or_else(|| super::queued::sent_here(sig, libc::SI_TKILL, 0));
             return Some(sig);
         }
     }
     let ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: a local set, the caller's info buffer, a zero timeout.
     unsafe { sys::signal::timedwait(&set as *const u64 as *const libc::sigset_t, info, &ts) }.ok()
-}
-
-/// The siginfo of a signal pthread_kill sent within this process (SI_TKILL, our pid and uid).
-fn sent_by_this_process(sig: i32) -> libc::siginfo_t {
-    /// The kill fields of siginfo_t on Linux (after signo, errno, code and padding).
-    #[repr(C)]
-    struct KillInfo {
-        signo: i32,
-        errno: i32,
-        code: i32,
-        pad: i32,
-        pid: i32,
-        uid: u32,
-    }
-    // SAFETY: a zeroed siginfo is valid; KillInfo is a prefix of its layout.
-    unsafe {
-        let mut info: libc::siginfo_t = core::mem::zeroed();
-        let k = &mut info as *mut libc::siginfo_t as *mut KillInfo;
-        (*k).signo = sig;
-        (*k).code = libc::SI_TKILL;
-        (*k).pid = sys::getpid();
-        (*k).uid = libc::getuid();
-        info
-    }
 }
 
 /// sigpending(2): what the kernel has for the calling OS thread and the process; for a coroutine, plus

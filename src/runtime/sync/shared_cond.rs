@@ -462,15 +462,31 @@ impl SharedCond {
         size != 0
     }
 
-    /// `pthread_cond_signal`.
-    pub fn signal(&self) {
+    /// The start of `pthread_cond_signal` and `pthread_cond_broadcast`: None when no thread waits
+    /// (glibc's check before the lock); else the condition variable's internal lock taken, and the
+    /// waiter sequence (without its G1 bit) and the index of G1.
+    fn lock_for_signal(&self) -> Option<(u64, u32)> {
         if self.wrefs().load(Relaxed) >> 3 == 0 {
-            return;
+            return None;
         }
         self.acquire_lock();
         let wseq = self.wseq().load(Relaxed);
-        let mut g1 = ((wseq & 1) ^ 1) as u32;
-        let wseq = wseq >> 1;
+        Some((wseq >> 1, ((wseq & 1) ^ 1) as u32))
+    }
+
+    /// Signals every waiter of group `g` (under the internal lock); returns how many there were.
+    fn signal_all(&self, g: u32) -> u32 {
+        let size = self.g_size(g).load(Relaxed);
+        if size != 0 {
+            self.g_signals(g).fetch_add(size.wrapping_mul(self.signal_unit()), Relaxed);
+            self.g_size(g).store(0, Relaxed);
+        }
+        size
+    }
+
+    /// `pthread_cond_signal`.
+    pub fn signal(&self) {
+        let Some((wseq, mut g1)) = self.lock_for_signal() else { return };
         let mut do_wake = false;
         if self.g_size(g1).load(Relaxed) != 0 || self.switch_g1(wseq, &mut g1) {
             self.g_signals(g1).fetch_add(self.signal_unit(), Relaxed);
@@ -486,24 +502,13 @@ impl SharedCond {
 
     /// `pthread_cond_broadcast`.
     pub fn broadcast(&self) {
-        if self.wrefs().load(Relaxed) >> 3 == 0 {
-            return;
-        }
-        self.acquire_lock();
-        let wseq = self.wseq().load(Relaxed);
-        let mut g1 = ((wseq & 1) ^ 1) as u32;
-        let wseq = wseq >> 1;
+        let Some((wseq, mut g1)) = self.lock_for_signal() else { return };
         let mut do_wake = false;
-        let size = self.g_size(g1).load(Relaxed);
-        if size != 0 {
-            self.g_signals(g1).fetch_add(size.wrapping_mul(self.signal_unit()), Relaxed);
-            self.g_size(g1).store(0, Relaxed);
+        if self.signal_all(g1) != 0 {
             self.wake(self.g_signals(g1), i32::MAX as u32);
         }
         if self.switch_g1(wseq, &mut g1) {
-            let size = self.g_size(g1).load(Relaxed);
-            self.g_signals(g1).fetch_add(size.wrapping_mul(self.signal_unit()), Relaxed);
-            self.g_size(g1).store(0, Relaxed);
+            self.signal_all(g1);
             do_wake = true;
         }
         self.release_lock();

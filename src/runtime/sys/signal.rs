@@ -84,6 +84,33 @@ pub fn rt_sigaction(sig: i32, act: Option<&KernelSigaction>, old: Option<&mut Ke
     unsafe { syscall4(libc::SYS_rt_sigaction, sig as usize, act, old, 8) }.map(|_| ())
 }
 
+/// A siginfo as the kernel fills it for a signal a process sends (x86-64 layout): `code`, then the two
+/// 32-bit words after signo, errno, code and padding — pid and uid for kill, tgkill and sigqueue, or the
+/// timer id and overrun for a POSIX timer — and the value (sigqueue's and timers' `si_value`; 0 for kill).
+pub fn siginfo(sig: i32, code: i32, first: i32, second: i32, value: usize) -> libc::siginfo_t {
+    #[repr(C)]
+    struct Fields {
+        signo: i32,
+        errno: i32,
+        code: i32,
+        pad: i32,
+        first: i32,
+        second: i32,
+        value: usize,
+    }
+    // SAFETY: a zeroed siginfo is valid; Fields is a prefix of its layout (128 bytes).
+    unsafe {
+        let mut info: libc::siginfo_t = core::mem::zeroed();
+        let f = &mut info as *mut libc::siginfo_t as *mut Fields;
+        (*f).signo = sig;
+        (*f).code = code;
+        (*f).first = first;
+        (*f).second = second;
+        (*f).value = value;
+        info
+    }
+}
+
 /// kill(2): `sig` to process `pid`.
 pub fn kill(pid: i32, sig: i32) -> Result<(), Errno> {
     // SAFETY: touches no memory.
