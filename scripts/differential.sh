@@ -14,11 +14,14 @@ source "$ROOT/scripts/common.sh"
 passed=0
 failed=0
 pass() { echo "PASS $1 [$2] ($3s)"; passed=$((passed + 1)); }
-fail() { echo "FAIL $1 [$2]: $3"; failed=$((failed + 1)); }
+FAILURES=()
+fail() { echo "FAIL $1 [$2]: $3"; failed=$((failed + 1)); FAILURES+=("$1 [$2]"); }
 indent() { sed -e 's/^/    /'; }
 
-# summary: the closing line and the runner's exit status.
+# summary: the failed runs named again (a CI log may show only its tail), the closing line and the
+# runner's exit status.
 summary() {
+    [ "$failed" -eq 0 ] || echo "failed: ${FAILURES[*]}"
     echo "$passed passed, $failed failed"
     [ "$failed" -eq 0 ]
 }

@@ -308,6 +308,8 @@ for release in "${ORDER[@]}"; do
         RESULT[$release]="FAIL: timed out after ${RELEASE_TIMEOUT}s"
     else
         RESULT[$release]="FAIL: ${counts:-runner exit $rc}"
+        names=$(grep -E '^failed: ' "$log" | tail -n 1)
+        [ -n "$names" ] && RESULT[$release]+=" (${names#failed: })"
         # The reason the shim is not active, when that is why (the library's own message is in the log).
         inactive=$(grep -m1 '^FAIL shim_active' "$log" | sed -e 's/^FAIL shim_active \(\[[^]]*\]\).*in this mode: /\1 /')
         [ -n "$inactive" ] && RESULT[$release]+="; shim not active: ${inactive:0:150}"
@@ -340,5 +342,12 @@ status=0
 for release in "${RELEASES[@]}"; do
     printf '  %-9s %-12s %s\n' "$release" "${GLIBC[$release]:-}" "${RESULT[$release]:-FAIL: not run}"
     [[ ${RESULT[$release]:-FAIL} == ok* ]] || status=1
+done
+# Each failed run again with its details (diff, stderr), last: a CI log may show only its tail.
+for release in "${RELEASES[@]}"; do
+    [[ ${RESULT[$release]:-FAIL} == ok* ]] && continue
+    log=$BUILD_DIR/$release.log
+    [ -f "$log" ] || continue
+    awk -v r="[$release] " '/^FAIL /{show=1; n=0; print r $0; next} show && /^  / && n < 40 {print r $0; n++; next} {show=0}' "$log"
 done
 exit $status
