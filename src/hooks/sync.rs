@@ -52,17 +52,15 @@ pub unsafe extern "C" fn pthread_mutex_lock(m: *mut libc::pthread_mutex_t) -> c_
 unsafe fn mutex_lock_slow(m: *mut libc::pthread_mutex_t) -> c_int {
     if runtime::running() {
         // SAFETY: m is an initialised mutex per the contract.
-        match unsafe { Mutex::at(m) } {
-            Ok(mx) => return mx.lock(None, None),
-            // SAFETY: as above.
-            Err(Unsupported) if let Some(sh) = unsafe { Shared::at(m) } => return sh.lock(None, None, false),
-            // SAFETY: as above.
-            Err(Unsupported) if let Some((pp, me)) = unsafe { coroutine_pp(m) } => return pp.lock(&me, None, None),
-            Err(Unsupported) if worker::current_task().is_some() => {
+        match unsafe { mutex_family(m) } {
+            MutexFamily::Runtime(mx) => return mx.lock(None, None),
+            MutexFamily::Proxied(sh) => return sh.lock(None, None, false),
+            MutexFamily::Protect(pp, me) => return pp.lock(&me, None, None),
+            MutexFamily::Glibc if worker::current_task().is_some() => {
                 // SAFETY: forwarding.
                 return sync::retry_cooperatively(libc::EBUSY, None, || unsafe { real::pthread_mutex_trylock(m) });
             }
-            Err(Unsupported) => {}
+            MutexFamily::Glibc => {}
         }
     }
     // SAFETY: forwarding.
@@ -75,13 +73,11 @@ unsafe fn mutex_lock_slow(m: *mut libc::pthread_mutex_t) -> c_int {
 pub unsafe extern "C" fn pthread_mutex_trylock(m: *mut libc::pthread_mutex_t) -> c_int {
     if runtime::running() {
         // SAFETY: m is an initialised mutex per the contract.
-        match unsafe { Mutex::at(m) } {
-            Ok(mx) => return mx.trylock(),
-            // SAFETY: as above.
-            Err(Unsupported) if let Some(sh) = unsafe { Shared::at(m) } => return sh.lock(None, None, true),
-            // SAFETY: as above.
-            Err(Unsupported) if let Some((pp, me)) = unsafe { coroutine_pp(m) } => return pp.trylock(&me),
-            Err(Unsupported) => {}
+        match unsafe { mutex_family(m) } {
+            MutexFamily::Runtime(mx) => return mx.trylock(),
+            MutexFamily::Proxied(sh) => return sh.lock(None, None, true),
+            MutexFamily::Protect(pp, me) => return pp.trylock(&me),
+            MutexFamily::Glibc => {}
         }
     }
     // SAFETY: forwarding.
@@ -117,22 +113,18 @@ pub unsafe extern "C" fn pthread_mutex_clocklock(
             Err(e) => (None, Some(e.0)),
         };
         // SAFETY: m is an initialised mutex per the contract.
-        match unsafe { Mutex::at(m) } {
-            Ok(mx) => return mx.lock(deadline, error),
-            // SAFETY: as above.
-            Err(Unsupported) if let Some(sh) = unsafe { Shared::at(m) } => return sh.lock(deadline, error, false),
-            // SAFETY: as above.
-            Err(Unsupported) if let Some((pp, me)) = unsafe { coroutine_pp(m) } => {
-                return pp.lock(&me, deadline, error);
-            }
-            Err(Unsupported) if worker::current_task().is_some() => {
+        match unsafe { mutex_family(m) } {
+            MutexFamily::Runtime(mx) => return mx.lock(deadline, error),
+            MutexFamily::Proxied(sh) => return sh.lock(deadline, error, false),
+            MutexFamily::Protect(pp, me) => return pp.lock(&me, deadline, error),
+            MutexFamily::Glibc if worker::current_task().is_some() => {
                 if let Some(e) = error {
                     return e;
                 }
                 // SAFETY: forwarding.
                 return sync::retry_cooperatively(libc::EBUSY, deadline, || unsafe { real::pthread_mutex_trylock(m) });
             }
-            Err(Unsupported) => {}
+            MutexFamily::Glibc => {}
         }
     }
     // SAFETY: forwarding.
@@ -158,17 +150,42 @@ pub unsafe extern "C" fn pthread_mutex_unlock(m: *mut libc::pthread_mutex_t) -> 
 unsafe fn mutex_unlock_slow(m: *mut libc::pthread_mutex_t) -> c_int {
     if runtime::running() {
         // SAFETY: m is an initialised mutex per the contract.
-        match unsafe { Mutex::at(m) } {
-            Ok(mx) => return mx.unlock(),
-            // SAFETY: as above.
-            Err(Unsupported) if let Some(sh) = unsafe { Shared::at(m) } => return sh.unlock(),
-            // SAFETY: as above.
-            Err(Unsupported) if let Some((pp, me)) = unsafe { coroutine_pp(m) } => return pp.unlock(&me),
-            Err(Unsupported) => {}
+        match unsafe { mutex_family(m) } {
+            MutexFamily::Runtime(mx) => return mx.unlock(),
+            MutexFamily::Proxied(sh) => return sh.unlock(),
+            MutexFamily::Protect(pp, me) => return pp.unlock(&me),
+            MutexFamily::Glibc => {}
         }
     }
     // SAFETY: forwarding.
     unsafe { real::pthread_mutex_unlock(m) }
+}
+
+/// Who runs a mutex while the runtime runs, in the order the mutex calls ask: the runtime itself, the
+/// runtime through a proxy owner (robust and process-shared PI mutexes, `sync::proxy`), the runtime's
+/// priority-protect code for a coroutine (`sync::pp`, with the coroutine), or glibc.
+enum MutexFamily {
+    Runtime(Mutex),
+    Proxied(Shared),
+    Protect(sync::pp::PpMutex, runtime::task::TaskRef),
+    Glibc,
+}
+
+/// The family of the mutex at `m` (see [`MutexFamily`]); for the runtime's lifetime only.
+///
+/// # Safety
+/// `m` must point at a live, initialised `pthread_mutex_t`.
+#[inline(always)]
+unsafe fn mutex_family(m: *mut libc::pthread_mutex_t) -> MutexFamily {
+    // SAFETY: per the contract.
+    match unsafe { Mutex::at(m) } {
+        Ok(mx) => MutexFamily::Runtime(mx),
+        // SAFETY: as above.
+        Err(Unsupported) if let Some(sh) = unsafe { Shared::at(m) } => MutexFamily::Proxied(sh),
+        // SAFETY: as above.
+        Err(Unsupported) if let Some((pp, me)) = unsafe { coroutine_pp(m) } => MutexFamily::Protect(pp, me),
+        Err(Unsupported) => MutexFamily::Glibc,
+    }
 }
 
 /// A priority-protect mutex used by a coroutine, which `sync::pp` runs (glibc's code would ask the kernel
@@ -248,6 +265,18 @@ enum CondTimeout {
     Clock(libc::clockid_t, *const libc::timespec),
 }
 
+impl CondTimeout {
+    /// The wait's deadline, an absolute time on `own_clock` for the condition variable's own clock; glibc
+    /// checks the time before anything else, so a bad one is the call's error at once.
+    fn deadline(self, own_clock: libc::clockid_t) -> Result<sync::Deadline, Errno> {
+        match self {
+            CondTimeout::Never => Ok(None),
+            CondTimeout::OwnClock(abstime) => sync::abs_deadline(own_clock, abstime).map(Some),
+            CondTimeout::Clock(clock, abstime) => sync::abs_deadline(clock, abstime).map(Some),
+        }
+    }
+}
+
 /// glibc's own condition wait, for the given time limit.
 ///
 /// # Safety
@@ -297,27 +326,15 @@ unsafe fn cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t,
             && let Some(scv) = unsafe { SharedCond::at(c) }
         {
             // glibc checks the time before the mutex (EINVAL, not EPERM, for both wrong).
-            let deadline = match t {
-                CondTimeout::Never => None,
-                CondTimeout::OwnClock(abstime) => match sync::abs_deadline(scv.clock(), abstime) {
-                    Ok(d) => Some(d),
-                    Err(e) => return e.0,
-                },
-                CondTimeout::Clock(clock, abstime) => match sync::abs_deadline(clock, abstime) {
-                    Ok(d) => Some(d),
-                    Err(e) => return e.0,
-                },
+            let deadline = match t.deadline(scv.clock()) {
+                Ok(d) => d,
+                Err(e) => return e.0,
             };
             // SAFETY: as for this function.
             return unsafe { shared_cond_wait(scv, m, deadline) };
         }
         // A plain thread: glibc's own wait (as above, the time is checked first).
-        let checked = match t {
-            CondTimeout::Never => Ok(0),
-            CondTimeout::OwnClock(abstime) => sync::abs_deadline(libc::CLOCK_REALTIME, abstime),
-            CondTimeout::Clock(clock, abstime) => sync::abs_deadline(clock, abstime),
-        };
-        if let Err(e) = checked {
+        if let Err(e) = t.deadline(libc::CLOCK_REALTIME) {
             return e.0;
         }
         let args = CondWaitArgs { c, m, t };
@@ -336,16 +353,9 @@ unsafe fn cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t,
         // SAFETY: forwarding.
         return unsafe { real_cond_wait(c, m, t) };
     };
-    let deadline = match t {
-        CondTimeout::Never => None,
-        CondTimeout::OwnClock(abstime) => match sync::abs_deadline(cv.clock(), abstime) {
-            Ok(d) => Some(d),
-            Err(e) => return e.0,
-        },
-        CondTimeout::Clock(clock, abstime) => match sync::abs_deadline(clock, abstime) {
-            Ok(d) => Some(d),
-            Err(e) => return e.0,
-        },
+    let deadline = match t.deadline(cv.clock()) {
+        Ok(d) => d,
+        Err(e) => return e.0,
     };
     // SAFETY: an initialised mutex per the contract.
     if let Ok(mx) = unsafe { Mutex::at(m) } {
@@ -394,89 +404,91 @@ impl CondWaitArgs {
     }
 }
 
-/// # Safety
-/// C contract of pthread_cond_wait.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pthread_cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t) -> c_int {
-    cancel::point(|| {
-        // SAFETY: as for this function.
-        unsafe { cond_wait(c, m, CondTimeout::Never) }
-    })
+/// The three condition waits, each a cancellation point around [`cond_wait`] with its time limit.
+macro_rules! cond_waits {
+    ($( $name:ident($c:ident: $ct:ty, $m:ident: $mt:ty $(, $arg:ident: $t:ty)*) => $timeout:expr; )*) => {$(
+        /// # Safety
+        #[doc = concat!("C contract of ", stringify!($name), ".")]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name($c: $ct, $m: $mt $(, $arg: $t)*) -> c_int {
+            cancel::point(|| {
+                // SAFETY: as for this function.
+                unsafe { cond_wait($c, $m, $timeout) }
+            })
+        }
+    )*};
 }
 
-/// # Safety
-/// C contract of pthread_cond_timedwait.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pthread_cond_timedwait(
-    c: *mut libc::pthread_cond_t,
-    m: *mut libc::pthread_mutex_t,
-    abstime: *const libc::timespec,
-) -> c_int {
-    cancel::point(|| {
-        // SAFETY: as for this function.
-        unsafe { cond_wait(c, m, CondTimeout::OwnClock(abstime)) }
-    })
+cond_waits! {
+    pthread_cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t) => CondTimeout::Never;
+    pthread_cond_timedwait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t, abstime: *const libc::timespec)
+        => CondTimeout::OwnClock(abstime);
+    pthread_cond_clockwait(
+        c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t, clock: libc::clockid_t, abstime: *const libc::timespec
+    ) => CondTimeout::Clock(clock, abstime);
 }
 
+/// Which waiters a signal wakes.
+#[derive(Clone, Copy)]
+enum Notify {
+    /// One (pthread_cond_signal).
+    One,
+    /// All (pthread_cond_broadcast).
+    All,
+}
+
+/// pthread_cond_signal and pthread_cond_broadcast: while the runtime runs, a condition variable it runs
+/// is woken by the runtime (plain threads included), a process-shared one by a coroutine in glibc's
+/// protocol (`runtime::sync::shared_cond`); anything else by glibc.
+///
 /// # Safety
-/// C contract of pthread_cond_clockwait.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pthread_cond_clockwait(
-    c: *mut libc::pthread_cond_t,
-    m: *mut libc::pthread_mutex_t,
-    clock: libc::clockid_t,
-    abstime: *const libc::timespec,
-) -> c_int {
-    cancel::point(|| {
-        // SAFETY: as for this function.
-        unsafe { cond_wait(c, m, CondTimeout::Clock(clock, abstime)) }
-    })
+/// `c` must point at a live, initialised `pthread_cond_t`.
+#[inline(always)]
+unsafe fn cond_notify(c: *mut libc::pthread_cond_t, notify: Notify) -> c_int {
+    if runtime::running()
+        // SAFETY: per the contract.
+        && let Ok(cv) = unsafe { Cond::at(c) }
+    {
+        match notify {
+            Notify::One => cv.signal(),
+            Notify::All => cv.broadcast(),
+        }
+        return 0;
+    }
+    if runtime::running()
+        && worker::current_task().is_some()
+        // SAFETY: as above.
+        && let Some(scv) = unsafe { SharedCond::at(c) }
+    {
+        match notify {
+            Notify::One => scv.signal(),
+            Notify::All => scv.broadcast(),
+        }
+        return 0;
+    }
+    // SAFETY: forwarding.
+    unsafe {
+        match notify {
+            Notify::One => real::pthread_cond_signal(c),
+            Notify::All => real::pthread_cond_broadcast(c),
+        }
+    }
 }
 
 /// # Safety
 /// C contract of pthread_cond_signal.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pthread_cond_signal(c: *mut libc::pthread_cond_t) -> c_int {
-    if runtime::running()
-        // SAFETY: an initialised condition variable per the contract.
-        && let Ok(cv) = unsafe { Cond::at(c) }
-    {
-        cv.signal();
-        return 0;
-    }
-    if runtime::running()
-        && worker::current_task().is_some()
-        // SAFETY: as above.
-        && let Some(scv) = unsafe { SharedCond::at(c) }
-    {
-        scv.signal();
-        return 0;
-    }
-    // SAFETY: forwarding.
-    unsafe { real::pthread_cond_signal(c) }
+    // SAFETY: as for this function.
+    unsafe { cond_notify(c, Notify::One) }
 }
 
 /// # Safety
 /// C contract of pthread_cond_broadcast.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pthread_cond_broadcast(c: *mut libc::pthread_cond_t) -> c_int {
-    if runtime::running()
-        // SAFETY: an initialised condition variable per the contract.
-        && let Ok(cv) = unsafe { Cond::at(c) }
-    {
-        cv.broadcast();
-        return 0;
-    }
-    if runtime::running()
-        && worker::current_task().is_some()
-        // SAFETY: as above.
-        && let Some(scv) = unsafe { SharedCond::at(c) }
-    {
-        scv.broadcast();
-        return 0;
-    }
-    // SAFETY: forwarding.
-    unsafe { real::pthread_cond_broadcast(c) }
+    // SAFETY: as for this function.
+    unsafe { cond_notify(c, Notify::All) }
 }
 
 /// A coroutine destroying a process-shared condition variable waits for its last waiters to leave as
