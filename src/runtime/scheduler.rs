@@ -792,15 +792,31 @@ mod tests {
         TaskRef(NonNull::new((0x1000 * (i + 1)) as *mut super::super::task::Task).unwrap())
     }
 
+    /// A push of `fake(i)`: into the FIFO, or as a hand-off.
+    enum Push {
+        Fifo(usize),
+        Next(usize),
+    }
+    use Push::*;
+
+    /// A new queue after these pushes, in this order.
+    fn queue_after(pushes: &[Push]) -> RunQueue {
+        let q = RunQueue::new();
+        for p in pushes {
+            // The queue's length after the push is not needed here.
+            let _ = match *p {
+                Fifo(i) => q.push(fake(i)),
+                Next(i) => q.push_next(fake(i)),
+            };
+        }
+        q
+    }
+
     #[test]
     fn hand_offs_stay_while_held() {
-        let q = RunQueue::new();
-        q.push(fake(0));
-        q.push(fake(1));
-        // Three hand-offs: the last in the slot, the two before pushed back into the FIFO, all held.
-        q.push_next(fake(2));
-        q.push_next(fake(3));
-        q.push_next(fake(4));
+        // Two plain pushes, then three hand-offs: the last in the slot, the two before pushed back into the
+        // FIFO, all held.
+        let q = queue_after(&[Fifo(0), Fifo(1), Next(2), Next(3), Next(4)]);
         assert_eq!((q.len(), q.free_len()), (5, 2));
         // A thief that may not take hand-offs gets the first of the two others (half, rounded up)...
         let stolen = q.try_steal_half(false).unwrap();
@@ -821,8 +837,7 @@ mod tests {
 
     #[test]
     fn the_slot_yields_to_the_fifo_after_a_streak() {
-        let q = RunQueue::new();
-        q.push(fake(100));
+        let q = queue_after(&[Fifo(100)]);
         for i in 0..NEXT_STREAK as usize {
             q.push_next(fake(i));
             assert_eq!(q.pop(), Some(fake(i)));
@@ -835,10 +850,7 @@ mod tests {
 
     #[test]
     fn take_all_clears_the_held_count() {
-        let q = RunQueue::new();
-        q.push_next(fake(0));
-        q.push_next(fake(1));
-        q.push(fake(2));
+        let q = queue_after(&[Next(0), Next(1), Fifo(2)]);
         assert_eq!(Vec::from(q.take_all()), vec![fake(1), fake(0), fake(2)]);
         assert_eq!((q.len(), q.free_len()), (0, 0));
         q.push(fake(3));
