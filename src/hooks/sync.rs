@@ -296,12 +296,13 @@ enum Timeout {
 }
 
 impl Timeout {
-    /// The wait's deadline, an absolute time on `own_clock` for the object's own clock; glibc
+    /// The wait's deadline, an absolute time on the object's own clock asked of `own_clock` (only for such
+    /// a time, as glibc reads it); glibc
     /// checks the time before anything else, so a bad one is the call's error at once.
-    fn deadline(self, own_clock: libc::clockid_t) -> Result<sync::Deadline, Errno> {
+    fn deadline(self, own_clock: impl FnOnce() -> libc::clockid_t) -> Result<sync::Deadline, Errno> {
         match self {
             Timeout::Never => Ok(None),
-            Timeout::OwnClock(abstime) => sync::abs_deadline(own_clock, abstime).map(Some),
+            Timeout::OwnClock(abstime) => sync::abs_deadline(own_clock(), abstime).map(Some),
             Timeout::Clock(clock, abstime) => sync::abs_deadline(clock, abstime).map(Some),
         }
     }
@@ -356,7 +357,7 @@ unsafe fn cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t,
             && let Some(scv) = unsafe { SharedCond::at(c) }
         {
             // glibc checks the time before the mutex (EINVAL, not EPERM, for both wrong).
-            let deadline = match t.deadline(scv.clock()) {
+            let deadline = match t.deadline(|| scv.clock()) {
                 Ok(d) => d,
                 Err(e) => return e.0,
             };
@@ -364,7 +365,7 @@ unsafe fn cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t,
             return unsafe { shared_cond_wait(scv, m, deadline) };
         }
         // A plain thread: glibc's own wait (as above, the time is checked first).
-        if let Err(e) = t.deadline(libc::CLOCK_REALTIME) {
+        if let Err(e) = t.deadline(|| libc::CLOCK_REALTIME) {
             return e.0;
         }
         let args = CondWaitArgs { c, m, t };
@@ -383,7 +384,7 @@ unsafe fn cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t,
         // SAFETY: forwarding.
         return unsafe { real_cond_wait(c, m, t) };
     };
-    let deadline = match t.deadline(cv.clock()) {
+    let deadline = match t.deadline(|| cv.clock()) {
         Ok(d) => d,
         Err(e) => return e.0,
     };
@@ -758,7 +759,7 @@ unsafe fn sem_wait_for(s: *mut libc::sem_t, t: Timeout) -> c_int {
     if !runtime::running() {
         return real();
     }
-    let deadline = match t.deadline(libc::CLOCK_REALTIME) {
+    let deadline = match t.deadline(|| libc::CLOCK_REALTIME) {
         Ok(d) => d,
         Err(e) => return sem_result(Err(e)),
     };
