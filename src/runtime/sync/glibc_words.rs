@@ -25,7 +25,7 @@ impl<const LEN: usize> GlibcWords<LEN> {
     /// compile time where `off` is a constant).
     #[inline(always)]
     fn field<A>(&self, off: usize) -> &A {
-        assert!(off % align_of::<A>() == 0 && off + size_of::<A>() <= LEN);
+        assert!(off.is_multiple_of(align_of::<A>()) && off + size_of::<A>() <= LEN);
         // SAFETY: inside the live, 8-byte aligned object (see `at`), at an offset aligned for `A`.
         unsafe { &*((self.base + off) as *const A) }
     }
