@@ -39,7 +39,7 @@ static const char *mode_name[] = { "handler longjmps", "handler returns", "handl
 
 static enum kind kind;
 static enum mode mode;
-static int armed, jumped, wait_done, cleanup_ran;
+static int jumped, wait_done, cleanup_ran;
 static long wait_result;
 static int wait_errno, wait_status;
 
@@ -118,11 +118,7 @@ static void do_wait(void)
 static void *waiter_body(void *arg)
 {
     (void)arg;
-    note_waiter_stack();
-    sigset_t usr2;
-    sigemptyset(&usr2);
-    sigaddset(&usr2, SIGUSR2);
-    pthread_sigmask(SIG_UNBLOCK, &usr2, NULL);
+    waiter_begins();
     if (sigsetjmp(env, 1) == 0) {
         ATOMIC_STORE(&armed, 1);
         do_wait();
@@ -293,13 +289,9 @@ static void run_signal(enum kind k, enum mode m)
     printf("%s, %s:\n", kind_name[k], mode_name[m]);
     fflush(stdout);
     int restart = m == RESTART;
-    set_signal_handler(SIGUSR1, on_signal, restart ? SA_RESTART : 0);
-    set_signal_handler(SIGUSR2, on_signal, restart ? SA_RESTART : 0);
+    handler_install(restart);
     setup();
-    pthread_create(&waiter, NULL, waiter_body, NULL);
-    while (!ATOMIC_LOAD(&armed))
-        sleep_ms(1);
-    sleep_ms(30);
+    start_waiter(waiter_body);
     int64_t give_up = mono_ns() + 60LL * 1000000000;
     /* system() and pclose() go on after a handler that returns, whatever SA_RESTART says. */
     int goes_on = !longjmps() && (restart || k == SYSTEM || k == PCLOSE);
@@ -358,10 +350,7 @@ static void run_cancel(enum kind k)
     printf("%s, pthread_cancel:\n", kind_name[k]);
     fflush(stdout);
     setup();
-    pthread_create(&waiter, NULL, cancelled_body, NULL);
-    while (!ATOMIC_LOAD(&armed))
-        sleep_ms(1);
-    sleep_ms(30);
+    start_waiter(cancelled_body);
     pthread_cancel(waiter);
     struct timespec limit = deadline_in(CLOCK_REALTIME, 60000);
     void *value = NULL;
@@ -442,10 +431,7 @@ int main(void)
     test_init();
     setvbuf(stdout, NULL, _IOLBF, 0);
     /* The main thread never takes the process-directed signal. */
-    sigset_t usr2;
-    sigemptyset(&usr2);
-    sigaddset(&usr2, SIGUSR2);
-    pthread_sigmask(SIG_BLOCK, &usr2, NULL);
+    process_signal_to_waiter();
     for (int k = 0; k < KINDS; k++)
         for (int m = 0; m < MODES; m++)
             run_signal((enum kind)k, (enum mode)m);

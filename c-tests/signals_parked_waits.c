@@ -36,7 +36,7 @@ struct scenario {
 
 /* Per-scenario state, reset by run(). */
 static const struct scenario *sc;
-static int armed, jumped, wait_done, released;
+static int jumped, wait_done, released;
 static int wait_result;  /* what the wait returned (0, an errno value, or the barrier's result) */
 static int after_result; /* a later call by the waiter (see each kind) */
 
@@ -153,11 +153,7 @@ static int use_again(void)
 static void *waiter_body(void *arg)
 {
     (void)arg;
-    note_waiter_stack();
-    sigset_t usr2;
-    sigemptyset(&usr2);
-    sigaddset(&usr2, SIGUSR2);
-    pthread_sigmask(SIG_UNBLOCK, &usr2, NULL);
+    waiter_begins();
     if (sigsetjmp(env, 1) == 0) {
         ATOMIC_STORE(&armed, 1);
         wait_result = do_wait();
@@ -295,14 +291,9 @@ static void run(const struct scenario *s)
     handler_reset(s->longjmp_out);
     armed = jumped = wait_done = released = 0;
     wait_result = after_result = -99;
-    set_signal_handler(SIGUSR1, on_signal, s->restart ? SA_RESTART : 0);
-    set_signal_handler(SIGUSR2, on_signal, s->restart ? SA_RESTART : 0);
+    handler_install(s->restart);
     setup();
-    pthread_create(&waiter, NULL, waiter_body, NULL);
-    while (!ATOMIC_LOAD(&armed))
-        sleep_ms(1);
-    /* Most likely parked by now; the output does not depend on it. */
-    sleep_ms(30);
+    start_waiter(waiter_body);
     int64_t give_up = mono_ns() + 60LL * 1000000000;
     int sent = 0;
     if (s->longjmp_out || fails_with_eintr()) {
@@ -355,10 +346,7 @@ int main(void)
     test_init();
     setvbuf(stdout, NULL, _IOLBF, 0);
     /* Only the waiters take SIGUSR2: a kill() to the process goes to them. */
-    sigset_t usr2;
-    sigemptyset(&usr2);
-    sigaddset(&usr2, SIGUSR2);
-    pthread_sigmask(SIG_BLOCK, &usr2, NULL);
+    process_signal_to_waiter();
     static const struct scenario all[] = {
         { MUTEX, 1, 0, 0 },       { MUTEX, 0, 0, 0 },      { MUTEX, 1, 0, 1 },     { MUTEX, 0, 1, 1 },
         { RDLOCK, 1, 0, 0 },      { RDLOCK, 0, 0, 0 },     { WRLOCK, 1, 0, 0 },    { WRLOCK, 0, 0, 0 },

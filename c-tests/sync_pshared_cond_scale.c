@@ -240,8 +240,7 @@ int main(int argc, char **argv)
     set_signal_handler(SIGUSR1, on_usr1, 0);
 
     pid_t kids[NPROC];
-    for (int i = 0; i < NPROC; i++)
-        kids[i] = start_native_self("sync_pshared_cond_scale", "child", fd);
+    start_native_selves(kids, NPROC, "sync_pshared_cond_scale", "child", fd);
     pthread_t t[NLOCAL];
     for (int i = 0; i < NLOCAL; i++)
         pthread_create(&t[i], NULL, participant, NULL);

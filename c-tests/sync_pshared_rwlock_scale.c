@@ -176,8 +176,7 @@ int main(int argc, char **argv)
 
     /* A */
     pid_t kids[NPROC];
-    for (int i = 0; i < NPROC; i++)
-        kids[i] = start_native_self("sync_pshared_rwlock_scale", "child", fd);
+    start_native_selves(kids, NPROC, "sync_pshared_rwlock_scale", "child", fd);
     pthread_t t[NLOCAL];
     for (long i = 0; i < NLOCAL; i++)
         pthread_create(&t[i], NULL, participant, (void *)i);

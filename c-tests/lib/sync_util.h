@@ -88,6 +88,15 @@ static __attribute__((unused)) pid_t start_native_self(const char *self_name, co
     return pid;
 }
 
+/* Starts n children that run this program again as `self_name role FD` natively (start_native_self),
+ * their pids in kids[]. */
+static __attribute__((unused)) void start_native_selves(pid_t *kids, int n, const char *self_name, const char *role,
+                                                        int fd)
+{
+    for (int i = 0; i < n; i++)
+        kids[i] = start_native_self(self_name, role, fd);
+}
+
 /* Initialises *c as a process-shared condition variable when pshared, else a process-private one. */
 static __attribute__((unused)) void init_cond(pthread_cond_t *c, int pshared)
 {
