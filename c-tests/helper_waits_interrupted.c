@@ -14,6 +14,7 @@
  * while the main thread blocks the signal.
  * asyncshim-test: timeout=240 */
 #include "test_util.h"
+#include "waiter_signal.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -38,10 +39,7 @@ static const char *mode_name[] = { "handler longjmps", "handler returns", "handl
 
 static enum kind kind;
 static enum mode mode;
-static pthread_t waiter;
-static sigjmp_buf env;
-static int armed, handled, on_own_stack, in_waiter, jumped, wait_done, cleanup_ran;
-static char *stack_lo, *stack_hi;
+static int jumped, wait_done, cleanup_ran;
 static long wait_result;
 static int wait_errno, wait_status;
 
@@ -53,28 +51,6 @@ static char lock_path[64];
 
 static int longjmps(void) { return mode == LONGJMP || mode == PROCESS_LONGJMP; }
 static int process_wide(void) { return mode == PROCESS_LONGJMP || mode == PROCESS_RETURN; }
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    char here;
-    ATOMIC_ADD(&handled, 1);
-    if (pthread_equal(pthread_self(), waiter))
-        ATOMIC_STORE(&in_waiter, 1);
-    if (&here > stack_lo && &here < stack_hi)
-        ATOMIC_STORE(&on_own_stack, 1);
-    if (longjmps())
-        siglongjmp(env, 1);
-}
-
-static void note_stack(void)
-{
-    void *addr = NULL;
-    size_t size = 0;
-    own_stack(&addr, &size);
-    stack_lo = addr;
-    stack_hi = (char *)addr + size;
-}
 
 static struct flock whole_file(short type)
 {
@@ -142,11 +118,7 @@ static void do_wait(void)
 static void *waiter_body(void *arg)
 {
     (void)arg;
-    note_stack();
-    sigset_t usr2;
-    sigemptyset(&usr2);
-    sigaddset(&usr2, SIGUSR2);
-    pthread_sigmask(SIG_UNBLOCK, &usr2, NULL);
+    waiter_begins();
     if (sigsetjmp(env, 1) == 0) {
         ATOMIC_STORE(&armed, 1);
         do_wait();
@@ -310,19 +282,16 @@ static void run_signal(enum kind k, enum mode m)
 {
     kind = k;
     mode = m;
-    armed = handled = on_own_stack = in_waiter = jumped = wait_done = 0;
+    handler_reset(longjmps());
+    armed = jumped = wait_done = 0;
     wait_result = -99;
     wait_errno = 0;
     printf("%s, %s:\n", kind_name[k], mode_name[m]);
     fflush(stdout);
     int restart = m == RESTART;
-    set_signal_handler(SIGUSR1, on_signal, restart ? SA_RESTART : 0);
-    set_signal_handler(SIGUSR2, on_signal, restart ? SA_RESTART : 0);
+    handler_install(restart);
     setup();
-    pthread_create(&waiter, NULL, waiter_body, NULL);
-    while (!ATOMIC_LOAD(&armed))
-        sleep_ms(1);
-    sleep_ms(30);
+    start_waiter(waiter_body);
     int64_t give_up = mono_ns() + 60LL * 1000000000;
     /* system() and pclose() go on after a handler that returns, whatever SA_RESTART says. */
     int goes_on = !longjmps() && (restart || k == SYSTEM || k == PCLOSE);
@@ -362,7 +331,7 @@ static void cleanup(void *arg)
 static void *cancelled_body(void *arg)
 {
     (void)arg;
-    note_stack();
+    note_waiter_stack();
     pthread_cleanup_push(cleanup, NULL);
     ATOMIC_STORE(&armed, 1);
     do_wait();
@@ -375,15 +344,13 @@ static void run_cancel(enum kind k)
 {
     kind = k;
     mode = RETURN;
+    handler_reset(longjmps());
     armed = wait_done = cleanup_ran = 0;
     wait_result = -99;
     printf("%s, pthread_cancel:\n", kind_name[k]);
     fflush(stdout);
     setup();
-    pthread_create(&waiter, NULL, cancelled_body, NULL);
-    while (!ATOMIC_LOAD(&armed))
-        sleep_ms(1);
-    sleep_ms(30);
+    start_waiter(cancelled_body);
     pthread_cancel(waiter);
     struct timespec limit = deadline_in(CLOCK_REALTIME, 60000);
     void *value = NULL;
@@ -464,10 +431,7 @@ int main(void)
     test_init();
     setvbuf(stdout, NULL, _IOLBF, 0);
     /* The main thread never takes the process-directed signal. */
-    sigset_t usr2;
-    sigemptyset(&usr2);
-    sigaddset(&usr2, SIGUSR2);
-    pthread_sigmask(SIG_BLOCK, &usr2, NULL);
+    process_signal_to_waiter();
     for (int k = 0; k < KINDS; k++)
         for (int m = 0; m < MODES; m++)
             run_signal((enum kind)k, (enum mode)m);

@@ -11,6 +11,7 @@
  * whether the first one found the thread already parked changes nothing in the output.
  * asyncshim-test: timeout=180 */
 #include "test_util.h"
+#include "waiter_signal.h"
 #include <linux/futex.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -35,10 +36,7 @@ struct scenario {
 
 /* Per-scenario state, reset by run(). */
 static const struct scenario *sc;
-static pthread_t waiter;
-static sigjmp_buf env;
-static int armed, handled, on_own_stack, in_waiter, jumped, wait_done, released;
-static char *stack_lo, *stack_hi;
+static int jumped, wait_done, released;
 static int wait_result;  /* what the wait returned (0, an errno value, or the barrier's result) */
 static int after_result; /* a later call by the waiter (see each kind) */
 
@@ -53,19 +51,6 @@ static pthread_once_t once;
 static int init_runs;
 static unsigned futex_word;
 static pthread_t target, initializer;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    char here;
-    ATOMIC_ADD(&handled, 1);
-    if (pthread_equal(pthread_self(), waiter))
-        ATOMIC_STORE(&in_waiter, 1);
-    if (&here > stack_lo && &here < stack_hi)
-        ATOMIC_STORE(&on_own_stack, 1);
-    if (sc->longjmp_out)
-        siglongjmp(env, 1);
-}
 
 static void init_routine(void)
 {
@@ -168,15 +153,7 @@ static int use_again(void)
 static void *waiter_body(void *arg)
 {
     (void)arg;
-    void *addr = NULL;
-    size_t size = 0;
-    own_stack(&addr, &size);
-    stack_lo = addr;
-    stack_hi = (char *)addr + size;
-    sigset_t usr2;
-    sigemptyset(&usr2);
-    sigaddset(&usr2, SIGUSR2);
-    pthread_sigmask(SIG_UNBLOCK, &usr2, NULL);
+    waiter_begins();
     if (sigsetjmp(env, 1) == 0) {
         ATOMIC_STORE(&armed, 1);
         wait_result = do_wait();
@@ -311,16 +288,12 @@ static void setup(void)
 static void run(const struct scenario *s)
 {
     sc = s;
-    armed = handled = on_own_stack = in_waiter = jumped = wait_done = released = 0;
+    handler_reset(s->longjmp_out);
+    armed = jumped = wait_done = released = 0;
     wait_result = after_result = -99;
-    set_signal_handler(SIGUSR1, on_signal, s->restart ? SA_RESTART : 0);
-    set_signal_handler(SIGUSR2, on_signal, s->restart ? SA_RESTART : 0);
+    handler_install(s->restart);
     setup();
-    pthread_create(&waiter, NULL, waiter_body, NULL);
-    while (!ATOMIC_LOAD(&armed))
-        sleep_ms(1);
-    /* Most likely parked by now; the output does not depend on it. */
-    sleep_ms(30);
+    start_waiter(waiter_body);
     int64_t give_up = mono_ns() + 60LL * 1000000000;
     int sent = 0;
     if (s->longjmp_out || fails_with_eintr()) {
@@ -373,10 +346,7 @@ int main(void)
     test_init();
     setvbuf(stdout, NULL, _IOLBF, 0);
     /* Only the waiters take SIGUSR2: a kill() to the process goes to them. */
-    sigset_t usr2;
-    sigemptyset(&usr2);
-    sigaddset(&usr2, SIGUSR2);
-    pthread_sigmask(SIG_BLOCK, &usr2, NULL);
+    process_signal_to_waiter();
     static const struct scenario all[] = {
         { MUTEX, 1, 0, 0 },       { MUTEX, 0, 0, 0 },      { MUTEX, 1, 0, 1 },     { MUTEX, 0, 1, 1 },
         { RDLOCK, 1, 0, 0 },      { RDLOCK, 0, 0, 0 },     { WRLOCK, 1, 0, 0 },    { WRLOCK, 0, 0, 0 },

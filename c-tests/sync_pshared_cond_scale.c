@@ -220,39 +220,15 @@ static void main_wait_for(int *v, int want, pthread_cond_t *c)
             break;
 }
 
-static pid_t start_native_child(int fd)
-{
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        /* glibc's own code in the child: no shim */
-        unsetenv("LD_PRELOAD");
-        char fdarg[16];
-        snprintf(fdarg, sizeof fdarg, "%d", fd);
-        execl("/proc/self/exe", "sync_pshared_cond_scale", "child", fdarg, (char *)NULL);
-        _exit(127);
-    }
-    return pid;
-}
-
 int main(int argc, char **argv)
 {
     test_init();
     if (argc == 3 && strcmp(argv[1], "child") == 0) {
-        sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED, atoi(argv[2]), 0);
-        if (sh == MAP_FAILED)
-            return 3;
+        sh = memfd_area_of(argv[2], sizeof *sh);
         return child_main();
     }
-    int fd = (int)syscall(SYS_memfd_create, "cond_scale", 0);
-    if (fd < 0 || ftruncate(fd, sizeof *sh) != 0) {
-        perror("memfd");
-        return 3;
-    }
-    sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (sh == MAP_FAILED)
-        return 3;
-    memset(sh, 0, sizeof *sh);
+    int fd;
+    sh = memfd_area("cond_scale", sizeof *sh, &fd);
     init_mutex(&sh->m, PTHREAD_MUTEX_ERRORCHECK, 0, 0, 1);
     init_cond(&sh->c, 1);
     pthread_condattr_t ca;
@@ -264,8 +240,7 @@ int main(int argc, char **argv)
     set_signal_handler(SIGUSR1, on_usr1, 0);
 
     pid_t kids[NPROC];
-    for (int i = 0; i < NPROC; i++)
-        kids[i] = start_native_child(fd);
+    start_native_selves(kids, NPROC, "sync_pshared_cond_scale", "child", fd);
     pthread_t t[NLOCAL];
     for (int i = 0; i < NLOCAL; i++)
         pthread_create(&t[i], NULL, participant, NULL);
@@ -343,15 +318,6 @@ int main(int argc, char **argv)
     printf("E: handler ran %d, wait returned %d time(s)\n", (int)handled, e_returns);
     printf("destroy: %d %d\n", pthread_cond_destroy(&sh->c), pthread_cond_destroy(&sh->c2));
 
-    if (under_shim() && !(argc == 2 && strcmp(argv[1], "again") == 0)) {
-        int status;
-        long helpers = rerun_for_report("again", NULL, NULL, 0, "process-shared futex waits ", &status);
-        long queued = rerun_for_report("again", NULL, NULL, 0, "kernel futex waits (io_uring): ", &status);
-        fprintf(stderr, "re-run: process-shared futex waits on helper threads %ld, io_uring futex waits %ld, "
-                        "status %d\n", helpers, queued, status);
-        if (helpers > 0 || queued <= 0 || status != 0)
-            printf("re-run under the shim: helper-thread waits %ld, io_uring waits %ld, status %d\n", helpers,
-                   queued, status);
-    }
+    check_pshared_waits_of_rerun(argc, argv);
     return 0;
 }

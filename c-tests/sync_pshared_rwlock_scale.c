@@ -114,20 +114,6 @@ static int child_main(int holder)
     return 0;
 }
 
-static pid_t start_native_child(int fd, int holder)
-{
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        unsetenv("LD_PRELOAD");
-        char fdarg[16];
-        snprintf(fdarg, sizeof fdarg, "%d", fd);
-        execl("/proc/self/exe", "sync_pshared_rwlock_scale", holder ? "holder" : "child", fdarg, (char *)NULL);
-        _exit(127);
-    }
-    return pid;
-}
-
 static int timed_results[4];
 static void *timed_locker(void *arg)
 {
@@ -178,20 +164,11 @@ int main(int argc, char **argv)
 {
     test_init();
     if (argc == 3 && (strcmp(argv[1], "child") == 0 || strcmp(argv[1], "holder") == 0)) {
-        sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED, atoi(argv[2]), 0);
-        if (sh == MAP_FAILED)
-            return 3;
+        sh = memfd_area_of(argv[2], sizeof *sh);
         return child_main(strcmp(argv[1], "holder") == 0);
     }
-    int fd = (int)syscall(SYS_memfd_create, "rwlock_scale", 0);
-    if (fd < 0 || ftruncate(fd, sizeof *sh) != 0) {
-        perror("memfd");
-        return 3;
-    }
-    sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (sh == MAP_FAILED)
-        return 3;
-    memset(sh, 0, sizeof *sh);
+    int fd;
+    sh = memfd_area("rwlock_scale", sizeof *sh, &fd);
     for (int k = 0; k < KINDS; k++)
         init_rw(&sh->rw[k], kinds[k]);
     init_rw(&sh->hold, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -199,8 +176,7 @@ int main(int argc, char **argv)
 
     /* A */
     pid_t kids[NPROC];
-    for (int i = 0; i < NPROC; i++)
-        kids[i] = start_native_child(fd, 0);
+    start_native_selves(kids, NPROC, "sync_pshared_rwlock_scale", "child", fd);
     pthread_t t[NLOCAL];
     for (long i = 0; i < NLOCAL; i++)
         pthread_create(&t[i], NULL, participant, (void *)i);
@@ -232,7 +208,7 @@ int main(int argc, char **argv)
     printf("A: torn reads %ld\n", sh->torn);
 
     /* B: another process holds `hold` for writing. */
-    pid_t holder = start_native_child(fd, 1);
+    pid_t holder = start_native_self("sync_pshared_rwlock_scale", "holder", fd);
     while (__atomic_load_n(&sh->b_phase, __ATOMIC_SEQ_CST) != 1)
         usleep(1000);
     pthread_t tl[4];
@@ -276,15 +252,6 @@ int main(int argc, char **argv)
     pthread_join(c, NULL);
     printf("C: write lock after the reader left: %s\n", errname(c_result));
 
-    if (under_shim() && !(argc == 2 && strcmp(argv[1], "again") == 0)) {
-        int status;
-        long helpers = rerun_for_report("again", NULL, NULL, 0, "process-shared futex waits ", &status);
-        long queued = rerun_for_report("again", NULL, NULL, 0, "kernel futex waits (io_uring): ", &status);
-        fprintf(stderr, "re-run: process-shared futex waits on helper threads %ld, io_uring futex waits %ld, "
-                        "status %d\n", helpers, queued, status);
-        if (helpers > 0 || queued <= 0 || status != 0)
-            printf("re-run under the shim: helper-thread waits %ld, io_uring waits %ld, status %d\n", helpers,
-                   queued, status);
-    }
+    check_pshared_waits_of_rerun(argc, argv);
     return 0;
 }

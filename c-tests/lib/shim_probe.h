@@ -126,6 +126,24 @@ static __attribute__((unused)) long stalls_of_rerun(const char *arg)
     return rerun_for_report(arg, NULL, NULL, 0, "others waited): ", &status);
 }
 
+/* For the process-shared lock tests, under the shim and not in that re-run itself (`self again`): runs this
+ * program again with statistics; its process-shared futex waits must all have gone through io_uring, none
+ * on a helper thread, and it must have passed. Says so on stdout only when that is not so (natively nothing
+ * is printed); the counts go to stderr. */
+static __attribute__((unused)) void check_pshared_waits_of_rerun(int argc, char **argv)
+{
+    if (!under_shim() || (argc == 2 && strcmp(argv[1], "again") == 0))
+        return;
+    int status;
+    long helpers = rerun_for_report("again", NULL, NULL, 0, "process-shared futex waits ", &status);
+    long queued = rerun_for_report("again", NULL, NULL, 0, "kernel futex waits (io_uring): ", &status);
+    fprintf(stderr, "re-run: process-shared futex waits on helper threads %ld, io_uring futex waits %ld, "
+                    "status %d\n", helpers, queued, status);
+    if (helpers > 0 || queued <= 0 || status != 0)
+        printf("re-run under the shim: helper-thread waits %ld, io_uring waits %ld, status %d\n", helpers, queued,
+               status);
+}
+
 /* Runs this program again with the same arguments and each NAME, VALUE pair of `env` (a NULL-ended list)
  * set, unless `marker` is set (the re-run has it): for tests that need shim settings (one worker, no spare
  * workers, a short slice) in every shim mode. Natively the settings mean nothing. Returns in the re-run. */

@@ -8,7 +8,10 @@
 #include <stdatomic.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 /* Initialises *mx as `type`, with PTHREAD_PRIO_INHERIT when pi, robust and process-shared as asked. */
 static __attribute__((unused)) void init_mutex(pthread_mutex_t *mx, int type, int pi, int robust, int pshared)
@@ -38,6 +41,60 @@ static __attribute__((unused)) void *shared_area(size_t size)
         exit(3);
     }
     return p;
+}
+
+/* memfd `fd`'s `size` bytes, mapped shared; exits with status 3 when they cannot be mapped. */
+static __attribute__((unused)) void *memfd_area_of_fd(int fd, size_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED)
+        exit(3);
+    return p;
+}
+
+/* `size` zeroed bytes of a new memfd named `name`, mapped shared, its fd in *fd: a child that runs this
+ * program again (start_native_self) maps the same bytes with memfd_area_of. Exits with status 3 (and a
+ * message on stderr) when they cannot be made. */
+static __attribute__((unused)) void *memfd_area(const char *name, size_t size, int *fd)
+{
+    *fd = (int)syscall(SYS_memfd_create, name, 0);
+    if (*fd < 0 || ftruncate(*fd, size) != 0) {
+        perror("memfd");
+        exit(3);
+    }
+    return memset(memfd_area_of_fd(*fd, size), 0, size);
+}
+
+/* The memfd area of `size` bytes whose fd number a child was given as the argument `fd_arg`; exits with
+ * status 3 when it cannot be mapped. */
+static __attribute__((unused)) void *memfd_area_of(const char *fd_arg, size_t size)
+{
+    return memfd_area_of_fd(atoi(fd_arg), size);
+}
+
+/* Forks a child that runs this program again as `self_name role FD` with glibc's own code (LD_PRELOAD
+ * unset: never under the shim), to share the memfd area `fd` with; returns its pid. */
+static __attribute__((unused)) pid_t start_native_self(const char *self_name, const char *role, int fd)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        unsetenv("LD_PRELOAD");
+        char fdarg[16];
+        snprintf(fdarg, sizeof fdarg, "%d", fd);
+        execl("/proc/self/exe", self_name, role, fdarg, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Starts n children that run this program again as `self_name role FD` natively (start_native_self),
+ * their pids in kids[]. */
+static __attribute__((unused)) void start_native_selves(pid_t *kids, int n, const char *self_name, const char *role,
+                                                        int fd)
+{
+    for (int i = 0; i < n; i++)
+        kids[i] = start_native_self(self_name, role, fd);
 }
 
 /* Initialises *c as a process-shared condition variable when pshared, else a process-private one. */

@@ -320,51 +320,28 @@ pub unsafe extern "C" fn timer_create(
     }
 }
 
-/// # Safety
-/// C contract of timer_settime.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn timer_settime(
-    id: libc::timer_t,
-    flags: c_int,
-    new: *const libc::itimerspec,
-    old: *mut libc::itimerspec,
-) -> c_int {
-    if !timers::is_ours(id as i64) {
-        // SAFETY: forwarding.
-        return unsafe { real::timer_settime(id, flags, new, old) };
-    }
-    c_result(settime(id as i64, flags, new, old).map(|()| 0))
+/// The calls on a timer id: a timer of the runtime's (a thread CPU-time timer, `runtime::timers`) is the
+/// runtime's, any other glibc's.
+macro_rules! timer_calls {
+    ($( $name:ident($id:ident: libc::timer_t $(, $arg:ident: $t:ty)*) => $ours:expr; )*) => {$(
+        /// # Safety
+        #[doc = concat!("C contract of ", stringify!($name), ".")]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name($id: libc::timer_t $(, $arg: $t)*) -> c_int {
+            if !timers::is_ours($id as i64) {
+                // SAFETY: forwarding.
+                return unsafe { real::$name($id $(, $arg)*) };
+            }
+            c_result($ours)
+        }
+    )*};
 }
 
-/// # Safety
-/// C contract of timer_gettime.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn timer_gettime(id: libc::timer_t, cur: *mut libc::itimerspec) -> c_int {
-    if !timers::is_ours(id as i64) {
-        // SAFETY: forwarding.
-        return unsafe { real::timer_gettime(id, cur) };
-    }
-    c_result(timers::gettime(id as i64).and_then(|v| write_itimerspec(cur, v)).map(|()| 0))
-}
-
-/// # Safety
-/// C contract of timer_getoverrun.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn timer_getoverrun(id: libc::timer_t) -> c_int {
-    if !timers::is_ours(id as i64) {
-        // SAFETY: forwarding.
-        return unsafe { real::timer_getoverrun(id) };
-    }
-    c_result(timers::getoverrun(id as i64))
-}
-
-/// # Safety
-/// C contract of timer_delete.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn timer_delete(id: libc::timer_t) -> c_int {
-    if !timers::is_ours(id as i64) {
-        // SAFETY: forwarding.
-        return unsafe { real::timer_delete(id) };
-    }
-    c_result(timers::delete(id as i64).map(|()| 0))
+timer_calls! {
+    timer_settime(id: libc::timer_t, flags: c_int, new: *const libc::itimerspec, old: *mut libc::itimerspec)
+        => settime(id as i64, flags, new, old).map(|()| 0);
+    timer_gettime(id: libc::timer_t, cur: *mut libc::itimerspec)
+        => timers::gettime(id as i64).and_then(|v| write_itimerspec(cur, v)).map(|()| 0);
+    timer_getoverrun(id: libc::timer_t) => timers::getoverrun(id as i64);
+    timer_delete(id: libc::timer_t) => timers::delete(id as i64).map(|()| 0);
 }

@@ -11,8 +11,20 @@ use std::ffi::c_int;
 
 /// The waits whose shape is the same: a coroutine's goes to `runtime::io::poll` (`$coop`, None when the
 /// runtime leaves the call as it is), a plain thread's and a left one to glibc; each is a cancellation point.
+/// An `always` entry is the runtime's for every caller: glibc before 2.35 has no such function, so the
+/// runtime makes the kernel's call itself for plain threads.
 macro_rules! waits {
-    ($( $(#[doc = $doc:literal])* $name:ident($($arg:ident: $t:ty),*) => $coop:expr; )*) => {$(
+    () => {};
+    ($(#[doc = $doc:literal])* $name:ident($($arg:ident: $t:ty),*) => always $all:expr; $($rest:tt)*) => {
+        /// # Safety
+        $(#[doc = $doc])*
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name($($arg: $t),*) -> c_int {
+            cancel::point(|| ret($all) as c_int)
+        }
+        waits!($($rest)*);
+    };
+    ($(#[doc = $doc:literal])* $name:ident($($arg:ident: $t:ty),*) => $coop:expr; $($rest:tt)*) => {
         /// # Safety
         $(#[doc = $doc])*
         #[unsafe(no_mangle)]
@@ -27,7 +39,8 @@ macro_rules! waits {
                 unsafe { real::$name($($arg),*) }
             })
         }
-    )*};
+        waits!($($rest)*);
+    };
 }
 
 waits! {
@@ -54,6 +67,10 @@ waits! {
     /// C contract of epoll_pwait.
     epoll_pwait(epfd: c_int, events: *mut libc::epoll_event, max: c_int, timeout: c_int, mask: *const libc::sigset_t)
         => io_poll::epoll_pwait(io_poll::EpollEvents { epfd, events, max }, timeout, mask);
+    /// C contract of epoll_pwait2.
+    epoll_pwait2(
+        epfd: c_int, events: *mut libc::epoll_event, max: c_int, ts: *const libc::timespec, mask: *const libc::sigset_t
+    ) => always io_poll::epoll_pwait2(io_poll::EpollEvents { epfd, events, max }, ts, mask);
 }
 
 fortified! {
@@ -62,17 +79,4 @@ fortified! {
     __ppoll_chk(
         fds: *mut libc::pollfd, n: libc::nfds_t, ts: *const libc::timespec, mask: *const libc::sigset_t, len: usize
     ) -> c_int, if len / size_of::<libc::pollfd>() >= n as usize => ppoll(fds, n, ts, mask);
-}
-
-/// # Safety
-/// C contract of epoll_pwait2.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn epoll_pwait2(
-    epfd: c_int,
-    events: *mut libc::epoll_event,
-    max: c_int,
-    ts: *const libc::timespec,
-    mask: *const libc::sigset_t,
-) -> c_int {
-    cancel::point(|| ret(io_poll::epoll_pwait2(io_poll::EpollEvents { epfd, events, max }, ts, mask)) as c_int)
 }

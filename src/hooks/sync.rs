@@ -31,61 +31,60 @@ fn valid_clock(clock: libc::clockid_t) -> bool {
     clock == libc::CLOCK_REALTIME || clock == libc::CLOCK_MONOTONIC
 }
 
-// ---- mutexes ----------------------------------------------------------------------------------------
-
-/// # Safety
-/// C contract of pthread_mutex_lock.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pthread_mutex_lock(m: *mut libc::pthread_mutex_t) -> c_int {
-    if runtime::running()
-        // SAFETY: an initialised mutex per the contract.
-        && let Some(r) = unsafe { sync::mutex::lock_fast(m) }
-    {
-        return r;
-    }
-    // SAFETY: as for this function.
-    unsafe { mutex_lock_slow(m) }
+/// The waits that are cancellation points and whose three forms (wait, timedwait, clockwait) one function
+/// makes with a [`Timeout`]: each entry is the C prototype and that call.
+macro_rules! cancellable_waits {
+    ($( $name:ident($($arg:ident: $t:ty),*) => $wait:ident($($pass:expr),*); )*) => {$(
+        /// # Safety
+        #[doc = concat!("C contract of ", stringify!($name), ".")]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name($($arg: $t),*) -> c_int {
+            // SAFETY: as for this function.
+            cancel::point(|| unsafe { $wait($($pass),*) })
+        }
+    )*};
 }
 
-#[cold]
-#[inline(never)]
-unsafe fn mutex_lock_slow(m: *mut libc::pthread_mutex_t) -> c_int {
-    if runtime::running() {
-        // SAFETY: m is an initialised mutex per the contract.
-        match unsafe { Mutex::at(m) } {
-            Ok(mx) => return mx.lock(None, None),
-            // SAFETY: as above.
-            Err(Unsupported) if let Some(sh) = unsafe { Shared::at(m) } => return sh.lock(None, None, false),
-            // SAFETY: as above.
-            Err(Unsupported) if let Some((pp, me)) = unsafe { coroutine_pp(m) } => return pp.lock(&me, None, None),
-            Err(Unsupported) if worker::current_task().is_some() => {
-                // SAFETY: forwarding.
-                return sync::retry_cooperatively(libc::EBUSY, None, || unsafe { real::pthread_mutex_trylock(m) });
+// ---- mutexes ----------------------------------------------------------------------------------------
+
+/// The two calls with a fast path, pthread_mutex_lock and pthread_mutex_unlock: the runtime's, for an
+/// uncontended mutex of its own, inline; everything else out of line ([`mutex_call`], cold).
+macro_rules! mutex_fast_paths {
+    ($( $name:ident: $fast:path, else $slow:ident => $call:expr; )*) => {$(
+        /// # Safety
+        #[doc = concat!("C contract of ", stringify!($name), ".")]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name(m: *mut libc::pthread_mutex_t) -> c_int {
+            if runtime::running()
+                // SAFETY: an initialised mutex per the contract.
+                && let Some(r) = unsafe { $fast(m) }
+            {
+                return r;
             }
-            Err(Unsupported) => {}
+            // SAFETY: as for this function.
+            unsafe { $slow(m) }
         }
-    }
-    // SAFETY: forwarding.
-    unsafe { real::pthread_mutex_lock(m) }
+
+        #[cold]
+        #[inline(never)]
+        unsafe fn $slow(m: *mut libc::pthread_mutex_t) -> c_int {
+            // SAFETY: as for the caller.
+            unsafe { mutex_call(m, $call) }
+        }
+    )*};
+}
+
+mutex_fast_paths! {
+    pthread_mutex_lock: sync::mutex::lock_fast, else mutex_lock_slow => MutexCall::Lock;
+    pthread_mutex_unlock: sync::mutex::unlock_fast, else mutex_unlock_slow => MutexCall::Unlock;
 }
 
 /// # Safety
 /// C contract of pthread_mutex_trylock.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pthread_mutex_trylock(m: *mut libc::pthread_mutex_t) -> c_int {
-    if runtime::running() {
-        // SAFETY: m is an initialised mutex per the contract.
-        match unsafe { Mutex::at(m) } {
-            Ok(mx) => return mx.trylock(),
-            // SAFETY: as above.
-            Err(Unsupported) if let Some(sh) = unsafe { Shared::at(m) } => return sh.lock(None, None, true),
-            // SAFETY: as above.
-            Err(Unsupported) if let Some((pp, me)) = unsafe { coroutine_pp(m) } => return pp.trylock(&me),
-            Err(Unsupported) => {}
-        }
-    }
-    // SAFETY: forwarding.
-    unsafe { real::pthread_mutex_trylock(m) }
+    // SAFETY: as for this function.
+    unsafe { mutex_call(m, MutexCall::TryLock) }
 }
 
 /// # Safety
@@ -116,59 +115,107 @@ pub unsafe extern "C" fn pthread_mutex_clocklock(
             Ok(d) => (Some(d), None),
             Err(e) => (None, Some(e.0)),
         };
-        // SAFETY: m is an initialised mutex per the contract.
-        match unsafe { Mutex::at(m) } {
-            Ok(mx) => return mx.lock(deadline, error),
-            // SAFETY: as above.
-            Err(Unsupported) if let Some(sh) = unsafe { Shared::at(m) } => return sh.lock(deadline, error, false),
-            // SAFETY: as above.
-            Err(Unsupported) if let Some((pp, me)) = unsafe { coroutine_pp(m) } => {
-                return pp.lock(&me, deadline, error);
+        // SAFETY: as for this function.
+        return unsafe { mutex_call(m, MutexCall::ClockLock { clock, abstime, deadline, error }) };
+    }
+    // SAFETY: forwarding.
+    unsafe { real::pthread_mutex_clocklock(m, clock, abstime) }
+}
+
+/// A mutex call, as [`mutex_call`] makes it.
+#[derive(Clone, Copy)]
+enum MutexCall {
+    Lock,
+    TryLock,
+    /// pthread_mutex_clocklock's arguments, and the deadline or the error glibc reports once it has to wait.
+    ClockLock {
+        clock: libc::clockid_t,
+        abstime: *const libc::timespec,
+        deadline: sync::Deadline,
+        error: Option<c_int>,
+    },
+    Unlock,
+}
+
+impl MutexCall {
+    /// glibc's call.
+    ///
+    /// # Safety
+    /// The C contract of the call.
+    unsafe fn real(self, m: *mut libc::pthread_mutex_t) -> c_int {
+        // SAFETY: forwarding.
+        unsafe {
+            match self {
+                MutexCall::Lock => real::pthread_mutex_lock(m),
+                MutexCall::TryLock => real::pthread_mutex_trylock(m),
+                MutexCall::ClockLock { clock, abstime, .. } => real::pthread_mutex_clocklock(m, clock, abstime),
+                MutexCall::Unlock => real::pthread_mutex_unlock(m),
             }
-            Err(Unsupported) if worker::current_task().is_some() => {
+        }
+    }
+}
+
+/// A mutex call past the fast path (or one without): while the runtime runs, made by the mutex's family
+/// (a coroutine's lock of a mutex glibc runs: glibc's trylocks, parked between them); otherwise glibc's.
+///
+/// # Safety
+/// The C contract of the call.
+#[inline(always)]
+unsafe fn mutex_call(m: *mut libc::pthread_mutex_t, call: MutexCall) -> c_int {
+    if runtime::running() {
+        let (deadline, error) = match call {
+            MutexCall::ClockLock { deadline, error, .. } => (deadline, error),
+            _ => (None, None),
+        };
+        // SAFETY: m is an initialised mutex per the contract.
+        match (unsafe { mutex_family(m) }, call) {
+            (MutexFamily::Runtime(mx), MutexCall::TryLock) => return mx.trylock(),
+            (MutexFamily::Runtime(mx), MutexCall::Unlock) => return mx.unlock(),
+            (MutexFamily::Runtime(mx), _) => return mx.lock(deadline, error),
+            (MutexFamily::Proxied(sh), MutexCall::Unlock) => return sh.unlock(),
+            (MutexFamily::Proxied(sh), _) => return sh.lock(deadline, error, matches!(call, MutexCall::TryLock)),
+            (MutexFamily::Protect(pp, me), MutexCall::TryLock) => return pp.trylock(&me),
+            (MutexFamily::Protect(pp, me), MutexCall::Unlock) => return pp.unlock(&me),
+            (MutexFamily::Protect(pp, me), _) => return pp.lock(&me, deadline, error),
+            (MutexFamily::Glibc, MutexCall::Lock | MutexCall::ClockLock { .. }) if worker::current_task().is_some() => {
                 if let Some(e) = error {
                     return e;
                 }
                 // SAFETY: forwarding.
                 return sync::retry_cooperatively(libc::EBUSY, deadline, || unsafe { real::pthread_mutex_trylock(m) });
             }
-            Err(Unsupported) => {}
+            (MutexFamily::Glibc, _) => {}
         }
-    }
-    // SAFETY: forwarding.
-    unsafe { real::pthread_mutex_clocklock(m, clock, abstime) }
-}
-
-/// # Safety
-/// C contract of pthread_mutex_unlock.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pthread_mutex_unlock(m: *mut libc::pthread_mutex_t) -> c_int {
-    if runtime::running()
-        // SAFETY: an initialised mutex per the contract.
-        && let Some(r) = unsafe { sync::mutex::unlock_fast(m) }
-    {
-        return r;
     }
     // SAFETY: as for this function.
-    unsafe { mutex_unlock_slow(m) }
+    unsafe { call.real(m) }
 }
 
-#[cold]
-#[inline(never)]
-unsafe fn mutex_unlock_slow(m: *mut libc::pthread_mutex_t) -> c_int {
-    if runtime::running() {
-        // SAFETY: m is an initialised mutex per the contract.
-        match unsafe { Mutex::at(m) } {
-            Ok(mx) => return mx.unlock(),
-            // SAFETY: as above.
-            Err(Unsupported) if let Some(sh) = unsafe { Shared::at(m) } => return sh.unlock(),
-            // SAFETY: as above.
-            Err(Unsupported) if let Some((pp, me)) = unsafe { coroutine_pp(m) } => return pp.unlock(&me),
-            Err(Unsupported) => {}
-        }
+/// Who runs a mutex while the runtime runs, in the order the mutex calls ask: the runtime itself, the
+/// runtime through a proxy owner (robust and process-shared PI mutexes, `sync::proxy`), the runtime's
+/// priority-protect code for a coroutine (`sync::pp`, with the coroutine), or glibc.
+enum MutexFamily {
+    Runtime(Mutex),
+    Proxied(Shared),
+    Protect(sync::pp::PpMutex, runtime::task::TaskRef),
+    Glibc,
+}
+
+/// The family of the mutex at `m` (see [`MutexFamily`]); for the runtime's lifetime only.
+///
+/// # Safety
+/// `m` must point at a live, initialised `pthread_mutex_t`.
+#[inline(always)]
+unsafe fn mutex_family(m: *mut libc::pthread_mutex_t) -> MutexFamily {
+    // SAFETY: per the contract.
+    match unsafe { Mutex::at(m) } {
+        Ok(mx) => MutexFamily::Runtime(mx),
+        // SAFETY: as above.
+        Err(Unsupported) if let Some(sh) = unsafe { Shared::at(m) } => MutexFamily::Proxied(sh),
+        // SAFETY: as above.
+        Err(Unsupported) if let Some((pp, me)) = unsafe { coroutine_pp(m) } => MutexFamily::Protect(pp, me),
+        Err(Unsupported) => MutexFamily::Glibc,
     }
-    // SAFETY: forwarding.
-    unsafe { real::pthread_mutex_unlock(m) }
 }
 
 /// A priority-protect mutex used by a coroutine, which `sync::pp` runs (glibc's code would ask the kernel
@@ -238,27 +285,40 @@ unsafe fn shared_cond_wait(cv: SharedCond, m: *mut libc::pthread_mutex_t, deadli
     )
 }
 
-/// A condition wait's time limit, as the three entry points give it.
+/// A wait's time limit, as the three entry points of a condition variable or semaphore wait give it.
 #[derive(Clone, Copy)]
-enum CondTimeout {
+enum Timeout {
     Never,
-    /// An absolute time on the condition variable's own clock (pthread_cond_timedwait).
+    /// An absolute time on the object's own clock (pthread_cond_timedwait, sem_timedwait).
     OwnClock(*const libc::timespec),
-    /// An absolute time on the given clock (pthread_cond_clockwait).
+    /// An absolute time on the given clock (pthread_cond_clockwait, sem_clockwait).
     Clock(libc::clockid_t, *const libc::timespec),
+}
+
+impl Timeout {
+    /// The wait's deadline, an absolute time on the object's own clock asked of `own_clock` (only for such
+    /// a time, as glibc reads it); glibc
+    /// checks the time before anything else, so a bad one is the call's error at once.
+    fn deadline(self, own_clock: impl FnOnce() -> libc::clockid_t) -> Result<sync::Deadline, Errno> {
+        match self {
+            Timeout::Never => Ok(None),
+            Timeout::OwnClock(abstime) => sync::abs_deadline(own_clock(), abstime).map(Some),
+            Timeout::Clock(clock, abstime) => sync::abs_deadline(clock, abstime).map(Some),
+        }
+    }
 }
 
 /// glibc's own condition wait, for the given time limit.
 ///
 /// # Safety
 /// The C contract of the corresponding pthread_cond_*wait function.
-unsafe fn real_cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t, t: CondTimeout) -> c_int {
+unsafe fn real_cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t, t: Timeout) -> c_int {
     // SAFETY: forwarding.
     unsafe {
         match t {
-            CondTimeout::Never => real::pthread_cond_wait(c, m),
-            CondTimeout::OwnClock(abstime) => real::pthread_cond_timedwait(c, m, abstime),
-            CondTimeout::Clock(clock, abstime) => real::pthread_cond_clockwait(c, m, clock, abstime),
+            Timeout::Never => real::pthread_cond_wait(c, m),
+            Timeout::OwnClock(abstime) => real::pthread_cond_timedwait(c, m, abstime),
+            Timeout::Clock(clock, abstime) => real::pthread_cond_clockwait(c, m, clock, abstime),
         }
     }
 }
@@ -284,7 +344,7 @@ unsafe fn glibc_mutex_not_owned(m: *mut libc::pthread_mutex_t) -> bool {
 ///
 /// # Safety
 /// The C contract of the corresponding pthread_cond_*wait function.
-unsafe fn cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t, t: CondTimeout) -> c_int {
+unsafe fn cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t, t: Timeout) -> c_int {
     if !runtime::running() {
         // SAFETY: forwarding.
         return unsafe { real_cond_wait(c, m, t) };
@@ -297,27 +357,15 @@ unsafe fn cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t,
             && let Some(scv) = unsafe { SharedCond::at(c) }
         {
             // glibc checks the time before the mutex (EINVAL, not EPERM, for both wrong).
-            let deadline = match t {
-                CondTimeout::Never => None,
-                CondTimeout::OwnClock(abstime) => match sync::abs_deadline(scv.clock(), abstime) {
-                    Ok(d) => Some(d),
-                    Err(e) => return e.0,
-                },
-                CondTimeout::Clock(clock, abstime) => match sync::abs_deadline(clock, abstime) {
-                    Ok(d) => Some(d),
-                    Err(e) => return e.0,
-                },
+            let deadline = match t.deadline(|| scv.clock()) {
+                Ok(d) => d,
+                Err(e) => return e.0,
             };
             // SAFETY: as for this function.
             return unsafe { shared_cond_wait(scv, m, deadline) };
         }
         // A plain thread: glibc's own wait (as above, the time is checked first).
-        let checked = match t {
-            CondTimeout::Never => Ok(0),
-            CondTimeout::OwnClock(abstime) => sync::abs_deadline(libc::CLOCK_REALTIME, abstime),
-            CondTimeout::Clock(clock, abstime) => sync::abs_deadline(clock, abstime),
-        };
-        if let Err(e) = checked {
+        if let Err(e) = t.deadline(|| libc::CLOCK_REALTIME) {
             return e.0;
         }
         let args = CondWaitArgs { c, m, t };
@@ -336,16 +384,9 @@ unsafe fn cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t,
         // SAFETY: forwarding.
         return unsafe { real_cond_wait(c, m, t) };
     };
-    let deadline = match t {
-        CondTimeout::Never => None,
-        CondTimeout::OwnClock(abstime) => match sync::abs_deadline(cv.clock(), abstime) {
-            Ok(d) => Some(d),
-            Err(e) => return e.0,
-        },
-        CondTimeout::Clock(clock, abstime) => match sync::abs_deadline(clock, abstime) {
-            Ok(d) => Some(d),
-            Err(e) => return e.0,
-        },
+    let deadline = match t.deadline(|| cv.clock()) {
+        Ok(d) => d,
+        Err(e) => return e.0,
     };
     // SAFETY: an initialised mutex per the contract.
     if let Ok(mx) = unsafe { Mutex::at(m) } {
@@ -377,7 +418,7 @@ unsafe fn cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t,
 struct CondWaitArgs {
     c: *mut libc::pthread_cond_t,
     m: *mut libc::pthread_mutex_t,
-    t: CondTimeout,
+    t: Timeout,
 }
 
 // SAFETY: the pointers name the program's objects, valid while the coroutine that made the call waits.
@@ -394,89 +435,77 @@ impl CondWaitArgs {
     }
 }
 
-/// # Safety
-/// C contract of pthread_cond_wait.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pthread_cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t) -> c_int {
-    cancel::point(|| {
-        // SAFETY: as for this function.
-        unsafe { cond_wait(c, m, CondTimeout::Never) }
-    })
+cancellable_waits! {
+    pthread_cond_wait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t) => cond_wait(c, m, Timeout::Never);
+    pthread_cond_timedwait(c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t, abstime: *const libc::timespec)
+        => cond_wait(c, m, Timeout::OwnClock(abstime));
+    pthread_cond_clockwait(
+        c: *mut libc::pthread_cond_t, m: *mut libc::pthread_mutex_t,
+        clock: libc::clockid_t, abstime: *const libc::timespec
+    ) => cond_wait(c, m, Timeout::Clock(clock, abstime));
 }
 
-/// # Safety
-/// C contract of pthread_cond_timedwait.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pthread_cond_timedwait(
-    c: *mut libc::pthread_cond_t,
-    m: *mut libc::pthread_mutex_t,
-    abstime: *const libc::timespec,
-) -> c_int {
-    cancel::point(|| {
-        // SAFETY: as for this function.
-        unsafe { cond_wait(c, m, CondTimeout::OwnClock(abstime)) }
-    })
+/// Which waiters a signal wakes.
+#[derive(Clone, Copy)]
+enum Notify {
+    /// One (pthread_cond_signal).
+    One,
+    /// All (pthread_cond_broadcast).
+    All,
 }
 
+/// pthread_cond_signal and pthread_cond_broadcast: while the runtime runs, a condition variable it runs
+/// is woken by the runtime (plain threads included), a process-shared one by a coroutine in glibc's
+/// protocol (`runtime::sync::shared_cond`); anything else by glibc.
+///
 /// # Safety
-/// C contract of pthread_cond_clockwait.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pthread_cond_clockwait(
-    c: *mut libc::pthread_cond_t,
-    m: *mut libc::pthread_mutex_t,
-    clock: libc::clockid_t,
-    abstime: *const libc::timespec,
-) -> c_int {
-    cancel::point(|| {
-        // SAFETY: as for this function.
-        unsafe { cond_wait(c, m, CondTimeout::Clock(clock, abstime)) }
-    })
+/// `c` must point at a live, initialised `pthread_cond_t`.
+#[inline(always)]
+unsafe fn cond_notify(c: *mut libc::pthread_cond_t, notify: Notify) -> c_int {
+    if runtime::running()
+        // SAFETY: per the contract.
+        && let Ok(cv) = unsafe { Cond::at(c) }
+    {
+        match notify {
+            Notify::One => cv.signal(),
+            Notify::All => cv.broadcast(),
+        }
+        return 0;
+    }
+    if runtime::running()
+        && worker::current_task().is_some()
+        // SAFETY: as above.
+        && let Some(scv) = unsafe { SharedCond::at(c) }
+    {
+        match notify {
+            Notify::One => scv.signal(),
+            Notify::All => scv.broadcast(),
+        }
+        return 0;
+    }
+    // SAFETY: forwarding.
+    unsafe {
+        match notify {
+            Notify::One => real::pthread_cond_signal(c),
+            Notify::All => real::pthread_cond_broadcast(c),
+        }
+    }
 }
 
 /// # Safety
 /// C contract of pthread_cond_signal.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pthread_cond_signal(c: *mut libc::pthread_cond_t) -> c_int {
-    if runtime::running()
-        // SAFETY: an initialised condition variable per the contract.
-        && let Ok(cv) = unsafe { Cond::at(c) }
-    {
-        cv.signal();
-        return 0;
-    }
-    if runtime::running()
-        && worker::current_task().is_some()
-        // SAFETY: as above.
-        && let Some(scv) = unsafe { SharedCond::at(c) }
-    {
-        scv.signal();
-        return 0;
-    }
-    // SAFETY: forwarding.
-    unsafe { real::pthread_cond_signal(c) }
+    // SAFETY: as for this function.
+    unsafe { cond_notify(c, Notify::One) }
 }
 
 /// # Safety
 /// C contract of pthread_cond_broadcast.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pthread_cond_broadcast(c: *mut libc::pthread_cond_t) -> c_int {
-    if runtime::running()
-        // SAFETY: an initialised condition variable per the contract.
-        && let Ok(cv) = unsafe { Cond::at(c) }
-    {
-        cv.broadcast();
-        return 0;
-    }
-    if runtime::running()
-        && worker::current_task().is_some()
-        // SAFETY: as above.
-        && let Some(scv) = unsafe { SharedCond::at(c) }
-    {
-        scv.broadcast();
-        return 0;
-    }
-    // SAFETY: forwarding.
-    unsafe { real::pthread_cond_broadcast(c) }
+    // SAFETY: as for this function.
+    unsafe { cond_notify(c, Notify::All) }
 }
 
 /// A coroutine destroying a process-shared condition variable waits for its last waiters to leave as
@@ -712,19 +741,41 @@ fn sem_shared_wait(s: *mut libc::sem_t, deadline: sync::Deadline) -> c_int {
     sem_result(if r == 0 { Ok(()) } else { Err(Errno(r)) })
 }
 
+/// A semaphore wait for `t` (its own clock is CLOCK_REALTIME): glibc checks the clock and the time before
+/// anything else; a semaphore the runtime runs waits in the runtime, one glibc runs (named, process-shared)
+/// with a coroutine's retries, parked between them; anyone else calls glibc.
+///
 /// # Safety
-/// C contract of sem_wait.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn sem_wait(s: *mut libc::sem_t) -> c_int {
-    cancel::point(|| {
-        // SAFETY: an initialised semaphore per the contract.
-        match unsafe { semaphore(s) } {
-            Some(sem) => sem_result(sem.wait(None)),
-            None if runtime::running() && worker::current_task().is_some() => sem_shared_wait(s, None),
-            // SAFETY: forwarding.
-            None => unsafe { real::sem_wait(s) },
+/// The C contract of the corresponding sem_*wait function.
+unsafe fn sem_wait_for(s: *mut libc::sem_t, t: Timeout) -> c_int {
+    // SAFETY: forwarding.
+    let real = || unsafe {
+        match t {
+            Timeout::Never => real::sem_wait(s),
+            Timeout::OwnClock(abstime) => real::sem_clockwait(s, libc::CLOCK_REALTIME, abstime),
+            Timeout::Clock(clock, abstime) => real::sem_clockwait(s, clock, abstime),
         }
-    })
+    };
+    if !runtime::running() {
+        return real();
+    }
+    let deadline = match t.deadline(|| libc::CLOCK_REALTIME) {
+        Ok(d) => d,
+        Err(e) => return sem_result(Err(e)),
+    };
+    // SAFETY: an initialised semaphore per the contract.
+    match unsafe { semaphore(s) } {
+        Some(sem) => sem_result(sem.wait(deadline)),
+        None if worker::current_task().is_some() => sem_shared_wait(s, deadline),
+        None => real(),
+    }
+}
+
+cancellable_waits! {
+    sem_wait(s: *mut libc::sem_t) => sem_wait_for(s, Timeout::Never);
+    sem_timedwait(s: *mut libc::sem_t, abstime: *const libc::timespec) => sem_wait_for(s, Timeout::OwnClock(abstime));
+    sem_clockwait(s: *mut libc::sem_t, clock: libc::clockid_t, abstime: *const libc::timespec)
+        => sem_wait_for(s, Timeout::Clock(clock, abstime));
 }
 
 /// # Safety
@@ -737,44 +788,6 @@ pub unsafe extern "C" fn sem_trywait(s: *mut libc::sem_t) -> c_int {
         // SAFETY: forwarding.
         None => unsafe { real::sem_trywait(s) },
     }
-}
-
-/// # Safety
-/// C contract of sem_timedwait.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn sem_timedwait(s: *mut libc::sem_t, abstime: *const libc::timespec) -> c_int {
-    cancel::point(|| {
-        // SAFETY: forwarding to the clock variant.
-        unsafe { sem_clockwait(s, libc::CLOCK_REALTIME, abstime) }
-    })
-}
-
-/// # Safety
-/// C contract of sem_clockwait.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn sem_clockwait(
-    s: *mut libc::sem_t,
-    clock: libc::clockid_t,
-    abstime: *const libc::timespec,
-) -> c_int {
-    cancel::point(|| {
-        if !runtime::running() {
-            // SAFETY: forwarding.
-            return unsafe { real::sem_clockwait(s, clock, abstime) };
-        }
-        // glibc checks the clock and the time before anything else.
-        let deadline = match sync::abs_deadline(clock, abstime) {
-            Ok(d) => d,
-            Err(e) => return sem_result(Err(e)),
-        };
-        // SAFETY: an initialised semaphore per the contract.
-        match unsafe { semaphore(s) } {
-            Some(sem) => sem_result(sem.wait(Some(deadline))),
-            None if worker::current_task().is_some() => sem_shared_wait(s, Some(deadline)),
-            // SAFETY: forwarding.
-            None => unsafe { real::sem_clockwait(s, clock, abstime) },
-        }
-    })
 }
 
 /// # Safety

@@ -21,7 +21,7 @@
 //!
 //! This module is the detector: each worker's streak and sit-out lengths ([`Detector`], a leaf the worker
 //! record holds) and the count of workers sitting out. Sitting out itself (handing the queue over,
-//! sleeping in SITTING_OUT, being called back) is the scheduler's, as retiring a spare is.
+//! sleeping in `Sleep::SittingOut`, being called back) is the scheduler's, as retiring a spare is.
 
 use crate::runtime::sys::time;
 use core::cell::Cell;

@@ -9,10 +9,10 @@
 
 use super::io::{netpoll, ready};
 use super::lock::Lock;
-use super::sys::{futex, time};
+use super::sys::time;
 use super::task::{TaskRef, Wake};
 use super::timers::Timers;
-use super::worker::{self, AWAKE, NOTIFIED, RETIRED, SLEEPING, SLEEPING_IN_POLL, Worker};
+use super::worker::{self, Sleep, Worker};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -34,7 +34,7 @@ pub struct Scheduler {
     /// How many workers run coroutines when none is stalled (ASYNCSHIM_WORKERS).
     pub base: usize,
     started: AtomicUsize,
-    /// Spares asleep in RETIRED, and workers the monitor marked stalled.
+    /// Spares asleep in `Sleep::Retired`, and workers the monitor marked stalled.
     retired: AtomicUsize,
     pub stalled: AtomicUsize,
     global: RunQueue,
@@ -187,19 +187,16 @@ impl Scheduler {
     pub fn wake_sleeper(&self) -> bool {
         core::sync::atomic::fence(Ordering::SeqCst);
         let n = self.started();
-        let swap = |w: &Worker, from: u32| {
-            w.sleep.load(Ordering::SeqCst) == from
-                && w.sleep.compare_exchange(from, NOTIFIED, Ordering::SeqCst, Ordering::SeqCst).is_ok()
-        };
+        let swap = |w: &Worker, from: Sleep| w.sleep.is(from, Ordering::SeqCst) && w.sleep.claim(from, Sleep::Notified);
         for w in &self.workers[..n] {
-            if swap(w, SLEEPING) {
-                futex::wake(&w.sleep, 1);
+            if swap(w, Sleep::Sleeping) {
+                w.sleep.wake();
                 super::stats::count(&super::stats::get().idle_wakeups);
                 return true;
             }
         }
         for w in &self.workers[..n] {
-            if swap(w, SLEEPING_IN_POLL) {
+            if swap(w, Sleep::SleepingInPoll) {
                 netpoll::wake_waiter();
                 super::stats::count(&super::stats::get().idle_wakeups);
                 return true;
@@ -236,15 +233,15 @@ impl Scheduler {
         let workers = self.workers[..self.started()]
             .iter()
             .map(|w| {
-                let state = match w.sleep.load(Ordering::Relaxed) {
-                    AWAKE if w.running_task().is_some() => "running",
-                    AWAKE => "scheduling",
-                    SLEEPING => "idle",
-                    SLEEPING_IN_POLL => "idle in epoll_wait",
-                    NOTIFIED => "being woken",
-                    RETIRED => "retired",
-                    worker::SITTING_OUT => "sitting out a lock convoy",
-                    _ => "?",
+                let state = match w.sleep.get(Ordering::Relaxed) {
+                    Some(Sleep::Awake) if w.running_task().is_some() => "running",
+                    Some(Sleep::Awake) => "scheduling",
+                    Some(Sleep::Sleeping) => "idle",
+                    Some(Sleep::SleepingInPoll) => "idle in epoll_wait",
+                    Some(Sleep::Notified) => "being woken",
+                    Some(Sleep::Retired) => "retired",
+                    Some(Sleep::SittingOut) => "sitting out a lock convoy",
+                    None => "?",
                 };
                 (w.id, w.queue.len(), state)
             })
@@ -268,9 +265,9 @@ impl Scheduler {
         }
         let n = self.started();
         for w in &self.workers[..n] {
-            if w.sleep.compare_exchange(RETIRED, AWAKE, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+            if w.sleep.claim(Sleep::Retired, Sleep::Awake) {
                 self.retired.fetch_sub(1, Ordering::AcqRel);
-                futex::wake(&w.sleep, 1);
+                w.sleep.wake();
                 return AddedWorker::Revived;
             }
         }
@@ -312,7 +309,7 @@ impl Scheduler {
         }
         let busy = self.workers[..self.started()].iter().find(|o| {
             o.id != w.id
-                && o.sleep.load(Ordering::Relaxed) == AWAKE
+                && o.sleep.is(Sleep::Awake, Ordering::Relaxed)
                 && o.running_task().is_some()
                 && !o.stalled.load(Ordering::Relaxed)
         })?;
@@ -332,8 +329,8 @@ impl Scheduler {
     pub fn call_back_sitting_out(&self) -> bool {
         let mut any = false;
         for w in &self.workers[..self.started()] {
-            if w.sleep.compare_exchange(worker::SITTING_OUT, AWAKE, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
-                futex::wake(&w.sleep, 1);
+            if w.sleep.claim(Sleep::SittingOut, Sleep::Awake) {
+                w.sleep.wake();
                 any = true;
             }
         }
@@ -344,13 +341,13 @@ impl Scheduler {
     pub fn retire(&self, w: &Worker) {
         // Counted before it becomes visible, so a reviver's decrement never comes first.
         self.retired.fetch_add(1, Ordering::AcqRel);
-        w.sleep.store(RETIRED, Ordering::SeqCst);
+        w.sleep.store(Sleep::Retired, Ordering::SeqCst);
         // This spare may have been the idle worker in epoll_wait while others went to sleep on their
         // futex: wake one so that it takes over the netpoller (it goes round its loop into idle()).
         self.wake_sleeper();
         super::stats::count(&super::stats::get().spares_retired);
-        while w.sleep.load(Ordering::Acquire) == RETIRED {
-            futex::wait(&w.sleep, RETIRED, None);
+        while w.sleep.is(Sleep::Retired, Ordering::Acquire) {
+            w.sleep.wait(Sleep::Retired, None);
         }
     }
 
@@ -777,7 +774,7 @@ extern "C" fn worker_main(arg: *mut libc::c_void) -> *mut libc::c_void {
     // SAFETY: arg is a &'static Worker passed by start_worker.
     let w: &'static Worker = unsafe { &*(arg as *const Worker) };
     worker::enter(w, super::sys::fsgs::fs_base());
-    w.sleep.store(AWAKE, Ordering::SeqCst);
+    w.sleep.store(Sleep::Awake, Ordering::SeqCst);
     worker::run(get(), w)
 }
 
@@ -792,15 +789,31 @@ mod tests {
         TaskRef(NonNull::new((0x1000 * (i + 1)) as *mut super::super::task::Task).unwrap())
     }
 
+    /// A push of `fake(i)`: into the FIFO, or as a hand-off.
+    enum Push {
+        Fifo(usize),
+        Next(usize),
+    }
+    use Push::*;
+
+    /// A new queue after these pushes, in this order.
+    fn queue_after(pushes: &[Push]) -> RunQueue {
+        let q = RunQueue::new();
+        for p in pushes {
+            // The queue's length after the push is not needed here.
+            let _ = match *p {
+                Fifo(i) => q.push(fake(i)),
+                Next(i) => q.push_next(fake(i)),
+            };
+        }
+        q
+    }
+
     #[test]
     fn hand_offs_stay_while_held() {
-        let q = RunQueue::new();
-        q.push(fake(0));
-        q.push(fake(1));
-        // Three hand-offs: the last in the slot, the two before pushed back into the FIFO, all held.
-        q.push_next(fake(2));
-        q.push_next(fake(3));
-        q.push_next(fake(4));
+        // Two plain pushes, then three hand-offs: the last in the slot, the two before pushed back into the
+        // FIFO, all held.
+        let q = queue_after(&[Fifo(0), Fifo(1), Next(2), Next(3), Next(4)]);
         assert_eq!((q.len(), q.free_len()), (5, 2));
         // A thief that may not take hand-offs gets the first of the two others (half, rounded up)...
         let stolen = q.try_steal_half(false).unwrap();
@@ -821,8 +834,7 @@ mod tests {
 
     #[test]
     fn the_slot_yields_to_the_fifo_after_a_streak() {
-        let q = RunQueue::new();
-        q.push(fake(100));
+        let q = queue_after(&[Fifo(100)]);
         for i in 0..NEXT_STREAK as usize {
             q.push_next(fake(i));
             assert_eq!(q.pop(), Some(fake(i)));
@@ -835,10 +847,7 @@ mod tests {
 
     #[test]
     fn take_all_clears_the_held_count() {
-        let q = RunQueue::new();
-        q.push_next(fake(0));
-        q.push_next(fake(1));
-        q.push(fake(2));
+        let q = queue_after(&[Next(0), Next(1), Fifo(2)]);
         assert_eq!(Vec::from(q.take_all()), vec![fake(1), fake(0), fake(2)]);
         assert_eq!((q.len(), q.free_len()), (0, 0));
         q.push(fake(3));

@@ -16,15 +16,68 @@ use core::cell::Cell;
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, Ordering};
 use corosensei::CoroutineResult;
 
-pub const AWAKE: u32 = 0;
-pub const SLEEPING: u32 = 1;
-pub const NOTIFIED: u32 = 2;
-/// Asleep in epoll_wait: woken through the netpoller's eventfd.
-pub const SLEEPING_IN_POLL: u32 = 3;
-/// A spare worker no longer needed: asleep until the monitor revives it (never woken for ordinary work).
-pub const RETIRED: u32 = 4;
-/// Stepped aside from a lock convoy for a while (see `convoy`): not woken for ordinary work either.
-pub const SITTING_OUT: u32 = 5;
+/// What a worker is doing, as far as the threads that would wake it are concerned (its [`SleepWord`]).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sleep {
+    /// Running coroutines or its scheduling loop.
+    Awake,
+    /// Asleep on its futex: woken by a futex wake on the word.
+    Sleeping,
+    /// A waker claimed it from Sleeping or SleepingInPoll and is waking it.
+    Notified,
+    /// Asleep in epoll_wait: woken through the netpoller's eventfd.
+    SleepingInPoll,
+    /// A spare worker no longer needed: asleep until the monitor revives it (never woken for ordinary work).
+    Retired,
+    /// Stepped aside from a lock convoy for a while (see `convoy`): not woken for ordinary work either.
+    SittingOut,
+}
+
+/// A worker's [`Sleep`] state, in the atomic word its futex sleeps wait on. Every access is the one
+/// atomic operation on the word that it names (no cost over a bare `AtomicU32`).
+pub struct SleepWord(AtomicU32);
+
+impl SleepWord {
+    const fn new(state: Sleep) -> SleepWord {
+        SleepWord(AtomicU32::new(state as u32))
+    }
+
+    #[inline(always)]
+    pub fn store(&self, state: Sleep, order: Ordering) {
+        self.0.store(state as u32, order);
+    }
+
+    /// Whether the worker is in `state`.
+    #[inline(always)]
+    pub fn is(&self, state: Sleep, order: Ordering) -> bool {
+        self.0.load(order) == state as u32
+    }
+
+    /// Moves the worker from `from` to `to` (SeqCst) if it is in `from`: whether it was.
+    #[inline(always)]
+    pub fn claim(&self, from: Sleep, to: Sleep) -> bool {
+        self.0.compare_exchange(from as u32, to as u32, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+    }
+
+    /// The state now (for reports; None for a value no state has, which no store makes).
+    pub fn get(&self, order: Ordering) -> Option<Sleep> {
+        const STATES: [Sleep; 6] =
+            [Sleep::Awake, Sleep::Sleeping, Sleep::Notified, Sleep::SleepingInPoll, Sleep::Retired, Sleep::SittingOut];
+        STATES.get(self.0.load(order) as usize).copied()
+    }
+
+    /// Sleeps on the word while the worker is in `state`, until `deadline` (monotonic ns) if any: as
+    /// `futex::wait`.
+    pub fn wait(&self, state: Sleep, deadline: Option<u64>) -> bool {
+        futex::wait(&self.0, state as u32, deadline)
+    }
+
+    /// Wakes the worker's futex sleep.
+    pub fn wake(&self) {
+        futex::wake(&self.0, 1);
+    }
+}
 /// Scheduling rounds between non-blocking netpoller checks while there is other work.
 const POLL_EVERY: u32 = 61;
 
@@ -46,7 +99,7 @@ pub struct Worker {
     /// worker 0 the initial TCB, which the main coroutine carries. glibc's set*id signal handler must run
     /// on it (see `signals::setxid`).
     glibc_tcb: Cell<usize>,
-    pub sleep: AtomicU32,
+    pub sleep: SleepWord,
     /// Depth of program signal handlers running on this worker, the task they interrupted and the stack
     /// pointer at the outermost one's entry (to notice a handler left by longjmp).
     handler_depth: Cell<u32>,
@@ -94,7 +147,7 @@ impl Worker {
             stall: super::monitor::stall::StallRecord::new(),
             own_tcb: Cell::new(0),
             glibc_tcb: Cell::new(0),
-            sleep: AtomicU32::new(AWAKE),
+            sleep: SleepWord::new(Sleep::Awake),
             os_tid: AtomicI32::new(0),
             handler_depth: Cell::new(0),
             rseq_area: Cell::new(0),
@@ -446,12 +499,12 @@ fn idle(sched: &Scheduler, w: &Worker) {
     // One idle worker waits in epoll_wait (so fd readiness wakes it); the others on their futex.
     let poll_flag = super::io::netpoll::waiting_flag()
         .filter(|f| f.compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed).is_ok());
-    let state = if poll_flag.is_some() { SLEEPING_IN_POLL } else { SLEEPING };
+    let state = if poll_flag.is_some() { Sleep::SleepingInPoll } else { Sleep::Sleeping };
     w.sleep.store(state, Ordering::SeqCst);
     set_idle_mask(w);
     // The poller may have left since we looked (a spare that then retired): some idle worker must wait
     // in epoll_wait, or readiness is never collected. Go round and take the flag instead of sleeping.
-    // (A retiring poller wakes SLEEPING workers after its own store; SeqCst on both sides.)
+    // (A retiring poller wakes Sleeping workers after its own store; SeqCst on both sides.)
     let poller_left =
         poll_flag.is_none() && super::io::netpoll::waiting_flag().is_some_and(|f| !f.load(Ordering::SeqCst));
     let mut list = super::io::netpoll::EventList::new();
@@ -466,11 +519,11 @@ fn idle(sched: &Scheduler, w: &Worker) {
                 let ms = deadline.map_or(-1, |d| ((d - now).div_ceil(1_000_000)).min(i32::MAX as u64) as i32);
                 ready = super::io::netpoll::poll(ms, &mut list);
             } else {
-                futex::wait(&w.sleep, SLEEPING, deadline);
+                w.sleep.wait(Sleep::Sleeping, deadline);
             }
         }
     }
-    w.sleep.store(AWAKE, Ordering::SeqCst);
+    w.sleep.store(Sleep::Awake, Ordering::SeqCst);
     if let Some(f) = poll_flag {
         f.store(false, Ordering::SeqCst);
     }
@@ -480,24 +533,24 @@ fn idle(sched: &Scheduler, w: &Worker) {
 }
 
 /// Worker `w` sits out a lock convoy (see `convoy`) until `deadline` or until
-/// `Scheduler::call_back_sitting_out`: asleep in state SITTING_OUT, which no ordinary wake-up looks for.
+/// `Scheduler::call_back_sitting_out`: asleep in state `Sleep::SittingOut`, which no ordinary wake-up looks for.
 /// It takes an idle worker's signal mask once that state is published (a later change of the accepted
 /// signals calls it back).
 fn sit_out(w: &Worker, deadline: u64) {
     let start = time::monotonic_ns();
-    w.sleep.store(SITTING_OUT, Ordering::SeqCst);
+    w.sleep.store(Sleep::SittingOut, Ordering::SeqCst);
     w.cpu.before_sleep();
     set_idle_mask(w);
-    while w.sleep.load(Ordering::Acquire) == SITTING_OUT {
+    while w.sleep.is(Sleep::SittingOut, Ordering::Acquire) {
         // A process signal that landed here (an idle worker's mask) and waits to be routed ends it too.
-        if !futex::wait(&w.sleep, SITTING_OUT, Some(deadline))
+        if !w.sleep.wait(Sleep::SittingOut, Some(deadline))
             || time::monotonic_ns() >= deadline
             || held::routing_needed()
         {
             break;
         }
     }
-    w.sleep.store(AWAKE, Ordering::SeqCst);
+    w.sleep.store(Sleep::Awake, Ordering::SeqCst);
     let end = time::monotonic_ns();
     w.convoy.end_sit_out(end);
     super::stats::get().convoy_sit_out_ns.fetch_add(end - start, Ordering::Relaxed);

@@ -221,7 +221,7 @@ impl Evidencer<'_> {
     fn compute(&mut self, name: &'static str) -> Evidence {
         let o = self.o;
         let thread = o.thread_error.is_none() && o.tp != 0;
-        let start = &o.at_start[..];
+        let start = &o.copies.at_start[..];
         let tp = o.tp as u64;
         match name {
             "size" => {
@@ -238,10 +238,12 @@ impl Evidencer<'_> {
                 both(self.export("tid"), one_of(found.map(|i| i as i64).collect()))
             }
             "robust_head" => o.robust_head.map_or(Evidence::Unknown, |v| Evidence::Found(v as i64)),
-            "cleanup_jmp_buf" if thread => match &o.after_register_cancel {
+            "cleanup_jmp_buf" if thread => match &o.copies.after_register_cancel {
                 Some(reg) => one_of(
                     words(reg)
-                        .filter(|&(i, w)| w == o.cancel_buf as u64 && word_at(&o.after_setspecific, i) != Some(w))
+                        .filter(|&(i, w)| {
+                            w == o.cancel_buf as u64 && word_at(&o.copies.after_setspecific, i) != Some(w)
+                        })
                         .map(|(i, _)| i as i64)
                         .collect(),
                 ),
@@ -249,7 +251,7 @@ impl Evidencer<'_> {
             },
             "specific_1stblock" if thread => match o.key {
                 Some(k) if k < 32 => one_of(
-                    words(&o.after_setspecific)
+                    words(&o.copies.after_setspecific)
                         .filter(|&(i, w)| w == MAGIC_KEY_DATA && i >= 8 + 16 * k as usize)
                         .map(|(i, _)| (i - 8 - 16 * k as usize) as i64)
                         .collect(),
@@ -262,7 +264,7 @@ impl Evidencer<'_> {
                     one_of(
                         (0..start.len())
                             .filter(|&i| !(slot..slot + 16).contains(&i))
-                            .filter(|&i| start[i] == 0 && o.after_setspecific[i] == 1)
+                            .filter(|&i| start[i] == 0 && o.copies.after_setspecific[i] == 1)
                             .map(|i| i as i64)
                             .collect(),
                     )
@@ -281,7 +283,7 @@ impl Evidencer<'_> {
             "joinid" | "joinstate" if thread => {
                 // Until 2.42 pthread_detach stores the descriptor's own address in `joinid`; from 2.43 it
                 // moves `joinstate` from JOINABLE to DETACHED.
-                let (before, after) = (&o.before_detach[..], &o.after_detach[..]);
+                let (before, after) = (&o.copies.before_detach[..], &o.copies.after_detach[..]);
                 let by_id: Vec<i64> = words(after)
                     .filter(|&(i, w)| w == tp && word_at(before, i) == Some(0))
                     .map(|(i, _)| i as i64)
@@ -302,7 +304,7 @@ impl Evidencer<'_> {
                 }
             }
             "result" if thread => {
-                one_of(words(&o.after_join).filter(|&(_, w)| w == MAGIC_RESULT).map(|(i, _)| i as i64).collect())
+                one_of(words(&o.copies.after_join).filter(|&(_, w)| w == MAGIC_RESULT).map(|(i, _)| i as i64).collect())
             }
             "start_routine" => {
                 let probed = if thread {
@@ -372,7 +374,7 @@ impl Evidencer<'_> {
     /// None when nothing can tell.
     fn confirm(&mut self, name: &str, value: i64) -> Option<bool> {
         let o = self.o;
-        let start = &o.at_start[..];
+        let start = &o.copies.at_start[..];
         let v = usize::try_from(value).ok()?;
         match name {
             "user_stack" if !start.is_empty() => Some(start.get(v) == Some(&1)),

@@ -76,6 +76,20 @@ impl Module {
     }
 }
 
+/// Copies of the probe thread's descriptor, [tp, top), at the probe's steps; what changed between two of
+/// them locates the fields those steps write.
+#[derive(Default)]
+pub struct DescriptorCopies {
+    /// At start, after setspecific, after register_cancel (None if the probe made none), after the join.
+    pub at_start: Vec<u8>,
+    pub after_setspecific: Vec<u8>,
+    pub after_register_cancel: Option<Vec<u8>>,
+    pub after_join: Vec<u8>,
+    /// Around a pthread_detach (undone before the join).
+    pub before_detach: Vec<u8>,
+    pub after_detach: Vec<u8>,
+}
+
 /// Everything the probes saw, raw; [`super::layout`] turns it into facts.
 #[derive(Default)]
 pub struct Observations {
@@ -100,14 +114,7 @@ pub struct Observations {
     pub resp_in_thread: usize,
     pub rseq_cpu_id: i32,
     pub start_routine: usize,
-    /// Copies of [tp, top): at start, after setspecific, after register_cancel, after join.
-    pub at_start: Vec<u8>,
-    pub after_setspecific: Vec<u8>,
-    pub after_register_cancel: Option<Vec<u8>>,
-    /// Copies of [tp, top) around a pthread_detach (undone before the join).
-    pub before_detach: Vec<u8>,
-    pub after_detach: Vec<u8>,
-    pub after_join: Vec<u8>,
+    pub copies: DescriptorCopies,
     // Exports.
     pub thread_db: Vec<(&'static str, u32)>,
     pub sizeof_pthread: Option<u32>,
@@ -462,8 +469,8 @@ fn thread(o: &mut Observations) {
         unsafe { crate::real::pthread_join(t, &mut ret) };
         let len = (s.top - s.tp).min(SNAPSHOT_MAX);
         let piece = |i: usize| snaps[i * SNAPSHOT_MAX..i * SNAPSHOT_MAX + len].to_vec();
-        o.before_detach = piece(3);
-        o.after_detach = piece(4);
+        o.copies.before_detach = piece(3);
+        o.copies.after_detach = piece(4);
         o.tp = s.tp;
         o.top = s.top;
         o.stack_low = low;
@@ -473,13 +480,13 @@ fn thread(o: &mut Observations) {
         o.resp_in_thread = s.resp;
         o.rseq_cpu_id = s.rseq_cpu_id;
         o.start_routine = probe_thread as *const () as usize;
-        o.at_start = piece(0);
-        o.after_setspecific = piece(1);
+        o.copies.at_start = piece(0);
+        o.copies.after_setspecific = piece(1);
         if s.register_cancel != 0 {
-            o.after_register_cancel = Some(piece(2));
+            o.copies.after_register_cancel = Some(piece(2));
         }
         // SAFETY: the descriptor lies in the stack this probe mapped, still mapped; glibc is done with it.
-        o.after_join = unsafe { snapshot(s.tp, len) };
+        o.copies.after_join = unsafe { snapshot(s.tp, len) };
         if ret as usize != MAGIC_RESULT {
             o.thread_error = Some("the probe thread's result did not come back".into());
         }

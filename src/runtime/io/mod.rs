@@ -24,6 +24,7 @@
 //! | [`file`] | regular files: RWF_NOWAIT first, a helper thread for what the disk must supply; sendfile, splice |
 //! | [`stdio`] | stdio reads (fgets, getline...) and scanf on sockets, pipes and terminals |
 //! | [`stdio_write`] | stdio output (fwrite, printf...) on sockets, pipes and terminals |
+//! | [`libio`] | glibc's FILE layout and flag bits, which both stdio sides work on |
 //!
 //! Below the scheduler core, which calls them: [`netpoll`] (it imports only `sys`), [`ready`] and [`fd`]
 //! (the netpoller, the parking lot, `lock`, `sys`). The rest is policy over core.
@@ -34,6 +35,7 @@ pub mod closing;
 pub mod fd;
 pub mod file;
 pub mod kind;
+mod libio;
 pub mod mmsg;
 pub mod msgq;
 pub mod netpoll;

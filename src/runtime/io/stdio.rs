@@ -28,71 +28,12 @@ use super::attempt::try_read;
 use super::blocking::blocking;
 use super::fd::{self, Dir, FdEntry, Kind};
 use super::kind::kind_of;
+use super::libio::{
+    CURRENTLY_PUTTING, EOF_SEEN, ERR_SEEN, IN_BACKUP, IS_FILEBUF, IoFile, LINE_BUF, LINKED, MAGIC, MAGIC_MASK,
+    NO_READS, NO_WRITES, UNBUFFERED, VaListTag, file,
+};
 use core::sync::atomic::Ordering;
 use std::ffi::{c_char, c_int, c_void};
-
-/// The head of glibc's `struct _IO_FILE` on x86-64 (public ABI, unchanged since glibc 2.1).
-#[repr(C)]
-pub struct IoFile {
-    pub(super) flags: c_int,
-    pub(super) read_ptr: *mut u8,
-    pub(super) read_end: *mut u8,
-    pub(super) read_base: *mut u8,
-    pub(super) write_base: *mut u8,
-    pub(super) write_ptr: *mut u8,
-    pub(super) write_end: *mut u8,
-    pub(super) buf_base: *mut u8,
-    pub(super) buf_end: *mut u8,
-    pub(super) save_base: *mut u8,
-    pub(super) backup_base: *mut u8,
-    pub(super) save_end: *mut u8,
-    pub(super) markers: *mut c_void,
-    pub(super) chain: *mut c_void,
-    pub(super) fileno: c_int,
-    pub(super) flags2: c_int,
-    pub(super) old_offset: i64,
-    pub(super) cur_column: u16,
-    pub(super) vtable_offset: i8,
-    pub(super) shortbuf: [u8; 1],
-    pub(super) lock: *mut c_void,
-    pub(super) offset: i64,
-    pub(super) codecvt: *mut c_void,
-    pub(super) wide_data: *mut c_void,
-    pub(super) freeres_list: *mut c_void,
-    pub(super) freeres_buf: *mut c_void,
-    pub(super) pad5: usize,
-    pub(super) mode: c_int,
-}
-
-const _: () = assert!(core::mem::offset_of!(IoFile, fileno) == 112);
-const _: () = assert!(core::mem::offset_of!(IoFile, mode) == 192);
-const _: () = assert!(core::mem::offset_of!(IoFile, markers) == 96);
-const _: () = assert!(core::mem::offset_of!(IoFile, offset) == 144);
-
-/// x86-64's `va_list` element, copied to go through a format twice (what `va_copy` does).
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub(super) struct VaListTag {
-    gp_offset: u32,
-    fp_offset: u32,
-    overflow_arg_area: *mut c_void,
-    reg_save_area: *mut c_void,
-}
-
-/// `_flags` bits of libio.h.
-pub(super) const MAGIC_MASK: c_int = 0xFFFF0000u32 as c_int;
-pub(super) const MAGIC: c_int = 0xFBAD0000u32 as c_int;
-pub(super) const UNBUFFERED: c_int = 0x0002;
-pub(super) const NO_READS: c_int = 0x0004;
-pub(super) const NO_WRITES: c_int = 0x0008;
-pub(super) const EOF_SEEN: c_int = 0x0010;
-pub(super) const ERR_SEEN: c_int = 0x0020;
-pub(super) const LINKED: c_int = 0x0080;
-pub(super) const IN_BACKUP: c_int = 0x0100;
-pub(super) const LINE_BUF: c_int = 0x0200;
-pub(super) const CURRENTLY_PUTTING: c_int = 0x0800;
-pub(super) const IS_FILEBUF: c_int = 0x2000;
-pub(super) const IS_APPENDING: c_int = 0x1000;
 
 /// The most unread data a line wait looks at. A line still incomplete past it lets the real call run
 /// (it may then block its worker until the line ends).
@@ -135,12 +76,6 @@ pub struct Stream {
     f: *mut IoFile,
     fd: i32,
     e: &'static FdEntry,
-}
-
-pub(super) fn file(f: *mut libc::FILE) -> &'static mut IoFile {
-    // SAFETY: callers pass live FILEs (the C contract of the function hooked); glibc's FILE starts with
-    // this layout.
-    unsafe { &mut *(f as *mut IoFile) }
 }
 
 /// Unread bytes in the FILE's buffer.

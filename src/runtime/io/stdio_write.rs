@@ -22,10 +22,11 @@ use super::attempt::try_write;
 use super::blocking::write_all;
 use super::fd::{self, Dir, Kind};
 use super::kind::kind_of;
-use super::stdio::{
+use super::libio::{
     CURRENTLY_PUTTING, ERR_SEEN, IS_APPENDING, IS_FILEBUF, IoFile, LINE_BUF, MAGIC, MAGIC_MASK, NO_WRITES, UNBUFFERED,
-    VaListTag, file, is_stream_socket, lock_file, unlock_file,
+    VaListTag, file,
 };
+use super::stdio::{is_stream_socket, lock_file, unlock_file};
 use std::ffi::{c_int, c_void};
 
 /// glibc's EOF, which its put functions return on failure.

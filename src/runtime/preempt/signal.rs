@@ -39,7 +39,7 @@ fn our_action() -> KernelAction {
     KernelAction {
         handler: on_signal as *const () as usize,
         flags: (libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART) as u64 | sys::signal::SA_RESTORER as u64,
-        restorer: super::trampoline::restore_rt as *const () as usize,
+        restorer: sys::signal::restore_rt as *const () as usize,
         mask: 0,
     }
 }

@@ -44,15 +44,6 @@ pub fn entry() -> usize {
     trampoline as *const () as usize
 }
 
-/// The signal restorer our handler returns through (`rt_sigreturn`).
-///
-/// # Safety
-/// Only the kernel calls it, at the end of a signal handler, with the signal frame on the stack.
-#[unsafe(naked)]
-pub unsafe extern "C" fn restore_rt() {
-    core::arch::naked_asm!("mov eax, 15", "syscall", "ud2");
-}
-
 /// Entered instead of the interrupted instruction; see the module doc.
 ///
 /// # Safety

@@ -16,6 +16,7 @@ pub mod barrier;
 pub mod cond;
 pub mod futex;
 pub mod glibc_cond;
+mod glibc_words;
 pub mod kernel_wait;
 pub mod mutex;
 mod pi;

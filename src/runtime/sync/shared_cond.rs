@@ -44,6 +44,7 @@
 
 use super::super::park::OnSignal;
 use super::Deadline;
+use super::glibc_words::GlibcWords;
 use super::kernel_wait;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 
@@ -69,7 +70,7 @@ const OFF_G1_START: usize = 8;
 /// A process-shared condition variable (bit 0 of `__wrefs` set by `pthread_condattr_setpshared`).
 #[derive(Clone, Copy)]
 pub struct SharedCond {
-    base: usize,
+    words: GlibcWords<48>,
     family: Family,
 }
 
@@ -90,18 +91,17 @@ impl SharedCond {
     pub unsafe fn at(c: *mut libc::pthread_cond_t) -> Option<SharedCond> {
         let wrefs_at = super::super::identity::cond_wrefs_offset();
         let family = if wrefs_at == 36 { Family::GroupRefs } else { Family::NoGroupRefs };
-        let cv = SharedCond { base: c as usize, family };
+        // SAFETY: a live pthread_cond_t per the contract (48 bytes, 8-aligned).
+        let cv = SharedCond { words: unsafe { GlibcWords::at(c) }, family };
         (cv.wrefs().load(Relaxed) & WREFS_SHARED != 0).then_some(cv)
     }
 
     fn u32_at(&self, off: usize) -> &AtomicU32 {
-        // SAFETY: an aligned u32 inside the live 48-byte object (see `at`).
-        unsafe { &*((self.base + off) as *const AtomicU32) }
+        self.words.u32_at(off)
     }
 
     fn u64_at(&self, off: usize) -> &AtomicU64 {
-        // SAFETY: an aligned u64 inside the live 48-byte object (pthread_cond_t is 8-aligned).
-        unsafe { &*((self.base + off) as *const AtomicU64) }
+        self.words.u64_at(off)
     }
 
     fn wseq(&self) -> &AtomicU64 {

@@ -16,6 +16,7 @@
 //! may be a coroutine of the same worker.
 
 use super::super::park::{OnSignal, yield_now};
+use super::glibc_words::GlibcWords;
 use super::{Deadline, kernel_wait, my_tid};
 use core::sync::atomic::{AtomicI32, AtomicU32, Ordering::*, fence};
 
@@ -33,9 +34,7 @@ const PREFER_WRITER_NONRECURSIVE: u32 = 2;
 
 /// A process-shared rwlock (`__shared` set by `pthread_rwlockattr_setpshared`).
 #[derive(Clone, Copy)]
-pub struct SharedRwLock {
-    base: usize,
-}
+pub struct SharedRwLock(GlibcWords<56>);
 
 impl SharedRwLock {
     /// The process-shared rwlock at `l`, or None for a process-private one.
@@ -43,15 +42,15 @@ impl SharedRwLock {
     /// # Safety
     /// `l` must point at a live, initialised `pthread_rwlock_t` that stays alive while the result is used.
     pub unsafe fn at(l: *mut libc::pthread_rwlock_t) -> Option<SharedRwLock> {
-        let rw = SharedRwLock { base: l as usize };
-        // SAFETY: `__shared`, an aligned int of the live 56-byte object.
-        let shared = unsafe { &*((rw.base + 28) as *const AtomicI32) }.load(Relaxed);
+        // SAFETY: a live pthread_rwlock_t per the contract (56 bytes, 8-aligned).
+        let rw = SharedRwLock(unsafe { GlibcWords::at(l) });
+        // `__shared`.
+        let shared = rw.0.i32_at(28).load(Relaxed);
         (shared != 0).then_some(rw)
     }
 
     fn word(&self, off: usize) -> &AtomicU32 {
-        // SAFETY: an aligned u32 of the live 56-byte object (see `at`).
-        unsafe { &*((self.base + off) as *const AtomicU32) }
+        self.0.u32_at(off)
     }
 
     fn readers(&self) -> &AtomicU32 {
@@ -71,8 +70,7 @@ impl SharedRwLock {
     }
 
     fn cur_writer(&self) -> &AtomicI32 {
-        // SAFETY: `__cur_writer`, an aligned int of the live object.
-        unsafe { &*((self.base + 24) as *const AtomicI32) }
+        self.0.i32_at(24)
     }
 
     fn flags(&self) -> u32 {

@@ -76,6 +76,16 @@ pub struct KernelSigaction {
     pub mask: u64,
 }
 
+/// The signal restorer (`sa_restorer`, with SA_RESTORER) of a handler installed with [`rt_sigaction`]:
+/// rt_sigreturn(2), which the kernel's signal frame on the stack tells where to resume.
+///
+/// # Safety
+/// Only the kernel calls it, at the end of a signal handler, with the signal frame on the stack.
+#[unsafe(naked)]
+pub unsafe extern "C" fn restore_rt() {
+    core::arch::naked_asm!("mov eax, 15", "syscall", "ud2");
+}
+
 /// rt_sigaction(2) for `sig`: installs `act` when given, reads the action before into `old` when given.
 pub fn rt_sigaction(sig: i32, act: Option<&KernelSigaction>, old: Option<&mut KernelSigaction>) -> Result<(), Errno> {
     let act = act.map_or(0, |a| a as *const KernelSigaction as usize);

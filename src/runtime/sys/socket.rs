@@ -6,81 +6,68 @@
 
 use super::syscall::{Errno, syscall3, syscall4, syscall6};
 
-/// recvfrom(2).
-///
-/// # Safety
-/// `buf`, `addr` and `alen` are the program's own arguments or valid for the call.
-pub unsafe fn recvfrom(
-    fd: i32,
-    buf: *mut u8,
-    len: usize,
-    flags: i32,
-    addr: *mut libc::sockaddr,
-    alen: *mut libc::socklen_t,
-) -> Result<usize, Errno> {
-    // SAFETY: the caller vouches for the pointers.
-    unsafe {
-        syscall6(libc::SYS_recvfrom, [fd as usize, buf as usize, len, flags as usize, addr as usize, alen as usize])
-    }
+/// The system calls whose arguments go to the kernel as they are: each entry is the call's C prototype,
+/// its function returns the kernel's result or error (the call written once, in `@call`, by its number of
+/// arguments).
+macro_rules! raw_calls {
+    ($( $(#[doc = $doc:literal])* $name:ident($($arg:ident: $t:ty),*) = $nr:ident; )*) => {$(
+        $(#[doc = $doc])*
+        pub unsafe fn $name($($arg: $t),*) -> Result<usize, Errno> {
+            // SAFETY: the caller vouches for the pointers (the function's Safety section).
+            unsafe { raw_calls!(@call libc::$nr; $($arg as usize),*) }
+        }
+    )*};
+    (@call $nr:expr; $a:expr, $b:expr, $c:expr) => { syscall3($nr, $a, $b, $c) };
+    (@call $nr:expr; $a:expr, $b:expr, $c:expr, $d:expr) => { syscall4($nr, $a, $b, $c, $d) };
+    (@call $nr:expr; $a:expr, $b:expr, $c:expr, $d:expr, $e:expr) => { syscall6($nr, [$a, $b, $c, $d, $e, 0]) };
+    (@call $nr:expr; $a:expr, $b:expr, $c:expr, $d:expr, $e:expr, $f:expr) => {
+        syscall6($nr, [$a, $b, $c, $d, $e, $f])
+    };
 }
 
-/// sendto(2).
-///
-/// # Safety
-/// As for [`recvfrom`].
-pub unsafe fn sendto(
-    fd: i32,
-    buf: *const u8,
-    len: usize,
-    flags: i32,
-    addr: *const libc::sockaddr,
-    alen: libc::socklen_t,
-) -> Result<usize, Errno> {
-    // SAFETY: the caller vouches for the pointers.
-    unsafe {
-        syscall6(libc::SYS_sendto, [fd as usize, buf as usize, len, flags as usize, addr as usize, alen as usize])
-    }
-}
-
-/// recvmsg(2).
-///
-/// # Safety
-/// `msg` and what it points at are the program's own or valid for the call.
-pub unsafe fn recvmsg(fd: i32, msg: *mut libc::msghdr, flags: i32) -> Result<usize, Errno> {
-    // SAFETY: the caller vouches for the message.
-    unsafe { syscall3(libc::SYS_recvmsg, fd as usize, msg as usize, flags as usize) }
-}
-
-/// sendmsg(2).
-///
-/// # Safety
-/// As for [`recvmsg`].
-pub unsafe fn sendmsg(fd: i32, msg: *const libc::msghdr, flags: i32) -> Result<usize, Errno> {
-    // SAFETY: the caller vouches for the message.
-    unsafe { syscall3(libc::SYS_sendmsg, fd as usize, msg as usize, flags as usize) }
-}
-
-/// accept4(2).
-///
-/// # Safety
-/// `addr` and `alen` are the program's own or valid for the call.
-pub unsafe fn accept4(
-    fd: i32,
-    addr: *mut libc::sockaddr,
-    alen: *mut libc::socklen_t,
-    flags: i32,
-) -> Result<usize, Errno> {
-    // SAFETY: the caller vouches for the pointers.
-    unsafe { syscall4(libc::SYS_accept4, fd as usize, addr as usize, alen as usize, flags as usize) }
-}
-
-/// connect(2).
-///
-/// # Safety
-/// `addr` is the program's own or valid for the call.
-pub unsafe fn connect(fd: i32, addr: *const libc::sockaddr, alen: libc::socklen_t) -> Result<usize, Errno> {
-    // SAFETY: the caller vouches for the address.
-    unsafe { syscall3(libc::SYS_connect, fd as usize, addr as usize, alen as usize) }
+raw_calls! {
+    /// recvfrom(2).
+    ///
+    /// # Safety
+    /// `buf`, `addr` and `alen` are the program's own arguments or valid for the call.
+    recvfrom(fd: i32, buf: *mut u8, len: usize, flags: i32, addr: *mut libc::sockaddr, alen: *mut libc::socklen_t)
+        = SYS_recvfrom;
+    /// sendto(2).
+    ///
+    /// # Safety
+    /// As for [`recvfrom`].
+    sendto(fd: i32, buf: *const u8, len: usize, flags: i32, addr: *const libc::sockaddr, alen: libc::socklen_t)
+        = SYS_sendto;
+    /// recvmsg(2).
+    ///
+    /// # Safety
+    /// `msg` and what it points at are the program's own or valid for the call.
+    recvmsg(fd: i32, msg: *mut libc::msghdr, flags: i32) = SYS_recvmsg;
+    /// sendmsg(2).
+    ///
+    /// # Safety
+    /// As for [`recvmsg`].
+    sendmsg(fd: i32, msg: *const libc::msghdr, flags: i32) = SYS_sendmsg;
+    /// accept4(2).
+    ///
+    /// # Safety
+    /// `addr` and `alen` are the program's own or valid for the call.
+    accept4(fd: i32, addr: *mut libc::sockaddr, alen: *mut libc::socklen_t, flags: i32) = SYS_accept4;
+    /// connect(2).
+    ///
+    /// # Safety
+    /// `addr` is the program's own or valid for the call.
+    connect(fd: i32, addr: *const libc::sockaddr, alen: libc::socklen_t) = SYS_connect;
+    /// recvmmsg(2) (`timeout` null: none).
+    ///
+    /// # Safety
+    /// `vec` (vlen entries) and what it points at, and `timeout`, are the program's own or valid for the call.
+    recvmmsg(fd: i32, vec: *mut libc::mmsghdr, vlen: usize, flags: i32, timeout: *mut libc::timespec) = SYS_recvmmsg;
+    /// sendmmsg(2).
+    ///
+    /// # Safety
+    /// As for [`recvmmsg`].
+    sendmmsg(fd: i32, vec: *mut libc::mmsghdr, vlen: usize, flags: i32) = SYS_sendmmsg;
 }
 
 /// getsockopt(2) of an int option (SO_ERROR, SO_TYPE...).
@@ -119,30 +106,6 @@ unsafe fn getsockopt_into(fd: i32, level: i32, name: i32, out: usize, size: usiz
         )
     }?;
     Ok(len as usize)
-}
-
-/// recvmmsg(2) (`timeout` null: none).
-///
-/// # Safety
-/// `vec` (vlen entries) and what it points at, and `timeout`, are the program's own or valid for the call.
-pub unsafe fn recvmmsg(
-    fd: i32,
-    vec: *mut libc::mmsghdr,
-    vlen: usize,
-    flags: i32,
-    timeout: *mut libc::timespec,
-) -> Result<usize, Errno> {
-    // SAFETY: the caller vouches for the messages and the timeout.
-    unsafe { syscall6(libc::SYS_recvmmsg, [fd as usize, vec as usize, vlen, flags as usize, timeout as usize, 0]) }
-}
-
-/// sendmmsg(2).
-///
-/// # Safety
-/// As for [`recvmmsg`].
-pub unsafe fn sendmmsg(fd: i32, vec: *mut libc::mmsghdr, vlen: usize, flags: i32) -> Result<usize, Errno> {
-    // SAFETY: the caller vouches for the messages.
-    unsafe { syscall6(libc::SYS_sendmmsg, [fd as usize, vec as usize, vlen, flags as usize, 0, 0]) }
 }
 
 /// The socket's pending error (SO_ERROR, which reading clears, as the kernel's own report does), if any.
