@@ -13,8 +13,9 @@
 //! `park::interrupt`).
 
 use super::handlers::{Disposition, HANDLER, REPORT_SIGNAL, call_program_handler, disposition, is_function};
-use super::held::{self, take_held, take_info};
+use super::held::{self, Instance};
 use super::masks;
+use super::queued;
 use super::set::{NSIG, bit};
 use crate::runtime::sys::syscall::Errno;
 use crate::runtime::sys::{self, signal::is_glibc_reserved};
@@ -129,7 +130,7 @@ fn send(target: TaskRef, sig: i32, info: Option<&libc::siginfo_t>) -> i32 {
     let info = match info {
         Some(i) => Some(i),
         None if sig >= libc::SIGRTMIN() => {
-            tkill_info = super::queued::sent_here(sig, libc::SI_TKILL, 0);
+            tkill_info = queued::sent_here(sig, libc::SI_TKILL, 0);
             Some(&tkill_info)
         }
         None => None,
@@ -137,7 +138,7 @@ fn send(target: TaskRef, sig: i32, info: Option<&libc::siginfo_t>) -> i32 {
     // Keeps the signal pending on the thread, with its siginfo queued first.
     let keep_pending = |b: u64| -> i32 {
         if let Some(i) = info {
-            match super::queued::push(&target.signals as *const _ as usize, sig, i) {
+            match queued::push(&target.signals as *const _ as usize, sig, i) {
                 Ok(_) => {}
                 Err(e) => return e.0,
             }
@@ -318,53 +319,69 @@ fn signal_rank(t: &TaskRef, b: u64) -> Option<u8> {
     })
 }
 
-/// Routes a held process-directed signal as the kernel picks a thread: one that does not block it, the
-/// main thread first, then one waiting in a call the signal ends, then a running one, then a queued one,
-/// then one parked where a signal does not end the wait. The signal stays held when no thread accepts
-/// it. A thread that waits is woken (EINTR, or its sigwait returns); one that runs gets it on its worker
-/// now; one that is queued gets it when it resumes; one parked in a join, a mutex or a condition variable
-/// is woken too, runs the handler on its own stack and goes on waiting (see `park::interrupt`); one that
-/// waits for a helper thread's call runs the handler in its context now (see [`run_in_parked`]).
-pub fn route_process_signal(sig: i32) {
+/// Routes one held instance of a process-directed signal as the kernel picks a thread: one that does not
+/// block it and has it not pending yet (the kernel's `wants_signal`: a second instance goes to another
+/// sigwait caller rather than queue behind the first), the main thread first, then one waiting in a call
+/// the signal ends, then a running one, then a queued one, then one parked where a signal does not end the
+/// wait; failing those, one that has it pending already, in the same order. The signal stays held when no
+/// thread accepts it (false). A thread that waits is woken (EINTR, or its sigwait returns); one that runs
+/// gets it on its worker now; one that is queued gets it when it resumes; one parked in a join, a mutex or
+/// a condition variable is woken too, runs the handler on its own stack and goes on waiting (see
+/// `park::interrupt`); one that waits for a helper thread's call runs the handler in its context now (see
+/// [`run_in_parked`]). The instance's siginfo goes with it (to the thread's queue, see `queued`).
+pub fn route_process_signal(sig: i32) -> bool {
     let b = bit(sig);
     let best = thread::registry().with_registered(|reg| {
         let mut best: Option<(u8, TaskRef)> = None;
         for t in reg {
             let Some(rank) = signal_rank(t, b) else { continue };
-            if t.is_main {
-                return Some((rank, *t));
+            let order = if t.signals.pending.load(Ordering::Acquire) & b != 0 { rank + 4 } else { rank };
+            if t.is_main && order < 4 {
+                return Some((order, *t));
             }
-            if best.is_none_or(|(r, _)| rank < r) {
-                best = Some((rank, *t));
+            if best.is_none_or(|(r, _)| order < r) {
+                best = Some((order, *t));
             }
         }
         best
     });
-    let Some((rank, target)) = best else { return };
-    if !take_held(sig) {
-        return;
-    }
-    match rank {
-        1 => {
-            // Running: its worker has its mask in the kernel, so the signal is delivered there now (if the
-            // coroutine switched out meanwhile, that worker holds or delivers it again).
-            let w = &scheduler::get().workers[target.last_worker.load(Ordering::Acquire)];
-            let (pid, tid) = (sys::getpid(), w.os_tid.load(Ordering::Relaxed));
-            // With the sender's siginfo where the kernel lets one thread pass it to another (a negative
-            // si_code other than SI_TKILL: sigqueue's SI_QUEUE, timers, ...); kill()'s SI_USER and the
-            // kernel's own codes it refuses (EPERM), and those go as tgkill.
-            let forwarded =
-                take_info(sig).is_some_and(|info| sys::signal::tgsigqueueinfo(pid, tid, sig, &info).is_ok());
-            if !forwarded {
-                let _ = sys::signal::tgkill(pid, tid, sig);
-            }
+    let Some((order, target)) = best else { return false };
+    let owner = &target.signals as *const _ as usize;
+    if order % 4 == 1 {
+        // Running: its worker has its mask in the kernel, so the signal is delivered there now (if the
+        // coroutine switched out meanwhile, that worker holds or delivers it again).
+        let Some(instance) = take_held(sig, None) else { return false };
+        let w = &scheduler::get().workers[target.last_worker.load(Ordering::Acquire)];
+        let (pid, tid) = (sys::getpid(), w.os_tid.load(Ordering::Relaxed));
+        // With the sender's siginfo where the kernel lets one thread pass it to another (a negative
+        // si_code other than SI_TKILL: sigqueue's SI_QUEUE, timers, ...); kill()'s SI_USER and the
+        // kernel's own codes it refuses (EPERM), and those go as tgkill.
+        let forwarded =
+            matches!(instance, Instance::Info(info) if sys::signal::tgsigqueueinfo(pid, tid, sig, &info).is_ok());
+        if !forwarded {
+            let _ = sys::signal::tgkill(pid, tid, sig);
         }
-        3 if !park::interruptible(&target) && run_in_parked(target, sig) => {}
-        _ => {
-            target.signals.pending.fetch_or(b, Ordering::AcqRel);
-            interrupt(target, sig);
-        }
+        return true;
     }
+    if take_held(sig, Some(owner)).is_none() {
+        return false;
+    }
+    // Run now in a parked thread unless it has the signal pending already (then it is raised with that
+    // one, in order, when the thread resumes).
+    if !(order == 3 && !park::interruptible(&target) && run_in_parked(target, sig)) {
+        target.signals.pending.fetch_or(b, Ordering::AcqRel);
+        interrupt(target, sig);
+    }
+    true
+}
+
+/// Takes one held instance of `sig` ([`held::take_one`]), waking a worker to route those left.
+pub(super) fn take_held(sig: i32, to: Option<usize>) -> Option<Instance> {
+    let got = held::take_one(sig, to);
+    if held::routing_needed() && lifecycle::running() {
+        scheduler::get().wake_sleeper();
+    }
+    got
 }
 
 /// Runs the handler of `sig` now in the context of `task`, which is parked where a signal does not end
