@@ -91,19 +91,19 @@ pub fn route_held() {
 }
 
 /// Takes the oldest held instance of `sig`: its siginfo returned, or with `to` (an owner in `queued`) moved
-/// to that thread's queue, keeping its place. None when none is held. Signals still held after it are
-/// marked for routing (the caller wakes a worker if it may sleep).
+/// to that thread's queue, keeping its place. None when none is held. The signal stays in the held set
+/// until [`settle`] (so a newer instance that arrives meanwhile queues behind it; see
+/// `routing::program_handler`): the caller makes it pending where it went first.
 pub fn take_one(sig: i32, to: Option<usize>) -> Option<Instance> {
     let b = bit(sig);
-    // Cleared first and set again below while instances remain, so a hold meanwhile is never lost.
-    if HELD.fetch_and(!b, Ordering::AcqRel) & b == 0 {
+    if HELD.load(Ordering::Acquire) & b == 0 {
         return None;
     }
     let kept = match to {
         Some(owner) => (queued::give(PROCESS, owner, sig, false) != 0).then_some(Instance::Given),
         None => queued::take(PROCESS, sig).map(Instance::Info),
     };
-    let got = match kept {
+    match kept {
         // A standard signal's bare instance merges with the kept one.
         Some(i) if !queues_each(sig) => {
             BARE.fetch_and(!b, Ordering::AcqRel);
@@ -111,9 +111,15 @@ pub fn take_one(sig: i32, to: Option<usize>) -> Option<Instance> {
         }
         Some(i) => Some(i),
         None => (BARE.fetch_and(!b, Ordering::AcqRel) & b != 0).then_some(Instance::Bare),
-    };
+    }
+}
+
+/// After [`take_one`]: `sig` leaves the held set unless instances of it remain (then it is marked for
+/// routing; the caller wakes a worker if it may sleep).
+pub fn settle(sig: i32) {
+    // Cleared first and set again while instances remain, so a hold meanwhile is never lost.
+    HELD.fetch_and(!bit(sig), Ordering::AcqRel);
     rehold_if_left(sig);
-    got
 }
 
 /// Sets `sig` held again if instances of it remain (after a taker cleared it).
@@ -132,17 +138,17 @@ pub fn claim_held(task: &TaskSignals, accept: u64) -> u64 {
     let mut got = 0;
     for sig in signals_in(HELD.load(Ordering::Acquire) & accept) {
         let b = bit(sig);
-        if HELD.fetch_and(!b, Ordering::AcqRel) & b == 0 {
-            continue;
-        }
+        // Pending on the thread before the signal leaves the held set (see `take_one`).
         let given = queued::give(PROCESS, owner, sig, true);
-        if BARE.fetch_and(!b, Ordering::AcqRel) & b != 0 || given != 0 {
+        let bare = BARE.fetch_and(!b, Ordering::AcqRel) & b != 0;
+        if bare && queues_each(sig) {
+            task.bare.fetch_or(b, Ordering::AcqRel);
+        }
+        if bare || given != 0 {
+            task.pending.fetch_or(b, Ordering::AcqRel);
             got |= b;
         }
-        rehold_if_left(sig);
-    }
-    if got != 0 {
-        task.pending.fetch_or(got, Ordering::AcqRel);
+        settle(sig);
     }
     got
 }
@@ -158,7 +164,7 @@ pub fn raise_here(sig: i32, task: &TaskSignals) {
         // To the calling thread itself, which may pass any si_code.
         raised |= sys::signal::tgsigqueueinfo(pid, tid, sig, &info).is_ok();
     }
-    if !raised {
+    if !raised && task.take_bare(sig) {
         let _ = sys::signal::tgkill(pid, tid, sig);
     }
 }

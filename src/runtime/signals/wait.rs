@@ -163,12 +163,12 @@ fn take_waited(me: &TaskRef, set: u64, info: &mut libc::siginfo_t) -> Option<i32
                 return Some(sig);
             }
         }
-        if mine & b != 0 && me.signals.pending.fetch_and(!b, Ordering::AcqRel) & b != 0 {
+        if mine & b != 0 && me.signals.pending.fetch_and(!b, Ordering::AcqRel) & b != 0 && me.signals.take_bare(sig) {
             *info = queued::sent_here(sig, libc::SI_TKILL, 0);
             return Some(sig);
         }
         if held & b != 0 {
-            match super::routing::take_held(sig, None) {
+            match super::routing::take_held(sig) {
                 Some(Instance::Info(i)) => *info = i,
                 Some(_) => *info = queued::sent_here(sig, libc::SI_TKILL, 0),
                 None => continue,
