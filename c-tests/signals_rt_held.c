@@ -47,16 +47,6 @@ static void on_sig(int sig, siginfo_t *si, void *ctx)
     }
 }
 
-static const char *code_name(int c)
-{
-    switch (c) {
-    case SI_QUEUE: return "SI_QUEUE";
-    case SI_TKILL: return "SI_TKILL";
-    case SI_USER: return "SI_USER";
-    default: return "other";
-    }
-}
-
 static const char *sig_name(int sig)
 {
     static char buf[4][16];
@@ -116,7 +106,7 @@ static void print_recs(const char *what, int from, int to)
 {
     printf("%s: %d handled\n", what, to - from);
     for (int k = from; k < to && k < MAXREC; k++)
-        printf("  %s %s value=%d pid=%d\n", sig_name(recs[k].sig), code_name(recs[k].code), recs[k].value,
+        printf("  %s %s value=%d pid=%d\n", sig_name(recs[k].sig), si_code_name(recs[k].code), recs[k].value,
                recs[k].pid_ok);
 }
 
@@ -192,32 +182,48 @@ static void *computer(void *arg)
 {
     my_id = (int)(intptr_t)arg;
     mask_all(SIG_UNBLOCK);
-    ATOMIC_STORE(&ready, 1);
+    ATOMIC_ADD(&ready, 1);
     while (!ATOMIC_LOAD(&stop))
         sched_yield();
     mask_all(SIG_BLOCK);
     return NULL;
 }
 
+/* Starts n threads running fn (ids first_id...), sends a burst (values from base) while they run, waits
+ * until it was all taken, stops and joins them (*result: the first one's); returns the burst's first
+ * record. */
+static int burst_to_threads(const char *what, void *(*fn)(void *), int n, int first_id, int base, void **result)
+{
+    pthread_t ts[2];
+    int from = ATOMIC_LOAD(&nrec);
+    ATOMIC_STORE(&ready, 0);
+    ATOMIC_STORE(&stop, 0);
+    for (int i = 0; i < n; i++)
+        pthread_create(&ts[i], NULL, fn, (void *)(intptr_t)(first_id + i));
+    if (!wait_at_least(&ready, n, 1, 30000))
+        printf("%s: threads did not start\n", what);
+    send_ascending(base);
+    wait_count(from + BURST, what);
+    ATOMIC_STORE(&stop, 1);
+    for (int i = 0; i < n; i++)
+        pthread_join(ts[i], i == 0 ? result : NULL);
+    return from;
+}
+
 int main(void)
 {
     test_init();
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = on_sig;
-    sa.sa_flags = SA_SIGINFO | SA_RESTART;
-    /* No handler nests in another: one instance at a time, in the kernel's order. */
-    the_set(&sa.sa_mask);
-    sigaction(SIGUSR1, &sa, NULL);
-    for (int k = 0; k < NRT; k++)
-        sigaction(SIGRTMIN + k, &sa, NULL);
-    /* Every thread blocks them unless it unblocks them itself (threads inherit main's mask). */
-    mask_all(SIG_BLOCK);
     sigset_t set;
     the_set(&set);
+    /* No handler nests in another: one instance at a time, in the kernel's order. */
+    set_siginfo_handler(SIGUSR1, on_sig, SA_RESTART, &set);
+    for (int k = 0; k < NRT; k++)
+        set_siginfo_handler(SIGRTMIN + k, on_sig, SA_RESTART, &set);
+    /* Every thread blocks them unless it unblocks them itself (threads inherit main's mask). */
+    mask_all(SIG_BLOCK);
 
     /* A: sigwaitinfo takes them: USR1 once, then each real-time instance by number, in order. */
-    pthread_t t, t2;
+    pthread_t t;
     pthread_create(&t, NULL, interleaved_sender, (void *)(intptr_t)100);
     pthread_join(t, NULL);
     printf("A: sigwaitinfo\n");
@@ -229,7 +235,7 @@ int main(void)
             printf("  sigwaitinfo: %s\n", errname(errno));
             break;
         }
-        printf("  %s %s value=%d pid=%d\n", sig_name(sig), code_name(si.si_code), si.si_value.sival_int,
+        printf("  %s %s value=%d pid=%d\n", sig_name(sig), si_code_name(si.si_code), si.si_value.sival_int,
                si.si_pid == getpid());
     }
     struct timespec short_wait = { 0, 50 * 1000 * 1000 };
@@ -258,46 +264,17 @@ int main(void)
     print_taken("C: in a mutex wait", from, ATOMIC_LOAD(&nrec));
 
     /* D: a thread sleeping in nanosleep takes them. */
-    from = ATOMIC_LOAD(&nrec);
-    ATOMIC_STORE(&ready, 0);
-    ATOMIC_STORE(&stop, 0);
-    pthread_create(&t, NULL, sleeper, (void *)(intptr_t)1);
-    if (!wait_at_least(&ready, 1, 1, 30000))
-        printf("D: thread did not start\n");
-    send_ascending(400);
-    wait_count(from + BURST, "D");
-    ATOMIC_STORE(&stop, 1);
-    void *eintr;
-    pthread_join(t, &eintr);
+    void *eintr = NULL;
+    from = burst_to_threads("D", sleeper, 1, 1, 400, &eintr);
     print_taken("D: in nanosleep", from, ATOMIC_LOAD(&nrec));
     printf("D: nanosleep ended with EINTR: %d\n", (int)(intptr_t)eintr);
 
     /* E: a thread that computes (yielding) takes them. */
-    from = ATOMIC_LOAD(&nrec);
-    ATOMIC_STORE(&ready, 0);
-    ATOMIC_STORE(&stop, 0);
-    pthread_create(&t, NULL, computer, (void *)(intptr_t)2);
-    if (!wait_at_least(&ready, 1, 1, 30000))
-        printf("E: thread did not start\n");
-    send_ascending(500);
-    wait_count(from + BURST, "E");
-    ATOMIC_STORE(&stop, 1);
-    pthread_join(t, NULL);
+    from = burst_to_threads("E", computer, 1, 2, 500, NULL);
     print_taken("E: computing", from, ATOMIC_LOAD(&nrec));
 
     /* F: two sleeping threads share them: each instance exactly once (sorted: who took which varies). */
-    from = ATOMIC_LOAD(&nrec);
-    ATOMIC_STORE(&ready, 0);
-    ATOMIC_STORE(&stop, 0);
-    pthread_create(&t, NULL, sleeper, (void *)(intptr_t)3);
-    pthread_create(&t2, NULL, sleeper, (void *)(intptr_t)4);
-    if (!wait_at_least(&ready, 2, 1, 30000))
-        printf("F: threads did not start\n");
-    send_ascending(600);
-    wait_count(from + BURST, "F");
-    ATOMIC_STORE(&stop, 1);
-    pthread_join(t, NULL);
-    pthread_join(t2, NULL);
+    from = burst_to_threads("F", sleeper, 2, 3, 600, NULL);
     int to = ATOMIC_LOAD(&nrec);
     int by[5] = { 0 };
     for (int k = from; k < to && k < MAXREC; k++)

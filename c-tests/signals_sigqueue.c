@@ -47,23 +47,13 @@ static void on_sig(int sig, siginfo_t *si, void *ctx)
     ATOMIC_ADD(&nrec[i], 1);
 }
 
-static const char *code_name(int c)
-{
-    switch (c) {
-    case SI_QUEUE: return "SI_QUEUE";
-    case SI_TKILL: return "SI_TKILL";
-    case SI_USER: return "SI_USER";
-    default: return "other";
-    }
-}
-
 static void print_recs(const char *what, int i, int from)
 {
     int n = ATOMIC_LOAD(&nrec[i]);
     printf("%s: %d handled:", what, n - from);
     for (int k = from; k < n && k < MAXREC; k++) {
         struct rec *r = &recs[i][k];
-        printf(" [sig%+d %s value=%d pid=%d uid=%d here=%d]", r->sig - SIGRTMIN, code_name(r->code), r->value,
+        printf(" [sig%+d %s value=%d pid=%d uid=%d here=%d]", r->sig - SIGRTMIN, si_code_name(r->code), r->value,
                r->pid_ok, r->uid_ok, r->in_thread);
     }
     printf("\n");
@@ -112,7 +102,7 @@ static void *thread_main(void *arg)
             memset(&si, 0, sizeof si);
             int sig = sigwaitinfo(&s, &si);
             snprintf(lines[k], sizeof lines[k], "sigwaitinfo %d: sig%+d %s value=%d pid=%d\n", k, sig - SIGRTMIN,
-                     code_name(si.si_code), si.si_value.sival_int, si.si_pid == getpid());
+                     si_code_name(si.si_code), si.si_value.sival_int, si.si_pid == getpid());
         }
         ATOMIC_STORE(&phase[i], 3);
     } else if (i == 4) {
@@ -160,15 +150,10 @@ static void *short_thread(void *arg)
 int main(void)
 {
     test_init();
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = on_sig;
-    sa.sa_flags = SA_SIGINFO | SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGRTMIN, &sa, NULL);
-    sigaction(SIGRTMIN + 1, &sa, NULL);
-    sigaction(SIGRTMIN + 2, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL);
+    set_siginfo_handler(SIGRTMIN, on_sig, SA_RESTART, NULL);
+    set_siginfo_handler(SIGRTMIN + 1, on_sig, SA_RESTART, NULL);
+    set_siginfo_handler(SIGRTMIN + 2, on_sig, SA_RESTART, NULL);
+    set_siginfo_handler(SIGUSR1, on_sig, SA_RESTART, NULL);
     tids[0] = gettid();
     my_index = 0;
 
