@@ -146,6 +146,33 @@ static __attribute__((unused)) int set_signal_handler(int sig, void (*h)(int), i
     return sigaction(sig, &sa, NULL);
 }
 
+/* Installs SA_SIGINFO handler h for sig with sa_flags SA_SIGINFO | `flags` and sa_mask `mask` (NULL: empty);
+ * sigaction's result. */
+static __attribute__((unused)) int set_siginfo_handler(int sig, void (*h)(int, siginfo_t *, void *), int flags,
+                                                       const sigset_t *mask)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = h;
+    sa.sa_flags = SA_SIGINFO | flags;
+    if (mask)
+        sa.sa_mask = *mask;
+    else
+        sigemptyset(&sa.sa_mask);
+    return sigaction(sig, &sa, NULL);
+}
+
+/* The name of a siginfo's si_code for the codes a process's own sends carry. */
+static __attribute__((unused)) const char *si_code_name(int c)
+{
+    switch (c) {
+    case SI_QUEUE: return "SI_QUEUE";
+    case SI_TKILL: return "SI_TKILL";
+    case SI_USER: return "SI_USER";
+    default: return "other";
+    }
+}
+
 /* The calling thread's stack as pthread_getattr_np reports it: its lowest address in *lo and its size in
  * *size; pthread_getattr_np's result (0 on success, *lo and *size untouched otherwise). */
 static __attribute__((unused)) int own_stack(void **lo, size_t *size)

@@ -116,6 +116,9 @@ pub struct Worker {
     rseq_area: Cell<usize>,
     /// Kernel tid of the worker's OS thread (for directing signals at it).
     pub os_tid: AtomicI32,
+    /// Doorbells sent to this worker and not yet rung: tgkills that only tell the coroutine running here to
+    /// take the held signals routed to it (see `signals::routing`).
+    pub doorbells: AtomicU32,
     pub queue: super::scheduler::RunQueue,
     /// While the kernel mask is an idle worker's: the `signals::accepted` generation it was computed from.
     /// NOT_IDLE_MASK while the worker runs a coroutine (its mask is that coroutine's) or is retired (all
@@ -149,6 +152,7 @@ impl Worker {
             glibc_tcb: Cell::new(0),
             sleep: SleepWord::new(Sleep::Awake),
             os_tid: AtomicI32::new(0),
+            doorbells: AtomicU32::new(0),
             handler_depth: Cell::new(0),
             rseq_area: Cell::new(0),
             directed_delivery: Cell::new(false),

@@ -1,52 +1,58 @@
-//! The held set: process-directed signals a worker took in its own context, with the siginfo each came
-//! with, waiting to be routed to a coroutine that accepts it (see `routing`). They stay here while no
-//! coroutine accepts them, as a blocked signal stays pending in the kernel.
+//! The held set: process-directed signals a worker took in its own context, waiting to be routed to a
+//! coroutine that accepts them (see `routing`). They stay here while no coroutine accepts them, as a
+//! blocked signal stays pending in the kernel's shared queue, and like there each instance of a real-time
+//! signal is kept with its siginfo, in order (entries of the `queued` pool owned by the process), while a
+//! standard signal merges with one already held. A thread that takes a held signal takes its oldest
+//! instance, siginfo and all; routing gives one instance at a time, each to the thread that takes it best
+//! then.
 //!
-//! A leaf: atomics and a spin-free slot per signal, async-signal-safe, so the wrapper can hold a signal
-//! from signal context and the scheduler core can ask whether routing is due and run it between
-//! coroutines. Routing itself needs the thread registry (policy above the core), so it is reached through
-//! one seam, [`set_router`], filled once at start-up by `signals::install`: the worker loop is the only
-//! place that may route (signal context cannot take the registry's lock) and must not import the policy.
+//! The pool is bounded: an instance that finds it full is kept without its siginfo (the `BARE` set, where
+//! such instances of one signal merge) and delivered after the kept ones as tgkill's, and the statistics
+//! report counts it.
+//!
+//! A leaf: atomics and the lock-free pool, async-signal-safe, so the wrapper can hold a signal from signal
+//! context and the scheduler core can ask whether routing is due and run it between coroutines. Routing
+//! itself needs the thread registry (policy above the core), so it is reached through one seam,
+//! [`set_router`], filled once at start-up by `signals::install`: the worker loop is the only place that
+//! may route (signal context cannot take the registry's lock) and must not import the policy.
 
-use super::set::{NSIG, bit, signals_in};
+use super::queued::{self, PROCESS, queues_each};
+use super::set::{bit, signals_in};
 use super::state::TaskSignals;
 use crate::runtime::sys;
-use core::cell::UnsafeCell;
-use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 /// Process-directed signals a worker took in its own context, not yet routed to a coroutine (bit n-1 for
-/// signal n).
+/// signal n): those with an entry in the pool or a bare instance.
 static HELD: AtomicU64 = AtomicU64::new(0);
+/// Held signals with an instance whose siginfo the full pool could not keep.
+static BARE: AtomicU64 = AtomicU64::new(0);
+/// Instances held without their siginfo, for the statistics report.
+static UNRECORDED: AtomicU64 = AtomicU64::new(0);
 /// A signal was held since the last routing.
 static ROUTE_NEEDED: AtomicBool = AtomicBool::new(false);
-/// The siginfo a held signal came with, given to its handler when it is raised again in the coroutine
-/// that takes it. `busy` guards the slot against two signal contexts (and a reader) at once.
-struct InfoSlot {
-    busy: AtomicBool,
-    info: UnsafeCell<MaybeUninit<libc::siginfo_t>>,
-}
-// SAFETY: the slot's contents are only touched by whoever set `busy`.
-unsafe impl Sync for InfoSlot {}
-static INFO: [InfoSlot; NSIG] =
-    [const { InfoSlot { busy: AtomicBool::new(false), info: UnsafeCell::new(MaybeUninit::uninit()) } }; NSIG];
-/// Signals whose INFO slot holds the siginfo to raise them with.
-static INFO_VALID: AtomicU64 = AtomicU64::new(0);
-/// Routes one held signal (`routing::route_process_signal`), set once at start-up.
-static ROUTER: OnceLock<fn(i32)> = OnceLock::new();
+/// Routes one held instance of a signal (`routing::route_process_signal`; false when no thread takes it
+/// now), set once at start-up.
+static ROUTER: OnceLock<fn(i32) -> bool> = OnceLock::new();
 
-/// Adds `sig` to the held set with its siginfo and marks routing as due (the caller wakes a worker to do
-/// it). Async-signal-safe.
+/// One held instance, taken out of the held set.
+pub enum Instance {
+    /// With the siginfo it came with.
+    Info(libc::siginfo_t),
+    /// Its siginfo entry moved to the taking thread's queue (see [`take_one`]).
+    Given,
+    /// Held without its siginfo (the pool was full).
+    Bare,
+}
+
+/// Adds an instance of `sig` to the held set with its siginfo and marks routing as due (the caller wakes a
+/// worker to do it). Async-signal-safe.
 pub(super) fn hold(sig: i32, info: &libc::siginfo_t) {
     let b = bit(sig);
-    let slot = &INFO[sig as usize];
-    // A standard signal already held merges with this one, as in the kernel's pending set.
-    if HELD.load(Ordering::Acquire) & b == 0 && !slot.busy.swap(true, Ordering::Acquire) {
-        // SAFETY: `busy` gives us the slot.
-        unsafe { (*slot.info.get()).write(*info) };
-        INFO_VALID.fetch_or(b, Ordering::AcqRel);
-        slot.busy.store(false, Ordering::Release);
+    if queued::push(PROCESS, sig, info).is_err() && (queues_each(sig) || !queued::has(PROCESS, sig)) {
+        BARE.fetch_or(b, Ordering::AcqRel);
+        UNRECORDED.fetch_add(1, Ordering::Relaxed);
     }
     HELD.fetch_or(b, Ordering::AcqRel);
     ROUTE_NEEDED.store(true, Ordering::Release);
@@ -57,65 +63,99 @@ pub(super) fn held() -> u64 {
     HELD.load(Ordering::Acquire)
 }
 
+/// Instances held without their siginfo since the start (the pool was full).
+pub fn unrecorded() -> u64 {
+    UNRECORDED.load(Ordering::Relaxed)
+}
+
 /// A held signal waits to be routed (checked by workers before they sleep).
 pub fn routing_needed() -> bool {
     ROUTE_NEEDED.load(Ordering::Acquire)
 }
 
-/// Sets the function that routes one held signal (once, at start-up).
-pub(super) fn set_router(route: fn(i32)) {
+/// Sets the function that routes one held instance (once, at start-up).
+pub(super) fn set_router(route: fn(i32) -> bool) {
     let _ = ROUTER.set(route);
 }
 
-/// Routes the held signals (from a worker's scheduling loop): each goes to a coroutine that accepts it;
-/// one that no coroutine accepts stays held.
+/// Routes the held signals (from a worker's scheduling loop), lowest first, one instance at a time: each
+/// goes to a coroutine that accepts it; one that no coroutine accepts stays held.
 pub fn route_held() {
     let Some(route) = ROUTER.get() else { return };
     if !ROUTE_NEEDED.swap(false, Ordering::AcqRel) {
         return;
     }
     for sig in signals_in(HELD.load(Ordering::Acquire)) {
-        route(sig);
+        while HELD.load(Ordering::Acquire) & bit(sig) != 0 && route(sig) {}
     }
 }
 
-/// Takes `sig` out of the held set (true if this caller got it).
-pub fn take_held(sig: i32) -> bool {
-    HELD.fetch_and(!bit(sig), Ordering::AcqRel) & bit(sig) != 0
+/// Takes the oldest held instance of `sig`: its siginfo returned, or with `to` (an owner in `queued`) moved
+/// to that thread's queue, keeping its place. None when none is held. The signal stays in the held set
+/// until [`settle`] (so a newer instance that arrives meanwhile queues behind it; see
+/// `routing::program_handler`): the caller makes it pending where it went first.
+pub fn take_one(sig: i32, to: Option<usize>) -> Option<Instance> {
+    let b = bit(sig);
+    if HELD.load(Ordering::Acquire) & b == 0 {
+        return None;
+    }
+    let kept = match to {
+        Some(owner) => (queued::give(PROCESS, owner, sig, false) != 0).then_some(Instance::Given),
+        None => queued::take(PROCESS, sig).map(Instance::Info),
+    };
+    match kept {
+        // A standard signal's bare instance merges with the kept one.
+        Some(i) if !queues_each(sig) => {
+            BARE.fetch_and(!b, Ordering::AcqRel);
+            Some(i)
+        }
+        Some(i) => Some(i),
+        None => (BARE.fetch_and(!b, Ordering::AcqRel) & b != 0).then_some(Instance::Bare),
+    }
 }
 
-/// Moves the held signals in `accept` onto a thread's pending set (it is about to take them itself).
+/// After [`take_one`]: `sig` leaves the held set unless instances of it remain (then it is marked for
+/// routing; the caller wakes a worker if it may sleep).
+pub fn settle(sig: i32) {
+    // Cleared first and set again while instances remain, so a hold meanwhile is never lost.
+    HELD.fetch_and(!bit(sig), Ordering::AcqRel);
+    rehold_if_left(sig);
+}
+
+/// Sets `sig` held again if instances of it remain (after a taker cleared it).
+fn rehold_if_left(sig: i32) {
+    let b = bit(sig);
+    if queued::has(PROCESS, sig) || BARE.load(Ordering::Acquire) & b != 0 {
+        HELD.fetch_or(b, Ordering::AcqRel);
+        ROUTE_NEEDED.store(true, Ordering::Release);
+    }
+}
+
+/// Moves every held instance of the signals in `accept` to a thread (its queue and pending set): it is
+/// about to take them itself. Returns the signals it got.
 pub fn claim_held(task: &TaskSignals, accept: u64) -> u64 {
+    let owner = task as *const TaskSignals as usize;
     let mut got = 0;
     for sig in signals_in(HELD.load(Ordering::Acquire) & accept) {
-        if take_held(sig) {
-            got |= bit(sig);
+        let b = bit(sig);
+        // Pending on the thread before the signal leaves the held set (see `take_one`).
+        let given = queued::give(PROCESS, owner, sig, true);
+        let bare = BARE.fetch_and(!b, Ordering::AcqRel) & b != 0;
+        if bare && queues_each(sig) {
+            task.bare.fetch_or(b, Ordering::AcqRel);
         }
-    }
-    if got != 0 {
-        task.pending.fetch_or(got, Ordering::AcqRel);
+        if bare || given != 0 {
+            task.pending.fetch_or(b, Ordering::AcqRel);
+            got |= b;
+        }
+        settle(sig);
     }
     got
 }
 
-/// The siginfo a held signal came with, if it is still recorded (it is given out once).
-pub fn take_info(sig: i32) -> Option<libc::siginfo_t> {
-    if INFO_VALID.fetch_and(!bit(sig), Ordering::AcqRel) & bit(sig) == 0 {
-        return None;
-    }
-    let slot = &INFO[sig as usize];
-    if slot.busy.swap(true, Ordering::Acquire) {
-        return None;
-    }
-    // SAFETY: `busy` gives us the slot; INFO_VALID said it was written.
-    let info = unsafe { (*slot.info.get()).assume_init() };
-    slot.busy.store(false, Ordering::Release);
-    Some(info)
-}
-
 /// Raises `sig` on the calling OS thread for the thread whose signal state is `task`: each instance queued
-/// for it with its siginfo (see `queued`), in order, so the handler sees the sender's si_code, pid and
-/// value; else with the siginfo it was held with when there is one; else as tgkill.
+/// for it with its siginfo (see `queued`: sent to it, or held for the process and routed to it), in order,
+/// so the handler sees the sender's si_code, pid and value; else as tgkill.
 pub fn raise_here(sig: i32, task: &TaskSignals) {
     let (pid, tid) = (sys::getpid(), sys::gettid());
     let owner = task as *const TaskSignals as usize;
@@ -124,14 +164,7 @@ pub fn raise_here(sig: i32, task: &TaskSignals) {
         // To the calling thread itself, which may pass any si_code.
         raised |= sys::signal::tgsigqueueinfo(pid, tid, sig, &info).is_ok();
     }
-    if raised {
-        return;
+    if !raised && task.take_bare(sig) {
+        let _ = sys::signal::tgkill(pid, tid, sig);
     }
-    // To the calling thread itself, which may pass any si_code.
-    if let Some(info) = take_info(sig)
-        && sys::signal::tgsigqueueinfo(pid, tid, sig, &info).is_ok()
-    {
-        return;
-    }
-    let _ = sys::signal::tgkill(pid, tid, sig);
 }

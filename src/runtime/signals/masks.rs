@@ -36,6 +36,7 @@ pub fn thread_starts(task: TaskRef, mask: u64) {
     sigs.mask.set(mask);
     sigs.pending.store(0, Ordering::Relaxed);
     sigs.waited_for.store(0, Ordering::Relaxed);
+    sigs.bare.store(0, Ordering::Relaxed);
     sigs.delivery_mask.store(mask, Ordering::Release);
     delivery_mask_changed(None, Some(mask));
 }

@@ -18,9 +18,9 @@
 //! | [`set`] | masks as 64-bit sets; the signals never blocked, never blockable, ignored by default | leaf |
 //! | [`state`] | a thread's own signal state (`Task::signals`): mask, delivery mask, pending, waited for | leaf |
 //! | [`handlers`] | the program's handler and flags per signal as the wrappers read them; SA_RESTART; dispositions | leaf |
-//! | [`held`] | the held set and its siginfo; raising a signal on this OS thread; the routing seam | leaf |
+//! | [`held`] | the held set (each real-time instance with its siginfo); raising a signal on this OS thread; the routing seam | leaf |
 //! | [`accepted`] | the signals some coroutine accepts, which idle workers let through | leaf |
-//! | [`queued`] | signals queued for one thread with their siginfo (sigqueue, real-time pthread_kill) | leaf |
+//! | [`queued`] | signals queued with their siginfo, per thread (sigqueue, real-time pthread_kill) and for the process (held) | leaf |
 //! | [`overflow`] | the stack-overflow report and the workers' alternate signal stacks | leaf |
 //! | [`action`] | sigaction as the program sees it; the statistics report signal | policy |
 //! | [`routing`] | the wrapper; which thread a signal goes to; pthread_kill; handlers in parked threads | policy |

@@ -13,8 +13,9 @@
 //! `park::interrupt`).
 
 use super::handlers::{Disposition, HANDLER, REPORT_SIGNAL, call_program_handler, disposition, is_function};
-use super::held::{self, take_held, take_info};
+use super::held::{self, Instance};
 use super::masks;
+use super::queued;
 use super::set::{NSIG, bit};
 use crate::runtime::sys::syscall::Errno;
 use crate::runtime::sys::{self, signal::is_glibc_reserved};
@@ -43,18 +44,36 @@ pub(super) extern "C" fn program_handler(sig: i32, info: *mut libc::siginfo_t, c
     if let Some(w) = w {
         // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
         let info_ref = unsafe { &*info };
+        // A doorbell is recognised during a redelivery too (one pending while the mask blocked it).
+        if doorbell_rang(w, info_ref) {
+            if let Some(t) = w.task_in_context() {
+                deliver_pending_in_handler(w, t);
+            }
+            // SAFETY: as below.
+            unsafe { *libc::__errno_location() = saved_errno };
+            return;
+        }
+        let in_context = w.task_in_context();
+        let process_directed = !redelivery && !is_fault(sig, info_ref) && !thread_directed(sig, info_ref);
         let hold_it = !redelivery
             && !is_fault(sig, info_ref)
-            && match w.task_in_context() {
+            && match in_context {
                 None => true,
-                // Linux gives a process-directed signal to the main thread when it accepts it.
-                Some(t) => !t.is_main && !thread_directed(sig, info_ref) && main_takes(sig),
+                // Linux gives a process-directed signal to the main thread when it accepts it; and an
+                // instance must not overtake older ones of it (or of a lower number) still held.
+                Some(t) => process_directed && ((!t.is_main && main_takes(sig)) || held_before(&t, sig)),
             };
         if hold_it {
             hold(sig, info_ref);
             // SAFETY: as below.
             unsafe { *libc::__errno_location() = saved_errno };
             return;
+        }
+        // Signals already pending for the thread go first, as the kernel takes its queue in order.
+        if let Some(t) = in_context
+            && process_directed
+        {
+            deliver_pending_in_handler(w, t);
         }
         w.enter_handler();
     }
@@ -89,6 +108,13 @@ fn hold(sig: i32, info: &libc::siginfo_t) {
     if lifecycle::running() {
         scheduler::get().wake_sleeper();
     }
+}
+
+/// Whether signals the thread `t` accepts, `sig` or lower, are held: a newer instance of `sig` must queue
+/// behind them. Async-signal-safe.
+fn held_before(t: &TaskRef, sig: i32) -> bool {
+    let upto = bit(sig) | (bit(sig) - 1);
+    held::held() & upto & !t.signals.delivery_mask.load(Ordering::Acquire) != 0
 }
 
 /// Whether the main thread accepts `sig`. Async-signal-safe.
@@ -129,7 +155,7 @@ fn send(target: TaskRef, sig: i32, info: Option<&libc::siginfo_t>) -> i32 {
     let info = match info {
         Some(i) => Some(i),
         None if sig >= libc::SIGRTMIN() => {
-            tkill_info = super::queued::sent_here(sig, libc::SI_TKILL, 0);
+            tkill_info = queued::sent_here(sig, libc::SI_TKILL, 0);
             Some(&tkill_info)
         }
         None => None,
@@ -137,7 +163,7 @@ fn send(target: TaskRef, sig: i32, info: Option<&libc::siginfo_t>) -> i32 {
     // Keeps the signal pending on the thread, with its siginfo queued first.
     let keep_pending = |b: u64| -> i32 {
         if let Some(i) = info {
-            match super::queued::push(&target.signals as *const _ as usize, sig, i) {
+            match queued::push(&target.signals as *const _ as usize, sig, i) {
                 Ok(_) => {}
                 Err(e) => return e.0,
             }
@@ -318,67 +344,127 @@ fn signal_rank(t: &TaskRef, b: u64) -> Option<u8> {
     })
 }
 
-/// Routes a held process-directed signal as the kernel picks a thread: one that does not block it, the
-/// main thread first, then one waiting in a call the signal ends, then a running one, then a queued one,
-/// then one parked where a signal does not end the wait. The signal stays held when no thread accepts
-/// it. A thread that waits is woken (EINTR, or its sigwait returns); one that runs gets it on its worker
-/// now; one that is queued gets it when it resumes; one parked in a join, a mutex or a condition variable
-/// is woken too, runs the handler on its own stack and goes on waiting (see `park::interrupt`); one that
-/// waits for a helper thread's call runs the handler in its context now (see [`run_in_parked`]).
-pub fn route_process_signal(sig: i32) {
+/// Routes one held instance of a process-directed signal as the kernel picks a thread: one that does not
+/// block it and has it not pending yet (the kernel's `wants_signal`: a second instance goes to another
+/// sigwait caller rather than queue behind the first), the main thread first, then one waiting in a call
+/// the signal ends, then a running one, then a queued one, then one parked where a signal does not end the
+/// wait; failing those, one that has it pending already, in the same order. The signal stays held when no
+/// thread accepts it (false). A thread that waits is woken (EINTR, or its sigwait returns); one that runs
+/// gets it on its worker now; one that is queued gets it when it resumes; one parked in a join, a mutex or
+/// a condition variable is woken too, runs the handler on its own stack and goes on waiting (see
+/// `park::interrupt`); one that waits for a helper thread's call runs the handler in its context now (see
+/// [`run_in_parked`]). The instance's siginfo goes with it (to the thread's queue, see `queued`).
+pub fn route_process_signal(sig: i32) -> bool {
     let b = bit(sig);
     let best = thread::registry().with_registered(|reg| {
         let mut best: Option<(u8, TaskRef)> = None;
         for t in reg {
             let Some(rank) = signal_rank(t, b) else { continue };
-            if t.is_main {
-                return Some((rank, *t));
+            let order = if t.signals.pending.load(Ordering::Acquire) & b != 0 { rank + 4 } else { rank };
+            if t.is_main && order < 4 {
+                return Some((order, *t));
             }
-            if best.is_none_or(|(r, _)| rank < r) {
-                best = Some((rank, *t));
+            if best.is_none_or(|(r, _)| order < r) {
+                best = Some((order, *t));
             }
         }
         best
     });
-    let Some((rank, target)) = best else { return };
-    if !take_held(sig) {
-        return;
+    let Some((order, target)) = best else { return false };
+    // The instance goes to the thread's queue and pending set; it takes them all in order, lowest first.
+    let instance = held::take_one(sig, Some(&target.signals as *const _ as usize));
+    let given = instance.is_some();
+    if matches!(instance, Some(Instance::Bare)) && queued::queues_each(sig) {
+        target.signals.bare.fetch_or(b, Ordering::AcqRel);
     }
-    match rank {
-        1 => {
-            // Running: its worker has its mask in the kernel, so the signal is delivered there now (if the
-            // coroutine switched out meanwhile, that worker holds or delivers it again).
-            let w = &scheduler::get().workers[target.last_worker.load(Ordering::Acquire)];
-            let (pid, tid) = (sys::getpid(), w.os_tid.load(Ordering::Relaxed));
-            // With the sender's siginfo where the kernel lets one thread pass it to another (a negative
-            // si_code other than SI_TKILL: sigqueue's SI_QUEUE, timers, ...); kill()'s SI_USER and the
-            // kernel's own codes it refuses (EPERM), and those go as tgkill.
-            let forwarded =
-                take_info(sig).is_some_and(|info| sys::signal::tgsigqueueinfo(pid, tid, sig, &info).is_ok());
-            if !forwarded {
-                let _ = sys::signal::tgkill(pid, tid, sig);
-            }
-        }
-        3 if !park::interruptible(&target) && run_in_parked(target, sig) => {}
-        _ => {
-            target.signals.pending.fetch_or(b, Ordering::AcqRel);
-            interrupt(target, sig);
-        }
+    if given {
+        target.signals.pending.fetch_or(b, Ordering::AcqRel);
+    }
+    settle_held(sig);
+    if !given {
+        return false;
+    }
+    match order {
+        // Running: its worker has its mask in the kernel, so a doorbell delivered there makes it take them
+        // now (if it switched out meanwhile, it takes them when it resumes).
+        1 | 5 => ring_doorbell(target, sig),
+        // Parked where a signal does not end the wait: the handlers run in it now.
+        3 | 7 if !park::interruptible(&target) && run_in_parked(target) => {}
+        _ => interrupt(target, sig),
+    }
+    true
+}
+
+/// Tells the worker running `target` (running when looked at) to deliver its pending signals there: a
+/// tgkill of `sig`, which its mask lets through, counted so that the wrapper knows it for a doorbell
+/// ([`doorbell_rang`]) rather than a signal of its own.
+fn ring_doorbell(target: TaskRef, sig: i32) {
+    let w = &scheduler::get().workers[target.last_worker.load(Ordering::Acquire)];
+    w.doorbells.fetch_add(1, Ordering::AcqRel);
+    // To one of our own threads.
+    if sys::signal::tgkill(sys::getpid(), w.os_tid.load(Ordering::Relaxed), sig).is_err() {
+        w.doorbells.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
-/// Runs the handler of `sig` now in the context of `task`, which is parked where a signal does not end
-/// the wait (a join, a mutex, a condition variable), as the kernel runs it in a thread sleeping there: the
-/// worker claims the parked coroutine, raises the signal on itself with the task's TCB in FS and the
-/// task's mask in force, and puts the task back (queueing it if a waker came meanwhile). False if the
-/// task is not parked now (it is about to run and takes the signal then).
-pub fn run_in_parked(task: TaskRef, sig: i32) -> bool {
+/// Whether a signal the kernel delivered on worker `w` is a doorbell ([`ring_doorbell`]): a tgkill from
+/// this process while one is outstanding. A tgkill of the program's own that arrives first is taken for
+/// it, and the doorbell then for the program's: both carry the same siginfo, so nothing is lost.
+fn doorbell_rang(w: &worker::Worker, info: &libc::siginfo_t) -> bool {
+    // SAFETY: si_pid is valid for SI_TKILL.
+    info.si_code == libc::SI_TKILL
+        && unsafe { info.si_pid() } == sys::getpid()
+        && w.doorbells.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1)).is_ok()
+}
+
+/// Delivers the signals pending for the coroutine in whose context a signal handler on worker `w` runs
+/// (a doorbell, or a newer signal that must not overtake them), in the kernel's order, each as a directed
+/// delivery nested here. The worker's mask cell holds the handler's mask meanwhile, so that the task's
+/// own is put in force for them and the handler's back after.
+fn deliver_pending_in_handler(w: &worker::Worker, task: TaskRef) {
+    let deliverable = task.signals.pending.load(Ordering::Acquire) & !task.signals.resume_mask();
+    if deliverable == 0 {
+        return;
+    }
+    let (saved, directed) = (w.kernel_mask(), w.directed_delivery.get());
+    w.mask_changed(sys::sigmask(None));
+    worker::deliver_pending(&task);
+    w.mask_changed(saved);
+    // A redelivery this one interrupted goes on as one.
+    w.directed_delivery.set(directed);
+}
+
+/// Takes one held instance of `sig` out ([`held::take_one`]), waking a worker to route those left.
+pub(super) fn take_held(sig: i32) -> Option<Instance> {
+    let got = held::take_one(sig, None);
+    settle_held(sig);
+    got
+}
+
+/// [`held::settle`], waking a worker to route the instances left.
+fn settle_held(sig: i32) {
+    held::settle(sig);
+    if held::routing_needed() && lifecycle::running() {
+        scheduler::get().wake_sleeper();
+    }
+}
+
+/// Runs the handlers of the signals pending for `task` now in its context (it is parked where a signal
+/// does not end the wait: a join, a mutex, a condition variable), as the kernel runs them in a thread
+/// sleeping there: the worker claims the parked coroutine, raises them on itself, lowest first, with the
+/// task's TCB in FS and the task's mask in force, and puts the task back (queueing it if a waker came
+/// meanwhile). False if the task is not parked now (it is about to run and takes them then).
+pub fn run_in_parked(task: TaskRef) -> bool {
     let Some(w) = worker::current_worker() else { return false };
     if w.task_in_context().is_some() || !task.claim_parked() {
         return false;
     }
     w.in_context_of(task, || {
-        w.raise_directed(&task.signals, bit(sig), task.signals.delivery_mask.load(Ordering::Acquire) & !bit(sig));
+        let mask = task.signals.delivery_mask.load(Ordering::Acquire);
+        let bits = task.signals.take_unblocked(mask);
+        if bits != 0 {
+            w.raise_directed(&task.signals, bits, mask);
+        }
     });
     if task.finish_park() {
         scheduler::get().push(task);

@@ -19,6 +19,10 @@ pub struct TaskSignals {
     pub pending: AtomicU64,
     /// Signals a sigwait/sigwaitinfo/sigtimedwait call of this thread waits for (0 when none).
     pub waited_for: AtomicU64,
+    /// Real-time signals pending with an instance that has no queued siginfo (held while the `queued` pool
+    /// was full): raised once as tgkill's. Every other real-time instance pending for the thread has its
+    /// entry in the pool, so one pending without either was already taken with its entry.
+    pub bare: AtomicU64,
 }
 
 impl Default for TaskSignals {
@@ -34,6 +38,7 @@ impl TaskSignals {
             delivery_mask: AtomicU64::new(u64::MAX),
             pending: AtomicU64::new(0),
             waited_for: AtomicU64::new(0),
+            bare: AtomicU64::new(0),
         }
     }
 
@@ -49,6 +54,13 @@ impl TaskSignals {
     /// the normal mask is delivered by the waiting call itself, which then says EINTR.
     pub fn resume_mask(&self) -> u64 {
         self.mask.get() | self.delivery_mask.load(Ordering::Acquire)
+    }
+
+    /// Whether a pending `sig` without a queued siginfo is an instance of its own (a standard signal, or a
+    /// bare real-time one, taken now); else its instances were all taken with their entries.
+    pub fn take_bare(&self, sig: i32) -> bool {
+        let b = super::set::bit(sig);
+        sig < 32 || self.bare.fetch_and(!b, Ordering::AcqRel) & b != 0
     }
 
     /// Takes the pending signals `mask` does not block out of the pending set (the rest stay pending, as

@@ -3,7 +3,7 @@
 //! adds what the runtime keeps pending for the thread (sent to it, or held) to what the kernel has. Other
 //! callers (plain OS threads) get the kernel's calls themselves.
 
-use super::held::{held, take_held, take_info};
+use super::held::{Instance, held};
 use super::masks::TempMask;
 use super::queued;
 use super::set::{bit, sanitize_mask, signals_in};
@@ -135,11 +135,19 @@ fn wait_for(set: u64, info: &mut libc::siginfo_t, deadline: Option<u64>) -> Resu
     }
 }
 
-/// One signal of `set` for the calling thread: sent to it, held, or pending in the kernel.
+/// One signal of `set` for the calling thread, the lowest first as the kernel takes them: sent to it,
+/// held, or pending in the kernel.
 fn take_waited(me: &TaskRef, set: u64, info: &mut libc::siginfo_t) -> Option<i32> {
     let mine = me.signals.pending.load(Ordering::Acquire) & set;
     let held = held() & set;
     let owner = &me.signals as *const _ as usize;
+    let in_kernel = sys::signal::pending().map_or(0, |k| k & set);
+    if in_kernel != 0
+        && in_kernel.trailing_zeros() < (mine | held).trailing_zeros()
+        && let Some(sig) = take_from_kernel(set, info)
+    {
+        return Some(sig);
+    }
     for sig in signals_in(mine | held) {
         let b = bit(sig);
         // One queued with its siginfo (sigqueue, a real-time pthread_kill): the signal stays pending while
@@ -155,13 +163,24 @@ fn take_waited(me: &TaskRef, set: u64, info: &mut libc::siginfo_t) -> Option<i32
                 return Some(sig);
             }
         }
-        let got = (mine & b != 0 && me.signals.pending.fetch_and(!b, Ordering::AcqRel) & b != 0)
-            || (held & b != 0 && take_held(sig));
-        if got {
-            *info = take_info(sig).unwrap_or_else(|| super::queued::sent_here(sig, libc::SI_TKILL, 0));
+        if mine & b != 0 && me.signals.pending.fetch_and(!b, Ordering::AcqRel) & b != 0 && me.signals.take_bare(sig) {
+            *info = queued::sent_here(sig, libc::SI_TKILL, 0);
+            return Some(sig);
+        }
+        if held & b != 0 {
+            match super::routing::take_held(sig) {
+                Some(Instance::Info(i)) => *info = i,
+                Some(_) => *info = queued::sent_here(sig, libc::SI_TKILL, 0),
+                None => continue,
+            }
             return Some(sig);
         }
     }
+    take_from_kernel(set, info)
+}
+
+/// A signal of `set` pending in the kernel for the calling OS thread or the process, if any.
+fn take_from_kernel(set: u64, info: &mut libc::siginfo_t) -> Option<i32> {
     let ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: a local set, the caller's info buffer, a zero timeout.
     unsafe { sys::signal::timedwait(&set as *const u64 as *const libc::sigset_t, info, &ts) }.ok()

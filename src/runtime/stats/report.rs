@@ -1,6 +1,7 @@
 //! The statistics report: the counters with the scheduler's and the threads' state, written at exit, on
 //! the report signal (with every thread's stack) and where `ASYNCSHIM_STATS` says.
 
+use super::super::signals::{held, queued};
 use super::super::{io, lifecycle, preempt, scheduler, sys, thread, unwind};
 use super::{OFFLOAD_NAMES, PARK_NAMES, TARGET, get, named_counts};
 use crate::config;
@@ -88,6 +89,13 @@ pub fn report() -> String {
         "  kernel futex waits (io_uring): {}; polled retries: {}",
         s.kernel_futex_waits.load(r),
         s.poll_retries.load(r)
+    );
+    let (peak, refused) = queued::usage();
+    let _ = writeln!(
+        out,
+        "  queued signals: at most {peak} of {} siginfos at once; pool full {refused} times (held process-directed instances kept without their siginfo {})",
+        queued::SLOTS,
+        held::unrecorded()
     );
     let _ = writeln!(
         out,
