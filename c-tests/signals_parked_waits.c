@@ -11,6 +11,7 @@
  * whether the first one found the thread already parked changes nothing in the output.
  * asyncshim-test: timeout=180 */
 #include "test_util.h"
+#include "waiter.h"
 #include <linux/futex.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -35,10 +36,7 @@ struct scenario {
 
 /* Per-scenario state, reset by run(). */
 static const struct scenario *sc;
-static pthread_t waiter;
-static sigjmp_buf env;
-static int armed, handled, on_own_stack, in_waiter, jumped, wait_done, released;
-static char *stack_lo, *stack_hi;
+static int released;
 static int wait_result;  /* what the wait returned (0, an errno value, or the barrier's result) */
 static int after_result; /* a later call by the waiter (see each kind) */
 
@@ -53,19 +51,6 @@ static pthread_once_t once;
 static int init_runs;
 static unsigned futex_word;
 static pthread_t target, initializer;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    char here;
-    ATOMIC_ADD(&handled, 1);
-    if (pthread_equal(pthread_self(), waiter))
-        ATOMIC_STORE(&in_waiter, 1);
-    if (&here > stack_lo && &here < stack_hi)
-        ATOMIC_STORE(&on_own_stack, 1);
-    if (sc->longjmp_out)
-        siglongjmp(env, 1);
-}
 
 static void init_routine(void)
 {
@@ -165,46 +150,32 @@ static int use_again(void)
     }
 }
 
+/* The wait; held locks go back at once: the scenario is over for them. */
+static void wait_and_unlock(void)
+{
+    wait_result = do_wait();
+    if (sc->kind == MUTEX && wait_result == 0)
+        pthread_mutex_unlock(&mutex);
+    if ((sc->kind == RDLOCK || sc->kind == WRLOCK) && wait_result == 0)
+        pthread_rwlock_unlock(&rwlock);
+}
+
+/* Left a condition variable wait: the mutex may or may not be ours (the signal may have come just before
+ * the wait); an errorcheck mutex tells, and it is left unlocked either way. */
+static void after_jump(void)
+{
+    if (sc->kind == COND || sc->kind == COND_TIMED)
+        pthread_mutex_unlock(&cond_mutex);
+}
+
 static void *waiter_body(void *arg)
 {
     (void)arg;
-    void *addr = NULL;
-    size_t size = 0;
-    own_stack(&addr, &size);
-    stack_lo = addr;
-    stack_hi = (char *)addr + size;
-    sigset_t usr2;
-    sigemptyset(&usr2);
-    sigaddset(&usr2, SIGUSR2);
-    pthread_sigmask(SIG_UNBLOCK, &usr2, NULL);
-    if (sigsetjmp(env, 1) == 0) {
-        ATOMIC_STORE(&armed, 1);
-        wait_result = do_wait();
-        /* Held locks go back at once: the scenario is over for them. */
-        if (sc->kind == MUTEX && wait_result == 0)
-            pthread_mutex_unlock(&mutex);
-        if ((sc->kind == RDLOCK || sc->kind == WRLOCK) && wait_result == 0)
-            pthread_rwlock_unlock(&rwlock);
-    } else {
-        ATOMIC_STORE(&jumped, 1);
-        /* Left a condition variable wait: the mutex may or may not be ours (the signal may have come just
-         * before the wait); an errorcheck mutex tells, and it is left unlocked either way. */
-        if (sc->kind == COND || sc->kind == COND_TIMED)
-            pthread_mutex_unlock(&cond_mutex);
-    }
-    ATOMIC_STORE(&wait_done, 1);
+    wait_in_waiter(wait_and_unlock, after_jump);
     while (!ATOMIC_LOAD(&released))
         sleep_ms(2);
     after_result = use_again();
     return NULL;
-}
-
-static void send(void)
-{
-    if (sc->process_wide)
-        kill(getpid(), SIGUSR2);
-    else
-        pthread_kill(waiter, SIGUSR1);
 }
 
 /* Lets the wait complete (the main thread's part). */
@@ -313,8 +284,10 @@ static void run(const struct scenario *s)
     sc = s;
     armed = handled = on_own_stack = in_waiter = jumped = wait_done = released = 0;
     wait_result = after_result = -99;
-    set_signal_handler(SIGUSR1, on_signal, s->restart ? SA_RESTART : 0);
-    set_signal_handler(SIGUSR2, on_signal, s->restart ? SA_RESTART : 0);
+    handler_longjmps = s->longjmp_out;
+    signal_process_wide = s->process_wide;
+    set_signal_handler(SIGUSR1, waiter_handler, s->restart ? SA_RESTART : 0);
+    set_signal_handler(SIGUSR2, waiter_handler, s->restart ? SA_RESTART : 0);
     setup();
     pthread_create(&waiter, NULL, waiter_body, NULL);
     while (!ATOMIC_LOAD(&armed))
@@ -326,7 +299,7 @@ static void run(const struct scenario *s)
     if (s->longjmp_out || fails_with_eintr()) {
         /* Until the handler jumped or the wait failed. */
         while (!ATOMIC_LOAD(&wait_done) && mono_ns() < give_up) {
-            send();
+            send_to_waiter();
             sent++;
             for (int i = 0; i < 20 && !ATOMIC_LOAD(&wait_done); i++)
                 sleep_ms(1);
@@ -334,7 +307,7 @@ static void run(const struct scenario *s)
     } else {
         /* Until the handler ran; then the wait must still be going on. */
         while (!ATOMIC_LOAD(&handled) && mono_ns() < give_up) {
-            send();
+            send_to_waiter();
             sent++;
             for (int i = 0; i < 20 && !ATOMIC_LOAD(&handled); i++)
                 sleep_ms(1);
@@ -373,10 +346,7 @@ int main(void)
     test_init();
     setvbuf(stdout, NULL, _IOLBF, 0);
     /* Only the waiters take SIGUSR2: a kill() to the process goes to them. */
-    sigset_t usr2;
-    sigemptyset(&usr2);
-    sigaddset(&usr2, SIGUSR2);
-    pthread_sigmask(SIG_BLOCK, &usr2, NULL);
+    mask_usr2(SIG_BLOCK);
     static const struct scenario all[] = {
         { MUTEX, 1, 0, 0 },       { MUTEX, 0, 0, 0 },      { MUTEX, 1, 0, 1 },     { MUTEX, 0, 1, 1 },
         { RDLOCK, 1, 0, 0 },      { RDLOCK, 0, 0, 0 },     { WRLOCK, 1, 0, 0 },    { WRLOCK, 0, 0, 0 },

@@ -167,6 +167,8 @@ pub fn request(target: TaskRef) -> i32 {
         return 0;
     }
     wake_parked(target);
+    // Waiting in the kernel on its worker: the call moves to a helper thread, where the request ends it.
+    super::worker_call::abort(target);
     if c & ASYNC != 0 {
         super::preempt::cancel_running(target);
     }

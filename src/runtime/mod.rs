@@ -76,6 +76,7 @@ pub mod timers;
 pub mod unwind;
 pub mod wait_reason;
 pub mod worker;
+pub mod worker_call;
 
 use crate::config::{self, Config};
 use identity::Tcb;

@@ -298,6 +298,8 @@ pub fn raise(sig: i32) -> i32 {
 /// EINTR or goes on, as natively.
 fn interrupt(target: TaskRef, sig: i32) {
     park::interrupt(target, park::Interruption::Signal(sig));
+    // Waiting in the kernel on its worker: the call moves to a helper thread, where the signal ends it.
+    crate::runtime::worker_call::abort(target);
 }
 
 /// How readily a thread can take a signal now: waiting in a call the signal ends (0), running (1),
