@@ -11,7 +11,11 @@
  *    disabled is acted on as the call is entered, before it does anything;
  *  - not interrupted, the call completes once its other end arrives.
  * tcdrain on a pseudo-terminal (whose driver keeps no output to wait for) returns at once, and a pending
- * cancellation request is acted on as it is entered. Signals are sent with pthread_kill, and with kill()
+ * cancellation request is acted on as it is entered. Last, in a copy of the program run with the shim's
+ * stall monitor off (ASYNCSHIM_STALL_MS=0, which moves a call that keeps its worker to a helper thread),
+ * the first handled process-directed signal ends a FIFO open with EINTR: the kernel may give it to the
+ * worker that makes the call, where the handler runs at once and the shim's own SA_RESTART must not
+ * restart the call. Signals are sent with pthread_kill, and with kill()
  * to the process while the main thread blocks the signal; they are resent until they have done their work.
  * asyncshim-test: timeout=240 */
 #include "test_util.h"
@@ -27,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -306,9 +311,56 @@ static void run_tcdrain(void)
     close(master);
 }
 
-int main(void)
+/* The copy's scenario (see the top): signals sent one at a time until the open ends. */
+static void first_signal(void)
+{
+    set_mode(PROCESS_RETURN);
+    kind = OPEN_READ;
+    setup();
+    mask_usr2(SIG_BLOCK);
+    set_signal_handler(SIGUSR2, waiter_handler, 0);
+    start_waiter(waiter_body, NULL, 1);
+    int sent = 0;
+    while (!ATOMIC_LOAD(&wait_done) && sent < 100) {
+        kill(getpid(), SIGUSR2);
+        sent++;
+        sleep_ms(20);
+    }
+    if (!ATOMIC_LOAD(&wait_done))
+        release();
+    pthread_join(waiter, NULL);
+    fprintf(stderr, "first signal: %d sent, %d handled\n", sent, ATOMIC_LOAD(&handled));
+    printf("open(FIFO, O_RDONLY), kill() to the process, handler returns, monitor off: ended by the first "
+           "handled signal: %s\n", ATOMIC_LOAD(&handled) == 1 ? "yes" : "no");
+    print_result();
+    finish();
+}
+
+/* Runs the copy of this program with the stall monitor off (two workers, so that the main thread runs
+ * while the waiter keeps one). */
+static void run_first_signal_copy(void)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv("ASYNCSHIM_STALL_MS", "0", 1);
+        setenv("ASYNCSHIM_WORKERS", "2", 1);
+        execl("/proc/self/exe", "kernel_waits_interrupted", "first-signal", (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        printf("the copy with the monitor off ended with status %d\n", st);
+}
+
+int main(int argc, char **argv)
 {
     test_init();
+    if (argc > 1 && !strcmp(argv[1], "first-signal")) {
+        first_signal();
+        return test_exit_status();
+    }
     /* The main thread never takes the process-directed signal. */
     mask_usr2(SIG_BLOCK);
     for (int k = 0; k < KINDS; k++)
@@ -321,5 +373,6 @@ int main(void)
             run_plain((enum kind)k);
     }
     run_tcdrain();
+    run_first_signal_copy();
     return test_exit_status();
 }

@@ -45,12 +45,17 @@ pub unsafe fn call(me: TaskRef, nr: libc::c_long, args: [usize; 6]) -> Result<us
     };
     h.tid.store(0, Ordering::SeqCst);
     match r {
-        Some(Err(Errno(libc::EINTR))) if h.flag.load(Ordering::SeqCst) != 0 => {}
-        Some(r) => return r,
-        None => {}
+        Some(Err(Errno(libc::EINTR))) if h.flag.load(Ordering::SeqCst) == ABORTED => on_helper(nr, args),
+        Some(r) => r,
+        None => on_helper(nr, args),
     }
-    on_helper(nr, args)
 }
+
+/// The handle's flag: the call goes on on a helper thread.
+const ABORTED: u32 = 1;
+/// The handle's flag: a handler without SA_RESTART ran in the thread on its worker; the call fails with
+/// EINTR (unless it completed first).
+const HANDLED: u32 = 2;
 
 /// Whether the coroutine has a cancellation request to act on or a signal it accepts pending.
 fn must_leave(me: TaskRef) -> bool {
@@ -81,10 +86,29 @@ pub fn abort(target: TaskRef) {
     if h.tid.load(Ordering::SeqCst) == 0 {
         return;
     }
-    h.flag.store(1, Ordering::SeqCst);
+    if h.flag.compare_exchange(0, ABORTED, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+        return;
+    }
     // Still in the call (or in a later one, which then goes to a helper too: harmless).
     let tid = h.tid.load(Ordering::SeqCst);
     if tid != 0 {
         super::preempt::signal::send_abort(tid);
     }
+}
+
+/// A handler of the program without SA_RESTART has just run in `target` on its worker, interrupting the
+/// code of context `ctx` (a process-directed signal the kernel gave that worker): if that was the call
+/// `target` makes on its worker, the call fails with EINTR, as the kernel's would (the shim's own
+/// handlers ask the kernel to restart calls). Async-signal-safe.
+///
+/// # Safety
+/// `ctx` is the context the kernel passed to the handler now running on `target`'s worker.
+pub unsafe fn handler_ran(target: TaskRef, ctx: *mut libc::c_void) {
+    let h = &target.worker_call;
+    if h.tid.load(Ordering::SeqCst) == 0 {
+        return;
+    }
+    h.flag.store(HANDLED, Ordering::SeqCst);
+    // SAFETY: per the contract.
+    unsafe { abortable::abort_in_context(ctx as *mut libc::ucontext_t) };
 }

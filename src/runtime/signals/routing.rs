@@ -63,6 +63,12 @@ pub(super) extern "C" fn program_handler(sig: i32, info: *mut libc::siginfo_t, c
     let directed = w.map(|w| w.directed_delivery.replace(false));
     // SAFETY: arguments as the kernel passed them.
     unsafe { call_program_handler(sig, info, ctx) };
+    if let Some(t) = w.and_then(|w| w.task_in_context())
+        && !super::handlers::restarts(sig)
+    {
+        // SAFETY: the context the kernel passed, on the worker running `t`.
+        unsafe { crate::runtime::worker_call::handler_ran(t, ctx) };
+    }
     if let Some(w) = w {
         w.directed_delivery.set(directed.unwrap_or(false));
         w.leave_handler();
