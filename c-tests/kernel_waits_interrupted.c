@@ -11,7 +11,7 @@
  *    disabled is acted on as the call is entered, before it does anything;
  *  - not interrupted, the call completes once its other end arrives.
  * tcdrain on a pseudo-terminal (whose driver keeps no output to wait for) returns at once, and a pending
- * cancellation request is acted on as it is entered. Last, in a copy of the program run with the shim's
+ * cancellation request is acted on as it is entered; so is one at msync. Last, in a copy of the program run with the shim's
  * stall monitor off (ASYNCSHIM_STALL_MS=0, which moves a call that keeps its worker to a helper thread),
  * the first handled process-directed signal ends a FIFO open with EINTR: the kernel may give it to the
  * worker that makes the call, where the handler runs at once and the shim's own SA_RESTART must not
@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -259,20 +260,41 @@ static void run_plain(enum kind k)
     finish();
 }
 
-/* tcdrain: on a pseudo-terminal it returns at once; on a pipe ENOTTY; a pending request acts at entry. */
+/* tcdrain: on a pseudo-terminal it returns at once; on a pipe ENOTTY; a pending request acts at entry.
+ * msync (which waits for the write-back, uninterruptibly): a pending request acts at entry. */
 static int pty_fd = -1;
+static char *mapped;
 
-static void *tcdrain_cancelled(void *arg)
+static void call_tcdrain(void) { tcdrain(pty_fd); }
+static void call_msync(void) { msync(mapped, 4096, MS_SYNC); }
+
+static void *entry_cancelled(void *arg)
 {
-    (void)arg;
+    void (*call)(void) = (void (*)(void))arg;
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
     pthread_cleanup_push(waiter_cleanup, NULL);
     ATOMIC_STORE(&armed, 1);
     wait_at_least(&may_enter, 1, 1, 60000);
     pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
-    tcdrain(pty_fd);
+    call();
     pthread_cleanup_pop(0);
     return NULL;
+}
+
+/* `call` made by a thread with a cancellation request made while it had cancellation disabled. */
+static void run_entry_cancelled(const char *name, void (*call)(void))
+{
+    armed = may_enter = cleanup_ran = 0;
+    pthread_t t;
+    pthread_create(&t, NULL, entry_cancelled, (void *)call);
+    while (!ATOMIC_LOAD(&armed))
+        sleep_ms(1);
+    pthread_cancel(t);
+    ATOMIC_STORE(&may_enter, 1);
+    void *value = NULL;
+    pthread_join(t, &value);
+    printf("%s, pthread_cancel made while disabled: joined: %s, cleanup handler ran: %s\n", name,
+           value == PTHREAD_CANCELED ? "PTHREAD_CANCELED" : "a value", ATOMIC_LOAD(&cleanup_ran) ? "yes" : "no");
 }
 
 static void run_tcdrain(void)
@@ -296,19 +318,22 @@ static void run_tcdrain(void)
     printf("tcdrain(pipe): %d %s\n", r, r ? errname(errno) : "");
     close(p[0]);
     close(p[1]);
-    armed = may_enter = cleanup_ran = 0;
-    pthread_t t;
-    pthread_create(&t, NULL, tcdrain_cancelled, NULL);
-    while (!ATOMIC_LOAD(&armed))
-        sleep_ms(1);
-    pthread_cancel(t);
-    ATOMIC_STORE(&may_enter, 1);
-    void *value = NULL;
-    pthread_join(t, &value);
-    printf("tcdrain, pthread_cancel made while disabled: joined: %s, cleanup handler ran: %s\n",
-           value == PTHREAD_CANCELED ? "PTHREAD_CANCELED" : "a value", ATOMIC_LOAD(&cleanup_ran) ? "yes" : "no");
+    run_entry_cancelled("tcdrain", call_tcdrain);
     close(pty_fd);
     close(master);
+    char path[] = "/tmp/asyncshim-msyncXXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0 || ftruncate(fd, 4096) != 0)
+        exit(3);
+    unlink(path);
+    mapped = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (mapped == MAP_FAILED)
+        exit(3);
+    mapped[0] = 'x';
+    printf("msync: %d\n", msync(mapped, 4096, MS_SYNC));
+    run_entry_cancelled("msync", call_msync);
+    munmap(mapped, 4096);
+    close(fd);
 }
 
 /* The copy's scenario (see the top): signals sent one at a time until the open ends. */

@@ -308,6 +308,7 @@ declare_real! {
     fn pwrite(fd: c_int, buf: *const c_void, len: usize, off: libc::off_t) -> isize;
     fn fsync(fd: c_int) -> c_int;
     fn fdatasync(fd: c_int) -> c_int;
+    fn msync(addr: *mut c_void, len: usize, flags: c_int) -> c_int;
     fn getaddrinfo(node: *const c_char, service: *const c_char, hints: *const libc::addrinfo,
                    res: *mut *mut libc::addrinfo) -> c_int;
     fn getnameinfo(sa: *const libc::sockaddr, salen: libc::socklen_t, host: *mut c_char, hostlen: libc::socklen_t,

@@ -440,6 +440,17 @@ unsafe fn in_kernel_wait<R: TryFrom<isize>>(nr: libc::c_long, args: [usize; 6], 
     })
 }
 
+/// msync: a cancellation point (glibc's acts on a request at entry; the kernel's wait for the write-back
+/// is not interruptible).
+///
+/// # Safety
+/// C contract of msync.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn msync(addr: *mut c_void, len: usize, flags: c_int) -> c_int {
+    // SAFETY: forwarding.
+    cancel::point(|| unsafe { real::msync(addr, len, flags) })
+}
+
 /// tcdrain: ioctl(TCSBRK, 1), which waits until the terminal has sent its output (as glibc's).
 ///
 /// # Safety
