@@ -14,7 +14,7 @@
  * while the main thread blocks the signal.
  * asyncshim-test: timeout=240 */
 #include "test_util.h"
-#include "waiter_signal.h"
+#include "waiter.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -33,13 +33,7 @@ static const char *kind_name[] = { "waitpid(-1)", "wait()", "waitid(P_ALL)", "wa
 
 static int is_lock(enum kind k) { return k == SETLKW || k == LOCKF || k == FLOCK; }
 
-enum mode { LONGJMP, RETURN, RESTART, PROCESS_LONGJMP, PROCESS_RETURN, MODES };
-static const char *mode_name[] = { "handler longjmps", "handler returns", "handler returns, SA_RESTART",
-                                   "kill() to the process, handler longjmps", "kill() to the process, handler returns" };
-
 static enum kind kind;
-static enum mode mode;
-static int jumped, wait_done, cleanup_ran;
 static long wait_result;
 static int wait_errno, wait_status;
 
@@ -49,8 +43,6 @@ static int shell_fd = -1;   /* the read end system()'s shell reads from */
 static int lock_fd = -1;
 static char lock_path[64];
 
-static int longjmps(void) { return mode == LONGJMP || mode == PROCESS_LONGJMP; }
-static int process_wide(void) { return mode == PROCESS_LONGJMP || mode == PROCESS_RETURN; }
 
 static struct flock whole_file(short type)
 {
@@ -115,25 +107,24 @@ static void do_wait(void)
     wait_status = st;
 }
 
+/* The wait, then the lock it took given back. */
+static void wait_and_unlock(void)
+{
+    do_wait();
+    if (kind == SETLKW && wait_result == 0) {
+        struct flock fl = whole_file(F_UNLCK);
+        fcntl(lock_fd, F_SETLK, &fl);
+    }
+    if (kind == LOCKF && wait_result == 0)
+        lockf(lock_fd, F_ULOCK, 0);
+    if (kind == FLOCK && wait_result == 0)
+        flock(lock_fd, LOCK_UN);
+}
+
 static void *waiter_body(void *arg)
 {
     (void)arg;
-    waiter_begins();
-    if (sigsetjmp(env, 1) == 0) {
-        ATOMIC_STORE(&armed, 1);
-        do_wait();
-        if (kind == SETLKW && wait_result == 0) {
-            struct flock fl = whole_file(F_UNLCK);
-            fcntl(lock_fd, F_SETLK, &fl);
-        }
-        if (kind == LOCKF && wait_result == 0)
-            lockf(lock_fd, F_ULOCK, 0);
-        if (kind == FLOCK && wait_result == 0)
-            flock(lock_fd, LOCK_UN);
-    } else {
-        ATOMIC_STORE(&jumped, 1);
-    }
-    ATOMIC_STORE(&wait_done, 1);
+    wait_in_waiter(wait_and_unlock, NULL);
     return NULL;
 }
 
@@ -244,24 +235,10 @@ static void finish(int waiter_reaped)
     }
 }
 
-static void send(void)
-{
-    if (process_wide())
-        kill(getpid(), SIGUSR2);
-    else
-        pthread_kill(waiter, SIGUSR1);
-}
-
 static void print_result(void)
 {
-    if (ATOMIC_LOAD(&jumped)) {
-        printf("  left by siglongjmp\n");
+    if (print_if_interrupted(wait_result, wait_errno))
         return;
-    }
-    if (wait_result == -1) {
-        printf("  returned -1, errno %s\n", errname(wait_errno));
-        return;
-    }
     switch (kind) {
     case SYSTEM:
     case PCLOSE:
@@ -281,58 +258,25 @@ static void print_result(void)
 static void run_signal(enum kind k, enum mode m)
 {
     kind = k;
-    mode = m;
-    handler_reset(longjmps());
-    armed = jumped = wait_done = 0;
+    set_mode(m);
     wait_result = -99;
     wait_errno = 0;
     printf("%s, %s:\n", kind_name[k], mode_name[m]);
     fflush(stdout);
     int restart = m == RESTART;
-    handler_install(restart);
     setup();
-    start_waiter(waiter_body);
-    int64_t give_up = mono_ns() + 60LL * 1000000000;
     /* system() and pclose() go on after a handler that returns, whatever SA_RESTART says. */
-    int goes_on = !longjmps() && (restart || k == SYSTEM || k == PCLOSE);
-    if (!goes_on) {
-        while (!ATOMIC_LOAD(&wait_done) && mono_ns() < give_up) {
-            send();
-            sleep_ms(20);
-        }
-    } else {
-        /* Twice, so that at least one finds the call waiting; then the call must still be waiting. */
-        while (ATOMIC_LOAD(&handled) < 2 && mono_ns() < give_up) {
-            send();
-            sleep_ms(20);
-        }
-        sleep_ms(30);
-        printf("  still waiting after the handlers: %s\n", ATOMIC_LOAD(&wait_done) ? "no" : "yes");
-    }
-    printf("  handler ran in the waiter: %s, on its own stack: %s\n", ATOMIC_LOAD(&in_waiter) ? "yes" : "no",
-           ATOMIC_LOAD(&on_own_stack) ? "yes" : "no");
-    release();
-    if (!wait_at_least(&wait_done, 1, 2, 60000)) {
-        printf("  the wait did not end\n");
-        exit(1);
-    }
-    pthread_join(waiter, NULL);
+    signal_scenario(restart, !handler_longjmps && (restart || k == SYSTEM || k == PCLOSE), waiter_body, release);
     print_result();
     finish(!ATOMIC_LOAD(&jumped) && wait_result == child && !is_lock(k));
     fflush(stdout);
-}
-
-static void cleanup(void *arg)
-{
-    (void)arg;
-    ATOMIC_STORE(&cleanup_ran, 1);
 }
 
 static void *cancelled_body(void *arg)
 {
     (void)arg;
     note_waiter_stack();
-    pthread_cleanup_push(cleanup, NULL);
+    pthread_cleanup_push(waiter_cleanup, NULL);
     ATOMIC_STORE(&armed, 1);
     do_wait();
     pthread_cleanup_pop(0);
@@ -343,25 +287,15 @@ static void *cancelled_body(void *arg)
 static void run_cancel(enum kind k)
 {
     kind = k;
-    mode = RETURN;
-    handler_reset(longjmps());
-    armed = wait_done = cleanup_ran = 0;
+    set_mode(RETURN);
+    wait_done = cleanup_ran = 0;
     wait_result = -99;
     printf("%s, pthread_cancel:\n", kind_name[k]);
     fflush(stdout);
     setup();
-    start_waiter(cancelled_body);
+    start_waiter(cancelled_body, NULL, 1);
     pthread_cancel(waiter);
-    struct timespec limit = deadline_in(CLOCK_REALTIME, 60000);
-    void *value = NULL;
-    int r = pthread_timedjoin_np(waiter, &value, &limit);
-    if (r != 0) {
-        printf("  the join did not return before the release: %s\n", errname(r));
-        release();
-        pthread_join(waiter, &value);
-    }
-    printf("  joined: %s, cleanup handler ran: %s\n", value == PTHREAD_CANCELED ? "PTHREAD_CANCELED" : "a value",
-           ATOMIC_LOAD(&cleanup_ran) ? "yes" : "no");
+    join_cancelled(release);
     if (k == SYSTEM) {
         int st = 0;
         pid_t left = waitpid(-1, &st, WNOHANG);
@@ -431,7 +365,7 @@ int main(void)
     test_init();
     setvbuf(stdout, NULL, _IOLBF, 0);
     /* The main thread never takes the process-directed signal. */
-    process_signal_to_waiter();
+    mask_usr2(SIG_BLOCK);
     for (int k = 0; k < KINDS; k++)
         for (int m = 0; m < MODES; m++)
             run_signal((enum kind)k, (enum mode)m);

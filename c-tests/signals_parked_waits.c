@@ -11,7 +11,7 @@
  * whether the first one found the thread already parked changes nothing in the output.
  * asyncshim-test: timeout=180 */
 #include "test_util.h"
-#include "waiter_signal.h"
+#include "waiter.h"
 #include <linux/futex.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -36,7 +36,7 @@ struct scenario {
 
 /* Per-scenario state, reset by run(). */
 static const struct scenario *sc;
-static int jumped, wait_done, released;
+static int released;
 static int wait_result;  /* what the wait returned (0, an errno value, or the barrier's result) */
 static int after_result; /* a later call by the waiter (see each kind) */
 
@@ -150,38 +150,32 @@ static int use_again(void)
     }
 }
 
+/* The wait; held locks go back at once: the scenario is over for them. */
+static void wait_and_unlock(void)
+{
+    wait_result = do_wait();
+    if (sc->kind == MUTEX && wait_result == 0)
+        pthread_mutex_unlock(&mutex);
+    if ((sc->kind == RDLOCK || sc->kind == WRLOCK) && wait_result == 0)
+        pthread_rwlock_unlock(&rwlock);
+}
+
+/* Left a condition variable wait: the mutex may or may not be ours (the signal may have come just before
+ * the wait); an errorcheck mutex tells, and it is left unlocked either way. */
+static void after_jump(void)
+{
+    if (sc->kind == COND || sc->kind == COND_TIMED)
+        pthread_mutex_unlock(&cond_mutex);
+}
+
 static void *waiter_body(void *arg)
 {
     (void)arg;
-    waiter_begins();
-    if (sigsetjmp(env, 1) == 0) {
-        ATOMIC_STORE(&armed, 1);
-        wait_result = do_wait();
-        /* Held locks go back at once: the scenario is over for them. */
-        if (sc->kind == MUTEX && wait_result == 0)
-            pthread_mutex_unlock(&mutex);
-        if ((sc->kind == RDLOCK || sc->kind == WRLOCK) && wait_result == 0)
-            pthread_rwlock_unlock(&rwlock);
-    } else {
-        ATOMIC_STORE(&jumped, 1);
-        /* Left a condition variable wait: the mutex may or may not be ours (the signal may have come just
-         * before the wait); an errorcheck mutex tells, and it is left unlocked either way. */
-        if (sc->kind == COND || sc->kind == COND_TIMED)
-            pthread_mutex_unlock(&cond_mutex);
-    }
-    ATOMIC_STORE(&wait_done, 1);
+    wait_in_waiter(wait_and_unlock, after_jump);
     while (!ATOMIC_LOAD(&released))
         sleep_ms(2);
     after_result = use_again();
     return NULL;
-}
-
-static void send(void)
-{
-    if (sc->process_wide)
-        kill(getpid(), SIGUSR2);
-    else
-        pthread_kill(waiter, SIGUSR1);
 }
 
 /* Lets the wait complete (the main thread's part). */
@@ -288,18 +282,24 @@ static void setup(void)
 static void run(const struct scenario *s)
 {
     sc = s;
-    handler_reset(s->longjmp_out);
-    armed = jumped = wait_done = released = 0;
+    armed = handled = on_own_stack = in_waiter = jumped = wait_done = released = 0;
     wait_result = after_result = -99;
-    handler_install(s->restart);
+    handler_longjmps = s->longjmp_out;
+    signal_process_wide = s->process_wide;
+    set_signal_handler(SIGUSR1, waiter_handler, s->restart ? SA_RESTART : 0);
+    set_signal_handler(SIGUSR2, waiter_handler, s->restart ? SA_RESTART : 0);
     setup();
-    start_waiter(waiter_body);
+    pthread_create(&waiter, NULL, waiter_body, NULL);
+    while (!ATOMIC_LOAD(&armed))
+        sleep_ms(1);
+    /* Most likely parked by now; the output does not depend on it. */
+    sleep_ms(30);
     int64_t give_up = mono_ns() + 60LL * 1000000000;
     int sent = 0;
     if (s->longjmp_out || fails_with_eintr()) {
         /* Until the handler jumped or the wait failed. */
         while (!ATOMIC_LOAD(&wait_done) && mono_ns() < give_up) {
-            send();
+            send_to_waiter();
             sent++;
             for (int i = 0; i < 20 && !ATOMIC_LOAD(&wait_done); i++)
                 sleep_ms(1);
@@ -307,7 +307,7 @@ static void run(const struct scenario *s)
     } else {
         /* Until the handler ran; then the wait must still be going on. */
         while (!ATOMIC_LOAD(&handled) && mono_ns() < give_up) {
-            send();
+            send_to_waiter();
             sent++;
             for (int i = 0; i < 20 && !ATOMIC_LOAD(&handled); i++)
                 sleep_ms(1);
@@ -346,7 +346,7 @@ int main(void)
     test_init();
     setvbuf(stdout, NULL, _IOLBF, 0);
     /* Only the waiters take SIGUSR2: a kill() to the process goes to them. */
-    process_signal_to_waiter();
+    mask_usr2(SIG_BLOCK);
     static const struct scenario all[] = {
         { MUTEX, 1, 0, 0 },       { MUTEX, 0, 0, 0 },      { MUTEX, 1, 0, 1 },     { MUTEX, 0, 1, 1 },
         { RDLOCK, 1, 0, 0 },      { RDLOCK, 0, 0, 0 },     { WRLOCK, 1, 0, 0 },    { WRLOCK, 0, 0, 0 },

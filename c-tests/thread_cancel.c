@@ -25,6 +25,9 @@
 #include <unistd.h>
 
 static int pipe_r[2], pipe_w[2], sock[2], lsock, epfd, msq, full_lsock;
+static int stdio_in[2], stdio_out[2];
+static char junk_for_full[4096];
+static FILE *in_file, *out_file; /* a pipe nothing is written to yet; a full pipe nothing reads */
 static struct sockaddr_in full_addr;
 static pid_t child;
 static sem_t sem;
@@ -143,6 +146,20 @@ static void point(const char *name)
         pthread_join(forever, NULL);
     } else if (!strcmp(name, "msgrcv")) {
         msgrcv(msq, &msg, sizeof msg.text, 0, 0);
+    } else if (!strcmp(name, "fgets")) {
+        fgets(buf, sizeof buf, in_file);
+    } else if (!strcmp(name, "fread")) {
+        fread(buf, 1, sizeof buf, in_file);
+    } else if (!strcmp(name, "getline")) {
+        char *line = NULL;
+        size_t n = 0;
+        getline(&line, &n, in_file);
+    } else if (!strcmp(name, "fwrite")) {
+        for (;;)
+            fwrite(buf, 1, sizeof buf, out_file);
+    } else if (!strcmp(name, "fprintf")) {
+        for (;;)
+            fprintf(out_file, "%s", "0123456789012345678901234567890123456789");
     } else if (!strcmp(name, "pthread_testcancel")) {
         for (;;)
             pthread_testcancel();
@@ -206,7 +223,8 @@ int main(void)
     static const char *points[] = {"read", "write", "recv", "send", "connect", "accept", "poll", "select", "epoll_wait",
                                    "sleep", "usleep", "nanosleep", "clock_nanosleep", "pause", "sigwait",
                                    "sigtimedwait", "sigsuspend", "waitpid", "sem_wait", "sem_timedwait",
-                                   "pthread_join", "msgrcv", "pthread_testcancel"};
+                                   "pthread_join", "msgrcv", "fgets", "fread", "getline", "fwrite",
+                                   "fprintf", "pthread_testcancel"};
     static const char *conds[] = {"pthread_cond_wait", "pthread_cond_timedwait", "pthread_cond_clockwait"};
     pthread_mutexattr_t ma;
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -217,8 +235,16 @@ int main(void)
     sigemptyset(&usr2);
     sigaddset(&usr2, SIGUSR2);
     pthread_sigmask(SIG_BLOCK, &usr2, NULL);
-    if (pipe(pipe_r) || pipe(pipe_w) || socketpair(AF_UNIX, SOCK_STREAM, 0, sock))
+    if (pipe(pipe_r) || pipe(pipe_w) || socketpair(AF_UNIX, SOCK_STREAM, 0, sock) || pipe(stdio_in) ||
+        pipe(stdio_out))
         return 1;
+    signal(SIGPIPE, SIG_IGN);
+    in_file = fdopen(stdio_in[0], "r");
+    out_file = fdopen(stdio_out[1], "w");
+    fcntl(stdio_out[1], F_SETFL, O_NONBLOCK);
+    while (write(stdio_out[1], junk_for_full, sizeof junk_for_full) > 0)
+        ;
+    fcntl(stdio_out[1], F_SETFL, 0);
     /* Fill the write pipe and the socket so that writes block. */
     fcntl(pipe_w[1], F_SETFL, O_NONBLOCK);
     fcntl(sock[1], F_SETFL, O_NONBLOCK);
@@ -264,6 +290,18 @@ int main(void)
     for (size_t i = 0; i < sizeof conds / sizeof *conds; i++)
         run(conds[i], cond_main);
 
+    /* The FILEs the cancelled stdio calls waited on: no error marked, unlocked, and nothing lost. */
+    int in_free = ftrylockfile(in_file) == 0, out_free = ftrylockfile(out_file) == 0;
+    if (in_free)
+        funlockfile(in_file);
+    if (out_free)
+        funlockfile(out_file);
+    printf("after stdio cancellations: error flags %d %d, unlocked %d %d\n", ferror(in_file), ferror(out_file), in_free,
+           out_free);
+    char got[32] = "";
+    write(stdio_in[1], "a line\n", 7);
+    printf("then fgets: %s", fgets(got, sizeof got, in_file) ? got : "NULL\n");
+
     /* The thread joined by the cancelled joiner is still joinable. */
     write(pipe_r[1], "x", 1);
     void *res;
@@ -272,6 +310,11 @@ int main(void)
 
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);
+    /* What the cancelled writers left in out_file's buffer goes nowhere (its reader is closed: EPIPE). */
+    close(stdio_out[0]);
+    fclose(out_file);
+    fclose(in_file);
+    close(stdio_in[1]);
     if (msq >= 0)
         msgctl(msq, IPC_RMID, NULL);
     printf("done\n");

@@ -123,13 +123,17 @@ fn optional(slot: &AtomicUsize, name: &CStr) -> Option<usize> {
 /// A POSIX timer function: libc's from glibc 2.34, librt's before (loaded here if the program has not: it
 /// reaches a hook only if it linked librt, but a lookup of its own may come first).
 fn timer_fn(slot: &AtomicUsize, name: &CStr) -> usize {
+    // The version of the timer_t ABI in use (librt's since 2.3.3, kept by libc): an unversioned
+    // dlsym(RTLD_NEXT) may give the oldest, glibc 2.2's, whose ids are indexes, not pointers.
+    librt_fn(slot, name, c"GLIBC_2.3.3")
+}
+
+/// A function of librt before glibc 2.34 and of libc from then on, at `version` (see [`timer_fn`]).
+fn librt_fn(slot: &AtomicUsize, name: &CStr, version: &CStr) -> usize {
     let p = slot.load(Ordering::Relaxed);
     if p != 0 {
         return p;
     }
-    // The version of the timer_t ABI in use (librt's since 2.3.3, kept by libc): an unversioned
-    // dlsym(RTLD_NEXT) may give the oldest, glibc 2.2's, whose ids are indexes, not pointers.
-    let version = c"GLIBC_2.3.3";
     // SAFETY: dlvsym/dlsym/dlopen with valid handles and NUL-terminated names.
     let p = unsafe {
         let mut p = libc::dlvsym(libc::RTLD_NEXT, name.as_ptr(), version.as_ptr());
@@ -203,6 +207,28 @@ pub unsafe fn timer_delete(id: libc::timer_t) -> c_int {
     unsafe { core::mem::transmute::<usize, F>(timer_fn(&SLOT, c"timer_delete"))(id) }
 }
 
+/// The POSIX message queue calls that wait (librt's before glibc 2.34, libc's from then on), for plain
+/// threads: `mq_receive`, `mq_send` and their timed forms.
+macro_rules! mq_calls {
+    ($( $name:ident($($arg:ident: $t:ty),*) -> $ret:ty; )*) => {$(
+        /// # Safety
+        #[doc = concat!("C contract of ", stringify!($name), ".")]
+        pub unsafe fn $name($($arg: $t),*) -> $ret {
+            static SLOT: AtomicUsize = AtomicUsize::new(0);
+            let f = librt_fn(&SLOT, &CStr::from_bytes_with_nul(concat!(stringify!($name), "\0").as_bytes()).expect("a name"), c"GLIBC_2.3.4");
+            // SAFETY: glibc's function of this signature, called under its contract.
+            unsafe { core::mem::transmute::<usize, unsafe extern "C" fn($($t),*) -> $ret>(f)($($arg),*) }
+        }
+    )*};
+}
+
+mq_calls! {
+    mq_receive(mq: libc::mqd_t, msg: *mut c_char, len: usize, prio: *mut c_uint) -> isize;
+    mq_timedreceive(mq: libc::mqd_t, msg: *mut c_char, len: usize, prio: *mut c_uint, abs: *const libc::timespec) -> isize;
+    mq_send(mq: libc::mqd_t, msg: *const c_char, len: usize, prio: c_uint) -> c_int;
+    mq_timedsend(mq: libc::mqd_t, msg: *const c_char, len: usize, prio: c_uint, abs: *const libc::timespec) -> c_int;
+}
+
 type SetSigmaskFn = unsafe extern "C" fn(*mut libc::pthread_attr_t, *const libc::sigset_t) -> c_int;
 
 /// `pthread_attr_setsigmask_np` (glibc 2.32 on), or None on an older glibc.
@@ -252,6 +278,11 @@ declare_real! {
     fn __open_2(path: *const c_char, flags: c_int) -> c_int;
     fn openat(dirfd: c_int, path: *const c_char, flags: c_int, mode: c_uint) -> c_int;
     fn __openat_2(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int;
+    fn creat(path: *const c_char, mode: libc::mode_t) -> c_int;
+    fn tcdrain(fd: c_int) -> c_int;
+    fn __xpg_sigpause(sig: c_int) -> c_int;
+    fn __sigpause(sig_or_mask: c_int, is_sig: c_int) -> c_int;
+    fn sigpause(mask: c_int) -> c_int;
     fn fopen(path: *const c_char, mode: *const c_char) -> *mut libc::FILE;
     fn pthread_setschedparam(t: libc::pthread_t, policy: c_int, param: *const libc::sched_param) -> c_int;
     fn pthread_getschedparam(t: libc::pthread_t, policy: *mut c_int, param: *mut libc::sched_param) -> c_int;
@@ -277,6 +308,7 @@ declare_real! {
     fn pwrite(fd: c_int, buf: *const c_void, len: usize, off: libc::off_t) -> isize;
     fn fsync(fd: c_int) -> c_int;
     fn fdatasync(fd: c_int) -> c_int;
+    fn msync(addr: *mut c_void, len: usize, flags: c_int) -> c_int;
     fn getaddrinfo(node: *const c_char, service: *const c_char, hints: *const libc::addrinfo,
                    res: *mut *mut libc::addrinfo) -> c_int;
     fn getnameinfo(sa: *const libc::sockaddr, salen: libc::socklen_t, host: *mut c_char, hostlen: libc::socklen_t,

@@ -130,6 +130,45 @@ static __attribute__((unused)) int compat_timer_delete(timer_t t)
 #define timer_delete compat_timer_delete
 #endif
 
+#if !__GLIBC_PREREQ(2, 34)
+/* The POSIX message queue functions too (librt before 2.34). */
+#include <mqueue.h>
+static __attribute__((unused)) mqd_t compat_mq_open(const char *name, int flags, mode_t mode, struct mq_attr *attr)
+{
+    return ((mqd_t(*)(const char *, int, mode_t, struct mq_attr *))compat_rt("mq_open"))(name, flags, mode, attr);
+}
+static __attribute__((unused)) int compat_mq_unlink(const char *name)
+{
+    return ((int (*)(const char *))compat_rt("mq_unlink"))(name);
+}
+static __attribute__((unused)) ssize_t compat_mq_timedreceive(mqd_t q, char *m, size_t n, unsigned *p,
+                                                              const struct timespec *t)
+{
+    return ((ssize_t(*)(mqd_t, char *, size_t, unsigned *, const struct timespec *))compat_rt("mq_timedreceive"))(
+        q, m, n, p, t);
+}
+static __attribute__((unused)) ssize_t compat_mq_receive(mqd_t q, char *m, size_t n, unsigned *p)
+{
+    return ((ssize_t(*)(mqd_t, char *, size_t, unsigned *))compat_rt("mq_receive"))(q, m, n, p);
+}
+static __attribute__((unused)) int compat_mq_timedsend(mqd_t q, const char *m, size_t n, unsigned p,
+                                                       const struct timespec *t)
+{
+    return ((int (*)(mqd_t, const char *, size_t, unsigned, const struct timespec *))compat_rt("mq_timedsend"))(
+        q, m, n, p, t);
+}
+static __attribute__((unused)) int compat_mq_send(mqd_t q, const char *m, size_t n, unsigned p)
+{
+    return ((int (*)(mqd_t, const char *, size_t, unsigned))compat_rt("mq_send"))(q, m, n, p);
+}
+#define mq_open compat_mq_open
+#define mq_unlink compat_mq_unlink
+#define mq_timedreceive compat_mq_timedreceive
+#define mq_receive compat_mq_receive
+#define mq_timedsend compat_mq_timedsend
+#define mq_send compat_mq_send
+#endif
+
 #if __GLIBC_PREREQ(2, 36)
 #include <sys/pidfd.h>
 #else

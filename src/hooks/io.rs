@@ -1,5 +1,6 @@
 //! read/write and their vector, positioned and fortified forms, and the fd bookkeeping every fd family
-//! needs (close, close_range, dup2/dup3, pipe/pipe2, eventfd/timerfd/signalfd, fcntl, fclose/freopen). A
+//! needs (close, close_range, dup2/dup3, pipe/pipe2, eventfd/timerfd/signalfd, fcntl, fclose/freopen);
+//! message queues (System V's, POSIX's) and tcdrain. A
 //! coroutine's call is `runtime::io`'s (it parks on the netpoller when it would block); a plain thread's
 //! is the real call. Calls that make or replace a number tell the runtime's fd table.
 
@@ -423,4 +424,96 @@ pub unsafe extern "C" fn msgsnd(id: c_int, msg: *const c_void, size: usize, flag
         return unsafe { real::msgsnd(id, msg, size, flags) };
     }
     cancel::point(|| ret(msgq::send(id, msg, size, flags)) as c_int)
+}
+
+/// A call a coroutine makes through `runtime::worker_call` (it may wait in the kernel, where a
+/// cancellation request or a signal must reach it), a cancellation point; `real` otherwise.
+///
+/// # Safety
+/// The arguments must be valid for system call `nr`.
+unsafe fn in_kernel_wait<R: TryFrom<isize>>(nr: libc::c_long, args: [usize; 6], real: impl FnOnce() -> R) -> R {
+    cancel::point_task(|me| match me {
+        // SAFETY: the calling coroutine; the arguments per the contract.
+        Some(me) => R::try_from(ret(unsafe { crate::runtime::worker_call::call(me, nr, args) }))
+            .unwrap_or_else(|_| unreachable!("a count the kernel returned")),
+        None => real(),
+    })
+}
+
+/// msync: a cancellation point (glibc's acts on a request at entry; the kernel's wait for the write-back
+/// is not interruptible).
+///
+/// # Safety
+/// C contract of msync.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn msync(addr: *mut c_void, len: usize, flags: c_int) -> c_int {
+    // SAFETY: forwarding.
+    cancel::point(|| unsafe { real::msync(addr, len, flags) })
+}
+
+/// tcdrain: ioctl(TCSBRK, 1), which waits until the terminal has sent its output (as glibc's).
+///
+/// # Safety
+/// C contract of tcdrain.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tcdrain(fd: c_int) -> c_int {
+    // SAFETY: an ioctl with an integer argument; forwarding otherwise.
+    unsafe { in_kernel_wait(libc::SYS_ioctl, [fd as usize, libc::TCSBRK as usize, 1, 0, 0, 0], || real::tcdrain(fd)) }
+}
+
+/// mq_timedreceive: may wait for a message (the kernel's absolute CLOCK_REALTIME timeout applies on the
+/// helper thread as in the program's own call).
+///
+/// # Safety
+/// C contract of mq_timedreceive.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mq_timedreceive(
+    mq: libc::mqd_t,
+    msg: *mut c_char,
+    len: usize,
+    prio: *mut c_uint,
+    abs: *const libc::timespec,
+) -> isize {
+    let args = [mq as usize, msg as usize, len, prio as usize, abs as usize, 0];
+    // SAFETY: the program's arguments, as the system call takes them; forwarding otherwise.
+    unsafe { in_kernel_wait(libc::SYS_mq_timedreceive, args, || real::mq_timedreceive(mq, msg, len, prio, abs)) }
+}
+
+/// mq_receive: mq_timedreceive without a timeout.
+///
+/// # Safety
+/// C contract of mq_receive.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mq_receive(mq: libc::mqd_t, msg: *mut c_char, len: usize, prio: *mut c_uint) -> isize {
+    let args = [mq as usize, msg as usize, len, prio as usize, 0, 0];
+    // SAFETY: as for mq_timedreceive.
+    unsafe { in_kernel_wait(libc::SYS_mq_timedreceive, args, || real::mq_receive(mq, msg, len, prio)) }
+}
+
+/// mq_timedsend: may wait for room in a full queue.
+///
+/// # Safety
+/// C contract of mq_timedsend.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mq_timedsend(
+    mq: libc::mqd_t,
+    msg: *const c_char,
+    len: usize,
+    prio: c_uint,
+    abs: *const libc::timespec,
+) -> c_int {
+    let args = [mq as usize, msg as usize, len, prio as usize, abs as usize, 0];
+    // SAFETY: as for mq_timedreceive.
+    unsafe { in_kernel_wait(libc::SYS_mq_timedsend, args, || real::mq_timedsend(mq, msg, len, prio, abs)) }
+}
+
+/// mq_send: mq_timedsend without a timeout.
+///
+/// # Safety
+/// C contract of mq_send.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mq_send(mq: libc::mqd_t, msg: *const c_char, len: usize, prio: c_uint) -> c_int {
+    let args = [mq as usize, msg as usize, len, prio as usize, 0, 0];
+    // SAFETY: as for mq_timedreceive.
+    unsafe { in_kernel_wait(libc::SYS_mq_timedsend, args, || real::mq_send(mq, msg, len, prio)) }
 }

@@ -1,10 +1,12 @@
-//! Opens of `/proc` paths that name a coroutine by its tid (`/proc/self/task/TID/...`, `/proc/TID/...`):
-//! see `runtime::proc_task`. Every other path goes to libc untouched, after a look at its first six bytes.
+//! Opens: of `/proc` paths that name a coroutine by its tid (`/proc/self/task/TID/...`, `/proc/TID/...`):
+//! see `runtime::proc_task`; every other path goes on untouched, after a look at its first six bytes. A
+//! coroutine's open is the system call made through `runtime::worker_call` (so that the open of a FIFO,
+//! which waits for the other end, can be cancelled and interrupted as natively), a plain thread's libc's.
 
 use super::set_errno;
 use crate::real;
 use crate::runtime::proc_task::{self, Opened};
-use crate::runtime::{self, sys::usercopy};
+use crate::runtime::{self, cancel, sys::usercopy, worker_call};
 use std::ffi::{c_char, c_int, c_uint};
 
 /// The path's bytes when it starts with "/proc/" and the runtime runs (read fault-safely: a bad pointer
@@ -42,13 +44,42 @@ fn translated(path: *const c_char, flags: c_int, open: impl FnOnce(*const c_char
     }
 }
 
+/// Whether open reads its mode argument (O_CREAT or O_TMPFILE), as glibc's __OPEN_NEEDS_MODE.
+fn needs_mode(flags: c_int) -> bool {
+    flags & libc::O_CREAT != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE
+}
+
+/// An open of `path` relative to `dirfd`, a cancellation point: a coroutine's is the openat system call
+/// made through `runtime::worker_call` (the open of a FIFO waits there for the other end, reachable by
+/// cancellation and signals), a plain thread's is libc's (`real`, given the path to open).
+fn open_at(
+    dirfd: c_int,
+    path: *const c_char,
+    flags: c_int,
+    mode: c_uint,
+    real: impl Fn(*const c_char) -> c_int,
+) -> c_int {
+    let mode = if needs_mode(flags) { mode } else { 0 };
+    cancel::point_task(|me| {
+        let open = |p: *const c_char| match me {
+            Some(me) => {
+                let args = [dirfd as isize as usize, p as usize, flags as usize, mode as usize, 0, 0];
+                // SAFETY: the calling coroutine; the program's arguments (or the translated path), as
+                // openat takes them.
+                super::io::ret(unsafe { worker_call::call(me, libc::SYS_openat, args) }) as c_int
+            }
+            None => real(p),
+        };
+        translated(path, flags, open).unwrap_or_else(|| open(path))
+    })
+}
+
 /// # Safety
 /// C contract of open (variadic in C: the mode is read only with O_CREAT or O_TMPFILE, as by libc).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn open(path: *const c_char, flags: c_int, mode: c_uint) -> c_int {
     // SAFETY: forwarding with the caller's arguments (or the translated path).
-    translated(path, flags, |p| unsafe { real::open(p, flags, mode) })
-        .unwrap_or_else(|| unsafe { real::open(path, flags, mode) })
+    open_at(libc::AT_FDCWD, path, flags, mode, |p| unsafe { real::open(p, flags, mode) })
 }
 
 /// # Safety
@@ -60,12 +91,15 @@ pub unsafe extern "C" fn open64(path: *const c_char, flags: c_int, mode: c_uint)
 }
 
 /// # Safety
-/// C contract of __open_2 (the fortified open without a mode).
+/// C contract of __open_2 (the fortified open without a mode: glibc's own report for flags that need one).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn __open_2(path: *const c_char, flags: c_int) -> c_int {
+    if needs_mode(flags) {
+        // SAFETY: forwarding (glibc reports the misuse and aborts).
+        return unsafe { real::__open_2(path, flags) };
+    }
     // SAFETY: forwarding.
-    translated(path, flags, |p| unsafe { real::__open_2(p, flags) })
-        .unwrap_or_else(|| unsafe { real::__open_2(path, flags) })
+    open_at(libc::AT_FDCWD, path, flags, 0, |p| unsafe { real::__open_2(p, flags) })
 }
 
 /// # Safety
@@ -81,9 +115,7 @@ pub unsafe extern "C" fn __open64_2(path: *const c_char, flags: c_int) -> c_int 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn openat(dirfd: c_int, path: *const c_char, flags: c_int, mode: c_uint) -> c_int {
     // SAFETY: forwarding.
-    translated(path, flags, |p| unsafe { real::openat(dirfd, p, flags, mode) })
-        // SAFETY: forwarding.
-        .unwrap_or_else(|| unsafe { real::openat(dirfd, path, flags, mode) })
+    open_at(dirfd, path, flags, mode, |p| unsafe { real::openat(dirfd, p, flags, mode) })
 }
 
 /// # Safety
@@ -98,10 +130,12 @@ pub unsafe extern "C" fn openat64(dirfd: c_int, path: *const c_char, flags: c_in
 /// C contract of __openat_2.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn __openat_2(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int {
+    if needs_mode(flags) {
+        // SAFETY: forwarding (glibc reports the misuse and aborts).
+        return unsafe { real::__openat_2(dirfd, path, flags) };
+    }
     // SAFETY: forwarding.
-    translated(path, flags, |p| unsafe { real::__openat_2(dirfd, p, flags) })
-        // SAFETY: forwarding.
-        .unwrap_or_else(|| unsafe { real::__openat_2(dirfd, path, flags) })
+    open_at(dirfd, path, flags, 0, |p| unsafe { real::__openat_2(dirfd, p, flags) })
 }
 
 /// # Safety
@@ -110,6 +144,26 @@ pub unsafe extern "C" fn __openat_2(dirfd: c_int, path: *const c_char, flags: c_
 pub unsafe extern "C" fn __openat64_2(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int {
     // SAFETY: as for __openat_2.
     unsafe { __openat_2(dirfd, path, flags) }
+}
+
+/// creat: open(path, O_WRONLY | O_CREAT | O_TRUNC, mode) (glibc's calls its internal open, which no hook
+/// sees).
+///
+/// # Safety
+/// C contract of creat.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn creat(path: *const c_char, mode: libc::mode_t) -> c_int {
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
+    // SAFETY: forwarding.
+    open_at(libc::AT_FDCWD, path, flags, mode, |p| unsafe { real::creat(p, mode) })
+}
+
+/// # Safety
+/// C contract of creat64.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn creat64(path: *const c_char, mode: libc::mode_t) -> c_int {
+    // SAFETY: as for creat.
+    unsafe { creat(path, mode) }
 }
 
 /// The open flags of an fopen mode ("r", "w+", "a", with 'e' for O_CLOEXEC; only whether it writes and

@@ -115,6 +115,42 @@ pub unsafe extern "C" fn pause() -> c_int {
     })
 }
 
+/// The sigpause family (glibc's calls its internal sigsuspend, which no hook sees): X/Open's (`sig` left
+/// out of the mask), BSD's (a mask of signals 1 to 32), and the entry point that is either.
+fn sigpause_as(sig_or_mask: c_int, is_sig: bool, real: impl FnOnce() -> c_int) -> c_int {
+    cancel::point(|| match signals::sigpause(sig_or_mask, is_sig) {
+        Some(e) => {
+            set_errno(e);
+            -1
+        }
+        None => real(),
+    })
+}
+
+/// # Safety
+/// C contract of __xpg_sigpause (`sigpause` in programs built with X/Open or GNU features).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __xpg_sigpause(sig: c_int) -> c_int {
+    // SAFETY: forwarding.
+    sigpause_as(sig, true, || unsafe { real::__xpg_sigpause(sig) })
+}
+
+/// # Safety
+/// C contract of __sigpause.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __sigpause(sig_or_mask: c_int, is_sig: c_int) -> c_int {
+    // SAFETY: forwarding.
+    sigpause_as(sig_or_mask, is_sig != 0, || unsafe { real::__sigpause(sig_or_mask, is_sig) })
+}
+
+/// # Safety
+/// C contract of sigpause (the BSD form: a mask).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sigpause(mask: c_int) -> c_int {
+    // SAFETY: forwarding.
+    sigpause_as(mask, false, || unsafe { real::sigpause(mask) })
+}
+
 fn errno_result(r: Result<c_int, Errno>) -> c_int {
     r.unwrap_or_else(|e| {
         set_errno(e.0);

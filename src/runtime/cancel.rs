@@ -86,6 +86,24 @@ impl Point {
         if actionable(me.cancel.word.load(Ordering::SeqCst)) {
             act(me);
         }
+        Point::armed(me)
+    }
+
+    /// [`Point::enter`] for a call that is a cancellation point only where it waits (stdio's: glibc's
+    /// internal read or write is the point): a pending request is not acted on at entry, but a park
+    /// inside the call ends for one (at once for one made before it), and [`Point::leave`] acts on it.
+    /// Not `cancellable`: no point at all (a FILE opened with fopen's "c" flag).
+    #[inline]
+    pub fn enter_where_it_waits(cancellable: bool) -> Point {
+        match worker::current_task() {
+            Some(me) if cancellable => Point::armed(me),
+            _ => Point { me: None, outer: false, plain: false },
+        }
+    }
+
+    /// The point of coroutine `me`, its parks armed for requests.
+    #[inline]
+    fn armed(me: TaskRef) -> Point {
         let outer = me.cancel.at_point.replace(true);
         if !outer {
             me.cancel.point_cancelled.set(false);
@@ -112,6 +130,13 @@ impl Point {
         }
         r
     }
+}
+
+/// Whether a wait of the calling coroutine's cancellation point was ended by a request, which the point
+/// acts on as it leaves: the call's failure then leaves no trace (the thread unwinds from the wait, as
+/// natively from the system call).
+pub fn wait_cancelled() -> bool {
+    worker::current_task().is_some_and(|me| me.cancel.point_cancelled())
 }
 
 /// Runs `f` as a cancellation point of the calling coroutine (see [`Point`]).
@@ -167,6 +192,8 @@ pub fn request(target: TaskRef) -> i32 {
         return 0;
     }
     wake_parked(target);
+    // Waiting in the kernel on its worker: the call moves to a helper thread, where the request ends it.
+    super::worker_call::abort(target);
     if c & ASYNC != 0 {
         super::preempt::cancel_running(target);
     }

@@ -14,6 +14,7 @@
 //! | [`monitor`] | notices workers stalled by one coroutine, brings in spare workers (leaves: `stall`, `wake`) |
 //! | [`convoy`] | notices a lock convoy a second worker only slows down (a leaf; the worker then sits out) |
 //! | [`offload`] | helper OS threads for calls that must really block in the kernel |
+//! | [`worker_call`] | calls made on the worker that may wait in the kernel (FIFO open, tcdrain, mq): aborted onto a helper thread |
 //! | [`os_thread`] | starting the runtime's own OS threads (workers, monitor, helpers) with the runtime's mask |
 //! | **threads** | |
 //! | [`thread`] | pthread semantics on tasks: create, exit, join, detach, registry |
@@ -76,6 +77,7 @@ pub mod timers;
 pub mod unwind;
 pub mod wait_reason;
 pub mod worker;
+pub mod worker_call;
 
 use crate::config::{self, Config};
 use identity::Tcb;

@@ -183,6 +183,8 @@ pub struct Task {
     pub sched: super::sched_attr::state::TaskSched,
     /// pthread cancellation state (see `cancel`), armed and noted by every park.
     pub cancel: super::cancel_state::CancelState,
+    /// A system call it makes on its worker that may wait in the kernel (see `worker_call`).
+    pub worker_call: super::sys::abortable::Handle,
 }
 
 // SAFETY: a task is touched by one worker at a time (the one running it, or the one finishing it);
@@ -247,6 +249,7 @@ impl Task {
             cpu: super::cputime::account::TaskCpu::new(),
             sched: super::sched_attr::state::TaskSched::new(),
             cancel: super::cancel_state::CancelState::new(),
+            worker_call: super::sys::abortable::Handle::new(),
         });
         let task: &'static mut Task = Box::leak(t);
         let base = task as *const Task as usize;

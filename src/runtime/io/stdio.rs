@@ -20,6 +20,7 @@
 //! scanf family, wide-character reads, a FILE with unflushed output or ungetc'd bytes beyond its
 //! buffer (backup area), lines longer than [`PEEK_MAX`] that arrive slowly, and the write side.
 
+use super::super::cancel;
 use super::super::lock::Lock;
 use super::super::park::OnSignal;
 use super::super::sys::{self, syscall::Errno};
@@ -154,16 +155,23 @@ enum Check {
 }
 
 impl Stream {
-    fn lock(&self, locked: bool) {
+    /// Takes the FILE's lock when `locked`, and begins the call's cancellation point: stdio calls are
+    /// points where they wait, as glibc's internal read is ([`cancel::Point::enter_where_it_waits`]).
+    fn lock(&self, locked: bool) -> cancel::Point {
+        let point = point_for(self.f.cast());
         if locked {
             lock_file(self.f.cast());
         }
+        point
     }
 
-    fn unlock(&self, locked: bool) {
+    /// Gives back what [`Self::lock`] took: the FILE's lock first, then the point, which acts on a
+    /// request that ended a wait (the thread unwinds with the FILE unlocked, as glibc's cleanup leaves it).
+    fn unlock<R>(&self, locked: bool, point: cancel::Point, r: R) -> R {
         if locked {
             unlock_file(self.f.cast());
         }
+        point.leave(r)
     }
 
     fn peek_kind(&self, kind: Kind) -> u32 {
@@ -358,10 +366,9 @@ impl Stream {
         mut call: impl FnMut(usize) -> R,
         mut fail: impl FnMut(Errno) -> R,
     ) -> R {
-        self.lock(locked);
+        let point = self.lock(locked);
         let r = self.run_locked(&mut |s: &Self, kind| s.check(kind, need), &mut call, &mut fail);
-        self.unlock(locked);
-        r
+        self.unlock(locked, point, r)
     }
 
     /// [`run`](Self::run)'s loop with the FILE locked; `check` says whether the call can run now.
@@ -417,8 +424,12 @@ impl Stream {
         }
     }
 
-    /// Marks the FILE's error and sets errno, as glibc does when its read fails with `e`.
+    /// Marks the FILE's error and sets errno, as glibc does when its read fails with `e` (not for a wait a
+    /// cancellation request ended: the thread unwinds as from glibc's read, leaving the FILE as it was).
     fn set_failed(&self, e: Errno) {
+        if cancel::wait_cancelled() {
+            return;
+        }
         file(self.f.cast()).flags |= ERR_SEEN;
         // SAFETY: the calling coroutine's errno slot.
         unsafe { *libc::__errno_location() = e.0 };
@@ -428,12 +439,21 @@ impl Stream {
     /// fread_unlocked (its reads find data, so they do not block). Returns the count.
     fn take_available(&self, dst: *mut u8, limit: usize) -> usize {
         let n = (buffered(file(self.f.cast())) + self.kernel_unread()).min(limit);
-        if n == 0 {
+        if n == 0 || cancel::wait_cancelled() {
             return 0;
         }
         // SAFETY: `dst` has room for `limit` bytes (the caller's buffer).
         unsafe { crate::real::fread_unlocked(dst as *mut c_void, 1, n, self.f as *mut libc::FILE) }
     }
+}
+
+/// glibc's `_IO_FLAGS2_NOTCANCEL`: a FILE opened with fopen's "c" flag reads and writes with glibc's
+/// non-cancellable calls.
+const NOTCANCEL: c_int = 2;
+
+/// The cancellation point of a stdio call on `f`: where it waits, unless `f` is not cancellable.
+pub(super) fn point_for(f: *mut libc::FILE) -> cancel::Point {
+    cancel::Point::enter_where_it_waits(file(f.cast()).flags2 & NOTCANCEL == 0)
 }
 
 /// Takes a FILE's lock (recursive for its owner, the coroutine's TCB). It is a futex no hook sees, and its
@@ -663,12 +683,12 @@ impl Stream {
         let real = || unsafe { vfscanf(self.f.cast(), fmt, ap) };
         // SAFETY: as the caller's contract.
         let mut trial = |data: &[u8]| unsafe { scan_completes(variant, fmt, ap, data) };
-        self.lock(true);
+        let point = self.lock(true);
         let r = self.run_locked(&mut |s: &Self, kind| s.check_scan(kind, &mut trial), &mut |_| real(), &mut |e| {
-            self.scan_failed(e, &real)
+            // A cancelled wait takes nothing (the thread unwinds).
+            if cancel::wait_cancelled() { libc::EOF } else { self.scan_failed(e, &real) }
         });
-        self.unlock(true);
-        r
+        self.unlock(true, point, r)
     }
 
     /// The real scan over what has arrived, its next read made to fail (the FILE's number hidden for the
@@ -797,6 +817,9 @@ impl Stream {
     /// getdelim whose read failed: takes what arrived into the line the way glibc grows it (120 bytes
     /// first, then to what is needed but at least double), NUL-terminated when anything arrived.
     fn getdelim_failed(&self, line: *mut *mut c_char, n: *mut usize, delim: u8) -> Taken {
+        if cancel::wait_cancelled() {
+            return Taken::Nothing;
+        }
         // SAFETY: `line` and `n` are the caller's valid pointers (the hook checked them for NULL); the FILE's
         // unread bytes are read_ptr..read_end.
         unsafe {
@@ -857,14 +880,14 @@ impl Stream {
     /// `dst` has room for `total` bytes.
     #[inline(never)]
     pub unsafe fn read_bytes(&self, dst: *mut u8, total: usize, locked: bool) -> usize {
-        self.lock(locked);
+        let point = self.lock(locked);
         let mut done = 0usize;
         while done < total {
             let rest = total - done;
-            let (got, stop) = self.run(
-                false,
-                Need::Bytes(rest),
-                |can| {
+            // Within this call's lock and cancellation point (a nested point would act with the FILE locked).
+            let (got, stop) = self.run_locked(
+                &mut |s: &Self, kind| s.check(kind, Need::Bytes(rest)),
+                &mut |can| {
                     let want = rest.min(can);
                     // SAFETY: dst+done has room for `rest` bytes (the caller's contract).
                     let got = unsafe {
@@ -872,7 +895,7 @@ impl Stream {
                     };
                     (got, got < want)
                 },
-                |e| {
+                &mut |e| {
                     // SAFETY: as above.
                     let got = self.take_available(unsafe { dst.add(done) }, rest);
                     self.set_failed(e);
@@ -884,7 +907,6 @@ impl Stream {
                 break;
             }
         }
-        self.unlock(locked);
-        done
+        self.unlock(locked, point, done)
     }
 }

@@ -26,7 +26,7 @@ use super::libio::{
     CURRENTLY_PUTTING, ERR_SEEN, IS_APPENDING, IS_FILEBUF, IoFile, LINE_BUF, MAGIC, MAGIC_MASK, NO_WRITES, UNBUFFERED,
     VaListTag, file,
 };
-use super::stdio::{is_stream_socket, lock_file, unlock_file};
+use super::stdio::{is_stream_socket, lock_file, point_for, unlock_file};
 use std::ffi::{c_int, c_void};
 
 /// glibc's EOF, which its put functions return on failure.
@@ -83,8 +83,11 @@ impl Sink {
         file(self.f.cast())
     }
 
-    /// Runs `call` with the FILE's lock held when `locked` (the _unlocked forms' callers hold it).
+    /// Runs `call` with the FILE's lock held when `locked` (the _unlocked forms' callers hold it), as a
+    /// cancellation point where it waits (glibc's internal write is one): a request that ended a wait is
+    /// acted on once the FILE is unlocked.
     pub fn with_lock<R>(&self, locked: bool, call: impl FnOnce(&Sink) -> R) -> R {
+        let point = point_for(self.f.cast());
         if locked {
             lock_file(self.f.cast());
         }
@@ -92,7 +95,7 @@ impl Sink {
         if locked {
             unlock_file(self.f.cast());
         }
-        r
+        point.leave(r)
     }
 
     /// What `_IO_fwide(f, -1)` does to a FILE without an orientation (the put functions' first step).
@@ -111,6 +114,8 @@ impl Sink {
             let (at, len) = (data.wrapping_add(done), n - done);
             match write_all(self.fd, len, |fd, part, kind| try_write(fd, at.wrapping_add(part), len - part, kind)) {
                 Ok(k) => done += k,
+                // A wait a cancellation request ended leaves no error (the thread unwinds from it).
+                Err(_) if super::super::cancel::wait_cancelled() => break,
                 Err(e) => {
                     self.file().flags |= ERR_SEEN;
                     set_errno(e.0);

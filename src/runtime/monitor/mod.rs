@@ -173,6 +173,8 @@ extern "C" fn monitor_main(_: *mut libc::c_void) -> *mut libc::c_void {
 }
 
 fn mark_stalled(w: &Worker, task: TaskRef, since: u64) {
+    // A call that waits in the kernel on the worker goes on on a helper thread, the coroutine parked.
+    super::worker_call::abort(task);
     w.stall.begin(since, stats::enabled().then(|| site(w, task)));
     w.stalled.store(true, Ordering::Release);
     scheduler::get().stalled.fetch_add(1, Ordering::AcqRel);

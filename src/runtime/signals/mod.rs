@@ -51,7 +51,7 @@ pub mod wait;
 pub use action::{program_sigaction, wraps};
 pub use masks::{TempMask, change_mask};
 pub use routing::{kill, process_of_tid, queue, raise, tgkill, tgsigqueueinfo};
-pub use wait::{pause, pending, sigsuspend, timed_wait};
+pub use wait::{pause, pending, sigpause, sigsuspend, timed_wait};
 
 /// Installs the runtime's signal machinery once, at start-up: the SIGSEGV handler, the routing of held
 /// signals the workers run between coroutines, and the statistics report signal when a report is asked

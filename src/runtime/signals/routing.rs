@@ -82,6 +82,12 @@ pub(super) extern "C" fn program_handler(sig: i32, info: *mut libc::siginfo_t, c
     let directed = w.map(|w| w.directed_delivery.replace(false));
     // SAFETY: arguments as the kernel passed them.
     unsafe { call_program_handler(sig, info, ctx) };
+    if let Some(t) = w.and_then(|w| w.task_in_context())
+        && !super::handlers::restarts(sig)
+    {
+        // SAFETY: the context the kernel passed, on the worker running `t`.
+        unsafe { crate::runtime::worker_call::handler_ran(t, ctx) };
+    }
     if let Some(w) = w {
         w.directed_delivery.set(directed.unwrap_or(false));
         w.leave_handler();
@@ -324,6 +330,8 @@ pub fn raise(sig: i32) -> i32 {
 /// EINTR or goes on, as natively.
 fn interrupt(target: TaskRef, sig: i32) {
     park::interrupt(target, park::Interruption::Signal(sig));
+    // Waiting in the kernel on its worker: the call moves to a helper thread, where the signal ends it.
+    crate::runtime::worker_call::abort(target);
 }
 
 /// How readily a thread can take a signal now: waiting in a call the signal ends (0), running (1),

@@ -52,6 +52,24 @@ pub fn pause() -> i32 {
     }
 }
 
+/// sigpause(3) for a coroutine: sigsuspend with the thread's mask less `sig_or_mask` (`is_sig`, the X/Open
+/// form) or with the BSD mask `sig_or_mask` (its low 32 bits are the set of signals 1 to 32). Returns the
+/// errno it ends with (EINTR), or None on a thread that is not a coroutine or for a number that is no
+/// signal (glibc's call then, which answers at once).
+pub fn sigpause(sig_or_mask: i32, is_sig: bool) -> Option<i32> {
+    let me = worker::current_task()?;
+    let mask = if is_sig {
+        if !(1..=64).contains(&sig_or_mask) {
+            return None;
+        }
+        me.signals.mask.get() & !bit(sig_or_mask)
+    } else {
+        sig_or_mask as u32 as u64
+    };
+    suspend(mask);
+    Some(libc::EINTR)
+}
+
 /// sigsuspend for a coroutine: parks with `mask` in force until a handler runs for a signal it lets
 /// through (pending ones at once). Always ends with EINTR, as natively.
 pub fn suspend(mask: u64) {

@@ -13,7 +13,26 @@
 //! cancellation race the same way.)
 
 use super::syscall::Errno;
-use core::sync::atomic::AtomicU32;
+use core::sync::atomic::{AtomicI32, AtomicU32};
+
+/// A call made through [`call`] by a thread another may abort: the kernel tid of the thread while the call
+/// may be under way (0 otherwise), and the call's flag.
+pub struct Handle {
+    pub tid: AtomicI32,
+    pub flag: AtomicU32,
+}
+
+impl Handle {
+    pub const fn new() -> Handle {
+        Handle { tid: AtomicI32::new(0), flag: AtomicU32::new(0) }
+    }
+}
+
+impl Default for Handle {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 /// What [`call`] passes the routine: the flag's address, then the system call number and six arguments.
 #[repr(C)]
