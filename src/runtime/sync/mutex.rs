@@ -167,6 +167,14 @@ impl Mutex {
                 return 0;
             }
         }
+        self.lock_queued(tid, deadline)
+    }
+
+    /// Takes the lock as a waiter that has been in its queue does: marked "locked with waiters" whatever
+    /// happens, since others may still be queued behind (the unlock that woke it found that mark and woke
+    /// only one). Also how a condition variable's waiter moved onto this queue (`Cond`'s wait morphing)
+    /// locks after its wake-up.
+    pub(super) fn lock_queued(&self, tid: i32, deadline: Deadline) -> i32 {
         loop {
             if self.lock.swap(2, Ordering::Acquire) == 0 {
                 self.acquired(tid);
@@ -231,6 +239,15 @@ impl Mutex {
         parking_lot::unpark_one(self.key(), |_| 0);
     }
 
+    /// The key a condition variable's waiter may be moved to while this mutex is held (wait morphing, see
+    /// `Cond`), once the caller — who holds it — has unlocked it for the wait: None for the kinds with
+    /// protocols of their own (priority inheritance, process-shared) and for a recursive mutex locked more
+    /// than once (the wait leaves it locked by the waiter itself, who must not wait behind its own lock).
+    pub fn morph_key(&self) -> Option<usize> {
+        let once = self.kind != KIND_RECURSIVE || self.count.load(Ordering::Relaxed) <= 1;
+        (!self.pi && !self.shared && once).then(|| self.key())
+    }
+
     /// Process-shared: glibc must make a condition wait with it itself (see `glibc_cond`).
     pub fn is_shared(&self) -> bool {
         self.shared
@@ -243,6 +260,29 @@ impl Mutex {
             return self.pi_not_owned();
         }
         (self.kind == KIND_ERRORCHECK || self.kind == KIND_RECURSIVE) && self.owner.load(Ordering::Relaxed) != my_tid()
+    }
+}
+
+/// For wait morphing: if the mutex whose key (lock word address) is `key` is locked, marks it "locked with
+/// waiters" — its unlock then wakes a waiter of its queue — and returns true; false if it is free. Called
+/// with the mutex's bucket locked, before waiters are moved onto its queue: an unlock racing with the mark
+/// either comes first (the word reads 0: nobody is moved) or finds the mark and wakes after the move.
+///
+/// # Safety
+/// `key` must be the address of a live mutex's lock word (a queued waiter's, which will lock it again).
+pub(super) unsafe fn mark_waiters_if_locked(key: usize) -> bool {
+    // SAFETY: per the contract, an aligned int of a live mutex.
+    let lock = unsafe { &*(key as *const AtomicI32) };
+    let mut w = lock.load(Ordering::Relaxed);
+    loop {
+        match w {
+            0 => return false,
+            2 => return true,
+            _ => match lock.compare_exchange_weak(w, 2, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return true,
+                Err(now) => w = now,
+            },
+        }
     }
 }
 
