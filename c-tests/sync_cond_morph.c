@@ -314,8 +314,11 @@ static void held_cancel(void)
     printf("cancelled after a signal with the mutex held: canceled %d, cleanup's unlock %s, second waiter done %d\n",
            ra == PTHREAD_CANCELED, errname(cleanup_unlock_rc), ATOMIC_LOAD(&second_done));
     CHECK(ra == PTHREAD_CANCELED && cleanup_unlock_rc == 0 && ATOMIC_LOAD(&second_done) == 1, "held cancel");
-    if (under_shim())
-        CHECK(passed_on, "the cancelled waiter's signal went on to the other waiter");
+    /* The shim's own promise (natively the signal may be consumed): stderr only, the exit status says. */
+    if (under_shim() && !passed_on) {
+        fprintf(stderr, "under the shim the cancelled waiter's signal did not go on to the other waiter\n");
+        test_failures++;
+    }
 }
 
 /* ---- a recursive mutex still locked by the waiter ---- */

@@ -67,7 +67,7 @@ impl Cond {
         }
         let relocked = match r {
             // The unlock handed the mutex on to us: lock it as its queue's waiters do.
-            Parked::Unparked(_) => m.lock_queued(super::my_tid(), None),
+            Parked::Unparked(more) => m.lock_queued(super::my_tid(), None, more != 0),
             // Left the mutex's queue, signalled (the deadline no longer counts), or cancelled.
             Parked::TimedOut | Parked::Invalid | Parked::Interrupted => m.lock(None, None),
         };
@@ -115,11 +115,15 @@ impl Cond {
         parking_lot::unpark_or_requeue(
             self.key,
             limit,
-            // SAFETY: the lot reads the tokens of queued waiters only, whose `Waiter`s live until they
-            // leave the queue (under the lock the lot holds).
-            |token| match unsafe { (*(token as *const Waiter)).mutex } {
+            |token| match token {
+                // A waiter a signal handler may have left for good (`parking_lot::forget_token`).
                 0 => None,
-                key => Some(key),
+                // SAFETY: the lot reads the tokens of queued waiters only, whose `Waiter`s live until they
+                // leave the queue (under the lock the lot holds) or forget their token.
+                _ => match unsafe { (*(token as *const Waiter)).mutex } {
+                    0 => None,
+                    key => Some(key),
+                },
             },
             // SAFETY: the key of a queued waiter's mutex, which it will lock again: alive.
             |key| unsafe { super::mutex::mark_waiters_if_locked(key) },

@@ -167,19 +167,26 @@ impl Mutex {
                 return 0;
             }
         }
-        self.lock_queued(tid, deadline)
+        self.lock_queued(tid, deadline, true)
     }
 
-    /// Takes the lock as a waiter that has been in its queue does: marked "locked with waiters" whatever
-    /// happens, since others may still be queued behind (the unlock that woke it found that mark and woke
-    /// only one). Also how a condition variable's waiter moved onto this queue (`Cond`'s wait morphing)
-    /// locks after its wake-up.
-    pub(super) fn lock_queued(&self, tid: i32, deadline: Deadline) -> i32 {
+    /// Takes the lock as a waiter does: marked "locked with waiters" while others may be queued (the unlock
+    /// that wakes one wakes only one), so `others` is true on the way in and after any wake-up but an
+    /// unlock's that left nobody else in the queue (its token, see `more_waiters`): then a plain lock does,
+    /// as a waiter that queues later marks the word itself, and the next unlock need not look for waiters.
+    /// Also how a condition variable's waiter moved onto this queue (`Cond`'s wait morphing) locks after
+    /// its wake-up.
+    pub(super) fn lock_queued(&self, tid: i32, deadline: Deadline, mut others: bool) -> i32 {
         loop {
+            if !others && self.lock.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+                self.acquired(tid);
+                return 0;
+            }
             if self.lock.swap(2, Ordering::Acquire) == 0 {
                 self.acquired(tid);
                 return 0;
             }
+            others = true;
             let lock = self.lock;
             if self.shared {
                 // glibc's __lll_lock_wait: sleep while the word says "locked with waiters".
@@ -192,7 +199,8 @@ impl Mutex {
             let wait = Wait::new(WaitReason::Mutex, self.key(), OnSignal::Resume).until(deadline);
             match parking_lot::park(self.key(), 0, || lock.load(Ordering::Relaxed) == 2, || {}, wait) {
                 Parked::TimedOut => return libc::ETIMEDOUT,
-                _ => continue,
+                Parked::Unparked(more) => others = more != 0,
+                _ => {}
             }
         }
     }
@@ -236,7 +244,7 @@ impl Mutex {
             super::kernel_wait::wake(self.key(), 1, false);
             return;
         }
-        parking_lot::unpark_one(self.key(), |_| 0);
+        parking_lot::unpark_one(self.key(), more_waiters);
     }
 
     /// The key a condition variable's waiter may be moved to while this mutex is held (wait morphing, see
@@ -343,6 +351,11 @@ pub unsafe fn unlock_fast(m: *mut libc::pthread_mutex_t) -> Option<i32> {
 #[inline(never)]
 fn release_contended(lock: &AtomicI32) {
     if lock.swap(0, Ordering::Release) == 2 {
-        parking_lot::unpark_one(lock as *const AtomicI32 as usize, |_| 0);
+        parking_lot::unpark_one(lock as *const AtomicI32 as usize, more_waiters);
     }
+}
+
+/// The token an unlock hands the waiter it wakes: 1 if others still wait (see `Mutex::lock_queued`).
+fn more_waiters(u: parking_lot::Unparking) -> usize {
+    u.have_more as usize
 }
