@@ -597,6 +597,14 @@ pub fn unpark_all(key: usize, token: usize) -> usize {
     woken.len()
 }
 
+/// Whether anyone may wait on `key`'s bucket: false means nobody waits on `key` (for a waker that has
+/// changed the state its waiters validate first, see [`Bucket`]), and no lock need be taken.
+#[inline(always)]
+pub fn may_have_waiters(key: usize) -> bool {
+    // A read-modify-write, not a load: see `Bucket`.
+    bucket(key).waiters.fetch_add(0, Ordering::AcqRel) != 0
+}
+
 /// Wait morphing (a condition variable's signal or broadcast while its waiters' mutex is held): takes up
 /// to `limit` waiters off `from` in FIFO order and, instead of waking them only to find the mutex taken,
 /// moves them onto the queue of the key `target` names for the first of them (behind its waiters), where
@@ -604,7 +612,9 @@ pub fn unpark_all(key: usize, token: usize) -> usize {
 /// None (it is woken, as an unpark would). `take` runs with both buckets locked, once, before anything
 /// moves: false (the mutex is free after all) wakes them all instead; `moved` runs under the same locks
 /// for each waiter moved. Moving is never needed for correctness, so a target bucket that cannot be
-/// locked in the lock order without waiting is given up for a plain wake. Returns (woken, moved).
+/// locked in the lock order without waiting is given up for a plain wake. Returns (woken, moved). For a
+/// caller that found [`may_have_waiters`] true (a signal with nobody waiting takes no lock).
+#[inline(never)]
 pub fn unpark_or_requeue(
     from: usize,
     limit: usize,
@@ -613,10 +623,6 @@ pub fn unpark_or_requeue(
     mut moved: impl FnMut(usize),
 ) -> (usize, usize) {
     let bk = bucket(from);
-    // A read-modify-write, not a load: see `Bucket` (a signal with nobody waiting takes no lock).
-    if bk.waiters.fetch_add(0, Ordering::AcqRel) == 0 {
-        return (0, 0);
-    }
     let mut q = bk.queue.lock();
     let mut at = q.find(from, core::ptr::null());
     if at.is_null() {
