@@ -64,16 +64,29 @@ static void reset(void)
     ATOMIC_STORE(&blocked, 0);
 }
 
+/* Starts a waiter and gives it time to block as the `nth` one. */
+static pthread_t start_waiter(void *(*fn)(void *), int real, int nth)
+{
+    pthread_t t = start_thread(fn, real);
+    wait_at_least(&blocked, nth, 1, 10000);
+    sleep_ms(20);
+    return t;
+}
+
+/* Locks `m`, sets the predicate and signals once, keeping `m` locked. */
+static void lock_and_signal(pthread_mutex_t *m)
+{
+    pthread_mutex_lock(m);
+    go = 1;
+    pthread_cond_signal(&cv);
+}
+
 static void held_signal(const char *what, pthread_mutex_t *m, int real)
 {
     reset();
     one_arg = (struct one){ .m = m, .wait_rc = -1, .unlock_rc = -1 };
-    pthread_t t = start_thread(one_waiter, real);
-    wait_at_least(&blocked, 1, 1, 10000);
-    sleep_ms(20);
-    pthread_mutex_lock(m);
-    go = 1;
-    pthread_cond_signal(&cv);
+    pthread_t t = start_waiter(one_waiter, real, 1);
+    lock_and_signal(m);
     sleep_ms(30);
     int early = ATOMIC_LOAD(&returned_early);
     ATOMIC_STORE(&released, 1);
@@ -230,12 +243,8 @@ static void held_signal_handler(void)
     handled = 0;
     set_signal_handler(SIGUSR1, on_usr1, SA_RESTART);
     one_arg = (struct one){ .m = &em, .wait_rc = -1, .unlock_rc = -1 };
-    pthread_t t = start_thread(one_waiter, 0);
-    wait_at_least(&blocked, 1, 1, 10000);
-    sleep_ms(20);
-    pthread_mutex_lock(&em);
-    go = 1;
-    pthread_cond_signal(&cv);
+    pthread_t t = start_waiter(one_waiter, 0, 1);
+    lock_and_signal(&em);
     sleep_ms(10);
     pthread_kill(t, SIGUSR1);
     sleep_ms(40);
@@ -289,15 +298,9 @@ static void held_cancel(void)
     reset();
     second_done = 0;
     cleanup_unlock_rc = -1;
-    pthread_t a = start_thread(cancelled_waiter, 0);
-    wait_at_least(&blocked, 1, 1, 10000);
-    sleep_ms(20);
-    pthread_t b = start_thread(second_waiter, 0);
-    wait_at_least(&blocked, 2, 1, 10000);
-    sleep_ms(20);
-    pthread_mutex_lock(&em);
-    go = 1;
-    pthread_cond_signal(&cv);
+    pthread_t a = start_waiter(cancelled_waiter, 0, 1);
+    pthread_t b = start_waiter(second_waiter, 0, 2);
+    lock_and_signal(&em);
     pthread_cancel(a);
     sleep_ms(20);
     pthread_mutex_unlock(&em);
@@ -346,9 +349,7 @@ static void recursive_twice(void)
 {
     reset();
     init_mutex(&rm, PTHREAD_MUTEX_RECURSIVE, 0, 0, 0);
-    pthread_t t = start_thread(recursive_waiter, 0);
-    wait_at_least(&blocked, 1, 1, 10000);
-    sleep_ms(20);
+    pthread_t t = start_waiter(recursive_waiter, 0, 1);
     ATOMIC_STORE(&rec_flag, 1);
     pthread_cond_signal(&cv);
     pthread_join(t, NULL);
