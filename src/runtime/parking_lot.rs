@@ -839,6 +839,43 @@ mod tests {
     }
 
     #[test]
+    fn unpark_or_requeue_moves_waiters_while_taken_and_wakes_them_otherwise() {
+        let (from, to) = (word(7, 0), word(8, 0));
+        // Three waiters whose token names `to`, one whose token names nothing (woken, not moved).
+        let park_with = |token: usize| {
+            let wait = PlainWait(None);
+            std::thread::spawn(move || park(key(from), token, || from.load(Ordering::Acquire) == 0, || {}, wait))
+        };
+        let mut parkers = Vec::new();
+        for (i, token) in [key(to), 0, key(to), key(to)].into_iter().enumerate() {
+            parkers.push(park_with(token));
+            wait_for_waiters(from, i + 1);
+        }
+        let target = |t: usize| (t != 0).then_some(t);
+        let mut moved = Vec::new();
+        let r = unpark_or_requeue(key(from), 2, target, |k| k == key(to), |t| moved.push(t));
+        assert_eq!(r, (1, 1), "the first is moved, the second woken: limit 2");
+        assert_eq!(moved, [key(to)]);
+        assert_eq!((waiters(from), waiters(to)), (2, 1));
+        assert_eq!(unpark_or_requeue(key(from), usize::MAX, target, |_| true, |_| {}), (0, 2));
+        assert_eq!((waiters(from), waiters(to)), (0, 3));
+        // The moved three wake from `to`'s queue, in order, the first told that others remain.
+        assert_eq!(unpark_one(key(to), |u| u.have_more as usize), 1);
+        from.store(1, Ordering::Release);
+        assert_eq!(unpark_all(key(to), 9), 2);
+        let results: Vec<Parked> = parkers.into_iter().map(|p| p.join().unwrap()).collect();
+        assert_eq!(results, [Parked::Unparked(1), Parked::Unparked(0), Parked::Unparked(9), Parked::Unparked(9)]);
+        assert_eq!((waiters(from), waiters(to)), (0, 0));
+        // A refused take (the target is free after all) wakes them where they wait.
+        from.store(0, Ordering::Release);
+        let p = park_with(key(to));
+        wait_for_waiters(from, 1);
+        assert_eq!(unpark_or_requeue(key(from), usize::MAX, target, |_| false, |_| {}), (1, 0));
+        assert_eq!(p.join().unwrap(), Parked::Unparked(0));
+        assert_eq!((waiters(from), waiters(to)), (0, 0));
+    }
+
+    #[test]
     fn timeouts_leave_from_the_middle_and_the_rest_wake_in_order() {
         let w = word(5, 0);
         let now = crate::runtime::sys::time::monotonic_ns();
