@@ -1,6 +1,6 @@
 /* sync_cond_morph: condition variables signalled while the waiters' mutex is held (the case the shim's
- * wait morphing moves waiters straight onto the mutex's queue), each with coroutine waiters and with real
- * OS threads:
+ * wait morphing moves waiters straight onto the mutex's queue; the test re-runs itself with
+ * ASYNCSHIM_COND_MORPH=1, which turns it on), each with coroutine waiters and with real OS threads:
  *  - a signal sent with the mutex held: the waiter returns only after the signaller's unlock, owning the
  *    mutex (errorcheck: its unlock says 0) and seeing what the signaller wrote before unlocking; then the
  *    same condition variable with a second, normal mutex;
@@ -358,8 +358,11 @@ static void recursive_twice(void)
     CHECK(rec_rc == 0 && rec_unlock1 == 0 && rec_unlock2 == 0, "recursive twice");
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    (void)argc;
+    static const char *const morph_on[] = { "ASYNCSHIM_COND_MORPH", "1", NULL };
+    rerun_with_env(argv, "SYNC_COND_MORPH_RERUN", morph_on);
     test_init();
     fprintf(stderr, "under shim: %d, workers %d\n", under_shim(), shim_workers());
     init_mutex(&em, PTHREAD_MUTEX_ERRORCHECK, 0, 0, 0);

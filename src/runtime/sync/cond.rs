@@ -3,7 +3,7 @@
 //! it: no lost wake-ups. Nothing is stored in the `pthread_cond_t` except what `pthread_cond_init` put
 //! there (the clock and process-shared bits, which glibc keeps in `__wrefs`).
 //!
-//! ## Wait morphing
+//! ## Wait morphing (`ASYNCSHIM_COND_MORPH=1`, two or more workers)
 //! A signal or broadcast sent while the waiters' mutex is locked (typically by the signaller) does not wake
 //! them only to find it taken and park again: it moves them straight onto the mutex's queue in the
 //! parking lot, and the unlock hands the mutex to them one at a time (`parking_lot::unpark_or_requeue`).
@@ -14,6 +14,9 @@
 //! its wait returns 0 whenever its deadline passes (POSIX: a signalled wait returns 0 once it has the mutex
 //! again), a handled signal runs and the wait goes on where it is, and a cancellation passes the signal on
 //! to another waiter before the cleanup handlers run (as glibc's cancelled waiter does), so none is lost.
+//! Off by default: it removes most such futile mutex waits (85% of a CPython GIL's) but costs every
+//! hand-off a second trip through the mutex's queue (+29% for a mutex + condition-variable ping-pong on
+//! two workers), and no program measured faster with it (bench/web/ANALYSIS.md, section 9).
 
 use super::super::park::{OnSignal, Wait, WaitReason};
 use super::super::parking_lot::{self, Parked};
@@ -110,17 +113,17 @@ impl Cond {
         self.wake(usize::MAX);
     }
 
-    /// Wakes up to `limit` waiters, or moves them onto their mutex's queue while it is locked. With one
-    /// worker, never: a woken coroutine cannot run before its waker switches out, which it does (in its own
-    /// condition wait, or past its unlock) almost always with the mutex free, so the move would cost a
-    /// second trip through the mutex's queue and save nothing (counted: +27% instructions per hand-off of
-    /// a mutex + condition variable ping-pong).
+    /// Wakes up to `limit` waiters, or moves them onto their mutex's queue while it is locked
+    /// (`ASYNCSHIM_COND_MORPH=1`). With one worker, never: a woken coroutine cannot run before its waker
+    /// switches out, which it does (in its own condition wait, or past its unlock) almost always with the
+    /// mutex free, so the move would cost a second trip through the mutex's queue and save nothing
+    /// (counted: +27% instructions per hand-off of a mutex + condition variable ping-pong).
     #[inline]
     fn wake(&self, limit: usize) {
         if !parking_lot::may_have_waiters(self.key) {
             return;
         }
-        if super::super::scheduler::get().base == 1 {
+        if !crate::config::get().cond_morph || super::super::scheduler::get().base == 1 {
             match limit {
                 1 => parking_lot::unpark_one(self.key, |_| 0),
                 _ => parking_lot::unpark_all(self.key, 0),
