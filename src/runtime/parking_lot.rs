@@ -358,7 +358,13 @@ pub fn park_again_in_place<R>(node: &WaitNode, begin: impl FnOnce() -> (R, Waker
 /// becomes 0. For a waiter whose token points into its own frame (a condition variable's, see
 /// `sync::cond`), before a signal handler that may leave that frame by `siglongjmp` runs while the node
 /// stays queued: no unpark then reads through the token.
+#[cold]
+#[inline(never)]
 pub fn forget_token(node: &WaitNode) {
+    // Only the node's owner (the caller) sets its token: 0 already (nothing to read through), nothing to do.
+    if node.token.get() == 0 {
+        return;
+    }
     loop {
         let k = node.key.load(Ordering::Acquire);
         let _q = bucket(k).queue.lock();

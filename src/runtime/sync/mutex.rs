@@ -167,26 +167,18 @@ impl Mutex {
                 return 0;
             }
         }
-        self.lock_queued(tid, deadline, true)
+        self.lock_queued(tid, deadline)
     }
 
-    /// Takes the lock as a waiter does: marked "locked with waiters" while others may be queued (the unlock
-    /// that wakes one wakes only one), so `others` is true on the way in and after any wake-up but an
-    /// unlock's that left nobody else in the queue (its token, see `more_waiters`): then a plain lock does,
-    /// as a waiter that queues later marks the word itself, and the next unlock need not look for waiters.
-    /// Also how a condition variable's waiter moved onto this queue (`Cond`'s wait morphing) locks after
-    /// its wake-up.
-    pub(super) fn lock_queued(&self, tid: i32, deadline: Deadline, mut others: bool) -> i32 {
+    /// Takes the lock as a waiter does: marked "locked with waiters" (the unlock that wakes one wakes only
+    /// one, so others may still be queued).
+    #[inline(always)]
+    fn lock_queued(&self, tid: i32, deadline: Deadline) -> i32 {
         loop {
-            if !others && self.lock.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_ok() {
-                self.acquired(tid);
-                return 0;
-            }
             if self.lock.swap(2, Ordering::Acquire) == 0 {
                 self.acquired(tid);
                 return 0;
             }
-            others = true;
             let lock = self.lock;
             if self.shared {
                 // glibc's __lll_lock_wait: sleep while the word says "locked with waiters".
@@ -199,10 +191,22 @@ impl Mutex {
             let wait = Wait::new(WaitReason::Mutex, self.key(), OnSignal::Resume).until(deadline);
             match parking_lot::park(self.key(), 0, || lock.load(Ordering::Relaxed) == 2, || {}, wait) {
                 Parked::TimedOut => return libc::ETIMEDOUT,
-                Parked::Unparked(more) => others = more != 0,
-                _ => {}
+                _ => continue,
             }
         }
+    }
+
+    /// How a condition variable's waiter moved onto this mutex's queue (`Cond`'s wait morphing) locks once
+    /// an unlock woke it: `more` is the unlock's token (see `more_waiters`). If nobody else was left in the
+    /// queue, a plain lock (1) does, as a waiter that queues later marks the word itself, and the next
+    /// unlock need not look for waiters; else as a queued waiter (2).
+    pub(super) fn lock_moved(&self, more: bool) -> i32 {
+        let tid = my_tid();
+        if !more && self.lock.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+            self.acquired(tid);
+            return 0;
+        }
+        self.lock_queued(tid, None)
     }
 
     #[inline(always)]
@@ -355,7 +359,8 @@ fn release_contended(lock: &AtomicI32) {
     }
 }
 
-/// The token an unlock hands the waiter it wakes: 1 if others still wait (see `Mutex::lock_queued`).
+/// The token an unlock hands the waiter it wakes: 1 if others still wait (read by a condition variable's
+/// waiter moved onto the queue, see `Mutex::lock_moved`; the mutex's own waiters lock as waiters anyway).
 fn more_waiters(u: parking_lot::Unparking) -> usize {
     u.have_more as usize
 }
