@@ -129,6 +129,7 @@ pub fn run_main(main: MainFn, argc: c_int, argv: *mut *mut c_char, envp: *mut *m
     let default_stack = config.stack_size.unwrap_or_else(rlimit_stack);
     let Ok(config) = config::set(config) else { return None };
     let sched = scheduler::init(config.workers, config.max_spares, config.handoff_grace_ns)?;
+    sync::cond::init(config.cond_morph, config.workers);
     thread::init();
     thread_attr::set_default_stack(default_stack);
     let _ = MAIN_ARGS.set(MainArgsCell(MainArgs { main, argc, argv, envp }));

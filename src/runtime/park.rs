@@ -375,6 +375,8 @@ impl parking_lot::Parker for TaskParker {
             // An in-place wait keeps its place while the handler runs (see `OnSignal::ResumeInPlace`), unless
             // a cancellation request ended it (the point returns and acts on it).
             if why == Wake::Interrupted && in_place && !me.cancel.point_cancelled() {
+                // The handler may leave this frame for good: no unpark may read the token any more.
+                parking_lot::forget_token(&me.wait_node);
                 me.left_in_queue.set(true);
                 return Parked::Interrupted;
             }

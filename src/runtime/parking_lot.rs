@@ -354,6 +354,30 @@ pub fn park_again_in_place<R>(node: &WaitNode, begin: impl FnOnce() -> (R, Waker
     }
 }
 
+/// Under the lock of the bucket the caller's own `node` is queued in now, if it still is: its park token
+/// becomes 0. For a waiter whose token points into its own frame (a condition variable's, see
+/// `sync::cond`), before a signal handler that may leave that frame by `siglongjmp` runs while the node
+/// stays queued: no unpark then reads through the token.
+#[cold]
+#[inline(never)]
+pub fn forget_token(node: &WaitNode) {
+    // Only the node's owner (the caller) sets its token: 0 already (nothing to read through), nothing to do.
+    if node.token.get() == 0 {
+        return;
+    }
+    loop {
+        let k = node.key.load(Ordering::Acquire);
+        let _q = bucket(k).queue.lock();
+        if node.key.load(Ordering::Acquire) != k {
+            continue;
+        }
+        if node.queued.get() {
+            node.token.set(0);
+        }
+        return;
+    }
+}
+
 /// The thread parker: a plain OS thread (one the runtime does not run as a coroutine) waits on a futex word
 /// of its own, on its stack.
 pub struct ThreadParker {
@@ -579,6 +603,89 @@ pub fn unpark_all(key: usize, token: usize) -> usize {
     woken.len()
 }
 
+/// Whether anyone may wait on `key`'s bucket: false means nobody waits on `key` (for a waker that has
+/// changed the state its waiters validate first, see [`Bucket`]), and no lock need be taken.
+#[inline(always)]
+pub fn may_have_waiters(key: usize) -> bool {
+    // A read-modify-write, not a load: see `Bucket`.
+    bucket(key).waiters.fetch_add(0, Ordering::AcqRel) != 0
+}
+
+/// Wait morphing (a condition variable's signal or broadcast while its waiters' mutex is held): takes up
+/// to `limit` waiters off `from` in FIFO order and, instead of waking them only to find the mutex taken,
+/// moves them onto the queue of the key `target` names for the first of them (behind its waiters), where
+/// an unpark of that key wakes them later. `target` reads a waiter's token: the key it may be moved to, or
+/// None (it is woken, as an unpark would). `take` runs with both buckets locked, once, before anything
+/// moves: false (the mutex is free after all) wakes them all instead; `moved` runs under the same locks
+/// for each waiter moved. Moving is never needed for correctness, so a target bucket that cannot be
+/// locked in the lock order without waiting is given up for a plain wake. Returns (woken, moved). For a
+/// caller that found [`may_have_waiters`] true (a signal with nobody waiting takes no lock).
+#[inline(never)]
+pub fn unpark_or_requeue(
+    from: usize,
+    limit: usize,
+    target: impl Fn(usize) -> Option<usize>,
+    take: impl FnOnce(usize) -> bool,
+    mut moved: impl FnMut(usize),
+) -> (usize, usize) {
+    let bk = bucket(from);
+    let mut q = bk.queue.lock();
+    let mut at = q.find(from, core::ptr::null());
+    if at.is_null() {
+        return (0, 0);
+    }
+    // SAFETY: `find` returns queued nodes, which stay put while we hold the bucket lock.
+    let to = target(unsafe { (*at).token.get() });
+    // The target's bucket: this one, or another taken in address order (the order `requeue` keeps), or
+    // tried without waiting when it comes first.
+    let (to, mut other) = match to {
+        Some(t) if core::ptr::eq(bucket(t), bk) => (Some(t), None),
+        Some(t) => {
+            let bt = bucket(t);
+            let g = if (bt as *const Bucket as usize) > (bk as *const Bucket as usize) {
+                Some(bt.queue.lock())
+            } else {
+                bt.queue.try_lock()
+            };
+            (g.is_some().then_some(t), g)
+        }
+        None => (None, None),
+    };
+    let to = to.filter(|&t| take(t));
+    let mut woken = Woken::new();
+    let mut n_moved = 0;
+    while !at.is_null() && woken.len() + n_moved < limit {
+        let next = q.find(from, at);
+        // SAFETY: as above.
+        let n = unsafe { &*at };
+        q.unlink(n);
+        let token = n.token.get();
+        match to {
+            Some(t) if target(token) == Some(t) => {
+                n.key.store(t, Ordering::Release);
+                match other.as_mut() {
+                    Some(g) => g.push_back(n),
+                    None => q.push_back(n),
+                }
+                moved(token);
+                n_moved += 1;
+            }
+            _ => woken.push(n),
+        }
+        at = next;
+    }
+    // Counted on the target first, so that neither count ever reads less than its queue holds.
+    if let Some(t) = to {
+        bucket(t).waiters.fetch_add(n_moved, Ordering::AcqRel);
+    }
+    bk.waiters.fetch_sub(woken.len() + n_moved, Ordering::AcqRel);
+    woken.each(|w| w.set_token(0));
+    drop(other);
+    drop(q);
+    woken.each(Wakeup::wake);
+    (woken.len(), n_moved)
+}
+
 /// FUTEX_REQUEUE / FUTEX_CMP_REQUEUE: wakes up to `wake` waiters on `from` and moves up to `requeue` of
 /// the others to `to` (behind its own waiters), unless `check` (run with both queues locked) fails.
 /// Returns (woken, moved), or None if `check` failed.
@@ -734,6 +841,43 @@ mod tests {
         for p in parkers {
             assert!(matches!(p.join().unwrap(), Parked::Unparked(_)));
         }
+        assert_eq!((waiters(from), waiters(to)), (0, 0));
+    }
+
+    #[test]
+    fn unpark_or_requeue_moves_waiters_while_taken_and_wakes_them_otherwise() {
+        let (from, to) = (word(7, 0), word(8, 0));
+        // Three waiters whose token names `to`, one whose token names nothing (woken, not moved).
+        let park_with = |token: usize| {
+            let wait = PlainWait(None);
+            std::thread::spawn(move || park(key(from), token, || from.load(Ordering::Acquire) == 0, || {}, wait))
+        };
+        let mut parkers = Vec::new();
+        for (i, token) in [key(to), 0, key(to), key(to)].into_iter().enumerate() {
+            parkers.push(park_with(token));
+            wait_for_waiters(from, i + 1);
+        }
+        let target = |t: usize| (t != 0).then_some(t);
+        let mut moved = Vec::new();
+        let r = unpark_or_requeue(key(from), 2, target, |k| k == key(to), |t| moved.push(t));
+        assert_eq!(r, (1, 1), "the first is moved, the second woken: limit 2");
+        assert_eq!(moved, [key(to)]);
+        assert_eq!((waiters(from), waiters(to)), (2, 1));
+        assert_eq!(unpark_or_requeue(key(from), usize::MAX, target, |_| true, |_| {}), (0, 2));
+        assert_eq!((waiters(from), waiters(to)), (0, 3));
+        // The moved three wake from `to`'s queue, in order, the first told that others remain.
+        assert_eq!(unpark_one(key(to), |u| u.have_more as usize), 1);
+        from.store(1, Ordering::Release);
+        assert_eq!(unpark_all(key(to), 9), 2);
+        let results: Vec<Parked> = parkers.into_iter().map(|p| p.join().unwrap()).collect();
+        assert_eq!(results, [Parked::Unparked(1), Parked::Unparked(0), Parked::Unparked(9), Parked::Unparked(9)]);
+        assert_eq!((waiters(from), waiters(to)), (0, 0));
+        // A refused take (the target is free after all) wakes them where they wait.
+        from.store(0, Ordering::Release);
+        let p = park_with(key(to));
+        wait_for_waiters(from, 1);
+        assert_eq!(unpark_or_requeue(key(from), usize::MAX, target, |_| false, |_| {}), (1, 0));
+        assert_eq!(p.join().unwrap(), Parked::Unparked(0));
         assert_eq!((waiters(from), waiters(to)), (0, 0));
     }
 

@@ -167,6 +167,13 @@ impl Mutex {
                 return 0;
             }
         }
+        self.lock_queued(tid, deadline)
+    }
+
+    /// Takes the lock as a waiter does: marked "locked with waiters" (the unlock that wakes one wakes only
+    /// one, so others may still be queued).
+    #[inline(always)]
+    fn lock_queued(&self, tid: i32, deadline: Deadline) -> i32 {
         loop {
             if self.lock.swap(2, Ordering::Acquire) == 0 {
                 self.acquired(tid);
@@ -187,6 +194,19 @@ impl Mutex {
                 _ => continue,
             }
         }
+    }
+
+    /// How a condition variable's waiter moved onto this mutex's queue (`Cond`'s wait morphing) locks once
+    /// an unlock woke it: `more` is the unlock's token (see `more_waiters`). If nobody else was left in the
+    /// queue, a plain lock (1) does, as a waiter that queues later marks the word itself, and the next
+    /// unlock need not look for waiters; else as a queued waiter (2).
+    pub(super) fn lock_moved(&self, more: bool) -> i32 {
+        let tid = my_tid();
+        if !more && self.lock.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+            self.acquired(tid);
+            return 0;
+        }
+        self.lock_queued(tid, None)
     }
 
     #[inline(always)]
@@ -228,7 +248,16 @@ impl Mutex {
             super::kernel_wait::wake(self.key(), 1, false);
             return;
         }
-        parking_lot::unpark_one(self.key(), |_| 0);
+        parking_lot::unpark_one(self.key(), more_waiters);
+    }
+
+    /// The key a condition variable's waiter may be moved to while this mutex is held (wait morphing, see
+    /// `Cond`), once the caller — who holds it — has unlocked it for the wait: None for the kinds with
+    /// protocols of their own (priority inheritance, process-shared) and for a recursive mutex locked more
+    /// than once (the wait leaves it locked by the waiter itself, who must not wait behind its own lock).
+    pub fn morph_key(&self) -> Option<usize> {
+        let once = self.kind != KIND_RECURSIVE || self.count.load(Ordering::Relaxed) <= 1;
+        (!self.pi && !self.shared && once).then(|| self.key())
     }
 
     /// Process-shared: glibc must make a condition wait with it itself (see `glibc_cond`).
@@ -243,6 +272,29 @@ impl Mutex {
             return self.pi_not_owned();
         }
         (self.kind == KIND_ERRORCHECK || self.kind == KIND_RECURSIVE) && self.owner.load(Ordering::Relaxed) != my_tid()
+    }
+}
+
+/// For wait morphing: if the mutex whose key (lock word address) is `key` is locked, marks it "locked with
+/// waiters" — its unlock then wakes a waiter of its queue — and returns true; false if it is free. Called
+/// with the mutex's bucket locked, before waiters are moved onto its queue: an unlock racing with the mark
+/// either comes first (the word reads 0: nobody is moved) or finds the mark and wakes after the move.
+///
+/// # Safety
+/// `key` must be the address of a live mutex's lock word (a queued waiter's, which will lock it again).
+pub(super) unsafe fn mark_waiters_if_locked(key: usize) -> bool {
+    // SAFETY: per the contract, an aligned int of a live mutex.
+    let lock = unsafe { &*(key as *const AtomicI32) };
+    let mut w = lock.load(Ordering::Relaxed);
+    loop {
+        match w {
+            0 => return false,
+            2 => return true,
+            _ => match lock.compare_exchange_weak(w, 2, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return true,
+                Err(now) => w = now,
+            },
+        }
     }
 }
 
@@ -303,6 +355,12 @@ pub unsafe fn unlock_fast(m: *mut libc::pthread_mutex_t) -> Option<i32> {
 #[inline(never)]
 fn release_contended(lock: &AtomicI32) {
     if lock.swap(0, Ordering::Release) == 2 {
-        parking_lot::unpark_one(lock as *const AtomicI32 as usize, |_| 0);
+        parking_lot::unpark_one(lock as *const AtomicI32 as usize, more_waiters);
     }
+}
+
+/// The token an unlock hands the waiter it wakes: 1 if others still wait (read by a condition variable's
+/// waiter moved onto the queue, see `Mutex::lock_moved`; the mutex's own waiters lock as waiters anyway).
+fn more_waiters(u: parking_lot::Unparking) -> usize {
+    u.have_more as usize
 }
