@@ -201,6 +201,16 @@ pub fn run_abortable<R: Send + 'static, F: FnOnce(&AtomicU32) -> R + Send + 'sta
     kind: super::stats::Offload,
     call: F,
 ) -> (R, Interrupted) {
+    run_abortable_on(kind, OnSignal::FailUnlessRestart, call)
+}
+
+/// [`run_abortable`] for a wait whose handled signal does what `on_signal` says (a mutex's futex wait
+/// resumes: its caller waits again after EINTR; a timed one fails).
+pub fn run_abortable_on<R: Send + 'static, F: FnOnce(&AtomicU32) -> R + Send + 'static>(
+    kind: super::stats::Offload,
+    on_signal: OnSignal,
+    call: F,
+) -> (R, Interrupted) {
     if worker::current_task().is_none() {
         return (call(&NEVER_ABORTED), Interrupted::No);
     }
@@ -218,7 +228,7 @@ pub fn run_abortable<R: Send + 'static, F: FnOnce(&AtomicU32) -> R + Send + 'sta
     while done.finished.load(Ordering::Acquire) == 0 {
         let finished = &done.finished;
         // The kernel restarts these waits under SA_RESTART (`interrupt_restarts` says which it was).
-        let wait = Wait::new(WaitReason::Offload, 0, OnSignal::FailUnlessRestart);
+        let wait = Wait::new(WaitReason::Offload, 0, on_signal);
         let r = parking_lot::park_then(
             key,
             0,
@@ -245,6 +255,37 @@ pub fn run_abortable<R: Send + 'static, F: FnOnce(&AtomicU32) -> R + Send + 'sta
         }
     }
     (take_result(done), how)
+}
+
+/// System call `nr` made on a helper thread for the calling coroutine (a plain thread makes it itself),
+/// as the coroutine's own call would end: a handled signal (what `on_signal` says) or a cancellation
+/// request aborts it (see [`run_abortable`]); what the kernel did stands — a completed call's result, a
+/// short count, EINTR for a wait it interrupted (made again if the handler has SA_RESTART and the kernel
+/// would restart it). A call aborted before the helper began it did nothing: it is made after the
+/// handlers, as natively for a signal that came just before the call (a cancellation point gets EINTR
+/// and acts on its request). The handlers have run when this returns.
+///
+/// # Safety
+/// The arguments must be valid for system call `nr` until it returns; the coroutine runs nothing of its
+/// own (no handler) before the helper is back from it.
+pub unsafe fn syscall(
+    kind: super::stats::Offload,
+    on_signal: OnSignal,
+    nr: libc::c_long,
+    args: [usize; 6],
+) -> Result<usize, super::sys::syscall::Errno> {
+    use super::sys::syscall::Errno;
+    loop {
+        let (r, how) = run_abortable_on(kind, on_signal, move |abort| {
+            // SAFETY: per this function's contract.
+            unsafe { super::sys::abortable::call_or_skip(abort, nr, args) }
+        });
+        match (r, how) {
+            (None, Interrupted::Cancel) => return Err(Errno(libc::EINTR)),
+            (None, _) | (Some(Err(Errno(libc::EINTR))), Interrupted::Signal { restarts: true }) => continue,
+            (Some(r), _) => return r,
+        }
+    }
 }
 
 /// Aborts the call behind `done` and waits until the helper is back from it. The helper returns at once
