@@ -219,12 +219,16 @@ pub fn run_abortable_on<R: Send + 'static, F: FnOnce(&AtomicU32) -> R + Send + '
         // No helper thread: the worker makes the call (as before helpers existed).
         Err(call) => return (call(&NEVER_ABORTED), Interrupted::No),
     };
-    let (done, _slot) = match pending.state {
+    let (done, slot) = match pending.state {
         PendingState::Ready(r) => return (r, Interrupted::No),
         PendingState::Running { done, _slot } => (done, _slot),
     };
     let key = done as *const Done<R> as usize;
     let mut how = Interrupted::No;
+    // What an interrupted wait took from the helper, and the helper's place, given back before the
+    // handlers run: one that leaves by `siglongjmp` leaves nothing behind (no record, no bounded place).
+    let mut taken = None;
+    let mut slot = Some(slot);
     while done.finished.load(Ordering::Acquire) == 0 {
         let finished = &done.finished;
         // The kernel restarts these waits under SA_RESTART (`interrupt_restarts` says which it was).
@@ -239,6 +243,8 @@ pub fn run_abortable_on<R: Send + 'static, F: FnOnce(&AtomicU32) -> R + Send + '
             |p| {
                 if p == Parked::Interrupted {
                     abort(done);
+                    taken = Some(take_result(done));
+                    slot = None;
                 }
             },
         );
@@ -254,7 +260,8 @@ pub fn run_abortable_on<R: Send + 'static, F: FnOnce(&AtomicU32) -> R + Send + '
             break;
         }
     }
-    (take_result(done), how)
+    drop(slot);
+    (taken.unwrap_or_else(|| take_result(done)), how)
 }
 
 /// System call `nr` made on a helper thread for the calling coroutine (a plain thread makes it itself),

@@ -3,7 +3,8 @@
 //!
 //! - **read/pread**: first `preadv2(RWF_NOWAIT)`, which costs what a plain read costs and fails with
 //!   EAGAIN instead of waiting for the disk; only then does a helper thread make the real call while the
-//!   coroutine parks (a helper round trip is small next to a disk read). A partly cached range gives a short NOWAIT read; the helper reads the rest, so the program
+//!   coroutine parks (a helper round trip is small next to a disk read); a handler for it runs on its own
+//!   stack once the disk has answered, as natively (see [`on_disk`]). A partly cached range gives a short NOWAIT read; the helper reads the rest, so the program
 //!   still sees one full read, as from the kernel.
 //! - **write/pwrite**: buffered writes only wait under dirty-page throttling or journal pressure. ext4 does
 //!   not support RWF_NOWAIT for them (EOPNOTSUPP), and offloading every write would make a cheap call cost
@@ -50,7 +51,7 @@ pub fn read(fd: i32, buf: *mut u8, len: usize, offset: Option<i64>) -> IoResult 
     };
     let (rest_buf, rest_len) = (buf as usize + first, len - first);
     let rest_offset = offset.map(|o| o + first as i64);
-    match on_helper(Offload::File, read_call(fd, rest_buf, rest_len, rest_offset)) {
+    match on_disk(move || real_read(fd, rest_buf, rest_len, rest_offset)) {
         Ok(n) => Ok(first + n),
         // The bytes already read count, as for a read the kernel cuts short.
         Err(_) if first > 0 => Ok(first),
@@ -58,28 +59,21 @@ pub fn read(fd: i32, buf: *mut u8, len: usize, offset: Option<i64>) -> IoResult 
     }
 }
 
-/// The system call a read is, for [`on_helper`].
-fn read_call(fd: i32, buf: usize, len: usize, offset: Option<i64>) -> (libc::c_long, [usize; 6]) {
-    match offset {
-        None => (libc::SYS_read, [fd as usize, buf, len, 0, 0, 0]),
-        Some(o) => (libc::SYS_pread64, [fd as usize, buf, len, o as usize, 0, 0]),
-    }
+/// A call a helper thread makes for a coroutine on a local disk file system (the only ones where
+/// RWF_NOWAIT works, and so the only ones whose calls go to a helper; network and FUSE file systems
+/// refuse it and are read inline): the kernel waits for the disk there without letting a signal
+/// interrupt the call. So does the coroutine: a handler for it runs on its own stack once the call is
+/// over, and its result stands (`offload::run_abortable`, whose abort the call ignores) — no EINTR,
+/// no short count, no byte read or written twice, as natively.
+fn on_disk(call: impl FnOnce() -> IoResult + Send + 'static) -> IoResult {
+    offload::run_abortable(Offload::File, move |_| call()).0
 }
 
-/// The system call a write is, for [`on_helper`].
-fn write_call(fd: i32, buf: usize, len: usize, offset: Option<i64>) -> (libc::c_long, [usize; 6]) {
-    match offset {
-        None => (libc::SYS_write, [fd as usize, buf, len, 0, 0, 0]),
-        Some(o) => (libc::SYS_pwrite64, [fd as usize, buf, len, o as usize, 0, 0]),
-    }
-}
-
-/// A system call made on a helper thread for a coroutine, a signal's handler running on the coroutine's
-/// own stack once the call is over (`offload::syscall`): a disk read or fsync the kernel does not
-/// interrupt completes first, and its result stands, as natively; a wait the kernel interrupts (a full
-/// pipe or socket, a lock, a network file system's) ends with the kernel's short count or EINTR, or is
-/// restarted under SA_RESTART. No byte is lost or moved twice: the call is aborted only where the kernel
-/// did nothing.
+/// A system call that may wait indefinitely, made on a helper thread for a coroutine (`offload::syscall`):
+/// a handled signal or a cancellation request aborts its wait, which ends as the kernel's would (the
+/// kernel's short count or EINTR; restarted under SA_RESTART), and the handler runs on the coroutine's
+/// own stack once the call is over. No byte is lost or moved twice: the call is aborted only where the
+/// kernel did nothing or interrupts it.
 fn on_helper(kind: Offload, (nr, args): (libc::c_long, [usize; 6])) -> IoResult {
     // SAFETY: the program's own arguments (buffers, offsets, lock descriptions), which stay valid while
     // it waits for this call: the coroutine runs nothing until the helper is back.
@@ -123,7 +117,10 @@ pub fn write(fd: i32, buf: *const u8, len: usize, offset: Option<i64>) -> IoResu
             e.set_nowait_writes(NOWAIT_WRITES_NO);
             real_write(fd, buf as usize, len, offset)
         }
-        Err(Errno(libc::EAGAIN)) => on_helper(Offload::File, write_call(fd, buf as usize, len, offset)),
+        Err(Errno(libc::EAGAIN)) => {
+            let b = buf as usize;
+            on_disk(move || real_write(fd, b, len, offset))
+        }
         // ESPIPE, EINVAL, EBADF...: the real call gives the kernel's own answer.
         Err(_) => real_write(fd, buf as usize, len, offset),
     }
@@ -131,8 +128,7 @@ pub fn write(fd: i32, buf: *const u8, len: usize, offset: Option<i64>) -> IoResu
 
 /// fsync(2) (`data_only` false) or fdatasync(2): on a helper thread.
 pub fn sync(fd: i32, data_only: bool) -> IoResult {
-    let nr = if data_only { libc::SYS_fdatasync } else { libc::SYS_fsync };
-    on_helper(Offload::File, (nr, [fd as usize, 0, 0, 0, 0, 0]))
+    on_disk(move || sys::fd::fsync(fd, data_only))
 }
 
 /// pread(fd, buf, len, off) for a coroutine: the rules above for a regular file; anything else answers
