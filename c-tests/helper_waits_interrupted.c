@@ -749,14 +749,9 @@ static void *file_reader(void *arg)
     return NULL;
 }
 
-static void run_file_reads(enum mode m)
+/* The file the readers read: CHUNKS chunks of the pattern, written back to the disk. */
+static void make_chunk_file(void)
 {
-    mode = m;
-    file_done = file_handled = file_off_stack = file_elsewhere = file_jumps = 0;
-    short_reads = bad_bytes = misplaced = bad_preads = bad_fsyncs = 0;
-    printf("regular-file reads waiting for the disk, %s:\n", mode_name[m]);
-    set_signal_handler(SIGUSR1, on_file_signal, m == RESTART ? SA_RESTART : 0);
-    set_signal_handler(SIGUSR2, on_file_signal, m == RESTART ? SA_RESTART : 0);
     char path[] = "/tmp/asyncshim-readsXXXXXX";
     file_fd = mkstemp(path);
     if (file_fd < 0)
@@ -772,6 +767,17 @@ static void run_file_reads(enum mode m)
     }
     /* Written back, so that dropping the pages really drops them. */
     fsync(file_fd);
+}
+
+static void run_file_reads(enum mode m)
+{
+    mode = m;
+    file_done = file_handled = file_off_stack = file_elsewhere = file_jumps = 0;
+    short_reads = bad_bytes = misplaced = bad_preads = bad_fsyncs = 0;
+    printf("regular-file reads waiting for the disk, %s:\n", mode_name[m]);
+    set_signal_handler(SIGUSR1, on_file_signal, m == RESTART ? SA_RESTART : 0);
+    set_signal_handler(SIGUSR2, on_file_signal, m == RESTART ? SA_RESTART : 0);
+    make_chunk_file();
     armed = 0;
     pthread_create(&waiter, NULL, file_reader, NULL);
     while (!ATOMIC_LOAD(&armed))
@@ -790,6 +796,45 @@ static void run_file_reads(enum mode m)
            file_elsewhere || file_off_stack ? "no" : "yes");
     fprintf(stderr, "  %d signals handled, %d siglongjmps, %d short reads, %d bad chunks\n", file_handled,
             file_jumps, short_reads, bad_bytes);
+    fflush(stdout);
+}
+
+/* A thread reading cold chunks of a file until cancelled (read is a cancellation point). */
+static void *cancelled_reader(void *arg)
+{
+    (void)arg;
+    pthread_cleanup_push(cleanup, NULL);
+    ATOMIC_STORE(&armed, 1);
+    for (;;) {
+        posix_fadvise(file_fd, 0, 0, POSIX_FADV_DONTNEED);
+        lseek(file_fd, 0, SEEK_SET);
+        for (int c = 0; c < CHUNKS; c++)
+            if (read(file_fd, chunk_buf, CHUNK) != CHUNK)
+                short_reads++;
+    }
+    pthread_cleanup_pop(0);
+    return NULL;
+}
+
+static void run_file_cancel(void)
+{
+    printf("regular-file reads waiting for the disk, pthread_cancel:\n");
+    armed = cleanup_ran = short_reads = 0;
+    make_chunk_file();
+    pthread_create(&waiter, NULL, cancelled_reader, NULL);
+    while (!ATOMIC_LOAD(&armed))
+        sleep_ms(1);
+    sleep_ms(30);
+    pthread_cancel(waiter);
+    struct timespec limit = deadline_in(CLOCK_REALTIME, 60000);
+    void *value = NULL;
+    int r = pthread_timedjoin_np(waiter, &value, &limit);
+    printf("  joined: %s, cleanup handler ran: %s, short reads: %d\n",
+           r != 0 ? errname(r) : value == PTHREAD_CANCELED ? "PTHREAD_CANCELED" : "a value",
+           ATOMIC_LOAD(&cleanup_ran) ? "yes" : "no", short_reads);
+    if (r != 0)
+        exit(1);
+    close(file_fd);
     fflush(stdout);
 }
 
@@ -820,6 +865,7 @@ int main(void)
             run_cancel((enum kind)k);
     for (int m = 0; m < MODES; m++)
         run_file_reads((enum mode)m);
+    run_file_cancel();
     run_many();
     return test_exit_status();
 }
