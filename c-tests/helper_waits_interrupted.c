@@ -186,14 +186,20 @@ static void do_wait(void)
     wait_status = st;
 }
 
-static void *waiter_body(void *arg)
+/* The waiter's start: its stack noted, the process-directed signal (which main blocks) let through. */
+static void ready_for_signals(void)
 {
-    (void)arg;
     note_stack();
     sigset_t usr2;
     sigemptyset(&usr2);
     sigaddset(&usr2, SIGUSR2);
     pthread_sigmask(SIG_UNBLOCK, &usr2, NULL);
+}
+
+static void *waiter_body(void *arg)
+{
+    (void)arg;
+    ready_for_signals();
     if (sigsetjmp(env, 1) == 0) {
         ATOMIC_STORE(&armed, 1);
         do_wait();
@@ -583,6 +589,19 @@ static void *cancelled_body(void *arg)
     return NULL;
 }
 
+/* Starts the waiter in `body`, cancels it once it waits, and joins it for up to a minute; the join's
+ * result, the thread's value in *value. */
+static int cancel_waiter(void *(*body)(void *), void **value)
+{
+    pthread_create(&waiter, NULL, body, NULL);
+    while (!ATOMIC_LOAD(&armed))
+        sleep_ms(1);
+    sleep_ms(30);
+    pthread_cancel(waiter);
+    struct timespec limit = deadline_in(CLOCK_REALTIME, 60000);
+    return pthread_timedjoin_np(waiter, value, &limit);
+}
+
 static void run_cancel(enum kind k)
 {
     kind = k;
@@ -592,14 +611,8 @@ static void run_cancel(enum kind k)
     printf("%s, pthread_cancel:\n", kind_name[k]);
     fflush(stdout);
     setup();
-    pthread_create(&waiter, NULL, cancelled_body, NULL);
-    while (!ATOMIC_LOAD(&armed))
-        sleep_ms(1);
-    sleep_ms(30);
-    pthread_cancel(waiter);
-    struct timespec limit = deadline_in(CLOCK_REALTIME, 60000);
     void *value = NULL;
-    int r = pthread_timedjoin_np(waiter, &value, &limit);
+    int r = cancel_waiter(cancelled_body, &value);
     if (r != 0) {
         printf("  the join did not return before the release: %s\n", errname(r));
         release();
@@ -706,11 +719,7 @@ static int intact(const unsigned char *b, long at, long n)
 static void *file_reader(void *arg)
 {
     (void)arg;
-    note_stack();
-    sigset_t usr2;
-    sigemptyset(&usr2);
-    sigaddset(&usr2, SIGUSR2);
-    pthread_sigmask(SIG_UNBLOCK, &usr2, NULL);
+    ready_for_signals();
     ATOMIC_STORE(&armed, 1);
     for (int pass = 0; pass < PASSES; pass++) {
         /* Out of the page cache: the reads wait for the disk. */
@@ -821,14 +830,8 @@ static void run_file_cancel(void)
     printf("regular-file reads waiting for the disk, pthread_cancel:\n");
     armed = cleanup_ran = short_reads = 0;
     make_chunk_file();
-    pthread_create(&waiter, NULL, cancelled_reader, NULL);
-    while (!ATOMIC_LOAD(&armed))
-        sleep_ms(1);
-    sleep_ms(30);
-    pthread_cancel(waiter);
-    struct timespec limit = deadline_in(CLOCK_REALTIME, 60000);
     void *value = NULL;
-    int r = pthread_timedjoin_np(waiter, &value, &limit);
+    int r = cancel_waiter(cancelled_reader, &value);
     printf("  joined: %s, cleanup handler ran: %s, short reads: %d\n",
            r != 0 ? errname(r) : value == PTHREAD_CANCELED ? "PTHREAD_CANCELED" : "a value",
            ATOMIC_LOAD(&cleanup_ran) ? "yes" : "no", short_reads);
