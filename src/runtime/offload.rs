@@ -5,16 +5,18 @@
 //! bounded number of them.
 //!
 //! What a signal or a cancellation request for the waiting coroutine does depends on the call:
-//! - [`run`]: nothing, until the call returns (a regular-file read the disk serves, which the kernel does
-//!   not interrupt either). The helper may write into the coroutine's stack, so the coroutine cannot leave
-//!   the wait; a handler for it runs in its context on the worker's stack
-//!   (`signals::routing::run_in_parked`).
-//! - [`run_abortable`]: calls that wait in the kernel interruptibly (`waitid`, a blocking `fcntl` lock).
-//!   The helper makes them through `sys::abortable`; when the coroutine is interrupted its wait ends, the
-//!   helper's call is aborted (a signal to the helper) and the coroutine takes what it returned — its
-//!   result if it completed first, EINTR otherwise — *before* the handlers run on the coroutine's own stack
-//!   (so a handler may `siglongjmp` out: nothing is left running for the abandoned call). Its caller then
-//!   restarts the call or fails with EINTR as the kernel would.
+//! - [`run`]: nothing, until the call returns (a name lookup). The helper may write into the coroutine's
+//!   stack, so the coroutine cannot leave the wait; a handler for it runs in its context on the worker's
+//!   stack (`signals::routing::run_in_parked`).
+//! - [`run_abortable`]: calls that wait in the kernel interruptibly (`waitid`, a blocking `fcntl` lock,
+//!   `splice`, `sendfile`, a shared futex without io_uring: [`syscall`]). The helper makes them through
+//!   `sys::abortable`; when the coroutine is interrupted its wait ends, the helper's call is aborted (a
+//!   signal to the helper) and the coroutine takes what it returned — its result if it completed first,
+//!   EINTR otherwise — *before* the handlers run on the coroutine's own stack (so a handler may
+//!   `siglongjmp` out: nothing is left running for the abandoned call, nor any record or helper place).
+//!   Its caller then restarts the call or fails with EINTR as the kernel would. A call that ignores the
+//!   abort (a regular-file read the disk serves, which the kernel does not interrupt either) is waited for
+//!   in place, and its result stands.
 //! - [`run_detachable`]: calls glibc makes inside itself, that nothing can abort (`system`, `pclose`: a
 //!   wait that glibc restarts after EINTR). The helper uses only what the closure owns and the heap, so a
 //!   handler runs on the coroutine's own stack while the call goes on, and the coroutine then waits again;

@@ -49,7 +49,15 @@ pub fn read(fd: i32, buf: *mut u8, len: usize, offset: Option<i64>) -> IoResult 
         // EOPNOTSUPP: a file system without NOWAIT reads; EINVAL, EBADF...: the real call answers.
         Err(_) => return real_read(fd, buf as usize, len, offset),
     };
-    let (rest_buf, rest_len) = (buf as usize + first, len - first);
+    read_from_disk(fd, buf as usize, len, offset, first)
+}
+
+/// The rest of a read after its first `first` bytes came from the page cache, on a helper (out of line:
+/// the cached read stays as cheap as it was).
+#[cold]
+#[inline(never)]
+fn read_from_disk(fd: i32, buf: usize, len: usize, offset: Option<i64>, first: usize) -> IoResult {
+    let (rest_buf, rest_len) = (buf + first, len - first);
     let rest_offset = offset.map(|o| o + first as i64);
     match on_disk(move || real_read(fd, rest_buf, rest_len, rest_offset)) {
         Ok(n) => Ok(first + n),
