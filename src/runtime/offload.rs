@@ -14,9 +14,10 @@
 //!   signal to the helper) and the coroutine takes what it returned — its result if it completed first,
 //!   EINTR otherwise — *before* the handlers run on the coroutine's own stack (so a handler may
 //!   `siglongjmp` out: nothing is left running for the abandoned call, nor any record or helper place).
-//!   Its caller then restarts the call or fails with EINTR as the kernel would. A call that ignores the
-//!   abort (a regular-file read the disk serves, which the kernel does not interrupt either) is waited for
-//!   in place, and its result stands.
+//!   Its caller then restarts the call or fails with EINTR as the kernel would.
+//! - [`run_uninterruptible`]: calls the kernel does not interrupt either (a regular-file read the disk
+//!   serves): the coroutine stays parked until the call is over, then its handlers run on its own stack
+//!   and the result stands, as natively.
 //! - [`run_detachable`]: calls glibc makes inside itself, that nothing can abort (`system`, `pclose`: a
 //!   wait that glibc restarts after EINTR). The helper uses only what the closure owns and the heap, so a
 //!   handler runs on the coroutine's own stack while the call goes on, and the coroutine then waits again;
@@ -143,6 +144,16 @@ fn helper() -> Option<&'static Helper> {
 /// thread (or if no helper can be started) runs it directly.
 pub fn run<R: Send + 'static>(kind: super::stats::Offload, call: impl FnOnce() -> R + Send + 'static) -> R {
     start(kind, call).wait()
+}
+
+/// [`run`] for a call the kernel would not interrupt either (a regular-file read the disk serves): a
+/// handler for the coroutine runs on its own stack once the call is over, as the kernel runs it when
+/// such a call returns, and the worker runs other coroutines meanwhile.
+pub fn run_uninterruptible<R: Send + 'static>(
+    kind: super::stats::Offload,
+    call: impl FnOnce() -> R + Send + 'static,
+) -> R {
+    start(kind, call).wait_with(OnSignal::AfterCall)
 }
 
 /// Where a helper leaves its call's result.
@@ -441,20 +452,45 @@ impl<R: 'static> Pending<R> {
 
     /// The call's result, parking the calling coroutine until it has one.
     pub fn wait(self) -> R {
-        let (done, _slot) = match self.state {
+        // The helper writes into this coroutine's stack until it is done: the wait cannot be left early.
+        self.wait_with(OnSignal::Deferred)
+    }
+
+    /// [`Pending::wait`] with what a signal does meanwhile: `Deferred` or `AfterCall` (a wait the
+    /// helper's call ends, never a signal).
+    fn wait_with(self, on_signal: OnSignal) -> R {
+        let (done, slot) = match self.state {
             PendingState::Ready(r) => return r,
             PendingState::Running { done, _slot } => (done, _slot),
         };
         let key = done as *const Done<R> as usize;
-        while done.finished.load(Ordering::Acquire) == 0 {
+        // The result and the helper's place, taken once the call is over and before any handler runs
+        // (a handler pending for the coroutine runs as the park ends): one that leaves by `siglongjmp`
+        // leaves no record and no bounded place behind.
+        let mut taken = None;
+        let mut slot = Some(slot);
+        while taken.is_none() && done.finished.load(Ordering::Acquire) == 0 {
             let finished = &done.finished;
-            // The helper writes into this coroutine's stack until it is done: the wait cannot be left early.
-            let wait = Wait::new(WaitReason::Offload, 0, OnSignal::Deferred);
-            if parking_lot::park(key, 0, || finished.load(Ordering::Acquire) == 0, || {}, wait) == Parked::Invalid {
+            let wait = Wait::new(WaitReason::Offload, 0, on_signal);
+            let parked = parking_lot::park_then(
+                key,
+                0,
+                || finished.load(Ordering::Acquire) == 0,
+                || {},
+                wait,
+                |_| {
+                    if finished.load(Ordering::Acquire) != 0 {
+                        taken = Some(take_result(done));
+                        slot = None;
+                    }
+                },
+            );
+            if parked == Parked::Invalid {
                 break;
             }
         }
-        take_result(done)
+        drop(slot);
+        taken.unwrap_or_else(|| take_result(done))
     }
 }
 

@@ -70,11 +70,11 @@ fn read_from_disk(fd: i32, buf: usize, len: usize, offset: Option<i64>, first: u
 /// A call a helper thread makes for a coroutine on a local disk file system (the only ones where
 /// RWF_NOWAIT works, and so the only ones whose calls go to a helper; network and FUSE file systems
 /// refuse it and are read inline): the kernel waits for the disk there without letting a signal
-/// interrupt the call. So does the coroutine: a handler for it runs on its own stack once the call is
-/// over, and its result stands (`offload::run_abortable`, whose abort the call ignores) — no EINTR,
-/// no short count, no byte read or written twice, as natively.
+/// interrupt the call. So does the coroutine: it stays parked (its worker runs others), a handler for
+/// it runs on its own stack once the call is over, and the result stands — no EINTR, no short count, no
+/// byte read or written twice, as natively.
 fn on_disk(call: impl FnOnce() -> IoResult + Send + 'static) -> IoResult {
-    offload::run_abortable(Offload::File, move |_| call()).0
+    offload::run_uninterruptible(Offload::File, call)
 }
 
 /// A system call that may wait indefinitely, made on a helper thread for a coroutine (`offload::syscall`):

@@ -359,7 +359,8 @@ pub fn route_process_signal(sig: i32) {
                 let _ = sys::signal::tgkill(pid, tid, sig);
             }
         }
-        3 if !park::interruptible(&target) && run_in_parked(target, sig) => {}
+        // One waiting for the disk takes it as that wait ends (the `_` arm: pending, and no park to end).
+        3 if !park::interruptible(&target) && !park::handlers_after_wait(&target) && run_in_parked(target, sig) => {}
         _ => {
             target.signals.pending.fetch_or(b, Ordering::AcqRel);
             interrupt(target, sig);
