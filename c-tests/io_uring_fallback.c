@@ -8,25 +8,19 @@
  *
  * asyncshim-test: timeout=90 */
 #define _GNU_SOURCE
+#include "no_uring.h"
 #include "shim_probe.h"
 #include "test_util.h"
 #include <errno.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#ifndef __NR_io_uring_setup
-#define __NR_io_uring_setup 425
-#endif
 
 #define ROUNDS 2000
 
@@ -96,21 +90,6 @@ static int workload(void)
     bad |= n != 0;
     close(sv[0]);
     return bad;
-}
-
-/* Installs a filter under which io_uring_setup fails with `err`. */
-static int forbid_io_uring(int err)
-{
-    struct sock_filter f[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (err & SECCOMP_RET_DATA)),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-    };
-    struct sock_fprog prog = {.len = sizeof f / sizeof f[0], .filter = f};
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
-        return -1;
-    return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0);
 }
 
 /* Whether this process may set up a ring (then the shim's uring source is expected to start). */

@@ -5,16 +5,19 @@
 //! bounded number of them.
 //!
 //! What a signal or a cancellation request for the waiting coroutine does depends on the call:
-//! - [`run`]: nothing, until the call returns (a regular-file read the disk serves, which the kernel does
-//!   not interrupt either). The helper may write into the coroutine's stack, so the coroutine cannot leave
-//!   the wait; a handler for it runs in its context on the worker's stack
-//!   (`signals::routing::run_in_parked`).
-//! - [`run_abortable`]: calls that wait in the kernel interruptibly (`waitid`, a blocking `fcntl` lock).
-//!   The helper makes them through `sys::abortable`; when the coroutine is interrupted its wait ends, the
-//!   helper's call is aborted (a signal to the helper) and the coroutine takes what it returned — its
-//!   result if it completed first, EINTR otherwise — *before* the handlers run on the coroutine's own stack
-//!   (so a handler may `siglongjmp` out: nothing is left running for the abandoned call). Its caller then
-//!   restarts the call or fails with EINTR as the kernel would.
+//! - [`run`]: nothing, until the call returns (a name lookup). The helper may write into the coroutine's
+//!   stack, so the coroutine cannot leave the wait; a handler for it runs in its context on the worker's
+//!   stack (`signals::routing::run_in_parked`).
+//! - [`run_abortable`]: calls that wait in the kernel interruptibly (`waitid`, a blocking `fcntl` lock,
+//!   `splice`, `sendfile`, a shared futex without io_uring: [`syscall`]). The helper makes them through
+//!   `sys::abortable`; when the coroutine is interrupted its wait ends, the helper's call is aborted (a
+//!   signal to the helper) and the coroutine takes what it returned — its result if it completed first,
+//!   EINTR otherwise — *before* the handlers run on the coroutine's own stack (so a handler may
+//!   `siglongjmp` out: nothing is left running for the abandoned call, nor any record or helper place).
+//!   Its caller then restarts the call or fails with EINTR as the kernel would.
+//! - [`run_uninterruptible`]: calls the kernel does not interrupt either (a regular-file read the disk
+//!   serves): the coroutine stays parked until the call is over, then its handlers run on its own stack
+//!   and the result stands, as natively.
 //! - [`run_detachable`]: calls glibc makes inside itself, that nothing can abort (`system`, `pclose`: a
 //!   wait that glibc restarts after EINTR). The helper uses only what the closure owns and the heap, so a
 //!   handler runs on the coroutine's own stack while the call goes on, and the coroutine then waits again;
@@ -143,6 +146,16 @@ pub fn run<R: Send + 'static>(kind: super::stats::Offload, call: impl FnOnce() -
     start(kind, call).wait()
 }
 
+/// [`run`] for a call the kernel would not interrupt either (a regular-file read the disk serves): a
+/// handler for the coroutine runs on its own stack once the call is over, as the kernel runs it when
+/// such a call returns, and the worker runs other coroutines meanwhile.
+pub fn run_uninterruptible<R: Send + 'static>(
+    kind: super::stats::Offload,
+    call: impl FnOnce() -> R + Send + 'static,
+) -> R {
+    start(kind, call).wait_with(OnSignal::AfterCall)
+}
+
 /// Where a helper leaves its call's result.
 struct Done<R> {
     result: Lock<Option<R>>,
@@ -201,6 +214,16 @@ pub fn run_abortable<R: Send + 'static, F: FnOnce(&AtomicU32) -> R + Send + 'sta
     kind: super::stats::Offload,
     call: F,
 ) -> (R, Interrupted) {
+    run_abortable_on(kind, OnSignal::FailUnlessRestart, call)
+}
+
+/// [`run_abortable`] for a wait whose handled signal does what `on_signal` says (a mutex's futex wait
+/// resumes: its caller waits again after EINTR; a timed one fails).
+pub fn run_abortable_on<R: Send + 'static, F: FnOnce(&AtomicU32) -> R + Send + 'static>(
+    kind: super::stats::Offload,
+    on_signal: OnSignal,
+    call: F,
+) -> (R, Interrupted) {
     if worker::current_task().is_none() {
         return (call(&NEVER_ABORTED), Interrupted::No);
     }
@@ -209,16 +232,20 @@ pub fn run_abortable<R: Send + 'static, F: FnOnce(&AtomicU32) -> R + Send + 'sta
         // No helper thread: the worker makes the call (as before helpers existed).
         Err(call) => return (call(&NEVER_ABORTED), Interrupted::No),
     };
-    let (done, _slot) = match pending.state {
+    let (done, slot) = match pending.state {
         PendingState::Ready(r) => return (r, Interrupted::No),
         PendingState::Running { done, _slot } => (done, _slot),
     };
     let key = done as *const Done<R> as usize;
     let mut how = Interrupted::No;
+    // What an interrupted wait took from the helper, and the helper's place, given back before the
+    // handlers run: one that leaves by `siglongjmp` leaves nothing behind (no record, no bounded place).
+    let mut taken = None;
+    let mut slot = Some(slot);
     while done.finished.load(Ordering::Acquire) == 0 {
         let finished = &done.finished;
         // The kernel restarts these waits under SA_RESTART (`interrupt_restarts` says which it was).
-        let wait = Wait::new(WaitReason::Offload, 0, OnSignal::FailUnlessRestart);
+        let wait = Wait::new(WaitReason::Offload, 0, on_signal);
         let r = parking_lot::park_then(
             key,
             0,
@@ -229,6 +256,8 @@ pub fn run_abortable<R: Send + 'static, F: FnOnce(&AtomicU32) -> R + Send + 'sta
             |p| {
                 if p == Parked::Interrupted {
                     abort(done);
+                    taken = Some(take_result(done));
+                    slot = None;
                 }
             },
         );
@@ -244,7 +273,39 @@ pub fn run_abortable<R: Send + 'static, F: FnOnce(&AtomicU32) -> R + Send + 'sta
             break;
         }
     }
-    (take_result(done), how)
+    drop(slot);
+    (taken.unwrap_or_else(|| take_result(done)), how)
+}
+
+/// System call `nr` made on a helper thread for the calling coroutine (a plain thread makes it itself),
+/// as the coroutine's own call would end: a handled signal (what `on_signal` says) or a cancellation
+/// request aborts it (see [`run_abortable`]); what the kernel did stands — a completed call's result, a
+/// short count, EINTR for a wait it interrupted (made again if the handler has SA_RESTART and the kernel
+/// would restart it). A call aborted before the helper began it did nothing: it is made after the
+/// handlers, as natively for a signal that came just before the call (a cancellation point gets EINTR
+/// and acts on its request). The handlers have run when this returns.
+///
+/// # Safety
+/// The arguments must be valid for system call `nr` until it returns; the coroutine runs nothing of its
+/// own (no handler) before the helper is back from it.
+pub unsafe fn syscall(
+    kind: super::stats::Offload,
+    on_signal: OnSignal,
+    nr: libc::c_long,
+    args: [usize; 6],
+) -> Result<usize, super::sys::syscall::Errno> {
+    use super::sys::syscall::Errno;
+    loop {
+        let (r, how) = run_abortable_on(kind, on_signal, move |abort| {
+            // SAFETY: per this function's contract.
+            unsafe { super::sys::abortable::call_or_skip(abort, nr, args) }
+        });
+        match (r, how) {
+            (None, Interrupted::Cancel) => return Err(Errno(libc::EINTR)),
+            (None, _) | (Some(Err(Errno(libc::EINTR))), Interrupted::Signal { restarts: true }) => continue,
+            (Some(r), _) => return r,
+        }
+    }
 }
 
 /// Aborts the call behind `done` and waits until the helper is back from it. The helper returns at once
@@ -391,20 +452,45 @@ impl<R: 'static> Pending<R> {
 
     /// The call's result, parking the calling coroutine until it has one.
     pub fn wait(self) -> R {
-        let (done, _slot) = match self.state {
+        // The helper writes into this coroutine's stack until it is done: the wait cannot be left early.
+        self.wait_with(OnSignal::Deferred)
+    }
+
+    /// [`Pending::wait`] with what a signal does meanwhile: `Deferred` or `AfterCall` (a wait the
+    /// helper's call ends, never a signal).
+    fn wait_with(self, on_signal: OnSignal) -> R {
+        let (done, slot) = match self.state {
             PendingState::Ready(r) => return r,
             PendingState::Running { done, _slot } => (done, _slot),
         };
         let key = done as *const Done<R> as usize;
-        while done.finished.load(Ordering::Acquire) == 0 {
+        // The result and the helper's place, taken once the call is over and before any handler runs
+        // (a handler pending for the coroutine runs as the park ends): one that leaves by `siglongjmp`
+        // leaves no record and no bounded place behind.
+        let mut taken = None;
+        let mut slot = Some(slot);
+        while taken.is_none() && done.finished.load(Ordering::Acquire) == 0 {
             let finished = &done.finished;
-            // The helper writes into this coroutine's stack until it is done: the wait cannot be left early.
-            let wait = Wait::new(WaitReason::Offload, 0, OnSignal::Deferred);
-            if parking_lot::park(key, 0, || finished.load(Ordering::Acquire) == 0, || {}, wait) == Parked::Invalid {
+            let wait = Wait::new(WaitReason::Offload, 0, on_signal);
+            let parked = parking_lot::park_then(
+                key,
+                0,
+                || finished.load(Ordering::Acquire) == 0,
+                || {},
+                wait,
+                |_| {
+                    if finished.load(Ordering::Acquire) != 0 {
+                        taken = Some(take_result(done));
+                        slot = None;
+                    }
+                },
+            );
+            if parked == Parked::Invalid {
                 break;
             }
         }
-        take_result(done)
+        drop(slot);
+        taken.unwrap_or_else(|| take_result(done))
     }
 }
 

@@ -61,6 +61,10 @@ pub enum OnSignal {
     /// The coroutine waits for a call a helper thread makes for it with pointers into its stack: the park
     /// is not interrupted, the handler runs in the thread's context on the worker's stack.
     Deferred,
+    /// The coroutine waits for a call a helper thread makes for it that the kernel would not interrupt
+    /// either (a regular-file read the disk serves): the park is not interrupted and the handlers run
+    /// when it ends, on the coroutine's own stack, as the kernel runs them when such a call returns.
+    AfterCall,
 }
 
 /// A wait: why, on what (the fd, the object's address, the sleep's deadline, the awaited thread's
@@ -128,6 +132,12 @@ pub fn in_wait_a_signal_ends(task: &Task) -> bool {
     task.interruptible.load(Ordering::Acquire) != 0 && task.signal_ends_wait.load(Ordering::Relaxed)
 }
 
+/// True while `task` is parked in a wait whose handlers run when it ends ([`OnSignal::AfterCall`]).
+/// Async-signal-safe.
+pub fn handlers_after_wait(task: &Task) -> bool {
+    task.handlers_after_wait.load(Ordering::Acquire)
+}
+
 /// True while `task` is parked in a wait [`interrupt`] can end. Async-signal-safe.
 pub fn interruptible(task: &Task) -> bool {
     task.interruptible.load(Ordering::Acquire) != 0
@@ -178,7 +188,11 @@ impl Parking {
     /// handler may leave by `siglongjmp`: `leave` already ran). Returns what `leave` returned.
     pub fn sleep<R>(self, leave: impl FnOnce(Wake) -> R) -> R {
         let Parking { me, park, wait } = self;
-        let listens = wait.on_signal != OnSignal::Deferred;
+        let listens = !matches!(wait.on_signal, OnSignal::Deferred | OnSignal::AfterCall);
+        let after_call = wait.on_signal == OnSignal::AfterCall;
+        if after_call {
+            me.handlers_after_wait.store(true, Ordering::Release);
+        }
         if listens {
             // The kernel restarts no timed wait (its remaining time would be lost).
             let restartable = wait.on_signal == OnSignal::FailUnlessRestart && wait.deadline.is_none();
@@ -198,6 +212,9 @@ impl Parking {
         me.switch_out(Switch::Park);
         if listens {
             me.interruptible.store(0, Ordering::Release);
+        }
+        if after_call {
+            me.handlers_after_wait.store(false, Ordering::Release);
         }
         let r = leave(me.last_wake.get());
         resumed(&me);

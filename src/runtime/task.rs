@@ -149,6 +149,8 @@ pub struct Task {
     pub restartable_wait: core::sync::atomic::AtomicBool,
     /// The signal that interrupted the last wait asks for the call to go on (SA_RESTART).
     pub interrupt_restarts: core::sync::atomic::AtomicBool,
+    /// The task is parked in a wait whose handlers run when it ends (`park::OnSignal::AfterCall`).
+    pub handlers_after_wait: core::sync::atomic::AtomicBool,
     /// Why the task is parking (set by `park::Parking::begin`, taken by the worker after the switch).
     pub park_reason: Cell<Option<super::park::WaitReason>>,
     /// The task's last park was a lock wait (or it has not parked yet): see `convoy`.
@@ -234,6 +236,7 @@ impl Task {
             signal_ends_wait: core::sync::atomic::AtomicBool::new(false),
             restartable_wait: core::sync::atomic::AtomicBool::new(false),
             interrupt_restarts: core::sync::atomic::AtomicBool::new(false),
+            handlers_after_wait: core::sync::atomic::AtomicBool::new(false),
             signals: super::signals::state::TaskSignals::new(),
             wait_node: super::parking_lot::WaitNode::new(),
             park_reason: Cell::new(None),

@@ -3,7 +3,8 @@
 //!
 //! - **read/pread**: first `preadv2(RWF_NOWAIT)`, which costs what a plain read costs and fails with
 //!   EAGAIN instead of waiting for the disk; only then does a helper thread make the real call while the
-//!   coroutine parks (a helper round trip is small next to a disk read). A partly cached range gives a short NOWAIT read; the helper reads the rest, so the program
+//!   coroutine parks (a helper round trip is small next to a disk read); a handler for it runs on its own
+//!   stack once the disk has answered, as natively (see [`on_disk`]). A partly cached range gives a short NOWAIT read; the helper reads the rest, so the program
 //!   still sees one full read, as from the kernel.
 //! - **write/pwrite**: buffered writes only wait under dirty-page throttling or journal pressure. ext4 does
 //!   not support RWF_NOWAIT for them (EOPNOTSUPP), and offloading every write would make a cheap call cost
@@ -16,6 +17,7 @@
 // dereferences: they go to the kernel, which checks them (EFAULT), as the program's own call would have.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 use super::super::offload;
+use super::super::park::OnSignal;
 use super::super::stats::Offload;
 use super::super::sys::{self, syscall::Errno};
 use super::IoResult;
@@ -47,14 +49,43 @@ pub fn read(fd: i32, buf: *mut u8, len: usize, offset: Option<i64>) -> IoResult 
         // EOPNOTSUPP: a file system without NOWAIT reads; EINVAL, EBADF...: the real call answers.
         Err(_) => return real_read(fd, buf as usize, len, offset),
     };
-    let (rest_buf, rest_len) = (buf as usize + first, len - first);
+    read_from_disk(fd, buf as usize, len, offset, first)
+}
+
+/// The rest of a read after its first `first` bytes came from the page cache, on a helper (out of line:
+/// the cached read stays as cheap as it was).
+#[cold]
+#[inline(never)]
+fn read_from_disk(fd: i32, buf: usize, len: usize, offset: Option<i64>, first: usize) -> IoResult {
+    let (rest_buf, rest_len) = (buf + first, len - first);
     let rest_offset = offset.map(|o| o + first as i64);
-    match offload::run(Offload::File, move || real_read(fd, rest_buf, rest_len, rest_offset)) {
+    match on_disk(move || real_read(fd, rest_buf, rest_len, rest_offset)) {
         Ok(n) => Ok(first + n),
         // The bytes already read count, as for a read the kernel cuts short.
         Err(_) if first > 0 => Ok(first),
         Err(e) => Err(e),
     }
+}
+
+/// A call a helper thread makes for a coroutine on a local disk file system (the only ones where
+/// RWF_NOWAIT works, and so the only ones whose calls go to a helper; network and FUSE file systems
+/// refuse it and are read inline): the kernel waits for the disk there without letting a signal
+/// interrupt the call. So does the coroutine: it stays parked (its worker runs others), a handler for
+/// it runs on its own stack once the call is over, and the result stands — no EINTR, no short count, no
+/// byte read or written twice, as natively.
+fn on_disk(call: impl FnOnce() -> IoResult + Send + 'static) -> IoResult {
+    offload::run_uninterruptible(Offload::File, call)
+}
+
+/// A system call that may wait indefinitely, made on a helper thread for a coroutine (`offload::syscall`):
+/// a handled signal or a cancellation request aborts its wait, which ends as the kernel's would (the
+/// kernel's short count or EINTR; restarted under SA_RESTART), and the handler runs on the coroutine's
+/// own stack once the call is over. No byte is lost or moved twice: the call is aborted only where the
+/// kernel did nothing or interrupts it.
+fn on_helper(kind: Offload, (nr, args): (libc::c_long, [usize; 6])) -> IoResult {
+    // SAFETY: the program's own arguments (buffers, offsets, lock descriptions), which stay valid while
+    // it waits for this call: the coroutine runs nothing until the helper is back.
+    unsafe { offload::syscall(kind, OnSignal::FailUnlessRestart, nr, args) }
 }
 
 fn real_read(fd: i32, buf: usize, len: usize, offset: Option<i64>) -> IoResult {
@@ -96,7 +127,7 @@ pub fn write(fd: i32, buf: *const u8, len: usize, offset: Option<i64>) -> IoResu
         }
         Err(Errno(libc::EAGAIN)) => {
             let b = buf as usize;
-            offload::run(Offload::File, move || real_write(fd, b, len, offset))
+            on_disk(move || real_write(fd, b, len, offset))
         }
         // ESPIPE, EINVAL, EBADF...: the real call gives the kernel's own answer.
         Err(_) => real_write(fd, buf as usize, len, offset),
@@ -105,7 +136,7 @@ pub fn write(fd: i32, buf: *const u8, len: usize, offset: Option<i64>) -> IoResu
 
 /// fsync(2) (`data_only` false) or fdatasync(2): on a helper thread.
 pub fn sync(fd: i32, data_only: bool) -> IoResult {
-    offload::run(Offload::File, move || sys::fd::fsync(fd, data_only))
+    on_disk(move || sys::fd::fsync(fd, data_only))
 }
 
 /// pread(fd, buf, len, off) for a coroutine: the rules above for a regular file; anything else answers
@@ -133,51 +164,26 @@ pub fn pwrite(fd: i32, buf: *const u8, len: usize, off: i64) -> IoResult {
 /// kernel's — unless the lock was granted first, which then stands (the handler runs, and the call
 /// succeeds).
 pub fn lock_wait(fd: i32, cmd: i32, lock: usize) -> IoResult {
-    lock_on_helper(libc::SYS_fcntl, [fd as usize, cmd as usize, lock, 0, 0, 0])
+    on_helper(Offload::Other, (libc::SYS_fcntl, [fd as usize, cmd as usize, lock, 0, 0, 0]))
 }
 
 /// flock(fd, op) without LOCK_NB for a coroutine: as [`lock_wait`] (a BSD lock belongs to the open file
 /// description).
 pub fn flock_wait(fd: i32, op: i32) -> IoResult {
-    lock_on_helper(libc::SYS_flock, [fd as usize, op as usize, 0, 0, 0, 0])
-}
-
-/// A lock call that waits in the kernel (see [`lock_wait`]), made on a helper thread.
-fn lock_on_helper(nr: libc::c_long, args: [usize; 6]) -> IoResult {
-    use super::super::offload::Interrupted;
-    loop {
-        let (r, how) = offload::run_abortable(Offload::Other, move |abort| {
-            // SAFETY: the program's own arguments; a lock description it passed stays valid while it waits
-            // for this call (the coroutine runs nothing until the helper is back).
-            unsafe { sys::abortable::call(abort, nr, args) }
-        });
-        match (r, how) {
-            (Err(Errno(libc::EINTR)), Interrupted::Signal { restarts: true }) => continue,
-            (r, _) => return r,
-        }
-    }
+    on_helper(Offload::Other, (libc::SYS_flock, [fd as usize, op as usize, 0, 0, 0, 0]))
 }
 
 /// sendfile and splice have no per-call non-blocking form on a blocking fd and move data between two
-/// fds: a coroutine has a helper thread make the call while it parks; a plain thread makes it itself.
-fn transfer(call: impl FnOnce() -> IoResult + Send + 'static) -> IoResult {
-    if super::super::worker::current_task().is_none() {
-        return call();
-    }
-    offload::run(Offload::Other, call)
-}
-
-/// sendfile(out, inp, off, count): see [`transfer`].
+/// fds: a coroutine has a helper thread make the call while it parks ([`on_helper`]: a signal ends it
+/// as the kernel would, with what was moved so far or EINTR); a plain thread makes it itself.
 pub fn sendfile(out: i32, inp: i32, off: *mut libc::off_t, count: usize) -> IoResult {
-    let off = off as usize;
-    // SAFETY: the program's own arguments; its memory stays valid while it waits for this call.
-    transfer(move || unsafe { sys::fd::sendfile(out, inp, off as *mut libc::off_t, count) })
+    on_helper(Offload::Other, (libc::SYS_sendfile, [out as usize, inp as usize, off as usize, count, 0, 0]))
 }
 
 pub use sys::fd::SpliceEnd;
 
-/// splice(2) from one end to the other: see [`transfer`].
+/// splice(2) from one end to the other: as [`sendfile`].
 pub fn splice(from: SpliceEnd, to: SpliceEnd, len: usize, flags: u32) -> IoResult {
-    // SAFETY: as for sendfile.
-    transfer(move || unsafe { sys::fd::splice(from, to, len, flags) })
+    let args = [from.fd as usize, from.offset, to.fd as usize, to.offset, len, flags as usize];
+    on_helper(Offload::Other, (libc::SYS_splice, args))
 }

@@ -397,7 +397,8 @@ pub fn route_process_signal(sig: i32) -> bool {
         // now (if it switched out meanwhile, it takes them when it resumes).
         1 | 5 => ring_doorbell(target, sig),
         // Parked where a signal does not end the wait: the handlers run in it now.
-        3 | 7 if !park::interruptible(&target) && run_in_parked(target) => {}
+        // One waiting for the disk takes them as that wait ends (the `_` arm: pending, no park to end).
+        3 | 7 if !park::interruptible(&target) && !park::handlers_after_wait(&target) && run_in_parked(target) => {}
         _ => interrupt(target, sig),
     }
     true

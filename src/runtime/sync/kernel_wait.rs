@@ -215,9 +215,7 @@ fn wait_once(word: Word, deadline: Deadline, interrupt: OnSignal) -> Result<(), 
         return wait_here(word, deadline);
     }
     if !ring_ready() {
-        return super::super::offload::run(super::super::stats::Offload::SharedFutex, move || {
-            wait_here(word, deadline)
-        });
+        return wait_on_helper(word, deadline, interrupt);
     }
     super::super::stats::count(&super::super::stats::get().kernel_futex_waits);
     let w = Waiter { result: AtomicI32::new(0), done: AtomicU32::new(0), released: AtomicU32::new(0) };
@@ -249,13 +247,34 @@ fn wait_once(word: Word, deadline: Deadline, interrupt: OnSignal) -> Result<(), 
     }
 }
 
+/// FUTEX_WAIT_BITSET's operation and timeout (absolute monotonic) for `word` and `deadline`.
+fn wait_op(word: &Word, deadline: Deadline) -> (i32, Option<libc::timespec>) {
+    (libc::FUTEX_WAIT_BITSET | if word.private { libc::FUTEX_PRIVATE_FLAG } else { 0 }, deadline.map(time::ns_timespec))
+}
+
 /// The wait made by the calling OS thread itself (FUTEX_WAIT_BITSET, absolute monotonic deadline).
-fn wait_here(Word { addr, val, mask, private }: Word, deadline: Deadline) -> Result<(), Errno> {
-    let ts = deadline.map(time::ns_timespec);
+fn wait_here(word: Word, deadline: Deadline) -> Result<(), Errno> {
+    let (op, ts) = wait_op(&word, deadline);
     let ts_ptr = ts.as_ref().map_or(0, |t| t as *const libc::timespec as usize);
-    let op = libc::FUTEX_WAIT_BITSET | if private { libc::FUTEX_PRIVATE_FLAG } else { 0 };
     // SAFETY: FUTEX_WAIT_BITSET reads the word (the kernel reports a bad address) and the local timeout.
-    unsafe { futex::futex_raw(addr, op, val, ts_ptr, 0, mask) }.map(|_| ())
+    unsafe { futex::futex_raw(word.addr, op, word.val, ts_ptr, 0, word.mask) }.map(|_| ())
+}
+
+/// Without the ring: a helper thread waits in the kernel for the coroutine, which a handled signal or a
+/// cancellation request reaches as the ring's wait (`offload::syscall`: the helper's wait is aborted,
+/// the handler runs on the coroutine's own stack, and the wait ends with EINTR or goes on as `interrupt`
+/// says). A wait `interrupt` does not let a signal end stays uninterruptible.
+fn wait_on_helper(word: Word, deadline: Deadline, interrupt: OnSignal) -> Result<(), Errno> {
+    let kind = super::super::stats::Offload::SharedFutex;
+    if interrupt == OnSignal::Deferred {
+        return super::super::offload::run(kind, move || wait_here(word, deadline));
+    }
+    let (op, ts) = wait_op(&word, deadline);
+    let ts_ptr = ts.as_ref().map_or(0, |t| t as *const libc::timespec as usize);
+    let args = [word.addr, op as usize, word.val as usize, ts_ptr, 0, word.mask as usize];
+    // SAFETY: FUTEX_WAIT_BITSET reads the word (the kernel reports a bad address) and the timeout in this
+    // frame, which the coroutine leaves only once the helper is back.
+    unsafe { super::super::offload::syscall(kind, interrupt, libc::SYS_futex, args) }.map(|_| ())
 }
 
 /// Wakes up to `n` waiters of the word at `addr` in the kernel (coroutines waiting through [`wait`]

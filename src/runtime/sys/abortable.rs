@@ -11,6 +11,13 @@
 //! the routine's exit, which returns EINTR; if the call had completed, its result stands. A signal that
 //! comes before the routine is entered finds the flag set when the routine checks it. (musl closes its
 //! cancellation race the same way.)
+//!
+//! [`call_or_skip`] tells the two aborts apart: a call aborted before it began (the flag seen before the
+//! `syscall` instruction ran) did nothing, and its caller may make it again once the handlers ran, as
+//! for a signal that came just before the call; a call the kernel interrupted (and would restart) ends
+//! with EINTR. At the `syscall` instruction the two look alike but for `rcx`: the routine loads the
+//! flag's address into it, and the instruction itself overwrites it with its return address, which the
+//! kernel leaves there when it rewinds a call to restart it.
 
 use super::syscall::Errno;
 use core::sync::atomic::{AtomicI32, AtomicU32};
@@ -66,7 +73,7 @@ core::arch::global_asm!(
     "asyncshim_abortable_window:",
     "mov rcx, [r12]",
     "cmp dword ptr [rcx], 0",
-    "jne 2f",
+    "jne 3f",
     ".globl asyncshim_abortable_syscall_insn",
     ".hidden asyncshim_abortable_syscall_insn",
     "asyncshim_abortable_syscall_insn:",
@@ -80,8 +87,18 @@ core::arch::global_asm!(
     ".globl asyncshim_abortable_aborted",
     ".hidden asyncshim_abortable_aborted",
     "asyncshim_abortable_aborted:",
-    "2:",
     "mov rax, -4",
+    "pop r12",
+    ".cfi_adjust_cfa_offset -8",
+    ".cfi_restore r12",
+    "ret",
+    ".cfi_adjust_cfa_offset 8",
+    ".cfi_rel_offset r12, 0",
+    ".globl asyncshim_abortable_skipped",
+    ".hidden asyncshim_abortable_skipped",
+    "asyncshim_abortable_skipped:",
+    "3:",
+    "mov rax, -512",
     "pop r12",
     ".cfi_adjust_cfa_offset -8",
     ".cfi_restore r12",
@@ -96,7 +113,12 @@ unsafe extern "C" {
     static asyncshim_abortable_window: u8;
     static asyncshim_abortable_syscall_insn: u8;
     static asyncshim_abortable_aborted: u8;
+    static asyncshim_abortable_skipped: u8;
 }
+
+/// What the routine returns for a call aborted before it began: ERESTARTSYS, which the kernel never
+/// lets reach user space.
+const SKIPPED: isize = -512;
 
 /// Makes system call `nr` with `args` unless `flag` is (or, while it blocks, becomes) non-zero and the
 /// calling thread gets a signal whose handler calls [`abort_in_context`]: then Err(EINTR), and the call
@@ -107,20 +129,34 @@ unsafe extern "C" {
 /// # Safety
 /// The arguments must be valid for system call `nr` until it returns.
 pub unsafe fn call(flag: &AtomicU32, nr: libc::c_long, args: [usize; 6]) -> Result<usize, Errno> {
+    // SAFETY: per the contract.
+    unsafe { call_or_skip(flag, nr, args) }.unwrap_or(Err(Errno(libc::EINTR)))
+}
+
+/// [`call`], telling a call aborted before it began (None: it did nothing) from one the kernel
+/// interrupted (Some(Err(EINTR))).
+///
+/// # Safety
+/// As [`call`].
+pub unsafe fn call_or_skip(flag: &AtomicU32, nr: libc::c_long, args: [usize; 6]) -> Option<Result<usize, Errno>> {
     let frame = Frame { flag, nr: nr as usize, args };
     loop {
         // SAFETY: the routine makes one system call with the frame's arguments, which the caller vouches
         // for; it clobbers only what the C ABI lets a call clobber (r12 is saved and restored).
         let ret = unsafe { asyncshim_abortable_syscall(&frame) };
+        if ret == SKIPPED {
+            return None;
+        }
         if ret == -(libc::EINTR as isize) && flag.load(core::sync::atomic::Ordering::SeqCst) == 0 {
             continue;
         }
-        return if (-4095..0).contains(&ret) { Err(Errno(-ret as i32)) } else { Ok(ret as usize) };
+        return Some(if (-4095..0).contains(&ret) { Err(Errno(-ret as i32)) } else { Ok(ret as usize) });
     }
 }
 
 /// For a signal handler on a thread that may be in [`call`]: if the interrupted code is in the window and
-/// its call's flag is set, it resumes at the routine's exit (EINTR) instead. Async-signal-safe.
+/// its call's flag is set, it resumes at one of the routine's exits instead: EINTR for a call the kernel
+/// rewound to restart it, "skipped" for one not made yet. Async-signal-safe.
 ///
 /// # Safety
 /// `uc` is the context the kernel passed to the handler, running on the interrupted thread.
@@ -139,6 +175,9 @@ pub unsafe fn abort_in_context(uc: *mut libc::ucontext_t) {
         if (*(*frame).flag).load(core::sync::atomic::Ordering::SeqCst) == 0 {
             return;
         }
-        gregs[libc::REG_RIP as usize] = &asyncshim_abortable_aborted as *const u8 as usize as i64;
+        // The `syscall` instruction is two bytes long; it left its return address in rcx.
+        let restarted = pc == insn && gregs[libc::REG_RCX as usize] as usize == insn + 2;
+        let exit = if restarted { &asyncshim_abortable_aborted } else { &asyncshim_abortable_skipped };
+        gregs[libc::REG_RIP as usize] = exit as *const u8 as usize as i64;
     }
 }
