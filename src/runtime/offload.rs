@@ -236,45 +236,54 @@ pub fn run_abortable_on<R: Send + 'static, F: FnOnce(&AtomicU32) -> R + Send + '
         PendingState::Ready(r) => return (r, Interrupted::No),
         PendingState::Running { done, _slot } => (done, _slot),
     };
+    // The kernel restarts these waits under SA_RESTART (`interrupt_restarts` says which it was).
+    let (r, last) = wait_for_helper(done, slot, on_signal, true);
+    let how = match worker::current_task() {
+        _ if last != Parked::Interrupted => Interrupted::No,
+        Some(me) if me.cancel.point_cancelled() => Interrupted::Cancel,
+        Some(me) => Interrupted::Signal { restarts: me.interrupt_restarts.load(Ordering::Relaxed) },
+        None => Interrupted::No,
+    };
+    (r, how)
+}
+
+/// Parks the calling coroutine until the helper behind `done` has finished — or, when `aborts`, until a
+/// signal or a cancellation request interrupts the wait, which aborts the helper's call — and returns its
+/// result with how the last park ended. The result is taken and the helper's place given back before any
+/// handler runs in the coroutine: one that leaves by `siglongjmp` leaves no record and no bounded place
+/// behind.
+fn wait_for_helper<R>(done: &'static Done<R>, slot: Slot, on_signal: OnSignal, aborts: bool) -> (R, Parked) {
     let key = done as *const Done<R> as usize;
-    let mut how = Interrupted::No;
-    // What an interrupted wait took from the helper, and the helper's place, given back before the
-    // handlers run: one that leaves by `siglongjmp` leaves nothing behind (no record, no bounded place).
     let mut taken = None;
     let mut slot = Some(slot);
-    while done.finished.load(Ordering::Acquire) == 0 {
+    let mut last = Parked::Invalid;
+    while taken.is_none() && done.finished.load(Ordering::Acquire) == 0 {
         let finished = &done.finished;
-        // The kernel restarts these waits under SA_RESTART (`interrupt_restarts` says which it was).
         let wait = Wait::new(WaitReason::Offload, 0, on_signal);
-        let r = parking_lot::park_then(
+        last = parking_lot::park_then(
             key,
             0,
             || finished.load(Ordering::Acquire) == 0,
             || {},
             wait,
-            // Before any handler runs: the helper's call is aborted and over.
             |p| {
-                if p == Parked::Interrupted {
+                let aborted = aborts && p == Parked::Interrupted;
+                if aborted {
                     abort(done);
+                }
+                // `aborted` first: after abort and take_result, `done` is gone.
+                if aborted || finished.load(Ordering::Acquire) != 0 {
                     taken = Some(take_result(done));
                     slot = None;
                 }
             },
         );
-        if r == Parked::Interrupted {
-            how = match worker::current_task() {
-                Some(me) if me.cancel.point_cancelled() => Interrupted::Cancel,
-                Some(me) => Interrupted::Signal { restarts: me.interrupt_restarts.load(Ordering::Relaxed) },
-                None => Interrupted::No,
-            };
-            break;
-        }
-        if r == Parked::Invalid {
+        if last == Parked::Invalid || (aborts && last == Parked::Interrupted) {
             break;
         }
     }
     drop(slot);
-    (taken.unwrap_or_else(|| take_result(done)), how)
+    (taken.unwrap_or_else(|| take_result(done)), last)
 }
 
 /// System call `nr` made on a helper thread for the calling coroutine (a plain thread makes it itself),
@@ -459,38 +468,10 @@ impl<R: 'static> Pending<R> {
     /// [`Pending::wait`] with what a signal does meanwhile: `Deferred` or `AfterCall` (a wait the
     /// helper's call ends, never a signal).
     fn wait_with(self, on_signal: OnSignal) -> R {
-        let (done, slot) = match self.state {
-            PendingState::Ready(r) => return r,
-            PendingState::Running { done, _slot } => (done, _slot),
-        };
-        let key = done as *const Done<R> as usize;
-        // The result and the helper's place, taken once the call is over and before any handler runs
-        // (a handler pending for the coroutine runs as the park ends): one that leaves by `siglongjmp`
-        // leaves no record and no bounded place behind.
-        let mut taken = None;
-        let mut slot = Some(slot);
-        while taken.is_none() && done.finished.load(Ordering::Acquire) == 0 {
-            let finished = &done.finished;
-            let wait = Wait::new(WaitReason::Offload, 0, on_signal);
-            let parked = parking_lot::park_then(
-                key,
-                0,
-                || finished.load(Ordering::Acquire) == 0,
-                || {},
-                wait,
-                |_| {
-                    if finished.load(Ordering::Acquire) != 0 {
-                        taken = Some(take_result(done));
-                        slot = None;
-                    }
-                },
-            );
-            if parked == Parked::Invalid {
-                break;
-            }
+        match self.state {
+            PendingState::Ready(r) => r,
+            PendingState::Running { done, _slot } => wait_for_helper(done, _slot, on_signal, false).0,
         }
-        drop(slot);
-        taken.unwrap_or_else(|| take_result(done))
     }
 }
 
