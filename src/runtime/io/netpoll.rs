@@ -13,7 +13,8 @@
 //! from shared memory without a system call, an idle worker sleeps in `io_uring_enter`, and another wakes
 //! it with a no-op whose completion it posts. What differs from epoll, and is handled here: a poll holds a
 //! reference to the object (epoll's registration goes away with the object's last close), so `unwatch`
-//! cancels it synchronously before the close; a poll armed by a thread that exits, or one that ended for
+//! cancels it before the close and waits until the kernel has freed it (the submitting thread frees it,
+//! perhaps later: a close before that would not be the last, and a peer would not see it); a poll armed by a thread that exits, or one that ended for
 //! want of room in the completion queue, ends, and is armed again; io_uring polls every object, so
 //! regular files and directories are refused here as epoll refuses them. Where io_uring is missing or
 //! forbidden (kernel.io_uring_disabled, seccomp, a kernel before 6.0) the netpoller uses epoll. A forked
@@ -151,7 +152,7 @@ impl UringPoller {
             Some(old) if old == token => return Ok(()),
             // The number's earlier object, closed unseen: its poll (and the reference it holds) goes.
             Some(old) => {
-                let _ = self.ring.0.sync_cancel(old);
+                let _ = self.ring.0.sync_cancel_and_free(old);
             }
             None => {}
         }
@@ -164,8 +165,9 @@ impl UringPoller {
 
     fn unwatch(&self, fd: i32) {
         if let Some(token) = self.armed.lock().remove(&fd) {
-            // Synchronously: the poll's reference to the object must not outlive the program's close.
-            let _ = self.ring.0.sync_cancel(token);
+            // Synchronously, until the poll is freed: its reference to the object must not outlive the
+            // program's close (a socket's peer sees the close at once natively).
+            let _ = self.ring.0.sync_cancel_and_free(token);
         }
     }
 

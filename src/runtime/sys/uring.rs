@@ -390,6 +390,32 @@ impl Ring {
         }
     }
 
+    /// Cancels the request carrying `user_data` and returns only once the kernel has freed it, so the
+    /// references it held (a poll's to its file) are dropped: a close after this is the object's last,
+    /// as natively. [`Ring::sync_cancel`] alone does not give that: a cancelled poll is completed and
+    /// freed by io_uring task work on the thread that submitted it, which may be another worker, later
+    /// (a close meanwhile is not the last, and the object — a socket whose peer should see it gone —
+    /// lives on until that thread runs it). The task work removes the request from the ring's cancel
+    /// table, completes and frees it under the ring's lock, which `sync_cancel` takes too; so once a
+    /// further `sync_cancel` finds nothing (ENOENT), the request is freed. The submitter is woken for its
+    /// task work (TWA_SIGNAL; this ring has no DEFER_TASKRUN), and when it is this thread, the work ran
+    /// on the way back from the first call. Err(ENOENT): there was none.
+    pub fn sync_cancel_and_free(&self, user_data: u64) -> Result<(), Errno> {
+        self.sync_cancel(user_data)?;
+        let mut spins = 0u32;
+        while self.sync_cancel(user_data).is_ok() {
+            // The submitter has not run its task work yet: let it.
+            spins += 1;
+            if spins < 8 {
+                super::sched_yield();
+            } else {
+                let pause = AtomicU32::new(0);
+                super::futex::wait(&pause, 0, Some(super::time::monotonic_ns() + 20_000));
+            }
+        }
+        Ok(())
+    }
+
     /// Sleeps until a completion is there, at most `timeout_ns` (None: no limit); a signal ends it early.
     /// Reaps nothing ([`Ring::reap_now`] does). May run beside another thread's use of the ring.
     pub fn wait(&self, timeout_ns: Option<u64>) {
@@ -532,6 +558,48 @@ mod tests {
         assert_eq!(ring.sync_cancel(7), Err(Errno(libc::ENOENT)));
         let _ = super::super::fd::close(efd);
         let _ = super::super::fd::close(ring.fd());
+    }
+
+    /// The ring, for a test whose threads take turns: one submits, then another cancels.
+    struct TakingTurns(Ring);
+    // SAFETY: the test's threads never submit or reap at the same time (a channel orders them).
+    unsafe impl Sync for TakingTurns {}
+
+    #[test]
+    fn a_poll_cancelled_and_freed_holds_no_reference_a_close_must_wait_for() {
+        let Ok(ring) = Ring::for_netpoll() else {
+            eprintln!("io_uring netpoll rings unavailable here: nothing to test");
+            return;
+        };
+        let ring = TakingTurns(ring);
+        for round in 0..20u64 {
+            let mut sv = [0i32; 2];
+            // SAFETY: socketpair writes two fds into the array we own.
+            assert_eq!(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, sv.as_mut_ptr()) }, 0);
+            let (armed_tx, armed_rx) = std::sync::mpsc::channel();
+            let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+            std::thread::scope(|s| {
+                // Another thread arms the poll, so the kernel frees it on that thread, which then sleeps.
+                let (ring, fd) = (&ring, sv[1]);
+                s.spawn(move || {
+                    ring.0.submit_poll_multishot(fd, (libc::EPOLLIN | libc::EPOLLOUT) as u32, round).unwrap();
+                    armed_tx.send(()).unwrap();
+                    let _ = done_rx.recv();
+                });
+                armed_rx.recv().unwrap();
+                ring.0.sync_cancel_and_free(round).unwrap();
+                let _ = super::super::fd::close(sv[1]);
+                // The close was the socket's last: its peer sees it gone at once, as natively.
+                // SAFETY: a one-byte send from a buffer we own.
+                let r = unsafe { libc::send(sv[0], b"x".as_ptr().cast(), 1, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
+                let e = std::io::Error::last_os_error().raw_os_error();
+                done_tx.send(()).unwrap();
+                assert_eq!((r, e), (-1, Some(libc::EPIPE)), "round {round}: a send after the peer's close");
+            });
+            let _ = super::super::fd::close(sv[0]);
+        }
+        assert_eq!(ring.0.sync_cancel_and_free(0), Err(Errno(libc::ENOENT)));
+        let _ = super::super::fd::close(ring.0.fd());
     }
 
     #[test]
