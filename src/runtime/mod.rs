@@ -52,6 +52,7 @@ pub mod cputime;
 pub mod dns;
 pub mod identity;
 pub mod io;
+pub mod lazy;
 pub mod libc_malloc;
 pub mod lifecycle;
 pub mod lock;

@@ -103,7 +103,7 @@ pub fn valid_signal(sig: i32) -> bool {
 /// Creates a timer on the clock of kind `which` of thread `task`, notifying as `notify(id)` says (a
 /// timer made without a sigevent sends SIGALRM with its own id as the value). Returns its id.
 pub fn create(task: TaskRef, which: i32, notify: impl FnOnce(i32) -> Notify) -> Result<i32, Errno> {
-    let _ = CHECK_SEAM.get_or_init(|| {
+    let _ = super::super::lazy::get_or_init(&CHECK_SEAM, || {
         super::super::worker::set_cpu_timer_check(check);
     });
     let pid = sys::getpid();

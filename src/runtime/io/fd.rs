@@ -286,7 +286,7 @@ unsafe impl Send for Table {}
 static TABLE: OnceLock<Table> = OnceLock::new();
 
 pub(super) fn table() -> &'static Table {
-    TABLE.get_or_init(|| {
+    super::super::lazy::get_or_init(&TABLE, || {
         let len = sys::fd::open_files_limit().1.max(1024);
         let base = mem::reserve(len * size_of::<FdEntry>()).map(|p| p as *mut FdEntry).unwrap_or(core::ptr::null_mut());
         Table { base, len: if base.is_null() { 0 } else { len }, changes: Lock::new(()) }

@@ -89,28 +89,27 @@ pub fn get() -> Option<&'static Netpoller> {
 /// The netpoller, created now if need be. `own_fd` places each of its two fds where the runtime keeps
 /// its own (the fd table's `move_high`: out of the program's way) and returns the number it ended at.
 pub fn get_or_start(own_fd: fn(i32) -> i32) -> Option<&'static Netpoller> {
-    POLLER
-        .get_or_init(|| {
-            if config::io_source() == IoSource::Uring {
-                // The probe: a ring that can do what the netpoller needs, or epoll.
-                if let Ok(mut ring) = Ring::for_netpoll() {
-                    ring.relocate_fd(own_fd);
-                    let p = UringPoller {
-                        ring: SharedRing(ring),
-                        submit: Lock::new(()),
-                        wake_pending: AtomicBool::new(false),
-                        reap: Lock::new(()),
-                        armed: Lock::new(HashMap::new()),
-                    };
-                    return Some(Netpoller { source: Source::Uring(p), waiting: AtomicBool::new(false) });
-                }
+    super::super::lazy::get_or_init(&POLLER, || {
+        if config::io_source() == IoSource::Uring {
+            // The probe: a ring that can do what the netpoller needs, or epoll.
+            if let Ok(mut ring) = Ring::for_netpoll() {
+                ring.relocate_fd(own_fd);
+                let p = UringPoller {
+                    ring: SharedRing(ring),
+                    submit: Lock::new(()),
+                    wake_pending: AtomicBool::new(false),
+                    reap: Lock::new(()),
+                    armed: Lock::new(HashMap::new()),
+                };
+                return Some(Netpoller { source: Source::Uring(p), waiting: AtomicBool::new(false) });
             }
-            let epfd = own_fd(epoll::create().ok()?);
-            let wake_fd = own_fd(eventfd::new().ok()?);
-            epoll::ctl(epfd, libc::EPOLL_CTL_ADD, wake_fd, libc::EPOLLIN as u32, WAKE_TOKEN).ok()?;
-            Some(Netpoller { source: Source::Epoll { epfd, wake_fd }, waiting: AtomicBool::new(false) })
-        })
-        .as_ref()
+        }
+        let epfd = own_fd(epoll::create().ok()?);
+        let wake_fd = own_fd(eventfd::new().ok()?);
+        epoll::ctl(epfd, libc::EPOLL_CTL_ADD, wake_fd, libc::EPOLLIN as u32, WAKE_TOKEN).ok()?;
+        Some(Netpoller { source: Source::Epoll { epfd, wake_fd }, waiting: AtomicBool::new(false) })
+    })
+    .as_ref()
 }
 
 /// Which readiness source the netpoller uses, if it started: "epoll" or "uring" (for the statistics and

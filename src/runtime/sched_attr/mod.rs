@@ -51,7 +51,7 @@ fn of_this_os_thread() -> Option<Sched> {
 /// The process's initial attributes: those of every worker, which never change their own.
 fn initial() -> Sched {
     static INITIAL: OnceLock<Sched> = OnceLock::new();
-    *INITIAL.get_or_init(|| {
+    *super::lazy::get_or_init(&INITIAL, || {
         of_this_os_thread().unwrap_or(Sched {
             policy: libc::SCHED_OTHER,
             priority: 0,

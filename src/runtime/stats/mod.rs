@@ -98,7 +98,7 @@ pub(crate) static TARGET: OnceLock<String> = OnceLock::new();
 pub static REPORT_REQUESTED: AtomicBool = AtomicBool::new(false);
 
 pub fn get() -> &'static Stats {
-    STATS.get_or_init(|| Stats {
+    super::lazy::get_or_init(&STATS, || Stats {
         created: AtomicU64::new(0),
         peak_live: AtomicU64::new(0),
         parks: [const { AtomicU64::new(0) }; WaitReason::COUNT],
