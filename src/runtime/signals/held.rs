@@ -145,12 +145,58 @@ pub fn claim_held(task: &TaskSignals, accept: u64) -> u64 {
             task.bare.fetch_or(b, Ordering::AcqRel);
         }
         if bare || given != 0 {
-            task.pending.fetch_or(b, Ordering::AcqRel);
+            mark_routed(task, sig);
             got |= b;
         }
         settle(sig);
     }
     got
+}
+
+/// Makes a held instance of `sig` just moved to `task` pending there, remembering for a standard signal
+/// that only the process's instance made it pending (see [`give_back`]).
+pub fn mark_routed(task: &TaskSignals, sig: i32) {
+    let b = bit(sig);
+    if task.pending.fetch_or(b, Ordering::AcqRel) & b == 0 && !queues_each(sig) {
+        task.routed.fetch_or(b, Ordering::AcqRel);
+    }
+}
+
+/// Gives the process back the instances of the signals `sigs` routed to the thread `task` and not taken
+/// by it: it blocks them now, or it ends. In the kernel a process-directed signal stays in the process's
+/// queue until a thread dequeues it, so another thread that accepts it takes it, or a later unblock. Only
+/// the thread itself or its ending calls this (while it could take them, taking races with this).
+/// Returns the signals given back; routing is then due (the caller wakes a worker).
+pub fn give_back(task: &TaskSignals, sigs: u64) -> u64 {
+    let owner = task as *const TaskSignals as usize;
+    let mut back = 0;
+    for sig in signals_in(sigs & task.pending.load(Ordering::Acquire)) {
+        let b = bit(sig);
+        let entries = queued::return_to_process(owner, sig);
+        // Routed without a siginfo (the pool was full): back as a bare instance.
+        let (bare, only_routed) = if queues_each(sig) {
+            let bare = task.bare.fetch_and(!b, Ordering::AcqRel) & b != 0;
+            (bare, !queued::has(owner, sig))
+        } else {
+            let routed = task.routed.fetch_and(!b, Ordering::AcqRel) & b != 0;
+            (routed && entries == 0, routed)
+        };
+        if entries == 0 && !bare {
+            continue;
+        }
+        if bare {
+            BARE.fetch_or(b, Ordering::AcqRel);
+        }
+        if only_routed {
+            task.pending.fetch_and(!b, Ordering::AcqRel);
+        }
+        back |= b;
+    }
+    if back != 0 {
+        HELD.fetch_or(back, Ordering::AcqRel);
+        ROUTE_NEEDED.store(true, Ordering::Release);
+    }
+    back
 }
 
 /// Raises `sig` on the calling OS thread for the thread whose signal state is `task`: each instance queued

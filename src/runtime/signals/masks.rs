@@ -11,8 +11,9 @@
 
 use super::accepted;
 use super::handlers::wrapped_signals;
-use super::held::claim_held;
+use super::held::{self, claim_held};
 use super::set::{DEFAULT_IGNORED, sanitize_mask};
+use super::state::TaskSignals;
 use crate::runtime::task::{Task, TaskRef};
 use crate::runtime::{lifecycle, park, scheduler, sys, worker};
 use core::sync::atomic::{AtomicPtr, Ordering};
@@ -37,6 +38,7 @@ pub fn thread_starts(task: TaskRef, mask: u64) {
     sigs.pending.store(0, Ordering::Relaxed);
     sigs.waited_for.store(0, Ordering::Relaxed);
     sigs.bare.store(0, Ordering::Relaxed);
+    sigs.routed.store(0, Ordering::Relaxed);
     sigs.delivery_mask.store(mask, Ordering::Release);
     delivery_mask_changed(None, Some(mask));
 }
@@ -46,7 +48,18 @@ pub fn thread_starts(task: TaskRef, mask: u64) {
 pub fn thread_ends(task: &Task) {
     let mask = task.signals.delivery_mask.swap(u64::MAX, Ordering::AcqRel);
     let _ = accepted_set_changed(Some(mask), None);
+    // Process-directed instances routed to it and not taken go back to the process, as in the kernel they
+    // never left its queue; the rest die with the thread.
+    give_back(&task.signals, u64::MAX);
     super::queued::forget(&task.signals as *const _ as usize);
+}
+
+/// Gives the process back what was routed to `task` of `sigs` and not taken ([`held::give_back`]) and
+/// has a worker route it (no waiting: callers may be unable to switch).
+pub(super) fn give_back(task: &TaskSignals, sigs: u64) {
+    if held::give_back(task, sigs) != 0 && lifecycle::running() {
+        scheduler::get().wake_sleeper();
+    }
 }
 
 /// A live coroutine's delivery mask changes from `old` to `new` (None: the coroutine starts or ends).
@@ -138,8 +151,10 @@ fn mask_changed() {
         if old != m {
             me.signals.delivery_mask.store(m, Ordering::Release);
             delivery_mask_changed(Some(old), Some(m));
-            // A process-directed signal held while every thread blocked it goes to this one now.
+            // A process-directed signal held while every thread blocked it goes to this one now; one
+            // routed here that it blocks now goes back to the process.
             claim_held(&me.signals, !m);
+            give_back(&me.signals, m);
         }
         // Signals sent to this thread while blocked are delivered once unblocked.
         if me.signals.pending.load(Ordering::Relaxed) & !m != 0 {
@@ -185,5 +200,6 @@ impl Drop for TempMask {
         let normal = self.task.signals.mask.get();
         let old = self.task.signals.delivery_mask.swap(normal, Ordering::AcqRel);
         delivery_mask_changed(Some(old), Some(normal));
+        give_back(&self.task.signals, normal & !self.mask);
     }
 }

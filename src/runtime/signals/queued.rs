@@ -19,7 +19,7 @@ use super::set::NSIG;
 use crate::runtime::sys::syscall::Errno;
 use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// Slots in the pool: more signals queued at once, to all owners together, get EAGAIN.
 pub const SLOTS: usize = 1024;
@@ -43,6 +43,9 @@ struct Slot {
     /// Whose entry it is, and when it was queued (first in, first out per owner and signal).
     owner: AtomicUsize,
     seq: AtomicU64,
+    /// The entry is an instance of a process-directed signal (queued for [`PROCESS`] first): a thread it
+    /// was routed to gives it back if it blocks the signal or ends before taking it ([`return_to_process`]).
+    from_process: AtomicBool,
     info: UnsafeCell<MaybeUninit<libc::siginfo_t>>,
 }
 
@@ -81,6 +84,7 @@ static POOL: [Slot; SLOTS] = [const {
         tag: AtomicU32::new(FREE),
         owner: AtomicUsize::new(0),
         seq: AtomicU64::new(0),
+        from_process: AtomicBool::new(false),
         info: UnsafeCell::new(MaybeUninit::uninit()),
     }
 }; SLOTS];
@@ -112,6 +116,7 @@ pub fn push(owner: usize, sig: i32, info: &libc::siginfo_t) -> Result<bool, Errn
         // SAFETY: BUSY gives us the slot.
         unsafe { (*slot.info.get()).write(*info) };
         slot.owner.store(owner, Ordering::Relaxed);
+        slot.from_process.store(owner == PROCESS, Ordering::Relaxed);
         slot.seq.store(SEQ.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
         PEAK.fetch_max(COUNT.fetch_add(1, Ordering::AcqRel) + 1, Ordering::Relaxed);
         slot.tag.store(full_tag(sig), Ordering::Release);
@@ -165,6 +170,29 @@ pub fn give(from: usize, to: usize, sig: i32, all: bool) -> usize {
         }
     }
     moved
+}
+
+/// Gives the process back the instances of `sig` routed to `owner` and not taken (the thread blocked the
+/// signal or ends: in the kernel they never left the process's queue), each keeping its place in the
+/// order; a standard signal merges with one the process holds already. Returns how many went back.
+pub fn return_to_process(owner: usize, sig: i32) -> usize {
+    if COUNT.load(Ordering::Acquire) == 0 {
+        return 0;
+    }
+    let mut back = 0;
+    for s in &POOL {
+        if !s.holds(owner, sig) || !s.from_process.load(Ordering::Relaxed) || !s.claim(owner, sig) {
+            continue;
+        }
+        back += 1;
+        if !queues_each(sig) && has(PROCESS, sig) {
+            s.free();
+        } else {
+            s.owner.store(PROCESS, Ordering::Relaxed);
+            s.tag.store(full_tag(sig), Ordering::Release);
+        }
+    }
+    back
 }
 
 /// Drops every entry queued for `owner` (the thread ended: its signals die with it).

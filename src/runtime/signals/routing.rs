@@ -175,6 +175,8 @@ fn send(target: TaskRef, sig: i32, info: Option<&libc::siginfo_t>) -> i32 {
             }
         }
         target.signals.pending.fetch_or(b, Ordering::AcqRel);
+        // Pending for the thread itself now, whatever routing brought it before.
+        target.signals.routed.fetch_and(!b, Ordering::AcqRel);
         0
     };
     if worker::current_task() == Some(target) {
@@ -386,7 +388,11 @@ pub fn route_process_signal(sig: i32) -> bool {
         target.signals.bare.fetch_or(b, Ordering::AcqRel);
     }
     if given {
-        target.signals.pending.fetch_or(b, Ordering::AcqRel);
+        held::mark_routed(&target.signals, sig);
+    }
+    // The target ended meanwhile (its end gives back only what reached it before): back to the process.
+    if given && target.signals.delivery_mask.load(Ordering::Acquire) == u64::MAX {
+        held::give_back(&target.signals, b);
     }
     settle_held(sig);
     if !given {

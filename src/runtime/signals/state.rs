@@ -23,6 +23,10 @@ pub struct TaskSignals {
     /// was full): raised once as tgkill's. Every other real-time instance pending for the thread has its
     /// entry in the pool, so one pending without either was already taken with its entry.
     pub bare: AtomicU64,
+    /// Standard signals pending only because a process-directed instance was routed here (a
+    /// `pthread_kill` of one clears its bit): given back with the instance if the thread blocks the
+    /// signal or ends before taking it (`held::give_back`). Real-time ones are told by their entries.
+    pub routed: AtomicU64,
 }
 
 impl Default for TaskSignals {
@@ -39,6 +43,7 @@ impl TaskSignals {
             pending: AtomicU64::new(0),
             waited_for: AtomicU64::new(0),
             bare: AtomicU64::new(0),
+            routed: AtomicU64::new(0),
         }
     }
 

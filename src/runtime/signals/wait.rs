@@ -116,7 +116,13 @@ pub unsafe fn timed_wait(
     let mask = read_set(set)?;
     // SAFETY: a zeroed siginfo is a valid buffer.
     let mut local: libc::siginfo_t = unsafe { core::mem::zeroed() };
-    let sig = wait_for(mask, &mut local, deadline)?;
+    let result = wait_for(mask, &mut local, deadline);
+    // Instances routed here for the wait and not taken (a second one, or one that came as it ended) that
+    // the thread blocks go back to the process, whose queue they never left in the kernel.
+    if let Some(me) = worker::current_task() {
+        super::masks::give_back(&me.signals, mask & me.signals.mask.get());
+    }
+    let sig = result?;
     if !info.is_null() && usercopy::write(info, local).is_err() {
         return Err(Errno(libc::EFAULT));
     }
