@@ -188,17 +188,15 @@ fn wake_op(addr: usize, op: i32, val: u32, timeout: usize, addr2: usize, val3: u
         oparg = 1 << (oparg & 31);
     }
     let cmparg = sign_extend12(val3);
-    // SAFETY: the kernel has just found the word mapped writable and aligned (the probe); futex words are
-    // the program's shared atomics, which it changes only atomically.
-    let word = unsafe { &*(addr2 as *const AtomicU32) };
     let oparg = oparg as u32;
-    let old = match kind {
-        0 => word.swap(oparg, Ordering::SeqCst),
-        1 => word.fetch_add(oparg, Ordering::SeqCst),
-        2 => word.fetch_or(oparg, Ordering::SeqCst),
-        3 => word.fetch_and(!oparg, Ordering::SeqCst),
-        _ => word.fetch_xor(oparg, Ordering::SeqCst),
-    } as i32;
+    // Made as the kernel makes it, atomically and fault-safe: a word unmapped since the probe is EFAULT.
+    let old = usercopy::update_u32(addr2 as *mut u32, |old| match kind {
+        0 => oparg,
+        1 => old.wrapping_add(oparg),
+        2 => old | oparg,
+        3 => old & !oparg,
+        _ => old ^ oparg,
+    })? as i32;
     let holds = match cmp {
         0 => old == cmparg,
         1 => old != cmparg,
