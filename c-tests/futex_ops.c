@@ -15,6 +15,8 @@
  *    comparison (EQ, NE, LT, LE, GT, GE), made to hold and not to hold, with one waiter asleep on each
  *    word: the return value (1 + whether it held), the word's new value, and that the second word's
  *    waiter was woken exactly when it held; a count of 0 still wakes one, as the kernel counts;
+ *  - FUTEX_WAKE_OP on a word whose page a real OS thread write-protects and unprotects in a loop: every
+ *    call returns 0 (its ADD made once) or EFAULT (not made), for 300 ms;
  *  - bad calls, answered as the kernel does: an unknown operation or comparison -> ENOSYS (the latter
  *    having made the operation), an unmapped or read-only second word -> EFAULT, misaligned words ->
  *    EINVAL; CMP_REQUEUE: a negative count -> EINVAL, an unmapped first word -> EFAULT; a private
@@ -409,6 +411,45 @@ static void wake_op_tests(void)
     free(w);
 }
 
+/* ---- WAKE_OP on a word whose page another thread write-protects and unprotects meanwhile ---- */
+
+static int *toggled;
+static int stop_toggling;
+static void *toggler(void *arg)
+{
+    (void)arg;
+    while (!ATOMIC_LOAD(&stop_toggling)) {
+        mprotect(toggled, 4096, PROT_READ);
+        mprotect(toggled, 4096, PROT_READ | PROT_WRITE);
+    }
+    return NULL;
+}
+
+static void wake_op_racing_mprotect(void)
+{
+    static int w1;
+    toggled = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    stop_toggling = 0;
+    pthread_t t = start_thread(toggler, 1);
+    int ok = 0, efault = 0, other = 0;
+    int64_t end = mono_ns() + 300 * 1000000LL;
+    while (mono_ns() < end) {
+        long r = futex(&w1, FUTEX_WAKE_OP_PRIVATE, 1, 1, toggled, ENC(FUTEX_OP_ADD, 1, FUTEX_OP_CMP_EQ, 0));
+        if (r == 0)
+            ok++;
+        else if (r == -1 && errno == EFAULT)
+            efault++;
+        else
+            other++;
+    }
+    ATOMIC_STORE(&stop_toggling, 1);
+    pthread_join(t, NULL);
+    fprintf(stderr, "WAKE_OP racing mprotect: %d made, %d EFAULT, %d other; word %d\n", ok, efault, other, *toggled);
+    CHECK(other == 0 && *toggled == ok,
+          "WAKE_OP on a word being write-protected meanwhile: each call made once (0) or EFAULT");
+    munmap(toggled, 4096);
+}
+
 /* ---- bad calls ---- */
 
 static void bad_calls(void)
@@ -466,5 +507,6 @@ int main(void)
     requeue_tests(0);
     condvar_test();
     wake_op_tests();
+    wake_op_racing_mprotect();
     return test_exit_status();
 }
