@@ -1,6 +1,7 @@
 //! Copies from and to memory the program passed in, turning a bad pointer into EFAULT instead of a crash,
 //! the way the kernel's own copy_from_user does: the copy is one `rep movsb` whose faults the SIGSEGV
-//! handler recognises by address and resumes at a fixup that returns EFAULT.
+//! handler recognises by address and resumes at a fixup that returns EFAULT. A compare-exchange on a
+//! program's 32-bit word (the kernel's futex_atomic_op_inuser) is made the same way.
 
 use super::syscall::Errno;
 use core::arch::global_asm;
@@ -24,6 +25,26 @@ global_asm!(
     "    mov eax, 14",
     "    ret",
     ".size asyncshim_user_copy, .-asyncshim_user_copy",
+    // (word, expected, new, current out): 0 swapped, 1 not (the word held *current), 14 a fault.
+    ".globl asyncshim_user_cmpxchg",
+    ".hidden asyncshim_user_cmpxchg",
+    ".type asyncshim_user_cmpxchg,@function",
+    "asyncshim_user_cmpxchg:",
+    "    mov eax, esi",
+    ".globl asyncshim_user_cmpxchg_insn",
+    ".hidden asyncshim_user_cmpxchg_insn",
+    "asyncshim_user_cmpxchg_insn:",
+    "    lock cmpxchg dword ptr [rdi], edx",
+    "    mov dword ptr [rcx], eax",
+    "    setnz al",
+    "    movzx eax, al",
+    "    ret",
+    ".globl asyncshim_user_cmpxchg_fixup",
+    ".hidden asyncshim_user_cmpxchg_fixup",
+    "asyncshim_user_cmpxchg_fixup:",
+    "    mov eax, 14",
+    "    ret",
+    ".size asyncshim_user_cmpxchg, .-asyncshim_user_cmpxchg",
     ".popsection",
 );
 
@@ -31,6 +52,9 @@ unsafe extern "C" {
     fn asyncshim_user_copy(dst: *mut u8, src: *const u8, len: usize) -> i32;
     static asyncshim_user_copy_insn: u8;
     static asyncshim_user_copy_fixup: u8;
+    fn asyncshim_user_cmpxchg(word: *mut u32, expected: u32, new: u32, current: *mut u32) -> i32;
+    static asyncshim_user_cmpxchg_insn: u8;
+    static asyncshim_user_cmpxchg_fixup: u8;
 }
 
 /// If `pc` is the faulting copy instruction, the address to resume at instead.
@@ -39,7 +63,29 @@ pub fn fixup_for(pc: usize) -> Option<usize> {
     let insn = unsafe { &asyncshim_user_copy_insn as *const u8 as usize };
     // SAFETY: as above.
     let fixup = unsafe { &asyncshim_user_copy_fixup as *const u8 as usize };
-    (pc == insn).then_some(fixup)
+    // SAFETY: as above.
+    let cmpxchg = unsafe { &asyncshim_user_cmpxchg_insn as *const u8 as usize };
+    // SAFETY: as above.
+    let cmpxchg_fixup = unsafe { &asyncshim_user_cmpxchg_fixup as *const u8 as usize };
+    if pc == insn { Some(fixup) } else { (pc == cmpxchg).then_some(cmpxchg_fixup) }
+}
+
+/// Atomically replaces the program's 32-bit word at `word` (aligned) by `f` of its value, as the kernel's
+/// futex operations do (a compare-exchange loop); returns the old value, or Err(EFAULT) if the word is
+/// not mapped writable.
+// Safe to call with any pointer: a fault is caught and reported, which is this module's purpose.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
+pub fn update_u32(word: *mut u32, f: impl Fn(u32) -> u32) -> Result<u32, Errno> {
+    let mut cur = read(word as *const u32)?;
+    loop {
+        let mut seen = 0u32;
+        // SAFETY: `seen` is our own; faults on the program's word are caught and reported.
+        match unsafe { asyncshim_user_cmpxchg(word, cur, f(cur), &mut seen) } {
+            0 => return Ok(cur),
+            1 => cur = seen,
+            e => return Err(Errno(e)),
+        }
+    }
 }
 
 /// Reads a `T` from a program-supplied pointer; Err(EFAULT) if it is not readable.
