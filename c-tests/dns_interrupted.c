@@ -4,9 +4,8 @@
  * resolver's wait. Under the shim the lookup runs on a helper thread into copies of its own, so the same
  * must hold, and nothing may be written into a frame a handler left.
  *
- * Like dns_offload.c, the test re-executes itself inside fresh network and mount namespaces (unshare
- * --net --mount; the tests run as root): its own loopback, a bind-mounted resolv.conf naming 127.0.0.1,
- * and a forked DNS server on 127.0.0.1:53 that answers, DELAY_MS after each query, an A record
+ * Like dns_offload.c, the test runs in its own network (lib/private_dns.h; hosts are looked up in DNS
+ * alone), where a forked DNS server on 127.0.0.1:53 answers, DELAY_MS after each query, an A record
  * 10.77.N/256.N%256 for hostN.asyncshim.test, a CNAME to hostN plus that A record for aliasN, a PTR record
  * hostN.asyncshim.test for 10.77.N/256.N%256, and nothing else. Nothing leaves the namespace.
  *
@@ -20,38 +19,23 @@
  *    lookup waits for its answer; afterwards the stack where those lookups had their frames, filled with a
  *    pattern, stays untouched while the abandoned answers arrive, and every entry point works again;
  *  - pthread_cancel of a thread waiting in getaddrinfo: its cleanup handler runs, the join gets
- *    PTHREAD_CANCELED before the answer would have come.
+ *    PTHREAD_CANCELED before the answer would have come;
+ *  - a request pending when a lookup starts is acted on inside it (not for the non-reentrant forms:
+ *    natively that leaves their lock held), but not in a getnameinfo that looks nothing up.
  * asyncshim-test: timeout=120 */
 #include "test_util.h"
-#include <arpa/inet.h>
-#include <net/if.h>
+#include "private_dns.h"
+#include "waiter.h"
 #include <netdb.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/ioctl.h>
-#include <sys/mount.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 
 #define DELAY_MS 300
 #define JUMPS 200
-
-static int lo_up(void)
-{
-    int s = socket(AF_INET, SOCK_DGRAM, 0);
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof ifr);
-    strcpy(ifr.ifr_name, "lo");
-    int ok = ioctl(s, SIOCGIFFLAGS, &ifr) == 0;
-    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-    ok = ok && ioctl(s, SIOCSIFFLAGS, &ifr) == 0;
-    close(s);
-    return ok;
-}
 
 /* ---- The DNS server (a forked child: plain and single-threaded under the shim too). ---- */
 
@@ -84,28 +68,10 @@ static int put_rr(unsigned char *at, const unsigned char *owner, int owner_len, 
 
 static int answer(const unsigned char *q, int qlen, unsigned char *r)
 {
-    char name[256] = "";
-    int at = 12, nl = 0;
-    while (at < qlen && q[at] != 0) {
-        int l = q[at++];
-        if (at + l > qlen || nl + l + 2 > (int)sizeof name)
-            return -1;
-        if (nl)
-            name[nl++] = '.';
-        memcpy(name + nl, q + at, l);
-        nl += l;
-        at += l;
-    }
-    name[nl] = 0;
-    at++;
-    if (qlen < 17 || at + 4 > qlen)
+    char name[256];
+    int qtype, qend = dns_question(q, qlen, name, sizeof name, &qtype, r);
+    if (qend < 0)
         return -1;
-    int qtype = q[at] << 8 | q[at + 1];
-    int qend = at + 4;
-    memcpy(r, q, qend);
-    r[2] = 0x80 | (q[2] & 0x01);
-    r[3] = 0x80;
-    r[6] = r[7] = r[8] = r[9] = r[10] = r[11] = 0;
     unsigned n, a, b, c, d;
     char tail[64], target[80];
     int len = qend, answers = 0;
@@ -143,47 +109,13 @@ static int answer(const unsigned char *q, int qlen, unsigned char *r)
     return len;
 }
 
-struct pending {
-    int64_t due;
-    struct sockaddr_in to;
-    unsigned char msg[512];
-    int len;
-};
-
 static void dns_server(int fd)
 {
-    static struct pending p[4096];
-    int np = 0;
+    static struct dns_queue d;
     for (;;) {
-        int64_t now = mono_ns();
-        int timeout = 100;
-        for (int i = 0; i < np;) {
-            if (p[i].due <= now) {
-                sendto(fd, p[i].msg, p[i].len, 0, (struct sockaddr *)&p[i].to, sizeof p[i].to);
-                p[i] = p[--np];
-                continue;
-            }
-            int ms = (int)((p[i].due - now) / 1000000) + 1;
-            if (ms < timeout)
-                timeout = ms;
-            i++;
-        }
         struct pollfd pfd = { fd, POLLIN, 0 };
-        if (poll(&pfd, 1, timeout) <= 0)
-            continue;
-        unsigned char q[512];
-        struct sockaddr_in from;
-        socklen_t fl = sizeof from;
-        int n = (int)recvfrom(fd, q, sizeof q, 0, (struct sockaddr *)&from, &fl);
-        if (n <= 0 || np == 4096)
-            continue;
-        int len = answer(q, n, p[np].msg);
-        if (len < 0)
-            continue;
-        p[np].len = len;
-        p[np].to = from;
-        p[np].due = mono_ns() + DELAY_MS * 1000000LL;
-        np++;
+        if (poll(&pfd, 1, dns_send_due(fd, &d)) > 0)
+            dns_take_query(fd, &d, answer, DELAY_MS);
     }
 }
 
@@ -238,7 +170,7 @@ static __attribute__((noinline)) void lookup(enum kind k, int id, char *out, siz
         struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(8080), .sin_addr = a };
         char host[NI_MAXHOST], serv[NI_MAXSERV];
         rc = getnameinfo((struct sockaddr *)&sa, sizeof sa, host, sizeof host, serv, sizeof serv, NI_NUMERICSERV);
-        snprintf(out, n, "%d %s %s", rc, rc == 0 ? host : "-", rc == 0 ? serv : "-");
+        snprintf(out, n, "%d %.100s %.30s", rc, rc == 0 ? host : "-", rc == 0 ? serv : "-");
         break;
     }
     case GHBN:
@@ -267,32 +199,7 @@ static __attribute__((noinline)) void lookup(enum kind k, int id, char *out, siz
 
 /* ---- The thread in the lookup, its handler. ---- */
 
-static pthread_t waiter;
-static char *stack_lo, *stack_hi;
-static sigjmp_buf env;
-static int handled, in_waiter, on_own_stack, longjmps, armed, done;
-
-static void handler(int sig)
-{
-    (void)sig;
-    char here;
-    ATOMIC_ADD(&handled, 1);
-    if (pthread_equal(pthread_self(), waiter))
-        ATOMIC_STORE(&in_waiter, 1);
-    if (&here > stack_lo && &here < stack_hi)
-        ATOMIC_STORE(&on_own_stack, 1);
-    if (ATOMIC_LOAD(&longjmps))
-        siglongjmp(env, 1);
-}
-
-static void note_stack(void)
-{
-    void *lo = NULL;
-    size_t size = 0;
-    own_stack(&lo, &size);
-    stack_lo = lo;
-    stack_hi = (char *)lo + size;
-}
+static int done;
 
 struct job {
     enum kind kind;
@@ -303,7 +210,7 @@ struct job {
 static void *returns_body(void *arg)
 {
     struct job *j = arg;
-    note_stack();
+    note_waiter_stack();
     ATOMIC_STORE(&armed, 1);
     lookup(j->kind, j->id, j->result, sizeof j->result);
     ATOMIC_STORE(&done, 1);
@@ -331,7 +238,7 @@ static const enum kind jump_kinds[5] = { GAI, GNI, GHBN_R, GHBN2_R, GHBA_R };
 static void *jumps_body(void *arg)
 {
     (void)arg;
-    note_stack();
+    note_waiter_stack();
     char result[256];
     for (int i = 0; i < JUMPS; i++) {
         if (sigsetjmp(env, 1) == 0) {
@@ -339,6 +246,7 @@ static void *jumps_body(void *arg)
             lookup(jump_kinds[i % 5], 1 + i % 50, result, sizeof result);
             ATOMIC_STORE(&done, i + 1); /* the lookup ended before the signal: not expected */
         } else {
+            ATOMIC_STORE(&jumped, 1);
             jumped_out++;
         }
     }
@@ -347,19 +255,39 @@ static void *jumps_body(void *arg)
     return NULL;
 }
 
-static int cleanup_ran;
-static void cleanup(void *arg)
-{
-    (void)arg;
-    ATOMIC_STORE(&cleanup_ran, 1);
-}
-
 static void *cancelled_body(void *arg)
 {
     struct job *j = arg;
-    pthread_cleanup_push(cleanup, NULL);
+    pthread_cleanup_push(waiter_cleanup, NULL);
     ATOMIC_STORE(&armed, 1);
     lookup(GAI, j->id, j->result, sizeof j->result);
+    pthread_cleanup_pop(0);
+    return NULL;
+}
+
+/* A request made while cancellation is disabled, pending when the lookup starts. */
+static int go_on, returned;
+static void *pending_body(void *arg)
+{
+    struct job *j = arg;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+    ATOMIC_STORE(&armed, 1);
+    while (!ATOMIC_LOAD(&go_on))
+        sleep_ms(1);
+    pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+    pthread_cleanup_push(waiter_cleanup, NULL);
+    if (j->kind == KINDS) {
+        /* Numeric host and service: nothing is looked up (no cancellation point). */
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(80) };
+        sa.sin_addr.s_addr = htonl(0x0a4d0007);
+        char host[64], serv[32];
+        getnameinfo((struct sockaddr *)&sa, sizeof sa, host, sizeof host, serv, sizeof serv,
+                    NI_NUMERICHOST | NI_NUMERICSERV);
+    } else {
+        lookup(j->kind, j->id, j->result, sizeof j->result);
+    }
+    ATOMIC_STORE(&returned, 1);
+    pthread_testcancel();
     pthread_cleanup_pop(0);
     return NULL;
 }
@@ -367,28 +295,9 @@ static void *cancelled_body(void *arg)
 static int inside(void)
 {
     test_init();
-    CHECK(lo_up(), "loopback up in the test's own network namespace");
-    char conf[] = "/tmp/asyncshim-resolv-XXXXXX";
-    int cfd = mkstemp(conf);
-    const char text[] = "nameserver 127.0.0.1\noptions timeout:30 attempts:1\n";
-    int wrote = cfd >= 0 && write(cfd, text, sizeof text - 1) == (ssize_t)(sizeof text - 1);
-    close(cfd);
-    int mounted = wrote && mount(conf, "/etc/resolv.conf", NULL, MS_BIND, NULL) == 0;
-    unlink(conf);
-    CHECK(mounted, "private resolv.conf naming 127.0.0.1 in the test's own mount namespace");
-    /* Only DNS answers names and addresses here (no /etc/hosts entry can interfere). */
-    char nss[] = "/tmp/asyncshim-nss-XXXXXX";
-    int nfd = mkstemp(nss);
-    const char nss_text[] = "hosts: dns\nservices: files\n";
-    wrote = nfd >= 0 && write(nfd, nss_text, sizeof nss_text - 1) == (ssize_t)(sizeof nss_text - 1);
-    close(nfd);
-    CHECK(wrote && mount(nss, "/etc/nsswitch.conf", NULL, MS_BIND, NULL) == 0, "private nsswitch.conf");
-    unlink(nss);
-
-    int dfd = socket(AF_INET, SOCK_DGRAM, 0);
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(53) };
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK(bind(dfd, (struct sockaddr *)&sa, sizeof sa) == 0, "DNS server bound to 127.0.0.1:53");
+    int dfd = private_resolver(1);
+    if (dfd < 0)
+        return test_exit_status();
     fflush(stdout);
     pid_t server = fork();
     if (server == 0) {
@@ -396,7 +305,7 @@ static int inside(void)
         _exit(0);
     }
     close(dfd);
-    set_signal_handler(SIGUSR1, handler, 0);
+    set_signal_handler(SIGUSR1, waiter_handler, 0);
 
     /* Handlers that return: the lookup goes on. */
     printf("handlers that return while the thread waits in the lookup:\n");
@@ -427,7 +336,7 @@ static int inside(void)
     ATOMIC_STORE(&done, 0);
     ATOMIC_STORE(&in_waiter, 0);
     ATOMIC_STORE(&on_own_stack, 0);
-    ATOMIC_STORE(&longjmps, 1);
+    ATOMIC_STORE(&handler_longjmps, 1);
     int64_t t0 = mono_ns();
     pthread_create(&waiter, NULL, jumps_body, NULL);
     for (int i = 1; i <= JUMPS; i++) {
@@ -437,7 +346,7 @@ static int inside(void)
         pthread_kill(waiter, SIGUSR1);
     }
     pthread_join(waiter, NULL);
-    ATOMIC_STORE(&longjmps, 0);
+    ATOMIC_STORE(&handler_longjmps, 0);
     fprintf(stderr, "%d lookups left by siglongjmp in %.0f ms\n", JUMPS, (mono_ns() - t0) / 1e6);
     printf("handlers that leave by siglongjmp: left %d of %d lookups (%d ended first), in the thread: %s, on its "
            "own stack: %s; bytes changed in their old frames afterwards: %d\n",
@@ -469,22 +378,32 @@ static int inside(void)
            ret == PTHREAD_CANCELED ? "yes" : "no", ATOMIC_LOAD(&cleanup_ran) ? "yes" : "no",
            took < (DELAY_MS - 100) * 1000000LL ? "yes" : "no");
 
-    kill(server, SIGKILL);
-    waitpid(server, NULL, 0);
-    return test_exit_status();
+    /* A request pending when the lookup starts: natively acted on inside it (glibc's own cancellable calls),
+     * but for a getnameinfo that looks nothing up. */
+    printf("a cancellation request pending when the lookup starts:\n");
+    for (int k = 0; k <= KINDS; k++) {
+        if (k == GHBN || k == GHBN2 || k == GHBA)
+            continue; /* natively a cancellation there leaves their process-wide lock held */
+        struct job pj = { .kind = (enum kind)k, .id = 12 };
+        ATOMIC_STORE(&armed, 0);
+        ATOMIC_STORE(&go_on, 0);
+        ATOMIC_STORE(&returned, 0);
+        ATOMIC_STORE(&cleanup_ran, 0);
+        pthread_create(&t, NULL, pending_body, &pj);
+        while (!ATOMIC_LOAD(&armed))
+            sleep_ms(1);
+        pthread_cancel(t);
+        ATOMIC_STORE(&go_on, 1);
+        pthread_join(t, &ret);
+        printf("  %s: cancelled %s, cleanup ran %s, the call returned: %s\n",
+               k == KINDS ? "getnameinfo (numeric)" : kind_name[k], ret == PTHREAD_CANCELED ? "yes" : "no",
+               ATOMIC_LOAD(&cleanup_ran) ? "yes" : "no", ATOMIC_LOAD(&returned) ? "yes" : "no");
+    }
+
+    return stop_dns_server(server);
 }
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && strcmp(argv[1], "--inside") == 0)
-        return inside();
-    char self[4096];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0)
-        return 2;
-    self[n] = 0;
-    execl("/usr/bin/unshare", "unshare", "--net", "--mount", "--propagation", "private", "--", self, "--inside",
-          (char *)NULL);
-    perror("exec unshare");
-    return 2;
+    return private_network_main(argc, argv, inside);
 }

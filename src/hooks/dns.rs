@@ -36,7 +36,7 @@ pub unsafe extern "C" fn getnameinfo(
     flags: c_int,
 ) -> c_int {
     // SAFETY: forwarding.
-    unsafe { dns::getnameinfo(sa, salen, host, hostlen, serv, servlen, flags) }
+    unsafe { dns::getnameinfo(sa, salen, (host, hostlen), (serv, servlen), flags) }
 }
 
 /// # Safety
@@ -63,50 +63,29 @@ pub unsafe extern "C" fn gethostbyaddr(addr: *const c_void, len: libc::socklen_t
     unsafe { dns::gethostbyaddr(addr, len, af) }
 }
 
-/// # Safety
-/// C contract of gethostbyname_r.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gethostbyname_r(
-    name: *const c_char,
-    ret: *mut libc::hostent,
-    buf: *mut c_char,
-    buflen: usize,
-    result: *mut *mut libc::hostent,
-    h_errnop: *mut c_int,
-) -> c_int {
-    // SAFETY: forwarding.
-    unsafe { dns::gethostbyname_r(name, HostentOut { ret, buf, buflen, result, h_errnop }) }
+/// The reentrant lookups: their own arguments, then the same out-parameters (the caller's hostent, its
+/// buffer, where the result pointer and h_errno go), which `runtime::dns` gets as a [`HostentOut`].
+macro_rules! hostent_r {
+    ($($name:ident($($arg:ident: $t:ty),*);)*) => {$(
+        /// # Safety
+        #[doc = concat!("C contract of ", stringify!($name), ".")]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name(
+            $($arg: $t,)*
+            ret: *mut libc::hostent,
+            buf: *mut c_char,
+            buflen: usize,
+            result: *mut *mut libc::hostent,
+            h_errnop: *mut c_int,
+        ) -> c_int {
+            // SAFETY: forwarding.
+            unsafe { dns::$name($($arg,)* HostentOut { ret, buf, buflen, result, h_errnop }) }
+        }
+    )*};
 }
 
-/// # Safety
-/// C contract of gethostbyname2_r.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gethostbyname2_r(
-    name: *const c_char,
-    af: c_int,
-    ret: *mut libc::hostent,
-    buf: *mut c_char,
-    buflen: usize,
-    result: *mut *mut libc::hostent,
-    h_errnop: *mut c_int,
-) -> c_int {
-    // SAFETY: forwarding.
-    unsafe { dns::gethostbyname2_r(name, af, HostentOut { ret, buf, buflen, result, h_errnop }) }
-}
-
-/// # Safety
-/// C contract of gethostbyaddr_r.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn gethostbyaddr_r(
-    addr: *const c_void,
-    len: libc::socklen_t,
-    af: c_int,
-    ret: *mut libc::hostent,
-    buf: *mut c_char,
-    buflen: usize,
-    result: *mut *mut libc::hostent,
-    h_errnop: *mut c_int,
-) -> c_int {
-    // SAFETY: forwarding.
-    unsafe { dns::gethostbyaddr_r(addr, len, af, HostentOut { ret, buf, buflen, result, h_errnop }) }
+hostent_r! {
+    gethostbyname_r(name: *const c_char);
+    gethostbyname2_r(name: *const c_char, af: c_int);
+    gethostbyaddr_r(addr: *const c_void, len: libc::socklen_t, af: c_int);
 }

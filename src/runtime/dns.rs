@@ -6,22 +6,25 @@
 //!
 //! Natively a signal handler interrupts a lookup in the middle (in the resolver's `poll`), on the thread's
 //! own stack, and the lookup goes on after it (glibc retries after EINTR); a handler may also leave the
-//! lookup by `siglongjmp`, and a cancellation request is acted on where the resolver waits. So the
-//! helper never writes through the caller's pointers: it makes the call on its own copies of every input
-//! and output (the node and service names, the address, the caller's hostent, buffers and result words,
-//! the `getaddrinfo` list, which is its own), and only the calling thread, back from the wait, copies the
-//! outputs to the caller's memory, as the call returns. Meanwhile a handler runs on the thread's own
-//! stack and the thread then waits again; one that leaves by `siglongjmp`, or a cancellation request,
-//! abandons the lookup, whose copies (and `addrinfo` list) are freed when both the helper and the thread
-//! are done with them, and nothing is ever written into the abandoned frame. A buffer for a reentrant
-//! lookup is copied in before and out after whole, at the caller's alignment (glibc pads inside it
-//! according to its address), so the caller's buffer ends byte for byte as the native call leaves it,
+//! lookup by `siglongjmp`; a lookup is a cancellation point (glibc acts on a request in the files it
+//! opens and the resolver's socket calls, and in its wait for the server). So the helper never writes
+//! through the caller's pointers: it makes the call on its own copies of every input and output (the node
+//! and service names, the address, the caller's hostent, buffers and result words, the `getaddrinfo`
+//! list, which is its own), and only the calling thread, back from the wait, copies the outputs to the
+//! caller's memory, as the call returns. Meanwhile a handler runs on the thread's own stack and the thread
+//! then waits again; one that leaves by `siglongjmp`, or a cancellation request, abandons the lookup,
+//! whose copies (and `addrinfo` list) are freed when both the helper and the thread are done with them
+//! (the thread keeps the record of a lookup it left until its next one or its end: see
+//! `offload::run_abandonable`), and nothing is ever written into the abandoned frame. A buffer for a
+//! reentrant lookup is copied in before and out after whole, at the caller's alignment (glibc pads inside
+//! it according to its address), so the caller's buffer ends byte for byte as the native call leaves it,
 //! pointers relocated into it.
 //!
 //! A numeric address with a numeric (or no) service is parsed by glibc on the spot — no NSS module, file
 //! or DNS server is asked — so such calls (every `mysql_real_connect("127.0.0.1")` makes one) stay on the
-//! coroutine instead of costing a thread switch. The functions returning static storage (gethostbyname...)
-//! share it process-wide natively too.
+//! coroutine instead of costing a thread switch, and are no cancellation point, as natively; likewise a
+//! `getnameinfo` asked for a numeric host and service. The functions returning static storage
+//! (gethostbyname...) share it process-wide natively too.
 
 use super::offload::run_abandonable_keeping_errno;
 use super::stats::Offload::Dns;
@@ -53,17 +56,25 @@ pub unsafe fn answered_without_lookup(
     numeric_host && numeric_service
 }
 
+/// True when `getnameinfo` is answered without any lookup: numeric host (or none asked for) and numeric
+/// service (or none); glibc then only formats the address.
+fn name_info_without_lookup(host: *mut c_char, hostlen: u32, serv: *mut c_char, servlen: u32, flags: c_int) -> bool {
+    let no_host = host.is_null() || hostlen == 0 || flags & libc::NI_NUMERICHOST != 0;
+    let no_serv = serv.is_null() || servlen == 0 || flags & libc::NI_NUMERICSERV != 0;
+    no_host && no_serv
+}
+
 /// A literal IPv4 or IPv6 address (no scope names: `fe80::1%eth0` asks the interface list).
 fn is_numeric_address(host: &[u8]) -> bool {
     let Ok(s) = std::str::from_utf8(host) else { return false };
     s.parse::<std::net::Ipv4Addr>().is_ok() || s.parse::<std::net::Ipv6Addr>().is_ok()
 }
 
-/// A lookup a helper makes for the calling coroutine inside its cancellation point (the lookup is one
-/// where glibc's resolver waits): see the module documentation. A request that ended the wait is acted
-/// on here.
+/// A lookup a helper makes for the calling coroutine, as a cancellation point: natively every lookup that
+/// asks NSS acts on a pending request inside (opening `/etc/hosts`, the resolver's socket calls), and on
+/// one made while it waits for a DNS server. See the module documentation.
 fn lookup<R: Send + 'static>(call: impl FnOnce() -> R + Send + 'static) -> R {
-    let point = super::cancel::Point::enter_where_it_waits(true);
+    let point = super::cancel::Point::enter();
     match run_abandonable_keeping_errno(Dns, call) {
         Some(r) => point.leave(r),
         None => {
@@ -207,20 +218,18 @@ pub unsafe fn getaddrinfo(
     out.rc
 }
 
-/// `getnameinfo` for a coroutine.
+/// `getnameinfo` for a coroutine (`host` and `serv`: the caller's buffers with their lengths).
 ///
 /// # Safety
 /// C contract of getnameinfo.
 pub unsafe fn getnameinfo(
     sa: *const libc::sockaddr,
     salen: libc::socklen_t,
-    host: *mut c_char,
-    hostlen: libc::socklen_t,
-    serv: *mut c_char,
-    servlen: libc::socklen_t,
+    (host, hostlen): (*mut c_char, libc::socklen_t),
+    (serv, servlen): (*mut c_char, libc::socklen_t),
     flags: c_int,
 ) -> c_int {
-    if !offloaded() {
+    if !offloaded() || name_info_without_lookup(host, hostlen, serv, servlen, flags) {
         // SAFETY: forwarding.
         return unsafe { real::getnameinfo(sa, salen, host, hostlen, serv, servlen, flags) };
     }
@@ -334,10 +343,10 @@ pub struct HostentOut {
 ///
 /// # Safety
 /// `out` follows the C contract of the reentrant lookups.
-unsafe fn hostent_r(
-    out: HostentOut,
-    call: impl FnOnce(*mut libc::hostent, *mut c_char, usize, *mut *mut libc::hostent, *mut c_int) -> c_int + Send + 'static,
-) -> c_int {
+unsafe fn hostent_r<F>(out: HostentOut, call: F) -> c_int
+where
+    F: FnOnce(*mut libc::hostent, *mut c_char, usize, *mut *mut libc::hostent, *mut c_int) -> c_int + Send + 'static,
+{
     // SAFETY: the caller's out-parameters, valid per the contract (the result words may be null, then not
     // followed).
     let h = unsafe {
