@@ -13,70 +13,24 @@
  * asyncshim-test: timeout=60 */
 #include "shim_probe.h"
 #include "test_util.h"
-#include <arpa/inet.h>
-#include <net/if.h>
+#include "private_dns.h"
 #include <netdb.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/ioctl.h>
-#include <sys/mount.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 
 #define LOOKUPS 100
 #define DELAY_MS 50
 
-static int lo_up(void)
-{
-    int s = socket(AF_INET, SOCK_DGRAM, 0);
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof ifr);
-    strcpy(ifr.ifr_name, "lo");
-    int ok = ioctl(s, SIOCGIFFLAGS, &ifr) == 0;
-    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-    ok = ok && ioctl(s, SIOCSIFFLAGS, &ifr) == 0;
-    close(s);
-    return ok;
-}
-
 /* The DNS server (a forked child: plain and single-threaded under the shim too). */
-struct pending {
-    int64_t due;
-    struct sockaddr_in to;
-    unsigned char msg[512];
-    int len;
-};
-
 static int answer(const unsigned char *q, int qlen, unsigned char *r)
 {
-    if (qlen < 17)
+    char name[256];
+    int qtype, qend = dns_question(q, qlen, name, sizeof name, &qtype, r);
+    if (qend < 0)
         return -1;
-    /* Question name as dotted text. */
-    char name[256] = "";
-    int at = 12, nl = 0;
-    while (at < qlen && q[at] != 0) {
-        int l = q[at++];
-        if (at + l > qlen || nl + l + 2 > (int)sizeof name)
-            return -1;
-        if (nl)
-            name[nl++] = '.';
-        memcpy(name + nl, q + at, l);
-        nl += l;
-        at += l;
-    }
-    name[nl] = 0;
-    at++; /* the root label */
-    if (at + 4 > qlen)
-        return -1;
-    int qtype = q[at] << 8 | q[at + 1];
-    int qend = at + 4;
-    memcpy(r, q, qend);
-    r[2] = 0x80 | (q[2] & 0x01); /* QR, keep RD */
-    r[3] = 0x80;                 /* RA, rcode 0 */
-    r[6] = r[7] = r[8] = r[9] = r[10] = r[11] = 0;
     unsigned n;
     char tail[64];
     if (sscanf(name, "host%u.%63s", &n, tail) == 2 && strcmp(tail, "asyncshim.test") == 0) {
@@ -96,22 +50,10 @@ static int answer(const unsigned char *q, int qlen, unsigned char *r)
  * byte arrives on `go`; after that every answer goes out DELAY_MS after its query. */
 static void dns_server(int fd, int told, int go)
 {
-    static struct pending p[1024];
-    int np = 0, holding = 1, queries = 0;
+    static struct dns_queue d;
+    int holding = 1, queries = 0;
     for (;;) {
-        int64_t now = mono_ns();
-        int timeout = 100;
-        for (int i = 0; i < np && !holding;) {
-            if (p[i].due <= now) {
-                sendto(fd, p[i].msg, p[i].len, 0, (struct sockaddr *)&p[i].to, sizeof p[i].to);
-                p[i] = p[--np];
-                continue;
-            }
-            int ms = (int)((p[i].due - now) / 1000000) + 1;
-            if (ms < timeout)
-                timeout = ms;
-            i++;
-        }
+        int timeout = holding ? 100 : dns_send_due(fd, &d);
         struct pollfd pfd[2] = { { fd, POLLIN, 0 }, { go, holding ? POLLIN : 0, 0 } };
         if (poll(pfd, 2, timeout) <= 0)
             continue;
@@ -119,25 +61,12 @@ static void dns_server(int fd, int told, int go)
             char c;
             if (read(go, &c, 1) == 1) {
                 holding = 0;
-                for (int i = 0; i < np; i++)
-                    p[i].due = 0;
+                for (int i = 0; i < d.n; i++)
+                    d.a[i].due = 0;
             }
             continue;
         }
-        unsigned char q[512];
-        struct sockaddr_in from;
-        socklen_t fl = sizeof from;
-        int n = (int)recvfrom(fd, q, sizeof q, 0, (struct sockaddr *)&from, &fl);
-        if (n <= 0 || np == 1024)
-            continue;
-        int len = answer(q, n, p[np].msg);
-        if (len < 0)
-            continue;
-        p[np].len = len;
-        p[np].to = from;
-        p[np].due = mono_ns() + DELAY_MS * 1000000LL;
-        np++;
-        if (holding && ++queries == LOOKUPS && write(told, "q", 1) != 1)
+        if (dns_take_query(fd, &d, answer, DELAY_MS) && holding && ++queries == LOOKUPS && write(told, "q", 1) != 1)
             _exit(3);
     }
 }
@@ -191,20 +120,9 @@ static int inside(void)
 {
     test_init();
     fprintf(stderr, "under shim: %d, workers %d\n", under_shim(), shim_workers());
-    CHECK(lo_up(), "loopback up in the test's own network namespace");
-    char conf[] = "/tmp/asyncshim-resolv-XXXXXX";
-    int cfd = mkstemp(conf);
-    const char text[] = "nameserver 127.0.0.1\noptions timeout:30 attempts:1\n";
-    int wrote = cfd >= 0 && write(cfd, text, sizeof text - 1) == (ssize_t)(sizeof text - 1);
-    close(cfd);
-    int mounted = wrote && mount(conf, "/etc/resolv.conf", NULL, MS_BIND, NULL) == 0;
-    unlink(conf);
-    CHECK(mounted, "private resolv.conf naming 127.0.0.1 in the test's own mount namespace");
-
-    int dfd = socket(AF_INET, SOCK_DGRAM, 0);
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(53) };
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK(bind(dfd, (struct sockaddr *)&sa, sizeof sa) == 0, "DNS server bound to 127.0.0.1:53");
+    int dfd = private_resolver(0);
+    if (dfd < 0)
+        return test_exit_status();
     int told[2], go[2];
     if (pipe(told) || pipe(go))
         return 2;
@@ -296,26 +214,13 @@ static int inside(void)
     rc = getaddrinfo("127.0.0.1", "no-such-service-name", &hints, &res);
     printf("getaddrinfo with an unknown service name: %s\n", rc == EAI_SERVICE ? "EAI_SERVICE" : gai_strerror(rc));
 
-    kill(server, SIGKILL);
-    waitpid(server, NULL, 0);
-    return test_exit_status();
+    return stop_dns_server(server);
 }
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && strcmp(argv[1], "--inside") == 0)
-        return inside();
     /* No spare workers under the shim: a lookup that held its worker would then stop main too. */
     if (under_shim() && !getenv("ASYNCSHIM_MAX_SPARES"))
         setenv("ASYNCSHIM_MAX_SPARES", "0", 1);
-    /* Namespaces are per OS thread and must be entered before any thread exists: re-execute inside them. */
-    char self[4096];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0)
-        return 2;
-    self[n] = 0;
-    execl("/usr/bin/unshare", "unshare", "--net", "--mount", "--propagation", "private", "--", self, "--inside",
-          (char *)NULL);
-    perror("exec unshare");
-    return 2;
+    return private_network_main(argc, argv, inside);
 }

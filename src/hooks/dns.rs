@@ -1,11 +1,8 @@
-//! Name resolution: glibc's resolver talks to DNS servers with its own internal socket calls, which never
-//! reach the hooks, so a lookup would block its worker for as long as the server takes. A coroutine has a
-//! helper thread make the call while it parks (`runtime::offload`); errno and h_errno come back with the
-//! result. The functions returning static storage (gethostbyname...) share it process-wide natively too.
+//! Name resolution: each lookup goes to `runtime::dns`, which has a helper thread make it on copies of
+//! the caller's arguments while the coroutine parks (a plain thread makes it itself).
 
 use crate::real;
-use crate::runtime::offload::run_keeping_errno;
-use crate::runtime::stats::Offload::Dns;
+use crate::runtime::dns::{self, HostentOut};
 use std::ffi::{c_char, c_int, c_void};
 
 /// # Safety
@@ -18,62 +15,77 @@ pub unsafe extern "C" fn getaddrinfo(
     res: *mut *mut libc::addrinfo,
 ) -> c_int {
     // SAFETY: the caller passes NUL-terminated strings or null, and a valid or null hints pointer.
-    if unsafe { crate::runtime::dns::answered_without_lookup(node, service, hints) } {
+    if unsafe { dns::answered_without_lookup(node, service, hints) } {
         // SAFETY: forwarding.
         return unsafe { real::getaddrinfo(node, service, hints, res) };
     }
-    let (node, service, hints, res) = (node as usize, service as usize, hints as usize, res as usize);
-    // SAFETY: forwarding; the caller's pointers stay valid while it waits for the helper.
-    run_keeping_errno(Dns, move || unsafe { real::getaddrinfo(node as _, service as _, hints as _, res as _) })
+    // SAFETY: forwarding.
+    unsafe { dns::getaddrinfo(node, service, hints, res) }
 }
 
-/// The resolver calls below made on a helper thread: every argument crosses to it as a plain word (the
-/// caller's pointers are not `Send`, but stay valid while it waits for the helper) and goes back to its
-/// own type in the real call; a pointer result comes back the same way. The reentrant lookups all end in
-/// the same out-parameters (the caller's hostent, its buffer, where the result pointer and h_errno go):
-/// `; hostent_r` stands for them.
-macro_rules! offloaded {
-    ($name:ident($($arg:ident: $t:ty),*; hostent_r) -> c_int; $($rest:tt)*) => {
-        offloaded! {
-            $name(
-                $($arg: $t,)*
-                ret: *mut libc::hostent,
-                buf: *mut c_char,
-                buflen: usize,
-                result: *mut *mut libc::hostent,
-                h_errnop: *mut c_int
-            ) -> c_int;
-            $($rest)*
-        }
-    };
-    ($name:ident($($arg:ident: $t:ty),*) -> $ret:ty $(as $word:ty)?; $($rest:tt)*) => {
+/// # Safety
+/// C contract of getnameinfo.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn getnameinfo(
+    sa: *const libc::sockaddr,
+    salen: libc::socklen_t,
+    host: *mut c_char,
+    hostlen: libc::socklen_t,
+    serv: *mut c_char,
+    servlen: libc::socklen_t,
+    flags: c_int,
+) -> c_int {
+    // SAFETY: forwarding.
+    unsafe { dns::getnameinfo(sa, salen, (host, hostlen), (serv, servlen), flags) }
+}
+
+/// # Safety
+/// C contract of gethostbyname.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gethostbyname(name: *const c_char) -> *mut libc::hostent {
+    // SAFETY: forwarding.
+    unsafe { dns::gethostbyname(name) }
+}
+
+/// # Safety
+/// C contract of gethostbyname2.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gethostbyname2(name: *const c_char, af: c_int) -> *mut libc::hostent {
+    // SAFETY: forwarding.
+    unsafe { dns::gethostbyname2(name, af) }
+}
+
+/// # Safety
+/// C contract of gethostbyaddr.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gethostbyaddr(addr: *const c_void, len: libc::socklen_t, af: c_int) -> *mut libc::hostent {
+    // SAFETY: forwarding.
+    unsafe { dns::gethostbyaddr(addr, len, af) }
+}
+
+/// The reentrant lookups: their own arguments, then the same out-parameters (the caller's hostent, its
+/// buffer, where the result pointer and h_errno go), which `runtime::dns` gets as a [`HostentOut`].
+macro_rules! hostent_r {
+    ($($name:ident($($arg:ident: $t:ty),*);)*) => {$(
         /// # Safety
         #[doc = concat!("C contract of ", stringify!($name), ".")]
         #[unsafe(no_mangle)]
-        pub unsafe extern "C" fn $name($($arg: $t),*) -> $ret {
-            $( let $arg = $arg as usize; )*
-            // SAFETY: forwarding; the caller's pointers stay valid while it waits for the helper.
-            run_keeping_errno(Dns, move || unsafe { real::$name($($arg as _),*) $(as $word)? }) as $ret
+        pub unsafe extern "C" fn $name(
+            $($arg: $t,)*
+            ret: *mut libc::hostent,
+            buf: *mut c_char,
+            buflen: usize,
+            result: *mut *mut libc::hostent,
+            h_errnop: *mut c_int,
+        ) -> c_int {
+            // SAFETY: forwarding.
+            unsafe { dns::$name($($arg,)* HostentOut { ret, buf, buflen, result, h_errnop }) }
         }
-        offloaded! { $($rest)* }
-    };
-    () => {};
+    )*};
 }
 
-offloaded! {
-    getnameinfo(
-        sa: *const libc::sockaddr,
-        salen: libc::socklen_t,
-        host: *mut c_char,
-        hostlen: libc::socklen_t,
-        serv: *mut c_char,
-        servlen: libc::socklen_t,
-        flags: c_int
-    ) -> c_int;
-    gethostbyname(name: *const c_char) -> *mut libc::hostent as usize;
-    gethostbyname2(name: *const c_char, af: c_int) -> *mut libc::hostent as usize;
-    gethostbyaddr(addr: *const c_void, len: libc::socklen_t, af: c_int) -> *mut libc::hostent as usize;
-    gethostbyname_r(name: *const c_char; hostent_r) -> c_int;
-    gethostbyname2_r(name: *const c_char, af: c_int; hostent_r) -> c_int;
-    gethostbyaddr_r(addr: *const c_void, len: libc::socklen_t, af: c_int; hostent_r) -> c_int;
+hostent_r! {
+    gethostbyname_r(name: *const c_char);
+    gethostbyname2_r(name: *const c_char, af: c_int);
+    gethostbyaddr_r(addr: *const c_void, len: libc::socklen_t, af: c_int);
 }

@@ -37,7 +37,7 @@
 //! | **file descriptors** | |
 //! | [`io`] | fds for coroutines: the fd table, the netpoller, cooperative calls (sockets, files, stdio) |
 //! | [`child`] | waiting for child processes on a pidfd or a helper thread |
-//! | [`dns`] | which name lookups need a helper thread |
+//! | [`dns`] | name lookups on helper threads, into copies of their own |
 //! | **around** | |
 //! | [`stats`] | counters every module may count in (a leaf); `stats::report` writes the ASYNCSHIM_STATS report |
 //! | [`sys`] | the only door to the kernel: raw system calls (one OS facility per file), FS/GS, clocks |

@@ -5,9 +5,10 @@
 //! bounded number of them.
 //!
 //! What a signal or a cancellation request for the waiting coroutine does depends on the call:
-//! - [`run`]: nothing, until the call returns (a name lookup). The helper may write into the coroutine's
-//!   stack, so the coroutine cannot leave the wait; a handler for it runs in its context on the worker's
-//!   stack (`signals::routing::run_in_parked`).
+//! - [`run`]: nothing, until the call returns. The helper may write into the coroutine's stack, so the
+//!   coroutine cannot leave the wait; a handler for it runs in its context on the worker's stack
+//!   (`signals::routing::run_in_parked`). (Only a shared futex wait without io_uring that nothing is to
+//!   interrupt uses it now.)
 //! - [`run_abortable`]: calls that wait in the kernel interruptibly (`waitid`, a blocking `fcntl` lock,
 //!   `splice`, `sendfile`, a shared futex without io_uring: [`syscall`]). The helper makes them through
 //!   `sys::abortable`; when the coroutine is interrupted its wait ends, the helper's call is aborted (a
@@ -23,6 +24,10 @@
 //!   handler runs on the coroutine's own stack while the call goes on, and the coroutine then waits again;
 //!   one that leaves by `siglongjmp` abandons the call, which ends on the helper by itself. A cancellation
 //!   request is handed to the caller's `on_cancel` (say, to kill the child), then the call is waited for.
+//! - [`run_abandonable`]: calls nothing can abort that use only what they own, whose caller may leave
+//!   them for good (a name lookup: a handler may `siglongjmp` out, a cancellation request is acted on):
+//!   as `run_detachable` while the caller waits, and an abandoned call's result is freed when both the
+//!   helper and the caller are done with it.
 
 use super::lock::Lock;
 use super::park::{OnSignal, Wait, WaitReason};
@@ -159,6 +164,7 @@ pub fn run_uninterruptible<R: Send + 'static>(
 /// Where a helper leaves its call's result.
 struct Done<R> {
     result: Lock<Option<R>>,
+    /// 0 while the call runs, then [`FINISHED`]; [`ABANDONED`] while it runs for a waiter that left.
     finished: AtomicU32,
     /// Set to abort the call (see `sys::abortable`).
     abort: AtomicU32,
@@ -166,15 +172,18 @@ struct Done<R> {
     tid: AtomicI32,
 }
 
-/// A call started with [`start`]; [`Pending::wait`] gives its result (it must be waited for: the slot
-/// among the bounded helpers is held until then).
+const FINISHED: u32 = 1;
+const ABANDONED: u32 = 2;
+
+/// A call started with [`start`]; [`Pending::wait`] gives its result (it must be waited for: the record
+/// the helper leaves it in is freed then).
 pub struct Pending<R: 'static> {
     state: PendingState<R>,
 }
 
 enum PendingState<R: 'static> {
     Ready(R),
-    Running { done: &'static Done<R>, _slot: Slot },
+    Running { done: &'static Done<R> },
 }
 
 /// Starts `call` on a helper OS thread and returns at once, for a coroutine that has something to do
@@ -232,12 +241,12 @@ pub fn run_abortable_on<R: Send + 'static, F: FnOnce(&AtomicU32) -> R + Send + '
         // No helper thread: the worker makes the call (as before helpers existed).
         Err(call) => return (call(&NEVER_ABORTED), Interrupted::No),
     };
-    let (done, slot) = match pending.state {
+    let done = match pending.state {
         PendingState::Ready(r) => return (r, Interrupted::No),
-        PendingState::Running { done, _slot } => (done, _slot),
+        PendingState::Running { done } => done,
     };
     // The kernel restarts these waits under SA_RESTART (`interrupt_restarts` says which it was).
-    let (r, last) = wait_for_helper(done, slot, on_signal, true);
+    let (r, last) = wait_for_helper(done, on_signal, true);
     let how = match worker::current_task() {
         _ if last != Parked::Interrupted => Interrupted::No,
         Some(me) if me.cancel.point_cancelled() => Interrupted::Cancel,
@@ -249,13 +258,11 @@ pub fn run_abortable_on<R: Send + 'static, F: FnOnce(&AtomicU32) -> R + Send + '
 
 /// Parks the calling coroutine until the helper behind `done` has finished — or, when `aborts`, until a
 /// signal or a cancellation request interrupts the wait, which aborts the helper's call — and returns its
-/// result with how the last park ended. The result is taken and the helper's place given back before any
-/// handler runs in the coroutine: one that leaves by `siglongjmp` leaves no record and no bounded place
-/// behind.
-fn wait_for_helper<R>(done: &'static Done<R>, slot: Slot, on_signal: OnSignal, aborts: bool) -> (R, Parked) {
+/// result with how the last park ended. The result is taken before any handler runs in the coroutine: one
+/// that leaves by `siglongjmp` leaves no record behind (the helper gives its bounded place back itself).
+fn wait_for_helper<R>(done: &'static Done<R>, on_signal: OnSignal, aborts: bool) -> (R, Parked) {
     let key = done as *const Done<R> as usize;
     let mut taken = None;
-    let mut slot = Some(slot);
     let mut last = Parked::Invalid;
     while taken.is_none() && done.finished.load(Ordering::Acquire) == 0 {
         let finished = &done.finished;
@@ -274,7 +281,6 @@ fn wait_for_helper<R>(done: &'static Done<R>, slot: Slot, on_signal: OnSignal, a
                 // `aborted` first: after abort and take_result, `done` is gone.
                 if aborted || finished.load(Ordering::Acquire) != 0 {
                     taken = Some(take_result(done));
-                    slot = None;
                 }
             },
         );
@@ -282,7 +288,6 @@ fn wait_for_helper<R>(done: &'static Done<R>, slot: Slot, on_signal: OnSignal, a
             break;
         }
     }
-    drop(slot);
     (taken.unwrap_or_else(|| take_result(done)), last)
 }
 
@@ -347,7 +352,7 @@ fn take_result<R>(done: &'static Done<R>) -> R {
 /// calls nothing can abort whose caller must stay reachable by signals and cancellation: `call` must use
 /// only what it owns (never the coroutine's stack). A handler for the coroutine runs on its own stack
 /// while the call goes on, and the coroutine then waits again (one that leaves by `siglongjmp` abandons
-/// the call, which ends on the helper and is forgotten). A cancellation request calls `on_cancel` with
+/// the call, which ends on the helper; its record is freed as [`run_abandonable`] frees one). A cancellation request calls `on_cancel` with
 /// the helper's kernel tid (0 if it has not started the call yet) until it returns true; the call is then
 /// waited for, and the cancellation point acts on the request.
 pub fn run_detachable<R: Send + 'static>(
@@ -360,10 +365,13 @@ pub fn run_detachable<R: Send + 'static>(
         Ok(p) => p,
         Err(call) => return call(),
     };
-    let (done, _slot) = match pending.state {
+    let done = match pending.state {
         PendingState::Ready(r) => return r,
-        PendingState::Running { done, _slot } => (done, _slot),
+        PendingState::Running { done } => done,
     };
+    // Kept as `run_abandonable` keeps its calls, so that a wait left by longjmp leaks no record.
+    forget_abandoned(&me);
+    me.abandonable.set(Some((done as *const Done<R> as usize, abandon::<R>)));
     let key = done as *const Done<R> as usize;
     let mut cancel_handled = false;
     while done.finished.load(Ordering::Acquire) == 0 {
@@ -384,6 +392,7 @@ pub fn run_detachable<R: Send + 'static>(
             break;
         }
     }
+    me.abandonable.set(None);
     take_result(done)
 }
 
@@ -431,7 +440,9 @@ fn start_job<R: Send + 'static, C: HelperCall<R>>(kind: super::stats::Offload, c
     Ok(pending)
 }
 
-/// The job that makes `call` and leaves its result for the [`Pending`] returned with it, waking its waiter.
+/// The job that makes `call` and leaves its result for the [`Pending`] returned with it, waking its waiter
+/// (or frees both if the waiter abandoned the call: see [`run_abandonable`]). The helper gives back the
+/// bounded place `slot` itself once the call is over, so a waiter that leaves by `siglongjmp` cannot keep it.
 fn job_for<R: Send + 'static>(call: impl HelperCall<R>, slot: Slot) -> (Job, Pending<R>) {
     let done: &'static Done<R> = Box::leak(Box::new(Done {
         result: Lock::new(None),
@@ -443,11 +454,16 @@ fn job_for<R: Send + 'static>(call: impl HelperCall<R>, slot: Slot) -> (Job, Pen
     let job: Job = Box::new(move || {
         done.tid.store(super::sys::gettid(), Ordering::SeqCst);
         let r = call.call(&done.abort);
+        drop(slot);
         *done.result.lock() = Some(r);
-        done.finished.store(1, Ordering::Release);
-        parking_lot::unpark_all(key, 0);
+        if done.finished.swap(FINISHED, Ordering::AcqRel) == ABANDONED {
+            // SAFETY: its waiter left for good (see `abandon`): nobody else holds the record any more.
+            drop(unsafe { Box::from_raw(done as *const Done<R> as *mut Done<R>) });
+        } else {
+            parking_lot::unpark_all(key, 0);
+        }
     });
-    (job, Pending { state: PendingState::Running { done, _slot: slot } })
+    (job, Pending { state: PendingState::Running { done } })
 }
 
 impl<R: 'static> Pending<R> {
@@ -470,8 +486,80 @@ impl<R: 'static> Pending<R> {
     fn wait_with(self, on_signal: OnSignal) -> R {
         match self.state {
             PendingState::Ready(r) => r,
-            PendingState::Running { done, _slot } => wait_for_helper(done, _slot, on_signal, false).0,
+            PendingState::Running { done } => wait_for_helper(done, on_signal, false).0,
         }
+    }
+}
+
+/// Runs `call` on a helper thread while the calling coroutine parks (a plain thread makes it itself), for
+/// calls nothing can abort that use only what they own (a name lookup into the helper's own copies of the
+/// caller's buffers, see `runtime::dns`), made inside a cancellation point of the caller. A handler for the
+/// coroutine runs on its own stack while the call goes on, and the coroutine then waits again, as glibc's
+/// own retry loops go on after EINTR. Some(result) once the call is over; None when a cancellation request
+/// ended the wait and is to be acted on (the caller's cancellation point does, as glibc acts on it in the
+/// resolver's own waits): the call is then abandoned.
+///
+/// A handler that leaves the wait by `siglongjmp` abandons the call too, without anything running to say
+/// so: the task keeps the call's record ([`Task::abandonable`](super::task::Task)) until its next such call
+/// or its end, which abandon it ([`forget_abandoned`]). Such calls are only made with handler depth 0 (in a
+/// handler `worker::current_task` is None and the call is made in place), so a record still kept when the
+/// next one starts, on the same stack, is of a call its thread has left. An abandoned call's result is
+/// dropped (its memory freed) by whichever of the helper and the abandoning thread comes last; the helper
+/// gives its bounded place back itself when the call is over.
+pub fn run_abandonable<R: Send + 'static>(
+    kind: super::stats::Offload,
+    call: impl FnOnce() -> R + Send + 'static,
+) -> Option<R> {
+    let Some(me) = worker::current_task() else { return Some(call()) };
+    forget_abandoned(&me);
+    let pending = match start_on_helper(kind, call) {
+        Ok(p) => p,
+        Err(call) => return Some(call()),
+    };
+    let done = match pending.state {
+        PendingState::Ready(r) => return Some(r),
+        PendingState::Running { done } => done,
+    };
+    me.abandonable.set(Some((done as *const Done<R> as usize, abandon::<R>)));
+    let key = done as *const Done<R> as usize;
+    let finished = &done.finished;
+    while finished.load(Ordering::Acquire) == 0 {
+        let wait = Wait::new(WaitReason::Offload, 0, OnSignal::Resume);
+        let p = parking_lot::park(key, 0, || finished.load(Ordering::Acquire) == 0, || {}, wait);
+        // A request ended the wait; its point acts on it unless a handler disabled cancellation meanwhile
+        // (then the point's later parks are not ended again: the call is waited for).
+        if p == Parked::Interrupted
+            && me.cancel.point_cancelled()
+            && super::cancel_state::actionable(me.cancel.word.load(Ordering::SeqCst))
+        {
+            forget_abandoned(&me);
+            return None;
+        }
+    }
+    me.abandonable.set(None);
+    Some(take_result(done))
+}
+
+/// Abandons the call of `task`'s last [`run_abandonable`] if its wait was left without its result (by
+/// `siglongjmp` from a handler, or a cancellation): called at the task's next such call and when it ends.
+pub fn forget_abandoned(task: &super::task::Task) {
+    if let Some((done, abandon)) = task.abandonable.take() {
+        // SAFETY: the record of a call `run_abandonable` started with `abandon` made for its result type;
+        // it is abandoned once (taken out of the task).
+        unsafe { abandon(done) };
+    }
+}
+
+/// Abandons the call behind `done` (a `&'static Done<R>`): the helper frees the record when it finishes,
+/// or the result is dropped here if it already has.
+///
+/// # Safety
+/// `done` is a running or finished call's record whose waiter has left for good.
+unsafe fn abandon<R: 'static>(done: usize) {
+    // SAFETY: per the contract, the record is alive until either side frees it, which only one does.
+    let d = unsafe { &*(done as *const Done<R>) };
+    if d.finished.compare_exchange(0, ABANDONED, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        drop(take_result(d));
     }
 }
 
@@ -479,26 +567,27 @@ unsafe extern "C" {
     fn __h_errno_location() -> *mut i32;
 }
 
-/// Like [`run`], for libc calls that report through errno and h_errno (the resolver): both are per-thread,
-/// so the helper's values are carried back into the coroutine, as if it had made the call itself.
-pub fn run_keeping_errno<R: Send + 'static>(
+/// [`run_abandonable`] for libc calls that report through errno and h_errno (the resolver): both are
+/// per-thread, so the helper's values are carried back into the coroutine, as if it had made the call
+/// itself.
+pub fn run_abandonable_keeping_errno<R: Send + 'static>(
     kind: super::stats::Offload,
     call: impl FnOnce() -> R + Send + 'static,
-) -> R {
+) -> Option<R> {
     if worker::current_task().is_none() {
-        return call();
+        return Some(call());
     }
     // errno and h_errno are the calling thread's: the helper's inside the closure, the coroutine's after
     // it (FS is the coroutine's TCB again).
-    let (r, errno, h_errno) = run(kind, move || {
+    let (r, errno, h_errno) = run_abandonable(kind, move || {
         let r = call();
         // SAFETY: the helper thread's own errno and h_errno, read on it right after the call.
         unsafe { (r, *libc::__errno_location(), *__h_errno_location()) }
-    });
+    })?;
     // SAFETY: __errno_location and __h_errno_location point at the calling coroutine's own variables.
     unsafe {
         *libc::__errno_location() = errno;
         *__h_errno_location() = h_errno;
     }
-    r
+    Some(r)
 }

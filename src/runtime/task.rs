@@ -115,6 +115,9 @@ pub struct StackBounds {
     pub canary: bool,
 }
 
+/// A helper call's record (an address) with the function that abandons it (see `offload::forget_abandoned`).
+pub type Abandonable = (usize, unsafe fn(usize));
+
 /// `repr(C)` keeps the fields a wake-up touches — the parking-lot node and the state word — together at
 /// the start, on one or two cache lines (an unparker reads the node, then wakes through the state).
 #[repr(C)]
@@ -161,6 +164,9 @@ pub struct Task {
     /// `wait_node` may still be queued in the parking lot: a handler left an `OnSignal::ResumeInPlace`
     /// wait by longjmp (see `park::TaskParker`).
     pub left_in_queue: Cell<bool>,
+    /// The record of the call the task last waited for in `offload::run_abandonable` while it waits, or
+    /// after a handler left that wait by longjmp (with what abandons it): see `offload::forget_abandoned`.
+    pub abandonable: Cell<Option<Abandonable>>,
     /// Its signal mask, the mask deciding delivery now, the signals pending for it alone and those its
     /// sigwait waits for (see `signals::state`).
     pub signals: super::signals::state::TaskSignals,
@@ -243,6 +249,7 @@ impl Task {
             lock_waited_last: Cell::new(true),
             handoff_taken: Cell::new(false),
             left_in_queue: Cell::new(false),
+            abandonable: Cell::new(None),
             keeper: Cell::new(0),
             preempt: super::preempt::state::TaskState::new(),
             switched_out_at: [const { AtomicUsize::new(0) }; 3],

@@ -450,6 +450,8 @@ pub fn on_coroutine_finished(task: TaskRef) {
         // The thread left a condition-variable wait by longjmp from a handler and never parked again.
         super::parking_lot::leave_queue(&task.wait_node);
     }
+    // A name lookup (or `system`) it left by longjmp or a cancellation: its result is freed.
+    super::offload::forget_abandoned(&task);
     identity::release_robust_mutexes(task.tcb(), task.tid.get());
     // Robust mutexes (not PI) it held through the shared keeper are on that keeper's list instead (PI ones
     // are its own keeper's: see `proxy::holder_ended`).
