@@ -23,13 +23,18 @@ deps:
 
 test: deps build structure-test rust-test c-test passthrough-test stacks-test app-test install-test package-test glibc-test
 
-# The architecture's two rules a change can break unnoticed (issue 19): the only import circle among the
-# library's files is the scheduler core (task, worker, scheduler, park, timers), and system calls are made
-# only in src/runtime/sys/ (and the syscall() hook, which is one); the launcher includes its one probe from there.
+# The architecture's rules a change can break unnoticed (issue 19): the only import circle among the
+# library's files is the scheduler core (task, worker, scheduler, park, timers), system calls are made
+# only in src/runtime/sys/ (and the syscall() hook, which is one; the launcher includes its one probe from
+# there), and lazy statics are initialised only through runtime::lazy::get_or_init (issue 16).
 structure-test:
 	scripts/module-cycles.py src --max 5
 	@if grep -rnE 'libc::syscall\(|\bsyscall[0-9]\(|"syscall"' src --include='*.rs' | grep -Ev '^src/runtime/sys/|^src/hooks/syscall.rs:'; then \
 		echo 'raw system calls outside src/runtime/sys/ (above)' >&2; exit 1; fi
+	@# Lazy statics initialise through runtime::lazy::get_or_init, which keeps errno: std's Once waits through
+	@# the shim's syscall(SYS_futex) hook (EAGAIN leaked into a coroutine's errno across a successful call).
+	@if grep -rnE '\.get_or_(try_)?init\(|\bLazy(Lock|Cell)\b' src --include='*.rs' | grep -v '^src/runtime/lazy.rs:'; then \
+		echo 'lazy initialisation outside runtime::lazy::get_or_init (above)' >&2; exit 1; fi
 
 rust-test:
 	$(CARGO) test --release --lib --bins

@@ -365,18 +365,8 @@ static void first_signal(void)
  * while the waiter keeps one). */
 static void run_first_signal_copy(void)
 {
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        setenv("ASYNCSHIM_STALL_MS", "0", 1);
-        setenv("ASYNCSHIM_WORKERS", "2", 1);
-        execl("/proc/self/exe", "kernel_waits_interrupted", "first-signal", (char *)NULL);
-        _exit(127);
-    }
-    int st = 0;
-    waitpid(pid, &st, 0);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        printf("the copy with the monitor off ended with status %d\n", st);
+    static const char *const env[] = {"ASYNCSHIM_STALL_MS=0", "ASYNCSHIM_WORKERS=2", NULL};
+    run_self_copy("first-signal", env, "with the monitor off");
 }
 
 int main(int argc, char **argv)

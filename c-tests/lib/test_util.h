@@ -18,7 +18,9 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -202,6 +204,29 @@ static __attribute__((unused)) int wait_at_least(const int *p, int target, long 
         sleep_ms(poll_ms);
     }
     return 1;
+}
+
+/* Runs this program again with `arg` as its one argument and the "NAME=VALUE" strings of `env` (ending
+ * with NULL) added to its environment, its output going where ours goes; says on stdout, with `what`, when
+ * the copy did not exit with status 0. */
+static __attribute__((unused)) void run_self_copy(const char *arg, const char *const *env, const char *what)
+{
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    self[n > 0 ? n : 0] = 0;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        for (; *env; env++)
+            putenv((char *)*env);
+        execl(self, self, arg, (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        printf("the copy %s ended with status %d\n", what, st);
 }
 
 #endif /* TEST_UTIL_H */

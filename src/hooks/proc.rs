@@ -9,16 +9,28 @@ use crate::runtime::proc_task::{self, Opened};
 use crate::runtime::{self, cancel, sys::usercopy, worker_call};
 use std::ffi::{c_char, c_int, c_uint};
 
-/// The path's bytes when it starts with "/proc/" and the runtime runs (read fault-safely: a bad pointer
-/// is libc's to report).
-fn proc_path(path: *const c_char) -> Option<Vec<u8>> {
+/// Whether the runtime runs and the path starts with "/proc/" (read fault-safely: a bad pointer is libc's
+/// to report). Inlined: every open looks.
+#[inline(always)]
+fn starts_with_proc(path: *const c_char) -> bool {
     if !runtime::running() || path.is_null() {
-        return None;
+        return false;
     }
-    let head = usercopy::read(path as *const [u8; 6]).ok()?;
-    if &head != b"/proc/" {
-        return None;
-    }
+    // Eight bytes within one page are readable if the first is: one load, one comparison of the first six
+    // (bytes past the end of a shorter string are never decisive: the comparison fails at its NUL).
+    const PROC: u64 = u64::from_le_bytes(*b"/proc/\0\0");
+    let head = if (path as usize) & 4095 <= 4096 - 8 {
+        usercopy::read8(path as *const u8).map(|h| u64::from_le_bytes(h) & 0xffff_ffff_ffff)
+    } else {
+        usercopy::read(path as *const [u8; 6]).map(|h| u64::from_le_bytes([h[0], h[1], h[2], h[3], h[4], h[5], 0, 0]))
+    };
+    head == Ok(PROC)
+}
+
+/// The bytes of a path that starts with "/proc/" (read fault-safely).
+#[cold]
+#[inline(never)]
+fn proc_path(path: *const c_char) -> Option<Vec<u8>> {
     let mut v = Vec::with_capacity(64);
     for i in 0..4096 {
         // SAFETY: only the address is computed; the byte is read fault-safely.
@@ -33,6 +45,9 @@ fn proc_path(path: *const c_char) -> Option<Vec<u8>> {
 
 /// The open, translated: Some(result) when the path named a coroutine.
 fn translated(path: *const c_char, flags: c_int, open: impl FnOnce(*const c_char) -> c_int) -> Option<c_int> {
+    if !starts_with_proc(path) {
+        return None;
+    }
     let bytes = proc_path(path)?;
     match proc_task::translate(&bytes, flags)? {
         Opened::Path(p) => Some(open(p.as_ptr())),
@@ -188,6 +203,9 @@ fn fopen_translated(
     mode: *const c_char,
     fopen: impl FnOnce(*const c_char) -> *mut libc::FILE,
 ) -> Option<*mut libc::FILE> {
+    if !starts_with_proc(path) {
+        return None;
+    }
     let bytes = proc_path(path)?;
     match proc_task::translate(&bytes, fopen_flags(mode))? {
         Opened::Path(p) => Some(fopen(p.as_ptr())),

@@ -6,6 +6,10 @@
 //! the initialisation ended between its check and its wait. The initialiser itself may call libc functions
 //! that set errno. Both would leak into the program's errno across a call that succeeded (a blocking
 //! write whose first wait creates the netpoller while another thread's first read does, for one).
+//!
+//! So every lazy static of the library goes through [`get_or_init`], also those only start-up or a runtime
+//! thread reaches (a rule is simpler to keep than a list of exceptions): `make structure-test` fails on a
+//! direct `get_or_init` (or `LazyLock`) anywhere else in src/.
 
 use std::sync::OnceLock;
 

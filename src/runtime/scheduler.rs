@@ -20,6 +20,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 /// work never starves it (Go takes from its global queue on every 61st pick for the same reason).
 const PREEMPTED_EVERY: u32 = 61;
 
+/// A worker takes from the global queue first on every this many picks (half-way between two of
+/// [`PREEMPTED_EVERY`]'s), as Go does: a coroutine that yields in a loop, or two that wake each other,
+/// keep the worker's own queue from ever running dry, and would starve what waits in the global queue
+/// (a spare worker that retires hands its queue there).
+const GLOBAL_EVERY: u32 = PREEMPTED_EVERY;
+
 /// The longest a hand-off is held (a waker that runs on longer than the monitor's stall threshold is
 /// stalled, and its hand-offs free to take anyway).
 const MAX_GRACE_NS: u64 = 4_000_000;
@@ -431,7 +437,9 @@ impl Scheduler {
         }
     }
 
-    /// Next task for worker `w`: its own queue, then the global queue, then half of another worker's queue.
+    /// Next task for worker `w`: its own queue, then the global queue, then half of another worker's queue
+    /// (on every [`PREEMPTED_EVERY`]th and [`GLOBAL_EVERY`]th pick a preempted one, or the global queue's,
+    /// first).
     ///
     /// Empty queues are passed over without their locks (a task queued meanwhile is found by the idle
     /// worker's [`Self::work_pending`] before it sleeps). Only a worker itself adds to its own queue.
@@ -439,6 +447,12 @@ impl Scheduler {
         if !self.preempted.is_empty()
             && w.switches.load(Ordering::Relaxed).is_multiple_of(PREEMPTED_EVERY)
             && let Some(t) = self.preempted.pop()
+        {
+            return Some(t);
+        }
+        if !self.global.is_empty()
+            && w.switches.load(Ordering::Relaxed) % GLOBAL_EVERY == GLOBAL_EVERY / 2
+            && let Some(t) = self.global.pop()
         {
             return Some(t);
         }

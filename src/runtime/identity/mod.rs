@@ -197,7 +197,7 @@ fn private() -> Result<Private, String> {
 /// Learns this glibc's layout. Called once, on the initial thread, with its own TCB in FS. Returns the
 /// reason when the shim must stay in pass-through mode (one line: the fact and both values).
 pub fn init() -> Result<(), String> {
-    let learned = LEARNED.get_or_init(layout::learn);
+    let learned = super::lazy::get_or_init(&LEARNED, layout::learn);
     let layout = learned.result.as_ref().map_err(|why| why.clone())?;
     let private = private().map_err(|why| format!("glibc {}: {why}", learned.version))?;
     malloc::install(layout);

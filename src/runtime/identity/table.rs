@@ -83,7 +83,7 @@ fn cell(s: &str) -> Option<Expect> {
 /// Every known release, oldest first: the table's `version`, `name` and `tested` rows.
 pub fn entries() -> &'static [Entry] {
     static ENTRIES: std::sync::OnceLock<Vec<Entry>> = std::sync::OnceLock::new();
-    ENTRIES.get_or_init(|| {
+    let entries: &'static Vec<Entry> = crate::runtime::lazy::get_or_init(&ENTRIES, || {
         let (Some(versions), Some(names), Some(tested)) = (row("version"), row("name"), row("tested")) else {
             return Vec::new();
         };
@@ -97,7 +97,8 @@ pub fn entries() -> &'static [Entry] {
                 Some(Entry { version, name, tested: tested == "yes", column })
             })
             .collect()
-    })
+    });
+    entries
 }
 
 #[cfg(test)]

@@ -45,6 +45,23 @@ global_asm!(
     "    mov eax, 14",
     "    ret",
     ".size asyncshim_user_cmpxchg, .-asyncshim_user_cmpxchg",
+    ".globl asyncshim_user_load8",
+    ".hidden asyncshim_user_load8",
+    ".type asyncshim_user_load8,@function",
+    "asyncshim_user_load8:",
+    "    xor eax, eax",
+    ".globl asyncshim_user_load8_insn",
+    ".hidden asyncshim_user_load8_insn",
+    "asyncshim_user_load8_insn:",
+    "    mov rdx, qword ptr [rdi]",
+    "    mov qword ptr [rsi], rdx",
+    "    ret",
+    ".globl asyncshim_user_load8_fixup",
+    ".hidden asyncshim_user_load8_fixup",
+    "asyncshim_user_load8_fixup:",
+    "    mov eax, 14",
+    "    ret",
+    ".size asyncshim_user_load8, .-asyncshim_user_load8",
     ".popsection",
 );
 
@@ -55,6 +72,9 @@ unsafe extern "C" {
     fn asyncshim_user_cmpxchg(word: *mut u32, expected: u32, new: u32, current: *mut u32) -> i32;
     static asyncshim_user_cmpxchg_insn: u8;
     static asyncshim_user_cmpxchg_fixup: u8;
+    fn asyncshim_user_load8(src: *const u8, dst: *mut u64) -> i32;
+    static asyncshim_user_load8_insn: u8;
+    static asyncshim_user_load8_fixup: u8;
 }
 
 /// If `pc` is the faulting copy instruction, the address to resume at instead.
@@ -63,11 +83,21 @@ pub fn fixup_for(pc: usize) -> Option<usize> {
     let insn = unsafe { &asyncshim_user_copy_insn as *const u8 as usize };
     // SAFETY: as above.
     let fixup = unsafe { &asyncshim_user_copy_fixup as *const u8 as usize };
+    if pc == insn {
+        return Some(fixup);
+    }
     // SAFETY: as above.
     let cmpxchg = unsafe { &asyncshim_user_cmpxchg_insn as *const u8 as usize };
     // SAFETY: as above.
     let cmpxchg_fixup = unsafe { &asyncshim_user_cmpxchg_fixup as *const u8 as usize };
-    if pc == insn { Some(fixup) } else { (pc == cmpxchg).then_some(cmpxchg_fixup) }
+    if pc == cmpxchg {
+        return Some(cmpxchg_fixup);
+    }
+    // SAFETY: as above.
+    let (load, load_fixup) = unsafe {
+        (&asyncshim_user_load8_insn as *const u8 as usize, &asyncshim_user_load8_fixup as *const u8 as usize)
+    };
+    (pc == load).then_some(load_fixup)
 }
 
 /// Atomically replaces the program's 32-bit word at `word` (aligned) by `f` of its value, as the kernel's
@@ -85,6 +115,20 @@ pub fn update_u32(word: *mut u32, f: impl Fn(u32) -> u32) -> Result<u32, Errno> 
             1 => cur = seen,
             e => return Err(Errno(e)),
         }
+    }
+}
+
+/// The eight bytes at a program-supplied pointer (any alignment), read with one load: a quarter of the
+/// cost of [`read`], for the head of a string on a hot path (a caller that needs only the first byte to be
+/// readable keeps the eight in one page, where they are readable together); Err(EFAULT) if they are not.
+// Safe to call with any pointer: a fault is caught and reported, which is this module's purpose.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
+pub fn read8(src: *const u8) -> Result<[u8; 8], Errno> {
+    let mut v = 0u64;
+    // SAFETY: the destination is a local; a fault on the source is caught and reported.
+    match unsafe { asyncshim_user_load8(src, &mut v) } {
+        0 => Ok(v.to_ne_bytes()),
+        e => Err(Errno(e)),
     }
 }
 

@@ -171,7 +171,7 @@ pub fn serve_request() {
     }
     LAST_LOOK.store(now, Ordering::Relaxed);
     static PATH: OnceLock<(CString, String)> = OnceLock::new();
-    let (request, answer) = PATH.get_or_init(|| {
+    let (request, answer) = super::super::lazy::get_or_init(&PATH, || {
         let p = request_path(sys::getpid());
         (CString::new(p.clone()).unwrap_or_default(), format!("{p}.out"))
     });
