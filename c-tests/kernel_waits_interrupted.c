@@ -41,7 +41,6 @@ static const char *kind_name[] = { "open(FIFO, O_RDONLY)", "openat(FIFO, O_WRONL
                                    "mq_timedreceive", "mq_send", "mq_timedsend", "sigpause" };
 
 static enum kind kind;
-static int may_enter;
 static long wait_result;
 static int wait_errno;
 static char got[16];
@@ -195,26 +194,6 @@ static void run_signal(enum kind k, enum mode m)
     finish();
 }
 
-/* `pending`: the request is made while the thread has cancellation disabled, which it then enables
- * just before the call. */
-static void *cancelled_body(void *arg)
-{
-    int pending = (int)(long)arg;
-    note_waiter_stack();
-    if (pending)
-        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
-    pthread_cleanup_push(waiter_cleanup, NULL);
-    ATOMIC_STORE(&armed, 1);
-    if (pending) {
-        wait_at_least(&may_enter, 1, 1, 60000);
-        pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
-    }
-    do_wait();
-    pthread_cleanup_pop(0);
-    ATOMIC_STORE(&wait_done, 1);
-    return NULL;
-}
-
 static void run_cancel(enum kind k, int pending)
 {
     kind = k;
@@ -225,21 +204,12 @@ static void run_cancel(enum kind k, int pending)
     setup();
     if (pending && is_mq(k) && !mq_sends(k))
         mq_send(queue, "queued", 6, 0); /* the call would not wait: the request is acted on first */
-    start_waiter(cancelled_body, (void *)(long)pending, !pending);
+    start_waiter(cancelled_waiter_body, (void *)(long)pending, !pending);
     pthread_cancel(waiter);
     ATOMIC_STORE(&may_enter, 1);
     if (join_cancelled(release) != PTHREAD_CANCELED)
         print_result();
     finish();
-}
-
-static void *plain_body(void *arg)
-{
-    (void)arg;
-    ATOMIC_STORE(&armed, 1);
-    do_wait();
-    ATOMIC_STORE(&wait_done, 1);
-    return NULL;
 }
 
 /* Not interrupted: the call waits until released, then completes. */
@@ -250,7 +220,7 @@ static void run_plain(enum kind k)
     wait_result = -99;
     printf("%s, not interrupted:\n", kind_name[k]);
     setup();
-    start_waiter(plain_body, NULL, 1);
+    start_waiter(plain_waiter_body, NULL, 1);
     printf("  waiting before the release: %s\n", ATOMIC_LOAD(&wait_done) ? "no" : "yes");
     release();
     pthread_join(waiter, NULL);
@@ -382,6 +352,7 @@ static void run_first_signal_copy(void)
 int main(int argc, char **argv)
 {
     test_init();
+    waiter_call = do_wait;
     if (argc > 1 && !strcmp(argv[1], "first-signal")) {
         first_signal();
         return test_exit_status();

@@ -191,4 +191,40 @@ static __attribute__((unused)) void *join_cancelled(void (*release)(void))
     return value;
 }
 
+/* The wait a cancelled or plain waiter makes (cancelled_waiter_body(), plain_waiter_body()), and the flag
+ * that lets a waiter whose request was made while it had cancellation disabled enter it. */
+static void (*waiter_call)(void);
+static int may_enter;
+
+/* A waiter to cancel: its cleanup handler pushed, it makes waiter_call(); with `arg` non-zero (the request
+ * is made while it has cancellation disabled) it enables cancellation just before the call, once
+ * may_enter is set. */
+static __attribute__((unused)) void *cancelled_waiter_body(void *arg)
+{
+    int pending = (int)(long)arg;
+    note_waiter_stack();
+    if (pending)
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+    pthread_cleanup_push(waiter_cleanup, NULL);
+    ATOMIC_STORE(&armed, 1);
+    if (pending) {
+        wait_at_least(&may_enter, 1, 1, 60000);
+        pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+    }
+    waiter_call();
+    pthread_cleanup_pop(0);
+    ATOMIC_STORE(&wait_done, 1);
+    return NULL;
+}
+
+/* A waiter that makes waiter_call() and nothing else. */
+static __attribute__((unused)) void *plain_waiter_body(void *arg)
+{
+    (void)arg;
+    ATOMIC_STORE(&armed, 1);
+    waiter_call();
+    ATOMIC_STORE(&wait_done, 1);
+    return NULL;
+}
+
 #endif

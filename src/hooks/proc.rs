@@ -5,8 +5,9 @@
 
 use super::set_errno;
 use crate::real;
+use crate::runtime::io::fopen;
 use crate::runtime::proc_task::{self, Opened};
-use crate::runtime::{self, cancel, sys::usercopy, worker_call};
+use crate::runtime::{self, cancel, sys::usercopy, worker, worker_call};
 use std::ffi::{c_char, c_int, c_uint};
 
 /// The path's bytes when it starts with "/proc/" and the runtime runs (read fault-safely: a bad pointer
@@ -211,8 +212,19 @@ fn fopen_translated(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fopen(path: *const c_char, mode: *const c_char) -> *mut libc::FILE {
     // SAFETY: forwarding.
-    fopen_translated(path, mode, |p| unsafe { real::fopen(p, mode) })
-        .unwrap_or_else(|| unsafe { real::fopen(path, mode) })
+    fopen_translated(path, mode, |p| unsafe { real::fopen(p, mode) }).unwrap_or_else(|| {
+        // SAFETY: the caller's mode string.
+        match worker::current_task().and_then(|_| unsafe { fopen::parse_mode(mode) }) {
+            Some(m) => {
+                // SAFETY: forwarding (the real open is not called: the caller is a coroutine).
+                let fd = open_at(libc::AT_FDCWD, path, m.flags, 0o666, |p| unsafe { real::open(p, m.flags, 0o666) });
+                // SAFETY: the descriptor just opened as the mode says.
+                if fd < 0 { core::ptr::null_mut() } else { unsafe { fopen::stream(fd, &m) } }
+            }
+            // SAFETY: forwarding.
+            None => unsafe { real::fopen(path, mode) },
+        }
+    })
 }
 
 /// # Safety

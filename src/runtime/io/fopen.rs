@@ -1,0 +1,111 @@
+//! `fopen` for a coroutine: glibc's opens the file with its internal `open`, which no hook sees, so the
+//! open of a FIFO (which waits for the other end) would hold the worker, and a signal or a cancellation
+//! request for the thread would wait until the other end came. The hook opens the file itself, through
+//! the shim's `open` (made in place on the worker, moved to a helper thread when a signal, a cancellation
+//! request or the stall monitor needs it: `worker_call`), with the flags glibc's `_IO_new_file_fopen`
+//! derives from the mode, then makes the FILE with glibc's `fdopen` and sets what `fdopen` does not:
+//! the end-of-file seek of "a" (fdopen seeks only when it adds O_APPEND itself) and the `_flags2` bits
+//! of 'm' and 'e' (`fdopen` makes the 'm' stream's read-only mmap jumps itself, but records neither;
+//! `freopen` reads the 'e' bit to make its new descriptor close-on-exec). The FILE is then glibc's own
+//! from `fopen`, field for field.
+//!
+//! A mode this cannot reproduce exactly goes to glibc's `fopen`: a first letter other than r, w, a (its
+//! EINVAL), "c" (glibc's non-cancellable opens and I/O, recorded in the FILE), ",ccs=" (a wide stream
+//! with a conversion). Cost on a regular file: one `fcntl(F_GETFL)` more than glibc's `fopen` (fdopen's
+//! check of the descriptor's access mode).
+
+use super::libio::file;
+use crate::runtime::sys::fd;
+use std::ffi::{c_char, c_int};
+
+/// glibc's `_IO_FLAGS2_MMAP` and `_IO_FLAGS2_CLOEXEC` (libio.h, the same from 2.31 on).
+const FLAGS2_MMAP: c_int = 1;
+const FLAGS2_CLOEXEC: c_int = 64;
+
+/// An fopen mode as glibc reads it.
+pub struct Mode {
+    /// The `open` flags.
+    pub flags: c_int,
+    /// What `fdopen` is given for the same stream: the first letter, '+', 'm'.
+    fdopen_mode: [u8; 4],
+    /// "a" without '+': the stream starts at the end of the file.
+    seek_end: bool,
+    flags2: c_int,
+}
+
+/// The mode `mode` as glibc's `fopen` reads it (the first letter, then at most six more characters up to
+/// a NUL; a ',' is one more ignored character), or None when only glibc's `fopen` makes that stream (see the module documentation).
+///
+/// # Safety
+/// `mode` is a NUL-terminated string.
+pub unsafe fn parse_mode(mode: *const c_char) -> Option<Mode> {
+    // SAFETY: per the contract.
+    let bytes = unsafe { std::ffi::CStr::from_ptr(mode) }.to_bytes();
+    if bytes.windows(5).any(|w| w == b",ccs=") {
+        return None;
+    }
+    let (mut acc, mut flags) = match bytes.first()? {
+        b'r' => (libc::O_RDONLY, 0),
+        b'w' => (libc::O_WRONLY, libc::O_CREAT | libc::O_TRUNC),
+        b'a' => (libc::O_WRONLY, libc::O_CREAT | libc::O_APPEND),
+        _ => return None,
+    };
+    let (mut plus, mut flags2) = (false, 0);
+    for &b in bytes.iter().skip(1).take(6) {
+        match b {
+            b'+' => {
+                acc = libc::O_RDWR;
+                plus = true;
+            }
+            b'x' => flags |= libc::O_EXCL,
+            b'm' => flags2 |= FLAGS2_MMAP,
+            b'e' => {
+                flags |= libc::O_CLOEXEC;
+                flags2 |= FLAGS2_CLOEXEC;
+            }
+            b'c' => return None,
+            _ => {}
+        }
+    }
+    let mut fdopen_mode = [bytes[0], 0, 0, 0];
+    let mut n = 1;
+    for (on, c) in [(plus, b'+'), (flags2 & FLAGS2_MMAP != 0, b'm')] {
+        if on {
+            fdopen_mode[n] = c;
+            n += 1;
+        }
+    }
+    Some(Mode { flags: acc | flags, fdopen_mode, seek_end: bytes[0] == b'a' && !plus, flags2 })
+}
+
+/// The FILE glibc's `fopen` makes for `fd`, just opened with `mode.flags` (closed on failure, with errno
+/// set as glibc's `fopen` sets it).
+///
+/// # Safety
+/// `fd` is the caller's own descriptor, opened as `mode` says.
+pub unsafe fn stream(fd: c_int, mode: &Mode) -> *mut libc::FILE {
+    if mode.seek_end
+        && let Err(e) = fd::lseek(fd, 0, libc::SEEK_END)
+        && e.0 != libc::ESPIPE
+    {
+        let _ = fd::close(fd);
+        set_errno(e.0);
+        return core::ptr::null_mut();
+    }
+    // SAFETY: the descriptor and a NUL-terminated mode fdopen accepts for it (the shim has no fdopen hook).
+    let f = unsafe { libc::fdopen(fd, mode.fdopen_mode.as_ptr() as *const c_char) };
+    if f.is_null() {
+        // SAFETY: errno of the calling thread, kept across the close.
+        let e = unsafe { *libc::__errno_location() };
+        let _ = fd::close(fd);
+        set_errno(e);
+        return f;
+    }
+    file(f).flags2 |= mode.flags2;
+    f
+}
+
+fn set_errno(e: c_int) {
+    // SAFETY: the calling thread's errno slot.
+    unsafe { *libc::__errno_location() = e };
+}
