@@ -96,16 +96,11 @@ static void do_wait(void)
     wait_errno = errno;
 }
 
-static void *waiter_body(void *arg)
-{
-    (void)arg;
-    wait_in_waiter(do_wait, NULL);
-    return NULL;
-}
-
 /* A FIFO with no other end, or a queue that is empty (receives) or full (sends: one message at most). */
 static void setup(void)
 {
+    wait_result = -99;
+    wait_errno = 0;
     memset(got, 0, sizeof got);
     if (is_fifo(kind)) {
         snprintf(fifo_path, sizeof fifo_path, "/tmp/asyncshim-fifo-%d", (int)getpid());
@@ -180,55 +175,30 @@ static void print_result(void)
     }
 }
 
-static void run_signal(enum kind k, enum mode m)
+static void select_kind(int k) { kind = (enum kind)k; }
+static int is_sigpause(int k) { return k == SIGPAUSE; }
+
+/* sigpause fails with EINTR whatever SA_RESTART says (and nothing else ends it). */
+static void run_signal(int k, enum mode m)
 {
-    printf("%s, %s:\n", kind_name[k], mode_name[m]);
-    kind = k;
-    set_mode(m);
-    setup();
-    wait_result = -99;
-    wait_errno = 0;
-    /* sigpause fails with EINTR whatever SA_RESTART says (and nothing else ends it). */
-    signal_scenario(m == RESTART, m == RESTART && k != SIGPAUSE, waiter_body, k == SIGPAUSE ? NULL : release);
-    print_result();
-    finish();
+    signal_scenario(m == RESTART, m == RESTART && k != SIGPAUSE, signalled_waiter_body, k == SIGPAUSE ? NULL : release);
 }
 
-static void run_cancel(enum kind k, int pending)
+/* A receive would not wait when the request is made while cancellation is disabled: the request is
+ * acted on first. */
+static void queue_one(void)
 {
-    kind = k;
-    set_mode(RETURN);
-    wait_done = cleanup_ran = may_enter = 0;
-    wait_result = -99;
-    printf("%s, pthread_cancel%s:\n", kind_name[k], pending ? " made while disabled" : "");
-    setup();
-    if (pending && is_mq(k) && !mq_sends(k))
-        mq_send(queue, "queued", 6, 0); /* the call would not wait: the request is acted on first */
-    start_waiter(cancelled_waiter_body, (void *)(long)pending, !pending);
-    pthread_cancel(waiter);
-    ATOMIC_STORE(&may_enter, 1);
-    if (join_cancelled(release) != PTHREAD_CANCELED)
-        print_result();
-    finish();
+    if (is_mq(kind) && !mq_sends(kind))
+        mq_send(queue, "queued", 6, 0);
 }
 
-/* Not interrupted: the call waits until released, then completes. */
-static void run_plain(enum kind k)
+static void print_taken(void)
 {
-    kind = k;
-    wait_done = jumped = 0;
-    wait_result = -99;
-    printf("%s, not interrupted:\n", kind_name[k]);
-    setup();
-    start_waiter(plain_waiter_body, NULL, 1);
-    printf("  waiting before the release: %s\n", ATOMIC_LOAD(&wait_done) ? "no" : "yes");
-    release();
-    pthread_join(waiter, NULL);
-    print_result();
-    if (is_mq(k) && mq_sends(k))
+    if (is_mq(kind) && mq_sends(kind))
         printf("  taken to make room: \"%s\"\n", taken);
-    finish();
 }
+
+static const struct waiter_steps steps = { setup, release, print_result, finish, queue_one, print_taken };
 
 /* tcdrain: on a pseudo-terminal it returns at once; on a pipe ENOTTY; a pending request acts at entry.
  * msync (which waits for the write-back, uninterruptibly): a pending request acts at entry. */
@@ -314,7 +284,7 @@ static void first_signal(void)
     setup();
     mask_usr2(SIG_BLOCK);
     set_signal_handler(SIGUSR2, waiter_handler, 0);
-    start_waiter(waiter_body, NULL, 1);
+    start_waiter(signalled_waiter_body, NULL, 1);
     int sent = 0;
     while (!ATOMIC_LOAD(&wait_done) && sent < 100) {
         kill(getpid(), SIGUSR2);
@@ -331,24 +301,6 @@ static void first_signal(void)
     finish();
 }
 
-/* Runs the copy of this program with the stall monitor off (two workers, so that the main thread runs
- * while the waiter keeps one). */
-static void run_first_signal_copy(void)
-{
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        setenv("ASYNCSHIM_STALL_MS", "0", 1);
-        setenv("ASYNCSHIM_WORKERS", "2", 1);
-        execl("/proc/self/exe", "kernel_waits_interrupted", "first-signal", (char *)NULL);
-        _exit(127);
-    }
-    int st = 0;
-    waitpid(pid, &st, 0);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        printf("the copy with the monitor off ended with status %d\n", st);
-}
-
 int main(int argc, char **argv)
 {
     test_init();
@@ -357,18 +309,10 @@ int main(int argc, char **argv)
         first_signal();
         return test_exit_status();
     }
-    /* The main thread never takes the process-directed signal. */
-    mask_usr2(SIG_BLOCK);
-    for (int k = 0; k < KINDS; k++)
-        for (int m = 0; m < MODES; m++)
-            run_signal((enum kind)k, (enum mode)m);
-    for (int k = 0; k < KINDS; k++) {
-        run_cancel((enum kind)k, 0);
-        run_cancel((enum kind)k, 1);
-        if (k != SIGPAUSE)
-            run_plain((enum kind)k);
-    }
+    /* sigpause only ends for a handler. */
+    all_scenarios(&steps, kind_name, KINDS, select_kind, run_signal, is_sigpause);
     run_tcdrain();
-    run_first_signal_copy();
+    /* Two workers in the copy, so that the main thread runs while the waiter keeps one. */
+    run_copy_monitor_off("first-signal", "2");
     return test_exit_status();
 }

@@ -86,16 +86,11 @@ static void do_wait(void)
     }
 }
 
-static void *waiter_body(void *arg)
-{
-    (void)arg;
-    wait_in_waiter(do_wait, NULL);
-    return NULL;
-}
-
 /* An AIO read of an empty pipe, or a FIFO with no other end. */
 static void setup(void)
 {
+    wait_result = -99;
+    wait_errno = 0;
     memset(got, 0, sizeof got);
     memset(aio_buf, 0, sizeof aio_buf);
     fd_cloexec = -1;
@@ -154,7 +149,7 @@ static void finish(void)
         pipe_fds[0] = -1;
         return;
     }
-    if (kind == FOPEN64_WRITE && release_fd >= 0 && wait_result == 0) {
+    if (kind == FOPEN64_WRITE && release_fd >= 0) {
         char buf[32] = { 0 };
         ssize_t n = read(release_fd, buf, sizeof buf - 1);
         printf("  the FIFO's reader got: %s\n", n > 0 ? buf : n == 0 ? "end of file" : errname(errno));
@@ -176,50 +171,15 @@ static void print_result(void)
         printf("  close-on-exec: %d\n", fd_cloexec);
 }
 
-static void run_signal(enum kind k, enum mode m)
+static void select_kind(int k) { kind = (enum kind)k; }
+
+/* A timed aio_suspend fails after a handler even with SA_RESTART. */
+static void run_signal(int k, enum mode m)
 {
-    printf("%s, %s:\n", kind_name[k], mode_name[m]);
-    kind = k;
-    set_mode(m);
-    setup();
-    wait_result = -99;
-    wait_errno = 0;
-    signal_scenario(m == RESTART, m == RESTART && k != AIO_TIMED, waiter_body, release);
-    print_result();
-    finish();
+    signal_scenario(m == RESTART, m == RESTART && k != AIO_TIMED, signalled_waiter_body, release);
 }
 
-static void run_cancel(enum kind k, int pending)
-{
-    kind = k;
-    set_mode(RETURN);
-    wait_done = cleanup_ran = may_enter = 0;
-    wait_result = -99;
-    printf("%s, pthread_cancel%s:\n", kind_name[k], pending ? " made while disabled" : "");
-    setup();
-    start_waiter(cancelled_waiter_body, (void *)(long)pending, !pending);
-    pthread_cancel(waiter);
-    ATOMIC_STORE(&may_enter, 1);
-    if (join_cancelled(release) != PTHREAD_CANCELED)
-        print_result();
-    finish();
-}
-
-/* Not interrupted: the call waits until released, then completes. */
-static void run_plain(enum kind k)
-{
-    kind = k;
-    wait_done = jumped = 0;
-    wait_result = -99;
-    printf("%s, not interrupted:\n", kind_name[k]);
-    setup();
-    start_waiter(plain_waiter_body, NULL, 1);
-    printf("  waiting before the release: %s\n", ATOMIC_LOAD(&wait_done) ? "no" : "yes");
-    release();
-    pthread_join(waiter, NULL);
-    print_result();
-    finish();
-}
+static const struct waiter_steps steps = { setup, release, print_result, finish, NULL, NULL };
 
 /* aio_suspend whose request is over, called with a cancellation request pending: returns 0, and the
  * request is acted on at the next cancellation point. */
@@ -334,24 +294,10 @@ static void run_modes(void)
 /* The copy's scenarios (see the top). */
 static void main_must_release(void)
 {
-    run_plain(AIO);
-    run_plain(AIO_TIMED);
-}
-
-static void run_copy(void)
-{
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        setenv("ASYNCSHIM_STALL_MS", "0", 1);
-        setenv("ASYNCSHIM_WORKERS", "1", 1);
-        execl("/proc/self/exe", "kernel_waits_libc", "one-worker", (char *)NULL);
-        _exit(127);
-    }
-    int st = 0;
-    waitpid(pid, &st, 0);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        printf("the copy with one worker and the monitor off ended with status %d\n", st);
+    kind = AIO;
+    plain_scenario(&steps, kind_name[AIO]);
+    kind = AIO_TIMED;
+    plain_scenario(&steps, kind_name[AIO_TIMED]);
 }
 
 int main(int argc, char **argv)
@@ -363,19 +309,10 @@ int main(int argc, char **argv)
         main_must_release();
         return test_exit_status();
     }
-    /* The main thread never takes the process-directed signal. */
-    mask_usr2(SIG_BLOCK);
-    for (int k = 0; k < KINDS; k++)
-        for (int m = 0; m < MODES; m++)
-            run_signal((enum kind)k, (enum mode)m);
-    for (int k = 0; k < KINDS; k++) {
-        run_cancel((enum kind)k, 0);
-        run_cancel((enum kind)k, 1);
-        run_plain((enum kind)k);
-    }
+    all_scenarios(&steps, kind_name, KINDS, select_kind, run_signal, NULL);
     run_over_with_request();
     run_timeout();
     run_modes();
-    run_copy();
+    run_copy_monitor_off("one-worker", "1");
     return test_exit_status();
 }
