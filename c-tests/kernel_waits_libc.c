@@ -1,6 +1,7 @@
 /* Signals and cancellation for a thread waiting in a call that glibc makes inside itself, with a system
  * call no hook sees: aio_suspend (a futex wait inside glibc, for an aio_read of an empty pipe; untimed and
- * with a timeout) and fopen/fopen64 of a FIFO that has no other end (glibc's internal open). As natively:
+ * with a timeout), fopen/fopen64 of a FIFO that has no other end and freopen of a stream onto one (glibc's
+ * internal open). As natively:
  *  - a handler runs in the waiting thread, on its own stack, while the call waits;
  *  - a handler that leaves by siglongjmp abandons the call (no FILE made; the AIO request goes on);
  *  - a handler that returns: the call fails with EINTR without SA_RESTART; with SA_RESTART an untimed
@@ -32,9 +33,9 @@
 #include <unistd.h>
 #include <wchar.h>
 
-enum kind { AIO, AIO_TIMED, FOPEN_READ, FOPEN64_WRITE, KINDS };
+enum kind { AIO, AIO_TIMED, FOPEN_READ, FOPEN64_WRITE, FREOPEN_READ, KINDS };
 static const char *kind_name[] = { "aio_suspend", "aio_suspend(timeout 1 h)", "fopen(FIFO, \"r\")",
-                                   "fopen64(FIFO, \"we\")" };
+                                   "fopen64(FIFO, \"we\")", "freopen(FIFO, \"r\", a stream of /dev/null)" };
 
 static enum kind kind;
 static long wait_result;
@@ -62,7 +63,13 @@ static void do_wait(void)
         wait_errno = errno;
         break;
     case FOPEN_READ:
-        f = fopen(fifo_path, "r");
+    case FREOPEN_READ:
+        if (kind == FOPEN_READ) {
+            f = fopen(fifo_path, "r");
+        } else {
+            f = fopen("/dev/null", "r");
+            f = f ? freopen(fifo_path, "r", f) : NULL;
+        }
         wait_errno = errno;
         wait_result = f ? 0 : -1;
         if (f) {
@@ -125,7 +132,7 @@ static void release(void)
         close(pipe_fds[1]);
         pipe_fds[1] = -1;
     }
-    if (kind == FOPEN_READ && release_fd < 0) {
+    if ((kind == FOPEN_READ || kind == FREOPEN_READ) && release_fd < 0) {
         release_fd = open(fifo_path, O_RDWR | O_NONBLOCK);
         if (write(release_fd, "released\n", 9) != 9)
             exit(3);
@@ -165,7 +172,7 @@ static void print_result(void)
     if (print_if_interrupted(wait_result, wait_errno))
         return;
     printf("  returned %ld\n", wait_result);
-    if (kind == FOPEN_READ)
+    if (kind == FOPEN_READ || kind == FREOPEN_READ)
         printf("  read: %s", got);
     if (kind == FOPEN64_WRITE)
         printf("  close-on-exec: %d\n", fd_cloexec);

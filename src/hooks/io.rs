@@ -304,31 +304,9 @@ pub(crate) fn closed_after_flush(write_error: Option<c_int>, r: c_int) -> c_int 
     }
 }
 
-/// freopen closes the stream's fd with glibc's internal close: forget it first.
-///
-/// # Safety
-/// C contract of freopen.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn freopen(path: *const c_char, mode: *const c_char, f: *mut libc::FILE) -> *mut libc::FILE {
-    // SAFETY: a live FILE per the contract.
-    unsafe { stream_closing(f) };
-    // SAFETY: forwarding.
-    unsafe { real::freopen(path, mode, f) }
-}
-
-/// # Safety
-/// C contract of freopen64.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn freopen64(path: *const c_char, mode: *const c_char, f: *mut libc::FILE) -> *mut libc::FILE {
-    // SAFETY: a live FILE per the contract.
-    unsafe { stream_closing(f) };
-    // SAFETY: forwarding.
-    unsafe { real::freopen64(path, mode, f) }
-}
-
 /// # Safety
 /// `f` is null or a live FILE.
-unsafe fn stream_closing(f: *mut libc::FILE) {
+pub(super) unsafe fn stream_closing(f: *mut libc::FILE) {
     if crate::runtime::running() && !f.is_null() {
         // SAFETY: a live FILE per the contract.
         let fd = unsafe { libc::fileno(f) };

@@ -234,3 +234,65 @@ pub unsafe extern "C" fn fopen64(path: *const c_char, mode: *const c_char) -> *m
     // SAFETY: as for fopen.
     unsafe { fopen(path, mode) }
 }
+
+/// freopen of a FIFO by a coroutine (see `runtime::io::fopen::reopen_fifo`); None: glibc's freopen as it is.
+///
+/// # Safety
+/// C contract of freopen.
+pub(super) unsafe fn freopen_fifo(
+    path: *const c_char,
+    mode: *const c_char,
+    f: *mut libc::FILE,
+) -> Option<*mut libc::FILE> {
+    if path.is_null() || f.is_null() {
+        return None;
+    }
+    worker::current_task()?;
+    // SAFETY: the caller's mode string.
+    let m = unsafe { fopen::parse_mode(mode) }?;
+    // SAFETY: the caller's path, mode and FILE; the open is the shim's own (the caller is a coroutine).
+    unsafe {
+        fopen::reopen_fifo(
+            path,
+            &m,
+            || {
+                super::stdio_write::fflush(f);
+            },
+            || open_at(libc::AT_FDCWD, path, m.flags, 0o666, |p| real::open(p, m.flags, 0o666)),
+            |p| {
+                super::io::stream_closing(f);
+                real::freopen(p, mode, f)
+            },
+        )
+    }
+}
+
+/// freopen closes the stream's fd with glibc's internal close: forget it first.
+///
+/// # Safety
+/// C contract of freopen.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn freopen(path: *const c_char, mode: *const c_char, f: *mut libc::FILE) -> *mut libc::FILE {
+    // SAFETY: the caller's strings and FILE.
+    if let Some(r) = unsafe { freopen_fifo(path, mode, f) } {
+        return r;
+    }
+    // SAFETY: a live FILE per the contract.
+    unsafe { super::io::stream_closing(f) };
+    // SAFETY: forwarding.
+    unsafe { real::freopen(path, mode, f) }
+}
+
+/// # Safety
+/// C contract of freopen64.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn freopen64(path: *const c_char, mode: *const c_char, f: *mut libc::FILE) -> *mut libc::FILE {
+    // SAFETY: the caller's strings and FILE.
+    if let Some(r) = unsafe { freopen_fifo(path, mode, f) } {
+        return r;
+    }
+    // SAFETY: a live FILE per the contract.
+    unsafe { super::io::stream_closing(f) };
+    // SAFETY: forwarding.
+    unsafe { real::freopen64(path, mode, f) }
+}

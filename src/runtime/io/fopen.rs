@@ -16,7 +16,7 @@
 //! check of the descriptor's access mode).
 
 use super::libio::file;
-use crate::runtime::sys::fd;
+use crate::runtime::sys::{fd, fs};
 use std::ffi::{c_char, c_int};
 
 /// glibc's `_IO_FLAGS2_MMAP` and `_IO_FLAGS2_CLOEXEC` (libio.h, the same from 2.31 on).
@@ -109,4 +109,58 @@ pub unsafe fn stream(fd: c_int, mode: &Mode) -> *mut libc::FILE {
 fn set_errno(e: c_int) {
     // SAFETY: the calling thread's errno slot.
     unsafe { *libc::__errno_location() = e };
+}
+
+/// `freopen(path, mode, f)` of a coroutine when `path` names a FIFO opened for reading or for writing
+/// (None otherwise: glibc's `freopen` is made as it is). glibc's opens with its internal `open`, which
+/// would wait for the other end on the worker, so the wait comes first, through the shim's `open`
+/// (`open`, a cancellation point that a handler interrupts): `flush` first, as glibc's `freopen` flushes
+/// the stream before its open. Then the FIFO has the other end, and glibc's `freopen` of the descriptor
+/// just opened (`/proc/self/fd/N`, the same FIFO) returns at once while a non-blocking descriptor of the
+/// other kind, opened on it here, keeps that end there for the instant the call takes (the other end may
+/// have closed again meanwhile: a writer that wrote and left). A failed open (EINTR from a handler,
+/// ENOENT...) fails the `freopen` as glibc's would: the stream closed, NULL, that errno (glibc's `freopen`
+/// of "" closes it and fails; the errno is then set back).
+///
+/// Unlike glibc's, the stream is still open while the open waits: a handler that leaves by `siglongjmp`,
+/// or a cancellation, leaves it open (glibc's leaves it closed, and its lock taken after a `siglongjmp`).
+///
+/// # Safety
+/// `path` is a NUL-terminated string, `f` a live FILE; `real(p)` is glibc's `freopen(p, mode, f)`.
+pub unsafe fn reopen_fifo(
+    path: *const c_char,
+    mode: &Mode,
+    flush: impl FnOnce(),
+    open: impl FnOnce() -> c_int,
+    real: impl FnOnce(*const c_char) -> *mut libc::FILE,
+) -> Option<*mut libc::FILE> {
+    let acc = mode.flags & libc::O_ACCMODE;
+    // SAFETY: per the contract.
+    let st = fs::stat(unsafe { std::ffi::CStr::from_ptr(path) }).ok()?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFIFO || acc == libc::O_RDWR {
+        return None;
+    }
+    flush();
+    let a = open();
+    if a < 0 {
+        // SAFETY: errno of the calling coroutine, set by the open.
+        let e = unsafe { *libc::__errno_location() };
+        let r = real(c"".as_ptr());
+        set_errno(e);
+        return Some(r);
+    }
+    let proc_path = std::ffi::CString::new(format!("/proc/self/fd/{a}")).expect("no NUL");
+    let other = if acc == libc::O_RDONLY { libc::O_WRONLY } else { libc::O_RDONLY };
+    let Ok(end) = fs::open(&proc_path, other | libc::O_NONBLOCK | libc::O_CLOEXEC, 0) else {
+        // No /proc: glibc's own, which waits on the worker.
+        let _ = fd::close(a);
+        return None;
+    };
+    let r = real(proc_path.as_ptr());
+    // SAFETY: errno of the calling coroutine, set by freopen.
+    let e = unsafe { *libc::__errno_location() };
+    let _ = fd::close(end);
+    let _ = fd::close(a);
+    set_errno(e);
+    Some(r)
 }
