@@ -2,6 +2,8 @@
 //! see `runtime::proc_task`; every other path goes on untouched, after a look at its first six bytes. A
 //! coroutine's open is the system call made through `runtime::worker_call` (so that the open of a FIFO,
 //! which waits for the other end, can be cancelled and interrupted as natively), a plain thread's libc's.
+//! `fopen` and `freopen` of a coroutine open through the same path (`runtime::io::fopen`): glibc's open
+//! with their internal `open`, which no hook sees.
 
 use super::set_errno;
 use crate::real;

@@ -12,9 +12,10 @@
 //! handlers, on its own stack (a `siglongjmp` out leaves nothing behind), and act on a cancellation.
 //!
 //! Waiting in the runtime instead would need glibc's request list (private, and locked by glibc's own
-//! mutex) to learn of completions: glibc's AIO threads are real threads from glibc 2.34 (libc creates
-//! them with its internal `pthread_create`) and report to nothing but the waiting list and the
-//! program's `sigevent`. The helper costs one thread per waiting coroutine, as each waiting thread of a
+//! mutex) to learn of completions: glibc's AIO threads report to nothing but the waiting list and the
+//! program's `sigevent` (from glibc 2.34 they are real threads, libc creating them with its internal
+//! `pthread_create`; librt's in 2.31 calls the exported one, so there they are coroutines). The helper
+//! works with either. The helper costs one thread per waiting coroutine, as each waiting thread of a
 //! native program is one.
 //!
 //! What the kernel restarts, this restarts: an untimed wait interrupted by a handler with SA_RESTART goes
