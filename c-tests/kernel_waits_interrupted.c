@@ -41,7 +41,6 @@ static const char *kind_name[] = { "open(FIFO, O_RDONLY)", "openat(FIFO, O_WRONL
                                    "mq_timedreceive", "mq_send", "mq_timedsend", "sigpause" };
 
 static enum kind kind;
-static int may_enter;
 static long wait_result;
 static int wait_errno;
 static char got[16];
@@ -97,16 +96,11 @@ static void do_wait(void)
     wait_errno = errno;
 }
 
-static void *waiter_body(void *arg)
-{
-    (void)arg;
-    wait_in_waiter(do_wait, NULL);
-    return NULL;
-}
-
 /* A FIFO with no other end, or a queue that is empty (receives) or full (sends: one message at most). */
 static void setup(void)
 {
+    wait_result = -99;
+    wait_errno = 0;
     memset(got, 0, sizeof got);
     if (is_fifo(kind)) {
         snprintf(fifo_path, sizeof fifo_path, "/tmp/asyncshim-fifo-%d", (int)getpid());
@@ -181,84 +175,30 @@ static void print_result(void)
     }
 }
 
-static void run_signal(enum kind k, enum mode m)
+static void select_kind(int k) { kind = (enum kind)k; }
+static int is_sigpause(int k) { return k == SIGPAUSE; }
+
+/* sigpause fails with EINTR whatever SA_RESTART says (and nothing else ends it). */
+static void run_signal(int k, enum mode m)
 {
-    printf("%s, %s:\n", kind_name[k], mode_name[m]);
-    kind = k;
-    set_mode(m);
-    setup();
-    wait_result = -99;
-    wait_errno = 0;
-    /* sigpause fails with EINTR whatever SA_RESTART says (and nothing else ends it). */
-    signal_scenario(m == RESTART, m == RESTART && k != SIGPAUSE, waiter_body, k == SIGPAUSE ? NULL : release);
-    print_result();
-    finish();
+    signal_scenario(m == RESTART, m == RESTART && k != SIGPAUSE, signalled_waiter_body, k == SIGPAUSE ? NULL : release);
 }
 
-/* `pending`: the request is made while the thread has cancellation disabled, which it then enables
- * just before the call. */
-static void *cancelled_body(void *arg)
+/* A receive would not wait when the request is made while cancellation is disabled: the request is
+ * acted on first. */
+static void queue_one(void)
 {
-    int pending = (int)(long)arg;
-    note_waiter_stack();
-    if (pending)
-        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
-    pthread_cleanup_push(waiter_cleanup, NULL);
-    ATOMIC_STORE(&armed, 1);
-    if (pending) {
-        wait_at_least(&may_enter, 1, 1, 60000);
-        pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
-    }
-    do_wait();
-    pthread_cleanup_pop(0);
-    ATOMIC_STORE(&wait_done, 1);
-    return NULL;
+    if (is_mq(kind) && !mq_sends(kind))
+        mq_send(queue, "queued", 6, 0);
 }
 
-static void run_cancel(enum kind k, int pending)
+static void print_taken(void)
 {
-    kind = k;
-    set_mode(RETURN);
-    wait_done = cleanup_ran = may_enter = 0;
-    wait_result = -99;
-    printf("%s, pthread_cancel%s:\n", kind_name[k], pending ? " made while disabled" : "");
-    setup();
-    if (pending && is_mq(k) && !mq_sends(k))
-        mq_send(queue, "queued", 6, 0); /* the call would not wait: the request is acted on first */
-    start_waiter(cancelled_body, (void *)(long)pending, !pending);
-    pthread_cancel(waiter);
-    ATOMIC_STORE(&may_enter, 1);
-    if (join_cancelled(release) != PTHREAD_CANCELED)
-        print_result();
-    finish();
-}
-
-static void *plain_body(void *arg)
-{
-    (void)arg;
-    ATOMIC_STORE(&armed, 1);
-    do_wait();
-    ATOMIC_STORE(&wait_done, 1);
-    return NULL;
-}
-
-/* Not interrupted: the call waits until released, then completes. */
-static void run_plain(enum kind k)
-{
-    kind = k;
-    wait_done = jumped = 0;
-    wait_result = -99;
-    printf("%s, not interrupted:\n", kind_name[k]);
-    setup();
-    start_waiter(plain_body, NULL, 1);
-    printf("  waiting before the release: %s\n", ATOMIC_LOAD(&wait_done) ? "no" : "yes");
-    release();
-    pthread_join(waiter, NULL);
-    print_result();
-    if (is_mq(k) && mq_sends(k))
+    if (is_mq(kind) && mq_sends(kind))
         printf("  taken to make room: \"%s\"\n", taken);
-    finish();
 }
+
+static const struct waiter_steps steps = { setup, release, print_result, finish, queue_one, print_taken };
 
 /* tcdrain: on a pseudo-terminal it returns at once; on a pipe ENOTTY; a pending request acts at entry.
  * msync (which waits for the write-back, uninterruptibly): a pending request acts at entry. */
@@ -344,7 +284,7 @@ static void first_signal(void)
     setup();
     mask_usr2(SIG_BLOCK);
     set_signal_handler(SIGUSR2, waiter_handler, 0);
-    start_waiter(waiter_body, NULL, 1);
+    start_waiter(signalled_waiter_body, NULL, 1);
     int sent = 0;
     while (!ATOMIC_LOAD(&wait_done) && sent < 100) {
         kill(getpid(), SIGUSR2);
@@ -361,33 +301,18 @@ static void first_signal(void)
     finish();
 }
 
-/* Runs the copy of this program with the stall monitor off (two workers, so that the main thread runs
- * while the waiter keeps one). */
-static void run_first_signal_copy(void)
-{
-    static const char *const env[] = {"ASYNCSHIM_STALL_MS=0", "ASYNCSHIM_WORKERS=2", NULL};
-    run_self_copy("first-signal", env, "with the monitor off");
-}
-
 int main(int argc, char **argv)
 {
     test_init();
+    waiter_call = do_wait;
     if (argc > 1 && !strcmp(argv[1], "first-signal")) {
         first_signal();
         return test_exit_status();
     }
-    /* The main thread never takes the process-directed signal. */
-    mask_usr2(SIG_BLOCK);
-    for (int k = 0; k < KINDS; k++)
-        for (int m = 0; m < MODES; m++)
-            run_signal((enum kind)k, (enum mode)m);
-    for (int k = 0; k < KINDS; k++) {
-        run_cancel((enum kind)k, 0);
-        run_cancel((enum kind)k, 1);
-        if (k != SIGPAUSE)
-            run_plain((enum kind)k);
-    }
+    /* sigpause only ends for a handler. */
+    all_scenarios(&steps, kind_name, KINDS, select_kind, run_signal, is_sigpause);
     run_tcdrain();
-    run_first_signal_copy();
+    /* Two workers in the copy, so that the main thread runs while the waiter keeps one. */
+    run_copy_monitor_off("first-signal", "2");
     return test_exit_status();
 }

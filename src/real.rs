@@ -229,6 +229,17 @@ mq_calls! {
     mq_timedsend(mq: libc::mqd_t, msg: *const c_char, len: usize, prio: c_uint, abs: *const libc::timespec) -> c_int;
 }
 
+/// glibc's `aio_suspend` (librt's before glibc 2.34, libc's from then on; x86-64 has one `aio_suspend`
+/// under both names and versions, GLIBC_2.2.5 the first).
+pub type AioSuspendFn = unsafe extern "C" fn(*const *const libc::aiocb, c_int, *const libc::timespec) -> c_int;
+
+/// The real `aio_suspend` (see [`AioSuspendFn`]).
+pub fn aio_suspend() -> AioSuspendFn {
+    static SLOT: AtomicUsize = AtomicUsize::new(0);
+    // SAFETY: glibc's function of this signature.
+    unsafe { core::mem::transmute::<usize, AioSuspendFn>(librt_fn(&SLOT, c"aio_suspend", c"GLIBC_2.2.5")) }
+}
+
 type SetSigmaskFn = unsafe extern "C" fn(*mut libc::pthread_attr_t, *const libc::sigset_t) -> c_int;
 
 /// `pthread_attr_setsigmask_np` (glibc 2.32 on), or None on an older glibc.

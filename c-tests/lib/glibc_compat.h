@@ -169,6 +169,32 @@ static __attribute__((unused)) int compat_mq_send(mqd_t q, const char *m, size_t
 #define mq_send compat_mq_send
 #endif
 
+#if !__GLIBC_PREREQ(2, 34)
+/* The POSIX AIO functions too (librt before 2.34). */
+#include <aio.h>
+static __attribute__((unused)) int compat_aio_read(struct aiocb *cb)
+{
+    return ((int (*)(struct aiocb *))compat_rt("aio_read"))(cb);
+}
+static __attribute__((unused)) int compat_aio_error(const struct aiocb *cb)
+{
+    return ((int (*)(const struct aiocb *))compat_rt("aio_error"))(cb);
+}
+static __attribute__((unused)) ssize_t compat_aio_return(struct aiocb *cb)
+{
+    return ((ssize_t(*)(struct aiocb *))compat_rt("aio_return"))(cb);
+}
+static __attribute__((unused)) int compat_aio_suspend(const struct aiocb *const list[], int n,
+                                                      const struct timespec *t)
+{
+    return ((int (*)(const struct aiocb *const[], int, const struct timespec *))compat_rt("aio_suspend"))(list, n, t);
+}
+#define aio_read compat_aio_read
+#define aio_error compat_aio_error
+#define aio_return compat_aio_return
+#define aio_suspend compat_aio_suspend
+#endif
+
 #if __GLIBC_PREREQ(2, 36)
 #include <sys/pidfd.h>
 #else

@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static pthread_t waiter;
@@ -189,6 +190,130 @@ static __attribute__((unused)) void *join_cancelled(void (*release)(void))
     printf("  joined: %s, cleanup handler ran: %s\n", value == PTHREAD_CANCELED ? "PTHREAD_CANCELED" : "a value",
            ATOMIC_LOAD(&cleanup_ran) ? "yes" : "no");
     return value;
+}
+
+/* The wait a cancelled or plain waiter makes (cancelled_waiter_body(), plain_waiter_body()), and the flag
+ * that lets a waiter whose request was made while it had cancellation disabled enter it. */
+static void (*waiter_call)(void);
+static int may_enter;
+
+/* A waiter to cancel: its cleanup handler pushed, it makes waiter_call(); with `arg` non-zero (the request
+ * is made while it has cancellation disabled) it enables cancellation just before the call, once
+ * may_enter is set. */
+static __attribute__((unused)) void *cancelled_waiter_body(void *arg)
+{
+    int pending = (int)(long)arg;
+    note_waiter_stack();
+    if (pending)
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+    pthread_cleanup_push(waiter_cleanup, NULL);
+    ATOMIC_STORE(&armed, 1);
+    if (pending) {
+        wait_at_least(&may_enter, 1, 1, 60000);
+        pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+    }
+    waiter_call();
+    pthread_cleanup_pop(0);
+    ATOMIC_STORE(&wait_done, 1);
+    return NULL;
+}
+
+/* A waiter for a signal scenario: wait_in_waiter() with waiter_call(). */
+static __attribute__((unused)) void *signalled_waiter_body(void *arg)
+{
+    (void)arg;
+    wait_in_waiter(waiter_call, NULL);
+    return NULL;
+}
+
+/* A waiter that makes waiter_call() and nothing else. */
+static __attribute__((unused)) void *plain_waiter_body(void *arg)
+{
+    (void)arg;
+    ATOMIC_STORE(&armed, 1);
+    waiter_call();
+    ATOMIC_STORE(&wait_done, 1);
+    return NULL;
+}
+
+/* A test's steps around a waiter's call, for cancel_scenario() and plain_scenario(): make what the call
+ * waits for (`setup`), let it complete (`release`), print how it ended (`print_result`), print what it
+ * left and clean up (`finish`); `before_start` (if any) runs after `setup` in a cancel scenario whose
+ * request is made while cancellation is disabled, `after_join` (if any) after a plain scenario's join. */
+struct waiter_steps {
+    void (*setup)(void), (*release)(void), (*print_result)(void), (*finish)(void);
+    void (*before_start)(void), (*after_join)(void);
+};
+
+/* `name`, pthread_cancel: the waiter cancelled while it waits, or with the request made while it had
+ * cancellation disabled (`pending`; it enables it just before the call); the join and what it gave. */
+static __attribute__((unused)) void cancel_scenario(const struct waiter_steps *s, const char *name, int pending)
+{
+    set_mode(RETURN);
+    wait_done = cleanup_ran = may_enter = 0;
+    printf("%s, pthread_cancel%s:\n", name, pending ? " made while disabled" : "");
+    s->setup();
+    if (pending && s->before_start)
+        s->before_start();
+    start_waiter(cancelled_waiter_body, (void *)(long)pending, !pending);
+    pthread_cancel(waiter);
+    ATOMIC_STORE(&may_enter, 1);
+    if (join_cancelled(s->release) != PTHREAD_CANCELED)
+        s->print_result();
+    s->finish();
+}
+
+/* `name`, not interrupted: the call waits until released, then completes. */
+static __attribute__((unused)) void plain_scenario(const struct waiter_steps *s, const char *name)
+{
+    wait_done = jumped = 0;
+    printf("%s, not interrupted:\n", name);
+    s->setup();
+    start_waiter(plain_waiter_body, NULL, 1);
+    printf("  waiting before the release: %s\n", ATOMIC_LOAD(&wait_done) ? "no" : "yes");
+    s->release();
+    pthread_join(waiter, NULL);
+    s->print_result();
+    if (s->after_join)
+        s->after_join();
+    s->finish();
+}
+
+/* Runs this program again with argument `arg`, the shim's stall monitor off and `workers` workers (for
+ * scenarios in which a thread may keep its worker); says so if the copy does not exit with 0. */
+static __attribute__((unused)) void run_copy_monitor_off(const char *arg, const char *workers)
+{
+    static char workers_env[64];
+    snprintf(workers_env, sizeof workers_env, "ASYNCSHIM_WORKERS=%s", workers);
+    const char *const env[] = {"ASYNCSHIM_STALL_MS=0", workers_env, NULL};
+    run_self_copy(arg, env, "with the monitor off");
+}
+
+/* Every kind's scenarios, the main thread blocking the process-directed signal: for each signal mode,
+ * the steps around `run_signal(k, m)` (a signal_scenario()), then pthread_cancel while the call waits and made while disabled, and not interrupted
+ * (unless `never_completes(k)`). `select_kind(k)` makes k the kind the steps work on. */
+static __attribute__((unused)) void all_scenarios(const struct waiter_steps *s, const char *const names[], int kinds,
+                                                  void (*select_kind)(int), void (*run_signal)(int, enum mode),
+                                                  int (*never_completes)(int))
+{
+    mask_usr2(SIG_BLOCK);
+    for (int k = 0; k < kinds; k++)
+        for (int m = 0; m < MODES; m++) {
+            printf("%s, %s:\n", names[k], mode_name[m]);
+            select_kind(k);
+            set_mode((enum mode)m);
+            s->setup();
+            run_signal(k, (enum mode)m);
+            s->print_result();
+            s->finish();
+        }
+    for (int k = 0; k < kinds; k++) {
+        select_kind(k);
+        cancel_scenario(s, names[k], 0);
+        cancel_scenario(s, names[k], 1);
+        if (!never_completes || !never_completes(k))
+            plain_scenario(s, names[k]);
+    }
 }
 
 #endif

@@ -8,7 +8,7 @@ use super::set_errno;
 use crate::real;
 use crate::runtime::cancel;
 use crate::runtime::io::closing::{self, Closing};
-use crate::runtime::io::{IoResult, fd, file, kind, msgq, rw};
+use crate::runtime::io::{IoResult, aio, fd, file, kind, msgq, rw};
 use crate::runtime::worker;
 use std::ffi::{c_char, c_int, c_uint, c_void};
 
@@ -304,31 +304,9 @@ pub(crate) fn closed_after_flush(write_error: Option<c_int>, r: c_int) -> c_int 
     }
 }
 
-/// freopen closes the stream's fd with glibc's internal close: forget it first.
-///
-/// # Safety
-/// C contract of freopen.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn freopen(path: *const c_char, mode: *const c_char, f: *mut libc::FILE) -> *mut libc::FILE {
-    // SAFETY: a live FILE per the contract.
-    unsafe { stream_closing(f) };
-    // SAFETY: forwarding.
-    unsafe { real::freopen(path, mode, f) }
-}
-
-/// # Safety
-/// C contract of freopen64.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn freopen64(path: *const c_char, mode: *const c_char, f: *mut libc::FILE) -> *mut libc::FILE {
-    // SAFETY: a live FILE per the contract.
-    unsafe { stream_closing(f) };
-    // SAFETY: forwarding.
-    unsafe { real::freopen64(path, mode, f) }
-}
-
 /// # Safety
 /// `f` is null or a live FILE.
-unsafe fn stream_closing(f: *mut libc::FILE) {
+pub(super) unsafe fn stream_closing(f: *mut libc::FILE) {
     if crate::runtime::running() && !f.is_null() {
         // SAFETY: a live FILE per the contract.
         let fd = unsafe { libc::fileno(f) };
@@ -477,6 +455,37 @@ pub unsafe extern "C" fn mq_timedreceive(
     let args = [mq as usize, msg as usize, len, prio as usize, abs as usize, 0];
     // SAFETY: the program's arguments, as the system call takes them; forwarding otherwise.
     unsafe { in_kernel_wait(libc::SYS_mq_timedreceive, args, || real::mq_timedreceive(mq, msg, len, prio, abs)) }
+}
+
+/// aio_suspend: a cancellation point where it waits (glibc's acts on a request only in its futex wait: a
+/// call that finds a request over returns at once, as the real call made here does).
+///
+/// # Safety
+/// C contract of aio_suspend.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn aio_suspend(
+    list: *const *const libc::aiocb,
+    nent: c_int,
+    timeout: *const libc::timespec,
+) -> c_int {
+    let real = real::aio_suspend();
+    // SAFETY: the program's list, as glibc reads it.
+    if worker::current_task().is_none() || !unsafe { aio::would_wait(list, nent) } {
+        // SAFETY: forwarding.
+        return unsafe { real(list, nent, timeout) };
+    }
+    cancel::point(|| {
+        // SAFETY: the calling coroutine's arguments, valid for the call.
+        let (r, e) = unsafe { aio::suspend(real, list, nent, timeout) };
+        if r == -1 {
+            set_errno(e);
+        }
+        r
+    })
+}
+
+same_function! {
+    aio_suspend64 = aio_suspend(list: *const *const libc::aiocb, nent: c_int, timeout: *const libc::timespec) -> c_int;
 }
 
 /// mq_receive: mq_timedreceive without a timeout.

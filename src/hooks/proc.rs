@@ -2,11 +2,14 @@
 //! see `runtime::proc_task`; every other path goes on untouched, after a look at its first six bytes. A
 //! coroutine's open is the system call made through `runtime::worker_call` (so that the open of a FIFO,
 //! which waits for the other end, can be cancelled and interrupted as natively), a plain thread's libc's.
+//! `fopen` and `freopen` of a coroutine open through the same path (`runtime::io::fopen`): glibc's open
+//! with their internal `open`, which no hook sees.
 
 use super::set_errno;
 use crate::real;
+use crate::runtime::io::fopen;
 use crate::runtime::proc_task::{self, Opened};
-use crate::runtime::{self, cancel, sys::usercopy, worker_call};
+use crate::runtime::{self, cancel, sys::usercopy, worker, worker_call};
 use std::ffi::{c_char, c_int, c_uint};
 
 /// Whether the runtime runs and the path starts with "/proc/" (read fault-safely: a bad pointer is libc's
@@ -229,8 +232,19 @@ fn fopen_translated(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fopen(path: *const c_char, mode: *const c_char) -> *mut libc::FILE {
     // SAFETY: forwarding.
-    fopen_translated(path, mode, |p| unsafe { real::fopen(p, mode) })
-        .unwrap_or_else(|| unsafe { real::fopen(path, mode) })
+    fopen_translated(path, mode, |p| unsafe { real::fopen(p, mode) }).unwrap_or_else(|| {
+        // SAFETY: the caller's mode string.
+        match worker::current_task().and_then(|_| unsafe { fopen::parse_mode(mode) }) {
+            Some(m) => {
+                // SAFETY: forwarding (the real open is not called: the caller is a coroutine).
+                let fd = open_at(libc::AT_FDCWD, path, m.flags, 0o666, |p| unsafe { real::open(p, m.flags, 0o666) });
+                // SAFETY: the descriptor just opened as the mode says.
+                if fd < 0 { core::ptr::null_mut() } else { unsafe { fopen::stream(fd, &m) } }
+            }
+            // SAFETY: forwarding.
+            None => unsafe { real::fopen(path, mode) },
+        }
+    })
 }
 
 /// # Safety
@@ -239,4 +253,66 @@ pub unsafe extern "C" fn fopen(path: *const c_char, mode: *const c_char) -> *mut
 pub unsafe extern "C" fn fopen64(path: *const c_char, mode: *const c_char) -> *mut libc::FILE {
     // SAFETY: as for fopen.
     unsafe { fopen(path, mode) }
+}
+
+/// freopen of a FIFO by a coroutine (see `runtime::io::fopen::reopen_fifo`); None: glibc's freopen as it is.
+///
+/// # Safety
+/// C contract of freopen.
+pub(super) unsafe fn freopen_fifo(
+    path: *const c_char,
+    mode: *const c_char,
+    f: *mut libc::FILE,
+) -> Option<*mut libc::FILE> {
+    if path.is_null() || f.is_null() {
+        return None;
+    }
+    worker::current_task()?;
+    // SAFETY: the caller's mode string.
+    let m = unsafe { fopen::parse_mode(mode) }?;
+    // SAFETY: the caller's path, mode and FILE; the open is the shim's own (the caller is a coroutine).
+    unsafe {
+        fopen::reopen_fifo(
+            path,
+            &m,
+            || {
+                super::stdio_write::fflush(f);
+            },
+            || open_at(libc::AT_FDCWD, path, m.flags, 0o666, |p| real::open(p, m.flags, 0o666)),
+            |p| {
+                super::io::stream_closing(f);
+                real::freopen(p, mode, f)
+            },
+        )
+    }
+}
+
+/// freopen closes the stream's fd with glibc's internal close: forget it first.
+///
+/// # Safety
+/// C contract of freopen.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn freopen(path: *const c_char, mode: *const c_char, f: *mut libc::FILE) -> *mut libc::FILE {
+    // SAFETY: the caller's strings and FILE.
+    if let Some(r) = unsafe { freopen_fifo(path, mode, f) } {
+        return r;
+    }
+    // SAFETY: a live FILE per the contract.
+    unsafe { super::io::stream_closing(f) };
+    // SAFETY: forwarding.
+    unsafe { real::freopen(path, mode, f) }
+}
+
+/// # Safety
+/// C contract of freopen64.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn freopen64(path: *const c_char, mode: *const c_char, f: *mut libc::FILE) -> *mut libc::FILE {
+    // SAFETY: the caller's strings and FILE.
+    if let Some(r) = unsafe { freopen_fifo(path, mode, f) } {
+        return r;
+    }
+    // SAFETY: a live FILE per the contract.
+    unsafe { super::io::stream_closing(f) };
+    // SAFETY: forwarding.
+    unsafe { real::freopen64(path, mode, f) }
 }

@@ -328,14 +328,21 @@ pub unsafe fn syscall(
 fn abort<R>(done: &Done<R>) {
     done.abort.store(1, Ordering::SeqCst);
     // The helper stores its tid before it looks at the flag: either it sees the flag, or we see its tid.
-    let tid = done.tid.load(Ordering::SeqCst);
-    if tid != 0 && done.finished.load(Ordering::Acquire) == 0 {
-        super::preempt::signal::send_abort(tid);
-    }
+    let mut resend_at = 0;
     while done.finished.load(Ordering::Acquire) == 0 {
+        let now = super::sys::time::monotonic_ns();
+        // Again every millisecond: a call libc makes inside itself (`sys::abortable::foreign`) ends only
+        // when the signal finds it in its wait, which it may not have begun yet.
+        if now >= resend_at {
+            let tid = done.tid.load(Ordering::SeqCst);
+            if tid != 0 {
+                super::preempt::signal::send_abort(tid);
+            }
+            resend_at = now + 1_000_000;
+        }
         // Short sleeps, no wake-up: the helper wakes only the parking lot (the record is freed as soon as
         // this sees `finished`, so nothing may touch its words after that).
-        let _ = futex::wait(&done.finished, 0, Some(super::sys::time::monotonic_ns() + 50_000));
+        let _ = futex::wait(&done.finished, 0, Some(now + 50_000));
     }
 }
 

@@ -119,6 +119,12 @@ fn blocking_on_read_of(
             r => break r,
         }
         if !skip && fd::program_nonblocking(t.fd, e) {
+            // The program's own non-blocking description: its real call cannot block, and it answers as
+            // natively where the gate's poll says otherwise (a FIFO that has had no writer since it was
+            // opened reads end of file, but polls as not readable).
+            if kind == Kind::Pollable {
+                break attempt(t.fd, Kind::Blocking);
+            }
             break Err(Errno(libc::EAGAIN));
         }
         // The first wait for room on this object: mark it and try once more (see `FdEntry::ready`).

@@ -29,11 +29,13 @@
 //! Below the scheduler core, which calls them: [`netpoll`] (it imports only `sys`), [`ready`] and [`fd`]
 //! (the netpoller, the parking lot, `lock`, `sys`). The rest is policy over core.
 
+pub mod aio;
 pub mod attempt;
 pub mod blocking;
 pub mod closing;
 pub mod fd;
 pub mod file;
+pub mod fopen;
 pub mod kind;
 mod libio;
 pub mod mmsg;

@@ -132,7 +132,10 @@ extern "C" fn on_signal(sig: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_
         }
         Some(true) => {
             // SAFETY: the context the kernel passed, on the thread it interrupted.
-            unsafe { sys::abortable::abort_in_context(ctx as *mut libc::ucontext_t) };
+            unsafe {
+                sys::abortable::abort_in_context(ctx as *mut libc::ucontext_t);
+                sys::abortable::abort_foreign_in_context(ctx as *mut libc::ucontext_t);
+            }
             return;
         }
         Some(false) => {}

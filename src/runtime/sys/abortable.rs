@@ -18,9 +18,14 @@
 //! with EINTR. At the `syscall` instruction the two look alike but for `rcx`: the routine loads the
 //! flag's address into it, and the instruction itself overwrites it with its return address, which the
 //! kernel leaves there when it rewinds a call to restart it.
+//!
+//! [`foreign`] aborts a call libc makes inside itself (`aio_suspend`'s futex wait), whose instructions no
+//! window covers: while the helper makes it, the same signal ends a futex wait of the thread's (see
+//! [`abort_foreign_in_context`]), which libc treats as the EINTR the program's handler would have caused.
 
 use super::syscall::Errno;
-use core::sync::atomic::{AtomicI32, AtomicU32};
+use core::cell::Cell;
+use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
 /// A call made through [`call`] by a thread another may abort: the kernel tid of the thread while the call
 /// may be under way (0 otherwise), and the call's flag.
@@ -173,5 +178,60 @@ pub unsafe fn abort_in_context(uc: *mut libc::ucontext_t) {
         let restarted = pc == insn && gregs[libc::REG_RCX as usize] as usize == insn + 2;
         let exit = if restarted { &asyncshim_abortable_aborted } else { &asyncshim_abortable_skipped };
         gregs[libc::REG_RIP as usize] = exit as *const u8 as usize as i64;
+    }
+}
+
+thread_local! {
+    /// The abort flag of the call the thread makes now in [`foreign`] (null outside it). Read by the
+    /// abort signal's handler, sent only to helper threads: their TLS is a plain thread's, allocated
+    /// when the thread started (no lazy allocation in the handler).
+    static FOREIGN: Cell<*const AtomicU32> = const { Cell::new(core::ptr::null()) };
+}
+
+/// Runs `f`, a libc call that waits on a futex inside libc (`aio_suspend`), so that once `flag` is set
+/// the abort signal ends that wait with EINTR ([`abort_foreign_in_context`]). None when `flag` was set
+/// before `f` began (it was not called). A signal that comes while `f` is not in its wait (about to
+/// begin it) ends nothing: the aborting thread sends it again until `f` is over.
+pub fn foreign<R>(flag: &AtomicU32, f: impl FnOnce() -> R) -> Option<R> {
+    FOREIGN.with(|c| c.set(flag));
+    // After the flag's address is published: an abort that came before it is seen here.
+    let r = if flag.load(Ordering::SeqCst) != 0 { None } else { Some(f()) };
+    FOREIGN.with(|c| c.set(core::ptr::null()));
+    r
+}
+
+/// The futex operations that wait for a wake-up (FUTEX_WAIT, FUTEX_WAIT_BITSET), without the private
+/// and clock flags.
+fn is_futex_wait(op: usize) -> bool {
+    matches!(op & !((libc::FUTEX_PRIVATE_FLAG | libc::FUTEX_CLOCK_REALTIME) as usize), 0 | 9)
+}
+
+/// For the abort signal's handler: if the thread is in [`foreign`] with its flag set and the interrupted
+/// code is at a `syscall` instruction making a futex wait — the kernel rewound the wait to restart it
+/// under the signal's SA_RESTART (a timed wait already fails with EINTR: the kernel does not restart it
+/// after a handler), or it is about to make it — the wait returns EINTR instead, as under a handler
+/// without SA_RESTART. libc's futex waits all allow spurious wake-ups (a lock's wait tries again),
+/// so one that was not the call's own wait loses nothing. Async-signal-safe.
+///
+/// # Safety
+/// `uc` is the context the kernel passed to the handler, running on the interrupted thread.
+pub unsafe fn abort_foreign_in_context(uc: *mut libc::ucontext_t) {
+    let flag = FOREIGN.with(|c| c.get());
+    // SAFETY: a non-null FOREIGN is the flag of the call the thread is in (it outlives the call).
+    if flag.is_null() || unsafe { (*flag).load(Ordering::SeqCst) } == 0 {
+        return;
+    }
+    // SAFETY: per the contract; the instruction bytes are read at the interrupted pc, which is code.
+    unsafe {
+        let gregs = &mut (*uc).uc_mcontext.gregs;
+        let pc = gregs[libc::REG_RIP as usize] as usize;
+        if core::ptr::read_unaligned(pc as *const [u8; 2]) != [0x0f, 0x05] {
+            return;
+        }
+        if gregs[libc::REG_RAX as usize] != libc::SYS_futex || !is_futex_wait(gregs[libc::REG_RSI as usize] as usize) {
+            return;
+        }
+        gregs[libc::REG_RAX as usize] = -(libc::EINTR as i64);
+        gregs[libc::REG_RIP as usize] = (pc + 2) as i64;
     }
 }
