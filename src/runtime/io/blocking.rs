@@ -5,7 +5,7 @@
 //! duplicate of the same object, as the kernel's call keeps its own reference. A program's own
 //! non-blocking fds never park.
 
-use super::super::park::{OnSignal, Wait, WaitReason};
+use super::super::park::{self, OnSignal, Wait, WaitReason};
 use super::super::parking_lot::{self, Parked};
 use super::super::sys::syscall::Errno;
 use super::super::sys::{self, time};
@@ -143,7 +143,12 @@ fn blocking_on_read_of(
         parked = true;
         let reason = if dir == Dir::Read { WaitReason::FdRead } else { WaitReason::FdWrite };
         let wait = Wait::new(reason, t.fd as usize, on_signal).until(d);
-        let moved_to = match parking_lot::park(seqp as *const _ as usize, 0, unchanged, || {}, wait) {
+        // In the side's slot if it is free (the common case: one reader per socket), else in the lot.
+        let parked = match park::park_in_slot(e.slot(dir), unchanged, wait) {
+            Some(p) => p,
+            None => parking_lot::park(seqp as *const _ as usize, 0, unchanged, || {}, wait),
+        };
+        let moved_to = match parked {
             Parked::TimedOut => break Err(Errno(libc::EAGAIN)),
             Parked::Interrupted => break Err(interrupted()),
             // The program closed the number: go on with the hidden duplicate the close handed over.
