@@ -214,14 +214,24 @@ pub fn blocking_on_restarting(t: &mut Target, dir: Dir, mut attempt: impl FnMut(
 /// A blocking write on a stream returns only when all was written (or on an error or signal after some
 /// was: then the count so far), as the kernel's does.
 pub fn write_all(fd: i32, len: usize, mut attempt: impl FnMut(i32, usize, Kind) -> IoResult) -> IoResult {
-    // Files and other objects epoll cannot watch: one real call, whose count is the kernel's (a short
-    // count at ENOSPC or RLIMIT_FSIZE must not become a second call raising SIGXFSZ).
-    if let Some(e) = fd::entry(fd)
-        && matches!(kind_of(fd, e), Kind::File | Kind::Blocking)
-    {
-        return attempt(fd, 0, e.kind());
-    }
     let mut done = 0usize;
+    if let Some(e) = fd::entry(fd) {
+        match kind_of(fd, e) {
+            // Files and other objects epoll cannot watch: one real call, whose count is the kernel's (a
+            // short count at ENOSPC or RLIMIT_FSIZE must not become a second call raising SIGXFSZ).
+            k @ (Kind::File | Kind::Blocking) => return attempt(fd, 0, k),
+            // A socket's write almost always goes through at once: its first try needs none of a wait's
+            // set-up (the loop below makes it again, and waits, only when there was no room).
+            Kind::Socket => match attempt(fd, 0, Kind::Socket) {
+                Ok(n) if n >= len || n == 0 => return Ok(n),
+                Ok(n) => done = n,
+                Err(Errno(libc::EAGAIN)) if fd::program_nonblocking(fd, e) => return Err(Errno(libc::EAGAIN)),
+                Err(Errno(libc::EAGAIN | libc::ENOTSOCK)) => {}
+                Err(e) => return Err(e),
+            },
+            _ => {}
+        }
+    }
     let mut t = Target::new(fd);
     loop {
         match blocking_on(&mut t, Dir::Write, OnSignal::FailUnlessRestart, |fd, kind| attempt(fd, done, kind)) {
