@@ -652,12 +652,20 @@ pub fn unpark_one(key: usize, callback: impl FnOnce(Unparking) -> usize) -> usiz
 }
 
 /// Wakes every waiter on `key`. The caller has changed the state its waiters validate first (see [`Bucket`]).
+/// Inlined: almost always nobody waits (an fd's waiter is in its slot), which costs the check alone.
+#[inline(always)]
 pub fn unpark_all(key: usize, token: usize) -> usize {
     // A read-modify-write, not a load: see `Bucket` for why that keeps a concurrent park from being missed.
     let bk = bucket(key);
     if bk.waiters.fetch_add(0, Ordering::AcqRel) == 0 {
         return 0;
     }
+    unpark_all_queued(bk, key, token)
+}
+
+/// [`unpark_all`] once the bucket has waiters.
+#[inline(never)]
+fn unpark_all_queued(bk: &Bucket, key: usize, token: usize) -> usize {
     // Every waiter on the key goes, so its whole list leaves the bucket at once: one look-up of the key
     // instead of one per node to unlink it (this is the netpoller's wake-up of an fd's waiters, once per
     // round trip of a server).

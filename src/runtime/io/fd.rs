@@ -471,12 +471,20 @@ pub fn from_token(token: u64) -> (i32, u32) {
 /// Makes sure `fd`'s current object (entry `e`) is watched by the netpoller, with a token that names
 /// this generation. Err(EPERM) for objects epoll cannot watch (regular files): the caller then makes the
 /// real, blocking call.
+/// Inlined: every park of a read or write asks, and the answer is almost always yes.
+#[inline(always)]
 pub fn register(fd: i32, e: &FdEntry) -> Result<(), sys::Errno> {
     // Registered for this object already: the common case, without the table's lock (and so with a
     // netpoller). (A close racing with us bumps the generation, which the caller's park checks.)
     if e.registered.load(Ordering::Acquire) == e.generation.load(Ordering::Acquire).wrapping_add(1) {
         return Ok(());
     }
+    register_now(fd, e)
+}
+
+/// [`register`] for an object not registered yet.
+#[inline(never)]
+fn register_now(fd: i32, e: &FdEntry) -> Result<(), sys::Errno> {
     let p = netpoll::get_or_start(move_high).ok_or(sys::Errno(libc::ENOMEM))?;
     // Under the lock, so that no close or dup2 changes the number between the look and the watch.
     let _g = table().changes.lock();
