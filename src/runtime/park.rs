@@ -36,7 +36,7 @@
 use super::parking_lot::{self, Parked, Slot, WaitNode, Waker};
 use super::task::{Switch, Task, TaskRef, Wake};
 pub use super::wait_reason::WaitReason;
-use super::{scheduler, stats, sys, worker};
+use super::{scheduler, stats, worker};
 use core::sync::atomic::Ordering;
 
 /// What a handled signal does to a wait: what the kernel (or glibc) does to the call the wait emulates.
@@ -173,7 +173,7 @@ impl Parking {
         let w = &me.waiting_for;
         w[0].store(wait.reason as u64 + 1, Ordering::Relaxed);
         w[1].store(wait.on as u64, Ordering::Relaxed);
-        w[2].store(sys::time::monotonic_coarse_ns(), Ordering::Relaxed);
+        w[2].store(super::cputime::account::stamp_now(), Ordering::Relaxed);
         Parking { me, park, wait }
     }
 
