@@ -33,10 +33,10 @@
 //! gives the lot a waker that ends exactly that park (its generation). Its queue node lives in the task
 //! record, so a wake-up finds the task from the node's address.
 
-use super::parking_lot::{self, Parked, WaitNode, Waker};
+use super::parking_lot::{self, Parked, Slot, WaitNode, Waker};
 use super::task::{Switch, Task, TaskRef, Wake};
 pub use super::wait_reason::WaitReason;
-use super::{scheduler, stats, sys, worker};
+use super::{scheduler, stats, worker};
 use core::sync::atomic::Ordering;
 
 /// What a handled signal does to a wait: what the kernel (or glibc) does to the call the wait emulates.
@@ -173,7 +173,7 @@ impl Parking {
         let w = &me.waiting_for;
         w[0].store(wait.reason as u64 + 1, Ordering::Relaxed);
         w[1].store(wait.on as u64, Ordering::Relaxed);
-        w[2].store(sys::time::monotonic_coarse_ns(), Ordering::Relaxed);
+        w[2].store(super::cputime::account::stamp_now(), Ordering::Relaxed);
         Parking { me, park, wait }
     }
 
@@ -273,6 +273,52 @@ pub fn sleep_until_interruptible(deadline: u64) -> Wake {
     let Some(me) = worker::current_task() else { return Wake::TimedOut };
     Parking::begin(me, Wait::new(WaitReason::Sleep, deadline as usize, OnSignal::Fail).until(Some(deadline)))
         .sleep(|why| why)
+}
+
+/// Parks the calling coroutine in `slot` (see `parking_lot::Slot`: an fd's readiness side) unless
+/// `validate`, run once the coroutine is in the slot, says the state it waits for already changed. The
+/// outcomes are the parking lot's: `Unparked` with the waker's token, `Invalid`, `TimedOut`, `Interrupted`.
+/// None, having done nothing, when the caller is not a coroutine or another waiter is in the slot: the
+/// caller then parks in the lot on the same key (whose wakers wake the slot first).
+#[inline(always)]
+pub fn park_in_slot(slot: &Slot, validate: impl FnOnce() -> bool, wait: Wait) -> Option<Parked> {
+    if !slot.is_free() {
+        return None;
+    }
+    let me = worker::current_task()?;
+    let parking = Parking::begin(me, wait);
+    let park = parking.generation();
+    let node = &me.wait_node;
+    // Whether the wake-up is our own (a lost race for the slot, or the state changed before we slept):
+    // the park then ends as if `validate` had refused it, after the switch every begun park makes.
+    let mut own = !slot.enter(node, Waker::new(TaskParker::wake, park));
+    if !own && !validate() {
+        own = slot.leave(node);
+    }
+    if own {
+        scheduler::get().wake(me, park, Wake::Unparked);
+    }
+    Some(parking.sleep(|why| match why {
+        Wake::Unparked if own => Parked::Invalid,
+        Wake::Unparked => Parked::Unparked(Slot::handed(node).unwrap_or(0)),
+        // A timeout or a signal: unless a waker took us out of the slot meanwhile (then the wait ended
+        // with its wake-up, whose token it is about to hand over: its wake of this park is lost, as an
+        // unpark of a lot waiter that left the queue first is).
+        _ if own || slot.leave(node) => {
+            if why == Wake::Interrupted {
+                Parked::Interrupted
+            } else {
+                Parked::TimedOut
+            }
+        }
+        _ => loop {
+            if let Some(token) = Slot::handed(node) {
+                break Parked::Unparked(token);
+            }
+            // Not `yield_now`: no handler may run before the wait is left.
+            me.switch_out(Switch::Yield);
+        },
+    }))
 }
 
 /// A coroutine's waits in the parking lot go through the task parker; a plain thread's wait is the lot's

@@ -378,6 +378,84 @@ pub fn forget_token(node: &WaitNode) {
     }
 }
 
+/// A place for one waiter on one key, beside the lot: an fd's readiness side, which almost always has one
+/// coroutine waiting on it (a thread-per-connection server's reader). Entering and waking it are one
+/// atomic read-modify-write each, without the bucket, its lock and its queue; a second waiter on the same
+/// key waits in the lot as before, so a waker wakes both ([`Slot::wake`], then [`unpark_all`]).
+///
+/// The word holds the waiting node's address (0: empty). Both sides change it with a read-modify-write,
+/// so no wake-up is lost: a waker changes the state its waiters validate, then swaps the word; a waiter
+/// swaps itself in, then validates. Either the waker's swap comes later in the word's order (it finds the
+/// waiter), or the waiter's exchange reads from it and so sees the state change. Whoever takes the node
+/// out of the word (a waker, or the waiter leaving after a timeout or a signal) owns the wake-up: a waker
+/// hands over its token ([`WaitNode::unpark_token`], + 1 so that 0 means "not yet") and then wakes the
+/// park the node's waker names; a waiter that finds itself taken waits for that token ([`Slot::leave`]).
+/// All-zero bytes are an empty slot (it lives in the fd table's zero-filled mapping).
+pub struct Slot {
+    node: AtomicUsize,
+}
+
+impl Slot {
+    pub const fn new() -> Slot {
+        Slot { node: AtomicUsize::new(0) }
+    }
+
+    /// Whether no waiter is in the slot now (a hint: the caller then tries [`Slot::enter`]).
+    #[inline(always)]
+    pub fn is_free(&self) -> bool {
+        self.node.load(Ordering::Relaxed) == 0
+    }
+
+    /// Puts the caller's own `node` in the slot, to be woken through `waker`; false if another waiter is
+    /// in it. The caller validates the state it waits on after this, and sleeps.
+    #[inline(always)]
+    pub fn enter(&self, node: &WaitNode, waker: Waker) -> bool {
+        // The node is the caller's and in no queue: its cells are its own until it is published here.
+        node.waker.set(waker);
+        node.unpark_token.store(0, Ordering::Relaxed);
+        self.node.compare_exchange(0, node as *const WaitNode as usize, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+    }
+
+    /// The caller's `node` leaves the slot it entered: true if it was still there (no waker took it).
+    #[inline(always)]
+    pub fn leave(&self, node: &WaitNode) -> bool {
+        let me = node as *const WaitNode as usize;
+        self.node.load(Ordering::Relaxed) == me
+            && self.node.compare_exchange(me, 0, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+    }
+
+    /// The token of the waker that took `node` out of the slot, once handed over (None until then: the
+    /// waker is between its swap and its hand-over).
+    #[inline(always)]
+    pub fn handed(node: &WaitNode) -> Option<usize> {
+        node.unpark_token.load(Ordering::Acquire).checked_sub(1)
+    }
+
+    /// Wakes the slot's waiter, if there is one, handing it `token`. The caller has changed the state the
+    /// waiter validates first. Returns how many were woken (0 or 1).
+    #[inline(always)]
+    pub fn wake(&self, token: usize) -> usize {
+        // A read-modify-write even when empty: see the type's documentation.
+        let n = self.node.swap(0, Ordering::AcqRel);
+        if n == 0 {
+            return 0;
+        }
+        // SAFETY: a node in the slot is its waiter's, which stays put until its token is handed over.
+        let node = unsafe { &*(n as *const WaitNode) };
+        let waker = node.waker.get();
+        // After this store the waiter may go on and park elsewhere: the waker was read before.
+        node.unpark_token.store(token.wrapping_add(1), Ordering::Release);
+        (waker.wake)(node, waker.park);
+        1
+    }
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Slot::new()
+    }
+}
+
 /// The thread parker: a plain OS thread (one the runtime does not run as a coroutine) waits on a futex word
 /// of its own, on its stack.
 pub struct ThreadParker {
@@ -574,12 +652,20 @@ pub fn unpark_one(key: usize, callback: impl FnOnce(Unparking) -> usize) -> usiz
 }
 
 /// Wakes every waiter on `key`. The caller has changed the state its waiters validate first (see [`Bucket`]).
+/// Inlined: almost always nobody waits (an fd's waiter is in its slot), which costs the check alone.
+#[inline(always)]
 pub fn unpark_all(key: usize, token: usize) -> usize {
     // A read-modify-write, not a load: see `Bucket` for why that keeps a concurrent park from being missed.
     let bk = bucket(key);
     if bk.waiters.fetch_add(0, Ordering::AcqRel) == 0 {
         return 0;
     }
+    unpark_all_queued(bk, key, token)
+}
+
+/// [`unpark_all`] once the bucket has waiters.
+#[inline(never)]
+fn unpark_all_queued(bk: &Bucket, key: usize, token: usize) -> usize {
     // Every waiter on the key goes, so its whole list leaves the bucket at once: one look-up of the key
     // instead of one per node to unlink it (this is the netpoller's wake-up of an fd's waiters, once per
     // round trip of a server).
@@ -963,6 +1049,46 @@ mod tests {
             ]
         );
         assert_eq!(waiters(a), 0);
+    }
+
+    /// The slot's waker of the test below: records the park it woke.
+    static SLOT_WOKEN: AtomicU32 = AtomicU32::new(0);
+    fn slot_woke(_: *const WaitNode, park: u32) {
+        SLOT_WOKEN.store(park, Ordering::Release);
+    }
+
+    #[test]
+    fn slot_wake_racing_entry_is_never_lost() {
+        // A waiter that validates after entering against a waker that changes the state, then wakes:
+        // either the waiter sees the change (and leaves, or is taken and handed the token) or the waker
+        // finds it in the slot and wakes it.
+        static SLOT: Slot = Slot::new();
+        static STATE: AtomicU32 = AtomicU32::new(0);
+        for round in 1..=2000u32 {
+            STATE.store(0, Ordering::Release);
+            SLOT_WOKEN.store(0, Ordering::Release);
+            let waiter = std::thread::spawn(move || {
+                let node = WaitNode::new();
+                assert!(SLOT.enter(&node, Waker::new(slot_woke, round)), "round {round}: the slot is free");
+                if STATE.load(Ordering::Acquire) != 0 && SLOT.leave(&node) {
+                    return None;
+                }
+                let start = Instant::now();
+                while SLOT_WOKEN.load(Ordering::Acquire) != round {
+                    assert!(start.elapsed() < Duration::from_secs(10), "round {round}: wake-up lost");
+                    std::hint::spin_loop();
+                }
+                Slot::handed(&node)
+            });
+            if round % 2 == 0 {
+                std::thread::yield_now();
+            }
+            STATE.store(1, Ordering::Release);
+            let woken = SLOT.wake(round as usize);
+            let handed = waiter.join().unwrap();
+            assert_eq!(handed, (woken == 1).then_some(round as usize), "round {round}");
+            assert!(SLOT.is_free());
+        }
     }
 
     #[test]

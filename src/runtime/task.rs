@@ -179,7 +179,7 @@ pub struct Task {
     /// (see `unwind`).
     pub switched_out_at: [AtomicUsize; 3],
     /// What the last park waited for, for the thread listing: the kind (`park::WaitReason` + 1), its object
-    /// (fd, address, deadline or thread, see `park::Wait`) and when it began (coarse monotonic ns).
+    /// (fd, address, deadline or thread, see `park::Wait`) and when it began (`cputime::account::stamp_now`).
     pub waiting_for: [AtomicU64; 3],
     /// 1 while a thread uses the record, for debuggers (see `unwind::debugger`).
     pub debug_live: AtomicU32,

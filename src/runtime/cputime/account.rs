@@ -66,6 +66,19 @@ fn stamp() -> u64 {
     if CLOCK.use_tsc.load(Ordering::Relaxed) { time::tsc() } else { time::monotonic_ns() }
 }
 
+/// A timestamp for "since when" displays (when a park began, for the thread listing): the stamp clock,
+/// one instruction with an invariant TSC where the coarse clock is a vDSO call. [`stamp_age_ns`] says how
+/// long ago it was.
+#[inline(always)]
+pub fn stamp_now() -> u64 {
+    stamp()
+}
+
+/// How many ns ago `then` (a [`stamp_now`] reading, 0: never) was.
+pub fn stamp_age_ns(then: u64) -> u64 {
+    to_ns(stamp().saturating_sub(then), ns_per_tick())
+}
+
 /// Nanoseconds per stamp unit.
 fn ns_per_tick() -> f64 {
     if !CLOCK.use_tsc.load(Ordering::Acquire) {

@@ -5,7 +5,7 @@
 //! duplicate of the same object, as the kernel's call keeps its own reference. A program's own
 //! non-blocking fds never park.
 
-use super::super::park::{OnSignal, Wait, WaitReason};
+use super::super::park::{self, OnSignal, Wait, WaitReason};
 use super::super::parking_lot::{self, Parked};
 use super::super::sys::syscall::Errno;
 use super::super::sys::{self, time};
@@ -149,7 +149,12 @@ fn blocking_on_read_of(
         parked = true;
         let reason = if dir == Dir::Read { WaitReason::FdRead } else { WaitReason::FdWrite };
         let wait = Wait::new(reason, t.fd as usize, on_signal).until(d);
-        let moved_to = match parking_lot::park(seqp as *const _ as usize, 0, unchanged, || {}, wait) {
+        // In the side's slot if it is free (the common case: one reader per socket), else in the lot.
+        let parked = match park::park_in_slot(e.slot(dir), unchanged, wait) {
+            Some(p) => p,
+            None => parking_lot::park(seqp as *const _ as usize, 0, unchanged, || {}, wait),
+        };
+        let moved_to = match parked {
             Parked::TimedOut => break Err(Errno(libc::EAGAIN)),
             Parked::Interrupted => break Err(interrupted()),
             // The program closed the number: go on with the hidden duplicate the close handed over.
@@ -215,14 +220,24 @@ pub fn blocking_on_restarting(t: &mut Target, dir: Dir, mut attempt: impl FnMut(
 /// A blocking write on a stream returns only when all was written (or on an error or signal after some
 /// was: then the count so far), as the kernel's does.
 pub fn write_all(fd: i32, len: usize, mut attempt: impl FnMut(i32, usize, Kind) -> IoResult) -> IoResult {
-    // Files and other objects epoll cannot watch: one real call, whose count is the kernel's (a short
-    // count at ENOSPC or RLIMIT_FSIZE must not become a second call raising SIGXFSZ).
-    if let Some(e) = fd::entry(fd)
-        && matches!(kind_of(fd, e), Kind::File | Kind::Blocking)
-    {
-        return attempt(fd, 0, e.kind());
-    }
     let mut done = 0usize;
+    if let Some(e) = fd::entry(fd) {
+        match kind_of(fd, e) {
+            // Files and other objects epoll cannot watch: one real call, whose count is the kernel's (a
+            // short count at ENOSPC or RLIMIT_FSIZE must not become a second call raising SIGXFSZ).
+            k @ (Kind::File | Kind::Blocking) => return attempt(fd, 0, k),
+            // A socket's write almost always goes through at once: its first try needs none of a wait's
+            // set-up (the loop below makes it again, and waits, only when there was no room).
+            Kind::Socket => match attempt(fd, 0, Kind::Socket) {
+                Ok(n) if n >= len || n == 0 => return Ok(n),
+                Ok(n) => done = n,
+                Err(Errno(libc::EAGAIN)) if fd::program_nonblocking(fd, e) => return Err(Errno(libc::EAGAIN)),
+                Err(Errno(libc::EAGAIN | libc::ENOTSOCK)) => {}
+                Err(e) => return Err(e),
+            },
+            _ => {}
+        }
+    }
     let mut t = Target::new(fd);
     loop {
         match blocking_on(&mut t, Dir::Write, OnSignal::FailUnlessRestart, |fd, kind| attempt(fd, done, kind)) {

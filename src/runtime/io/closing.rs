@@ -6,11 +6,10 @@
 //! netpoller's, hidden duplicates) are not open as far as the program can tell.
 
 use super::super::lock::Lock;
-use super::super::parking_lot;
 use super::super::sys;
 use super::fd::{Dir, FdEntry, HIGH_WATER, Kind, TIMEOUT_UNKNOWN, entry, is_runtime_own, note_number, table};
 use super::netpoll;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::Ordering;
 
 /// What a hook should do with a close, dup2 or dup3 of a number.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -46,11 +45,8 @@ pub fn closing(fd: i32) -> Closing {
         match hidden {
             Some(h) => {
                 // A poll between its probe and its park sees the change (it parks on these sequences).
-                e.read_seq.fetch_add(1, Ordering::AcqRel);
-                e.write_seq.fetch_add(1, Ordering::AcqRel);
                 let token = h as usize + 1;
-                let woken = parking_lot::unpark_all(e.seq(Dir::Read) as *const AtomicU32 as usize, token)
-                    + parking_lot::unpark_all(e.seq(Dir::Write) as *const AtomicU32 as usize, token);
+                let woken = e.wake_side(Dir::Read, token) + e.wake_side(Dir::Write, token);
                 // The bias `hide` set kept the duplicate alive while the waiters were being woken.
                 release_hidden_by(h, HIDDEN_BIAS - woken as u32);
             }

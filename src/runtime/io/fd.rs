@@ -100,6 +100,9 @@ pub struct FdEntry {
     drain_proof: AtomicU32,
     /// Nonzero once something waited for this object to become writable (see [`FdEntry::ready`]).
     write_waited: AtomicU32,
+    /// The first coroutine waiting on each side's sequence waits here, the others in the parking lot on
+    /// the sequence's address (see `parking_lot::Slot`); [`FdEntry::notify`] wakes both.
+    slots: [parking_lot::Slot; 2],
 }
 
 /// Not looked up yet for this object.
@@ -128,6 +131,9 @@ impl FdEntry {
             Dir::Read => &self.read_seq,
             Dir::Write => &self.write_seq,
         }
+    }
+    pub fn slot(&self, dir: Dir) -> &parking_lot::Slot {
+        &self.slots[dir as usize]
     }
     pub fn gate(&self, dir: Dir) -> &AtomicU32 {
         &self.gate[dir as usize]
@@ -265,9 +271,15 @@ impl FdEntry {
 
     /// Wakes every waiter on one side (they retry their call).
     pub fn notify(&self, dir: Dir) {
+        self.wake_side(dir, 0);
+    }
+
+    /// Moves one side's sequence on and wakes its waiters (in the slot and in the lot) with `token`;
+    /// returns how many were woken.
+    pub fn wake_side(&self, dir: Dir, token: usize) -> usize {
         let seq = self.seq(dir);
         seq.fetch_add(1, Ordering::AcqRel);
-        parking_lot::unpark_all(seq as *const AtomicU32 as usize, 0);
+        self.slot(dir).wake(token) + parking_lot::unpark_all(seq as *const AtomicU32 as usize, token)
     }
 }
 
@@ -459,12 +471,20 @@ pub fn from_token(token: u64) -> (i32, u32) {
 /// Makes sure `fd`'s current object (entry `e`) is watched by the netpoller, with a token that names
 /// this generation. Err(EPERM) for objects epoll cannot watch (regular files): the caller then makes the
 /// real, blocking call.
+/// Inlined: every park of a read or write asks, and the answer is almost always yes.
+#[inline(always)]
 pub fn register(fd: i32, e: &FdEntry) -> Result<(), sys::Errno> {
     // Registered for this object already: the common case, without the table's lock (and so with a
     // netpoller). (A close racing with us bumps the generation, which the caller's park checks.)
     if e.registered.load(Ordering::Acquire) == e.generation.load(Ordering::Acquire).wrapping_add(1) {
         return Ok(());
     }
+    register_now(fd, e)
+}
+
+/// [`register`] for an object not registered yet.
+#[inline(never)]
+fn register_now(fd: i32, e: &FdEntry) -> Result<(), sys::Errno> {
     let p = netpoll::get_or_start(move_high).ok_or(sys::Errno(libc::ENOMEM))?;
     // Under the lock, so that no close or dup2 changes the number between the look and the watch.
     let _g = table().changes.lock();

@@ -35,7 +35,6 @@ pub fn request_path(pid: i32) -> String {
 /// The listing as text.
 pub fn text() -> String {
     let mut out = String::new();
-    let now = time::monotonic_coarse_ns();
     let sched = scheduler::get();
     let workers = &sched.workers[..sched.started()];
     let tasks = thread::registry().live_tasks();
@@ -65,7 +64,7 @@ pub fn text() -> String {
                     _ => (format!("running on the CPU on worker #{} (OS thread {tid})", w.id), None),
                 }
             }
-            None => (state_of(t, now), t.switched_out_regs()),
+            None => (state_of(t), t.switched_out_regs()),
         };
         let _ = writeln!(out, "\nthread {} \"{name}\" (coroutine{main}): {what}", t.tid.get());
         match regs {
@@ -85,14 +84,14 @@ pub fn text() -> String {
 }
 
 /// What a coroutine that no worker runs is doing.
-fn state_of(t: &TaskRef, now: u64) -> String {
+fn state_of(t: &TaskRef) -> String {
     let phase = t.state.load(Ordering::Acquire) as u32 & 0xff;
     let worker = t.last_worker.load(Ordering::Relaxed);
     if phase == task::RUNNABLE || phase == task::NOTIFIED {
         return format!("runnable, queued for a worker (last ran on worker #{worker})");
     }
     let [kind, on, since] = t.waiting_for.each_ref().map(|a| a.load(Ordering::Relaxed));
-    let how_long = format!("{:.3} s", now.saturating_sub(since) as f64 / 1e9);
+    let how_long = format!("{:.3} s", super::super::cputime::account::stamp_age_ns(since) as f64 / 1e9);
     let what = match WaitReason::from_index((kind as usize).wrapping_sub(1)) {
         Some(WaitReason::FdRead) => format!("waiting for fd {on} to be readable"),
         Some(WaitReason::FdWrite) => format!("waiting for fd {on} to be writable"),
