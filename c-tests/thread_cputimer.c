@@ -298,6 +298,11 @@ int main(void)
     /* The thread ends: its timers read 0 and cannot be set. */
     ATOMIC_STORE(&main_stage, 2);
     pthread_join(a, NULL);
+    /* The kernel still knows a joined thread for a moment after glibc's join returns (natively its timers
+     * can still be set then): wait until its clock is gone (at most 2 s), as thread_cpuclock does. */
+    int64_t give_up = mono_ns() + 2000 * MS;
+    for (struct timespec gone; clock_gettime(a_clock, &gone) == 0 && mono_ns() < give_up;)
+        sleep_ms(1);
     errno = 0;
     show("ended thread: settime", timer_settime(tp, 0, &v, NULL));
     struct itimerspec cur;
