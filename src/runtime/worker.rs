@@ -119,6 +119,10 @@ pub struct Worker {
     /// Doorbells sent to this worker and not yet rung: tgkills that only tell the coroutine running here to
     /// take the held signals routed to it (see `signals::routing`).
     pub doorbells: AtomicU32,
+    /// Doorbells taken on this worker, and the signals whose handlers ran here as directed deliveries:
+    /// what [`Worker::raise_directed`] looks at to tell a raise the kernel merged into a doorbell.
+    pub doorbells_taken: Cell<u32>,
+    pub redelivered: Cell<u64>,
     pub queue: super::scheduler::RunQueue,
     /// While the kernel mask is an idle worker's: the `signals::accepted` generation it was computed from.
     /// NOT_IDLE_MASK while the worker runs a coroutine (its mask is that coroutine's) or is retired (all
@@ -156,6 +160,8 @@ impl Worker {
             handler_depth: Cell::new(0),
             rseq_area: Cell::new(0),
             directed_delivery: Cell::new(false),
+            doorbells_taken: Cell::new(0),
+            redelivered: Cell::new(0),
             kernel_mask: Cell::new(0),
             handler_task: Cell::new(core::ptr::null_mut()),
             handler_sp: Cell::new(0),
@@ -238,7 +244,15 @@ impl Worker {
         }
         for sig in sigset::signals_in(sigs) {
             self.directed_delivery.set(true);
-            held::raise_here(sig, task);
+            let doorbells = self.doorbells_taken.get();
+            self.redelivered.set(self.redelivered.get() & !sigset::bit(sig));
+            let raised = held::raise_here(sig, task);
+            // A doorbell (a tgkill of the same standard signal) that reached this thread during the raise
+            // is one pending signal with it in the kernel: when the doorbell was taken and the handler did
+            // not run, the raise was swallowed; once more, or it is lost.
+            if sig < 32 && self.doorbells_taken.get() != doorbells && self.redelivered.get() & sigset::bit(sig) == 0 {
+                held::raise_again(sig, raised);
+            }
             self.directed_delivery.set(false);
         }
         if before != mask {

@@ -199,18 +199,51 @@ pub fn give_back(task: &TaskSignals, sigs: u64) -> u64 {
     back
 }
 
+/// The thread `task` ended: what was routed to it from the process and not taken goes back to the process
+/// (entries with their siginfo, bare instances as bare ones), the rest of its queue dies with it. Returns
+/// the signals that went back; routing is then due (the caller wakes a worker).
+pub fn thread_gone(task: &TaskSignals) -> u64 {
+    let pending = task.pending.load(Ordering::Acquire);
+    let mut back = queued::forget(task as *const TaskSignals as usize);
+    // Pending without an entry: real-time ones bare, standard ones routed (a pthread_kill clears that).
+    let bare = (task.bare.swap(0, Ordering::AcqRel) | task.routed.swap(0, Ordering::AcqRel) & !back) & pending;
+    if bare != 0 {
+        BARE.fetch_or(bare, Ordering::AcqRel);
+        back |= bare;
+    }
+    if back != 0 {
+        HELD.fetch_or(back, Ordering::AcqRel);
+        ROUTE_NEEDED.store(true, Ordering::Release);
+    }
+    back
+}
+
 /// Raises `sig` on the calling OS thread for the thread whose signal state is `task`: each instance queued
 /// for it with its siginfo (see `queued`: sent to it, or held for the process and routed to it), in order,
-/// so the handler sees the sender's si_code, pid and value; else as tgkill.
-pub fn raise_here(sig: i32, task: &TaskSignals) {
+/// so the handler sees the sender's si_code, pid and value; else as tgkill. Returns the last siginfo
+/// raised (None: as tgkill, or nothing).
+pub fn raise_here(sig: i32, task: &TaskSignals) -> Option<libc::siginfo_t> {
     let (pid, tid) = (sys::getpid(), sys::gettid());
     let owner = task as *const TaskSignals as usize;
-    let mut raised = false;
+    let mut raised = None;
     while let Some(info) = super::queued::take(owner, sig) {
         // To the calling thread itself, which may pass any si_code.
-        raised |= sys::signal::tgsigqueueinfo(pid, tid, sig, &info).is_ok();
+        if sys::signal::tgsigqueueinfo(pid, tid, sig, &info).is_ok() {
+            raised = Some(info);
+        }
     }
-    if !raised && task.take_bare(sig) {
+    if raised.is_none() && task.take_bare(sig) {
         let _ = sys::signal::tgkill(pid, tid, sig);
     }
+    raised
+}
+
+/// Raises `sig` once more on the calling OS thread, with `info` if it had one (see
+/// `Worker::raise_directed`).
+pub fn raise_again(sig: i32, info: Option<libc::siginfo_t>) {
+    let (pid, tid) = (sys::getpid(), sys::gettid());
+    let _ = match info {
+        Some(info) => sys::signal::tgsigqueueinfo(pid, tid, sig, &info),
+        None => sys::signal::tgkill(pid, tid, sig),
+    };
 }

@@ -50,8 +50,9 @@ pub fn thread_ends(task: &Task) {
     let _ = accepted_set_changed(Some(mask), None);
     // Process-directed instances routed to it and not taken go back to the process, as in the kernel they
     // never left its queue; the rest die with the thread.
-    give_back(&task.signals, u64::MAX);
-    super::queued::forget(&task.signals as *const _ as usize);
+    if held::thread_gone(&task.signals) != 0 && lifecycle::running() {
+        scheduler::get().wake_sleeper();
+    }
 }
 
 /// Gives the process back what was routed to `task` of `sigs` and not taken ([`held::give_back`]) and

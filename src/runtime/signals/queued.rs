@@ -195,9 +195,31 @@ pub fn return_to_process(owner: usize, sig: i32) -> usize {
     back
 }
 
-/// Drops every entry queued for `owner` (the thread ended: its signals die with it).
-pub fn forget(owner: usize) {
-    drop_entries(owner, None);
+/// The thread `owner` ended: the entries sent to it die with it, and those routed to it from the process
+/// go back to the process (in the kernel they never left its queue), a standard signal merging with one
+/// the process holds already. Returns the signals that went back.
+pub fn forget(owner: usize) -> u64 {
+    if COUNT.load(Ordering::Acquire) == 0 {
+        return 0;
+    }
+    let mut back = 0;
+    for s in &POOL {
+        let tag = s.tag.load(Ordering::Acquire);
+        let sig = (tag >> 8) as i32;
+        if tag & 0xff != FULL || s.owner.load(Ordering::Relaxed) != owner || !s.claim(owner, sig) {
+            continue;
+        }
+        if !s.from_process.load(Ordering::Relaxed) || (!queues_each(sig) && has(PROCESS, sig)) {
+            s.free();
+        } else {
+            s.owner.store(PROCESS, Ordering::Relaxed);
+            s.tag.store(full_tag(sig), Ordering::Release);
+        }
+        if s.from_process.load(Ordering::Relaxed) {
+            back |= 1u64 << (sig - 1);
+        }
+    }
+    back
 }
 
 /// Drops the entries for `owner` of `sig` (None: of every signal).

@@ -46,6 +46,7 @@ pub(super) extern "C" fn program_handler(sig: i32, info: *mut libc::siginfo_t, c
         let info_ref = unsafe { &*info };
         // A doorbell is recognised during a redelivery too (one pending while the mask blocked it).
         if doorbell_rang(w, info_ref) {
+            w.doorbells_taken.set(w.doorbells_taken.get().wrapping_add(1));
             if let Some(t) = w.task_in_context() {
                 deliver_pending_in_handler(w, t);
             }
@@ -80,6 +81,11 @@ pub(super) extern "C" fn program_handler(sig: i32, info: *mut libc::siginfo_t, c
     // A redelivery's flag is down while the program's handler runs: it may leave by longjmp, and the
     // worker must not take its next signals for redeliveries.
     let directed = w.map(|w| w.directed_delivery.replace(false));
+    if let Some(w) = w
+        && redelivery
+    {
+        w.redelivered.set(w.redelivered.get() | bit(sig));
+    }
     // SAFETY: arguments as the kernel passed them.
     unsafe { call_program_handler(sig, info, ctx) };
     if let Some(t) = w.and_then(|w| w.task_in_context())
