@@ -531,13 +531,21 @@ impl Scheduler {
         }
     }
 
-    /// Fires due timers; run by every worker at every scheduling point.
+    /// Fires due timers; run by every worker at every scheduling point. Inline up to the look at the
+    /// earliest deadline: while no timer is pending that is all a scheduling round pays (the call and
+    /// its register saves were 16 of the loop's instructions per round trip, no timer pending).
+    #[inline(always)]
     pub fn fire_timers(&self, buf: &mut Vec<(TaskRef, u32)>) {
         let earliest = self.earliest.load(Ordering::Acquire);
         // No clock read at all while no timer is pending.
-        if earliest == u64::MAX {
-            return;
+        if earliest != u64::MAX {
+            self.fire_timers_pending(earliest, buf);
         }
+    }
+
+    /// [`Self::fire_timers`] once a timer is pending (deadline `earliest`).
+    #[inline(never)]
+    fn fire_timers_pending(&self, earliest: u64, buf: &mut Vec<(TaskRef, u32)>) {
         // The coarse clock settles most checks cheaply; the precise one only near a deadline.
         if earliest > time::monotonic_coarse_ns() + self.coarse_slack {
             return;

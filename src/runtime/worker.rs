@@ -462,11 +462,15 @@ pub fn forget_rseq_after_fork() {
 /// Runs the scheduling loop forever on worker `w` (the calling OS thread).
 pub fn run(sched: &'static Scheduler, w: &'static Worker) -> ! {
     let mut expired = Vec::new();
-    let mut rounds = 0u32;
+    // A countdown, not a modulo of a round count: a decrement and a branch per round.
+    let mut until_poll = POLL_EVERY;
     loop {
-        rounds = rounds.wrapping_add(1);
-        if rounds.is_multiple_of(POLL_EVERY) && super::io::netpoll::exists() {
-            sched.poll_net(0);
+        until_poll -= 1;
+        if until_poll == 0 {
+            until_poll = POLL_EVERY;
+            if super::io::netpoll::exists() {
+                sched.poll_net(0);
+            }
         }
         sched.fire_timers(&mut expired);
         if held::routing_needed() {
