@@ -36,7 +36,7 @@
 use super::parking_lot::{self, Parked, Slot, WaitNode, Waker};
 use super::task::{Switch, Task, TaskRef, Wake};
 pub use super::wait_reason::WaitReason;
-use super::{scheduler, stats, worker};
+use super::{scheduler, worker};
 use core::sync::atomic::Ordering;
 
 /// What a handled signal does to a wait: what the kernel (or glibc) does to the call the wait emulates.
@@ -153,8 +153,9 @@ pub struct Parking {
 }
 
 impl Parking {
-    /// Begins a park of the calling coroutine `me` for `wait`: counts it, records what it waits for (the
-    /// thread listing) and why (the convoy detector), and starts a new park generation. The caller then
+    /// Begins a park of the calling coroutine `me` for `wait`: records what it waits for (the
+    /// thread listing) and why (the convoy detector and the statistics, which count it as it switches
+    /// out), and starts a new park generation. The caller then
     /// registers its waker with [`Parking::generation`] and calls [`Parking::sleep`].
     /// Inlined into every wait (the parking lot's among them): its rare branches are out of line.
     #[inline(always)]
@@ -168,7 +169,6 @@ impl Parking {
             // A cancellation request came inside the point before this park: it ends as soon as it begins.
             cancelled_as_it_begins(me, park);
         }
-        stats::count_park(wait.reason);
         me.park_reason.set(Some(wait.reason));
         let w = &me.waiting_for;
         w[0].store(wait.reason as u64 + 1, Ordering::Relaxed);

@@ -13,7 +13,7 @@ use super::signals::set as sigset;
 use super::sys::{fsgs, futex, time};
 use super::task::{Switch, TaskRef};
 use core::cell::Cell;
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use corosensei::CoroutineResult;
 
 /// What a worker is doing, as far as the threads that would wake it are concerned (its [`SleepWord`]).
@@ -89,6 +89,13 @@ pub struct Worker {
     current: AtomicPtr<super::task::Task>,
     /// Coroutines resumed so far (written by the worker only): the monitor's sign of progress.
     pub switches: AtomicU32,
+    /// Coroutines it resumed that ran on another worker last time (written by the worker only, for the
+    /// statistics): per worker, since a shared counter's locked add at a switch in two of five made every
+    /// worker's switches contend for its line.
+    pub migrations: AtomicU64,
+    /// Parks of the coroutines it ran, by reason, counted as they switch out (for the statistics; per
+    /// worker for the same reason).
+    pub parks: [AtomicU64; super::wait_reason::WaitReason::COUNT],
     /// Set by the monitor when the running coroutine has kept this worker too long; cleared by the worker.
     pub stalled: AtomicBool,
     /// When the current stall began and where (see the monitor).
@@ -150,6 +157,8 @@ impl Worker {
             id,
             current: AtomicPtr::new(core::ptr::null_mut()),
             switches: AtomicU32::new(0),
+            migrations: AtomicU64::new(0),
+            parks: [const { AtomicU64::new(0) }; super::wait_reason::WaitReason::COUNT],
             stalled: AtomicBool::new(false),
             stall: super::monitor::stall::StallRecord::new(),
             own_tcb: Cell::new(0),
@@ -600,7 +609,7 @@ fn run_one(sched: &Scheduler, w: &Worker, task: TaskRef) -> Option<u64> {
     w.switches.store(w.switches.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
     if task.last_worker.load(Ordering::Relaxed) != w.id {
         task.last_worker.store(w.id, Ordering::Relaxed);
-        super::stats::count(&super::stats::get().migrations);
+        w.migrations.store(w.migrations.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
     // Most programs never change masks, so this costs a compare; a system call only when masks differ.
     let mask = task.signals.mask.get();
@@ -650,7 +659,12 @@ fn run_one(sched: &Scheduler, w: &Worker, task: TaskRef) -> Option<u64> {
             sched.push_preempted(task);
         }
         CoroutineResult::Yield(Switch::Park) => {
-            let lock = task.park_reason.take().is_some_and(super::wait_reason::WaitReason::is_lock_wait);
+            let reason = task.park_reason.take();
+            if let Some(r) = reason {
+                let n = &w.parks[r as usize];
+                n.store(n.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            }
+            let lock = reason.is_some_and(super::wait_reason::WaitReason::is_lock_wait);
             let lock_waited_last = task.lock_waited_last.replace(lock);
             if lock && lock_waited_last {
                 count_rewait(task.last_wake.get());

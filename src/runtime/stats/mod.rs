@@ -54,7 +54,6 @@ pub(crate) const OFFLOAD_NAMES: [&str; 5] = [
 pub struct Stats {
     pub created: AtomicU64,
     pub peak_live: AtomicU64,
-    pub(crate) parks: [AtomicU64; WaitReason::COUNT],
     pub(crate) offloads: [AtomicU64; 5],
     pub spares_started: AtomicU64,
     pub spares_revived: AtomicU64,
@@ -63,10 +62,10 @@ pub struct Stats {
     /// Times a worker stepped aside from a lock convoy, and for how long in all (see `convoy`).
     pub convoy_sit_outs: AtomicU64,
     pub convoy_sit_out_ns: AtomicU64,
-    /// Coroutines taken from another worker's queue, resumed on another worker than the last time, and
-    /// idle workers woken for work (each a futex or eventfd wake-up): what hand-offs between workers cost.
+    /// Coroutines taken from another worker's queue and idle workers woken for work (each a futex or
+    /// eventfd wake-up): with the coroutines resumed on another worker than the last time (counted per
+    /// worker, `Worker::migrations`), what hand-offs between workers cost.
     pub stolen: AtomicU64,
-    pub migrations: AtomicU64,
     pub idle_wakeups: AtomicU64,
     /// Lock waits made right after a wake-up from a lock wait (the coroutine found the lock, or what the
     /// lock guards, taken again: a futile wake-up), after a hand-off and after a timeout.
@@ -101,7 +100,6 @@ pub fn get() -> &'static Stats {
     super::lazy::get_or_init(&STATS, || Stats {
         created: AtomicU64::new(0),
         peak_live: AtomicU64::new(0),
-        parks: [const { AtomicU64::new(0) }; WaitReason::COUNT],
         offloads: [const { AtomicU64::new(0) }; 5],
         spares_started: AtomicU64::new(0),
         spares_revived: AtomicU64::new(0),
@@ -110,7 +108,6 @@ pub fn get() -> &'static Stats {
         convoy_sit_outs: AtomicU64::new(0),
         convoy_sit_out_ns: AtomicU64::new(0),
         stolen: AtomicU64::new(0),
-        migrations: AtomicU64::new(0),
         idle_wakeups: AtomicU64::new(0),
         lock_rewaits: AtomicU64::new(0),
         lock_rewaits_after_timeout: AtomicU64::new(0),
@@ -127,12 +124,6 @@ pub fn get() -> &'static Stats {
 #[inline]
 pub fn count(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
-}
-
-/// A coroutine parks for `reason` (counted by `park::Parking::begin`).
-#[inline]
-pub fn count_park(reason: WaitReason) {
-    count(&get().parks[reason as usize]);
 }
 
 #[inline]

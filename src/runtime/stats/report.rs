@@ -58,7 +58,7 @@ pub fn report() -> String {
         out,
         "  between workers: coroutines stolen {}, resumed on another worker {}, idle workers woken {}; lock waits right after a lock wait's wake-up {} (after its timeout {}); hand-offs held {} µs now",
         s.stolen.load(r),
-        s.migrations.load(r),
+        sched.workers.iter().map(|w| w.migrations.load(r)).sum::<u64>(),
         s.idle_wakeups.load(r),
         s.lock_rewaits.load(r),
         s.lock_rewaits_after_timeout.load(r),
@@ -82,7 +82,10 @@ pub fn report() -> String {
         source.unwrap_or("not started"),
         (source == Some("uring")) as u8
     );
-    let _ = writeln!(out, "  parks: {}", named_counts(&PARK_NAMES, &s.parks));
+    let parks: [core::sync::atomic::AtomicU64; PARK_NAMES.len()] = core::array::from_fn(|i| {
+        core::sync::atomic::AtomicU64::new(sched.workers.iter().map(|w| w.parks[i].load(r)).sum())
+    });
+    let _ = writeln!(out, "  parks: {}", named_counts(&PARK_NAMES, &parks));
     let _ = writeln!(out, "  offloaded to helper threads: {}", named_counts(&OFFLOAD_NAMES, &s.offloads));
     let _ = writeln!(
         out,
