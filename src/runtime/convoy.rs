@@ -71,8 +71,13 @@ impl Detector {
     /// break a streak.
     #[inline]
     pub fn lock_park(&self, lock: bool, lock_waited_last: bool) -> Option<u64> {
+        // The configuration only after the park's kind: most parks (I/O) are not lock waits, and its
+        // look-up (a once-cell's state, then the value) came first at every park.
+        if lock_waited_last || !lock {
+            return None;
+        }
         let streak = crate::config::get().convoy_streak;
-        if lock_waited_last || !lock || streak == 0 {
+        if streak == 0 {
             return None;
         }
         let now = time::monotonic_ns();

@@ -308,12 +308,20 @@ pub(super) fn table() -> &'static Table {
 /// The entry of `fd`, or None for numbers outside the table (those get the real, blocking calls).
 #[inline]
 pub fn entry(fd: i32) -> Option<&'static FdEntry> {
-    let t = table();
-    if fd < 0 || fd as usize >= t.len {
-        return None;
+    table().entry(fd)
+}
+
+impl Table {
+    /// [`entry`] in this table (for a caller that looks up many entries: the table's initialisation is
+    /// checked once).
+    #[inline]
+    pub fn entry(&'static self, fd: i32) -> Option<&'static FdEntry> {
+        if fd < 0 || fd as usize >= self.len {
+            return None;
+        }
+        // SAFETY: in bounds of a zero-initialised mapping of FdEntry (all-atomic, zero is a valid state).
+        Some(unsafe { &*self.base.add(fd as usize) })
     }
-    // SAFETY: in bounds of a zero-initialised mapping of FdEntry (all-atomic, zero is a valid state).
-    Some(unsafe { &*t.base.add(fd as usize) })
 }
 
 /// `fd` now names another object (a dup of one made elsewhere, perhaps shared): forget what was known of

@@ -21,9 +21,12 @@ pub static MULTI_WAITERS: AtomicU32 = AtomicU32::new(0);
 /// Wakes the waiters of one poll's ready fds, then the waiters on several fds.
 #[inline]
 pub fn wake(events: &[Event]) {
+    // Once, not per event: the entries' wake-ups are calls, after which the table's once-cell would be
+    // looked at again.
+    let table = fd::table();
     for ev in events {
         let (fd, generation) = fd::from_token(ev.token());
-        let Some(e) = fd::entry(fd) else { continue };
+        let Some(e) = table.entry(fd) else { continue };
         if e.generation.load(Ordering::Acquire) != generation {
             continue;
         }
