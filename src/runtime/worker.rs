@@ -7,6 +7,7 @@
 
 use super::scheduler::Scheduler;
 use super::signals::accepted;
+use super::signals::handlers;
 use super::signals::held;
 use super::signals::overflow;
 use super::signals::set as sigset;
@@ -243,15 +244,29 @@ impl Worker {
         self.kernel_mask.set(mask);
     }
 
-    /// Raises `sigs` on this OS thread one by one, with `mask` in force meanwhile, as deliveries directed at
-    /// the code running now (the wrapper runs their handlers here rather than holding them; see
-    /// `signals::routing`). Called on the worker's own thread.
+    /// Raises `sigs` on this OS thread, with `mask` in force, as deliveries directed at the code running now
+    /// (the wrapper runs their handlers here rather than holding them; see `signals::routing`), in the order
+    /// and each with the mask the kernel would give them natively, unblocked together
+    /// ([`handlers::nesting_order`]). Called on the worker's own thread.
     pub fn raise_directed(&self, task: &super::signals::state::TaskSignals, sigs: u64, mask: u64) {
-        let before = self.kernel_mask();
-        if before != mask {
-            self.set_kernel_mask(mask);
+        self.raise_nested(task, sigs, mask, mask);
+    }
+
+    /// [`Worker::raise_directed`] for signals a temporary mask `mask` lets through: the first handler's
+    /// return puts back `restore` (the thread's own mask), and what that blocks and no handler took stays
+    /// pending for the thread. Each signal is raised alone, unblocked, so none waits in the kernel for
+    /// this OS thread (which other coroutines share) while a handler runs.
+    pub fn raise_nested(&self, task: &super::signals::state::TaskSignals, sigs: u64, mask: u64, restore: u64) {
+        let order = handlers::nesting_order(sigs, mask, restore);
+        if order.left != 0 {
+            task.pending.fetch_or(order.left, Ordering::AcqRel);
         }
-        for sig in sigset::signals_in(sigs) {
+        let before = self.kernel_mask();
+        for step in order.steps() {
+            if self.kernel_mask() != step.mask {
+                self.set_kernel_mask(step.mask);
+            }
+            let sig = step.sig;
             self.directed_delivery.set(true);
             let doorbells = self.doorbells_taken.get();
             self.redelivered.set(self.redelivered.get() & !sigset::bit(sig));
@@ -264,7 +279,7 @@ impl Worker {
             }
             self.directed_delivery.set(false);
         }
-        if before != mask {
+        if self.kernel_mask() != before {
             self.set_kernel_mask(before);
         }
     }
@@ -403,19 +418,21 @@ pub fn current_task_any_context() -> Option<TaskRef> {
 /// purposes: the sender already interrupted the target's wait. The one place signals pending for a
 /// coroutine are delivered as it resumes (`park::resumed`), and after a mask change unblocks them.
 pub fn deliver_pending(task: &super::task::Task) -> bool {
-    deliver_pending_unblocked(task, task.signals.resume_mask())
+    let mask = task.signals.resume_mask();
+    deliver_pending_unblocked(task, mask, mask)
 }
 
 /// Raises the pending signals that `mask` does not block (the rest stay pending, as in the kernel), with
 /// `mask` in force on the worker meanwhile (a pselect-style wait's temporary mask), so each handler runs
-/// with the mask it would natively. Returns true if any was raised.
-pub fn deliver_pending_unblocked(task: &super::task::Task, mask: u64) -> bool {
+/// with the mask it would natively; the first handler's return puts back `restore` (see
+/// [`Worker::raise_nested`]). Returns true if any was raised.
+pub fn deliver_pending_unblocked(task: &super::task::Task, mask: u64, restore: u64) -> bool {
     let Some(w) = current_worker() else { return false };
     let bits = task.signals.take_unblocked(mask);
     if bits == 0 {
         return false;
     }
-    w.raise_directed(&task.signals, bits, mask);
+    w.raise_nested(&task.signals, bits, mask, restore);
     true
 }
 

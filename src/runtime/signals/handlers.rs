@@ -122,3 +122,96 @@ pub fn disposition(sig: i32) -> Disposition {
         _ => Disposition::Handled,
     }
 }
+
+/// The kernel's synchronous signals, which it takes before any other pending one (`next_signal`).
+const SYNCHRONOUS: u64 = bit(libc::SIGSEGV)
+    | bit(libc::SIGBUS)
+    | bit(libc::SIGILL)
+    | bit(libc::SIGTRAP)
+    | bit(libc::SIGFPE)
+    | bit(libc::SIGSYS);
+
+/// One step of [`nesting_order`]: raise `sig` with `mask` in force (the kernel then runs its handler with
+/// the mask it would natively, the mask plus the handler's `sa_mask` and the signal).
+#[derive(Clone, Copy)]
+pub struct Step {
+    pub sig: i32,
+    pub mask: u64,
+}
+
+/// The steps of [`nesting_order`], and the signals it left pending.
+pub struct NestingOrder {
+    steps: [Step; NSIG],
+    len: usize,
+    pub left: u64,
+}
+
+impl NestingOrder {
+    pub fn steps(&self) -> &[Step] {
+        &self.steps[..self.len]
+    }
+}
+
+/// The order in which the kernel acts on several signals that become deliverable together (`sigs`, pending
+/// for a thread whose mask becomes `mask`), as steps to raise one after another. The kernel sets up a
+/// handler frame for the lowest deliverable signal, adds the handler's `sa_mask` and the signal itself to
+/// the thread's mask, sets up the next one on top of it, and so on; the top frame's handler runs first, and
+/// as each returns its frame's saved mask is back in force, letting through more. So with handlers whose
+/// `sa_mask` is empty SIGUSR1, SIGUSR2 and SIGRTMIN run RT, USR2, USR1, each with the mask of the frames
+/// below it; with masks blocking the others USR1, USR2, RT. `restore` is the mask the first frame saves: the
+/// thread's own after a wait with a temporary mask (sigsuspend, ppoll), where the first handler's return
+/// ends the wait with the original mask back; signals that mask blocks and no frame took are `left`, still
+/// pending. Async-signal-safe (reads the kernel's actions, no allocation).
+pub fn nesting_order(sigs: u64, mask: u64, restore: u64) -> NestingOrder {
+    let none = Step { sig: 0, mask: 0 };
+    let mut order = NestingOrder { steps: [none; NSIG], len: 0, left: 0 };
+    // Frames set up and not yet run: the signal, the mask in force when it was set up, the mask its return
+    // puts back.
+    let mut frames = [(0i32, 0u64, 0u64); NSIG];
+    let mut depth = 0;
+    let (mut m, mut remaining, mut first) = (mask, sigs, true);
+    loop {
+        loop {
+            let deliverable = remaining & !m;
+            let pick = if deliverable & SYNCHRONOUS != 0 { deliverable & SYNCHRONOUS } else { deliverable };
+            let Some(sig) = super::set::signals_in(pick).next() else { break };
+            remaining &= !bit(sig);
+            if !is_function(HANDLER[sig as usize].load(Ordering::Acquire)) {
+                // Ignored or acting by default: done as the kernel takes it, before the handlers stacked.
+                order.steps[order.len] = Step { sig, mask: m };
+                order.len += 1;
+                continue;
+            }
+            let back = if first { restore } else { m };
+            first = false;
+            frames[depth] = (sig, m, back);
+            depth += 1;
+            m |= handler_mask(sig);
+        }
+        if depth == 0 {
+            break;
+        }
+        depth -= 1;
+        let (sig, at, back) = frames[depth];
+        order.steps[order.len] = Step { sig, mask: at };
+        order.len += 1;
+        m = back;
+    }
+    order.left = remaining;
+    order
+}
+
+/// What the kernel adds to the thread's mask while the program's handler for `sig` runs: its `sa_mask`,
+/// and the signal itself unless SA_NODEFER.
+fn handler_mask(sig: i32) -> u64 {
+    // SAFETY: a zeroed sigaction is a valid out-buffer.
+    let mut act: libc::sigaction = unsafe { core::mem::zeroed() };
+    let sa_mask = if kernel_sigaction(sig, core::ptr::null(), &mut act).is_ok() {
+        // SAFETY: a sigset_t starts with the kernel's 64-bit mask.
+        unsafe { *(&act.sa_mask as *const libc::sigset_t as *const u64) }
+    } else {
+        0
+    };
+    let own = if FLAGS[sig as usize].load(Ordering::Acquire) & libc::SA_NODEFER != 0 { 0 } else { bit(sig) };
+    sa_mask | own
+}

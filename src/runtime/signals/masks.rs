@@ -192,7 +192,7 @@ impl TempMask {
     /// in force. True if any ran (the wait then ends with EINTR).
     pub fn deliver_pending(&self) -> bool {
         self.task.signals.pending.load(Ordering::Acquire) & !self.mask != 0
-            && worker::deliver_pending_unblocked(&self.task, self.mask)
+            && worker::deliver_pending_unblocked(&self.task, self.mask, self.task.signals.mask.get())
     }
 }
 
