@@ -293,26 +293,34 @@ pub(super) unsafe fn freopen_fifo(
 /// C contract of freopen.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn freopen(path: *const c_char, mode: *const c_char, f: *mut libc::FILE) -> *mut libc::FILE {
-    // SAFETY: the caller's strings and FILE.
-    if let Some(r) = unsafe { freopen_fifo(path, mode, f) } {
-        return r;
-    }
-    // SAFETY: a live FILE per the contract.
-    unsafe { super::io::stream_closing(f) };
-    // SAFETY: forwarding.
-    unsafe { real::freopen(path, mode, f) }
+    // SAFETY: forwarding the caller's arguments to glibc's freopen, as the contract allows.
+    unsafe { reopen(path, mode, f, || real::freopen(path, mode, f)) }
 }
 
 /// # Safety
 /// C contract of freopen64.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn freopen64(path: *const c_char, mode: *const c_char, f: *mut libc::FILE) -> *mut libc::FILE {
+    // SAFETY: forwarding the caller's arguments to glibc's freopen64, as the contract allows.
+    unsafe { reopen(path, mode, f, || real::freopen64(path, mode, f)) }
+}
+
+/// freopen and freopen64: onto a FIFO through the shim's own open; else glibc's (`call`), the stream's fd
+/// forgotten first.
+///
+/// # Safety
+/// C contract of freopen; `call` makes glibc's call with the same arguments.
+unsafe fn reopen(
+    path: *const c_char,
+    mode: *const c_char,
+    f: *mut libc::FILE,
+    call: impl FnOnce() -> *mut libc::FILE,
+) -> *mut libc::FILE {
     // SAFETY: the caller's strings and FILE.
     if let Some(r) = unsafe { freopen_fifo(path, mode, f) } {
         return r;
     }
     // SAFETY: a live FILE per the contract.
     unsafe { super::io::stream_closing(f) };
-    // SAFETY: forwarding.
-    unsafe { real::freopen64(path, mode, f) }
+    call()
 }
