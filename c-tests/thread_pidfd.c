@@ -5,7 +5,8 @@
  * thread ended; pidfd_getfd gives a close-on-exec copy of the caller's fd while the thread runs;
  * waitid(P_PIDFD) is ECHILD (a thread is no child); bad flags, a forged siginfo, a non-leader without
  * PIDFD_THREAD and an ended thread's tid are the kernel's errors; opening and closing one leaves no fd
- * behind. The glibc wrappers and syscall() agree.
+ * behind; it is a pidfd (its link, its flags). The glibc wrappers and syscall() agree. A thread-directed send through a pidfd of the main thread
+ * (its thread pidfd, or the process's with PIDFD_SIGNAL_THREAD) runs the handler in the main thread.
  * The epoll wait parks on the netpoller, so the io_uring one is tried too.
  * asyncshim-test: timeout=120
  * asyncshim-test: modes=native,shim,shim-w1,shim-arch,shim-uring */
@@ -172,8 +173,13 @@ int main(void)
 
     int fd = pidfd_open(tid_a, PIDFD_THREAD_FLAG);
     printf("pidfd_open(a, PIDFD_THREAD): %s\n", fd >= 0 ? "fd" : res(fd));
-    printf("close-on-exec: %d, nonblocking: %d\n", (fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0,
-           (fcntl(fd, F_GETFL) & O_NONBLOCK) != 0);
+    printf("close-on-exec: %d, nonblocking: %d, status flags %#x\n", (fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0,
+           (fcntl(fd, F_GETFL) & O_NONBLOCK) != 0, fcntl(fd, F_GETFL));
+    char path[64], link[64] = "";
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    ssize_t len = readlink(path, link, sizeof link - 1);
+    link[len > 0 ? len : 0] = 0;
+    printf("its link: %s\n", link);
     int probe = dup(0);
     printf("next fd is the one after: %d\n", probe == fd + 1);
     close(probe);

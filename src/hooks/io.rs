@@ -60,20 +60,11 @@ fn not_open() -> c_int {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn close(fd: c_int) -> c_int {
     cancel::point(|| {
-        if !crate::runtime::running() {
-            // SAFETY: forwarding.
-            return unsafe { real::close(fd) };
-        }
-        if closing::closing(fd) == Closing::NotOpen {
+        if crate::runtime::running() && closing::closing(fd) == Closing::NotOpen {
             return not_open();
         }
-        let pidfd = crate::runtime::thread_pidfd::closing(fd);
         // SAFETY: forwarding.
-        let r = unsafe { real::close(fd) };
-        if let Some(id) = pidfd {
-            crate::runtime::thread_pidfd::closed(id);
-        }
-        r
+        unsafe { real::close(fd) }
     })
 }
 

@@ -1,6 +1,6 @@
 //! Calls that name a thread by its kernel tid or act on its scheduling: `gettid`, `tgkill`,
 //! `pthread_gettid_np`, `sched_*`, `setpriority`/`getpriority`, `ioprio_set`/`ioprio_get`, `pidfd_open`
-//! (and `pidfd_send_signal`, `pidfd_getfd` with a coroutine's thread pidfd),
+//! (and `pidfd_send_signal` through a coroutine's thread pidfd),
 //! and the pthread scheduling and affinity functions. A coroutine's tid is its own (the fake one in its TCB, which no kernel task has), so each
 //! call that names one is answered by the runtime: signals go where `pthread_kill` sends them, and the
 //! scheduling attributes are the thread's own (see `runtime::sched_attr`). Everything else goes to libc.
@@ -79,7 +79,9 @@ fn pidfd_open_coroutine(pid: libc::pid_t, flags: u32) -> Option<Result<i32, Errn
         Named::Thread(task) if !task.is_main && flags & PIDFD_THREAD == 0 => {
             Some(Err(runtime::proc_task::pidfd_open_non_leader(flags)))
         }
-        Named::Thread(task) if !task.is_main => Some(runtime::thread_pidfd::open(task, flags & PIDFD_NONBLOCK != 0)),
+        Named::Thread(task) if !task.is_main && runtime::thread_pidfd::supported() => {
+            Some(runtime::thread_pidfd::open(task, flags))
+        }
         _ => None,
     }
 }
@@ -90,14 +92,6 @@ fn send_signal(fd: c_int, sig: c_int, info: *const libc::siginfo_t, flags: u32) 
         Some(r) => r.and_then(|d| runtime::signals::through_thread_pidfd(d, sig)),
         // SAFETY: the program's own arguments.
         None => unsafe { runtime::sys::process::pidfd_send_signal(fd, sig, info, flags) }.map(|_| ()),
-    }
-}
-
-/// pidfd_getfd through a coroutine's thread pidfd, or the kernel's.
-fn getfd(fd: c_int, target: c_int, flags: u32) -> Result<i32, Errno> {
-    match runtime::running().then(|| runtime::thread_pidfd::getfd(fd, target, flags)).flatten() {
-        Some(r) => r,
-        None => runtime::sys::process::pidfd_getfd(fd, target, flags),
     }
 }
 
@@ -122,16 +116,6 @@ pub unsafe extern "C" fn pidfd_send_signal(
 ) -> c_int {
     match send_signal(fd, sig, info, flags) {
         Ok(()) => 0,
-        Err(e) => fail(e),
-    }
-}
-
-/// # Safety
-/// C contract of pidfd_getfd (glibc 2.36; the system call before).
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pidfd_getfd(fd: c_int, target: c_int, flags: libc::c_uint) -> c_int {
-    match getfd(fd, target, flags) {
-        Ok(n) => n,
         Err(e) => fail(e),
     }
 }
@@ -451,7 +435,6 @@ pub fn raw(n: libc::c_long, a1: usize, a2: usize, a3: usize, a4: usize) -> Optio
         libc::SYS_pidfd_send_signal => {
             return Some(send_signal(a1 as i32, a2 as i32, a3 as *const _, a4 as u32).map(|()| 0));
         }
-        libc::SYS_pidfd_getfd => return Some(getfd(a1 as i32, a2 as i32, a3 as u32).map(|n| n as usize)),
         libc::SYS_tgkill => {
             return Some(runtime::signals::tgkill(Some(a1 as i32), a2 as i32, a3 as i32).map(|()| 0));
         }

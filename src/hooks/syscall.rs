@@ -54,12 +54,6 @@ pub unsafe extern "C" fn syscall(
     } else {
         a1
     };
-    // waitid(P_PIDFD) of a coroutine's thread pidfd: asked about this process, as `waitid`'s hook does.
-    let (a1, a2) = match runtime::running().then_some(n) {
-        Some(libc::SYS_waitid) if a1 as u32 == libc::P_PIDFD => runtime::thread_pidfd::waitid_target(a2 as i32)
-            .map_or((a1, a2), |(idtype, id)| (idtype as usize, id as usize)),
-        _ => (a1, a2),
-    };
     let r = if n == libc::SYS_futex && runtime::running() {
         sync::futex::futex(a1, a2 as i32, a3 as u32, a4, a5, a6 as u32)
     } else {

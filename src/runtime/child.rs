@@ -52,11 +52,6 @@ pub fn wait4(pid: i32, status: usize, options: i32, rusage: usize) -> IoResult {
 
 /// waitid(idtype, id, info, options) for the calling thread (a coroutine parks).
 pub fn waitid(idtype: u32, id: u32, info: *mut libc::siginfo_t, options: i32) -> IoResult {
-    // A coroutine's thread pidfd: no child of this process, as the kernel answers for a thread's.
-    let (idtype, id) = match idtype {
-        libc::P_PIDFD => super::thread_pidfd::waitid_target(id as i32).unwrap_or((idtype, id)),
-        _ => (idtype, id),
-    };
     let info_addr = info as usize;
     let call = move |options: i32| {
         // SAFETY: the program's own arguments; its memory stays valid while it waits for this call.

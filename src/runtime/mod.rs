@@ -20,7 +20,7 @@
 //! | [`thread`] | pthread semantics on tasks: create, exit, join, detach, registry |
 //! | [`thread_attr`] | what a `pthread_attr_t` asks for, and whether a coroutine can give it |
 //! | [`proc_task`] | `/proc/self/task/TID` of a coroutine: its worker's entry, its own `comm` and `stat` |
-//! | [`thread_pidfd`] | `pidfd_open(tid, PIDFD_THREAD)` of a coroutine: a pipe the kernel polls as a thread pidfd, the signals sent through it |
+//! | [`thread_pidfd`] | `pidfd_open(tid, PIDFD_THREAD)` of a coroutine: a real pidfd of a stand-in OS thread that exits with it; the signals sent through it |
 //! | [`cputime`] | each thread's CPU time, charged at its switches (`cputime::account`, a leaf) |
 //! | [`sched_attr`] | each thread's policy, priority, nice value, affinity, as the kernel keeps them (leaf: `state`) |
 //! | [`identity`] | a glibc thread descriptor and static TLS per coroutine, learned from glibc itself |

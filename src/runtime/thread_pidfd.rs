@@ -1,158 +1,161 @@
 //! Thread pidfds of coroutines: `pidfd_open(tid, PIDFD_THREAD)` of a thread the runtime runs. No kernel
-//! task has a coroutine's tid, so the kernel has no pidfd for it. The program gets the read end of a pipe
-//! instead, which the kernel itself polls the way it polls a thread pidfd: nothing readable and no
-//! hang-up while the thread runs; when it ends, one byte and the write end closed, so poll, select and
-//! epoll report POLLIN|POLLHUP, as natively for a thread that exited (measured on 6.18: 0 before, 0x11
-//! after the exit and after the join). The write end is the runtime's own, at a high number.
-//!
-//! The pipe's inode names the thread for the calls the shim sees with such an fd: `pidfd_send_signal`
-//! (thread-directed unless the flags say otherwise), `pidfd_getfd` and `waitid(P_PIDFD)`. What the kernel
-//! sees without the shim (fstat, `/proc/self/fd` and `fdinfo`, a read) is a pipe's.
+//! task has a coroutine's tid, so the kernel has no pidfd for it. The program gets a real thread pidfd of a
+//! stand-in: an OS thread of the runtime that sleeps while the coroutine lives and exits when it ends
+//! (before its joiner returns). So the fd is the kernel's own pidfd, for everything the kernel does with
+//! it: poll, select and epoll (nothing while the thread runs, POLLIN|POLLHUP at once when it ended),
+//! fstat, `/proc/self/fd`, its flags, dup, close, `pidfd_getfd` (the stand-in shares the fd
+//! table), `waitid(P_PIDFD)` (ECHILD), and, after the end, ESRCH. What the stand-in cannot be is the
+//! thread's target for signals: `pidfd_send_signal` through it (found by its pidfs inode, unique per
+//! task since Linux 6.9) goes to the coroutine. One stand-in serves every pidfd of a coroutine.
 
 use super::io::fd;
 use super::lock::Lock;
 use super::sys::{self, Errno};
 use super::task::{Life, TaskRef};
 use super::worker;
-use core::sync::atomic::{AtomicUsize, Ordering, fence};
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering, fence};
 
-/// One thread pidfd the program opened.
-struct Open {
-    /// The pipe's inode: what every number naming it (dups, pidfd_getfd copies) has in common.
-    dev: u64,
-    ino: u64,
-    tid: i32,
-    /// The write end, -1 once the thread ended.
-    writer: i32,
+/// What a stand-in and the runtime share.
+struct Job {
+    /// The stand-in's kernel tid (0 until it runs).
+    os_tid: AtomicU32,
+    /// Set when the coroutine ended: the stand-in exits.
+    end: AtomicU32,
 }
 
-static OPEN: Lock<Vec<Open>> = Lock::new(Vec::new());
-/// Entries in OPEN: when 0, a thread's end and a close need not look.
+/// The stand-in of one coroutine.
+struct StandIn {
+    /// The coroutine's tid.
+    tid: i32,
+    /// The pidfs inode of the stand-in's pidfds.
+    dev: u64,
+    ino: u64,
+    /// A pidfd of the stand-in, the runtime's own: readable once the stand-in has exited.
+    own: i32,
+    thread: libc::pthread_t,
+    job: Box<Job>,
+}
+
+static STAND_INS: Lock<Vec<StandIn>> = Lock::new(Vec::new());
+/// Entries in STAND_INS: when 0, a thread's end and a signal need not look.
 static COUNT: AtomicUsize = AtomicUsize::new(0);
 
 /// pidfd_send_signal's scope flags (Linux 6.9).
 const SIGNAL_THREAD: u32 = 1;
 const SIGNAL_THREAD_GROUP: u32 = 2;
 const SIGNAL_PROCESS_GROUP: u32 = 4;
+const PIDFD_THREAD: u32 = libc::O_EXCL as u32;
 
-/// A thread pidfd for `task` (a coroutine other than the main thread), with O_NONBLOCK if asked; always
-/// close-on-exec, as the kernel's.
-pub fn open(task: TaskRef, nonblock: bool) -> Result<i32, Errno> {
-    let tid = task.tid.get();
-    let [r, w] = sys::fd::pipe2(libc::O_CLOEXEC)?;
-    if nonblock && let Err(e) = sys::fd::fcntl(r, libc::F_SETFL, libc::O_NONBLOCK as usize) {
-        let _ = sys::fd::close(r);
-        let _ = sys::fd::close(w);
-        return Err(e);
+/// Whether the kernel has thread pidfds (PIDFD_THREAD, Linux 6.9): before, pidfd_open refuses the flag.
+pub fn supported() -> bool {
+    main_pidfd_inode().is_some()
+}
+
+extern "C" fn stand_in(arg: *mut c_void) -> *mut c_void {
+    // SAFETY: `arg` is the Job of a StandIn, freed only after this thread was joined.
+    let job = unsafe { &*(arg as *const Job) };
+    job.os_tid.store(sys::gettid() as u32, Ordering::Release);
+    sys::futex::wake(&job.os_tid, 1);
+    while job.end.load(Ordering::Acquire) == 0 {
+        sys::futex::wait(&job.end, 0, None);
     }
-    // The program's numbers are as without the shim: only the read end is below.
-    let w = fd::move_high(w);
-    let st = match sys::fd::fstat(r) {
-        Ok(st) => st,
-        Err(e) => {
-            fd::unmark_runtime_own(w);
-            let _ = sys::fd::close(r);
-            let _ = sys::fd::close(w);
-            return Err(e);
-        }
+    core::ptr::null_mut()
+}
+
+/// Starts a stand-in for coroutine `tid` (None: no thread or no pidfd could be had).
+fn start(tid: i32) -> Option<StandIn> {
+    let job = Box::new(Job { os_tid: AtomicU32::new(0), end: AtomicU32::new(0) });
+    let arg = &*job as *const Job as *mut c_void;
+    // SAFETY: the job lives in the StandIn until the thread has been joined.
+    let thread = unsafe { super::os_thread::start_joinable(stand_in, arg) }?;
+    while job.os_tid.load(Ordering::Acquire) == 0 {
+        sys::futex::wait(&job.os_tid, 0, None);
+    }
+    let os_tid = job.os_tid.load(Ordering::Acquire) as i32;
+    let own = sys::process::pidfd_open_flags(os_tid, PIDFD_THREAD).ok().map(fd::move_high);
+    let st = own.and_then(|own| sys::fd::fstat(own).ok());
+    let (Some(own), Some(st)) = (own, st) else {
+        stop(thread, job, own);
+        return None;
     };
-    let (dev, ino) = (st.st_dev, st.st_ino);
-    {
-        let mut open = OPEN.lock();
-        open.push(Open { dev, ino, tid, writer: w });
-        COUNT.store(open.len(), Ordering::SeqCst);
+    Some(StandIn { tid, dev: st.st_dev, ino: st.st_ino, own, thread, job })
+}
+
+/// Ends a stand-in and waits until its pidfds are readable (natively a thread's pidfd is readable once
+/// pthread_join of it returned).
+fn stop(thread: libc::pthread_t, job: Box<Job>, own: Option<i32>) {
+    job.end.store(1, Ordering::Release);
+    sys::futex::wake(&job.end, 1);
+    if let Some(own) = own {
+        let mut p = libc::pollfd { fd: own, events: libc::POLLIN, revents: 0 };
+        // SAFETY: poll on one local pollfd, no timeout, no mask.
+        let _ = unsafe { sys::poll::ppoll(&mut p, 1, core::ptr::null(), core::ptr::null()) };
+        fd::unmark_runtime_own(own);
+        // Our own pidfd of the stand-in.
+        let _ = sys::fd::close(own);
     }
+    // SAFETY: a joinable thread of ours that is exiting; joined once.
+    unsafe { crate::real::pthread_join(thread, core::ptr::null_mut()) };
+    drop(job);
+}
+
+/// A thread pidfd for `task` (a coroutine other than the main thread), with O_NONBLOCK if asked
+/// (`flags`: the program's, PIDFD_THREAD among them).
+pub fn open(task: TaskRef, flags: u32) -> Result<i32, Errno> {
+    let tid = task.tid.get();
+    let os_tid = {
+        let mut all = STAND_INS.lock();
+        if !all.iter().any(|s| s.tid == tid) {
+            let s = start(tid).ok_or(Errno(libc::EAGAIN))?;
+            all.push(s);
+            COUNT.store(all.len(), Ordering::SeqCst);
+        }
+        let s = all.iter().find(|s| s.tid == tid).map(|s| s.job.os_tid.load(Ordering::Acquire));
+        s.unwrap_or(0) as i32
+    };
     // The thread may have ended meanwhile: its end ([`thread_ended`]) sets its life under the join lock and
-    // then looks here, so either it saw the entry (and fired it) or the check below sees it ended.
+    // then looks here, so either it saw the stand-in (and stopped it) or the check below sees it ended.
     fence(Ordering::SeqCst);
     if task.join.lock().life != Life::Running {
-        drop_entry(dev, ino);
-        let _ = sys::fd::close(r);
+        thread_ended(tid);
         return Err(Errno(libc::ESRCH));
     }
-    fd::created(r, fd::Kind::NoWait);
-    Ok(r)
+    sys::process::pidfd_open_flags(os_tid, flags)
 }
 
-/// Removes the entry of inode (dev, ino), closing its write end if the thread still runs.
-fn drop_entry(dev: u64, ino: u64) {
-    let mut open = OPEN.lock();
-    if let Some(i) = open.iter().position(|o| o.dev == dev && o.ino == ino) {
-        let o = open.swap_remove(i);
-        if o.writer >= 0 {
-            fd::unmark_runtime_own(o.writer);
-            // Our own write end.
-            let _ = sys::fd::close(o.writer);
-        }
-    }
-    COUNT.store(open.len(), Ordering::SeqCst);
-}
-
-/// The thread `tid` ended (its life is no longer Running; called under its join lock): its pidfds become
-/// readable and hung up.
+/// The thread `tid` ended (its life is no longer Running): its stand-in exits, so its pidfds become
+/// readable.
 pub fn thread_ended(tid: i32) {
     fence(Ordering::SeqCst);
     if COUNT.load(Ordering::SeqCst) == 0 {
         return;
     }
-    let mut open = OPEN.lock();
-    for o in open.iter_mut().filter(|o| o.tid == tid && o.writer >= 0) {
-        fd::unmark_runtime_own(o.writer);
-        sys::fd::write_all(o.writer, &[1]);
-        // Our own write end: its close is the hang-up the program polls for.
-        let _ = sys::fd::close(o.writer);
-        o.writer = -1;
+    let s = {
+        let mut all = STAND_INS.lock();
+        let s = all.iter().position(|s| s.tid == tid).map(|i| all.swap_remove(i));
+        COUNT.store(all.len(), Ordering::SeqCst);
+        s
+    };
+    if let Some(s) = s {
+        stop(s.thread, s.job, Some(s.own));
     }
 }
 
-/// What a thread pidfd names: the thread's tid, and whether it ended.
+/// What a thread pidfd names for a signal.
 #[derive(Clone, Copy)]
 struct Target {
     tid: i32,
-    ended: bool,
 }
 
-/// The inode `fd` names, if it is a pipe (a thread pidfd is one).
-fn pipe_inode(fd: i32) -> Option<(u64, u64)> {
-    let st = sys::fd::fstat(fd).ok()?;
-    (st.st_mode & libc::S_IFMT == libc::S_IFIFO).then_some((st.st_dev, st.st_ino))
-}
-
-/// The thread `fd` names if it is one of ours.
+/// The coroutine whose stand-in `fd` is a pidfd of, while it runs.
 fn target(fd: i32) -> Option<Target> {
     if COUNT.load(Ordering::Acquire) == 0 {
         return None;
     }
-    let (dev, ino) = pipe_inode(fd)?;
-    let open = OPEN.lock();
-    open.iter().find(|o| o.dev == dev && o.ino == ino).map(|o| Target { tid: o.tid, ended: o.writer < 0 })
-}
-
-/// The program is about to close `fd`: Some(inode) when it is one of ours, for [`closed`].
-pub fn closing(fd: i32) -> Option<(u64, u64)> {
-    if COUNT.load(Ordering::Acquire) == 0 {
-        return None;
-    }
-    let id = pipe_inode(fd)?;
-    let open = OPEN.lock();
-    open.iter().any(|o| (o.dev, o.ino) == id).then_some(id)
-}
-
-/// The program closed a number naming thread pidfd `id`. A running thread's entry goes when no number
-/// names its read end any more (the write end then reports POLLERR), an ended thread's at once (a dup
-/// left open then answers as a pipe, EBADF).
-pub fn closed(id: (u64, u64)) {
-    let writer = {
-        let open = OPEN.lock();
-        match open.iter().find(|o| (o.dev, o.ino) == id) {
-            Some(o) => o.writer,
-            None => return,
-        }
-    };
-    if writer >= 0 && !matches!(sys::poll::revents_now(writer, libc::POLLOUT), Ok(r) if r & libc::POLLERR != 0) {
-        return;
-    }
-    drop_entry(id.0, id.1);
+    let st = sys::fd::fstat(fd).ok()?;
+    let all = STAND_INS.lock();
+    all.iter().find(|s| s.dev == st.st_dev && s.ino == st.st_ino).map(|s| Target { tid: s.tid })
 }
 
 /// The calling thread's tid: a coroutine's own, else the kernel's.
@@ -170,7 +173,8 @@ pub struct Delivery {
 
 /// pidfd_send_signal(`fd`, `sig`, `info`, `flags`) when `fd` is one of ours (None: the kernel's call), with
 /// the kernel's checks in its order: flags, the siginfo (copied, its signal number, a sender may forge
-/// only its own), the thread ended (ESRCH). Ok: where the signal goes (`signals::through_thread_pidfd`).
+/// only its own). Ok: where the signal goes (`signals::through_thread_pidfd`). Once the thread ended its
+/// stand-in has exited, and the kernel answers (ESRCH after the same checks).
 pub fn send_signal(fd: i32, sig: i32, info: *const libc::siginfo_t, flags: u32) -> Option<Result<Delivery, Errno>> {
     let all = SIGNAL_THREAD | SIGNAL_THREAD_GROUP | SIGNAL_PROCESS_GROUP;
     if flags & !all != 0 || flags.count_ones() > 1 {
@@ -193,7 +197,7 @@ pub fn send_signal(fd: i32, sig: i32, info: *const libc::siginfo_t, flags: u32) 
         Some(i)
     };
     // A process group is led by a process, never by a thread the runtime runs.
-    if t.ended || flags == SIGNAL_PROCESS_GROUP {
+    if flags == SIGNAL_PROCESS_GROUP {
         return Some(Err(Errno(libc::ESRCH)));
     }
     Some(Ok(Delivery { tid: (flags != SIGNAL_THREAD_GROUP).then_some(t.tid), info }))
@@ -213,7 +217,7 @@ fn main_thread_target(fd: i32, flags: u32) -> Option<Target> {
     if flags == 0 && sys::fd::fcntl(fd, libc::F_GETFL, 0).ok()? & libc::O_EXCL as usize == 0 {
         return None;
     }
-    Some(Target { tid: sys::getpid(), ended: false })
+    Some(Target { tid: sys::getpid() })
 }
 
 /// The inode of this process's pidfds: since Linux 6.9 (pidfs, which also brought PIDFD_THREAD) each
@@ -229,42 +233,15 @@ fn main_pidfd_inode() -> Option<(u64, u64)> {
     })
 }
 
-/// pidfd_getfd(`fd`, `target_fd`, `flags`) when `fd` is one of ours (None: the kernel's call): the thread
-/// shares the caller's fd table, so a close-on-exec duplicate of the caller's own `target_fd` while it runs.
-pub fn getfd(fd: i32, target_fd: i32, flags: u32) -> Option<Result<i32, Errno>> {
-    if flags != 0 {
-        return None;
-    }
-    let t = target(fd)?;
-    if t.ended {
-        return Some(Err(Errno(libc::ESRCH)));
-    }
-    if fd::is_runtime_own(target_fd) {
-        return Some(Err(Errno(libc::EBADF)));
-    }
-    Some(sys::fd::fcntl(target_fd, libc::F_DUPFD_CLOEXEC, 0).map(|n| {
-        super::io::kind::duplicated(n as i32);
-        n as i32
-    }))
-}
-
-/// waitid(P_PIDFD, `fd`): a thread is no child of its own process, so for ours the kernel is asked about
-/// this process (ECHILD, after its checks of the options). None: not ours.
-pub fn waitid_target(fd: i32) -> Option<(u32, u32)> {
-    target(fd).map(|_| (libc::P_PID, sys::getpid() as u32))
-}
-
-/// In a forked child: the child has none of the parent's coroutines, and its copies of the write ends would
-/// keep the parent's pidfds from hanging up.
+/// In a forked child: the stand-ins are the parent's (the child has neither them nor the coroutines).
 pub fn forget_in_child() {
     // The child is single-threaded here, so the lock is free unless fork caught it held: then skip.
-    let Some(mut open) = OPEN.try_lock() else { return };
-    for o in open.drain(..) {
-        if o.writer >= 0 {
-            fd::unmark_runtime_own(o.writer);
-            // The child's copy of our own write end.
-            let _ = sys::fd::close(o.writer);
-        }
+    let Some(mut all) = STAND_INS.try_lock() else { return };
+    for s in all.drain(..) {
+        fd::unmark_runtime_own(s.own);
+        // The child's copy of our own pidfd; the job's memory is the parent's stand-in's, left as it is.
+        let _ = sys::fd::close(s.own);
+        core::mem::forget(s.job);
     }
     COUNT.store(0, Ordering::SeqCst);
 }

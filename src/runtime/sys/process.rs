@@ -1,7 +1,7 @@
 //! Processes and threads through raw system calls: waiting for children, pidfds to poll for their end, a
 //! thread's own exit and its rseq registration.
 
-use super::syscall::{Errno, syscall2, syscall3, syscall4, syscall6};
+use super::syscall::{Errno, syscall2, syscall4, syscall6};
 
 /// wait4(2).
 ///
@@ -61,10 +61,4 @@ pub unsafe fn pidfd_send_signal(
 ) -> Result<usize, Errno> {
     // SAFETY: the caller vouches for the pointer, which the kernel only reads.
     unsafe { syscall4(libc::SYS_pidfd_send_signal, pidfd as usize, sig as usize, info as usize, flags as usize) }
-}
-
-/// pidfd_getfd(2): a duplicate of `target` of the process `pidfd` names.
-pub fn pidfd_getfd(pidfd: i32, target: i32, flags: u32) -> Result<i32, Errno> {
-    // SAFETY: creates a new fd; touches no memory.
-    unsafe { syscall3(libc::SYS_pidfd_getfd, pidfd as usize, target as usize, flags as usize) }.map(|fd| fd as i32)
 }
