@@ -117,13 +117,7 @@ static void *thread_main(void *arg)
         int r = pthread_sigqueue(pthread_self(), SIGRTMIN, v);
         snprintf(lines[2], sizeof lines[2], "self pthread_sigqueue: %s, handled before return: %d\n", errname(r),
                  ATOMIC_LOAD(&nrec[i]));
-        siginfo_t si;
-        memset(&si, 0, sizeof si);
-        si.si_signo = SIGRTMIN;
-        si.si_code = SI_TKILL;
-        si.si_pid = getpid();
-        si.si_uid = getuid();
-        si.si_value.sival_int = 45;
+        siginfo_t si = sent_siginfo(SIGRTMIN, SI_TKILL, 45);
         /* SI_TKILL to oneself is allowed (only another thread's is EPERM). */
         r = (int)syscall(SYS_rt_tgsigqueueinfo, getpid(), gettid(), SIGRTMIN, &si);
         snprintf(lines[3], sizeof lines[3], "self rt_tgsigqueueinfo SI_TKILL: %d, handled before return: %d\n", r,
@@ -200,13 +194,7 @@ int main(void)
     print_recs("self", 4, 0);
 
     /* rt_tgsigqueueinfo through syscall(). */
-    siginfo_t si;
-    memset(&si, 0, sizeof si);
-    si.si_signo = SIGRTMIN;
-    si.si_code = SI_QUEUE;
-    si.si_pid = getpid();
-    si.si_uid = getuid();
-    si.si_value.sival_int = 99;
+    siginfo_t si = sent_siginfo(SIGRTMIN, SI_QUEUE, 99);
     int r = (int)syscall(SYS_rt_tgsigqueueinfo, getpid(), tids[1], SIGRTMIN, &si);
     printf("rt_tgsigqueueinfo: %d %s\n", r, r ? errname(errno) : "");
     wait_count(1, 2, "rt_tgsigqueueinfo");

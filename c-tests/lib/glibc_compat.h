@@ -206,6 +206,25 @@ static __attribute__((unused)) int pidfd_open(pid_t pid, unsigned int flags)
     int (*fn)(pid_t, unsigned int) = (int (*)(pid_t, unsigned int))COMPAT_LOOKUP("pidfd_open");
     return fn ? fn(pid, flags) : (int)syscall(SYS_pidfd_open, pid, flags);
 }
+
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+static __attribute__((unused)) int pidfd_send_signal(int fd, int sig, siginfo_t *info, unsigned int flags)
+{
+    int (*fn)(int, int, siginfo_t *, unsigned int) =
+        (int (*)(int, int, siginfo_t *, unsigned int))COMPAT_LOOKUP("pidfd_send_signal");
+    return fn ? fn(fd, sig, info, flags) : (int)syscall(SYS_pidfd_send_signal, fd, sig, info, flags);
+}
+
+#ifndef SYS_pidfd_getfd
+#define SYS_pidfd_getfd 438
+#endif
+static __attribute__((unused)) int pidfd_getfd(int fd, int target, unsigned int flags)
+{
+    int (*fn)(int, int, unsigned int) = (int (*)(int, int, unsigned int))COMPAT_LOOKUP("pidfd_getfd");
+    return fn ? fn(fd, target, flags) : (int)syscall(SYS_pidfd_getfd, fd, target, flags);
+}
 #endif
 
 #endif /* GLIBC_COMPAT_H */

@@ -164,6 +164,20 @@ static __attribute__((unused)) int set_siginfo_handler(int sig, void (*h)(int, s
     return sigaction(sig, &sa, NULL);
 }
 
+/* The siginfo a sender of this process passes to rt_(tg)sigqueueinfo or pidfd_send_signal: signal `sig`,
+ * si_code `code`, value `value`, this process's pid and uid. */
+static __attribute__((unused)) siginfo_t sent_siginfo(int sig, int code, int value)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    si.si_signo = sig;
+    si.si_code = code;
+    si.si_pid = getpid();
+    si.si_uid = getuid();
+    si.si_value.sival_int = value;
+    return si;
+}
+
 /* The name of a siginfo's si_code for the codes a process's own sends carry. */
 static __attribute__((unused)) const char *si_code_name(int c)
 {

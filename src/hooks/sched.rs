@@ -1,5 +1,6 @@
 //! Calls that name a thread by its kernel tid or act on its scheduling: `gettid`, `tgkill`,
-//! `pthread_gettid_np`, `sched_*`, `setpriority`/`getpriority`, `ioprio_set`/`ioprio_get`, `pidfd_open`,
+//! `pthread_gettid_np`, `sched_*`, `setpriority`/`getpriority`, `ioprio_set`/`ioprio_get`, `pidfd_open`
+//! (and `pidfd_send_signal` through a coroutine's thread pidfd),
 //! and the pthread scheduling and affinity functions. A coroutine's tid is its own (the fake one in its TCB, which no kernel task has), so each
 //! call that names one is answered by the runtime: signals go where `pthread_kill` sends them, and the
 //! scheduling attributes are the thread's own (see `runtime::sched_attr`). Everything else goes to libc.
@@ -68,8 +69,8 @@ const PIDFD_THREAD: u32 = libc::O_EXCL as u32;
 
 /// pidfd_open of a coroutine's tid: a thread other than the main one leads no thread group, which the
 /// kernel refuses without PIDFD_THREAD (after its checks of the flags and the id; EINVAL or ENOENT by
-/// release, asked of the kernel). None: the kernel's call (any other id; an ended coroutine's tid, which
-/// it answers ESRCH).
+/// release, asked of the kernel); with it, a thread pidfd (`runtime::thread_pidfd`). None: the kernel's
+/// call (any other id, the main thread's included; an ended coroutine's tid, which it answers ESRCH).
 fn pidfd_open_coroutine(pid: libc::pid_t, flags: u32) -> Option<Result<i32, Errno>> {
     if pid <= 0 || flags & !(PIDFD_NONBLOCK | PIDFD_THREAD) != 0 || !runtime::running() {
         return None;
@@ -78,7 +79,19 @@ fn pidfd_open_coroutine(pid: libc::pid_t, flags: u32) -> Option<Result<i32, Errn
         Named::Thread(task) if !task.is_main && flags & PIDFD_THREAD == 0 => {
             Some(Err(runtime::proc_task::pidfd_open_non_leader(flags)))
         }
+        Named::Thread(task) if !task.is_main && runtime::thread_pidfd::supported() => {
+            Some(runtime::thread_pidfd::open(task, flags))
+        }
         _ => None,
+    }
+}
+
+/// pidfd_send_signal through a coroutine's thread pidfd, or the kernel's.
+fn send_signal(fd: c_int, sig: c_int, info: *const libc::siginfo_t, flags: u32) -> Result<(), Errno> {
+    match runtime::running().then(|| runtime::thread_pidfd::send_signal(fd, sig, info, flags)).flatten() {
+        Some(r) => r.and_then(|d| runtime::signals::through_thread_pidfd(d, sig)),
+        // SAFETY: the program's own arguments.
+        None => unsafe { runtime::sys::process::pidfd_send_signal(fd, sig, info, flags) }.map(|_| ()),
     }
 }
 
@@ -88,6 +101,21 @@ fn pidfd_open_coroutine(pid: libc::pid_t, flags: u32) -> Option<Result<i32, Errn
 pub unsafe extern "C" fn pidfd_open(pid: libc::pid_t, flags: libc::c_uint) -> c_int {
     match pidfd_open_coroutine(pid, flags).unwrap_or_else(|| runtime::sys::process::pidfd_open_flags(pid, flags)) {
         Ok(fd) => fd,
+        Err(e) => fail(e),
+    }
+}
+
+/// # Safety
+/// C contract of pidfd_send_signal (glibc 2.36; the system call before).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pidfd_send_signal(
+    fd: c_int,
+    sig: c_int,
+    info: *mut libc::siginfo_t,
+    flags: libc::c_uint,
+) -> c_int {
+    match send_signal(fd, sig, info, flags) {
+        Ok(()) => 0,
         Err(e) => fail(e),
     }
 }
@@ -404,6 +432,9 @@ pub fn raw(n: libc::c_long, a1: usize, a2: usize, a3: usize, a4: usize) -> Optio
     let named = match n {
         libc::SYS_gettid => return Some(Ok(gettid_here() as usize)),
         libc::SYS_pidfd_open => return pidfd_open_coroutine(a1 as i32, a2 as u32).map(|r| r.map(|fd| fd as usize)),
+        libc::SYS_pidfd_send_signal => {
+            return Some(send_signal(a1 as i32, a2 as i32, a3 as *const _, a4 as u32).map(|()| 0));
+        }
         libc::SYS_tgkill => {
             return Some(runtime::signals::tgkill(Some(a1 as i32), a2 as i32, a3 as i32).map(|()| 0));
         }

@@ -20,6 +20,7 @@
 //! | [`thread`] | pthread semantics on tasks: create, exit, join, detach, registry |
 //! | [`thread_attr`] | what a `pthread_attr_t` asks for, and whether a coroutine can give it |
 //! | [`proc_task`] | `/proc/self/task/TID` of a coroutine: its worker's entry, its own `comm` and `stat` |
+//! | [`thread_pidfd`] | `pidfd_open(tid, PIDFD_THREAD)` of a coroutine: a real pidfd of a stand-in OS thread that exits with it; the signals sent through it |
 //! | [`cputime`] | each thread's CPU time, charged at its switches (`cputime::account`, a leaf) |
 //! | [`sched_attr`] | each thread's policy, priority, nice value, affinity, as the kernel keeps them (leaf: `state`) |
 //! | [`identity`] | a glibc thread descriptor and static TLS per coroutine, learned from glibc itself |
@@ -74,6 +75,7 @@ pub mod sys;
 pub mod task;
 pub mod thread;
 pub mod thread_attr;
+pub mod thread_pidfd;
 pub mod timers;
 pub mod unwind;
 pub mod wait_reason;
@@ -205,6 +207,7 @@ extern "C" fn atfork_child() {
     worker::forget_rseq_after_fork();
     identity::register_robust_list_here();
     io::closing::close_hidden_in_child();
+    thread_pidfd::forget_in_child();
     sync::kernel_wait::forget_in_child();
     // SAFETY: clearing GS makes this thread "not a worker"; the worker records stay valid but unused.
     unsafe { fsgs::set_gs_base(0) };

@@ -466,6 +466,8 @@ pub fn on_coroutine_finished(task: TaskRef) {
         let mut j = task.join.lock();
         j.life = Life::Exited;
         task.debug_live.store(0, Ordering::Release);
+        // Before a joiner can return: natively the thread's pidfd is readable once pthread_join returned.
+        super::thread_pidfd::thread_ended(task.tid.get());
         if j.detached {
             None
         } else {

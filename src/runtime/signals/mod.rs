@@ -50,7 +50,7 @@ pub mod wait;
 
 pub use action::{program_sigaction, wraps};
 pub use masks::{TempMask, change_mask};
-pub use routing::{kill, process_of_tid, queue, raise, tgkill, tgsigqueueinfo};
+pub use routing::{kill, process_of_tid, queue, raise, tgkill, tgsigqueueinfo, through_thread_pidfd};
 pub use wait::{pause, pending, sigpause, sigsuspend, timed_wait};
 
 /// Installs the runtime's signal machinery once, at start-up: the SIGSEGV handler, the routing of held

@@ -306,6 +306,18 @@ pub fn tgsigqueueinfo(
     })
 }
 
+/// A signal sent through a coroutine's thread pidfd (`thread_pidfd::send_signal` checked it): to the
+/// thread as pthread_kill or pthread_sigqueue send it, or to the process as kill or sigqueue.
+pub fn through_thread_pidfd(d: crate::runtime::thread_pidfd::Delivery, sig: i32) -> Result<(), Errno> {
+    let pid = sys::getpid();
+    match (d.tid, d.info) {
+        (Some(tid), None) => tgkill(Some(pid), tid, sig),
+        (Some(tid), Some(i)) => tgsigqueueinfo(pid, tid, sig, Ok(i)).unwrap_or(Err(Errno(libc::ESRCH))),
+        (None, None) => sys::signal::kill(pid, sig),
+        (None, Some(i)) => sys::signal::sigqueueinfo(pid, sig, &i),
+    }
+}
+
 /// The process id a kill-style call (kill, sigqueue, rt_sigqueueinfo) aimed at `pid` reaches: a live coroutine's tid names
 /// its process, as a thread's tid does for the kernel; an ended one's names nothing (kept: the kernel
 /// then says ESRCH); any other id is the kernel's.

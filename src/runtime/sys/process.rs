@@ -48,3 +48,17 @@ pub fn rseq_unregister(area: usize, len: usize) -> Result<(), Errno> {
     // SAFETY: unregistering touches no memory; the kernel checks address, length and signature.
     unsafe { syscall4(libc::SYS_rseq, area, len, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) }.map(|_| ())
 }
+
+/// pidfd_send_signal(2) with the program's arguments.
+///
+/// # Safety
+/// `info` is null or the program's own.
+pub unsafe fn pidfd_send_signal(
+    pidfd: i32,
+    sig: i32,
+    info: *const libc::siginfo_t,
+    flags: u32,
+) -> Result<usize, Errno> {
+    // SAFETY: the caller vouches for the pointer, which the kernel only reads.
+    unsafe { syscall4(libc::SYS_pidfd_send_signal, pidfd as usize, sig as usize, info as usize, flags as usize) }
+}
