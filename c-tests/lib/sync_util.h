@@ -13,13 +13,14 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* Initialises *mx as `type`, with PTHREAD_PRIO_INHERIT when pi, robust and process-shared as asked. */
+/* Initialises *mx as `type`, with protocol `pi` (0: none; 1 is PTHREAD_PRIO_INHERIT, or
+ * PTHREAD_PRIO_PROTECT), robust and process-shared as asked. */
 static __attribute__((unused)) void init_mutex(pthread_mutex_t *mx, int type, int pi, int robust, int pshared)
 {
     pthread_mutexattr_t a;
     pthread_mutexattr_init(&a);
     if (pi)
-        pthread_mutexattr_setprotocol(&a, PTHREAD_PRIO_INHERIT);
+        pthread_mutexattr_setprotocol(&a, pi);
     pthread_mutexattr_settype(&a, type);
     if (robust)
         pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
@@ -29,6 +30,18 @@ static __attribute__((unused)) void init_mutex(pthread_mutex_t *mx, int type, in
     if (r)
         fprintf(stderr, "pthread_mutex_init: %s\n", errname(r));
     pthread_mutexattr_destroy(&a);
+}
+
+/* Polls (5 s at most) until a thread waits for the PI mutex `mx` in the kernel: FUTEX_LOCK_PI sets the
+ * waiters bit of its word. 1 if one does. */
+static __attribute__((unused)) int kernel_waiter_on(pthread_mutex_t *mx)
+{
+    for (int i = 0; i < 5000; i++) {
+        if (__atomic_load_n((unsigned *)mx, __ATOMIC_SEQ_CST) & 0x80000000u)
+            return 1;
+        sleep_ms(1);
+    }
+    return 0;
 }
 
 /* `size` zeroed bytes shared with the children this process forks (MAP_SHARED | MAP_ANONYMOUS); exits

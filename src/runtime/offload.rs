@@ -326,23 +326,30 @@ pub unsafe fn syscall(
 /// (see `sys::abortable`), so the worker waits for it in place rather than parking the coroutine again:
 /// it must not run anything of the coroutine's (a handler) before the call is over.
 fn abort<R>(done: &Done<R>) {
-    done.abort.store(1, Ordering::SeqCst);
-    // The helper stores its tid before it looks at the flag: either it sees the flag, or we see its tid.
+    abort_call(&done.abort, || done.tid.load(Ordering::SeqCst), || done.finished.load(Ordering::Acquire) != 0);
+}
+
+/// Aborts a call another OS thread makes through `sys::abortable` with flag `flag` (its kernel tid is
+/// `tid()`, 0 while unknown) and waits in place until `finished()` says it is back from it: for the
+/// helpers here and for the keepers' PI lock waits (`sync::proxy`).
+pub fn abort_call(flag: &AtomicU32, tid: impl Fn() -> i32, finished: impl Fn() -> bool) {
+    flag.store(1, Ordering::SeqCst);
+    // The thread stores its tid before it looks at the flag: either it sees the flag, or we see its tid.
     let mut resend_at = 0;
-    while done.finished.load(Ordering::Acquire) == 0 {
+    while !finished() {
         let now = super::sys::time::monotonic_ns();
         // Again every millisecond: a call libc makes inside itself (`sys::abortable::foreign`) ends only
         // when the signal finds it in its wait, which it may not have begun yet.
         if now >= resend_at {
-            let tid = done.tid.load(Ordering::SeqCst);
+            let tid = tid();
             if tid != 0 {
                 super::preempt::signal::send_abort(tid);
             }
             resend_at = now + 1_000_000;
         }
-        // Short sleeps, no wake-up: the helper wakes only the parking lot (the record is freed as soon as
-        // this sees `finished`, so nothing may touch its words after that).
-        let _ = futex::wait(&done.finished, 0, Some(now + 50_000));
+        // Short sleeps on the flag, which stays 1, with no wake-up: the thread wakes only the parking lot
+        // (a helper's record is freed as soon as this sees it finished, so nothing may touch it after).
+        let _ = futex::wait(flag, 1, Some(now + 50_000));
     }
 }
 

@@ -9,8 +9,9 @@
 //! fair policy: EINVAL), and glibc has recorded the new highest ceiling before that refusal, so the next
 //! lock of a mutex with the same ceiling succeeds without trying again.
 //!
-//! A coroutine waits for a mutex someone else holds by retrying (see `retry_cooperatively`): the holder
-//! may be a plain thread in glibc, which wakes waiters in the kernel only. Plain threads use glibc.
+//! A coroutine waits for a mutex someone else holds as glibc's threads do, in the kernel's futex queue of
+//! the lock word (through `kernel_wait`, without blocking its worker): the holder may be a plain thread
+//! in glibc, which wakes waiters in the kernel only. Plain threads use glibc.
 
 use super::super::sched_attr::{self, Change};
 use super::super::task::TaskRef;
@@ -62,6 +63,12 @@ impl PpMutex {
 
     /// pthread_mutex_trylock, as glibc's for this kind.
     pub fn trylock(&self, me: &TaskRef) -> i32 {
+        self.attempt(me, 1)
+    }
+
+    /// One attempt at the lock, as glibc's trylock; taken, the word's low bits are `taken` (1, or 2 —
+    /// glibc's "locked, maybe waiters" — for a waiter that slept, since others may sleep beside it).
+    fn attempt(&self, me: &TaskRef, taken: i32) -> i32 {
         let id = my_tid();
         if self.owner.load(Ordering::Relaxed) == id {
             match self.kind {
@@ -92,7 +99,7 @@ impl PpMutex {
             }
             let ceilval = ceiling << CEILING_SHIFT;
             oldprio = ceiling;
-            match self.lock.compare_exchange(ceilval, ceilval | 1, Ordering::Acquire, Ordering::Relaxed) {
+            match self.lock.compare_exchange(ceilval, ceilval | taken, Ordering::Acquire, Ordering::Relaxed) {
                 Ok(_) => break,
                 Err(now) => oldval = now,
             }
@@ -107,18 +114,42 @@ impl PpMutex {
         0
     }
 
-    /// pthread_mutex_lock/timedlock/clocklock: tries until the mutex is free (a holder may be a plain
-    /// thread in glibc, which wakes waiters only in the kernel), parking between tries. `error` is a bad
-    /// deadline, reported as glibc does once it would have to wait.
+    /// pthread_mutex_lock/timedlock/clocklock: glibc's wait, the lock word marked 2 ("locked, maybe
+    /// waiters") and waited on in the kernel's futex queue ([`super::kernel_wait`]: a holder that is a
+    /// plain thread in glibc, perhaps in another process, wakes waiters only there), between attempts.
+    /// `error` is a bad deadline, reported as glibc does once it would have to wait.
     pub fn lock(&self, me: &TaskRef, deadline: Deadline, error: Option<i32>) -> i32 {
-        let mut first = true;
-        super::retry_cooperatively(libc::EBUSY, deadline, || match self.trylock(me) {
-            libc::EBUSY if first && error.is_some() => error.unwrap_or(0),
-            r => {
-                first = false;
-                r
+        let mut taken = 1;
+        loop {
+            let r = self.attempt(me, taken);
+            if r != libc::EBUSY {
+                return r;
             }
-        })
+            if let Some(e) = error {
+                return e;
+            }
+            if deadline.is_some_and(|d| d <= super::super::sys::time::monotonic_ns()) {
+                return libc::ETIMEDOUT;
+            }
+            let cur = self.lock.load(Ordering::Relaxed);
+            if cur & !CEILING_MASK == 0 {
+                continue;
+            }
+            let want = (cur & CEILING_MASK) | 2;
+            if cur != want && self.lock.compare_exchange(cur, want, Ordering::Relaxed, Ordering::Relaxed).is_err() {
+                continue;
+            }
+            // Woken, timed out, or interrupted (a handler ran): look again either way.
+            let _ = super::kernel_wait::wait(
+                self.lock as *const AtomicI32 as usize,
+                want as u32,
+                u32::MAX,
+                !self.pshared,
+                deadline,
+                super::super::park::OnSignal::Resume,
+            );
+            taken = 2;
+        }
     }
 
     /// pthread_mutex_unlock, as glibc's for this kind.

@@ -25,9 +25,15 @@
 //!
 //! Coroutines wait for a robust mutex that is not PI as glibc's threads do, in the kernel's futex queue
 //! of its word with the waiters bit set ([`super::kernel_wait`]: the holder may be in another process,
-//! and its unlock — or the kernel's release at its death — wakes them there); for a PI one, which only
-//! its would-be owner may wait for in the kernel (FUTEX_LOCK_PI), they retry with short sleeps. Either
-//! way they are bound to no keeper meanwhile. Plain threads keep using glibc with their real tids.
+//! and its unlock — or the kernel's release at its death — wakes them there), bound to no keeper
+//! meanwhile. A PI one only its would-be owner may wait for in the kernel (FUTEX_LOCK_PI), and that
+//! owner is to be the coroutine's keeper anyway: so the waiting coroutine binds its keeper, which makes
+//! the FUTEX_LOCK_PI and blocks in the kernel as a real waiter (queued by priority, lending the owner its
+//! priority, handed the mutex by the owner's FUTEX_UNLOCK_PI or by the kernel at the owner's death),
+//! while the coroutine parks and is unparked when the call returns ([`Shared::lock_in_kernel`]). A
+//! signal for the coroutine or its deadline aborts the keeper's call through `sys::abortable` (the kernel
+//! only restarts an interrupted FUTEX_LOCK_PI, so an EINTR is the abort's and leaves the keeper no waiter
+//! and no owner). Plain threads keep using glibc with their real tids.
 //!
 //! A coroutine's condition wait with such a mutex — on a process-private condition variable or a
 //! process-shared one (`super::shared_cond`, glibc's protocol) — unlocks and relocks it here like any
@@ -68,12 +74,19 @@ enum Request {
     /// A PI futex operation it makes as the owner: the word, FUTEX_UNLOCK_PI or FUTEX_TRYLOCK_PI, and where
     /// to put the result (0 or an errno), if anywhere.
     Futex { word: usize, op: i32, result: *const AtomicI32 },
+    /// FUTEX_LOCK_PI on `word` for the bound coroutine, which parks meanwhile: made through
+    /// `sys::abortable` with flag `abort`, so that the coroutine can end it for a signal or its deadline.
+    /// The result: 0 (the keeper owns the word), an errno, or [`NOT_MADE`] (aborted before it began).
+    Lock { word: usize, abort: *const AtomicU32, result: *const AtomicI32 },
     /// Ends the keeper's thread, after the requests queued before it, without unlocking what it holds.
     Exit,
 }
 
-// SAFETY: `result` points at a requester's AtomicI32, alive until `served` passes its ticket.
+// SAFETY: `result` (and `abort`) point at a requester's atomics, alive until `served` passes its ticket.
 unsafe impl Send for Request {}
+
+/// A [`Request::Lock`] aborted before its system call began.
+const NOT_MADE: i32 = -1;
 
 /// A keeper: a real OS thread whose tid goes in the lock words of the mutexes it keeps, whose robust list
 /// (glibc's head in its own descriptor, registered with the kernel) holds the robust ones among them, and
@@ -157,7 +170,7 @@ impl Keeper {
 /// a coroutine holding one is done by [`release_held_by`], as the kernel would).
 static SHARED_KEEPER: Keeper = Keeper::new(KEEPER_NONE);
 
-/// First and longest pause between attempts of a waiting coroutine.
+/// First and longest pause while waiting for a keeper thread to start.
 const PAUSE_MIN_NS: u64 = 20_000;
 const PAUSE_MAX_NS: u64 = 2_000_000;
 
@@ -205,6 +218,25 @@ extern "C" fn keeper_main(arg: *mut libc::c_void) -> *mut libc::c_void {
         for req in batch {
             match req {
                 Request::Exit => exit = true,
+                Request::Lock { word, abort, result } => {
+                    // Shared futex operations, as glibc's for robust and process-shared PI mutexes. A
+                    // signal interrupts FUTEX_LOCK_PI only to restart it: it returns EINTR only when
+                    // aborted, and then the kernel has taken the keeper off the mutex's waiters without
+                    // giving it the mutex (a lock got just before the abort returns 0 and stands).
+                    // SAFETY: the requester waits for `served` (an abort included), so the word, the flag
+                    // and the result are alive; FUTEX_LOCK_PI without a timeout reads only the word.
+                    let r = unsafe {
+                        sys::abortable::call_or_skip(
+                            &*abort,
+                            libc::SYS_futex,
+                            [word, libc::FUTEX_LOCK_PI as usize, 0, 0, 0, 0],
+                        )
+                    };
+                    // SAFETY: see Request.
+                    unsafe {
+                        (*result).store(r.map_or(NOT_MADE, |r| r.map_or_else(|e| e.0, |_| 0)), Ordering::Relaxed)
+                    };
+                }
                 Request::Futex { word, op, result } => {
                     // SAFETY: the requester waits for `served` (or the mutex is one its coroutine released
                     // and still relocks), so the word is alive.
@@ -445,6 +477,19 @@ fn dequeue(g: &ListGuard, entry: usize) {
     }
 }
 
+/// A mutex taken that is not recoverable: the taker gives it back and fails with ENOTRECOVERABLE.
+struct NotRecoverable;
+
+/// How a wait for a PI mutex in the kernel ([`Shared::lock_in_kernel`]) ended.
+enum KernelLock {
+    /// Taken, with glibc's answer.
+    Got(Result<i32, NotRecoverable>),
+    /// Not taken: interrupted or timed out.
+    NotTaken,
+    /// FUTEX_LOCK_PI's error.
+    Failed(i32),
+}
+
 /// A robust or process-shared PI mutex, seen by a coroutine.
 pub struct Shared {
     /// The `pthread_mutex_t`, live and initialised (see [`Shared::at`]).
@@ -584,15 +629,12 @@ impl Shared {
         if self.robust && !self.pi && self.owner().load(Ordering::Relaxed) == OWNER_NOTRECOVERABLE {
             return libc::ENOTRECOVERABLE;
         }
-        let mut pause = PAUSE_MIN_NS;
         loop {
             match self.take() {
                 Ok(Some(prev)) => return self.acquired(me, prev),
                 Ok(None) => {}
                 Err(e) => return e,
             }
-            // A waiting coroutine keeps no keeper it does not use.
-            self.settle();
             if trying {
                 return libc::EBUSY;
             }
@@ -602,12 +644,109 @@ impl Shared {
             if deadline.is_some_and(|d| d <= time::monotonic_ns()) {
                 return libc::ETIMEDOUT;
             }
-            if self.pi {
-                // A PI word may only be waited for in the kernel with FUTEX_LOCK_PI, by the thread that is
-                // to own it: retry instead.
-                sleep_a_while(&mut pause, deadline);
-            } else {
+            if !self.pi {
                 self.wait_for_release(deadline);
+                continue;
+            }
+            let Some(k) = self.bind() else { return libc::EAGAIN };
+            match self.lock_in_kernel(k, me, deadline) {
+                KernelLock::Got(Ok(r)) => return r,
+                KernelLock::Got(Err(NotRecoverable)) => {
+                    self.release(true);
+                    return libc::ENOTRECOVERABLE;
+                }
+                // Interrupted (its handlers have run) or timed out: look again. A handler may have given
+                // the keeper back (it locked and unlocked a PI mutex of its own): bind afresh.
+                KernelLock::NotTaken => self.rebind(),
+                // The keeper holds it already (a plain mutex relocked by its holder) or its owner is gone
+                // without a robust list's release: glibc then waits for ever, or until the deadline.
+                KernelLock::Failed(libc::EDEADLK | libc::ESRCH) => return self.wait_for_ever(deadline),
+                KernelLock::Failed(e) => return e,
+            }
+        }
+    }
+
+    /// Waits for the mutex in the kernel: the calling coroutine's keeper `k` makes FUTEX_LOCK_PI for it
+    /// while it parks, so the kernel queues a real thread as a waiter (by priority, lending the owner its
+    /// priority) and hands the mutex to it at the owner's unlock or death, as to any thread. A handled
+    /// signal or the deadline aborts the keeper's call before anything else runs in the coroutine (its
+    /// handlers run after, on its own stack, and may leave by `siglongjmp`); the mutex is then either not
+    /// taken, or taken already and kept (the call completed first, as natively when a signal comes just
+    /// after the lock), with its bookkeeping done before the handlers run.
+    fn lock_in_kernel(&self, k: &'static Keeper, me: i32, deadline: Deadline) -> KernelLock {
+        use super::super::park::{OnSignal, Wait, WaitReason};
+        use super::super::parking_lot::{self, Parked};
+        let abort = AtomicU32::new(0);
+        let result = AtomicI32::new(NOT_MADE);
+        // While the kernel may make the keeper the owner, its pending slot names the mutex (glibc's
+        // `list_op_pending`): the keeper's list is claimed until the mutex is on it or the wait is over.
+        let mut list = self.robust.then(|| self.claim(k));
+        let ticket = k.request(Request::Lock { word: self.word_addr(), abort: &abort, result: &result });
+        let served = &k.served;
+        let key = served as *const AtomicU64 as usize;
+        let mut outcome = None;
+        while outcome.is_none() {
+            let how = Wait::new(WaitReason::Mutex, self.word_addr(), OnSignal::Resume).until(deadline);
+            let ended = parking_lot::park_then(
+                key,
+                0,
+                || served.load(Ordering::Acquire) < ticket,
+                || {},
+                how,
+                |p| {
+                    if matches!(p, Parked::Interrupted | Parked::TimedOut) && served.load(Ordering::Acquire) < ticket {
+                        super::super::offload::abort_call(
+                            &abort,
+                            || k.tid() as i32,
+                            || served.load(Ordering::Acquire) >= ticket,
+                        );
+                    }
+                    if served.load(Ordering::Acquire) >= ticket {
+                        outcome = Some(self.kernel_answered(k, me, result.load(Ordering::Relaxed), list.take()));
+                    }
+                },
+            );
+            if ended == Parked::Invalid {
+                outcome = Some(self.kernel_answered(k, me, result.load(Ordering::Relaxed), list.take()));
+            }
+        }
+        outcome.unwrap_or(KernelLock::NotTaken)
+    }
+
+    /// The keeper's FUTEX_LOCK_PI answered `r`: when it got the mutex, the bookkeeping of a lock (off
+    /// the pending slot `list` onto the keeper's list, held by the calling coroutine). Runs before any
+    /// handler of the coroutine's: it cannot park.
+    fn kernel_answered(&self, k: &'static Keeper, me: i32, r: i32, list: Option<ListGuard<'static>>) -> KernelLock {
+        match r {
+            0 => {
+                let died = self.owned_from_kernel(k, list);
+                KernelLock::Got(self.note_acquired(me, died))
+            }
+            NOT_MADE | libc::EINTR => KernelLock::NotTaken,
+            e => KernelLock::Failed(e),
+        }
+    }
+
+    /// The keeper's last binding, after a wait a handler may have run in (see [`Self::lock`]).
+    fn rebind(&self) {
+        if self.pi
+            && self.keeper.get().map(|k| k as *const Keeper as usize)
+                != bound_keeper(self.task).map(|k| k as *const Keeper as usize)
+        {
+            self.keeper.set(None);
+        }
+        self.settle();
+    }
+
+    /// glibc's answer for a PI lock the kernel refused as a deadlock or for a vanished owner: wait for
+    /// ever (signal handlers run meanwhile), or until the deadline, then ETIMEDOUT.
+    fn wait_for_ever(&self, deadline: Deadline) -> i32 {
+        self.settle();
+        loop {
+            // An hour at a time when there is no deadline.
+            super::super::park::sleep_until(deadline.unwrap_or_else(|| time::monotonic_ns() + 3_600_000_000_000));
+            if deadline.is_some_and(|d| d <= time::monotonic_ns()) {
+                return libc::ETIMEDOUT;
             }
         }
     }
@@ -676,31 +815,47 @@ impl Shared {
         if k.op(self.word_addr(), libc::FUTEX_TRYLOCK_PI, true) != 0 {
             return Ok(None);
         }
+        Ok(Some(self.owned_from_kernel(k, None)))
+    }
+
+    /// The kernel made keeper `k` the owner of the PI word: the owner-died bit it kept there is taken off
+    /// (and returned, as glibc reads it), the mutex goes on the keeper's list (claimed already, `list`, or
+    /// now) and counts as held through it.
+    fn owned_from_kernel(&self, k: &'static Keeper, list: Option<ListGuard<'static>>) -> u32 {
         let prev = self.word().fetch_and(!FUTEX_OWNER_DIED, Ordering::Acquire);
         if self.robust {
-            enqueue(&self.claim(k), self.entry(), true);
+            let g = list.unwrap_or_else(|| self.claim(k));
+            enqueue(&g, self.entry(), true);
         }
         self.count_held(k, 1);
         debug_assert_eq!(prev & FUTEX_TID_MASK, k.tid());
-        Ok(Some(prev & FUTEX_OWNER_DIED))
+        prev & FUTEX_OWNER_DIED
     }
 
     fn acquired(&self, me: i32, prev: u32) -> i32 {
+        self.note_acquired(me, prev).unwrap_or_else(|NotRecoverable| {
+            self.release(true);
+            libc::ENOTRECOVERABLE
+        })
+    }
+
+    /// glibc's bookkeeping of a lock just taken (`prev`: the word's owner-died bit before it), without
+    /// parking: Err when the mutex is not recoverable, which the caller must give back.
+    fn note_acquired(&self, me: i32, prev: u32) -> Result<i32, NotRecoverable> {
         self.holder().store(me as usize, Ordering::Relaxed);
         if prev & FUTEX_OWNER_DIED != 0 {
             self.count().store(1, Ordering::Relaxed);
             self.owner().store(OWNER_INCONSISTENT, Ordering::Relaxed);
-            return libc::EOWNERDEAD;
+            return Ok(libc::EOWNERDEAD);
         }
         if self.robust && self.owner().load(Ordering::Relaxed) == OWNER_NOTRECOVERABLE {
             self.count().store(0, Ordering::Relaxed);
-            self.release(true);
-            return libc::ENOTRECOVERABLE;
+            return Err(NotRecoverable);
         }
         self.count().store(1, Ordering::Relaxed);
         self.owner().store(me, Ordering::Relaxed);
         self.nusers().store(self.nusers().load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
-        0
+        Ok(0)
     }
 
     /// True when the calling coroutine does not hold the mutex (a condition wait with it is EPERM).
