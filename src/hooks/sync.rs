@@ -111,7 +111,8 @@ pub unsafe extern "C" fn pthread_mutex_clocklock(
             return libc::EINVAL;
         }
         // glibc looks at the time only when it has to wait.
-        let (deadline, error) = match sync::abs_deadline(clock, abstime) {
+        // SAFETY: m is an initialised mutex per the contract.
+        let (deadline, error) = match sync::abs_deadline(unsafe { sync::clocklock_clock(m, clock) }, abstime) {
             Ok(d) => (Some(d), None),
             Err(e) => (None, Some(e.0)),
         };

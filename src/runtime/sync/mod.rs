@@ -61,6 +61,25 @@ pub fn abs_deadline(clock: libc::clockid_t, abstime: *const libc::timespec) -> R
     Ok(time::deadline_from_abs(clock, abs))
 }
 
+/// The clock glibc's `pthread_mutex_clocklock` of mutex `m` really waits on for `clock`: before 2.34 a
+/// PI or priority-protect mutex's wait takes a CLOCK_MONOTONIC time for a CLOCK_REALTIME one (FUTEX_LOCK_PI
+/// knew no other clock), so the lock of a held one times out at once; measured on 2.31, not on 2.36 (the
+/// versions between are taken to be 2.31's).
+///
+/// # Safety
+/// `m` must point at a live, initialised `pthread_mutex_t`.
+pub unsafe fn clocklock_clock(m: *const libc::pthread_mutex_t, clock: libc::clockid_t) -> libc::clockid_t {
+    if clock != libc::CLOCK_MONOTONIC || super::identity::glibc_at_least(2, 34) {
+        return clock;
+    }
+    // SAFETY: the aligned `__kind` int at glibc's offset inside the live 40-byte object.
+    let kind = unsafe {
+        (*((m as *const u8).add(16) as *const core::sync::atomic::AtomicI32))
+            .load(core::sync::atomic::Ordering::Relaxed)
+    };
+    if kind & (mutex::KIND_PI | mutex::KIND_PP) != 0 { libc::CLOCK_REALTIME } else { clock }
+}
+
 /// Retries a non-blocking attempt until it stops answering `busy` or `deadline` passes, sleeping 20 µs
 /// to 2 ms between attempts: how a coroutine waits for an object only glibc (or another process) can
 /// release, without blocking its worker.
