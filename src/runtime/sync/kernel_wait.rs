@@ -222,11 +222,31 @@ fn wait_once(word: Word, deadline: Deadline, interrupt: OnSignal) -> Result<(), 
     let key = &w as *const Waiter as usize;
     send(Request::Wait { word, waiter: key });
     let how = Wait::new(WaitReason::Futex, addr, interrupt).until(deadline);
-    let ended = parking_lot::park(key, 0, || w.done.load(Ordering::Acquire) == 0, || {}, how);
-    if matches!(ended, Parked::TimedOut | Parked::Interrupted) && w.done.load(Ordering::Acquire) == 0 {
-        // Take the wait out of the kernel's queue; it completes either way (cancelled, or woken first).
-        send(Request::Cancel { waiter: key });
-    }
+    let ended = parking_lot::park_then(
+        key,
+        0,
+        || w.done.load(Ordering::Acquire) == 0,
+        || {},
+        how,
+        |p| {
+            if matches!(p, Parked::TimedOut | Parked::Interrupted) && w.done.load(Ordering::Acquire) == 0 {
+                // Take the wait out of the kernel's queue before any handler runs (one may leave this frame
+                // by `siglongjmp`: the queued wait would then take a wake-up meant for another waiter and
+                // write into a dead frame). It completes either way (cancelled, or woken first), within the
+                // ring thread's round trip, waited for in place.
+                send(Request::Cancel { waiter: key });
+                while w.done.load(Ordering::Acquire) == 0 {
+                    let _ = futex::wait(&w.done, 0, Some(time::monotonic_ns() + 50_000));
+                }
+            }
+            if matches!(p, Parked::TimedOut | Parked::Interrupted) {
+                while w.done.load(Ordering::Acquire) != 0 && w.released.load(Ordering::Acquire) == 0 {
+                    // The reaper is between its two stores, a few instructions apart.
+                    std::thread::yield_now();
+                }
+            }
+        },
+    );
     while w.done.load(Ordering::Acquire) == 0 {
         // The ring thread writes into `w` until it is done: this wait cannot be left early.
         let how = Wait::new(WaitReason::Futex, addr, OnSignal::Deferred);
