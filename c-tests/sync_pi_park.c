@@ -11,7 +11,8 @@
  *  - a handler for a waiting thread runs in it, on its own stack, and the wait goes on (the lock then got);
  *    a handler that leaves by siglongjmp leaves the mutex not held;
  *  - the same contention on a process-shared priority-protect mutex (each thread's first lock is glibc's
- *    EINVAL: a SCHED_OTHER thread cannot be raised to the ceiling), and a PP timed lock timing out.
+ *    EINVAL: a SCHED_OTHER thread cannot be raised to the ceiling), PP timed locks, and handlers in a PP
+ *    waiter (returning, or leaving by siglongjmp).
  * Arguments (for measurements): THREADS ITERATIONS of the PI contention (default 100 200).
  * asyncshim-test: timeout=120 */
 #include "glibc_compat.h"
@@ -250,23 +251,27 @@ static void timed(const char *what, pthread_mutex_t *m)
 /* ---- handlers in a waiting thread ------------------------------------------------------------------------ */
 
 static int lock_r = -1, unlock_r = -1;
+static pthread_mutex_t *waited;
 
-static void lock_pi(void)
+static void lock_waited(void)
 {
-    lock_r = pthread_mutex_lock(&ar->pi);
+    lock_r = pthread_mutex_lock(waited);
     if (lock_r == 0)
-        unlock_r = pthread_mutex_unlock(&ar->pi);
+        unlock_r = pthread_mutex_unlock(waited);
 }
 
 static void *waiter_body(void *arg)
 {
     (void)arg;
-    wait_in_waiter(lock_pi, NULL);
+    if (waited == &ar->pp)
+        pthread_mutex_trylock(waited); /* glibc's EINVAL, once (see the top) */
+    wait_in_waiter(lock_waited, NULL);
     return NULL;
 }
 
-static void interrupted(enum mode m)
+static void interrupted(const char *what, pthread_mutex_t *mx, enum mode m)
 {
+    waited = mx;
     set_mode(m);
     ATOMIC_STORE(&handled, 0);
     ATOMIC_STORE(&in_waiter, 0);
@@ -275,15 +280,15 @@ static void interrupted(enum mode m)
     ATOMIC_STORE(&wait_done, 0);
     lock_r = unlock_r = -1;
     set_signal_handler(SIGUSR1, waiter_handler, m == RESTART ? SA_RESTART : 0);
-    printf("PI wait, %s:\n", mode_name[m]);
-    int l = pthread_mutex_lock(&ar->pi);
+    printf("%s wait, %s:\n", what, mode_name[m]);
+    int l = lock_twice_if_pp(mx);
     start_waiter(waiter_body, NULL, 1);
     interrupt_waiter(send_to_waiter, !handler_longjmps);
-    int u = pthread_mutex_unlock(&ar->pi);
+    int u = pthread_mutex_unlock(mx);
     pthread_join(waiter, NULL);
     /* After a siglongjmp the waiter must not hold it. */
-    int tl = pthread_mutex_trylock(&ar->pi);
-    int tu = tl == 0 ? pthread_mutex_unlock(&ar->pi) : -1;
+    int tl = pthread_mutex_trylock(mx);
+    int tu = tl == 0 ? pthread_mutex_unlock(mx) : -1;
     printf("  main lock %s, unlock %s; waiter: left by siglongjmp %d, lock %s, unlock %s; then trylock %s, unlock %d\n",
            errname(l), errname(u), ATOMIC_LOAD(&jumped), errname(lock_r), errname(unlock_r), errname(tl), tu);
 }
@@ -312,9 +317,11 @@ int main(int argc, char **argv)
     timed("pshared PI", &ar->pi);
     timed("robust pshared PI", &ar->robust);
     for (enum mode m = LONGJMP; m < MODES; m++)
-        interrupted(m);
+        interrupted("PI", &ar->pi, m);
     iterations = 100;
     contention("pshared PP", &ar->pp, 20);
     timed("pshared PP", &ar->pp);
+    interrupted("PP", &ar->pp, LONGJMP);
+    interrupted("PP", &ar->pp, RETURN);
     return test_exit_status();
 }
