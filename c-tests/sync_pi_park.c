@@ -30,7 +30,8 @@
 
 struct area {
     pthread_mutex_t pi, robust, pp;
-    long count;
+    long count, handoffs;
+    void *last;
     int go, ready, child_done, child_bad;
 };
 
@@ -47,6 +48,9 @@ static void rounds(pthread_mutex_t *m, int *failed)
             /* A yield while holding it: the others find it held and must wait (under the shim, on one
              * worker too). */
             ar->count++;
+            if (ar->last != (void *)&i) /* each thread's own stack address */
+                ar->handoffs++;
+            ar->last = (void *)&i;
             sched_yield();
             if (pthread_mutex_unlock(m))
                 ATOMIC_ADD(failed, 1);
@@ -78,7 +82,7 @@ static void *contend(void *arg)
  * forked child. */
 static void contention(const char *what, pthread_mutex_t *m, int n)
 {
-    ar->count = 0;
+    ar->count = ar->handoffs = 0;
     ATOMIC_STORE(&ar->go, 0);
     ATOMIC_STORE(&ar->ready, 0);
     ATOMIC_STORE(&ar->child_bad, 0);
@@ -117,8 +121,10 @@ static void contention(const char *what, pthread_mutex_t *m, int n)
     waitpid(c, &st, 0);
     int64_t ns = mono_ns() - t0;
     long want = (long)(n + 2) * iterations;
-    fprintf(stderr, "%s: %d threads + a real thread + a child x %d rounds: %.3f s, %.2f us per acquisition\n", what,
-            n, iterations, ns / 1e9, ns / 1e3 / want);
+    fprintf(stderr,
+            "%s: %d threads + a real thread + a child x %d rounds: %.3f s, %.2f us per acquisition, %ld changes of "
+            "holder\n",
+            what, n, iterations, ns / 1e9, ns / 1e3 / want, ar->handoffs);
     int tl = pthread_mutex_trylock(m);
     int tu = tl == 0 ? pthread_mutex_unlock(m) : -1;
     unsigned word = __atomic_load_n((unsigned *)m, __ATOMIC_SEQ_CST);
