@@ -174,10 +174,9 @@ static SHARED_KEEPER: Keeper = Keeper::new(KEEPER_NONE);
 const PAUSE_MIN_NS: u64 = 20_000;
 const PAUSE_MAX_NS: u64 = 2_000_000;
 
-fn sleep_a_while(pause: &mut u64, deadline: Deadline) {
+fn sleep_a_while(pause: &mut u64) {
     super::super::stats::count(&super::super::stats::get().poll_retries);
-    let now = time::monotonic_ns();
-    super::super::park::sleep_until(deadline.map_or(now + *pause, |d| d.min(now + *pause)));
+    super::super::park::sleep_until(time::monotonic_ns() + *pause);
     *pause = (*pause * 2).min(PAUSE_MAX_NS);
 }
 
@@ -288,7 +287,7 @@ fn start_shared_keeper() -> Option<&'static Keeper> {
                     return None;
                 }
             }
-            _ => sleep_a_while(&mut pause, None),
+            _ => sleep_a_while(&mut pause),
         }
     }
 }
@@ -356,7 +355,7 @@ fn bind_another_keeper() -> Option<&'static Keeper> {
                 end_later(k);
                 return None;
             }
-            _ => sleep_a_while(&mut pause, None),
+            _ => sleep_a_while(&mut pause),
         }
     }
 }
