@@ -65,6 +65,7 @@ pub mod park;
 pub mod parking_lot;
 pub mod preempt;
 pub mod proc_task;
+pub mod run_ring;
 pub mod sched_attr;
 pub mod scheduler;
 pub mod signals;

@@ -9,12 +9,13 @@
 
 use super::io::{netpoll, ready};
 use super::lock::Lock;
+use super::run_ring::{self, Ring};
 use super::sys::time;
 use super::task::{TaskRef, Wake};
 use super::timers::Timers;
 use super::worker::{self, Sleep, Worker};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// A worker takes a preempted coroutine first on every this many picks, so that a steady stream of other
 /// work never starves it (Go takes from its global queue on every 61st pick for the same reason).
@@ -443,6 +444,8 @@ impl Scheduler {
     ///
     /// Empty queues are passed over without their locks (a task queued meanwhile is found by the idle
     /// worker's [`Self::work_pending`] before it sleeps). Only a worker itself adds to its own queue.
+    /// Inline in the worker loop, its one caller there, with its own queue's lock-free pick.
+    #[inline(always)]
     pub fn next_task(&self, w: &Worker) -> Option<TaskRef> {
         if !self.preempted.is_empty()
             && w.switches.load(Ordering::Relaxed).is_multiple_of(PREEMPTED_EVERY)
@@ -503,7 +506,8 @@ impl Scheduler {
             stats.stolen.fetch_add(stolen.len() as u64, Ordering::Relaxed);
             let first = stolen.pop_front();
             if !stolen.is_empty() {
-                w.queue.extend(stolen);
+                // Into the ring while it has room and nothing waits in the FIFO (the thief is its owner).
+                w.queue.push_all(stolen.make_contiguous());
             }
             return first;
         }
@@ -580,17 +584,47 @@ impl Scheduler {
 /// and then reads the lengths (SeqCst); a pusher that relies on another worker stores the length and
 /// then, after the SeqCst fence in [`Scheduler::wake_sleeper`], reads the sleep states.
 ///
+/// A worker's queue (given a ring with [`RunQueue::give_ring`]) keeps its oldest ordinary entries in a lock-free
+/// ring ([`Ring`]) in front of the FIFO: the worker's own push and pick take no lock while the locked
+/// part is empty (under the lock a pick cost a compare-exchange and an unlocking exchange on a line
+/// thieves share, once per coroutine run). Every entry in the ring is older than
+/// every entry in the FIFO: the owner pushes to the ring only while the locked part is empty, and
+/// everything else (hand-offs, a batch beyond the ring's room, entries handed over by another worker or
+/// stolen) goes to the FIFO. So the order of ordinary entries is the FIFO's it was, and the locked
+/// operations below take the ring's entries first where they took the FIFO's head. Thieves take the
+/// lock (one thief at a time, and none during the owner's locked operations) and the ring's head with a
+/// compare-exchange, as the owner's lock-free pick does (see `run_ring` for the memory orderings).
+///
 /// A worker's queue also has a `next` slot, taken before the FIFO: the coroutine another coroutine on
 /// this worker woke last (see [`Scheduler::push`]). So that two coroutines handing work back and forth
 /// through it cannot starve the FIFO, the slot is passed over after [`NEXT_STREAK`] picks in a row.
 ///
 /// Hand-offs (the slot, and earlier hand-offs it pushed back into the FIFO) are *held*: a thief takes
 /// them only when the owner lets it (see [`Scheduler::may_take_held`]); the count of held entries is also
-/// kept in an atomic, so a thief can see a queue of nothing but hand-offs without its lock.
+/// kept in an atomic, so a thief can see a queue of nothing but hand-offs without its lock. The ring
+/// holds no hand-offs.
 pub struct RunQueue {
     q: Lock<Queued>,
+    /// The locked part's length (FIFO and slot).
     len: AtomicUsize,
     held: AtomicUsize,
+    /// Picks from the `next` slot in a row (outside the lock: only pickers touch it, and a worker's own
+    /// queue has one picker, which also picks without the lock).
+    next_streak: AtomicU32,
+    /// A worker's own queue's ring (null for the others, and for workers never started: a ring is 2 KiB,
+    /// and there is room for hundreds of spares): set once by the worker as it starts, before it runs
+    /// anything; then only that worker pushes to it without the lock.
+    ring: AtomicPtr<Ring<TaskRef>>,
+}
+
+impl run_ring::Item for TaskRef {
+    fn into_word(self) -> usize {
+        self.0.as_ptr() as usize
+    }
+    unsafe fn from_word(w: usize) -> TaskRef {
+        // SAFETY: `w` is a task pointer (`into_word`), never null.
+        TaskRef(unsafe { core::ptr::NonNull::new_unchecked(w as *mut _) })
+    }
 }
 
 /// Picks from the `next` slot in a row before the FIFO's head gets a turn.
@@ -606,7 +640,6 @@ struct Entry {
 struct Queued {
     fifo: VecDeque<Entry>,
     next: Option<TaskRef>,
-    next_streak: u32,
     /// Held entries in `fifo` and `next`.
     held: usize,
 }
@@ -618,23 +651,48 @@ impl Queued {
 }
 
 impl RunQueue {
+    /// A queue any thread pushes to and takes from, under its lock (the global queue, the preempted one,
+    /// and a worker's until it gives it a ring).
     pub const fn new() -> RunQueue {
         RunQueue {
-            q: Lock::new(Queued { fifo: VecDeque::new(), next: None, next_streak: 0, held: 0 }),
+            q: Lock::new(Queued { fifo: VecDeque::new(), next: None, held: 0 }),
             len: AtomicUsize::new(0),
             held: AtomicUsize::new(0),
+            next_streak: AtomicU32::new(0),
+            ring: AtomicPtr::new(core::ptr::null_mut()),
         }
     }
 
-    /// The length as last stored (exact under the lock; a hint outside it).
+    /// Makes this a worker's own queue, called once by that worker as it starts: from then on only it
+    /// pushes to the queue without the lock ([`Self::push`], [`Self::push_all`]) and picks from it
+    /// ([`Self::pop`]); anyone may [`Self::extend`] it or steal.
+    pub fn give_ring(&self) {
+        if self.ring.load(Ordering::Acquire).is_null() {
+            self.ring.store(Box::into_raw(Box::new(Ring::new())), Ordering::Release);
+        }
+    }
+
+    /// The ring, on a worker's own queue.
+    #[inline(always)]
+    fn ring(&self) -> Option<&Ring<TaskRef>> {
+        // SAFETY: a ring once given is never freed.
+        unsafe { self.ring.load(Ordering::Acquire).as_ref() }
+    }
+
+    #[inline(always)]
+    fn ring_len(&self) -> usize {
+        self.ring().map_or(0, Ring::len)
+    }
+
+    /// The length as last stored (exact for the owner while it holds the lock; a hint otherwise).
     #[inline]
     pub fn len(&self) -> usize {
-        self.len.load(Ordering::SeqCst)
+        self.len.load(Ordering::SeqCst) + self.ring_len()
     }
 
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len.load(Ordering::SeqCst) == 0 && self.ring().is_none_or(Ring::is_empty)
     }
 
     /// Entries a thief may take even while the owner holds its hand-offs (a hint, as [`Self::len`]).
@@ -643,22 +701,37 @@ impl RunQueue {
         self.len().saturating_sub(self.held.load(Ordering::SeqCst))
     }
 
-    /// Stores the lengths after a change (under the lock).
+    /// Stores the lengths after a change (under the lock); returns the whole length.
     #[inline]
     fn publish(&self, q: &Queued) -> usize {
         let n = q.len();
         self.held.store(q.held, Ordering::Release);
         self.len.store(n, Ordering::Release);
-        n
+        n + self.ring_len()
     }
 
-    /// Appends `task`; returns the new length.
+    /// The ring, if the owner may push to it and pick from it without the lock: its queue's locked part
+    /// is empty, so the ring's entries stay older than the FIFO's.
+    #[inline(always)]
+    fn open_ring(&self) -> Option<&Ring<TaskRef>> {
+        if self.len.load(Ordering::Relaxed) != 0 {
+            return None;
+        }
+        self.ring()
+    }
+
+    /// Appends `task`; returns the new length. On a worker's own queue, only by that worker.
     pub fn push(&self, task: TaskRef) -> usize {
+        if let Some(r) = self.open_ring()
+            && r.push_some(&[task]) == 1
+        {
+            return self.len();
+        }
         let mut q = self.q.lock();
         q.fifo.push_back(Entry { task, held: false });
         let n = q.len();
         self.len.store(n, Ordering::Release);
-        n
+        n + self.ring_len()
     }
 
     /// Puts `task` in the `next` slot, held; the one there before goes to the back of the FIFO, still held.
@@ -671,15 +744,47 @@ impl RunQueue {
         self.publish(&q)
     }
 
+    /// The next entry to run. On a worker's own queue, only by that worker: without the lock while the
+    /// locked part is empty. Inline up to the ring's pick (the locked part out of line, so that the worker
+    /// loop's `Scheduler::next_task` stays inline in it).
+    #[inline(always)]
     pub fn pop(&self) -> Option<TaskRef> {
+        if let Some(r) = self.open_ring() {
+            if let Some(t) = r.pop() {
+                if self.next_streak.load(Ordering::Relaxed) != 0 {
+                    self.next_streak.store(0, Ordering::Relaxed);
+                }
+                return Some(t);
+            }
+            // Another worker may have handed entries over meanwhile (see `Scheduler::convoy_hand_off`).
+            if self.len.load(Ordering::SeqCst) == 0 {
+                return None;
+            }
+        }
+        self.pop_locked()
+    }
+
+    #[inline(never)]
+    fn pop_locked(&self) -> Option<TaskRef> {
         let mut q = self.q.lock();
-        let (t, held) = if q.next.is_some() && (q.next_streak < NEXT_STREAK || q.fifo.is_empty()) {
-            q.next_streak += 1;
+        let ring = self.ring();
+        let older_empty = q.fifo.is_empty() && ring.is_none_or(Ring::is_empty);
+        let streak = self.next_streak.load(Ordering::Relaxed);
+        let (t, held) = if q.next.is_some() && (streak < NEXT_STREAK || older_empty) {
+            self.next_streak.store(streak + 1, Ordering::Relaxed);
             (q.next.take(), true)
         } else {
-            q.next_streak = 0;
-            let e = q.fifo.pop_front();
-            (e.map(|e| e.task), e.is_some_and(|e| e.held))
+            self.next_streak.store(0, Ordering::Relaxed);
+            match ring.and_then(Ring::pop) {
+                Some(t) => (Some(t), false),
+                None => {
+                    let e = q.fifo.pop_front();
+                    if let Some(r) = ring {
+                        RunQueue::refill(r, &mut q);
+                    }
+                    (e.map(|e| e.task), e.is_some_and(|e| e.held))
+                }
+            }
         };
         // The held count is stored only when it changes (most pops are of ordinary entries).
         if held {
@@ -690,8 +795,24 @@ impl RunQueue {
         t
     }
 
-    /// Appends `tasks` (under one lock); returns the new length (unchanged, without locking, if none).
+    /// The owner, under the lock, found the ring empty: the ordinary entries at the FIFO's head move to
+    /// the ring (still the oldest), so that the picks that follow take no lock, and, once the FIFO is
+    /// empty, neither do the owner's pushes. Without this a queue whose FIFO was ever used (a batch beyond
+    /// the ring's room, a steal, a hand-off) stayed in the FIFO under steady load.
+    fn refill(ring: &Ring<TaskRef>, q: &mut Queued) {
+        ring.fill(|| match q.fifo.front() {
+            Some(e) if !e.held => q.fifo.pop_front().map(|e| e.task),
+            _ => None,
+        });
+    }
+
+    /// Appends `tasks` (under one lock, or none while they fit in the ring); returns the new length
+    /// (unchanged, without locking, if none). On a worker's own queue, only by that worker.
     pub fn push_all(&self, tasks: &[TaskRef]) -> usize {
+        let tasks = match self.open_ring() {
+            Some(r) => &tasks[r.push_some(tasks)..],
+            None => tasks,
+        };
         if tasks.is_empty() {
             return self.len();
         }
@@ -699,57 +820,72 @@ impl RunQueue {
         q.fifo.extend(tasks.iter().map(|&task| Entry { task, held: false }));
         let n = q.len();
         self.len.store(n, Ordering::Release);
-        n
+        n + self.ring_len()
     }
 
+    /// Appends `tasks` to the FIFO (any thread).
     pub fn extend(&self, tasks: VecDeque<TaskRef>) {
         let mut q = self.q.lock();
         q.fifo.extend(tasks.into_iter().map(|task| Entry { task, held: false }));
         self.len.store(q.len(), Ordering::Release);
     }
 
-    /// Everything queued, the `next` slot first.
+    /// Everything queued, the `next` slot first, then the ring's and the FIFO's entries. On a worker's
+    /// own queue, only by that worker.
     pub fn take_all(&self) -> VecDeque<TaskRef> {
         let mut q = self.q.lock();
         q.held = 0;
-        let mut all: VecDeque<TaskRef> = core::mem::take(&mut q.fifo).into_iter().map(|e| e.task).collect();
-        if let Some(t) = q.next.take() {
-            all.push_front(t);
+        let mut all: VecDeque<TaskRef> = q.next.take().into_iter().collect();
+        if let Some(r) = self.ring() {
+            r.grab(|n| n, &mut all);
         }
+        all.extend(core::mem::take(&mut q.fifo).into_iter().map(|e| e.task));
         self.publish(&q);
         all
     }
 
-    /// The first half (rounded up) of the FIFO, or the `next` slot when the FIFO is empty, unless the
-    /// queue is empty or its lock is busy. Without `held`, hand-offs stay: the first half of the other
-    /// entries, and never the slot.
+    /// The first half (rounded up) of the ring and the FIFO together, or the `next` slot when both are
+    /// empty, unless the queue is empty or its lock is busy. Without `held`, hand-offs stay: the first
+    /// half of the other entries, and never the slot.
     pub fn try_steal_half(&self, held: bool) -> Option<VecDeque<TaskRef>> {
         let mut q = self.q.try_lock()?;
-        let stolen: VecDeque<TaskRef> = if held {
-            let take = q.fifo.len().div_ceil(2);
-            if take == 0 {
-                let slot: VecDeque<TaskRef> = q.next.take().into_iter().collect();
-                q.held -= slot.len();
-                slot.iter().for_each(|t| t.handoff_taken.set(true));
-                slot
-            } else {
-                let mut held_taken = 0;
-                let stolen = q
-                    .fifo
-                    .drain(..take)
-                    .map(|e| {
-                        held_taken += e.held as usize;
-                        e.task.handoff_taken.set(e.held);
-                        e.task
-                    })
-                    .collect();
-                q.held -= held_taken;
-                stolen
+        let (fifo_len, in_slot, held_n) = (q.fifo.len(), q.next.is_some() as usize, q.held);
+        // Entries a thief may take, given `ring` in the ring: all but the slot, or all ordinary ones.
+        let there = |ring: usize| if held { ring + fifo_len } else { ring + fifo_len + in_slot - held_n };
+        // Room for the half as it looks now (growing the deque in the steal was 2 instructions per echo
+        // round trip).
+        let mut stolen = VecDeque::with_capacity(there(self.ring_len()).div_ceil(2));
+        // The owner's lock-free picks may take from the ring meanwhile: the half is of what `grab` finds.
+        let half = core::cell::Cell::new(there(0).div_ceil(2));
+        let from_ring = match self.ring() {
+            Some(r) => r.grab(
+                |ring| {
+                    half.set(there(ring).div_ceil(2));
+                    half.get()
+                },
+                &mut stolen,
+            ),
+            None => 0,
+        };
+        // The FIFO's entries are newer than the ring's: taken only once the ring is drained.
+        let ring_drained = self.ring().is_none_or(Ring::is_empty);
+        let mut take = half.get() - from_ring;
+        if held && from_ring == 0 && fifo_len == 0 {
+            let slot = q.next.take();
+            if let Some(t) = slot {
+                q.held -= 1;
+                t.handoff_taken.set(true);
+                stolen.push_back(t);
             }
-        } else {
-            let in_slot = q.next.is_some() as usize;
-            let mut take = (q.fifo.len() + in_slot - q.held).div_ceil(2);
-            let mut stolen = VecDeque::with_capacity(take);
+        } else if held && ring_drained {
+            let mut held_taken = 0;
+            stolen.extend(q.fifo.drain(..take.min(fifo_len)).map(|e| {
+                held_taken += e.held as usize;
+                e.task.handoff_taken.set(e.held);
+                e.task
+            }));
+            q.held -= held_taken;
+        } else if !held && ring_drained {
             q.fifo.retain(|e| {
                 if take == 0 || e.held {
                     return true;
@@ -758,8 +894,7 @@ impl RunQueue {
                 stolen.push_back(e.task);
                 false
             });
-            stolen
-        };
+        }
         if stolen.is_empty() {
             return None;
         }
@@ -818,9 +953,16 @@ mod tests {
     }
     use Push::*;
 
+    /// A worker's queue (with its ring).
+    fn local_queue() -> RunQueue {
+        let q = RunQueue::new();
+        q.give_ring();
+        q
+    }
+
     /// A new queue after these pushes, in this order.
     fn queue_after(pushes: &[Push]) -> RunQueue {
-        let q = RunQueue::new();
+        let q = local_queue();
         for p in pushes {
             // The queue's length after the push is not needed here.
             let _ = match *p {
@@ -874,5 +1016,71 @@ mod tests {
         assert_eq!((q.len(), q.free_len()), (0, 0));
         q.push(fake(3));
         assert_eq!(q.free_len(), 1);
+    }
+
+    #[test]
+    fn a_full_ring_spills_into_the_fifo_in_order() {
+        let q = local_queue();
+        let n = crate::runtime::run_ring::CAP as usize + 5;
+        let tasks: Vec<TaskRef> = (0..n).map(fake).collect();
+        assert_eq!(q.push_all(&tasks[..n - 1]), n - 1);
+        // The FIFO is not empty: this push goes behind it, not into the ring's freed room.
+        assert_eq!(q.pop(), Some(fake(0)));
+        q.push(fake(n - 1));
+        // A hand-off still comes first.
+        q.push_next(fake(n));
+        assert_eq!(q.pop(), Some(fake(n)));
+        for i in 1..n {
+            assert_eq!(q.pop(), Some(fake(i)));
+        }
+        assert_eq!(q.pop(), None);
+        assert_eq!((q.len(), q.free_len()), (0, 0));
+    }
+
+    /// The owner pushes (one at a time, in batches, as hand-offs) and picks while thieves steal halves of
+    /// the ordinary entries: every task is taken exactly once, and hand-offs only by the owner.
+    #[test]
+    fn concurrent_thieves_take_each_task_once() {
+        use crate::runtime::run_ring::race;
+        const N: usize = 100_000;
+        let q = local_queue();
+        let id = |t: TaskRef| t.0.as_ptr() as usize / 0x1000 - 1;
+        let mut handoffs = std::collections::HashSet::new();
+        let steal = || q.try_steal_half(false).map_or(Vec::new(), |b| b.into_iter().map(id).collect());
+        let (mine, stolen) = race::with_thieves(
+            3,
+            steal,
+            || q.free_len() != 0,
+            || {
+                let mut mine = Vec::new();
+                let mut next = 0;
+                while next < N {
+                    match next % 11 {
+                        0 => {
+                            let batch: Vec<TaskRef> = (next..(next + 40).min(N)).map(fake).collect();
+                            q.push_all(&batch);
+                            next += batch.len();
+                        }
+                        5 => {
+                            handoffs.insert(next);
+                            q.push_next(fake(next));
+                            next += 1;
+                        }
+                        _ => {
+                            q.push(fake(next));
+                            next += 1;
+                        }
+                    }
+                    if next % 2 == 0 {
+                        mine.extend(q.pop().map(id));
+                    }
+                }
+                mine.extend(std::iter::from_fn(|| q.pop()).map(id));
+                mine
+            },
+        );
+        assert!(stolen.iter().flatten().all(|t| !handoffs.contains(t)), "a thief took a held hand-off");
+        race::each_once(stolen.into_iter().flatten().chain(mine).collect(), N);
+        assert_eq!((q.len(), q.free_len()), (0, 0));
     }
 }

@@ -467,6 +467,7 @@ pub fn enter(w: &'static Worker, glibc_tcb: usize) {
     w.os_tid.store(super::sys::gettid(), Ordering::Relaxed);
     w.kernel_mask.set(super::sys::sigmask(None));
     w.cpu.started();
+    w.queue.give_ring();
     overflow::alt_stack_for_this_thread();
 }
 

@@ -6,7 +6,7 @@
 //! non-blocking fds never park.
 
 use super::super::park::{self, OnSignal, Wait, WaitReason};
-use super::super::parking_lot::{self, Parked};
+use super::super::parking_lot::Parked;
 use super::super::sys::syscall::Errno;
 use super::super::sys::{self, time};
 use super::closing;
@@ -144,7 +144,8 @@ fn blocking_on_read_of(
             t => Some(time::monotonic_ns().saturating_add(t)),
         });
         let seqp = e.seq(dir);
-        let unchanged = || seqp.load(Ordering::Acquire) == seq && e.generation.load(Ordering::Acquire) == generation;
+        // SeqCst: see `FdEntry::wake_side` (a lot waiter's validation).
+        let unchanged = || seqp.load(Ordering::SeqCst) == seq && e.generation.load(Ordering::Acquire) == generation;
         // A call with a socket timeout is never restarted after a signal (man 7 signal): `park` knows.
         parked = true;
         let reason = if dir == Dir::Read { WaitReason::FdRead } else { WaitReason::FdWrite };
@@ -152,7 +153,7 @@ fn blocking_on_read_of(
         // In the side's slot if it is free (the common case: one reader per socket), else in the lot.
         let parked = match park::park_in_slot(e.slot(dir), unchanged, wait) {
             Some(p) => p,
-            None => parking_lot::park(seqp as *const _ as usize, 0, unchanged, || {}, wait),
+            None => e.park_in_lot(dir, unchanged, wait),
         };
         let moved_to = match parked {
             Parked::TimedOut => break Err(Errno(libc::EAGAIN)),

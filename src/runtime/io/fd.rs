@@ -103,6 +103,9 @@ pub struct FdEntry {
     /// The first coroutine waiting on each side's sequence waits here, the others in the parking lot on
     /// the sequence's address (see `parking_lot::Slot`); [`FdEntry::notify`] wakes both.
     slots: [parking_lot::Slot; 2],
+    /// Coroutines and threads waiting in the parking lot on each side's sequence (the slot was taken, or
+    /// a single-fd poll): a wake-up looks in the lot only when there are some (see [`Self::park_in_lot`]).
+    lot_waiters: [AtomicU32; 2],
 }
 
 /// Not looked up yet for this object.
@@ -257,6 +260,7 @@ impl FdEntry {
     /// a waiter marks it (`note_write_wait`) before the try that precedes its park, so an edge after that
     /// try is reported after the mark and sees it; an edge before the mark came before the try, which saw
     /// its room.
+    #[inline(always)]
     pub fn ready(&self, read: bool, write: bool, unusual: bool) {
         if unusual {
             self.drain_proof.store(DRAIN_NEVER, Ordering::Release);
@@ -276,10 +280,54 @@ impl FdEntry {
 
     /// Moves one side's sequence on and wakes its waiters (in the slot and in the lot) with `token`;
     /// returns how many were woken.
+    ///
+    /// The lot is looked at only when a waiter counts itself there ([`Self::park_in_lot`]): a load of the
+    /// entry's own count instead of the hashed bucket's read-modify-write on every wake-up. No waiter is
+    /// missed: the waiter counts itself (SeqCst) before its validation loads the sequence (SeqCst), and
+    /// this moves the sequence (SeqCst) before it loads the count (SeqCst); in the single order of these
+    /// four, either the count's load comes after the waiter's increment (the lot is looked at, and the
+    /// waiter is queued or its validation sees the new sequence under the bucket lock) or the waiter's
+    /// load of the sequence comes after this increment (it does not park).
     pub fn wake_side(&self, dir: Dir, token: usize) -> usize {
         let seq = self.seq(dir);
-        seq.fetch_add(1, Ordering::AcqRel);
-        self.slot(dir).wake(token) + parking_lot::unpark_all(seq as *const AtomicU32 as usize, token)
+        seq.fetch_add(1, Ordering::SeqCst);
+        let slot = self.slot(dir).wake(token);
+        if self.lot_waiters[dir as usize].load(Ordering::SeqCst) == 0 {
+            return slot;
+        }
+        slot + parking_lot::unpark_all(seq as *const AtomicU32 as usize, token)
+    }
+
+    /// Parks the caller in the parking lot on side `dir`'s sequence (its slot is taken, or the wait is a
+    /// poll), counted in the side's lot waiters meanwhile (see [`Self::wake_side`]). `validate` must load
+    /// the sequence with SeqCst. The count is given back before a signal handler can run in the waiter
+    /// (one may leave the wait by `siglongjmp`).
+    pub fn park_in_lot<W: parking_lot::Waiting>(
+        &self,
+        dir: Dir,
+        validate: impl FnOnce() -> bool,
+        wait: W,
+    ) -> parking_lot::Parked {
+        let count = &self.lot_waiters[dir as usize];
+        count.fetch_add(1, Ordering::SeqCst);
+        let mut counted = true;
+        let key = self.seq(dir) as *const AtomicU32 as usize;
+        let r = parking_lot::park_then(
+            key,
+            0,
+            validate,
+            || {},
+            wait,
+            |_| {
+                count.fetch_sub(1, Ordering::Release);
+                counted = false;
+            },
+        );
+        if counted {
+            // `validate` refused the park: `after` did not run.
+            count.fetch_sub(1, Ordering::Release);
+        }
+        r
     }
 }
 

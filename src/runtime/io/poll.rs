@@ -329,7 +329,7 @@ pub fn poll_wait(fds: &[libc::pollfd], deadline: Option<u64>, mut probe: impl Fn
     }
     let result = loop {
         let (key, seq) = match single {
-            Some((e, d)) => (e.seq(d) as *const _ as usize, e.seq(d).load(Ordering::Acquire)),
+            Some((e, d)) => (e.seq(d) as *const _ as usize, e.seq(d).load(Ordering::SeqCst)),
             None => (&EPOCH as *const _ as usize, EPOCH.load(Ordering::Acquire)),
         };
         match probe() {
@@ -339,7 +339,13 @@ pub fn poll_wait(fds: &[libc::pollfd], deadline: Option<u64>, mut probe: impl Fn
         // SAFETY: the key is the address of a live AtomicU32 (an fd entry's sequence or the epoch).
         let word = unsafe { &*(key as *const core::sync::atomic::AtomicU32) };
         let wait = Wait::new(WaitReason::Poll, 0, OnSignal::Fail).until(deadline);
-        match parking_lot::park(key, 0, || word.load(Ordering::Acquire) == seq, || {}, wait) {
+        // SeqCst: see `FdEntry::wake_side` (a single fd's waiter parks in the lot, counted there).
+        let unchanged = || word.load(Ordering::SeqCst) == seq;
+        let parked = match single {
+            Some((e, d)) => e.park_in_lot(d, unchanged, wait),
+            None => parking_lot::park(key, 0, unchanged, || {}, wait),
+        };
+        match parked {
             Parked::TimedOut => break probe(),
             Parked::Interrupted => break Err(Errno(libc::EINTR)),
             // The fd was closed and this wait was counted as a user of its hidden duplicate: poll looks
