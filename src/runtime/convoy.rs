@@ -24,6 +24,11 @@
 //! workers back when a worker stalls, and a process signal waiting to be routed ends a sit-out. Nothing
 //! about a program's results depends on it: only which worker runs what, and when.
 //!
+//! One worker alone gets one CPU at most, and only while the kernel gives it one: on a machine with fewer
+//! CPUs free than workers, two OS threads get twice one's share. So when the worker left alone waited for
+//! a CPU for more than half of a sit-out ([`Detector::end_sit_out`], from the kernel's schedstat), the
+//! rate rule pauses for a second.
+//!
 //! A program whose threads take one contended lock right after I/O and still have more work outside it
 //! than one worker can do (a server with a hot mutex and heavy parsing) would lose its second worker to
 //! the rate rule for as long as the contention lasts; `ASYNCSHIM_CONVOY_SHARE=0` turns it off.
@@ -32,6 +37,7 @@
 //! record holds) and the count of workers sitting out. Sitting out itself (handing the queue over,
 //! sleeping in `Sleep::SittingOut`, being called back) is the scheduler's, as retiring a spare is.
 
+use crate::runtime::monitor::kernel_view;
 use crate::runtime::sys::time;
 use core::cell::Cell;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -42,6 +48,9 @@ const SIT_OUT_MIN_NS: u64 = 1_000_000;
 const SIT_OUT_MAX_NS: u64 = 256_000_000;
 /// A convoy this long after the last sit-out ended starts again from the shortest sit-out.
 const RECUR_WINDOW_NS: u64 = 1_000_000_000;
+
+/// The share of a sit-out (percent) the worker left alone may wait for a CPU before the rate rule pauses.
+const LOADED_PERCENT: u64 = 50;
 
 /// Workers sitting out now.
 static SITTING: AtomicUsize = AtomicUsize::new(0);
@@ -65,6 +74,11 @@ pub struct Detector {
     window_convoy: Cell<u32>,
     /// The last complete window held at least the configured share of convoy parks.
     convoyed: Cell<bool>,
+    /// The sit-out in progress: the OS thread of the worker that took the queue over and how long it had
+    /// waited for a CPU when it began (see [`Detector::end_sit_out`]).
+    took_over: Cell<(i32, Option<u64>)>,
+    /// The rate rule is paused until then (monotonic ns): the worker left alone did not get a CPU.
+    rate_paused_until: Cell<u64>,
 }
 
 impl Detector {
@@ -77,6 +91,8 @@ impl Detector {
             window_parks: Cell::new(0),
             window_convoy: Cell::new(0),
             convoyed: Cell::new(false),
+            took_over: Cell::new((0, None)),
+            rate_paused_until: Cell::new(0),
         }
     }
 
@@ -118,7 +134,10 @@ impl Detector {
         // look-up (a once-cell's state, then the value) came first at every park.
         let config = crate::config::get();
         if self.convoyed.get() && config.convoy_share != 0 {
-            return Some(time::monotonic_ns());
+            let now = time::monotonic_ns();
+            if now >= self.rate_paused_until.get() {
+                return Some(now);
+            }
         }
         let streak = config.convoy_streak;
         if streak == 0 {
@@ -145,7 +164,10 @@ impl Detector {
     /// The worker sits out from `now`, counted among the workers sitting out, unless `unstalled` (the
     /// workers taking coroutines, counted after this one is taken off) says none would be left. Returns
     /// how long it sits out: the shortest sit-out, doubled while convoys recur within a second.
-    pub fn begin_sit_out(&self, now: u64, unstalled: impl FnOnce() -> usize) -> Option<u64> {
+    ///
+    /// `took_over` is the OS thread of the worker that takes the queue over: [`Self::end_sit_out`] looks
+    /// at how long it waited for a CPU meanwhile.
+    pub fn begin_sit_out(&self, now: u64, took_over: i32, unstalled: impl FnOnce() -> usize) -> Option<u64> {
         // Never the last worker taking coroutines (the count of those excludes the workers sitting out,
         // this one included once counted).
         SITTING.fetch_add(1, Ordering::AcqRel);
@@ -164,13 +186,25 @@ impl Detector {
             (self.sit_out_ns.get() * 2).clamp(SIT_OUT_MIN_NS, SIT_OUT_MAX_NS)
         };
         self.sit_out_ns.set(length);
+        self.took_over.set((took_over, kernel_view::run_delay_ns(took_over)));
         Some(length)
     }
 
-    /// The sit-out begun with [`Self::begin_sit_out`] ended at `end`.
-    pub fn end_sit_out(&self, end: u64) {
+    /// The sit-out begun with [`Self::begin_sit_out`] at `start` ended at `end`. If the worker that took
+    /// the queue over waited for a CPU for more than [`LOADED_PERCENT`] of that time, the machine has
+    /// fewer CPUs free than workers: one worker alone then gets less CPU than two (each OS thread gets its
+    /// share from the kernel) and the coroutines' latency suffers from every time slice it loses, so the
+    /// rate rule pauses for [`RECUR_WINDOW_NS`]. Returns whether it did.
+    pub fn end_sit_out(&self, start: u64, end: u64) -> bool {
         self.last_sit_out_end.set(end);
         SITTING.fetch_sub(1, Ordering::AcqRel);
+        let (tid, before) = self.took_over.replace((0, None));
+        let waited = before.zip(kernel_view::run_delay_ns(tid)).map_or(0, |(b, a)| a.saturating_sub(b));
+        let loaded = waited * 100 > end.saturating_sub(start) * LOADED_PERCENT;
+        if loaded {
+            self.rate_paused_until.set(end + RECUR_WINDOW_NS);
+        }
+        loaded
     }
 }
 

@@ -317,7 +317,7 @@ impl Scheduler {
                 && o.running_task().is_some()
                 && !o.stalled.load(Ordering::Relaxed)
         })?;
-        let length = w.convoy.begin_sit_out(now, || self.unstalled_workers())?;
+        let length = w.convoy.begin_sit_out(now, busy.os_tid.load(Ordering::Relaxed), || self.unstalled_workers())?;
         let tasks = w.queue.take_all();
         if !tasks.is_empty() {
             busy.queue.extend(tasks);
