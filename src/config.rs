@@ -11,7 +11,7 @@
 //! | `ASYNCSHIM_MAX_SPARES=N` | at most N spare workers started while workers are stalled (default 256; 0: none) |
 //! | `ASYNCSHIM_CONVOY_STREAK=N` | lock waits in a row that make a worker sit out a lock convoy (default 64; 0: never) |
 //! | `ASYNCSHIM_CONVOY_SHARE=P` | percent of a worker's last 64 parks that are lock waits right after another kind of wait that make it sit out a lock convoy (default 12; 0: never) |
-//! | `ASYNCSHIM_HANDOFF_GRACE_US=N` | a coroutine woken by another stays on the waker's worker, out of other workers' reach, while the waker's run is younger than this, longer (up to 4 ms) while such coroutines taken early only wait again (default 0: others may take it at once; 100 is the measured setting, see bench/web/ANALYSIS.md section 8) |
+//! | `ASYNCSHIM_HANDOFF_GRACE_US=N` | a coroutine woken by another stays on the waker's worker, out of other workers' reach, while the waker's run is younger than this, longer (up to 4 ms) while such coroutines taken early only wait again (default 100; 0: others may take it at once; bench/web/ANALYSIS.md sections 8-10) |
 //! | `ASYNCSHIM_COND_MORPH=1` | wait morphing: a condition variable signalled while its waiters' mutex is locked moves them onto the mutex's queue instead of waking them (with two or more workers; default 0: off, see bench/web/ANALYSIS.md section 9) |
 //! | `ASYNCSHIM_IO=epoll\|uring` | the netpoller's readiness source: epoll (default) or io_uring multishot polls (falls back to epoll where io_uring is missing or forbidden) |
 //! | `ASYNCSHIM_STATS=stderr\|PATH` | write the runtime's statistics there at exit |
@@ -167,7 +167,7 @@ impl Config {
         let slice_ms = number(c"ASYNCSHIM_SLICE_MS", 2, 0..=10_000);
         let convoy_streak = number(c"ASYNCSHIM_CONVOY_STREAK", 64, 0..=1_000_000) as u32;
         let convoy_share = number(c"ASYNCSHIM_CONVOY_SHARE", 12, 0..=100) as u32;
-        let handoff_grace_us = number(c"ASYNCSHIM_HANDOFF_GRACE_US", 0, 0..=1_000_000);
+        let handoff_grace_us = number(c"ASYNCSHIM_HANDOFF_GRACE_US", 100, 0..=1_000_000);
         let cond_morph = number(c"ASYNCSHIM_COND_MORPH", 0, 0..=1) == 1;
         let stats = env(c"ASYNCSHIM_STATS").filter(|s| !s.is_empty());
         let stats_signal = env(c"ASYNCSHIM_STATS_SIGNAL").and_then(|v| match parse_signal(&v) {
