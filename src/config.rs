@@ -10,7 +10,8 @@
 //! | `ASYNCSHIM_SLICE_MS=N` | a coroutine computing this long while others wait is preempted (default 2; 0: never) |
 //! | `ASYNCSHIM_MAX_SPARES=N` | at most N spare workers started while workers are stalled (default 256; 0: none) |
 //! | `ASYNCSHIM_CONVOY_STREAK=N` | lock waits in a row that make a worker sit out a lock convoy (default 64; 0: never) |
-//! | `ASYNCSHIM_HANDOFF_GRACE_US=N` | a coroutine woken by another stays on the waker's worker, out of other workers' reach, while the waker's run is younger than this, longer (up to 4 ms) while such coroutines taken early only wait again (default 0: others may take it at once; 100 is the measured setting, see bench/web/ANALYSIS.md section 8) |
+//! | `ASYNCSHIM_CONVOY_SHARE=P` | percent of a worker's last 64 parks that are lock waits right after another kind of wait that make it sit out a lock convoy (default 12; 0: never) |
+//! | `ASYNCSHIM_HANDOFF_GRACE_US=N` | a coroutine woken by another stays on the waker's worker, out of other workers' reach, while the waker's run is younger than this, longer (up to 4 ms) while such coroutines taken early only wait again (default 100; 0: others may take it at once; bench/web/ANALYSIS.md sections 8-10) |
 //! | `ASYNCSHIM_COND_MORPH=1` | wait morphing: a condition variable signalled while its waiters' mutex is locked moves them onto the mutex's queue instead of waking them (with two or more workers; default 0: off, see bench/web/ANALYSIS.md section 9) |
 //! | `ASYNCSHIM_IO=epoll\|uring` | the netpoller's readiness source: epoll (default) or io_uring multishot polls (falls back to epoll where io_uring is missing or forbidden) |
 //! | `ASYNCSHIM_STATS=stderr\|PATH` | write the runtime's statistics there at exit |
@@ -33,6 +34,9 @@ pub struct Config {
     pub slice_ns: u64,
     /// Lock waits in a row that make a worker sit out a lock convoy (`runtime::convoy`); 0: never.
     pub convoy_streak: u32,
+    /// Percent of a worker's last parks that are convoy parks that make it sit out (`runtime::convoy`); 0:
+    /// never.
+    pub convoy_share: u32,
     /// How long a hand-off (a coroutine woken by a coroutine) is kept from thieves while its waker runs on
     /// (`runtime::scheduler`); 0: stealable at once.
     pub handoff_grace_ns: u64,
@@ -162,7 +166,8 @@ impl Config {
         let max_spares = number(c"ASYNCSHIM_MAX_SPARES", 256, 0..=4096);
         let slice_ms = number(c"ASYNCSHIM_SLICE_MS", 2, 0..=10_000);
         let convoy_streak = number(c"ASYNCSHIM_CONVOY_STREAK", 64, 0..=1_000_000) as u32;
-        let handoff_grace_us = number(c"ASYNCSHIM_HANDOFF_GRACE_US", 0, 0..=1_000_000);
+        let convoy_share = number(c"ASYNCSHIM_CONVOY_SHARE", 12, 0..=100) as u32;
+        let handoff_grace_us = number(c"ASYNCSHIM_HANDOFF_GRACE_US", 100, 0..=1_000_000);
         let cond_morph = number(c"ASYNCSHIM_COND_MORPH", 0, 0..=1) == 1;
         let stats = env(c"ASYNCSHIM_STATS").filter(|s| !s.is_empty());
         let stats_signal = env(c"ASYNCSHIM_STATS_SIGNAL").and_then(|v| match parse_signal(&v) {
@@ -189,6 +194,7 @@ impl Config {
             max_spares,
             slice_ns: slice_ms as u64 * 1_000_000,
             convoy_streak,
+            convoy_share,
             handoff_grace_ns: handoff_grace_us as u64 * 1_000,
             cond_morph,
             stats,

@@ -307,20 +307,18 @@ impl Scheduler {
         self.wake_sleeper();
     }
 
-    /// Worker `w`, whose convoy detector has just completed a streak at `now`, sits out (see `convoy`) if it
-    /// has coroutines queued and another worker runs one and is not stalled: it hands its queue to that
-    /// worker. Returns the deadline until which `w` is to sit out.
+    /// Worker `w`, whose convoy detector has just found a convoy at `now`, sits out (see `convoy`) if
+    /// another worker runs a coroutine and is not stalled: it hands its queue (if any) to that worker.
+    /// Returns the deadline until which `w` is to sit out. (With nothing queued it would otherwise fall
+    /// idle, to be woken by the next hand-off for another futile resume.)
     pub fn convoy_hand_off(&self, w: &Worker, now: u64) -> Option<u64> {
-        if w.queue.is_empty() {
-            return None;
-        }
         let busy = self.workers[..self.started()].iter().find(|o| {
             o.id != w.id
                 && o.sleep.is(Sleep::Awake, Ordering::Relaxed)
                 && o.running_task().is_some()
                 && !o.stalled.load(Ordering::Relaxed)
         })?;
-        let length = w.convoy.begin_sit_out(now, || self.unstalled_workers())?;
+        let length = w.convoy.begin_sit_out(now, busy.os_tid.load(Ordering::Relaxed), || self.unstalled_workers())?;
         let tasks = w.queue.take_all();
         if !tasks.is_empty() {
             busy.queue.extend(tasks);

@@ -601,8 +601,11 @@ fn sit_out(w: &Worker, deadline: u64) {
     }
     w.sleep.store(Sleep::Awake, Ordering::SeqCst);
     let end = time::monotonic_ns();
-    w.convoy.end_sit_out(end);
-    super::stats::get().convoy_sit_out_ns.fetch_add(end - start, Ordering::Relaxed);
+    let stats = super::stats::get();
+    if w.convoy.end_sit_out(start, end) {
+        super::stats::count(&stats.convoy_loaded);
+    }
+    stats.convoy_sit_out_ns.fetch_add(end - start, Ordering::Relaxed);
 }
 
 /// An idle worker lets through the signals some coroutine accepts, and no others (those stay pending in

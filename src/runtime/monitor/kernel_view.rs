@@ -34,6 +34,13 @@ pub fn thread_cpu_ns(tid: i32) -> u64 {
     time::now_ns(clock).unwrap_or(0)
 }
 
+/// How long OS thread `tid` has waited for a CPU while runnable so far (ns; the second field of
+/// /proc/self/task/TID/schedstat), None if that cannot be read (a kernel without schedstats).
+pub fn run_delay_ns(tid: i32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
+    text.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// The name of system call `nr` for reports ("system call N" for those not listed here).
 pub fn syscall_name(nr: i64) -> String {
     let name = match nr {

@@ -62,6 +62,8 @@ pub struct Stats {
     /// Times a worker stepped aside from a lock convoy, and for how long in all (see `convoy`).
     pub convoy_sit_outs: AtomicU64,
     pub convoy_sit_out_ns: AtomicU64,
+    /// Sit-outs after which the rate rule paused: the worker left alone waited for a CPU (see `convoy`).
+    pub convoy_loaded: AtomicU64,
     /// Coroutines taken from another worker's queue and idle workers woken for work (each a futex or
     /// eventfd wake-up): with the coroutines resumed on another worker than the last time (counted per
     /// worker, `Worker::migrations`), what hand-offs between workers cost.
@@ -107,6 +109,7 @@ pub fn get() -> &'static Stats {
         idle_woken_for_stall: AtomicU64::new(0),
         convoy_sit_outs: AtomicU64::new(0),
         convoy_sit_out_ns: AtomicU64::new(0),
+        convoy_loaded: AtomicU64::new(0),
         stolen: AtomicU64::new(0),
         idle_wakeups: AtomicU64::new(0),
         lock_rewaits: AtomicU64::new(0),

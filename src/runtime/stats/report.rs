@@ -50,9 +50,10 @@ pub fn report() -> String {
     );
     let _ = writeln!(
         out,
-        "  lock convoys: a worker sat out {} times, {:.1} ms in all",
+        "  lock convoys: a worker sat out {} times, {:.1} ms in all; the rate rule paused {} times (the worker left alone waited for a CPU)",
         s.convoy_sit_outs.load(r),
-        ms(s.convoy_sit_out_ns.load(r))
+        ms(s.convoy_sit_out_ns.load(r)),
+        s.convoy_loaded.load(r)
     );
     let _ = writeln!(
         out,
