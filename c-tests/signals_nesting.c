@@ -19,43 +19,18 @@
 #include <stdio.h>
 #include <string.h>
 
-static char trace[256];
-static volatile int tlen;
-static volatile int depth;
+#include "sig_trace.h"
 
 static char letter(int sig)
 {
     return sig == SIGUSR1 ? '1' : sig == SIGUSR2 ? '2' : 'r';
 }
 
-static void put(char c)
-{
-    if (tlen < (int)sizeof trace - 1)
-        trace[tlen++] = c;
-}
-
-/* Which of the four signals `set` holds, as letters ("-" for none). */
-static void put_set(const sigset_t *set)
-{
-    int any = 0;
-    if (sigismember(set, SIGUSR1)) put('1'), any = 1;
-    if (sigismember(set, SIGUSR2)) put('2'), any = 1;
-    if (sigismember(set, SIGRTMIN)) put('r'), any = 1;
-    if (!any) put('-');
-}
-
 static void handler(int sig)
 {
     int saved = errno;
     depth++;
-    sigset_t now;
-    pthread_sigmask(SIG_BLOCK, NULL, &now);
-    put(letter(sig));
-    put('0' + depth);
-    put('[');
-    put_set(&now);
-    put(']');
-    put(' ');
+    put_handler_view(letter(sig));
     depth--;
     errno = saved;
 }
@@ -76,16 +51,6 @@ static void install(int blocking)
     sigaction(SIGUSR1, &sa, NULL);
     sigaction(SIGUSR2, &sa, NULL);
     sigaction(SIGRTMIN, &sa, NULL);
-}
-
-static void put_pending(void)
-{
-    sigset_t p;
-    sigpending(&p);
-    put('|');
-    put_set(&p);
-    put('|');
-    put(' ');
 }
 
 static void *target(void *arg)
@@ -130,7 +95,6 @@ int main(void)
     for (int c = 0; c < 3; c++) {
         for (int blocking = 0; blocking < 2; blocking++) {
             which = cases[c];
-            tlen = 0;
             install(blocking);
             pthread_t t;
             pthread_create(&t, NULL, target, NULL);
@@ -142,8 +106,7 @@ int main(void)
                 sem_post(&sent);
             }
             pthread_join(t, NULL);
-            trace[tlen] = 0;
-            printf("%c %s: %s\n", which, blocking ? "sa_mask blocks the others" : "empty sa_mask", trace);
+            printf("%c %s: %s\n", which, blocking ? "sa_mask blocks the others" : "empty sa_mask", trace_end());
         }
     }
     return 0;

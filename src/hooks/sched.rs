@@ -100,7 +100,12 @@ fn send_signal(fd: c_int, sig: c_int, info: *const libc::siginfo_t, flags: u32) 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pidfd_open(pid: libc::pid_t, flags: libc::c_uint) -> c_int {
     match pidfd_open_coroutine(pid, flags).unwrap_or_else(|| runtime::sys::process::pidfd_open_flags(pid, flags)) {
-        Ok(fd) => fd,
+        Ok(fd) => {
+            if runtime::running() {
+                runtime::io::kind::pidfd_created(fd);
+            }
+            fd
+        }
         Err(e) => fail(e),
     }
 }

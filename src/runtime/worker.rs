@@ -257,7 +257,7 @@ impl Worker {
     /// pending for the thread. Each signal is raised alone, unblocked, so none waits in the kernel for
     /// this OS thread (which other coroutines share) while a handler runs.
     pub fn raise_nested(&self, task: &super::signals::state::TaskSignals, sigs: u64, mask: u64, restore: u64) {
-        let order = handlers::nesting_order(sigs, mask, restore);
+        let order = handlers::nesting_order(task, sigs, mask, restore);
         if order.left != 0 {
             task.pending.fetch_or(order.left, Ordering::AcqRel);
         }
@@ -270,7 +270,7 @@ impl Worker {
             self.directed_delivery.set(true);
             let doorbells = self.doorbells_taken.get();
             self.redelivered.set(self.redelivered.get() & !sigset::bit(sig));
-            let raised = held::raise_here(sig, task);
+            let raised = held::raise_here(*step, task);
             // A doorbell (a tgkill of the same standard signal) that reached this thread during the raise
             // is one pending signal with it in the kernel: when the doorbell was taken and the handler did
             // not run, the raise was swallowed; once more, or it is lost.

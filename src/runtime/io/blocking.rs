@@ -75,7 +75,7 @@ fn blocking_on_read_of(
 ) -> IoResult {
     let Some(mut e) = fd::entry(t.fd) else { return attempt(t.fd, Kind::Blocking) };
     let mut kind = kind_of(t.fd, e);
-    if kind == Kind::Blocking || kind == Kind::File {
+    if matches!(kind, Kind::Blocking | Kind::File | Kind::Direct) {
         return attempt(t.fd, kind);
     }
     let mut generation = e.generation.load(Ordering::Acquire);
@@ -226,7 +226,7 @@ pub fn write_all(fd: i32, len: usize, mut attempt: impl FnMut(i32, usize, Kind) 
         match kind_of(fd, e) {
             // Files and other objects epoll cannot watch: one real call, whose count is the kernel's (a
             // short count at ENOSPC or RLIMIT_FSIZE must not become a second call raising SIGXFSZ).
-            k @ (Kind::File | Kind::Blocking) => return attempt(fd, 0, k),
+            k @ (Kind::File | Kind::Blocking | Kind::Direct) => return attempt(fd, 0, k),
             // A socket's write almost always goes through at once: its first try needs none of a wait's
             // set-up (the loop below makes it again, and waits, only when there was no room).
             Kind::Socket => match attempt(fd, 0, Kind::Socket) {

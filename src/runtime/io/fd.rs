@@ -35,6 +35,9 @@ pub enum Kind {
     Blocking = 4,
     /// A regular file: see `io::file` (RWF_NOWAIT tries, helper threads).
     File = 5,
+    /// Answers every read and write at once (a pidfd: EINVAL) but polls as a waitable object (readable
+    /// when its task ends): the real call, never a park; poll, select and epoll watch it.
+    Direct = 6,
 }
 
 impl Kind {
@@ -45,6 +48,7 @@ impl Kind {
             3 => Kind::Pollable,
             4 => Kind::Blocking,
             5 => Kind::File,
+            6 => Kind::Direct,
             _ => Kind::Unknown,
         }
     }

@@ -19,10 +19,11 @@ pub fn kind_of(fd: i32, e: &FdEntry) -> Kind {
             libc::S_IFIFO => Kind::NoWait,
             libc::S_IFCHR => Kind::Pollable,
             libc::S_IFREG => Kind::File,
-            _ => {
-                // eventfd, timerfd, signalfd, epoll, inotify: anonymous inodes that poll works on.
-                if st.st_mode & libc::S_IFMT == 0 { Kind::Pollable } else { Kind::Blocking }
-            }
+            // A pidfd polls readable when its task ends, which a read must not wait for.
+            0 if sys::process::is_pidfd(fd) => Kind::Direct,
+            // eventfd, timerfd, signalfd, epoll, inotify: anonymous inodes that poll works on.
+            0 => Kind::Pollable,
+            _ => Kind::Blocking,
         },
     };
     fd::note_number(fd);
@@ -54,6 +55,11 @@ pub fn pipe_created(fds: [i32; 2]) {
 /// makes a call on them non-blocking.
 pub fn pollable_created(fd: i32) {
     fd::created(fd, Kind::Pollable);
+}
+
+/// A pidfd the program just made (pidfd_open).
+pub fn pidfd_created(fd: i32) {
+    fd::created(fd, Kind::Direct);
 }
 
 /// A number the program just made name an object made elsewhere (dup, dup2, F_DUPFD): looked up when

@@ -185,7 +185,8 @@ fn temp_mask(mask: *const libc::sigset_t) -> Option<signals::TempMask> {
 
 /// A wait with a temporary mask: signals sent to this thread that the mask lets through are delivered
 /// first and end the call with EINTR, as the kernel's atomic mask switch would; after the wait, those that
-/// interrupted it are delivered with the mask still in force.
+/// interrupted it are delivered with the mask still in force, all in one nesting (none ran as the
+/// coroutine resumed), and then those the thread's own mask lets through (as the mask ends).
 fn with_temp_mask(mask: *const libc::sigset_t, wait: impl FnOnce() -> IoResult) -> IoResult {
     let temp = temp_mask(mask);
     if temp.as_ref().is_some_and(|t| t.deliver_pending()) {

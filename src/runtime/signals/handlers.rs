@@ -4,6 +4,7 @@
 //! preemption handler calls handlers through here without reaching the signal policy.
 
 use super::set::{DEFAULT_IGNORED, NSIG, bit};
+use super::state::TaskSignals;
 use crate::runtime::lock::Lock;
 use crate::runtime::sys::syscall::Errno;
 use core::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
@@ -131,17 +132,26 @@ const SYNCHRONOUS: u64 = bit(libc::SIGSEGV)
     | bit(libc::SIGFPE)
     | bit(libc::SIGSYS);
 
-/// One step of [`nesting_order`]: raise `sig` with `mask` in force (the kernel then runs its handler with
-/// the mask it would natively, the mask plus the handler's `sa_mask` and the signal).
+/// One step of [`nesting_order`]: raise `count` instances of `sig` (the oldest pending) with `mask` in
+/// force; the kernel then runs each handler with the mask it would natively, the mask plus the handler's
+/// `sa_mask` and the signal. `stacked`: the handler does not block its own signal, so the kernel gave each
+/// instance a frame on top of the one before and runs the newest first (see `held::raise_here`); else
+/// each runs after the one before returned, oldest first.
 #[derive(Clone, Copy)]
 pub struct Step {
     pub sig: i32,
     pub mask: u64,
+    pub count: usize,
+    pub stacked: bool,
 }
+
+/// Steps [`nesting_order`] keeps; a nesting that needs more (instances of several real-time signals that
+/// interleave through their handlers' masks) leaves the rest pending, taken when the thread next resumes.
+const MAX_STEPS: usize = 2 * NSIG;
 
 /// The steps of [`nesting_order`], and the signals it left pending.
 pub struct NestingOrder {
-    steps: [Step; NSIG],
+    steps: [Step; MAX_STEPS],
     len: usize,
     pub left: u64,
 }
@@ -150,52 +160,108 @@ impl NestingOrder {
     pub fn steps(&self) -> &[Step] {
         &self.steps[..self.len]
     }
+
+    /// Adds a step, merged into the one before when the kernel would run them back to back the same way
+    /// (further instances of a signal whose handler blocks it, each let through as the one before returns
+    /// to the same mask). False when there is no room.
+    fn push(&mut self, step: Step) -> bool {
+        if let Some(last) = self.len.checked_sub(1).map(|i| &mut self.steps[i])
+            && last.sig == step.sig
+            && last.mask == step.mask
+            && !last.stacked
+            && !step.stacked
+        {
+            last.count += step.count;
+            return true;
+        }
+        if self.len == MAX_STEPS {
+            return false;
+        }
+        self.steps[self.len] = step;
+        self.len += 1;
+        true
+    }
+}
+
+/// How many instances of `sig` are pending for the thread `task`: one of a standard signal; a real-time
+/// signal's entries in the `queued` pool and its bare instance (at least one: its bit is set).
+fn instances(task: &TaskSignals, sig: i32) -> usize {
+    if !super::queued::queues_each(sig) {
+        return 1;
+    }
+    let owner = task as *const TaskSignals as usize;
+    let bare = task.bare.load(Ordering::Acquire) & bit(sig) != 0;
+    (super::queued::count(owner, sig) + bare as usize).max(1)
 }
 
 /// The order in which the kernel acts on several signals that become deliverable together (`sigs`, pending
-/// for a thread whose mask becomes `mask`), as steps to raise one after another. The kernel sets up a
-/// handler frame for the lowest deliverable signal, adds the handler's `sa_mask` and the signal itself to
-/// the thread's mask, sets up the next one on top of it, and so on; the top frame's handler runs first, and
-/// as each returns its frame's saved mask is back in force, letting through more. So with handlers whose
-/// `sa_mask` is empty SIGUSR1, SIGUSR2 and SIGRTMIN run RT, USR2, USR1, each with the mask of the frames
-/// below it; with masks blocking the others USR1, USR2, RT. `restore` is the mask the first frame saves: the
-/// thread's own after a wait with a temporary mask (sigsuspend, ppoll), where the first handler's return
-/// ends the wait with the original mask back; signals that mask blocks and no frame took are `left`, still
-/// pending. Async-signal-safe (reads the kernel's actions, no allocation).
-pub fn nesting_order(sigs: u64, mask: u64, restore: u64) -> NestingOrder {
-    let none = Step { sig: 0, mask: 0 };
-    let mut order = NestingOrder { steps: [none; NSIG], len: 0, left: 0 };
+/// for the thread `task` whose mask becomes `mask`), as steps to raise one after another. The kernel sets
+/// up a handler frame for the lowest deliverable signal (its oldest instance), adds the handler's `sa_mask`
+/// and the signal itself to the thread's mask, sets up the next one on top of it, and so on; the top
+/// frame's handler runs first, and as each returns its frame's saved mask is back in force, letting
+/// through more (another instance of its own signal among them). So with handlers whose `sa_mask` is
+/// empty SIGUSR1, SIGUSR2 and SIGRTMIN run RT, USR2, USR1, each with the mask of the frames below it; with
+/// masks blocking the others USR1, USR2, RT. A handler with SA_NODEFER does not block its signal: every
+/// instance gets a frame, the newest on top. `restore` is the mask the first frame saves: the thread's own
+/// after a wait with a temporary mask (sigsuspend, ppoll), where the first handler's return ends the wait
+/// with the original mask back; signals that mask blocks and no frame took are `left`, still pending (of
+/// a real-time signal, the instances no frame took). Async-signal-safe (reads the kernel's actions and
+/// the thread's queue, no allocation).
+pub fn nesting_order(task: &TaskSignals, sigs: u64, mask: u64, restore: u64) -> NestingOrder {
+    let none = Step { sig: 0, mask: 0, count: 0, stacked: false };
+    let mut order = NestingOrder { steps: [none; MAX_STEPS], len: 0, left: 0 };
+    let mut to_take = [0usize; NSIG];
+    for sig in super::set::signals_in(sigs) {
+        to_take[sig as usize] = instances(task, sig);
+    }
     // Frames set up and not yet run: the signal, the mask in force when it was set up, the mask its return
-    // puts back.
-    let mut frames = [(0i32, 0u64, 0u64); NSIG];
+    // puts back, and how many instances it stands for (stacked frames of one signal, set up back to back
+    // with the same mask and run back to back). At most one per signal: one that blocks itself is not set
+    // up again above its own frame, and one that does not took all its instances at once.
+    let mut frames = [(0i32, 0u64, 0u64, 0usize); NSIG];
     let mut depth = 0;
     let (mut m, mut remaining, mut first) = (mask, sigs, true);
-    loop {
+    'nesting: loop {
         loop {
             let deliverable = remaining & !m;
             let pick = if deliverable & SYNCHRONOUS != 0 { deliverable & SYNCHRONOUS } else { deliverable };
             let Some(sig) = super::set::signals_in(pick).next() else { break };
-            remaining &= !bit(sig);
-            if !is_function(HANDLER[sig as usize].load(Ordering::Acquire)) {
+            let idx = sig as usize;
+            if !is_function(HANDLER[idx].load(Ordering::Acquire)) {
                 // Ignored or acting by default: done as the kernel takes it, before the handlers stacked.
-                order.steps[order.len] = Step { sig, mask: m };
-                order.len += 1;
+                if !order.push(Step { sig, mask: m, count: to_take[idx], stacked: false }) {
+                    break 'nesting;
+                }
+                to_take[idx] = 0;
+                remaining &= !bit(sig);
                 continue;
+            }
+            let hm = handler_mask(sig);
+            let n = if hm & bit(sig) == 0 { to_take[idx] } else { 1 };
+            to_take[idx] -= n;
+            if to_take[idx] == 0 {
+                remaining &= !bit(sig);
             }
             let back = if first { restore } else { m };
             first = false;
-            frames[depth] = (sig, m, back);
+            frames[depth] = (sig, m, back, n);
             depth += 1;
-            m |= handler_mask(sig);
+            m |= hm;
         }
         if depth == 0 {
             break;
         }
         depth -= 1;
-        let (sig, at, back) = frames[depth];
-        order.steps[order.len] = Step { sig, mask: at };
-        order.len += 1;
+        let (sig, at, back, n) = frames[depth];
+        if !order.push(Step { sig, mask: at, count: n, stacked: n > 1 }) {
+            depth += 1;
+            break;
+        }
         m = back;
+    }
+    // Signals of frames that found no room go back too.
+    for &(sig, ..) in &frames[..depth] {
+        remaining |= bit(sig);
     }
     order.left = remaining;
     order

@@ -16,6 +16,7 @@
 //! [`set_router`], filled once at start-up by `signals::install`: the worker loop is the only place that
 //! may route (signal context cannot take the registry's lock) and must not import the policy.
 
+use super::handlers::Step;
 use super::queued::{self, PROCESS, queues_each};
 use super::set::{bit, signals_in};
 use super::state::TaskSignals;
@@ -218,22 +219,41 @@ pub fn thread_gone(task: &TaskSignals) -> u64 {
     back
 }
 
-/// Raises `sig` on the calling OS thread for the thread whose signal state is `task`: each instance queued
-/// for it with its siginfo (see `queued`: sent to it, or held for the process and routed to it), in order,
-/// so the handler sees the sender's si_code, pid and value; else as tgkill. Returns the last siginfo
-/// raised (None: as tgkill, or nothing).
-pub fn raise_here(sig: i32, task: &TaskSignals) -> Option<libc::siginfo_t> {
+/// Raises `step.count` instances of `step.sig` (see `handlers::nesting_order`) on the calling OS thread for
+/// the thread whose signal state is `task`: the oldest queued for it with their siginfo (see `queued`: sent
+/// to it, or held for the process and routed to it), in order, so the handler sees the sender's si_code,
+/// pid and value; else (none queued) as tgkill. Returns the last siginfo raised (None: as tgkill, or
+/// nothing).
+///
+/// Each instance is raised while the signal is let through, so its handler runs before the next is
+/// raised, as the kernel runs them when the handler blocks the signal. Stacked instances (a handler that
+/// does not block its signal) are raised while the signal is blocked and then let through together: the
+/// kernel sets up their frames itself, the newest on top, which runs first (none waits in it once a
+/// handler runs).
+pub fn raise_here(step: Step, task: &TaskSignals) -> Option<libc::siginfo_t> {
     let (pid, tid) = (sys::getpid(), sys::gettid());
     let owner = task as *const TaskSignals as usize;
+    let sig = step.sig;
+    let unblocked = step.stacked.then(|| sys::sigmask(None)).filter(|mask| mask & bit(sig) == 0);
+    if let Some(mask) = unblocked {
+        sys::sigmask(Some(mask | bit(sig)));
+    }
     let mut raised = None;
-    while let Some(info) = super::queued::take(owner, sig) {
+    let mut n = 0;
+    while n < step.count
+        && let Some(info) = super::queued::take(owner, sig)
+    {
+        n += 1;
         // To the calling thread itself, which may pass any si_code.
         if sys::signal::tgsigqueueinfo(pid, tid, sig, &info).is_ok() {
             raised = Some(info);
         }
     }
-    if raised.is_none() && task.take_bare(sig) {
+    if n < step.count && task.take_bare(sig) {
         let _ = sys::signal::tgkill(pid, tid, sig);
+    }
+    if let Some(mask) = unblocked {
+        sys::sigmask(Some(mask));
     }
     raised
 }

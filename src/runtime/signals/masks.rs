@@ -189,7 +189,8 @@ impl TempMask {
     }
 
     /// Runs the handlers of the signals pending for this thread that the mask lets through, with the mask
-    /// in force. True if any ran (the wait then ends with EINTR).
+    /// in force, in one nesting (the first handler's return puts the thread's own mask back). True if any
+    /// ran (the wait then ends with EINTR).
     pub fn deliver_pending(&self) -> bool {
         self.task.signals.pending.load(Ordering::Acquire) & !self.mask != 0
             && worker::deliver_pending_unblocked(&self.task, self.mask, self.task.signals.mask.get())
@@ -202,5 +203,11 @@ impl Drop for TempMask {
         let old = self.task.signals.delivery_mask.swap(normal, Ordering::AcqRel);
         delivery_mask_changed(Some(old), Some(normal));
         give_back(&self.task.signals, normal & !self.mask);
+        // What came during the wait that its mask held back (or that did not end it: the call found fds
+        // ready) and the thread's own mask lets through runs now, as natively once the call returned with
+        // the thread's mask back.
+        if self.task.signals.pending.load(Ordering::Acquire) & !normal != 0 {
+            let _ = worker::deliver_pending(&self.task);
+        }
     }
 }

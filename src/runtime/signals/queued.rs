@@ -131,6 +131,14 @@ pub fn has(owner: usize, sig: i32) -> bool {
     COUNT.load(Ordering::Acquire) != 0 && POOL.iter().any(|s| s.holds(owner, sig))
 }
 
+/// How many entries for `sig` are queued for `owner`.
+pub fn count(owner: usize, sig: i32) -> usize {
+    if COUNT.load(Ordering::Acquire) == 0 {
+        return 0;
+    }
+    POOL.iter().filter(|s| s.holds(owner, sig)).count()
+}
+
 /// The oldest entry for `sig` queued for `owner`, claimed.
 fn claim_oldest(owner: usize, sig: i32) -> Option<&'static Slot> {
     loop {

@@ -54,11 +54,15 @@ impl TaskSignals {
         signals_in(bits).next()
     }
 
-    /// What blocks a pending signal's delivery when the thread resumes: its own mask, and a temporary mask
-    /// in force (ppoll, pselect, sigsuspend) blocks what it blocks too; what that one lets through beyond
-    /// the normal mask is delivered by the waiting call itself, which then says EINTR.
+    /// What blocks a pending signal's delivery when the thread resumes: its own mask; while a temporary
+    /// mask is in force (ppoll, pselect, epoll_pwait, sigsuspend), everything. The kernel delivers what
+    /// ends such a wait as the call returns, every signal the temporary mask lets through in one nesting
+    /// (`handlers::nesting_order`): the waiting call does that itself as it ends, and what the thread's own
+    /// mask lets through after (`masks::TempMask`), so a signal its own mask allows does not run alone,
+    /// first, as the coroutine resumes.
     pub fn resume_mask(&self) -> u64 {
-        self.mask.get() | self.delivery_mask.load(Ordering::Acquire)
+        let mask = self.mask.get();
+        if self.delivery_mask.load(Ordering::Acquire) == mask { mask } else { u64::MAX }
     }
 
     /// Whether a pending `sig` without a queued siginfo is an instance of its own (a standard signal, or a

@@ -82,8 +82,8 @@ pub fn suspend(mask: u64) {
         // A signal sent between the check above and the park finds it (or the park sees it pending).
         let wait = Wait::new(WaitReason::Sleep, 0, OnSignal::Fail);
         if Parking::begin(me, wait).sleep(|why| why) == Wake::Interrupted {
-            // A signal the mask lets through came: those the thread's own mask allows already ran as the
-            // coroutine resumed; the others run now, under the temporary mask.
+            // A signal the mask lets through came: every pending one the mask lets through runs now, in
+            // one nesting (nothing ran as the coroutine resumed: see `TaskSignals::resume_mask`).
             temp.deliver_pending();
             return;
         }

@@ -1,7 +1,7 @@
 //! Processes and threads through raw system calls: waiting for children, pidfds to poll for their end, a
 //! thread's own exit and its rseq registration.
 
-use super::syscall::{Errno, syscall2, syscall4, syscall6};
+use super::syscall::{Errno, syscall2, syscall3, syscall4, syscall6};
 
 /// wait4(2).
 ///
@@ -38,6 +38,32 @@ pub fn pidfd_open(pid: i32) -> Result<i32, Errno> {
 pub fn pidfd_open_flags(pid: i32, flags: u32) -> Result<i32, Errno> {
     // SAFETY: creates a new fd; touches no memory.
     unsafe { syscall2(libc::SYS_pidfd_open, pid as usize, flags as usize) }.map(|fd| fd as i32)
+}
+
+/// Whether `fd` names a pidfd (of a process or a thread, however it was made): since Linux 6.9 a pidfs
+/// file; before, an anonymous inode whose link in `/proc/self/fd` says `[pidfd]` (the file system of
+/// eventfds, epoll and signalfds too, which only the name tells apart).
+pub fn is_pidfd(fd: i32) -> bool {
+    const PIDFS_MAGIC: i64 = 0x5049_4446;
+    const ANON_INODE_FS_MAGIC: i64 = 0x0904_1934;
+    // SAFETY: all-zero is a valid statfs.
+    let mut sf: libc::statfs = unsafe { core::mem::zeroed() };
+    // SAFETY: fstatfs into a local struct.
+    if unsafe { syscall2(libc::SYS_fstatfs, fd as usize, &mut sf as *mut libc::statfs as usize) }.is_err() {
+        return false;
+    }
+    match sf.f_type {
+        PIDFS_MAGIC => true,
+        ANON_INODE_FS_MAGIC => {
+            let Ok(path) = std::ffi::CString::new(format!("/proc/self/fd/{fd}")) else { return false };
+            let mut link = [0u8; 32];
+            // SAFETY: a NUL-terminated path and a local buffer of the length given.
+            let n =
+                unsafe { syscall3(libc::SYS_readlink, path.as_ptr() as usize, link.as_mut_ptr() as usize, link.len()) };
+            n.is_ok_and(|n| &link[..n] == b"anon_inode:[pidfd]")
+        }
+        _ => false,
+    }
 }
 
 /// rseq(2) with RSEQ_FLAG_UNREGISTER: takes back the calling thread's registration of `area` (`len` bytes,
